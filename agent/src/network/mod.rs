@@ -1,0 +1,1 @@
+//! Container networking: the host bridge, veth pairs, IPAM and published ports.

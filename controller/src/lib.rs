@@ -1,0 +1,1 @@
+//! Hoist controller: added by the controller issue.

@@ -1,0 +1,260 @@
+//! The agent's local API (`/v1/...` on the agent's unix socket): containers, images, errors.
+
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+
+/// How a container is attached to the network.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum NetworkMode {
+    /// Its own network namespace with a veth into the host's bridge and an address from the host subnet.
+    #[default]
+    Bridge,
+    /// The host's network namespace.
+    Host,
+    /// Its own network namespace with only loopback.
+    None,
+}
+
+/// Transport protocol of a published port.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum Protocol {
+    #[default]
+    Tcp,
+    Udp,
+}
+
+impl std::fmt::Display for Protocol {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Protocol::Tcp => "tcp",
+            Protocol::Udp => "udp",
+        })
+    }
+}
+
+/// `-p HOSTPORT:PORT[/proto]`: traffic to the host's port is forwarded to the container's port.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct PortMapping {
+    pub host_port: u16,
+    pub container_port: u16,
+    #[serde(default)]
+    pub protocol: Protocol,
+}
+
+/// `-v HOSTPATH:PATH[:ro]`: a host path bind-mounted into the container.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct VolumeMount {
+    pub host_path: String,
+    pub container_path: String,
+    #[serde(default)]
+    pub read_only: bool,
+}
+
+/// Resource limits of a container; `None` means unlimited.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct Resources {
+    /// Memory limit in bytes.
+    pub memory_bytes: Option<u64>,
+    /// CPU quota in thousandths of a CPU (`--cpus 0.5` is 500).
+    pub cpu_millis: Option<u64>,
+    /// Relative CPU weight, 1..=10000 (cgroup v2 scale; default 100).
+    pub cpu_weight: Option<u64>,
+    /// Maximum number of processes.
+    pub pids_limit: Option<u64>,
+}
+
+/// What `hoist run` asks the agent to create.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CreateContainer {
+    /// Image reference, `NAME[:TAG]` or an image id.
+    pub image: String,
+    #[serde(default)]
+    pub name: Option<String>,
+    /// Replaces the image's CMD (and, with `entrypoint`, its ENTRYPOINT).
+    #[serde(default)]
+    pub cmd: Vec<String>,
+    #[serde(default)]
+    pub entrypoint: Option<Vec<String>>,
+    /// `KEY=VALUE` pairs, added to (and overriding) the image's.
+    #[serde(default)]
+    pub env: Vec<String>,
+    #[serde(default)]
+    pub workdir: Option<String>,
+    /// `UID[:GID]` or a user name from the image's `/etc/passwd`.
+    #[serde(default)]
+    pub user: Option<String>,
+    #[serde(default)]
+    pub hostname: Option<String>,
+    #[serde(default)]
+    pub resources: Resources,
+    #[serde(default)]
+    pub network: NetworkMode,
+    #[serde(default)]
+    pub ports: Vec<PortMapping>,
+    #[serde(default)]
+    pub volumes: Vec<VolumeMount>,
+    #[serde(default)]
+    pub read_only: bool,
+    /// Remove the container as soon as it exits.
+    #[serde(default)]
+    pub auto_remove: bool,
+    #[serde(default)]
+    pub labels: BTreeMap<String, String>,
+}
+
+/// The lifecycle of a container.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ContainerStatus {
+    Created,
+    Running,
+    Exited,
+}
+
+impl std::fmt::Display for ContainerStatus {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            ContainerStatus::Created => "created",
+            ContainerStatus::Running => "running",
+            ContainerStatus::Exited => "exited",
+        })
+    }
+}
+
+/// How a container's first process ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ExitInfo {
+    /// The shell-style exit code: the process's code, or 128 + signal.
+    pub code: i32,
+    /// The signal that killed it, if any.
+    pub signal: Option<i32>,
+    /// The kernel's OOM killer ended a process of this container.
+    pub oom_killed: bool,
+    /// When it ended, RFC 3339.
+    pub finished_at: String,
+}
+
+/// A container as `ps` and `inspect` show it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ContainerInfo {
+    pub id: String,
+    pub name: String,
+    pub image: String,
+    pub image_id: String,
+    /// The process started: entrypoint followed by cmd, after image defaults.
+    pub command: Vec<String>,
+    pub status: ContainerStatus,
+    pub created_at: String,
+    pub started_at: Option<String>,
+    /// Host pid of the container's first process while it runs.
+    pub pid: Option<i32>,
+    pub exit: Option<ExitInfo>,
+    pub ip_address: Option<String>,
+    pub spec: CreateContainer,
+}
+
+/// Answer to a create or run.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Created {
+    pub id: String,
+    pub name: String,
+    /// Time from the request's arrival to the container's `execve`, in microseconds.
+    pub create_to_exec_us: Option<u64>,
+}
+
+/// Answer to `POST /v1/containers/{id}/wait`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WaitResult {
+    pub exit: ExitInfo,
+}
+
+/// Resource usage of a running container.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ContainerStats {
+    pub id: String,
+    pub name: String,
+    pub memory_bytes: u64,
+    pub memory_limit_bytes: Option<u64>,
+    /// CPU time used since start, in nanoseconds.
+    pub cpu_usage_ns: u64,
+    pub pids: u64,
+    pub pids_limit: Option<u64>,
+}
+
+/// `POST /v1/containers/{id}/exec`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ExecRequest {
+    pub cmd: Vec<String>,
+    #[serde(default)]
+    pub env: Vec<String>,
+    #[serde(default)]
+    pub workdir: Option<String>,
+    #[serde(default)]
+    pub user: Option<String>,
+}
+
+/// One line of the exec and log streams (newline-delimited JSON).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StreamChunk {
+    /// `stdout` or `stderr`; absent on the final record of an exec stream.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stream: Option<String>,
+    /// The text, as written (a log line keeps its newline).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub data: Option<String>,
+    /// RFC 3339 time the agent or supervisor read the line (logs only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub time: Option<String>,
+    /// The exit code: present only on the last record of an exec stream.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub exit_code: Option<i32>,
+}
+
+/// The config an image gives its containers (the `config` object of an OCI image config).
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct ImageConfig {
+    #[serde(default)]
+    pub user: Option<String>,
+    #[serde(default)]
+    pub env: Vec<String>,
+    #[serde(default)]
+    pub entrypoint: Option<Vec<String>>,
+    #[serde(default)]
+    pub cmd: Option<Vec<String>>,
+    #[serde(default)]
+    pub working_dir: Option<String>,
+    #[serde(default)]
+    pub stop_signal: Option<String>,
+    #[serde(default)]
+    pub exposed_ports: Vec<String>,
+    #[serde(default)]
+    pub labels: BTreeMap<String, String>,
+}
+
+/// An image as `image ls` shows it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ImageSummary {
+    /// The image id: the digest of its config, `sha256:...`.
+    pub id: String,
+    /// Names pointing at it, `NAME:TAG`.
+    pub references: Vec<String>,
+    /// The manifest digest, `sha256:...`.
+    pub manifest_digest: String,
+    /// Unpacked size of all layers in bytes.
+    pub size: u64,
+    pub created_at: Option<String>,
+    pub layers: usize,
+}
+
+/// An error body: every non-2xx answer of the agent's API carries one.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ApiError {
+    /// Machine-readable kind: `not_found`, `conflict`, `invalid`, `internal`.
+    pub code: String,
+    /// One line naming the problem and the thing it is about.
+    pub message: String,
+}
