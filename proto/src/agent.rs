@@ -125,7 +125,7 @@ impl std::fmt::Display for ContainerStatus {
 }
 
 /// How a container's first process ended.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ExitInfo {
     /// The shell-style exit code: the process's code, or 128 + signal.
     pub code: i32,
