@@ -1,1 +1,101 @@
-fn main() {}
+//! `hoist-agent`: the node agent daemon, and (as hidden subcommands chosen before any runtime
+//! starts, so they are single-threaded) the per-container supervisor and the exec helper.
+
+use anyhow::Context;
+use clap::Parser;
+use hoist_agent::config::AgentConfig;
+use hoist_agent::containers::Manager;
+use hoist_agent::image::ImageStore;
+use hoist_agent::network::{Network, NetworkConfig};
+use hoist_agent::runtime::cgroup::CgroupDriver;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+/// Hoist's node agent: runs containers on this host and serves the local API on a unix socket.
+#[derive(Debug, Parser)]
+#[command(name = "hoist-agent", version, about, long_about = None)]
+struct Args {
+    /// Where images, containers and network state are kept.
+    #[arg(long, env = "HOIST_DATA_DIR", default_value = "/var/lib/hoist")]
+    data_dir: PathBuf,
+    /// The local API socket (`hoist --agent PATH` talks to it).
+    #[arg(long, env = "HOIST_AGENT", default_value = "/run/hoist/agent.sock")]
+    socket: PathBuf,
+    /// The bridge containers attach to.
+    #[arg(long, default_value = "hoist0")]
+    bridge: String,
+    /// The subnet container addresses come from; the bridge takes its first address.
+    #[arg(long, default_value = "10.89.0.0/24")]
+    subnet: String,
+    /// Masquerade containers' outbound traffic (NAT to the host's address).
+    #[arg(long)]
+    masquerade: bool,
+    /// Parent of this agent's container cgroups (one per agent when several share a host).
+    #[arg(long, default_value = "hoist")]
+    cgroup_parent: String,
+    /// Rotate a container's log file when it exceeds this size (e.g. 10m).
+    #[arg(long, default_value = "10m", value_parser = |s: &str| hoist_common::parse::parse_size(s))]
+    log_max_size: u64,
+}
+
+fn main() -> anyhow::Result<()> {
+    let argv: Vec<String> = std::env::args().collect();
+    match argv.get(1).map(String::as_str) {
+        Some("__shim") if argv.len() == 3 => hoist_agent::runtime::shim::main(argv[2].as_ref()),
+        Some("__exec") if argv.len() == 4 => hoist_agent::runtime::exec::main(argv[2].as_ref(), &argv[3]),
+        _ => {}
+    }
+    let args = Args::parse();
+    hoist_common::init_tracing();
+    tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?.block_on(run(args))
+}
+
+async fn run(args: Args) -> anyhow::Result<()> {
+    let config = AgentConfig {
+        data_dir: args.data_dir,
+        socket: args.socket,
+        bridge: args.bridge,
+        subnet: args.subnet,
+        masquerade: args.masquerade,
+        cgroup_parent: args.cgroup_parent,
+        log_max_bytes: args.log_max_size,
+    };
+    std::fs::create_dir_all(&config.data_dir).with_context(|| format!("create {}", config.data_dir.display()))?;
+    let images = Arc::new(ImageStore::open(&config.images_dir()).context("open image store")?);
+    let network = Arc::new(
+        Network::new(NetworkConfig {
+            bridge: config.bridge.clone(),
+            subnet: config.subnet.parse().map_err(|e| anyhow::anyhow!("--subnet: {e}"))?,
+            masquerade: config.masquerade,
+            state_dir: config.network_dir(),
+            netns_dir: config.netns_dir(),
+        })
+        .await
+        .context("set up networking")?,
+    );
+    let cgroups = CgroupDriver::detect(&config.cgroup_parent).context("detect cgroups")?;
+    let socket = config.socket.clone();
+    let manager = Manager::new(config, images, network, cgroups);
+    let restored = manager.restore().await.context("restore containers")?;
+
+    if let Some(dir) = socket.parent() {
+        std::fs::create_dir_all(dir).with_context(|| format!("create {}", dir.display()))?;
+    }
+    let _ = std::fs::remove_file(&socket);
+    let listener = tokio::net::UnixListener::bind(&socket).with_context(|| format!("listen on {}", socket.display()))?;
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&socket, std::fs::Permissions::from_mode(0o660))?;
+    tracing::info!(socket = %socket.display(), restored, "hoist-agent ready");
+
+    let shutdown = async {
+        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => {}
+            _ = async { match term.as_mut() { Some(t) => { t.recv().await; } None => std::future::pending().await } } => {}
+        }
+        tracing::info!("shutting down; containers keep running");
+    };
+    axum::serve(listener, hoist_agent::api::router(manager)).with_graceful_shutdown(shutdown).await?;
+    let _ = std::fs::remove_file(&socket);
+    Ok(())
+}

@@ -258,3 +258,28 @@ pub struct ApiError {
     /// One line naming the problem and the thing it is about.
     pub message: String,
 }
+
+/// One record of the stream that `POST /v1/containers?attach=true` answers with (newline-delimited
+/// JSON): first `created`, then the container's `output`, last its `exit`; or a single `error`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum AttachEvent {
+    Created(Created),
+    Output(StreamChunk),
+    Exit(ExitInfo),
+    Error(ApiError),
+}
+
+/// What `GET /v1/info` says about an agent.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AgentInfo {
+    pub version: String,
+    pub data_dir: String,
+    pub cgroup_version: String,
+    pub cgroup_parent: String,
+    pub bridge: String,
+    pub subnet: String,
+    pub containers: usize,
+    pub running: usize,
+    pub images: usize,
+}

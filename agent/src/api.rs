@@ -1,0 +1,248 @@
+//! The agent's local HTTP API (JSON over a unix socket). The only module that names axum: handlers
+//! parse the request, call the [`Manager`], and turn its answer or [`AgentError`] into HTTP.
+//!
+//! Routes (all under `/v1`):
+//! `GET /info`, `GET /containers?all=`, `POST /containers?attach=`, `GET /containers/{id}`,
+//! `DELETE /containers/{id}?force=`, `POST /containers/{id}/stop?t=`, `POST /containers/{id}/kill?signal=`,
+//! `POST /containers/{id}/wait`, `GET /containers/{id}/logs?follow=&tail=`, `POST /containers/{id}/exec`,
+//! `GET /containers/{id}/stats`, `GET /stats`, `GET /images`, `POST /images/import?reference=`,
+//! `DELETE /images/{ref}`.
+
+use crate::containers::{LogOptions, Manager};
+use crate::error::AgentError;
+use axum::body::Body;
+use axum::extract::{Path, Query, State};
+use axum::http::{header, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{delete, get, post};
+use axum::{Json, Router};
+use futures::StreamExt;
+use hoist_proto::{AgentInfo, ApiError, AttachEvent, CreateContainer, ExecRequest, WaitResult};
+use serde::{Deserialize, Serialize};
+use std::sync::Arc;
+use std::time::Duration;
+
+type Mgr = State<Arc<Manager>>;
+
+pub fn router(mgr: Arc<Manager>) -> Router {
+    Router::new()
+        .route("/v1/info", get(info))
+        .route("/v1/containers", get(list).post(create))
+        .route("/v1/containers/{id}", get(inspect).delete(remove))
+        .route("/v1/containers/{id}/stop", post(stop))
+        .route("/v1/containers/{id}/kill", post(kill))
+        .route("/v1/containers/{id}/wait", post(wait))
+        .route("/v1/containers/{id}/logs", get(logs))
+        .route("/v1/containers/{id}/exec", post(exec))
+        .route("/v1/containers/{id}/stats", get(stats))
+        .route("/v1/stats", get(stats_all))
+        .route("/v1/images", get(images))
+        .route("/v1/images/import", post(import))
+        .route("/v1/images/{reference}", delete(remove_image))
+        .with_state(mgr)
+}
+
+impl IntoResponse for AgentError {
+    fn into_response(self) -> Response {
+        let status = match &self {
+            AgentError::NotFound(_) => StatusCode::NOT_FOUND,
+            AgentError::Conflict(_) => StatusCode::CONFLICT,
+            AgentError::Invalid(_) | AgentError::StartFailed { .. } => StatusCode::BAD_REQUEST,
+            AgentError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        };
+        (status, Json(ApiError { code: self.code().into(), message: self.to_string() })).into_response()
+    }
+}
+
+type ApiResult<T> = Result<T, AgentError>;
+
+/// A body rejected by axum's JSON extractor becomes our error shape too.
+fn bad_json(e: axum::extract::rejection::JsonRejection) -> AgentError {
+    AgentError::Invalid(e.body_text())
+}
+
+/// Newline-delimited JSON: one record per line, flushed as produced.
+fn ndjson<T: Serialize + Send + 'static>(rx: tokio::sync::mpsc::Receiver<T>) -> Response {
+    let stream = tokio_stream_from(rx).map(|item| {
+        let mut line = serde_json::to_vec(&item).unwrap_or_default();
+        line.push(b'\n');
+        Ok::<_, std::convert::Infallible>(line)
+    });
+    Response::builder()
+        .header(header::CONTENT_TYPE, "application/x-ndjson")
+        .body(Body::from_stream(stream))
+        .unwrap_or_else(|_| StatusCode::INTERNAL_SERVER_ERROR.into_response())
+}
+
+fn tokio_stream_from<T: Send + 'static>(mut rx: tokio::sync::mpsc::Receiver<T>) -> impl futures::Stream<Item = T> {
+    futures::stream::poll_fn(move |cx| rx.poll_recv(cx))
+}
+
+async fn info(State(m): Mgr) -> ApiResult<Json<AgentInfo>> {
+    let all = m.list(true);
+    let images = m.images.clone();
+    let n_images = tokio::task::spawn_blocking(move || images.list().map(|l| l.len()).unwrap_or(0)).await.unwrap_or(0);
+    Ok(Json(AgentInfo {
+        version: env!("CARGO_PKG_VERSION").into(),
+        data_dir: m.config.data_dir.display().to_string(),
+        cgroup_version: format!("{:?}", m.cgroups.version()).to_lowercase(),
+        cgroup_parent: m.config.cgroup_parent.clone(),
+        bridge: m.config.bridge.clone(),
+        subnet: m.config.subnet.clone(),
+        running: all.iter().filter(|c| c.status == hoist_proto::ContainerStatus::Running).count(),
+        containers: all.len(),
+        images: n_images,
+    }))
+}
+
+#[derive(Deserialize)]
+struct ListQuery {
+    #[serde(default)]
+    all: bool,
+}
+
+async fn list(State(m): Mgr, Query(q): Query<ListQuery>) -> Json<Vec<hoist_proto::ContainerInfo>> {
+    Json(m.list(q.all))
+}
+
+#[derive(Deserialize)]
+struct CreateQuery {
+    #[serde(default)]
+    attach: bool,
+}
+
+async fn create(State(m): Mgr, Query(q): Query<CreateQuery>, body: Result<Json<CreateContainer>, axum::extract::rejection::JsonRejection>) -> ApiResult<Response> {
+    let Json(req) = body.map_err(bad_json)?;
+    if !q.attach {
+        let (_, created) = m.create(req, false).await?;
+        return Ok((StatusCode::CREATED, Json(created)).into_response());
+    }
+    // Attached: the container's whole output, then its exit, in one response; no output is missed
+    // because the log is read from its start.
+    let auto_remove = req.auto_remove;
+    let (tx, rx) = tokio::sync::mpsc::channel(256);
+    match m.create(req, true).await {
+        Err(e) => {
+            let _ = tx.send(AttachEvent::Error(ApiError { code: e.code().into(), message: e.to_string() })).await;
+        }
+        Ok((c, created)) => {
+            let _ = tx.send(AttachEvent::Created(created)).await;
+            let mut logs = m.logs(&c.record.id, LogOptions { follow: true, tail: None })?;
+            tokio::spawn(async move {
+                let mut client_gone = false;
+                while let Some(chunk) = logs.recv().await {
+                    if !client_gone && tx.send(AttachEvent::Output(chunk)).await.is_err() {
+                        client_gone = true;
+                    }
+                }
+                let exit = c.wait_exit().await;
+                let _ = tx.send(AttachEvent::Exit(exit)).await;
+                if auto_remove {
+                    if let Err(e) = m.remove(&c.record.id, false).await {
+                        tracing::warn!(id = %c.record.id, "auto-remove: {e}");
+                    }
+                }
+            });
+        }
+    }
+    Ok(ndjson(rx))
+}
+
+async fn inspect(State(m): Mgr, Path(id): Path<String>) -> ApiResult<Json<hoist_proto::ContainerInfo>> {
+    Ok(Json(m.get(&id)?.info()))
+}
+
+#[derive(Deserialize)]
+struct RemoveQuery {
+    #[serde(default)]
+    force: bool,
+}
+
+async fn remove(State(m): Mgr, Path(id): Path<String>, Query(q): Query<RemoveQuery>) -> ApiResult<StatusCode> {
+    m.remove(&id, q.force).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+#[derive(Deserialize)]
+struct StopQuery {
+    /// Seconds to wait before SIGKILL; default 10.
+    t: Option<u64>,
+}
+
+async fn stop(State(m): Mgr, Path(id): Path<String>, Query(q): Query<StopQuery>) -> ApiResult<Json<hoist_proto::ContainerInfo>> {
+    Ok(Json(m.stop(&id, Duration::from_secs(q.t.unwrap_or(10))).await?))
+}
+
+#[derive(Deserialize)]
+struct KillQuery {
+    signal: Option<String>,
+}
+
+async fn kill(State(m): Mgr, Path(id): Path<String>, Query(q): Query<KillQuery>) -> ApiResult<StatusCode> {
+    let signal = crate::containers::prepare::parse_signal(q.signal.as_deref().unwrap_or("SIGKILL")).map_err(AgentError::Invalid)?;
+    m.kill(&id, signal).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+async fn wait(State(m): Mgr, Path(id): Path<String>) -> ApiResult<Json<WaitResult>> {
+    Ok(Json(WaitResult { exit: m.wait(&id).await? }))
+}
+
+#[derive(Deserialize)]
+struct LogsQuery {
+    #[serde(default)]
+    follow: bool,
+    tail: Option<usize>,
+}
+
+async fn logs(State(m): Mgr, Path(id): Path<String>, Query(q): Query<LogsQuery>) -> ApiResult<Response> {
+    Ok(ndjson(m.logs(&id, LogOptions { follow: q.follow, tail: q.tail })?))
+}
+
+async fn exec(State(m): Mgr, Path(id): Path<String>, body: Result<Json<ExecRequest>, axum::extract::rejection::JsonRejection>) -> ApiResult<Response> {
+    let Json(req) = body.map_err(bad_json)?;
+    Ok(ndjson(m.exec(&id, req).await?))
+}
+
+async fn stats(State(m): Mgr, Path(id): Path<String>) -> ApiResult<Json<hoist_proto::ContainerStats>> {
+    Ok(Json(m.stats(&id)?))
+}
+
+async fn stats_all(State(m): Mgr) -> Json<Vec<hoist_proto::ContainerStats>> {
+    Json(m.stats_all())
+}
+
+async fn images(State(m): Mgr) -> ApiResult<Json<Vec<hoist_proto::ImageSummary>>> {
+    let images = m.images.clone();
+    let list = tokio::task::spawn_blocking(move || images.list()).await.map_err(|e| AgentError::internal("list images", e))??;
+    Ok(Json(list))
+}
+
+#[derive(Deserialize)]
+struct ImportQuery {
+    reference: String,
+}
+
+async fn import(State(m): Mgr, Query(q): Query<ImportQuery>, body: Body) -> ApiResult<(StatusCode, Json<hoist_proto::ImageSummary>)> {
+    use tokio_util::io::{StreamReader, SyncIoBridge};
+    let stream = body.into_data_stream().map(|r| r.map_err(std::io::Error::other));
+    let reader = SyncIoBridge::new(StreamReader::new(stream));
+    let images = m.images.clone();
+    let summary = tokio::task::spawn_blocking(move || {
+        let mut reader = reader;
+        images.import(&mut reader, &q.reference, None)
+    })
+    .await
+    .map_err(|e| AgentError::internal("import", e))??;
+    Ok((StatusCode::CREATED, Json(summary)))
+}
+
+async fn remove_image(State(m): Mgr, Path(reference): Path<String>) -> ApiResult<StatusCode> {
+    let in_use: Vec<String> = m.list(true).into_iter().filter(|c| c.image == reference || c.image_id == reference || c.image == format!("{reference}:latest")).map(|c| c.name).collect();
+    if !in_use.is_empty() {
+        return Err(AgentError::Conflict(format!("image {reference} is used by container(s) {}: remove them first", in_use.join(", "))));
+    }
+    let images = m.images.clone();
+    tokio::task::spawn_blocking(move || images.remove(&reference)).await.map_err(|e| AgentError::internal("remove image", e))??;
+    Ok(StatusCode::NO_CONTENT)
+}

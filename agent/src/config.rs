@@ -1,0 +1,36 @@
+//! The agent's configuration: where its state lives, where it listens, how containers are networked.
+
+use std::path::PathBuf;
+
+#[derive(Debug, Clone)]
+pub struct AgentConfig {
+    /// State: images, containers, network allocations. Default `/var/lib/hoist`.
+    pub data_dir: PathBuf,
+    /// The local API's unix socket. Default `/run/hoist/agent.sock`.
+    pub socket: PathBuf,
+    /// The per-host bridge containers attach to.
+    pub bridge: String,
+    /// The subnet containers on this host get addresses from.
+    pub subnet: String,
+    /// Outbound NAT for containers (off by default; never in tests).
+    pub masquerade: bool,
+    /// Parent of every container cgroup, below each hierarchy's root.
+    pub cgroup_parent: String,
+    /// Rotate a container's log file beyond this size.
+    pub log_max_bytes: u64,
+}
+
+impl AgentConfig {
+    pub fn containers_dir(&self) -> PathBuf {
+        self.data_dir.join("containers")
+    }
+    pub fn images_dir(&self) -> PathBuf {
+        self.data_dir.join("images")
+    }
+    pub fn network_dir(&self) -> PathBuf {
+        self.data_dir.join("network")
+    }
+    pub fn netns_dir(&self) -> PathBuf {
+        self.data_dir.join("netns")
+    }
+}

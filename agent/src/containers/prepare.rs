@@ -1,0 +1,173 @@
+//! Pure preparation of a container: from the operator's request and the image's config to the
+//! process the runtime starts (argv, env, working directory, hostname, generated `/etc` files).
+//! No I/O here, so every Docker-compatible defaulting rule is tested directly.
+
+use hoist_proto::{CreateContainer, ImageConfig};
+
+/// The process as it will be started.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Process {
+    pub args: Vec<String>,
+    pub env: Vec<String>,
+    pub cwd: String,
+    /// The user to resolve against the image (`None`: root).
+    pub user: Option<String>,
+}
+
+pub const DEFAULT_PATH: &str = "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+
+/// Docker's rules: an explicit entrypoint replaces the image's and drops the image's CMD; a given
+/// command replaces CMD; env entries override the image's by key; `HOSTNAME` is set; a missing
+/// `PATH` gets the default.
+pub fn process(req: &CreateContainer, image: &ImageConfig, hostname: &str) -> Result<Process, String> {
+    let entrypoint = req.entrypoint.clone().or_else(|| image.entrypoint.clone()).unwrap_or_default();
+    let cmd = if !req.cmd.is_empty() {
+        req.cmd.clone()
+    } else if req.entrypoint.is_some() {
+        Vec::new()
+    } else {
+        image.cmd.clone().unwrap_or_default()
+    };
+    let args: Vec<String> = entrypoint.into_iter().chain(cmd).collect();
+    if args.is_empty() {
+        return Err("no command given and the image has no CMD or ENTRYPOINT".into());
+    }
+    let mut env: Vec<String> = Vec::new();
+    let mut set = |kv: &str| {
+        let key = kv.split('=').next().unwrap_or_default();
+        env.retain(|e| e.split('=').next() != Some(key));
+        env.push(kv.to_string());
+    };
+    set(&format!("HOSTNAME={hostname}"));
+    image.env.iter().for_each(|e| set(e));
+    for e in &req.env {
+        hoist_common::parse::parse_env(e).map_err(|m| format!("env: {m}"))?;
+        set(e);
+    }
+    if !env.iter().any(|e| e.starts_with("PATH=")) {
+        env.insert(0, DEFAULT_PATH.to_string());
+    }
+    let cwd = req.workdir.clone().or_else(|| image.working_dir.clone()).filter(|w| !w.is_empty()).unwrap_or_else(|| "/".into());
+    if !cwd.starts_with('/') {
+        return Err(format!("workdir {cwd:?}: must be an absolute path"));
+    }
+    let user = req.user.clone().or_else(|| image.user.clone()).filter(|u| !u.is_empty());
+    Ok(Process { args, env, cwd, user })
+}
+
+/// `/etc/hosts` of a container.
+pub fn hosts_file(hostname: &str, ip: Option<std::net::Ipv4Addr>) -> String {
+    let mut s = String::from("127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n");
+    match ip {
+        Some(ip) => s.push_str(&format!("{ip}\t{hostname}\n")),
+        None => s.push_str(&format!("127.0.1.1\t{hostname}\n")),
+    }
+    s
+}
+
+/// `/etc/resolv.conf` of a container: the host's, minus loopback resolvers, which would point at
+/// the container's own loopback.
+pub fn resolv_conf(host: &str) -> String {
+    host.lines()
+        .filter(|l| {
+            let mut parts = l.split_whitespace();
+            !(parts.next() == Some("nameserver") && parts.next().is_some_and(|a| a.starts_with("127.") || a == "::1"))
+        })
+        .map(|l| format!("{l}\n"))
+        .collect()
+}
+
+/// Parses a stop signal as images give it (`SIGTERM`, `TERM`, `15`); default SIGTERM.
+pub fn stop_signal(text: Option<&str>) -> Result<i32, String> {
+    match text {
+        None | Some("") => Ok(libc::SIGTERM),
+        Some(t) => parse_signal(t),
+    }
+}
+
+/// `SIGKILL`, `KILL`, `kill` or `9`.
+pub fn parse_signal(text: &str) -> Result<i32, String> {
+    if let Ok(n) = text.parse::<i32>() {
+        return nix::sys::signal::Signal::try_from(n).map(|s| s as i32).map_err(|_| format!("{text:?} is not a signal"));
+    }
+    let upper = text.to_ascii_uppercase();
+    let name = if upper.starts_with("SIG") { upper } else { format!("SIG{upper}") };
+    name.parse::<nix::sys::signal::Signal>().map(|s| s as i32).map_err(|_| format!("{text:?} is not a signal"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn image() -> ImageConfig {
+        ImageConfig {
+            env: vec!["PATH=/bin".into(), "A=1".into()],
+            entrypoint: Some(vec!["/entry".into()]),
+            cmd: Some(vec!["serve".into()]),
+            working_dir: Some("/app".into()),
+            user: Some("www".into()),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn image_defaults() {
+        let p = process(&CreateContainer::default(), &image(), "h").unwrap();
+        assert_eq!(p.args, ["/entry", "serve"]);
+        assert_eq!(p.env, ["HOSTNAME=h", "PATH=/bin", "A=1"]);
+        assert_eq!(p.cwd, "/app");
+        assert_eq!(p.user.as_deref(), Some("www"));
+    }
+
+    #[test]
+    fn overrides() {
+        let req = CreateContainer {
+            cmd: vec!["sh".into(), "-c".into(), "x".into()],
+            env: vec!["A=2".into(), "B=3".into()],
+            workdir: Some("/w".into()),
+            user: Some("1000:1000".into()),
+            ..Default::default()
+        };
+        let p = process(&req, &image(), "h").unwrap();
+        assert_eq!(p.args, ["/entry", "sh", "-c", "x"]);
+        assert_eq!(p.env, ["HOSTNAME=h", "PATH=/bin", "A=2", "B=3"]);
+        assert_eq!((p.cwd.as_str(), p.user.as_deref()), ("/w", Some("1000:1000")));
+    }
+
+    #[test]
+    fn entrypoint_override_drops_image_cmd() {
+        let req = CreateContainer { entrypoint: Some(vec!["/bin/true".into()]), ..Default::default() };
+        assert_eq!(process(&req, &image(), "h").unwrap().args, ["/bin/true"]);
+    }
+
+    #[test]
+    fn default_path_and_errors() {
+        let bare = ImageConfig::default();
+        let req = CreateContainer { cmd: vec!["true".into()], ..Default::default() };
+        let p = process(&req, &bare, "h").unwrap();
+        assert_eq!(p.env[0], DEFAULT_PATH);
+        assert_eq!(p.cwd, "/");
+        assert!(process(&CreateContainer::default(), &bare, "h").unwrap_err().contains("no command"));
+        let rel = CreateContainer { cmd: vec!["x".into()], workdir: Some("rel".into()), ..Default::default() };
+        assert!(process(&rel, &bare, "h").unwrap_err().contains("absolute"));
+        let badenv = CreateContainer { cmd: vec!["x".into()], env: vec!["=x".into()], ..Default::default() };
+        assert!(process(&badenv, &bare, "h").unwrap_err().starts_with("env:"));
+    }
+
+    #[test]
+    fn generated_files() {
+        assert!(hosts_file("web", Some("10.89.0.2".parse().unwrap())).contains("10.89.0.2\tweb\n"));
+        let r = resolv_conf("nameserver 127.0.0.53\nnameserver 10.0.0.1\nsearch lan\n");
+        assert_eq!(r, "nameserver 10.0.0.1\nsearch lan\n");
+    }
+
+    #[test]
+    fn signals() {
+        assert_eq!(stop_signal(None), Ok(libc::SIGTERM));
+        assert_eq!(parse_signal("SIGKILL"), Ok(9));
+        assert_eq!(parse_signal("kill"), Ok(9));
+        assert_eq!(parse_signal("15"), Ok(15));
+        assert!(parse_signal("SIGNOPE").is_err());
+        assert!(parse_signal("99").is_err());
+    }
+}

@@ -1,0 +1,213 @@
+//! Control groups: one cgroup per container under the agent's own parent (`hoist/...`), with memory,
+//! cpu and pids limits, usage for `stats`, OOM detection and a kill-everything fallback.
+//!
+//! Both hierarchies are supported: v2 (one tree, `cgroup.subtree_control`) and v1 (a tree per
+//! controller, as on this machine's hybrid layout). The driver only writes files below a root
+//! directory it is given, so unit tests run it against a plain temp directory standing in for
+//! cgroupfs; integration tests use the real one. Nothing outside the agent's parent is touched.
+
+mod v1;
+mod v2;
+
+use hoist_proto::Resources;
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use std::io;
+use std::path::{Path, PathBuf};
+
+/// The cgroup of one container, as stored in its spec. Enough to find it again after a restart.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum CgroupHandle {
+    /// One directory per controller name (`memory`, `cpu`, `cpuacct`, `pids`, `devices`).
+    V1 { dirs: BTreeMap<String, PathBuf> },
+    V2 { dir: PathBuf },
+}
+
+/// Resource usage read from a cgroup.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct CgroupStats {
+    pub memory_bytes: u64,
+    pub cpu_usage_ns: u64,
+    pub pids: u64,
+}
+
+/// Which hierarchy the host uses.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum CgroupVersion {
+    V1,
+    V2,
+}
+
+/// Creates container cgroups below `root/<parent>` (v2) or `root/<controller>/<parent>` (v1).
+#[derive(Debug, Clone)]
+pub struct CgroupDriver {
+    root: PathBuf,
+    parent: PathBuf,
+    version: CgroupVersion,
+}
+
+const CGROUP2_SUPER_MAGIC: i64 = 0x6367_7270;
+
+impl CgroupDriver {
+    /// Detects the host's layout at `/sys/fs/cgroup` (hybrid hosts count as v1).
+    pub fn detect(parent: &str) -> io::Result<Self> {
+        let root = PathBuf::from("/sys/fs/cgroup");
+        let fs = nix::sys::statfs::statfs(&root).map_err(io::Error::from)?;
+        let version = if fs.filesystem_type().0 as i64 == CGROUP2_SUPER_MAGIC {
+            CgroupVersion::V2
+        } else {
+            CgroupVersion::V1
+        };
+        Ok(Self::new(root, parent, version))
+    }
+
+    /// A driver over an explicit root, for tests.
+    pub fn new(root: PathBuf, parent: &str, version: CgroupVersion) -> Self {
+        Self { root, parent: PathBuf::from(parent.trim_matches('/')), version }
+    }
+
+    pub fn version(&self) -> CgroupVersion {
+        self.version
+    }
+
+    /// Creates the container's cgroup and applies `res`. On failure nothing is left behind.
+    pub fn create(&self, id: &str, res: &Resources) -> io::Result<CgroupHandle> {
+        let handle = match self.version {
+            CgroupVersion::V2 => v2::create(&self.root, &self.parent, id)?,
+            CgroupVersion::V1 => v1::create(&self.root, &self.parent, id)?,
+        };
+        if let Err(e) = handle.apply(res) {
+            let _ = handle.remove();
+            return Err(e);
+        }
+        Ok(handle)
+    }
+
+    /// The handle a container with `id` would have, for finding leftovers.
+    pub fn handle_for(&self, id: &str) -> CgroupHandle {
+        match self.version {
+            CgroupVersion::V2 => CgroupHandle::V2 { dir: self.root.join(&self.parent).join(id) },
+            CgroupVersion::V1 => v1::handle(&self.root, &self.parent, id),
+        }
+    }
+}
+
+impl CgroupHandle {
+    fn apply(&self, res: &Resources) -> io::Result<()> {
+        match self {
+            CgroupHandle::V1 { dirs } => v1::apply(dirs, res),
+            CgroupHandle::V2 { dir } => v2::apply(dir, res),
+        }
+    }
+
+    /// Moves process `pid` into this cgroup (every hierarchy).
+    pub fn add_process(&self, pid: i32) -> io::Result<()> {
+        for dir in self.dirs() {
+            write(&dir.join("cgroup.procs"), &pid.to_string())?;
+        }
+        Ok(())
+    }
+
+    /// Whether the kernel's OOM killer has killed a process in this cgroup.
+    pub fn oom_killed(&self) -> bool {
+        let (file, key) = match self {
+            CgroupHandle::V1 { dirs } => match dirs.get("memory") {
+                Some(d) => (d.join("memory.oom_control"), "oom_kill"),
+                None => return false,
+            },
+            CgroupHandle::V2 { dir } => (dir.join("memory.events"), "oom_kill"),
+        };
+        read_keyed(&file, key).unwrap_or(0) > 0
+    }
+
+    pub fn stats(&self) -> CgroupStats {
+        match self {
+            CgroupHandle::V1 { dirs } => v1::stats(dirs),
+            CgroupHandle::V2 { dir } => v2::stats(dir),
+        }
+    }
+
+    /// Host pids of every process in the cgroup.
+    pub fn pids(&self) -> Vec<i32> {
+        let dir = match self {
+            CgroupHandle::V1 { dirs } => dirs.get("pids").or_else(|| dirs.values().next()),
+            CgroupHandle::V2 { dir } => Some(dir),
+        };
+        let Some(dir) = dir else { return Vec::new() };
+        std::fs::read_to_string(dir.join("cgroup.procs"))
+            .unwrap_or_default()
+            .lines()
+            .filter_map(|l| l.trim().parse().ok())
+            .collect()
+    }
+
+    /// Sends `signal` to every process of the cgroup: the fallback when the supervisor is gone.
+    pub fn signal_all(&self, signal: nix::sys::signal::Signal) {
+        for pid in self.pids() {
+            let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), signal);
+        }
+    }
+
+    /// Removes the cgroup directories. Retries briefly: the kernel keeps a cgroup busy for a moment
+    /// after its last process exits. Missing directories are fine.
+    pub fn remove(&self) -> io::Result<()> {
+        for dir in self.dirs() {
+            let mut tries = 0;
+            loop {
+                match std::fs::remove_dir(dir) {
+                    Ok(()) => break,
+                    Err(e) if e.kind() == io::ErrorKind::NotFound => break,
+                    Err(e) if e.raw_os_error() == Some(libc::EBUSY) && tries < 100 => {
+                        tries += 1;
+                        std::thread::sleep(std::time::Duration::from_millis(10));
+                    }
+                    Err(e) => {
+                        return Err(io::Error::new(e.kind(), format!("remove cgroup {}: {e}", dir.display())))
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn dirs(&self) -> Vec<&PathBuf> {
+        match self {
+            CgroupHandle::V1 { dirs } => {
+                let mut v: Vec<&PathBuf> = dirs.values().collect();
+                v.dedup();
+                v
+            }
+            CgroupHandle::V2 { dir } => vec![dir],
+        }
+    }
+}
+
+/// Writes a cgroup control file, naming it in the error.
+fn write(path: &Path, value: &str) -> io::Result<()> {
+    std::fs::write(path, value)
+        .map_err(|e| io::Error::new(e.kind(), format!("write {value:?} to {}: {e}", path.display())))
+}
+
+/// Reads a number from a single-value file (`memory.current`).
+fn read_u64(path: &Path) -> Option<u64> {
+    std::fs::read_to_string(path).ok()?.trim().parse().ok()
+}
+
+/// Reads `key N` from a flat-keyed file (`memory.events`, `cpu.stat`).
+fn read_keyed(path: &Path, key: &str) -> Option<u64> {
+    let text = std::fs::read_to_string(path).ok()?;
+    text.lines().find_map(|l| {
+        let (k, v) = l.split_once(' ')?;
+        (k == key).then(|| v.trim().parse().ok()).flatten()
+    })
+}
+
+/// cgroup v2 `cpu.weight` (1..=10000, default 100) to v1 `cpu.shares` (2..=262144, default 1024).
+pub fn weight_to_shares(weight: u64) -> u64 {
+    let w = weight.clamp(1, 10000);
+    2 + ((w - 1) * 262142) / 9999
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,136 @@
+//! The container runtime: everything between "a prepared container directory" and "a process running
+//! isolated in it".
+//!
+//! The agent writes a [`RuntimeSpec`] into the container's directory and starts the supervisor
+//! (`hoist-agent __shim DIR`, see [`shim`]). The supervisor forks the container's first process, which
+//! sets up its namespaces, mounts and privileges ([`init`]) and `execve`s the command. Only this module
+//! and its children touch namespaces, mounts, cgroups and credentials.
+
+pub mod cgroup;
+pub mod exec;
+pub mod init;
+pub mod logfile;
+pub mod mounts;
+pub mod security;
+pub mod shim;
+pub mod users;
+
+use serde::{Deserialize, Serialize};
+use std::path::{Path, PathBuf};
+
+/// Everything the supervisor needs to start a container; written by the agent as `spec.json`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct RuntimeSpec {
+    pub id: String,
+    /// Image layers as overlayfs lower dirs, lowest first.
+    pub layers: Vec<PathBuf>,
+    /// The process: argv, environment, working directory.
+    pub args: Vec<String>,
+    pub env: Vec<String>,
+    pub cwd: String,
+    pub uid: u32,
+    pub gid: u32,
+    pub additional_gids: Vec<u32>,
+    pub hostname: String,
+    pub read_only: bool,
+    /// Bind mounts into the rootfs: volumes and the generated `/etc/hosts`, `/etc/hostname`, `/etc/resolv.conf`.
+    pub binds: Vec<Bind>,
+    /// The network namespace to join; `None` keeps the host's.
+    pub netns: Option<PathBuf>,
+    pub cgroup: cgroup::CgroupHandle,
+    /// Rotate the log file when it passes this size.
+    pub log_max_bytes: u64,
+}
+
+/// A bind mount of a host path (file or directory) onto a path inside the container.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct Bind {
+    pub source: PathBuf,
+    pub target: String,
+    pub read_only: bool,
+}
+
+/// The files of one container directory. The directory is the unit of state: the agent and the
+/// supervisor communicate only through these files and the supervisor's socket.
+#[derive(Debug, Clone)]
+pub struct ContainerDir(pub PathBuf);
+
+impl ContainerDir {
+    pub fn path(&self) -> &Path {
+        &self.0
+    }
+    pub fn spec(&self) -> PathBuf {
+        self.0.join("spec.json")
+    }
+    /// The agent's record of the container (its create request and metadata).
+    pub fn record(&self) -> PathBuf {
+        self.0.join("container.json")
+    }
+    /// Written by the supervisor once the process runs: pids and start time.
+    pub fn started(&self) -> PathBuf {
+        self.0.join("started.json")
+    }
+    /// Written by the supervisor when the process has ended.
+    pub fn exit(&self) -> PathBuf {
+        self.0.join("exit.json")
+    }
+    pub fn socket(&self) -> PathBuf {
+        self.0.join("shim.sock")
+    }
+    pub fn log(&self) -> PathBuf {
+        self.0.join("log.json")
+    }
+    pub fn upper(&self) -> PathBuf {
+        self.0.join("upper")
+    }
+    pub fn work(&self) -> PathBuf {
+        self.0.join("work")
+    }
+    pub fn rootfs(&self) -> PathBuf {
+        self.0.join("rootfs")
+    }
+}
+
+/// What the supervisor records once the container's process has exec'd.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct Started {
+    pub shim_pid: i32,
+    pub pid: i32,
+    pub started_at: String,
+}
+
+/// The supervisor's one-line answer to the agent on its stdout after starting the container.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub enum StartReport {
+    Started(Started),
+    /// The container could not start; `exit_code` follows Docker: 127 command not found,
+    /// 126 not executable, 125 anything else.
+    Failed { message: String, exit_code: i32 },
+}
+
+/// Writes `value` as JSON to `path` atomically (temp file, fsync, rename), so a reader never sees
+/// half a file even if the writer dies.
+pub fn write_json_atomic<T: Serialize>(path: &Path, value: &T) -> std::io::Result<()> {
+    use std::io::Write;
+    let tmp = path.with_extension("tmp");
+    let mut f = std::fs::File::create(&tmp)?;
+    f.write_all(&serde_json::to_vec(value).map_err(std::io::Error::other)?)?;
+    f.sync_all()?;
+    std::fs::rename(&tmp, path)
+}
+
+/// Reads a JSON file written by [`write_json_atomic`]; `Ok(None)` if it does not exist.
+pub fn read_json<T: for<'de> Deserialize<'de>>(path: &Path) -> std::io::Result<Option<T>> {
+    match std::fs::read(path) {
+        Ok(bytes) => serde_json::from_slice(&bytes)
+            .map(Some)
+            .map_err(|e| std::io::Error::other(format!("{}: {e}", path.display()))),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(e),
+    }
+}
+
+/// Now, RFC 3339 with nanoseconds, UTC.
+pub fn now_rfc3339() -> String {
+    humantime::format_rfc3339_nanos(std::time::SystemTime::now()).to_string()
+}

@@ -1,0 +1,278 @@
+//! The per-container supervisor ("shim"): holds one container for its whole life, independently of
+//! the agent. It starts the container's first process, writes its output to the log file, answers
+//! `kill` and `wait` on a unix socket, and records the exit status, so that containers outlive an
+//! agent restart (even `kill -9`) and the agent re-attaches from the container's directory.
+//!
+//! Started as `hoist-agent __shim DIR` (a re-exec of the agent binary, chosen before any runtime
+//! starts, so it is single-threaded when it forks). It detaches from the agent (new session,
+//! double fork), reports one JSON [`StartReport`] line on its stdout, then serves until the container
+//! exits.
+//!
+//! Socket protocol, one line each way: `kill SIGNUM` → `ok` | `error MSG`; `wait` → the
+//! [`ExitInfo`] JSON once the container has exited.
+
+use super::cgroup::CgroupHandle;
+use super::init::{self, InitFds, EXIT_START_FAILED};
+use super::logfile::{LogWriter, MAX_LINE};
+use super::security::Seccomp;
+use super::{now_rfc3339, read_json, write_json_atomic, ContainerDir, RuntimeSpec, StartReport, Started};
+use hoist_proto::ExitInfo;
+use nix::sched::CloneFlags;
+use nix::sys::wait::{waitpid, WaitStatus};
+use nix::unistd::{fork, ForkResult, Pid};
+use std::io::Write;
+use std::os::fd::{AsRawFd, OwnedFd};
+use std::path::Path;
+
+/// Entry point of `hoist-agent __shim DIR`. Never returns.
+pub fn main(dir: &Path) -> ! {
+    // Leave the agent's session and process tree: the agent reaps the intermediate process and the
+    // supervisor is re-parented to init (or the nearest subreaper).
+    let _ = nix::unistd::setsid();
+    // SAFETY: single-threaded here (no runtime has started), so fork is sound.
+    match unsafe { fork() } {
+        Ok(ForkResult::Parent { .. }) => std::process::exit(0),
+        Ok(ForkResult::Child) => {}
+        Err(e) => report_and_exit(&StartReport::Failed { message: format!("fork supervisor: {e}"), exit_code: EXIT_START_FAILED }),
+    }
+    let cd = ContainerDir(dir.to_path_buf());
+    let spec: RuntimeSpec = match read_json(&cd.spec()) {
+        Ok(Some(s)) => s,
+        Ok(None) => fail(format!("{}: missing", cd.spec().display())),
+        Err(e) => fail(format!("read spec: {e}")),
+    };
+    let (pid, pipes) = match start(&spec, &cd) {
+        Ok(v) => v,
+        Err((message, exit_code)) => report_and_exit(&StartReport::Failed { message, exit_code }),
+    };
+    let started = Started { shim_pid: std::process::id() as i32, pid: pid.as_raw(), started_at: now_rfc3339() };
+    if let Err(e) = write_json_atomic(&cd.started(), &started) {
+        let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGKILL);
+        let _ = waitpid(pid, None);
+        fail(format!("record start: {e}"));
+    }
+    // The socket exists before the agent hears "started", so it can connect at once.
+    let listener = match std::os::unix::net::UnixListener::bind(cd.socket()) {
+        Ok(l) => l,
+        Err(e) => {
+            let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGKILL);
+            let _ = waitpid(pid, None);
+            fail(format!("bind {}: {e}", cd.socket().display()));
+        }
+    };
+    report(&StartReport::Started(started));
+    detach_stdio();
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build();
+    let code = match rt {
+        Ok(rt) => rt.block_on(serve(cd, spec.cgroup, spec.log_max_bytes, pid, pipes, listener)),
+        Err(_) => 1,
+    };
+    std::process::exit(code)
+}
+
+fn fail(message: String) -> ! {
+    report_and_exit(&StartReport::Failed { message, exit_code: EXIT_START_FAILED })
+}
+
+fn report(r: &StartReport) {
+    let mut out = std::io::stdout().lock();
+    let _ = serde_json::to_writer(&mut out, r);
+    let _ = out.write_all(b"\n");
+    let _ = out.flush();
+}
+
+fn report_and_exit(r: &StartReport) -> ! {
+    report(r);
+    std::process::exit(1)
+}
+
+fn detach_stdio() {
+    if let Ok(null) = std::fs::OpenOptions::new().read(true).write(true).open("/dev/null") {
+        for fd in 0..3 {
+            // SAFETY: dup2 onto the standard descriptors of this process.
+            unsafe { libc::dup2(null.as_raw_fd(), fd) };
+        }
+    }
+}
+
+/// Read ends of the container's stdout and stderr.
+struct OutputPipes {
+    stdout: OwnedFd,
+    stderr: OwnedFd,
+}
+
+fn pipe() -> Result<(OwnedFd, OwnedFd), (String, i32)> {
+    nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).map_err(|e| (format!("pipe: {e}"), EXIT_START_FAILED))
+}
+
+/// Forks the container's first process into a new pid namespace and waits until it has exec'd.
+fn start(spec: &RuntimeSpec, cd: &ContainerDir) -> Result<(Pid, OutputPipes), (String, i32)> {
+    let seccomp = Seccomp::default_profile().map_err(|e| (e, EXIT_START_FAILED))?;
+    let netns = match &spec.netns {
+        Some(p) => Some(OwnedFd::from(std::fs::File::open(p).map_err(|e| (format!("open network namespace {}: {e}", p.display()), EXIT_START_FAILED))?)),
+        None => None,
+    };
+    let (go_r, go_w) = pipe()?;
+    let (status_r, status_w) = pipe()?;
+    let (out_r, out_w) = pipe()?;
+    let (err_r, err_w) = pipe()?;
+    // Our next child becomes pid 1 of a new pid namespace; we stay outside to supervise it.
+    nix::sched::unshare(CloneFlags::CLONE_NEWPID).map_err(|e| (format!("unshare pid namespace: {e}"), EXIT_START_FAILED))?;
+    // SAFETY: the supervisor is single-threaded, so the child may allocate and run normal code.
+    match unsafe { fork() } {
+        Err(e) => Err((format!("fork: {e}"), EXIT_START_FAILED)),
+        Ok(ForkResult::Child) => {
+            drop((go_w, status_r, out_r, err_r));
+            init::run(spec, cd.path(), InitFds { go: go_r, status: status_w, stdout: out_w, stderr: err_w, netns }, &seccomp)
+        }
+        Ok(ForkResult::Parent { child }) => {
+            drop((go_r, status_w, out_w, err_w, netns));
+            let fail = |message: String| {
+                let _ = nix::sys::signal::kill(child, nix::sys::signal::Signal::SIGKILL);
+                let _ = waitpid(child, None);
+                (message, EXIT_START_FAILED)
+            };
+            spec.cgroup.add_process(child.as_raw()).map_err(|e| fail(format!("join cgroup: {e}")))?;
+            nix::unistd::write(&go_w, b"g").map_err(|e| fail(format!("start container: {e}")))?;
+            let mut msg = Vec::new();
+            let mut f = std::fs::File::from(status_r);
+            let _ = std::io::Read::read_to_end(&mut f, &mut msg);
+            if msg.is_empty() {
+                return Ok((child, OutputPipes { stdout: out_r, stderr: err_r }));
+            }
+            let _ = waitpid(child, None);
+            let text = String::from_utf8_lossy(&msg);
+            let (code, message) = match text.split_once(':') {
+                Some((c, m)) => (c.parse().unwrap_or(EXIT_START_FAILED), m.to_string()),
+                None => (EXIT_START_FAILED, text.into_owned()),
+            };
+            Err((message, code))
+        }
+    }
+}
+
+/// The supervisor's life after the start: copy output to the log, answer the socket, reap.
+async fn serve(cd: ContainerDir, cgroup: CgroupHandle, log_max: u64, pid: Pid, pipes: OutputPipes, listener: std::os::unix::net::UnixListener) -> i32 {
+    use tokio::sync::{mpsc, watch};
+    let (exit_tx, exit_rx) = watch::channel::<Option<ExitInfo>>(None);
+
+    let (log_tx, mut log_rx) = mpsc::channel::<(&'static str, Vec<u8>)>(256);
+    let writer = {
+        let path = cd.log();
+        tokio::task::spawn_blocking(move || {
+            let mut w = LogWriter::open(&path, log_max).ok();
+            while let Some((stream, bytes)) = log_rx.blocking_recv() {
+                if let Some(w) = w.as_mut() {
+                    let _ = w.write(stream, &bytes);
+                }
+            }
+        })
+    };
+    let out = tokio::spawn(copy_lines(pipes.stdout, "stdout", log_tx.clone()));
+    let err = tokio::spawn(copy_lines(pipes.stderr, "stderr", log_tx));
+
+    let _ = listener.set_nonblocking(true);
+    if let Ok(listener) = tokio::net::UnixListener::from_std(listener) {
+        let exit_rx = exit_rx.clone();
+        tokio::spawn(async move {
+            while let Ok((stream, _)) = listener.accept().await {
+                tokio::spawn(handle_client(stream, pid, exit_rx.clone()));
+            }
+        });
+    }
+
+    let status = wait_exit(pid).await;
+    // Every process of the pid namespace is gone with its pid 1, so the pipes reach EOF promptly.
+    let _ = out.await;
+    let _ = err.await;
+    let _ = writer.await;
+    let (code, signal) = match status {
+        WaitStatus::Exited(_, c) => (c, None),
+        WaitStatus::Signaled(_, s, _) => (128 + s as i32, Some(s as i32)),
+        _ => (255, None),
+    };
+    let info = ExitInfo { code, signal, oom_killed: cgroup.oom_killed(), finished_at: now_rfc3339() };
+    let _ = write_json_atomic(&cd.exit(), &info);
+    let _ = exit_tx.send(Some(info));
+    // Give connected waiters a moment to read the answer, then leave.
+    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    let _ = std::fs::remove_file(cd.socket());
+    0
+}
+
+/// Waits for the child to exit, without blocking the runtime: a pidfd becomes readable at exit.
+async fn wait_exit(pid: Pid) -> WaitStatus {
+    // SAFETY: pidfd_open takes a pid and flags and returns a new fd or -1.
+    let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid.as_raw(), 0) };
+    if fd >= 0 {
+        // SAFETY: fd was just returned by the kernel and is owned by nothing else.
+        let owned = unsafe { <OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(fd as i32) };
+        // SAFETY: `owned` is an open pidfd that the AsyncFd owns until it is dropped below.
+        if let Ok(afd) = unsafe { tokio::io::unix::AsyncFd::register_with_interest(owned, tokio::io::Interest::READABLE) } {
+            let _ = afd.readable().await;
+        }
+    }
+    let blocking = tokio::task::spawn_blocking(move || loop {
+        match waitpid(pid, None) {
+            Ok(s @ (WaitStatus::Exited(..) | WaitStatus::Signaled(..))) => return s,
+            Ok(_) => continue,
+            Err(nix::errno::Errno::EINTR) => continue,
+            Err(_) => return WaitStatus::StillAlive,
+        }
+    });
+    blocking.await.unwrap_or(WaitStatus::StillAlive)
+}
+
+/// Copies one output pipe into the log, a line (or [`MAX_LINE`] bytes) per record.
+async fn copy_lines(fd: OwnedFd, stream: &'static str, tx: tokio::sync::mpsc::Sender<(&'static str, Vec<u8>)>) {
+    use tokio::io::AsyncReadExt;
+    let Ok(mut rx) = tokio::net::unix::pipe::Receiver::from_owned_fd(fd) else { return };
+    let mut buf = vec![0u8; 64 * 1024];
+    let mut line: Vec<u8> = Vec::new();
+    loop {
+        let n = match rx.read(&mut buf).await {
+            Ok(0) | Err(_) => break,
+            Ok(n) => n,
+        };
+        for &b in &buf[..n] {
+            line.push(b);
+            if b == b'\n' || line.len() >= MAX_LINE {
+                if tx.send((stream, std::mem::take(&mut line))).await.is_err() {
+                    return;
+                }
+            }
+        }
+    }
+    if !line.is_empty() {
+        let _ = tx.send((stream, line)).await;
+    }
+}
+
+async fn handle_client(stream: tokio::net::UnixStream, pid: Pid, mut exit: tokio::sync::watch::Receiver<Option<ExitInfo>>) {
+    use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+    let (r, mut w) = stream.into_split();
+    let mut lines = BufReader::new(r).lines();
+    while let Ok(Some(line)) = lines.next_line().await {
+        let reply = match line.split_whitespace().collect::<Vec<_>>().as_slice() {
+            ["kill", sig] => match sig.parse::<i32>().ok().and_then(|s| nix::sys::signal::Signal::try_from(s).ok()) {
+                Some(sig) if exit.borrow().is_none() => match nix::sys::signal::kill(pid, sig) {
+                    Ok(()) => "ok".to_string(),
+                    Err(e) => format!("error {e}"),
+                },
+                Some(_) => "error container has exited".to_string(),
+                None => format!("error unknown signal {sig}"),
+            },
+            ["wait"] => {
+                let info = match exit.wait_for(Option::is_some).await {
+                    Ok(v) => v.clone(),
+                    Err(_) => return,
+                };
+                serde_json::to_string(&info).unwrap_or_default()
+            }
+            _ => format!("error unknown command {line:?}"),
+        };
+        if w.write_all(format!("{reply}\n").as_bytes()).await.is_err() {
+            return;
+        }
+    }
+}
