@@ -25,6 +25,8 @@ mod reference;
 mod store;
 #[cfg(test)]
 mod store_tests;
+#[cfg(test)]
+mod testutil;
 pub mod unpack;
 
 pub use error::ImageError;
