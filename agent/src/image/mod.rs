@@ -1,1 +1,35 @@
 //! The image content store: blobs addressed by sha256, manifests, configs and unpacked layer snapshots.
+//!
+//! Why it is shaped like this: every later image feature (registry pull and push, docker/OCI
+//! archives, builds, garbage collection) needs the same three things — immutable content named by
+//! its digest, a safe way to turn a layer tarball into a directory overlayfs can use, and a small
+//! mutable map of names to manifests. Layout under the store root:
+//!
+//! ```text
+//! blobs/sha256/<hex>        layer tarballs, image configs, manifests (immutable, verified on read)
+//! snapshots/<diff_id hex>/  one unpacked layer each, usable as an overlayfs lowerdir
+//! index.json                references (NAME:TAG) -> manifest digest, plus snapshot sizes
+//! tmp/                      staging for blobs and snapshots (same filesystem, for rename)
+//! ```
+//!
+//! Architecture invariant: a file is visible under `blobs/` or `snapshots/` only once complete
+//! (temp + fsync + rename), and the index names only content that already exists. A crash can
+//! leave unreferenced content behind (for a future gc), never a reference to missing content.
+
+mod blobs;
+mod digest;
+mod error;
+mod index;
+mod oci;
+mod reference;
+mod store;
+#[cfg(test)]
+mod store_tests;
+#[cfg(test)]
+mod testutil;
+pub mod unpack;
+
+pub use error::ImageError;
+pub use reference::Reference;
+pub use store::{ImageStore, ResolvedImage};
+pub use unpack::{LayerLimits, LayerStats};
