@@ -1,1 +1,75 @@
-fn main() {}
+//! `hoist`: the command-line client of Hoist. Container and image commands talk to a node agent
+//! over its unix socket, Docker-style.
+
+mod client;
+mod commands;
+mod output;
+
+use clap::{Parser, Subcommand};
+use client::{Client, ClientError};
+use std::path::PathBuf;
+
+/// Hoist: run containers on this host (and, with a controller, services across many).
+#[derive(Debug, Parser)]
+#[command(name = "hoist", version, about, long_about = None, propagate_version = true)]
+struct Cli {
+    /// The agent's API socket.
+    #[arg(long, global = true, env = "HOIST_AGENT", default_value = "/run/hoist/agent.sock")]
+    agent: PathBuf,
+    /// Output format: tables for people, JSON for scripts.
+    #[arg(long, short = 'o', global = true, value_enum, default_value_t)]
+    output: output::Format,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    #[command(flatten)]
+    Container(commands::containers::ContainerCmd),
+    /// Manage images: import a rootfs tarball, list, remove.
+    #[command(subcommand)]
+    Image(commands::images::ImageCmd),
+    /// Show the agent's configuration and counts.
+    Info,
+}
+
+fn main() {
+    let cli = Cli::parse();
+    let rt = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("hoist: {e}");
+            std::process::exit(1);
+        }
+    };
+    let code = rt.block_on(async {
+        let client = Client::new(&cli.agent);
+        let result = match cli.command {
+            Command::Container(cmd) => commands::containers::run(cmd, &client, cli.output).await,
+            Command::Image(cmd) => commands::images::run(cmd, &client, cli.output).await,
+            Command::Info => commands::info(&client, cli.output).await,
+        };
+        match result {
+            Ok(code) => code,
+            Err(e) => {
+                eprintln!("hoist: {e}");
+                exit_code_for(&e)
+            }
+        }
+    });
+    std::process::exit(code);
+}
+
+/// Docker's convention: 125 when the engine refuses, 126 when the command cannot be executed,
+/// 127 when it is not found; 1 when the agent cannot be reached.
+fn exit_code_for(e: &ClientError) -> i32 {
+    match e {
+        ClientError::Api { error, .. } => match error.code.as_str() {
+            "not_executable" => 126,
+            "command_not_found" => 127,
+            _ => 125,
+        },
+        ClientError::Connect { .. } | ClientError::Transport(_) => 1,
+    }
+}
