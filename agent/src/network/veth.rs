@@ -1,0 +1,72 @@
+//! The veth pair of a container: one netlink request creates both ends, attaches the host end to
+//! the bridge and puts the peer into the container's namespace as `eth0`; a second connection,
+//! opened inside that namespace, adds the address and the default route.
+
+use super::bridge::link_index;
+use super::NetworkError;
+use rtnetlink::packet_route::link::{InfoData, InfoKind, InfoVeth};
+use rtnetlink::{Handle, LinkMessageBuilder, LinkUnspec, LinkVeth, RouteMessageBuilder};
+use std::net::{IpAddr, Ipv4Addr};
+use std::os::fd::{AsRawFd, BorrowedFd};
+
+/// The container-side interface name.
+pub const CONTAINER_IFNAME: &str = "eth0";
+
+/// Creates `host_name` (up, enslaved to `bridge_index`) with its peer `eth0` (up) inside `netns`.
+pub async fn create_pair(
+    host: &Handle,
+    host_name: &str,
+    bridge_index: u32,
+    netns: BorrowedFd<'_>,
+) -> Result<(), NetworkError> {
+    let peer = LinkMessageBuilder::<LinkUnspec>::new()
+        .name(CONTAINER_IFNAME.to_string())
+        .setns_by_fd(netns.as_raw_fd())
+        .up()
+        .build();
+    let msg = LinkMessageBuilder::<LinkVeth>::new_with_info_kind(InfoKind::Veth)
+        .name(host_name.to_string())
+        .controller(bridge_index)
+        .up()
+        .set_info_data(InfoData::Veth(InfoVeth::Peer(peer)))
+        .build();
+    host.link()
+        .add(msg)
+        .execute()
+        .await
+        .map_err(|e| NetworkError::netlink(format!("create veth {host_name}"), e))
+}
+
+/// Inside the container namespace: address on `eth0` and a default route via the gateway.
+pub async fn configure_container(
+    ns: &Handle,
+    ip: Ipv4Addr,
+    prefix_len: u8,
+    gateway: Ipv4Addr,
+) -> Result<(), NetworkError> {
+    let index = link_index(ns, CONTAINER_IFNAME)
+        .await?
+        .ok_or_else(|| NetworkError::Link {
+            name: CONTAINER_IFNAME.to_string(),
+            problem: "missing in the container namespace".into(),
+        })?;
+    ns.address()
+        .add(index, IpAddr::V4(ip), prefix_len)
+        .execute()
+        .await
+        .map_err(|e| {
+            NetworkError::netlink(
+                format!("add address {ip}/{prefix_len} to {CONTAINER_IFNAME}"),
+                e,
+            )
+        })?;
+    let route = RouteMessageBuilder::<Ipv4Addr>::new()
+        .gateway(gateway)
+        .output_interface(index)
+        .build();
+    ns.route()
+        .add(route)
+        .execute()
+        .await
+        .map_err(|e| NetworkError::netlink(format!("add default route via {gateway}"), e))
+}
