@@ -34,7 +34,8 @@ impl Manager {
         if req.cmd.is_empty() {
             return Err(AgentError::Invalid("cmd: must not be empty".into()));
         }
-        let exe = std::env::current_exe().map_err(|e| AgentError::internal("find own binary", e))?;
+        // /proc/self/exe rather than a path: it names this very binary even after an upgrade replaced the file.
+    let exe = std::path::Path::new("/proc/self/exe");
         let json = serde_json::to_string(&req).map_err(|e| AgentError::internal("encode exec", e))?;
         let mut child = tokio::process::Command::new(exe)
             .arg("__exec")

@@ -9,7 +9,8 @@ use tokio::net::UnixStream;
 
 /// Starts `hoist-agent __shim DIR` and returns once the container has exec'd (or failed to).
 pub async fn start(dir: &ContainerDir) -> Result<Started, AgentError> {
-    let exe = std::env::current_exe().map_err(|e| AgentError::internal("find own binary", e))?;
+    // /proc/self/exe rather than a path: it names this very binary even after an upgrade replaced the file.
+    let exe = std::path::Path::new("/proc/self/exe");
     let mut child = tokio::process::Command::new(exe)
         .arg("__shim")
         .arg(dir.path())

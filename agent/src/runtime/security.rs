@@ -67,12 +67,15 @@ pub fn set_no_new_privs() -> Result<(), String> {
     Ok(())
 }
 
-/// Raises the open-files limit to what Docker containers get by default.
+/// Raises the open-files limit to what Docker containers get by default (1048576), or as far as
+/// this host lets us (without CAP_SYS_RESOURCE: the soft limit up to the inherited hard limit).
 pub fn set_rlimits() -> Result<(), String> {
-    use nix::sys::resource::{setrlimit, Resource};
-    setrlimit(Resource::RLIMIT_NOFILE, 1_048_576, 1_048_576)
-        .or_else(|_| setrlimit(Resource::RLIMIT_NOFILE, 65_536, 65_536))
-        .map_err(|e| format!("rlimit nofile: {e}"))
+    use nix::sys::resource::{getrlimit, setrlimit, Resource};
+    if setrlimit(Resource::RLIMIT_NOFILE, 1_048_576, 1_048_576).is_ok() {
+        return Ok(());
+    }
+    let (_, hard) = getrlimit(Resource::RLIMIT_NOFILE).map_err(|e| format!("rlimit nofile: {e}"))?;
+    setrlimit(Resource::RLIMIT_NOFILE, hard, hard).map_err(|e| format!("rlimit nofile: {e}"))
 }
 
 /// System calls a container never needs: loading kernel code, mounting, changing namespaces,

@@ -17,7 +17,6 @@ use super::logfile::{LogWriter, MAX_LINE};
 use super::security::Seccomp;
 use super::{now_rfc3339, read_json, write_json_atomic, ContainerDir, RuntimeSpec, StartReport, Started};
 use hoist_proto::ExitInfo;
-use nix::sched::CloneFlags;
 use nix::sys::wait::{waitpid, WaitStatus};
 use nix::unistd::{fork, ForkResult, Pid};
 use std::io::Write;
@@ -41,7 +40,7 @@ pub fn main(dir: &Path) -> ! {
         Ok(None) => fail(format!("{}: missing", cd.spec().display())),
         Err(e) => fail(format!("read spec: {e}")),
     };
-    let (pid, pipes) = match start(&spec, &cd) {
+    let (pid, pidfd, pipes) = match start(&spec, &cd) {
         Ok(v) => v,
         Err((message, exit_code)) => report_and_exit(&StartReport::Failed { message, exit_code }),
     };
@@ -61,10 +60,10 @@ pub fn main(dir: &Path) -> ! {
         }
     };
     report(&StartReport::Started(started));
-    detach_stdio();
+    detach_stdio(&cd.path().join("shim.log"));
     let rt = tokio::runtime::Builder::new_current_thread().enable_all().build();
     let code = match rt {
-        Ok(rt) => rt.block_on(serve(cd, spec.cgroup, spec.log_max_bytes, pid, pipes, listener)),
+        Ok(rt) => rt.block_on(serve(cd, spec.cgroup, spec.log_max_bytes, pid, pidfd, pipes, listener)),
         Err(_) => 1,
     };
     std::process::exit(code)
@@ -86,11 +85,16 @@ fn report_and_exit(r: &StartReport) -> ! {
     std::process::exit(1)
 }
 
-fn detach_stdio() {
+/// Leaves the agent's pipe: stdin and stdout to /dev/null, stderr (panics, if any) to `log`.
+fn detach_stdio(log: &Path) {
     if let Ok(null) = std::fs::OpenOptions::new().read(true).write(true).open("/dev/null") {
-        for fd in 0..3 {
-            // SAFETY: dup2 onto the standard descriptors of this process.
-            unsafe { libc::dup2(null.as_raw_fd(), fd) };
+        let err = std::fs::OpenOptions::new().create(true).append(true).open(log);
+        let err_fd = err.as_ref().map_or(null.as_raw_fd(), |f| f.as_raw_fd());
+        // SAFETY: dup2 onto the standard descriptors of this process.
+        unsafe {
+            libc::dup2(null.as_raw_fd(), 0);
+            libc::dup2(null.as_raw_fd(), 1);
+            libc::dup2(err_fd, 2);
         }
     }
 }
@@ -106,7 +110,7 @@ fn pipe() -> Result<(OwnedFd, OwnedFd), (String, i32)> {
 }
 
 /// Forks the container's first process into a new pid namespace and waits until it has exec'd.
-fn start(spec: &RuntimeSpec, cd: &ContainerDir) -> Result<(Pid, OutputPipes), (String, i32)> {
+fn start(spec: &RuntimeSpec, cd: &ContainerDir) -> Result<(Pid, OwnedFd, OutputPipes), (String, i32)> {
     let seccomp = Seccomp::default_profile().map_err(|e| (e, EXIT_START_FAILED))?;
     let netns = match &spec.netns {
         Some(p) => Some(OwnedFd::from(std::fs::File::open(p).map_err(|e| (format!("open network namespace {}: {e}", p.display()), EXIT_START_FAILED))?)),
@@ -116,16 +120,14 @@ fn start(spec: &RuntimeSpec, cd: &ContainerDir) -> Result<(Pid, OutputPipes), (S
     let (status_r, status_w) = pipe()?;
     let (out_r, out_w) = pipe()?;
     let (err_r, err_w) = pipe()?;
-    // Our next child becomes pid 1 of a new pid namespace; we stay outside to supervise it.
-    nix::sched::unshare(CloneFlags::CLONE_NEWPID).map_err(|e| (format!("unshare pid namespace: {e}"), EXIT_START_FAILED))?;
-    // SAFETY: the supervisor is single-threaded, so the child may allocate and run normal code.
-    match unsafe { fork() } {
-        Err(e) => Err((format!("fork: {e}"), EXIT_START_FAILED)),
-        Ok(ForkResult::Child) => {
+    // The child becomes pid 1 of a new pid namespace; we stay outside to supervise it.
+    match clone_into_new_pid_ns() {
+        Err(e) => Err((format!("clone: {e}"), EXIT_START_FAILED)),
+        Ok(None) => {
             drop((go_w, status_r, out_r, err_r));
             init::run(spec, cd.path(), InitFds { go: go_r, status: status_w, stdout: out_w, stderr: err_w, netns }, &seccomp)
         }
-        Ok(ForkResult::Parent { child }) => {
+        Ok(Some((child, pidfd))) => {
             drop((go_r, status_w, out_w, err_w, netns));
             let fail = |message: String| {
                 let _ = nix::sys::signal::kill(child, nix::sys::signal::Signal::SIGKILL);
@@ -138,7 +140,7 @@ fn start(spec: &RuntimeSpec, cd: &ContainerDir) -> Result<(Pid, OutputPipes), (S
             let mut f = std::fs::File::from(status_r);
             let _ = std::io::Read::read_to_end(&mut f, &mut msg);
             if msg.is_empty() {
-                return Ok((child, OutputPipes { stdout: out_r, stderr: err_r }));
+                return Ok((child, pidfd, OutputPipes { stdout: out_r, stderr: err_r }));
             }
             let _ = waitpid(child, None);
             let text = String::from_utf8_lossy(&msg);
@@ -152,16 +154,17 @@ fn start(spec: &RuntimeSpec, cd: &ContainerDir) -> Result<(Pid, OutputPipes), (S
 }
 
 /// The supervisor's life after the start: copy output to the log, answer the socket, reap.
-async fn serve(cd: ContainerDir, cgroup: CgroupHandle, log_max: u64, pid: Pid, pipes: OutputPipes, listener: std::os::unix::net::UnixListener) -> i32 {
+async fn serve(cd: ContainerDir, cgroup: CgroupHandle, log_max: u64, pid: Pid, pidfd: OwnedFd, pipes: OutputPipes, listener: std::os::unix::net::UnixListener) -> i32 {
     use tokio::sync::{mpsc, watch};
     let (exit_tx, exit_rx) = watch::channel::<Option<ExitInfo>>(None);
 
+    // Log writes are small appends to a local file: done inline, in order, by one task.
     let (log_tx, mut log_rx) = mpsc::channel::<(&'static str, Vec<u8>)>(256);
     let writer = {
         let path = cd.log();
-        tokio::task::spawn_blocking(move || {
+        tokio::spawn(async move {
             let mut w = LogWriter::open(&path, log_max).ok();
-            while let Some((stream, bytes)) = log_rx.blocking_recv() {
+            while let Some((stream, bytes)) = log_rx.recv().await {
                 if let Some(w) = w.as_mut() {
                     let _ = w.write(stream, &bytes);
                 }
@@ -181,7 +184,7 @@ async fn serve(cd: ContainerDir, cgroup: CgroupHandle, log_max: u64, pid: Pid, p
         });
     }
 
-    let status = wait_exit(pid).await;
+    let status = wait_exit(pid, pidfd).await;
     // Every process of the pid namespace is gone with its pid 1, so the pipes reach EOF promptly.
     let _ = out.await;
     let _ = err.await;
@@ -200,27 +203,57 @@ async fn serve(cd: ContainerDir, cgroup: CgroupHandle, log_max: u64, pid: Pid, p
     0
 }
 
-/// Waits for the child to exit, without blocking the runtime: a pidfd becomes readable at exit.
-async fn wait_exit(pid: Pid) -> WaitStatus {
-    // SAFETY: pidfd_open takes a pid and flags and returns a new fd or -1.
-    let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid.as_raw(), 0) };
-    if fd >= 0 {
-        // SAFETY: fd was just returned by the kernel and is owned by nothing else.
-        let owned = unsafe { <OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(fd as i32) };
-        // SAFETY: `owned` is an open pidfd that the AsyncFd owns until it is dropped below.
-        if let Ok(afd) = unsafe { tokio::io::unix::AsyncFd::register_with_interest(owned, tokio::io::Interest::READABLE) } {
-            let _ = afd.readable().await;
-        }
+/// Waits for the child to exit without blocking the runtime: its pidfd becomes readable at exit.
+/// (The supervisor has no blocking threads: it may not create any, see [`clone_into_new_pid_ns`].)
+async fn wait_exit(pid: Pid, pidfd: OwnedFd) -> WaitStatus {
+    // SAFETY: `pidfd` is an open pidfd that the AsyncFd owns until it is dropped below.
+    if let Ok(afd) = unsafe { tokio::io::unix::AsyncFd::register_with_interest(pidfd, tokio::io::Interest::READABLE) } {
+        let _ = afd.readable().await;
     }
-    let blocking = tokio::task::spawn_blocking(move || loop {
+    loop {
         match waitpid(pid, None) {
             Ok(s @ (WaitStatus::Exited(..) | WaitStatus::Signaled(..))) => return s,
-            Ok(_) => continue,
-            Err(nix::errno::Errno::EINTR) => continue,
+            Ok(_) | Err(nix::errno::Errno::EINTR) => continue,
             Err(_) => return WaitStatus::StillAlive,
         }
-    });
-    blocking.await.unwrap_or(WaitStatus::StillAlive)
+    }
+}
+
+/// `clone3(CLONE_NEWPID | CLONE_PIDFD)` with fork semantics (no new stack): returns `None` in the
+/// child, which is pid 1 of a new pid namespace, and the child's pid and pidfd in the parent.
+/// Unlike `unshare(CLONE_NEWPID)` + `fork`, this leaves the supervisor able to create threads.
+fn clone_into_new_pid_ns() -> std::io::Result<Option<(Pid, OwnedFd)>> {
+    #[repr(C)]
+    struct CloneArgs {
+        flags: u64,
+        pidfd: u64,
+        child_tid: u64,
+        parent_tid: u64,
+        exit_signal: u64,
+        stack: u64,
+        stack_size: u64,
+        tls: u64,
+    }
+    let mut pidfd: libc::c_int = -1;
+    let args = CloneArgs {
+        flags: (libc::CLONE_NEWPID | libc::CLONE_PIDFD) as u64,
+        pidfd: &mut pidfd as *mut libc::c_int as u64,
+        child_tid: 0,
+        parent_tid: 0,
+        exit_signal: libc::SIGCHLD as u64,
+        stack: 0,
+        stack_size: 0,
+        tls: 0,
+    };
+    // SAFETY: clone3 without CLONE_VM and without a stack behaves like fork: the child gets a copy
+    // of this single-threaded process. `args` and `pidfd` outlive the call.
+    let rc = unsafe { libc::syscall(libc::SYS_clone3, &args as *const CloneArgs, std::mem::size_of::<CloneArgs>()) };
+    match rc {
+        -1 => Err(std::io::Error::last_os_error()),
+        0 => Ok(None),
+        // SAFETY: the kernel stored a new pidfd owned by nothing else.
+        pid => Ok(Some((Pid::from_raw(pid as i32), unsafe { <OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(pidfd) }))),
+    }
 }
 
 /// Copies one output pipe into the log, a line (or [`MAX_LINE`] bytes) per record.
