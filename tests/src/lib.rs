@@ -1,1 +1,296 @@
-//! Lab harness.
+//! The lab harness for Hoist's end-to-end tests: hosts are network namespaces on one machine, each
+//! running its own `hoist-agent` with its own data dir, socket and cgroup parent; tests drive the real
+//! `hoist` CLI against them, as an operator would.
+//!
+//! Every name carries a per-run id so parallel tests never collide, and [`Host`]'s `Drop` removes
+//! everything it made — processes, cgroups, mounts, namespaces, files — also when a test fails.
+
+use anyhow::{bail, Context, Result};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+/// The directory with the workspace's built binaries (`hoist`, `hoist-agent`, `hoist-probe`).
+pub fn bin_dir() -> PathBuf {
+    // Test executables live in <target>/<triple>/debug/deps; the binaries one level up.
+    let exe = std::env::current_exe().expect("current exe");
+    let deps = exe.parent().expect("deps dir");
+    let dir = if deps.ends_with("deps") { deps.parent().expect("profile dir") } else { deps };
+    dir.to_path_buf()
+}
+
+pub fn bin(name: &str) -> PathBuf {
+    let p = bin_dir().join(name);
+    assert!(p.exists(), "{} is missing: run `cargo build --workspace --bins` first", p.display());
+    p
+}
+
+/// A short random id for names (netns, bridges, cgroups) in this run.
+pub fn run_id() -> String {
+    use rand::Rng;
+    format!("{:06x}", rand::rng().random::<u32>() & 0xff_ffff)
+}
+
+/// Polls `check` until it returns `Ok(Some(v))` or the deadline passes; the error names `what`.
+pub fn wait_for<T>(what: &str, timeout: Duration, mut check: impl FnMut() -> Result<Option<T>>) -> Result<T> {
+    let deadline = Instant::now() + timeout;
+    let mut last_err = None;
+    loop {
+        match check() {
+            Ok(Some(v)) => return Ok(v),
+            Ok(None) => {}
+            Err(e) => last_err = Some(e),
+        }
+        if Instant::now() > deadline {
+            match last_err {
+                Some(e) => bail!("timed out after {timeout:?} waiting for {what}: {e:#}"),
+                None => bail!("timed out after {timeout:?} waiting for {what}"),
+            }
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// Runs a command and returns its output; fails if it cannot be started.
+pub fn sh(cmd: &str) -> Result<Output> {
+    Command::new("sh").arg("-c").arg(cmd).output().with_context(|| format!("run {cmd}"))
+}
+
+/// The busybox image tarball with the probe at `/bin/probe`, built once per test binary.
+pub fn probe_image_tar() -> PathBuf {
+    static ONCE: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
+    ONCE.get_or_init(|| {
+        let out = std::env::temp_dir().join(format!("hoist-test-image-{}.tar", std::process::id()));
+        let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../deploy/busybox-image.sh");
+        let probe = bin("hoist-probe");
+        let status = Command::new("bash")
+            .arg(&script)
+            .arg(&out)
+            .arg(format!("{}:/bin/probe", probe.display()))
+            .stdout(Stdio::null())
+            .status()
+            .expect("run busybox-image.sh");
+        assert!(status.success(), "building the busybox image failed (is busybox-static installed?)");
+        out
+    })
+    .clone()
+}
+
+/// One lab host: a network namespace with its own agent.
+#[derive(Debug)]
+pub struct Host {
+    pub name: String,
+    pub netns: String,
+    pub dir: tempfile::TempDir,
+    pub cgroup_parent: String,
+    agent: Option<Child>,
+}
+
+impl Host {
+    /// Creates the namespace (loopback up) and starts an agent in it, with the probe image imported
+    /// as `probe` (and tagged `busybox`).
+    pub fn start(name: &str) -> Result<Self> {
+        let id = run_id();
+        let netns = format!("hoist-t{id}-{name}");
+        let status = Command::new("ip").args(["netns", "add", &netns]).status()?;
+        if !status.success() {
+            bail!("ip netns add {netns} failed");
+        }
+        let mut host = Host {
+            name: name.into(),
+            netns: netns.clone(),
+            dir: tempfile::Builder::new().prefix("hoist-test-").tempdir()?,
+            cgroup_parent: format!("hoist-t{id}-{name}"),
+            agent: None,
+        };
+        host.ip(&["link", "set", "lo", "up"])?;
+        host.start_agent()?;
+        let tar = probe_image_tar();
+        host.hoist_ok(&["image", "import", tar.to_str().unwrap_or_default(), "probe"])?;
+        host.hoist_ok(&["image", "import", tar.to_str().unwrap_or_default(), "busybox"])?;
+        Ok(host)
+    }
+
+    pub fn data_dir(&self) -> PathBuf {
+        self.dir.path().join("data")
+    }
+
+    pub fn socket(&self) -> PathBuf {
+        self.dir.path().join("agent.sock")
+    }
+
+    /// `ip -n NETNS ...`
+    pub fn ip(&self, args: &[&str]) -> Result<()> {
+        let out = Command::new("ip").arg("-n").arg(&self.netns).args(args).output()?;
+        if !out.status.success() {
+            bail!("ip -n {} {}: {}", self.netns, args.join(" "), String::from_utf8_lossy(&out.stderr));
+        }
+        Ok(())
+    }
+
+    /// A command run inside this host's network namespace (only the network namespace: the agent's
+    /// mounts must stay visible to the host, so no `ip netns exec`).
+    pub fn command(&self, program: &Path) -> Command {
+        let mut c = Command::new("nsenter");
+        c.arg(format!("--net=/run/netns/{}", self.netns)).arg(program);
+        c
+    }
+
+    pub fn start_agent(&mut self) -> Result<()> {
+        let _ = std::fs::remove_file(self.socket());
+        let log = std::fs::OpenOptions::new().create(true).append(true).open(self.dir.path().join("agent.log"))?;
+        let child = self
+            .command(&bin("hoist-agent"))
+            .arg("--data-dir")
+            .arg(self.data_dir())
+            .arg("--socket")
+            .arg(self.socket())
+            .arg("--cgroup-parent")
+            .arg(&self.cgroup_parent)
+            .env("RUST_LOG", "info")
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .context("start hoist-agent")?;
+        self.agent = Some(child);
+        let sock = self.socket();
+        wait_for("the agent's socket", Duration::from_secs(10), || Ok(std::os::unix::net::UnixStream::connect(&sock).ok().map(|_| ())))
+    }
+
+    /// `kill -9` the agent (containers must survive).
+    pub fn kill_agent(&mut self) -> Result<()> {
+        if let Some(mut c) = self.agent.take() {
+            c.kill()?;
+            c.wait()?;
+        }
+        Ok(())
+    }
+
+    pub fn agent_log(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("agent.log")).unwrap_or_default()
+    }
+
+    /// Runs `hoist ARGS` against this host's agent.
+    pub fn hoist(&self, args: &[&str]) -> Result<Output> {
+        Command::new(bin("hoist")).args(args).env("HOIST_AGENT", self.socket()).stdin(Stdio::null()).output().context("run hoist")
+    }
+
+    /// Runs `hoist ARGS`, requires success, returns stdout.
+    pub fn hoist_ok(&self, args: &[&str]) -> Result<String> {
+        let out = self.hoist(args)?;
+        if !out.status.success() {
+            bail!(
+                "hoist {} exited {:?}\nstdout: {}\nstderr: {}\nagent log tail:\n{}",
+                args.join(" "),
+                out.status.code(),
+                String::from_utf8_lossy(&out.stdout),
+                String::from_utf8_lossy(&out.stderr),
+                tail(&self.agent_log(), 20)
+            );
+        }
+        Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+    }
+
+    /// `hoist inspect C` as JSON.
+    pub fn inspect(&self, container: &str) -> Result<serde_json::Value> {
+        let out = self.hoist_ok(&["inspect", container])?;
+        let v: serde_json::Value = serde_json::from_str(&out)?;
+        Ok(v[0].clone())
+    }
+
+    /// Waits until `hoist inspect C` shows the container exited; returns the inspect JSON.
+    pub fn wait_exited(&self, container: &str, timeout: Duration) -> Result<serde_json::Value> {
+        wait_for(&format!("container {container} to exit"), timeout, || {
+            let v = self.inspect(container)?;
+            Ok((v["status"] == "exited").then_some(v))
+        })
+    }
+
+    /// What a container left on the host: its directory, cgroups, netns file, mounts. Empty when clean.
+    pub fn leftovers(&self, id: &str) -> Vec<String> {
+        let mut left = Vec::new();
+        let dir = self.data_dir().join("containers").join(id);
+        if dir.exists() {
+            left.push(format!("directory {}", dir.display()));
+        }
+        if self.data_dir().join("netns").join(id).exists() {
+            left.push("netns file".into());
+        }
+        for line in std::fs::read_to_string("/proc/self/mountinfo").unwrap_or_default().lines() {
+            if line.contains(id) {
+                left.push(format!("mount: {line}"));
+            }
+        }
+        for root in cgroup_roots() {
+            let p = root.join(&self.cgroup_parent).join(id);
+            if p.exists() {
+                left.push(format!("cgroup {}", p.display()));
+            }
+        }
+        left
+    }
+}
+
+fn cgroup_roots() -> Vec<PathBuf> {
+    let unified = Path::new("/sys/fs/cgroup/cgroup.controllers").exists();
+    if unified {
+        return vec![PathBuf::from("/sys/fs/cgroup")];
+    }
+    ["memory", "cpu", "cpuacct", "pids", "devices"].iter().map(|c| Path::new("/sys/fs/cgroup").join(c)).filter(|p| p.exists()).collect()
+}
+
+pub fn tail(s: &str, n: usize) -> String {
+    let lines: Vec<&str> = s.lines().collect();
+    lines[lines.len().saturating_sub(n)..].join("\n")
+}
+
+impl Drop for Host {
+    fn drop(&mut self) {
+        let _ = self.kill_agent();
+        // Containers and their supervisors: everything in this host's cgroups.
+        for root in cgroup_roots() {
+            let parent = root.join(&self.cgroup_parent);
+            for _ in 0..50 {
+                let mut any = false;
+                for entry in std::fs::read_dir(&parent).into_iter().flatten().flatten() {
+                    if !entry.path().is_dir() {
+                        continue;
+                    }
+                    for pid in std::fs::read_to_string(entry.path().join("cgroup.procs")).unwrap_or_default().lines() {
+                        any = true;
+                        let _ = Command::new("kill").args(["-9", pid]).status();
+                    }
+                }
+                if !any {
+                    break;
+                }
+                std::thread::sleep(Duration::from_millis(20));
+            }
+        }
+        // Supervisors are not in the container cgroups: find them by their container directory.
+        let data = self.data_dir();
+        let _ = Command::new("pkill").arg("-9").arg("-f").arg(format!("__(shim|exec) {}", data.display())).status();
+        std::thread::sleep(Duration::from_millis(50));
+        for root in cgroup_roots() {
+            let parent = root.join(&self.cgroup_parent);
+            for entry in std::fs::read_dir(&parent).into_iter().flatten().flatten() {
+                let _ = std::fs::remove_dir(entry.path());
+            }
+            let _ = std::fs::remove_dir(&parent);
+        }
+        // netns files bind-mounted by the agent, then the host's namespace itself.
+        for entry in std::fs::read_dir(data.join("netns")).into_iter().flatten().flatten() {
+            let _ = nix_umount(&entry.path());
+        }
+        let _ = Command::new("ip").args(["netns", "del", &self.netns]).status();
+    }
+}
+
+fn nix_umount(p: &Path) -> std::io::Result<()> {
+    let c = std::ffi::CString::new(p.as_os_str().as_encoded_bytes()).map_err(std::io::Error::other)?;
+    // SAFETY: umount2 with a valid NUL-terminated path.
+    if unsafe { libc::umount2(c.as_ptr(), libc::MNT_DETACH) } != 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    Ok(())
+}

@@ -222,7 +222,7 @@ impl Manager {
     fn monitor(self: &Arc<Self>, c: Arc<Container>, remove_on_exit: bool) {
         let mgr = self.clone();
         tokio::spawn(async move {
-            let exit = match shim_client::wait(&c.dir.socket()).await {
+            let exit = match shim_client::wait(&c.dir).await {
                 Ok(exit) => exit,
                 Err(_) => supervisor_lost(&c).await,
             };
@@ -268,7 +268,7 @@ async fn supervisor_lost(c: &Container) -> ExitInfo {
 }
 
 async fn signal_container(c: &Container, signal: i32) -> Result<(), AgentError> {
-    match shim_client::kill(&c.dir.socket(), signal).await {
+    match shim_client::kill(&c.dir, signal).await {
         Ok(()) => Ok(()),
         Err(e) if e.kind() == std::io::ErrorKind::Other => Err(AgentError::Conflict(format!("kill {}: {e}", c.record.name))),
         Err(_) => {

@@ -3,7 +3,6 @@
 use crate::error::AgentError;
 use crate::runtime::{ContainerDir, StartReport, Started};
 use hoist_proto::ExitInfo;
-use std::path::Path;
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 use tokio::net::UnixStream;
 
@@ -33,7 +32,8 @@ pub async fn start(dir: &ContainerDir) -> Result<Started, AgentError> {
     }
 }
 
-async fn request(socket: &Path, line: &str) -> std::io::Result<String> {
+async fn request(dir: &ContainerDir, line: &str) -> std::io::Result<String> {
+    let (_dir, socket) = dir.socket_short()?;
     let stream = UnixStream::connect(socket).await?;
     let (r, mut w) = stream.into_split();
     w.write_all(format!("{line}\n").as_bytes()).await?;
@@ -46,8 +46,8 @@ async fn request(socket: &Path, line: &str) -> std::io::Result<String> {
 }
 
 /// Asks the supervisor to signal the container's first process.
-pub async fn kill(socket: &Path, signal: i32) -> std::io::Result<()> {
-    let reply = request(socket, &format!("kill {signal}")).await?;
+pub async fn kill(dir: &ContainerDir, signal: i32) -> std::io::Result<()> {
+    let reply = request(dir, &format!("kill {signal}")).await?;
     match reply.strip_prefix("error ") {
         None => Ok(()),
         Some(e) => Err(std::io::Error::other(e.to_string())),
@@ -55,7 +55,7 @@ pub async fn kill(socket: &Path, signal: i32) -> std::io::Result<()> {
 }
 
 /// Blocks until the container exits and returns how. Errors if the supervisor is gone.
-pub async fn wait(socket: &Path) -> std::io::Result<ExitInfo> {
-    let reply = request(socket, "wait").await?;
+pub async fn wait(dir: &ContainerDir) -> std::io::Result<ExitInfo> {
+    let reply = request(dir, "wait").await?;
     serde_json::from_str(&reply).map_err(std::io::Error::other)
 }

@@ -77,6 +77,7 @@ fn setup(spec: &RuntimeSpec, dir: &Path, fds: &InitFds, seccomp: &Seccomp) -> Re
     mounts::mount_overlay(&spec.layers, &cd.upper(), &cd.work(), &cd.rootfs()).map_err(InitError::start)?;
     let root: OwnedFd = std::fs::File::open(cd.rootfs()).map_err(|e| InitError::start(format!("open rootfs: {e}")))?.into();
     mounts::mount_kernel_filesystems(&root).map_err(InitError::start)?;
+    mounts::mount_cgroups(&root, &spec.cgroup).map_err(InitError::start)?;
     for bind in &spec.binds {
         mounts::bind_into(&root, &bind.source, &bind.target, bind.read_only).map_err(InitError::start)?;
     }

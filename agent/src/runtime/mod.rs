@@ -77,6 +77,15 @@ impl ContainerDir {
     pub fn socket(&self) -> PathBuf {
         self.0.join("shim.sock")
     }
+    /// The socket's path through an open fd of the directory. Unix socket paths are limited to 107
+    /// bytes and data dirs can be deep; `/proc/self/fd/N/shim.sock` always fits. Keep the returned
+    /// file open while binding or connecting.
+    pub fn socket_short(&self) -> std::io::Result<(std::fs::File, PathBuf)> {
+        use std::os::fd::AsRawFd;
+        let dir = std::fs::File::open(&self.0)?;
+        let path = PathBuf::from(format!("/proc/self/fd/{}/shim.sock", dir.as_raw_fd()));
+        Ok((dir, path))
+    }
     pub fn log(&self) -> PathBuf {
         self.0.join("log.json")
     }

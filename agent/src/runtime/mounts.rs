@@ -176,6 +176,30 @@ pub fn mount_kernel_filesystems(root: &OwnedFd) -> io::Result<()> {
     Ok(())
 }
 
+/// Mounts the container's own cgroups read-only at `/sys/fs/cgroup`, as Docker does. Called after
+/// the cgroup namespace is unshared, so the container sees its own cgroup as the root and can read
+/// its limits but not change them.
+pub fn mount_cgroups(root: &OwnedFd, cgroup: &super::cgroup::CgroupHandle) -> io::Result<()> {
+    use super::cgroup::CgroupHandle;
+    let target = open_in_root(root, "/sys/fs/cgroup", Create::Dir)?;
+    let ro = NOSUID_NODEV_NOEXEC | MsFlags::MS_RDONLY;
+    match cgroup {
+        CgroupHandle::V2 { .. } => mnt(Some("cgroup2"), &fd_path(&target), Some("cgroup2"), ro, None),
+        CgroupHandle::V1 { dirs } => {
+            mnt(Some("tmpfs"), &fd_path(&target), Some("tmpfs"), NOSUID_NODEV_NOEXEC, Some("mode=755,size=64k"))?;
+            let cg = open_in_root(root, "/sys/fs/cgroup", Create::Dir)?;
+            let cgdir = openat2(&cg, ".", libc::O_DIRECTORY | libc::O_RDONLY, libc::RESOLVE_BENEATH)?;
+            for controller in dirs.keys() {
+                nix::sys::stat::mkdirat(&cgdir, controller.as_str(), Mode::from_bits_truncate(0o755))
+                    .map_err(|e| io::Error::other(format!("mkdir /sys/fs/cgroup/{controller}: {e}")))?;
+                let sub = openat2(&cgdir, controller, libc::O_PATH, libc::RESOLVE_BENEATH | libc::RESOLVE_NO_SYMLINKS)?;
+                mnt(Some("cgroup"), &fd_path(&sub), Some("cgroup"), ro, Some(controller))?;
+            }
+            mnt(None, &fd_path(&cg), None, MsFlags::MS_REMOUNT | MsFlags::MS_RDONLY | NOSUID_NODEV_NOEXEC, None)
+        }
+    }
+}
+
 /// Bind-mounts `source` (a host path) onto `target` inside the rootfs, read-only if asked.
 pub fn bind_into(root: &OwnedFd, source: &Path, target: &str, read_only: bool) -> io::Result<()> {
     let meta = std::fs::metadata(source).map_err(|e| io::Error::new(e.kind(), format!("{}: {e}", source.display())))?;

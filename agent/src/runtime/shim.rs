@@ -51,7 +51,7 @@ pub fn main(dir: &Path) -> ! {
         fail(format!("record start: {e}"));
     }
     // The socket exists before the agent hears "started", so it can connect at once.
-    let listener = match std::os::unix::net::UnixListener::bind(cd.socket()) {
+    let listener = match cd.socket_short().and_then(|(_dir, path)| std::os::unix::net::UnixListener::bind(path)) {
         Ok(l) => l,
         Err(e) => {
             let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGKILL);

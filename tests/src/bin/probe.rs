@@ -1,1 +1,148 @@
-fn main() { println!("probe"); }
+//! `hoist-probe`: runs inside a container and reports what the container sees, so the tests check
+//! isolation from the inside rather than trusting the runtime's own account.
+//!
+//! `probe view` prints one JSON object: pid, hostname, uid/gid, capability sets, no_new_privs,
+//! seccomp mode, open fds, masked and read-only kernel paths, the memory limit, whether privileged
+//! syscalls are denied. `probe hog MIB` allocates and touches memory. `probe fork N` tries to start
+//! N processes and reports how many it got. Static, so it runs in a busybox image.
+
+use serde_json::{json, Value};
+use std::fs;
+
+fn status_field(name: &str) -> String {
+    fs::read_to_string("/proc/self/status")
+        .unwrap_or_default()
+        .lines()
+        .find_map(|l| l.strip_prefix(&format!("{name}:")).map(|v| v.trim().to_string()))
+        .unwrap_or_default()
+}
+
+fn fds() -> Vec<i32> {
+    // Opening the directory adds one fd of our own; leave it out.
+    let dir = fs::read_dir("/proc/self/fd").expect("read /proc/self/fd");
+    let mut v: Vec<i32> = dir.filter_map(|e| e.ok()?.file_name().to_str()?.parse().ok()).collect();
+    v.sort_unstable();
+    v.retain(|fd| fs::read_link(format!("/proc/self/fd/{fd}")).is_ok());
+    v
+}
+
+/// A masked path reads as empty (a /dev/null bind or an empty tmpfs) or is unreadable.
+fn masked(path: &str) -> bool {
+    match fs::metadata(path) {
+        Err(_) => true,
+        Ok(m) if m.is_dir() => fs::read_dir(path).map(|d| d.count() == 0).unwrap_or(true),
+        Ok(_) => fs::read(path).map(|b| b.is_empty()).unwrap_or(true),
+    }
+}
+
+/// Writing a read-only path fails with EROFS (or EACCES).
+fn read_only(path: &str) -> bool {
+    match fs::OpenOptions::new().write(true).open(path) {
+        Ok(_) => false,
+        // A path this kernel does not have cannot be written either.
+        Err(e) => matches!(e.raw_os_error(), Some(libc::EROFS) | Some(libc::EACCES) | Some(libc::EPERM) | Some(libc::ENOENT)),
+    }
+}
+
+fn syscall_denied(what: &str) -> bool {
+    let rc = match what {
+        // SAFETY: invalid arguments; we only look at the errno.
+        "mount" => unsafe { libc::mount(c"none".as_ptr(), c"/tmp".as_ptr(), c"tmpfs".as_ptr(), 0, std::ptr::null()) },
+        // SAFETY: keyctl(KEYCTL_GET_KEYRING_ID, KEY_SPEC_SESSION_KEYRING, 0); harmless.
+        "keyctl" => unsafe { libc::syscall(libc::SYS_keyctl, 0, -3, 0) as i32 },
+        // SAFETY: unshare of a user namespace; harmless if allowed.
+        "unshare_user" => unsafe { libc::unshare(libc::CLONE_NEWUSER) },
+        _ => 0,
+    };
+    rc != 0 && std::io::Error::last_os_error().raw_os_error() == Some(libc::EPERM)
+}
+
+fn memory_limit() -> Option<u64> {
+    for p in ["/sys/fs/cgroup/memory/memory.limit_in_bytes", "/sys/fs/cgroup/memory.max"] {
+        if let Ok(s) = fs::read_to_string(p) {
+            return s.trim().parse().ok();
+        }
+    }
+    None
+}
+
+fn flags(paths: &[&str], f: fn(&str) -> bool) -> Value {
+    Value::Object(paths.iter().map(|p| (p.to_string(), Value::Bool(f(p)))).collect())
+}
+
+fn view() -> Value {
+    let masked = flags(&["/proc/kcore", "/proc/keys", "/proc/timer_list", "/proc/sched_debug", "/sys/firmware", "/proc/scsi", "/proc/acpi"], masked);
+    let read_only = flags(&["/proc/sys/kernel/hostname", "/proc/sysrq-trigger", "/proc/sys/vm/drop_caches", "/sys/kernel/mm/transparent_hugepage/enabled"], read_only);
+    let denied = flags(&["mount", "keyctl", "unshare_user"], syscall_denied);
+    json!({
+        "pid": std::process::id(),
+        "hostname": fs::read_to_string("/proc/sys/kernel/hostname").unwrap_or_default().trim(),
+        "uid": status_field("Uid"),
+        "gid": status_field("Gid"),
+        "groups": status_field("Groups"),
+        "cap_eff": status_field("CapEff"),
+        "cap_prm": status_field("CapPrm"),
+        "cap_bnd": status_field("CapBnd"),
+        "cap_amb": status_field("CapAmb"),
+        "no_new_privs": status_field("NoNewPrivs"),
+        "seccomp": status_field("Seccomp"),
+        "fds": fds(),
+        "cwd": std::env::current_dir().map(|p| p.display().to_string()).unwrap_or_default(),
+        "masked": masked,
+        "read_only": read_only,
+        "denied": denied,
+        "memory_limit": memory_limit(),
+        "env": std::env::vars().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>(),
+        "root_writable": fs::write("/probe-write-test", b"x").is_ok(),
+    })
+}
+
+fn hog(mib: usize) {
+    let mut chunks = Vec::new();
+    for i in 0..mib {
+        let mut v = vec![0u8; 1 << 20];
+        for j in (0..v.len()).step_by(4096) {
+            v[j] = (i + j) as u8;
+        }
+        chunks.push(v);
+        if i % 16 == 0 {
+            println!("allocated {} MiB", i + 1);
+        }
+    }
+    println!("allocated all {mib} MiB");
+}
+
+fn fork(n: usize) {
+    let mut children = Vec::new();
+    let mut failed = 0;
+    for _ in 0..n {
+        // SAFETY: single-threaded; the child only sleeps and exits.
+        match unsafe { libc::fork() } {
+            -1 => failed += 1,
+            0 => {
+                std::thread::sleep(std::time::Duration::from_secs(2));
+                // SAFETY: exit the child without running the parent's handlers.
+                unsafe { libc::_exit(0) }
+            }
+            pid => children.push(pid),
+        }
+    }
+    println!("{}", json!({"started": children.len(), "failed": failed}));
+    for pid in children {
+        // SAFETY: waiting for our own children.
+        unsafe { libc::waitpid(pid, std::ptr::null_mut(), 0) };
+    }
+}
+
+fn main() {
+    let args: Vec<String> = std::env::args().collect();
+    match args.get(1).map(String::as_str) {
+        Some("view") => println!("{}", view()),
+        Some("hog") => hog(args.get(2).and_then(|s| s.parse().ok()).unwrap_or(256)),
+        Some("fork") => fork(args.get(2).and_then(|s| s.parse().ok()).unwrap_or(100)),
+        _ => {
+            eprintln!("usage: hoist-probe view | hog MIB | fork N");
+            std::process::exit(2);
+        }
+    }
+}
