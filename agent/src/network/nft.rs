@@ -34,7 +34,9 @@ use nftables::stmt::{Match, Operator, Statement, NAT};
 use nftables::types::{NfChainPolicy, NfChainType, NfFamily, NfHook};
 use std::borrow::Cow;
 use std::collections::BTreeSet;
+use std::io::Write;
 use std::net::Ipv4Addr;
+use std::process::{Command, Stdio};
 
 const FAMILY: NfFamily = NfFamily::IP;
 
@@ -330,49 +332,59 @@ pub fn apply(batch: &Nftables, op: &str) -> Result<(), NetworkError> {
     if batch.objects.is_empty() {
         return Ok(());
     }
-    let json = serde_json::to_string(batch).map_err(|e| NetworkError::Nft {
+    let json = serde_json::to_vec(batch).map_err(|e| NetworkError::Nft {
         op: op.to_string(),
         message: e.to_string(),
     })?;
-    nftables::helper::apply_ruleset_raw(
-        &json,
-        nftables::helper::DEFAULT_NFT,
-        nftables::helper::DEFAULT_ARGS,
-    )
-    .map(|_| ())
-    .map_err(|e| nft_error(op, e))
+    run_nft(&["-j", "-f", "-"], Some(&json), op).map(drop)
 }
 
-fn nft_error(op: &str, e: nftables::helper::NftablesError) -> NetworkError {
-    let message = match e {
-        nftables::helper::NftablesError::NftFailed { stderr, .. } => stderr
-            .lines()
-            .find(|l| !l.trim().is_empty())
-            .unwrap_or("failed")
-            .to_string(),
-        other => other.to_string(),
-    };
-    NetworkError::Nft {
+/// Runs `nft ARGS` with `stdin`, capturing stdout and stderr (nft's error becomes the message).
+fn run_nft(args: &[&str], stdin: Option<&[u8]>, op: &str) -> Result<String, NetworkError> {
+    let fail = |message: String| NetworkError::Nft {
         op: op.to_string(),
         message,
+    };
+    let mut child = Command::new("nft")
+        .args(args)
+        .stdin(if stdin.is_some() {
+            Stdio::piped()
+        } else {
+            Stdio::null()
+        })
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .map_err(|e| fail(format!("cannot run nft: {e}")))?;
+    if let (Some(input), Some(mut pipe)) = (stdin, child.stdin.take()) {
+        pipe.write_all(input)
+            .map_err(|e| fail(format!("write to nft: {e}")))?;
     }
+    let out = child
+        .wait_with_output()
+        .map_err(|e| fail(format!("wait for nft: {e}")))?;
+    if !out.status.success() {
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        let first = stderr
+            .lines()
+            .map(str::trim)
+            .find(|l| !l.is_empty())
+            .unwrap_or("failed without a message");
+        return Err(fail(first.to_string()));
+    }
+    Ok(String::from_utf8_lossy(&out.stdout).into_owned())
 }
 
 /// The published ports currently in our maps: (protocol, host port, container id from the comment).
 /// An absent table yields nothing. Blocking.
 pub fn list_ports(table: &str) -> Result<BTreeSet<(Protocol, u16, String)>, NetworkError> {
     let op = format!("list table {table}");
-    let out = match nftables::helper::get_current_ruleset_raw(
-        nftables::helper::DEFAULT_NFT,
-        ["list", "table", "ip", table],
-    ) {
+    let out = match run_nft(&["-j", "list", "table", "ip", table], None, &op) {
         Ok(out) => out,
-        Err(nftables::helper::NftablesError::NftFailed { stderr, .. })
-            if stderr.contains("No such file") =>
-        {
+        Err(NetworkError::Nft { message, .. }) if message.contains("No such file") => {
             return Ok(BTreeSet::new())
         }
-        Err(e) => return Err(nft_error(&op, e)),
+        Err(e) => return Err(e),
     };
     let value: serde_json::Value = serde_json::from_str(&out).map_err(|e| NetworkError::Nft {
         op: op.clone(),
