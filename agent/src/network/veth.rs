@@ -2,7 +2,6 @@
 //! the bridge and puts the peer into the container's namespace as `eth0`; a second connection,
 //! opened inside that namespace, adds the address and the default route.
 
-use super::bridge::link_index;
 use super::NetworkError;
 use rtnetlink::packet_route::link::{InfoData, InfoKind, InfoVeth};
 use rtnetlink::{Handle, LinkMessageBuilder, LinkUnspec, LinkVeth, RouteMessageBuilder};
@@ -38,19 +37,15 @@ pub async fn create_pair(
         .map_err(|e| NetworkError::netlink(format!("create veth {host_name}"), e))
 }
 
-/// Inside the container namespace: `eth0` up with its address, and a default route via the gateway.
+/// Inside the container namespace: `eth0` (ifindex `index` there) up with its address, and a
+/// default route via the gateway.
 pub async fn configure_container(
     ns: &Handle,
+    index: u32,
     ip: Ipv4Addr,
     prefix_len: u8,
     gateway: Ipv4Addr,
 ) -> Result<(), NetworkError> {
-    let index = link_index(ns, CONTAINER_IFNAME)
-        .await?
-        .ok_or_else(|| NetworkError::Link {
-            name: CONTAINER_IFNAME.to_string(),
-            problem: "missing in the container namespace".into(),
-        })?;
     let up = async {
         ns.link()
             .change(LinkUnspec::new_with_index(index).up().build())
