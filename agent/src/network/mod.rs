@@ -158,11 +158,17 @@ impl Network {
                 );
             }
         }
-        let masquerade = cfg.masquerade;
+        // Forwarding is needed for published ports (and outbound NAT); turn it on now if the
+        // persisted attachments publish any, else on the first publish.
+        let forwarding = cfg.masquerade || inner.records.values().any(|r| !r.ports.is_empty());
+        let bridge_name = cfg.bridge.clone();
         netns::run_in(&host_ns, "nft setup", move || {
-            if masquerade {
+            if forwarding {
                 enable_forwarding()?;
             }
+            // Lets localhost:PORT be DNATed out through the bridge (see nft.rs).
+            let localnet = format!("/proc/sys/net/ipv4/conf/{bridge_name}/route_localnet");
+            std::fs::write(&localnet, b"1").map_err(|e| NetworkError::io("write", localnet, e))?;
             nft::apply(
                 &nftables::schema::Nftables {
                     objects: batch.into(),
@@ -179,7 +185,7 @@ impl Network {
             bridge_index,
             inner: Mutex::new(inner),
             persist_lock: tokio::sync::Mutex::new(()),
-            forwarding_on: AtomicBool::new(masquerade),
+            forwarding_on: AtomicBool::new(forwarding),
             pool: pool::Pool::new(host, bridge_index, WARM_NETNS),
         })
     }

@@ -10,8 +10,12 @@
 //!
 //! Chains:
 //! - `prerouting` (nat, dstnat): DNAT for traffic arriving from other hosts/namespaces to a local address;
-//! - `output` (nat, -100): the same for locally generated traffic to the host's own non-loopback addresses;
-//! - `postrouting` (nat, srcnat): masquerade of traffic leaving the subnet, only when enabled;
+//! - `output` (nat, -100): the same for locally generated traffic to the host's own addresses,
+//!   including `127.0.0.1` (with `route_localnet` on the bridge, set by the caller);
+//! - `postrouting` (nat, srcnat): SNAT of that localhost traffic to the gateway address, and
+//!   masquerade of traffic leaving the subnet when enabled;
+//! - `input` (filter): drops new connections from the bridge to `127.0.0.0/8`, which
+//!   `route_localnet` would otherwise let in;
 //! - `forward` (filter, policy accept): accepts traffic from and to our bridge. This only matters
 //!   next to Docker Engine, which loads `br_netfilter` and sets the iptables FORWARD policy to DROP:
 //!   an accept in our table does not override a drop in Docker's table, so on such hosts also allow
@@ -24,7 +28,7 @@ use super::{Ipv4Subnet, NetworkError};
 use hoist_proto::agent::{PortMapping, Protocol};
 use nftables::expr::{
     Elem, Expression, Fib, FibFlag, FibResult, Map, Meta, MetaKey, NamedExpression, Payload,
-    PayloadField, Prefix,
+    PayloadField, Prefix, SetItem, CT,
 };
 use nftables::schema::{
     self, Chain, Element, FlushObject, NfCmd, NfListObject, NfObject, Nftables, Rule, SetType,
@@ -111,6 +115,22 @@ fn dnat_via_maps(p: Protocol) -> Statement<'static> {
     }))
 }
 
+fn ip_prefix_match(field: &'static str, addr: Ipv4Addr, len: u8) -> Statement<'static> {
+    Statement::Match(Match {
+        left: Expression::Named(NamedExpression::Payload(Payload::PayloadField(
+            PayloadField {
+                protocol: "ip".into(),
+                field: field.into(),
+            },
+        ))),
+        right: Expression::Named(NamedExpression::Prefix(Prefix {
+            addr: Box::new(Expression::String(addr.to_string().into())),
+            len: u32::from(len),
+        })),
+        op: Operator::EQ,
+    })
+}
+
 fn iface_match(key: MetaKey, name: &str, op: Operator) -> Statement<'static> {
     Statement::Match(Match {
         left: Expression::Named(NamedExpression::Meta(Meta { key })),
@@ -189,50 +209,62 @@ pub fn setup(table: &str, bridge: &str, subnet: Ipv4Subnet, masquerade: bool) ->
             100,
         ),
         base_chain(table, "forward", NfChainType::Filter, NfHook::Forward, 0),
+        base_chain(table, "input", NfChainType::Filter, NfHook::Input, 0),
     ];
     for c in chains {
         objs.push(cmd(NfCmd::Add(NfListObject::Chain(c.clone()))));
         objs.push(cmd(NfCmd::Flush(FlushObject::Chain(c))));
     }
-    let not_loopback = Statement::Match(Match {
-        left: Expression::Named(NamedExpression::Payload(Payload::PayloadField(
-            PayloadField {
-                protocol: "ip".into(),
-                field: "daddr".into(),
-            },
-        ))),
-        right: Expression::Named(NamedExpression::Prefix(Prefix {
-            addr: Box::new(Expression::String("127.0.0.0".into())),
-            len: 8,
-        })),
-        op: Operator::NEQ,
-    });
     for p in PROTOCOLS {
         objs.push(rule(
             table,
             "prerouting",
             vec![daddr_is_local(), dnat_via_maps(p)],
         ));
+        // Includes 127.0.0.0/8: see `localhost` below.
         objs.push(rule(
             table,
             "output",
-            vec![not_loopback.clone(), daddr_is_local(), dnat_via_maps(p)],
+            vec![daddr_is_local(), dnat_via_maps(p)],
         ));
     }
+    // localhost:PORT, like kube-proxy: the DNATed packet leaves through the bridge with source
+    // 127.0.0.1 (allowed by route_localnet on the bridge, set by the caller) and is SNATed to the
+    // gateway address so the container can answer.
+    objs.push(rule(
+        table,
+        "postrouting",
+        vec![
+            ip_prefix_match("saddr", Ipv4Addr::new(127, 0, 0, 0), 8),
+            iface_match(MetaKey::Oifname, bridge, Operator::EQ),
+            Statement::Masquerade(None),
+        ],
+    ));
+    // route_localnet also lets packets to 127.0.0.0/8 in from the bridge (CVE-2020-8558): only
+    // replies of the connections above may pass, new ones from containers are dropped.
+    objs.push(rule(
+        table,
+        "input",
+        vec![
+            iface_match(MetaKey::Iifname, bridge, Operator::EQ),
+            ip_prefix_match("daddr", Ipv4Addr::new(127, 0, 0, 0), 8),
+            Statement::Match(Match {
+                left: Expression::Named(NamedExpression::CT(CT {
+                    key: "state".into(),
+                    family: None,
+                    dir: None,
+                })),
+                right: Expression::Named(NamedExpression::Set(vec![
+                    SetItem::Element(Expression::String("new".into())),
+                    SetItem::Element(Expression::String("invalid".into())),
+                ])),
+                op: Operator::EQ,
+            }),
+            Statement::Drop(None),
+        ],
+    ));
     if masquerade {
-        let from_subnet = Statement::Match(Match {
-            left: Expression::Named(NamedExpression::Payload(Payload::PayloadField(
-                PayloadField {
-                    protocol: "ip".into(),
-                    field: "saddr".into(),
-                },
-            ))),
-            right: Expression::Named(NamedExpression::Prefix(Prefix {
-                addr: Box::new(Expression::String(subnet.network().to_string().into())),
-                len: u32::from(subnet.prefix_len()),
-            })),
-            op: Operator::EQ,
-        });
+        let from_subnet = ip_prefix_match("saddr", subnet.network(), subnet.prefix_len());
         objs.push(rule(
             table,
             "postrouting",

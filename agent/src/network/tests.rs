@@ -607,3 +607,80 @@ fn network_attach_phase_timing() {
         }
     });
 }
+
+/// `route_localnet` on the bridge must not open the host's 127.0.0.1 services to containers
+/// (CVE-2020-8558): a container routing 127.0.0.1 to the gateway gets nowhere, and the same
+/// attack does work once our input rule is gone (so the test proves something).
+#[test]
+fn network_containers_cannot_reach_host_localhost() {
+    require_root!();
+    let fx = Fixture::new("lo");
+    let host = fx.host.path();
+    fx.run(move |cfg| async move {
+        let net = Network::new(cfg).await.expect("new");
+        let evil = net
+            .attach("evil", NetworkMode::Bridge, &[])
+            .await
+            .expect("attach");
+        let ns = netns_of(&evil);
+        let _local_only = Server::start(
+            &host,
+            SocketAddr::from(([127, 0, 0, 1], 9999)),
+            "host-local",
+        );
+        // Inside the container: send 127.0.0.1 to the gateway instead of the container's own lo.
+        ns_cmd(
+            &ns,
+            &[
+                "sh",
+                "-c",
+                "echo 1 > /proc/sys/net/ipv4/conf/eth0/route_localnet",
+            ],
+        );
+        ns_cmd(
+            &ns,
+            &[
+                "ip",
+                "route",
+                "add",
+                "127.0.0.1/32",
+                "via",
+                "10.89.0.1",
+                "dev",
+                "eth0",
+                "table",
+                "100",
+            ],
+        );
+        ns_cmd(
+            &ns,
+            &[
+                "ip",
+                "rule",
+                "add",
+                "pref",
+                "10",
+                "to",
+                "127.0.0.1",
+                "lookup",
+                "100",
+            ],
+        );
+        ns_cmd(&ns, &["ip", "rule", "del", "pref", "0"]);
+        ns_cmd(&ns, &["ip", "rule", "add", "pref", "20", "lookup", "local"]);
+        let target = SocketAddr::from(([127, 0, 0, 1], 9999));
+        assert!(
+            fetch(Some(&ns), target).is_err(),
+            "container reached the host's 127.0.0.1"
+        );
+        ns_cmd(
+            &host,
+            &["nft", "flush", "chain", "ip", "hoist_hoist0", "input"],
+        );
+        assert_eq!(
+            fetch(Some(&ns), target).expect("attack works without the rule"),
+            "hello from host-local"
+        );
+        net.detach("evil").await.expect("detach");
+    });
+}
