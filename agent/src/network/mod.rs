@@ -25,6 +25,7 @@ mod error;
 mod ipam;
 mod netns;
 mod nft;
+mod pool;
 mod portmap;
 mod state;
 mod subnet;
@@ -38,16 +39,18 @@ pub use ipam::Ipam;
 pub use portmap::PortTable;
 pub use subnet::Ipv4Subnet;
 
-use error::netlink_errno;
 use hoist_proto::agent::{NetworkMode, PortMapping, Protocol};
 use serde::{Deserialize, Serialize};
 use state::{PersistedState, Record};
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::Ipv4Addr;
-use std::os::fd::{AsFd, OwnedFd};
+use std::os::fd::OwnedFd;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
-use std::sync::{Mutex, MutexGuard};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+
+/// Namespaces kept warm (with their veth) for fast bridge attaches.
+const WARM_NETNS: usize = 2;
 
 /// How the agent's networking is set up (agent options).
 #[derive(Debug, Clone)]
@@ -103,13 +106,12 @@ struct Inner {
 pub struct Network {
     cfg: NetworkConfig,
     table: String,
-    host: rtnetlink::Handle,
     host_ns: OwnedFd,
     bridge_index: u32,
     inner: Mutex<Inner>,
     persist_lock: tokio::sync::Mutex<()>,
     forwarding_on: AtomicBool,
-    veth_seq: AtomicU32,
+    pool: Arc<pool::Pool>,
 }
 
 impl std::fmt::Debug for Network {
@@ -156,11 +158,17 @@ impl Network {
                 );
             }
         }
-        let masquerade = cfg.masquerade;
+        // Forwarding is needed for published ports (and outbound NAT); turn it on now if the
+        // persisted attachments publish any, else on the first publish.
+        let forwarding = cfg.masquerade || inner.records.values().any(|r| !r.ports.is_empty());
+        let bridge_name = cfg.bridge.clone();
         netns::run_in(&host_ns, "nft setup", move || {
-            if masquerade {
+            if forwarding {
                 enable_forwarding()?;
             }
+            // Lets localhost:PORT be DNATed out through the bridge (see nft.rs).
+            let localnet = format!("/proc/sys/net/ipv4/conf/{bridge_name}/route_localnet");
+            std::fs::write(&localnet, b"1").map_err(|e| NetworkError::io("write", localnet, e))?;
             nft::apply(
                 &nftables::schema::Nftables {
                     objects: batch.into(),
@@ -173,13 +181,12 @@ impl Network {
         Ok(Network {
             cfg,
             table,
-            host,
             host_ns,
             bridge_index,
             inner: Mutex::new(inner),
             persist_lock: tokio::sync::Mutex::new(()),
-            forwarding_on: AtomicBool::new(masquerade),
-            veth_seq: AtomicU32::new(std::process::id()),
+            forwarding_on: AtomicBool::new(forwarding),
+            pool: pool::Pool::new(host, bridge_index, WARM_NETNS),
         })
     }
 
@@ -357,31 +364,32 @@ impl Network {
         // A file without a record is a leftover of a crash mid-attach: it is ours to replace.
         netns::remove(&path)?;
         let links = async {
-            match rec.attachment.ip {
-                None => netns::create(&path, None).await.map(drop),
-                Some(ip) => {
-                    let created =
-                        netns::create(&path, Some(tokio::runtime::Handle::current())).await?;
-                    self.create_veth(id, created.fd.as_fd()).await?;
-                    let (conn, handle) = created.netlink.ok_or_else(|| NetworkError::Link {
-                        name: path.display().to_string(),
-                        problem: "no netlink connection".into(),
-                    })?;
-                    let gateway = self.cfg.subnet.gateway();
-                    let configure = veth::configure_container(
-                        &handle,
-                        ip,
-                        self.cfg.subnet.prefix_len(),
-                        gateway,
-                    );
-                    // Drive the netns connection only for as long as we need it; dropping it closes
-                    // the socket, so it does not keep the namespace alive.
-                    tokio::select! {
-                        res = configure => res,
-                        () = conn => Err(NetworkError::Link { name: veth::CONTAINER_IFNAME.into(), problem: "netlink connection closed".into() }),
-                    }
+            let Some(ip) = rec.attachment.ip else {
+                return netns::create(Some(&path), None).await.map(drop);
+            };
+            let ready = match self.pool.take() {
+                Some(warm) => {
+                    netns::adopt(&warm.fd, &path)?;
+                    warm
                 }
-            }
+                None => self.pool.build(Some(&path)).await?,
+            };
+            let pool::Ready {
+                fd,
+                mut conn,
+                handle,
+                eth0,
+            } = ready;
+            let (prefix_len, gateway) = (self.cfg.subnet.prefix_len(), self.cfg.subnet.gateway());
+            let configure = veth::configure_container(&handle, eth0, ip, prefix_len, gateway);
+            // Drive the netns connection only for as long as we need it; dropping it (and `fd`)
+            // afterwards leaves the bind mount as the namespace's only anchor.
+            let res = tokio::select! {
+                res = configure => res,
+                () = &mut conn => Err(pool::closed()),
+            };
+            drop(fd);
+            res
         };
         let ports = async {
             match rec.attachment.ip {
@@ -391,28 +399,6 @@ impl Network {
         };
         let (links, ports) = tokio::join!(links, ports);
         links.and(ports)
-    }
-
-    /// Creates the veth pair; its host-side name is unique per attach (an old pair of the same
-    /// container may still be on its way out with its namespace).
-    async fn create_veth(
-        &self,
-        id: &str,
-        netns: std::os::fd::BorrowedFd<'_>,
-    ) -> Result<(), NetworkError> {
-        let mut attempt = 0;
-        loop {
-            let seq = self.veth_seq.fetch_add(1, Ordering::Relaxed) & 0xf_ffff;
-            let name = format!("hv{:08x}{seq:05x}", fnv32(id));
-            match veth::create_pair(&self.host, &name, self.bridge_index, netns).await {
-                Err(NetworkError::Netlink { source, .. })
-                    if netlink_errno(&source) == Some(libc::EEXIST) && attempt < 3 =>
-                {
-                    attempt += 1
-                }
-                other => return other,
-            }
-        }
     }
 
     /// Adds the port elements (and turns on forwarding the first time).
@@ -524,11 +510,4 @@ fn validate_id(id: &str) -> Result<(), NetworkError> {
 fn enable_forwarding() -> Result<(), NetworkError> {
     const PATH: &str = "/proc/sys/net/ipv4/ip_forward";
     std::fs::write(PATH, b"1").map_err(|e| NetworkError::io("write", PATH, e))
-}
-
-/// FNV-1a, for short stable veth names.
-fn fnv32(s: &str) -> u32 {
-    s.bytes().fold(0x811c_9dc5_u32, |h, b| {
-        (h ^ u32::from(b)).wrapping_mul(0x0100_0193)
-    })
 }

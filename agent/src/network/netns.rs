@@ -13,15 +13,16 @@ use nix::mount::{mount, umount2, MntFlags, MsFlags};
 use nix::sched::{setns, unshare, CloneFlags};
 use std::fs::{File, OpenOptions};
 use std::os::fd::{AsFd, AsRawFd, OwnedFd};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 const THREAD_NS: &str = "/proc/thread-self/ns/net";
 
 /// A netlink connection opened inside a container namespace: drive `connection` while using `handle`.
-pub type NetlinkPair = (
-    rtnetlink::proto::Connection<rtnetlink::packet_route::RouteNetlinkMessage>,
-    rtnetlink::Handle,
-);
+pub type NetlinkPair = (NetlinkConnection, rtnetlink::Handle);
+
+/// The connection half of a netlink pair: a future that must be polled for requests to complete.
+pub type NetlinkConnection =
+    rtnetlink::proto::Connection<rtnetlink::packet_route::RouteNetlinkMessage>;
 
 /// What `create` hands back.
 pub struct Created {
@@ -82,52 +83,80 @@ where
     })?
 }
 
-/// Creates a new network namespace pinned at `path` (which must not exist) with `lo` up.
-/// With `netlink`, also opens a netlink connection inside it, registered with that runtime.
-/// On failure nothing is left behind.
+/// Creates a new network namespace with `lo` up, pinned at `path` (which must not exist) or, with
+/// `None`, held only by the returned fd. With `netlink`, also opens a netlink connection inside it,
+/// registered with that runtime. On failure nothing is left behind.
 pub async fn create(
-    path: &Path,
+    path: Option<&Path>,
     netlink: Option<tokio::runtime::Handle>,
 ) -> Result<Created, NetworkError> {
-    let path = path.to_path_buf();
+    let path = path.map(Path::to_path_buf);
     run_on_thread("netns create", move || {
-        OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .open(&path)
-            .map_err(|e| NetworkError::io("create netns file", &path, e))?;
-        let res = pin_new_netns(&path, netlink);
-        if res.is_err() {
+        if let Some(path) = &path {
+            create_file(path)?;
+        }
+        let res = enter_new_netns(path.as_deref(), netlink);
+        if let (Err(_), Some(path)) = (&res, &path) {
             // Best effort: the original error is the one worth reporting.
-            let _ = remove(&path);
+            let _ = remove(path);
         }
         res
     })
     .await
 }
 
-/// Runs on the dedicated thread: after `unshare` this thread lives in the new namespace until it exits.
-fn pin_new_netns(
-    path: &PathBuf,
-    netlink: Option<tokio::runtime::Handle>,
-) -> Result<Created, NetworkError> {
-    unshare(CloneFlags::CLONE_NEWNET)
-        .map_err(|e| NetworkError::errno("unshare netns for", path, e))?;
-    mount(
-        Some(THREAD_NS),
-        path.as_path(),
+/// Pins the namespace of `fd` at `path` (which must not exist) by a bind mount. Blocking but fast.
+pub fn adopt(fd: &OwnedFd, path: &Path) -> Result<(), NetworkError> {
+    create_file(path)?;
+    let source = format!("/proc/self/fd/{}", fd.as_raw_fd());
+    let res = mount(
+        Some(source.as_str()),
+        path,
         None::<&str>,
         MsFlags::MS_BIND,
         None::<&str>,
     )
-    .map_err(|e| NetworkError::errno("bind mount netns onto", path, e))?;
-    set_loopback_up().map_err(|e| NetworkError::errno("bring up lo in", path, e))?;
+    .map_err(|e| NetworkError::errno("bind mount netns onto", path, e));
+    if res.is_err() {
+        let _ = remove(path);
+    }
+    res
+}
+
+fn create_file(path: &Path) -> Result<(), NetworkError> {
+    OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .open(path)
+        .map(drop)
+        .map_err(|e| NetworkError::io("create netns file", path, e))
+}
+
+/// Runs on the dedicated thread: after `unshare` this thread lives in the new namespace until it exits.
+fn enter_new_netns(
+    path: Option<&Path>,
+    netlink: Option<tokio::runtime::Handle>,
+) -> Result<Created, NetworkError> {
+    let what = path.unwrap_or(Path::new("(anonymous netns)"));
+    unshare(CloneFlags::CLONE_NEWNET)
+        .map_err(|e| NetworkError::errno("unshare netns for", what, e))?;
+    if let Some(path) = path {
+        mount(
+            Some(THREAD_NS),
+            path,
+            None::<&str>,
+            MsFlags::MS_BIND,
+            None::<&str>,
+        )
+        .map_err(|e| NetworkError::errno("bind mount netns onto", path, e))?;
+    }
+    set_loopback_up().map_err(|e| NetworkError::errno("bring up lo in", what, e))?;
     let fd = open_current()?;
     let netlink = match netlink {
         Some(rt) => {
             let _guard = rt.enter();
             let (conn, handle, _) = rtnetlink::new_connection()
-                .map_err(|e| NetworkError::io("open netlink socket in", path, e))?;
+                .map_err(|e| NetworkError::io("open netlink socket in", what, e))?;
             Some((conn, handle))
         }
         None => None,

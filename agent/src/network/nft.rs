@@ -10,8 +10,12 @@
 //!
 //! Chains:
 //! - `prerouting` (nat, dstnat): DNAT for traffic arriving from other hosts/namespaces to a local address;
-//! - `output` (nat, -100): the same for locally generated traffic to the host's own non-loopback addresses;
-//! - `postrouting` (nat, srcnat): masquerade of traffic leaving the subnet, only when enabled;
+//! - `output` (nat, -100): the same for locally generated traffic to the host's own addresses,
+//!   including `127.0.0.1` (with `route_localnet` on the bridge, set by the caller);
+//! - `postrouting` (nat, srcnat): SNAT of that localhost traffic to the gateway address, and
+//!   masquerade of traffic leaving the subnet when enabled;
+//! - `input` (filter): drops new connections from the bridge to `127.0.0.0/8`, which
+//!   `route_localnet` would otherwise let in;
 //! - `forward` (filter, policy accept): accepts traffic from and to our bridge. This only matters
 //!   next to Docker Engine, which loads `br_netfilter` and sets the iptables FORWARD policy to DROP:
 //!   an accept in our table does not override a drop in Docker's table, so on such hosts also allow
@@ -24,7 +28,7 @@ use super::{Ipv4Subnet, NetworkError};
 use hoist_proto::agent::{PortMapping, Protocol};
 use nftables::expr::{
     Elem, Expression, Fib, FibFlag, FibResult, Map, Meta, MetaKey, NamedExpression, Payload,
-    PayloadField, Prefix,
+    PayloadField, Prefix, SetItem, CT,
 };
 use nftables::schema::{
     self, Chain, Element, FlushObject, NfCmd, NfListObject, NfObject, Nftables, Rule, SetType,
@@ -34,7 +38,9 @@ use nftables::stmt::{Match, Operator, Statement, NAT};
 use nftables::types::{NfChainPolicy, NfChainType, NfFamily, NfHook};
 use std::borrow::Cow;
 use std::collections::BTreeSet;
+use std::io::Write;
 use std::net::Ipv4Addr;
+use std::process::{Command, Stdio};
 
 const FAMILY: NfFamily = NfFamily::IP;
 
@@ -107,6 +113,22 @@ fn dnat_via_maps(p: Protocol) -> Statement<'static> {
         port: Some(lookup(port_map(p))),
         flags: None,
     }))
+}
+
+fn ip_prefix_match(field: &'static str, addr: Ipv4Addr, len: u8) -> Statement<'static> {
+    Statement::Match(Match {
+        left: Expression::Named(NamedExpression::Payload(Payload::PayloadField(
+            PayloadField {
+                protocol: "ip".into(),
+                field: field.into(),
+            },
+        ))),
+        right: Expression::Named(NamedExpression::Prefix(Prefix {
+            addr: Box::new(Expression::String(addr.to_string().into())),
+            len: u32::from(len),
+        })),
+        op: Operator::EQ,
+    })
 }
 
 fn iface_match(key: MetaKey, name: &str, op: Operator) -> Statement<'static> {
@@ -187,50 +209,62 @@ pub fn setup(table: &str, bridge: &str, subnet: Ipv4Subnet, masquerade: bool) ->
             100,
         ),
         base_chain(table, "forward", NfChainType::Filter, NfHook::Forward, 0),
+        base_chain(table, "input", NfChainType::Filter, NfHook::Input, 0),
     ];
     for c in chains {
         objs.push(cmd(NfCmd::Add(NfListObject::Chain(c.clone()))));
         objs.push(cmd(NfCmd::Flush(FlushObject::Chain(c))));
     }
-    let not_loopback = Statement::Match(Match {
-        left: Expression::Named(NamedExpression::Payload(Payload::PayloadField(
-            PayloadField {
-                protocol: "ip".into(),
-                field: "daddr".into(),
-            },
-        ))),
-        right: Expression::Named(NamedExpression::Prefix(Prefix {
-            addr: Box::new(Expression::String("127.0.0.0".into())),
-            len: 8,
-        })),
-        op: Operator::NEQ,
-    });
     for p in PROTOCOLS {
         objs.push(rule(
             table,
             "prerouting",
             vec![daddr_is_local(), dnat_via_maps(p)],
         ));
+        // Includes 127.0.0.0/8: see `localhost` below.
         objs.push(rule(
             table,
             "output",
-            vec![not_loopback.clone(), daddr_is_local(), dnat_via_maps(p)],
+            vec![daddr_is_local(), dnat_via_maps(p)],
         ));
     }
+    // localhost:PORT, like kube-proxy: the DNATed packet leaves through the bridge with source
+    // 127.0.0.1 (allowed by route_localnet on the bridge, set by the caller) and is SNATed to the
+    // gateway address so the container can answer.
+    objs.push(rule(
+        table,
+        "postrouting",
+        vec![
+            ip_prefix_match("saddr", Ipv4Addr::new(127, 0, 0, 0), 8),
+            iface_match(MetaKey::Oifname, bridge, Operator::EQ),
+            Statement::Masquerade(None),
+        ],
+    ));
+    // route_localnet also lets packets to 127.0.0.0/8 in from the bridge (CVE-2020-8558): only
+    // replies of the connections above may pass, new ones from containers are dropped.
+    objs.push(rule(
+        table,
+        "input",
+        vec![
+            iface_match(MetaKey::Iifname, bridge, Operator::EQ),
+            ip_prefix_match("daddr", Ipv4Addr::new(127, 0, 0, 0), 8),
+            Statement::Match(Match {
+                left: Expression::Named(NamedExpression::CT(CT {
+                    key: "state".into(),
+                    family: None,
+                    dir: None,
+                })),
+                right: Expression::Named(NamedExpression::Set(vec![
+                    SetItem::Element(Expression::String("new".into())),
+                    SetItem::Element(Expression::String("invalid".into())),
+                ])),
+                op: Operator::EQ,
+            }),
+            Statement::Drop(None),
+        ],
+    ));
     if masquerade {
-        let from_subnet = Statement::Match(Match {
-            left: Expression::Named(NamedExpression::Payload(Payload::PayloadField(
-                PayloadField {
-                    protocol: "ip".into(),
-                    field: "saddr".into(),
-                },
-            ))),
-            right: Expression::Named(NamedExpression::Prefix(Prefix {
-                addr: Box::new(Expression::String(subnet.network().to_string().into())),
-                len: u32::from(subnet.prefix_len()),
-            })),
-            op: Operator::EQ,
-        });
+        let from_subnet = ip_prefix_match("saddr", subnet.network(), subnet.prefix_len());
         objs.push(rule(
             table,
             "postrouting",
@@ -330,49 +364,59 @@ pub fn apply(batch: &Nftables, op: &str) -> Result<(), NetworkError> {
     if batch.objects.is_empty() {
         return Ok(());
     }
-    let json = serde_json::to_string(batch).map_err(|e| NetworkError::Nft {
+    let json = serde_json::to_vec(batch).map_err(|e| NetworkError::Nft {
         op: op.to_string(),
         message: e.to_string(),
     })?;
-    nftables::helper::apply_ruleset_raw(
-        &json,
-        nftables::helper::DEFAULT_NFT,
-        nftables::helper::DEFAULT_ARGS,
-    )
-    .map(|_| ())
-    .map_err(|e| nft_error(op, e))
+    run_nft(&["-j", "-f", "-"], Some(&json), op).map(drop)
 }
 
-fn nft_error(op: &str, e: nftables::helper::NftablesError) -> NetworkError {
-    let message = match e {
-        nftables::helper::NftablesError::NftFailed { stderr, .. } => stderr
-            .lines()
-            .find(|l| !l.trim().is_empty())
-            .unwrap_or("failed")
-            .to_string(),
-        other => other.to_string(),
-    };
-    NetworkError::Nft {
+/// Runs `nft ARGS` with `stdin`, capturing stdout and stderr (nft's error becomes the message).
+fn run_nft(args: &[&str], stdin: Option<&[u8]>, op: &str) -> Result<String, NetworkError> {
+    let fail = |message: String| NetworkError::Nft {
         op: op.to_string(),
         message,
+    };
+    let mut child = Command::new("nft")
+        .args(args)
+        .stdin(if stdin.is_some() {
+            Stdio::piped()
+        } else {
+            Stdio::null()
+        })
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .map_err(|e| fail(format!("cannot run nft: {e}")))?;
+    if let (Some(input), Some(mut pipe)) = (stdin, child.stdin.take()) {
+        pipe.write_all(input)
+            .map_err(|e| fail(format!("write to nft: {e}")))?;
     }
+    let out = child
+        .wait_with_output()
+        .map_err(|e| fail(format!("wait for nft: {e}")))?;
+    if !out.status.success() {
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        let first = stderr
+            .lines()
+            .map(str::trim)
+            .find(|l| !l.is_empty())
+            .unwrap_or("failed without a message");
+        return Err(fail(first.to_string()));
+    }
+    Ok(String::from_utf8_lossy(&out.stdout).into_owned())
 }
 
 /// The published ports currently in our maps: (protocol, host port, container id from the comment).
 /// An absent table yields nothing. Blocking.
 pub fn list_ports(table: &str) -> Result<BTreeSet<(Protocol, u16, String)>, NetworkError> {
     let op = format!("list table {table}");
-    let out = match nftables::helper::get_current_ruleset_raw(
-        nftables::helper::DEFAULT_NFT,
-        ["list", "table", "ip", table],
-    ) {
+    let out = match run_nft(&["-j", "list", "table", "ip", table], None, &op) {
         Ok(out) => out,
-        Err(nftables::helper::NftablesError::NftFailed { stderr, .. })
-            if stderr.contains("No such file") =>
-        {
+        Err(NetworkError::Nft { message, .. }) if message.contains("No such file") => {
             return Ok(BTreeSet::new())
         }
-        Err(e) => return Err(nft_error(&op, e)),
+        Err(e) => return Err(e),
     };
     let value: serde_json::Value = serde_json::from_str(&out).map_err(|e| NetworkError::Nft {
         op: op.clone(),

@@ -2,7 +2,6 @@
 //! the bridge and puts the peer into the container's namespace as `eth0`; a second connection,
 //! opened inside that namespace, adds the address and the default route.
 
-use super::bridge::link_index;
 use super::NetworkError;
 use rtnetlink::packet_route::link::{InfoData, InfoKind, InfoVeth};
 use rtnetlink::{Handle, LinkMessageBuilder, LinkUnspec, LinkVeth, RouteMessageBuilder};
@@ -12,7 +11,9 @@ use std::os::fd::{AsRawFd, BorrowedFd};
 /// The container-side interface name.
 pub const CONTAINER_IFNAME: &str = "eth0";
 
-/// Creates `host_name` (up, enslaved to `bridge_index`) with its peer `eth0` (up) inside `netns`.
+/// Creates `host_name` (up, enslaved to `bridge_index`) with its peer `eth0` (still down) inside `netns`.
+/// (Setting the peer up in the same request fails with ENOTCONN on kernel 6.18 when it goes to
+/// another namespace, so `configure_container` does that.)
 pub async fn create_pair(
     host: &Handle,
     host_name: &str,
@@ -22,7 +23,6 @@ pub async fn create_pair(
     let peer = LinkMessageBuilder::<LinkUnspec>::new()
         .name(CONTAINER_IFNAME.to_string())
         .setns_by_fd(netns.as_raw_fd())
-        .up()
         .build();
     let msg = LinkMessageBuilder::<LinkVeth>::new_with_info_kind(InfoKind::Veth)
         .name(host_name.to_string())
@@ -37,29 +37,37 @@ pub async fn create_pair(
         .map_err(|e| NetworkError::netlink(format!("create veth {host_name}"), e))
 }
 
-/// Inside the container namespace: address on `eth0` and a default route via the gateway.
+/// Inside the container namespace: `eth0` (ifindex `index` there) up with its address, and a
+/// default route via the gateway.
 pub async fn configure_container(
     ns: &Handle,
+    index: u32,
     ip: Ipv4Addr,
     prefix_len: u8,
     gateway: Ipv4Addr,
 ) -> Result<(), NetworkError> {
-    let index = link_index(ns, CONTAINER_IFNAME)
-        .await?
-        .ok_or_else(|| NetworkError::Link {
-            name: CONTAINER_IFNAME.to_string(),
-            problem: "missing in the container namespace".into(),
-        })?;
-    ns.address()
-        .add(index, IpAddr::V4(ip), prefix_len)
-        .execute()
-        .await
-        .map_err(|e| {
-            NetworkError::netlink(
-                format!("add address {ip}/{prefix_len} to {CONTAINER_IFNAME}"),
-                e,
-            )
-        })?;
+    let up = async {
+        ns.link()
+            .change(LinkUnspec::new_with_index(index).up().build())
+            .execute()
+            .await
+            .map_err(|e| NetworkError::netlink(format!("set {CONTAINER_IFNAME} up"), e))
+    };
+    let address = async {
+        ns.address()
+            .add(index, IpAddr::V4(ip), prefix_len)
+            .execute()
+            .await
+            .map_err(|e| {
+                NetworkError::netlink(
+                    format!("add address {ip}/{prefix_len} to {CONTAINER_IFNAME}"),
+                    e,
+                )
+            })
+    };
+    // Independent requests: both in flight at once.
+    let (up, address) = futures::join!(up, address);
+    up.and(address)?;
     let route = RouteMessageBuilder::<Ipv4Addr>::new()
         .gateway(gateway)
         .output_interface(index)
