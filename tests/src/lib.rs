@@ -294,3 +294,64 @@ fn nix_umount(p: &Path) -> std::io::Result<()> {
     }
     Ok(())
 }
+
+/// A second machine on a point-to-point link to a [`Host`]: the host gets `10.77.0.1/24` on its
+/// `eth0`, the peer `10.77.0.2/24`. Used to reach published ports from outside the host.
+#[derive(Debug)]
+pub struct Peer {
+    pub netns: String,
+}
+
+pub const HOST_LAB_IP: &str = "10.77.0.1";
+
+impl Peer {
+    pub fn attach(host: &Host) -> Result<Self> {
+        let netns = format!("{}-peer", host.netns);
+        let status = Command::new("ip").args(["netns", "add", &netns]).status()?;
+        if !status.success() {
+            bail!("ip netns add {netns} failed");
+        }
+        let peer = Peer { netns: netns.clone() };
+        let run = |args: &[&str]| -> Result<()> {
+            let out = Command::new("ip").args(args).output()?;
+            if !out.status.success() {
+                bail!("ip {}: {}", args.join(" "), String::from_utf8_lossy(&out.stderr));
+            }
+            Ok(())
+        };
+        run(&["-n", &host.netns, "link", "add", "eth0", "type", "veth", "peer", "name", "eth0", "netns", &netns])?;
+        run(&["-n", &host.netns, "addr", "add", "10.77.0.1/24", "dev", "eth0"])?;
+        run(&["-n", &host.netns, "link", "set", "eth0", "up"])?;
+        run(&["-n", &netns, "addr", "add", "10.77.0.2/24", "dev", "eth0"])?;
+        run(&["-n", &netns, "link", "set", "eth0", "up"])?;
+        run(&["-n", &netns, "link", "set", "lo", "up"])?;
+        Ok(peer)
+    }
+
+    /// `curl URL` from the peer's network namespace: the body, if the request succeeded.
+    pub fn curl(&self, url: &str) -> Option<String> {
+        curl_in(&self.netns, url)
+    }
+}
+
+impl Drop for Peer {
+    fn drop(&mut self) {
+        let _ = Command::new("ip").args(["netns", "del", &self.netns]).status();
+    }
+}
+
+impl Host {
+    /// `curl URL` from the host's network namespace (as a process on the host, not in a container).
+    pub fn curl(&self, url: &str) -> Option<String> {
+        curl_in(&self.netns, url)
+    }
+}
+
+fn curl_in(netns: &str, url: &str) -> Option<String> {
+    let out = Command::new("nsenter")
+        .arg(format!("--net=/run/netns/{netns}"))
+        .args(["curl", "-sf", "--max-time", "2", url])
+        .output()
+        .ok()?;
+    out.status.success().then(|| String::from_utf8_lossy(&out.stdout).into_owned())
+}
