@@ -67,7 +67,9 @@ impl Manager {
             index.insert(id.clone(), Arc::new(placeholder));
         }
 
+        let resolved_us = t0.elapsed().as_micros();
         let prepared = self.prepare(&req, record, &dir, &hostname, process, identity, image.layers).await;
+        let prepared_us = t0.elapsed().as_micros();
         let (record, spec) = match prepared {
             Ok(v) => v,
             Err(e) => {
@@ -85,6 +87,7 @@ impl Manager {
             }
         };
         let create_to_exec_us = t0.elapsed().as_micros() as u64;
+        tracing::debug!(%id, resolved_us, prepared_us, create_to_exec_us, "create phases");
         let container = Arc::new(Container {
             record,
             dir,
@@ -115,8 +118,12 @@ impl Manager {
         }
         let cgroups = self.cgroups.clone();
         let (id, res) = (record.id.clone(), req.resources);
+        let t = Instant::now();
         let cgroup = tokio::task::spawn_blocking(move || cgroups.create(&id, &res)).await.map_err(|e| AgentError::internal("cgroup", e))?.map_err(|e| io("create cgroup", e))?;
+        tracing::debug!(id = %record.id, us = t.elapsed().as_micros(), "cgroup created");
+        let t = Instant::now();
         let attachment = self.network.attach(&record.id, req.network, &req.ports).await?;
+        tracing::debug!(id = %record.id, us = t.elapsed().as_micros(), "network attached");
         record.ip_address = attachment.ip.map(|ip| ip.to_string());
 
         let files = [

@@ -149,9 +149,11 @@ impl Manager {
     /// Frees what a container held. Used by remove, by failed creates, and for leftovers at start-up.
     async fn release(&self, id: &str, dir: &ContainerDir, cgroup: &CgroupHandle) -> Result<(), AgentError> {
         let mut first_err = None;
+        let t = std::time::Instant::now();
         if let Err(e) = self.network.detach(id).await {
             first_err.get_or_insert(AgentError::internal("release network", e));
         }
+        let network_us = t.elapsed().as_micros();
         let (cgroup, path) = (cgroup.clone(), dir.path().to_path_buf());
         let res = tokio::task::spawn_blocking(move || -> Result<(), AgentError> {
             cgroup.remove().map_err(|e| AgentError::internal("remove cgroup", e))?;
@@ -166,6 +168,7 @@ impl Manager {
         if let Err(e) = res {
             first_err.get_or_insert(e);
         }
+        tracing::debug!(%id, network_us, total_us = t.elapsed().as_micros(), "released");
         first_err.map_or(Ok(()), Err)
     }
 

@@ -117,14 +117,12 @@ pub enum StartReport {
     Failed { message: String, exit_code: i32 },
 }
 
-/// Writes `value` as JSON to `path` atomically (temp file, fsync, rename), so a reader never sees
-/// half a file even if the writer dies.
+/// Writes `value` as JSON to `path` atomically (temp file, rename), so a reader never sees half a
+/// file even if the writer dies. Not fsync'd: these files describe running processes, which a
+/// power loss ends anyway, and an fsync costs milliseconds on every container start.
 pub fn write_json_atomic<T: Serialize>(path: &Path, value: &T) -> std::io::Result<()> {
-    use std::io::Write;
     let tmp = path.with_extension("tmp");
-    let mut f = std::fs::File::create(&tmp)?;
-    f.write_all(&serde_json::to_vec(value).map_err(std::io::Error::other)?)?;
-    f.sync_all()?;
+    std::fs::write(&tmp, serde_json::to_vec(value).map_err(std::io::Error::other)?)?;
     std::fs::rename(&tmp, path)
 }
 

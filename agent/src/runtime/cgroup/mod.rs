@@ -158,9 +158,9 @@ impl CgroupHandle {
                 match std::fs::remove_dir(dir) {
                     Ok(()) => break,
                     Err(e) if e.kind() == io::ErrorKind::NotFound => break,
-                    Err(e) if e.raw_os_error() == Some(libc::EBUSY) && tries < 100 => {
+                    Err(e) if e.raw_os_error() == Some(libc::EBUSY) && tries < 1000 => {
                         tries += 1;
-                        std::thread::sleep(std::time::Duration::from_millis(10));
+                        std::thread::sleep(std::time::Duration::from_millis(1));
                     }
                     Err(e) => {
                         return Err(io::Error::new(e.kind(), format!("remove cgroup {}: {e}", dir.display())))

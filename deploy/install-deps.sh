@@ -1,0 +1,19 @@
+#!/usr/bin/env bash
+# Installs what Hoist needs on a Debian 12 host (as root): busybox-static for the sample image,
+# nftables for published ports, iproute2 and util-linux for the lab, curl for checks. Idempotent and
+# quick when everything is already there.
+set -euo pipefail
+need=()
+for pkg in busybox-static nftables iproute2 util-linux procps curl tar; do
+  dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || need+=("$pkg")
+done
+if [ ${#need[@]} -gt 0 ]; then
+  echo "install-deps: installing ${need[*]}"
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq
+  apt-get install -y -qq "${need[@]}" >/dev/null
+fi
+if ! command -v cargo >/dev/null; then
+  [ -f "$HOME/.cargo/env" ] && . "$HOME/.cargo/env"
+fi
+command -v cargo >/dev/null || { echo "install-deps: cargo (Rust toolchain) is required" >&2; exit 1; }
