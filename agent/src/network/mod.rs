@@ -1,20 +1,41 @@
 //! Container networking on one host: the bridge, a network namespace + veth per container, IPAM,
 //! and published ports (nftables DNAT).
 //!
+//! ```no_run
+//! # async fn demo() -> Result<(), hoist_agent::network::NetworkError> {
+//! use hoist_agent::network::{Network, NetworkConfig};
+//! use hoist_proto::agent::{NetworkMode, PortMapping, Protocol};
+//! let net = Network::new(NetworkConfig::new("/var/lib/hoist".as_ref())).await?;
+//! let web = [PortMapping { host_port: 8080, container_port: 80, protocol: Protocol::Tcp }];
+//! let att = net.attach("web1", NetworkMode::Bridge, &web).await?;
+//! // The runtime setns()es the container's init into `att.netns` before exec.
+//! net.detach("web1").await?;
+//! # Ok(()) }
+//! ```
+//!
 //! Why it looks like this:
-//! - Speed: a bridge-mode `attach` is one thread that `unshare`s a netns and bind-mounts it, one
-//!   netlink request that creates the veth pair with the peer already inside that netns as `eth0`,
-//!   and two requests inside the netns (address, default route). The host's netlink connection is
-//!   long-lived; `nft` is only spawned when ports are published; persisting the state (fsync) runs
-//!   concurrently with the kernel work.
+//! - Speed: the host's netlink connection is long-lived, and a small pool keeps network
+//!   namespaces ready with their veth pair made (`pool.rs`), so a bridge `attach` is a bind mount
+//!   plus three netlink requests inside the namespace (eth0 up + address, default route).
+//!   Persisting the state (fsync) runs concurrently with that; `nft` is only spawned when ports
+//!   are published. A namespace is created by `unshare` on a throwaway thread (`netns.rs`), never
+//!   by forking the daemon.
 //! - Cleanliness: every step of `attach` is undone on failure. `detach` deletes the netns file and
 //!   lets the kernel remove the veth with the namespace (a synchronous veth delete costs 13-33 ms).
 //! - Restarts: attachments are persisted (`state_dir/attachments.json`); `detach` and `retain` work
 //!   from that file, and published ports are map elements commented with the container id, so
-//!   leftovers can be found even without it.
+//!   leftovers are found even without it.
 //! - Namespaces: a `Network` belongs to the network namespace of the thread that called `new`
 //!   (the agent's host namespace). Everything that must run there (`nft`, sysctls) runs on a
 //!   throwaway thread that `setns`es into it, so callers may use any runtime thread.
+//! - The bridge has a fixed MAC (`bridge.rs`), so the gateway's MAC does not change when
+//!   containers come and go.
+//! - Published ports work from other hosts, from the host to its own addresses, and on
+//!   `127.0.0.1` (kube-proxy style, with a guard against CVE-2020-8558; see `nft.rs`).
+//!
+//! Contract: calls for different containers may run concurrently; calls for the same container id
+//! must not overlap (the agent serializes a container's lifecycle anyway). Call `retain` once
+//! after start, before new attaches.
 //!
 //! Docker hosts: Docker Engine loads `br_netfilter` and sets the iptables FORWARD policy to DROP.
 //! We accept our bridge's traffic in our own `forward` chain, but an accept in our table cannot

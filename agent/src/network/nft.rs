@@ -388,14 +388,17 @@ fn run_nft(args: &[&str], stdin: Option<&[u8]>, op: &str) -> Result<String, Netw
         .stderr(Stdio::piped())
         .spawn()
         .map_err(|e| fail(format!("cannot run nft: {e}")))?;
-    if let (Some(input), Some(mut pipe)) = (stdin, child.stdin.take()) {
-        pipe.write_all(input)
-            .map_err(|e| fail(format!("write to nft: {e}")))?;
-    }
+    // Write, close stdin, then always reap the child, even if the write failed (nft exited early).
+    let written = match (stdin, child.stdin.take()) {
+        (Some(input), Some(mut pipe)) => pipe.write_all(input),
+        _ => Ok(()),
+    };
     let out = child
         .wait_with_output()
         .map_err(|e| fail(format!("wait for nft: {e}")))?;
-    if !out.status.success() {
+    if out.status.success() {
+        written.map_err(|e| fail(format!("write to nft: {e}")))?;
+    } else {
         let stderr = String::from_utf8_lossy(&out.stderr);
         let first = stderr
             .lines()
