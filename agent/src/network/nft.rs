@@ -12,8 +12,9 @@
 //! - `prerouting` (nat, dstnat): DNAT for traffic arriving from other hosts/namespaces to a local address;
 //! - `output` (nat, -100): the same for locally generated traffic to the host's own addresses,
 //!   including `127.0.0.1` (with `route_localnet` on the bridge, set by the caller);
-//! - `postrouting` (nat, srcnat): SNAT of that localhost traffic to the gateway address, and
-//!   masquerade of traffic leaving the subnet when enabled;
+//! - `postrouting` (nat, srcnat): SNAT to the gateway address of that localhost traffic and of
+//!   hairpin traffic (a container reaching a published port that leads back into the bridge),
+//!   and masquerade of traffic leaving the subnet when enabled;
 //! - `input` (filter): drops new connections from the bridge to `127.0.0.0/8`, which
 //!   `route_localnet` would otherwise let in;
 //! - `forward` (filter, policy accept): accepts traffic from and to our bridge. This only matters
@@ -237,6 +238,27 @@ pub fn setup(table: &str, bridge: &str, subnet: Ipv4Subnet, masquerade: bool) ->
         vec![
             ip_prefix_match("saddr", Ipv4Addr::new(127, 0, 0, 0), 8),
             iface_match(MetaKey::Oifname, bridge, Operator::EQ),
+            Statement::Masquerade(None),
+        ],
+    ));
+    // Hairpin: a container reaching a published port (on any host address) whose DNAT leads back
+    // into the bridge. Without SNAT the target answers the client directly over the bridge, from
+    // an address the client never connected to, and the connection fails.
+    objs.push(rule(
+        table,
+        "postrouting",
+        vec![
+            iface_match(MetaKey::Iifname, bridge, Operator::EQ),
+            iface_match(MetaKey::Oifname, bridge, Operator::EQ),
+            Statement::Match(Match {
+                left: Expression::Named(NamedExpression::CT(CT {
+                    key: "status".into(),
+                    family: None,
+                    dir: None,
+                })),
+                right: Expression::String("dnat".into()),
+                op: Operator::IN,
+            }),
             Statement::Masquerade(None),
         ],
     ));

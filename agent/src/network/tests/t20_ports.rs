@@ -59,6 +59,30 @@ fn network_published_port_from_another_host_and_locally() {
             fetch(None, published).expect("host -> own address:8080"),
             "hello from web1"
         );
+        let localhost = SocketAddr::from(([127, 0, 0, 1], 8080));
+        assert_eq!(
+            fetch(None, localhost).expect("host -> localhost:8080"),
+            "hello from web1"
+        );
+        // Hairpin: containers (another one, and web1 itself) through the host's addresses. With
+        // br_netfilter, bridged replies pass conntrack and would hide a missing SNAT: turn it off
+        // in this test namespace (the sysctl is per namespace) to test the worst case.
+        let brnf = "/proc/sys/net/bridge/bridge-nf-call-iptables";
+        ns_cmd(
+            &host,
+            &["sh", "-c", &format!("[ ! -e {brnf} ] || echo 0 > {brnf}")],
+        );
+        let other = net
+            .attach("other", NetworkMode::Bridge, &[])
+            .await
+            .expect("attach other");
+        for (who, ns) in [("other", netns_of(&other)), ("web1", netns_of(&web))] {
+            for addr in [published, SocketAddr::from(([10, 89, 0, 1], 8080))] {
+                let got = fetch(Some(&ns), addr).unwrap_or_else(|e| panic!("{who} -> {addr}: {e}"));
+                assert_eq!(got, "hello from web1");
+            }
+        }
+        net.detach("other").await.expect("detach other");
 
         let err = net
             .attach("web2", NetworkMode::Bridge, &[tcp(8080, 80)])
