@@ -40,6 +40,8 @@ impl Network {
         }
         let record = self.reserve(id, mode, ports)?;
         let (persisted, wired) = tokio::join!(self.persist(), self.wire(id, &record));
+        // Replace the warm namespace `wire` may have used, now that the hot path is over.
+        self.pool.refill();
         if let Err(e) = persisted.and(wired) {
             if let Err(undo) = self.unwire(id, &record).await {
                 tracing::warn!(container = id, error = %undo, "undo of a failed attach left something behind");
