@@ -45,6 +45,7 @@ mod attach;
 mod bridge;
 mod detach;
 mod error;
+mod fake;
 mod ipam;
 mod netns;
 mod nft;
@@ -58,6 +59,7 @@ mod veth;
 mod tests;
 
 pub use error::NetworkError;
+pub use fake::{ContainerNetwork, FakeCall, FakeNetwork};
 pub use ipam::Ipam;
 pub use portmap::PortTable;
 pub use subnet::Ipv4Subnet;
@@ -210,6 +212,12 @@ impl Network {
             forwarding_on: AtomicBool::new(forwarding),
             pool: pool::Pool::new(host, bridge_index, WARM_NETNS),
         })
+    }
+
+    /// The attachment of container `id`, if it is attached in bridge or none mode (also right after
+    /// a restart, from the persisted state).
+    pub fn attachment(&self, id: &str) -> Option<Attachment> {
+        self.lock().records.get(id).map(|r| r.attachment.clone())
     }
 
     /// The configuration this network was created with.

@@ -71,6 +71,11 @@ fn network_retain_after_restart_cleans_leftovers() {
         std::fs::write(cfg.netns_dir.join("stray"), b"").expect("stray file");
 
         let net = Network::new(cfg.clone()).await.expect("new after restart");
+        assert_eq!(
+            net.attachment("kept"),
+            Some(kept.clone()),
+            "known again after the restart"
+        );
         net.retain(&["kept".to_string()]).await.expect("retain");
         assert!(!cfg.netns_dir.join("gone").exists());
         assert!(!cfg.netns_dir.join("stray").exists());
