@@ -203,3 +203,60 @@ fn network_containers_cannot_reach_host_localhost() {
         net.detach("evil").await.expect("detach");
     });
 }
+
+/// UDP is published through its own maps: a datagram to host:5353 reaches the container's :53
+/// and the reply comes back from the published address.
+#[test]
+fn network_published_udp_port() {
+    require_root!();
+    let fx = Fixture::new("ud");
+    let host = fx.host.path();
+    fx.run(move |cfg| async move {
+        let net = Network::new(cfg).await.expect("new");
+        let dns = PortMapping {
+            host_port: 5353,
+            container_port: 53,
+            protocol: Protocol::Udp,
+        };
+        let att = net
+            .attach("dns", NetworkMode::Bridge, &[dns])
+            .await
+            .expect("attach");
+        let ns = netns_of(&att);
+        let server_addr = sock(att.ip, 53);
+        let server = std::thread::spawn(move || {
+            enter(&ns);
+            let sock = std::net::UdpSocket::bind(server_addr).expect("bind");
+            sock.set_read_timeout(Some(Duration::from_secs(10)))
+                .expect("timeout");
+            let mut buf = [0u8; 64];
+            let (n, from) = sock.recv_from(&mut buf).expect("datagram");
+            sock.send_to(&[b"re:", &buf[..n]].concat(), from)
+                .expect("reply");
+        });
+        // From the host to its own (gateway) address, so the output chain's DNAT is used.
+        let reply = std::thread::spawn(move || {
+            enter(&host);
+            let sock = std::net::UdpSocket::bind("0.0.0.0:0").expect("bind");
+            sock.set_read_timeout(Some(Duration::from_secs(10)))
+                .expect("timeout");
+            sock.connect("10.89.0.1:5353").expect("connect");
+            // Retry: the server thread may not be bound yet.
+            let mut buf = [0u8; 64];
+            for _ in 0..50 {
+                sock.send(b"ping").expect("send");
+                sock.set_read_timeout(Some(Duration::from_millis(200)))
+                    .expect("timeout");
+                if let Ok(n) = sock.recv(&mut buf) {
+                    return String::from_utf8_lossy(&buf[..n]).into_owned();
+                }
+            }
+            String::new()
+        })
+        .join()
+        .expect("client");
+        server.join().expect("server");
+        assert_eq!(reply, "re:ping");
+        net.detach("dns").await.expect("detach");
+    });
+}
