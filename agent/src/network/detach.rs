@@ -38,7 +38,10 @@ impl Network {
             tracing::info!(container = %id, "detaching leftover network attachment");
             self.detach(id).await?;
         }
-        let known: BTreeSet<String> = self.lock().records.keys().cloned().collect();
+        // Live containers count as known even without a record (state file lost): never break
+        // their traffic; only what nobody accounts for is removed.
+        let mut known: BTreeSet<String> = self.lock().records.keys().cloned().collect();
+        known.extend(live.iter().map(|id| id.to_string()));
         let dir = &self.cfg.netns_dir;
         let entries =
             std::fs::read_dir(dir).map_err(|e| NetworkError::io("read directory", dir, e))?;

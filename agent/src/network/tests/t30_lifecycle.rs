@@ -146,3 +146,33 @@ fn network_concurrent_attach_and_detach() {
         assert_eq!(std::fs::read_dir(&cfg.netns_dir).expect("dir").count(), 0);
     });
 }
+
+/// Even with the state file lost, `retain` leaves live containers alone and removes what no live
+/// container accounts for (netns files, port elements found by their comment).
+#[test]
+fn network_retain_without_state_file() {
+    require_root!();
+    let fx = Fixture::new("ns");
+    let host = fx.host.path();
+    fx.run(move |cfg| async move {
+        let net = Network::new(cfg.clone()).await.expect("new");
+        net.attach("kept", NetworkMode::Bridge, &[tcp(9100, 80)])
+            .await
+            .expect("attach");
+        net.attach("lost", NetworkMode::Bridge, &[tcp(9101, 80)])
+            .await
+            .expect("attach");
+        drop(net);
+        std::fs::remove_file(cfg.state_dir.join("attachments.json")).expect("lose the state");
+
+        let net = Network::new(cfg.clone()).await.expect("new without state");
+        net.retain(&["kept".to_string()]).await.expect("retain");
+        let table = nft_table(&host);
+        assert!(table.contains("kept") && !table.contains("lost"), "{table}");
+        assert!(cfg.netns_dir.join("kept").exists());
+        assert!(!cfg.netns_dir.join("lost").exists());
+        net.retain(&[]).await.expect("retain nothing");
+        assert!(!nft_table(&host).contains("kept"));
+        assert_eq!(std::fs::read_dir(&cfg.netns_dir).expect("dir").count(), 0);
+    });
+}
