@@ -6,7 +6,8 @@ use futures::TryStreamExt;
 use rtnetlink::{Handle, LinkBridge, LinkUnspec};
 use std::net::IpAddr;
 
-/// Makes sure bridge `name` exists, is up and carries the gateway address; returns its ifindex.
+/// Makes sure bridge `name` exists, is up, has its stable MAC and carries the gateway address;
+/// returns its ifindex.
 pub async fn ensure(handle: &Handle, name: &str, subnet: Ipv4Subnet) -> Result<u32, NetworkError> {
     let index = match link_index(handle, name).await? {
         Some(i) => i,
@@ -32,10 +33,15 @@ pub async fn ensure(handle: &Handle, name: &str, subnet: Ipv4Subnet) -> Result<u
     };
     handle
         .link()
-        .change(LinkUnspec::new_with_index(index).up().build())
+        .change(
+            LinkUnspec::new_with_index(index)
+                .up()
+                .address(stable_mac(name, subnet).to_vec())
+                .build(),
+        )
         .execute()
         .await
-        .map_err(|e| NetworkError::netlink(format!("set bridge {name} up"), e))?;
+        .map_err(|e| NetworkError::netlink(format!("set bridge {name} up with a fixed MAC"), e))?;
     handle
         .address()
         .add(index, IpAddr::V4(subnet.gateway()), subnet.prefix_len())
@@ -49,6 +55,20 @@ pub async fn ensure(handle: &Handle, name: &str, subnet: Ipv4Subnet) -> Result<u
             )
         })?;
     Ok(index)
+}
+
+/// A fixed, locally administered MAC for the bridge. Without one, a Linux bridge takes the lowest
+/// MAC of its ports, so it changes whenever a container comes or goes, and containers that cached
+/// the old gateway MAC lose their default route until ARP notices (seconds). Derived from the
+/// bridge name and subnet so that it stays the same across agent restarts.
+pub fn stable_mac(name: &str, subnet: Ipv4Subnet) -> [u8; 6] {
+    let seed = format!("{name}/{subnet}");
+    let h = seed.bytes().fold(0xcbf2_9ce4_8422_2325_u64, |h, b| {
+        (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
+    });
+    let b = h.to_be_bytes();
+    // 0x02: locally administered, unicast.
+    [0x02, b[0], b[1], b[2], b[3], b[4]]
 }
 
 /// The ifindex of link `name`, or `None` if there is no such link.

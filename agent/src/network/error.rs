@@ -20,6 +20,9 @@ pub enum NetworkError {
         protocol: Protocol,
         owner: String,
     },
+    /// A port mapping with port 0.
+    #[error("invalid port mapping {mapping} for container {id}: ports must be 1-65535")]
+    InvalidPort { id: String, mapping: String },
     /// The same host port appears twice in one request.
     #[error("host port {port}/{protocol} is listed twice for container {id}")]
     DuplicatePort {

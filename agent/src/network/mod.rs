@@ -1,27 +1,51 @@
 //! Container networking on one host: the bridge, a network namespace + veth per container, IPAM,
 //! and published ports (nftables DNAT).
 //!
+//! ```no_run
+//! # async fn demo() -> Result<(), hoist_agent::network::NetworkError> {
+//! use hoist_agent::network::{Network, NetworkConfig};
+//! use hoist_proto::agent::{NetworkMode, PortMapping, Protocol};
+//! let net = Network::new(NetworkConfig::new("/var/lib/hoist".as_ref())).await?;
+//! let web = [PortMapping { host_port: 8080, container_port: 80, protocol: Protocol::Tcp }];
+//! let att = net.attach("web1", NetworkMode::Bridge, &web).await?;
+//! // The runtime setns()es the container's init into `att.netns` before exec.
+//! net.detach("web1").await?;
+//! # Ok(()) }
+//! ```
+//!
 //! Why it looks like this:
-//! - Speed: a bridge-mode `attach` is one thread that `unshare`s a netns and bind-mounts it, one
-//!   netlink request that creates the veth pair with the peer already inside that netns as `eth0`,
-//!   and two requests inside the netns (address, default route). The host's netlink connection is
-//!   long-lived; `nft` is only spawned when ports are published; persisting the state (fsync) runs
-//!   concurrently with the kernel work.
+//! - Speed: the host's netlink connection is long-lived, and a small pool keeps network
+//!   namespaces ready with their veth pair made (`pool.rs`), so a bridge `attach` is a bind mount
+//!   plus three netlink requests inside the namespace (eth0 up + address, default route).
+//!   Persisting the state (fsync) runs concurrently with that; `nft` is only spawned when ports
+//!   are published. A namespace is created by `unshare` on a throwaway thread (`netns.rs`), never
+//!   by forking the daemon.
 //! - Cleanliness: every step of `attach` is undone on failure. `detach` deletes the netns file and
 //!   lets the kernel remove the veth with the namespace (a synchronous veth delete costs 13-33 ms).
 //! - Restarts: attachments are persisted (`state_dir/attachments.json`); `detach` and `retain` work
 //!   from that file, and published ports are map elements commented with the container id, so
-//!   leftovers can be found even without it.
+//!   leftovers are found even without it.
 //! - Namespaces: a `Network` belongs to the network namespace of the thread that called `new`
 //!   (the agent's host namespace). Everything that must run there (`nft`, sysctls) runs on a
 //!   throwaway thread that `setns`es into it, so callers may use any runtime thread.
+//! - The bridge has a fixed MAC (`bridge.rs`), so the gateway's MAC does not change when
+//!   containers come and go.
+//! - Published ports work from other hosts, from the host to its own addresses, and on
+//!   `127.0.0.1` (kube-proxy style, with a guard against CVE-2020-8558; see `nft.rs`).
+//!
+//! Contract: calls for different containers may run concurrently; calls for the same container id
+//! must not overlap (the agent serializes a container's lifecycle anyway). Call `retain` once
+//! after start, before new attaches.
 //!
 //! Docker hosts: Docker Engine loads `br_netfilter` and sets the iptables FORWARD policy to DROP.
 //! We accept our bridge's traffic in our own `forward` chain, but an accept in our table cannot
 //! override a drop in Docker's; see `nft.rs` for what to add there.
 
+mod attach;
 mod bridge;
+mod detach;
 mod error;
+mod fake;
 mod ipam;
 mod netns;
 mod nft;
@@ -35,18 +59,18 @@ mod veth;
 mod tests;
 
 pub use error::NetworkError;
+pub use fake::{ContainerNetwork, FakeCall, FakeNetwork};
 pub use ipam::Ipam;
 pub use portmap::PortTable;
 pub use subnet::Ipv4Subnet;
 
-use hoist_proto::agent::{NetworkMode, PortMapping, Protocol};
 use serde::{Deserialize, Serialize};
 use state::{PersistedState, Record};
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 use std::net::Ipv4Addr;
 use std::os::fd::OwnedFd;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::AtomicBool;
 use std::sync::{Arc, Mutex, MutexGuard};
 
 /// Namespaces kept warm (with their veth) for fast bridge attaches.
@@ -190,110 +214,15 @@ impl Network {
         })
     }
 
+    /// The attachment of container `id`, if it is attached in bridge or none mode (also right after
+    /// a restart, from the persisted state).
+    pub fn attachment(&self, id: &str) -> Option<Attachment> {
+        self.lock().records.get(id).map(|r| r.attachment.clone())
+    }
+
     /// The configuration this network was created with.
     pub fn config(&self) -> &NetworkConfig {
         &self.cfg
-    }
-
-    /// Wires container `id` up according to `mode` and publishes `ports` (bridge mode only).
-    /// On failure everything done so far is undone.
-    pub async fn attach(
-        &self,
-        id: &str,
-        mode: NetworkMode,
-        ports: &[PortMapping],
-    ) -> Result<Attachment, NetworkError> {
-        validate_id(id)?;
-        if mode != NetworkMode::Bridge && !ports.is_empty() {
-            let mode = if mode == NetworkMode::Host {
-                "host"
-            } else {
-                "none"
-            };
-            return Err(NetworkError::PortsNeedBridge {
-                id: id.to_string(),
-                mode,
-            });
-        }
-        if mode == NetworkMode::Host {
-            return Ok(Attachment {
-                netns: None,
-                ip: None,
-                gateway: None,
-                prefix_len: 0,
-            });
-        }
-        let record = self.reserve(id, mode, ports)?;
-        let (persisted, wired) = tokio::join!(self.persist(), self.wire(id, &record));
-        if let Err(e) = persisted.and(wired) {
-            if let Err(undo) = self.unwire(id, &record).await {
-                tracing::warn!(container = id, error = %undo, "undo of a failed attach left something behind");
-            }
-            self.forget(id);
-            if let Err(p) = self.persist().await {
-                tracing::warn!(container = id, error = %p, "persist after a failed attach");
-            }
-            return Err(e);
-        }
-        Ok(record.attachment)
-    }
-
-    /// Idempotent; works from the persisted state after a restart: removes the port elements,
-    /// unmounts and deletes the netns file (the kernel then removes the veth), releases the address.
-    pub async fn detach(&self, id: &str) -> Result<(), NetworkError> {
-        validate_id(id)?;
-        let record = self.lock().records.get(id).cloned();
-        match record {
-            Some(rec) => {
-                self.unwire(id, &rec).await?;
-                self.forget(id);
-                self.persist().await
-            }
-            // Unknown (host mode, already detached, or a crash before the state was written).
-            None => netns::remove(&self.netns_path(id)),
-        }
-    }
-
-    /// After a restart: detaches every persisted attachment whose container is not in `live_ids`,
-    /// and removes netns files and port elements that no attachment accounts for.
-    pub async fn retain(&self, live_ids: &[String]) -> Result<(), NetworkError> {
-        let live: BTreeSet<&str> = live_ids.iter().map(String::as_str).collect();
-        let stale: Vec<String> = self
-            .lock()
-            .records
-            .keys()
-            .filter(|id| !live.contains(id.as_str()))
-            .cloned()
-            .collect();
-        for id in &stale {
-            tracing::info!(container = %id, "detaching leftover network attachment");
-            self.detach(id).await?;
-        }
-        let known: BTreeSet<String> = self.lock().records.keys().cloned().collect();
-        let dir = &self.cfg.netns_dir;
-        let entries =
-            std::fs::read_dir(dir).map_err(|e| NetworkError::io("read directory", dir, e))?;
-        for entry in entries {
-            let entry = entry.map_err(|e| NetworkError::io("read directory", dir, e))?;
-            let name = entry.file_name().to_string_lossy().into_owned();
-            if !known.contains(&name) && !live.contains(name.as_str()) {
-                tracing::info!(file = %entry.path().display(), "removing leftover netns file");
-                netns::remove(&entry.path())?;
-            }
-        }
-        let table = self.table.clone();
-        netns::run_in(&self.host_ns, "nft retain", move || {
-            let orphans: Vec<(Protocol, u16)> = nft::list_ports(&table)?
-                .into_iter()
-                .filter(|(_, _, owner)| !known.contains(owner))
-                .map(|(p, port, _)| (p, port))
-                .collect();
-            nft::apply(
-                &nft::delete_ports(&table, &orphans),
-                "delete leftover ports",
-            )
-        })
-        .await
     }
 
     fn lock(&self) -> MutexGuard<'_, Inner> {
@@ -307,46 +236,6 @@ impl Network {
         self.cfg.netns_dir.join(id)
     }
 
-    /// Claims ports and an address for `id` in memory (no kernel side effects yet).
-    fn reserve(
-        &self,
-        id: &str,
-        mode: NetworkMode,
-        ports: &[PortMapping],
-    ) -> Result<Record, NetworkError> {
-        let mut inner = self.lock();
-        if inner.records.contains_key(id) {
-            return Err(NetworkError::AlreadyAttached { id: id.to_string() });
-        }
-        inner.ports.check(id, ports)?;
-        let mut attachment = Attachment {
-            netns: Some(self.netns_path(id)),
-            ip: None,
-            gateway: None,
-            prefix_len: 0,
-        };
-        if mode == NetworkMode::Bridge {
-            let ip = inner
-                .ipam
-                .allocate()
-                .ok_or_else(|| NetworkError::SubnetFull {
-                    subnet: self.cfg.subnet.to_string(),
-                    id: id.to_string(),
-                })?;
-            attachment.ip = Some(ip);
-            attachment.gateway = Some(self.cfg.subnet.gateway());
-            attachment.prefix_len = self.cfg.subnet.prefix_len();
-        }
-        inner.ports.claim(id, ports)?;
-        let record = Record {
-            mode,
-            attachment,
-            ports: ports.to_vec(),
-        };
-        inner.records.insert(id.to_string(), record.clone());
-        Ok(record)
-    }
-
     /// Drops `id` from memory: record, address, ports.
     fn forget(&self, id: &str) {
         let mut inner = self.lock();
@@ -356,87 +245,6 @@ impl Network {
             }
         }
         inner.ports.release(id);
-    }
-
-    /// The kernel side of `attach`: netns, veth + addresses, and port elements (concurrently).
-    async fn wire(&self, id: &str, rec: &Record) -> Result<(), NetworkError> {
-        let path = self.netns_path(id);
-        // A file without a record is a leftover of a crash mid-attach: it is ours to replace.
-        netns::remove(&path)?;
-        let links = async {
-            let Some(ip) = rec.attachment.ip else {
-                return netns::create(Some(&path), None).await.map(drop);
-            };
-            let ready = match self.pool.take() {
-                Some(warm) => {
-                    netns::adopt(&warm.fd, &path)?;
-                    warm
-                }
-                None => self.pool.build(Some(&path)).await?,
-            };
-            let pool::Ready {
-                fd,
-                mut conn,
-                handle,
-                eth0,
-            } = ready;
-            let (prefix_len, gateway) = (self.cfg.subnet.prefix_len(), self.cfg.subnet.gateway());
-            let configure = veth::configure_container(&handle, eth0, ip, prefix_len, gateway);
-            // Drive the netns connection only for as long as we need it; dropping it (and `fd`)
-            // afterwards leaves the bind mount as the namespace's only anchor.
-            let res = tokio::select! {
-                res = configure => res,
-                () = &mut conn => Err(pool::closed()),
-            };
-            drop(fd);
-            res
-        };
-        let ports = async {
-            match rec.attachment.ip {
-                Some(ip) if !rec.ports.is_empty() => self.publish(id, ip, &rec.ports).await,
-                _ => Ok(()),
-            }
-        };
-        let (links, ports) = tokio::join!(links, ports);
-        links.and(ports)
-    }
-
-    /// Adds the port elements (and turns on forwarding the first time).
-    async fn publish(
-        &self,
-        id: &str,
-        ip: Ipv4Addr,
-        ports: &[PortMapping],
-    ) -> Result<(), NetworkError> {
-        let batch = nft::add_ports(&self.table, id, ip, ports);
-        let need_forwarding = !self.forwarding_on.load(Ordering::Relaxed);
-        netns::run_in(&self.host_ns, "nft publish", move || {
-            if need_forwarding {
-                enable_forwarding()?;
-            }
-            nft::apply(&batch, "publish ports")
-        })
-        .await?;
-        self.forwarding_on.store(true, Ordering::Relaxed);
-        Ok(())
-    }
-
-    /// Undoes `wire`; tolerant of parts that were never done or are already undone.
-    async fn unwire(&self, id: &str, rec: &Record) -> Result<(), NetworkError> {
-        if !rec.ports.is_empty() {
-            let table = self.table.clone();
-            let keys: Vec<(Protocol, u16)> = rec
-                .ports
-                .iter()
-                .map(|p| (p.protocol, p.host_port))
-                .collect();
-            let owner = id.to_string();
-            netns::run_in(&self.host_ns, "nft unpublish", move || {
-                unpublish(&table, &owner, &keys)
-            })
-            .await?;
-        }
-        netns::remove(&self.netns_path(id))
     }
 
     /// Writes the current records atomically; concurrent calls are serialized and each writes
@@ -454,20 +262,6 @@ impl Network {
                 what: "state write".into(),
             })?
     }
-}
-
-/// Deletes `owner`'s port elements; if the one-shot batch fails (some already gone), deletes
-/// only those still present and owned by `owner`.
-fn unpublish(table: &str, owner: &str, keys: &[(Protocol, u16)]) -> Result<(), NetworkError> {
-    if nft::apply(&nft::delete_ports(table, keys), "unpublish ports").is_ok() {
-        return Ok(());
-    }
-    let present: Vec<(Protocol, u16)> = nft::list_ports(table)?
-        .into_iter()
-        .filter(|(p, port, o)| o == owner && keys.contains(&(*p, *port)))
-        .map(|(p, port, _)| (p, port))
-        .collect();
-    nft::apply(&nft::delete_ports(table, &present), "unpublish ports")
 }
 
 /// Rebuilds the in-memory view from persisted records.
@@ -491,7 +285,7 @@ fn rebuild(subnet: Ipv4Subnet, records: BTreeMap<String, Record>) -> Inner {
 }
 
 /// Container ids become file names: keep them boring.
-fn validate_id(id: &str) -> Result<(), NetworkError> {
+pub(crate) fn validate_id(id: &str) -> Result<(), NetworkError> {
     let ok = !id.is_empty()
         && id.len() <= 128
         && id != "."
@@ -507,7 +301,7 @@ fn validate_id(id: &str) -> Result<(), NetworkError> {
 }
 
 /// `net.ipv4.ip_forward=1` in the calling thread's network namespace.
-fn enable_forwarding() -> Result<(), NetworkError> {
+pub(crate) fn enable_forwarding() -> Result<(), NetworkError> {
     const PATH: &str = "/proc/sys/net/ipv4/ip_forward";
     std::fs::write(PATH, b"1").map_err(|e| NetworkError::io("write", PATH, e))
 }

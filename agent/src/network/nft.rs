@@ -12,8 +12,9 @@
 //! - `prerouting` (nat, dstnat): DNAT for traffic arriving from other hosts/namespaces to a local address;
 //! - `output` (nat, -100): the same for locally generated traffic to the host's own addresses,
 //!   including `127.0.0.1` (with `route_localnet` on the bridge, set by the caller);
-//! - `postrouting` (nat, srcnat): SNAT of that localhost traffic to the gateway address, and
-//!   masquerade of traffic leaving the subnet when enabled;
+//! - `postrouting` (nat, srcnat): SNAT to the gateway address of that localhost traffic and of
+//!   hairpin traffic (a container reaching a published port that leads back into the bridge),
+//!   and masquerade of traffic leaving the subnet when enabled;
 //! - `input` (filter): drops new connections from the bridge to `127.0.0.0/8`, which
 //!   `route_localnet` would otherwise let in;
 //! - `forward` (filter, policy accept): accepts traffic from and to our bridge. This only matters
@@ -240,6 +241,27 @@ pub fn setup(table: &str, bridge: &str, subnet: Ipv4Subnet, masquerade: bool) ->
             Statement::Masquerade(None),
         ],
     ));
+    // Hairpin: a container reaching a published port (on any host address) whose DNAT leads back
+    // into the bridge. Without SNAT the target answers the client directly over the bridge, from
+    // an address the client never connected to, and the connection fails.
+    objs.push(rule(
+        table,
+        "postrouting",
+        vec![
+            iface_match(MetaKey::Iifname, bridge, Operator::EQ),
+            iface_match(MetaKey::Oifname, bridge, Operator::EQ),
+            Statement::Match(Match {
+                left: Expression::Named(NamedExpression::CT(CT {
+                    key: "status".into(),
+                    family: None,
+                    dir: None,
+                })),
+                right: Expression::String("dnat".into()),
+                op: Operator::IN,
+            }),
+            Statement::Masquerade(None),
+        ],
+    ));
     // route_localnet also lets packets to 127.0.0.0/8 in from the bridge (CVE-2020-8558): only
     // replies of the connections above may pass, new ones from containers are dropped.
     objs.push(rule(
@@ -388,14 +410,17 @@ fn run_nft(args: &[&str], stdin: Option<&[u8]>, op: &str) -> Result<String, Netw
         .stderr(Stdio::piped())
         .spawn()
         .map_err(|e| fail(format!("cannot run nft: {e}")))?;
-    if let (Some(input), Some(mut pipe)) = (stdin, child.stdin.take()) {
-        pipe.write_all(input)
-            .map_err(|e| fail(format!("write to nft: {e}")))?;
-    }
+    // Write, close stdin, then always reap the child, even if the write failed (nft exited early).
+    let written = match (stdin, child.stdin.take()) {
+        (Some(input), Some(mut pipe)) => pipe.write_all(input),
+        _ => Ok(()),
+    };
     let out = child
         .wait_with_output()
         .map_err(|e| fail(format!("wait for nft: {e}")))?;
-    if !out.status.success() {
+    if out.status.success() {
+        written.map_err(|e| fail(format!("write to nft: {e}")))?;
+    } else {
         let stderr = String::from_utf8_lossy(&out.stderr);
         let first = stderr
             .lines()

@@ -18,6 +18,12 @@ impl PortTable {
     pub fn check(&self, id: &str, ports: &[PortMapping]) -> Result<(), NetworkError> {
         let mut seen = BTreeSet::new();
         for p in ports {
+            if p.host_port == 0 || p.container_port == 0 {
+                return Err(NetworkError::InvalidPort {
+                    id: id.to_string(),
+                    mapping: format!("{}:{}/{}", p.host_port, p.container_port, p.protocol),
+                });
+            }
             if !seen.insert((p.protocol, p.host_port)) {
                 return Err(NetworkError::DuplicatePort {
                     port: p.host_port,
@@ -103,6 +109,18 @@ mod tests {
         t.release("web1");
         t.claim("web2", &[tcp(8080, 80)]).expect("released");
         assert_eq!(t.owner(Protocol::Tcp, 8080), Some("web2"));
+    }
+
+    #[test]
+    fn port_zero_is_invalid() {
+        let err = PortTable::default()
+            .check("a", &[tcp(0, 80)])
+            .expect_err("zero");
+        assert_eq!(
+            err.to_string(),
+            "invalid port mapping 0:80/tcp for container a: ports must be 1-65535"
+        );
+        assert!(PortTable::default().check("a", &[tcp(80, 0)]).is_err());
     }
 
     #[test]

@@ -1,0 +1,160 @@
+//! `Network::attach`: reserve an address and ports in memory, then persist and wire the kernel
+//! side concurrently; undo everything if either fails.
+
+use super::state::Record;
+use super::{
+    enable_forwarding, netns, nft, pool, validate_id, veth, Attachment, Network, NetworkError,
+};
+use hoist_proto::agent::{NetworkMode, PortMapping};
+use std::net::Ipv4Addr;
+use std::sync::atomic::Ordering;
+
+impl Network {
+    /// Wires container `id` up according to `mode` and publishes `ports` (bridge mode only).
+    /// On failure everything done so far is undone.
+    pub async fn attach(
+        &self,
+        id: &str,
+        mode: NetworkMode,
+        ports: &[PortMapping],
+    ) -> Result<Attachment, NetworkError> {
+        validate_id(id)?;
+        if mode != NetworkMode::Bridge && !ports.is_empty() {
+            let mode = if mode == NetworkMode::Host {
+                "host"
+            } else {
+                "none"
+            };
+            return Err(NetworkError::PortsNeedBridge {
+                id: id.to_string(),
+                mode,
+            });
+        }
+        if mode == NetworkMode::Host {
+            return Ok(Attachment {
+                netns: None,
+                ip: None,
+                gateway: None,
+                prefix_len: 0,
+            });
+        }
+        let record = self.reserve(id, mode, ports)?;
+        let (persisted, wired) = tokio::join!(self.persist(), self.wire(id, &record));
+        // Replace the warm namespace `wire` may have used, now that the hot path is over.
+        self.pool.refill();
+        if let Err(e) = persisted.and(wired) {
+            if let Err(undo) = self.unwire(id, &record).await {
+                tracing::warn!(container = id, error = %undo, "undo of a failed attach left something behind");
+            }
+            self.forget(id);
+            if let Err(p) = self.persist().await {
+                tracing::warn!(container = id, error = %p, "persist after a failed attach");
+            }
+            return Err(e);
+        }
+        Ok(record.attachment)
+    }
+
+    /// Claims ports and an address for `id` in memory (no kernel side effects yet).
+    fn reserve(
+        &self,
+        id: &str,
+        mode: NetworkMode,
+        ports: &[PortMapping],
+    ) -> Result<Record, NetworkError> {
+        let mut inner = self.lock();
+        if inner.records.contains_key(id) {
+            return Err(NetworkError::AlreadyAttached { id: id.to_string() });
+        }
+        inner.ports.check(id, ports)?;
+        let mut attachment = Attachment {
+            netns: Some(self.netns_path(id)),
+            ip: None,
+            gateway: None,
+            prefix_len: 0,
+        };
+        if mode == NetworkMode::Bridge {
+            let ip = inner
+                .ipam
+                .allocate()
+                .ok_or_else(|| NetworkError::SubnetFull {
+                    subnet: self.cfg.subnet.to_string(),
+                    id: id.to_string(),
+                })?;
+            attachment.ip = Some(ip);
+            attachment.gateway = Some(self.cfg.subnet.gateway());
+            attachment.prefix_len = self.cfg.subnet.prefix_len();
+        }
+        inner.ports.claim(id, ports)?;
+        let record = Record {
+            mode,
+            attachment,
+            ports: ports.to_vec(),
+        };
+        inner.records.insert(id.to_string(), record.clone());
+        Ok(record)
+    }
+
+    /// The kernel side of `attach`: netns, veth + addresses, and port elements (concurrently).
+    async fn wire(&self, id: &str, rec: &Record) -> Result<(), NetworkError> {
+        let path = self.netns_path(id);
+        // A file without a record is a leftover of a crash mid-attach: it is ours to replace.
+        netns::remove(&path)?;
+        let links = async {
+            let Some(ip) = rec.attachment.ip else {
+                return netns::create(Some(&path), None).await.map(drop);
+            };
+            let ready = match self.pool.take() {
+                Some(warm) => {
+                    netns::adopt(&warm.fd, &path)?;
+                    warm
+                }
+                None => self.pool.build(Some(&path)).await?,
+            };
+            let pool::Ready {
+                fd,
+                mut conn,
+                handle,
+                eth0,
+            } = ready;
+            let (prefix_len, gateway) = (self.cfg.subnet.prefix_len(), self.cfg.subnet.gateway());
+            let configure = veth::configure_container(&handle, eth0, ip, prefix_len, gateway);
+            // Drive the netns connection only for as long as we need it; dropping it (and `fd`)
+            // afterwards leaves the bind mount as the namespace's only anchor.
+            let res = tokio::select! {
+                res = configure => res,
+                () = &mut conn => Err(pool::closed()),
+            };
+            drop(fd);
+            res
+        };
+        let ports = async {
+            match rec.attachment.ip {
+                Some(ip) if !rec.ports.is_empty() => self.publish(id, ip, &rec.ports).await,
+                _ => Ok(()),
+            }
+        };
+        let (links, ports) = tokio::join!(links, ports);
+        links.and(ports)
+    }
+
+    /// Adds the port elements (and turns on forwarding the first time).
+    async fn publish(
+        &self,
+        id: &str,
+        ip: Ipv4Addr,
+        ports: &[PortMapping],
+    ) -> Result<(), NetworkError> {
+        let batch = nft::add_ports(&self.table, id, ip, ports);
+        let need_forwarding = !self.forwarding_on.load(Ordering::Relaxed);
+        netns::run_in(&self.host_ns, "nft publish", move || {
+            if need_forwarding {
+                enable_forwarding()?;
+            }
+            nft::apply(&batch, "publish ports")
+        })
+        .await?;
+        self.forwarding_on.store(true, Ordering::Relaxed);
+        Ok(())
+    }
+}
