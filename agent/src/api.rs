@@ -50,7 +50,14 @@ impl IntoResponse for AgentError {
             AgentError::Invalid(_) | AgentError::StartFailed { .. } => StatusCode::BAD_REQUEST,
             AgentError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         };
-        (status, Json(ApiError { code: self.code().into(), message: self.to_string() })).into_response()
+        (
+            status,
+            Json(ApiError {
+                code: self.code().into(),
+                message: self.to_string(),
+            }),
+        )
+            .into_response()
     }
 }
 
@@ -74,14 +81,18 @@ fn ndjson<T: Serialize + Send + 'static>(rx: tokio::sync::mpsc::Receiver<T>) -> 
         .unwrap_or_else(|_| StatusCode::INTERNAL_SERVER_ERROR.into_response())
 }
 
-fn tokio_stream_from<T: Send + 'static>(mut rx: tokio::sync::mpsc::Receiver<T>) -> impl futures::Stream<Item = T> {
+fn tokio_stream_from<T: Send + 'static>(
+    mut rx: tokio::sync::mpsc::Receiver<T>,
+) -> impl futures::Stream<Item = T> {
     futures::stream::poll_fn(move |cx| rx.poll_recv(cx))
 }
 
 async fn info(State(m): Mgr) -> ApiResult<Json<AgentInfo>> {
     let all = m.list(true);
     let images = m.images.clone();
-    let n_images = tokio::task::spawn_blocking(move || images.list().map(|l| l.len()).unwrap_or(0)).await.unwrap_or(0);
+    let n_images = tokio::task::spawn_blocking(move || images.list().map(|l| l.len()).unwrap_or(0))
+        .await
+        .unwrap_or(0);
     Ok(Json(AgentInfo {
         version: env!("CARGO_PKG_VERSION").into(),
         data_dir: m.config.data_dir.display().to_string(),
@@ -89,7 +100,10 @@ async fn info(State(m): Mgr) -> ApiResult<Json<AgentInfo>> {
         cgroup_parent: m.config.cgroup_parent.clone(),
         bridge: m.config.bridge.clone(),
         subnet: m.config.subnet.clone(),
-        running: all.iter().filter(|c| c.status == hoist_proto::ContainerStatus::Running).count(),
+        running: all
+            .iter()
+            .filter(|c| c.status == hoist_proto::ContainerStatus::Running)
+            .count(),
         containers: all.len(),
         images: n_images,
     }))
@@ -111,7 +125,11 @@ struct CreateQuery {
     attach: bool,
 }
 
-async fn create(State(m): Mgr, Query(q): Query<CreateQuery>, body: Result<Json<CreateContainer>, axum::extract::rejection::JsonRejection>) -> ApiResult<Response> {
+async fn create(
+    State(m): Mgr,
+    Query(q): Query<CreateQuery>,
+    body: Result<Json<CreateContainer>, axum::extract::rejection::JsonRejection>,
+) -> ApiResult<Response> {
     let Json(req) = body.map_err(bad_json)?;
     if !q.attach {
         let (_, created) = m.create(req, false).await?;
@@ -123,11 +141,22 @@ async fn create(State(m): Mgr, Query(q): Query<CreateQuery>, body: Result<Json<C
     let (tx, rx) = tokio::sync::mpsc::channel(256);
     match m.create(req, true).await {
         Err(e) => {
-            let _ = tx.send(AttachEvent::Error(ApiError { code: e.code().into(), message: e.to_string() })).await;
+            let _ = tx
+                .send(AttachEvent::Error(ApiError {
+                    code: e.code().into(),
+                    message: e.to_string(),
+                }))
+                .await;
         }
         Ok((c, created)) => {
             let _ = tx.send(AttachEvent::Created(created)).await;
-            let mut logs = m.logs(&c.record.id, LogOptions { follow: true, tail: None })?;
+            let mut logs = m.logs(
+                &c.record.id,
+                LogOptions {
+                    follow: true,
+                    tail: None,
+                },
+            )?;
             tokio::spawn(async move {
                 let mut client_gone = false;
                 while let Some(chunk) = logs.recv().await {
@@ -148,7 +177,10 @@ async fn create(State(m): Mgr, Query(q): Query<CreateQuery>, body: Result<Json<C
     Ok(ndjson(rx))
 }
 
-async fn inspect(State(m): Mgr, Path(id): Path<String>) -> ApiResult<Json<hoist_proto::ContainerInfo>> {
+async fn inspect(
+    State(m): Mgr,
+    Path(id): Path<String>,
+) -> ApiResult<Json<hoist_proto::ContainerInfo>> {
     Ok(Json(m.get(&id)?.info()))
 }
 
@@ -158,7 +190,11 @@ struct RemoveQuery {
     force: bool,
 }
 
-async fn remove(State(m): Mgr, Path(id): Path<String>, Query(q): Query<RemoveQuery>) -> ApiResult<StatusCode> {
+async fn remove(
+    State(m): Mgr,
+    Path(id): Path<String>,
+    Query(q): Query<RemoveQuery>,
+) -> ApiResult<StatusCode> {
     m.remove(&id, q.force).await?;
     Ok(StatusCode::NO_CONTENT)
 }
@@ -169,8 +205,14 @@ struct StopQuery {
     t: Option<u64>,
 }
 
-async fn stop(State(m): Mgr, Path(id): Path<String>, Query(q): Query<StopQuery>) -> ApiResult<Json<hoist_proto::ContainerInfo>> {
-    Ok(Json(m.stop(&id, Duration::from_secs(q.t.unwrap_or(10))).await?))
+async fn stop(
+    State(m): Mgr,
+    Path(id): Path<String>,
+    Query(q): Query<StopQuery>,
+) -> ApiResult<Json<hoist_proto::ContainerInfo>> {
+    Ok(Json(
+        m.stop(&id, Duration::from_secs(q.t.unwrap_or(10))).await?,
+    ))
 }
 
 #[derive(Deserialize)]
@@ -178,14 +220,21 @@ struct KillQuery {
     signal: Option<String>,
 }
 
-async fn kill(State(m): Mgr, Path(id): Path<String>, Query(q): Query<KillQuery>) -> ApiResult<StatusCode> {
-    let signal = crate::containers::prepare::parse_signal(q.signal.as_deref().unwrap_or("SIGKILL")).map_err(AgentError::Invalid)?;
+async fn kill(
+    State(m): Mgr,
+    Path(id): Path<String>,
+    Query(q): Query<KillQuery>,
+) -> ApiResult<StatusCode> {
+    let signal = crate::containers::prepare::parse_signal(q.signal.as_deref().unwrap_or("SIGKILL"))
+        .map_err(AgentError::Invalid)?;
     m.kill(&id, signal).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
 async fn wait(State(m): Mgr, Path(id): Path<String>) -> ApiResult<Json<WaitResult>> {
-    Ok(Json(WaitResult { exit: m.wait(&id).await? }))
+    Ok(Json(WaitResult {
+        exit: m.wait(&id).await?,
+    }))
 }
 
 #[derive(Deserialize)]
@@ -195,16 +244,33 @@ struct LogsQuery {
     tail: Option<usize>,
 }
 
-async fn logs(State(m): Mgr, Path(id): Path<String>, Query(q): Query<LogsQuery>) -> ApiResult<Response> {
-    Ok(ndjson(m.logs(&id, LogOptions { follow: q.follow, tail: q.tail })?))
+async fn logs(
+    State(m): Mgr,
+    Path(id): Path<String>,
+    Query(q): Query<LogsQuery>,
+) -> ApiResult<Response> {
+    Ok(ndjson(m.logs(
+        &id,
+        LogOptions {
+            follow: q.follow,
+            tail: q.tail,
+        },
+    )?))
 }
 
-async fn exec(State(m): Mgr, Path(id): Path<String>, body: Result<Json<ExecRequest>, axum::extract::rejection::JsonRejection>) -> ApiResult<Response> {
+async fn exec(
+    State(m): Mgr,
+    Path(id): Path<String>,
+    body: Result<Json<ExecRequest>, axum::extract::rejection::JsonRejection>,
+) -> ApiResult<Response> {
     let Json(req) = body.map_err(bad_json)?;
     Ok(ndjson(m.exec(&id, req).await?))
 }
 
-async fn stats(State(m): Mgr, Path(id): Path<String>) -> ApiResult<Json<hoist_proto::ContainerStats>> {
+async fn stats(
+    State(m): Mgr,
+    Path(id): Path<String>,
+) -> ApiResult<Json<hoist_proto::ContainerStats>> {
     Ok(Json(m.stats(&id)?))
 }
 
@@ -214,7 +280,9 @@ async fn stats_all(State(m): Mgr) -> Json<Vec<hoist_proto::ContainerStats>> {
 
 async fn images(State(m): Mgr) -> ApiResult<Json<Vec<hoist_proto::ImageSummary>>> {
     let images = m.images.clone();
-    let list = tokio::task::spawn_blocking(move || images.list()).await.map_err(|e| AgentError::internal("list images", e))??;
+    let list = tokio::task::spawn_blocking(move || images.list())
+        .await
+        .map_err(|e| AgentError::internal("list images", e))??;
     Ok(Json(list))
 }
 
@@ -223,9 +291,15 @@ struct ImportQuery {
     reference: String,
 }
 
-async fn import(State(m): Mgr, Query(q): Query<ImportQuery>, body: Body) -> ApiResult<(StatusCode, Json<hoist_proto::ImageSummary>)> {
+async fn import(
+    State(m): Mgr,
+    Query(q): Query<ImportQuery>,
+    body: Body,
+) -> ApiResult<(StatusCode, Json<hoist_proto::ImageSummary>)> {
     use tokio_util::io::{StreamReader, SyncIoBridge};
-    let stream = body.into_data_stream().map(|r| r.map_err(std::io::Error::other));
+    let stream = body
+        .into_data_stream()
+        .map(|r| r.map_err(std::io::Error::other));
     let reader = SyncIoBridge::new(StreamReader::new(stream));
     let images = m.images.clone();
     let summary = tokio::task::spawn_blocking(move || {
@@ -238,11 +312,25 @@ async fn import(State(m): Mgr, Query(q): Query<ImportQuery>, body: Body) -> ApiR
 }
 
 async fn remove_image(State(m): Mgr, Path(reference): Path<String>) -> ApiResult<StatusCode> {
-    let in_use: Vec<String> = m.list(true).into_iter().filter(|c| c.image == reference || c.image_id == reference || c.image == format!("{reference}:latest")).map(|c| c.name).collect();
+    let in_use: Vec<String> = m
+        .list(true)
+        .into_iter()
+        .filter(|c| {
+            c.image == reference
+                || c.image_id == reference
+                || c.image == format!("{reference}:latest")
+        })
+        .map(|c| c.name)
+        .collect();
     if !in_use.is_empty() {
-        return Err(AgentError::Conflict(format!("image {reference} is used by container(s) {}: remove them first", in_use.join(", "))));
+        return Err(AgentError::Conflict(format!(
+            "image {reference} is used by container(s) {}: remove them first",
+            in_use.join(", ")
+        )));
     }
     let images = m.images.clone();
-    tokio::task::spawn_blocking(move || images.remove(&reference)).await.map_err(|e| AgentError::internal("remove image", e))??;
+    tokio::task::spawn_blocking(move || images.remove(&reference))
+        .await
+        .map_err(|e| AgentError::internal("remove image", e))??;
     Ok(StatusCode::NO_CONTENT)
 }

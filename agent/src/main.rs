@@ -42,12 +42,18 @@ fn main() -> anyhow::Result<()> {
     let argv: Vec<String> = std::env::args().collect();
     match argv.get(1).map(String::as_str) {
         Some("__shim") if argv.len() == 3 => hoist_agent::runtime::shim::main(argv[2].as_ref()),
-        Some("__exec") if argv.len() == 4 => hoist_agent::runtime::exec::main(argv[2].as_ref(), &argv[3]),
+        Some("__exec") if argv.len() == 4 => {
+            hoist_agent::runtime::exec::main(argv[2].as_ref(), &argv[3])
+        }
         _ => {}
     }
     let args = Args::parse();
     hoist_common::init_tracing();
-    tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?.block_on(run(args))
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()?
+        .block_on(run(args))
 }
 
 async fn run(args: Args) -> anyhow::Result<()> {
@@ -60,12 +66,16 @@ async fn run(args: Args) -> anyhow::Result<()> {
         cgroup_parent: args.cgroup_parent,
         log_max_bytes: args.log_max_size,
     };
-    std::fs::create_dir_all(&config.data_dir).with_context(|| format!("create {}", config.data_dir.display()))?;
+    std::fs::create_dir_all(&config.data_dir)
+        .with_context(|| format!("create {}", config.data_dir.display()))?;
     let images = Arc::new(ImageStore::open(&config.images_dir()).context("open image store")?);
     let network = Arc::new(
         Network::new(NetworkConfig {
             bridge: config.bridge.clone(),
-            subnet: config.subnet.parse().map_err(|e| anyhow::anyhow!("--subnet: {e}"))?,
+            subnet: config
+                .subnet
+                .parse()
+                .map_err(|e| anyhow::anyhow!("--subnet: {e}"))?,
             masquerade: config.masquerade,
             state_dir: config.network_dir(),
             netns_dir: config.netns_dir(),
@@ -82,20 +92,24 @@ async fn run(args: Args) -> anyhow::Result<()> {
         std::fs::create_dir_all(dir).with_context(|| format!("create {}", dir.display()))?;
     }
     let _ = std::fs::remove_file(&socket);
-    let listener = tokio::net::UnixListener::bind(&socket).with_context(|| format!("listen on {}", socket.display()))?;
+    let listener = tokio::net::UnixListener::bind(&socket)
+        .with_context(|| format!("listen on {}", socket.display()))?;
     use std::os::unix::fs::PermissionsExt;
     std::fs::set_permissions(&socket, std::fs::Permissions::from_mode(0o660))?;
     tracing::info!(socket = %socket.display(), restored, "hoist-agent ready");
 
     let shutdown = async {
-        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
+        let mut term =
+            tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
         tokio::select! {
             _ = tokio::signal::ctrl_c() => {}
             _ = async { match term.as_mut() { Some(t) => { t.recv().await; } None => std::future::pending().await } } => {}
         }
         tracing::info!("shutting down; containers keep running");
     };
-    axum::serve(listener, hoist_agent::api::router(manager)).with_graceful_shutdown(shutdown).await?;
+    axum::serve(listener, hoist_agent::api::router(manager))
+        .with_graceful_shutdown(shutdown)
+        .await?;
     let _ = std::fs::remove_file(&socket);
     Ok(())
 }

@@ -3,8 +3,8 @@
 //! code and message, so commands can print them as they are.
 
 use bytes::Bytes;
-use http_body_util::{combinators::BoxBody, BodyExt, Full, StreamBody};
 use hoist_proto::ApiError;
+use http_body_util::{combinators::BoxBody, BodyExt, Full, StreamBody};
 use hyper::body::Frame;
 use hyper::{Method, Request};
 use hyper_util::rt::TokioIo;
@@ -17,7 +17,10 @@ type Body = BoxBody<Bytes, std::io::Error>;
 #[derive(Debug)]
 pub enum ClientError {
     /// The agent could not be reached.
-    Connect { socket: PathBuf, source: std::io::Error },
+    Connect {
+        socket: PathBuf,
+        source: std::io::Error,
+    },
     /// The agent answered with an error.
     Api { error: ApiError },
     /// The conversation broke (bad HTTP, bad JSON, connection lost).
@@ -51,14 +54,27 @@ pub struct Client {
 
 impl Client {
     pub fn new(socket: &Path) -> Self {
-        Self { socket: socket.to_path_buf() }
+        Self {
+            socket: socket.to_path_buf(),
+        }
     }
 
-    async fn send(&self, method: Method, path: &str, body: Body, content_type: &str) -> Result<hyper::Response<hyper::body::Incoming>, ClientError> {
+    async fn send(
+        &self,
+        method: Method,
+        path: &str,
+        body: Body,
+        content_type: &str,
+    ) -> Result<hyper::Response<hyper::body::Incoming>, ClientError> {
         let stream = tokio::net::UnixStream::connect(&self.socket)
             .await
-            .map_err(|source| ClientError::Connect { socket: self.socket.clone(), source })?;
-        let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream)).await.map_err(transport)?;
+            .map_err(|source| ClientError::Connect {
+                socket: self.socket.clone(),
+                source,
+            })?;
+        let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
+            .await
+            .map_err(transport)?;
         tokio::spawn(conn);
         let req = Request::builder()
             .method(method)
@@ -72,30 +88,58 @@ impl Client {
             return Ok(resp);
         }
         let status = resp.status();
-        let bytes = resp.into_body().collect().await.map_err(transport)?.to_bytes();
-        let error = serde_json::from_slice(&bytes)
-            .unwrap_or_else(|_| ApiError { code: "http".into(), message: format!("agent answered {status}: {}", String::from_utf8_lossy(&bytes)) });
+        let bytes = resp
+            .into_body()
+            .collect()
+            .await
+            .map_err(transport)?
+            .to_bytes();
+        let error = serde_json::from_slice(&bytes).unwrap_or_else(|_| ApiError {
+            code: "http".into(),
+            message: format!(
+                "agent answered {status}: {}",
+                String::from_utf8_lossy(&bytes)
+            ),
+        });
         Err(ClientError::Api { error })
     }
 
     fn json_body(value: &impl Serialize) -> Result<Body, ClientError> {
         let bytes = serde_json::to_vec(value).map_err(transport)?;
-        Ok(Full::new(Bytes::from(bytes)).map_err(|never| match never {}).boxed())
+        Ok(Full::new(Bytes::from(bytes))
+            .map_err(|never| match never {})
+            .boxed())
     }
 
     fn empty() -> Body {
-        Full::new(Bytes::new()).map_err(|never| match never {}).boxed()
+        Full::new(Bytes::new())
+            .map_err(|never| match never {})
+            .boxed()
     }
 
     /// A request whose answer is one JSON value (or nothing, for 204).
-    pub async fn call<T: DeserializeOwned>(&self, method: Method, path: &str, body: Option<&impl Serialize>) -> Result<T, ClientError> {
+    pub async fn call<T: DeserializeOwned>(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<&impl Serialize>,
+    ) -> Result<T, ClientError> {
         let body = match body {
             Some(b) => Self::json_body(b)?,
             None => Self::empty(),
         };
         let resp = self.send(method, path, body, "application/json").await?;
-        let bytes = resp.into_body().collect().await.map_err(transport)?.to_bytes();
-        let bytes = if bytes.is_empty() { Bytes::from_static(b"null") } else { bytes };
+        let bytes = resp
+            .into_body()
+            .collect()
+            .await
+            .map_err(transport)?
+            .to_bytes();
+        let bytes = if bytes.is_empty() {
+            Bytes::from_static(b"null")
+        } else {
+            bytes
+        };
         serde_json::from_slice(&bytes).map_err(|e| transport(format!("unexpected answer: {e}")))
     }
 
@@ -104,7 +148,13 @@ impl Client {
     }
 
     /// A request whose answer is a stream of JSON lines, handed to `each` as they arrive.
-    pub async fn stream<T: DeserializeOwned>(&self, method: Method, path: &str, body: Option<&impl Serialize>, mut each: impl FnMut(T) -> bool) -> Result<(), ClientError> {
+    pub async fn stream<T: DeserializeOwned>(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<&impl Serialize>,
+        mut each: impl FnMut(T) -> bool,
+    ) -> Result<(), ClientError> {
         let body = match body {
             Some(b) => Self::json_body(b)?,
             None => Self::empty(),
@@ -113,11 +163,14 @@ impl Client {
         let mut buf: Vec<u8> = Vec::new();
         while let Some(frame) = resp.body_mut().frame().await {
             let frame = frame.map_err(transport)?;
-            let Some(data) = frame.data_ref() else { continue };
+            let Some(data) = frame.data_ref() else {
+                continue;
+            };
             buf.extend_from_slice(data);
             while let Some(pos) = buf.iter().position(|b| *b == b'\n') {
                 let line: Vec<u8> = buf.drain(..=pos).collect();
-                let item = serde_json::from_slice(&line).map_err(|e| transport(format!("bad stream record: {e}")))?;
+                let item = serde_json::from_slice(&line)
+                    .map_err(|e| transport(format!("bad stream record: {e}")))?;
                 if !each(item) {
                     return Ok(());
                 }
@@ -127,12 +180,23 @@ impl Client {
     }
 
     /// Uploads a file as the request body (streamed, not read into memory).
-    pub async fn upload<T: DeserializeOwned>(&self, path: &str, file: tokio::fs::File) -> Result<T, ClientError> {
+    pub async fn upload<T: DeserializeOwned>(
+        &self,
+        path: &str,
+        file: tokio::fs::File,
+    ) -> Result<T, ClientError> {
         use futures::TryStreamExt;
         let stream = tokio_util::io::ReaderStream::new(file).map_ok(Frame::data);
         let body = StreamBody::new(stream).boxed();
-        let resp = self.send(Method::POST, path, body, "application/x-tar").await?;
-        let bytes = resp.into_body().collect().await.map_err(transport)?.to_bytes();
+        let resp = self
+            .send(Method::POST, path, body, "application/x-tar")
+            .await?;
+        let bytes = resp
+            .into_body()
+            .collect()
+            .await
+            .map_err(transport)?
+            .to_bytes();
         serde_json::from_slice(&bytes).map_err(|e| transport(format!("unexpected answer: {e}")))
     }
 }
@@ -141,7 +205,9 @@ impl Client {
 pub fn enc(s: &str) -> String {
     s.bytes()
         .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => (b as char).to_string(),
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                (b as char).to_string()
+            }
             _ => format!("%{b:02X}"),
         })
         .collect()

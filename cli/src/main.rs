@@ -14,7 +14,12 @@ use std::path::PathBuf;
 #[command(name = "hoist", version, about, long_about = None, propagate_version = true)]
 struct Cli {
     /// The agent's API socket.
-    #[arg(long, global = true, env = "HOIST_AGENT", default_value = "/run/hoist/agent.sock")]
+    #[arg(
+        long,
+        global = true,
+        env = "HOIST_AGENT",
+        default_value = "/run/hoist/agent.sock"
+    )]
     agent: PathBuf,
     /// Output format: tables for people, JSON for scripts.
     #[arg(long, short = 'o', global = true, value_enum, default_value_t)]
@@ -36,7 +41,10 @@ enum Command {
 
 fn main() {
     let cli = Cli::parse();
-    let rt = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+    let rt = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("hoist: {e}");

@@ -15,7 +15,10 @@ pub enum Format {
 }
 
 pub fn json(value: &impl Serialize) {
-    println!("{}", serde_json::to_string_pretty(value).unwrap_or_default());
+    println!(
+        "{}",
+        serde_json::to_string_pretty(value).unwrap_or_default()
+    );
 }
 
 pub fn table(header: &[&str], rows: Vec<Vec<String>>) {
@@ -27,14 +30,21 @@ pub fn table(header: &[&str], rows: Vec<Vec<String>>) {
     }
     // comfy-table pads the first column with a space; trim for docker-like output.
     for line in t.to_string().lines() {
-        println!("{}", line.trim_end().strip_prefix(' ').unwrap_or(line.trim_end()));
+        println!(
+            "{}",
+            line.trim_end().strip_prefix(' ').unwrap_or(line.trim_end())
+        );
     }
 }
 
 /// Time since an RFC 3339 timestamp, in words: `5 seconds`, `3 minutes`, `2 hours`, `4 days`.
 pub fn since(rfc3339: &str) -> String {
-    let Ok(t) = humantime::parse_rfc3339_weak(rfc3339) else { return "?".into() };
-    let d = SystemTime::now().duration_since(t).unwrap_or(Duration::ZERO);
+    let Ok(t) = humantime::parse_rfc3339_weak(rfc3339) else {
+        return "?".into();
+    };
+    let d = SystemTime::now()
+        .duration_since(t)
+        .unwrap_or(Duration::ZERO);
     human_duration(d)
 }
 
@@ -65,7 +75,10 @@ mod tests {
 
     #[test]
     fn durations_read_like_docker() {
-        assert_eq!(human_duration(Duration::from_millis(300)), "Less than a second");
+        assert_eq!(
+            human_duration(Duration::from_millis(300)),
+            "Less than a second"
+        );
         assert_eq!(human_duration(Duration::from_secs(1)), "1 second");
         assert_eq!(human_duration(Duration::from_secs(125)), "2 minutes");
         assert_eq!(human_duration(Duration::from_secs(7200)), "2 hours");

@@ -5,7 +5,9 @@ use rand::Rng;
 /// A fresh random id: 64 lowercase hex digits.
 pub fn new_id() -> String {
     let mut rng = rand::rng();
-    (0..32).map(|_| format!("{:02x}", rng.random::<u8>())).collect()
+    (0..32)
+        .map(|_| format!("{:02x}", rng.random::<u8>()))
+        .collect()
 }
 
 /// The short form shown in tables.
@@ -14,8 +16,8 @@ pub fn short_id(id: &str) -> &str {
 }
 
 const ADJECTIVES: &[&str] = &[
-    "brave", "calm", "eager", "fond", "gentle", "happy", "keen", "lucid", "merry", "nimble", "proud",
-    "quiet", "swift", "tender", "vivid", "witty", "bold", "crisp", "deft", "jolly",
+    "brave", "calm", "eager", "fond", "gentle", "happy", "keen", "lucid", "merry", "nimble",
+    "proud", "quiet", "swift", "tender", "vivid", "witty", "bold", "crisp", "deft", "jolly",
 ];
 const NOUNS: &[&str] = &[
     "otter", "heron", "maple", "falcon", "cedar", "lynx", "comet", "harbor", "willow", "badger",

@@ -11,13 +11,18 @@ use hoist_proto::{PortMapping, Protocol, VolumeMount};
 pub fn parse_size(text: &str) -> Result<u64, String> {
     let err = || format!("{text:?} is not a size (examples: 512k, 64m, 1.5g)");
     let t = text.trim().to_ascii_lowercase();
-    let split = t.find(|c: char| !(c.is_ascii_digit() || c == '.')).unwrap_or(t.len());
+    let split = t
+        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .unwrap_or(t.len());
     let (num, unit) = t.split_at(split);
     if num.is_empty() {
         return Err(err());
     }
     let unit = unit.trim();
-    let unit = unit.strip_suffix("ib").or_else(|| unit.strip_suffix('b')).unwrap_or(unit);
+    let unit = unit
+        .strip_suffix("ib")
+        .or_else(|| unit.strip_suffix('b'))
+        .unwrap_or(unit);
     let mult: u64 = match unit {
         "" => 1,
         "k" => 1 << 10,
@@ -84,7 +89,11 @@ pub fn parse_port(text: &str) -> Result<PortMapping, String> {
             _ => Err(format!("{text:?}: {p:?} is not a port (1-65535)")),
         }
     };
-    Ok(PortMapping { host_port: port(host)?, container_port: port(container)?, protocol })
+    Ok(PortMapping {
+        host_port: port(host)?,
+        container_port: port(container)?,
+        protocol,
+    })
 }
 
 /// `-v HOSTPATH:PATH[:ro|rw]`. Both paths must be absolute.
@@ -94,7 +103,11 @@ pub fn parse_volume(text: &str) -> Result<VolumeMount, String> {
         [h, c] => (*h, *c, false),
         [h, c, "ro"] => (*h, *c, true),
         [h, c, "rw"] => (*h, *c, false),
-        [_, _, opt] => return Err(format!("{text:?}: unknown volume option {opt:?} (use ro or rw)")),
+        [_, _, opt] => {
+            return Err(format!(
+                "{text:?}: unknown volume option {opt:?} (use ro or rw)"
+            ))
+        }
         _ => return Err(format!("{text:?} is not HOSTPATH:PATH[:ro]")),
     };
     for p in [host, container] {
@@ -105,7 +118,11 @@ pub fn parse_volume(text: &str) -> Result<VolumeMount, String> {
     if container.split('/').any(|c| c == "..") {
         return Err(format!("{text:?}: the container path may not contain '..'"));
     }
-    Ok(VolumeMount { host_path: host.into(), container_path: container.into(), read_only })
+    Ok(VolumeMount {
+        host_path: host.into(),
+        container_path: container.into(),
+        read_only,
+    })
 }
 
 /// `KEY=VALUE` (an environment entry): the key must be non-empty and free of `=`.
@@ -137,8 +154,14 @@ pub fn parse_user(text: &str) -> Result<UserSpec, String> {
     }
     match (u.parse::<u32>(), g.map(str::parse::<u32>)) {
         (Ok(uid), None) => Ok(UserSpec::Ids { uid, gid: None }),
-        (Ok(uid), Some(Ok(gid))) => Ok(UserSpec::Ids { uid, gid: Some(gid) }),
-        _ => Ok(UserSpec::Named { user: u.into(), group: g.map(Into::into) }),
+        (Ok(uid), Some(Ok(gid))) => Ok(UserSpec::Ids {
+            uid,
+            gid: Some(gid),
+        }),
+        _ => Ok(UserSpec::Named {
+            user: u.into(),
+            group: g.map(Into::into),
+        }),
     }
 }
 
@@ -182,7 +205,11 @@ mod tests {
     fn ports() {
         assert_eq!(
             parse_port("8080:80"),
-            Ok(PortMapping { host_port: 8080, container_port: 80, protocol: Protocol::Tcp })
+            Ok(PortMapping {
+                host_port: 8080,
+                container_port: 80,
+                protocol: Protocol::Tcp
+            })
         );
         assert_eq!(parse_port("53:53/udp").unwrap().protocol, Protocol::Udp);
         for bad in ["80", "0:80", "80:70000", "a:80", "80:80/sctp", ":80"] {
@@ -193,7 +220,10 @@ mod tests {
     #[test]
     fn volumes() {
         let v = parse_volume("/data:/var/data:ro").unwrap();
-        assert_eq!((v.host_path.as_str(), v.container_path.as_str(), v.read_only), ("/data", "/var/data", true));
+        assert_eq!(
+            (v.host_path.as_str(), v.container_path.as_str(), v.read_only),
+            ("/data", "/var/data", true)
+        );
         assert!(!parse_volume("/a:/b").unwrap().read_only);
         for bad in ["/a", "a:/b", "/a:b", "/a:/b:rx", "/a:/../etc", "/a:/b:ro:x"] {
             assert!(parse_volume(bad).is_err(), "{bad}");
@@ -205,11 +235,26 @@ mod tests {
         assert_eq!(parse_env("A=b=c"), Ok(("A".into(), "b=c".into())));
         assert!(parse_env("=x").is_err());
         assert!(parse_env("NOEQ").is_err());
-        assert_eq!(parse_user("1000"), Ok(UserSpec::Ids { uid: 1000, gid: None }));
-        assert_eq!(parse_user("1000:50"), Ok(UserSpec::Ids { uid: 1000, gid: Some(50) }));
+        assert_eq!(
+            parse_user("1000"),
+            Ok(UserSpec::Ids {
+                uid: 1000,
+                gid: None
+            })
+        );
+        assert_eq!(
+            parse_user("1000:50"),
+            Ok(UserSpec::Ids {
+                uid: 1000,
+                gid: Some(50)
+            })
+        );
         assert_eq!(
             parse_user("www:staff"),
-            Ok(UserSpec::Named { user: "www".into(), group: Some("staff".into()) })
+            Ok(UserSpec::Named {
+                user: "www".into(),
+                group: Some("staff".into())
+            })
         );
         assert!(parse_user("1000:").is_err());
     }

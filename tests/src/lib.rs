@@ -15,13 +15,21 @@ pub fn bin_dir() -> PathBuf {
     // Test executables live in <target>/<triple>/debug/deps; the binaries one level up.
     let exe = std::env::current_exe().expect("current exe");
     let deps = exe.parent().expect("deps dir");
-    let dir = if deps.ends_with("deps") { deps.parent().expect("profile dir") } else { deps };
+    let dir = if deps.ends_with("deps") {
+        deps.parent().expect("profile dir")
+    } else {
+        deps
+    };
     dir.to_path_buf()
 }
 
 pub fn bin(name: &str) -> PathBuf {
     let p = bin_dir().join(name);
-    assert!(p.exists(), "{} is missing: run `cargo build --workspace --bins` first", p.display());
+    assert!(
+        p.exists(),
+        "{} is missing: run `cargo build --workspace --bins` first",
+        p.display()
+    );
     p
 }
 
@@ -32,7 +40,11 @@ pub fn run_id() -> String {
 }
 
 /// Polls `check` until it returns `Ok(Some(v))` or the deadline passes; the error names `what`.
-pub fn wait_for<T>(what: &str, timeout: Duration, mut check: impl FnMut() -> Result<Option<T>>) -> Result<T> {
+pub fn wait_for<T>(
+    what: &str,
+    timeout: Duration,
+    mut check: impl FnMut() -> Result<Option<T>>,
+) -> Result<T> {
     let deadline = Instant::now() + timeout;
     let mut last_err = None;
     loop {
@@ -53,7 +65,11 @@ pub fn wait_for<T>(what: &str, timeout: Duration, mut check: impl FnMut() -> Res
 
 /// Runs a command and returns its output; fails if it cannot be started.
 pub fn sh(cmd: &str) -> Result<Output> {
-    Command::new("sh").arg("-c").arg(cmd).output().with_context(|| format!("run {cmd}"))
+    Command::new("sh")
+        .arg("-c")
+        .arg(cmd)
+        .output()
+        .with_context(|| format!("run {cmd}"))
 }
 
 /// The busybox image tarball with the probe at `/bin/probe`, built once per test binary.
@@ -70,7 +86,10 @@ pub fn probe_image_tar() -> PathBuf {
             .stdout(Stdio::null())
             .status()
             .expect("run busybox-image.sh");
-        assert!(status.success(), "building the busybox image failed (is busybox-static installed?)");
+        assert!(
+            status.success(),
+            "building the busybox image failed (is busybox-static installed?)"
+        );
         out
     })
     .clone()
@@ -107,7 +126,12 @@ impl Host {
         host.start_agent()?;
         let tar = probe_image_tar();
         host.hoist_ok(&["image", "import", tar.to_str().unwrap_or_default(), "probe"])?;
-        host.hoist_ok(&["image", "import", tar.to_str().unwrap_or_default(), "busybox"])?;
+        host.hoist_ok(&[
+            "image",
+            "import",
+            tar.to_str().unwrap_or_default(),
+            "busybox",
+        ])?;
         Ok(host)
     }
 
@@ -121,9 +145,18 @@ impl Host {
 
     /// `ip -n NETNS ...`
     pub fn ip(&self, args: &[&str]) -> Result<()> {
-        let out = Command::new("ip").arg("-n").arg(&self.netns).args(args).output()?;
+        let out = Command::new("ip")
+            .arg("-n")
+            .arg(&self.netns)
+            .args(args)
+            .output()?;
         if !out.status.success() {
-            bail!("ip -n {} {}: {}", self.netns, args.join(" "), String::from_utf8_lossy(&out.stderr));
+            bail!(
+                "ip -n {} {}: {}",
+                self.netns,
+                args.join(" "),
+                String::from_utf8_lossy(&out.stderr)
+            );
         }
         Ok(())
     }
@@ -132,13 +165,17 @@ impl Host {
     /// mounts must stay visible to the host, so no `ip netns exec`).
     pub fn command(&self, program: &Path) -> Command {
         let mut c = Command::new("nsenter");
-        c.arg(format!("--net=/run/netns/{}", self.netns)).arg(program);
+        c.arg(format!("--net=/run/netns/{}", self.netns))
+            .arg(program);
         c
     }
 
     pub fn start_agent(&mut self) -> Result<()> {
         let _ = std::fs::remove_file(self.socket());
-        let log = std::fs::OpenOptions::new().create(true).append(true).open(self.dir.path().join("agent.log"))?;
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.dir.path().join("agent.log"))?;
         let child = self
             .command(&bin("hoist-agent"))
             .arg("--data-dir")
@@ -154,7 +191,11 @@ impl Host {
             .context("start hoist-agent")?;
         self.agent = Some(child);
         let sock = self.socket();
-        wait_for("the agent's socket", Duration::from_secs(10), || Ok(std::os::unix::net::UnixStream::connect(&sock).ok().map(|_| ())))
+        wait_for("the agent's socket", Duration::from_secs(10), || {
+            Ok(std::os::unix::net::UnixStream::connect(&sock)
+                .ok()
+                .map(|_| ()))
+        })
     }
 
     /// `kill -9` the agent (containers must survive).
@@ -172,7 +213,12 @@ impl Host {
 
     /// Runs `hoist ARGS` against this host's agent.
     pub fn hoist(&self, args: &[&str]) -> Result<Output> {
-        Command::new(bin("hoist")).args(args).env("HOIST_AGENT", self.socket()).stdin(Stdio::null()).output().context("run hoist")
+        Command::new(bin("hoist"))
+            .args(args)
+            .env("HOIST_AGENT", self.socket())
+            .stdin(Stdio::null())
+            .output()
+            .context("run hoist")
     }
 
     /// Runs `hoist ARGS`, requires success, returns stdout.
@@ -216,7 +262,10 @@ impl Host {
         if self.data_dir().join("netns").join(id).exists() {
             left.push("netns file".into());
         }
-        for line in std::fs::read_to_string("/proc/self/mountinfo").unwrap_or_default().lines() {
+        for line in std::fs::read_to_string("/proc/self/mountinfo")
+            .unwrap_or_default()
+            .lines()
+        {
             if line.contains(id) {
                 left.push(format!("mount: {line}"));
             }
@@ -236,7 +285,11 @@ fn cgroup_roots() -> Vec<PathBuf> {
     if unified {
         return vec![PathBuf::from("/sys/fs/cgroup")];
     }
-    ["memory", "cpu", "cpuacct", "pids", "devices"].iter().map(|c| Path::new("/sys/fs/cgroup").join(c)).filter(|p| p.exists()).collect()
+    ["memory", "cpu", "cpuacct", "pids", "devices"]
+        .iter()
+        .map(|c| Path::new("/sys/fs/cgroup").join(c))
+        .filter(|p| p.exists())
+        .collect()
 }
 
 pub fn tail(s: &str, n: usize) -> String {
@@ -256,7 +309,10 @@ impl Drop for Host {
                     if !entry.path().is_dir() {
                         continue;
                     }
-                    for pid in std::fs::read_to_string(entry.path().join("cgroup.procs")).unwrap_or_default().lines() {
+                    for pid in std::fs::read_to_string(entry.path().join("cgroup.procs"))
+                        .unwrap_or_default()
+                        .lines()
+                    {
                         any = true;
                         let _ = Command::new("kill").args(["-9", pid]).status();
                     }
@@ -269,7 +325,11 @@ impl Drop for Host {
         }
         // Supervisors are not in the container cgroups: find them by their container directory.
         let data = self.data_dir();
-        let _ = Command::new("pkill").arg("-9").arg("-f").arg(format!("__(shim|exec) {}", data.display())).status();
+        let _ = Command::new("pkill")
+            .arg("-9")
+            .arg("-f")
+            .arg(format!("__(shim|exec) {}", data.display()))
+            .status();
         std::thread::sleep(Duration::from_millis(50));
         for root in cgroup_roots() {
             let parent = root.join(&self.cgroup_parent);
@@ -279,15 +339,22 @@ impl Drop for Host {
             let _ = std::fs::remove_dir(&parent);
         }
         // netns files bind-mounted by the agent, then the host's namespace itself.
-        for entry in std::fs::read_dir(data.join("netns")).into_iter().flatten().flatten() {
+        for entry in std::fs::read_dir(data.join("netns"))
+            .into_iter()
+            .flatten()
+            .flatten()
+        {
             let _ = nix_umount(&entry.path());
         }
-        let _ = Command::new("ip").args(["netns", "del", &self.netns]).status();
+        let _ = Command::new("ip")
+            .args(["netns", "del", &self.netns])
+            .status();
     }
 }
 
 fn nix_umount(p: &Path) -> std::io::Result<()> {
-    let c = std::ffi::CString::new(p.as_os_str().as_encoded_bytes()).map_err(std::io::Error::other)?;
+    let c =
+        std::ffi::CString::new(p.as_os_str().as_encoded_bytes()).map_err(std::io::Error::other)?;
     // SAFETY: umount2 with a valid NUL-terminated path.
     if unsafe { libc::umount2(c.as_ptr(), libc::MNT_DETACH) } != 0 {
         return Err(std::io::Error::last_os_error());
@@ -311,16 +378,43 @@ impl Peer {
         if !status.success() {
             bail!("ip netns add {netns} failed");
         }
-        let peer = Peer { netns: netns.clone() };
+        let peer = Peer {
+            netns: netns.clone(),
+        };
         let run = |args: &[&str]| -> Result<()> {
             let out = Command::new("ip").args(args).output()?;
             if !out.status.success() {
-                bail!("ip {}: {}", args.join(" "), String::from_utf8_lossy(&out.stderr));
+                bail!(
+                    "ip {}: {}",
+                    args.join(" "),
+                    String::from_utf8_lossy(&out.stderr)
+                );
             }
             Ok(())
         };
-        run(&["-n", &host.netns, "link", "add", "eth0", "type", "veth", "peer", "name", "eth0", "netns", &netns])?;
-        run(&["-n", &host.netns, "addr", "add", "10.77.0.1/24", "dev", "eth0"])?;
+        run(&[
+            "-n",
+            &host.netns,
+            "link",
+            "add",
+            "eth0",
+            "type",
+            "veth",
+            "peer",
+            "name",
+            "eth0",
+            "netns",
+            &netns,
+        ])?;
+        run(&[
+            "-n",
+            &host.netns,
+            "addr",
+            "add",
+            "10.77.0.1/24",
+            "dev",
+            "eth0",
+        ])?;
         run(&["-n", &host.netns, "link", "set", "eth0", "up"])?;
         run(&["-n", &netns, "addr", "add", "10.77.0.2/24", "dev", "eth0"])?;
         run(&["-n", &netns, "link", "set", "eth0", "up"])?;
@@ -336,7 +430,9 @@ impl Peer {
 
 impl Drop for Peer {
     fn drop(&mut self) {
-        let _ = Command::new("ip").args(["netns", "del", &self.netns]).status();
+        let _ = Command::new("ip")
+            .args(["netns", "del", &self.netns])
+            .status();
     }
 }
 
@@ -353,5 +449,7 @@ fn curl_in(netns: &str, url: &str) -> Option<String> {
         .args(["curl", "-sf", "--max-time", "2", url])
         .output()
         .ok()?;
-    out.status.success().then(|| String::from_utf8_lossy(&out.stdout).into_owned())
+    out.status
+        .success()
+        .then(|| String::from_utf8_lossy(&out.stdout).into_owned())
 }

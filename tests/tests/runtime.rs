@@ -25,13 +25,26 @@ fn assert_clean(h: &Host, id: &str) {
 
 fn all_ids(h: &Host) -> Vec<String> {
     let v: Value = serde_json::from_str(&h.hoist_ok(&["ps", "-a", "-o", "json"]).unwrap()).unwrap();
-    v.as_array().unwrap().iter().map(|c| c["id"].as_str().unwrap().to_string()).collect()
+    v.as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["id"].as_str().unwrap().to_string())
+        .collect()
 }
 
 #[test]
 fn run_streams_output_and_exit_codes() -> Result<()> {
     let h = Host::start("h1")?;
-    let out = h.hoist(&["run", "--rm", "--network", "none", "busybox", "sh", "-c", "echo out; echo err >&2; exit 7"])?;
+    let out = h.hoist(&[
+        "run",
+        "--rm",
+        "--network",
+        "none",
+        "busybox",
+        "sh",
+        "-c",
+        "echo out; echo err >&2; exit 7",
+    ])?;
     assert_eq!(code(&out), 7, "{}", stderr(&out));
     assert_eq!(stdout(&out), "out\n");
     assert_eq!(stderr(&out), "err\n");
@@ -39,7 +52,17 @@ fn run_streams_output_and_exit_codes() -> Result<()> {
 
     // Without --rm the container stays, exited, with its code and signal. (pid 1 ignores signals it
     // has no handler for, except SIGKILL from outside, exactly as under Docker.)
-    h.hoist_ok(&["run", "-d", "--name", "sig", "--network", "none", "busybox", "sleep", "100"])?;
+    h.hoist_ok(&[
+        "run",
+        "-d",
+        "--name",
+        "sig",
+        "--network",
+        "none",
+        "busybox",
+        "sleep",
+        "100",
+    ])?;
     h.hoist_ok(&["kill", "sig"])?;
     let v = h.wait_exited("sig", Duration::from_secs(5))?;
     assert_eq!(v["exit"]["code"], 137, "killed by SIGKILL reads as 128+9");
@@ -54,30 +77,62 @@ fn run_streams_output_and_exit_codes() -> Result<()> {
 fn detached_logs_stop_and_rm() -> Result<()> {
     let h = Host::start("h1")?;
     let script = "echo started; trap 'echo got TERM; exit 0' TERM; while true; do sleep 0.05; done";
-    let id = h.hoist_ok(&["run", "-d", "--name", "web", "--network", "none", "busybox", "sh", "-c", script])?.trim().to_string();
+    let id = h
+        .hoist_ok(&[
+            "run",
+            "-d",
+            "--name",
+            "web",
+            "--network",
+            "none",
+            "busybox",
+            "sh",
+            "-c",
+            script,
+        ])?
+        .trim()
+        .to_string();
     assert_eq!(id.len(), 64);
-    wait_for("first log line", Duration::from_secs(5), || Ok(h.hoist_ok(&["logs", "web"])?.contains("started").then_some(())))?;
+    wait_for("first log line", Duration::from_secs(5), || {
+        Ok(h.hoist_ok(&["logs", "web"])?
+            .contains("started")
+            .then_some(()))
+    })?;
     let ps = h.hoist_ok(&["ps"])?;
     assert!(ps.contains("web") && ps.contains("Up"), "{ps}");
 
     // logs -f runs until the container exits; stop makes it exit through its TERM trap.
     let socket = h.socket();
     let follower = std::thread::spawn(move || {
-        std::process::Command::new(hoist_tests::bin("hoist")).args(["logs", "-f", "web"]).env("HOIST_AGENT", socket).output()
+        std::process::Command::new(hoist_tests::bin("hoist"))
+            .args(["logs", "-f", "web"])
+            .env("HOIST_AGENT", socket)
+            .output()
     });
     std::thread::sleep(Duration::from_millis(200));
     let t = Instant::now();
     h.hoist_ok(&["stop", "web"])?;
-    assert!(t.elapsed() < Duration::from_secs(5), "stop honoured the trap, no kill after the grace period");
+    assert!(
+        t.elapsed() < Duration::from_secs(5),
+        "stop honoured the trap, no kill after the grace period"
+    );
     let followed = follower.join().unwrap()?;
-    assert!(stdout(&followed).contains("started\n") && stdout(&followed).contains("got TERM\n"), "{}", stdout(&followed));
+    assert!(
+        stdout(&followed).contains("started\n") && stdout(&followed).contains("got TERM\n"),
+        "{}",
+        stdout(&followed)
+    );
     assert_eq!(h.inspect("web")?["exit"]["code"], 0);
     assert_eq!(h.hoist_ok(&["logs", "--tail", "1", "web"])?, "got TERM\n");
 
     h.hoist_ok(&["rm", "web"])?;
     assert_clean(&h, &id);
     let out = h.hoist(&["inspect", "web"])?;
-    assert!(!out.status.success() && stderr(&out).contains("no such container"), "{}", stderr(&out));
+    assert!(
+        !out.status.success() && stderr(&out).contains("no such container"),
+        "{}",
+        stderr(&out)
+    );
     Ok(())
 }
 
@@ -85,16 +140,36 @@ fn detached_logs_stop_and_rm() -> Result<()> {
 fn stop_kills_after_grace_period_and_rm_force() -> Result<()> {
     let h = Host::start("h1")?;
     // pid 1 without a TERM handler ignores SIGTERM: stop must fall back to SIGKILL.
-    h.hoist_ok(&["run", "-d", "--name", "stubborn", "--network", "none", "busybox", "sleep", "1000"])?;
+    h.hoist_ok(&[
+        "run",
+        "-d",
+        "--name",
+        "stubborn",
+        "--network",
+        "none",
+        "busybox",
+        "sleep",
+        "1000",
+    ])?;
     let t = Instant::now();
     h.hoist_ok(&["stop", "-t", "1", "stubborn"])?;
     let took = t.elapsed();
-    assert!(took >= Duration::from_millis(900) && took < Duration::from_secs(5), "took {took:?}");
+    assert!(
+        took >= Duration::from_millis(900) && took < Duration::from_secs(5),
+        "took {took:?}"
+    );
     assert_eq!(h.inspect("stubborn")?["exit"]["code"], 137);
 
-    let id = h.hoist_ok(&["run", "-d", "--network", "none", "busybox", "sleep", "1000"])?.trim().to_string();
+    let id = h
+        .hoist_ok(&["run", "-d", "--network", "none", "busybox", "sleep", "1000"])?
+        .trim()
+        .to_string();
     let out = h.hoist(&["rm", &id])?;
-    assert!(!out.status.success() && stderr(&out).contains("is running"), "{}", stderr(&out));
+    assert!(
+        !out.status.success() && stderr(&out).contains("is running"),
+        "{}",
+        stderr(&out)
+    );
     h.hoist_ok(&["rm", "-f", &id])?;
     assert_clean(&h, &id);
     Ok(())
@@ -103,7 +178,17 @@ fn stop_kills_after_grace_period_and_rm_force() -> Result<()> {
 #[test]
 fn the_probe_sees_an_isolated_hardened_container() -> Result<()> {
     let h = Host::start("h1")?;
-    let out = h.hoist_ok(&["run", "--rm", "--hostname", "probe-host", "-m", "48m", "probe", "probe", "view"])?;
+    let out = h.hoist_ok(&[
+        "run",
+        "--rm",
+        "--hostname",
+        "probe-host",
+        "-m",
+        "48m",
+        "probe",
+        "probe",
+        "view",
+    ])?;
     let v: Value = serde_json::from_str(out.trim())?;
     assert_eq!(v["pid"], 1, "first process is pid 1 of its own namespace");
     assert_eq!(v["hostname"], "probe-host");
@@ -114,7 +199,11 @@ fn the_probe_sees_an_isolated_hardened_container() -> Result<()> {
     assert_eq!(v["cap_amb"], "0000000000000000");
     assert_eq!(v["no_new_privs"], "1");
     assert_eq!(v["seccomp"], "2");
-    assert_eq!(v["fds"], serde_json::json!([0, 1, 2]), "only stdio is inherited");
+    assert_eq!(
+        v["fds"],
+        serde_json::json!([0, 1, 2]),
+        "only stdio is inherited"
+    );
     for (path, masked) in v["masked"].as_object().unwrap() {
         assert_eq!(masked, true, "{path} must be masked");
     }
@@ -136,21 +225,74 @@ fn user_env_workdir_readonly_and_volumes() -> Result<()> {
     std::fs::write(vol.join("in.txt"), "from host\n")?;
     let vol_arg = format!("{}:/data", vol.display());
     let out = h.hoist_ok(&[
-        "run", "--rm", "--network", "none", "-u", "www-data", "-e", "GREETING=hi there", "-w", "/var/www", "-v", &vol_arg, "busybox",
-        "sh", "-c", "id -u; id -g; id -G; echo $GREETING; pwd; cat /data/in.txt",
+        "run",
+        "--rm",
+        "--network",
+        "none",
+        "-u",
+        "www-data",
+        "-e",
+        "GREETING=hi there",
+        "-w",
+        "/var/www",
+        "-v",
+        &vol_arg,
+        "busybox",
+        "sh",
+        "-c",
+        "id -u; id -g; id -G; echo $GREETING; pwd; cat /data/in.txt",
     ])?;
     assert_eq!(out, "33\n33\n33 50\nhi there\n/var/www\nfrom host\n");
 
-    let out = h.hoist_ok(&["run", "--rm", "--network", "none", "-u", "1234:4321", "probe", "probe", "view"])?;
+    let out = h.hoist_ok(&[
+        "run",
+        "--rm",
+        "--network",
+        "none",
+        "-u",
+        "1234:4321",
+        "probe",
+        "probe",
+        "view",
+    ])?;
     let v: Value = serde_json::from_str(out.trim())?;
-    assert!(v["uid"].as_str().unwrap().starts_with("1234\t") && v["gid"].as_str().unwrap().starts_with("4321\t"));
-    assert_eq!(v["cap_eff"], "0000000000000000", "a non-root user has no effective capabilities");
+    assert!(
+        v["uid"].as_str().unwrap().starts_with("1234\t")
+            && v["gid"].as_str().unwrap().starts_with("4321\t")
+    );
+    assert_eq!(
+        v["cap_eff"], "0000000000000000",
+        "a non-root user has no effective capabilities"
+    );
 
     let ro_arg = format!("{}:/data:ro", vol.display());
-    let out = h.hoist(&["run", "--rm", "--network", "none", "--read-only", "-v", &ro_arg, "busybox", "sh", "-c", "touch /x || echo rootfs-ro; touch /data/y || echo volume-ro"])?;
+    let out = h.hoist(&[
+        "run",
+        "--rm",
+        "--network",
+        "none",
+        "--read-only",
+        "-v",
+        &ro_arg,
+        "busybox",
+        "sh",
+        "-c",
+        "touch /x || echo rootfs-ro; touch /data/y || echo volume-ro",
+    ])?;
     assert_eq!(stdout(&out), "rootfs-ro\nvolume-ro\n", "{}", stderr(&out));
     assert!(!vol.join("y").exists());
-    let out = h.hoist_ok(&["run", "--rm", "--network", "none", "-v", &vol_arg, "busybox", "sh", "-c", "echo written > /data/out.txt"])?;
+    let out = h.hoist_ok(&[
+        "run",
+        "--rm",
+        "--network",
+        "none",
+        "-v",
+        &vol_arg,
+        "busybox",
+        "sh",
+        "-c",
+        "echo written > /data/out.txt",
+    ])?;
     assert_eq!(out, "");
     assert_eq!(std::fs::read_to_string(vol.join("out.txt"))?, "written\n");
     Ok(())
@@ -159,7 +301,19 @@ fn user_env_workdir_readonly_and_volumes() -> Result<()> {
 #[test]
 fn oom_kill_is_reported() -> Result<()> {
     let h = Host::start("h1")?;
-    let out = h.hoist(&["run", "--name", "hog", "--network", "none", "-m", "16m", "probe", "probe", "hog", "256"])?;
+    let out = h.hoist(&[
+        "run",
+        "--name",
+        "hog",
+        "--network",
+        "none",
+        "-m",
+        "16m",
+        "probe",
+        "probe",
+        "hog",
+        "256",
+    ])?;
     assert_eq!(code(&out), 137, "{}", stderr(&out));
     let v = h.inspect("hog")?;
     assert_eq!(v["exit"]["oom_killed"], true);
@@ -171,10 +325,24 @@ fn oom_kill_is_reported() -> Result<()> {
 #[test]
 fn pids_limit_stops_a_fork_bomb() -> Result<()> {
     let h = Host::start("h1")?;
-    let out = h.hoist_ok(&["run", "--rm", "--network", "none", "--pids-limit", "10", "probe", "probe", "fork", "50"])?;
+    let out = h.hoist_ok(&[
+        "run",
+        "--rm",
+        "--network",
+        "none",
+        "--pids-limit",
+        "10",
+        "probe",
+        "probe",
+        "fork",
+        "50",
+    ])?;
     let v: Value = serde_json::from_str(out.lines().last().unwrap_or("{}"))?;
     let started = v["started"].as_u64().unwrap();
-    assert!(started < 10, "at most 9 children next to the probe itself, got {started}");
+    assert!(
+        started < 10,
+        "at most 9 children next to the probe itself, got {started}"
+    );
     assert!(v["failed"].as_u64().unwrap() >= 40);
     Ok(())
 }
@@ -182,10 +350,49 @@ fn pids_limit_stops_a_fork_bomb() -> Result<()> {
 #[test]
 fn exec_runs_inside_the_container() -> Result<()> {
     let h = Host::start("h1")?;
-    h.hoist_ok(&["run", "-d", "--name", "box", "--hostname", "boxy", "--network", "none", "-e", "A=1", "busybox", "sleep", "1000"])?;
+    h.hoist_ok(&[
+        "run",
+        "-d",
+        "--name",
+        "box",
+        "--hostname",
+        "boxy",
+        "--network",
+        "none",
+        "-e",
+        "A=1",
+        "busybox",
+        "sleep",
+        "1000",
+    ])?;
     assert_eq!(h.hoist_ok(&["exec", "box", "hostname"])?, "boxy\n");
-    assert_eq!(h.hoist_ok(&["exec", "-e", "B=2", "box", "sh", "-c", "echo $A$B; tr '\\0' ' ' < /proc/1/cmdline"])?, "12\nsleep 1000 ", "sees the container's env and pid namespace");
-    assert_eq!(h.hoist_ok(&["exec", "-u", "www-data", "-w", "/tmp", "box", "sh", "-c", "id -u; pwd"])?, "33\n/tmp\n");
+    assert_eq!(
+        h.hoist_ok(&[
+            "exec",
+            "-e",
+            "B=2",
+            "box",
+            "sh",
+            "-c",
+            "echo $A$B; tr '\\0' ' ' < /proc/1/cmdline"
+        ])?,
+        "12\nsleep 1000 ",
+        "sees the container's env and pid namespace"
+    );
+    assert_eq!(
+        h.hoist_ok(&[
+            "exec",
+            "-u",
+            "www-data",
+            "-w",
+            "/tmp",
+            "box",
+            "sh",
+            "-c",
+            "id -u; pwd"
+        ])?,
+        "33\n/tmp\n"
+    );
     let out = h.hoist(&["exec", "box", "sh", "-c", "exit 5"])?;
     assert_eq!(code(&out), 5);
     let out = h.hoist(&["exec", "box", "nope"])?;
@@ -204,30 +411,112 @@ fn bad_input_gets_clear_errors_and_leaves_nothing() -> Result<()> {
     let h = Host::start("h1")?;
     let cases: &[(&[&str], i32, &str)] = &[
         (&["run", "--rm", "nosuchimage"], 125, "not found"),
-        (&["run", "--rm", "--network", "none", "busybox", "no-such-command"], 127, "executable file not found"),
-        (&["run", "--rm", "--network", "none", "busybox", "/etc/passwd"], 126, "permission denied"),
-        (&["run", "--rm", "-m", "12x", "busybox", "true"], 2, "is not a size"),
-        (&["run", "--rm", "-m", "1m", "busybox", "true"], 125, "minimum"),
-        (&["run", "--rm", "-p", "80", "busybox", "true"], 2, "HOSTPORT:PORT"),
-        (&["run", "--rm", "-w", "relative", "busybox", "true"], 125, "absolute"),
-        (&["run", "--rm", "--name", "bad/name", "busybox", "true"], 125, "invalid container name"),
-        (&["run", "--rm", "--network", "host", "-p", "8080:80", "busybox", "true"], 125, "needs --network bridge"),
-        (&["run", "--rm", "-u", "nobody-here", "busybox", "true"], 125, "unable to find user"),
+        (
+            &[
+                "run",
+                "--rm",
+                "--network",
+                "none",
+                "busybox",
+                "no-such-command",
+            ],
+            127,
+            "executable file not found",
+        ),
+        (
+            &["run", "--rm", "--network", "none", "busybox", "/etc/passwd"],
+            126,
+            "permission denied",
+        ),
+        (
+            &["run", "--rm", "-m", "12x", "busybox", "true"],
+            2,
+            "is not a size",
+        ),
+        (
+            &["run", "--rm", "-m", "1m", "busybox", "true"],
+            125,
+            "minimum",
+        ),
+        (
+            &["run", "--rm", "-p", "80", "busybox", "true"],
+            2,
+            "HOSTPORT:PORT",
+        ),
+        (
+            &["run", "--rm", "-w", "relative", "busybox", "true"],
+            125,
+            "absolute",
+        ),
+        (
+            &["run", "--rm", "--name", "bad/name", "busybox", "true"],
+            125,
+            "invalid container name",
+        ),
+        (
+            &[
+                "run",
+                "--rm",
+                "--network",
+                "host",
+                "-p",
+                "8080:80",
+                "busybox",
+                "true",
+            ],
+            125,
+            "needs --network bridge",
+        ),
+        (
+            &["run", "--rm", "-u", "nobody-here", "busybox", "true"],
+            125,
+            "unable to find user",
+        ),
     ];
     for (args, want_code, want_msg) in cases {
         let out = h.hoist(args)?;
         let err = stderr(&out);
         assert_eq!(code(&out), *want_code, "hoist {}: {err}", args.join(" "));
-        assert!(err.contains(want_msg), "hoist {}: expected {want_msg:?} in {err:?}", args.join(" "));
-        assert_eq!(err.trim().lines().count().min(2), if *want_code == 2 { err.trim().lines().count().min(2) } else { 1 }, "one line: {err}");
+        assert!(
+            err.contains(want_msg),
+            "hoist {}: expected {want_msg:?} in {err:?}",
+            args.join(" ")
+        );
+        assert_eq!(
+            err.trim().lines().count().min(2),
+            if *want_code == 2 {
+                err.trim().lines().count().min(2)
+            } else {
+                1
+            },
+            "one line: {err}"
+        );
     }
     assert!(all_ids(&h).is_empty(), "no failed container is left listed");
     let containers = std::fs::read_dir(h.data_dir().join("containers"))?.count();
     assert_eq!(containers, 0, "no failed container left a directory");
 
     // A name already taken.
-    h.hoist_ok(&["run", "-d", "--name", "taken", "--network", "none", "busybox", "sleep", "100"])?;
-    let out = h.hoist(&["run", "--name", "taken", "--network", "none", "busybox", "true"])?;
+    h.hoist_ok(&[
+        "run",
+        "-d",
+        "--name",
+        "taken",
+        "--network",
+        "none",
+        "busybox",
+        "sleep",
+        "100",
+    ])?;
+    let out = h.hoist(&[
+        "run",
+        "--name",
+        "taken",
+        "--network",
+        "none",
+        "busybox",
+        "true",
+    ])?;
     assert_eq!(code(&out), 125);
     assert!(stderr(&out).contains("already in use"), "{}", stderr(&out));
     h.hoist_ok(&["rm", "-f", "taken"])?;
@@ -238,7 +527,21 @@ fn bad_input_gets_clear_errors_and_leaves_nothing() -> Result<()> {
 fn containers_outlive_an_agent_kill() -> Result<()> {
     let mut h = Host::start("h1")?;
     let script = "i=0; while true; do echo tick $i; i=$((i+1)); sleep 0.1; done";
-    let id = h.hoist_ok(&["run", "-d", "--name", "survivor", "--network", "none", "busybox", "sh", "-c", script])?.trim().to_string();
+    let id = h
+        .hoist_ok(&[
+            "run",
+            "-d",
+            "--name",
+            "survivor",
+            "--network",
+            "none",
+            "busybox",
+            "sh",
+            "-c",
+            script,
+        ])?
+        .trim()
+        .to_string();
     let pid_before = h.inspect("survivor")?["pid"].clone();
     h.kill_agent()?;
     std::thread::sleep(Duration::from_millis(300));
@@ -260,7 +563,22 @@ fn containers_outlive_an_agent_kill() -> Result<()> {
 #[test]
 fn stats_report_usage() -> Result<()> {
     let h = Host::start("h1")?;
-    h.hoist_ok(&["run", "-d", "--name", "busy", "--network", "none", "-m", "64m", "--pids-limit", "50", "busybox", "sh", "-c", "while true; do :; done"])?;
+    h.hoist_ok(&[
+        "run",
+        "-d",
+        "--name",
+        "busy",
+        "--network",
+        "none",
+        "-m",
+        "64m",
+        "--pids-limit",
+        "50",
+        "busybox",
+        "sh",
+        "-c",
+        "while true; do :; done",
+    ])?;
     let out = h.hoist_ok(&["stats", "-o", "json", "busy"])?;
     let v: Value = serde_json::from_str(&out)?;
     let s = &v[0];

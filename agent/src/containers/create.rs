@@ -6,8 +6,10 @@ use super::prepare;
 use super::record::{ContainerRecord, State, RECORD_VERSION};
 use super::{shim_client, Container, Manager};
 use crate::error::AgentError;
-use crate::runtime::{mounts, now_rfc3339, users, write_json_atomic, Bind, ContainerDir, RuntimeSpec};
-use hoist_proto::{Created, CreateContainer, NetworkMode};
+use crate::runtime::{
+    mounts, now_rfc3339, users, write_json_atomic, Bind, ContainerDir, RuntimeSpec,
+};
+use hoist_proto::{CreateContainer, Created, NetworkMode};
 use std::path::Path;
 use std::sync::Arc;
 use std::time::Instant;
@@ -19,12 +21,18 @@ const MIN_MEMORY: u64 = 6 << 20;
 impl Manager {
     /// Creates and starts a container. Returns once its command has been exec'd. An `attached`
     /// caller streams the container's output and removes a `--rm` container itself after the exit.
-    pub async fn create(self: &Arc<Self>, req: CreateContainer, attached: bool) -> Result<(Arc<Container>, Created), AgentError> {
+    pub async fn create(
+        self: &Arc<Self>,
+        req: CreateContainer,
+        attached: bool,
+    ) -> Result<(Arc<Container>, Created), AgentError> {
         let t0 = Instant::now();
         validate(&req)?;
         let images = self.images.clone();
         let image_ref = req.image.clone();
-        let image = tokio::task::spawn_blocking(move || images.resolve(&image_ref)).await.map_err(|e| AgentError::internal("resolve image", e))??;
+        let image = tokio::task::spawn_blocking(move || images.resolve(&image_ref))
+            .await
+            .map_err(|e| AgentError::internal("resolve image", e))??;
 
         let id = hoist_common::ids::new_id();
         let name = match &req.name {
@@ -33,15 +41,32 @@ impl Manager {
         };
         let hostname = match (&req.hostname, req.network) {
             (Some(h), _) => h.clone(),
-            (None, NetworkMode::Host) => nix::unistd::gethostname().map(|h| h.to_string_lossy().into_owned()).unwrap_or_else(|_| "localhost".into()),
+            (None, NetworkMode::Host) => nix::unistd::gethostname()
+                .map(|h| h.to_string_lossy().into_owned())
+                .unwrap_or_else(|_| "localhost".into()),
             (None, _) => hoist_common::ids::short_id(&id).to_string(),
         };
-        let process = prepare::process(&req, &image.config, &hostname).map_err(AgentError::Invalid)?;
+        let process =
+            prepare::process(&req, &image.config, &hostname).map_err(AgentError::Invalid)?;
         let identity = {
-            let read = |p: &str| image.layers.iter().rev().find_map(|l| mounts::read_in_root(l, p, 1 << 20).ok()).map(|b| String::from_utf8_lossy(&b).into_owned()).unwrap_or_default();
-            users::resolve(process.user.as_deref(), &read("etc/passwd"), &read("etc/group")).map_err(AgentError::Invalid)?
+            let read = |p: &str| {
+                image
+                    .layers
+                    .iter()
+                    .rev()
+                    .find_map(|l| mounts::read_in_root(l, p, 1 << 20).ok())
+                    .map(|b| String::from_utf8_lossy(&b).into_owned())
+                    .unwrap_or_default()
+            };
+            users::resolve(
+                process.user.as_deref(),
+                &read("etc/passwd"),
+                &read("etc/group"),
+            )
+            .map_err(AgentError::Invalid)?
         };
-        let stop_signal = prepare::stop_signal(image.config.stop_signal.as_deref()).map_err(AgentError::Invalid)?;
+        let stop_signal = prepare::stop_signal(image.config.stop_signal.as_deref())
+            .map_err(AgentError::Invalid)?;
 
         let dir = ContainerDir(self.config.containers_dir().join(&id));
         let cgroup = self.cgroups.handle_for(&id);
@@ -61,14 +86,31 @@ impl Manager {
         {
             let mut index = self.index();
             if index.values().any(|c| c.record.name == name) {
-                return Err(AgentError::Conflict(format!("the container name {name:?} is already in use")));
+                return Err(AgentError::Conflict(format!(
+                    "the container name {name:?} is already in use"
+                )));
             }
-            let placeholder = Container { record: record.clone(), dir: dir.clone(), cgroup: cgroup.clone(), state: watch::channel(State::Created).0 };
+            let placeholder = Container {
+                record: record.clone(),
+                dir: dir.clone(),
+                cgroup: cgroup.clone(),
+                state: watch::channel(State::Created).0,
+            };
             index.insert(id.clone(), Arc::new(placeholder));
         }
 
         let resolved_us = t0.elapsed().as_micros();
-        let prepared = self.prepare(&req, record, &dir, &hostname, process, identity, image.layers).await;
+        let prepared = self
+            .prepare(
+                &req,
+                record,
+                &dir,
+                &hostname,
+                process,
+                identity,
+                image.layers,
+            )
+            .await;
         let prepared_us = t0.elapsed().as_micros();
         let (record, spec) = match prepared {
             Ok(v) => v,
@@ -92,12 +134,23 @@ impl Manager {
             record,
             dir,
             cgroup: spec.cgroup,
-            state: watch::channel(State::Running { pid: started.pid, started_at: started.started_at }).0,
+            state: watch::channel(State::Running {
+                pid: started.pid,
+                started_at: started.started_at,
+            })
+            .0,
         });
         self.insert(container.clone());
         tracing::info!(%id, %name, create_to_exec_us, "container started");
         self.monitor(container.clone(), req.auto_remove && !attached);
-        Ok((container, Created { id, name, create_to_exec_us: Some(create_to_exec_us) }))
+        Ok((
+            container,
+            Created {
+                id,
+                name,
+                create_to_exec_us: Some(create_to_exec_us),
+            },
+        ))
     }
 
     /// Everything before the supervisor starts: cgroup, network, generated files, the spec on disk.
@@ -119,30 +172,56 @@ impl Manager {
         let cgroups = self.cgroups.clone();
         let (id, res) = (record.id.clone(), req.resources);
         let t = Instant::now();
-        let cgroup = tokio::task::spawn_blocking(move || cgroups.create(&id, &res)).await.map_err(|e| AgentError::internal("cgroup", e))?.map_err(|e| io("create cgroup", e))?;
+        let cgroup = tokio::task::spawn_blocking(move || cgroups.create(&id, &res))
+            .await
+            .map_err(|e| AgentError::internal("cgroup", e))?
+            .map_err(|e| io("create cgroup", e))?;
         tracing::debug!(id = %record.id, us = t.elapsed().as_micros(), "cgroup created");
         let t = Instant::now();
-        let attachment = self.network.attach(&record.id, req.network, &req.ports).await?;
+        let attachment = self
+            .network
+            .attach(&record.id, req.network, &req.ports)
+            .await?;
         tracing::debug!(id = %record.id, us = t.elapsed().as_micros(), "network attached");
         record.ip_address = attachment.ip.map(|ip| ip.to_string());
 
         let files = [
-            ("hosts", "/etc/hosts", prepare::hosts_file(hostname, attachment.ip)),
+            (
+                "hosts",
+                "/etc/hosts",
+                prepare::hosts_file(hostname, attachment.ip),
+            ),
             ("hostname", "/etc/hostname", format!("{hostname}\n")),
-            ("resolv.conf", "/etc/resolv.conf", prepare::resolv_conf(&std::fs::read_to_string("/etc/resolv.conf").unwrap_or_default())),
+            (
+                "resolv.conf",
+                "/etc/resolv.conf",
+                prepare::resolv_conf(
+                    &std::fs::read_to_string("/etc/resolv.conf").unwrap_or_default(),
+                ),
+            ),
         ];
         let mut binds = Vec::new();
         for (file, target, content) in files {
             let path = dir.path().join(file);
-            std::fs::write(&path, content).map_err(|e| io(&format!("write {}", path.display()), e))?;
-            binds.push(Bind { source: path, target: target.into(), read_only: false });
+            std::fs::write(&path, content)
+                .map_err(|e| io(&format!("write {}", path.display()), e))?;
+            binds.push(Bind {
+                source: path,
+                target: target.into(),
+                read_only: false,
+            });
         }
         for v in &req.volumes {
             let host = Path::new(&v.host_path);
             if !host.exists() {
-                std::fs::create_dir_all(host).map_err(|e| AgentError::Invalid(format!("volume {}: {e}", v.host_path)))?;
+                std::fs::create_dir_all(host)
+                    .map_err(|e| AgentError::Invalid(format!("volume {}: {e}", v.host_path)))?;
             }
-            binds.push(Bind { source: host.to_path_buf(), target: v.container_path.clone(), read_only: v.read_only });
+            binds.push(Bind {
+                source: host.to_path_buf(),
+                target: v.container_path.clone(),
+                read_only: v.read_only,
+            });
         }
         let spec = RuntimeSpec {
             id: record.id.clone(),
@@ -176,30 +255,48 @@ fn validate(req: &CreateContainer) -> Result<(), AgentError> {
     }
     if let Some(m) = req.resources.memory_bytes {
         if m < MIN_MEMORY {
-            return invalid(format!("memory: {} is below the minimum of 6MiB", hoist_common::parse::format_size(m)));
+            return invalid(format!(
+                "memory: {} is below the minimum of 6MiB",
+                hoist_common::parse::format_size(m)
+            ));
         }
     }
     if let Some(c) = req.resources.cpu_millis {
         let cpus = std::thread::available_parallelism().map_or(1, |n| n.get()) as u64;
         if c == 0 || c > cpus * 1000 {
-            return invalid(format!("cpus: {} is out of range: this host has {cpus} CPUs", c as f64 / 1000.0));
+            return invalid(format!(
+                "cpus: {} is out of range: this host has {cpus} CPUs",
+                c as f64 / 1000.0
+            ));
         }
     }
     if req.resources.pids_limit == Some(0) {
         return invalid("pids-limit: must be at least 1".into());
     }
     if !req.ports.is_empty() && req.network != NetworkMode::Bridge {
-        return invalid(format!("ports: publishing ports needs --network bridge (not {:?})", req.network).to_lowercase());
+        return invalid(
+            format!(
+                "ports: publishing ports needs --network bridge (not {:?})",
+                req.network
+            )
+            .to_lowercase(),
+        );
     }
     let mut seen = std::collections::HashSet::new();
     for p in &req.ports {
         if !seen.insert((p.host_port, p.protocol)) {
-            return invalid(format!("ports: host port {}/{} is given twice", p.host_port, p.protocol));
+            return invalid(format!(
+                "ports: host port {}/{} is given twice",
+                p.host_port, p.protocol
+            ));
         }
     }
     for v in &req.volumes {
         if !v.host_path.starts_with('/') || !v.container_path.starts_with('/') {
-            return invalid(format!("volume {}:{}: paths must be absolute", v.host_path, v.container_path));
+            return invalid(format!(
+                "volume {}:{}: paths must be absolute",
+                v.host_path, v.container_path
+            ));
         }
     }
     Ok(())

@@ -20,23 +20,35 @@ pub struct LogOptions {
 const FOLLOW_INTERVAL: Duration = Duration::from_millis(25);
 
 impl Manager {
-    pub fn logs(&self, key: &str, opts: LogOptions) -> Result<mpsc::Receiver<StreamChunk>, AgentError> {
+    pub fn logs(
+        &self,
+        key: &str,
+        opts: LogOptions,
+    ) -> Result<mpsc::Receiver<StreamChunk>, AgentError> {
         let c = self.get(key)?;
         Ok(stream_logs(c, opts))
     }
 
     /// Runs `req` in the container; the last chunk carries the exit code.
-    pub async fn exec(&self, key: &str, req: ExecRequest) -> Result<mpsc::Receiver<StreamChunk>, AgentError> {
+    pub async fn exec(
+        &self,
+        key: &str,
+        req: ExecRequest,
+    ) -> Result<mpsc::Receiver<StreamChunk>, AgentError> {
         let c = self.get(key)?;
         if !c.state().is_running() {
-            return Err(AgentError::Conflict(format!("container {} is not running", c.record.name)));
+            return Err(AgentError::Conflict(format!(
+                "container {} is not running",
+                c.record.name
+            )));
         }
         if req.cmd.is_empty() {
             return Err(AgentError::Invalid("cmd: must not be empty".into()));
         }
         // /proc/self/exe rather than a path: it names this very binary even after an upgrade replaced the file.
-    let exe = std::path::Path::new("/proc/self/exe");
-        let json = serde_json::to_string(&req).map_err(|e| AgentError::internal("encode exec", e))?;
+        let exe = std::path::Path::new("/proc/self/exe");
+        let json =
+            serde_json::to_string(&req).map_err(|e| AgentError::internal("encode exec", e))?;
         let mut child = tokio::process::Command::new(exe)
             .arg("__exec")
             .arg(c.dir.path())
@@ -48,30 +60,55 @@ impl Manager {
             .spawn()
             .map_err(|e| AgentError::internal("start exec helper", e))?;
         let (tx, rx) = mpsc::channel(64);
-        let out = child.stdout.take().map(|s| tokio::spawn(pump(s, "stdout", tx.clone())));
-        let err = child.stderr.take().map(|s| tokio::spawn(pump(s, "stderr", tx.clone())));
+        let out = child
+            .stdout
+            .take()
+            .map(|s| tokio::spawn(pump(s, "stdout", tx.clone())));
+        let err = child
+            .stderr
+            .take()
+            .map(|s| tokio::spawn(pump(s, "stderr", tx.clone())));
         tokio::spawn(async move {
             for task in [out, err].into_iter().flatten() {
                 let _ = task.await;
             }
             let code = match child.wait().await {
-                Ok(s) => s.code().or_else(|| std::os::unix::process::ExitStatusExt::signal(&s).map(|n| 128 + n)).unwrap_or(255),
+                Ok(s) => s
+                    .code()
+                    .or_else(|| std::os::unix::process::ExitStatusExt::signal(&s).map(|n| 128 + n))
+                    .unwrap_or(255),
                 Err(_) => 255,
             };
-            let _ = tx.send(StreamChunk { stream: None, data: None, time: None, exit_code: Some(code) }).await;
+            let _ = tx
+                .send(StreamChunk {
+                    stream: None,
+                    data: None,
+                    time: None,
+                    exit_code: Some(code),
+                })
+                .await;
         });
         Ok(rx)
     }
 }
 
-async fn pump(mut r: impl tokio::io::AsyncRead + Unpin, stream: &'static str, tx: mpsc::Sender<StreamChunk>) {
+async fn pump(
+    mut r: impl tokio::io::AsyncRead + Unpin,
+    stream: &'static str,
+    tx: mpsc::Sender<StreamChunk>,
+) {
     use tokio::io::AsyncReadExt;
     let mut buf = vec![0u8; 32 * 1024];
     while let Ok(n) = r.read(&mut buf).await {
         if n == 0 {
             break;
         }
-        let chunk = StreamChunk { stream: Some(stream.into()), data: Some(String::from_utf8_lossy(&buf[..n]).into_owned()), time: None, exit_code: None };
+        let chunk = StreamChunk {
+            stream: Some(stream.into()),
+            data: Some(String::from_utf8_lossy(&buf[..n]).into_owned()),
+            time: None,
+            exit_code: None,
+        };
         if tx.send(chunk).await.is_err() {
             break;
         }
@@ -83,7 +120,9 @@ async fn pump(mut r: impl tokio::io::AsyncRead + Unpin, stream: &'static str, tx
 pub(super) fn stream_logs(c: Arc<Container>, opts: LogOptions) -> mpsc::Receiver<StreamChunk> {
     let (tx, rx) = mpsc::channel(256);
     tokio::spawn(async move {
-        let Ok((mut first, mut follower)) = LogFollower::from_start(&c.dir.log()) else { return };
+        let Ok((mut first, mut follower)) = LogFollower::from_start(&c.dir.log()) else {
+            return;
+        };
         first.extend(follower.poll().unwrap_or_default());
         if let Some(n) = opts.tail {
             let skip = first.len().saturating_sub(n);
@@ -99,7 +138,8 @@ pub(super) fn stream_logs(c: Arc<Container>, opts: LogOptions) -> mpsc::Receiver
         }
         let mut state = c.state.subscribe();
         loop {
-            let exited = !state.borrow().is_running() && !matches!(*state.borrow(), super::State::Created);
+            let exited =
+                !state.borrow().is_running() && !matches!(*state.borrow(), super::State::Created);
             if !exited {
                 tokio::select! {
                     _ = state.changed() => {}

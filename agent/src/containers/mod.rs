@@ -16,7 +16,9 @@ use crate::error::AgentError;
 use crate::image::ImageStore;
 use crate::network::Network;
 use crate::runtime::cgroup::{CgroupDriver, CgroupHandle};
-use crate::runtime::{now_rfc3339, read_json, write_json_atomic, ContainerDir, RuntimeSpec, Started};
+use crate::runtime::{
+    now_rfc3339, read_json, write_json_atomic, ContainerDir, RuntimeSpec, Started,
+};
 use hoist_proto::{ContainerInfo, ContainerStats, ExitInfo};
 use record::{ContainerRecord, State};
 use std::collections::BTreeMap;
@@ -67,8 +69,19 @@ pub struct Manager {
 }
 
 impl Manager {
-    pub fn new(config: AgentConfig, images: Arc<ImageStore>, network: Arc<Network>, cgroups: CgroupDriver) -> Arc<Self> {
-        Arc::new(Self { config, images, network, cgroups, containers: Mutex::new(BTreeMap::new()) })
+    pub fn new(
+        config: AgentConfig,
+        images: Arc<ImageStore>,
+        network: Arc<Network>,
+        cgroups: CgroupDriver,
+    ) -> Arc<Self> {
+        Arc::new(Self {
+            config,
+            images,
+            network,
+            cgroups,
+            containers: Mutex::new(BTreeMap::new()),
+        })
     }
 
     fn index(&self) -> std::sync::MutexGuard<'_, BTreeMap<String, Arc<Container>>> {
@@ -84,16 +97,30 @@ impl Manager {
         if let Some(c) = index.values().find(|c| c.record.name == key) {
             return Ok(c.clone());
         }
-        let matches: Vec<_> = if key.len() >= 3 { index.values().filter(|c| c.record.id.starts_with(key)).collect() } else { Vec::new() };
+        let matches: Vec<_> = if key.len() >= 3 {
+            index
+                .values()
+                .filter(|c| c.record.id.starts_with(key))
+                .collect()
+        } else {
+            Vec::new()
+        };
         match matches.as_slice() {
             [one] => Ok((*one).clone()),
             [] => Err(AgentError::NotFound(format!("no such container: {key}"))),
-            _ => Err(AgentError::Invalid(format!("{key:?} matches more than one container: give more of the id"))),
+            _ => Err(AgentError::Invalid(format!(
+                "{key:?} matches more than one container: give more of the id"
+            ))),
         }
     }
 
     pub fn list(&self, all: bool) -> Vec<ContainerInfo> {
-        let mut v: Vec<ContainerInfo> = self.index().values().map(|c| c.info()).filter(|i| all || i.status == hoist_proto::ContainerStatus::Running).collect();
+        let mut v: Vec<ContainerInfo> = self
+            .index()
+            .values()
+            .map(|c| c.info())
+            .filter(|i| all || i.status == hoist_proto::ContainerStatus::Running)
+            .collect();
         v.sort_by(|a, b| b.created_at.cmp(&a.created_at));
         v
     }
@@ -106,7 +133,10 @@ impl Manager {
     pub async fn kill(&self, key: &str, signal: i32) -> Result<(), AgentError> {
         let c = self.get(key)?;
         if !c.state().is_running() {
-            return Err(AgentError::Conflict(format!("container {} is not running", c.record.name)));
+            return Err(AgentError::Conflict(format!(
+                "container {} is not running",
+                c.record.name
+            )));
         }
         signal_container(&c, signal).await
     }
@@ -137,7 +167,10 @@ impl Manager {
         let c = self.get(key)?;
         if c.state().is_running() {
             if !force {
-                return Err(AgentError::Conflict(format!("container {} is running: stop it first, or remove with force (-f)", c.record.name)));
+                return Err(AgentError::Conflict(format!(
+                    "container {} is running: stop it first, or remove with force (-f)",
+                    c.record.name
+                )));
             }
             signal_container(&c, libc::SIGKILL).await?;
             c.wait_exit().await;
@@ -147,7 +180,12 @@ impl Manager {
     }
 
     /// Frees what a container held. Used by remove, by failed creates, and for leftovers at start-up.
-    async fn release(&self, id: &str, dir: &ContainerDir, cgroup: &CgroupHandle) -> Result<(), AgentError> {
+    async fn release(
+        &self,
+        id: &str,
+        dir: &ContainerDir,
+        cgroup: &CgroupHandle,
+    ) -> Result<(), AgentError> {
         let mut first_err = None;
         let t = std::time::Instant::now();
         if let Err(e) = self.network.detach(id).await {
@@ -156,11 +194,16 @@ impl Manager {
         let network_us = t.elapsed().as_micros();
         let (cgroup, path) = (cgroup.clone(), dir.path().to_path_buf());
         let res = tokio::task::spawn_blocking(move || -> Result<(), AgentError> {
-            cgroup.remove().map_err(|e| AgentError::internal("remove cgroup", e))?;
+            cgroup
+                .remove()
+                .map_err(|e| AgentError::internal("remove cgroup", e))?;
             match std::fs::remove_dir_all(&path) {
                 Ok(()) => Ok(()),
                 Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
-                Err(e) => Err(AgentError::internal(&format!("remove {}", path.display()), e)),
+                Err(e) => Err(AgentError::internal(
+                    &format!("remove {}", path.display()),
+                    e,
+                )),
             }
         })
         .await
@@ -175,21 +218,30 @@ impl Manager {
     pub fn stats(&self, key: &str) -> Result<ContainerStats, AgentError> {
         let c = self.get(key)?;
         if !c.state().is_running() {
-            return Err(AgentError::Conflict(format!("container {} is not running", c.record.name)));
+            return Err(AgentError::Conflict(format!(
+                "container {} is not running",
+                c.record.name
+            )));
         }
         Ok(stats_of(&c))
     }
 
     pub fn stats_all(&self) -> Vec<ContainerStats> {
-        self.index().values().filter(|c| c.state().is_running()).map(|c| stats_of(c)).collect()
+        self.index()
+            .values()
+            .filter(|c| c.state().is_running())
+            .map(|c| stats_of(c))
+            .collect()
     }
 
     /// Re-attaches to the containers in the data dir after a (re)start, and cleans up what a crash
     /// left half-made.
     pub async fn restore(self: &Arc<Self>) -> Result<usize, AgentError> {
         let root = self.config.containers_dir();
-        std::fs::create_dir_all(&root).map_err(|e| AgentError::internal(&format!("create {}", root.display()), e))?;
-        let entries = std::fs::read_dir(&root).map_err(|e| AgentError::internal(&format!("read {}", root.display()), e))?;
+        std::fs::create_dir_all(&root)
+            .map_err(|e| AgentError::internal(&format!("create {}", root.display()), e))?;
+        let entries = std::fs::read_dir(&root)
+            .map_err(|e| AgentError::internal(&format!("read {}", root.display()), e))?;
         let mut restored = 0;
         for entry in entries.flatten() {
             let dir = ContainerDir(entry.path());
@@ -203,11 +255,22 @@ impl Manager {
                 continue;
             };
             let state = match read_json::<ExitInfo>(&dir.exit()).ok().flatten() {
-                Some(exit) => State::Exited { started_at: Some(started.started_at.clone()), exit },
-                None => State::Running { pid: started.pid, started_at: started.started_at.clone() },
+                Some(exit) => State::Exited {
+                    started_at: Some(started.started_at.clone()),
+                    exit,
+                },
+                None => State::Running {
+                    pid: started.pid,
+                    started_at: started.started_at.clone(),
+                },
             };
             let running = state.is_running();
-            let c = Arc::new(Container { record, dir, cgroup: spec.cgroup, state: watch::channel(state).0 });
+            let c = Arc::new(Container {
+                record,
+                dir,
+                cgroup: spec.cgroup,
+                state: watch::channel(state).0,
+            });
             self.insert(c.clone());
             if running {
                 let remove = c.record.spec.auto_remove;
@@ -216,7 +279,10 @@ impl Manager {
             restored += 1;
         }
         let live: Vec<String> = self.index().keys().cloned().collect();
-        self.network.retain(&live).await.map_err(|e| AgentError::internal("clean up network", e))?;
+        self.network
+            .retain(&live)
+            .await
+            .map_err(|e| AgentError::internal("clean up network", e))?;
         Ok(restored)
     }
 
@@ -265,7 +331,12 @@ async fn supervisor_lost(c: &Container) -> ExitInfo {
         }
     })
     .await;
-    let exit = ExitInfo { code: 137, signal: Some(libc::SIGKILL), oom_killed: c.cgroup.oom_killed(), finished_at: now_rfc3339() };
+    let exit = ExitInfo {
+        code: 137,
+        signal: Some(libc::SIGKILL),
+        oom_killed: c.cgroup.oom_killed(),
+        finished_at: now_rfc3339(),
+    };
     let _ = write_json_atomic(&c.dir.exit(), &exit);
     exit
 }
@@ -273,7 +344,9 @@ async fn supervisor_lost(c: &Container) -> ExitInfo {
 async fn signal_container(c: &Container, signal: i32) -> Result<(), AgentError> {
     match shim_client::kill(&c.dir, signal).await {
         Ok(()) => Ok(()),
-        Err(e) if e.kind() == std::io::ErrorKind::Other => Err(AgentError::Conflict(format!("kill {}: {e}", c.record.name))),
+        Err(e) if e.kind() == std::io::ErrorKind::Other => {
+            Err(AgentError::Conflict(format!("kill {}: {e}", c.record.name)))
+        }
         Err(_) => {
             // No supervisor to ask: signal every process of the container directly.
             if let Ok(sig) = nix::sys::signal::Signal::try_from(signal) {

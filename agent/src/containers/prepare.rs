@@ -19,8 +19,16 @@ pub const DEFAULT_PATH: &str = "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/u
 /// Docker's rules: an explicit entrypoint replaces the image's and drops the image's CMD; a given
 /// command replaces CMD; env entries override the image's by key; `HOSTNAME` is set; a missing
 /// `PATH` gets the default.
-pub fn process(req: &CreateContainer, image: &ImageConfig, hostname: &str) -> Result<Process, String> {
-    let entrypoint = req.entrypoint.clone().or_else(|| image.entrypoint.clone()).unwrap_or_default();
+pub fn process(
+    req: &CreateContainer,
+    image: &ImageConfig,
+    hostname: &str,
+) -> Result<Process, String> {
+    let entrypoint = req
+        .entrypoint
+        .clone()
+        .or_else(|| image.entrypoint.clone())
+        .unwrap_or_default();
     let cmd = if !req.cmd.is_empty() {
         req.cmd.clone()
     } else if req.entrypoint.is_some() {
@@ -47,12 +55,26 @@ pub fn process(req: &CreateContainer, image: &ImageConfig, hostname: &str) -> Re
     if !env.iter().any(|e| e.starts_with("PATH=")) {
         env.insert(0, DEFAULT_PATH.to_string());
     }
-    let cwd = req.workdir.clone().or_else(|| image.working_dir.clone()).filter(|w| !w.is_empty()).unwrap_or_else(|| "/".into());
+    let cwd = req
+        .workdir
+        .clone()
+        .or_else(|| image.working_dir.clone())
+        .filter(|w| !w.is_empty())
+        .unwrap_or_else(|| "/".into());
     if !cwd.starts_with('/') {
         return Err(format!("workdir {cwd:?}: must be an absolute path"));
     }
-    let user = req.user.clone().or_else(|| image.user.clone()).filter(|u| !u.is_empty());
-    Ok(Process { args, env, cwd, user })
+    let user = req
+        .user
+        .clone()
+        .or_else(|| image.user.clone())
+        .filter(|u| !u.is_empty());
+    Ok(Process {
+        args,
+        env,
+        cwd,
+        user,
+    })
 }
 
 /// `/etc/hosts` of a container.
@@ -71,7 +93,10 @@ pub fn resolv_conf(host: &str) -> String {
     host.lines()
         .filter(|l| {
             let mut parts = l.split_whitespace();
-            !(parts.next() == Some("nameserver") && parts.next().is_some_and(|a| a.starts_with("127.") || a == "::1"))
+            !(parts.next() == Some("nameserver")
+                && parts
+                    .next()
+                    .is_some_and(|a| a.starts_with("127.") || a == "::1"))
         })
         .map(|l| format!("{l}\n"))
         .collect()
@@ -88,11 +113,19 @@ pub fn stop_signal(text: Option<&str>) -> Result<i32, String> {
 /// `SIGKILL`, `KILL`, `kill` or `9`.
 pub fn parse_signal(text: &str) -> Result<i32, String> {
     if let Ok(n) = text.parse::<i32>() {
-        return nix::sys::signal::Signal::try_from(n).map(|s| s as i32).map_err(|_| format!("{text:?} is not a signal"));
+        return nix::sys::signal::Signal::try_from(n)
+            .map(|s| s as i32)
+            .map_err(|_| format!("{text:?} is not a signal"));
     }
     let upper = text.to_ascii_uppercase();
-    let name = if upper.starts_with("SIG") { upper } else { format!("SIG{upper}") };
-    name.parse::<nix::sys::signal::Signal>().map(|s| s as i32).map_err(|_| format!("{text:?} is not a signal"))
+    let name = if upper.starts_with("SIG") {
+        upper
+    } else {
+        format!("SIG{upper}")
+    };
+    name.parse::<nix::sys::signal::Signal>()
+        .map(|s| s as i32)
+        .map_err(|_| format!("{text:?} is not a signal"))
 }
 
 #[cfg(test)]
@@ -131,27 +164,48 @@ mod tests {
         let p = process(&req, &image(), "h").unwrap();
         assert_eq!(p.args, ["/entry", "sh", "-c", "x"]);
         assert_eq!(p.env, ["HOSTNAME=h", "PATH=/bin", "A=2", "B=3"]);
-        assert_eq!((p.cwd.as_str(), p.user.as_deref()), ("/w", Some("1000:1000")));
+        assert_eq!(
+            (p.cwd.as_str(), p.user.as_deref()),
+            ("/w", Some("1000:1000"))
+        );
     }
 
     #[test]
     fn entrypoint_override_drops_image_cmd() {
-        let req = CreateContainer { entrypoint: Some(vec!["/bin/true".into()]), ..Default::default() };
+        let req = CreateContainer {
+            entrypoint: Some(vec!["/bin/true".into()]),
+            ..Default::default()
+        };
         assert_eq!(process(&req, &image(), "h").unwrap().args, ["/bin/true"]);
     }
 
     #[test]
     fn default_path_and_errors() {
         let bare = ImageConfig::default();
-        let req = CreateContainer { cmd: vec!["true".into()], ..Default::default() };
+        let req = CreateContainer {
+            cmd: vec!["true".into()],
+            ..Default::default()
+        };
         let p = process(&req, &bare, "h").unwrap();
         assert_eq!(p.env[0], DEFAULT_PATH);
         assert_eq!(p.cwd, "/");
-        assert!(process(&CreateContainer::default(), &bare, "h").unwrap_err().contains("no command"));
-        let rel = CreateContainer { cmd: vec!["x".into()], workdir: Some("rel".into()), ..Default::default() };
+        assert!(process(&CreateContainer::default(), &bare, "h")
+            .unwrap_err()
+            .contains("no command"));
+        let rel = CreateContainer {
+            cmd: vec!["x".into()],
+            workdir: Some("rel".into()),
+            ..Default::default()
+        };
         assert!(process(&rel, &bare, "h").unwrap_err().contains("absolute"));
-        let badenv = CreateContainer { cmd: vec!["x".into()], env: vec!["=x".into()], ..Default::default() };
-        assert!(process(&badenv, &bare, "h").unwrap_err().starts_with("env:"));
+        let badenv = CreateContainer {
+            cmd: vec!["x".into()],
+            env: vec!["=x".into()],
+            ..Default::default()
+        };
+        assert!(process(&badenv, &bare, "h")
+            .unwrap_err()
+            .starts_with("env:"));
     }
 
     #[test]

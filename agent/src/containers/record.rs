@@ -25,8 +25,14 @@ pub const RECORD_VERSION: u32 = 1;
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum State {
     Created,
-    Running { pid: i32, started_at: String },
-    Exited { started_at: Option<String>, exit: ExitInfo },
+    Running {
+        pid: i32,
+        started_at: String,
+    },
+    Exited {
+        started_at: Option<String>,
+        exit: ExitInfo,
+    },
 }
 
 impl State {
@@ -46,8 +52,18 @@ impl State {
 pub fn info(r: &ContainerRecord, state: &State) -> ContainerInfo {
     let (status, pid, started_at, exit) = match state {
         State::Created => (ContainerStatus::Created, None, None, None),
-        State::Running { pid, started_at } => (ContainerStatus::Running, Some(*pid), Some(started_at.clone()), None),
-        State::Exited { started_at, exit } => (ContainerStatus::Exited, None, started_at.clone(), Some(exit.clone())),
+        State::Running { pid, started_at } => (
+            ContainerStatus::Running,
+            Some(*pid),
+            Some(started_at.clone()),
+            None,
+        ),
+        State::Exited { started_at, exit } => (
+            ContainerStatus::Exited,
+            None,
+            started_at.clone(),
+            Some(exit.clone()),
+        ),
     };
     ContainerInfo {
         id: r.id.clone(),

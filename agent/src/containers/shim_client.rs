@@ -11,6 +11,7 @@ pub async fn start(dir: &ContainerDir) -> Result<Started, AgentError> {
     // /proc/self/exe rather than a path: it names this very binary even after an upgrade replaced the file.
     let exe = std::path::Path::new("/proc/self/exe");
     let mut child = tokio::process::Command::new(exe)
+        .process_group(0)
         .arg("__shim")
         .arg(dir.path())
         .stdin(std::process::Stdio::null())
@@ -18,17 +19,28 @@ pub async fn start(dir: &ContainerDir) -> Result<Started, AgentError> {
         .stderr(std::process::Stdio::inherit())
         .spawn()
         .map_err(|e| AgentError::internal("start supervisor", e))?;
-    let stdout = child.stdout.take().ok_or_else(|| AgentError::Internal("supervisor has no stdout".into()))?;
-    // The first process exits at once (double fork); reap it in the background.
+    let stdout = child
+        .stdout
+        .take()
+        .ok_or_else(|| AgentError::Internal("supervisor has no stdout".into()))?;
+    // The supervisor lives as long as the container; reap it whenever it exits.
     tokio::spawn(async move {
         let _ = child.wait().await;
     });
     let mut line = String::new();
-    BufReader::new(stdout).read_line(&mut line).await.map_err(|e| AgentError::internal("read supervisor report", e))?;
+    BufReader::new(stdout)
+        .read_line(&mut line)
+        .await
+        .map_err(|e| AgentError::internal("read supervisor report", e))?;
     match serde_json::from_str::<StartReport>(&line) {
         Ok(StartReport::Started(s)) => Ok(s),
-        Ok(StartReport::Failed { message, exit_code }) => Err(AgentError::StartFailed { message, exit_code }),
-        Err(_) => Err(AgentError::Internal(format!("supervisor died while starting the container (said {:?})", line.trim()))),
+        Ok(StartReport::Failed { message, exit_code }) => {
+            Err(AgentError::StartFailed { message, exit_code })
+        }
+        Err(_) => Err(AgentError::Internal(format!(
+            "supervisor died while starting the container (said {:?})",
+            line.trim()
+        ))),
     }
 }
 
@@ -40,7 +52,10 @@ async fn request(dir: &ContainerDir, line: &str) -> std::io::Result<String> {
     let mut reply = String::new();
     BufReader::new(r).read_line(&mut reply).await?;
     if reply.is_empty() {
-        return Err(std::io::Error::new(std::io::ErrorKind::UnexpectedEof, "supervisor closed the connection"));
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::UnexpectedEof,
+            "supervisor closed the connection",
+        ));
     }
     Ok(reply.trim_end().to_string())
 }

@@ -30,14 +30,22 @@ pub fn main(dir: &Path, request: &str) -> ! {
 }
 
 fn start_err(m: impl std::fmt::Display) -> InitError {
-    InitError { code: EXIT_START_FAILED, message: m.to_string() }
+    InitError {
+        code: EXIT_START_FAILED,
+        message: m.to_string(),
+    }
 }
 
 fn run(dir: &Path, request: &str) -> Result<i32, InitError> {
-    let req: ExecRequest = serde_json::from_str(request).map_err(|e| start_err(format!("bad exec request: {e}")))?;
+    let req: ExecRequest =
+        serde_json::from_str(request).map_err(|e| start_err(format!("bad exec request: {e}")))?;
     let cd = ContainerDir(dir.to_path_buf());
-    let spec: RuntimeSpec = read_json(&cd.spec()).map_err(start_err)?.ok_or_else(|| start_err("container has no spec"))?;
-    let started: Started = read_json(&cd.started()).map_err(start_err)?.ok_or_else(|| start_err("container is not running"))?;
+    let spec: RuntimeSpec = read_json(&cd.spec())
+        .map_err(start_err)?
+        .ok_or_else(|| start_err("container has no spec"))?;
+    let started: Started = read_json(&cd.started())
+        .map_err(start_err)?
+        .ok_or_else(|| start_err("container is not running"))?;
     if cd.exit().exists() {
         return Err(start_err("container is not running"));
     }
@@ -82,7 +90,9 @@ fn run(dir: &Path, request: &str) -> Result<i32, InitError> {
 
     // SAFETY: prctl with integer arguments.
     unsafe { libc::prctl(libc::PR_SET_DUMPABLE, 0, 0, 0, 0) };
-    spec.cgroup.add_process(std::process::id() as i32).map_err(|e| start_err(format!("join cgroup: {e}")))?;
+    spec.cgroup
+        .add_process(std::process::id() as i32)
+        .map_err(|e| start_err(format!("join cgroup: {e}")))?;
     for (fd, flag) in &namespaces {
         nix::sched::setns(fd, *flag).map_err(|e| start_err(format!("join {flag:?}: {e}")))?;
     }

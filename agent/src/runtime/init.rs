@@ -27,7 +27,10 @@ pub struct InitError {
 
 impl InitError {
     fn start(message: impl std::fmt::Display) -> Self {
-        Self { code: EXIT_START_FAILED, message: message.to_string() }
+        Self {
+            code: EXIT_START_FAILED,
+            message: message.to_string(),
+        }
     }
 }
 
@@ -56,53 +59,85 @@ pub fn run(spec: &RuntimeSpec, dir: &Path, fds: InitFds, seccomp: &Seccomp) -> !
     unsafe { libc::_exit(err.code) }
 }
 
-fn setup(spec: &RuntimeSpec, dir: &Path, fds: &InitFds, seccomp: &Seccomp) -> Result<std::convert::Infallible, InitError> {
+fn setup(
+    spec: &RuntimeSpec,
+    dir: &Path,
+    fds: &InitFds,
+    seccomp: &Seccomp,
+) -> Result<std::convert::Infallible, InitError> {
     // Keep other container processes from opening /proc/1/exe (the agent binary) while we set up.
     // SAFETY: prctl with integer arguments.
     unsafe { libc::prctl(libc::PR_SET_DUMPABLE, 0, 0, 0, 0) };
     nix::sys::stat::umask(nix::sys::stat::Mode::empty());
 
-    // Wait until the supervisor has placed us in the cgroup, so the cgroup namespace roots there.
-    let mut byte = [0u8; 1];
-    nix::unistd::read(&fds.go, &mut byte).map_err(|e| InitError::start(format!("sync with supervisor: {e}")))?;
-
     if let Some(netns) = &fds.netns {
-        nix::sched::setns(netns, CloneFlags::CLONE_NEWNET).map_err(|e| InitError::start(format!("join network namespace: {e}")))?;
+        nix::sched::setns(netns, CloneFlags::CLONE_NEWNET)
+            .map_err(|e| InitError::start(format!("join network namespace: {e}")))?;
     }
-    nix::sched::unshare(CloneFlags::CLONE_NEWNS | CloneFlags::CLONE_NEWUTS | CloneFlags::CLONE_NEWIPC | CloneFlags::CLONE_NEWCGROUP)
-        .map_err(|e| InitError::start(format!("unshare namespaces: {e}")))?;
+    nix::sched::unshare(
+        CloneFlags::CLONE_NEWNS | CloneFlags::CLONE_NEWUTS | CloneFlags::CLONE_NEWIPC,
+    )
+    .map_err(|e| InitError::start(format!("unshare namespaces: {e}")))?;
 
     let cd = super::ContainerDir(dir.to_path_buf());
     mounts::make_private().map_err(InitError::start)?;
-    mounts::mount_overlay(&spec.layers, &cd.upper(), &cd.work(), &cd.rootfs()).map_err(InitError::start)?;
-    let root: OwnedFd = std::fs::File::open(cd.rootfs()).map_err(|e| InitError::start(format!("open rootfs: {e}")))?.into();
+    mounts::mount_overlay(&spec.layers, &cd.upper(), &cd.work(), &cd.rootfs())
+        .map_err(InitError::start)?;
+    let root: OwnedFd = std::fs::File::open(cd.rootfs())
+        .map_err(|e| InitError::start(format!("open rootfs: {e}")))?
+        .into();
     mounts::mount_kernel_filesystems(&root).map_err(InitError::start)?;
-    mounts::mount_cgroups(&root, &spec.cgroup).map_err(InitError::start)?;
     for bind in &spec.binds {
-        mounts::bind_into(&root, &bind.source, &bind.target, bind.read_only).map_err(InitError::start)?;
+        mounts::bind_into(&root, &bind.source, &bind.target, bind.read_only)
+            .map_err(InitError::start)?;
     }
-    mounts::open_in_root(&root, &spec.cwd, mounts::Create::Dir).map_err(|e| InitError::start(format!("working directory {}: {e}", spec.cwd)))?;
+    mounts::open_in_root(&root, &spec.cwd, mounts::Create::Dir)
+        .map_err(|e| InitError::start(format!("working directory {}: {e}", spec.cwd)))?;
+
+    // The supervisor moves us into the container's cgroup while we build the mounts above (on
+    // cgroup v1 a move waits for an RCU grace period, milliseconds). Wait for it to finish before
+    // the cgroup namespace is made, so that it roots at the container's cgroup, and before any of
+    // the container's own code runs.
+    let mut byte = [0u8; 1];
+    nix::unistd::read(&fds.go, &mut byte)
+        .map_err(|e| InitError::start(format!("sync with supervisor: {e}")))?;
+    nix::sched::unshare(CloneFlags::CLONE_NEWCGROUP)
+        .map_err(|e| InitError::start(format!("unshare cgroup namespace: {e}")))?;
+    mounts::mount_cgroups(&root, &spec.cgroup).map_err(InitError::start)?;
     mounts::pivot_root(&root).map_err(InitError::start)?;
     drop(root);
     mounts::protect_kernel_paths().map_err(InitError::start)?;
     if spec.read_only {
         mounts::remount_root_readonly().map_err(InitError::start)?;
     }
-    nix::unistd::sethostname(&spec.hostname).map_err(|e| InitError::start(format!("sethostname: {e}")))?;
+    nix::unistd::sethostname(&spec.hostname)
+        .map_err(|e| InitError::start(format!("sethostname: {e}")))?;
 
     // The process's stdio: nothing to read, output to the supervisor's pipes.
-    let null = std::fs::File::open("/dev/null").map_err(|e| InitError::start(format!("open /dev/null: {e}")))?;
+    let null = std::fs::File::open("/dev/null")
+        .map_err(|e| InitError::start(format!("open /dev/null: {e}")))?;
     dup_to(null.as_raw_fd(), 0)?;
     dup_to(fds.stdout.as_raw_fd(), 1)?;
     dup_to(fds.stderr.as_raw_fd(), 2)?;
 
-    exec_prepared(&spec.args, &spec.env, &spec.cwd, spec.uid, spec.gid, &spec.additional_gids, seccomp)
+    exec_prepared(
+        &spec.args,
+        &spec.env,
+        &spec.cwd,
+        spec.uid,
+        spec.gid,
+        &spec.additional_gids,
+        seccomp,
+    )
 }
 
 fn dup_to(fd: i32, target: i32) -> Result<(), InitError> {
     // SAFETY: dup2 on descriptors this process owns.
     if unsafe { libc::dup2(fd, target) } < 0 {
-        return Err(InitError::start(format!("dup2 to fd {target}: {}", std::io::Error::last_os_error())));
+        return Err(InitError::start(format!(
+            "dup2 to fd {target}: {}",
+            std::io::Error::last_os_error()
+        )));
     }
     Ok(())
 }
@@ -124,16 +159,32 @@ pub fn exec_prepared(
     security::set_no_new_privs().map_err(InitError::start)?;
     nix::sys::stat::umask(nix::sys::stat::Mode::from_bits_truncate(0o022));
 
-    nix::unistd::chdir(cwd).map_err(|e| InitError::start(format!("chdir to working directory {cwd}: {e}")))?;
+    nix::unistd::chdir(cwd)
+        .map_err(|e| InitError::start(format!("chdir to working directory {cwd}: {e}")))?;
     // A working directory that resolves outside the root (a leaked fd, CVE-2024-21626) has no path.
     match nix::unistd::getcwd() {
         Ok(p) if p.is_absolute() && !p.to_string_lossy().starts_with("(unreachable)") => {}
-        _ => return Err(InitError::start(format!("working directory {cwd} is outside the container"))),
+        _ => {
+            return Err(InitError::start(format!(
+                "working directory {cwd} is outside the container"
+            )))
+        }
     }
     // Only 0, 1, 2 survive the exec (the status pipe is among those closed by it).
     // SAFETY: close_range with the CLOEXEC flag only marks descriptors.
-    if unsafe { libc::syscall(libc::SYS_close_range, 3u32, u32::MAX, libc::CLOSE_RANGE_CLOEXEC) } != 0 {
-        return Err(InitError::start(format!("close_range: {}", std::io::Error::last_os_error())));
+    if unsafe {
+        libc::syscall(
+            libc::SYS_close_range,
+            3u32,
+            u32::MAX,
+            libc::CLOSE_RANGE_CLOEXEC,
+        )
+    } != 0
+    {
+        return Err(InitError::start(format!(
+            "close_range: {}",
+            std::io::Error::last_os_error()
+        )));
     }
 
     let program = find_program(args.first().map(String::as_str).unwrap_or(""), env)?;
@@ -141,25 +192,45 @@ pub fn exec_prepared(
     let envp = cstrings(env)?;
     seccomp.apply().map_err(InitError::start)?;
     let e = nix::unistd::execve(&program, &argv, &envp).unwrap_err();
-    let code = if e == nix::errno::Errno::ENOENT { EXIT_NOT_FOUND } else { EXIT_NOT_EXECUTABLE };
-    Err(InitError { code, message: format!("exec {:?}: {e}", args[0]) })
+    let code = if e == nix::errno::Errno::ENOENT {
+        EXIT_NOT_FOUND
+    } else {
+        EXIT_NOT_EXECUTABLE
+    };
+    Err(InitError {
+        code,
+        message: format!("exec {:?}: {e}", args[0]),
+    })
 }
 
 fn cstrings(v: &[String]) -> Result<Vec<CString>, InitError> {
-    v.iter().map(|s| CString::new(s.as_str()).map_err(|_| InitError::start(format!("{s:?} contains a NUL byte")))).collect()
+    v.iter()
+        .map(|s| {
+            CString::new(s.as_str())
+                .map_err(|_| InitError::start(format!("{s:?} contains a NUL byte")))
+        })
+        .collect()
 }
 
 /// Resolves the command like `execvp`, with the container's `PATH`.
 fn find_program(cmd: &str, env: &[String]) -> Result<CString, InitError> {
     use nix::unistd::{access, AccessFlags};
     if cmd.is_empty() {
-        return Err(InitError::start("no command: the image has no CMD or ENTRYPOINT and none was given"));
+        return Err(InitError::start(
+            "no command: the image has no CMD or ENTRYPOINT and none was given",
+        ));
     }
     let candidates: Vec<String> = if cmd.contains('/') {
         vec![cmd.to_string()]
     } else {
-        let path = env.iter().find_map(|e| e.strip_prefix("PATH=")).unwrap_or("/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin");
-        path.split(':').filter(|d| !d.is_empty()).map(|d| format!("{d}/{cmd}")).collect()
+        let path = env
+            .iter()
+            .find_map(|e| e.strip_prefix("PATH="))
+            .unwrap_or("/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin");
+        path.split(':')
+            .filter(|d| !d.is_empty())
+            .map(|d| format!("{d}/{cmd}"))
+            .collect()
     };
     let mut found_not_exec = None;
     for c in &candidates {
@@ -177,8 +248,17 @@ fn find_program(cmd: &str, env: &[String]) -> Result<CString, InitError> {
         }
     }
     match found_not_exec {
-        Some(p) => Err(InitError { code: EXIT_NOT_EXECUTABLE, message: format!("exec: {p:?}: permission denied (not an executable file)") }),
-        None if cmd.contains('/') => Err(InitError { code: EXIT_NOT_FOUND, message: format!("exec: {cmd:?}: no such file or directory") }),
-        None => Err(InitError { code: EXIT_NOT_FOUND, message: format!("exec: {cmd:?}: executable file not found in $PATH") }),
+        Some(p) => Err(InitError {
+            code: EXIT_NOT_EXECUTABLE,
+            message: format!("exec: {p:?}: permission denied (not an executable file)"),
+        }),
+        None if cmd.contains('/') => Err(InitError {
+            code: EXIT_NOT_FOUND,
+            message: format!("exec: {cmd:?}: no such file or directory"),
+        }),
+        None => Err(InitError {
+            code: EXIT_NOT_FOUND,
+            message: format!("exec: {cmd:?}: executable file not found in $PATH"),
+        }),
     }
 }

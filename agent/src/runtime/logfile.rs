@@ -20,7 +20,12 @@ pub struct LogRecord {
 
 impl From<LogRecord> for StreamChunk {
     fn from(r: LogRecord) -> Self {
-        StreamChunk { stream: Some(r.stream), data: Some(r.log), time: Some(r.time), exit_code: None }
+        StreamChunk {
+            stream: Some(r.stream),
+            data: Some(r.log),
+            time: Some(r.time),
+            exit_code: None,
+        }
     }
 }
 
@@ -40,12 +45,21 @@ impl LogWriter {
     pub fn open(path: &Path, max_bytes: u64) -> io::Result<Self> {
         let file = File::options().create(true).append(true).open(path)?;
         let size = file.metadata()?.len();
-        Ok(Self { path: path.to_path_buf(), file, size, max_bytes: max_bytes.max(4096) })
+        Ok(Self {
+            path: path.to_path_buf(),
+            file,
+            size,
+            max_bytes: max_bytes.max(4096),
+        })
     }
 
     /// Writes one chunk of output (at most [`MAX_LINE`] bytes, normally ending in a newline).
     pub fn write(&mut self, stream: &str, bytes: &[u8]) -> io::Result<()> {
-        let rec = LogRecord { log: String::from_utf8_lossy(bytes).into_owned(), stream: stream.into(), time: super::now_rfc3339() };
+        let rec = LogRecord {
+            log: String::from_utf8_lossy(bytes).into_owned(),
+            stream: stream.into(),
+            time: super::now_rfc3339(),
+        };
         let mut line = serde_json::to_vec(&rec).map_err(io::Error::other)?;
         line.push(b'\n');
         if self.size > 0 && self.size + line.len() as u64 > self.max_bytes {
@@ -109,7 +123,12 @@ pub struct LogFollower {
 impl LogFollower {
     /// Starts at the current end of the file (records already read with [`read_all`] are not repeated).
     pub fn from_end(path: &Path) -> io::Result<Self> {
-        let mut f = Self { path: path.to_path_buf(), file: None, ino: 0, pending: Vec::new() };
+        let mut f = Self {
+            path: path.to_path_buf(),
+            file: None,
+            ino: 0,
+            pending: Vec::new(),
+        };
         if let Ok(mut file) = File::open(path) {
             use std::os::unix::fs::MetadataExt;
             f.ino = file.metadata()?.ino();
@@ -127,7 +146,12 @@ impl LogFollower {
         if let Ok(f) = File::open(rotated(path)) {
             parse_lines(BufReader::new(f), &mut older);
         }
-        let mut f = Self { path: path.to_path_buf(), file: None, ino: 0, pending: Vec::new() };
+        let mut f = Self {
+            path: path.to_path_buf(),
+            file: None,
+            ino: 0,
+            pending: Vec::new(),
+        };
         if let Ok(file) = File::open(path) {
             f.ino = file.metadata()?.ino();
             f.file = Some(file);
@@ -179,14 +203,26 @@ mod tests {
         assert!(std::fs::metadata(&path).unwrap().len() <= 4096);
         let all = read_all(&path, None).unwrap();
         // One generation is kept: older lines are gone, the newest are all there in order.
-        assert_eq!(all.last().unwrap(), &LogRecord { log: "oops\n".into(), stream: "stderr".into(), time: all.last().unwrap().time.clone() });
-        let nums: Vec<usize> = all.iter().filter_map(|r| r.log.strip_prefix("line ")?.trim().parse().ok()).collect();
+        assert_eq!(
+            all.last().unwrap(),
+            &LogRecord {
+                log: "oops\n".into(),
+                stream: "stderr".into(),
+                time: all.last().unwrap().time.clone()
+            }
+        );
+        let nums: Vec<usize> = all
+            .iter()
+            .filter_map(|r| r.log.strip_prefix("line ")?.trim().parse().ok())
+            .collect();
         assert!(nums.windows(2).all(|w| w[1] == w[0] + 1));
         assert_eq!(*nums.last().unwrap(), 99);
         assert_eq!(read_all(&path, Some(2)).unwrap().len(), 2);
         let raw = std::fs::read_to_string(&path).unwrap();
         let first: serde_json::Value = serde_json::from_str(raw.lines().next().unwrap()).unwrap();
-        assert!(first["log"].is_string() && first["stream"].is_string() && first["time"].is_string());
+        assert!(
+            first["log"].is_string() && first["stream"].is_string() && first["time"].is_string()
+        );
     }
 
     #[test]

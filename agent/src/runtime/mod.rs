@@ -114,7 +114,10 @@ pub enum StartReport {
     Started(Started),
     /// The container could not start; `exit_code` follows Docker: 127 command not found,
     /// 126 not executable, 125 anything else.
-    Failed { message: String, exit_code: i32 },
+    Failed {
+        message: String,
+        exit_code: i32,
+    },
 }
 
 /// Writes `value` as JSON to `path` atomically (temp file, rename), so a reader never sees half a
@@ -122,7 +125,10 @@ pub enum StartReport {
 /// power loss ends anyway, and an fsync costs milliseconds on every container start.
 pub fn write_json_atomic<T: Serialize>(path: &Path, value: &T) -> std::io::Result<()> {
     let tmp = path.with_extension("tmp");
-    std::fs::write(&tmp, serde_json::to_vec(value).map_err(std::io::Error::other)?)?;
+    std::fs::write(
+        &tmp,
+        serde_json::to_vec(value).map_err(std::io::Error::other)?,
+    )?;
     std::fs::rename(&tmp, path)
 }
 

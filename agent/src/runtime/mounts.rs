@@ -22,14 +22,21 @@ pub enum Create {
 }
 
 fn openat2(dirfd: &OwnedFd, path: &str, flags: i32, resolve: u64) -> io::Result<OwnedFd> {
-    let c = CString::new(path).map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "path has a NUL byte"))?;
+    let c = CString::new(path)
+        .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "path has a NUL byte"))?;
     // SAFETY: open_how is plain integers; all-zero is its documented default.
     let mut how: libc::open_how = unsafe { std::mem::zeroed() };
     how.flags = (flags | libc::O_CLOEXEC) as u64;
     how.resolve = resolve;
     // SAFETY: `c` and `how` outlive the call; the size passed is the struct's own.
     let fd = unsafe {
-        libc::syscall(libc::SYS_openat2, dirfd.as_raw_fd(), c.as_ptr(), &how as *const libc::open_how, std::mem::size_of::<libc::open_how>())
+        libc::syscall(
+            libc::SYS_openat2,
+            dirfd.as_raw_fd(),
+            c.as_ptr(),
+            &how as *const libc::open_how,
+            std::mem::size_of::<libc::open_how>(),
+        )
     };
     if fd < 0 {
         return Err(io::Error::last_os_error());
@@ -54,12 +61,18 @@ pub fn open_in_root(root: &OwnedFd, path: &str, create: Create) -> io::Result<Ow
         Err(_) => {}
     }
     // Walk down, creating what is missing, each step resolved inside the root again.
-    let parts: Vec<&str> = rel.split('/').filter(|p| !p.is_empty() && *p != ".").collect();
+    let parts: Vec<&str> = rel
+        .split('/')
+        .filter(|p| !p.is_empty() && *p != ".")
+        .collect();
     let mut prefix = String::new();
     let mut parent = openat2(root, ".", libc::O_PATH | libc::O_DIRECTORY, IN_ROOT)?;
     for (i, part) in parts.iter().enumerate() {
         if *part == ".." {
-            return Err(io::Error::new(io::ErrorKind::InvalidInput, format!("{path}: '..' is not allowed")));
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                format!("{path}: '..' is not allowed"),
+            ));
         }
         if !prefix.is_empty() {
             prefix.push('/');
@@ -74,11 +87,21 @@ pub fn open_in_root(root: &OwnedFd, path: &str, create: Create) -> io::Result<Ow
             Err(e) if e.kind() != io::ErrorKind::NotFound => return Err(ctx(e, path)),
             Err(_) => {}
         }
-        let name = CString::new(*part).map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "NUL in path"))?;
+        let name = CString::new(*part)
+            .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "NUL in path"))?;
         if last && create == Create::File {
             // SAFETY: valid fd and NUL-terminated name; O_EXCL|O_NOFOLLOW never follows a link.
             let fd = unsafe {
-                libc::openat(parent.as_raw_fd(), name.as_ptr(), libc::O_CREAT | libc::O_EXCL | libc::O_NOFOLLOW | libc::O_WRONLY | libc::O_CLOEXEC, 0o644)
+                libc::openat(
+                    parent.as_raw_fd(),
+                    name.as_ptr(),
+                    libc::O_CREAT
+                        | libc::O_EXCL
+                        | libc::O_NOFOLLOW
+                        | libc::O_WRONLY
+                        | libc::O_CLOEXEC,
+                    0o644,
+                )
             };
             if fd < 0 {
                 let e = io::Error::last_os_error();
@@ -124,9 +147,18 @@ pub fn fd_path(fd: &OwnedFd) -> String {
     format!("/proc/self/fd/{}", fd.as_raw_fd())
 }
 
-fn mnt(source: Option<&str>, target: &str, fstype: Option<&str>, flags: MsFlags, data: Option<&str>) -> io::Result<()> {
+fn mnt(
+    source: Option<&str>,
+    target: &str,
+    fstype: Option<&str>,
+    flags: MsFlags,
+    data: Option<&str>,
+) -> io::Result<()> {
     mount(source, target, fstype, flags, data).map_err(|e| {
-        io::Error::other(format!("mount {} on {target}: {e}", fstype.or(source).unwrap_or("")))
+        io::Error::other(format!(
+            "mount {} on {target}: {e}",
+            fstype.or(source).unwrap_or("")
+        ))
     })
 }
 
@@ -136,43 +168,134 @@ pub fn make_private() -> io::Result<()> {
 }
 
 /// Mounts the overlay: `layers` lowest first, the container's own upper and work dirs.
-pub fn mount_overlay(layers: &[impl AsRef<Path>], upper: &Path, work: &Path, target: &Path) -> io::Result<()> {
-    let lower: Vec<String> = layers.iter().rev().map(|l| l.as_ref().display().to_string()).collect();
-    let data = format!("lowerdir={},upperdir={},workdir={}", lower.join(":"), upper.display(), work.display());
-    mnt(Some("overlay"), &target.display().to_string(), Some("overlay"), MsFlags::empty(), Some(&data))
+pub fn mount_overlay(
+    layers: &[impl AsRef<Path>],
+    upper: &Path,
+    work: &Path,
+    target: &Path,
+) -> io::Result<()> {
+    let lower: Vec<String> = layers
+        .iter()
+        .rev()
+        .map(|l| l.as_ref().display().to_string())
+        .collect();
+    let data = format!(
+        "lowerdir={},upperdir={},workdir={}",
+        lower.join(":"),
+        upper.display(),
+        work.display()
+    );
+    mnt(
+        Some("overlay"),
+        &target.display().to_string(),
+        Some("overlay"),
+        MsFlags::empty(),
+        Some(&data),
+    )
 }
 
-const NOSUID_NODEV_NOEXEC: MsFlags = MsFlags::MS_NOSUID.union(MsFlags::MS_NODEV).union(MsFlags::MS_NOEXEC);
+const NOSUID_NODEV_NOEXEC: MsFlags = MsFlags::MS_NOSUID
+    .union(MsFlags::MS_NODEV)
+    .union(MsFlags::MS_NOEXEC);
 
 /// Mounts `/proc`, `/dev` (with its standard nodes, `pts`, `shm`, `mqueue`) and a read-only `/sys`
 /// into the rootfs.
 pub fn mount_kernel_filesystems(root: &OwnedFd) -> io::Result<()> {
     let proc_dir = open_in_root(root, "/proc", Create::Dir)?;
-    mnt(Some("proc"), &fd_path(&proc_dir), Some("proc"), NOSUID_NODEV_NOEXEC, None)?;
+    mnt(
+        Some("proc"),
+        &fd_path(&proc_dir),
+        Some("proc"),
+        NOSUID_NODEV_NOEXEC,
+        None,
+    )?;
 
     let sys = open_in_root(root, "/sys", Create::Dir)?;
-    mnt(Some("sysfs"), &fd_path(&sys), Some("sysfs"), NOSUID_NODEV_NOEXEC | MsFlags::MS_RDONLY, None)?;
+    mnt(
+        Some("sysfs"),
+        &fd_path(&sys),
+        Some("sysfs"),
+        NOSUID_NODEV_NOEXEC | MsFlags::MS_RDONLY,
+        None,
+    )?;
 
     let dev = open_in_root(root, "/dev", Create::Dir)?;
-    mnt(Some("tmpfs"), &fd_path(&dev), Some("tmpfs"), MsFlags::MS_NOSUID | MsFlags::MS_STRICTATIME, Some("mode=755,size=65536k"))?;
+    mnt(
+        Some("tmpfs"),
+        &fd_path(&dev),
+        Some("tmpfs"),
+        MsFlags::MS_NOSUID | MsFlags::MS_STRICTATIME,
+        Some("mode=755,size=65536k"),
+    )?;
     // Re-open: the fd above names the directory below the new tmpfs.
     let dev = open_in_root(root, "/dev", Create::Dir)?;
-    let devfd = openat2(&dev, ".", libc::O_DIRECTORY | libc::O_RDONLY, libc::RESOLVE_BENEATH)?;
-    for (name, major, minor) in [("null", 1, 3), ("zero", 1, 5), ("full", 1, 7), ("random", 1, 8), ("urandom", 1, 9), ("tty", 5, 0)] {
-        mknodat(&devfd, name, SFlag::S_IFCHR, Mode::from_bits_truncate(0o666), nix::sys::stat::makedev(major, minor))
-            .map_err(|e| io::Error::other(format!("mknod /dev/{name}: {e}")))?;
+    let devfd = openat2(
+        &dev,
+        ".",
+        libc::O_DIRECTORY | libc::O_RDONLY,
+        libc::RESOLVE_BENEATH,
+    )?;
+    for (name, major, minor) in [
+        ("null", 1, 3),
+        ("zero", 1, 5),
+        ("full", 1, 7),
+        ("random", 1, 8),
+        ("urandom", 1, 9),
+        ("tty", 5, 0),
+    ] {
+        mknodat(
+            &devfd,
+            name,
+            SFlag::S_IFCHR,
+            Mode::from_bits_truncate(0o666),
+            nix::sys::stat::makedev(major, minor),
+        )
+        .map_err(|e| io::Error::other(format!("mknod /dev/{name}: {e}")))?;
     }
     for (name, mode) in [("pts", 0o755), ("shm", 0o1777), ("mqueue", 0o1777)] {
         nix::sys::stat::mkdirat(&devfd, name, Mode::from_bits_truncate(mode))
             .map_err(|e| io::Error::other(format!("mkdir /dev/{name}: {e}")))?;
     }
-    for (link, target) in [("fd", "/proc/self/fd"), ("stdin", "/proc/self/fd/0"), ("stdout", "/proc/self/fd/1"), ("stderr", "/proc/self/fd/2"), ("ptmx", "pts/ptmx"), ("core", "/proc/kcore")] {
-        nix::unistd::symlinkat(target, &devfd, link).map_err(|e| io::Error::other(format!("symlink /dev/{link}: {e}")))?;
+    for (link, target) in [
+        ("fd", "/proc/self/fd"),
+        ("stdin", "/proc/self/fd/0"),
+        ("stdout", "/proc/self/fd/1"),
+        ("stderr", "/proc/self/fd/2"),
+        ("ptmx", "pts/ptmx"),
+        ("core", "/proc/kcore"),
+    ] {
+        nix::unistd::symlinkat(target, &devfd, link)
+            .map_err(|e| io::Error::other(format!("symlink /dev/{link}: {e}")))?;
     }
-    let sub = |name: &str| openat2(&devfd, name, libc::O_PATH, libc::RESOLVE_BENEATH | libc::RESOLVE_NO_SYMLINKS);
-    mnt(Some("devpts"), &fd_path(&sub("pts")?), Some("devpts"), MsFlags::MS_NOSUID | MsFlags::MS_NOEXEC, Some("newinstance,ptmxmode=0666,mode=0620,gid=5"))?;
-    mnt(Some("shm"), &fd_path(&sub("shm")?), Some("tmpfs"), NOSUID_NODEV_NOEXEC, Some("mode=1777,size=65536k"))?;
-    mnt(Some("mqueue"), &fd_path(&sub("mqueue")?), Some("mqueue"), NOSUID_NODEV_NOEXEC, None)?;
+    let sub = |name: &str| {
+        openat2(
+            &devfd,
+            name,
+            libc::O_PATH,
+            libc::RESOLVE_BENEATH | libc::RESOLVE_NO_SYMLINKS,
+        )
+    };
+    mnt(
+        Some("devpts"),
+        &fd_path(&sub("pts")?),
+        Some("devpts"),
+        MsFlags::MS_NOSUID | MsFlags::MS_NOEXEC,
+        Some("newinstance,ptmxmode=0666,mode=0620,gid=5"),
+    )?;
+    mnt(
+        Some("shm"),
+        &fd_path(&sub("shm")?),
+        Some("tmpfs"),
+        NOSUID_NODEV_NOEXEC,
+        Some("mode=1777,size=65536k"),
+    )?;
+    mnt(
+        Some("mqueue"),
+        &fd_path(&sub("mqueue")?),
+        Some("mqueue"),
+        NOSUID_NODEV_NOEXEC,
+        None,
+    )?;
     Ok(())
 }
 
@@ -184,32 +307,91 @@ pub fn mount_cgroups(root: &OwnedFd, cgroup: &super::cgroup::CgroupHandle) -> io
     let target = open_in_root(root, "/sys/fs/cgroup", Create::Dir)?;
     let ro = NOSUID_NODEV_NOEXEC | MsFlags::MS_RDONLY;
     match cgroup {
-        CgroupHandle::V2 { .. } => mnt(Some("cgroup2"), &fd_path(&target), Some("cgroup2"), ro, None),
+        CgroupHandle::V2 { .. } => mnt(
+            Some("cgroup2"),
+            &fd_path(&target),
+            Some("cgroup2"),
+            ro,
+            None,
+        ),
         CgroupHandle::V1 { dirs } => {
-            mnt(Some("tmpfs"), &fd_path(&target), Some("tmpfs"), NOSUID_NODEV_NOEXEC, Some("mode=755,size=64k"))?;
+            mnt(
+                Some("tmpfs"),
+                &fd_path(&target),
+                Some("tmpfs"),
+                NOSUID_NODEV_NOEXEC,
+                Some("mode=755,size=64k"),
+            )?;
             let cg = open_in_root(root, "/sys/fs/cgroup", Create::Dir)?;
-            let cgdir = openat2(&cg, ".", libc::O_DIRECTORY | libc::O_RDONLY, libc::RESOLVE_BENEATH)?;
+            let cgdir = openat2(
+                &cg,
+                ".",
+                libc::O_DIRECTORY | libc::O_RDONLY,
+                libc::RESOLVE_BENEATH,
+            )?;
             for controller in dirs.keys() {
-                nix::sys::stat::mkdirat(&cgdir, controller.as_str(), Mode::from_bits_truncate(0o755))
-                    .map_err(|e| io::Error::other(format!("mkdir /sys/fs/cgroup/{controller}: {e}")))?;
-                let sub = openat2(&cgdir, controller, libc::O_PATH, libc::RESOLVE_BENEATH | libc::RESOLVE_NO_SYMLINKS)?;
-                mnt(Some("cgroup"), &fd_path(&sub), Some("cgroup"), ro, Some(controller))?;
+                nix::sys::stat::mkdirat(
+                    &cgdir,
+                    controller.as_str(),
+                    Mode::from_bits_truncate(0o755),
+                )
+                .map_err(|e| io::Error::other(format!("mkdir /sys/fs/cgroup/{controller}: {e}")))?;
+                let sub = openat2(
+                    &cgdir,
+                    controller,
+                    libc::O_PATH,
+                    libc::RESOLVE_BENEATH | libc::RESOLVE_NO_SYMLINKS,
+                )?;
+                mnt(
+                    Some("cgroup"),
+                    &fd_path(&sub),
+                    Some("cgroup"),
+                    ro,
+                    Some(controller),
+                )?;
             }
-            mnt(None, &fd_path(&cg), None, MsFlags::MS_REMOUNT | MsFlags::MS_RDONLY | NOSUID_NODEV_NOEXEC, None)
+            mnt(
+                None,
+                &fd_path(&cg),
+                None,
+                MsFlags::MS_REMOUNT | MsFlags::MS_RDONLY | NOSUID_NODEV_NOEXEC,
+                None,
+            )
         }
     }
 }
 
 /// Bind-mounts `source` (a host path) onto `target` inside the rootfs, read-only if asked.
 pub fn bind_into(root: &OwnedFd, source: &Path, target: &str, read_only: bool) -> io::Result<()> {
-    let meta = std::fs::metadata(source).map_err(|e| io::Error::new(e.kind(), format!("{}: {e}", source.display())))?;
-    let kind = if meta.is_dir() { Create::Dir } else { Create::File };
+    let meta = std::fs::metadata(source)
+        .map_err(|e| io::Error::new(e.kind(), format!("{}: {e}", source.display())))?;
+    let kind = if meta.is_dir() {
+        Create::Dir
+    } else {
+        Create::File
+    };
     let fd = open_in_root(root, target, kind)?;
     let src = source.display().to_string();
-    mnt(Some(&src), &fd_path(&fd), None, MsFlags::MS_BIND | MsFlags::MS_REC, None)?;
+    mnt(
+        Some(&src),
+        &fd_path(&fd),
+        None,
+        MsFlags::MS_BIND | MsFlags::MS_REC,
+        None,
+    )?;
     if read_only {
         let fd = open_in_root(root, target, kind)?;
-        mnt(None, &fd_path(&fd), None, MsFlags::MS_REMOUNT | MsFlags::MS_BIND | MsFlags::MS_RDONLY | MsFlags::MS_NOSUID | MsFlags::MS_NODEV, None)?;
+        mnt(
+            None,
+            &fd_path(&fd),
+            None,
+            MsFlags::MS_REMOUNT
+                | MsFlags::MS_BIND
+                | MsFlags::MS_RDONLY
+                | MsFlags::MS_NOSUID
+                | MsFlags::MS_NODEV,
+            None,
+        )?;
     }
     Ok(())
 }
@@ -218,7 +400,8 @@ pub fn bind_into(root: &OwnedFd, source: &Path, target: &str, read_only: bool) -
 pub fn pivot_root(rootfs: &OwnedFd) -> io::Result<()> {
     nix::unistd::fchdir(rootfs).map_err(|e| io::Error::other(format!("chdir rootfs: {e}")))?;
     nix::unistd::pivot_root(".", ".").map_err(|e| io::Error::other(format!("pivot_root: {e}")))?;
-    umount2(".", MntFlags::MNT_DETACH).map_err(|e| io::Error::other(format!("detach old root: {e}")))?;
+    umount2(".", MntFlags::MNT_DETACH)
+        .map_err(|e| io::Error::other(format!("detach old root: {e}")))?;
     nix::unistd::chdir("/").map_err(|e| io::Error::other(format!("chdir /: {e}")))?;
     Ok(())
 }
@@ -240,22 +423,46 @@ pub const MASKED_PATHS: [&str; 11] = [
 ];
 
 /// Paths the container may read but not write.
-pub const READONLY_PATHS: [&str; 5] = ["/proc/bus", "/proc/fs", "/proc/irq", "/proc/sys", "/proc/sysrq-trigger"];
+pub const READONLY_PATHS: [&str; 5] = [
+    "/proc/bus",
+    "/proc/fs",
+    "/proc/irq",
+    "/proc/sys",
+    "/proc/sysrq-trigger",
+];
 
 /// Applies [`MASKED_PATHS`] and [`READONLY_PATHS`]; runs after `pivot_root`. Paths the kernel
 /// does not have are skipped.
 pub fn protect_kernel_paths() -> io::Result<()> {
     for path in MASKED_PATHS {
         match std::fs::metadata(path) {
-            Ok(m) if m.is_dir() => mnt(Some("tmpfs"), path, Some("tmpfs"), MsFlags::MS_RDONLY, Some("size=0"))?,
+            Ok(m) if m.is_dir() => mnt(
+                Some("tmpfs"),
+                path,
+                Some("tmpfs"),
+                MsFlags::MS_RDONLY,
+                Some("size=0"),
+            )?,
             Ok(_) => mnt(Some("/dev/null"), path, None, MsFlags::MS_BIND, None)?,
             Err(_) => {}
         }
     }
     for path in READONLY_PATHS {
         if Path::new(path).exists() {
-            mnt(Some(path), path, None, MsFlags::MS_BIND | MsFlags::MS_REC, None)?;
-            mnt(None, path, None, MsFlags::MS_REMOUNT | MsFlags::MS_BIND | MsFlags::MS_RDONLY | MsFlags::MS_REC, None)?;
+            mnt(
+                Some(path),
+                path,
+                None,
+                MsFlags::MS_BIND | MsFlags::MS_REC,
+                None,
+            )?;
+            mnt(
+                None,
+                path,
+                None,
+                MsFlags::MS_REMOUNT | MsFlags::MS_BIND | MsFlags::MS_RDONLY | MsFlags::MS_REC,
+                None,
+            )?;
         }
     }
     Ok(())
@@ -263,7 +470,13 @@ pub fn protect_kernel_paths() -> io::Result<()> {
 
 /// `--read-only`: remounts `/` read-only (the container's `/dev`, `/proc` and volumes keep their modes).
 pub fn remount_root_readonly() -> io::Result<()> {
-    mnt(None, "/", None, MsFlags::MS_REMOUNT | MsFlags::MS_BIND | MsFlags::MS_RDONLY, None)
+    mnt(
+        None,
+        "/",
+        None,
+        MsFlags::MS_REMOUNT | MsFlags::MS_BIND | MsFlags::MS_RDONLY,
+        None,
+    )
 }
 
 #[cfg(test)]
@@ -291,16 +504,32 @@ mod tests {
         std::fs::create_dir(&rootdir).unwrap();
         let outside = tmp.path().join("outside");
         std::fs::create_dir(&outside).unwrap();
-        // /dev -> the host's idea of a path outside; /x -> ../../outside
+        std::fs::create_dir_all(rootdir.join(outside.strip_prefix("/").unwrap())).unwrap();
+        // /dev -> an absolute path that exists on the host (and, re-rooted, in the image);
+        // /x -> ../../outside, which climbs above the root; /y -> a dangling target.
         std::os::unix::fs::symlink(&outside, rootdir.join("dev")).unwrap();
         std::os::unix::fs::symlink("../../outside", rootdir.join("x")).unwrap();
+        std::os::unix::fs::symlink("/nowhere", rootdir.join("y")).unwrap();
         let root = root_fd(&rootdir);
+        // Contained: the absolute link resolves inside the root.
         open_in_root(&root, "/dev/pts", Create::Dir).unwrap();
-        open_in_root(&root, "/x/file", Create::File).unwrap();
-        assert_eq!(std::fs::read_dir(&outside).unwrap().count(), 0, "nothing may appear outside the root");
-        // The absolute symlink target was re-rooted: the dirs exist under root/<outside path>.
-        assert!(rootdir.join(outside.strip_prefix("/").unwrap()).join("pts").is_dir());
-        assert!(rootdir.join("outside/file").is_file());
+        assert!(rootdir
+            .join(outside.strip_prefix("/").unwrap())
+            .join("pts")
+            .is_dir());
+        // `..` is clamped at the root: ../../outside is /outside inside the image, which is missing.
+        let e = open_in_root(&root, "/x/file", Create::File).unwrap_err();
+        assert!(e.to_string().starts_with("/x/file"), "{e}");
+        assert!(
+            open_in_root(&root, "/y/z", Create::Dir).is_err(),
+            "a dangling link is refused"
+        );
+        assert_eq!(
+            std::fs::read_dir(&outside).unwrap().count(),
+            0,
+            "nothing may appear outside the root"
+        );
+        assert!(!Path::new("/nowhere").exists());
     }
 
     #[test]

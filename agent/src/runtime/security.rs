@@ -4,7 +4,10 @@
 //! These run in the container's first process (and in exec'd processes) just before `execve`.
 
 use caps::{CapSet, Capability, CapsHashSet};
-use seccompiler::{BpfProgram, SeccompAction, SeccompCmpArgLen, SeccompCmpOp, SeccompCondition, SeccompFilter, SeccompRule};
+use seccompiler::{
+    BpfProgram, SeccompAction, SeccompCmpArgLen, SeccompCmpOp, SeccompCondition, SeccompFilter,
+    SeccompRule,
+};
 use std::collections::BTreeMap;
 
 /// Docker's default capability set.
@@ -35,7 +38,8 @@ pub fn drop_bounding() -> Result<(), String> {
     let keep = default_set();
     for cap in caps::all() {
         if !keep.contains(&cap) {
-            caps::drop(None, CapSet::Bounding, cap).map_err(|e| format!("drop {cap} from the bounding set: {e}"))?;
+            caps::drop(None, CapSet::Bounding, cap)
+                .map_err(|e| format!("drop {cap} from the bounding set: {e}"))?;
         }
     }
     Ok(())
@@ -47,9 +51,15 @@ pub fn set_identity(uid: u32, gid: u32, groups: &[u32]) -> Result<(), String> {
     use nix::unistd::{setgroups, setresgid, setresuid, Gid, Uid};
     let gids: Vec<Gid> = groups.iter().map(|g| Gid::from_raw(*g)).collect();
     setgroups(&gids).map_err(|e| format!("setgroups: {e}"))?;
-    setresgid(Gid::from_raw(gid), Gid::from_raw(gid), Gid::from_raw(gid)).map_err(|e| format!("setgid {gid}: {e}"))?;
-    setresuid(Uid::from_raw(uid), Uid::from_raw(uid), Uid::from_raw(uid)).map_err(|e| format!("setuid {uid}: {e}"))?;
-    let set = if uid == 0 { default_set() } else { CapsHashSet::new() };
+    setresgid(Gid::from_raw(gid), Gid::from_raw(gid), Gid::from_raw(gid))
+        .map_err(|e| format!("setgid {gid}: {e}"))?;
+    setresuid(Uid::from_raw(uid), Uid::from_raw(uid), Uid::from_raw(uid))
+        .map_err(|e| format!("setuid {uid}: {e}"))?;
+    let set = if uid == 0 {
+        default_set()
+    } else {
+        CapsHashSet::new()
+    };
     caps::clear(None, CapSet::Ambient).map_err(|e| format!("clear ambient capabilities: {e}"))?;
     for which in [CapSet::Effective, CapSet::Permitted, CapSet::Inheritable] {
         caps::set(None, which, &set).map_err(|e| format!("set {which:?} capabilities: {e}"))?;
@@ -74,7 +84,8 @@ pub fn set_rlimits() -> Result<(), String> {
     if setrlimit(Resource::RLIMIT_NOFILE, 1_048_576, 1_048_576).is_ok() {
         return Ok(());
     }
-    let (_, hard) = getrlimit(Resource::RLIMIT_NOFILE).map_err(|e| format!("rlimit nofile: {e}"))?;
+    let (_, hard) =
+        getrlimit(Resource::RLIMIT_NOFILE).map_err(|e| format!("rlimit nofile: {e}"))?;
     setrlimit(Resource::RLIMIT_NOFILE, hard, hard).map_err(|e| format!("rlimit nofile: {e}"))
 }
 
@@ -139,14 +150,32 @@ pub struct Seccomp {
 
 impl Seccomp {
     pub fn default_profile() -> Result<Self, String> {
-        let arch = || std::env::consts::ARCH.try_into().map_err(|e| format!("seccomp arch: {e:?}"));
-        let mut deny: BTreeMap<i64, Vec<SeccompRule>> = DENIED.iter().map(|nr| (*nr, Vec::new())).collect();
+        let arch = || {
+            std::env::consts::ARCH
+                .try_into()
+                .map_err(|e| format!("seccomp arch: {e:?}"))
+        };
+        let mut deny: BTreeMap<i64, Vec<SeccompRule>> =
+            DENIED.iter().map(|nr| (*nr, Vec::new())).collect();
         let new_user = libc::CLONE_NEWUSER as u64;
-        let cond = SeccompCondition::new(0, SeccompCmpArgLen::Qword, SeccompCmpOp::MaskedEq(new_user), new_user)
-            .map_err(|e| format!("seccomp condition: {e}"))?;
-        deny.insert(libc::SYS_clone, vec![SeccompRule::new(vec![cond]).map_err(|e| format!("seccomp rule: {e}"))?]);
-        let eperm = SeccompFilter::new(deny, SeccompAction::Allow, SeccompAction::Errno(libc::EPERM as u32), arch()?)
-            .map_err(|e| format!("seccomp filter: {e}"))?;
+        let cond = SeccompCondition::new(
+            0,
+            SeccompCmpArgLen::Qword,
+            SeccompCmpOp::MaskedEq(new_user),
+            new_user,
+        )
+        .map_err(|e| format!("seccomp condition: {e}"))?;
+        deny.insert(
+            libc::SYS_clone,
+            vec![SeccompRule::new(vec![cond]).map_err(|e| format!("seccomp rule: {e}"))?],
+        );
+        let eperm = SeccompFilter::new(
+            deny,
+            SeccompAction::Allow,
+            SeccompAction::Errno(libc::EPERM as u32),
+            arch()?,
+        )
+        .map_err(|e| format!("seccomp filter: {e}"))?;
         let enosys = SeccompFilter::new(
             BTreeMap::from([(libc::SYS_clone3, Vec::new())]),
             SeccompAction::Allow,

@@ -4,9 +4,10 @@
 //! agent restart (even `kill -9`) and the agent re-attaches from the container's directory.
 //!
 //! Started as `hoist-agent __shim DIR` (a re-exec of the agent binary, chosen before any runtime
-//! starts, so it is single-threaded when it forks). It detaches from the agent (new session,
-//! double fork), reports one JSON [`StartReport`] line on its stdout, then serves until the container
-//! exits.
+//! starts, so it is single-threaded when it forks) in a process group of its own, so that signals
+//! meant for the agent's terminal or group never reach it. It reports one JSON [`StartReport`] line
+//! on its stdout, then serves until the container exits. When the agent goes away the kernel
+//! re-parents it to init, which reaps it.
 //!
 //! Socket protocol, one line each way: `kill SIGNUM` → `ok` | `error MSG`; `wait` → the
 //! [`ExitInfo`] JSON once the container has exited.
@@ -15,25 +16,18 @@ use super::cgroup::CgroupHandle;
 use super::init::{self, InitFds, EXIT_START_FAILED};
 use super::logfile::{LogWriter, MAX_LINE};
 use super::security::Seccomp;
-use super::{now_rfc3339, read_json, write_json_atomic, ContainerDir, RuntimeSpec, StartReport, Started};
+use super::{
+    now_rfc3339, read_json, write_json_atomic, ContainerDir, RuntimeSpec, StartReport, Started,
+};
 use hoist_proto::ExitInfo;
 use nix::sys::wait::{waitpid, WaitStatus};
-use nix::unistd::{fork, ForkResult, Pid};
+use nix::unistd::Pid;
 use std::io::Write;
 use std::os::fd::{AsRawFd, OwnedFd};
 use std::path::Path;
 
 /// Entry point of `hoist-agent __shim DIR`. Never returns.
 pub fn main(dir: &Path) -> ! {
-    // Leave the agent's session and process tree: the agent reaps the intermediate process and the
-    // supervisor is re-parented to init (or the nearest subreaper).
-    let _ = nix::unistd::setsid();
-    // SAFETY: single-threaded here (no runtime has started), so fork is sound.
-    match unsafe { fork() } {
-        Ok(ForkResult::Parent { .. }) => std::process::exit(0),
-        Ok(ForkResult::Child) => {}
-        Err(e) => report_and_exit(&StartReport::Failed { message: format!("fork supervisor: {e}"), exit_code: EXIT_START_FAILED }),
-    }
     let cd = ContainerDir(dir.to_path_buf());
     let spec: RuntimeSpec = match read_json(&cd.spec()) {
         Ok(Some(s)) => s,
@@ -44,14 +38,21 @@ pub fn main(dir: &Path) -> ! {
         Ok(v) => v,
         Err((message, exit_code)) => report_and_exit(&StartReport::Failed { message, exit_code }),
     };
-    let started = Started { shim_pid: std::process::id() as i32, pid: pid.as_raw(), started_at: now_rfc3339() };
+    let started = Started {
+        shim_pid: std::process::id() as i32,
+        pid: pid.as_raw(),
+        started_at: now_rfc3339(),
+    };
     if let Err(e) = write_json_atomic(&cd.started(), &started) {
         let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGKILL);
         let _ = waitpid(pid, None);
         fail(format!("record start: {e}"));
     }
     // The socket exists before the agent hears "started", so it can connect at once.
-    let listener = match cd.socket_short().and_then(|(_dir, path)| std::os::unix::net::UnixListener::bind(path)) {
+    let listener = match cd
+        .socket_short()
+        .and_then(|(_dir, path)| std::os::unix::net::UnixListener::bind(path))
+    {
         Ok(l) => l,
         Err(e) => {
             let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGKILL);
@@ -61,16 +62,29 @@ pub fn main(dir: &Path) -> ! {
     };
     report(&StartReport::Started(started));
     detach_stdio(&cd.path().join("shim.log"));
-    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build();
     let code = match rt {
-        Ok(rt) => rt.block_on(serve(cd, spec.cgroup, spec.log_max_bytes, pid, pidfd, pipes, listener)),
+        Ok(rt) => rt.block_on(serve(
+            cd,
+            spec.cgroup,
+            spec.log_max_bytes,
+            pid,
+            pidfd,
+            pipes,
+            listener,
+        )),
         Err(_) => 1,
     };
     std::process::exit(code)
 }
 
 fn fail(message: String) -> ! {
-    report_and_exit(&StartReport::Failed { message, exit_code: EXIT_START_FAILED })
+    report_and_exit(&StartReport::Failed {
+        message,
+        exit_code: EXIT_START_FAILED,
+    })
 }
 
 fn report(r: &StartReport) {
@@ -87,8 +101,15 @@ fn report_and_exit(r: &StartReport) -> ! {
 
 /// Leaves the agent's pipe: stdin and stdout to /dev/null, stderr (panics, if any) to `log`.
 fn detach_stdio(log: &Path) {
-    if let Ok(null) = std::fs::OpenOptions::new().read(true).write(true).open("/dev/null") {
-        let err = std::fs::OpenOptions::new().create(true).append(true).open(log);
+    if let Ok(null) = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open("/dev/null")
+    {
+        let err = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(log);
         let err_fd = err.as_ref().map_or(null.as_raw_fd(), |f| f.as_raw_fd());
         // SAFETY: dup2 onto the standard descriptors of this process.
         unsafe {
@@ -106,14 +127,23 @@ struct OutputPipes {
 }
 
 fn pipe() -> Result<(OwnedFd, OwnedFd), (String, i32)> {
-    nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).map_err(|e| (format!("pipe: {e}"), EXIT_START_FAILED))
+    nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC)
+        .map_err(|e| (format!("pipe: {e}"), EXIT_START_FAILED))
 }
 
 /// Forks the container's first process into a new pid namespace and waits until it has exec'd.
-fn start(spec: &RuntimeSpec, cd: &ContainerDir) -> Result<(Pid, OwnedFd, OutputPipes), (String, i32)> {
+fn start(
+    spec: &RuntimeSpec,
+    cd: &ContainerDir,
+) -> Result<(Pid, OwnedFd, OutputPipes), (String, i32)> {
     let seccomp = Seccomp::default_profile().map_err(|e| (e, EXIT_START_FAILED))?;
     let netns = match &spec.netns {
-        Some(p) => Some(OwnedFd::from(std::fs::File::open(p).map_err(|e| (format!("open network namespace {}: {e}", p.display()), EXIT_START_FAILED))?)),
+        Some(p) => Some(OwnedFd::from(std::fs::File::open(p).map_err(|e| {
+            (
+                format!("open network namespace {}: {e}", p.display()),
+                EXIT_START_FAILED,
+            )
+        })?)),
         None => None,
     };
     let (go_r, go_w) = pipe()?;
@@ -125,7 +155,18 @@ fn start(spec: &RuntimeSpec, cd: &ContainerDir) -> Result<(Pid, OwnedFd, OutputP
         Err(e) => Err((format!("clone: {e}"), EXIT_START_FAILED)),
         Ok(None) => {
             drop((go_w, status_r, out_r, err_r));
-            init::run(spec, cd.path(), InitFds { go: go_r, status: status_w, stdout: out_w, stderr: err_w, netns }, &seccomp)
+            init::run(
+                spec,
+                cd.path(),
+                InitFds {
+                    go: go_r,
+                    status: status_w,
+                    stdout: out_w,
+                    stderr: err_w,
+                    netns,
+                },
+                &seccomp,
+            )
         }
         Ok(Some((child, pidfd))) => {
             drop((go_r, status_w, out_w, err_w, netns));
@@ -134,13 +175,22 @@ fn start(spec: &RuntimeSpec, cd: &ContainerDir) -> Result<(Pid, OwnedFd, OutputP
                 let _ = waitpid(child, None);
                 (message, EXIT_START_FAILED)
             };
-            spec.cgroup.add_process(child.as_raw()).map_err(|e| fail(format!("join cgroup: {e}")))?;
+            spec.cgroup
+                .add_process(child.as_raw())
+                .map_err(|e| fail(format!("join cgroup: {e}")))?;
             nix::unistd::write(&go_w, b"g").map_err(|e| fail(format!("start container: {e}")))?;
             let mut msg = Vec::new();
             let mut f = std::fs::File::from(status_r);
             let _ = std::io::Read::read_to_end(&mut f, &mut msg);
             if msg.is_empty() {
-                return Ok((child, pidfd, OutputPipes { stdout: out_r, stderr: err_r }));
+                return Ok((
+                    child,
+                    pidfd,
+                    OutputPipes {
+                        stdout: out_r,
+                        stderr: err_r,
+                    },
+                ));
             }
             let _ = waitpid(child, None);
             let text = String::from_utf8_lossy(&msg);
@@ -154,7 +204,15 @@ fn start(spec: &RuntimeSpec, cd: &ContainerDir) -> Result<(Pid, OwnedFd, OutputP
 }
 
 /// The supervisor's life after the start: copy output to the log, answer the socket, reap.
-async fn serve(cd: ContainerDir, cgroup: CgroupHandle, log_max: u64, pid: Pid, pidfd: OwnedFd, pipes: OutputPipes, listener: std::os::unix::net::UnixListener) -> i32 {
+async fn serve(
+    cd: ContainerDir,
+    cgroup: CgroupHandle,
+    log_max: u64,
+    pid: Pid,
+    pidfd: OwnedFd,
+    pipes: OutputPipes,
+    listener: std::os::unix::net::UnixListener,
+) -> i32 {
     use tokio::sync::{mpsc, watch};
     let (exit_tx, exit_rx) = watch::channel::<Option<ExitInfo>>(None);
 
@@ -194,7 +252,12 @@ async fn serve(cd: ContainerDir, cgroup: CgroupHandle, log_max: u64, pid: Pid, p
         WaitStatus::Signaled(_, s, _) => (128 + s as i32, Some(s as i32)),
         _ => (255, None),
     };
-    let info = ExitInfo { code, signal, oom_killed: cgroup.oom_killed(), finished_at: now_rfc3339() };
+    let info = ExitInfo {
+        code,
+        signal,
+        oom_killed: cgroup.oom_killed(),
+        finished_at: now_rfc3339(),
+    };
     let _ = write_json_atomic(&cd.exit(), &info);
     let _ = exit_tx.send(Some(info));
     // Give connected waiters a moment to read the answer, then leave.
@@ -207,7 +270,9 @@ async fn serve(cd: ContainerDir, cgroup: CgroupHandle, log_max: u64, pid: Pid, p
 /// (The supervisor has no blocking threads: it may not create any, see [`clone_into_new_pid_ns`].)
 async fn wait_exit(pid: Pid, pidfd: OwnedFd) -> WaitStatus {
     // SAFETY: `pidfd` is an open pidfd that the AsyncFd owns until it is dropped below.
-    if let Ok(afd) = unsafe { tokio::io::unix::AsyncFd::register_with_interest(pidfd, tokio::io::Interest::READABLE) } {
+    if let Ok(afd) = unsafe {
+        tokio::io::unix::AsyncFd::register_with_interest(pidfd, tokio::io::Interest::READABLE)
+    } {
         let _ = afd.readable().await;
     }
     loop {
@@ -247,19 +312,33 @@ fn clone_into_new_pid_ns() -> std::io::Result<Option<(Pid, OwnedFd)>> {
     };
     // SAFETY: clone3 without CLONE_VM and without a stack behaves like fork: the child gets a copy
     // of this single-threaded process. `args` and `pidfd` outlive the call.
-    let rc = unsafe { libc::syscall(libc::SYS_clone3, &args as *const CloneArgs, std::mem::size_of::<CloneArgs>()) };
+    let rc = unsafe {
+        libc::syscall(
+            libc::SYS_clone3,
+            &args as *const CloneArgs,
+            std::mem::size_of::<CloneArgs>(),
+        )
+    };
     match rc {
         -1 => Err(std::io::Error::last_os_error()),
         0 => Ok(None),
         // SAFETY: the kernel stored a new pidfd owned by nothing else.
-        pid => Ok(Some((Pid::from_raw(pid as i32), unsafe { <OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(pidfd) }))),
+        pid => Ok(Some((Pid::from_raw(pid as i32), unsafe {
+            <OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(pidfd)
+        }))),
     }
 }
 
 /// Copies one output pipe into the log, a line (or [`MAX_LINE`] bytes) per record.
-async fn copy_lines(fd: OwnedFd, stream: &'static str, tx: tokio::sync::mpsc::Sender<(&'static str, Vec<u8>)>) {
+async fn copy_lines(
+    fd: OwnedFd,
+    stream: &'static str,
+    tx: tokio::sync::mpsc::Sender<(&'static str, Vec<u8>)>,
+) {
     use tokio::io::AsyncReadExt;
-    let Ok(mut rx) = tokio::net::unix::pipe::Receiver::from_owned_fd(fd) else { return };
+    let Ok(mut rx) = tokio::net::unix::pipe::Receiver::from_owned_fd(fd) else {
+        return;
+    };
     let mut buf = vec![0u8; 64 * 1024];
     let mut line: Vec<u8> = Vec::new();
     loop {
@@ -281,13 +360,21 @@ async fn copy_lines(fd: OwnedFd, stream: &'static str, tx: tokio::sync::mpsc::Se
     }
 }
 
-async fn handle_client(stream: tokio::net::UnixStream, pid: Pid, mut exit: tokio::sync::watch::Receiver<Option<ExitInfo>>) {
+async fn handle_client(
+    stream: tokio::net::UnixStream,
+    pid: Pid,
+    mut exit: tokio::sync::watch::Receiver<Option<ExitInfo>>,
+) {
     use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
     let (r, mut w) = stream.into_split();
     let mut lines = BufReader::new(r).lines();
     while let Ok(Some(line)) = lines.next_line().await {
         let reply = match line.split_whitespace().collect::<Vec<_>>().as_slice() {
-            ["kill", sig] => match sig.parse::<i32>().ok().and_then(|s| nix::sys::signal::Signal::try_from(s).ok()) {
+            ["kill", sig] => match sig
+                .parse::<i32>()
+                .ok()
+                .and_then(|s| nix::sys::signal::Signal::try_from(s).ok())
+            {
                 Some(sig) if exit.borrow().is_none() => match nix::sys::signal::kill(pid, sig) {
                     Ok(()) => "ok".to_string(),
                     Err(e) => format!("error {e}"),

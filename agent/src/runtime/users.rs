@@ -20,7 +20,13 @@ struct PasswdEntry<'a> {
 fn passwd_entries(passwd: &str) -> impl Iterator<Item = PasswdEntry<'_>> {
     passwd.lines().filter_map(|l| {
         let f: Vec<&str> = l.split(':').collect();
-        (f.len() >= 4).then(|| Some(PasswdEntry { name: f[0], uid: f[2].parse().ok()?, gid: f[3].parse().ok()? }))?
+        (f.len() >= 4).then(|| {
+            Some(PasswdEntry {
+                name: f[0],
+                uid: f[2].parse().ok()?,
+                gid: f[3].parse().ok()?,
+            })
+        })?
     })
 }
 
@@ -46,7 +52,12 @@ pub fn resolve(user: Option<&str>, passwd: &str, group: &str) -> Result<Identity
     let (uid, name, default_gid, group_spec) = match &spec {
         UserSpec::Ids { uid, gid } => {
             let entry = passwd_entries(passwd).find(|e| e.uid == *uid);
-            (*uid, entry.as_ref().map(|e| e.name), entry.map_or(0, |e| e.gid), gid.map(|g| g.to_string()))
+            (
+                *uid,
+                entry.as_ref().map(|e| e.name),
+                entry.map_or(0, |e| e.gid),
+                gid.map(|g| g.to_string()),
+            )
         }
         UserSpec::Named { user, group } => {
             let e = passwd_entries(passwd)
@@ -62,17 +73,28 @@ pub fn resolve(user: Option<&str>, passwd: &str, group: &str) -> Result<Identity
             Err(_) => group_entries(group)
                 .find(|(n, _, _)| *n == g)
                 .map(|(_, id, _)| id)
-                .ok_or_else(|| format!("unable to find group {g}: no matching entries in the image's /etc/group"))?,
+                .ok_or_else(|| {
+                    format!(
+                        "unable to find group {g}: no matching entries in the image's /etc/group"
+                    )
+                })?,
         },
     };
     let mut additional_gids: Vec<u32> = match name {
-        Some(name) => group_entries(group).filter(|(_, _, m)| m.contains(&name)).map(|(_, id, _)| id).collect(),
+        Some(name) => group_entries(group)
+            .filter(|(_, _, m)| m.contains(&name))
+            .map(|(_, id, _)| id)
+            .collect(),
         None => Vec::new(),
     };
     additional_gids.retain(|g| *g != gid);
     additional_gids.sort_unstable();
     additional_gids.dedup();
-    Ok(Identity { uid, gid, additional_gids })
+    Ok(Identity {
+        uid,
+        gid,
+        additional_gids,
+    })
 }
 
 #[cfg(test)]
@@ -80,25 +102,73 @@ mod tests {
     use super::*;
 
     const PASSWD: &str = "root:x:0:0:root:/root:/bin/sh\nwww:x:33:33:www:/var/www:/bin/false\nbad line\nalice:x:1000:1000::/home/alice:/bin/sh\n";
-    const GROUP: &str = "root:x:0:\nwww:x:33:\nstaff:x:50:alice,bob\nwheel:x:10:alice\nalice:x:1000:\n";
+    const GROUP: &str =
+        "root:x:0:\nwww:x:33:\nstaff:x:50:alice,bob\nwheel:x:10:alice\nalice:x:1000:\n";
 
     #[test]
     fn default_is_root() {
-        assert_eq!(resolve(None, PASSWD, GROUP), Ok(Identity { uid: 0, gid: 0, additional_gids: vec![] }));
-        assert_eq!(resolve(Some(""), "", ""), Ok(Identity { uid: 0, gid: 0, additional_gids: vec![] }));
+        assert_eq!(
+            resolve(None, PASSWD, GROUP),
+            Ok(Identity {
+                uid: 0,
+                gid: 0,
+                additional_gids: vec![]
+            })
+        );
+        assert_eq!(
+            resolve(Some(""), "", ""),
+            Ok(Identity {
+                uid: 0,
+                gid: 0,
+                additional_gids: vec![]
+            })
+        );
     }
 
     #[test]
     fn names_and_groups() {
-        assert_eq!(resolve(Some("alice"), PASSWD, GROUP), Ok(Identity { uid: 1000, gid: 1000, additional_gids: vec![10, 50] }));
-        assert_eq!(resolve(Some("www:staff"), PASSWD, GROUP), Ok(Identity { uid: 33, gid: 50, additional_gids: vec![] }));
-        assert_eq!(resolve(Some("1000"), PASSWD, GROUP).unwrap().additional_gids, vec![10, 50]);
+        assert_eq!(
+            resolve(Some("alice"), PASSWD, GROUP),
+            Ok(Identity {
+                uid: 1000,
+                gid: 1000,
+                additional_gids: vec![10, 50]
+            })
+        );
+        assert_eq!(
+            resolve(Some("www:staff"), PASSWD, GROUP),
+            Ok(Identity {
+                uid: 33,
+                gid: 50,
+                additional_gids: vec![]
+            })
+        );
+        assert_eq!(
+            resolve(Some("1000"), PASSWD, GROUP)
+                .unwrap()
+                .additional_gids,
+            vec![10, 50]
+        );
     }
 
     #[test]
     fn numeric_ids_need_no_entry() {
-        assert_eq!(resolve(Some("4242"), PASSWD, GROUP), Ok(Identity { uid: 4242, gid: 0, additional_gids: vec![] }));
-        assert_eq!(resolve(Some("4242:7"), "", ""), Ok(Identity { uid: 4242, gid: 7, additional_gids: vec![] }));
+        assert_eq!(
+            resolve(Some("4242"), PASSWD, GROUP),
+            Ok(Identity {
+                uid: 4242,
+                gid: 0,
+                additional_gids: vec![]
+            })
+        );
+        assert_eq!(
+            resolve(Some("4242:7"), "", ""),
+            Ok(Identity {
+                uid: 4242,
+                gid: 7,
+                additional_gids: vec![]
+            })
+        );
     }
 
     #[test]

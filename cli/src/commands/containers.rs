@@ -4,7 +4,10 @@ use crate::client::{enc, Client, ClientError};
 use crate::output::{self, ellipsize, Format};
 use clap::{Args, Subcommand};
 use hoist_common::parse;
-use hoist_proto::{AttachEvent, ContainerInfo, ContainerStats, ContainerStatus, CreateContainer, Created, ExecRequest, NetworkMode, Resources, StreamChunk};
+use hoist_proto::{
+    AttachEvent, ContainerInfo, ContainerStats, ContainerStatus, CreateContainer, Created,
+    ExecRequest, NetworkMode, Resources, StreamChunk,
+};
 use hyper::Method;
 use std::io::Write;
 
@@ -140,7 +143,12 @@ pub struct RunArgs {
     #[arg(short, long = "label", value_parser = |s: &str| parse::parse_env(s))]
     label: Vec<(String, String)>,
     /// IMAGE [COMMAND [ARG...]]
-    #[arg(required = true, trailing_var_arg = true, allow_hyphen_values = true, value_name = "IMAGE [COMMAND]")]
+    #[arg(
+        required = true,
+        trailing_var_arg = true,
+        allow_hyphen_values = true,
+        value_name = "IMAGE [COMMAND]"
+    )]
     args: Vec<String>,
 }
 
@@ -161,19 +169,65 @@ pub async fn run(cmd: ContainerCmd, client: &Client, format: Format) -> Result<i
     match cmd {
         ContainerCmd::Run(args) => run_container(args, client, format).await,
         ContainerCmd::Ps { all, quiet } => ps(client, format, all, quiet).await,
-        ContainerCmd::Logs { follow, tail, timestamps, container } => logs(client, format, &container, follow, tail, timestamps).await,
+        ContainerCmd::Logs {
+            follow,
+            tail,
+            timestamps,
+            container,
+        } => logs(client, format, &container, follow, tail, timestamps).await,
         ContainerCmd::Stop { time, containers } => {
-            each(containers, |c| async move { client.call::<ContainerInfo>(Method::POST, &format!("/v1/containers/{}/stop?t={time}", enc(&c)), None::<&()>).await.map(|_| c) }).await
+            each(containers, |c| async move {
+                client
+                    .call::<ContainerInfo>(
+                        Method::POST,
+                        &format!("/v1/containers/{}/stop?t={time}", enc(&c)),
+                        None::<&()>,
+                    )
+                    .await
+                    .map(|_| c)
+            })
+            .await
         }
         ContainerCmd::Kill { signal, containers } => {
             let signal = &signal;
-            each(containers, |c| async move { client.call::<()>(Method::POST, &format!("/v1/containers/{}/kill?signal={}", enc(&c), enc(signal)), None::<&()>).await.map(|_| c) }).await
+            each(containers, |c| async move {
+                client
+                    .call::<()>(
+                        Method::POST,
+                        &format!("/v1/containers/{}/kill?signal={}", enc(&c), enc(signal)),
+                        None::<&()>,
+                    )
+                    .await
+                    .map(|_| c)
+            })
+            .await
         }
         ContainerCmd::Rm { force, containers } => {
-            each(containers, |c| async move { client.call::<()>(Method::DELETE, &format!("/v1/containers/{}?force={force}", enc(&c)), None::<&()>).await.map(|_| c) }).await
+            each(containers, |c| async move {
+                client
+                    .call::<()>(
+                        Method::DELETE,
+                        &format!("/v1/containers/{}?force={force}", enc(&c)),
+                        None::<&()>,
+                    )
+                    .await
+                    .map(|_| c)
+            })
+            .await
         }
-        ContainerCmd::Exec { env, workdir, user, container, cmd } => {
-            let req = ExecRequest { cmd, env, workdir, user };
+        ContainerCmd::Exec {
+            env,
+            workdir,
+            user,
+            container,
+            cmd,
+        } => {
+            let req = ExecRequest {
+                cmd,
+                env,
+                workdir,
+                user,
+            };
             let mut code = 0;
             let path = format!("/v1/containers/{}/exec", enc(&container));
             client
@@ -195,7 +249,10 @@ pub async fn run(cmd: ContainerCmd, client: &Client, format: Format) -> Result<i
             let mut out = Vec::new();
             let mut code = 0;
             for c in containers {
-                match client.get::<ContainerInfo>(&format!("/v1/containers/{}", enc(&c))).await {
+                match client
+                    .get::<ContainerInfo>(&format!("/v1/containers/{}", enc(&c)))
+                    .await
+                {
                     Ok(info) => out.push(info),
                     Err(e) => {
                         eprintln!("hoist: {e}");
@@ -259,7 +316,12 @@ async fn run_container(args: RunArgs, client: &Client, format: Format) -> Result
         workdir: args.workdir,
         user: args.user,
         hostname: args.hostname,
-        resources: Resources { memory_bytes: args.memory, cpu_millis: args.cpus, cpu_weight: args.cpu_weight, pids_limit: args.pids_limit },
+        resources: Resources {
+            memory_bytes: args.memory,
+            cpu_millis: args.cpus,
+            cpu_weight: args.cpu_weight,
+            pids_limit: args.pids_limit,
+        },
         network: args.network,
         ports: args.publish,
         volumes: args.volume,
@@ -268,7 +330,9 @@ async fn run_container(args: RunArgs, client: &Client, format: Format) -> Result
         labels: args.label.into_iter().collect(),
     };
     if args.detach {
-        let created: Created = client.call(Method::POST, "/v1/containers", Some(&req)).await?;
+        let created: Created = client
+            .call(Method::POST, "/v1/containers", Some(&req))
+            .await?;
         match format {
             Format::Json => output::json(&created),
             Format::Table => println!("{}", created.id),
@@ -280,19 +344,24 @@ async fn run_container(args: RunArgs, client: &Client, format: Format) -> Result
     let id: std::cell::RefCell<Option<String>> = std::cell::RefCell::new(None);
     let code = std::cell::Cell::new(0);
     let api_error = std::cell::RefCell::new(None);
-    let attach = client.stream(Method::POST, "/v1/containers?attach=true", Some(&req), |event: AttachEvent| {
-        if format == Format::Json {
-            println!("{}", serde_json::to_string(&event).unwrap_or_default());
-        }
-        match event {
-            AttachEvent::Created(c) => *id.borrow_mut() = Some(c.id),
-            AttachEvent::Output(chunk) if format == Format::Table => print_chunk(&chunk, false),
-            AttachEvent::Output(_) => {}
-            AttachEvent::Exit(exit) => code.set(exit.code),
-            AttachEvent::Error(e) => *api_error.borrow_mut() = Some(e),
-        }
-        true
-    });
+    let attach = client.stream(
+        Method::POST,
+        "/v1/containers?attach=true",
+        Some(&req),
+        |event: AttachEvent| {
+            if format == Format::Json {
+                println!("{}", serde_json::to_string(&event).unwrap_or_default());
+            }
+            match event {
+                AttachEvent::Created(c) => *id.borrow_mut() = Some(c.id),
+                AttachEvent::Output(chunk) if format == Format::Table => print_chunk(&chunk, false),
+                AttachEvent::Output(_) => {}
+                AttachEvent::Exit(exit) => code.set(exit.code),
+                AttachEvent::Error(e) => *api_error.borrow_mut() = Some(e),
+            }
+            true
+        },
+    );
     tokio::pin!(attach);
     let mut int = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::interrupt()).ok();
     let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
@@ -304,7 +373,13 @@ async fn run_container(args: RunArgs, client: &Client, format: Format) -> Result
         };
         let target = id.borrow().clone();
         if let Some(target) = target {
-            let _ = client.call::<()>(Method::POST, &format!("/v1/containers/{target}/kill?signal={signal}"), None::<&()>).await;
+            let _ = client
+                .call::<()>(
+                    Method::POST,
+                    &format!("/v1/containers/{target}/kill?signal={signal}"),
+                    None::<&()>,
+                )
+                .await;
         }
     };
     result?;
@@ -329,7 +404,18 @@ async fn ps(client: &Client, format: Format, all: bool, quiet: bool) -> Result<i
     let rows = list
         .iter()
         .map(|c| {
-            let ports = c.spec.ports.iter().map(|p| format!("0.0.0.0:{}->{}/{}", p.host_port, p.container_port, p.protocol)).collect::<Vec<_>>().join(", ");
+            let ports = c
+                .spec
+                .ports
+                .iter()
+                .map(|p| {
+                    format!(
+                        "0.0.0.0:{}->{}/{}",
+                        p.host_port, p.container_port, p.protocol
+                    )
+                })
+                .collect::<Vec<_>>()
+                .join(", ");
             vec![
                 c.id[..12.min(c.id.len())].to_string(),
                 c.image.clone(),
@@ -341,7 +427,18 @@ async fn ps(client: &Client, format: Format, all: bool, quiet: bool) -> Result<i
             ]
         })
         .collect();
-    output::table(&["CONTAINER ID", "IMAGE", "COMMAND", "CREATED", "STATUS", "PORTS", "NAMES"], rows);
+    output::table(
+        &[
+            "CONTAINER ID",
+            "IMAGE",
+            "COMMAND",
+            "CREATED",
+            "STATUS",
+            "PORTS",
+            "NAMES",
+        ],
+        rows,
+    );
     Ok(0)
 }
 
@@ -350,13 +447,24 @@ fn status_text(c: &ContainerInfo) -> String {
         (ContainerStatus::Running, _, Some(s)) => format!("Up {}", output::since(s)),
         (ContainerStatus::Exited, Some(e), _) => {
             let oom = if e.oom_killed { " (OOM killed)" } else { "" };
-            format!("Exited ({}) {} ago{oom}", e.code, output::since(&e.finished_at))
+            format!(
+                "Exited ({}) {} ago{oom}",
+                e.code,
+                output::since(&e.finished_at)
+            )
         }
         (status, _, _) => status.to_string(),
     }
 }
 
-async fn logs(client: &Client, format: Format, container: &str, follow: bool, tail: Option<usize>, timestamps: bool) -> Result<i32, ClientError> {
+async fn logs(
+    client: &Client,
+    format: Format,
+    container: &str,
+    follow: bool,
+    tail: Option<usize>,
+    timestamps: bool,
+) -> Result<i32, ClientError> {
     let mut path = format!("/v1/containers/{}/logs?follow={follow}", enc(container));
     if let Some(n) = tail {
         path.push_str(&format!("&tail={n}"));
@@ -374,10 +482,23 @@ async fn logs(client: &Client, format: Format, container: &str, follow: bool, ta
     Ok(0)
 }
 
-async fn stats(client: &Client, format: Format, containers: Vec<String>) -> Result<i32, ClientError> {
+async fn stats(
+    client: &Client,
+    format: Format,
+    containers: Vec<String>,
+) -> Result<i32, ClientError> {
     let sample = || async {
         let all: Vec<ContainerStats> = client.get("/v1/stats").await?;
-        Ok::<_, ClientError>(all.into_iter().filter(|s| containers.is_empty() || containers.iter().any(|c| s.id.starts_with(c.as_str()) || &s.name == c)).collect::<Vec<_>>())
+        Ok::<_, ClientError>(
+            all.into_iter()
+                .filter(|s| {
+                    containers.is_empty()
+                        || containers
+                            .iter()
+                            .any(|c| s.id.starts_with(c.as_str()) || &s.name == c)
+                })
+                .collect::<Vec<_>>(),
+        )
     };
     let first = sample().await?;
     let t0 = std::time::Instant::now();
@@ -391,17 +512,46 @@ async fn stats(client: &Client, format: Format, containers: Vec<String>) -> Resu
     let rows = second
         .iter()
         .map(|s| {
-            let before = first.iter().find(|f| f.id == s.id).map_or(s.cpu_usage_ns, |f| f.cpu_usage_ns);
+            let before = first
+                .iter()
+                .find(|f| f.id == s.id)
+                .map_or(s.cpu_usage_ns, |f| f.cpu_usage_ns);
             let cpu = (s.cpu_usage_ns.saturating_sub(before)) as f64 / wall * 100.0;
-            let limit = s.memory_limit_bytes.map(hoist_common::parse::format_size).unwrap_or_else(|| "unlimited".into());
-            let mem_pct = s.memory_limit_bytes.map(|l| format!("{:.2}%", s.memory_bytes as f64 / l as f64 * 100.0)).unwrap_or_else(|| "--".into());
+            let limit = s
+                .memory_limit_bytes
+                .map(hoist_common::parse::format_size)
+                .unwrap_or_else(|| "unlimited".into());
+            let mem_pct = s
+                .memory_limit_bytes
+                .map(|l| format!("{:.2}%", s.memory_bytes as f64 / l as f64 * 100.0))
+                .unwrap_or_else(|| "--".into());
             let pids = match s.pids_limit {
                 Some(l) => format!("{} / {l}", s.pids),
                 None => s.pids.to_string(),
             };
-            vec![s.id[..12.min(s.id.len())].to_string(), s.name.clone(), format!("{cpu:.2}%"), format!("{} / {limit}", hoist_common::parse::format_size(s.memory_bytes)), mem_pct, pids]
+            vec![
+                s.id[..12.min(s.id.len())].to_string(),
+                s.name.clone(),
+                format!("{cpu:.2}%"),
+                format!(
+                    "{} / {limit}",
+                    hoist_common::parse::format_size(s.memory_bytes)
+                ),
+                mem_pct,
+                pids,
+            ]
         })
         .collect();
-    output::table(&["CONTAINER ID", "NAME", "CPU %", "MEM USAGE / LIMIT", "MEM %", "PIDS"], rows);
+    output::table(
+        &[
+            "CONTAINER ID",
+            "NAME",
+            "CPU %",
+            "MEM USAGE / LIMIT",
+            "MEM %",
+            "PIDS",
+        ],
+        rows,
+    );
     Ok(0)
 }

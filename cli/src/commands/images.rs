@@ -29,8 +29,15 @@ pub enum ImageCmd {
 pub async fn run(cmd: ImageCmd, client: &Client, format: Format) -> Result<i32, ClientError> {
     match cmd {
         ImageCmd::Import { file, reference } => {
-            let f = tokio::fs::File::open(&file).await.map_err(|e| ClientError::Transport(format!("{}: {e}", file.display())))?;
-            let summary: ImageSummary = client.upload(&format!("/v1/images/import?reference={}", enc(&reference)), f).await?;
+            let f = tokio::fs::File::open(&file)
+                .await
+                .map_err(|e| ClientError::Transport(format!("{}: {e}", file.display())))?;
+            let summary: ImageSummary = client
+                .upload(
+                    &format!("/v1/images/import?reference={}", enc(&reference)),
+                    f,
+                )
+                .await?;
             match format {
                 Format::Json => output::json(&summary),
                 Format::Table => println!("Imported {reference}: {}", summary.id),
@@ -43,13 +50,31 @@ pub async fn run(cmd: ImageCmd, client: &Client, format: Format) -> Result<i32, 
                 Format::Table => {
                     let mut rows = Vec::new();
                     for i in &images {
-                        let id = i.id.trim_start_matches("sha256:").chars().take(12).collect::<String>();
-                        let created = i.created_at.as_deref().map(|c| format!("{} ago", output::since(c))).unwrap_or_default();
+                        let id =
+                            i.id.trim_start_matches("sha256:")
+                                .chars()
+                                .take(12)
+                                .collect::<String>();
+                        let created = i
+                            .created_at
+                            .as_deref()
+                            .map(|c| format!("{} ago", output::since(c)))
+                            .unwrap_or_default();
                         let size = hoist_common::parse::format_size(i.size);
-                        let refs = if i.references.is_empty() { vec!["<none>:<none>".to_string()] } else { i.references.clone() };
+                        let refs = if i.references.is_empty() {
+                            vec!["<none>:<none>".to_string()]
+                        } else {
+                            i.references.clone()
+                        };
                         for r in refs {
                             let (repo, tag) = r.rsplit_once(':').unwrap_or((&r, ""));
-                            rows.push(vec![repo.to_string(), tag.to_string(), id.clone(), created.clone(), size.clone()]);
+                            rows.push(vec![
+                                repo.to_string(),
+                                tag.to_string(),
+                                id.clone(),
+                                created.clone(),
+                                size.clone(),
+                            ]);
                         }
                     }
                     output::table(&["REPOSITORY", "TAG", "IMAGE ID", "CREATED", "SIZE"], rows);
@@ -59,7 +84,14 @@ pub async fn run(cmd: ImageCmd, client: &Client, format: Format) -> Result<i32, 
         ImageCmd::Rm { images } => {
             let mut code = 0;
             for i in images {
-                match client.call::<()>(hyper::Method::DELETE, &format!("/v1/images/{}", enc(&i)), None::<&()>).await {
+                match client
+                    .call::<()>(
+                        hyper::Method::DELETE,
+                        &format!("/v1/images/{}", enc(&i)),
+                        None::<&()>,
+                    )
+                    .await
+                {
                     Ok(()) => println!("Untagged: {i}"),
                     Err(e) => {
                         eprintln!("hoist: {e}");

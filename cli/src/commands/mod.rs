@@ -14,9 +14,15 @@ pub async fn info(client: &Client, format: Format) -> Result<i32, ClientError> {
         Format::Table => {
             println!("Version:        {}", info.version);
             println!("Data dir:       {}", info.data_dir);
-            println!("Cgroups:        {} (parent {})", info.cgroup_version, info.cgroup_parent);
+            println!(
+                "Cgroups:        {} (parent {})",
+                info.cgroup_version, info.cgroup_parent
+            );
             println!("Bridge:         {} ({})", info.bridge, info.subnet);
-            println!("Containers:     {} ({} running)", info.containers, info.running);
+            println!(
+                "Containers:     {} ({} running)",
+                info.containers, info.running
+            );
             println!("Images:         {}", info.images);
         }
     }

@@ -13,14 +13,19 @@ fn status_field(name: &str) -> String {
     fs::read_to_string("/proc/self/status")
         .unwrap_or_default()
         .lines()
-        .find_map(|l| l.strip_prefix(&format!("{name}:")).map(|v| v.trim().to_string()))
+        .find_map(|l| {
+            l.strip_prefix(&format!("{name}:"))
+                .map(|v| v.trim().to_string())
+        })
         .unwrap_or_default()
 }
 
 fn fds() -> Vec<i32> {
     // Opening the directory adds one fd of our own; leave it out.
     let dir = fs::read_dir("/proc/self/fd").expect("read /proc/self/fd");
-    let mut v: Vec<i32> = dir.filter_map(|e| e.ok()?.file_name().to_str()?.parse().ok()).collect();
+    let mut v: Vec<i32> = dir
+        .filter_map(|e| e.ok()?.file_name().to_str()?.parse().ok())
+        .collect();
     v.sort_unstable();
     v.retain(|fd| fs::read_link(format!("/proc/self/fd/{fd}")).is_ok());
     v
@@ -40,14 +45,25 @@ fn read_only(path: &str) -> bool {
     match fs::OpenOptions::new().write(true).open(path) {
         Ok(_) => false,
         // A path this kernel does not have cannot be written either.
-        Err(e) => matches!(e.raw_os_error(), Some(libc::EROFS) | Some(libc::EACCES) | Some(libc::EPERM) | Some(libc::ENOENT)),
+        Err(e) => matches!(
+            e.raw_os_error(),
+            Some(libc::EROFS) | Some(libc::EACCES) | Some(libc::EPERM) | Some(libc::ENOENT)
+        ),
     }
 }
 
 fn syscall_denied(what: &str) -> bool {
     let rc = match what {
         // SAFETY: invalid arguments; we only look at the errno.
-        "mount" => unsafe { libc::mount(c"none".as_ptr(), c"/tmp".as_ptr(), c"tmpfs".as_ptr(), 0, std::ptr::null()) },
+        "mount" => unsafe {
+            libc::mount(
+                c"none".as_ptr(),
+                c"/tmp".as_ptr(),
+                c"tmpfs".as_ptr(),
+                0,
+                std::ptr::null(),
+            )
+        },
         // SAFETY: keyctl(KEYCTL_GET_KEYRING_ID, KEY_SPEC_SESSION_KEYRING, 0); harmless.
         "keyctl" => unsafe { libc::syscall(libc::SYS_keyctl, 0, -3, 0) as i32 },
         // SAFETY: unshare of a user namespace; harmless if allowed.
@@ -58,7 +74,10 @@ fn syscall_denied(what: &str) -> bool {
 }
 
 fn memory_limit() -> Option<u64> {
-    for p in ["/sys/fs/cgroup/memory/memory.limit_in_bytes", "/sys/fs/cgroup/memory.max"] {
+    for p in [
+        "/sys/fs/cgroup/memory/memory.limit_in_bytes",
+        "/sys/fs/cgroup/memory.max",
+    ] {
         if let Ok(s) = fs::read_to_string(p) {
             return s.trim().parse().ok();
         }
@@ -67,12 +86,36 @@ fn memory_limit() -> Option<u64> {
 }
 
 fn flags(paths: &[&str], f: fn(&str) -> bool) -> Value {
-    Value::Object(paths.iter().map(|p| (p.to_string(), Value::Bool(f(p)))).collect())
+    Value::Object(
+        paths
+            .iter()
+            .map(|p| (p.to_string(), Value::Bool(f(p))))
+            .collect(),
+    )
 }
 
 fn view() -> Value {
-    let masked = flags(&["/proc/kcore", "/proc/keys", "/proc/timer_list", "/proc/sched_debug", "/sys/firmware", "/proc/scsi", "/proc/acpi"], masked);
-    let read_only = flags(&["/proc/sys/kernel/hostname", "/proc/sysrq-trigger", "/proc/sys/vm/drop_caches", "/sys/kernel/mm/transparent_hugepage/enabled"], read_only);
+    let masked = flags(
+        &[
+            "/proc/kcore",
+            "/proc/keys",
+            "/proc/timer_list",
+            "/proc/sched_debug",
+            "/sys/firmware",
+            "/proc/scsi",
+            "/proc/acpi",
+        ],
+        masked,
+    );
+    let read_only = flags(
+        &[
+            "/proc/sys/kernel/hostname",
+            "/proc/sysrq-trigger",
+            "/proc/sys/vm/drop_caches",
+            "/sys/kernel/mm/transparent_hugepage/enabled",
+        ],
+        read_only,
+    );
     let denied = flags(&["mount", "keyctl", "unshare_user"], syscall_denied);
     json!({
         "pid": std::process::id(),

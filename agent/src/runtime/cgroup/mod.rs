@@ -19,8 +19,12 @@ use std::path::{Path, PathBuf};
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum CgroupHandle {
     /// One directory per controller name (`memory`, `cpu`, `cpuacct`, `pids`, `devices`).
-    V1 { dirs: BTreeMap<String, PathBuf> },
-    V2 { dir: PathBuf },
+    V1 {
+        dirs: BTreeMap<String, PathBuf>,
+    },
+    V2 {
+        dir: PathBuf,
+    },
 }
 
 /// Resource usage read from a cgroup.
@@ -64,7 +68,11 @@ impl CgroupDriver {
 
     /// A driver over an explicit root, for tests.
     pub fn new(root: PathBuf, parent: &str, version: CgroupVersion) -> Self {
-        Self { root, parent: PathBuf::from(parent.trim_matches('/')), version }
+        Self {
+            root,
+            parent: PathBuf::from(parent.trim_matches('/')),
+            version,
+        }
     }
 
     pub fn version(&self) -> CgroupVersion {
@@ -87,7 +95,9 @@ impl CgroupDriver {
     /// The handle a container with `id` would have, for finding leftovers.
     pub fn handle_for(&self, id: &str) -> CgroupHandle {
         match self.version {
-            CgroupVersion::V2 => CgroupHandle::V2 { dir: self.root.join(&self.parent).join(id) },
+            CgroupVersion::V2 => CgroupHandle::V2 {
+                dir: self.root.join(&self.parent).join(id),
+            },
             CgroupVersion::V1 => v1::handle(&self.root, &self.parent, id),
         }
     }
@@ -163,7 +173,10 @@ impl CgroupHandle {
                         std::thread::sleep(std::time::Duration::from_millis(1));
                     }
                     Err(e) => {
-                        return Err(io::Error::new(e.kind(), format!("remove cgroup {}: {e}", dir.display())))
+                        return Err(io::Error::new(
+                            e.kind(),
+                            format!("remove cgroup {}: {e}", dir.display()),
+                        ))
                     }
                 }
             }
@@ -185,8 +198,12 @@ impl CgroupHandle {
 
 /// Writes a cgroup control file, naming it in the error.
 fn write(path: &Path, value: &str) -> io::Result<()> {
-    std::fs::write(path, value)
-        .map_err(|e| io::Error::new(e.kind(), format!("write {value:?} to {}: {e}", path.display())))
+    std::fs::write(path, value).map_err(|e| {
+        io::Error::new(
+            e.kind(),
+            format!("write {value:?} to {}: {e}", path.display()),
+        )
+    })
 }
 
 /// Reads a number from a single-value file (`memory.current`).
@@ -203,10 +220,10 @@ fn read_keyed(path: &Path, key: &str) -> Option<u64> {
     })
 }
 
-/// cgroup v2 `cpu.weight` (1..=10000, default 100) to v1 `cpu.shares` (2..=262144, default 1024).
+/// cgroup v2 `cpu.weight` (1..=10000, default 100) to v1 `cpu.shares` (default 1024), in proportion,
+/// so that both defaults mean the same. (runc's formula maps weight 100 to 2597 shares instead.)
 pub fn weight_to_shares(weight: u64) -> u64 {
-    let w = weight.clamp(1, 10000);
-    2 + ((w - 1) * 262142) / 9999
+    (weight.clamp(1, 10000) * 1024 / 100).clamp(2, 262_144)
 }
 
 #[cfg(test)]

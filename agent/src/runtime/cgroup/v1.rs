@@ -34,11 +34,16 @@ pub(super) fn handle(root: &Path, parent: &Path, id: &str) -> CgroupHandle {
 
 pub(super) fn create(root: &Path, parent: &Path, id: &str) -> io::Result<CgroupHandle> {
     let handle = handle(root, parent, id);
-    let CgroupHandle::V1 { dirs } = &handle else { unreachable!("v1 handle") };
+    let CgroupHandle::V1 { dirs } = &handle else {
+        unreachable!("v1 handle")
+    };
     for (controller, dir) in dirs {
         if let Err(e) = std::fs::create_dir_all(dir) {
             let _ = handle.remove();
-            return Err(io::Error::new(e.kind(), format!("create cgroup {}: {e}", dir.display())));
+            return Err(io::Error::new(
+                e.kind(),
+                format!("create cgroup {}: {e}", dir.display()),
+            ));
         }
         if controller == "devices" {
             if let Err(e) = restrict_devices(dir) {
@@ -73,7 +78,10 @@ pub(super) fn apply(dirs: &BTreeMap<String, PathBuf>, res: &Resources) -> io::Re
             write(&dir.join("cpu.cfs_quota_us"), &(millis * 100).to_string())?;
         }
         if let Some(weight) = res.cpu_weight {
-            write(&dir.join("cpu.shares"), &weight_to_shares(weight).to_string())?;
+            write(
+                &dir.join("cpu.shares"),
+                &weight_to_shares(weight).to_string(),
+            )?;
         }
     }
     if let (Some(max), Some(dir)) = (res.pids_limit, dirs.get("pids")) {
@@ -94,7 +102,13 @@ pub(super) fn stats(dirs: &BTreeMap<String, PathBuf>) -> CgroupStats {
         .unwrap_or(0);
     CgroupStats {
         memory_bytes,
-        cpu_usage_ns: dirs.get("cpuacct").and_then(|d| read_u64(&d.join("cpuacct.usage"))).unwrap_or(0),
-        pids: dirs.get("pids").and_then(|d| read_u64(&d.join("pids.current"))).unwrap_or(0),
+        cpu_usage_ns: dirs
+            .get("cpuacct")
+            .and_then(|d| read_u64(&d.join("cpuacct.usage")))
+            .unwrap_or(0),
+        pids: dirs
+            .get("pids")
+            .and_then(|d| read_u64(&d.join("pids.current")))
+            .unwrap_or(0),
     }
 }

@@ -16,7 +16,12 @@ pub(super) fn create(root: &Path, parent: &Path, id: &str) -> io::Result<CgroupH
         match std::fs::create_dir(&dir) {
             Ok(()) => {}
             Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {}
-            Err(e) => return Err(io::Error::new(e.kind(), format!("create cgroup {}: {e}", dir.display()))),
+            Err(e) => {
+                return Err(io::Error::new(
+                    e.kind(),
+                    format!("create cgroup {}: {e}", dir.display()),
+                ))
+            }
         }
     }
     write(&dir.join("cgroup.subtree_control"), CONTROLLERS)?;
