@@ -348,10 +348,8 @@ async fn copy_lines(
         };
         for &b in &buf[..n] {
             line.push(b);
-            if b == b'\n' || line.len() >= MAX_LINE {
-                if tx.send((stream, std::mem::take(&mut line))).await.is_err() {
-                    return;
-                }
+            if (b == b'\n' || line.len() >= MAX_LINE) && tx.send((stream, std::mem::take(&mut line))).await.is_err() {
+                return;
             }
         }
     }
