@@ -591,3 +591,126 @@ fn stats_report_usage() -> Result<()> {
     h.hoist_ok(&["rm", "-f", "busy"])?;
     Ok(())
 }
+
+/// CVE-2019-5736: supervisors and exec helpers run from a sealed in-memory copy of the agent, so a
+/// container that reaches their `/proc/PID/exe` finds nothing on the host to overwrite.
+#[test]
+fn helpers_cannot_be_used_to_overwrite_the_agent_binary() -> Result<()> {
+    let h = Host::start("h1")?;
+    let id = h
+        .hoist_ok(&["run", "-d", "--network", "none", "busybox", "sleep", "100"])?
+        .trim()
+        .to_string();
+    let started: Value = serde_json::from_str(&std::fs::read_to_string(
+        h.data_dir()
+            .join("containers")
+            .join(&id)
+            .join("started.json"),
+    )?)?;
+    let shim = started["shim_pid"].as_i64().unwrap();
+    let exe = std::fs::read_link(format!("/proc/{shim}/exe"))?;
+    assert!(
+        exe.to_string_lossy().starts_with("/memfd:hoist-agent"),
+        "supervisor runs from {}",
+        exe.display()
+    );
+    // Busy while it runs; sealed (EPERM) for good, which the agent's unit test checks on the memfd.
+    let e = std::fs::OpenOptions::new()
+        .write(true)
+        .open(format!("/proc/{shim}/exe"))
+        .unwrap_err();
+    assert!(
+        matches!(e.raw_os_error(), Some(libc::EPERM) | Some(libc::ETXTBSY)),
+        "not writable: {e}"
+    );
+    // An exec whose command is `#!/proc/self/exe` runs the helper's own binary in the container; it
+    // must not be the host's file either.
+    let out = h.hoist(&[
+        "exec",
+        &id,
+        "sh",
+        "-c",
+        "printf '#!/proc/self/exe\\n' > /evil; chmod +x /evil; /evil; readlink /proc/self/exe",
+    ])?;
+    assert!(!stdout(&out).contains("hoist-agent"), "{}", stdout(&out));
+    h.hoist_ok(&["rm", "-f", &id])?;
+    Ok(())
+}
+
+/// CVE-2024-21626: a working directory through a leaked fd never starts.
+#[test]
+fn workdir_through_proc_fd_is_refused() -> Result<()> {
+    let h = Host::start("h1")?;
+    for fd in ["3", "4", "7"] {
+        let dir = format!("/proc/self/fd/{fd}");
+        let out = h.hoist(&[
+            "run",
+            "--rm",
+            "--network",
+            "none",
+            "-w",
+            &dir,
+            "busybox",
+            "pwd",
+        ])?;
+        assert_eq!(
+            code(&out),
+            125,
+            "-w {dir}: {}{}",
+            stdout(&out),
+            stderr(&out)
+        );
+        assert!(
+            stderr(&out).contains("working directory"),
+            "{}",
+            stderr(&out)
+        );
+    }
+    Ok(())
+}
+
+/// An image whose `/dev` is a symlink to somewhere else: the mounts stay inside the container.
+#[test]
+fn image_with_dev_symlink_is_contained() -> Result<()> {
+    let h = Host::start("h1")?;
+    let dir = h.dir.path().join("evil-rootfs");
+    std::fs::create_dir(&dir)?;
+    let tar = hoist_tests::probe_image_tar();
+    let evil = h.dir.path().join("evil.tar");
+    let script = format!(
+        "tar -C {d} -xf {t} && rm -rf {d}/dev && ln -s /etc {d}/dev && mkdir -p {d}/x && ln -s ../../../../../../etc {d}/x/sys && tar --numeric-owner -C {d} -cf {e} .",
+        d = dir.display(),
+        t = tar.display(),
+        e = evil.display()
+    );
+    assert!(hoist_tests::sh(&script)?.status.success());
+    h.hoist_ok(&["image", "import", evil.to_str().unwrap(), "evil"])?;
+    let host_mounts_before = std::fs::read_to_string("/proc/self/mountinfo")?
+        .lines()
+        .count();
+    let passwd_before = std::fs::read("/etc/passwd")?;
+    let out = h.hoist(&[
+        "run",
+        "--rm",
+        "--network",
+        "none",
+        "evil",
+        "sh",
+        "-c",
+        "ls /dev/null && echo inside",
+    ])?;
+    // Either contained (the tmpfs lands on the image's own /etc) or refused; never on the host.
+    assert!(
+        out.status.success() || code(&out) == 125,
+        "{}",
+        stderr(&out)
+    );
+    assert_eq!(std::fs::read("/etc/passwd")?, passwd_before);
+    assert_eq!(
+        std::fs::read_to_string("/proc/self/mountinfo")?
+            .lines()
+            .count(),
+        host_mounts_before
+    );
+    Ok(())
+}

@@ -45,8 +45,7 @@ impl Manager {
         if req.cmd.is_empty() {
             return Err(AgentError::Invalid("cmd: must not be empty".into()));
         }
-        // /proc/self/exe rather than a path: it names this very binary even after an upgrade replaced the file.
-        let exe = std::path::Path::new("/proc/self/exe");
+        let exe = crate::runtime::selfexe::helper_exe();
         let json =
             serde_json::to_string(&req).map_err(|e| AgentError::internal("encode exec", e))?;
         let mut child = tokio::process::Command::new(exe)

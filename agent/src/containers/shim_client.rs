@@ -8,8 +8,7 @@ use tokio::net::UnixStream;
 
 /// Starts `hoist-agent __shim DIR` and returns once the container has exec'd (or failed to).
 pub async fn start(dir: &ContainerDir) -> Result<Started, AgentError> {
-    // /proc/self/exe rather than a path: it names this very binary even after an upgrade replaced the file.
-    let exe = std::path::Path::new("/proc/self/exe");
+    let exe = crate::runtime::selfexe::helper_exe();
     let mut child = tokio::process::Command::new(exe)
         .process_group(0)
         .arg("__shim")

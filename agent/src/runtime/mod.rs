@@ -12,6 +12,7 @@ pub mod init;
 pub mod logfile;
 pub mod mounts;
 pub mod security;
+pub mod selfexe;
 pub mod shim;
 pub mod users;
 

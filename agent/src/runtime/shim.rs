@@ -178,7 +178,8 @@ fn start(
             spec.cgroup
                 .add_process(child.as_raw())
                 .map_err(|e| fail(format!("join cgroup: {e}")))?;
-            nix::unistd::write(&go_w, b"g").map_err(|e| fail(format!("start container: {e}")))?;
+            // If the child already failed (and closed its end), its reason is in the status pipe.
+            let _ = nix::unistd::write(&go_w, b"g");
             let mut msg = Vec::new();
             let mut f = std::fs::File::from(status_r);
             let _ = std::io::Read::read_to_end(&mut f, &mut msg);
@@ -348,7 +349,9 @@ async fn copy_lines(
         };
         for &b in &buf[..n] {
             line.push(b);
-            if (b == b'\n' || line.len() >= MAX_LINE) && tx.send((stream, std::mem::take(&mut line))).await.is_err() {
+            if (b == b'\n' || line.len() >= MAX_LINE)
+                && tx.send((stream, std::mem::take(&mut line))).await.is_err()
+            {
                 return;
             }
         }
