@@ -312,25 +312,34 @@ async fn import(
 }
 
 async fn remove_image(State(m): Mgr, Path(reference): Path<String>) -> ApiResult<StatusCode> {
-    let in_use: Vec<String> = m
-        .list(true)
-        .into_iter()
-        .filter(|c| {
-            c.image == reference
-                || c.image_id == reference
-                || c.image == format!("{reference}:latest")
-        })
-        .map(|c| c.name)
-        .collect();
-    if !in_use.is_empty() {
-        return Err(AgentError::Conflict(format!(
-            "image {reference} is used by container(s) {}: remove them first",
-            in_use.join(", ")
-        )));
-    }
     let images = m.images.clone();
-    tokio::task::spawn_blocking(move || images.remove(&reference))
-        .await
-        .map_err(|e| AgentError::internal("remove image", e))??;
+    let containers = m.list(true);
+    tokio::task::spawn_blocking(move || -> ApiResult<()> {
+        // Like Docker: the last name of an image that containers use cannot be removed, because the
+        // layers would go with it.
+        let image = images.resolve(&reference)?;
+        let names = images
+            .list()?
+            .into_iter()
+            .find(|i| i.id == image.id)
+            .map_or(0, |i| i.references.len());
+        let by_id = image.reference.starts_with("sha256:");
+        let removes_layers = by_id || names <= 1;
+        let users: Vec<String> = containers
+            .into_iter()
+            .filter(|c| c.image_id == image.id)
+            .map(|c| c.name)
+            .collect();
+        if removes_layers && !users.is_empty() {
+            return Err(AgentError::Conflict(format!(
+                "image {reference} is used by container(s) {}: remove them first",
+                users.join(", ")
+            )));
+        }
+        images.remove(&reference)?;
+        Ok(())
+    })
+    .await
+    .map_err(|e| AgentError::internal("remove image", e))??;
     Ok(StatusCode::NO_CONTENT)
 }

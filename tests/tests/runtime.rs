@@ -714,3 +714,39 @@ fn image_with_dev_symlink_is_contained() -> Result<()> {
     );
     Ok(())
 }
+
+#[test]
+fn images_import_list_and_remove() -> Result<()> {
+    let h = Host::start("h1")?;
+    let ls = h.hoist_ok(&["image", "ls"])?;
+    assert!(
+        ls.contains("busybox") && ls.contains("probe") && ls.contains("latest"),
+        "{ls}"
+    );
+    let v: Value = serde_json::from_str(&h.hoist_ok(&["image", "ls", "-o", "json"])?)?;
+    assert_eq!(v.as_array().unwrap().len(), 1, "one image, two names: {v}");
+    h.hoist_ok(&[
+        "run",
+        "--name",
+        "user",
+        "--network",
+        "none",
+        "busybox",
+        "true",
+    ])?;
+    // Another name of the same image may go; the last one may not while a container uses it.
+    h.hoist_ok(&["image", "rm", "probe"])?;
+    let out = h.hoist(&["image", "rm", "busybox"])?;
+    assert!(
+        !out.status.success() && stderr(&out).contains("used by container(s) user"),
+        "{}",
+        stderr(&out)
+    );
+    h.hoist_ok(&["rm", "user"])?;
+    h.hoist_ok(&["image", "rm", "busybox"])?;
+    assert_eq!(h.hoist_ok(&["image", "ls", "-o", "json"])?.trim(), "[]");
+    let out = h.hoist(&["run", "--rm", "busybox", "true"])?;
+    assert_eq!(code(&out), 125);
+    assert!(stderr(&out).contains("not found"), "{}", stderr(&out));
+    Ok(())
+}
