@@ -47,6 +47,15 @@ fn transport(e: impl std::fmt::Display) -> ClientError {
     ClientError::Transport(e.to_string())
 }
 
+async fn collect(resp: hyper::Response<hyper::body::Incoming>) -> Result<Bytes, ClientError> {
+    Ok(resp
+        .into_body()
+        .collect()
+        .await
+        .map_err(transport)?
+        .to_bytes())
+}
+
 #[derive(Debug, Clone)]
 pub struct Client {
     socket: PathBuf,
@@ -88,12 +97,7 @@ impl Client {
             return Ok(resp);
         }
         let status = resp.status();
-        let bytes = resp
-            .into_body()
-            .collect()
-            .await
-            .map_err(transport)?
-            .to_bytes();
+        let bytes = collect(resp).await?;
         let error = serde_json::from_slice(&bytes).unwrap_or_else(|_| ApiError {
             code: "http".into(),
             message: format!(
@@ -104,17 +108,12 @@ impl Client {
         Err(ClientError::Api { error })
     }
 
-    fn json_body(value: &impl Serialize) -> Result<Body, ClientError> {
-        let bytes = serde_json::to_vec(value).map_err(transport)?;
-        Ok(Full::new(Bytes::from(bytes))
-            .map_err(|never| match never {})
-            .boxed())
-    }
-
-    fn empty() -> Body {
-        Full::new(Bytes::new())
-            .map_err(|never| match never {})
-            .boxed()
+    fn body(value: Option<&impl Serialize>) -> Result<Body, ClientError> {
+        let bytes = match value {
+            Some(v) => Bytes::from(serde_json::to_vec(v).map_err(transport)?),
+            None => Bytes::new(),
+        };
+        Ok(Full::new(bytes).map_err(|never| match never {}).boxed())
     }
 
     /// A request whose answer is one JSON value (or nothing, for 204).
@@ -124,17 +123,9 @@ impl Client {
         path: &str,
         body: Option<&impl Serialize>,
     ) -> Result<T, ClientError> {
-        let body = match body {
-            Some(b) => Self::json_body(b)?,
-            None => Self::empty(),
-        };
+        let body = Self::body(body)?;
         let resp = self.send(method, path, body, "application/json").await?;
-        let bytes = resp
-            .into_body()
-            .collect()
-            .await
-            .map_err(transport)?
-            .to_bytes();
+        let bytes = collect(resp).await?;
         let bytes = if bytes.is_empty() {
             Bytes::from_static(b"null")
         } else {
@@ -155,10 +146,7 @@ impl Client {
         body: Option<&impl Serialize>,
         mut each: impl FnMut(T) -> bool,
     ) -> Result<(), ClientError> {
-        let body = match body {
-            Some(b) => Self::json_body(b)?,
-            None => Self::empty(),
-        };
+        let body = Self::body(body)?;
         let mut resp = self.send(method, path, body, "application/json").await?;
         let mut buf: Vec<u8> = Vec::new();
         while let Some(frame) = resp.body_mut().frame().await {
@@ -191,12 +179,7 @@ impl Client {
         let resp = self
             .send(Method::POST, path, body, "application/x-tar")
             .await?;
-        let bytes = resp
-            .into_body()
-            .collect()
-            .await
-            .map_err(transport)?
-            .to_bytes();
+        let bytes = collect(resp).await?;
         serde_json::from_slice(&bytes).map_err(|e| transport(format!("unexpected answer: {e}")))
     }
 }
