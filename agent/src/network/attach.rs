@@ -42,6 +42,7 @@ impl Network {
         let (persisted, wired) = tokio::join!(self.persist(), self.wire(id, &record));
         // Replace the warm namespace `wire` may have used, now that the hot path is over.
         self.pool.refill();
+        self.bare_pool.refill();
         if let Err(e) = persisted.and(wired) {
             if let Err(undo) = self.unwire(id, &record).await {
                 tracing::warn!(container = id, error = %undo, "undo of a failed attach left something behind");
@@ -102,7 +103,10 @@ impl Network {
         netns::remove(&path)?;
         let links = async {
             let Some(ip) = rec.attachment.ip else {
-                return netns::create(Some(&path), None).await.map(drop);
+                return match self.bare_pool.take() {
+                    Some(fd) => netns::adopt(&fd, &path),
+                    None => netns::create(Some(&path), None).await.map(drop),
+                };
             };
             let ready = match self.pool.take() {
                 Some(warm) => {

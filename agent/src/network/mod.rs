@@ -136,6 +136,7 @@ pub struct Network {
     persist_lock: tokio::sync::Mutex<()>,
     forwarding_on: AtomicBool,
     pool: Arc<pool::Pool>,
+    bare_pool: Arc<pool::BarePool>,
 }
 
 impl std::fmt::Debug for Network {
@@ -211,6 +212,7 @@ impl Network {
             persist_lock: tokio::sync::Mutex::new(()),
             forwarding_on: AtomicBool::new(forwarding),
             pool: pool::Pool::new(host, bridge_index, WARM_NETNS),
+            bare_pool: pool::BarePool::new(WARM_NETNS),
         })
     }
 

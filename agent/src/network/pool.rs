@@ -158,3 +158,55 @@ pub fn closed() -> NetworkError {
         problem: "netlink connection in its namespace closed".into(),
     }
 }
+
+/// Warm namespaces for `--network none`: just a namespace with `lo` up, held by its fd, so that
+/// such an attach is one bind mount instead of an `unshare` on a fresh thread.
+#[derive(Debug)]
+pub struct BarePool {
+    target: usize,
+    entries: Mutex<Vec<OwnedFd>>,
+    refilling: AtomicBool,
+}
+
+impl BarePool {
+    pub fn new(target: usize) -> Arc<BarePool> {
+        let pool = Arc::new(BarePool {
+            target,
+            entries: Mutex::new(Vec::new()),
+            refilling: AtomicBool::new(false),
+        });
+        pool.refill();
+        pool
+    }
+
+    fn entries(&self) -> std::sync::MutexGuard<'_, Vec<OwnedFd>> {
+        self.entries.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    pub fn take(&self) -> Option<OwnedFd> {
+        self.entries().pop()
+    }
+
+    /// Tops the pool up in the background (at most one refill at a time).
+    pub fn refill(self: &Arc<Self>) {
+        if self.target == 0
+            || self.entries().len() >= self.target
+            || self.refilling.swap(true, Ordering::AcqRel)
+        {
+            return;
+        }
+        let pool = Arc::clone(self);
+        tokio::spawn(async move {
+            while pool.entries().len() < pool.target {
+                match netns::create(None, None).await {
+                    Ok(created) => pool.entries().push(created.fd),
+                    Err(e) => {
+                        tracing::warn!(error = %e, "warming a bare network namespace failed");
+                        break;
+                    }
+                }
+            }
+            pool.refilling.store(false, Ordering::Release);
+        });
+    }
+}
