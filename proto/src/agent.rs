@@ -103,6 +103,10 @@ pub struct CreateContainer {
     /// Remove the container as soon as it exits.
     #[serde(default)]
     pub auto_remove: bool,
+    /// Run a minimal init as pid 1 that forwards signals to the command and reaps orphaned
+    /// processes (Docker's `--init`).
+    #[serde(default)]
+    pub init: bool,
     #[serde(default)]
     pub labels: BTreeMap<String, String>,
 }

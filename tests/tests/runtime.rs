@@ -750,3 +750,59 @@ fn images_import_list_and_remove() -> Result<()> {
     assert!(stderr(&out).contains("not found"), "{}", stderr(&out));
     Ok(())
 }
+
+/// `--init`: orphans are reaped and signals reach the command; without it, pid 1 is the command.
+#[test]
+fn init_reaps_orphans_and_forwards_signals() -> Result<()> {
+    let h = Host::start("h1")?;
+    // The orphan `sleep 0.1` is re-parented to pid 1; `sleep 1000` as pid 1 would never reap it.
+    let script = "(sleep 0.1 &); exec sleep 1000";
+    let zombies = "for s in /proc/[0-9]*/stat; do cut -d' ' -f3 $s; done | grep -c Z || true";
+    h.hoist_ok(&[
+        "run",
+        "-d",
+        "--name",
+        "plain",
+        "--network",
+        "none",
+        "busybox",
+        "sh",
+        "-c",
+        script,
+    ])?;
+    h.hoist_ok(&[
+        "run",
+        "-d",
+        "--name",
+        "inited",
+        "--init",
+        "--network",
+        "none",
+        "busybox",
+        "sh",
+        "-c",
+        script,
+    ])?;
+    std::thread::sleep(Duration::from_millis(600));
+    assert_eq!(
+        h.hoist_ok(&["exec", "plain", "sh", "-c", zombies])?.trim(),
+        "1",
+        "the zombie stays without --init"
+    );
+    assert_eq!(
+        h.hoist_ok(&["exec", "inited", "sh", "-c", zombies])?.trim(),
+        "0",
+        "--init reaps it"
+    );
+    // SIGTERM reaches `sleep` through the init (pid 1 itself would ignore it), so stop is quick.
+    let t = Instant::now();
+    h.hoist_ok(&["stop", "-t", "5", "inited"])?;
+    assert!(
+        t.elapsed() < Duration::from_secs(3),
+        "stopped by the forwarded SIGTERM, took {:?}",
+        t.elapsed()
+    );
+    assert_eq!(h.inspect("inited")?["exit"]["code"], 143);
+    h.hoist_ok(&["rm", "-f", "plain", "inited"])?;
+    Ok(())
+}

@@ -238,6 +238,7 @@ impl Manager {
             netns: attachment.netns,
             cgroup,
             log_max_bytes: self.config.log_max_bytes,
+            init: req.init,
         };
         write_json_atomic(&dir.spec(), &spec).map_err(|e| io("write spec", e))?;
         write_json_atomic(&dir.record(), &record).map_err(|e| io("write record", e))?;

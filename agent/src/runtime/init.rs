@@ -120,6 +120,12 @@ fn setup(
     dup_to(fds.stdout.as_raw_fd(), 1)?;
     dup_to(fds.stderr.as_raw_fd(), 2)?;
 
+    if spec.init {
+        // Pid 1 stays ours: it forwards signals and reaps; the command runs as its child.
+        if let Some(child) = super::reaper::fork_command()? {
+            super::reaper::run(child, spec, seccomp);
+        }
+    }
     exec_prepared(
         &spec.args,
         &spec.env,

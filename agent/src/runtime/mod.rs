@@ -11,6 +11,7 @@ pub mod exec;
 pub mod init;
 pub mod logfile;
 pub mod mounts;
+mod reaper;
 pub mod security;
 pub mod selfexe;
 pub mod shim;
@@ -41,6 +42,9 @@ pub struct RuntimeSpec {
     pub cgroup: cgroup::CgroupHandle,
     /// Rotate the log file when it passes this size.
     pub log_max_bytes: u64,
+    /// Pid 1 is a minimal init (signal forwarding, zombie reaping) and the command its child.
+    #[serde(default)]
+    pub init: bool,
 }
 
 /// A bind mount of a host path (file or directory) onto a path inside the container.

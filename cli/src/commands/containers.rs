@@ -97,6 +97,9 @@ pub struct RunArgs {
     /// Remove the container when it exits.
     #[arg(long)]
     rm: bool,
+    /// Run an init as pid 1 that forwards signals and reaps zombies.
+    #[arg(long)]
+    init: bool,
     /// A name for the container.
     #[arg(long)]
     name: Option<String>,
@@ -327,6 +330,7 @@ async fn run_container(args: RunArgs, client: &Client, format: Format) -> Result
         volumes: args.volume,
         read_only: args.read_only,
         auto_remove: args.rm,
+        init: args.init,
         labels: args.label.into_iter().collect(),
     };
     if args.detach {
