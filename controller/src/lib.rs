@@ -1,1 +1,6 @@
-//! Hoist controller: added by the controller issue.
+//! Hoist's controller: the Raft-replicated source of truth for services, nodes and tasks, and the
+//! operator API in front of it.
+//!
+//! - [`state`]: the replicated model and its pure `apply`.
+
+pub mod state;
