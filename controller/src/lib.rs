@@ -3,6 +3,10 @@
 //!
 //! - [`state`]: the replicated model and its pure `apply`.
 //! - [`raft`]: consensus (the only module naming openraft): storage, network, a small facade.
+//! - [`api`]: the HTTP API (the only module naming axum).
+//! - [`member`]: starting a member: bootstrap, join, restart.
 
+pub mod api;
+pub mod member;
 pub mod raft;
 pub mod state;

@@ -87,6 +87,8 @@ struct Inner {
     raft: Raft<TypeConfig>,
     machine: Machine,
     settings: RaftSettings,
+    /// Membership changes one at a time: openraft refuses a change while another is in flight.
+    membership_lock: tokio::sync::Mutex<()>,
 }
 
 impl std::fmt::Debug for RaftNode {
@@ -161,6 +163,7 @@ impl RaftNode {
                 raft,
                 machine,
                 settings,
+                membership_lock: Default::default(),
             }),
         })
     }
@@ -351,6 +354,7 @@ impl RaftNode {
 
     /// Removes a member (voter or learner) from the cluster.
     pub async fn remove_member(&self, id: u64) -> Result<bool, ConsensusError> {
+        let _one_at_a_time = self.inner.membership_lock.lock().await;
         self.check_leader()?;
         let m = self.metrics();
         let membership = m.membership_config.membership();

@@ -63,9 +63,10 @@ impl Machine {
     }
 }
 
-fn load_snapshot(
-    store: &Store,
-) -> Result<Option<(SnapshotMeta<u64, BasicNode>, Vec<u8>)>, StoreError> {
+/// A persisted snapshot: its meta and the state image.
+type StoredSnapshot = (SnapshotMeta<u64, BasicNode>, Vec<u8>);
+
+fn load_snapshot(store: &Store) -> Result<Option<StoredSnapshot>, StoreError> {
     let (Some(m), Some(d)) = (
         store.get_meta(KEY_SNAPSHOT_META)?,
         store.get_meta(KEY_SNAPSHOT_DATA)?,
