@@ -70,11 +70,11 @@ mod tests {
             "spec",
         )
         .unwrap_err();
-        assert_eq!(e.body.field.as_deref(), Some("resources"));
+        assert_eq!(e.body.field.as_deref(), Some("resources.memroy"));
         assert!(
             e.body
                 .message
-                .starts_with("resources: unknown field `memroy`"),
+                .starts_with("resources.memroy: unknown field `memroy`"),
             "{}",
             e.body.message
         );
