@@ -40,7 +40,7 @@ pub fn json<T: DeserializeOwned>(
         let path = e.path().to_string();
         let inner = e.into_inner();
         let msg = strip_position(&inner.to_string());
-        if path.is_empty() || path == "." {
+        if path.is_empty() || path == "." || path == "?" {
             ApiError::bad_request(format!("{what}: {msg}"))
         } else {
             ApiError::field(StatusCode::BAD_REQUEST, &path, msg)
