@@ -64,6 +64,7 @@ impl ControllerClient {
             );
         }
         let http = reqwest::Client::builder()
+            .no_proxy()
             .connect_timeout(Duration::from_millis(700))
             .timeout(Duration::from_secs(30))
             .build()?;

@@ -33,6 +33,7 @@ pub struct Ctx {
 impl Ctx {
     pub fn new(node: RaftNode) -> Ctx {
         let http = reqwest::Client::builder()
+            .no_proxy()
             .connect_timeout(Duration::from_millis(500))
             .timeout(Duration::from_secs(10))
             .tcp_nodelay(true)

@@ -24,6 +24,7 @@ pub struct Network {
 impl Network {
     pub fn new() -> Self {
         let client = reqwest::Client::builder()
+            .no_proxy()
             .connect_timeout(Duration::from_millis(500))
             .pool_idle_timeout(Duration::from_secs(30))
             .tcp_nodelay(true)
