@@ -34,9 +34,9 @@ struct Args {
     id: Option<u64>,
     #[arg(long, default_value_t = 50)]
     heartbeat_ms: u64,
-    #[arg(long, default_value_t = 250)]
+    #[arg(long, default_value_t = 150)]
     election_min_ms: u64,
-    #[arg(long, default_value_t = 500)]
+    #[arg(long, default_value_t = 200)]
     election_max_ms: u64,
     /// Snapshot (and compact the log) every N applied entries.
     #[arg(long, default_value_t = 10_000)]

@@ -18,6 +18,10 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 /// Timings and compaction knobs; tests shorten them.
+///
+/// openraft 0.9 lets a follower elect only after a leader lease (= `election_max_ms`) plus a random
+/// election timeout in `election_min_ms..election_max_ms` without heartbeats, checked every
+/// 1.5 × `heartbeat_ms`: the defaults give a failover of about 350–475 ms.
 #[derive(Debug, Clone)]
 pub struct RaftSettings {
     pub heartbeat_ms: u64,
@@ -35,8 +39,8 @@ impl Default for RaftSettings {
     fn default() -> Self {
         RaftSettings {
             heartbeat_ms: 50,
-            election_min_ms: 250,
-            election_max_ms: 500,
+            election_min_ms: 150,
+            election_max_ms: 200,
             snapshot_every: 10_000,
             keep_logs: 1_000,
             op_timeout: Duration::from_secs(3),
@@ -223,7 +227,7 @@ impl RaftNode {
         }
         let voters = m.membership_config.membership().voter_ids().count();
         if let Some(ms) = m.millis_since_quorum_ack {
-            if voters > 1 && ms > self.inner.settings.election_max_ms {
+            if voters > 1 && ms > 2 * self.inner.settings.election_max_ms {
                 return Err(ConsensusError::NoQuorum(format!(
                     "no quorum of {voters} members acknowledged for {ms} ms"
                 )));
