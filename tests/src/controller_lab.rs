@@ -63,15 +63,9 @@ pub fn wait_for<T>(
     }
 }
 
-/// Timings passed to every member (fast elections; the defaults of the binary).
-#[derive(Debug, Clone)]
+/// Extra flags passed to every member (none: the binary's defaults).
+#[derive(Debug, Clone, Default)]
 pub struct MemberFlags(pub Vec<String>);
-
-impl Default for MemberFlags {
-    fn default() -> Self {
-        MemberFlags(vec![])
-    }
-}
 
 #[derive(Debug)]
 struct Host {

@@ -36,14 +36,27 @@ pub enum Verdict {
 }
 
 /// Checks every key's sub-history; answers the keys that are not linearizable (or inconclusive).
+/// Write values must be unique per key (the pruning of unobserved unknown writes relies on it).
 pub fn check(history: &[Op], initial: i64, budget: usize) -> BTreeMap<String, Verdict> {
+    // Values are unique per write, so an unknown write whose value no read returned may be taken
+    // as never having happened: dropping it loses no possible linearization.
+    let read_values: HashSet<(&str, i64)> = history
+        .iter()
+        .filter_map(|o| match o.kind {
+            OpKind::Read(v) if o.ret.is_some() => Some((o.key.as_str(), v)),
+            _ => None,
+        })
+        .collect();
     let mut by_key: BTreeMap<String, Vec<Op>> = BTreeMap::new();
     for op in history {
-        // Reads that failed are not recorded; an unknown read is meaningless, drop it defensively.
-        if matches!(op.kind, OpKind::Read(_)) && op.ret.is_none() {
-            continue;
+        let keep = match op.kind {
+            // An unknown read is meaningless.
+            OpKind::Read(_) => op.ret.is_some(),
+            OpKind::Write(v) => op.ret.is_some() || read_values.contains(&(op.key.as_str(), v)),
+        };
+        if keep {
+            by_key.entry(op.key.clone()).or_default().push(op.clone());
         }
-        by_key.entry(op.key.clone()).or_default().push(op.clone());
     }
     by_key
         .into_iter()

@@ -369,6 +369,9 @@ fn snapshots_catch_up_a_far_follower_and_restore_a_wiped_cluster() -> Result<()>
     Ok(())
 }
 
+/// method, path, body, content type, expected status, expected part of the message.
+type Case = (&'static str, &'static str, Vec<u8>, &'static str, u16, &'static str);
+
 #[test]
 fn malformed_input_gets_a_clear_4xx_and_changes_nothing() -> Result<()> {
     let _g = serial();
@@ -379,7 +382,7 @@ fn malformed_input_gets_a_clear_4xx_and_changes_nothing() -> Result<()> {
     let before = lab.status(0)?["state_hash"].clone();
     let big = format!("{{\"name\":\"web\",\"image\":\"{}\"}}", "x".repeat(2 << 20));
     let json_ct = "application/json";
-    let cases: Vec<(&str, &str, Vec<u8>, &str, u16, &str)> = vec![
+    let cases: Vec<Case> = vec![
         (
             "POST",
             "/v1/services",

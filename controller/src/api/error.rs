@@ -85,6 +85,9 @@ impl From<ConsensusError> for ApiError {
             ConsensusError::NoQuorum(m) => {
                 ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "no_quorum", m)
             }
+            ConsensusError::Unknown(m) => {
+                ApiError::new(StatusCode::GATEWAY_TIMEOUT, "outcome_unknown", m)
+            }
             ConsensusError::Rejected(m) => ApiError::new(StatusCode::CONFLICT, "conflict", m),
             ConsensusError::Fatal(m) => {
                 ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", m)

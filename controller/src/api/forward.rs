@@ -66,18 +66,31 @@ pub async fn forward_to_leader(State(ctx): State<Ctx>, req: Request, next: Next)
                     }
                     resp
                 }
-                Err(e) => leader_unreachable(&leader, &e),
+                Err(e) => outcome_unknown(&leader, &e),
             }
         }
-        Err(e) => leader_unreachable(&leader, &e),
+        Err(e) if e.is_connect() => leader_unreachable(&leader, &e),
+        Err(e) => outcome_unknown(&leader, &e),
     }
+}
+
+/// The request may have reached the leader: whether a write took effect is unknown.
+fn outcome_unknown(leader: &str, e: &reqwest::Error) -> Response {
+    ApiError::new(
+        StatusCode::GATEWAY_TIMEOUT,
+        "outcome_unknown",
+        format!(
+            "the leader at {leader} did not answer ({e}); a write may or may not have been applied"
+        ),
+    )
+    .into_response()
 }
 
 fn leader_unreachable(leader: &str, e: &reqwest::Error) -> Response {
     ApiError::new(
         StatusCode::SERVICE_UNAVAILABLE,
         "leader_unreachable",
-        format!("the leader at {leader} did not answer ({e}); retry"),
+        format!("the leader at {leader} could not be reached ({e}); retry"),
     )
     .into_response()
 }

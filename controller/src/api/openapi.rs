@@ -10,7 +10,8 @@ fn err_responses() -> Value {
         "404": {"description": "no such service, version or member", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}},
         "413": {"description": "body too large", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}},
         "422": {"description": "the spec is invalid; `errors` lists every field", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}},
-        "503": {"description": "no leader or no quorum; retry", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}}
+        "503": {"description": "no leader or no quorum; nothing was applied; retry", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}},
+        "504": {"description": "outcome_unknown: a write was proposed but not seen committed; it may or may not be applied", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}}
     })
 }
 
@@ -83,7 +84,7 @@ pub fn spec() -> Value {
         },
         "components": {"schemas": {
             "Error": {"type": "object", "required": ["code", "message"], "properties": {
-                "code": {"type": "string", "examples": ["invalid", "not_found", "conflict", "no_quorum", "no_leader", "payload_too_large"]},
+                "code": {"type": "string", "examples": ["invalid", "not_found", "conflict", "no_quorum", "no_leader", "leader_unreachable", "outcome_unknown", "payload_too_large"]},
                 "message": {"type": "string"}, "field": {"type": ["string", "null"]},
                 "errors": {"type": "array", "items": {"type": "object", "properties": {"field": {"type": "string"}, "message": {"type": "string"}}}}}},
             "ServiceSpec": {"type": "object", "additionalProperties": false, "required": ["name", "image"], "properties": {

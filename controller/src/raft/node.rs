@@ -54,8 +54,12 @@ pub enum ConsensusError {
     /// This member is not the leader; `leader` is who is, if known (id, address).
     #[error("not the leader (leader: {leader:?})")]
     NotLeader { leader: Option<(u64, String)> },
+    /// Refused before anything was proposed: no quorum is reachable.
     #[error("no quorum: {0}")]
     NoQuorum(String),
+    /// Proposed, but not known to be committed: the outcome is unknown.
+    #[error("outcome unknown: {0}")]
+    Unknown(String),
     /// Raft refused the change (e.g. a membership change already in progress).
     #[error("{0}")]
     Rejected(String),
@@ -245,10 +249,17 @@ impl RaftNode {
         };
         let timeout = self.inner.settings.op_timeout;
         match tokio::time::timeout(timeout, self.inner.raft.client_write(req)).await {
-            Err(_) => Err(ConsensusError::NoQuorum(format!(
-                "write not committed within {timeout:?}"
+            Err(_) => Err(ConsensusError::Unknown(format!(
+                "write not committed within {timeout:?}; it may still be applied"
             ))),
             Ok(Ok(resp)) => Ok(resp.data),
+            // Proposed, then leadership was lost: a later leader may still commit the entry.
+            Ok(Err(RaftError::APIError(ClientWriteError::ForwardToLeader(_)))) => {
+                Err(ConsensusError::Unknown(
+                    "leadership changed before the write committed; it may or may not be applied"
+                        .into(),
+                ))
+            }
             Ok(Err(e)) => Err(map_write_error(e)),
         }
     }
