@@ -35,10 +35,14 @@ fn b64(data: &[u8]) -> String {
 }
 
 fn client() -> reqwest::Client {
+    client_with_timeout(Duration::from_secs(5))
+}
+
+fn client_with_timeout(timeout: Duration) -> reqwest::Client {
     reqwest::Client::builder()
         .no_proxy()
         .connect_timeout(Duration::from_millis(200))
-        .timeout(Duration::from_secs(5))
+        .timeout(timeout)
         .tcp_nodelay(true)
         .pool_max_idle_per_host(256)
         .build()
@@ -168,7 +172,8 @@ async fn term(sys: System, eps: &[String]) -> Result<u64> {
 }
 
 async fn failover(sys: System, eps: Vec<String>, pids: Vec<i32>) -> Result<Value> {
-    let http = client();
+    // A write stuck on a dead leader is abandoned after 1 s and retried, for both systems alike.
+    let http = client_with_timeout(Duration::from_secs(1));
     let leader = leader_index(sys, &eps).await?;
     let survivors: Vec<&String> = eps.iter().enumerate().filter(|(i, _)| *i != leader).map(|(_, e)| e).collect();
     // Steady writes first so that every connection is warm.

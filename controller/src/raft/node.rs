@@ -159,7 +159,7 @@ impl RaftNode {
             id,
             Arc::new(config),
             Network::new(),
-            LogStore::new(store),
+            LogStore::open(store)?,
             machine.clone(),
         )
         .await
