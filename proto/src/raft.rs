@@ -46,6 +46,9 @@ pub enum Command {
     Restore(Vec<u8>),
     /// Does nothing; used to probe that the log accepts writes.
     Noop,
+    /// Several commands in one log entry, applied in order (the leader groups concurrent writes).
+    /// A batch inside a batch is refused.
+    Batch(Vec<Command>),
 }
 
 /// The kind of a refused command.
@@ -78,6 +81,8 @@ pub enum Response {
     Restored(u64),
     Ok,
     Error(CommandError),
+    /// One answer per command of a [`Command::Batch`], in order.
+    Batch(Vec<Response>),
 }
 
 #[cfg(test)]
@@ -127,6 +132,18 @@ mod tests {
             assert_eq!(b, golden, "{req:?} -> {b:x?}");
             assert_eq!(postcard::from_bytes::<Request>(&b).unwrap(), req);
         }
+        let batch = Request {
+            time_ms: 0,
+            command: Command::Batch(vec![
+                Command::Noop,
+                Command::DeleteService { name: "a".into() },
+            ]),
+        };
+        let b = postcard::to_stdvec(&batch).unwrap();
+        assert_eq!(b, b"\x00\x0b\x02\x0a\x01\x01a");
+        assert_eq!(postcard::from_bytes::<Request>(&b).unwrap(), batch);
+        let b = postcard::to_stdvec(&Response::Batch(vec![Response::Ok])).unwrap();
+        assert_eq!(b, b"\x07\x01\x05");
         let r = Response::Error(CommandError {
             code: ErrorCode::NotFound,
             message: "x".into(),

@@ -5,6 +5,7 @@
 mod log_store;
 mod network;
 mod node;
+mod proposer;
 mod rpc;
 mod state_machine;
 mod store;

@@ -3,19 +3,20 @@
 
 use super::log_store::LogStore;
 use super::network::Network;
+use super::proposer::Proposer;
 use super::rpc::{self, RpcError, RpcKind};
 use super::state_machine::Machine;
 use super::store::{Store, StoreError};
 use super::TypeConfig;
 use crate::state::State;
 use hoist_proto::cluster::{ClusterStatus, Member};
-use hoist_proto::raft::{Command, Request, Response};
+use hoist_proto::raft::{Command, Response};
 use openraft::error::{CheckIsLeaderError, ClientWriteError, RaftError};
 use openraft::{BasicNode, ChangeMembers, Config, Raft, RaftMetrics, ServerState, SnapshotPolicy};
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 use std::sync::Arc;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 /// Timings and compaction knobs; tests shorten them.
 ///
@@ -49,7 +50,7 @@ impl Default for RaftSettings {
 }
 
 /// Why a write, read or membership change did not happen here.
-#[derive(Debug, thiserror::Error)]
+#[derive(Debug, Clone, thiserror::Error)]
 pub enum ConsensusError {
     /// This member is not the leader; `leader` is who is, if known (id, address).
     #[error("not the leader (leader: {leader:?})")]
@@ -97,6 +98,8 @@ struct Inner {
     settings: RaftSettings,
     /// Membership changes one at a time: openraft refuses a change while another is in flight.
     membership_lock: tokio::sync::Mutex<()>,
+    /// Groups concurrent writes into batch entries.
+    proposer: Proposer,
 }
 
 impl std::fmt::Debug for RaftNode {
@@ -106,12 +109,6 @@ impl std::fmt::Debug for RaftNode {
             .field("address", &self.inner.address)
             .finish()
     }
-}
-
-fn now_ms() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as u64)
 }
 
 impl RaftNode {
@@ -164,6 +161,7 @@ impl RaftNode {
         )
         .await
         .map_err(|e| StartError::Raft(e.to_string()))?;
+        let proposer = Proposer::start(raft.clone(), settings.op_timeout);
         Ok(RaftNode {
             inner: Arc::new(Inner {
                 id,
@@ -172,6 +170,7 @@ impl RaftNode {
                 machine,
                 settings,
                 membership_lock: Default::default(),
+                proposer,
             }),
         })
     }
@@ -243,25 +242,7 @@ impl RaftNode {
     /// Proposes `command` (stamped with this leader's clock) and answers what applying it returned.
     pub async fn write(&self, command: Command) -> Result<Response, ConsensusError> {
         self.check_leader()?;
-        let req = Request {
-            time_ms: now_ms(),
-            command,
-        };
-        let timeout = self.inner.settings.op_timeout;
-        match tokio::time::timeout(timeout, self.inner.raft.client_write(req)).await {
-            Err(_) => Err(ConsensusError::Unknown(format!(
-                "write not committed within {timeout:?}; it may still be applied"
-            ))),
-            Ok(Ok(resp)) => Ok(resp.data),
-            // Proposed, then leadership was lost: a later leader may still commit the entry.
-            Ok(Err(RaftError::APIError(ClientWriteError::ForwardToLeader(_)))) => {
-                Err(ConsensusError::Unknown(
-                    "leadership changed before the write committed; it may or may not be applied"
-                        .into(),
-                ))
-            }
-            Ok(Err(e)) => Err(map_write_error(e)),
-        }
+        self.inner.proposer.propose(command).await
     }
 
     /// Reads the state after confirming leadership with a quorum and applying everything committed

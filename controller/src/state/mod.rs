@@ -76,8 +76,29 @@ impl State {
             Command::RemoveTasks(ids) => Ok(self.remove_tasks(ids)),
             Command::Restore(bytes) => self.restore(bytes),
             Command::Noop => Ok(Response::Ok),
+            Command::Batch(commands) => Ok(Response::Batch(
+                commands
+                    .iter()
+                    .map(|c| self.apply_one_of_batch(c, now))
+                    .collect(),
+            )),
         };
         result.unwrap_or_else(Response::Error)
+    }
+
+    /// Applies one command of a batch; nested batches are refused.
+    fn apply_one_of_batch(&mut self, command: &Command, now: u64) -> Response {
+        if matches!(command, Command::Batch(_)) {
+            return Response::Error(CommandError {
+                code: ErrorCode::Invalid,
+                message: "a batch cannot contain a batch".into(),
+                field: None,
+            });
+        }
+        self.apply(&Request {
+            time_ms: now,
+            command: command.clone(),
+        })
     }
 
     /// A service by name.

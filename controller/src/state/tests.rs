@@ -336,3 +336,33 @@ proptest! {
         prop_assert_eq!(st, before);
     }
 }
+
+proptest! {
+    #[test]
+    fn a_batch_is_the_same_as_its_commands_in_order(cmds in prop::collection::vec(arb_command(), 0..30)) {
+        let mut one_by_one = State::default();
+        let expected: Vec<Response> = cmds.iter().map(|c| one_by_one.apply(&req(7, c.clone()))).collect();
+        let mut batched = State::default();
+        let got = batched.apply(&req(7, Command::Batch(cmds.clone())));
+        prop_assert_eq!(got, Response::Batch(expected));
+        prop_assert_eq!(batched, one_by_one);
+    }
+}
+
+#[test]
+fn nested_batches_are_refused() {
+    let mut st = State::default();
+    let r = st.apply(&req(
+        1,
+        Command::Batch(vec![Command::Batch(vec![]), Command::Noop]),
+    ));
+    match r {
+        Response::Batch(rs) => {
+            assert!(
+                matches!(&rs[0], Response::Error(e) if e.message == "a batch cannot contain a batch")
+            );
+            assert_eq!(rs[1], Response::Ok);
+        }
+        other => panic!("{other:?}"),
+    }
+}
