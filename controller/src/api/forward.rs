@@ -36,15 +36,27 @@ pub async fn forward_to_leader(State(ctx): State<Ctx>, req: Request, next: Next)
             .into_response()
         }
     };
-    let resp = next
-        .run(Request::from_parts(parts, Body::from(bytes.clone())))
-        .await;
-    let Some(LeaderHint(leader)) = resp.extensions().get::<LeaderHint>().cloned() else {
-        return resp;
+    // A request only the leader can answer goes there at once when another member leads;
+    // otherwise the handler runs here and may still answer "not the leader, but X is".
+    let known_elsewhere = match ctx.node.leader() {
+        Some((id, addr)) if id != ctx.node.id() && needs_leader(&method, &uri) => Some(addr),
+        _ => None,
     };
-    if forwarded {
-        return resp;
-    }
+    let leader = match known_elsewhere {
+        Some(addr) if !forwarded => addr,
+        _ => {
+            let resp = next
+                .run(Request::from_parts(parts, Body::from(bytes.clone())))
+                .await;
+            let Some(LeaderHint(leader)) = resp.extensions().get::<LeaderHint>().cloned() else {
+                return resp;
+            };
+            if forwarded {
+                return resp;
+            }
+            leader
+        }
+    };
     let path = uri.path_and_query().map_or("/", |p| p.as_str());
     let mut out = ctx
         .http
@@ -93,4 +105,16 @@ fn leader_unreachable(leader: &str, e: &reqwest::Error) -> Response {
         format!("the leader at {leader} could not be reached ({e}); retry"),
     )
     .into_response()
+}
+
+/// Routes answered only by the leader: writes and linearizable reads of the replicated state.
+fn needs_leader(method: &axum::http::Method, uri: &axum::http::Uri) -> bool {
+    let path = uri.path();
+    let stale = uri
+        .query()
+        .is_some_and(|q| q.split('&').any(|kv| kv.starts_with("stale")));
+    let state_route = path.starts_with("/v1/services") || path == "/v1/cluster/snapshot";
+    let member_change =
+        path.starts_with("/v1/cluster/members") && method != axum::http::Method::GET;
+    (state_route && !(method == axum::http::Method::GET && stale)) || member_change
 }

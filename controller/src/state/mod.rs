@@ -16,7 +16,7 @@ use hoist_proto::cluster::{Node, Service, ServiceVersion, Task};
 use hoist_proto::raft::{Command, CommandError, ErrorCode, Request, Response};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, VecDeque};
 
 /// How many versions of a service are kept; older ones are dropped from the history.
 pub const HISTORY_LIMIT: usize = 32;
@@ -25,14 +25,15 @@ pub const HISTORY_LIMIT: usize = 32;
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ServiceRecord {
     pub created_ms: u64,
-    pub history: Vec<ServiceVersion>,
+    /// A deque: dropping the oldest version must not shift the others (postcard encodes it as a Vec).
+    pub history: VecDeque<ServiceVersion>,
 }
 
 impl ServiceRecord {
     /// The current version (a record always holds at least one).
     pub fn current(&self) -> &ServiceVersion {
         self.history
-            .last()
+            .back()
             .expect("a service record holds at least one version")
     }
 
@@ -113,7 +114,9 @@ impl State {
 
     /// A service's kept versions, oldest first.
     pub fn history(&self, name: &str) -> Option<Vec<ServiceVersion>> {
-        self.services.get(name).map(|r| r.history.clone())
+        self.services
+            .get(name)
+            .map(|r| r.history.iter().cloned().collect())
     }
 
     /// SHA-256 of the state's canonical encoding, hex: equal states have equal hashes.

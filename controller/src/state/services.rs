@@ -4,6 +4,7 @@ use super::{invalid, not_found, ServiceRecord, State, HISTORY_LIMIT};
 use hoist_proto::cluster::{ServiceChange, ServiceVersion, TaskState, VersionOrigin};
 use hoist_proto::raft::{CommandError, ErrorCode, Response};
 use hoist_proto::service::{validate_name, ServiceSpec};
+use std::collections::VecDeque;
 
 impl State {
     pub(super) fn apply_service(
@@ -90,19 +91,19 @@ impl State {
             .entry(name.clone())
             .or_insert_with(|| ServiceRecord {
                 created_ms: now,
-                history: Vec::new(),
+                history: VecDeque::new(),
             });
-        let changed = record.history.last().is_none_or(|cur| cur.spec != spec);
+        let changed = record.history.back().is_none_or(|cur| cur.spec != spec);
         if changed {
-            let version = record.history.last().map_or(1, |cur| cur.version + 1);
-            record.history.push(ServiceVersion {
+            let version = record.history.back().map_or(1, |cur| cur.version + 1);
+            record.history.push_back(ServiceVersion {
                 version,
                 origin,
                 created_ms: now,
                 spec,
             });
             if record.history.len() > HISTORY_LIMIT {
-                record.history.remove(0);
+                record.history.pop_front();
             }
         }
         Response::Service(ServiceChange {

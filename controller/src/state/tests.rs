@@ -312,7 +312,7 @@ proptest! {
             }
             for (name, rec) in &a.services {
                 prop_assert!(!rec.history.is_empty() && rec.history.len() <= HISTORY_LIMIT);
-                prop_assert!(rec.history.windows(2).all(|w| w[0].version < w[1].version));
+                prop_assert!(rec.history.iter().zip(rec.history.iter().skip(1)).all(|(a, b)| a.version < b.version));
                 prop_assert!(rec.current().spec.validate().is_empty());
                 prop_assert_eq!(&rec.current().spec.name, name);
             }
