@@ -1,9 +1,13 @@
 //! `hoist`: the command-line client of Hoist. Container and image commands talk to a node agent
-//! over its unix socket, Docker-style.
+//! over its unix socket, Docker-style; service and cluster commands talk to the controllers.
 
 mod client;
+mod cluster;
 mod commands;
+mod controller_client;
 mod output;
+mod service;
+mod spec_file;
 
 use clap::{Parser, Subcommand};
 use client::{Client, ClientError};
@@ -21,6 +25,9 @@ struct Cli {
         default_value = "/run/hoist/agent.sock"
     )]
     agent: PathBuf,
+    /// Controller addresses (HOST:PORT), tried in turn when one is down.
+    #[arg(long, global = true, env = "HOIST_CONTROLLER", value_delimiter = ',', default_value = "127.0.0.1:7070")]
+    controller: Vec<String>,
     /// Output format: tables for people, JSON for scripts.
     #[arg(long, short = 'o', global = true, value_enum, default_value_t)]
     output: output::Format,
@@ -39,6 +46,12 @@ enum Command {
     Image(commands::images::ImageCmd),
     /// Show the agent's configuration and counts.
     Info,
+    /// Services on the cluster: apply specs, scale, roll back (talks to the controllers).
+    #[command(subcommand)]
+    Service(service::ServiceCmd),
+    /// The controller cluster: status, members, snapshots.
+    #[command(subcommand)]
+    Cluster(cluster::ClusterCmd),
 }
 
 fn main() {
@@ -53,12 +66,15 @@ fn main() {
             std::process::exit(1);
         }
     };
+    let json = cli.output == output::Format::Json;
     let code = rt.block_on(async {
         let client = Client::new(&cli.agent);
         let result = match cli.command {
             Command::Container(cmd) => commands::containers::run(cmd, &client, cli.output).await,
             Command::Image(cmd) => commands::images::run(cmd, &client, cli.output).await,
             Command::Info => commands::info(&client, cli.output).await,
+            Command::Service(cmd) => return controller_result(service::run(cmd, &cli.controller, json).await),
+            Command::Cluster(cmd) => return controller_result(cluster::run(cmd, &cli.controller, json).await),
         };
         match result {
             Ok(code) => code,
@@ -69,6 +85,16 @@ fn main() {
         }
     });
     std::process::exit(code);
+}
+
+fn controller_result(r: anyhow::Result<i32>) -> i32 {
+    match r {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("hoist: {e:#}");
+            1
+        }
+    }
 }
 
 /// Docker's convention: 125 when the engine refuses, 126 when the command cannot be executed,

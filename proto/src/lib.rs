@@ -5,5 +5,9 @@
 //! Anything persisted is versioned; enum variants are only appended, never reordered.
 
 pub mod agent;
+pub mod cluster;
+pub mod quantity;
+pub mod raft;
+pub mod service;
 
 pub use agent::*;

@@ -4,6 +4,12 @@
 //!
 //! Every name carries a per-run id so parallel tests never collide, and [`Host`]'s `Drop` removes
 //! everything it made — processes, cgroups, mounts, namespaces, files — also when a test fails.
+//!
+//! - [`controller_lab`]: controller members in network namespaces, with kill/pause/partition.
+//! - [`linearizability`]: a per-key register linearizability checker for recorded histories.
+
+pub mod controller_lab;
+pub mod linearizability;
 
 use anyhow::{bail, Context, Result};
 use std::path::{Path, PathBuf};

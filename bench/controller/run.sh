@@ -1,0 +1,156 @@
+#!/usr/bin/env bash
+# Consensus benchmark: a 3-member Hoist controller cluster against a 3-member etcd 3.4 cluster, both on
+# loopback, driven by the same HTTP load generator (Hoist: POST /v1/services/kN/scale; etcd: its v3
+# JSON gateway, POST /v3/kv/put), in one run, alternating A B A B:
+#   - 1 client and 64 clients, small writes in a closed loop: throughput, p50, p99;
+#   - time from kill -9 of the leader to the next acknowledged write (repeated);
+#   - elections (term increase) during a steady 8-client run.
+# Writes bench/results/controller-<date>.{json,md}. Run as root. Not part of the test suite.
+#
+#   bench/controller/run.sh            SECS=10 REPS=2 FAILOVERS=5 STEADY_SECS=60 (env overrides)
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+root=$PWD
+SECS=${SECS:-10}
+REPS=${REPS:-2}
+FAILOVERS=${FAILOVERS:-5}
+STEADY_SECS=${STEADY_SECS:-60}
+command -v etcd >/dev/null || { apt-get update -qq && apt-get install -y -qq etcd-server etcd-client >/dev/null; }
+command -v curl >/dev/null || apt-get install -y -qq curl >/dev/null
+[ -f "$HOME/.cargo/env" ] && . "$HOME/.cargo/env"
+export CARGO_TARGET_DIR=$root/target
+cargo build --release -q -p hoist-controller
+cargo build --release -q --manifest-path bench/controller/Cargo.toml
+bin=$root/target/x86_64-unknown-linux-gnu/release
+load=$bin/hoist-bench-load
+work=$(mktemp -d /tmp/hoist-ctl-bench.XXXXXX)
+declare -A hpid epid
+heps=127.0.0.1:27001,127.0.0.1:27002,127.0.0.1:27003
+eeps=127.0.0.1:23791,127.0.0.1:23792,127.0.0.1:23793
+
+cleanup() {
+  set +e
+  for p in "${hpid[@]}" "${epid[@]}"; do kill -9 "$p" 2>/dev/null; done
+  wait 2>/dev/null
+  rm -rf "$work"
+}
+trap cleanup EXIT
+
+start_hoist() { # i [flags...]
+  local i=$1; shift
+  "$bin/hoist-controller" --data-dir "$work/h$i" --listen "127.0.0.1:2700$i" --id "$i" "$@" 2>>"$work/h$i.log" &
+  hpid[$i]=$!
+}
+start_etcd() { # i
+  local i=$1
+  etcd --name "e$i" --data-dir "$work/e$i" \
+    --listen-client-urls "http://127.0.0.1:2379$i" --advertise-client-urls "http://127.0.0.1:2379$i" \
+    --listen-peer-urls "http://127.0.0.1:2380$i" --initial-advertise-peer-urls "http://127.0.0.1:2380$i" \
+    --initial-cluster e1=http://127.0.0.1:23801,e2=http://127.0.0.1:23802,e3=http://127.0.0.1:23803 \
+    --initial-cluster-state new --initial-cluster-token hoist-bench 2>>"$work/e$i.log" &
+  epid[$i]=$!
+}
+wait_until() { # what deadline_s command...
+  local what=$1 deadline=$(( $(date +%s) + $2 )); shift 2
+  until "$@" >/dev/null 2>&1; do
+    [ "$(date +%s)" -lt "$deadline" ] || { echo "timed out waiting for $what" >&2; exit 1; }
+    sleep 0.1
+  done
+}
+hoist_voters() { curl -sf "http://127.0.0.1:27001/v1/cluster/status" | python3 -c 'import json,sys; d=json.load(sys.stdin); sys.exit(0 if sum(m["voter"] for m in d["members"])==3 and d["leader"] else 1)'; }
+all_up() { # sys eps
+  local sys=$1 eps=$2
+  for ep in ${eps//,/ }; do
+    if [ "$sys" = hoist ]; then curl -sf "http://$ep/v1/cluster/status" | grep -q '"leader":[0-9]' || return 1
+    else curl -sf -XPOST "http://$ep/v3/maintenance/status" -d '{}' | grep -q '"leader"' || return 1; fi
+  done
+}
+
+echo "starting 3 Hoist members and 3 etcd members on loopback (work dir $work)" >&2
+start_hoist 1 --bootstrap
+wait_until "hoist member 1" 20 curl -sf http://127.0.0.1:27001/v1/health
+start_hoist 2 --join 127.0.0.1:27001
+start_hoist 3 --join 127.0.0.1:27001
+for i in 1 2 3; do start_etcd $i; done
+wait_until "3 hoist voters" 60 hoist_voters
+wait_until "etcd cluster" 60 all_up etcd "$eeps"
+"$load" setup hoist "$heps" 64
+
+runs=$work/runs.jsonl
+for rep in $(seq "$REPS"); do
+  for sys in hoist etcd; do
+    eps=$heps; [ $sys = etcd ] && eps=$eeps
+    for c in 1 64; do
+      out=$("$load" load $sys "$eps" $c "$SECS")
+      echo "{\"system\":\"$sys\",\"rep\":$rep,\"result\":$out}" >>"$runs"
+      echo "$sys clients=$c rep=$rep $out" >&2
+    done
+  done
+done
+
+for sys in hoist etcd; do
+  eps=$heps; [ $sys = etcd ] && eps=$eeps
+  before=$("$load" term $sys "$eps")
+  out=$("$load" load $sys "$eps" 8 "$STEADY_SECS")
+  after=$("$load" term $sys "$eps")
+  echo "{\"system\":\"$sys\",\"steady\":{\"secs\":$STEADY_SECS,\"term_before\":$before,\"term_after\":$after,\"load\":$out}}" >>"$runs"
+  echo "$sys steady ${STEADY_SECS}s: term $before -> $after" >&2
+done
+
+for k in $(seq "$FAILOVERS"); do
+  for sys in hoist etcd; do
+    if [ $sys = hoist ]; then eps=$heps; pids="${hpid[1]},${hpid[2]},${hpid[3]}"; else eps=$eeps; pids="${epid[1]},${epid[2]},${epid[3]}"; fi
+    out=$("$load" failover $sys "$eps" "$pids")
+    echo "{\"system\":\"$sys\",\"failover\":$out}" >>"$runs"
+    echo "$sys failover $k: $out" >&2
+    killed=$(( $(echo "$out" | python3 -c 'import json,sys; print(json.load(sys.stdin)["killed"])') + 1 ))
+    if [ $sys = hoist ]; then
+      wait "${hpid[$killed]}" 2>/dev/null || true
+      start_hoist $killed
+    else
+      wait "${epid[$killed]}" 2>/dev/null || true
+      start_etcd $killed
+    fi
+    wait_until "$sys to recover" 60 all_up $sys "$eps"
+    sleep 2 # let the restarted member catch up before the next kill (a schedule, not a condition)
+  done
+done
+
+mkdir -p bench/results
+day=$(date -u +%F)
+python3 - "$runs" "bench/results/controller-$day" "$SECS" <<'PY'
+import json, statistics, sys, platform, os
+runs = [json.loads(l) for l in open(sys.argv[1])]
+out, secs = sys.argv[2], sys.argv[3]
+def med(xs): return statistics.median(xs) if xs else float("nan")
+load = {}
+for r in runs:
+    if "result" in r:
+        load.setdefault((r["system"], r["result"]["clients"]), []).append(r["result"])
+fail = {s: [r["failover"]["failover_ms"] for r in runs if r.get("system") == s and "failover" in r] for s in ("hoist", "etcd")}
+steady = {r["system"]: r["steady"] for r in runs if "steady" in r}
+summary = {"machine": f"{platform.node()} {os.cpu_count()} cpus", "secs_per_run": int(secs), "runs": runs, "summary": {}}
+rows = []
+for c in (1, 64):
+    for metric, key, better in (("throughput (writes/s)", "ops_per_sec", "higher"), ("p50 (ms)", "p50_ms", "lower"), ("p99 (ms)", "p99_ms", "lower")):
+        h = med([x[key] for x in load.get(("hoist", c), [])]); e = med([x[key] for x in load.get(("etcd", c), [])])
+        ratio = (h / e) if better == "higher" else (e / h)
+        rows.append((f"{c} client{'s' if c > 1 else ''}: {metric}", h, e, ratio))
+        summary["summary"][f"{c}_{key}"] = {"hoist": h, "etcd": e}
+h, e = med(fail["hoist"]), med(fail["etcd"])
+rows.append((f"failover after leader kill -9, median of {len(fail['hoist'])} (ms)", h, e, e / h))
+summary["summary"]["failover_ms"] = {"hoist": fail["hoist"], "etcd": fail["etcd"]}
+for s in ("hoist", "etcd"):
+    st = steady.get(s)
+    if st: summary["summary"][f"{s}_steady_elections"] = st["term_after"] - st["term_before"]
+lines = ["| measure | Hoist | etcd 3.4 | Hoist advantage (×) |", "| --- | --- | --- | --- |"]
+for name, h, e, r in rows:
+    lines.append(f"| {name} | {h:.2f} | {e:.2f} | {r:.2f} |")
+for s in ("hoist", "etcd"):
+    st = steady.get(s)
+    if st: lines.append(f"| {s}: elections during {st['secs']} s steady 8-client load | {st['term_after'] - st['term_before']} | | |")
+md = "\n".join(lines)
+json.dump(summary, open(out + ".json", "w"), indent=1)
+open(out + ".md", "w").write(md + "\n")
+print(md)
+PY

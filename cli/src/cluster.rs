@@ -1,0 +1,176 @@
+//! `hoist cluster ...`: status, members, member add/remove, snapshot save/restore.
+
+use crate::controller_client::{report, ControllerClient};
+use comfy_table::Table;
+use hoist_proto::cluster::{ClusterStatus, Member};
+use reqwest::Method;
+use std::path::PathBuf;
+
+/// Cluster commands.
+#[derive(Debug, clap::Subcommand)]
+pub enum ClusterCmd {
+    /// Leader, term and every member's role, log position and state hash.
+    Status,
+    /// List members.
+    Members,
+    /// Add a member that is already running (normally it joins by itself with --join).
+    MemberAdd {
+        id: u64,
+        address: String,
+        /// Add as a non-voting learner.
+        #[arg(long)]
+        learner: bool,
+    },
+    /// Remove a member.
+    MemberRm { id: u64 },
+    /// Save or restore the replicated state.
+    #[command(subcommand)]
+    Snapshot(SnapshotCmd),
+}
+
+/// `hoist cluster snapshot ...`
+#[derive(Debug, clap::Subcommand)]
+pub enum SnapshotCmd {
+    /// Download the state to FILE.
+    Save { file: PathBuf },
+    /// Replace the whole cluster state with FILE.
+    Restore { file: PathBuf },
+}
+
+fn members_table(members: &[Member]) -> Table {
+    let mut t = Table::new();
+    t.load_preset(comfy_table::presets::NOTHING);
+    t.set_header(["ID", "ADDRESS", "VOTER"]);
+    for m in members {
+        t.add_row([m.id.to_string(), m.address.clone(), m.voter.to_string()]);
+    }
+    t
+}
+
+/// Runs one cluster command; answers the exit code.
+pub async fn run(cmd: ClusterCmd, controllers: &[String], json: bool) -> anyhow::Result<i32> {
+    let client = ControllerClient::new(controllers)?;
+    match cmd {
+        ClusterCmd::Status => {
+            let st = match client
+                .json::<ClusterStatus>(Method::GET, "/v1/cluster/status", None)
+                .await
+            {
+                Ok(s) => s,
+                Err(e) => return Ok(report(&e)),
+            };
+            let mut views = Vec::new();
+            for m in &st.members {
+                views.push((m.clone(), client.status_of(&m.address).await));
+            }
+            if json {
+                let v: Vec<_> = views
+                    .iter()
+                    .map(|(m, s)| serde_json::json!({ "member": m, "status": s }))
+                    .collect();
+                println!("{}", serde_json::to_string_pretty(&v)?);
+                return Ok(0);
+            }
+            match (st.leader, &st.leader_address) {
+                (Some(id), Some(addr)) => println!("leader: {id} at {addr}, term {}", st.term),
+                _ => println!("leader: none known (term {})", st.term),
+            }
+            let mut t = Table::new();
+            t.load_preset(comfy_table::presets::NOTHING);
+            t.set_header([
+                "ID",
+                "ADDRESS",
+                "VOTER",
+                "ROLE",
+                "TERM",
+                "APPLIED",
+                "STATE HASH",
+            ]);
+            for (m, s) in views {
+                let (role, term, applied, hash) = match s {
+                    Some(s) => (
+                        s.role,
+                        s.term.to_string(),
+                        s.last_applied.map_or("-".into(), |i| i.to_string()),
+                        s.state_hash[..12].to_string(),
+                    ),
+                    None => ("unreachable".into(), "-".into(), "-".into(), "-".into()),
+                };
+                t.add_row([
+                    m.id.to_string(),
+                    m.address,
+                    m.voter.to_string(),
+                    role,
+                    term,
+                    applied,
+                    hash,
+                ]);
+            }
+            println!("{t}");
+        }
+        ClusterCmd::Members => match client
+            .json::<Vec<Member>>(Method::GET, "/v1/cluster/members", None)
+            .await
+        {
+            Ok(m) if json => println!("{}", serde_json::to_string_pretty(&m)?),
+            Ok(m) => println!("{}", members_table(&m)),
+            Err(e) => return Ok(report(&e)),
+        },
+        ClusterCmd::MemberAdd {
+            id,
+            address,
+            learner,
+        } => {
+            let body = serde_json::json!({ "id": id, "address": address, "learner": learner });
+            match client
+                .json::<Vec<Member>>(Method::POST, "/v1/cluster/members", Some(&body))
+                .await
+            {
+                Ok(m) if json => println!("{}", serde_json::to_string_pretty(&m)?),
+                Ok(m) => println!("{}", members_table(&m)),
+                Err(e) => return Ok(report(&e)),
+            }
+        }
+        ClusterCmd::MemberRm { id } => {
+            match client
+                .json::<Vec<Member>>(Method::DELETE, &format!("/v1/cluster/members/{id}"), None)
+                .await
+            {
+                Ok(m) if json => println!("{}", serde_json::to_string_pretty(&m)?),
+                Ok(m) => println!("{}", members_table(&m)),
+                Err(e) => return Ok(report(&e)),
+            }
+        }
+        ClusterCmd::Snapshot(SnapshotCmd::Save { file }) => {
+            match client.call(Method::GET, "/v1/cluster/snapshot", None).await {
+                Ok(bytes) => {
+                    std::fs::write(&file, &bytes)
+                        .map_err(|e| anyhow::anyhow!("writing {}: {e}", file.display()))?;
+                    if json {
+                        println!(
+                            "{}",
+                            serde_json::json!({ "file": file, "bytes": bytes.len() })
+                        );
+                    } else {
+                        println!("saved {} bytes to {}", bytes.len(), file.display());
+                    }
+                }
+                Err(e) => return Ok(report(&e)),
+            }
+        }
+        ClusterCmd::Snapshot(SnapshotCmd::Restore { file }) => {
+            let bytes = std::fs::read(&file)
+                .map_err(|e| anyhow::anyhow!("reading {}: {e}", file.display()))?;
+            let body = Some(("application/octet-stream", bytes));
+            match client
+                .call(Method::POST, "/v1/cluster/snapshot", body)
+                .await
+            {
+                Ok(out) if json => println!("{}", String::from_utf8_lossy(&out)),
+                Ok(_) => println!("restored the cluster state from {}", file.display()),
+                Err(e) => return Ok(report(&e)),
+            }
+        }
+    }
+    Ok(0)
+}

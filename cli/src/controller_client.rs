@@ -1,0 +1,166 @@
+//! A small HTTP client for the controller API: tries each `--controller` address in turn, moves on
+//! when one is down or has no leader, and turns error bodies into readable errors.
+
+use hoist_proto::cluster::ErrorBody;
+use reqwest::{Method, StatusCode};
+use serde::de::DeserializeOwned;
+use std::time::Duration;
+
+/// Why a controller call failed.
+#[derive(Debug)]
+pub enum CallError {
+    /// The API answered with an error body.
+    Api { status: StatusCode, body: ErrorBody },
+    /// No controller answered usefully.
+    Unreachable(String),
+}
+
+impl std::fmt::Display for CallError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            CallError::Api { body, .. } => {
+                write!(f, "{}", body.message)?;
+                for e in body.errors.iter().skip(1) {
+                    write!(f, "\n  {e}")?;
+                }
+                Ok(())
+            }
+            CallError::Unreachable(m) => write!(f, "no controller answered: {m}"),
+        }
+    }
+}
+
+impl std::error::Error for CallError {}
+
+/// The addresses to try and a connection pool.
+#[derive(Debug, Clone)]
+pub struct ControllerClient {
+    bases: Vec<String>,
+    http: reqwest::Client,
+}
+
+/// How many passes over the address list before giving up on 503s (elections take < 1 s).
+const ROUNDS: usize = 4;
+
+impl ControllerClient {
+    /// `addrs` are `HOST:PORT` or `http://HOST:PORT`; an entry may hold several, comma-separated.
+    pub fn new(addrs: &[String]) -> anyhow::Result<ControllerClient> {
+        let bases: Vec<String> = addrs
+            .iter()
+            .flat_map(|a| a.split(','))
+            .map(str::trim)
+            .filter(|a| !a.is_empty())
+            .map(|a| {
+                if a.contains("://") {
+                    a.trim_end_matches('/').to_string()
+                } else {
+                    format!("http://{a}")
+                }
+            })
+            .collect();
+        if bases.is_empty() {
+            anyhow::bail!(
+                "no controller address: pass --controller HOST:PORT or set HOIST_CONTROLLER"
+            );
+        }
+        let http = reqwest::Client::builder()
+            .no_proxy()
+            .connect_timeout(Duration::from_millis(700))
+            .timeout(Duration::from_secs(30))
+            .build()?;
+        Ok(ControllerClient { bases, http })
+    }
+
+    /// Sends a request, trying the next address on connection errors and 503s.
+    pub async fn call(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<(&str, Vec<u8>)>,
+    ) -> Result<Vec<u8>, CallError> {
+        let mut last = String::new();
+        for round in 0..ROUNDS {
+            if round > 0 {
+                tokio::time::sleep(Duration::from_millis(250 * round as u64)).await;
+            }
+            for base in &self.bases {
+                let mut req = self.http.request(method.clone(), format!("{base}{path}"));
+                if let Some((ct, bytes)) = &body {
+                    req = req.header("content-type", *ct).body(bytes.clone());
+                }
+                let resp = match req.send().await {
+                    Ok(r) => r,
+                    Err(e) => {
+                        last = format!("{base}: {e}");
+                        continue;
+                    }
+                };
+                let status = resp.status();
+                let bytes = resp
+                    .bytes()
+                    .await
+                    .map_err(|e| CallError::Unreachable(format!("{base}: {e}")))?;
+                if status.is_success() {
+                    return Ok(bytes.to_vec());
+                }
+                let body: ErrorBody =
+                    serde_json::from_slice(&bytes).unwrap_or_else(|_| ErrorBody {
+                        code: "http".into(),
+                        message: format!(
+                            "{base}: HTTP {status}: {}",
+                            String::from_utf8_lossy(&bytes)
+                        ),
+                        field: None,
+                        errors: vec![],
+                    });
+                if status == StatusCode::SERVICE_UNAVAILABLE {
+                    last = format!("{base}: {}", body.message);
+                    continue;
+                }
+                return Err(CallError::Api { status, body });
+            }
+        }
+        Err(CallError::Unreachable(last))
+    }
+
+    /// A JSON call with a JSON answer.
+    pub async fn json<T: DeserializeOwned>(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<&serde_json::Value>,
+    ) -> Result<T, CallError> {
+        let body = body.map(|b| {
+            (
+                "application/json",
+                serde_json::to_vec(b).expect("json encodes"),
+            )
+        });
+        let bytes = self.call(method, path, body).await?;
+        serde_json::from_slice(&bytes)
+            .map_err(|e| CallError::Unreachable(format!("answer does not decode: {e}")))
+    }
+
+    /// The status of the member at exactly `address` (no fail-over), for per-member views.
+    pub async fn status_of(&self, address: &str) -> Option<hoist_proto::cluster::ClusterStatus> {
+        let url = format!("http://{address}/v1/cluster/status");
+        let r = self
+            .http
+            .get(url)
+            .timeout(Duration::from_secs(2))
+            .send()
+            .await
+            .ok()?;
+        r.json().await.ok()
+    }
+}
+
+/// Prints an error the way every command does and returns the exit code.
+pub fn report(e: &CallError) -> i32 {
+    eprintln!("error: {e}");
+    match e {
+        CallError::Api { status, .. } if status.is_client_error() => 1,
+        CallError::Api { .. } => 1,
+        CallError::Unreachable(_) => 3,
+    }
+}

@@ -1,0 +1,199 @@
+//! `hoist service ...`: apply, list, inspect, remove, scale, history and rollback of services.
+
+use crate::controller_client::{report, ControllerClient};
+use crate::spec_file;
+use comfy_table::Table;
+use hoist_proto::cluster::{Service, ServiceChange, ServiceVersion, VersionOrigin};
+use reqwest::Method;
+use std::path::PathBuf;
+
+/// Service commands.
+#[derive(Debug, clap::Subcommand)]
+pub enum ServiceCmd {
+    /// Create or update services from a spec file (TOML, YAML or JSON; `-` reads stdin).
+    Apply {
+        #[arg(short = 'f', long = "file")]
+        file: PathBuf,
+    },
+    /// List services.
+    Ls,
+    /// Show a service's current spec.
+    Inspect { name: String },
+    /// Delete services.
+    Rm {
+        #[arg(required = true)]
+        names: Vec<String>,
+    },
+    /// Set a service's replica count.
+    Scale { name: String, replicas: i64 },
+    /// Show a service's kept versions.
+    History { name: String },
+    /// Make a new version from an old one (default: the previous version).
+    Rollback { name: String, version: Option<u64> },
+}
+
+fn path_name(name: &str) -> String {
+    // Names are DNS labels; anything else is refused by the server with a clear message.
+    name.replace('/', "%2F")
+}
+
+fn print_json<T: serde::Serialize>(v: &T) {
+    println!("{}", serde_json::to_string_pretty(v).expect("json encodes"));
+}
+
+fn describe(c: &ServiceChange, verb: &str) -> String {
+    let s = &c.service;
+    if !c.changed {
+        format!("{}: unchanged (version {})", s.name, s.version)
+    } else if s.version == 1 && verb == "applied" {
+        format!("{}: created (version 1)", s.name)
+    } else {
+        format!("{}: {verb} (version {})", s.name, s.version)
+    }
+}
+
+/// Runs one service command; answers the exit code.
+pub async fn run(cmd: ServiceCmd, controllers: &[String], json: bool) -> anyhow::Result<i32> {
+    let client = ControllerClient::new(controllers)?;
+    match cmd {
+        ServiceCmd::Apply { file } => {
+            let specs = match spec_file::read(&file) {
+                Ok(s) => s,
+                Err(e) => {
+                    eprintln!("error: {e}");
+                    return Ok(2);
+                }
+            };
+            let mut changes = Vec::new();
+            for spec in specs {
+                let body = serde_json::to_value(&spec)?;
+                match client
+                    .json::<ServiceChange>(Method::POST, "/v1/services", Some(&body))
+                    .await
+                {
+                    Ok(c) => {
+                        if !json {
+                            println!("{}", describe(&c, "applied"));
+                        }
+                        changes.push(c);
+                    }
+                    Err(e) => return Ok(report(&e)),
+                }
+            }
+            if json {
+                print_json(&changes);
+            }
+        }
+        ServiceCmd::Ls => match client
+            .json::<Vec<Service>>(Method::GET, "/v1/services", None)
+            .await
+        {
+            Ok(list) if json => print_json(&list),
+            Ok(list) => {
+                let mut t = Table::new();
+                t.load_preset(comfy_table::presets::NOTHING);
+                t.set_header(["NAME", "VERSION", "IMAGE", "REPLICAS"]);
+                for s in list {
+                    t.add_row([
+                        s.name,
+                        s.version.to_string(),
+                        s.spec.image,
+                        s.spec.replicas.to_string(),
+                    ]);
+                }
+                println!("{t}");
+            }
+            Err(e) => return Ok(report(&e)),
+        },
+        ServiceCmd::Inspect { name } => {
+            match client
+                .json::<Service>(
+                    Method::GET,
+                    &format!("/v1/services/{}", path_name(&name)),
+                    None,
+                )
+                .await
+            {
+                Ok(s) => print_json(&s),
+                Err(e) => return Ok(report(&e)),
+            }
+        }
+        ServiceCmd::Rm { names } => {
+            for name in names {
+                match client
+                    .json::<Service>(
+                        Method::DELETE,
+                        &format!("/v1/services/{}", path_name(&name)),
+                        None,
+                    )
+                    .await
+                {
+                    Ok(s) if json => print_json(&s),
+                    Ok(s) => println!("{}: removed", s.name),
+                    Err(e) => return Ok(report(&e)),
+                }
+            }
+        }
+        ServiceCmd::Scale { name, replicas } => {
+            let body = serde_json::json!({ "replicas": replicas });
+            let path = format!("/v1/services/{}/scale", path_name(&name));
+            match client
+                .json::<ServiceChange>(Method::POST, &path, Some(&body))
+                .await
+            {
+                Ok(c) if json => print_json(&c),
+                Ok(c) => println!("{}", describe(&c, &format!("scaled to {replicas}"))),
+                Err(e) => return Ok(report(&e)),
+            }
+        }
+        ServiceCmd::History { name } => {
+            let path = format!("/v1/services/{}/history", path_name(&name));
+            match client
+                .json::<Vec<ServiceVersion>>(Method::GET, &path, None)
+                .await
+            {
+                Ok(h) if json => print_json(&h),
+                Ok(h) => {
+                    let current = h.last().map(|v| v.version);
+                    let mut t = Table::new();
+                    t.load_preset(comfy_table::presets::NOTHING);
+                    t.set_header(["VERSION", "ORIGIN", "IMAGE", "REPLICAS", ""]);
+                    for v in h {
+                        let origin = match v.origin {
+                            VersionOrigin::Apply => "apply".to_string(),
+                            VersionOrigin::Scale => "scale".to_string(),
+                            VersionOrigin::Rollback { from } => format!("rollback to {from}"),
+                        };
+                        let mark = if Some(v.version) == current {
+                            "current"
+                        } else {
+                            ""
+                        };
+                        t.add_row([
+                            v.version.to_string(),
+                            origin,
+                            v.spec.image,
+                            v.spec.replicas.to_string(),
+                            mark.into(),
+                        ]);
+                    }
+                    println!("{t}");
+                }
+                Err(e) => return Ok(report(&e)),
+            }
+        }
+        ServiceCmd::Rollback { name, version } => {
+            let body = serde_json::json!({ "version": version });
+            let path = format!("/v1/services/{}/rollback", path_name(&name));
+            match client
+                .json::<ServiceChange>(Method::POST, &path, Some(&body))
+                .await
+            {
+                Ok(c) if json => print_json(&c),
+                Ok(c) => println!("{}", describe(&c, "rolled back")),
+                Err(e) => return Ok(report(&e)),
+            }
+        }
+    }
+    Ok(0)
+}

@@ -1,0 +1,120 @@
+//! Leader forwarding: every `/v1` request is buffered; when its handler answers "not the leader,
+//! but X is", the same request is sent once to X and X's answer is returned. A forwarded request
+//! carries `x-hoist-forwarded` and is never forwarded again.
+
+use super::body::{BLOB_LIMIT, JSON_LIMIT};
+use super::error::{ApiError, LeaderHint};
+use super::Ctx;
+use axum::body::{to_bytes, Body};
+use axum::extract::{Request, State};
+use axum::http::{header, StatusCode};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+
+pub const FORWARDED: &str = "x-hoist-forwarded";
+
+/// The middleware (see the module doc).
+pub async fn forward_to_leader(State(ctx): State<Ctx>, req: Request, next: Next) -> Response {
+    let method = req.method().clone();
+    let uri = req.uri().clone();
+    let headers = req.headers().clone();
+    let forwarded = headers.contains_key(FORWARDED);
+    let limit = if uri.path() == "/v1/cluster/snapshot" {
+        BLOB_LIMIT
+    } else {
+        JSON_LIMIT
+    };
+    let (parts, body) = req.into_parts();
+    let bytes = match to_bytes(body, limit).await {
+        Ok(b) => b,
+        Err(_) => {
+            return ApiError::new(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "payload_too_large",
+                format!("request body exceeds {limit} bytes"),
+            )
+            .into_response()
+        }
+    };
+    // A request only the leader can answer goes there at once when another member leads;
+    // otherwise the handler runs here and may still answer "not the leader, but X is".
+    let known_elsewhere = match ctx.node.leader() {
+        Some((id, addr)) if id != ctx.node.id() && needs_leader(&method, &uri) => Some(addr),
+        _ => None,
+    };
+    let leader = match known_elsewhere {
+        Some(addr) if !forwarded => addr,
+        _ => {
+            let resp = next
+                .run(Request::from_parts(parts, Body::from(bytes.clone())))
+                .await;
+            let Some(LeaderHint(leader)) = resp.extensions().get::<LeaderHint>().cloned() else {
+                return resp;
+            };
+            if forwarded {
+                return resp;
+            }
+            leader
+        }
+    };
+    let path = uri.path_and_query().map_or("/", |p| p.as_str());
+    let mut out = ctx
+        .http
+        .request(method, format!("http://{leader}{path}"))
+        .header(FORWARDED, "1")
+        .body(bytes);
+    if let Some(ct) = headers.get(header::CONTENT_TYPE) {
+        out = out.header(header::CONTENT_TYPE, ct);
+    }
+    match out.send().await {
+        Ok(r) => {
+            let status = r.status();
+            let ct = r.headers().get(header::CONTENT_TYPE).cloned();
+            match r.bytes().await {
+                Ok(body) => {
+                    let mut resp = (status, body).into_response();
+                    if let Some(ct) = ct {
+                        resp.headers_mut().insert(header::CONTENT_TYPE, ct);
+                    }
+                    resp
+                }
+                Err(e) => outcome_unknown(&leader, &e),
+            }
+        }
+        Err(e) if e.is_connect() => leader_unreachable(&leader, &e),
+        Err(e) => outcome_unknown(&leader, &e),
+    }
+}
+
+/// The request may have reached the leader: whether a write took effect is unknown.
+fn outcome_unknown(leader: &str, e: &reqwest::Error) -> Response {
+    ApiError::new(
+        StatusCode::GATEWAY_TIMEOUT,
+        "outcome_unknown",
+        format!(
+            "the leader at {leader} did not answer ({e}); a write may or may not have been applied"
+        ),
+    )
+    .into_response()
+}
+
+fn leader_unreachable(leader: &str, e: &reqwest::Error) -> Response {
+    ApiError::new(
+        StatusCode::SERVICE_UNAVAILABLE,
+        "leader_unreachable",
+        format!("the leader at {leader} could not be reached ({e}); retry"),
+    )
+    .into_response()
+}
+
+/// Routes answered only by the leader: writes and linearizable reads of the replicated state.
+fn needs_leader(method: &axum::http::Method, uri: &axum::http::Uri) -> bool {
+    let path = uri.path();
+    let stale = uri
+        .query()
+        .is_some_and(|q| q.split('&').any(|kv| kv.starts_with("stale")));
+    let state_route = path.starts_with("/v1/services") || path == "/v1/cluster/snapshot";
+    let member_change =
+        path.starts_with("/v1/cluster/members") && method != axum::http::Method::GET;
+    (state_route && !(method == axum::http::Method::GET && stale)) || member_change
+}

@@ -1,0 +1,145 @@
+//! The HTTP layer: the only module that names axum. `/v1` is the operator API (JSON), `/raft` the
+//! peer RPCs (postcard bodies). Handlers are thin: decode, validate, propose or read, encode.
+
+mod body;
+mod cluster;
+mod error;
+mod forward;
+mod openapi;
+mod services;
+
+pub use error::ApiError;
+
+use crate::raft::RaftNode;
+use crate::state::State;
+use axum::body::Bytes;
+use axum::extract::{DefaultBodyLimit, Path};
+use axum::http::{header, StatusCode};
+use axum::response::IntoResponse;
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use hoist_proto::raft::{Command, Response};
+use std::future::Future;
+use std::time::Duration;
+
+/// What every handler gets.
+#[derive(Clone, Debug)]
+pub struct Ctx {
+    pub node: RaftNode,
+    /// For forwarding requests to the leader.
+    pub http: reqwest::Client,
+}
+
+impl Ctx {
+    pub fn new(node: RaftNode) -> Ctx {
+        let http = reqwest::Client::builder()
+            .no_proxy()
+            .connect_timeout(Duration::from_millis(500))
+            .timeout(Duration::from_secs(10))
+            .tcp_nodelay(true)
+            .build()
+            .expect("http client builds");
+        Ctx { node, http }
+    }
+}
+
+/// Reads linearizably unless the query says `stale=true`.
+async fn read<T>(
+    ctx: &Ctx,
+    query: Option<String>,
+    f: impl FnOnce(&State) -> T,
+) -> Result<T, ApiError> {
+    let stale = query.as_deref().is_some_and(|q| {
+        q.split('&')
+            .any(|kv| kv == "stale=true" || kv == "stale=1" || kv == "stale")
+    });
+    if stale {
+        Ok(ctx.node.stale_read(f))
+    } else {
+        Ok(ctx.node.read(f).await?)
+    }
+}
+
+/// Proposes a command through Raft.
+async fn write(ctx: &Ctx, command: Command) -> Result<Response, ApiError> {
+    Ok(ctx.node.write(command).await?)
+}
+
+/// The whole router: `/v1/...` behind leader forwarding, `/raft/...` for peers.
+pub fn router(ctx: Ctx) -> Router {
+    let v1 = Router::new()
+        .route("/v1/services", get(services::list).post(services::apply))
+        .route(
+            "/v1/services/{name}",
+            get(services::get)
+                .put(services::put)
+                .delete(services::delete),
+        )
+        .route("/v1/services/{name}/scale", post(services::scale))
+        .route("/v1/services/{name}/history", get(services::history))
+        .route("/v1/services/{name}/rollback", post(services::rollback))
+        .route("/v1/cluster/status", get(cluster::status))
+        .route(
+            "/v1/cluster/members",
+            get(cluster::members).post(cluster::add_member),
+        )
+        .route(
+            "/v1/cluster/members/{id}",
+            axum::routing::delete(cluster::remove_member),
+        )
+        .route(
+            "/v1/cluster/snapshot",
+            get(cluster::download).post(cluster::restore),
+        )
+        .route("/v1/health", get(health))
+        .route("/v1/openapi.json", get(openapi::document))
+        .fallback(not_found)
+        .method_not_allowed_fallback(method_not_allowed)
+        .layer(axum::middleware::from_fn_with_state(
+            ctx.clone(),
+            forward::forward_to_leader,
+        ))
+        .layer(DefaultBodyLimit::disable());
+    let raft = Router::new()
+        .route("/raft/{kind}", post(raft_rpc))
+        .layer(DefaultBodyLimit::max(body::BLOB_LIMIT));
+    v1.merge(raft).with_state(ctx)
+}
+
+async fn health(axum::extract::State(ctx): axum::extract::State<Ctx>) -> Json<serde_json::Value> {
+    Json(serde_json::json!({ "ok": true, "id": ctx.node.id() }))
+}
+
+async fn not_found(uri: axum::http::Uri) -> ApiError {
+    ApiError::not_found(format!("no route {}", uri.path()))
+}
+
+async fn method_not_allowed(method: axum::http::Method, uri: axum::http::Uri) -> ApiError {
+    ApiError::new(
+        StatusCode::METHOD_NOT_ALLOWED,
+        "method_not_allowed",
+        format!("{method} is not allowed on {}", uri.path()),
+    )
+}
+
+async fn raft_rpc(
+    axum::extract::State(ctx): axum::extract::State<Ctx>,
+    Path(kind): Path<String>,
+    body: Bytes,
+) -> axum::response::Response {
+    match ctx.node.handle_rpc(&kind, &body).await {
+        Ok(out) => ([(header::CONTENT_TYPE, "application/postcard")], out).into_response(),
+        Err(e) => ApiError::bad_request(e.to_string()).into_response(),
+    }
+}
+
+/// Serves the router on `listener` until `shutdown` completes.
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    ctx: Ctx,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    axum::serve(listener, router(ctx))
+        .with_graceful_shutdown(shutdown)
+        .await
+}

@@ -1,0 +1,102 @@
+//! `hoist-controller`: one member of Hoist's Raft-replicated control plane.
+
+use anyhow::Context;
+use clap::Parser;
+use hoist_controller::member::{self, MemberOptions, StartMode};
+use hoist_controller::raft::RaftSettings;
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// A member of a Hoist controller cluster.
+#[derive(Debug, Parser)]
+#[command(name = "hoist-controller", version)]
+struct Args {
+    /// Where the Raft log, vote and snapshots live.
+    #[arg(long)]
+    data_dir: PathBuf,
+    /// `HOST:PORT` serving the API and Raft RPCs.
+    #[arg(long)]
+    listen: String,
+    /// The address others reach this member at (default: --listen).
+    #[arg(long)]
+    advertise: Option<String>,
+    /// Start a new cluster with this member as its only voter.
+    #[arg(long, conflicts_with = "join")]
+    bootstrap: bool,
+    /// Join the cluster through a member at ADDR (comma-separated list tried in turn).
+    #[arg(long, value_delimiter = ',')]
+    join: Vec<String>,
+    /// Join as a non-voting learner.
+    #[arg(long)]
+    learner: bool,
+    /// Member id of a new member (default: random).
+    #[arg(long)]
+    id: Option<u64>,
+    #[arg(long, default_value_t = 50)]
+    heartbeat_ms: u64,
+    #[arg(long, default_value_t = 150)]
+    election_min_ms: u64,
+    #[arg(long, default_value_t = 200)]
+    election_max_ms: u64,
+    /// Snapshot (and compact the log) every N applied entries.
+    #[arg(long, default_value_t = 10_000)]
+    snapshot_every: u64,
+    /// Log entries kept behind a snapshot for slow followers.
+    #[arg(long, default_value_t = 1_000)]
+    keep_logs: u64,
+    /// Writes and linearizable reads not done by then answer 503.
+    #[arg(long, default_value_t = 3_000)]
+    op_timeout_ms: u64,
+}
+
+fn main() -> anyhow::Result<()> {
+    let args = Args::parse();
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("HOIST_LOG")
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,openraft=warn")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let mode = if args.bootstrap {
+        StartMode::Bootstrap
+    } else if !args.join.is_empty() {
+        StartMode::Join(args.join.clone())
+    } else {
+        StartMode::Resume
+    };
+    let opts = MemberOptions {
+        data_dir: args.data_dir,
+        listen: args.listen,
+        advertise: args.advertise,
+        id: args.id,
+        mode,
+        learner: args.learner,
+        settings: RaftSettings {
+            heartbeat_ms: args.heartbeat_ms,
+            election_min_ms: args.election_min_ms,
+            election_max_ms: args.election_max_ms,
+            snapshot_every: args.snapshot_every,
+            keep_logs: args.keep_logs,
+            op_timeout: Duration::from_millis(args.op_timeout_ms),
+        },
+    };
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("tokio runtime")?;
+    rt.block_on(async {
+        let shutdown = async {
+            let mut term =
+                tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+                    .expect("signal handler");
+            tokio::select! {
+                _ = tokio::signal::ctrl_c() => {}
+                _ = term.recv() => {}
+            }
+        };
+        member::run(opts, shutdown)
+            .await
+            .context("controller member")
+    })
+}

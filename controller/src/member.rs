@@ -1,0 +1,134 @@
+//! Starting a controller member: open its data dir, serve the API, then bootstrap a new cluster,
+//! join an existing one, or simply resume (a restarted member needs only its data dir).
+
+use crate::api::{self, Ctx};
+use crate::raft::{ConsensusError, RaftNode, RaftSettings, StartError};
+use hoist_proto::cluster::JoinRequest;
+use std::future::Future;
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+/// How this start relates to a cluster.
+#[derive(Debug, Clone)]
+pub enum StartMode {
+    /// Become a one-member cluster (no-op if the data dir already belongs to one).
+    Bootstrap,
+    /// Ask a member at one of these addresses to add us (no-op if already a member).
+    Join(Vec<String>),
+    /// Resume from the data dir.
+    Resume,
+}
+
+/// Everything a member needs to start.
+#[derive(Debug, Clone)]
+pub struct MemberOptions {
+    pub data_dir: PathBuf,
+    /// Where to listen, `HOST:PORT`.
+    pub listen: String,
+    /// The address peers and clients use; defaults to `listen`.
+    pub advertise: Option<String>,
+    /// The member id of a new member (random when absent).
+    pub id: Option<u64>,
+    pub mode: StartMode,
+    pub settings: RaftSettings,
+    /// Join as a learner only.
+    pub learner: bool,
+}
+
+/// Why a member stopped with an error.
+#[derive(Debug, thiserror::Error)]
+pub enum MemberError {
+    #[error(transparent)]
+    Start(#[from] StartError),
+    #[error("listening on {addr}: {source}")]
+    Listen {
+        addr: String,
+        source: std::io::Error,
+    },
+    #[error("bootstrap: {0}")]
+    Bootstrap(ConsensusError),
+    #[error("join: {0}")]
+    Join(String),
+    #[error("serving: {0}")]
+    Serve(std::io::Error),
+}
+
+/// Runs a member until `shutdown` completes.
+pub async fn run(
+    opts: MemberOptions,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<(), MemberError> {
+    let advertise = opts
+        .advertise
+        .clone()
+        .unwrap_or_else(|| opts.listen.clone());
+    let node = RaftNode::open(&opts.data_dir, &advertise, opts.id, opts.settings.clone()).await?;
+    let listener = tokio::net::TcpListener::bind(&opts.listen)
+        .await
+        .map_err(|source| MemberError::Listen {
+            addr: opts.listen.clone(),
+            source,
+        })?;
+    tracing::info!(id = node.id(), address = node.address(), "member serving");
+    let server = tokio::spawn(api::serve(listener, Ctx::new(node.clone()), shutdown));
+    match &opts.mode {
+        StartMode::Bootstrap => node.bootstrap().await.map_err(MemberError::Bootstrap)?,
+        StartMode::Join(seeds) if !node.is_initialized().await => {
+            join(seeds, node.id(), node.address(), opts.learner).await?;
+        }
+        StartMode::Join(_) | StartMode::Resume => {}
+    }
+    let served = server
+        .await
+        .map_err(|e| MemberError::Serve(std::io::Error::other(e)))?;
+    node.shutdown().await;
+    served.map_err(MemberError::Serve)
+}
+
+/// Asks the seeds, in turn, to add this member until one accepts (2 minutes at most).
+async fn join(seeds: &[String], id: u64, address: &str, learner: bool) -> Result<(), MemberError> {
+    let client = reqwest::Client::builder()
+        .no_proxy()
+        .connect_timeout(Duration::from_millis(500))
+        .timeout(Duration::from_secs(90))
+        .build()
+        .map_err(|e| MemberError::Join(e.to_string()))?;
+    let req = JoinRequest {
+        id,
+        address: address.to_string(),
+        learner,
+    };
+    let deadline = Instant::now() + Duration::from_secs(120);
+    let mut last = String::from("no seed given");
+    while Instant::now() < deadline {
+        for seed in seeds {
+            match client
+                .post(format!("http://{seed}/v1/cluster/members"))
+                .json(&req)
+                .send()
+                .await
+            {
+                Ok(r) if r.status().is_success() => {
+                    tracing::info!(seed, "joined the cluster");
+                    return Ok(());
+                }
+                Ok(r)
+                    if r.status().is_client_error()
+                        && r.status() != reqwest::StatusCode::CONFLICT =>
+                {
+                    let status = r.status();
+                    let body = r.text().await.unwrap_or_default();
+                    return Err(MemberError::Join(format!(
+                        "{seed} refused: {status} {body}"
+                    )));
+                }
+                Ok(r) => last = format!("{seed}: {}", r.status()),
+                Err(e) => last = format!("{seed}: {e}"),
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+    Err(MemberError::Join(format!(
+        "no seed added us within 120s; last: {last}"
+    )))
+}

@@ -1,0 +1,314 @@
+//! The Raft log and vote: an in-memory mirror for reads, persisted to redb by one writer thread
+//! that groups every pending operation into a single transaction and fsync (group commit).
+//!
+//! openraft hands over one `append` per client write; waiting for an fsync in each would cap the
+//! cluster at the disk's fsync rate. Instead `append` updates the mirror (so the entries are
+//! readable at once, as openraft requires) and queues the write; the writer thread commits all
+//! queued operations together, in order, and only then reports the entries durable. Votes,
+//! truncations and purges wait for their own commit before returning.
+
+use super::store::{Store, StoreError, KEY_COMMITTED, KEY_PURGED, KEY_VOTE, LOG, META};
+use super::TypeConfig;
+use openraft::storage::{LogFlushed, LogState, RaftLogStorage};
+use openraft::{Entry, LogId, OptionalSend, RaftLogReader, StorageError, StorageIOError, Vote};
+use redb::{ReadableDatabase, ReadableTable};
+use std::collections::BTreeMap;
+use std::fmt::Debug;
+use std::ops::RangeBounds;
+use std::sync::mpsc;
+use std::sync::{Arc, RwLock};
+use tokio::sync::oneshot;
+
+type SResult<T> = Result<T, StorageError<u64>>;
+type Done = oneshot::Sender<Result<(), String>>;
+
+fn io_read(e: impl std::fmt::Display) -> StorageError<u64> {
+    StorageIOError::read_logs(openraft::AnyError::error(e.to_string())).into()
+}
+fn io_write(e: impl std::fmt::Display) -> StorageError<u64> {
+    StorageIOError::write_logs(openraft::AnyError::error(e.to_string())).into()
+}
+fn io_vote(e: impl std::fmt::Display) -> StorageError<u64> {
+    StorageIOError::write_vote(openraft::AnyError::error(e.to_string())).into()
+}
+
+/// One queued write, applied by the writer thread in arrival order.
+enum WriteOp {
+    Append {
+        rows: Vec<(u64, Vec<u8>)>,
+        done: LogFlushed<TypeConfig>,
+    },
+    Truncate {
+        from: u64,
+        done: Done,
+    },
+    Purge {
+        upto: u64,
+        purged: Vec<u8>,
+        done: Done,
+    },
+    Meta {
+        key: &'static str,
+        value: Vec<u8>,
+        done: Option<Done>,
+    },
+}
+
+/// What reads are served from.
+#[derive(Debug, Default)]
+struct Mirror {
+    entries: BTreeMap<u64, Entry<TypeConfig>>,
+    purged: Option<LogId<u64>>,
+    vote: Option<Vote<u64>>,
+    committed: Option<LogId<u64>>,
+}
+
+#[derive(Debug)]
+struct Shared {
+    mirror: RwLock<Mirror>,
+    writer: std::sync::Mutex<mpsc::Sender<WriteOp>>,
+}
+
+/// The log store; clones share the mirror and the writer (openraft reads through clones).
+#[derive(Clone, Debug)]
+pub struct LogStore {
+    shared: Arc<Shared>,
+}
+
+fn decode<T: serde::de::DeserializeOwned>(
+    what: &'static str,
+    bytes: &[u8],
+) -> Result<T, StoreError> {
+    postcard::from_bytes(bytes).map_err(|source| StoreError::Decode { what, source })
+}
+
+impl LogStore {
+    /// Loads the log and vote from `store` and starts the writer thread.
+    pub fn open(store: Store) -> Result<LogStore, StoreError> {
+        let mut mirror = Mirror::default();
+        {
+            let tx = store.db.begin_read()?;
+            let log = tx.open_table(LOG)?;
+            for item in log.iter()? {
+                let (k, v) = item?;
+                mirror
+                    .entries
+                    .insert(k.value(), decode("log entry", v.value())?);
+            }
+        }
+        let meta =
+            |key: &'static str| -> Result<Option<Vec<u8>>, StoreError> { store.get_meta(key) };
+        mirror.purged = meta(KEY_PURGED)?
+            .map(|b| decode("last purged", &b))
+            .transpose()?;
+        mirror.vote = meta(KEY_VOTE)?.map(|b| decode("vote", &b)).transpose()?;
+        mirror.committed = meta(KEY_COMMITTED)?
+            .map(|b| decode::<Option<LogId<u64>>>("committed", &b))
+            .transpose()?
+            .flatten();
+        let (tx, rx) = mpsc::channel();
+        std::thread::Builder::new()
+            .name("raft-log-writer".into())
+            .spawn(move || writer_loop(&store, &rx))
+            .map_err(|e| StoreError::Db(format!("starting the log writer: {e}")))?;
+        Ok(LogStore {
+            shared: Arc::new(Shared {
+                mirror: RwLock::new(mirror),
+                writer: std::sync::Mutex::new(tx),
+            }),
+        })
+    }
+
+    fn send(&self, op: WriteOp) -> Result<(), String> {
+        self.shared
+            .writer
+            .lock()
+            .expect("writer lock")
+            .send(op)
+            .map_err(|_| "the log writer stopped".to_string())
+    }
+
+    /// Queues `op` and waits until it is durable.
+    async fn send_and_wait(&self, op: impl FnOnce(Done) -> WriteOp) -> Result<(), String> {
+        let (tx, rx) = oneshot::channel();
+        self.send(op(tx))?;
+        rx.await.map_err(|_| "the log writer stopped".to_string())?
+    }
+}
+
+/// Applies queued operations in order, as many per transaction as are waiting.
+fn writer_loop(store: &Store, rx: &mpsc::Receiver<WriteOp>) {
+    while let Ok(first) = rx.recv() {
+        let mut batch = vec![first];
+        while batch.len() < 4096 {
+            match rx.try_recv() {
+                Ok(op) => batch.push(op),
+                Err(_) => break,
+            }
+        }
+        let result = commit(store, &batch).map_err(|e| e.to_string());
+        for op in batch {
+            match op {
+                WriteOp::Append { done, .. } => {
+                    done.log_io_completed(result.clone().map_err(std::io::Error::other));
+                }
+                WriteOp::Truncate { done, .. } | WriteOp::Purge { done, .. } => {
+                    let _ = done.send(result.clone());
+                }
+                WriteOp::Meta { done, .. } => {
+                    if let Some(d) = done {
+                        let _ = d.send(result.clone());
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// One write transaction for the whole batch, committed with fsync (redb's `Durability::Immediate`).
+fn commit(store: &Store, batch: &[WriteOp]) -> Result<(), StoreError> {
+    let tx = store.db.begin_write()?;
+    {
+        let mut log = tx.open_table(LOG)?;
+        let mut meta = tx.open_table(META)?;
+        for op in batch {
+            match op {
+                WriteOp::Append { rows, .. } => {
+                    for (index, bytes) in rows {
+                        log.insert(*index, bytes.as_slice())?;
+                    }
+                }
+                WriteOp::Truncate { from, .. } => {
+                    log.retain_in(*from.., |_, _| false)?;
+                }
+                WriteOp::Purge { upto, purged, .. } => {
+                    meta.insert(KEY_PURGED, purged.as_slice())?;
+                    log.retain_in(..=*upto, |_, _| false)?;
+                }
+                WriteOp::Meta { key, value, .. } => {
+                    meta.insert(*key, value.as_slice())?;
+                }
+            }
+        }
+    }
+    tx.commit()?;
+    Ok(())
+}
+
+impl RaftLogReader<TypeConfig> for LogStore {
+    async fn try_get_log_entries<RB: RangeBounds<u64> + Clone + Debug + OptionalSend>(
+        &mut self,
+        range: RB,
+    ) -> SResult<Vec<Entry<TypeConfig>>> {
+        let m = self.shared.mirror.read().map_err(io_read)?;
+        Ok(m.entries.range(range).map(|(_, e)| e.clone()).collect())
+    }
+}
+
+impl RaftLogStorage<TypeConfig> for LogStore {
+    type LogReader = Self;
+
+    async fn get_log_state(&mut self) -> SResult<LogState<TypeConfig>> {
+        let m = self.shared.mirror.read().map_err(io_read)?;
+        let last = m
+            .entries
+            .values()
+            .next_back()
+            .map(|e| e.log_id)
+            .or(m.purged);
+        Ok(LogState {
+            last_purged_log_id: m.purged,
+            last_log_id: last,
+        })
+    }
+
+    async fn get_log_reader(&mut self) -> Self::LogReader {
+        self.clone()
+    }
+
+    async fn save_vote(&mut self, vote: &Vote<u64>) -> SResult<()> {
+        let value = postcard::to_stdvec(vote).map_err(io_vote)?;
+        self.shared.mirror.write().map_err(io_vote)?.vote = Some(*vote);
+        self.send_and_wait(|d| WriteOp::Meta {
+            key: KEY_VOTE,
+            value,
+            done: Some(d),
+        })
+        .await
+        .map_err(io_vote)
+    }
+
+    async fn read_vote(&mut self) -> SResult<Option<Vote<u64>>> {
+        Ok(self.shared.mirror.read().map_err(io_read)?.vote)
+    }
+
+    /// Queued without waiting: a lower committed id after a crash is re-learned from the leader.
+    async fn save_committed(&mut self, committed: Option<LogId<u64>>) -> SResult<()> {
+        let value = postcard::to_stdvec(&committed).map_err(io_write)?;
+        self.shared.mirror.write().map_err(io_write)?.committed = committed;
+        self.send(WriteOp::Meta {
+            key: KEY_COMMITTED,
+            value,
+            done: None,
+        })
+        .map_err(io_write)
+    }
+
+    async fn read_committed(&mut self) -> SResult<Option<LogId<u64>>> {
+        Ok(self.shared.mirror.read().map_err(io_read)?.committed)
+    }
+
+    async fn append<I>(&mut self, entries: I, callback: LogFlushed<TypeConfig>) -> SResult<()>
+    where
+        I: IntoIterator<Item = Entry<TypeConfig>> + OptionalSend,
+        I::IntoIter: OptionalSend,
+    {
+        let mut rows = Vec::new();
+        {
+            let mut m = self.shared.mirror.write().map_err(io_write)?;
+            for e in entries {
+                rows.push((e.log_id.index, postcard::to_stdvec(&e).map_err(io_write)?));
+                m.entries.insert(e.log_id.index, e);
+            }
+        }
+        // The mirror and the queue are updated under one order: appends are only called by
+        // openraft's single storage task, one at a time.
+        self.send(WriteOp::Append {
+            rows,
+            done: callback,
+        })
+        .map_err(io_write)
+    }
+
+    async fn truncate(&mut self, log_id: LogId<u64>) -> SResult<()> {
+        self.shared
+            .mirror
+            .write()
+            .map_err(io_write)?
+            .entries
+            .split_off(&log_id.index);
+        self.send_and_wait(|d| WriteOp::Truncate {
+            from: log_id.index,
+            done: d,
+        })
+        .await
+        .map_err(io_write)
+    }
+
+    async fn purge(&mut self, log_id: LogId<u64>) -> SResult<()> {
+        let purged = postcard::to_stdvec(&log_id).map_err(io_write)?;
+        {
+            let mut m = self.shared.mirror.write().map_err(io_write)?;
+            let keep = m.entries.split_off(&(log_id.index + 1));
+            m.entries = keep;
+            m.purged = Some(log_id);
+        }
+        self.send_and_wait(|d| WriteOp::Purge {
+            upto: log_id.index,
+            purged,
+            done: d,
+        })
+        .await
+        .map_err(io_write)
+    }
+}

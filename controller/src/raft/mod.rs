@@ -1,0 +1,34 @@
+//! Raft: the only module that names `openraft`. It keeps the log and vote in redb, applies committed
+//! entries to the pure [`crate::state::State`], carries Raft RPCs over HTTP with postcard bodies, and
+//! offers the rest of the controller a small facade ([`RaftNode`]) in Hoist's own terms.
+
+mod log_store;
+mod network;
+mod node;
+mod proposer;
+mod rpc;
+mod state_machine;
+mod store;
+#[cfg(test)]
+mod suite_test;
+
+pub use node::{ConsensusError, RaftNode, RaftSettings, ReadError, StartError, WriteError};
+pub use rpc::RpcError;
+pub use store::{Store, StoreError};
+
+use hoist_proto::raft::{Request, Response};
+
+openraft::declare_raft_types!(
+    /// Hoist's Raft types: log payload [`Request`], apply answer [`Response`], `u64` member ids.
+    pub TypeConfig:
+        D = Request,
+        R = Response,
+        NodeId = u64,
+        Node = openraft::BasicNode,
+        Entry = openraft::Entry<TypeConfig>,
+        SnapshotData = std::io::Cursor<Vec<u8>>,
+        AsyncRuntime = openraft::TokioRuntime,
+);
+
+/// A member id.
+pub type NodeId = u64;

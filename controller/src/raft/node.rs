@@ -1,0 +1,436 @@
+//! [`RaftNode`]: the controller's consensus facade in Hoist's own terms — open a member, bootstrap,
+//! write a command, read linearizably, report status, change membership, serve RPC bodies.
+
+use super::log_store::LogStore;
+use super::network::Network;
+use super::proposer::Proposer;
+use super::rpc::{self, RpcError, RpcKind};
+use super::state_machine::Machine;
+use super::store::{Store, StoreError};
+use super::TypeConfig;
+use crate::state::State;
+use hoist_proto::cluster::{ClusterStatus, Member};
+use hoist_proto::raft::{Command, Response};
+use openraft::error::{CheckIsLeaderError, ClientWriteError, RaftError};
+use openraft::{BasicNode, ChangeMembers, Config, Raft, RaftMetrics, ServerState, SnapshotPolicy};
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// Timings and compaction knobs; tests shorten them.
+///
+/// openraft 0.9 lets a follower elect only after a leader lease (= `election_max_ms`) plus a random
+/// election timeout in `election_min_ms..election_max_ms` without heartbeats, checked every
+/// 1.5 × `heartbeat_ms`: the defaults give a failover of about 350–475 ms.
+#[derive(Debug, Clone)]
+pub struct RaftSettings {
+    pub heartbeat_ms: u64,
+    pub election_min_ms: u64,
+    pub election_max_ms: u64,
+    /// Build a snapshot (and compact the log) after this many applied entries.
+    pub snapshot_every: u64,
+    /// Entries kept in the log behind a snapshot for slow followers.
+    pub keep_logs: u64,
+    /// A write or linearizable read not done by then answers "no quorum".
+    pub op_timeout: Duration,
+}
+
+impl Default for RaftSettings {
+    fn default() -> Self {
+        RaftSettings {
+            heartbeat_ms: 50,
+            election_min_ms: 150,
+            election_max_ms: 200,
+            snapshot_every: 10_000,
+            keep_logs: 1_000,
+            op_timeout: Duration::from_secs(3),
+        }
+    }
+}
+
+/// Why a write, read or membership change did not happen here.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum ConsensusError {
+    /// This member is not the leader; `leader` is who is, if known (id, address).
+    #[error("not the leader (leader: {leader:?})")]
+    NotLeader { leader: Option<(u64, String)> },
+    /// Refused before anything was proposed: no quorum is reachable.
+    #[error("no quorum: {0}")]
+    NoQuorum(String),
+    /// Proposed, but not known to be committed: the outcome is unknown.
+    #[error("outcome unknown: {0}")]
+    Unknown(String),
+    /// Raft refused the change (e.g. a membership change already in progress).
+    #[error("{0}")]
+    Rejected(String),
+    #[error("raft stopped: {0}")]
+    Fatal(String),
+}
+
+/// Alias used by callers that write.
+pub type WriteError = ConsensusError;
+/// Alias used by callers that read.
+pub type ReadError = ConsensusError;
+
+/// Why a member could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error("store: {0}")]
+    Store(#[from] StoreError),
+    #[error("raft config: {0}")]
+    Config(String),
+    #[error("raft: {0}")]
+    Raft(String),
+}
+
+/// One controller's Raft member. Cheap to clone.
+#[derive(Clone)]
+pub struct RaftNode {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    id: u64,
+    address: String,
+    raft: Raft<TypeConfig>,
+    machine: Machine,
+    settings: RaftSettings,
+    /// Membership changes one at a time: openraft refuses a change while another is in flight.
+    membership_lock: tokio::sync::Mutex<()>,
+    /// Groups concurrent writes into batch entries.
+    proposer: Proposer,
+}
+
+impl std::fmt::Debug for RaftNode {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RaftNode")
+            .field("id", &self.inner.id)
+            .field("address", &self.inner.address)
+            .finish()
+    }
+}
+
+impl RaftNode {
+    /// Opens (or creates) the member stored in `data_dir`. A new member takes `id` (or a random one)
+    /// and `address`; a restarted one keeps what it stored.
+    pub async fn open(
+        data_dir: &Path,
+        address: &str,
+        id: Option<u64>,
+        settings: RaftSettings,
+    ) -> Result<RaftNode, StartError> {
+        let store = Store::open(data_dir)?;
+        let (id, address) = match store.identity()? {
+            Some((stored_id, stored_addr)) => {
+                if stored_addr != address {
+                    tracing::warn!(
+                        stored_addr,
+                        address,
+                        "data dir was created for another address; keeping the stored one for Raft"
+                    );
+                }
+                (stored_id, stored_addr)
+            }
+            None => {
+                let id = id.unwrap_or_else(|| rand::random::<u64>() >> 11 | 1);
+                store.set_identity(id, address)?;
+                (id, address.to_string())
+            }
+        };
+        let config = Config {
+            cluster_name: "hoist".into(),
+            heartbeat_interval: settings.heartbeat_ms,
+            election_timeout_min: settings.election_min_ms,
+            election_timeout_max: settings.election_max_ms,
+            install_snapshot_timeout: 5_000,
+            snapshot_policy: SnapshotPolicy::LogsSinceLast(settings.snapshot_every),
+            max_in_snapshot_log_to_keep: settings.keep_logs,
+            purge_batch_size: 256,
+            ..Default::default()
+        }
+        .validate()
+        .map_err(|e| StartError::Config(e.to_string()))?;
+        let machine = Machine::open(store.clone())?;
+        let raft = Raft::new(
+            id,
+            Arc::new(config),
+            Network::new(),
+            LogStore::open(store)?,
+            machine.clone(),
+        )
+        .await
+        .map_err(|e| StartError::Raft(e.to_string()))?;
+        let proposer = Proposer::start(raft.clone(), settings.op_timeout);
+        Ok(RaftNode {
+            inner: Arc::new(Inner {
+                id,
+                address,
+                raft,
+                machine,
+                settings,
+                membership_lock: Default::default(),
+                proposer,
+            }),
+        })
+    }
+
+    pub fn id(&self) -> u64 {
+        self.inner.id
+    }
+
+    pub fn address(&self) -> &str {
+        &self.inner.address
+    }
+
+    /// Makes this member a one-member cluster unless it already belongs to one.
+    pub async fn bootstrap(&self) -> Result<(), ConsensusError> {
+        let raft = &self.inner.raft;
+        if raft
+            .is_initialized()
+            .await
+            .map_err(|e| ConsensusError::Fatal(e.to_string()))?
+        {
+            return Ok(());
+        }
+        let members = BTreeMap::from([(self.inner.id, BasicNode::new(&self.inner.address))]);
+        raft.initialize(members)
+            .await
+            .map_err(|e| ConsensusError::Rejected(e.to_string()))
+    }
+
+    /// Whether this member has a membership (bootstrapped, joined, or restarted from disk).
+    pub async fn is_initialized(&self) -> bool {
+        self.inner.raft.is_initialized().await.unwrap_or(false)
+    }
+
+    fn metrics(&self) -> RaftMetrics<u64, BasicNode> {
+        self.inner.raft.metrics().borrow().clone()
+    }
+
+    /// The leader as this member knows it: id and address.
+    pub fn leader(&self) -> Option<(u64, String)> {
+        let m = self.metrics();
+        let id = m.current_leader?;
+        let addr = m
+            .membership_config
+            .membership()
+            .get_node(&id)
+            .map(|n| n.addr.clone())?;
+        Some((id, addr))
+    }
+
+    /// Fails fast when this member cannot lead a write now.
+    fn check_leader(&self) -> Result<(), ConsensusError> {
+        let m = self.metrics();
+        if m.state != ServerState::Leader || m.current_leader != Some(self.inner.id) {
+            return Err(ConsensusError::NotLeader {
+                leader: self.leader(),
+            });
+        }
+        let voters = m.membership_config.membership().voter_ids().count();
+        if let Some(ms) = m.millis_since_quorum_ack {
+            if voters > 1 && ms > 2 * self.inner.settings.election_max_ms {
+                return Err(ConsensusError::NoQuorum(format!(
+                    "no quorum of {voters} members acknowledged for {ms} ms"
+                )));
+            }
+        }
+        Ok(())
+    }
+
+    /// Proposes `command` (stamped with this leader's clock) and answers what applying it returned.
+    pub async fn write(&self, command: Command) -> Result<Response, ConsensusError> {
+        self.check_leader()?;
+        self.inner.proposer.propose(command).await
+    }
+
+    /// Reads the state after confirming leadership with a quorum and applying everything committed
+    /// before the read began (linearizable).
+    pub async fn read<T>(&self, f: impl FnOnce(&State) -> T) -> Result<T, ConsensusError> {
+        self.check_leader()?;
+        let timeout = self.inner.settings.op_timeout;
+        match tokio::time::timeout(timeout, self.inner.raft.ensure_linearizable()).await {
+            Err(_) => {
+                return Err(ConsensusError::NoQuorum(format!(
+                    "leadership not confirmed within {timeout:?}"
+                )))
+            }
+            Ok(Err(RaftError::APIError(CheckIsLeaderError::ForwardToLeader(f)))) => {
+                return Err(ConsensusError::NotLeader {
+                    leader: f.leader_id.zip(f.leader_node.map(|n| n.addr)),
+                })
+            }
+            Ok(Err(RaftError::APIError(e))) => return Err(ConsensusError::NoQuorum(e.to_string())),
+            Ok(Err(RaftError::Fatal(e))) => return Err(ConsensusError::Fatal(e.to_string())),
+            Ok(Ok(_)) => {}
+        }
+        Ok(self.stale_read(f))
+    }
+
+    /// Reads this member's applied state without asking anyone: may lag the leader.
+    pub fn stale_read<T>(&self, f: impl FnOnce(&State) -> T) -> T {
+        f(&self.inner.machine.shared.read().expect("state lock").state)
+    }
+
+    /// Members, leader, term, log positions and the state hash, as this member sees them.
+    pub fn status(&self) -> ClusterStatus {
+        let m = self.metrics();
+        let membership = m.membership_config.membership();
+        let voters: BTreeSet<u64> = membership.voter_ids().collect();
+        let members = membership
+            .nodes()
+            .map(|(id, n)| Member {
+                id: *id,
+                address: n.addr.clone(),
+                voter: voters.contains(id),
+            })
+            .collect();
+        let (last_applied, state_hash, services) = {
+            let a = self.inner.machine.shared.read().expect("state lock");
+            (
+                a.last_applied.map(|l| l.index),
+                a.state.hash(),
+                a.state.services.len() as u64,
+            )
+        };
+        let role = match m.state {
+            ServerState::Leader => "leader",
+            ServerState::Follower => "follower",
+            ServerState::Candidate => "candidate",
+            ServerState::Learner => "learner",
+            ServerState::Shutdown => "shutdown",
+        };
+        ClusterStatus {
+            id: self.inner.id,
+            role: role.into(),
+            leader: m.current_leader,
+            leader_address: m
+                .current_leader
+                .and_then(|l| membership.get_node(&l).map(|n| n.addr.clone())),
+            term: m.current_term,
+            last_log_index: m.last_log_index,
+            last_applied,
+            snapshot_index: m.snapshot.map(|s| s.index),
+            members,
+            state_hash,
+            services,
+        }
+    }
+
+    /// Adds a member: as a learner (waiting until it has caught up), then as a voter unless `learner`.
+    pub async fn add_member(
+        &self,
+        id: u64,
+        address: &str,
+        learner: bool,
+    ) -> Result<(), ConsensusError> {
+        self.check_leader()?;
+        let raft = &self.inner.raft;
+        let deadline = Duration::from_secs(60);
+        let step = tokio::time::timeout(
+            deadline,
+            raft.add_learner(id, BasicNode::new(address), true),
+        );
+        step.await
+            .map_err(|_| ConsensusError::NoQuorum("learner did not catch up within 60s".into()))?
+            .map_err(map_write_error)?;
+        if !learner {
+            let change =
+                raft.change_membership(ChangeMembers::AddVoterIds(BTreeSet::from([id])), false);
+            tokio::time::timeout(deadline, change)
+                .await
+                .map_err(|_| {
+                    ConsensusError::NoQuorum("membership change not committed within 60s".into())
+                })?
+                .map_err(map_write_error)?;
+        }
+        Ok(())
+    }
+
+    /// Removes a member (voter or learner) from the cluster.
+    pub async fn remove_member(&self, id: u64) -> Result<bool, ConsensusError> {
+        let _one_at_a_time = self.inner.membership_lock.lock().await;
+        self.check_leader()?;
+        let m = self.metrics();
+        let membership = m.membership_config.membership();
+        let is_voter = membership.voter_ids().any(|v| v == id);
+        let known = membership.get_node(&id).is_some();
+        if !known {
+            return Ok(false);
+        }
+        let raft = &self.inner.raft;
+        let timeout = Duration::from_secs(30);
+        if is_voter {
+            let change =
+                raft.change_membership(ChangeMembers::RemoveVoters(BTreeSet::from([id])), false);
+            tokio::time::timeout(timeout, change)
+                .await
+                .map_err(|_| {
+                    ConsensusError::NoQuorum("membership change not committed within 30s".into())
+                })?
+                .map_err(map_write_error)?;
+        }
+        if self
+            .metrics()
+            .membership_config
+            .membership()
+            .get_node(&id)
+            .is_some()
+        {
+            let change =
+                raft.change_membership(ChangeMembers::RemoveNodes(BTreeSet::from([id])), false);
+            tokio::time::timeout(timeout, change)
+                .await
+                .map_err(|_| {
+                    ConsensusError::NoQuorum("membership change not committed within 30s".into())
+                })?
+                .map_err(map_write_error)?;
+        }
+        Ok(true)
+    }
+
+    /// Waits until some leader is known, up to `timeout`.
+    pub async fn wait_for_leader(&self, timeout: Duration) -> bool {
+        self.inner
+            .raft
+            .wait(Some(timeout))
+            .metrics(|m| m.current_leader.is_some(), "a leader is known")
+            .await
+            .is_ok()
+    }
+
+    /// Serves one Raft RPC body from a peer.
+    pub async fn handle_rpc(&self, kind: &str, body: &[u8]) -> Result<Vec<u8>, RpcError> {
+        let kind = RpcKind::from_path(kind)
+            .ok_or_else(|| RpcError::from(postcard::Error::DeserializeBadEncoding))?;
+        rpc::handle(&self.inner.raft, kind, body).await
+    }
+
+    /// Asks Raft to build a snapshot now (compacting the log).
+    pub async fn trigger_snapshot(&self) -> Result<(), ConsensusError> {
+        self.inner
+            .raft
+            .trigger()
+            .snapshot()
+            .await
+            .map_err(|e| ConsensusError::Fatal(e.to_string()))
+    }
+
+    /// Stops Raft.
+    pub async fn shutdown(&self) {
+        let _ = self.inner.raft.shutdown().await;
+    }
+}
+
+fn map_write_error(e: RaftError<u64, ClientWriteError<u64, BasicNode>>) -> ConsensusError {
+    match e {
+        RaftError::APIError(ClientWriteError::ForwardToLeader(f)) => ConsensusError::NotLeader {
+            leader: f.leader_id.zip(f.leader_node.map(|n| n.addr)),
+        },
+        RaftError::APIError(ClientWriteError::ChangeMembershipError(e)) => {
+            ConsensusError::Rejected(e.to_string())
+        }
+        RaftError::Fatal(f) => ConsensusError::Fatal(f.to_string()),
+    }
+}

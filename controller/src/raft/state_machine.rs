@@ -1,0 +1,186 @@
+//! The state machine glue: applies committed entries to the pure [`State`] held in memory, and
+//! persists it only as snapshots (in redb). On restart the last snapshot is loaded and openraft
+//! re-applies the committed log after it.
+
+use super::store::{Store, StoreError, KEY_SNAPSHOT_DATA, KEY_SNAPSHOT_META};
+use super::TypeConfig;
+use crate::state::{decode_image, encode_image, State};
+use hoist_proto::raft::Response;
+use openraft::storage::RaftStateMachine;
+use openraft::{
+    BasicNode, Entry, EntryPayload, LogId, OptionalSend, RaftSnapshotBuilder, Snapshot,
+    SnapshotMeta, StorageError, StorageIOError, StoredMembership,
+};
+use std::io::Cursor;
+use std::sync::{Arc, RwLock};
+
+/// What has been applied: the state and the Raft position it corresponds to.
+#[derive(Debug, Default, Clone)]
+pub struct Applied {
+    pub state: State,
+    pub last_applied: Option<LogId<u64>>,
+    pub membership: StoredMembership<u64, BasicNode>,
+}
+
+/// The state machine; [`Machine::shared`] is read by the API without going through Raft.
+#[derive(Debug, Clone)]
+pub struct Machine {
+    pub shared: Arc<RwLock<Applied>>,
+    store: Store,
+    snapshot_seq: Arc<std::sync::atomic::AtomicU64>,
+}
+
+type SResult<T> = Result<T, StorageError<u64>>;
+
+fn sm_err(e: impl std::fmt::Display) -> StorageError<u64> {
+    StorageIOError::write_state_machine(openraft::AnyError::error(e.to_string())).into()
+}
+fn snap_err(e: impl std::fmt::Display) -> StorageError<u64> {
+    StorageIOError::read_snapshot(None, openraft::AnyError::error(e.to_string())).into()
+}
+
+impl Machine {
+    /// Opens the state machine from the last persisted snapshot, if any.
+    pub fn open(store: Store) -> Result<Machine, StoreError> {
+        let mut applied = Applied::default();
+        if let Some((meta, data)) = load_snapshot(&store)? {
+            applied.state =
+                decode_image(&data).map_err(|e| StoreError::Db(format!("snapshot: {e}")))?;
+            applied.last_applied = meta.last_log_id;
+            applied.membership = meta.last_membership;
+        }
+        Ok(Machine {
+            shared: Arc::new(RwLock::new(applied)),
+            store,
+            snapshot_seq: Arc::default(),
+        })
+    }
+
+    fn persist(&self, meta: &SnapshotMeta<u64, BasicNode>, data: &[u8]) -> Result<(), StoreError> {
+        let m = postcard::to_stdvec(meta).expect("snapshot meta encodes");
+        self.store
+            .put_meta(&[(KEY_SNAPSHOT_META, &m), (KEY_SNAPSHOT_DATA, data)], true)
+    }
+}
+
+/// A persisted snapshot: its meta and the state image.
+type StoredSnapshot = (SnapshotMeta<u64, BasicNode>, Vec<u8>);
+
+fn load_snapshot(store: &Store) -> Result<Option<StoredSnapshot>, StoreError> {
+    let (Some(m), Some(d)) = (
+        store.get_meta(KEY_SNAPSHOT_META)?,
+        store.get_meta(KEY_SNAPSHOT_DATA)?,
+    ) else {
+        return Ok(None);
+    };
+    let meta = postcard::from_bytes(&m).map_err(|source| StoreError::Decode {
+        what: "snapshot meta",
+        source,
+    })?;
+    Ok(Some((meta, d)))
+}
+
+impl RaftSnapshotBuilder<TypeConfig> for Machine {
+    async fn build_snapshot(&mut self) -> SResult<Snapshot<TypeConfig>> {
+        let (state, last, membership) = {
+            let a = self.shared.read().expect("state lock");
+            (a.state.clone(), a.last_applied, a.membership.clone())
+        };
+        let seq = self
+            .snapshot_seq
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let this = self.clone();
+        let (meta, data) = tokio::task::spawn_blocking(move || {
+            let data = encode_image(&state);
+            let snapshot_id = match last {
+                Some(l) => format!("{}-{}-{seq}", l.leader_id.term, l.index),
+                None => format!("none-{seq}"),
+            };
+            let meta = SnapshotMeta {
+                last_log_id: last,
+                last_membership: membership,
+                snapshot_id,
+            };
+            this.persist(&meta, &data).map(|()| (meta, data))
+        })
+        .await
+        .map_err(sm_err)?
+        .map_err(sm_err)?;
+        Ok(Snapshot {
+            meta,
+            snapshot: Box::new(Cursor::new(data)),
+        })
+    }
+}
+
+impl RaftStateMachine<TypeConfig> for Machine {
+    type SnapshotBuilder = Self;
+
+    async fn applied_state(
+        &mut self,
+    ) -> SResult<(Option<LogId<u64>>, StoredMembership<u64, BasicNode>)> {
+        let a = self.shared.read().expect("state lock");
+        Ok((a.last_applied, a.membership.clone()))
+    }
+
+    async fn apply<I>(&mut self, entries: I) -> SResult<Vec<Response>>
+    where
+        I: IntoIterator<Item = Entry<TypeConfig>> + OptionalSend,
+        I::IntoIter: OptionalSend,
+    {
+        let mut a = self.shared.write().expect("state lock");
+        let mut out = Vec::new();
+        for entry in entries {
+            a.last_applied = Some(entry.log_id);
+            out.push(match entry.payload {
+                EntryPayload::Blank => Response::Ok,
+                EntryPayload::Normal(req) => a.state.apply(&req),
+                EntryPayload::Membership(m) => {
+                    a.membership = StoredMembership::new(Some(entry.log_id), m);
+                    Response::Ok
+                }
+            });
+        }
+        Ok(out)
+    }
+
+    async fn get_snapshot_builder(&mut self) -> Self::SnapshotBuilder {
+        self.clone()
+    }
+
+    async fn begin_receiving_snapshot(&mut self) -> SResult<Box<Cursor<Vec<u8>>>> {
+        Ok(Box::new(Cursor::new(Vec::new())))
+    }
+
+    async fn install_snapshot(
+        &mut self,
+        meta: &SnapshotMeta<u64, BasicNode>,
+        snapshot: Box<Cursor<Vec<u8>>>,
+    ) -> SResult<()> {
+        let data = snapshot.into_inner();
+        let state = decode_image(&data).map_err(snap_err)?;
+        let this = self.clone();
+        let m = meta.clone();
+        tokio::task::spawn_blocking(move || this.persist(&m, &data))
+            .await
+            .map_err(sm_err)?
+            .map_err(sm_err)?;
+        let mut a = self.shared.write().expect("state lock");
+        a.state = state;
+        a.last_applied = meta.last_log_id;
+        a.membership = meta.last_membership.clone();
+        Ok(())
+    }
+
+    async fn get_current_snapshot(&mut self) -> SResult<Option<Snapshot<TypeConfig>>> {
+        let store = self.store.clone();
+        let loaded = tokio::task::spawn_blocking(move || load_snapshot(&store))
+            .await
+            .map_err(snap_err)?
+            .map_err(snap_err)?;
+        Ok(loaded.map(|(meta, data)| Snapshot {
+            meta,
+            snapshot: Box::new(Cursor::new(data)),
+        }))
+    }
+}

@@ -1,0 +1,368 @@
+//! Unit and property tests of the pure state: no Raft, no I/O.
+
+use super::*;
+use hoist_proto::cluster::{NodeResources, NodeStatus, TaskState, VersionOrigin};
+use hoist_proto::service::ServiceSpec;
+use proptest::prelude::*;
+
+fn req(time_ms: u64, command: Command) -> Request {
+    Request { time_ms, command }
+}
+
+fn spec(name: &str, image: &str, replicas: i64) -> ServiceSpec {
+    let mut s = ServiceSpec::new(name, image);
+    s.replicas = replicas;
+    s
+}
+
+fn change(r: Response) -> hoist_proto::cluster::ServiceChange {
+    match r {
+        Response::Service(c) => c,
+        other => panic!("expected a service change, got {other:?}"),
+    }
+}
+
+#[test]
+fn apply_is_idempotent_and_versions_grow() {
+    let mut st = State::default();
+    let c1 = change(st.apply(&req(
+        10,
+        Command::ApplyService(Box::new(spec("web", "nginx:1", 2))),
+    )));
+    assert!(c1.changed);
+    assert_eq!((c1.service.version, c1.service.created_ms), (1, 10));
+    let again = change(st.apply(&req(
+        20,
+        Command::ApplyService(Box::new(spec("web", "nginx:1", 2))),
+    )));
+    assert!(!again.changed);
+    assert_eq!((again.service.version, again.service.updated_ms), (1, 10));
+    let c2 = change(st.apply(&req(
+        30,
+        Command::ApplyService(Box::new(spec("web", "nginx:2", 2))),
+    )));
+    assert_eq!(
+        (
+            c2.service.version,
+            c2.service.created_ms,
+            c2.service.updated_ms
+        ),
+        (2, 10, 30)
+    );
+    let c3 = change(st.apply(&req(
+        40,
+        Command::ScaleService {
+            name: "web".into(),
+            replicas: 5,
+        },
+    )));
+    assert_eq!((c3.service.version, c3.service.spec.replicas), (3, 5));
+    let h = st.history("web").unwrap();
+    assert_eq!(
+        h.iter().map(|v| v.origin).collect::<Vec<_>>(),
+        [
+            VersionOrigin::Apply,
+            VersionOrigin::Apply,
+            VersionOrigin::Scale
+        ]
+    );
+}
+
+#[test]
+fn rollback_to_previous_and_to_a_version() {
+    let mut st = State::default();
+    st.apply(&req(
+        1,
+        Command::ApplyService(Box::new(spec("web", "nginx:1", 1))),
+    ));
+    st.apply(&req(
+        2,
+        Command::ApplyService(Box::new(spec("web", "nginx:2", 1))),
+    ));
+    let r = change(st.apply(&req(
+        3,
+        Command::RollbackService {
+            name: "web".into(),
+            version: None,
+        },
+    )));
+    assert_eq!(
+        (r.service.version, r.service.spec.image.as_str()),
+        (3, "nginx:1")
+    );
+    assert_eq!(
+        st.history("web").unwrap()[2].origin,
+        VersionOrigin::Rollback { from: 1 }
+    );
+    let r = change(st.apply(&req(
+        4,
+        Command::RollbackService {
+            name: "web".into(),
+            version: Some(2),
+        },
+    )));
+    assert_eq!(
+        (r.service.version, r.service.spec.image.as_str()),
+        (4, "nginx:2")
+    );
+    let before = st.hash();
+    match st.apply(&req(
+        5,
+        Command::RollbackService {
+            name: "web".into(),
+            version: Some(9),
+        },
+    )) {
+        Response::Error(e) => {
+            assert_eq!(e.code, ErrorCode::NotFound);
+            assert_eq!(
+                e.message,
+                "version: service \"web\" has no version 9 (kept: 1..=4)"
+            );
+        }
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(st.hash(), before);
+}
+
+#[test]
+fn refusals_name_the_field_and_change_nothing() {
+    let mut st = State::default();
+    st.apply(&req(
+        1,
+        Command::ApplyService(Box::new(spec("web", "nginx:1", 1))),
+    ));
+    let before = st.clone();
+    let cases = [
+        (
+            Command::ScaleService {
+                name: "web".into(),
+                replicas: -1,
+            },
+            "replicas: must be ≥ 0",
+        ),
+        (
+            Command::ScaleService {
+                name: "nope".into(),
+                replicas: 1,
+            },
+            "service \"nope\" not found",
+        ),
+        (
+            Command::DeleteService {
+                name: "nope".into(),
+            },
+            "service \"nope\" not found",
+        ),
+        (
+            Command::ApplyService(Box::new(spec("web", "nginx:1", -3))),
+            "replicas: must be ≥ 0",
+        ),
+        (
+            Command::RollbackService {
+                name: "web".into(),
+                version: None,
+            },
+            "service \"web\" has no version before 1",
+        ),
+        (
+            Command::Restore(b"junk".to_vec()),
+            "snapshot: not a Hoist state image (bad magic)",
+        ),
+    ];
+    for (cmd, msg) in cases {
+        match st.apply(&req(2, cmd.clone())) {
+            Response::Error(e) => assert_eq!(e.message, msg, "{cmd:?}"),
+            other => panic!("{cmd:?} gave {other:?}"),
+        }
+        assert_eq!(st, before, "{cmd:?} changed the state");
+    }
+}
+
+#[test]
+fn history_is_bounded() {
+    let mut st = State::default();
+    for i in 0..(HISTORY_LIMIT as i64 + 10) {
+        st.apply(&req(
+            1,
+            Command::ApplyService(Box::new(spec("web", "img", i))),
+        ));
+    }
+    let h = st.history("web").unwrap();
+    assert_eq!(h.len(), HISTORY_LIMIT);
+    assert_eq!(h.last().unwrap().version, HISTORY_LIMIT as u64 + 10);
+    assert_eq!(h[0].version, 11);
+}
+
+#[test]
+fn task_plans_are_rechecked() {
+    let mut st = State::default();
+    st.apply(&req(
+        1,
+        Command::ApplyService(Box::new(spec("web", "img", 1))),
+    ));
+    let node = Node {
+        id: "n1".into(),
+        hostname: "h1".into(),
+        address: "10.0.0.1:7000".into(),
+        labels: Default::default(),
+        capacity: NodeResources {
+            cpu_millis: 2000,
+            memory_bytes: 1 << 30,
+        },
+        status: NodeStatus::Ready,
+        updated_ms: 0,
+    };
+    st.apply(&req(2, Command::RegisterNode(node)));
+    let task = Task {
+        id: "t1".into(),
+        service: "web".into(),
+        service_version: 1,
+        slot: 0,
+        node: "n1".into(),
+        desired: TaskState::Running,
+        state: TaskState::Pending,
+        updated_ms: 0,
+    };
+    assert_eq!(
+        st.apply(&req(3, Command::PutTasks(vec![task.clone()]))),
+        Response::Tasks(1)
+    );
+    st.apply(&req(
+        4,
+        Command::ApplyService(Box::new(spec("web", "img", 2))),
+    ));
+    let stale = Task {
+        id: "t2".into(),
+        ..task.clone()
+    };
+    assert!(matches!(
+        st.apply(&req(5, Command::PutTasks(vec![stale]))),
+        Response::Error(_)
+    ));
+    st.apply(&req(
+        6,
+        Command::SetNodeStatus {
+            id: "n1".into(),
+            status: NodeStatus::Down,
+        },
+    ));
+    let on_down = Task {
+        id: "t3".into(),
+        service_version: 2,
+        ..task
+    };
+    assert!(matches!(
+        st.apply(&req(7, Command::PutTasks(vec![on_down]))),
+        Response::Error(_)
+    ));
+    st.apply(&req(8, Command::DeleteService { name: "web".into() }));
+    assert_eq!(st.tasks["t1"].desired, TaskState::Shutdown);
+}
+
+#[test]
+fn restore_replaces_the_state() {
+    let mut a = State::default();
+    a.apply(&req(
+        1,
+        Command::ApplyService(Box::new(spec("web", "img", 1))),
+    ));
+    let image = encode_image(&a);
+    let mut b = State::default();
+    b.apply(&req(
+        1,
+        Command::ApplyService(Box::new(spec("db", "pg", 1))),
+    ));
+    assert_eq!(
+        b.apply(&req(2, Command::Restore(image.clone()))),
+        Response::Restored(1)
+    );
+    assert_eq!(b.hash(), a.hash());
+    let mut corrupt = image;
+    let last = corrupt.len() - 1;
+    corrupt[last] ^= 1;
+    assert!(matches!(decode_image(&corrupt), Err(ImageError::Checksum)));
+}
+
+fn arb_command() -> impl Strategy<Value = Command> {
+    let name = prop::sample::select(vec!["a", "b", "c", "Bad_Name"]);
+    let image = prop::sample::select(vec!["x", "y"]);
+    prop_oneof![
+        4 => (name.clone(), image, -1i64..4).prop_map(|(n, i, r)| Command::ApplyService(Box::new(spec(n, i, r)))),
+        1 => name.clone().prop_map(|n| Command::DeleteService { name: n.into() }),
+        2 => (name.clone(), -1i64..4).prop_map(|(n, r)| Command::ScaleService { name: n.into(), replicas: r }),
+        2 => (name, prop::option::of(0u64..6)).prop_map(|(n, v)| Command::RollbackService { name: n.into(), version: v }),
+        1 => Just(Command::Noop),
+    ]
+}
+
+proptest! {
+    #[test]
+    fn apply_is_deterministic_and_errors_change_nothing(cmds in prop::collection::vec(arb_command(), 0..60)) {
+        let mut a = State::default();
+        let mut b = State::default();
+        for (i, cmd) in cmds.iter().enumerate() {
+            let r = req(i as u64, cmd.clone());
+            let before = a.clone();
+            let ra = a.apply(&r);
+            let rb = b.apply(&r);
+            prop_assert_eq!(&ra, &rb);
+            if matches!(ra, Response::Error(_)) {
+                prop_assert_eq!(&a, &before);
+            }
+            for (name, rec) in &a.services {
+                prop_assert!(!rec.history.is_empty() && rec.history.len() <= HISTORY_LIMIT);
+                prop_assert!(rec.history.iter().zip(rec.history.iter().skip(1)).all(|(a, b)| a.version < b.version));
+                prop_assert!(rec.current().spec.validate().is_empty());
+                prop_assert_eq!(&rec.current().spec.name, name);
+            }
+        }
+        prop_assert_eq!(a.hash(), b.hash());
+        prop_assert_eq!(decode_image(&encode_image(&a)).unwrap(), a);
+    }
+
+    #[test]
+    fn reapplying_the_current_spec_is_a_no_op(cmds in prop::collection::vec(arb_command(), 0..30)) {
+        let mut st = State::default();
+        for (i, cmd) in cmds.iter().enumerate() {
+            st.apply(&req(i as u64, cmd.clone()));
+        }
+        let before = st.clone();
+        for svc in before.list_services() {
+            let c = change(st.apply(&req(999, Command::ApplyService(Box::new(svc.spec.clone())))));
+            prop_assert!(!c.changed);
+            prop_assert_eq!(c.service.version, svc.version);
+        }
+        prop_assert_eq!(st, before);
+    }
+}
+
+proptest! {
+    #[test]
+    fn a_batch_is_the_same_as_its_commands_in_order(cmds in prop::collection::vec(arb_command(), 0..30)) {
+        let mut one_by_one = State::default();
+        let expected: Vec<Response> = cmds.iter().map(|c| one_by_one.apply(&req(7, c.clone()))).collect();
+        let mut batched = State::default();
+        let got = batched.apply(&req(7, Command::Batch(cmds.clone())));
+        prop_assert_eq!(got, Response::Batch(expected));
+        prop_assert_eq!(batched, one_by_one);
+    }
+}
+
+#[test]
+fn nested_batches_are_refused() {
+    let mut st = State::default();
+    let r = st.apply(&req(
+        1,
+        Command::Batch(vec![Command::Batch(vec![]), Command::Noop]),
+    ));
+    match r {
+        Response::Batch(rs) => {
+            assert!(
+                matches!(&rs[0], Response::Error(e) if e.message == "a batch cannot contain a batch")
+            );
+            assert_eq!(rs[1], Response::Ok);
+        }
+        other => panic!("{other:?}"),
+    }
+}

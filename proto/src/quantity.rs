@@ -1,0 +1,225 @@
+//! Parsers for the human-written quantities of a service spec: sizes, CPU amounts and durations.
+//!
+//! They live in `proto` so that the CLI can check a spec before sending it and the controller's
+//! `apply` can re-check it deterministically, both with the same rules.
+
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+/// A quantity as the operator wrote it (`"512Mi"`, `"0.5"`, `2`), kept verbatim so that applying the
+/// same file twice compares equal. JSON, TOML and YAML may give it as a number or a string; the
+/// compact binary encoding always stores the string.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Default)]
+pub struct Quantity(pub String);
+
+impl Quantity {
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl From<&str> for Quantity {
+    fn from(s: &str) -> Self {
+        Quantity(s.to_string())
+    }
+}
+
+impl std::fmt::Display for Quantity {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl Serialize for Quantity {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&self.0)
+    }
+}
+
+struct QuantityVisitor;
+
+impl serde::de::Visitor<'_> for QuantityVisitor {
+    type Value = Quantity;
+    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("a number or a string such as \"512Mi\" or \"0.5\"")
+    }
+    fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<Quantity, E> {
+        Ok(Quantity(v.to_string()))
+    }
+    fn visit_string<E: serde::de::Error>(self, v: String) -> Result<Quantity, E> {
+        Ok(Quantity(v))
+    }
+    fn visit_u64<E: serde::de::Error>(self, v: u64) -> Result<Quantity, E> {
+        Ok(Quantity(v.to_string()))
+    }
+    fn visit_i64<E: serde::de::Error>(self, v: i64) -> Result<Quantity, E> {
+        Ok(Quantity(v.to_string()))
+    }
+    fn visit_f64<E: serde::de::Error>(self, v: f64) -> Result<Quantity, E> {
+        Ok(Quantity(v.to_string()))
+    }
+}
+
+impl<'de> Deserialize<'de> for Quantity {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        if d.is_human_readable() {
+            d.deserialize_any(QuantityVisitor)
+        } else {
+            d.deserialize_string(QuantityVisitor)
+        }
+    }
+}
+
+/// Parses a byte size: a plain number of bytes, or a number with a decimal (`k`, `M`, `G`, `T`, also
+/// written `KB`, `MB`...) or binary (`Ki`, `Mi`, `Gi`, `Ti`, also `KiB`...) suffix, case-insensitive.
+/// Returns `None` when the text is not a size or overflows.
+pub fn parse_size(text: &str) -> Option<u64> {
+    let t = text.trim();
+    let split = t
+        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .unwrap_or(t.len());
+    let (num, unit) = t.split_at(split);
+    if num.is_empty() {
+        return None;
+    }
+    let mult: u64 = match unit.trim().to_ascii_lowercase().as_str() {
+        "" | "b" => 1,
+        "k" | "kb" => 1_000,
+        "m" | "mb" => 1_000_000,
+        "g" | "gb" => 1_000_000_000,
+        "t" | "tb" => 1_000_000_000_000,
+        "ki" | "kib" => 1 << 10,
+        "mi" | "mib" => 1 << 20,
+        "gi" | "gib" => 1 << 30,
+        "ti" | "tib" => 1 << 40,
+        _ => return None,
+    };
+    scale_decimal(num, mult)
+}
+
+/// Parses a CPU amount into thousandths of a CPU: `"2"`, `"0.5"`, `"500m"`.
+pub fn parse_cpu_millis(text: &str) -> Option<u64> {
+    let t = text.trim();
+    if let Some(m) = t.strip_suffix('m') {
+        if m.is_empty() || !m.bytes().all(|b| b.is_ascii_digit()) {
+            return None;
+        }
+        return m.parse().ok();
+    }
+    scale_decimal(t, 1000)
+}
+
+/// Parses a duration into milliseconds: one or more `<number><unit>` parts with units `ms`, `s`,
+/// `m`, `h` (`"1m30s"`, `"500ms"`, `"10s"`); a bare `"0"` is zero.
+pub fn parse_duration_ms(text: &str) -> Option<u64> {
+    let t = text.trim();
+    if t == "0" {
+        return Some(0);
+    }
+    if t.is_empty() {
+        return None;
+    }
+    let mut rest = t;
+    let mut total: u64 = 0;
+    while !rest.is_empty() {
+        let digits = rest
+            .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+            .unwrap_or(rest.len());
+        if digits == 0 {
+            return None;
+        }
+        let (num, after) = rest.split_at(digits);
+        let unit_len = after
+            .find(|c: char| c.is_ascii_digit())
+            .unwrap_or(after.len());
+        let (unit, next) = after.split_at(unit_len);
+        let mult = match unit {
+            "ms" => 1,
+            "s" => 1_000,
+            "m" => 60_000,
+            "h" => 3_600_000,
+            _ => return None,
+        };
+        total = total.checked_add(scale_decimal(num, mult)?)?;
+        rest = next;
+    }
+    Some(total)
+}
+
+/// `num` (digits with at most one dot) times `mult`, rounded down; `None` on bad text or overflow.
+fn scale_decimal(num: &str, mult: u64) -> Option<u64> {
+    let (int, frac) = match num.split_once('.') {
+        Some((i, f)) => (i, f),
+        None => (num, ""),
+    };
+    if int.is_empty() && frac.is_empty() {
+        return None;
+    }
+    if !int.bytes().all(|b| b.is_ascii_digit()) || !frac.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    let int_v: u64 = if int.is_empty() { 0 } else { int.parse().ok()? };
+    let mut value = int_v.checked_mul(mult)?;
+    let mut scale = mult;
+    for d in frac.bytes().take(18) {
+        scale /= 10;
+        if scale == 0 {
+            break;
+        }
+        value = value.checked_add(u64::from(d - b'0') * scale)?;
+    }
+    Some(value)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sizes() {
+        assert_eq!(parse_size("512"), Some(512));
+        assert_eq!(parse_size("512Mi"), Some(512 << 20));
+        assert_eq!(parse_size("1GiB"), Some(1 << 30));
+        assert_eq!(parse_size("1.5G"), Some(1_500_000_000));
+        assert_eq!(parse_size("2k"), Some(2000));
+        assert_eq!(parse_size("12x"), None);
+        assert_eq!(parse_size(""), None);
+        assert_eq!(parse_size("Mi"), None);
+        assert_eq!(parse_size("-1"), None);
+        assert_eq!(parse_size("99999999999999Ti"), None);
+    }
+
+    #[test]
+    fn cpus() {
+        assert_eq!(parse_cpu_millis("0.5"), Some(500));
+        assert_eq!(parse_cpu_millis("2"), Some(2000));
+        assert_eq!(parse_cpu_millis("250m"), Some(250));
+        assert_eq!(parse_cpu_millis("m"), None);
+        assert_eq!(parse_cpu_millis("abc"), None);
+    }
+
+    #[test]
+    fn durations() {
+        assert_eq!(parse_duration_ms("10s"), Some(10_000));
+        assert_eq!(parse_duration_ms("1m30s"), Some(90_000));
+        assert_eq!(parse_duration_ms("250ms"), Some(250));
+        assert_eq!(parse_duration_ms("1.5s"), Some(1500));
+        assert_eq!(parse_duration_ms("0"), Some(0));
+        assert_eq!(parse_duration_ms("10"), None);
+        assert_eq!(parse_duration_ms("5d"), None);
+        assert_eq!(parse_duration_ms(""), None);
+    }
+
+    #[test]
+    fn quantity_reads_numbers_and_strings_from_json() {
+        let q: Quantity = serde_json::from_str("0.5").unwrap();
+        assert_eq!(q.as_str(), "0.5");
+        let q: Quantity = serde_json::from_str("\"512Mi\"").unwrap();
+        assert_eq!(q.as_str(), "512Mi");
+        let bytes = postcard::to_stdvec(&Quantity::from("1Gi")).unwrap();
+        assert_eq!(bytes, b"\x031Gi");
+        assert_eq!(
+            postcard::from_bytes::<Quantity>(&bytes).unwrap().as_str(),
+            "1Gi"
+        );
+    }
+}

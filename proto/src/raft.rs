@@ -1,0 +1,156 @@
+//! The payload of the controller's Raft log: commands stamped with the leader's clock, and what
+//! applying them answers. Postcard-encoded; variants are only ever appended.
+
+use crate::cluster::{Node, NodeStatus, Service, ServiceChange, Task};
+use crate::service::ServiceSpec;
+use serde::{Deserialize, Serialize};
+
+/// One log entry's application data: a command and the leader's wall clock when it was proposed.
+/// `apply` uses `time_ms` instead of reading a clock, so every member computes the same state.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Request {
+    pub time_ms: u64,
+    pub command: Command,
+}
+
+/// A change to the replicated state. Append new variants at the end only.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Command {
+    /// Create or update a service; the same spec as the current one is a no-op.
+    ApplyService(Box<ServiceSpec>),
+    DeleteService {
+        name: String,
+    },
+    ScaleService {
+        name: String,
+        replicas: i64,
+    },
+    /// Make a new version with the spec of `version` (default: the one before the current).
+    RollbackService {
+        name: String,
+        version: Option<u64>,
+    },
+    /// Add or replace a node.
+    RegisterNode(Node),
+    SetNodeStatus {
+        id: String,
+        status: NodeStatus,
+    },
+    RemoveNode {
+        id: String,
+    },
+    /// Add or replace tasks (a scheduler plan).
+    PutTasks(Vec<Task>),
+    RemoveTasks(Vec<String>),
+    /// Replace the whole state with an operator's snapshot (postcard bytes of the state image).
+    Restore(Vec<u8>),
+    /// Does nothing; used to probe that the log accepts writes.
+    Noop,
+    /// Several commands in one log entry, applied in order (the leader groups concurrent writes).
+    /// A batch inside a batch is refused.
+    Batch(Vec<Command>),
+}
+
+/// The kind of a refused command.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ErrorCode {
+    NotFound,
+    Invalid,
+    Conflict,
+}
+
+/// Why `apply` refused a command; the state is unchanged.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CommandError {
+    pub code: ErrorCode,
+    pub message: String,
+    /// The dotted path of the field at fault, if any.
+    pub field: Option<String>,
+}
+
+/// What applying a command answered. Append new variants at the end only.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Response {
+    Service(ServiceChange),
+    Deleted(Service),
+    Node(Node),
+    /// How many tasks a task command touched.
+    Tasks(u64),
+    /// The number of services after a restore.
+    Restored(u64),
+    Ok,
+    Error(CommandError),
+    /// One answer per command of a [`Command::Batch`], in order.
+    Batch(Vec<Response>),
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn postcard_golden_bytes_and_round_trip() {
+        let cases: Vec<(Request, &[u8])> = vec![
+            (
+                Request {
+                    time_ms: 1,
+                    command: Command::ScaleService {
+                        name: "web".into(),
+                        replicas: -1,
+                    },
+                },
+                b"\x01\x02\x03web\x01",
+            ),
+            (
+                Request {
+                    time_ms: 128,
+                    command: Command::Noop,
+                },
+                b"\x80\x01\x0a",
+            ),
+            (
+                Request {
+                    time_ms: 0,
+                    command: Command::RollbackService {
+                        name: "a".into(),
+                        version: Some(2),
+                    },
+                },
+                b"\x00\x03\x01a\x01\x02",
+            ),
+            (
+                Request {
+                    time_ms: 0,
+                    command: Command::DeleteService { name: "a".into() },
+                },
+                b"\x00\x01\x01a",
+            ),
+        ];
+        for (req, golden) in cases {
+            let b = postcard::to_stdvec(&req).unwrap();
+            assert_eq!(b, golden, "{req:?} -> {b:x?}");
+            assert_eq!(postcard::from_bytes::<Request>(&b).unwrap(), req);
+        }
+        let batch = Request {
+            time_ms: 0,
+            command: Command::Batch(vec![
+                Command::Noop,
+                Command::DeleteService { name: "a".into() },
+            ]),
+        };
+        let b = postcard::to_stdvec(&batch).unwrap();
+        assert_eq!(b, b"\x00\x0b\x02\x0a\x01\x01a");
+        assert_eq!(postcard::from_bytes::<Request>(&b).unwrap(), batch);
+        let b = postcard::to_stdvec(&Response::Batch(vec![Response::Ok])).unwrap();
+        assert_eq!(b, b"\x07\x01\x05");
+        let r = Response::Error(CommandError {
+            code: ErrorCode::NotFound,
+            message: "x".into(),
+            field: None,
+        });
+        let b = postcard::to_stdvec(&r).unwrap();
+        assert_eq!(b, b"\x06\x00\x01x\x00");
+        assert_eq!(postcard::from_bytes::<Response>(&b).unwrap(), r);
+    }
+}

@@ -1,0 +1,385 @@
+//! The service spec: what an operator asks Hoist to run, as JSON over HTTP or a TOML/YAML/JSON file.
+//!
+//! The same struct is the payload of the Raft log (postcard), so it stays plain: no `flatten`,
+//! `tag`, `untagged` or `skip_serializing_if`; enum variants are only appended. Quantities and
+//! durations are kept as written so that applying the same file twice is the same version.
+
+use crate::quantity::Quantity;
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+
+mod validate;
+
+pub use validate::{validate_constraint, validate_name, validate_replicas, MAX_REPLICAS};
+
+/// A service: `replicas` copies of one container, kept running by the controller.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ServiceSpec {
+    /// DNS label: lowercase letters, digits and `-`, 1–63 characters.
+    pub name: String,
+    /// Image reference, `NAME[:TAG]` or `NAME@sha256:...`.
+    pub image: String,
+    /// Replaces the image's ENTRYPOINT when not empty.
+    #[serde(default)]
+    pub command: Vec<String>,
+    /// Replaces the image's CMD when not empty.
+    #[serde(default)]
+    pub args: Vec<String>,
+    #[serde(default)]
+    pub env: BTreeMap<String, String>,
+    /// Desired number of running replicas (signed so that `-1` gets a precise error).
+    #[serde(default = "default_replicas")]
+    pub replicas: i64,
+    #[serde(default)]
+    pub resources: ResourceSpec,
+    #[serde(default)]
+    pub ports: Vec<ServicePort>,
+    #[serde(default)]
+    pub health_check: Option<HealthCheck>,
+    #[serde(default)]
+    pub restart: RestartPolicy,
+    #[serde(default)]
+    pub update: UpdatePolicy,
+    #[serde(default)]
+    pub placement: Placement,
+    #[serde(default)]
+    pub labels: BTreeMap<String, String>,
+    #[serde(default)]
+    pub autoscale: Option<Autoscale>,
+}
+
+fn default_replicas() -> i64 {
+    1
+}
+
+/// What each replica reserves on its node; absent means no reservation.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ResourceSpec {
+    /// CPUs: `2`, `0.5`, `"500m"`.
+    #[serde(default)]
+    pub cpu: Option<Quantity>,
+    /// Bytes: `"512Mi"`, `"1G"`, `268435456`.
+    #[serde(default)]
+    pub memory: Option<Quantity>,
+}
+
+/// Transport protocol of a service port.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum PortProtocol {
+    #[default]
+    Tcp,
+    Udp,
+}
+
+/// A port the replicas listen on, optionally published on every node.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ServicePort {
+    /// The container's port, 1–65535.
+    pub target: i64,
+    /// The node port that forwards to it, 1–65535.
+    #[serde(default)]
+    pub published: Option<i64>,
+    #[serde(default)]
+    pub protocol: PortProtocol,
+}
+
+/// How a replica's health is checked. Exactly one of `command`, `http_path` or `tcp_port`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HealthCheck {
+    /// A command run inside the container; exit 0 is healthy.
+    #[serde(default)]
+    pub command: Vec<String>,
+    /// An HTTP GET to this path on `port` must answer 2xx or 3xx.
+    #[serde(default)]
+    pub http_path: Option<String>,
+    /// The port for `http_path`, or a TCP connect check on its own.
+    #[serde(default)]
+    pub tcp_port: Option<i64>,
+    #[serde(default = "default_interval")]
+    pub interval: String,
+    #[serde(default = "default_timeout")]
+    pub timeout: String,
+    /// Consecutive failures before the replica is unhealthy.
+    #[serde(default = "default_retries")]
+    pub retries: i64,
+    /// Failures during this time after start do not count.
+    #[serde(default = "zero_duration")]
+    pub start_period: String,
+}
+
+fn default_interval() -> String {
+    "10s".into()
+}
+fn default_timeout() -> String {
+    "5s".into()
+}
+fn default_retries() -> i64 {
+    3
+}
+fn zero_duration() -> String {
+    "0s".into()
+}
+
+/// When a replica that stopped is started again.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum RestartCondition {
+    #[default]
+    Any,
+    OnFailure,
+    None,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RestartPolicy {
+    #[serde(default)]
+    pub condition: RestartCondition,
+    /// Restarts within `window` before giving up; 0 is unlimited.
+    #[serde(default)]
+    pub max_attempts: i64,
+    /// First back-off delay; it doubles up to 5 minutes.
+    #[serde(default = "default_restart_delay")]
+    pub delay: String,
+    #[serde(default = "default_window")]
+    pub window: String,
+}
+
+fn default_restart_delay() -> String {
+    "1s".into()
+}
+fn default_window() -> String {
+    "5m".into()
+}
+
+impl Default for RestartPolicy {
+    fn default() -> Self {
+        RestartPolicy {
+            condition: RestartCondition::Any,
+            max_attempts: 0,
+            delay: default_restart_delay(),
+            window: default_window(),
+        }
+    }
+}
+
+/// What a rolling update does when a new replica fails its health gate.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum FailureAction {
+    #[default]
+    Pause,
+    Rollback,
+    Continue,
+}
+
+/// Whether an updated replica starts before or after the old one stops.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum UpdateOrder {
+    #[default]
+    StopFirst,
+    StartFirst,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UpdatePolicy {
+    /// Replicas replaced at once, ≥ 1.
+    #[serde(default = "default_parallelism")]
+    pub parallelism: i64,
+    /// Pause between batches.
+    #[serde(default = "zero_duration")]
+    pub delay: String,
+    #[serde(default)]
+    pub failure_action: FailureAction,
+    /// How long a new replica must stay healthy before the next batch.
+    #[serde(default = "default_monitor")]
+    pub monitor: String,
+    #[serde(default)]
+    pub order: UpdateOrder,
+}
+
+fn default_parallelism() -> i64 {
+    1
+}
+fn default_monitor() -> String {
+    "5s".into()
+}
+
+impl Default for UpdatePolicy {
+    fn default() -> Self {
+        UpdatePolicy {
+            parallelism: 1,
+            delay: zero_duration(),
+            failure_action: FailureAction::Pause,
+            monitor: default_monitor(),
+            order: UpdateOrder::StopFirst,
+        }
+    }
+}
+
+/// Where replicas may run.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Placement {
+    /// `node.id==X`, `node.hostname!=X`, `node.labels.KEY==VALUE`.
+    #[serde(default)]
+    pub constraints: Vec<String>,
+    /// At most this many replicas on one node; 0 is no limit.
+    #[serde(default)]
+    pub max_per_node: i64,
+}
+
+/// Bounds within which a webhook may scale the service.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Autoscale {
+    pub min: i64,
+    pub max: i64,
+}
+
+/// One problem with a spec: the dotted path of the field and what is wrong with it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FieldError {
+    pub field: String,
+    pub message: String,
+}
+
+impl std::fmt::Display for FieldError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}: {}", self.field, self.message)
+    }
+}
+
+impl ServiceSpec {
+    /// A spec with defaults for everything but name and image.
+    pub fn new(name: &str, image: &str) -> Self {
+        ServiceSpec {
+            name: name.into(),
+            image: image.into(),
+            command: vec![],
+            args: vec![],
+            env: BTreeMap::new(),
+            replicas: 1,
+            resources: ResourceSpec::default(),
+            ports: vec![],
+            health_check: None,
+            restart: RestartPolicy::default(),
+            update: UpdatePolicy::default(),
+            placement: Placement::default(),
+            labels: BTreeMap::new(),
+            autoscale: None,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn errors_of(spec: &ServiceSpec) -> Vec<String> {
+        spec.validate().iter().map(ToString::to_string).collect()
+    }
+
+    #[test]
+    fn minimal_spec_is_valid_and_defaults_apply() {
+        let s: ServiceSpec = serde_json::from_str(r#"{"name":"web","image":"busybox"}"#).unwrap();
+        assert_eq!(s, ServiceSpec::new("web", "busybox"));
+        assert!(s.validate().is_empty());
+    }
+
+    #[test]
+    fn precise_field_errors() {
+        let mut s = ServiceSpec::new("web", "busybox");
+        s.replicas = -1;
+        s.resources.memory = Some("12x".into());
+        s.resources.cpu = Some("lots".into());
+        s.ports.push(ServicePort {
+            target: 70000,
+            published: Some(80),
+            protocol: PortProtocol::Tcp,
+        });
+        s.ports.push(ServicePort {
+            target: 81,
+            published: Some(80),
+            protocol: PortProtocol::Tcp,
+        });
+        s.update.parallelism = 0;
+        s.placement.constraints.push("zone=a".into());
+        assert_eq!(
+            errors_of(&s),
+            vec![
+                "replicas: must be ≥ 0",
+                "resources.cpu: \"lots\" is not a CPU amount",
+                "resources.memory: \"12x\" is not a size",
+                "ports[0].target: 70000 is not in 1..=65535",
+                "ports[1].published: 80 is published twice",
+                "update.parallelism: must be ≥ 1",
+                "placement.constraints[0]: \"zone=a\" needs == or !=",
+            ]
+        );
+    }
+
+    #[test]
+    fn names_and_health_checks() {
+        let mut s = ServiceSpec::new("Web_1", "");
+        s.health_check = Some(HealthCheck {
+            command: vec![],
+            http_path: Some("healthz".into()),
+            tcp_port: None,
+            interval: "10".into(),
+            timeout: "1s".into(),
+            retries: 0,
+            start_period: "0s".into(),
+        });
+        s.autoscale = Some(Autoscale { min: 2, max: 1 });
+        let e = errors_of(&s);
+        assert!(
+            e[0].starts_with("name: \"Web_1\" is not a DNS label"),
+            "{e:?}"
+        );
+        assert_eq!(e[1], "image: must not be empty");
+        assert!(e.contains(&"health_check.http_path: \"healthz\" must start with '/'".to_string()));
+        assert!(e.contains(&"health_check.tcp_port: is needed with http_path".to_string()));
+        assert!(e
+            .iter()
+            .any(|m| m.starts_with("health_check.interval: \"10\" is not a duration")));
+        assert!(e.contains(&"health_check.retries: must be ≥ 1".to_string()));
+        assert!(e.contains(&"autoscale.max: must be ≥ autoscale.min (2)".to_string()));
+    }
+
+    #[test]
+    fn unknown_fields_and_bad_enums_are_rejected() {
+        let e = serde_json::from_str::<ServiceSpec>(r#"{"name":"a","image":"b","replica":3}"#)
+            .unwrap_err();
+        assert!(e.to_string().contains("unknown field `replica`"), "{e}");
+        let e = serde_json::from_str::<ServiceSpec>(
+            r#"{"name":"a","image":"b","restart":{"condition":"sometimes"}}"#,
+        )
+        .unwrap_err();
+        assert!(e.to_string().contains("unknown variant `sometimes`"), "{e}");
+    }
+
+    #[test]
+    fn postcard_golden_bytes() {
+        let mut s = ServiceSpec::new("web", "nginx:1");
+        s.replicas = 3;
+        s.resources.memory = Some("64Mi".into());
+        s.env.insert("A".into(), "1".into());
+        s.ports.push(ServicePort {
+            target: 80,
+            published: Some(8080),
+            protocol: PortProtocol::Udp,
+        });
+        let bytes = postcard::to_stdvec(&s).unwrap();
+        let expected: &[u8] = b"\x03web\x07nginx:1\x00\x00\x01\x01A\x011\x06\x00\x01\x0464Mi\x01\xa0\x01\x01\xa0\x7e\x01\x00\x00\x00\x021s\x025m\x02\x020s\x00\x025s\x00\x00\x00\x00\x00";
+        assert_eq!(bytes, expected, "{bytes:x?}");
+        assert_eq!(postcard::from_bytes::<ServiceSpec>(&bytes).unwrap(), s);
+    }
+}

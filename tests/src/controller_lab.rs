@@ -1,0 +1,436 @@
+//! A lab of controller hosts: each member of a `hoist-controller` cluster runs in its own network
+//! namespace on a per-run bridge, so tests can kill (`-9`), pause (`STOP`/`CONT`), partition (link
+//! down) and restart members. Names carry a per-run id; `Drop` kills every process and deletes the
+//! namespaces and the bridge, also when a test fails.
+
+use anyhow::{anyhow, bail, Context, Result};
+use serde_json::Value;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// The port every member listens on inside its namespace.
+pub const PORT: u16 = 7070;
+
+/// Where the workspace's binaries are (`<target>/<triple>/debug`), found from the test executable.
+pub fn controller_bin() -> PathBuf {
+    if let Ok(p) = std::env::var("HOIST_CONTROLLER_BIN") {
+        return PathBuf::from(p);
+    }
+    let exe = std::env::current_exe().expect("current exe");
+    let deps = exe.parent().expect("deps dir");
+    let dir = if deps.ends_with("deps") {
+        deps.parent().expect("profile dir")
+    } else {
+        deps
+    };
+    let p = dir.join("hoist-controller");
+    assert!(
+        p.exists(),
+        "{} is missing: run `cargo build --workspace --bins` first",
+        p.display()
+    );
+    p
+}
+
+fn run(cmd: &str) -> Result<()> {
+    let out = Command::new("sh")
+        .arg("-c")
+        .arg(cmd)
+        .output()
+        .with_context(|| format!("run {cmd}"))?;
+    if !out.status.success() {
+        bail!("{cmd}: {}", String::from_utf8_lossy(&out.stderr).trim());
+    }
+    Ok(())
+}
+
+/// Polls `check` every 20 ms until it yields a value or `timeout` passes.
+pub fn wait_for<T>(
+    what: &str,
+    timeout: Duration,
+    mut check: impl FnMut() -> Option<T>,
+) -> Result<T> {
+    let deadline = Instant::now() + timeout;
+    loop {
+        if let Some(v) = check() {
+            return Ok(v);
+        }
+        if Instant::now() > deadline {
+            bail!("timed out after {timeout:?} waiting for {what}");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// Extra flags passed to every member (none: the binary's defaults).
+#[derive(Debug, Clone, Default)]
+pub struct MemberFlags(pub Vec<String>);
+
+#[derive(Debug)]
+struct Host {
+    ns: String,
+    veth: String,
+    ip: String,
+    data: PathBuf,
+    child: Option<Child>,
+    id: u64,
+}
+
+/// The lab: a bridge with the test's address, and one namespace per member.
+#[derive(Debug)]
+pub struct Lab {
+    pub run_id: String,
+    bridge: String,
+    subnet: u8,
+    hosts: Vec<Host>,
+    dir: tempfile::TempDir,
+    pub flags: MemberFlags,
+    http: reqwest::blocking::Client,
+}
+
+fn free_subnet() -> Result<u8> {
+    let out = Command::new("ip")
+        .args(["-o", "-4", "addr", "show"])
+        .output()?;
+    let used = String::from_utf8_lossy(&out.stdout).to_string();
+    for _ in 0..64 {
+        let s = (rand::random::<u8>() % 250) + 2;
+        if !used.contains(&format!("10.78.{s}.")) {
+            return Ok(s);
+        }
+    }
+    bail!("no free 10.78.x.0/24 subnet")
+}
+
+impl Lab {
+    /// A lab with `n` hosts (no members started yet).
+    pub fn new(n: usize) -> Result<Lab> {
+        let run_id = format!("{:06x}", rand::random::<u32>() & 0xff_ffff);
+        let subnet = free_subnet()?;
+        let bridge = format!("hc{run_id}b");
+        run(&format!("ip link add {bridge} type bridge && ip addr add 10.78.{subnet}.1/24 dev {bridge} && ip link set {bridge} up"))?;
+        let http = reqwest::blocking::Client::builder()
+            .no_proxy()
+            .connect_timeout(Duration::from_millis(300))
+            .timeout(Duration::from_secs(5))
+            .build()?;
+        let mut lab = Lab {
+            run_id,
+            bridge,
+            subnet,
+            hosts: vec![],
+            dir: tempfile::tempdir()?,
+            flags: MemberFlags::default(),
+            http,
+        };
+        for _ in 0..n {
+            lab.add_host()?;
+        }
+        Ok(lab)
+    }
+
+    /// Adds a host (namespace + veth on the bridge); answers its index.
+    pub fn add_host(&mut self) -> Result<usize> {
+        let i = self.hosts.len();
+        let ns = format!("hoist-c{}-h{}", self.run_id, i + 1);
+        let veth = format!("hc{}h{}", self.run_id, i + 1);
+        let ip = format!("10.78.{}.{}", self.subnet, 11 + i);
+        run(&format!(
+            "ip netns add {ns} && ip link add {veth} type veth peer name eth0 netns {ns} && \
+             ip link set {veth} master {b} up && ip -n {ns} addr add {ip}/24 dev eth0 && \
+             ip -n {ns} link set eth0 up && ip -n {ns} link set lo up",
+            b = self.bridge
+        ))?;
+        let data = self.dir.path().join(format!("h{}", i + 1));
+        self.hosts.push(Host {
+            ns,
+            veth,
+            ip,
+            data,
+            child: None,
+            id: i as u64 + 1,
+        });
+        Ok(i)
+    }
+
+    pub fn len(&self) -> usize {
+        self.hosts.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.hosts.is_empty()
+    }
+
+    /// `IP:PORT` of host `i`.
+    pub fn addr(&self, i: usize) -> String {
+        format!("{}:{PORT}", self.hosts[i].ip)
+    }
+
+    /// The member id host `i` is started with.
+    pub fn id(&self, i: usize) -> u64 {
+        self.hosts[i].id
+    }
+
+    /// The log file of host `i`'s member.
+    pub fn log_path(&self, i: usize) -> PathBuf {
+        self.dir.path().join(format!("h{}.log", i + 1))
+    }
+
+    pub fn data_dir(&self, i: usize) -> &Path {
+        &self.hosts[i].data
+    }
+
+    /// Starts host `i`'s member with `extra` flags (`--bootstrap`, `--join ADDR`, or nothing to resume).
+    pub fn start(&mut self, i: usize, extra: &[&str]) -> Result<()> {
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.log_path(i))?;
+        let h = &self.hosts[i];
+        let mut cmd = Command::new("ip");
+        cmd.args(["netns", "exec", &h.ns])
+            .arg(controller_bin())
+            .arg("--data-dir")
+            .arg(&h.data)
+            .args([
+                "--listen",
+                &format!("{}:{PORT}", h.ip),
+                "--id",
+                &h.id.to_string(),
+            ])
+            .args(&self.flags.0)
+            .args(extra)
+            .env("HOIST_LOG", "info,openraft=error")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(log);
+        let child = cmd.spawn().context("spawn hoist-controller")?;
+        self.hosts[i].child = Some(child);
+        let addr = self.addr(i);
+        wait_for(
+            &format!("{addr} to answer"),
+            Duration::from_secs(10),
+            || self.status(i).ok(),
+        )?;
+        Ok(())
+    }
+
+    /// Starts a 3- (or n-) member cluster: host 0 bootstraps, the others join through it.
+    pub fn start_cluster(&mut self, n: usize) -> Result<()> {
+        self.start(0, &["--bootstrap"])?;
+        let seed = self.addr(0);
+        for i in 1..n {
+            self.start(i, &["--join", &seed])?;
+        }
+        self.wait_voters(n, Duration::from_secs(30))
+    }
+
+    /// Waits until every running member lists `n` voters and all have applied the same entries
+    /// (so the membership change is committed, not just proposed).
+    pub fn wait_voters(&self, n: usize, timeout: Duration) -> Result<()> {
+        wait_for(&format!("{n} committed voters"), timeout, || {
+            for i in (0..self.hosts.len()).filter(|&i| self.is_running(i)) {
+                let st = self.status(i).ok()?;
+                let voters = st["members"]
+                    .as_array()?
+                    .iter()
+                    .filter(|m| m["voter"] == true)
+                    .count();
+                if voters != n {
+                    return None;
+                }
+            }
+            Some(())
+        })?;
+        self.wait_converged(timeout).map(|_| ())
+    }
+
+    fn pid(&self, i: usize) -> Result<i32> {
+        let c = self.hosts[i]
+            .child
+            .as_ref()
+            .ok_or_else(|| anyhow!("host {i} runs no member"))?;
+        Ok(c.id() as i32)
+    }
+
+    fn signal(&self, i: usize, sig: i32) -> Result<()> {
+        let pid = self.pid(i)?;
+        // SAFETY: kill(2) with a pid of a child we started and have not reaped.
+        let rc = unsafe { libc::kill(pid, sig) };
+        if rc != 0 {
+            bail!("kill({pid}, {sig}): {}", std::io::Error::last_os_error());
+        }
+        Ok(())
+    }
+
+    /// `kill -9` host `i`'s member and reap it.
+    pub fn kill9(&mut self, i: usize) -> Result<()> {
+        if self.hosts[i].child.is_none() {
+            return Ok(());
+        }
+        let _ = self.signal(i, libc::SIGCONT);
+        self.signal(i, libc::SIGKILL)?;
+        if let Some(mut c) = self.hosts[i].child.take() {
+            let _ = c.wait();
+        }
+        Ok(())
+    }
+
+    pub fn is_running(&self, i: usize) -> bool {
+        self.hosts[i].child.is_some()
+    }
+
+    /// Freezes host `i`'s member (`SIGSTOP`).
+    pub fn pause(&self, i: usize) -> Result<()> {
+        self.signal(i, libc::SIGSTOP)
+    }
+
+    /// Thaws host `i`'s member (`SIGCONT`).
+    pub fn resume(&self, i: usize) -> Result<()> {
+        self.signal(i, libc::SIGCONT)
+    }
+
+    /// Cuts host `i` off the bridge (from peers and from the test).
+    pub fn cut(&self, i: usize) -> Result<()> {
+        run(&format!("ip link set {} down", self.hosts[i].veth))
+    }
+
+    /// Reconnects host `i`.
+    pub fn heal(&self, i: usize) -> Result<()> {
+        run(&format!("ip link set {} up", self.hosts[i].veth))
+    }
+
+    /// Deletes host `i`'s data dir (its member must be stopped).
+    pub fn wipe(&self, i: usize) -> Result<()> {
+        let d = &self.hosts[i].data;
+        if d.exists() {
+            std::fs::remove_dir_all(d)?;
+        }
+        Ok(())
+    }
+
+    /// `GET /v1/cluster/status` of host `i`.
+    pub fn status(&self, i: usize) -> Result<Value> {
+        let (code, v) = self.get(i, "/v1/cluster/status")?;
+        if code != 200 {
+            bail!("status of {}: HTTP {code}", self.addr(i));
+        }
+        Ok(v)
+    }
+
+    /// The host index of the leader, as the running members agree.
+    pub fn leader(&self) -> Option<usize> {
+        for i in 0..self.hosts.len() {
+            if !self.is_running(i) {
+                continue;
+            }
+            if let Ok(st) = self.status(i) {
+                if st["role"] == "leader" {
+                    return Some(i);
+                }
+            }
+        }
+        None
+    }
+
+    /// Waits until a leader is elected; answers its host index.
+    pub fn wait_leader(&self, timeout: Duration) -> Result<usize> {
+        wait_for("a leader", timeout, || self.leader())
+    }
+
+    /// Waits until every running member reports the same `last_applied` and state hash; answers the hash.
+    pub fn wait_converged(&self, timeout: Duration) -> Result<String> {
+        wait_for("members to converge on one state hash", timeout, || {
+            let mut seen: Option<(Value, Value)> = None;
+            for i in (0..self.hosts.len()).filter(|&i| self.is_running(i)) {
+                let st = self.status(i).ok()?;
+                let pair = (st["last_applied"].clone(), st["state_hash"].clone());
+                match &seen {
+                    None => seen = Some(pair),
+                    Some(p) if *p == pair => {}
+                    Some(_) => return None,
+                }
+            }
+            seen.and_then(|(_, h)| h.as_str().map(String::from))
+        })
+    }
+
+    /// A GET to host `i`: status code and JSON body (`Null` when not JSON).
+    pub fn get(&self, i: usize, path: &str) -> Result<(u16, Value)> {
+        let r = self
+            .http
+            .get(format!("http://{}{path}", self.addr(i)))
+            .send()?;
+        let code = r.status().as_u16();
+        let body = r.bytes()?;
+        Ok((code, serde_json::from_slice(&body).unwrap_or(Value::Null)))
+    }
+
+    /// A request with a raw body to host `i`.
+    pub fn send(
+        &self,
+        i: usize,
+        method: &str,
+        path: &str,
+        body: Vec<u8>,
+        content_type: &str,
+    ) -> Result<(u16, Value)> {
+        let m = reqwest::Method::from_bytes(method.as_bytes())?;
+        let r = self
+            .http
+            .request(m, format!("http://{}{path}", self.addr(i)))
+            .header("content-type", content_type)
+            .body(body)
+            .send()?;
+        let code = r.status().as_u16();
+        let body = r.bytes()?;
+        Ok((code, serde_json::from_slice(&body).unwrap_or(Value::Null)))
+    }
+
+    /// A JSON POST to host `i`.
+    pub fn post(&self, i: usize, path: &str, body: &Value) -> Result<(u16, Value)> {
+        self.send(
+            i,
+            "POST",
+            path,
+            serde_json::to_vec(body)?,
+            "application/json",
+        )
+    }
+
+    /// The last lines of every member's log, for failure messages.
+    pub fn logs_tail(&self) -> String {
+        let mut out = String::new();
+        for i in 0..self.hosts.len() {
+            let text = std::fs::read_to_string(self.log_path(i)).unwrap_or_default();
+            let lines: Vec<&str> = text.lines().collect();
+            let start = lines.len().saturating_sub(15);
+            out.push_str(&format!(
+                "--- h{} ({})\n{}\n",
+                i + 1,
+                self.addr(i),
+                lines[start..].join("\n")
+            ));
+        }
+        out
+    }
+}
+
+impl Drop for Lab {
+    fn drop(&mut self) {
+        for i in 0..self.hosts.len() {
+            let _ = self.kill9(i);
+        }
+        for h in &self.hosts {
+            let _ = run(&format!("ip netns del {}", h.ns));
+        }
+        let _ = run(&format!("ip link del {}", self.bridge));
+    }
+}
+
+/// Tests in one binary share the machine's 2 cores: run lab tests one at a time.
+pub fn serial() -> std::sync::MutexGuard<'static, ()> {
+    static LOCK: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    LOCK.lock().unwrap_or_else(|e| e.into_inner())
+}

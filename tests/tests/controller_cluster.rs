@@ -1,0 +1,580 @@
+//! Controller clusters under faults, each member in its own network namespace: failover after
+//! `kill -9`, acknowledged writes surviving crashes of every member, quorum loss, membership
+//! 3 → 5 → 3 under load, snapshots (follower catch-up, backup and restore), malformed input.
+
+use anyhow::{bail, ensure, Context, Result};
+use hoist_tests::controller_lab::{serial, wait_for, Lab};
+use serde_json::{json, Value};
+use std::collections::BTreeSet;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+fn service(name: &str, replicas: i64) -> Value {
+    json!({ "name": name, "image": "busybox:latest", "replicas": replicas })
+}
+
+/// A writer thread applying `prefix-N` services to random members; answers acknowledged names.
+fn writer(
+    addrs: Vec<String>,
+    prefix: String,
+    stop: Arc<AtomicBool>,
+    count: Arc<AtomicUsize>,
+) -> std::thread::JoinHandle<(Vec<String>, usize)> {
+    std::thread::spawn(move || {
+        let http = reqwest::blocking::Client::builder()
+            .no_proxy()
+            .connect_timeout(Duration::from_millis(300))
+            .timeout(Duration::from_secs(5))
+            .build()
+            .expect("client");
+        let (mut acked, mut failed) = (Vec::new(), 0);
+        let mut n = 0;
+        while !stop.load(Ordering::Relaxed) {
+            n += 1;
+            let name = format!("{prefix}-{n}");
+            let addr = &addrs[rand::random::<u32>() as usize % addrs.len()];
+            let r = http
+                .post(format!("http://{addr}/v1/services"))
+                .json(&service(&name, 1))
+                .send();
+            match r {
+                Ok(r) if r.status().as_u16() == 200 => {
+                    acked.push(name);
+                    count.fetch_add(1, Ordering::Relaxed);
+                }
+                _ => {
+                    failed += 1;
+                    std::thread::sleep(Duration::from_millis(20));
+                }
+            }
+        }
+        (acked, failed)
+    })
+}
+
+fn service_names(lab: &Lab, i: usize) -> Result<BTreeSet<String>> {
+    let (code, v) = lab.get(i, "/v1/services")?;
+    ensure!(
+        code == 200,
+        "list services on {}: HTTP {code} {v}",
+        lab.addr(i)
+    );
+    Ok(v.as_array()
+        .context("a list")?
+        .iter()
+        .filter_map(|s| s["name"].as_str().map(String::from))
+        .collect())
+}
+
+#[test]
+fn leader_kill9_fails_over_quickly_and_the_old_leader_catches_up() -> Result<()> {
+    let _g = serial();
+    let mut lab = Lab::new(3)?;
+    lab.start_cluster(3)?;
+    let leader = lab.wait_leader(Duration::from_secs(10))?;
+    let (code, _) = lab.post(leader, "/v1/services", &service("web", 1))?;
+    ensure!(code == 200);
+    let survivors: Vec<usize> = (0..3).filter(|&i| i != leader).collect();
+    lab.kill9(leader)?;
+    let t0 = Instant::now();
+    let mut n = 0;
+    let failover = wait_for(
+        "a write after the leader's kill -9",
+        Duration::from_secs(10),
+        || {
+            n += 1;
+            let i = survivors[n % 2];
+            match lab.post(i, "/v1/services/web/scale", &json!({ "replicas": n % 5 })) {
+                Ok((200, _)) => Some(t0.elapsed()),
+                _ => None,
+            }
+        },
+    )?;
+    eprintln!("failover: first successful write {failover:?} after kill -9 of the leader");
+    ensure!(
+        failover < Duration::from_secs(3),
+        "failover took {failover:?}\n{}",
+        lab.logs_tail()
+    );
+    for k in 0..20 {
+        let (code, v) = lab.post(
+            survivors[k % 2],
+            "/v1/services",
+            &service(&format!("s{k}"), 1),
+        )?;
+        ensure!(code == 200, "write {k}: {code} {v}");
+    }
+    lab.start(leader, &[])?;
+    lab.wait_converged(Duration::from_secs(20))
+        .with_context(|| lab.logs_tail())?;
+    ensure!(service_names(&lab, leader)?.len() == 21);
+    Ok(())
+}
+
+#[test]
+fn acknowledged_writes_survive_kill9_of_every_member() -> Result<()> {
+    let _g = serial();
+    let mut lab = Lab::new(3)?;
+    lab.start_cluster(3)?;
+    let addrs: Vec<String> = (0..3).map(|i| lab.addr(i)).collect();
+    let stop = Arc::new(AtomicBool::new(false));
+    let count = Arc::new(AtomicUsize::new(0));
+    let writers: Vec<_> = (0..3)
+        .map(|c| writer(addrs.clone(), format!("w{c}"), stop.clone(), count.clone()))
+        .collect();
+    for round in 0..3 {
+        // A random moment under load (a nemesis schedule, not a wait for a condition).
+        std::thread::sleep(Duration::from_millis(300 + rand::random::<u64>() % 700));
+        let mut order = vec![0, 1, 2];
+        order.rotate_left(round % 3);
+        for i in order {
+            lab.kill9(i)?;
+        }
+        for i in 0..3 {
+            lab.start(i, &[])?;
+        }
+        lab.wait_leader(Duration::from_secs(15))
+            .with_context(|| lab.logs_tail())?;
+    }
+    std::thread::sleep(Duration::from_millis(500));
+    stop.store(true, Ordering::Relaxed);
+    let mut acked = Vec::new();
+    let mut failed = 0;
+    for w in writers {
+        let (a, f) = w.join().expect("writer");
+        acked.extend(a);
+        failed += f;
+    }
+    let leader = lab.wait_leader(Duration::from_secs(10))?;
+    let names = service_names(&lab, leader)?;
+    let lost: Vec<&String> = acked.iter().filter(|n| !names.contains(*n)).collect();
+    eprintln!(
+        "acknowledged {} writes ({} failed or unknown), lost {}",
+        acked.len(),
+        failed,
+        lost.len()
+    );
+    ensure!(
+        acked.len() >= 20,
+        "too few acknowledged writes ({}) to mean anything",
+        acked.len()
+    );
+    ensure!(lost.is_empty(), "acknowledged writes lost: {lost:?}");
+    lab.wait_converged(Duration::from_secs(20))?;
+    Ok(())
+}
+
+#[test]
+fn quorum_loss_answers_503_fast_and_members_agree_after_heal() -> Result<()> {
+    let _g = serial();
+    let mut lab = Lab::new(3)?;
+    lab.start_cluster(3)?;
+    let leader = lab.wait_leader(Duration::from_secs(10))?;
+    ensure!(lab.post(leader, "/v1/services", &service("web", 1))?.0 == 200);
+
+    // 1. Both followers die: the lone leader must refuse writes and reads with 503.
+    let followers: Vec<usize> = (0..3).filter(|&i| i != leader).collect();
+    for &f in &followers {
+        lab.kill9(f)?;
+    }
+    wait_for(
+        "a fast 503 from the lone leader",
+        Duration::from_secs(8),
+        || {
+            let t = Instant::now();
+            let (code, _) = lab
+                .post(leader, "/v1/services/web/scale", &json!({"replicas": 2}))
+                .ok()?;
+            (code == 503 && t.elapsed() < Duration::from_millis(300)).then_some(())
+        },
+    )?;
+    let t = Instant::now();
+    let (code, body) = lab.get(leader, "/v1/services/web")?;
+    ensure!(
+        code == 503,
+        "linearizable read without quorum: {code} {body}"
+    );
+    let (code, body) = lab.post(leader, "/v1/services/web/scale", &json!({"replicas": 3}))?;
+    ensure!(code == 503 && body["code"] == "no_quorum", "{code} {body}");
+    eprintln!("lone leader: 503 {} in {:?}", body["message"], t.elapsed());
+    for &f in &followers {
+        lab.start(f, &[])?;
+    }
+    lab.wait_leader(Duration::from_secs(10))?;
+    lab.wait_converged(Duration::from_secs(20))?;
+
+    // 2. Leader and one follower die: the survivor knows no leader.
+    let leader = lab.wait_leader(Duration::from_secs(10))?;
+    let survivor = (0..3).find(|&i| i != leader).expect("a follower");
+    let other = (0..3)
+        .find(|&i| i != leader && i != survivor)
+        .expect("another follower");
+    lab.kill9(leader)?;
+    lab.kill9(other)?;
+    let t = Instant::now();
+    let (code, body) = lab.post(survivor, "/v1/services/web/scale", &json!({"replicas": 4}))?;
+    ensure!(code == 503, "{code} {body}");
+    eprintln!("lone follower: 503 {} in {:?}", body["code"], t.elapsed());
+    ensure!(
+        t.elapsed() < Duration::from_secs(2),
+        "503 took {:?}",
+        t.elapsed()
+    );
+    lab.start(leader, &[])?;
+    lab.start(other, &[])?;
+    let l = lab.wait_leader(Duration::from_secs(10))?;
+    ensure!(
+        lab.post(l, "/v1/services/web/scale", &json!({"replicas": 5}))?
+            .0
+            == 200
+    );
+    let hash = lab.wait_converged(Duration::from_secs(20))?;
+    eprintln!("healed; all members at state hash {}", &hash[..12]);
+    Ok(())
+}
+
+#[test]
+fn membership_grows_to_five_and_shrinks_to_three_under_load() -> Result<()> {
+    let _g = serial();
+    let mut lab = Lab::new(5)?;
+    lab.start_cluster(3)?;
+    let addrs: Vec<String> = (2..5).map(|i| lab.addr(i)).collect();
+    let stop = Arc::new(AtomicBool::new(false));
+    let count = Arc::new(AtomicUsize::new(0));
+    let w = writer(addrs, "m".into(), stop.clone(), count.clone());
+    wait_for("writes before the change", Duration::from_secs(10), || {
+        (count.load(Ordering::Relaxed) >= 20).then_some(())
+    })?;
+    let seed = lab.addr(2);
+    lab.start(3, &["--join", &seed])?;
+    lab.start(4, &["--join", &seed])?;
+    lab.wait_voters(5, Duration::from_secs(30))?;
+    for i in [0, 1] {
+        let id = lab.id(i);
+        // Removing the leader leaves the cluster leaderless until the others elect one: retry 503s.
+        wait_for(
+            &format!("removal of member {id}"),
+            Duration::from_secs(20),
+            || {
+                let (code, _) = lab
+                    .send(
+                        4,
+                        "DELETE",
+                        &format!("/v1/cluster/members/{id}"),
+                        vec![],
+                        "application/json",
+                    )
+                    .ok()?;
+                (code == 200).then_some(())
+            },
+        )?;
+    }
+    let members = lab.status(4)?["members"].clone();
+    let ids: BTreeSet<u64> = members
+        .as_array()
+        .context("members")?
+        .iter()
+        .filter_map(|m| m["id"].as_u64())
+        .collect();
+    ensure!(
+        ids == BTreeSet::from([lab.id(2), lab.id(3), lab.id(4)]),
+        "members after shrink: {members}"
+    );
+    lab.kill9(0)?;
+    lab.kill9(1)?;
+    let leader = lab.wait_leader(Duration::from_secs(10))?;
+    ensure!(
+        lab.post(leader, "/v1/services", &service("after-shrink", 1))?
+            .0
+            == 200
+    );
+    let before = count.load(Ordering::Relaxed);
+    wait_for("writes after the shrink", Duration::from_secs(10), || {
+        (count.load(Ordering::Relaxed) >= before + 20).then_some(())
+    })?;
+    stop.store(true, Ordering::Relaxed);
+    let (acked, failed) = w.join().expect("writer");
+    let names = service_names(&lab, leader)?;
+    let lost: Vec<&String> = acked.iter().filter(|n| !names.contains(*n)).collect();
+    eprintln!(
+        "membership 3→5→3: {} writes acknowledged, {failed} failed, {} lost",
+        acked.len(),
+        lost.len()
+    );
+    ensure!(lost.is_empty(), "lost: {lost:?}");
+    lab.wait_converged(Duration::from_secs(20))?;
+    Ok(())
+}
+
+#[test]
+fn snapshots_catch_up_a_far_follower_and_restore_a_wiped_cluster() -> Result<()> {
+    let _g = serial();
+    let mut lab = Lab::new(3)?;
+    lab.flags.0 = ["--snapshot-every", "30", "--keep-logs", "5"]
+        .map(String::from)
+        .to_vec();
+    lab.start_cluster(3)?;
+    let leader = lab.wait_leader(Duration::from_secs(10))?;
+    let lagging = (0..3).find(|&i| i != leader).expect("a follower");
+    lab.kill9(lagging)?;
+    for k in 0..120 {
+        let (code, v) = lab.post(leader, "/v1/services", &service(&format!("s{k}"), k % 7))?;
+        ensure!(code == 200, "write {k}: {code} {v}\n{}", lab.logs_tail());
+    }
+    let st = lab.status(leader)?;
+    let snap = st["snapshot_index"].as_u64().unwrap_or(0);
+    ensure!(snap > 30, "the leader should have compacted its log: {st}");
+    lab.start(lagging, &[])?;
+    let hash = lab
+        .wait_converged(Duration::from_secs(30))
+        .with_context(|| lab.logs_tail())?;
+    let st = lab.status(lagging)?;
+    ensure!(
+        st["snapshot_index"].as_u64().unwrap_or(0) > 0,
+        "the follower should hold a snapshot: {st}"
+    );
+
+    // Backup, wipe everything, new cluster, restore: same state.
+    let r = reqwest::blocking::Client::builder()
+        .no_proxy()
+        .build()?
+        .get(format!("http://{}/v1/cluster/snapshot", lab.addr(leader)))
+        .send()?;
+    ensure!(r.status().as_u16() == 200);
+    let image = r.bytes()?.to_vec();
+    for i in 0..3 {
+        lab.kill9(i)?;
+        lab.wipe(i)?;
+    }
+    lab.start_cluster(3)?;
+    let leader = lab.wait_leader(Duration::from_secs(10))?;
+    ensure!(service_names(&lab, leader)?.is_empty());
+    let (code, body) = lab.send(
+        leader,
+        "POST",
+        "/v1/cluster/snapshot",
+        image,
+        "application/octet-stream",
+    )?;
+    ensure!(
+        code == 200 && body["services"] == 120,
+        "restore: {code} {body}"
+    );
+    let restored = lab.wait_converged(Duration::from_secs(20))?;
+    ensure!(
+        restored == hash,
+        "restored state hash {restored} differs from the saved {hash}"
+    );
+    Ok(())
+}
+
+/// method, path, body, content type, expected status, expected part of the message.
+type Case = (&'static str, &'static str, Vec<u8>, &'static str, u16, &'static str);
+
+#[test]
+fn malformed_input_gets_a_clear_4xx_and_changes_nothing() -> Result<()> {
+    let _g = serial();
+    let mut lab = Lab::new(1)?;
+    lab.start(0, &["--bootstrap"])?;
+    lab.wait_leader(Duration::from_secs(10))?;
+    ensure!(lab.post(0, "/v1/services", &service("web", 2))?.0 == 200);
+    let before = lab.status(0)?["state_hash"].clone();
+    let big = format!("{{\"name\":\"web\",\"image\":\"{}\"}}", "x".repeat(2 << 20));
+    let json_ct = "application/json";
+    let cases: Vec<Case> = vec![
+        (
+            "POST",
+            "/v1/services",
+            b"{not json".to_vec(),
+            json_ct,
+            400,
+            "spec: key must be a string",
+        ),
+        (
+            "POST",
+            "/v1/services",
+            br#"{"name":"web","image":"x","replicaz":1}"#.to_vec(),
+            json_ct,
+            400,
+            "replicaz: unknown field `replicaz`",
+        ),
+        (
+            "POST",
+            "/v1/services",
+            br#"{"name":"web","image":"x","replicas":-1}"#.to_vec(),
+            json_ct,
+            422,
+            "replicas: must be ≥ 0",
+        ),
+        (
+            "POST",
+            "/v1/services",
+            br#"{"name":"web","image":"x","resources":{"memory":"12x"}}"#.to_vec(),
+            json_ct,
+            422,
+            "resources.memory: \"12x\" is not a size",
+        ),
+        (
+            "POST",
+            "/v1/services",
+            br#"{"name":"Web!","image":"x"}"#.to_vec(),
+            json_ct,
+            422,
+            "name: \"Web!\" is not a DNS label",
+        ),
+        (
+            "POST",
+            "/v1/services",
+            br#"{"name":"web","image":"x","restart":{"condition":"sometimes"}}"#.to_vec(),
+            json_ct,
+            400,
+            "restart.condition: unknown variant `sometimes`",
+        ),
+        (
+            "POST",
+            "/v1/services",
+            big.into_bytes(),
+            json_ct,
+            413,
+            "request body exceeds",
+        ),
+        (
+            "POST",
+            "/v1/services",
+            b"<spec/>".to_vec(),
+            "text/xml",
+            415,
+            "content-type must be application/json",
+        ),
+        (
+            "PUT",
+            "/v1/services/web",
+            br#"{"name":"other","image":"x"}"#.to_vec(),
+            json_ct,
+            400,
+            "name: \"other\" does not match the path",
+        ),
+        (
+            "POST",
+            "/v1/services/web/scale",
+            br#"{"replicas":"many"}"#.to_vec(),
+            json_ct,
+            400,
+            "replicas: invalid type",
+        ),
+        (
+            "POST",
+            "/v1/services/web/scale",
+            br#"{"replicas":-5}"#.to_vec(),
+            json_ct,
+            422,
+            "replicas: must be ≥ 0",
+        ),
+        (
+            "POST",
+            "/v1/services/nope/scale",
+            br#"{"replicas":1}"#.to_vec(),
+            json_ct,
+            404,
+            "service \"nope\" not found",
+        ),
+        (
+            "POST",
+            "/v1/services/web/rollback",
+            br#"{"version":99}"#.to_vec(),
+            json_ct,
+            404,
+            "version: service \"web\" has no version 99",
+        ),
+        (
+            "POST",
+            "/v1/services/web/rollback",
+            br#"{"version":-1}"#.to_vec(),
+            json_ct,
+            400,
+            "version: invalid value",
+        ),
+        (
+            "POST",
+            "/v1/services/web/rollback",
+            vec![],
+            json_ct,
+            409,
+            "has no version before 1",
+        ),
+        (
+            "POST",
+            "/v1/cluster/snapshot",
+            b"junk".to_vec(),
+            "application/octet-stream",
+            400,
+            "snapshot: not a Hoist state image",
+        ),
+        (
+            "POST",
+            "/v1/cluster/members",
+            br#"{"id":7,"address":"nowhere"}"#.to_vec(),
+            json_ct,
+            422,
+            "address: \"nowhere\" is not HOST:PORT",
+        ),
+        (
+            "DELETE",
+            "/v1/cluster/members/abc",
+            vec![],
+            json_ct,
+            400,
+            "id: \"abc\" is not a member id",
+        ),
+        (
+            "GET",
+            "/v1/services/nope",
+            vec![],
+            json_ct,
+            404,
+            "service \"nope\" not found",
+        ),
+        (
+            "PATCH",
+            "/v1/services",
+            vec![],
+            json_ct,
+            405,
+            "PATCH is not allowed",
+        ),
+        (
+            "GET",
+            "/v1/nothing",
+            vec![],
+            json_ct,
+            404,
+            "no route /v1/nothing",
+        ),
+        (
+            "POST",
+            "/raft/append",
+            b"\xff\xff".to_vec(),
+            "application/postcard",
+            400,
+            "raft rpc body does not decode",
+        ),
+    ];
+    for (method, path, body, ct, want, msg) in cases {
+        let (code, v) = lab.send(0, method, path, body, ct)?;
+        let message = v["message"].as_str().unwrap_or("");
+        if code != want || !message.contains(msg) || v["code"].as_str().is_none() {
+            bail!("{method} {path}: got {code} {v}, want {want} with a message containing {msg:?}");
+        }
+    }
+    ensure!(
+        lab.status(0)?["state_hash"] == before,
+        "malformed requests changed the state"
+    );
+    let (code, doc) = lab.get(0, "/v1/openapi.json")?;
+    ensure!(
+        code == 200 && doc["paths"]["/v1/services"].is_object(),
+        "openapi: {code}"
+    );
+    Ok(())
+}
