@@ -15,7 +15,7 @@ use std::path::PathBuf;
 
 /// Hoist: run containers on this host (and, with a controller, services across many).
 #[derive(Debug, Parser)]
-#[command(name = "hoist", version, about, long_about = None, propagate_version = true)]
+#[command(name = "hoist", version, about, long_about = None)]
 struct Cli {
     /// The agent's API socket.
     #[arg(
@@ -26,7 +26,13 @@ struct Cli {
     )]
     agent: PathBuf,
     /// Controller addresses (HOST:PORT), tried in turn when one is down.
-    #[arg(long, global = true, env = "HOIST_CONTROLLER", value_delimiter = ',', default_value = "127.0.0.1:7070")]
+    #[arg(
+        long,
+        global = true,
+        env = "HOIST_CONTROLLER",
+        value_delimiter = ',',
+        default_value = "127.0.0.1:7070"
+    )]
     controller: Vec<String>,
     /// Output format: tables for people, JSON for scripts.
     #[arg(long, short = 'o', global = true, value_enum, default_value_t)]
@@ -73,8 +79,12 @@ fn main() {
             Command::Container(cmd) => commands::containers::run(cmd, &client, cli.output).await,
             Command::Image(cmd) => commands::images::run(cmd, &client, cli.output).await,
             Command::Info => commands::info(&client, cli.output).await,
-            Command::Service(cmd) => return controller_result(service::run(cmd, &cli.controller, json).await),
-            Command::Cluster(cmd) => return controller_result(cluster::run(cmd, &cli.controller, json).await),
+            Command::Service(cmd) => {
+                return controller_result(service::run(cmd, &cli.controller, json).await)
+            }
+            Command::Cluster(cmd) => {
+                return controller_result(cluster::run(cmd, &cli.controller, json).await)
+            }
         };
         match result {
             Ok(code) => code,
@@ -107,5 +117,14 @@ fn exit_code_for(e: &ClientError) -> i32 {
             _ => 125,
         },
         ClientError::Connect { .. } | ClientError::Transport(_) => 1,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn the_command_line_is_consistent() {
+        use clap::CommandFactory;
+        super::Cli::command().debug_assert();
     }
 }

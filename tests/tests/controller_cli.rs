@@ -105,18 +105,18 @@ fn the_cli_manages_services_and_the_cluster() -> Result<()> {
         &["cluster", "snapshot", "save", snap.to_str().unwrap()],
     )?;
     ensure!(code == 0 && out.contains("saved"), "{out}");
-    let (code, _, _) = hoist(&ctl, &["service", "rm", "web"])?;
-    ensure!(code == 0);
+    let (code, out, err) = hoist(&ctl, &["service", "rm", "web"])?;
+    ensure!(code == 0, "service rm: {code} {out} {err}");
     let (code, _, err) = hoist(&ctl, &["service", "inspect", "web"])?;
     ensure!(
         code == 1 && err.contains("service \"web\" not found"),
         "{err}"
     );
-    let (code, _, _) = hoist(
+    let (code, out, err) = hoist(
         &ctl,
         &["cluster", "snapshot", "restore", snap.to_str().unwrap()],
     )?;
-    ensure!(code == 0);
+    ensure!(code == 0, "snapshot restore: {code} {out} {err}");
     let (code, out, _) = hoist(&ctl, &["--output", "json", "service", "inspect", "web"])?;
     let svc: serde_json::Value = serde_json::from_str(&out)?;
     ensure!(code == 0 && svc["version"] == 3, "{out}");

@@ -370,7 +370,14 @@ fn snapshots_catch_up_a_far_follower_and_restore_a_wiped_cluster() -> Result<()>
 }
 
 /// method, path, body, content type, expected status, expected part of the message.
-type Case = (&'static str, &'static str, Vec<u8>, &'static str, u16, &'static str);
+type Case = (
+    &'static str,
+    &'static str,
+    Vec<u8>,
+    &'static str,
+    u16,
+    &'static str,
+);
 
 #[test]
 fn malformed_input_gets_a_clear_4xx_and_changes_nothing() -> Result<()> {
