@@ -230,7 +230,10 @@ impl RaftNode {
         }
         let voters = m.membership_config.membership().voter_ids().count();
         if let Some(ms) = m.millis_since_quorum_ack {
-            if voters > 1 && ms > 2 * self.inner.settings.election_max_ms {
+            // Generous next to the election timeout: a follower stalled on a slow fsync still
+            // counts; a quorum that is really gone shows up within a second.
+            let limit = (5 * self.inner.settings.election_max_ms).max(1_000);
+            if voters > 1 && ms > limit {
                 return Err(ConsensusError::NoQuorum(format!(
                     "no quorum of {voters} members acknowledged for {ms} ms"
                 )));

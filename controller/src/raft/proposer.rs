@@ -117,7 +117,9 @@ async fn propose_batch(raft: &Raft<TypeConfig>, batch: Vec<(Command, Reply)>, ti
             }
         }
         Ok(answer) if single => {
-            let _ = replies.into_iter().next().map(|r| r.send(Ok(answer)));
+            if let Some(reply) = replies.into_iter().next() {
+                let _ = reply.send(Ok(answer));
+            }
         }
         Ok(other) => {
             for reply in replies {
