@@ -7,38 +7,21 @@ use anyhow::{anyhow, bail, Context, Result};
 use serde_json::Value;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 /// The port every member listens on inside its namespace.
 pub const PORT: u16 = 7070;
 
-/// Where the workspace's binaries are (`<target>/<triple>/debug`), found from the test executable.
+/// The `hoist-controller` binary (or `HOIST_CONTROLLER_BIN`).
 pub fn controller_bin() -> PathBuf {
-    if let Ok(p) = std::env::var("HOIST_CONTROLLER_BIN") {
-        return PathBuf::from(p);
+    match std::env::var("HOIST_CONTROLLER_BIN") {
+        Ok(p) => PathBuf::from(p),
+        Err(_) => crate::bin("hoist-controller"),
     }
-    let exe = std::env::current_exe().expect("current exe");
-    let deps = exe.parent().expect("deps dir");
-    let dir = if deps.ends_with("deps") {
-        deps.parent().expect("profile dir")
-    } else {
-        deps
-    };
-    let p = dir.join("hoist-controller");
-    assert!(
-        p.exists(),
-        "{} is missing: run `cargo build --workspace --bins` first",
-        p.display()
-    );
-    p
 }
 
 fn run(cmd: &str) -> Result<()> {
-    let out = Command::new("sh")
-        .arg("-c")
-        .arg(cmd)
-        .output()
-        .with_context(|| format!("run {cmd}"))?;
+    let out = crate::sh(cmd)?;
     if !out.status.success() {
         bail!("{cmd}: {}", String::from_utf8_lossy(&out.stderr).trim());
     }
@@ -51,16 +34,7 @@ pub fn wait_for<T>(
     timeout: Duration,
     mut check: impl FnMut() -> Option<T>,
 ) -> Result<T> {
-    let deadline = Instant::now() + timeout;
-    loop {
-        if let Some(v) = check() {
-            return Ok(v);
-        }
-        if Instant::now() > deadline {
-            bail!("timed out after {timeout:?} waiting for {what}");
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    crate::wait_for(what, timeout, || Ok(check()))
 }
 
 /// Extra flags passed to every member (none: the binary's defaults).
