@@ -86,7 +86,7 @@ impl Lab {
         run(&format!("ip link add {bridge} type bridge && ip addr add 10.78.{subnet}.1/24 dev {bridge} && ip link set {bridge} up"))?;
         let http = reqwest::blocking::Client::builder()
             .no_proxy()
-            .connect_timeout(Duration::from_millis(300))
+            .connect_timeout(Duration::from_millis(1000))
             .timeout(Duration::from_secs(5))
             .build()?;
         let mut lab = Lab {

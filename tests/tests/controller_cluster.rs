@@ -329,11 +329,17 @@ fn snapshots_catch_up_a_far_follower_and_restore_a_wiped_cluster() -> Result<()>
     let hash = lab
         .wait_converged(Duration::from_secs(30))
         .with_context(|| lab.logs_tail())?;
-    let st = lab.status(lagging)?;
-    ensure!(
-        st["snapshot_index"].as_u64().unwrap_or(0) > 0,
-        "the follower should hold a snapshot: {st}"
-    );
+    // The follower holds a snapshot: installed from the leader, whose log no longer reaches back to
+    // it, or (a slow machine's race with the leader's purge) built from what it applied. Snapshots
+    // are built in the background, so wait for it rather than look once.
+    wait_for(
+        "the follower to hold a snapshot",
+        Duration::from_secs(10),
+        || {
+            let st = lab.status(lagging).ok()?;
+            (st["snapshot_index"].as_u64().unwrap_or(0) > 0).then_some(())
+        },
+    )?;
 
     // Backup, wipe everything, new cluster, restore: same state.
     let r = reqwest::blocking::Client::builder()
