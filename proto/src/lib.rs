@@ -6,6 +6,7 @@
 
 pub mod agent;
 pub mod cluster;
+pub mod node;
 pub mod quantity;
 pub mod raft;
 pub mod service;

@@ -1,0 +1,180 @@
+//! The agent–controller protocol: how an agent joins, proves it is alive, learns what to run and
+//! reports what runs. Postcard bodies over HTTP (`content-type: application/x-postcard`) under
+//! `/v1/agent/...` on any controller member; members that are not the leader forward to it.
+//!
+//! | route | body | answer |
+//! | --- | --- | --- |
+//! | `POST /v1/agent/register` | [`RegisterRequest`] | [`RegisterResponse`] |
+//! | `POST /v1/agent/heartbeat` | [`Heartbeat`] | [`HeartbeatAck`] |
+//! | `GET /v1/agent/assignments?node=ID&index=N&wait_ms=M` | — | [`Assignments`] (long poll) |
+//! | `POST /v1/agent/status` | [`StatusReport`] | [`StatusAck`] |
+//!
+//! Every answer from the controller carries the Raft `term` it was produced in. An agent keeps the
+//! newest term it has seen and ignores anything stamped with an older one: a deposed leader that
+//! has not noticed yet cannot make it stop or start replicas.
+//!
+//! Heartbeats live in the leader's memory only; the Raft log sees a node only when it registers,
+//! changes status (down after the grace period, back up) or its tasks change state.
+//! Variants and fields are only appended.
+
+use crate::cluster::{NodeResources, TaskState};
+use crate::service::ServiceSpec;
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+
+/// The media type of every body on `/v1/agent/...`.
+pub const POSTCARD_MEDIA_TYPE: &str = "application/x-postcard";
+
+/// An agent asks to join (or, restarted, to re-join) the cluster.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RegisterRequest {
+    /// The join token printed by `hoist cluster token`.
+    pub token: String,
+    /// The id the agent had before (kept in its data dir); `None` on first join.
+    pub node_id: Option<String>,
+    pub hostname: String,
+    /// The address other hosts reach this node on (published ports, overlay endpoint).
+    pub address: String,
+    /// From `--label KEY=VALUE`.
+    pub labels: BTreeMap<String, String>,
+    /// What the host offers: its CPUs and memory.
+    pub capacity: NodeResources,
+    pub agent_version: String,
+}
+
+/// The controller's answer to a registration.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RegisterResponse {
+    /// The node's id from now on; the agent stores it.
+    pub node_id: String,
+    pub term: u64,
+    /// How often the agent should heartbeat.
+    pub heartbeat_interval_ms: u64,
+    /// Silence after which the node is marked down.
+    pub grace_ms: u64,
+}
+
+/// "Still here." Sent every `heartbeat_interval_ms` to the leader.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Heartbeat {
+    pub node_id: String,
+    /// The newest term the agent has seen.
+    pub term_seen: u64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HeartbeatAck {
+    pub term: u64,
+    /// False when the controller no longer knows the node (removed): the agent must register again.
+    pub known: bool,
+}
+
+/// One replica the node must run (or stop), with everything needed to run it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Assignment {
+    pub task_id: String,
+    pub service: String,
+    pub service_version: u64,
+    pub slot: u64,
+    /// The spec of `service_version`.
+    pub spec: ServiceSpec,
+    /// `Running` to run it, `Shutdown` to stop and remove it.
+    pub desired: TaskState,
+}
+
+/// The node's full set of assignments as of Raft index `index`. Full state, never a delta:
+/// an agent that missed answers loses nothing.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Assignments {
+    /// Pass it back as `index` to wait for the next change.
+    pub index: u64,
+    pub term: u64,
+    pub tasks: Vec<Assignment>,
+}
+
+/// A task's health as the agent's checks see it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Health {
+    /// The spec has no health check.
+    None,
+    /// Within the start period or before the first check.
+    Starting,
+    Healthy,
+    Unhealthy,
+}
+
+/// What a node observes of one task.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TaskStatus {
+    pub task_id: String,
+    pub state: TaskState,
+    pub health: Health,
+    /// The local container id, when one exists.
+    pub container_id: Option<String>,
+    /// The replica's address on its node's network (`IP`), for the service registry.
+    pub address: Option<String>,
+    pub exit_code: Option<i32>,
+    /// One line: why it failed, was restarted, is unhealthy...
+    pub message: String,
+    /// Restarts the agent made under the restart policy.
+    pub restarts: u64,
+}
+
+/// Task status changes since the last report, batched.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StatusReport {
+    pub node_id: String,
+    pub term_seen: u64,
+    pub tasks: Vec<TaskStatus>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StatusAck {
+    pub term: u64,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn postcard_golden_bytes_and_round_trip() {
+        let hb = Heartbeat {
+            node_id: "n1".into(),
+            term_seen: 300,
+        };
+        let b = postcard::to_stdvec(&hb).unwrap();
+        assert_eq!(b, b"\x02n1\xac\x02");
+        assert_eq!(postcard::from_bytes::<Heartbeat>(&b).unwrap(), hb);
+
+        let st = TaskStatus {
+            task_id: "t".into(),
+            state: TaskState::Running,
+            health: Health::Healthy,
+            container_id: None,
+            address: Some("10.0.0.2".into()),
+            exit_code: Some(-1),
+            message: String::new(),
+            restarts: 2,
+        };
+        let b = postcard::to_stdvec(&st).unwrap();
+        assert_eq!(b, b"\x01t\x01\x02\x00\x01\x0810.0.0.2\x01\x01\x00\x02");
+        assert_eq!(postcard::from_bytes::<TaskStatus>(&b).unwrap(), st);
+
+        let a = Assignments {
+            index: 7,
+            term: 2,
+            tasks: vec![Assignment {
+                task_id: "t".into(),
+                service: "web".into(),
+                service_version: 1,
+                slot: 0,
+                spec: ServiceSpec::new("web", "busybox"),
+                desired: TaskState::Shutdown,
+            }],
+        };
+        let b = postcard::to_stdvec(&a).unwrap();
+        assert_eq!(postcard::from_bytes::<Assignments>(&b).unwrap(), a);
+    }
+}
