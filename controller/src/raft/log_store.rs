@@ -1,13 +1,15 @@
-//! The Raft log and vote: an in-memory mirror for reads, persisted to redb by one writer thread
-//! that groups every pending operation into a single transaction and fsync (group commit).
+//! The Raft log and vote: an in-memory mirror for reads; entries persisted to append-only segment
+//! files ([`super::wal`]), vote, committed id and purge point to redb, by one writer thread that
+//! groups every pending operation into one write and one `fdatasync` (group commit).
 //!
 //! openraft hands over one `append` per client write; waiting for an fsync in each would cap the
 //! cluster at the disk's fsync rate. Instead `append` updates the mirror (so the entries are
-//! readable at once, as openraft requires) and queues the write; the writer thread commits all
-//! queued operations together, in order, and only then reports the entries durable. Votes,
-//! truncations and purges wait for their own commit before returning.
+//! readable at once, as openraft requires) and queues the write; the writer thread writes all
+//! queued operations, in order, and only after the sync reports the entries durable. Votes,
+//! truncations and purges wait for their own durable write before returning.
 
-use super::store::{Store, StoreError, KEY_COMMITTED, KEY_PURGED, KEY_VOTE, LOG, META};
+use super::store::{Store, StoreError, KEY_COMMITTED, KEY_PURGED, KEY_VOTE, LOG};
+use super::wal::{Record, Wal};
 use super::TypeConfig;
 use openraft::storage::{LogFlushed, LogState, RaftLogStorage};
 use openraft::{Entry, LogId, OptionalSend, RaftLogReader, StorageError, StorageIOError, Vote};
@@ -35,7 +37,7 @@ fn io_vote(e: impl std::fmt::Display) -> StorageError<u64> {
 /// One queued write, applied by the writer thread in arrival order.
 enum WriteOp {
     Append {
-        rows: Vec<(u64, Vec<u8>)>,
+        rows: Vec<Record>,
         done: LogFlushed<TypeConfig>,
     },
     Truncate {
@@ -86,16 +88,6 @@ impl LogStore {
     /// Loads the log and vote from `store` and starts the writer thread.
     pub fn open(store: Store) -> Result<LogStore, StoreError> {
         let mut mirror = Mirror::default();
-        {
-            let tx = store.db.begin_read()?;
-            let log = tx.open_table(LOG)?;
-            for item in log.iter()? {
-                let (k, v) = item?;
-                mirror
-                    .entries
-                    .insert(k.value(), decode("log entry", v.value())?);
-            }
-        }
         let meta =
             |key: &'static str| -> Result<Option<Vec<u8>>, StoreError> { store.get_meta(key) };
         mirror.purged = meta(KEY_PURGED)?
@@ -106,10 +98,19 @@ impl LogStore {
             .map(|b| decode::<Option<LogId<u64>>>("committed", &b))
             .transpose()?
             .flatten();
+        let purged = mirror.purged.map(|l| l.index);
+        let (mut wal, records) = Wal::open(&store.dir.join("raft-log"), purged)
+            .map_err(|e| StoreError::Log(e.to_string()))?;
+        for r in records {
+            mirror
+                .entries
+                .insert(r.index, decode("log entry", &r.bytes)?);
+        }
+        migrate_redb_log(&store, &mut wal, &mut mirror)?;
         let (tx, rx) = mpsc::channel();
         std::thread::Builder::new()
             .name("raft-log-writer".into())
-            .spawn(move || writer_loop(&store, &rx))
+            .spawn(move || writer_loop(&store, &mut wal, &rx))
             .map_err(|e| StoreError::Db(format!("starting the log writer: {e}")))?;
         Ok(LogStore {
             shared: Arc::new(Shared {
@@ -136,8 +137,47 @@ impl LogStore {
     }
 }
 
-/// Applies queued operations in order, as many per transaction as are waiting.
-fn writer_loop(store: &Store, rx: &mpsc::Receiver<WriteOp>) {
+/// Moves log entries a data dir from before the segment files kept in redb into them.
+fn migrate_redb_log(store: &Store, wal: &mut Wal, mirror: &mut Mirror) -> Result<(), StoreError> {
+    let mut rows = Vec::new();
+    {
+        let tx = store.db.begin_read()?;
+        let log = tx.open_table(LOG)?;
+        for item in log.iter()? {
+            let (k, v) = item?;
+            if mirror.purged.is_some_and(|p| k.value() <= p.index) {
+                continue;
+            }
+            let e: Entry<TypeConfig> = decode("log entry", v.value())?;
+            rows.push(Record {
+                index: e.log_id.index,
+                term: e.log_id.leader_id.term,
+                bytes: v.value().to_vec(),
+            });
+            mirror.entries.insert(e.log_id.index, e);
+        }
+    }
+    if rows.is_empty() {
+        return Ok(());
+    }
+    let log_err = |e: super::wal::WalError| StoreError::Log(e.to_string());
+    if let Some(first) = rows.first() {
+        wal.truncate(first.index).map_err(log_err)?;
+    }
+    wal.append(&rows).map_err(log_err)?;
+    wal.sync().map_err(log_err)?;
+    let tx = store.db.begin_write()?;
+    tx.open_table(LOG)?.retain(|_, _| false)?;
+    tx.commit()?;
+    tracing::info!(
+        entries = rows.len(),
+        "moved the raft log from redb to segment files"
+    );
+    Ok(())
+}
+
+/// Applies queued operations in order, as many per sync as are waiting.
+fn writer_loop(store: &Store, wal: &mut Wal, rx: &mpsc::Receiver<WriteOp>) {
     while let Ok(first) = rx.recv() {
         let mut batch = vec![first];
         while batch.len() < 4096 {
@@ -146,7 +186,7 @@ fn writer_loop(store: &Store, rx: &mpsc::Receiver<WriteOp>) {
                 Err(_) => break,
             }
         }
-        let result = commit(store, &batch).map_err(|e| e.to_string());
+        let result = commit(store, wal, &batch).map_err(|e| e.to_string());
         for op in batch {
             match op {
                 WriteOp::Append { done, .. } => {
@@ -165,33 +205,35 @@ fn writer_loop(store: &Store, rx: &mpsc::Receiver<WriteOp>) {
     }
 }
 
-/// One write transaction for the whole batch, committed with fsync (redb's `Durability::Immediate`).
-fn commit(store: &Store, batch: &[WriteOp]) -> Result<(), StoreError> {
-    let tx = store.db.begin_write()?;
-    {
-        let mut log = tx.open_table(LOG)?;
-        let mut meta = tx.open_table(META)?;
-        for op in batch {
-            match op {
-                WriteOp::Append { rows, .. } => {
-                    for (index, bytes) in rows {
-                        log.insert(*index, bytes.as_slice())?;
-                    }
-                }
-                WriteOp::Truncate { from, .. } => {
-                    log.retain_in(*from.., |_, _| false)?;
-                }
-                WriteOp::Purge { upto, purged, .. } => {
-                    meta.insert(KEY_PURGED, purged.as_slice())?;
-                    log.retain_in(..=*upto, |_, _| false)?;
-                }
-                WriteOp::Meta { key, value, .. } => {
-                    meta.insert(*key, value.as_slice())?;
-                }
+/// Writes a batch: log records go to the segment files in queue order and are synced once at the
+/// end; redb values are committed after that sync (fsync'd only when someone waits for one: a vote;
+/// the committed id alone rides along without). A purge point is made durable before the purged
+/// segments are deleted. Nothing is answered before this returns, so moving a redb write after
+/// the log writes queued before it changes no answer.
+fn commit(store: &Store, wal: &mut Wal, batch: &[WriteOp]) -> Result<(), StoreError> {
+    let log_err = |e: super::wal::WalError| StoreError::Log(e.to_string());
+    let mut meta: Vec<(&str, &[u8])> = Vec::new();
+    let mut durable = false;
+    for op in batch {
+        match op {
+            WriteOp::Append { rows, .. } => wal.append(rows).map_err(log_err)?,
+            WriteOp::Truncate { from, .. } => wal.truncate(*from).map_err(log_err)?,
+            WriteOp::Purge { upto, purged, .. } => {
+                meta.push((KEY_PURGED, purged.as_slice()));
+                store.put_meta(&meta, true)?;
+                meta.clear();
+                wal.purge(*upto).map_err(log_err)?;
+            }
+            WriteOp::Meta { key, value, done } => {
+                meta.push((key, value.as_slice()));
+                durable |= done.is_some();
             }
         }
     }
-    tx.commit()?;
+    wal.sync().map_err(log_err)?;
+    if !meta.is_empty() {
+        store.put_meta(&meta, durable)?;
+    }
     Ok(())
 }
 
@@ -267,7 +309,11 @@ impl RaftLogStorage<TypeConfig> for LogStore {
         {
             let mut m = self.shared.mirror.write().map_err(io_write)?;
             for e in entries {
-                rows.push((e.log_id.index, postcard::to_stdvec(&e).map_err(io_write)?));
+                rows.push(Record {
+                    index: e.log_id.index,
+                    term: e.log_id.leader_id.term,
+                    bytes: postcard::to_stdvec(&e).map_err(io_write)?,
+                });
                 m.entries.insert(e.log_id.index, e);
             }
         }

@@ -11,6 +11,7 @@ mod state_machine;
 mod store;
 #[cfg(test)]
 mod suite_test;
+mod wal;
 
 pub use node::{ConsensusError, RaftNode, RaftSettings, ReadError, StartError, WriteError};
 pub use rpc::RpcError;

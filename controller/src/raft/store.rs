@@ -1,11 +1,11 @@
-//! The redb database under `--data-dir`: Raft log entries, vote, committed id, the last snapshot and
-//! this member's identity. Every call blocks, so async callers go through `spawn_blocking`.
+//! The redb database under `--data-dir`: vote, committed id, purge point, the last snapshot and
+//! this member's identity (log entries live in [`super::wal`]; older data dirs kept them here). Every call blocks, so async callers go through `spawn_blocking`.
 
 use redb::{Database, Durability, ReadableDatabase, TableDefinition};
 use std::path::Path;
 use std::sync::Arc;
 
-/// Log index → postcard-encoded entry.
+/// Log index → postcard-encoded entry: only in data dirs from before [`super::wal`]; moved on open.
 pub(super) const LOG: TableDefinition<u64, &[u8]> = TableDefinition::new("log");
 /// Named small values (see the `KEY_*` constants).
 pub(super) const META: TableDefinition<&str, &[u8]> = TableDefinition::new("meta");
@@ -22,6 +22,8 @@ const KEY_IDENTITY: &str = "identity";
 pub enum StoreError {
     #[error("redb: {0}")]
     Db(String),
+    #[error("{0}")]
+    Log(String),
     #[error("decoding {what}: {source}")]
     Decode {
         what: &'static str,
@@ -51,6 +53,8 @@ db_err!(
 #[derive(Clone, Debug)]
 pub struct Store {
     pub(super) db: Arc<Database>,
+    /// The data directory (the Raft log's segment files live in `raft-log/` under it).
+    pub(super) dir: std::path::PathBuf,
 }
 
 impl Store {
@@ -63,7 +67,10 @@ impl Store {
         tx.open_table(LOG)?;
         tx.open_table(META)?;
         tx.commit()?;
-        Ok(Store { db: Arc::new(db) })
+        Ok(Store {
+            db: Arc::new(db),
+            dir: dir.to_path_buf(),
+        })
     }
 
     /// Reads one meta value.

@@ -1,0 +1,481 @@
+//! The Raft log's entries on disk: append-only segment files under `DIR/raft-log/`, one
+//! `fdatasync` per group of appends.
+//!
+//! A redb commit rewrites several B-tree pages and costs ~6 writes and a longer flush; an append
+//! here is one `pwrite` at the end of the current segment. Each record is
+//! `[len u32][crc32 u32][index u64][term u64][entry bytes]` (little endian; the checksum covers
+//! index, term and entry), so a torn or garbled tail is recognised on open and cut off, together
+//! with everything after it — no record after it was ever acknowledged, since acknowledgement
+//! waits for the sync. Records must also continue the log (index + 1, term not smaller), which
+//! keeps entries from before a truncation from reappearing. Segments whose entries are all purged
+//! are deleted; the purge point itself lives in redb and is written before any file goes.
+
+use std::collections::BTreeMap;
+use std::fs::{File, OpenOptions};
+use std::io::Read;
+use std::os::unix::fs::FileExt;
+use std::path::{Path, PathBuf};
+
+/// A new segment is started once the current one has grown past this.
+const SEGMENT_BYTES: u64 = 8 << 20;
+const HEADER: usize = 24;
+/// Largest record accepted when reading back (an entry is a batch of commands).
+const MAX_RECORD: usize = 256 << 20;
+
+/// Why the log files failed.
+#[derive(Debug, thiserror::Error)]
+#[error("raft log {path}: {what}: {source}")]
+pub struct WalError {
+    path: PathBuf,
+    what: &'static str,
+    source: std::io::Error,
+}
+
+type WResult<T> = Result<T, WalError>;
+
+fn ctx<T>(r: std::io::Result<T>, path: &Path, what: &'static str) -> WResult<T> {
+    r.map_err(|source| WalError {
+        path: path.to_path_buf(),
+        what,
+        source,
+    })
+}
+
+/// One record to append: index, term, encoded entry.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Record {
+    pub index: u64,
+    pub term: u64,
+    pub bytes: Vec<u8>,
+}
+
+#[derive(Debug)]
+struct Segment {
+    path: PathBuf,
+    file: File,
+    len: u64,
+}
+
+/// The open log files.
+#[derive(Debug)]
+pub struct Wal {
+    dir: PathBuf,
+    /// By the index the segment was created for (its name); in log order.
+    segments: BTreeMap<u64, Segment>,
+    /// Where each live entry starts: index → (segment, offset).
+    positions: BTreeMap<u64, (u64, u64)>,
+    dirty: Vec<u64>,
+    dir_dirty: bool,
+}
+
+fn segment_name(first: u64) -> String {
+    format!("{first:020}.log")
+}
+
+/// Encodes one record.
+fn encode(r: &Record, out: &mut Vec<u8>) {
+    let mut crc = crc32fast::Hasher::new();
+    crc.update(&r.index.to_le_bytes());
+    crc.update(&r.term.to_le_bytes());
+    crc.update(&r.bytes);
+    out.extend_from_slice(&(r.bytes.len() as u32).to_le_bytes());
+    out.extend_from_slice(&crc.finalize().to_le_bytes());
+    out.extend_from_slice(&r.index.to_le_bytes());
+    out.extend_from_slice(&r.term.to_le_bytes());
+    out.extend_from_slice(&r.bytes);
+}
+
+/// Decodes the records at the start of `data`; stops at the first one that is short, fails its
+/// checksum or does not continue the log. Returns the records (with offsets) and the valid length.
+fn decode_all(
+    data: &[u8],
+    mut prev: Option<(u64, u64)>,
+    skip_upto: Option<u64>,
+) -> (Vec<(u64, Record)>, usize) {
+    let mut out = Vec::new();
+    let mut at = 0usize;
+    while data.len() - at >= HEADER {
+        let h = &data[at..at + HEADER];
+        let len = u32::from_le_bytes(h[0..4].try_into().expect("4 bytes")) as usize;
+        let crc = u32::from_le_bytes(h[4..8].try_into().expect("4 bytes"));
+        let index = u64::from_le_bytes(h[8..16].try_into().expect("8 bytes"));
+        let term = u64::from_le_bytes(h[16..24].try_into().expect("8 bytes"));
+        if len > MAX_RECORD || data.len() - at - HEADER < len {
+            break;
+        }
+        let bytes = &data[at + HEADER..at + HEADER + len];
+        let mut c = crc32fast::Hasher::new();
+        c.update(&index.to_le_bytes());
+        c.update(&term.to_le_bytes());
+        c.update(bytes);
+        if c.finalize() != crc {
+            break;
+        }
+        // Purged entries are only skipped; live ones must continue the log.
+        if skip_upto.is_none_or(|p| index > p) {
+            if let Some((pi, pt)) = prev {
+                if index != pi + 1 || term < pt {
+                    break;
+                }
+            }
+            prev = Some((index, term));
+        }
+        out.push((
+            at as u64,
+            Record {
+                index,
+                term,
+                bytes: bytes.to_vec(),
+            },
+        ));
+        at += HEADER + len;
+    }
+    (out, at)
+}
+
+fn sync_dir(dir: &Path) -> WResult<()> {
+    let d = ctx(File::open(dir), dir, "opening the directory")?;
+    ctx(d.sync_all(), dir, "syncing the directory")
+}
+
+impl Wal {
+    /// Opens (or creates) the log in `dir`: reads every record after `purged`, cuts off a torn
+    /// tail (and any segment after it), deletes fully purged segments. Returns the live records.
+    pub fn open(dir: &Path, purged: Option<u64>) -> WResult<(Wal, Vec<Record>)> {
+        ctx(std::fs::create_dir_all(dir), dir, "creating")?;
+        let mut names = Vec::new();
+        for item in ctx(std::fs::read_dir(dir), dir, "listing")? {
+            let item = ctx(item, dir, "listing")?;
+            let name = item.file_name();
+            let Some(first) = name
+                .to_str()
+                .and_then(|n| n.strip_suffix(".log"))
+                .and_then(|n| n.parse::<u64>().ok())
+            else {
+                continue;
+            };
+            names.push(first);
+        }
+        names.sort_unstable();
+        let mut wal = Wal {
+            dir: dir.to_path_buf(),
+            segments: BTreeMap::new(),
+            positions: BTreeMap::new(),
+            dirty: Vec::new(),
+            dir_dirty: false,
+        };
+        let mut live = Vec::new();
+        let mut prev = purged.map(|p| (p, 0));
+        let mut cut = false;
+        for first in names {
+            let path = dir.join(segment_name(first));
+            if cut {
+                tracing::warn!(path = %path.display(), "raft log: removing a segment after a torn record");
+                ctx(std::fs::remove_file(&path), &path, "removing")?;
+                wal.dir_dirty = true;
+                continue;
+            }
+            let mut file = ctx(
+                OpenOptions::new().read(true).write(true).open(&path),
+                &path,
+                "opening",
+            )?;
+            let mut data = Vec::new();
+            ctx(file.read_to_end(&mut data), &path, "reading")?;
+            let (records, valid) = decode_all(&data, prev, purged);
+            if valid < data.len() {
+                tracing::warn!(
+                    path = %path.display(),
+                    kept = valid,
+                    dropped = data.len() - valid,
+                    "raft log: cutting off a torn or invalid tail"
+                );
+                ctx(file.set_len(valid as u64), &path, "truncating")?;
+                ctx(file.sync_all(), &path, "syncing")?;
+                cut = true;
+            }
+            for (offset, r) in records {
+                if purged.is_some_and(|p| r.index <= p) {
+                    continue;
+                }
+                prev = Some((r.index, r.term));
+                wal.positions.insert(r.index, (first, offset));
+                live.push(r);
+            }
+            wal.segments.insert(
+                first,
+                Segment {
+                    path,
+                    file,
+                    len: valid as u64,
+                },
+            );
+        }
+        wal.drop_purged_segments(purged)?;
+        if wal.dir_dirty {
+            sync_dir(dir)?;
+            wal.dir_dirty = false;
+        }
+        Ok((wal, live))
+    }
+
+    /// Writes `records` (which continue the log) to the current segment; durable after [`Wal::sync`].
+    pub fn append(&mut self, records: &[Record]) -> WResult<()> {
+        let Some(first) = records.first() else {
+            return Ok(());
+        };
+        let rotate = self
+            .segments
+            .values()
+            .next_back()
+            .is_none_or(|s| s.len >= SEGMENT_BYTES);
+        if rotate {
+            let path = self.dir.join(segment_name(first.index));
+            let file = ctx(
+                OpenOptions::new()
+                    .read(true)
+                    .write(true)
+                    .create(true)
+                    .truncate(true)
+                    .open(&path),
+                &path,
+                "creating",
+            )?;
+            self.segments
+                .insert(first.index, Segment { path, file, len: 0 });
+            self.dir_dirty = true;
+        }
+        let (&name, seg) = self.segments.iter_mut().next_back().expect("a segment");
+        let mut buf = Vec::with_capacity(records.iter().map(|r| HEADER + r.bytes.len()).sum());
+        for r in records {
+            self.positions
+                .insert(r.index, (name, seg.len + buf.len() as u64));
+            encode(r, &mut buf);
+        }
+        ctx(seg.file.write_all_at(&buf, seg.len), &seg.path, "appending")?;
+        seg.len += buf.len() as u64;
+        if self.dirty.last() != Some(&name) {
+            self.dirty.push(name);
+        }
+        Ok(())
+    }
+
+    /// Makes every append so far durable (`fdatasync` of the written segments, and of the
+    /// directory when a segment was created).
+    pub fn sync(&mut self) -> WResult<()> {
+        for name in std::mem::take(&mut self.dirty) {
+            if let Some(seg) = self.segments.get(&name) {
+                ctx(seg.file.sync_data(), &seg.path, "syncing")?;
+            }
+        }
+        if self.dir_dirty {
+            sync_dir(&self.dir)?;
+            self.dir_dirty = false;
+        }
+        Ok(())
+    }
+
+    /// Removes the entries from `from` on, durably (a conflicting suffix on a follower).
+    pub fn truncate(&mut self, from: u64) -> WResult<()> {
+        let Some(&(name, offset)) = self.positions.get(&from) else {
+            return Ok(());
+        };
+        let later: Vec<u64> = self.segments.range(name + 1..).map(|(k, _)| *k).collect();
+        for k in later {
+            let seg = self.segments.remove(&k).expect("listed");
+            ctx(std::fs::remove_file(&seg.path), &seg.path, "removing")?;
+        }
+        let seg = self.segments.get_mut(&name).expect("segment of a position");
+        ctx(seg.file.set_len(offset), &seg.path, "truncating")?;
+        ctx(seg.file.sync_all(), &seg.path, "syncing")?;
+        seg.len = offset;
+        self.dirty.retain(|d| *d <= name);
+        self.positions.split_off(&from);
+        // The removals must be durable before anything is appended in their place.
+        sync_dir(&self.dir)?;
+        self.dir_dirty = false;
+        Ok(())
+    }
+
+    /// Forgets entries up to `upto` and deletes the segments that hold nothing newer. The caller
+    /// has already recorded the purge point durably.
+    pub fn purge(&mut self, upto: u64) -> WResult<()> {
+        let keep = self.positions.split_off(&(upto + 1));
+        self.positions = keep;
+        self.drop_purged_segments(Some(upto))?;
+        if self.dir_dirty {
+            sync_dir(&self.dir)?;
+            self.dir_dirty = false;
+        }
+        Ok(())
+    }
+
+    /// Deletes every segment except the last whose entries are all ≤ `purged`: the next segment
+    /// starts at or before `purged + 1`.
+    fn drop_purged_segments(&mut self, purged: Option<u64>) -> WResult<()> {
+        let Some(p) = purged else { return Ok(()) };
+        let names: Vec<u64> = self.segments.keys().copied().collect();
+        for pair in names.windows(2) {
+            if pair[1] <= p + 1 {
+                let seg = self.segments.remove(&pair[0]).expect("listed");
+                ctx(std::fs::remove_file(&seg.path), &seg.path, "removing")?;
+                self.dirty.retain(|d| *d != pair[0]);
+                self.dir_dirty = true;
+            }
+        }
+        Ok(())
+    }
+
+    /// Segment files present (for tests).
+    #[cfg(test)]
+    fn segment_count(&self) -> usize {
+        self.segments.len()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn rec(index: u64, term: u64, size: usize) -> Record {
+        Record {
+            index,
+            term,
+            bytes: vec![index as u8; size],
+        }
+    }
+
+    fn indexes(rs: &[Record]) -> Vec<u64> {
+        rs.iter().map(|r| r.index).collect()
+    }
+
+    /// A log dir holding entries 1, 2, 3 (term 1, 10 bytes each) and the path of its segment.
+    fn three_synced_records() -> (tempfile::TempDir, PathBuf) {
+        let d = tempfile::tempdir().unwrap();
+        let (mut w, _) = Wal::open(d.path(), None).unwrap();
+        w.append(&[rec(1, 1, 10), rec(2, 1, 10), rec(3, 1, 10)])
+            .unwrap();
+        w.sync().unwrap();
+        let path = d.path().join(segment_name(1));
+        (d, path)
+    }
+
+    #[test]
+    fn appends_survive_reopen() {
+        let d = tempfile::tempdir().unwrap();
+        let (mut w, live) = Wal::open(d.path(), None).unwrap();
+        assert!(live.is_empty());
+        w.append(&[rec(1, 1, 10), rec(2, 1, 0)]).unwrap();
+        w.append(&[rec(3, 2, 100)]).unwrap();
+        w.sync().unwrap();
+        drop(w);
+        let (_, live) = Wal::open(d.path(), None).unwrap();
+        assert_eq!(live, vec![rec(1, 1, 10), rec(2, 1, 0), rec(3, 2, 100)]);
+    }
+
+    #[test]
+    fn a_torn_tail_is_cut_off_and_appending_continues() {
+        let (d, path) = three_synced_records();
+        let len = std::fs::metadata(&path).unwrap().len();
+        // A crash in the middle of the third record.
+        let f = OpenOptions::new().write(true).open(&path).unwrap();
+        f.set_len(len - 5).unwrap();
+        let (mut w, live) = Wal::open(d.path(), None).unwrap();
+        assert_eq!(indexes(&live), [1, 2]);
+        assert_eq!(
+            std::fs::metadata(&path).unwrap().len(),
+            2 * (HEADER as u64 + 10)
+        );
+        w.append(&[rec(3, 2, 7)]).unwrap();
+        w.sync().unwrap();
+        drop(w);
+        let (_, live) = Wal::open(d.path(), None).unwrap();
+        assert_eq!(live, vec![rec(1, 1, 10), rec(2, 1, 10), rec(3, 2, 7)]);
+    }
+
+    #[test]
+    fn a_garbled_record_drops_it_and_everything_after() {
+        let (d, path) = three_synced_records();
+        let f = OpenOptions::new().write(true).open(&path).unwrap();
+        // Flip a byte of the second record's entry.
+        f.write_all_at(&[0xff], (HEADER + 10 + HEADER + 3) as u64)
+            .unwrap();
+        let (_, live) = Wal::open(d.path(), None).unwrap();
+        assert_eq!(indexes(&live), [1]);
+    }
+
+    #[test]
+    fn truncated_entries_never_come_back() {
+        let d = tempfile::tempdir().unwrap();
+        let (mut w, _) = Wal::open(d.path(), None).unwrap();
+        w.append(&[rec(1, 1, 10), rec(2, 1, 10), rec(3, 1, 10), rec(4, 1, 10)])
+            .unwrap();
+        w.sync().unwrap();
+        w.truncate(2).unwrap();
+        w.append(&[rec(2, 2, 10)]).unwrap();
+        w.sync().unwrap();
+        drop(w);
+        let (_, live) = Wal::open(d.path(), None).unwrap();
+        assert_eq!(live, vec![rec(1, 1, 10), rec(2, 2, 10)]);
+        // Truncating past the end is a no-op.
+        let (mut w, _) = Wal::open(d.path(), None).unwrap();
+        w.truncate(9).unwrap();
+        w.sync().unwrap();
+    }
+
+    #[test]
+    fn stale_records_that_do_not_continue_the_log_are_refused() {
+        // Bytes of an old entry 3 of term 1 right after a new entry 2 of term 2.
+        let mut buf = Vec::new();
+        encode(&rec(1, 1, 4), &mut buf);
+        encode(&rec(2, 2, 4), &mut buf);
+        encode(&rec(3, 1, 4), &mut buf);
+        let (rs, _) = decode_all(&buf, None, None);
+        assert_eq!(rs.len(), 2);
+        // A gap is refused too.
+        let mut buf = Vec::new();
+        encode(&rec(1, 1, 4), &mut buf);
+        encode(&rec(3, 1, 4), &mut buf);
+        assert_eq!(decode_all(&buf, None, None).0.len(), 1);
+    }
+
+    #[test]
+    fn segments_rotate_and_purged_ones_are_deleted() {
+        let d = tempfile::tempdir().unwrap();
+        let (mut w, _) = Wal::open(d.path(), None).unwrap();
+        let big = SEGMENT_BYTES as usize / 2;
+        for i in 1..=6 {
+            w.append(&[rec(i, 1, big)]).unwrap();
+        }
+        w.sync().unwrap();
+        // 2 records of half a segment (plus headers) fill one segment.
+        assert_eq!(w.segment_count(), 3);
+        w.purge(3).unwrap();
+        assert_eq!(w.segment_count(), 2, "the segment of 1 and 2 is gone");
+        drop(w);
+        let (mut w, live) = Wal::open(d.path(), Some(3)).unwrap();
+        assert_eq!(indexes(&live), [4, 5, 6]);
+        w.purge(6).unwrap();
+        assert_eq!(w.segment_count(), 1, "the last segment stays");
+        w.append(&[rec(7, 2, 1)]).unwrap();
+        w.sync().unwrap();
+        drop(w);
+        let (_, live) = Wal::open(d.path(), Some(6)).unwrap();
+        assert_eq!(indexes(&live), [7]);
+    }
+
+    #[test]
+    fn a_log_purged_past_its_end_restarts_after_the_purge_point() {
+        // After installing a snapshot at 100 the next append is 101.
+        let d = tempfile::tempdir().unwrap();
+        let (mut w, _) = Wal::open(d.path(), None).unwrap();
+        w.append(&[rec(1, 1, 3)]).unwrap();
+        w.sync().unwrap();
+        w.purge(100).unwrap();
+        w.append(&[rec(101, 3, 3)]).unwrap();
+        w.sync().unwrap();
+        drop(w);
+        let (_, live) = Wal::open(d.path(), Some(100)).unwrap();
+        assert_eq!(indexes(&live), [101]);
+    }
+}
