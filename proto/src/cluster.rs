@@ -139,6 +139,13 @@ pub struct ClusterStatus {
     pub last_log_index: Option<u64>,
     pub last_applied: Option<u64>,
     pub snapshot_index: Option<u64>,
+    /// Log entries up to this index are compacted away (only a snapshot holds them).
+    #[serde(default)]
+    pub purged_index: Option<u64>,
+    /// Snapshots this member installed from a leader since it started (catch-up of a member the
+    /// leader's log no longer reaches back to).
+    #[serde(default)]
+    pub snapshots_installed: u64,
     pub members: Vec<Member>,
     /// SHA-256 of the replicated state at `last_applied`; equal on members with equal `last_applied`.
     pub state_hash: String,

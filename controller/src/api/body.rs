@@ -2,13 +2,59 @@
 //! refused by the types themselves (`deny_unknown_fields`).
 
 use super::error::ApiError;
+use axum::body::{Body, Bytes};
 use axum::http::{header, HeaderMap, StatusCode};
+use futures::StreamExt;
 use serde::de::DeserializeOwned;
 
 /// Largest JSON body accepted (a service spec is a few KiB).
 pub const JSON_LIMIT: usize = 1 << 20;
 /// Largest snapshot accepted for restore and largest Raft RPC body.
 pub const BLOB_LIMIT: usize = 512 << 20;
+
+/// A body over its limit is still read (and dropped) up to this size before the 413 answer, so
+/// that a client still sending gets the answer instead of a reset connection.
+pub const DRAIN_LIMIT: usize = 64 << 20;
+
+/// Reads a whole request body of at most `limit` bytes.
+///
+/// A longer one gets 413: its remainder is read and dropped (up to [`DRAIN_LIMIT`]) first, because
+/// closing a socket with unread data makes the kernel reset the connection, and the client would
+/// see the reset rather than the answer. Past the drain limit the answer is sent at once.
+pub async fn buffer(headers: &HeaderMap, body: Body, limit: usize) -> Result<Bytes, ApiError> {
+    let too_large = || {
+        ApiError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "payload_too_large",
+            format!("request body exceeds {limit} bytes"),
+        )
+    };
+    let declared = headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<usize>().ok());
+    let give_up = limit.max(DRAIN_LIMIT);
+    if declared.is_some_and(|n| n > limit && n > give_up) {
+        return Err(too_large());
+    }
+    let mut stream = body.into_data_stream();
+    let mut kept = Vec::with_capacity(declared.unwrap_or(0).min(limit));
+    let mut total = 0usize;
+    while let Some(chunk) = stream.next().await {
+        let chunk = chunk.map_err(|e| ApiError::bad_request(format!("reading the body: {e}")))?;
+        total += chunk.len();
+        if total > give_up {
+            return Err(too_large());
+        }
+        if total <= limit {
+            kept.extend_from_slice(&chunk);
+        }
+    }
+    if total > limit {
+        return Err(too_large());
+    }
+    Ok(Bytes::from(kept))
+}
 
 /// Decodes a JSON body; `what` names it in messages. An empty body decodes as `{}` when `T` allows it.
 pub fn json<T: DeserializeOwned>(

@@ -2,10 +2,10 @@
 //! but X is", the same request is sent once to X and X's answer is returned. A forwarded request
 //! carries `x-hoist-forwarded` and is never forwarded again.
 
-use super::body::{BLOB_LIMIT, JSON_LIMIT};
+use super::body::{buffer, BLOB_LIMIT, JSON_LIMIT};
 use super::error::{ApiError, LeaderHint};
 use super::Ctx;
-use axum::body::{to_bytes, Body};
+use axum::body::Body;
 use axum::extract::{Request, State};
 use axum::http::{header, StatusCode};
 use axum::middleware::Next;
@@ -25,16 +25,9 @@ pub async fn forward_to_leader(State(ctx): State<Ctx>, req: Request, next: Next)
         JSON_LIMIT
     };
     let (parts, body) = req.into_parts();
-    let bytes = match to_bytes(body, limit).await {
+    let bytes = match buffer(&headers, body, limit).await {
         Ok(b) => b,
-        Err(_) => {
-            return ApiError::new(
-                StatusCode::PAYLOAD_TOO_LARGE,
-                "payload_too_large",
-                format!("request body exceeds {limit} bytes"),
-            )
-            .into_response()
-        }
+        Err(e) => return e.into_response(),
     };
     // A request only the leader can answer goes there at once when another member leads;
     // otherwise the handler runs here and may still answer "not the leader, but X is".

@@ -129,7 +129,7 @@ pub fn spec() -> Value {
                 "id": {"type": "integer"}, "role": {"type": "string"}, "leader": {"type": ["integer", "null"]},
                 "leader_address": {"type": ["string", "null"]}, "term": {"type": "integer"},
                 "last_log_index": {"type": ["integer", "null"]}, "last_applied": {"type": ["integer", "null"]},
-                "snapshot_index": {"type": ["integer", "null"]}, "members": {"type": "array", "items": schema_ref("Member")},
+                "snapshot_index": {"type": ["integer", "null"]}, "purged_index": {"type": ["integer", "null"]}, "snapshots_installed": {"type": "integer"}, "members": {"type": "array", "items": schema_ref("Member")},
                 "state_hash": {"type": "string"}, "services": {"type": "integer"}}}
         }}
     })

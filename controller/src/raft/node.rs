@@ -146,7 +146,10 @@ impl RaftNode {
             install_snapshot_timeout: 5_000,
             snapshot_policy: SnapshotPolicy::LogsSinceLast(settings.snapshot_every),
             max_in_snapshot_log_to_keep: settings.keep_logs,
-            purge_batch_size: 256,
+            // Purge as soon as `keep_logs` is exceeded by as much again (at most 256 at a time):
+            // a fixed 256 would keep a small log uncompacted and no member would ever need a
+            // snapshot to catch up.
+            purge_batch_size: settings.keep_logs.clamp(1, 256),
             ..Default::default()
         }
         .validate()
@@ -315,6 +318,12 @@ impl RaftNode {
             last_log_index: m.last_log_index,
             last_applied,
             snapshot_index: m.snapshot.map(|s| s.index),
+            purged_index: m.purged.map(|p| p.index),
+            snapshots_installed: self
+                .inner
+                .machine
+                .installed
+                .load(std::sync::atomic::Ordering::Relaxed),
             members,
             state_hash,
             services,

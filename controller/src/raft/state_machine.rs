@@ -28,6 +28,8 @@ pub struct Machine {
     pub shared: Arc<RwLock<Applied>>,
     store: Store,
     snapshot_seq: Arc<std::sync::atomic::AtomicU64>,
+    /// Snapshots installed from a leader since start (reported in the cluster status).
+    pub installed: Arc<std::sync::atomic::AtomicU64>,
 }
 
 type SResult<T> = Result<T, StorageError<u64>>;
@@ -53,6 +55,7 @@ impl Machine {
             shared: Arc::new(RwLock::new(applied)),
             store,
             snapshot_seq: Arc::default(),
+            installed: Arc::default(),
         })
     }
 
@@ -169,6 +172,8 @@ impl RaftStateMachine<TypeConfig> for Machine {
         a.state = state;
         a.last_applied = meta.last_log_id;
         a.membership = meta.last_membership.clone();
+        self.installed
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         Ok(())
     }
 
