@@ -5,6 +5,8 @@
 //!   clients spread over the endpoints; prints ops/s, p50 and p99 as JSON.
 //! - `failover SYSTEM ENDPOINTS PIDS`: `kill -9` the leader, then write until one succeeds; prints
 //!   the time and which endpoint was killed.
+//! - `steady SYSTEM ENDPOINTS RATE SECS`: writes at a fixed rate (round robin over the endpoints)
+//!   for a long run; prints ops, errors, p50, p99 and the slowest write as JSON.
 //! - `term SYSTEM ENDPOINTS`: the current Raft term (to count elections).
 //! - `setup SYSTEM ENDPOINTS KEYS`: creates the keys (Hoist services) the load writes to.
 
@@ -74,6 +76,13 @@ async fn write(http: &reqwest::Client, sys: System, ep: &str, key: &str, value: 
     }
 }
 
+/// The `p` quantile of sorted latencies, in ms.
+fn percentile_ms(sorted: &[Duration], p: f64) -> f64 {
+    sorted
+        .get(((sorted.len() as f64 * p) as usize).min(sorted.len().saturating_sub(1)))
+        .map_or(0.0, |d| d.as_secs_f64() * 1e3)
+}
+
 async fn load(sys: System, eps: Vec<String>, clients: usize, secs: f64) -> Result<Value> {
     let http = client();
     let warmup = Duration::from_millis(1000);
@@ -108,10 +117,7 @@ async fn load(sys: System, eps: Vec<String>, clients: usize, secs: f64) -> Resul
         errors += e;
     }
     all.sort();
-    let pct = |p: f64| {
-        all.get(((all.len() as f64 * p) as usize).min(all.len().saturating_sub(1)))
-            .map_or(0.0, |d| d.as_secs_f64() * 1e3)
-    };
+    let pct = |p: f64| percentile_ms(&all, p);
     Ok(json!({
         "clients": clients,
         "ops": all.len(),
@@ -119,6 +125,34 @@ async fn load(sys: System, eps: Vec<String>, clients: usize, secs: f64) -> Resul
         "ops_per_sec": all.len() as f64 / run.as_secs_f64(),
         "p50_ms": pct(0.50),
         "p99_ms": pct(0.99),
+    }))
+}
+
+async fn steady(sys: System, eps: Vec<String>, rate: f64, secs: f64) -> Result<Value> {
+    let http = client();
+    let mut tick = tokio::time::interval(Duration::from_secs_f64(1.0 / rate));
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let end = Instant::now() + Duration::from_secs_f64(secs);
+    let (mut lat, mut errors, mut n) = (Vec::new(), 0u64, 0u64);
+    while Instant::now() < end {
+        tick.tick().await;
+        n += 1;
+        let t = Instant::now();
+        if write(&http, sys, &eps[n as usize % eps.len()], "k0", n).await {
+            lat.push(t.elapsed());
+        } else {
+            errors += 1;
+        }
+    }
+    lat.sort();
+    let pct = |p: f64| percentile_ms(&lat, p);
+    Ok(json!({
+        "rate": rate,
+        "ops": lat.len(),
+        "errors": errors,
+        "p50_ms": pct(0.50),
+        "p99_ms": pct(0.99),
+        "max_ms": lat.last().map_or(0.0, |d| d.as_secs_f64() * 1e3),
     }))
 }
 
@@ -271,7 +305,7 @@ async fn setup(eps: Vec<String>, keys: usize) -> Result<()> {
 #[tokio::main]
 async fn main() -> Result<()> {
     let args: Vec<String> = std::env::args().collect();
-    let usage = "usage: hoist-bench-load (load SYS EPS CLIENTS SECS | failover SYS EPS PIDS | term SYS EPS | setup SYS EPS KEYS)";
+    let usage = "usage: hoist-bench-load (load SYS EPS CLIENTS SECS | steady SYS EPS RATE SECS | failover SYS EPS PIDS | term SYS EPS | setup SYS EPS KEYS)";
     if args.len() < 4 {
         bail!(usage);
     }
@@ -294,6 +328,10 @@ async fn main() -> Result<()> {
                 .collect::<Result<Vec<i32>, _>>()?;
             println!("{}", failover(sys, eps, pids).await?);
         }
+        "steady" => println!(
+            "{}",
+            steady(sys, eps, arg(4)?.parse()?, arg(5)?.parse()?).await?
+        ),
         "term" => println!("{}", term(sys, &eps).await?),
         "setup" if sys == System::Hoist => setup(eps, arg(4)?.parse()?).await?,
         "setup" => {}

@@ -100,14 +100,18 @@ fn leader_unreachable(leader: &str, e: &reqwest::Error) -> Response {
     .into_response()
 }
 
-/// Routes answered only by the leader: writes and linearizable reads of the replicated state.
+/// Routes sent to the leader before they run here: linearizable reads, snapshot and membership
+/// operations.
 fn needs_leader(method: &axum::http::Method, uri: &axum::http::Uri) -> bool {
     let path = uri.path();
     let stale = uri
         .query()
         .is_some_and(|q| q.split('&').any(|kv| kv.starts_with("stale")));
+    let get = method == axum::http::Method::GET;
     let state_route = path.starts_with("/v1/services") || path == "/v1/cluster/snapshot";
-    let member_change =
-        path.starts_with("/v1/cluster/members") && method != axum::http::Method::GET;
-    (state_route && !(method == axum::http::Method::GET && stale)) || member_change
+    // Service writes are decoded and validated here and reach the leader as commands, grouped
+    // with others (the Raft layer's forwarder); only a "not the leader" answer forwards them whole.
+    let service_write = path.starts_with("/v1/services") && !get;
+    let member_change = path.starts_with("/v1/cluster/members") && !get;
+    (state_route && !(get && stale) && !service_write) || member_change
 }

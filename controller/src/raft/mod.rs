@@ -2,6 +2,7 @@
 //! entries to the pure [`crate::state::State`], carries Raft RPCs over HTTP with postcard bodies, and
 //! offers the rest of the controller a small facade ([`RaftNode`]) in Hoist's own terms.
 
+mod forwarder;
 mod log_store;
 mod network;
 mod node;

@@ -73,13 +73,7 @@ impl Peer {
         let body =
             postcard::to_stdvec(req).map_err(|e| RPCError::Network(NetworkError::new(&e)))?;
         let url = format!("http://{}/raft/{path}", self.addr);
-        let resp = self
-            .client
-            .post(url)
-            .timeout(option.hard_ttl())
-            .header("content-type", "application/postcard")
-            .body(body)
-            .send()
+        let (status, bytes) = post_postcard(&self.client, url, option.hard_ttl(), body)
             .await
             .map_err(|e| {
                 if e.is_connect() {
@@ -88,11 +82,6 @@ impl Peer {
                     RPCError::Network(NetworkError::new(&e))
                 }
             })?;
-        let status = resp.status();
-        let bytes = resp
-            .bytes()
-            .await
-            .map_err(|e| RPCError::Network(NetworkError::new(&e)))?;
         if !status.is_success() {
             let msg = Msg(format!(
                 "{}: HTTP {status}: {}",
@@ -105,6 +94,24 @@ impl Peer {
             postcard::from_bytes(&bytes).map_err(|e| RPCError::Network(NetworkError::new(&e)))?;
         result.map_err(|e| RPCError::RemoteError(RemoteError::new(self.target, e)))
     }
+}
+
+/// POSTs a postcard body to a member; answers the status and the whole answer body.
+pub(super) async fn post_postcard(
+    client: &reqwest::Client,
+    url: String,
+    timeout: Duration,
+    body: Vec<u8>,
+) -> Result<(reqwest::StatusCode, bytes::Bytes), reqwest::Error> {
+    let resp = client
+        .post(url)
+        .timeout(timeout)
+        .header("content-type", "application/postcard")
+        .body(body)
+        .send()
+        .await?;
+    let status = resp.status();
+    Ok((status, resp.bytes().await?))
 }
 
 impl RaftNetwork<TypeConfig> for Peer {

@@ -1,6 +1,7 @@
 //! [`RaftNode`]: the controller's consensus facade in Hoist's own terms — open a member, bootstrap,
 //! write a command, read linearizably, report status, change membership, serve RPC bodies.
 
+use super::forwarder::{Forwarder, Outcome};
 use super::log_store::LogStore;
 use super::network::Network;
 use super::proposer::Proposer;
@@ -49,8 +50,9 @@ impl Default for RaftSettings {
     }
 }
 
-/// Why a write, read or membership change did not happen here.
-#[derive(Debug, Clone, thiserror::Error)]
+/// Why a write, read or membership change did not happen here. Also sent between members as the
+/// outcome of a forwarded write (postcard; append variants only).
+#[derive(Debug, Clone, thiserror::Error, serde::Serialize, serde::Deserialize)]
 pub enum ConsensusError {
     /// This member is not the leader; `leader` is who is, if known (id, address).
     #[error("not the leader (leader: {leader:?})")]
@@ -100,6 +102,8 @@ struct Inner {
     membership_lock: tokio::sync::Mutex<()>,
     /// Groups concurrent writes into batch entries.
     proposer: Proposer,
+    /// Groups writes for another leader into one request.
+    forwarder: Forwarder,
 }
 
 impl std::fmt::Debug for RaftNode {
@@ -165,6 +169,7 @@ impl RaftNode {
         .await
         .map_err(|e| StartError::Raft(e.to_string()))?;
         let proposer = Proposer::start(raft.clone(), settings.op_timeout);
+        let forwarder = Forwarder::start(settings.op_timeout + Duration::from_secs(2));
         Ok(RaftNode {
             inner: Arc::new(Inner {
                 id,
@@ -174,6 +179,7 @@ impl RaftNode {
                 settings,
                 membership_lock: Default::default(),
                 proposer,
+                forwarder,
             }),
         })
     }
@@ -245,10 +251,25 @@ impl RaftNode {
         Ok(())
     }
 
-    /// Proposes `command` (stamped with this leader's clock) and answers what applying it returned.
+    /// Proposes `command` (stamped with the leader's clock) and answers what applying it returned.
+    /// On a follower that knows the leader, the command is forwarded there (grouped with others).
     pub async fn write(&self, command: Command) -> Result<Response, ConsensusError> {
-        self.check_leader()?;
-        self.inner.proposer.propose(command).await
+        match self.check_leader() {
+            Ok(()) => self.inner.proposer.propose(command).await,
+            Err(ConsensusError::NotLeader {
+                leader: Some((id, addr)),
+            }) if id != self.inner.id => self.inner.forwarder.propose(addr, command).await,
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Proposes commands forwarded by another member, here only (never forwarded again).
+    async fn propose_here(&self, commands: Vec<Command>) -> Vec<Outcome> {
+        let one = |c| async move {
+            self.check_leader()?;
+            self.inner.proposer.propose(c).await
+        };
+        futures::future::join_all(commands.into_iter().map(one)).await
     }
 
     /// Reads the state after confirming leadership with a quorum and applying everything committed
@@ -414,6 +435,10 @@ impl RaftNode {
 
     /// Serves one Raft RPC body from a peer.
     pub async fn handle_rpc(&self, kind: &str, body: &[u8]) -> Result<Vec<u8>, RpcError> {
+        if kind == "propose" {
+            let commands: Vec<Command> = postcard::from_bytes(body)?;
+            return Ok(postcard::to_stdvec(&self.propose_here(commands).await)?);
+        }
         let kind = RpcKind::from_path(kind)
             .ok_or_else(|| RpcError::from(postcard::Error::DeserializeBadEncoding))?;
         rpc::handle(&self.inner.raft, kind, body).await
