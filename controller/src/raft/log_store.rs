@@ -358,3 +358,54 @@ impl RaftLogStorage<TypeConfig> for LogStore {
         .map_err(io_write)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use openraft::{CommittedLeaderId, EntryPayload};
+
+    fn blank(index: u64, term: u64) -> Entry<TypeConfig> {
+        Entry {
+            log_id: LogId::new(CommittedLeaderId::new(term, 1), index),
+            payload: EntryPayload::Blank,
+        }
+    }
+
+    /// A data dir from before the segment files kept its entries in redb: they are moved over.
+    #[tokio::test]
+    async fn entries_kept_in_redb_move_to_the_segment_files() {
+        let dir = tempfile::tempdir().unwrap();
+        {
+            let store = Store::open(dir.path()).unwrap();
+            let tx = store.db.begin_write().unwrap();
+            {
+                let mut log = tx.open_table(LOG).unwrap();
+                for e in [blank(1, 1), blank(2, 1), blank(3, 2)] {
+                    let bytes = postcard::to_stdvec(&e).unwrap();
+                    log.insert(e.log_id.index, bytes.as_slice()).unwrap();
+                }
+            }
+            tx.commit().unwrap();
+            let mut logs = LogStore::open(store.clone()).unwrap();
+            let got = logs.try_get_log_entries(1..).await.unwrap();
+            assert_eq!(got.len(), 3);
+            let tx = store.db.begin_read().unwrap();
+            assert!(tx.open_table(LOG).unwrap().iter().unwrap().next().is_none());
+        }
+        // The writer thread holds the database until its channel closes; wait for that.
+        let store = loop {
+            match Store::open(dir.path()) {
+                Ok(s) => break s,
+                Err(_) => std::thread::sleep(std::time::Duration::from_millis(20)),
+            }
+        };
+        let mut logs = LogStore::open(store).unwrap();
+        let got = logs.try_get_log_entries(1..).await.unwrap();
+        assert_eq!(
+            got.iter().map(|e| e.log_id.index).collect::<Vec<_>>(),
+            [1, 2, 3]
+        );
+        let state = logs.get_log_state().await.unwrap();
+        assert_eq!(state.last_log_id.map(|l| l.leader_id.term), Some(2));
+    }
+}
