@@ -81,6 +81,8 @@ struct Monitor {
 
 #[derive(Debug)]
 struct Node {
+    /// From the join token: the cluster this node may join.
+    cluster_id: String,
     mgr: Arc<Manager>,
     cfg: JoinConfig,
     client: ControllerClient,
@@ -112,8 +114,12 @@ pub fn start(mgr: Arc<Manager>, cfg: JoinConfig) -> anyhow::Result<()> {
     if cfg.controllers.is_empty() {
         anyhow::bail!("--join needs --controller ADDR[,ADDR...]");
     }
+    let cluster_id = hoist_proto::node::parse_join_token(&cfg.token)
+        .map_err(|e| anyhow::anyhow!("--join: {e}"))?
+        .cluster_id;
     let ident = identity::load(&cfg.data_dir)?;
     let node = Arc::new(Node {
+        cluster_id,
         client: ControllerClient::new(cfg.controllers.clone())?,
         executor: Executor::new(mgr.clone()),
         mgr,
@@ -212,6 +218,13 @@ impl Node {
             agent_version: env!("CARGO_PKG_VERSION").to_string(),
         };
         let resp = self.client.register(&req).await?;
+        if resp.cluster_id != self.cluster_id {
+            anyhow::bail!(
+                "the controllers belong to cluster {}, the join token to cluster {}",
+                resp.cluster_id,
+                self.cluster_id
+            );
+        }
         if self.check_term(resp.term, "a registration answer") == Verdict::Stale {
             anyhow::bail!("the answer came from a deposed leader (term {})", resp.term);
         }

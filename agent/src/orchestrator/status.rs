@@ -72,7 +72,7 @@ pub fn task_status(
                 }
                 Decision::Never(why) => {
                     st.state = if *code == 0 {
-                        TaskState::Shutdown
+                        TaskState::Complete
                     } else {
                         TaskState::Failed
                     };
@@ -198,7 +198,7 @@ mod tests {
         });
         assert_eq!(
             task_status(&a, Some(&ok), Health::None, 1000).state,
-            TaskState::Shutdown
+            TaskState::Complete
         );
     }
 
