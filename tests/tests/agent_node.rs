@@ -149,6 +149,17 @@ fn the_agent_runs_heals_and_reports_its_assignments() -> Result<()> {
         tcp_port: Some(80),
         ..check("300ms", 2)
     });
+    let mut web_ok = spec("webok", &["httpd", "-f", "-p", "8080", "-h", "/"]);
+    web_ok.health_check = Some(HealthCheck {
+        http_path: Some("/etc/hostname".into()),
+        tcp_port: Some(8080),
+        ..check("300ms", 2)
+    });
+    let mut web_404 = web_ok.clone();
+    web_404.name = "web404".into();
+    if let Some(h) = web_404.health_check.as_mut() {
+        h.http_path = Some("/nope".into());
+    }
     let mut sick = spec("sick", &["sleep", "1000"]);
     sick.health_check = Some(HealthCheck {
         command: vec!["false".into()],
@@ -167,6 +178,8 @@ fn the_agent_runs_heals_and_reports_its_assignments() -> Result<()> {
         task("web-2", 2, &web),
         task("httpd-0", 0, &httpd),
         task("sick-0", 0, &sick),
+        task("webok-0", 0, &web_ok),
+        task("web404-0", 0, &web_404),
         task("crash-0", 0, &crash),
         task("once-0", 0, &once),
         task("bad-0", 0, &bad),
@@ -187,6 +200,13 @@ fn the_agent_runs_heals_and_reports_its_assignments() -> Result<()> {
     wait_status(&fake, &host, "httpd-0", "healthy (TCP check)", |s| {
         s.state == TaskState::Running && s.health == Health::Healthy
     })?;
+    wait_status(&fake, &host, "webok-0", "healthy (HTTP check)", |s| {
+        s.health == Health::Healthy
+    })?;
+    let st = wait_status(&fake, &host, "web404-0", "unhealthy (HTTP 404)", |s| {
+        s.health == Health::Unhealthy
+    })?;
+    ensure!(st.message.contains("HTTP 404"), "{st:?}");
     let st = wait_status(&fake, &host, "sick-0", "unhealthy (exec check)", |s| {
         s.state == TaskState::Running && s.health == Health::Unhealthy
     })?;
@@ -228,7 +248,7 @@ fn the_agent_runs_heals_and_reports_its_assignments() -> Result<()> {
         .filter(|(_, st)| st == "running")
         .count();
     ensure!(
-        running >= 5,
+        running >= 7,
         "a stale answer stopped containers: {:?}",
         tasks_on(&host)?
     );

@@ -451,7 +451,6 @@ impl Node {
                 self.monitors.clone(),
                 self.report_now.clone(),
                 c.clone(),
-                o.address.clone(),
                 probe,
                 Timing::from_spec(check),
                 o.created_ms,
@@ -526,7 +525,6 @@ async fn monitor(
     monitors: Monitors,
     report_now: Arc<Notify>,
     container: String,
-    ip: Option<String>,
     probe: probe::Probe,
     timing: Timing,
     started_ms: u64,
@@ -535,6 +533,8 @@ async fn monitor(
     let mut state = HealthState::new(started_ms);
     loop {
         tokio::time::sleep(Duration::from_millis(timing.interval_ms)).await;
+        // Looked up every time: the address is recorded once the network is attached.
+        let ip = mgr.get(&container).ok().and_then(|c| c.info().ip_address);
         let result = probe::run(
             &probe,
             &mgr,
