@@ -459,3 +459,6 @@ impl ServiceRun<'_> {
         }
     }
 }
+
+#[cfg(test)]
+mod tests;

@@ -140,11 +140,28 @@ impl State {
         }
         let nodes: BTreeSet<&str> = plan.place.iter().map(|t| t.node.as_str()).collect();
         let mut usage = self.usage_on(&nodes);
+        let services: BTreeSet<&str> = plan.place.iter().map(|t| t.service.as_str()).collect();
+        // A slot takes one task per version: a plan made before another plan for the same slot
+        // was applied must not double it.
+        let mut filled: BTreeSet<(String, u64, u64)> = self
+            .tasks
+            .values()
+            .filter(|t| t.desired == TaskState::Running && services.contains(t.service.as_str()))
+            .map(|t| (t.service.clone(), t.slot, t.service_version))
+            .collect();
         for t in &plan.place {
+            let key = (t.service.clone(), t.slot, t.service_version);
+            if filled.contains(&key) {
+                result
+                    .refused
+                    .push((t.id.clone(), format!("slot {} is already filled", t.slot)));
+                continue;
+            }
             if let Some(why) = self.refuse(t, &usage) {
                 result.refused.push((t.id.clone(), why));
                 continue;
             }
+            filled.insert(key);
             if let Some(d) = self.demand_of(t) {
                 usage.entry(t.node.clone()).or_default().add(&d);
             }
