@@ -26,6 +26,8 @@ pub struct Applied {
 #[derive(Debug, Clone)]
 pub struct Machine {
     pub shared: Arc<RwLock<Applied>>,
+    /// The last applied log index, for waiters (long polls, watches).
+    pub applied: Arc<tokio::sync::watch::Sender<u64>>,
     store: Store,
     snapshot_seq: Arc<std::sync::atomic::AtomicU64>,
 }
@@ -49,7 +51,9 @@ impl Machine {
             applied.last_applied = meta.last_log_id;
             applied.membership = meta.last_membership;
         }
+        let index = applied.last_applied.map_or(0, |l| l.index);
         Ok(Machine {
+            applied: Arc::new(tokio::sync::watch::Sender::new(index)),
             shared: Arc::new(RwLock::new(applied)),
             store,
             snapshot_seq: Arc::default(),
@@ -134,13 +138,16 @@ impl RaftStateMachine<TypeConfig> for Machine {
             a.last_applied = Some(entry.log_id);
             out.push(match entry.payload {
                 EntryPayload::Blank => Response::Ok,
-                EntryPayload::Normal(req) => a.state.apply(&req),
+                EntryPayload::Normal(req) => a.state.apply_at(entry.log_id.index, &req),
                 EntryPayload::Membership(m) => {
                     a.membership = StoredMembership::new(Some(entry.log_id), m);
                     Response::Ok
                 }
             });
         }
+        let index = a.last_applied.map_or(0, |l| l.index);
+        drop(a);
+        self.applied.send_replace(index);
         Ok(out)
     }
 
@@ -169,6 +176,9 @@ impl RaftStateMachine<TypeConfig> for Machine {
         a.state = state;
         a.last_applied = meta.last_log_id;
         a.membership = meta.last_membership.clone();
+        let index = a.last_applied.map_or(0, |l| l.index);
+        drop(a);
+        self.applied.send_replace(index);
         Ok(())
     }
 

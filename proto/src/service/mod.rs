@@ -80,7 +80,9 @@ pub struct ResourceSpec {
 }
 
 /// Transport protocol of a service port.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default, Serialize, Deserialize,
+)]
 #[serde(rename_all = "lowercase")]
 pub enum PortProtocol {
     #[default]
