@@ -50,12 +50,11 @@ impl ClusterLab {
             token: String::new(),
             agent_flags: Vec::new(),
         };
-        let out = me.hoist_ok(&["cluster", "token"])?;
-        me.token = out
-            .split_whitespace()
-            .find(|w| w.starts_with("HOIST1-"))
+        let t = me.get("/v1/cluster/token")?;
+        me.token = t["token"]
+            .as_str()
             .map(str::to_owned)
-            .with_context(|| format!("`hoist cluster token` printed no token: {out}"))?;
+            .with_context(|| format!("GET /v1/cluster/token answered no token: {t}"))?;
         Ok(me)
     }
 
@@ -167,6 +166,42 @@ impl ClusterLab {
         let mut args = vec!["service", "apply", "-f", &path];
         args.extend_from_slice(extra);
         self.hoist(&args)
+    }
+
+    /// A JSON POST to the first controller that answers.
+    pub fn post(&self, path: &str, body: &Value) -> Result<Value> {
+        let mut last = None;
+        for i in 0..self.controllers {
+            if !self.lab.is_running(i) {
+                continue;
+            }
+            match self.lab.post(i, path, body) {
+                Ok((200, v)) => return Ok(v),
+                Ok((code, v)) => last = Some(anyhow::anyhow!("POST {path}: HTTP {code}: {v}")),
+                Err(e) => last = Some(e),
+            }
+        }
+        Err(last.unwrap_or_else(|| anyhow::anyhow!("no controller runs")))
+    }
+
+    /// Every node as the controllers see it (`GET /v1/nodes`): node id → (status, availability).
+    pub fn nodes(&self) -> Result<BTreeMap<String, (String, String)>> {
+        let v = self.get("/v1/nodes")?;
+        let mut m = BTreeMap::new();
+        for n in v.as_array().into_iter().flatten() {
+            let node = &n["node"];
+            m.insert(
+                node["id"].as_str().unwrap_or_default().to_string(),
+                (
+                    node["status"].as_str().unwrap_or_default().to_string(),
+                    node["availability"]
+                        .as_str()
+                        .unwrap_or_default()
+                        .to_string(),
+                ),
+            );
+        }
+        Ok(m)
     }
 
     /// A GET on the first controller that answers: the JSON body.
