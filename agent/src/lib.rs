@@ -12,4 +12,5 @@ pub mod containers;
 pub mod error;
 pub mod image;
 pub mod network;
+pub mod orchestrator;
 pub mod runtime;

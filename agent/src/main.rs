@@ -7,6 +7,7 @@ use hoist_agent::config::AgentConfig;
 use hoist_agent::containers::Manager;
 use hoist_agent::image::ImageStore;
 use hoist_agent::network::{Network, NetworkConfig};
+use hoist_agent::orchestrator::JoinConfig;
 use hoist_agent::runtime::cgroup::CgroupDriver;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -36,6 +37,44 @@ struct Args {
     /// Rotate a container's log file when it exceeds this size (e.g. 10m).
     #[arg(long, default_value = "10m", value_parser = |s: &str| hoist_common::parse::parse_size(s))]
     log_max_size: u64,
+    /// Join a cluster with this token (from `hoist cluster token`): register with the controllers,
+    /// run the replicas they assign to this node, report their status. Without it the agent is
+    /// standalone and only serves its local API.
+    #[arg(
+        long,
+        env = "HOIST_JOIN_TOKEN",
+        value_name = "TOKEN",
+        requires = "controller"
+    )]
+    join: Option<String>,
+    /// Controller members to register with, `HOST:PORT`, comma-separated; tried in turn.
+    #[arg(
+        long,
+        env = "HOIST_CONTROLLER",
+        value_name = "ADDR[,ADDR...]",
+        value_delimiter = ','
+    )]
+    controller: Vec<String>,
+    /// A node label for placement constraints (`--label zone=a`); repeatable.
+    #[arg(long = "label", value_name = "KEY=VALUE", value_parser = parse_label)]
+    labels: Vec<(String, String)>,
+    /// The address other hosts reach this node on (default: the local address on the route to the
+    /// first controller).
+    #[arg(long, value_name = "IP")]
+    advertise_addr: Option<String>,
+    /// CPUs this node offers to replicas (default: the CPUs the agent may run on), e.g. 4 or 1.5.
+    #[arg(long, value_parser = |s: &str| hoist_common::parse::parse_cpus(s))]
+    cpus: Option<u64>,
+    /// Memory this node offers to replicas (default: the host's), e.g. 2g.
+    #[arg(long, value_parser = |s: &str| hoist_common::parse::parse_size(s))]
+    memory: Option<u64>,
+}
+
+fn parse_label(s: &str) -> Result<(String, String), String> {
+    match s.split_once('=') {
+        Some((k, v)) if !k.is_empty() => Ok((k.to_string(), v.to_string())),
+        _ => Err(format!("{s:?} is not KEY=VALUE")),
+    }
 }
 
 fn main() -> anyhow::Result<()> {
@@ -57,6 +96,20 @@ fn main() -> anyhow::Result<()> {
 }
 
 async fn run(args: Args) -> anyhow::Result<()> {
+    let join = args.join.map(|token| JoinConfig {
+        token,
+        controllers: args
+            .controller
+            .iter()
+            .map(|a| a.trim().to_string())
+            .filter(|a| !a.is_empty())
+            .collect(),
+        labels: args.labels.into_iter().collect(),
+        advertise_addr: args.advertise_addr,
+        cpu_millis: args.cpus,
+        memory_bytes: args.memory,
+        data_dir: args.data_dir.clone(),
+    });
     let config = AgentConfig {
         data_dir: args.data_dir,
         socket: args.socket,
@@ -92,6 +145,10 @@ async fn run(args: Args) -> anyhow::Result<()> {
     let socket = config.socket.clone();
     let manager = Manager::new(config, images, network, cgroups);
     let restored = manager.restore().await.context("restore containers")?;
+    if let Some(join) = join {
+        tracing::info!(controllers = ?join.controllers, "joining the cluster");
+        hoist_agent::orchestrator::start(manager.clone(), join)?;
+    }
 
     if let Some(dir) = socket.parent() {
         std::fs::create_dir_all(dir).with_context(|| format!("create {}", dir.display()))?;

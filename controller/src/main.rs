@@ -3,6 +3,7 @@
 use anyhow::Context;
 use clap::Parser;
 use hoist_controller::member::{self, MemberOptions, StartMode};
+use hoist_controller::orchestrator::OrchSettings;
 use hoist_controller::raft::RaftSettings;
 use std::path::PathBuf;
 use std::time::Duration;
@@ -47,6 +48,18 @@ struct Args {
     /// Writes and linearizable reads not done by then answer 503.
     #[arg(long, default_value_t = 3_000)]
     op_timeout_ms: u64,
+    /// A node silent for this long is marked down and its replicas move (`15s`, `500ms`).
+    #[arg(long, default_value = "15s", value_parser = duration)]
+    node_grace: Duration,
+    /// How often agents heartbeat (told to them when they register).
+    #[arg(long, default_value = "1s", value_parser = duration)]
+    heartbeat_interval: Duration,
+}
+
+fn duration(text: &str) -> Result<Duration, String> {
+    hoist_proto::quantity::parse_duration_ms(text)
+        .map(Duration::from_millis)
+        .ok_or_else(|| format!("{text:?} is not a duration (e.g. 15s, 500ms)"))
 }
 
 fn main() -> anyhow::Result<()> {
@@ -72,6 +85,11 @@ fn main() -> anyhow::Result<()> {
         id: args.id,
         mode,
         learner: args.learner,
+        orchestration: OrchSettings {
+            grace: args.node_grace,
+            heartbeat_interval: args.heartbeat_interval,
+            ..OrchSettings::default()
+        },
         settings: RaftSettings {
             heartbeat_ms: args.heartbeat_ms,
             election_min_ms: args.election_min_ms,

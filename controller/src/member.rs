@@ -2,6 +2,7 @@
 //! join an existing one, or simply resume (a restarted member needs only its data dir).
 
 use crate::api::{self, Ctx};
+use crate::orchestrator::{self, OrchSettings, Orchestrator};
 use crate::raft::{ConsensusError, RaftNode, RaftSettings, StartError};
 use hoist_proto::cluster::JoinRequest;
 use std::future::Future;
@@ -33,6 +34,8 @@ pub struct MemberOptions {
     pub settings: RaftSettings,
     /// Join as a learner only.
     pub learner: bool,
+    /// Node grace period, heartbeat interval, reconcile tick.
+    pub orchestration: OrchSettings,
 }
 
 /// Why a member stopped with an error.
@@ -70,7 +73,9 @@ pub async fn run(
             source,
         })?;
     tracing::info!(id = node.id(), address = node.address(), "member serving");
-    let server = tokio::spawn(api::serve(listener, Ctx::new(node.clone()), shutdown));
+    let orch = Orchestrator::new(opts.orchestration.clone());
+    tokio::spawn(orchestrator::run(node.clone(), orch.clone()));
+    let server = tokio::spawn(api::serve(listener, Ctx::new(node.clone(), orch), shutdown));
     match &opts.mode {
         StartMode::Bootstrap => node.bootstrap().await.map_err(MemberError::Bootstrap)?,
         StartMode::Join(seeds) if !node.is_initialized().await => {

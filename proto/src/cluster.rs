@@ -1,6 +1,7 @@
 //! The controller's API bodies: services with their version history, nodes, tasks, cluster status
 //! and errors. JSON over HTTP; the replicated ones are also stored with postcard, so they stay plain.
 
+use crate::node::Health;
 use crate::service::{FieldError, ServiceSpec};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -62,12 +63,25 @@ pub struct RollbackRequest {
     pub version: Option<u64>,
 }
 
-/// Whether a node takes work.
+/// Whether a node is alive, as the leader sees its heartbeats.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum NodeStatus {
     Ready,
+    /// No heartbeat for the grace period: its replicas are replaced elsewhere.
     Down,
+}
+
+/// Whether a node takes work, as the operator sets it (`hoist node pause|drain|activate`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum NodeAvailability {
+    /// Takes new replicas.
+    #[default]
+    Active,
+    /// Keeps its replicas, takes no new ones.
+    Paused,
+    /// Its replicas move elsewhere; takes no new ones.
     Drained,
 }
 
@@ -83,37 +97,195 @@ pub struct NodeResources {
 pub struct Node {
     pub id: String,
     pub hostname: String,
-    /// Where the agent's API answers, `HOST:PORT`.
+    /// The address other hosts reach this node on.
     pub address: String,
     pub labels: BTreeMap<String, String>,
     pub capacity: NodeResources,
+    /// Liveness: ready or down.
     pub status: NodeStatus,
-    /// Leader time of the last status change.
+    /// Operator-set: active, paused or drained.
+    pub availability: NodeAvailability,
+    pub agent_version: String,
+    /// Leader time of the first registration.
+    pub registered_ms: u64,
+    /// Leader time of the last change.
     pub updated_ms: u64,
 }
 
 /// The lifecycle of a task (one replica of one service version on one node).
+/// Variants are only appended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum TaskState {
+    /// Assigned, not running yet (image being pulled, container being created).
     Pending,
     Running,
+    /// Stopped because it was asked to (desired `Shutdown`).
     Shutdown,
+    /// Failed for good: start failed, restart policy exhausted, or unhealthy.
     Failed,
+    /// Exited 0 and the restart policy does not restart it.
+    Complete,
 }
 
-/// A replica placed by the scheduler.
+impl TaskState {
+    /// Whether the task will never run again.
+    pub fn is_terminal(self) -> bool {
+        matches!(
+            self,
+            TaskState::Shutdown | TaskState::Failed | TaskState::Complete
+        )
+    }
+}
+
+/// A replica placed by the scheduler on a node, with what its agent last reported.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Task {
     pub id: String,
     pub service: String,
     pub service_version: u64,
-    /// Replica slot, 0-based; stable across updates.
+    /// Replica slot, 0-based; stable across updates. Global services use one slot per node.
     pub slot: u64,
     pub node: String,
+    /// `Running` to run it, `Shutdown` to stop it.
     pub desired: TaskState,
+    /// As the agent last reported it.
     pub state: TaskState,
+    pub health: Health,
+    /// The replica's IP on its node's network.
+    pub address: Option<String>,
+    pub container_id: Option<String>,
+    pub exit_code: Option<i32>,
+    /// One line: why it is pending, failed, stopped, replaced...
+    pub message: String,
+    pub restarts: u64,
+    /// Leader time when it was placed.
+    pub created_ms: u64,
     pub updated_ms: u64,
+    /// Leader time since when it has been Running and healthy (or Running without a check).
+    pub ready_since_ms: Option<u64>,
+}
+
+impl Task {
+    /// Running and healthy, or running without a health check.
+    pub fn is_ready(&self) -> bool {
+        self.state == TaskState::Running && matches!(self.health, Health::Healthy | Health::None)
+    }
+}
+
+/// Where a rolling update is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RolloutState {
+    Updating,
+    Completed,
+    /// A new replica failed and `failure_action = "pause"`: nothing more moves until the next apply.
+    Paused,
+    /// A new replica failed and `failure_action = "rollback"`: the previous spec is rolling out.
+    RollingBack,
+    /// The rollback finished.
+    RolledBack,
+    /// The rollback itself failed.
+    Failed,
+}
+
+/// A service's rolling update, kept in the replicated state so a new leader continues it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Rollout {
+    /// The version being rolled out.
+    pub version: u64,
+    /// The version it replaces.
+    pub from_version: u64,
+    pub state: RolloutState,
+    /// Slots of the service at `version` and ready.
+    pub updated: u64,
+    /// Slots to update in all.
+    pub total: u64,
+    /// New replicas that failed their health gate.
+    pub failures: u64,
+    pub message: String,
+    pub started_ms: u64,
+    pub updated_ms: u64,
+    /// When the last batch was started (for `update.delay`).
+    pub batch_started_ms: u64,
+    /// When this rollout is an automatic rollback: the version that failed.
+    pub rollback_of: Option<u64>,
+}
+
+/// One replica slot as `hoist service ps` shows it: the current task (or why there is none) and
+/// the slot's recent tasks, newest first.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ReplicaView {
+    pub slot: u64,
+    /// The task meant to run now; `None` while the slot is pending.
+    pub task: Option<Task>,
+    /// Why the slot is not placed: per node, what does not fit.
+    pub pending: Option<String>,
+    pub history: Vec<Task>,
+}
+
+/// `GET /v1/services/{name}/ps`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ServiceTasks {
+    pub service: String,
+    pub version: u64,
+    pub replicas: Vec<ReplicaView>,
+}
+
+/// One healthy running replica, for discovery.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Endpoint {
+    pub address: String,
+    /// The container port (first of `ports`), if any.
+    pub port: Option<u16>,
+    pub node: String,
+    pub node_address: String,
+    pub task: String,
+}
+
+/// `GET /v1/services/{name}/endpoints`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Endpoints {
+    /// Pass it back as `index` to wait for the next change.
+    pub index: u64,
+    pub endpoints: Vec<Endpoint>,
+}
+
+/// `GET /v1/cluster/token`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct JoinToken {
+    /// `HOIST1-<cluster id>-<secret>` (see [`crate::node::parse_join_token`]).
+    pub token: String,
+    pub cluster_id: String,
+}
+
+/// `POST /v1/nodes/{id}/labels`: set and remove labels.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LabelRequest {
+    #[serde(default)]
+    pub set: BTreeMap<String, String>,
+    #[serde(default)]
+    pub remove: Vec<String>,
+}
+
+/// `POST /v1/nodes/{id}/availability`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AvailabilityRequest {
+    pub availability: NodeAvailability,
+}
+
+/// A node as `hoist node ls|inspect` shows it: the replicated record plus what the leader knows.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NodeView {
+    pub node: Node,
+    /// Tasks meant to run there.
+    pub tasks: u64,
+    /// Reserved by those tasks.
+    pub reserved: NodeResources,
+    /// Milliseconds since the last heartbeat the answering leader received, if any.
+    pub last_heartbeat_ms_ago: Option<u64>,
 }
 
 /// A controller in the Raft group.
@@ -206,12 +378,29 @@ mod tests {
             node: "n1".into(),
             desired: TaskState::Running,
             state: TaskState::Pending,
+            health: Health::Healthy,
+            address: Some("a".into()),
+            container_id: None,
+            exit_code: None,
+            message: "m".into(),
+            restarts: 1,
+            created_ms: 1,
             updated_ms: 300,
+            ready_since_ms: None,
         };
         let b = postcard::to_stdvec(&t).unwrap();
-        assert_eq!(b, b"\x02t1\x03web\x03\x00\x02n1\x01\x00\xac\x02");
+        assert_eq!(
+            b,
+            b"\x02t1\x03web\x03\x00\x02n1\x01\x00\x02\x01\x01a\x00\x00\x01m\x01\x01\xac\x02\x00"
+        );
         assert_eq!(postcard::from_bytes::<Task>(&b).unwrap(), t);
         let o = postcard::to_stdvec(&VersionOrigin::Rollback { from: 7 }).unwrap();
         assert_eq!(o, [2, 7]);
+        assert_eq!(postcard::to_stdvec(&TaskState::Complete).unwrap(), [4]);
+        assert_eq!(postcard::to_stdvec(&RolloutState::RolledBack).unwrap(), [4]);
+        assert_eq!(
+            serde_json::to_value(RolloutState::RolledBack).unwrap(),
+            "rolled_back"
+        );
     }
 }

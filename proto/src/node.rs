@@ -52,6 +52,8 @@ pub struct RegisterResponse {
     pub heartbeat_interval_ms: u64,
     /// Silence after which the node is marked down.
     pub grace_ms: u64,
+    /// The cluster the agent joined: equals the id inside its token (see [`parse_join_token`]).
+    pub cluster_id: String,
 }
 
 /// "Still here." Sent every `heartbeat_interval_ms` to the leader.
@@ -134,6 +136,52 @@ pub struct StatusAck {
     pub term: u64,
 }
 
+/// The prefix of a join token; bumped if the format changes.
+pub const TOKEN_PREFIX: &str = "HOIST1";
+
+/// A join token's parts. The text form is `HOIST1-<cluster id>-<secret>`: the cluster id is 16
+/// lowercase hex digits (a random id made once per cluster), the secret 32 (128 random bits).
+/// An agent compares the cluster id with [`RegisterResponse::cluster_id`] to know it reached the
+/// cluster the token was made for; the controller compares the whole token.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct JoinTokenParts {
+    pub cluster_id: String,
+    pub secret: String,
+}
+
+impl JoinTokenParts {
+    pub fn encode(&self) -> String {
+        format!("{TOKEN_PREFIX}-{}-{}", self.cluster_id, self.secret)
+    }
+}
+
+fn is_hex(s: &str, len: usize) -> bool {
+    s.len() == len && s.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
+}
+
+/// Reads a token made by `hoist cluster token`; the error names what is wrong.
+pub fn parse_join_token(token: &str) -> Result<JoinTokenParts, String> {
+    let mut parts = token.trim().splitn(3, '-');
+    let (Some(prefix), Some(id), Some(secret)) = (parts.next(), parts.next(), parts.next()) else {
+        return Err("join token: expected HOIST1-<cluster id>-<secret>".into());
+    };
+    if prefix != TOKEN_PREFIX {
+        return Err(format!(
+            "join token: starts with {prefix:?}, expected {TOKEN_PREFIX:?}"
+        ));
+    }
+    if !is_hex(id, 16) {
+        return Err("join token: the cluster id must be 16 hex digits".into());
+    }
+    if !is_hex(secret, 32) {
+        return Err("join token: the secret must be 32 hex digits".into());
+    }
+    Ok(JoinTokenParts {
+        cluster_id: id.into(),
+        secret: secret.into(),
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -176,5 +224,39 @@ mod tests {
         };
         let b = postcard::to_stdvec(&a).unwrap();
         assert_eq!(postcard::from_bytes::<Assignments>(&b).unwrap(), a);
+
+        let r = RegisterResponse {
+            node_id: "n".into(),
+            term: 1,
+            heartbeat_interval_ms: 1000,
+            grace_ms: 15000,
+            cluster_id: "c".into(),
+        };
+        let b = postcard::to_stdvec(&r).unwrap();
+        assert_eq!(b, b"\x01n\x01\xe8\x07\x98\x75\x01c");
+        assert_eq!(postcard::from_bytes::<RegisterResponse>(&b).unwrap(), r);
+    }
+
+    #[test]
+    fn join_tokens() {
+        let t = JoinTokenParts {
+            cluster_id: "0123456789abcdef".into(),
+            secret: "00112233445566778899aabbccddeeff".into(),
+        };
+        let text = t.encode();
+        assert_eq!(
+            text,
+            "HOIST1-0123456789abcdef-00112233445566778899aabbccddeeff"
+        );
+        assert_eq!(parse_join_token(&text).unwrap(), t);
+        assert!(
+            parse_join_token("HOIST2-0123456789abcdef-00112233445566778899aabbccddeeff")
+                .unwrap_err()
+                .contains("expected \"HOIST1\"")
+        );
+        assert!(parse_join_token("HOIST1-xyz-00")
+            .unwrap_err()
+            .contains("cluster id"));
+        assert!(parse_join_token("nope").is_err());
     }
 }

@@ -1,9 +1,11 @@
 //! The payload of the controller's Raft log: commands stamped with the leader's clock, and what
 //! applying them answers. Postcard-encoded; variants are only ever appended.
 
-use crate::cluster::{Node, NodeStatus, Service, ServiceChange, Task};
+use crate::cluster::{Node, NodeAvailability, NodeStatus, Rollout, Service, ServiceChange, Task};
+use crate::node::TaskStatus;
 use crate::service::ServiceSpec;
 use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
 
 /// One log entry's application data: a command and the leader's wall clock when it was proposed.
 /// `apply` uses `time_ms` instead of reading a clock, so every member computes the same state.
@@ -49,6 +51,55 @@ pub enum Command {
     /// Several commands in one log entry, applied in order (the leader groups concurrent writes).
     /// A batch inside a batch is refused.
     Batch(Vec<Command>),
+    /// A scheduler plan computed by the leader from a snapshot; `apply` re-checks it.
+    Plan(Plan),
+    /// Operator: whether the node takes work.
+    SetNodeAvailability {
+        id: String,
+        availability: NodeAvailability,
+    },
+    /// Operator: set and remove node labels.
+    SetNodeLabels {
+        id: String,
+        set: BTreeMap<String, String>,
+        remove: Vec<String>,
+    },
+    /// An agent's batched task status report.
+    ReportStatus {
+        node: String,
+        tasks: Vec<TaskStatus>,
+    },
+    /// Creates the cluster id and join secret; ignored once they exist (the first one wins).
+    InitCluster {
+        cluster_id: String,
+        secret: String,
+    },
+}
+
+/// What the leader's scheduler and reconciler decided, from a snapshot of the state. `apply`
+/// re-checks every placement against the state it is applied to (capacity, host ports,
+/// max per node, node state, service version) and drops those that no longer fit, so a stale
+/// plan can never overcommit a node.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct Plan {
+    /// New tasks (desired `Running`, state `Pending`).
+    pub place: Vec<Task>,
+    /// Tasks to stop (desired `Shutdown`), with the reason.
+    pub stop: Vec<(String, String)>,
+    /// Terminal tasks to move into their slot's history.
+    pub remove: Vec<String>,
+    /// Rolling-update progress, by service; applied only if the service is at `rollout.version`
+    /// or `rollout.from_version`.
+    pub rollouts: Vec<(String, Rollout)>,
+}
+
+/// What applying a [`Plan`] did.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct PlanResult {
+    pub placed: u64,
+    /// Placements refused by the re-check, with the reason.
+    pub refused: Vec<(String, String)>,
+    pub stopped: u64,
 }
 
 /// The kind of a refused command.
@@ -83,6 +134,7 @@ pub enum Response {
     Error(CommandError),
     /// One answer per command of a [`Command::Batch`], in order.
     Batch(Vec<Response>),
+    Plan(PlanResult),
 }
 
 #[cfg(test)]
@@ -142,6 +194,23 @@ mod tests {
         let b = postcard::to_stdvec(&batch).unwrap();
         assert_eq!(b, b"\x00\x0b\x02\x0a\x01\x01a");
         assert_eq!(postcard::from_bytes::<Request>(&b).unwrap(), batch);
+        let plan = Request {
+            time_ms: 0,
+            command: Command::Plan(Plan {
+                place: vec![],
+                stop: vec![("t".into(), "r".into())],
+                remove: vec!["u".into()],
+                rollouts: vec![],
+            }),
+        };
+        let b = postcard::to_stdvec(&plan).unwrap();
+        assert_eq!(b, b"\x00\x0c\x00\x01\x01t\x01r\x01\x01u\x00");
+        assert_eq!(postcard::from_bytes::<Request>(&b).unwrap(), plan);
+        let init = Command::InitCluster {
+            cluster_id: "c".into(),
+            secret: "s".into(),
+        };
+        assert_eq!(postcard::to_stdvec(&init).unwrap(), b"\x10\x01c\x01s");
         let b = postcard::to_stdvec(&Response::Batch(vec![Response::Ok])).unwrap();
         assert_eq!(b, b"\x07\x01\x05");
         let r = Response::Error(CommandError {

@@ -128,6 +128,22 @@ impl Lab {
         Ok(i)
     }
 
+    /// The test's own address on the lab bridge (`10.78.S.1`): services the test runs in-process
+    /// (a scripted controller) listen here.
+    pub fn bridge_ip(&self) -> String {
+        format!("10.78.{}.1", self.subnet)
+    }
+
+    /// The network namespace of host `i`.
+    pub fn netns(&self, i: usize) -> &str {
+        &self.hosts[i].ns
+    }
+
+    /// The lab address of host `i`.
+    pub fn ip(&self, i: usize) -> &str {
+        &self.hosts[i].ip
+    }
+
     pub fn len(&self) -> usize {
         self.hosts.len()
     }

@@ -8,7 +8,9 @@
 //! - [`controller_lab`]: controller members in network namespaces, with kill/pause/partition.
 //! - [`linearizability`]: a per-key register linearizability checker for recorded histories.
 
+pub mod cluster_lab;
 pub mod controller_lab;
+pub mod fake_controller;
 pub mod linearizability;
 
 use anyhow::{bail, Context, Result};
@@ -108,6 +110,10 @@ pub struct Host {
     pub netns: String,
     pub dir: tempfile::TempDir,
     pub cgroup_parent: String,
+    /// Extra `hoist-agent` flags (`--subnet`, `--join`...), kept for restarts.
+    pub agent_args: Vec<String>,
+    /// Whether `Drop` deletes the namespace (false when a lab made it).
+    owns_netns: bool,
     agent: Option<Child>,
 }
 
@@ -121,11 +127,25 @@ impl Host {
         if !status.success() {
             bail!("ip netns add {netns} failed");
         }
+        Self::start_in(name, &netns, true, vec![])
+    }
+
+    /// Starts an agent with `agent_args` in the existing namespace `netns`; `owns_netns` says
+    /// whether dropping the host deletes the namespace.
+    pub fn start_in(
+        name: &str,
+        netns: &str,
+        owns_netns: bool,
+        agent_args: Vec<String>,
+    ) -> Result<Self> {
+        let id = run_id();
         let mut host = Host {
             name: name.into(),
-            netns: netns.clone(),
+            netns: netns.into(),
             dir: tempfile::Builder::new().prefix("hoist-test-").tempdir()?,
             cgroup_parent: format!("hoist-t{id}-{name}"),
+            agent_args,
+            owns_netns,
             agent: None,
         };
         host.ip(&["link", "set", "lo", "up"])?;
@@ -190,6 +210,7 @@ impl Host {
             .arg(self.socket())
             .arg("--cgroup-parent")
             .arg(&self.cgroup_parent)
+            .args(&self.agent_args)
             .env("RUST_LOG", "info")
             .stdout(Stdio::null())
             .stderr(log)
@@ -352,9 +373,11 @@ impl Drop for Host {
         {
             let _ = nix_umount(&entry.path());
         }
-        let _ = Command::new("ip")
-            .args(["netns", "del", &self.netns])
-            .status();
+        if self.owns_netns {
+            let _ = Command::new("ip")
+                .args(["netns", "del", &self.netns])
+                .status();
+        }
     }
 }
 

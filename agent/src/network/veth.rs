@@ -37,8 +37,17 @@ pub async fn create_pair(
         .map_err(|e| NetworkError::netlink(format!("create veth {host_name}"), e))
 }
 
-/// Inside the container namespace: `eth0` (ifindex `index` there) up with its address, and a
-/// default route via the gateway.
+/// The MAC of the container interface that holds `ip`: `02:42:` and the address, as Docker does.
+/// An address handed out again gets the same MAC, so neighbour entries the host (and other
+/// containers) cached for it stay right; with a random MAC they point at a vanished interface and
+/// connections to the new container time out until the entry expires (seconds to minutes).
+pub fn mac_for(ip: Ipv4Addr) -> [u8; 6] {
+    let o = ip.octets();
+    [0x02, 0x42, o[0], o[1], o[2], o[3]]
+}
+
+/// Inside the container namespace: `eth0` (ifindex `index` there) up with its address and the
+/// MAC derived from it, and a default route via the gateway.
 pub async fn configure_container(
     ns: &Handle,
     index: u32,
@@ -48,7 +57,12 @@ pub async fn configure_container(
 ) -> Result<(), NetworkError> {
     let up = async {
         ns.link()
-            .change(LinkUnspec::new_with_index(index).up().build())
+            .change(
+                LinkUnspec::new_with_index(index)
+                    .address(mac_for(ip).to_vec())
+                    .up()
+                    .build(),
+            )
             .execute()
             .await
             .map_err(|e| NetworkError::netlink(format!("set {CONTAINER_IFNAME} up"), e))
@@ -77,4 +91,15 @@ pub async fn configure_container(
         .execute()
         .await
         .map_err(|e| NetworkError::netlink(format!("add default route via {gateway}"), e))
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn the_mac_follows_the_address() {
+        assert_eq!(
+            super::mac_for(std::net::Ipv4Addr::new(10, 89, 0, 7)),
+            [0x02, 0x42, 10, 89, 0, 7]
+        );
+    }
 }

@@ -56,6 +56,9 @@ pub async fn forward_to_leader(State(ctx): State<Ctx>, req: Request, next: Next)
         .request(method, format!("http://{leader}{path}"))
         .header(FORWARDED, "1")
         .body(bytes);
+    if is_long_poll(&uri) {
+        out = out.timeout(std::time::Duration::from_secs(65));
+    }
     if let Some(ct) = headers.get(header::CONTENT_TYPE) {
         out = out.header(header::CONTENT_TYPE, ct);
     }
@@ -100,15 +103,26 @@ fn leader_unreachable(leader: &str, e: &reqwest::Error) -> Response {
     .into_response()
 }
 
-/// Routes sent to the leader before they run here: linearizable reads, snapshot and membership
-/// operations.
+/// Requests that may wait for a change (agents' assignments, endpoint watches).
+fn is_long_poll(uri: &axum::http::Uri) -> bool {
+    let path = uri.path();
+    path == "/v1/agent/assignments"
+        || (path.ends_with("/endpoints") && uri.query().is_some_and(|q| q.contains("index=")))
+}
+
+/// Routes sent to the leader before they run here: linearizable reads of the replicated state,
+/// snapshots, membership, nodes and the agent protocol (heartbeats live in the leader's memory).
 fn needs_leader(method: &axum::http::Method, uri: &axum::http::Uri) -> bool {
     let path = uri.path();
     let stale = uri
         .query()
         .is_some_and(|q| q.split('&').any(|kv| kv.starts_with("stale")));
     let get = method == axum::http::Method::GET;
-    let state_route = path.starts_with("/v1/services") || path == "/v1/cluster/snapshot";
+    let state_route = path.starts_with("/v1/services")
+        || path == "/v1/cluster/snapshot"
+        || path == "/v1/cluster/token"
+        || path.starts_with("/v1/nodes")
+        || path.starts_with("/v1/agent/");
     // Service writes are decoded and validated here and reach the leader as commands, grouped
     // with others (the Raft layer's forwarder); only a "not the leader" answer forwards them whole.
     let service_write = path.starts_with("/v1/services") && !get;

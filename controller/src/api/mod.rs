@@ -1,15 +1,18 @@
 //! The HTTP layer: the only module that names axum. `/v1` is the operator API (JSON), `/raft` the
 //! peer RPCs (postcard bodies). Handlers are thin: decode, validate, propose or read, encode.
 
+mod agent;
 mod body;
 mod cluster;
 mod error;
 mod forward;
 mod openapi;
+mod orchestration;
 mod services;
 
 pub use error::ApiError;
 
+use crate::orchestrator::Orchestrator;
 use crate::raft::RaftNode;
 use crate::state::State;
 use axum::body::Bytes;
@@ -20,18 +23,20 @@ use axum::routing::{get, post};
 use axum::{Json, Router};
 use hoist_proto::raft::{Command, Response};
 use std::future::Future;
+use std::sync::Arc;
 use std::time::Duration;
 
 /// What every handler gets.
 #[derive(Clone, Debug)]
 pub struct Ctx {
     pub node: RaftNode,
+    pub orch: Arc<Orchestrator>,
     /// For forwarding requests to the leader.
     pub http: reqwest::Client,
 }
 
 impl Ctx {
-    pub fn new(node: RaftNode) -> Ctx {
+    pub fn new(node: RaftNode, orch: Arc<Orchestrator>) -> Ctx {
         let http = reqwest::Client::builder()
             .no_proxy()
             .connect_timeout(Duration::from_millis(500))
@@ -39,7 +44,7 @@ impl Ctx {
             .tcp_nodelay(true)
             .build()
             .expect("http client builds");
-        Ctx { node, http }
+        Ctx { node, orch, http }
     }
 }
 
@@ -78,6 +83,27 @@ pub fn router(ctx: Ctx) -> Router {
         .route("/v1/services/{name}/scale", post(services::scale))
         .route("/v1/services/{name}/history", get(services::history))
         .route("/v1/services/{name}/rollback", post(services::rollback))
+        .route("/v1/services/{name}/ps", get(orchestration::ps))
+        .route("/v1/services/{name}/rollout", get(orchestration::rollout))
+        .route(
+            "/v1/services/{name}/endpoints",
+            get(orchestration::endpoints),
+        )
+        .route("/v1/cluster/token", get(orchestration::token))
+        .route("/v1/nodes", get(orchestration::list_nodes))
+        .route(
+            "/v1/nodes/{id}",
+            get(orchestration::get_node).delete(orchestration::remove_node),
+        )
+        .route("/v1/nodes/{id}/labels", post(orchestration::label_node))
+        .route(
+            "/v1/nodes/{id}/availability",
+            post(orchestration::set_availability),
+        )
+        .route("/v1/agent/register", post(agent::register))
+        .route("/v1/agent/heartbeat", post(agent::heartbeat))
+        .route("/v1/agent/assignments", get(agent::assignments))
+        .route("/v1/agent/status", post(agent::status))
         .route("/v1/cluster/status", get(cluster::status))
         .route(
             "/v1/cluster/members",

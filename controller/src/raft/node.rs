@@ -251,6 +251,26 @@ impl RaftNode {
         Ok(())
     }
 
+    /// The newest Raft term this member knows.
+    pub fn term(&self) -> u64 {
+        self.metrics().current_term
+    }
+
+    /// Whether this member is the leader now (as far as it knows).
+    pub fn is_leader(&self) -> bool {
+        self.check_leader().is_ok()
+    }
+
+    /// Errors like a write would when this member is not the leader.
+    pub fn ensure_leader(&self) -> Result<(), ConsensusError> {
+        self.check_leader()
+    }
+
+    /// Waits for the applied log index to change (or returns at once if it is past `seen`).
+    pub fn applied_watch(&self) -> tokio::sync::watch::Receiver<u64> {
+        self.inner.machine.applied.subscribe()
+    }
+
     /// Proposes `command` (stamped with the leader's clock) and answers what applying it returned.
     /// On a follower that knows the leader, the command is forwarded there (grouped with others).
     pub async fn write(&self, command: Command) -> Result<Response, ConsensusError> {

@@ -26,6 +26,8 @@ pub struct Applied {
 #[derive(Debug, Clone)]
 pub struct Machine {
     pub shared: Arc<RwLock<Applied>>,
+    /// The last applied log index, for waiters (long polls, watches).
+    pub applied: Arc<tokio::sync::watch::Sender<u64>>,
     store: Store,
     snapshot_seq: Arc<std::sync::atomic::AtomicU64>,
     /// Snapshots installed from a leader since start (reported in the cluster status).
@@ -51,7 +53,9 @@ impl Machine {
             applied.last_applied = meta.last_log_id;
             applied.membership = meta.last_membership;
         }
+        let index = applied.last_applied.map_or(0, |l| l.index);
         Ok(Machine {
+            applied: Arc::new(tokio::sync::watch::Sender::new(index)),
             shared: Arc::new(RwLock::new(applied)),
             store,
             snapshot_seq: Arc::default(),
@@ -137,13 +141,16 @@ impl RaftStateMachine<TypeConfig> for Machine {
             a.last_applied = Some(entry.log_id);
             out.push(match entry.payload {
                 EntryPayload::Blank => Response::Ok,
-                EntryPayload::Normal(req) => a.state.apply(&req),
+                EntryPayload::Normal(req) => a.state.apply_at(entry.log_id.index, &req),
                 EntryPayload::Membership(m) => {
                     a.membership = StoredMembership::new(Some(entry.log_id), m);
                     Response::Ok
                 }
             });
         }
+        let index = a.last_applied.map_or(0, |l| l.index);
+        drop(a);
+        self.applied.send_replace(index);
         Ok(out)
     }
 
@@ -174,6 +181,9 @@ impl RaftStateMachine<TypeConfig> for Machine {
         a.membership = meta.last_membership.clone();
         self.installed
             .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let index = a.last_applied.map_or(0, |l| l.index);
+        drop(a);
+        self.applied.send_replace(index);
         Ok(())
     }
 

@@ -6,7 +6,7 @@ use sha2::{Digest, Sha256};
 
 const MAGIC: &[u8; 8] = b"HOISTSM\0";
 /// Bumped when [`State`]'s encoding changes incompatibly.
-const FORMAT: u32 = 1;
+const FORMAT: u32 = 2;
 
 /// Why bytes are not a state image.
 #[derive(Debug, thiserror::Error)]

@@ -7,19 +7,31 @@
 mod image;
 mod nodes;
 mod services;
+mod tasks;
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;
 
 pub use image::{decode_image, encode_image, ImageError};
+pub use services::same_run_spec;
 
-use hoist_proto::cluster::{Node, Service, ServiceVersion, Task};
+use hoist_proto::cluster::{Node, Rollout, Service, ServiceVersion, Task};
 use hoist_proto::raft::{Command, CommandError, ErrorCode, Request, Response};
+use hoist_proto::service::ServiceSpec;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use std::collections::{BTreeMap, VecDeque};
 
 /// How many versions of a service are kept; older ones are dropped from the history.
 pub const HISTORY_LIMIT: usize = 32;
+/// How many ended tasks are kept per replica slot.
+pub const SLOT_HISTORY_LIMIT: usize = 5;
+
+/// The cluster's identity and join secret, made once (see `hoist_proto::node::parse_join_token`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ClusterIdentity {
+    pub cluster_id: String,
+    pub secret: String,
+}
 
 /// A service's versions, oldest first; the last one is current.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -56,6 +68,17 @@ pub struct State {
     pub services: BTreeMap<String, ServiceRecord>,
     pub nodes: BTreeMap<String, Node>,
     pub tasks: BTreeMap<String, Task>,
+    pub identity: Option<ClusterIdentity>,
+    /// Rolling updates, by service.
+    pub rollouts: BTreeMap<String, Rollout>,
+    /// Ended tasks per service and slot, newest last, at most [`SLOT_HISTORY_LIMIT`] each.
+    pub slot_history: BTreeMap<String, BTreeMap<u64, VecDeque<Task>>>,
+    /// Raft index of the last change to each node's assignments (for the agents' long poll).
+    pub node_index: BTreeMap<String, u64>,
+    /// Raft index of the last change to each service's endpoints (for the registry's watch).
+    pub endpoints_index: BTreeMap<String, u64>,
+    /// Raft index of the entry being applied; set by the state machine before [`State::apply`].
+    pub index: u64,
 }
 
 impl State {
@@ -77,6 +100,23 @@ impl State {
             Command::RemoveTasks(ids) => Ok(self.remove_tasks(ids)),
             Command::Restore(bytes) => self.restore(bytes),
             Command::Noop => Ok(Response::Ok),
+            Command::Plan(plan) => Ok(Response::Plan(self.apply_plan(plan, now))),
+            Command::SetNodeAvailability { id, availability } => {
+                self.set_node_availability(id, *availability, now)
+            }
+            Command::SetNodeLabels { id, set, remove } => {
+                self.set_node_labels(id, set, remove, now)
+            }
+            Command::ReportStatus { node, tasks } => Ok(self.report_status(node, tasks, now)),
+            Command::InitCluster { cluster_id, secret } => {
+                if self.identity.is_none() {
+                    self.identity = Some(ClusterIdentity {
+                        cluster_id: cluster_id.clone(),
+                        secret: secret.clone(),
+                    });
+                }
+                Ok(Response::Ok)
+            }
             Command::Batch(commands) => Ok(Response::Batch(
                 commands
                     .iter()
@@ -100,6 +140,47 @@ impl State {
             time_ms: now,
             command: command.clone(),
         })
+    }
+
+    /// Applies a command committed at Raft log `index`.
+    pub fn apply_at(&mut self, index: u64, req: &Request) -> Response {
+        self.index = index;
+        self.apply(req)
+    }
+
+    /// The spec a task was made from: its version if still kept, else the current one.
+    pub fn spec_of(&self, service: &str, version: u64) -> Option<&ServiceSpec> {
+        let r = self.services.get(service)?;
+        Some(
+            &r.history
+                .iter()
+                .rev()
+                .find(|v| v.version == version)
+                .unwrap_or_else(|| r.current())
+                .spec,
+        )
+    }
+
+    /// Marks `node`'s assignments as changed at this index.
+    pub(crate) fn touch_node(&mut self, node: &str) {
+        let index = self.index;
+        match self.node_index.get_mut(node) {
+            Some(i) => *i = index,
+            None => {
+                self.node_index.insert(node.to_string(), index);
+            }
+        }
+    }
+
+    /// Marks `service`'s endpoints as changed at this index.
+    pub(crate) fn touch_endpoints(&mut self, service: &str) {
+        let index = self.index;
+        match self.endpoints_index.get_mut(service) {
+            Some(i) => *i = index,
+            None => {
+                self.endpoints_index.insert(service.to_string(), index);
+            }
+        }
     }
 
     /// A service by name.

@@ -1,11 +1,13 @@
-//! Node and task commands: the placeholders the scheduler and node-liveness loops build on. A task
-//! plan is re-checked here against the current state before it takes effect.
+//! Node commands: register (or re-register), liveness, operator availability and labels.
 
 use super::{invalid, not_found, State};
-use hoist_proto::cluster::{Node, NodeStatus, Task};
-use hoist_proto::raft::{CommandError, ErrorCode, Response};
+use hoist_proto::cluster::{Node, NodeAvailability, NodeStatus};
+use hoist_proto::raft::{CommandError, Response};
+use std::collections::BTreeMap;
 
 impl State {
+    /// Adds a node, or refreshes a known one (address, capacity, labels from the agent; it is
+    /// ready again). Operator availability and labels the agent does not set are kept.
     pub(super) fn register_node(
         &mut self,
         node: &Node,
@@ -14,10 +16,22 @@ impl State {
         if node.id.is_empty() {
             return Err(invalid("id", "must not be empty"));
         }
-        let mut node = node.clone();
-        node.updated_ms = now;
-        self.nodes.insert(node.id.clone(), node.clone());
-        Ok(Response::Node(node))
+        let mut new = node.clone();
+        new.status = NodeStatus::Ready;
+        new.updated_ms = now;
+        match self.nodes.get(&node.id) {
+            Some(old) => {
+                new.availability = old.availability;
+                new.registered_ms = old.registered_ms;
+                let mut labels = old.labels.clone();
+                labels.extend(node.labels.clone());
+                new.labels = labels;
+            }
+            None => new.registered_ms = now,
+        }
+        self.nodes.insert(new.id.clone(), new.clone());
+        self.touch_node(&new.id);
+        Ok(Response::Node(new))
     }
 
     pub(super) fn set_node_status(
@@ -37,64 +51,54 @@ impl State {
         Ok(Response::Node(node.clone()))
     }
 
+    pub(super) fn set_node_availability(
+        &mut self,
+        id: &str,
+        availability: NodeAvailability,
+        now: u64,
+    ) -> Result<Response, CommandError> {
+        let node = self
+            .nodes
+            .get_mut(id)
+            .ok_or_else(|| not_found(format!("node {id:?} not found")))?;
+        if node.availability != availability {
+            node.availability = availability;
+            node.updated_ms = now;
+        }
+        Ok(Response::Node(node.clone()))
+    }
+
+    pub(super) fn set_node_labels(
+        &mut self,
+        id: &str,
+        set: &BTreeMap<String, String>,
+        remove: &[String],
+        now: u64,
+    ) -> Result<Response, CommandError> {
+        if let Some(k) = set
+            .keys()
+            .chain(remove)
+            .find(|k| k.is_empty() || k.len() > 253 || k.contains(['=', ' ']))
+        {
+            return Err(invalid("labels", format!("{k:?} is not a label key")));
+        }
+        let node = self
+            .nodes
+            .get_mut(id)
+            .ok_or_else(|| not_found(format!("node {id:?} not found")))?;
+        for k in remove {
+            node.labels.remove(k);
+        }
+        node.labels.extend(set.clone());
+        node.updated_ms = now;
+        Ok(Response::Node(node.clone()))
+    }
+
     pub(super) fn remove_node(&mut self, id: &str) -> Result<Response, CommandError> {
         let node = self
             .nodes
             .remove(id)
             .ok_or_else(|| not_found(format!("node {id:?} not found")))?;
         Ok(Response::Node(node))
-    }
-
-    /// Takes a plan only if every task names an existing service at its current version and a
-    /// ready node; otherwise none of it.
-    pub(super) fn put_tasks(&mut self, tasks: &[Task], now: u64) -> Result<Response, CommandError> {
-        for t in tasks {
-            let Some(record) = self.services.get(&t.service) else {
-                return Err(conflict(format!(
-                    "task {:?}: service {:?} no longer exists",
-                    t.id, t.service
-                )));
-            };
-            if record.current().version != t.service_version {
-                return Err(conflict(format!(
-                    "task {:?}: service {:?} is at version {}, the plan was for {}",
-                    t.id,
-                    t.service,
-                    record.current().version,
-                    t.service_version
-                )));
-            }
-            match self.nodes.get(&t.node) {
-                Some(n) if n.status == NodeStatus::Ready => {}
-                _ => {
-                    return Err(conflict(format!(
-                        "task {:?}: node {:?} is not ready",
-                        t.id, t.node
-                    )))
-                }
-            }
-        }
-        for t in tasks {
-            let mut t = t.clone();
-            t.updated_ms = now;
-            self.tasks.insert(t.id.clone(), t);
-        }
-        Ok(Response::Tasks(tasks.len() as u64))
-    }
-
-    pub(super) fn remove_tasks(&mut self, ids: &[String]) -> Response {
-        let removed = ids
-            .iter()
-            .filter(|id| self.tasks.remove(id.as_str()).is_some())
-            .count();
-        Response::Tasks(removed as u64)
-    }
-}
-
-fn conflict(message: String) -> CommandError {
-    CommandError {
-        code: ErrorCode::Conflict,
-        message,
-        field: None,
     }
 }

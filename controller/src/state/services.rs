@@ -20,9 +20,19 @@ impl State {
 
     pub(super) fn delete_service(&mut self, name: &str) -> Result<Response, CommandError> {
         let record = self.services.remove(name).ok_or_else(|| no_service(name))?;
+        let mut nodes = Vec::new();
         for task in self.tasks.values_mut().filter(|t| t.service == name) {
-            task.desired = TaskState::Shutdown;
+            if task.desired != TaskState::Shutdown {
+                task.desired = TaskState::Shutdown;
+                task.message = "service deleted".into();
+                nodes.push(task.node.clone());
+            }
         }
+        for n in nodes {
+            self.touch_node(&n);
+        }
+        self.rollouts.remove(name);
+        self.touch_endpoints(name);
         Ok(Response::Deleted(record.view(name)))
     }
 
@@ -106,11 +116,56 @@ impl State {
                 record.history.pop_front();
             }
         }
+        let view = record.view(&name);
+        if changed {
+            self.carry_over_tasks(&name);
+        }
         Response::Service(ServiceChange {
-            service: record.view(&name),
+            service: view,
             changed,
         })
     }
+}
+
+impl State {
+    /// After a change that does not touch what runs (only `replicas`), tasks of the previous
+    /// version belong to the new one: nothing restarts, and a rollout in progress follows.
+    fn carry_over_tasks(&mut self, name: &str) {
+        let Some(record) = self.services.get(name) else {
+            return;
+        };
+        let n = record.history.len();
+        if n < 2 {
+            return;
+        }
+        let (prev, cur) = (&record.history[n - 2], &record.history[n - 1]);
+        if !same_run_spec(&prev.spec, &cur.spec) {
+            return;
+        }
+        let (from, to) = (prev.version, cur.version);
+        let mut nodes = Vec::new();
+        for t in self.tasks.values_mut() {
+            if t.service == name && t.service_version == from {
+                t.service_version = to;
+                nodes.push(t.node.clone());
+            }
+        }
+        for node in nodes {
+            self.touch_node(&node);
+        }
+        if let Some(r) = self.rollouts.get_mut(name) {
+            if r.version == from {
+                r.version = to;
+            }
+        }
+    }
+}
+
+/// Whether two specs run the same containers (they differ at most in `replicas`).
+pub fn same_run_spec(a: &ServiceSpec, b: &ServiceSpec) -> bool {
+    let mut b = b.clone();
+    b.replicas = a.replicas;
+    *a == b
 }
 
 fn no_service(name: &str) -> CommandError {

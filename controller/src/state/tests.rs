@@ -1,7 +1,9 @@
 //! Unit and property tests of the pure state: no Raft, no I/O.
 
 use super::*;
-use hoist_proto::cluster::{NodeResources, NodeStatus, TaskState, VersionOrigin};
+use hoist_proto::cluster::{NodeAvailability, NodeResources, NodeStatus, TaskState, VersionOrigin};
+use hoist_proto::node::{Health, TaskStatus};
+use hoist_proto::raft::Plan;
 use hoist_proto::service::ServiceSpec;
 use proptest::prelude::*;
 
@@ -194,6 +196,45 @@ fn history_is_bounded() {
     assert_eq!(h[0].version, 11);
 }
 
+pub(crate) fn test_node(id: &str, cpu_millis: u64, memory_bytes: u64) -> Node {
+    Node {
+        id: id.into(),
+        hostname: format!("h-{id}"),
+        address: "10.0.0.1".into(),
+        labels: Default::default(),
+        capacity: NodeResources {
+            cpu_millis,
+            memory_bytes,
+        },
+        status: NodeStatus::Ready,
+        availability: NodeAvailability::Active,
+        agent_version: String::new(),
+        registered_ms: 0,
+        updated_ms: 0,
+    }
+}
+
+pub(crate) fn test_task(id: &str, service: &str, version: u64, slot: u64, node: &str) -> Task {
+    Task {
+        id: id.into(),
+        service: service.into(),
+        service_version: version,
+        slot,
+        node: node.into(),
+        desired: TaskState::Running,
+        state: TaskState::Pending,
+        health: Health::None,
+        address: None,
+        container_id: None,
+        exit_code: None,
+        message: String::new(),
+        restarts: 0,
+        created_ms: 0,
+        updated_ms: 0,
+        ready_since_ms: None,
+    }
+}
+
 #[test]
 fn task_plans_are_rechecked() {
     let mut st = State::default();
@@ -201,36 +242,18 @@ fn task_plans_are_rechecked() {
         1,
         Command::ApplyService(Box::new(spec("web", "img", 1))),
     ));
-    let node = Node {
-        id: "n1".into(),
-        hostname: "h1".into(),
-        address: "10.0.0.1:7000".into(),
-        labels: Default::default(),
-        capacity: NodeResources {
-            cpu_millis: 2000,
-            memory_bytes: 1 << 30,
-        },
-        status: NodeStatus::Ready,
-        updated_ms: 0,
-    };
-    st.apply(&req(2, Command::RegisterNode(node)));
-    let task = Task {
-        id: "t1".into(),
-        service: "web".into(),
-        service_version: 1,
-        slot: 0,
-        node: "n1".into(),
-        desired: TaskState::Running,
-        state: TaskState::Pending,
-        updated_ms: 0,
-    };
+    st.apply(&req(
+        2,
+        Command::RegisterNode(test_node("n1", 2000, 1 << 30)),
+    ));
+    let task = test_task("t1", "web", 1, 0, "n1");
     assert_eq!(
         st.apply(&req(3, Command::PutTasks(vec![task.clone()]))),
         Response::Tasks(1)
     );
     st.apply(&req(
         4,
-        Command::ApplyService(Box::new(spec("web", "img", 2))),
+        Command::ApplyService(Box::new(spec("web", "img2", 2))),
     ));
     let stale = Task {
         id: "t2".into(),
@@ -258,6 +281,131 @@ fn task_plans_are_rechecked() {
     ));
     st.apply(&req(8, Command::DeleteService { name: "web".into() }));
     assert_eq!(st.tasks["t1"].desired, TaskState::Shutdown);
+}
+
+/// A plan computed from a stale snapshot (two plans for the same free memory) never overcommits:
+/// the second is refused placement by placement when applied.
+#[test]
+fn stale_plans_never_overcommit() {
+    let mut st = State::default();
+    let mut s = spec("web", "img", 4);
+    s.resources.memory = Some("512Mi".into());
+    s.ports.push(hoist_proto::service::ServicePort {
+        target: 80,
+        published: None,
+        protocol: Default::default(),
+    });
+    st.apply(&req(1, Command::ApplyService(Box::new(s))));
+    st.apply(&req(
+        2,
+        Command::RegisterNode(test_node("n1", 4000, 1 << 30)),
+    ));
+    let plan = |ids: [&str; 2], slot: u64| Plan {
+        place: ids
+            .iter()
+            .enumerate()
+            .map(|(i, id)| test_task(id, "web", 1, slot + i as u64, "n1"))
+            .collect(),
+        ..Default::default()
+    };
+    let a = st.apply(&req(3, Command::Plan(plan(["a", "b"], 0))));
+    let Response::Plan(a) = a else {
+        panic!("{a:?}")
+    };
+    assert_eq!(a.placed, 2);
+    let b = st.apply(&req(4, Command::Plan(plan(["c", "d"], 2))));
+    let Response::Plan(b) = b else {
+        panic!("{b:?}")
+    };
+    assert_eq!(b.placed, 0);
+    assert_eq!(b.refused[0].1, "n1: needs 512 MiB, 0 B free");
+    assert_eq!(st.tasks.len(), 2);
+    // Max per node and host ports are re-checked the same way.
+    let mut s = spec("api", "img", 2);
+    s.placement.max_per_node = 1;
+    s.ports.push(hoist_proto::service::ServicePort {
+        target: 80,
+        published: Some(8080),
+        protocol: Default::default(),
+    });
+    st.apply(&req(5, Command::ApplyService(Box::new(s))));
+    st.apply(&req(
+        6,
+        Command::RegisterNode(test_node("n2", 4000, 1 << 30)),
+    ));
+    let p = Plan {
+        place: vec![
+            test_task("x", "api", 1, 0, "n2"),
+            test_task("y", "api", 1, 1, "n2"),
+        ],
+        ..Default::default()
+    };
+    let Response::Plan(r) = st.apply(&req(7, Command::Plan(p))) else {
+        panic!()
+    };
+    assert_eq!(r.placed, 1);
+    assert_eq!(r.refused[0].1, "n2: already runs max_per_node = 1");
+    assert_eq!(
+        st.node_index["n2"], 0,
+        "index is the entry's (0 without apply_at)"
+    );
+}
+
+#[test]
+fn status_reports_and_history() {
+    let mut st = State::default();
+    st.apply(&req(
+        1,
+        Command::ApplyService(Box::new(spec("web", "img", 1))),
+    ));
+    st.apply(&req(
+        2,
+        Command::RegisterNode(test_node("n1", 4000, 1 << 30)),
+    ));
+    st.apply_at(
+        3,
+        &req(
+            3,
+            Command::PutTasks(vec![test_task("t", "web", 1, 0, "n1")]),
+        ),
+    );
+    assert_eq!(st.node_index["n1"], 3);
+    let report = |state: TaskState, health: Health| Command::ReportStatus {
+        node: "n1".into(),
+        tasks: vec![TaskStatus {
+            task_id: "t".into(),
+            state,
+            health,
+            container_id: Some("c".into()),
+            address: Some("10.89.0.2".into()),
+            exit_code: None,
+            message: String::new(),
+            restarts: 0,
+        }],
+    };
+    st.apply_at(4, &req(40, report(TaskState::Running, Health::None)));
+    assert_eq!(st.tasks["t"].ready_since_ms, Some(40));
+    assert_eq!(st.endpoints_index["web"], 4);
+    // Another node cannot report about it.
+    let mut other = report(TaskState::Failed, Health::None);
+    if let Command::ReportStatus { node, .. } = &mut other {
+        *node = "n2".into();
+    }
+    st.apply(&req(41, other));
+    assert_eq!(st.tasks["t"].state, TaskState::Running);
+    st.apply(&req(42, report(TaskState::Failed, Health::None)));
+    assert_eq!(st.tasks["t"].ready_since_ms, None);
+    // Ended is final.
+    st.apply(&req(43, report(TaskState::Running, Health::None)));
+    assert_eq!(st.tasks["t"].state, TaskState::Failed);
+    let p = Plan {
+        stop: vec![("t".into(), "failed".into())],
+        remove: vec!["t".into()],
+        ..Default::default()
+    };
+    st.apply(&req(44, Command::Plan(p)));
+    assert!(st.tasks.is_empty());
+    assert_eq!(st.slot_history["web"][&0].len(), 1);
 }
 
 #[test]

@@ -47,6 +47,20 @@ pub struct ServiceSpec {
     pub labels: BTreeMap<String, String>,
     #[serde(default)]
     pub autoscale: Option<Autoscale>,
+    /// `replicated` (run `replicas` copies) or `global` (one replica on every eligible node).
+    #[serde(default)]
+    pub mode: ServiceMode,
+}
+
+/// How many replicas a service runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ServiceMode {
+    /// `replicas` copies, spread over the eligible nodes.
+    #[default]
+    Replicated,
+    /// One replica on every eligible node; `replicas` is ignored.
+    Global,
 }
 
 fn default_replicas() -> i64 {
@@ -66,7 +80,9 @@ pub struct ResourceSpec {
 }
 
 /// Transport protocol of a service port.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default, Serialize, Deserialize,
+)]
 #[serde(rename_all = "lowercase")]
 pub enum PortProtocol {
     #[default]
@@ -234,6 +250,9 @@ pub struct Placement {
     /// At most this many replicas on one node; 0 is no limit.
     #[serde(default)]
     pub max_per_node: i64,
+    /// Spread replicas evenly over the values of this node label (`"zone"`), then over nodes.
+    #[serde(default)]
+    pub spread: Option<String>,
 }
 
 /// Bounds within which a webhook may scale the service.
@@ -275,6 +294,7 @@ impl ServiceSpec {
             placement: Placement::default(),
             labels: BTreeMap::new(),
             autoscale: None,
+            mode: ServiceMode::Replicated,
         }
     }
 }
@@ -378,7 +398,7 @@ mod tests {
             protocol: PortProtocol::Udp,
         });
         let bytes = postcard::to_stdvec(&s).unwrap();
-        let expected: &[u8] = b"\x03web\x07nginx:1\x00\x00\x01\x01A\x011\x06\x00\x01\x0464Mi\x01\xa0\x01\x01\xa0\x7e\x01\x00\x00\x00\x021s\x025m\x02\x020s\x00\x025s\x00\x00\x00\x00\x00";
+        let expected: &[u8] = b"\x03web\x07nginx:1\x00\x00\x01\x01A\x011\x06\x00\x01\x0464Mi\x01\xa0\x01\x01\xa0\x7e\x01\x00\x00\x00\x021s\x025m\x02\x020s\x00\x025s\x00\x00\x00\x00\x00\x00\x00";
         assert_eq!(bytes, expected, "{bytes:x?}");
         assert_eq!(postcard::from_bytes::<ServiceSpec>(&bytes).unwrap(), s);
     }

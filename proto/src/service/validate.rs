@@ -193,6 +193,12 @@ impl ServiceSpec {
         if self.placement.max_per_node < 0 {
             bad("placement.max_per_node", "must be ≥ 0".into());
         }
+        if let Some(k) = &self.placement.spread {
+            let k = k.strip_prefix("node.labels.").unwrap_or(k);
+            if k.is_empty() || k.len() > 253 || k.chars().any(char::is_whitespace) {
+                bad("placement.spread", format!("{k:?} is not a node label key"));
+            }
+        }
         for k in self.labels.keys() {
             if k.is_empty() || k.len() > 253 {
                 bad(

@@ -1,0 +1,180 @@
+//! The agent's side of the agent–controller protocol (`proto::node`): postcard bodies over HTTP to
+//! any controller member. When a member does not answer, or answers that it cannot serve (no
+//! leader, 5xx), the next address is tried; the one that answered is tried first next time.
+
+use hoist_proto::node::{
+    Assignments, Heartbeat, HeartbeatAck, RegisterRequest, RegisterResponse, StatusAck,
+    StatusReport, POSTCARD_MEDIA_TYPE,
+};
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ClientError {
+    /// No controller address answered.
+    #[error("no controller answered ({0})")]
+    Unreachable(String),
+    /// A controller refused the request (4xx): retrying elsewhere will not help.
+    #[error("controller {addr} refused {path}: HTTP {status}: {message}")]
+    Refused {
+        addr: String,
+        path: String,
+        status: u16,
+        message: String,
+    },
+    #[error("controller {addr}: bad answer to {path}: {message}")]
+    BadAnswer {
+        addr: String,
+        path: String,
+        message: String,
+    },
+}
+
+impl ClientError {
+    /// The controller does not know this node (removed, or its state was reset).
+    pub fn is_unknown_node(&self) -> bool {
+        matches!(self, ClientError::Refused { status: 404, .. })
+    }
+}
+
+#[derive(Debug)]
+pub struct ControllerClient {
+    addrs: Vec<String>,
+    preferred: AtomicUsize,
+    http: reqwest::Client,
+}
+
+/// Time allowed for an ordinary request; a long poll gets its wait on top.
+const REQUEST_TIMEOUT: Duration = Duration::from_secs(5);
+
+impl ControllerClient {
+    pub fn new(addrs: Vec<String>) -> anyhow::Result<Self> {
+        let http = reqwest::Client::builder()
+            .no_proxy()
+            .connect_timeout(Duration::from_secs(1))
+            .build()?;
+        Ok(ControllerClient {
+            addrs,
+            preferred: AtomicUsize::new(0),
+            http,
+        })
+    }
+
+    pub async fn register(&self, req: &RegisterRequest) -> Result<RegisterResponse, ClientError> {
+        self.call("/v1/agent/register", Some(req), REQUEST_TIMEOUT)
+            .await
+    }
+
+    pub async fn heartbeat(&self, hb: &Heartbeat) -> Result<HeartbeatAck, ClientError> {
+        self.call("/v1/agent/heartbeat", Some(hb), REQUEST_TIMEOUT)
+            .await
+    }
+
+    pub async fn status(&self, report: &StatusReport) -> Result<StatusAck, ClientError> {
+        self.call("/v1/agent/status", Some(report), REQUEST_TIMEOUT)
+            .await
+    }
+
+    /// Waits up to `wait` for the node's assignments to change past `index`.
+    pub async fn assignments(
+        &self,
+        node: &str,
+        index: u64,
+        wait: Duration,
+    ) -> Result<Assignments, ClientError> {
+        let path = format!(
+            "/v1/agent/assignments?node={node}&index={index}&wait_ms={}",
+            wait.as_millis()
+        );
+        self.call::<(), _>(&path, None, wait + REQUEST_TIMEOUT)
+            .await
+    }
+
+    async fn call<Req: Serialize, Resp: DeserializeOwned>(
+        &self,
+        path: &str,
+        body: Option<&Req>,
+        timeout: Duration,
+    ) -> Result<Resp, ClientError> {
+        let bytes = match body {
+            Some(b) => Some(postcard::to_stdvec(b).map_err(|e| ClientError::BadAnswer {
+                addr: String::new(),
+                path: path.into(),
+                message: format!("encode: {e}"),
+            })?),
+            None => None,
+        };
+        let start = self.preferred.load(Ordering::Relaxed);
+        let mut failures = Vec::new();
+        for k in 0..self.addrs.len() {
+            let i = (start + k) % self.addrs.len();
+            let addr = &self.addrs[i];
+            let url = format!("http://{addr}{path}");
+            let req = match &bytes {
+                Some(b) => self
+                    .http
+                    .post(&url)
+                    .header("content-type", POSTCARD_MEDIA_TYPE)
+                    .body(b.clone()),
+                None => self.http.get(&url),
+            }
+            .header("accept", POSTCARD_MEDIA_TYPE)
+            .timeout(timeout);
+            let resp = match req.send().await {
+                Ok(r) => r,
+                Err(e) => {
+                    failures.push(format!("{addr}: {}", short(&e)));
+                    continue;
+                }
+            };
+            let status = resp.status().as_u16();
+            let body = match resp.bytes().await {
+                Ok(b) => b,
+                Err(e) => {
+                    failures.push(format!("{addr}: {}", short(&e)));
+                    continue;
+                }
+            };
+            if status >= 500 || status == 421 || status == 429 {
+                failures.push(format!("{addr}: HTTP {status}: {}", message_of(&body)));
+                continue;
+            }
+            self.preferred.store(i, Ordering::Relaxed);
+            if !(200..300).contains(&status) {
+                return Err(ClientError::Refused {
+                    addr: addr.clone(),
+                    path: path.into(),
+                    status,
+                    message: message_of(&body),
+                });
+            }
+            return postcard::from_bytes(&body).map_err(|e| ClientError::BadAnswer {
+                addr: addr.clone(),
+                path: path.into(),
+                message: e.to_string(),
+            });
+        }
+        Err(ClientError::Unreachable(failures.join("; ")))
+    }
+}
+
+/// The `message` of a JSON error body, or the body's text.
+fn message_of(body: &[u8]) -> String {
+    let text = String::from_utf8_lossy(body);
+    serde_json::from_slice::<serde_json::Value>(body)
+        .ok()
+        .and_then(|v| v["message"].as_str().map(str::to_owned))
+        .unwrap_or_else(|| text.chars().take(200).collect())
+}
+
+fn short(e: &reqwest::Error) -> String {
+    if e.is_timeout() {
+        "timed out".into()
+    } else if e.is_connect() {
+        "connection failed".into()
+    } else {
+        e.to_string()
+    }
+}

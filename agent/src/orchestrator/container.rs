@@ -1,0 +1,248 @@
+//! How a task becomes a container and how a container is recognised as a task again: the create
+//! request built from an assignment, and the labels that carry the task's identity and restart
+//! history on the container itself — so a restarted agent re-adopts its containers from disk.
+//! Pure, tested directly.
+
+use super::reconcile::{ObservedTask, Phase};
+use hoist_proto::node::Assignment;
+use hoist_proto::quantity::{parse_cpu_millis, parse_size};
+use hoist_proto::service::PortProtocol;
+use hoist_proto::{
+    ContainerInfo, ContainerStatus, CreateContainer, NetworkMode, PortMapping, Protocol, Resources,
+};
+
+/// The task a container runs. Containers without it are not the orchestrator's and are never touched.
+pub const TASK: &str = "hoist.task";
+pub const SERVICE: &str = "hoist.service";
+pub const SLOT: &str = "hoist.slot";
+pub const VERSION: &str = "hoist.service-version";
+/// Times (ms since the Unix epoch) the agent restarted the task, comma-separated, the last 100.
+pub const RESTARTS: &str = "hoist.restarts";
+
+const KEPT_RESTARTS: usize = 100;
+
+/// The create request for a task: `<service>.<slot>.<task id>` named, bridge networked, with an
+/// init as pid 1 (so the stop signal reaches any command) and the task's labels.
+pub fn create_request(a: &Assignment, restarts_ms: &[u64]) -> Result<CreateContainer, String> {
+    let s = &a.spec;
+    let cpu_millis = match &s.resources.cpu {
+        Some(q) => Some(
+            parse_cpu_millis(q.as_str())
+                .ok_or_else(|| format!("resources.cpu: {:?} is not a CPU amount", q.as_str()))?,
+        ),
+        None => None,
+    };
+    let memory_bytes = match &s.resources.memory {
+        Some(q) => Some(
+            parse_size(q.as_str())
+                .ok_or_else(|| format!("resources.memory: {:?} is not a size", q.as_str()))?,
+        ),
+        None => None,
+    };
+    let mut ports = Vec::new();
+    for (i, p) in s.ports.iter().enumerate() {
+        let Some(published) = p.published else {
+            continue;
+        };
+        let port = |v: i64, f: &str| {
+            u16::try_from(v)
+                .ok()
+                .filter(|&v| v > 0)
+                .ok_or_else(|| format!("ports[{i}].{f}: {v} is not in 1..=65535"))
+        };
+        ports.push(PortMapping {
+            host_port: port(published, "published")?,
+            container_port: port(p.target, "target")?,
+            protocol: match p.protocol {
+                PortProtocol::Tcp => Protocol::Tcp,
+                PortProtocol::Udp => Protocol::Udp,
+            },
+        });
+    }
+    let mut labels = s.labels.clone();
+    labels.insert(TASK.into(), a.task_id.clone());
+    labels.insert(SERVICE.into(), a.service.clone());
+    labels.insert(SLOT.into(), a.slot.to_string());
+    labels.insert(VERSION.into(), a.service_version.to_string());
+    let kept = &restarts_ms[restarts_ms.len().saturating_sub(KEPT_RESTARTS)..];
+    if !kept.is_empty() {
+        let list: Vec<String> = kept.iter().map(u64::to_string).collect();
+        labels.insert(RESTARTS.into(), list.join(","));
+    }
+    Ok(CreateContainer {
+        image: s.image.clone(),
+        name: Some(container_name(a)),
+        cmd: s.args.clone(),
+        entrypoint: (!s.command.is_empty()).then(|| s.command.clone()),
+        env: s.env.iter().map(|(k, v)| format!("{k}={v}")).collect(),
+        resources: Resources {
+            memory_bytes,
+            cpu_millis,
+            ..Resources::default()
+        },
+        network: NetworkMode::Bridge,
+        ports,
+        init: true,
+        labels,
+        ..CreateContainer::default()
+    })
+}
+
+/// `web.3.<first 12 of the task id>`: unique per task, readable in `hoist ps`.
+pub fn container_name(a: &Assignment) -> String {
+    let short: String = a
+        .task_id
+        .chars()
+        .filter(|c| c.is_ascii_alphanumeric())
+        .take(12)
+        .collect();
+    format!("{}.{}.{short}", a.service, a.slot)
+}
+
+/// The task a container stands for, if it is an orchestrated one.
+pub fn observe(c: &ContainerInfo) -> Option<ObservedTask> {
+    let labels = &c.spec.labels;
+    let task_id = labels.get(TASK)?.clone();
+    let restarts_ms = labels
+        .get(RESTARTS)
+        .map(|l| l.split(',').filter_map(|t| t.parse().ok()).collect())
+        .unwrap_or_default();
+    let phase = match (c.status, &c.exit) {
+        (ContainerStatus::Exited, Some(exit)) => Phase::Exited {
+            code: exit.code,
+            finished_ms: rfc3339_ms(&exit.finished_at).unwrap_or(0),
+        },
+        (ContainerStatus::Exited, None) => Phase::Exited {
+            code: 255,
+            finished_ms: 0,
+        },
+        _ => Phase::Running,
+    };
+    Some(ObservedTask {
+        task_id,
+        container_id: Some(c.id.clone()),
+        phase,
+        restarts_ms,
+        created_ms: rfc3339_ms(&c.created_at).unwrap_or(0),
+        address: c.ip_address.clone(),
+    })
+}
+
+/// Milliseconds since the Unix epoch of an RFC 3339 time.
+pub fn rfc3339_ms(text: &str) -> Option<u64> {
+    let t = humantime::parse_rfc3339_weak(text).ok()?;
+    let d = t.duration_since(std::time::UNIX_EPOCH).ok()?;
+    u64::try_from(d.as_millis()).ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use hoist_proto::cluster::TaskState;
+    use hoist_proto::service::{ServicePort, ServiceSpec};
+    use hoist_proto::ExitInfo;
+
+    fn assignment() -> Assignment {
+        let mut spec = ServiceSpec::new("web", "busybox:latest");
+        spec.command = vec!["httpd".into()];
+        spec.args = vec!["-f".into(), "-p".into(), "80".into()];
+        spec.env.insert("A".into(), "1".into());
+        spec.resources.cpu = Some("500m".into());
+        spec.resources.memory = Some("64Mi".into());
+        spec.ports = vec![
+            ServicePort {
+                target: 80,
+                published: Some(8080),
+                protocol: PortProtocol::Tcp,
+            },
+            ServicePort {
+                target: 9000,
+                published: None,
+                protocol: PortProtocol::Udp,
+            },
+        ];
+        Assignment {
+            task_id: "t-0123456789abcdef".into(),
+            service: "web".into(),
+            service_version: 4,
+            slot: 2,
+            spec,
+            desired: TaskState::Running,
+        }
+    }
+
+    #[test]
+    fn the_create_request_carries_the_spec_and_the_task_labels() {
+        let r = create_request(&assignment(), &[5, 7]).unwrap();
+        assert_eq!(r.image, "busybox:latest");
+        assert_eq!(r.name.as_deref(), Some("web.2.t0123456789a"));
+        assert_eq!(r.entrypoint, Some(vec!["httpd".to_string()]));
+        assert_eq!(r.cmd, ["-f", "-p", "80"]);
+        assert_eq!(r.env, ["A=1"]);
+        assert_eq!(r.resources.cpu_millis, Some(500));
+        assert_eq!(r.resources.memory_bytes, Some(64 << 20));
+        assert_eq!(
+            r.ports,
+            [PortMapping {
+                host_port: 8080,
+                container_port: 80,
+                protocol: Protocol::Tcp
+            }]
+        );
+        assert!(r.init);
+        assert_eq!(r.labels[TASK], "t-0123456789abcdef");
+        assert_eq!(r.labels[SERVICE], "web");
+        assert_eq!(r.labels[SLOT], "2");
+        assert_eq!(r.labels[VERSION], "4");
+        assert_eq!(r.labels[RESTARTS], "5,7");
+        hoist_common::ids::validate_name(r.name.as_deref().unwrap()).unwrap();
+    }
+
+    #[test]
+    fn bad_quantities_are_named() {
+        let mut a = assignment();
+        a.spec.resources.memory = Some("lots".into());
+        assert_eq!(
+            create_request(&a, &[]).unwrap_err(),
+            "resources.memory: \"lots\" is not a size"
+        );
+    }
+
+    #[test]
+    fn containers_are_recognised_by_their_labels() {
+        let req = create_request(&assignment(), &[5, 7]).unwrap();
+        let mut info = ContainerInfo {
+            id: "c1".into(),
+            name: "web.2.x".into(),
+            image: "busybox:latest".into(),
+            image_id: "sha256:x".into(),
+            command: vec![],
+            status: ContainerStatus::Exited,
+            created_at: "2026-11-23T10:00:00.5Z".into(),
+            started_at: None,
+            pid: None,
+            exit: Some(ExitInfo {
+                code: 2,
+                signal: None,
+                oom_killed: false,
+                finished_at: "2026-11-23T10:00:01.250000000Z".into(),
+            }),
+            ip_address: Some("10.89.1.7".into()),
+            spec: req,
+        };
+        let o = observe(&info).unwrap();
+        assert_eq!(o.task_id, "t-0123456789abcdef");
+        assert_eq!(o.restarts_ms, [5, 7]);
+        assert_eq!(o.address.as_deref(), Some("10.89.1.7"));
+        let created = o.created_ms;
+        assert_eq!(
+            o.phase,
+            Phase::Exited {
+                code: 2,
+                finished_ms: created + 750
+            }
+        );
+        info.spec.labels.clear();
+        assert_eq!(observe(&info), None, "unlabelled containers are not ours");
+    }
+}

@@ -1,0 +1,161 @@
+//! Applying reconciliation actions with the container manager: each action runs in its own task
+//! (at most a few at once), and the task it concerns is marked busy until it finishes so the next
+//! reconciliation pass leaves it alone. Creation failures are remembered per task — they are
+//! terminal, reported as `failed`, and the controller replaces the task.
+
+use super::container::{create_request, observe};
+use super::reconcile::{Action, ObservedTask, Phase};
+use crate::containers::Manager;
+use crate::error::AgentError;
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use tokio::sync::{Notify, Semaphore};
+
+/// Docker's default grace period between the stop signal and SIGKILL.
+const STOP_TIMEOUT: Duration = Duration::from_secs(10);
+/// Container operations run at once.
+const PARALLEL: usize = 8;
+
+#[derive(Debug)]
+pub struct Executor {
+    mgr: Arc<Manager>,
+    busy: Mutex<BTreeSet<String>>,
+    failures: Mutex<BTreeMap<String, String>>,
+    limit: Semaphore,
+    /// Woken when an action finishes, so reconciliation looks again at once.
+    pub done: Notify,
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+impl Executor {
+    pub fn new(mgr: Arc<Manager>) -> Arc<Self> {
+        Arc::new(Executor {
+            mgr,
+            busy: Mutex::new(BTreeSet::new()),
+            failures: Mutex::new(BTreeMap::new()),
+            limit: Semaphore::new(PARALLEL),
+            done: Notify::new(),
+        })
+    }
+
+    /// The orchestrated containers, plus tasks with an action in flight or a failed creation.
+    pub fn observed(&self) -> Vec<ObservedTask> {
+        let mut v: Vec<ObservedTask> = self.mgr.list(true).iter().filter_map(observe).collect();
+        let have: BTreeSet<String> = v.iter().map(|o| o.task_id.clone()).collect();
+        let busy = lock(&self.busy).clone();
+        for task_id in busy {
+            v.push(placeholder(task_id, Phase::Busy));
+        }
+        for (task_id, message) in lock(&self.failures).iter() {
+            if !have.contains(task_id) {
+                v.push(placeholder(
+                    task_id.clone(),
+                    Phase::CreateFailed {
+                        message: message.clone(),
+                    },
+                ));
+            }
+        }
+        v
+    }
+
+    /// Forgets creation failures of tasks no longer assigned.
+    pub fn forget(&self, assigned: impl Fn(&str) -> bool) {
+        lock(&self.failures).retain(|t, _| assigned(t));
+    }
+
+    pub fn apply(self: &Arc<Self>, actions: Vec<Action>) {
+        for action in actions {
+            let task_id = match &action {
+                Action::Start { task } | Action::Restart { task, .. } => task.task_id.clone(),
+                Action::Remove { task_id, .. } => task_id.clone(),
+            };
+            if !lock(&self.busy).insert(task_id.clone()) {
+                continue;
+            }
+            let me = self.clone();
+            tokio::spawn(async move {
+                let permit = me.limit.acquire().await;
+                me.run(action).await;
+                drop(permit);
+                lock(&me.busy).remove(&task_id);
+                me.done.notify_one();
+            });
+        }
+    }
+
+    async fn run(&self, action: Action) {
+        match action {
+            Action::Start { task } => {
+                tracing::info!(task = %task.task_id, service = %task.service, slot = task.slot, "starting task");
+                self.start(&task, &[]).await;
+            }
+            Action::Restart {
+                task,
+                old_container,
+                restarts_ms,
+            } => {
+                tracing::info!(task = %task.task_id, service = %task.service, restarts = restarts_ms.len(), "restarting task");
+                if let Err(e) = self.mgr.remove(&old_container, true).await {
+                    if !matches!(e, AgentError::NotFound(_)) {
+                        tracing::warn!(task = %task.task_id, "remove the exited container {old_container}: {e}");
+                        return;
+                    }
+                }
+                self.start(&task, &restarts_ms).await;
+            }
+            Action::Remove {
+                task_id,
+                container_id,
+                reason,
+            } => {
+                tracing::info!(task = %task_id, container = %container_id, "removing task: {reason}");
+                let res = match self.mgr.stop(&container_id, STOP_TIMEOUT).await {
+                    Ok(_) => self.mgr.remove(&container_id, true).await,
+                    Err(e) => Err(e),
+                };
+                match res {
+                    Ok(()) | Err(AgentError::NotFound(_)) => {}
+                    Err(e) => tracing::warn!(task = %task_id, "remove {container_id}: {e}"),
+                }
+            }
+        }
+    }
+
+    async fn start(&self, task: &hoist_proto::node::Assignment, restarts_ms: &[u64]) {
+        let created = match create_request(task, restarts_ms) {
+            Ok(req) => self.mgr.create(req, false).await.map_err(|e| e.to_string()),
+            Err(e) => Err(e),
+        };
+        match created {
+            Ok((_, c)) => {
+                lock(&self.failures).remove(&task.task_id);
+                tracing::info!(task = %task.task_id, container = %c.id, name = %c.name, "task running");
+            }
+            Err(message) => {
+                let message = if message.starts_with("image ") && message.contains("not found") {
+                    format!("{message} (this agent runs images from its local store; pulling from a registry is not supported yet: import it on the node)")
+                } else {
+                    message
+                };
+                tracing::warn!(task = %task.task_id, image = %task.spec.image, "task failed to start: {message}");
+                lock(&self.failures).insert(task.task_id.clone(), message);
+            }
+        }
+    }
+}
+
+fn placeholder(task_id: String, phase: Phase) -> ObservedTask {
+    ObservedTask {
+        task_id,
+        container_id: None,
+        phase,
+        restarts_ms: vec![],
+        created_ms: u64::MAX,
+        address: None,
+    }
+}

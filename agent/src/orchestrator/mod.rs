@@ -1,0 +1,577 @@
+//! The agent as a cluster node (`hoist-agent --join TOKEN --controller ADDR,...`): it registers
+//! with the controllers, heartbeats, watches its assignments (long poll), makes its containers
+//! match them, runs their health checks, and reports task status in batches.
+//!
+//! Four loops share one [`Node`]:
+//! - membership: register (next address, backoff), then heartbeat; register again when the
+//!   controller no longer knows the node;
+//! - assignments: long poll with the last index; answers from an older term are ignored;
+//! - reconcile: every change of assignments, finished action or half second, compare assignments
+//!   with the labelled containers ([`reconcile::reconcile`], pure) and apply the actions
+//!   ([`executor`]); start and stop health monitors;
+//! - report: send the statuses that changed since the last acknowledgement.
+//!
+//! The controller being unreachable changes nothing locally: containers keep running and exited
+//! ones are restarted per their policy. After an agent restart nothing is touched until the first
+//! assignments arrive; the labelled containers are then adopted as the tasks they carry.
+
+pub mod client;
+pub mod container;
+pub mod executor;
+pub mod health;
+pub mod identity;
+pub mod probe;
+pub mod reconcile;
+pub mod restart;
+pub mod status;
+pub mod term;
+
+use crate::containers::Manager;
+use client::ControllerClient;
+use executor::Executor;
+use health::{HealthState, Timing};
+use hoist_proto::node::{Assignment, Health, Heartbeat, RegisterRequest, StatusReport, TaskStatus};
+use reconcile::{ObservedTask, Phase};
+use status::Batcher;
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use term::{TermGuard, Verdict};
+use tokio::sync::{watch, Notify};
+
+/// `--join` and its companions.
+#[derive(Debug, Clone)]
+pub struct JoinConfig {
+    pub token: String,
+    /// Controller members, `HOST:PORT`, tried in turn.
+    pub controllers: Vec<String>,
+    pub labels: BTreeMap<String, String>,
+    /// The address to register; default: the local address on the route to the first controller.
+    pub advertise_addr: Option<String>,
+    /// Override the CPUs offered (thousandths), to simulate a smaller or bigger host.
+    pub cpu_millis: Option<u64>,
+    /// Override the memory offered.
+    pub memory_bytes: Option<u64>,
+    pub data_dir: PathBuf,
+}
+
+/// How long one assignments long poll may wait at the controller.
+const POLL_WAIT: Duration = Duration::from_secs(25);
+const RECONCILE_EVERY: Duration = Duration::from_millis(500);
+const REPORT_EVERY: Duration = Duration::from_secs(1);
+
+/// The back-off before registration attempt `attempt` (0-based): 200 ms doubling to 10 s.
+pub fn backoff(attempt: u32) -> Duration {
+    Duration::from_millis((200u64 << attempt.min(16)).min(10_000))
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Session {
+    node_id: String,
+    heartbeat: Duration,
+}
+
+#[derive(Debug, Clone)]
+struct Monitor {
+    health: Health,
+    message: String,
+    task: Arc<tokio::task::AbortHandle>,
+}
+
+#[derive(Debug)]
+struct Node {
+    /// From the join token: the cluster this node may join.
+    cluster_id: String,
+    mgr: Arc<Manager>,
+    cfg: JoinConfig,
+    client: ControllerClient,
+    executor: Arc<Executor>,
+    term: Mutex<TermGuard>,
+    session: watch::Sender<Option<Session>>,
+    desired: watch::Sender<Option<Arc<Vec<Assignment>>>>,
+    statuses: Mutex<Vec<TaskStatus>>,
+    batcher: Mutex<Batcher>,
+    monitors: Monitors,
+    reregister: Notify,
+    report_now: Arc<Notify>,
+}
+
+type Monitors = Arc<Mutex<BTreeMap<String, Monitor>>>;
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+pub fn now_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
+}
+
+/// Starts the node's loops; they run for the life of the process.
+pub fn start(mgr: Arc<Manager>, cfg: JoinConfig) -> anyhow::Result<()> {
+    if cfg.controllers.is_empty() {
+        anyhow::bail!("--join needs --controller ADDR[,ADDR...]");
+    }
+    let cluster_id = hoist_proto::node::parse_join_token(&cfg.token)
+        .map_err(|e| anyhow::anyhow!("--join: {e}"))?
+        .cluster_id;
+    let ident = identity::load(&cfg.data_dir)?;
+    let node = Arc::new(Node {
+        cluster_id,
+        client: ControllerClient::new(cfg.controllers.clone())?,
+        executor: Executor::new(mgr.clone()),
+        mgr,
+        term: Mutex::new(TermGuard::new(ident.term_seen)),
+        session: watch::channel(None).0,
+        desired: watch::channel(None).0,
+        statuses: Mutex::new(Vec::new()),
+        batcher: Mutex::new(Batcher::default()),
+        monitors: Arc::new(Mutex::new(BTreeMap::new())),
+        reregister: Notify::new(),
+        report_now: Arc::new(Notify::new()),
+        cfg,
+    });
+    tokio::spawn(node.clone().membership());
+    tokio::spawn(node.clone().assignments());
+    tokio::spawn(node.clone().reconcile_loop());
+    tokio::spawn(node.report_loop());
+    Ok(())
+}
+
+impl Node {
+    /// Judges an answer's term; a newer one is remembered and earns the new leader a full report.
+    fn check_term(&self, term: u64, what: &str) -> Verdict {
+        let v = lock(&self.term).check(term);
+        match v {
+            Verdict::Stale => tracing::warn!(
+                term,
+                newest = lock(&self.term).newest(),
+                "ignoring {what} from a deposed leader"
+            ),
+            Verdict::Newer => {
+                lock(&self.batcher).reset();
+                self.report_now.notify_one();
+                self.save_identity();
+            }
+            Verdict::Current => {}
+        }
+        v
+    }
+
+    fn save_identity(&self) {
+        let ident = identity::Identity {
+            node_id: self
+                .session
+                .borrow()
+                .as_ref()
+                .map(|s| s.node_id.clone())
+                .or_else(|| {
+                    identity::load(&self.cfg.data_dir)
+                        .ok()
+                        .and_then(|i| i.node_id)
+                }),
+            term_seen: lock(&self.term).newest(),
+        };
+        if let Err(e) = identity::save(&self.cfg.data_dir, &ident) {
+            tracing::warn!("save the node identity: {e}");
+        }
+    }
+
+    async fn register(&self) -> Session {
+        let mut attempt = 0u32;
+        loop {
+            match self.try_register().await {
+                Ok(s) => return s,
+                Err(e) => {
+                    let wait = backoff(attempt);
+                    tracing::warn!(
+                        attempt = attempt + 1,
+                        "joining the cluster failed: {e:#}; retrying in {wait:?}"
+                    );
+                    tokio::time::sleep(wait).await;
+                    attempt = attempt.saturating_add(1);
+                }
+            }
+        }
+    }
+
+    async fn try_register(&self) -> anyhow::Result<Session> {
+        let ident = identity::load(&self.cfg.data_dir)?;
+        let address = match &self.cfg.advertise_addr {
+            Some(a) => a.clone(),
+            None => self
+                .cfg
+                .controllers
+                .iter()
+                .find_map(|c| identity::route_source(c).ok())
+                .ok_or_else(|| anyhow::anyhow!("no route to any controller to find the advertise address (give --advertise-addr)"))?,
+        };
+        let req = RegisterRequest {
+            token: self.cfg.token.clone(),
+            node_id: ident.node_id.clone(),
+            hostname: identity::hostname(),
+            address,
+            labels: self.cfg.labels.clone(),
+            capacity: identity::host_resources(self.cfg.cpu_millis, self.cfg.memory_bytes)?,
+            agent_version: env!("CARGO_PKG_VERSION").to_string(),
+        };
+        let resp = self.client.register(&req).await?;
+        if resp.cluster_id != self.cluster_id {
+            anyhow::bail!(
+                "the controllers belong to cluster {}, the join token to cluster {}",
+                resp.cluster_id,
+                self.cluster_id
+            );
+        }
+        if self.check_term(resp.term, "a registration answer") == Verdict::Stale {
+            anyhow::bail!("the answer came from a deposed leader (term {})", resp.term);
+        }
+        let session = Session {
+            node_id: resp.node_id.clone(),
+            heartbeat: Duration::from_millis(resp.heartbeat_interval_ms.clamp(100, 60_000)),
+        };
+        if ident.node_id.as_deref() != Some(&resp.node_id) {
+            identity::save(
+                &self.cfg.data_dir,
+                &identity::Identity {
+                    node_id: Some(resp.node_id.clone()),
+                    term_seen: lock(&self.term).newest(),
+                },
+            )?;
+        }
+        tracing::info!(
+            node = %resp.node_id, address = %req.address, cpus = req.capacity.cpu_millis as f64 / 1000.0,
+            memory = %hoist_common::parse::format_size(req.capacity.memory_bytes),
+            labels = ?req.labels, term = resp.term, rejoined = ident.node_id.is_some(),
+            "joined the cluster"
+        );
+        Ok(session)
+    }
+
+    async fn membership(self: Arc<Self>) {
+        loop {
+            let session = self.register().await;
+            lock(&self.batcher).reset();
+            self.session.send_replace(Some(session.clone()));
+            self.report_now.notify_one();
+            let mut failures = 0u32;
+            loop {
+                tokio::select! {
+                    _ = tokio::time::sleep(session.heartbeat) => {}
+                    _ = self.reregister.notified() => break,
+                }
+                let hb = Heartbeat {
+                    node_id: session.node_id.clone(),
+                    term_seen: lock(&self.term).newest(),
+                };
+                match self.client.heartbeat(&hb).await {
+                    Ok(ack) => {
+                        if self.check_term(ack.term, "a heartbeat answer") == Verdict::Stale {
+                            continue;
+                        }
+                        if failures > 0 {
+                            tracing::info!(failures, "the controllers answer again");
+                        }
+                        failures = 0;
+                        if !ack.known {
+                            tracing::warn!(node = %session.node_id, "the controller no longer knows this node: registering again");
+                            break;
+                        }
+                    }
+                    Err(e) if e.is_unknown_node() => {
+                        tracing::warn!("heartbeat: {e}: registering again");
+                        break;
+                    }
+                    Err(e) => {
+                        failures += 1;
+                        if failures == 1 || failures.is_multiple_of(30) {
+                            tracing::warn!(
+                                failures,
+                                "heartbeat failed: {e}; containers keep running"
+                            );
+                        }
+                    }
+                }
+            }
+            self.session.send_replace(None);
+        }
+    }
+
+    async fn assignments(self: Arc<Self>) {
+        let mut index = 0u64;
+        let mut failures = 0u32;
+        let mut session_rx = self.session.subscribe();
+        loop {
+            let node_id = match session_rx.wait_for(Option::is_some).await {
+                Ok(s) => s.as_ref().map(|s| s.node_id.clone()).unwrap_or_default(),
+                Err(_) => return,
+            };
+            let t = std::time::Instant::now();
+            match self.client.assignments(&node_id, index, POLL_WAIT).await {
+                Ok(a) => {
+                    failures = 0;
+                    if self.check_term(a.term, "assignments") == Verdict::Stale {
+                        tokio::time::sleep(Duration::from_millis(200)).await;
+                        continue;
+                    }
+                    let changed = self
+                        .desired
+                        .borrow()
+                        .as_deref()
+                        .is_none_or(|d| *d != a.tasks);
+                    if changed {
+                        let running = a
+                            .tasks
+                            .iter()
+                            .filter(|t| t.desired == hoist_proto::cluster::TaskState::Running)
+                            .count();
+                        tracing::info!(
+                            index = a.index,
+                            term = a.term,
+                            tasks = a.tasks.len(),
+                            running,
+                            "new assignments"
+                        );
+                        self.desired.send_replace(Some(Arc::new(a.tasks)));
+                    }
+                    if a.index == index && t.elapsed() < Duration::from_millis(100) {
+                        // A controller that does not block: do not spin.
+                        tokio::time::sleep(Duration::from_millis(500)).await;
+                    }
+                    index = a.index;
+                }
+                Err(e) if e.is_unknown_node() => {
+                    tracing::warn!("assignments: {e}: registering again");
+                    self.reregister.notify_one();
+                    index = 0;
+                    tokio::time::sleep(Duration::from_millis(500)).await;
+                }
+                Err(e) => {
+                    failures += 1;
+                    if failures == 1 || failures.is_multiple_of(30) {
+                        tracing::warn!(failures, "watching assignments failed: {e}");
+                    }
+                    tokio::time::sleep(backoff(failures.min(4))).await;
+                }
+            }
+        }
+    }
+
+    async fn reconcile_loop(self: Arc<Self>) {
+        let mut desired_rx = self.desired.subscribe();
+        loop {
+            tokio::select! {
+                r = desired_rx.changed() => if r.is_err() { return },
+                _ = tokio::time::sleep(RECONCILE_EVERY) => {}
+                _ = self.executor.done.notified() => {}
+            }
+            let Some(desired) = desired_rx.borrow_and_update().clone() else {
+                // No assignments yet since start: touch nothing.
+                continue;
+            };
+            self.reconcile_once(&desired);
+        }
+    }
+
+    fn reconcile_once(&self, desired: &[Assignment]) {
+        let now = now_ms();
+        let observed = self.executor.observed();
+        let actions = reconcile::reconcile(desired, &observed, now);
+        self.executor.apply(actions);
+        let assigned: BTreeSet<&str> = desired.iter().map(|a| a.task_id.as_str()).collect();
+        self.executor.forget(|t| assigned.contains(t));
+        lock(&self.batcher).retain(|t| assigned.contains(t));
+        self.sync_monitors(desired, &observed);
+
+        let mut by_task: BTreeMap<&str, Vec<&ObservedTask>> = BTreeMap::new();
+        for o in &observed {
+            by_task.entry(o.task_id.as_str()).or_default().push(o);
+        }
+        let monitors = lock(&self.monitors);
+        let statuses: Vec<TaskStatus> = desired
+            .iter()
+            .map(|a| {
+                let obs = by_task.get(a.task_id.as_str()).map(|list| {
+                    list.iter()
+                        .copied()
+                        .find(|o| o.phase == Phase::Busy)
+                        .unwrap_or_else(|| reconcile::primary(list))
+                });
+                let monitor = obs
+                    .and_then(|o| o.container_id.as_ref())
+                    .and_then(|c| monitors.get(c));
+                let health = match (&a.spec.health_check, monitor) {
+                    (None, _) => Health::None,
+                    (Some(_), Some(m)) => m.health,
+                    (Some(_), None) => Health::Starting,
+                };
+                let mut st = status::task_status(a, obs, health, now);
+                if let (Health::Unhealthy, Some(m)) = (st.health, monitor) {
+                    st.message = format!("unhealthy: {}", m.message);
+                }
+                st
+            })
+            .collect();
+        drop(monitors);
+        let mut current = lock(&self.statuses);
+        if *current != statuses {
+            *current = statuses;
+            self.report_now.notify_one();
+        }
+    }
+
+    /// One health monitor per running container whose task has a health check.
+    fn sync_monitors(&self, desired: &[Assignment], observed: &[ObservedTask]) {
+        let checks: BTreeMap<&str, &hoist_proto::service::HealthCheck> = desired
+            .iter()
+            .filter_map(|a| {
+                a.spec
+                    .health_check
+                    .as_ref()
+                    .map(|h| (a.task_id.as_str(), h))
+            })
+            .collect();
+        let mut monitors = lock(&self.monitors);
+        let mut live = BTreeSet::new();
+        for o in observed.iter().filter(|o| o.phase == Phase::Running) {
+            let (Some(c), Some(check)) = (&o.container_id, checks.get(o.task_id.as_str())) else {
+                continue;
+            };
+            live.insert(c.clone());
+            if monitors.contains_key(c) {
+                continue;
+            }
+            let Some(probe) = probe::Probe::from_spec(check) else {
+                continue;
+            };
+            let task = tokio::spawn(monitor(
+                self.mgr.clone(),
+                self.monitors.clone(),
+                self.report_now.clone(),
+                c.clone(),
+                probe,
+                Timing::from_spec(check),
+                o.created_ms,
+            ));
+            monitors.insert(
+                c.clone(),
+                Monitor {
+                    health: Health::Starting,
+                    message: String::new(),
+                    task: Arc::new(task.abort_handle()),
+                },
+            );
+        }
+        monitors.retain(|c, m| {
+            let keep = live.contains(c);
+            if !keep {
+                m.task.abort();
+            }
+            keep
+        });
+    }
+
+    async fn report_loop(self: Arc<Self>) {
+        let mut failures = 0u32;
+        loop {
+            tokio::select! {
+                _ = self.report_now.notified() => {}
+                _ = tokio::time::sleep(REPORT_EVERY) => {}
+            }
+            let Some(session) = self.session.borrow().clone() else {
+                continue;
+            };
+            let current = lock(&self.statuses).clone();
+            let changes = lock(&self.batcher).changes(&current);
+            if changes.is_empty() {
+                continue;
+            }
+            let report = StatusReport {
+                node_id: session.node_id.clone(),
+                term_seen: lock(&self.term).newest(),
+                tasks: changes.clone(),
+            };
+            match self.client.status(&report).await {
+                Ok(ack) => {
+                    failures = 0;
+                    if self.check_term(ack.term, "a status acknowledgement") != Verdict::Stale {
+                        tracing::debug!(tasks = changes.len(), "status reported");
+                        lock(&self.batcher).ack(changes);
+                    }
+                }
+                Err(e) if e.is_unknown_node() => {
+                    tracing::warn!("status: {e}: registering again");
+                    self.reregister.notify_one();
+                }
+                Err(e) => {
+                    failures += 1;
+                    if failures == 1 || failures.is_multiple_of(30) {
+                        tracing::warn!(failures, "reporting status failed: {e}");
+                    }
+                    tokio::time::sleep(backoff(failures.min(4))).await;
+                }
+            }
+        }
+    }
+}
+
+/// Probes one container every interval and records its health; ends when aborted (the container
+/// stopped or its task went away).
+#[allow(clippy::too_many_arguments)]
+async fn monitor(
+    mgr: Arc<Manager>,
+    monitors: Monitors,
+    report_now: Arc<Notify>,
+    container: String,
+    probe: probe::Probe,
+    timing: Timing,
+    started_ms: u64,
+) {
+    let http = probe::http_client();
+    let mut state = HealthState::new(started_ms);
+    loop {
+        tokio::time::sleep(Duration::from_millis(timing.interval_ms)).await;
+        // Looked up every time: the address is recorded once the network is attached.
+        let ip = mgr.get(&container).ok().and_then(|c| c.info().ip_address);
+        let result = probe::run(
+            &probe,
+            &mgr,
+            &container,
+            ip.as_deref(),
+            Duration::from_millis(timing.timeout_ms),
+            &http,
+        )
+        .await;
+        let before = state.health;
+        let health = state.record(&timing, result, now_ms());
+        if health != before {
+            tracing::info!(%container, ?health, message = %state.last_message, "health changed");
+        }
+        let mut m = lock(&monitors);
+        let Some(entry) = m.get_mut(&container) else {
+            return;
+        };
+        entry.health = health;
+        entry.message = state.last_message.clone();
+        drop(m);
+        if health != before {
+            report_now.notify_one();
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_doubles_to_ten_seconds() {
+        assert_eq!(backoff(0), Duration::from_millis(200));
+        assert_eq!(backoff(1), Duration::from_millis(400));
+        assert_eq!(backoff(5), Duration::from_millis(6400));
+        assert_eq!(backoff(6), Duration::from_secs(10));
+        assert_eq!(backoff(u32::MAX), Duration::from_secs(10));
+    }
+}

@@ -1,0 +1,348 @@
+//! Operator routes over orchestration: the join token, nodes (list, inspect, label, availability),
+//! and per service its replicas (`ps`), rolling update and endpoints (with a blocking watch).
+
+use super::body::json;
+use super::error::ApiError;
+use super::{read, write, Ctx};
+use axum::body::Bytes;
+use axum::extract::{Path, Query, RawQuery, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::Json;
+use hoist_proto::cluster::{
+    AvailabilityRequest, Endpoint, Endpoints, JoinToken, LabelRequest, Node, NodeResources,
+    NodeView, ReplicaView, Rollout, RolloutState, ServiceTasks, TaskState,
+};
+use hoist_proto::node::JoinTokenParts;
+use hoist_proto::raft::{Command, Response};
+use serde::Deserialize;
+use std::collections::BTreeMap;
+use std::time::{Duration, Instant};
+
+use crate::state::State as Cluster;
+
+/// `GET /v1/cluster/token`: made once through Raft, then always the same.
+pub async fn token(State(ctx): State<Ctx>) -> Result<Json<JoinToken>, ApiError> {
+    let mut identity = ctx.node.read(|s| s.identity.clone()).await?;
+    if identity.is_none() {
+        let cmd = Command::InitCluster {
+            cluster_id: format!("{:016x}", rand::random::<u64>()),
+            secret: format!("{:032x}", rand::random::<u128>()),
+        };
+        write(&ctx, cmd).await?;
+        identity = ctx.node.read(|s| s.identity.clone()).await?;
+    }
+    let id = identity.ok_or_else(|| {
+        ApiError::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "internal",
+            "no cluster identity",
+        )
+    })?;
+    Ok(Json(JoinToken {
+        token: JoinTokenParts {
+            cluster_id: id.cluster_id.clone(),
+            secret: id.secret,
+        }
+        .encode(),
+        cluster_id: id.cluster_id,
+    }))
+}
+
+fn node_view(ctx: &Ctx, s: &Cluster, node: &Node) -> NodeView {
+    let mut reserved = NodeResources::default();
+    let mut tasks = 0;
+    for t in s.tasks.values().filter(|t| t.node == node.id) {
+        if t.desired == TaskState::Running {
+            tasks += 1;
+        }
+        if !t.state.is_terminal() {
+            if let Some(d) = s.demand_of(t) {
+                reserved.cpu_millis += d.cpu_millis;
+                reserved.memory_bytes += d.memory_bytes;
+            }
+        }
+    }
+    NodeView {
+        node: node.clone(),
+        tasks,
+        reserved,
+        last_heartbeat_ms_ago: ctx
+            .orch
+            .liveness
+            .since(&node.id, Instant::now())
+            .map(|d| d.as_millis() as u64),
+    }
+}
+
+/// `GET /v1/nodes`
+pub async fn list_nodes(
+    State(ctx): State<Ctx>,
+    RawQuery(q): RawQuery,
+) -> Result<Json<Vec<NodeView>>, ApiError> {
+    let c = ctx.clone();
+    Ok(Json(
+        read(&ctx, q, move |s| {
+            s.nodes.values().map(|n| node_view(&c, s, n)).collect()
+        })
+        .await?,
+    ))
+}
+
+/// `GET /v1/nodes/{id}`: by id or hostname.
+pub async fn get_node(
+    State(ctx): State<Ctx>,
+    Path(id): Path<String>,
+    RawQuery(q): RawQuery,
+) -> Result<Json<NodeView>, ApiError> {
+    let c = ctx.clone();
+    let v = read(&ctx, q, |s| find_node(s, &id).map(|n| node_view(&c, s, n))).await?;
+    v.map(Json)
+        .ok_or_else(|| ApiError::not_found(format!("node {id:?} not found")))
+}
+
+fn find_node<'a>(s: &'a Cluster, id: &str) -> Option<&'a Node> {
+    s.nodes
+        .get(id)
+        .or_else(|| s.nodes.values().find(|n| n.hostname == id))
+}
+
+async fn resolve(ctx: &Ctx, id: &str) -> Result<String, ApiError> {
+    ctx.node
+        .read(|s| find_node(s, id).map(|n| n.id.clone()))
+        .await?
+        .ok_or_else(|| ApiError::not_found(format!("node {id:?} not found")))
+}
+
+fn node_answer(r: Response) -> Result<Json<Node>, ApiError> {
+    match r {
+        Response::Node(n) => Ok(Json(n)),
+        Response::Error(e) => Err(e.into()),
+        other => Err(super::services::unexpected(&other)),
+    }
+}
+
+/// `POST /v1/nodes/{id}/labels`
+pub async fn label_node(
+    State(ctx): State<Ctx>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Json<Node>, ApiError> {
+    let req: LabelRequest = json(&headers, &body, "label request")?;
+    let id = resolve(&ctx, &id).await?;
+    node_answer(
+        write(
+            &ctx,
+            Command::SetNodeLabels {
+                id,
+                set: req.set,
+                remove: req.remove,
+            },
+        )
+        .await?,
+    )
+}
+
+/// `POST /v1/nodes/{id}/availability`
+pub async fn set_availability(
+    State(ctx): State<Ctx>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Json<Node>, ApiError> {
+    let req: AvailabilityRequest = json(&headers, &body, "availability request")?;
+    let id = resolve(&ctx, &id).await?;
+    node_answer(
+        write(
+            &ctx,
+            Command::SetNodeAvailability {
+                id,
+                availability: req.availability,
+            },
+        )
+        .await?,
+    )
+}
+
+/// `DELETE /v1/nodes/{id}`
+pub async fn remove_node(
+    State(ctx): State<Ctx>,
+    Path(id): Path<String>,
+) -> Result<Json<Node>, ApiError> {
+    let id = resolve(&ctx, &id).await?;
+    node_answer(write(&ctx, Command::RemoveNode { id }).await?)
+}
+
+fn no_service(name: &str) -> ApiError {
+    ApiError::not_found(format!("service {name:?} not found"))
+}
+
+/// `GET /v1/services/{name}/ps`
+pub async fn ps(
+    State(ctx): State<Ctx>,
+    Path(name): Path<String>,
+    RawQuery(q): RawQuery,
+) -> Result<Json<ServiceTasks>, ApiError> {
+    let pending: BTreeMap<u64, String> = ctx.orch.pending(&name).into_iter().collect();
+    let out = read(&ctx, q, |s| {
+        let svc = s.service(&name)?;
+        let mut slots: BTreeMap<u64, ReplicaView> = BTreeMap::new();
+        let view = |slot| ReplicaView {
+            slot,
+            task: None,
+            pending: None,
+            history: vec![],
+        };
+        for t in s.tasks.values().filter(|t| t.service == name) {
+            let v = slots.entry(t.slot).or_insert_with(|| view(t.slot));
+            if t.desired == TaskState::Running && v.task.is_none() {
+                v.task = Some(t.clone());
+            } else {
+                v.history.push(t.clone());
+            }
+        }
+        if let Some(h) = s.slot_history.get(&name) {
+            for (slot, ended) in h {
+                let v = slots.entry(*slot).or_insert_with(|| view(*slot));
+                v.history.extend(ended.iter().rev().cloned());
+            }
+        }
+        for (slot, why) in &pending {
+            let v = slots.entry(*slot).or_insert_with(|| view(*slot));
+            if v.task.is_none() {
+                v.pending = Some(why.clone());
+            }
+        }
+        for v in slots.values_mut() {
+            v.history.sort_by(|a, b| b.updated_ms.cmp(&a.updated_ms));
+        }
+        Some(ServiceTasks {
+            service: name.clone(),
+            version: svc.version,
+            replicas: slots.into_values().collect(),
+        })
+    })
+    .await?;
+    out.map(Json).ok_or_else(|| no_service(&name))
+}
+
+/// The rollout as the API shows it: the recorded one for the current version, else one made up
+/// from the replicas (a first deployment, or a change that needed no rolling update).
+pub fn rollout_view(s: &Cluster, name: &str) -> Option<Rollout> {
+    let record = s.services.get(name)?;
+    let cur = record.current();
+    if let Some(r) = s.rollouts.get(name) {
+        if r.version == cur.version {
+            return Some(r.clone());
+        }
+    }
+    let global = cur.spec.mode == hoist_proto::service::ServiceMode::Global;
+    let ready = s
+        .tasks
+        .values()
+        .filter(|t| {
+            t.service == name
+                && t.desired == TaskState::Running
+                && t.service_version == cur.version
+                && t.is_ready()
+        })
+        .count() as u64;
+    let total = if global {
+        ready.max(1)
+    } else {
+        cur.spec.replicas.max(0) as u64
+    };
+    let done = ready >= total;
+    Some(Rollout {
+        version: cur.version,
+        from_version: cur.version.saturating_sub(1),
+        state: if done {
+            RolloutState::Completed
+        } else {
+            RolloutState::Updating
+        },
+        updated: ready.min(total),
+        total,
+        failures: 0,
+        message: format!("{}/{total} replicas running", ready.min(total)),
+        started_ms: cur.created_ms,
+        updated_ms: cur.created_ms,
+        batch_started_ms: 0,
+        rollback_of: None,
+    })
+}
+
+/// `GET /v1/services/{name}/rollout`
+pub async fn rollout(
+    State(ctx): State<Ctx>,
+    Path(name): Path<String>,
+    RawQuery(q): RawQuery,
+) -> Result<Json<Rollout>, ApiError> {
+    let r = read(&ctx, q, |s| rollout_view(s, &name)).await?;
+    r.map(Json).ok_or_else(|| no_service(&name))
+}
+
+#[derive(Debug, Deserialize)]
+pub struct WatchQuery {
+    #[serde(default)]
+    index: u64,
+    /// How long to wait for a change after `index`, default 30 s, at most 60 s.
+    #[serde(default)]
+    timeout_ms: Option<u64>,
+    #[serde(default)]
+    #[allow(dead_code)]
+    stale: Option<String>,
+}
+
+fn endpoints_of(s: &Cluster, name: &str) -> Option<Endpoints> {
+    let record = s.services.get(name)?;
+    let port = record
+        .current()
+        .spec
+        .ports
+        .first()
+        .and_then(|p| u16::try_from(p.target).ok());
+    let endpoints = s
+        .tasks
+        .values()
+        .filter(|t| t.service == name && t.desired == TaskState::Running && t.is_ready())
+        .filter_map(|t| {
+            Some(Endpoint {
+                address: t.address.clone()?,
+                port,
+                node: t.node.clone(),
+                node_address: s.nodes.get(&t.node).map(|n| n.address.clone())?,
+                task: t.id.clone(),
+            })
+        })
+        .collect();
+    Some(Endpoints {
+        index: s.endpoints_index.get(name).copied().unwrap_or(0).max(1),
+        endpoints,
+    })
+}
+
+/// `GET /v1/services/{name}/endpoints?index=N&timeout_ms=M`: healthy running replicas; with
+/// `index`, answers when they change after N (or at the timeout, unchanged).
+pub async fn endpoints(
+    State(ctx): State<Ctx>,
+    Path(name): Path<String>,
+    Query(q): Query<WatchQuery>,
+) -> Result<Json<Endpoints>, ApiError> {
+    ctx.node.read(|_| ()).await?;
+    let wait = Duration::from_millis(q.timeout_ms.unwrap_or(30_000).min(60_000));
+    let deadline = tokio::time::Instant::now() + wait;
+    let mut applied = ctx.node.applied_watch();
+    loop {
+        let e = ctx
+            .node
+            .stale_read(|s| endpoints_of(s, &name))
+            .ok_or_else(|| no_service(&name))?;
+        if q.index == 0 || e.index > q.index || tokio::time::Instant::now() >= deadline {
+            return Ok(Json(e));
+        }
+        applied.mark_unchanged();
+        let _ = tokio::time::timeout_at(deadline, applied.changed()).await;
+        ctx.node.ensure_leader()?;
+    }
+}

@@ -1,0 +1,67 @@
+//! The leader's orchestration loop and the in-memory state it keeps: agents' heartbeats (never in
+//! the Raft log), the grace period that turns silence into "down" through Raft, and the pending
+//! explanations of the last reconciliation. Every member runs the loop; only the leader acts.
+
+mod liveness;
+mod run;
+
+pub use liveness::Liveness;
+pub use run::run;
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, RwLock};
+use std::time::Duration;
+
+/// Timings of the loop and of node liveness.
+#[derive(Debug, Clone)]
+pub struct OrchSettings {
+    /// Silence after which a node is marked down (`--node-grace`).
+    pub grace: Duration,
+    /// How often agents are told to heartbeat.
+    pub heartbeat_interval: Duration,
+    /// How often the leader reconciles when nothing changes.
+    pub tick: Duration,
+}
+
+impl Default for OrchSettings {
+    fn default() -> Self {
+        OrchSettings {
+            grace: Duration::from_secs(15),
+            heartbeat_interval: Duration::from_secs(1),
+            tick: Duration::from_millis(250),
+        }
+    }
+}
+
+/// What the API handlers share with the loop.
+#[derive(Debug)]
+pub struct Orchestrator {
+    pub settings: OrchSettings,
+    pub liveness: Liveness,
+    /// Per service: slots that could not be placed, with the reason per node.
+    pending: RwLock<BTreeMap<String, Vec<(u64, String)>>>,
+}
+
+impl Orchestrator {
+    pub fn new(settings: OrchSettings) -> Arc<Orchestrator> {
+        Arc::new(Orchestrator {
+            liveness: Liveness::new(settings.grace),
+            settings,
+            pending: RwLock::default(),
+        })
+    }
+
+    /// Unplaced slots of `service` and why, as of the last reconciliation on this leader.
+    pub fn pending(&self, service: &str) -> Vec<(u64, String)> {
+        self.pending
+            .read()
+            .expect("pending lock")
+            .get(service)
+            .cloned()
+            .unwrap_or_default()
+    }
+
+    fn set_pending(&self, p: BTreeMap<String, Vec<(u64, String)>>) {
+        *self.pending.write().expect("pending lock") = p;
+    }
+}

@@ -1,0 +1,98 @@
+//! The loop: when this member leads, turn silence into "down", reconcile, and commit the plan.
+
+use super::Orchestrator;
+use crate::raft::RaftNode;
+use crate::scheduler::reconcile;
+use hoist_proto::raft::{Command, Plan, Response};
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+fn now_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
+}
+
+/// A new task id: 16 hex digits.
+pub fn new_task_id() -> String {
+    format!("{:016x}", rand::random::<u64>())
+}
+
+/// Runs until the process ends.
+pub async fn run(node: RaftNode, orch: Arc<Orchestrator>) {
+    let mut applied = node.applied_watch();
+    let mut leading_term: Option<u64> = None;
+    loop {
+        tokio::select! {
+            _ = tokio::time::sleep(orch.settings.tick) => {}
+            r = applied.changed() => {
+                if r.is_err() { return; }
+                // Let a burst of commits settle before reconciling again.
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+        }
+        if !node.is_leader() {
+            leading_term = None;
+            continue;
+        }
+        let term = node.term();
+        if leading_term != Some(term) {
+            leading_term = Some(term);
+            let now = Instant::now();
+            node.stale_read(|s| {
+                orch.liveness
+                    .fresh_grace(s.nodes.keys().map(String::as_str), now)
+            });
+        }
+        if let Err(e) = step(&node, &orch).await {
+            tracing::debug!(error = %e, "orchestration step");
+        }
+    }
+}
+
+/// One round: liveness changes, then reconciliation.
+pub async fn step(node: &RaftNode, orch: &Orchestrator) -> Result<(), crate::raft::WriteError> {
+    let now = Instant::now();
+    let changes = node.stale_read(|s| orch.liveness.changes(s.nodes.values(), now));
+    if !changes.is_empty() {
+        for (id, status) in &changes {
+            tracing::info!(node = %id, ?status, "node liveness changed");
+        }
+        let cmds = changes
+            .into_iter()
+            .map(|(id, status)| Command::SetNodeStatus { id, status })
+            .collect();
+        node.write(Command::Batch(cmds)).await?;
+    }
+    let mut ids = new_task_id;
+    let r = node.stale_read(|s| reconcile(s, now_ms(), &mut ids));
+    orch.set_pending(r.pending.clone());
+    if r.is_empty() {
+        return Ok(());
+    }
+    for (service, from, rollout) in r.rollbacks {
+        tracing::warn!(%service, from, "rolling back");
+        let cmds = vec![
+            Command::RollbackService {
+                name: service.clone(),
+                version: Some(from),
+            },
+            Command::Plan(Plan {
+                rollouts: vec![(service, rollout)],
+                ..Default::default()
+            }),
+        ];
+        node.write(Command::Batch(cmds)).await?;
+    }
+    let plan = r.plan;
+    if plan == Plan::default() {
+        return Ok(());
+    }
+    match node.write(Command::Plan(plan)).await? {
+        Response::Plan(p) if !p.refused.is_empty() => {
+            tracing::debug!(placed = p.placed, refused = ?p.refused.first(), "plan partly refused");
+        }
+        _ => {}
+    }
+    Ok(())
+}

@@ -1,0 +1,359 @@
+//! Feasibility: whether a node can take one more replica (free cpu and memory, constraints, max per
+//! node, host ports, node state), and the one-line reason when it cannot.
+
+use hoist_proto::cluster::{Node, NodeAvailability, NodeStatus, Task};
+use hoist_proto::quantity::{parse_cpu_millis, parse_size};
+use hoist_proto::service::{PortProtocol, ServiceSpec};
+use std::collections::{BTreeMap, BTreeSet};
+
+/// What one replica of a service asks of a node.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Demand {
+    pub service: String,
+    pub cpu_millis: u64,
+    pub memory_bytes: u64,
+    /// Host ports it publishes.
+    pub ports: Vec<(u16, PortProtocol)>,
+    pub constraints: Vec<Constraint>,
+    /// 0: no limit.
+    pub max_per_node: u64,
+}
+
+/// A parsed placement constraint.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Constraint {
+    /// `node.id`, `node.hostname` or `node.labels.KEY`.
+    pub attribute: String,
+    pub equal: bool,
+    pub value: String,
+}
+
+impl Constraint {
+    /// Parses a constraint the spec validation accepted; `None` otherwise.
+    pub fn parse(text: &str) -> Option<Constraint> {
+        let (lhs, rhs, equal) = match text.split_once("==") {
+            Some((l, r)) => (l, r, true),
+            None => {
+                let (l, r) = text.split_once("!=")?;
+                (l, r, false)
+            }
+        };
+        Some(Constraint {
+            attribute: lhs.trim().to_string(),
+            equal,
+            value: rhs.trim().to_string(),
+        })
+    }
+
+    /// Whether `node` satisfies it. A missing label equals nothing.
+    pub fn matches(&self, node: &Node) -> bool {
+        let actual = match self.attribute.as_str() {
+            "node.id" => Some(node.id.as_str()),
+            "node.hostname" => Some(node.hostname.as_str()),
+            a => a
+                .strip_prefix("node.labels.")
+                .and_then(|k| node.labels.get(k).map(String::as_str)),
+        };
+        (actual == Some(self.value.as_str())) == self.equal
+    }
+
+    /// `zone == a`, as explanations show it.
+    pub fn short(&self) -> String {
+        let attr = self
+            .attribute
+            .strip_prefix("node.labels.")
+            .unwrap_or(&self.attribute);
+        let op = if self.equal { "==" } else { "!=" };
+        format!("{attr} {op} {}", self.value)
+    }
+}
+
+impl Demand {
+    /// The demand of one replica of `spec` (amounts that do not parse count as zero; validation
+    /// refused such specs before they were stored).
+    pub fn of(spec: &ServiceSpec) -> Demand {
+        let r = &spec.resources;
+        Demand {
+            service: spec.name.clone(),
+            cpu_millis: r
+                .cpu
+                .as_ref()
+                .and_then(|q| parse_cpu_millis(q.as_str()))
+                .unwrap_or(0),
+            memory_bytes: r
+                .memory
+                .as_ref()
+                .and_then(|q| parse_size(q.as_str()))
+                .unwrap_or(0),
+            ports: spec
+                .ports
+                .iter()
+                .filter_map(|p| Some((u16::try_from(p.published?).ok()?, p.protocol)))
+                .collect(),
+            constraints: spec
+                .placement
+                .constraints
+                .iter()
+                .filter_map(|c| Constraint::parse(c))
+                .collect(),
+            max_per_node: spec.placement.max_per_node.max(0) as u64,
+        }
+    }
+}
+
+/// What the tasks already on a node hold.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct NodeUsage {
+    pub cpu_millis: u64,
+    pub memory_bytes: u64,
+    pub ports: BTreeSet<(u16, PortProtocol)>,
+    /// Replicas per service.
+    pub per_service: BTreeMap<String, u64>,
+    pub tasks: u64,
+}
+
+impl NodeUsage {
+    /// Adds one replica with `demand`.
+    pub fn add(&mut self, demand: &Demand) {
+        self.cpu_millis += demand.cpu_millis;
+        self.memory_bytes += demand.memory_bytes;
+        self.ports.extend(demand.ports.iter().copied());
+        *self.per_service.entry(demand.service.clone()).or_default() += 1;
+        self.tasks += 1;
+    }
+}
+
+/// Whether a task still holds its node's resources: until it is known to have stopped.
+pub fn holds_resources(task: &Task) -> bool {
+    !task.state.is_terminal()
+}
+
+/// Usage per node from tasks, given each task's demand (`demand_of` answers `None` for tasks
+/// whose spec is unknown: they hold nothing but count towards max per node).
+pub fn usage_of<'a>(
+    tasks: impl IntoIterator<Item = &'a Task>,
+    mut demand_of: impl FnMut(&Task) -> Option<Demand>,
+) -> BTreeMap<String, NodeUsage> {
+    let mut out: BTreeMap<String, NodeUsage> = BTreeMap::new();
+    for t in tasks.into_iter().filter(|t| holds_resources(t)) {
+        let d = demand_of(t).unwrap_or_else(|| Demand {
+            service: t.service.clone(),
+            cpu_millis: 0,
+            memory_bytes: 0,
+            ports: vec![],
+            constraints: vec![],
+            max_per_node: 0,
+        });
+        out.entry(t.node.clone()).or_default().add(&d);
+    }
+    out
+}
+
+/// Why a node cannot take a replica.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Misfit {
+    Down,
+    Paused,
+    Drained,
+    Constraint(String),
+    MaxPerNode(u64),
+    Port(u16, PortProtocol),
+    Cpu { need: u64, free: u64 },
+    Memory { need: u64, free: u64 },
+}
+
+impl std::fmt::Display for Misfit {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Misfit::Down => write!(f, "down"),
+            Misfit::Paused => write!(f, "paused"),
+            Misfit::Drained => write!(f, "drained"),
+            Misfit::Constraint(c) => write!(f, "constraint {c}"),
+            Misfit::MaxPerNode(m) => write!(f, "already runs max_per_node = {m}"),
+            Misfit::Port(p, proto) => {
+                let proto = match proto {
+                    PortProtocol::Tcp => "tcp",
+                    PortProtocol::Udp => "udp",
+                };
+                write!(f, "host port {p}/{proto} in use")
+            }
+            Misfit::Cpu { need, free } => {
+                write!(f, "needs {} CPU, {} free", cpus(*need), cpus(*free))
+            }
+            Misfit::Memory { need, free } => {
+                write!(f, "needs {}, {} free", bytes(*need), bytes(*free))
+            }
+        }
+    }
+}
+
+fn cpus(millis: u64) -> String {
+    if millis % 1000 == 0 {
+        format!("{}", millis / 1000)
+    } else {
+        format!("{}m", millis)
+    }
+}
+
+/// `512 MiB`, `1.5 GiB`, `300 B`.
+pub fn bytes(n: u64) -> String {
+    const UNITS: [&str; 4] = ["KiB", "MiB", "GiB", "TiB"];
+    if n < 1024 {
+        return format!("{n} B");
+    }
+    let mut v = n as f64 / 1024.0;
+    let mut i = 0;
+    while v >= 1024.0 && i + 1 < UNITS.len() {
+        v /= 1024.0;
+        i += 1;
+    }
+    if v.fract() == 0.0 {
+        format!("{} {}", v as u64, UNITS[i])
+    } else {
+        format!("{v:.1} {}", UNITS[i])
+    }
+}
+
+/// Whether `node` (with `usage`) can take one more replica with `demand`. Checked in a fixed
+/// order, so the reason given is the most fundamental one.
+pub fn check(node: &Node, usage: Option<&NodeUsage>, demand: &Demand) -> Result<(), Misfit> {
+    if node.status == NodeStatus::Down {
+        return Err(Misfit::Down);
+    }
+    match node.availability {
+        NodeAvailability::Active => {}
+        NodeAvailability::Paused => return Err(Misfit::Paused),
+        NodeAvailability::Drained => return Err(Misfit::Drained),
+    }
+    if let Some(c) = demand.constraints.iter().find(|c| !c.matches(node)) {
+        return Err(Misfit::Constraint(c.short()));
+    }
+    let empty = NodeUsage::default();
+    let usage = usage.unwrap_or(&empty);
+    if demand.max_per_node > 0
+        && usage.per_service.get(&demand.service).copied().unwrap_or(0) >= demand.max_per_node
+    {
+        return Err(Misfit::MaxPerNode(demand.max_per_node));
+    }
+    if let Some(p) = demand.ports.iter().find(|p| usage.ports.contains(p)) {
+        return Err(Misfit::Port(p.0, p.1));
+    }
+    let free_cpu = node.capacity.cpu_millis.saturating_sub(usage.cpu_millis);
+    if demand.cpu_millis > free_cpu {
+        return Err(Misfit::Cpu {
+            need: demand.cpu_millis,
+            free: free_cpu,
+        });
+    }
+    let free_mem = node
+        .capacity
+        .memory_bytes
+        .saturating_sub(usage.memory_bytes);
+    if demand.memory_bytes > free_mem {
+        return Err(Misfit::Memory {
+            need: demand.memory_bytes,
+            free: free_mem,
+        });
+    }
+    Ok(())
+}
+
+/// `n2: needs 512 MiB, 300 MiB free; n3: constraint zone == a`; "no nodes" when there are none.
+/// Long lists are cut after 8 nodes with a count of the rest.
+pub fn explain(misfits: &[(String, Misfit)]) -> String {
+    if misfits.is_empty() {
+        return "no nodes".into();
+    }
+    let mut parts: Vec<String> = misfits
+        .iter()
+        .take(8)
+        .map(|(n, m)| format!("{n}: {m}"))
+        .collect();
+    if misfits.len() > 8 {
+        parts.push(format!("and {} more nodes", misfits.len() - 8));
+    }
+    parts.join("; ")
+}
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use super::*;
+    use hoist_proto::cluster::NodeResources;
+
+    pub(crate) fn node(id: &str, mem_mib: u64, labels: &[(&str, &str)]) -> Node {
+        Node {
+            id: id.into(),
+            hostname: format!("h-{id}"),
+            address: "10.0.0.1".into(),
+            labels: labels
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
+            capacity: NodeResources {
+                cpu_millis: 2000,
+                memory_bytes: mem_mib << 20,
+            },
+            status: NodeStatus::Ready,
+            availability: NodeAvailability::Active,
+            agent_version: String::new(),
+            registered_ms: 0,
+            updated_ms: 0,
+        }
+    }
+
+    #[test]
+    fn reasons_per_node() {
+        let mut spec = ServiceSpec::new("web", "img");
+        spec.resources.memory = Some("512Mi".into());
+        spec.placement.constraints = vec!["node.labels.zone==a".into()];
+        let d = Demand::of(&spec);
+        let n2 = node("n2", 812, &[("zone", "a")]);
+        let mut u = NodeUsage::default();
+        u.memory_bytes = 512 << 20;
+        let n3 = node("n3", 4096, &[("zone", "b")]);
+        let m2 = check(&n2, Some(&u), &d).unwrap_err();
+        let m3 = check(&n3, None, &d).unwrap_err();
+        assert_eq!(
+            explain(&[("n2".into(), m2), ("n3".into(), m3)]),
+            "n2: needs 512 MiB, 300 MiB free; n3: constraint zone == a"
+        );
+        assert!(check(&node("n4", 1024, &[("zone", "a")]), None, &d).is_ok());
+    }
+
+    #[test]
+    fn node_state_ports_and_max_per_node() {
+        let mut spec = ServiceSpec::new("web", "img");
+        spec.ports.push(hoist_proto::service::ServicePort {
+            target: 80,
+            published: Some(8080),
+            protocol: PortProtocol::Tcp,
+        });
+        spec.placement.max_per_node = 1;
+        spec.placement.constraints = vec!["node.hostname!=h-n9".into()];
+        let d = Demand::of(&spec);
+        let mut n = node("n1", 1024, &[]);
+        let mut u = NodeUsage::default();
+        assert_eq!(check(&n, Some(&u), &d), Ok(()));
+        u.add(&Demand {
+            service: "other".into(),
+            ports: vec![(8080, PortProtocol::Tcp)],
+            ..d.clone()
+        });
+        assert_eq!(
+            check(&n, Some(&u), &d).unwrap_err().to_string(),
+            "host port 8080/tcp in use"
+        );
+        let mut u2 = NodeUsage::default();
+        u2.per_service.insert("web".into(), 1);
+        assert_eq!(check(&n, Some(&u2), &d), Err(Misfit::MaxPerNode(1)));
+        n.availability = NodeAvailability::Paused;
+        assert_eq!(check(&n, None, &d), Err(Misfit::Paused));
+        n.status = NodeStatus::Down;
+        assert_eq!(check(&n, None, &d), Err(Misfit::Down));
+        assert_eq!(
+            check(&node("n9", 1024, &[]), None, &d),
+            Err(Misfit::Constraint("node.hostname != h-n9".into()))
+        );
+        assert_eq!(bytes(1536 << 20), "1.5 GiB");
+    }
+}

@@ -1,0 +1,464 @@
+//! Reconciliation: compares what the services want with the tasks that exist and answers a
+//! [`Plan`]: tasks to stop (on down or drained nodes, failed, unhealthy, scaled away, replaced by
+//! a rolling update), ended tasks to file away, new tasks to place, and rollout progress. Pure:
+//! the leader calls it on a snapshot with its clock and an id source, and commits the plan.
+
+use super::feasible::{check, usage_of, Demand, NodeUsage};
+use super::rank::place;
+use crate::state::{same_run_spec, State};
+use hoist_proto::cluster::{
+    Node, NodeAvailability, NodeStatus, Rollout, RolloutState, Task, TaskState,
+};
+use hoist_proto::node::Health;
+use hoist_proto::quantity::parse_duration_ms;
+use hoist_proto::raft::Plan;
+use hoist_proto::service::{FailureAction, ServiceMode, ServiceSpec, UpdateOrder};
+use std::collections::{BTreeMap, BTreeSet};
+
+/// What one reconciliation decided.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Reconciled {
+    pub plan: Plan,
+    /// Slots that could not be placed, per service, with the reason per node.
+    pub pending: BTreeMap<String, Vec<(u64, String)>>,
+    /// Automatic rollbacks to propose: service, version to copy, and the rollout to record for
+    /// the version the rollback makes.
+    pub rollbacks: Vec<(String, u64, Rollout)>,
+}
+
+impl Reconciled {
+    /// Whether there is anything to commit.
+    pub fn is_empty(&self) -> bool {
+        let p = &self.plan;
+        p.place.is_empty()
+            && p.stop.is_empty()
+            && p.remove.is_empty()
+            && p.rollouts.is_empty()
+            && self.rollbacks.is_empty()
+    }
+}
+
+/// The slot of a global service's replica on `node`: a stable hash of the node id (53 bits, so
+/// JSON clients read it exactly).
+pub fn global_slot(node: &str) -> u64 {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for b in node.bytes() {
+        h ^= u64::from(b);
+        h = h.wrapping_mul(0x0100_0000_01b3);
+    }
+    h & ((1 << 53) - 1)
+}
+
+fn ms(text: &str, default: u64) -> u64 {
+    parse_duration_ms(text).unwrap_or(default)
+}
+
+/// A node that is up.
+fn is_up(state: &State, id: &str) -> bool {
+    state
+        .nodes
+        .get(id)
+        .is_some_and(|n| n.status == NodeStatus::Ready)
+}
+
+/// Reconciles every service; `new_id` names new tasks.
+pub fn reconcile(state: &State, now: u64, new_id: &mut dyn FnMut() -> String) -> Reconciled {
+    let mut out = Reconciled::default();
+    let nodes: Vec<Node> = state.nodes.values().cloned().collect();
+    let mut usage = usage_of(state.tasks.values(), |t| state.demand_of(t));
+    let mut by_service: BTreeMap<&str, Vec<&Task>> = BTreeMap::new();
+    for t in state.tasks.values() {
+        by_service.entry(t.service.as_str()).or_default().push(t);
+    }
+    for (service, tasks) in &by_service {
+        if !state.services.contains_key(*service) {
+            for t in tasks {
+                if t.desired == TaskState::Running {
+                    out.plan.stop.push((t.id.clone(), "service deleted".into()));
+                } else if t.state.is_terminal() || !is_up(state, &t.node) {
+                    out.plan.remove.push(t.id.clone());
+                }
+            }
+        }
+    }
+    for (name, record) in &state.services {
+        let cur = record.current();
+        let tasks = by_service.get(name.as_str()).cloned().unwrap_or_default();
+        let mut svc = ServiceRun {
+            state,
+            name,
+            spec: &cur.spec,
+            version: cur.version,
+            now,
+            out: &mut out,
+            nodes: &nodes,
+            usage: &mut usage,
+        };
+        svc.run(&tasks, new_id);
+    }
+    out
+}
+
+struct ServiceRun<'a> {
+    state: &'a State,
+    name: &'a str,
+    spec: &'a ServiceSpec,
+    version: u64,
+    now: u64,
+    out: &'a mut Reconciled,
+    nodes: &'a [Node],
+    usage: &'a mut BTreeMap<String, NodeUsage>,
+}
+
+impl ServiceRun<'_> {
+    fn is_current(&self, t: &Task) -> bool {
+        t.service_version == self.version
+            || self
+                .state
+                .spec_of(&t.service, t.service_version)
+                .is_some_and(|s| same_run_spec(s, self.spec))
+    }
+
+    fn monitored(&self, t: &Task) -> bool {
+        let monitor = ms(&self.spec.update.monitor, 5_000);
+        t.is_ready() && t.ready_since_ms.is_some_and(|s| self.now >= s + monitor)
+    }
+
+    fn stop(&mut self, t: &Task, why: String) {
+        self.out.plan.stop.push((t.id.clone(), why));
+    }
+
+    fn run(&mut self, tasks: &[&Task], new_id: &mut dyn FnMut() -> String) {
+        let mut rollout = self.state.rollouts.get(self.name).cloned();
+        let mut failure: Option<String> = None;
+        let mut live: Vec<&Task> = Vec::new();
+        let mut backoff: BTreeSet<u64> = BTreeSet::new();
+        let restart_delay = ms(&self.spec.restart.delay, 1_000);
+        for &t in tasks {
+            let up = is_up(self.state, &t.node);
+            if t.desired == TaskState::Shutdown {
+                if t.state.is_terminal() || !up {
+                    self.out.plan.remove.push(t.id.clone());
+                }
+                if t.state == TaskState::Failed && t.updated_ms + restart_delay > self.now {
+                    backoff.insert(t.slot);
+                }
+                continue;
+            }
+            let bad = if !up {
+                Some(format!("node {} is down", t.node))
+            } else if t.state == TaskState::Failed {
+                Some(format!("failed: {}", t.message))
+            } else if t.state == TaskState::Running && t.health == Health::Unhealthy {
+                Some(format!("unhealthy: {}", t.message))
+            } else {
+                None
+            };
+            match bad {
+                Some(why) => {
+                    let gated = rollout.as_ref().is_some_and(|r| {
+                        r.version == t.service_version
+                            && matches!(r.state, RolloutState::Updating | RolloutState::RollingBack)
+                    });
+                    if gated && up && failure.is_none() {
+                        failure = Some(format!("task {} {why}", t.id));
+                    }
+                    if t.state == TaskState::Failed || up {
+                        backoff.insert(t.slot);
+                    }
+                    self.stop(t, why);
+                }
+                None => live.push(t),
+            }
+        }
+        // Which slots should exist, and on which node for global services.
+        let global = self.spec.mode == ServiceMode::Global;
+        let demand = Demand::of(self.spec);
+        let wanted: BTreeMap<u64, Option<&Node>> = if global {
+            self.nodes
+                .iter()
+                .filter(|n| {
+                    n.status == NodeStatus::Ready
+                        && n.availability == NodeAvailability::Active
+                        && demand.constraints.iter().all(|c| c.matches(n))
+                })
+                .map(|n| (global_slot(&n.id), Some(n)))
+                .collect()
+        } else {
+            (0..self.spec.replicas.max(0) as u64)
+                .map(|s| (s, None))
+                .collect()
+        };
+        let mut slots: BTreeMap<u64, Vec<&Task>> = BTreeMap::new();
+        for t in live {
+            if !wanted.contains_key(&t.slot) {
+                let why = if global {
+                    "node no longer eligible"
+                } else {
+                    "scaled down"
+                };
+                self.stop(t, why.into());
+            } else {
+                slots.entry(t.slot).or_default().push(t);
+            }
+        }
+        // Rollout bookkeeping.
+        let any_outdated = slots.values().flatten().any(|t| !self.is_current(t));
+        let needs_new = rollout.as_ref().is_none_or(|r| r.version != self.version);
+        if needs_new && any_outdated {
+            let from = slots
+                .values()
+                .flatten()
+                .filter(|t| !self.is_current(t))
+                .map(|t| t.service_version)
+                .max()
+                .unwrap_or(0);
+            rollout = Some(Rollout {
+                version: self.version,
+                from_version: from,
+                state: RolloutState::Updating,
+                updated: 0,
+                total: wanted.len() as u64,
+                failures: 0,
+                message: format!("updating from version {from}"),
+                started_ms: self.now,
+                updated_ms: self.now,
+                batch_started_ms: 0,
+                rollback_of: None,
+            });
+        }
+        if let (Some(r), Some(why)) = (rollout.as_mut(), failure) {
+            r.failures += 1;
+            r.updated_ms = self.now;
+            match (r.state, self.spec.update.failure_action) {
+                (RolloutState::RollingBack, _) => {
+                    r.state = RolloutState::Failed;
+                    r.message = format!("rollback failed: {why}");
+                }
+                (_, FailureAction::Pause) => {
+                    r.state = RolloutState::Paused;
+                    r.message = format!("paused: {why}");
+                }
+                (_, FailureAction::Rollback) => {
+                    r.state = RolloutState::RolledBack;
+                    r.message = format!("rolling back to version {}: {why}", r.from_version);
+                    let back = Rollout {
+                        version: self.version + 1,
+                        from_version: self.version,
+                        state: RolloutState::RollingBack,
+                        updated: 0,
+                        total: wanted.len() as u64,
+                        failures: 0,
+                        message: format!(
+                            "rolling back to the spec of version {}: {why}",
+                            r.from_version
+                        ),
+                        started_ms: self.now,
+                        updated_ms: self.now,
+                        batch_started_ms: 0,
+                        rollback_of: Some(self.version),
+                    };
+                    self.out
+                        .rollbacks
+                        .push((self.name.to_string(), r.from_version, back));
+                }
+                (_, FailureAction::Continue) => {}
+            }
+        }
+        let rolling = rollout
+            .as_ref()
+            .is_some_and(|r| matches!(r.state, RolloutState::Updating | RolloutState::RollingBack))
+            && self.out.rollbacks.iter().all(|(n, _, _)| n != self.name);
+        // Per slot: keep one current task; find what must move (outdated, drained).
+        let start_first = self.spec.update.order == UpdateOrder::StartFirst;
+        let mut missing: Vec<u64> = Vec::new();
+        let mut movable: Vec<&Task> = Vec::new();
+        let mut inflight = 0u64;
+        let mut updated = 0u64;
+        for (&slot, _) in &wanted {
+            let ts = slots.remove(&slot).unwrap_or_default();
+            let mut current: Vec<&Task> =
+                ts.iter().copied().filter(|t| self.is_current(t)).collect();
+            current.sort_by_key(|t| (!t.is_ready(), t.created_ms, t.id.clone()));
+            let drained = |t: &Task| {
+                self.state
+                    .nodes
+                    .get(&t.node)
+                    .is_some_and(|n| n.availability == NodeAvailability::Drained)
+            };
+            for extra in current.iter().skip(1) {
+                self.stop(extra, "duplicate replica".into());
+            }
+            let keep = current.first().copied();
+            let old: Vec<&Task> = ts.iter().copied().filter(|t| !self.is_current(t)).collect();
+            match keep {
+                Some(k) if self.monitored(k) && !drained(k) => {
+                    updated += 1;
+                    for o in old {
+                        self.stop(o, format!("replaced by version {}", self.version));
+                    }
+                }
+                Some(k) => {
+                    if !self.monitored(k) {
+                        inflight += 1;
+                    }
+                    if drained(k) && k.is_ready() {
+                        movable.push(k);
+                    }
+                    // An old task stays until the new one has passed its gate.
+                }
+                None if old.is_empty() => {
+                    if backoff.contains(&slot) {
+                        self.out
+                            .pending
+                            .entry(self.name.to_string())
+                            .or_default()
+                            .push((slot, "waiting restart delay after a failure".into()));
+                    } else {
+                        missing.push(slot);
+                    }
+                }
+                None => {
+                    if rolling {
+                        movable.extend(old);
+                    } else if let Some(o) = old.iter().find(|o| drained(o)) {
+                        movable.push(o);
+                    }
+                }
+            }
+        }
+        // Move up to `parallelism` replicas at once (rolling update or drain).
+        let parallelism = self.spec.update.parallelism.max(1) as u64;
+        let delay = ms(&self.spec.update.delay, 0);
+        let mut budget = parallelism.saturating_sub(inflight);
+        if let Some(r) = rollout.as_ref() {
+            if r.batch_started_ms > 0 && self.now < r.batch_started_ms + delay {
+                budget = 0;
+            }
+        }
+        let mut started_batch = false;
+        for t in movable.into_iter().take(budget as usize) {
+            started_batch = true;
+            if start_first {
+                missing.push(t.slot);
+            } else {
+                let why = if self.is_current(t) {
+                    format!("moved off drained node {}", t.node)
+                } else {
+                    format!("replaced by version {}", self.version)
+                };
+                self.stop(t, why);
+                missing.push(t.slot);
+            }
+        }
+        missing.sort_unstable();
+        missing.dedup();
+        self.place(&missing, &wanted, &demand, new_id);
+        // Record rollout progress.
+        if let Some(mut r) = rollout {
+            if r.version == self.version
+                && matches!(r.state, RolloutState::Updating | RolloutState::RollingBack)
+                && self.out.rollbacks.iter().all(|(n, _, _)| n != self.name)
+            {
+                r.updated = updated;
+                r.total = wanted.len() as u64;
+                if started_batch {
+                    r.batch_started_ms = self.now;
+                }
+                if updated == r.total {
+                    r.state = if r.state == RolloutState::RollingBack {
+                        RolloutState::RolledBack
+                    } else {
+                        RolloutState::Completed
+                    };
+                    r.message = format!("{updated}/{updated} replicas at version {}", r.version);
+                } else {
+                    r.message = format!(
+                        "{updated}/{} replicas updated to version {}",
+                        r.total, r.version
+                    );
+                }
+            }
+            let unchanged = self.state.rollouts.get(self.name).is_some_and(|o| {
+                let mut o = o.clone();
+                o.updated_ms = r.updated_ms;
+                o == r
+            });
+            if !unchanged {
+                r.updated_ms = self.now;
+                self.out.plan.rollouts.push((self.name.to_string(), r));
+            }
+        }
+    }
+
+    fn place(
+        &mut self,
+        missing: &[u64],
+        wanted: &BTreeMap<u64, Option<&Node>>,
+        demand: &Demand,
+        new_id: &mut dyn FnMut() -> String,
+    ) {
+        if missing.is_empty() {
+            return;
+        }
+        let task = |slot: u64, node: &str, id: String| Task {
+            id,
+            service: self.name.to_string(),
+            service_version: self.version,
+            slot,
+            node: node.to_string(),
+            desired: TaskState::Running,
+            state: TaskState::Pending,
+            health: Health::None,
+            address: None,
+            container_id: None,
+            exit_code: None,
+            message: String::new(),
+            restarts: 0,
+            created_ms: self.now,
+            updated_ms: self.now,
+            ready_since_ms: None,
+        };
+        if self.spec.mode == ServiceMode::Global {
+            for &slot in missing {
+                let Some(Some(node)) = wanted.get(&slot) else {
+                    continue;
+                };
+                match check(node, self.usage.get(&node.id), demand) {
+                    Ok(()) => {
+                        self.usage.entry(node.id.clone()).or_default().add(demand);
+                        let t = task(slot, &node.id, new_id());
+                        self.out.plan.place.push(t);
+                    }
+                    Err(m) => self
+                        .out
+                        .pending
+                        .entry(self.name.to_string())
+                        .or_default()
+                        .push((slot, format!("{}: {m}", node.id))),
+                }
+            }
+            return;
+        }
+        let p = place(
+            self.nodes,
+            self.usage,
+            demand,
+            self.spec.placement.spread.as_deref(),
+            missing.len(),
+        );
+        for (slot, node) in missing.iter().zip(&p.nodes) {
+            let t = task(*slot, node, new_id());
+            self.out.plan.place.push(t);
+        }
+        if let Some(why) = p.unplaced {
+            let pending = self.out.pending.entry(self.name.to_string()).or_default();
+            for &slot in &missing[p.nodes.len()..] {
+                pending.push((slot, why.clone()));
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,420 @@
+//! Reconciliation driven round by round against the pure state, with simulated agents that start
+//! what they are assigned and stop what they are told to.
+
+use super::*;
+use crate::state::tests::test_node;
+use hoist_proto::cluster::NodeStatus;
+use hoist_proto::node::TaskStatus;
+use hoist_proto::raft::{Command, Request, Response};
+
+struct Sim {
+    st: State,
+    now: u64,
+    idx: u64,
+    ids: u64,
+    /// Health reported for new tasks of a service version.
+    unhealthy_version: Option<(String, u64)>,
+}
+
+impl Sim {
+    fn new() -> Sim {
+        Sim {
+            st: State::default(),
+            now: 1_000_000,
+            idx: 0,
+            ids: 0,
+            unhealthy_version: None,
+        }
+    }
+
+    fn cmd(&mut self, command: Command) -> Response {
+        self.idx += 1;
+        let r = self.st.apply_at(
+            self.idx,
+            &Request {
+                time_ms: self.now,
+                command,
+            },
+        );
+        assert!(!matches!(r, Response::Error(_)), "{r:?}");
+        r
+    }
+
+    fn node(&mut self, id: &str, labels: &[(&str, &str)]) {
+        let mut n = test_node(id, 4000, 8 << 30);
+        n.labels = labels
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        self.cmd(Command::RegisterNode(n));
+    }
+
+    fn service(&mut self, spec: ServiceSpec) {
+        self.cmd(Command::ApplyService(Box::new(spec)));
+    }
+
+    fn reconcile(&mut self) -> Reconciled {
+        let mut ids = self.ids;
+        let r = reconcile(&self.st, self.now, &mut || {
+            ids += 1;
+            format!("t{ids:04}")
+        });
+        self.ids = ids;
+        r
+    }
+
+    fn commit(&mut self, r: Reconciled) {
+        for (name, from, rollout) in r.rollbacks {
+            self.cmd(Command::Batch(vec![
+                Command::RollbackService {
+                    name: name.clone(),
+                    version: Some(from),
+                },
+                Command::Plan(Plan {
+                    rollouts: vec![(name, rollout)],
+                    ..Default::default()
+                }),
+            ]));
+        }
+        self.cmd(Command::Plan(r.plan));
+    }
+
+    /// Agents on ready nodes start pending tasks and stop those told to.
+    fn agents(&mut self) {
+        let mut by_node: BTreeMap<String, Vec<TaskStatus>> = BTreeMap::new();
+        for t in self.st.tasks.values() {
+            if !is_up(&self.st, &t.node) || t.state.is_terminal() {
+                continue;
+            }
+            let (state, health) = if t.desired == TaskState::Shutdown {
+                (TaskState::Shutdown, t.health)
+            } else if t.state == TaskState::Pending {
+                let bad = self
+                    .unhealthy_version
+                    .as_ref()
+                    .is_some_and(|(s, v)| *s == t.service && *v == t.service_version);
+                (
+                    TaskState::Running,
+                    if bad { Health::Unhealthy } else { Health::None },
+                )
+            } else {
+                continue;
+            };
+            by_node.entry(t.node.clone()).or_default().push(TaskStatus {
+                task_id: t.id.clone(),
+                state,
+                health,
+                container_id: None,
+                address: Some(format!("10.89.0.{}", t.slot)),
+                exit_code: None,
+                message: String::new(),
+                restarts: 0,
+            });
+        }
+        for (node, tasks) in by_node {
+            self.cmd(Command::ReportStatus { node, tasks });
+        }
+    }
+
+    fn round(&mut self) -> Reconciled {
+        self.now += 1_000;
+        let r = self.reconcile();
+        self.commit(r.clone());
+        self.agents();
+        r
+    }
+
+    fn rounds(&mut self, n: usize) {
+        for _ in 0..n {
+            self.round();
+        }
+    }
+
+    fn running(&self, service: &str) -> BTreeMap<String, usize> {
+        let mut m = BTreeMap::new();
+        for t in self.st.tasks.values() {
+            if t.service == service && t.desired == TaskState::Running && t.is_ready() {
+                *m.entry(t.node.clone()).or_default() += 1;
+            }
+        }
+        m
+    }
+
+    fn total(&self, service: &str) -> usize {
+        self.running(service).values().sum()
+    }
+
+    fn set_status(&mut self, node: &str, status: NodeStatus) {
+        self.cmd(Command::SetNodeStatus {
+            id: node.into(),
+            status,
+        });
+    }
+}
+
+fn web(replicas: i64) -> ServiceSpec {
+    let mut s = ServiceSpec::new("web", "img:1");
+    s.replicas = replicas;
+    s.update.monitor = "0s".into();
+    s
+}
+
+#[test]
+fn thirty_replicas_spread_evenly_and_converge() {
+    let mut sim = Sim::new();
+    for n in ["n1", "n2", "n3"] {
+        sim.node(n, &[]);
+    }
+    sim.service(web(30));
+    sim.rounds(2);
+    assert_eq!(
+        sim.running("web").values().copied().collect::<Vec<_>>(),
+        vec![10, 10, 10]
+    );
+    // Converged: nothing more to do.
+    assert!(sim.reconcile().is_empty(), "{:?}", sim.reconcile());
+}
+
+#[test]
+fn down_node_replaced_then_exactly_n_after_heal() {
+    let mut sim = Sim::new();
+    for n in ["n1", "n2", "n3"] {
+        sim.node(n, &[]);
+    }
+    sim.service(web(6));
+    sim.rounds(2);
+    sim.set_status("n3", NodeStatus::Down);
+    sim.rounds(2);
+    let r = sim.running("web");
+    assert_eq!(r.get("n3"), None);
+    assert_eq!(sim.total("web"), 6, "{r:?}");
+    // The node returns: its old tasks are told to stop; exactly 6 desired.
+    sim.set_status("n3", NodeStatus::Ready);
+    sim.rounds(2);
+    let desired = sim
+        .st
+        .tasks
+        .values()
+        .filter(|t| t.desired == TaskState::Running)
+        .count();
+    assert_eq!(desired, 6);
+    assert_eq!(sim.total("web"), 6);
+    assert!(sim
+        .st
+        .tasks
+        .values()
+        .all(|t| t.node != "n3" || t.desired == TaskState::Running));
+    // History keeps the replaced tasks with their reason.
+    let reasons: Vec<&str> = sim.st.slot_history["web"]
+        .values()
+        .flatten()
+        .map(|t| t.message.as_str())
+        .collect();
+    assert!(
+        reasons.iter().any(|m| m.contains("node n3 is down")),
+        "{reasons:?}"
+    );
+}
+
+#[test]
+fn unmet_constraint_is_pending_with_reason_until_a_node_fits() {
+    let mut sim = Sim::new();
+    sim.node("n1", &[("zone", "b")]);
+    let mut s = web(2);
+    s.placement.constraints = vec!["node.labels.zone==a".into()];
+    sim.service(s);
+    let r = sim.round();
+    assert_eq!(
+        r.pending["web"],
+        vec![
+            (0, "n1: constraint zone == a".to_string()),
+            (1, "n1: constraint zone == a".to_string())
+        ]
+    );
+    sim.node("n2", &[("zone", "a")]);
+    sim.rounds(2);
+    assert_eq!(sim.running("web").get("n2"), Some(&2));
+}
+
+#[test]
+fn scale_down_and_up_and_delete() {
+    let mut sim = Sim::new();
+    sim.node("n1", &[]);
+    sim.node("n2", &[]);
+    sim.service(web(4));
+    sim.rounds(2);
+    let before: BTreeSet<String> = sim.st.tasks.keys().cloned().collect();
+    sim.cmd(Command::ScaleService {
+        name: "web".into(),
+        replicas: 2,
+    });
+    sim.rounds(2);
+    assert_eq!(sim.total("web"), 2);
+    sim.cmd(Command::ScaleService {
+        name: "web".into(),
+        replicas: 5,
+    });
+    sim.rounds(2);
+    assert_eq!(sim.total("web"), 5);
+    // Scaling did not restart the slots that stayed.
+    assert!(sim.st.tasks.keys().filter(|k| before.contains(*k)).count() >= 2);
+    sim.cmd(Command::DeleteService { name: "web".into() });
+    sim.rounds(3);
+    assert!(sim.st.tasks.is_empty(), "{:?}", sim.st.tasks);
+}
+
+#[test]
+fn rolling_update_stop_first_respects_parallelism_and_completes() {
+    let mut sim = Sim::new();
+    for n in ["n1", "n2", "n3"] {
+        sim.node(n, &[]);
+    }
+    let mut s = web(6);
+    s.update.parallelism = 2;
+    sim.service(s.clone());
+    sim.rounds(2);
+    s.image = "img:2".into();
+    sim.service(s);
+    let mut rounds = 0;
+    loop {
+        sim.round();
+        rounds += 1;
+        let ready = sim.total("web");
+        assert!(
+            ready >= 4,
+            "never more than 2 replicas down at once ({ready})"
+        );
+        let r = &sim.st.rollouts["web"];
+        if r.state == RolloutState::Completed {
+            break;
+        }
+        assert_eq!(r.state, RolloutState::Updating);
+        assert!(rounds < 20, "{r:?}");
+    }
+    assert!(sim
+        .st
+        .tasks
+        .values()
+        .filter(|t| t.desired == TaskState::Running)
+        .all(|t| t.service_version == 2));
+    assert_eq!(sim.total("web"), 6);
+}
+
+#[test]
+fn start_first_keeps_all_replicas_up() {
+    let mut sim = Sim::new();
+    sim.node("n1", &[]);
+    sim.node("n2", &[]);
+    let mut s = web(4);
+    s.update.order = UpdateOrder::StartFirst;
+    sim.service(s.clone());
+    sim.rounds(2);
+    s.image = "img:2".into();
+    sim.service(s);
+    for _ in 0..15 {
+        sim.round();
+        assert!(sim.total("web") >= 4);
+    }
+    assert_eq!(sim.st.rollouts["web"].state, RolloutState::Completed);
+    assert_eq!(sim.total("web"), 4);
+}
+
+#[test]
+fn unhealthy_update_rolls_back() {
+    let mut sim = Sim::new();
+    sim.node("n1", &[]);
+    sim.node("n2", &[]);
+    let mut s = web(4);
+    s.update.failure_action = FailureAction::Rollback;
+    sim.service(s.clone());
+    sim.rounds(2);
+    s.image = "img:bad".into();
+    sim.service(s);
+    sim.unhealthy_version = Some(("web".into(), 2));
+    for _ in 0..20 {
+        sim.round();
+    }
+    let cur = sim.st.services["web"].current();
+    assert_eq!(cur.version, 3);
+    assert_eq!(cur.spec.image, "img:1");
+    let r = &sim.st.rollouts["web"];
+    assert_eq!(r.state, RolloutState::RolledBack, "{r:?}");
+    assert_eq!(r.rollback_of, Some(2));
+    assert_eq!(sim.total("web"), 4);
+}
+
+#[test]
+fn unhealthy_update_pauses() {
+    let mut sim = Sim::new();
+    sim.node("n1", &[]);
+    let mut s = web(3);
+    sim.service(s.clone());
+    sim.rounds(2);
+    s.image = "img:bad".into();
+    sim.service(s);
+    sim.unhealthy_version = Some(("web".into(), 2));
+    for _ in 0..10 {
+        sim.round();
+    }
+    let r = &sim.st.rollouts["web"];
+    assert_eq!(r.state, RolloutState::Paused, "{r:?}");
+    assert!(r.message.contains("unhealthy"), "{}", r.message);
+    // Two old replicas keep running while paused.
+    assert!(sim.total("web") >= 2);
+}
+
+#[test]
+fn drain_moves_replicas_in_batches() {
+    let mut sim = Sim::new();
+    for n in ["n1", "n2", "n3"] {
+        sim.node(n, &[]);
+    }
+    let mut s = web(6);
+    s.update.parallelism = 1;
+    sim.service(s);
+    sim.rounds(2);
+    sim.cmd(Command::SetNodeAvailability {
+        id: "n1".into(),
+        availability: NodeAvailability::Drained,
+    });
+    for _ in 0..10 {
+        sim.round();
+        assert!(sim.total("web") >= 5);
+    }
+    assert_eq!(sim.running("web").get("n1"), None);
+    assert_eq!(sim.total("web"), 6);
+}
+
+#[test]
+fn global_runs_one_per_eligible_node() {
+    let mut sim = Sim::new();
+    sim.node("n1", &[("zone", "a")]);
+    sim.node("n2", &[("zone", "a")]);
+    sim.node("n3", &[("zone", "b")]);
+    let mut s = web(1);
+    s.mode = ServiceMode::Global;
+    s.placement.constraints = vec!["node.labels.zone==a".into()];
+    sim.service(s);
+    sim.rounds(2);
+    let r = sim.running("web");
+    assert_eq!(r.len(), 2);
+    assert!(r.values().all(|&c| c == 1));
+    sim.node("n4", &[("zone", "a")]);
+    sim.rounds(2);
+    assert_eq!(sim.running("web").len(), 3);
+}
+
+#[test]
+fn spread_over_zones() {
+    let mut sim = Sim::new();
+    sim.node("a1", &[("zone", "a")]);
+    sim.node("a2", &[("zone", "a")]);
+    sim.node("b1", &[("zone", "b")]);
+    let mut s = web(6);
+    s.placement.spread = Some("zone".into());
+    sim.service(s);
+    sim.rounds(2);
+    let r = sim.running("web");
+    assert_eq!(r["b1"], 3);
+    assert_eq!(r["a1"] + r["a2"], 3);
+}

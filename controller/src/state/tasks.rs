@@ -1,0 +1,223 @@
+//! Task commands: scheduler plans (re-checked here so a stale plan can never overcommit a node),
+//! agents' status reports, and the bounded per-slot history of ended tasks.
+
+use super::{State, SLOT_HISTORY_LIMIT};
+use crate::scheduler::feasible::{check, usage_of, Demand, NodeUsage};
+use hoist_proto::cluster::{Task, TaskState};
+use hoist_proto::node::{Health, TaskStatus};
+use hoist_proto::raft::{CommandError, ErrorCode, Plan, PlanResult, Response};
+use std::collections::{BTreeMap, BTreeSet};
+
+impl State {
+    /// The demand of a task's spec, if its service is known.
+    pub fn demand_of(&self, t: &Task) -> Option<Demand> {
+        self.spec_of(&t.service, t.service_version).map(Demand::of)
+    }
+
+    /// Usage of the nodes in `nodes` by the tasks holding resources there.
+    fn usage_on(&self, nodes: &BTreeSet<&str>) -> BTreeMap<String, NodeUsage> {
+        usage_of(
+            self.tasks
+                .values()
+                .filter(|t| nodes.contains(t.node.as_str())),
+            |t| self.demand_of(t),
+        )
+    }
+
+    /// Why `t` cannot be placed now, given `usage`; `None` when it can.
+    fn refuse(&self, t: &Task, usage: &BTreeMap<String, NodeUsage>) -> Option<String> {
+        if self.tasks.contains_key(&t.id) {
+            return Some(format!("task {:?} already exists", t.id));
+        }
+        let Some(record) = self.services.get(&t.service) else {
+            return Some(format!("service {:?} no longer exists", t.service));
+        };
+        let current = record.current();
+        if current.version != t.service_version {
+            return Some(format!(
+                "service {:?} is at version {}, the plan was for {}",
+                t.service, current.version, t.service_version
+            ));
+        }
+        let Some(node) = self.nodes.get(&t.node) else {
+            return Some(format!("node {:?} does not exist", t.node));
+        };
+        let demand = Demand::of(&current.spec);
+        check(node, usage.get(&t.node), &demand)
+            .err()
+            .map(|m| format!("{}: {m}", t.node))
+    }
+
+    fn insert_placed(&mut self, t: &Task, now: u64) {
+        let has_check = self
+            .spec_of(&t.service, t.service_version)
+            .is_some_and(|s| s.health_check.is_some());
+        let mut t = t.clone();
+        t.desired = TaskState::Running;
+        t.state = TaskState::Pending;
+        t.health = if has_check {
+            Health::Starting
+        } else {
+            Health::None
+        };
+        t.created_ms = now;
+        t.updated_ms = now;
+        t.ready_since_ms = None;
+        self.touch_node(&t.node);
+        self.tasks.insert(t.id.clone(), t);
+    }
+
+    /// Takes every task of a plan or none of them (the older, all-or-nothing command).
+    pub(super) fn put_tasks(&mut self, tasks: &[Task], now: u64) -> Result<Response, CommandError> {
+        let nodes: BTreeSet<&str> = tasks.iter().map(|t| t.node.as_str()).collect();
+        let mut usage = self.usage_on(&nodes);
+        for t in tasks {
+            if let Some(why) = self.refuse(t, &usage) {
+                return Err(CommandError {
+                    code: ErrorCode::Conflict,
+                    message: format!("task {:?}: {why}", t.id),
+                    field: None,
+                });
+            }
+            if let Some(d) = self.demand_of(t) {
+                usage.entry(t.node.clone()).or_default().add(&d);
+            }
+        }
+        for t in tasks {
+            self.insert_placed(t, now);
+        }
+        Ok(Response::Tasks(tasks.len() as u64))
+    }
+
+    /// Moves tasks into their slot's history.
+    pub(super) fn remove_tasks(&mut self, ids: &[String]) -> Response {
+        let mut removed = 0;
+        for id in ids {
+            if let Some(t) = self.tasks.remove(id.as_str()) {
+                removed += 1;
+                self.touch_node(&t.node);
+                self.remember(t);
+            }
+        }
+        Response::Tasks(removed)
+    }
+
+    fn remember(&mut self, t: Task) {
+        let slots = self.slot_history.entry(t.service.clone()).or_default();
+        let h = slots.entry(t.slot).or_default();
+        h.push_back(t);
+        while h.len() > SLOT_HISTORY_LIMIT {
+            h.pop_front();
+        }
+    }
+
+    /// Applies a scheduler plan: stops, removals, placements that still fit, rollout progress.
+    pub(super) fn apply_plan(&mut self, plan: &Plan, now: u64) -> PlanResult {
+        let mut result = PlanResult::default();
+        for (id, reason) in &plan.stop {
+            let Some(t) = self.tasks.get_mut(id) else {
+                continue;
+            };
+            if t.desired == TaskState::Shutdown {
+                continue;
+            }
+            t.desired = TaskState::Shutdown;
+            t.message = reason.clone();
+            t.updated_ms = now;
+            let (node, service) = (t.node.clone(), t.service.clone());
+            self.touch_node(&node);
+            self.touch_endpoints(&service);
+            result.stopped += 1;
+        }
+        for id in &plan.remove {
+            if self
+                .tasks
+                .get(id)
+                .is_some_and(|t| t.desired == TaskState::Shutdown)
+            {
+                self.remove_tasks(std::slice::from_ref(id));
+            }
+        }
+        let nodes: BTreeSet<&str> = plan.place.iter().map(|t| t.node.as_str()).collect();
+        let mut usage = self.usage_on(&nodes);
+        let services: BTreeSet<&str> = plan.place.iter().map(|t| t.service.as_str()).collect();
+        // A slot takes one task per version: a plan made before another plan for the same slot
+        // was applied must not double it.
+        let mut filled: BTreeSet<(String, u64, u64)> = self
+            .tasks
+            .values()
+            .filter(|t| t.desired == TaskState::Running && services.contains(t.service.as_str()))
+            .map(|t| (t.service.clone(), t.slot, t.service_version))
+            .collect();
+        for t in &plan.place {
+            let key = (t.service.clone(), t.slot, t.service_version);
+            if filled.contains(&key) {
+                result
+                    .refused
+                    .push((t.id.clone(), format!("slot {} is already filled", t.slot)));
+                continue;
+            }
+            if let Some(why) = self.refuse(t, &usage) {
+                result.refused.push((t.id.clone(), why));
+                continue;
+            }
+            filled.insert(key);
+            if let Some(d) = self.demand_of(t) {
+                usage.entry(t.node.clone()).or_default().add(&d);
+            }
+            self.insert_placed(t, now);
+            result.placed += 1;
+        }
+        for (service, rollout) in &plan.rollouts {
+            let Some(record) = self.services.get(service) else {
+                continue;
+            };
+            let v = record.current().version;
+            if v == rollout.version {
+                self.rollouts.insert(service.clone(), rollout.clone());
+            }
+        }
+        result
+    }
+
+    /// Applies an agent's report. Reports about tasks not on that node, or about tasks that
+    /// already ended, are ignored: an ended task never runs again.
+    pub(super) fn report_status(
+        &mut self,
+        node: &str,
+        statuses: &[TaskStatus],
+        now: u64,
+    ) -> Response {
+        let mut applied = 0;
+        for s in statuses {
+            let Some(t) = self.tasks.get_mut(&s.task_id) else {
+                continue;
+            };
+            if t.node != node || t.state.is_terminal() {
+                continue;
+            }
+            let before = (t.is_ready(), t.address.clone());
+            t.state = s.state;
+            t.health = s.health;
+            t.container_id = s.container_id.clone();
+            if s.address.is_some() {
+                t.address = s.address.clone();
+            }
+            t.exit_code = s.exit_code;
+            t.message = s.message.clone();
+            t.restarts = s.restarts;
+            t.updated_ms = now;
+            if t.is_ready() {
+                t.ready_since_ms.get_or_insert(now);
+            } else {
+                t.ready_since_ms = None;
+            }
+            applied += 1;
+            if before != (t.is_ready(), t.address.clone()) {
+                let service = t.service.clone();
+                self.touch_endpoints(&service);
+            }
+        }
+        Response::Tasks(applied)
+    }
+}
