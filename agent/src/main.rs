@@ -36,6 +36,10 @@ struct Args {
     /// Rotate a container's log file when it exceeds this size (e.g. 10m).
     #[arg(long, default_value = "10m", value_parser = |s: &str| hoist_common::parse::parse_size(s))]
     log_max_size: u64,
+    /// A registry (`HOST[:PORT]`) to reach over plain HTTP instead of HTTPS; repeatable.
+    /// Loopback registries (localhost, 127.0.0.0/8, [::1]) are always treated as insecure.
+    #[arg(long = "insecure-registry", value_name = "HOST[:PORT]")]
+    insecure_registry: Vec<String>,
 }
 
 fn main() -> anyhow::Result<()> {
@@ -65,6 +69,7 @@ async fn run(args: Args) -> anyhow::Result<()> {
         masquerade: args.masquerade,
         cgroup_parent: args.cgroup_parent,
         log_max_bytes: args.log_max_size,
+        insecure_registries: args.insecure_registry,
     };
     std::fs::create_dir_all(&config.data_dir)
         .with_context(|| format!("create {}", config.data_dir.display()))?;

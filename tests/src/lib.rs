@@ -10,6 +10,7 @@
 
 pub mod controller_lab;
 pub mod linearizability;
+pub mod registry_lab;
 
 use anyhow::{bail, Context, Result};
 use std::path::{Path, PathBuf};
