@@ -123,7 +123,7 @@ impl ImageStore {
             digest::fsync_dir(blob_dir)?;
         }
         for (layer, diff_id) in parsed.layers().iter().zip(&diff_ids) {
-            let state = self.layer_state(&layer.digest().to_string(), diff_id)?;
+            let state = self.layer_state(layer.digest().as_ref(), diff_id)?;
             if !state.blob || !state.snapshot {
                 return Err(ImageError::Corrupt(format!(
                     "layer {} went missing while the image was committed (removed concurrently?); try again",

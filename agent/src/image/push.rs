@@ -148,17 +148,16 @@ async fn push_blob(
         report(progress, digest, "exists", size, size);
         return Ok(());
     }
+    // One mount attempt: a registry that cannot mount answers 202 with an upload session,
+    // which the blob is then sent to.
     let mut location = None;
-    for from in mount_from {
+    if let Some(from) = mount_from.first() {
         match client.start_upload(Some((digest, from))).await? {
             Upload::Mounted => {
                 report(progress, digest, "mounted", size, size);
                 return Ok(());
             }
-            Upload::Location(l) => {
-                location = Some(l);
-                break;
-            }
+            Upload::Location(l) => location = Some(l),
         }
     }
     let location = match location {
