@@ -39,6 +39,7 @@ pub fn router(mgr: Arc<Manager>) -> Router {
         .route("/v1/images", get(images))
         .route("/v1/images/import", post(import))
         .route("/v1/images/{reference}", delete(remove_image))
+        .merge(crate::api_images::routes())
         .with_state(mgr)
 }
 

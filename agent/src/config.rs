@@ -18,6 +18,8 @@ pub struct AgentConfig {
     pub cgroup_parent: String,
     /// Rotate a container's log file beyond this size.
     pub log_max_bytes: u64,
+    /// Registries (`HOST[:PORT]`) spoken to over plain HTTP (loopback ones always are).
+    pub insecure_registries: Vec<String>,
 }
 
 impl AgentConfig {

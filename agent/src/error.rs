@@ -45,7 +45,7 @@ impl From<crate::image::ImageError> for AgentError {
         use crate::image::ImageError as E;
         match e {
             E::NotFound(_) => AgentError::NotFound(e.to_string()),
-            E::InvalidReference { .. } | E::InvalidLayer { .. } => {
+            E::InvalidReference { .. } | E::InvalidLayer { .. } | E::Archive(_) => {
                 AgentError::Invalid(e.to_string())
             }
             other => AgentError::Internal(other.to_string()),

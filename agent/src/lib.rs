@@ -7,6 +7,7 @@
 //! and [`network`] (bridge, veth, addresses, published ports).
 
 pub mod api;
+pub mod api_images;
 pub mod config;
 pub mod containers;
 pub mod error;

@@ -68,6 +68,10 @@ struct Args {
     /// Memory this node offers to replicas (default: the host's), e.g. 2g.
     #[arg(long, value_parser = |s: &str| hoist_common::parse::parse_size(s))]
     memory: Option<u64>,
+    /// A registry (`HOST[:PORT]`) to reach over plain HTTP instead of HTTPS; repeatable.
+    /// Loopback registries (localhost, 127.0.0.0/8, [::1]) are always treated as insecure.
+    #[arg(long = "insecure-registry", value_name = "HOST[:PORT]")]
+    insecure_registry: Vec<String>,
 }
 
 fn parse_label(s: &str) -> Result<(String, String), String> {
@@ -118,6 +122,7 @@ async fn run(args: Args) -> anyhow::Result<()> {
         masquerade: args.masquerade,
         cgroup_parent: args.cgroup_parent,
         log_max_bytes: args.log_max_size,
+        insecure_registries: args.insecure_registry,
     };
     std::fs::create_dir_all(&config.data_dir)
         .with_context(|| format!("create {}", config.data_dir.display()))?;

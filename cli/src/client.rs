@@ -167,6 +167,29 @@ impl Client {
         Ok(())
     }
 
+    /// A `GET` whose answer body (e.g. a tarball) is copied to `out`; returns the bytes written.
+    pub async fn download(
+        &self,
+        path: &str,
+        out: &mut (impl tokio::io::AsyncWrite + Unpin),
+    ) -> Result<u64, ClientError> {
+        use tokio::io::AsyncWriteExt;
+        let body = Self::body(None::<&()>)?;
+        let mut resp = self
+            .send(Method::GET, path, body, "application/json")
+            .await?;
+        let mut n = 0u64;
+        while let Some(frame) = resp.body_mut().frame().await {
+            let frame = frame.map_err(transport)?;
+            if let Some(data) = frame.data_ref() {
+                out.write_all(data).await.map_err(transport)?;
+                n += data.len() as u64;
+            }
+        }
+        out.flush().await.map_err(transport)?;
+        Ok(n)
+    }
+
     /// Uploads a file as the request body (streamed, not read into memory).
     pub async fn upload<T: DeserializeOwned>(
         &self,

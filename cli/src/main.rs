@@ -47,11 +47,15 @@ struct Cli {
 enum Command {
     #[command(flatten)]
     Container(commands::containers::ContainerCmd),
-    /// Manage images: import a rootfs tarball, list, remove.
+    /// Manage images: pull, push, load, save, import, list, inspect, tag, remove, prune.
     #[command(subcommand)]
     Image(commands::images::ImageCmd),
     /// Show the agent's configuration and counts.
     Info,
+    /// Log in to a registry: the agent checks the credentials, the CLI keeps them (mode 0600).
+    Login(commands::registry::LoginArgs),
+    /// Forget the credentials of a registry.
+    Logout(commands::registry::LogoutArgs),
     /// Services on the cluster: apply specs, scale, roll back (talks to the controllers).
     #[command(subcommand)]
     Service(service::ServiceCmd),
@@ -79,6 +83,8 @@ fn main() {
             Command::Container(cmd) => commands::containers::run(cmd, &client, cli.output).await,
             Command::Image(cmd) => commands::images::run(cmd, &client, cli.output).await,
             Command::Info => commands::info(&client, cli.output).await,
+            Command::Login(args) => commands::registry::login(args, &client).await,
+            Command::Logout(args) => commands::registry::logout(args),
             Command::Service(cmd) => {
                 return controller_result(service::run(cmd, &cli.controller, json).await)
             }

@@ -6,9 +6,11 @@
 
 pub mod agent;
 pub mod cluster;
+pub mod image;
 pub mod node;
 pub mod quantity;
 pub mod raft;
 pub mod service;
 
 pub use agent::*;
+pub use image::*;

@@ -12,6 +12,7 @@ pub mod cluster_lab;
 pub mod controller_lab;
 pub mod fake_controller;
 pub mod linearizability;
+pub mod registry_lab;
 
 use anyhow::{bail, Context, Result};
 use std::path::{Path, PathBuf};

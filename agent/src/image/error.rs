@@ -28,6 +28,12 @@ pub enum ImageError {
     /// A manifest, config or index in the store cannot be parsed or is inconsistent.
     #[error("corrupt image store: {0}")]
     Corrupt(String),
+    /// A registry refused or failed a request; names the registry and what was asked.
+    #[error("registry {registry}: {message}")]
+    Registry { registry: String, message: String },
+    /// An image archive (docker-archive or oci-archive) is malformed.
+    #[error("invalid image archive: {0}")]
+    Archive(String),
     /// An I/O error on a named path.
     #[error("{op} {}: {source}", path.display())]
     Io {
@@ -44,6 +50,14 @@ impl ImageError {
         Self::InvalidLayer {
             path: path.into(),
             reason: reason.into(),
+        }
+    }
+
+    /// Builds an [`ImageError::Registry`].
+    pub(crate) fn registry(registry: &str, message: impl Into<String>) -> Self {
+        Self::Registry {
+            registry: registry.to_owned(),
+            message: message.into(),
         }
     }
 

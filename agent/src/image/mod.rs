@@ -16,12 +16,19 @@
 //! (temp + fsync + rename), and the index names only content that already exists. A crash can
 //! leave unreferenced content behind (for a future gc), never a reference to missing content.
 
+pub mod archive;
 mod blobs;
+pub mod content;
 mod digest;
 mod error;
 mod index;
 mod oci;
+pub mod platform;
+pub mod pull;
+pub mod push;
 mod reference;
+pub mod registry;
+pub mod stage;
 mod store;
 #[cfg(test)]
 mod store_tests;

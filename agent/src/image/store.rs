@@ -24,12 +24,12 @@ const MIN_ID_PREFIX: usize = 12;
 /// The agent's local image store. Cheap to share behind an `Arc`; all calls block.
 #[derive(Debug)]
 pub struct ImageStore {
-    root: PathBuf,
-    blobs: Blobs,
-    snapshots: PathBuf,
-    tmp: PathBuf,
-    index_path: PathBuf,
-    limits: LayerLimits,
+    pub(super) root: PathBuf,
+    pub(super) blobs: Blobs,
+    pub(super) snapshots: PathBuf,
+    pub(super) tmp: PathBuf,
+    pub(super) index_path: PathBuf,
+    pub(super) limits: LayerLimits,
     /// Shared by import, list and resolve; exclusive for remove, so a removal never deletes
     /// content an import in flight is about to reference.
     content: RwLock<()>,
@@ -50,10 +50,10 @@ pub struct ResolvedImage {
 }
 
 /// A manifest and its config, loaded and verified.
-struct Loaded {
-    manifest: ImageManifest,
-    config: ImageConfiguration,
-    config_digest: String,
+pub(super) struct Loaded {
+    pub(super) manifest: ImageManifest,
+    pub(super) config: ImageConfiguration,
+    pub(super) config_digest: String,
 }
 
 impl ImageStore {
@@ -253,7 +253,15 @@ impl ImageStore {
     /// Finds the manifests `s` names: `(what to call it, manifest digests)`. By name first, then
     /// by id or id prefix (several manifests can share one config, e.g. the same tar imported
     /// plain and gzipped).
-    fn lookup(&self, index: &Index, s: &str) -> Result<(String, Vec<String>), ImageError> {
+    pub(super) fn lookup(
+        &self,
+        index: &Index,
+        s: &str,
+    ) -> Result<(String, Vec<String>), ImageError> {
+        // Digest-pinned pulls are kept under `NAME@sha256:...` as given.
+        if let Some(m) = index.references.get(s) {
+            return Ok((s.to_owned(), vec![m.clone()]));
+        }
         let parsed = Reference::parse(s);
         if let Ok(reference) = &parsed {
             if let Some(m) = index.references.get(&reference.to_string()) {
@@ -344,7 +352,7 @@ impl ImageStore {
     }
 
     /// Moves a snapshot out of `snapshots/` (atomic), then deletes it.
-    fn remove_snapshot(&self, diff_id: &str) -> Result<(), ImageError> {
+    pub(super) fn remove_snapshot(&self, diff_id: &str) -> Result<(), ImageError> {
         let dir = self.snapshot_dir(diff_id)?;
         let doomed = tempfile::Builder::new()
             .prefix(".removing-")
@@ -358,7 +366,11 @@ impl ImageStore {
         }
     }
 
-    fn summary(&self, index: &Index, manifest_digest: &str) -> Result<ImageSummary, ImageError> {
+    pub(super) fn summary(
+        &self,
+        index: &Index,
+        manifest_digest: &str,
+    ) -> Result<ImageSummary, ImageError> {
         let loaded = self.load(manifest_digest)?;
         let diff_ids = loaded.config.rootfs().diff_ids();
         Ok(ImageSummary {
@@ -381,7 +393,7 @@ impl ImageStore {
     }
 
     /// Loads and verifies a manifest and its config.
-    fn load(&self, manifest_digest: &str) -> Result<Loaded, ImageError> {
+    pub(super) fn load(&self, manifest_digest: &str) -> Result<Loaded, ImageError> {
         let manifest =
             oci::parse_manifest(&self.blobs.read_verified(manifest_digest)?, manifest_digest)?;
         let descriptor = manifest.config();
@@ -424,28 +436,28 @@ impl ImageStore {
         Ok(unpack::layer_media_type(&head))
     }
 
-    fn snapshot_dir(&self, diff_id: &str) -> Result<PathBuf, ImageError> {
+    pub(super) fn snapshot_dir(&self, diff_id: &str) -> Result<PathBuf, ImageError> {
         let hex = parse_sha256(diff_id).ok_or_else(|| {
             ImageError::Corrupt(format!("diff_id {diff_id:?} is not a sha256 digest"))
         })?;
         Ok(self.snapshots.join(hex))
     }
 
-    fn content_shared(&self) -> RwLockReadGuard<'_, ()> {
+    pub(super) fn content_shared(&self) -> RwLockReadGuard<'_, ()> {
         self.content.read().unwrap_or_else(|p| p.into_inner())
     }
 
-    fn content_exclusive(&self) -> RwLockWriteGuard<'_, ()> {
+    pub(super) fn content_exclusive(&self) -> RwLockWriteGuard<'_, ()> {
         self.content.write().unwrap_or_else(|p| p.into_inner())
     }
 
-    fn index_lock(&self) -> MutexGuard<'_, ()> {
+    pub(super) fn index_lock(&self) -> MutexGuard<'_, ()> {
         self.index.lock().unwrap_or_else(|p| p.into_inner())
     }
 }
 
 /// The manifest, config and layer blobs an image uses.
-fn blob_digests(manifest_digest: &str, loaded: &Loaded) -> Vec<String> {
+pub(super) fn blob_digests(manifest_digest: &str, loaded: &Loaded) -> Vec<String> {
     let mut out = vec![manifest_digest.to_owned(), loaded.config_digest.clone()];
     out.extend(
         loaded
@@ -458,7 +470,7 @@ fn blob_digests(manifest_digest: &str, loaded: &Loaded) -> Vec<String> {
 }
 
 /// Flushes a freshly unpacked snapshot to disk before it is renamed into view.
-fn sync_filesystem(path: &Path) -> Result<(), ImageError> {
+pub(super) fn sync_filesystem(path: &Path) -> Result<(), ImageError> {
     let dir = File::open(path).map_err(io_err("open", path))?;
     nix::unistd::syncfs(&dir).map_err(io_err("syncfs", path))
 }

@@ -1,4 +1,5 @@
-//! `hoist image import|ls|rm`.
+//! `hoist image ...`: the command tree; `import|ls|rm` here, the registry and archive commands in
+//! `image_transfer.rs`.
 
 use crate::client::{enc, Client, ClientError};
 use crate::output::{self, Format};
@@ -15,6 +16,46 @@ pub enum ImageCmd {
         /// NAME[:TAG] for the image (tag defaults to latest).
         reference: String,
     },
+    /// Pull an image from a registry: `[REGISTRY/]REPO[:TAG][@DIGEST]` (defaults: docker.io,
+    /// library/, latest). Uses the credentials of `hoist login` for that registry.
+    Pull {
+        reference: String,
+        /// Pick this platform from a multi-platform image, `OS/ARCH[/VARIANT]` (default linux/amd64).
+        #[arg(long)]
+        platform: Option<String>,
+    },
+    /// Push a local image to the registry its name points at (tag it first: `hoist image tag`).
+    Push { reference: String },
+    /// Load images from a docker-archive (`docker save`) or oci-archive tarball.
+    Load {
+        /// The tarball (default: standard input).
+        #[arg(long, short = 'i')]
+        input: Option<PathBuf>,
+        /// Name for an image the archive leaves unnamed.
+        #[arg(long)]
+        tag: Option<String>,
+    },
+    /// Save an image as a docker-archive or oci-archive tarball.
+    Save {
+        image: String,
+        /// Write here instead of standard output.
+        #[arg(long = "output-file", short = 'f')]
+        output_file: Option<PathBuf>,
+        /// `docker` (what `docker load` reads) or `oci` (an OCI image layout).
+        #[arg(long, default_value = "docker", value_parser = ["docker", "oci"])]
+        format: String,
+    },
+    /// Show an image's id, digests, config and layers (JSON).
+    Inspect {
+        #[arg(required = true)]
+        images: Vec<String>,
+    },
+    /// Show how an image's layers were made, newest first.
+    History { image: String },
+    /// Give an image another name: `hoist image tag SOURCE TARGET[:TAG]`.
+    Tag { source: String, target: String },
+    /// Delete blobs and unpacked layers no image and no container uses.
+    Prune,
     /// List images.
     #[command(alias = "list")]
     Ls,
@@ -27,7 +68,23 @@ pub enum ImageCmd {
 }
 
 pub async fn run(cmd: ImageCmd, client: &Client, format: Format) -> Result<i32, ClientError> {
+    use super::image_transfer as t;
     match cmd {
+        ImageCmd::Pull {
+            reference,
+            platform,
+        } => return t::pull(client, format, reference, platform).await,
+        ImageCmd::Push { reference } => return t::push(client, format, reference).await,
+        ImageCmd::Load { input, tag } => return t::load(client, format, input, tag).await,
+        ImageCmd::Save {
+            image,
+            output_file,
+            format: archive,
+        } => return t::save(client, image, output_file, archive).await,
+        ImageCmd::Inspect { images } => return t::inspect(client, images).await,
+        ImageCmd::History { image } => return t::history(client, format, image).await,
+        ImageCmd::Tag { source, target } => return t::tag(client, source, target).await,
+        ImageCmd::Prune => return t::prune(client, format).await,
         ImageCmd::Import { file, reference } => {
             let f = tokio::fs::File::open(&file)
                 .await

@@ -1,7 +1,9 @@
 //! One module per command group; each parses its flags with clap and calls the agent.
 
 pub mod containers;
+pub mod image_transfer;
 pub mod images;
+pub mod registry;
 
 use crate::client::{Client, ClientError};
 use crate::output::{self, Format};

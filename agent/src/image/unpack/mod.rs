@@ -81,7 +81,7 @@ pub fn apply_layer(
         entries: 0,
         dir_times: Vec::new(),
     };
-    let mut archive = tar::Archive::new(HashingReader::new(tar));
+    let mut archive = tar::Archive::new(ZeroTail::new(HashingReader::new(tar)));
     let entries = archive
         .entries()
         .map_err(|e| ImageError::layer("<archive>", format!("cannot read tar: {e}")))?;
@@ -93,6 +93,7 @@ pub fn apply_layer(
     unpacker.restore_dir_times();
     let (diff_id, _) = archive
         .into_inner()
+        .inner
         .finish()
         .map_err(|e| ImageError::layer("<archive>", format!("cannot read tar: {e}")))?;
     Ok(LayerStats {
@@ -100,6 +101,43 @@ pub fn apply_layer(
         bytes: unpacker.bytes,
         entries: unpacker.entries,
     })
+}
+
+/// Answers up to 1 KiB of zeros after the real stream ends, so a tar cut off right after its
+/// last entry's data (no padding, no end-of-archive blocks — what `umoci insert` 0.4.7 writes)
+/// reads as complete, as Go's `archive/tar` (Docker, containerd, umoci) accepts it. The zeros are
+/// outside the hashed stream: the `diff_id` is that of the real bytes, which pulls and loads
+/// check against the image config.
+struct ZeroTail<R> {
+    inner: R,
+    zeros_left: usize,
+    ended: bool,
+}
+
+impl<R> ZeroTail<R> {
+    fn new(inner: R) -> Self {
+        Self {
+            inner,
+            zeros_left: 1024,
+            ended: false,
+        }
+    }
+}
+
+impl<R: Read> Read for ZeroTail<R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        if !self.ended {
+            let n = self.inner.read(buf)?;
+            if n > 0 || buf.is_empty() {
+                return Ok(n);
+            }
+            self.ended = true;
+        }
+        let n = buf.len().min(self.zeros_left);
+        buf[..n].fill(0);
+        self.zeros_left -= n;
+        Ok(n)
+    }
 }
 
 /// State of one layer application.

@@ -580,3 +580,15 @@ fn overlayfs_honours_converted_whiteouts() {
     names.sort();
     assert_eq!(names, vec!["new"], "opaque dir hides the lower's content");
 }
+
+#[test]
+fn a_tar_cut_after_its_last_entry_data_is_accepted_and_hashed_as_is() {
+    let full = layer(&[E::File(s("a"), b"hello".to_vec()), E::File(s("b"), vec![7u8; 700])]);
+    // Drop the last entry's padding and the two end-of-archive blocks.
+    let cut = 512 + 512 + 512 + 700;
+    let truncated = &full[..cut];
+    let sb = sandbox();
+    let stats = apply_layer(&sb.root, truncated, LayerLimits::default()).unwrap();
+    assert_eq!(fs::read(sb.root.join("b")).unwrap(), vec![7u8; 700]);
+    assert_eq!(stats.diff_id, crate::image::digest::sha256_of(truncated));
+}

@@ -1,0 +1,248 @@
+//! The agent API's registry and archive image routes (axum), next to `api.rs`:
+//! `POST /v1/images/pull` and `POST /v1/images/push` (JSON in, newline-delimited
+//! [`ImageProgress`] out), `POST /v1/images/load?tag=` (a tarball in), `GET
+//! /v1/images/save?reference=&format=docker|oci` (a tarball out), `GET
+//! /v1/images/inspect?reference=`, `GET /v1/images/history?reference=`, `POST /v1/images/tag`,
+//! `POST /v1/images/prune`, `POST /v1/registry/login`.
+//!
+//! Pulls and pushes run in their own task: a client that disconnects does not cancel them.
+
+use std::collections::BTreeSet;
+use std::sync::Arc;
+
+use axum::body::Body;
+use axum::extract::{Query, State};
+use axum::http::{header, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use futures::StreamExt;
+use hoist_proto::{
+    HistoryEntry, ImageInspect, ImageProgress, ImageSummary, LoginRequest, PruneReport,
+    PullRequest, PushRequest, TagRequest,
+};
+use serde::Deserialize;
+
+use crate::containers::Manager;
+use crate::error::AgentError;
+use crate::image::archive::{save::ChannelWriter, Format};
+use crate::image::registry::{RegistryClient, RegistryConfig};
+use crate::image::{pull, push, ImageStore};
+
+type Mgr = State<Arc<Manager>>;
+type ApiResult<T> = Result<T, AgentError>;
+
+/// The image routes, merged into the main router.
+pub fn routes() -> Router<Arc<Manager>> {
+    Router::new()
+        .route("/v1/images/pull", post(pull_image))
+        .route("/v1/images/push", post(push_image))
+        .route("/v1/images/load", post(load))
+        .route("/v1/images/save", get(save))
+        .route("/v1/images/inspect", get(inspect))
+        .route("/v1/images/history", get(history))
+        .route("/v1/images/tag", post(tag))
+        .route("/v1/images/prune", post(prune))
+        .route("/v1/registry/login", post(login))
+}
+
+fn registries(m: &Manager) -> RegistryConfig {
+    RegistryConfig {
+        insecure: m.config.insecure_registries.clone(),
+    }
+}
+
+async fn blocking<T: Send + 'static>(
+    what: &'static str,
+    f: impl FnOnce() -> Result<T, crate::image::ImageError> + Send + 'static,
+) -> ApiResult<T> {
+    Ok(tokio::task::spawn_blocking(f)
+        .await
+        .map_err(|e| AgentError::internal(what, e))??)
+}
+
+/// Newline-delimited JSON of progress records until the sender side is dropped.
+fn progress_stream(rx: tokio::sync::mpsc::UnboundedReceiver<ImageProgress>) -> Response {
+    let mut rx = rx;
+    let stream = futures::stream::poll_fn(move |cx| rx.poll_recv(cx)).map(|item| {
+        let mut line = serde_json::to_vec(&item).unwrap_or_default();
+        line.push(b'\n');
+        Ok::<_, std::convert::Infallible>(line)
+    });
+    Response::builder()
+        .header(header::CONTENT_TYPE, "application/x-ndjson")
+        .body(Body::from_stream(stream))
+        .unwrap_or_else(|_| StatusCode::INTERNAL_SERVER_ERROR.into_response())
+}
+
+fn finish(
+    tx: &pull::Progress,
+    status: &str,
+    result: Result<(Option<ImageSummary>, String), crate::image::ImageError>,
+) {
+    let last = match result {
+        Ok((image, digest)) => ImageProgress {
+            status: status.to_owned(),
+            image,
+            digest: Some(digest),
+            ..ImageProgress::default()
+        },
+        Err(e) => ImageProgress {
+            status: "error".to_owned(),
+            error: Some(e.to_string()),
+            ..ImageProgress::default()
+        },
+    };
+    let _ = tx.send(last);
+}
+
+async fn pull_image(
+    State(m): Mgr,
+    body: Result<Json<PullRequest>, axum::extract::rejection::JsonRejection>,
+) -> ApiResult<Response> {
+    let Json(req) = body.map_err(|e| AgentError::Invalid(e.body_text()))?;
+    let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+    let store = m.images.clone();
+    let regs = registries(&m);
+    tokio::spawn(async move {
+        let reference = req.reference.clone();
+        let result = pull::pull(store, &regs, req, tx.clone()).await;
+        if let Err(e) = &result {
+            tracing::warn!(image = %reference, error = %e, "pull failed");
+        }
+        finish(&tx, "pulled", result.map(|(s, d)| (Some(s), d)));
+    });
+    Ok(progress_stream(rx))
+}
+
+async fn push_image(
+    State(m): Mgr,
+    body: Result<Json<PushRequest>, axum::extract::rejection::JsonRejection>,
+) -> ApiResult<Response> {
+    let Json(req) = body.map_err(|e| AgentError::Invalid(e.body_text()))?;
+    let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+    let store = m.images.clone();
+    let regs = registries(&m);
+    tokio::spawn(async move {
+        let reference = req.reference.clone();
+        let result = push::push(store, &regs, req, tx.clone()).await;
+        if let Err(e) = &result {
+            tracing::warn!(image = %reference, error = %e, "push failed");
+        }
+        finish(&tx, "pushed", result.map(|d| (None, d)));
+    });
+    Ok(progress_stream(rx))
+}
+
+#[derive(Deserialize)]
+struct LoadQuery {
+    #[serde(default)]
+    tag: Option<String>,
+}
+
+async fn load(
+    State(m): Mgr,
+    Query(q): Query<LoadQuery>,
+    body: Body,
+) -> ApiResult<(StatusCode, Json<Vec<ImageSummary>>)> {
+    use tokio_util::io::{StreamReader, SyncIoBridge};
+    let stream = body
+        .into_data_stream()
+        .map(|r| r.map_err(std::io::Error::other));
+    let reader = SyncIoBridge::new(StreamReader::new(stream));
+    let images = m.images.clone();
+    let loaded = blocking("load", move || {
+        images.load_archive(reader, q.tag.as_deref())
+    })
+    .await?;
+    Ok((StatusCode::CREATED, Json(loaded)))
+}
+
+#[derive(Deserialize)]
+struct SaveQuery {
+    reference: String,
+    #[serde(default)]
+    format: Option<String>,
+}
+
+async fn save(State(m): Mgr, Query(q): Query<SaveQuery>) -> ApiResult<Response> {
+    let format: Format = q
+        .format
+        .as_deref()
+        .unwrap_or("docker")
+        .parse()
+        .map_err(AgentError::Invalid)?;
+    let images: Arc<ImageStore> = m.images.clone();
+    // Fail with a proper status before the first byte when the image does not exist.
+    let probe = images.clone();
+    let reference = q.reference.clone();
+    blocking("save", move || probe.content(&reference).map(drop)).await?;
+    let (tx, mut rx) = tokio::sync::mpsc::channel(8);
+    tokio::task::spawn_blocking(move || {
+        let mut w = ChannelWriter::new(tx);
+        if let Err(e) = images.save_archive(&q.reference, format, &mut w) {
+            tracing::warn!(image = %q.reference, error = %e, "save failed");
+            w.fail(e.to_string());
+        }
+    });
+    let stream = futures::stream::poll_fn(move |cx| rx.poll_recv(cx));
+    Response::builder()
+        .header(header::CONTENT_TYPE, "application/x-tar")
+        .body(Body::from_stream(stream))
+        .map_err(|e| AgentError::internal("save", e))
+}
+
+#[derive(Deserialize)]
+struct RefQuery {
+    reference: String,
+}
+
+async fn inspect(State(m): Mgr, Query(q): Query<RefQuery>) -> ApiResult<Json<ImageInspect>> {
+    let images = m.images.clone();
+    Ok(Json(
+        blocking("inspect", move || images.inspect(&q.reference)).await?,
+    ))
+}
+
+async fn history(State(m): Mgr, Query(q): Query<RefQuery>) -> ApiResult<Json<Vec<HistoryEntry>>> {
+    let images = m.images.clone();
+    Ok(Json(
+        blocking("history", move || images.history(&q.reference)).await?,
+    ))
+}
+
+async fn tag(
+    State(m): Mgr,
+    body: Result<Json<TagRequest>, axum::extract::rejection::JsonRejection>,
+) -> ApiResult<(StatusCode, Json<ImageSummary>)> {
+    let Json(req) = body.map_err(|e| AgentError::Invalid(e.body_text()))?;
+    let images = m.images.clone();
+    let s = blocking("tag", move || images.tag(&req.source, &req.target)).await?;
+    Ok((StatusCode::CREATED, Json(s)))
+}
+
+async fn prune(State(m): Mgr) -> ApiResult<Json<PruneReport>> {
+    let in_use: BTreeSet<String> = m.list(true).into_iter().map(|c| c.image_id).collect();
+    let images = m.images.clone();
+    Ok(Json(
+        blocking("prune", move || images.prune(&in_use)).await?,
+    ))
+}
+
+async fn login(
+    State(m): Mgr,
+    body: Result<Json<LoginRequest>, axum::extract::rejection::JsonRejection>,
+) -> ApiResult<StatusCode> {
+    let Json(req) = body.map_err(|e| AgentError::Invalid(e.body_text()))?;
+    RegistryClient::connect(
+        &registries(&m),
+        &req.registry,
+        "",
+        Some(req.auth),
+        "pull",
+        &[],
+    )
+    .await
+    .map_err(|e| AgentError::Invalid(e.to_string()))?;
+    Ok(StatusCode::NO_CONTENT)
+}
