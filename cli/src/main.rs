@@ -50,6 +50,8 @@ enum Command {
     /// Manage images: import a rootfs tarball, list, remove.
     #[command(subcommand)]
     Image(commands::images::ImageCmd),
+    /// Build an image from a Dockerfile and a context directory.
+    Build(commands::build::BuildArgs),
     /// Show the agent's configuration and counts.
     Info,
     /// Services on the cluster: apply specs, scale, roll back (talks to the controllers).
@@ -78,6 +80,7 @@ fn main() {
         let result = match cli.command {
             Command::Container(cmd) => commands::containers::run(cmd, &client, cli.output).await,
             Command::Image(cmd) => commands::images::run(cmd, &client, cli.output).await,
+            Command::Build(args) => commands::build::run(args, &client, cli.output).await,
             Command::Info => commands::info(&client, cli.output).await,
             Command::Service(cmd) => {
                 return controller_result(service::run(cmd, &cli.controller, json).await)

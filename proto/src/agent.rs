@@ -289,3 +289,66 @@ pub struct AgentInfo {
     pub running: usize,
     pub images: usize,
 }
+
+/// `POST /v1/build`: the first line of the request body (JSON), followed by the build context as
+/// a tar stream.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BuildRequest {
+    /// The Dockerfile's text.
+    pub dockerfile: String,
+    /// `NAME[:TAG]` references for the result.
+    #[serde(default)]
+    pub tags: Vec<String>,
+    /// `--build-arg KEY=VALUE` values.
+    #[serde(default)]
+    pub build_args: BTreeMap<String, String>,
+    /// Run every step, ignoring the cache (results are still cached).
+    #[serde(default)]
+    pub no_cache: bool,
+    /// Network of RUN steps: `none` (default) or `bridge`.
+    #[serde(default = "none_network")]
+    pub network: NetworkMode,
+}
+
+fn none_network() -> NetworkMode {
+    NetworkMode::None
+}
+
+/// One record of the `POST /v1/build` answer (newline-delimited JSON).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum BuildEvent {
+    /// A step begins: `Step 3/9 : RUN ...`.
+    Step {
+        number: usize,
+        total: usize,
+        instruction: String,
+    },
+    /// The step's result came from the cache.
+    Cached,
+    /// Output of a RUN step.
+    Output(StreamChunk),
+    /// The step finished; `layer` is the diff id of the layer it made, if any.
+    Done { layer: Option<String>, seconds: f64 },
+    /// Something worth telling that does not fail the build.
+    Warning(String),
+    /// The build succeeded: always the last record.
+    Result(BuildResult),
+    /// The build failed: always the last record.
+    Error(ApiError),
+}
+
+/// What a successful build made.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct BuildResult {
+    /// The image id (`sha256:` of its config).
+    pub id: String,
+    pub manifest_digest: String,
+    pub tags: Vec<String>,
+    pub steps: usize,
+    pub cached_steps: usize,
+    /// Layers of the image, the base image's included.
+    pub layers: usize,
+    pub seconds: f64,
+}

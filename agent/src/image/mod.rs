@@ -17,6 +17,7 @@
 //! leave unreferenced content behind (for a future gc), never a reference to missing content.
 
 mod blobs;
+pub mod build;
 mod digest;
 mod error;
 mod index;
@@ -31,5 +32,5 @@ pub mod unpack;
 
 pub use error::ImageError;
 pub use reference::Reference;
-pub use store::{ImageStore, ResolvedImage};
+pub use store::{BuiltLayer, ImageStore, ResolvedImage};
 pub use unpack::{LayerLimits, LayerStats};
