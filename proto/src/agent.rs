@@ -352,3 +352,67 @@ pub struct BuildResult {
     pub layers: usize,
     pub seconds: f64,
 }
+
+#[cfg(test)]
+mod build_wire_tests {
+    use super::*;
+
+    /// The build API is JSON: pin the request line and the event records a CLI of another version
+    /// must understand.
+    #[test]
+    fn build_json_golden_and_round_trip() {
+        let req = BuildRequest {
+            dockerfile: "FROM scratch\n".into(),
+            tags: vec!["a:1".into()],
+            build_args: BTreeMap::from([("K".into(), "v".into())]),
+            no_cache: true,
+            network: NetworkMode::None,
+        };
+        let json = serde_json::to_string(&req).unwrap();
+        assert_eq!(
+            json,
+            r#"{"dockerfile":"FROM scratch\n","tags":["a:1"],"build_args":{"K":"v"},"no_cache":true,"network":"none"}"#
+        );
+        assert_eq!(serde_json::from_str::<BuildRequest>(&json).unwrap(), req);
+        // Only the Dockerfile is required; RUN steps default to no network.
+        let min: BuildRequest = serde_json::from_str(r#"{"dockerfile":"FROM x"}"#).unwrap();
+        assert_eq!(min.network, NetworkMode::None);
+        assert!(serde_json::from_str::<BuildRequest>(r#"{"dockerfile":"","bogus":1}"#).is_err());
+
+        let events = [
+            (
+                BuildEvent::Step {
+                    number: 3,
+                    total: 9,
+                    instruction: "RUN true".into(),
+                },
+                r#"{"step":{"number":3,"total":9,"instruction":"RUN true"}}"#,
+            ),
+            (BuildEvent::Cached, r#""cached""#),
+            (
+                BuildEvent::Done {
+                    layer: None,
+                    seconds: 0.5,
+                },
+                r#"{"done":{"layer":null,"seconds":0.5}}"#,
+            ),
+            (
+                BuildEvent::Result(BuildResult {
+                    id: "sha256:1".into(),
+                    manifest_digest: "sha256:2".into(),
+                    tags: vec![],
+                    steps: 2,
+                    cached_steps: 1,
+                    layers: 1,
+                    seconds: 0.25,
+                }),
+                r#"{"result":{"id":"sha256:1","manifest_digest":"sha256:2","tags":[],"steps":2,"cached_steps":1,"layers":1,"seconds":0.25}}"#,
+            ),
+        ];
+        for (ev, golden) in events {
+            let json = serde_json::to_string(&ev).unwrap();
+            assert_eq!(json, golden);
+            assert_eq!(serde_json::from_str::<BuildEvent>(&json).unwrap(), ev);
+        }
+    }
+}

@@ -202,12 +202,36 @@ fn build_run_cache_and_partial_rebuild() -> Result<()> {
     let (out, _) = build(&h, c, &["--no-cache"])?;
     assert!(steps(&out).iter().all(|(_, cached)| !cached), "{out}");
 
+    // A build arg changes the ARG step's key, so it and every later step run again.
+    let (out, _) = build(&h, c, &["--build-arg", "GREETING=yo"])?;
+    let cached: Vec<bool> = steps(&out).iter().map(|(_, c)| *c).collect();
+    assert_eq!(cached, [false; 13], "{out}");
+    let run = h.hoist_ok(&["run", "--rm", "--network", "none", "demo:1"])?;
+    assert!(run.contains("yo from run"), "{run}");
+
     // -q prints only the id.
     let out = h.hoist_ok(&["build", "-q", "-t", "demo:1", c.to_str().unwrap()])?;
     assert!(
         out.trim().starts_with("sha256:") && out.lines().count() == 1,
         "{out}"
     );
+
+    // Removing the image frees its layers; the cache entries that named them are then misses,
+    // and a rebuild still succeeds (steps whose state survived stay cached).
+    h.hoist_ok(&["image", "rm", "demo:1"])?;
+    let (out, _) = build(&h, c, &[])?;
+    let cached: Vec<bool> = steps(&out).iter().map(|(_, c)| *c).collect();
+    assert_eq!(
+        &cached[..3],
+        [false, true, true],
+        "ARG and ENV states survive: {out}"
+    );
+    assert!(
+        !cached[3],
+        "the RUN layer was removed with the image: {out}"
+    );
+    let run = h.hoist_ok(&["run", "--rm", "--network", "none", "demo:1"])?;
+    assert!(run.contains("hello v2"), "{run}");
 
     // Nothing left behind: no build containers, no mounts of the data dir.
     let ps: Value = serde_json::from_str(&h.hoist_ok(&["ps", "-a", "-o", "json"])?)?;

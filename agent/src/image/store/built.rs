@@ -69,7 +69,8 @@ impl ImageStore {
         self.blobs.put_bytes(&manifest)
     }
 
-    /// Loads a manifest and its config, verified; errors if a layer snapshot is missing.
+    /// Loads a manifest and its config, verified; errors if a layer blob or snapshot is missing
+    /// (a build cache entry whose image was removed since).
     pub fn load_built_image(
         &self,
         manifest_digest: &str,
@@ -80,6 +81,14 @@ impl ImageStore {
             if !self.snapshot_dir(diff_id)?.is_dir() {
                 return Err(ImageError::Corrupt(format!(
                     "snapshot {diff_id} is missing"
+                )));
+            }
+        }
+        for layer in loaded.manifest.layers() {
+            let digest = layer.digest().to_string();
+            if !self.blobs.path(&digest)?.is_file() {
+                return Err(ImageError::Corrupt(format!(
+                    "layer blob {digest} is missing"
                 )));
             }
         }
