@@ -6,7 +6,8 @@
 //! `DELETE /containers/{id}?force=`, `POST /containers/{id}/stop?t=`, `POST /containers/{id}/kill?signal=`,
 //! `POST /containers/{id}/wait`, `GET /containers/{id}/logs?follow=&tail=`, `POST /containers/{id}/exec`,
 //! `GET /containers/{id}/stats`, `GET /stats`, `GET /images`, `POST /images/import?reference=`,
-//! `DELETE /images/{ref}`.
+//! `DELETE /images/{ref}`, `POST /build` (body: a JSON request line, then the context tar;
+//! answer: newline-delimited [`hoist_proto::BuildEvent`]s).
 
 use crate::containers::{LogOptions, Manager};
 use crate::error::AgentError;
@@ -39,6 +40,7 @@ pub fn router(mgr: Arc<Manager>) -> Router {
         .route("/v1/images", get(images))
         .route("/v1/images/import", post(import))
         .route("/v1/images/{reference}", delete(remove_image))
+        .route("/v1/build", post(build))
         .merge(crate::api_images::routes())
         .with_state(mgr)
 }
@@ -343,4 +345,21 @@ async fn remove_image(State(m): Mgr, Path(reference): Path<String>) -> ApiResult
     .await
     .map_err(|e| AgentError::internal("remove image", e))??;
     Ok(StatusCode::NO_CONTENT)
+}
+
+/// `POST /v1/build`: a bad request line or Dockerfile is a 400; after that, the build's events.
+async fn build(State(m): Mgr, body: Body) -> ApiResult<Response> {
+    use tokio_util::io::{StreamReader, SyncIoBridge};
+    let stream = body
+        .into_data_stream()
+        .map(|r| r.map_err(std::io::Error::other));
+    let reader = SyncIoBridge::new(StreamReader::new(stream));
+    let tmp = crate::image::build::build_dir(&m.config.data_dir).join("tmp");
+    let (req, df, context) =
+        tokio::task::spawn_blocking(move || crate::image::build::receive(reader, &tmp))
+            .await
+            .map_err(|e| AgentError::internal("receive build", e))??;
+    let (tx, rx) = tokio::sync::mpsc::channel(256);
+    tokio::spawn(crate::image::build::run(m, req, df, context, tx));
+    Ok(ndjson(rx))
 }

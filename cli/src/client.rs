@@ -148,23 +148,7 @@ impl Client {
     ) -> Result<(), ClientError> {
         let body = Self::body(body)?;
         let mut resp = self.send(method, path, body, "application/json").await?;
-        let mut buf: Vec<u8> = Vec::new();
-        while let Some(frame) = resp.body_mut().frame().await {
-            let frame = frame.map_err(transport)?;
-            let Some(data) = frame.data_ref() else {
-                continue;
-            };
-            buf.extend_from_slice(data);
-            while let Some(pos) = buf.iter().position(|b| *b == b'\n') {
-                let line: Vec<u8> = buf.drain(..=pos).collect();
-                let item = serde_json::from_slice(&line)
-                    .map_err(|e| transport(format!("bad stream record: {e}")))?;
-                if !each(item) {
-                    return Ok(());
-                }
-            }
-        }
-        Ok(())
+        each_line(&mut resp, &mut each).await
     }
 
     /// A `GET` whose answer body (e.g. a tarball) is copied to `out`; returns the bytes written.
@@ -205,6 +189,48 @@ impl Client {
         let bytes = collect(resp).await?;
         serde_json::from_slice(&bytes).map_err(|e| transport(format!("unexpected answer: {e}")))
     }
+}
+
+impl Client {
+    /// Streams `body` as the request body and hands each JSON line of the answer to `each`.
+    pub async fn upload_stream<T: DeserializeOwned>(
+        &self,
+        path: &str,
+        body: impl tokio::io::AsyncRead + Send + Sync + 'static,
+        mut each: impl FnMut(T) -> bool,
+    ) -> Result<(), ClientError> {
+        use futures::TryStreamExt;
+        let stream = tokio_util::io::ReaderStream::new(body).map_ok(Frame::data);
+        let body = StreamBody::new(stream).boxed();
+        let mut resp = self
+            .send(Method::POST, path, body, "application/x-tar")
+            .await?;
+        each_line(&mut resp, &mut each).await
+    }
+}
+
+/// Hands each JSON line of a newline-delimited answer to `each` until it returns false.
+async fn each_line<T: DeserializeOwned>(
+    resp: &mut hyper::Response<hyper::body::Incoming>,
+    each: &mut impl FnMut(T) -> bool,
+) -> Result<(), ClientError> {
+    let mut buf: Vec<u8> = Vec::new();
+    while let Some(frame) = resp.body_mut().frame().await {
+        let frame = frame.map_err(transport)?;
+        let Some(data) = frame.data_ref() else {
+            continue;
+        };
+        buf.extend_from_slice(data);
+        while let Some(pos) = buf.iter().position(|b| *b == b'\n') {
+            let line: Vec<u8> = buf.drain(..=pos).collect();
+            let item = serde_json::from_slice(&line)
+                .map_err(|e| transport(format!("bad stream record: {e}")))?;
+            if !each(item) {
+                return Ok(());
+            }
+        }
+    }
+    Ok(())
 }
 
 /// Percent-encodes a path segment or query value.

@@ -50,6 +50,8 @@ enum Command {
     /// Manage images: pull, push, load, save, import, list, inspect, tag, remove, prune.
     #[command(subcommand)]
     Image(commands::images::ImageCmd),
+    /// Build an image from a Dockerfile and a context directory.
+    Build(commands::build::BuildArgs),
     /// Show the agent's configuration and counts.
     Info,
     /// Log in to a registry: the agent checks the credentials, the CLI keeps them (mode 0600).
@@ -82,6 +84,7 @@ fn main() {
         let result = match cli.command {
             Command::Container(cmd) => commands::containers::run(cmd, &client, cli.output).await,
             Command::Image(cmd) => commands::images::run(cmd, &client, cli.output).await,
+            Command::Build(args) => commands::build::run(args, &client, cli.output).await,
             Command::Info => commands::info(&client, cli.output).await,
             Command::Login(args) => commands::registry::login(args, &client).await,
             Command::Logout(args) => commands::registry::logout(args),

@@ -2,6 +2,7 @@
 //!
 //! Everything here is pure (no I/O) except [`init_tracing`], so the parsers are tested directly.
 
+pub mod dockerignore;
 pub mod ids;
 pub mod parse;
 

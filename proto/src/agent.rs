@@ -289,3 +289,130 @@ pub struct AgentInfo {
     pub running: usize,
     pub images: usize,
 }
+
+/// `POST /v1/build`: the first line of the request body (JSON), followed by the build context as
+/// a tar stream.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BuildRequest {
+    /// The Dockerfile's text.
+    pub dockerfile: String,
+    /// `NAME[:TAG]` references for the result.
+    #[serde(default)]
+    pub tags: Vec<String>,
+    /// `--build-arg KEY=VALUE` values.
+    #[serde(default)]
+    pub build_args: BTreeMap<String, String>,
+    /// Run every step, ignoring the cache (results are still cached).
+    #[serde(default)]
+    pub no_cache: bool,
+    /// Network of RUN steps: `none` (default) or `bridge`.
+    #[serde(default = "none_network")]
+    pub network: NetworkMode,
+}
+
+fn none_network() -> NetworkMode {
+    NetworkMode::None
+}
+
+/// One record of the `POST /v1/build` answer (newline-delimited JSON).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum BuildEvent {
+    /// A step begins: `Step 3/9 : RUN ...`.
+    Step {
+        number: usize,
+        total: usize,
+        instruction: String,
+    },
+    /// The step's result came from the cache.
+    Cached,
+    /// Output of a RUN step.
+    Output(StreamChunk),
+    /// The step finished; `layer` is the diff id of the layer it made, if any.
+    Done { layer: Option<String>, seconds: f64 },
+    /// Something worth telling that does not fail the build.
+    Warning(String),
+    /// The build succeeded: always the last record.
+    Result(BuildResult),
+    /// The build failed: always the last record.
+    Error(ApiError),
+}
+
+/// What a successful build made.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct BuildResult {
+    /// The image id (`sha256:` of its config).
+    pub id: String,
+    pub manifest_digest: String,
+    pub tags: Vec<String>,
+    pub steps: usize,
+    pub cached_steps: usize,
+    /// Layers of the image, the base image's included.
+    pub layers: usize,
+    pub seconds: f64,
+}
+
+#[cfg(test)]
+mod build_wire_tests {
+    use super::*;
+
+    /// The build API is JSON: pin the request line and the event records a CLI of another version
+    /// must understand.
+    #[test]
+    fn build_json_golden_and_round_trip() {
+        let req = BuildRequest {
+            dockerfile: "FROM scratch\n".into(),
+            tags: vec!["a:1".into()],
+            build_args: BTreeMap::from([("K".into(), "v".into())]),
+            no_cache: true,
+            network: NetworkMode::None,
+        };
+        let json = serde_json::to_string(&req).unwrap();
+        assert_eq!(
+            json,
+            r#"{"dockerfile":"FROM scratch\n","tags":["a:1"],"build_args":{"K":"v"},"no_cache":true,"network":"none"}"#
+        );
+        assert_eq!(serde_json::from_str::<BuildRequest>(&json).unwrap(), req);
+        // Only the Dockerfile is required; RUN steps default to no network.
+        let min: BuildRequest = serde_json::from_str(r#"{"dockerfile":"FROM x"}"#).unwrap();
+        assert_eq!(min.network, NetworkMode::None);
+        assert!(serde_json::from_str::<BuildRequest>(r#"{"dockerfile":"","bogus":1}"#).is_err());
+
+        let events = [
+            (
+                BuildEvent::Step {
+                    number: 3,
+                    total: 9,
+                    instruction: "RUN true".into(),
+                },
+                r#"{"step":{"number":3,"total":9,"instruction":"RUN true"}}"#,
+            ),
+            (BuildEvent::Cached, r#""cached""#),
+            (
+                BuildEvent::Done {
+                    layer: None,
+                    seconds: 0.5,
+                },
+                r#"{"done":{"layer":null,"seconds":0.5}}"#,
+            ),
+            (
+                BuildEvent::Result(BuildResult {
+                    id: "sha256:1".into(),
+                    manifest_digest: "sha256:2".into(),
+                    tags: vec![],
+                    steps: 2,
+                    cached_steps: 1,
+                    layers: 1,
+                    seconds: 0.25,
+                }),
+                r#"{"result":{"id":"sha256:1","manifest_digest":"sha256:2","tags":[],"steps":2,"cached_steps":1,"layers":1,"seconds":0.25}}"#,
+            ),
+        ];
+        for (ev, golden) in events {
+            let json = serde_json::to_string(&ev).unwrap();
+            assert_eq!(json, golden);
+            assert_eq!(serde_json::from_str::<BuildEvent>(&json).unwrap(), ev);
+        }
+    }
+}

@@ -33,6 +33,19 @@ impl Manager {
         let image = tokio::task::spawn_blocking(move || images.resolve(&image_ref))
             .await
             .map_err(|e| AgentError::internal("resolve image", e))??;
+        self.create_from(req, image, attached, t0).await
+    }
+
+    /// Creates and starts a container from an image the caller resolved (the builder runs RUN
+    /// steps on image states that have no name).
+    pub async fn create_from(
+        self: &Arc<Self>,
+        req: CreateContainer,
+        image: crate::image::ResolvedImage,
+        attached: bool,
+        t0: Instant,
+    ) -> Result<(Arc<Container>, Created), AgentError> {
+        validate(&req)?;
 
         let id = hoist_common::ids::new_id();
         let name = match &req.name {

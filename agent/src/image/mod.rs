@@ -18,6 +18,7 @@
 
 pub mod archive;
 mod blobs;
+pub mod build;
 pub mod content;
 mod digest;
 mod error;
@@ -38,5 +39,5 @@ pub mod unpack;
 
 pub use error::ImageError;
 pub use reference::Reference;
-pub use store::{ImageStore, ResolvedImage};
+pub use store::{BuiltLayer, ImageStore, ResolvedImage};
 pub use unpack::{LayerLimits, LayerStats};

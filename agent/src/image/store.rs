@@ -18,6 +18,9 @@ use super::oci;
 use super::unpack::{self, LayerLimits};
 use super::{ImageError, Reference};
 
+mod built;
+pub use built::BuiltLayer;
+
 /// Shortest id prefix `resolve` accepts (like docker's short ids).
 const MIN_ID_PREFIX: usize = 12;
 

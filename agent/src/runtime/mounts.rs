@@ -127,6 +127,14 @@ pub fn open_in_root(root: &OwnedFd, path: &str, create: Create) -> io::Result<Ow
     Ok(parent)
 }
 
+/// Opens `path` inside `root` as an `O_PATH` fd without creating anything (symlinks resolve as
+/// if `root` were `/`).
+pub fn lookup_in_root(root: &OwnedFd, path: &str) -> io::Result<OwnedFd> {
+    let rel = path.trim_start_matches('/');
+    let rel = if rel.is_empty() { "." } else { rel };
+    openat2(root, rel, libc::O_PATH, IN_ROOT)
+}
+
 fn ctx(e: io::Error, path: &str) -> io::Error {
     io::Error::new(e.kind(), format!("{path}: {e}"))
 }

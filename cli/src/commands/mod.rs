@@ -1,5 +1,6 @@
 //! One module per command group; each parses its flags with clap and calls the agent.
 
+pub mod build;
 pub mod containers;
 pub mod image_transfer;
 pub mod images;

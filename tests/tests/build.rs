@@ -1,0 +1,329 @@
+//! `hoist build` end to end on one lab host: a Dockerfile with FROM, ARG, ENV, RUN, WORKDIR,
+//! COPY (--chown), USER, LABEL, EXPOSE, CMD builds; the image runs with the expected files, env,
+//! user and workdir; a rebuild is fully cached; a one-file change redoes only the steps from its
+//! COPY on; `--no-cache` redoes everything; bad Dockerfiles fail naming the line; nothing is left
+//! behind (no build containers, no mounts).
+
+use anyhow::{Context, Result};
+use hoist_tests::Host;
+use serde_json::Value;
+use std::path::Path;
+
+fn code(out: &std::process::Output) -> i32 {
+    out.status.code().unwrap_or(-1)
+}
+
+fn text(b: &[u8]) -> String {
+    String::from_utf8_lossy(b).into_owned()
+}
+
+const DOCKERFILE: &str = r#"# syntax=docker/dockerfile:1
+FROM busybox
+ARG GREETING=hi
+ENV APP_HOME=/srv/app \
+    MODE=test
+# users for --chown and USER
+RUN echo 'appuser:x:1234:1234::/home/appuser:/bin/sh' >> /etc/passwd \
+ && echo 'appuser:x:1234:' >> /etc/group \
+ && echo "$GREETING from run" > /built.txt \
+ && rm /bin/vi
+WORKDIR $APP_HOME
+COPY --chown=appuser:appuser app/ ./
+COPY ["script.sh", "/usr/local/bin/"]
+RUN cat hello.txt > copied-at-build.txt
+COPY . /ctx/
+USER appuser
+LABEL org.example.name="demo app"
+EXPOSE 8080
+CMD ["sh", "-c", "echo user=$(id -u):$(id -g) pwd=$(pwd) mode=$MODE; cat hello.txt copied-at-build.txt /built.txt; stat -c '%u %n' hello.txt; ls -A /ctx; test -e /bin/vi || echo no-vi; script.sh"]
+"#;
+
+/// `(instruction, cached)` of each step in a build's output.
+fn steps(out: &str) -> Vec<(String, bool)> {
+    let lines: Vec<&str> = out.lines().collect();
+    let mut v = Vec::new();
+    for (i, l) in lines.iter().enumerate() {
+        if let Some(rest) = l.strip_prefix("Step ") {
+            let inst = rest
+                .split_once(" : ")
+                .map(|x| x.1)
+                .unwrap_or("")
+                .to_string();
+            let cached = lines.get(i + 1).is_some_and(|n| *n == " ---> CACHED");
+            v.push((inst, cached));
+        }
+    }
+    v
+}
+
+fn write(dir: &Path, rel: &str, content: &str) {
+    let p = dir.join(rel);
+    std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+    std::fs::write(p, content).unwrap();
+}
+
+fn build(h: &Host, ctx: &Path, extra: &[&str]) -> Result<(String, String)> {
+    let mut args = vec!["build", "-t", "demo:1"];
+    args.extend_from_slice(extra);
+    args.push(ctx.to_str().unwrap());
+    let out = h.hoist(&args)?;
+    anyhow::ensure!(
+        code(&out) == 0,
+        "build failed: {}\n{}\nagent log:\n{}",
+        text(&out.stdout),
+        text(&out.stderr),
+        hoist_tests::tail(&h.agent_log(), 30)
+    );
+    Ok((text(&out.stdout), text(&out.stderr)))
+}
+
+fn image_config(h: &Host, reference: &str) -> Result<(Value, Value)> {
+    let images: Value = serde_json::from_str(&h.hoist_ok(&["image", "ls", "-o", "json"])?)?;
+    let img = images
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|i| {
+            i["references"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|r| r == reference)
+        })
+        .cloned()
+        .context("built image not listed")?;
+    let hex = img["id"].as_str().unwrap().trim_start_matches("sha256:");
+    let path = h.data_dir().join("images/blobs/sha256").join(hex);
+    let config: Value = serde_json::from_slice(&std::fs::read(&path)?)?;
+    Ok((img, config))
+}
+
+#[test]
+fn build_run_cache_and_partial_rebuild() -> Result<()> {
+    let h = Host::start("b1")?;
+    let ctx = tempfile::tempdir()?;
+    let c = ctx.path();
+    write(c, "Dockerfile", DOCKERFILE);
+    write(c, "app/hello.txt", "hello v1\n");
+    write(c, "app/data.txt", "data\n");
+    write(c, "script.sh", "#!/bin/sh\necho script-ran\n");
+    write(c, "secret.txt", "do not send\n");
+    write(c, "debug.log", "noise\n");
+    write(c, "keep.log", "wanted\n");
+    write(c, ".dockerignore", "secret.txt\n*.log\n!keep.log\n");
+    std::fs::set_permissions(
+        c.join("script.sh"),
+        std::os::unix::fs::PermissionsExt::from_mode(0o755),
+    )?;
+
+    // First build: every step runs.
+    let (out, _) = build(&h, c, &[])?;
+    let s = steps(&out);
+    assert_eq!(s.len(), 13, "{out}");
+    assert_eq!(s[0].0, "FROM busybox");
+    assert!(s.iter().all(|(_, cached)| !cached), "{out}");
+    assert!(out.contains("Successfully built "), "{out}");
+    assert!(out.contains("Successfully tagged demo:1"), "{out}");
+
+    // The image runs with the files, env, user and workdir the Dockerfile gave it.
+    let run = h.hoist_ok(&["run", "--rm", "--network", "none", "demo:1"])?;
+    assert!(
+        run.contains("user=1234:1234 pwd=/srv/app mode=test"),
+        "{run}"
+    );
+    assert!(run.contains("hello v1\nhello v1\nhi from run\n"), "{run}");
+    assert!(run.contains("1234 hello.txt"), "--chown applied: {run}");
+    assert!(run.contains("no-vi"), "a deleted file stays deleted: {run}");
+    assert!(run.contains("script-ran"), "{run}");
+    let ctx_listing: Vec<&str> = run
+        .lines()
+        .skip_while(|l| !l.starts_with("1234 hello.txt"))
+        .skip(1)
+        .take_while(|l| *l != "no-vi")
+        .collect();
+    assert_eq!(
+        ctx_listing,
+        [
+            ".dockerignore",
+            "Dockerfile",
+            "app",
+            "keep.log",
+            "script.sh"
+        ],
+        ".dockerignore honoured: {run}"
+    );
+
+    // Layers and history: busybox's one layer + 3 COPY + 2 RUN; 12 history entries, 7 empty.
+    let (img, config) = image_config(&h, "demo:1")?;
+    assert_eq!(img["layers"], 6, "{img}");
+    let history = config["history"].as_array().unwrap();
+    assert_eq!(history.len(), 12, "{config}");
+    let empty = history.iter().filter(|e| e["empty_layer"] == true).count();
+    assert_eq!(empty, 7, "ARG ENV WORKDIR USER LABEL EXPOSE CMD: {config}");
+    assert_eq!(config["rootfs"]["diff_ids"].as_array().unwrap().len(), 6);
+    let cfg = &config["config"];
+    assert_eq!(cfg["User"], "appuser");
+    assert_eq!(cfg["WorkingDir"], "/srv/app");
+    assert!(cfg["Env"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|e| e == "APP_HOME=/srv/app"));
+    assert!(cfg["ExposedPorts"].get("8080/tcp").is_some(), "{cfg}");
+    assert_eq!(cfg["Labels"]["org.example.name"], "demo app");
+    let id1 = img["id"].as_str().unwrap().to_string();
+
+    // A rebuild: every step after FROM from the cache, the same image.
+    let out = h.hoist_ok(&["build", "-o", "json", "-t", "demo:1", c.to_str().unwrap()])?;
+    let r: Value = serde_json::from_str(&out)?;
+    assert_eq!(r["steps"], 13);
+    assert_eq!(r["cached_steps"], 12, "{r}");
+    assert_eq!(r["id"], id1.as_str());
+
+    // One file changes: the steps before its COPY are cached, that COPY and all after run.
+    write(c, "app/hello.txt", "hello v2\n");
+    let (out, _) = build(&h, c, &[])?;
+    let s = steps(&out);
+    let cached: Vec<bool> = s.iter().map(|(_, c)| *c).collect();
+    assert_eq!(
+        cached,
+        [false, true, true, true, true, false, false, false, false, false, false, false, false],
+        "{out}"
+    );
+    assert!(
+        s[5].0.starts_with("COPY --chown=appuser:appuser app/"),
+        "{:?}",
+        s[5]
+    );
+    let run = h.hoist_ok(&["run", "--rm", "--network", "none", "demo:1"])?;
+    assert!(run.contains("hello v2\nhello v2\n"), "{run}");
+
+    // --no-cache runs everything again.
+    let (out, _) = build(&h, c, &["--no-cache"])?;
+    assert!(steps(&out).iter().all(|(_, cached)| !cached), "{out}");
+
+    // A build arg changes the ARG step's key, so it and every later step run again.
+    let (out, _) = build(&h, c, &["--build-arg", "GREETING=yo"])?;
+    let cached: Vec<bool> = steps(&out).iter().map(|(_, c)| *c).collect();
+    assert_eq!(cached, [false; 13], "{out}");
+    let run = h.hoist_ok(&["run", "--rm", "--network", "none", "demo:1"])?;
+    assert!(run.contains("yo from run"), "{run}");
+
+    // -q prints only the id.
+    let out = h.hoist_ok(&["build", "-q", "-t", "demo:1", c.to_str().unwrap()])?;
+    assert!(
+        out.trim().starts_with("sha256:") && out.lines().count() == 1,
+        "{out}"
+    );
+
+    // Removing the image frees its layers; the cache entries that named them are then misses,
+    // and a rebuild still succeeds (steps whose state survived stay cached).
+    h.hoist_ok(&["image", "rm", "demo:1"])?;
+    let (out, _) = build(&h, c, &[])?;
+    let cached: Vec<bool> = steps(&out).iter().map(|(_, c)| *c).collect();
+    assert_eq!(
+        &cached[..3],
+        [false, true, true],
+        "ARG and ENV states survive: {out}"
+    );
+    assert!(
+        !cached[3],
+        "the RUN layer was removed with the image: {out}"
+    );
+    let run = h.hoist_ok(&["run", "--rm", "--network", "none", "demo:1"])?;
+    assert!(run.contains("hello v2"), "{run}");
+
+    // Nothing left behind: no build containers, no mounts of the data dir.
+    let ps: Value = serde_json::from_str(&h.hoist_ok(&["ps", "-a", "-o", "json"])?)?;
+    assert_eq!(ps.as_array().unwrap().len(), 0, "{ps}");
+    let mounts = std::fs::read_to_string("/proc/self/mountinfo")?;
+    let data = h.data_dir().display().to_string();
+    assert!(!mounts.contains(&data), "mounts left under {data}");
+    let tmp = h.data_dir().join("build/tmp");
+    assert_eq!(std::fs::read_dir(&tmp)?.count(), 0, "build temp files left");
+    Ok(())
+}
+
+#[test]
+fn bad_dockerfiles_fail_with_the_line() -> Result<()> {
+    let h = Host::start("b2")?;
+    let ctx = tempfile::tempdir()?;
+    let c = ctx.path();
+    write(c, "a.txt", "a\n");
+    let cases = [
+        (
+            "FROM busybox\nRUN true\nCOPY --from=build /a /b\n",
+            "Dockerfile:3: COPY --from is not supported",
+        ),
+        (
+            "FROM busybox\n\nHEALTHCHECK CMD true\n",
+            "Dockerfile:3: HEALTHCHECK is not supported",
+        ),
+        (
+            "FROM busybox AS build\n",
+            "Dockerfile:1: FROM ... AS is not supported",
+        ),
+        ("FROM not-here:1\n", "hoist image pull not-here:1"),
+        (
+            "FROM busybox\nRUN exit 3\n",
+            "Dockerfile:2: the command [\"/bin/sh\",\"-c\",\"exit 3\"] returned a non-zero code: 3",
+        ),
+        (
+            "FROM busybox\nCOPY missing.txt /\n",
+            "Dockerfile:2: source \"missing.txt\" is not in the build context",
+        ),
+        (
+            "FROM busybox\nADD https://example.com/x.tgz /\n",
+            "Dockerfile:2: ADD of URLs is not supported",
+        ),
+    ];
+    for (df, want) in cases {
+        write(c, "Dockerfile", df);
+        let out = h.hoist(&["build", "-t", "bad:1", c.to_str().unwrap()])?;
+        assert_eq!(code(&out), 1, "{df}: {}", text(&out.stdout));
+        assert!(
+            text(&out.stderr).contains(want),
+            "{df}: want {want:?}, got {}",
+            text(&out.stderr)
+        );
+    }
+    let ps: Value = serde_json::from_str(&h.hoist_ok(&["ps", "-a", "-o", "json"])?)?;
+    assert_eq!(
+        ps.as_array().unwrap().len(),
+        0,
+        "failed RUN removed its container"
+    );
+    Ok(())
+}
+
+#[test]
+fn scratch_add_archive_and_exec_form() -> Result<()> {
+    let h = Host::start("b3")?;
+    let ctx = tempfile::tempdir()?;
+    let c = ctx.path();
+    // A tar archive ADD must unpack, holding a static busybox.
+    let root = tempfile::tempdir()?;
+    std::fs::create_dir_all(root.path().join("bin"))?;
+    std::fs::copy("/bin/busybox", root.path().join("bin/busybox"))?;
+    let st = std::process::Command::new("tar")
+        .args(["-czf"])
+        .arg(c.join("rootfs.tar.gz"))
+        .arg("-C")
+        .arg(root.path())
+        .arg(".")
+        .status()?;
+    assert!(st.success());
+    write(
+        c,
+        "Dockerfile",
+        "FROM scratch\nADD rootfs.tar.gz /\nRUN [\"/bin/busybox\", \"sh\", \"-c\", \"/bin/busybox mkdir -p /out && echo made > /out/x\"]\nENTRYPOINT [\"/bin/busybox\"]\nCMD [\"cat\", \"/out/x\"]\nSTOPSIGNAL SIGINT\n",
+    );
+    let (out, _) = build(&h, c, &[])?;
+    assert!(out.contains("Step 2/6 : ADD rootfs.tar.gz /"), "{out}");
+    let run = h.hoist_ok(&["run", "--rm", "--network", "none", "demo:1"])?;
+    assert_eq!(run, "made\n");
+    let (img, config) = image_config(&h, "demo:1")?;
+    assert_eq!(img["layers"], 2);
+    assert_eq!(config["config"]["StopSignal"], "SIGINT");
+    Ok(())
+}
