@@ -34,6 +34,9 @@ cleanup() {
   set +e
   for p in "${hpid[@]}" "${epid[@]}"; do kill -9 "$p" 2>/dev/null; done
   wait 2>/dev/null
+  # The members' logs outlive the run (elections and RPC timeouts are diagnosed from them).
+  rm -rf "$root/target/bench-logs" && mkdir -p "$root/target/bench-logs" && cp "$work"/*.log "$root/target/bench-logs/"
+  echo "member logs: $root/target/bench-logs" >&2
   rm -rf "$work"
 }
 trap cleanup EXIT

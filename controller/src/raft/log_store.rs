@@ -19,6 +19,7 @@ use std::fmt::Debug;
 use std::ops::RangeBounds;
 use std::sync::mpsc;
 use std::sync::{Arc, RwLock};
+use std::time::{Duration, Instant};
 use tokio::sync::oneshot;
 
 type SResult<T> = Result<T, StorageError<u64>>;
@@ -176,9 +177,52 @@ fn migrate_redb_log(store: &Store, wal: &mut Wal, mirror: &mut Mirror) -> Result
     Ok(())
 }
 
+/// The committed id is only a restart hint (a lower one is re-learned from the leader), so it is
+/// written along with other values, or at most this often, rather than in every group: each redb
+/// commit rewrites pages, and at thousands of groups a second that was most of the writer's work.
+const COMMITTED_EVERY: Duration = Duration::from_millis(250);
+
+/// The newest committed id not written yet, and when one was last written.
+struct LazyCommitted {
+    value: Option<Vec<u8>>,
+    written: Instant,
+}
+
+impl LazyCommitted {
+    fn flush(&mut self, store: &Store, durable: bool) -> Result<(), StoreError> {
+        if let Some(v) = self.value.take() {
+            store.put_meta(&[(KEY_COMMITTED, &v)], durable)?;
+            self.written = Instant::now();
+        }
+        Ok(())
+    }
+}
+
 /// Applies queued operations in order, as many per sync as are waiting.
 fn writer_loop(store: &Store, wal: &mut Wal, rx: &mpsc::Receiver<WriteOp>) {
-    while let Ok(first) = rx.recv() {
+    let mut lazy = LazyCommitted {
+        value: None,
+        written: Instant::now(),
+    };
+    loop {
+        let next = if lazy.value.is_some() {
+            rx.recv_timeout(COMMITTED_EVERY)
+        } else {
+            rx.recv().map_err(|_| mpsc::RecvTimeoutError::Disconnected)
+        };
+        let first = match next {
+            Ok(op) => op,
+            Err(mpsc::RecvTimeoutError::Timeout) => {
+                if let Err(e) = lazy.flush(store, false) {
+                    tracing::warn!(error = %e, "saving the committed log id");
+                }
+                continue;
+            }
+            Err(mpsc::RecvTimeoutError::Disconnected) => {
+                let _ = lazy.flush(store, true);
+                return;
+            }
+        };
         let mut batch = vec![first];
         while batch.len() < 4096 {
             match rx.try_recv() {
@@ -186,7 +230,7 @@ fn writer_loop(store: &Store, wal: &mut Wal, rx: &mpsc::Receiver<WriteOp>) {
                 Err(_) => break,
             }
         }
-        let result = commit(store, wal, &batch).map_err(|e| e.to_string());
+        let result = commit(store, wal, &batch, &mut lazy).map_err(|e| e.to_string());
         for op in batch {
             match op {
                 WriteOp::Append { done, .. } => {
@@ -206,11 +250,16 @@ fn writer_loop(store: &Store, wal: &mut Wal, rx: &mpsc::Receiver<WriteOp>) {
 }
 
 /// Writes a batch: log records go to the segment files in queue order and are synced once at the
-/// end; redb values are committed after that sync (fsync'd only when someone waits for one: a vote;
-/// the committed id alone rides along without). A purge point is made durable before the purged
-/// segments are deleted. Nothing is answered before this returns, so moving a redb write after
-/// the log writes queued before it changes no answer.
-fn commit(store: &Store, wal: &mut Wal, batch: &[WriteOp]) -> Result<(), StoreError> {
+/// end; redb values are committed after that sync (fsync'd only when someone waits for one: a
+/// vote). A purge point is made durable before the purged segments are deleted. Nothing is
+/// answered before this returns, so moving a redb write after the log writes queued before it
+/// changes no answer; the committed id may come later still (see [`COMMITTED_EVERY`]).
+fn commit(
+    store: &Store,
+    wal: &mut Wal,
+    batch: &[WriteOp],
+    lazy: &mut LazyCommitted,
+) -> Result<(), StoreError> {
     let log_err = |e: super::wal::WalError| StoreError::Log(e.to_string());
     let mut meta: Vec<(&str, &[u8])> = Vec::new();
     let mut durable = false;
@@ -224,6 +273,11 @@ fn commit(store: &Store, wal: &mut Wal, batch: &[WriteOp]) -> Result<(), StoreEr
                 meta.clear();
                 wal.purge(*upto).map_err(log_err)?;
             }
+            WriteOp::Meta {
+                key: KEY_COMMITTED,
+                value,
+                done: None,
+            } => lazy.value = Some(value.clone()),
             WriteOp::Meta { key, value, done } => {
                 meta.push((key, value.as_slice()));
                 durable |= done.is_some();
@@ -231,8 +285,16 @@ fn commit(store: &Store, wal: &mut Wal, batch: &[WriteOp]) -> Result<(), StoreEr
         }
     }
     wal.sync().map_err(log_err)?;
+    let due = !meta.is_empty() || lazy.written.elapsed() >= COMMITTED_EVERY;
+    let committed = if due { lazy.value.take() } else { None };
+    if let Some(c) = &committed {
+        meta.push((KEY_COMMITTED, c.as_slice()));
+    }
     if !meta.is_empty() {
         store.put_meta(&meta, durable)?;
+        if committed.is_some() {
+            lazy.written = Instant::now();
+        }
     }
     Ok(())
 }

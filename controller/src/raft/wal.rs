@@ -277,7 +277,7 @@ impl Wal {
 
     /// Removes the entries from `from` on, durably (a conflicting suffix on a follower).
     pub fn truncate(&mut self, from: u64) -> WResult<()> {
-        let Some(&(name, offset)) = self.positions.get(&from) else {
+        let Some((_, &(name, offset))) = self.positions.range(from..).next() else {
             return Ok(());
         };
         let later: Vec<u64> = self.segments.range(name + 1..).map(|(k, _)| *k).collect();
