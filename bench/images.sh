@@ -27,9 +27,9 @@ work=$(mktemp -d /tmp/hoist-bench-img.XXXXXX)
 sock=$work/agent.sock
 cleanup() {
   set +e
-  [ -n "${agent_pid:-}" ] && kill "$agent_pid" 2>/dev/null
-  [ -n "${registry_pid:-}" ] && kill "$registry_pid" 2>/dev/null
+  for pid in ${agent_pid:-} ${registry_pid:-}; do kill "$pid" 2>/dev/null; done
   wait 2>/dev/null
+  for pid in $(ip netns pids "$ns" 2>/dev/null); do kill "$pid" 2>/dev/null; done
   ip netns del "$ns" 2>/dev/null
   rm -rf "$work"
 }
@@ -50,9 +50,11 @@ storage:
 http:
   addr: 127.0.0.1:5000
 YML
-in_ns /usr/bin/docker-registry serve "$work/registry.yml" >"$work/registry.log" 2>&1 &
+# Started with nsenter directly (not through a shell function) so that $! is the daemon itself
+# (nsenter execs it) and the cleanup's kill reaches it: a leftover would keep holding the CPU lock.
+nsenter --net=/run/netns/$ns /usr/bin/docker-registry serve "$work/registry.yml" >"$work/registry.log" 2>&1 &
 registry_pid=$!
-in_ns "$bin/hoist-agent" --data-dir "$work/data" --socket "$sock" --cgroup-parent "hoist-bench-img-$id" 2>"$work/agent.log" &
+nsenter --net=/run/netns/$ns "$bin/hoist-agent" --data-dir "$work/data" --socket "$sock" --cgroup-parent "hoist-bench-img-$id" 2>"$work/agent.log" &
 agent_pid=$!
 for _ in $(seq 100); do [ -S "$sock" ] && break; sleep 0.05; done
 export HOIST_AGENT=$sock
