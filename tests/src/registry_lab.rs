@@ -227,3 +227,147 @@ impl OciLayout {
         self.dir.path()
     }
 }
+
+/// What [`FlakyProxy`] does to the first response stream that grows past `after` bytes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Fault {
+    /// Close the connection (once; later connections pass through).
+    Cut,
+    /// Stop forwarding and hold the connection open (every connection, until dropped).
+    Stall,
+}
+
+/// A TCP proxy on loopback inside a host's netns, in front of a registry, that breaks the first big
+/// response: to test resumed downloads and killed pulls. Records the requests it forwarded.
+#[derive(Debug)]
+pub struct FlakyProxy {
+    pub addr: String,
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    pub requests: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
+}
+
+/// Moves the calling thread into `netns` (threads it creates inherit it).
+fn enter_netns(netns: &str) -> Result<()> {
+    use std::os::fd::AsRawFd;
+    let f = std::fs::File::open(format!("/run/netns/{netns}"))?;
+    // SAFETY: setns on a valid namespace fd affects only the calling thread's network namespace.
+    let rc = unsafe { libc::setns(f.as_raw_fd(), libc::CLONE_NEWNET) };
+    if rc != 0 {
+        bail!("setns {netns}: {}", std::io::Error::last_os_error());
+    }
+    Ok(())
+}
+
+impl FlakyProxy {
+    pub fn start(host: &Host, port: u16, upstream: &str, fault: Fault, after: u64) -> Result<Self> {
+        use std::io::{Read, Write};
+        use std::net::{TcpListener, TcpStream};
+        use std::sync::atomic::{AtomicBool, Ordering};
+        use std::sync::{Arc, Mutex};
+        let addr = format!("127.0.0.1:{port}");
+        let stop = Arc::new(AtomicBool::new(false));
+        let requests = Arc::new(Mutex::new(Vec::new()));
+        let (ready_tx, ready_rx) = std::sync::mpsc::channel();
+        let (netns, upstream, listen) = (host.netns.clone(), upstream.to_owned(), addr.clone());
+        let (stop2, requests2) = (stop.clone(), requests.clone());
+        std::thread::spawn(move || {
+            let listener = match enter_netns(&netns).and_then(|()| Ok(TcpListener::bind(&listen)?))
+            {
+                Ok(l) => l,
+                Err(e) => {
+                    let _ = ready_tx.send(Err(e));
+                    return;
+                }
+            };
+            let _ = listener.set_nonblocking(true);
+            let _ = ready_tx.send(Ok(()));
+            let faulted = Arc::new(AtomicBool::new(false));
+            while !stop2.load(Ordering::Relaxed) {
+                let Ok((client, _)) = listener.accept() else {
+                    std::thread::sleep(Duration::from_millis(10));
+                    continue;
+                };
+                let _ = client.set_nonblocking(false);
+                let Ok(server) = TcpStream::connect(&upstream) else {
+                    continue;
+                };
+                let (mut c_read, mut s_write) =
+                    (client.try_clone().unwrap(), server.try_clone().unwrap());
+                let requests = requests2.clone();
+                // client -> registry, logging request heads.
+                std::thread::spawn(move || {
+                    let mut buf = [0u8; 65536];
+                    while let Ok(n) = c_read.read(&mut buf) {
+                        if n == 0 {
+                            break;
+                        }
+                        let text = String::from_utf8_lossy(&buf[..n]);
+                        if text.starts_with("GET ")
+                            || text.starts_with("HEAD ")
+                            || text.starts_with("PUT ")
+                            || text.starts_with("POST ")
+                        {
+                            requests
+                                .lock()
+                                .unwrap()
+                                .push(text.split("\r\n\r\n").next().unwrap_or("").to_owned());
+                        }
+                        if s_write.write_all(&buf[..n]).is_err() {
+                            break;
+                        }
+                    }
+                    let _ = s_write.shutdown(std::net::Shutdown::Write);
+                });
+                // registry -> client, with the fault.
+                let (faulted, stop3) = (faulted.clone(), stop2.clone());
+                let (mut s_read, mut c_write) = (server, client);
+                std::thread::spawn(move || {
+                    let mut buf = [0u8; 65536];
+                    let mut sent = 0u64;
+                    while let Ok(n) = s_read.read(&mut buf) {
+                        if n == 0 {
+                            break;
+                        }
+                        if sent + n as u64 > after {
+                            let first = match fault {
+                                Fault::Cut => !faulted.swap(true, Ordering::SeqCst),
+                                Fault::Stall => true,
+                            };
+                            if first {
+                                let keep = (after - sent.min(after)) as usize;
+                                let _ = c_write.write_all(&buf[..keep.min(n)]);
+                                if fault == Fault::Stall {
+                                    while !stop3.load(Ordering::Relaxed) {
+                                        std::thread::sleep(Duration::from_millis(50));
+                                    }
+                                }
+                                break;
+                            }
+                        }
+                        sent += n as u64;
+                        if c_write.write_all(&buf[..n]).is_err() {
+                            break;
+                        }
+                    }
+                    let _ = c_write.shutdown(std::net::Shutdown::Both);
+                });
+            }
+        });
+        ready_rx.recv()??;
+        Ok(Self {
+            addr,
+            stop,
+            requests,
+        })
+    }
+
+    pub fn requests(&self) -> Vec<String> {
+        self.requests.lock().unwrap().clone()
+    }
+}
+
+impl Drop for FlakyProxy {
+    fn drop(&mut self) {
+        self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    }
+}

@@ -430,3 +430,68 @@ fn tampered_blob_is_rejected_and_a_failed_pull_leaves_nothing() -> Result<()> {
     );
     Ok(())
 }
+
+#[test]
+fn an_interrupted_download_resumes_with_a_range_request() -> Result<()> {
+    use hoist_tests::registry_lab::{Fault, FlakyProxy};
+    let h = Host::start("img6")?;
+    let reg = Registry::start(&h, 5000, RegistryAuthMode::Anonymous)?;
+    let layout = OciLayout::build()?;
+    skopeo_push(&reg, &layout, "flaky/app:1", false, None)?;
+    // The busybox layer is ~3 MB: the cut lands inside it.
+    let proxy = FlakyProxy::start(&h, 5002, &reg.addr, Fault::Cut, 1 << 20)?;
+    let src = format!("{}/flaky/app:1", proxy.addr);
+    let out = h.hoist_ok(&["-o", "json", "image", "pull", &src])?;
+    assert!(out.contains("\"resuming\""), "{out}");
+    let ranged: Vec<String> = proxy
+        .requests()
+        .into_iter()
+        .filter(|r| r.to_lowercase().contains("range: bytes="))
+        .collect();
+    assert_eq!(ranged.len(), 1, "{:#?}", proxy.requests());
+    assert_eq!(run_cat_hello(&h, &src)?, "hello-from-umoci\n");
+    assert_eq!(
+        inspect(&h, &src)?["manifest_digest"],
+        reg.inspect("flaky/app:1", None)?["Digest"]
+    );
+    Ok(())
+}
+
+#[test]
+fn a_pull_killed_midway_leaves_no_image_and_no_staging() -> Result<()> {
+    use hoist_tests::registry_lab::{Fault, FlakyProxy};
+    let mut h = Host::start("img7")?;
+    let reg = Registry::start(&h, 5000, RegistryAuthMode::Anonymous)?;
+    let layout = OciLayout::build()?;
+    skopeo_push(&reg, &layout, "stall/app:1", false, None)?;
+    let proxy = FlakyProxy::start(&h, 5002, &reg.addr, Fault::Stall, 1 << 20)?;
+    let src = format!("{}/stall/app:1", proxy.addr);
+    let mut pull = Command::new(bin("hoist"))
+        .args(["image", "pull", &src])
+        .env("HOIST_AGENT", h.socket())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()?;
+    hoist_tests::wait_for(
+        "the pull to stage a layer",
+        std::time::Duration::from_secs(20),
+        || Ok((!tmp_entries(&h).is_empty()).then_some(())),
+    )?;
+    h.kill_agent()?;
+    let _ = pull.kill();
+    let _ = pull.wait();
+    h.start_agent()?;
+    assert!(
+        tmp_entries(&h).is_empty(),
+        "staging cleaned at start: {:?}",
+        tmp_entries(&h)
+    );
+    let ls = h.hoist_ok(&["image", "ls"])?;
+    assert!(!ls.contains("stall/app"), "{ls}");
+    drop(proxy);
+    // Straight from the registry it pulls fine afterwards.
+    let direct = format!("{}/stall/app:1", reg.addr);
+    h.hoist_ok(&["image", "pull", &direct])?;
+    assert_eq!(run_cat_hello(&h, &direct)?, "hello-from-umoci\n");
+    Ok(())
+}

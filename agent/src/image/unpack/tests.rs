@@ -583,7 +583,10 @@ fn overlayfs_honours_converted_whiteouts() {
 
 #[test]
 fn a_tar_cut_after_its_last_entry_data_is_accepted_and_hashed_as_is() {
-    let full = layer(&[E::File(s("a"), b"hello".to_vec()), E::File(s("b"), vec![7u8; 700])]);
+    let full = layer(&[
+        E::File(s("a"), b"hello".to_vec()),
+        E::File(s("b"), vec![7u8; 700]),
+    ]);
     // Drop the last entry's padding and the two end-of-archive blocks.
     let cut = 512 + 512 + 512 + 700;
     let truncated = &full[..cut];
