@@ -153,11 +153,19 @@ fn build_run_cache_and_partial_rebuild() -> Result<()> {
         ".dockerignore honoured: {run}"
     );
 
-    // Layers and history: busybox's one layer + 3 COPY + 2 RUN; 12 history entries, 7 empty.
+    // Layers and history: busybox's one layer + 3 COPY + 2 RUN; 13 history entries (one for the
+    // imported base layer, which had none), 7 of them empty.
     let (img, config) = image_config(&h, "demo:1")?;
     assert_eq!(img["layers"], 6, "{img}");
     let history = config["history"].as_array().unwrap();
-    assert_eq!(history.len(), 12, "{config}");
+    assert_eq!(history.len(), 13, "{config}");
+    assert_eq!(history[0]["comment"], "base layer without history");
+    let run_entry = history[3]["created_by"].as_str().unwrap();
+    assert!(
+        run_entry.starts_with(r#"RUN |GREETING=hi ["/bin/sh","-c","echo 'appuser:x:1234"#),
+        "build args show in RUN's history like Docker's: {run_entry}"
+    );
+    assert_eq!(history[2]["created_by"], "ENV APP_HOME=/srv/app MODE=test");
     let empty = history.iter().filter(|e| e["empty_layer"] == true).count();
     assert_eq!(empty, 7, "ARG ENV WORKDIR USER LABEL EXPOSE CMD: {config}");
     assert_eq!(config["rootfs"]["diff_ids"].as_array().unwrap().len(), 6);
@@ -325,5 +333,87 @@ fn scratch_add_archive_and_exec_form() -> Result<()> {
     let (img, config) = image_config(&h, "demo:1")?;
     assert_eq!(img["layers"], 2);
     assert_eq!(config["config"]["StopSignal"], "SIGINT");
+    Ok(())
+}
+
+#[test]
+fn copy_resolves_paths_inside_the_image_and_run_network_modes() -> Result<()> {
+    let h = Host::start("b4")?;
+    // A host directory the image's symlinks name: nothing may ever be written to it.
+    let sentinel = tempfile::tempdir()?;
+    let host_dir = sentinel.path().display().to_string();
+    let ctx = tempfile::tempdir()?;
+    let c = ctx.path();
+    write(c, "payload.txt", "payload\n");
+    // An archive whose entries try to climb out of the destination.
+    let st = std::process::Command::new("python3")
+        .arg("-c")
+        .arg(
+            "import tarfile,io,sys\n\
+             t=tarfile.open(sys.argv[1],'w')\n\
+             for n in ['../../escape.txt','ok.txt']:\n\
+             \x20d=b'x\\n';i=tarfile.TarInfo(n);i.size=len(d);t.addfile(i,io.BytesIO(d))\n\
+             t.close()",
+        )
+        .arg(c.join("evil.tar"))
+        .status()?;
+    assert!(st.success());
+    write(
+        c,
+        "Dockerfile",
+        &format!(
+            "FROM busybox\n\
+             RUN mkdir -p {host_dir} && ln -s {host_dir} /link && ln -s / /rootlink\n\
+             COPY payload.txt /link/\n\
+             COPY payload.txt /rootlink{host_dir}/again.txt\n\
+             ADD evil.tar /link/sub/\n\
+             RUN test ! -e /sys/class/net/eth0\n"
+        ),
+    );
+    let out = h.hoist(&["build", "-t", "safe:1", c.to_str().unwrap()])?;
+    let all = format!("{}{}", text(&out.stdout), text(&out.stderr));
+    // The tar's `..` entry is refused by the unpacker, which fails the ADD; either way the host
+    // directory stays empty.
+    assert_eq!(
+        std::fs::read_dir(sentinel.path())?.count(),
+        0,
+        "a build wrote through an image symlink to the host: {all}"
+    );
+    assert_eq!(code(&out), 1, "{all}");
+    assert!(all.contains("Dockerfile:5: ADD failed"), "{all}");
+
+    // Without the hostile archive the build succeeds and the files are inside the image.
+    let df =
+        std::fs::read_to_string(c.join("Dockerfile"))?.replace("ADD evil.tar /link/sub/\n", "");
+    write(c, "Dockerfile", &df);
+    build(&h, c, &[])?;
+    assert_eq!(std::fs::read_dir(sentinel.path())?.count(), 0);
+    let run = h.hoist_ok(&[
+        "run",
+        "--rm",
+        "--network",
+        "none",
+        "demo:1",
+        "cat",
+        &format!("{host_dir}/payload.txt"),
+        &format!("{host_dir}/again.txt"),
+    ])?;
+    assert_eq!(run, "payload\npayload\n");
+
+    // RUN steps get no network by default and the bridge when asked.
+    write(
+        c,
+        "Dockerfile",
+        "FROM busybox\nRUN test -e /sys/class/net/eth0\n",
+    );
+    let out = h.hoist(&[
+        "build",
+        "--network",
+        "bridge",
+        "-t",
+        "net:1",
+        c.to_str().unwrap(),
+    ])?;
+    assert_eq!(code(&out), 0, "{}{}", text(&out.stdout), text(&out.stderr));
     Ok(())
 }

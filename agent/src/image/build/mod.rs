@@ -329,6 +329,8 @@ impl Builder {
             }
             Err(e) => return Err(line_err(inst, e)),
         };
+        let mut config = config;
+        complete_history(&mut config)?;
         Ok(State {
             key: cache::base_key(Some(&manifest)),
             config,
@@ -771,6 +773,36 @@ async fn blocking<T: Send + 'static>(
     tokio::task::spawn_blocking(f)
         .await
         .map_err(|e| AgentError::internal("build task", e))?
+}
+
+/// A base image without history for some of its layers (an imported rootfs has none) gets an
+/// entry per such layer, so the built image's non-empty history entries match its layers, as
+/// OCI tools expect.
+fn complete_history(config: &mut ImageConfiguration) -> Result<(), AgentError> {
+    let mut history = config.history().clone().unwrap_or_default();
+    let described = history
+        .iter()
+        .filter(|h| h.empty_layer() != Some(true))
+        .count();
+    let layers = config.rootfs().diff_ids().len();
+    if described >= layers {
+        return Ok(());
+    }
+    let mut missing = Vec::new();
+    for _ in described..layers {
+        let mut entry = HistoryBuilder::default().comment("base layer without history");
+        if let Some(created) = config.created() {
+            entry = entry.created(created.clone());
+        }
+        missing.push(
+            entry
+                .build()
+                .map_err(|e| AgentError::internal("history", e))?,
+        );
+    }
+    missing.append(&mut history);
+    config.set_history(Some(missing));
+    Ok(())
 }
 
 /// Exec form as is; shell form through `/bin/sh -c`.
