@@ -417,3 +417,36 @@ fn copy_resolves_paths_inside_the_image_and_run_network_modes() -> Result<()> {
     assert_eq!(code(&out), 0, "{}{}", text(&out.stdout), text(&out.stderr));
     Ok(())
 }
+
+#[test]
+fn interrupting_the_client_cancels_the_build() -> Result<()> {
+    let h = Host::start("b5")?;
+    let ctx = tempfile::tempdir()?;
+    let c = ctx.path();
+    write(c, "Dockerfile", "FROM busybox\nRUN sleep 60\nRUN true\n");
+    let mut cli = std::process::Command::new(hoist_tests::bin("hoist"))
+        .env("HOIST_AGENT", h.socket())
+        .args(["build", "-t", "slow:1", c.to_str().unwrap()])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()?;
+    let ps = |h: &Host| -> Result<usize> {
+        let v: Value = serde_json::from_str(&h.hoist_ok(&["ps", "-a", "-o", "json"])?)?;
+        Ok(v.as_array().map_or(0, |a| a.len()))
+    };
+    hoist_tests::wait_for(
+        "the RUN container",
+        std::time::Duration::from_secs(20),
+        || Ok((ps(&h)? == 1).then_some(())),
+    )?;
+    cli.kill()?;
+    cli.wait()?;
+    hoist_tests::wait_for(
+        "the RUN container to go",
+        std::time::Duration::from_secs(10),
+        || Ok((ps(&h)? == 0).then_some(())),
+    )?;
+    let images = h.hoist_ok(&["image", "ls"])?;
+    assert!(!images.contains("slow"), "{images}");
+    Ok(())
+}

@@ -151,8 +151,18 @@ impl Builder {
     }
 
     async fn emit(&self, ev: BuildEvent) {
-        // A client that went away does not stop the build: its result is still cached.
         let _ = self.tx.send(ev).await;
+    }
+
+    /// A client that went away (Ctrl-C on `hoist build`) cancels the build: no further step
+    /// starts, and a running RUN container is killed. Steps already done stay cached.
+    fn check_cancelled(&self) -> StepResult<()> {
+        if self.tx.is_closed() {
+            return Err(AgentError::Conflict(
+                "build cancelled: the client went away".into(),
+            ));
+        }
+        Ok(())
     }
 
     async fn build(&mut self, df: &Dockerfile, t0: Instant) -> StepResult<BuildResult> {
@@ -168,6 +178,7 @@ impl Builder {
         let mut state: Option<State> = None;
         let mut cached_steps = 0;
         for (n, inst) in steps.iter().enumerate() {
+            self.check_cancelled()?;
             let t = Instant::now();
             self.emit(BuildEvent::Step {
                 number: n + 1,
@@ -677,8 +688,17 @@ impl Builder {
                     tail: None,
                 },
             )?;
-            while let Some(chunk) = logs.recv().await {
-                self.emit(BuildEvent::Output(chunk)).await;
+            loop {
+                tokio::select! {
+                    chunk = logs.recv() => match chunk {
+                        Some(chunk) => self.emit(BuildEvent::Output(chunk)).await,
+                        None => break,
+                    },
+                    // The container is force-removed below, which kills it.
+                    () = self.tx.closed() => return Err(self.check_cancelled().err().unwrap_or_else(
+                        || AgentError::Conflict("build cancelled".into()),
+                    )),
+                }
             }
             let exit = c.wait_exit().await;
             if exit.code != 0 {
