@@ -324,15 +324,19 @@ fn scratch_add_archive_and_exec_form() -> Result<()> {
     write(
         c,
         "Dockerfile",
-        "FROM scratch\nADD rootfs.tar.gz /\nRUN [\"/bin/busybox\", \"sh\", \"-c\", \"/bin/busybox mkdir -p /out && echo made > /out/x\"]\nENTRYPOINT [\"/bin/busybox\"]\nCMD [\"cat\", \"/out/x\"]\nSTOPSIGNAL SIGINT\n",
+        "FROM scratch\nENV V=1.2\nARG FULL=v$V\nLABEL full=$FULL\nADD rootfs.tar.gz /\nRUN [\"/bin/busybox\", \"sh\", \"-c\", \"/bin/busybox mkdir -p /out && echo made > /out/x\"]\nENTRYPOINT [\"/bin/busybox\"]\nCMD [\"cat\", \"/out/x\"]\nSTOPSIGNAL SIGINT\n",
     );
     let (out, _) = build(&h, c, &[])?;
-    assert!(out.contains("Step 2/6 : ADD rootfs.tar.gz /"), "{out}");
+    assert!(out.contains("Step 5/9 : ADD rootfs.tar.gz /"), "{out}");
     let run = h.hoist_ok(&["run", "--rm", "--network", "none", "demo:1"])?;
     assert_eq!(run, "made\n");
     let (img, config) = image_config(&h, "demo:1")?;
     assert_eq!(img["layers"], 2);
     assert_eq!(config["config"]["StopSignal"], "SIGINT");
+    assert_eq!(
+        config["config"]["Labels"]["full"], "v1.2",
+        "an ARG default sees the ENV before it"
+    );
     Ok(())
 }
 

@@ -178,7 +178,7 @@ impl Builder {
             .skip_while(|i| i.cmd != Cmd::From)
             .collect();
         for inst in df.instructions.iter().take_while(|i| i.cmd != Cmd::From) {
-            self.declare_arg(inst, true)?;
+            self.declare_arg(inst, None)?;
         }
         let total = steps.len();
         let mut state: Option<State> = None;
@@ -245,13 +245,20 @@ impl Builder {
         })
     }
 
-    fn declare_arg(&mut self, inst: &Instruction, before_from: bool) -> StepResult<Vec<String>> {
+    /// Declares the ARGs of `inst`: before FROM (`config` None) into the meta scope, after it
+    /// into the build's, where defaults see the ENV of the state so far.
+    fn declare_arg(
+        &mut self,
+        inst: &Instruction,
+        config: Option<&ImageConfig>,
+    ) -> StepResult<Vec<String>> {
+        let before_from = config.is_none();
         let Args::Text(raw) = &inst.args else {
             return Err(line_err(inst, "ARG takes NAME[=default]"));
         };
         let mut shown = Vec::new();
         let words = {
-            let lookup = |name: &str| self.lookup(name, None);
+            let lookup = |name: &str| self.lookup(name, config);
             vars::process_words(raw, &lookup, self.escape).map_err(|e| line_err(inst, e))?
         };
         for word in words {
@@ -365,7 +372,7 @@ impl Builder {
         // ARG changes the builder's scope, not the config; it still is a (cached) step with a
         // history entry, like Docker's classic builder.
         let arg_shown = match inst.cmd {
-            Cmd::Arg => self.declare_arg(inst, false)?,
+            Cmd::Arg => self.declare_arg(inst, Some(&ours))?,
             _ => Vec::new(),
         };
         let escape = self.escape;
