@@ -452,5 +452,14 @@ fn interrupting_the_client_cancels_the_build() -> Result<()> {
     )?;
     let images = h.hoist_ok(&["image", "ls"])?;
     assert!(!images.contains("slow"), "{images}");
+
+    // What a build interrupted by an agent crash leaves in build/tmp is removed at start-up.
+    let tmp = h.data_dir().join("build/tmp");
+    std::fs::create_dir_all(tmp.join("context-crashed/sub"))?;
+    std::fs::write(tmp.join("layer-crashed.tar"), "x")?;
+    let mut h = h;
+    h.kill_agent()?;
+    h.start_agent()?;
+    assert_eq!(std::fs::read_dir(&tmp)?.count(), 0, "leftovers cleaned");
     Ok(())
 }

@@ -55,6 +55,26 @@ pub fn build_dir(data_dir: &Path) -> PathBuf {
     data_dir.join("build")
 }
 
+/// Removes what builds interrupted by an agent crash left in `build/tmp` (contexts, layer tars,
+/// COPY scratch dirs). Called once at start-up, before any build can run.
+pub fn clean_leftovers(data_dir: &Path) {
+    let tmp = build_dir(data_dir).join("tmp");
+    let Ok(entries) = std::fs::read_dir(&tmp) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let path = entry.path();
+        let removed = if path.is_dir() {
+            std::fs::remove_dir_all(&path)
+        } else {
+            std::fs::remove_file(&path)
+        };
+        if let Err(e) = removed {
+            tracing::warn!(path = %path.display(), error = %e, "cannot remove build leftover");
+        }
+    }
+}
+
 /// Parses the Dockerfile of a request: errors name the line.
 pub fn parse(req: &BuildRequest) -> Result<Dockerfile, AgentError> {
     dockerfile::parse(&req.dockerfile).map_err(|e| AgentError::Invalid(e.to_string()))
