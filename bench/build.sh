@@ -2,7 +2,8 @@
 # Image builds, side by side in one run on the same Dockerfile and build context:
 #   a fully cached rebuild, and a rebuild after one copied file changed,
 #   by `hoist build` (CLI -> agent) and by `podman build` (Debian's podman 4.3, installed here only).
-# Writes bench/results/build-<date>.{md,json}. Run as root. Not part of the test suite.
+# Writes bench/results/build-<date>.{md,json}. Run as root. Not part of the test suite. Takes the
+# shared CPU lock itself (for the build and each measurement); do not run it under that lock.
 #
 #   bench/build.sh [RUNS]     (default 30)
 set -euo pipefail
@@ -75,12 +76,12 @@ podman_build=("${podman[@]}" build -q --network none -t bench:1 --build-arg BASE
 [ "$("${podman[@]}" run --rm --network none --ulimit nofile=1024:1024 bench:1)" = 200 ] || echo "warning: podman-built image did not run" >&2
 
 q() { printf '%q ' "$@"; }
-hyperfine -N --warmup 3 --runs "$runs" --export-json "$work/cached.json" \
+flock /tmp/hoist-cpu.lock hyperfine -N --warmup 3 --runs "$runs" --export-json "$work/cached.json" \
   -n "hoist build (fully cached)" "$(q "${hoist_build[@]}")" \
   -n "podman build (fully cached)" "$(q "${podman_build[@]}")" >&2
 # One copied file changes before every run: the steps from `COPY app/` on run again.
 touch_one="head -c 4096 /dev/urandom > $ctx/app/file1.bin"
-hyperfine --warmup 1 --runs "$(( runs / 3 > 5 ? runs / 3 : 5 ))" --export-json "$work/changed.json" \
+flock /tmp/hoist-cpu.lock hyperfine --warmup 1 --runs "$(( runs / 3 > 5 ? runs / 3 : 5 ))" --export-json "$work/changed.json" \
   --prepare "$touch_one" -n "hoist build (one file changed)" "$(q "${hoist_build[@]}")" \
   --prepare "$touch_one" -n "podman build (one file changed)" "$(q "${podman_build[@]}")" >&2
 

@@ -132,6 +132,7 @@ async fn run(args: Args) -> anyhow::Result<()> {
         );
     }
     let images = Arc::new(ImageStore::open(&config.images_dir()).context("open image store")?);
+    hoist_agent::image::build::clean_leftovers(&config.data_dir);
     let network = Arc::new(
         Network::new(NetworkConfig {
             bridge: config.bridge.clone(),

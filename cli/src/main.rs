@@ -51,6 +51,7 @@ enum Command {
     #[command(subcommand)]
     Image(commands::images::ImageCmd),
     /// Build an image from a Dockerfile and a context directory.
+    #[command(after_help = commands::build::EXAMPLES)]
     Build(commands::build::BuildArgs),
     /// Show the agent's configuration and counts.
     Info,

@@ -244,4 +244,31 @@ mod tests {
         assert!(!has_glob("plain/path"));
         assert!(has_glob("a*"));
     }
+
+    proptest::proptest! {
+        /// A pattern without metacharacters matches exactly its own cleaned path, and an
+        /// exclusion always covers everything beneath what it names.
+        #[test]
+        fn literal_patterns_match_themselves_and_their_subtrees(
+            segs in proptest::collection::vec("[a-z0-9._-]{1,6}", 1..5),
+            child in "[a-z0-9]{1,6}",
+        ) {
+            let path = segs.join("/");
+            proptest::prop_assume!(clean(&path).is_some_and(|c| c == path));
+            proptest::prop_assert!(glob_match(&path, &path));
+            let rules = IgnoreRules::parse(&path);
+            proptest::prop_assert!(rules.is_excluded(&path));
+            let beneath = format!("{path}/{child}");
+            proptest::prop_assert!(rules.is_excluded(&beneath));
+            let reinclude = IgnoreRules::parse(&format!("{path}\n!{beneath}"));
+            proptest::prop_assert!(!reinclude.is_excluded(&beneath));
+        }
+
+        /// Arbitrary patterns and paths never panic.
+        #[test]
+        fn matching_never_panics(pattern in "\\PC{0,20}", path in "\\PC{0,20}") {
+            let _ = IgnoreRules::parse(&pattern).is_excluded(&path);
+            let _ = glob_match(&pattern, &path);
+        }
+    }
 }

@@ -153,11 +153,19 @@ fn build_run_cache_and_partial_rebuild() -> Result<()> {
         ".dockerignore honoured: {run}"
     );
 
-    // Layers and history: busybox's one layer + 3 COPY + 2 RUN; 12 history entries, 7 empty.
+    // Layers and history: busybox's one layer + 3 COPY + 2 RUN; 13 history entries (one for the
+    // imported base layer, which had none), 7 of them empty.
     let (img, config) = image_config(&h, "demo:1")?;
     assert_eq!(img["layers"], 6, "{img}");
     let history = config["history"].as_array().unwrap();
-    assert_eq!(history.len(), 12, "{config}");
+    assert_eq!(history.len(), 13, "{config}");
+    assert_eq!(history[0]["comment"], "base layer without history");
+    let run_entry = history[3]["created_by"].as_str().unwrap();
+    assert!(
+        run_entry.starts_with(r#"RUN |GREETING=hi ["/bin/sh","-c","echo 'appuser:x:1234"#),
+        "build args show in RUN's history like Docker's: {run_entry}"
+    );
+    assert_eq!(history[2]["created_by"], "ENV APP_HOME=/srv/app MODE=test");
     let empty = history.iter().filter(|e| e["empty_layer"] == true).count();
     assert_eq!(empty, 7, "ARG ENV WORKDIR USER LABEL EXPOSE CMD: {config}");
     assert_eq!(config["rootfs"]["diff_ids"].as_array().unwrap().len(), 6);
@@ -316,14 +324,142 @@ fn scratch_add_archive_and_exec_form() -> Result<()> {
     write(
         c,
         "Dockerfile",
-        "FROM scratch\nADD rootfs.tar.gz /\nRUN [\"/bin/busybox\", \"sh\", \"-c\", \"/bin/busybox mkdir -p /out && echo made > /out/x\"]\nENTRYPOINT [\"/bin/busybox\"]\nCMD [\"cat\", \"/out/x\"]\nSTOPSIGNAL SIGINT\n",
+        "FROM scratch\nENV V=1.2\nARG FULL=v$V\nLABEL full=$FULL\nADD rootfs.tar.gz /\nRUN [\"/bin/busybox\", \"sh\", \"-c\", \"/bin/busybox mkdir -p /out && echo made > /out/x\"]\nENTRYPOINT [\"/bin/busybox\"]\nCMD [\"cat\", \"/out/x\"]\nSTOPSIGNAL SIGINT\n",
     );
     let (out, _) = build(&h, c, &[])?;
-    assert!(out.contains("Step 2/6 : ADD rootfs.tar.gz /"), "{out}");
+    assert!(out.contains("Step 5/9 : ADD rootfs.tar.gz /"), "{out}");
     let run = h.hoist_ok(&["run", "--rm", "--network", "none", "demo:1"])?;
     assert_eq!(run, "made\n");
     let (img, config) = image_config(&h, "demo:1")?;
     assert_eq!(img["layers"], 2);
     assert_eq!(config["config"]["StopSignal"], "SIGINT");
+    assert_eq!(
+        config["config"]["Labels"]["full"], "v1.2",
+        "an ARG default sees the ENV before it"
+    );
+    Ok(())
+}
+
+#[test]
+fn copy_resolves_paths_inside_the_image_and_run_network_modes() -> Result<()> {
+    let h = Host::start("b4")?;
+    // A host directory the image's symlinks name: nothing may ever be written to it.
+    let sentinel = tempfile::tempdir()?;
+    let host_dir = sentinel.path().display().to_string();
+    let ctx = tempfile::tempdir()?;
+    let c = ctx.path();
+    write(c, "payload.txt", "payload\n");
+    // An archive whose entries try to climb out of the destination (raw names: the tar crate
+    // itself refuses to write `..`).
+    let mut evil = tar::Builder::new(std::fs::File::create(c.join("evil.tar"))?);
+    for name in ["../../escape.txt", "ok.txt"] {
+        let mut h = tar::Header::new_gnu();
+        h.as_gnu_mut().unwrap().name[..name.len()].copy_from_slice(name.as_bytes());
+        h.set_size(2);
+        h.set_mode(0o644);
+        h.set_entry_type(tar::EntryType::Regular);
+        h.set_cksum();
+        evil.append(&h, &b"x\n"[..])?;
+    }
+    evil.into_inner()?.sync_all()?;
+    write(
+        c,
+        "Dockerfile",
+        &format!(
+            "FROM busybox\n\
+             RUN mkdir -p {host_dir} && ln -s {host_dir} /link && ln -s / /rootlink\n\
+             COPY payload.txt /link/\n\
+             COPY payload.txt /rootlink{host_dir}/again.txt\n\
+             ADD evil.tar /link/sub/\n\
+             RUN test ! -e /sys/class/net/eth0\n"
+        ),
+    );
+    let out = h.hoist(&["build", "-t", "safe:1", c.to_str().unwrap()])?;
+    let all = format!("{}{}", text(&out.stdout), text(&out.stderr));
+    // The tar's `..` entry is refused by the unpacker, which fails the ADD; either way the host
+    // directory stays empty.
+    assert_eq!(
+        std::fs::read_dir(sentinel.path())?.count(),
+        0,
+        "a build wrote through an image symlink to the host: {all}"
+    );
+    assert_eq!(code(&out), 1, "{all}");
+    assert!(all.contains("Dockerfile:5: ADD failed"), "{all}");
+
+    // Without the hostile archive the build succeeds and the files are inside the image.
+    let df =
+        std::fs::read_to_string(c.join("Dockerfile"))?.replace("ADD evil.tar /link/sub/\n", "");
+    write(c, "Dockerfile", &df);
+    build(&h, c, &[])?;
+    assert_eq!(std::fs::read_dir(sentinel.path())?.count(), 0);
+    let run = h.hoist_ok(&[
+        "run",
+        "--rm",
+        "--network",
+        "none",
+        "demo:1",
+        "cat",
+        &format!("{host_dir}/payload.txt"),
+        &format!("{host_dir}/again.txt"),
+    ])?;
+    assert_eq!(run, "payload\npayload\n");
+
+    // RUN steps get no network by default and the bridge when asked.
+    write(
+        c,
+        "Dockerfile",
+        "FROM busybox\nRUN test -e /sys/class/net/eth0\n",
+    );
+    let out = h.hoist(&[
+        "build",
+        "--network",
+        "bridge",
+        "-t",
+        "net:1",
+        c.to_str().unwrap(),
+    ])?;
+    assert_eq!(code(&out), 0, "{}{}", text(&out.stdout), text(&out.stderr));
+    Ok(())
+}
+
+#[test]
+fn interrupting_the_client_cancels_the_build() -> Result<()> {
+    let h = Host::start("b5")?;
+    let ctx = tempfile::tempdir()?;
+    let c = ctx.path();
+    write(c, "Dockerfile", "FROM busybox\nRUN sleep 60\nRUN true\n");
+    let mut cli = std::process::Command::new(hoist_tests::bin("hoist"))
+        .env("HOIST_AGENT", h.socket())
+        .args(["build", "-t", "slow:1", c.to_str().unwrap()])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()?;
+    let ps = |h: &Host| -> Result<usize> {
+        let v: Value = serde_json::from_str(&h.hoist_ok(&["ps", "-a", "-o", "json"])?)?;
+        Ok(v.as_array().map_or(0, |a| a.len()))
+    };
+    hoist_tests::wait_for(
+        "the RUN container",
+        std::time::Duration::from_secs(20),
+        || Ok((ps(&h)? == 1).then_some(())),
+    )?;
+    cli.kill()?;
+    cli.wait()?;
+    hoist_tests::wait_for(
+        "the RUN container to go",
+        std::time::Duration::from_secs(10),
+        || Ok((ps(&h)? == 0).then_some(())),
+    )?;
+    let images = h.hoist_ok(&["image", "ls"])?;
+    assert!(!images.contains("slow"), "{images}");
+
+    // What a build interrupted by an agent crash leaves in build/tmp is removed at start-up.
+    let tmp = h.data_dir().join("build/tmp");
+    std::fs::create_dir_all(tmp.join("context-crashed/sub"))?;
+    std::fs::write(tmp.join("layer-crashed.tar"), "x")?;
+    let mut h = h;
+    h.kill_agent()?;
+    h.start_agent()?;
+    assert_eq!(std::fs::read_dir(&tmp)?.count(), 0, "leftovers cleaned");
     Ok(())
 }

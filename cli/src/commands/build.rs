@@ -12,18 +12,20 @@ use std::collections::BTreeMap;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
-/// Build an image from a Dockerfile.
-///
-/// Every instruction is a step: `Step 3/9 : RUN ...`; a step whose inputs did not change since an
-/// earlier build (same parent, same instruction, same copied files) comes from the cache
-/// (` ---> CACHED`). The last line names the image id.
-///
-/// Examples:
-///   hoist build -t web:1 .
-///   hoist build -f deploy/Dockerfile -t app:dev --build-arg VERSION=1.2 src/
-///   hoist build -q --no-cache -t app .
+/// Shown after `hoist build --help`.
+pub const EXAMPLES: &str = "\
+Every instruction is a step (`Step 3/9 : RUN ...`); a step whose inputs did not change since an
+earlier build (same parent, same instruction after substitution, same copied files) comes from
+the cache (` ---> CACHED`). The last line names the image id. Ctrl-C cancels the build.
+
+Examples:
+  hoist build -t web:1 .
+  hoist build -f deploy/Dockerfile -t app:dev --build-arg VERSION=1.2 src/
+  hoist build -q --no-cache -t app .
+  hoist build -o json -t app . | jq -r .id";
+
+/// `hoist build` flags.
 #[derive(Debug, clap::Args)]
-#[command(verbatim_doc_comment)]
 pub struct BuildArgs {
     /// The build context: a directory whose files COPY and ADD can use.
     pub context: PathBuf,

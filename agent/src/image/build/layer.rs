@@ -5,8 +5,9 @@
 //! a deleted path is a 0:0 character device in the upper dir and an empty `.wh.NAME` entry in
 //! the tar; a directory whose lower contents are hidden carries `trusted.overlay.opaque=y` and
 //! becomes the directory plus `.wh..wh..opq`. Entries are written in sorted order, hardlinks as
-//! tar links, and the mount points the runtime itself creates (`/proc`, `/etc/hosts`, ...) are
-//! left out when the lower layers did not have them.
+//! tar links; the mount points the runtime itself creates (`/proc`, `/etc/hosts`, ...) are left
+//! out when the lower layers did not have them, and so are directories overlayfs merely copied
+//! up (unchanged mode and owner, nothing kept beneath).
 //!
 //! The directory is walked without following symlinks: only entries whose `lstat` says
 //! "directory" are descended into.
@@ -34,20 +35,20 @@ pub struct DiffStats {
     pub whiteouts: u64,
 }
 
-/// Writes the changes in `upper` as a layer tar at `out`. `lowers` are the layers below (top
-/// last), consulted only to tell runtime mount points from real changes.
+/// Writes the changes in `upper` as a layer tar at `out`. `lowers` are the layers below (lowest
+/// first), consulted to tell runtime mount points and bare copy-ups from real changes.
 pub fn write_diff(upper: &Path, lowers: &[PathBuf], out: &Path) -> io::Result<DiffStats> {
+    let mut items = Vec::new();
+    collect(upper, "", lowers, &mut items)?;
+    let keep = prune(&items, lowers);
     let file = File::create(out)?;
     let mut tar = tar::Builder::new(BufWriter::new(file));
     tar.mode(tar::HeaderMode::Complete);
-    let mut w = Walker {
-        tar: &mut tar,
-        lowers,
-        links: HashMap::new(),
-        stats: DiffStats::default(),
-    };
-    w.dir(upper, "")?;
-    let stats = w.stats;
+    let mut links: HashMap<(u64, u64), String> = HashMap::new();
+    let mut stats = DiffStats::default();
+    for (item, _) in items.iter().zip(&keep).filter(|(_, k)| **k) {
+        write_item(&mut tar, item, &mut links, &mut stats)?;
+    }
     tar.into_inner()?
         .into_inner()
         .map_err(|e| e.into_error())?
@@ -55,45 +56,109 @@ pub fn write_diff(upper: &Path, lowers: &[PathBuf], out: &Path) -> io::Result<Di
     Ok(stats)
 }
 
-struct Walker<'a, W: io::Write> {
-    tar: &'a mut tar::Builder<W>,
-    lowers: &'a [PathBuf],
-    /// `(dev, ino)` of multiply linked files already written → their tar path.
-    links: HashMap<(u64, u64), String>,
-    stats: DiffStats,
+/// One entry of the upper directory, in walk order (a directory before what it holds).
+struct Item {
+    rel: String,
+    path: PathBuf,
+    meta: fs::Metadata,
+    kind: ItemKind,
 }
 
-impl<W: io::Write> Walker<'_, W> {
-    fn dir(&mut self, dir: &Path, rel: &str) -> io::Result<()> {
-        let mut names: Vec<_> = fs::read_dir(dir)?
-            .map(|e| e.map(|e| e.file_name()))
-            .collect::<Result<_, _>>()?;
-        names.sort();
-        for name in names {
-            let Some(name) = name.to_str() else {
-                return Err(io::Error::other(format!(
-                    "{rel}/{}: non-UTF-8 file names are not supported in build layers",
-                    name.to_string_lossy()
-                )));
-            };
-            let path = dir.join(name);
-            let child = if rel.is_empty() {
-                name.to_owned()
-            } else {
-                format!("{rel}/{name}")
-            };
-            self.entry(&path, &child)?;
-        }
-        Ok(())
-    }
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum ItemKind {
+    Dir { opaque: bool },
+    Whiteout,
+    Other,
+}
 
-    fn entry(&mut self, path: &Path, rel: &str) -> io::Result<()> {
-        let meta = fs::symlink_metadata(path)?;
-        let ft = meta.file_type();
-        if RUNTIME_MOUNT_POINTS.contains(&rel) && !self.in_lowers(rel) {
-            return Ok(());
+fn collect(dir: &Path, rel: &str, lowers: &[PathBuf], out: &mut Vec<Item>) -> io::Result<()> {
+    let mut names: Vec<_> = fs::read_dir(dir)?
+        .map(|e| e.map(|e| e.file_name()))
+        .collect::<Result<_, _>>()?;
+    names.sort();
+    for name in names {
+        let Some(name) = name.to_str() else {
+            return Err(io::Error::other(format!(
+                "{rel}/{}: non-UTF-8 file names are not supported in build layers",
+                name.to_string_lossy()
+            )));
+        };
+        let path = dir.join(name);
+        let child = if rel.is_empty() {
+            name.to_owned()
+        } else {
+            format!("{rel}/{name}")
+        };
+        if RUNTIME_MOUNT_POINTS.contains(&child.as_str()) && lower_meta(lowers, &child).is_none() {
+            continue;
         }
-        if ft.is_char_device() && meta.rdev() == 0 {
+        let meta = fs::symlink_metadata(&path)?;
+        let ft = meta.file_type();
+        let kind = if ft.is_char_device() && meta.rdev() == 0 {
+            ItemKind::Whiteout
+        } else if ft.is_dir() {
+            if xattr::get(&path, "trusted.overlay.redirect")?.is_some() {
+                return Err(io::Error::other(format!(
+                    "{child}: a renamed directory (overlayfs redirect) cannot be turned into a layer"
+                )));
+            }
+            ItemKind::Dir {
+                opaque: xattr::get(&path, "trusted.overlay.opaque")?.as_deref() == Some(b"y"),
+            }
+        } else {
+            ItemKind::Other
+        };
+        out.push(Item {
+            rel: child.clone(),
+            path: path.clone(),
+            meta,
+            kind,
+        });
+        if matches!(kind, ItemKind::Dir { .. }) {
+            collect(&path, &child, lowers, out)?;
+        }
+    }
+    Ok(())
+}
+
+/// Which items to write: all but directories that overlayfs only copied up (to hold a mount
+/// point or a change that was then undone) — not opaque, nothing kept beneath, and the same
+/// mode and owner as the directory below.
+fn prune(items: &[Item], lowers: &[PathBuf]) -> Vec<bool> {
+    let mut keep = vec![true; items.len()];
+    for i in (0..items.len()).rev() {
+        let item = &items[i];
+        if item.kind != (ItemKind::Dir { opaque: false }) {
+            continue;
+        }
+        let prefix = format!("{}/", item.rel);
+        let kept_below = (i + 1..items.len())
+            .take_while(|&j| items[j].rel.starts_with(&prefix))
+            .any(|j| keep[j]);
+        if kept_below {
+            continue;
+        }
+        let same = lower_meta(lowers, &item.rel).is_some_and(|m| {
+            m.is_dir()
+                && m.mode() == item.meta.mode()
+                && m.uid() == item.meta.uid()
+                && m.gid() == item.meta.gid()
+        });
+        keep[i] = !same;
+    }
+    keep
+}
+
+fn write_item<W: io::Write>(
+    tar: &mut tar::Builder<W>,
+    item: &Item,
+    links: &mut HashMap<(u64, u64), String>,
+    stats: &mut DiffStats,
+) -> io::Result<()> {
+    let (rel, meta) = (item.rel.as_str(), &item.meta);
+    let mut header = tar::Header::new_gnu();
+    match item.kind {
+        ItemKind::Whiteout => {
             // An overlayfs whiteout: the path was deleted.
             let (parent, name) = rel.rsplit_once('/').map_or(("", rel), |(p, n)| (p, n));
             let wh = if parent.is_empty() {
@@ -101,76 +166,76 @@ impl<W: io::Write> Walker<'_, W> {
             } else {
                 format!("{parent}/.wh.{name}")
             };
-            self.empty_file(&wh, &meta)?;
-            self.stats.whiteouts += 1;
+            stats.whiteouts += 1;
+            return empty_file(tar, &wh, meta);
+        }
+        ItemKind::Dir { opaque } => {
+            header.set_metadata_in_mode(meta, tar::HeaderMode::Complete);
+            header.set_size(0);
+            stats.entries += 1;
+            tar.append_data(&mut header, format!("{rel}/"), io::empty())?;
+            if opaque {
+                stats.whiteouts += 1;
+                empty_file(tar, &format!("{rel}/.wh..wh..opq"), meta)?;
+            }
             return Ok(());
         }
-        let mut header = tar::Header::new_gnu();
-        header.set_metadata_in_mode(&meta, tar::HeaderMode::Complete);
-        self.stats.entries += 1;
-        if ft.is_dir() {
-            header.set_size(0);
-            self.tar
-                .append_data(&mut header, format!("{rel}/"), io::empty())?;
-            if xattr::get(path, "trusted.overlay.redirect")?.is_some() {
-                return Err(io::Error::other(format!(
-                    "{rel}: a renamed directory (overlayfs redirect) cannot be turned into a layer"
-                )));
-            }
-            if xattr::get(path, "trusted.overlay.opaque")?.as_deref() == Some(b"y") {
-                self.empty_file(&format!("{rel}/.wh..wh..opq"), &meta)?;
-                self.stats.whiteouts += 1;
-            }
-            return self.dir(path, rel);
-        }
-        if ft.is_symlink() {
-            let target = fs::read_link(path)?;
-            header.set_size(0);
-            return self.tar.append_link(&mut header, rel, target);
-        }
-        if ft.is_file() {
-            if meta.nlink() > 1 {
-                let key = (meta.dev(), meta.ino());
-                if let Some(first) = self.links.get(&key) {
-                    header.set_entry_type(tar::EntryType::Link);
-                    header.set_size(0);
-                    return self.tar.append_link(&mut header, rel, first.clone());
-                }
-                self.links.insert(key, rel.to_owned());
-            }
-            let f = File::open(path)?;
-            return self.tar.append_data(&mut header, rel, f);
-        }
-        // Fifos, sockets and device nodes: written as they are (the unpacker skips devices).
+        ItemKind::Other => {}
+    }
+    header.set_metadata_in_mode(meta, tar::HeaderMode::Complete);
+    stats.entries += 1;
+    let ft = meta.file_type();
+    if ft.is_symlink() {
+        let target = fs::read_link(&item.path)?;
         header.set_size(0);
-        self.tar.append_data(&mut header, rel, io::empty())
+        return tar.append_link(&mut header, rel, target);
     }
-
-    fn empty_file(&mut self, rel: &str, like: &fs::Metadata) -> io::Result<()> {
-        let mut h = tar::Header::new_gnu();
-        h.set_entry_type(tar::EntryType::Regular);
-        h.set_mode(0o644);
-        h.set_uid(0);
-        h.set_gid(0);
-        h.set_mtime(like.mtime().max(0) as u64);
-        h.set_size(0);
-        self.tar.append_data(&mut h, rel, io::empty())
-    }
-
-    /// Whether `rel` exists in one of the lower layers (checked without following symlinks in
-    /// the layer: a symlinked parent counts as absent, which only keeps a placeholder).
-    fn in_lowers(&self, rel: &str) -> bool {
-        self.lowers.iter().any(|l| {
-            let mut p = l.clone();
-            for comp in rel.split('/') {
-                match fs::symlink_metadata(&p) {
-                    Ok(m) if m.is_dir() => p.push(comp),
-                    _ => return false,
-                }
+    if ft.is_file() {
+        if meta.nlink() > 1 {
+            let key = (meta.dev(), meta.ino());
+            if let Some(first) = links.get(&key) {
+                header.set_entry_type(tar::EntryType::Link);
+                header.set_size(0);
+                return tar.append_link(&mut header, rel, first.clone());
             }
-            fs::symlink_metadata(&p).is_ok()
-        })
+            links.insert(key, rel.to_owned());
+        }
+        let f = File::open(&item.path)?;
+        return tar.append_data(&mut header, rel, f);
     }
+    // Fifos, sockets and device nodes: written as they are (the unpacker skips devices).
+    header.set_size(0);
+    tar.append_data(&mut header, rel, io::empty())
+}
+
+fn empty_file<W: io::Write>(
+    tar: &mut tar::Builder<W>,
+    rel: &str,
+    like: &fs::Metadata,
+) -> io::Result<()> {
+    let mut h = tar::Header::new_gnu();
+    h.set_entry_type(tar::EntryType::Regular);
+    h.set_mode(0o644);
+    h.set_uid(0);
+    h.set_gid(0);
+    h.set_mtime(like.mtime().max(0) as u64);
+    h.set_size(0);
+    tar.append_data(&mut h, rel, io::empty())
+}
+
+/// Metadata of `rel` in the topmost lower layer that has it, walked without following symlinks
+/// (a symlinked parent counts as absent).
+fn lower_meta(lowers: &[PathBuf], rel: &str) -> Option<fs::Metadata> {
+    lowers.iter().rev().find_map(|l| {
+        let mut p = l.clone();
+        for comp in rel.split('/') {
+            match fs::symlink_metadata(&p) {
+                Ok(m) if m.is_dir() => p.push(comp),
+                _ => return None,
+            }
+        }
+        fs::symlink_metadata(&p).ok()
+    })
 }
 
 #[cfg(test)]
@@ -236,6 +301,27 @@ mod tests {
         write_diff(&upper, &[lower], &out).unwrap();
         let names: Vec<String> = entries(&out).into_iter().map(|(n, _)| n).collect();
         assert_eq!(names, ["etc/", "etc/hostname"]);
+    }
+
+    #[test]
+    fn bare_copy_ups_are_left_out() {
+        let t = tempfile::tempdir().unwrap();
+        let (upper, lower) = (t.path().join("upper"), t.path().join("lower"));
+        // `etc` only holds a left-out mount point; `var/empty` was copied up unchanged; `srv`
+        // changed mode; `new` does not exist below.
+        for d in ["etc", "var/empty", "srv", "new"] {
+            fs::create_dir_all(upper.join(d)).unwrap();
+        }
+        fs::write(upper.join("etc/hosts"), "").unwrap();
+        for d in ["etc", "var/empty", "srv"] {
+            fs::create_dir_all(lower.join(d)).unwrap();
+        }
+        use std::os::unix::fs::PermissionsExt;
+        fs::set_permissions(upper.join("srv"), fs::Permissions::from_mode(0o700)).unwrap();
+        let out = t.path().join("layer.tar");
+        write_diff(&upper, &[lower], &out).unwrap();
+        let names: Vec<String> = entries(&out).into_iter().map(|(n, _)| n).collect();
+        assert_eq!(names, ["new/", "srv/"]);
     }
 
     /// Needs root (mknod of a whiteout, trusted.* xattrs), as the agent has.

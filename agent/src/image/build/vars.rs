@@ -315,4 +315,20 @@ mod tests {
         );
         assert!(key_values("=x", &env, '\\').is_err());
     }
+
+    proptest::proptest! {
+        /// Any input either processes or errors; never panics. Words without quotes, escapes or
+        /// `$` come back unchanged.
+        #[test]
+        fn never_panics_and_plain_words_pass_through(
+            input in "\\PC{0,40}",
+            plain in proptest::collection::vec("[a-zA-Z0-9_./:=-]{1,8}", 0..5),
+        ) {
+            let _ = process_words(&input, &env, '\\');
+            let _ = process_word(&input, &env, '`');
+            let _ = key_values(&input, &env, '\\');
+            let words = process_words(&plain.join(" "), &env, '\\').unwrap();
+            proptest::prop_assert_eq!(words, plain);
+        }
+    }
 }

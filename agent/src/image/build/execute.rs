@@ -1,0 +1,153 @@
+//! The steps that change the filesystem: RUN in a container of Hoist's runtime, COPY/ADD through
+//! a private overlay, and committing an upper directory as a layer.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::time::Instant;
+
+use hoist_proto::{BuildEvent, CreateContainer};
+
+use super::dockerfile::Instruction;
+use super::{blocking, copy, layer, line_err, Builder, State, StepResult};
+use crate::containers::LogOptions;
+use crate::error::AgentError;
+use crate::image::{oci, BuiltLayer, ResolvedImage};
+
+impl Builder {
+    /// The snapshot directories of a state, lowest first (an empty dir for `FROM scratch`).
+    pub(super) fn lowers(&self, state: &State) -> StepResult<Vec<PathBuf>> {
+        let mut out = Vec::new();
+        for d in state.config.rootfs().diff_ids() {
+            out.push(self.store.snapshot_path(d)?);
+        }
+        if out.is_empty() {
+            out.push(self.empty.clone());
+        }
+        Ok(out)
+    }
+
+    pub(super) async fn run_step(
+        &self,
+        state: &State,
+        inst: &Instruction,
+        argv: Vec<String>,
+        env: Vec<String>,
+    ) -> StepResult<BuiltLayer> {
+        let lowers = self.lowers(state)?;
+        let image = ResolvedImage {
+            id: "build".into(),
+            reference: "<build>".into(),
+            config: oci::from_oci_config(state.config.config().as_ref()),
+            layers: lowers.clone(),
+        };
+        let short: String = hoist_common::ids::new_id().chars().take(12).collect();
+        let req = CreateContainer {
+            image: "<build>".into(),
+            name: Some(format!("hoist-build-{short}")),
+            cmd: argv.clone(),
+            entrypoint: Some(Vec::new()),
+            env,
+            network: self.req.network,
+            labels: BTreeMap::from([("hoist.build".to_owned(), "true".to_owned())]),
+            ..Default::default()
+        };
+        let (c, _) = self
+            .mgr
+            .create_from(req, image, true, Instant::now())
+            .await
+            .map_err(|e| line_err(inst, format!("RUN could not start: {e}")))?;
+        let id = c.record.id.clone();
+        let result = async {
+            let mut logs = self.mgr.logs(
+                &id,
+                LogOptions {
+                    follow: true,
+                    tail: None,
+                },
+            )?;
+            loop {
+                tokio::select! {
+                    chunk = logs.recv() => match chunk {
+                        Some(chunk) => self.emit(BuildEvent::Output(chunk)).await,
+                        None => break,
+                    },
+                    // The container is force-removed below, which kills it.
+                    () = self.tx.closed() => return Err(self.check_cancelled().err().unwrap_or_else(
+                        || AgentError::Conflict("build cancelled".into()),
+                    )),
+                }
+            }
+            let exit = c.wait_exit().await;
+            if exit.code != 0 {
+                return Err(line_err(
+                    inst,
+                    format!(
+                        "the command {} returned a non-zero code: {}",
+                        serde_json::to_string(&argv).unwrap_or_default(),
+                        exit.code
+                    ),
+                ));
+            }
+            self.commit(c.dir.upper(), lowers).await
+        }
+        .await;
+        if let Err(e) = self.mgr.remove(&id, true).await {
+            tracing::warn!(%id, error = %e, "remove build container");
+        }
+        result
+    }
+
+    pub(super) async fn copy_step(
+        &self,
+        state: &State,
+        inst: &Instruction,
+        mut spec: copy::CopySpec,
+    ) -> StepResult<BuiltLayer> {
+        let scratch = tempfile::Builder::new()
+            .prefix("copy-")
+            .tempdir_in(&self.tmp)
+            .map_err(|e| AgentError::internal("create build temp dir", e))?;
+        for d in ["upper", "work", "mnt"] {
+            std::fs::create_dir(scratch.path().join(d))
+                .map_err(|e| AgentError::internal("create build temp dir", e))?;
+        }
+        spec.lowers = self.lowers(state)?;
+        spec.upper = scratch.path().join("upper");
+        spec.work = scratch.path().join("work");
+        spec.mountpoint = scratch.path().join("mnt");
+        let lowers = spec.lowers.clone();
+        let upper = spec.upper.clone();
+        blocking(move || copy::run(spec).map_err(AgentError::Invalid))
+            .await
+            .map_err(|e| line_err(inst, format!("{} failed: {e}", inst.cmd.name())))?;
+        let layer = self.commit(upper, lowers).await;
+        let _ = blocking(move || {
+            scratch
+                .close()
+                .map_err(|e| AgentError::internal("cleanup", e))
+        })
+        .await;
+        layer
+    }
+
+    /// Upper directory → layer tar → blob + snapshot in the store.
+    pub(super) async fn commit(
+        &self,
+        upper: PathBuf,
+        lowers: Vec<PathBuf>,
+    ) -> StepResult<BuiltLayer> {
+        let store = self.store.clone();
+        let tmp = self.tmp.clone();
+        blocking(move || {
+            let tar = tempfile::Builder::new()
+                .prefix("layer-")
+                .suffix(".tar")
+                .tempfile_in(&tmp)
+                .map_err(|e| AgentError::internal("create layer file", e))?;
+            layer::write_diff(&upper, &lowers, tar.path())
+                .map_err(|e| AgentError::internal("write layer", e))?;
+            Ok(store.add_built_layer(tar.path())?)
+        })
+        .await
+    }
+}
