@@ -271,7 +271,12 @@ fn bad_dockerfiles_fail_with_the_line() -> Result<()> {
             "FROM busybox AS build\n",
             "Dockerfile:1: FROM ... AS is not supported",
         ),
-        ("FROM not-here:1\n", "hoist image pull not-here:1"),
+        // Not local: the agent tries to pull it, from a registry on the test netns's loopback
+        // where nothing listens, and the error names the line and the reason.
+        (
+            "FROM 127.0.0.1:9/not-here:1\n",
+            "Dockerfile:1: base image \"127.0.0.1:9/not-here:1\" is not on this host and could not be pulled",
+        ),
         (
             "FROM busybox\nRUN exit 3\n",
             "Dockerfile:2: the command [\"/bin/sh\",\"-c\",\"exit 3\"] returned a non-zero code: 3",

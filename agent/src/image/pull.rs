@@ -38,6 +38,32 @@ pub fn report(progress: &Progress, id: &str, status: &str, current: u64, total: 
     });
 }
 
+/// Pulls `reference` (anonymously) unless the store already has it; answers whether it pulled.
+/// Builds (`FROM`) and orchestrated replicas use it, as `docker run` and Swarm tasks do.
+pub async fn pull_if_missing(
+    store: Arc<ImageStore>,
+    registries: &RegistryConfig,
+    reference: &str,
+    progress: Progress,
+) -> Result<bool, ImageError> {
+    let (s, r) = (store.clone(), reference.to_owned());
+    let present = tokio::task::spawn_blocking(move || s.resolve(&r))
+        .await
+        .map_err(|e| ImageError::Corrupt(format!("image lookup failed: {e}")))?;
+    match present {
+        Ok(_) => return Ok(false),
+        Err(ImageError::NotFound(_)) => {}
+        Err(e) => return Err(e),
+    }
+    let req = PullRequest {
+        reference: reference.to_owned(),
+        platform: None,
+        auth: None,
+    };
+    pull(store, registries, req, progress).await?;
+    Ok(true)
+}
+
 /// Pulls `req.reference` into the store; returns the summary and the manifest digest.
 pub async fn pull(
     store: Arc<ImageStore>,

@@ -43,6 +43,8 @@ use self::instruction::{
     complete_history, exec_or_shell, normalize_port, quote_if_needed, resolve_dest,
 };
 use self::sources::expand_and_hash;
+use super::pull;
+use super::registry::RegistryConfig;
 use super::{oci, ImageStore};
 use crate::containers::Manager;
 use crate::error::AgentError;
@@ -355,24 +357,35 @@ impl Builder {
         }
         let store = self.store.clone();
         let name = image.clone();
+        let (progress, _ignored) = mpsc::unbounded_channel();
+        let regs = RegistryConfig {
+            insecure: self.mgr.config.insecure_registries.clone(),
+        };
+        match pull::pull_if_missing(self.store.clone(), &regs, &image, progress).await {
+            Ok(true) => {
+                self.emit(BuildEvent::Output(hoist_proto::StreamChunk {
+                    stream: Some("stdout".into()),
+                    data: Some(format!(" ---> pulled base image {image}\n")),
+                    time: None,
+                    exit_code: None,
+                }))
+                .await
+            }
+            Ok(false) => {}
+            Err(e) => {
+                return Err(line_err(
+                    inst,
+                    format!("base image {image:?} is not on this host and could not be pulled: {e}"),
+                ))
+            }
+        }
         let found = blocking(move || -> StepResult<_> {
             let manifest = store.manifest_digest_of(&name)?;
             let (m, c) = store.load_built_image(&manifest)?;
             Ok((manifest, m, c))
         })
         .await;
-        let (manifest, m, config) = match found {
-            Ok(v) => v,
-            Err(AgentError::NotFound(_)) => {
-                return Err(line_err(
-                    inst,
-                    format!(
-                        "base image {image:?} is not on this host: pull it first with `hoist image pull {image}`"
-                    ),
-                ))
-            }
-            Err(e) => return Err(line_err(inst, e)),
-        };
+        let (manifest, m, config) = found.map_err(|e| line_err(inst, e))?;
         let mut config = config;
         complete_history(&mut config)?;
         Ok(State {
