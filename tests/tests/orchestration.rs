@@ -138,21 +138,24 @@ fn replicas_spread_evenly_and_survive_a_dead_and_a_partitioned_agent() -> Result
     Ok(())
 }
 
-/// Applies `spec` through the HTTP API (`POST /v1/services`), which answers at once.
-fn apply_http(lab: &ClusterLab, spec: &Value) -> Result<()> {
-    lab.post("/v1/services", spec).map(drop)
+/// Applies `spec` through the HTTP API (`POST /v1/services`), which answers at once; answers
+/// the new version.
+fn apply_http(lab: &ClusterLab, spec: &Value) -> Result<u64> {
+    let change = lab.post("/v1/services", spec)?;
+    change["service"]["version"]
+        .as_u64()
+        .ok_or_else(|| anyhow::anyhow!("no version in {change}"))
 }
 
-fn wait_rolled_back(lab: &ClusterLab, service: &str) -> Result<Value> {
+/// Waits until the update to `version` has been rolled back.
+fn wait_rolled_back(lab: &ClusterLab, service: &str, version: u64) -> Result<Value> {
     lab.wait_until(
-        &format!("{service}'s update rolled back"),
+        &format!("{service}'s update to version {version} rolled back"),
         Duration::from_secs(60),
         || {
             let r = lab.get(&format!("/v1/services/{service}/rollout"))?;
-            Ok((
-                (r["state"] == "rolled_back").then(|| r.clone()),
-                format!("{r}"),
-            ))
+            let ok = r["state"] == "rolled_back" && r["rollback_of"] == version;
+            Ok((ok.then(|| r.clone()), format!("{r}")))
         },
     )
 }
