@@ -9,6 +9,7 @@
 //! - [`linearizability`]: a per-key register linearizability checker for recorded histories.
 
 pub mod controller_lab;
+pub mod fake_agent;
 pub mod linearizability;
 
 use anyhow::{bail, Context, Result};
