@@ -45,7 +45,7 @@ fn service(i: usize) -> ServiceSpec {
     s.replicas = REPLICAS;
     s.resources.cpu = Some("100m".into());
     s.resources.memory = Some("128Mi".into());
-    if i % 2 == 0 {
+    if i.is_multiple_of(2) {
         s.placement.spread = Some("zone".into());
     }
     s

@@ -204,7 +204,7 @@ impl std::fmt::Display for Misfit {
 }
 
 fn cpus(millis: u64) -> String {
-    if millis % 1000 == 0 {
+    if millis.is_multiple_of(1000) {
         format!("{}", millis / 1000)
     } else {
         format!("{}m", millis)
@@ -324,8 +324,10 @@ pub(crate) mod tests {
         spec.placement.constraints = vec!["node.labels.zone==a".into()];
         let d = Demand::of(&spec);
         let n2 = node("n2", 812, &[("zone", "a")]);
-        let mut u = NodeUsage::default();
-        u.memory_bytes = 512 << 20;
+        let u = NodeUsage {
+            memory_bytes: 512 << 20,
+            ..Default::default()
+        };
         let n3 = node("n3", 4096, &[("zone", "b")]);
         let m2 = check(&n2, Some(&u), &d).unwrap_err();
         let m3 = check(&n3, None, &d).unwrap_err();

@@ -26,13 +26,7 @@ type NodeKey = (u64, u64, u64, usize);
 type GroupKey = (u64, NodeKey, usize);
 
 fn load_permille(node: &Node, u: &NodeUsage) -> u64 {
-    let frac = |used: u64, cap: u64| {
-        if cap == 0 {
-            0
-        } else {
-            used.saturating_mul(1000) / cap
-        }
-    };
+    let frac = |used: u64, cap: u64| used.saturating_mul(1000).checked_div(cap).unwrap_or(0);
     frac(u.cpu_millis, node.capacity.cpu_millis)
         .max(frac(u.memory_bytes, node.capacity.memory_bytes))
 }
