@@ -208,7 +208,6 @@ fn a_bad_image_or_failing_health_check_during_an_update_rolls_back() -> Result<(
 }
 
 #[test]
-#[ignore = "needs `hoist service apply` to follow the rollout and exit non-zero on a rollback (controller side)"]
 fn hoist_service_apply_exits_non_zero_when_the_update_rolls_back() -> Result<()> {
     let _g = serial();
     let lab = lab_with_agents(&[&[]])?;
@@ -251,10 +250,7 @@ fn draining_a_node_moves_its_replicas() -> Result<()> {
         |s| s.values().all(|&n| n == 2),
     )?;
     let a1 = lab.node_id(0).unwrap_or_default();
-    lab.post(
-        &format!("/v1/nodes/{a1}/availability"),
-        &json!({"availability": "drained"}),
-    )?;
+    lab.hoist_ok(&["node", "drain", &a1])?;
     wait_replicas(
         &lab,
         "web",
