@@ -154,7 +154,10 @@ fn wait_rolled_back(lab: &ClusterLab, service: &str, version: u64) -> Result<Val
         Duration::from_secs(60),
         || {
             let r = lab.get(&format!("/v1/services/{service}/rollout"))?;
-            let ok = r["state"] == "rolled_back" && r["rollback_of"] == version;
+            // Either the rollback's own record (a new version made from the old spec, naming
+            // the failed one) or the failed version's record, marked rolled back.
+            let ok = r["state"] == "rolled_back"
+                && (r["rollback_of"] == version || r["version"] == version);
             Ok((ok.then(|| r.clone()), format!("{r}")))
         },
     )
