@@ -23,6 +23,9 @@ pub enum ClusterCmd {
     },
     /// Remove a member.
     MemberRm { id: u64 },
+    /// Print the join token agents need (`hoist-agent --join TOKEN`); made once per cluster.
+    /// Format: `HOIST1-<cluster id, 16 hex>-<secret, 32 hex>`.
+    Token,
     /// Save or restore the replicated state.
     #[command(subcommand)]
     Snapshot(SnapshotCmd),
@@ -51,6 +54,16 @@ fn members_table(members: &[Member]) -> Table {
 pub async fn run(cmd: ClusterCmd, controllers: &[String], json: bool) -> anyhow::Result<i32> {
     let client = ControllerClient::new(controllers)?;
     match cmd {
+        ClusterCmd::Token => {
+            match client
+                .json::<hoist_proto::cluster::JoinToken>(Method::GET, "/v1/cluster/token", None)
+                .await
+            {
+                Ok(t) if json => println!("{}", serde_json::to_string_pretty(&t)?),
+                Ok(t) => println!("{}", t.token),
+                Err(e) => return Ok(report(&e)),
+            }
+        }
         ClusterCmd::Status => {
             let st = match client
                 .json::<ClusterStatus>(Method::GET, "/v1/cluster/status", None)

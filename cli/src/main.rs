@@ -5,7 +5,10 @@ mod client;
 mod cluster;
 mod commands;
 mod controller_client;
+mod node;
 mod output;
+mod ps;
+mod rollout;
 mod service;
 mod spec_file;
 
@@ -62,9 +65,12 @@ enum Command {
     /// Services on the cluster: apply specs, scale, roll back (talks to the controllers).
     #[command(subcommand)]
     Service(service::ServiceCmd),
-    /// The controller cluster: status, members, snapshots.
+    /// The controller cluster: status, members, snapshots, join token.
     #[command(subcommand)]
     Cluster(cluster::ClusterCmd),
+    /// Agent hosts in the cluster: list, inspect, label, drain, pause, activate.
+    #[command(subcommand)]
+    Node(node::NodeCmd),
 }
 
 fn main() {
@@ -94,6 +100,9 @@ fn main() {
             }
             Command::Cluster(cmd) => {
                 return controller_result(cluster::run(cmd, &cli.controller, json).await)
+            }
+            Command::Node(cmd) => {
+                return controller_result(node::run(cmd, &cli.controller, json).await)
             }
         };
         match result {

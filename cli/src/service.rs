@@ -1,19 +1,29 @@
 //! `hoist service ...`: apply, list, inspect, remove, scale, history and rollback of services.
 
 use crate::controller_client::{report, ControllerClient};
-use crate::spec_file;
+use crate::{ps, rollout, spec_file};
 use comfy_table::Table;
 use hoist_proto::cluster::{Service, ServiceChange, ServiceVersion, VersionOrigin};
 use reqwest::Method;
 use std::path::PathBuf;
+use std::time::Duration;
 
 /// Service commands.
 #[derive(Debug, clap::Subcommand)]
 pub enum ServiceCmd {
     /// Create or update services from a spec file (TOML, YAML or JSON; `-` reads stdin).
+    ///
+    /// Then follows the rolling update: exits 0 once every replica runs the new version (healthy
+    /// when the spec has a health check), non-zero when it pauses, fails or rolls back.
     Apply {
         #[arg(short = 'f', long = "file")]
         file: PathBuf,
+        /// Do not wait for the rollout.
+        #[arg(short = 'd', long)]
+        detach: bool,
+        /// Give up waiting after this long (`5m`, `90s`).
+        #[arg(long, default_value = "5m", value_parser = duration)]
+        timeout: Duration,
     },
     /// List services.
     Ls,
@@ -30,6 +40,29 @@ pub enum ServiceCmd {
     History { name: String },
     /// Make a new version from an old one (default: the previous version).
     Rollback { name: String, version: Option<u64> },
+    /// Every replica: node, state, health, and its recent tasks with reasons.
+    Ps { name: String },
+    /// Rolling updates.
+    #[command(subcommand)]
+    Rollout(RolloutCmd),
+}
+
+/// `hoist service rollout ...`
+#[derive(Debug, clap::Subcommand)]
+pub enum RolloutCmd {
+    /// Follow the current rollout: exit 0 when it completes, non-zero when it pauses, fails or
+    /// rolls back.
+    Status {
+        name: String,
+        #[arg(long, default_value = "5m", value_parser = duration)]
+        timeout: Duration,
+    },
+}
+
+fn duration(text: &str) -> Result<Duration, String> {
+    hoist_proto::quantity::parse_duration_ms(text)
+        .map(Duration::from_millis)
+        .ok_or_else(|| format!("{text:?} is not a duration (e.g. 5m, 90s)"))
 }
 
 fn path_name(name: &str) -> String {
@@ -56,7 +89,11 @@ fn describe(c: &ServiceChange, verb: &str) -> String {
 pub async fn run(cmd: ServiceCmd, controllers: &[String], json: bool) -> anyhow::Result<i32> {
     let client = ControllerClient::new(controllers)?;
     match cmd {
-        ServiceCmd::Apply { file } => {
+        ServiceCmd::Apply {
+            file,
+            detach,
+            timeout,
+        } => {
             let specs = match spec_file::read(&file) {
                 Ok(s) => s,
                 Err(e) => {
@@ -83,6 +120,21 @@ pub async fn run(cmd: ServiceCmd, controllers: &[String], json: bool) -> anyhow:
             if json {
                 print_json(&changes);
             }
+            if !detach {
+                for c in changes.iter().filter(|c| c.changed) {
+                    let name = path_name(&c.service.name);
+                    let code =
+                        rollout::follow(&client, &name, Some(c.service.version), timeout, json)
+                            .await;
+                    if code != 0 {
+                        return Ok(code);
+                    }
+                }
+            }
+        }
+        ServiceCmd::Ps { name } => return Ok(ps::run(&client, &path_name(&name), json).await),
+        ServiceCmd::Rollout(RolloutCmd::Status { name, timeout }) => {
+            return Ok(rollout::follow(&client, &path_name(&name), None, timeout, json).await)
         }
         ServiceCmd::Ls => match client
             .json::<Vec<Service>>(Method::GET, "/v1/services", None)

@@ -50,11 +50,12 @@ impl ClusterLab {
             token: String::new(),
             agent_flags: Vec::new(),
         };
-        let t = me.get("/v1/cluster/token")?;
-        me.token = t["token"]
-            .as_str()
+        let out = me.hoist_ok(&["cluster", "token"])?;
+        me.token = out
+            .split_whitespace()
+            .find(|w| w.starts_with("HOIST1-"))
             .map(str::to_owned)
-            .with_context(|| format!("GET /v1/cluster/token answered no token: {t}"))?;
+            .with_context(|| format!("`hoist cluster token` printed no token: {out}"))?;
         Ok(me)
     }
 

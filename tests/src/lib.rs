@@ -10,6 +10,7 @@
 
 pub mod cluster_lab;
 pub mod controller_lab;
+pub mod fake_agent;
 pub mod fake_controller;
 pub mod linearizability;
 pub mod registry_lab;

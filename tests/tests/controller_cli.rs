@@ -45,7 +45,7 @@ fn the_cli_manages_services_and_the_cluster() -> Result<()> {
 
     let (code, out, err) = hoist(
         &ctl,
-        &["service", "apply", "-f", web_toml.to_str().unwrap()],
+        &["service", "apply", "-d", "-f", web_toml.to_str().unwrap()],
     )?;
     ensure!(
         code == 0 && out.contains("web: created (version 1)"),
@@ -53,7 +53,7 @@ fn the_cli_manages_services_and_the_cluster() -> Result<()> {
     );
     let (code, out, _) = hoist(
         &ctl,
-        &["service", "apply", "-f", web_yaml.to_str().unwrap()],
+        &["service", "apply", "-d", "-f", web_yaml.to_str().unwrap()],
     )?;
     ensure!(
         code == 0 && out.contains("web: unchanged (version 1)"),
@@ -86,7 +86,10 @@ fn the_cli_manages_services_and_the_cluster() -> Result<()> {
         &bad,
         "name = \"x\"\nimage = \"y\"\nreplicas = -1\n[resources]\nmemory = \"12x\"\n",
     )?;
-    let (code, _, err) = hoist(&ctl, &["service", "apply", "-f", bad.to_str().unwrap()])?;
+    let (code, _, err) = hoist(
+        &ctl,
+        &["service", "apply", "-d", "-f", bad.to_str().unwrap()],
+    )?;
     ensure!(code == 2, "an invalid file exits 2, got {code}");
     ensure!(
         err.contains("replicas: must be ≥ 0")

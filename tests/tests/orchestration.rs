@@ -138,21 +138,27 @@ fn replicas_spread_evenly_and_survive_a_dead_and_a_partitioned_agent() -> Result
     Ok(())
 }
 
-/// Applies `spec` through the HTTP API (`POST /v1/services`), which answers at once.
-fn apply_http(lab: &ClusterLab, spec: &Value) -> Result<()> {
-    lab.post("/v1/services", spec).map(drop)
+/// Applies `spec` through the HTTP API (`POST /v1/services`), which answers at once; answers
+/// the new version.
+fn apply_http(lab: &ClusterLab, spec: &Value) -> Result<u64> {
+    let change = lab.post("/v1/services", spec)?;
+    change["service"]["version"]
+        .as_u64()
+        .ok_or_else(|| anyhow::anyhow!("no version in {change}"))
 }
 
-fn wait_rolled_back(lab: &ClusterLab, service: &str) -> Result<Value> {
+/// Waits until the update to `version` has been rolled back.
+fn wait_rolled_back(lab: &ClusterLab, service: &str, version: u64) -> Result<Value> {
     lab.wait_until(
-        &format!("{service}'s update rolled back"),
+        &format!("{service}'s update to version {version} rolled back"),
         Duration::from_secs(60),
         || {
             let r = lab.get(&format!("/v1/services/{service}/rollout"))?;
-            Ok((
-                (r["state"] == "rolled_back").then(|| r.clone()),
-                format!("{r}"),
-            ))
+            // Either the rollback's own record (a new version made from the old spec, naming
+            // the failed one) or the failed version's record, marked rolled back.
+            let ok = r["state"] == "rolled_back"
+                && (r["rollback_of"] == version || r["version"] == version);
+            Ok((ok.then(|| r.clone()), format!("{r}")))
         },
     )
 }
@@ -205,7 +211,6 @@ fn a_bad_image_or_failing_health_check_during_an_update_rolls_back() -> Result<(
 }
 
 #[test]
-#[ignore = "needs `hoist service apply` to follow the rollout and exit non-zero on a rollback (controller side)"]
 fn hoist_service_apply_exits_non_zero_when_the_update_rolls_back() -> Result<()> {
     let _g = serial();
     let lab = lab_with_agents(&[&[]])?;
@@ -225,11 +230,6 @@ fn hoist_service_apply_exits_non_zero_when_the_update_rolls_back() -> Result<()>
     ensure!(code != 0, "apply of a bad image must fail: {out} {err}");
     let r = lab.get("/v1/services/api/rollout")?;
     ensure!(r["state"] == "rolled_back", "{r}");
-    let (code, out, err) = lab.hoist(&["service", "rollout", "status", "api"])?;
-    ensure!(
-        code != 0 && (out.contains("rolled") || err.contains("rolled")),
-        "{code} {out} {err}"
-    );
     Ok(())
 }
 
@@ -248,10 +248,7 @@ fn draining_a_node_moves_its_replicas() -> Result<()> {
         |s| s.values().all(|&n| n == 2),
     )?;
     let a1 = lab.node_id(0).unwrap_or_default();
-    lab.post(
-        &format!("/v1/nodes/{a1}/availability"),
-        &json!({"availability": "drained"}),
-    )?;
+    lab.hoist_ok(&["node", "drain", &a1])?;
     wait_replicas(
         &lab,
         "web",
@@ -354,5 +351,24 @@ fn an_update_completes_under_a_new_leader() -> Result<()> {
             ))
         },
     )?;
+    Ok(())
+}
+
+#[test]
+#[ignore = "needs `hoist service rollout status` to exit non-zero after an automatic rollback (controller side: today it exits 0 printing `rolled_back`)"]
+fn hoist_service_rollout_status_exits_non_zero_after_a_rollback() -> Result<()> {
+    let _g = serial();
+    let lab = lab_with_agents(&[&[]])?;
+    let (code, out, err) = lab.apply(&web("api", 2), &[])?;
+    ensure!(code == 0, "apply: {out} {err}");
+    let mut bad = web("api", 2);
+    bad["image"] = json!("nope:1");
+    let (code, _, _) = lab.apply(&bad, &[])?;
+    ensure!(code != 0);
+    let (code, out, err) = lab.hoist(&["service", "rollout", "status", "api"])?;
+    ensure!(
+        code != 0 && out.contains("rolled_back"),
+        "{code} {out} {err}"
+    );
     Ok(())
 }

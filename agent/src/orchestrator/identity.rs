@@ -11,6 +11,26 @@ use std::path::{Path, PathBuf};
 pub struct Identity {
     pub node_id: Option<String>,
     pub term_seen: u64,
+    /// The cluster the id and term belong to; a token for another cluster starts afresh.
+    #[serde(default)]
+    pub cluster_id: Option<String>,
+}
+
+impl Identity {
+    /// The identity to use with a token for `cluster_id`: this one, or a fresh one when it was
+    /// made in another cluster (whose node ids and terms mean nothing here).
+    pub fn for_cluster(self, cluster_id: &str) -> Identity {
+        match &self.cluster_id {
+            Some(c) if c != cluster_id => Identity {
+                cluster_id: Some(cluster_id.to_string()),
+                ..Identity::default()
+            },
+            _ => Identity {
+                cluster_id: Some(cluster_id.to_string()),
+                ..self
+            },
+        }
+    }
 }
 
 pub fn identity_path(data_dir: &Path) -> PathBuf {
@@ -130,9 +150,16 @@ mod tests {
         let id = Identity {
             node_id: Some("n-1".into()),
             term_seen: 4,
+            cluster_id: Some("c1".into()),
         };
         save(dir.path(), &id).unwrap();
         assert_eq!(load(dir.path()).unwrap(), id);
+        assert_eq!(id.clone().for_cluster("c1"), id);
+        let other = id.for_cluster("c2");
+        assert_eq!(
+            (other.node_id, other.term_seen, other.cluster_id.as_deref()),
+            (None, 0, Some("c2"))
+        );
     }
 
     #[test]

@@ -117,7 +117,8 @@ pub fn start(mgr: Arc<Manager>, cfg: JoinConfig) -> anyhow::Result<()> {
     let cluster_id = hoist_proto::node::parse_join_token(&cfg.token)
         .map_err(|e| anyhow::anyhow!("--join: {e}"))?
         .cluster_id;
-    let ident = identity::load(&cfg.data_dir)?;
+    let ident = identity::load(&cfg.data_dir)?.for_cluster(&cluster_id);
+    identity::save(&cfg.data_dir, &ident)?;
     let node = Arc::new(Node {
         cluster_id,
         client: ControllerClient::new(cfg.controllers.clone())?,
@@ -173,6 +174,7 @@ impl Node {
                         .and_then(|i| i.node_id)
                 }),
             term_seen: lock(&self.term).newest(),
+            cluster_id: Some(self.cluster_id.clone()),
         };
         if let Err(e) = identity::save(&self.cfg.data_dir, &ident) {
             tracing::warn!("save the node identity: {e}");
@@ -238,6 +240,7 @@ impl Node {
                 &identity::Identity {
                     node_id: Some(resp.node_id.clone()),
                     term_seen: lock(&self.term).newest(),
+                    cluster_id: Some(self.cluster_id.clone()),
                 },
             )?;
         }

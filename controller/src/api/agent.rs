@@ -212,7 +212,7 @@ pub async fn status(State(ctx): State<Ctx>, body: Bytes) -> Result<Response, Api
     }
     ctx.orch.liveness.beat(&report.node_id, Instant::now());
     if !report.tasks.is_empty() {
-        match ctx
+        if let RaftResponse::Error(e) = ctx
             .node
             .write(Command::ReportStatus {
                 node: report.node_id,
@@ -220,8 +220,7 @@ pub async fn status(State(ctx): State<Ctx>, body: Bytes) -> Result<Response, Api
             })
             .await?
         {
-            RaftResponse::Error(e) => return Err(e.into()),
-            _ => {}
+            return Err(e.into());
         }
     }
     Ok(encode(&StatusAck {

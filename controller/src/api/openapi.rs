@@ -40,6 +40,12 @@ fn schema_ref(name: &str) -> Value {
 
 /// The document.
 pub fn spec() -> Value {
+    let mut doc = base();
+    orchestration(&mut doc);
+    doc
+}
+
+fn base() -> Value {
     let duration = json!({"type": "string", "examples": ["10s", "500ms", "1m30s"]});
     json!({
         "openapi": "3.1.0",
@@ -114,7 +120,9 @@ pub fn spec() -> Value {
                     "order": {"enum": ["stop-first", "start-first"]}}},
                 "placement": {"type": "object", "additionalProperties": false, "properties": {
                     "constraints": {"type": "array", "items": {"type": "string", "examples": ["node.labels.zone==a"]}},
-                    "max_per_node": {"type": "integer", "minimum": 0}}},
+                    "max_per_node": {"type": "integer", "minimum": 0},
+                    "spread": {"type": ["string", "null"], "description": "node label key to spread replicas over", "examples": ["zone"]}}},
+                "mode": {"enum": ["replicated", "global"], "default": "replicated"},
                 "labels": {"type": "object", "additionalProperties": {"type": "string"}},
                 "autoscale": {"type": ["object", "null"], "additionalProperties": false, "required": ["min", "max"], "properties": {
                     "min": {"type": "integer", "minimum": 0}, "max": {"type": "integer", "minimum": 0}}}}},
@@ -135,7 +143,156 @@ pub fn spec() -> Value {
     })
 }
 
+/// Paths and schemas of nodes, replicas, rollouts, endpoints and the join token. The agents'
+/// `/v1/agent/...` routes carry postcard bodies (see `hoist_proto::node`) and are listed for
+/// completeness.
+fn orchestration(doc: &mut Value) {
+    let node_param = json!({"name": "id", "in": "path", "required": true, "schema": {"type": "string"}, "description": "node id or hostname"});
+    let postcard = json!({"content": {"application/x-postcard": {}}});
+    let paths = [
+        (
+            "/v1/cluster/token",
+            json!({"get": {"summary": "the join token (made once through Raft): HOIST1-<cluster id>-<secret>", "responses": ok(schema_ref("JoinToken"))}}),
+        ),
+        (
+            "/v1/nodes",
+            json!({"get": {"summary": "nodes with liveness, availability, reservations, last heartbeat", "responses": ok(json!({"type": "array", "items": schema_ref("NodeView")}))}}),
+        ),
+        (
+            "/v1/nodes/{id}",
+            json!({"parameters": [node_param.clone()],
+            "get": {"summary": "one node", "responses": ok(schema_ref("NodeView"))},
+            "delete": {"summary": "forget a node", "responses": ok(schema_ref("Node"))}}),
+        ),
+        (
+            "/v1/nodes/{id}/labels",
+            json!({"parameters": [node_param.clone()],
+            "post": {"summary": "set and remove labels", "requestBody": body("LabelRequest"), "responses": ok(schema_ref("Node"))}}),
+        ),
+        (
+            "/v1/nodes/{id}/availability",
+            json!({"parameters": [node_param],
+            "post": {"summary": "active, paused (no new replicas) or drained (replicas move off)", "requestBody": body("AvailabilityRequest"), "responses": ok(schema_ref("Node"))}}),
+        ),
+        (
+            "/v1/services/{name}/ps",
+            json!({"parameters": [name_param()],
+            "get": {"summary": "every replica slot: current task, why it is pending, recent tasks with reasons", "responses": ok(schema_ref("ServiceTasks"))}}),
+        ),
+        (
+            "/v1/services/{name}/rollout",
+            json!({"parameters": [name_param()],
+            "get": {"summary": "the rolling update of the current version", "responses": ok(schema_ref("Rollout"))}}),
+        ),
+        (
+            "/v1/services/{name}/endpoints",
+            json!({"parameters": [name_param(),
+                {"name": "index", "in": "query", "required": false, "schema": {"type": "integer"}, "description": "answer when the endpoints change after this index"},
+                {"name": "timeout_ms", "in": "query", "required": false, "schema": {"type": "integer", "default": 30000, "maximum": 60000}}],
+            "get": {"summary": "healthy running replicas (blocking watch with index)", "responses": ok(schema_ref("Endpoints"))}}),
+        ),
+        (
+            "/v1/agent/register",
+            json!({"post": {"summary": "agent: join with a token (postcard RegisterRequest → RegisterResponse)", "requestBody": postcard.clone(), "responses": {"200": postcard.clone()}}}),
+        ),
+        (
+            "/v1/agent/heartbeat",
+            json!({"post": {"summary": "agent: still alive (postcard Heartbeat → HeartbeatAck)", "requestBody": postcard.clone(), "responses": {"200": postcard.clone()}}}),
+        ),
+        (
+            "/v1/agent/assignments",
+            json!({"get": {"summary": "agent: long poll of the node's assignments (?node=ID&index=N&wait_ms=M, postcard Assignments)", "responses": {"200": postcard.clone()}}}),
+        ),
+        (
+            "/v1/agent/status",
+            json!({"post": {"summary": "agent: batched task status (postcard StatusReport → StatusAck)", "requestBody": postcard.clone(), "responses": {"200": postcard}}}),
+        ),
+    ];
+    for (path, item) in paths {
+        doc["paths"][path] = item;
+    }
+    let resources = json!({"type": "object", "properties": {"cpu_millis": {"type": "integer"}, "memory_bytes": {"type": "integer"}}});
+    let task = json!({"type": "object", "properties": {
+        "id": {"type": "string"}, "service": {"type": "string"}, "service_version": {"type": "integer"},
+        "slot": {"type": "integer"}, "node": {"type": "string"},
+        "desired": {"enum": ["running", "shutdown"]},
+        "state": {"enum": ["pending", "running", "shutdown", "failed", "complete"]},
+        "health": {"enum": ["none", "starting", "healthy", "unhealthy"]},
+        "address": {"type": ["string", "null"]}, "container_id": {"type": ["string", "null"]},
+        "exit_code": {"type": ["integer", "null"]}, "message": {"type": "string"}, "restarts": {"type": "integer"},
+        "created_ms": {"type": "integer"}, "updated_ms": {"type": "integer"}, "ready_since_ms": {"type": ["integer", "null"]}}});
+    let schemas = [
+        (
+            "JoinToken",
+            json!({"type": "object", "properties": {"token": {"type": "string"}, "cluster_id": {"type": "string"}}}),
+        ),
+        (
+            "Node",
+            json!({"type": "object", "properties": {
+            "id": {"type": "string"}, "hostname": {"type": "string"}, "address": {"type": "string"},
+            "labels": {"type": "object", "additionalProperties": {"type": "string"}}, "capacity": resources.clone(),
+            "status": {"enum": ["ready", "down"]}, "availability": {"enum": ["active", "paused", "drained"]},
+            "agent_version": {"type": "string"}, "registered_ms": {"type": "integer"}, "updated_ms": {"type": "integer"}}}),
+        ),
+        (
+            "NodeView",
+            json!({"type": "object", "properties": {"node": schema_ref("Node"), "tasks": {"type": "integer"}, "reserved": resources, "last_heartbeat_ms_ago": {"type": ["integer", "null"]}}}),
+        ),
+        (
+            "LabelRequest",
+            json!({"type": "object", "additionalProperties": false, "properties": {"set": {"type": "object", "additionalProperties": {"type": "string"}}, "remove": {"type": "array", "items": {"type": "string"}}}}),
+        ),
+        (
+            "AvailabilityRequest",
+            json!({"type": "object", "additionalProperties": false, "required": ["availability"], "properties": {"availability": {"enum": ["active", "paused", "drained"]}}}),
+        ),
+        ("Task", task),
+        (
+            "ServiceTasks",
+            json!({"type": "object", "properties": {"service": {"type": "string"}, "version": {"type": "integer"}, "replicas": {"type": "array", "items": {"type": "object", "properties": {
+            "slot": {"type": "integer"}, "task": {"oneOf": [schema_ref("Task"), {"type": "null"}]}, "pending": {"type": ["string", "null"], "examples": ["n2: needs 512 MiB, 300 MiB free; n3: constraint zone == a"]},
+            "history": {"type": "array", "items": schema_ref("Task")}}}}}}),
+        ),
+        (
+            "Rollout",
+            json!({"type": "object", "properties": {
+            "version": {"type": "integer"}, "from_version": {"type": "integer"},
+            "state": {"enum": ["updating", "completed", "paused", "rolling_back", "rolled_back", "failed"]},
+            "updated": {"type": "integer"}, "total": {"type": "integer"}, "failures": {"type": "integer"}, "message": {"type": "string"},
+            "started_ms": {"type": "integer"}, "updated_ms": {"type": "integer"}, "batch_started_ms": {"type": "integer"},
+            "rollback_of": {"type": ["integer", "null"], "description": "set on an automatic rollback: the version that failed"}}}),
+        ),
+        (
+            "Endpoints",
+            json!({"type": "object", "properties": {"index": {"type": "integer"}, "endpoints": {"type": "array", "items": {"type": "object", "properties": {
+            "address": {"type": "string"}, "port": {"type": ["integer", "null"]}, "node": {"type": "string"}, "node_address": {"type": "string"}, "task": {"type": "string"}}}}}}),
+        ),
+    ];
+    for (name, schema) in schemas {
+        doc["components"]["schemas"][name] = schema;
+    }
+}
+
 /// `GET /v1/openapi.json`
 pub async fn document() -> Json<Value> {
     Json(spec())
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn orchestration_routes_are_documented() {
+        let doc = super::spec();
+        for p in [
+            "/v1/nodes/{id}/availability",
+            "/v1/services/{name}/endpoints",
+            "/v1/services/{name}/rollout",
+            "/v1/agent/assignments",
+            "/v1/cluster/token",
+        ] {
+            assert!(doc["paths"][p].is_object(), "{p}");
+        }
+        assert!(doc["components"]["schemas"]["Rollout"].is_object());
+        assert!(doc["components"]["schemas"]["ServiceSpec"]["properties"]["mode"].is_object());
+    }
 }

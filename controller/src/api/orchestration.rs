@@ -214,7 +214,7 @@ pub async fn ps(
             }
         }
         for v in slots.values_mut() {
-            v.history.sort_by(|a, b| b.updated_ms.cmp(&a.updated_ms));
+            v.history.sort_by_key(|t| std::cmp::Reverse(t.updated_ms));
         }
         Some(ServiceTasks {
             service: name.clone(),

@@ -4,7 +4,7 @@
 use hoist_proto::cluster::{Node, NodeAvailability, NodeStatus, Task};
 use hoist_proto::quantity::{parse_cpu_millis, parse_size};
 use hoist_proto::service::{PortProtocol, ServiceSpec};
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 /// What one replica of a service asks of a node.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -117,8 +117,15 @@ impl NodeUsage {
     pub fn add(&mut self, demand: &Demand) {
         self.cpu_millis += demand.cpu_millis;
         self.memory_bytes += demand.memory_bytes;
-        self.ports.extend(demand.ports.iter().copied());
-        *self.per_service.entry(demand.service.clone()).or_default() += 1;
+        for p in &demand.ports {
+            self.ports.insert(*p);
+        }
+        match self.per_service.get_mut(&demand.service) {
+            Some(c) => *c += 1,
+            None => {
+                self.per_service.insert(demand.service.clone(), 1);
+            }
+        }
         self.tasks += 1;
     }
 }
@@ -129,22 +136,31 @@ pub fn holds_resources(task: &Task) -> bool {
 }
 
 /// Usage per node from tasks, given each task's demand (`demand_of` answers `None` for tasks
-/// whose spec is unknown: they hold nothing but count towards max per node).
+/// whose spec is unknown: they hold nothing but count towards max per node). Demands are looked
+/// up once per service version.
 pub fn usage_of<'a>(
     tasks: impl IntoIterator<Item = &'a Task>,
     mut demand_of: impl FnMut(&Task) -> Option<Demand>,
 ) -> BTreeMap<String, NodeUsage> {
     let mut out: BTreeMap<String, NodeUsage> = BTreeMap::new();
+    let mut cache: HashMap<(&'a str, u64), Demand> = HashMap::new();
     for t in tasks.into_iter().filter(|t| holds_resources(t)) {
-        let d = demand_of(t).unwrap_or_else(|| Demand {
-            service: t.service.clone(),
-            cpu_millis: 0,
-            memory_bytes: 0,
-            ports: vec![],
-            constraints: vec![],
-            max_per_node: 0,
-        });
-        out.entry(t.node.clone()).or_default().add(&d);
+        let d = cache
+            .entry((t.service.as_str(), t.service_version))
+            .or_insert_with(|| {
+                demand_of(t).unwrap_or_else(|| Demand {
+                    service: t.service.clone(),
+                    cpu_millis: 0,
+                    memory_bytes: 0,
+                    ports: vec![],
+                    constraints: vec![],
+                    max_per_node: 0,
+                })
+            });
+        match out.get_mut(&t.node) {
+            Some(u) => u.add(d),
+            None => out.entry(t.node.clone()).or_default().add(d),
+        }
     }
     out
 }
@@ -188,7 +204,7 @@ impl std::fmt::Display for Misfit {
 }
 
 fn cpus(millis: u64) -> String {
-    if millis % 1000 == 0 {
+    if millis.is_multiple_of(1000) {
         format!("{}", millis / 1000)
     } else {
         format!("{}m", millis)
@@ -308,8 +324,10 @@ pub(crate) mod tests {
         spec.placement.constraints = vec!["node.labels.zone==a".into()];
         let d = Demand::of(&spec);
         let n2 = node("n2", 812, &[("zone", "a")]);
-        let mut u = NodeUsage::default();
-        u.memory_bytes = 512 << 20;
+        let u = NodeUsage {
+            memory_bytes: 512 << 20,
+            ..Default::default()
+        };
         let n3 = node("n3", 4096, &[("zone", "b")]);
         let m2 = check(&n2, Some(&u), &d).unwrap_err();
         let m3 = check(&n3, None, &d).unwrap_err();

@@ -2,9 +2,9 @@
 //! node's spread group (label value), then on the node, then the least loaded node, then the node
 //! id — so placements spread evenly and are deterministic.
 //!
-//! Placing many replicas at once uses a heap with lazy re-keying: every key only grows when a
-//! replica is placed, so a popped entry whose key is stale is pushed back with its new key, and a
-//! batch of `k` placements over `n` nodes costs about `(n + k) log n`.
+//! Placing many replicas at once uses two heaps: spread groups by replica count, and inside each
+//! group its feasible nodes by rank. A placement changes only the chosen node and its group, so
+//! a batch of `k` placements over `n` nodes costs about `(n + k) log n`.
 
 use super::feasible::{check, explain, Demand, Misfit, NodeUsage};
 use hoist_proto::cluster::Node;
@@ -20,22 +20,39 @@ pub struct Placement {
     pub unplaced: Option<String>,
 }
 
-type Key = (u64, u64, u64, u64, usize);
+/// A node's rank inside its spread group: replicas of the service there, load, tasks, index.
+type NodeKey = (u64, u64, u64, usize);
+/// A group's rank: replicas of the service in the group, then its best node's key.
+type GroupKey = (u64, NodeKey, usize);
 
 fn load_permille(node: &Node, u: &NodeUsage) -> u64 {
-    let frac = |used: u64, cap: u64| {
-        if cap == 0 {
-            0
-        } else {
-            used.saturating_mul(1000) / cap
-        }
-    };
+    let frac = |used: u64, cap: u64| used.saturating_mul(1000).checked_div(cap).unwrap_or(0);
     frac(u.cpu_millis, node.capacity.cpu_millis)
         .max(frac(u.memory_bytes, node.capacity.memory_bytes))
 }
 
+fn node_key(i: usize, n: &Node, u: Option<&NodeUsage>, service: &str) -> NodeKey {
+    match u {
+        None => (0, 0, 0, i),
+        Some(u) => (
+            u.per_service.get(service).copied().unwrap_or(0),
+            load_permille(n, u),
+            u.tasks,
+            i,
+        ),
+    }
+}
+
+/// One spread group (all nodes when there is no spread label): its replica count and its
+/// feasible nodes by rank. A placement changes only the chosen node's key and its group's count,
+/// so both heaps stay exact: each placement costs O(log n).
+struct Group {
+    count: u64,
+    nodes: BinaryHeap<Reverse<NodeKey>>,
+}
+
 /// Places `count` replicas with `demand` on `nodes`, updating `usage` as it goes. `spread` is a
-/// node label key to spread over first (`zone`).
+/// node label key to spread over first (`zone`); nodes without the label form one more group.
 pub fn place(
     nodes: &[Node],
     usage: &mut BTreeMap<String, NodeUsage>,
@@ -44,63 +61,67 @@ pub fn place(
     count: usize,
 ) -> Placement {
     let spread = spread.map(|s| s.strip_prefix("node.labels.").unwrap_or(s));
-    let group_of = |n: &Node| spread.and_then(|k| n.labels.get(k).cloned());
-    let mut groups: BTreeMap<Option<String>, u64> = BTreeMap::new();
-    if spread.is_some() {
-        for n in nodes {
-            let c = usage
-                .get(&n.id)
-                .and_then(|u| u.per_service.get(&demand.service))
-                .copied()
-                .unwrap_or(0);
-            *groups.entry(group_of(n)).or_default() += c;
-        }
-    }
-    let key = |i: usize,
-               n: &Node,
-               usage: &BTreeMap<String, NodeUsage>,
-               groups: &BTreeMap<Option<String>, u64>|
-     -> Key {
-        let empty = NodeUsage::default();
-        let u = usage.get(&n.id).unwrap_or(&empty);
-        let g = if spread.is_some() {
-            groups.get(&group_of(n)).copied().unwrap_or(0)
-        } else {
-            0
-        };
-        let s = u.per_service.get(&demand.service).copied().unwrap_or(0);
-        (g, s, load_permille(n, u), u.tasks, i)
-    };
+    let mut group_ids: BTreeMap<Option<&str>, usize> = BTreeMap::new();
+    let mut groups: Vec<Group> = Vec::new();
     let mut misfits: BTreeMap<usize, Misfit> = BTreeMap::new();
-    let mut heap = BinaryHeap::new();
     for (i, n) in nodes.iter().enumerate() {
-        match check(n, usage.get(&n.id), demand) {
-            Ok(()) => heap.push(Reverse(key(i, n, usage, &groups))),
+        let label = spread.and_then(|k| n.labels.get(k).map(String::as_str));
+        let g = *group_ids.entry(label).or_insert_with(|| {
+            groups.push(Group {
+                count: 0,
+                nodes: BinaryHeap::new(),
+            });
+            groups.len() - 1
+        });
+        let u = usage.get(&n.id);
+        groups[g].count += u
+            .and_then(|u| u.per_service.get(&demand.service))
+            .copied()
+            .unwrap_or(0);
+        match check(n, u, demand) {
+            Ok(()) => groups[g]
+                .nodes
+                .push(Reverse(node_key(i, n, u, &demand.service))),
             Err(m) => {
                 misfits.insert(i, m);
             }
         }
     }
-    let mut chosen = Vec::with_capacity(count.min(nodes.len() * 4));
+    let group_key = |g: usize, grp: &Group| -> Option<GroupKey> {
+        grp.nodes.peek().map(|Reverse(k)| (grp.count, *k, g))
+    };
+    let mut ranked: BinaryHeap<Reverse<GroupKey>> = groups
+        .iter()
+        .enumerate()
+        .filter_map(|(g, grp)| group_key(g, grp).map(Reverse))
+        .collect();
+    let mut chosen = Vec::with_capacity(count.min(1 << 20));
     while chosen.len() < count {
-        let Some(Reverse(k)) = heap.pop() else { break };
-        let i = k.4;
+        let Some(Reverse((_, _, g))) = ranked.pop() else {
+            break;
+        };
+        let grp = &mut groups[g];
+        let Some(Reverse(k)) = grp.nodes.pop() else {
+            continue;
+        };
+        let i = k.3;
         let n = &nodes[i];
-        let fresh = key(i, n, usage, &groups);
-        if fresh != k {
-            heap.push(Reverse(fresh));
-            continue;
+        match check(n, usage.get(&n.id), demand) {
+            Ok(()) => {
+                let u = usage.entry(n.id.clone()).or_default();
+                u.add(demand);
+                grp.count += 1;
+                grp.nodes
+                    .push(Reverse(node_key(i, n, Some(u), &demand.service)));
+                chosen.push(n.id.clone());
+            }
+            Err(m) => {
+                misfits.insert(i, m);
+            }
         }
-        if let Err(m) = check(n, usage.get(&n.id), demand) {
-            misfits.insert(i, m);
-            continue;
+        if let Some(k) = group_key(g, grp) {
+            ranked.push(Reverse(k));
         }
-        usage.entry(n.id.clone()).or_default().add(demand);
-        if spread.is_some() {
-            *groups.entry(group_of(n)).or_default() += 1;
-        }
-        chosen.push(n.id.clone());
-        heap.push(Reverse(key(i, n, usage, &groups)));
     }
     let unplaced = (chosen.len() < count).then(|| {
         let list: Vec<(String, Misfit)> = misfits

@@ -12,7 +12,9 @@ use hoist_proto::cluster::{
 use hoist_proto::node::Health;
 use hoist_proto::quantity::parse_duration_ms;
 use hoist_proto::raft::Plan;
-use hoist_proto::service::{FailureAction, ServiceMode, ServiceSpec, UpdateOrder};
+use hoist_proto::service::{
+    FailureAction, RestartCondition, ServiceMode, ServiceSpec, UpdateOrder,
+};
 use std::collections::{BTreeMap, BTreeSet};
 
 /// What one reconciliation decided.
@@ -147,7 +149,10 @@ impl ServiceRun<'_> {
             }
             let bad = if !up {
                 Some(format!("node {} is down", t.node))
-            } else if t.state == TaskState::Failed {
+            } else if t.state == TaskState::Failed
+                && self.spec.restart.condition != RestartCondition::None
+            {
+                // With `condition = "none"` a failed replica stays failed in its slot.
                 Some(format!("failed: {}", t.message))
             } else if t.state == TaskState::Running && t.health == Health::Unhealthy {
                 Some(format!("unhealthy: {}", t.message))
@@ -275,7 +280,7 @@ impl ServiceRun<'_> {
         let mut movable: Vec<&Task> = Vec::new();
         let mut inflight = 0u64;
         let mut updated = 0u64;
-        for (&slot, _) in &wanted {
+        for &slot in wanted.keys() {
             let ts = slots.remove(&slot).unwrap_or_default();
             let mut current: Vec<&Task> =
                 ts.iter().copied().filter(|t| self.is_current(t)).collect();

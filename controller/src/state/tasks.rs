@@ -25,7 +25,12 @@ impl State {
     }
 
     /// Why `t` cannot be placed now, given `usage`; `None` when it can.
-    fn refuse(&self, t: &Task, usage: &BTreeMap<String, NodeUsage>) -> Option<String> {
+    fn refuse(
+        &self,
+        t: &Task,
+        usage: &BTreeMap<String, NodeUsage>,
+        demands: &mut BTreeMap<String, Demand>,
+    ) -> Option<String> {
         if self.tasks.contains_key(&t.id) {
             return Some(format!("task {:?} already exists", t.id));
         }
@@ -42,8 +47,10 @@ impl State {
         let Some(node) = self.nodes.get(&t.node) else {
             return Some(format!("node {:?} does not exist", t.node));
         };
-        let demand = Demand::of(&current.spec);
-        check(node, usage.get(&t.node), &demand)
+        let demand = demands
+            .entry(t.service.clone())
+            .or_insert_with(|| Demand::of(&current.spec));
+        check(node, usage.get(&t.node), demand)
             .err()
             .map(|m| format!("{}: {m}", t.node))
     }
@@ -71,16 +78,17 @@ impl State {
     pub(super) fn put_tasks(&mut self, tasks: &[Task], now: u64) -> Result<Response, CommandError> {
         let nodes: BTreeSet<&str> = tasks.iter().map(|t| t.node.as_str()).collect();
         let mut usage = self.usage_on(&nodes);
+        let mut demands = BTreeMap::new();
         for t in tasks {
-            if let Some(why) = self.refuse(t, &usage) {
+            if let Some(why) = self.refuse(t, &usage, &mut demands) {
                 return Err(CommandError {
                     code: ErrorCode::Conflict,
                     message: format!("task {:?}: {why}", t.id),
                     field: None,
                 });
             }
-            if let Some(d) = self.demand_of(t) {
-                usage.entry(t.node.clone()).or_default().add(&d);
+            if let Some(d) = demands.get(&t.service) {
+                usage.entry(t.node.clone()).or_default().add(d);
             }
         }
         for t in tasks {
@@ -140,6 +148,7 @@ impl State {
         }
         let nodes: BTreeSet<&str> = plan.place.iter().map(|t| t.node.as_str()).collect();
         let mut usage = self.usage_on(&nodes);
+        let mut demands = BTreeMap::new();
         let services: BTreeSet<&str> = plan.place.iter().map(|t| t.service.as_str()).collect();
         // A slot takes one task per version: a plan made before another plan for the same slot
         // was applied must not double it.
@@ -157,13 +166,13 @@ impl State {
                     .push((t.id.clone(), format!("slot {} is already filled", t.slot)));
                 continue;
             }
-            if let Some(why) = self.refuse(t, &usage) {
+            if let Some(why) = self.refuse(t, &usage, &mut demands) {
                 result.refused.push((t.id.clone(), why));
                 continue;
             }
             filled.insert(key);
-            if let Some(d) = self.demand_of(t) {
-                usage.entry(t.node.clone()).or_default().add(&d);
+            if let Some(d) = demands.get(&t.service) {
+                usage.entry(t.node.clone()).or_default().add(d);
             }
             self.insert_placed(t, now);
             result.placed += 1;

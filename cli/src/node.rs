@@ -1,0 +1,229 @@
+//! `hoist node ...`: list, inspect, label, and set whether a node takes work.
+
+use crate::controller_client::{report, ControllerClient};
+use comfy_table::Table;
+use hoist_proto::cluster::{Node, NodeAvailability, NodeView};
+use reqwest::Method;
+use std::collections::BTreeMap;
+
+/// Node commands.
+#[derive(Debug, clap::Subcommand)]
+pub enum NodeCmd {
+    /// List nodes: status (ready/down), availability, resources, replicas.
+    Ls,
+    /// Show one node (by id or hostname).
+    Inspect { node: String },
+    /// Set labels (`zone=a`) and remove them (`--rm zone`).
+    Label {
+        node: String,
+        /// KEY=VALUE pairs to set.
+        labels: Vec<String>,
+        /// Label keys to remove.
+        #[arg(long = "rm")]
+        remove: Vec<String>,
+    },
+    /// Move the node's replicas elsewhere (honouring each service's update policy); no new ones.
+    Drain { node: String },
+    /// Keep the node's replicas but place no new ones.
+    Pause { node: String },
+    /// Let the node take replicas again.
+    Activate { node: String },
+    /// Forget a node (its agent must register again).
+    Rm { node: String },
+}
+
+fn print_json<T: serde::Serialize>(v: &T) {
+    println!("{}", serde_json::to_string_pretty(v).expect("json encodes"));
+}
+
+fn gib(bytes: u64) -> String {
+    format!("{:.1}G", bytes as f64 / (1u64 << 30) as f64)
+}
+
+fn name(s: impl serde::Serialize) -> String {
+    serde_json::to_value(s)
+        .ok()
+        .and_then(|v| v.as_str().map(String::from))
+        .unwrap_or_default()
+}
+
+/// Parses `KEY=VALUE` arguments.
+pub fn parse_labels(args: &[String]) -> Result<BTreeMap<String, String>, String> {
+    args.iter()
+        .map(|a| {
+            let (k, v) = a
+                .split_once('=')
+                .ok_or_else(|| format!("label {a:?}: expected KEY=VALUE"))?;
+            if k.is_empty() {
+                return Err(format!("label {a:?}: the key is empty"));
+            }
+            Ok((k.to_string(), v.to_string()))
+        })
+        .collect()
+}
+
+async fn availability(
+    client: &ControllerClient,
+    node: &str,
+    a: NodeAvailability,
+    json: bool,
+) -> i32 {
+    let body = serde_json::json!({ "availability": a });
+    match client
+        .json::<Node>(
+            Method::POST,
+            &format!("/v1/nodes/{node}/availability"),
+            Some(&body),
+        )
+        .await
+    {
+        Ok(n) if json => {
+            print_json(&n);
+            0
+        }
+        Ok(n) => {
+            println!("{}: {}", n.id, name(n.availability));
+            0
+        }
+        Err(e) => report(&e),
+    }
+}
+
+/// Runs one node command; answers the exit code.
+pub async fn run(cmd: NodeCmd, controllers: &[String], json: bool) -> anyhow::Result<i32> {
+    let client = ControllerClient::new(controllers)?;
+    Ok(match cmd {
+        NodeCmd::Ls => match client
+            .json::<Vec<NodeView>>(Method::GET, "/v1/nodes", None)
+            .await
+        {
+            Ok(list) if json => {
+                print_json(&list);
+                0
+            }
+            Ok(list) => {
+                let mut t = Table::new();
+                t.load_preset(comfy_table::presets::NOTHING);
+                t.set_header([
+                    "ID",
+                    "HOSTNAME",
+                    "STATUS",
+                    "AVAILABILITY",
+                    "ADDRESS",
+                    "CPU",
+                    "MEMORY",
+                    "REPLICAS",
+                    "LABELS",
+                ]);
+                for v in list {
+                    let n = &v.node;
+                    let labels: Vec<String> =
+                        n.labels.iter().map(|(k, v)| format!("{k}={v}")).collect();
+                    t.add_row([
+                        n.id.clone(),
+                        n.hostname.clone(),
+                        name(n.status),
+                        name(n.availability),
+                        n.address.clone(),
+                        format!(
+                            "{}/{}",
+                            v.reserved.cpu_millis as f64 / 1000.0,
+                            n.capacity.cpu_millis as f64 / 1000.0
+                        ),
+                        format!(
+                            "{}/{}",
+                            gib(v.reserved.memory_bytes),
+                            gib(n.capacity.memory_bytes)
+                        ),
+                        v.tasks.to_string(),
+                        labels.join(","),
+                    ]);
+                }
+                println!("{t}");
+                0
+            }
+            Err(e) => report(&e),
+        },
+        NodeCmd::Inspect { node } => {
+            match client
+                .json::<NodeView>(Method::GET, &format!("/v1/nodes/{node}"), None)
+                .await
+            {
+                Ok(v) => {
+                    print_json(&v);
+                    0
+                }
+                Err(e) => report(&e),
+            }
+        }
+        NodeCmd::Label {
+            node,
+            labels,
+            remove,
+        } => {
+            let set = match parse_labels(&labels) {
+                Ok(s) => s,
+                Err(m) => {
+                    eprintln!("error: {m}");
+                    return Ok(2);
+                }
+            };
+            if set.is_empty() && remove.is_empty() {
+                eprintln!("error: give KEY=VALUE labels to set or --rm KEY to remove");
+                return Ok(2);
+            }
+            let body = serde_json::json!({ "set": set, "remove": remove });
+            match client
+                .json::<Node>(
+                    Method::POST,
+                    &format!("/v1/nodes/{node}/labels"),
+                    Some(&body),
+                )
+                .await
+            {
+                Ok(n) if json => {
+                    print_json(&n);
+                    0
+                }
+                Ok(n) => {
+                    let l: Vec<String> = n.labels.iter().map(|(k, v)| format!("{k}={v}")).collect();
+                    println!("{}: {}", n.id, l.join(","));
+                    0
+                }
+                Err(e) => report(&e),
+            }
+        }
+        NodeCmd::Drain { node } => {
+            availability(&client, &node, NodeAvailability::Drained, json).await
+        }
+        NodeCmd::Pause { node } => {
+            availability(&client, &node, NodeAvailability::Paused, json).await
+        }
+        NodeCmd::Activate { node } => {
+            availability(&client, &node, NodeAvailability::Active, json).await
+        }
+        NodeCmd::Rm { node } => {
+            match client
+                .json::<Node>(Method::DELETE, &format!("/v1/nodes/{node}"), None)
+                .await
+            {
+                Ok(n) => {
+                    println!("{}: removed", n.id);
+                    0
+                }
+                Err(e) => report(&e),
+            }
+        }
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn labels_parse() {
+        let l = super::parse_labels(&["zone=a".into(), "x=".into()]).unwrap();
+        assert_eq!(l["zone"], "a");
+        assert_eq!(l["x"], "");
+        assert!(super::parse_labels(&["zone".into()]).is_err());
+    }
+}
