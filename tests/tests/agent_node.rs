@@ -171,7 +171,7 @@ fn the_agent_runs_heals_and_reports_its_assignments() -> Result<()> {
     crash.restart.window = "1m".into();
     let mut once = spec("once", &["true"]);
     once.restart.condition = RestartCondition::OnFailure;
-    let bad = ServiceSpec::new("bad", "nope:1");
+    let bad = ServiceSpec::new("bad", "127.0.0.1:9/nope:1");
     fake.assign(vec![
         task("web-0", 0, &web),
         task("web-1", 1, &web),
@@ -227,7 +227,7 @@ fn the_agent_runs_heals_and_reports_its_assignments() -> Result<()> {
     let st = wait_status(&fake, &host, "bad-0", "failed to start", |s| {
         s.state == TaskState::Failed
     })?;
-    ensure!(st.message.contains("\"nope:1\" not found"), "{st:?}");
+    ensure!(st.message.contains("\"127.0.0.1:9/nope:1\" is not on this node and could not be pulled"), "{st:?}");
     ensure!(host.inspect("mine")?["status"] == "running");
 
     // A deposed leader (older term) tells the node to run nothing: ignored.

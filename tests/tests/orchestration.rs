@@ -178,7 +178,7 @@ fn a_bad_image_or_failing_health_check_during_an_update_rolls_back() -> Result<(
     )?;
 
     let mut bad = web("api", 4);
-    bad["image"] = json!("nope:1");
+    bad["image"] = json!("127.0.0.1:9/nope:1");
     let v = apply_http(&lab, &bad)?;
     wait_rolled_back(&lab, "api", v)?;
     wait_replicas(
@@ -225,7 +225,7 @@ fn hoist_service_apply_exits_non_zero_when_the_update_rolls_back() -> Result<()>
         |_| true,
     )?;
     let mut bad = web("api", 2);
-    bad["image"] = json!("nope:1");
+    bad["image"] = json!("127.0.0.1:9/nope:1");
     let (code, out, err) = lab.apply(&bad, &[])?;
     ensure!(code != 0, "apply of a bad image must fail: {out} {err}");
     let r = lab.get("/v1/services/api/rollout")?;
@@ -362,7 +362,7 @@ fn hoist_service_rollout_status_exits_non_zero_after_a_rollback() -> Result<()> 
     let (code, out, err) = lab.apply(&web("api", 2), &[])?;
     ensure!(code == 0, "apply: {out} {err}");
     let mut bad = web("api", 2);
-    bad["image"] = json!("nope:1");
+    bad["image"] = json!("127.0.0.1:9/nope:1");
     let (code, _, _) = lab.apply(&bad, &[])?;
     ensure!(code != 0);
     let (code, out, err) = lab.hoist(&["service", "rollout", "status", "api"])?;

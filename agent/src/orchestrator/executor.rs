@@ -6,6 +6,8 @@
 use super::container::{create_request, observe};
 use super::reconcile::{Action, ObservedTask, Phase};
 use crate::containers::Manager;
+use crate::image::pull;
+use crate::image::registry::RegistryConfig;
 use crate::error::AgentError;
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{Arc, Mutex};
@@ -23,6 +25,8 @@ pub struct Executor {
     busy: Mutex<BTreeSet<String>>,
     failures: Mutex<BTreeMap<String, String>>,
     limit: Semaphore,
+    /// One image pull at a time: replicas of one service wait for the first pull, not repeat it.
+    pulls: tokio::sync::Mutex<()>,
     /// Woken when an action finishes, so reconciliation looks again at once.
     pub done: Notify,
 }
@@ -38,6 +42,7 @@ impl Executor {
             busy: Mutex::new(BTreeSet::new()),
             failures: Mutex::new(BTreeMap::new()),
             limit: Semaphore::new(PARALLEL),
+            pulls: tokio::sync::Mutex::new(()),
             done: Notify::new(),
         })
     }
@@ -126,10 +131,31 @@ impl Executor {
         }
     }
 
+    /// Pulls the task's image when the node lacks it (anonymously; registries named with
+    /// `--insecure-registry` over plain HTTP), as a Swarm node does before starting a task.
+    async fn pull_image(&self, image: &str) -> Result<(), String> {
+        let _one = self.pulls.lock().await;
+        let regs = RegistryConfig {
+            insecure: self.mgr.config.insecure_registries.clone(),
+        };
+        let (progress, _ignored) = tokio::sync::mpsc::unbounded_channel();
+        match pull::pull_if_missing(self.mgr.images.clone(), &regs, image, progress).await {
+            Ok(true) => {
+                tracing::info!(image, "pulled");
+                Ok(())
+            }
+            Ok(false) => Ok(()),
+            Err(e) => Err(format!("image {image:?} is not on this node and could not be pulled: {e}")),
+        }
+    }
+
     async fn start(&self, task: &hoist_proto::node::Assignment, restarts_ms: &[u64]) {
-        let created = match create_request(task, restarts_ms) {
-            Ok(req) => self.mgr.create(req, false).await.map_err(|e| e.to_string()),
+        let created = match self.pull_image(&task.spec.image).await {
             Err(e) => Err(e),
+            Ok(()) => match create_request(task, restarts_ms) {
+                Ok(req) => self.mgr.create(req, false).await.map_err(|e| e.to_string()),
+                Err(e) => Err(e),
+            },
         };
         match created {
             Ok((_, c)) => {
@@ -137,11 +163,6 @@ impl Executor {
                 tracing::info!(task = %task.task_id, container = %c.id, name = %c.name, "task running");
             }
             Err(message) => {
-                let message = if message.starts_with("image ") && message.contains("not found") {
-                    format!("{message} (this agent runs images from its local store; pulling from a registry is not supported yet: import it on the node)")
-                } else {
-                    message
-                };
                 tracing::warn!(task = %task.task_id, image = %task.spec.image, "task failed to start: {message}");
                 lock(&self.failures).insert(task.task_id.clone(), message);
             }
