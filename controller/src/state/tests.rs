@@ -514,3 +514,25 @@ fn nested_batches_are_refused() {
         other => panic!("{other:?}"),
     }
 }
+
+#[test]
+fn a_refused_command_at_a_new_index_changes_no_hash() {
+    let mut st = State::default();
+    st.apply_at(
+        1,
+        &req(1, Command::ApplyService(Box::new(spec("web", "img", 1)))),
+    );
+    let before = st.hash();
+    let r = st.apply_at(
+        2,
+        &req(
+            2,
+            Command::ScaleService {
+                name: "nope".into(),
+                replicas: 1,
+            },
+        ),
+    );
+    assert!(matches!(r, Response::Error(_)));
+    assert_eq!(st.hash(), before);
+}
