@@ -393,6 +393,13 @@ fn status_reports_and_history() {
     }
     st.apply(&req(41, other));
     assert_eq!(st.tasks["t"].state, TaskState::Running);
+    st.apply(&req(
+        42,
+        Command::Plan(Plan {
+            stop: vec![("t".into(), "failed".into())],
+            ..Default::default()
+        }),
+    ));
     st.apply(&req(42, report(TaskState::Failed, Health::None)));
     assert_eq!(st.tasks["t"].ready_since_ms, None);
     // Ended is final.
@@ -405,6 +412,7 @@ fn status_reports_and_history() {
     };
     st.apply(&req(44, Command::Plan(p)));
     assert!(st.tasks.is_empty());
+    assert_eq!(st.slot_history["web"][&0][0].message, "failed");
     assert_eq!(st.slot_history["web"][&0].len(), 1);
 }
 
