@@ -141,7 +141,7 @@ fn replicas_spread_heal_wait_for_constraints_and_roll_back() -> Result<()> {
     let (_, ps) = lab.get(0, "/v1/services/web/ps")?;
     ensure!(
         ps.to_string().contains(&format!("node {h3} is down")),
-        "history keeps the reason"
+        "history keeps the reason: {ps}"
     );
 
     // Constraints nobody meets: pending with the reason, placed when a matching node joins.

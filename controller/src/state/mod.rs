@@ -78,6 +78,8 @@ pub struct State {
     /// Raft index of the last change to each service's endpoints (for the registry's watch).
     pub endpoints_index: BTreeMap<String, u64>,
     /// Raft index of the entry being applied; set by the state machine before [`State::apply`].
+    /// Not part of the state's encoding or hash: a refused command must change nothing.
+    #[serde(skip)]
     pub index: u64,
 }
 

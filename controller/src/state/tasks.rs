@@ -213,7 +213,11 @@ impl State {
                 t.address = s.address.clone();
             }
             t.exit_code = s.exit_code;
-            t.message = s.message.clone();
+            // The controller's reason for a stop ("node n3 is down") outlives an agent's
+            // empty "stopped as asked".
+            if !s.message.is_empty() || t.desired == TaskState::Running {
+                t.message = s.message.clone();
+            }
             t.restarts = s.restarts;
             t.updated_ms = now;
             if t.is_ready() {

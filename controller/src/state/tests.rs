@@ -393,6 +393,13 @@ fn status_reports_and_history() {
     }
     st.apply(&req(41, other));
     assert_eq!(st.tasks["t"].state, TaskState::Running);
+    st.apply(&req(
+        42,
+        Command::Plan(Plan {
+            stop: vec![("t".into(), "failed".into())],
+            ..Default::default()
+        }),
+    ));
     st.apply(&req(42, report(TaskState::Failed, Health::None)));
     assert_eq!(st.tasks["t"].ready_since_ms, None);
     // Ended is final.
@@ -405,6 +412,7 @@ fn status_reports_and_history() {
     };
     st.apply(&req(44, Command::Plan(p)));
     assert!(st.tasks.is_empty());
+    assert_eq!(st.slot_history["web"][&0][0].message, "failed");
     assert_eq!(st.slot_history["web"][&0].len(), 1);
 }
 
@@ -513,4 +521,26 @@ fn nested_batches_are_refused() {
         }
         other => panic!("{other:?}"),
     }
+}
+
+#[test]
+fn a_refused_command_at_a_new_index_changes_no_hash() {
+    let mut st = State::default();
+    st.apply_at(
+        1,
+        &req(1, Command::ApplyService(Box::new(spec("web", "img", 1)))),
+    );
+    let before = st.hash();
+    let r = st.apply_at(
+        2,
+        &req(
+            2,
+            Command::ScaleService {
+                name: "nope".into(),
+                replicas: 1,
+            },
+        ),
+    );
+    assert!(matches!(r, Response::Error(_)));
+    assert_eq!(st.hash(), before);
 }
