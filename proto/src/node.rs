@@ -13,6 +13,28 @@
 //! newest term it has seen and ignores anything stamped with an older one: a deposed leader that
 //! has not noticed yet cannot make it stop or start replicas.
 //!
+//! What the controller (leader) does with them:
+//!
+//! - **register**: checks the token (`HOIST1-<cluster id>-<secret>`, see [`parse_join_token`];
+//!   401 `bad_token`/`wrong_cluster` otherwise), keeps `node_id` if given (lowercase letters,
+//!   digits, `-`) or assigns `n<8 hex>`, and commits the node (ready; operator availability and
+//!   labels the agent does not set are kept). Compare [`RegisterResponse::cluster_id`] with the
+//!   token's. The agent should store `node_id` and register again after a restart.
+//! - **heartbeat**: `known = false` means the node was removed: register again.
+//! - **assignments**: answers at once when `index` is 0, else when the node's assignments changed
+//!   after `index` (a Raft index), else after `wait_ms` (at most 30 s) with the same index. The
+//!   list is the node's whole truth: a task not listed must be stopped and removed. A task whose
+//!   `service_version` changes with the same `task_id` (a scale made a new version) keeps
+//!   running untouched. For a deleted service, `spec` has only the name and `desired` is
+//!   `Shutdown`. 404 when the node is unknown (register again).
+//! - **status**: only tasks assigned to that node are taken; a task that reached `Shutdown`,
+//!   `Failed` or `Complete` never changes again. Report `Running` + `Healthy` (or `Health::None`
+//!   without a check) for a replica to count as ready; `Failed` means "for good" (restart policy
+//!   exhausted): the controller replaces it. `Running` + `Unhealthy` is replaced too. The
+//!   controller keeps its own stop reason when the report's message is empty.
+//! - Errors are JSON `{code, message}` (not postcard) with an HTTP status; 503 `not_leader` /
+//!   `no_leader` when no leader can answer (members forward to the leader otherwise): retry.
+//!
 //! Heartbeats live in the leader's memory only; the Raft log sees a node only when it registers,
 //! changes status (down after the grace period, back up) or its tasks change state.
 //! Variants and fields are only appended.
