@@ -63,6 +63,7 @@ impl ControllerClient {
                 "no controller address: pass --controller HOST:PORT or set HOIST_CONTROLLER"
             );
         }
+        hoist_common::init_tls();
         let http = reqwest::Client::builder()
             .no_proxy()
             .connect_timeout(Duration::from_millis(700))

@@ -6,6 +6,14 @@ pub mod dockerignore;
 pub mod ids;
 pub mod parse;
 
+/// Installs ring as the process's rustls crypto provider; call it before building any `reqwest`
+/// client. Why: the agent's registry client needs TLS, `reqwest` is built with `rustls-no-provider`
+/// (ring instead of building aws-lc), and Cargo unifies that feature across the workspace, so every
+/// client in every Hoist binary and test would otherwise panic when it is built. Idempotent.
+pub fn init_tls() {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+}
+
 /// Installs the `tracing` subscriber used by every Hoist daemon: human-readable lines on stderr,
 /// filtered by `RUST_LOG` (default `info`).
 pub fn init_tracing() {

@@ -92,6 +92,7 @@ pub async fn run(
 
 /// Asks the seeds, in turn, to add this member until one accepts (2 minutes at most).
 async fn join(seeds: &[String], id: u64, address: &str, learner: bool) -> Result<(), MemberError> {
+    hoist_common::init_tls();
     let client = reqwest::Client::builder()
         .no_proxy()
         .connect_timeout(Duration::from_millis(500))

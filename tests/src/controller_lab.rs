@@ -84,6 +84,7 @@ impl Lab {
         let subnet = free_subnet()?;
         let bridge = format!("hc{run_id}b");
         run(&format!("ip link add {bridge} type bridge && ip addr add 10.78.{subnet}.1/24 dev {bridge} && ip link set {bridge} up"))?;
+        hoist_common::init_tls();
         let http = reqwest::blocking::Client::builder()
             .no_proxy()
             .connect_timeout(Duration::from_millis(1000))

@@ -114,6 +114,7 @@ fn body<T: Serialize>(v: &T) -> Option<Vec<u8>> {
 impl FakeAgent {
     /// Registers `node` with `token` through `controllers` and starts its loop.
     pub fn start(controllers: &[String], token: &str, node: FakeNode) -> Result<FakeAgent> {
+        hoist_common::init_tls();
         let http = reqwest::blocking::Client::builder()
             .no_proxy()
             .connect_timeout(Duration::from_millis(500))

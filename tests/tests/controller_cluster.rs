@@ -22,6 +22,7 @@ fn writer(
     count: Arc<AtomicUsize>,
 ) -> std::thread::JoinHandle<(Vec<String>, usize)> {
     std::thread::spawn(move || {
+        hoist_common::init_tls();
         let http = reqwest::blocking::Client::builder()
             .no_proxy()
             .connect_timeout(Duration::from_millis(300))
@@ -348,6 +349,7 @@ fn snapshots_catch_up_a_far_follower_and_restore_a_wiped_cluster() -> Result<()>
     );
 
     // Backup, wipe everything, new cluster, restore: same state.
+    hoist_common::init_tls();
     let r = reqwest::blocking::Client::builder()
         .no_proxy()
         .build()?

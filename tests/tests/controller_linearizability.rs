@@ -23,6 +23,7 @@ struct Shared {
 }
 
 fn client(id: usize, addrs: Vec<String>, shared: Arc<Shared>) {
+    hoist_common::init_tls();
     let http = reqwest::blocking::Client::builder()
         .no_proxy()
         .connect_timeout(Duration::from_millis(300))

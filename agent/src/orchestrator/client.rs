@@ -51,6 +51,7 @@ const REQUEST_TIMEOUT: Duration = Duration::from_secs(5);
 
 impl ControllerClient {
     pub fn new(addrs: Vec<String>) -> anyhow::Result<Self> {
+        hoist_common::init_tls();
         let http = reqwest::Client::builder()
             .no_proxy()
             .connect_timeout(Duration::from_secs(1))

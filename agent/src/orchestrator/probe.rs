@@ -110,6 +110,7 @@ async fn exec(mgr: &Arc<Manager>, container: &str, cmd: &[String]) -> Result<(),
 
 /// The HTTP client for checks: no redirects followed (a 3xx is healthy), no proxy.
 pub fn http_client() -> reqwest::Client {
+    hoist_common::init_tls();
     reqwest::Client::builder()
         .no_proxy()
         .redirect(reqwest::redirect::Policy::none())

@@ -37,6 +37,7 @@ pub struct Ctx {
 
 impl Ctx {
     pub fn new(node: RaftNode, orch: Arc<Orchestrator>) -> Ctx {
+        hoist_common::init_tls();
         let http = reqwest::Client::builder()
             .no_proxy()
             .connect_timeout(Duration::from_millis(500))

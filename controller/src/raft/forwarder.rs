@@ -34,6 +34,7 @@ impl Forwarder {
     /// Starts the forwarding task; a group not answered within `timeout` gets
     /// [`ConsensusError::Unknown`].
     pub fn start(timeout: Duration) -> Forwarder {
+        hoist_common::init_tls();
         let http = reqwest::Client::builder()
             .no_proxy()
             .connect_timeout(Duration::from_millis(500))

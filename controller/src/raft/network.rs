@@ -23,6 +23,7 @@ pub struct Network {
 
 impl Network {
     pub fn new() -> Self {
+        hoist_common::init_tls();
         let client = reqwest::Client::builder()
             .no_proxy()
             .connect_timeout(Duration::from_millis(500))

@@ -53,8 +53,7 @@ pub enum Upload {
 }
 
 fn http_client() -> Result<reqwest::Client, ImageError> {
-    // reqwest is built without a default crypto provider; the agent uses ring's.
-    let _ = rustls::crypto::ring::default_provider().install_default();
+    hoist_common::init_tls();
     reqwest::Client::builder()
         .connect_timeout(Duration::from_secs(10))
         .read_timeout(Duration::from_secs(60))
