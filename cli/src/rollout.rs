@@ -21,7 +21,13 @@ pub fn judge(r: &Rollout, version: u64) -> Option<Outcome> {
             RolloutState::Completed => Some(Outcome::Completed),
             RolloutState::Updating | RolloutState::RollingBack => None,
             RolloutState::Paused => Some(Outcome::Failed(format!("update paused: {}", r.message))),
-            RolloutState::RolledBack if r.rollback_of.is_some() => Some(Outcome::Completed),
+            // The current version is an automatic rollback: the update before it failed, and
+            // `rollout status` says so with a non-zero exit, as `apply` did.
+            RolloutState::RolledBack if r.rollback_of.is_some() => Some(Outcome::Failed(format!(
+                "the update to version {} failed and was rolled back: {}",
+                r.rollback_of.unwrap_or_default(),
+                r.message
+            ))),
             RolloutState::RolledBack | RolloutState::Failed => {
                 Some(Outcome::Failed(r.message.clone()))
             }
@@ -138,6 +144,10 @@ mod tests {
         assert!(matches!(
             judge(&r(3, RolloutState::RolledBack, Some(2)), 2),
             Some(Outcome::Failed(m)) if m.contains("rolled back")
+        ));
+        assert!(matches!(
+            judge(&r(3, RolloutState::RolledBack, Some(2)), 3),
+            Some(Outcome::Failed(m)) if m.contains("version 2 failed and was rolled back")
         ));
         assert!(matches!(
             judge(&r(4, RolloutState::Updating, None), 2),

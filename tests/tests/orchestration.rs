@@ -355,7 +355,6 @@ fn an_update_completes_under_a_new_leader() -> Result<()> {
 }
 
 #[test]
-#[ignore = "needs `hoist service rollout status` to exit non-zero after an automatic rollback (controller side: today it exits 0 printing `rolled_back`)"]
 fn hoist_service_rollout_status_exits_non_zero_after_a_rollback() -> Result<()> {
     let _g = serial();
     let lab = lab_with_agents(&[&[]])?;
