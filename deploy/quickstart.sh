@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
-# Sets up Hoist on this host and runs a sample container (as root, on Debian 12):
-# installs dependencies, builds release binaries into /usr/local/bin, starts hoist-agent, imports a
-# busybox image built from Debian's busybox-static, runs a container, and serves a page on port 8080.
+# Sets up Hoist on this host and runs it (as root, on Debian 12): installs dependencies, builds
+# release binaries into /usr/local/bin, starts hoist-agent, imports a busybox image built from
+# Debian's busybox-static, runs a container and serves a page on port 8080; then starts a local
+# cluster (3 controllers, 2 agent hosts in network namespaces, deploy/local-cluster.sh) running a
+# sample service with a replica on each agent host.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 [ "$(id -u)" = 0 ] || { echo "quickstart: run as root" >&2; exit 1; }
@@ -10,7 +12,8 @@ deploy/install-deps.sh
 
 echo "== building (release)"
 cargo build --release --workspace --bins
-install -m 0755 target/x86_64-unknown-linux-gnu/release/hoist target/x86_64-unknown-linux-gnu/release/hoist-agent /usr/local/bin/
+install -m 0755 target/x86_64-unknown-linux-gnu/release/hoist target/x86_64-unknown-linux-gnu/release/hoist-agent \
+  target/x86_64-unknown-linux-gnu/release/hoist-controller /usr/local/bin/
 
 echo "== starting hoist-agent"
 if ! hoist info >/dev/null 2>&1; then
@@ -41,4 +44,7 @@ hoist rm -f hello-web >/dev/null 2>&1 || true
 hoist run -d --name hello-web -p 8080:80 --memory 32m busybox httpd -f -p 80 -h /var/www >/dev/null
 for _ in $(seq 50); do curl -sf http://127.0.0.1:8080/ && break; sleep 0.1; done
 hoist ps
-echo "Done. Try: hoist logs hello-web; hoist exec hello-web ps; hoist stop hello-web; hoist rm hello-web"
+echo "Try: hoist logs hello-web; hoist exec hello-web ps; hoist stop hello-web; hoist rm hello-web"
+
+echo "== a local cluster: 3 controllers, 2 agent hosts, a sample service"
+deploy/local-cluster.sh up

@@ -1,0 +1,143 @@
+#!/usr/bin/env bash
+# A local Hoist cluster on this machine: 3 controllers and 2 agent hosts, each host a network
+# namespace on a private bridge (10.79.0.0/24, never routed to the uplink, no NAT), then a sample
+# service with one replica on each agent host.
+#
+#   deploy/local-cluster.sh up       # start it (idempotent: a running cluster is left as it is)
+#   deploy/local-cluster.sh status   # members, nodes and the sample service's replicas
+#   deploy/local-cluster.sh down     # stop everything and remove namespaces, data and cgroups
+#
+# Needs root and hoist, hoist-agent, hoist-controller on PATH (deploy/quickstart.sh installs them).
+# Afterwards: export HOIST_CONTROLLER=10.79.0.11:7000,10.79.0.12:7000,10.79.0.13:7000
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+BR=hoist-qs
+NET=10.79.0
+STATE=/var/lib/hoist-local-cluster
+RUN=/run/hoist-local-cluster
+CONTROLLERS=(c1 c2 c3)
+AGENTS=(a1 a2)
+export HOIST_CONTROLLER=$NET.11:7000,$NET.12:7000,$NET.13:7000
+
+ctl_ip() { echo "$NET.1$1"; }   # c1 → .11
+agent_ip() { echo "$NET.2$1"; } # a1 → .21
+say() { echo "== $*"; }
+
+# Adds network namespace hoist-qs-NAME with address IP on the bridge.
+add_host() {
+  local name=$1 ip=$2 ns=hoist-qs-$1
+  ip netns list | grep -qw "$ns" && return 0
+  ip netns add "$ns"
+  ip link add "qs-$name" type veth peer name eth0 netns "$ns"
+  ip link set "qs-$name" master "$BR" up
+  ip -n "$ns" addr add "$ip/24" dev eth0
+  ip -n "$ns" link set eth0 up
+  ip -n "$ns" link set lo up
+}
+
+# Starts CMD... in namespace NS in the background, logging to $RUN/NAME.log, pid in $RUN/NAME.pid.
+start_in() {
+  local name=$1 ns=$2; shift 2
+  if [ -f "$RUN/$name.pid" ] && kill -0 "$(cat "$RUN/$name.pid")" 2>/dev/null; then return 0; fi
+  ip netns exec "$ns" setsid "$@" >>"$RUN/$name.log" 2>&1 </dev/null &
+  echo $! >"$RUN/$name.pid"
+}
+
+wait_for() { # DESCRIPTION SECONDS COMMAND...
+  local what=$1 secs=$2; shift 2
+  for _ in $(seq $((secs * 5))); do "$@" >/dev/null 2>&1 && return 0; sleep 0.2; done
+  echo "local-cluster: timed out waiting for $what (logs in $RUN/)" >&2
+  return 1
+}
+
+up() {
+  for b in hoist hoist-agent hoist-controller; do
+    command -v "$b" >/dev/null || { echo "local-cluster: $b not on PATH (run deploy/quickstart.sh)" >&2; exit 1; }
+  done
+  mkdir -p "$STATE" "$RUN"
+  if ! ip link show "$BR" >/dev/null 2>&1; then
+    ip link add "$BR" type bridge
+    ip addr add "$NET.1/24" dev "$BR"
+    ip link set "$BR" up
+  fi
+
+  say "starting 3 controllers"
+  for i in 1 2 3; do
+    add_host "c$i" "$(ctl_ip "$i")"
+    local join=(--bootstrap)
+    [ "$i" = 1 ] || join=(--join "$(ctl_ip 1):7000")
+    # A restarted member needs only its data dir and address.
+    [ -e "$STATE/c$i/raft" ] && join=()
+    start_in "c$i" "hoist-qs-c$i" hoist-controller --data-dir "$STATE/c$i" \
+      --listen "$(ctl_ip "$i"):7000" "${join[@]}"
+    wait_for "controller c$i" 30 hoist cluster status
+  done
+  wait_for "3 voting members" 30 sh -c 'hoist cluster members -o json | grep -o "\"voter\": *true" | wc -l | grep -qx 3'
+  hoist cluster members
+
+  say "starting 2 agents"
+  local token
+  token=$(hoist cluster token)
+  local image_tar="$STATE/busybox.tar"
+  [ -f "$image_tar" ] || deploy/busybox-image.sh "$image_tar"
+  for i in 1 2; do
+    add_host "a$i" "$(agent_ip "$i")"
+    start_in "a$i" "hoist-qs-a$i" hoist-agent --data-dir "$STATE/a$i" --socket "$RUN/a$i.sock" \
+      --subnet "10.90.$i.0/24" --cgroup-parent "hoist/qs-a$i" \
+      --join "$token" --controller "$HOIST_CONTROLLER" --advertise-addr "$(agent_ip "$i")" \
+      --label "zone=z$i"
+    wait_for "agent a$i" 30 env HOIST_AGENT="$RUN/a$i.sock" hoist info
+    HOIST_AGENT="$RUN/a$i.sock" hoist image import "$image_tar" busybox >/dev/null
+  done
+  wait_for "2 ready nodes" 30 sh -c 'hoist node ls -o json | grep -o "\"ready\"" | wc -l | grep -qx 2'
+  hoist node ls
+
+  say "applying the sample service (deploy/examples/hello.toml)"
+  hoist service apply -f deploy/examples/hello.toml
+  wait_for "2 replicas running" 60 sh -c 'hoist service ps hello -o json | grep -o "\"state\": *\"running\"" | wc -l | grep -qx 2'
+  hoist service ps hello
+  say "the service answers on every agent host"
+  for i in 1 2; do
+    curl -sS --max-time 2 "http://$(agent_ip "$i"):8080/" || true
+  done
+  echo "Done. export HOIST_CONTROLLER=$HOIST_CONTROLLER; then try: hoist service ls; hoist service scale hello 3 (the third replica stays pending: hoist service ps hello says why); hoist node drain NODE; $0 down"
+}
+
+status() {
+  hoist cluster status
+  hoist node ls
+  hoist service ps hello || true
+}
+
+down() {
+  for i in 1 2; do
+    local sock="$RUN/a$i.sock"
+    if [ -S "$sock" ]; then
+      for c in $(HOIST_AGENT=$sock hoist ps -aq 2>/dev/null); do HOIST_AGENT=$sock hoist rm -f "$c" >/dev/null 2>&1 || true; done
+    fi
+  done
+  for f in "$RUN"/*.pid; do
+    [ -f "$f" ] || continue
+    kill -9 "$(cat "$f")" 2>/dev/null || true
+    rm -f "$f"
+  done
+  for n in "${CONTROLLERS[@]}" "${AGENTS[@]}"; do ip netns del "hoist-qs-$n" 2>/dev/null || true; done
+  ip link del "$BR" 2>/dev/null || true
+  # Netns bind mounts of containers live under the agents' data dirs.
+  { grep -o " $STATE/[^ ]*" /proc/self/mounts || true; } | sort -r | while read -r m; do umount -l "$m" 2>/dev/null || true; done
+  for i in 1 2; do
+    for d in /sys/fs/cgroup/*/hoist/qs-a$i /sys/fs/cgroup/hoist/qs-a$i /sys/fs/cgroup/unified/hoist/qs-a$i; do
+      [ -d "$d" ] && find "$d" -depth -type d -exec rmdir {} + 2>/dev/null || true
+    done
+  done
+  rm -rf "$STATE" "$RUN"
+  echo "local cluster removed"
+}
+
+case "${1:-up}" in
+  up) up ;;
+  status) status ;;
+  down) down ;;
+  *) echo "usage: $0 up|status|down" >&2; exit 2 ;;
+esac
