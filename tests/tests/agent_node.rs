@@ -227,7 +227,11 @@ fn the_agent_runs_heals_and_reports_its_assignments() -> Result<()> {
     let st = wait_status(&fake, &host, "bad-0", "failed to start", |s| {
         s.state == TaskState::Failed
     })?;
-    ensure!(st.message.contains("\"127.0.0.1:9/nope:1\" is not on this node and could not be pulled"), "{st:?}");
+    ensure!(
+        st.message
+            .contains("\"127.0.0.1:9/nope:1\" is not on this node and could not be pulled"),
+        "{st:?}"
+    );
     ensure!(host.inspect("mine")?["status"] == "running");
 
     // A deposed leader (older term) tells the node to run nothing: ignored.

@@ -6,9 +6,9 @@
 use super::container::{create_request, observe};
 use super::reconcile::{Action, ObservedTask, Phase};
 use crate::containers::Manager;
+use crate::error::AgentError;
 use crate::image::pull;
 use crate::image::registry::RegistryConfig;
-use crate::error::AgentError;
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -145,7 +145,9 @@ impl Executor {
                 Ok(())
             }
             Ok(false) => Ok(()),
-            Err(e) => Err(format!("image {image:?} is not on this node and could not be pulled: {e}")),
+            Err(e) => Err(format!(
+                "image {image:?} is not on this node and could not be pulled: {e}"
+            )),
         }
     }
 

@@ -375,7 +375,9 @@ impl Builder {
             Err(e) => {
                 return Err(line_err(
                     inst,
-                    format!("base image {image:?} is not on this host and could not be pulled: {e}"),
+                    format!(
+                        "base image {image:?} is not on this host and could not be pulled: {e}"
+                    ),
                 ))
             }
         }
