@@ -108,6 +108,11 @@ pub fn parse_cpu_millis(text: &str) -> Option<u64> {
     scale_decimal(t, 1000)
 }
 
+/// Parses a ratio between 0 and 1 (`0.2`, `"0.25"`, `1`) into thousandths (200, 250, 1000).
+pub fn parse_ratio_permille(text: &str) -> Option<u64> {
+    scale_decimal(text.trim(), 1000).filter(|&p| p <= 1000)
+}
+
 /// Parses a duration into milliseconds: one or more `<number><unit>` parts with units `ms`, `s`,
 /// `m`, `h` (`"1m30s"`, `"500ms"`, `"10s"`); a bare `"0"` is zero.
 pub fn parse_duration_ms(text: &str) -> Option<u64> {
@@ -221,5 +226,15 @@ mod tests {
             postcard::from_bytes::<Quantity>(&bytes).unwrap().as_str(),
             "1Gi"
         );
+    }
+
+    #[test]
+    fn ratios() {
+        assert_eq!(parse_ratio_permille("0.2"), Some(200));
+        assert_eq!(parse_ratio_permille("1"), Some(1000));
+        assert_eq!(parse_ratio_permille("0"), Some(0));
+        assert_eq!(parse_ratio_permille("1.5"), None);
+        assert_eq!(parse_ratio_permille("-0.1"), None);
+        assert_eq!(parse_ratio_permille("half"), None);
     }
 }

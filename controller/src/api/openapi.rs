@@ -117,7 +117,9 @@ fn base() -> Value {
                 "update": {"type": "object", "additionalProperties": false, "properties": {
                     "parallelism": {"type": "integer", "minimum": 1}, "delay": duration,
                     "failure_action": {"enum": ["pause", "rollback", "continue"]}, "monitor": duration,
-                    "order": {"enum": ["stop-first", "start-first"]}}},
+                    "order": {"enum": ["stop-first", "start-first"]},
+                    "max_failure_ratio": {"type": ["number", "string", "null"], "minimum": 0, "maximum": 1,
+                        "description": "share of new replicas that may fail before failure_action; default 0"}}},
                 "placement": {"type": "object", "additionalProperties": false, "properties": {
                     "constraints": {"type": "array", "items": {"type": "string", "examples": ["node.labels.zone==a"]}},
                     "max_per_node": {"type": "integer", "minimum": 0},

@@ -10,7 +10,7 @@ use hoist_proto::cluster::{
     Node, NodeAvailability, NodeStatus, Rollout, RolloutState, Task, TaskState,
 };
 use hoist_proto::node::Health;
-use hoist_proto::quantity::parse_duration_ms;
+use hoist_proto::quantity::{parse_duration_ms, parse_ratio_permille, Quantity};
 use hoist_proto::raft::Plan;
 use hoist_proto::service::{
     FailureAction, RestartCondition, ServiceMode, ServiceSpec, UpdateOrder,
@@ -49,6 +49,16 @@ pub fn global_slot(node: &str) -> u64 {
         h = h.wrapping_mul(0x0100_0000_01b3);
     }
     h & ((1 << 53) - 1)
+}
+
+/// Whether `failures` of an update's `total` new replicas stay within `update.max_failure_ratio`
+/// (absent or invalid: 0, so the first failure acts, as in Swarm).
+fn within_failure_ratio(failures: u64, total: u64, ratio: &Option<Quantity>) -> bool {
+    let permille = ratio
+        .as_ref()
+        .and_then(|r| parse_ratio_permille(r.as_str()))
+        .unwrap_or(0);
+    failures.saturating_mul(1000) <= permille.saturating_mul(total)
 }
 
 fn ms(text: &str, default: u64) -> u64 {
@@ -133,6 +143,7 @@ impl ServiceRun<'_> {
     fn run(&mut self, tasks: &[&Task], new_id: &mut dyn FnMut() -> String) {
         let mut rollout = self.state.rollouts.get(self.name).cloned();
         let mut failure: Option<String> = None;
+        let mut failed_now: u64 = 0;
         let mut live: Vec<&Task> = Vec::new();
         let mut backoff: BTreeSet<u64> = BTreeSet::new();
         let restart_delay = ms(&self.spec.restart.delay, 1_000);
@@ -165,8 +176,11 @@ impl ServiceRun<'_> {
                         r.version == t.service_version
                             && matches!(r.state, RolloutState::Updating | RolloutState::RollingBack)
                     });
-                    if gated && up && failure.is_none() {
-                        failure = Some(format!("task {} {why}", t.id));
+                    if gated && up {
+                        failed_now += 1;
+                        if failure.is_none() {
+                            failure = Some(format!("task {} {why}", t.id));
+                        }
                     }
                     if t.state == TaskState::Failed || up {
                         backoff.insert(t.slot);
@@ -233,41 +247,51 @@ impl ServiceRun<'_> {
             });
         }
         if let (Some(r), Some(why)) = (rollout.as_mut(), failure) {
-            r.failures += 1;
+            r.failures += failed_now;
             r.updated_ms = self.now;
-            match (r.state, self.spec.update.failure_action) {
-                (RolloutState::RollingBack, _) => {
-                    r.state = RolloutState::Failed;
-                    r.message = format!("rollback failed: {why}");
+            let tolerated = r.state == RolloutState::Updating
+                && within_failure_ratio(r.failures, r.total, &self.spec.update.max_failure_ratio);
+            if tolerated {
+                // The failed replicas were stopped above and are replaced like any other.
+                r.message = format!(
+                    "{} failure(s) within update.max_failure_ratio, continuing: {why}",
+                    r.failures
+                );
+            } else {
+                match (r.state, self.spec.update.failure_action) {
+                    (RolloutState::RollingBack, _) => {
+                        r.state = RolloutState::Failed;
+                        r.message = format!("rollback failed: {why}");
+                    }
+                    (_, FailureAction::Pause) => {
+                        r.state = RolloutState::Paused;
+                        r.message = format!("paused: {why}");
+                    }
+                    (_, FailureAction::Rollback) => {
+                        r.state = RolloutState::RolledBack;
+                        r.message = format!("rolling back to version {}: {why}", r.from_version);
+                        let back = Rollout {
+                            version: self.version + 1,
+                            from_version: self.version,
+                            state: RolloutState::RollingBack,
+                            updated: 0,
+                            total: wanted.len() as u64,
+                            failures: 0,
+                            message: format!(
+                                "rolling back to the spec of version {}: {why}",
+                                r.from_version
+                            ),
+                            started_ms: self.now,
+                            updated_ms: self.now,
+                            batch_started_ms: 0,
+                            rollback_of: Some(self.version),
+                        };
+                        self.out
+                            .rollbacks
+                            .push((self.name.to_string(), r.from_version, back));
+                    }
+                    (_, FailureAction::Continue) => {}
                 }
-                (_, FailureAction::Pause) => {
-                    r.state = RolloutState::Paused;
-                    r.message = format!("paused: {why}");
-                }
-                (_, FailureAction::Rollback) => {
-                    r.state = RolloutState::RolledBack;
-                    r.message = format!("rolling back to version {}: {why}", r.from_version);
-                    let back = Rollout {
-                        version: self.version + 1,
-                        from_version: self.version,
-                        state: RolloutState::RollingBack,
-                        updated: 0,
-                        total: wanted.len() as u64,
-                        failures: 0,
-                        message: format!(
-                            "rolling back to the spec of version {}: {why}",
-                            r.from_version
-                        ),
-                        started_ms: self.now,
-                        updated_ms: self.now,
-                        batch_started_ms: 0,
-                        rollback_of: Some(self.version),
-                    };
-                    self.out
-                        .rollbacks
-                        .push((self.name.to_string(), r.from_version, back));
-                }
-                (_, FailureAction::Continue) => {}
             }
         }
         let rolling = rollout

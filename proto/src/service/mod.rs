@@ -219,6 +219,10 @@ pub struct UpdatePolicy {
     pub monitor: String,
     #[serde(default)]
     pub order: UpdateOrder,
+    /// The share of an update's new replicas that may fail before `failure_action` is taken,
+    /// 0 to 1 (`0.2`); absent means 0: the first failure acts.
+    #[serde(default)]
+    pub max_failure_ratio: Option<Quantity>,
 }
 
 fn default_parallelism() -> i64 {
@@ -236,6 +240,7 @@ impl Default for UpdatePolicy {
             failure_action: FailureAction::Pause,
             monitor: default_monitor(),
             order: UpdateOrder::StopFirst,
+            max_failure_ratio: None,
         }
     }
 }
@@ -331,6 +336,7 @@ mod tests {
             protocol: PortProtocol::Tcp,
         });
         s.update.parallelism = 0;
+        s.update.max_failure_ratio = Some("1.5".into());
         s.placement.constraints.push("zone=a".into());
         assert_eq!(
             errors_of(&s),
@@ -341,6 +347,7 @@ mod tests {
                 "ports[0].target: 70000 is not in 1..=65535",
                 "ports[1].published: 80 is published twice",
                 "update.parallelism: must be ≥ 1",
+                "update.max_failure_ratio: \"1.5\" is not a ratio between 0 and 1",
                 "placement.constraints[0]: \"zone=a\" needs == or !=",
             ]
         );
@@ -398,7 +405,7 @@ mod tests {
             protocol: PortProtocol::Udp,
         });
         let bytes = postcard::to_stdvec(&s).unwrap();
-        let expected: &[u8] = b"\x03web\x07nginx:1\x00\x00\x01\x01A\x011\x06\x00\x01\x0464Mi\x01\xa0\x01\x01\xa0\x7e\x01\x00\x00\x00\x021s\x025m\x02\x020s\x00\x025s\x00\x00\x00\x00\x00\x00\x00";
+        let expected: &[u8] = b"\x03web\x07nginx:1\x00\x00\x01\x01A\x011\x06\x00\x01\x0464Mi\x01\xa0\x01\x01\xa0\x7e\x01\x00\x00\x00\x021s\x025m\x02\x020s\x00\x025s\x00\x00\x00\x00\x00\x00\x00\x00";
         assert_eq!(bytes, expected, "{bytes:x?}");
         assert_eq!(postcard::from_bytes::<ServiceSpec>(&bytes).unwrap(), s);
     }

@@ -2,7 +2,7 @@
 //! CLI and the replicated `apply` refuse the same specs with the same words.
 
 use super::{FieldError, ServiceSpec};
-use crate::quantity::{parse_cpu_millis, parse_duration_ms, parse_size};
+use crate::quantity::{parse_cpu_millis, parse_duration_ms, parse_ratio_permille, parse_size};
 
 /// Largest replica count accepted; keeps a typo from asking for billions of tasks.
 pub const MAX_REPLICAS: i64 = 100_000;
@@ -176,6 +176,14 @@ impl ServiceSpec {
         }
         if self.update.parallelism < 1 {
             bad("update.parallelism", "must be ≥ 1".into());
+        }
+        if let Some(r) = &self.update.max_failure_ratio {
+            if parse_ratio_permille(r.as_str()).is_none() {
+                bad(
+                    "update.max_failure_ratio",
+                    format!("{:?} is not a ratio between 0 and 1", r.as_str()),
+                );
+            }
         }
         for (f, v) in [
             ("delay", &self.update.delay),

@@ -14,6 +14,8 @@ struct Sim {
     ids: u64,
     /// Health reported for new tasks of a service version.
     unhealthy_version: Option<(String, u64)>,
+    /// How many of those new tasks come up unhealthy (`None`: all of them).
+    unhealthy_budget: Option<u64>,
 }
 
 impl Sim {
@@ -24,6 +26,7 @@ impl Sim {
             idx: 0,
             ids: 0,
             unhealthy_version: None,
+            unhealthy_budget: None,
         }
     }
 
@@ -82,6 +85,7 @@ impl Sim {
     /// Agents on ready nodes start pending tasks and stop those told to.
     fn agents(&mut self) {
         let mut by_node: BTreeMap<String, Vec<TaskStatus>> = BTreeMap::new();
+        let mut budget = self.unhealthy_budget;
         for t in self.st.tasks.values() {
             if !is_up(&self.st, &t.node) || t.state.is_terminal() {
                 continue;
@@ -92,7 +96,11 @@ impl Sim {
                 let bad = self
                     .unhealthy_version
                     .as_ref()
-                    .is_some_and(|(s, v)| *s == t.service && *v == t.service_version);
+                    .is_some_and(|(s, v)| *s == t.service && *v == t.service_version)
+                    && budget.is_none_or(|b| b > 0);
+                if bad {
+                    budget = budget.map(|b| b - 1);
+                }
                 (
                     TaskState::Running,
                     if bad { Health::Unhealthy } else { Health::None },
@@ -111,6 +119,7 @@ impl Sim {
                 restarts: 0,
             });
         }
+        self.unhealthy_budget = budget;
         for (node, tasks) in by_node {
             self.cmd(Command::ReportStatus { node, tasks });
         }
@@ -341,6 +350,48 @@ fn unhealthy_update_rolls_back() {
     assert_eq!(r.state, RolloutState::RolledBack, "{r:?}");
     assert_eq!(r.rollback_of, Some(2));
     assert_eq!(sim.total("web"), 4);
+}
+
+/// An update with `max_failure_ratio = 0.25` over 4 replicas tolerates one failed new replica
+/// (replaced, the update completes) and rolls back on the second.
+#[test]
+fn max_failure_ratio_tolerates_then_acts() {
+    for (failing, rolled_back) in [(1, false), (2, true)] {
+        let mut sim = Sim::new();
+        sim.node("n1", &[]);
+        sim.node("n2", &[]);
+        let mut s = web(4);
+        s.update.failure_action = FailureAction::Rollback;
+        s.update.max_failure_ratio = Some("0.25".into());
+        sim.service(s.clone());
+        sim.rounds(2);
+        s.image = "img:2".into();
+        sim.service(s);
+        sim.unhealthy_version = Some(("web".into(), 2));
+        sim.unhealthy_budget = Some(failing);
+        for _ in 0..20 {
+            sim.round();
+        }
+        let cur = sim.st.services["web"].current();
+        let r = &sim.st.rollouts["web"];
+        if rolled_back {
+            assert_eq!(
+                (cur.version, cur.spec.image.as_str()),
+                (3, "img:1"),
+                "{r:?}"
+            );
+            assert_eq!(r.rollback_of, Some(2), "{r:?}");
+        } else {
+            assert_eq!(
+                (cur.version, cur.spec.image.as_str()),
+                (2, "img:2"),
+                "{r:?}"
+            );
+            assert_eq!(r.state, RolloutState::Completed, "{r:?}");
+            assert_eq!(r.failures, 1, "{r:?}");
+        }
+        assert_eq!(sim.total("web"), 4);
+    }
 }
 
 #[test]
