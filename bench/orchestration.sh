@@ -9,10 +9,12 @@
 # Writes bench/results/orchestration-<date>.md. Run as root. Not part of the test suite.
 #
 #   bench/orchestration.sh [REPLICAS] [RUNS]     (default 50, 3)
+#   AGENTS=3 UPDATE=0 bench/orchestration.sh 300 1   (300 replicas over 3 agent hosts, no update)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 replicas=${1:-50}
 runs=${2:-3}
+agents=${AGENTS:-1}
 profile=${BENCH_PROFILE:-release}
 [ "$(id -u)" = 0 ] || { echo "run as root" >&2; exit 1; }
 deploy/install-deps.sh >/dev/null
@@ -23,18 +25,19 @@ br=hb${id}b
 work=$(mktemp -d /tmp/hoist-orch-bench.XXXXXX)
 cleanup() {
   set +e
-  for p in ${agent_pid:-} ${ctl_pid:-}; do kill -9 "$p" 2>/dev/null; done
+  for p in ${agent_pids[@]:-} ${ctl_pid:-}; do kill -9 "$p" 2>/dev/null; done
   for d in /sys/fs/cgroup/*/hoist-ob-$id /sys/fs/cgroup/hoist-ob-$id; do
     [ -d "$d" ] || continue
-    for c in "$d"/*/; do [ -f "$c/cgroup.procs" ] && xargs -r kill -9 <"$c/cgroup.procs" 2>/dev/null; done
+    for c in "$d"/*/ "$d"/*/*/; do [ -f "$c/cgroup.procs" ] && xargs -r kill -9 <"$c/cgroup.procs" 2>/dev/null; done
   done
   pkill -9 -f "__shim $work" 2>/dev/null
   sleep 0.3
   for d in /sys/fs/cgroup/*/hoist-ob-$id /sys/fs/cgroup/hoist-ob-$id; do
-    [ -d "$d" ] && { rmdir "$d"/* 2>/dev/null; rmdir "$d" 2>/dev/null; }
+    [ -d "$d" ] && { rmdir "$d"/*/* 2>/dev/null; rmdir "$d"/* 2>/dev/null; rmdir "$d" 2>/dev/null; }
   done
-  for f in "$work"/agent/netns/*; do [ -e "$f" ] && umount -l "$f" 2>/dev/null; done
-  ip netns del "hob-$id-c" 2>/dev/null; ip netns del "hob-$id-a" 2>/dev/null
+  for f in "$work"/agent*/netns/*; do [ -e "$f" ] && umount -l "$f" 2>/dev/null; done
+  ip netns del "hob-$id-c" 2>/dev/null
+  for i in $(seq "$agents"); do ip netns del "hob-$id-a$i" 2>/dev/null; done
   ip link del "$br" 2>/dev/null
   rm -rf "$work"
 }
@@ -42,7 +45,9 @@ trap cleanup EXIT
 
 net=10.79.$((RANDOM % 200 + 20))
 ip link add "$br" type bridge && ip addr add "$net.1/24" dev "$br" && ip link set "$br" up
-for h in c:11 a:12; do
+hosts=(c:11)
+for i in $(seq "$agents"); do hosts+=("a$i:$((20 + i))"); done
+for h in "${hosts[@]}"; do
   n=${h%%:*}; last=${h##*:}
   ip netns add "hob-$id-$n"
   ip link add "hob${id}$n" type veth peer name eth0 netns "hob-$id-$n"
@@ -56,13 +61,23 @@ nsenter --net=/run/netns/hob-$id-c "$bin/hoist-controller" --data-dir "$work/ctl
 ctl_pid=$!
 for _ in $(seq 200); do curl -sf "http://$ctl/v1/cluster/token" >/dev/null 2>&1 && break; sleep 0.1; done
 token=$(curl -sf "http://$ctl/v1/cluster/token" | python3 -c 'import json,sys; print(json.load(sys.stdin)["token"])')
-sock=$work/agent.sock
-nsenter --net=/run/netns/hob-$id-a "$bin/hoist-agent" --data-dir "$work/agent" --socket "$sock" \
-  --cgroup-parent "hoist-ob-$id" --subnet 10.90.1.0/24 --join "$token" --controller "$ctl" 2>"$work/agent.log" &
-agent_pid=$!
-for _ in $(seq 100); do [ -S "$sock" ] && break; sleep 0.05; done
 deploy/busybox-image.sh "$work/busybox.tar" >/dev/null
-HOIST_AGENT=$sock "$bin/hoist" image import "$work/busybox.tar" busybox >/dev/null
+agent_pids=()
+for i in $(seq "$agents"); do
+  sock=$work/agent$i.sock
+  nsenter --net=/run/netns/hob-$id-a$i "$bin/hoist-agent" --data-dir "$work/agent$i" --socket "$sock" \
+    --cgroup-parent "hoist-ob-$id/a$i" --subnet "10.90.$i.0/24" --join "$token" --controller "$ctl" 2>"$work/agent$i.log" &
+  agent_pids+=($!)
+  for _ in $(seq 100); do [ -S "$sock" ] && break; sleep 0.05; done
+  HOIST_AGENT=$sock "$bin/hoist" image import "$work/busybox.tar" busybox >/dev/null
+done
+on_agents() { # containers of service $1 on all agents ($2: -a to count exited ones too)
+  local n=0
+  for i in $(seq "$agents"); do
+    n=$((n + $(HOIST_AGENT=$work/agent$i.sock "$bin/hoist" ps ${2:-} -o json | python3 -c "import json,sys; print(sum(1 for c in json.load(sys.stdin) if c['spec']['labels'].get('hoist.service')=='$1'))")))
+  done
+  echo "$n"
+}
 
 running() { # slots whose task the controller reports running
   curl -sf "http://$ctl/v1/services/$1/ps" | python3 -c '
@@ -78,12 +93,12 @@ for r in $(seq "$runs"); do
   "$bin/hoist" service apply -f "$work/$name.json" >/dev/null
   until [ "$(running "$name")" -ge "$replicas" ]; do sleep 0.05; done
   t1=$(date +%s.%N)
-  on_agent=$(HOIST_AGENT=$sock "$bin/hoist" ps -o json | python3 -c "import json,sys; print(sum(1 for c in json.load(sys.stdin) if c['spec']['labels'].get('hoist.service')=='$name'))")
+  on_agent=$(on_agents "$name")
   secs=$(python3 -c "print(f'{$t1-$t0:.2f}')")
-  echo "run $r: $replicas replicas running in ${secs}s (agent runs $on_agent)"
+  echo "run $r: $replicas replicas running in ${secs}s (agents run $on_agent)"
   results+=("$secs")
   "$bin/hoist" service rm "$name" >/dev/null
-  until [ "$(HOIST_AGENT=$sock "$bin/hoist" ps -aq | wc -l)" = 0 ]; do sleep 0.2; done
+  until [ "$(on_agents "$name" -a)" = 0 ]; do sleep 0.2; done
 done
 
 # A rolling update of those replicas with Swarm's settings from the issue: parallelism 10 and
@@ -91,14 +106,17 @@ done
 spec_upd() { # VALUE
   printf '{"name":"upd","image":"busybox","command":["sleep","100000"],"replicas":%d,"env":{"V":"%s"},"update":{"parallelism":10,"monitor":"5s"}}\n' "$replicas" "$1"
 }
-spec_upd 1 >"$work/upd1.json"; spec_upd 2 >"$work/upd2.json"
-"$bin/hoist" service apply --timeout 10m -f "$work/upd1.json" >/dev/null
-t0=$(date +%s.%N)
-"$bin/hoist" service apply --timeout 10m -f "$work/upd2.json" >/dev/null
-t1=$(date +%s.%N)
-update_secs=$(python3 -c "print(f'{$t1-$t0:.2f}')")
-echo "rolling update of $replicas replicas (parallelism 10, monitor 5s): ${update_secs}s"
-"$bin/hoist" service rm upd >/dev/null
+update_secs="not run (UPDATE=0)"
+if [ "${UPDATE:-1}" = 1 ]; then
+  spec_upd 1 >"$work/upd1.json"; spec_upd 2 >"$work/upd2.json"
+  "$bin/hoist" service apply --timeout 10m -f "$work/upd1.json" >/dev/null
+  t0=$(date +%s.%N)
+  "$bin/hoist" service apply --timeout 10m -f "$work/upd2.json" >/dev/null
+  t1=$(date +%s.%N)
+  update_secs="$(python3 -c "print(f'{$t1-$t0:.2f}')") s"
+  echo "rolling update of $replicas replicas (parallelism 10, monitor 5s): ${update_secs}"
+  "$bin/hoist" service rm upd >/dev/null
+fi
 
 swarm="not measured here: the issue's figure for this machine is ≈ 16 s (docker service create --replicas 50)"
 if [ "${BENCH_DOCKER:-0}" = 1 ]; then
@@ -116,18 +134,18 @@ if [ "${BENCH_DOCKER:-0}" = 1 ]; then
 fi
 
 date=$(date -u +%F)
-out=bench/results/orchestration-$date.md
+out=bench/results/orchestration-$date-${agents}x$replicas.md
 {
-  echo "# Orchestration: apply → $replicas replicas running on one agent host ($date, $profile build)"
+  echo "# Orchestration: apply → $replicas replicas running on $agents agent host(s) ($date, $profile build)"
   echo
   echo "| system | runs (s) |"
   echo "| --- | --- |"
-  echo "| Hoist (1 controller, 1 agent, lab namespaces) | ${results[*]} |"
+  echo "| Hoist (1 controller, $agents agent(s), lab namespaces) | ${results[*]} |"
   echo "| Docker Swarm mode | $swarm |"
   echo
-  echo "Rolling update of the $replicas replicas (parallelism 10, monitor 5 s, stop-first): Hoist ${update_secs} s;"
+  echo "Rolling update of the $replicas replicas (parallelism 10, monitor 5 s, stop-first): Hoist ${update_secs};"
   echo "Swarm: the issue's figure for this machine is ≈ 70 s with parallelism 10 (not measured here)."
   echo
-  echo "Command: \`BENCH_PROFILE=$profile bench/orchestration.sh $replicas $runs\`"
+  echo "Command: \`AGENTS=$agents BENCH_PROFILE=$profile bench/orchestration.sh $replicas $runs\`"
 } >"$out"
 cat "$out"
