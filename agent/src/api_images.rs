@@ -26,7 +26,7 @@ use serde::Deserialize;
 use crate::containers::Manager;
 use crate::error::AgentError;
 use crate::image::archive::{save::ChannelWriter, Format};
-use crate::image::registry::{RegistryClient, RegistryConfig};
+use crate::image::registry::RegistryClient;
 use crate::image::{pull, push, ImageStore};
 
 type Mgr = State<Arc<Manager>>;
@@ -44,12 +44,6 @@ pub fn routes() -> Router<Arc<Manager>> {
         .route("/v1/images/tag", post(tag))
         .route("/v1/images/prune", post(prune))
         .route("/v1/registry/login", post(login))
-}
-
-fn registries(m: &Manager) -> RegistryConfig {
-    RegistryConfig {
-        insecure: m.config.insecure_registries.clone(),
-    }
 }
 
 async fn blocking<T: Send + 'static>(
@@ -96,23 +90,49 @@ fn finish(
     let _ = tx.send(last);
 }
 
+/// Runs a pull or push in the background and streams its progress; the last record says how
+/// it ended (`done` or `error`).
+fn with_progress<F, Fut>(
+    action: &'static str,
+    done: &'static str,
+    reference: String,
+    work: F,
+) -> Response
+where
+    F: FnOnce(pull::Progress) -> Fut,
+    Fut: std::future::Future<
+            Output = Result<(Option<ImageSummary>, String), crate::image::ImageError>,
+        > + Send
+        + 'static,
+{
+    let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+    let work = work(tx.clone());
+    tokio::spawn(async move {
+        let result = work.await;
+        if let Err(e) = &result {
+            tracing::warn!(image = %reference, error = %e, "{action} failed");
+        }
+        finish(&tx, done, result);
+    });
+    progress_stream(rx)
+}
+
 async fn pull_image(
     State(m): Mgr,
     body: Result<Json<PullRequest>, axum::extract::rejection::JsonRejection>,
 ) -> ApiResult<Response> {
     let Json(req) = body.map_err(|e| AgentError::Invalid(e.body_text()))?;
-    let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
-    let store = m.images.clone();
-    let regs = registries(&m);
-    tokio::spawn(async move {
-        let reference = req.reference.clone();
-        let result = pull::pull(store, &regs, req, tx.clone()).await;
-        if let Err(e) = &result {
-            tracing::warn!(image = %reference, error = %e, "pull failed");
-        }
-        finish(&tx, "pulled", result.map(|(s, d)| (Some(s), d)));
-    });
-    Ok(progress_stream(rx))
+    let (store, regs) = (m.images.clone(), m.config.registries());
+    Ok(with_progress(
+        "pull",
+        "pulled",
+        req.reference.clone(),
+        |tx| async move {
+            pull::pull(store, &regs, req, tx)
+                .await
+                .map(|(s, d)| (Some(s), d))
+        },
+    ))
 }
 
 async fn push_image(
@@ -120,18 +140,13 @@ async fn push_image(
     body: Result<Json<PushRequest>, axum::extract::rejection::JsonRejection>,
 ) -> ApiResult<Response> {
     let Json(req) = body.map_err(|e| AgentError::Invalid(e.body_text()))?;
-    let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
-    let store = m.images.clone();
-    let regs = registries(&m);
-    tokio::spawn(async move {
-        let reference = req.reference.clone();
-        let result = push::push(store, &regs, req, tx.clone()).await;
-        if let Err(e) = &result {
-            tracing::warn!(image = %reference, error = %e, "push failed");
-        }
-        finish(&tx, "pushed", result.map(|d| (None, d)));
-    });
-    Ok(progress_stream(rx))
+    let (store, regs) = (m.images.clone(), m.config.registries());
+    Ok(with_progress(
+        "push",
+        "pushed",
+        req.reference.clone(),
+        |tx| async move { push::push(store, &regs, req, tx).await.map(|d| (None, d)) },
+    ))
 }
 
 #[derive(Deserialize)]
@@ -235,7 +250,7 @@ async fn login(
 ) -> ApiResult<StatusCode> {
     let Json(req) = body.map_err(|e| AgentError::Invalid(e.body_text()))?;
     RegistryClient::connect(
-        &registries(&m),
+        &m.config.registries(),
         &req.registry,
         "",
         Some(req.auth),

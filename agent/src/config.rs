@@ -23,6 +23,13 @@ pub struct AgentConfig {
 }
 
 impl AgentConfig {
+    /// How this agent speaks to registries (which ones are plain HTTP).
+    pub fn registries(&self) -> crate::image::registry::RegistryConfig {
+        crate::image::registry::RegistryConfig {
+            insecure: self.insecure_registries.clone(),
+        }
+    }
+
     pub fn containers_dir(&self) -> PathBuf {
         self.data_dir.join("containers")
     }

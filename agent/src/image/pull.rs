@@ -38,6 +38,19 @@ pub fn report(progress: &Progress, id: &str, status: &str, current: u64, total: 
     });
 }
 
+/// Whether the store has an image under `reference` (a name or an id).
+pub async fn is_present(store: &Arc<ImageStore>, reference: &str) -> Result<bool, ImageError> {
+    let (s, r) = (store.clone(), reference.to_owned());
+    let found = tokio::task::spawn_blocking(move || s.resolve(&r))
+        .await
+        .map_err(|e| ImageError::Corrupt(format!("image lookup failed: {e}")))?;
+    match found {
+        Ok(_) => Ok(true),
+        Err(ImageError::NotFound(_)) => Ok(false),
+        Err(e) => Err(e),
+    }
+}
+
 /// Pulls `reference` (anonymously) unless the store already has it; answers whether it pulled.
 /// Builds (`FROM`) and orchestrated replicas use it, as `docker run` and Swarm tasks do.
 pub async fn pull_if_missing(
@@ -46,14 +59,8 @@ pub async fn pull_if_missing(
     reference: &str,
     progress: Progress,
 ) -> Result<bool, ImageError> {
-    let (s, r) = (store.clone(), reference.to_owned());
-    let present = tokio::task::spawn_blocking(move || s.resolve(&r))
-        .await
-        .map_err(|e| ImageError::Corrupt(format!("image lookup failed: {e}")))?;
-    match present {
-        Ok(_) => return Ok(false),
-        Err(ImageError::NotFound(_)) => {}
-        Err(e) => return Err(e),
+    if is_present(&store, reference).await? {
+        return Ok(false);
     }
     let req = PullRequest {
         reference: reference.to_owned(),

@@ -8,7 +8,6 @@ use super::reconcile::{Action, ObservedTask, Phase};
 use crate::containers::Manager;
 use crate::error::AgentError;
 use crate::image::pull;
-use crate::image::registry::RegistryConfig;
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -134,10 +133,12 @@ impl Executor {
     /// Pulls the task's image when the node lacks it (anonymously; registries named with
     /// `--insecure-registry` over plain HTTP), as a Swarm node does before starting a task.
     async fn pull_image(&self, image: &str) -> Result<(), String> {
+        // The common case, an image the node has, takes no lock.
+        if let Ok(true) = pull::is_present(&self.mgr.images, image).await {
+            return Ok(());
+        }
         let _one = self.pulls.lock().await;
-        let regs = RegistryConfig {
-            insecure: self.mgr.config.insecure_registries.clone(),
-        };
+        let regs = self.mgr.config.registries();
         let (progress, _ignored) = tokio::sync::mpsc::unbounded_channel();
         match pull::pull_if_missing(self.mgr.images.clone(), &regs, image, progress).await {
             Ok(true) => {

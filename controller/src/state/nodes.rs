@@ -34,16 +34,19 @@ impl State {
         Ok(Response::Node(new))
     }
 
+    fn node_mut(&mut self, id: &str) -> Result<&mut Node, CommandError> {
+        self.nodes
+            .get_mut(id)
+            .ok_or_else(|| not_found(format!("node {id:?} not found")))
+    }
+
     pub(super) fn set_node_status(
         &mut self,
         id: &str,
         status: NodeStatus,
         now: u64,
     ) -> Result<Response, CommandError> {
-        let node = self
-            .nodes
-            .get_mut(id)
-            .ok_or_else(|| not_found(format!("node {id:?} not found")))?;
+        let node = self.node_mut(id)?;
         if node.status != status {
             node.status = status;
             node.updated_ms = now;
@@ -57,10 +60,7 @@ impl State {
         availability: NodeAvailability,
         now: u64,
     ) -> Result<Response, CommandError> {
-        let node = self
-            .nodes
-            .get_mut(id)
-            .ok_or_else(|| not_found(format!("node {id:?} not found")))?;
+        let node = self.node_mut(id)?;
         if node.availability != availability {
             node.availability = availability;
             node.updated_ms = now;
@@ -82,10 +82,7 @@ impl State {
         {
             return Err(invalid("labels", format!("{k:?} is not a label key")));
         }
-        let node = self
-            .nodes
-            .get_mut(id)
-            .ok_or_else(|| not_found(format!("node {id:?} not found")))?;
+        let node = self.node_mut(id)?;
         for k in remove {
             node.labels.remove(k);
         }

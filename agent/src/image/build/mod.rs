@@ -44,7 +44,6 @@ use self::instruction::{
 };
 use self::sources::expand_and_hash;
 use super::pull;
-use super::registry::RegistryConfig;
 use super::{oci, ImageStore};
 use crate::containers::Manager;
 use crate::error::AgentError;
@@ -358,9 +357,7 @@ impl Builder {
         let store = self.store.clone();
         let name = image.clone();
         let (progress, _ignored) = mpsc::unbounded_channel();
-        let regs = RegistryConfig {
-            insecure: self.mgr.config.insecure_registries.clone(),
-        };
+        let regs = self.mgr.config.registries();
         match pull::pull_if_missing(self.store.clone(), &regs, &image, progress).await {
             Ok(true) => {
                 self.emit(BuildEvent::Output(hoist_proto::StreamChunk {
