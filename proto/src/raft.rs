@@ -7,6 +7,14 @@ use crate::service::ServiceSpec;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
+/// A leader's word to its voters that its disk is stalled and it is alive (`POST /raft/stall`):
+/// they hold their elections for a moment instead of replacing it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StallNotice {
+    pub leader: u64,
+    pub term: u64,
+}
+
 /// One log entry's application data: a command and the leader's wall clock when it was proposed.
 /// `apply` uses `time_ms` instead of reading a clock, so every member computes the same state.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

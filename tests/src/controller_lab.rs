@@ -51,6 +51,33 @@ struct Host {
     id: u64,
 }
 
+/// A member's own disk (see [`Lab::own_disk`]). `Drop` thaws and detaches it, also when a test
+/// fails; declare it after the lab so that it is dropped first.
+#[derive(Debug)]
+pub struct Disk {
+    mount: PathBuf,
+}
+
+impl Disk {
+    /// Stalls every write to the disk (`fsfreeze`) until [`Disk::thaw`]: a real disk stall, as a
+    /// shared or failing disk makes one.
+    pub fn freeze(&self) -> Result<()> {
+        run(&format!("fsfreeze --freeze {}", self.mount.display()))
+    }
+
+    pub fn thaw(&self) -> Result<()> {
+        run(&format!("fsfreeze --unfreeze {}", self.mount.display()))
+    }
+}
+
+impl Drop for Disk {
+    fn drop(&mut self) {
+        let _ = self.thaw();
+        // Lazy: the member may still hold files open; the loop device goes with its last user.
+        let _ = run(&format!("umount -l {}", self.mount.display()));
+    }
+}
+
 /// The lab: a bridge with the test's address, and one namespace per member.
 #[derive(Debug)]
 pub struct Lab {
@@ -299,6 +326,22 @@ impl Lab {
             std::fs::remove_dir_all(d)?;
         }
         Ok(())
+    }
+
+    /// Puts host `i`'s data dir on a disk of its own (a loop-mounted ext4 image), so the test can
+    /// stall its writes with [`Disk::freeze`]. Call before the member first starts.
+    pub fn own_disk(&self, i: usize) -> Result<Disk> {
+        let data = &self.hosts[i].data;
+        let image = self.dir.path().join(format!("h{}.img", i + 1));
+        std::fs::create_dir_all(data)?;
+        run(&format!(
+            "truncate -s 64M {img} && mkfs.ext4 -q -F {img} && mount -o loop {img} {data}",
+            img = image.display(),
+            data = data.display()
+        ))?;
+        Ok(Disk {
+            mount: data.clone(),
+        })
     }
 
     /// `GET /v1/cluster/status` of host `i`.

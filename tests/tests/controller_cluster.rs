@@ -601,3 +601,78 @@ fn malformed_input_gets_a_clear_4xx_and_changes_nothing() -> Result<()> {
     );
     Ok(())
 }
+
+/// The highest term any running member reports.
+fn max_term(lab: &Lab) -> Result<u64> {
+    (0..lab.len())
+        .filter(|&i| lab.is_running(i))
+        .filter_map(|i| lab.status(i).ok()?["term"].as_u64())
+        .max()
+        .context("no member answers")
+}
+
+/// A stalled disk (`fsfreeze` of a member's own ext4) makes a member slow, not dead: 1.2 s stalls
+/// of the leader's and of a follower's log writes, three times the election timeout, cause no
+/// election; a leader whose disk stays frozen past the 2 s limit is replaced.
+#[test]
+fn disk_stalls_cause_no_election_but_a_hung_leader_disk_is_replaced() -> Result<()> {
+    let _g = serial();
+    let mut lab = Lab::new(3)?;
+    let disks = (0..3)
+        .map(|i| lab.own_disk(i))
+        .collect::<Result<Vec<_>>>()?;
+    lab.start_cluster(3)?;
+    let leader = lab.wait_leader(Duration::from_secs(10))?;
+    let term = max_term(&lab)?;
+    let addrs = (0..3).map(|i| lab.addr(i)).collect();
+    let stop = Arc::new(AtomicBool::new(false));
+    let count = Arc::new(AtomicUsize::new(0));
+    let w = writer(addrs, "stall".into(), stop.clone(), count.clone());
+    let writes_flow = |what: &str| {
+        let c = count.load(Ordering::Relaxed);
+        wait_for(what, Duration::from_secs(10), || {
+            (count.load(Ordering::Relaxed) >= c + 20).then_some(())
+        })
+    };
+    writes_flow("writes before the stalls")?;
+    for (who, i) in [("leader", leader), ("follower", (leader + 1) % 3)] {
+        disks[i].freeze()?;
+        std::thread::sleep(Duration::from_millis(1200));
+        disks[i].thaw()?;
+        writes_flow(&format!("writes after the {who}'s disk stall"))?;
+        let now = max_term(&lab)?;
+        ensure!(
+            now == term,
+            "the {who}'s 1.2 s disk stall caused an election (term {term} → {now})\n{}",
+            lab.logs_tail()
+        );
+    }
+    disks[leader].freeze()?;
+    let t0 = Instant::now();
+    let new = wait_for(
+        "a new leader while the old one's disk hangs",
+        Duration::from_secs(10),
+        || {
+            (0..3).filter(|&i| i != leader).find(|&i| {
+                lab.status(i)
+                    .is_ok_and(|s| s["role"] == "leader" && s["term"].as_u64() > Some(term))
+            })
+        },
+    )?;
+    eprintln!(
+        "member {new} took over {:?} after the leader's disk hung",
+        t0.elapsed()
+    );
+    let (code, v) = lab.post(new, "/v1/services", &service("while-hung", 1))?;
+    ensure!(code == 200, "a write through the new leader: {code} {v}");
+    disks[leader].thaw()?;
+    writes_flow("writes after the hung disk thawed")?;
+    stop.store(true, Ordering::Relaxed);
+    let (acked, _) = w.join().expect("writer");
+    lab.wait_converged(Duration::from_secs(20))
+        .with_context(|| lab.logs_tail())?;
+    let names = service_names(&lab, leader)?;
+    let lost: Vec<&String> = acked.iter().filter(|n| !names.contains(*n)).collect();
+    ensure!(lost.is_empty(), "acknowledged writes lost: {lost:?}");
+    Ok(())
+}

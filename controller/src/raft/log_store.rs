@@ -8,6 +8,7 @@
 //! queued operations, in order, and only after the sync reports the entries durable. Votes,
 //! truncations and purges wait for their own durable write before returning.
 
+use super::stall::StallGuard;
 use super::store::{Store, StoreError, KEY_COMMITTED, KEY_PURGED, KEY_VOTE, LOG};
 use super::wal::{Record, Wal};
 use super::TypeConfig;
@@ -87,7 +88,7 @@ fn decode<T: serde::de::DeserializeOwned>(
 
 impl LogStore {
     /// Loads the log and vote from `store` and starts the writer thread.
-    pub fn open(store: Store) -> Result<LogStore, StoreError> {
+    pub fn open(store: Store, stall: Arc<StallGuard>) -> Result<LogStore, StoreError> {
         let mut mirror = Mirror::default();
         let meta =
             |key: &'static str| -> Result<Option<Vec<u8>>, StoreError> { store.get_meta(key) };
@@ -111,7 +112,7 @@ impl LogStore {
         let (tx, rx) = mpsc::channel();
         std::thread::Builder::new()
             .name("raft-log-writer".into())
-            .spawn(move || writer_loop(&store, &mut wal, &rx))
+            .spawn(move || writer_loop(&store, &mut wal, &rx, &stall))
             .map_err(|e| StoreError::Db(format!("starting the log writer: {e}")))?;
         Ok(LogStore {
             shared: Arc::new(Shared {
@@ -199,7 +200,7 @@ impl LazyCommitted {
 }
 
 /// Applies queued operations in order, as many per sync as are waiting.
-fn writer_loop(store: &Store, wal: &mut Wal, rx: &mpsc::Receiver<WriteOp>) {
+fn writer_loop(store: &Store, wal: &mut Wal, rx: &mpsc::Receiver<WriteOp>, stall: &StallGuard) {
     let mut lazy = LazyCommitted {
         value: None,
         written: Instant::now(),
@@ -230,7 +231,20 @@ fn writer_loop(store: &Store, wal: &mut Wal, rx: &mpsc::Receiver<WriteOp>) {
                 Err(_) => break,
             }
         }
+        let started = Instant::now();
+        stall.write_begins();
         let result = commit(store, wal, &batch, &mut lazy).map_err(|e| e.to_string());
+        let took = started.elapsed();
+        stall.write_ends(took);
+        if took >= super::stall::SLOW {
+            // Like etcd's "slow fdatasync": a stalled disk stalls this member's Raft, and a long
+            // enough stall shows up as an election.
+            tracing::warn!(
+                ms = took.as_millis() as u64,
+                ops = batch.len(),
+                "slow raft log write"
+            );
+        }
         for op in batch {
             match op {
                 WriteOp::Append { done, .. } => {
@@ -448,7 +462,8 @@ mod tests {
                 }
             }
             tx.commit().unwrap();
-            let mut logs = LogStore::open(store.clone()).unwrap();
+            let mut logs =
+                LogStore::open(store.clone(), StallGuard::new(Duration::from_millis(250))).unwrap();
             let got = logs.try_get_log_entries(1..).await.unwrap();
             assert_eq!(got.len(), 3);
             let tx = store.db.begin_read().unwrap();
@@ -461,7 +476,7 @@ mod tests {
                 Err(_) => std::thread::sleep(std::time::Duration::from_millis(20)),
             }
         };
-        let mut logs = LogStore::open(store).unwrap();
+        let mut logs = LogStore::open(store, StallGuard::new(Duration::from_millis(250))).unwrap();
         let got = logs.try_get_log_entries(1..).await.unwrap();
         assert_eq!(
             got.iter().map(|e| e.log_id.index).collect::<Vec<_>>(),

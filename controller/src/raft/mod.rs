@@ -8,6 +8,7 @@ mod network;
 mod node;
 mod proposer;
 mod rpc;
+mod stall;
 mod state_machine;
 mod store;
 #[cfg(test)]

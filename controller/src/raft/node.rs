@@ -6,12 +6,13 @@ use super::log_store::LogStore;
 use super::network::Network;
 use super::proposer::Proposer;
 use super::rpc::{self, RpcError, RpcKind};
+use super::stall::StallGuard;
 use super::state_machine::Machine;
 use super::store::{Store, StoreError};
 use super::TypeConfig;
 use crate::state::State;
 use hoist_proto::cluster::{ClusterStatus, Member};
-use hoist_proto::raft::{Command, Response};
+use hoist_proto::raft::{Command, Response, StallNotice};
 use openraft::error::{CheckIsLeaderError, ClientWriteError, RaftError};
 use openraft::{BasicNode, ChangeMembers, Config, Raft, RaftMetrics, ServerState, SnapshotPolicy};
 use std::collections::{BTreeMap, BTreeSet};
@@ -104,6 +105,8 @@ struct Inner {
     proposer: Proposer,
     /// Groups writes for another leader into one request.
     forwarder: Forwarder,
+    /// Keeps disk stalls from causing elections.
+    stall: Arc<StallGuard>,
 }
 
 impl std::fmt::Debug for RaftNode {
@@ -113,6 +116,29 @@ impl std::fmt::Debug for RaftNode {
             .field("address", &self.inner.address)
             .finish()
     }
+}
+
+/// Logs every change of term, leader or role, so an election shows in each member's log with the
+/// moment it happened (openraft's own election logs are at a level we keep quiet).
+fn log_leadership_changes(id: u64, raft: &Raft<TypeConfig>) {
+    let mut rx = raft.metrics();
+    tokio::spawn(async move {
+        let mut seen = None;
+        loop {
+            let now = {
+                let m = rx.borrow_and_update();
+                (m.current_term, m.current_leader, m.state)
+            };
+            if seen != Some(now) {
+                let (term, leader, state) = now;
+                tracing::info!(term, leader = ?leader, role = ?state, member = id, "raft leadership");
+                seen = Some(now);
+            }
+            if rx.changed().await.is_err() {
+                return;
+            }
+        }
+    });
 }
 
 impl RaftNode {
@@ -159,15 +185,26 @@ impl RaftNode {
         .validate()
         .map_err(|e| StartError::Config(e.to_string()))?;
         let machine = Machine::open(store.clone())?;
+        // A stall is forgiven until the leader's next heartbeat can have arrived.
+        let stall = StallGuard::new(Duration::from_millis(
+            settings.election_max_ms + settings.heartbeat_ms,
+        ));
         let raft = Raft::new(
             id,
             Arc::new(config),
             Network::new(),
-            LogStore::open(store)?,
+            LogStore::open(store, stall.clone())?,
             machine.clone(),
         )
         .await
         .map_err(|e| StartError::Raft(e.to_string()))?;
+        stall.attach(raft.clone());
+        tokio::spawn(
+            stall
+                .clone()
+                .watch(id, Duration::from_millis(settings.heartbeat_ms)),
+        );
+        log_leadership_changes(id, &raft);
         let proposer = Proposer::start(raft.clone(), settings.op_timeout);
         let forwarder = Forwarder::start(settings.op_timeout + Duration::from_secs(2));
         Ok(RaftNode {
@@ -180,6 +217,7 @@ impl RaftNode {
                 membership_lock: Default::default(),
                 proposer,
                 forwarder,
+                stall,
             }),
         })
     }
@@ -455,6 +493,11 @@ impl RaftNode {
 
     /// Serves one Raft RPC body from a peer.
     pub async fn handle_rpc(&self, kind: &str, body: &[u8]) -> Result<Vec<u8>, RpcError> {
+        if kind == "stall" {
+            let notice: StallNotice = postcard::from_bytes(body)?;
+            self.inner.stall.on_notice(&notice);
+            return Ok(Vec::new());
+        }
         if kind == "propose" {
             let commands: Vec<Command> = postcard::from_bytes(body)?;
             return Ok(postcard::to_stdvec(&self.propose_here(commands).await)?);

@@ -14,7 +14,15 @@ impl StoreBuilder<TypeConfig, LogStore, Machine, tempfile::TempDir> for Builder 
         let dir = tempfile::tempdir().expect("tempdir");
         let store = Store::open(dir.path()).expect("open store");
         let machine = Machine::open(store.clone()).expect("open machine");
-        Ok((dir, LogStore::open(store).expect("open log"), machine))
+        Ok((
+            dir,
+            LogStore::open(
+                store,
+                super::stall::StallGuard::new(std::time::Duration::from_millis(250)),
+            )
+            .expect("open log"),
+            machine,
+        ))
     }
 }
 
