@@ -3,9 +3,9 @@
 # One controller member and one agent, each in its own network namespace on a lab bridge (the
 # test lab's layout); the replicas are busybox `sleep` containers on the agent's bridge network.
 # "Running" is what the controller reports (every slot's task running), cross-checked with the
-# agent's own `hoist ps`. Docker Swarm mode on the same machine when docker.io installs and
-# `docker swarm init` works on loopback (BENCH_DOCKER=1); otherwise the issue's figure for Swarm
-# on this machine (≈ 16 s) is quoted and marked as not measured here.
+# agent's own `hoist ps`. With BENCH_DOCKER=1, Docker Swarm mode does the same in the same run
+# (docker.io from Debian, one engine in namespaces of its own: bench/lib/docker.sh), then the same
+# rolling update.
 # Writes bench/results/orchestration-<date>.md. Run as root. Not part of the test suite.
 #
 #   bench/orchestration.sh [REPLICAS] [RUNS]     (default 50, 3)
@@ -41,7 +41,7 @@ cleanup() {
   ip link del "$br" 2>/dev/null
   rm -rf "$work"
 }
-trap cleanup EXIT
+trap 'set +e; [ "$(type -t docker_down)" = function ] && docker_down; cleanup' EXIT
 
 net=10.79.$((RANDOM % 200 + 20))
 ip link add "$br" type bridge && ip addr add "$net.1/24" dev "$br" && ip link set "$br" up
@@ -118,19 +118,43 @@ if [ "${UPDATE:-1}" = 1 ]; then
   "$bin/hoist" service rm upd >/dev/null
 fi
 
-swarm="not measured here: the issue's figure for this machine is ≈ 16 s (docker service create --replicas 50)"
+# Docker Swarm mode side by side (BENCH_DOCKER=1): one engine, contained in its own namespaces
+# (bench/lib/docker.sh), the same busybox rootfs, the same replica count, the same update policy.
+swarm="not measured (BENCH_DOCKER=1 measures it; the issue's figure for this machine is ≈ 16 s)"
+swarm_update="not measured (the issue's figure for this machine is ≈ 70 s)"
 if [ "${BENCH_DOCKER:-0}" = 1 ]; then
-  if (command -v dockerd >/dev/null || apt-get install -y -qq docker.io >/dev/null 2>&1) \
-     && (docker info >/dev/null 2>&1 || (systemctl start docker 2>/dev/null || (dockerd >/tmp/dockerd.log 2>&1 &); sleep 5; docker info >/dev/null 2>&1)); then
-    docker swarm init --advertise-addr 127.0.0.1 >/dev/null 2>&1 || true
-    docker image inspect busybox >/dev/null 2>&1 || docker import "$work/busybox.tar" busybox >/dev/null
+  . bench/lib/docker.sh
+  docker_install
+  docker_up "hob-$id-d" "$work/docker" 10.99.$((RANDOM % 200 + 20)).1
+  docker swarm init --advertise-addr d0 >/dev/null
+  docker import "$work/busybox.tar" busybox >/dev/null
+  swarm_running() { docker service ps "$1" --filter desired-state=running --format '{{.CurrentState}}' | grep -c '^Running' || true; }
+  swarm_runs=()
+  for r in $(seq "$runs"); do
     t0=$(date +%s.%N)
-    docker service create --detach --name hoistbench --replicas "$replicas" busybox sleep 100000 >/dev/null
-    until [ "$(docker service ps hoistbench --filter desired-state=running --format '{{.CurrentState}}' | grep -c '^Running')" -ge "$replicas" ]; do sleep 0.2; done
+    docker service create --detach --name "sb$r" --replicas "$replicas" busybox sleep 100000 >/dev/null
+    until [ "$(swarm_running "sb$r")" -ge "$replicas" ]; do sleep 0.2; done
     t1=$(date +%s.%N)
-    swarm="$(python3 -c "print(f'{$t1-$t0:.2f}')") s (measured here)"
-    docker service rm hoistbench >/dev/null
+    secs=$(python3 -c "print(f'{$t1-$t0:.2f}')")
+    echo "swarm run $r: $replicas replicas running in ${secs}s"
+    swarm_runs+=("$secs")
+    docker service rm "sb$r" >/dev/null
+    until [ -z "$(docker ps -aq --filter "label=com.docker.swarm.service.name=sb$r")" ]; do sleep 0.5; done
+  done
+  swarm="${swarm_runs[*]}"
+  if [ "${UPDATE:-1}" = 1 ]; then
+    docker service create --detach --name supd --replicas "$replicas" --env V=1 \
+      --update-parallelism 10 --update-delay 0s --update-monitor 5s busybox sleep 100000 >/dev/null
+    until [ "$(swarm_running supd)" -ge "$replicas" ]; do sleep 0.2; done
+    t0=$(date +%s.%N)
+    docker service update --detach --env-add V=2 supd >/dev/null
+    until [ "$(docker service inspect -f '{{.UpdateStatus.State}}' supd)" = completed ]; do sleep 0.2; done
+    t1=$(date +%s.%N)
+    swarm_update="$(python3 -c "print(f'{$t1-$t0:.2f}')") s"
+    echo "swarm rolling update of $replicas replicas (parallelism 10, monitor 5s): ${swarm_update}"
+    docker service rm supd >/dev/null
   fi
+  docker_down
 fi
 
 date=$(date -u +%F)
@@ -141,11 +165,11 @@ out=bench/results/orchestration-$date-${agents}x$replicas.md
   echo "| system | runs (s) |"
   echo "| --- | --- |"
   echo "| Hoist (1 controller, $agents agent(s), lab namespaces) | ${results[*]} |"
-  echo "| Docker Swarm mode | $swarm |"
+  echo "| Docker Swarm mode (docker.io $(dockerd --version 2>/dev/null | awk '{print $3}' | tr -d ,), 1 engine) | $swarm |"
   echo
   echo "Rolling update of the $replicas replicas (parallelism 10, monitor 5 s, stop-first): Hoist ${update_secs};"
-  echo "Swarm: the issue's figure for this machine is ≈ 70 s with parallelism 10 (not measured here)."
+  echo "Swarm: ${swarm_update}."
   echo
-  echo "Command: \`AGENTS=$agents BENCH_PROFILE=$profile bench/orchestration.sh $replicas $runs\`"
+  echo "Command: \`BENCH_DOCKER=${BENCH_DOCKER:-0} AGENTS=$agents BENCH_PROFILE=$profile bench/orchestration.sh $replicas $runs\`"
 } >"$out"
 cat "$out"
