@@ -8,8 +8,11 @@
 # Why contained: Docker Engine sets the iptables FORWARD policy to DROP and loads br_netfilter.
 # On the host that would drop the traffic of every test lab bridged between namespaces. Here
 # dockerd runs in its own network namespace (its iptables rules and sysctls stay there) and its
-# own mount namespace (`ip netns exec`, so its overlay mounts vanish with it). Its data, exec root
+# own mount namespace (so its overlay mounts vanish with it). Its data, exec root
 # and socket live under WORKDIR, and br_netfilter is unloaded again if it was not loaded before.
+
+# The CLI that comes with Debian's engine (another `docker` may come first in PATH).
+docker() { if [ -x /usr/bin/docker ]; then /usr/bin/docker "$@"; else command docker "$@"; fi; }
 
 docker_install() {
   command -v dockerd >/dev/null && return 0
@@ -29,12 +32,15 @@ docker_up() { # NETNS WORKDIR ADDR
   for d in /sys/fs/cgroup/*/docker; do [ -d "$d" ] && DOCKER_HAD_CGROUP+=("$d"); done
   ip netns add "$DOCKER_NS"
   ip -n "$DOCKER_NS" link set lo up
-  ip -n "$DOCKER_NS" link add d0 type dummy
+  # A veth pair inside the namespace gives Swarm an address to advertise (no dummy module here).
+  ip -n "$DOCKER_NS" link add d0 type veth peer name d1
   ip -n "$DOCKER_NS" addr add "$3/24" dev d0
+  ip -n "$DOCKER_NS" link set d1 up
   ip -n "$DOCKER_NS" link set d0 up
   mkdir -p "$DOCKER_WORK"
   export DOCKER_HOST=unix://$DOCKER_WORK/docker.sock
-  ip netns exec "$DOCKER_NS" dockerd --data-root "$DOCKER_WORK/data" --exec-root "$DOCKER_WORK/exec" \
+  # Not `ip netns exec`: it remounts /sys, which hides the cgroup mounts dockerd needs.
+  unshare --mount --propagation slave nsenter --net="/run/netns/$DOCKER_NS" dockerd --data-root "$DOCKER_WORK/data" --exec-root "$DOCKER_WORK/exec" \
     --pidfile "$DOCKER_WORK/docker.pid" -H "$DOCKER_HOST" >"$DOCKER_WORK/dockerd.log" 2>&1 &
   DOCKER_PID=$!
   local i
@@ -46,6 +52,8 @@ docker_up() { # NETNS WORKDIR ADDR
 
 docker_down() {
   [ -n "${DOCKER_NS:-}" ] || return 0
+  local errexit=0
+  case $- in *e*) errexit=1; set +e ;; esac
   docker swarm leave --force >/dev/null 2>&1
   kill "${DOCKER_PID:-}" 2>/dev/null
   local i
@@ -66,4 +74,6 @@ docker_down() {
   [ "$DOCKER_HAD_BR_NETFILTER" = 1 ] || rmmod br_netfilter 2>/dev/null
   rm -rf "$DOCKER_WORK" 2>/dev/null
   DOCKER_NS=
+  [ "$errexit" = 1 ] && set -e
+  return 0
 }

@@ -79,6 +79,17 @@ impl ControllerClient {
         path: &str,
         body: Option<(&str, Vec<u8>)>,
     ) -> Result<Vec<u8>, CallError> {
+        Ok(self.call_with(method, path, body, &[]).await?.0)
+    }
+
+    /// [`ControllerClient::call`] with extra request headers; answers the response headers too.
+    pub async fn call_with(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<(&str, Vec<u8>)>,
+        headers: &[(&str, &str)],
+    ) -> Result<(Vec<u8>, reqwest::header::HeaderMap), CallError> {
         let mut last = String::new();
         for round in 0..ROUNDS {
             if round > 0 {
@@ -89,6 +100,9 @@ impl ControllerClient {
                 if let Some((ct, bytes)) = &body {
                     req = req.header("content-type", *ct).body(bytes.clone());
                 }
+                for (k, v) in headers {
+                    req = req.header(*k, *v);
+                }
                 let resp = match req.send().await {
                     Ok(r) => r,
                     Err(e) => {
@@ -97,12 +111,13 @@ impl ControllerClient {
                     }
                 };
                 let status = resp.status();
+                let resp_headers = resp.headers().clone();
                 let bytes = resp
                     .bytes()
                     .await
                     .map_err(|e| CallError::Unreachable(format!("{base}: {e}")))?;
                 if status.is_success() {
-                    return Ok(bytes.to_vec());
+                    return Ok((bytes.to_vec(), resp_headers));
                 }
                 let body: ErrorBody =
                     serde_json::from_slice(&bytes).unwrap_or_else(|_| ErrorBody {

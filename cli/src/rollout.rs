@@ -62,6 +62,9 @@ fn line(name: &str, r: &Rollout) -> String {
     )
 }
 
+/// The longest one watch waits (below the client's 30 s request timeout).
+const WATCH_WAIT: Duration = Duration::from_secs(20);
+
 /// Follows `name`'s rollout of `version` (the current one when `None`) until it ends or
 /// `timeout` passes; answers the exit code.
 pub async fn follow(
@@ -75,9 +78,35 @@ pub async fn follow(
     let deadline = Instant::now() + timeout;
     let mut last = String::new();
     let mut version = version;
+    // Each answer carries an ETag; sending it back makes the controller answer only when the
+    // rollout has changed (or after the wait), so progress shows at once without polling.
+    let mut etag: Option<String> = None;
     loop {
-        let r = match client.json::<Rollout>(Method::GET, &path, None).await {
-            Ok(r) => r,
+        let (url, headers) = match &etag {
+            Some(tag) => {
+                let wait = deadline
+                    .saturating_duration_since(Instant::now())
+                    .min(WATCH_WAIT);
+                (
+                    format!("{path}?timeout_ms={}", wait.as_millis()),
+                    vec![("if-none-match", tag.as_str())],
+                )
+            }
+            None => (path.clone(), vec![]),
+        };
+        let (r, tag) = match client.call_with(Method::GET, &url, None, &headers).await {
+            Ok((bytes, h)) => match serde_json::from_slice::<Rollout>(&bytes) {
+                Ok(r) => (
+                    r,
+                    h.get("etag")
+                        .and_then(|v| v.to_str().ok())
+                        .map(str::to_string),
+                ),
+                Err(e) => {
+                    eprintln!("error: the rollout answer does not decode: {e}");
+                    return 3;
+                }
+            },
             Err(e) => return report(&e),
         };
         let v = *version.get_or_insert(r.version);
@@ -105,7 +134,11 @@ pub async fn follow(
             eprintln!("error: {name}: still {last:?} after {timeout:?}");
             return 1;
         }
-        tokio::time::sleep(Duration::from_millis(300)).await;
+        if tag.is_none() {
+            // A controller without rollout watches: poll.
+            tokio::time::sleep(Duration::from_millis(300)).await;
+        }
+        etag = tag;
     }
 }
 

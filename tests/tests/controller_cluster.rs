@@ -676,3 +676,73 @@ fn disk_stalls_cause_no_election_but_a_hung_leader_disk_is_replaced() -> Result<
     ensure!(lost.is_empty(), "acknowledged writes lost: {lost:?}");
     Ok(())
 }
+
+/// `GET /v1/services/NAME/rollout` answers an `ETag`; with `If-None-Match` it waits until the
+/// rollout differs (here: a scale sent to another member) or the timeout passes, also when asked
+/// through a follower.
+#[test]
+fn rollout_watch_answers_on_a_change_or_at_the_timeout() -> Result<()> {
+    let _g = serial();
+    let mut lab = Lab::new(3)?;
+    lab.start_cluster(3)?;
+    let leader = lab.wait_leader(Duration::from_secs(10))?;
+    let (code, _) = lab.post(leader, "/v1/services", &service("web", 1))?;
+    ensure!(code == 200);
+    hoist_common::init_tls();
+    let http = reqwest::blocking::Client::builder().no_proxy().build()?;
+    let url = format!(
+        "http://{}/v1/services/web/rollout",
+        lab.addr((leader + 1) % 3)
+    );
+    let etag_of = |r: &reqwest::blocking::Response| -> Result<String> {
+        Ok(r.headers()
+            .get("etag")
+            .context("no ETag")?
+            .to_str()?
+            .to_string())
+    };
+    let etag = etag_of(&http.get(&url).send()?)?;
+
+    let t = Instant::now();
+    let r = http
+        .get(format!("{url}?timeout_ms=400"))
+        .header("if-none-match", &etag)
+        .send()?;
+    let waited = t.elapsed();
+    ensure!(
+        r.status() == 200 && etag_of(&r)? == etag,
+        "unchanged: {r:?}"
+    );
+    ensure!(
+        waited >= Duration::from_millis(380),
+        "an unchanged rollout answered after {waited:?}, before the timeout"
+    );
+
+    let scale_url = format!("http://{}/v1/services/web/scale", lab.addr(leader));
+    let scaler = std::thread::spawn(move || {
+        std::thread::sleep(Duration::from_millis(300));
+        reqwest::blocking::Client::builder()
+            .no_proxy()
+            .build()
+            .and_then(|c| c.post(scale_url).json(&json!({"replicas": 3})).send())
+            .map(|r| r.status().as_u16())
+    });
+    let t = Instant::now();
+    let r = http
+        .get(format!("{url}?timeout_ms=20000"))
+        .header("if-none-match", &etag)
+        .send()?;
+    let waited = t.elapsed();
+    ensure!(scaler.join().expect("scaler")? == 200);
+    let changed = etag_of(&r)?;
+    let body: Value = r.json()?;
+    ensure!(
+        changed != etag && body["total"] == 3,
+        "after the scale: {changed} {body}"
+    );
+    ensure!(
+        waited < Duration::from_secs(5),
+        "the watch answered the change only after {waited:?}"
+    );
+    Ok(())
+}

@@ -93,6 +93,7 @@ impl Network {
             ports: ports.to_vec(),
         };
         inner.records.insert(id.to_string(), record.clone());
+        inner.generation += 1;
         Ok(record)
     }
 

@@ -124,6 +124,8 @@ struct Inner {
     records: BTreeMap<String, Record>,
     ipam: Ipam,
     ports: PortTable,
+    /// Bumped on every change of `records` (what the state file must catch up with).
+    generation: u64,
 }
 
 /// The host's container network. Cheap to share behind an `Arc`; all methods take `&self`.
@@ -134,6 +136,8 @@ pub struct Network {
     bridge_index: u32,
     inner: Mutex<Inner>,
     persist_lock: tokio::sync::Mutex<()>,
+    /// The newest `generation` the state file holds.
+    durable: std::sync::atomic::AtomicU64,
     forwarding_on: AtomicBool,
     pool: Arc<pool::Pool>,
     bare_pool: Arc<pool::BarePool>,
@@ -210,6 +214,7 @@ impl Network {
             bridge_index,
             inner: Mutex::new(inner),
             persist_lock: tokio::sync::Mutex::new(()),
+            durable: Default::default(),
             forwarding_on: AtomicBool::new(forwarding),
             pool: pool::Pool::new(host, bridge_index, WARM_NETNS),
             bare_pool: pool::BarePool::new(WARM_NETNS),
@@ -242,6 +247,7 @@ impl Network {
     fn forget(&self, id: &str) {
         let mut inner = self.lock();
         if let Some(rec) = inner.records.remove(id) {
+            inner.generation += 1;
             if let Some(ip) = rec.attachment.ip {
                 inner.ipam.release(ip);
             }
@@ -249,20 +255,33 @@ impl Network {
         inner.ports.release(id);
     }
 
-    /// Writes the current records atomically; concurrent calls are serialized and each writes
-    /// the state as of when it got the lock, so the last write is the newest.
+    /// Makes the records durable as of this call. Concurrent calls are group-committed: each
+    /// write holds the records as of when it got the lock, and a caller whose change an earlier
+    /// write already holds returns without writing (starting many containers at once costs a
+    /// few `fdatasync`s, not one each).
     async fn persist(&self) -> Result<(), NetworkError> {
+        use std::sync::atomic::Ordering;
+        let wanted = self.lock().generation;
         let _guard = self.persist_lock.lock().await;
-        let bytes = state::encode(&PersistedState {
-            version: state::STATE_VERSION,
-            attachments: self.lock().records.clone(),
-        });
+        if self.durable.load(Ordering::Acquire) >= wanted {
+            return Ok(());
+        }
+        let (bytes, generation) = {
+            let inner = self.lock();
+            let bytes = state::encode(&PersistedState {
+                version: state::STATE_VERSION,
+                attachments: inner.records.clone(),
+            });
+            (bytes, inner.generation)
+        };
         let dir = self.cfg.state_dir.clone();
         tokio::task::spawn_blocking(move || state::write_atomic(&dir, &bytes))
             .await
             .map_err(|_| NetworkError::ThreadPanicked {
                 what: "state write".into(),
-            })?
+            })??;
+        self.durable.fetch_max(generation, Ordering::AcqRel);
+        Ok(())
     }
 }
 
@@ -283,6 +302,7 @@ fn rebuild(subnet: Ipv4Subnet, records: BTreeMap<String, Record>) -> Inner {
         records,
         ipam,
         ports,
+        generation: 0,
     }
 }
 

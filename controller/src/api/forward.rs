@@ -56,22 +56,25 @@ pub async fn forward_to_leader(State(ctx): State<Ctx>, req: Request, next: Next)
         .request(method, format!("http://{leader}{path}"))
         .header(FORWARDED, "1")
         .body(bytes);
-    if is_long_poll(&uri) {
+    if is_long_poll(&uri, &headers) {
         out = out.timeout(std::time::Duration::from_secs(65));
     }
-    if let Some(ct) = headers.get(header::CONTENT_TYPE) {
-        out = out.header(header::CONTENT_TYPE, ct);
+    for h in [header::CONTENT_TYPE, header::IF_NONE_MATCH] {
+        if let Some(v) = headers.get(&h) {
+            out = out.header(h, v);
+        }
     }
     match out.send().await {
         Ok(r) => {
             let status = r.status();
-            let ct = r.headers().get(header::CONTENT_TYPE).cloned();
+            let kept: Vec<_> = [header::CONTENT_TYPE, header::ETAG]
+                .into_iter()
+                .filter_map(|h| Some((h.clone(), r.headers().get(&h)?.clone())))
+                .collect();
             match r.bytes().await {
                 Ok(body) => {
                     let mut resp = (status, body).into_response();
-                    if let Some(ct) = ct {
-                        resp.headers_mut().insert(header::CONTENT_TYPE, ct);
-                    }
+                    resp.headers_mut().extend(kept);
                     resp
                 }
                 Err(e) => outcome_unknown(&leader, &e),
@@ -103,11 +106,12 @@ fn leader_unreachable(leader: &str, e: &reqwest::Error) -> Response {
     .into_response()
 }
 
-/// Requests that may wait for a change (agents' assignments, endpoint watches).
-fn is_long_poll(uri: &axum::http::Uri) -> bool {
+/// Requests that may wait for a change (agents' assignments, endpoint and rollout watches).
+fn is_long_poll(uri: &axum::http::Uri, headers: &axum::http::HeaderMap) -> bool {
     let path = uri.path();
     path == "/v1/agent/assignments"
         || (path.ends_with("/endpoints") && uri.query().is_some_and(|q| q.contains("index=")))
+        || (path.ends_with("/rollout") && headers.contains_key(header::IF_NONE_MATCH))
 }
 
 /// Routes sent to the leader before they run here: linearizable reads of the replicated state,

@@ -183,8 +183,10 @@ fn orchestration(doc: &mut Value) {
         ),
         (
             "/v1/services/{name}/rollout",
-            json!({"parameters": [name_param()],
-            "get": {"summary": "the rolling update of the current version", "responses": ok(schema_ref("Rollout"))}}),
+            json!({"parameters": [name_param(),
+                {"name": "If-None-Match", "in": "header", "required": false, "schema": {"type": "string"}, "description": "an ETag from an earlier answer: answer when the rollout differs from it (or at the timeout)"},
+                {"name": "timeout_ms", "in": "query", "required": false, "schema": {"type": "integer", "default": 30000, "maximum": 60000}}],
+            "get": {"summary": "the rolling update of the current version, with an ETag (blocking watch with If-None-Match)", "responses": ok(schema_ref("Rollout"))}}),
         ),
         (
             "/v1/services/{name}/endpoints",

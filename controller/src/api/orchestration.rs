@@ -7,6 +7,7 @@ use super::{read, write, Ctx};
 use axum::body::Bytes;
 use axum::extract::{Path, Query, RawQuery, State};
 use axum::http::{HeaderMap, StatusCode};
+use axum::response::IntoResponse;
 use axum::Json;
 use hoist_proto::cluster::{
     AvailabilityRequest, Endpoint, Endpoints, JoinToken, LabelRequest, Node, NodeResources,
@@ -273,13 +274,57 @@ pub fn rollout_view(s: &Cluster, name: &str) -> Option<Rollout> {
 }
 
 /// `GET /v1/services/{name}/rollout`
+/// `GET /v1/services/{name}/rollout[?timeout_ms=M]`: the rolling update's progress, with an `ETag`.
+/// With `If-None-Match: ETAG` the answer waits until the rollout differs from that one (or the
+/// timeout, default 30 s, at most 60 s, passes), so `hoist service apply` follows an update
+/// without polling.
 pub async fn rollout(
     State(ctx): State<Ctx>,
     Path(name): Path<String>,
+    headers: HeaderMap,
     RawQuery(q): RawQuery,
-) -> Result<Json<Rollout>, ApiError> {
-    let r = read(&ctx, q, |s| rollout_view(s, &name)).await?;
-    r.map(Json).ok_or_else(|| no_service(&name))
+) -> Result<axum::response::Response, ApiError> {
+    let seen = headers
+        .get(axum::http::header::IF_NONE_MATCH)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_string);
+    let wait = query_u64(q.as_deref(), "timeout_ms")
+        .unwrap_or(30_000)
+        .min(60_000);
+    let deadline = tokio::time::Instant::now() + Duration::from_millis(wait);
+    let mut applied = ctx.node.applied_watch();
+    let mut r = read(&ctx, q, |s| rollout_view(s, &name))
+        .await?
+        .ok_or_else(|| no_service(&name))?;
+    while seen.as_deref() == Some(rollout_etag(&r).as_str())
+        && tokio::time::Instant::now() < deadline
+    {
+        applied.mark_unchanged();
+        let _ = tokio::time::timeout_at(deadline, applied.changed()).await;
+        ctx.node.ensure_leader()?;
+        r = ctx
+            .node
+            .stale_read(|s| rollout_view(s, &name))
+            .ok_or_else(|| no_service(&name))?;
+    }
+    let etag = rollout_etag(&r);
+    Ok(([(axum::http::header::ETAG, etag)], Json(r)).into_response())
+}
+
+/// A strong validator of a rollout view: a hash of its encoding.
+fn rollout_etag(r: &Rollout) -> String {
+    use std::hash::{Hash, Hasher};
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    postcard::to_stdvec(r).unwrap_or_default().hash(&mut h);
+    format!("\"{:016x}\"", h.finish())
+}
+
+/// A `key=<u64>` parameter of a raw query string.
+fn query_u64(q: Option<&str>, key: &str) -> Option<u64> {
+    q?.split('&')
+        .filter_map(|kv| kv.split_once('='))
+        .find(|(k, _)| *k == key)
+        .and_then(|(_, v)| v.parse().ok())
 }
 
 #[derive(Debug, Deserialize)]
