@@ -173,6 +173,20 @@ out=bench/results/orchestration-$date-${agents}x$replicas.md
   echo "| Hoist (1 controller, $agents agent(s), lab namespaces) | ${results[*]} |"
   echo "| Docker Swarm mode (docker.io $(dockerd --version 2>/dev/null | awk '{print $3}' | tr -d ,), 1 engine) | $swarm |"
   echo
+  # Medians and the ratio, when Swarm ran in this run.
+  python3 - "${results[*]}" "$swarm" <<'PY'
+import statistics, sys
+h = [float(x) for x in sys.argv[1].split()]
+try:
+    s = [float(x) for x in sys.argv[2].split()]
+except ValueError:
+    s = []
+line = f"Median: Hoist {statistics.median(h):.2f} s"
+if s:
+    line += f", Swarm {statistics.median(s):.2f} s: Hoist is {statistics.median(s) / statistics.median(h):.1f}x faster."
+print(line)
+PY
+  echo
   echo "Rolling update of the $replicas replicas (parallelism 10, monitor 5 s, stop-first): Hoist ${update_secs};"
   echo "Swarm: ${swarm_update}."
   echo
