@@ -3,7 +3,8 @@
 
 use super::TypeConfig;
 use openraft::error::{
-    InstallSnapshotError, NetworkError, RPCError, RaftError, RemoteError, Unreachable,
+    InstallSnapshotError, NetworkError, PayloadTooLarge, RPCError, RaftError, RemoteError,
+    Unreachable,
 };
 use openraft::network::{Backoff, RPCOption, RaftNetwork, RaftNetworkFactory};
 use openraft::raft::{
@@ -14,6 +15,11 @@ use openraft::BasicNode;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 use std::time::Duration;
+
+/// The largest AppendEntries body sent whole. openraft 0.9 gives an AppendEntries RPC one
+/// heartbeat interval (50 ms) to be sent, appended with `fdatasync` and answered; a catch-up of
+/// many large entries in one body would time out again on every retry.
+const MAX_APPEND_BYTES: usize = 1 << 20;
 
 /// Makes one [`Peer`] per target; all share one HTTP connection pool.
 #[derive(Clone, Debug)]
@@ -73,6 +79,20 @@ impl Peer {
     {
         let body =
             postcard::to_stdvec(req).map_err(|e| RPCError::Network(NetworkError::new(&e)))?;
+        self.send(path, body, option).await
+    }
+
+    /// POSTs an encoded request and decodes the peer's `Result`.
+    async fn send<Resp, E>(
+        &self,
+        path: &str,
+        body: Vec<u8>,
+        option: &RPCOption,
+    ) -> Result<Resp, RPCError<u64, BasicNode, RaftError<u64, E>>>
+    where
+        Resp: DeserializeOwned,
+        E: std::error::Error + DeserializeOwned,
+    {
         let url = format!("http://{}/raft/{path}", self.addr);
         let (status, bytes) = post_postcard(&self.client, url, option.hard_ttl(), body)
             .await
@@ -121,7 +141,17 @@ impl RaftNetwork<TypeConfig> for Peer {
         rpc: AppendEntriesRequest<TypeConfig>,
         option: RPCOption,
     ) -> Result<AppendEntriesResponse<u64>, RPCError<u64, BasicNode, RaftError<u64>>> {
-        self.call("append", &rpc, &option).await
+        let body =
+            postcard::to_stdvec(&rpc).map_err(|e| RPCError::Network(NetworkError::new(&e)))?;
+        if body.len() > MAX_APPEND_BYTES && rpc.entries.len() > 1 {
+            // openraft retries at once with at most this many entries (and keeps the hint for a
+            // few RPCs): a catch-up of large entries (scheduler plans) goes in pieces.
+            let fit = (rpc.entries.len() * MAX_APPEND_BYTES / body.len()).max(1);
+            return Err(RPCError::PayloadTooLarge(
+                PayloadTooLarge::new_entries_hint(fit as u64),
+            ));
+        }
+        self.send("append", body, &option).await
     }
 
     async fn install_snapshot(
