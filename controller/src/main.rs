@@ -62,6 +62,12 @@ fn duration(text: &str) -> Result<Duration, String> {
         .ok_or_else(|| format!("{text:?} is not a duration (e.g. 15s, 500ms)"))
 }
 
+/// mimalloc rather than glibc's allocator: under write load the API and Raft paths allocate and
+/// free many small buffers on every request, and glibc's malloc/free took about a third of the
+/// member's own CPU in a profile of 64 concurrent writers.
+#[global_allocator]
+static ALLOC: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn main() -> anyhow::Result<()> {
     let args = Args::parse();
     tracing_subscriber::fmt()

@@ -184,7 +184,7 @@ pub async fn ps(
     Path(name): Path<String>,
     RawQuery(q): RawQuery,
 ) -> Result<Json<ServiceTasks>, ApiError> {
-    let pending: BTreeMap<u64, String> = ctx.orch.pending(&name).into_iter().collect();
+    let pending: BTreeMap<u64, std::sync::Arc<str>> = ctx.orch.pending(&name).into_iter().collect();
     let out = read(&ctx, q, |s| {
         let svc = s.service(&name)?;
         let mut slots: BTreeMap<u64, ReplicaView> = BTreeMap::new();
@@ -211,7 +211,7 @@ pub async fn ps(
         for (slot, why) in &pending {
             let v = slots.entry(*slot).or_insert_with(|| view(*slot));
             if v.task.is_none() {
-                v.pending = Some(why.clone());
+                v.pending = Some(why.to_string());
             }
         }
         for v in slots.values_mut() {

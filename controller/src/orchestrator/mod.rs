@@ -8,7 +8,7 @@ mod run;
 pub use liveness::Liveness;
 pub use run::run;
 
-use std::collections::BTreeMap;
+use crate::scheduler::reconcile::Pending;
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
@@ -39,7 +39,7 @@ pub struct Orchestrator {
     pub settings: OrchSettings,
     pub liveness: Liveness,
     /// Per service: slots that could not be placed, with the reason per node.
-    pending: RwLock<BTreeMap<String, Vec<(u64, String)>>>,
+    pending: RwLock<Pending>,
 }
 
 impl Orchestrator {
@@ -52,7 +52,7 @@ impl Orchestrator {
     }
 
     /// Unplaced slots of `service` and why, as of the last reconciliation on this leader.
-    pub fn pending(&self, service: &str) -> Vec<(u64, String)> {
+    pub fn pending(&self, service: &str) -> Vec<(u64, Arc<str>)> {
         self.pending
             .read()
             .expect("pending lock")
@@ -61,7 +61,7 @@ impl Orchestrator {
             .unwrap_or_default()
     }
 
-    fn set_pending(&self, p: BTreeMap<String, Vec<(u64, String)>>) {
+    fn set_pending(&self, p: Pending) {
         *self.pending.write().expect("pending lock") = p;
     }
 }

@@ -65,8 +65,8 @@ pub async fn step(node: &RaftNode, orch: &Orchestrator) -> Result<(), crate::raf
         node.write(Command::Batch(cmds)).await?;
     }
     let mut ids = new_task_id;
-    let r = node.stale_read(|s| reconcile(s, now_ms(), &mut ids));
-    orch.set_pending(r.pending.clone());
+    let mut r = node.stale_read(|s| reconcile(s, now_ms(), &mut ids));
+    orch.set_pending(std::mem::take(&mut r.pending));
     if r.is_empty() {
         return Ok(());
     }

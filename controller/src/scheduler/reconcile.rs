@@ -16,13 +16,17 @@ use hoist_proto::service::{
     FailureAction, RestartCondition, ServiceMode, ServiceSpec, UpdateOrder,
 };
 use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
+
+/// Per service: unplaced slots and why (one shared text for all the slots a reason covers).
+pub type Pending = BTreeMap<String, Vec<(u64, Arc<str>)>>;
 
 /// What one reconciliation decided.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Reconciled {
     pub plan: Plan,
     /// Slots that could not be placed, per service, with the reason per node.
-    pub pending: BTreeMap<String, Vec<(u64, String)>>,
+    pub pending: Pending,
     /// Automatic rollbacks to propose: service, version to copy, and the rollout to record for
     /// the version the rollback makes.
     pub rollbacks: Vec<(String, u64, Rollout)>,
@@ -342,7 +346,7 @@ impl ServiceRun<'_> {
                             .pending
                             .entry(self.name.to_string())
                             .or_default()
-                            .push((slot, "waiting restart delay after a failure".into()));
+                            .push((slot, Arc::from("waiting restart delay after a failure")));
                     } else {
                         missing.push(slot);
                     }
@@ -464,7 +468,7 @@ impl ServiceRun<'_> {
                         .pending
                         .entry(self.name.to_string())
                         .or_default()
-                        .push((slot, format!("{}: {m}", node.id))),
+                        .push((slot, Arc::from(format!("{}: {m}", node.id)))),
                 }
             }
             return;
@@ -481,6 +485,7 @@ impl ServiceRun<'_> {
             self.out.plan.place.push(t);
         }
         if let Some(why) = p.unplaced {
+            let why: Arc<str> = Arc::from(why);
             let pending = self.out.pending.entry(self.name.to_string()).or_default();
             for &slot in &missing[p.nodes.len()..] {
                 pending.push((slot, why.clone()));

@@ -236,8 +236,8 @@ fn unmet_constraint_is_pending_with_reason_until_a_node_fits() {
     assert_eq!(
         r.pending["web"],
         vec![
-            (0, "n1: constraint zone == a".to_string()),
-            (1, "n1: constraint zone == a".to_string())
+            (0, "n1: constraint zone == a".into()),
+            (1, "n1: constraint zone == a".into())
         ]
     );
     sim.node("n2", &[("zone", "a")]);
