@@ -1,11 +1,12 @@
 #!/usr/bin/env bash
 # Installs what Hoist needs on a Debian 12 host (as root): busybox-static for the sample image,
-# nftables for published ports, iproute2 and util-linux for the lab, curl for checks. Idempotent and
+# nftables for published ports, iproute2 and util-linux for the lab, e2fsprogs for the disk-stall
+# test's loop-mounted member disks, curl for checks. Idempotent and
 # quick when everything is already there. Image tests use docker-registry, skopeo, umoci, htpasswd
 # (apache2-utils) and openssl as real peers.
 set -euo pipefail
 need=()
-for pkg in busybox-static nftables iproute2 util-linux procps curl tar docker-registry skopeo umoci apache2-utils openssl; do
+for pkg in busybox-static nftables iproute2 util-linux e2fsprogs procps curl tar docker-registry skopeo umoci apache2-utils openssl; do
   dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || need+=("$pkg")
 done
 if [ ${#need[@]} -gt 0 ]; then
