@@ -273,7 +273,6 @@ pub fn rollout_view(s: &Cluster, name: &str) -> Option<Rollout> {
     })
 }
 
-/// `GET /v1/services/{name}/rollout`
 /// `GET /v1/services/{name}/rollout[?timeout_ms=M]`: the rolling update's progress, with an `ETag`.
 /// With `If-None-Match: ETAG` the answer waits until the rollout differs from that one (or the
 /// timeout, default 30 s, at most 60 s, passes), so `hoist service apply` follows an update
@@ -292,15 +291,18 @@ pub async fn rollout(
         .unwrap_or(30_000)
         .min(60_000);
     let deadline = tokio::time::Instant::now() + Duration::from_millis(wait);
+    // Marked seen before each read, so a change between the read and the wait still wakes it.
     let mut applied = ctx.node.applied_watch();
+    applied.mark_unchanged();
     let mut r = read(&ctx, q, |s| rollout_view(s, &name))
         .await?
         .ok_or_else(|| no_service(&name))?;
     while seen.as_deref() == Some(rollout_etag(&r).as_str())
         && tokio::time::Instant::now() < deadline
     {
-        applied.mark_unchanged();
-        let _ = tokio::time::timeout_at(deadline, applied.changed()).await;
+        if let Ok(Err(_)) = tokio::time::timeout_at(deadline, applied.changed()).await {
+            break; // shutting down
+        }
         ctx.node.ensure_leader()?;
         r = ctx
             .node
@@ -377,7 +379,10 @@ pub async fn endpoints(
     ctx.node.read(|_| ()).await?;
     let wait = Duration::from_millis(q.timeout_ms.unwrap_or(30_000).min(60_000));
     let deadline = tokio::time::Instant::now() + wait;
+    // Marked seen before each read (`changed` marks it as it returns), so a change between the
+    // read and the wait still wakes it.
     let mut applied = ctx.node.applied_watch();
+    applied.mark_unchanged();
     loop {
         let e = ctx
             .node
@@ -386,8 +391,9 @@ pub async fn endpoints(
         if q.index == 0 || e.index > q.index || tokio::time::Instant::now() >= deadline {
             return Ok(Json(e));
         }
-        applied.mark_unchanged();
-        let _ = tokio::time::timeout_at(deadline, applied.changed()).await;
+        if let Ok(Err(_)) = tokio::time::timeout_at(deadline, applied.changed()).await {
+            return Ok(Json(e)); // shutting down
+        }
         ctx.node.ensure_leader()?;
     }
 }

@@ -178,3 +178,50 @@ impl RaftNetwork<TypeConfig> for Peer {
         Backoff::new(std::iter::repeat(Duration::from_millis(100)))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use hoist_proto::raft::{Command, Request};
+    use openraft::{CommittedLeaderId, Entry, EntryPayload, LogId, Vote};
+
+    fn big_entry(index: u64) -> Entry<TypeConfig> {
+        Entry {
+            log_id: LogId::new(CommittedLeaderId::new(1, 1), index),
+            payload: EntryPayload::Normal(Request {
+                time_ms: 0,
+                command: Command::DeleteService {
+                    name: "x".repeat(400_000),
+                },
+            }),
+        }
+    }
+
+    /// Several entries over 1 MiB are refused with a hint before anything is sent (the peer's
+    /// address is unreachable: reaching it would be a different error); one entry goes whole.
+    #[tokio::test]
+    async fn large_appends_are_split_by_an_entries_hint() {
+        let mut peer = Peer {
+            client: Network::new().client,
+            target: 2,
+            addr: "127.0.0.1:1".into(),
+        };
+        let rpc = |entries| AppendEntriesRequest {
+            vote: Vote::new_committed(1, 1),
+            prev_log_id: None,
+            leader_commit: None,
+            entries,
+        };
+        let option = RPCOption::new(Duration::from_millis(200));
+        let four = (1..=4).map(big_entry).collect();
+        match peer.append_entries(rpc(four), option.clone()).await {
+            Err(RPCError::PayloadTooLarge(p)) => assert_eq!(p.entries_hint(), 2),
+            other => panic!("expected PayloadTooLarge, got {other:?}"),
+        }
+        let one = vec![big_entry(1)];
+        assert!(matches!(
+            peer.append_entries(rpc(one), option).await,
+            Err(RPCError::Unreachable(_) | RPCError::Network(_))
+        ));
+    }
+}

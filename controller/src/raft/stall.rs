@@ -135,7 +135,7 @@ impl StallGuard {
         }
     }
 
-    /// Runs until the process ends: every `tick`, holds elections while this member's own write is
+    /// Runs until Raft shuts down: every `tick`, holds elections while this member's own write is
     /// stalled, announces a leader's stall to its voters, and ends holds that are due.
     pub async fn watch(self: Arc<Self>, id: u64, tick: Duration) {
         let client = reqwest::Client::builder()
@@ -146,8 +146,12 @@ impl StallGuard {
             .expect("http client builds");
         let mut ticker = tokio::time::interval(tick);
         ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let alive = self.raft.get().map(|r| r.metrics());
         loop {
             ticker.tick().await;
+            if alive.as_ref().is_some_and(|m| m.has_changed().is_err()) {
+                return; // Raft was shut down
+            }
             if let Some(d) = self.stalled_for().filter(|d| *d >= SLOW) {
                 self.hold();
                 if d <= MAX_STALL {
