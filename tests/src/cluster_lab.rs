@@ -11,7 +11,6 @@ use crate::Host;
 use anyhow::{bail, Context, Result};
 use serde_json::Value;
 use std::collections::BTreeMap;
-use std::process::Command;
 use std::time::{Duration, Instant};
 
 /// One agent host of the lab.
@@ -133,17 +132,7 @@ impl ClusterLab {
 
     /// Runs `hoist ARGS` against the controllers: exit code, stdout, stderr.
     pub fn hoist(&self, args: &[&str]) -> Result<(i32, String, String)> {
-        let out = Command::new(crate::bin("hoist"))
-            .env("HOIST_CONTROLLER", self.controllers_arg())
-            .args(args)
-            .stdin(std::process::Stdio::null())
-            .output()
-            .context("run hoist")?;
-        Ok((
-            out.status.code().unwrap_or(-1),
-            String::from_utf8_lossy(&out.stdout).into_owned(),
-            String::from_utf8_lossy(&out.stderr).into_owned(),
-        ))
+        crate::hoist_cli(&self.controllers_arg(), args)
     }
 
     /// `hoist ARGS`, which must succeed; answers stdout.

@@ -43,6 +43,22 @@ pub fn bin(name: &str) -> PathBuf {
     p
 }
 
+/// Runs the `hoist` CLI with `HOIST_CONTROLLER=controllers`, as an operator would; answers exit
+/// code, stdout and stderr.
+pub fn hoist_cli(controllers: &str, args: &[&str]) -> Result<(i32, String, String)> {
+    let out = Command::new(bin("hoist"))
+        .env("HOIST_CONTROLLER", controllers)
+        .args(args)
+        .stdin(Stdio::null())
+        .output()
+        .context("run hoist")?;
+    Ok((
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    ))
+}
+
 /// A short random id for names (netns, bridges, cgroups) in this run.
 pub fn run_id() -> String {
     use rand::Rng;

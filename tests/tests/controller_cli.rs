@@ -1,34 +1,16 @@
 //! The `hoist` CLI against a 3-member controller cluster in the lab: spec files in TOML and YAML,
 //! service and cluster commands, `--output json`, and fail-over to the next `--controller` address.
 
-use anyhow::{ensure, Context, Result};
-use hoist_tests::controller_lab::{controller_bin, serial, Lab};
+use anyhow::{ensure, Result};
+use hoist_tests::controller_lab::{serial, Lab};
+use hoist_tests::hoist_cli as hoist;
 use std::path::{Path, PathBuf};
-use std::process::Command;
 use std::time::Duration;
-
-fn hoist_bin() -> PathBuf {
-    controller_bin().with_file_name("hoist")
-}
 
 fn example(name: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("../deploy/examples")
         .join(name)
-}
-
-/// Runs `hoist ARGS` against `controllers`; answers exit code, stdout, stderr.
-fn hoist(controllers: &str, args: &[&str]) -> Result<(i32, String, String)> {
-    let out = Command::new(hoist_bin())
-        .env("HOIST_CONTROLLER", controllers)
-        .args(args)
-        .output()
-        .context("run hoist")?;
-    Ok((
-        out.status.code().unwrap_or(-1),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    ))
 }
 
 #[test]

@@ -68,6 +68,20 @@ fn service_names(lab: &Lab, i: usize) -> Result<BTreeSet<String>> {
         .collect())
 }
 
+/// Waits until a [`writer`] has had 20 more writes acknowledged (writes flow).
+fn twenty_more_writes(count: &AtomicUsize, what: &str) -> Result<()> {
+    let before = count.load(Ordering::Relaxed);
+    wait_for(what, Duration::from_secs(10), || {
+        (count.load(Ordering::Relaxed) >= before + 20).then_some(())
+    })
+}
+
+/// The acknowledged service names that member `i` does not list.
+fn lost_writes<'a>(lab: &Lab, i: usize, acked: &'a [String]) -> Result<Vec<&'a String>> {
+    let names = service_names(lab, i)?;
+    Ok(acked.iter().filter(|n| !names.contains(*n)).collect())
+}
+
 #[test]
 fn leader_kill9_fails_over_quickly_and_the_old_leader_catches_up() -> Result<()> {
     let _g = serial();
@@ -148,8 +162,7 @@ fn acknowledged_writes_survive_kill9_of_every_member() -> Result<()> {
         failed += f;
     }
     let leader = lab.wait_leader(Duration::from_secs(10))?;
-    let names = service_names(&lab, leader)?;
-    let lost: Vec<&String> = acked.iter().filter(|n| !names.contains(*n)).collect();
+    let lost = lost_writes(&lab, leader, &acked)?;
     eprintln!(
         "acknowledged {} writes ({} failed or unknown), lost {}",
         acked.len(),
@@ -244,9 +257,7 @@ fn membership_grows_to_five_and_shrinks_to_three_under_load() -> Result<()> {
     let stop = Arc::new(AtomicBool::new(false));
     let count = Arc::new(AtomicUsize::new(0));
     let w = writer(addrs, "m".into(), stop.clone(), count.clone());
-    wait_for("writes before the change", Duration::from_secs(10), || {
-        (count.load(Ordering::Relaxed) >= 20).then_some(())
-    })?;
+    twenty_more_writes(&count, "writes before the change")?;
     let seed = lab.addr(2);
     lab.start(3, &["--join", &seed])?;
     lab.start(4, &["--join", &seed])?;
@@ -290,14 +301,10 @@ fn membership_grows_to_five_and_shrinks_to_three_under_load() -> Result<()> {
             .0
             == 200
     );
-    let before = count.load(Ordering::Relaxed);
-    wait_for("writes after the shrink", Duration::from_secs(10), || {
-        (count.load(Ordering::Relaxed) >= before + 20).then_some(())
-    })?;
+    twenty_more_writes(&count, "writes after the shrink")?;
     stop.store(true, Ordering::Relaxed);
     let (acked, failed) = w.join().expect("writer");
-    let names = service_names(&lab, leader)?;
-    let lost: Vec<&String> = acked.iter().filter(|n| !names.contains(*n)).collect();
+    let lost = lost_writes(&lab, leader, &acked)?;
     eprintln!(
         "membership 3→5→3: {} writes acknowledged, {failed} failed, {} lost",
         acked.len(),
@@ -628,18 +635,12 @@ fn disk_stalls_cause_no_election_but_a_hung_leader_disk_is_replaced() -> Result<
     let stop = Arc::new(AtomicBool::new(false));
     let count = Arc::new(AtomicUsize::new(0));
     let w = writer(addrs, "stall".into(), stop.clone(), count.clone());
-    let writes_flow = |what: &str| {
-        let c = count.load(Ordering::Relaxed);
-        wait_for(what, Duration::from_secs(10), || {
-            (count.load(Ordering::Relaxed) >= c + 20).then_some(())
-        })
-    };
-    writes_flow("writes before the stalls")?;
+    twenty_more_writes(&count, "writes before the stalls")?;
     for (who, i) in [("leader", leader), ("follower", (leader + 1) % 3)] {
         disks[i].freeze()?;
         std::thread::sleep(Duration::from_millis(1200));
         disks[i].thaw()?;
-        writes_flow(&format!("writes after the {who}'s disk stall"))?;
+        twenty_more_writes(&count, &format!("writes after the {who}'s disk stall"))?;
         let now = max_term(&lab)?;
         ensure!(
             now == term,
@@ -666,13 +667,12 @@ fn disk_stalls_cause_no_election_but_a_hung_leader_disk_is_replaced() -> Result<
     let (code, v) = lab.post(new, "/v1/services", &service("while-hung", 1))?;
     ensure!(code == 200, "a write through the new leader: {code} {v}");
     disks[leader].thaw()?;
-    writes_flow("writes after the hung disk thawed")?;
+    twenty_more_writes(&count, "writes after the hung disk thawed")?;
     stop.store(true, Ordering::Relaxed);
     let (acked, _) = w.join().expect("writer");
     lab.wait_converged(Duration::from_secs(20))
         .with_context(|| lab.logs_tail())?;
-    let names = service_names(&lab, leader)?;
-    let lost: Vec<&String> = acked.iter().filter(|n| !names.contains(*n)).collect();
+    let lost = lost_writes(&lab, leader, &acked)?;
     ensure!(lost.is_empty(), "acknowledged writes lost: {lost:?}");
     Ok(())
 }

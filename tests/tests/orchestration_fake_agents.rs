@@ -4,26 +4,13 @@
 //! endpoints, and a rolling update that survives the leader's death.
 
 use anyhow::{ensure, Context, Result};
-use hoist_tests::controller_lab::{controller_bin, serial, wait_for, Lab, MemberFlags};
+use hoist_tests::controller_lab::{serial, wait_for, Lab, MemberFlags};
 use hoist_tests::fake_agent::{FakeAgent, FakeNode};
+use hoist_tests::hoist_cli as hoist;
 use serde_json::{json, Value};
 use std::collections::BTreeMap;
 use std::path::PathBuf;
-use std::process::Command;
 use std::time::Duration;
-
-fn hoist(controllers: &str, args: &[&str]) -> Result<(i32, String, String)> {
-    let out = Command::new(controller_bin().with_file_name("hoist"))
-        .env("HOIST_CONTROLLER", controllers)
-        .args(args)
-        .output()
-        .context("run hoist")?;
-    Ok((
-        out.status.code().unwrap_or(-1),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    ))
-}
 
 fn spec_file(dir: &tempfile::TempDir, name: &str, spec: &Value) -> Result<PathBuf> {
     let p = dir.path().join(format!("{name}.json"));

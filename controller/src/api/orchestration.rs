@@ -281,16 +281,14 @@ pub async fn rollout(
     State(ctx): State<Ctx>,
     Path(name): Path<String>,
     headers: HeaderMap,
+    Query(watch): Query<WatchQuery>,
     RawQuery(q): RawQuery,
 ) -> Result<axum::response::Response, ApiError> {
     let seen = headers
         .get(axum::http::header::IF_NONE_MATCH)
         .and_then(|v| v.to_str().ok())
         .map(str::to_string);
-    let wait = query_u64(q.as_deref(), "timeout_ms")
-        .unwrap_or(30_000)
-        .min(60_000);
-    let deadline = tokio::time::Instant::now() + Duration::from_millis(wait);
+    let deadline = watch.deadline();
     // Marked seen before each read, so a change between the read and the wait still wakes it.
     let mut applied = ctx.node.applied_watch();
     applied.mark_unchanged();
@@ -321,24 +319,26 @@ fn rollout_etag(r: &Rollout) -> String {
     format!("\"{:016x}\"", h.finish())
 }
 
-/// A `key=<u64>` parameter of a raw query string.
-fn query_u64(q: Option<&str>, key: &str) -> Option<u64> {
-    q?.split('&')
-        .filter_map(|kv| kv.split_once('='))
-        .find(|(k, _)| *k == key)
-        .and_then(|(_, v)| v.parse().ok())
-}
-
+/// The query of a blocking watch (endpoints, rollout).
 #[derive(Debug, Deserialize)]
 pub struct WatchQuery {
     #[serde(default)]
     index: u64,
-    /// How long to wait for a change after `index`, default 30 s, at most 60 s.
+    /// How long to wait for a change (after `index`, or from an `If-None-Match` ETag), default
+    /// 30 s, at most 60 s.
     #[serde(default)]
     timeout_ms: Option<u64>,
     #[serde(default)]
     #[allow(dead_code)]
     stale: Option<String>,
+}
+
+impl WatchQuery {
+    /// When the watch answers unchanged: `timeout_ms` from now, default 30 s, at most 60 s.
+    fn deadline(&self) -> tokio::time::Instant {
+        let wait = self.timeout_ms.unwrap_or(30_000).min(60_000);
+        tokio::time::Instant::now() + Duration::from_millis(wait)
+    }
 }
 
 fn endpoints_of(s: &Cluster, name: &str) -> Option<Endpoints> {
@@ -377,8 +377,7 @@ pub async fn endpoints(
     Query(q): Query<WatchQuery>,
 ) -> Result<Json<Endpoints>, ApiError> {
     ctx.node.read(|_| ()).await?;
-    let wait = Duration::from_millis(q.timeout_ms.unwrap_or(30_000).min(60_000));
-    let deadline = tokio::time::Instant::now() + wait;
+    let deadline = q.deadline();
     // Marked seen before each read (`changed` marks it as it returns), so a change between the
     // read and the wait still wakes it.
     let mut applied = ctx.node.applied_watch();

@@ -129,8 +129,12 @@ impl StallGuard {
     /// follows, in the current term (anything else is stale and ignored).
     pub fn on_notice(&self, notice: &StallNotice) {
         let Some(raft) = self.raft.get() else { return };
-        let m = raft.metrics().borrow().clone();
-        if m.current_term == notice.term && m.current_leader == Some(notice.leader) {
+        let from_leader = {
+            let m = raft.metrics();
+            let m = m.borrow();
+            m.current_term == notice.term && m.current_leader == Some(notice.leader)
+        };
+        if from_leader {
             self.hold();
         }
     }
