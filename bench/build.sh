@@ -27,7 +27,7 @@ cleanup() {
   for d in /sys/fs/cgroup/*/hoist-bench-$id /sys/fs/cgroup/hoist-bench-$id; do
     [ -d "$d" ] && { rmdir "$d"/* 2>/dev/null; rmdir "$d" 2>/dev/null; }
   done
-  for f in "$work"/data/netns/*; do [ -e "$f" ] && umount -l "$f" 2>/dev/null; done
+  for f in "$work"/data/run/netns/*; do [ -e "$f" ] && umount -l "$f" 2>/dev/null; done
   "${podman[@]}" system reset -f >/dev/null 2>&1
   grep -o "$work[^ ]*" /proc/mounts | sort -r | xargs -r -n1 umount -l 2>/dev/null
   ip netns del "$ns" 2>/dev/null

@@ -31,6 +31,8 @@ cleanup() {
   wait 2>/dev/null
   for pid in $(ip netns pids "$ns" 2>/dev/null); do kill "$pid" 2>/dev/null; done
   ip netns del "$ns" 2>/dev/null
+  # Mounts left under the work dir (the agents' tmpfs of volatile container files), deepest first.
+  grep -o " $work/[^ ]*" /proc/self/mounts | sort -r | xargs -r -n1 umount -l 2>/dev/null
   rm -rf "$work"
 }
 trap cleanup EXIT

@@ -35,12 +35,14 @@ cleanup() {
   for d in /sys/fs/cgroup/*/hoist-ob-$id /sys/fs/cgroup/hoist-ob-$id; do
     [ -d "$d" ] && { rmdir "$d"/*/* 2>/dev/null; rmdir "$d"/* 2>/dev/null; rmdir "$d" 2>/dev/null; }
   done
-  for f in "$work"/agent*/netns/*; do [ -e "$f" ] && umount -l "$f" 2>/dev/null; done
+  for f in "$work"/agent*/run/netns/*; do [ -e "$f" ] && umount -l "$f" 2>/dev/null; done
   ip netns del "hob-$id-c" 2>/dev/null
   for i in $(seq "$agents"); do ip netns del "hob-$id-a$i" 2>/dev/null; done
   ip link del "$br" 2>/dev/null
   # The logs outlive the run, for diagnosis.
   rm -rf target/bench-logs/orchestration && mkdir -p target/bench-logs/orchestration && cp "$work"/*.log target/bench-logs/orchestration/
+  # Mounts left under the work dir (the agents' tmpfs of volatile container files), deepest first.
+  grep -o " $work/[^ ]*" /proc/self/mounts | sort -r | xargs -r -n1 umount -l 2>/dev/null
   rm -rf "$work"
 }
 trap 'set +e; [ "$(type -t docker_down)" = function ] && docker_down; cleanup' EXIT

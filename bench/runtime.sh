@@ -30,8 +30,10 @@ cleanup() {
   for d in /sys/fs/cgroup/*/hoist-bench-$id /sys/fs/cgroup/hoist-bench-$id; do
     [ -d "$d" ] && { rmdir "$d"/* 2>/dev/null; rmdir "$d" 2>/dev/null; }
   done
-  for f in "$work"/data/netns/*; do [ -e "$f" ] && umount -l "$f" 2>/dev/null; done
+  for f in "$work"/data/run/netns/*; do [ -e "$f" ] && umount -l "$f" 2>/dev/null; done
   ip netns del "$ns" 2>/dev/null
+  # Mounts left under the work dir (the agents' tmpfs of volatile container files), deepest first.
+  grep -o " $work/[^ ]*" /proc/self/mounts | sort -r | xargs -r -n1 umount -l 2>/dev/null
   rm -rf "$work"
 }
 trap cleanup EXIT

@@ -33,13 +33,18 @@ impl AgentConfig {
     pub fn containers_dir(&self) -> PathBuf {
         self.data_dir.join("containers")
     }
+    /// The volatile half of the containers' files, on a tmpfs (`runtime::run_dir`).
+    pub fn run_dir(&self) -> PathBuf {
+        self.data_dir.join(crate::runtime::run_dir::NAME)
+    }
     pub fn images_dir(&self) -> PathBuf {
         self.data_dir.join("images")
     }
     pub fn network_dir(&self) -> PathBuf {
         self.data_dir.join("network")
     }
+    /// The containers' network namespaces, pinned by bind mounts: volatile too (like `/run/netns`).
     pub fn netns_dir(&self) -> PathBuf {
-        self.data_dir.join("netns")
+        self.run_dir().join("netns")
     }
 }

@@ -131,6 +131,15 @@ async fn run(args: Args) -> anyhow::Result<()> {
             "no sealed copy of the agent binary for helpers (CVE-2019-5736 hardening off): {e}"
         );
     }
+    match hoist_agent::runtime::run_dir::ensure_tmpfs(&config.run_dir()) {
+        Ok(true) => {
+            tracing::info!(dir = %config.run_dir().display(), "mounted a tmpfs for the containers' volatile files")
+        }
+        Ok(false) => {}
+        Err(e) => {
+            tracing::warn!(dir = %config.run_dir().display(), "no tmpfs for the containers' volatile files; they stay on disk: {e}")
+        }
+    }
     let images = Arc::new(ImageStore::open(&config.images_dir()).context("open image store")?);
     hoist_agent::image::build::clean_leftovers(&config.data_dir);
     let network = Arc::new(

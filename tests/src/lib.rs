@@ -98,11 +98,13 @@ pub fn sh(cmd: &str) -> Result<Output> {
         .with_context(|| format!("run {cmd}"))
 }
 
-/// The busybox image tarball with the probe at `/bin/probe`, built once per test binary.
+/// The busybox image tarball with the probe at `/bin/probe`, built once per test binary next to
+/// the binaries (built under a temporary name, then renamed over the last one: the same bytes).
 pub fn probe_image_tar() -> PathBuf {
     static ONCE: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
     ONCE.get_or_init(|| {
-        let out = std::env::temp_dir().join(format!("hoist-test-image-{}.tar", std::process::id()));
+        let path = bin_dir().join("probe-image.tar");
+        let out = bin_dir().join(format!("probe-image.tar.{}", std::process::id()));
         let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../deploy/busybox-image.sh");
         let probe = bin("hoist-probe");
         let status = Command::new("bash")
@@ -116,7 +118,8 @@ pub fn probe_image_tar() -> PathBuf {
             status.success(),
             "building the busybox image failed (is busybox-static installed?)"
         );
-        out
+        std::fs::rename(&out, &path).expect("rename the probe image into place");
+        path
     })
     .clone()
 }
@@ -300,11 +303,15 @@ impl Host {
     /// What a container left on the host: its directory, cgroups, netns file, mounts. Empty when clean.
     pub fn leftovers(&self, id: &str) -> Vec<String> {
         let mut left = Vec::new();
-        let dir = self.data_dir().join("containers").join(id);
-        if dir.exists() {
-            left.push(format!("directory {}", dir.display()));
+        for dir in [
+            self.data_dir().join("containers").join(id),
+            self.data_dir().join("run").join(id),
+        ] {
+            if dir.exists() {
+                left.push(format!("directory {}", dir.display()));
+            }
         }
-        if self.data_dir().join("netns").join(id).exists() {
+        if self.data_dir().join("run/netns").join(id).exists() {
             left.push("netns file".into());
         }
         for line in std::fs::read_to_string("/proc/self/mountinfo")
@@ -383,14 +390,16 @@ impl Drop for Host {
             }
             let _ = std::fs::remove_dir(&parent);
         }
-        // netns files bind-mounted by the agent, then the host's namespace itself.
-        for entry in std::fs::read_dir(data.join("netns"))
+        // netns files bind-mounted by the agent, the tmpfs of its containers' volatile files,
+        // then the host's namespace itself.
+        for entry in std::fs::read_dir(data.join("run/netns"))
             .into_iter()
             .flatten()
             .flatten()
         {
             let _ = nix_umount(&entry.path());
         }
+        let _ = nix_umount(&data.join("run"));
         if self.owns_netns {
             let _ = Command::new("ip")
                 .args(["netns", "del", &self.netns])

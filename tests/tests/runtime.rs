@@ -2,7 +2,7 @@
 //! isolation as seen from inside (the probe), bad input, and cleanup after every container.
 
 use anyhow::Result;
-use hoist_tests::{wait_for, Host};
+use hoist_tests::{sh, wait_for, Host};
 use serde_json::Value;
 use std::time::{Duration, Instant};
 
@@ -560,6 +560,50 @@ fn containers_outlive_an_agent_kill() -> Result<()> {
     Ok(())
 }
 
+/// The containers' volatile files (spec, supervisor socket, rootfs mount point, generated /etc
+/// files) live on a tmpfs the agent mounts on `DATA/run`. A reboot takes that tmpfs and every
+/// process away; the container is still listed afterwards, exited, and removes cleanly.
+#[test]
+fn containers_of_a_rebooted_host_are_kept_as_exited() -> Result<()> {
+    let mut h = Host::start("h1")?;
+    let run_dir = h.data_dir().join("run");
+    let id = h
+        .hoist_ok(&["run", "-d", "--name", "lost", "busybox", "sleep", "1000"])?
+        .trim()
+        .to_string();
+    let mounts = std::fs::read_to_string("/proc/self/mountinfo")?;
+    assert!(
+        mounts
+            .lines()
+            .any(|l| l.contains(&format!(" {} ", run_dir.display())) && l.contains(" - tmpfs ")),
+        "{} is a tmpfs",
+        run_dir.display()
+    );
+    assert!(run_dir.join(&id).join("spec.json").is_file());
+    // The "reboot": the agent, the supervisor and the container die, and the tmpfs is gone.
+    let pid = h.inspect("lost")?["pid"].as_i64().unwrap();
+    h.kill_agent()?;
+    // The supervisor first, so no end is recorded. Not through `sh -c`, whose own command line
+    // would match the pattern.
+    std::process::Command::new("pkill")
+        .args(["-9", "-f", &format!("__shim {}", h.data_dir().display())])
+        .status()?;
+    sh(&format!("kill -9 {pid}"))?;
+    sh(&format!("umount -l {}", run_dir.display()))?;
+    wait_for(
+        "the container's process to be gone",
+        Duration::from_secs(5),
+        || Ok((!std::path::Path::new(&format!("/proc/{pid}")).exists()).then_some(())),
+    )?;
+    h.start_agent()?;
+    let v = h.inspect("lost")?;
+    assert_eq!(v["status"], "exited", "{v}");
+    assert_eq!(v["exit"]["code"], 255, "the end was not seen: {v}");
+    h.hoist_ok(&["rm", "lost"])?;
+    assert_clean(&h, &id);
+    Ok(())
+}
+
 #[test]
 fn stats_report_usage() -> Result<()> {
     let h = Host::start("h1")?;
@@ -602,10 +646,7 @@ fn helpers_cannot_be_used_to_overwrite_the_agent_binary() -> Result<()> {
         .trim()
         .to_string();
     let started: Value = serde_json::from_str(&std::fs::read_to_string(
-        h.data_dir()
-            .join("containers")
-            .join(&id)
-            .join("started.json"),
+        h.data_dir().join("run").join(&id).join("started.json"),
     )?)?;
     let shim = started["shim_pid"].as_i64().unwrap();
     let exe = std::fs::read_link(format!("/proc/{shim}/exe"))?;

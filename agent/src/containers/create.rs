@@ -179,6 +179,7 @@ impl Manager {
         layers: Vec<std::path::PathBuf>,
     ) -> Result<(ContainerRecord, RuntimeSpec), AgentError> {
         let io = |what: &str, e: std::io::Error| AgentError::internal(what, e);
+        // `rootfs` is in the volatile half (`DATA/run/ID`), which this creates too.
         for d in [dir.upper(), dir.work(), dir.rootfs()] {
             std::fs::create_dir_all(&d).map_err(|e| io(&format!("create {}", d.display()), e))?;
         }
@@ -215,7 +216,7 @@ impl Manager {
         ];
         let mut binds = Vec::new();
         for (file, target, content) in files {
-            let path = dir.path().join(file);
+            let path = dir.run().join(file);
             std::fs::write(&path, content)
                 .map_err(|e| io(&format!("write {}", path.display()), e))?;
             binds.push(Bind {

@@ -192,19 +192,24 @@ impl Manager {
             first_err.get_or_insert(AgentError::internal("release network", e));
         }
         let network_us = t.elapsed().as_micros();
-        let (cgroup, path) = (cgroup.clone(), dir.path().to_path_buf());
+        let (cgroup, paths) = (cgroup.clone(), [dir.run(), dir.path().to_path_buf()]);
         let res = tokio::task::spawn_blocking(move || -> Result<(), AgentError> {
             cgroup
                 .remove()
                 .map_err(|e| AgentError::internal("remove cgroup", e))?;
-            match std::fs::remove_dir_all(&path) {
-                Ok(()) => Ok(()),
-                Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
-                Err(e) => Err(AgentError::internal(
-                    &format!("remove {}", path.display()),
-                    e,
-                )),
+            for path in paths {
+                match std::fs::remove_dir_all(&path) {
+                    Ok(()) => {}
+                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                    Err(e) => {
+                        return Err(AgentError::internal(
+                            &format!("remove {}", path.display()),
+                            e,
+                        ))
+                    }
+                }
             }
+            Ok(())
         })
         .await
         .map_err(|e| AgentError::internal("remove", e))?;
@@ -249,26 +254,48 @@ impl Manager {
             let record: Option<ContainerRecord> = read_json(&dir.record()).ok().flatten();
             let spec: Option<RuntimeSpec> = read_json(&dir.spec()).ok().flatten();
             let started: Option<Started> = read_json(&dir.started()).ok().flatten();
-            let (Some(record), Some(spec), Some(started)) = (record, spec, started) else {
-                tracing::warn!(%id, "removing a container whose creation never finished");
-                let _ = self.release(&id, &dir, &self.cgroups.handle_for(&id)).await;
-                continue;
-            };
-            let state = match read_json::<ExitInfo>(&dir.exit()).ok().flatten() {
-                Some(exit) => State::Exited {
-                    started_at: Some(started.started_at.clone()),
-                    exit,
-                },
-                None => State::Running {
-                    pid: started.pid,
-                    started_at: started.started_at.clone(),
-                },
+            let exit = read_json::<ExitInfo>(&dir.exit()).ok().flatten();
+            let (record, cgroup, state) = match (record, spec, started) {
+                (Some(record), Some(spec), Some(started)) => {
+                    let state = match exit {
+                        Some(exit) => State::Exited {
+                            started_at: Some(started.started_at.clone()),
+                            exit,
+                        },
+                        None => State::Running {
+                            pid: started.pid,
+                            started_at: started.started_at.clone(),
+                        },
+                    };
+                    (record, spec.cgroup, state)
+                }
+                // The volatile half went with the tmpfs: the host restarted, and the container
+                // ended with it. It is kept, exited, as Docker keeps it (255 when nothing was
+                // recorded: the end was not seen).
+                (Some(record), _, _) if !dir.run().exists() => {
+                    let exit = exit.unwrap_or_else(|| ExitInfo {
+                        code: 255,
+                        signal: None,
+                        oom_killed: false,
+                        finished_at: now_rfc3339(),
+                    });
+                    let state = State::Exited {
+                        started_at: None,
+                        exit,
+                    };
+                    (record, self.cgroups.handle_for(&id), state)
+                }
+                _ => {
+                    tracing::warn!(%id, "removing a container whose creation never finished");
+                    let _ = self.release(&id, &dir, &self.cgroups.handle_for(&id)).await;
+                    continue;
+                }
             };
             let running = state.is_running();
             let c = Arc::new(Container {
                 record,
                 dir,
-                cgroup: spec.cgroup,
+                cgroup,
                 state: watch::channel(state).0,
             });
             self.insert(c.clone());

@@ -12,6 +12,7 @@ pub mod init;
 pub mod logfile;
 pub mod mounts;
 mod reaper;
+pub mod run_dir;
 pub mod security;
 pub mod selfexe;
 pub mod shim;
@@ -55,8 +56,13 @@ pub struct Bind {
     pub read_only: bool,
 }
 
-/// The files of one container directory. The directory is the unit of state: the agent and the
-/// supervisor communicate only through these files and the supervisor's socket.
+/// The files of one container, in two directories. `DATA/containers/ID` (this path) is on disk
+/// and holds what must outlive a reboot: the agent's record, the exit, the log and the writable
+/// layer. `DATA/run/ID` ([`ContainerDir::run`]) holds what matters only while the host is up: the
+/// runtime spec, the supervisor's start record, socket and own log, the rootfs mount point and the
+/// generated `/etc` files. The agent mounts a tmpfs on `DATA/run` ([`run_dir::ensure_tmpfs`]), as
+/// containerd and runc keep such state under `/run`. The agent and the supervisor communicate
+/// only through these files and the supervisor's socket.
 #[derive(Debug, Clone)]
 pub struct ContainerDir(pub PathBuf);
 
@@ -64,8 +70,16 @@ impl ContainerDir {
     pub fn path(&self) -> &Path {
         &self.0
     }
+    /// The volatile half: `DATA/run/ID` for `DATA/containers/ID`.
+    pub fn run(&self) -> PathBuf {
+        let id = self.0.file_name().unwrap_or_default();
+        match self.0.parent().and_then(Path::parent) {
+            Some(data) => data.join(run_dir::NAME).join(id),
+            None => self.0.join(run_dir::NAME),
+        }
+    }
     pub fn spec(&self) -> PathBuf {
-        self.0.join("spec.json")
+        self.run().join("spec.json")
     }
     /// The agent's record of the container (its create request and metadata).
     pub fn record(&self) -> PathBuf {
@@ -73,23 +87,27 @@ impl ContainerDir {
     }
     /// Written by the supervisor once the process runs: pids and start time.
     pub fn started(&self) -> PathBuf {
-        self.0.join("started.json")
+        self.run().join("started.json")
     }
     /// Written by the supervisor when the process has ended.
     pub fn exit(&self) -> PathBuf {
         self.0.join("exit.json")
     }
     pub fn socket(&self) -> PathBuf {
-        self.0.join("shim.sock")
+        self.run().join("shim.sock")
     }
     /// The socket's path through an open fd of the directory. Unix socket paths are limited to 107
     /// bytes and data dirs can be deep; `/proc/self/fd/N/shim.sock` always fits. Keep the returned
     /// file open while binding or connecting.
     pub fn socket_short(&self) -> std::io::Result<(std::fs::File, PathBuf)> {
         use std::os::fd::AsRawFd;
-        let dir = std::fs::File::open(&self.0)?;
+        let dir = std::fs::File::open(self.run())?;
         let path = PathBuf::from(format!("/proc/self/fd/{}/shim.sock", dir.as_raw_fd()));
         Ok((dir, path))
+    }
+    /// The supervisor's own stderr once it has detached.
+    pub fn shim_log(&self) -> PathBuf {
+        self.run().join("shim.log")
     }
     pub fn log(&self) -> PathBuf {
         self.0.join("log.json")
@@ -101,7 +119,7 @@ impl ContainerDir {
         self.0.join("work")
     }
     pub fn rootfs(&self) -> PathBuf {
-        self.0.join("rootfs")
+        self.run().join("rootfs")
     }
 }
 

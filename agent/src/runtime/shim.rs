@@ -61,7 +61,7 @@ pub fn main(dir: &Path) -> ! {
         }
     };
     report(&StartReport::Started(started));
-    detach_stdio(&cd.path().join("shim.log"));
+    detach_stdio(&cd.shim_log());
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build();
