@@ -252,7 +252,11 @@ fn build_run_cache_and_partial_rebuild() -> Result<()> {
         .filter_map(|l| l.split(' ').nth(4))
         .filter(|m| Path::new(m).starts_with(&data) && Path::new(m) != data.join("run"))
         .collect();
-    assert!(left.is_empty(), "mounts left under {}: {left:?}", data.display());
+    assert!(
+        left.is_empty(),
+        "mounts left under {}: {left:?}",
+        data.display()
+    );
     let tmp = h.data_dir().join("build/tmp");
     assert_eq!(std::fs::read_dir(&tmp)?.count(), 0, "build temp files left");
     Ok(())

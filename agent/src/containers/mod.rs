@@ -10,6 +10,7 @@ mod logs;
 pub mod prepare;
 pub mod record;
 mod shim_client;
+mod spread;
 
 use crate::config::AgentConfig;
 use crate::error::AgentError;
@@ -245,6 +246,9 @@ impl Manager {
         let root = self.config.containers_dir();
         std::fs::create_dir_all(&root)
             .map_err(|e| AgentError::internal(&format!("create {}", root.display()), e))?;
+        if let Err(e) = spread::spread_subdirectories(&root) {
+            tracing::warn!(dir = %root.display(), "could not ask the filesystem to spread container directories: {e}");
+        }
         let entries = std::fs::read_dir(&root)
             .map_err(|e| AgentError::internal(&format!("read {}", root.display()), e))?;
         let mut restored = 0;
