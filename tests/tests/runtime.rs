@@ -544,8 +544,13 @@ fn containers_outlive_an_agent_kill() -> Result<()> {
         .to_string();
     let pid_before = h.inspect("survivor")?["pid"].clone();
     h.kill_agent()?;
+    // What a crash in the middle of a removal leaves: volatile files without a container.
+    let stray = h.data_dir().join("run").join("ab".repeat(32));
+    std::fs::create_dir_all(stray.join("rootfs"))?;
+    std::fs::write(stray.join("spec.json"), "{}")?;
     std::thread::sleep(Duration::from_millis(300));
     h.start_agent()?;
+    assert!(!stray.exists(), "stray volatile files are swept on restart");
     let v = h.inspect("survivor")?;
     assert_eq!(v["status"], "running", "re-attached after kill -9");
     assert_eq!(v["pid"], pid_before, "the same process, not a restart");

@@ -193,7 +193,9 @@ impl Manager {
             first_err.get_or_insert(AgentError::internal("release network", e));
         }
         let network_us = t.elapsed().as_micros();
-        let (cgroup, paths) = (cgroup.clone(), [dir.run(), dir.path().to_path_buf()]);
+        // The record's directory first: a crash in between leaves only volatile files, which the
+        // next `restore` sweeps, never a record that would come back as an exited container.
+        let (cgroup, paths) = (cgroup.clone(), [dir.path().to_path_buf(), dir.run()]);
         let res = tokio::task::spawn_blocking(move || -> Result<(), AgentError> {
             cgroup
                 .remove()
@@ -310,11 +312,28 @@ impl Manager {
             restored += 1;
         }
         let live: Vec<String> = self.index().keys().cloned().collect();
+        self.sweep_volatile(&live);
         self.network
             .retain(&live)
             .await
             .map_err(|e| AgentError::internal("clean up network", e))?;
         Ok(restored)
+    }
+
+    /// Removes volatile halves (`DATA/run/ID`) whose container is gone: left by a crash in the
+    /// middle of a removal. Only container-id names are touched (`DATA/run/netns` is the network's).
+    fn sweep_volatile(&self, live: &[String]) {
+        let run = self.config.run_dir();
+        for entry in std::fs::read_dir(&run).into_iter().flatten().flatten() {
+            let name = entry.file_name().to_string_lossy().into_owned();
+            let is_id = name.len() == 64 && name.bytes().all(|b| b.is_ascii_hexdigit());
+            if is_id && !live.contains(&name) {
+                tracing::warn!(id = %name, "removing the volatile files of a container that is gone");
+                if let Err(e) = std::fs::remove_dir_all(entry.path()) {
+                    tracing::warn!(id = %name, "could not remove {}: {e}", entry.path().display());
+                }
+            }
+        }
     }
 
     /// Follows a running container until it exits: records the exit, and removes the container
