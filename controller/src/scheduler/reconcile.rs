@@ -140,6 +140,12 @@ impl ServiceRun<'_> {
         t.is_ready() && t.ready_since_ms.is_some_and(|s| self.now >= s + monitor)
     }
 
+    /// When `t` passed (or will pass) its monitor window.
+    fn monitor_passed_ms(&self, t: &Task) -> u64 {
+        let monitor = ms(&self.spec.update.monitor, 5_000);
+        t.ready_since_ms.map_or(0, |s| s + monitor)
+    }
+
     fn stop(&mut self, t: &Task, why: String) {
         self.out.plan.stop.push((t.id.clone(), why));
     }
@@ -308,6 +314,9 @@ impl ServiceRun<'_> {
         let mut movable: Vec<&Task> = Vec::new();
         let mut inflight = 0u64;
         let mut updated = 0u64;
+        // When the latest replica of this version passed its monitor window: the pause between
+        // batches (`update.delay`) counts from there.
+        let mut last_done_ms = 0u64;
         for &slot in wanted.keys() {
             let ts = slots.remove(&slot).unwrap_or_default();
             let mut current: Vec<&Task> =
@@ -327,6 +336,7 @@ impl ServiceRun<'_> {
             match keep {
                 Some(k) if self.monitored(k) && !drained(k) => {
                     updated += 1;
+                    last_done_ms = last_done_ms.max(self.monitor_passed_ms(k));
                     for o in old {
                         self.stop(o, format!("replaced by version {}", self.version));
                     }
@@ -364,10 +374,8 @@ impl ServiceRun<'_> {
         let parallelism = self.spec.update.parallelism.max(1) as u64;
         let delay = ms(&self.spec.update.delay, 0);
         let mut budget = parallelism.saturating_sub(inflight);
-        if let Some(r) = rollout.as_ref() {
-            if r.batch_started_ms > 0 && self.now < r.batch_started_ms + delay {
-                budget = 0;
-            }
+        if rolling && last_done_ms > 0 && self.now < last_done_ms + delay {
+            budget = 0;
         }
         let mut started_batch = false;
         for t in movable.into_iter().take(budget as usize) {

@@ -309,6 +309,45 @@ fn rolling_update_stop_first_respects_parallelism_and_completes() {
     assert_eq!(sim.total("web"), 6);
 }
 
+/// `update.delay` is a pause between batches: it counts from when the last batch passed its
+/// monitor window, not from when that batch started.
+#[test]
+fn update_delay_pauses_after_each_batch_passed_its_monitor_window() {
+    let mut sim = Sim::new();
+    sim.node("n1", &[]);
+    let mut s = web(2);
+    s.update.parallelism = 1;
+    s.update.monitor = "3s".into();
+    s.update.delay = "5s".into();
+    sim.service(s.clone());
+    sim.rounds(2);
+    s.image = "img:2".into();
+    sim.service(s);
+    for _ in 0..30 {
+        sim.round();
+        if sim.st.rollouts["web"].state == RolloutState::Completed {
+            break;
+        }
+    }
+    assert_eq!(sim.st.rollouts["web"].state, RolloutState::Completed);
+    let mut created: Vec<u64> = sim
+        .st
+        .tasks
+        .values()
+        .filter(|t| t.service_version == 2)
+        .map(|t| t.created_ms)
+        .collect();
+    created.sort_unstable();
+    assert_eq!(created.len(), 2);
+    // Rounds are 1 s apart: the first replica runs at once, passes its monitor 3 s later, and the
+    // second starts 5 s after that (8 s), not 5 s after the first started.
+    let gap = created[1] - created[0];
+    assert!(
+        (8_000..=9_000).contains(&gap),
+        "second batch {gap} ms after the first"
+    );
+}
+
 #[test]
 fn start_first_keeps_all_replicas_up() {
     let mut sim = Sim::new();
