@@ -31,6 +31,7 @@ fn node(i: usize) -> Node {
         hostname: format!("host-{i:05}"),
         address: format!("10.{}.{}.{}", i >> 16, (i >> 8) & 255, i & 255),
         labels: [("zone".to_string(), format!("z{}", i % 5))].into(),
+        agent_labels: Default::default(),
         capacity: NodeResources {
             cpu_millis: 16_000,
             memory_bytes: 64 << 30,

@@ -2,7 +2,7 @@
 //! and errors. JSON over HTTP; the replicated ones are also stored with postcard, so they stay plain.
 
 use crate::node::Health;
-use crate::service::{FieldError, ServiceSpec};
+use crate::service::{FieldError, ServicePort, ServiceSpec};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
@@ -100,6 +100,10 @@ pub struct Node {
     /// The address other hosts reach this node on.
     pub address: String,
     pub labels: BTreeMap<String, String>,
+    /// The labels the agent declared (`--label`) when it last registered: what a re-registration
+    /// merges against, so the operator's edits of the others survive an agent restart.
+    #[serde(default)]
+    pub agent_labels: BTreeMap<String, String>,
     pub capacity: NodeResources,
     /// Liveness: ready or down.
     pub status: NodeStatus,
@@ -238,6 +242,10 @@ pub struct Endpoint {
     pub address: String,
     /// The container port (first of `ports`), if any.
     pub port: Option<u16>,
+    /// Every port of the service's spec: the container port (`target`), the node port it is
+    /// published on, if any, and the protocol.
+    #[serde(default)]
+    pub ports: Vec<ServicePort>,
     pub node: String,
     pub node_address: String,
     pub task: String,

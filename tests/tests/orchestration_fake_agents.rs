@@ -76,7 +76,7 @@ fn replicas_spread_heal_wait_for_constraints_and_roll_back() -> Result<()> {
         .collect::<Result<_>>()?;
     let dir = tempfile::tempdir()?;
     let web = json!({"name": "web", "image": "img:1", "replicas": 30,
-        "ports": [{"target": 80}],
+        "ports": [{"target": 80}, {"target": 9090, "protocol": "udp"}],
         "update": {"parallelism": 5, "monitor": "0s", "failure_action": "rollback"}});
     let f = spec_file(&dir, "web", &web)?;
     let (code, out, err) = hoist(&ctl, &["service", "apply", "-f", f.to_str().unwrap()])?;
@@ -93,6 +93,17 @@ fn replicas_spread_heal_wait_for_constraints_and_roll_back() -> Result<()> {
     // Endpoints: 30 healthy replicas; a watch returns when they change.
     let (_, ep) = lab.get(0, "/v1/services/web/endpoints")?;
     ensure!(ep["endpoints"].as_array().map(Vec::len) == Some(30), "{ep}");
+    let first = &ep["endpoints"][0];
+    ensure!(
+        first["port"] == 80,
+        "the first port stays in `port`: {first}"
+    );
+    ensure!(
+        first["ports"]
+            == json!([{"target": 80, "published": null, "protocol": "tcp"},
+                      {"target": 9090, "published": null, "protocol": "udp"}]),
+        "every port is listed: {first}"
+    );
     let ep_index = ep["index"].as_u64().unwrap_or(0);
 
     // h3 goes silent: down after the grace period, its replicas replaced on h1 and h2.

@@ -16,6 +16,7 @@ use hoist_proto::raft::{Command, Response as RaftResponse};
 use hoist_proto::service::ServiceSpec;
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
 /// Longest long poll; agents behind a forwarding member stay under its 60 s request timeout.
@@ -93,6 +94,7 @@ pub async fn register(State(ctx): State<Ctx>, body: Bytes) -> Result<Response, A
         hostname: req.hostname,
         address: req.address,
         labels: req.labels,
+        agent_labels: BTreeMap::new(),
         capacity: req.capacity,
         status: NodeStatus::Ready,
         availability: NodeAvailability::Active,

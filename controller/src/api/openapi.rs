@@ -234,7 +234,7 @@ fn orchestration(doc: &mut Value) {
             "Node",
             json!({"type": "object", "properties": {
             "id": {"type": "string"}, "hostname": {"type": "string"}, "address": {"type": "string"},
-            "labels": {"type": "object", "additionalProperties": {"type": "string"}}, "capacity": resources.clone(),
+            "labels": {"type": "object", "additionalProperties": {"type": "string"}}, "agent_labels": {"type": "object", "additionalProperties": {"type": "string"}}, "capacity": resources.clone(),
             "status": {"enum": ["ready", "down"]}, "availability": {"enum": ["active", "paused", "drained"]},
             "agent_version": {"type": "string"}, "registered_ms": {"type": "integer"}, "updated_ms": {"type": "integer"}}}),
         ),
@@ -269,7 +269,7 @@ fn orchestration(doc: &mut Value) {
         (
             "Endpoints",
             json!({"type": "object", "properties": {"index": {"type": "integer"}, "endpoints": {"type": "array", "items": {"type": "object", "properties": {
-            "address": {"type": "string"}, "port": {"type": ["integer", "null"]}, "node": {"type": "string"}, "node_address": {"type": "string"}, "task": {"type": "string"}}}}}}),
+            "address": {"type": "string"}, "port": {"type": ["integer", "null"]}, "ports": {"type": "array", "items": {"type": "object", "properties": {"target": {"type": "integer"}, "published": {"type": ["integer", "null"]}, "protocol": {"type": "string"}}}}, "node": {"type": "string"}, "node_address": {"type": "string"}, "task": {"type": "string"}}}}}}),
         ),
     ];
     for (name, schema) in schemas {

@@ -343,12 +343,8 @@ impl WatchQuery {
 
 fn endpoints_of(s: &Cluster, name: &str) -> Option<Endpoints> {
     let record = s.services.get(name)?;
-    let port = record
-        .current()
-        .spec
-        .ports
-        .first()
-        .and_then(|p| u16::try_from(p.target).ok());
+    let ports = &record.current().spec.ports;
+    let port = ports.first().and_then(|p| u16::try_from(p.target).ok());
     let endpoints = s
         .tasks
         .values()
@@ -357,6 +353,7 @@ fn endpoints_of(s: &Cluster, name: &str) -> Option<Endpoints> {
             Some(Endpoint {
                 address: t.address.clone()?,
                 port,
+                ports: ports.clone(),
                 node: t.node.clone(),
                 node_address: s.nodes.get(&t.node).map(|n| n.address.clone())?,
                 task: t.id.clone(),

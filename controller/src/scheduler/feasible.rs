@@ -305,6 +305,7 @@ pub(crate) mod tests {
                 .iter()
                 .map(|(k, v)| (k.to_string(), v.to_string()))
                 .collect(),
+            agent_labels: Default::default(),
             capacity: NodeResources {
                 cpu_millis: 2000,
                 memory_bytes: mem_mib << 20,

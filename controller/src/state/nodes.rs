@@ -7,7 +7,8 @@ use std::collections::BTreeMap;
 
 impl State {
     /// Adds a node, or refreshes a known one (address, capacity, labels from the agent; it is
-    /// ready again). Operator availability and labels the agent does not set are kept.
+    /// ready again). Operator availability is kept, and so are the operator's label edits except
+    /// where the agent's own declaration changed ([`merge_labels`]).
     pub(super) fn register_node(
         &mut self,
         node: &Node,
@@ -19,13 +20,12 @@ impl State {
         let mut new = node.clone();
         new.status = NodeStatus::Ready;
         new.updated_ms = now;
+        new.agent_labels = node.labels.clone();
         match self.nodes.get(&node.id) {
             Some(old) => {
                 new.availability = old.availability;
                 new.registered_ms = old.registered_ms;
-                let mut labels = old.labels.clone();
-                labels.extend(node.labels.clone());
-                new.labels = labels;
+                new.labels = merge_labels(&old.labels, &old.agent_labels, &node.labels);
             }
             None => new.registered_ms = now,
         }
@@ -98,4 +98,28 @@ impl State {
             .ok_or_else(|| not_found(format!("node {id:?} not found")))?;
         Ok(Response::Node(node))
     }
+}
+
+/// A node's labels after its agent registers again: a three-way merge of the labels as they are
+/// (`current`, maybe edited with `hoist node label`), what the agent declared last time (`before`)
+/// and what it declares now (`declared`). A key whose declaration changed takes the agent's new
+/// value; a key the agent no longer declares goes, unless the operator had changed it; the
+/// operator's edits of keys the agent left alone stay (a removed label does not come back).
+pub fn merge_labels(
+    current: &BTreeMap<String, String>,
+    before: &BTreeMap<String, String>,
+    declared: &BTreeMap<String, String>,
+) -> BTreeMap<String, String> {
+    let mut out = current.clone();
+    for (k, v) in declared {
+        if before.get(k) != Some(v) {
+            out.insert(k.clone(), v.clone());
+        }
+    }
+    for (k, v) in before {
+        if !declared.contains_key(k) && current.get(k) == Some(v) {
+            out.remove(k);
+        }
+    }
+    out
 }

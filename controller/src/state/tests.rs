@@ -202,6 +202,7 @@ pub(crate) fn test_node(id: &str, cpu_millis: u64, memory_bytes: u64) -> Node {
         hostname: format!("h-{id}"),
         address: "10.0.0.1".into(),
         labels: Default::default(),
+        agent_labels: Default::default(),
         capacity: NodeResources {
             cpu_millis,
             memory_bytes,
@@ -543,4 +544,60 @@ fn a_refused_command_at_a_new_index_changes_no_hash() {
     );
     assert!(matches!(r, Response::Error(_)));
     assert_eq!(st.hash(), before);
+}
+
+fn labels(kv: &[(&str, &str)]) -> BTreeMap<String, String> {
+    kv.iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect()
+}
+
+#[test]
+fn re_registration_keeps_the_operators_label_edits() {
+    use super::nodes::merge_labels;
+    let declared = labels(&[("zone", "a"), ("disk", "ssd")]);
+    // The operator changed zone, removed disk and added rack; the agent restarts unchanged.
+    let current = labels(&[("zone", "b"), ("rack", "r1")]);
+    assert_eq!(merge_labels(&current, &declared, &declared), current);
+    // The agent's own declaration changed: its new value wins for that key only.
+    let now = labels(&[("zone", "c"), ("disk", "ssd")]);
+    assert_eq!(
+        merge_labels(&current, &declared, &now),
+        labels(&[("zone", "c"), ("rack", "r1")])
+    );
+    // A label the agent stops declaring goes, unless the operator had changed it.
+    let untouched = declared.clone();
+    assert_eq!(
+        merge_labels(&untouched, &declared, &labels(&[("zone", "a")])),
+        labels(&[("zone", "a")])
+    );
+    assert_eq!(
+        merge_labels(&current, &declared, &labels(&[("disk", "ssd")])),
+        labels(&[("zone", "b"), ("rack", "r1")])
+    );
+}
+
+#[test]
+fn an_agent_restart_does_not_bring_back_a_removed_label() {
+    let mut st = State::default();
+    let mut n = test_node("n1", 4000, 1 << 30);
+    n.labels = labels(&[("zone", "a")]);
+    st.apply(&Request {
+        time_ms: 1,
+        command: Command::RegisterNode(n.clone()),
+    });
+    st.apply(&Request {
+        time_ms: 2,
+        command: Command::SetNodeLabels {
+            id: "n1".into(),
+            set: labels(&[("tier", "gold")]),
+            remove: vec!["zone".into()],
+        },
+    });
+    st.apply(&Request {
+        time_ms: 3,
+        command: Command::RegisterNode(n),
+    });
+    assert_eq!(st.nodes["n1"].labels, labels(&[("tier", "gold")]));
+    assert_eq!(st.nodes["n1"].agent_labels, labels(&[("zone", "a")]));
 }
