@@ -152,16 +152,22 @@ fn decode_all(
 }
 
 /// Writes a zero-filled, synced segment-sized file to `dir/SPARE_TMP` and renames it to `SPARE`.
+/// On failure (a full disk) the partial file is removed again.
 fn write_spare(dir: &Path) -> std::io::Result<()> {
     use std::io::Write;
     let tmp = dir.join(SPARE_TMP);
-    let mut f = File::create(&tmp)?;
-    let zeros = vec![0u8; 1 << 20];
-    for _ in 0..SEGMENT_BYTES / zeros.len() as u64 {
-        f.write_all(&zeros)?;
+    let written = File::create(&tmp).and_then(|mut f| {
+        let zeros = vec![0u8; 1 << 20];
+        for _ in 0..SEGMENT_BYTES / zeros.len() as u64 {
+            f.write_all(&zeros)?;
+        }
+        f.sync_all()?;
+        std::fs::rename(&tmp, dir.join(SPARE))
+    });
+    if written.is_err() {
+        let _ = std::fs::remove_file(&tmp);
     }
-    f.sync_all()?;
-    std::fs::rename(&tmp, dir.join(SPARE))
+    written
 }
 
 fn sync_dir(dir: &Path) -> WResult<()> {
@@ -197,10 +203,18 @@ impl Wal {
             spare: None,
         };
         // A spare left by the last run may be incomplete if only its rename was lost; make anew.
+        // (Either may also vanish meanwhile: the writer of an earlier `Wal` in this process.)
         for name in [SPARE, SPARE_TMP] {
             let path = dir.join(name);
-            if path.exists() {
-                ctx(std::fs::remove_file(&path), &path, "removing")?;
+            match std::fs::remove_file(&path) {
+                Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+                    return Err(WalError {
+                        path,
+                        what: "removing",
+                        source: e,
+                    })
+                }
+                _ => {}
             }
         }
         let mut live = Vec::new();
@@ -258,8 +272,13 @@ impl Wal {
         }
         if wal.segments.is_empty() {
             // A new log: its first segment is preallocated too (8 MiB written once, ~10 ms here).
-            ctx(write_spare(dir), &dir.join(SPARE), "preallocating")?;
-            wal.spare = Some(Spare::Ready);
+            // Without the space for it, the log grows as it goes instead.
+            match write_spare(dir) {
+                Ok(()) => wal.spare = Some(Spare::Ready),
+                Err(e) => {
+                    tracing::warn!(error = %e, dir = %dir.display(), "raft log: could not preallocate a segment; growing it instead");
+                }
+            }
         } else {
             wal.prepare_spare();
         }
