@@ -542,6 +542,41 @@ mod tests {
         assert_eq!(size(), 3 * (HEADER as u64 + 10));
     }
 
+    /// A disk without room for a preallocated segment: the log grows as it goes, and no partial
+    /// spare is left taking space. Needs root (a small tmpfs), as the whole suite does.
+    #[test]
+    fn a_disk_too_full_for_a_spare_still_takes_appends() {
+        struct Mounted(PathBuf);
+        impl Drop for Mounted {
+            fn drop(&mut self) {
+                let _ = std::process::Command::new("umount")
+                    .arg("-l")
+                    .arg(&self.0)
+                    .status();
+            }
+        }
+        let d = tempfile::tempdir().unwrap();
+        let status = std::process::Command::new("mount")
+            .args(["-t", "tmpfs", "-o", "size=4m", "tmpfs"])
+            .arg(d.path())
+            .status()
+            .unwrap();
+        assert!(status.success(), "mount a 4 MiB tmpfs (run as root)");
+        let _mounted = Mounted(d.path().to_path_buf());
+        let (mut w, _) = Wal::open(d.path(), None).unwrap();
+        w.append(&[rec(1, 1, 10), rec(2, 1, 10)]).unwrap();
+        w.sync().unwrap();
+        w.wait_for_spare();
+        w.append(&[rec(3, 1, 10)]).unwrap();
+        w.sync().unwrap();
+        for name in [SPARE, SPARE_TMP] {
+            assert!(!d.path().join(name).exists(), "{name} left behind");
+        }
+        drop(w);
+        let (_, live) = Wal::open(d.path(), None).unwrap();
+        assert_eq!(indexes(&live), [1, 2, 3]);
+    }
+
     #[test]
     fn a_garbled_record_drops_it_and_everything_after() {
         let (d, path) = three_synced_records();
