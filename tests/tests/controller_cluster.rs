@@ -82,14 +82,19 @@ fn lost_writes<'a>(lab: &Lab, i: usize, acked: &'a [String]) -> Result<Vec<&'a S
     Ok(acked.iter().filter(|n| !names.contains(*n)).collect())
 }
 
-#[test]
-fn leader_kill9_fails_over_quickly_and_the_old_leader_catches_up() -> Result<()> {
-    let _g = serial();
+/// A 3-member cluster with a leader and the service `web` (1 replica) created through it.
+fn three_members_with_web() -> Result<(Lab, usize)> {
     let mut lab = Lab::new(3)?;
     lab.start_cluster(3)?;
     let leader = lab.wait_leader(Duration::from_secs(10))?;
-    let (code, _) = lab.post(leader, "/v1/services", &service("web", 1))?;
-    ensure!(code == 200);
+    ensure!(lab.post(leader, "/v1/services", &service("web", 1))?.0 == 200);
+    Ok((lab, leader))
+}
+
+#[test]
+fn leader_kill9_fails_over_quickly_and_the_old_leader_catches_up() -> Result<()> {
+    let _g = serial();
+    let (mut lab, leader) = three_members_with_web()?;
     let survivors: Vec<usize> = (0..3).filter(|&i| i != leader).collect();
     lab.kill9(leader)?;
     let t0 = Instant::now();
@@ -182,10 +187,7 @@ fn acknowledged_writes_survive_kill9_of_every_member() -> Result<()> {
 #[test]
 fn quorum_loss_answers_503_fast_and_members_agree_after_heal() -> Result<()> {
     let _g = serial();
-    let mut lab = Lab::new(3)?;
-    lab.start_cluster(3)?;
-    let leader = lab.wait_leader(Duration::from_secs(10))?;
-    ensure!(lab.post(leader, "/v1/services", &service("web", 1))?.0 == 200);
+    let (mut lab, leader) = three_members_with_web()?;
 
     // 1. Both followers die: the lone leader must refuse writes and reads with 503.
     let followers: Vec<usize> = (0..3).filter(|&i| i != leader).collect();
@@ -683,11 +685,7 @@ fn disk_stalls_cause_no_election_but_a_hung_leader_disk_is_replaced() -> Result<
 #[test]
 fn rollout_watch_answers_on_a_change_or_at_the_timeout() -> Result<()> {
     let _g = serial();
-    let mut lab = Lab::new(3)?;
-    lab.start_cluster(3)?;
-    let leader = lab.wait_leader(Duration::from_secs(10))?;
-    let (code, _) = lab.post(leader, "/v1/services", &service("web", 1))?;
-    ensure!(code == 200);
+    let (lab, leader) = three_members_with_web()?;
     hoist_common::init_tls();
     let http = reqwest::blocking::Client::builder().no_proxy().build()?;
     let url = format!(
