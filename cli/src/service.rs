@@ -149,7 +149,7 @@ pub async fn run(cmd: ServiceCmd, controllers: &[String], json: bool) -> anyhow:
                     t.add_row([
                         s.name,
                         s.version.to_string(),
-                        s.spec.image,
+                        s.spec.image.clone(),
                         s.spec.replicas.to_string(),
                     ]);
                 }
@@ -224,7 +224,7 @@ pub async fn run(cmd: ServiceCmd, controllers: &[String], json: bool) -> anyhow:
                         t.add_row([
                             v.version.to_string(),
                             origin,
-                            v.spec.image,
+                            v.spec.image.clone(),
                             v.spec.replicas.to_string(),
                             mark.into(),
                         ]);

@@ -5,6 +5,7 @@ use crate::node::Health;
 use crate::service::{FieldError, ServicePort, ServiceSpec};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 /// A service as it is now: its current spec and version.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -12,7 +13,8 @@ pub struct Service {
     pub name: String,
     /// Starts at 1; grows by one for every change of the spec.
     pub version: u64,
-    pub spec: ServiceSpec,
+    /// Shared with the version history it comes from (encoded as a plain spec).
+    pub spec: Arc<ServiceSpec>,
     /// Leader time of the first version, milliseconds since the Unix epoch.
     pub created_ms: u64,
     /// Leader time of the current version.
@@ -37,7 +39,8 @@ pub struct ServiceVersion {
     pub version: u64,
     pub origin: VersionOrigin,
     pub created_ms: u64,
-    pub spec: ServiceSpec,
+    /// Shared by the views of this version (encoded as a plain spec).
+    pub spec: Arc<ServiceSpec>,
 }
 
 /// Answer to apply, scale and rollback: the service after the change, and whether anything changed.
@@ -367,7 +370,7 @@ mod tests {
             version: 2,
             origin: VersionOrigin::Rollback { from: 1 },
             created_ms: 5,
-            spec: ServiceSpec::new("a", "b"),
+            spec: Arc::new(ServiceSpec::new("a", "b")),
         };
         let j = serde_json::to_value(&v).unwrap();
         assert_eq!(j["origin"], serde_json::json!({"rollback": {"from": 1}}));

@@ -19,8 +19,9 @@ pub type Outcome = Result<Response, ConsensusError>;
 
 /// Most commands in one request.
 const MAX_BATCH: usize = 512;
-/// Requests per member waiting for an answer at once.
-const IN_FLIGHT: usize = 4;
+/// Requests per member waiting for an answer at once: one commits while the next waits in the
+/// leader's queue for the leader's next entry.
+const IN_FLIGHT: usize = 2;
 
 type Item = (String, Command, oneshot::Sender<Outcome>);
 

@@ -77,6 +77,47 @@ fn is_up(state: &State, id: &str) -> bool {
         .is_some_and(|n| n.status == NodeStatus::Ready)
 }
 
+/// The slots a service should fill: `0..replicas` for a replicated service (kept as a count, so a
+/// service of many unplaceable replicas costs no map per reconciliation), one slot per eligible
+/// node for a global one.
+enum Wanted<'n> {
+    Replicated(u64),
+    Global(BTreeMap<u64, &'n Node>),
+}
+
+impl<'n> Wanted<'n> {
+    fn contains(&self, slot: u64) -> bool {
+        match self {
+            Wanted::Replicated(n) => slot < *n,
+            Wanted::Global(m) => m.contains_key(&slot),
+        }
+    }
+
+    fn len(&self) -> u64 {
+        match self {
+            Wanted::Replicated(n) => *n,
+            Wanted::Global(m) => m.len() as u64,
+        }
+    }
+
+    /// The slots in ascending order.
+    fn slots(&self) -> impl Iterator<Item = u64> + '_ {
+        let (count, nodes) = match self {
+            Wanted::Replicated(n) => (*n, None),
+            Wanted::Global(m) => (0, Some(m.keys().copied())),
+        };
+        (0..count).chain(nodes.into_iter().flatten())
+    }
+
+    /// The node a global service's slot belongs to.
+    fn node(&self, slot: u64) -> Option<&'n Node> {
+        match self {
+            Wanted::Replicated(_) => None,
+            Wanted::Global(m) => m.get(&slot).copied(),
+        }
+    }
+}
+
 /// Reconciles every service; `new_id` names new tasks.
 pub fn reconcile(state: &State, now: u64, new_id: &mut dyn FnMut() -> String) -> Reconciled {
     let mut out = Reconciled::default();
@@ -150,6 +191,19 @@ impl ServiceRun<'_> {
         self.out.plan.stop.push((t.id.clone(), why));
     }
 
+    /// An empty slot gets a new task, unless its last one failed within the restart delay.
+    fn fill(&mut self, slot: u64, backoff: &BTreeSet<u64>, missing: &mut Vec<u64>) {
+        if backoff.contains(&slot) {
+            self.out
+                .pending
+                .entry(self.name.to_string())
+                .or_default()
+                .push((slot, Arc::from("waiting restart delay after a failure")));
+        } else {
+            missing.push(slot);
+        }
+    }
+
     fn run(&mut self, tasks: &[&Task], new_id: &mut dyn FnMut() -> String) {
         let mut rollout = self.state.rollouts.get(self.name).cloned();
         let mut failure: Option<String> = None;
@@ -203,24 +257,24 @@ impl ServiceRun<'_> {
         // Which slots should exist, and on which node for global services.
         let global = self.spec.mode == ServiceMode::Global;
         let demand = Demand::of(self.spec);
-        let wanted: BTreeMap<u64, Option<&Node>> = if global {
-            self.nodes
-                .iter()
-                .filter(|n| {
-                    n.status == NodeStatus::Ready
-                        && n.availability == NodeAvailability::Active
-                        && demand.constraints.iter().all(|c| c.matches(n))
-                })
-                .map(|n| (global_slot(&n.id), Some(n)))
-                .collect()
+        let wanted = if global {
+            Wanted::Global(
+                self.nodes
+                    .iter()
+                    .filter(|n| {
+                        n.status == NodeStatus::Ready
+                            && n.availability == NodeAvailability::Active
+                            && demand.constraints.iter().all(|c| c.matches(n))
+                    })
+                    .map(|n| (global_slot(&n.id), n))
+                    .collect(),
+            )
         } else {
-            (0..self.spec.replicas.max(0) as u64)
-                .map(|s| (s, None))
-                .collect()
+            Wanted::Replicated(self.spec.replicas.max(0) as u64)
         };
         let mut slots: BTreeMap<u64, Vec<&Task>> = BTreeMap::new();
         for t in live {
-            if !wanted.contains_key(&t.slot) {
+            if !wanted.contains(t.slot) {
                 let why = if global {
                     "node no longer eligible"
                 } else {
@@ -247,7 +301,7 @@ impl ServiceRun<'_> {
                 from_version: from,
                 state: RolloutState::Updating,
                 updated: 0,
-                total: wanted.len() as u64,
+                total: wanted.len(),
                 failures: 0,
                 message: format!("updating from version {from}"),
                 started_ms: self.now,
@@ -285,7 +339,7 @@ impl ServiceRun<'_> {
                             from_version: self.version,
                             state: RolloutState::RollingBack,
                             updated: 0,
-                            total: wanted.len() as u64,
+                            total: wanted.len(),
                             failures: 0,
                             message: format!(
                                 "rolling back to the spec of version {}: {why}",
@@ -310,15 +364,19 @@ impl ServiceRun<'_> {
             && self.out.rollbacks.iter().all(|(n, _, _)| n != self.name);
         // Per slot: keep one current task; find what must move (outdated, drained).
         let start_first = self.spec.update.order == UpdateOrder::StartFirst;
-        let mut missing: Vec<u64> = Vec::new();
+        let mut missing: Vec<u64> = Vec::with_capacity(wanted.len().min(1024) as usize);
         let mut movable: Vec<&Task> = Vec::new();
         let mut inflight = 0u64;
         let mut updated = 0u64;
         // When the latest replica of this version passed its monitor window: the pause between
         // batches (`update.delay`) counts from there.
         let mut last_done_ms = 0u64;
-        for &slot in wanted.keys() {
-            let ts = slots.remove(&slot).unwrap_or_default();
+        for slot in wanted.slots() {
+            // Most slots of a large service are empty while it scales up or cannot be placed.
+            let Some(ts) = slots.remove(&slot) else {
+                self.fill(slot, &backoff, &mut missing);
+                continue;
+            };
             let mut current: Vec<&Task> =
                 ts.iter().copied().filter(|t| self.is_current(t)).collect();
             current.sort_by_key(|t| (!t.is_ready(), t.created_ms, t.id.clone()));
@@ -350,17 +408,7 @@ impl ServiceRun<'_> {
                     }
                     // An old task stays until the new one has passed its gate.
                 }
-                None if old.is_empty() => {
-                    if backoff.contains(&slot) {
-                        self.out
-                            .pending
-                            .entry(self.name.to_string())
-                            .or_default()
-                            .push((slot, Arc::from("waiting restart delay after a failure")));
-                    } else {
-                        missing.push(slot);
-                    }
-                }
+                None if old.is_empty() => self.fill(slot, &backoff, &mut missing),
                 None => {
                     if rolling {
                         movable.extend(old);
@@ -402,7 +450,7 @@ impl ServiceRun<'_> {
                 && self.out.rollbacks.iter().all(|(n, _, _)| n != self.name)
             {
                 r.updated = updated;
-                r.total = wanted.len() as u64;
+                r.total = wanted.len();
                 if started_batch {
                     r.batch_started_ms = self.now;
                 }
@@ -435,7 +483,7 @@ impl ServiceRun<'_> {
     fn place(
         &mut self,
         missing: &[u64],
-        wanted: &BTreeMap<u64, Option<&Node>>,
+        wanted: &Wanted<'_>,
         demand: &Demand,
         new_id: &mut dyn FnMut() -> String,
     ) {
@@ -462,7 +510,7 @@ impl ServiceRun<'_> {
         };
         if self.spec.mode == ServiceMode::Global {
             for &slot in missing {
-                let Some(Some(node)) = wanted.get(&slot) else {
+                let Some(node) = wanted.node(slot) else {
                     continue;
                 };
                 match check(node, self.usage.get(&node.id), demand) {
@@ -495,6 +543,7 @@ impl ServiceRun<'_> {
         if let Some(why) = p.unplaced {
             let why: Arc<str> = Arc::from(why);
             let pending = self.out.pending.entry(self.name.to_string()).or_default();
+            pending.reserve(missing.len() - p.nodes.len());
             for &slot in &missing[p.nodes.len()..] {
                 pending.push((slot, why.clone()));
             }

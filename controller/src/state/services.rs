@@ -5,6 +5,7 @@ use hoist_proto::cluster::{ServiceChange, ServiceVersion, TaskState, VersionOrig
 use hoist_proto::raft::{CommandError, ErrorCode, Response};
 use hoist_proto::service::{validate_name, ServiceSpec};
 use std::collections::VecDeque;
+use std::sync::Arc;
 
 impl State {
     pub(super) fn apply_service(
@@ -15,7 +16,7 @@ impl State {
         if let Some(e) = spec.validate().into_iter().next() {
             return Err(invalid(&e.field, &e.message));
         }
-        Ok(self.new_version(spec.clone(), VersionOrigin::Apply, now))
+        Ok(self.new_version(Arc::new(spec.clone()), VersionOrigin::Apply, now))
     }
 
     pub(super) fn delete_service(&mut self, name: &str) -> Result<Response, CommandError> {
@@ -43,12 +44,13 @@ impl State {
         now: u64,
     ) -> Result<Response, CommandError> {
         let record = self.services.get(name).ok_or_else(|| no_service(name))?;
-        let mut spec = record.current().spec.clone();
+        let current = &record.current().spec;
+        current
+            .replicas_problem(replicas)
+            .map_err(|m| invalid("replicas", m))?;
+        let mut spec = ServiceSpec::clone(current);
         spec.replicas = replicas;
-        if let Some(e) = spec.validate().into_iter().find(|e| e.field == "replicas") {
-            return Err(invalid(&e.field, &e.message));
-        }
-        Ok(self.new_version(spec, VersionOrigin::Scale, now))
+        Ok(self.new_version(Arc::new(spec), VersionOrigin::Scale, now))
     }
 
     pub(super) fn rollback_service(
@@ -94,7 +96,7 @@ impl State {
     }
 
     /// Records `spec` as the service's next version unless it equals the current one.
-    fn new_version(&mut self, spec: ServiceSpec, origin: VersionOrigin, now: u64) -> Response {
+    fn new_version(&mut self, spec: Arc<ServiceSpec>, origin: VersionOrigin, now: u64) -> Response {
         let name = spec.name.clone();
         let record = self
             .services

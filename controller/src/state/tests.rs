@@ -486,7 +486,7 @@ proptest! {
         }
         let before = st.clone();
         for svc in before.list_services() {
-            let c = change(st.apply(&req(999, Command::ApplyService(Box::new(svc.spec.clone())))));
+            let c = change(st.apply(&req(999, Command::ApplyService(Box::new(ServiceSpec::clone(&svc.spec))))));
             prop_assert!(!c.changed);
             prop_assert_eq!(c.service.version, svc.version);
         }

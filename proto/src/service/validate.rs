@@ -1,7 +1,7 @@
 //! Checking a service spec: every problem with the dotted path of its field, so that the API, the
 //! CLI and the replicated `apply` refuse the same specs with the same words.
 
-use super::{FieldError, ServiceSpec};
+use super::{Autoscale, FieldError, ServiceSpec};
 use crate::quantity::{parse_cpu_millis, parse_duration_ms, parse_ratio_permille, parse_size};
 
 /// Largest replica count accepted; keeps a typo from asking for billions of tasks.
@@ -34,7 +34,27 @@ pub fn validate_replicas(replicas: i64) -> Result<(), String> {
     Ok(())
 }
 
+/// Whether `replicas` lies within valid autoscale bounds `a`.
+fn within_autoscale(replicas: i64, a: &Autoscale) -> Result<(), String> {
+    if (a.min..=a.max).contains(&replicas) {
+        return Ok(());
+    }
+    Err(format!(
+        "{replicas} is outside autoscale bounds {}..={}",
+        a.min, a.max
+    ))
+}
+
 impl ServiceSpec {
+    /// What is wrong with `replicas` for this otherwise valid spec: what a scale request checks,
+    /// without validating the rest again.
+    pub fn replicas_problem(&self, replicas: i64) -> Result<(), String> {
+        validate_replicas(replicas)?;
+        self.autoscale
+            .as_ref()
+            .map_or(Ok(()), |a| within_autoscale(replicas, a))
+    }
+
     /// Every problem of the spec, in field order; empty when it is valid.
     pub fn validate(&self) -> Vec<FieldError> {
         let mut errs = Vec::new();
@@ -225,14 +245,10 @@ impl ServiceSpec {
                     "autoscale.max",
                     format!("must be ≥ autoscale.min ({})", a.min),
                 );
-            } else if self.replicas >= 0 && !(a.min..=a.max).contains(&self.replicas) {
-                bad(
-                    "replicas",
-                    format!(
-                        "{} is outside autoscale bounds {}..={}",
-                        self.replicas, a.min, a.max
-                    ),
-                );
+            } else if self.replicas >= 0 {
+                if let Err(m) = within_autoscale(self.replicas, a) {
+                    bad("replicas", m);
+                }
             }
         }
         errs
