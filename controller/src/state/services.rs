@@ -165,9 +165,38 @@ impl State {
 
 /// Whether two specs run the same containers (they differ at most in `replicas`).
 pub fn same_run_spec(a: &ServiceSpec, b: &ServiceSpec) -> bool {
-    let mut b = b.clone();
-    b.replicas = a.replicas;
-    *a == b
+    // Destructured, so that a new field has to be placed on one side or the other here.
+    let ServiceSpec {
+        name,
+        image,
+        command,
+        args,
+        env,
+        replicas: _,
+        resources,
+        ports,
+        health_check,
+        restart,
+        update,
+        placement,
+        labels,
+        autoscale,
+        mode,
+    } = a;
+    *name == b.name
+        && *image == b.image
+        && *command == b.command
+        && *args == b.args
+        && *env == b.env
+        && *resources == b.resources
+        && *ports == b.ports
+        && *health_check == b.health_check
+        && *restart == b.restart
+        && *update == b.update
+        && *placement == b.placement
+        && *labels == b.labels
+        && *autoscale == b.autoscale
+        && *mode == b.mode
 }
 
 fn no_service(name: &str) -> CommandError {

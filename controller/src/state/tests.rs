@@ -71,6 +71,19 @@ fn apply_is_idempotent_and_versions_grow() {
 }
 
 #[test]
+fn specs_that_differ_only_in_replicas_run_the_same_containers() {
+    let a = spec("web", "busybox", 1);
+    assert!(same_run_spec(&a, &spec("web", "busybox", 7)));
+    assert!(!same_run_spec(&a, &spec("web", "nginx", 1)));
+    let mut b = a.clone();
+    b.env.insert("A".into(), "1".into());
+    assert!(!same_run_spec(&a, &b));
+    let mut b = a.clone();
+    b.update.parallelism = 3;
+    assert!(!same_run_spec(&a, &b));
+}
+
+#[test]
 fn rollback_to_previous_and_to_a_version() {
     let mut st = State::default();
     st.apply(&req(
