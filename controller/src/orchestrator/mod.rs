@@ -53,12 +53,11 @@ impl Orchestrator {
 
     /// Unplaced slots of `service` and why, as of the last reconciliation on this leader.
     pub fn pending(&self, service: &str) -> Vec<(u64, Arc<str>)> {
-        self.pending
-            .read()
-            .expect("pending lock")
-            .get(service)
-            .cloned()
-            .unwrap_or_default()
+        let pending = self.pending.read().expect("pending lock");
+        let runs = pending.get(service).map_or(&[][..], Vec::as_slice);
+        runs.iter()
+            .flat_map(|(slots, why)| slots.clone().map(move |s| (s, why.clone())))
+            .collect()
     }
 
     fn set_pending(&self, p: Pending) {

@@ -251,47 +251,46 @@ impl RaftNode {
         self.inner.raft.is_initialized().await.unwrap_or(false)
     }
 
+    /// Reads openraft's latest metrics in place: a clone copies maps, and every write asks who
+    /// leads several times.
+    fn with_metrics<T>(&self, f: impl FnOnce(&RaftMetrics<u64, BasicNode>) -> T) -> T {
+        f(&self.inner.raft.metrics().borrow())
+    }
+
     fn metrics(&self) -> RaftMetrics<u64, BasicNode> {
-        self.inner.raft.metrics().borrow().clone()
+        self.with_metrics(Clone::clone)
     }
 
     /// The leader as this member knows it: id and address.
     pub fn leader(&self) -> Option<(u64, String)> {
-        let m = self.metrics();
-        let id = m.current_leader?;
-        let addr = m
-            .membership_config
-            .membership()
-            .get_node(&id)
-            .map(|n| n.addr.clone())?;
-        Some((id, addr))
+        self.with_metrics(leader_of)
     }
 
     /// Fails fast when this member cannot lead a write now.
     fn check_leader(&self) -> Result<(), ConsensusError> {
-        let m = self.metrics();
-        if m.state != ServerState::Leader || m.current_leader != Some(self.inner.id) {
-            return Err(ConsensusError::NotLeader {
-                leader: self.leader(),
-            });
-        }
-        let voters = m.membership_config.membership().voter_ids().count();
-        if let Some(ms) = m.millis_since_quorum_ack {
-            // Generous next to the election timeout: a follower stalled on a slow fsync still
-            // counts; a quorum that is really gone shows up within a second.
-            let limit = (5 * self.inner.settings.election_max_ms).max(1_000);
-            if voters > 1 && ms > limit {
-                return Err(ConsensusError::NoQuorum(format!(
-                    "no quorum of {voters} members acknowledged for {ms} ms"
-                )));
+        let id = self.inner.id;
+        // Generous next to the election timeout: a follower stalled on a slow fsync still
+        // counts; a quorum that is really gone shows up within a second.
+        let limit = (5 * self.inner.settings.election_max_ms).max(1_000);
+        self.with_metrics(|m| {
+            if m.state != ServerState::Leader || m.current_leader != Some(id) {
+                return Err(ConsensusError::NotLeader {
+                    leader: leader_of(m),
+                });
             }
-        }
-        Ok(())
+            let voters = m.membership_config.membership().voter_ids().count();
+            match m.millis_since_quorum_ack {
+                Some(ms) if voters > 1 && ms > limit => Err(ConsensusError::NoQuorum(format!(
+                    "no quorum of {voters} members acknowledged for {ms} ms"
+                ))),
+                _ => Ok(()),
+            }
+        })
     }
 
     /// The newest Raft term this member knows.
     pub fn term(&self) -> u64 {
-        self.metrics().current_term
+        self.with_metrics(|m| m.current_term)
     }
 
     /// Whether this member is the leader now (as far as it knows).
@@ -521,6 +520,13 @@ impl RaftNode {
     pub async fn shutdown(&self) {
         let _ = self.inner.raft.shutdown().await;
     }
+}
+
+/// The leader `m` names, with its address.
+fn leader_of(m: &RaftMetrics<u64, BasicNode>) -> Option<(u64, String)> {
+    let id = m.current_leader?;
+    let addr = m.membership_config.membership().get_node(&id)?.addr.clone();
+    Some((id, addr))
 }
 
 fn map_write_error(e: RaftError<u64, ClientWriteError<u64, BasicNode>>) -> ConsensusError {

@@ -16,10 +16,24 @@ use hoist_proto::service::{
     FailureAction, RestartCondition, ServiceMode, ServiceSpec, UpdateOrder,
 };
 use std::collections::{BTreeMap, BTreeSet};
+use std::ops::Range;
 use std::sync::Arc;
 
-/// Per service: unplaced slots and why (one shared text for all the slots a reason covers).
-pub type Pending = BTreeMap<String, Vec<(u64, Arc<str>)>>;
+/// Per service: unplaced slots and why, as runs of consecutive slots with one shared reason (a
+/// service of a thousand replicas that fit nowhere is one run, not a thousand entries, on every
+/// reconciliation).
+pub type Pending = BTreeMap<String, Vec<(Range<u64>, Arc<str>)>>;
+
+/// Adds `slot` to `runs`, extending the last run when it is the next slot for the same reason.
+fn push_pending(runs: &mut Vec<(Range<u64>, Arc<str>)>, slot: u64, why: &Arc<str>) {
+    if let Some((r, w)) = runs.last_mut() {
+        if r.end == slot && (Arc::ptr_eq(w, why) || **w == **why) {
+            r.end += 1;
+            return;
+        }
+    }
+    runs.push((slot..slot + 1, why.clone()));
+}
 
 /// What one reconciliation decided.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -194,11 +208,12 @@ impl ServiceRun<'_> {
     /// An empty slot gets a new task, unless its last one failed within the restart delay.
     fn fill(&mut self, slot: u64, backoff: &BTreeSet<u64>, missing: &mut Vec<u64>) {
         if backoff.contains(&slot) {
-            self.out
-                .pending
-                .entry(self.name.to_string())
-                .or_default()
-                .push((slot, Arc::from("waiting restart delay after a failure")));
+            let runs = self.out.pending.entry(self.name.to_string()).or_default();
+            push_pending(
+                runs,
+                slot,
+                &Arc::from("waiting restart delay after a failure"),
+            );
         } else {
             missing.push(slot);
         }
@@ -519,12 +534,11 @@ impl ServiceRun<'_> {
                         let t = task(slot, &node.id, new_id());
                         self.out.plan.place.push(t);
                     }
-                    Err(m) => self
-                        .out
-                        .pending
-                        .entry(self.name.to_string())
-                        .or_default()
-                        .push((slot, Arc::from(format!("{}: {m}", node.id)))),
+                    Err(m) => push_pending(
+                        self.out.pending.entry(self.name.to_string()).or_default(),
+                        slot,
+                        &Arc::from(format!("{}: {m}", node.id)),
+                    ),
                 }
             }
             return;
@@ -542,10 +556,9 @@ impl ServiceRun<'_> {
         }
         if let Some(why) = p.unplaced {
             let why: Arc<str> = Arc::from(why);
-            let pending = self.out.pending.entry(self.name.to_string()).or_default();
-            pending.reserve(missing.len() - p.nodes.len());
+            let runs = self.out.pending.entry(self.name.to_string()).or_default();
             for &slot in &missing[p.nodes.len()..] {
-                pending.push((slot, why.clone()));
+                push_pending(runs, slot, &why);
             }
         }
     }

@@ -235,10 +235,7 @@ fn unmet_constraint_is_pending_with_reason_until_a_node_fits() {
     let r = sim.round();
     assert_eq!(
         r.pending["web"],
-        vec![
-            (0, "n1: constraint zone == a".into()),
-            (1, "n1: constraint zone == a".into())
-        ]
+        vec![(0..2, "n1: constraint zone == a".into())]
     );
     sim.node("n2", &[("zone", "a")]);
     sim.rounds(2);
@@ -507,4 +504,18 @@ fn spread_over_zones() {
     let r = sim.running("web");
     assert_eq!(r["b1"], 3);
     assert_eq!(r["a1"] + r["a2"], 3);
+}
+
+#[test]
+fn pending_slots_are_kept_as_runs_per_reason() {
+    let (a, b): (Arc<str>, Arc<str>) = ("no node fits".into(), "n1: constraint".into());
+    let mut runs = Vec::new();
+    for slot in [0, 1, 2] {
+        push_pending(&mut runs, slot, &a);
+    }
+    // A gap, another reason, and the same text in a different allocation.
+    push_pending(&mut runs, 4, &a);
+    push_pending(&mut runs, 5, &b);
+    push_pending(&mut runs, 6, &Arc::from("n1: constraint"));
+    assert_eq!(runs, vec![(0..3, a.clone()), (4..5, a), (5..7, b)]);
 }
