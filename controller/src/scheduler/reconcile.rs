@@ -379,7 +379,7 @@ impl ServiceRun<'_> {
             && self.out.rollbacks.iter().all(|(n, _, _)| n != self.name);
         // Per slot: keep one current task; find what must move (outdated, drained).
         let start_first = self.spec.update.order == UpdateOrder::StartFirst;
-        let mut missing: Vec<u64> = Vec::with_capacity(wanted.len().min(1024) as usize);
+        let mut missing: Vec<u64> = Vec::new();
         let mut movable: Vec<&Task> = Vec::new();
         let mut inflight = 0u64;
         let mut updated = 0u64;
