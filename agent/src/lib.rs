@@ -13,5 +13,5 @@ pub mod containers;
 pub mod error;
 pub mod image;
 pub mod network;
-pub mod orchestrator;
+pub mod worker;
 pub mod runtime;

@@ -7,7 +7,7 @@ use hoist_agent::config::AgentConfig;
 use hoist_agent::containers::Manager;
 use hoist_agent::image::ImageStore;
 use hoist_agent::network::{Network, NetworkConfig};
-use hoist_agent::orchestrator::JoinConfig;
+use hoist_agent::worker::JoinConfig;
 use hoist_agent::runtime::cgroup::CgroupDriver;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -162,7 +162,7 @@ async fn run(args: Args) -> anyhow::Result<()> {
     let restored = manager.restore().await.context("restore containers")?;
     if let Some(join) = join {
         tracing::info!(controllers = ?join.controllers, "joining the cluster");
-        hoist_agent::orchestrator::start(manager.clone(), join)?;
+        hoist_agent::worker::start(manager.clone(), join)?;
     }
 
     if let Some(dir) = socket.parent() {

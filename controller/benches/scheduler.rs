@@ -11,7 +11,7 @@
 
 use criterion::{criterion_group, criterion_main, Criterion};
 use hoist_controller::api::{serve, Ctx};
-use hoist_controller::orchestrator::{OrchSettings, Orchestrator};
+use hoist_controller::leader::{Leader, LeaderSettings};
 use hoist_controller::raft::{RaftNode, RaftSettings};
 use hoist_controller::scheduler::reconcile;
 use hoist_controller::state::State;
@@ -126,7 +126,7 @@ async fn member(id: u64) -> Member {
         .expect("open");
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     // Only the API and Raft routes: no orchestration loop, so nothing else writes meanwhile.
-    let ctx = Ctx::new(node.clone(), Orchestrator::new(OrchSettings::default()));
+    let ctx = Ctx::new(node.clone(), Leader::new(LeaderSettings::default()));
     tokio::spawn(serve(listener, ctx, async {
         let _ = stopped.await;
     }));

@@ -8,7 +8,7 @@
 
 pub mod api;
 pub mod member;
-pub mod orchestrator;
+pub mod leader;
 pub mod raft;
 pub mod scheduler;
 pub mod state;

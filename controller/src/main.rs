@@ -3,7 +3,7 @@
 use anyhow::Context;
 use clap::Parser;
 use hoist_controller::member::{self, MemberOptions, StartMode};
-use hoist_controller::orchestrator::OrchSettings;
+use hoist_controller::leader::LeaderSettings;
 use hoist_controller::raft::RaftSettings;
 use std::path::PathBuf;
 use std::time::Duration;
@@ -91,10 +91,10 @@ fn main() -> anyhow::Result<()> {
         id: args.id,
         mode,
         learner: args.learner,
-        orchestration: OrchSettings {
+        leader: LeaderSettings {
             grace: args.node_grace,
             heartbeat_interval: args.heartbeat_interval,
-            ..OrchSettings::default()
+            ..LeaderSettings::default()
         },
         settings: RaftSettings {
             heartbeat_ms: args.heartbeat_ms,

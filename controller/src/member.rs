@@ -2,7 +2,7 @@
 //! join an existing one, or simply resume (a restarted member needs only its data dir).
 
 use crate::api::{self, Ctx};
-use crate::orchestrator::{self, OrchSettings, Orchestrator};
+use crate::leader::{self, Leader, LeaderSettings};
 use crate::raft::{ConsensusError, RaftNode, RaftSettings, StartError};
 use hoist_proto::cluster::JoinRequest;
 use std::future::Future;
@@ -35,7 +35,7 @@ pub struct MemberOptions {
     /// Join as a learner only.
     pub learner: bool,
     /// Node grace period, heartbeat interval, reconcile tick.
-    pub orchestration: OrchSettings,
+    pub leader: LeaderSettings,
 }
 
 /// Why a member stopped with an error.
@@ -73,9 +73,9 @@ pub async fn run(
             source,
         })?;
     tracing::info!(id = node.id(), address = node.address(), "member serving");
-    let orch = Orchestrator::new(opts.orchestration.clone());
-    tokio::spawn(orchestrator::run(node.clone(), orch.clone()));
-    let server = tokio::spawn(api::serve(listener, Ctx::new(node.clone(), orch), shutdown));
+    let leader = Leader::new(opts.leader.clone());
+    tokio::spawn(leader::run(node.clone(), leader.clone()));
+    let server = tokio::spawn(api::serve(listener, Ctx::new(node.clone(), leader), shutdown));
     match &opts.mode {
         StartMode::Bootstrap => node.bootstrap().await.map_err(MemberError::Bootstrap)?,
         StartMode::Join(seeds) if !node.is_initialized().await => {

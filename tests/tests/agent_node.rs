@@ -3,7 +3,7 @@
 //! assignments as labelled containers, health checks (TCP, exec), the restart policy, creation
 //! failures, ignoring answers from an older term, re-adopting containers after `kill -9` of the
 //! agent, registering again when the controller forgets the node, and keeping (and restarting)
-//! replicas while no controller answers. Containers the orchestrator did not create are never
+//! replicas while no controller answers. Containers the worker did not create are never
 //! touched.
 
 use anyhow::{ensure, Result};
@@ -140,7 +140,7 @@ fn the_agent_runs_heals_and_reports_its_assignments() -> Result<()> {
     );
     ensure!(!reg.hostname.is_empty() && !reg.agent_version.is_empty());
 
-    // A container of the operator's own: the orchestrator must never touch it.
+    // A container of the operator's own: the worker must never touch it.
     host.hoist_ok(&["run", "-d", "--name", "mine", "busybox", "sleep", "1000"])?;
 
     let web = spec("web", &["sleep", "1000"]);

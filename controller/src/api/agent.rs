@@ -107,13 +107,13 @@ pub async fn register(State(ctx): State<Ctx>, body: Bytes) -> Result<Response, A
         RaftResponse::Error(e) => return Err(e.into()),
         other => return Err(super::services::unexpected(&other)),
     }
-    ctx.orch.liveness.beat(&id, Instant::now());
+    ctx.leader.liveness.beat(&id, Instant::now());
     tracing::info!(node = %id, "node registered");
     Ok(encode(&RegisterResponse {
         node_id: id,
         term: ctx.node.term(),
-        heartbeat_interval_ms: ctx.orch.settings.heartbeat_interval.as_millis() as u64,
-        grace_ms: ctx.orch.settings.grace.as_millis() as u64,
+        heartbeat_interval_ms: ctx.leader.settings.heartbeat_interval.as_millis() as u64,
+        grace_ms: ctx.leader.settings.grace.as_millis() as u64,
         cluster_id: identity.cluster_id,
     }))
 }
@@ -128,7 +128,7 @@ pub async fn heartbeat(State(ctx): State<Ctx>, body: Bytes) -> Result<Response, 
     ctx.node.ensure_leader()?;
     let known = ctx.node.stale_read(|s| s.nodes.contains_key(&hb.node_id));
     if known {
-        ctx.orch.liveness.beat(&hb.node_id, Instant::now());
+        ctx.leader.liveness.beat(&hb.node_id, Instant::now());
     }
     Ok(encode(&HeartbeatAck {
         term: ctx.node.term(),
@@ -212,7 +212,7 @@ pub async fn status(State(ctx): State<Ctx>, body: Bytes) -> Result<Response, Api
             report.node_id
         )));
     }
-    ctx.orch.liveness.beat(&report.node_id, Instant::now());
+    ctx.leader.liveness.beat(&report.node_id, Instant::now());
     if !report.tasks.is_empty() {
         if let RaftResponse::Error(e) = ctx
             .node

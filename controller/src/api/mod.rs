@@ -12,7 +12,7 @@ mod services;
 
 pub use error::ApiError;
 
-use crate::orchestrator::Orchestrator;
+use crate::leader::Leader;
 use crate::raft::RaftNode;
 use crate::state::State;
 use axum::body::Bytes;
@@ -30,13 +30,13 @@ use std::time::Duration;
 #[derive(Clone, Debug)]
 pub struct Ctx {
     pub node: RaftNode,
-    pub orch: Arc<Orchestrator>,
+    pub leader: Arc<Leader>,
     /// For forwarding requests to the leader.
     pub http: reqwest::Client,
 }
 
 impl Ctx {
-    pub fn new(node: RaftNode, orch: Arc<Orchestrator>) -> Ctx {
+    pub fn new(node: RaftNode, leader: Arc<Leader>) -> Ctx {
         hoist_common::init_tls();
         let http = reqwest::Client::builder()
             .no_proxy()
@@ -45,7 +45,7 @@ impl Ctx {
             .tcp_nodelay(true)
             .build()
             .expect("http client builds");
-        Ctx { node, orch, http }
+        Ctx { node, leader, http }
     }
 }
 

@@ -68,7 +68,7 @@ fn node_view(ctx: &Ctx, s: &Cluster, node: &Node) -> NodeView {
         tasks,
         reserved,
         last_heartbeat_ms_ago: ctx
-            .orch
+            .leader
             .liveness
             .since(&node.id, Instant::now())
             .map(|d| d.as_millis() as u64),
@@ -184,7 +184,7 @@ pub async fn ps(
     Path(name): Path<String>,
     RawQuery(q): RawQuery,
 ) -> Result<Json<ServiceTasks>, ApiError> {
-    let pending: BTreeMap<u64, std::sync::Arc<str>> = ctx.orch.pending(&name).into_iter().collect();
+    let pending: BTreeMap<u64, std::sync::Arc<str>> = ctx.leader.pending(&name).into_iter().collect();
     let out = read(&ctx, q, |s| {
         let svc = s.service(&name)?;
         let mut slots: BTreeMap<u64, ReplicaView> = BTreeMap::new();

@@ -1,4 +1,4 @@
-//! The agent as a cluster node (`hoist-agent --join TOKEN --controller ADDR,...`): it registers
+//! The agent as a worker node of the cluster (`hoist-agent --join TOKEN --controller ADDR,...`): it registers
 //! with the controllers, heartbeats, watches its assignments (long poll), makes its containers
 //! match them, runs their health checks, and reports task status in batches.
 //!

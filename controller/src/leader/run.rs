@@ -1,6 +1,6 @@
 //! The loop: when this member leads, turn silence into "down", reconcile, and commit the plan.
 
-use super::Orchestrator;
+use super::Leader;
 use crate::raft::RaftNode;
 use crate::scheduler::reconcile;
 use hoist_proto::raft::{Command, Plan, Response};
@@ -19,12 +19,12 @@ pub fn new_task_id() -> String {
 }
 
 /// Runs until the process ends.
-pub async fn run(node: RaftNode, orch: Arc<Orchestrator>) {
+pub async fn run(node: RaftNode, leader: Arc<Leader>) {
     let mut applied = node.applied_watch();
     let mut leading_term: Option<u64> = None;
     loop {
         tokio::select! {
-            _ = tokio::time::sleep(orch.settings.tick) => {}
+            _ = tokio::time::sleep(leader.settings.tick) => {}
             r = applied.changed() => {
                 if r.is_err() { return; }
                 // Let a burst of commits settle before reconciling again.
@@ -40,20 +40,20 @@ pub async fn run(node: RaftNode, orch: Arc<Orchestrator>) {
             leading_term = Some(term);
             let now = Instant::now();
             node.stale_read(|s| {
-                orch.liveness
+                leader.liveness
                     .fresh_grace(s.nodes.keys().map(String::as_str), now)
             });
         }
-        if let Err(e) = step(&node, &orch).await {
+        if let Err(e) = step(&node, &leader).await {
             tracing::debug!(error = %e, "orchestration step");
         }
     }
 }
 
 /// One round: liveness changes, then reconciliation.
-pub async fn step(node: &RaftNode, orch: &Orchestrator) -> Result<(), crate::raft::WriteError> {
+pub async fn step(node: &RaftNode, leader: &Leader) -> Result<(), crate::raft::WriteError> {
     let now = Instant::now();
-    let changes = node.stale_read(|s| orch.liveness.changes(s.nodes.values(), now));
+    let changes = node.stale_read(|s| leader.liveness.changes(s.nodes.values(), now));
     if !changes.is_empty() {
         for (id, status) in &changes {
             tracing::info!(node = %id, ?status, "node liveness changed");
@@ -66,7 +66,7 @@ pub async fn step(node: &RaftNode, orch: &Orchestrator) -> Result<(), crate::raf
     }
     let mut ids = new_task_id;
     let mut r = node.stale_read(|s| reconcile(s, now_ms(), &mut ids));
-    orch.set_pending(std::mem::take(&mut r.pending));
+    leader.set_pending(std::mem::take(&mut r.pending));
     if r.is_empty() {
         return Ok(());
     }

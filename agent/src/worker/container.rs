@@ -11,7 +11,7 @@ use hoist_proto::{
     ContainerInfo, ContainerStatus, CreateContainer, NetworkMode, PortMapping, Protocol, Resources,
 };
 
-/// The task a container runs. Containers without it are not the orchestrator's and are never touched.
+/// The task a container runs. Containers without it are not the worker's and are never touched.
 pub const TASK: &str = "hoist.task";
 pub const SERVICE: &str = "hoist.service";
 pub const SLOT: &str = "hoist.slot";

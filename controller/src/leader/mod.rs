@@ -1,4 +1,4 @@
-//! The leader's orchestration loop and the in-memory state it keeps: agents' heartbeats (never in
+//! The leader's loop and the in-memory state it keeps: agents' heartbeats (never in
 //! the Raft log), the grace period that turns silence into "down" through Raft, and the pending
 //! explanations of the last reconciliation. Every member runs the loop; only the leader acts.
 
@@ -14,7 +14,7 @@ use std::time::Duration;
 
 /// Timings of the loop and of node liveness.
 #[derive(Debug, Clone)]
-pub struct OrchSettings {
+pub struct LeaderSettings {
     /// Silence after which a node is marked down (`--node-grace`).
     pub grace: Duration,
     /// How often agents are told to heartbeat.
@@ -23,9 +23,9 @@ pub struct OrchSettings {
     pub tick: Duration,
 }
 
-impl Default for OrchSettings {
+impl Default for LeaderSettings {
     fn default() -> Self {
-        OrchSettings {
+        LeaderSettings {
             grace: Duration::from_secs(15),
             heartbeat_interval: Duration::from_secs(1),
             tick: Duration::from_millis(250),
@@ -35,16 +35,16 @@ impl Default for OrchSettings {
 
 /// What the API handlers share with the loop.
 #[derive(Debug)]
-pub struct Orchestrator {
-    pub settings: OrchSettings,
+pub struct Leader {
+    pub settings: LeaderSettings,
     pub liveness: Liveness,
     /// Per service: slots that could not be placed, with the reason per node.
     pending: RwLock<Pending>,
 }
 
-impl Orchestrator {
-    pub fn new(settings: OrchSettings) -> Arc<Orchestrator> {
-        Arc::new(Orchestrator {
+impl Leader {
+    pub fn new(settings: LeaderSettings) -> Arc<Leader> {
+        Arc::new(Leader {
             liveness: Liveness::new(settings.grace),
             settings,
             pending: RwLock::default(),

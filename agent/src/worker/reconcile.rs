@@ -7,7 +7,7 @@
 //! - an exited container is restarted per the task's restart policy (see [`super::restart`]);
 //! - of two containers for one task (a crash between create and remove), the running or newest stays;
 //! - a task with an action in flight is left alone until it completes;
-//! - containers without the `hoist.task` label are not the orchestrator's and are never looked at
+//! - containers without the `hoist.task` label are not the worker's and are never looked at
 //!   (the caller only passes labelled ones).
 
 use super::restart::{self, Decision, Policy};
