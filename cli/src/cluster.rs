@@ -43,9 +43,14 @@ pub enum SnapshotCmd {
 fn members_table(members: &[Member]) -> Table {
     let mut t = Table::new();
     t.load_preset(comfy_table::presets::NOTHING);
-    t.set_header(["ID", "ADDRESS", "VOTER"]);
+    t.set_header(["ID", "ADDRESS", "VOTER", "VERSION"]);
     for m in members {
-        t.add_row([m.id.to_string(), m.address.clone(), m.voter.to_string()]);
+        t.add_row([
+            m.id.to_string(),
+            m.address.clone(),
+            m.voter.to_string(),
+            m.version.clone().unwrap_or_else(|| "-".into()),
+        ]);
     }
     t
 }
@@ -76,10 +81,23 @@ pub async fn run(cmd: ClusterCmd, controllers: &[String], json: bool) -> anyhow:
             for m in &st.members {
                 views.push((m.clone(), client.status_of(&m.address).await));
             }
+            // A member says its own version; one that does not answer, as the other last heard.
+            let version_of = |m: &Member, s: &Option<ClusterStatus>| match s {
+                Some(s) => (Some(s.version.clone()), Some(s.format)),
+                None => (m.version.clone(), m.format),
+            };
             if json {
                 let v: Vec<_> = views
                     .iter()
-                    .map(|(m, s)| serde_json::json!({ "member": m, "status": s }))
+                    .map(|(m, s)| {
+                        let (version, format) = version_of(m, s);
+                        serde_json::json!({
+                            "member": m,
+                            "version": version,
+                            "format": format,
+                            "status": s,
+                        })
+                    })
                     .collect();
                 println!("{}", serde_json::to_string_pretty(&v)?);
                 return Ok(0);
@@ -88,6 +106,7 @@ pub async fn run(cmd: ClusterCmd, controllers: &[String], json: bool) -> anyhow:
                 (Some(id), Some(addr)) => println!("leader: {id} at {addr}, term {}", st.term),
                 _ => println!("leader: none known (term {})", st.term),
             }
+            println!("cluster format: {}", st.cluster_format);
             let mut t = Table::new();
             t.load_preset(comfy_table::presets::NOTHING);
             t.set_header([
@@ -98,8 +117,13 @@ pub async fn run(cmd: ClusterCmd, controllers: &[String], json: bool) -> anyhow:
                 "TERM",
                 "APPLIED",
                 "STATE HASH",
+                "VERSION",
             ]);
             for (m, s) in views {
+                let version = match version_of(&m, &s) {
+                    (Some(v), Some(f)) => format!("{v} (format {f})"),
+                    _ => "-".into(),
+                };
                 let (role, term, applied, hash) = match s {
                     Some(s) => (
                         s.role,
@@ -117,6 +141,7 @@ pub async fn run(cmd: ClusterCmd, controllers: &[String], json: bool) -> anyhow:
                     term,
                     applied,
                     hash,
+                    version,
                 ]);
             }
             println!("{t}");

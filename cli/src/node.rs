@@ -113,6 +113,7 @@ pub async fn run(cmd: NodeCmd, controllers: &[String], json: bool) -> anyhow::Re
                     "CPU",
                     "MEMORY",
                     "REPLICAS",
+                    "VERSION",
                     "LABELS",
                 ]);
                 for v in list {
@@ -136,6 +137,7 @@ pub async fn run(cmd: NodeCmd, controllers: &[String], json: bool) -> anyhow::Re
                             gib(n.capacity.memory_bytes)
                         ),
                         v.tasks.to_string(),
+                        n.agent_version.clone(),
                         labels.join(","),
                     ]);
                 }

@@ -6,38 +6,8 @@
 
 use hoist_proto::{PortMapping, Protocol, VolumeMount};
 
-/// A byte size like Docker's: a number with an optional unit `b`, `k`, `m`, `g`, `t`
-/// (powers of 1024, case-insensitive, an optional trailing `b` or `ib`): `64m`, `1.5g`, `512MiB`.
-pub fn parse_size(text: &str) -> Result<u64, String> {
-    let err = || format!("{text:?} is not a size (examples: 512k, 64m, 1.5g)");
-    let t = text.trim().to_ascii_lowercase();
-    let split = t
-        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
-        .unwrap_or(t.len());
-    let (num, unit) = t.split_at(split);
-    if num.is_empty() {
-        return Err(err());
-    }
-    let unit = unit.trim();
-    let unit = unit
-        .strip_suffix("ib")
-        .or_else(|| unit.strip_suffix('b'))
-        .unwrap_or(unit);
-    let mult: u64 = match unit {
-        "" => 1,
-        "k" => 1 << 10,
-        "m" => 1 << 20,
-        "g" => 1 << 30,
-        "t" => 1 << 40,
-        _ => return Err(err()),
-    };
-    let value: f64 = num.parse().map_err(|_| err())?;
-    let bytes = value * mult as f64;
-    if !bytes.is_finite() || bytes < 0.0 || bytes > u64::MAX as f64 {
-        return Err(err());
-    }
-    Ok(bytes.round() as u64)
-}
+/// Sizes follow one rule everywhere (Docker's binary units): see [`hoist_proto::quantity::parse_size`].
+pub use hoist_proto::quantity::parse_size;
 
 /// Formats bytes the way operators read them: `64MiB`, `1.5GiB`, `312B`.
 pub fn format_size(bytes: u64) -> String {
@@ -169,20 +139,6 @@ pub fn parse_user(text: &str) -> Result<UserSpec, String> {
 mod tests {
     use super::*;
     use proptest::prelude::*;
-
-    #[test]
-    fn sizes() {
-        assert_eq!(parse_size("64m"), Ok(64 << 20));
-        assert_eq!(parse_size("64M"), Ok(64 << 20));
-        assert_eq!(parse_size("512MiB"), Ok(512 << 20));
-        assert_eq!(parse_size("1.5g"), Ok(3 << 29));
-        assert_eq!(parse_size("100"), Ok(100));
-        assert_eq!(parse_size("4kb"), Ok(4096));
-        for bad in ["", "m", "12x", "-1m", "1..2m", "1e400"] {
-            let e = parse_size(bad).unwrap_err();
-            assert!(e.contains("is not a size"), "{bad}: {e}");
-        }
-    }
 
     #[test]
     fn size_format() {

@@ -108,12 +108,13 @@ async fn join(seeds: &[String], id: u64, address: &str, learner: bool) -> Result
     let mut last = String::from("no seed given");
     while Instant::now() < deadline {
         for seed in seeds {
-            match client
+            let mut post = client
                 .post(format!("http://{seed}/v1/cluster/members"))
-                .json(&req)
-                .send()
-                .await
-            {
+                .json(&req);
+            for (k, v) in crate::raft::peers::version_headers() {
+                post = post.header(k, v);
+            }
+            match post.send().await {
                 Ok(r) if r.status().is_success() => {
                     tracing::info!(seed, "joined the cluster");
                     return Ok(());

@@ -1,5 +1,6 @@
 //! The controller's API bodies: services with their version history, nodes, tasks, cluster status
-//! and errors. JSON over HTTP; the replicated ones are also stored with postcard, so they stay plain.
+//! and errors. JSON over HTTP; what is stored and sent between processes are their twins in
+//! [`crate::format`].
 
 use crate::node::Health;
 use crate::service::{FieldError, ServicePort, ServiceSpec};
@@ -113,6 +114,10 @@ pub struct Node {
     /// Operator-set: active, paused or drained.
     pub availability: NodeAvailability,
     pub agent_version: String,
+    /// The newest format the agent reads (0 until the cluster itself is at format 1): replicas
+    /// whose spec needs a newer one are not placed there. Format 1.
+    #[serde(default)]
+    pub agent_format: u32,
     /// Leader time of the first registration.
     pub registered_ms: u64,
     /// Leader time of the last change.
@@ -307,6 +312,12 @@ pub struct Member {
     pub address: String,
     /// A voter counts for quorum; a learner only receives the log.
     pub voter: bool,
+    /// The Hoist version it runs, as the answering member last heard (absent: not heard).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub version: Option<String>,
+    /// The newest format it reads, likewise.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub format: Option<u32>,
 }
 
 /// `GET /v1/cluster/status`, as seen by the member that answers.
@@ -333,6 +344,20 @@ pub struct ClusterStatus {
     /// SHA-256 of the replicated state at `last_applied`; equal on members with equal `last_applied`.
     pub state_hash: String,
     pub services: u64,
+    /// The answering member's Hoist version (a member of 0.1.0 does not say it).
+    #[serde(default = "legacy_version")]
+    pub version: String,
+    /// The newest format the answering member reads and writes.
+    #[serde(default)]
+    pub format: u32,
+    /// The format the cluster writes: the newest every member reads.
+    #[serde(default)]
+    pub cluster_format: u32,
+}
+
+/// The version of a member that does not say it: only 0.1.0 did not.
+fn legacy_version() -> String {
+    "0.1.0".into()
 }
 
 /// `POST /v1/cluster/members`: add a member (as learner, then voter unless `learner`).
@@ -377,41 +402,5 @@ mod tests {
         assert_eq!(serde_json::to_value(VersionOrigin::Apply).unwrap(), "apply");
         let back: ServiceVersion = serde_json::from_value(j).unwrap();
         assert_eq!(back, v);
-    }
-
-    #[test]
-    fn postcard_golden_bytes() {
-        let t = Task {
-            id: "t1".into(),
-            service: "web".into(),
-            service_version: 3,
-            slot: 0,
-            node: "n1".into(),
-            desired: TaskState::Running,
-            state: TaskState::Pending,
-            health: Health::Healthy,
-            address: Some("a".into()),
-            container_id: None,
-            exit_code: None,
-            message: "m".into(),
-            restarts: 1,
-            created_ms: 1,
-            updated_ms: 300,
-            ready_since_ms: None,
-        };
-        let b = postcard::to_stdvec(&t).unwrap();
-        assert_eq!(
-            b,
-            b"\x02t1\x03web\x03\x00\x02n1\x01\x00\x02\x01\x01a\x00\x00\x01m\x01\x01\xac\x02\x00"
-        );
-        assert_eq!(postcard::from_bytes::<Task>(&b).unwrap(), t);
-        let o = postcard::to_stdvec(&VersionOrigin::Rollback { from: 7 }).unwrap();
-        assert_eq!(o, [2, 7]);
-        assert_eq!(postcard::to_stdvec(&TaskState::Complete).unwrap(), [4]);
-        assert_eq!(postcard::to_stdvec(&RolloutState::RolledBack).unwrap(), [4]);
-        assert_eq!(
-            serde_json::to_value(RolloutState::RolledBack).unwrap(),
-            "rolled_back"
-        );
     }
 }

@@ -2,15 +2,17 @@
 //!
 //! This crate depends on nothing of ours so that every part can speak it. The agent's local API is
 //! JSON over HTTP on a unix socket; these types are its request and response bodies.
-//! Anything persisted is versioned; enum variants are only appended, never reordered.
+//! What is persisted or sent between processes is versioned: see [`format`].
 
 pub mod agent;
 pub mod cluster;
+pub mod format;
 pub mod image;
 pub mod node;
 pub mod quantity;
 pub mod raft;
 pub mod service;
+pub mod signal;
 
 pub use agent::*;
 pub use image::*;

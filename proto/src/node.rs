@@ -1,6 +1,10 @@
 //! The agent–controller protocol: how an agent joins, proves it is alive, learns what to run and
-//! reports what runs. Postcard bodies over HTTP (`content-type: application/x-postcard`) under
-//! `/v1/agent/...` on any controller member; members that are not the leader forward to it.
+//! reports what runs. Binary bodies over HTTP under `/v1/agent/...` on any controller member;
+//! members that are not the leader forward to it. The body is the format the two sides share
+//! (see [`crate::format`]): protobuf (`application/x-protobuf`) from format 1, postcard
+//! (`application/x-postcard`) with a 0.1.0 peer. Each side names its version and format in the
+//! `hoist-version` and `hoist-format` headers; an agent starts in format 0 and moves up once a
+//! controller's answer says it can. The controller answers in the format it was asked in.
 //!
 //! | route | body | answer |
 //! | --- | --- | --- |
@@ -37,7 +41,7 @@
 //!
 //! Heartbeats live in the leader's memory only; the Raft log sees a node only when it registers,
 //! changes status (down after the grace period, back up) or its tasks change state.
-//! Variants and fields are only appended.
+//! Fields and variants are only added (see ARCHITECTURE.md, "Formats").
 
 use crate::cluster::{NodeResources, TaskState};
 use crate::service::ServiceSpec;
@@ -207,57 +211,6 @@ pub fn parse_join_token(token: &str) -> Result<JoinTokenParts, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn postcard_golden_bytes_and_round_trip() {
-        let hb = Heartbeat {
-            node_id: "n1".into(),
-            term_seen: 300,
-        };
-        let b = postcard::to_stdvec(&hb).unwrap();
-        assert_eq!(b, b"\x02n1\xac\x02");
-        assert_eq!(postcard::from_bytes::<Heartbeat>(&b).unwrap(), hb);
-
-        let st = TaskStatus {
-            task_id: "t".into(),
-            state: TaskState::Running,
-            health: Health::Healthy,
-            container_id: None,
-            address: Some("10.0.0.2".into()),
-            exit_code: Some(-1),
-            message: String::new(),
-            restarts: 2,
-        };
-        let b = postcard::to_stdvec(&st).unwrap();
-        assert_eq!(b, b"\x01t\x01\x02\x00\x01\x0810.0.0.2\x01\x01\x00\x02");
-        assert_eq!(postcard::from_bytes::<TaskStatus>(&b).unwrap(), st);
-
-        let a = Assignments {
-            index: 7,
-            term: 2,
-            tasks: vec![Assignment {
-                task_id: "t".into(),
-                service: "web".into(),
-                service_version: 1,
-                slot: 0,
-                spec: ServiceSpec::new("web", "busybox"),
-                desired: TaskState::Shutdown,
-            }],
-        };
-        let b = postcard::to_stdvec(&a).unwrap();
-        assert_eq!(postcard::from_bytes::<Assignments>(&b).unwrap(), a);
-
-        let r = RegisterResponse {
-            node_id: "n".into(),
-            term: 1,
-            heartbeat_interval_ms: 1000,
-            grace_ms: 15000,
-            cluster_id: "c".into(),
-        };
-        let b = postcard::to_stdvec(&r).unwrap();
-        assert_eq!(b, b"\x01n\x01\xe8\x07\x98\x75\x01c");
-        assert_eq!(postcard::from_bytes::<RegisterResponse>(&b).unwrap(), r);
-    }
 
     #[test]
     fn join_tokens() {

@@ -69,31 +69,45 @@ impl<'de> Deserialize<'de> for Quantity {
     }
 }
 
-/// Parses a byte size: a plain number of bytes, or a number with a decimal (`k`, `M`, `G`, `T`, also
-/// written `KB`, `MB`...) or binary (`Ki`, `Mi`, `Gi`, `Ti`, also `KiB`...) suffix, case-insensitive.
-/// Returns `None` when the text is not a size or overflows.
-pub fn parse_size(text: &str) -> Option<u64> {
+/// Parses a byte size the way Docker does (`docker run -m`, Compose files): a plain number of
+/// bytes, or a number with a suffix `k`, `m`, `g` or `t` in any case, optionally followed by `b` or
+/// `ib` (`64m`, `512MiB`, `1.5G`, `4kb`); every suffix is binary (`1k` = 1024). Kubernetes' `Ki`,
+/// `Mi`, `Gi`, `Ti` mean the same. The one size rule of Hoist: specs, flags and the agent.
+/// (Format 0 read a spec's single letters as decimal: [`crate::format::v0::parse_size_decimal_letters`].)
+pub fn parse_size(text: &str) -> Result<u64, String> {
+    let bad = || format!("{text:?} is not a size (like 512k, 64m, 1.5g, 512Mi)");
+    let (num, unit) = split_unit(text).ok_or_else(bad)?;
+    let unit = unit.to_ascii_lowercase();
+    let unit = unit
+        .strip_suffix("ib")
+        .or_else(|| unit.strip_suffix('i'))
+        .or_else(|| unit.strip_suffix('b'))
+        .unwrap_or(&unit);
+    let mult: u64 = match unit {
+        "" => 1,
+        "k" => 1 << 10,
+        "m" => 1 << 20,
+        "g" => 1 << 30,
+        "t" => 1 << 40,
+        _ => return Err(bad()),
+    };
+    scale_decimal(num, mult).ok_or_else(bad)
+}
+
+/// The number of a size times `mult`, whatever its suffix (for readers of older rules).
+pub(crate) fn parse_size_with(text: &str, mult: u64) -> Option<u64> {
+    let (num, _) = split_unit(text)?;
+    scale_decimal(num, mult)
+}
+
+/// `"1.5 GiB"` → `("1.5", "GiB")`; `None` without a number.
+fn split_unit(text: &str) -> Option<(&str, &str)> {
     let t = text.trim();
     let split = t
         .find(|c: char| !(c.is_ascii_digit() || c == '.'))
         .unwrap_or(t.len());
     let (num, unit) = t.split_at(split);
-    if num.is_empty() {
-        return None;
-    }
-    let mult: u64 = match unit.trim().to_ascii_lowercase().as_str() {
-        "" | "b" => 1,
-        "k" | "kb" => 1_000,
-        "m" | "mb" => 1_000_000,
-        "g" | "gb" => 1_000_000_000,
-        "t" | "tb" => 1_000_000_000_000,
-        "ki" | "kib" => 1 << 10,
-        "mi" | "mib" => 1 << 20,
-        "gi" | "gib" => 1 << 30,
-        "ti" | "tib" => 1 << 40,
-        _ => return None,
-    };
-    scale_decimal(num, mult)
+    (!num.is_empty()).then_some((num, unit.trim()))
 }
 
 /// Parses a CPU amount into thousandths of a CPU: `"2"`, `"0.5"`, `"500m"`.
@@ -163,16 +177,15 @@ fn scale_decimal(num: &str, mult: u64) -> Option<u64> {
         return None;
     }
     let int_v: u64 = if int.is_empty() { 0 } else { int.parse().ok()? };
-    let mut value = int_v.checked_mul(mult)?;
-    let mut scale = mult;
-    for d in frac.bytes().take(18) {
-        scale /= 10;
-        if scale == 0 {
-            break;
-        }
-        value = value.checked_add(u64::from(d - b'0') * scale)?;
+    let value = int_v.checked_mul(mult)?;
+    // The fraction exactly: its digits as an integer, times `mult`, over 10^digits.
+    let frac = &frac[..frac.len().min(18)];
+    if frac.is_empty() {
+        return Some(value);
     }
-    Some(value)
+    let digits: u128 = frac.parse().ok()?;
+    let part = digits * u128::from(mult) / 10u128.pow(frac.len() as u32);
+    value.checked_add(u64::try_from(part).ok()?)
 }
 
 #[cfg(test)]
@@ -181,16 +194,39 @@ mod tests {
 
     #[test]
     fn sizes() {
-        assert_eq!(parse_size("512"), Some(512));
-        assert_eq!(parse_size("512Mi"), Some(512 << 20));
-        assert_eq!(parse_size("1GiB"), Some(1 << 30));
-        assert_eq!(parse_size("1.5G"), Some(1_500_000_000));
-        assert_eq!(parse_size("2k"), Some(2000));
-        assert_eq!(parse_size("12x"), None);
-        assert_eq!(parse_size(""), None);
-        assert_eq!(parse_size("Mi"), None);
-        assert_eq!(parse_size("-1"), None);
-        assert_eq!(parse_size("99999999999999Ti"), None);
+        for (text, bytes) in [
+            ("512", 512),
+            ("512Mi", 512 << 20),
+            ("512MiB", 512 << 20),
+            ("64m", 64 << 20),
+            ("64M", 64 << 20),
+            ("64mb", 64 << 20),
+            ("1GiB", 1 << 30),
+            ("1.5g", 3 << 29),
+            ("1.5G", 3 << 29),
+            ("2k", 2048),
+            ("4kb", 4096),
+            ("2Ki", 2048),
+            ("7b", 7),
+            ("1 t", 1 << 40),
+        ] {
+            assert_eq!(parse_size(text), Ok(bytes), "{text}");
+        }
+        for bad in ["12x", "", "Mi", "-1", "99999999999999Ti", "1.2.3k", "kb"] {
+            let e = parse_size(bad).unwrap_err();
+            assert!(e.contains("is not a size"), "{bad}: {e}");
+        }
+    }
+
+    #[test]
+    fn format_0_read_single_letters_as_decimal() {
+        use crate::format::v0::parse_size_decimal_letters as old;
+        assert_eq!(old("1.5G"), Some(1_500_000_000));
+        assert_eq!(old("2k"), Some(2000));
+        assert_eq!(old("64MB"), Some(64_000_000));
+        assert_eq!(old("512Mi"), Some(512 << 20));
+        assert_eq!(old("512"), Some(512));
+        assert_eq!(old("12x"), None);
     }
 
     #[test]
@@ -220,12 +256,6 @@ mod tests {
         assert_eq!(q.as_str(), "0.5");
         let q: Quantity = serde_json::from_str("\"512Mi\"").unwrap();
         assert_eq!(q.as_str(), "512Mi");
-        let bytes = postcard::to_stdvec(&Quantity::from("1Gi")).unwrap();
-        assert_eq!(bytes, b"\x031Gi");
-        assert_eq!(
-            postcard::from_bytes::<Quantity>(&bytes).unwrap().as_str(),
-            "1Gi"
-        );
     }
 
     #[test]

@@ -82,6 +82,31 @@ pub enum Command {
         cluster_id: String,
         secret: String,
     },
+    /// The leader, once every member reads `format`: from now on the cluster writes it.
+    /// The cluster format never goes down. Format 1.
+    SetClusterFormat {
+        format: u32,
+    },
+    /// The leader, when a node's agent reports another version than the state holds. Format 1.
+    SetNodeVersion {
+        id: String,
+        agent_version: String,
+        agent_format: u32,
+    },
+}
+
+impl Command {
+    /// The oldest format that can carry this command: a member that reads only older ones could
+    /// not apply it as the others do.
+    pub fn format(&self) -> u32 {
+        match self {
+            Command::ApplyService(spec) => spec.format(),
+            Command::RegisterNode(node) => u32::from(node.agent_format != 0),
+            Command::Batch(commands) => commands.iter().map(Command::format).max().unwrap_or(0),
+            Command::SetClusterFormat { .. } | Command::SetNodeVersion { .. } => 1,
+            _ => 0,
+        }
+    }
 }
 
 /// What the leader's scheduler and reconciler decided, from a snapshot of the state. `apply`
@@ -143,91 +168,4 @@ pub enum Response {
     /// One answer per command of a [`Command::Batch`], in order.
     Batch(Vec<Response>),
     Plan(PlanResult),
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn postcard_golden_bytes_and_round_trip() {
-        let cases: Vec<(Request, &[u8])> = vec![
-            (
-                Request {
-                    time_ms: 1,
-                    command: Command::ScaleService {
-                        name: "web".into(),
-                        replicas: -1,
-                    },
-                },
-                b"\x01\x02\x03web\x01",
-            ),
-            (
-                Request {
-                    time_ms: 128,
-                    command: Command::Noop,
-                },
-                b"\x80\x01\x0a",
-            ),
-            (
-                Request {
-                    time_ms: 0,
-                    command: Command::RollbackService {
-                        name: "a".into(),
-                        version: Some(2),
-                    },
-                },
-                b"\x00\x03\x01a\x01\x02",
-            ),
-            (
-                Request {
-                    time_ms: 0,
-                    command: Command::DeleteService { name: "a".into() },
-                },
-                b"\x00\x01\x01a",
-            ),
-        ];
-        for (req, golden) in cases {
-            let b = postcard::to_stdvec(&req).unwrap();
-            assert_eq!(b, golden, "{req:?} -> {b:x?}");
-            assert_eq!(postcard::from_bytes::<Request>(&b).unwrap(), req);
-        }
-        let batch = Request {
-            time_ms: 0,
-            command: Command::Batch(vec![
-                Command::Noop,
-                Command::DeleteService { name: "a".into() },
-            ]),
-        };
-        let b = postcard::to_stdvec(&batch).unwrap();
-        assert_eq!(b, b"\x00\x0b\x02\x0a\x01\x01a");
-        assert_eq!(postcard::from_bytes::<Request>(&b).unwrap(), batch);
-        let plan = Request {
-            time_ms: 0,
-            command: Command::Plan(Plan {
-                place: vec![],
-                stop: vec![("t".into(), "r".into())],
-                remove: vec!["u".into()],
-                rollouts: vec![],
-            }),
-        };
-        let b = postcard::to_stdvec(&plan).unwrap();
-        assert_eq!(b, b"\x00\x0c\x00\x01\x01t\x01r\x01\x01u\x00");
-        assert_eq!(postcard::from_bytes::<Request>(&b).unwrap(), plan);
-        let init = Command::InitCluster {
-            cluster_id: "c".into(),
-            secret: "s".into(),
-        };
-        assert_eq!(postcard::to_stdvec(&init).unwrap(), b"\x10\x01c\x01s");
-        let b = postcard::to_stdvec(&Response::Batch(vec![Response::Ok])).unwrap();
-        assert_eq!(b, b"\x07\x01\x05");
-        let r = Response::Error(CommandError {
-            code: ErrorCode::NotFound,
-            message: "x".into(),
-            field: None,
-        });
-        let b = postcard::to_stdvec(&r).unwrap();
-        assert_eq!(b, b"\x06\x00\x01x\x00");
-        assert_eq!(postcard::from_bytes::<Response>(&b).unwrap(), r);
-    }
 }

@@ -1,4 +1,5 @@
-//! A test-only agent that speaks the real agent–controller protocol over HTTP (postcard bodies):
+//! A test-only agent that speaks the real agent–controller protocol over HTTP (format 1: protobuf
+//! bodies and this build's version headers):
 //! it registers, heartbeats, long-polls its assignments and reports tasks Running (healthy, or
 //! unhealthy when the image name contains "bad") and Shutdown when told to stop. It runs no
 //! containers: controller tests use it to drive many nodes cheaply. `set_alive(false)` makes it
@@ -8,10 +9,9 @@ use anyhow::{bail, Context, Result};
 use hoist_proto::cluster::{NodeResources, TaskState};
 use hoist_proto::node::{
     Assignments, Health, Heartbeat, HeartbeatAck, RegisterRequest, RegisterResponse, StatusAck,
-    StatusReport, TaskStatus, POSTCARD_MEDIA_TYPE,
+    StatusReport, TaskStatus,
 };
-use serde::de::DeserializeOwned;
-use serde::Serialize;
+use hoist_proto::format::{self, Codec};
 use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
@@ -69,7 +69,7 @@ struct Conn {
 }
 
 impl Conn {
-    fn call<T: DeserializeOwned>(
+    fn call<T: Codec>(
         &mut self,
         method: reqwest::Method,
         path: &str,
@@ -80,16 +80,19 @@ impl Conn {
             let base = &self.controllers[self.next % self.controllers.len()];
             let mut req = self
                 .http
-                .request(method.clone(), format!("http://{base}{path}"));
+                .request(method.clone(), format!("http://{base}{path}"))
+                .header(format::VERSION_HEADER, format::VERSION)
+                .header(format::FORMAT_HEADER, format::CURRENT)
+                .header(format::OLDEST_FORMAT_HEADER, format::OLDEST);
             if let Some(b) = &body {
                 req = req
-                    .header("content-type", POSTCARD_MEDIA_TYPE)
+                    .header("content-type", format::PROTOBUF_MEDIA_TYPE)
                     .body(b.clone());
             }
             match req.send() {
                 Ok(r) if r.status().is_success() => {
                     let bytes = r.bytes()?;
-                    return postcard::from_bytes(&bytes).context("answer decodes");
+                    return T::decode(&bytes, format::CURRENT).context("answer decodes");
                 }
                 Ok(r) => {
                     let status = r.status();
@@ -107,8 +110,8 @@ impl Conn {
     }
 }
 
-fn body<T: Serialize>(v: &T) -> Option<Vec<u8>> {
-    Some(postcard::to_stdvec(v).expect("encodes"))
+fn body<T: Codec>(v: &T) -> Option<Vec<u8>> {
+    Some(v.encode(format::CURRENT).expect("encodes"))
 }
 
 impl FakeAgent {

@@ -1,5 +1,6 @@
 //! A scripted controller for testing the agent on its own: it speaks the real agent–controller
-//! protocol (`proto::node`, postcard over HTTP) from the test process, and the test decides what
+//! protocol (`proto::node`, format 0 over HTTP, as a 0.1.0 controller speaks it: no version
+//! headers, postcard bodies) from the test process, and the test decides what
 //! it answers — assignments, terms, forgetting the node — and reads back what the agent sent.
 //! It listens on the lab bridge's own address, so only the lab's namespaces reach it.
 
@@ -9,6 +10,7 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::Router;
+use hoist_proto::format::Codec;
 use hoist_proto::node::{
     Assignment, Assignments, Heartbeat, HeartbeatAck, RegisterRequest, RegisterResponse, StatusAck,
     StatusReport, TaskStatus,
@@ -57,10 +59,10 @@ pub struct FakeController {
     runtime: Option<tokio::runtime::Runtime>,
 }
 
-fn postcard<T: serde::Serialize>(v: &T) -> Response {
+fn postcard<T: Codec>(v: &T) -> Response {
     (
         [("content-type", hoist_proto::node::POSTCARD_MEDIA_TYPE)],
-        postcard::to_stdvec(v).unwrap_or_default(),
+        v.encode(0).unwrap_or_default(),
     )
         .into_response()
 }
@@ -140,7 +142,7 @@ fn lock(s: &Shared) -> std::sync::MutexGuard<'_, FakeState> {
 }
 
 async fn register(State(s): State<Shared>, body: Bytes) -> Response {
-    let Ok(req) = postcard::from_bytes::<RegisterRequest>(&body) else {
+    let Ok(req) = RegisterRequest::decode(&body, 0) else {
         return (StatusCode::BAD_REQUEST, "bad body").into_response();
     };
     if req.token != TOKEN {
@@ -165,7 +167,7 @@ async fn register(State(s): State<Shared>, body: Bytes) -> Response {
 }
 
 async fn heartbeat(State(s): State<Shared>, body: Bytes) -> Response {
-    let Ok(hb) = postcard::from_bytes::<Heartbeat>(&body) else {
+    let Ok(hb) = Heartbeat::decode(&body, 0) else {
         return (StatusCode::BAD_REQUEST, "bad body").into_response();
     };
     let mut st = lock(&s);
@@ -210,7 +212,7 @@ async fn assignments(State(s): State<Shared>, Query(q): Query<Poll>) -> Response
 }
 
 async fn status(State(s): State<Shared>, body: Bytes) -> Response {
-    let Ok(report) = postcard::from_bytes::<StatusReport>(&body) else {
+    let Ok(report) = StatusReport::decode(&body, 0) else {
         return (StatusCode::BAD_REQUEST, "bad body").into_response();
     };
     let mut st = lock(&s);

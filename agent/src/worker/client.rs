@@ -1,14 +1,21 @@
-//! The agent's side of the agent–controller protocol (`proto::node`): postcard bodies over HTTP to
-//! any controller member. When a member does not answer, or answers that it cannot serve (no
-//! leader, 5xx), the next address is tried; the one that answered is tried first next time.
+//! The agent's side of the agent–controller protocol (`proto::node`) over HTTP to any controller
+//! member. When a member does not answer, or answers that it cannot serve (no leader, 5xx), the
+//! next address is tried; the one that answered is tried first next time.
+//!
+//! Bodies are in the newest format both sides read: every request names this agent's version and
+//! format; every answer names the controller's (or, forwarded, the leader's). The agent starts in
+//! format 0, which every controller reads (0.1.0 sent no version and read only postcard), and
+//! follows what the last answer said.
 
+use hoist_proto::format::{
+    Codec, PeerVersion, CURRENT, FORMAT_HEADER, OLDEST, OLDEST_FORMAT_HEADER, PROTOBUF_MEDIA_TYPE,
+    VERSION, VERSION_HEADER,
+};
 use hoist_proto::node::{
     Assignments, Heartbeat, HeartbeatAck, RegisterRequest, RegisterResponse, StatusAck,
     StatusReport, POSTCARD_MEDIA_TYPE,
 };
-use serde::de::DeserializeOwned;
-use serde::Serialize;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU32, AtomicUsize, Ordering};
 use std::time::Duration;
 
 #[derive(Debug, thiserror::Error)]
@@ -37,6 +44,11 @@ impl ClientError {
     pub fn is_unknown_node(&self) -> bool {
         matches!(self, ClientError::Refused { status: 404, .. })
     }
+
+    /// The controller runs a Hoist this agent cannot work with (or the other way round).
+    pub fn is_incompatible(&self) -> bool {
+        matches!(self, ClientError::Refused { status: 426, .. })
+    }
 }
 
 #[derive(Debug)]
@@ -44,6 +56,16 @@ pub struct ControllerClient {
     addrs: Vec<String>,
     preferred: AtomicUsize,
     http: reqwest::Client,
+    /// The format to speak: what the last answer said the controller reads.
+    format: AtomicU32,
+}
+
+fn media_type(format: u32) -> &'static str {
+    if format == 0 {
+        POSTCARD_MEDIA_TYPE
+    } else {
+        PROTOBUF_MEDIA_TYPE
+    }
 }
 
 /// Time allowed for an ordinary request; a long poll gets its wait on top.
@@ -60,7 +82,13 @@ impl ControllerClient {
             addrs,
             preferred: AtomicUsize::new(0),
             http,
+            format: AtomicU32::new(0),
         })
+    }
+
+    /// The format the last answer said to speak.
+    pub fn format(&self) -> u32 {
+        self.format.load(Ordering::Relaxed)
     }
 
     pub async fn register(&self, req: &RegisterRequest) -> Result<RegisterResponse, ClientError> {
@@ -89,39 +117,41 @@ impl ControllerClient {
             "/v1/agent/assignments?node={node}&index={index}&wait_ms={}",
             wait.as_millis()
         );
-        self.call::<(), _>(&path, None, wait + REQUEST_TIMEOUT)
+        self.call::<Heartbeat, _>(&path, None, wait + REQUEST_TIMEOUT)
             .await
     }
 
-    async fn call<Req: Serialize, Resp: DeserializeOwned>(
+    async fn call<Req: Codec, Resp: Codec>(
         &self,
         path: &str,
         body: Option<&Req>,
         timeout: Duration,
     ) -> Result<Resp, ClientError> {
-        let bytes = match body {
-            Some(b) => Some(postcard::to_stdvec(b).map_err(|e| ClientError::BadAnswer {
-                addr: String::new(),
-                path: path.into(),
-                message: format!("encode: {e}"),
-            })?),
-            None => None,
-        };
         let start = self.preferred.load(Ordering::Relaxed);
         let mut failures = Vec::new();
         for k in 0..self.addrs.len() {
             let i = (start + k) % self.addrs.len();
             let addr = &self.addrs[i];
             let url = format!("http://{addr}{path}");
-            let req = match &bytes {
-                Some(b) => self
-                    .http
-                    .post(&url)
-                    .header("content-type", POSTCARD_MEDIA_TYPE)
-                    .body(b.clone()),
+            let format = self.format();
+            let req = match body {
+                Some(b) => {
+                    let bytes = b.encode(format).map_err(|e| ClientError::BadAnswer {
+                        addr: addr.clone(),
+                        path: path.into(),
+                        message: format!("cannot be said in format {format}: {e}"),
+                    })?;
+                    self.http
+                        .post(&url)
+                        .header("content-type", media_type(format))
+                        .body(bytes)
+                }
                 None => self.http.get(&url),
             }
-            .header("accept", POSTCARD_MEDIA_TYPE)
+            .header("accept", media_type(format))
+            .header(VERSION_HEADER, VERSION)
+            .header(FORMAT_HEADER, CURRENT)
+            .header(OLDEST_FORMAT_HEADER, OLDEST)
             .timeout(timeout);
             let resp = match req.send().await {
                 Ok(r) => r,
@@ -130,6 +160,25 @@ impl ControllerClient {
                     continue;
                 }
             };
+            let get = |name: &str| resp.headers().get(name).and_then(|v| v.to_str().ok());
+            let told = PeerVersion::from_headers(
+                get(VERSION_HEADER),
+                get(FORMAT_HEADER),
+                get(OLDEST_FORMAT_HEADER),
+            );
+            let answered_in = match get("content-type") {
+                Some(ct) if ct.starts_with(PROTOBUF_MEDIA_TYPE) => CURRENT,
+                _ => 0,
+            };
+            let was = self.format.swap(told.common_format(), Ordering::Relaxed);
+            if was != told.common_format() {
+                tracing::info!(
+                    controller = %addr,
+                    version = %told.version,
+                    format = told.common_format(),
+                    "speaking to the controllers in another format"
+                );
+            }
             let status = resp.status().as_u16();
             let body = match resp.bytes().await {
                 Ok(b) => b,
@@ -151,7 +200,7 @@ impl ControllerClient {
                     message: message_of(&body),
                 });
             }
-            return postcard::from_bytes(&body).map_err(|e| ClientError::BadAnswer {
+            return Resp::decode(&body, answered_in).map_err(|e| ClientError::BadAnswer {
                 addr: addr.clone(),
                 path: path.into(),
                 message: e.to_string(),

@@ -34,8 +34,7 @@ pub fn create_request(a: &Assignment, restarts_ms: &[u64]) -> Result<CreateConta
     };
     let memory_bytes = match &s.resources.memory {
         Some(q) => Some(
-            parse_size(q.as_str())
-                .ok_or_else(|| format!("resources.memory: {:?} is not a size", q.as_str()))?,
+            parse_size(q.as_str()).map_err(|e| format!("resources.memory: {e}"))?,
         ),
         None => None,
     };

@@ -1,36 +1,58 @@
-//! `/v1/agent/...`: the agent–controller protocol of `hoist_proto::node`, postcard bodies. Only the
-//! leader answers (the forwarding layer sends agents there); errors are JSON [`ApiError`]s.
+//! `/v1/agent/...`: the agent–controller protocol of `hoist_proto::node`. Only the leader answers
+//! (the forwarding layer sends agents there); errors are JSON [`ApiError`]s. A request's body is
+//! postcard (an agent of 0.1.0, or one that has not heard this controller's version yet) or
+//! protobuf (format 1); the answer is in the same format. Every request tells the agent's
+//! version, which the leader keeps beside the node's heartbeat.
 
 use super::error::ApiError;
 use super::Ctx;
+use crate::raft::peers::{body_format, peer_version};
 use axum::body::Bytes;
 use axum::extract::{Query, State};
-use axum::http::{header, StatusCode};
+use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use hoist_proto::cluster::{Node, NodeAvailability, NodeStatus};
+use hoist_proto::format::{Codec, PeerVersion, OLDEST, PROTOBUF_MEDIA_TYPE};
 use hoist_proto::node::{
     parse_join_token, Assignment, Assignments, Heartbeat, HeartbeatAck, RegisterRequest,
     RegisterResponse, StatusAck, StatusReport, POSTCARD_MEDIA_TYPE,
 };
 use hoist_proto::raft::{Command, Response as RaftResponse};
 use hoist_proto::service::ServiceSpec;
-use serde::de::DeserializeOwned;
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
 /// Longest long poll; agents behind a forwarding member stay under its 60 s request timeout.
 const MAX_WAIT: Duration = Duration::from_secs(30);
 
-fn decode<T: DeserializeOwned>(body: &[u8], what: &str) -> Result<T, ApiError> {
-    postcard::from_bytes(body).map_err(|e| ApiError::bad_request(format!("{what}: {e}")))
+fn decode<T: Codec>(headers: &HeaderMap, body: &[u8]) -> Result<T, ApiError> {
+    T::decode(body, body_format(headers)).map_err(|e| ApiError::bad_request(e.to_string()))
 }
 
-fn encode<T: Serialize>(v: &T) -> Response {
-    match postcard::to_stdvec(v) {
-        Ok(b) => ([(header::CONTENT_TYPE, POSTCARD_MEDIA_TYPE)], b).into_response(),
+fn encode<T: Codec>(v: &T, format: u32) -> Response {
+    let media = if format == 0 {
+        POSTCARD_MEDIA_TYPE
+    } else {
+        PROTOBUF_MEDIA_TYPE
+    };
+    match v.encode(format) {
+        Ok(b) => ([(header::CONTENT_TYPE, media)], b).into_response(),
         Err(e) => ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", e.to_string())
             .into_response(),
+    }
+}
+
+/// The agent's version, refused when this controller cannot talk with it.
+fn agent_version(headers: &HeaderMap) -> Result<PeerVersion, ApiError> {
+    let v = peer_version(headers);
+    match v.incompatibility(OLDEST) {
+        None => Ok(v),
+        Some(why) => Err(ApiError::new(
+            StatusCode::UPGRADE_REQUIRED,
+            "incompatible_version",
+            format!("this agent cannot join: {why}"),
+        )),
     }
 }
 
@@ -43,12 +65,18 @@ fn valid_node_id(id: &str) -> bool {
 }
 
 /// `POST /v1/agent/register`
-pub async fn register(State(ctx): State<Ctx>, body: Bytes) -> Result<Response, ApiError> {
-    let req: RegisterRequest = decode(&body, "register request")?;
+pub async fn register(
+    State(ctx): State<Ctx>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    let req: RegisterRequest = decode(&headers, &body)?;
+    let format = body_format(&headers);
+    let version = agent_version(&headers)?;
     ctx.node.ensure_leader()?;
     let parts = parse_join_token(&req.token)
         .map_err(|m| ApiError::new(StatusCode::UNAUTHORIZED, "bad_token", m))?;
-    let identity = ctx.node.stale_read(|s| s.identity.clone());
+    let (identity, cluster_format) = ctx.node.stale_read(|s| (s.identity.clone(), s.cluster_format));
     let Some(identity) = identity else {
         return Err(ApiError::new(
             StatusCode::UNAUTHORIZED,
@@ -99,6 +127,12 @@ pub async fn register(State(ctx): State<Ctx>, body: Bytes) -> Result<Response, A
         status: NodeStatus::Ready,
         availability: NodeAvailability::Active,
         agent_version: req.agent_version,
+        // Said only once every member can read it (see `leader::versions`).
+        agent_format: if cluster_format >= 1 {
+            version.common_format()
+        } else {
+            0
+        },
         registered_ms: 0,
         updated_ms: 0,
     };
@@ -108,14 +142,18 @@ pub async fn register(State(ctx): State<Ctx>, body: Bytes) -> Result<Response, A
         other => return Err(super::services::unexpected(&other)),
     }
     ctx.leader.liveness.beat(&id, Instant::now());
-    tracing::info!(node = %id, "node registered");
-    Ok(encode(&RegisterResponse {
-        node_id: id,
-        term: ctx.node.term(),
-        heartbeat_interval_ms: ctx.leader.settings.heartbeat_interval.as_millis() as u64,
-        grace_ms: ctx.leader.settings.grace.as_millis() as u64,
-        cluster_id: identity.cluster_id,
-    }))
+    tracing::info!(node = %id, version = %version.version, format = version.format, "node registered");
+    ctx.leader.liveness.told_version(&id, version);
+    Ok(encode(
+        &RegisterResponse {
+            node_id: id,
+            term: ctx.node.term(),
+            heartbeat_interval_ms: ctx.leader.settings.heartbeat_interval.as_millis() as u64,
+            grace_ms: ctx.leader.settings.grace.as_millis() as u64,
+            cluster_id: identity.cluster_id,
+        },
+        format,
+    ))
 }
 
 fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
@@ -123,17 +161,26 @@ fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
 }
 
 /// `POST /v1/agent/heartbeat`
-pub async fn heartbeat(State(ctx): State<Ctx>, body: Bytes) -> Result<Response, ApiError> {
-    let hb: Heartbeat = decode(&body, "heartbeat")?;
+pub async fn heartbeat(
+    State(ctx): State<Ctx>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    let hb: Heartbeat = decode(&headers, &body)?;
+    let version = agent_version(&headers)?;
     ctx.node.ensure_leader()?;
     let known = ctx.node.stale_read(|s| s.nodes.contains_key(&hb.node_id));
     if known {
         ctx.leader.liveness.beat(&hb.node_id, Instant::now());
+        ctx.leader.liveness.told_version(&hb.node_id, version);
     }
-    Ok(encode(&HeartbeatAck {
-        term: ctx.node.term(),
-        known,
-    }))
+    Ok(encode(
+        &HeartbeatAck {
+            term: ctx.node.term(),
+            known,
+        },
+        body_format(&headers),
+    ))
 }
 
 #[derive(Debug, Deserialize)]
@@ -149,8 +196,13 @@ pub struct PollQuery {
 /// changed after `index` (at once when `index` is 0), or after `wait_ms` (≤ 30 s) with the same.
 pub async fn assignments(
     State(ctx): State<Ctx>,
+    headers: HeaderMap,
     Query(q): Query<PollQuery>,
 ) -> Result<Response, ApiError> {
+    let version = agent_version(&headers)?;
+    // A GET has no body to tell its format: the answer is in the newest format the agent says
+    // it reads (format 0 for one that says nothing).
+    let format = version.common_format();
     ctx.node.ensure_leader()?;
     let wait = Duration::from_millis(q.wait_ms).min(MAX_WAIT);
     let deadline = tokio::time::Instant::now() + wait;
@@ -189,19 +241,40 @@ pub async fn assignments(
                 slot: t.slot,
                 spec: s
                     .spec_of(&t.service, t.service_version)
-                    .cloned()
+                    .map(|spec| spec_for(spec, format, &t.id))
                     .unwrap_or_else(|| ServiceSpec::new(&t.service, "")),
                 desired: t.desired,
             })
             .collect();
         Assignments { index, term, tasks }
     });
-    Ok(encode(&out))
+    Ok(encode(&out, format))
+}
+
+/// `spec` as an agent reading `format` can take it. The scheduler places a replica only on a
+/// node whose agent reads its spec's format; a task of an older version whose spec is no longer
+/// kept is sent the current one, which may say more than an old agent reads: it gets the spec
+/// without what it cannot read (the replica runs on; only how it stops would differ).
+fn spec_for(spec: &ServiceSpec, format: u32, task: &str) -> ServiceSpec {
+    if spec.format() <= format {
+        return spec.clone();
+    }
+    tracing::warn!(%task, format, "sending a spec without the fields this agent cannot read");
+    ServiceSpec {
+        stop_signal: None,
+        stop_grace_period: None,
+        ..spec.clone()
+    }
 }
 
 /// `POST /v1/agent/status`
-pub async fn status(State(ctx): State<Ctx>, body: Bytes) -> Result<Response, ApiError> {
-    let report: StatusReport = decode(&body, "status report")?;
+pub async fn status(
+    State(ctx): State<Ctx>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    let report: StatusReport = decode(&headers, &body)?;
+    agent_version(&headers)?;
     ctx.node.ensure_leader()?;
     let known = ctx
         .node
@@ -225,7 +298,10 @@ pub async fn status(State(ctx): State<Ctx>, body: Bytes) -> Result<Response, Api
             return Err(e.into());
         }
     }
-    Ok(encode(&StatusAck {
-        term: ctx.node.term(),
-    }))
+    Ok(encode(
+        &StatusAck {
+            term: ctx.node.term(),
+        },
+        body_format(&headers),
+    ))
 }

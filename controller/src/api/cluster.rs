@@ -4,7 +4,8 @@ use super::body::json;
 use super::error::ApiError;
 use super::services::unexpected;
 use super::{read, write, Ctx};
-use crate::state::{decode_image, encode_image};
+use crate::raft::peers::peer_version;
+use crate::state::{decode_snapshot, encode_snapshot};
 use axum::body::Bytes;
 use axum::extract::{Path, RawQuery, State};
 use axum::http::{header, HeaderMap, StatusCode};
@@ -44,6 +45,19 @@ pub async fn add_member(
             format!("{:?} is not HOST:PORT", req.address),
         ));
     }
+    // The new member must read everything the cluster writes, and the cluster what it writes.
+    let joiner = peer_version(&headers);
+    let cluster_format = ctx.node.stale_read(|s| s.cluster_format);
+    if let Some(why) = joiner.incompatibility(cluster_format) {
+        return Err(ApiError::new(
+            StatusCode::UPGRADE_REQUIRED,
+            "incompatible_version",
+            format!("member {} cannot join: {why}", req.id),
+        ));
+    }
+    ctx.node
+        .peers()
+        .record(Some(req.id), Some(&req.address), joiner);
     ctx.node
         .add_member(req.id, &req.address, req.learner)
         .await?;
@@ -68,24 +82,46 @@ pub async fn remove_member(
     Ok(Json(ctx.node.status().members))
 }
 
-/// `GET /v1/cluster/snapshot`: the replicated state as a checksummed image.
+/// `GET /v1/cluster/snapshot`: the replicated state as a checksummed image, in the cluster's
+/// format (so a snapshot of a cluster still at format 0 also restores into Hoist 0.1.0).
 pub async fn download(
     State(ctx): State<Ctx>,
     RawQuery(q): RawQuery,
 ) -> Result<impl IntoResponse, ApiError> {
-    let image = read(&ctx, q, encode_image).await?;
+    let image = read(&ctx, q, |s| encode_snapshot(s, s.cluster_format)).await?;
+    let image = image.map_err(|e| {
+        ApiError::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "internal",
+            format!("snapshot: {e}"),
+        )
+    })?;
     Ok(([(header::CONTENT_TYPE, "application/octet-stream")], image))
 }
 
 /// `POST /v1/cluster/snapshot`: replace the whole replicated state with an image (through Raft).
+/// An image of any format this build reads is taken; it is proposed in the cluster's format, so
+/// that members not upgraded yet can apply it, or refused when that format cannot carry it.
 pub async fn restore(
     State(ctx): State<Ctx>,
     body: Bytes,
 ) -> Result<Json<serde_json::Value>, ApiError> {
-    if let Err(e) = decode_image(&body) {
-        return Err(ApiError::bad_request(format!("snapshot: {e}")));
-    }
-    match write(&ctx, Command::Restore(body.to_vec())).await? {
+    let mut state =
+        decode_snapshot(&body).map_err(|e| ApiError::bad_request(format!("snapshot: {e}")))?;
+    let cluster_format = ctx.node.stale_read(|s| s.cluster_format);
+    state.cluster_format = state.cluster_format.min(cluster_format);
+    let image = encode_snapshot(&state, cluster_format).map_err(|e| {
+        ApiError::new(
+            StatusCode::CONFLICT,
+            "needs_upgrade",
+            format!(
+                "snapshot: {}, and the cluster is at format {cluster_format}: finish upgrading \
+                 every controller member first",
+                e.what
+            ),
+        )
+    })?;
+    match write(&ctx, Command::Restore(image)).await? {
         Response::Restored(n) => Ok(Json(serde_json::json!({ "restored": true, "services": n }))),
         Response::Error(e) => Err(e.into()),
         other => Err(unexpected(&other)),

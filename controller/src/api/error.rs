@@ -89,6 +89,9 @@ impl From<ConsensusError> for ApiError {
                 ApiError::new(StatusCode::GATEWAY_TIMEOUT, "outcome_unknown", m)
             }
             ConsensusError::Rejected(m) => ApiError::new(StatusCode::CONFLICT, "conflict", m),
+            e @ ConsensusError::NeedsUpgrade { .. } => {
+                ApiError::new(StatusCode::CONFLICT, "needs_upgrade", e.to_string())
+            }
             ConsensusError::Fatal(m) => {
                 ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", m)
             }

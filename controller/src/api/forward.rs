@@ -1,10 +1,18 @@
 //! Leader forwarding: every `/v1` request is buffered; when its handler answers "not the leader,
 //! but X is", the same request is sent once to X and X's answer is returned. A forwarded request
 //! carries `x-hoist-forwarded` and is never forwarded again.
+//!
+//! Version headers travel through: the leader sees the client's (an agent's format decides the
+//! body of the leader's answer), and the client sees the leader's, not this member's, so an agent
+//! speaking to a 0.1.0 leader through an upgraded member stays in format 0. A format-1 body is
+//! not forwarded to a leader that reads only format 0: the answer says to retry, without
+//! version headers, so the agent retries in format 0.
 
 use super::body::{buffer, BLOB_LIMIT, JSON_LIMIT};
 use super::error::{ApiError, LeaderHint};
 use super::Ctx;
+use crate::raft::peers::body_format;
+use hoist_proto::format::{FORMAT_HEADER, OLDEST_FORMAT_HEADER, VERSION_HEADER};
 use axum::body::Body;
 use axum::extract::{Request, State};
 use axum::http::{header, StatusCode};
@@ -32,7 +40,17 @@ pub async fn forward_to_leader(State(ctx): State<Ctx>, req: Request, next: Next)
     // A request only the leader can answer goes there at once when another member leads;
     // otherwise the handler runs here and may still answer "not the leader, but X is".
     let known_elsewhere = match ctx.node.leader() {
-        Some((id, addr)) if id != ctx.node.id() && needs_leader(&method, &uri) => Some(addr),
+        Some((id, addr)) if id != ctx.node.id() && needs_leader(&method, &uri) => {
+            if body_format(&headers) > ctx.node.peers().format_of(id) {
+                return ApiError::new(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "older_leader",
+                    format!("the leader (member {id} at {addr}) runs an older Hoist: retry in format 0"),
+                )
+                .into_response();
+            }
+            Some(addr)
+        }
         _ => None,
     };
     let leader = match known_elsewhere {
@@ -59,7 +77,10 @@ pub async fn forward_to_leader(State(ctx): State<Ctx>, req: Request, next: Next)
     if is_long_poll(&uri, &headers) {
         out = out.timeout(std::time::Duration::from_secs(65));
     }
-    for h in [header::CONTENT_TYPE, header::IF_NONE_MATCH] {
+    for h in [header::CONTENT_TYPE, header::IF_NONE_MATCH]
+        .into_iter()
+        .chain(version_headers())
+    {
         if let Some(v) = headers.get(&h) {
             out = out.header(h, v);
         }
@@ -69,6 +90,7 @@ pub async fn forward_to_leader(State(ctx): State<Ctx>, req: Request, next: Next)
             let status = r.status();
             let kept: Vec<_> = [header::CONTENT_TYPE, header::ETAG]
                 .into_iter()
+                .chain(version_headers())
                 .filter_map(|h| Some((h.clone(), r.headers().get(&h)?.clone())))
                 .collect();
             match r.bytes().await {
@@ -83,6 +105,11 @@ pub async fn forward_to_leader(State(ctx): State<Ctx>, req: Request, next: Next)
         Err(e) if e.is_connect() => leader_unreachable(&leader, &e),
         Err(e) => outcome_unknown(&leader, &e),
     }
+}
+
+/// The headers that say a process's version.
+fn version_headers() -> [header::HeaderName; 3] {
+    [VERSION_HEADER, FORMAT_HEADER, OLDEST_FORMAT_HEADER].map(header::HeaderName::from_static)
 }
 
 /// The request may have reached the leader: whether a write took effect is unknown.

@@ -1,5 +1,7 @@
-//! The HTTP layer: the only module that names axum. `/v1` is the operator API (JSON), `/raft` the
-//! peer RPCs (postcard bodies). Handlers are thin: decode, validate, propose or read, encode.
+//! The HTTP layer: the only module that names axum. `/v1` is the operator API (JSON) and the
+//! agents' protocol, `/raft` the peer RPCs (bodies in the format of their media type). Handlers
+//! are thin: decode, validate, propose or read, encode. Every answer this member makes names its
+//! version (`hoist-version`, `hoist-format`); answers forwarded from the leader name the leader's.
 
 mod agent;
 mod body;
@@ -16,8 +18,9 @@ use crate::leader::Leader;
 use crate::raft::RaftNode;
 use crate::state::State;
 use axum::body::Bytes;
+use crate::raft::peers::{self, MEMBER_HEADER};
 use axum::extract::{DefaultBodyLimit, Path};
-use axum::http::{header, StatusCode};
+use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::IntoResponse;
 use axum::routing::{get, post};
 use axum::{Json, Router};
@@ -122,6 +125,7 @@ pub fn router(ctx: Ctx) -> Router {
         .route("/v1/openapi.json", get(openapi::document))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
+        .layer(axum::middleware::from_fn(with_version))
         .layer(axum::middleware::from_fn_with_state(
             ctx.clone(),
             forward::forward_to_leader,
@@ -129,6 +133,7 @@ pub fn router(ctx: Ctx) -> Router {
         .layer(DefaultBodyLimit::disable());
     let raft = Router::new()
         .route("/raft/{kind}", post(raft_rpc))
+        .layer(axum::middleware::from_fn(with_version))
         .layer(DefaultBodyLimit::max(body::BLOB_LIMIT));
     v1.merge(raft).with_state(ctx)
 }
@@ -149,13 +154,32 @@ async fn method_not_allowed(method: axum::http::Method, uri: axum::http::Uri) ->
     )
 }
 
+/// Names this build's version on an answer made here.
+async fn with_version(
+    req: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    let mut resp = next.run(req).await;
+    resp.headers_mut().extend(peers::version_headers());
+    resp
+}
+
 async fn raft_rpc(
     axum::extract::State(ctx): axum::extract::State<Ctx>,
     Path(kind): Path<String>,
+    headers: HeaderMap,
     body: Bytes,
 ) -> axum::response::Response {
-    match ctx.node.handle_rpc(&kind, &body).await {
-        Ok(out) => ([(header::CONTENT_TYPE, "application/postcard")], out).into_response(),
+    let sender = headers
+        .get(MEMBER_HEADER)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse().ok());
+    ctx.node
+        .peers()
+        .record(sender, None, peers::peer_version(&headers));
+    let format = peers::body_format(&headers);
+    match ctx.node.handle_rpc(&kind, &body, format).await {
+        Ok(out) => ([(header::CONTENT_TYPE, peers::raft_media_type(format))], out).into_response(),
         Err(e) => ApiError::bad_request(e.to_string()).into_response(),
     }
 }

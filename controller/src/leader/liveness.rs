@@ -1,6 +1,8 @@
 //! Heartbeats in the leader's memory, and the pure decision of which nodes changed liveness.
+//! Each request from an agent also tells its version, kept here beside its last heartbeat.
 
 use hoist_proto::cluster::{Node, NodeStatus};
+use hoist_proto::format::PeerVersion;
 use std::collections::HashMap;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
@@ -10,6 +12,7 @@ use std::time::{Duration, Instant};
 pub struct Liveness {
     grace: Duration,
     seen: Mutex<HashMap<String, Instant>>,
+    versions: Mutex<HashMap<String, PeerVersion>>,
 }
 
 impl Liveness {
@@ -17,7 +20,21 @@ impl Liveness {
         Liveness {
             grace,
             seen: Mutex::default(),
+            versions: Mutex::default(),
         }
+    }
+
+    /// Records the version `node`'s agent told with its last request.
+    pub fn told_version(&self, node: &str, version: PeerVersion) {
+        let mut versions = self.versions.lock().expect("liveness lock");
+        if versions.get(node) != Some(&version) {
+            versions.insert(node.to_string(), version);
+        }
+    }
+
+    /// The version `node`'s agent last told this member, if it told one.
+    pub fn version_of(&self, node: &str) -> Option<PeerVersion> {
+        self.versions.lock().expect("liveness lock").get(node).cloned()
     }
 
     /// Records a heartbeat (or a registration, or a status report) from `node`.

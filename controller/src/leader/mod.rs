@@ -4,6 +4,7 @@
 
 mod liveness;
 mod run;
+pub mod versions;
 
 pub use liveness::Liveness;
 pub use run::run;

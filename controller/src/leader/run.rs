@@ -1,6 +1,6 @@
 //! The loop: when this member leads, turn silence into "down", reconcile, and commit the plan.
 
-use super::Leader;
+use super::{versions, Leader};
 use crate::raft::RaftNode;
 use crate::scheduler::reconcile;
 use hoist_proto::raft::{Command, Plan, Response};
@@ -50,9 +50,27 @@ pub async fn run(node: RaftNode, leader: Arc<Leader>) {
     }
 }
 
-/// One round: liveness changes, then reconciliation.
+/// One round: the cluster format and node versions, liveness changes, then reconciliation.
 pub async fn step(node: &RaftNode, leader: &Leader) -> Result<(), crate::raft::WriteError> {
     let now = Instant::now();
+    let cluster_format = node.stale_read(|s| s.cluster_format);
+    let members: Vec<_> = node
+        .member_versions()
+        .into_iter()
+        .map(|(_, _, v)| v)
+        .collect();
+    if let Some(format) = versions::format_to_raise(cluster_format, &members) {
+        tracing::info!(from = cluster_format, to = format, "every member reads a newer format: the cluster moves to it");
+        node.write(Command::SetClusterFormat { format }).await?;
+    }
+    let updates = node.stale_read(|s| {
+        versions::node_version_updates(s.cluster_format, s.nodes.values(), |id| {
+            leader.liveness.version_of(id)
+        })
+    });
+    if !updates.is_empty() {
+        node.write(Command::Batch(updates)).await?;
+    }
     let changes = node.stale_read(|s| leader.liveness.changes(s.nodes.values(), now));
     if !changes.is_empty() {
         for (id, status) in &changes {

@@ -1,21 +1,20 @@
 //! Writes that reach a member which is not the leader go to the leader grouped: every command
-//! waiting for the same leader travels in one `POST /raft/propose` (postcard `Vec<Command>`), and
-//! the leader answers one outcome per command, in order (postcard `Vec<Outcome>`).
+//! waiting for the same leader travels in one `POST /raft/propose`, and the leader answers one
+//! outcome per command, in order (see [`super::wire`] for the bodies in each format).
 //!
 //! Forwarding each API request on its own costed the leader a full HTTP request per write; as a
 //! group it is one request per batch, and the leader's proposer puts the whole group into one log
 //! entry. The leader never forwards a proposal further: a member that lost leadership answers
 //! "not the leader", and the API layer's request forwarding takes over from there.
 
-use super::network::post_postcard;
+use super::network::post;
 use super::node::ConsensusError;
-use hoist_proto::raft::{Command, Response};
+use super::peers::{self, Peers};
+use super::wire::{self, Outcome};
+use hoist_proto::raft::Command;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::{mpsc, oneshot, Semaphore};
-
-/// What the leader answers for one forwarded command.
-pub type Outcome = Result<Response, ConsensusError>;
 
 /// Most commands in one request.
 const MAX_BATCH: usize = 512;
@@ -23,7 +22,8 @@ const MAX_BATCH: usize = 512;
 /// leader's queue for the leader's next entry.
 const IN_FLIGHT: usize = 2;
 
-type Item = (String, Command, oneshot::Sender<Outcome>);
+/// Leader address, the oldest format the commands may travel in, the command, the reply.
+type Item = (String, u32, Command, oneshot::Sender<Outcome>);
 
 /// The queue into the forwarding task.
 #[derive(Debug, Clone)]
@@ -34,7 +34,7 @@ pub struct Forwarder {
 impl Forwarder {
     /// Starts the forwarding task; a group not answered within `timeout` gets
     /// [`ConsensusError::Unknown`].
-    pub fn start(timeout: Duration) -> Forwarder {
+    pub fn start(timeout: Duration, peers: Arc<Peers>) -> Forwarder {
         hoist_common::init_tls();
         let http = reqwest::Client::builder()
             .no_proxy()
@@ -43,15 +43,17 @@ impl Forwarder {
             .build()
             .expect("http client builds");
         let (tx, rx) = mpsc::unbounded_channel();
-        tokio::spawn(run(http, rx, timeout));
+        tokio::spawn(run(http, rx, timeout, peers));
         Forwarder { tx }
     }
 
     /// Sends `command` to the leader at `leader` (in some group) and waits for its outcome.
-    pub async fn propose(&self, leader: String, command: Command) -> Outcome {
+    /// `cluster_format` is the cluster's format as this member knows it: the leader reads at
+    /// least that, whatever it has said of itself so far.
+    pub async fn propose(&self, leader: String, cluster_format: u32, command: Command) -> Outcome {
         let (reply, answer) = oneshot::channel();
         self.tx
-            .send((leader, command, reply))
+            .send((leader, cluster_format, command, reply))
             .map_err(|_| ConsensusError::Fatal("the forwarder stopped".into()))?;
         answer
             .await
@@ -59,7 +61,12 @@ impl Forwarder {
     }
 }
 
-async fn run(http: reqwest::Client, mut rx: mpsc::UnboundedReceiver<Item>, timeout: Duration) {
+async fn run(
+    http: reqwest::Client,
+    mut rx: mpsc::UnboundedReceiver<Item>,
+    timeout: Duration,
+    peers: Arc<Peers>,
+) {
     let slots = Arc::new(Semaphore::new(IN_FLIGHT));
     let mut next: Option<Item> = None;
     loop {
@@ -86,17 +93,31 @@ async fn run(http: reqwest::Client, mut rx: mpsc::UnboundedReceiver<Item>, timeo
             }
         }
         let http = http.clone();
+        let format = batch
+            .iter()
+            .map(|i| i.1)
+            .max()
+            .unwrap_or(0)
+            .max(peers.format_at(&leader));
+        let peers = peers.clone();
         tokio::spawn(async move {
-            send(&http, &leader, batch, timeout).await;
+            send(&http, &peers, &leader, format, batch, timeout).await;
             drop(permit);
         });
     }
 }
 
-async fn send(http: &reqwest::Client, leader: &str, batch: Vec<Item>, timeout: Duration) {
+async fn send(
+    http: &reqwest::Client,
+    peers: &Peers,
+    leader: &str,
+    format: u32,
+    batch: Vec<Item>,
+    timeout: Duration,
+) {
     let (commands, replies): (Vec<Command>, Vec<oneshot::Sender<Outcome>>) =
-        batch.into_iter().map(|(_, c, r)| (c, r)).unzip();
-    let outcomes = call(http, leader, &commands, timeout).await;
+        batch.into_iter().map(|(_, _, c, r)| (c, r)).unzip();
+    let outcomes = call(http, peers, leader, format, &commands, timeout).await;
     match outcomes {
         Ok(outcomes) if outcomes.len() == replies.len() => {
             for (reply, outcome) in replies.into_iter().zip(outcomes) {
@@ -123,63 +144,43 @@ async fn send(http: &reqwest::Client, leader: &str, batch: Vec<Item>, timeout: D
 
 async fn call(
     http: &reqwest::Client,
+    peers: &Peers,
     leader: &str,
+    format: u32,
     commands: &[Command],
     timeout: Duration,
 ) -> Result<Vec<Outcome>, ConsensusError> {
-    let body = postcard::to_stdvec(commands)
-        .map_err(|e| ConsensusError::Fatal(format!("encoding forwarded writes: {e}")))?;
+    let body = wire::encode_proposal(commands, format).map_err(|e| {
+        ConsensusError::NeedsUpgrade(format!(
+            "the leader at {leader} reads format {format}, and {} needs format {}: upgrade it first",
+            e.what, e.needs
+        ))
+    })?;
     let unknown = |what: String| {
         ConsensusError::Unknown(format!(
             "the leader at {leader} did not answer ({what}); a write may or may not have been applied"
         ))
     };
     let url = format!("http://{leader}/raft/propose");
-    let (status, bytes) = post_postcard(http, url, timeout, body).await.map_err(|e| {
-        if e.is_connect() {
-            ConsensusError::NoQuorum(format!(
-                "the leader at {leader} could not be reached ({e}); nothing was proposed, retry"
-            ))
-        } else {
-            unknown(e.to_string())
-        }
-    })?;
+    let (status, headers, bytes) = post(http, url, timeout, peers::raft_media_type(format), body)
+        .await
+        .map_err(|e| {
+            if e.is_connect() {
+                ConsensusError::NoQuorum(format!(
+                    "the leader at {leader} could not be reached ({e}); nothing was proposed, retry"
+                ))
+            } else {
+                unknown(e.to_string())
+            }
+        })?;
+    peers.record(None, Some(leader), peers::peer_version(&headers));
     if !status.is_success() {
         return Err(unknown(format!(
             "HTTP {status}: {}",
             String::from_utf8_lossy(&bytes)
         )));
     }
-    postcard::from_bytes(&bytes).map_err(|e| unknown(format!("undecodable answer: {e}")))
+    wire::decode_outcomes(&bytes, peers::body_format(&headers))
+        .map_err(|e| unknown(format!("undecodable answer: {e}")))
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    /// The answer body is a wire format between members: pinned.
-    #[test]
-    fn outcomes_golden_bytes_and_round_trip() {
-        let outcomes: Vec<Outcome> = vec![
-            Ok(Response::Ok),
-            Err(ConsensusError::NotLeader {
-                leader: Some((2, "h:1".into())),
-            }),
-            Err(ConsensusError::NotLeader { leader: None }),
-            Err(ConsensusError::NoQuorum("q".into())),
-            Err(ConsensusError::Unknown("u".into())),
-            Err(ConsensusError::Rejected("r".into())),
-            Err(ConsensusError::Fatal("f".into())),
-        ];
-        let bytes = postcard::to_stdvec(&outcomes).unwrap();
-        assert_eq!(
-            bytes,
-            [
-                7, 0, 5, 1, 0, 1, 2, 3, 104, 58, 49, 1, 0, 0, 1, 1, 1, 113, 1, 2, 1, 117, 1, 3, 1,
-                114, 1, 4, 1, 102
-            ]
-        );
-        let back: Vec<Outcome> = postcard::from_bytes(&bytes).unwrap();
-        assert_eq!(format!("{back:?}"), format!("{outcomes:?}"));
-    }
-}

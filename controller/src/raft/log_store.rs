@@ -11,6 +11,7 @@
 use super::stall::StallGuard;
 use super::store::{Store, StoreError, KEY_COMMITTED, KEY_PURGED, KEY_VOTE, LOG};
 use super::wal::{Record, Wal};
+use super::wire;
 use super::TypeConfig;
 use openraft::storage::{LogFlushed, LogState, RaftLogStorage};
 use openraft::{Entry, LogId, OptionalSend, RaftLogReader, StorageError, StorageIOError, Vote};
@@ -71,6 +72,8 @@ struct Mirror {
 struct Shared {
     mirror: RwLock<Mirror>,
     writer: std::sync::Mutex<mpsc::Sender<WriteOp>>,
+    /// The format entries and values are written in (the data dir's).
+    format: u32,
 }
 
 /// The log store; clones share the mirror and the writer (openraft reads through clones).
@@ -79,34 +82,37 @@ pub struct LogStore {
     shared: Arc<Shared>,
 }
 
-fn decode<T: serde::de::DeserializeOwned>(
-    what: &'static str,
-    bytes: &[u8],
-) -> Result<T, StoreError> {
-    postcard::from_bytes(bytes).map_err(|source| StoreError::Decode { what, source })
-}
-
 impl LogStore {
     /// Loads the log and vote from `store` and starts the writer thread.
     pub fn open(store: Store, stall: Arc<StallGuard>) -> Result<LogStore, StoreError> {
         let mut mirror = Mirror::default();
+        let format = store.format;
         let meta =
             |key: &'static str| -> Result<Option<Vec<u8>>, StoreError> { store.get_meta(key) };
+        let bad = |e| store.decode_error(e);
         mirror.purged = meta(KEY_PURGED)?
-            .map(|b| decode("last purged", &b))
+            .map(|b| wire::decode_purged(&b, format).map_err(bad))
             .transpose()?;
-        mirror.vote = meta(KEY_VOTE)?.map(|b| decode("vote", &b)).transpose()?;
+        mirror.vote = meta(KEY_VOTE)?
+            .map(|b| wire::decode_vote(&b, format).map_err(bad))
+            .transpose()?;
         mirror.committed = meta(KEY_COMMITTED)?
-            .map(|b| decode::<Option<LogId<u64>>>("committed", &b))
+            .map(|b| wire::decode_log_id("committed", &b, format).map_err(bad))
             .transpose()?
             .flatten();
         let purged = mirror.purged.map(|l| l.index);
-        let (mut wal, records) = Wal::open(&store.dir.join("raft-log"), purged)
+        let (mut wal, records) = Wal::open(&store.dir.join("raft-log"), purged, format)
             .map_err(|e| StoreError::Log(e.to_string()))?;
-        for r in records {
-            mirror
-                .entries
-                .insert(r.index, decode("log entry", &r.bytes)?);
+        for l in records {
+            let entry = wire::decode_entry(&l.record.bytes, l.format).map_err(|e| {
+                StoreError::Log(format!(
+                    "raft log {}: entry {} at offset {}: {e}: refusing to start (nothing was changed)",
+                    l.path.display(),
+                    l.record.index,
+                    l.offset
+                ))
+            })?;
+            mirror.entries.insert(l.record.index, entry);
         }
         migrate_redb_log(&store, &mut wal, &mut mirror)?;
         let (tx, rx) = mpsc::channel();
@@ -118,6 +124,7 @@ impl LogStore {
             shared: Arc::new(Shared {
                 mirror: RwLock::new(mirror),
                 writer: std::sync::Mutex::new(tx),
+                format,
             }),
         })
     }
@@ -150,11 +157,12 @@ fn migrate_redb_log(store: &Store, wal: &mut Wal, mirror: &mut Mirror) -> Result
             if mirror.purged.is_some_and(|p| k.value() <= p.index) {
                 continue;
             }
-            let e: Entry<TypeConfig> = decode("log entry", v.value())?;
+            let e = wire::decode_entry(v.value(), 0).map_err(|e| store.decode_error(e))?;
             rows.push(Record {
                 index: e.log_id.index,
                 term: e.log_id.leader_id.term,
-                bytes: v.value().to_vec(),
+                bytes: wire::encode_entry(&e, store.format)
+                    .map_err(|e| StoreError::Log(e.to_string()))?,
             });
             mirror.entries.insert(e.log_id.index, e);
         }
@@ -345,7 +353,7 @@ impl RaftLogStorage<TypeConfig> for LogStore {
     }
 
     async fn save_vote(&mut self, vote: &Vote<u64>) -> SResult<()> {
-        let value = postcard::to_stdvec(vote).map_err(io_vote)?;
+        let value = wire::encode_vote(vote, self.shared.format);
         self.shared.mirror.write().map_err(io_vote)?.vote = Some(*vote);
         self.send_and_wait(|d| WriteOp::Meta {
             key: KEY_VOTE,
@@ -362,7 +370,7 @@ impl RaftLogStorage<TypeConfig> for LogStore {
 
     /// Queued without waiting: a lower committed id after a crash is re-learned from the leader.
     async fn save_committed(&mut self, committed: Option<LogId<u64>>) -> SResult<()> {
-        let value = postcard::to_stdvec(&committed).map_err(io_write)?;
+        let value = wire::encode_log_id(committed.as_ref(), self.shared.format);
         self.shared.mirror.write().map_err(io_write)?.committed = committed;
         self.send(WriteOp::Meta {
             key: KEY_COMMITTED,
@@ -388,7 +396,7 @@ impl RaftLogStorage<TypeConfig> for LogStore {
                 rows.push(Record {
                     index: e.log_id.index,
                     term: e.log_id.leader_id.term,
-                    bytes: postcard::to_stdvec(&e).map_err(io_write)?,
+                    bytes: wire::encode_entry(&e, self.shared.format).map_err(io_write)?,
                 });
                 m.entries.insert(e.log_id.index, e);
             }
@@ -418,7 +426,7 @@ impl RaftLogStorage<TypeConfig> for LogStore {
     }
 
     async fn purge(&mut self, log_id: LogId<u64>) -> SResult<()> {
-        let purged = postcard::to_stdvec(&log_id).map_err(io_write)?;
+        let purged = wire::encode_purged(&log_id, self.shared.format);
         {
             let mut m = self.shared.mirror.write().map_err(io_write)?;
             let keep = m.entries.split_off(&(log_id.index + 1));

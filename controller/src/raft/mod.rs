@@ -1,11 +1,13 @@
-//! Raft: the only module that names `openraft`. It keeps the log and vote in redb, applies committed
-//! entries to the pure [`crate::state::State`], carries Raft RPCs over HTTP with postcard bodies, and
-//! offers the rest of the controller a small facade ([`RaftNode`]) in Hoist's own terms.
+//! Raft: the only module that names `openraft`. It keeps the log in segment files and the vote in
+//! redb, applies committed entries to the pure [`crate::state::State`], carries Raft RPCs over
+//! HTTP in the format both members read ([`wire`], [`peers`]), and offers the rest of the
+//! controller a small facade ([`RaftNode`]) in Hoist's own terms.
 
 mod forwarder;
 mod log_store;
 mod network;
 mod node;
+pub mod peers;
 mod proposer;
 mod rpc;
 mod stall;
@@ -14,6 +16,7 @@ mod store;
 #[cfg(test)]
 mod suite_test;
 mod wal;
+pub mod wire;
 
 pub use node::{ConsensusError, RaftNode, RaftSettings, ReadError, StartError, WriteError};
 pub use rpc::RpcError;

@@ -1,7 +1,12 @@
-//! The Raft RPC client: each RPC is an HTTP POST to the peer's `/raft/{append,vote,snapshot}` with a
-//! postcard body; the answer is a postcard `Result` of the peer's Raft call.
+//! The Raft RPC client: each RPC is an HTTP POST to the peer's `/raft/{append,vote,snapshot}`; the
+//! answer is the peer's `Result` of its Raft call. The body is in the newest format both members
+//! read (see [`super::peers`]): postcard for a 0.1.0 member or one not heard from yet, protobuf
+//! otherwise. Every request names this member and its version; every answer tells the peer's.
 
+use super::peers::{self, Peers, MEMBER_HEADER};
+use super::wire;
 use super::TypeConfig;
+use hoist_proto::format::{DecodeError, Unrepresentable};
 use openraft::error::{
     InstallSnapshotError, NetworkError, PayloadTooLarge, RPCError, RaftError, RemoteError,
     Unreachable,
@@ -12,8 +17,7 @@ use openraft::raft::{
     VoteRequest, VoteResponse,
 };
 use openraft::BasicNode;
-use serde::de::DeserializeOwned;
-use serde::Serialize;
+use std::sync::Arc;
 use std::time::Duration;
 
 /// The largest AppendEntries body sent whole. openraft 0.9 gives an AppendEntries RPC one
@@ -21,14 +25,17 @@ use std::time::Duration;
 /// many large entries in one body would time out again on every retry.
 const MAX_APPEND_BYTES: usize = 1 << 20;
 
-/// Makes one [`Peer`] per target; all share one HTTP connection pool.
+/// Makes one [`Peer`] per target; all share one HTTP connection pool and the version registry.
 #[derive(Clone, Debug)]
 pub struct Network {
     client: reqwest::Client,
+    /// This member's id, sent with every request.
+    me: u64,
+    peers: Arc<Peers>,
 }
 
 impl Network {
-    pub fn new() -> Self {
+    pub fn new(me: u64, peers: Arc<Peers>) -> Self {
         hoist_common::init_tls();
         let client = reqwest::Client::builder()
             .no_proxy()
@@ -37,7 +44,7 @@ impl Network {
             .tcp_nodelay(true)
             .build()
             .expect("http client builds");
-        Network { client }
+        Network { client, me, peers }
     }
 }
 
@@ -47,6 +54,8 @@ impl RaftNetworkFactory<TypeConfig> for Network {
     async fn new_client(&mut self, target: u64, node: &BasicNode) -> Peer {
         Peer {
             client: self.client.clone(),
+            me: self.me,
+            peers: self.peers.clone(),
             target,
             addr: node.addr.clone(),
         }
@@ -57,6 +66,8 @@ impl RaftNetworkFactory<TypeConfig> for Network {
 #[derive(Debug)]
 pub struct Peer {
     client: reqwest::Client,
+    me: u64,
+    peers: Arc<Peers>,
     target: u64,
     addr: String,
 }
@@ -65,74 +76,102 @@ pub struct Peer {
 #[error("{0}")]
 struct Msg(String);
 
+type Rpc<T, E = openraft::error::Infallible> = Result<T, RPCError<u64, BasicNode, RaftError<u64, E>>>;
+
+fn network_error<E: std::error::Error>(e: impl std::fmt::Display) -> RPCError<u64, BasicNode, RaftError<u64, E>> {
+    RPCError::Network(NetworkError::new(&Msg(e.to_string())))
+}
+
 impl Peer {
-    async fn call<Req, Resp, E>(
-        &self,
-        path: &str,
-        req: &Req,
-        option: &RPCOption,
-    ) -> Result<Resp, RPCError<u64, BasicNode, RaftError<u64, E>>>
-    where
-        Req: Serialize,
-        Resp: DeserializeOwned,
-        E: std::error::Error + DeserializeOwned,
-    {
-        let body =
-            postcard::to_stdvec(req).map_err(|e| RPCError::Network(NetworkError::new(&e)))?;
-        self.send(path, body, option).await
+    /// The format to speak to this peer now.
+    fn format(&self) -> u32 {
+        self.peers.format_of(self.target)
     }
 
-    /// POSTs an encoded request and decodes the peer's `Result`.
-    async fn send<Resp, E>(
+    /// Logs why an RPC cannot be sent to this peer in its format (an older member than the
+    /// entries the leader has: it cannot catch up until it is upgraded).
+    fn unsendable<E: std::error::Error>(&self, e: Unrepresentable) -> RPCError<u64, BasicNode, RaftError<u64, E>> {
+        tracing::warn!(
+            member = self.target,
+            address = %self.addr,
+            error = %e,
+            "raft: this member reads an older format than the log holds; upgrade it"
+        );
+        network_error(format!("member {} reads format {}: {e}", self.target, e.format))
+    }
+
+    /// POSTs an encoded request in `format` and decodes the peer's `Result` with `decode`.
+    async fn send<T, E>(
         &self,
         path: &str,
         body: Vec<u8>,
+        format: u32,
         option: &RPCOption,
-    ) -> Result<Resp, RPCError<u64, BasicNode, RaftError<u64, E>>>
+        decode: impl FnOnce(&[u8], u32) -> Result<Result<T, RaftError<u64, E>>, DecodeError>,
+    ) -> Rpc<T, E>
     where
-        Resp: DeserializeOwned,
-        E: std::error::Error + DeserializeOwned,
+        E: std::error::Error,
     {
         let url = format!("http://{}/raft/{path}", self.addr);
-        let (status, bytes) = post_postcard(&self.client, url, option.hard_ttl(), body)
+        let mut req = self
+            .client
+            .post(url)
+            .timeout(option.hard_ttl())
+            .header(reqwest::header::CONTENT_TYPE, peers::raft_media_type(format))
+            .header(MEMBER_HEADER, self.me);
+        for (k, v) in peers::version_headers() {
+            req = req.header(k, v);
+        }
+        let resp = req.body(body).send().await.map_err(|e| {
+            if e.is_connect() {
+                RPCError::Unreachable(Unreachable::new(&e))
+            } else {
+                RPCError::Network(NetworkError::new(&e))
+            }
+        })?;
+        let status = resp.status();
+        let answered_in = peers::body_format(resp.headers());
+        self.peers.record(
+            Some(self.target),
+            Some(&self.addr),
+            peers::peer_version(resp.headers()),
+        );
+        let bytes = resp
+            .bytes()
             .await
-            .map_err(|e| {
-                if e.is_connect() {
-                    RPCError::Unreachable(Unreachable::new(&e))
-                } else {
-                    RPCError::Network(NetworkError::new(&e))
-                }
-            })?;
+            .map_err(|e| RPCError::Network(NetworkError::new(&e)))?;
         if !status.is_success() {
-            let msg = Msg(format!(
+            return Err(network_error(format!(
                 "{}: HTTP {status}: {}",
                 self.addr,
                 String::from_utf8_lossy(&bytes)
-            ));
-            return Err(RPCError::Network(NetworkError::new(&msg)));
+            )));
         }
-        let result: Result<Resp, RaftError<u64, E>> =
-            postcard::from_bytes(&bytes).map_err(|e| RPCError::Network(NetworkError::new(&e)))?;
+        let result = decode(&bytes, answered_in).map_err(network_error)?;
         result.map_err(|e| RPCError::RemoteError(RemoteError::new(self.target, e)))
     }
 }
 
-/// POSTs a postcard body to a member; answers the status and the whole answer body.
-pub(super) async fn post_postcard(
+/// POSTs a body to a member with this build's version headers; answers the status, the headers
+/// and the whole answer body.
+pub(super) async fn post(
     client: &reqwest::Client,
     url: String,
     timeout: Duration,
+    media_type: &str,
     body: Vec<u8>,
-) -> Result<(reqwest::StatusCode, bytes::Bytes), reqwest::Error> {
-    let resp = client
+) -> Result<(reqwest::StatusCode, reqwest::header::HeaderMap, bytes::Bytes), reqwest::Error> {
+    let mut req = client
         .post(url)
         .timeout(timeout)
-        .header("content-type", "application/postcard")
-        .body(body)
-        .send()
-        .await?;
+        .header(reqwest::header::CONTENT_TYPE, media_type);
+    for (k, v) in peers::version_headers() {
+        req = req.header(k, v);
+    }
+    let resp = req.body(body).send().await?;
     let status = resp.status();
-    Ok((status, resp.bytes().await?))
+    let headers = resp.headers().clone();
+    Ok((status, headers, resp.bytes().await?))
 }
 
 impl RaftNetwork<TypeConfig> for Peer {
@@ -141,8 +180,8 @@ impl RaftNetwork<TypeConfig> for Peer {
         rpc: AppendEntriesRequest<TypeConfig>,
         option: RPCOption,
     ) -> Result<AppendEntriesResponse<u64>, RPCError<u64, BasicNode, RaftError<u64>>> {
-        let body =
-            postcard::to_stdvec(&rpc).map_err(|e| RPCError::Network(NetworkError::new(&e)))?;
+        let format = self.format();
+        let body = wire::encode_append(&rpc, format).map_err(|e| self.unsendable(e))?;
         if body.len() > MAX_APPEND_BYTES && rpc.entries.len() > 1 {
             // openraft retries at once with at most this many entries (and keeps the hint for a
             // few RPCs): a catch-up of large entries (scheduler plans) goes in pieces.
@@ -151,7 +190,8 @@ impl RaftNetwork<TypeConfig> for Peer {
                 PayloadTooLarge::new_entries_hint(fit as u64),
             ));
         }
-        self.send("append", body, &option).await
+        self.send("append", body, format, &option, wire::decode_append_result)
+            .await
     }
 
     async fn install_snapshot(
@@ -162,7 +202,10 @@ impl RaftNetwork<TypeConfig> for Peer {
         InstallSnapshotResponse<u64>,
         RPCError<u64, BasicNode, RaftError<u64, InstallSnapshotError>>,
     > {
-        self.call("snapshot", &rpc, &option).await
+        let format = self.format();
+        let body = wire::encode_snapshot_request(&rpc, format);
+        self.send("snapshot", body, format, &option, wire::decode_snapshot_result)
+            .await
     }
 
     async fn vote(
@@ -170,7 +213,10 @@ impl RaftNetwork<TypeConfig> for Peer {
         rpc: VoteRequest<u64>,
         option: RPCOption,
     ) -> Result<VoteResponse<u64>, RPCError<u64, BasicNode, RaftError<u64>>> {
-        self.call("vote", &rpc, &option).await
+        let format = self.format();
+        let body = wire::encode_vote_request(&rpc, format);
+        self.send("vote", body, format, &option, wire::decode_vote_result)
+            .await
     }
 
     /// Retry an unreachable peer soon: a restarted member should catch up quickly.
@@ -202,7 +248,9 @@ mod tests {
     #[tokio::test]
     async fn large_appends_are_split_by_an_entries_hint() {
         let mut peer = Peer {
-            client: Network::new().client,
+            client: Network::new(1, Arc::default()).client,
+            me: 1,
+            peers: Arc::default(),
             target: 2,
             addr: "127.0.0.1:1".into(),
         };

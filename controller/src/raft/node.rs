@@ -1,17 +1,20 @@
 //! [`RaftNode`]: the controller's consensus facade in Hoist's own terms — open a member, bootstrap,
 //! write a command, read linearizably, report status, change membership, serve RPC bodies.
 
-use super::forwarder::{Forwarder, Outcome};
+use super::forwarder::Forwarder;
 use super::log_store::LogStore;
 use super::network::Network;
+use super::peers::Peers;
 use super::proposer::Proposer;
 use super::rpc::{self, RpcError, RpcKind};
+use super::wire::{self, Outcome};
 use super::stall::StallGuard;
 use super::state_machine::Machine;
 use super::store::{Store, StoreError};
 use super::TypeConfig;
 use crate::state::State;
 use hoist_proto::cluster::{ClusterStatus, Member};
+use hoist_proto::format::{Codec, PeerVersion};
 use hoist_proto::raft::{Command, Response, StallNotice};
 use openraft::error::{CheckIsLeaderError, ClientWriteError, RaftError};
 use openraft::{BasicNode, ChangeMembers, Config, Raft, RaftMetrics, ServerState, SnapshotPolicy};
@@ -52,8 +55,8 @@ impl Default for RaftSettings {
 }
 
 /// Why a write, read or membership change did not happen here. Also sent between members as the
-/// outcome of a forwarded write (postcard; append variants only).
-#[derive(Debug, Clone, thiserror::Error, serde::Serialize, serde::Deserialize)]
+/// outcome of a forwarded write (see [`wire`]).
+#[derive(Debug, Clone, thiserror::Error)]
 pub enum ConsensusError {
     /// This member is not the leader; `leader` is who is, if known (id, address).
     #[error("not the leader (leader: {leader:?})")]
@@ -69,6 +72,10 @@ pub enum ConsensusError {
     Rejected(String),
     #[error("raft stopped: {0}")]
     Fatal(String),
+    /// Refused before anything was proposed: the command needs a newer cluster format than the
+    /// cluster has, because a member has not been upgraded yet.
+    #[error("{0}")]
+    NeedsUpgrade(String),
 }
 
 /// Alias used by callers that write.
@@ -107,6 +114,8 @@ struct Inner {
     forwarder: Forwarder,
     /// Keeps disk stalls from causing elections.
     stall: Arc<StallGuard>,
+    /// The versions other members said they run.
+    peers: Arc<Peers>,
 }
 
 impl std::fmt::Debug for RaftNode {
@@ -189,24 +198,26 @@ impl RaftNode {
         let stall = StallGuard::new(Duration::from_millis(
             settings.election_max_ms + settings.heartbeat_ms,
         ));
+        let peers = Arc::new(Peers::default());
         let raft = Raft::new(
             id,
             Arc::new(config),
-            Network::new(),
+            Network::new(id, peers.clone()),
             LogStore::open(store, stall.clone())?,
             machine.clone(),
         )
         .await
         .map_err(|e| StartError::Raft(e.to_string()))?;
         stall.attach(raft.clone());
-        tokio::spawn(
-            stall
-                .clone()
-                .watch(id, Duration::from_millis(settings.heartbeat_ms)),
-        );
+        tokio::spawn(stall.clone().watch(
+            id,
+            Duration::from_millis(settings.heartbeat_ms),
+            peers.clone(),
+        ));
         log_leadership_changes(id, &raft);
         let proposer = Proposer::start(raft.clone(), settings.op_timeout);
-        let forwarder = Forwarder::start(settings.op_timeout + Duration::from_secs(2));
+        let forwarder =
+            Forwarder::start(settings.op_timeout + Duration::from_secs(2), peers.clone());
         Ok(RaftNode {
             inner: Arc::new(Inner {
                 id,
@@ -218,6 +229,7 @@ impl RaftNode {
                 proposer,
                 forwarder,
                 stall,
+                peers,
             }),
         })
     }
@@ -310,19 +322,86 @@ impl RaftNode {
 
     /// Proposes `command` (stamped with the leader's clock) and answers what applying it returned.
     /// On a follower that knows the leader, the command is forwarded there (grouped with others).
+    /// A command that needs a newer format than the cluster's is refused here, before anything
+    /// is proposed: a member not upgraded yet could not read it.
     pub async fn write(&self, command: Command) -> Result<Response, ConsensusError> {
+        self.check_format(&command)?;
         match self.check_leader() {
             Ok(()) => self.inner.proposer.propose(command).await,
             Err(ConsensusError::NotLeader {
                 leader: Some((id, addr)),
-            }) if id != self.inner.id => self.inner.forwarder.propose(addr, command).await,
+            }) if id != self.inner.id => {
+                let cluster_format = self.stale_read(|s| s.cluster_format);
+                self.inner
+                    .forwarder
+                    .propose(addr, cluster_format, command)
+                    .await
+            }
             Err(e) => Err(e),
         }
+    }
+
+    /// Refuses `command` if it needs a newer format than the cluster is at, naming the members
+    /// that hold the cluster back.
+    fn check_format(&self, command: &Command) -> Result<(), ConsensusError> {
+        let needs = command.format();
+        let cluster = self.stale_read(|s| s.cluster_format);
+        if needs <= cluster {
+            return Ok(());
+        }
+        let behind: Vec<String> = self
+            .member_versions()
+            .into_iter()
+            .filter(|(_, _, v)| v.as_ref().is_none_or(|v| v.format < needs))
+            .map(|(id, addr, v)| match v {
+                Some(v) => format!("member {id} at {addr} runs Hoist {} (format {})", v.version, v.format),
+                None => format!("member {id} at {addr} has not told its version yet"),
+            })
+            .collect();
+        let why = if behind.is_empty() {
+            "every member reads it now; the cluster moves to it within a second: retry".to_string()
+        } else {
+            format!("{}: finish upgrading the members first", behind.join("; "))
+        };
+        Err(ConsensusError::NeedsUpgrade(format!(
+            "this needs cluster format {needs}, and the cluster is at format {cluster}: {why}"
+        )))
+    }
+
+    /// Every member of the current membership with its address and the version it last told
+    /// (this member's own included).
+    pub fn member_versions(&self) -> Vec<(u64, String, Option<PeerVersion>)> {
+        self.with_metrics(|m| {
+            m.membership_config
+                .membership()
+                .nodes()
+                .map(|(id, n)| {
+                    // What a member said more than 10 s ago may no longer hold (it may have been
+                    // replaced by an older binary since): only fresh word counts.
+                    let v = if *id == self.inner.id {
+                        Some(PeerVersion::this_build())
+                    } else {
+                        self.inner
+                            .peers
+                            .get(*id)
+                            .filter(|(_, age)| *age < Duration::from_secs(10))
+                            .map(|(v, _)| v)
+                    };
+                    (*id, n.addr.clone(), v)
+                })
+                .collect()
+        })
+    }
+
+    /// The version registry, for the API layer to record what requests tell.
+    pub fn peers(&self) -> &Peers {
+        &self.inner.peers
     }
 
     /// Proposes commands forwarded by another member, here only (never forwarded again).
     async fn propose_here(&self, commands: Vec<Command>) -> Vec<Outcome> {
         let one = |c| async move {
+            self.check_format(&c)?;
             self.check_leader()?;
             self.inner.proposer.propose(c).await
         };
@@ -362,20 +441,28 @@ impl RaftNode {
         let m = self.metrics();
         let membership = m.membership_config.membership();
         let voters: BTreeSet<u64> = membership.voter_ids().collect();
+        let versions: BTreeMap<u64, PeerVersion> = self
+            .member_versions()
+            .into_iter()
+            .filter_map(|(id, _, v)| Some((id, v?)))
+            .collect();
         let members = membership
             .nodes()
             .map(|(id, n)| Member {
                 id: *id,
                 address: n.addr.clone(),
                 voter: voters.contains(id),
+                version: versions.get(id).map(|v| v.version.clone()),
+                format: versions.get(id).map(|v| v.format),
             })
             .collect();
-        let (last_applied, state_hash, services) = {
+        let (last_applied, state_hash, services, cluster_format) = {
             let a = self.inner.machine.shared.read().expect("state lock");
             (
                 a.last_applied.map(|l| l.index),
                 a.state.hash(),
                 a.state.services.len() as u64,
+                a.state.cluster_format,
             )
         };
         let role = match m.state {
@@ -405,6 +492,9 @@ impl RaftNode {
             members,
             state_hash,
             services,
+            version: hoist_proto::format::VERSION.into(),
+            format: hoist_proto::format::CURRENT,
+            cluster_format,
         }
     }
 
@@ -490,20 +580,25 @@ impl RaftNode {
             .is_ok()
     }
 
-    /// Serves one Raft RPC body from a peer.
-    pub async fn handle_rpc(&self, kind: &str, body: &[u8]) -> Result<Vec<u8>, RpcError> {
+    /// Serves one Raft RPC body in `format` from a peer; answers in the same format.
+    pub async fn handle_rpc(
+        &self,
+        kind: &str,
+        body: &[u8],
+        format: u32,
+    ) -> Result<Vec<u8>, RpcError> {
         if kind == "stall" {
-            let notice: StallNotice = postcard::from_bytes(body)?;
+            let notice = StallNotice::decode(body, format)?;
             self.inner.stall.on_notice(&notice);
             return Ok(Vec::new());
         }
         if kind == "propose" {
-            let commands: Vec<Command> = postcard::from_bytes(body)?;
-            return Ok(postcard::to_stdvec(&self.propose_here(commands).await)?);
+            let commands = wire::decode_proposal(body, format)?;
+            let outcomes = self.propose_here(commands).await;
+            return Ok(wire::encode_outcomes(&outcomes, format));
         }
-        let kind = RpcKind::from_path(kind)
-            .ok_or_else(|| RpcError::from(postcard::Error::DeserializeBadEncoding))?;
-        rpc::handle(&self.inner.raft, kind, body).await
+        let kind = RpcKind::from_path(kind).ok_or_else(|| RpcError::UnknownKind(kind.into()))?;
+        rpc::handle(&self.inner.raft, kind, body, format).await
     }
 
     /// Asks Raft to build a snapshot now (compacting the log).

@@ -1,8 +1,10 @@
-//! The Raft RPC server side, on bytes: the API layer routes `/raft/{kind}` bodies here, so that
-//! HTTP framework and Raft library never meet.
+//! The Raft RPC server side, on bytes: the API layer routes `/raft/{kind}` bodies here with the
+//! format their media type names, so that HTTP framework and Raft library never meet. The answer
+//! is in the format of the request.
 
+use super::wire;
 use super::TypeConfig;
-use openraft::raft::{AppendEntriesRequest, InstallSnapshotRequest, VoteRequest};
+use hoist_proto::format::DecodeError;
 use openraft::Raft;
 
 /// Which RPC a body carries.
@@ -27,27 +29,32 @@ impl RpcKind {
 
 /// A body that is not the RPC it claims to be.
 #[derive(Debug, thiserror::Error)]
-#[error("raft rpc body does not decode: {0}")]
-pub struct RpcError(#[from] postcard::Error);
+pub enum RpcError {
+    #[error("raft rpc body does not decode: {0}")]
+    Decode(#[from] DecodeError),
+    #[error("no raft rpc {0:?}")]
+    UnknownKind(String),
+}
 
-/// Decodes a request, hands it to Raft, encodes `Result<response, RaftError>`.
+/// Decodes a request in `format`, hands it to Raft, encodes `Result<response, RaftError>`.
 pub async fn handle(
     raft: &Raft<TypeConfig>,
     kind: RpcKind,
     body: &[u8],
+    format: u32,
 ) -> Result<Vec<u8>, RpcError> {
     let out = match kind {
         RpcKind::Append => {
-            let req: AppendEntriesRequest<TypeConfig> = postcard::from_bytes(body)?;
-            postcard::to_stdvec(&raft.append_entries(req).await)?
+            let req = wire::decode_append(body, format)?;
+            wire::encode_append_result(&raft.append_entries(req).await, format)
         }
         RpcKind::Vote => {
-            let req: VoteRequest<u64> = postcard::from_bytes(body)?;
-            postcard::to_stdvec(&raft.vote(req).await)?
+            let req = wire::decode_vote_request(body, format)?;
+            wire::encode_vote_result(&raft.vote(req).await, format)
         }
         RpcKind::Snapshot => {
-            let req: InstallSnapshotRequest<TypeConfig> = postcard::from_bytes(body)?;
-            postcard::to_stdvec(&raft.install_snapshot(req).await)?
+            let req = wire::decode_snapshot_request(body, format)?;
+            wire::encode_snapshot_result(&raft.install_snapshot(req).await, format)
         }
     };
     Ok(out)

@@ -16,7 +16,10 @@
 //!
 //! A leader killed with `-9` sends no notice, so failover keeps its speed.
 
+use super::network::post;
+use super::peers::{raft_media_type, Peers};
 use super::TypeConfig;
+use hoist_proto::format::Codec;
 use hoist_proto::raft::StallNotice;
 use openraft::Raft;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -141,7 +144,7 @@ impl StallGuard {
 
     /// Runs until Raft shuts down: every `tick`, holds elections while this member's own write is
     /// stalled, announces a leader's stall to its voters, and ends holds that are due.
-    pub async fn watch(self: Arc<Self>, id: u64, tick: Duration) {
+    pub async fn watch(self: Arc<Self>, id: u64, tick: Duration, peers: Arc<Peers>) {
         let client = reqwest::Client::builder()
             .no_proxy()
             .timeout(tick)
@@ -159,7 +162,7 @@ impl StallGuard {
             if let Some(d) = self.stalled_for().filter(|d| *d >= SLOW) {
                 self.hold();
                 if d <= MAX_STALL {
-                    self.announce(id, &client);
+                    self.announce(id, &client, &peers);
                 }
             }
             self.release_if_due();
@@ -167,7 +170,7 @@ impl StallGuard {
     }
 
     /// Sends a stall notice to every other voter when this member leads.
-    fn announce(&self, id: u64, client: &reqwest::Client) {
+    fn announce(&self, id: u64, client: &reqwest::Client, peers: &Peers) {
         let Some(raft) = self.raft.get() else { return };
         let m = raft.metrics().borrow().clone();
         if m.current_leader != Some(id) {
@@ -177,26 +180,19 @@ impl StallGuard {
             leader: id,
             term: m.current_term,
         };
-        let Ok(body) = postcard::to_stdvec(&notice) else {
-            return;
-        };
         let membership = m.membership_config.membership();
         for (peer, node) in membership.nodes() {
             if *peer == id || !membership.voter_ids().any(|v| v == *peer) {
                 continue;
             }
-            let (client, url, body) = (
-                client.clone(),
-                format!("http://{}/raft/stall", node.addr),
-                body.clone(),
-            );
+            let format = peers.format_of(*peer);
+            let Ok(body) = notice.encode(format) else {
+                continue;
+            };
+            let (client, url) = (client.clone(), format!("http://{}/raft/stall", node.addr));
             tokio::spawn(async move {
-                let _ = client
-                    .post(url)
-                    .header("content-type", "application/postcard")
-                    .body(body)
-                    .send()
-                    .await;
+                let timeout = Duration::from_secs(1);
+                let _ = post(&client, url, timeout, raft_media_type(format), body).await;
             });
         }
     }

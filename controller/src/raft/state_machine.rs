@@ -1,10 +1,12 @@
 //! The state machine glue: applies committed entries to the pure [`State`] held in memory, and
 //! persists it only as snapshots (in redb). On restart the last snapshot is loaded and openraft
-//! re-applies the committed log after it.
+//! re-applies the committed log after it. A snapshot is written in the cluster's format at its
+//! index, so every member it may be sent to reads it.
 
 use super::store::{Store, StoreError, KEY_SNAPSHOT_DATA, KEY_SNAPSHOT_META};
+use super::wire;
 use super::TypeConfig;
-use crate::state::{decode_image, encode_image, State};
+use crate::state::{decode_snapshot, encode_snapshot, State};
 use hoist_proto::raft::Response;
 use openraft::storage::RaftStateMachine;
 use openraft::{
@@ -48,8 +50,13 @@ impl Machine {
     pub fn open(store: Store) -> Result<Machine, StoreError> {
         let mut applied = Applied::default();
         if let Some((meta, data)) = load_snapshot(&store)? {
-            applied.state =
-                decode_image(&data).map_err(|e| StoreError::Db(format!("snapshot: {e}")))?;
+            applied.state = decode_snapshot(&data).map_err(|e| {
+                StoreError::Format(format!(
+                    "{}: the stored snapshot (key {KEY_SNAPSHOT_DATA}): {e}: refusing to start \
+                     (nothing was changed)",
+                    store.file().display()
+                ))
+            })?;
             applied.last_applied = meta.last_log_id;
             applied.membership = meta.last_membership;
         }
@@ -64,7 +71,7 @@ impl Machine {
     }
 
     fn persist(&self, meta: &SnapshotMeta<u64, BasicNode>, data: &[u8]) -> Result<(), StoreError> {
-        let m = postcard::to_stdvec(meta).expect("snapshot meta encodes");
+        let m = wire::encode_snapshot_meta(meta, self.store.format);
         self.store
             .put_meta(&[(KEY_SNAPSHOT_META, &m), (KEY_SNAPSHOT_DATA, data)], true)
     }
@@ -80,10 +87,7 @@ fn load_snapshot(store: &Store) -> Result<Option<StoredSnapshot>, StoreError> {
     ) else {
         return Ok(None);
     };
-    let meta = postcard::from_bytes(&m).map_err(|source| StoreError::Decode {
-        what: "snapshot meta",
-        source,
-    })?;
+    let meta = wire::decode_snapshot_meta(&m, store.format).map_err(|e| store.decode_error(e))?;
     Ok(Some((meta, d)))
 }
 
@@ -98,7 +102,9 @@ impl RaftSnapshotBuilder<TypeConfig> for Machine {
             .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let this = self.clone();
         let (meta, data) = tokio::task::spawn_blocking(move || {
-            let data = encode_image(&state);
+            let data = encode_snapshot(&state, state.cluster_format)
+                .or_else(|_| encode_snapshot(&state, hoist_proto::format::CURRENT))
+                .expect("the current format says everything");
             let snapshot_id = match last {
                 Some(l) => format!("{}-{}-{seq}", l.leader_id.term, l.index),
                 None => format!("none-{seq}"),
@@ -168,7 +174,7 @@ impl RaftStateMachine<TypeConfig> for Machine {
         snapshot: Box<Cursor<Vec<u8>>>,
     ) -> SResult<()> {
         let data = snapshot.into_inner();
-        let state = decode_image(&data).map_err(snap_err)?;
+        let state = decode_snapshot(&data).map_err(snap_err)?;
         let this = self.clone();
         let m = meta.clone();
         tokio::task::spawn_blocking(move || this.persist(&m, &data))

@@ -10,6 +10,19 @@
 //! keeps entries from before a truncation from reappearing. Segments whose entries are all purged
 //! are deleted; the purge point itself lives in redb and is written before any file goes.
 //!
+//! Each segment of format 1 or later starts with a 16-byte header, `HOISTLOG`, the format of its
+//! entries (u32 LE) and 4 reserved zero bytes; a segment without it is Hoist 0.1.0's (format 0).
+//! The header cannot be mistaken for a 0.1.0 record: read as one, its length is over 1 GiB. Appends
+//! in another format than the last segment's start a new segment, so a data dir from 0.1.0 keeps
+//! its old segments (read as format 0) until they are purged.
+//!
+//! What is cut off and what is refused: a record that fails its checksum is a torn write, cut off
+//! with everything after it, only when part of it was never written (it runs past the end of the
+//! file, or one of its 512-byte sectors is all zeros, as etcd's WAL decides); nothing after it was
+//! acknowledged, since acknowledgement waits for the sync. Any other bad record (a checksum that
+//! fails over written bytes, an absurd length, a record that does not continue the log) is
+//! corruption of acknowledged data: opening fails with the file and offset, and nothing is changed.
+//!
 //! Segments are preallocated: a background thread writes the next segment full of zeros ahead of
 //! time (as etcd's file pipeline does), and rotation renames it into place. Appends then overwrite
 //! blocks the file already has, so `fdatasync` flushes the data alone; an append that grows the
@@ -31,20 +44,38 @@ const MAX_RECORD: usize = 256 << 20;
 const SPARE: &str = "next.spare";
 /// Where the spare is written before it is complete.
 const SPARE_TMP: &str = "next.spare.tmp";
+/// The first bytes of a segment of format 1 or later.
+const SEGMENT_MAGIC: &[u8; 8] = b"HOISTLOG";
+/// Magic, format, reserved.
+const SEGMENT_HEADER: usize = 16;
+/// A torn write leaves at least one whole sector unwritten (zeros, in a preallocated segment).
+const SECTOR: usize = 512;
 
 /// Why the log files failed.
 #[derive(Debug, thiserror::Error)]
-#[error("raft log {path}: {what}: {source}")]
-pub struct WalError {
-    path: PathBuf,
-    what: &'static str,
-    source: std::io::Error,
+pub enum WalError {
+    #[error("raft log {path}: {what}: {source}")]
+    Io {
+        path: PathBuf,
+        what: &'static str,
+        source: std::io::Error,
+    },
+    /// Acknowledged data does not read back: the member must not start on it.
+    #[error(
+        "raft log {path}: {why} at offset {offset}: the log is corrupt; refusing to start \
+         (nothing was changed; restore this member from a snapshot or re-add it with --join)"
+    )]
+    Corrupt {
+        path: PathBuf,
+        offset: u64,
+        why: String,
+    },
 }
 
 type WResult<T> = Result<T, WalError>;
 
 fn ctx<T>(r: std::io::Result<T>, path: &Path, what: &'static str) -> WResult<T> {
-    r.map_err(|source| WalError {
+    r.map_err(|source| WalError::Io {
         path: path.to_path_buf(),
         what,
         source,
@@ -59,11 +90,24 @@ pub struct Record {
     pub bytes: Vec<u8>,
 }
 
+/// A record read back at open, with where it was and the format of its entry.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Loaded {
+    pub record: Record,
+    pub format: u32,
+    pub path: PathBuf,
+    pub offset: u64,
+}
+
 #[derive(Debug)]
 struct Segment {
     path: PathBuf,
     file: File,
     len: u64,
+    /// The format of its entries (0: no header).
+    format: u32,
+    /// Where its first record starts: after the header, if any.
+    start: u64,
 }
 
 /// The open log files.
@@ -78,6 +122,8 @@ pub struct Wal {
     dir_dirty: bool,
     /// The next spare segment, if one is under way or ready but not used yet.
     spare: Option<Spare>,
+    /// The format appended records are in.
+    format: u32,
 }
 
 #[derive(Debug)]
@@ -103,37 +149,96 @@ fn encode(r: &Record, out: &mut Vec<u8>) {
     out.extend_from_slice(&r.bytes);
 }
 
-/// Decodes the records at the start of `data`; stops at the first one that is short, fails its
-/// checksum or does not continue the log. Returns the records (with offsets) and the valid length.
+/// Why decoding a segment's records stopped.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Stop {
+    /// The end of the written data: end of file, or the zeros of a preallocated tail.
+    End,
+    /// A record that was never completely written, at this offset.
+    Torn(usize),
+    /// A record that was written and does not read back, at this offset.
+    Corrupt(usize, String),
+}
+
+/// Whether the record at `data[at..end]` was cut short by a crash: part of it lies past the end of
+/// the file, or one of the 512-byte sectors it covers (counted from `base`, the file offset of
+/// `data[0]`) is all zeros.
+fn torn(data: &[u8], at: usize, end: usize, base: usize) -> bool {
+    if end > data.len() {
+        return true;
+    }
+    let mut from = at;
+    while from < end {
+        let next = ((base + from) / SECTOR + 1) * SECTOR - base;
+        let chunk = &data[from..next.min(end)];
+        if chunk.len() == SECTOR.min(end - from) && chunk.iter().all(|&b| b == 0) {
+            return true;
+        }
+        from = next;
+    }
+    false
+}
+
+/// Decodes the records at the start of `data` (which begins at file offset `base`); stops at the
+/// end of the data or at the first record that is short, fails its checksum or does not continue
+/// the log. Returns the records (with offsets into `data`), the valid length and why it stopped.
 fn decode_all(
     data: &[u8],
+    base: usize,
     mut prev: Option<(u64, u64)>,
     skip_upto: Option<u64>,
-) -> (Vec<(u64, Record)>, usize) {
+) -> (Vec<(u64, Record)>, usize, Stop) {
     let mut out = Vec::new();
     let mut at = 0usize;
-    while data.len() - at >= HEADER {
+    let stop = loop {
+        if data.len() - at < HEADER {
+            break if data[at..].iter().all(|&b| b == 0) {
+                Stop::End
+            } else {
+                Stop::Torn(at)
+            };
+        }
         let h = &data[at..at + HEADER];
+        if h.iter().all(|&b| b == 0) {
+            break if data[at..].iter().all(|&b| b == 0) {
+                Stop::End
+            } else {
+                Stop::Torn(at)
+            };
+        }
         let len = u32::from_le_bytes(h[0..4].try_into().expect("4 bytes")) as usize;
         let crc = u32::from_le_bytes(h[4..8].try_into().expect("4 bytes"));
         let index = u64::from_le_bytes(h[8..16].try_into().expect("8 bytes"));
         let term = u64::from_le_bytes(h[16..24].try_into().expect("8 bytes"));
-        if len > MAX_RECORD || data.len() - at - HEADER < len {
-            break;
+        if len > MAX_RECORD {
+            break Stop::Corrupt(at, format!("a record length of {len} bytes"));
         }
-        let bytes = &data[at + HEADER..at + HEADER + len];
+        let end = at + HEADER + len;
+        if end > data.len() {
+            break Stop::Torn(at);
+        }
+        let bytes = &data[at + HEADER..end];
         let mut c = crc32fast::Hasher::new();
         c.update(&index.to_le_bytes());
         c.update(&term.to_le_bytes());
         c.update(bytes);
         if c.finalize() != crc {
-            break;
+            break if torn(data, at, end, base) {
+                Stop::Torn(at)
+            } else {
+                Stop::Corrupt(at, format!("record {index} fails its checksum"))
+            };
         }
         // Purged entries are only skipped; live ones must continue the log.
         if skip_upto.is_none_or(|p| index > p) {
             if let Some((pi, pt)) = prev {
                 if index != pi + 1 || term < pt {
-                    break;
+                    break Stop::Corrupt(
+                        at,
+                        format!(
+                            "record {index} (term {term}) does not follow record {pi} (term {pt})"
+                        ),
+                    );
                 }
             }
             prev = Some((index, term));
@@ -146,9 +251,32 @@ fn decode_all(
                 bytes: bytes.to_vec(),
             },
         ));
-        at += HEADER + len;
+        at = end;
+    };
+    (out, at, stop)
+}
+
+/// The format of a segment's entries and where its records start, from its first bytes.
+fn segment_format(data: &[u8]) -> Result<(u32, usize), String> {
+    if data.len() < SEGMENT_HEADER || &data[..8] != SEGMENT_MAGIC {
+        return Ok((0, 0));
     }
-    (out, at)
+    let format = u32::from_le_bytes(data[8..12].try_into().expect("4 bytes"));
+    if format == 0 || format > hoist_proto::format::CURRENT {
+        return Err(format!(
+            "a segment of format {format} (this build reads {}..={})",
+            hoist_proto::format::OLDEST,
+            hoist_proto::format::CURRENT
+        ));
+    }
+    Ok((format, SEGMENT_HEADER))
+}
+
+fn segment_header(format: u32) -> [u8; SEGMENT_HEADER] {
+    let mut h = [0u8; SEGMENT_HEADER];
+    h[..8].copy_from_slice(SEGMENT_MAGIC);
+    h[8..12].copy_from_slice(&format.to_le_bytes());
+    h
 }
 
 /// Writes a zero-filled, synced segment-sized file to `dir/SPARE_TMP` and renames it to `SPARE`.
@@ -176,9 +304,10 @@ fn sync_dir(dir: &Path) -> WResult<()> {
 }
 
 impl Wal {
-    /// Opens (or creates) the log in `dir`: reads every record after `purged`, cuts off a torn
-    /// tail (and any segment after it), deletes fully purged segments. Returns the live records.
-    pub fn open(dir: &Path, purged: Option<u64>) -> WResult<(Wal, Vec<Record>)> {
+    /// Opens (or creates) the log in `dir`, whose appends will be in `format`: reads every record
+    /// after `purged`, cuts off a torn tail (and any segment after it), deletes fully purged
+    /// segments and an empty last one. Returns the live records, or the corruption it found.
+    pub fn open(dir: &Path, purged: Option<u64>, format: u32) -> WResult<(Wal, Vec<Loaded>)> {
         ctx(std::fs::create_dir_all(dir), dir, "creating")?;
         let mut names = Vec::new();
         for item in ctx(std::fs::read_dir(dir), dir, "listing")? {
@@ -201,6 +330,7 @@ impl Wal {
             dirty: Vec::new(),
             dir_dirty: false,
             spare: None,
+            format,
         };
         // A spare left by the last run may be incomplete if only its rename was lost; make anew.
         // (Either may also vanish meanwhile: the writer of an earlier `Wal` in this process.)
@@ -208,7 +338,7 @@ impl Wal {
             let path = dir.join(name);
             match std::fs::remove_file(&path) {
                 Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
-                    return Err(WalError {
+                    return Err(WalError::Io {
                         path,
                         what: "removing",
                         source: e,
@@ -217,15 +347,14 @@ impl Wal {
                 _ => {}
             }
         }
-        let mut live = Vec::new();
+        // Read everything first: a corrupt record anywhere must leave every file as it was.
+        let mut read = Vec::new();
         let mut prev = purged.map(|p| (p, 0));
-        let mut cut = false;
+        let mut torn_at = None;
         for first in names {
             let path = dir.join(segment_name(first));
-            if cut {
-                tracing::warn!(path = %path.display(), "raft log: removing a segment after a torn record");
-                ctx(std::fs::remove_file(&path), &path, "removing")?;
-                wal.dir_dirty = true;
+            if torn_at.is_some() {
+                read.push((first, path, None));
                 continue;
             }
             let mut file = ctx(
@@ -235,37 +364,74 @@ impl Wal {
             )?;
             let mut data = Vec::new();
             ctx(file.read_to_end(&mut data), &path, "reading")?;
-            let (records, valid) = decode_all(&data, prev, purged);
-            // The unused rest of a preallocated segment is zeros; anything else is torn.
-            if data[valid..].iter().any(|&b| b != 0) {
-                tracing::warn!(
-                    path = %path.display(),
-                    kept = valid,
-                    dropped = data.len() - valid,
-                    "raft log: cutting off a torn or invalid tail"
-                );
-                ctx(file.set_len(valid as u64), &path, "truncating")?;
-                ctx(file.sync_all(), &path, "syncing")?;
-                cut = true;
+            let corrupt = |offset: usize, why: String| WalError::Corrupt {
+                path: path.clone(),
+                offset: offset as u64,
+                why,
+            };
+            let (seg_format, start) = segment_format(&data).map_err(|why| corrupt(8, why))?;
+            let (records, valid, stop) = decode_all(&data[start..], start, prev, purged);
+            match stop {
+                Stop::End => {}
+                Stop::Torn(at) => torn_at = Some((first, start + at)),
+                Stop::Corrupt(at, why) => return Err(corrupt(start + at, why)),
             }
+            let mut loaded = Vec::new();
             for (offset, r) in records {
                 if purged.is_some_and(|p| r.index <= p) {
                     continue;
                 }
                 prev = Some((r.index, r.term));
-                wal.positions.insert(r.index, (first, offset));
-                live.push(r);
+                loaded.push(Loaded {
+                    record: r,
+                    format: seg_format,
+                    path: path.clone(),
+                    offset: start as u64 + offset,
+                });
             }
-            wal.segments.insert(
-                first,
-                Segment {
-                    path,
-                    file,
-                    len: valid as u64,
-                },
-            );
+            let segment = Segment {
+                path: path.clone(),
+                file,
+                len: (start + valid) as u64,
+                format: seg_format,
+                start: start as u64,
+            };
+            read.push((first, path, Some((segment, loaded))));
+        }
+        let mut live = Vec::new();
+        for (first, path, opened) in read {
+            let Some((segment, loaded)) = opened else {
+                tracing::warn!(path = %path.display(), "raft log: removing a segment after a torn record");
+                ctx(std::fs::remove_file(&path), &path, "removing")?;
+                wal.dir_dirty = true;
+                continue;
+            };
+            if torn_at.is_some_and(|(seg, _)| seg == first) {
+                let len = segment.len;
+                tracing::warn!(
+                    path = %path.display(),
+                    offset = len,
+                    "raft log: cutting off a torn tail (a write the crash interrupted; never acknowledged)"
+                );
+                ctx(segment.file.set_len(len), &path, "truncating")?;
+                ctx(segment.file.sync_all(), &path, "syncing")?;
+            }
+            for l in &loaded {
+                wal.positions.insert(l.record.index, (first, l.offset));
+            }
+            live.extend(loaded);
+            wal.segments.insert(first, segment);
         }
         wal.drop_purged_segments(purged)?;
+        // An empty last segment (a crash right after it was made) goes: the next append makes
+        // it anew, in the format of the day.
+        if let Some((&first, seg)) = wal.segments.iter().next_back() {
+            if seg.len <= seg.start {
+                let seg = wal.segments.remove(&first).expect("listed");
+                ctx(std::fs::remove_file(&seg.path), &seg.path, "removing")?;
+                wal.dir_dirty = true;
+            }
+        }
         if wal.dir_dirty {
             sync_dir(dir)?;
             wal.dir_dirty = false;
@@ -294,7 +460,7 @@ impl Wal {
             .segments
             .values()
             .next_back()
-            .is_none_or(|s| s.len >= SEGMENT_BYTES);
+            .is_none_or(|s| s.len >= SEGMENT_BYTES || s.format != self.format);
         if rotate {
             let path = self.dir.join(segment_name(first.index));
             let file = match self.take_spare(&path) {
@@ -311,8 +477,23 @@ impl Wal {
                 )?,
             };
             self.prepare_spare();
-            self.segments
-                .insert(first.index, Segment { path, file, len: 0 });
+            let start = if self.format == 0 {
+                0
+            } else {
+                let header = segment_header(self.format);
+                ctx(file.write_all_at(&header, 0), &path, "writing the header")?;
+                header.len() as u64
+            };
+            self.segments.insert(
+                first.index,
+                Segment {
+                    path,
+                    file,
+                    len: start,
+                    format: self.format,
+                    start,
+                },
+            );
             self.dir_dirty = true;
         }
         let (&name, seg) = self.segments.iter_mut().next_back().expect("a segment");
@@ -395,10 +576,18 @@ impl Wal {
             ctx(std::fs::remove_file(&seg.path), &seg.path, "removing")?;
         }
         let seg = self.segments.get_mut(&name).expect("segment of a position");
-        ctx(seg.file.set_len(offset), &seg.path, "truncating")?;
-        ctx(seg.file.sync_all(), &seg.path, "syncing")?;
-        seg.len = offset;
-        self.dirty.retain(|d| *d <= name);
+        if offset <= seg.start {
+            // Nothing of it stays: it goes, so that the next append makes it anew (in the format
+            // of the day, under the same name).
+            let seg = self.segments.remove(&name).expect("listed");
+            ctx(std::fs::remove_file(&seg.path), &seg.path, "removing")?;
+            self.dirty.retain(|d| *d < name);
+        } else {
+            ctx(seg.file.set_len(offset), &seg.path, "truncating")?;
+            ctx(seg.file.sync_all(), &seg.path, "syncing")?;
+            seg.len = offset;
+            self.dirty.retain(|d| *d <= name);
+        }
         self.positions.split_off(&from);
         // The removals must be durable before anything is appended in their place.
         sync_dir(&self.dir)?;
@@ -457,6 +646,9 @@ impl Wal {
 mod tests {
     use super::*;
 
+    /// The segment header's length, where format-1 records start.
+    const H: u64 = SEGMENT_HEADER as u64;
+
     fn rec(index: u64, term: u64, size: usize) -> Record {
         Record {
             index,
@@ -465,14 +657,18 @@ mod tests {
         }
     }
 
-    fn indexes(rs: &[Record]) -> Vec<u64> {
-        rs.iter().map(|r| r.index).collect()
+    fn indexes(rs: &[Loaded]) -> Vec<u64> {
+        rs.iter().map(|l| l.record.index).collect()
+    }
+
+    fn records(rs: Vec<Loaded>) -> Vec<Record> {
+        rs.into_iter().map(|l| l.record).collect()
     }
 
     /// A log dir holding entries 1, 2, 3 (term 1, 10 bytes each) and the path of its segment.
     fn three_synced_records() -> (tempfile::TempDir, PathBuf) {
         let d = tempfile::tempdir().unwrap();
-        let (mut w, _) = Wal::open(d.path(), None).unwrap();
+        let (mut w, _) = Wal::open(d.path(), None, 1).unwrap();
         w.append(&[rec(1, 1, 10), rec(2, 1, 10), rec(3, 1, 10)])
             .unwrap();
         w.sync().unwrap();
@@ -483,40 +679,40 @@ mod tests {
     #[test]
     fn appends_survive_reopen() {
         let d = tempfile::tempdir().unwrap();
-        let (mut w, live) = Wal::open(d.path(), None).unwrap();
+        let (mut w, live) = Wal::open(d.path(), None, 1).unwrap();
         assert!(live.is_empty());
         w.append(&[rec(1, 1, 10), rec(2, 1, 0)]).unwrap();
         w.append(&[rec(3, 2, 100)]).unwrap();
         w.sync().unwrap();
         drop(w);
-        let (_, live) = Wal::open(d.path(), None).unwrap();
-        assert_eq!(live, vec![rec(1, 1, 10), rec(2, 1, 0), rec(3, 2, 100)]);
+        let (_, live) = Wal::open(d.path(), None, 1).unwrap();
+        assert_eq!(records(live), vec![rec(1, 1, 10), rec(2, 1, 0), rec(3, 2, 100)]);
     }
 
     #[test]
     fn a_torn_tail_is_cut_off_and_appending_continues() {
         let (d, path) = three_synced_records();
-        let len = 3 * (HEADER as u64 + 10);
+        let len = H + 3 * (HEADER as u64 + 10);
         // A crash in the middle of the third record.
         let f = OpenOptions::new().write(true).open(&path).unwrap();
         f.set_len(len - 5).unwrap();
-        let (mut w, live) = Wal::open(d.path(), None).unwrap();
+        let (mut w, live) = Wal::open(d.path(), None, 1).unwrap();
         assert_eq!(indexes(&live), [1, 2]);
         assert_eq!(
             std::fs::metadata(&path).unwrap().len(),
-            2 * (HEADER as u64 + 10)
+            H + 2 * (HEADER as u64 + 10)
         );
         w.append(&[rec(3, 2, 7)]).unwrap();
         w.sync().unwrap();
         drop(w);
-        let (_, live) = Wal::open(d.path(), None).unwrap();
-        assert_eq!(live, vec![rec(1, 1, 10), rec(2, 1, 10), rec(3, 2, 7)]);
+        let (_, live) = Wal::open(d.path(), None, 1).unwrap();
+        assert_eq!(records(live), vec![rec(1, 1, 10), rec(2, 1, 10), rec(3, 2, 7)]);
     }
 
     #[test]
     fn preallocated_segments_are_used_and_their_zero_tail_is_not_torn() {
         let d = tempfile::tempdir().unwrap();
-        let (mut w, _) = Wal::open(d.path(), None).unwrap();
+        let (mut w, _) = Wal::open(d.path(), None, 1).unwrap();
         w.wait_for_spare();
         w.append(&[rec(1, 1, 10), rec(2, 1, 10)]).unwrap();
         w.sync().unwrap();
@@ -524,7 +720,7 @@ mod tests {
         let size = || std::fs::metadata(&path).unwrap().len();
         assert_eq!(size(), SEGMENT_BYTES, "the first segment is the spare");
         drop(w);
-        let (mut w, live) = Wal::open(d.path(), None).unwrap();
+        let (mut w, live) = Wal::open(d.path(), None, 1).unwrap();
         assert_eq!(indexes(&live), [1, 2]);
         assert_eq!(
             size(),
@@ -536,10 +732,10 @@ mod tests {
         drop(w);
         // A torn record inside the preallocated part is cut off like any other.
         let f = OpenOptions::new().write(true).open(&path).unwrap();
-        f.write_all_at(&[7; 9], 3 * (HEADER as u64 + 10)).unwrap();
-        let (_, live) = Wal::open(d.path(), None).unwrap();
+        f.write_all_at(&[7; 9], H + 3 * (HEADER as u64 + 10)).unwrap();
+        let (_, live) = Wal::open(d.path(), None, 1).unwrap();
         assert_eq!(indexes(&live), [1, 2, 3]);
-        assert_eq!(size(), 3 * (HEADER as u64 + 10));
+        assert_eq!(size(), H + 3 * (HEADER as u64 + 10));
     }
 
     /// A disk without room for a preallocated segment: the log grows as it goes, and no partial
@@ -563,7 +759,7 @@ mod tests {
             .unwrap();
         assert!(status.success(), "mount a 4 MiB tmpfs (run as root)");
         let _mounted = Mounted(d.path().to_path_buf());
-        let (mut w, _) = Wal::open(d.path(), None).unwrap();
+        let (mut w, _) = Wal::open(d.path(), None, 1).unwrap();
         w.append(&[rec(1, 1, 10), rec(2, 1, 10)]).unwrap();
         w.sync().unwrap();
         w.wait_for_spare();
@@ -573,25 +769,93 @@ mod tests {
             assert!(!d.path().join(name).exists(), "{name} left behind");
         }
         drop(w);
-        let (_, live) = Wal::open(d.path(), None).unwrap();
+        let (_, live) = Wal::open(d.path(), None, 1).unwrap();
         assert_eq!(indexes(&live), [1, 2, 3]);
     }
 
     #[test]
-    fn a_garbled_record_drops_it_and_everything_after() {
+    fn a_garbled_record_is_refused_naming_the_file_and_offset_and_nothing_changes() {
         let (d, path) = three_synced_records();
         let f = OpenOptions::new().write(true).open(&path).unwrap();
         // Flip a byte of the second record's entry.
-        f.write_all_at(&[0xff], (HEADER + 10 + HEADER + 3) as u64)
-            .unwrap();
-        let (_, live) = Wal::open(d.path(), None).unwrap();
-        assert_eq!(indexes(&live), [1]);
+        let second = H + (HEADER + 10) as u64;
+        f.write_all_at(&[0xff], second + HEADER as u64 + 3).unwrap();
+        let before = std::fs::read(&path).unwrap();
+        let e = Wal::open(d.path(), None, 1).unwrap_err().to_string();
+        assert!(
+            e.contains(&format!("{}: record 2 fails its checksum at offset {second}", path.display())),
+            "{e}"
+        );
+        assert_eq!(std::fs::read(&path).unwrap(), before, "nothing was changed");
+    }
+
+    #[test]
+    fn a_torn_write_is_told_from_corruption_by_an_unwritten_sector() {
+        // A record of 2000 bytes whose middle sector never reached the disk: torn.
+        let mut buf = vec![0u8; 16];
+        encode(&rec(1, 1, 10), &mut buf);
+        let at = buf.len();
+        encode(&rec(2, 1, 2000), &mut buf);
+        let mut torn_buf = buf.clone();
+        torn_buf[1024..1536].fill(0);
+        let (rs, _, stop) = decode_all(&torn_buf[16..], 16, None, None);
+        assert_eq!((rs.len(), stop), (1, Stop::Torn(at - 16)));
+        // The same record with one flipped byte: corrupt.
+        let mut bad = buf.clone();
+        bad[1100] ^= 1;
+        let (_, _, stop) = decode_all(&bad[16..], 16, None, None);
+        assert!(matches!(stop, Stop::Corrupt(o, _) if o == at - 16), "{stop:?}");
+        // A record running past the end of the file: torn.
+        let (_, _, stop) = decode_all(&buf[16..buf.len() - 1], 16, None, None);
+        assert_eq!(stop, Stop::Torn(at - 16));
+    }
+
+    #[test]
+    fn segments_of_format_0_are_read_and_appends_go_to_a_new_segment() {
+        let d = tempfile::tempdir().unwrap();
+        // A log written by 0.1.0: records from offset 0, no header.
+        let mut buf = Vec::new();
+        encode(&rec(1, 1, 10), &mut buf);
+        encode(&rec(2, 1, 10), &mut buf);
+        buf.resize(buf.len() + 4096, 0);
+        std::fs::write(d.path().join(segment_name(1)), &buf).unwrap();
+        let (mut w, live) = Wal::open(d.path(), None, 1).unwrap();
+        assert_eq!(live.iter().map(|l| l.format).collect::<Vec<_>>(), [0, 0]);
+        w.append(&[rec(3, 2, 10)]).unwrap();
+        w.sync().unwrap();
+        assert_eq!(w.segment_count(), 2);
+        drop(w);
+        let (mut w, live) = Wal::open(d.path(), None, 1).unwrap();
+        assert_eq!(
+            live.iter().map(|l| (l.record.index, l.format)).collect::<Vec<_>>(),
+            [(1, 0), (2, 0), (3, 1)]
+        );
+        // Truncating into the old segment and appending again: the new records are format 1.
+        w.truncate(2).unwrap();
+        w.append(&[rec(2, 3, 10)]).unwrap();
+        w.sync().unwrap();
+        drop(w);
+        let (_, live) = Wal::open(d.path(), None, 1).unwrap();
+        assert_eq!(
+            live.iter().map(|l| (l.record.index, l.record.term, l.format)).collect::<Vec<_>>(),
+            [(1, 1, 0), (2, 3, 1)]
+        );
+    }
+
+    #[test]
+    fn a_segment_of_an_unknown_format_is_refused() {
+        let d = tempfile::tempdir().unwrap();
+        let mut header = segment_header(1);
+        header[8] = 7;
+        std::fs::write(d.path().join(segment_name(1)), header).unwrap();
+        let e = Wal::open(d.path(), None, 1).unwrap_err().to_string();
+        assert!(e.contains("a segment of format 7"), "{e}");
     }
 
     #[test]
     fn truncated_entries_never_come_back() {
         let d = tempfile::tempdir().unwrap();
-        let (mut w, _) = Wal::open(d.path(), None).unwrap();
+        let (mut w, _) = Wal::open(d.path(), None, 1).unwrap();
         w.append(&[rec(1, 1, 10), rec(2, 1, 10), rec(3, 1, 10), rec(4, 1, 10)])
             .unwrap();
         w.sync().unwrap();
@@ -599,34 +863,37 @@ mod tests {
         w.append(&[rec(2, 2, 10)]).unwrap();
         w.sync().unwrap();
         drop(w);
-        let (_, live) = Wal::open(d.path(), None).unwrap();
-        assert_eq!(live, vec![rec(1, 1, 10), rec(2, 2, 10)]);
+        let (_, live) = Wal::open(d.path(), None, 1).unwrap();
+        assert_eq!(records(live), vec![rec(1, 1, 10), rec(2, 2, 10)]);
         // Truncating past the end is a no-op.
-        let (mut w, _) = Wal::open(d.path(), None).unwrap();
+        let (mut w, _) = Wal::open(d.path(), None, 1).unwrap();
         w.truncate(9).unwrap();
         w.sync().unwrap();
     }
 
     #[test]
-    fn stale_records_that_do_not_continue_the_log_are_refused() {
+    fn records_that_do_not_continue_the_log_are_corruption() {
         // Bytes of an old entry 3 of term 1 right after a new entry 2 of term 2.
         let mut buf = Vec::new();
         encode(&rec(1, 1, 4), &mut buf);
         encode(&rec(2, 2, 4), &mut buf);
         encode(&rec(3, 1, 4), &mut buf);
-        let (rs, _) = decode_all(&buf, None, None);
+        let (rs, _, stop) = decode_all(&buf, 0, None, None);
         assert_eq!(rs.len(), 2);
+        assert!(matches!(stop, Stop::Corrupt(_, ref why) if why.contains("does not follow")));
         // A gap is refused too.
         let mut buf = Vec::new();
         encode(&rec(1, 1, 4), &mut buf);
         encode(&rec(3, 1, 4), &mut buf);
-        assert_eq!(decode_all(&buf, None, None).0.len(), 1);
+        let (rs, _, stop) = decode_all(&buf, 0, None, None);
+        assert_eq!(rs.len(), 1);
+        assert!(matches!(stop, Stop::Corrupt(..)));
     }
 
     #[test]
     fn segments_rotate_and_purged_ones_are_deleted() {
         let d = tempfile::tempdir().unwrap();
-        let (mut w, _) = Wal::open(d.path(), None).unwrap();
+        let (mut w, _) = Wal::open(d.path(), None, 1).unwrap();
         let big = SEGMENT_BYTES as usize / 2;
         for i in 1..=6 {
             w.append(&[rec(i, 1, big)]).unwrap();
@@ -637,14 +904,14 @@ mod tests {
         w.purge(3).unwrap();
         assert_eq!(w.segment_count(), 2, "the segment of 1 and 2 is gone");
         drop(w);
-        let (mut w, live) = Wal::open(d.path(), Some(3)).unwrap();
+        let (mut w, live) = Wal::open(d.path(), Some(3), 1).unwrap();
         assert_eq!(indexes(&live), [4, 5, 6]);
         w.purge(6).unwrap();
         assert_eq!(w.segment_count(), 1, "the last segment stays");
         w.append(&[rec(7, 2, 1)]).unwrap();
         w.sync().unwrap();
         drop(w);
-        let (_, live) = Wal::open(d.path(), Some(6)).unwrap();
+        let (_, live) = Wal::open(d.path(), Some(6), 1).unwrap();
         assert_eq!(indexes(&live), [7]);
     }
 
@@ -652,14 +919,14 @@ mod tests {
     fn a_log_purged_past_its_end_restarts_after_the_purge_point() {
         // After installing a snapshot at 100 the next append is 101.
         let d = tempfile::tempdir().unwrap();
-        let (mut w, _) = Wal::open(d.path(), None).unwrap();
+        let (mut w, _) = Wal::open(d.path(), None, 1).unwrap();
         w.append(&[rec(1, 1, 3)]).unwrap();
         w.sync().unwrap();
         w.purge(100).unwrap();
         w.append(&[rec(101, 3, 3)]).unwrap();
         w.sync().unwrap();
         drop(w);
-        let (_, live) = Wal::open(d.path(), Some(100)).unwrap();
+        let (_, live) = Wal::open(d.path(), Some(100), 1).unwrap();
         assert_eq!(indexes(&live), [101]);
     }
 }

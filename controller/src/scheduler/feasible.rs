@@ -2,6 +2,7 @@
 //! node, host ports, node state), and the one-line reason when it cannot.
 
 use hoist_proto::cluster::{Node, NodeAvailability, NodeStatus, Task};
+use hoist_proto::format::v0::parse_size_decimal_letters;
 use hoist_proto::quantity::{parse_cpu_millis, parse_size};
 use hoist_proto::service::{PortProtocol, ServiceSpec};
 use std::collections::{BTreeMap, BTreeSet, HashMap};
@@ -17,6 +18,8 @@ pub struct Demand {
     pub constraints: Vec<Constraint>,
     /// 0: no limit.
     pub max_per_node: u64,
+    /// The oldest agent format that runs the spec as written ([`ServiceSpec::format`]).
+    pub agent_format: u32,
 }
 
 /// A parsed placement constraint.
@@ -69,9 +72,15 @@ impl Constraint {
 }
 
 impl Demand {
-    /// The demand of one replica of `spec` (amounts that do not parse count as zero; validation
-    /// refused such specs before they were stored).
-    pub fn of(spec: &ServiceSpec) -> Demand {
+    /// The demand of one replica of `spec` in a cluster at `cluster_format` (amounts that do not
+    /// parse count as zero; validation refused such specs before they were stored). A format-0
+    /// cluster reads sizes as 0.1.0 did, so that members of both versions agree on every
+    /// placement until the last one is upgraded.
+    pub fn of(spec: &ServiceSpec, cluster_format: u32) -> Demand {
+        let size = |text: &str| match cluster_format {
+            0 => parse_size_decimal_letters(text),
+            _ => parse_size(text).ok(),
+        };
         let r = &spec.resources;
         Demand {
             service: spec.name.clone(),
@@ -83,7 +92,7 @@ impl Demand {
             memory_bytes: r
                 .memory
                 .as_ref()
-                .and_then(|q| parse_size(q.as_str()))
+                .and_then(|q| size(q.as_str()))
                 .unwrap_or(0),
             ports: spec
                 .ports
@@ -97,6 +106,7 @@ impl Demand {
                 .filter_map(|c| Constraint::parse(c))
                 .collect(),
             max_per_node: spec.placement.max_per_node.max(0) as u64,
+            agent_format: spec.format(),
         }
     }
 }
@@ -155,6 +165,7 @@ pub fn usage_of<'a>(
                     ports: vec![],
                     constraints: vec![],
                     max_per_node: 0,
+                    agent_format: 0,
                 })
             });
         match out.get_mut(&t.node) {
@@ -176,6 +187,8 @@ pub enum Misfit {
     Port(u16, PortProtocol),
     Cpu { need: u64, free: u64 },
     Memory { need: u64, free: u64 },
+    /// The node's agent reads an older format than the spec needs.
+    AgentFormat { has: u32, needs: u32 },
 }
 
 impl std::fmt::Display for Misfit {
@@ -199,6 +212,10 @@ impl std::fmt::Display for Misfit {
             Misfit::Memory { need, free } => {
                 write!(f, "needs {}, {} free", bytes(*need), bytes(*free))
             }
+            Misfit::AgentFormat { has, needs } => write!(
+                f,
+                "agent reads format {has}, the spec needs {needs}: upgrade the agent"
+            ),
         }
     }
 }
@@ -243,6 +260,12 @@ pub fn check(node: &Node, usage: Option<&NodeUsage>, demand: &Demand) -> Result<
     }
     if let Some(c) = demand.constraints.iter().find(|c| !c.matches(node)) {
         return Err(Misfit::Constraint(c.short()));
+    }
+    if node.agent_format < demand.agent_format {
+        return Err(Misfit::AgentFormat {
+            has: node.agent_format,
+            needs: demand.agent_format,
+        });
     }
     let empty = NodeUsage::default();
     let usage = usage.unwrap_or(&empty);
@@ -313,6 +336,7 @@ pub(crate) mod tests {
             status: NodeStatus::Ready,
             availability: NodeAvailability::Active,
             agent_version: String::new(),
+            agent_format: 0,
             registered_ms: 0,
             updated_ms: 0,
         }
@@ -323,7 +347,7 @@ pub(crate) mod tests {
         let mut spec = ServiceSpec::new("web", "img");
         spec.resources.memory = Some("512Mi".into());
         spec.placement.constraints = vec!["node.labels.zone==a".into()];
-        let d = Demand::of(&spec);
+        let d = Demand::of(&spec, 1);
         let n2 = node("n2", 812, &[("zone", "a")]);
         let u = NodeUsage {
             memory_bytes: 512 << 20,
@@ -349,7 +373,7 @@ pub(crate) mod tests {
         });
         spec.placement.max_per_node = 1;
         spec.placement.constraints = vec!["node.hostname!=h-n9".into()];
-        let d = Demand::of(&spec);
+        let d = Demand::of(&spec, 1);
         let mut n = node("n1", 1024, &[]);
         let mut u = NodeUsage::default();
         assert_eq!(check(&n, Some(&u), &d), Ok(()));

@@ -158,7 +158,7 @@ mod tests {
             node("n2", 4096, &[]),
             node("n3", 4096, &[]),
         ];
-        let d = Demand::of(&ServiceSpec::new("web", "img"));
+        let d = Demand::of(&ServiceSpec::new("web", "img"), 1);
         let p = place(&nodes, &mut BTreeMap::new(), &d, None, 30);
         assert_eq!(p.unplaced, None);
         assert!(counts(&p).values().all(|&c| c == 10), "{p:?}");
@@ -172,7 +172,7 @@ mod tests {
             node("a2", 4096, &[("zone", "a")]),
             node("b1", 4096, &[("zone", "b")]),
         ];
-        let d = Demand::of(&ServiceSpec::new("web", "img"));
+        let d = Demand::of(&ServiceSpec::new("web", "img"), 1);
         let p = place(&nodes, &mut BTreeMap::new(), &d, Some("zone"), 4);
         let c = counts(&p);
         assert_eq!(c["b1"], 2);
@@ -188,10 +188,10 @@ mod tests {
         usage
             .entry("n1".to_string())
             .or_insert_with(NodeUsage::default)
-            .add(&Demand::of(&other));
+            .add(&Demand::of(&other, 1));
         let mut spec = ServiceSpec::new("web", "img");
         spec.resources.memory = Some("512Mi".into());
-        let d = Demand::of(&spec);
+        let d = Demand::of(&spec, 1);
         let p = place(&nodes, &mut usage, &d, None, 3);
         assert_eq!(p.nodes, vec!["n2", "n2"]);
         assert_eq!(
@@ -213,7 +213,7 @@ mod tests {
                 .map(|(i, m)| node(&format!("n{i:02}"), *m, &[])).collect();
             let mut spec = ServiceSpec::new("web", "img");
             spec.resources.memory = Some(format!("{need}Mi").as_str().into());
-            let d = Demand::of(&spec);
+            let d = Demand::of(&spec, 1);
             let mut usage = BTreeMap::new();
             let p = place(&nodes, &mut usage, &d, None, count);
             let mut usage2 = BTreeMap::new();

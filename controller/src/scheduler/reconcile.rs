@@ -271,7 +271,7 @@ impl ServiceRun<'_> {
         }
         // Which slots should exist, and on which node for global services.
         let global = self.spec.mode == ServiceMode::Global;
-        let demand = Demand::of(self.spec);
+        let demand = Demand::of(self.spec, self.state.cluster_format);
         let wanted = if global {
             Wanted::Global(
                 self.nodes

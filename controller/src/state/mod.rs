@@ -4,20 +4,19 @@
 //! state, so nothing here reads a clock, a random source or the disk: time comes stamped on the
 //! [`Request`] by the leader. Raft, HTTP and storage live elsewhere and only call [`State::apply`].
 
-mod image;
 mod nodes;
 mod services;
+mod snapshot;
 mod tasks;
 #[cfg(test)]
 pub(crate) mod tests;
 
-pub use image::{decode_image, encode_image, ImageError};
+pub use snapshot::{decode_snapshot, encode_snapshot, SnapshotError};
 pub use services::same_run_spec;
 
 use hoist_proto::cluster::{Node, Rollout, Service, ServiceVersion, Task};
 use hoist_proto::raft::{Command, CommandError, ErrorCode, Request, Response};
 use hoist_proto::service::ServiceSpec;
-use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use std::collections::{BTreeMap, VecDeque};
 
@@ -27,17 +26,18 @@ pub const HISTORY_LIMIT: usize = 32;
 pub const SLOT_HISTORY_LIMIT: usize = 5;
 
 /// The cluster's identity and join secret, made once (see `hoist_proto::node::parse_join_token`).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ClusterIdentity {
     pub cluster_id: String,
     pub secret: String,
 }
 
 /// A service's versions, oldest first; the last one is current.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ServiceRecord {
     pub created_ms: u64,
-    /// A deque: dropping the oldest version must not shift the others (postcard encodes it as a Vec).
+    /// A deque: dropping the oldest version must not shift the others. Never empty (decoding
+    /// refuses a snapshot with an empty one).
     pub history: VecDeque<ServiceVersion>,
 }
 
@@ -62,8 +62,9 @@ impl ServiceRecord {
     }
 }
 
-/// Everything the controllers agree on. Plain data, `BTreeMap`s for a deterministic encoding.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+/// Everything the controllers agree on. Plain data, `BTreeMap`s for a deterministic encoding
+/// (see [`snapshot`] for how it is stored).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct State {
     pub services: BTreeMap<String, ServiceRecord>,
     pub nodes: BTreeMap<String, Node>,
@@ -77,9 +78,11 @@ pub struct State {
     pub node_index: BTreeMap<String, u64>,
     /// Raft index of the last change to each service's endpoints (for the registry's watch).
     pub endpoints_index: BTreeMap<String, u64>,
+    /// The format every member reads (`hoist_proto::format`): what the cluster writes. Raised by
+    /// the leader once the last member has been upgraded; never lowered. 0 in a state from 0.1.0.
+    pub cluster_format: u32,
     /// Raft index of the entry being applied; set by the state machine before [`State::apply`].
     /// Not part of the state's encoding or hash: a refused command must change nothing.
-    #[serde(skip)]
     pub index: u64,
 }
 
@@ -88,6 +91,9 @@ impl State {
     /// [`Response::Error`]; nothing here panics on any input.
     pub fn apply(&mut self, req: &Request) -> Response {
         let now = req.time_ms;
+        if let Err(e) = self.check_format(&req.command) {
+            return Response::Error(e);
+        }
         let result = match &req.command {
             Command::ApplyService(spec) => self.apply_service(spec, now),
             Command::DeleteService { name } => self.delete_service(name),
@@ -119,6 +125,15 @@ impl State {
                 }
                 Ok(Response::Ok)
             }
+            Command::SetClusterFormat { format } => {
+                self.cluster_format = self.cluster_format.max(*format);
+                Ok(Response::Ok)
+            }
+            Command::SetNodeVersion {
+                id,
+                agent_version,
+                agent_format,
+            } => self.set_node_version(id, agent_version, *agent_format, now),
             Command::Batch(commands) => Ok(Response::Batch(
                 commands
                     .iter()
@@ -127,6 +142,28 @@ impl State {
             )),
         };
         result.unwrap_or_else(Response::Error)
+    }
+
+    /// Refuses a command that needs a newer format than the cluster's: a member that has not been
+    /// upgraded yet could not apply it as the others do. The leader checks before proposing
+    /// (`RaftNode::write`); this keeps a stale leader's mistake from ever changing the state.
+    fn check_format(&self, command: &Command) -> Result<(), CommandError> {
+        let needs = match command {
+            Command::SetClusterFormat { .. } | Command::Batch(_) => 0,
+            c => c.format(),
+        };
+        if needs <= self.cluster_format {
+            return Ok(());
+        }
+        Err(CommandError {
+            code: ErrorCode::Conflict,
+            message: format!(
+                "this needs cluster format {needs}, and the cluster is at format {}: \
+                 finish upgrading every controller member first",
+                self.cluster_format
+            ),
+            field: None,
+        })
     }
 
     /// Applies one command of a batch; nested batches are refused.
@@ -202,18 +239,26 @@ impl State {
             .map(|r| r.history.iter().cloned().collect())
     }
 
-    /// SHA-256 of the state's canonical encoding, hex: equal states have equal hashes.
+    /// SHA-256 of the state's canonical encoding in its own format, hex: equal states have
+    /// equal hashes, and a format-0 state hashes as 0.1.0 hashed it, so members of both versions
+    /// can be compared during an upgrade.
     pub fn hash(&self) -> String {
-        let bytes = postcard::to_stdvec(self).expect("state encodes");
+        let bytes = snapshot::canonical_bytes(self, self.cluster_format)
+            .or_else(|_| snapshot::canonical_bytes(self, hoist_proto::format::CURRENT))
+            .expect("the current format says everything");
         hex::encode(Sha256::digest(bytes))
     }
 
+    /// Replaces the state with a snapshot; the cluster format stays at least what it was (a
+    /// restored 0.1.0 snapshot does not take an upgraded cluster back to format 0).
     fn restore(&mut self, bytes: &[u8]) -> Result<Response, CommandError> {
-        let state = decode_image(bytes).map_err(|e| CommandError {
+        let mut state = decode_snapshot(bytes).map_err(|e| CommandError {
             code: ErrorCode::Invalid,
             message: format!("snapshot: {e}"),
             field: None,
         })?;
+        state.cluster_format = state.cluster_format.max(self.cluster_format);
+        state.index = self.index;
         *self = state;
         Ok(Response::Restored(self.services.len() as u64))
     }

@@ -54,6 +54,22 @@ impl State {
         Ok(Response::Node(node.clone()))
     }
 
+    pub(super) fn set_node_version(
+        &mut self,
+        id: &str,
+        version: &str,
+        format: u32,
+        now: u64,
+    ) -> Result<Response, CommandError> {
+        let node = self.node_mut(id)?;
+        if node.agent_version != version || node.agent_format != format {
+            node.agent_version = version.to_string();
+            node.agent_format = format;
+            node.updated_ms = now;
+        }
+        Ok(Response::Node(node.clone()))
+    }
+
     pub(super) fn set_node_availability(
         &mut self,
         id: &str,

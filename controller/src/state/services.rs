@@ -182,6 +182,8 @@ pub fn same_run_spec(a: &ServiceSpec, b: &ServiceSpec) -> bool {
         labels,
         autoscale,
         mode,
+        stop_signal,
+        stop_grace_period,
     } = a;
     *name == b.name
         && *image == b.image
@@ -197,6 +199,8 @@ pub fn same_run_spec(a: &ServiceSpec, b: &ServiceSpec) -> bool {
         && *labels == b.labels
         && *autoscale == b.autoscale
         && *mode == b.mode
+        && *stop_signal == b.stop_signal
+        && *stop_grace_period == b.stop_grace_period
 }
 
 fn no_service(name: &str) -> CommandError {

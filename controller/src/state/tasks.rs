@@ -11,7 +11,8 @@ use std::collections::{BTreeMap, BTreeSet};
 impl State {
     /// The demand of a task's spec, if its service is known.
     pub fn demand_of(&self, t: &Task) -> Option<Demand> {
-        self.spec_of(&t.service, t.service_version).map(Demand::of)
+        self.spec_of(&t.service, t.service_version)
+            .map(|spec| Demand::of(spec, self.cluster_format))
     }
 
     /// Usage of the nodes in `nodes` by the tasks holding resources there.
@@ -49,7 +50,7 @@ impl State {
         };
         let demand = demands
             .entry(t.service.clone())
-            .or_insert_with(|| Demand::of(&current.spec));
+            .or_insert_with(|| Demand::of(&current.spec, self.cluster_format));
         check(node, usage.get(&t.node), demand)
             .err()
             .map(|m| format!("{}: {m}", t.node))

@@ -182,7 +182,7 @@ fn refusals_name_the_field_and_change_nothing() {
         ),
         (
             Command::Restore(b"junk".to_vec()),
-            "snapshot: not a Hoist state image (bad magic)",
+            "snapshot: not a Hoist state image: bad magic at offset 0",
         ),
     ];
     for (cmd, msg) in cases {
@@ -223,6 +223,7 @@ pub(crate) fn test_node(id: &str, cpu_millis: u64, memory_bytes: u64) -> Node {
         status: NodeStatus::Ready,
         availability: NodeAvailability::Active,
         agent_version: String::new(),
+        agent_format: 0,
         registered_ms: 0,
         updated_ms: 0,
     }
@@ -437,7 +438,7 @@ fn restore_replaces_the_state() {
         1,
         Command::ApplyService(Box::new(spec("web", "img", 1))),
     ));
-    let image = encode_image(&a);
+    let image = encode_snapshot(&a, 0).unwrap();
     let mut b = State::default();
     b.apply(&req(
         1,
@@ -451,7 +452,7 @@ fn restore_replaces_the_state() {
     let mut corrupt = image;
     let last = corrupt.len() - 1;
     corrupt[last] ^= 1;
-    assert!(matches!(decode_image(&corrupt), Err(ImageError::Checksum)));
+    assert!(matches!(decode_snapshot(&corrupt), Err(SnapshotError::Checksum { .. })));
 }
 
 fn arb_command() -> impl Strategy<Value = Command> {
@@ -488,7 +489,9 @@ proptest! {
             }
         }
         prop_assert_eq!(a.hash(), b.hash());
-        prop_assert_eq!(decode_image(&encode_image(&a)).unwrap(), a);
+        for format in [0, 1] {
+            prop_assert_eq!(decode_snapshot(&encode_snapshot(&a, format).unwrap()).unwrap(), a.clone());
+        }
     }
 
     #[test]

@@ -110,12 +110,9 @@ impl ServiceSpec {
         }
         if let Some(mem) = &self.resources.memory {
             match parse_size(mem.as_str()) {
-                None => bad(
-                    "resources.memory",
-                    format!("{:?} is not a size", mem.as_str()),
-                ),
-                Some(n) if n < (1 << 20) => bad("resources.memory", "must be ≥ 1Mi".into()),
-                Some(_) => {}
+                Err(m) => bad("resources.memory", m),
+                Ok(n) if n < (1 << 20) => bad("resources.memory", "must be ≥ 1Mi".into()),
+                Ok(_) => {}
             }
         }
         let mut published = std::collections::BTreeSet::new();
@@ -249,6 +246,16 @@ impl ServiceSpec {
                 if let Err(m) = within_autoscale(self.replicas, a) {
                     bad("replicas", m);
                 }
+            }
+        }
+        if let Some(sig) = &self.stop_signal {
+            if let Err(m) = crate::signal::parse_signal(sig) {
+                bad("stop_signal", m);
+            }
+        }
+        if let Some(g) = &self.stop_grace_period {
+            if parse_duration_ms(g).is_none() {
+                bad("stop_grace_period", not_duration(g));
             }
         }
         errs

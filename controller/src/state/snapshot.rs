@@ -1,0 +1,257 @@
+//! The state's snapshot encoding: a self-describing, checksummed image of [`State`], used for Raft
+//! snapshots (stored by each member, sent to members that catch up) and for the operator's
+//! `hoist cluster snapshot save|restore`. Also the state's canonical bytes, hashed by
+//! [`State::hash`].
+//!
+//! `MAGIC (8) | image format (u32 LE) | SHA-256 of the body (32) | body`. Image format 2 is the
+//! state in format 0 (postcard, what 0.1.0 wrote); image format 3 is the state in format 1
+//! (protobuf). A cluster writes the image of its own format, so every member can read every
+//! snapshot it is sent; this build reads both.
+
+use super::{ClusterIdentity, ServiceRecord, State};
+use hoist_proto::format::mirror::{FromV0, FromV1, ToV0, ToV1};
+use hoist_proto::format::{v0, v1, DecodeError, Unrepresentable};
+use prost::Message;
+use sha2::{Digest, Sha256};
+
+const MAGIC: &[u8; 8] = b"HOISTSM\0";
+const HEADER: usize = 44;
+/// The image format that carries state format `f`.
+const fn image_format(state_format: u32) -> u32 {
+    state_format + 2
+}
+
+/// Why bytes are not a state image. Offsets are from the start of the image.
+#[derive(Debug, thiserror::Error)]
+pub enum SnapshotError {
+    #[error("not a Hoist state image: bad magic at offset 0")]
+    BadMagic,
+    #[error("truncated: {len} bytes, a state image has at least {HEADER}")]
+    Truncated { len: usize },
+    #[error("state image format {0} at offset 8 is not one this build reads (2 and 3)")]
+    Format(u32),
+    #[error(
+        "checksum mismatch over the body at offsets {HEADER}..{len} (truncated or corrupted)"
+    )]
+    Checksum { len: usize },
+    #[error("body at offset {HEADER}: {0}")]
+    Decode(#[from] DecodeError),
+}
+
+/// Encodes `state` as an image of state format `format`; refuses what that format cannot say.
+pub fn encode_snapshot(state: &State, format: u32) -> Result<Vec<u8>, Unrepresentable> {
+    let body = canonical_bytes(state, format)?;
+    let mut out = Vec::with_capacity(body.len() + HEADER);
+    out.extend_from_slice(MAGIC);
+    out.extend_from_slice(&image_format(format).to_le_bytes());
+    out.extend_from_slice(&Sha256::digest(&body));
+    out.extend_from_slice(&body);
+    Ok(out)
+}
+
+/// Reads an image written by [`encode_snapshot`] of any format this build reads.
+pub fn decode_snapshot(bytes: &[u8]) -> Result<State, SnapshotError> {
+    let head = bytes.len().min(MAGIC.len());
+    if bytes[..head] != MAGIC[..head] {
+        return Err(SnapshotError::BadMagic);
+    }
+    if bytes.len() < HEADER {
+        return Err(SnapshotError::Truncated { len: bytes.len() });
+    }
+    let image = u32::from_le_bytes(bytes[8..12].try_into().expect("4 bytes"));
+    let format = match image {
+        2 => 0,
+        3 => 1,
+        other => return Err(SnapshotError::Format(other)),
+    };
+    let body = &bytes[HEADER..];
+    if Sha256::digest(body).as_slice() != &bytes[12..HEADER] {
+        return Err(SnapshotError::Checksum { len: bytes.len() });
+    }
+    Ok(from_canonical_bytes(body, format)?)
+}
+
+/// The state in format `format`, without the image header: what [`State::hash`] hashes.
+pub(super) fn canonical_bytes(state: &State, format: u32) -> Result<Vec<u8>, Unrepresentable> {
+    Ok(match format {
+        0 => postcard::to_stdvec(&to_v0(state)?).expect("plain data encodes"),
+        _ => to_v1(state).encode_to_vec(),
+    })
+}
+
+fn from_canonical_bytes(body: &[u8], format: u32) -> Result<State, DecodeError> {
+    let err = |e: &dyn std::fmt::Display| DecodeError::new("state", format, e);
+    let state = match format {
+        0 => from_v0(postcard::from_bytes(body).map_err(|e| err(&e))?),
+        _ => from_v1(v1::State::decode(body).map_err(|e| err(&e))?).map_err(|e| err(&e))?,
+    };
+    if let Some((name, _)) = state.services.iter().find(|(_, r)| r.history.is_empty()) {
+        return Err(err(&format!("service {name:?} has no version")));
+    }
+    Ok(state)
+}
+
+fn to_v0(s: &State) -> Result<v0::State, Unrepresentable> {
+    if s.cluster_format != 0 {
+        return Err(Unrepresentable::new("State.cluster_format", 1, 0));
+    }
+    Ok(v0::State {
+        services: s
+            .services
+            .iter()
+            .map(|(k, r)| {
+                Ok((
+                    k.clone(),
+                    v0::ServiceRecord {
+                        created_ms: r.created_ms,
+                        history: r.history.to_v0()?,
+                    },
+                ))
+            })
+            .collect::<Result<_, Unrepresentable>>()?,
+        nodes: s.nodes.to_v0()?,
+        tasks: s.tasks.to_v0()?,
+        identity: s.identity.as_ref().map(|i| v0::ClusterIdentity {
+            cluster_id: i.cluster_id.clone(),
+            secret: i.secret.clone(),
+        }),
+        rollouts: s.rollouts.to_v0()?,
+        slot_history: s.slot_history.to_v0()?,
+        node_index: s.node_index.clone(),
+        endpoints_index: s.endpoints_index.clone(),
+    })
+}
+
+fn from_v0(s: v0::State) -> State {
+    State {
+        services: s
+            .services
+            .into_iter()
+            .map(|(k, r)| {
+                (
+                    k,
+                    ServiceRecord {
+                        created_ms: r.created_ms,
+                        history: FromV0::from_v0(r.history),
+                    },
+                )
+            })
+            .collect(),
+        nodes: FromV0::from_v0(s.nodes),
+        tasks: FromV0::from_v0(s.tasks),
+        identity: s.identity.map(|i| ClusterIdentity {
+            cluster_id: i.cluster_id,
+            secret: i.secret,
+        }),
+        rollouts: FromV0::from_v0(s.rollouts),
+        slot_history: FromV0::from_v0(s.slot_history),
+        node_index: s.node_index,
+        endpoints_index: s.endpoints_index,
+        cluster_format: 0,
+        index: 0,
+    }
+}
+
+fn to_v1(s: &State) -> v1::State {
+    v1::State {
+        services: s
+            .services
+            .iter()
+            .map(|(k, r)| {
+                (
+                    k.clone(),
+                    v1::ServiceRecord {
+                        created_ms: r.created_ms,
+                        history: r.history.to_v1(),
+                    },
+                )
+            })
+            .collect(),
+        nodes: s.nodes.to_v1(),
+        tasks: s.tasks.to_v1(),
+        identity: s.identity.as_ref().map(|i| v1::ClusterIdentity {
+            cluster_id: i.cluster_id.clone(),
+            secret: i.secret.clone(),
+        }),
+        rollouts: s.rollouts.to_v1(),
+        slot_history: s.slot_history.to_v1(),
+        node_index: s.node_index.clone(),
+        endpoints_index: s.endpoints_index.clone(),
+        cluster_format: s.cluster_format,
+    }
+}
+
+fn from_v1(s: v1::State) -> Result<State, String> {
+    Ok(State {
+        services: s
+            .services
+            .into_iter()
+            .map(|(k, r)| {
+                let history = FromV1::from_v1(r.history)
+                    .map_err(|e| format!("services[{k}].history: {e}"))?;
+                Ok((
+                    k,
+                    ServiceRecord {
+                        created_ms: r.created_ms,
+                        history,
+                    },
+                ))
+            })
+            .collect::<Result<_, String>>()?,
+        nodes: FromV1::from_v1(s.nodes).map_err(|e| format!("nodes: {e}"))?,
+        tasks: FromV1::from_v1(s.tasks).map_err(|e| format!("tasks: {e}"))?,
+        identity: s.identity.map(|i| ClusterIdentity {
+            cluster_id: i.cluster_id,
+            secret: i.secret,
+        }),
+        rollouts: FromV1::from_v1(s.rollouts).map_err(|e| format!("rollouts: {e}"))?,
+        slot_history: FromV1::from_v1(s.slot_history)
+            .map_err(|e| format!("slot_history: {e}"))?,
+        node_index: s.node_index,
+        endpoints_index: s.endpoints_index,
+        cluster_format: s.cluster_format,
+        index: 0,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn errors_name_the_offset() {
+        let image = encode_snapshot(&State::default(), 1).unwrap();
+        let mut bad = image.clone();
+        bad[0] = b'X';
+        assert!(decode_snapshot(&bad)
+            .unwrap_err()
+            .to_string()
+            .contains("offset 0"));
+        let mut bad = image.clone();
+        bad[8] = 9;
+        assert!(decode_snapshot(&bad)
+            .unwrap_err()
+            .to_string()
+            .contains("format 9 at offset 8"));
+        let e = decode_snapshot(&image[..20]).unwrap_err().to_string();
+        assert!(e.contains("truncated: 20 bytes"), "{e}");
+        let mut bad = image.clone();
+        bad.push(1);
+        let e = decode_snapshot(&bad).unwrap_err().to_string();
+        assert!(e.contains("checksum mismatch over the body at offsets 44.."), "{e}");
+    }
+
+    #[test]
+    fn a_format_1_state_is_not_written_as_format_0() {
+        let state = State {
+            cluster_format: 1,
+            ..State::default()
+        };
+        assert_eq!(
+            encode_snapshot(&state, 0).unwrap_err().what,
+            "State.cluster_format"
+        );
+        let back = decode_snapshot(&encode_snapshot(&state, 1).unwrap()).unwrap();
+        assert_eq!(back, state);
+    }
+}

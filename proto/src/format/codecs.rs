@@ -1,0 +1,21 @@
+//! [`Codec`](super::Codec) for every type that is a whole message or record on its own: the agent
+//! protocol's bodies, the Raft payload, and the types the golden files sample.
+
+use super::{v0, v1};
+use crate::codec_via;
+use crate::{cluster as c, node as n, raft as r, service as s};
+
+codec_via!(s::ServiceSpec, "service-spec", v0::ServiceSpec, v1::ServiceSpec);
+codec_via!(c::Node, "node", v0::Node, v1::Node);
+codec_via!(c::Task, "task", v0::Task, v1::Task);
+codec_via!(c::Rollout, "rollout", v0::Rollout, v1::Rollout);
+codec_via!(r::Request, "request", v0::Request, v1::Request);
+codec_via!(r::Response, "response", v0::Response, v1::Response);
+codec_via!(r::StallNotice, "stall-notice", v0::StallNotice, v1::StallNotice);
+codec_via!(n::RegisterRequest, "register-request", v0::RegisterRequest, v1::RegisterRequest);
+codec_via!(n::RegisterResponse, "register-response", v0::RegisterResponse, v1::RegisterResponse);
+codec_via!(n::Heartbeat, "heartbeat", v0::Heartbeat, v1::Heartbeat);
+codec_via!(n::HeartbeatAck, "heartbeat-ack", v0::HeartbeatAck, v1::HeartbeatAck);
+codec_via!(n::Assignments, "assignments", v0::Assignments, v1::Assignments);
+codec_via!(n::StatusReport, "status-report", v0::StatusReport, v1::StatusReport);
+codec_via!(n::StatusAck, "status-ack", v0::StatusAck, v1::StatusAck);

@@ -1,0 +1,217 @@
+//! Format 1's nodes, tasks and rollouts, and the agent–controller protocol.
+
+use super::service::ServiceSpec;
+use std::collections::BTreeMap;
+
+#[derive(Clone, Copy, PartialEq, prost::Message)]
+pub struct NodeResources {
+    #[prost(uint64, tag = "1")]
+    pub cpu_millis: u64,
+    #[prost(uint64, tag = "2")]
+    pub memory_bytes: u64,
+}
+
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct Node {
+    #[prost(string, tag = "1")]
+    pub id: String,
+    #[prost(string, tag = "2")]
+    pub hostname: String,
+    #[prost(string, tag = "3")]
+    pub address: String,
+    #[prost(btree_map = "string, string", tag = "4")]
+    pub labels: BTreeMap<String, String>,
+    #[prost(btree_map = "string, string", tag = "5")]
+    pub agent_labels: BTreeMap<String, String>,
+    #[prost(message, optional, tag = "6")]
+    pub capacity: Option<NodeResources>,
+    /// `NodeStatus`: 0 ready, 1 down.
+    #[prost(int32, tag = "7")]
+    pub status: i32,
+    /// `NodeAvailability`: 0 active, 1 paused, 2 drained.
+    #[prost(int32, tag = "8")]
+    pub availability: i32,
+    #[prost(string, tag = "9")]
+    pub agent_version: String,
+    #[prost(uint64, tag = "10")]
+    pub registered_ms: u64,
+    #[prost(uint64, tag = "11")]
+    pub updated_ms: u64,
+    #[prost(uint32, tag = "12")]
+    pub agent_format: u32,
+}
+
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct Task {
+    #[prost(string, tag = "1")]
+    pub id: String,
+    #[prost(string, tag = "2")]
+    pub service: String,
+    #[prost(uint64, tag = "3")]
+    pub service_version: u64,
+    #[prost(uint64, tag = "4")]
+    pub slot: u64,
+    #[prost(string, tag = "5")]
+    pub node: String,
+    /// `TaskState`: 0 pending, 1 running, 2 shutdown, 3 failed, 4 complete.
+    #[prost(int32, tag = "6")]
+    pub desired: i32,
+    #[prost(int32, tag = "7")]
+    pub state: i32,
+    /// `Health`: 0 none, 1 starting, 2 healthy, 3 unhealthy.
+    #[prost(int32, tag = "8")]
+    pub health: i32,
+    #[prost(string, optional, tag = "9")]
+    pub address: Option<String>,
+    #[prost(string, optional, tag = "10")]
+    pub container_id: Option<String>,
+    #[prost(sint32, optional, tag = "11")]
+    pub exit_code: Option<i32>,
+    #[prost(string, tag = "12")]
+    pub message: String,
+    #[prost(uint64, tag = "13")]
+    pub restarts: u64,
+    #[prost(uint64, tag = "14")]
+    pub created_ms: u64,
+    #[prost(uint64, tag = "15")]
+    pub updated_ms: u64,
+    #[prost(uint64, optional, tag = "16")]
+    pub ready_since_ms: Option<u64>,
+}
+
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct Rollout {
+    #[prost(uint64, tag = "1")]
+    pub version: u64,
+    #[prost(uint64, tag = "2")]
+    pub from_version: u64,
+    /// `RolloutState`: 0 updating, 1 completed, 2 paused, 3 rolling back, 4 rolled back, 5 failed.
+    #[prost(int32, tag = "3")]
+    pub state: i32,
+    #[prost(uint64, tag = "4")]
+    pub updated: u64,
+    #[prost(uint64, tag = "5")]
+    pub total: u64,
+    #[prost(uint64, tag = "6")]
+    pub failures: u64,
+    #[prost(string, tag = "7")]
+    pub message: String,
+    #[prost(uint64, tag = "8")]
+    pub started_ms: u64,
+    #[prost(uint64, tag = "9")]
+    pub updated_ms: u64,
+    #[prost(uint64, tag = "10")]
+    pub batch_started_ms: u64,
+    #[prost(uint64, optional, tag = "11")]
+    pub rollback_of: Option<u64>,
+}
+
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct RegisterRequest {
+    #[prost(string, tag = "1")]
+    pub token: String,
+    #[prost(string, optional, tag = "2")]
+    pub node_id: Option<String>,
+    #[prost(string, tag = "3")]
+    pub hostname: String,
+    #[prost(string, tag = "4")]
+    pub address: String,
+    #[prost(btree_map = "string, string", tag = "5")]
+    pub labels: BTreeMap<String, String>,
+    #[prost(message, optional, tag = "6")]
+    pub capacity: Option<NodeResources>,
+    #[prost(string, tag = "7")]
+    pub agent_version: String,
+}
+
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct RegisterResponse {
+    #[prost(string, tag = "1")]
+    pub node_id: String,
+    #[prost(uint64, tag = "2")]
+    pub term: u64,
+    #[prost(uint64, tag = "3")]
+    pub heartbeat_interval_ms: u64,
+    #[prost(uint64, tag = "4")]
+    pub grace_ms: u64,
+    #[prost(string, tag = "5")]
+    pub cluster_id: String,
+}
+
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct Heartbeat {
+    #[prost(string, tag = "1")]
+    pub node_id: String,
+    #[prost(uint64, tag = "2")]
+    pub term_seen: u64,
+}
+
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct HeartbeatAck {
+    #[prost(uint64, tag = "1")]
+    pub term: u64,
+    #[prost(bool, tag = "2")]
+    pub known: bool,
+}
+
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct Assignment {
+    #[prost(string, tag = "1")]
+    pub task_id: String,
+    #[prost(string, tag = "2")]
+    pub service: String,
+    #[prost(uint64, tag = "3")]
+    pub service_version: u64,
+    #[prost(uint64, tag = "4")]
+    pub slot: u64,
+    #[prost(message, optional, tag = "5")]
+    pub spec: Option<ServiceSpec>,
+    #[prost(int32, tag = "6")]
+    pub desired: i32,
+}
+
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct Assignments {
+    #[prost(uint64, tag = "1")]
+    pub index: u64,
+    #[prost(uint64, tag = "2")]
+    pub term: u64,
+    #[prost(message, repeated, tag = "3")]
+    pub tasks: Vec<Assignment>,
+}
+
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct TaskStatus {
+    #[prost(string, tag = "1")]
+    pub task_id: String,
+    #[prost(int32, tag = "2")]
+    pub state: i32,
+    #[prost(int32, tag = "3")]
+    pub health: i32,
+    #[prost(string, optional, tag = "4")]
+    pub container_id: Option<String>,
+    #[prost(string, optional, tag = "5")]
+    pub address: Option<String>,
+    #[prost(sint32, optional, tag = "6")]
+    pub exit_code: Option<i32>,
+    #[prost(string, tag = "7")]
+    pub message: String,
+    #[prost(uint64, tag = "8")]
+    pub restarts: u64,
+}
+
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct StatusReport {
+    #[prost(string, tag = "1")]
+    pub node_id: String,
+    #[prost(uint64, tag = "2")]
+    pub term_seen: u64,
+    #[prost(message, repeated, tag = "3")]
+    pub tasks: Vec<TaskStatus>,
+}
+
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct StatusAck {
+    #[prost(uint64, tag = "1")]
+    pub term: u64,
+}

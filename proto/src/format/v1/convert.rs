@@ -1,0 +1,323 @@
+//! Today's types ↔ format 1, field by field (see [`crate::format::mirror`]).
+
+use super::*;
+use crate::format::mirror::{FromV1, ToV1};
+use crate::{cluster as c, node as n, raft as r, service as s};
+use crate::{mirror_v1, mirror_v1_enum};
+use std::collections::{BTreeMap, VecDeque};
+
+mirror_v1!(s::ServiceSpec => ServiceSpec {
+    name, image, command, args, env, replicas, resources, ports, health_check, restart, update,
+    placement, labels, autoscale, mode, stop_signal, stop_grace_period,
+});
+mirror_v1_enum!(s::ServiceMode { Replicated = 0, Global = 1 });
+mirror_v1!(s::ResourceSpec => ResourceSpec { cpu, memory });
+mirror_v1_enum!(s::PortProtocol { Tcp = 0, Udp = 1 });
+mirror_v1!(s::ServicePort => ServicePort { target, published, protocol });
+mirror_v1!(s::HealthCheck => HealthCheck {
+    command, http_path, tcp_port, interval, timeout, retries, start_period,
+});
+mirror_v1_enum!(s::RestartCondition { Any = 0, OnFailure = 1, None = 2 });
+mirror_v1!(s::RestartPolicy => RestartPolicy { condition, max_attempts, delay, window });
+mirror_v1_enum!(s::FailureAction { Pause = 0, Rollback = 1, Continue = 2 });
+mirror_v1_enum!(s::UpdateOrder { StopFirst = 0, StartFirst = 1 });
+mirror_v1!(s::UpdatePolicy => UpdatePolicy {
+    parallelism, delay, failure_action, monitor, order, max_failure_ratio,
+});
+mirror_v1!(s::Placement => Placement { constraints, max_per_node, spread });
+mirror_v1!(s::Autoscale => Autoscale { min, max });
+
+mirror_v1!(c::Service => Service { name, version, spec, created_ms, updated_ms });
+mirror_v1!(c::ServiceVersion => ServiceVersion { version, origin, created_ms, spec });
+mirror_v1!(c::ServiceChange => ServiceChange { service, changed });
+mirror_v1_enum!(c::NodeStatus { Ready = 0, Down = 1 });
+mirror_v1_enum!(c::NodeAvailability { Active = 0, Paused = 1, Drained = 2 });
+mirror_v1!(c::NodeResources => NodeResources { cpu_millis, memory_bytes });
+mirror_v1!(c::Node => Node {
+    id, hostname, address, labels, agent_labels, capacity, status, availability, agent_version,
+    registered_ms, updated_ms, agent_format,
+});
+mirror_v1_enum!(c::TaskState { Pending = 0, Running = 1, Shutdown = 2, Failed = 3, Complete = 4 });
+mirror_v1!(c::Task => Task {
+    id, service, service_version, slot, node, desired, state, health, address, container_id,
+    exit_code, message, restarts, created_ms, updated_ms, ready_since_ms,
+});
+mirror_v1_enum!(c::RolloutState {
+    Updating = 0, Completed = 1, Paused = 2, RollingBack = 3, RolledBack = 4, Failed = 5,
+});
+mirror_v1!(c::Rollout => Rollout {
+    version, from_version, state, updated, total, failures, message, started_ms, updated_ms,
+    batch_started_ms, rollback_of,
+});
+
+impl ToV1<VersionOrigin> for c::VersionOrigin {
+    fn to_v1(&self) -> VersionOrigin {
+        match *self {
+            c::VersionOrigin::Apply => VersionOrigin { kind: 0, from: 0 },
+            c::VersionOrigin::Scale => VersionOrigin { kind: 1, from: 0 },
+            c::VersionOrigin::Rollback { from } => VersionOrigin { kind: 2, from },
+        }
+    }
+}
+impl ToV1<Option<VersionOrigin>> for c::VersionOrigin {
+    fn to_v1(&self) -> Option<VersionOrigin> {
+        Some(self.to_v1())
+    }
+}
+impl FromV1<Option<VersionOrigin>> for c::VersionOrigin {
+    fn from_v1(v: Option<VersionOrigin>) -> Result<Self, String> {
+        let v = v.unwrap_or_default();
+        match v.kind {
+            0 => Ok(c::VersionOrigin::Apply),
+            1 => Ok(c::VersionOrigin::Scale),
+            2 => Ok(c::VersionOrigin::Rollback { from: v.from }),
+            k => Err(format!("{k} is not a version origin this build knows")),
+        }
+    }
+}
+
+mirror_v1!(n::RegisterRequest => RegisterRequest {
+    token, node_id, hostname, address, labels, capacity, agent_version,
+});
+mirror_v1!(n::RegisterResponse => RegisterResponse {
+    node_id, term, heartbeat_interval_ms, grace_ms, cluster_id,
+});
+mirror_v1!(n::Heartbeat => Heartbeat { node_id, term_seen });
+mirror_v1!(n::HeartbeatAck => HeartbeatAck { term, known });
+mirror_v1!(n::Assignment => Assignment { task_id, service, service_version, slot, spec, desired });
+mirror_v1!(n::Assignments => Assignments { index, term, tasks });
+mirror_v1_enum!(n::Health { None = 0, Starting = 1, Healthy = 2, Unhealthy = 3 });
+mirror_v1!(n::TaskStatus => TaskStatus {
+    task_id, state, health, container_id, address, exit_code, message, restarts,
+});
+mirror_v1!(n::StatusReport => StatusReport { node_id, term_seen, tasks });
+mirror_v1!(n::StatusAck => StatusAck { term });
+
+mirror_v1!(r::StallNotice => StallNotice { leader, term });
+mirror_v1!(r::Request => Request { time_ms, command });
+mirror_v1!(r::Plan => Plan { place, stop, remove, rollouts });
+mirror_v1!(r::PlanResult => PlanResult { placed, refused, stopped });
+mirror_v1_enum!(r::ErrorCode { NotFound = 0, Invalid = 1, Conflict = 2 });
+mirror_v1!(r::CommandError => CommandError { code, message, field });
+
+impl ToV1<TaskReason> for (String, String) {
+    fn to_v1(&self) -> TaskReason {
+        TaskReason {
+            task: self.0.clone(),
+            reason: self.1.clone(),
+        }
+    }
+}
+impl FromV1<TaskReason> for (String, String) {
+    fn from_v1(v: TaskReason) -> Result<Self, String> {
+        Ok((v.task, v.reason))
+    }
+}
+impl ToV1<ServiceRollout> for (String, c::Rollout) {
+    fn to_v1(&self) -> ServiceRollout {
+        ServiceRollout {
+            service: self.0.clone(),
+            rollout: self.1.to_v1(),
+        }
+    }
+}
+impl FromV1<ServiceRollout> for (String, c::Rollout) {
+    fn from_v1(v: ServiceRollout) -> Result<Self, String> {
+        Ok((v.service, FromV1::from_v1(v.rollout)?))
+    }
+}
+
+impl ToV1<Command> for r::Command {
+    fn to_v1(&self) -> Command {
+        use command::Kind as K;
+        use r::Command as D;
+        let kind = match self {
+            D::ApplyService(spec) => K::ApplyService(spec.to_v1()),
+            D::DeleteService { name } => K::DeleteService(Name { name: name.clone() }),
+            D::ScaleService { name, replicas } => K::ScaleService(Scale {
+                name: name.clone(),
+                replicas: *replicas,
+            }),
+            D::RollbackService { name, version } => K::RollbackService(Rollback {
+                name: name.clone(),
+                version: *version,
+            }),
+            D::RegisterNode(node) => K::RegisterNode(node.to_v1()),
+            D::SetNodeStatus { id, status } => K::SetNodeStatus(NodeStatus {
+                id: id.clone(),
+                status: status.to_v1(),
+            }),
+            D::RemoveNode { id } => K::RemoveNode(Name { name: id.clone() }),
+            D::PutTasks(tasks) => K::PutTasks(Tasks {
+                tasks: tasks.to_v1(),
+            }),
+            D::RemoveTasks(ids) => K::RemoveTasks(Names { names: ids.clone() }),
+            D::Restore(bytes) => K::Restore(bytes.clone()),
+            D::Noop => K::Noop(Empty {}),
+            D::Batch(commands) => K::Batch(Commands {
+                commands: commands.to_v1(),
+            }),
+            D::Plan(plan) => K::Plan(plan.to_v1()),
+            D::SetNodeAvailability { id, availability } => {
+                K::SetNodeAvailability(NodeAvailability {
+                    id: id.clone(),
+                    availability: availability.to_v1(),
+                })
+            }
+            D::SetNodeLabels { id, set, remove } => K::SetNodeLabels(NodeLabels {
+                id: id.clone(),
+                set: set.clone(),
+                remove: remove.clone(),
+            }),
+            D::ReportStatus { node, tasks } => K::ReportStatus(Report {
+                node: node.clone(),
+                tasks: tasks.to_v1(),
+            }),
+            D::InitCluster { cluster_id, secret } => K::InitCluster(InitCluster {
+                cluster_id: cluster_id.clone(),
+                secret: secret.clone(),
+            }),
+            D::SetClusterFormat { format } => {
+                K::SetClusterFormat(ClusterFormat { format: *format })
+            }
+            D::SetNodeVersion {
+                id,
+                agent_version,
+                agent_format,
+            } => K::SetNodeVersion(NodeVersion {
+                id: id.clone(),
+                agent_version: agent_version.clone(),
+                agent_format: *agent_format,
+            }),
+        };
+        Command { kind: Some(kind) }
+    }
+}
+impl ToV1<Option<Command>> for r::Command {
+    fn to_v1(&self) -> Option<Command> {
+        Some(self.to_v1())
+    }
+}
+
+impl FromV1<Command> for r::Command {
+    fn from_v1(v: Command) -> Result<Self, String> {
+        use command::Kind as K;
+        use r::Command as D;
+        Ok(match v.kind.ok_or("a command without a kind")? {
+            K::ApplyService(spec) => D::ApplyService(Box::new(FromV1::from_v1(spec)?)),
+            K::DeleteService(n) => D::DeleteService { name: n.name },
+            K::ScaleService(s) => D::ScaleService {
+                name: s.name,
+                replicas: s.replicas,
+            },
+            K::RollbackService(r) => D::RollbackService {
+                name: r.name,
+                version: r.version,
+            },
+            K::RegisterNode(node) => D::RegisterNode(FromV1::from_v1(node)?),
+            K::SetNodeStatus(s) => D::SetNodeStatus {
+                id: s.id,
+                status: FromV1::from_v1(s.status)?,
+            },
+            K::RemoveNode(n) => D::RemoveNode { id: n.name },
+            K::PutTasks(t) => D::PutTasks(FromV1::from_v1(t.tasks)?),
+            K::RemoveTasks(n) => D::RemoveTasks(n.names),
+            K::Restore(bytes) => D::Restore(bytes),
+            K::Noop(_) => D::Noop,
+            K::Batch(b) => D::Batch(FromV1::from_v1(b.commands)?),
+            K::Plan(p) => D::Plan(FromV1::from_v1(p)?),
+            K::SetNodeAvailability(a) => D::SetNodeAvailability {
+                id: a.id,
+                availability: FromV1::from_v1(a.availability)?,
+            },
+            K::SetNodeLabels(l) => D::SetNodeLabels {
+                id: l.id,
+                set: l.set,
+                remove: l.remove,
+            },
+            K::ReportStatus(r) => D::ReportStatus {
+                node: r.node,
+                tasks: FromV1::from_v1(r.tasks)?,
+            },
+            K::InitCluster(i) => D::InitCluster {
+                cluster_id: i.cluster_id,
+                secret: i.secret,
+            },
+            K::SetClusterFormat(f) => D::SetClusterFormat { format: f.format },
+            K::SetNodeVersion(v) => D::SetNodeVersion {
+                id: v.id,
+                agent_version: v.agent_version,
+                agent_format: v.agent_format,
+            },
+        })
+    }
+}
+impl FromV1<Option<Command>> for r::Command {
+    fn from_v1(v: Option<Command>) -> Result<Self, String> {
+        FromV1::from_v1(v.ok_or("missing command")?)
+    }
+}
+
+impl ToV1<Response> for r::Response {
+    fn to_v1(&self) -> Response {
+        use r::Response as D;
+        use response::Kind as K;
+        let kind = match self {
+            D::Service(change) => K::Service(change.to_v1()),
+            D::Deleted(service) => K::Deleted(service.to_v1()),
+            D::Node(node) => K::Node(node.to_v1()),
+            D::Tasks(n) => K::Tasks(*n),
+            D::Restored(n) => K::Restored(*n),
+            D::Ok => K::Ok(Empty {}),
+            D::Error(e) => K::Error(e.to_v1()),
+            D::Batch(responses) => K::Batch(Responses {
+                responses: responses.to_v1(),
+            }),
+            D::Plan(result) => K::Plan(result.to_v1()),
+        };
+        Response { kind: Some(kind) }
+    }
+}
+
+impl FromV1<Response> for r::Response {
+    fn from_v1(v: Response) -> Result<Self, String> {
+        use r::Response as D;
+        use response::Kind as K;
+        Ok(match v.kind.ok_or("a response without a kind")? {
+            K::Service(change) => D::Service(FromV1::from_v1(change)?),
+            K::Deleted(service) => D::Deleted(FromV1::from_v1(service)?),
+            K::Node(node) => D::Node(FromV1::from_v1(node)?),
+            K::Tasks(n) => D::Tasks(n),
+            K::Restored(n) => D::Restored(n),
+            K::Ok(_) => D::Ok,
+            K::Error(e) => D::Error(FromV1::from_v1(e)?),
+            K::Batch(b) => D::Batch(FromV1::from_v1(b.responses)?),
+            K::Plan(p) => D::Plan(FromV1::from_v1(p)?),
+        })
+    }
+}
+
+impl ToV1<Tasks> for VecDeque<c::Task> {
+    fn to_v1(&self) -> Tasks {
+        Tasks {
+            tasks: self.to_v1(),
+        }
+    }
+}
+impl FromV1<Tasks> for VecDeque<c::Task> {
+    fn from_v1(v: Tasks) -> Result<Self, String> {
+        FromV1::from_v1(v.tasks)
+    }
+}
+impl ToV1<SlotHistory> for BTreeMap<u64, VecDeque<c::Task>> {
+    fn to_v1(&self) -> SlotHistory {
+        SlotHistory {
+            slots: self.to_v1(),
+        }
+    }
+}
+impl FromV1<SlotHistory> for BTreeMap<u64, VecDeque<c::Task>> {
+    fn from_v1(v: SlotHistory) -> Result<Self, String> {
+        FromV1::from_v1(v.slots)
+    }
+}

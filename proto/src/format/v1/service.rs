@@ -1,0 +1,172 @@
+//! Format 1's service spec, services and their versions. Tags are forever: a field is added with
+//! the next free tag, never renumbered, and a removed field's tag is never used again.
+
+use std::collections::BTreeMap;
+
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct ServiceSpec {
+    #[prost(string, tag = "1")]
+    pub name: String,
+    #[prost(string, tag = "2")]
+    pub image: String,
+    #[prost(string, repeated, tag = "3")]
+    pub command: Vec<String>,
+    #[prost(string, repeated, tag = "4")]
+    pub args: Vec<String>,
+    #[prost(btree_map = "string, string", tag = "5")]
+    pub env: BTreeMap<String, String>,
+    #[prost(sint64, tag = "6")]
+    pub replicas: i64,
+    #[prost(message, optional, tag = "7")]
+    pub resources: Option<ResourceSpec>,
+    #[prost(message, repeated, tag = "8")]
+    pub ports: Vec<ServicePort>,
+    #[prost(message, optional, tag = "9")]
+    pub health_check: Option<HealthCheck>,
+    #[prost(message, optional, tag = "10")]
+    pub restart: Option<RestartPolicy>,
+    #[prost(message, optional, tag = "11")]
+    pub update: Option<UpdatePolicy>,
+    #[prost(message, optional, tag = "12")]
+    pub placement: Option<Placement>,
+    #[prost(btree_map = "string, string", tag = "13")]
+    pub labels: BTreeMap<String, String>,
+    #[prost(message, optional, tag = "14")]
+    pub autoscale: Option<Autoscale>,
+    /// `ServiceMode`: 0 replicated, 1 global.
+    #[prost(int32, tag = "15")]
+    pub mode: i32,
+    #[prost(string, optional, tag = "16")]
+    pub stop_signal: Option<String>,
+    #[prost(string, optional, tag = "17")]
+    pub stop_grace_period: Option<String>,
+}
+
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct ResourceSpec {
+    #[prost(string, optional, tag = "1")]
+    pub cpu: Option<String>,
+    #[prost(string, optional, tag = "2")]
+    pub memory: Option<String>,
+}
+
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct ServicePort {
+    #[prost(sint64, tag = "1")]
+    pub target: i64,
+    #[prost(sint64, optional, tag = "2")]
+    pub published: Option<i64>,
+    /// `PortProtocol`: 0 tcp, 1 udp.
+    #[prost(int32, tag = "3")]
+    pub protocol: i32,
+}
+
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct HealthCheck {
+    #[prost(string, repeated, tag = "1")]
+    pub command: Vec<String>,
+    #[prost(string, optional, tag = "2")]
+    pub http_path: Option<String>,
+    #[prost(sint64, optional, tag = "3")]
+    pub tcp_port: Option<i64>,
+    #[prost(string, tag = "4")]
+    pub interval: String,
+    #[prost(string, tag = "5")]
+    pub timeout: String,
+    #[prost(sint64, tag = "6")]
+    pub retries: i64,
+    #[prost(string, tag = "7")]
+    pub start_period: String,
+}
+
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct RestartPolicy {
+    /// `RestartCondition`: 0 any, 1 on-failure, 2 none.
+    #[prost(int32, tag = "1")]
+    pub condition: i32,
+    #[prost(sint64, tag = "2")]
+    pub max_attempts: i64,
+    #[prost(string, tag = "3")]
+    pub delay: String,
+    #[prost(string, tag = "4")]
+    pub window: String,
+}
+
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct UpdatePolicy {
+    #[prost(sint64, tag = "1")]
+    pub parallelism: i64,
+    #[prost(string, tag = "2")]
+    pub delay: String,
+    /// `FailureAction`: 0 pause, 1 rollback, 2 continue.
+    #[prost(int32, tag = "3")]
+    pub failure_action: i32,
+    #[prost(string, tag = "4")]
+    pub monitor: String,
+    /// `UpdateOrder`: 0 stop-first, 1 start-first.
+    #[prost(int32, tag = "5")]
+    pub order: i32,
+    #[prost(string, optional, tag = "6")]
+    pub max_failure_ratio: Option<String>,
+}
+
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct Placement {
+    #[prost(string, repeated, tag = "1")]
+    pub constraints: Vec<String>,
+    #[prost(sint64, tag = "2")]
+    pub max_per_node: i64,
+    #[prost(string, optional, tag = "3")]
+    pub spread: Option<String>,
+}
+
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct Autoscale {
+    #[prost(sint64, tag = "1")]
+    pub min: i64,
+    #[prost(sint64, tag = "2")]
+    pub max: i64,
+}
+
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct Service {
+    #[prost(string, tag = "1")]
+    pub name: String,
+    #[prost(uint64, tag = "2")]
+    pub version: u64,
+    #[prost(message, optional, tag = "3")]
+    pub spec: Option<ServiceSpec>,
+    #[prost(uint64, tag = "4")]
+    pub created_ms: u64,
+    #[prost(uint64, tag = "5")]
+    pub updated_ms: u64,
+}
+
+/// Why a version was made: `kind` 0 apply, 1 scale, 2 rollback (from version `from`).
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct VersionOrigin {
+    #[prost(int32, tag = "1")]
+    pub kind: i32,
+    #[prost(uint64, tag = "2")]
+    pub from: u64,
+}
+
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct ServiceVersion {
+    #[prost(uint64, tag = "1")]
+    pub version: u64,
+    #[prost(message, optional, tag = "2")]
+    pub origin: Option<VersionOrigin>,
+    #[prost(uint64, tag = "3")]
+    pub created_ms: u64,
+    #[prost(message, optional, tag = "4")]
+    pub spec: Option<ServiceSpec>,
+}
+
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct ServiceChange {
+    #[prost(message, optional, tag = "1")]
+    pub service: Option<Service>,
+    #[prost(bool, tag = "2")]
+    pub changed: bool,
+}

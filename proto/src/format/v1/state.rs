@@ -1,0 +1,52 @@
+//! Format 1's replicated state: the body of a format-3 state image (snapshots, `hoist cluster
+//! snapshot save`).
+
+use super::cluster::{Node, Rollout, Task};
+use super::raft::Tasks;
+use super::service::ServiceVersion;
+use std::collections::BTreeMap;
+
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct ClusterIdentity {
+    #[prost(string, tag = "1")]
+    pub cluster_id: String,
+    #[prost(string, tag = "2")]
+    pub secret: String,
+}
+
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct ServiceRecord {
+    #[prost(uint64, tag = "1")]
+    pub created_ms: u64,
+    #[prost(message, repeated, tag = "2")]
+    pub history: Vec<ServiceVersion>,
+}
+
+/// Ended tasks of one service, per slot.
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct SlotHistory {
+    #[prost(btree_map = "uint64, message", tag = "1")]
+    pub slots: BTreeMap<u64, Tasks>,
+}
+
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct State {
+    #[prost(btree_map = "string, message", tag = "1")]
+    pub services: BTreeMap<String, ServiceRecord>,
+    #[prost(btree_map = "string, message", tag = "2")]
+    pub nodes: BTreeMap<String, Node>,
+    #[prost(btree_map = "string, message", tag = "3")]
+    pub tasks: BTreeMap<String, Task>,
+    #[prost(message, optional, tag = "4")]
+    pub identity: Option<ClusterIdentity>,
+    #[prost(btree_map = "string, message", tag = "5")]
+    pub rollouts: BTreeMap<String, Rollout>,
+    #[prost(btree_map = "string, message", tag = "6")]
+    pub slot_history: BTreeMap<String, SlotHistory>,
+    #[prost(btree_map = "string, uint64", tag = "7")]
+    pub node_index: BTreeMap<String, u64>,
+    #[prost(btree_map = "string, uint64", tag = "8")]
+    pub endpoints_index: BTreeMap<String, u64>,
+    #[prost(uint32, tag = "9")]
+    pub cluster_format: u32,
+}
