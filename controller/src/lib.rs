@@ -12,3 +12,6 @@ pub mod leader;
 pub mod raft;
 pub mod scheduler;
 pub mod state;
+
+#[cfg(test)]
+mod golden_test;

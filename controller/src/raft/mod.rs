@@ -38,3 +38,12 @@ openraft::declare_raft_types!(
 
 /// A member id.
 pub type NodeId = u64;
+
+/// Opens a log directory as a member would (for the golden test of 0.1.0's segment file).
+#[cfg(test)]
+pub(crate) fn open_log_for_test(
+    dir: &std::path::Path,
+    purged: Option<u64>,
+) -> Result<(wal::Wal, Vec<wal::Loaded>), wal::WalError> {
+    wal::Wal::open(dir, purged, hoist_proto::format::CURRENT)
+}

@@ -1,1 +1,130 @@
+//! The golden files of proto's own types, and the add-only rule for all of them.
 
+use super::golden::{assert_none_missing, check, root};
+use super::{samples, CURRENT, OLDEST};
+use sha2::{Digest, Sha256};
+use std::collections::BTreeMap;
+
+#[test]
+fn every_golden_file_of_every_format_read_decodes() {
+    let mut missing = Vec::new();
+    for format in OLDEST..=CURRENT {
+        let m = &mut missing;
+        check(format, "service-spec", &samples::spec_full(format), m);
+        let minimal = crate::service::ServiceSpec::new("web", "busybox");
+        check(format, "service-spec-minimal", &minimal, m);
+        check(format, "node", &samples::node(format), m);
+        check(format, "task", &samples::task(), m);
+        check(format, "rollout", &samples::rollout(), m);
+        for (name, c) in samples::commands(format) {
+            check(format, &format!("request-{name}"), &samples::request(c), m);
+        }
+        for (name, r) in samples::responses(format) {
+            check(format, &format!("response-{name}"), &r, m);
+        }
+        check(format, "stall-notice", &samples::stall_notice(), m);
+        check(format, "register-request", &samples::register_request(), m);
+        check(format, "register-response", &samples::register_response(), m);
+        check(format, "heartbeat", &samples::heartbeat(), m);
+        check(format, "heartbeat-ack", &samples::heartbeat_ack(), m);
+        check(format, "assignments", &samples::assignments(format), m);
+        check(format, "status-report", &samples::status_report(), m);
+        check(format, "status-ack", &samples::status_ack(), m);
+    }
+    assert_none_missing(&missing);
+}
+
+/// Every file under `golden/vN/` (the generators' sources aside).
+fn golden_files() -> Vec<String> {
+    let mut out = Vec::new();
+    for entry in std::fs::read_dir(root()).expect("proto/golden") {
+        let entry = entry.expect("golden dir entry");
+        let name = entry.file_name().to_string_lossy().to_string();
+        if !(name.starts_with('v') && entry.path().is_dir()) {
+            continue;
+        }
+        for f in std::fs::read_dir(entry.path()).expect("golden version dir") {
+            let f = f.expect("golden file");
+            if f.path().is_file() {
+                out.push(format!("{name}/{}", f.file_name().to_string_lossy()));
+            }
+        }
+    }
+    out.sort();
+    out
+}
+
+fn manifest(text: &str) -> BTreeMap<String, String> {
+    text.lines()
+        .filter(|l| !l.trim().is_empty() && !l.starts_with('#'))
+        .map(|l| {
+            let (hash, file) = l.split_once("  ").expect("`<sha256>  <file>` lines");
+            (file.to_string(), hash.to_string())
+        })
+        .collect()
+}
+
+/// Runs git in the repository; `None` outside one (a source tarball).
+fn git(args: &[&str]) -> Option<String> {
+    let out = std::process::Command::new("git")
+        .arg("-C")
+        .arg(root())
+        .args(args)
+        .output()
+        .ok()?;
+    out.status
+        .success()
+        .then(|| String::from_utf8_lossy(&out.stdout).to_string())
+}
+
+#[test]
+fn golden_files_are_add_only() {
+    let text = std::fs::read_to_string(root().join("SHA256SUMS")).expect("proto/golden/SHA256SUMS");
+    let listed = manifest(&text);
+    for file in golden_files() {
+        let bytes = std::fs::read(root().join(&file)).expect("read golden file");
+        let hash = hex::encode(Sha256::digest(&bytes));
+        match listed.get(&file) {
+            None => panic!("proto/golden/{file} is not in proto/golden/SHA256SUMS"),
+            Some(h) => assert_eq!(
+                *h, hash,
+                "proto/golden/{file} changed: golden files are add-only (make a new one)"
+            ),
+        }
+    }
+    let present = golden_files();
+    for file in listed.keys() {
+        assert!(
+            present.contains(file),
+            "proto/golden/{file} was deleted: golden files are add-only"
+        );
+    }
+    // The manifest itself only grows, and no commit ever changed or removed a golden file.
+    let Some(top) = git(&["rev-parse", "--show-toplevel"]) else {
+        eprintln!("not a git checkout: the manifest check alone applies");
+        return;
+    };
+    let top = top.trim();
+    if let Some(committed) = git(&["show", "HEAD:proto/golden/SHA256SUMS"]) {
+        for (file, hash) in manifest(&committed) {
+            assert_eq!(
+                listed.get(&file),
+                Some(&hash),
+                "proto/golden/SHA256SUMS lost or changed the line of {file} since HEAD"
+            );
+        }
+    }
+    let changed = git(&[
+        "log",
+        "--format=%h",
+        "--name-status",
+        "--diff-filter=MDR",
+        "--",
+        ":(glob)proto/golden/v*/*",
+    ])
+    .unwrap_or_default();
+    assert!(
+        changed.trim().is_empty(),
+        "commits changed or removed golden files in {top}:\n{changed}"
+    );
+}

@@ -21,7 +21,11 @@
 //! of them with the current code.
 
 mod codecs;
+#[cfg(any(test, feature = "golden"))]
+pub mod golden;
 pub mod mirror;
+#[cfg(any(test, feature = "golden"))]
+pub mod samples;
 pub mod v0;
 pub mod v1;
 

@@ -1,0 +1,380 @@
+//! One sample of every message type, in today's types: the values the golden files of each format
+//! hold (`proto/golden/vN/`). Format 0's files were written by Hoist 0.1.0 itself from the same
+//! values (`proto/golden/v0/generator`); a later format's, by the build that introduced it. A value
+//! set here only from format 1 on is a field format 0 cannot say.
+#![allow(missing_docs)]
+
+use crate::cluster::*;
+use crate::node::*;
+use crate::raft::*;
+use crate::service::*;
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+pub fn spec_full(format: u32) -> ServiceSpec {
+    let mut s = ServiceSpec::new("web", "registry.example:5000/team/web:1.2");
+    s.command = vec!["/bin/server".into()];
+    s.args = vec!["--port".into(), "80".into()];
+    s.env = BTreeMap::from([("A".into(), "1".into()), ("MODE".into(), "prod".into())]);
+    s.replicas = 3;
+    s.resources = ResourceSpec {
+        cpu: Some("500m".into()),
+        memory: Some("64Mi".into()),
+    };
+    s.ports = vec![
+        ServicePort {
+            target: 80,
+            published: Some(8080),
+            protocol: PortProtocol::Tcp,
+        },
+        ServicePort {
+            target: 53,
+            published: None,
+            protocol: PortProtocol::Udp,
+        },
+    ];
+    s.health_check = Some(HealthCheck {
+        command: vec![],
+        http_path: Some("/healthz".into()),
+        tcp_port: Some(80),
+        interval: "2s".into(),
+        timeout: "1s".into(),
+        retries: 2,
+        start_period: "5s".into(),
+    });
+    s.restart = RestartPolicy {
+        condition: RestartCondition::OnFailure,
+        max_attempts: 5,
+        delay: "2s".into(),
+        window: "1m".into(),
+    };
+    s.update = UpdatePolicy {
+        parallelism: 2,
+        delay: "3s".into(),
+        failure_action: FailureAction::Rollback,
+        monitor: "4s".into(),
+        order: UpdateOrder::StartFirst,
+        max_failure_ratio: Some("0.25".into()),
+    };
+    s.placement = Placement {
+        constraints: vec!["node.labels.zone==a".into()],
+        max_per_node: 2,
+        spread: Some("zone".into()),
+    };
+    s.labels = BTreeMap::from([("team".into(), "blue".into())]);
+    s.autoscale = Some(Autoscale { min: 1, max: 9 });
+    s.mode = ServiceMode::Replicated;
+    if format >= 1 {
+        s.stop_signal = Some("SIGQUIT".into());
+        s.stop_grace_period = Some("30s".into());
+    }
+    s
+}
+
+pub fn node(format: u32) -> Node {
+    Node {
+        id: "n1".into(),
+        hostname: "host-1".into(),
+        address: "10.0.0.11".into(),
+        labels: BTreeMap::from([("zone".into(), "a".into()), ("disk".into(), "ssd".into())]),
+        agent_labels: BTreeMap::from([("zone".into(), "a".into())]),
+        capacity: NodeResources {
+            cpu_millis: 2000,
+            memory_bytes: 4 << 30,
+        },
+        status: NodeStatus::Down,
+        availability: NodeAvailability::Drained,
+        agent_version: "0.1.0".into(),
+        agent_format: if format >= 1 { 1 } else { 0 },
+        registered_ms: 1_700_000_000_000,
+        updated_ms: 1_700_000_000_500,
+    }
+}
+
+pub fn task() -> Task {
+    Task {
+        id: "00000000000000aa".into(),
+        service: "web".into(),
+        service_version: 2,
+        slot: 1,
+        node: "n1".into(),
+        desired: TaskState::Running,
+        state: TaskState::Running,
+        health: Health::Healthy,
+        address: Some("10.89.0.5".into()),
+        container_id: Some("c0ffee".into()),
+        exit_code: Some(-1),
+        message: "started".into(),
+        restarts: 2,
+        created_ms: 1_700_000_001_000,
+        updated_ms: 1_700_000_002_000,
+        ready_since_ms: Some(1_700_000_002_000),
+    }
+}
+
+pub fn rollout() -> Rollout {
+    Rollout {
+        version: 2,
+        from_version: 1,
+        state: RolloutState::RollingBack,
+        updated: 1,
+        total: 3,
+        failures: 1,
+        message: "task 00aa failed its health check".into(),
+        started_ms: 10,
+        updated_ms: 20,
+        batch_started_ms: 15,
+        rollback_of: Some(3),
+    }
+}
+
+pub fn status() -> TaskStatus {
+    TaskStatus {
+        task_id: "00000000000000aa".into(),
+        state: TaskState::Failed,
+        health: Health::Unhealthy,
+        container_id: Some("c0ffee".into()),
+        address: None,
+        exit_code: Some(137),
+        message: "killed".into(),
+        restarts: 4,
+    }
+}
+
+pub fn commands(format: u32) -> Vec<(&'static str, Command)> {
+    let mut v = vec![
+        (
+            "apply-service",
+            Command::ApplyService(Box::new(spec_full(format))),
+        ),
+        (
+            "delete-service",
+            Command::DeleteService { name: "web".into() },
+        ),
+        (
+            "scale-service",
+            Command::ScaleService {
+                name: "web".into(),
+                replicas: 5,
+            },
+        ),
+        (
+            "rollback-service",
+            Command::RollbackService {
+                name: "web".into(),
+                version: Some(1),
+            },
+        ),
+        ("register-node", Command::RegisterNode(node(format))),
+        (
+            "set-node-status",
+            Command::SetNodeStatus {
+                id: "n1".into(),
+                status: NodeStatus::Ready,
+            },
+        ),
+        ("remove-node", Command::RemoveNode { id: "n2".into() }),
+        ("put-tasks", Command::PutTasks(vec![task()])),
+        (
+            "remove-tasks",
+            Command::RemoveTasks(vec!["a".into(), "b".into()]),
+        ),
+        ("restore", Command::Restore(vec![1, 2, 3])),
+        ("noop", Command::Noop),
+        (
+            "batch",
+            Command::Batch(vec![Command::Noop, Command::RemoveTasks(vec!["c".into()])]),
+        ),
+        (
+            "plan",
+            Command::Plan(Plan {
+                place: vec![task()],
+                stop: vec![("t2".into(), "scaled down".into())],
+                remove: vec!["t3".into()],
+                rollouts: vec![("web".into(), rollout())],
+            }),
+        ),
+        (
+            "set-node-availability",
+            Command::SetNodeAvailability {
+                id: "n1".into(),
+                availability: NodeAvailability::Paused,
+            },
+        ),
+        (
+            "set-node-labels",
+            Command::SetNodeLabels {
+                id: "n1".into(),
+                set: BTreeMap::from([("zone".into(), "b".into())]),
+                remove: vec!["disk".into()],
+            },
+        ),
+        (
+            "report-status",
+            Command::ReportStatus {
+                node: "n1".into(),
+                tasks: vec![status()],
+            },
+        ),
+        (
+            "init-cluster",
+            Command::InitCluster {
+                cluster_id: "0123456789abcdef".into(),
+                secret: "00112233445566778899aabbccddeeff".into(),
+            },
+        ),
+    ];
+    if format >= 1 {
+        v.push((
+            "set-cluster-format",
+            Command::SetClusterFormat { format: 1 },
+        ));
+        v.push((
+            "set-node-version",
+            Command::SetNodeVersion {
+                id: "n1".into(),
+                agent_version: "0.2.0".into(),
+                agent_format: 1,
+            },
+        ));
+    }
+    v
+}
+
+pub fn service(spec: ServiceSpec) -> Service {
+    Service {
+        name: "web".into(),
+        version: 2,
+        spec: Arc::new(spec),
+        created_ms: 5,
+        updated_ms: 6,
+    }
+}
+
+pub fn responses(format: u32) -> Vec<(&'static str, Response)> {
+    vec![
+        (
+            "service",
+            Response::Service(ServiceChange {
+                service: service(spec_full(format)),
+                changed: true,
+            }),
+        ),
+        (
+            "deleted",
+            Response::Deleted(service(ServiceSpec::new("web", "busybox"))),
+        ),
+        ("node", Response::Node(node(format))),
+        ("tasks", Response::Tasks(7)),
+        ("restored", Response::Restored(2)),
+        ("ok", Response::Ok),
+        (
+            "error",
+            Response::Error(CommandError {
+                code: ErrorCode::Invalid,
+                message: "replicas: must be ≥ 0".into(),
+                field: Some("replicas".into()),
+            }),
+        ),
+        (
+            "batch",
+            Response::Batch(vec![Response::Ok, Response::Tasks(1)]),
+        ),
+        (
+            "plan",
+            Response::Plan(PlanResult {
+                placed: 2,
+                refused: vec![("t9".into(), "n1: needs 1 CPU, 0 free".into())],
+                stopped: 1,
+            }),
+        ),
+    ]
+}
+
+pub fn register_request() -> RegisterRequest {
+    RegisterRequest {
+        token: "HOIST1-0123456789abcdef-00112233445566778899aabbccddeeff".into(),
+        node_id: Some("n1".into()),
+        hostname: "host-1".into(),
+        address: "10.0.0.11".into(),
+        labels: BTreeMap::from([("zone".into(), "a".into())]),
+        capacity: NodeResources {
+            cpu_millis: 2000,
+            memory_bytes: 4 << 30,
+        },
+        agent_version: "0.1.0".into(),
+    }
+}
+
+pub fn register_response() -> RegisterResponse {
+    RegisterResponse {
+        node_id: "n1".into(),
+        term: 3,
+        heartbeat_interval_ms: 1000,
+        grace_ms: 15000,
+        cluster_id: "0123456789abcdef".into(),
+    }
+}
+
+pub fn heartbeat() -> Heartbeat {
+    Heartbeat {
+        node_id: "n1".into(),
+        term_seen: 3,
+    }
+}
+
+pub fn heartbeat_ack() -> HeartbeatAck {
+    HeartbeatAck {
+        term: 3,
+        known: true,
+    }
+}
+
+pub fn assignments(format: u32) -> Assignments {
+    Assignments {
+        index: 41,
+        term: 3,
+        tasks: vec![
+            Assignment {
+                task_id: "00000000000000aa".into(),
+                service: "web".into(),
+                service_version: 2,
+                slot: 1,
+                spec: spec_full(format),
+                desired: TaskState::Running,
+            },
+            Assignment {
+                task_id: "00000000000000bb".into(),
+                service: "old".into(),
+                service_version: 1,
+                slot: 0,
+                spec: ServiceSpec::new("old", ""),
+                desired: TaskState::Shutdown,
+            },
+        ],
+    }
+}
+
+pub fn status_report() -> StatusReport {
+    StatusReport {
+        node_id: "n1".into(),
+        term_seen: 3,
+        tasks: vec![status()],
+    }
+}
+
+pub fn status_ack() -> StatusAck {
+    StatusAck { term: 3 }
+}
+
+pub fn stall_notice() -> StallNotice {
+    StallNotice { leader: 1, term: 7 }
+}
+
+/// The request every command sample travels in.
+pub fn request(command: Command) -> Request {
+    Request {
+        time_ms: 1_700_000_000_000,
+        command,
+    }
+}
