@@ -17,6 +17,8 @@ pub mod record;
 mod restore;
 mod spread;
 pub mod supervisor;
+#[cfg(test)]
+mod tests;
 
 use crate::config::AgentConfig;
 use crate::error::AgentError;

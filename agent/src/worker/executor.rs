@@ -249,3 +249,192 @@ fn placeholder(task_id: String, phase: Phase) -> ObservedTask {
         address: None,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::super::container::{RESTARTS, TASK};
+    use super::*;
+    use crate::testing::{FakeContainers, NodeCall};
+    use hoist_proto::cluster::TaskState;
+    use hoist_proto::node::Assignment;
+    use hoist_proto::service::ServiceSpec;
+
+    fn task(id: &str, image: &str) -> Assignment {
+        Assignment {
+            task_id: id.into(),
+            service: "web".into(),
+            service_version: 1,
+            slot: 1,
+            spec: ServiceSpec::new("web", image),
+            desired: TaskState::Running,
+        }
+    }
+
+    fn phase_of(ex: &Executor, task_id: &str) -> Option<Phase> {
+        ex.observed()
+            .into_iter()
+            .find(|o| o.task_id == task_id)
+            .map(|o| o.phase)
+    }
+
+    /// Waits until no action is in flight.
+    async fn settle(ex: &Executor) {
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+        while ex.observed().iter().any(|o| o.phase == Phase::Busy) {
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "actions did not finish"
+            );
+            tokio::time::sleep(Duration::from_millis(1)).await;
+        }
+    }
+
+    /// Waits until the node has seen `n` calls.
+    async fn calls(node: &FakeContainers, n: usize) -> Vec<NodeCall> {
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+        while node.calls().len() < n {
+            assert!(tokio::time::Instant::now() < deadline, "{:?}", node.calls());
+            tokio::time::sleep(Duration::from_millis(1)).await;
+        }
+        node.calls()
+    }
+
+    /// A node running task `t1` (image `busybox`) in a container, and that container's id.
+    async fn running_t1() -> (Arc<FakeContainers>, Arc<Executor>, String) {
+        let node = Arc::new(FakeContainers::new(&["busybox"], &[]));
+        let ex = Executor::new(node.clone());
+        ex.apply(vec![Action::Start {
+            task: task("t1", "busybox"),
+        }]);
+        settle(&ex).await;
+        let id = node.list()[0].id.clone();
+        (node, ex, id)
+    }
+
+    #[tokio::test]
+    async fn a_started_task_is_busy_until_its_container_runs() {
+        let node = Arc::new(FakeContainers::new(&["busybox"], &[]));
+        let ex = Executor::new(node.clone());
+        node.hold();
+        let start = || Action::Start {
+            task: task("t1", "busybox"),
+        };
+        ex.apply(vec![start()]);
+        assert_eq!(
+            calls(&node, 1).await,
+            vec![NodeCall::Create("web.1.t1".into())]
+        );
+        assert_eq!(phase_of(&ex, "t1"), Some(Phase::Busy));
+        // A second pass while the first is in flight leaves the task alone.
+        ex.apply(vec![start()]);
+        node.release();
+        settle(&ex).await;
+        assert_eq!(node.calls().len(), 1, "{:?}", node.calls());
+        let observed = ex.observed();
+        assert_eq!(observed.len(), 1, "{observed:?}");
+        assert_eq!(observed[0].phase, Phase::Running);
+        let container = &node.list()[0];
+        assert_eq!(
+            container.spec.labels.get(TASK).map(String::as_str),
+            Some("t1")
+        );
+        assert_eq!(observed[0].container_id.as_ref(), Some(&container.id));
+    }
+
+    #[tokio::test]
+    async fn a_missing_image_is_pulled_once_for_all_replicas() {
+        let node = Arc::new(FakeContainers::new(&[], &["nginx"]));
+        let ex = Executor::new(node.clone());
+        ex.apply(vec![
+            Action::Start {
+                task: task("t1", "nginx"),
+            },
+            Action::Start {
+                task: task("t2", "nginx"),
+            },
+        ]);
+        settle(&ex).await;
+        let pulls = node
+            .calls()
+            .into_iter()
+            .filter(|c| matches!(c, NodeCall::Pull(_)));
+        assert_eq!(
+            pulls.collect::<Vec<_>>(),
+            vec![NodeCall::Pull("nginx".into())]
+        );
+        assert_eq!(phase_of(&ex, "t1"), Some(Phase::Running));
+        assert_eq!(phase_of(&ex, "t2"), Some(Phase::Running));
+    }
+
+    #[tokio::test]
+    async fn a_failed_create_is_remembered_until_the_task_goes() {
+        let node = Arc::new(FakeContainers::new(&[], &[]));
+        let ex = Executor::new(node.clone());
+        ex.apply(vec![Action::Start {
+            task: task("t1", "nope"),
+        }]);
+        settle(&ex).await;
+        let Some(Phase::CreateFailed { message }) = phase_of(&ex, "t1") else {
+            panic!("{:?}", ex.observed());
+        };
+        assert!(
+            message.starts_with("image \"nope\" is not on this node and could not be pulled"),
+            "{message}"
+        );
+        // The pull was tried; nothing was created.
+        assert_eq!(node.calls(), vec![NodeCall::Pull("nope".into())]);
+        ex.forget(|t| t != "t1");
+        assert!(ex.observed().is_empty());
+    }
+
+    #[tokio::test]
+    async fn a_restart_removes_the_exited_container_first() {
+        let (node, ex, old) = running_t1().await;
+        node.exit(&old, 1);
+        assert!(matches!(
+            phase_of(&ex, "t1"),
+            Some(Phase::Exited { code: 1, .. })
+        ));
+        ex.apply(vec![Action::Restart {
+            task: task("t1", "busybox"),
+            old_container: old.clone(),
+            restarts_ms: vec![42],
+        }]);
+        settle(&ex).await;
+        assert_eq!(
+            node.calls()[1..],
+            [
+                NodeCall::Remove(old.clone()),
+                NodeCall::Create("web.1.t1".into())
+            ]
+        );
+        let new = &node.list()[0];
+        assert_ne!(new.id, old);
+        assert_eq!(
+            new.spec.labels.get(RESTARTS).map(String::as_str),
+            Some("42")
+        );
+        assert_eq!(phase_of(&ex, "t1"), Some(Phase::Running));
+    }
+
+    #[tokio::test]
+    async fn a_removal_stops_first_and_a_missing_container_is_no_error() {
+        let (node, ex, id) = running_t1().await;
+        let remove = |container_id: &str| Action::Remove {
+            task_id: "t1".into(),
+            container_id: container_id.into(),
+            reason: "shut down".into(),
+        };
+        ex.apply(vec![remove(&id)]);
+        settle(&ex).await;
+        assert_eq!(
+            node.calls()[1..],
+            [NodeCall::Stop(id.clone()), NodeCall::Remove(id.clone())]
+        );
+        assert!(node.list().is_empty());
+        ex.apply(vec![remove(&id)]);
+        settle(&ex).await;
+        assert_eq!(node.calls().last(), Some(&NodeCall::Stop(id)));
+        assert!(ex.observed().is_empty());
+    }
+}
