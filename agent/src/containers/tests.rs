@@ -239,6 +239,32 @@ fn remove_releases_everything() {
 }
 
 #[test]
+fn a_refused_port_batch_on_remove_falls_back_to_what_is_there() {
+    let host = FakeHost::new();
+    run(async {
+        let (mgr, net) = agent(&host).await;
+        mgr.create(request(NetworkMode::Bridge), false)
+            .await
+            .expect("create");
+        host.fail_op("nft apply");
+        let before = host.calls().len();
+        mgr.remove("web", true).await.expect("remove");
+        assert_eq!(
+            host.ops_since(before),
+            [
+                "supervisor kill",
+                "nft apply",
+                "nft list",
+                "nft apply",
+                "netns remove",
+                "cgroup remove"
+            ]
+        );
+        assert_nothing_left(&host, &mgr, &net, "after the fallback");
+    });
+}
+
+#[test]
 fn an_exited_container_keeps_its_exit_until_removed() {
     let host = FakeHost::new();
     run(async {

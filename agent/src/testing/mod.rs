@@ -14,7 +14,8 @@
 //! `kill -9` of the agent at that point leaves for the next agent ([`FakeHost::rewind`]).
 //!
 //! Only the edges are fake: IPAM, port tables, attach's validation, the state files, Docker's
-//! defaulting and every undo are the real code.
+//! defaulting and every undo are the real code. Being test support, the host panics when its own
+//! temporary directory cannot be written.
 
 mod kernel;
 mod node;
