@@ -11,8 +11,9 @@
 
 use crate::containers::{LogOptions, Manager};
 use crate::error::AgentError;
+use crate::image::ImageStore;
 use axum::body::Body;
-use axum::extract::{Path, Query, State};
+use axum::extract::{FromRef, Path, Query, State};
 use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{delete, get, post};
@@ -23,9 +24,23 @@ use serde::{Deserialize, Serialize};
 use std::sync::Arc;
 use std::time::Duration;
 
-type Mgr = State<Arc<Manager>>;
+/// What the handlers work with: the container manager and the image store.
+#[derive(Debug, Clone)]
+pub struct Services {
+    pub containers: Arc<Manager>,
+    pub images: Arc<ImageStore>,
+}
 
-pub fn router(mgr: Arc<Manager>) -> Router {
+impl FromRef<Services> for Arc<Manager> {
+    fn from_ref(s: &Services) -> Self {
+        s.containers.clone()
+    }
+}
+
+type Mgr = State<Arc<Manager>>;
+type Svc = State<Services>;
+
+pub fn router(services: Services) -> Router {
     Router::new()
         .route("/v1/info", get(info))
         .route("/v1/containers", get(list).post(create))
@@ -42,21 +57,18 @@ pub fn router(mgr: Arc<Manager>) -> Router {
         .route("/v1/images/{reference}", delete(remove_image))
         .route("/v1/build", post(build))
         .merge(crate::api_images::routes())
-        .with_state(mgr)
+        .with_state(services)
 }
 
 impl IntoResponse for AgentError {
     fn into_response(self) -> Response {
-        let status = match &self {
-            AgentError::NotFound(_) => StatusCode::NOT_FOUND,
-            AgentError::Conflict(_) => StatusCode::CONFLICT,
-            AgentError::Invalid(_) | AgentError::StartFailed { .. } => StatusCode::BAD_REQUEST,
-            AgentError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
-        };
+        let kind = self.kind();
+        let status =
+            StatusCode::from_u16(kind.http_status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
         (
             status,
             Json(ApiError {
-                code: self.code().into(),
+                code: kind.code().into(),
                 message: self.to_string(),
             }),
         )
@@ -90,16 +102,17 @@ fn tokio_stream_from<T: Send + 'static>(
     futures::stream::poll_fn(move |cx| rx.poll_recv(cx))
 }
 
-async fn info(State(m): Mgr) -> ApiResult<Json<AgentInfo>> {
+async fn info(State(s): Svc) -> ApiResult<Json<AgentInfo>> {
+    let m = &s.containers;
     let all = m.list(true);
-    let images = m.images.clone();
+    let images = s.images.clone();
     let n_images = tokio::task::spawn_blocking(move || images.list().map(|l| l.len()).unwrap_or(0))
         .await
         .unwrap_or(0);
     Ok(Json(AgentInfo {
         version: env!("CARGO_PKG_VERSION").into(),
         data_dir: m.config.data_dir.display().to_string(),
-        cgroup_version: format!("{:?}", m.cgroups.version()).to_lowercase(),
+        cgroup_version: format!("{:?}", m.cgroup_version()).to_lowercase(),
         cgroup_parent: m.config.cgroup_parent.clone(),
         bridge: m.config.bridge.clone(),
         subnet: m.config.subnet.clone(),
@@ -281,8 +294,8 @@ async fn stats_all(State(m): Mgr) -> Json<Vec<hoist_proto::ContainerStats>> {
     Json(m.stats_all())
 }
 
-async fn images(State(m): Mgr) -> ApiResult<Json<Vec<hoist_proto::ImageSummary>>> {
-    let images = m.images.clone();
+async fn images(State(s): Svc) -> ApiResult<Json<Vec<hoist_proto::ImageSummary>>> {
+    let images = s.images.clone();
     let list = tokio::task::spawn_blocking(move || images.list())
         .await
         .map_err(|e| AgentError::internal("list images", e))??;
@@ -295,7 +308,7 @@ struct ImportQuery {
 }
 
 async fn import(
-    State(m): Mgr,
+    State(s): Svc,
     Query(q): Query<ImportQuery>,
     body: Body,
 ) -> ApiResult<(StatusCode, Json<hoist_proto::ImageSummary>)> {
@@ -304,7 +317,7 @@ async fn import(
         .into_data_stream()
         .map(|r| r.map_err(std::io::Error::other));
     let reader = SyncIoBridge::new(StreamReader::new(stream));
-    let images = m.images.clone();
+    let images = s.images.clone();
     let summary = tokio::task::spawn_blocking(move || {
         let mut reader = reader;
         images.import(&mut reader, &q.reference, None)
@@ -314,9 +327,9 @@ async fn import(
     Ok((StatusCode::CREATED, Json(summary)))
 }
 
-async fn remove_image(State(m): Mgr, Path(reference): Path<String>) -> ApiResult<StatusCode> {
-    let images = m.images.clone();
-    let containers = m.list(true);
+async fn remove_image(State(s): Svc, Path(reference): Path<String>) -> ApiResult<StatusCode> {
+    let images = s.images.clone();
+    let containers = s.containers.list(true);
     tokio::task::spawn_blocking(move || -> ApiResult<()> {
         // Like Docker: the last name of an image that containers use cannot be removed, because the
         // layers would go with it.
@@ -348,18 +361,25 @@ async fn remove_image(State(m): Mgr, Path(reference): Path<String>) -> ApiResult
 }
 
 /// `POST /v1/build`: a bad request line or Dockerfile is a 400; after that, the build's events.
-async fn build(State(m): Mgr, body: Body) -> ApiResult<Response> {
+async fn build(State(s): Svc, body: Body) -> ApiResult<Response> {
     use tokio_util::io::{StreamReader, SyncIoBridge};
     let stream = body
         .into_data_stream()
         .map(|r| r.map_err(std::io::Error::other));
     let reader = SyncIoBridge::new(StreamReader::new(stream));
-    let tmp = crate::image::build::build_dir(&m.config.data_dir).join("tmp");
+    let tmp = crate::image::build::build_dir(&s.containers.config.data_dir).join("tmp");
     let (req, df, context) =
         tokio::task::spawn_blocking(move || crate::image::build::receive(reader, &tmp))
             .await
             .map_err(|e| AgentError::internal("receive build", e))??;
     let (tx, rx) = tokio::sync::mpsc::channel(256);
-    tokio::spawn(crate::image::build::run(m, req, df, context, tx));
+    tokio::spawn(crate::image::build::run(
+        s.containers,
+        s.images,
+        req,
+        df,
+        context,
+        tx,
+    ));
     Ok(ndjson(rx))
 }

@@ -23,17 +23,17 @@ use hoist_proto::{
 };
 use serde::Deserialize;
 
-use crate::containers::Manager;
+use crate::api::Services;
 use crate::error::AgentError;
 use crate::image::archive::{save::ChannelWriter, Format};
 use crate::image::registry::RegistryClient;
 use crate::image::{pull, push, ImageStore};
 
-type Mgr = State<Arc<Manager>>;
+type Svc = State<Services>;
 type ApiResult<T> = Result<T, AgentError>;
 
 /// The image routes, merged into the main router.
-pub fn routes() -> Router<Arc<Manager>> {
+pub fn routes() -> Router<Services> {
     Router::new()
         .route("/v1/images/pull", post(pull_image))
         .route("/v1/images/push", post(push_image))
@@ -118,11 +118,11 @@ where
 }
 
 async fn pull_image(
-    State(m): Mgr,
+    State(s): Svc,
     body: Result<Json<PullRequest>, axum::extract::rejection::JsonRejection>,
 ) -> ApiResult<Response> {
     let Json(req) = body.map_err(|e| AgentError::Invalid(e.body_text()))?;
-    let (store, regs) = (m.images.clone(), m.config.registries());
+    let (store, regs) = (s.images.clone(), s.containers.config.registries());
     Ok(with_progress(
         "pull",
         "pulled",
@@ -136,11 +136,11 @@ async fn pull_image(
 }
 
 async fn push_image(
-    State(m): Mgr,
+    State(s): Svc,
     body: Result<Json<PushRequest>, axum::extract::rejection::JsonRejection>,
 ) -> ApiResult<Response> {
     let Json(req) = body.map_err(|e| AgentError::Invalid(e.body_text()))?;
-    let (store, regs) = (m.images.clone(), m.config.registries());
+    let (store, regs) = (s.images.clone(), s.containers.config.registries());
     Ok(with_progress(
         "push",
         "pushed",
@@ -156,7 +156,7 @@ struct LoadQuery {
 }
 
 async fn load(
-    State(m): Mgr,
+    State(s): Svc,
     Query(q): Query<LoadQuery>,
     body: Body,
 ) -> ApiResult<(StatusCode, Json<Vec<ImageSummary>>)> {
@@ -165,7 +165,7 @@ async fn load(
         .into_data_stream()
         .map(|r| r.map_err(std::io::Error::other));
     let reader = SyncIoBridge::new(StreamReader::new(stream));
-    let images = m.images.clone();
+    let images = s.images.clone();
     let loaded = blocking("load", move || {
         images.load_archive(reader, q.tag.as_deref())
     })
@@ -180,14 +180,14 @@ struct SaveQuery {
     format: Option<String>,
 }
 
-async fn save(State(m): Mgr, Query(q): Query<SaveQuery>) -> ApiResult<Response> {
+async fn save(State(s): Svc, Query(q): Query<SaveQuery>) -> ApiResult<Response> {
     let format: Format = q
         .format
         .as_deref()
         .unwrap_or("docker")
         .parse()
         .map_err(AgentError::Invalid)?;
-    let images: Arc<ImageStore> = m.images.clone();
+    let images: Arc<ImageStore> = s.images.clone();
     // Fail with a proper status before the first byte when the image does not exist.
     let probe = images.clone();
     let reference = q.reference.clone();
@@ -212,45 +212,50 @@ struct RefQuery {
     reference: String,
 }
 
-async fn inspect(State(m): Mgr, Query(q): Query<RefQuery>) -> ApiResult<Json<ImageInspect>> {
-    let images = m.images.clone();
+async fn inspect(State(s): Svc, Query(q): Query<RefQuery>) -> ApiResult<Json<ImageInspect>> {
+    let images = s.images.clone();
     Ok(Json(
         blocking("inspect", move || images.inspect(&q.reference)).await?,
     ))
 }
 
-async fn history(State(m): Mgr, Query(q): Query<RefQuery>) -> ApiResult<Json<Vec<HistoryEntry>>> {
-    let images = m.images.clone();
+async fn history(State(s): Svc, Query(q): Query<RefQuery>) -> ApiResult<Json<Vec<HistoryEntry>>> {
+    let images = s.images.clone();
     Ok(Json(
         blocking("history", move || images.history(&q.reference)).await?,
     ))
 }
 
 async fn tag(
-    State(m): Mgr,
+    State(s): Svc,
     body: Result<Json<TagRequest>, axum::extract::rejection::JsonRejection>,
 ) -> ApiResult<(StatusCode, Json<ImageSummary>)> {
     let Json(req) = body.map_err(|e| AgentError::Invalid(e.body_text()))?;
-    let images = m.images.clone();
+    let images = s.images.clone();
     let s = blocking("tag", move || images.tag(&req.source, &req.target)).await?;
     Ok((StatusCode::CREATED, Json(s)))
 }
 
-async fn prune(State(m): Mgr) -> ApiResult<Json<PruneReport>> {
-    let in_use: BTreeSet<String> = m.list(true).into_iter().map(|c| c.image_id).collect();
-    let images = m.images.clone();
+async fn prune(State(s): Svc) -> ApiResult<Json<PruneReport>> {
+    let in_use: BTreeSet<String> = s
+        .containers
+        .list(true)
+        .into_iter()
+        .map(|c| c.image_id)
+        .collect();
+    let images = s.images.clone();
     Ok(Json(
         blocking("prune", move || images.prune(&in_use)).await?,
     ))
 }
 
 async fn login(
-    State(m): Mgr,
+    State(s): Svc,
     body: Result<Json<LoginRequest>, axum::extract::rejection::JsonRejection>,
 ) -> ApiResult<StatusCode> {
     let Json(req) = body.map_err(|e| AgentError::Invalid(e.body_text()))?;
     RegistryClient::connect(
-        &m.config.registries(),
+        &s.containers.config.registries(),
         &req.registry,
         "",
         Some(req.auth),

@@ -4,7 +4,9 @@
 //! manager ([`containers`]). Each container is held by its own supervisor process
 //! ([`runtime::shim`]) so that containers outlive the agent. The kernel-facing parts are
 //! [`runtime`] (namespaces, mounts, cgroups, credentials), [`image`] (content store, unpacking)
-//! and [`network`] (bridge, veth, addresses, published ports).
+//! and [`network`] (bridge, veth, addresses, published ports). The manager and the network take
+//! those parts as traits at construction; [`testing`] has a recording fake of each, so that the
+//! manager runs in unit tests as a normal user.
 
 pub mod api;
 pub mod api_images;
@@ -13,5 +15,6 @@ pub mod containers;
 pub mod error;
 pub mod image;
 pub mod network;
-pub mod worker;
 pub mod runtime;
+pub mod testing;
+pub mod worker;

@@ -4,11 +4,11 @@
 use anyhow::Context;
 use clap::Parser;
 use hoist_agent::config::AgentConfig;
-use hoist_agent::containers::Manager;
+use hoist_agent::containers::{Deps, Manager, Shim};
 use hoist_agent::image::ImageStore;
 use hoist_agent::network::{Network, NetworkConfig};
-use hoist_agent::worker::JoinConfig;
 use hoist_agent::runtime::cgroup::CgroupDriver;
+use hoist_agent::worker::JoinConfig;
 use std::path::PathBuf;
 use std::sync::Arc;
 
@@ -158,11 +158,19 @@ async fn run(args: Args) -> anyhow::Result<()> {
     );
     let cgroups = CgroupDriver::detect(&config.cgroup_parent).context("detect cgroups")?;
     let socket = config.socket.clone();
-    let manager = Manager::new(config, images, network, cgroups);
+    let manager = Manager::new(
+        config,
+        Deps {
+            images: images.clone(),
+            network,
+            cgroups: Arc::new(cgroups),
+            supervisor: Arc::new(Shim),
+        },
+    );
     let restored = manager.restore().await.context("restore containers")?;
     if let Some(join) = join {
         tracing::info!(controllers = ?join.controllers, "joining the cluster");
-        hoist_agent::worker::start(manager.clone(), join)?;
+        hoist_agent::worker::start(manager.clone(), images.clone(), join)?;
     }
 
     if let Some(dir) = socket.parent() {
@@ -184,7 +192,11 @@ async fn run(args: Args) -> anyhow::Result<()> {
         }
         tracing::info!("shutting down; containers keep running");
     };
-    axum::serve(listener, hoist_agent::api::router(manager))
+    let services = hoist_agent::api::Services {
+        containers: manager,
+        images,
+    };
+    axum::serve(listener, hoist_agent::api::router(services))
         .with_graceful_shutdown(shutdown)
         .await?;
     let _ = std::fs::remove_file(&socket);

@@ -4,7 +4,7 @@
 
 use super::prepare;
 use super::record::{ContainerRecord, State, RECORD_VERSION};
-use super::{shim_client, Container, Manager};
+use super::{Container, Manager};
 use crate::error::AgentError;
 use crate::runtime::{
     mounts, now_rfc3339, users, write_json_atomic, Bind, ContainerDir, RuntimeSpec,
@@ -28,7 +28,7 @@ impl Manager {
     ) -> Result<(Arc<Container>, Created), AgentError> {
         let t0 = Instant::now();
         validate(&req)?;
-        let images = self.images.clone();
+        let images = self.deps.images.clone();
         let image_ref = req.image.clone();
         let image = tokio::task::spawn_blocking(move || images.resolve(&image_ref))
             .await
@@ -82,7 +82,7 @@ impl Manager {
             .map_err(AgentError::Invalid)?;
 
         let dir = ContainerDir(self.config.containers_dir().join(&id));
-        let cgroup = self.cgroups.handle_for(&id);
+        let cgroup = self.deps.cgroups.handle_for(&id);
         let record = ContainerRecord {
             version: RECORD_VERSION,
             id: id.clone(),
@@ -125,16 +125,16 @@ impl Manager {
             )
             .await;
         let prepared_us = t0.elapsed().as_micros();
-        let (record, spec) = match prepared {
-            Ok(v) => v,
-            Err(e) => {
-                self.index().remove(&id);
-                let _ = self.release(&id, &dir, &cgroup).await;
-                return Err(e);
-            }
+        // Any failure from here on undoes everything: nothing of the container is left behind.
+        let started = match prepared {
+            Ok(prepared) => match self.deps.supervisor.start(&dir).await {
+                Ok(started) => Ok((prepared, started)),
+                Err(e) => Err(AgentError::from(e)),
+            },
+            Err(e) => Err(e),
         };
-        let started = match shim_client::start(&dir).await {
-            Ok(s) => s,
+        let ((record, spec), started) = match started {
+            Ok(v) => v,
             Err(e) => {
                 self.index().remove(&id);
                 let _ = self.release(&id, &dir, &cgroup).await;
@@ -178,21 +178,22 @@ impl Manager {
         identity: users::Identity,
         layers: Vec<std::path::PathBuf>,
     ) -> Result<(ContainerRecord, RuntimeSpec), AgentError> {
-        let io = |what: &str, e: std::io::Error| AgentError::internal(what, e);
+        let io = |what: String, e: std::io::Error| AgentError::internal(what, e);
         // `rootfs` is in the volatile half (`DATA/run/ID`), which this creates too.
         for d in [dir.upper(), dir.work(), dir.rootfs()] {
-            std::fs::create_dir_all(&d).map_err(|e| io(&format!("create {}", d.display()), e))?;
+            std::fs::create_dir_all(&d).map_err(|e| io(format!("create {}", d.display()), e))?;
         }
-        let cgroups = self.cgroups.clone();
+        let cgroups = self.deps.cgroups.clone();
         let (id, res) = (record.id.clone(), req.resources);
         let t = Instant::now();
         let cgroup = tokio::task::spawn_blocking(move || cgroups.create(&id, &res))
             .await
             .map_err(|e| AgentError::internal("cgroup", e))?
-            .map_err(|e| io("create cgroup", e))?;
+            .map_err(|e| io("create cgroup".into(), e))?;
         tracing::debug!(id = %record.id, us = t.elapsed().as_micros(), "cgroup created");
         let t = Instant::now();
         let attachment = self
+            .deps
             .network
             .attach(&record.id, req.network, &req.ports)
             .await?;
@@ -218,7 +219,7 @@ impl Manager {
         for (file, target, content) in files {
             let path = dir.run().join(file);
             std::fs::write(&path, content)
-                .map_err(|e| io(&format!("write {}", path.display()), e))?;
+                .map_err(|e| io(format!("write {}", path.display()), e))?;
             binds.push(Bind {
                 source: path,
                 target: target.into(),
@@ -254,8 +255,8 @@ impl Manager {
             log_max_bytes: self.config.log_max_bytes,
             init: req.init,
         };
-        write_json_atomic(&dir.spec(), &spec).map_err(|e| io("write spec", e))?;
-        write_json_atomic(&dir.record(), &record).map_err(|e| io("write record", e))?;
+        write_json_atomic(&dir.spec(), &spec).map_err(|e| io("write spec".into(), e))?;
+        write_json_atomic(&dir.record(), &record).map_err(|e| io("write record".into(), e))?;
         Ok((record, spec))
     }
 }

@@ -4,22 +4,28 @@
 //! State lives in one directory per container (see [`crate::runtime::ContainerDir`]); this module
 //! keeps an in-memory index of it and a watch channel per container that the supervisor's `wait`
 //! answer drives, so every waiter (`run`, `stop`, `logs -f`) wakes the moment the process exits.
+//!
+//! The manager reaches the kernel and other processes only through the [`Deps`] it is built
+//! with: the image store, the network (whose own kernel edges are traits), cgroups and the
+//! supervisor. The daemon passes the host's; unit tests pass recording fakes
+//! (`crate::testing`), so create, remove and restore run without root.
 
 mod create;
 mod logs;
 pub mod prepare;
 pub mod record;
-mod shim_client;
+mod restore;
 mod spread;
+pub mod supervisor;
+#[cfg(test)]
+mod tests;
 
 use crate::config::AgentConfig;
 use crate::error::AgentError;
-use crate::image::ImageStore;
+use crate::image::Images;
 use crate::network::Network;
-use crate::runtime::cgroup::{CgroupDriver, CgroupHandle};
-use crate::runtime::{
-    now_rfc3339, read_json, write_json_atomic, ContainerDir, RuntimeSpec, Started,
-};
+use crate::runtime::cgroup::{CgroupHandle, CgroupVersion, Cgroups};
+use crate::runtime::{now_rfc3339, read_json, write_json_atomic, ContainerDir};
 use hoist_proto::{ContainerInfo, ContainerStats, ExitInfo};
 use record::{ContainerRecord, State};
 use std::collections::BTreeMap;
@@ -28,6 +34,21 @@ use std::time::Duration;
 use tokio::sync::watch;
 
 pub use logs::LogOptions;
+pub use supervisor::{Shim, Supervisor, SupervisorError};
+
+/// What the manager works through, passed in at construction: the host's in the daemon
+/// (`main.rs`), recording fakes in tests (`crate::testing`). Never chosen by `cfg!(test)`.
+#[derive(Debug, Clone)]
+pub struct Deps {
+    /// Resolves an image to its config and layer dirs ([`crate::image::ImageStore`]).
+    pub images: Arc<dyn Images>,
+    /// Container networking: real IPAM and port rules over its own kernel traits.
+    pub network: Arc<Network>,
+    /// Cgroup creation, limits, stats and removal ([`crate::runtime::cgroup::CgroupDriver`]).
+    pub cgroups: Arc<dyn Cgroups>,
+    /// Starts supervisors and speaks to them ([`Shim`]).
+    pub supervisor: Arc<dyn Supervisor>,
+}
 
 /// One container known to the agent.
 #[derive(Debug)]
@@ -63,26 +84,22 @@ impl Container {
 #[derive(Debug)]
 pub struct Manager {
     pub config: AgentConfig,
-    pub images: Arc<ImageStore>,
-    pub network: Arc<Network>,
-    pub cgroups: CgroupDriver,
+    deps: Deps,
     containers: Mutex<BTreeMap<String, Arc<Container>>>,
 }
 
 impl Manager {
-    pub fn new(
-        config: AgentConfig,
-        images: Arc<ImageStore>,
-        network: Arc<Network>,
-        cgroups: CgroupDriver,
-    ) -> Arc<Self> {
+    pub fn new(config: AgentConfig, deps: Deps) -> Arc<Self> {
         Arc::new(Self {
             config,
-            images,
-            network,
-            cgroups,
+            deps,
             containers: Mutex::new(BTreeMap::new()),
         })
+    }
+
+    /// The host's cgroup hierarchy.
+    pub fn cgroup_version(&self) -> CgroupVersion {
+        self.deps.cgroups.version()
     }
 
     fn index(&self) -> std::sync::MutexGuard<'_, BTreeMap<String, Arc<Container>>> {
@@ -139,7 +156,7 @@ impl Manager {
                 c.record.name
             )));
         }
-        signal_container(&c, signal).await
+        self.signal(&c, signal).await
     }
 
     /// Stops a container: its stop signal, `timeout` to exit, then SIGKILL. Stopping a container
@@ -147,9 +164,9 @@ impl Manager {
     pub async fn stop(&self, key: &str, timeout: Duration) -> Result<ContainerInfo, AgentError> {
         let c = self.get(key)?;
         if c.state().is_running() {
-            let _ = signal_container(&c, c.record.stop_signal).await;
+            let _ = self.signal(&c, c.record.stop_signal).await;
             if tokio::time::timeout(timeout, c.wait_exit()).await.is_err() {
-                signal_container(&c, libc::SIGKILL).await?;
+                self.signal(&c, libc::SIGKILL).await?;
                 c.wait_exit().await;
             }
         }
@@ -173,7 +190,7 @@ impl Manager {
                     c.record.name
                 )));
             }
-            signal_container(&c, libc::SIGKILL).await?;
+            self.signal(&c, libc::SIGKILL).await?;
             c.wait_exit().await;
         }
         self.index().remove(&c.record.id);
@@ -189,16 +206,17 @@ impl Manager {
     ) -> Result<(), AgentError> {
         let mut first_err = None;
         let t = std::time::Instant::now();
-        if let Err(e) = self.network.detach(id).await {
+        if let Err(e) = self.deps.network.detach(id).await {
             first_err.get_or_insert(AgentError::internal("release network", e));
         }
         let network_us = t.elapsed().as_micros();
         // The record's directory first: a crash in between leaves only volatile files, which the
         // next `restore` sweeps, never a record that would come back as an exited container.
-        let (cgroup, paths) = (cgroup.clone(), [dir.path().to_path_buf(), dir.run()]);
+        let (cgroups, cgroup) = (self.deps.cgroups.clone(), cgroup.clone());
+        let paths = [dir.path().to_path_buf(), dir.run()];
         let res = tokio::task::spawn_blocking(move || -> Result<(), AgentError> {
-            cgroup
-                .remove()
+            cgroups
+                .remove(&cgroup)
                 .map_err(|e| AgentError::internal("remove cgroup", e))?;
             for path in paths {
                 match std::fs::remove_dir_all(&path) {
@@ -206,7 +224,7 @@ impl Manager {
                     Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
                     Err(e) => {
                         return Err(AgentError::internal(
-                            &format!("remove {}", path.display()),
+                            format!("remove {}", path.display()),
                             e,
                         ))
                     }
@@ -231,109 +249,15 @@ impl Manager {
                 c.record.name
             )));
         }
-        Ok(stats_of(&c))
+        Ok(self.stats_of(&c))
     }
 
     pub fn stats_all(&self) -> Vec<ContainerStats> {
         self.index()
             .values()
             .filter(|c| c.state().is_running())
-            .map(|c| stats_of(c))
+            .map(|c| self.stats_of(c))
             .collect()
-    }
-
-    /// Re-attaches to the containers in the data dir after a (re)start, and cleans up what a crash
-    /// left half-made.
-    pub async fn restore(self: &Arc<Self>) -> Result<usize, AgentError> {
-        let root = self.config.containers_dir();
-        std::fs::create_dir_all(&root)
-            .map_err(|e| AgentError::internal(&format!("create {}", root.display()), e))?;
-        if let Err(e) = spread::spread_subdirectories(&root) {
-            tracing::warn!(dir = %root.display(), "could not ask the filesystem to spread container directories: {e}");
-        }
-        let entries = std::fs::read_dir(&root)
-            .map_err(|e| AgentError::internal(&format!("read {}", root.display()), e))?;
-        let mut restored = 0;
-        for entry in entries.flatten() {
-            let dir = ContainerDir(entry.path());
-            let id = entry.file_name().to_string_lossy().into_owned();
-            let record: Option<ContainerRecord> = read_json(&dir.record()).ok().flatten();
-            let spec: Option<RuntimeSpec> = read_json(&dir.spec()).ok().flatten();
-            let started: Option<Started> = read_json(&dir.started()).ok().flatten();
-            let exit = read_json::<ExitInfo>(&dir.exit()).ok().flatten();
-            let (record, cgroup, state) = match (record, spec, started) {
-                (Some(record), Some(spec), Some(started)) => {
-                    let state = match exit {
-                        Some(exit) => State::Exited {
-                            started_at: Some(started.started_at.clone()),
-                            exit,
-                        },
-                        None => State::Running {
-                            pid: started.pid,
-                            started_at: started.started_at.clone(),
-                        },
-                    };
-                    (record, spec.cgroup, state)
-                }
-                // The volatile half went with the tmpfs: the host restarted, and the container
-                // ended with it. It is kept, exited, as Docker keeps it (255 when nothing was
-                // recorded: the end was not seen).
-                (Some(record), _, _) if !dir.run().exists() => {
-                    let exit = exit.unwrap_or_else(|| ExitInfo {
-                        code: 255,
-                        signal: None,
-                        oom_killed: false,
-                        finished_at: now_rfc3339(),
-                    });
-                    let state = State::Exited {
-                        started_at: None,
-                        exit,
-                    };
-                    (record, self.cgroups.handle_for(&id), state)
-                }
-                _ => {
-                    tracing::warn!(%id, "removing a container whose creation never finished");
-                    let _ = self.release(&id, &dir, &self.cgroups.handle_for(&id)).await;
-                    continue;
-                }
-            };
-            let running = state.is_running();
-            let c = Arc::new(Container {
-                record,
-                dir,
-                cgroup,
-                state: watch::channel(state).0,
-            });
-            self.insert(c.clone());
-            if running {
-                let remove = c.record.spec.auto_remove;
-                self.monitor(c, remove);
-            }
-            restored += 1;
-        }
-        let live: Vec<String> = self.index().keys().cloned().collect();
-        self.sweep_volatile(&live);
-        self.network
-            .retain(&live)
-            .await
-            .map_err(|e| AgentError::internal("clean up network", e))?;
-        Ok(restored)
-    }
-
-    /// Removes volatile halves (`DATA/run/ID`) whose container is gone: left by a crash in the
-    /// middle of a removal. Only container-id names are touched (`DATA/run/netns` is the network's).
-    fn sweep_volatile(&self, live: &[String]) {
-        let run = self.config.run_dir();
-        for entry in std::fs::read_dir(&run).into_iter().flatten().flatten() {
-            let name = entry.file_name().to_string_lossy().into_owned();
-            let is_id = name.len() == 64 && name.bytes().all(|b| b.is_ascii_hexdigit());
-            if is_id && !live.contains(&name) {
-                tracing::warn!(id = %name, "removing the volatile files of a container that is gone");
-                if let Err(e) = std::fs::remove_dir_all(entry.path()) {
-                    tracing::warn!(id = %name, "could not remove {}: {e}", entry.path().display());
-                }
-            }
-        }
     }
 
     /// Follows a running container until it exits: records the exit, and removes the container
@@ -341,9 +265,9 @@ impl Manager {
     fn monitor(self: &Arc<Self>, c: Arc<Container>, remove_on_exit: bool) {
         let mgr = self.clone();
         tokio::spawn(async move {
-            let exit = match shim_client::wait(&c.dir).await {
+            let exit = match mgr.deps.supervisor.wait(&c.dir).await {
                 Ok(exit) => exit,
-                Err(_) => supervisor_lost(&c).await,
+                Err(_) => mgr.supervisor_lost(&c).await,
             };
             let started_at = match c.state() {
                 State::Running { started_at, .. } => Some(started_at),
@@ -360,63 +284,67 @@ impl Manager {
     }
 }
 
-/// The supervisor is gone without a word (killed): recover the exit from its file, or end the
-/// orphaned container through its cgroup and record that.
-async fn supervisor_lost(c: &Container) -> ExitInfo {
-    for _ in 0..20 {
-        if let Ok(Some(exit)) = read_json::<ExitInfo>(&c.dir.exit()) {
-            return exit;
-        }
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
-    tracing::warn!(id = %c.record.id, "supervisor is gone; killing the container's processes");
-    let cgroup = c.cgroup.clone();
-    let _ = tokio::task::spawn_blocking(move || {
-        for _ in 0..100 {
-            if cgroup.pids().is_empty() {
-                break;
+impl Manager {
+    /// The supervisor is gone without a word (killed): recover the exit from its file, or end the
+    /// orphaned container through its cgroup and record that.
+    async fn supervisor_lost(&self, c: &Container) -> ExitInfo {
+        for _ in 0..20 {
+            if let Ok(Some(exit)) = read_json::<ExitInfo>(&c.dir.exit()) {
+                return exit;
             }
-            cgroup.signal_all(nix::sys::signal::Signal::SIGKILL);
-            std::thread::sleep(Duration::from_millis(20));
+            tokio::time::sleep(Duration::from_millis(10)).await;
         }
-    })
-    .await;
-    let exit = ExitInfo {
-        code: 137,
-        signal: Some(libc::SIGKILL),
-        oom_killed: c.cgroup.oom_killed(),
-        finished_at: now_rfc3339(),
-    };
-    let _ = write_json_atomic(&c.dir.exit(), &exit);
-    exit
-}
-
-async fn signal_container(c: &Container, signal: i32) -> Result<(), AgentError> {
-    match shim_client::kill(&c.dir, signal).await {
-        Ok(()) => Ok(()),
-        Err(e) if e.kind() == std::io::ErrorKind::Other => {
-            Err(AgentError::Conflict(format!("kill {}: {e}", c.record.name)))
-        }
-        Err(_) => {
-            // No supervisor to ask: signal every process of the container directly.
-            if let Ok(sig) = nix::sys::signal::Signal::try_from(signal) {
-                c.cgroup.signal_all(sig);
+        tracing::warn!(id = %c.record.id, "supervisor is gone; killing the container's processes");
+        let (cgroups, cgroup) = (self.deps.cgroups.clone(), c.cgroup.clone());
+        let _ = tokio::task::spawn_blocking(move || {
+            for _ in 0..100 {
+                if cgroups.pids(&cgroup).is_empty() {
+                    break;
+                }
+                cgroups.signal_all(&cgroup, nix::sys::signal::Signal::SIGKILL);
+                std::thread::sleep(Duration::from_millis(20));
             }
-            Ok(())
+        })
+        .await;
+        let exit = ExitInfo {
+            code: 137,
+            signal: Some(libc::SIGKILL),
+            oom_killed: self.deps.cgroups.oom_killed(&c.cgroup),
+            finished_at: now_rfc3339(),
+        };
+        let _ = write_json_atomic(&c.dir.exit(), &exit);
+        exit
+    }
+
+    /// Sends `signal` to the container's first process through its supervisor, or to all its
+    /// processes when no supervisor answers.
+    async fn signal(&self, c: &Container, signal: i32) -> Result<(), AgentError> {
+        match self.deps.supervisor.kill(&c.dir, signal).await {
+            Ok(()) => Ok(()),
+            Err(SupervisorError::Refused(e)) => {
+                Err(AgentError::Conflict(format!("kill {}: {e}", c.record.name)))
+            }
+            Err(_) => {
+                // No supervisor to ask: signal every process of the container directly.
+                if let Ok(sig) = nix::sys::signal::Signal::try_from(signal) {
+                    self.deps.cgroups.signal_all(&c.cgroup, sig);
+                }
+                Ok(())
+            }
         }
     }
-}
 
-fn stats_of(c: &Container) -> ContainerStats {
-    let s = c.cgroup.stats();
-    let res = &c.record.spec.resources;
-    ContainerStats {
-        id: c.record.id.clone(),
-        name: c.record.name.clone(),
-        memory_bytes: s.memory_bytes,
-        memory_limit_bytes: res.memory_bytes,
-        cpu_usage_ns: s.cpu_usage_ns,
-        pids: s.pids,
-        pids_limit: res.pids_limit,
+    fn stats_of(&self, c: &Container) -> ContainerStats {
+        let s = self.deps.cgroups.stats(&c.cgroup);
+        let res = &c.record.spec.resources;
+        ContainerStats {
+            id: c.record.id.clone(),
+            name: c.record.name.clone(),
+            memory_bytes: s.memory_bytes,
+            memory_limit_bytes: res.memory_bytes,
+            cpu_usage_ns: s.cpu_usage_ns,
+            pids: s.pids,
+            pids_limit: res.pids_limit,
+        }
     }
 }

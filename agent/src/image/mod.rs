@@ -41,3 +41,16 @@ pub use error::ImageError;
 pub use reference::Reference;
 pub use store::{BuiltLayer, ImageStore, ResolvedImage};
 pub use unpack::{LayerLimits, LayerStats};
+
+/// What the container manager needs from the image store: an image's config and layer dirs.
+/// [`ImageStore`] is the real one; tests pass a recording fake (`crate::testing`).
+pub trait Images: Send + Sync + std::fmt::Debug {
+    /// An image by `NAME[:TAG]`, full id or unique id prefix ([`ImageStore::resolve`]). Blocking.
+    fn resolve(&self, reference_or_id: &str) -> Result<ResolvedImage, ImageError>;
+}
+
+impl Images for ImageStore {
+    fn resolve(&self, reference_or_id: &str) -> Result<ResolvedImage, ImageError> {
+        ImageStore::resolve(self, reference_or_id)
+    }
+}

@@ -2,9 +2,7 @@
 //! side concurrently; undo everything if either fails.
 
 use super::state::Record;
-use super::{
-    enable_forwarding, netns, nft, pool, validate_id, veth, Attachment, Network, NetworkError,
-};
+use super::{nft, validate_id, Address, Attachment, Network, NetworkError, Sysctl};
 use hoist_proto::agent::{NetworkMode, PortMapping};
 use std::net::Ipv4Addr;
 use std::sync::atomic::Ordering;
@@ -41,8 +39,7 @@ impl Network {
         let record = self.reserve(id, mode, ports)?;
         let (persisted, wired) = tokio::join!(self.persist(), self.wire(id, &record));
         // Replace the warm namespace `wire` may have used, now that the hot path is over.
-        self.pool.refill();
-        self.bare_pool.refill();
+        self.links.refill();
         if let Err(e) = persisted.and(wired) {
             if let Err(undo) = self.unwire(id, &record).await {
                 tracing::warn!(container = id, error = %undo, "undo of a failed attach left something behind");
@@ -101,37 +98,19 @@ impl Network {
     async fn wire(&self, id: &str, rec: &Record) -> Result<(), NetworkError> {
         let path = self.netns_path(id);
         // A file without a record is a leftover of a crash mid-attach: it is ours to replace.
-        netns::remove(&path)?;
+        self.links.remove(&path)?;
         let links = async {
-            let Some(ip) = rec.attachment.ip else {
-                return match self.bare_pool.take() {
-                    Some(fd) => netns::adopt(&fd, &path),
-                    None => netns::create(Some(&path), None).await.map(drop),
-                };
-            };
-            let ready = match self.pool.take() {
-                Some(warm) => {
-                    netns::adopt(&warm.fd, &path)?;
-                    warm
+            match rec.attachment.ip {
+                Some(ip) => {
+                    let addr = Address {
+                        ip,
+                        prefix_len: self.cfg.subnet.prefix_len(),
+                        gateway: self.cfg.subnet.gateway(),
+                    };
+                    self.links.bridged(&path, addr).await
                 }
-                None => self.pool.build(Some(&path)).await?,
-            };
-            let pool::Ready {
-                fd,
-                mut conn,
-                handle,
-                eth0,
-            } = ready;
-            let (prefix_len, gateway) = (self.cfg.subnet.prefix_len(), self.cfg.subnet.gateway());
-            let configure = veth::configure_container(&handle, eth0, ip, prefix_len, gateway);
-            // Drive the netns connection only for as long as we need it; dropping it (and `fd`)
-            // afterwards leaves the bind mount as the namespace's only anchor.
-            let res = tokio::select! {
-                res = configure => res,
-                () = &mut conn => Err(pool::closed()),
-            };
-            drop(fd);
-            res
+                None => self.links.isolated(&path).await,
+            }
         };
         let ports = async {
             match rec.attachment.ip {
@@ -151,14 +130,11 @@ impl Network {
         ports: &[PortMapping],
     ) -> Result<(), NetworkError> {
         let batch = nft::add_ports(&self.table, id, ip, ports);
-        let need_forwarding = !self.forwarding_on.load(Ordering::Relaxed);
-        netns::run_in(&self.host_ns, "nft publish", move || {
-            if need_forwarding {
-                enable_forwarding()?;
-            }
-            nft::apply(&batch, "publish ports")
-        })
-        .await?;
+        let mut sysctls = Vec::new();
+        if !self.forwarding_on.load(Ordering::Relaxed) {
+            sysctls.push(Sysctl::forwarding());
+        }
+        self.nft.apply("publish ports", sysctls, batch).await?;
         self.forwarding_on.store(true, Ordering::Relaxed);
         Ok(())
     }

@@ -2,7 +2,7 @@
 //! for leftovers no record accounts for.
 
 use super::state::Record;
-use super::{netns, nft, validate_id, Network, NetworkError};
+use super::{nft, validate_id, Network, NetworkError};
 use hoist_proto::agent::Protocol;
 use std::collections::BTreeSet;
 
@@ -19,7 +19,7 @@ impl Network {
                 self.persist().await
             }
             // Unknown (host mode, already detached, or a crash before the state was written).
-            None => netns::remove(&self.netns_path(id)),
+            None => self.links.remove(&self.netns_path(id)),
         }
     }
 
@@ -50,53 +50,57 @@ impl Network {
             let name = entry.file_name().to_string_lossy().into_owned();
             if !known.contains(&name) && !live.contains(name.as_str()) {
                 tracing::info!(file = %entry.path().display(), "removing leftover netns file");
-                netns::remove(&entry.path())?;
+                self.links.remove(&entry.path())?;
             }
         }
-        let table = self.table.clone();
-        netns::run_in(&self.host_ns, "nft retain", move || {
-            let orphans: Vec<(Protocol, u16)> = nft::list_ports(&table)?
-                .into_iter()
-                .filter(|(_, _, owner)| !known.contains(owner))
-                .map(|(p, port, _)| (p, port))
-                .collect();
-            nft::apply(
-                &nft::delete_ports(&table, &orphans),
-                "delete leftover ports",
-            )
-        })
-        .await
+        let orphans: Vec<(Protocol, u16)> = self
+            .nft
+            .list_ports(&self.table)
+            .await?
+            .into_iter()
+            .filter(|(_, _, owner)| !known.contains(owner))
+            .map(|(p, port, _)| (p, port))
+            .collect();
+        let batch = nft::delete_ports(&self.table, &orphans);
+        self.nft
+            .apply("delete leftover ports", Vec::new(), batch)
+            .await
     }
 
     /// Undoes `wire`; tolerant of parts that were never done or are already undone.
     pub(super) async fn unwire(&self, id: &str, rec: &Record) -> Result<(), NetworkError> {
         if !rec.ports.is_empty() {
-            let table = self.table.clone();
             let keys: Vec<(Protocol, u16)> = rec
                 .ports
                 .iter()
                 .map(|p| (p.protocol, p.host_port))
                 .collect();
-            let owner = id.to_string();
-            netns::run_in(&self.host_ns, "nft unpublish", move || {
-                unpublish(&table, &owner, &keys)
-            })
-            .await?;
+            self.unpublish(id, &keys).await?;
         }
-        netns::remove(&self.netns_path(id))
+        self.links.remove(&self.netns_path(id))
     }
-}
 
-/// Deletes `owner`'s port elements; if the one-shot batch fails (some already gone), deletes
-/// only those still present and owned by `owner`.
-fn unpublish(table: &str, owner: &str, keys: &[(Protocol, u16)]) -> Result<(), NetworkError> {
-    if nft::apply(&nft::delete_ports(table, keys), "unpublish ports").is_ok() {
-        return Ok(());
+    /// Deletes `owner`'s port elements; if the one-shot batch fails (some already gone), deletes
+    /// only those still present and owned by `owner`.
+    async fn unpublish(&self, owner: &str, keys: &[(Protocol, u16)]) -> Result<(), NetworkError> {
+        let batch = nft::delete_ports(&self.table, keys);
+        if self
+            .nft
+            .apply("unpublish ports", Vec::new(), batch)
+            .await
+            .is_ok()
+        {
+            return Ok(());
+        }
+        let present: Vec<(Protocol, u16)> = self
+            .nft
+            .list_ports(&self.table)
+            .await?
+            .into_iter()
+            .filter(|(p, port, o)| o == owner && keys.contains(&(*p, *port)))
+            .map(|(p, port, _)| (p, port))
+            .collect();
+        let batch = nft::delete_ports(&self.table, &present);
+        self.nft.apply("unpublish ports", Vec::new(), batch).await
     }
-    let present: Vec<(Protocol, u16)> = nft::list_ports(table)?
-        .into_iter()
-        .filter(|(p, port, o)| o == owner && keys.contains(&(*p, *port)))
-        .map(|(p, port, _)| (p, port))
-        .collect();
-    nft::apply(&nft::delete_ports(table, &present), "unpublish ports")
 }

@@ -28,6 +28,10 @@
 //! - Namespaces: a `Network` belongs to the network namespace of the thread that called `new`
 //!   (the agent's host namespace). Everything that must run there (`nft`, sysctls) runs on a
 //!   throwaway thread that `setns`es into it, so callers may use any runtime thread.
+//! - Seams: the kernel is reached only through two traits (`kernel.rs`): `Links` (namespaces and
+//!   veth, netlink) and `Nft` (our table and sysctls). `Network::with_kernel` takes any; tests
+//!   pass recording fakes (`crate::testing`), so IPAM, port tables, validation, the state file
+//!   and every undo run for real without root.
 //! - The bridge has a fixed MAC (`bridge.rs`), so the gateway's MAC does not change when
 //!   containers come and go.
 //! - Published ports work from other hosts, from the host to its own addresses, and on
@@ -45,8 +49,8 @@ mod attach;
 mod bridge;
 mod detach;
 mod error;
-mod fake;
 mod ipam;
+mod kernel;
 mod netns;
 mod nft;
 mod pool;
@@ -59,8 +63,8 @@ mod veth;
 mod tests;
 
 pub use error::NetworkError;
-pub use fake::{ContainerNetwork, FakeCall, FakeNetwork};
 pub use ipam::Ipam;
+pub use kernel::{Address, HostLinks, HostNft, Links, Nft, PortElement, Sysctl};
 pub use portmap::PortTable;
 pub use subnet::Ipv4Subnet;
 
@@ -68,7 +72,6 @@ use serde::{Deserialize, Serialize};
 use state::{PersistedState, Record};
 use std::collections::BTreeMap;
 use std::net::Ipv4Addr;
-use std::os::fd::OwnedFd;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::AtomicBool;
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -132,15 +135,14 @@ struct Inner {
 pub struct Network {
     cfg: NetworkConfig,
     table: String,
-    host_ns: OwnedFd,
-    bridge_index: u32,
+    /// The kernel edges: namespaces and veth, nftables and sysctls (`kernel.rs`).
+    links: Arc<dyn Links>,
+    nft: Arc<dyn Nft>,
     inner: Mutex<Inner>,
     persist_lock: tokio::sync::Mutex<()>,
     /// The newest `generation` the state file holds.
     durable: std::sync::atomic::AtomicU64,
     forwarding_on: AtomicBool,
-    pool: Arc<pool::Pool>,
-    bare_pool: Arc<pool::BarePool>,
 }
 
 impl std::fmt::Debug for Network {
@@ -148,7 +150,8 @@ impl std::fmt::Debug for Network {
         f.debug_struct("Network")
             .field("cfg", &self.cfg)
             .field("table", &self.table)
-            .field("bridge_index", &self.bridge_index)
+            .field("links", &self.links)
+            .field("nft", &self.nft)
             .finish_non_exhaustive()
     }
 }
@@ -161,11 +164,19 @@ impl Network {
         if b.is_empty() || b.len() > 15 || b.contains('/') || b.chars().any(char::is_whitespace) {
             return Err(NetworkError::InvalidBridgeName { name: b.clone() });
         }
-        let host_ns = netns::open_current()?;
-        let (conn, host, _) = rtnetlink::new_connection()
-            .map_err(|e| NetworkError::io("open netlink socket for", &cfg.bridge, e))?;
-        tokio::spawn(conn);
-        let bridge_index = bridge::ensure(&host, &cfg.bridge, cfg.subnet).await?;
+        let nft = HostNft::new()?;
+        let links = HostLinks::new(&cfg.bridge, cfg.subnet, WARM_NETNS).await?;
+        Self::with_kernel(cfg, Arc::new(links), Arc::new(nft)).await
+    }
+
+    /// The network over the given kernel edges: the host's ([`Network::new`]) or fakes
+    /// (`crate::testing`). Loads the persisted attachments and sets up our nftables table with
+    /// their ports (in case the table was lost).
+    pub async fn with_kernel(
+        cfg: NetworkConfig,
+        links: Arc<dyn Links>,
+        nft: Arc<dyn Nft>,
+    ) -> Result<Self, NetworkError> {
         for dir in [&cfg.state_dir, &cfg.netns_dir] {
             std::fs::create_dir_all(dir)
                 .map_err(|e| NetworkError::io("create directory", dir, e))?;
@@ -190,34 +201,26 @@ impl Network {
         // Forwarding is needed for published ports (and outbound NAT); turn it on now if the
         // persisted attachments publish any, else on the first publish.
         let forwarding = cfg.masquerade || inner.records.values().any(|r| !r.ports.is_empty());
-        let bridge_name = cfg.bridge.clone();
-        netns::run_in(&host_ns, "nft setup", move || {
-            if forwarding {
-                enable_forwarding()?;
-            }
-            // Lets localhost:PORT be DNATed out through the bridge (see nft.rs).
-            let localnet = format!("/proc/sys/net/ipv4/conf/{bridge_name}/route_localnet");
-            std::fs::write(&localnet, b"1").map_err(|e| NetworkError::io("write", localnet, e))?;
-            nft::apply(
-                &nftables::schema::Nftables {
-                    objects: batch.into(),
-                },
-                "set up table",
-            )
-        })
-        .await?;
+        let mut sysctls = Vec::new();
+        if forwarding {
+            sysctls.push(Sysctl::forwarding());
+        }
+        sysctls.push(Sysctl::route_localnet(&cfg.bridge));
+        let batch = nftables::schema::Nftables {
+            objects: batch.into(),
+        };
+        nft.apply("set up table", sysctls, batch).await?;
+        links.refill();
 
         Ok(Network {
             cfg,
             table,
-            host_ns,
-            bridge_index,
+            links,
+            nft,
             inner: Mutex::new(inner),
             persist_lock: tokio::sync::Mutex::new(()),
             durable: Default::default(),
             forwarding_on: AtomicBool::new(forwarding),
-            pool: pool::Pool::new(host, bridge_index, WARM_NETNS),
-            bare_pool: pool::BarePool::new(WARM_NETNS),
         })
     }
 
@@ -230,6 +233,11 @@ impl Network {
     /// The configuration this network was created with.
     pub fn config(&self) -> &NetworkConfig {
         &self.cfg
+    }
+
+    /// The addresses handed out, lowest first.
+    pub fn addresses(&self) -> Vec<Ipv4Addr> {
+        self.lock().ipam.allocated().collect()
     }
 
     fn lock(&self) -> MutexGuard<'_, Inner> {
@@ -320,10 +328,4 @@ pub(crate) fn validate_id(id: &str) -> Result<(), NetworkError> {
     } else {
         Err(NetworkError::InvalidId { id: id.to_string() })
     }
-}
-
-/// `net.ipv4.ip_forward=1` in the calling thread's network namespace.
-pub(crate) fn enable_forwarding() -> Result<(), NetworkError> {
-    const PATH: &str = "/proc/sys/net/ipv4/ip_forward";
-    std::fs::write(PATH, b"1").map_err(|e| NetworkError::io("write", PATH, e))
 }

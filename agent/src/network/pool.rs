@@ -49,7 +49,7 @@ pub struct Pool {
 }
 
 impl Pool {
-    /// A pool that keeps `target` entries ready (0 disables it); starts filling in the background.
+    /// A pool that keeps `target` entries ready (0 disables it) from the first `refill` on.
     pub fn new(host: rtnetlink::Handle, bridge_index: u32, target: usize) -> Arc<Pool> {
         // Host-side veth names must not repeat an old pair that is still being torn down with its
         // namespace, also across agent restarts: start the counter from the clock.
@@ -57,16 +57,14 @@ impl Pool {
             .duration_since(std::time::UNIX_EPOCH)
             .map(|d| d.as_nanos() as u64)
             .unwrap_or(0);
-        let pool = Arc::new(Pool {
+        Arc::new(Pool {
             host,
             bridge_index,
             target,
             entries: Mutex::new(Vec::new()),
             refilling: AtomicBool::new(false),
             veth_seq: AtomicU64::new(start),
-        });
-        pool.refill();
-        pool
+        })
     }
 
     fn entries(&self) -> std::sync::MutexGuard<'_, Vec<Ready>> {
@@ -169,14 +167,13 @@ pub struct BarePool {
 }
 
 impl BarePool {
+    /// Keeps `target` namespaces ready (0 disables it) from the first `refill` on.
     pub fn new(target: usize) -> Arc<BarePool> {
-        let pool = Arc::new(BarePool {
+        Arc::new(BarePool {
             target,
             entries: Mutex::new(Vec::new()),
             refilling: AtomicBool::new(false),
-        });
-        pool.refill();
-        pool
+        })
     }
 
     fn entries(&self) -> std::sync::MutexGuard<'_, Vec<OwnedFd>> {

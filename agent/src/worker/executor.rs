@@ -2,16 +2,83 @@
 //! (at most a few at once), and the task it concerns is marked busy until it finishes so the next
 //! reconciliation pass leaves it alone. Creation failures are remembered per task — they are
 //! terminal, reported as `failed`, and the controller replaces the task.
+//!
+//! The executor works through [`Containers`], what it needs of the node: [`Local`] (the container
+//! manager and the image store) in the agent, a recording fake (`crate::testing`) in tests.
 
 use super::container::{create_request, observe};
 use super::reconcile::{Action, ObservedTask, Phase};
 use crate::containers::Manager;
-use crate::error::AgentError;
-use crate::image::pull;
+use crate::error::{AgentError, ErrorKind};
+use crate::image::registry::RegistryConfig;
+use crate::image::{pull, ImageStore};
+use futures::future::BoxFuture;
+use hoist_proto::{ContainerInfo, CreateContainer, Created};
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::sync::{Notify, Semaphore};
+
+/// What the executor does on its node: list, create, stop and remove containers, and make sure
+/// an image is there.
+pub trait Containers: Send + Sync + std::fmt::Debug {
+    /// Every container, running or not.
+    fn list(&self) -> Vec<ContainerInfo>;
+    /// Creates and starts a container.
+    fn create(&self, req: CreateContainer) -> BoxFuture<'_, Result<Created, AgentError>>;
+    /// Stops a container: its stop signal, `timeout` to exit, then SIGKILL.
+    fn stop<'a>(&'a self, id: &'a str, timeout: Duration) -> BoxFuture<'a, Result<(), AgentError>>;
+    /// Removes a container, killing it first if it runs.
+    fn remove<'a>(&'a self, id: &'a str) -> BoxFuture<'a, Result<(), AgentError>>;
+    /// Whether the image is in the local store.
+    fn has_image<'a>(&'a self, image: &'a str) -> BoxFuture<'a, Result<bool, String>>;
+    /// Pulls the image (anonymously) unless it is there; answers whether it pulled.
+    fn pull_if_missing<'a>(&'a self, image: &'a str) -> BoxFuture<'a, Result<bool, String>>;
+}
+
+/// The node's own containers and images.
+#[derive(Debug)]
+pub struct Local {
+    pub containers: Arc<Manager>,
+    pub images: Arc<ImageStore>,
+    /// Registries named with `--insecure-registry` are pulled from over plain HTTP.
+    pub registries: RegistryConfig,
+}
+
+impl Containers for Local {
+    fn list(&self) -> Vec<ContainerInfo> {
+        self.containers.list(true)
+    }
+
+    fn create(&self, req: CreateContainer) -> BoxFuture<'_, Result<Created, AgentError>> {
+        Box::pin(async move { Ok(self.containers.create(req, false).await?.1) })
+    }
+
+    fn stop<'a>(&'a self, id: &'a str, timeout: Duration) -> BoxFuture<'a, Result<(), AgentError>> {
+        Box::pin(async move { self.containers.stop(id, timeout).await.map(drop) })
+    }
+
+    fn remove<'a>(&'a self, id: &'a str) -> BoxFuture<'a, Result<(), AgentError>> {
+        Box::pin(self.containers.remove(id, true))
+    }
+
+    fn has_image<'a>(&'a self, image: &'a str) -> BoxFuture<'a, Result<bool, String>> {
+        Box::pin(async move {
+            pull::is_present(&self.images, image)
+                .await
+                .map_err(|e| e.to_string())
+        })
+    }
+
+    fn pull_if_missing<'a>(&'a self, image: &'a str) -> BoxFuture<'a, Result<bool, String>> {
+        Box::pin(async move {
+            let (progress, _ignored) = tokio::sync::mpsc::unbounded_channel();
+            pull::pull_if_missing(self.images.clone(), &self.registries, image, progress)
+                .await
+                .map_err(|e| e.to_string())
+        })
+    }
+}
 
 /// Docker's default grace period between the stop signal and SIGKILL.
 const STOP_TIMEOUT: Duration = Duration::from_secs(10);
@@ -20,7 +87,7 @@ const PARALLEL: usize = 8;
 
 #[derive(Debug)]
 pub struct Executor {
-    mgr: Arc<Manager>,
+    node: Arc<dyn Containers>,
     busy: Mutex<BTreeSet<String>>,
     failures: Mutex<BTreeMap<String, String>>,
     limit: Semaphore,
@@ -35,9 +102,9 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 }
 
 impl Executor {
-    pub fn new(mgr: Arc<Manager>) -> Arc<Self> {
+    pub fn new(node: Arc<dyn Containers>) -> Arc<Self> {
         Arc::new(Executor {
-            mgr,
+            node,
             busy: Mutex::new(BTreeSet::new()),
             failures: Mutex::new(BTreeMap::new()),
             limit: Semaphore::new(PARALLEL),
@@ -48,7 +115,7 @@ impl Executor {
 
     /// The orchestrated containers, plus tasks with an action in flight or a failed creation.
     pub fn observed(&self) -> Vec<ObservedTask> {
-        let mut v: Vec<ObservedTask> = self.mgr.list(true).iter().filter_map(observe).collect();
+        let mut v: Vec<ObservedTask> = self.node.list().iter().filter_map(observe).collect();
         let have: BTreeSet<String> = v.iter().map(|o| o.task_id.clone()).collect();
         let busy = lock(&self.busy).clone();
         for task_id in busy {
@@ -104,8 +171,8 @@ impl Executor {
                 restarts_ms,
             } => {
                 tracing::info!(task = %task.task_id, service = %task.service, restarts = restarts_ms.len(), "restarting task");
-                if let Err(e) = self.mgr.remove(&old_container, true).await {
-                    if !matches!(e, AgentError::NotFound(_)) {
+                if let Err(e) = self.node.remove(&old_container).await {
+                    if e.kind() != ErrorKind::NotFound {
                         tracing::warn!(task = %task.task_id, "remove the exited container {old_container}: {e}");
                         return;
                     }
@@ -118,12 +185,13 @@ impl Executor {
                 reason,
             } => {
                 tracing::info!(task = %task_id, container = %container_id, "removing task: {reason}");
-                let res = match self.mgr.stop(&container_id, STOP_TIMEOUT).await {
-                    Ok(_) => self.mgr.remove(&container_id, true).await,
+                let res = match self.node.stop(&container_id, STOP_TIMEOUT).await {
+                    Ok(()) => self.node.remove(&container_id).await,
                     Err(e) => Err(e),
                 };
                 match res {
-                    Ok(()) | Err(AgentError::NotFound(_)) => {}
+                    Ok(()) => {}
+                    Err(e) if e.kind() == ErrorKind::NotFound => {}
                     Err(e) => tracing::warn!(task = %task_id, "remove {container_id}: {e}"),
                 }
             }
@@ -134,13 +202,11 @@ impl Executor {
     /// `--insecure-registry` over plain HTTP), as a Swarm node does before starting a task.
     async fn pull_image(&self, image: &str) -> Result<(), String> {
         // The common case, an image the node has, takes no lock.
-        if let Ok(true) = pull::is_present(&self.mgr.images, image).await {
+        if let Ok(true) = self.node.has_image(image).await {
             return Ok(());
         }
         let _one = self.pulls.lock().await;
-        let regs = self.mgr.config.registries();
-        let (progress, _ignored) = tokio::sync::mpsc::unbounded_channel();
-        match pull::pull_if_missing(self.mgr.images.clone(), &regs, image, progress).await {
+        match self.node.pull_if_missing(image).await {
             Ok(true) => {
                 tracing::info!(image, "pulled");
                 Ok(())
@@ -156,12 +222,12 @@ impl Executor {
         let created = match self.pull_image(&task.spec.image).await {
             Err(e) => Err(e),
             Ok(()) => match create_request(task, restarts_ms) {
-                Ok(req) => self.mgr.create(req, false).await.map_err(|e| e.to_string()),
+                Ok(req) => self.node.create(req).await.map_err(|e| e.to_string()),
                 Err(e) => Err(e),
             },
         };
         match created {
-            Ok((_, c)) => {
+            Ok(c) => {
                 lock(&self.failures).remove(&task.task_id);
                 tracing::info!(task = %task.task_id, container = %c.id, name = %c.name, "task running");
             }
@@ -181,5 +247,194 @@ fn placeholder(task_id: String, phase: Phase) -> ObservedTask {
         restarts_ms: vec![],
         created_ms: u64::MAX,
         address: None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::container::{RESTARTS, TASK};
+    use super::*;
+    use crate::testing::{FakeContainers, NodeCall};
+    use hoist_proto::cluster::TaskState;
+    use hoist_proto::node::Assignment;
+    use hoist_proto::service::ServiceSpec;
+
+    fn task(id: &str, image: &str) -> Assignment {
+        Assignment {
+            task_id: id.into(),
+            service: "web".into(),
+            service_version: 1,
+            slot: 1,
+            spec: ServiceSpec::new("web", image),
+            desired: TaskState::Running,
+        }
+    }
+
+    fn phase_of(ex: &Executor, task_id: &str) -> Option<Phase> {
+        ex.observed()
+            .into_iter()
+            .find(|o| o.task_id == task_id)
+            .map(|o| o.phase)
+    }
+
+    /// Waits until no action is in flight.
+    async fn settle(ex: &Executor) {
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+        while ex.observed().iter().any(|o| o.phase == Phase::Busy) {
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "actions did not finish"
+            );
+            tokio::time::sleep(Duration::from_millis(1)).await;
+        }
+    }
+
+    /// Waits until the node has seen `n` calls.
+    async fn calls(node: &FakeContainers, n: usize) -> Vec<NodeCall> {
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+        while node.calls().len() < n {
+            assert!(tokio::time::Instant::now() < deadline, "{:?}", node.calls());
+            tokio::time::sleep(Duration::from_millis(1)).await;
+        }
+        node.calls()
+    }
+
+    /// A node running task `t1` (image `busybox`) in a container, and that container's id.
+    async fn running_t1() -> (Arc<FakeContainers>, Arc<Executor>, String) {
+        let node = Arc::new(FakeContainers::new(&["busybox"], &[]));
+        let ex = Executor::new(node.clone());
+        ex.apply(vec![Action::Start {
+            task: task("t1", "busybox"),
+        }]);
+        settle(&ex).await;
+        let id = node.list()[0].id.clone();
+        (node, ex, id)
+    }
+
+    #[tokio::test]
+    async fn a_started_task_is_busy_until_its_container_runs() {
+        let node = Arc::new(FakeContainers::new(&["busybox"], &[]));
+        let ex = Executor::new(node.clone());
+        node.hold();
+        let start = || Action::Start {
+            task: task("t1", "busybox"),
+        };
+        ex.apply(vec![start()]);
+        assert_eq!(
+            calls(&node, 1).await,
+            vec![NodeCall::Create("web.1.t1".into())]
+        );
+        assert_eq!(phase_of(&ex, "t1"), Some(Phase::Busy));
+        // A second pass while the first is in flight leaves the task alone.
+        ex.apply(vec![start()]);
+        node.release();
+        settle(&ex).await;
+        assert_eq!(node.calls().len(), 1, "{:?}", node.calls());
+        let observed = ex.observed();
+        assert_eq!(observed.len(), 1, "{observed:?}");
+        assert_eq!(observed[0].phase, Phase::Running);
+        let container = &node.list()[0];
+        assert_eq!(
+            container.spec.labels.get(TASK).map(String::as_str),
+            Some("t1")
+        );
+        assert_eq!(observed[0].container_id.as_ref(), Some(&container.id));
+    }
+
+    #[tokio::test]
+    async fn a_missing_image_is_pulled_once_for_all_replicas() {
+        let node = Arc::new(FakeContainers::new(&[], &["nginx"]));
+        let ex = Executor::new(node.clone());
+        ex.apply(vec![
+            Action::Start {
+                task: task("t1", "nginx"),
+            },
+            Action::Start {
+                task: task("t2", "nginx"),
+            },
+        ]);
+        settle(&ex).await;
+        let pulls = node
+            .calls()
+            .into_iter()
+            .filter(|c| matches!(c, NodeCall::Pull(_)));
+        assert_eq!(
+            pulls.collect::<Vec<_>>(),
+            vec![NodeCall::Pull("nginx".into())]
+        );
+        assert_eq!(phase_of(&ex, "t1"), Some(Phase::Running));
+        assert_eq!(phase_of(&ex, "t2"), Some(Phase::Running));
+    }
+
+    #[tokio::test]
+    async fn a_failed_create_is_remembered_until_the_task_goes() {
+        let node = Arc::new(FakeContainers::new(&[], &[]));
+        let ex = Executor::new(node.clone());
+        ex.apply(vec![Action::Start {
+            task: task("t1", "nope"),
+        }]);
+        settle(&ex).await;
+        let Some(Phase::CreateFailed { message }) = phase_of(&ex, "t1") else {
+            panic!("{:?}", ex.observed());
+        };
+        assert!(
+            message.starts_with("image \"nope\" is not on this node and could not be pulled"),
+            "{message}"
+        );
+        // The pull was tried; nothing was created.
+        assert_eq!(node.calls(), vec![NodeCall::Pull("nope".into())]);
+        ex.forget(|t| t != "t1");
+        assert!(ex.observed().is_empty());
+    }
+
+    #[tokio::test]
+    async fn a_restart_removes_the_exited_container_first() {
+        let (node, ex, old) = running_t1().await;
+        node.exit(&old, 1);
+        assert!(matches!(
+            phase_of(&ex, "t1"),
+            Some(Phase::Exited { code: 1, .. })
+        ));
+        ex.apply(vec![Action::Restart {
+            task: task("t1", "busybox"),
+            old_container: old.clone(),
+            restarts_ms: vec![42],
+        }]);
+        settle(&ex).await;
+        assert_eq!(
+            node.calls()[1..],
+            [
+                NodeCall::Remove(old.clone()),
+                NodeCall::Create("web.1.t1".into())
+            ]
+        );
+        let new = &node.list()[0];
+        assert_ne!(new.id, old);
+        assert_eq!(
+            new.spec.labels.get(RESTARTS).map(String::as_str),
+            Some("42")
+        );
+        assert_eq!(phase_of(&ex, "t1"), Some(Phase::Running));
+    }
+
+    #[tokio::test]
+    async fn a_removal_stops_first_and_a_missing_container_is_no_error() {
+        let (node, ex, id) = running_t1().await;
+        let remove = |container_id: &str| Action::Remove {
+            task_id: "t1".into(),
+            container_id: container_id.into(),
+            reason: "shut down".into(),
+        };
+        ex.apply(vec![remove(&id)]);
+        settle(&ex).await;
+        assert_eq!(
+            node.calls()[1..],
+            [NodeCall::Stop(id.clone()), NodeCall::Remove(id.clone())]
+        );
+        assert!(node.list().is_empty());
+        ex.apply(vec![remove(&id)]);
+        settle(&ex).await;
+        assert_eq!(node.calls().last(), Some(&NodeCall::Stop(id)));
+        assert!(ex.observed().is_empty());
     }
 }

@@ -27,6 +27,7 @@ pub mod status;
 pub mod term;
 
 use crate::containers::Manager;
+use crate::image::ImageStore;
 use client::ControllerClient;
 use executor::Executor;
 use health::{HealthState, Timing};
@@ -110,7 +111,7 @@ pub fn now_ms() -> u64 {
 }
 
 /// Starts the node's loops; they run for the life of the process.
-pub fn start(mgr: Arc<Manager>, cfg: JoinConfig) -> anyhow::Result<()> {
+pub fn start(mgr: Arc<Manager>, images: Arc<ImageStore>, cfg: JoinConfig) -> anyhow::Result<()> {
     if cfg.controllers.is_empty() {
         anyhow::bail!("--join needs --controller ADDR[,ADDR...]");
     }
@@ -122,7 +123,11 @@ pub fn start(mgr: Arc<Manager>, cfg: JoinConfig) -> anyhow::Result<()> {
     let node = Arc::new(Node {
         cluster_id,
         client: ControllerClient::new(cfg.controllers.clone())?,
-        executor: Executor::new(mgr.clone()),
+        executor: Executor::new(Arc::new(executor::Local {
+            containers: mgr.clone(),
+            images,
+            registries: mgr.config.registries(),
+        })),
         mgr,
         term: Mutex::new(TermGuard::new(ident.term_seen)),
         session: watch::channel(None).0,

@@ -51,7 +51,7 @@ pub fn receive(
         }
     };
     std::fs::create_dir_all(tmp)
-        .map_err(|e| AgentError::internal(&format!("create {}", tmp.display()), e))?;
+        .map_err(|e| AgentError::internal(format!("create {}", tmp.display()), e))?;
     let dir = tempfile::Builder::new()
         .prefix("context-")
         .tempdir_in(tmp)

@@ -84,6 +84,7 @@ pub fn parse(req: &BuildRequest) -> Result<Dockerfile, AgentError> {
 /// Runs a build to completion, streaming events to `tx`; the last event is `Result` or `Error`.
 pub async fn run(
     mgr: Arc<Manager>,
+    store: Arc<ImageStore>,
     req: BuildRequest,
     df: Dockerfile,
     context: tempfile::TempDir,
@@ -91,7 +92,7 @@ pub async fn run(
 ) {
     let t0 = Instant::now();
     let dir = build_dir(&mgr.config.data_dir);
-    let last = match Builder::new(mgr, &dir, req, &df, context.path(), tx.clone()) {
+    let last = match Builder::new(mgr, store, &dir, req, &df, context.path(), tx.clone()) {
         Ok(mut b) => match b.build(&df, t0).await {
             Ok(result) => BuildEvent::Result(result),
             Err(e) => BuildEvent::Error(ApiError {
@@ -148,6 +149,7 @@ fn line_err(inst: &Instruction, message: impl std::fmt::Display) -> AgentError {
 impl Builder {
     fn new(
         mgr: Arc<Manager>,
+        store: Arc<ImageStore>,
         dir: &Path,
         req: BuildRequest,
         df: &Dockerfile,
@@ -162,7 +164,7 @@ impl Builder {
             std::fs::create_dir_all(d).map_err(|e| io(&format!("create {}", d.display()), e))?;
         }
         Ok(Self {
-            store: mgr.images.clone(),
+            store,
             mgr,
             cache,
             tmp,

@@ -76,7 +76,7 @@ fn walk(context: &Path, rel: &str) -> Result<Vec<String>, AgentError> {
     let mut out = Vec::new();
     let dir = context.join(rel);
     let mut names: Vec<String> = std::fs::read_dir(&dir)
-        .map_err(|e| AgentError::internal(&format!("read {}", dir.display()), e))?
+        .map_err(|e| AgentError::internal(format!("read {}", dir.display()), e))?
         .filter_map(|e| e.ok().map(|e| e.file_name().to_string_lossy().into_owned()))
         .collect();
     names.sort();
@@ -110,7 +110,7 @@ fn hash_tree(context: &Path, rel: &str, out: &mut Vec<SourceEntry>) -> Result<()
 
 fn source_entry(context: &Path, rel: &str) -> Result<SourceEntry, AgentError> {
     let path = context.join(rel);
-    let io = |e: std::io::Error| AgentError::internal(&format!("read {}", path.display()), e);
+    let io = |e: std::io::Error| AgentError::internal(format!("read {}", path.display()), e);
     let m = std::fs::symlink_metadata(&path).map_err(io)?;
     let (kind, content) = if m.is_dir() {
         ('d', String::new())

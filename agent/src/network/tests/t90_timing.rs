@@ -10,7 +10,7 @@ fn network_attach_detach_timing() {
     require_root!();
     let fx = Fixture::new("tm");
     fx.run(move |cfg| async move {
-        let net = Network::new(cfg).await.expect("new");
+        let (net, links) = with_host_links(cfg).await;
         let series = [
             ("bridge, warm", vec![], true),
             ("bridge, no wait", vec![], false),
@@ -22,7 +22,7 @@ fn network_attach_detach_timing() {
                 let id = format!("t{i}");
                 if warm {
                     let deadline = Instant::now() + Duration::from_secs(10);
-                    while net.pool.len() < WARM_NETNS {
+                    while links.pool.len() < WARM_NETNS {
                         assert!(Instant::now() < deadline, "pool does not refill");
                         tokio::time::sleep(Duration::from_millis(2)).await;
                     }
@@ -55,14 +55,14 @@ fn network_attach_phase_timing() {
     require_root!();
     let fx = Fixture::new("ph");
     fx.run(move |cfg| async move {
-        let net = Network::new(cfg.clone()).await.expect("new");
+        let (net, links) = with_host_links(cfg.clone()).await;
         let mut rows: Vec<[Duration; 7]> = Vec::new();
         for i in 0..15 {
             let (cold_path, warm_path) = (cfg.netns_dir.join(format!("c{i}")), cfg.netns_dir.join(format!("w{i}")));
             let t0 = Instant::now();
-            let cold = net.pool.build(Some(&cold_path)).await.expect("cold build");
+            let cold = links.pool.build(Some(&cold_path)).await.expect("cold build");
             let t1 = Instant::now();
-            let warm = net.pool.build(None).await.expect("warm build");
+            let warm = links.pool.build(None).await.expect("warm build");
             let t2 = Instant::now();
             netns::adopt(&warm.fd, &warm_path).expect("adopt");
             let t3 = Instant::now();
@@ -93,4 +93,17 @@ fn network_attach_phase_timing() {
             eprintln!("{name:>18}: median {:?} min {:?}", v[v.len() / 2], v[0]);
         }
     });
+}
+
+/// A `Network` as `Network::new` makes it, with its links at hand (for their warm pool).
+async fn with_host_links(cfg: NetworkConfig) -> (Network, Arc<HostLinks>) {
+    let nft = Arc::new(HostNft::new().expect("nft"));
+    let links = HostLinks::new(&cfg.bridge, cfg.subnet, WARM_NETNS)
+        .await
+        .expect("links");
+    let links = Arc::new(links);
+    let net = Network::with_kernel(cfg, links.clone(), nft)
+        .await
+        .expect("new");
+    (net, links)
 }

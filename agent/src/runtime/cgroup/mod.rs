@@ -43,6 +43,56 @@ pub enum CgroupVersion {
     V2,
 }
 
+/// The cgroup operations the container manager needs. [`CgroupDriver`] writes cgroupfs; tests
+/// pass a recording fake (`crate::testing`). The supervisor, a process of its own, uses the
+/// [`CgroupHandle`] in its spec directly.
+pub trait Cgroups: Send + Sync + std::fmt::Debug {
+    /// Which hierarchy the host uses.
+    fn version(&self) -> CgroupVersion;
+    /// The handle a container with `id` has or would have: for finding leftovers.
+    fn handle_for(&self, id: &str) -> CgroupHandle;
+    /// Creates the container's cgroup and applies `res`. On failure nothing is left behind.
+    /// Blocking.
+    fn create(&self, id: &str, res: &Resources) -> io::Result<CgroupHandle>;
+    /// Removes the cgroup; one that is already gone is fine. Blocking (retries while busy).
+    fn remove(&self, cgroup: &CgroupHandle) -> io::Result<()>;
+    /// Resource usage, for `stats`.
+    fn stats(&self, cgroup: &CgroupHandle) -> CgroupStats;
+    /// Whether the kernel's OOM killer has killed a process in it.
+    fn oom_killed(&self, cgroup: &CgroupHandle) -> bool;
+    /// Host pids of every process in it.
+    fn pids(&self, cgroup: &CgroupHandle) -> Vec<i32>;
+    /// Sends `signal` to every process in it: the fallback when the supervisor is gone.
+    fn signal_all(&self, cgroup: &CgroupHandle, signal: nix::sys::signal::Signal);
+}
+
+impl Cgroups for CgroupDriver {
+    fn version(&self) -> CgroupVersion {
+        self.version
+    }
+    fn handle_for(&self, id: &str) -> CgroupHandle {
+        CgroupDriver::handle_for(self, id)
+    }
+    fn create(&self, id: &str, res: &Resources) -> io::Result<CgroupHandle> {
+        CgroupDriver::create(self, id, res)
+    }
+    fn remove(&self, cgroup: &CgroupHandle) -> io::Result<()> {
+        cgroup.remove()
+    }
+    fn stats(&self, cgroup: &CgroupHandle) -> CgroupStats {
+        cgroup.stats()
+    }
+    fn oom_killed(&self, cgroup: &CgroupHandle) -> bool {
+        cgroup.oom_killed()
+    }
+    fn pids(&self, cgroup: &CgroupHandle) -> Vec<i32> {
+        cgroup.pids()
+    }
+    fn signal_all(&self, cgroup: &CgroupHandle, signal: nix::sys::signal::Signal) {
+        cgroup.signal_all(signal)
+    }
+}
+
 /// Creates container cgroups below `root/<parent>` (v2) or `root/<controller>/<parent>` (v1).
 #[derive(Debug, Clone)]
 pub struct CgroupDriver {

@@ -1,0 +1,119 @@
+//! `restore`: after an agent (re)start, re-read every container directory, re-attach to the
+//! containers whose supervisors still run, and clean up what a crash left half-made.
+//!
+//! The rules, by what a container's directories hold:
+//! - record, spec and start record: the container was started; it runs, or has exited if its
+//!   exit is recorded. Its supervisor is asked to `wait` again.
+//! - a record without the volatile half (`DATA/run/ID`): the host restarted, the tmpfs went
+//!   and the container ended with it. Kept as exited, with 255 if its end was not seen.
+//! - anything else (no record, or a volatile half without a start record): a create that never
+//!   finished. Everything it may have made is released: network, cgroup, directories.
+//!
+//! Then volatile halves without a container are swept, and the network drops attachments,
+//! netns files and port rules of containers that are gone.
+
+use super::record::{ContainerRecord, State};
+use super::{spread, Container, Manager};
+use crate::error::AgentError;
+use crate::runtime::{now_rfc3339, read_json, ContainerDir, RuntimeSpec, Started};
+use hoist_proto::ExitInfo;
+use std::sync::Arc;
+use tokio::sync::watch;
+
+impl Manager {
+    /// Re-attaches to the containers in the data dir after a (re)start, and cleans up what a crash
+    /// left half-made.
+    pub async fn restore(self: &Arc<Self>) -> Result<usize, AgentError> {
+        let root = self.config.containers_dir();
+        std::fs::create_dir_all(&root)
+            .map_err(|e| AgentError::internal(format!("create {}", root.display()), e))?;
+        if let Err(e) = spread::spread_subdirectories(&root) {
+            tracing::warn!(dir = %root.display(), "could not ask the filesystem to spread container directories: {e}");
+        }
+        let entries = std::fs::read_dir(&root)
+            .map_err(|e| AgentError::internal(format!("read {}", root.display()), e))?;
+        let mut restored = 0;
+        for entry in entries.flatten() {
+            let dir = ContainerDir(entry.path());
+            let id = entry.file_name().to_string_lossy().into_owned();
+            let record: Option<ContainerRecord> = read_json(&dir.record()).ok().flatten();
+            let spec: Option<RuntimeSpec> = read_json(&dir.spec()).ok().flatten();
+            let started: Option<Started> = read_json(&dir.started()).ok().flatten();
+            let exit = read_json::<ExitInfo>(&dir.exit()).ok().flatten();
+            let (record, cgroup, state) = match (record, spec, started) {
+                (Some(record), Some(spec), Some(started)) => {
+                    let state = match exit {
+                        Some(exit) => State::Exited {
+                            started_at: Some(started.started_at.clone()),
+                            exit,
+                        },
+                        None => State::Running {
+                            pid: started.pid,
+                            started_at: started.started_at.clone(),
+                        },
+                    };
+                    (record, spec.cgroup, state)
+                }
+                // The volatile half went with the tmpfs: the host restarted, and the container
+                // ended with it. It is kept, exited, as Docker keeps it (255 when nothing was
+                // recorded: the end was not seen).
+                (Some(record), _, _) if !dir.run().exists() => {
+                    let exit = exit.unwrap_or_else(|| ExitInfo {
+                        code: 255,
+                        signal: None,
+                        oom_killed: false,
+                        finished_at: now_rfc3339(),
+                    });
+                    let state = State::Exited {
+                        started_at: None,
+                        exit,
+                    };
+                    (record, self.deps.cgroups.handle_for(&id), state)
+                }
+                _ => {
+                    tracing::warn!(%id, "removing a container whose creation never finished");
+                    let cgroup = self.deps.cgroups.handle_for(&id);
+                    let _ = self.release(&id, &dir, &cgroup).await;
+                    continue;
+                }
+            };
+            let running = state.is_running();
+            let c = Arc::new(Container {
+                record,
+                dir,
+                cgroup,
+                state: watch::channel(state).0,
+            });
+            self.insert(c.clone());
+            if running {
+                let remove = c.record.spec.auto_remove;
+                self.monitor(c, remove);
+            }
+            restored += 1;
+        }
+        let live: Vec<String> = self.index().keys().cloned().collect();
+        self.sweep_volatile(&live);
+        self.deps
+            .network
+            .retain(&live)
+            .await
+            .map_err(|e| AgentError::internal("clean up network", e))?;
+        Ok(restored)
+    }
+
+    /// Removes volatile halves (`DATA/run/ID`) whose container is gone: left by a crash in the
+    /// middle of a removal. Only container-id names are touched (`DATA/run/netns` is the network's).
+    fn sweep_volatile(&self, live: &[String]) {
+        let run = self.config.run_dir();
+        for entry in std::fs::read_dir(&run).into_iter().flatten().flatten() {
+            let name = entry.file_name().to_string_lossy().into_owned();
+            let is_id = name.len() == 64 && name.bytes().all(|b| b.is_ascii_hexdigit());
+            if is_id && !live.contains(&name) {
+                tracing::warn!(id = %name, "removing the volatile files of a container that is gone");
+                if let Err(e) = std::fs::remove_dir_all(entry.path()) {
+                    tracing::warn!(id = %name, "could not remove {}: {e}", entry.path().display());
+                }
+            }
+        }
+    }
+}

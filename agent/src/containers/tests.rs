@@ -1,0 +1,355 @@
+//! The manager over the fakes of `crate::testing`, as a normal user: the kernel-facing steps of
+//! a create, a create that fails at any of them leaves nothing, remove releases everything, and
+//! restore after an agent killed at any step of a create cleans up or adopts, by its rules.
+
+use super::Manager;
+use crate::network::Network;
+use crate::testing::FakeHost;
+use hoist_proto::{
+    ContainerStatus, CreateContainer, NetworkMode, PortMapping, Protocol, Resources,
+};
+use std::future::Future;
+use std::sync::Arc;
+
+/// Runs `f` on a runtime of its own; dropping it at the end ends every task it spawned, as the
+/// death of the agent process would.
+fn run<F: Future>(f: F) -> F::Output {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime")
+        .block_on(f)
+}
+
+fn request(network: NetworkMode) -> CreateContainer {
+    let ports = match network {
+        NetworkMode::Bridge => vec![PortMapping {
+            host_port: 8080,
+            container_port: 80,
+            protocol: Protocol::Tcp,
+        }],
+        _ => Vec::new(),
+    };
+    CreateContainer {
+        image: "busybox".into(),
+        name: Some("web".into()),
+        network,
+        ports,
+        resources: Resources {
+            memory_bytes: Some(64 << 20),
+            ..Resources::default()
+        },
+        ..CreateContainer::default()
+    }
+}
+
+/// Each network mode with the kernel-facing calls its create makes, in order.
+fn cases() -> Vec<(NetworkMode, Vec<&'static str>)> {
+    vec![
+        (
+            NetworkMode::Bridge,
+            vec![
+                "image resolve",
+                "cgroup create",
+                "netns remove",
+                "netns bridged",
+                "nft apply",
+                "supervisor start",
+            ],
+        ),
+        (
+            NetworkMode::None,
+            vec![
+                "image resolve",
+                "cgroup create",
+                "netns remove",
+                "netns isolated",
+                "supervisor start",
+            ],
+        ),
+        (
+            NetworkMode::Host,
+            vec!["image resolve", "cgroup create", "supervisor start"],
+        ),
+    ]
+}
+
+/// An agent started on `host` and restored, as `main` does it.
+async fn agent(host: &Arc<FakeHost>) -> (Arc<Manager>, Arc<Network>) {
+    let (mgr, net) = host.agent().await;
+    mgr.restore().await.expect("restore");
+    (mgr, net)
+}
+
+fn entries(dir: &std::path::Path) -> Vec<String> {
+    let mut v: Vec<String> = std::fs::read_dir(dir)
+        .map(|d| {
+            d.flatten()
+                .map(|e| e.file_name().to_string_lossy().into_owned())
+                .collect()
+        })
+        .unwrap_or_default();
+    v.sort();
+    v
+}
+
+/// No trace of any container: not in the index, no directory, cgroup, netns, address, port
+/// rule, supervisor or network record.
+fn assert_nothing_left(host: &FakeHost, mgr: &Manager, net: &Network, why: &str) {
+    assert!(
+        mgr.list(true).is_empty(),
+        "{why}: listed {:?}",
+        mgr.list(true)
+    );
+    let world = host.snapshot_world();
+    assert!(
+        world.cgroups.is_empty(),
+        "{why}: cgroups {:?}",
+        world.cgroups
+    );
+    assert!(
+        world.namespaces.is_empty(),
+        "{why}: netns {:?}",
+        world.namespaces
+    );
+    assert!(
+        host.published().is_empty(),
+        "{why}: ports {:?}",
+        host.published()
+    );
+    assert!(
+        world.supervisors.values().all(|s| s.exit.is_some()),
+        "{why}: supervisors {:?}",
+        world.supervisors
+    );
+    assert!(
+        net.addresses().is_empty(),
+        "{why}: addresses {:?}",
+        net.addresses()
+    );
+    let config = host.config();
+    assert_eq!(
+        entries(&config.containers_dir()),
+        Vec::<String>::new(),
+        "{why}"
+    );
+    assert_eq!(entries(&config.run_dir()), vec!["netns"], "{why}");
+    assert_eq!(entries(&config.netns_dir()), Vec::<String>::new(), "{why}");
+    let state =
+        std::fs::read_to_string(config.network_dir().join("attachments.json")).unwrap_or_default();
+    assert!(!state.contains("10.89.0."), "{why}: network state {state}");
+}
+
+#[test]
+fn create_makes_the_kernel_calls_in_order() {
+    for (mode, steps) in cases() {
+        let host = FakeHost::new();
+        run(async {
+            let (mgr, net) = agent(&host).await;
+            let before = host.calls().len();
+            let (c, created) = mgr.create(request(mode), false).await.expect("create");
+            assert_eq!(host.ops_since(before), steps, "{mode:?}");
+            assert_eq!(created.name, "web");
+            assert!(c.state().is_running());
+            let world = host.snapshot_world();
+            assert_eq!(world.cgroups.len(), 1);
+            assert_eq!(
+                world.cgroups.get(&c.record.id).and_then(|r| r.memory_bytes),
+                Some(64 << 20)
+            );
+            let info = c.info();
+            match mode {
+                NetworkMode::Bridge => {
+                    assert_eq!(info.ip_address.as_deref(), Some("10.89.0.2"));
+                    let ns = world.namespaces.get(&c.record.id).expect("netns");
+                    assert_eq!(ns.map(|a| a.ip.to_string()).as_deref(), Some("10.89.0.2"));
+                    let port = (Protocol::Tcp, 8080, c.record.id.clone());
+                    assert_eq!(host.published().into_iter().collect::<Vec<_>>(), vec![port]);
+                    assert_eq!(
+                        world.sysctls.get("net/ipv4/ip_forward").map(String::as_str),
+                        Some("1")
+                    );
+                }
+                NetworkMode::None => {
+                    assert_eq!(world.namespaces.get(&c.record.id), Some(&None));
+                    assert!(net.addresses().is_empty());
+                }
+                NetworkMode::Host => assert!(world.namespaces.is_empty()),
+            }
+        });
+    }
+}
+
+#[test]
+fn a_create_failing_at_any_step_leaves_nothing() {
+    for (mode, steps) in cases() {
+        for (k, op) in steps.iter().enumerate() {
+            let host = FakeHost::new();
+            let why = format!("{mode:?}, failing {op} (step {k})");
+            run(async {
+                let (mgr, net) = agent(&host).await;
+                let before = host.calls().len();
+                host.fail_nth(k);
+                let err = mgr
+                    .create(request(mode), false)
+                    .await
+                    .map(|_| ())
+                    .expect_err(&why);
+                assert!(
+                    err.to_string().contains("injected failure of"),
+                    "{why}: {err}"
+                );
+                assert_eq!(host.calls()[before + k].op, *op, "{why}");
+                assert_nothing_left(&host, &mgr, &net, &why);
+                // And the name, address and port are free again.
+                let (c, _) = mgr.create(request(mode), false).await.expect(&why);
+                if mode == NetworkMode::Bridge {
+                    assert_eq!(c.info().ip_address.as_deref(), Some("10.89.0.2"), "{why}");
+                }
+            });
+        }
+    }
+}
+
+#[test]
+fn remove_releases_everything() {
+    for (mode, _) in cases() {
+        let host = FakeHost::new();
+        run(async {
+            let (mgr, net) = agent(&host).await;
+            let (c, _) = mgr.create(request(mode), false).await.expect("create");
+            let id = c.record.id.clone();
+            let err = mgr.remove(&id, false).await.expect_err("running");
+            assert_eq!(err.code(), "conflict");
+            let before = host.calls().len();
+            mgr.remove("web", true).await.expect("remove");
+            let mut expected = vec!["supervisor kill"];
+            match mode {
+                NetworkMode::Bridge => expected.extend(["nft apply", "netns remove"]),
+                NetworkMode::None | NetworkMode::Host => expected.push("netns remove"),
+            }
+            expected.push("cgroup remove");
+            assert_eq!(host.ops_since(before), expected, "{mode:?}");
+            assert_eq!(c.wait_exit().await.code, 137);
+            assert_nothing_left(&host, &mgr, &net, &format!("{mode:?}"));
+            let err = mgr.remove(&id, false).await.expect_err("gone");
+            assert_eq!(err.code(), "not_found");
+        });
+    }
+}
+
+#[test]
+fn a_refused_port_batch_on_remove_falls_back_to_what_is_there() {
+    let host = FakeHost::new();
+    run(async {
+        let (mgr, net) = agent(&host).await;
+        mgr.create(request(NetworkMode::Bridge), false)
+            .await
+            .expect("create");
+        host.fail_op("nft apply");
+        let before = host.calls().len();
+        mgr.remove("web", true).await.expect("remove");
+        assert_eq!(
+            host.ops_since(before),
+            [
+                "supervisor kill",
+                "nft apply",
+                "nft list",
+                "nft apply",
+                "netns remove",
+                "cgroup remove"
+            ]
+        );
+        assert_nothing_left(&host, &mgr, &net, "after the fallback");
+    });
+}
+
+#[test]
+fn an_exited_container_keeps_its_exit_until_removed() {
+    let host = FakeHost::new();
+    run(async {
+        let (mgr, net) = agent(&host).await;
+        let (c, _) = mgr
+            .create(request(NetworkMode::Bridge), false)
+            .await
+            .expect("create");
+        host.exit_container(&c.record.id, 3);
+        assert_eq!(mgr.wait("web").await.expect("wait").code, 3);
+        assert_eq!(c.info().status, ContainerStatus::Exited);
+        let err = mgr
+            .kill("web", libc::SIGTERM)
+            .await
+            .expect_err("not running");
+        assert_eq!(err.code(), "conflict");
+        mgr.remove("web", false).await.expect("remove");
+        assert_nothing_left(&host, &mgr, &net, "exited");
+    });
+}
+
+#[test]
+fn restore_after_a_crash_at_any_step_cleans_up_or_adopts() {
+    for (mode, steps) in cases() {
+        // Killed right before each step, and once after the last.
+        for k in 0..=steps.len() {
+            let host = FakeHost::new();
+            let why = match steps.get(k) {
+                Some(op) => format!("{mode:?}, killed before {op} (step {k})"),
+                None => format!("{mode:?}, killed after the create"),
+            };
+            let id = run(async {
+                let (mgr, _net) = agent(&host).await;
+                if k < steps.len() {
+                    host.snapshot_before(k);
+                }
+                let (c, _) = mgr.create(request(mode), false).await.expect(&why);
+                if k == steps.len() {
+                    host.snapshot();
+                }
+                c.record.id.clone()
+            });
+            host.rewind();
+            run(async {
+                let (mgr, net) = agent(&host).await;
+                if k < steps.len() {
+                    // The create never finished: all of it is released.
+                    assert_nothing_left(&host, &mgr, &net, &why);
+                    return;
+                }
+                // It had started: its supervisor still runs it; the agent adopts it.
+                let c = mgr.get(&id).expect(&why);
+                assert!(c.state().is_running(), "{why}");
+                assert_eq!(host.snapshot_world().cgroups.len(), 1, "{why}");
+                if mode == NetworkMode::Bridge {
+                    assert_eq!(net.addresses().len(), 1, "{why}");
+                    assert_eq!(host.published().len(), 1, "{why}");
+                }
+                host.exit_container(&id, 0);
+                assert_eq!(c.wait_exit().await.code, 0, "{why}");
+                mgr.remove(&id, false).await.expect(&why);
+                assert_nothing_left(&host, &mgr, &net, &why);
+            });
+        }
+    }
+}
+
+#[test]
+fn after_a_reboot_a_container_is_kept_as_exited_255() {
+    let host = FakeHost::new();
+    let id = run(async {
+        let (mgr, _net) = agent(&host).await;
+        let (c, _) = mgr
+            .create(request(NetworkMode::Bridge), false)
+            .await
+            .expect("create");
+        c.record.id.clone()
+    });
+    host.reboot();
+    run(async {
+        let (mgr, net) = agent(&host).await;
+        let info = mgr.get(&id).expect("kept").info();
+        assert_eq!(info.status, ContainerStatus::Exited);
+        assert_eq!(info.exit.map(|e| e.code), Some(255));
+        mgr.remove(&id, false).await.expect("remove");
+        assert_nothing_left(&host, &mgr, &net, "after a reboot");
+    });
+}
