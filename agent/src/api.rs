@@ -227,7 +227,7 @@ async fn stop(
     Query(q): Query<StopQuery>,
 ) -> ApiResult<Json<hoist_proto::ContainerInfo>> {
     Ok(Json(
-        m.stop(&id, Duration::from_secs(q.t.unwrap_or(10))).await?,
+        m.stop(&id, q.t.map(Duration::from_secs)).await?,
     ))
 }
 

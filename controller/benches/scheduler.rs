@@ -39,6 +39,7 @@ fn node(i: usize) -> Node {
         status: NodeStatus::Ready,
         availability: NodeAvailability::Active,
         agent_version: "bench".into(),
+        agent_format: 0,
         registered_ms: 0,
         updated_ms: 0,
     }

@@ -109,6 +109,14 @@ pub struct CreateContainer {
     pub init: bool,
     #[serde(default)]
     pub labels: BTreeMap<String, String>,
+    /// The signal that asks the command to stop (Docker's `--stop-signal`); default: the image's
+    /// STOPSIGNAL, else SIGTERM.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stop_signal: Option<String>,
+    /// How long a stop waits after the stop signal before SIGKILL, in milliseconds (Docker's
+    /// `--stop-timeout`, Swarm's `--stop-grace-period`); default 10 s.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stop_grace_ms: Option<u64>,
 }
 
 /// The lifecycle of a container.

@@ -107,6 +107,21 @@ impl Command {
             _ => 0,
         }
     }
+
+    /// The cluster format the cluster must be at for this command to be proposed: its
+    /// [`format`](Command::format), except for the command that raises the cluster format itself
+    /// (proposed only once every member reads the new one).
+    pub fn needs_cluster_format(&self) -> u32 {
+        match self {
+            Command::SetClusterFormat { .. } => 0,
+            Command::Batch(commands) => commands
+                .iter()
+                .map(Command::needs_cluster_format)
+                .max()
+                .unwrap_or(0),
+            c => c.format(),
+        }
+    }
 }
 
 /// What the leader's scheduler and reconciler decided, from a snapshot of the state. `apply`

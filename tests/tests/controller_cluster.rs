@@ -409,6 +409,10 @@ fn malformed_input_gets_a_clear_4xx_and_changes_nothing() -> Result<()> {
     lab.start(0, &["--bootstrap"])?;
     lab.wait_leader(Duration::from_secs(10))?;
     ensure!(lab.post(0, "/v1/services", &service("web", 2))?.0 == 200);
+    // A new cluster moves to the current format right after it starts (a change of state).
+    wait_for("the cluster format", Duration::from_secs(5), || {
+        (lab.status(0).ok()?["cluster_format"] == hoist_proto::format::CURRENT).then_some(())
+    })?;
     let before = lab.status(0)?["state_hash"].clone();
     let big = format!("{{\"name\":\"web\",\"image\":\"{}\"}}", "x".repeat(2 << 20));
     let json_ct = "application/json";

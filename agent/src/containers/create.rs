@@ -78,8 +78,12 @@ impl Manager {
             )
             .map_err(AgentError::Invalid)?
         };
-        let stop_signal = prepare::stop_signal(image.config.stop_signal.as_deref())
-            .map_err(AgentError::Invalid)?;
+        let stop_signal = prepare::stop_signal(
+            req.stop_signal
+                .as_deref()
+                .or(image.config.stop_signal.as_deref()),
+        )
+        .map_err(AgentError::Invalid)?;
 
         let dir = ContainerDir(self.config.containers_dir().join(&id));
         let cgroup = self.deps.cgroups.handle_for(&id);

@@ -50,6 +50,9 @@ pub struct Deps {
     pub supervisor: Arc<dyn Supervisor>,
 }
 
+/// Docker's grace period between the stop signal and SIGKILL.
+pub const DEFAULT_STOP_GRACE_MS: u64 = 10_000;
+
 /// One container known to the agent.
 #[derive(Debug)]
 pub struct Container {
@@ -161,8 +164,17 @@ impl Manager {
 
     /// Stops a container: its stop signal, `timeout` to exit, then SIGKILL. Stopping a container
     /// that is not running is not an error.
-    pub async fn stop(&self, key: &str, timeout: Duration) -> Result<ContainerInfo, AgentError> {
+    /// Stops a container: its stop signal, then SIGKILL after `timeout`, or after the container's
+    /// own grace period (`stop_grace_ms`, default 10 s) when `None`.
+    pub async fn stop(
+        &self,
+        key: &str,
+        timeout: Option<Duration>,
+    ) -> Result<ContainerInfo, AgentError> {
         let c = self.get(key)?;
+        let timeout = timeout.unwrap_or_else(|| {
+            Duration::from_millis(c.record.spec.stop_grace_ms.unwrap_or(DEFAULT_STOP_GRACE_MS))
+        });
         if c.state().is_running() {
             let _ = self.signal(&c, c.record.stop_signal).await;
             if tokio::time::timeout(timeout, c.wait_exit()).await.is_err() {

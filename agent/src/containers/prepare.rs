@@ -110,23 +110,9 @@ pub fn stop_signal(text: Option<&str>) -> Result<i32, String> {
     }
 }
 
-/// `SIGKILL`, `KILL`, `kill` or `9`.
-pub fn parse_signal(text: &str) -> Result<i32, String> {
-    if let Ok(n) = text.parse::<i32>() {
-        return nix::sys::signal::Signal::try_from(n)
-            .map(|s| s as i32)
-            .map_err(|_| format!("{text:?} is not a signal"));
-    }
-    let upper = text.to_ascii_uppercase();
-    let name = if upper.starts_with("SIG") {
-        upper
-    } else {
-        format!("SIG{upper}")
-    };
-    name.parse::<nix::sys::signal::Signal>()
-        .map(|s| s as i32)
-        .map_err(|_| format!("{text:?} is not a signal"))
-}
+/// `SIGKILL`, `KILL`, `kill` or `9`: the one rule of Hoist (`hoist_proto::signal`), which the
+/// controller also checks a spec's `stop_signal` with.
+pub use hoist_proto::signal::parse_signal;
 
 #[cfg(test)]
 mod tests {
@@ -223,5 +209,6 @@ mod tests {
         assert_eq!(parse_signal("15"), Ok(15));
         assert!(parse_signal("SIGNOPE").is_err());
         assert!(parse_signal("99").is_err());
+        assert_eq!(stop_signal(Some("QUIT")), Ok(libc::SIGQUIT));
     }
 }

@@ -9,7 +9,6 @@ use futures::future::BoxFuture;
 use hoist_proto::{ContainerInfo, ContainerStatus, CreateContainer, Created, ExitInfo};
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{Mutex, MutexGuard};
-use std::time::Duration;
 
 /// A call the executor made.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -132,7 +131,7 @@ impl Containers for FakeContainers {
         })
     }
 
-    fn stop<'a>(&'a self, id: &'a str, _: Duration) -> BoxFuture<'a, Result<(), AgentError>> {
+    fn stop<'a>(&'a self, id: &'a str) -> BoxFuture<'a, Result<(), AgentError>> {
         Box::pin(async move {
             self.node().calls.push(NodeCall::Stop(id.to_string()));
             if !self.node().containers.contains_key(id) {

@@ -5,7 +5,7 @@
 
 use super::reconcile::{ObservedTask, Phase};
 use hoist_proto::node::Assignment;
-use hoist_proto::quantity::{parse_cpu_millis, parse_size};
+use hoist_proto::quantity::{parse_cpu_millis, parse_duration_ms, parse_size};
 use hoist_proto::service::PortProtocol;
 use hoist_proto::{
     ContainerInfo, ContainerStatus, CreateContainer, NetworkMode, PortMapping, Protocol, Resources,
@@ -83,6 +83,14 @@ pub fn create_request(a: &Assignment, restarts_ms: &[u64]) -> Result<CreateConta
         ports,
         init: true,
         labels,
+        stop_signal: s.stop_signal.clone(),
+        stop_grace_ms: match &s.stop_grace_period {
+            Some(g) => Some(
+                parse_duration_ms(g)
+                    .ok_or_else(|| format!("stop_grace_period: {g:?} is not a duration"))?,
+            ),
+            None => None,
+        },
         ..CreateContainer::default()
     })
 }
@@ -203,8 +211,20 @@ mod tests {
         a.spec.resources.memory = Some("lots".into());
         assert_eq!(
             create_request(&a, &[]).unwrap_err(),
-            "resources.memory: \"lots\" is not a size"
+            "resources.memory: \"lots\" is not a size (like 512k, 64m, 1.5g, 512Mi)"
         );
+    }
+
+    #[test]
+    fn the_spec_says_how_a_replica_stops() {
+        let mut a = assignment();
+        let r = create_request(&a, &[]).unwrap();
+        assert_eq!((r.stop_signal, r.stop_grace_ms), (None, None));
+        a.spec.stop_signal = Some("SIGQUIT".into());
+        a.spec.stop_grace_period = Some("1m30s".into());
+        let r = create_request(&a, &[]).unwrap();
+        assert_eq!(r.stop_signal.as_deref(), Some("SIGQUIT"));
+        assert_eq!(r.stop_grace_ms, Some(90_000));
     }
 
     #[test]

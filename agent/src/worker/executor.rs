@@ -16,7 +16,6 @@ use futures::future::BoxFuture;
 use hoist_proto::{ContainerInfo, CreateContainer, Created};
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
 use tokio::sync::{Notify, Semaphore};
 
 /// What the executor does on its node: list, create, stop and remove containers, and make sure
@@ -26,8 +25,8 @@ pub trait Containers: Send + Sync + std::fmt::Debug {
     fn list(&self) -> Vec<ContainerInfo>;
     /// Creates and starts a container.
     fn create(&self, req: CreateContainer) -> BoxFuture<'_, Result<Created, AgentError>>;
-    /// Stops a container: its stop signal, `timeout` to exit, then SIGKILL.
-    fn stop<'a>(&'a self, id: &'a str, timeout: Duration) -> BoxFuture<'a, Result<(), AgentError>>;
+    /// Stops a container: its stop signal, its grace period to exit, then SIGKILL.
+    fn stop<'a>(&'a self, id: &'a str) -> BoxFuture<'a, Result<(), AgentError>>;
     /// Removes a container, killing it first if it runs.
     fn remove<'a>(&'a self, id: &'a str) -> BoxFuture<'a, Result<(), AgentError>>;
     /// Whether the image is in the local store.
@@ -54,8 +53,8 @@ impl Containers for Local {
         Box::pin(async move { Ok(self.containers.create(req, false).await?.1) })
     }
 
-    fn stop<'a>(&'a self, id: &'a str, timeout: Duration) -> BoxFuture<'a, Result<(), AgentError>> {
-        Box::pin(async move { self.containers.stop(id, timeout).await.map(drop) })
+    fn stop<'a>(&'a self, id: &'a str) -> BoxFuture<'a, Result<(), AgentError>> {
+        Box::pin(async move { self.containers.stop(id, None).await.map(drop) })
     }
 
     fn remove<'a>(&'a self, id: &'a str) -> BoxFuture<'a, Result<(), AgentError>> {
@@ -80,8 +79,6 @@ impl Containers for Local {
     }
 }
 
-/// Docker's default grace period between the stop signal and SIGKILL.
-const STOP_TIMEOUT: Duration = Duration::from_secs(10);
 /// Container operations run at once.
 const PARALLEL: usize = 8;
 
@@ -185,7 +182,7 @@ impl Executor {
                 reason,
             } => {
                 tracing::info!(task = %task_id, container = %container_id, "removing task: {reason}");
-                let res = match self.node.stop(&container_id, STOP_TIMEOUT).await {
+                let res = match self.node.stop(&container_id).await {
                     Ok(()) => self.node.remove(&container_id).await,
                     Err(e) => Err(e),
                 };
@@ -254,6 +251,7 @@ fn placeholder(task_id: String, phase: Phase) -> ObservedTask {
 mod tests {
     use super::super::container::{RESTARTS, TASK};
     use super::*;
+    use std::time::Duration;
     use crate::testing::{FakeContainers, NodeCall};
     use hoist_proto::cluster::TaskState;
     use hoist_proto::node::Assignment;

@@ -40,9 +40,9 @@ pub enum ContainerCmd {
     },
     /// Stop containers: the stop signal, then SIGKILL after the grace period.
     Stop {
-        /// Seconds to wait before killing.
-        #[arg(short = 't', long = "time", default_value_t = 10)]
-        time: u64,
+        /// Seconds to wait before killing (default: the container's --stop-timeout, else 10).
+        #[arg(short = 't', long = "time")]
+        time: Option<u64>,
         #[arg(required = true)]
         containers: Vec<String>,
     },
@@ -136,6 +136,12 @@ pub struct RunArgs {
     /// Bind-mount a host path: HOSTPATH:PATH[:ro]; repeatable.
     #[arg(short, long = "volume", value_parser = |s: &str| parse::parse_volume(s))]
     volume: Vec<hoist_proto::VolumeMount>,
+    /// The signal that asks the command to stop (default: the image's STOPSIGNAL, else SIGTERM).
+    #[arg(long, value_parser = check_signal)]
+    stop_signal: Option<String>,
+    /// Seconds `hoist stop` waits after the stop signal before SIGKILL (default 10).
+    #[arg(long)]
+    stop_timeout: Option<u64>,
     /// Mount the root filesystem read-only.
     #[arg(long)]
     read_only: bool,
@@ -179,11 +185,13 @@ pub async fn run(cmd: ContainerCmd, client: &Client, format: Format) -> Result<i
             container,
         } => logs(client, format, &container, follow, tail, timestamps).await,
         ContainerCmd::Stop { time, containers } => {
+            let t = time.map(|t| format!("?t={t}")).unwrap_or_default();
+            let t = t.as_str();
             each(containers, |c| async move {
                 client
                     .call::<ContainerInfo>(
                         Method::POST,
-                        &format!("/v1/containers/{}/stop?t={time}", enc(&c)),
+                        &format!("/v1/containers/{}/stop{t}", enc(&c)),
                         None::<&()>,
                     )
                     .await
@@ -307,6 +315,10 @@ fn print_chunk(chunk: &StreamChunk, timestamps: bool) {
     }
 }
 
+fn check_signal(text: &str) -> Result<String, String> {
+    hoist_proto::signal::parse_signal(text).map(|_| text.to_string())
+}
+
 async fn run_container(args: RunArgs, client: &Client, format: Format) -> Result<i32, ClientError> {
     let mut rest = args.args.into_iter();
     let image = rest.next().unwrap_or_default();
@@ -332,6 +344,8 @@ async fn run_container(args: RunArgs, client: &Client, format: Format) -> Result
         auto_remove: args.rm,
         init: args.init,
         labels: args.label.into_iter().collect(),
+        stop_signal: args.stop_signal,
+        stop_grace_ms: args.stop_timeout.map(|s| s.saturating_mul(1000)),
     };
     if args.detach {
         let created: Created = client

@@ -96,7 +96,11 @@ pub async fn forward_to_leader(State(ctx): State<Ctx>, req: Request, next: Next)
             match r.bytes().await {
                 Ok(body) => {
                     let mut resp = (status, body).into_response();
-                    resp.headers_mut().extend(kept);
+                    // Replacing, not adding: the body's own type must not stand beside the
+                    // leader's.
+                    for (k, v) in kept {
+                        resp.headers_mut().insert(k, v);
+                    }
                     resp
                 }
                 Err(e) => outcome_unknown(&leader, &e),
@@ -112,25 +116,35 @@ fn version_headers() -> [header::HeaderName; 3] {
     [VERSION_HEADER, FORMAT_HEADER, OLDEST_FORMAT_HEADER].map(header::HeaderName::from_static)
 }
 
+/// An answer made here (not the leader's): it names this member's version.
+fn ours(mut resp: Response) -> Response {
+    for (k, v) in crate::raft::peers::version_headers() {
+        resp.headers_mut().insert(k, v);
+    }
+    resp
+}
+
 /// The request may have reached the leader: whether a write took effect is unknown.
 fn outcome_unknown(leader: &str, e: &reqwest::Error) -> Response {
-    ApiError::new(
+    ours(ApiError::new(
         StatusCode::GATEWAY_TIMEOUT,
         "outcome_unknown",
         format!(
             "the leader at {leader} did not answer ({e}); a write may or may not have been applied"
         ),
     )
-    .into_response()
+    .into_response())
 }
 
 fn leader_unreachable(leader: &str, e: &reqwest::Error) -> Response {
-    ApiError::new(
-        StatusCode::SERVICE_UNAVAILABLE,
-        "leader_unreachable",
-        format!("the leader at {leader} could not be reached ({e}); retry"),
+    ours(
+        ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "leader_unreachable",
+            format!("the leader at {leader} could not be reached ({e}); retry"),
+        )
+        .into_response(),
     )
-    .into_response()
 }
 
 /// Requests that may wait for a change (agents' assignments, endpoint and rollout watches).

@@ -160,7 +160,9 @@ async fn with_version(
     next: axum::middleware::Next,
 ) -> axum::response::Response {
     let mut resp = next.run(req).await;
-    resp.headers_mut().extend(peers::version_headers());
+    for (k, v) in peers::version_headers() {
+        resp.headers_mut().insert(k, v);
+    }
     resp
 }
 

@@ -59,9 +59,17 @@ pub async fn step(node: &RaftNode, leader: &Leader) -> Result<(), crate::raft::W
         .into_iter()
         .map(|(_, _, v)| v)
         .collect();
+    // Version bookkeeping never holds up liveness and reconciliation: a failure is retried
+    // next round.
     if let Some(format) = versions::format_to_raise(cluster_format, &members) {
-        tracing::info!(from = cluster_format, to = format, "every member reads a newer format: the cluster moves to it");
-        node.write(Command::SetClusterFormat { format }).await?;
+        match node.write(Command::SetClusterFormat { format }).await {
+            Ok(_) => tracing::info!(
+                from = cluster_format,
+                to = format,
+                "every member reads a newer format: the cluster moved to it"
+            ),
+            Err(e) => tracing::warn!(error = %e, format, "raising the cluster format"),
+        }
     }
     let updates = node.stale_read(|s| {
         versions::node_version_updates(s.cluster_format, s.nodes.values(), |id| {
@@ -69,7 +77,9 @@ pub async fn step(node: &RaftNode, leader: &Leader) -> Result<(), crate::raft::W
         })
     });
     if !updates.is_empty() {
-        node.write(Command::Batch(updates)).await?;
+        if let Err(e) = node.write(Command::Batch(updates)).await {
+            tracing::warn!(error = %e, "recording node versions");
+        }
     }
     let changes = node.stale_read(|s| leader.liveness.changes(s.nodes.values(), now));
     if !changes.is_empty() {

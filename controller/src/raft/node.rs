@@ -198,7 +198,7 @@ impl RaftNode {
         let stall = StallGuard::new(Duration::from_millis(
             settings.election_max_ms + settings.heartbeat_ms,
         ));
-        let peers = Arc::new(Peers::default());
+        let peers = Arc::new(Peers::new(machine.cluster_format.clone()));
         let raft = Raft::new(
             id,
             Arc::new(config),
@@ -344,7 +344,7 @@ impl RaftNode {
     /// Refuses `command` if it needs a newer format than the cluster is at, naming the members
     /// that hold the cluster back.
     fn check_format(&self, command: &Command) -> Result<(), ConsensusError> {
-        let needs = command.format();
+        let needs = command.needs_cluster_format();
         let cluster = self.stale_read(|s| s.cluster_format);
         if needs <= cluster {
             return Ok(());

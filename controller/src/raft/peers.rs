@@ -2,7 +2,10 @@
 //! headers of every Raft RPC and its answer, and the format to speak to each. A member never
 //! heard from is taken for format 0: every build reads it, and 0.1.0 sends no headers at all.
 //! The leader raises the cluster format only once every member has answered in the newer one
-//! (see `leader::run`); until then what it writes stays readable by all.
+//! (see `leader::run`); until then what it writes stays readable by all. Once it is raised, every
+//! member reads it (a member too old for it is refused when it joins), so the cluster format is the
+//! floor of every peer's format, also of a peer this member has not exchanged a word with yet (a
+//! new leader and a follower it never spoke to).
 
 use hoist_proto::format::{
     PeerVersion, CURRENT, FORMAT_HEADER, OLDEST, OLDEST_FORMAT_HEADER, PROTOBUF_MEDIA_TYPE,
@@ -10,7 +13,8 @@ use hoist_proto::format::{
 };
 use reqwest::header::{HeaderMap, HeaderName, HeaderValue, CONTENT_TYPE};
 use std::collections::HashMap;
-use std::sync::RwLock;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
 
 /// Header naming the member that sends a Raft RPC (its id).
@@ -80,9 +84,23 @@ struct Seen {
 pub struct Peers {
     by_id: RwLock<HashMap<u64, Seen>>,
     by_addr: RwLock<HashMap<String, Seen>>,
+    /// The cluster format as of the last applied entry (kept by the state machine).
+    cluster_format: Arc<AtomicU32>,
 }
 
 impl Peers {
+    /// A registry whose floor is `cluster_format`, which the state machine keeps current.
+    pub fn new(cluster_format: Arc<AtomicU32>) -> Peers {
+        Peers {
+            cluster_format,
+            ..Peers::default()
+        }
+    }
+
+    fn floor(&self) -> u32 {
+        self.cluster_format.load(Ordering::Relaxed)
+    }
+
     /// Records what member `id` (if known) at `addr` (if known) said of itself.
     pub fn record(&self, id: Option<u64>, addr: Option<&str>, version: PeerVersion) {
         let seen = Seen {
@@ -116,6 +134,7 @@ impl Peers {
             .expect("peers lock")
             .get(&id)
             .map_or(0, |s| s.version.common_format())
+            .max(self.floor())
     }
 
     /// The format to speak to the member at `addr`.
@@ -125,6 +144,7 @@ impl Peers {
             .expect("peers lock")
             .get(addr)
             .map_or(0, |s| s.version.common_format())
+            .max(self.floor())
     }
 
     /// What member `id` last said of itself, and how long ago, if it said anything.

@@ -34,6 +34,8 @@ pub struct Machine {
     snapshot_seq: Arc<std::sync::atomic::AtomicU64>,
     /// Snapshots installed from a leader since start (reported in the cluster status).
     pub installed: Arc<std::sync::atomic::AtomicU64>,
+    /// The applied state's cluster format, for the network's choice of format.
+    pub cluster_format: Arc<std::sync::atomic::AtomicU32>,
 }
 
 type SResult<T> = Result<T, StorageError<u64>>;
@@ -61,7 +63,11 @@ impl Machine {
             applied.membership = meta.last_membership;
         }
         let index = applied.last_applied.map_or(0, |l| l.index);
+        let cluster_format = Arc::new(std::sync::atomic::AtomicU32::new(
+            applied.state.cluster_format,
+        ));
         Ok(Machine {
+            cluster_format,
             applied: Arc::new(tokio::sync::watch::Sender::new(index)),
             shared: Arc::new(RwLock::new(applied)),
             store,
@@ -155,6 +161,8 @@ impl RaftStateMachine<TypeConfig> for Machine {
             });
         }
         let index = a.last_applied.map_or(0, |l| l.index);
+        self.cluster_format
+            .store(a.state.cluster_format, std::sync::atomic::Ordering::Relaxed);
         drop(a);
         self.applied.send_replace(index);
         Ok(out)
@@ -188,6 +196,8 @@ impl RaftStateMachine<TypeConfig> for Machine {
         self.installed
             .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let index = a.last_applied.map_or(0, |l| l.index);
+        self.cluster_format
+            .store(a.state.cluster_format, std::sync::atomic::Ordering::Relaxed);
         drop(a);
         self.applied.send_replace(index);
         Ok(())

@@ -148,9 +148,10 @@ impl State {
     /// upgraded yet could not apply it as the others do. The leader checks before proposing
     /// (`RaftNode::write`); this keeps a stale leader's mistake from ever changing the state.
     fn check_format(&self, command: &Command) -> Result<(), CommandError> {
+        // A batch's commands are checked one by one as they are applied.
         let needs = match command {
-            Command::SetClusterFormat { .. } | Command::Batch(_) => 0,
-            c => c.format(),
+            Command::Batch(_) => 0,
+            c => c.needs_cluster_format(),
         };
         if needs <= self.cluster_format {
             return Ok(());

@@ -617,3 +617,39 @@ fn an_agent_restart_does_not_bring_back_a_removed_label() {
     assert_eq!(st.nodes["n1"].labels, labels(&[("tier", "gold")]));
     assert_eq!(st.nodes["n1"].agent_labels, labels(&[("zone", "a")]));
 }
+
+#[test]
+fn the_cluster_format_only_goes_up_and_gates_newer_commands() {
+    let mut st = State::default();
+    let mut graceful = spec("web", "img", 1);
+    graceful.stop_grace_period = Some("30s".into());
+    // A format-0 cluster refuses what a member not upgraded yet could not apply.
+    match st.apply(&req(1, Command::ApplyService(Box::new(graceful.clone())))) {
+        Response::Error(e) => {
+            assert_eq!(e.code, ErrorCode::Conflict);
+            assert!(e.message.contains("needs cluster format 1"), "{}", e.message);
+        }
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(st, State::default());
+    let set_version = Command::SetNodeVersion {
+        id: "n1".into(),
+        agent_version: "0.2.0".into(),
+        agent_format: 1,
+    };
+    assert!(matches!(st.apply(&req(2, set_version.clone())), Response::Error(_)));
+    assert_eq!(st.apply(&req(3, Command::SetClusterFormat { format: 1 })), Response::Ok);
+    assert_eq!(st.cluster_format, 1);
+    assert!(matches!(
+        st.apply(&req(4, Command::ApplyService(Box::new(graceful)))),
+        Response::Service(_)
+    ));
+    st.apply(&req(5, Command::RegisterNode(test_node("n1", 1000, 1 << 30))));
+    assert!(matches!(st.apply(&req(6, set_version)), Response::Node(n) if n.agent_format == 1));
+    // Never lowered, also not by restoring a snapshot of a format-0 cluster.
+    assert_eq!(st.apply(&req(7, Command::SetClusterFormat { format: 0 })), Response::Ok);
+    assert_eq!(st.cluster_format, 1);
+    let old = encode_snapshot(&State::default(), 0).unwrap();
+    assert_eq!(st.apply(&req(8, Command::Restore(old))), Response::Restored(0));
+    assert_eq!(st.cluster_format, 1);
+}
