@@ -18,3 +18,6 @@ pub mod network;
 pub mod runtime;
 pub mod testing;
 pub mod worker;
+
+#[cfg(test)]
+mod golden_test;

@@ -30,6 +30,12 @@ struct Args {
     /// Join as a non-voting learner.
     #[arg(long)]
     learner: bool,
+    /// Recover from a lost quorum: make this member the only voter of the cluster in --data-dir,
+    /// keeping all its state (also what the lost majority may not have committed). Only when
+    /// the other members are gone for good; add members back with --join from empty data dirs.
+    /// See deploy/upgrade.md.
+    #[arg(long, conflicts_with_all = ["join", "bootstrap"])]
+    force_new_cluster: bool,
     /// Member id of a new member (default: random).
     #[arg(long)]
     id: Option<u64>,
@@ -103,6 +109,7 @@ fn main() -> anyhow::Result<()> {
             snapshot_every: args.snapshot_every,
             keep_logs: args.keep_logs,
             op_timeout: Duration::from_millis(args.op_timeout_ms),
+            force_new_cluster: args.force_new_cluster,
         },
     };
     let rt = tokio::runtime::Builder::new_multi_thread()

@@ -22,7 +22,7 @@ pub mod build;
 pub mod content;
 mod digest;
 mod error;
-mod index;
+pub(crate) mod index;
 mod oci;
 pub mod platform;
 pub mod pull;

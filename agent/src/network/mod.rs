@@ -55,7 +55,7 @@ mod netns;
 mod nft;
 mod pool;
 mod portmap;
-mod state;
+pub(crate) mod state;
 mod subnet;
 mod veth;
 

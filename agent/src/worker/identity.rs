@@ -6,9 +6,15 @@ use hoist_proto::cluster::NodeResources;
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
 
+/// The version of `node.json` this build writes; 0.1.0's had none (read as 0, same fields).
+pub const IDENTITY_VERSION: u32 = 1;
+
 /// `DATA_DIR/node.json`.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Identity {
+    /// Absent in the files of 0.1.0.
+    #[serde(default)]
+    pub version: u32,
     pub node_id: Option<String>,
     pub term_seen: u64,
     /// The cluster the id and term belong to; a token for another cluster starts afresh.
@@ -37,15 +43,29 @@ pub fn identity_path(data_dir: &Path) -> PathBuf {
     data_dir.join("node.json")
 }
 
+/// Reads `node.json` (version 0 or 1); a newer one is refused rather than misread.
 pub fn load(data_dir: &Path) -> anyhow::Result<Identity> {
     let p = identity_path(data_dir);
-    Ok(crate::runtime::read_json(&p)
+    let id: Identity = crate::runtime::read_json(&p)
         .map_err(|e| anyhow::anyhow!("read {}: {e}", p.display()))?
-        .unwrap_or_default())
+        .unwrap_or_default();
+    if id.version > IDENTITY_VERSION {
+        anyhow::bail!(
+            "{}: version {} is newer than this agent reads ({IDENTITY_VERSION})",
+            p.display(),
+            id.version
+        );
+    }
+    Ok(id)
 }
 
+/// Writes `node.json` in this build's version.
 pub fn save(data_dir: &Path, id: &Identity) -> std::io::Result<()> {
-    crate::runtime::write_json_atomic(&identity_path(data_dir), id)
+    let id = Identity {
+        version: IDENTITY_VERSION,
+        ..id.clone()
+    };
+    crate::runtime::write_json_atomic(&identity_path(data_dir), &id)
 }
 
 /// Total memory from the text of `/proc/meminfo` (`MemTotal: N kB`).
@@ -148,6 +168,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         assert_eq!(load(dir.path()).unwrap(), Identity::default());
         let id = Identity {
+            version: IDENTITY_VERSION,
             node_id: Some("n-1".into()),
             term_seen: 4,
             cluster_id: Some("c1".into()),

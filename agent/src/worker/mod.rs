@@ -168,6 +168,7 @@ impl Node {
 
     fn save_identity(&self) {
         let ident = identity::Identity {
+            version: identity::IDENTITY_VERSION,
             node_id: self
                 .session
                 .borrow()
@@ -243,6 +244,7 @@ impl Node {
             identity::save(
                 &self.cfg.data_dir,
                 &identity::Identity {
+                    version: identity::IDENTITY_VERSION,
                     node_id: Some(resp.node_id.clone()),
                     term_seen: lock(&self.term).newest(),
                     cluster_id: Some(self.cluster_id.clone()),

@@ -9,6 +9,7 @@ mod network;
 mod node;
 pub mod peers;
 mod proposer;
+mod recovery;
 mod rpc;
 mod stall;
 mod state_machine;

@@ -39,6 +39,9 @@ pub struct RaftSettings {
     pub keep_logs: u64,
     /// A write or linearizable read not done by then answers "no quorum".
     pub op_timeout: Duration,
+    /// Start as the only voter of the cluster in the data dir (`--force-new-cluster`, see
+    /// [`super::recovery`]).
+    pub force_new_cluster: bool,
 }
 
 impl Default for RaftSettings {
@@ -50,6 +53,7 @@ impl Default for RaftSettings {
             snapshot_every: 10_000,
             keep_logs: 1_000,
             op_timeout: Duration::from_secs(3),
+            force_new_cluster: false,
         }
     }
 }
@@ -171,12 +175,29 @@ impl RaftNode {
                 }
                 (stored_id, stored_addr)
             }
+            None if settings.force_new_cluster => {
+                return Err(StartError::Config(format!(
+                    "--force-new-cluster: {} is not the data dir of a member",
+                    data_dir.display()
+                )))
+            }
             None => {
                 let id = id.unwrap_or_else(|| rand::random::<u64>() >> 11 | 1);
                 store.set_identity(id, address)?;
                 (id, address.to_string())
             }
         };
+        if settings.force_new_cluster {
+            let forced = super::recovery::force_new_cluster(&store, id, &address)?;
+            tracing::warn!(
+                member = id,
+                index = forced.index,
+                term = forced.term,
+                previous_voters = ?forced.previous_voters,
+                "forced a new cluster: this member is its only voter, with all the state it held; \
+                 add members back with --join from empty data dirs"
+            );
+        }
         let config = Config {
             cluster_name: "hoist".into(),
             heartbeat_interval: settings.heartbeat_ms,

@@ -1,0 +1,110 @@
+//! The golden files of the agent's own records (`proto/golden/vN/agent-*.json`): what it keeps in
+//! its data dir and what its supervisors write, as 0.1.0 wrote them (captured from a running 0.1.0
+//! agent, `proto/golden/v0/generator/capture-agent.sh`) and as this build writes them. Every
+//! version this build reads loads to the same values; the rules are `hoist_proto::format::golden`'s.
+//!
+//! Each record carries its own version (`version` in the JSON; 0.1.0's `node.json` had none and
+//! reads as 0): JSON with named fields, so a field added with a default is read from older files.
+
+use crate::containers::record::ContainerRecord;
+use crate::image::index::Index;
+use crate::network::state;
+use crate::runtime::{read_json, write_json_atomic, Started};
+use crate::worker::identity;
+use hoist_proto::format::golden::{assert_none_missing, dir, writing};
+use hoist_proto::format::{CURRENT, OLDEST};
+use hoist_proto::{ExitInfo, NetworkMode};
+use std::path::{Path, PathBuf};
+
+/// The file `name` of `format` copied to `to` (so loaders find it by their own file name), or
+/// noted as missing.
+fn fetch(format: u32, name: &str, to: &Path, missing: &mut Vec<PathBuf>) -> bool {
+    let from = dir(format).join(format!("agent-{name}.json"));
+    if !from.exists() {
+        missing.push(from);
+        return false;
+    }
+    std::fs::create_dir_all(to.parent().unwrap()).unwrap();
+    std::fs::copy(&from, to).unwrap();
+    true
+}
+
+/// Writes what this build writes for a record of the current format, if it is missing.
+fn write_current(name: &str, written: &Path) {
+    let path = dir(CURRENT).join(format!("agent-{name}.json"));
+    if writing() && !path.exists() {
+        hoist_proto::format::golden::write_new(&path, &std::fs::read(written).unwrap());
+    }
+}
+
+#[test]
+fn every_agent_record_of_every_format_read_loads() {
+    let mut missing = Vec::new();
+    for format in OLDEST..=CURRENT {
+        let tmp = tempfile::tempdir().unwrap();
+        let t = tmp.path();
+
+        let rec_path = t.join("container.json");
+        if fetch(format, "container-record", &rec_path, &mut missing) {
+            let r: ContainerRecord = read_json(&rec_path).unwrap().unwrap();
+            assert_eq!((r.version, r.name.as_str()), (1, "web"));
+            assert_eq!(r.command, ["sleep", "1000"]);
+            assert_eq!(r.stop_signal, 15);
+            assert_eq!(r.spec.ports[0].host_port, 18080);
+            assert_eq!(r.spec.resources.memory_bytes, Some(64 << 20));
+            assert_eq!(r.spec.labels["team"], "blue");
+            assert_eq!((r.spec.stop_signal.as_deref(), r.spec.stop_grace_ms), (None, None));
+            write_json_atomic(&rec_path, &r).unwrap();
+            write_current("container-record", &rec_path);
+        }
+
+        let net = t.join("network");
+        if fetch(format, "network-state", &state::path(&net), &mut missing) {
+            let s = state::load(&net).unwrap();
+            let (_, a) = s.attachments.iter().next().unwrap();
+            assert_eq!(a.mode, NetworkMode::Bridge);
+            assert_eq!(a.attachment.ip.map(|ip| ip.to_string()).as_deref(), Some("10.97.0.2"));
+            assert_eq!(a.ports[0].container_port, 80);
+            state::write_atomic(&net, &state::encode(&s)).unwrap();
+            write_current("network-state", &state::path(&net));
+        }
+
+        let index_path = t.join("index.json");
+        if fetch(format, "image-index", &index_path, &mut missing) {
+            let i = Index::load(&index_path).unwrap();
+            assert!(i.references.contains_key("busybox:latest"), "{i:?}");
+            assert_eq!(i.snapshots.len(), 1);
+            i.save(&index_path).unwrap();
+            write_current("image-index", &index_path);
+        }
+
+        let node_dir = t.join("node");
+        if fetch(format, "node-identity", &identity::identity_path(&node_dir), &mut missing) {
+            let id = identity::load(&node_dir).unwrap();
+            assert_eq!(id.version, format.min(identity::IDENTITY_VERSION));
+            assert!(id.node_id.is_some() && id.cluster_id.is_some());
+            assert_eq!(id.term_seen, 1);
+            identity::save(&node_dir, &id).unwrap();
+            write_current("node-identity", &identity::identity_path(&node_dir));
+        }
+
+        let started = t.join("started.json");
+        if fetch(format, "started", &started, &mut missing) {
+            let s: Started = read_json(&started).unwrap().unwrap();
+            assert!(s.pid > 0 && s.shim_pid > 0 && !s.started_at.is_empty());
+            write_json_atomic(&started, &s).unwrap();
+            write_current("started", &started);
+        }
+
+        let exit = t.join("exit.json");
+        if fetch(format, "exit", &exit, &mut missing) {
+            let e: ExitInfo = read_json(&exit).unwrap().unwrap();
+            assert_eq!((e.code, e.signal, e.oom_killed), (137, Some(9), false));
+            write_json_atomic(&exit, &e).unwrap();
+            write_current("exit", &exit);
+        }
+    }
+    // Written just now (HOIST_WRITE_GOLDEN) is not missing.
+    missing.retain(|p| !p.exists());
+    assert_none_missing(&missing);
+}
