@@ -75,7 +75,15 @@ pub async fn run(
     tracing::info!(id = node.id(), address = node.address(), "member serving");
     let leader = Leader::new(opts.leader.clone());
     tokio::spawn(leader::run(node.clone(), leader.clone()));
-    let server = tokio::spawn(api::serve(listener, Ctx::new(node.clone(), leader), shutdown));
+    let (stop, stopping) = tokio::sync::watch::channel(false);
+    let mut stopping_rx = stopping.clone();
+    let mut server = tokio::spawn(api::serve(
+        listener,
+        Ctx::new(node.clone(), leader),
+        async move {
+            let _ = stopping_rx.wait_for(|s| *s).await;
+        },
+    ));
     match &opts.mode {
         StartMode::Bootstrap => node.bootstrap().await.map_err(MemberError::Bootstrap)?,
         StartMode::Join(seeds) if !node.is_initialized().await => {
@@ -83,12 +91,35 @@ pub async fn run(
         }
         StartMode::Join(_) | StartMode::Resume => {}
     }
-    let served = server
-        .await
-        .map_err(|e| MemberError::Serve(std::io::Error::other(e)))?;
+    tokio::select! {
+        _ = shutdown => {}
+        served = &mut server => {
+            node.shutdown().await;
+            return served
+                .map_err(|e| MemberError::Serve(std::io::Error::other(e)))?
+                .map_err(MemberError::Serve);
+        }
+    }
+    // Raft stops first: the other members elect a leader within an election timeout instead of
+    // after this member's open requests end (agents' long polls last up to 30 s). Requests still
+    // open after a moment are cut; a client retries them elsewhere.
+    tracing::info!("stopping: raft first, then the API");
     node.shutdown().await;
-    served.map_err(MemberError::Serve)
+    let _ = stop.send(true);
+    match tokio::time::timeout(SHUTDOWN_GRACE, &mut server).await {
+        Ok(served) => served
+            .map_err(|e| MemberError::Serve(std::io::Error::other(e)))?
+            .map_err(MemberError::Serve),
+        Err(_) => {
+            server.abort();
+            tracing::info!(grace = ?SHUTDOWN_GRACE, "cut the requests still open");
+            Ok(())
+        }
+    }
 }
+
+/// How long open requests may finish once a member stops.
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(1);
 
 /// Asks the seeds, in turn, to add this member until one accepts (2 minutes at most).
 async fn join(seeds: &[String], id: u64, address: &str, learner: bool) -> Result<(), MemberError> {

@@ -32,14 +32,31 @@ pub struct ClusterLab {
     pub token: String,
     /// Extra flags for every agent (`--cpus`, `--memory` ...).
     pub agent_flags: Vec<String>,
+    /// The `hoist-agent` new agents run (default: this build's).
+    pub agent_bin: Option<std::path::PathBuf>,
 }
 
 impl ClusterLab {
     /// Starts `controllers` members (with `member_flags`), waits for a leader, fetches a join token.
     pub fn start(controllers: usize, member_flags: &[&str]) -> Result<Self> {
+        Self::start_release(controllers, member_flags, None)
+    }
+
+    /// As [`Self::start`], with every process from the binaries in `bins` (a past release, see
+    /// [`crate::release_bins`]) instead of this build's.
+    pub fn start_release(
+        controllers: usize,
+        member_flags: &[&str],
+        bins: Option<&std::path::Path>,
+    ) -> Result<Self> {
         let mut lab = Lab::new(controllers)?;
         lab.flags =
             controller_lab::MemberFlags(member_flags.iter().map(|s| s.to_string()).collect());
+        if let Some(b) = bins {
+            for i in 0..controllers {
+                lab.set_bin(i, b.join("hoist-controller"));
+            }
+        }
         lab.start_cluster(controllers)?;
         lab.wait_leader(Duration::from_secs(15))?;
         let mut me = ClusterLab {
@@ -48,6 +65,7 @@ impl ClusterLab {
             controllers,
             token: String::new(),
             agent_flags: Vec::new(),
+            agent_bin: bins.map(|b| b.join("hoist-agent")),
         };
         let out = me.hoist_ok(&["cluster", "token"])?;
         me.token = out
@@ -86,7 +104,7 @@ impl ClusterLab {
         }
         args.extend(self.agent_flags.iter().cloned());
         let netns = self.lab.netns(lab_index).to_string();
-        let host = Host::start_in(name, &netns, false, args)?;
+        let host = Host::start_in(name, &netns, false, args, self.agent_bin.clone())?;
         self.agents.push(Agent {
             host,
             lab_index,

@@ -49,6 +49,8 @@ struct Host {
     data: PathBuf,
     child: Option<Child>,
     id: u64,
+    /// The `hoist-controller` it runs (default: [`controller_bin`]); an upgrade test changes it.
+    bin: Option<PathBuf>,
 }
 
 /// A member's own disk (see [`Lab::own_disk`]). `Drop` thaws and detaches it, also when a test
@@ -152,6 +154,7 @@ impl Lab {
             data,
             child: None,
             id: i as u64 + 1,
+            bin: None,
         });
         Ok(i)
     }
@@ -208,7 +211,7 @@ impl Lab {
         let h = &self.hosts[i];
         let mut cmd = Command::new("ip");
         cmd.args(["netns", "exec", &h.ns])
-            .arg(controller_bin())
+            .arg(h.bin.clone().unwrap_or_else(controller_bin))
             .arg("--data-dir")
             .arg(&h.data)
             .args([
@@ -293,6 +296,51 @@ impl Lab {
             let _ = c.wait();
         }
         Ok(())
+    }
+
+    /// Runs `bin` as host `i`'s member from its next start (an older or newer build).
+    pub fn set_bin(&mut self, i: usize, bin: PathBuf) {
+        self.hosts[i].bin = Some(bin);
+    }
+
+    /// Stops host `i`'s member as an operator or systemd does: SIGTERM, then SIGKILL after
+    /// `grace` (systemd's `TimeoutStopSec`). Answers whether it exited by itself.
+    pub fn stop(&mut self, i: usize, grace: Duration) -> Result<bool> {
+        if self.hosts[i].child.is_none() {
+            return Ok(true);
+        }
+        self.signal(i, libc::SIGTERM)?;
+        let mut c = self.hosts[i].child.take().expect("checked");
+        let deadline = std::time::Instant::now() + grace;
+        while c.try_wait()?.is_none() {
+            if std::time::Instant::now() > deadline {
+                let _ = c.kill();
+                let _ = c.wait();
+                return Ok(false);
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        Ok(true)
+    }
+
+    /// Waits up to `timeout` for host `i`'s member to exit by itself; answers whether it exited
+    /// with success.
+    pub fn wait_exit(&mut self, i: usize, timeout: Duration) -> Result<bool> {
+        let deadline = std::time::Instant::now() + timeout;
+        loop {
+            let c = self.hosts[i]
+                .child
+                .as_mut()
+                .ok_or_else(|| anyhow!("host {i} runs no member"))?;
+            if let Some(status) = c.try_wait()? {
+                self.hosts[i].child = None;
+                return Ok(status.success());
+            }
+            if std::time::Instant::now() > deadline {
+                bail!("member {} still runs after {timeout:?}", i + 1);
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
     }
 
     pub fn is_running(&self, i: usize) -> bool {

@@ -60,6 +60,23 @@ pub fn hoist_cli(controllers: &str, args: &[&str]) -> Result<(i32, String, Strin
 }
 
 /// A short random id for names (netns, bridges, cgroups) in this run.
+/// The binaries of past release `version` (`deploy/releases`), built once per machine by
+/// `deploy/build-release.sh` under `target/releases/`.
+pub fn release_bins(version: &str) -> Result<PathBuf> {
+    let repo = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let out = Command::new(repo.join("deploy/build-release.sh"))
+        .arg(version)
+        .stderr(Stdio::inherit())
+        .output()
+        .context("run deploy/build-release.sh")?;
+    if !out.status.success() {
+        bail!("deploy/build-release.sh {version} failed");
+    }
+    let text = String::from_utf8_lossy(&out.stdout);
+    let dir = text.lines().last().unwrap_or_default().trim();
+    Ok(PathBuf::from(dir))
+}
+
 pub fn run_id() -> String {
     use rand::Rng;
     format!("{:06x}", rand::rng().random::<u32>() & 0xff_ffff)
@@ -136,6 +153,8 @@ pub struct Host {
     /// Whether `Drop` deletes the namespace (false when a lab made it).
     owns_netns: bool,
     agent: Option<Child>,
+    /// The `hoist-agent` it runs (default: this build's); an upgrade test changes it.
+    pub agent_bin: Option<PathBuf>,
 }
 
 impl Host {
@@ -148,16 +167,18 @@ impl Host {
         if !status.success() {
             bail!("ip netns add {netns} failed");
         }
-        Self::start_in(name, &netns, true, vec![])
+        Self::start_in(name, &netns, true, vec![], None)
     }
 
     /// Starts an agent with `agent_args` in the existing namespace `netns`; `owns_netns` says
-    /// whether dropping the host deletes the namespace.
+    /// whether dropping the host deletes the namespace; `agent_bin` which `hoist-agent` it runs
+    /// (default: this build's).
     pub fn start_in(
         name: &str,
         netns: &str,
         owns_netns: bool,
         agent_args: Vec<String>,
+        agent_bin: Option<PathBuf>,
     ) -> Result<Self> {
         let id = run_id();
         let mut host = Host {
@@ -168,6 +189,7 @@ impl Host {
             agent_args,
             owns_netns,
             agent: None,
+            agent_bin,
         };
         host.ip(&["link", "set", "lo", "up"])?;
         host.start_agent()?;
@@ -223,8 +245,9 @@ impl Host {
             .create(true)
             .append(true)
             .open(self.dir.path().join("agent.log"))?;
+        let program = self.agent_bin.clone().unwrap_or_else(|| bin("hoist-agent"));
         let child = self
-            .command(&bin("hoist-agent"))
+            .command(&program)
             .arg("--data-dir")
             .arg(self.data_dir())
             .arg("--socket")
@@ -244,6 +267,25 @@ impl Host {
                 .ok()
                 .map(|_| ()))
         })
+    }
+
+    /// Stops the agent as systemd does (SIGTERM, the agent alone: `KillMode=process`), waiting for
+    /// it to exit; its containers keep running.
+    pub fn stop_agent(&mut self) -> Result<()> {
+        if let Some(mut c) = self.agent.take() {
+            // SAFETY: kill(2) with the pid of a child we started and have not reaped.
+            unsafe { libc::kill(c.id() as i32, libc::SIGTERM) };
+            let deadline = Instant::now() + Duration::from_secs(10);
+            while c.try_wait()?.is_none() {
+                if Instant::now() > deadline {
+                    c.kill()?;
+                    c.wait()?;
+                    bail!("the agent of {} did not stop within 10 s of SIGTERM", self.name);
+                }
+                std::thread::sleep(Duration::from_millis(20));
+            }
+        }
+        Ok(())
     }
 
     /// `kill -9` the agent (containers must survive).

@@ -117,6 +117,7 @@ fn the_agent_runs_heals_and_reports_its_assignments() -> Result<()> {
         ]
         .map(String::from)
         .to_vec(),
+        None,
     )?;
 
     // Joined with what it offers, its labels and its address on the lab network.

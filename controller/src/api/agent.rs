@@ -70,9 +70,9 @@ pub async fn register(
     headers: HeaderMap,
     body: Bytes,
 ) -> Result<Response, ApiError> {
+    let version = agent_version(&headers)?;
     let req: RegisterRequest = decode(&headers, &body)?;
     let format = body_format(&headers);
-    let version = agent_version(&headers)?;
     ctx.node.ensure_leader()?;
     let parts = parse_join_token(&req.token)
         .map_err(|m| ApiError::new(StatusCode::UNAUTHORIZED, "bad_token", m))?;
@@ -166,8 +166,8 @@ pub async fn heartbeat(
     headers: HeaderMap,
     body: Bytes,
 ) -> Result<Response, ApiError> {
-    let hb: Heartbeat = decode(&headers, &body)?;
     let version = agent_version(&headers)?;
+    let hb: Heartbeat = decode(&headers, &body)?;
     ctx.node.ensure_leader()?;
     let known = ctx.node.stale_read(|s| s.nodes.contains_key(&hb.node_id));
     if known {
@@ -273,8 +273,8 @@ pub async fn status(
     headers: HeaderMap,
     body: Bytes,
 ) -> Result<Response, ApiError> {
-    let report: StatusReport = decode(&headers, &body)?;
     agent_version(&headers)?;
+    let report: StatusReport = decode(&headers, &body)?;
     ctx.node.ensure_leader()?;
     let known = ctx
         .node

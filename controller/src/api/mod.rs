@@ -176,11 +176,9 @@ async fn raft_rpc(
         .get(MEMBER_HEADER)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse().ok());
-    ctx.node
-        .peers()
-        .record(sender, None, peers::peer_version(&headers));
     let format = peers::body_format(&headers);
-    match ctx.node.handle_rpc(&kind, &body, format).await {
+    let version = peers::peer_version(&headers);
+    match ctx.node.handle_rpc(&kind, &body, format, sender, version).await {
         Ok(out) => ([(header::CONTENT_TYPE, peers::raft_media_type(format))], out).into_response(),
         Err(e) => ApiError::bad_request(e.to_string()).into_response(),
     }

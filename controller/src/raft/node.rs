@@ -601,13 +601,19 @@ impl RaftNode {
             .is_ok()
     }
 
-    /// Serves one Raft RPC body in `format` from a peer; answers in the same format.
+    /// Serves one Raft RPC body in `format` from a peer that said `version` of itself (and, if
+    /// it named itself, its id as `sender`); answers in the same format.
     pub async fn handle_rpc(
         &self,
         kind: &str,
         body: &[u8],
         format: u32,
+        sender: Option<u64>,
+        version: PeerVersion,
     ) -> Result<Vec<u8>, RpcError> {
+        if sender.is_some() {
+            self.inner.peers.record(sender, None, version.clone());
+        }
         if kind == "stall" {
             let notice = StallNotice::decode(body, format)?;
             self.inner.stall.on_notice(&notice);
@@ -619,7 +625,11 @@ impl RaftNode {
             return Ok(wire::encode_outcomes(&outcomes, format));
         }
         let kind = RpcKind::from_path(kind).ok_or_else(|| RpcError::UnknownKind(kind.into()))?;
-        rpc::handle(&self.inner.raft, kind, body, format).await
+        let (out, from) = rpc::handle(&self.inner.raft, kind, body, format).await?;
+        if sender.is_none() {
+            self.inner.peers.record(Some(from), None, version);
+        }
+        Ok(out)
     }
 
     /// Asks Raft to build a snapshot now (compacting the log).

@@ -37,24 +37,29 @@ pub enum RpcError {
 }
 
 /// Decodes a request in `format`, hands it to Raft, encodes `Result<response, RaftError>`.
+/// Also answers who sent it (the leader or candidate its vote names): a member of 0.1.0 does not
+/// say so in a header.
 pub async fn handle(
     raft: &Raft<TypeConfig>,
     kind: RpcKind,
     body: &[u8],
     format: u32,
-) -> Result<Vec<u8>, RpcError> {
+) -> Result<(Vec<u8>, u64), RpcError> {
     let out = match kind {
         RpcKind::Append => {
             let req = wire::decode_append(body, format)?;
-            wire::encode_append_result(&raft.append_entries(req).await, format)
+            let from = req.vote.leader_id.node_id;
+            (wire::encode_append_result(&raft.append_entries(req).await, format), from)
         }
         RpcKind::Vote => {
             let req = wire::decode_vote_request(body, format)?;
-            wire::encode_vote_result(&raft.vote(req).await, format)
+            let from = req.vote.leader_id.node_id;
+            (wire::encode_vote_result(&raft.vote(req).await, format), from)
         }
         RpcKind::Snapshot => {
             let req = wire::decode_snapshot_request(body, format)?;
-            wire::encode_snapshot_result(&raft.install_snapshot(req).await, format)
+            let from = req.vote.leader_id.node_id;
+            (wire::encode_snapshot_result(&raft.install_snapshot(req).await, format), from)
         }
     };
     Ok(out)
