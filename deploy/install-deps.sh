@@ -6,7 +6,7 @@
 # (apache2-utils) and openssl as real peers.
 set -euo pipefail
 need=()
-for pkg in busybox-static nftables iproute2 util-linux e2fsprogs procps curl tar docker-registry skopeo umoci apache2-utils openssl; do
+for pkg in git busybox-static nftables iproute2 util-linux e2fsprogs procps curl tar docker-registry skopeo umoci apache2-utils openssl; do
   dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || need+=("$pkg")
 done
 if [ ${#need[@]} -gt 0 ]; then

@@ -25,6 +25,8 @@ cargo build --release -q -p hoist-controller
 cargo build --release -q --manifest-path bench/controller/Cargo.toml
 bin=$root/target/x86_64-unknown-linux-gnu/release
 load=$bin/hoist-bench-load
+# Another build of the controller (a past release, for a before/after): HOIST_CONTROLLER_BIN=PATH.
+ctl=${HOIST_CONTROLLER_BIN:-$bin/hoist-controller}
 work=$(mktemp -d /tmp/hoist-ctl-bench.XXXXXX)
 declare -A hpid epid
 heps=127.0.0.1:27001,127.0.0.1:27002,127.0.0.1:27003
@@ -43,7 +45,7 @@ trap cleanup EXIT
 
 start_hoist() { # i [flags...]
   local i=$1; shift
-  "$bin/hoist-controller" --data-dir "$work/h$i" --listen "127.0.0.1:2700$i" --id "$i" "$@" 2>>"$work/h$i.log" &
+  "$ctl" --data-dir "$work/h$i" --listen "127.0.0.1:2700$i" --id "$i" "$@" 2>>"$work/h$i.log" &
   hpid[$i]=$!
 }
 start_etcd() { # i

@@ -171,7 +171,7 @@ fn every_golden_file_of_every_format_read_decodes() {
         c.file(
             "vote",
             &Vote::new_committed(3, 1),
-            |v, f| wire::encode_vote(v, f),
+            wire::encode_vote,
             |b, f| wire::decode_vote(b, f).map_err(e),
         );
         c.file(
@@ -183,13 +183,13 @@ fn every_golden_file_of_every_format_read_decodes() {
         c.file(
             "purged",
             &log_id(9),
-            |v, f| wire::encode_purged(v, f),
+            wire::encode_purged,
             |b, f| wire::decode_purged(b, f).map_err(e),
         );
         c.file(
             "snapshot-meta",
             &snapshot_meta(),
-            |v, f| wire::encode_snapshot_meta(v, f),
+            wire::encode_snapshot_meta,
             |b, f| wire::decode_snapshot_meta(b, f).map_err(e),
         );
         c.file(
@@ -219,14 +219,14 @@ fn every_golden_file_of_every_format_read_decodes() {
         c.file(
             "append-entries-result",
             &ok,
-            |v, f| wire::encode_append_result(v, f),
+            wire::encode_append_result,
             |b, f| wire::decode_append_result(b, f).map_err(e),
         );
         let stopped: wire::AppendResult = Err(RaftError::Fatal(Fatal::Stopped));
         c.file(
             "append-entries-result-stopped",
             &stopped,
-            |v, f| wire::encode_append_result(v, f),
+            wire::encode_append_result,
             |b, f| wire::decode_append_result(b, f).map_err(e),
         );
         c.file(
@@ -235,7 +235,7 @@ fn every_golden_file_of_every_format_read_decodes() {
                 vote: Vote::new(4, 2),
                 last_log_id: Some(log_id(12)),
             },
-            |v, f| wire::encode_vote_request(v, f),
+            wire::encode_vote_request,
             |b, f| wire::decode_vote_request(b, f).map_err(e),
         );
         let vote: wire::VoteResult = Ok(VoteResponse {
@@ -246,7 +246,7 @@ fn every_golden_file_of_every_format_read_decodes() {
         c.file(
             "vote-result",
             &vote,
-            |v, f| wire::encode_vote_result(v, f),
+            wire::encode_vote_result,
             |b, f| wire::decode_vote_result(b, f).map_err(e),
         );
         let image = encode_snapshot(&state(format), format).unwrap();
@@ -259,7 +259,7 @@ fn every_golden_file_of_every_format_read_decodes() {
                 data: image[..64].to_vec(),
                 done: false,
             },
-            |v, f| wire::encode_snapshot_request(v, f),
+            wire::encode_snapshot_request,
             |b, f| wire::decode_snapshot_request(b, f).map_err(e),
         );
         let mismatch: wire::SnapshotResult = Err(RaftError::APIError(
@@ -277,7 +277,7 @@ fn every_golden_file_of_every_format_read_decodes() {
         c.file(
             "install-snapshot-result",
             &mismatch,
-            |v, f| wire::encode_snapshot_result(v, f),
+            wire::encode_snapshot_result,
             |b, f| wire::decode_snapshot_result(b, f).map_err(e),
         );
         c.file(

@@ -116,6 +116,17 @@ fn term(lab: &ClusterLab) -> u64 {
         .unwrap_or(0)
 }
 
+/// The names of every service.
+fn service_names(lab: &ClusterLab) -> Result<BTreeSet<String>> {
+    Ok(lab
+        .get("/v1/services")?
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|s| s["name"].as_str().map(String::from))
+        .collect())
+}
+
 fn service(name: &str, replicas: u64) -> Value {
     json!({"name": name, "image": "probe", "command": ["sleep", "100000"], "replicas": replicas})
 }
@@ -356,13 +367,7 @@ fn a_cluster_of_0_1_0_upgrades_member_by_member_and_agent_by_agent_while_it_serv
     let acked = writer.finish();
     eprintln!("[upgrade] {} writes acknowledged during the upgrade", acked.len());
     ensure!(acked.len() > 20, "only {} writes acknowledged", acked.len());
-    let services: BTreeSet<String> = lab
-        .get("/v1/services")?
-        .as_array()
-        .into_iter()
-        .flatten()
-        .filter_map(|s| s["name"].as_str().map(String::from))
-        .collect();
+    let services = service_names(&lab)?;
     let lost: Vec<&String> = acked.iter().filter(|n| !services.contains(*n)).collect();
     ensure!(lost.is_empty(), "acknowledged writes lost: {lost:?}");
     lab.lab.wait_converged(Duration::from_secs(20))?;
@@ -382,13 +387,7 @@ fn a_cluster_of_0_1_0_upgrades_member_by_member_and_agent_by_agent_while_it_serv
 
     // 0.1.0's snapshot restores into this build (and does not take the cluster back to format 0).
     lab.hoist_ok(&["cluster", "snapshot", "restore", &snapshot_path])?;
-    let names: BTreeSet<String> = lab
-        .get("/v1/services")?
-        .as_array()
-        .into_iter()
-        .flatten()
-        .filter_map(|s| s["name"].as_str().map(String::from))
-        .collect();
+    let names = service_names(&lab)?;
     ensure!(
         names == BTreeSet::from(["slow".to_string(), "web".to_string()]),
         "services after restoring 0.1.0's snapshot: {names:?}"

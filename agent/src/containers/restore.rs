@@ -12,7 +12,7 @@
 //! Then volatile halves without a container are swept, and the network drops attachments,
 //! netns files and port rules of containers that are gone.
 
-use super::record::{ContainerRecord, State};
+use super::record::{ContainerRecord, State, RECORD_VERSION};
 use super::{spread, Container, Manager};
 use crate::error::AgentError;
 use crate::runtime::{now_rfc3339, read_json, ContainerDir, RuntimeSpec, Started};
@@ -33,10 +33,25 @@ impl Manager {
         let entries = std::fs::read_dir(&root)
             .map_err(|e| AgentError::internal(format!("read {}", root.display()), e))?;
         let mut restored = 0;
+        // Containers whose record does not read (corrupt, or of a newer agent): left exactly as
+        // they are, network included, for the operator to look at. Never removed on a guess.
+        let mut untouched = Vec::new();
         for entry in entries.flatten() {
             let dir = ContainerDir(entry.path());
             let id = entry.file_name().to_string_lossy().into_owned();
-            let record: Option<ContainerRecord> = read_json(&dir.record()).ok().flatten();
+            let record: Option<ContainerRecord> = match read_json(&dir.record()) {
+                Ok(r) => r,
+                Err(e) => {
+                    tracing::error!(%id, "cannot read the container's record ({e}): leaving the container as it is");
+                    untouched.push(id);
+                    continue;
+                }
+            };
+            if let Some(r) = record.as_ref().filter(|r| r.version > RECORD_VERSION) {
+                tracing::error!(%id, version = r.version, "the container's record is of a newer agent: leaving the container as it is");
+                untouched.push(id);
+                continue;
+            }
             let spec: Option<RuntimeSpec> = read_json(&dir.spec()).ok().flatten();
             let started: Option<Started> = read_json(&dir.started()).ok().flatten();
             let exit = read_json::<ExitInfo>(&dir.exit()).ok().flatten();
@@ -91,7 +106,8 @@ impl Manager {
             }
             restored += 1;
         }
-        let live: Vec<String> = self.index().keys().cloned().collect();
+        let mut live: Vec<String> = self.index().keys().cloned().collect();
+        live.extend(untouched);
         self.sweep_volatile(&live);
         self.deps
             .network

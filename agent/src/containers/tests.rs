@@ -353,3 +353,26 @@ fn after_a_reboot_a_container_is_kept_as_exited_255() {
         assert_nothing_left(&host, &mgr, &net, "after a reboot");
     });
 }
+
+/// A record that does not read (corrupt, or written by a newer agent) leaves its container
+/// exactly as it is: directory, network and all. Nothing is removed on a guess.
+#[test]
+fn a_container_whose_record_does_not_read_is_left_untouched() {
+    let host = FakeHost::new();
+    let id = run(async {
+        let (mgr, _net) = agent(&host).await;
+        let (c, _) = mgr
+            .create(request(NetworkMode::Bridge), false)
+            .await
+            .expect("create");
+        c.record.id.clone()
+    });
+    let dir = host.data_dir().join("containers").join(&id);
+    std::fs::write(dir.join("container.json"), b"{\"version\": 9").unwrap();
+    run(async {
+        let (mgr, net) = agent(&host).await;
+        assert!(mgr.get(&id).is_err(), "not adopted");
+        assert!(dir.exists(), "the directory stays");
+        assert!(net.attachment(&id).is_some(), "the network stays");
+    });
+}

@@ -4,8 +4,11 @@
 //!
 //! Bodies are in the newest format both sides read: every request names this agent's version and
 //! format; every answer names the controller's (or, forwarded, the leader's). The agent starts in
-//! format 0, which every controller reads (0.1.0 sent no version and read only postcard), and
-//! follows what the last answer said.
+//! format 0 with each address, which every controller reads (0.1.0 sent no version and read only
+//! postcard), and follows what that address's last successful answer said; an answer without
+//! version headers (0.1.0, or a member refusing to forward a newer body to an older leader) takes
+//! it back to format 0. Error answers otherwise teach nothing: a member that cannot serve may
+//! speak for no one but itself.
 
 use hoist_proto::format::{
     Codec, PeerVersion, CURRENT, FORMAT_HEADER, OLDEST, OLDEST_FORMAT_HEADER, PROTOBUF_MEDIA_TYPE,
@@ -15,7 +18,9 @@ use hoist_proto::node::{
     Assignments, Heartbeat, HeartbeatAck, RegisterRequest, RegisterResponse, StatusAck,
     StatusReport, POSTCARD_MEDIA_TYPE,
 };
-use std::sync::atomic::{AtomicU32, AtomicUsize, Ordering};
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Mutex;
 use std::time::Duration;
 
 #[derive(Debug, thiserror::Error)]
@@ -45,10 +50,6 @@ impl ClientError {
         matches!(self, ClientError::Refused { status: 404, .. })
     }
 
-    /// The controller runs a Hoist this agent cannot work with (or the other way round).
-    pub fn is_incompatible(&self) -> bool {
-        matches!(self, ClientError::Refused { status: 426, .. })
-    }
 }
 
 #[derive(Debug)]
@@ -56,8 +57,8 @@ pub struct ControllerClient {
     addrs: Vec<String>,
     preferred: AtomicUsize,
     http: reqwest::Client,
-    /// The format to speak: what the last answer said the controller reads.
-    format: AtomicU32,
+    /// The format to speak to each address.
+    formats: Mutex<HashMap<String, u32>>,
 }
 
 fn media_type(format: u32) -> &'static str {
@@ -82,13 +83,29 @@ impl ControllerClient {
             addrs,
             preferred: AtomicUsize::new(0),
             http,
-            format: AtomicU32::new(0),
+            formats: Mutex::default(),
         })
     }
 
-    /// The format the last answer said to speak.
-    pub fn format(&self) -> u32 {
-        self.format.load(Ordering::Relaxed)
+    /// The format to speak to `addr` now.
+    pub fn format_of(&self, addr: &str) -> u32 {
+        let formats = self.formats.lock().unwrap_or_else(|e| e.into_inner());
+        formats.get(addr).copied().unwrap_or(0)
+    }
+
+    /// Learns `addr`'s format from an answer (see the module doc).
+    fn learn(&self, addr: &str, told: &PeerVersion, said_anything: bool, success: bool) {
+        let format = if !said_anything {
+            0
+        } else if success {
+            told.common_format()
+        } else {
+            return;
+        };
+        let mut formats = self.formats.lock().unwrap_or_else(|e| e.into_inner());
+        if formats.insert(addr.to_string(), format) != Some(format) {
+            tracing::info!(controller = %addr, version = %told.version, format, "speaking to the controller in this format");
+        }
     }
 
     pub async fn register(&self, req: &RegisterRequest) -> Result<RegisterResponse, ClientError> {
@@ -133,7 +150,7 @@ impl ControllerClient {
             let i = (start + k) % self.addrs.len();
             let addr = &self.addrs[i];
             let url = format!("http://{addr}{path}");
-            let format = self.format();
+            let format = self.format_of(addr);
             let req = match body {
                 Some(b) => {
                     let bytes = b.encode(format).map_err(|e| ClientError::BadAnswer {
@@ -170,16 +187,9 @@ impl ControllerClient {
                 Some(ct) if ct.starts_with(PROTOBUF_MEDIA_TYPE) => CURRENT,
                 _ => 0,
             };
-            let was = self.format.swap(told.common_format(), Ordering::Relaxed);
-            if was != told.common_format() {
-                tracing::info!(
-                    controller = %addr,
-                    version = %told.version,
-                    format = told.common_format(),
-                    "speaking to the controllers in another format"
-                );
-            }
+            let said_anything = get(FORMAT_HEADER).is_some();
             let status = resp.status().as_u16();
+            self.learn(addr, &told, said_anything, (200..300).contains(&status));
             let body = match resp.bytes().await {
                 Ok(b) => b,
                 Err(e) => {

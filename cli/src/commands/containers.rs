@@ -12,6 +12,7 @@ use hyper::Method;
 use std::io::Write;
 
 #[derive(Debug, Subcommand)]
+#[allow(clippy::large_enum_variant)] // parsed once per run
 pub enum ContainerCmd {
     /// Create and start a container; without -d, stream its output and exit with its exit code.
     Run(RunArgs),

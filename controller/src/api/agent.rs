@@ -18,6 +18,8 @@ use hoist_proto::node::{
     RegisterResponse, StatusAck, StatusReport, POSTCARD_MEDIA_TYPE,
 };
 use hoist_proto::raft::{Command, Response as RaftResponse};
+use hoist_proto::format::v0::memory_bytes;
+use hoist_proto::quantity::Quantity;
 use hoist_proto::service::ServiceSpec;
 use serde::Deserialize;
 use std::collections::BTreeMap;
@@ -241,7 +243,7 @@ pub async fn assignments(
                 slot: t.slot,
                 spec: s
                     .spec_of(&t.service, t.service_version)
-                    .map(|spec| spec_for(spec, format, &t.id))
+                    .map(|spec| spec_for(spec, format, s.cluster_format, &t.id))
                     .unwrap_or_else(|| ServiceSpec::new(&t.service, "")),
                 desired: t.desired,
             })
@@ -251,20 +253,32 @@ pub async fn assignments(
     Ok(encode(&out, format))
 }
 
-/// `spec` as an agent reading `format` can take it. The scheduler places a replica only on a
-/// node whose agent reads its spec's format; a task of an older version whose spec is no longer
-/// kept is sent the current one, which may say more than an old agent reads: it gets the spec
-/// without what it cannot read (the replica runs on; only how it stops would differ).
-fn spec_for(spec: &ServiceSpec, format: u32, task: &str) -> ServiceSpec {
-    if spec.format() <= format {
-        return spec.clone();
+/// `spec` as an agent reading `format` can take it, in a cluster at `cluster_format`.
+///
+/// - Sizes: a format-0 cluster reads them as 0.1.0 did, and an agent of any version must limit a
+///   replica to what the scheduler reserved, so the memory goes out in plain bytes.
+/// - The scheduler places a replica only on a node whose agent reads its spec's format; a task of
+///   an older version whose spec is no longer kept is sent the current one, which may say more
+///   than an old agent reads: it gets the spec without what it cannot read (the replica runs on;
+///   only how it stops would differ).
+fn spec_for(spec: &ServiceSpec, format: u32, cluster_format: u32, task: &str) -> ServiceSpec {
+    let mut out = spec.clone();
+    if cluster_format == 0 {
+        if let Some(bytes) = spec
+            .resources
+            .memory
+            .as_ref()
+            .and_then(|m| memory_bytes(m.as_str(), 0))
+        {
+            out.resources.memory = Some(Quantity(bytes.to_string()));
+        }
     }
-    tracing::warn!(%task, format, "sending a spec without the fields this agent cannot read");
-    ServiceSpec {
-        stop_signal: None,
-        stop_grace_period: None,
-        ..spec.clone()
+    if spec.format() > format {
+        tracing::warn!(%task, format, "sending a spec without the fields this agent cannot read");
+        out.stop_signal = None;
+        out.stop_grace_period = None;
     }
+    out
 }
 
 /// `POST /v1/agent/status`

@@ -47,20 +47,30 @@ pub async fn add_member(
     }
     // The new member must read everything the cluster writes, and the cluster what it writes.
     let joiner = peer_version(&headers);
-    let cluster_format = ctx.node.stale_read(|s| s.cluster_format);
-    if let Some(why) = joiner.incompatibility(cluster_format) {
-        return Err(ApiError::new(
+    let refusal = |why: String| {
+        ApiError::new(
             StatusCode::UPGRADE_REQUIRED,
             "incompatible_version",
             format!("member {} cannot join: {why}", req.id),
-        ));
+        )
+    };
+    let cluster_format = ctx.node.stale_read(|s| s.cluster_format);
+    if let Some(why) = joiner.incompatibility(cluster_format) {
+        return Err(refusal(why));
     }
     ctx.node
         .peers()
-        .record(Some(req.id), Some(&req.address), joiner);
+        .record(Some(req.id), Some(&req.address), joiner.clone());
     ctx.node
         .add_member(req.id, &req.address, req.learner)
         .await?;
+    // The cluster format may have risen while the member was being added (the leader raises it
+    // once every member of the membership reads it, and the new one was not a member yet).
+    let cluster_format = ctx.node.stale_read(|s| s.cluster_format);
+    if let Some(why) = joiner.incompatibility(cluster_format) {
+        ctx.node.remove_member(req.id).await?;
+        return Err(refusal(why));
+    }
     Ok(Json(ctx.node.status().members))
 }
 

@@ -92,9 +92,13 @@ impl From<ConsensusError> for ApiError {
             e @ ConsensusError::NeedsUpgrade { .. } => {
                 ApiError::new(StatusCode::CONFLICT, "needs_upgrade", e.to_string())
             }
-            ConsensusError::Fatal(m) => {
-                ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", m)
-            }
+            // Raft stopped: the member is shutting down (or its storage failed). Another member
+            // can serve; a write that was in flight may or may not have been applied.
+            ConsensusError::Fatal(m) => ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "raft_stopped",
+                format!("{m}: retry on another member"),
+            ),
         }
     }
 }

@@ -41,13 +41,8 @@ pub async fn forward_to_leader(State(ctx): State<Ctx>, req: Request, next: Next)
     // otherwise the handler runs here and may still answer "not the leader, but X is".
     let known_elsewhere = match ctx.node.leader() {
         Some((id, addr)) if id != ctx.node.id() && needs_leader(&method, &uri) => {
-            if body_format(&headers) > ctx.node.peers().format_of(id) {
-                return ApiError::new(
-                    StatusCode::SERVICE_UNAVAILABLE,
-                    "older_leader",
-                    format!("the leader (member {id} at {addr}) runs an older Hoist: retry in format 0"),
-                )
-                .into_response();
+            if let Some(refused) = older_leader(&ctx, &headers, id, &addr) {
+                return refused;
             }
             Some(addr)
         }
@@ -64,6 +59,9 @@ pub async fn forward_to_leader(State(ctx): State<Ctx>, req: Request, next: Next)
             };
             if forwarded {
                 return resp;
+            }
+            if body_format(&headers) > ctx.node.peers().format_at(&leader) {
+                return older_leader_refusal(&leader);
             }
             leader
         }
@@ -109,6 +107,26 @@ pub async fn forward_to_leader(State(ctx): State<Ctx>, req: Request, next: Next)
         Err(e) if e.is_connect() => leader_unreachable(&leader, &e),
         Err(e) => outcome_unknown(&leader, &e),
     }
+}
+
+/// The refusal to forward a newer body than the leader `id` at `addr` reads, if it does not.
+fn older_leader(
+    ctx: &Ctx,
+    headers: &axum::http::HeaderMap,
+    id: u64,
+    addr: &str,
+) -> Option<Response> {
+    (body_format(headers) > ctx.node.peers().format_of(id)).then(|| older_leader_refusal(addr))
+}
+
+/// Said without version headers, so that the agent retries in format 0.
+fn older_leader_refusal(addr: &str) -> Response {
+    ApiError::new(
+        StatusCode::SERVICE_UNAVAILABLE,
+        "older_leader",
+        format!("the leader at {addr} runs an older Hoist: retry in format 0"),
+    )
+    .into_response()
 }
 
 /// The headers that say a process's version.

@@ -389,15 +389,19 @@ impl RaftLogStorage<TypeConfig> for LogStore {
         I: IntoIterator<Item = Entry<TypeConfig>> + OptionalSend,
         I::IntoIter: OptionalSend,
     {
-        let mut rows = Vec::new();
+        // Encoded before the mirror is locked: readers (replication) never wait for it.
+        let entries: Vec<Entry<TypeConfig>> = entries.into_iter().collect();
+        let mut rows = Vec::with_capacity(entries.len());
+        for e in &entries {
+            rows.push(Record {
+                index: e.log_id.index,
+                term: e.log_id.leader_id.term,
+                bytes: wire::encode_entry(e, self.shared.format).map_err(io_write)?,
+            });
+        }
         {
             let mut m = self.shared.mirror.write().map_err(io_write)?;
             for e in entries {
-                rows.push(Record {
-                    index: e.log_id.index,
-                    term: e.log_id.leader_id.term,
-                    bytes: wire::encode_entry(&e, self.shared.format).map_err(io_write)?,
-                });
                 m.entries.insert(e.log_id.index, e);
             }
         }

@@ -61,6 +61,11 @@ pub fn force_new_cluster(store: &Store, id: u64, address: &str) -> Result<Forced
     }
     if let Some(s) = snapshot.as_ref().and_then(|s| s.last_log_id) {
         if last.is_none_or(|l| l.index < s.index) {
+            // The snapshot reaches past the log (a snapshot installed from a leader before the
+            // log was purged to it): the log is purged to the snapshot first, durably, so that the
+            // new entry continues it.
+            store.put_meta(&[(KEY_PURGED, &wire::encode_purged(&s, format))], true)?;
+            wal.purge(s.index).map_err(log_err)?;
             last = Some(s);
         }
     }
@@ -183,5 +188,45 @@ mod tests {
             logs.read_vote().await.unwrap(),
             Some(Vote::new_committed(6, 2))
         );
+    }
+
+    /// A snapshot installed from a leader past the end of the log: the new membership follows the
+    /// snapshot, and the log opens again.
+    #[tokio::test]
+    async fn a_snapshot_past_the_log_is_followed() {
+        use openraft::{SnapshotMeta, StoredMembership};
+        let dir = tempfile::tempdir().unwrap();
+        {
+            let store = Store::open(dir.path()).unwrap();
+            let (mut wal, _) = Wal::open(&dir.path().join("raft-log"), None, store.format).unwrap();
+            let e: Entry<TypeConfig> = Entry {
+                log_id: LogId::new(CommittedLeaderId::new(1, 1), 1),
+                payload: EntryPayload::Blank,
+            };
+            let bytes = wire::encode_entry(&e, store.format).unwrap();
+            wal.append(&[Record { index: 1, term: 1, bytes }]).unwrap();
+            wal.sync().unwrap();
+            let at = LogId::new(CommittedLeaderId::new(2, 1), 10);
+            let meta = SnapshotMeta {
+                last_log_id: Some(at),
+                last_membership: StoredMembership::new(
+                    Some(at),
+                    Membership::new(
+                        vec![BTreeSet::from([1, 2])],
+                        BTreeMap::from([(1, BasicNode::new("a:1")), (2, BasicNode::new("b:1"))]),
+                    ),
+                ),
+                snapshot_id: "2-10-0".into(),
+            };
+            let m = wire::encode_snapshot_meta(&meta, store.format);
+            store.put_meta(&[(KEY_SNAPSHOT_META, &m)], true).unwrap();
+            let forced = force_new_cluster(&store, 1, "a:1").unwrap();
+            assert_eq!((forced.index, forced.term), (11, 3));
+        }
+        let store = Store::open(dir.path()).unwrap();
+        let mut logs = LogStore::open(store, StallGuard::new(Duration::from_millis(250))).unwrap();
+        let state = logs.get_log_state().await.unwrap();
+        assert_eq!(state.last_purged_log_id.map(|l| l.index), Some(10));
+        assert_eq!(state.last_log_id.map(|l| l.index), Some(11));
     }
 }

@@ -108,8 +108,13 @@ impl RaftSnapshotBuilder<TypeConfig> for Machine {
             .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let this = self.clone();
         let (meta, data) = tokio::task::spawn_blocking(move || {
+            // `apply` admits nothing the cluster's format cannot say; should it ever, the
+            // snapshot is still taken (in the current format) and the fault is told.
             let data = encode_snapshot(&state, state.cluster_format)
-                .or_else(|_| encode_snapshot(&state, hoist_proto::format::CURRENT))
+                .or_else(|e| {
+                    tracing::error!(error = %e, "the state does not fit its cluster format");
+                    encode_snapshot(&state, hoist_proto::format::CURRENT)
+                })
                 .expect("the current format says everything");
             let snapshot_id = match last {
                 Some(l) => format!("{}-{}-{seq}", l.leader_id.term, l.index),

@@ -92,7 +92,7 @@ impl Store {
                 StoreError::Format(format!("{}: a format value of {} bytes", store.file().display(), b.len()))
             })?),
         };
-        if store.format > CURRENT || store.format < OLDEST {
+        if !(OLDEST..=CURRENT).contains(&store.format) {
             return Err(StoreError::Format(format!(
                 "{}: the data dir is format {}, and this build (Hoist {}) reads formats {OLDEST}..={CURRENT}: \
                  run a Hoist that reads it",

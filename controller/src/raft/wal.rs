@@ -16,12 +16,14 @@
 //! in another format than the last segment's start a new segment, so a data dir from 0.1.0 keeps
 //! its old segments (read as format 0) until they are purged.
 //!
-//! What is cut off and what is refused: a record that fails its checksum is a torn write, cut off
-//! with everything after it, only when part of it was never written (it runs past the end of the
-//! file, or one of its 512-byte sectors is all zeros, as etcd's WAL decides); nothing after it was
-//! acknowledged, since acknowledgement waits for the sync. Any other bad record (a checksum that
-//! fails over written bytes, an absurd length, a record that does not continue the log) is
-//! corruption of acknowledged data: opening fails with the file and offset, and nothing is changed.
+//! What is cut off and what is refused: a bad record is a torn write, cut off with everything
+//! after it, only in the last segment and only when part of it was never written (it runs past
+//! the end of the file, or one of its 512-byte sectors is all zeros, as etcd's WAL decides);
+//! nothing after it was acknowledged, since acknowledgement waits for the sync. A segment is
+//! synced before the next one is started, so no earlier segment can hold an unsynced write. Any
+//! other bad record (a checksum that fails over written bytes, an absurd length, a record that
+//! does not continue the log, a torn record before the last segment) is corruption of
+//! acknowledged data: opening fails with the file and offset, and nothing is changed.
 //!
 //! Segments are preallocated: a background thread writes the next segment full of zeros ahead of
 //! time (as etcd's file pipeline does), and rotation renames it into place. Appends then overwrite
@@ -63,7 +65,8 @@ pub enum WalError {
     /// Acknowledged data does not read back: the member must not start on it.
     #[error(
         "raft log {path}: {why} at offset {offset}: the log is corrupt; refusing to start \
-         (nothing was changed; restore this member from a snapshot or re-add it with --join)"
+         (nothing was changed). With other members alive: remove this one (hoist cluster \
+         member-rm ID), empty its data dir and add it back with --join"
     )]
     Corrupt {
         path: PathBuf,
@@ -351,6 +354,7 @@ impl Wal {
         let mut read = Vec::new();
         let mut prev = purged.map(|p| (p, 0));
         let mut torn_at = None;
+        let last = names.last().copied();
         for first in names {
             let path = dir.join(segment_name(first));
             if torn_at.is_some() {
@@ -373,7 +377,14 @@ impl Wal {
             let (records, valid, stop) = decode_all(&data[start..], start, prev, purged);
             match stop {
                 Stop::End => {}
-                Stop::Torn(at) => torn_at = Some((first, start + at)),
+                Stop::Torn(at) if Some(first) == last => torn_at = Some((first, start + at)),
+                Stop::Torn(at) => {
+                    return Err(corrupt(
+                        start + at,
+                        "a record cut short in a segment that was synced before the next one began"
+                            .into(),
+                    ))
+                }
                 Stop::Corrupt(at, why) => return Err(corrupt(start + at, why)),
             }
             let mut loaded = Vec::new();
@@ -462,6 +473,14 @@ impl Wal {
             .next_back()
             .is_none_or(|s| s.len >= SEGMENT_BYTES || s.format != self.format);
         if rotate {
+            // The segment being left is made durable first: a torn write can then only be in the
+            // last segment, which is what `open` relies on to tell it from corruption.
+            if let Some((&name, seg)) = self.segments.iter().next_back() {
+                if self.dirty.contains(&name) {
+                    ctx(seg.file.sync_data(), &seg.path, "syncing")?;
+                    self.dirty.retain(|d| *d != name);
+                }
+            }
             let path = self.dir.join(segment_name(first.index));
             let file = match self.take_spare(&path) {
                 Some(file) => file,
@@ -565,15 +584,21 @@ impl Wal {
         Ok(())
     }
 
-    /// Removes the entries from `from` on, durably (a conflicting suffix on a follower).
+    /// Removes the entries from `from` on, durably (a conflicting suffix on a follower). Later
+    /// segments go first, durably, and then the segment holding `from` is cut: a crash in between
+    /// leaves old entries that still continue the log (Raft truncates them again), never a gap.
     pub fn truncate(&mut self, from: u64) -> WResult<()> {
         let Some((_, &(name, offset))) = self.positions.range(from..).next() else {
             return Ok(());
         };
         let later: Vec<u64> = self.segments.range(name + 1..).map(|(k, _)| *k).collect();
-        for k in later {
-            let seg = self.segments.remove(&k).expect("listed");
+        for k in &later {
+            let seg = self.segments.remove(k).expect("listed");
             ctx(std::fs::remove_file(&seg.path), &seg.path, "removing")?;
+        }
+        self.dirty.retain(|d| *d <= name);
+        if !later.is_empty() {
+            sync_dir(&self.dir)?;
         }
         let seg = self.segments.get_mut(&name).expect("segment of a position");
         if offset <= seg.start {
@@ -586,7 +611,6 @@ impl Wal {
             ctx(seg.file.set_len(offset), &seg.path, "truncating")?;
             ctx(seg.file.sync_all(), &seg.path, "syncing")?;
             seg.len = offset;
-            self.dirty.retain(|d| *d <= name);
         }
         self.positions.split_off(&from);
         // The removals must be durable before anything is appended in their place.
@@ -840,6 +864,27 @@ mod tests {
             live.iter().map(|l| (l.record.index, l.record.term, l.format)).collect::<Vec<_>>(),
             [(1, 1, 0), (2, 3, 1)]
         );
+    }
+
+    #[test]
+    fn a_record_cut_short_before_the_last_segment_is_corruption_not_a_torn_tail() {
+        let d = tempfile::tempdir().unwrap();
+        let (mut w, _) = Wal::open(d.path(), None, 1).unwrap();
+        let big = SEGMENT_BYTES as usize / 2;
+        for i in 1..=4 {
+            w.append(&[rec(i, 1, big)]).unwrap();
+        }
+        w.sync().unwrap();
+        assert_eq!(w.segment_count(), 2);
+        drop(w);
+        // A zeroed sector in the middle of the first segment's second record.
+        let first = d.path().join(segment_name(1));
+        let f = OpenOptions::new().write(true).open(&first).unwrap();
+        let at = H + (HEADER + big) as u64 + 4096;
+        f.write_all_at(&[0; SECTOR], at - at % SECTOR as u64).unwrap();
+        let e = Wal::open(d.path(), None, 1).unwrap_err().to_string();
+        assert!(e.contains("a record cut short in a segment that was synced"), "{e}");
+        assert!(d.path().join(segment_name(3)).exists(), "nothing was removed");
     }
 
     #[test]

@@ -2,8 +2,8 @@
 //! node, host ports, node state), and the one-line reason when it cannot.
 
 use hoist_proto::cluster::{Node, NodeAvailability, NodeStatus, Task};
-use hoist_proto::format::v0::parse_size_decimal_letters;
-use hoist_proto::quantity::{parse_cpu_millis, parse_size};
+use hoist_proto::format::v0::memory_bytes;
+use hoist_proto::quantity::parse_cpu_millis;
 use hoist_proto::service::{PortProtocol, ServiceSpec};
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
@@ -77,10 +77,7 @@ impl Demand {
     /// cluster reads sizes as 0.1.0 did, so that members of both versions agree on every
     /// placement until the last one is upgraded.
     pub fn of(spec: &ServiceSpec, cluster_format: u32) -> Demand {
-        let size = |text: &str| match cluster_format {
-            0 => parse_size_decimal_letters(text),
-            _ => parse_size(text).ok(),
-        };
+        let size = |text: &str| memory_bytes(text, cluster_format);
         let r = &spec.resources;
         Demand {
             service: spec.name.clone(),

@@ -11,7 +11,7 @@ mod tasks;
 #[cfg(test)]
 pub(crate) mod tests;
 
-pub use snapshot::{decode_snapshot, encode_snapshot, SnapshotError};
+pub use snapshot::{decode_snapshot, encode_snapshot, snapshot_format, SnapshotError};
 pub use services::same_run_spec;
 
 use hoist_proto::cluster::{Node, Rollout, Service, ServiceVersion, Task};
@@ -253,6 +253,17 @@ impl State {
     /// Replaces the state with a snapshot; the cluster format stays at least what it was (a
     /// restored 0.1.0 snapshot does not take an upgraded cluster back to format 0).
     fn restore(&mut self, bytes: &[u8]) -> Result<Response, CommandError> {
+        // An image of a newer format than the cluster's would not read on every member.
+        if let Some(f) = snapshot_format(bytes).filter(|f| *f > self.cluster_format) {
+            return Err(CommandError {
+                code: ErrorCode::Conflict,
+                message: format!(
+                    "snapshot: an image of format {f} into a cluster at format {}",
+                    self.cluster_format
+                ),
+                field: None,
+            });
+        }
         let mut state = decode_snapshot(bytes).map_err(|e| CommandError {
             code: ErrorCode::Invalid,
             message: format!("snapshot: {e}"),

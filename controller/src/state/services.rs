@@ -13,7 +13,7 @@ impl State {
         spec: &ServiceSpec,
         now: u64,
     ) -> Result<Response, CommandError> {
-        if let Some(e) = spec.validate().into_iter().next() {
+        if let Some(e) = spec.validate_in(self.cluster_format).into_iter().next() {
             return Err(invalid(&e.field, &e.message));
         }
         Ok(self.new_version(Arc::new(spec.clone()), VersionOrigin::Apply, now))

@@ -49,6 +49,18 @@ pub fn encode_snapshot(state: &State, format: u32) -> Result<Vec<u8>, Unrepresen
     Ok(out)
 }
 
+/// The state format of an image, from its header (`None` when it is not an image this build reads).
+pub fn snapshot_format(bytes: &[u8]) -> Option<u32> {
+    if bytes.len() < HEADER || &bytes[..8] != MAGIC {
+        return None;
+    }
+    match u32::from_le_bytes(bytes[8..12].try_into().expect("4 bytes")) {
+        2 => Some(0),
+        3 => Some(1),
+        _ => None,
+    }
+}
+
 /// Reads an image written by [`encode_snapshot`] of any format this build reads.
 pub fn decode_snapshot(bytes: &[u8]) -> Result<State, SnapshotError> {
     let head = bytes.len().min(MAGIC.len());

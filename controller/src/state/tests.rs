@@ -652,4 +652,11 @@ fn the_cluster_format_only_goes_up_and_gates_newer_commands() {
     let old = encode_snapshot(&State::default(), 0).unwrap();
     assert_eq!(st.apply(&req(8, Command::Restore(old))), Response::Restored(0));
     assert_eq!(st.cluster_format, 1);
+    // A format-0 cluster refuses an image of format 1: not every member would read it.
+    let newer = encode_snapshot(&st, 1).unwrap();
+    let mut zero = State::default();
+    match zero.apply(&req(9, Command::Restore(newer))) {
+        Response::Error(e) => assert!(e.message.contains("format 1 into a cluster at format 0")),
+        other => panic!("{other:?}"),
+    }
 }

@@ -412,4 +412,15 @@ mod tests {
         .unwrap_err();
         assert!(e.to_string().contains("unknown variant `sometimes`"), "{e}");
     }
+
+    #[test]
+    fn a_format_0_cluster_validates_sizes_as_0_1_0_did() {
+        let mut s = ServiceSpec::new("web", "busybox");
+        s.resources.memory = Some("1M".into());
+        // 1M was 10^6 bytes, under the 1Mi minimum; it is 1 MiB now.
+        assert_eq!(s.validate_in(0)[0].to_string(), "resources.memory: must be ≥ 1Mi");
+        assert!(s.validate_in(1).is_empty());
+        s.resources.memory = Some("64mib".into());
+        assert!(s.validate_in(0).is_empty() && s.validate_in(1).is_empty());
+    }
 }

@@ -57,6 +57,13 @@ impl ServiceSpec {
 
     /// Every problem of the spec, in field order; empty when it is valid.
     pub fn validate(&self) -> Vec<FieldError> {
+        self.validate_in(crate::format::CURRENT)
+    }
+
+    /// [`ServiceSpec::validate`] as a cluster at `cluster_format` does it: the controller's
+    /// `apply` must accept exactly what every member accepts, and a format-0 cluster reads sizes
+    /// as 0.1.0 did.
+    pub fn validate_in(&self, cluster_format: u32) -> Vec<FieldError> {
         let mut errs = Vec::new();
         let mut bad = |field: &str, message: String| {
             errs.push(FieldError {
@@ -109,7 +116,13 @@ impl ServiceSpec {
             }
         }
         if let Some(mem) = &self.resources.memory {
-            match parse_size(mem.as_str()) {
+            let size = if cluster_format == 0 {
+                crate::format::v0::parse_size_decimal_letters(mem.as_str())
+                    .ok_or_else(|| format!("{:?} is not a size", mem.as_str()))
+            } else {
+                parse_size(mem.as_str())
+            };
+            match size {
                 Err(m) => bad("resources.memory", m),
                 Ok(n) if n < (1 << 20) => bad("resources.memory", "must be ≥ 1Mi".into()),
                 Ok(_) => {}

@@ -69,6 +69,8 @@ pub struct Entry {
 pub mod entry {
     use super::*;
 
+    // Transient wire values, decoded once and converted at once: no boxing.
+    #[allow(clippy::large_enum_variant)]
     #[derive(Clone, PartialEq, prost::Oneof)]
     pub enum Payload {
         #[prost(message, tag = "2")]
@@ -111,6 +113,8 @@ pub struct AppendEntriesResponse {
 pub mod append_entries_response {
     use super::*;
 
+    // Transient wire values, decoded once and converted at once: no boxing.
+    #[allow(clippy::large_enum_variant)]
     #[derive(Clone, PartialEq, prost::Oneof)]
     pub enum Kind {
         #[prost(message, tag = "1")]

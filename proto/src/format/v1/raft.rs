@@ -33,6 +33,8 @@ pub struct Command {
 pub mod command {
     use super::*;
 
+    // Transient wire values, decoded once and converted at once: no boxing.
+    #[allow(clippy::large_enum_variant)]
     #[derive(Clone, PartialEq, prost::Oneof)]
     pub enum Kind {
         #[prost(message, tag = "1")]
@@ -238,6 +240,8 @@ pub struct Response {
 pub mod response {
     use super::*;
 
+    // Transient wire values, decoded once and converted at once: no boxing.
+    #[allow(clippy::large_enum_variant)]
     #[derive(Clone, PartialEq, prost::Oneof)]
     pub enum Kind {
         #[prost(message, tag = "1")]
@@ -304,6 +308,8 @@ pub struct Outcome {
 pub mod outcome {
     use super::*;
 
+    // Transient wire values, decoded once and converted at once: no boxing.
+    #[allow(clippy::large_enum_variant)]
     #[derive(Clone, PartialEq, prost::Oneof)]
     pub enum Kind {
         #[prost(message, tag = "1")]
