@@ -16,7 +16,8 @@ command -v runc >/dev/null || apt-get install -y -qq runc >/dev/null
 if [ "${BENCH_DOCKER:-0}" = 1 ] && ! command -v dockerd >/dev/null; then apt-get install -y -qq docker.io >/dev/null; fi
 
 cargo build --release --workspace --bins -q
-bin=$PWD/target/x86_64-unknown-linux-gnu/release
+# Another build (a past release, for a before/after): HOIST_BIN_DIR=DIR.
+bin=${HOIST_BIN_DIR:-$PWD/target/x86_64-unknown-linux-gnu/release}
 id=$(printf '%06x' $((RANDOM * RANDOM % 16777216)))
 ns=hoist-bench-$id
 work=$(mktemp -d /tmp/hoist-bench.XXXXXX)
