@@ -495,7 +495,6 @@ impl Wal {
                     "creating",
                 )?,
             };
-            self.prepare_spare();
             let start = if self.format == 0 {
                 0
             } else {
@@ -526,6 +525,10 @@ impl Wal {
         seg.len += buf.len() as u64;
         if self.dirty.last() != Some(&name) {
             self.dirty.push(name);
+        }
+        // The next spare is written only now, so that it never takes the room these writes needed.
+        if rotate {
+            self.prepare_spare();
         }
         Ok(())
     }
