@@ -102,7 +102,8 @@ fn base() -> Value {
                 "replicas": {"type": "integer", "minimum": 0, "default": 1},
                 "resources": {"type": "object", "additionalProperties": false, "properties": {
                     "cpu": {"type": ["string", "number"], "examples": ["0.5", "500m", 2]},
-                    "memory": {"type": ["string", "integer"], "examples": ["512Mi", "1G"]}}},
+                    "memory": {"type": ["string", "integer"], "examples": ["512Mi", "64m", "1g"],
+                        "description": "bytes; k, m, g, t (any case, optional b or ib) and Ki..Ti are binary, as in Docker"}}},
                 "ports": {"type": "array", "items": {"type": "object", "additionalProperties": false, "required": ["target"], "properties": {
                     "target": {"type": "integer", "minimum": 1, "maximum": 65535},
                     "published": {"type": ["integer", "null"], "minimum": 1, "maximum": 65535},
@@ -127,30 +128,39 @@ fn base() -> Value {
                 "mode": {"enum": ["replicated", "global"], "default": "replicated"},
                 "labels": {"type": "object", "additionalProperties": {"type": "string"}},
                 "autoscale": {"type": ["object", "null"], "additionalProperties": false, "required": ["min", "max"], "properties": {
-                    "min": {"type": "integer", "minimum": 0}, "max": {"type": "integer", "minimum": 0}}}}},
+                    "min": {"type": "integer", "minimum": 0}, "max": {"type": "integer", "minimum": 0}}},
+                "stop_signal": {"type": ["string", "null"], "examples": ["SIGQUIT", "TERM", "15"],
+                    "description": "how a replica is asked to stop; default the image's STOPSIGNAL, else SIGTERM (cluster format 1)"},
+                "stop_grace_period": {"type": ["string", "null"], "examples": ["30s"],
+                    "description": "how long a replica may take to stop before SIGKILL; default 10s (cluster format 1)"}}},
             "Service": {"type": "object", "properties": {"name": {"type": "string"}, "version": {"type": "integer"}, "spec": schema_ref("ServiceSpec"), "created_ms": {"type": "integer"}, "updated_ms": {"type": "integer"}}},
             "ServiceChange": {"type": "object", "properties": {"service": schema_ref("Service"), "changed": {"type": "boolean"}}},
             "ServiceVersion": {"type": "object", "properties": {"version": {"type": "integer"}, "origin": {}, "created_ms": {"type": "integer"}, "spec": schema_ref("ServiceSpec")}},
             "ScaleRequest": {"type": "object", "additionalProperties": false, "required": ["replicas"], "properties": {"replicas": {"type": "integer", "minimum": 0}}},
             "RollbackRequest": {"type": "object", "additionalProperties": false, "properties": {"version": {"type": ["integer", "null"]}}},
             "JoinRequest": {"type": "object", "additionalProperties": false, "required": ["id", "address"], "properties": {"id": {"type": "integer"}, "address": {"type": "string"}, "learner": {"type": "boolean"}}},
-            "Member": {"type": "object", "properties": {"id": {"type": "integer"}, "address": {"type": "string"}, "voter": {"type": "boolean"}}},
+            "Member": {"type": "object", "properties": {"id": {"type": "integer"}, "address": {"type": "string"}, "voter": {"type": "boolean"},
+                "version": {"type": "string", "description": "as the answering member last heard; absent if not heard"},
+                "format": {"type": "integer"}}},
             "ClusterStatus": {"type": "object", "properties": {
                 "id": {"type": "integer"}, "role": {"type": "string"}, "leader": {"type": ["integer", "null"]},
                 "leader_address": {"type": ["string", "null"]}, "term": {"type": "integer"},
                 "last_log_index": {"type": ["integer", "null"]}, "last_applied": {"type": ["integer", "null"]},
                 "snapshot_index": {"type": ["integer", "null"]}, "purged_index": {"type": ["integer", "null"]}, "snapshots_installed": {"type": "integer"}, "members": {"type": "array", "items": schema_ref("Member")},
-                "state_hash": {"type": "string"}, "services": {"type": "integer"}}}
+                "state_hash": {"type": "string"}, "services": {"type": "integer"},
+                "version": {"type": "string", "description": "the answering member's Hoist version"},
+                "format": {"type": "integer", "description": "the newest format the answering member reads and writes"},
+                "cluster_format": {"type": "integer", "description": "the format the cluster writes: the newest every member reads"}}}
         }}
     })
 }
 
 /// Paths and schemas of nodes, replicas, rollouts, endpoints and the join token. The agents'
-/// `/v1/agent/...` routes carry postcard bodies (see `hoist_proto::node`) and are listed for
-/// completeness.
+/// `/v1/agent/...` routes carry binary bodies (postcard or protobuf, see `hoist_proto::node`) and
+/// are listed for completeness.
 fn orchestration(doc: &mut Value) {
     let node_param = json!({"name": "id", "in": "path", "required": true, "schema": {"type": "string"}, "description": "node id or hostname"});
-    let postcard = json!({"content": {"application/x-postcard": {}}});
+    let postcard = json!({"content": {"application/x-protobuf": {}, "application/x-postcard": {}}});
     let paths = [
         (
             "/v1/cluster/token",
@@ -197,19 +207,19 @@ fn orchestration(doc: &mut Value) {
         ),
         (
             "/v1/agent/register",
-            json!({"post": {"summary": "agent: join with a token (postcard RegisterRequest → RegisterResponse)", "requestBody": postcard.clone(), "responses": {"200": postcard.clone()}}}),
+            json!({"post": {"summary": "agent: join with a token (RegisterRequest → RegisterResponse)", "requestBody": postcard.clone(), "responses": {"200": postcard.clone()}}}),
         ),
         (
             "/v1/agent/heartbeat",
-            json!({"post": {"summary": "agent: still alive (postcard Heartbeat → HeartbeatAck)", "requestBody": postcard.clone(), "responses": {"200": postcard.clone()}}}),
+            json!({"post": {"summary": "agent: still alive (Heartbeat → HeartbeatAck)", "requestBody": postcard.clone(), "responses": {"200": postcard.clone()}}}),
         ),
         (
             "/v1/agent/assignments",
-            json!({"get": {"summary": "agent: long poll of the node's assignments (?node=ID&index=N&wait_ms=M, postcard Assignments)", "responses": {"200": postcard.clone()}}}),
+            json!({"get": {"summary": "agent: long poll of the node's assignments (?node=ID&index=N&wait_ms=M, Assignments)", "responses": {"200": postcard.clone()}}}),
         ),
         (
             "/v1/agent/status",
-            json!({"post": {"summary": "agent: batched task status (postcard StatusReport → StatusAck)", "requestBody": postcard.clone(), "responses": {"200": postcard}}}),
+            json!({"post": {"summary": "agent: batched task status (StatusReport → StatusAck)", "requestBody": postcard.clone(), "responses": {"200": postcard}}}),
         ),
     ];
     for (path, item) in paths {
