@@ -84,14 +84,14 @@ up() {
   for i in 1 2; do
     add_host "a$i" "$(agent_ip "$i")"
     start_in "a$i" "hoist-qs-a$i" hoist-agent --data-dir "$STATE/a$i" --socket "$RUN/a$i.sock" \
-      --subnet "10.90.$i.0/24" --cgroup-parent "hoist/qs-a$i" \
+      --wg-interface "hqs-wg$i" --cgroup-parent "hoist/qs-a$i" \
       --join "$token" --controller "$HOIST_CONTROLLER" --advertise-addr "$(agent_ip "$i")" \
       --label "zone=z$i"
     wait_for "agent a$i" 30 env HOIST_AGENT="$RUN/a$i.sock" hoist info
     HOIST_AGENT="$RUN/a$i.sock" hoist image import "$image_tar" busybox >/dev/null
   done
   wait_for "2 ready nodes" 30 sh -c 'hoist node ls -o json | grep -o "\"ready\"" | wc -l | grep -qx 2'
-  hoist node ls
+  hoist node ls   # each node's SUBNET comes from the cluster CIDR; the hosts are linked by WireGuard
 
   say "applying the sample service (deploy/examples/hello.toml)"
   hoist service apply -f deploy/examples/hello.toml
@@ -100,6 +100,12 @@ up() {
   say "the service answers on every agent host"
   for i in 1 2; do
     curl -sS --max-time 2 "http://$(agent_ip "$i"):8080/" || true
+  done
+  say "a container on a2 reaches every replica across the WireGuard overlay"
+  local ip
+  for ip in $(hoist service ps hello -o json | grep -o '"address": *"10\.200\.[0-9.]*"' | grep -o '10\.[0-9.]*'); do
+    printf '%s: ' "$ip"
+    HOIST_AGENT="$RUN/a2.sock" hoist run --rm busybox sh -c "printf 'GET / HTTP/1.0\r\n\r\n' | nc -w 2 $ip 8080 | tail -n 1" || true
   done
   echo "Done. export HOIST_CONTROLLER=$HOIST_CONTROLLER; then try: hoist service ls; hoist service scale hello 3 (the third replica stays pending: hoist service ps hello says why); hoist node drain NODE; $0 down"
 }
@@ -117,6 +123,8 @@ down() {
       for c in $(HOIST_AGENT=$sock hoist ps -aq 2>/dev/null); do HOIST_AGENT=$sock hoist rm -f "$c" >/dev/null 2>&1 || true; done
     fi
   done
+  # The overlay's userspace devices outlive their agents by design: stop them too.
+  for i in 1 2; do rm -f "/var/run/wireguard/hqs-wg$i.sock"; pkill -9 -f "__wg hqs-wg$i\$" 2>/dev/null || true; done
   for f in "$RUN"/*.pid; do
     [ -f "$f" ] || continue
     kill -9 "$(cat "$f")" 2>/dev/null || true

@@ -103,6 +103,28 @@ fn every_agent_record_of_every_format_read_loads() {
             write_json_atomic(&exit, &e).unwrap();
             write_current("exit", &exit);
         }
+
+        if format >= 2 {
+            // The overlay's record came with format 2; the first one is this build's own.
+            let data = t.join("ov");
+            let path = crate::overlay::state::path(&data);
+            if !dir(format).join("agent-overlay-state.json").exists() && writing() {
+                let s = crate::overlay::state::OverlayState {
+                    version: crate::overlay::state::STATE_VERSION,
+                    cluster_id: "0123456789abcdef".into(),
+                    subnet: "10.200.3.0/24".into(),
+                    cluster_cidr: "10.200.0.0/16".into(),
+                };
+                crate::overlay::state::save(&data, &s).unwrap();
+                write_current("overlay-state", &path);
+            }
+            if fetch(format, "overlay-state", &path, &mut missing) {
+                let s = crate::overlay::state::load(&data).unwrap().unwrap();
+                assert_eq!((s.subnet.as_str(), s.cluster_cidr.as_str()), ("10.200.3.0/24", "10.200.0.0/16"));
+                crate::overlay::state::save(&data, &s).unwrap();
+                write_current("overlay-state", &path);
+            }
+        }
     }
     // Written just now (HOIST_WRITE_GOLDEN) is not missing.
     missing.retain(|p| !p.exists());

@@ -15,6 +15,7 @@ pub mod containers;
 pub mod error;
 pub mod image;
 pub mod network;
+pub mod overlay;
 pub mod runtime;
 pub mod testing;
 pub mod worker;

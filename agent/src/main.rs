@@ -25,9 +25,18 @@ struct Args {
     /// The bridge containers attach to.
     #[arg(long, default_value = "hoist0")]
     bridge: String,
-    /// The subnet container addresses come from; the bridge takes its first address.
-    #[arg(long, default_value = "10.89.0.0/24")]
-    subnet: String,
+    /// The subnet container addresses come from; the bridge takes its first address. Default
+    /// 10.89.0.0/24 for a standalone agent; a cluster node (`--join`) without it gets a subnet of
+    /// the cluster CIDR from the controller and joins the WireGuard overlay.
+    #[arg(long)]
+    subnet: Option<String>,
+    /// The overlay's WireGuard port on this host (UDP); peers reach it on the advertise address.
+    #[arg(long, default_value_t = hoist_proto::overlay::DEFAULT_WG_PORT)]
+    wg_port: u16,
+    /// The overlay's WireGuard interface (its UAPI socket is /var/run/wireguard/NAME.sock, so
+    /// `wg show NAME` works).
+    #[arg(long, default_value = "hoist-wg0")]
+    wg_interface: String,
     /// Masquerade containers' outbound traffic (NAT to the host's address).
     #[arg(long)]
     masquerade: bool,
@@ -85,6 +94,7 @@ fn main() -> anyhow::Result<()> {
     let argv: Vec<String> = std::env::args().collect();
     match argv.get(1).map(String::as_str) {
         Some("__shim") if argv.len() == 3 => hoist_agent::runtime::shim::main(argv[2].as_ref()),
+        Some("__wg") if argv.len() == 3 => return hoist_agent::overlay::helper::main(&argv[2]),
         Some("__exec") if argv.len() == 4 => {
             hoist_agent::runtime::exec::main(argv[2].as_ref(), &argv[3])
         }
@@ -100,7 +110,7 @@ fn main() -> anyhow::Result<()> {
 }
 
 async fn run(args: Args) -> anyhow::Result<()> {
-    let join = args.join.map(|token| JoinConfig {
+    let mut join = args.join.map(|token| JoinConfig {
         token,
         controllers: args
             .controller
@@ -113,12 +123,43 @@ async fn run(args: Args) -> anyhow::Result<()> {
         cpu_millis: args.cpus,
         memory_bytes: args.memory,
         data_dir: args.data_dir.clone(),
+        overlay: None,
     });
+    // A cluster node without a subnet of its own joins the overlay: its key first (registered
+    // with the node), then the subnet the controller allocates.
+    let mut mtu = None;
+    let subnet = match (&mut join, &args.subnet) {
+        (Some(j), None) => {
+            let keys = hoist_agent::overlay::keys::KeyPair::load_or_create(&args.data_dir.join("overlay"))
+                .context("the overlay's key pair")?;
+            let underlay_ip = hoist_agent::worker::advertise_address(j)
+                .ok()
+                .and_then(|a| a.parse().ok());
+            let overlay = hoist_agent::overlay::Overlay::new(
+                hoist_agent::overlay::OverlayConfig {
+                    interface: args.wg_interface.clone(),
+                    listen_port: args.wg_port,
+                    underlay_ip,
+                },
+                keys,
+                Arc::new(hoist_agent::overlay::HostTunnel::new()),
+            );
+            j.overlay = Some(overlay.clone());
+            let o = overlay.clone();
+            mtu = Some(tokio::task::spawn_blocking(move || o.mtu()).await?);
+            tracing::info!(interface = %args.wg_interface, port = args.wg_port, public_key = %overlay.public_key(), "joining the overlay");
+            let state = hoist_agent::worker::wait_for_subnet(j).await?;
+            tokio::spawn(overlay.run());
+            state.subnet
+        }
+        (_, Some(s)) => s.clone(),
+        (None, None) => "10.89.0.0/24".to_string(),
+    };
     let config = AgentConfig {
         data_dir: args.data_dir,
         socket: args.socket,
         bridge: args.bridge,
-        subnet: args.subnet,
+        subnet,
         masquerade: args.masquerade,
         cgroup_parent: args.cgroup_parent,
         log_max_bytes: args.log_max_size,
@@ -150,6 +191,7 @@ async fn run(args: Args) -> anyhow::Result<()> {
                 .parse()
                 .map_err(|e| anyhow::anyhow!("--subnet: {e}"))?,
             masquerade: config.masquerade,
+            mtu,
             state_dir: config.network_dir(),
             netns_dir: config.netns_dir(),
         })

@@ -110,6 +110,7 @@ pub async fn run(cmd: NodeCmd, controllers: &[String], json: bool) -> anyhow::Re
                     "STATUS",
                     "AVAILABILITY",
                     "ADDRESS",
+                    "SUBNET",
                     "CPU",
                     "MEMORY",
                     "REPLICAS",
@@ -126,6 +127,7 @@ pub async fn run(cmd: NodeCmd, controllers: &[String], json: bool) -> anyhow::Re
                         name(n.status),
                         name(n.availability),
                         n.address.clone(),
+                        n.subnet.clone().or_else(|| n.overlay_problem.as_ref().map(|_| "none: CIDR exhausted".into())).unwrap_or_else(|| "-".into()),
                         format!(
                             "{}/{}",
                             v.reserved.cpu_millis as f64 / 1000.0,

@@ -42,6 +42,11 @@ fn node(i: usize) -> Node {
         agent_format: 0,
         registered_ms: 0,
         updated_ms: 0,
+        subnet: None,
+        wg_public_key: None,
+        wg_endpoint: None,
+        overlay_generation: 0,
+        overlay_problem: None,
     }
 }
 

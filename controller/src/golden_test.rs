@@ -60,6 +60,13 @@ fn state(format: u32) -> State {
     st.node_index.insert("n1".into(), 41);
     st.endpoints_index.insert("web".into(), 42);
     st.cluster_format = format;
+    if format >= 2 {
+        st.network = Some(hoist_proto::cluster::ClusterNetwork {
+            cidr: "10.200.0.0/16".into(),
+            subnet_prefix: 24,
+        });
+        st.overlay_index = 17;
+    }
     st
 }
 

@@ -60,6 +60,13 @@ struct Args {
     /// How often agents heartbeat (told to them when they register).
     #[arg(long, default_value = "1s", value_parser = duration)]
     heartbeat_interval: Duration,
+    /// The overlay's address range: every node gets a subnet of it for its containers (set once,
+    /// when the cluster first runs at format 2; later values are ignored).
+    #[arg(long, default_value = hoist_proto::overlay::DEFAULT_CLUSTER_CIDR, value_name = "CIDR")]
+    cluster_cidr: String,
+    /// The prefix length of each node's subnet of the cluster CIDR.
+    #[arg(long, default_value_t = hoist_proto::overlay::DEFAULT_SUBNET_PREFIX, value_name = "LEN")]
+    node_subnet_prefix: u32,
 }
 
 fn duration(text: &str) -> Result<Duration, String> {
@@ -76,6 +83,9 @@ static ALLOC: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 fn main() -> anyhow::Result<()> {
     let args = Args::parse();
+    if let Err(e) = hoist_proto::overlay::parse_plan(&args.cluster_cidr, args.node_subnet_prefix) {
+        anyhow::bail!("--cluster-cidr / --node-subnet-prefix: {e}");
+    }
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_env("HOIST_LOG")
@@ -100,6 +110,10 @@ fn main() -> anyhow::Result<()> {
         leader: LeaderSettings {
             grace: args.node_grace,
             heartbeat_interval: args.heartbeat_interval,
+            network: hoist_proto::cluster::ClusterNetwork {
+                cidr: args.cluster_cidr.trim().to_string(),
+                subnet_prefix: args.node_subnet_prefix,
+            },
             ..LeaderSettings::default()
         },
         settings: RaftSettings {

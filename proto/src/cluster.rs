@@ -122,6 +122,52 @@ pub struct Node {
     pub registered_ms: u64,
     /// Leader time of the last change.
     pub updated_ms: u64,
+    /// The node's share of the cluster CIDR (`10.200.3.0/24`): its bridge and its containers'
+    /// addresses. Allocated when it registers (or when the cluster's overlay is set up), kept
+    /// across agent restarts, freed with the node. `None` while the cluster has no overlay yet
+    /// or the CIDR is exhausted (then [`Node::overlay_problem`] says so). Format 2.
+    #[serde(default)]
+    pub subnet: Option<String>,
+    /// The agent's WireGuard public key (base64 of 32 bytes). Format 2.
+    #[serde(default)]
+    pub wg_public_key: Option<String>,
+    /// Where its tunnel listens, `IP:PORT`. Format 2.
+    #[serde(default)]
+    pub wg_endpoint: Option<String>,
+    /// Raft index of the last change to the node's overlay record (subnet, key, endpoint): the
+    /// peer generation agents compare. Format 2.
+    #[serde(default)]
+    pub overlay_generation: u64,
+    /// Why the node has no subnet although the cluster has an overlay (the CIDR is exhausted).
+    /// Format 2.
+    #[serde(default)]
+    pub overlay_problem: Option<String>,
+}
+
+impl Node {
+    /// The oldest format that can carry this record.
+    pub fn format(&self) -> u32 {
+        if self.subnet.is_some()
+            || self.wg_public_key.is_some()
+            || self.wg_endpoint.is_some()
+            || self.overlay_generation != 0
+            || self.overlay_problem.is_some()
+        {
+            2
+        } else {
+            u32::from(self.agent_format != 0)
+        }
+    }
+}
+
+/// The cluster's overlay address plan, set once by the leader from `hoist-controller
+/// --cluster-cidr` (format 2): every node gets a `/subnet_prefix` out of `cidr`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ClusterNetwork {
+    /// `10.200.0.0/16` by default.
+    pub cidr: String,
+    /// The prefix length of each node's subnet, 24 by default.
+    pub subnet_prefix: u32,
 }
 
 /// The lifecycle of a task (one replica of one service version on one node).
@@ -296,6 +342,9 @@ pub struct AvailabilityRequest {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct NodeView {
     pub node: Node,
+    /// The node's overlay subnet (`node.subnet`, repeated here for scripts).
+    #[serde(default)]
+    pub subnet: Option<String>,
     /// Tasks meant to run there.
     pub tasks: u64,
     /// Reserved by those tasks.
@@ -353,6 +402,9 @@ pub struct ClusterStatus {
     /// The format the cluster writes: the newest every member reads.
     #[serde(default)]
     pub cluster_format: u32,
+    /// The overlay's address plan, once set (format 2).
+    #[serde(default)]
+    pub network: Option<ClusterNetwork>,
 }
 
 /// The version of a member that does not say it: only 0.1.0 did not.

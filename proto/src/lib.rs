@@ -9,6 +9,7 @@ pub mod cluster;
 pub mod format;
 pub mod image;
 pub mod node;
+pub mod overlay;
 pub mod quantity;
 pub mod raft;
 pub mod service;

@@ -12,6 +12,7 @@
 //! | `POST /v1/agent/heartbeat` | [`Heartbeat`] | [`HeartbeatAck`] |
 //! | `GET /v1/agent/assignments?node=ID&index=N&wait_ms=M` | — | [`Assignments`] (long poll) |
 //! | `POST /v1/agent/status` | [`StatusReport`] | [`StatusAck`] |
+//! | `GET /v1/agent/endpoints?index=N&wait_ms=M` | — | [`ServiceEndpoints`] (long poll, format 2) |
 //!
 //! Every answer from the controller carries the Raft `term` it was produced in. An agent keeps the
 //! newest term it has seen and ignores anything stamped with an older one: a deposed leader that
@@ -66,6 +67,13 @@ pub struct RegisterRequest {
     /// What the host offers: its CPUs and memory.
     pub capacity: NodeResources,
     pub agent_version: String,
+    /// The agent's WireGuard public key, base64 of 32 bytes (its private key never leaves the
+    /// host). Format 2; dropped by a controller whose cluster is not at format 2 yet.
+    #[serde(default)]
+    pub wg_public_key: Option<String>,
+    /// Where its tunnel listens, `IP:PORT` (`--advertise-addr`, `--wg-port`). Format 2.
+    #[serde(default)]
+    pub wg_endpoint: Option<String>,
 }
 
 /// The controller's answer to a registration.
@@ -118,6 +126,65 @@ pub struct Assignments {
     pub index: u64,
     pub term: u64,
     pub tasks: Vec<Assignment>,
+    /// The overlay as this node must wire it: its own subnet and every peer. Sent to agents of
+    /// format 2 once the cluster has an overlay; a change of any peer wakes every poll. Format 2.
+    #[serde(default)]
+    pub overlay: Option<Overlay>,
+}
+
+/// The overlay seen from one node (see [`Assignments::overlay`]).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Overlay {
+    /// The cluster CIDR (`10.200.0.0/16`): everything in it is reached through the tunnel.
+    pub cluster_cidr: String,
+    /// This node's subnet; `None` when none could be allocated (`problem` says why).
+    pub subnet: Option<String>,
+    pub problem: Option<String>,
+    /// Every other node that has a subnet and a key, by node id.
+    pub peers: Vec<OverlayPeer>,
+}
+
+/// Another node on the overlay.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OverlayPeer {
+    pub node: String,
+    /// Base64 WireGuard public key.
+    pub public_key: String,
+    /// `IP:PORT` of its tunnel.
+    pub endpoint: String,
+    /// The subnet routed to it.
+    pub subnet: String,
+    /// Raft index of the last change to this peer's record.
+    pub generation: u64,
+}
+
+/// Every service's ready replicas (running, healthy or without a check, not stopping), for the
+/// agents' DNS: one cluster-wide watch per agent instead of one per service. Full state as of
+/// Raft index `index`. Format 2.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct ServiceEndpoints {
+    /// Pass it back as `index` to wait for the next change.
+    pub index: u64,
+    pub term: u64,
+    /// By service name.
+    pub services: Vec<ServiceAddresses>,
+}
+
+/// One service's ready replicas.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ServiceAddresses {
+    pub service: String,
+    pub replicas: Vec<ReplicaAddress>,
+}
+
+/// One ready replica of a service.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ReplicaAddress {
+    pub slot: u64,
+    pub task: String,
+    pub node: String,
+    /// Its address on the overlay.
+    pub address: String,
 }
 
 /// A task's health as the agent's checks see it.

@@ -1,7 +1,7 @@
 //! The payload of the controller's Raft log: commands stamped with the leader's clock, and what
 //! applying them answers. Postcard-encoded; variants are only ever appended.
 
-use crate::cluster::{Node, NodeAvailability, NodeStatus, Rollout, Service, ServiceChange, Task};
+use crate::cluster::{ClusterNetwork, Node, NodeAvailability, NodeStatus, Rollout, Service, ServiceChange, Task};
 use crate::node::TaskStatus;
 use crate::service::ServiceSpec;
 use serde::{Deserialize, Serialize};
@@ -93,6 +93,9 @@ pub enum Command {
         agent_version: String,
         agent_format: u32,
     },
+    /// The leader, once the cluster is at format 2 and has no overlay address plan yet: from its
+    /// `--cluster-cidr`. Set once; every node without a subnet gets one. Format 2.
+    SetClusterNetwork(ClusterNetwork),
 }
 
 impl Command {
@@ -101,9 +104,10 @@ impl Command {
     pub fn format(&self) -> u32 {
         match self {
             Command::ApplyService(spec) => spec.format(),
-            Command::RegisterNode(node) => u32::from(node.agent_format != 0),
+            Command::RegisterNode(node) => node.format(),
             Command::Batch(commands) => commands.iter().map(Command::format).max().unwrap_or(0),
             Command::SetClusterFormat { .. } | Command::SetNodeVersion { .. } => 1,
+            Command::SetClusterNetwork(_) => 2,
             _ => 0,
         }
     }
@@ -169,6 +173,9 @@ pub struct CommandError {
 }
 
 /// What applying a command answered. Append new variants at the end only.
+// A short-lived answer (one per applied command, moved once to its waiter): boxing the node
+// would cost an allocation per answer for nothing.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Response {
     Service(ServiceChange),

@@ -21,6 +21,27 @@ pub struct Agent {
     lab_index: usize,
     /// The node id it registered as (read from its data dir).
     pub name: String,
+    /// Its overlay device (`--wg-interface`), when it is on the overlay.
+    pub wg_interface: Option<String>,
+}
+
+impl Agent {
+    /// Index of its namespace in the controller lab.
+    pub fn lab_index(&self) -> usize {
+        self.lab_index
+    }
+}
+
+impl Drop for Agent {
+    /// The overlay's userspace device outlives its agent by design: stop it with the lab host.
+    fn drop(&mut self) {
+        if let Some(i) = &self.wg_interface {
+            let _ = std::fs::remove_file(format!("/var/run/wireguard/{i}.sock"));
+            let _ = std::process::Command::new("pkill")
+                .args(["-9", "-f", &format!("__wg {i}$")])
+                .status();
+        }
+    }
 }
 
 /// Controllers and agents on one bridge. Field order matters: agents are dropped first.
@@ -85,19 +106,33 @@ impl ClusterLab {
     }
 
     /// Adds an agent host named `name` with node labels; answers its index in [`Self::agents`].
+    /// It has a subnet of its own (`10.90.<n>.0/24`) and no overlay.
     pub fn add_agent(&mut self, name: &str, labels: &[(&str, &str)]) -> Result<usize> {
+        self.add_agent_with(name, labels, false)
+    }
+
+    /// Adds an agent host on the overlay: its subnet comes from the controllers and its WireGuard
+    /// device has a name unique to this run (`hw<run><n>`).
+    pub fn add_overlay_agent(&mut self, name: &str, labels: &[(&str, &str)]) -> Result<usize> {
+        self.add_agent_with(name, labels, true)
+    }
+
+    fn add_agent_with(&mut self, name: &str, labels: &[(&str, &str)], overlay: bool) -> Result<usize> {
         let lab_index = self.lab.add_host()?;
         let n = self.agents.len();
-        let mut args = vec![
-            "--subnet".to_string(),
-            format!("10.90.{}.0/24", n + 1),
+        let wg_interface = overlay.then(|| format!("hw{}{n}", crate::run_id()));
+        let mut args = match &wg_interface {
+            Some(i) => vec!["--wg-interface".to_string(), i.clone()],
+            None => vec!["--subnet".to_string(), format!("10.90.{}.0/24", n + 1)],
+        };
+        args.extend([
             "--join".into(),
             self.token.clone(),
             "--controller".into(),
             self.controllers_arg(),
             "--advertise-addr".into(),
             self.lab.ip(lab_index).to_string(),
-        ];
+        ]);
         for (k, v) in labels {
             args.push("--label".into());
             args.push(format!("{k}={v}"));
@@ -109,6 +144,7 @@ impl ClusterLab {
             host,
             lab_index,
             name: name.into(),
+            wg_interface,
         });
         let idx = self.agents.len() - 1;
         self.wait_until(

@@ -204,6 +204,8 @@ fn register(
         labels: node.labels.clone(),
         capacity: node.capacity,
         agent_version: "fake".into(),
+        wg_public_key: None,
+        wg_endpoint: None,
     };
     conn.call(reqwest::Method::POST, "/v1/agent/register", body(&req))
 }

@@ -204,6 +204,7 @@ async fn assignments(State(s): State<Shared>, Query(q): Query<Poll>) -> Response
                     index: st.index,
                     term,
                     tasks: st.tasks.clone(),
+                    overlay: None,
                 });
             }
         }

@@ -262,11 +262,13 @@ impl Host {
             .context("start hoist-agent")?;
         self.agent = Some(child);
         let sock = self.socket();
-        wait_for("the agent's socket", Duration::from_secs(10), || {
+        // A cluster node on the overlay answers once the controllers have given it a subnet.
+        wait_for("the agent's socket", Duration::from_secs(30), || {
             Ok(std::os::unix::net::UnixStream::connect(&sock)
                 .ok()
                 .map(|_| ()))
         })
+        .map_err(|e| anyhow::anyhow!("{e}; agent log:\n{}", tail(&self.agent_log(), 30)))
     }
 
     /// Stops the agent as systemd does (SIGTERM, the agent alone: `KillMode=process`), waiting for

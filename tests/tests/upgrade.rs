@@ -9,7 +9,7 @@
 //! as is a client claiming to be too new.
 
 use anyhow::{bail, ensure, Context, Result};
-use hoist_proto::format::VERSION;
+use hoist_proto::format::{CURRENT, VERSION};
 use hoist_tests::cluster_lab::ClusterLab;
 use hoist_tests::controller_lab::serial;
 use serde_json::{json, Value};
@@ -280,12 +280,12 @@ fn a_cluster_of_0_1_0_upgrades_member_by_member_and_agent_by_agent_while_it_serv
     // Every member reads format 1 now: the cluster moves to it.
     lab.wait_until("cluster format 1", Duration::from_secs(10), || {
         let st = lab.lab.status(leader)?;
-        Ok(((st["cluster_format"] == 1).then_some(()), st.to_string()))
+        Ok(((st["cluster_format"] == CURRENT).then_some(()), st.to_string()))
     })?;
     let st: Value = serde_json::from_str(&lab.hoist_ok(&["cluster", "status", "-o", "json"])?)?;
     ensure!(
         st.as_array()
-            .is_some_and(|a| a.iter().all(|m| m["version"] == VERSION && m["format"] == 1)),
+            .is_some_and(|a| a.iter().all(|m| m["version"] == VERSION && m["format"] == CURRENT)),
         "cluster status after the members' upgrade: {st}"
     );
     // A spec of format 1 is taken now, but waits for an agent that reads it.
@@ -349,7 +349,7 @@ fn a_cluster_of_0_1_0_upgrades_member_by_member_and_agent_by_agent_while_it_serv
             || {
                 let v = lab.get(&format!("/v1/nodes/{node}"))?;
                 let n = &v["node"];
-                let ok = n["agent_version"] == VERSION && n["agent_format"] == 1 && n["status"] == "ready";
+                let ok = n["agent_version"] == VERSION && n["agent_format"] == CURRENT && n["status"] == "ready";
                 Ok((ok.then_some(()), v.to_string()))
             },
         )?;
@@ -392,6 +392,6 @@ fn a_cluster_of_0_1_0_upgrades_member_by_member_and_agent_by_agent_while_it_serv
         names == BTreeSet::from(["slow".to_string(), "web".to_string()]),
         "services after restoring 0.1.0's snapshot: {names:?}"
     );
-    ensure!(lab.lab.status(leader)?["cluster_format"] == 1);
+    ensure!(lab.lab.status(leader)?["cluster_format"] == CURRENT);
     Ok(())
 }

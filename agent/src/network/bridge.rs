@@ -6,9 +6,15 @@ use futures::TryStreamExt;
 use rtnetlink::{Handle, LinkBridge, LinkUnspec};
 use std::net::IpAddr;
 
-/// Makes sure bridge `name` exists, is up, has its stable MAC and carries the gateway address;
-/// returns its ifindex.
-pub async fn ensure(handle: &Handle, name: &str, subnet: Ipv4Subnet) -> Result<u32, NetworkError> {
+/// Makes sure bridge `name` exists, is up, has its stable MAC (and `mtu`, when given: the
+/// overlay's, so that containers never send what the tunnel cannot carry) and carries the
+/// gateway address; returns its ifindex.
+pub async fn ensure(
+    handle: &Handle,
+    name: &str,
+    subnet: Ipv4Subnet,
+    mtu: Option<u32>,
+) -> Result<u32, NetworkError> {
     let index = match link_index(handle, name).await? {
         Some(i) => i,
         None => {
@@ -31,14 +37,15 @@ pub async fn ensure(handle: &Handle, name: &str, subnet: Ipv4Subnet) -> Result<u
                 })?
         }
     };
+    let mut change = LinkUnspec::new_with_index(index)
+        .up()
+        .address(stable_mac(name, subnet).to_vec());
+    if let Some(mtu) = mtu {
+        change = change.mtu(mtu);
+    }
     handle
         .link()
-        .change(
-            LinkUnspec::new_with_index(index)
-                .up()
-                .address(stable_mac(name, subnet).to_vec())
-                .build(),
-        )
+        .change(change.build())
         .execute()
         .await
         .map_err(|e| NetworkError::netlink(format!("set bridge {name} up with a fixed MAC"), e))?;

@@ -114,13 +114,18 @@ impl HostLinks {
     /// Opens the long-lived netlink connection and makes sure `bridge` exists, is up and carries
     /// the subnet's gateway address; `warm` namespaces of each kind are kept ready once
     /// [`Links::refill`] is first called. Call it in the agent's (host) namespace.
-    pub async fn new(bridge: &str, subnet: Ipv4Subnet, warm: usize) -> Result<Self, NetworkError> {
+    pub async fn new(
+        bridge: &str,
+        subnet: Ipv4Subnet,
+        mtu: Option<u32>,
+        warm: usize,
+    ) -> Result<Self, NetworkError> {
         let (conn, host, _) = rtnetlink::new_connection()
             .map_err(|e| NetworkError::io("open netlink socket for", bridge, e))?;
         tokio::spawn(conn);
-        let bridge_index = bridge::ensure(&host, bridge, subnet).await?;
+        let bridge_index = bridge::ensure(&host, bridge, subnet, mtu).await?;
         Ok(HostLinks {
-            pool: pool::Pool::new(host, bridge_index, warm),
+            pool: pool::Pool::new(host, bridge_index, mtu, warm),
             bare_pool: pool::BarePool::new(warm),
         })
     }

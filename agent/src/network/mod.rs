@@ -88,6 +88,9 @@ pub struct NetworkConfig {
     pub subnet: Ipv4Subnet,
     /// Outbound NAT from the subnet; default off.
     pub masquerade: bool,
+    /// MTU of the bridge and the containers' interfaces (the overlay's, on a cluster node);
+    /// `None` keeps the kernel's default.
+    pub mtu: Option<u32>,
     /// `DATA_DIR/network`: the persisted attachments.
     pub state_dir: PathBuf,
     /// `DATA_DIR/netns`: one bind-mounted netns file per container.
@@ -101,6 +104,7 @@ impl NetworkConfig {
             bridge: "hoist0".into(),
             subnet: Ipv4Subnet::default(),
             masquerade: false,
+            mtu: None,
             state_dir: data_dir.join("network"),
             netns_dir: data_dir.join("netns"),
         }
@@ -165,7 +169,7 @@ impl Network {
             return Err(NetworkError::InvalidBridgeName { name: b.clone() });
         }
         let nft = HostNft::new()?;
-        let links = HostLinks::new(&cfg.bridge, cfg.subnet, WARM_NETNS).await?;
+        let links = HostLinks::new(&cfg.bridge, cfg.subnet, cfg.mtu, WARM_NETNS).await?;
         Self::with_kernel(cfg, Arc::new(links), Arc::new(nft)).await
     }
 

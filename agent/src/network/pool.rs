@@ -42,6 +42,7 @@ impl std::fmt::Debug for Ready {
 pub struct Pool {
     host: rtnetlink::Handle,
     bridge_index: u32,
+    mtu: Option<u32>,
     target: usize,
     entries: Mutex<Vec<Ready>>,
     refilling: AtomicBool,
@@ -50,7 +51,12 @@ pub struct Pool {
 
 impl Pool {
     /// A pool that keeps `target` entries ready (0 disables it) from the first `refill` on.
-    pub fn new(host: rtnetlink::Handle, bridge_index: u32, target: usize) -> Arc<Pool> {
+    pub fn new(
+        host: rtnetlink::Handle,
+        bridge_index: u32,
+        mtu: Option<u32>,
+        target: usize,
+    ) -> Arc<Pool> {
         // Host-side veth names must not repeat an old pair that is still being torn down with its
         // namespace, also across agent restarts: start the counter from the clock.
         let start = std::time::SystemTime::now()
@@ -60,6 +66,7 @@ impl Pool {
         Arc::new(Pool {
             host,
             bridge_index,
+            mtu,
             target,
             entries: Mutex::new(Vec::new()),
             refilling: AtomicBool::new(false),
@@ -137,7 +144,7 @@ impl Pool {
         loop {
             let seq = self.veth_seq.fetch_add(1, Ordering::Relaxed) & 0x000f_ffff_ffff_ffff;
             let name = format!("hv{seq:013x}");
-            match veth::create_pair(&self.host, &name, self.bridge_index, netns).await {
+            match veth::create_pair(&self.host, &name, self.bridge_index, netns, self.mtu).await {
                 Err(NetworkError::Netlink { source, .. })
                     if netlink_errno(&source) == Some(libc::EEXIST) && attempt < 3 =>
                 {

@@ -11,7 +11,8 @@ use std::os::fd::{AsRawFd, BorrowedFd};
 /// The container-side interface name.
 pub const CONTAINER_IFNAME: &str = "eth0";
 
-/// Creates `host_name` (up, enslaved to `bridge_index`) with its peer `eth0` (still down) inside `netns`.
+/// Creates `host_name` (up, enslaved to `bridge_index`) with its peer `eth0` (still down) inside
+/// `netns`, both with `mtu` when given.
 /// (Setting the peer up in the same request fails with ENOTCONN on kernel 6.18 when it goes to
 /// another namespace, so `configure_container` does that.)
 pub async fn create_pair(
@@ -19,16 +20,21 @@ pub async fn create_pair(
     host_name: &str,
     bridge_index: u32,
     netns: BorrowedFd<'_>,
+    mtu: Option<u32>,
 ) -> Result<(), NetworkError> {
-    let peer = LinkMessageBuilder::<LinkUnspec>::new()
+    let mut peer = LinkMessageBuilder::<LinkUnspec>::new()
         .name(CONTAINER_IFNAME.to_string())
-        .setns_by_fd(netns.as_raw_fd())
-        .build();
-    let msg = LinkMessageBuilder::<LinkVeth>::new_with_info_kind(InfoKind::Veth)
+        .setns_by_fd(netns.as_raw_fd());
+    let mut host_end = LinkMessageBuilder::<LinkVeth>::new_with_info_kind(InfoKind::Veth)
         .name(host_name.to_string())
         .controller(bridge_index)
-        .up()
-        .set_info_data(InfoData::Veth(InfoVeth::Peer(peer)))
+        .up();
+    if let Some(mtu) = mtu {
+        peer = peer.mtu(mtu);
+        host_end = host_end.mtu(mtu);
+    }
+    let msg = host_end
+        .set_info_data(InfoData::Veth(InfoVeth::Peer(peer.build())))
         .build();
     host.link()
         .add(msg)

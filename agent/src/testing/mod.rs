@@ -167,6 +167,7 @@ impl FakeHost {
             masquerade: false,
             state_dir: config.network_dir(),
             netns_dir: config.netns_dir(),
+            mtu: None,
         };
         let links = Arc::new(FakeLinks::new(self.clone()));
         let nft = Arc::new(FakeNft::new(self.clone()));

@@ -87,6 +87,12 @@ impl ControllerClient {
         })
     }
 
+    /// The address tried first.
+    fn preferred_addr(&self) -> String {
+        let i = self.preferred.load(Ordering::Relaxed);
+        self.addrs.get(i).cloned().unwrap_or_default()
+    }
+
     /// The format to speak to `addr` now.
     pub fn format_of(&self, addr: &str) -> u32 {
         let formats = self.formats.lock().unwrap_or_else(|e| e.into_inner());
@@ -108,8 +114,30 @@ impl ControllerClient {
         }
     }
 
+    /// Registers. The overlay's fields (format 2) go only to a controller known to read them: a
+    /// first registration goes without them, which teaches the controller's format, and is
+    /// repeated with them at once when the controller reads format 2.
     pub async fn register(&self, req: &RegisterRequest) -> Result<RegisterResponse, ClientError> {
-        self.call("/v1/agent/register", Some(req), REQUEST_TIMEOUT)
+        let overlay = req.wg_public_key.is_some() || req.wg_endpoint.is_some();
+        if !overlay || self.format_of(&self.preferred_addr()) >= 2 {
+            return self.call("/v1/agent/register", Some(req), REQUEST_TIMEOUT).await;
+        }
+        let bare = RegisterRequest {
+            wg_public_key: None,
+            wg_endpoint: None,
+            ..req.clone()
+        };
+        let resp: RegisterResponse = self
+            .call("/v1/agent/register", Some(&bare), REQUEST_TIMEOUT)
+            .await?;
+        if self.format_of(&self.preferred_addr()) < 2 {
+            return Ok(resp);
+        }
+        let full = RegisterRequest {
+            node_id: Some(resp.node_id.clone()),
+            ..req.clone()
+        };
+        self.call("/v1/agent/register", Some(&full), REQUEST_TIMEOUT)
             .await
     }
 

@@ -55,6 +55,116 @@ pub struct JoinConfig {
     /// Override the memory offered.
     pub memory_bytes: Option<u64>,
     pub data_dir: PathBuf,
+    /// This node's end of the overlay: its key is registered, and the peers the controller
+    /// lists are handed to it. `None` for a node on a `--subnet` of its own (no overlay).
+    pub overlay: Option<Arc<crate::overlay::Overlay>>,
+}
+
+/// The address this node registers: `--advertise-addr`, or the local address on the route to
+/// the first controller that has one.
+pub fn advertise_address(cfg: &JoinConfig) -> anyhow::Result<String> {
+    match &cfg.advertise_addr {
+        Some(a) => Ok(a.clone()),
+        None => cfg
+            .controllers
+            .iter()
+            .find_map(|c| identity::route_source(c).ok())
+            .ok_or_else(|| anyhow::anyhow!("no route to any controller to find the advertise address (give --advertise-addr)")),
+    }
+}
+
+/// What this node registers with.
+fn registration(cfg: &JoinConfig, node_id: Option<String>) -> anyhow::Result<RegisterRequest> {
+    let address = advertise_address(cfg)?;
+    let (wg_public_key, wg_endpoint) = match &cfg.overlay {
+        Some(o) => {
+            let endpoint = match address.parse::<std::net::IpAddr>() {
+                Ok(ip) => std::net::SocketAddr::new(ip, o.config().listen_port).to_string(),
+                Err(_) => format!("{address}:{}", o.config().listen_port),
+            };
+            (Some(o.public_key()), Some(endpoint))
+        }
+        None => (None, None),
+    };
+    Ok(RegisterRequest {
+        token: cfg.token.clone(),
+        node_id,
+        hostname: identity::hostname(),
+        address,
+        labels: cfg.labels.clone(),
+        capacity: identity::host_resources(cfg.cpu_millis, cfg.memory_bytes)?,
+        agent_version: env!("CARGO_PKG_VERSION").to_string(),
+        wg_public_key,
+        wg_endpoint,
+    })
+}
+
+/// Before the agent builds its bridge on a cluster node: registers, then waits until the
+/// controller has allocated this node a subnet of the cluster CIDR (the cluster must be at
+/// format 2: every member upgraded). Keeps it in `DATA_DIR/overlay/state.json` so that a restart
+/// builds the bridge at once.
+pub async fn wait_for_subnet(cfg: &JoinConfig) -> anyhow::Result<crate::overlay::state::OverlayState> {
+    let cluster_id = hoist_proto::node::parse_join_token(&cfg.token)
+        .map_err(|e| anyhow::anyhow!("--join: {e}"))?
+        .cluster_id;
+    if let Some(s) = crate::overlay::state::load(&cfg.data_dir)? {
+        if s.cluster_id == cluster_id {
+            return Ok(s);
+        }
+    }
+    let client = ControllerClient::new(cfg.controllers.clone())?;
+    let mut attempt = 0u32;
+    loop {
+        let r: anyhow::Result<Option<crate::overlay::state::OverlayState>> = async {
+            let mut ident = identity::load(&cfg.data_dir)?.for_cluster(&cluster_id);
+            let resp = client.register(&registration(cfg, ident.node_id.clone())?).await?;
+            if resp.cluster_id != cluster_id {
+                anyhow::bail!(
+                    "the controllers belong to cluster {}, the join token to cluster {cluster_id}",
+                    resp.cluster_id
+                );
+            }
+            if ident.node_id.as_deref() != Some(&resp.node_id) {
+                ident.node_id = Some(resp.node_id.clone());
+                identity::save(&cfg.data_dir, &ident)?;
+            }
+            let a = client.assignments(&resp.node_id, 0, Duration::ZERO).await?;
+            match a.overlay {
+                Some(o) => match o.subnet {
+                    Some(subnet) => Ok(Some(crate::overlay::state::OverlayState {
+                        version: crate::overlay::state::STATE_VERSION,
+                        cluster_id: cluster_id.clone(),
+                        subnet,
+                        cluster_cidr: o.cluster_cidr,
+                    })),
+                    None => anyhow::bail!(
+                        "no subnet for this node: {}",
+                        o.problem.unwrap_or_else(|| "not allocated yet".into())
+                    ),
+                },
+                None => anyhow::bail!(
+                    "the cluster has no overlay yet (it sets one up once every controller member \
+                     runs Hoist 0.3 or later)"
+                ),
+            }
+        }
+        .await;
+        match r {
+            Ok(Some(s)) => {
+                crate::overlay::state::save(&cfg.data_dir, &s)?;
+                tracing::info!(subnet = %s.subnet, cluster_cidr = %s.cluster_cidr, "the controller allocated this node's subnet");
+                return Ok(s);
+            }
+            Ok(None) => {}
+            Err(e) => {
+                if attempt == 0 || attempt.is_multiple_of(10) {
+                    tracing::warn!("waiting for this node's subnet: {e:#}");
+                }
+            }
+        }
+        attempt = attempt.saturating_add(1);
+        tokio::time::sleep(backoff(attempt.min(3))).await;
+    }
 }
 
 /// How long one assignments long poll may wait at the controller.
@@ -207,24 +317,7 @@ impl Node {
 
     async fn try_register(&self) -> anyhow::Result<Session> {
         let ident = identity::load(&self.cfg.data_dir)?;
-        let address = match &self.cfg.advertise_addr {
-            Some(a) => a.clone(),
-            None => self
-                .cfg
-                .controllers
-                .iter()
-                .find_map(|c| identity::route_source(c).ok())
-                .ok_or_else(|| anyhow::anyhow!("no route to any controller to find the advertise address (give --advertise-addr)"))?,
-        };
-        let req = RegisterRequest {
-            token: self.cfg.token.clone(),
-            node_id: ident.node_id.clone(),
-            hostname: identity::hostname(),
-            address,
-            labels: self.cfg.labels.clone(),
-            capacity: identity::host_resources(self.cfg.cpu_millis, self.cfg.memory_bytes)?,
-            agent_version: env!("CARGO_PKG_VERSION").to_string(),
-        };
+        let req = registration(&self.cfg, ident.node_id.clone())?;
         let resp = self.client.register(&req).await?;
         if resp.cluster_id != self.cluster_id {
             anyhow::bail!(
@@ -331,6 +424,9 @@ impl Node {
                         .borrow()
                         .as_deref()
                         .is_none_or(|d| *d != a.tasks);
+                    if let (Some(o), Some(view)) = (&self.cfg.overlay, &a.overlay) {
+                        o.offer(view.clone());
+                    }
                     if changed {
                         let running = a
                             .tasks

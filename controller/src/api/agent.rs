@@ -11,11 +11,12 @@ use axum::body::Bytes;
 use axum::extract::{Query, State};
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
-use hoist_proto::cluster::{Node, NodeAvailability, NodeStatus};
+use hoist_proto::cluster::{Node, NodeAvailability, NodeStatus, TaskState};
 use hoist_proto::format::{Codec, PeerVersion, OLDEST, PROTOBUF_MEDIA_TYPE};
 use hoist_proto::node::{
-    parse_join_token, Assignment, Assignments, Heartbeat, HeartbeatAck, RegisterRequest,
-    RegisterResponse, StatusAck, StatusReport, POSTCARD_MEDIA_TYPE,
+    parse_join_token, Assignment, Assignments, Heartbeat, HeartbeatAck, Overlay, OverlayPeer,
+    RegisterRequest, RegisterResponse, ReplicaAddress, ServiceAddresses, ServiceEndpoints,
+    StatusAck, StatusReport, POSTCARD_MEDIA_TYPE,
 };
 use hoist_proto::raft::{Command, Response as RaftResponse};
 use hoist_proto::format::v0::memory_bytes;
@@ -119,6 +120,23 @@ pub async fn register(
         }
         None => format!("n{:08x}", rand::random::<u32>()),
     };
+    // The overlay's fields are said only once every member reads them (format 2).
+    let (wg_public_key, wg_endpoint) = if cluster_format >= 2 {
+        if let Some(k) = &req.wg_public_key {
+            hoist_proto::overlay::check_public_key(k)
+                .map_err(|m| ApiError::field(StatusCode::BAD_REQUEST, "wg_public_key", m))?;
+        }
+        if let Some(e) = &req.wg_endpoint {
+            hoist_proto::overlay::check_endpoint(e)
+                .map_err(|m| ApiError::field(StatusCode::BAD_REQUEST, "wg_endpoint", m))?;
+        }
+        (
+            req.wg_public_key.map(|k| k.trim().to_string()),
+            req.wg_endpoint.map(|e| e.trim().to_string()),
+        )
+    } else {
+        (None, None)
+    };
     let node = Node {
         id: id.clone(),
         hostname: req.hostname,
@@ -137,6 +155,11 @@ pub async fn register(
         },
         registered_ms: 0,
         updated_ms: 0,
+        subnet: None,
+        wg_public_key,
+        wg_endpoint,
+        overlay_generation: 0,
+        overlay_problem: None,
     };
     match ctx.node.write(Command::RegisterNode(node)).await? {
         RaftResponse::Node(_) => {}
@@ -206,32 +229,19 @@ pub async fn assignments(
     // it reads (format 0 for one that says nothing).
     let format = version.common_format();
     ctx.node.ensure_leader()?;
-    let wait = Duration::from_millis(q.wait_ms).min(MAX_WAIT);
-    let deadline = tokio::time::Instant::now() + wait;
-    let mut applied = ctx.node.applied_watch();
-    loop {
-        let (known, idx) = ctx.node.stale_read(|s| {
-            (
-                s.nodes.contains_key(&q.node),
-                s.node_index.get(&q.node).copied().unwrap_or(0),
-            )
-        });
-        if !known {
+    wait_for_change(&ctx, q.index, q.wait_ms, |s| {
+        if !s.nodes.contains_key(&q.node) {
             return Err(ApiError::not_found(format!(
                 "node {:?} is not registered",
                 q.node
             )));
         }
-        if q.index == 0 || idx > q.index || tokio::time::Instant::now() >= deadline {
-            break;
-        }
-        applied.mark_unchanged();
-        let _ = tokio::time::timeout_at(deadline, applied.changed()).await;
-        ctx.node.ensure_leader()?;
-    }
+        Ok(poll_index(s, &q.node, format))
+    })
+    .await?;
     let term = ctx.node.term();
     let out = ctx.node.stale_read(|s| {
-        let index = s.node_index.get(&q.node).copied().unwrap_or(0).max(1);
+        let index = poll_index(s, &q.node, format).max(1);
         let tasks = s
             .tasks
             .values()
@@ -248,9 +258,143 @@ pub async fn assignments(
                 desired: t.desired,
             })
             .collect();
-        Assignments { index, term, tasks }
+        let overlay = (format >= 2).then(|| overlay_of(s, &q.node)).flatten();
+        Assignments {
+            index,
+            term,
+            tasks,
+            overlay,
+        }
     });
     Ok(encode(&out, format))
+}
+
+/// A long poll's wait: returns once `current` passes `index` (at once when `index` is 0), or
+/// after `wait_ms` (at most 30 s) unchanged; `current`'s error ends it.
+async fn wait_for_change(
+    ctx: &Ctx,
+    index: u64,
+    wait_ms: u64,
+    current: impl Fn(&crate::state::State) -> Result<u64, ApiError>,
+) -> Result<(), ApiError> {
+    let deadline = tokio::time::Instant::now() + Duration::from_millis(wait_ms).min(MAX_WAIT);
+    let mut applied = ctx.node.applied_watch();
+    loop {
+        let now_at = ctx.node.stale_read(&current)?;
+        if index == 0 || now_at > index || tokio::time::Instant::now() >= deadline {
+            return Ok(());
+        }
+        applied.mark_unchanged();
+        let _ = tokio::time::timeout_at(deadline, applied.changed()).await;
+        ctx.node.ensure_leader()?;
+    }
+}
+
+/// The index an assignments poll answers at: the node's own changes and, for an agent that
+/// wires the overlay, any peer's.
+fn poll_index(s: &crate::state::State, node: &str, format: u32) -> u64 {
+    let own = s.node_index.get(node).copied().unwrap_or(0);
+    if format >= 2 {
+        own.max(s.overlay_index)
+    } else {
+        own
+    }
+}
+
+/// The overlay as `node` must wire it, once the cluster has an address plan.
+fn overlay_of(s: &crate::state::State, node: &str) -> Option<Overlay> {
+    let net = s.network.as_ref()?;
+    let me = s.nodes.get(node)?;
+    let peers = s
+        .nodes
+        .values()
+        .filter(|n| n.id != node)
+        .filter_map(|n| {
+            Some(OverlayPeer {
+                node: n.id.clone(),
+                public_key: n.wg_public_key.clone()?,
+                endpoint: n.wg_endpoint.clone()?,
+                subnet: n.subnet.clone()?,
+                generation: n.overlay_generation,
+            })
+        })
+        .collect();
+    Some(Overlay {
+        cluster_cidr: net.cidr.clone(),
+        subnet: me.subnet.clone(),
+        problem: me.overlay_problem.clone(),
+        peers,
+    })
+}
+
+/// `GET /v1/agent/endpoints?index=N&wait_ms=M`: every service's ready replicas, for the agents'
+/// DNS; answers when any changed after `index` (at once when `index` is 0), or after `wait_ms`
+/// (≤ 30 s) unchanged. Format 2.
+pub async fn endpoints(
+    State(ctx): State<Ctx>,
+    headers: HeaderMap,
+    Query(q): Query<EndpointsQuery>,
+) -> Result<Response, ApiError> {
+    let version = agent_version(&headers)?;
+    let format = version.common_format();
+    if format < 2 {
+        return Err(ApiError::bad_request(
+            "the endpoints watch needs an agent of format 2 or newer",
+        ));
+    }
+    ctx.node.ensure_leader()?;
+    wait_for_change(&ctx, q.index, q.wait_ms, |s| Ok(endpoints_index(s))).await?;
+    let term = ctx.node.term();
+    let out = ctx.node.stale_read(|s| service_endpoints(s, term));
+    Ok(encode(&out, format))
+}
+
+#[derive(Debug, Deserialize)]
+pub struct EndpointsQuery {
+    #[serde(default)]
+    index: u64,
+    #[serde(default)]
+    wait_ms: u64,
+}
+
+/// The newest change to any service's endpoints.
+fn endpoints_index(s: &crate::state::State) -> u64 {
+    s.endpoints_index.values().copied().max().unwrap_or(0)
+}
+
+/// Every service's ready replicas (running, ready, still wanted), slots in order.
+pub(crate) fn service_endpoints(s: &crate::state::State, term: u64) -> ServiceEndpoints {
+    let mut by_service: BTreeMap<&str, Vec<ReplicaAddress>> =
+        s.services.keys().map(|n| (n.as_str(), Vec::new())).collect();
+    for t in s.tasks.values() {
+        if t.desired != TaskState::Running || !t.is_ready() {
+            continue;
+        }
+        let (Some(address), Some(list)) = (&t.address, by_service.get_mut(t.service.as_str()))
+        else {
+            continue;
+        };
+        list.push(ReplicaAddress {
+            slot: t.slot,
+            task: t.id.clone(),
+            node: t.node.clone(),
+            address: address.clone(),
+        });
+    }
+    ServiceEndpoints {
+        index: endpoints_index(s).max(1),
+        term,
+        services: by_service
+            .into_iter()
+            .map(|(name, mut replicas)| {
+                replicas.sort_by_key(|r| r.slot);
+                ServiceAddresses {
+                    service: name.to_string(),
+                    replicas,
+                }
+            })
+            .collect(),
+    }
 }
 
 /// `spec` as an agent reading `format` can take it, in a cluster at `cluster_format`.

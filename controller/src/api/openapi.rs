@@ -218,6 +218,10 @@ fn orchestration(doc: &mut Value) {
             json!({"get": {"summary": "agent: long poll of the node's assignments (?node=ID&index=N&wait_ms=M, Assignments)", "responses": {"200": postcard.clone()}}}),
         ),
         (
+            "/v1/agent/endpoints",
+            json!({"get": {"summary": "agent: long poll of every service's ready replicas for the agent's DNS (?index=N&wait_ms=M, ServiceEndpoints; format 2)", "responses": {"200": postcard.clone()}}}),
+        ),
+        (
             "/v1/agent/status",
             json!({"post": {"summary": "agent: batched task status (StatusReport → StatusAck)", "requestBody": postcard.clone(), "responses": {"200": postcard}}}),
         ),

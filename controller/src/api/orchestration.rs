@@ -64,6 +64,7 @@ fn node_view(ctx: &Ctx, s: &Cluster, node: &Node) -> NodeView {
         }
     }
     NodeView {
+        subnet: node.subnet.clone(),
         node: node.clone(),
         tasks,
         reserved,

@@ -9,6 +9,7 @@ pub mod versions;
 pub use liveness::Liveness;
 pub use run::run;
 
+use hoist_proto::cluster::ClusterNetwork;
 use crate::scheduler::reconcile::Pending;
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
@@ -22,6 +23,9 @@ pub struct LeaderSettings {
     pub heartbeat_interval: Duration,
     /// How often the leader reconciles when nothing changes.
     pub tick: Duration,
+    /// The overlay's address plan it sets once the cluster is at format 2 and has none
+    /// (`--cluster-cidr`, `--node-subnet-prefix`).
+    pub network: ClusterNetwork,
 }
 
 impl Default for LeaderSettings {
@@ -30,6 +34,10 @@ impl Default for LeaderSettings {
             grace: Duration::from_secs(15),
             heartbeat_interval: Duration::from_secs(1),
             tick: Duration::from_millis(250),
+            network: ClusterNetwork {
+                cidr: hoist_proto::overlay::DEFAULT_CLUSTER_CIDR.into(),
+                subnet_prefix: hoist_proto::overlay::DEFAULT_SUBNET_PREFIX,
+            },
         }
     }
 }

@@ -71,6 +71,14 @@ pub async fn step(node: &RaftNode, leader: &Leader) -> Result<(), crate::raft::W
             Err(e) => tracing::warn!(error = %e, format, "raising the cluster format"),
         }
     }
+    let plan_missing = node.stale_read(|s| s.cluster_format >= 2 && s.network.is_none());
+    if plan_missing {
+        let net = leader.settings.network.clone();
+        match node.write(Command::SetClusterNetwork(net.clone())).await {
+            Ok(_) => tracing::info!(cidr = %net.cidr, prefix = net.subnet_prefix, "overlay address plan set"),
+            Err(e) => tracing::warn!(error = %e, "setting the overlay address plan"),
+        }
+    }
     let updates = node.stale_read(|s| {
         versions::node_version_updates(s.cluster_format, s.nodes.values(), |id| {
             leader.liveness.version_of(id)

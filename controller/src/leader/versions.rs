@@ -84,6 +84,11 @@ mod tests {
             agent_format: format,
             registered_ms: 0,
             updated_ms: 0,
+            subnet: None,
+            wg_public_key: None,
+            wg_endpoint: None,
+            overlay_generation: 0,
+            overlay_problem: None,
         }
     }
 

@@ -477,13 +477,14 @@ impl RaftNode {
                 format: versions.get(id).map(|v| v.format),
             })
             .collect();
-        let (last_applied, state_hash, services, cluster_format) = {
+        let (last_applied, state_hash, services, cluster_format, network) = {
             let a = self.inner.machine.shared.read().expect("state lock");
             (
                 a.last_applied.map(|l| l.index),
                 a.state.hash(),
                 a.state.services.len() as u64,
                 a.state.cluster_format,
+                a.state.network.clone(),
             )
         };
         let role = match m.state {
@@ -516,6 +517,7 @@ impl RaftNode {
             version: hoist_proto::format::VERSION.into(),
             format: hoist_proto::format::CURRENT,
             cluster_format,
+            network,
         }
     }
 

@@ -5,6 +5,7 @@
 //! [`Request`] by the leader. Raft, HTTP and storage live elsewhere and only call [`State::apply`].
 
 mod nodes;
+mod overlay;
 mod services;
 mod snapshot;
 mod tasks;
@@ -14,7 +15,7 @@ pub(crate) mod tests;
 pub use snapshot::{decode_snapshot, encode_snapshot, snapshot_format, SnapshotError};
 pub use services::same_run_spec;
 
-use hoist_proto::cluster::{Node, Rollout, Service, ServiceVersion, Task};
+use hoist_proto::cluster::{ClusterNetwork, Node, Rollout, Service, ServiceVersion, Task};
 use hoist_proto::raft::{Command, CommandError, ErrorCode, Request, Response};
 use hoist_proto::service::ServiceSpec;
 use sha2::{Digest, Sha256};
@@ -81,6 +82,11 @@ pub struct State {
     /// The format every member reads (`hoist_proto::format`): what the cluster writes. Raised by
     /// the leader once the last member has been upgraded; never lowered. 0 in a state from 0.1.0.
     pub cluster_format: u32,
+    /// The overlay's address plan (format 2); set once by the leader.
+    pub network: Option<ClusterNetwork>,
+    /// Raft index of the last change to any node's overlay record (a subnet, key or endpoint, a
+    /// node removed): every agent's assignments poll wakes on it. Format 2.
+    pub overlay_index: u64,
     /// Raft index of the entry being applied; set by the state machine before [`State::apply`].
     /// Not part of the state's encoding or hash: a refused command must change nothing.
     pub index: u64,
@@ -134,6 +140,7 @@ impl State {
                 agent_version,
                 agent_format,
             } => self.set_node_version(id, agent_version, *agent_format, now),
+            Command::SetClusterNetwork(net) => self.set_cluster_network(net),
             Command::Batch(commands) => Ok(Response::Batch(
                 commands
                     .iter()

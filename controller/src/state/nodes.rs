@@ -21,7 +21,8 @@ impl State {
         new.status = NodeStatus::Ready;
         new.updated_ms = now;
         new.agent_labels = node.labels.clone();
-        match self.nodes.get(&node.id) {
+        let old = self.nodes.get(&node.id).cloned();
+        match &old {
             Some(old) => {
                 new.availability = old.availability;
                 new.registered_ms = old.registered_ms;
@@ -29,9 +30,15 @@ impl State {
             }
             None => new.registered_ms = now,
         }
+        self.merge_overlay(old.as_ref(), &mut new);
+        let overlay_changed = State::overlay_changed(old.as_ref(), &new);
         self.nodes.insert(new.id.clone(), new.clone());
         self.touch_node(&new.id);
-        Ok(Response::Node(new))
+        if overlay_changed {
+            self.overlay_index = self.index;
+        }
+        self.assign_subnet(&new.id);
+        Ok(Response::Node(self.nodes[&new.id].clone()))
     }
 
     fn node_mut(&mut self, id: &str) -> Result<&mut Node, CommandError> {
@@ -112,6 +119,9 @@ impl State {
             .nodes
             .remove(id)
             .ok_or_else(|| not_found(format!("node {id:?} not found")))?;
+        if node.subnet.is_some() || node.wg_public_key.is_some() {
+            self.overlay_index = self.index;
+        }
         Ok(Response::Node(node))
     }
 }

@@ -3,14 +3,14 @@
 //! `hoist cluster snapshot save|restore`. Also the state's canonical bytes, hashed by
 //! [`State::hash`].
 //!
-//! `MAGIC (8) | image format (u32 LE) | SHA-256 of the body (32) | body`. Image format 2 is the
-//! state in format 0 (postcard, what 0.1.0 wrote); image format 3 is the state in format 1
-//! (protobuf). A cluster writes the image of its own format, so every member can read every
-//! snapshot it is sent; this build reads both.
+//! `MAGIC (8) | image format (u32 LE) | SHA-256 of the body (32) | body`. Image format N + 2 is
+//! the state in format N: 2 is format 0 (postcard, what 0.1.0 wrote), 3 format 1 (protobuf), 4
+//! format 2 (protobuf with the overlay). A cluster writes the image of its own format, so every
+//! member can read every snapshot it is sent; this build reads every format it reads.
 
 use super::{ClusterIdentity, ServiceRecord, State};
 use hoist_proto::format::mirror::{FromV0, FromV1, ToV0, ToV1};
-use hoist_proto::format::{v0, v1, DecodeError, Unrepresentable};
+use hoist_proto::format::{v0, v1, DecodeError, Unrepresentable, CURRENT, OLDEST};
 use prost::Message;
 use sha2::{Digest, Sha256};
 
@@ -21,6 +21,13 @@ const fn image_format(state_format: u32) -> u32 {
     state_format + 2
 }
 
+/// The state format an image format carries, if this build reads it.
+fn state_format(image: u32) -> Option<u32> {
+    image
+        .checked_sub(2)
+        .filter(|f| (OLDEST..=CURRENT).contains(f))
+}
+
 /// Why bytes are not a state image. Offsets are from the start of the image.
 #[derive(Debug, thiserror::Error)]
 pub enum SnapshotError {
@@ -28,8 +35,8 @@ pub enum SnapshotError {
     BadMagic,
     #[error("truncated: {len} bytes, a state image has at least {HEADER}")]
     Truncated { len: usize },
-    #[error("state image format {0} at offset 8 is not one this build reads (2 and 3)")]
-    Format(u32),
+    #[error("state image format {image} at offset 8 is not one this build reads ({} to {})", image_format(OLDEST), image_format(CURRENT))]
+    Format { image: u32 },
     #[error(
         "checksum mismatch over the body at offsets {HEADER}..{len} (truncated or corrupted)"
     )]
@@ -54,11 +61,7 @@ pub fn snapshot_format(bytes: &[u8]) -> Option<u32> {
     if bytes.len() < HEADER || &bytes[..8] != MAGIC {
         return None;
     }
-    match u32::from_le_bytes(bytes[8..12].try_into().expect("4 bytes")) {
-        2 => Some(0),
-        3 => Some(1),
-        _ => None,
-    }
+    state_format(u32::from_le_bytes(bytes[8..12].try_into().expect("4 bytes")))
 }
 
 /// Reads an image written by [`encode_snapshot`] of any format this build reads.
@@ -71,11 +74,7 @@ pub fn decode_snapshot(bytes: &[u8]) -> Result<State, SnapshotError> {
         return Err(SnapshotError::Truncated { len: bytes.len() });
     }
     let image = u32::from_le_bytes(bytes[8..12].try_into().expect("4 bytes"));
-    let format = match image {
-        2 => 0,
-        3 => 1,
-        other => return Err(SnapshotError::Format(other)),
-    };
+    let format = state_format(image).ok_or(SnapshotError::Format { image })?;
     let body = &bytes[HEADER..];
     if Sha256::digest(body).as_slice() != &bytes[12..HEADER] {
         return Err(SnapshotError::Checksum { len: bytes.len() });
@@ -87,7 +86,7 @@ pub fn decode_snapshot(bytes: &[u8]) -> Result<State, SnapshotError> {
 pub(super) fn canonical_bytes(state: &State, format: u32) -> Result<Vec<u8>, Unrepresentable> {
     Ok(match format {
         0 => postcard::to_stdvec(&to_v0(state)?).expect("plain data encodes"),
-        _ => to_v1(state).encode_to_vec(),
+        _ => to_v1(state, format)?.encode_to_vec(),
     })
 }
 
@@ -106,6 +105,9 @@ fn from_canonical_bytes(body: &[u8], format: u32) -> Result<State, DecodeError> 
 fn to_v0(s: &State) -> Result<v0::State, Unrepresentable> {
     if s.cluster_format != 0 {
         return Err(Unrepresentable::new("State.cluster_format", 1, 0));
+    }
+    if s.network.is_some() || s.overlay_index != 0 {
+        return Err(Unrepresentable::new("State.network", 2, 0));
     }
     Ok(v0::State {
         services: s
@@ -160,12 +162,22 @@ fn from_v0(s: v0::State) -> State {
         node_index: s.node_index,
         endpoints_index: s.endpoints_index,
         cluster_format: 0,
+        network: None,
+        overlay_index: 0,
         index: 0,
     }
 }
 
-fn to_v1(s: &State) -> v1::State {
-    v1::State {
+fn to_v1(s: &State, format: u32) -> Result<v1::State, Unrepresentable> {
+    if format < 2 {
+        if s.network.is_some() || s.overlay_index != 0 {
+            return Err(Unrepresentable::new("State.network", 2, format));
+        }
+        if let Some(n) = s.nodes.values().find(|n| n.format() >= 2) {
+            return Err(Unrepresentable::new(format!("node {}'s overlay record", n.id), 2, format));
+        }
+    }
+    Ok(v1::State {
         services: s
             .services
             .iter()
@@ -190,7 +202,9 @@ fn to_v1(s: &State) -> v1::State {
         node_index: s.node_index.clone(),
         endpoints_index: s.endpoints_index.clone(),
         cluster_format: s.cluster_format,
-    }
+        network: s.network.to_v1(),
+        overlay_index: s.overlay_index,
+    })
 }
 
 fn from_v1(s: v1::State) -> Result<State, String> {
@@ -222,6 +236,8 @@ fn from_v1(s: v1::State) -> Result<State, String> {
         node_index: s.node_index,
         endpoints_index: s.endpoints_index,
         cluster_format: s.cluster_format,
+        network: FromV1::from_v1(s.network).map_err(|e| format!("network: {e}"))?,
+        overlay_index: s.overlay_index,
         index: 0,
     })
 }

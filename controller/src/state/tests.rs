@@ -7,7 +7,7 @@ use hoist_proto::raft::Plan;
 use hoist_proto::service::ServiceSpec;
 use proptest::prelude::*;
 
-fn req(time_ms: u64, command: Command) -> Request {
+pub(crate) fn req(time_ms: u64, command: Command) -> Request {
     Request { time_ms, command }
 }
 
@@ -226,6 +226,11 @@ pub(crate) fn test_node(id: &str, cpu_millis: u64, memory_bytes: u64) -> Node {
         agent_format: 0,
         registered_ms: 0,
         updated_ms: 0,
+        subnet: None,
+        wg_public_key: None,
+        wg_endpoint: None,
+        overlay_generation: 0,
+        overlay_problem: None,
     }
 }
 

@@ -19,3 +19,28 @@ codec_via!(n::HeartbeatAck, "heartbeat-ack", v0::HeartbeatAck, v1::HeartbeatAck)
 codec_via!(n::Assignments, "assignments", v0::Assignments, v1::Assignments);
 codec_via!(n::StatusReport, "status-report", v0::StatusReport, v1::StatusReport);
 codec_via!(n::StatusAck, "status-ack", v0::StatusAck, v1::StatusAck);
+
+/// A message that exists from format 2 on: no format-0 twin.
+impl crate::format::Codec for n::ServiceEndpoints {
+    const NAME: &'static str = "service-endpoints";
+    fn encode(&self, format: u32) -> Result<Vec<u8>, crate::format::Unrepresentable> {
+        if format < 2 {
+            return Err(crate::format::Unrepresentable::new("ServiceEndpoints", 2, format));
+        }
+        let v: v1::ServiceEndpoints = crate::format::mirror::ToV1::to_v1(self);
+        Ok(prost::Message::encode_to_vec(&v))
+    }
+    fn decode(bytes: &[u8], format: u32) -> Result<Self, crate::format::DecodeError> {
+        let err = |e: &dyn std::fmt::Display| {
+            crate::format::DecodeError::new("service-endpoints", format, e)
+        };
+        if !(2..=crate::format::CURRENT).contains(&format) {
+            return Err(err(&format!(
+                "endpoints are sent in formats 2..={}",
+                crate::format::CURRENT
+            )));
+        }
+        let v = <v1::ServiceEndpoints as prost::Message>::decode(bytes).map_err(|e| err(&e))?;
+        crate::format::mirror::FromV1::from_v1(v).map_err(|e| err(&e))
+    }
+}

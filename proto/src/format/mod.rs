@@ -13,7 +13,8 @@
 //! - [`v0`]: frozen copies of the format-0 structs, byte for byte what 0.1.0 wrote, and their
 //!   conversions to and from today's types. Needed to read old data dirs and snapshots, and to
 //!   speak to 0.1.0 members and agents during a rolling upgrade.
-//! - [`v1`]: the protobuf messages of format 1 and their conversions.
+//! - [`v1`]: the protobuf messages of format 1 and later (format 2 added the overlay's fields
+//!   and messages, new tags only) and their conversions.
 //!
 //! A build reads formats [`OLDEST`]..=[`CURRENT`] (N-1 and N) and writes [`CURRENT`], or an older
 //! one to a peer that has not been upgraded yet. Golden files of every message and record type,
@@ -33,7 +34,7 @@ pub mod v1;
 mod golden_test;
 
 /// The highest format this build reads and writes.
-pub const CURRENT: u32 = 1;
+pub const CURRENT: u32 = 2;
 /// The oldest format this build reads.
 pub const OLDEST: u32 = 0;
 

@@ -88,6 +88,55 @@ pub fn node(format: u32) -> Node {
         agent_format: if format >= 1 { 1 } else { 0 },
         registered_ms: 1_700_000_000_000,
         updated_ms: 1_700_000_000_500,
+        subnet: (format >= 2).then(|| "10.200.3.0/24".into()),
+        wg_public_key: (format >= 2).then(|| WG_KEY.into()),
+        wg_endpoint: (format >= 2).then(|| "10.0.0.11:51820".into()),
+        overlay_generation: if format >= 2 { 17 } else { 0 },
+        overlay_problem: None,
+    }
+}
+
+/// A WireGuard public key (32 bytes, base64).
+pub const WG_KEY: &str = "HIgo9xNzJMWLKASShiTqIybxZ0U3wGLiUeJ1PKf8ykw=";
+
+/// A node whose subnet could not be allocated (format 2).
+pub fn node_without_subnet() -> Node {
+    Node {
+        id: "n9".into(),
+        subnet: None,
+        overlay_problem: Some(crate::overlay::exhausted("10.200.0.0/16", 24)),
+        ..node(2)
+    }
+}
+
+pub fn overlay() -> Overlay {
+    Overlay {
+        cluster_cidr: "10.200.0.0/16".into(),
+        subnet: Some("10.200.3.0/24".into()),
+        problem: None,
+        peers: vec![OverlayPeer {
+            node: "n2".into(),
+            public_key: WG_KEY.into(),
+            endpoint: "10.0.0.12:51820".into(),
+            subnet: "10.200.4.0/24".into(),
+            generation: 18,
+        }],
+    }
+}
+
+pub fn service_endpoints() -> ServiceEndpoints {
+    ServiceEndpoints {
+        index: 52,
+        term: 3,
+        services: vec![ServiceAddresses {
+            service: "api".into(),
+            replicas: vec![ReplicaAddress {
+                slot: 0,
+                task: "00000000000000aa".into(),
+                node: "n2".into(),
+                address: "10.200.4.7".into(),
+            }],
+        }],
     }
 }
 
@@ -238,6 +287,16 @@ pub fn commands(format: u32) -> Vec<(&'static str, Command)> {
             },
         ));
     }
+    if format >= 2 {
+        v.push((
+            "set-cluster-network",
+            Command::SetClusterNetwork(ClusterNetwork {
+                cidr: "10.200.0.0/16".into(),
+                subnet_prefix: 24,
+            }),
+        ));
+        v.push(("register-node-without-subnet", Command::RegisterNode(node_without_subnet())));
+    }
     v
 }
 
@@ -291,7 +350,7 @@ pub fn responses(format: u32) -> Vec<(&'static str, Response)> {
     ]
 }
 
-pub fn register_request() -> RegisterRequest {
+pub fn register_request(format: u32) -> RegisterRequest {
     RegisterRequest {
         token: "HOIST1-0123456789abcdef-00112233445566778899aabbccddeeff".into(),
         node_id: Some("n1".into()),
@@ -303,6 +362,8 @@ pub fn register_request() -> RegisterRequest {
             memory_bytes: 4 << 30,
         },
         agent_version: "0.1.0".into(),
+        wg_public_key: (format >= 2).then(|| WG_KEY.into()),
+        wg_endpoint: (format >= 2).then(|| "10.0.0.11:51820".into()),
     }
 }
 
@@ -352,6 +413,7 @@ pub fn assignments(format: u32) -> Assignments {
                 desired: TaskState::Shutdown,
             },
         ],
+        overlay: (format >= 2).then(overlay),
     }
 }
 

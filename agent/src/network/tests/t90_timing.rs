@@ -98,7 +98,7 @@ fn network_attach_phase_timing() {
 /// A `Network` as `Network::new` makes it, with its links at hand (for their warm pool).
 async fn with_host_links(cfg: NetworkConfig) -> (Network, Arc<HostLinks>) {
     let nft = Arc::new(HostNft::new().expect("nft"));
-    let links = HostLinks::new(&cfg.bridge, cfg.subnet, WARM_NETNS)
+    let links = HostLinks::new(&cfg.bridge, cfg.subnet, cfg.mtu, WARM_NETNS)
         .await
         .expect("links");
     let links = Arc::new(links);

@@ -36,7 +36,10 @@ mirror_v0!(c::NodeResources => NodeResources { cpu_millis, memory_bytes });
 mirror_v0!(c::Node => Node {
     id, hostname, address, labels, agent_labels, capacity, status, availability, agent_version,
     registered_ms, updated_ms,
-} added { agent_format: 1 });
+} added {
+    agent_format: 1, subnet: 2, wg_public_key: 2, wg_endpoint: 2, overlay_generation: 2,
+    overlay_problem: 2,
+});
 mirror_v0_enum!(c::TaskState => TaskState { Pending, Running, Shutdown, Failed, Complete });
 mirror_v0!(c::Task => Task {
     id, service, service_version, slot, node, desired, state, health, address, container_id,
@@ -71,14 +74,14 @@ impl FromV0<VersionOrigin> for c::VersionOrigin {
 
 mirror_v0!(n::RegisterRequest => RegisterRequest {
     token, node_id, hostname, address, labels, capacity, agent_version,
-});
+} added { wg_public_key: 2, wg_endpoint: 2 });
 mirror_v0!(n::RegisterResponse => RegisterResponse {
     node_id, term, heartbeat_interval_ms, grace_ms, cluster_id,
 });
 mirror_v0!(n::Heartbeat => Heartbeat { node_id, term_seen });
 mirror_v0!(n::HeartbeatAck => HeartbeatAck { term, known });
 mirror_v0!(n::Assignment => Assignment { task_id, service, service_version, slot, spec, desired });
-mirror_v0!(n::Assignments => Assignments { index, term, tasks });
+mirror_v0!(n::Assignments => Assignments { index, term, tasks } added { overlay: 2 });
 mirror_v0_enum!(n::Health => Health { None, Starting, Healthy, Unhealthy });
 mirror_v0!(n::TaskStatus => TaskStatus {
     task_id, state, health, container_id, address, exit_code, message, restarts,
@@ -141,6 +144,9 @@ impl ToV0<Command> for r::Command {
             }
             D::SetNodeVersion { .. } => {
                 return Err(Unrepresentable::new("command SetNodeVersion", 1, 0))
+            }
+            D::SetClusterNetwork(_) => {
+                return Err(Unrepresentable::new("command SetClusterNetwork", 2, 0))
             }
         })
     }

@@ -39,6 +39,26 @@ pub struct Node {
     pub updated_ms: u64,
     #[prost(uint32, tag = "12")]
     pub agent_format: u32,
+    // Format 2: the overlay.
+    #[prost(string, optional, tag = "13")]
+    pub subnet: Option<String>,
+    #[prost(string, optional, tag = "14")]
+    pub wg_public_key: Option<String>,
+    #[prost(string, optional, tag = "15")]
+    pub wg_endpoint: Option<String>,
+    #[prost(uint64, tag = "16")]
+    pub overlay_generation: u64,
+    #[prost(string, optional, tag = "17")]
+    pub overlay_problem: Option<String>,
+}
+
+/// Format 2.
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct ClusterNetwork {
+    #[prost(string, tag = "1")]
+    pub cidr: String,
+    #[prost(uint32, tag = "2")]
+    pub subnet_prefix: u32,
 }
 
 #[derive(Clone, PartialEq, prost::Message)]
@@ -122,6 +142,11 @@ pub struct RegisterRequest {
     pub capacity: Option<NodeResources>,
     #[prost(string, tag = "7")]
     pub agent_version: String,
+    // Format 2.
+    #[prost(string, optional, tag = "8")]
+    pub wg_public_key: Option<String>,
+    #[prost(string, optional, tag = "9")]
+    pub wg_endpoint: Option<String>,
 }
 
 #[derive(Clone, PartialEq, prost::Message)]
@@ -178,6 +203,70 @@ pub struct Assignments {
     pub term: u64,
     #[prost(message, repeated, tag = "3")]
     pub tasks: Vec<Assignment>,
+    /// Format 2.
+    #[prost(message, optional, tag = "4")]
+    pub overlay: Option<Overlay>,
+}
+
+/// Format 2.
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct Overlay {
+    #[prost(string, tag = "1")]
+    pub cluster_cidr: String,
+    #[prost(string, optional, tag = "2")]
+    pub subnet: Option<String>,
+    #[prost(string, optional, tag = "3")]
+    pub problem: Option<String>,
+    #[prost(message, repeated, tag = "4")]
+    pub peers: Vec<OverlayPeer>,
+}
+
+/// Format 2.
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct OverlayPeer {
+    #[prost(string, tag = "1")]
+    pub node: String,
+    #[prost(string, tag = "2")]
+    pub public_key: String,
+    #[prost(string, tag = "3")]
+    pub endpoint: String,
+    #[prost(string, tag = "4")]
+    pub subnet: String,
+    #[prost(uint64, tag = "5")]
+    pub generation: u64,
+}
+
+/// Format 2.
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct ServiceEndpoints {
+    #[prost(uint64, tag = "1")]
+    pub index: u64,
+    #[prost(uint64, tag = "2")]
+    pub term: u64,
+    #[prost(message, repeated, tag = "3")]
+    pub services: Vec<ServiceAddresses>,
+}
+
+/// Format 2.
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct ServiceAddresses {
+    #[prost(string, tag = "1")]
+    pub service: String,
+    #[prost(message, repeated, tag = "2")]
+    pub replicas: Vec<ReplicaAddress>,
+}
+
+/// Format 2.
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct ReplicaAddress {
+    #[prost(uint64, tag = "1")]
+    pub slot: u64,
+    #[prost(string, tag = "2")]
+    pub task: String,
+    #[prost(string, tag = "3")]
+    pub node: String,
+    #[prost(string, tag = "4")]
+    pub address: String,
 }
 
 #[derive(Clone, PartialEq, prost::Message)]

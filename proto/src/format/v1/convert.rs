@@ -35,8 +35,10 @@ mirror_v1_enum!(c::NodeAvailability { Active = 0, Paused = 1, Drained = 2 });
 mirror_v1!(c::NodeResources => NodeResources { cpu_millis, memory_bytes });
 mirror_v1!(c::Node => Node {
     id, hostname, address, labels, agent_labels, capacity, status, availability, agent_version,
-    registered_ms, updated_ms, agent_format,
+    registered_ms, updated_ms, agent_format, subnet, wg_public_key, wg_endpoint,
+    overlay_generation, overlay_problem,
 });
+mirror_v1!(c::ClusterNetwork => ClusterNetwork { cidr, subnet_prefix });
 mirror_v1_enum!(c::TaskState { Pending = 0, Running = 1, Shutdown = 2, Failed = 3, Complete = 4 });
 mirror_v1!(c::Task => Task {
     id, service, service_version, slot, node, desired, state, health, address, container_id,
@@ -77,7 +79,7 @@ impl FromV1<Option<VersionOrigin>> for c::VersionOrigin {
 }
 
 mirror_v1!(n::RegisterRequest => RegisterRequest {
-    token, node_id, hostname, address, labels, capacity, agent_version,
+    token, node_id, hostname, address, labels, capacity, agent_version, wg_public_key, wg_endpoint,
 });
 mirror_v1!(n::RegisterResponse => RegisterResponse {
     node_id, term, heartbeat_interval_ms, grace_ms, cluster_id,
@@ -85,7 +87,12 @@ mirror_v1!(n::RegisterResponse => RegisterResponse {
 mirror_v1!(n::Heartbeat => Heartbeat { node_id, term_seen });
 mirror_v1!(n::HeartbeatAck => HeartbeatAck { term, known });
 mirror_v1!(n::Assignment => Assignment { task_id, service, service_version, slot, spec, desired });
-mirror_v1!(n::Assignments => Assignments { index, term, tasks });
+mirror_v1!(n::Assignments => Assignments { index, term, tasks, overlay });
+mirror_v1!(n::Overlay => Overlay { cluster_cidr, subnet, problem, peers });
+mirror_v1!(n::OverlayPeer => OverlayPeer { node, public_key, endpoint, subnet, generation });
+mirror_v1!(n::ServiceEndpoints => ServiceEndpoints { index, term, services });
+mirror_v1!(n::ServiceAddresses => ServiceAddresses { service, replicas });
+mirror_v1!(n::ReplicaAddress => ReplicaAddress { slot, task, node, address });
 mirror_v1_enum!(n::Health { None = 0, Starting = 1, Healthy = 2, Unhealthy = 3 });
 mirror_v1!(n::TaskStatus => TaskStatus {
     task_id, state, health, container_id, address, exit_code, message, restarts,
@@ -189,6 +196,7 @@ impl ToV1<Command> for r::Command {
                 agent_version: agent_version.clone(),
                 agent_format: *agent_format,
             }),
+            D::SetClusterNetwork(n) => K::SetClusterNetwork(n.to_v1()),
         };
         Command { kind: Some(kind) }
     }
@@ -249,6 +257,7 @@ impl FromV1<Command> for r::Command {
                 agent_version: v.agent_version,
                 agent_format: v.agent_format,
             },
+            K::SetClusterNetwork(n) => D::SetClusterNetwork(FromV1::from_v1(n)?),
         })
     }
 }

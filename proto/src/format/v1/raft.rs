@@ -1,6 +1,6 @@
 //! Format 1's Raft payload: commands, their answers, the outcome of a forwarded write.
 
-use super::cluster::{Node, Rollout, Task, TaskStatus};
+use super::cluster::{ClusterNetwork, Node, Rollout, Task, TaskStatus};
 use super::service::{Service, ServiceChange, ServiceSpec};
 use std::collections::BTreeMap;
 
@@ -25,7 +25,7 @@ pub struct Request {
 pub struct Command {
     #[prost(
         oneof = "command::Kind",
-        tags = "1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18, 19"
+        tags = "1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18, 19, 20"
     )]
     pub kind: Option<command::Kind>,
 }
@@ -76,6 +76,9 @@ pub mod command {
         SetClusterFormat(ClusterFormat),
         #[prost(message, tag = "19")]
         SetNodeVersion(NodeVersion),
+        /// Format 2.
+        #[prost(message, tag = "20")]
+        SetClusterNetwork(ClusterNetwork),
     }
 }
 

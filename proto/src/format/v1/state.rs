@@ -1,7 +1,7 @@
 //! Format 1's replicated state: the body of a format-3 state image (snapshots, `hoist cluster
 //! snapshot save`).
 
-use super::cluster::{Node, Rollout, Task};
+use super::cluster::{ClusterNetwork, Node, Rollout, Task};
 use super::raft::Tasks;
 use super::service::ServiceVersion;
 use std::collections::BTreeMap;
@@ -49,4 +49,10 @@ pub struct State {
     pub endpoints_index: BTreeMap<String, u64>,
     #[prost(uint32, tag = "9")]
     pub cluster_format: u32,
+    /// Format 2.
+    #[prost(message, optional, tag = "10")]
+    pub network: Option<ClusterNetwork>,
+    /// Format 2.
+    #[prost(uint64, tag = "11")]
+    pub overlay_index: u64,
 }

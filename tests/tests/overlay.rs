@@ -1,0 +1,190 @@
+//! The overlay, on the lab: 3 controller members and 3 agent hosts in network namespaces, each
+//! agent on the WireGuard overlay (the embedded userspace device: this kernel has no WireGuard
+//! module). As an operator would: subnets come from the controllers, a client container on one
+//! host reaches replicas on the two others by address, nothing crosses the lab wire in clear,
+//! the data plane keeps forwarding through a `kill -9` and restart of an agent, and a removed
+//! node is gone from every peer within 2 s.
+
+use anyhow::{ensure, Context, Result};
+use hoist_tests::cluster_lab::ClusterLab;
+use hoist_tests::controller_lab::serial;
+use hoist_tests::sh;
+use serde_json::{json, Value};
+use std::collections::BTreeSet;
+use std::io::{BufRead, BufReader, Write};
+use std::time::{Duration, Instant};
+
+const MEMBER_FLAGS: &[&str] = &["--node-grace", "3s", "--heartbeat-interval", "500ms"];
+
+/// The public keys a WireGuard device has as peers, read over its UAPI socket.
+fn device_peers(interface: &str) -> Result<BTreeSet<String>> {
+    let path = format!("/var/run/wireguard/{interface}.sock");
+    let mut s = std::os::unix::net::UnixStream::connect(&path).with_context(|| path.clone())?;
+    s.write_all(b"get=1\n\n")?;
+    let mut keys = BTreeSet::new();
+    for line in BufReader::new(s).lines() {
+        let line = line?;
+        if line.is_empty() {
+            break;
+        }
+        if let Some(hex) = line.strip_prefix("public_key=") {
+            keys.insert(hex.to_string());
+        }
+    }
+    Ok(keys)
+}
+
+/// An HTTP GET from a throwaway container on agent `i`; the body.
+fn get_from(lab: &ClusterLab, i: usize, ip: &str) -> Result<Option<String>> {
+    let script = format!("printf 'GET / HTTP/1.0\\r\\n\\r\\n' | nc -w 2 {ip} 80");
+    let out = lab.agents[i]
+        .host
+        .hoist(&["run", "--rm", "busybox", "sh", "-c", &script])?;
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    Ok(text.split_once("\r\n\r\n").map(|(_, b)| b.to_string()))
+}
+
+/// nft counters in agent `i`'s namespace, on the lab wire (`eth0`): TCP to port 80 in clear,
+/// and WireGuard's UDP.
+fn count_wire(lab: &ClusterLab, i: usize) -> Result<()> {
+    let ns = lab.lab.netns(lab.agents[i].lab_index());
+    let rules = "table inet hoistlabwire {\n chain post {\n  type filter hook postrouting priority 0;\n  \
+                 oifname \"eth0\" tcp dport 80 counter\n  oifname \"eth0\" udp dport 51820 counter\n }\n}";
+    let out = sh(&format!("ip netns exec {ns} nft -f - <<'EOF'\n{rules}\nEOF"))?;
+    ensure!(out.status.success(), "nft: {}", String::from_utf8_lossy(&out.stderr));
+    Ok(())
+}
+
+/// (clear TCP packets, WireGuard packets) counted so far in agent `i`'s namespace.
+fn wire_counts(lab: &ClusterLab, i: usize) -> Result<(u64, u64)> {
+    let ns = lab.lab.netns(lab.agents[i].lab_index());
+    let out = sh(&format!("ip netns exec {ns} nft -j list table inet hoistlabwire"))?;
+    let v: Value = serde_json::from_slice(&out.stdout)?;
+    let mut counts = Vec::new();
+    for item in v["nftables"].as_array().into_iter().flatten() {
+        if let Some(rule) = item.get("rule") {
+            for e in rule["expr"].as_array().into_iter().flatten() {
+                if let Some(c) = e.get("counter") {
+                    counts.push(c["packets"].as_u64().unwrap_or(0));
+                }
+            }
+        }
+    }
+    ensure!(counts.len() == 2, "counters: {v}");
+    Ok((counts[0], counts[1]))
+}
+
+#[test]
+fn hosts_are_linked_by_the_overlay() -> Result<()> {
+    let _g = serial();
+    let mut lab = ClusterLab::start(3, MEMBER_FLAGS)?;
+    lab.add_overlay_agent("a1", &[("role", "api")])?;
+    lab.add_overlay_agent("a2", &[("role", "api")])?;
+    lab.add_overlay_agent("a3", &[("role", "client")])?;
+
+    // Every node has its own subnet of the default cluster CIDR, shown by `node ls -o json`.
+    let subnets = lab.wait_until("three distinct subnets", Duration::from_secs(20), || {
+        let out = lab.hoist_ok(&["node", "ls", "-o", "json"])?;
+        let nodes: Vec<Value> = serde_json::from_str(&out)?;
+        let subnets: BTreeSet<String> = nodes
+            .iter()
+            .filter_map(|n| n["subnet"].as_str().map(str::to_owned))
+            .collect();
+        Ok(((subnets.len() == 3).then(|| subnets.clone()), out))
+    })?;
+    ensure!(subnets.iter().all(|s| s.starts_with("10.200.") && s.ends_with("/24")), "{subnets:?}");
+
+    let spec = json!({
+        "name": "api",
+        "image": "busybox",
+        "command": ["httpd", "-f", "-p", "80", "-h", "/var/www"],
+        "replicas": 2,
+        "placement": {"constraints": ["node.labels.role==api"], "max_per_node": 1},
+        "health_check": {"tcp_port": 80, "interval": "500ms", "timeout": "1s", "retries": 2},
+    });
+    let (code, out, err) = lab.apply(&spec, &[])?;
+    ensure!(code == 0, "apply: {out} {err}");
+    let addrs: Vec<String> = lab.wait_until("2 api replicas ready", Duration::from_secs(60), || {
+        let ps = lab.service_ps("api")?;
+        let addrs: Vec<String> = ps["replicas"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .map(|r| &r["task"])
+            .filter(|t| t["state"] == "running" && t["health"] == "healthy")
+            .filter_map(|t| t["address"].as_str().map(str::to_owned))
+            .collect();
+        Ok(((addrs.len() == 2).then(|| addrs.clone()), ps.to_string()))
+    })?;
+
+    // The client on a3 reaches both replicas (on a1 and a2) by address, through the tunnel only.
+    count_wire(&lab, 2)?;
+    for ip in &addrs {
+        let body = lab.wait_until(&format!("GET {ip} from a3"), Duration::from_secs(20), || {
+            let b = get_from(&lab, 2, ip)?;
+            Ok((b.clone(), format!("{b:?}")))
+        })?;
+        ensure!(body.contains("hello from hoist"), "{body}");
+    }
+    let (clear, tunnelled) = wire_counts(&lab, 2)?;
+    ensure!(clear == 0, "{clear} TCP packets to port 80 left a3 in clear");
+    ensure!(tunnelled > 0, "no WireGuard packet left a3");
+
+    // A continuous stream of requests from a3 to a1's replica while a1's agent is killed and
+    // restarted: the tunnel lives in its own process, so no request fails.
+    let target = lab.running_on(0, "api")?;
+    let ip = target
+        .first()
+        .and_then(|c| c["ip_address"].as_str())
+        .context("a1 runs a replica")?
+        .to_string();
+    let script = format!(
+        "while true; do if printf 'GET / HTTP/1.0\\r\\n\\r\\n' | nc -w 1 {ip} 80 | grep -q hello; \
+         then echo ok; else echo FAIL; fi; sleep 0.05; done"
+    );
+    let client = lab.agents[2]
+        .host
+        .hoist_ok(&["run", "-d", "--name", "prober", "busybox", "sh", "-c", &script])?;
+    let client = client.trim().to_string();
+    let probes = |lab: &ClusterLab| -> Result<(usize, usize)> {
+        let log = lab.agents[2].host.hoist_ok(&["logs", &client])?;
+        Ok((log.matches("ok").count(), log.matches("FAIL").count()))
+    };
+    lab.wait_until("probes flowing", Duration::from_secs(10), || {
+        let (ok, fail) = probes(&lab)?;
+        Ok(((ok >= 5).then_some(()), format!("{ok} ok, {fail} failed")))
+    })?;
+    lab.kill_agent(0)?;
+    std::thread::sleep(Duration::from_secs(1));
+    lab.restart_agent(0)?;
+    let (ok_before, _) = probes(&lab)?;
+    lab.wait_until("probes after the restart", Duration::from_secs(20), || {
+        let (ok, fail) = probes(&lab)?;
+        Ok(((ok >= ok_before + 20).then_some(()), format!("{ok} ok, {fail} failed")))
+    })?;
+    let (ok, fail) = probes(&lab)?;
+    ensure!(fail == 0, "{fail} of {} probes failed across the agent's restart", ok + fail);
+    lab.agents[2].host.hoist_ok(&["rm", "-f", &client])?;
+
+    // A node removed is gone from every peer's device within 2 s.
+    let a3 = lab.node_id(2).context("a3's id")?;
+    let peers_before = device_peers(lab.agents[0].wg_interface.as_deref().unwrap())?;
+    ensure!(peers_before.len() == 2, "a1's peers: {peers_before:?}");
+    lab.kill_agent(2)?;
+    lab.wait_until("a3 down", Duration::from_secs(20), || {
+        let nodes = lab.nodes()?;
+        let st = nodes.get(&a3).map(|(s, _)| s.clone());
+        Ok(((st.as_deref() == Some("down")).then_some(()), format!("{st:?}")))
+    })?;
+    let t = Instant::now();
+    lab.hoist_ok(&["node", "rm", &a3])?;
+    for i in [0, 1] {
+        let iface = lab.agents[i].wg_interface.clone().unwrap();
+        lab.wait_until(&format!("a3 gone from a{}'s device", i + 1), Duration::from_secs(2), || {
+            let p = device_peers(&iface)?;
+            Ok(((p.len() == 1).then_some(()), format!("{p:?}")))
+        })?;
+    }
+    eprintln!("node rm reached both peers in {:?}", t.elapsed());
+    Ok(())
+}
