@@ -142,15 +142,24 @@ impl Tunnel for HostTunnel {
         let dev = Device::get(&name, backend)
             .map_err(OverlayError::io(format!("read WireGuard device {name}")))?;
         let private = key(&cfg.private_key)?;
-        if dev.private_key.as_ref() != Some(&private) || dev.listen_port != Some(cfg.listen_port) {
-            DeviceUpdate::new()
-                .set_private_key(private)
-                .set_listen_port(cfg.listen_port)
-                .apply(&name, backend)
-                .map_err(OverlayError::io(format!(
-                    "set the key and port {} of {name}",
-                    cfg.listen_port
-                )))?;
+        // The port only when it differs: setting it reopens the device's UDP sockets, which
+        // drops what is in flight. The key whenever the device does not show it as ours (the
+        // userspace device never shows it; setting the same key again is a no-op there).
+        let mut update = DeviceUpdate::new();
+        let mut needed = false;
+        if dev.private_key.as_ref() != Some(&private) {
+            update = update.set_private_key(private);
+            needed = true;
+        }
+        if dev.listen_port != Some(cfg.listen_port) {
+            update = update.set_listen_port(cfg.listen_port);
+            needed = true;
+        }
+        if needed {
+            update.apply(&name, backend).map_err(OverlayError::io(format!(
+                "set the key and port {} of {name}",
+                cfg.listen_port
+            )))?;
         }
         let (ifname, mtu, cidr, source) = (cfg.interface.clone(), cfg.mtu, cfg.cluster_cidr, cfg.source);
         netlink(&format!("wire {ifname}"), async move |h: &rtnetlink::Handle| {

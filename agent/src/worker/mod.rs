@@ -425,6 +425,15 @@ impl Node {
                         .as_deref()
                         .is_none_or(|d| *d != a.tasks);
                     if let (Some(o), Some(view)) = (&self.cfg.overlay, &a.overlay) {
+                        if let Some(s) = view.subnet.as_deref().filter(|s| *s != self.mgr.config.subnet) {
+                            // The node was removed and registered afresh: its old bridge no longer
+                            // matches what peers route here.
+                            tracing::error!(
+                                allocated = s, bridge = %self.mgr.config.subnet,
+                                "the controller allocated this node another subnet than its bridge uses: \
+                                 drain the node, remove its containers and DATA_DIR/overlay/state.json, and restart the agent"
+                            );
+                        }
                         o.offer(view.clone());
                     }
                     if changed {
