@@ -20,6 +20,8 @@ pub struct AgentConfig {
     pub log_max_bytes: u64,
     /// Registries (`HOST[:PORT]`) spoken to over plain HTTP (loopback ones always are).
     pub insecure_registries: Vec<String>,
+    /// The cluster DNS containers on the bridge use (the node's gateway), on an overlay node.
+    pub cluster_dns: Option<std::net::Ipv4Addr>,
 }
 
 impl AgentConfig {

@@ -12,6 +12,7 @@ pub mod api;
 pub mod api_images;
 pub mod config;
 pub mod containers;
+pub mod dns;
 pub mod error;
 pub mod image;
 pub mod network;

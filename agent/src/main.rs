@@ -37,6 +37,10 @@ struct Args {
     /// `wg show NAME` works).
     #[arg(long, default_value = "hoist-wg0")]
     wg_interface: String,
+    /// Where the cluster DNS sends names that are not the cluster's: `host` (the nameservers of
+    /// /etc/resolv.conf), `none` (answer SERVFAIL), or `IP[:PORT]`, comma-separated.
+    #[arg(long, default_value = "host", value_name = "host|none|IP[:PORT],...")]
+    dns_upstream: String,
     /// Masquerade containers' outbound traffic (NAT to the host's address).
     #[arg(long)]
     masquerade: bool,
@@ -90,6 +94,28 @@ fn parse_label(s: &str) -> Result<(String, String), String> {
     }
 }
 
+/// `--dns-upstream`: the resolvers names that are not the cluster's go to.
+fn dns_upstreams(flag: &str) -> anyhow::Result<Vec<std::net::SocketAddr>> {
+    let with_port = |a: &str| -> Option<std::net::SocketAddr> {
+        a.parse()
+            .ok()
+            .or_else(|| a.parse::<std::net::IpAddr>().ok().map(|ip| (ip, 53).into()))
+    };
+    match flag.trim() {
+        "none" => Ok(vec![]),
+        "host" => Ok(std::fs::read_to_string("/etc/resolv.conf")
+            .unwrap_or_default()
+            .lines()
+            .filter_map(|l| l.strip_prefix("nameserver"))
+            .filter_map(|a| with_port(a.trim()))
+            .collect()),
+        list => list
+            .split(',')
+            .map(|a| with_port(a.trim()).ok_or_else(|| anyhow::anyhow!("--dns-upstream: {a:?} is not IP[:PORT]")))
+            .collect(),
+    }
+}
+
 fn main() -> anyhow::Result<()> {
     let argv: Vec<String> = std::env::args().collect();
     match argv.get(1).map(String::as_str) {
@@ -124,6 +150,7 @@ async fn run(args: Args) -> anyhow::Result<()> {
         memory_bytes: args.memory,
         data_dir: args.data_dir.clone(),
         overlay: None,
+        dns: None,
     });
     // A cluster node without a subnet of its own joins the overlay: its key first (registered
     // with the node), then the subnet the controller allocates.
@@ -150,10 +177,20 @@ async fn run(args: Args) -> anyhow::Result<()> {
             tracing::info!(interface = %args.wg_interface, port = args.wg_port, public_key = %overlay.public_key(), "joining the overlay");
             let state = hoist_agent::worker::wait_for_subnet(j).await?;
             tokio::spawn(overlay.run());
+            j.dns = Some(Default::default());
             state.subnet
         }
         (_, Some(s)) => s.clone(),
         (None, None) => "10.89.0.0/24".to_string(),
+    };
+    let cluster_dns = match &join {
+        Some(j) if j.dns.is_some() => {
+            let net: hoist_agent::network::Ipv4Subnet = subnet
+                .parse()
+                .map_err(|e| anyhow::anyhow!("subnet from the controller: {e}"))?;
+            Some(net.gateway())
+        }
+        _ => None,
     };
     let config = AgentConfig {
         data_dir: args.data_dir,
@@ -164,6 +201,7 @@ async fn run(args: Args) -> anyhow::Result<()> {
         cgroup_parent: args.cgroup_parent,
         log_max_bytes: args.log_max_size,
         insecure_registries: args.insecure_registry,
+        cluster_dns,
     };
     std::fs::create_dir_all(&config.data_dir)
         .with_context(|| format!("create {}", config.data_dir.display()))?;
@@ -198,6 +236,18 @@ async fn run(args: Args) -> anyhow::Result<()> {
         .await
         .context("set up networking")?,
     );
+    if let (Some(ip), Some(table)) = (cluster_dns, join.as_ref().and_then(|j| j.dns.clone())) {
+        let upstreams = dns_upstreams(&args.dns_upstream)?;
+        hoist_agent::dns::start(
+            hoist_agent::dns::DnsConfig {
+                listen: std::net::SocketAddr::new(ip.into(), 53),
+                upstreams,
+            },
+            table,
+        )
+        .await
+        .with_context(|| format!("serve the cluster DNS on {ip}:53"))?;
+    }
     let cgroups = CgroupDriver::detect(&config.cgroup_parent).context("detect cgroups")?;
     let socket = config.socket.clone();
     let manager = Manager::new(

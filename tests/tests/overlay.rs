@@ -74,6 +74,15 @@ fn wire_counts(lab: &ClusterLab, i: usize) -> Result<(u64, u64)> {
     Ok((counts[0], counts[1]))
 }
 
+/// Agent `i`'s gateway (where its cluster DNS listens), from the subnet it keeps in its data dir.
+fn gateway(lab: &ClusterLab, i: usize) -> Result<String> {
+    let path = lab.agents[i].host.data_dir().join("overlay/state.json");
+    let v: Value = serde_json::from_slice(&std::fs::read(&path)?)?;
+    let subnet = v["subnet"].as_str().context("subnet")?;
+    let net: std::net::Ipv4Addr = subnet.split('/').next().unwrap_or_default().parse()?;
+    Ok(std::net::Ipv4Addr::from(u32::from(net) + 1).to_string())
+}
+
 #[test]
 fn hosts_are_linked_by_the_overlay() -> Result<()> {
     let _g = serial();
@@ -129,6 +138,35 @@ fn hosts_are_linked_by_the_overlay() -> Result<()> {
     let (clear, tunnelled) = wire_counts(&lab, 2)?;
     ensure!(clear == 0, "{clear} TCP packets to port 80 left a3 in clear");
     ensure!(tunnelled > 0, "no WireGuard packet left a3");
+
+    // By name, from a container on a3: the service, every replica, one slot; unknown names fail
+    // at once (NXDOMAIN), and a name that is not the cluster's gets an answer, not a hang.
+    let lookup = |name: &str| -> Result<(bool, String)> {
+        let out = lab.agents[2].host.hoist(&["run", "--rm", "busybox", "nslookup", name])?;
+        let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+        Ok((out.status.success(), text))
+    };
+    let by_name = lab.wait_until("api resolves on a3", Duration::from_secs(10), || {
+        let (ok, text) = lookup("api")?;
+        let all = addrs.iter().all(|a| text.contains(a.as_str()));
+        Ok(((ok && all).then(|| text.clone()), text))
+    })?;
+    eprintln!("{by_name}");
+    let (ok, text) = lookup("tasks.api")?;
+    ensure!(ok && addrs.iter().all(|a| text.contains(a.as_str())), "tasks.api: {text}");
+    let (ok, text) = lookup("0.api")?;
+    ensure!(ok && addrs.iter().filter(|a| text.contains(a.as_str())).count() == 1, "0.api: {text}");
+    let t = Instant::now();
+    let (ok, text) = lookup("nope")?;
+    ensure!(!ok && text.to_lowercase().contains("nxdomain"), "nope: {text}");
+    ensure!(t.elapsed() < Duration::from_secs(2), "NXDOMAIN took {:?}", t.elapsed());
+    let body = lab.wait_until("GET api by name from a3", Duration::from_secs(10), || {
+        let script = "printf 'GET / HTTP/1.0\r\n\r\n' | nc -w 2 api 80";
+        let out = lab.agents[2].host.hoist(&["run", "--rm", "busybox", "sh", "-c", script])?;
+        let text = String::from_utf8_lossy(&out.stdout).into_owned();
+        Ok((text.contains("hello from hoist").then(|| text.clone()), text))
+    })?;
+    ensure!(body.contains("hello from hoist"));
 
     // A continuous stream of requests from a3 to a1's replica while a1's agent is killed and
     // restarted: the tunnel lives in its own process, so no request fails.
@@ -186,5 +224,41 @@ fn hosts_are_linked_by_the_overlay() -> Result<()> {
         })?;
     }
     eprintln!("node rm reached both peers in {:?}", t.elapsed());
+
+    // A replica that stops being ready leaves every host's DNS within 1 s of the controller
+    // knowing it (scale down: the controller stops one replica).
+    let dns_count = |i: usize| -> Result<usize> {
+        let ns = lab.lab.netns(lab.agents[i].lab_index());
+        let server = gateway(&lab, i)?;
+        let out = sh(&format!("ip netns exec {ns} busybox nslookup tasks.api {server}"))?;
+        let text = String::from_utf8_lossy(&out.stdout).into_owned();
+        Ok(addrs.iter().filter(|a| text.contains(&format!("Address: {a}"))).count())
+    };
+    ensure!(dns_count(0)? == 2 && dns_count(1)? == 2, "before the scale down");
+    lab.hoist_ok(&["service", "scale", "api", "1"])?;
+    let mut controller_at = None;
+    let mut dns_at = [None, None];
+    let start = Instant::now();
+    while start.elapsed() < Duration::from_secs(20) && (controller_at.is_none() || dns_at.iter().any(Option::is_none)) {
+        if controller_at.is_none() {
+            let e = lab.get("/v1/services/api/endpoints")?;
+            if e["endpoints"].as_array().map(Vec::len) == Some(1) {
+                controller_at = Some(start.elapsed());
+            }
+        }
+        for (i, at) in dns_at.iter_mut().enumerate() {
+            if at.is_none() && dns_count(i)? == 1 {
+                *at = Some(start.elapsed());
+            }
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let controller_at = controller_at.context("the controller never showed 1 endpoint")?;
+    for (i, at) in dns_at.iter().enumerate() {
+        let at = at.with_context(|| format!("a{}'s DNS still lists 2 replicas", i + 1))?;
+        let lag = at.saturating_sub(controller_at);
+        eprintln!("a{}: replica gone from DNS {lag:?} after the controller's endpoints", i + 1);
+        ensure!(lag <= Duration::from_secs(1), "a{}: {lag:?}", i + 1);
+    }
     Ok(())
 }

@@ -214,9 +214,15 @@ impl Manager {
             (
                 "resolv.conf",
                 "/etc/resolv.conf",
-                prepare::resolv_conf(
-                    &std::fs::read_to_string("/etc/resolv.conf").unwrap_or_default(),
-                ),
+                match (self.config.cluster_dns, attachment.ip) {
+                    (Some(dns), Some(_)) => prepare::cluster_resolv_conf(
+                        dns,
+                        &std::fs::read_to_string("/etc/resolv.conf").unwrap_or_default(),
+                    ),
+                    _ => prepare::resolv_conf(
+                        &std::fs::read_to_string("/etc/resolv.conf").unwrap_or_default(),
+                    ),
+                },
             ),
         ];
         let mut binds = Vec::new();

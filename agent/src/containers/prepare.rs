@@ -102,6 +102,21 @@ pub fn resolv_conf(host: &str) -> String {
         .collect()
 }
 
+/// `/etc/resolv.conf` of a container on an overlay node: the cluster DNS on its gateway only
+/// (which forwards other names to the host's resolvers), keeping the host's search domains and
+/// options.
+pub fn cluster_resolv_conf(dns: std::net::Ipv4Addr, host: &str) -> String {
+    let mut out = format!("nameserver {dns}\n");
+    for l in host.lines() {
+        let first = l.split_whitespace().next();
+        if matches!(first, Some("search" | "domain" | "options")) {
+            out.push_str(l);
+            out.push('\n');
+        }
+    }
+    out
+}
+
 /// Parses a stop signal as images give it (`SIGTERM`, `TERM`, `15`); default SIGTERM.
 pub fn stop_signal(text: Option<&str>) -> Result<i32, String> {
     match text {
@@ -197,6 +212,11 @@ mod tests {
     #[test]
     fn generated_files() {
         assert!(hosts_file("web", Some("10.89.0.2".parse().unwrap())).contains("10.89.0.2\tweb\n"));
+        let c = cluster_resolv_conf(
+            "10.200.0.1".parse().unwrap(),
+            "nameserver 10.0.0.1\nsearch lan\noptions edns0\n",
+        );
+        assert_eq!(c, "nameserver 10.200.0.1\nsearch lan\noptions edns0\n");
         let r = resolv_conf("nameserver 127.0.0.53\nnameserver 10.0.0.1\nsearch lan\n");
         assert_eq!(r, "nameserver 10.0.0.1\nsearch lan\n");
     }

@@ -166,6 +166,17 @@ impl ControllerClient {
             .await
     }
 
+    /// Waits up to `wait` for any service's ready replicas to change past `index` (format 2).
+    pub async fn endpoints(
+        &self,
+        index: u64,
+        wait: Duration,
+    ) -> Result<hoist_proto::node::ServiceEndpoints, ClientError> {
+        let path = format!("/v1/agent/endpoints?index={index}&wait_ms={}", wait.as_millis());
+        self.call::<Heartbeat, _>(&path, None, wait + REQUEST_TIMEOUT)
+            .await
+    }
+
     async fn call<Req: Codec, Resp: Codec>(
         &self,
         path: &str,

@@ -58,6 +58,8 @@ pub struct JoinConfig {
     /// This node's end of the overlay: its key is registered, and the peers the controller
     /// lists are handed to it. `None` for a node on a `--subnet` of its own (no overlay).
     pub overlay: Option<Arc<crate::overlay::Overlay>>,
+    /// The cluster DNS's table, fed by the endpoints watch (overlay nodes only).
+    pub dns: Option<crate::dns::server::Table>,
 }
 
 /// The address this node registers: `--advertise-addr`, or the local address on the route to
@@ -251,6 +253,9 @@ pub fn start(mgr: Arc<Manager>, images: Arc<ImageStore>, cfg: JoinConfig) -> any
     });
     tokio::spawn(node.clone().membership());
     tokio::spawn(node.clone().assignments());
+    if let Some(table) = node.cfg.dns.clone() {
+        tokio::spawn(node.clone().endpoints(table));
+    }
     tokio::spawn(node.clone().reconcile_loop());
     tokio::spawn(node.report_loop());
     Ok(())
@@ -467,6 +472,44 @@ impl Node {
                     failures += 1;
                     if failures == 1 || failures.is_multiple_of(30) {
                         tracing::warn!(failures, "watching assignments failed: {e}");
+                    }
+                    tokio::time::sleep(backoff(failures.min(4))).await;
+                }
+            }
+        }
+    }
+
+    /// The cluster-wide endpoints watch that feeds the DNS table: one long poll for every
+    /// service, full state at each answer.
+    async fn endpoints(self: Arc<Self>, table: crate::dns::server::Table) {
+        let mut index = 0u64;
+        let mut failures = 0u32;
+        let mut session_rx = self.session.subscribe();
+        loop {
+            if session_rx.wait_for(Option::is_some).await.is_err() {
+                return;
+            }
+            let t = std::time::Instant::now();
+            match self.client.endpoints(index, POLL_WAIT).await {
+                Ok(e) => {
+                    failures = 0;
+                    if self.check_term(e.term, "endpoints") == Verdict::Stale {
+                        tokio::time::sleep(Duration::from_millis(200)).await;
+                        continue;
+                    }
+                    if e.index != index {
+                        let reg = crate::dns::Registry::from_endpoints(&e);
+                        tracing::debug!(index = e.index, services = reg.len(), "DNS table updated");
+                        *table.write().unwrap_or_else(|p| p.into_inner()) = Arc::new(reg);
+                    } else if t.elapsed() < Duration::from_millis(100) {
+                        tokio::time::sleep(Duration::from_millis(500)).await;
+                    }
+                    index = e.index;
+                }
+                Err(e) => {
+                    failures += 1;
+                    if failures == 1 || failures.is_multiple_of(30) {
+                        tracing::warn!(failures, "watching endpoints for DNS failed: {e}; answers stay as they were");
                     }
                     tokio::time::sleep(backoff(failures.min(4))).await;
                 }
