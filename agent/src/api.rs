@@ -29,6 +29,8 @@ use std::time::Duration;
 pub struct Services {
     pub containers: Arc<Manager>,
     pub images: Arc<ImageStore>,
+    /// This node's end of the overlay, when it is on one.
+    pub overlay: Option<Arc<crate::overlay::Overlay>>,
 }
 
 impl FromRef<Services> for Arc<Manager> {
@@ -43,6 +45,7 @@ type Svc = State<Services>;
 pub fn router(services: Services) -> Router {
     Router::new()
         .route("/v1/info", get(info))
+        .route("/v1/overlay", get(overlay))
         .route("/v1/containers", get(list).post(create))
         .route("/v1/containers/{id}", get(inspect).delete(remove))
         .route("/v1/containers/{id}/stop", post(stop))
@@ -123,6 +126,26 @@ async fn info(State(s): Svc) -> ApiResult<Json<AgentInfo>> {
         containers: all.len(),
         images: n_images,
     }))
+}
+
+/// `GET /v1/overlay`: this node's end of the overlay and each peer's health.
+async fn overlay(State(s): Svc) -> Result<Json<hoist_proto::OverlayStatus>, (axum::http::StatusCode, Json<ApiError>)> {
+    let Some(o) = s.overlay.clone() else {
+        return Err((
+            axum::http::StatusCode::NOT_FOUND,
+            Json(ApiError {
+                code: "no_overlay".into(),
+                message: "this agent is not on an overlay (standalone, or started with --subnet)".into(),
+            }),
+        ));
+    };
+    let status = tokio::task::spawn_blocking(move || o.status()).await.map_err(|e| {
+        (
+            axum::http::StatusCode::INTERNAL_SERVER_ERROR,
+            Json(ApiError { code: "internal".into(), message: e.to_string() }),
+        )
+    })?;
+    Ok(Json(status))
 }
 
 #[derive(Deserialize)]

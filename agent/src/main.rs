@@ -176,7 +176,8 @@ async fn run(args: Args) -> anyhow::Result<()> {
             mtu = Some(tokio::task::spawn_blocking(move || o.mtu()).await?);
             tracing::info!(interface = %args.wg_interface, port = args.wg_port, public_key = %overlay.public_key(), "joining the overlay");
             let state = hoist_agent::worker::wait_for_subnet(j).await?;
-            tokio::spawn(overlay.run());
+            tokio::spawn(overlay.clone().run());
+            tokio::spawn(overlay.clone().probe_loop());
             j.dns = Some(Default::default());
             state.subnet
         }
@@ -260,6 +261,7 @@ async fn run(args: Args) -> anyhow::Result<()> {
         },
     );
     let restored = manager.restore().await.context("restore containers")?;
+    let overlay = join.as_ref().and_then(|j| j.overlay.clone());
     if let Some(join) = join {
         tracing::info!(controllers = ?join.controllers, "joining the cluster");
         hoist_agent::worker::start(manager.clone(), images.clone(), join)?;
@@ -287,6 +289,7 @@ async fn run(args: Args) -> anyhow::Result<()> {
     let services = hoist_agent::api::Services {
         containers: manager,
         images,
+        overlay,
     };
     axum::serve(listener, hoist_agent::api::router(services))
         .with_graceful_shutdown(shutdown)

@@ -71,6 +71,9 @@ enum Command {
     /// Agent hosts in the cluster: list, inspect, label, drain, pause, activate.
     #[command(subcommand)]
     Node(node::NodeCmd),
+    /// This node's network: `hoist net doctor` checks its end of the overlay (talks to the agent).
+    #[command(subcommand)]
+    Net(commands::net::NetCmd),
 }
 
 fn main() {
@@ -94,6 +97,7 @@ fn main() {
             Command::Build(args) => commands::build::run(args, &client, cli.output).await,
             Command::Info => commands::info(&client, cli.output).await,
             Command::Login(args) => commands::registry::login(args, &client).await,
+            Command::Net(cmd) => commands::net::run(cmd, &client, cli.output).await,
             Command::Logout(args) => commands::registry::logout(args),
             Command::Service(cmd) => {
                 return controller_result(service::run(cmd, &cli.controller, json).await)

@@ -424,3 +424,133 @@ mod build_wire_tests {
         }
     }
 }
+
+/// `GET /v1/overlay` on an agent of the overlay: its end of the mesh and how each peer is doing
+/// (what `hoist net doctor` judges).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct OverlayStatus {
+    pub interface: String,
+    pub public_key: String,
+    pub listen_port: u16,
+    /// This node's subnet and the cluster CIDR, as the controller last said.
+    pub subnet: Option<String>,
+    pub cluster_cidr: Option<String>,
+    /// Why the overlay is not wired, if it is not (the device does not answer, no subnet...).
+    pub problem: Option<String>,
+    pub peers: Vec<PeerStatus>,
+}
+
+/// One peer as this node sees it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PeerStatus {
+    pub node: String,
+    pub endpoint: String,
+    pub subnet: String,
+    /// Seconds since the last WireGuard handshake with it; `None`: never.
+    pub handshake_age_s: Option<u64>,
+    pub rx_bytes: u64,
+    pub tx_bytes: u64,
+    /// Probes through the tunnel (a DNS query to its gateway) in the recent window.
+    pub probes_sent: u32,
+    pub probes_lost: u32,
+    /// How many of the latest probes in a row went unanswered.
+    #[serde(default)]
+    pub probes_lost_in_a_row: u32,
+    /// Round trip of the last answered probe, milliseconds.
+    pub probe_rtt_ms: Option<f64>,
+}
+
+/// After this long without a handshake a peer with traffic is not talking to us (WireGuard
+/// re-handshakes every 2 minutes on a live session; keepalives keep sessions live).
+pub const HANDSHAKE_STALE_S: u64 = 180;
+
+impl OverlayStatus {
+    /// What is wrong, in words, one line per problem; empty when every check passes.
+    pub fn problems(&self) -> Vec<String> {
+        let mut out = Vec::new();
+        if let Some(p) = &self.problem {
+            out.push(format!("this node: {p}"));
+        }
+        for p in &self.peers {
+            let handshake = match p.handshake_age_s {
+                None => Some("no handshake yet".to_string()),
+                Some(age) if age > HANDSHAKE_STALE_S => Some(format!("no handshake for {age} s")),
+                Some(_) => None,
+            };
+            let all_lost = p.probes_lost_in_a_row >= 3;
+            match (handshake, all_lost) {
+                (Some(h), _) if p.rx_bytes == 0 || all_lost => out.push(format!(
+                    "{}: {h}; its endpoint {} does not answer UDP (is port {} open between the hosts?)",
+                    p.node,
+                    p.endpoint,
+                    p.endpoint.rsplit(':').next().unwrap_or("?")
+                )),
+                (_, true) => out.push(format!(
+                    "{}: the tunnel is up but the last {} probes to its gateway went unanswered (is its agent running?)",
+                    p.node, p.probes_lost_in_a_row
+                )),
+                _ if p.probes_lost > 0 => out.push(format!(
+                    "{}: {} of {} probes through the tunnel lost",
+                    p.node, p.probes_lost, p.probes_sent
+                )),
+                _ => {}
+            }
+        }
+        out
+    }
+}
+
+#[cfg(test)]
+mod overlay_status_tests {
+    use super::*;
+
+    fn peer(handshake: Option<u64>, rx: u64, sent: u32, lost: u32) -> PeerStatus {
+        PeerStatus {
+            node: "n3".into(),
+            endpoint: "10.0.0.3:51820".into(),
+            subnet: "10.200.2.0/24".into(),
+            handshake_age_s: handshake,
+            rx_bytes: rx,
+            tx_bytes: 100,
+            probes_sent: sent,
+            probes_lost: lost,
+            probes_lost_in_a_row: lost.min(3),
+            probe_rtt_ms: None,
+        }
+    }
+
+    fn status(peers: Vec<PeerStatus>) -> OverlayStatus {
+        OverlayStatus {
+            interface: "hoist-wg0".into(),
+            public_key: "k".into(),
+            listen_port: 51820,
+            subnet: Some("10.200.0.0/24".into()),
+            cluster_cidr: Some("10.200.0.0/16".into()),
+            problem: None,
+            peers,
+        }
+    }
+
+    #[test]
+    fn healthy_says_nothing() {
+        assert!(status(vec![peer(Some(5), 1000, 10, 0)]).problems().is_empty());
+    }
+
+    #[test]
+    fn problems_are_said_in_words() {
+        let p = status(vec![peer(Some(400), 0, 10, 10)]).problems();
+        assert_eq!(
+            p,
+            ["n3: no handshake for 400 s; its endpoint 10.0.0.3:51820 does not answer UDP (is port 51820 open between the hosts?)"]
+        );
+        let p = status(vec![peer(Some(3), 5000, 10, 10)]).problems();
+        assert!(p[0].contains("the last 3 probes"), "{p:?}");
+        let mut one = peer(Some(3), 5000, 10, 2);
+        one.probes_lost_in_a_row = 0;
+        let p = status(vec![one]).problems();
+        assert_eq!(p, ["n3: 2 of 10 probes through the tunnel lost"]);
+        let mut s = status(vec![]);
+        s.problem = Some("no subnet".into());
+        assert_eq!(s.problems(), ["this node: no subnet"]);
+    }
+}

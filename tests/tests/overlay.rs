@@ -204,11 +204,28 @@ fn hosts_are_linked_by_the_overlay() -> Result<()> {
     ensure!(fail == 0, "{fail} of {} probes failed across the agent's restart", ok + fail);
     lab.agents[2].host.hoist_ok(&["rm", "-f", &client])?;
 
-    // A node removed is gone from every peer's device within 2 s.
+    // `hoist net doctor` on a1: every check passes while all agents run...
+    let doctor = |lab: &ClusterLab, i: usize| -> Result<(i32, String)> {
+        let out = lab.agents[i].host.hoist(&["net", "doctor"])?;
+        Ok((out.status.code().unwrap_or(-1), String::from_utf8_lossy(&out.stdout).into_owned()))
+    };
     let a3 = lab.node_id(2).context("a3's id")?;
+    lab.wait_until("net doctor passes on a1", Duration::from_secs(15), || {
+        let (code, text) = doctor(&lab, 0)?;
+        Ok(((code == 0 && text.contains(&a3) && text.contains("All checks passed")).then_some(()), text))
+    })?;
+    // ... and says what is wrong when a3's agent is gone (its tunnel still answers: only its
+    // agent, and so its DNS, is down).
+    lab.kill_agent(2)?;
+    let said = lab.wait_until("net doctor on a1 names a3", Duration::from_secs(20), || {
+        let (code, text) = doctor(&lab, 0)?;
+        Ok(((code == 1 && text.contains(&format!("PROBLEM: {a3}"))).then(|| text.clone()), text))
+    })?;
+    eprintln!("{said}");
+
+    // A node removed is gone from every peer's device within 2 s.
     let peers_before = device_peers(lab.agents[0].wg_interface.as_deref().unwrap())?;
     ensure!(peers_before.len() == 2, "a1's peers: {peers_before:?}");
-    lab.kill_agent(2)?;
     lab.wait_until("a3 down", Duration::from_secs(20), || {
         let nodes = lab.nodes()?;
         let st = nodes.get(&a3).map(|(s, _)| s.clone());

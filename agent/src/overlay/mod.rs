@@ -24,6 +24,7 @@
 pub mod helper;
 pub mod keys;
 pub mod plan;
+pub mod probe;
 pub mod state;
 pub mod tunnel;
 
@@ -34,6 +35,10 @@ use hoist_proto::node::Overlay as OverlayView;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::sync::watch;
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
 
 /// Errors of the overlay, each naming what it was doing.
 #[derive(Debug, thiserror::Error)]
@@ -75,6 +80,10 @@ pub struct Overlay {
     /// The gateway this node's containers use (its subnet's first address); the tunnel's route
     /// takes it as its source so that peers accept what the host itself sends.
     gateway: Mutex<Option<std::net::Ipv4Addr>>,
+    /// Probe results per peer node (see `probe.rs`).
+    probes: Mutex<probe::Probes>,
+    /// Why the last apply failed, if it did.
+    problem: Mutex<Option<String>>,
 }
 
 impl Overlay {
@@ -85,6 +94,8 @@ impl Overlay {
             keys,
             views: watch::channel(None).0,
             gateway: Mutex::new(None),
+            probes: Mutex::new(probe::Probes::default()),
+            problem: Mutex::new(None),
         })
     }
 
@@ -134,10 +145,12 @@ impl Overlay {
                         if failures > 0 {
                             tracing::info!("overlay wired again");
                         }
-                        failures = 0
+                        failures = 0;
+                        *lock(&self.problem) = None;
                     }
                     Ok(Err(e)) => {
                         failures += 1;
+                        *lock(&self.problem) = Some(e.to_string());
                         if failures == 1 || failures.is_multiple_of(20) {
                             tracing::warn!(failures, "wiring the overlay: {e}");
                         }
@@ -154,6 +167,66 @@ impl Overlay {
                 r = rx.changed() => if r.is_err() { return },
                 _ = tokio::time::sleep(every) => {}
             }
+        }
+    }
+
+    /// Probes every peer through the tunnel every few seconds (a DNS query to its gateway).
+    pub async fn probe_loop(self: Arc<Self>) {
+        loop {
+            tokio::time::sleep(probe::EVERY).await;
+            let Some(view) = self.views.borrow().clone() else { continue };
+            let results = probe::round(&view.peers).await;
+            lock(&self.probes).record(&view.peers, results);
+        }
+    }
+
+    /// What `GET /v1/overlay` answers: the device's peers with their handshakes and bytes, and
+    /// the probes' results.
+    pub fn status(&self) -> hoist_proto::OverlayStatus {
+        let view = self.views.borrow().clone();
+        let mut problem = lock(&self.problem).clone();
+        let device = match self.tunnel.peers(&self.cfg.interface) {
+            Ok(p) => p,
+            Err(e) => {
+                problem.get_or_insert(format!("the overlay device does not answer: {e}"));
+                Vec::new()
+            }
+        };
+        let probes = lock(&self.probes);
+        let now = std::time::SystemTime::now();
+        let peers = view
+            .as_ref()
+            .map(|v| v.peers.as_slice())
+            .unwrap_or_default()
+            .iter()
+            .map(|p| {
+                let d = device.iter().find(|d| d.public_key == p.public_key);
+                let (sent, lost, in_a_row, rtt) = probes.summary(&p.node);
+                hoist_proto::PeerStatus {
+                    node: p.node.clone(),
+                    endpoint: p.endpoint.clone(),
+                    subnet: p.subnet.clone(),
+                    handshake_age_s: d
+                        .and_then(|d| d.last_handshake)
+                        .and_then(|t| now.duration_since(t).ok())
+                        .map(|a| a.as_secs()),
+                    rx_bytes: d.map_or(0, |d| d.rx_bytes),
+                    tx_bytes: d.map_or(0, |d| d.tx_bytes),
+                    probes_sent: sent,
+                    probes_lost: lost,
+                    probes_lost_in_a_row: in_a_row,
+                    probe_rtt_ms: rtt.map(|r| r.as_secs_f64() * 1000.0),
+                }
+            })
+            .collect();
+        hoist_proto::OverlayStatus {
+            interface: self.cfg.interface.clone(),
+            public_key: self.public_key(),
+            listen_port: self.cfg.listen_port,
+            subnet: view.as_ref().and_then(|v| v.subnet.clone()),
+            cluster_cidr: view.as_ref().map(|v| v.cluster_cidr.clone()),
+            problem: problem.or_else(|| view.is_none().then(|| "no overlay view from the controllers yet".into())),
+            peers,
         }
     }
 

@@ -4,6 +4,7 @@ pub mod build;
 pub mod containers;
 pub mod image_transfer;
 pub mod images;
+pub mod net;
 pub mod registry;
 
 use crate::client::{Client, ClientError};
