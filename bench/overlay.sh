@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The overlay's data plane, side by side in one run between two network namespaces ("hosts") on one
-# bridge: plain veth (the floor), Hoist's embedded userspace WireGuard (`hoist-agent __wg`, boringtun),
+# bridge: plain veth (the floor), Hoist's embedded userspace WireGuard (`hoist-agent __wg`, gotatun),
 # and Debian's wireguard-go, both tunnels configured the same way with `wg` over their UAPI sockets
 # (same keys, MTU 1420 = 1500 - 80, one peer each). iperf3 TCP throughput with 1 and 4 streams,
 # and ping round trips. Device to device: the container's bridge and veth hop is the same for all
@@ -47,8 +47,11 @@ tunnel() {
   local kind=$1
   for n in a b; do
     local ns=hob-$n$id dev=hb$n$id
-    if [ "$kind" = hoist ]; then
-      ip netns exec "$ns" "$bin/hoist-agent" __wg "$dev" > "$work/$dev.ready" 2>/dev/null &
+    if [ "$kind" = hoist ] || [ "$kind" = gotatun ]; then
+      local cmd=("$bin/hoist-agent" __wg "$dev")
+      [ "$kind" = gotatun ] && cmd=("$GOTATUN_BIN" "$dev")
+      ip netns exec "$ns" "${cmd[@]}" > "$work/$dev.ready" 2>/dev/null &
+      disown
       for _ in $(seq 100); do grep -q ready "$work/$dev.ready" 2>/dev/null && break; sleep 0.05; done
     else
       ip netns exec "$ns" wireguard-go "$dev" >/dev/null 2>&1
@@ -60,7 +63,7 @@ tunnel() {
   ip -n "$B" addr add 10.252.0.2/24 dev hbb$id && ip -n "$B" link set hbb$id mtu 1420 up
 }
 untunnel() {
-  for i in hba$id hbb$id; do rm -f "/var/run/wireguard/$i.sock"; pkill -9 -f "(__wg|wireguard-go) $i\$"; done
+  for i in hba$id hbb$id; do rm -f "/var/run/wireguard/$i.sock"; pkill -9 -f "(__wg|wireguard-go|wgtry|gotatun\S*) $i\$"; done
   sleep 0.5
 }
 
@@ -73,21 +76,25 @@ measure() {
   ip netns exec "$B" iperf3 -s -D -1 -p 5201 >/dev/null; sleep 0.3
   four=$(ip netns exec "$A" iperf3 -c "$addr" -p 5201 -t "$SECS" -P 4 -J | python3 -c 'import json,sys; print(json.load(sys.stdin)["end"]["sum_received"]["bits_per_second"])')
   local rtt
-  rtt=$(ip netns exec "$A" ping -c 300 -i 0.01 -q "$addr" | awk -F'[/ =]+' '/rtt/ {print $7" "$8" "$9}')
+  rtt=$(ip netns exec "$A" ping -c 300 -i 0.01 -q "$addr" | awk -F'[/ =]+' '/rtt/ {print $6" "$7" "$8}')
   echo "{\"path\":\"$name\",\"gbps_1\":$(python3 -c "print(round($one/1e9,3))"),\"gbps_4\":$(python3 -c "print(round($four/1e9,3))"),\"rtt_min_avg_max_ms\":\"$rtt\"}"
 }
 
 results=$work/results.jsonl
 measure "veth (no tunnel)" 10.251.0.2 | tee -a "$results"
-tunnel hoist; measure "Hoist overlay (hoist-agent __wg, boringtun)" 10.252.0.2 | tee -a "$results"; untunnel
+tunnel hoist; measure "Hoist overlay (hoist-agent __wg, gotatun)" 10.252.0.2 | tee -a "$results"; untunnel
 tunnel wireguard-go; measure "wireguard-go $(dpkg-query -W -f='${Version}' wireguard-go 2>/dev/null)" 10.252.0.2 | tee -a "$results"; untunnel
+# An evaluation row: GOTATUN_BIN=a binary that runs gotatun's device as `BIN IFACE` and prints "ready".
+if [ -n "${GOTATUN_BIN:-}" ]; then
+  tunnel gotatun; measure "gotatun 0.10 (evaluation)" 10.252.0.2 | tee -a "$results"; untunnel
+fi
 
 date=$(date -u +%F)
 out=bench/results/overlay-$date
 python3 - "$results" "$out" "$SECS" <<'PY'
 import json, sys
 rows = [json.loads(l) for l in open(sys.argv[1])]
-veth, hoist, wgo = rows
+veth, hoist, wgo = rows[:3]
 def avg(r): return float(r["rtt_min_avg_max_ms"].split()[1])
 with open(sys.argv[2] + ".json", "w") as f:
     json.dump(rows, f, indent=1)

@@ -11,7 +11,7 @@
 //! - The private key is made here and never leaves the host (`keys.rs`, `DATA_DIR/overlay/`,
 //!   mode 0600); only the public key is registered.
 //! - The kernel's WireGuard is used where `ip link add type wireguard` works; otherwise the
-//!   device is an embedded userspace implementation (boringtun) in a small process of its own,
+//!   device is an embedded userspace implementation (gotatun) in a small process of its own,
 //!   `hoist-agent __wg IFACE` (`helper.rs`), started detached like a container's supervisor. The
 //!   agent configures either through the standard UAPI (wireguard-control), so `wg show` works,
 //!   and re-adopts a running helper after a restart or an upgrade: the data plane never stops
