@@ -14,6 +14,9 @@ pub enum NetworkMode {
     Host,
     /// Its own network namespace with only loopback.
     None,
+    /// On a node of a cluster's overlay: a bridge attachment reachable from every node, with the
+    /// cluster DNS (Swarm's attachable overlay).
+    Cluster,
 }
 
 /// Transport protocol of a published port.

@@ -139,10 +139,12 @@ fn hosts_are_linked_by_the_overlay() -> Result<()> {
     ensure!(clear == 0, "{clear} TCP packets to port 80 left a3 in clear");
     ensure!(tunnelled > 0, "no WireGuard packet left a3");
 
-    // By name, from a container on a3: the service, every replica, one slot; unknown names fail
-    // at once (NXDOMAIN), and a name that is not the cluster's gets an answer, not a hang.
+    // By name, from a container attached to the cluster network on a3 (`--network cluster`, as
+    // replicas are): the service, every replica, one slot; unknown names fail at once (NXDOMAIN).
     let lookup = |name: &str| -> Result<(bool, String)> {
-        let out = lab.agents[2].host.hoist(&["run", "--rm", "busybox", "nslookup", name])?;
+        let out = lab.agents[2]
+            .host
+            .hoist(&["run", "--rm", "--network", "cluster", "busybox", "nslookup", name])?;
         let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
         Ok((out.status.success(), text))
     };
@@ -162,11 +164,18 @@ fn hosts_are_linked_by_the_overlay() -> Result<()> {
     ensure!(t.elapsed() < Duration::from_secs(2), "NXDOMAIN took {:?}", t.elapsed());
     let body = lab.wait_until("GET api by name from a3", Duration::from_secs(10), || {
         let script = "printf 'GET / HTTP/1.0\r\n\r\n' | nc -w 2 api 80";
-        let out = lab.agents[2].host.hoist(&["run", "--rm", "busybox", "sh", "-c", script])?;
+        let out = lab.agents[2]
+            .host
+            .hoist(&["run", "--rm", "--network", "cluster", "busybox", "sh", "-c", script])?;
         let text = String::from_utf8_lossy(&out.stdout).into_owned();
         Ok((text.contains("hello from hoist").then(|| text.clone()), text))
     })?;
     ensure!(body.contains("hello from hoist"));
+    // A replica itself resolves the others (replicas are on the cluster network).
+    let replica = lab.running_on(0, "api")?;
+    let id = replica.first().and_then(|c| c["id"].as_str()).context("a replica on a1")?.to_string();
+    let out = lab.agents[0].host.hoist_ok(&["exec", &id, "nslookup", "tasks.api"])?;
+    ensure!(addrs.iter().all(|a| out.contains(a.as_str())), "from a replica: {out}");
 
     // A continuous stream of requests from a3 to a1's replica while a1's agent is killed and
     // restarted: the tunnel lives in its own process, so no request fails.

@@ -28,6 +28,8 @@ impl Manager {
     ) -> Result<(Arc<Container>, Created), AgentError> {
         let t0 = Instant::now();
         validate(&req)?;
+        crate::network::kind::kind(req.network, self.config.cluster_dns.is_some())
+            .map_err(AgentError::Invalid)?;
         let images = self.deps.images.clone();
         let image_ref = req.image.clone();
         let image = tokio::task::spawn_blocking(move || images.resolve(&image_ref))
@@ -46,6 +48,8 @@ impl Manager {
         t0: Instant,
     ) -> Result<(Arc<Container>, Created), AgentError> {
         validate(&req)?;
+        crate::network::kind::kind(req.network, self.config.cluster_dns.is_some())
+            .map_err(AgentError::Invalid)?;
 
         let id = hoist_common::ids::new_id();
         let name = match &req.name {
@@ -214,8 +218,8 @@ impl Manager {
             (
                 "resolv.conf",
                 "/etc/resolv.conf",
-                match (self.config.cluster_dns, attachment.ip) {
-                    (Some(dns), Some(_)) => prepare::cluster_resolv_conf(
+                match (self.config.cluster_dns, req.network) {
+                    (Some(dns), NetworkMode::Cluster) => prepare::cluster_resolv_conf(
                         dns,
                         &std::fs::read_to_string("/etc/resolv.conf").unwrap_or_default(),
                     ),
@@ -299,7 +303,7 @@ fn validate(req: &CreateContainer) -> Result<(), AgentError> {
     if req.resources.pids_limit == Some(0) {
         return invalid("pids-limit: must be at least 1".into());
     }
-    if !req.ports.is_empty() && req.network != NetworkMode::Bridge {
+    if !req.ports.is_empty() && !matches!(req.network, NetworkMode::Bridge | NetworkMode::Cluster) {
         return invalid(
             format!(
                 "ports: publishing ports needs --network bridge (not {:?})",

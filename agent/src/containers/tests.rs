@@ -159,7 +159,7 @@ fn create_makes_the_kernel_calls_in_order() {
             );
             let info = c.info();
             match mode {
-                NetworkMode::Bridge => {
+                NetworkMode::Bridge | NetworkMode::Cluster => {
                     assert_eq!(info.ip_address.as_deref(), Some("10.89.0.2"));
                     let ns = world.namespaces.get(&c.record.id).expect("netns");
                     assert_eq!(ns.map(|a| a.ip.to_string()).as_deref(), Some("10.89.0.2"));
@@ -225,7 +225,9 @@ fn remove_releases_everything() {
             mgr.remove("web", true).await.expect("remove");
             let mut expected = vec!["supervisor kill"];
             match mode {
-                NetworkMode::Bridge => expected.extend(["nft apply", "netns remove"]),
+                NetworkMode::Bridge | NetworkMode::Cluster => {
+                    expected.extend(["nft apply", "netns remove"])
+                }
                 NetworkMode::None | NetworkMode::Host => expected.push("netns remove"),
             }
             expected.push("cgroup remove");

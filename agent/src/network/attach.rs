@@ -17,7 +17,13 @@ impl Network {
         ports: &[PortMapping],
     ) -> Result<Attachment, NetworkError> {
         validate_id(id)?;
-        if mode != NetworkMode::Bridge && !ports.is_empty() {
+        // Whether the node is on an overlay is the agent's to check (`containers::create`);
+        // here a cluster attachment is a bridge attachment.
+        let k = super::kind::kind(mode, true).map_err(|_| NetworkError::PortsNeedBridge {
+            id: id.to_string(),
+            mode: "cluster",
+        })?;
+        if !k.ports && !ports.is_empty() {
             let mode = if mode == NetworkMode::Host {
                 "host"
             } else {
@@ -28,7 +34,7 @@ impl Network {
                 mode,
             });
         }
-        if mode == NetworkMode::Host {
+        if !k.netns {
             return Ok(Attachment {
                 netns: None,
                 ip: None,
@@ -71,7 +77,7 @@ impl Network {
             gateway: None,
             prefix_len: 0,
         };
-        if mode == NetworkMode::Bridge {
+        if super::kind::kind(mode, true).is_ok_and(|k| k.address) {
             let ip = inner
                 .ipam
                 .allocate()

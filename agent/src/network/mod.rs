@@ -51,6 +51,7 @@ mod detach;
 mod error;
 mod ipam;
 mod kernel;
+pub mod kind;
 mod netns;
 mod nft;
 mod pool;

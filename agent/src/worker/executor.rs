@@ -49,7 +49,13 @@ impl Containers for Local {
         self.containers.list(true)
     }
 
-    fn create(&self, req: CreateContainer) -> BoxFuture<'_, Result<Created, AgentError>> {
+    fn create(&self, mut req: CreateContainer) -> BoxFuture<'_, Result<Created, AgentError>> {
+        // On a node of the overlay a replica is on the cluster network (with the cluster DNS).
+        if self.containers.config.cluster_dns.is_some()
+            && req.network == hoist_proto::NetworkMode::Bridge
+        {
+            req.network = hoist_proto::NetworkMode::Cluster;
+        }
         Box::pin(async move { Ok(self.containers.create(req, false).await?.1) })
     }
 

@@ -171,7 +171,8 @@ fn parse_network(s: &str) -> Result<NetworkMode, String> {
         "bridge" => Ok(NetworkMode::Bridge),
         "host" => Ok(NetworkMode::Host),
         "none" => Ok(NetworkMode::None),
-        _ => Err(format!("{s:?}: use bridge, host or none")),
+        "cluster" => Ok(NetworkMode::Cluster),
+        _ => Err(format!("{s:?}: use bridge, cluster (on a node of a cluster's overlay), host or none")),
     }
 }
 

@@ -122,6 +122,17 @@ impl State {
         if node.subnet.is_some() || node.wg_public_key.is_some() {
             self.overlay_index = self.index;
         }
+        if node.subnet.is_some() {
+            // Its subnet is free again: the first node still waiting for one gets it.
+            let waiting = self
+                .nodes
+                .values()
+                .find(|n| n.subnet.is_none() && n.overlay_problem.is_some())
+                .map(|n| n.id.clone());
+            if let Some(id) = waiting {
+                self.assign_subnet(&id);
+            }
+        }
         Ok(Response::Node(node))
     }
 }

@@ -153,6 +153,10 @@ mod tests {
         assert_eq!(st.nodes["c"].subnet, None);
         let why = st.nodes["c"].overlay_problem.as_deref().unwrap();
         assert!(why.contains("10.9.0.0/23 has no free /24"), "{why}");
+        // A removed node's subnet goes to the node that was waiting.
+        st.apply_at(4, &req(4, Command::RemoveNode { id: "a".into() }));
+        assert_eq!(st.nodes["c"].subnet.as_deref(), Some("10.9.0.0/24"));
+        assert_eq!(st.nodes["c"].overlay_problem, None);
     }
 
     #[test]
