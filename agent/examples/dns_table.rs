@@ -39,6 +39,8 @@ fn main() -> anyhow::Result<()> {
                 hoist_agent::dns::DnsConfig {
                     listen,
                     upstreams: vec![],
+                    // dnsperf is a single source: measure the server, not the flood guard.
+                    per_source_qps: None,
                 },
                 table,
             )

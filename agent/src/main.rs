@@ -243,6 +243,7 @@ async fn run(args: Args) -> anyhow::Result<()> {
             hoist_agent::dns::DnsConfig {
                 listen: std::net::SocketAddr::new(ip.into(), 53),
                 upstreams,
+                per_source_qps: Some(hoist_agent::dns::server::PER_SOURCE_QPS),
             },
             table,
         )

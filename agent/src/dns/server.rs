@@ -23,6 +23,43 @@ pub struct DnsConfig {
     pub listen: SocketAddr,
     /// The host's resolvers (`--dns-upstream`); empty: SERVFAIL for names that are not ours.
     pub upstreams: Vec<SocketAddr>,
+    /// Queries per second one source address may send over UDP; beyond, its queries are dropped
+    /// so that one flooding container cannot starve the others. `None`: no limit.
+    pub per_source_qps: Option<u32>,
+}
+
+/// The default per-source limit: far above what any program resolving names needs.
+pub const PER_SOURCE_QPS: u32 = 20_000;
+
+/// A per-source rate limit over windows of 100 ms (pure; the clock is passed in).
+#[derive(Debug)]
+pub struct Limiter {
+    per_window: u32,
+    windows: std::collections::HashMap<std::net::IpAddr, (std::time::Instant, u32)>,
+}
+
+impl Limiter {
+    const WINDOW: Duration = Duration::from_millis(100);
+
+    pub fn new(qps: u32) -> Limiter {
+        Limiter {
+            per_window: (qps / 10).max(1),
+            windows: Default::default(),
+        }
+    }
+
+    /// Whether a query from `ip` at `now` is answered.
+    pub fn allow(&mut self, ip: std::net::IpAddr, now: std::time::Instant) -> bool {
+        if self.windows.len() > 4096 {
+            self.windows.retain(|_, (start, _)| now.duration_since(*start) < Self::WINDOW);
+        }
+        let w = self.windows.entry(ip).or_insert((now, 0));
+        if now.duration_since(w.0) >= Self::WINDOW {
+            *w = (now, 0);
+        }
+        w.1 += 1;
+        w.1 <= self.per_window
+    }
 }
 
 /// The table the server answers from; the endpoints watch replaces it.
@@ -137,16 +174,23 @@ pub async fn start(cfg: DnsConfig, table: Table) -> std::io::Result<()> {
     let udp = Arc::new(UdpSocket::bind(cfg.listen).await?);
     let tcp = TcpListener::bind(cfg.listen).await?;
     let upstreams = Arc::new(cfg.upstreams);
-    tracing::info!(listen = %cfg.listen, upstreams = ?upstreams, "cluster DNS serving");
+    tracing::info!(listen = %cfg.listen, upstreams = ?upstreams, per_source_qps = ?cfg.per_source_qps, "cluster DNS serving");
     // Two receivers on one socket: one per core here, and a slow send never stalls all reads.
+    // Each keeps half of the per-source budget.
     for _ in 0..2 {
-        tokio::spawn(serve_udp(udp.clone(), table.clone(), upstreams.clone()));
+        let limiter = cfg.per_source_qps.map(|q| Limiter::new(q / 2));
+        tokio::spawn(serve_udp(udp.clone(), table.clone(), upstreams.clone(), limiter));
     }
     tokio::spawn(serve_tcp(tcp, table, upstreams));
     Ok(())
 }
 
-async fn serve_udp(sock: Arc<UdpSocket>, table: Table, upstreams: Arc<Vec<SocketAddr>>) {
+async fn serve_udp(
+    sock: Arc<UdpSocket>,
+    table: Table,
+    upstreams: Arc<Vec<SocketAddr>>,
+    mut limiter: Option<Limiter>,
+) {
     let mut buf = vec![0u8; MAX_QUERY + 1];
     loop {
         let (n, peer) = match sock.recv_from(&mut buf).await {
@@ -156,6 +200,11 @@ async fn serve_udp(sock: Arc<UdpSocket>, table: Table, upstreams: Arc<Vec<Socket
                 continue;
             }
         };
+        if let Some(l) = limiter.as_mut() {
+            if !l.allow(peer.ip(), std::time::Instant::now()) {
+                continue; // a flood from one source: drop it, keep answering the others
+            }
+        }
         if n > MAX_QUERY {
             continue; // oversized (the kernel cut it): not a query we take
         }
@@ -285,6 +334,18 @@ mod tests {
         q.extend_from_slice(&[0, 0, 1, 0, 1]);
         let m = parse(answer(&q, &r));
         assert_eq!(m.metadata.response_code, ResponseCode::FormErr);
+    }
+
+    #[test]
+    fn a_flooding_source_is_cut_and_others_are_not() {
+        let mut l = Limiter::new(1000); // 100 per 100 ms
+        let t0 = std::time::Instant::now();
+        let (flood, quiet): (std::net::IpAddr, std::net::IpAddr) =
+            ("10.200.0.5".parse().unwrap(), "10.200.0.6".parse().unwrap());
+        let answered = (0..500).filter(|_| l.allow(flood, t0)).count();
+        assert_eq!(answered, 100);
+        assert!(l.allow(quiet, t0), "another container is still answered");
+        assert!(l.allow(flood, t0 + Duration::from_millis(100)), "the next window");
     }
 
     #[tokio::test]
