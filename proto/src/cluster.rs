@@ -339,7 +339,7 @@ pub struct AvailabilityRequest {
 }
 
 /// A node as `hoist node ls|inspect` shows it: the replicated record plus what the leader knows.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct NodeView {
     pub node: Node,
     /// The node's overlay subnet (`node.subnet`, repeated here for scripts).
@@ -351,6 +351,12 @@ pub struct NodeView {
     pub reserved: NodeResources,
     /// Milliseconds since the last heartbeat the answering leader received, if any.
     pub last_heartbeat_ms_ago: Option<u64>,
+    /// Each overlay peer as this node's agent last reported it (handshake, bytes, probes through
+    /// the tunnel), and how long ago; empty when it has not reported to this leader.
+    #[serde(default)]
+    pub peers: Vec<crate::agent::PeerStatus>,
+    #[serde(default)]
+    pub peers_reported_ms_ago: Option<u64>,
 }
 
 /// A controller in the Raft group.

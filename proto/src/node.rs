@@ -13,6 +13,7 @@
 //! | `GET /v1/agent/assignments?node=ID&index=N&wait_ms=M` | — | [`Assignments`] (long poll) |
 //! | `POST /v1/agent/status` | [`StatusReport`] | [`StatusAck`] |
 //! | `GET /v1/agent/endpoints?index=N&wait_ms=M` | — | [`ServiceEndpoints`] (long poll, format 2) |
+//! | `POST /v1/agent/overlay` | [`OverlayReport`] | [`StatusAck`] (format 2) |
 //!
 //! Every answer from the controller carries the Raft `term` it was produced in. An agent keeps the
 //! newest term it has seen and ignores anything stamped with an older one: a deposed leader that
@@ -185,6 +186,14 @@ pub struct ReplicaAddress {
     pub node: String,
     /// Its address on the overlay.
     pub address: String,
+}
+
+/// An overlay agent's view of its peers, sent every few seconds to `POST /v1/agent/overlay`; the
+/// leader keeps the latest in memory for `hoist node inspect` (answer: [`StatusAck`]). Format 2.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct OverlayReport {
+    pub node_id: String,
+    pub peers: Vec<crate::agent::PeerStatus>,
 }
 
 /// A task's health as the agent's checks see it.

@@ -219,6 +219,16 @@ fn hosts_are_linked_by_the_overlay() -> Result<()> {
         Ok((out.status.code().unwrap_or(-1), String::from_utf8_lossy(&out.stdout).into_owned()))
     };
     let a3 = lab.node_id(2).context("a3's id")?;
+    // `hoist node inspect` shows a1's view of its peers, as its agent reported it.
+    let a1 = lab.node_id(0).context("a1's id")?;
+    lab.wait_until("a1's peers in node inspect", Duration::from_secs(15), || {
+        let out = lab.hoist_ok(&["node", "inspect", &a1])?;
+        let v: Value = serde_json::from_str(&out)?;
+        let peers = v["peers"].as_array().cloned().unwrap_or_default();
+        let ok = peers.len() == 2
+            && peers.iter().all(|p| p["handshake_age_s"].is_u64() && p["probes_sent"].as_u64() > Some(0));
+        Ok((ok.then_some(()), out))
+    })?;
     lab.wait_until("net doctor passes on a1", Duration::from_secs(15), || {
         let (code, text) = doctor(&lab, 0)?;
         Ok(((code == 0 && text.contains(&a3) && text.contains("All checks passed")).then_some(()), text))

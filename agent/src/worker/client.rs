@@ -166,6 +166,15 @@ impl ControllerClient {
             .await
     }
 
+    /// Sends this node's view of its overlay peers (format 2).
+    pub async fn overlay_report(
+        &self,
+        report: &hoist_proto::node::OverlayReport,
+    ) -> Result<StatusAck, ClientError> {
+        self.call("/v1/agent/overlay", Some(report), REQUEST_TIMEOUT)
+            .await
+    }
+
     /// Waits up to `wait` for any service's ready replicas to change past `index` (format 2).
     pub async fn endpoints(
         &self,

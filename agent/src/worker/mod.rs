@@ -256,6 +256,9 @@ pub fn start(mgr: Arc<Manager>, images: Arc<ImageStore>, cfg: JoinConfig) -> any
     if let Some(table) = node.cfg.dns.clone() {
         tokio::spawn(node.clone().endpoints(table));
     }
+    if let Some(overlay) = node.cfg.overlay.clone() {
+        tokio::spawn(node.clone().overlay_reports(overlay));
+    }
     tokio::spawn(node.clone().reconcile_loop());
     tokio::spawn(node.report_loop());
     Ok(())
@@ -513,6 +516,30 @@ impl Node {
                     }
                     tokio::time::sleep(backoff(failures.min(4))).await;
                 }
+            }
+        }
+    }
+
+    /// Every few seconds, this node's view of its overlay peers to the leader (for `hoist node
+    /// inspect`).
+    async fn overlay_reports(self: Arc<Self>, overlay: Arc<crate::overlay::Overlay>) {
+        let mut session_rx = self.session.subscribe();
+        loop {
+            tokio::time::sleep(crate::overlay::probe::EVERY).await;
+            let node_id = match session_rx.wait_for(Option::is_some).await {
+                Ok(s) => s.as_ref().map(|s| s.node_id.clone()).unwrap_or_default(),
+                Err(_) => return,
+            };
+            let o = overlay.clone();
+            let Ok(status) = tokio::task::spawn_blocking(move || o.status()).await else {
+                continue;
+            };
+            let report = hoist_proto::node::OverlayReport {
+                node_id,
+                peers: status.peers,
+            };
+            if let Err(e) = self.client.overlay_report(&report).await {
+                tracing::debug!("overlay report: {e}");
             }
         }
     }

@@ -425,6 +425,32 @@ fn spec_for(spec: &ServiceSpec, format: u32, cluster_format: u32, task: &str) ->
     out
 }
 
+/// `POST /v1/agent/overlay`: an agent's view of its overlay peers, kept in the leader's memory for
+/// `hoist node inspect`. Format 2.
+pub async fn overlay(
+    State(ctx): State<Ctx>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    agent_version(&headers)?;
+    let report: hoist_proto::node::OverlayReport = decode(&headers, &body)?;
+    ctx.node.ensure_leader()?;
+    if !ctx.node.stale_read(|s| s.nodes.contains_key(&report.node_id)) {
+        return Err(ApiError::not_found(format!(
+            "node {:?} is not registered",
+            report.node_id
+        )));
+    }
+    ctx.leader
+        .overlay_reported(&report.node_id, report.peers, Instant::now());
+    Ok(encode(
+        &StatusAck {
+            term: ctx.node.term(),
+        },
+        body_format(&headers),
+    ))
+}
+
 /// `POST /v1/agent/status`
 pub async fn status(
     State(ctx): State<Ctx>,

@@ -108,6 +108,7 @@ pub fn router(ctx: Ctx) -> Router {
         .route("/v1/agent/heartbeat", post(agent::heartbeat))
         .route("/v1/agent/assignments", get(agent::assignments))
         .route("/v1/agent/endpoints", get(agent::endpoints))
+        .route("/v1/agent/overlay", post(agent::overlay))
         .route("/v1/agent/status", post(agent::status))
         .route("/v1/cluster/status", get(cluster::status))
         .route(

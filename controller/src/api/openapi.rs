@@ -222,6 +222,10 @@ fn orchestration(doc: &mut Value) {
             json!({"get": {"summary": "agent: long poll of every service's ready replicas for the agent's DNS (?index=N&wait_ms=M, ServiceEndpoints; format 2)", "responses": {"200": postcard.clone()}}}),
         ),
         (
+            "/v1/agent/overlay",
+            json!({"post": {"summary": "agent: its view of its overlay peers, for node inspect (OverlayReport → StatusAck; format 2)", "requestBody": postcard.clone(), "responses": {"200": postcard.clone()}}}),
+        ),
+        (
             "/v1/agent/status",
             json!({"post": {"summary": "agent: batched task status (StatusReport → StatusAck)", "requestBody": postcard.clone(), "responses": {"200": postcard}}}),
         ),

@@ -63,6 +63,7 @@ fn node_view(ctx: &Ctx, s: &Cluster, node: &Node) -> NodeView {
             }
         }
     }
+    let overlay = ctx.leader.overlay_of(&node.id, Instant::now());
     NodeView {
         subnet: node.subnet.clone(),
         node: node.clone(),
@@ -73,6 +74,8 @@ fn node_view(ctx: &Ctx, s: &Cluster, node: &Node) -> NodeView {
             .liveness
             .since(&node.id, Instant::now())
             .map(|d| d.as_millis() as u64),
+        peers_reported_ms_ago: overlay.as_ref().map(|(age, _)| age.as_millis() as u64),
+        peers: overlay.map(|(_, p)| p).unwrap_or_default(),
     }
 }
 

@@ -49,6 +49,8 @@ pub struct Leader {
     pub liveness: Liveness,
     /// Per service: slots that could not be placed, with the reason per node.
     pending: RwLock<Pending>,
+    /// Each node's latest overlay report (`POST /v1/agent/overlay`), in memory only.
+    overlay: RwLock<std::collections::HashMap<String, (std::time::Instant, Vec<hoist_proto::PeerStatus>)>>,
 }
 
 impl Leader {
@@ -57,7 +59,22 @@ impl Leader {
             liveness: Liveness::new(settings.grace),
             settings,
             pending: RwLock::default(),
+            overlay: RwLock::default(),
         })
+    }
+
+    /// Keeps `node`'s overlay report.
+    pub fn overlay_reported(&self, node: &str, peers: Vec<hoist_proto::PeerStatus>, now: std::time::Instant) {
+        self.overlay
+            .write()
+            .expect("overlay lock")
+            .insert(node.to_string(), (now, peers));
+    }
+
+    /// `node`'s latest overlay report and its age.
+    pub fn overlay_of(&self, node: &str, now: std::time::Instant) -> Option<(std::time::Duration, Vec<hoist_proto::PeerStatus>)> {
+        let map = self.overlay.read().expect("overlay lock");
+        map.get(node).map(|(at, p)| (now.saturating_duration_since(*at), p.clone()))
     }
 
     /// Unplaced slots of `service` and why, as of the last reconciliation on this leader.

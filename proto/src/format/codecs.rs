@@ -20,27 +20,34 @@ codec_via!(n::Assignments, "assignments", v0::Assignments, v1::Assignments);
 codec_via!(n::StatusReport, "status-report", v0::StatusReport, v1::StatusReport);
 codec_via!(n::StatusAck, "status-ack", v0::StatusAck, v1::StatusAck);
 
-/// A message that exists from format 2 on: no format-0 twin.
-impl crate::format::Codec for n::ServiceEndpoints {
-    const NAME: &'static str = "service-endpoints";
-    fn encode(&self, format: u32) -> Result<Vec<u8>, crate::format::Unrepresentable> {
-        if format < 2 {
-            return Err(crate::format::Unrepresentable::new("ServiceEndpoints", 2, format));
+/// A message that exists from format `$since` on (no format-0 twin): protobuf only.
+macro_rules! codec_since {
+    ($ty:ty, $name:literal, $v1:ty, $since:literal) => {
+        impl crate::format::Codec for $ty {
+            const NAME: &'static str = $name;
+            fn encode(&self, format: u32) -> Result<Vec<u8>, crate::format::Unrepresentable> {
+                if format < $since {
+                    return Err(crate::format::Unrepresentable::new(stringify!($ty), $since, format));
+                }
+                let v: $v1 = crate::format::mirror::ToV1::to_v1(self);
+                Ok(prost::Message::encode_to_vec(&v))
+            }
+            fn decode(bytes: &[u8], format: u32) -> Result<Self, crate::format::DecodeError> {
+                let err = |e: &dyn std::fmt::Display| crate::format::DecodeError::new($name, format, e);
+                if !($since..=crate::format::CURRENT).contains(&format) {
+                    return Err(err(&format!(
+                        "{} is sent in formats {}..={}",
+                        $name,
+                        $since,
+                        crate::format::CURRENT
+                    )));
+                }
+                let v = <$v1 as prost::Message>::decode(bytes).map_err(|e| err(&e))?;
+                crate::format::mirror::FromV1::from_v1(v).map_err(|e| err(&e))
+            }
         }
-        let v: v1::ServiceEndpoints = crate::format::mirror::ToV1::to_v1(self);
-        Ok(prost::Message::encode_to_vec(&v))
-    }
-    fn decode(bytes: &[u8], format: u32) -> Result<Self, crate::format::DecodeError> {
-        let err = |e: &dyn std::fmt::Display| {
-            crate::format::DecodeError::new("service-endpoints", format, e)
-        };
-        if !(2..=crate::format::CURRENT).contains(&format) {
-            return Err(err(&format!(
-                "endpoints are sent in formats 2..={}",
-                crate::format::CURRENT
-            )));
-        }
-        let v = <v1::ServiceEndpoints as prost::Message>::decode(bytes).map_err(|e| err(&e))?;
-        crate::format::mirror::FromV1::from_v1(v).map_err(|e| err(&e))
-    }
+    };
 }
+
+codec_since!(n::ServiceEndpoints, "service-endpoints", v1::ServiceEndpoints, 2);
+codec_since!(n::OverlayReport, "overlay-report", v1::OverlayReport, 2);

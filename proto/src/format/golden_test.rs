@@ -32,6 +32,7 @@ fn every_golden_file_of_every_format_read_decodes() {
         check(format, "status-ack", &samples::status_ack(), m);
         if format >= 2 {
             check(format, "service-endpoints", &samples::service_endpoints(), m);
+            check(format, "overlay-report", &samples::overlay_report(), m);
         }
     }
     assert_none_missing(&missing);

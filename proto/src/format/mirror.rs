@@ -44,7 +44,7 @@ macro_rules! identity {
         }
     )*};
 }
-identity!(String, u64, i64, u32, i32, bool, Vec<u8>);
+identity!(String, u64, i64, u32, i32, bool, f64, Vec<u8>);
 
 impl<A: ToV0<B>, B> ToV0<Vec<B>> for Vec<A> {
     fn to_v0(&self) -> Result<Vec<B>, Unrepresentable> {

@@ -124,6 +124,24 @@ pub fn overlay() -> Overlay {
     }
 }
 
+pub fn overlay_report() -> OverlayReport {
+    OverlayReport {
+        node_id: "n1".into(),
+        peers: vec![crate::agent::PeerStatus {
+            node: "n2".into(),
+            endpoint: "10.0.0.12:51820".into(),
+            subnet: "10.200.4.0/24".into(),
+            handshake_age_s: Some(12),
+            rx_bytes: 4096,
+            tx_bytes: 8192,
+            probes_sent: 10,
+            probes_lost: 1,
+            probes_lost_in_a_row: 0,
+            probe_rtt_ms: Some(0.25),
+        }],
+    }
+}
+
 pub fn service_endpoints() -> ServiceEndpoints {
     ServiceEndpoints {
         index: 52,

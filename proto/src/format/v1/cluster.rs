@@ -304,3 +304,37 @@ pub struct StatusAck {
     #[prost(uint64, tag = "1")]
     pub term: u64,
 }
+
+/// Format 2.
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct PeerStatus {
+    #[prost(string, tag = "1")]
+    pub node: String,
+    #[prost(string, tag = "2")]
+    pub endpoint: String,
+    #[prost(string, tag = "3")]
+    pub subnet: String,
+    #[prost(uint64, optional, tag = "4")]
+    pub handshake_age_s: Option<u64>,
+    #[prost(uint64, tag = "5")]
+    pub rx_bytes: u64,
+    #[prost(uint64, tag = "6")]
+    pub tx_bytes: u64,
+    #[prost(uint32, tag = "7")]
+    pub probes_sent: u32,
+    #[prost(uint32, tag = "8")]
+    pub probes_lost: u32,
+    #[prost(uint32, tag = "9")]
+    pub probes_lost_in_a_row: u32,
+    #[prost(double, optional, tag = "10")]
+    pub probe_rtt_ms: Option<f64>,
+}
+
+/// Format 2.
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct OverlayReport {
+    #[prost(string, tag = "1")]
+    pub node_id: String,
+    #[prost(message, repeated, tag = "2")]
+    pub peers: Vec<PeerStatus>,
+}

@@ -93,6 +93,11 @@ mirror_v1!(n::OverlayPeer => OverlayPeer { node, public_key, endpoint, subnet, g
 mirror_v1!(n::ServiceEndpoints => ServiceEndpoints { index, term, services });
 mirror_v1!(n::ServiceAddresses => ServiceAddresses { service, replicas });
 mirror_v1!(n::ReplicaAddress => ReplicaAddress { slot, task, node, address });
+mirror_v1!(n::OverlayReport => OverlayReport { node_id, peers });
+mirror_v1!(crate::agent::PeerStatus => PeerStatus {
+    node, endpoint, subnet, handshake_age_s, rx_bytes, tx_bytes, probes_sent, probes_lost,
+    probes_lost_in_a_row, probe_rtt_ms,
+});
 mirror_v1_enum!(n::Health { None = 0, Starting = 1, Healthy = 2, Unhealthy = 3 });
 mirror_v1!(n::TaskStatus => TaskStatus {
     task_id, state, health, container_id, address, exit_code, message, restarts,
