@@ -12,6 +12,16 @@ use hoist_tests::hoist_cli as hoist;
 use std::collections::BTreeSet;
 use std::time::Duration;
 
+/// 20 replicas, at most one per node, as a spec file.
+fn spec_file() -> Result<String> {
+    let path = std::env::temp_dir().join(format!("hoist-wide-{}.json", std::process::id()));
+    std::fs::write(
+        &path,
+        r#"{"name": "wide", "image": "busybox", "replicas": 20, "placement": {"max_per_node": 1}}"#,
+    )?;
+    Ok(path.display().to_string())
+}
+
 /// A node's id, subnet and why it has none.
 type NodeSubnet = (String, Option<String>, Option<String>);
 
@@ -75,7 +85,18 @@ fn simultaneous_registrations_never_share_a_subnet_and_exhaustion_is_said() -> R
     }
     let (code, table, _) = hoist(&ctl, &["node", "ls"])?;
     ensure!(code == 0 && table.contains("none: CIDR exhausted"), "{table}");
-
+    // Nothing is placed on a node without a subnet: 20 replicas, one per node, leave 4 pending.
+    let (code, _, err) = hoist(&ctl, &["service", "apply", "-f", &spec_file()?, "--detach"])?;
+    ensure!(code == 0, "apply: {err}");
+    let waiting_ids: BTreeSet<&str> = waiting.iter().map(|n| n.0.as_str()).collect();
+    wait_for("16 placed, 4 pending with a reason", Duration::from_secs(20), || {
+        let (_, ps) = lab.get(0, "/v1/services/wide/ps")?;
+        let replicas = ps["replicas"].as_array().cloned().unwrap_or_default();
+        let placed: Vec<&str> = replicas.iter().filter_map(|r| r["task"]["node"].as_str()).collect();
+        let pending = replicas.iter().filter(|r| r["pending"].is_string() || r["pending"].is_object()).count();
+        ensure!(placed.iter().all(|n| !waiting_ids.contains(n)), "placed on a node without a subnet: {ps}");
+        Ok((placed.len() == 16 && pending == 4).then_some(()))
+    })?;
     // A node removed frees its subnet for a waiting one.
     let (victim, freed) = nodes
         .iter()

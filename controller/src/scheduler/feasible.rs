@@ -186,6 +186,9 @@ pub enum Misfit {
     Memory { need: u64, free: u64 },
     /// The node's agent reads an older format than the spec needs.
     AgentFormat { has: u32, needs: u32 },
+    /// The node has no overlay subnet (the cluster CIDR is exhausted): its agent cannot run
+    /// containers on the overlay.
+    NoSubnet(String),
 }
 
 impl std::fmt::Display for Misfit {
@@ -213,6 +216,7 @@ impl std::fmt::Display for Misfit {
                 f,
                 "agent reads format {has}, the spec needs {needs}: upgrade the agent"
             ),
+            Misfit::NoSubnet(why) => write!(f, "no overlay subnet: {why}"),
         }
     }
 }
@@ -249,6 +253,9 @@ pub fn bytes(n: u64) -> String {
 pub fn check(node: &Node, usage: Option<&NodeUsage>, demand: &Demand) -> Result<(), Misfit> {
     if node.status == NodeStatus::Down {
         return Err(Misfit::Down);
+    }
+    if let Some(why) = &node.overlay_problem {
+        return Err(Misfit::NoSubnet(why.clone()));
     }
     match node.availability {
         NodeAvailability::Active => {}
@@ -363,6 +370,12 @@ pub(crate) mod tests {
             "n2: needs 512 MiB, 300 MiB free; n3: constraint zone == a"
         );
         assert!(check(&node("n4", 1024, &[("zone", "a")]), None, &d).is_ok());
+        let mut n5 = node("n5", 1024, &[("zone", "a")]);
+        n5.overlay_problem = Some("the cluster CIDR 10.9.0.0/23 has no free /24 left".into());
+        assert_eq!(
+            check(&n5, None, &d).unwrap_err().to_string(),
+            "no overlay subnet: the cluster CIDR 10.9.0.0/23 has no free /24 left"
+        );
     }
 
     #[test]
