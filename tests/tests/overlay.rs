@@ -296,5 +296,33 @@ fn hosts_are_linked_by_the_overlay() -> Result<()> {
         eprintln!("a{}: replica gone from DNS {lag:?} after the controller's endpoints", i + 1);
         ensure!(lag <= Duration::from_secs(1), "a{}: {lag:?}", i + 1);
     }
+
+    // And a replica that becomes ready resolves on every host soon after the controller counts it.
+    lab.hoist_ok(&["service", "scale", "api", "2"])?;
+    let start = Instant::now();
+    let (mut controller_at, mut dns_at) = (None, [None, None]);
+    while start.elapsed() < Duration::from_secs(30) && (controller_at.is_none() || dns_at.iter().any(Option::is_none)) {
+        if controller_at.is_none() {
+            let e = lab.get("/v1/services/api/endpoints")?;
+            if e["endpoints"].as_array().map(Vec::len) == Some(2) {
+                controller_at = Some(start.elapsed());
+            }
+        }
+        for (i, at) in dns_at.iter_mut().enumerate() {
+            let ns = lab.lab.netns(lab.agents[i].lab_index());
+            let out = sh(&format!("ip netns exec {ns} busybox nslookup tasks.api {}", gateway(&lab, i)?))?;
+            if at.is_none() && String::from_utf8_lossy(&out.stdout).matches("Address: 10.200.").count() == 2 {
+                *at = Some(start.elapsed());
+            }
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let controller_at = controller_at.context("the controller never showed 2 endpoints")?;
+    for (i, at) in dns_at.iter().enumerate() {
+        let at = at.with_context(|| format!("a{}'s DNS never listed the new replica", i + 1))?;
+        let lag = at.saturating_sub(controller_at);
+        eprintln!("a{}: new replica in DNS {lag:?} after the controller's endpoints", i + 1);
+        ensure!(lag <= Duration::from_secs(1), "a{}: {lag:?}", i + 1);
+    }
     Ok(())
 }

@@ -208,6 +208,8 @@ struct Node {
     monitors: Monitors,
     reregister: Notify,
     report_now: Arc<Notify>,
+    /// The DNS table must catch up with assignments at this Raft index (see `endpoints`).
+    dns_at_least: watch::Sender<u64>,
 }
 
 type Monitors = Arc<Mutex<BTreeMap<String, Monitor>>>;
@@ -249,6 +251,7 @@ pub fn start(mgr: Arc<Manager>, images: Arc<ImageStore>, cfg: JoinConfig) -> any
         monitors: Arc::new(Mutex::new(BTreeMap::new())),
         reregister: Notify::new(),
         report_now: Arc::new(Notify::new()),
+        dns_at_least: watch::channel(0).0,
         cfg,
     });
     tokio::spawn(node.clone().membership());
@@ -432,6 +435,12 @@ impl Node {
                         .borrow()
                         .as_deref()
                         .is_none_or(|d| *d != a.tasks);
+                    // DNS answers are never older than what this agent has applied.
+                    self.dns_at_least.send_if_modified(|at| {
+                        let newer = a.index > *at;
+                        *at = (*at).max(a.index);
+                        newer
+                    });
                     if let (Some(o), Some(view)) = (&self.cfg.overlay, &a.overlay) {
                         if let Some(s) = view.subnet.as_deref().filter(|s| *s != self.mgr.config.subnet) {
                             // The node was removed and registered afresh: its old bridge no longer
@@ -493,7 +502,15 @@ impl Node {
                 return;
             }
             let t = std::time::Instant::now();
-            match self.client.endpoints(index, POLL_WAIT).await {
+            // A new assignments index wakes the watch: the next answer is as of the leader's
+            // applied index, which is at least the assignments'.
+            let mut fresh = self.dns_at_least.subscribe();
+            fresh.mark_unchanged();
+            let answer = tokio::select! {
+                r = self.client.endpoints(index, POLL_WAIT) => r,
+                _ = fresh.changed() => self.client.endpoints(0, POLL_WAIT).await,
+            };
+            match answer {
                 Ok(e) => {
                     failures = 0;
                     if self.check_term(e.term, "endpoints") == Verdict::Stale {
