@@ -107,6 +107,9 @@ up() {
     printf '%s: ' "$ip"
     HOIST_AGENT="$RUN/a2.sock" hoist run --rm busybox sh -c "printf 'GET / HTTP/1.0\r\n\r\n' | nc -w 2 $ip 8080 | tail -n 1" || true
   done
+  say "and by name, through the cluster DNS (tasks.hello: every replica; hello: any of them)"
+  HOIST_AGENT="$RUN/a2.sock" hoist run --rm --network cluster busybox sh -c \
+    "nslookup tasks.hello | grep -A1 Name; printf 'GET / HTTP/1.0\r\n\r\n' | nc -w 2 hello 8080 | tail -n 1" || true
   echo "Done. export HOIST_CONTROLLER=$HOIST_CONTROLLER; then try: hoist service ls; hoist service scale hello 3 (the third replica stays pending: hoist service ps hello says why); hoist node drain NODE; $0 down"
 }
 
