@@ -436,6 +436,20 @@ impl Lab {
             }
             seen.and_then(|(_, h)| h.as_str().map(String::from))
         })
+        .map_err(|e| {
+            // Say what each member had, so that a divergence (same index, other hash) can be
+            // told from a cluster that never stops writing.
+            let mut seen = String::new();
+            for i in (0..self.hosts.len()).filter(|&i| self.is_running(i)) {
+                if let Ok(st) = self.status(i) {
+                    seen.push_str(&format!(
+                        "\n  member {i}: role {} applied {} hash {}",
+                        st["role"], st["last_applied"], st["state_hash"]
+                    ));
+                }
+            }
+            anyhow::anyhow!("{e}{seen}\n{}", self.logs_tail())
+        })
     }
 
     /// A GET to host `i`: status code and JSON body (`Null` when not JSON).
