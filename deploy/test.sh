@@ -10,4 +10,5 @@ deploy/install-deps.sh
 # the last release (built once per machine from its commit, under target/releases/).
 cargo build --workspace --bins
 deploy/build-release.sh 0.1.0 >/dev/null
+deploy/build-release.sh 0.2.0 >/dev/null
 cargo test --workspace

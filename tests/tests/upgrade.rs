@@ -395,3 +395,110 @@ fn a_cluster_of_0_1_0_upgrades_member_by_member_and_agent_by_agent_while_it_serv
     ensure!(lab.lab.status(leader)?["cluster_format"] == CURRENT);
     Ok(())
 }
+
+/// From the release before this one (0.2.0, format 1): members one at a time under continuous
+/// writes (this time stopped with SIGTERM, which 0.2.0 honours at once), then agents with their
+/// flags unchanged. Nothing acknowledged is lost, no container restarts, the cluster moves to
+/// format 2 and sets up the overlay's address plan, a snapshot of 0.2.0 restores, and a node
+/// that joins afterwards on the overlay gets a subnet.
+#[test]
+fn a_cluster_of_0_2_0_upgrades_and_gets_the_overlay() -> Result<()> {
+    let _g = serial();
+    let old = hoist_tests::release_bins("0.2.0")?;
+    let flags = ["--node-grace", "5s", "--heartbeat-interval", "500ms"];
+    let mut lab = ClusterLab::start_release(3, &flags, Some(&old))?;
+    for name in ["a1", "a2"] {
+        lab.add_agent(name, &[])?;
+    }
+    let mut web = service("web", 2);
+    web["stop_grace_period"] = json!("3s"); // format 1: 0.2.0 takes it
+    lab.post("/v1/services", &web)?;
+    lab.wait_until("2 replicas of 0.2.0", Duration::from_secs(60), || {
+        let n = lab.ready_replicas("web")?;
+        Ok(((n == 2).then_some(()), format!("{n} ready")))
+    })?;
+    let snapshot = tempfile::Builder::new().suffix(".hoist").tempfile()?;
+    let snapshot_path = snapshot.path().to_str().unwrap_or_default().to_string();
+    lab.hoist_ok(&["cluster", "snapshot", "save", &snapshot_path])?;
+    let mut before = BTreeMap::new();
+    for i in 0..2 {
+        for (id, c) in containers(&lab, i)? {
+            before.insert((i, id), c);
+        }
+    }
+    ensure!(before.len() == 2, "containers before: {before:?}");
+
+    let writer = Writer::start((0..3).map(|i| lab.lab.addr(i)).collect());
+    std::thread::sleep(Duration::from_secs(1));
+    let leader = lab.lab.wait_leader(Duration::from_secs(10))?;
+    let order: Vec<usize> = (0..3).filter(|&i| i != leader).chain([leader]).collect();
+    for &i in &order {
+        let term_before = term(&lab);
+        let t0 = Instant::now();
+        ensure!(lab.lab.stop(i, Duration::from_secs(5))?, "0.2.0 member {} did not stop on SIGTERM", i + 1);
+        lab.lab.set_bin(i, hoist_tests::bin("hoist-controller"));
+        lab.lab.start(i, &[])?;
+        lab.wait_until(&format!("member {} back", i + 1), Duration::from_secs(30), || {
+            let me = lab.lab.status(i)?;
+            let lead = lab.lab.leader().map(|l| lab.lab.status(l)).transpose()?;
+            let caught_up = lead.as_ref().is_some_and(|l| {
+                me["last_applied"].as_u64() >= l["last_applied"].as_u64().map(|a| a - 5)
+            });
+            Ok((caught_up.then_some(()), format!("{me}")))
+        })?;
+        std::thread::sleep(Duration::from_secs(1));
+        let gap = writer.longest_gap(t0, Instant::now());
+        let elections = term(&lab) - term_before;
+        eprintln!(
+            "[upgrade 0.2.0] member {} ({}): longest time without an acknowledged write {gap:.2?}, {elections} election(s)",
+            i + 1,
+            if i == leader { "leader" } else { "follower" },
+        );
+        ensure!(gap <= Duration::from_secs(2) && elections <= 1, "member {}: {gap:?}, {elections} elections", i + 1);
+    }
+    // Every member reads format 2: the cluster moves to it and sets up the overlay's plan.
+    lab.wait_until("cluster format 2 and the overlay plan", Duration::from_secs(15), || {
+        let st = lab.lab.status(leader)?;
+        let ok = st["cluster_format"] == CURRENT && st["network"]["cidr"] == "10.200.0.0/16";
+        Ok((ok.then_some(()), st.to_string()))
+    })?;
+    // Agents with their flags unchanged (their own --subnet: they stay off the overlay).
+    for i in 0..2 {
+        let node = lab.node_id(i).context("node id")?;
+        lab.agents[i].host.stop_agent()?;
+        lab.agents[i].host.agent_bin = Some(hoist_tests::bin("hoist-agent"));
+        lab.agents[i].host.start_agent()?;
+        lab.wait_until(&format!("agent {} on {VERSION}", i + 1), Duration::from_secs(30), || {
+            let v = lab.get(&format!("/v1/nodes/{node}"))?;
+            let n = &v["node"];
+            let ok = n["agent_version"] == VERSION && n["agent_format"] == CURRENT && n["status"] == "ready";
+            Ok((ok.then_some(()), v.to_string()))
+        })?;
+    }
+    // A node that joins now is on the overlay.
+    lab.agent_bin = None;
+    let a3 = lab.add_overlay_agent("a3", &[])?;
+    let id = lab.node_id(a3).context("a3's id")?;
+    lab.wait_until("a3's subnet", Duration::from_secs(20), || {
+        let v = lab.get(&format!("/v1/nodes/{id}"))?;
+        Ok((v["subnet"].as_str().map(str::to_owned), v.to_string()))
+    })?;
+
+    let acked = writer.finish();
+    eprintln!("[upgrade 0.2.0] {} writes acknowledged during the upgrade", acked.len());
+    let services = service_names(&lab)?;
+    let lost: Vec<&String> = acked.iter().filter(|n| !services.contains(*n)).collect();
+    ensure!(acked.len() > 20 && lost.is_empty(), "{} acknowledged, lost: {lost:?}", acked.len());
+    lab.lab.wait_converged(Duration::from_secs(20))?;
+    for ((i, id), (name, started, _)) in &before {
+        match containers(&lab, *i)?.get(id) {
+            Some((_, s, status)) if s == started && status == "running" => {}
+            other => bail!("container {name} ({id}) on agent {} restarted or went: {other:?}", i + 1),
+        }
+    }
+    // 0.2.0's snapshot (state image 3) restores; the cluster stays at format 2.
+    lab.hoist_ok(&["cluster", "snapshot", "restore", &snapshot_path])?;
+    ensure!(service_names(&lab)? == BTreeSet::from(["web".to_string()]));
+    ensure!(lab.lab.status(leader)?["cluster_format"] == CURRENT);
+    Ok(())
+}
