@@ -24,10 +24,9 @@ pub const WG_OVERHEAD: u32 = 80;
 /// Parses and checks an address plan: `cidr` must be a network address (host bits zero) and
 /// `subnet_prefix` must fit in it and leave room for a gateway and containers (≤ 30).
 pub fn parse_plan(cidr: &str, subnet_prefix: u32) -> Result<Ipv4Net, String> {
-    let net: Ipv4Net = cidr
-        .trim()
-        .parse()
-        .map_err(|_| format!("cluster CIDR {cidr:?}: expected an IPv4 network like 10.200.0.0/16"))?;
+    let net: Ipv4Net = cidr.trim().parse().map_err(|_| {
+        format!("cluster CIDR {cidr:?}: expected an IPv4 network like 10.200.0.0/16")
+    })?;
     if net.network() != net.addr() {
         return Err(format!(
             "cluster CIDR {cidr}: host bits are set; did you mean {}?",
@@ -86,7 +85,9 @@ pub fn check_endpoint(endpoint: &str) -> Result<SocketAddr, String> {
         .parse()
         .map_err(|_| format!("wg_endpoint: {endpoint:?} is not IP:PORT"))?;
     if addr.port() == 0 || addr.ip().is_unspecified() || addr.ip().is_multicast() {
-        return Err(format!("wg_endpoint: {endpoint} is not a reachable address"));
+        return Err(format!(
+            "wg_endpoint: {endpoint} is not a reachable address"
+        ));
     }
     Ok(addr)
 }
@@ -99,8 +100,12 @@ mod tests {
     #[test]
     fn plans_are_checked() {
         assert!(parse_plan("10.200.0.0/16", 24).is_ok());
-        assert!(parse_plan("10.200.1.0/16", 24).unwrap_err().contains("did you mean 10.200.0.0/16"));
-        assert!(parse_plan("10.200.0.0/16", 8).unwrap_err().contains("between /16"));
+        assert!(parse_plan("10.200.1.0/16", 24)
+            .unwrap_err()
+            .contains("did you mean 10.200.0.0/16"));
+        assert!(parse_plan("10.200.0.0/16", 8)
+            .unwrap_err()
+            .contains("between /16"));
         assert!(parse_plan("10.200.0.0/16", 31).is_err());
         assert!(parse_plan("nope", 24).unwrap_err().contains("IPv4 network"));
         assert_eq!(capacity(parse_plan("10.200.0.0/16", 24).unwrap(), 24), 256);
@@ -117,7 +122,11 @@ mod tests {
         }
         assert_eq!(allocate(cidr, 24, &used), None);
         used.remove(&"10.9.1.0".parse().unwrap());
-        assert_eq!(allocate(cidr, 24, &used).unwrap().to_string(), "10.9.1.0/24", "freed, reused");
+        assert_eq!(
+            allocate(cidr, 24, &used).unwrap().to_string(),
+            "10.9.1.0/24",
+            "freed, reused"
+        );
     }
 
     #[test]

@@ -50,15 +50,23 @@ fn count_wire(lab: &ClusterLab, i: usize) -> Result<()> {
     let ns = lab.lab.netns(lab.agents[i].lab_index());
     let rules = "table inet hoistlabwire {\n chain post {\n  type filter hook postrouting priority 0;\n  \
                  oifname \"eth0\" tcp dport 80 counter\n  oifname \"eth0\" udp dport 51820 counter\n }\n}";
-    let out = sh(&format!("ip netns exec {ns} nft -f - <<'EOF'\n{rules}\nEOF"))?;
-    ensure!(out.status.success(), "nft: {}", String::from_utf8_lossy(&out.stderr));
+    let out = sh(&format!(
+        "ip netns exec {ns} nft -f - <<'EOF'\n{rules}\nEOF"
+    ))?;
+    ensure!(
+        out.status.success(),
+        "nft: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     Ok(())
 }
 
 /// (clear TCP packets, WireGuard packets) counted so far in agent `i`'s namespace.
 fn wire_counts(lab: &ClusterLab, i: usize) -> Result<(u64, u64)> {
     let ns = lab.lab.netns(lab.agents[i].lab_index());
-    let out = sh(&format!("ip netns exec {ns} nft -j list table inet hoistlabwire"))?;
+    let out = sh(&format!(
+        "ip netns exec {ns} nft -j list table inet hoistlabwire"
+    ))?;
     let v: Value = serde_json::from_slice(&out.stdout)?;
     let mut counts = Vec::new();
     for item in v["nftables"].as_array().into_iter().flatten() {
@@ -101,7 +109,12 @@ fn hosts_are_linked_by_the_overlay() -> Result<()> {
             .collect();
         Ok(((subnets.len() == 3).then(|| subnets.clone()), out))
     })?;
-    ensure!(subnets.iter().all(|s| s.starts_with("10.200.") && s.ends_with("/24")), "{subnets:?}");
+    ensure!(
+        subnets
+            .iter()
+            .all(|s| s.starts_with("10.200.") && s.ends_with("/24")),
+        "{subnets:?}"
+    );
 
     let spec = json!({
         "name": "api",
@@ -113,39 +126,57 @@ fn hosts_are_linked_by_the_overlay() -> Result<()> {
     });
     let (code, out, err) = lab.apply(&spec, &[])?;
     ensure!(code == 0, "apply: {out} {err}");
-    let addrs: Vec<String> = lab.wait_until("2 api replicas ready", Duration::from_secs(60), || {
-        let ps = lab.service_ps("api")?;
-        let addrs: Vec<String> = ps["replicas"]
-            .as_array()
-            .into_iter()
-            .flatten()
-            .map(|r| &r["task"])
-            .filter(|t| t["state"] == "running" && t["health"] == "healthy")
-            .filter_map(|t| t["address"].as_str().map(str::to_owned))
-            .collect();
-        Ok(((addrs.len() == 2).then(|| addrs.clone()), ps.to_string()))
-    })?;
+    let addrs: Vec<String> =
+        lab.wait_until("2 api replicas ready", Duration::from_secs(60), || {
+            let ps = lab.service_ps("api")?;
+            let addrs: Vec<String> = ps["replicas"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .map(|r| &r["task"])
+                .filter(|t| t["state"] == "running" && t["health"] == "healthy")
+                .filter_map(|t| t["address"].as_str().map(str::to_owned))
+                .collect();
+            Ok(((addrs.len() == 2).then(|| addrs.clone()), ps.to_string()))
+        })?;
 
     // The client on a3 reaches both replicas (on a1 and a2) by address, through the tunnel only.
     count_wire(&lab, 2)?;
     for ip in &addrs {
-        let body = lab.wait_until(&format!("GET {ip} from a3"), Duration::from_secs(20), || {
-            let b = get_from(&lab, 2, ip)?;
-            Ok((b.clone(), format!("{b:?}")))
-        })?;
+        let body = lab.wait_until(
+            &format!("GET {ip} from a3"),
+            Duration::from_secs(20),
+            || {
+                let b = get_from(&lab, 2, ip)?;
+                Ok((b.clone(), format!("{b:?}")))
+            },
+        )?;
         ensure!(body.contains("hello from hoist"), "{body}");
     }
     let (clear, tunnelled) = wire_counts(&lab, 2)?;
-    ensure!(clear == 0, "{clear} TCP packets to port 80 left a3 in clear");
+    ensure!(
+        clear == 0,
+        "{clear} TCP packets to port 80 left a3 in clear"
+    );
     ensure!(tunnelled > 0, "no WireGuard packet left a3");
 
     // By name, from a container attached to the cluster network on a3 (`--network cluster`, as
     // replicas are): the service, every replica, one slot; unknown names fail at once (NXDOMAIN).
     let lookup = |name: &str| -> Result<(bool, String)> {
-        let out = lab.agents[2]
-            .host
-            .hoist(&["run", "--rm", "--network", "cluster", "busybox", "nslookup", name])?;
-        let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+        let out = lab.agents[2].host.hoist(&[
+            "run",
+            "--rm",
+            "--network",
+            "cluster",
+            "busybox",
+            "nslookup",
+            name,
+        ])?;
+        let text = format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
         Ok((out.status.success(), text))
     };
     let by_name = lab.wait_until("api resolves on a3", Duration::from_secs(10), || {
@@ -155,27 +186,59 @@ fn hosts_are_linked_by_the_overlay() -> Result<()> {
     })?;
     eprintln!("{by_name}");
     let (ok, text) = lookup("tasks.api")?;
-    ensure!(ok && addrs.iter().all(|a| text.contains(a.as_str())), "tasks.api: {text}");
+    ensure!(
+        ok && addrs.iter().all(|a| text.contains(a.as_str())),
+        "tasks.api: {text}"
+    );
     let (ok, text) = lookup("0.api")?;
-    ensure!(ok && addrs.iter().filter(|a| text.contains(a.as_str())).count() == 1, "0.api: {text}");
+    ensure!(
+        ok && addrs.iter().filter(|a| text.contains(a.as_str())).count() == 1,
+        "0.api: {text}"
+    );
     let t = Instant::now();
     let (ok, text) = lookup("nope")?;
-    ensure!(!ok && text.to_lowercase().contains("nxdomain"), "nope: {text}");
-    ensure!(t.elapsed() < Duration::from_secs(2), "NXDOMAIN took {:?}", t.elapsed());
+    ensure!(
+        !ok && text.to_lowercase().contains("nxdomain"),
+        "nope: {text}"
+    );
+    ensure!(
+        t.elapsed() < Duration::from_secs(2),
+        "NXDOMAIN took {:?}",
+        t.elapsed()
+    );
     let body = lab.wait_until("GET api by name from a3", Duration::from_secs(10), || {
         let script = "printf 'GET / HTTP/1.0\r\n\r\n' | nc -w 2 api 80";
-        let out = lab.agents[2]
-            .host
-            .hoist(&["run", "--rm", "--network", "cluster", "busybox", "sh", "-c", script])?;
+        let out = lab.agents[2].host.hoist(&[
+            "run",
+            "--rm",
+            "--network",
+            "cluster",
+            "busybox",
+            "sh",
+            "-c",
+            script,
+        ])?;
         let text = String::from_utf8_lossy(&out.stdout).into_owned();
-        Ok((text.contains("hello from hoist").then(|| text.clone()), text))
+        Ok((
+            text.contains("hello from hoist").then(|| text.clone()),
+            text,
+        ))
     })?;
     ensure!(body.contains("hello from hoist"));
     // A replica itself resolves the others (replicas are on the cluster network).
     let replica = lab.running_on(0, "api")?;
-    let id = replica.first().and_then(|c| c["id"].as_str()).context("a replica on a1")?.to_string();
-    let out = lab.agents[0].host.hoist_ok(&["exec", &id, "nslookup", "tasks.api"])?;
-    ensure!(addrs.iter().all(|a| out.contains(a.as_str())), "from a replica: {out}");
+    let id = replica
+        .first()
+        .and_then(|c| c["id"].as_str())
+        .context("a replica on a1")?
+        .to_string();
+    let out = lab.agents[0]
+        .host
+        .hoist_ok(&["exec", &id, "nslookup", "tasks.api"])?;
+    ensure!(
+        addrs.iter().all(|a| out.contains(a.as_str())),
+        "from a replica: {out}"
+    );
 
     // A continuous stream of requests from a3 to a1's replica while a1's agent is killed and
     // restarted: the tunnel lives in its own process, so no request fails.
@@ -189,9 +252,9 @@ fn hosts_are_linked_by_the_overlay() -> Result<()> {
         "while true; do if printf 'GET / HTTP/1.0\\r\\n\\r\\n' | nc -w 1 {ip} 80 | grep -q hello; \
          then echo ok; else echo FAIL; fi; sleep 0.05; done"
     );
-    let client = lab.agents[2]
-        .host
-        .hoist_ok(&["run", "-d", "--name", "prober", "busybox", "sh", "-c", &script])?;
+    let client = lab.agents[2].host.hoist_ok(&[
+        "run", "-d", "--name", "prober", "busybox", "sh", "-c", &script,
+    ])?;
     let client = client.trim().to_string();
     let probes = |lab: &ClusterLab| -> Result<(usize, usize)> {
         let log = lab.agents[2].host.hoist_ok(&["logs", &client])?;
@@ -207,38 +270,60 @@ fn hosts_are_linked_by_the_overlay() -> Result<()> {
     let (ok_before, _) = probes(&lab)?;
     lab.wait_until("probes after the restart", Duration::from_secs(20), || {
         let (ok, fail) = probes(&lab)?;
-        Ok(((ok >= ok_before + 20).then_some(()), format!("{ok} ok, {fail} failed")))
+        Ok((
+            (ok >= ok_before + 20).then_some(()),
+            format!("{ok} ok, {fail} failed"),
+        ))
     })?;
     let (ok, fail) = probes(&lab)?;
-    ensure!(fail == 0, "{fail} of {} probes failed across the agent's restart", ok + fail);
+    ensure!(
+        fail == 0,
+        "{fail} of {} probes failed across the agent's restart",
+        ok + fail
+    );
     lab.agents[2].host.hoist_ok(&["rm", "-f", &client])?;
 
     // `hoist net doctor` on a1: every check passes while all agents run...
     let doctor = |lab: &ClusterLab, i: usize| -> Result<(i32, String)> {
         let out = lab.agents[i].host.hoist(&["net", "doctor"])?;
-        Ok((out.status.code().unwrap_or(-1), String::from_utf8_lossy(&out.stdout).into_owned()))
+        Ok((
+            out.status.code().unwrap_or(-1),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+        ))
     };
     let a3 = lab.node_id(2).context("a3's id")?;
     // `hoist node inspect` shows a1's view of its peers, as its agent reported it.
     let a1 = lab.node_id(0).context("a1's id")?;
-    lab.wait_until("a1's peers in node inspect", Duration::from_secs(15), || {
-        let out = lab.hoist_ok(&["node", "inspect", &a1])?;
-        let v: Value = serde_json::from_str(&out)?;
-        let peers = v["peers"].as_array().cloned().unwrap_or_default();
-        let ok = peers.len() == 2
-            && peers.iter().all(|p| p["handshake_age_s"].is_u64() && p["probes_sent"].as_u64() > Some(0));
-        Ok((ok.then_some(()), out))
-    })?;
+    lab.wait_until(
+        "a1's peers in node inspect",
+        Duration::from_secs(15),
+        || {
+            let out = lab.hoist_ok(&["node", "inspect", &a1])?;
+            let v: Value = serde_json::from_str(&out)?;
+            let peers = v["peers"].as_array().cloned().unwrap_or_default();
+            let ok = peers.len() == 2
+                && peers
+                    .iter()
+                    .all(|p| p["handshake_age_s"].is_u64() && p["probes_sent"].as_u64() > Some(0));
+            Ok((ok.then_some(()), out))
+        },
+    )?;
     lab.wait_until("net doctor passes on a1", Duration::from_secs(15), || {
         let (code, text) = doctor(&lab, 0)?;
-        Ok(((code == 0 && text.contains(&a3) && text.contains("All checks passed")).then_some(()), text))
+        Ok((
+            (code == 0 && text.contains(&a3) && text.contains("All checks passed")).then_some(()),
+            text,
+        ))
     })?;
     // ... and says what is wrong when a3's agent is gone (its tunnel still answers: only its
     // agent, and so its DNS, is down).
     lab.kill_agent(2)?;
     let said = lab.wait_until("net doctor on a1 names a3", Duration::from_secs(20), || {
         let (code, text) = doctor(&lab, 0)?;
-        Ok(((code == 1 && text.contains(&format!("PROBLEM: {a3}"))).then(|| text.clone()), text))
+        Ok((
+            (code == 1 && text.contains(&format!("PROBLEM: {a3}"))).then(|| text.clone()),
+            text,
+        ))
     })?;
     eprintln!("{said}");
 
@@ -248,16 +333,23 @@ fn hosts_are_linked_by_the_overlay() -> Result<()> {
     lab.wait_until("a3 down", Duration::from_secs(20), || {
         let nodes = lab.nodes()?;
         let st = nodes.get(&a3).map(|(s, _)| s.clone());
-        Ok(((st.as_deref() == Some("down")).then_some(()), format!("{st:?}")))
+        Ok((
+            (st.as_deref() == Some("down")).then_some(()),
+            format!("{st:?}"),
+        ))
     })?;
     let t = Instant::now();
     lab.hoist_ok(&["node", "rm", &a3])?;
     for i in [0, 1] {
         let iface = lab.agents[i].wg_interface.clone().unwrap();
-        lab.wait_until(&format!("a3 gone from a{}'s device", i + 1), Duration::from_secs(2), || {
-            let p = device_peers(&iface)?;
-            Ok(((p.len() == 1).then_some(()), format!("{p:?}")))
-        })?;
+        lab.wait_until(
+            &format!("a3 gone from a{}'s device", i + 1),
+            Duration::from_secs(2),
+            || {
+                let p = device_peers(&iface)?;
+                Ok(((p.len() == 1).then_some(()), format!("{p:?}")))
+            },
+        )?;
     }
     eprintln!("node rm reached both peers in {:?}", t.elapsed());
 
@@ -266,16 +358,26 @@ fn hosts_are_linked_by_the_overlay() -> Result<()> {
     let dns_count = |i: usize| -> Result<usize> {
         let ns = lab.lab.netns(lab.agents[i].lab_index());
         let server = gateway(&lab, i)?;
-        let out = sh(&format!("ip netns exec {ns} busybox nslookup tasks.api {server}"))?;
+        let out = sh(&format!(
+            "ip netns exec {ns} busybox nslookup tasks.api {server}"
+        ))?;
         let text = String::from_utf8_lossy(&out.stdout).into_owned();
-        Ok(addrs.iter().filter(|a| text.contains(&format!("Address: {a}"))).count())
+        Ok(addrs
+            .iter()
+            .filter(|a| text.contains(&format!("Address: {a}")))
+            .count())
     };
-    ensure!(dns_count(0)? == 2 && dns_count(1)? == 2, "before the scale down");
+    ensure!(
+        dns_count(0)? == 2 && dns_count(1)? == 2,
+        "before the scale down"
+    );
     lab.hoist_ok(&["service", "scale", "api", "1"])?;
     let mut controller_at = None;
     let mut dns_at = [None, None];
     let start = Instant::now();
-    while start.elapsed() < Duration::from_secs(20) && (controller_at.is_none() || dns_at.iter().any(Option::is_none)) {
+    while start.elapsed() < Duration::from_secs(20)
+        && (controller_at.is_none() || dns_at.iter().any(Option::is_none))
+    {
         if controller_at.is_none() {
             let e = lab.get("/v1/services/api/endpoints")?;
             if e["endpoints"].as_array().map(Vec::len) == Some(1) {
@@ -293,7 +395,10 @@ fn hosts_are_linked_by_the_overlay() -> Result<()> {
     for (i, at) in dns_at.iter().enumerate() {
         let at = at.with_context(|| format!("a{}'s DNS still lists 2 replicas", i + 1))?;
         let lag = at.saturating_sub(controller_at);
-        eprintln!("a{}: replica gone from DNS {lag:?} after the controller's endpoints", i + 1);
+        eprintln!(
+            "a{}: replica gone from DNS {lag:?} after the controller's endpoints",
+            i + 1
+        );
         ensure!(lag <= Duration::from_secs(1), "a{}: {lag:?}", i + 1);
     }
 
@@ -301,7 +406,9 @@ fn hosts_are_linked_by_the_overlay() -> Result<()> {
     lab.hoist_ok(&["service", "scale", "api", "2"])?;
     let start = Instant::now();
     let (mut controller_at, mut dns_at) = (None, [None, None]);
-    while start.elapsed() < Duration::from_secs(30) && (controller_at.is_none() || dns_at.iter().any(Option::is_none)) {
+    while start.elapsed() < Duration::from_secs(30)
+        && (controller_at.is_none() || dns_at.iter().any(Option::is_none))
+    {
         if controller_at.is_none() {
             let e = lab.get("/v1/services/api/endpoints")?;
             if e["endpoints"].as_array().map(Vec::len) == Some(2) {
@@ -310,8 +417,16 @@ fn hosts_are_linked_by_the_overlay() -> Result<()> {
         }
         for (i, at) in dns_at.iter_mut().enumerate() {
             let ns = lab.lab.netns(lab.agents[i].lab_index());
-            let out = sh(&format!("ip netns exec {ns} busybox nslookup tasks.api {}", gateway(&lab, i)?))?;
-            if at.is_none() && String::from_utf8_lossy(&out.stdout).matches("Address: 10.200.").count() == 2 {
+            let out = sh(&format!(
+                "ip netns exec {ns} busybox nslookup tasks.api {}",
+                gateway(&lab, i)?
+            ))?;
+            if at.is_none()
+                && String::from_utf8_lossy(&out.stdout)
+                    .matches("Address: 10.200.")
+                    .count()
+                    == 2
+            {
                 *at = Some(start.elapsed());
             }
         }
@@ -321,7 +436,10 @@ fn hosts_are_linked_by_the_overlay() -> Result<()> {
     for (i, at) in dns_at.iter().enumerate() {
         let at = at.with_context(|| format!("a{}'s DNS never listed the new replica", i + 1))?;
         let lag = at.saturating_sub(controller_at);
-        eprintln!("a{}: new replica in DNS {lag:?} after the controller's endpoints", i + 1);
+        eprintln!(
+            "a{}: new replica in DNS {lag:?} after the controller's endpoints",
+            i + 1
+        );
         ensure!(lag <= Duration::from_secs(1), "a{}: {lag:?}", i + 1);
     }
     Ok(())

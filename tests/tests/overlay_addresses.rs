@@ -6,9 +6,9 @@
 
 use anyhow::{ensure, Context, Result};
 use hoist_tests::controller_lab::{serial, Lab, MemberFlags};
-use hoist_tests::wait_for;
 use hoist_tests::fake_agent::{FakeAgent, FakeNode};
 use hoist_tests::hoist_cli as hoist;
+use hoist_tests::wait_for;
 use std::collections::BTreeSet;
 use std::time::Duration;
 
@@ -34,7 +34,11 @@ fn subnets(lab: &Lab) -> Result<Vec<NodeSubnet>> {
         .iter()
         .map(|n| {
             let s = |k: &str| n["node"][k].as_str().map(str::to_owned);
-            (s("id").unwrap_or_default(), s("subnet"), s("overlay_problem"))
+            (
+                s("id").unwrap_or_default(),
+                s("subnet"),
+                s("overlay_problem"),
+            )
         })
         .collect())
 }
@@ -63,7 +67,9 @@ fn simultaneous_registrations_never_share_a_subnet_and_exhaustion_is_said() -> R
             let mut cs = controllers.clone();
             cs.rotate_left(i % 3);
             let token = token.clone();
-            std::thread::spawn(move || FakeAgent::start(&cs, &token, FakeNode::new(&format!("h{i}"), &[])))
+            std::thread::spawn(move || {
+                FakeAgent::start(&cs, &token, FakeNode::new(&format!("h{i}"), &[]))
+            })
         })
         .collect();
     let agents: Vec<FakeAgent> = threads
@@ -76,33 +82,59 @@ fn simultaneous_registrations_never_share_a_subnet_and_exhaustion_is_said() -> R
     })?;
     let given: Vec<&String> = nodes.iter().filter_map(|n| n.1.as_ref()).collect();
     let distinct: BTreeSet<&&String> = given.iter().collect();
-    ensure!(given.len() == 16 && distinct.len() == 16, "subnets: {nodes:?}");
+    ensure!(
+        given.len() == 16 && distinct.len() == 16,
+        "subnets: {nodes:?}"
+    );
     let waiting: Vec<_> = nodes.iter().filter(|n| n.1.is_none()).collect();
     ensure!(waiting.len() == 4, "{nodes:?}");
     for n in &waiting {
         let why = n.2.as_deref().unwrap_or_default();
-        ensure!(why.contains("10.210.0.0/20 has no free /24"), "{}: {why:?}", n.0);
+        ensure!(
+            why.contains("10.210.0.0/20 has no free /24"),
+            "{}: {why:?}",
+            n.0
+        );
     }
     let (code, table, _) = hoist(&ctl, &["node", "ls"])?;
-    ensure!(code == 0 && table.contains("none: CIDR exhausted"), "{table}");
+    ensure!(
+        code == 0 && table.contains("none: CIDR exhausted"),
+        "{table}"
+    );
     // Nothing is placed on a node without a subnet: 20 replicas, one per node, leave 4 pending.
     let (code, _, err) = hoist(&ctl, &["service", "apply", "-f", &spec_file()?, "--detach"])?;
     ensure!(code == 0, "apply: {err}");
     let waiting_ids: BTreeSet<&str> = waiting.iter().map(|n| n.0.as_str()).collect();
-    wait_for("16 placed, 4 pending with a reason", Duration::from_secs(20), || {
-        let (_, ps) = lab.get(0, "/v1/services/wide/ps")?;
-        let replicas = ps["replicas"].as_array().cloned().unwrap_or_default();
-        let placed: Vec<&str> = replicas.iter().filter_map(|r| r["task"]["node"].as_str()).collect();
-        let pending = replicas.iter().filter(|r| r["pending"].is_string() || r["pending"].is_object()).count();
-        ensure!(placed.iter().all(|n| !waiting_ids.contains(n)), "placed on a node without a subnet: {ps}");
-        Ok((placed.len() == 16 && pending == 4).then_some(()))
-    })?;
+    wait_for(
+        "16 placed, 4 pending with a reason",
+        Duration::from_secs(20),
+        || {
+            let (_, ps) = lab.get(0, "/v1/services/wide/ps")?;
+            let replicas = ps["replicas"].as_array().cloned().unwrap_or_default();
+            let placed: Vec<&str> = replicas
+                .iter()
+                .filter_map(|r| r["task"]["node"].as_str())
+                .collect();
+            let pending = replicas
+                .iter()
+                .filter(|r| r["pending"].is_string() || r["pending"].is_object())
+                .count();
+            ensure!(
+                placed.iter().all(|n| !waiting_ids.contains(n)),
+                "placed on a node without a subnet: {ps}"
+            );
+            Ok((placed.len() == 16 && pending == 4).then_some(()))
+        },
+    )?;
     // A node removed frees its subnet for a waiting one.
     let (victim, freed) = nodes
         .iter()
         .find_map(|n| Some((n.0.clone(), n.1.clone()?)))
         .context("a node with a subnet")?;
-    let agent = agents.iter().find(|a| a.node_id() == victim).context("its agent")?;
+    let agent = agents
+        .iter()
+        .find(|a| a.node_id() == victim)
+        .context("its agent")?;
     agent.set_alive(false);
     wait_for("the node down", Duration::from_secs(30), || {
         let (_, v) = lab.get(0, &format!("/v1/nodes/{victim}"))?;
@@ -111,7 +143,13 @@ fn simultaneous_registrations_never_share_a_subnet_and_exhaustion_is_said() -> R
     let (code, _, err) = hoist(&ctl, &["node", "rm", &victim])?;
     ensure!(code == 0, "node rm: {err}");
     let after = subnets(&lab)?;
-    let taken: Vec<_> = after.iter().filter(|n| n.1.as_deref() == Some(freed.as_str())).collect();
-    ensure!(taken.len() == 1 && waiting.iter().any(|w| w.0 == taken[0].0), "{freed} after rm: {after:?}");
+    let taken: Vec<_> = after
+        .iter()
+        .filter(|n| n.1.as_deref() == Some(freed.as_str()))
+        .collect();
+    ensure!(
+        taken.len() == 1 && waiting.iter().any(|w| w.0 == taken[0].0),
+        "{freed} after rm: {after:?}"
+    );
     Ok(())
 }

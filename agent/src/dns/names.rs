@@ -62,11 +62,15 @@ impl Registry {
         }
         match name.split_once('.') {
             None if !name.is_empty() => Lookup::NoSuchName,
-            Some(("tasks", service)) if !service.contains('.') => match self.services.get(service) {
-                Some(r) => Lookup::Addresses(r.iter().map(|r| r.1).collect()),
-                None => Lookup::NoSuchName,
-            },
-            Some((slot, service)) if !service.contains('.') && slot.bytes().all(|b| b.is_ascii_digit()) => {
+            Some(("tasks", service)) if !service.contains('.') => {
+                match self.services.get(service) {
+                    Some(r) => Lookup::Addresses(r.iter().map(|r| r.1).collect()),
+                    None => Lookup::NoSuchName,
+                }
+            }
+            Some((slot, service))
+                if !service.contains('.') && slot.bytes().all(|b| b.is_ascii_digit()) =>
+            {
                 match (self.services.get(service), slot.parse::<u64>()) {
                     (Some(r), Ok(slot)) => {
                         let hit: Vec<Ipv4Addr> =
@@ -121,11 +125,19 @@ mod tests {
     fn service_tasks_and_slots() {
         let r = registry();
         assert_eq!(r.lookup("api"), ips(&["10.200.0.2", "10.200.1.3"]));
-        assert_eq!(r.lookup("API."), ips(&["10.200.0.2", "10.200.1.3"]), "any case, final dot");
+        assert_eq!(
+            r.lookup("API."),
+            ips(&["10.200.0.2", "10.200.1.3"]),
+            "any case, final dot"
+        );
         assert_eq!(r.lookup("tasks.api"), ips(&["10.200.0.2", "10.200.1.3"]));
         assert_eq!(r.lookup("1.api"), ips(&["10.200.1.3"]));
         assert_eq!(r.lookup("7.api"), Lookup::NoSuchName);
-        assert_eq!(r.lookup("idle"), Lookup::Addresses(vec![]), "known, nothing ready: no data");
+        assert_eq!(
+            r.lookup("idle"),
+            Lookup::Addresses(vec![]),
+            "known, nothing ready: no data"
+        );
     }
 
     #[test]

@@ -51,7 +51,8 @@ impl Limiter {
     /// Whether a query from `ip` at `now` is answered.
     pub fn allow(&mut self, ip: std::net::IpAddr, now: std::time::Instant) -> bool {
         if self.windows.len() > 4096 {
-            self.windows.retain(|_, (start, _)| now.duration_since(*start) < Self::WINDOW);
+            self.windows
+                .retain(|_, (start, _)| now.duration_since(*start) < Self::WINDOW);
         }
         let w = self.windows.entry(ip).or_insert((now, 0));
         if now.duration_since(w.0) >= Self::WINDOW {
@@ -83,7 +84,11 @@ pub fn answer(query: &[u8], registry: &Registry) -> Action {
             // FORMERR when at least the id is there, as resolvers expect.
             return if query.len() >= 2 {
                 let id = u16::from_be_bytes([query[0], query[1]]);
-                reply(&Message::error_msg(id, OpCode::Query, ResponseCode::FormErr))
+                reply(&Message::error_msg(
+                    id,
+                    OpCode::Query,
+                    ResponseCode::FormErr,
+                ))
             } else {
                 Action::Drop
             };
@@ -150,7 +155,9 @@ async fn forward(query: Vec<u8>, upstreams: Arc<Vec<SocketAddr>>) -> Option<Vec<
         } else {
             "[::]:0".parse().expect("literal")
         };
-        let Ok(sock) = UdpSocket::bind(bind).await else { continue };
+        let Ok(sock) = UdpSocket::bind(bind).await else {
+            continue;
+        };
         if sock.connect(up).await.is_err() || sock.send(&query).await.is_err() {
             continue;
         }
@@ -179,7 +186,12 @@ pub async fn start(cfg: DnsConfig, table: Table) -> std::io::Result<()> {
     // Each keeps half of the per-source budget.
     for _ in 0..2 {
         let limiter = cfg.per_source_qps.map(|q| Limiter::new(q / 2));
-        tokio::spawn(serve_udp(udp.clone(), table.clone(), upstreams.clone(), limiter));
+        tokio::spawn(serve_udp(
+            udp.clone(),
+            table.clone(),
+            upstreams.clone(),
+            limiter,
+        ));
     }
     tokio::spawn(serve_tcp(tcp, table, upstreams));
     Ok(())
@@ -233,7 +245,8 @@ async fn serve_tcp(listener: TcpListener, table: Table, upstreams: Arc<Vec<Socke
         let (table, upstreams) = (table.clone(), upstreams.clone());
         tokio::spawn(async move {
             loop {
-                let len = match tokio::time::timeout(Duration::from_secs(10), conn.read_u16()).await {
+                let len = match tokio::time::timeout(Duration::from_secs(10), conn.read_u16()).await
+                {
                     Ok(Ok(l)) => usize::from(l),
                     _ => return,
                 };
@@ -241,7 +254,10 @@ async fn serve_tcp(listener: TcpListener, table: Table, upstreams: Arc<Vec<Socke
                     return; // a 64 KiB "query": close, never buffer it
                 }
                 let mut q = vec![0u8; len];
-                if !matches!(tokio::time::timeout(Duration::from_secs(10), conn.read_exact(&mut q)).await, Ok(Ok(_))) {
+                if !matches!(
+                    tokio::time::timeout(Duration::from_secs(10), conn.read_exact(&mut q)).await,
+                    Ok(Ok(_))
+                ) {
                     return;
                 }
                 let out = match answer(&q, &current(&table)) {
@@ -252,7 +268,9 @@ async fn serve_tcp(listener: TcpListener, table: Table, upstreams: Arc<Vec<Socke
                     },
                     Action::Drop => return,
                 };
-                let Ok(l) = u16::try_from(out.len()) else { return };
+                let Ok(l) = u16::try_from(out.len()) else {
+                    return;
+                };
                 if conn.write_u16(l).await.is_err() || conn.write_all(&out).await.is_err() {
                     return;
                 }
@@ -276,8 +294,18 @@ mod tests {
             services: vec![ServiceAddresses {
                 service: "api".into(),
                 replicas: vec![
-                    ReplicaAddress { slot: 0, task: "a".into(), node: "n1".into(), address: "10.200.0.2".into() },
-                    ReplicaAddress { slot: 1, task: "b".into(), node: "n2".into(), address: "10.200.1.2".into() },
+                    ReplicaAddress {
+                        slot: 0,
+                        task: "a".into(),
+                        node: "n1".into(),
+                        address: "10.200.0.2".into(),
+                    },
+                    ReplicaAddress {
+                        slot: 1,
+                        task: "b".into(),
+                        node: "n2".into(),
+                        address: "10.200.1.2".into(),
+                    },
                 ],
             }],
         })
@@ -305,10 +333,17 @@ mod tests {
         assert_eq!(m.metadata.response_code, ResponseCode::NoError);
         assert_eq!(m.answers.len(), 2);
         assert!(m.answers.iter().all(|a| a.ttl == TTL));
-        let first = |id| parse(answer(&query(id, "api.", RecordType::A), &r)).answers[0].data.clone();
+        let first = |id| {
+            parse(answer(&query(id, "api.", RecordType::A), &r)).answers[0]
+                .data
+                .clone()
+        };
         assert_ne!(first(0), first(1), "another replica first");
         let aaaa = parse(answer(&query(8, "tasks.api.", RecordType::AAAA), &r));
-        assert_eq!((aaaa.metadata.response_code, aaaa.answers.len()), (ResponseCode::NoError, 0));
+        assert_eq!(
+            (aaaa.metadata.response_code, aaaa.answers.len()),
+            (ResponseCode::NoError, 0)
+        );
     }
 
     #[test]
@@ -316,7 +351,10 @@ mod tests {
         let r = registry();
         let m = parse(answer(&query(9, "nope.", RecordType::A), &r));
         assert_eq!(m.metadata.response_code, ResponseCode::NXDomain);
-        assert_eq!(answer(&query(9, "example.com.", RecordType::A), &r), Action::Forward);
+        assert_eq!(
+            answer(&query(9, "example.com.", RecordType::A), &r),
+            Action::Forward
+        );
     }
 
     #[test]
@@ -324,7 +362,10 @@ mod tests {
         let r = registry();
         assert_eq!(answer(&[1], &r), Action::Drop);
         let m = parse(answer(&[0x12, 0x34, 0xff, 0xff, 0, 9], &r));
-        assert_eq!((m.metadata.id, m.metadata.response_code), (0x1234, ResponseCode::FormErr));
+        assert_eq!(
+            (m.metadata.id, m.metadata.response_code),
+            (0x1234, ResponseCode::FormErr)
+        );
         // A name of 300 labels cannot be a DNS name (255 bytes at most).
         let mut q = query(5, "a.", RecordType::A);
         q.truncate(12);
@@ -345,15 +386,23 @@ mod tests {
         let answered = (0..500).filter(|_| l.allow(flood, t0)).count();
         assert_eq!(answered, 100);
         assert!(l.allow(quiet, t0), "another container is still answered");
-        assert!(l.allow(flood, t0 + Duration::from_millis(100)), "the next window");
+        assert!(
+            l.allow(flood, t0 + Duration::from_millis(100)),
+            "the next window"
+        );
     }
 
     #[tokio::test]
     async fn no_upstream_is_servfail_at_once() {
         let t = std::time::Instant::now();
-        let out = forward(query(4, "example.com.", RecordType::A), Arc::new(vec![])).await.unwrap();
+        let out = forward(query(4, "example.com.", RecordType::A), Arc::new(vec![]))
+            .await
+            .unwrap();
         let m = Message::from_vec(&out).unwrap();
-        assert_eq!((m.metadata.id, m.metadata.response_code), (4, ResponseCode::ServFail));
+        assert_eq!(
+            (m.metadata.id, m.metadata.response_code),
+            (4, ResponseCode::ServFail)
+        );
         assert!(t.elapsed() < Duration::from_millis(100));
     }
 }

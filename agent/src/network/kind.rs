@@ -34,17 +34,37 @@ pub struct Kind {
 /// node cannot give is refused with what to do instead.
 pub fn kind(mode: NetworkMode, on_overlay: bool) -> Result<Kind, String> {
     Ok(match mode {
-        NetworkMode::Bridge => Kind { netns: true, address: true, ports: true, resolvers: Resolvers::Host },
-        NetworkMode::Cluster if on_overlay => {
-            Kind { netns: true, address: true, ports: true, resolvers: Resolvers::Cluster }
-        }
+        NetworkMode::Bridge => Kind {
+            netns: true,
+            address: true,
+            ports: true,
+            resolvers: Resolvers::Host,
+        },
+        NetworkMode::Cluster if on_overlay => Kind {
+            netns: true,
+            address: true,
+            ports: true,
+            resolvers: Resolvers::Cluster,
+        },
         NetworkMode::Cluster => {
-            return Err("--network cluster needs an agent on a cluster's overlay (started with --join \
+            return Err(
+                "--network cluster needs an agent on a cluster's overlay (started with --join \
                         and without --subnet); use --network bridge here"
-                .into())
+                    .into(),
+            )
         }
-        NetworkMode::Host => Kind { netns: false, address: false, ports: false, resolvers: Resolvers::Host },
-        NetworkMode::None => Kind { netns: true, address: false, ports: false, resolvers: Resolvers::Host },
+        NetworkMode::Host => Kind {
+            netns: false,
+            address: false,
+            ports: false,
+            resolvers: Resolvers::Host,
+        },
+        NetworkMode::None => Kind {
+            netns: true,
+            address: false,
+            ports: false,
+            resolvers: Resolvers::Host,
+        },
     })
 }
 
@@ -58,7 +78,9 @@ mod tests {
         assert!(b.netns && b.address && b.ports && b.resolvers == Resolvers::Host);
         let c = kind(NetworkMode::Cluster, true).unwrap();
         assert!(c.address && c.resolvers == Resolvers::Cluster);
-        assert!(kind(NetworkMode::Cluster, false).unwrap_err().contains("--network bridge"));
+        assert!(kind(NetworkMode::Cluster, false)
+            .unwrap_err()
+            .contains("--network bridge"));
         let h = kind(NetworkMode::Host, false).unwrap();
         assert!(!h.netns && !h.ports);
         let n = kind(NetworkMode::None, false).unwrap();

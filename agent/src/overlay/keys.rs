@@ -54,7 +54,10 @@ impl KeyPair {
                     )));
                 }
                 let private = Key::from_base64(text.trim()).map_err(|_| {
-                    OverlayError::Invalid(format!("{}: not a WireGuard private key", path.display()))
+                    OverlayError::Invalid(format!(
+                        "{}: not a WireGuard private key",
+                        path.display()
+                    ))
                 })?;
                 Ok(KeyPair { private })
             }
@@ -90,13 +93,23 @@ mod tests {
         let tmp = tempfile::tempdir().unwrap();
         let dir = tmp.path().join("overlay");
         let a = KeyPair::load_or_create(&dir).unwrap();
-        let mode = std::fs::metadata(dir.join("private.key")).unwrap().permissions().mode();
+        let mode = std::fs::metadata(dir.join("private.key"))
+            .unwrap()
+            .permissions()
+            .mode();
         assert_eq!(mode & 0o777, 0o600);
         let b = KeyPair::load_or_create(&dir).unwrap();
         assert_eq!(a.public_base64(), b.public_base64());
         hoist_proto::overlay::check_public_key(&a.public_base64()).unwrap();
-        assert!(!format!("{a:?}").contains(&a.private_base64()), "Debug hides the private key");
-        std::fs::set_permissions(dir.join("private.key"), std::fs::Permissions::from_mode(0o644)).unwrap();
+        assert!(
+            !format!("{a:?}").contains(&a.private_base64()),
+            "Debug hides the private key"
+        );
+        std::fs::set_permissions(
+            dir.join("private.key"),
+            std::fs::Permissions::from_mode(0o644),
+        )
+        .unwrap();
         let e = KeyPair::load_or_create(&dir).unwrap_err().to_string();
         assert!(e.contains("readable by others"), "{e}");
     }

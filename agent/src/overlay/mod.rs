@@ -115,7 +115,9 @@ impl Overlay {
             .underlay_ip
             .and_then(|ip| self.tunnel.underlay_mtu(ip))
             .unwrap_or(1500);
-        underlay.saturating_sub(hoist_proto::overlay::WG_OVERHEAD).max(1280)
+        underlay
+            .saturating_sub(hoist_proto::overlay::WG_OVERHEAD)
+            .max(1280)
     }
 
     /// Hands the newest view to the apply loop (a newer one replaces one not applied yet).
@@ -174,7 +176,9 @@ impl Overlay {
     pub async fn probe_loop(self: Arc<Self>) {
         loop {
             tokio::time::sleep(probe::EVERY).await;
-            let Some(view) = self.views.borrow().clone() else { continue };
+            let Some(view) = self.views.borrow().clone() else {
+                continue;
+            };
             let results = probe::round(&view.peers).await;
             lock(&self.probes).record(&view.peers, results);
         }
@@ -225,7 +229,10 @@ impl Overlay {
             listen_port: self.cfg.listen_port,
             subnet: view.as_ref().and_then(|v| v.subnet.clone()),
             cluster_cidr: view.as_ref().map(|v| v.cluster_cidr.clone()),
-            problem: problem.or_else(|| view.is_none().then(|| "no overlay view from the controllers yet".into())),
+            problem: problem.or_else(|| {
+                view.is_none()
+                    .then(|| "no overlay view from the controllers yet".into())
+            }),
             peers,
         }
     }
@@ -233,15 +240,18 @@ impl Overlay {
     /// One pass: the device, its address plan route, then the peers' difference.
     fn apply(&self, view: &OverlayView) -> Result<(), OverlayError> {
         let Some(subnet) = &view.subnet else {
-            return Err(OverlayError::Invalid(view.problem.clone().unwrap_or_else(|| {
-                "the controller has not allocated this node a subnet yet".into()
-            })));
+            return Err(OverlayError::Invalid(view.problem.clone().unwrap_or_else(
+                || "the controller has not allocated this node a subnet yet".into(),
+            )));
         };
         let subnet: ipnet::Ipv4Net = subnet
             .parse()
             .map_err(|_| OverlayError::Invalid(format!("subnet {subnet:?} from the controller")))?;
         let cidr: ipnet::Ipv4Net = view.cluster_cidr.parse().map_err(|_| {
-            OverlayError::Invalid(format!("cluster CIDR {:?} from the controller", view.cluster_cidr))
+            OverlayError::Invalid(format!(
+                "cluster CIDR {:?} from the controller",
+                view.cluster_cidr
+            ))
         })?;
         let gateway = std::net::Ipv4Addr::from(u32::from(subnet.network()) + 1);
         *self.gateway.lock().unwrap_or_else(|p| p.into_inner()) = Some(gateway);

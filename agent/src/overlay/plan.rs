@@ -26,7 +26,9 @@ pub enum PeerChange {
         endpoint: std::net::SocketAddr,
         allowed_ip: ipnet::Ipv4Net,
     },
-    Remove { public_key: String },
+    Remove {
+        public_key: String,
+    },
 }
 
 /// What to change so that the device has exactly `wanted` (peers with an unreadable endpoint or
@@ -123,7 +125,10 @@ mod tests {
                 },
             ]
         );
-        assert!(plan(&wanted[..1], &current[..1]).is_empty(), "nothing to do");
+        assert!(
+            plan(&wanted[..1], &current[..1]).is_empty(),
+            "nothing to do"
+        );
     }
 
     #[test]

@@ -27,7 +27,8 @@ pub struct Probes {
 impl Probes {
     /// Adds one round's results and forgets peers that are gone.
     pub fn record(&mut self, peers: &[OverlayPeer], results: Vec<(String, Option<Duration>)>) {
-        self.by_node.retain(|n, _| peers.iter().any(|p| &p.node == n));
+        self.by_node
+            .retain(|n, _| peers.iter().any(|p| &p.node == n));
         for (node, r) in results {
             let w = self.by_node.entry(node).or_default();
             w.push_back(r);
@@ -44,7 +45,12 @@ impl Probes {
         };
         let lost = w.iter().filter(|r| r.is_none()).count() as u32;
         let in_a_row = w.iter().rev().take_while(|r| r.is_none()).count() as u32;
-        (w.len() as u32, lost, in_a_row, w.iter().rev().find_map(|r| *r))
+        (
+            w.len() as u32,
+            lost,
+            in_a_row,
+            w.iter().rev().find_map(|r| *r),
+        )
     }
 }
 
@@ -69,14 +75,20 @@ pub async fn round(peers: &[OverlayPeer]) -> Vec<(String, Option<Duration>)> {
 async fn probe(to: SocketAddr) -> Option<Duration> {
     let id: u16 = rand_id();
     let mut m = Message::new(id, MessageType::Query, OpCode::Query);
-    m.add_query(Query::query(Name::from_str("hoist-overlay-probe.").ok()?, RecordType::A));
+    m.add_query(Query::query(
+        Name::from_str("hoist-overlay-probe.").ok()?,
+        RecordType::A,
+    ));
     let q = m.to_vec().ok()?;
     let sock = tokio::net::UdpSocket::bind("0.0.0.0:0").await.ok()?;
     sock.connect(to).await.ok()?;
     let t = Instant::now();
     sock.send(&q).await.ok()?;
     let mut buf = [0u8; 512];
-    let n = tokio::time::timeout(TIMEOUT, sock.recv(&mut buf)).await.ok()?.ok()?;
+    let n = tokio::time::timeout(TIMEOUT, sock.recv(&mut buf))
+        .await
+        .ok()?
+        .ok()?;
     (n >= 2 && buf[..2] == id.to_be_bytes()).then(|| t.elapsed())
 }
 
@@ -105,14 +117,30 @@ mod tests {
     fn a_window_per_peer_and_gone_peers_forgotten() {
         let mut p = Probes::default();
         for i in 0..12 {
-            let r = if i % 4 == 0 { None } else { Some(Duration::from_millis(i)) };
-            p.record(&[peer("a"), peer("b")], vec![("a".into(), r), ("b".into(), Some(Duration::from_millis(1)))]);
+            let r = if i % 4 == 0 {
+                None
+            } else {
+                Some(Duration::from_millis(i))
+            };
+            p.record(
+                &[peer("a"), peer("b")],
+                vec![
+                    ("a".into(), r),
+                    ("b".into(), Some(Duration::from_millis(1))),
+                ],
+            );
         }
         let (sent, lost, in_a_row, rtt) = p.summary("a");
-        assert_eq!((sent, lost, in_a_row, rtt), (10, 2, 0, Some(Duration::from_millis(11))));
+        assert_eq!(
+            (sent, lost, in_a_row, rtt),
+            (10, 2, 0, Some(Duration::from_millis(11)))
+        );
         p.record(&[peer("a")], vec![("a".into(), None), ("a".into(), None)]);
         assert_eq!(p.summary("a").2, 2);
         assert_eq!(p.summary("b"), (0, 0, 0, None));
-        assert_eq!(gateway("10.200.1.0/24"), Some("10.200.1.1".parse().unwrap()));
+        assert_eq!(
+            gateway("10.200.1.0/24"),
+            Some("10.200.1.1".parse().unwrap())
+        );
     }
 }

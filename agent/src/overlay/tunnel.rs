@@ -51,7 +51,8 @@ fn iface(name: &str) -> Result<InterfaceName, OverlayError> {
 }
 
 fn key(b64: &str) -> Result<Key, OverlayError> {
-    Key::from_base64(b64).map_err(|_| OverlayError::Invalid(format!("{b64:?} is not a WireGuard key")))
+    Key::from_base64(b64)
+        .map_err(|_| OverlayError::Invalid(format!("{b64:?} is not a WireGuard key")))
 }
 
 /// Runs a netlink conversation on a connection of the calling thread's namespace.
@@ -97,7 +98,9 @@ impl HostTunnel {
                 tracing::info!(interface = %name, "overlay device: kernel WireGuard");
                 return Ok(Backend::Kernel);
             }
-            Err(e) => tracing::debug!(interface = %name, "no kernel WireGuard ({e}); using the embedded userspace device"),
+            Err(e) => {
+                tracing::debug!(interface = %name, "no kernel WireGuard ({e}); using the embedded userspace device")
+            }
         }
         super::helper::spawn(&name.to_string())?;
         let deadline = Instant::now() + Duration::from_secs(5);
@@ -167,35 +170,41 @@ impl Tunnel for HostTunnel {
             needed = true;
         }
         if needed {
-            update.apply(&name, backend).map_err(OverlayError::io(format!(
-                "set the key and port {} of {name}",
-                cfg.listen_port
-            )))?;
+            update
+                .apply(&name, backend)
+                .map_err(OverlayError::io(format!(
+                    "set the key and port {} of {name}",
+                    cfg.listen_port
+                )))?;
         }
-        let (ifname, mtu, cidr, source) = (cfg.interface.clone(), cfg.mtu, cfg.cluster_cidr, cfg.source);
-        netlink(&format!("wire {ifname}"), async move |h: &rtnetlink::Handle| {
-            use futures::TryStreamExt;
-            let mut links = h.link().get().match_name(ifname.clone()).execute();
-            let Some(link) = links.try_next().await? else {
-                return Ok(());
-            };
-            let index = link.header.index;
-            h.link()
-                .change(
-                    rtnetlink::LinkUnspec::new_with_index(index)
-                        .up()
-                        .mtu(mtu)
-                        .build(),
-                )
-                .execute()
-                .await?;
-            let route = rtnetlink::RouteMessageBuilder::<Ipv4Addr>::new()
-                .destination_prefix(cidr.network(), cidr.prefix_len())
-                .output_interface(index)
-                .pref_source(source)
-                .build();
-            h.route().add(route).replace().execute().await
-        })
+        let (ifname, mtu, cidr, source) =
+            (cfg.interface.clone(), cfg.mtu, cfg.cluster_cidr, cfg.source);
+        netlink(
+            &format!("wire {ifname}"),
+            async move |h: &rtnetlink::Handle| {
+                use futures::TryStreamExt;
+                let mut links = h.link().get().match_name(ifname.clone()).execute();
+                let Some(link) = links.try_next().await? else {
+                    return Ok(());
+                };
+                let index = link.header.index;
+                h.link()
+                    .change(
+                        rtnetlink::LinkUnspec::new_with_index(index)
+                            .up()
+                            .mtu(mtu)
+                            .build(),
+                    )
+                    .execute()
+                    .await?;
+                let route = rtnetlink::RouteMessageBuilder::<Ipv4Addr>::new()
+                    .destination_prefix(cidr.network(), cidr.prefix_len())
+                    .output_interface(index)
+                    .pref_source(source)
+                    .build();
+                h.route().add(route).replace().execute().await
+            },
+        )
     }
 
     fn peers(&self, interface: &str) -> Result<Vec<PeerState>, OverlayError> {
@@ -252,26 +261,34 @@ impl Tunnel for HostTunnel {
     }
 
     fn underlay_mtu(&self, ip: IpAddr) -> Option<u32> {
-        netlink("read the underlay MTU", async move |h: &rtnetlink::Handle| {
-            use futures::TryStreamExt;
-            use rtnetlink::packet_route::address::AddressAttribute;
-            use rtnetlink::packet_route::link::LinkAttribute;
-            let mut addrs = h.address().get().execute();
-            let mut index = None;
-            while let Some(a) = addrs.try_next().await? {
-                if a.attributes.iter().any(|at| matches!(at, AddressAttribute::Address(x) if *x == ip)) {
-                    index = Some(a.header.index);
-                    break;
+        netlink(
+            "read the underlay MTU",
+            async move |h: &rtnetlink::Handle| {
+                use futures::TryStreamExt;
+                use rtnetlink::packet_route::address::AddressAttribute;
+                use rtnetlink::packet_route::link::LinkAttribute;
+                let mut addrs = h.address().get().execute();
+                let mut index = None;
+                while let Some(a) = addrs.try_next().await? {
+                    if a.attributes
+                        .iter()
+                        .any(|at| matches!(at, AddressAttribute::Address(x) if *x == ip))
+                    {
+                        index = Some(a.header.index);
+                        break;
+                    }
                 }
-            }
-            let Some(index) = index else { return Ok(None) };
-            let mut links = h.link().get().match_index(index).execute();
-            let Some(link) = links.try_next().await? else { return Ok(None) };
-            Ok(link.attributes.iter().find_map(|at| match at {
-                LinkAttribute::Mtu(m) => Some(*m),
-                _ => None,
-            }))
-        })
+                let Some(index) = index else { return Ok(None) };
+                let mut links = h.link().get().match_index(index).execute();
+                let Some(link) = links.try_next().await? else {
+                    return Ok(None);
+                };
+                Ok(link.attributes.iter().find_map(|at| match at {
+                    LinkAttribute::Mtu(m) => Some(*m),
+                    _ => None,
+                }))
+            },
+        )
         .ok()
         .flatten()
     }

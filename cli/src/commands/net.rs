@@ -39,16 +39,30 @@ async fn doctor(client: &Client, format: Format) -> Result<i32, ClientError> {
             println!("Key:       {}", status.public_key);
             let mut t = comfy_table::Table::new();
             t.load_preset(comfy_table::presets::NOTHING);
-            t.set_header(["PEER", "ENDPOINT", "SUBNET", "HANDSHAKE", "RX", "TX", "PROBES", "RTT"]);
+            t.set_header([
+                "PEER",
+                "ENDPOINT",
+                "SUBNET",
+                "HANDSHAKE",
+                "RX",
+                "TX",
+                "PROBES",
+                "RTT",
+            ]);
             for p in &status.peers {
                 t.add_row([
                     p.node.clone(),
                     p.endpoint.clone(),
                     p.subnet.clone(),
-                    p.handshake_age_s.map_or("never".into(), |a| format!("{a}s ago")),
+                    p.handshake_age_s
+                        .map_or("never".into(), |a| format!("{a}s ago")),
                     p.rx_bytes.to_string(),
                     p.tx_bytes.to_string(),
-                    format!("{}/{} answered", p.probes_sent - p.probes_lost, p.probes_sent),
+                    format!(
+                        "{}/{} answered",
+                        p.probes_sent - p.probes_lost,
+                        p.probes_sent
+                    ),
                     p.probe_rtt_ms.map_or("-".into(), |r| format!("{r:.2} ms")),
                 ]);
             }

@@ -77,13 +77,12 @@ impl State {
         if new.wg_endpoint.is_none() {
             new.wg_endpoint = old.wg_endpoint.clone();
         }
-        new.overlay_generation = if new.wg_public_key != old.wg_public_key
-            || new.wg_endpoint != old.wg_endpoint
-        {
-            self.index
-        } else {
-            old.overlay_generation
-        };
+        new.overlay_generation =
+            if new.wg_public_key != old.wg_public_key || new.wg_endpoint != old.wg_endpoint {
+                self.index
+            } else {
+                old.overlay_generation
+            };
     }
 
     /// Whether nodes' overlay records differ in what peers see.
@@ -116,7 +115,10 @@ mod tests {
 
     fn state_at_format_2() -> State {
         let mut st = State::default();
-        assert_eq!(st.apply_at(1, &req(1, Command::SetClusterFormat { format: 2 })), Response::Ok);
+        assert_eq!(
+            st.apply_at(1, &req(1, Command::SetClusterFormat { format: 2 })),
+            Response::Ok
+        );
         st
     }
 
@@ -127,7 +129,11 @@ mod tests {
         st.apply_at(3, &req(3, Command::RegisterNode(node("n1"))));
         assert!(st.nodes.values().all(|n| n.subnet.is_none()), "no plan yet");
         assert_eq!(st.apply_at(4, &req(4, plan("10.200.0.0/16"))), Response::Ok);
-        assert_eq!(st.nodes["n1"].subnet.as_deref(), Some("10.200.0.0/24"), "id order");
+        assert_eq!(
+            st.nodes["n1"].subnet.as_deref(),
+            Some("10.200.0.0/24"),
+            "id order"
+        );
         assert_eq!(st.nodes["n2"].subnet.as_deref(), Some("10.200.1.0/24"));
         assert_eq!(st.overlay_index, 4);
         // A second plan changes nothing; a re-registration keeps the subnet.
@@ -170,7 +176,10 @@ mod tests {
             cluster_format: 1,
             ..State::default()
         };
-        assert!(matches!(old.apply_at(2, &req(2, plan("10.9.0.0/16"))), Response::Error(_)));
+        assert!(matches!(
+            old.apply_at(2, &req(2, plan("10.9.0.0/16"))),
+            Response::Error(_)
+        ));
         assert!(old.network.is_none());
     }
 }
