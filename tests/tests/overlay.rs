@@ -162,16 +162,11 @@ fn hosts_are_linked_by_the_overlay() -> Result<()> {
 
     // By name, from a container attached to the cluster network on a3 (`--network cluster`, as
     // replicas are): the service, every replica, one slot; unknown names fail at once (NXDOMAIN).
-    let lookup = |name: &str| -> Result<(bool, String)> {
-        let out = lab.agents[2].host.hoist(&[
-            "run",
-            "--rm",
-            "--network",
-            "cluster",
-            "busybox",
-            "nslookup",
-            name,
-        ])?;
+    // `hoist run --rm --network cluster busybox ARGS...` on a3: (exit 0, stdout + stderr).
+    let on_cluster = |args: &[&str]| -> Result<(bool, String)> {
+        let mut all = vec!["run", "--rm", "--network", "cluster", "busybox"];
+        all.extend_from_slice(args);
+        let out = lab.agents[2].host.hoist(&all)?;
         let text = format!(
             "{}{}",
             String::from_utf8_lossy(&out.stdout),
@@ -179,6 +174,7 @@ fn hosts_are_linked_by_the_overlay() -> Result<()> {
         );
         Ok((out.status.success(), text))
     };
+    let lookup = |name: &str| on_cluster(&["nslookup", name]);
     let by_name = lab.wait_until("api resolves on a3", Duration::from_secs(10), || {
         let (ok, text) = lookup("api")?;
         let all = addrs.iter().all(|a| text.contains(a.as_str()));
@@ -207,18 +203,11 @@ fn hosts_are_linked_by_the_overlay() -> Result<()> {
         t.elapsed()
     );
     let body = lab.wait_until("GET api by name from a3", Duration::from_secs(10), || {
-        let script = "printf 'GET / HTTP/1.0\r\n\r\n' | nc -w 2 api 80";
-        let out = lab.agents[2].host.hoist(&[
-            "run",
-            "--rm",
-            "--network",
-            "cluster",
-            "busybox",
+        let (_, text) = on_cluster(&[
             "sh",
             "-c",
-            script,
+            "printf 'GET / HTTP/1.0\r\n\r\n' | nc -w 2 api 80",
         ])?;
-        let text = String::from_utf8_lossy(&out.stdout).into_owned();
         Ok((
             text.contains("hello from hoist").then(|| text.clone()),
             text,
