@@ -474,33 +474,40 @@ impl OverlayStatus {
         if let Some(p) = &self.problem {
             out.push(format!("this node: {p}"));
         }
-        for p in &self.peers {
-            let handshake = match p.handshake_age_s {
-                None => Some("no handshake yet".to_string()),
-                Some(age) if age > HANDSHAKE_STALE_S => Some(format!("no handshake for {age} s")),
-                Some(_) => None,
-            };
-            let all_lost = p.probes_lost_in_a_row >= 3;
-            match (handshake, all_lost) {
-                (Some(h), _) if p.rx_bytes == 0 || all_lost => out.push(format!(
-                    "{}: {h}; its endpoint {} does not answer UDP (is port {} open between the hosts?)",
-                    p.node,
-                    p.endpoint,
-                    p.endpoint.rsplit(':').next().unwrap_or("?")
-                )),
-                (_, true) => out.push(format!(
-                    "{}: the tunnel is up but the last {} probes to its gateway went unanswered (is its agent running?)",
-                    p.node, p.probes_lost_in_a_row
-                )),
-                _ if p.probes_lost > 0 => out.push(format!(
-                    "{}: {} of {} probes through the tunnel lost",
-                    p.node, p.probes_lost, p.probes_sent
-                )),
-                _ => {}
-            }
-        }
+        out.extend(peer_problems(&self.peers));
         out
     }
+}
+
+/// What is wrong with each peer, in words (`hoist net doctor`, `hoist node inspect`).
+pub fn peer_problems(peers: &[PeerStatus]) -> Vec<String> {
+    let mut out = Vec::new();
+    for p in peers {
+        let handshake = match p.handshake_age_s {
+            None => Some("no handshake yet".to_string()),
+            Some(age) if age > HANDSHAKE_STALE_S => Some(format!("no handshake for {age} s")),
+            Some(_) => None,
+        };
+        let all_lost = p.probes_lost_in_a_row >= 3;
+        match (handshake, all_lost) {
+            (Some(h), _) if p.rx_bytes == 0 || all_lost => out.push(format!(
+                "{}: {h}; its endpoint {} does not answer UDP (is port {} open between the hosts?)",
+                p.node,
+                p.endpoint,
+                p.endpoint.rsplit(':').next().unwrap_or("?")
+            )),
+            (_, true) => out.push(format!(
+                "{}: the tunnel is up but the last {} probes to its gateway went unanswered (is its agent running?)",
+                p.node, p.probes_lost_in_a_row
+            )),
+            _ if p.probes_lost > 0 => out.push(format!(
+                "{}: {} of {} probes through the tunnel lost",
+                p.node, p.probes_lost, p.probes_sent
+            )),
+            _ => {}
+        }
+    }
+    out
 }
 
 #[cfg(test)]

@@ -357,6 +357,9 @@ pub struct NodeView {
     pub peers: Vec<crate::agent::PeerStatus>,
     #[serde(default)]
     pub peers_reported_ms_ago: Option<u64>,
+    /// What is wrong with those peers, in words (as `hoist net doctor` says it on the node).
+    #[serde(default)]
+    pub peer_problems: Vec<String>,
 }
 
 /// A controller in the Raft group.

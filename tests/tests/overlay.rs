@@ -315,6 +315,15 @@ fn hosts_are_linked_by_the_overlay() -> Result<()> {
         ))
     })?;
     eprintln!("{said}");
+    // The controllers say the same of a1's peers, from its agent's reports.
+    lab.wait_until("node inspect of a1 names a3", Duration::from_secs(15), || {
+        let out = lab.hoist_ok(&["node", "inspect", &a1])?;
+        let v: Value = serde_json::from_str(&out)?;
+        let named = v["peer_problems"]
+            .as_array()
+            .is_some_and(|p| p.iter().any(|l| l.as_str().is_some_and(|l| l.starts_with(&a3))));
+        Ok((named.then_some(()), out))
+    })?;
 
     // A node removed is gone from every peer's device within 2 s.
     let peers_before = device_peers(lab.agents[0].wg_interface.as_deref().unwrap())?;

@@ -75,6 +75,10 @@ fn node_view(ctx: &Ctx, s: &Cluster, node: &Node) -> NodeView {
             .since(&node.id, Instant::now())
             .map(|d| d.as_millis() as u64),
         peers_reported_ms_ago: overlay.as_ref().map(|(age, _)| age.as_millis() as u64),
+        peer_problems: overlay
+            .as_ref()
+            .map(|(_, p)| hoist_proto::agent::peer_problems(p))
+            .unwrap_or_default(),
         peers: overlay.map(|(_, p)| p).unwrap_or_default(),
     }
 }
