@@ -180,8 +180,24 @@ impl RaftNetwork<TypeConfig> for Peer {
         rpc: AppendEntriesRequest<TypeConfig>,
         option: RPCOption,
     ) -> Result<AppendEntriesResponse<u64>, RPCError<u64, BasicNode, RaftError<u64>>> {
-        let format = self.format();
-        let body = wire::encode_append(&rpc, format).map_err(|e| self.unsendable(e))?;
+        let mut format = self.format();
+        let body = loop {
+            match wire::encode_append(&rpc, format) {
+                Ok(b) => break b,
+                // An entry of a newer format proves the cluster was at that format when it was
+                // written, so every member read it then (one that could not was refused). A
+                // member restarted before re-applying that entry does not know it yet: to a peer
+                // it has not heard from since, it speaks the format the entries need.
+                Err(e)
+                    if e.needs > format
+                        && e.needs <= hoist_proto::format::CURRENT
+                        && self.peers.get(self.target).is_none() =>
+                {
+                    format = e.needs
+                }
+                Err(e) => return Err(self.unsendable(e)),
+            }
+        };
         if body.len() > MAX_APPEND_BYTES && rpc.entries.len() > 1 {
             // openraft retries at once with at most this many entries (and keeps the hint for a
             // few RPCs): a catch-up of large entries (scheduler plans) goes in pieces.
