@@ -77,9 +77,6 @@ pub struct Overlay {
     tunnel: Arc<dyn Tunnel>,
     keys: keys::KeyPair,
     views: watch::Sender<Option<OverlayView>>,
-    /// The gateway this node's containers use (its subnet's first address); the tunnel's route
-    /// takes it as its source so that peers accept what the host itself sends.
-    gateway: Mutex<Option<std::net::Ipv4Addr>>,
     /// Probe results per peer node (see `probe.rs`).
     probes: Mutex<probe::Probes>,
     /// Why the last apply failed, if it did.
@@ -93,7 +90,6 @@ impl Overlay {
             tunnel,
             keys,
             views: watch::channel(None).0,
-            gateway: Mutex::new(None),
             probes: Mutex::new(probe::Probes::default()),
             problem: Mutex::new(None),
         })
@@ -253,8 +249,9 @@ impl Overlay {
                 view.cluster_cidr
             ))
         })?;
+        // The route's source: this node's gateway, inside its subnet, so that peers' cryptokey
+        // routing accepts what the host itself sends (probes, DNS).
         let gateway = std::net::Ipv4Addr::from(u32::from(subnet.network()) + 1);
-        *self.gateway.lock().unwrap_or_else(|p| p.into_inner()) = Some(gateway);
         self.tunnel.ensure(&TunnelConfig {
             interface: self.cfg.interface.clone(),
             listen_port: self.cfg.listen_port,
