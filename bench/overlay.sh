@@ -47,10 +47,8 @@ tunnel() {
   local kind=$1
   for n in a b; do
     local ns=hob-$n$id dev=hb$n$id
-    if [ "$kind" = hoist ] || [ "$kind" = gotatun ]; then
-      local cmd=("$bin/hoist-agent" __wg "$dev")
-      [ "$kind" = gotatun ] && cmd=("$GOTATUN_BIN" "$dev")
-      ip netns exec "$ns" "${cmd[@]}" > "$work/$dev.ready" 2>/dev/null &
+    if [ "$kind" = hoist ]; then
+      ip netns exec "$ns" "$bin/hoist-agent" __wg "$dev" > "$work/$dev.ready" 2>/dev/null &
       disown
       for _ in $(seq 100); do grep -q ready "$work/$dev.ready" 2>/dev/null && break; sleep 0.05; done
     else
@@ -63,7 +61,7 @@ tunnel() {
   ip -n "$B" addr add 10.252.0.2/24 dev hbb$id && ip -n "$B" link set hbb$id mtu 1420 up
 }
 untunnel() {
-  for i in hba$id hbb$id; do rm -f "/var/run/wireguard/$i.sock"; pkill -9 -f "(__wg|wireguard-go|wgtry|gotatun\S*) $i\$"; done
+  for i in hba$id hbb$id; do rm -f "/var/run/wireguard/$i.sock"; pkill -9 -f "(__wg|wireguard-go) $i\$"; done
   sleep 0.5
 }
 
@@ -84,17 +82,13 @@ results=$work/results.jsonl
 measure "veth (no tunnel)" 10.251.0.2 | tee -a "$results"
 tunnel hoist; measure "Hoist overlay (hoist-agent __wg, gotatun)" 10.252.0.2 | tee -a "$results"; untunnel
 tunnel wireguard-go; measure "wireguard-go $(dpkg-query -W -f='${Version}' wireguard-go 2>/dev/null)" 10.252.0.2 | tee -a "$results"; untunnel
-# An evaluation row: GOTATUN_BIN=a binary that runs gotatun's device as `BIN IFACE` and prints "ready".
-if [ -n "${GOTATUN_BIN:-}" ]; then
-  tunnel gotatun; measure "gotatun 0.10 (evaluation)" 10.252.0.2 | tee -a "$results"; untunnel
-fi
 
 date=$(date -u +%F)
 out=bench/results/overlay-$date
 python3 - "$results" "$out" "$SECS" <<'PY'
 import json, sys
 rows = [json.loads(l) for l in open(sys.argv[1])]
-veth, hoist, wgo = rows[:3]
+veth, hoist, wgo = rows
 def avg(r): return float(r["rtt_min_avg_max_ms"].split()[1])
 with open(sys.argv[2] + ".json", "w") as f:
     json.dump(rows, f, indent=1)

@@ -142,6 +142,8 @@ down() {
       [ -d "$d" ] && find "$d" -depth -type d -exec rmdir {} + 2>/dev/null || true
     done
   done
+  # The shared `hoist` parents, when nothing else (a host agent) uses them.
+  for d in /sys/fs/cgroup/*/hoist /sys/fs/cgroup/hoist; do rmdir "$d" 2>/dev/null || true; done
   rm -rf "$STATE" "$RUN"
   echo "local cluster removed"
 }

@@ -91,6 +91,58 @@ fn gateway(lab: &ClusterLab, i: usize) -> Result<String> {
     Ok(std::net::Ipv4Addr::from(u32::from(net) + 1).to_string())
 }
 
+/// How many replicas of `api` agent `i`'s DNS lists (`tasks.api`, asked from its host).
+fn dns_replicas(lab: &ClusterLab, i: usize) -> Result<usize> {
+    let ns = lab.lab.netns(lab.agents[i].lab_index());
+    let out = sh(&format!(
+        "ip netns exec {ns} busybox nslookup tasks.api {}",
+        gateway(lab, i)?
+    ))?;
+    Ok(String::from_utf8_lossy(&out.stdout)
+        .matches("Address: 10.200.")
+        .count())
+}
+
+/// Waits until the controllers list `want` endpoints of `api` and the DNS of agents a1 and a2
+/// lists `want` replicas; each DNS must follow the controllers within 1 s.
+fn dns_follows_the_controller(
+    lab: &ClusterLab,
+    want: usize,
+    what: &str,
+    timeout: Duration,
+) -> Result<()> {
+    let start = Instant::now();
+    let (mut controller_at, mut dns_at) = (None, [None, None]);
+    while start.elapsed() < timeout
+        && (controller_at.is_none() || dns_at.iter().any(Option::is_none))
+    {
+        if controller_at.is_none() {
+            let e = lab.get("/v1/services/api/endpoints")?;
+            if e["endpoints"].as_array().map(Vec::len) == Some(want) {
+                controller_at = Some(start.elapsed());
+            }
+        }
+        for (i, at) in dns_at.iter_mut().enumerate() {
+            if at.is_none() && dns_replicas(lab, i)? == want {
+                *at = Some(start.elapsed());
+            }
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let controller_at =
+        controller_at.with_context(|| format!("the controller never showed {want} endpoints"))?;
+    for (i, at) in dns_at.iter().enumerate() {
+        let at = at.with_context(|| format!("a{}'s DNS never listed {want} replicas", i + 1))?;
+        let lag = at.saturating_sub(controller_at);
+        eprintln!(
+            "a{}: {what} {lag:?} after the controller's endpoints",
+            i + 1
+        );
+        ensure!(lag <= Duration::from_secs(1), "a{}: {lag:?}", i + 1);
+    }
+    Ok(())
+}
+
 #[test]
 fn hosts_are_linked_by_the_overlay() -> Result<()> {
     let _g = serial();
@@ -316,14 +368,19 @@ fn hosts_are_linked_by_the_overlay() -> Result<()> {
     })?;
     eprintln!("{said}");
     // The controllers say the same of a1's peers, from its agent's reports.
-    lab.wait_until("node inspect of a1 names a3", Duration::from_secs(15), || {
-        let out = lab.hoist_ok(&["node", "inspect", &a1])?;
-        let v: Value = serde_json::from_str(&out)?;
-        let named = v["peer_problems"]
-            .as_array()
-            .is_some_and(|p| p.iter().any(|l| l.as_str().is_some_and(|l| l.starts_with(&a3))));
-        Ok((named.then_some(()), out))
-    })?;
+    lab.wait_until(
+        "node inspect of a1 names a3",
+        Duration::from_secs(15),
+        || {
+            let out = lab.hoist_ok(&["node", "inspect", &a1])?;
+            let v: Value = serde_json::from_str(&out)?;
+            let named = v["peer_problems"].as_array().is_some_and(|p| {
+                p.iter()
+                    .any(|l| l.as_str().is_some_and(|l| l.starts_with(&a3)))
+            });
+            Ok((named.then_some(()), out))
+        },
+    )?;
 
     // A node removed is gone from every peer's device within 2 s.
     let peers_before = device_peers(lab.agents[0].wg_interface.as_deref().unwrap())?;
@@ -352,93 +409,15 @@ fn hosts_are_linked_by_the_overlay() -> Result<()> {
     eprintln!("node rm reached both peers in {:?}", t.elapsed());
 
     // A replica that stops being ready leaves every host's DNS within 1 s of the controller
-    // knowing it (scale down: the controller stops one replica).
-    let dns_count = |i: usize| -> Result<usize> {
-        let ns = lab.lab.netns(lab.agents[i].lab_index());
-        let server = gateway(&lab, i)?;
-        let out = sh(&format!(
-            "ip netns exec {ns} busybox nslookup tasks.api {server}"
-        ))?;
-        let text = String::from_utf8_lossy(&out.stdout).into_owned();
-        Ok(addrs
-            .iter()
-            .filter(|a| text.contains(&format!("Address: {a}")))
-            .count())
-    };
+    // knowing it (scale down: the controller stops one replica)...
     ensure!(
-        dns_count(0)? == 2 && dns_count(1)? == 2,
+        dns_replicas(&lab, 0)? == 2 && dns_replicas(&lab, 1)? == 2,
         "before the scale down"
     );
     lab.hoist_ok(&["service", "scale", "api", "1"])?;
-    let mut controller_at = None;
-    let mut dns_at = [None, None];
-    let start = Instant::now();
-    while start.elapsed() < Duration::from_secs(20)
-        && (controller_at.is_none() || dns_at.iter().any(Option::is_none))
-    {
-        if controller_at.is_none() {
-            let e = lab.get("/v1/services/api/endpoints")?;
-            if e["endpoints"].as_array().map(Vec::len) == Some(1) {
-                controller_at = Some(start.elapsed());
-            }
-        }
-        for (i, at) in dns_at.iter_mut().enumerate() {
-            if at.is_none() && dns_count(i)? == 1 {
-                *at = Some(start.elapsed());
-            }
-        }
-        std::thread::sleep(Duration::from_millis(10));
-    }
-    let controller_at = controller_at.context("the controller never showed 1 endpoint")?;
-    for (i, at) in dns_at.iter().enumerate() {
-        let at = at.with_context(|| format!("a{}'s DNS still lists 2 replicas", i + 1))?;
-        let lag = at.saturating_sub(controller_at);
-        eprintln!(
-            "a{}: replica gone from DNS {lag:?} after the controller's endpoints",
-            i + 1
-        );
-        ensure!(lag <= Duration::from_secs(1), "a{}: {lag:?}", i + 1);
-    }
-
-    // And a replica that becomes ready resolves on every host soon after the controller counts it.
+    dns_follows_the_controller(&lab, 1, "replica gone from DNS", Duration::from_secs(20))?;
+    // ... and a replica that becomes ready resolves on every host soon after the controller counts it.
     lab.hoist_ok(&["service", "scale", "api", "2"])?;
-    let start = Instant::now();
-    let (mut controller_at, mut dns_at) = (None, [None, None]);
-    while start.elapsed() < Duration::from_secs(30)
-        && (controller_at.is_none() || dns_at.iter().any(Option::is_none))
-    {
-        if controller_at.is_none() {
-            let e = lab.get("/v1/services/api/endpoints")?;
-            if e["endpoints"].as_array().map(Vec::len) == Some(2) {
-                controller_at = Some(start.elapsed());
-            }
-        }
-        for (i, at) in dns_at.iter_mut().enumerate() {
-            let ns = lab.lab.netns(lab.agents[i].lab_index());
-            let out = sh(&format!(
-                "ip netns exec {ns} busybox nslookup tasks.api {}",
-                gateway(&lab, i)?
-            ))?;
-            if at.is_none()
-                && String::from_utf8_lossy(&out.stdout)
-                    .matches("Address: 10.200.")
-                    .count()
-                    == 2
-            {
-                *at = Some(start.elapsed());
-            }
-        }
-        std::thread::sleep(Duration::from_millis(10));
-    }
-    let controller_at = controller_at.context("the controller never showed 2 endpoints")?;
-    for (i, at) in dns_at.iter().enumerate() {
-        let at = at.with_context(|| format!("a{}'s DNS never listed the new replica", i + 1))?;
-        let lag = at.saturating_sub(controller_at);
-        eprintln!(
-            "a{}: new replica in DNS {lag:?} after the controller's endpoints",
-            i + 1
-        );
-        ensure!(lag <= Duration::from_secs(1), "a{}: {lag:?}", i + 1);
-    }
+    dns_follows_the_controller(&lab, 2, "new replica in DNS", Duration::from_secs(30))?;
     Ok(())
 }

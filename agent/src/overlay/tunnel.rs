@@ -138,17 +138,6 @@ impl HostTunnel {
     }
 }
 
-/// The kernel and wireguard-go report the last handshake as a time since the epoch; boringtun
-/// reports the time since the handshake in the same fields. A "time" before 2001 is such an age.
-fn handshake_time(t: std::time::SystemTime) -> std::time::SystemTime {
-    let since_epoch = t.duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
-    if since_epoch < Duration::from_secs(1_000_000_000) {
-        std::time::SystemTime::now() - since_epoch
-    } else {
-        t
-    }
-}
-
 impl Tunnel for HostTunnel {
     fn ensure(&self, cfg: &TunnelConfig) -> Result<(), OverlayError> {
         let name = iface(&cfg.interface)?;
@@ -227,7 +216,7 @@ impl Tunnel for HostTunnel {
                     public_key: p.config.public_key.to_base64(),
                     endpoint: p.config.endpoint,
                     allowed_ips: allowed,
-                    last_handshake: p.stats.last_handshake_time.map(handshake_time),
+                    last_handshake: p.stats.last_handshake_time,
                     rx_bytes: p.stats.rx_bytes,
                     tx_bytes: p.stats.tx_bytes,
                 }
