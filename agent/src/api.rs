@@ -129,22 +129,30 @@ async fn info(State(s): Svc) -> ApiResult<Json<AgentInfo>> {
 }
 
 /// `GET /v1/overlay`: this node's end of the overlay and each peer's health.
-async fn overlay(State(s): Svc) -> Result<Json<hoist_proto::OverlayStatus>, (axum::http::StatusCode, Json<ApiError>)> {
+async fn overlay(
+    State(s): Svc,
+) -> Result<Json<hoist_proto::OverlayStatus>, (axum::http::StatusCode, Json<ApiError>)> {
     let Some(o) = s.overlay.clone() else {
         return Err((
             axum::http::StatusCode::NOT_FOUND,
             Json(ApiError {
                 code: "no_overlay".into(),
-                message: "this agent is not on an overlay (standalone, or started with --subnet)".into(),
+                message: "this agent is not on an overlay (standalone, or started with --subnet)"
+                    .into(),
             }),
         ));
     };
-    let status = tokio::task::spawn_blocking(move || o.status()).await.map_err(|e| {
-        (
-            axum::http::StatusCode::INTERNAL_SERVER_ERROR,
-            Json(ApiError { code: "internal".into(), message: e.to_string() }),
-        )
-    })?;
+    let status = tokio::task::spawn_blocking(move || o.status())
+        .await
+        .map_err(|e| {
+            (
+                axum::http::StatusCode::INTERNAL_SERVER_ERROR,
+                Json(ApiError {
+                    code: "internal".into(),
+                    message: e.to_string(),
+                }),
+            )
+        })?;
     Ok(Json(status))
 }
 
@@ -249,9 +257,7 @@ async fn stop(
     Path(id): Path<String>,
     Query(q): Query<StopQuery>,
 ) -> ApiResult<Json<hoist_proto::ContainerInfo>> {
-    Ok(Json(
-        m.stop(&id, q.t.map(Duration::from_secs)).await?,
-    ))
+    Ok(Json(m.stop(&id, q.t.map(Duration::from_secs)).await?))
 }
 
 #[derive(Deserialize)]

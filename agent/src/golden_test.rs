@@ -53,7 +53,10 @@ fn every_agent_record_of_every_format_read_loads() {
             assert_eq!(r.spec.ports[0].host_port, 18080);
             assert_eq!(r.spec.resources.memory_bytes, Some(64 << 20));
             assert_eq!(r.spec.labels["team"], "blue");
-            assert_eq!((r.spec.stop_signal.as_deref(), r.spec.stop_grace_ms), (None, None));
+            assert_eq!(
+                (r.spec.stop_signal.as_deref(), r.spec.stop_grace_ms),
+                (None, None)
+            );
             write_json_atomic(&rec_path, &r).unwrap();
             write_current("container-record", &rec_path);
         }
@@ -63,7 +66,10 @@ fn every_agent_record_of_every_format_read_loads() {
             let s = state::load(&net).unwrap();
             let (_, a) = s.attachments.iter().next().unwrap();
             assert_eq!(a.mode, NetworkMode::Bridge);
-            assert_eq!(a.attachment.ip.map(|ip| ip.to_string()).as_deref(), Some("10.97.0.2"));
+            assert_eq!(
+                a.attachment.ip.map(|ip| ip.to_string()).as_deref(),
+                Some("10.97.0.2")
+            );
             assert_eq!(a.ports[0].container_port, 80);
             state::write_atomic(&net, &state::encode(&s)).unwrap();
             write_current("network-state", &state::path(&net));
@@ -79,7 +85,12 @@ fn every_agent_record_of_every_format_read_loads() {
         }
 
         let node_dir = t.join("node");
-        if fetch(format, "node-identity", &identity::identity_path(&node_dir), &mut missing) {
+        if fetch(
+            format,
+            "node-identity",
+            &identity::identity_path(&node_dir),
+            &mut missing,
+        ) {
             let id = identity::load(&node_dir).unwrap();
             assert_eq!(id.version, format.min(identity::IDENTITY_VERSION));
             assert!(id.node_id.is_some() && id.cluster_id.is_some());
@@ -120,7 +131,10 @@ fn every_agent_record_of_every_format_read_loads() {
             }
             if fetch(format, "overlay-state", &path, &mut missing) {
                 let s = crate::overlay::state::load(&data).unwrap().unwrap();
-                assert_eq!((s.subnet.as_str(), s.cluster_cidr.as_str()), ("10.200.3.0/24", "10.200.0.0/16"));
+                assert_eq!(
+                    (s.subnet.as_str(), s.cluster_cidr.as_str()),
+                    ("10.200.3.0/24", "10.200.0.0/16")
+                );
                 crate::overlay::state::save(&data, &s).unwrap();
                 write_current("overlay-state", &path);
             }

@@ -111,7 +111,10 @@ fn dns_upstreams(flag: &str) -> anyhow::Result<Vec<std::net::SocketAddr>> {
             .collect()),
         list => list
             .split(',')
-            .map(|a| with_port(a.trim()).ok_or_else(|| anyhow::anyhow!("--dns-upstream: {a:?} is not IP[:PORT]")))
+            .map(|a| {
+                with_port(a.trim())
+                    .ok_or_else(|| anyhow::anyhow!("--dns-upstream: {a:?} is not IP[:PORT]"))
+            })
             .collect(),
     }
 }
@@ -157,8 +160,9 @@ async fn run(args: Args) -> anyhow::Result<()> {
     let mut mtu = None;
     let subnet = match (&mut join, &args.subnet) {
         (Some(j), None) => {
-            let keys = hoist_agent::overlay::keys::KeyPair::load_or_create(&args.data_dir.join("overlay"))
-                .context("the overlay's key pair")?;
+            let keys =
+                hoist_agent::overlay::keys::KeyPair::load_or_create(&args.data_dir.join("overlay"))
+                    .context("the overlay's key pair")?;
             let underlay_ip = hoist_agent::worker::advertise_address(j)
                 .ok()
                 .and_then(|a| a.parse().ok());

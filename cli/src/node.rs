@@ -127,7 +127,14 @@ pub async fn run(cmd: NodeCmd, controllers: &[String], json: bool) -> anyhow::Re
                         name(n.status),
                         name(n.availability),
                         n.address.clone(),
-                        n.subnet.clone().or_else(|| n.overlay_problem.as_ref().map(|_| "none: CIDR exhausted".into())).unwrap_or_else(|| "-".into()),
+                        n.subnet
+                            .clone()
+                            .or_else(|| {
+                                n.overlay_problem
+                                    .as_ref()
+                                    .map(|_| "none: CIDR exhausted".into())
+                            })
+                            .unwrap_or_else(|| "-".into()),
                         format!(
                             "{}/{}",
                             v.reserved.cpu_millis as f64 / 1000.0,

@@ -13,8 +13,7 @@ use hoist_proto::raft::{Command, Response};
 use hoist_proto::service::ServiceSpec;
 use openraft::error::{Fatal, InstallSnapshotError, RaftError, SnapshotMismatch};
 use openraft::raft::{
-    AppendEntriesRequest, AppendEntriesResponse, InstallSnapshotRequest, VoteRequest,
-    VoteResponse,
+    AppendEntriesRequest, AppendEntriesResponse, InstallSnapshotRequest, VoteRequest, VoteResponse,
 };
 use openraft::{
     BasicNode, CommittedLeaderId, Entry, EntryPayload, LogId, Membership, SnapshotMeta,
@@ -187,12 +186,9 @@ fn every_golden_file_of_every_format_read_decodes() {
             |v, f| wire::encode_log_id(v.as_ref(), f),
             |b, f| wire::decode_log_id("committed", b, f).map_err(e),
         );
-        c.file(
-            "purged",
-            &log_id(9),
-            wire::encode_purged,
-            |b, f| wire::decode_purged(b, f).map_err(e),
-        );
+        c.file("purged", &log_id(9), wire::encode_purged, |b, f| {
+            wire::decode_purged(b, f).map_err(e)
+        });
         c.file(
             "snapshot-meta",
             &snapshot_meta(),
@@ -250,12 +246,9 @@ fn every_golden_file_of_every_format_read_decodes() {
             vote_granted: true,
             last_log_id: Some(log_id(12)),
         });
-        c.file(
-            "vote-result",
-            &vote,
-            wire::encode_vote_result,
-            |b, f| wire::decode_vote_result(b, f).map_err(e),
-        );
+        c.file("vote-result", &vote, wire::encode_vote_result, |b, f| {
+            wire::decode_vote_result(b, f).map_err(e)
+        });
         let image = encode_snapshot(&state(format), format).unwrap();
         c.file(
             "install-snapshot-request",

@@ -7,8 +7,8 @@
 //! - [`member`]: starting a member: bootstrap, join, restart.
 
 pub mod api;
-pub mod member;
 pub mod leader;
+pub mod member;
 pub mod raft;
 pub mod scheduler;
 pub mod state;

@@ -2,8 +2,8 @@
 
 use anyhow::Context;
 use clap::Parser;
-use hoist_controller::member::{self, MemberOptions, StartMode};
 use hoist_controller::leader::LeaderSettings;
+use hoist_controller::member::{self, MemberOptions, StartMode};
 use hoist_controller::raft::RaftSettings;
 use std::path::PathBuf;
 use std::time::Duration;

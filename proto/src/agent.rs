@@ -543,7 +543,9 @@ mod overlay_status_tests {
 
     #[test]
     fn healthy_says_nothing() {
-        assert!(status(vec![peer(Some(5), 1000, 10, 0)]).problems().is_empty());
+        assert!(status(vec![peer(Some(5), 1000, 10, 0)])
+            .problems()
+            .is_empty());
     }
 
     #[test]

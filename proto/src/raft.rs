@@ -1,7 +1,9 @@
 //! The payload of the controller's Raft log: commands stamped with the leader's clock, and what
 //! applying them answers. Postcard-encoded; variants are only ever appended.
 
-use crate::cluster::{ClusterNetwork, Node, NodeAvailability, NodeStatus, Rollout, Service, ServiceChange, Task};
+use crate::cluster::{
+    ClusterNetwork, Node, NodeAvailability, NodeStatus, Rollout, Service, ServiceChange, Task,
+};
 use crate::node::TaskStatus;
 use crate::service::ServiceSpec;
 use serde::{Deserialize, Serialize};

@@ -57,7 +57,11 @@ pub fn parse_signal(text: &str) -> Result<i32, String> {
         return Ok(*n);
     }
     let rt = |base: i32, rest: &str, sign: i32| -> Option<i32> {
-        let off: i32 = if rest.is_empty() { 0 } else { rest.parse().ok()? };
+        let off: i32 = if rest.is_empty() {
+            0
+        } else {
+            rest.parse().ok()?
+        };
         Some(base + sign * off).filter(|n| (RTMIN..=RTMAX).contains(n))
     };
     let n = match name {

@@ -117,7 +117,12 @@ impl ClusterLab {
         self.add_agent_with(name, labels, true)
     }
 
-    fn add_agent_with(&mut self, name: &str, labels: &[(&str, &str)], overlay: bool) -> Result<usize> {
+    fn add_agent_with(
+        &mut self,
+        name: &str,
+        labels: &[(&str, &str)],
+        overlay: bool,
+    ) -> Result<usize> {
         let lab_index = self.lab.add_host()?;
         let n = self.agents.len();
         let wg_interface = overlay.then(|| format!("hw{}{n}", crate::run_id()));

@@ -7,11 +7,11 @@
 
 use anyhow::{bail, Context, Result};
 use hoist_proto::cluster::{NodeResources, TaskState};
+use hoist_proto::format::{self, Codec};
 use hoist_proto::node::{
     Assignments, Health, Heartbeat, HeartbeatAck, RegisterRequest, RegisterResponse, StatusAck,
     StatusReport, TaskStatus,
 };
-use hoist_proto::format::{self, Codec};
 use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};

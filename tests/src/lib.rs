@@ -282,7 +282,10 @@ impl Host {
                 if Instant::now() > deadline {
                     c.kill()?;
                     c.wait()?;
-                    bail!("the agent of {} did not stop within 10 s of SIGTERM", self.name);
+                    bail!(
+                        "the agent of {} did not stop within 10 s of SIGTERM",
+                        self.name
+                    );
                 }
                 std::thread::sleep(Duration::from_millis(20));
             }

@@ -241,7 +241,11 @@ fn quorum_loss_answers_503_fast_and_members_agree_after_heal() -> Result<()> {
     lab.start(other, &[])?;
     let l = lab.wait_leader(Duration::from_secs(10))?;
     let (code, body) = lab.post(l, "/v1/services/web/scale", &json!({"replicas": 5}))?;
-    ensure!(code == 200, "write after the heal: {code} {body}\n{}", lab.logs_tail());
+    ensure!(
+        code == 200,
+        "write after the heal: {code} {body}\n{}",
+        lab.logs_tail()
+    );
     let hash = lab.wait_converged(Duration::from_secs(20))?;
     eprintln!("healed; all members at state hash {}", &hash[..12]);
     Ok(())

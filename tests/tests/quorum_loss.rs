@@ -26,12 +26,16 @@ fn force_new_cluster_recovers_a_lost_quorum_with_all_state_and_members_rejoin() 
     let flags = ["--node-grace", "5s", "--heartbeat-interval", "500ms"];
     let mut lab = ClusterLab::start(3, &flags)?;
     lab.add_agent("a1", &[])?;
-    let web = json!({"name": "web", "image": "probe", "command": ["sleep", "100000"], "replicas": 2});
+    let web =
+        json!({"name": "web", "image": "probe", "command": ["sleep", "100000"], "replicas": 2});
     lab.post("/v1/services", &web)?;
     let mut web2 = web.clone();
     web2["env"] = json!({"V": "2"});
     lab.post("/v1/services", &web2)?;
-    lab.post("/v1/services", &json!({"name": "db", "image": "probe", "replicas": 0}))?;
+    lab.post(
+        "/v1/services",
+        &json!({"name": "db", "image": "probe", "replicas": 0}),
+    )?;
     lab.wait_until("web ready", Duration::from_secs(60), || {
         let n = lab.ready_replicas("web")?;
         Ok(((n == 2).then_some(()), format!("{n} ready")))
@@ -43,7 +47,11 @@ fn force_new_cluster_recovers_a_lost_quorum_with_all_state_and_members_rejoin() 
     let survivor = 2;
     lab.lab.kill9(0)?;
     lab.lab.kill9(1)?;
-    let (code, v) = lab.lab.post(survivor, "/v1/services", &json!({"name": "x", "image": "probe"}))?;
+    let (code, v) = lab.lab.post(
+        survivor,
+        "/v1/services",
+        &json!({"name": "x", "image": "probe"}),
+    )?;
     ensure!(code == 503, "a write without quorum: {code} {v}");
 
     // The flag is refused where there is no cluster to recover.
@@ -62,18 +70,34 @@ fn force_new_cluster_recovers_a_lost_quorum_with_all_state_and_members_rejoin() 
         st["role"] == "leader" && st["members"].as_array().map(Vec::len) == Some(1),
         "after --force-new-cluster: {st}"
     );
-    ensure!(services(&lab)? == before, "services changed: {:?}", services(&lab)?);
+    ensure!(
+        services(&lab)? == before,
+        "services changed: {:?}",
+        services(&lab)?
+    );
     let history = lab.get("/v1/services/web/history")?;
     ensure!(history.as_array().map(Vec::len) == Some(2), "{history}");
-    lab.post("/v1/services", &json!({"name": "after", "image": "probe", "replicas": 0}))?;
-    lab.wait_until("the agent back with the new leader", Duration::from_secs(30), || {
-        let n = lab.ready_replicas("web")?;
-        let nodes = lab.nodes()?;
-        let ready = nodes.values().all(|(status, _)| status == "ready");
-        Ok(((n == 2 && ready).then_some(()), format!("{n} ready, nodes {nodes:?}")))
-    })?;
+    lab.post(
+        "/v1/services",
+        &json!({"name": "after", "image": "probe", "replicas": 0}),
+    )?;
+    lab.wait_until(
+        "the agent back with the new leader",
+        Duration::from_secs(30),
+        || {
+            let n = lab.ready_replicas("web")?;
+            let nodes = lab.nodes()?;
+            let ready = nodes.values().all(|(status, _)| status == "ready");
+            Ok((
+                (n == 2 && ready).then_some(()),
+                format!("{n} ready, nodes {nodes:?}"),
+            ))
+        },
+    )?;
     let ids = |v: &[Value]| -> Vec<String> {
-        v.iter().filter_map(|c| c["id"].as_str().map(String::from)).collect()
+        v.iter()
+            .filter_map(|c| c["id"].as_str().map(String::from))
+            .collect()
     };
     ensure!(
         ids(&lab.running_on(0, "web")?) == ids(&containers_before),

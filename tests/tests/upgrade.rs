@@ -132,8 +132,7 @@ fn service(name: &str, replicas: u64) -> Value {
 }
 
 #[test]
-fn a_cluster_of_0_1_0_upgrades_member_by_member_and_agent_by_agent_while_it_serves() -> Result<()>
-{
+fn a_cluster_of_0_1_0_upgrades_member_by_member_and_agent_by_agent_while_it_serves() -> Result<()> {
     let _g = serial();
     let old = hoist_tests::release_bins("0.1.0")?;
     let flags = ["--node-grace", "5s", "--heartbeat-interval", "500ms"];
@@ -160,24 +159,32 @@ fn a_cluster_of_0_1_0_upgrades_member_by_member_and_agent_by_agent_while_it_serv
     lab.wait_until("a3 drained", Duration::from_secs(60), || {
         let on_a3 = lab.running_on(2, "web")?.len() + lab.running_on(2, "slow")?.len();
         let ready = lab.ready_replicas("web")? + lab.ready_replicas("slow")?;
-        Ok(((on_a3 == 0 && ready == 5).then_some(()), format!("{on_a3} on a3, {ready} ready")))
+        Ok((
+            (on_a3 == 0 && ready == 5).then_some(()),
+            format!("{on_a3} on a3, {ready} ready"),
+        ))
     })?;
     lab.agents[2]
         .host
         .hoist_ok(&["run", "-d", "--name", "own", "probe", "sleep", "100000"])?;
     slow["env"] = json!({"VERSION": "2"});
     lab.post("/v1/services", &slow)?;
-    lab.wait_until("the update of slow under way", Duration::from_secs(30), || {
-        let r = lab.get("/v1/services/slow/rollout")?;
-        Ok(((r["state"] == "updating").then_some(()), r.to_string()))
-    })?;
+    lab.wait_until(
+        "the update of slow under way",
+        Duration::from_secs(30),
+        || {
+            let r = lab.get("/v1/services/slow/rollout")?;
+            Ok(((r["state"] == "updating").then_some(()), r.to_string()))
+        },
+    )?;
     let snapshot = tempfile::Builder::new().suffix(".hoist").tempfile()?;
     let snapshot_path = snapshot.path().to_str().unwrap_or_default().to_string();
     lab.hoist_ok(&["cluster", "snapshot", "save", &snapshot_path])?;
     // This build's CLI against 0.1.0's controllers: they say no version, so 0.1.0.
     let st: Value = serde_json::from_str(&lab.hoist_ok(&["cluster", "status", "-o", "json"])?)?;
     ensure!(
-        st.as_array().is_some_and(|a| a.iter().all(|m| m["version"] == "0.1.0")),
+        st.as_array()
+            .is_some_and(|a| a.iter().all(|m| m["version"] == "0.1.0")),
         "cluster status of 0.1.0 members: {st}"
     );
 
@@ -251,7 +258,10 @@ fn a_cluster_of_0_1_0_upgrades_member_by_member_and_agent_by_agent_while_it_serv
                 "a format-1 spec with old members: {code} {v}"
             );
             let st = lab.lab.status(i)?;
-            ensure!(st["cluster_format"] == 0 && st["version"] == VERSION, "{st}");
+            ensure!(
+                st["cluster_format"] == 0 && st["version"] == VERSION,
+                "{st}"
+            );
         }
     }
     for (i, gap, elections) in &report {
@@ -280,23 +290,34 @@ fn a_cluster_of_0_1_0_upgrades_member_by_member_and_agent_by_agent_while_it_serv
     // Every member reads format 1 now: the cluster moves to it.
     lab.wait_until("cluster format 1", Duration::from_secs(10), || {
         let st = lab.lab.status(leader)?;
-        Ok(((st["cluster_format"] == CURRENT).then_some(()), st.to_string()))
+        Ok((
+            (st["cluster_format"] == CURRENT).then_some(()),
+            st.to_string(),
+        ))
     })?;
     let st: Value = serde_json::from_str(&lab.hoist_ok(&["cluster", "status", "-o", "json"])?)?;
     ensure!(
-        st.as_array()
-            .is_some_and(|a| a.iter().all(|m| m["version"] == VERSION && m["format"] == CURRENT)),
+        st.as_array().is_some_and(|a| a
+            .iter()
+            .all(|m| m["version"] == VERSION && m["format"] == CURRENT)),
         "cluster status after the members' upgrade: {st}"
     );
     // A spec of format 1 is taken now, but waits for an agent that reads it.
     let mut graceful = service("graceful", 1);
     graceful["stop_grace_period"] = json!("20s");
     lab.post("/v1/services", &graceful)?;
-    lab.wait_until("graceful pending on old agents", Duration::from_secs(10), || {
-        let ps = lab.service_ps("graceful")?;
-        let why = ps["replicas"][0]["pending"].as_str().unwrap_or_default();
-        Ok((why.contains("upgrade the agent").then_some(()), ps.to_string()))
-    })?;
+    lab.wait_until(
+        "graceful pending on old agents",
+        Duration::from_secs(10),
+        || {
+            let ps = lab.service_ps("graceful")?;
+            let why = ps["replicas"][0]["pending"].as_str().unwrap_or_default();
+            Ok((
+                why.contains("upgrade the agent").then_some(()),
+                ps.to_string(),
+            ))
+        },
+    )?;
 
     // A member of 0.1.0 can no longer join: it is refused, naming both versions.
     let h = lab.lab.add_host()?;
@@ -317,7 +338,9 @@ fn a_cluster_of_0_1_0_upgrades_member_by_member_and_agent_by_agent_while_it_serv
     for (path, body) in [
         (
             "/v1/cluster/members",
-            json!({"id": 99, "address": "10.0.0.99:7070"}).to_string().into_bytes(),
+            json!({"id": 99, "address": "10.0.0.99:7070"})
+                .to_string()
+                .into_bytes(),
         ),
         ("/v1/agent/register", Vec::new()),
     ] {
@@ -349,23 +372,36 @@ fn a_cluster_of_0_1_0_upgrades_member_by_member_and_agent_by_agent_while_it_serv
             || {
                 let v = lab.get(&format!("/v1/nodes/{node}"))?;
                 let n = &v["node"];
-                let ok = n["agent_version"] == VERSION && n["agent_format"] == CURRENT && n["status"] == "ready";
+                let ok = n["agent_version"] == VERSION
+                    && n["agent_format"] == CURRENT
+                    && n["status"] == "ready";
                 Ok((ok.then_some(()), v.to_string()))
             },
         )?;
     }
-    lab.wait_until("graceful placed on an upgraded agent", Duration::from_secs(30), || {
-        let n = lab.ready_replicas("graceful")?;
-        Ok(((n == 1).then_some(()), format!("{n} ready")))
-    })?;
-    lab.wait_until("the update of slow completed", Duration::from_secs(120), || {
-        let r = lab.get("/v1/services/slow/rollout")?;
-        Ok(((r["state"] == "completed").then_some(()), r.to_string()))
-    })?;
+    lab.wait_until(
+        "graceful placed on an upgraded agent",
+        Duration::from_secs(30),
+        || {
+            let n = lab.ready_replicas("graceful")?;
+            Ok(((n == 1).then_some(()), format!("{n} ready")))
+        },
+    )?;
+    lab.wait_until(
+        "the update of slow completed",
+        Duration::from_secs(120),
+        || {
+            let r = lab.get("/v1/services/slow/rollout")?;
+            Ok(((r["state"] == "completed").then_some(()), r.to_string()))
+        },
+    )?;
 
     // Nothing acknowledged is lost, the members agree, nothing restarted.
     let acked = writer.finish();
-    eprintln!("[upgrade] {} writes acknowledged during the upgrade", acked.len());
+    eprintln!(
+        "[upgrade] {} writes acknowledged during the upgrade",
+        acked.len()
+    );
     ensure!(acked.len() > 20, "only {} writes acknowledged", acked.len());
     let services = service_names(&lab)?;
     let lost: Vec<&String> = acked.iter().filter(|n| !services.contains(*n)).collect();
@@ -375,7 +411,10 @@ fn a_cluster_of_0_1_0_upgrades_member_by_member_and_agent_by_agent_while_it_serv
         let now = containers(&lab, *i)?;
         match now.get(id) {
             Some((_, s, status)) if s == started && status == "running" => {}
-            other => bail!("container {name} ({id}) on agent {} restarted or went: {other:?}", i + 1),
+            other => bail!(
+                "container {name} ({id}) on agent {} restarted or went: {other:?}",
+                i + 1
+            ),
         }
     }
     ensure!(lab.nodes()?[&a3].1 == "drained", "a3 is no longer drained");
@@ -435,17 +474,25 @@ fn a_cluster_of_0_2_0_upgrades_and_gets_the_overlay() -> Result<()> {
     for &i in &order {
         let term_before = term(&lab);
         let t0 = Instant::now();
-        ensure!(lab.lab.stop(i, Duration::from_secs(5))?, "0.2.0 member {} did not stop on SIGTERM", i + 1);
+        ensure!(
+            lab.lab.stop(i, Duration::from_secs(5))?,
+            "0.2.0 member {} did not stop on SIGTERM",
+            i + 1
+        );
         lab.lab.set_bin(i, hoist_tests::bin("hoist-controller"));
         lab.lab.start(i, &[])?;
-        lab.wait_until(&format!("member {} back", i + 1), Duration::from_secs(30), || {
-            let me = lab.lab.status(i)?;
-            let lead = lab.lab.leader().map(|l| lab.lab.status(l)).transpose()?;
-            let caught_up = lead.as_ref().is_some_and(|l| {
-                me["last_applied"].as_u64() >= l["last_applied"].as_u64().map(|a| a - 5)
-            });
-            Ok((caught_up.then_some(()), format!("{me}")))
-        })?;
+        lab.wait_until(
+            &format!("member {} back", i + 1),
+            Duration::from_secs(30),
+            || {
+                let me = lab.lab.status(i)?;
+                let lead = lab.lab.leader().map(|l| lab.lab.status(l)).transpose()?;
+                let caught_up = lead.as_ref().is_some_and(|l| {
+                    me["last_applied"].as_u64() >= l["last_applied"].as_u64().map(|a| a - 5)
+                });
+                Ok((caught_up.then_some(()), format!("{me}")))
+            },
+        )?;
         std::thread::sleep(Duration::from_secs(1));
         let gap = writer.longest_gap(t0, Instant::now());
         let elections = term(&lab) - term_before;
@@ -454,26 +501,40 @@ fn a_cluster_of_0_2_0_upgrades_and_gets_the_overlay() -> Result<()> {
             i + 1,
             if i == leader { "leader" } else { "follower" },
         );
-        ensure!(gap <= Duration::from_secs(2) && elections <= 1, "member {}: {gap:?}, {elections} elections", i + 1);
+        ensure!(
+            gap <= Duration::from_secs(2) && elections <= 1,
+            "member {}: {gap:?}, {elections} elections",
+            i + 1
+        );
     }
     // Every member reads format 2: the cluster moves to it and sets up the overlay's plan.
-    lab.wait_until("cluster format 2 and the overlay plan", Duration::from_secs(15), || {
-        let st = lab.lab.status(leader)?;
-        let ok = st["cluster_format"] == CURRENT && st["network"]["cidr"] == "10.200.0.0/16";
-        Ok((ok.then_some(()), st.to_string()))
-    })?;
+    lab.wait_until(
+        "cluster format 2 and the overlay plan",
+        Duration::from_secs(15),
+        || {
+            let st = lab.lab.status(leader)?;
+            let ok = st["cluster_format"] == CURRENT && st["network"]["cidr"] == "10.200.0.0/16";
+            Ok((ok.then_some(()), st.to_string()))
+        },
+    )?;
     // Agents with their flags unchanged (their own --subnet: they stay off the overlay).
     for i in 0..2 {
         let node = lab.node_id(i).context("node id")?;
         lab.agents[i].host.stop_agent()?;
         lab.agents[i].host.agent_bin = Some(hoist_tests::bin("hoist-agent"));
         lab.agents[i].host.start_agent()?;
-        lab.wait_until(&format!("agent {} on {VERSION}", i + 1), Duration::from_secs(30), || {
-            let v = lab.get(&format!("/v1/nodes/{node}"))?;
-            let n = &v["node"];
-            let ok = n["agent_version"] == VERSION && n["agent_format"] == CURRENT && n["status"] == "ready";
-            Ok((ok.then_some(()), v.to_string()))
-        })?;
+        lab.wait_until(
+            &format!("agent {} on {VERSION}", i + 1),
+            Duration::from_secs(30),
+            || {
+                let v = lab.get(&format!("/v1/nodes/{node}"))?;
+                let n = &v["node"];
+                let ok = n["agent_version"] == VERSION
+                    && n["agent_format"] == CURRENT
+                    && n["status"] == "ready";
+                Ok((ok.then_some(()), v.to_string()))
+            },
+        )?;
     }
     // A node that joins now is on the overlay.
     lab.agent_bin = None;
@@ -485,15 +546,25 @@ fn a_cluster_of_0_2_0_upgrades_and_gets_the_overlay() -> Result<()> {
     })?;
 
     let acked = writer.finish();
-    eprintln!("[upgrade 0.2.0] {} writes acknowledged during the upgrade", acked.len());
+    eprintln!(
+        "[upgrade 0.2.0] {} writes acknowledged during the upgrade",
+        acked.len()
+    );
     let services = service_names(&lab)?;
     let lost: Vec<&String> = acked.iter().filter(|n| !services.contains(*n)).collect();
-    ensure!(acked.len() > 20 && lost.is_empty(), "{} acknowledged, lost: {lost:?}", acked.len());
+    ensure!(
+        acked.len() > 20 && lost.is_empty(),
+        "{} acknowledged, lost: {lost:?}",
+        acked.len()
+    );
     lab.lab.wait_converged(Duration::from_secs(20))?;
     for ((i, id), (name, started, _)) in &before {
         match containers(&lab, *i)?.get(id) {
             Some((_, s, status)) if s == started && status == "running" => {}
-            other => bail!("container {name} ({id}) on agent {} restarted or went: {other:?}", i + 1),
+            other => bail!(
+                "container {name} ({id}) on agent {} restarted or went: {other:?}",
+                i + 1
+            ),
         }
     }
     // 0.2.0's snapshot (state image 3) restores; the cluster stays at format 2.

@@ -132,7 +132,7 @@ impl FakeHost {
             cgroup_parent: "hoist".into(),
             log_max_bytes: 1 << 20,
             insecure_registries: Vec::new(),
-    cluster_dns: None,
+            cluster_dns: None,
         }
     }
 

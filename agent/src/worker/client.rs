@@ -49,7 +49,6 @@ impl ClientError {
     pub fn is_unknown_node(&self) -> bool {
         matches!(self, ClientError::Refused { status: 404, .. })
     }
-
 }
 
 #[derive(Debug)]
@@ -120,7 +119,9 @@ impl ControllerClient {
     pub async fn register(&self, req: &RegisterRequest) -> Result<RegisterResponse, ClientError> {
         let overlay = req.wg_public_key.is_some() || req.wg_endpoint.is_some();
         if !overlay || self.format_of(&self.preferred_addr()) >= 2 {
-            return self.call("/v1/agent/register", Some(req), REQUEST_TIMEOUT).await;
+            return self
+                .call("/v1/agent/register", Some(req), REQUEST_TIMEOUT)
+                .await;
         }
         let bare = RegisterRequest {
             wg_public_key: None,
@@ -181,7 +182,10 @@ impl ControllerClient {
         index: u64,
         wait: Duration,
     ) -> Result<hoist_proto::node::ServiceEndpoints, ClientError> {
-        let path = format!("/v1/agent/endpoints?index={index}&wait_ms={}", wait.as_millis());
+        let path = format!(
+            "/v1/agent/endpoints?index={index}&wait_ms={}",
+            wait.as_millis()
+        );
         self.call::<Heartbeat, _>(&path, None, wait + REQUEST_TIMEOUT)
             .await
     }

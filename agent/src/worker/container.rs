@@ -33,9 +33,7 @@ pub fn create_request(a: &Assignment, restarts_ms: &[u64]) -> Result<CreateConta
         None => None,
     };
     let memory_bytes = match &s.resources.memory {
-        Some(q) => Some(
-            parse_size(q.as_str()).map_err(|e| format!("resources.memory: {e}"))?,
-        ),
+        Some(q) => Some(parse_size(q.as_str()).map_err(|e| format!("resources.memory: {e}"))?),
         None => None,
     };
     let mut ports = Vec::new();

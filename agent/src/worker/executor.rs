@@ -257,11 +257,11 @@ fn placeholder(task_id: String, phase: Phase) -> ObservedTask {
 mod tests {
     use super::super::container::{RESTARTS, TASK};
     use super::*;
-    use std::time::Duration;
     use crate::testing::{FakeContainers, NodeCall};
     use hoist_proto::cluster::TaskState;
     use hoist_proto::node::Assignment;
     use hoist_proto::service::ServiceSpec;
+    use std::time::Duration;
 
     fn task(id: &str, image: &str) -> Assignment {
         Assignment {

@@ -105,7 +105,9 @@ fn registration(cfg: &JoinConfig, node_id: Option<String>) -> anyhow::Result<Reg
 /// controller has allocated this node a subnet of the cluster CIDR (the cluster must be at
 /// format 2: every member upgraded). Keeps it in `DATA_DIR/overlay/state.json` so that a restart
 /// builds the bridge at once.
-pub async fn wait_for_subnet(cfg: &JoinConfig) -> anyhow::Result<crate::overlay::state::OverlayState> {
+pub async fn wait_for_subnet(
+    cfg: &JoinConfig,
+) -> anyhow::Result<crate::overlay::state::OverlayState> {
     let cluster_id = hoist_proto::node::parse_join_token(&cfg.token)
         .map_err(|e| anyhow::anyhow!("--join: {e}"))?
         .cluster_id;
@@ -119,7 +121,9 @@ pub async fn wait_for_subnet(cfg: &JoinConfig) -> anyhow::Result<crate::overlay:
     loop {
         let r: anyhow::Result<Option<crate::overlay::state::OverlayState>> = async {
             let mut ident = identity::load(&cfg.data_dir)?.for_cluster(&cluster_id);
-            let resp = client.register(&registration(cfg, ident.node_id.clone())?).await?;
+            let resp = client
+                .register(&registration(cfg, ident.node_id.clone())?)
+                .await?;
             if resp.cluster_id != cluster_id {
                 anyhow::bail!(
                     "the controllers belong to cluster {}, the join token to cluster {cluster_id}",
@@ -442,7 +446,11 @@ impl Node {
                         newer
                     });
                     if let (Some(o), Some(view)) = (&self.cfg.overlay, &a.overlay) {
-                        if let Some(s) = view.subnet.as_deref().filter(|s| *s != self.mgr.config.subnet) {
+                        if let Some(s) = view
+                            .subnet
+                            .as_deref()
+                            .filter(|s| *s != self.mgr.config.subnet)
+                        {
                             // The node was removed and registered afresh: its old bridge no longer
                             // matches what peers route here.
                             tracing::error!(
@@ -529,7 +537,10 @@ impl Node {
                 Err(e) => {
                     failures += 1;
                     if failures == 1 || failures.is_multiple_of(30) {
-                        tracing::warn!(failures, "watching endpoints for DNS failed: {e}; answers stay as they were");
+                        tracing::warn!(
+                            failures,
+                            "watching endpoints for DNS failed: {e}; answers stay as they were"
+                        );
                     }
                     tokio::time::sleep(backoff(failures.min(4))).await;
                 }

@@ -172,7 +172,9 @@ fn parse_network(s: &str) -> Result<NetworkMode, String> {
         "host" => Ok(NetworkMode::Host),
         "none" => Ok(NetworkMode::None),
         "cluster" => Ok(NetworkMode::Cluster),
-        _ => Err(format!("{s:?}: use bridge, cluster (on a node of a cluster's overlay), host or none")),
+        _ => Err(format!(
+            "{s:?}: use bridge, cluster (on a node of a cluster's overlay), host or none"
+        )),
     }
 }
 

@@ -12,15 +12,15 @@ use axum::extract::{Query, State};
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use hoist_proto::cluster::{Node, NodeAvailability, NodeStatus, TaskState};
+use hoist_proto::format::v0::memory_bytes;
 use hoist_proto::format::{Codec, PeerVersion, OLDEST, PROTOBUF_MEDIA_TYPE};
 use hoist_proto::node::{
     parse_join_token, Assignment, Assignments, Heartbeat, HeartbeatAck, Overlay, OverlayPeer,
     RegisterRequest, RegisterResponse, ReplicaAddress, ServiceAddresses, ServiceEndpoints,
     StatusAck, StatusReport, POSTCARD_MEDIA_TYPE,
 };
-use hoist_proto::raft::{Command, Response as RaftResponse};
-use hoist_proto::format::v0::memory_bytes;
 use hoist_proto::quantity::Quantity;
+use hoist_proto::raft::{Command, Response as RaftResponse};
 use hoist_proto::service::ServiceSpec;
 use serde::Deserialize;
 use std::collections::BTreeMap;
@@ -79,7 +79,9 @@ pub async fn register(
     ctx.node.ensure_leader()?;
     let parts = parse_join_token(&req.token)
         .map_err(|m| ApiError::new(StatusCode::UNAUTHORIZED, "bad_token", m))?;
-    let (identity, cluster_format) = ctx.node.stale_read(|s| (s.identity.clone(), s.cluster_format));
+    let (identity, cluster_format) = ctx
+        .node
+        .stale_read(|s| (s.identity.clone(), s.cluster_format));
     let Some(identity) = identity else {
         return Err(ApiError::new(
             StatusCode::UNAUTHORIZED,
@@ -364,8 +366,11 @@ fn endpoints_index(s: &crate::state::State) -> u64 {
 
 /// Every service's ready replicas (running, ready, still wanted), slots in order.
 pub(crate) fn service_endpoints(s: &crate::state::State, term: u64) -> ServiceEndpoints {
-    let mut by_service: BTreeMap<&str, Vec<ReplicaAddress>> =
-        s.services.keys().map(|n| (n.as_str(), Vec::new())).collect();
+    let mut by_service: BTreeMap<&str, Vec<ReplicaAddress>> = s
+        .services
+        .keys()
+        .map(|n| (n.as_str(), Vec::new()))
+        .collect();
     for t in s.tasks.values() {
         if t.desired != TaskState::Running || !t.is_ready() {
             continue;
@@ -435,7 +440,10 @@ pub async fn overlay(
     agent_version(&headers)?;
     let report: hoist_proto::node::OverlayReport = decode(&headers, &body)?;
     ctx.node.ensure_leader()?;
-    if !ctx.node.stale_read(|s| s.nodes.contains_key(&report.node_id)) {
+    if !ctx
+        .node
+        .stale_read(|s| s.nodes.contains_key(&report.node_id))
+    {
         return Err(ApiError::not_found(format!(
             "node {:?} is not registered",
             report.node_id

@@ -12,12 +12,12 @@ use super::body::{buffer, BLOB_LIMIT, JSON_LIMIT};
 use super::error::{ApiError, LeaderHint};
 use super::Ctx;
 use crate::raft::peers::body_format;
-use hoist_proto::format::{FORMAT_HEADER, OLDEST_FORMAT_HEADER, VERSION_HEADER};
 use axum::body::Body;
 use axum::extract::{Request, State};
 use axum::http::{header, StatusCode};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
+use hoist_proto::format::{FORMAT_HEADER, OLDEST_FORMAT_HEADER, VERSION_HEADER};
 
 pub const FORWARDED: &str = "x-hoist-forwarded";
 
@@ -144,14 +144,16 @@ fn ours(mut resp: Response) -> Response {
 
 /// The request may have reached the leader: whether a write took effect is unknown.
 fn outcome_unknown(leader: &str, e: &reqwest::Error) -> Response {
-    ours(ApiError::new(
-        StatusCode::GATEWAY_TIMEOUT,
-        "outcome_unknown",
-        format!(
+    ours(
+        ApiError::new(
+            StatusCode::GATEWAY_TIMEOUT,
+            "outcome_unknown",
+            format!(
             "the leader at {leader} did not answer ({e}); a write may or may not have been applied"
         ),
+        )
+        .into_response(),
     )
-    .into_response())
 }
 
 fn leader_unreachable(leader: &str, e: &reqwest::Error) -> Response {

@@ -15,10 +15,10 @@ mod services;
 pub use error::ApiError;
 
 use crate::leader::Leader;
+use crate::raft::peers::{self, MEMBER_HEADER};
 use crate::raft::RaftNode;
 use crate::state::State;
 use axum::body::Bytes;
-use crate::raft::peers::{self, MEMBER_HEADER};
 use axum::extract::{DefaultBodyLimit, Path};
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::IntoResponse;
@@ -180,8 +180,16 @@ async fn raft_rpc(
         .and_then(|v| v.parse().ok());
     let format = peers::body_format(&headers);
     let version = peers::peer_version(&headers);
-    match ctx.node.handle_rpc(&kind, &body, format, sender, version).await {
-        Ok(out) => ([(header::CONTENT_TYPE, peers::raft_media_type(format))], out).into_response(),
+    match ctx
+        .node
+        .handle_rpc(&kind, &body, format, sender, version)
+        .await
+    {
+        Ok(out) => (
+            [(header::CONTENT_TYPE, peers::raft_media_type(format))],
+            out,
+        )
+            .into_response(),
         Err(e) => ApiError::bad_request(e.to_string()).into_response(),
     }
 }

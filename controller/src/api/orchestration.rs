@@ -192,7 +192,8 @@ pub async fn ps(
     Path(name): Path<String>,
     RawQuery(q): RawQuery,
 ) -> Result<Json<ServiceTasks>, ApiError> {
-    let pending: BTreeMap<u64, std::sync::Arc<str>> = ctx.leader.pending(&name).into_iter().collect();
+    let pending: BTreeMap<u64, std::sync::Arc<str>> =
+        ctx.leader.pending(&name).into_iter().collect();
     let out = read(&ctx, q, |s| {
         let svc = s.service(&name)?;
         let mut slots: BTreeMap<u64, ReplicaView> = BTreeMap::new();

@@ -34,7 +34,11 @@ impl Liveness {
 
     /// The version `node`'s agent last told this member, if it told one.
     pub fn version_of(&self, node: &str) -> Option<PeerVersion> {
-        self.versions.lock().expect("liveness lock").get(node).cloned()
+        self.versions
+            .lock()
+            .expect("liveness lock")
+            .get(node)
+            .cloned()
     }
 
     /// Records a heartbeat (or a registration, or a status report) from `node`.

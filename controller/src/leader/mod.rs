@@ -9,8 +9,8 @@ pub mod versions;
 pub use liveness::Liveness;
 pub use run::run;
 
-use hoist_proto::cluster::ClusterNetwork;
 use crate::scheduler::reconcile::Pending;
+use hoist_proto::cluster::ClusterNetwork;
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
@@ -50,7 +50,9 @@ pub struct Leader {
     /// Per service: slots that could not be placed, with the reason per node.
     pending: RwLock<Pending>,
     /// Each node's latest overlay report (`POST /v1/agent/overlay`), in memory only.
-    overlay: RwLock<std::collections::HashMap<String, (std::time::Instant, Vec<hoist_proto::PeerStatus>)>>,
+    overlay: RwLock<
+        std::collections::HashMap<String, (std::time::Instant, Vec<hoist_proto::PeerStatus>)>,
+    >,
 }
 
 impl Leader {
@@ -64,7 +66,12 @@ impl Leader {
     }
 
     /// Keeps `node`'s overlay report.
-    pub fn overlay_reported(&self, node: &str, peers: Vec<hoist_proto::PeerStatus>, now: std::time::Instant) {
+    pub fn overlay_reported(
+        &self,
+        node: &str,
+        peers: Vec<hoist_proto::PeerStatus>,
+        now: std::time::Instant,
+    ) {
         self.overlay
             .write()
             .expect("overlay lock")
@@ -72,9 +79,14 @@ impl Leader {
     }
 
     /// `node`'s latest overlay report and its age.
-    pub fn overlay_of(&self, node: &str, now: std::time::Instant) -> Option<(std::time::Duration, Vec<hoist_proto::PeerStatus>)> {
+    pub fn overlay_of(
+        &self,
+        node: &str,
+        now: std::time::Instant,
+    ) -> Option<(std::time::Duration, Vec<hoist_proto::PeerStatus>)> {
         let map = self.overlay.read().expect("overlay lock");
-        map.get(node).map(|(at, p)| (now.saturating_duration_since(*at), p.clone()))
+        map.get(node)
+            .map(|(at, p)| (now.saturating_duration_since(*at), p.clone()))
     }
 
     /// Unplaced slots of `service` and why, as of the last reconciliation on this leader.

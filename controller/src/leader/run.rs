@@ -40,7 +40,8 @@ pub async fn run(node: RaftNode, leader: Arc<Leader>) {
             leading_term = Some(term);
             let now = Instant::now();
             node.stale_read(|s| {
-                leader.liveness
+                leader
+                    .liveness
                     .fresh_grace(s.nodes.keys().map(String::as_str), now)
             });
         }
@@ -75,7 +76,9 @@ pub async fn step(node: &RaftNode, leader: &Leader) -> Result<(), crate::raft::W
     if plan_missing {
         let net = leader.settings.network.clone();
         match node.write(Command::SetClusterNetwork(net.clone())).await {
-            Ok(_) => tracing::info!(cidr = %net.cidr, prefix = net.subnet_prefix, "overlay address plan set"),
+            Ok(_) => {
+                tracing::info!(cidr = %net.cidr, prefix = net.subnet_prefix, "overlay address plan set")
+            }
             Err(e) => tracing::warn!(error = %e, "setting the overlay address plan"),
         }
     }

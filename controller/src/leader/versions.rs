@@ -66,7 +66,11 @@ mod tests {
         assert_eq!(format_to_raise(0, &[v(1), None, v(1)]), None, "unheard of");
         assert_eq!(format_to_raise(1, &[v(1), v(1)]), None, "already there");
         assert_eq!(format_to_raise(1, &[v(1), v(0)]), None, "never lowered");
-        assert_eq!(format_to_raise(0, &[v(CURRENT + 3)]), Some(CURRENT), "capped");
+        assert_eq!(
+            format_to_raise(0, &[v(CURRENT + 3)]),
+            Some(CURRENT),
+            "capped"
+        );
         assert_eq!(format_to_raise(0, &[]), None);
     }
 
@@ -94,7 +98,11 @@ mod tests {
 
     #[test]
     fn node_versions_are_recorded_once_the_cluster_can_say_them() {
-        let nodes = [node("a", "0.1.0", 0), node("b", "0.2.0", 1), node("c", "0.1.0", 0)];
+        let nodes = [
+            node("a", "0.1.0", 0),
+            node("b", "0.2.0", 1),
+            node("c", "0.1.0", 0),
+        ];
         let told = |id: &str| match id {
             "a" => v(1),
             "b" => v(1).map(|mut x| {

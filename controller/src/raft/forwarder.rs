@@ -183,4 +183,3 @@ async fn call(
     wire::decode_outcomes(&bytes, peers::body_format(&headers))
         .map_err(|e| unknown(format!("undecodable answer: {e}")))
 }
-

@@ -76,9 +76,12 @@ pub struct Peer {
 #[error("{0}")]
 struct Msg(String);
 
-type Rpc<T, E = openraft::error::Infallible> = Result<T, RPCError<u64, BasicNode, RaftError<u64, E>>>;
+type Rpc<T, E = openraft::error::Infallible> =
+    Result<T, RPCError<u64, BasicNode, RaftError<u64, E>>>;
 
-fn network_error<E: std::error::Error>(e: impl std::fmt::Display) -> RPCError<u64, BasicNode, RaftError<u64, E>> {
+fn network_error<E: std::error::Error>(
+    e: impl std::fmt::Display,
+) -> RPCError<u64, BasicNode, RaftError<u64, E>> {
     RPCError::Network(NetworkError::new(&Msg(e.to_string())))
 }
 
@@ -90,14 +93,20 @@ impl Peer {
 
     /// Logs why an RPC cannot be sent to this peer in its format (an older member than the
     /// entries the leader has: it cannot catch up until it is upgraded).
-    fn unsendable<E: std::error::Error>(&self, e: Unrepresentable) -> RPCError<u64, BasicNode, RaftError<u64, E>> {
+    fn unsendable<E: std::error::Error>(
+        &self,
+        e: Unrepresentable,
+    ) -> RPCError<u64, BasicNode, RaftError<u64, E>> {
         tracing::warn!(
             member = self.target,
             address = %self.addr,
             error = %e,
             "raft: this member reads an older format than the log holds; upgrade it"
         );
-        network_error(format!("member {} reads format {}: {e}", self.target, e.format))
+        network_error(format!(
+            "member {} reads format {}: {e}",
+            self.target, e.format
+        ))
     }
 
     /// POSTs an encoded request in `format` and decodes the peer's `Result` with `decode`.
@@ -117,7 +126,10 @@ impl Peer {
             .client
             .post(url)
             .timeout(option.hard_ttl())
-            .header(reqwest::header::CONTENT_TYPE, peers::raft_media_type(format))
+            .header(
+                reqwest::header::CONTENT_TYPE,
+                peers::raft_media_type(format),
+            )
             .header(MEMBER_HEADER, self.me);
         for (k, v) in peers::version_headers() {
             req = req.header(k, v);
@@ -160,7 +172,14 @@ pub(super) async fn post(
     timeout: Duration,
     media_type: &str,
     body: Vec<u8>,
-) -> Result<(reqwest::StatusCode, reqwest::header::HeaderMap, bytes::Bytes), reqwest::Error> {
+) -> Result<
+    (
+        reqwest::StatusCode,
+        reqwest::header::HeaderMap,
+        bytes::Bytes,
+    ),
+    reqwest::Error,
+> {
     let mut req = client
         .post(url)
         .timeout(timeout)
@@ -220,8 +239,14 @@ impl RaftNetwork<TypeConfig> for Peer {
     > {
         let format = self.format();
         let body = wire::encode_snapshot_request(&rpc, format);
-        self.send("snapshot", body, format, &option, wire::decode_snapshot_result)
-            .await
+        self.send(
+            "snapshot",
+            body,
+            format,
+            &option,
+            wire::decode_snapshot_result,
+        )
+        .await
     }
 
     async fn vote(

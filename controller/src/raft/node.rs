@@ -7,10 +7,10 @@ use super::network::Network;
 use super::peers::Peers;
 use super::proposer::Proposer;
 use super::rpc::{self, RpcError, RpcKind};
-use super::wire::{self, Outcome};
 use super::stall::StallGuard;
 use super::state_machine::Machine;
 use super::store::{Store, StoreError};
+use super::wire::{self, Outcome};
 use super::TypeConfig;
 use crate::state::State;
 use hoist_proto::cluster::{ClusterStatus, Member};
@@ -375,7 +375,10 @@ impl RaftNode {
             .into_iter()
             .filter(|(_, _, v)| v.as_ref().is_none_or(|v| v.format < needs))
             .map(|(id, addr, v)| match v {
-                Some(v) => format!("member {id} at {addr} runs Hoist {} (format {})", v.version, v.format),
+                Some(v) => format!(
+                    "member {id} at {addr} runs Hoist {} (format {})",
+                    v.version, v.format
+                ),
                 None => format!("member {id} at {addr} has not told its version yet"),
             })
             .collect();

@@ -47,11 +47,11 @@ pub fn force_new_cluster(store: &Store, id: u64, address: &str) -> Result<Forced
         .transpose()?;
     let log_err = |e: super::wal::WalError| StoreError::Log(e.to_string());
     let (mut wal, records) =
-        Wal::open(&store.dir.join("raft-log"), purged.map(|p| p.index), format)
-            .map_err(log_err)?;
+        Wal::open(&store.dir.join("raft-log"), purged.map(|p| p.index), format).map_err(log_err)?;
     let mut last: Option<LogId<u64>> = purged;
-    let mut previous: Option<Membership<u64, BasicNode>> =
-        snapshot.as_ref().map(|s| s.last_membership.membership().clone());
+    let mut previous: Option<Membership<u64, BasicNode>> = snapshot
+        .as_ref()
+        .map(|s| s.last_membership.membership().clone());
     for l in &records {
         let e = wire::decode_entry(&l.record.bytes, l.format).map_err(bad)?;
         if let EntryPayload::Membership(m) = &e.payload {
@@ -204,7 +204,12 @@ mod tests {
                 payload: EntryPayload::Blank,
             };
             let bytes = wire::encode_entry(&e, store.format).unwrap();
-            wal.append(&[Record { index: 1, term: 1, bytes }]).unwrap();
+            wal.append(&[Record {
+                index: 1,
+                term: 1,
+                bytes,
+            }])
+            .unwrap();
             wal.sync().unwrap();
             let at = LogId::new(CommittedLeaderId::new(2, 1), 10);
             let meta = SnapshotMeta {

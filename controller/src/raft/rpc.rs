@@ -49,17 +49,26 @@ pub async fn handle(
         RpcKind::Append => {
             let req = wire::decode_append(body, format)?;
             let from = req.vote.leader_id.node_id;
-            (wire::encode_append_result(&raft.append_entries(req).await, format), from)
+            (
+                wire::encode_append_result(&raft.append_entries(req).await, format),
+                from,
+            )
         }
         RpcKind::Vote => {
             let req = wire::decode_vote_request(body, format)?;
             let from = req.vote.leader_id.node_id;
-            (wire::encode_vote_result(&raft.vote(req).await, format), from)
+            (
+                wire::encode_vote_result(&raft.vote(req).await, format),
+                from,
+            )
         }
         RpcKind::Snapshot => {
             let req = wire::decode_snapshot_request(body, format)?;
             let from = req.vote.leader_id.node_id;
-            (wire::encode_snapshot_result(&raft.install_snapshot(req).await, format), from)
+            (
+                wire::encode_snapshot_result(&raft.install_snapshot(req).await, format),
+                from,
+            )
         }
     };
     Ok(out)

@@ -89,7 +89,11 @@ impl Store {
         store.format = match store.get_meta(KEY_FORMAT)? {
             None => 0,
             Some(b) => u32::from_le_bytes(b.as_slice().try_into().map_err(|_| {
-                StoreError::Format(format!("{}: a format value of {} bytes", store.file().display(), b.len()))
+                StoreError::Format(format!(
+                    "{}: a format value of {} bytes",
+                    store.file().display(),
+                    b.len()
+                ))
             })?),
         };
         if !(OLDEST..=CURRENT).contains(&store.format) {
@@ -221,6 +225,9 @@ mod tests {
                 other => break other.unwrap_err().to_string(),
             }
         };
-        assert!(e.contains(&format!("the data dir is format {}", CURRENT + 1)), "{e}");
+        assert!(
+            e.contains(&format!("the data dir is format {}", CURRENT + 1)),
+            "{e}"
+        );
     }
 }

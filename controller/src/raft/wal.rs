@@ -713,7 +713,10 @@ mod tests {
         w.sync().unwrap();
         drop(w);
         let (_, live) = Wal::open(d.path(), None, 1).unwrap();
-        assert_eq!(records(live), vec![rec(1, 1, 10), rec(2, 1, 0), rec(3, 2, 100)]);
+        assert_eq!(
+            records(live),
+            vec![rec(1, 1, 10), rec(2, 1, 0), rec(3, 2, 100)]
+        );
     }
 
     #[test]
@@ -733,7 +736,10 @@ mod tests {
         w.sync().unwrap();
         drop(w);
         let (_, live) = Wal::open(d.path(), None, 1).unwrap();
-        assert_eq!(records(live), vec![rec(1, 1, 10), rec(2, 1, 10), rec(3, 2, 7)]);
+        assert_eq!(
+            records(live),
+            vec![rec(1, 1, 10), rec(2, 1, 10), rec(3, 2, 7)]
+        );
     }
 
     #[test]
@@ -759,7 +765,8 @@ mod tests {
         drop(w);
         // A torn record inside the preallocated part is cut off like any other.
         let f = OpenOptions::new().write(true).open(&path).unwrap();
-        f.write_all_at(&[7; 9], H + 3 * (HEADER as u64 + 10)).unwrap();
+        f.write_all_at(&[7; 9], H + 3 * (HEADER as u64 + 10))
+            .unwrap();
         let (_, live) = Wal::open(d.path(), None, 1).unwrap();
         assert_eq!(indexes(&live), [1, 2, 3]);
         assert_eq!(size(), H + 3 * (HEADER as u64 + 10));
@@ -810,7 +817,10 @@ mod tests {
         let before = std::fs::read(&path).unwrap();
         let e = Wal::open(d.path(), None, 1).unwrap_err().to_string();
         assert!(
-            e.contains(&format!("{}: record 2 fails its checksum at offset {second}", path.display())),
+            e.contains(&format!(
+                "{}: record 2 fails its checksum at offset {second}",
+                path.display()
+            )),
             "{e}"
         );
         assert_eq!(std::fs::read(&path).unwrap(), before, "nothing was changed");
@@ -831,7 +841,10 @@ mod tests {
         let mut bad = buf.clone();
         bad[1100] ^= 1;
         let (_, _, stop) = decode_all(&bad[16..], 16, None, None);
-        assert!(matches!(stop, Stop::Corrupt(o, _) if o == at - 16), "{stop:?}");
+        assert!(
+            matches!(stop, Stop::Corrupt(o, _) if o == at - 16),
+            "{stop:?}"
+        );
         // A record running past the end of the file: torn.
         let (_, _, stop) = decode_all(&buf[16..buf.len() - 1], 16, None, None);
         assert_eq!(stop, Stop::Torn(at - 16));
@@ -854,7 +867,9 @@ mod tests {
         drop(w);
         let (mut w, live) = Wal::open(d.path(), None, 1).unwrap();
         assert_eq!(
-            live.iter().map(|l| (l.record.index, l.format)).collect::<Vec<_>>(),
+            live.iter()
+                .map(|l| (l.record.index, l.format))
+                .collect::<Vec<_>>(),
             [(1, 0), (2, 0), (3, 1)]
         );
         // Truncating into the old segment and appending again: the new records are format 1.
@@ -864,7 +879,9 @@ mod tests {
         drop(w);
         let (_, live) = Wal::open(d.path(), None, 1).unwrap();
         assert_eq!(
-            live.iter().map(|l| (l.record.index, l.record.term, l.format)).collect::<Vec<_>>(),
+            live.iter()
+                .map(|l| (l.record.index, l.record.term, l.format))
+                .collect::<Vec<_>>(),
             [(1, 1, 0), (2, 3, 1)]
         );
     }
@@ -884,10 +901,17 @@ mod tests {
         let first = d.path().join(segment_name(1));
         let f = OpenOptions::new().write(true).open(&first).unwrap();
         let at = H + (HEADER + big) as u64 + 4096;
-        f.write_all_at(&[0; SECTOR], at - at % SECTOR as u64).unwrap();
+        f.write_all_at(&[0; SECTOR], at - at % SECTOR as u64)
+            .unwrap();
         let e = Wal::open(d.path(), None, 1).unwrap_err().to_string();
-        assert!(e.contains("a record cut short in a segment that was synced"), "{e}");
-        assert!(d.path().join(segment_name(3)).exists(), "nothing was removed");
+        assert!(
+            e.contains("a record cut short in a segment that was synced"),
+            "{e}"
+        );
+        assert!(
+            d.path().join(segment_name(3)).exists(),
+            "nothing was removed"
+        );
     }
 
     #[test]

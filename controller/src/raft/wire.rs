@@ -18,14 +18,13 @@ use openraft::raft::{
     VoteRequest, VoteResponse,
 };
 use openraft::{
-    AnyError, BasicNode, CommittedLeaderId, Entry, EntryPayload, LogId, Membership,
-    SnapshotMeta, SnapshotSegmentId, StorageIOError, StoredMembership, Vote,
+    AnyError, BasicNode, CommittedLeaderId, Entry, EntryPayload, LogId, Membership, SnapshotMeta,
+    SnapshotSegmentId, StorageIOError, StoredMembership, Vote,
 };
 use prost::Message;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 use std::collections::{BTreeMap, BTreeSet};
-
 
 openraft::declare_raft_types!(
     /// Format 0's Raft types: 0.1.0's payload in openraft 0.9's envelopes.
@@ -175,9 +174,9 @@ fn entry(e: c1::Entry) -> Result<Entry<TypeConfig>> {
         log_id: log_id(e.log_id.ok_or_else(|| missing(what, "log_id"))?),
         payload: match e.payload.ok_or_else(|| missing(what, "payload"))? {
             Payload::Blank(_) => EntryPayload::Blank,
-            Payload::Normal(req) => {
-                EntryPayload::Normal(FromV1::from_v1(req).map_err(|e| DecodeError::new(what, 1, e))?)
-            }
+            Payload::Normal(req) => EntryPayload::Normal(
+                FromV1::from_v1(req).map_err(|e| DecodeError::new(what, 1, e))?,
+            ),
             Payload::Membership(m) => EntryPayload::Membership(membership(m)),
         },
     })
@@ -440,10 +439,9 @@ pub fn decode_append_result(bytes: &[u8], format: u32) -> Result<AppendResult> {
     if let Some(e) = r.err {
         return Ok(Err(infallible_error(e, what)?));
     }
-    let kind = r
-        .ok
-        .and_then(|o| o.kind)
-        .ok_or_else(|| missing(what, "response"))?;
+    let kind =
+        r.ok.and_then(|o| o.kind)
+            .ok_or_else(|| missing(what, "response"))?;
     Ok(Ok(match kind {
         Kind::Success(_) => AppendEntriesResponse::Success,
         Kind::PartialSuccess(p) => AppendEntriesResponse::PartialSuccess(p.matching.map(log_id)),
@@ -571,16 +569,17 @@ pub fn encode_snapshot_result(r: &SnapshotResult, format: u32) -> Vec<u8> {
         },
         Err(e) => c1::InstallSnapshotResult {
             ok: None,
-            err: Some(raft_error_v1(e, |InstallSnapshotError::SnapshotMismatch(m)| {
-                c1::RaftError {
+            err: Some(raft_error_v1(
+                e,
+                |InstallSnapshotError::SnapshotMismatch(m)| c1::RaftError {
                     kind: 3,
                     message: m.to_string(),
                     expect_id: m.expect.id.clone(),
                     expect_offset: m.expect.offset,
                     got_id: m.got.id.clone(),
                     got_offset: m.got.offset,
-                }
-            })),
+                },
+            )),
         },
     }
     .encode_to_vec()

@@ -182,10 +182,19 @@ pub enum Misfit {
     Constraint(String),
     MaxPerNode(u64),
     Port(u16, PortProtocol),
-    Cpu { need: u64, free: u64 },
-    Memory { need: u64, free: u64 },
+    Cpu {
+        need: u64,
+        free: u64,
+    },
+    Memory {
+        need: u64,
+        free: u64,
+    },
     /// The node's agent reads an older format than the spec needs.
-    AgentFormat { has: u32, needs: u32 },
+    AgentFormat {
+        has: u32,
+        needs: u32,
+    },
     /// The node has no overlay subnet (the cluster CIDR is exhausted): its agent cannot run
     /// containers on the overlay.
     NoSubnet(String),

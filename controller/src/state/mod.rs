@@ -12,8 +12,8 @@ mod tasks;
 #[cfg(test)]
 pub(crate) mod tests;
 
-pub use snapshot::{decode_snapshot, encode_snapshot, snapshot_format, SnapshotError};
 pub use services::same_run_spec;
+pub use snapshot::{decode_snapshot, encode_snapshot, snapshot_format, SnapshotError};
 
 use hoist_proto::cluster::{ClusterNetwork, Node, Rollout, Service, ServiceVersion, Task};
 use hoist_proto::raft::{Command, CommandError, ErrorCode, Request, Response};

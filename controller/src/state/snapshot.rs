@@ -35,11 +35,13 @@ pub enum SnapshotError {
     BadMagic,
     #[error("truncated: {len} bytes, a state image has at least {HEADER}")]
     Truncated { len: usize },
-    #[error("state image format {image} at offset 8 is not one this build reads ({} to {})", image_format(OLDEST), image_format(CURRENT))]
-    Format { image: u32 },
     #[error(
-        "checksum mismatch over the body at offsets {HEADER}..{len} (truncated or corrupted)"
+        "state image format {image} at offset 8 is not one this build reads ({} to {})",
+        image_format(OLDEST),
+        image_format(CURRENT)
     )]
+    Format { image: u32 },
+    #[error("checksum mismatch over the body at offsets {HEADER}..{len} (truncated or corrupted)")]
     Checksum { len: usize },
     #[error("body at offset {HEADER}: {0}")]
     Decode(#[from] DecodeError),
@@ -61,7 +63,9 @@ pub fn snapshot_format(bytes: &[u8]) -> Option<u32> {
     if bytes.len() < HEADER || &bytes[..8] != MAGIC {
         return None;
     }
-    state_format(u32::from_le_bytes(bytes[8..12].try_into().expect("4 bytes")))
+    state_format(u32::from_le_bytes(
+        bytes[8..12].try_into().expect("4 bytes"),
+    ))
 }
 
 /// Reads an image written by [`encode_snapshot`] of any format this build reads.
@@ -174,7 +178,11 @@ fn to_v1(s: &State, format: u32) -> Result<v1::State, Unrepresentable> {
             return Err(Unrepresentable::new("State.network", 2, format));
         }
         if let Some(n) = s.nodes.values().find(|n| n.format() >= 2) {
-            return Err(Unrepresentable::new(format!("node {}'s overlay record", n.id), 2, format));
+            return Err(Unrepresentable::new(
+                format!("node {}'s overlay record", n.id),
+                2,
+                format,
+            ));
         }
     }
     Ok(v1::State {
@@ -231,8 +239,7 @@ fn from_v1(s: v1::State) -> Result<State, String> {
             secret: i.secret,
         }),
         rollouts: FromV1::from_v1(s.rollouts).map_err(|e| format!("rollouts: {e}"))?,
-        slot_history: FromV1::from_v1(s.slot_history)
-            .map_err(|e| format!("slot_history: {e}"))?,
+        slot_history: FromV1::from_v1(s.slot_history).map_err(|e| format!("slot_history: {e}"))?,
         node_index: s.node_index,
         endpoints_index: s.endpoints_index,
         cluster_format: s.cluster_format,
@@ -266,7 +273,10 @@ mod tests {
         let mut bad = image.clone();
         bad.push(1);
         let e = decode_snapshot(&bad).unwrap_err().to_string();
-        assert!(e.contains("checksum mismatch over the body at offsets 44.."), "{e}");
+        assert!(
+            e.contains("checksum mismatch over the body at offsets 44.."),
+            "{e}"
+        );
     }
 
     #[test]

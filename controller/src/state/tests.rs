@@ -457,7 +457,10 @@ fn restore_replaces_the_state() {
     let mut corrupt = image;
     let last = corrupt.len() - 1;
     corrupt[last] ^= 1;
-    assert!(matches!(decode_snapshot(&corrupt), Err(SnapshotError::Checksum { .. })));
+    assert!(matches!(
+        decode_snapshot(&corrupt),
+        Err(SnapshotError::Checksum { .. })
+    ));
 }
 
 fn arb_command() -> impl Strategy<Value = Command> {
@@ -632,7 +635,11 @@ fn the_cluster_format_only_goes_up_and_gates_newer_commands() {
     match st.apply(&req(1, Command::ApplyService(Box::new(graceful.clone())))) {
         Response::Error(e) => {
             assert_eq!(e.code, ErrorCode::Conflict);
-            assert!(e.message.contains("needs cluster format 1"), "{}", e.message);
+            assert!(
+                e.message.contains("needs cluster format 1"),
+                "{}",
+                e.message
+            );
         }
         other => panic!("{other:?}"),
     }
@@ -642,20 +649,35 @@ fn the_cluster_format_only_goes_up_and_gates_newer_commands() {
         agent_version: "0.2.0".into(),
         agent_format: 1,
     };
-    assert!(matches!(st.apply(&req(2, set_version.clone())), Response::Error(_)));
-    assert_eq!(st.apply(&req(3, Command::SetClusterFormat { format: 1 })), Response::Ok);
+    assert!(matches!(
+        st.apply(&req(2, set_version.clone())),
+        Response::Error(_)
+    ));
+    assert_eq!(
+        st.apply(&req(3, Command::SetClusterFormat { format: 1 })),
+        Response::Ok
+    );
     assert_eq!(st.cluster_format, 1);
     assert!(matches!(
         st.apply(&req(4, Command::ApplyService(Box::new(graceful)))),
         Response::Service(_)
     ));
-    st.apply(&req(5, Command::RegisterNode(test_node("n1", 1000, 1 << 30))));
+    st.apply(&req(
+        5,
+        Command::RegisterNode(test_node("n1", 1000, 1 << 30)),
+    ));
     assert!(matches!(st.apply(&req(6, set_version)), Response::Node(n) if n.agent_format == 1));
     // Never lowered, also not by restoring a snapshot of a format-0 cluster.
-    assert_eq!(st.apply(&req(7, Command::SetClusterFormat { format: 0 })), Response::Ok);
+    assert_eq!(
+        st.apply(&req(7, Command::SetClusterFormat { format: 0 })),
+        Response::Ok
+    );
     assert_eq!(st.cluster_format, 1);
     let old = encode_snapshot(&State::default(), 0).unwrap();
-    assert_eq!(st.apply(&req(8, Command::Restore(old))), Response::Restored(0));
+    assert_eq!(
+        st.apply(&req(8, Command::Restore(old))),
+        Response::Restored(0)
+    );
     assert_eq!(st.cluster_format, 1);
     // A format-0 cluster refuses an image of format 1: not every member would read it.
     let newer = encode_snapshot(&st, 1).unwrap();

@@ -40,7 +40,12 @@ pub fn check_bytes<T: PartialEq + Debug>(
     match std::fs::read(&path) {
         Ok(bytes) => {
             let got = decode(&bytes).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
-            assert_eq!(&got, expected, "{} decodes to another value", path.display());
+            assert_eq!(
+                &got,
+                expected,
+                "{} decodes to another value",
+                path.display()
+            );
             assert!(
                 encode(&got) == bytes,
                 "{}: this build encodes the value to other bytes in format {format}",
@@ -77,11 +82,19 @@ pub fn check<T: Codec + PartialEq + Debug>(
 
 /// Writes a new golden file and lists it in the manifest; never replaces one.
 pub fn write_new(path: &Path, bytes: &[u8]) {
-    assert!(!path.exists(), "{} exists: golden files are add-only", path.display());
+    assert!(
+        !path.exists(),
+        "{} exists: golden files are add-only",
+        path.display()
+    );
     std::fs::create_dir_all(path.parent().expect("a directory")).expect("golden dir");
     std::fs::write(path, bytes).expect("write golden file");
     let rel = path.strip_prefix(root()).expect("under golden/");
-    let line = format!("{}  {}\n", hex::encode(Sha256::digest(bytes)), rel.display());
+    let line = format!(
+        "{}  {}\n",
+        hex::encode(Sha256::digest(bytes)),
+        rel.display()
+    );
     use std::io::Write;
     std::fs::OpenOptions::new()
         .append(true)
@@ -104,4 +117,3 @@ pub fn assert_none_missing(missing: &[PathBuf]) {
             .join("\n")
     );
 }
-

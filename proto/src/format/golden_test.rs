@@ -23,15 +23,30 @@ fn every_golden_file_of_every_format_read_decodes() {
             check(format, &format!("response-{name}"), &r, m);
         }
         check(format, "stall-notice", &samples::stall_notice(), m);
-        check(format, "register-request", &samples::register_request(format), m);
-        check(format, "register-response", &samples::register_response(), m);
+        check(
+            format,
+            "register-request",
+            &samples::register_request(format),
+            m,
+        );
+        check(
+            format,
+            "register-response",
+            &samples::register_response(),
+            m,
+        );
         check(format, "heartbeat", &samples::heartbeat(), m);
         check(format, "heartbeat-ack", &samples::heartbeat_ack(), m);
         check(format, "assignments", &samples::assignments(format), m);
         check(format, "status-report", &samples::status_report(), m);
         check(format, "status-ack", &samples::status_ack(), m);
         if format >= 2 {
-            check(format, "service-endpoints", &samples::service_endpoints(), m);
+            check(
+                format,
+                "service-endpoints",
+                &samples::service_endpoints(),
+                m,
+            );
             check(format, "overlay-report", &samples::overlay_report(), m);
         }
     }

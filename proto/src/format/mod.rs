@@ -94,9 +94,7 @@ impl PeerVersion {
         PeerVersion {
             version: version.unwrap_or("unknown").trim().to_string(),
             format,
-            oldest: oldest
-                .and_then(|o| o.trim().parse().ok())
-                .unwrap_or(format),
+            oldest: oldest.and_then(|o| o.trim().parse().ok()).unwrap_or(format),
         }
     }
 
@@ -194,7 +192,8 @@ macro_rules! codec_via {
                 }
             }
             fn decode(bytes: &[u8], format: u32) -> Result<Self, $crate::format::DecodeError> {
-                let err = |e: &dyn std::fmt::Display| $crate::format::DecodeError::new($name, format, e);
+                let err =
+                    |e: &dyn std::fmt::Display| $crate::format::DecodeError::new($name, format, e);
                 match format {
                     0 => {
                         let v: $v0 = postcard::from_bytes(bytes).map_err(|e| err(&e))?;
@@ -202,7 +201,8 @@ macro_rules! codec_via {
                     }
                     f if f <= $crate::format::CURRENT => {
                         let v = <$v1 as prost::Message>::decode(bytes).map_err(|e| err(&e))?;
-                        <$ty as $crate::format::mirror::FromV1<$v1>>::from_v1(v).map_err(|e| err(&e))
+                        <$ty as $crate::format::mirror::FromV1<$v1>>::from_v1(v)
+                            .map_err(|e| err(&e))
                     }
                     f => Err(err(&format!(
                         "this build reads formats {}..={}, not {f}",

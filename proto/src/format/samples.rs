@@ -313,7 +313,10 @@ pub fn commands(format: u32) -> Vec<(&'static str, Command)> {
                 subnet_prefix: 24,
             }),
         ));
-        v.push(("register-node-without-subnet", Command::RegisterNode(node_without_subnet())));
+        v.push((
+            "register-node-without-subnet",
+            Command::RegisterNode(node_without_subnet()),
+        ));
     }
     v
 }

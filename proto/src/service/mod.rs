@@ -418,7 +418,10 @@ mod tests {
         let mut s = ServiceSpec::new("web", "busybox");
         s.resources.memory = Some("1M".into());
         // 1M was 10^6 bytes, under the 1Mi minimum; it is 1 MiB now.
-        assert_eq!(s.validate_in(0)[0].to_string(), "resources.memory: must be ≥ 1Mi");
+        assert_eq!(
+            s.validate_in(0)[0].to_string(),
+            "resources.memory: must be ≥ 1Mi"
+        );
         assert!(s.validate_in(1).is_empty());
         s.resources.memory = Some("64mib".into());
         assert!(s.validate_in(0).is_empty() && s.validate_in(1).is_empty());
