@@ -3,10 +3,10 @@
 # nftables for published ports, iproute2 and util-linux for the lab, e2fsprogs for the disk-stall
 # test's loop-mounted member disks, curl for checks. Idempotent and
 # quick when everything is already there. Image tests use docker-registry, skopeo, umoci, htpasswd
-# (apache2-utils) and openssl as real peers.
+# (apache2-utils) and openssl as real peers; the routing-mesh test loads services with hey.
 set -euo pipefail
 need=()
-for pkg in git busybox-static nftables iproute2 util-linux e2fsprogs procps curl tar docker-registry skopeo umoci apache2-utils openssl; do
+for pkg in git busybox-static nftables iproute2 util-linux e2fsprogs procps curl tar docker-registry skopeo umoci apache2-utils openssl hey; do
   dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || need+=("$pkg")
 done
 if [ ${#need[@]} -gt 0 ]; then

@@ -31,6 +31,8 @@ pub struct Services {
     pub images: Arc<ImageStore>,
     /// This node's end of the overlay, when it is on one.
     pub overlay: Option<Arc<crate::overlay::Overlay>>,
+    /// This node's routing mesh, when it is on the overlay.
+    pub mesh: Option<Arc<crate::worker::mesh_view::MeshHandle>>,
 }
 
 impl FromRef<Services> for Arc<Manager> {
@@ -142,17 +144,22 @@ async fn overlay(
             }),
         ));
     };
-    let status = tokio::task::spawn_blocking(move || o.status())
-        .await
-        .map_err(|e| {
-            (
-                axum::http::StatusCode::INTERNAL_SERVER_ERROR,
-                Json(ApiError {
-                    code: "internal".into(),
-                    message: e.to_string(),
-                }),
-            )
-        })?;
+    let mesh = s.mesh.clone();
+    let status = tokio::task::spawn_blocking(move || {
+        let mut status = o.status();
+        status.mesh = mesh.map(|m| m.report());
+        status
+    })
+    .await
+    .map_err(|e| {
+        (
+            axum::http::StatusCode::INTERNAL_SERVER_ERROR,
+            Json(ApiError {
+                code: "internal".into(),
+                message: e.to_string(),
+            }),
+        )
+    })?;
     Ok(Json(status))
 }
 

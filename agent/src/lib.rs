@@ -15,6 +15,7 @@ pub mod containers;
 pub mod dns;
 pub mod error;
 pub mod image;
+pub mod mesh;
 pub mod network;
 pub mod overlay;
 pub mod runtime;

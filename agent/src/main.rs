@@ -154,10 +154,12 @@ async fn run(args: Args) -> anyhow::Result<()> {
         data_dir: args.data_dir.clone(),
         overlay: None,
         dns: None,
+        mesh: None,
     });
     // A cluster node without a subnet of its own joins the overlay: its key first (registered
     // with the node), then the subnet the controller allocates.
     let mut mtu = None;
+    let mut cluster_cidr = None;
     let subnet = match (&mut join, &args.subnet) {
         (Some(j), None) => {
             let keys =
@@ -183,6 +185,7 @@ async fn run(args: Args) -> anyhow::Result<()> {
             tokio::spawn(overlay.clone().run());
             tokio::spawn(overlay.clone().probe_loop());
             j.dns = Some(Default::default());
+            cluster_cidr = Some(state.cluster_cidr.clone());
             state.subnet
         }
         (_, Some(s)) => s.clone(),
@@ -235,6 +238,7 @@ async fn run(args: Args) -> anyhow::Result<()> {
                 .map_err(|e| anyhow::anyhow!("--subnet: {e}"))?,
             masquerade: config.masquerade,
             mtu,
+            forward: cluster_cidr.is_some(),
             state_dir: config.network_dir(),
             netns_dir: config.netns_dir(),
         })
@@ -254,6 +258,26 @@ async fn run(args: Args) -> anyhow::Result<()> {
         .await
         .with_context(|| format!("serve the cluster DNS on {ip}:53"))?;
     }
+    // The routing mesh: service VIPs and ingress ports of every service, on every overlay node.
+    if let (Some(j), Some(cidr)) = (join.as_mut(), cluster_cidr) {
+        let mesh = hoist_agent::mesh::Mesh::new(
+            hoist_agent::mesh::MeshConfig {
+                table: "hoist_mesh".into(),
+                vx_iface: "hoist-vx0".into(),
+                bridge: config.bridge.clone(),
+                cluster_cidr: cidr
+                    .parse()
+                    .map_err(|e| anyhow::anyhow!("cluster CIDR from the controller: {e}"))?,
+                subnet: config
+                    .subnet
+                    .parse()
+                    .map_err(|e| anyhow::anyhow!("subnet from the controller: {e}"))?,
+                mtu: mtu.unwrap_or(1420),
+            },
+            Arc::new(hoist_agent::mesh::HostMesh::default()),
+        );
+        j.mesh = Some(hoist_agent::worker::mesh_view::MeshHandle::new(mesh));
+    }
     let cgroups = CgroupDriver::detect(&config.cgroup_parent).context("detect cgroups")?;
     let socket = config.socket.clone();
     let manager = Manager::new(
@@ -267,6 +291,7 @@ async fn run(args: Args) -> anyhow::Result<()> {
     );
     let restored = manager.restore().await.context("restore containers")?;
     let overlay = join.as_ref().and_then(|j| j.overlay.clone());
+    let mesh = join.as_ref().and_then(|j| j.mesh.clone());
     if let Some(join) = join {
         tracing::info!(controllers = ?join.controllers, "joining the cluster");
         hoist_agent::worker::start(manager.clone(), images.clone(), join)?;
@@ -295,6 +320,7 @@ async fn run(args: Args) -> anyhow::Result<()> {
         containers: manager,
         images,
         overlay,
+        mesh,
     };
     axum::serve(listener, hoist_agent::api::router(services))
         .with_graceful_shutdown(shutdown)

@@ -79,7 +79,10 @@ fn describe(c: &ServiceChange, verb: &str) -> String {
     if !c.changed {
         format!("{}: unchanged (version {})", s.name, s.version)
     } else if s.version == 1 && verb == "applied" {
-        format!("{}: created (version 1)", s.name)
+        match &s.vip {
+            Some(vip) => format!("{}: created (version 1, virtual IP {vip})", s.name),
+            None => format!("{}: created (version 1)", s.name),
+        }
     } else {
         format!("{}: {verb} (version {})", s.name, s.version)
     }
@@ -144,13 +147,14 @@ pub async fn run(cmd: ServiceCmd, controllers: &[String], json: bool) -> anyhow:
             Ok(list) => {
                 let mut t = Table::new();
                 t.load_preset(comfy_table::presets::NOTHING);
-                t.set_header(["NAME", "VERSION", "IMAGE", "REPLICAS"]);
+                t.set_header(["NAME", "VERSION", "IMAGE", "REPLICAS", "VIP"]);
                 for s in list {
                     t.add_row([
                         s.name,
                         s.version.to_string(),
                         s.spec.image.clone(),
                         s.spec.replicas.to_string(),
+                        s.vip.unwrap_or_else(|| "-".into()),
                     ]);
                 }
                 println!("{t}");

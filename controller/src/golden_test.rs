@@ -63,6 +63,7 @@ fn state(format: u32) -> State {
         st.network = Some(hoist_proto::cluster::ClusterNetwork {
             cidr: "10.200.0.0/16".into(),
             subnet_prefix: 24,
+            vip_cidr: None,
         });
         st.overlay_index = 17;
     }
@@ -166,6 +167,22 @@ fn every_golden_file_of_every_format_read_decodes() {
             |s, f| encode_snapshot(s, f).unwrap(),
             |b, _| decode_snapshot(b).map_err(e),
         );
+        if format >= 2 {
+            // The routing mesh's state: a VIP range, a service's VIP, a draining task.
+            let mut st = state(format);
+            if let Some(n) = st.network.as_mut() {
+                n.vip_cidr = Some("10.201.0.0/16".into());
+            }
+            st.vips.insert("web".into(), "10.201.0.1".into());
+            let t = samples::task_draining();
+            st.tasks.insert(t.id.clone(), t);
+            c.file(
+                "state-snapshot-vips",
+                &st,
+                |s, f| encode_snapshot(s, f).unwrap(),
+                |b, _| decode_snapshot(b).map_err(e),
+            );
+        }
         for (name, entry) in entries() {
             c.file(
                 &format!("raft-entry-{name}"),

@@ -67,6 +67,14 @@ struct Args {
     /// The prefix length of each node's subnet of the cluster CIDR.
     #[arg(long, default_value_t = hoist_proto::overlay::DEFAULT_SUBNET_PREFIX, value_name = "LEN")]
     node_subnet_prefix: u32,
+    /// Where services' stable virtual IPs come from (one per service with endpoint_mode =
+    /// "vip"); must not overlap the cluster CIDR. Set once, like the cluster CIDR.
+    #[arg(long, default_value = hoist_proto::overlay::DEFAULT_VIP_CIDR, value_name = "CIDR")]
+    vip_cidr: String,
+    /// Stop replicas without draining them first (no barrier, no drain period): only to show
+    /// the requests an update loses without it. Never in production.
+    #[arg(long, hide = true)]
+    unsafe_no_drain: bool,
 }
 
 fn duration(text: &str) -> Result<Duration, String> {
@@ -85,6 +93,15 @@ fn main() -> anyhow::Result<()> {
     let args = Args::parse();
     if let Err(e) = hoist_proto::overlay::parse_plan(&args.cluster_cidr, args.node_subnet_prefix) {
         anyhow::bail!("--cluster-cidr / --node-subnet-prefix: {e}");
+    }
+    let vips: ipnet::Ipv4Net = args
+        .vip_cidr
+        .trim()
+        .parse()
+        .map_err(|e| anyhow::anyhow!("--vip-cidr {:?}: {e}", args.vip_cidr))?;
+    let cluster: ipnet::Ipv4Net = args.cluster_cidr.trim().parse()?;
+    if vips.contains(&cluster.network()) || cluster.contains(&vips.network()) {
+        anyhow::bail!("--vip-cidr {vips} overlaps --cluster-cidr {cluster}: virtual IPs must not be container addresses");
     }
     tracing_subscriber::fmt()
         .with_env_filter(
@@ -113,7 +130,9 @@ fn main() -> anyhow::Result<()> {
             network: hoist_proto::cluster::ClusterNetwork {
                 cidr: args.cluster_cidr.trim().to_string(),
                 subnet_prefix: args.node_subnet_prefix,
+                vip_cidr: Some(vips.trunc().to_string()),
             },
+            drain_barrier: !args.unsafe_no_drain,
             ..LeaderSettings::default()
         },
         settings: RaftSettings {

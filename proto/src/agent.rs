@@ -441,6 +441,22 @@ pub struct OverlayStatus {
     /// Why the overlay is not wired, if it is not (the device does not answer, no subnet...).
     pub problem: Option<String>,
     pub peers: Vec<PeerStatus>,
+    /// The routing mesh: service VIPs and ingress ports in this node's nftables.
+    #[serde(default)]
+    pub mesh: Option<MeshReport>,
+}
+
+/// What this node's routing mesh holds and whether its last change applied.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct MeshReport {
+    pub services: usize,
+    pub endpoints: usize,
+    /// The index of the controller's endpoints it holds (what it acknowledged).
+    pub endpoints_index: u64,
+    /// When the last change was applied, ms since the Unix epoch.
+    pub applied_ms: u64,
+    /// Why the last change failed (it is retried every second); `None` when it applied.
+    pub last_error: Option<String>,
 }
 
 /// One peer as this node sees it.
@@ -473,6 +489,11 @@ impl OverlayStatus {
         let mut out = Vec::new();
         if let Some(p) = &self.problem {
             out.push(format!("this node: {p}"));
+        }
+        if let Some(e) = self.mesh.as_ref().and_then(|m| m.last_error.as_ref()) {
+            out.push(format!(
+                "this node's service addresses (nftables) are not applied, retrying: {e}"
+            ));
         }
         out.extend(peer_problems(&self.peers));
         out

@@ -20,6 +20,10 @@ pub struct Service {
     pub created_ms: u64,
     /// Leader time of the current version.
     pub updated_ms: u64,
+    /// The stable virtual IP clients reach it on (`endpoint_mode = "vip"`, once the cluster has
+    /// an overlay); kept across updates, freed on `rm`. Format 2.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub vip: Option<String>,
 }
 
 /// Why a version was made.
@@ -168,6 +172,10 @@ pub struct ClusterNetwork {
     pub cidr: String,
     /// The prefix length of each node's subnet, 24 by default.
     pub subnet_prefix: u32,
+    /// Where services' virtual IPs come from (`hoist-controller --vip-cidr`, `10.201.0.0/16`);
+    /// absent in a plan set before virtual IPs existed, until the leader adds it.
+    #[serde(default)]
+    pub vip_cidr: Option<String>,
 }
 
 /// The lifecycle of a task (one replica of one service version on one node).
@@ -222,12 +230,24 @@ pub struct Task {
     pub updated_ms: u64,
     /// Leader time since when it has been Running and healthy (or Running without a check).
     pub ready_since_ms: Option<u64>,
+    /// The Raft index at which it was taken out of its service's addresses to stop: every node
+    /// stops sending it new connections, then (after `update.drain`) it is stopped. Format 2.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub drain_index: Option<u64>,
 }
 
 impl Task {
     /// Running and healthy, or running without a health check.
     pub fn is_ready(&self) -> bool {
         self.state == TaskState::Running && matches!(self.health, Health::Healthy | Health::None)
+    }
+
+    /// Whether clients are sent to it: wanted, ready, with an address, not draining.
+    pub fn is_endpoint(&self) -> bool {
+        self.desired == TaskState::Running
+            && self.drain_index.is_none()
+            && self.is_ready()
+            && self.address.is_some()
     }
 }
 
@@ -360,6 +380,9 @@ pub struct NodeView {
     /// What is wrong with those peers, in words (as `hoist net doctor` says it on the node).
     #[serde(default)]
     pub peer_problems: Vec<String>,
+    /// Why the node's service addresses (nftables) could not be applied, as it last reported.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mesh_error: Option<String>,
 }
 
 /// A controller in the Raft group.

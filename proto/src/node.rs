@@ -97,6 +97,11 @@ pub struct Heartbeat {
     pub node_id: String,
     /// The newest term the agent has seen.
     pub term_seen: u64,
+    /// The index of the newest endpoints watch answer this node has applied to its service
+    /// addresses and DNS: a replica drained at index N stops once every live node says ≥ N.
+    /// Format 2.
+    #[serde(default)]
+    pub endpoints_applied: u64,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -176,6 +181,12 @@ pub struct ServiceEndpoints {
 pub struct ServiceAddresses {
     pub service: String,
     pub replicas: Vec<ReplicaAddress>,
+    /// Its virtual IP (`endpoint_mode = "vip"`); `SERVICE` resolves to it.
+    #[serde(default)]
+    pub vip: Option<String>,
+    /// The ports of its current spec (VIP ports, and ingress ports published on every node).
+    #[serde(default)]
+    pub ports: Vec<crate::service::ServicePort>,
 }
 
 /// One ready replica of a service.
@@ -194,6 +205,9 @@ pub struct ReplicaAddress {
 pub struct OverlayReport {
     pub node_id: String,
     pub peers: Vec<crate::agent::PeerStatus>,
+    /// Why the node's service addresses (nftables) could not be applied, if they could not.
+    #[serde(default)]
+    pub mesh_error: Option<String>,
 }
 
 /// A task's health as the agent's checks see it.

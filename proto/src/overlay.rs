@@ -15,6 +15,8 @@ use std::net::{Ipv4Addr, SocketAddr};
 pub const DEFAULT_CLUSTER_CIDR: &str = "10.200.0.0/16";
 /// The default prefix length of a node's subnet.
 pub const DEFAULT_SUBNET_PREFIX: u32 = 24;
+/// Where services' virtual IPs come from, unless `hoist-controller --vip-cidr` says otherwise.
+pub const DEFAULT_VIP_CIDR: &str = "10.201.0.0/16";
 /// The default `hoist-agent --wg-port`.
 pub const DEFAULT_WG_PORT: u16 = 51820;
 /// WireGuard's overhead on an IPv4 or IPv6 underlay (outer IPv6 40 + UDP 8 + WireGuard 32): the

@@ -110,6 +110,7 @@ impl Command {
             Command::Batch(commands) => commands.iter().map(Command::format).max().unwrap_or(0),
             Command::SetClusterFormat { .. } | Command::SetNodeVersion { .. } => 1,
             Command::SetClusterNetwork(_) => 2,
+            Command::Plan(p) if !p.drain.is_empty() => 2,
             _ => 0,
         }
     }
@@ -145,6 +146,10 @@ pub struct Plan {
     /// Rolling-update progress, by service; applied only if the service is at `rollout.version`
     /// or `rollout.from_version`.
     pub rollouts: Vec<(String, Rollout)>,
+    /// Tasks to take out of their service's addresses before they stop, with the reason: marked
+    /// draining at this entry's index (the leader stops them once every node applied it). Format 2.
+    #[serde(default)]
+    pub drain: Vec<(String, String)>,
 }
 
 /// What applying a [`Plan`] did.

@@ -235,6 +235,7 @@ fn run(
             let hb = Heartbeat {
                 node_id: node_id.clone(),
                 term_seen,
+                endpoints_applied: 0,
             };
             match conn.call::<HeartbeatAck>(reqwest::Method::POST, "/v1/agent/heartbeat", body(&hb))
             {

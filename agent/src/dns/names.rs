@@ -22,6 +22,8 @@ pub struct Registry {
     pub index: u64,
     /// By lowercase service name: (slot, address), in slot order.
     services: HashMap<String, Vec<(u64, Ipv4Addr)>>,
+    /// By lowercase service name: its virtual IP, for services that have one.
+    vips: HashMap<String, Ipv4Addr>,
 }
 
 impl Registry {
@@ -40,9 +42,20 @@ impl Registry {
                 (s.service.to_ascii_lowercase(), replicas)
             })
             .collect();
+        let vips = e
+            .services
+            .iter()
+            .filter_map(|s| {
+                Some((
+                    s.service.to_ascii_lowercase(),
+                    s.vip.as_deref()?.parse().ok()?,
+                ))
+            })
+            .collect();
         Registry {
             index: e.index,
             services,
+            vips,
         }
     }
 
@@ -57,6 +70,9 @@ impl Registry {
     /// What `name` (any case, with or without the final dot) is.
     pub fn lookup(&self, name: &str) -> Lookup {
         let name = name.strip_suffix('.').unwrap_or(name).to_ascii_lowercase();
+        if let Some(vip) = self.vips.get(&name) {
+            return Lookup::Addresses(vec![*vip]);
+        }
         if let Some(replicas) = self.services.get(&name) {
             return Lookup::Addresses(replicas.iter().map(|r| r.1).collect());
         }
@@ -108,10 +124,20 @@ mod tests {
                 ServiceAddresses {
                     service: "api".into(),
                     replicas: vec![r(1, "10.200.1.3"), r(0, "10.200.0.2"), r(2, "not an ip")],
+                    vip: None,
+                    ports: vec![],
                 },
                 ServiceAddresses {
                     service: "idle".into(),
                     replicas: vec![],
+                    vip: None,
+                    ports: vec![],
+                },
+                ServiceAddresses {
+                    service: "web".into(),
+                    replicas: vec![r(0, "10.200.0.7")],
+                    vip: Some("10.201.0.3".into()),
+                    ports: vec![],
                 },
             ],
         })
@@ -133,6 +159,8 @@ mod tests {
         assert_eq!(r.lookup("tasks.api"), ips(&["10.200.0.2", "10.200.1.3"]));
         assert_eq!(r.lookup("1.api"), ips(&["10.200.1.3"]));
         assert_eq!(r.lookup("7.api"), Lookup::NoSuchName);
+        assert_eq!(r.lookup("web"), ips(&["10.201.0.3"]), "the virtual IP");
+        assert_eq!(r.lookup("tasks.web"), ips(&["10.200.0.7"]), "the replicas");
         assert_eq!(
             r.lookup("idle"),
             Lookup::Addresses(vec![]),

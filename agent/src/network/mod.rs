@@ -92,6 +92,9 @@ pub struct NetworkConfig {
     /// MTU of the bridge and the containers' interfaces (the overlay's, on a cluster node);
     /// `None` keeps the kernel's default.
     pub mtu: Option<u32>,
+    /// The host routes its containers' traffic to other hosts (the overlay): forwarding on from
+    /// the start.
+    pub forward: bool,
     /// `DATA_DIR/network`: the persisted attachments.
     pub state_dir: PathBuf,
     /// `DATA_DIR/netns`: one bind-mounted netns file per container.
@@ -106,6 +109,7 @@ impl NetworkConfig {
             subnet: Ipv4Subnet::default(),
             masquerade: false,
             mtu: None,
+            forward: false,
             state_dir: data_dir.join("network"),
             netns_dir: data_dir.join("netns"),
         }
@@ -205,7 +209,8 @@ impl Network {
         }
         // Forwarding is needed for published ports (and outbound NAT); turn it on now if the
         // persisted attachments publish any, else on the first publish.
-        let forwarding = cfg.masquerade || inner.records.values().any(|r| !r.ports.is_empty());
+        let forwarding =
+            cfg.masquerade || cfg.forward || inner.records.values().any(|r| !r.ports.is_empty());
         let mut sysctls = Vec::new();
         if forwarding {
             sysctls.push(Sysctl::forwarding());

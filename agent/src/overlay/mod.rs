@@ -116,6 +116,11 @@ impl Overlay {
             .max(1280)
     }
 
+    /// The views as they come (the routing mesh follows the peers too).
+    pub fn subscribe(&self) -> watch::Receiver<Option<OverlayView>> {
+        self.views.subscribe()
+    }
+
     /// Hands the newest view to the apply loop (a newer one replaces one not applied yet).
     pub fn offer(&self, view: OverlayView) {
         self.views.send_if_modified(|cur| {
@@ -230,6 +235,7 @@ impl Overlay {
                     .then(|| "no overlay view from the controllers yet".into())
             }),
             peers,
+            mesh: None,
         }
     }
 

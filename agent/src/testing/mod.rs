@@ -18,10 +18,12 @@
 //! temporary directory cannot be written.
 
 mod kernel;
+mod mesh;
 mod node;
 mod process;
 
 pub use kernel::{FakeCgroups, FakeLinks, FakeNft};
+pub use mesh::{FakeMesh, MeshCall};
 pub use node::{FakeContainers, NodeCall};
 pub use process::{FakeImages, FakeSupervisor};
 
@@ -169,6 +171,7 @@ impl FakeHost {
             state_dir: config.network_dir(),
             netns_dir: config.netns_dir(),
             mtu: None,
+            forward: false,
         };
         let links = Arc::new(FakeLinks::new(self.clone()));
         let nft = Arc::new(FakeNft::new(self.clone()));

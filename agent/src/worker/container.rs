@@ -6,7 +6,7 @@
 use super::reconcile::{ObservedTask, Phase};
 use hoist_proto::node::Assignment;
 use hoist_proto::quantity::{parse_cpu_millis, parse_duration_ms, parse_size};
-use hoist_proto::service::PortProtocol;
+use hoist_proto::service::{PortMode, PortProtocol};
 use hoist_proto::{
     ContainerInfo, ContainerStatus, CreateContainer, NetworkMode, PortMapping, Protocol, Resources,
 };
@@ -22,8 +22,14 @@ pub const RESTARTS: &str = "hoist.restarts";
 const KEPT_RESTARTS: usize = 100;
 
 /// The create request for a task: `<service>.<slot>.<task id>` named, bridge networked, with an
-/// init as pid 1 (so the stop signal reaches any command) and the task's labels.
-pub fn create_request(a: &Assignment, restarts_ms: &[u64]) -> Result<CreateContainer, String> {
+/// init as pid 1 (so the stop signal reaches any command) and the task's labels. With the
+/// routing `mesh` on this node, `ingress` ports are the mesh's (every node answers them); the
+/// replica publishes only its `host` ones.
+pub fn create_request(
+    a: &Assignment,
+    restarts_ms: &[u64],
+    mesh: bool,
+) -> Result<CreateContainer, String> {
     let s = &a.spec;
     let cpu_millis = match &s.resources.cpu {
         Some(q) => Some(
@@ -41,6 +47,9 @@ pub fn create_request(a: &Assignment, restarts_ms: &[u64]) -> Result<CreateConta
         let Some(published) = p.published else {
             continue;
         };
+        if mesh && p.mode == PortMode::Ingress {
+            continue;
+        }
         let port = |v: i64, f: &str| {
             u16::try_from(v)
                 .ok()
@@ -159,11 +168,13 @@ mod tests {
                 target: 80,
                 published: Some(8080),
                 protocol: PortProtocol::Tcp,
+                mode: Default::default(),
             },
             ServicePort {
                 target: 9000,
                 published: None,
                 protocol: PortProtocol::Udp,
+                mode: Default::default(),
             },
         ];
         Assignment {
@@ -178,7 +189,7 @@ mod tests {
 
     #[test]
     fn the_create_request_carries_the_spec_and_the_task_labels() {
-        let r = create_request(&assignment(), &[5, 7]).unwrap();
+        let r = create_request(&assignment(), &[5, 7], false).unwrap();
         assert_eq!(r.image, "busybox:latest");
         assert_eq!(r.name.as_deref(), Some("web.2.t0123456789a"));
         assert_eq!(r.entrypoint, Some(vec!["httpd".to_string()]));
@@ -208,7 +219,7 @@ mod tests {
         let mut a = assignment();
         a.spec.resources.memory = Some("lots".into());
         assert_eq!(
-            create_request(&a, &[]).unwrap_err(),
+            create_request(&a, &[], false).unwrap_err(),
             "resources.memory: \"lots\" is not a size (like 512k, 64m, 1.5g, 512Mi)"
         );
     }
@@ -216,18 +227,18 @@ mod tests {
     #[test]
     fn the_spec_says_how_a_replica_stops() {
         let mut a = assignment();
-        let r = create_request(&a, &[]).unwrap();
+        let r = create_request(&a, &[], false).unwrap();
         assert_eq!((r.stop_signal, r.stop_grace_ms), (None, None));
         a.spec.stop_signal = Some("SIGQUIT".into());
         a.spec.stop_grace_period = Some("1m30s".into());
-        let r = create_request(&a, &[]).unwrap();
+        let r = create_request(&a, &[], false).unwrap();
         assert_eq!(r.stop_signal.as_deref(), Some("SIGQUIT"));
         assert_eq!(r.stop_grace_ms, Some(90_000));
     }
 
     #[test]
     fn containers_are_recognised_by_their_labels() {
-        let req = create_request(&assignment(), &[5, 7]).unwrap();
+        let req = create_request(&assignment(), &[5, 7], false).unwrap();
         let mut info = ContainerInfo {
             id: "c1".into(),
             name: "web.2.x".into(),

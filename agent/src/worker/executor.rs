@@ -98,6 +98,9 @@ pub struct Executor {
     pulls: tokio::sync::Mutex<()>,
     /// Woken when an action finishes, so reconciliation looks again at once.
     pub done: Notify,
+    /// Whether this node's routing mesh serves ingress ports (overlay nodes): replicas then
+    /// publish only their `host`-mode ports themselves.
+    mesh: std::sync::atomic::AtomicBool,
 }
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -105,6 +108,11 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 }
 
 impl Executor {
+    /// Ingress ports are served by the routing mesh from now on (see `mesh`).
+    pub fn use_mesh(&self) {
+        self.mesh.store(true, std::sync::atomic::Ordering::Relaxed);
+    }
+
     pub fn new(node: Arc<dyn Containers>) -> Arc<Self> {
         Arc::new(Executor {
             node,
@@ -113,6 +121,7 @@ impl Executor {
             limit: Semaphore::new(PARALLEL),
             pulls: tokio::sync::Mutex::new(()),
             done: Notify::new(),
+            mesh: std::sync::atomic::AtomicBool::new(false),
         })
     }
 
@@ -224,7 +233,11 @@ impl Executor {
     async fn start(&self, task: &hoist_proto::node::Assignment, restarts_ms: &[u64]) {
         let created = match self.pull_image(&task.spec.image).await {
             Err(e) => Err(e),
-            Ok(()) => match create_request(task, restarts_ms) {
+            Ok(()) => match create_request(
+                task,
+                restarts_ms,
+                self.mesh.load(std::sync::atomic::Ordering::Relaxed),
+            ) {
                 Ok(req) => self.node.create(req).await.map_err(|e| e.to_string()),
                 Err(e) => Err(e),
             },

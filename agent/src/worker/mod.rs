@@ -20,6 +20,7 @@ pub mod container;
 pub mod executor;
 pub mod health;
 pub mod identity;
+pub mod mesh_view;
 pub mod probe;
 pub mod reconcile;
 pub mod restart;
@@ -31,7 +32,9 @@ use crate::image::ImageStore;
 use client::ControllerClient;
 use executor::Executor;
 use health::{HealthState, Timing};
-use hoist_proto::node::{Assignment, Health, Heartbeat, RegisterRequest, StatusReport, TaskStatus};
+use hoist_proto::node::{
+    Assignment, Health, Heartbeat, RegisterRequest, ServiceEndpoints, StatusReport, TaskStatus,
+};
 use reconcile::{ObservedTask, Phase};
 use status::Batcher;
 use std::collections::{BTreeMap, BTreeSet};
@@ -60,6 +63,9 @@ pub struct JoinConfig {
     pub overlay: Option<Arc<crate::overlay::Overlay>>,
     /// The cluster DNS's table, fed by the endpoints watch (overlay nodes only).
     pub dns: Option<crate::dns::server::Table>,
+    /// The routing mesh (service VIPs and ingress ports in nftables), fed by the same watch
+    /// (overlay nodes only).
+    pub mesh: Option<Arc<mesh_view::MeshHandle>>,
 }
 
 /// The address this node registers: `--advertise-addr`, or the local address on the route to
@@ -214,6 +220,12 @@ struct Node {
     report_now: Arc<Notify>,
     /// The DNS table must catch up with assignments at this Raft index (see `endpoints`).
     dns_at_least: watch::Sender<u64>,
+    /// The newest endpoints answer, for the mesh loop.
+    endpoints_seen: watch::Sender<Option<Arc<ServiceEndpoints>>>,
+    /// The index of the newest endpoints answer applied to DNS and the mesh: sent with every
+    /// heartbeat, and at once when it moves (a drain waits for it; `leader/drain.rs`).
+    endpoints_applied: std::sync::atomic::AtomicU64,
+    heartbeat_now: Notify,
 }
 
 type Monitors = Arc<Mutex<BTreeMap<String, Monitor>>>;
@@ -256,12 +268,21 @@ pub fn start(mgr: Arc<Manager>, images: Arc<ImageStore>, cfg: JoinConfig) -> any
         reregister: Notify::new(),
         report_now: Arc::new(Notify::new()),
         dns_at_least: watch::channel(0).0,
+        endpoints_seen: watch::channel(None).0,
+        endpoints_applied: std::sync::atomic::AtomicU64::new(0),
+        heartbeat_now: Notify::new(),
         cfg,
     });
+    if node.cfg.mesh.is_some() {
+        node.executor.use_mesh();
+    }
     tokio::spawn(node.clone().membership());
     tokio::spawn(node.clone().assignments());
     if let Some(table) = node.cfg.dns.clone() {
         tokio::spawn(node.clone().endpoints(table));
+    }
+    if let Some(mesh) = node.cfg.mesh.clone() {
+        tokio::spawn(node.clone().mesh_loop(mesh));
     }
     if let Some(overlay) = node.cfg.overlay.clone() {
         tokio::spawn(node.clone().overlay_reports(overlay));
@@ -378,11 +399,15 @@ impl Node {
             loop {
                 tokio::select! {
                     _ = tokio::time::sleep(session.heartbeat) => {}
+                    _ = self.heartbeat_now.notified() => {}
                     _ = self.reregister.notified() => break,
                 }
                 let hb = Heartbeat {
                     node_id: session.node_id.clone(),
                     term_seen: lock(&self.term).newest(),
+                    endpoints_applied: self
+                        .endpoints_applied
+                        .load(std::sync::atomic::Ordering::Relaxed),
                 };
                 match self.client.heartbeat(&hb).await {
                     Ok(ack) => {
@@ -525,14 +550,19 @@ impl Node {
                         tokio::time::sleep(Duration::from_millis(200)).await;
                         continue;
                     }
+                    let at = e.index;
                     if e.index != index {
                         let reg = crate::dns::Registry::from_endpoints(&e);
                         tracing::debug!(index = e.index, services = reg.len(), "DNS table updated");
                         *table.write().unwrap_or_else(|p| p.into_inner()) = Arc::new(reg);
+                        self.endpoints_seen.send_replace(Some(Arc::new(e)));
+                        if self.cfg.mesh.is_none() {
+                            self.acknowledge_endpoints(at);
+                        }
                     } else if t.elapsed() < Duration::from_millis(100) {
                         tokio::time::sleep(Duration::from_millis(500)).await;
                     }
-                    index = e.index;
+                    index = at;
                 }
                 Err(e) => {
                     failures += 1;
@@ -544,6 +574,81 @@ impl Node {
                     }
                     tokio::time::sleep(backoff(failures.min(4))).await;
                 }
+            }
+        }
+    }
+
+    /// Says (with a heartbeat now) that the endpoints as of `index` are applied here.
+    fn acknowledge_endpoints(&self, index: u64) {
+        let prev = self
+            .endpoints_applied
+            .fetch_max(index, std::sync::atomic::Ordering::Relaxed);
+        if index > prev {
+            self.heartbeat_now.notify_one();
+        }
+    }
+
+    /// Applies the newest endpoints and overlay peers to the routing mesh (one nftables
+    /// transaction of what changed), then acknowledges the endpoints' index. A failure is kept
+    /// for `hoist net doctor` and node status, not acknowledged, and retried every second.
+    async fn mesh_loop(self: Arc<Self>, mesh: Arc<mesh_view::MeshHandle>) {
+        let mut endpoints = self.endpoints_seen.subscribe();
+        let overlay = self.cfg.overlay.clone();
+        let mut views = overlay.as_ref().map(|o| o.subscribe());
+        let mut failing = false;
+        loop {
+            let e = endpoints.borrow_and_update().clone();
+            let peers = views.as_mut().and_then(|v| v.borrow_and_update().clone());
+            let node_id = self
+                .session
+                .borrow()
+                .as_ref()
+                .map(|s| s.node_id.clone())
+                .or_else(|| identity::load(&self.cfg.data_dir).ok()?.node_id);
+            if let (Some(e), Some(node_id)) = (e, node_id) {
+                let view = mesh_view::of(&e, peers.as_ref(), &node_id);
+                let m = mesh.clone();
+                let t = std::time::Instant::now();
+                match tokio::task::spawn_blocking(move || m.mesh.apply(&view)).await {
+                    Ok(Ok(stats)) => {
+                        if failing {
+                            tracing::info!("service addresses applied again");
+                        }
+                        failing = false;
+                        tracing::debug!(index = e.index, ?stats, took = ?t.elapsed(), "service addresses applied");
+                        mesh.applied
+                            .store(e.index, std::sync::atomic::Ordering::Relaxed);
+                        self.acknowledge_endpoints(e.index);
+                    }
+                    Ok(Err(err)) => {
+                        if !failing {
+                            tracing::warn!(
+                                index = e.index,
+                                "applying service addresses failed (retrying every second): {err}"
+                            );
+                        }
+                        failing = true;
+                    }
+                    Err(err) => tracing::warn!("mesh apply panicked: {err}"),
+                }
+            }
+            let retry = async {
+                if failing {
+                    tokio::time::sleep(Duration::from_secs(1)).await
+                } else {
+                    std::future::pending().await
+                }
+            };
+            let overlay_changed = async {
+                match views.as_mut() {
+                    Some(v) => v.changed().await.is_ok(),
+                    None => std::future::pending().await,
+                }
+            };
+            tokio::select! {
+                r = endpoints.changed() => if r.is_err() { return },
+                ok = overlay_changed => if !ok { return },
+                _ = retry => {}
             }
         }
     }
@@ -565,6 +670,11 @@ impl Node {
             let report = hoist_proto::node::OverlayReport {
                 node_id,
                 peers: status.peers,
+                mesh_error: self
+                    .cfg
+                    .mesh
+                    .as_ref()
+                    .and_then(|m| m.mesh.status().last_error),
             };
             if let Err(e) = self.client.overlay_report(&report).await {
                 tracing::debug!("overlay report: {e}");

@@ -37,6 +37,19 @@ async fn doctor(client: &Client, format: Format) -> Result<i32, ClientError> {
                 status.cluster_cidr.as_deref().unwrap_or("-")
             );
             println!("Key:       {}", status.public_key);
+            if let Some(m) = &status.mesh {
+                println!(
+                    "Services:  {} with {} endpoints in nftables (endpoints index {}){}",
+                    m.services,
+                    m.endpoints,
+                    m.endpoints_index,
+                    if m.last_error.is_some() {
+                        ", NOT APPLIED"
+                    } else {
+                        ""
+                    }
+                );
+            }
             let mut t = comfy_table::Table::new();
             t.load_preset(comfy_table::presets::NOTHING);
             t.set_header([

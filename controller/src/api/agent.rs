@@ -11,7 +11,7 @@ use axum::body::Bytes;
 use axum::extract::{Query, State};
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
-use hoist_proto::cluster::{Node, NodeAvailability, NodeStatus, TaskState};
+use hoist_proto::cluster::{Node, NodeAvailability, NodeStatus};
 use hoist_proto::format::v0::memory_bytes;
 use hoist_proto::format::{Codec, PeerVersion, OLDEST, PROTOBUF_MEDIA_TYPE};
 use hoist_proto::node::{
@@ -199,6 +199,9 @@ pub async fn heartbeat(
     let known = ctx.node.stale_read(|s| s.nodes.contains_key(&hb.node_id));
     if known {
         ctx.leader.liveness.beat(&hb.node_id, Instant::now());
+        if hb.endpoints_applied > 0 {
+            ctx.leader.drains.applied(&hb.node_id, hb.endpoints_applied);
+        }
         ctx.leader.liveness.told_version(&hb.node_id, version);
     }
     Ok(encode(
@@ -372,7 +375,7 @@ pub(crate) fn service_endpoints(s: &crate::state::State, term: u64) -> ServiceEn
         .map(|n| (n.as_str(), Vec::new()))
         .collect();
     for t in s.tasks.values() {
-        if t.desired != TaskState::Running || !t.is_ready() {
+        if !t.is_endpoint() {
             continue;
         }
         let (Some(address), Some(list)) = (&t.address, by_service.get_mut(t.service.as_str()))
@@ -393,9 +396,12 @@ pub(crate) fn service_endpoints(s: &crate::state::State, term: u64) -> ServiceEn
             .into_iter()
             .map(|(name, mut replicas)| {
                 replicas.sort_by_key(|r| r.slot);
+                let spec = s.services.get(name).map(|r| &r.current().spec);
                 ServiceAddresses {
                     service: name.to_string(),
                     replicas,
+                    vip: s.vips.get(name).cloned(),
+                    ports: spec.map(|s| s.ports.clone()).unwrap_or_default(),
                 }
             })
             .collect(),
@@ -449,8 +455,12 @@ pub async fn overlay(
             report.node_id
         )));
     }
-    ctx.leader
-        .overlay_reported(&report.node_id, report.peers, Instant::now());
+    ctx.leader.overlay_reported(
+        &report.node_id,
+        report.peers,
+        report.mesh_error,
+        Instant::now(),
+    );
     Ok(encode(
         &StatusAck {
             term: ctx.node.term(),

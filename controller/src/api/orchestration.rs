@@ -80,6 +80,7 @@ fn node_view(ctx: &Ctx, s: &Cluster, node: &Node) -> NodeView {
             .map(|(_, p)| hoist_proto::agent::peer_problems(p))
             .unwrap_or_default(),
         peers: overlay.map(|(_, p)| p).unwrap_or_default(),
+        mesh_error: ctx.leader.mesh_error_of(&node.id),
     }
 }
 
@@ -357,7 +358,7 @@ fn endpoints_of(s: &Cluster, name: &str) -> Option<Endpoints> {
     let endpoints = s
         .tasks
         .values()
-        .filter(|t| t.service == name && t.desired == TaskState::Running && t.is_ready())
+        .filter(|t| t.service == name && t.is_endpoint())
         .filter_map(|t| {
             Some(Endpoint {
                 address: t.address.clone()?,

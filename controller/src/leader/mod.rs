@@ -2,6 +2,7 @@
 //! the Raft log), the grace period that turns silence into "down" through Raft, and the pending
 //! explanations of the last reconciliation. Every member runs the loop; only the leader acts.
 
+pub mod drain;
 mod liveness;
 mod run;
 pub mod versions;
@@ -26,6 +27,9 @@ pub struct LeaderSettings {
     /// The overlay's address plan it sets once the cluster is at format 2 and has none
     /// (`--cluster-cidr`, `--node-subnet-prefix`).
     pub network: ClusterNetwork,
+    /// Replicas serving clients leave every node's addresses before they stop
+    /// (`leader/drain.rs`); off only to show what the barrier prevents (`--unsafe-no-drain`).
+    pub drain_barrier: bool,
 }
 
 impl Default for LeaderSettings {
@@ -37,9 +41,19 @@ impl Default for LeaderSettings {
             network: ClusterNetwork {
                 cidr: hoist_proto::overlay::DEFAULT_CLUSTER_CIDR.into(),
                 subnet_prefix: hoist_proto::overlay::DEFAULT_SUBNET_PREFIX,
+                vip_cidr: Some(hoist_proto::overlay::DEFAULT_VIP_CIDR.into()),
             },
+            drain_barrier: true,
         }
     }
+}
+
+/// A node's latest overlay report as the leader keeps it.
+#[derive(Debug, Clone)]
+struct OverlayReportSeen {
+    at: std::time::Instant,
+    peers: Vec<hoist_proto::PeerStatus>,
+    mesh_error: Option<String>,
 }
 
 /// What the API handlers share with the loop.
@@ -47,18 +61,19 @@ impl Default for LeaderSettings {
 pub struct Leader {
     pub settings: LeaderSettings,
     pub liveness: Liveness,
+    /// What each node applied of the endpoints, and the drains in progress.
+    pub drains: drain::Drains,
     /// Per service: slots that could not be placed, with the reason per node.
     pending: RwLock<Pending>,
     /// Each node's latest overlay report (`POST /v1/agent/overlay`), in memory only.
-    overlay: RwLock<
-        std::collections::HashMap<String, (std::time::Instant, Vec<hoist_proto::PeerStatus>)>,
-    >,
+    overlay: RwLock<std::collections::HashMap<String, OverlayReportSeen>>,
 }
 
 impl Leader {
     pub fn new(settings: LeaderSettings) -> Arc<Leader> {
         Arc::new(Leader {
             liveness: Liveness::new(settings.grace),
+            drains: drain::Drains::default(),
             settings,
             pending: RwLock::default(),
             overlay: RwLock::default(),
@@ -70,12 +85,17 @@ impl Leader {
         &self,
         node: &str,
         peers: Vec<hoist_proto::PeerStatus>,
+        mesh_error: Option<String>,
         now: std::time::Instant,
     ) {
-        self.overlay
-            .write()
-            .expect("overlay lock")
-            .insert(node.to_string(), (now, peers));
+        self.overlay.write().expect("overlay lock").insert(
+            node.to_string(),
+            OverlayReportSeen {
+                at: now,
+                peers,
+                mesh_error,
+            },
+        );
     }
 
     /// `node`'s latest overlay report and its age.
@@ -86,7 +106,13 @@ impl Leader {
     ) -> Option<(std::time::Duration, Vec<hoist_proto::PeerStatus>)> {
         let map = self.overlay.read().expect("overlay lock");
         map.get(node)
-            .map(|(at, p)| (now.saturating_duration_since(*at), p.clone()))
+            .map(|r| (now.saturating_duration_since(r.at), r.peers.clone()))
+    }
+
+    /// Why `node` could not apply its service addresses, as its latest report says.
+    pub fn mesh_error_of(&self, node: &str) -> Option<String> {
+        let map = self.overlay.read().expect("overlay lock");
+        map.get(node).and_then(|r| r.mesh_error.clone())
     }
 
     /// Unplaced slots of `service` and why, as of the last reconciliation on this leader.

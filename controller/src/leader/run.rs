@@ -1,6 +1,6 @@
 //! The loop: when this member leads, turn silence into "down", reconcile, and commit the plan.
 
-use super::{versions, Leader};
+use super::{drain, versions, Leader};
 use crate::raft::RaftNode;
 use crate::scheduler::reconcile;
 use hoist_proto::raft::{Command, Plan, Response};
@@ -72,7 +72,9 @@ pub async fn step(node: &RaftNode, leader: &Leader) -> Result<(), crate::raft::W
             Err(e) => tracing::warn!(error = %e, format, "raising the cluster format"),
         }
     }
-    let plan_missing = node.stale_read(|s| s.cluster_format >= 2 && s.network.is_none());
+    let plan_missing = node.stale_read(|s| {
+        s.cluster_format >= 2 && s.network.as_ref().is_none_or(|n| n.vip_cidr.is_none())
+    });
     if plan_missing {
         let net = leader.settings.network.clone();
         match node.write(Command::SetClusterNetwork(net.clone())).await {
@@ -104,7 +106,18 @@ pub async fn step(node: &RaftNode, leader: &Leader) -> Result<(), crate::raft::W
         node.write(Command::Batch(cmds)).await?;
     }
     let mut ids = new_task_id;
-    let mut r = node.stale_read(|s| reconcile(s, now_ms(), &mut ids));
+    let grace = leader.settings.grace;
+    let live = |n: &str| leader.liveness.since(n, now).is_some_and(|d| d < grace);
+    let mut r = node.stale_read(|s| {
+        let mut r = reconcile(s, now_ms(), &mut ids);
+        if leader.settings.drain_barrier {
+            let (stop, drain) = drain::split_stops(s, std::mem::take(&mut r.plan.stop));
+            r.plan.stop = stop;
+            r.plan.drain = drain;
+        }
+        r.plan.stop.extend(leader.drains.due(s, now, grace, live));
+        r
+    });
     leader.set_pending(std::mem::take(&mut r.pending));
     if r.is_empty() {
         return Ok(());
@@ -126,6 +139,9 @@ pub async fn step(node: &RaftNode, leader: &Leader) -> Result<(), crate::raft::W
     let plan = r.plan;
     if plan == Plan::default() {
         return Ok(());
+    }
+    for (id, why) in &plan.drain {
+        tracing::info!(task = %id, %why, "draining: out of every node's addresses, then stopped");
     }
     match node.write(Command::Plan(plan)).await? {
         Response::Plan(p) if !p.refused.is_empty() => {

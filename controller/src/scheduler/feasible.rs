@@ -4,7 +4,7 @@
 use hoist_proto::cluster::{Node, NodeAvailability, NodeStatus, Task};
 use hoist_proto::format::v0::memory_bytes;
 use hoist_proto::quantity::parse_cpu_millis;
-use hoist_proto::service::{PortProtocol, ServiceSpec};
+use hoist_proto::service::{PortMode, PortProtocol, ServiceSpec};
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 /// What one replica of a service asks of a node.
@@ -15,6 +15,9 @@ pub struct Demand {
     pub memory_bytes: u64,
     /// Host ports it publishes.
     pub ports: Vec<(u16, PortProtocol)>,
+    /// Those of them the routing mesh serves on overlay nodes (`mode = "ingress"`, cluster
+    /// format 2): there the replica binds no host port, so they do not keep replicas apart.
+    pub mesh_ports: Vec<(u16, PortProtocol)>,
     pub constraints: Vec<Constraint>,
     /// 0: no limit.
     pub max_per_node: u64,
@@ -96,6 +99,12 @@ impl Demand {
                 .iter()
                 .filter_map(|p| Some((u16::try_from(p.published?).ok()?, p.protocol)))
                 .collect(),
+            mesh_ports: spec
+                .ports
+                .iter()
+                .filter(|p| cluster_format >= 2 && p.mode == PortMode::Ingress)
+                .filter_map(|p| Some((u16::try_from(p.published?).ok()?, p.protocol)))
+                .collect(),
             constraints: spec
                 .placement
                 .constraints
@@ -160,6 +169,7 @@ pub fn usage_of<'a>(
                     cpu_millis: 0,
                     memory_bytes: 0,
                     ports: vec![],
+                    mesh_ports: vec![],
                     constraints: vec![],
                     max_per_node: 0,
                     agent_format: 0,
@@ -287,7 +297,12 @@ pub fn check(node: &Node, usage: Option<&NodeUsage>, demand: &Demand) -> Result<
     {
         return Err(Misfit::MaxPerNode(demand.max_per_node));
     }
-    if let Some(p) = demand.ports.iter().find(|p| usage.ports.contains(p)) {
+    let on_mesh = |p: &(u16, PortProtocol)| node.subnet.is_some() && demand.mesh_ports.contains(p);
+    if let Some(p) = demand
+        .ports
+        .iter()
+        .find(|p| !on_mesh(p) && usage.ports.contains(p))
+    {
         return Err(Misfit::Port(p.0, p.1));
     }
     let free_cpu = node.capacity.cpu_millis.saturating_sub(usage.cpu_millis);
@@ -394,6 +409,7 @@ pub(crate) mod tests {
             target: 80,
             published: Some(8080),
             protocol: PortProtocol::Tcp,
+            mode: Default::default(),
         });
         spec.placement.max_per_node = 1;
         spec.placement.constraints = vec!["node.hostname!=h-n9".into()];

@@ -52,6 +52,7 @@ impl Reconciled {
         let p = &self.plan;
         p.place.is_empty()
             && p.stop.is_empty()
+            && p.drain.is_empty()
             && p.remove.is_empty()
             && p.rollouts.is_empty()
             && self.rollbacks.is_empty()
@@ -226,8 +227,17 @@ impl ServiceRun<'_> {
         let mut live: Vec<&Task> = Vec::new();
         let mut backoff: BTreeSet<u64> = BTreeSet::new();
         let restart_delay = ms(&self.spec.restart.delay, 1_000);
+        // Slots whose replica is draining: filled like empty ones, but a move in progress for
+        // `update.parallelism` until their new replica passes its gate.
+        let mut draining: BTreeSet<u64> = BTreeSet::new();
         for &t in tasks {
             let up = is_up(self.state, &t.node);
+            if t.drain_index.is_some() && t.desired == TaskState::Running {
+                // Leaving: the leader stops it once every node stopped sending it clients
+                // (`leader/drain.rs`).
+                draining.insert(t.slot);
+                continue;
+            }
             if t.desired == TaskState::Shutdown {
                 if t.state.is_terminal() || !up {
                     self.out.plan.remove.push(t.id.clone());
@@ -389,6 +399,9 @@ impl ServiceRun<'_> {
         for slot in wanted.slots() {
             // Most slots of a large service are empty while it scales up or cannot be placed.
             let Some(ts) = slots.remove(&slot) else {
+                if draining.contains(&slot) {
+                    inflight += 1;
+                }
                 self.fill(slot, &backoff, &mut missing);
                 continue;
             };
@@ -418,12 +431,18 @@ impl ServiceRun<'_> {
                     if !self.monitored(k) {
                         inflight += 1;
                     }
+                    // (A draining replica of this slot counts with its replacement, above.)
                     if drained(k) && k.is_ready() {
                         movable.push(k);
                     }
                     // An old task stays until the new one has passed its gate.
                 }
-                None if old.is_empty() => self.fill(slot, &backoff, &mut missing),
+                None if old.is_empty() => {
+                    if draining.contains(&slot) {
+                        inflight += 1;
+                    }
+                    self.fill(slot, &backoff, &mut missing)
+                }
                 None => {
                     if rolling {
                         movable.extend(old);
@@ -522,6 +541,7 @@ impl ServiceRun<'_> {
             created_ms: self.now,
             updated_ms: self.now,
             ready_since_ms: None,
+            drain_index: None,
         };
         if self.spec.mode == ServiceMode::Global {
             for &slot in missing {

@@ -11,6 +11,7 @@ mod snapshot;
 mod tasks;
 #[cfg(test)]
 pub(crate) mod tests;
+mod vips;
 
 pub use services::same_run_spec;
 pub use snapshot::{decode_snapshot, encode_snapshot, snapshot_format, SnapshotError};
@@ -59,6 +60,7 @@ impl ServiceRecord {
             spec: cur.spec.clone(),
             created_ms: self.created_ms,
             updated_ms: cur.created_ms,
+            vip: None,
         }
     }
 }
@@ -87,6 +89,8 @@ pub struct State {
     /// Raft index of the last change to any node's overlay record (a subnet, key or endpoint, a
     /// node removed): every agent's assignments poll wakes on it. Format 2.
     pub overlay_index: u64,
+    /// Services' virtual IPs, by service name (format 2; `state/vips.rs`).
+    pub vips: BTreeMap<String, String>,
     /// Raft index of the entry being applied; set by the state machine before [`State::apply`].
     /// Not part of the state's encoding or hash: a refused command must change nothing.
     pub index: u64,
@@ -232,12 +236,22 @@ impl State {
 
     /// A service by name.
     pub fn service(&self, name: &str) -> Option<Service> {
-        self.services.get(name).map(|r| r.view(name))
+        self.services.get(name).map(|r| self.view_of(name, r))
     }
 
     /// All services, by name.
     pub fn list_services(&self) -> Vec<Service> {
-        self.services.iter().map(|(n, r)| r.view(n)).collect()
+        self.services
+            .iter()
+            .map(|(n, r)| self.view_of(n, r))
+            .collect()
+    }
+
+    fn view_of(&self, name: &str, record: &ServiceRecord) -> Service {
+        Service {
+            vip: self.vips.get(name).cloned(),
+            ..record.view(name)
+        }
     }
 
     /// A service's kept versions, oldest first.

@@ -19,10 +19,20 @@ impl State {
         net: &ClusterNetwork,
     ) -> Result<Response, CommandError> {
         parse_plan(&net.cidr, net.subnet_prefix).map_err(|m| invalid("cluster_cidr", m))?;
-        if self.network.is_some() {
+        if let Some(v) = &net.vip_cidr {
+            v.parse::<ipnet::Ipv4Net>()
+                .map_err(|e| invalid("vip_cidr", format!("{v:?}: {e}")))?;
+        }
+        if let Some(cur) = &mut self.network {
+            // Set once, like the plan itself; a plan from before virtual IPs gets its range.
+            if cur.vip_cidr.is_none() && net.vip_cidr.is_some() {
+                cur.vip_cidr = net.vip_cidr.clone();
+                self.assign_missing_vips();
+            }
             return Ok(Response::Ok);
         }
         self.network = Some(net.clone());
+        self.assign_missing_vips();
         let ids: Vec<String> = self.nodes.keys().cloned().collect();
         for id in ids {
             self.assign_subnet(&id);
@@ -106,6 +116,7 @@ mod tests {
         Command::SetClusterNetwork(ClusterNetwork {
             cidr: cidr.into(),
             subnet_prefix: 24,
+            vip_cidr: None,
         })
     }
 

@@ -16,14 +16,35 @@ impl State {
         if let Some(e) = spec.validate_in(self.cluster_format).into_iter().next() {
             return Err(invalid(&e.field, &e.message));
         }
-        Ok(self.new_version(Arc::new(spec.clone()), VersionOrigin::Apply, now))
+        // Checked before anything changes: a refused apply leaves the state as it was.
+        self.check_published_ports(spec)?;
+        let vip = self.vip_for(spec)?;
+        let response = self.new_version(Arc::new(spec.clone()), VersionOrigin::Apply, now);
+        if self.set_vip(&spec.name, vip) {
+            self.touch_endpoints(&spec.name);
+        }
+        Ok(match response {
+            Response::Service(mut change) => {
+                change.service.vip = self.vips.get(&spec.name).cloned();
+                Response::Service(change)
+            }
+            other => other,
+        })
     }
 
     pub(super) fn delete_service(&mut self, name: &str) -> Result<Response, CommandError> {
         let record = self.services.remove(name).ok_or_else(|| no_service(name))?;
+        let vip = self.vips.remove(name);
+        // With the overlay, replicas serving clients drain first: gone from every node's
+        // addresses at this index, stopped by the leader once every node has applied it.
+        let drain = self.cluster_format >= 2;
+        let index = self.index;
         let mut nodes = Vec::new();
         for task in self.tasks.values_mut().filter(|t| t.service == name) {
-            if task.desired != TaskState::Shutdown {
+            if drain && task.is_endpoint() {
+                task.drain_index = Some(index);
+                task.message = "service deleted".into();
+            } else if task.desired != TaskState::Shutdown && task.drain_index.is_none() {
                 task.desired = TaskState::Shutdown;
                 task.message = "service deleted".into();
                 nodes.push(task.node.clone());
@@ -34,7 +55,9 @@ impl State {
         }
         self.rollouts.remove(name);
         self.touch_endpoints(name);
-        Ok(Response::Deleted(record.view(name)))
+        let mut view = record.view(name);
+        view.vip = vip;
+        Ok(Response::Deleted(view))
     }
 
     pub(super) fn scale_service(
@@ -118,7 +141,8 @@ impl State {
                 record.history.pop_front();
             }
         }
-        let view = record.view(&name);
+        let mut view = record.view(&name);
+        view.vip = self.vips.get(&name).cloned();
         if changed {
             self.carry_over_tasks(&name);
         }
@@ -184,6 +208,8 @@ pub fn same_run_spec(a: &ServiceSpec, b: &ServiceSpec) -> bool {
         mode,
         stop_signal,
         stop_grace_period,
+        // How clients find the replicas, not what runs.
+        endpoint_mode: _,
     } = a;
     *name == b.name
         && *image == b.image

@@ -13,6 +13,7 @@ use hoist_proto::format::mirror::{FromV0, FromV1, ToV0, ToV1};
 use hoist_proto::format::{v0, v1, DecodeError, Unrepresentable, CURRENT, OLDEST};
 use prost::Message;
 use sha2::{Digest, Sha256};
+use std::collections::BTreeMap;
 
 const MAGIC: &[u8; 8] = b"HOISTSM\0";
 const HEADER: usize = 44;
@@ -110,7 +111,7 @@ fn to_v0(s: &State) -> Result<v0::State, Unrepresentable> {
     if s.cluster_format != 0 {
         return Err(Unrepresentable::new("State.cluster_format", 1, 0));
     }
-    if s.network.is_some() || s.overlay_index != 0 {
+    if s.network.is_some() || s.overlay_index != 0 || !s.vips.is_empty() {
         return Err(Unrepresentable::new("State.network", 2, 0));
     }
     Ok(v0::State {
@@ -168,13 +169,14 @@ fn from_v0(s: v0::State) -> State {
         cluster_format: 0,
         network: None,
         overlay_index: 0,
+        vips: BTreeMap::new(),
         index: 0,
     }
 }
 
 fn to_v1(s: &State, format: u32) -> Result<v1::State, Unrepresentable> {
     if format < 2 {
-        if s.network.is_some() || s.overlay_index != 0 {
+        if s.network.is_some() || s.overlay_index != 0 || !s.vips.is_empty() {
             return Err(Unrepresentable::new("State.network", 2, format));
         }
         if let Some(n) = s.nodes.values().find(|n| n.format() >= 2) {
@@ -212,6 +214,7 @@ fn to_v1(s: &State, format: u32) -> Result<v1::State, Unrepresentable> {
         cluster_format: s.cluster_format,
         network: s.network.to_v1(),
         overlay_index: s.overlay_index,
+        vips: s.vips.clone(),
     })
 }
 
@@ -245,6 +248,7 @@ fn from_v1(s: v1::State) -> Result<State, String> {
         cluster_format: s.cluster_format,
         network: FromV1::from_v1(s.network).map_err(|e| format!("network: {e}"))?,
         overlay_index: s.overlay_index,
+        vips: s.vips,
         index: 0,
     })
 }

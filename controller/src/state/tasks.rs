@@ -138,6 +138,20 @@ impl State {
             self.touch_endpoints(&service);
             result.stopped += 1;
         }
+        for (id, reason) in &plan.drain {
+            let index = self.index;
+            let Some(t) = self.tasks.get_mut(id) else {
+                continue;
+            };
+            if t.desired != TaskState::Running || t.drain_index.is_some() {
+                continue;
+            }
+            t.drain_index = Some(index);
+            t.message = reason.clone();
+            t.updated_ms = now;
+            let service = t.service.clone();
+            self.touch_endpoints(&service);
+        }
         for id in &plan.remove {
             if self
                 .tasks

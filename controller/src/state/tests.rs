@@ -252,7 +252,32 @@ pub(crate) fn test_task(id: &str, service: &str, version: u64, slot: u64, node: 
         created_ms: 0,
         updated_ms: 0,
         ready_since_ms: None,
+        drain_index: None,
     }
+}
+
+/// A cluster of `n` ready overlay nodes `n1..`, at format 2.
+pub(crate) fn cluster_with_nodes(n: usize) -> State {
+    let mut st = State {
+        cluster_format: 2,
+        ..State::default()
+    };
+    for i in 1..=n {
+        let mut node = test_node(&format!("n{i}"), 4_000, 4 << 30);
+        node.agent_format = 2;
+        node.subnet = Some(format!("10.200.{i}.0/24"));
+        st.nodes.insert(node.id.clone(), node);
+    }
+    st
+}
+
+/// A running replica `id` of service `web` on `node`, with an address, in the state.
+pub(crate) fn ready_task(st: &mut State, id: &str, node: &str) -> Task {
+    let mut t = test_task(id, "web", 1, 0, node);
+    t.state = TaskState::Running;
+    t.address = Some("10.200.1.9".into());
+    st.tasks.insert(t.id.clone(), t.clone());
+    t
 }
 
 #[test]
@@ -314,6 +339,7 @@ fn stale_plans_never_overcommit() {
         target: 80,
         published: None,
         protocol: Default::default(),
+        mode: Default::default(),
     });
     st.apply(&req(1, Command::ApplyService(Box::new(s))));
     st.apply(&req(
@@ -347,6 +373,7 @@ fn stale_plans_never_overcommit() {
         target: 80,
         published: Some(8080),
         protocol: Default::default(),
+        mode: Default::default(),
     });
     st.apply(&req(5, Command::ApplyService(Box::new(s))));
     st.apply(&req(

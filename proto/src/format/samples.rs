@@ -26,11 +26,13 @@ pub fn spec_full(format: u32) -> ServiceSpec {
             target: 80,
             published: Some(8080),
             protocol: PortProtocol::Tcp,
+            mode: Default::default(),
         },
         ServicePort {
             target: 53,
             published: None,
             protocol: PortProtocol::Udp,
+            mode: Default::default(),
         },
     ];
     s.health_check = Some(HealthCheck {
@@ -55,6 +57,7 @@ pub fn spec_full(format: u32) -> ServiceSpec {
         monitor: "4s".into(),
         order: UpdateOrder::StartFirst,
         max_failure_ratio: Some("0.25".into()),
+        drain: None,
     };
     s.placement = Placement {
         constraints: vec!["node.labels.zone==a".into()],
@@ -139,6 +142,7 @@ pub fn overlay_report() -> OverlayReport {
             probes_lost_in_a_row: 0,
             probe_rtt_ms: Some(0.25),
         }],
+        mesh_error: None,
     }
 }
 
@@ -154,6 +158,8 @@ pub fn service_endpoints() -> ServiceEndpoints {
                 node: "n2".into(),
                 address: "10.200.4.7".into(),
             }],
+            vip: None,
+            ports: vec![],
         }],
     }
 }
@@ -176,6 +182,7 @@ pub fn task() -> Task {
         created_ms: 1_700_000_001_000,
         updated_ms: 1_700_000_002_000,
         ready_since_ms: Some(1_700_000_002_000),
+        drain_index: None,
     }
 }
 
@@ -259,6 +266,7 @@ pub fn commands(format: u32) -> Vec<(&'static str, Command)> {
                 stop: vec![("t2".into(), "scaled down".into())],
                 remove: vec!["t3".into()],
                 rollouts: vec![("web".into(), rollout())],
+                drain: vec![],
             }),
         ),
         (
@@ -311,7 +319,28 @@ pub fn commands(format: u32) -> Vec<(&'static str, Command)> {
             Command::SetClusterNetwork(ClusterNetwork {
                 cidr: "10.200.0.0/16".into(),
                 subnet_prefix: 24,
+                vip_cidr: None,
             }),
+        ));
+        v.push((
+            "set-cluster-network-vips",
+            Command::SetClusterNetwork(ClusterNetwork {
+                cidr: "10.200.0.0/16".into(),
+                subnet_prefix: 24,
+                vip_cidr: Some("10.201.0.0/16".into()),
+            }),
+        ));
+        v.push((
+            "plan-drain",
+            Command::Plan(Plan {
+                stop: vec![("t2".into(), "drained".into())],
+                drain: vec![("t4".into(), "replaced by version 3".into())],
+                ..Plan::default()
+            }),
+        ));
+        v.push((
+            "apply-service-mesh",
+            Command::ApplyService(Box::new(spec_mesh())),
         ));
         v.push((
             "register-node-without-subnet",
@@ -328,7 +357,46 @@ pub fn service(spec: ServiceSpec) -> Service {
         spec: Arc::new(spec),
         created_ms: 5,
         updated_ms: 6,
+        vip: None,
     }
+}
+
+/// A spec with the routing mesh's fields (format 2): a host-mode port, DNS round robin, a drain.
+pub fn spec_mesh() -> ServiceSpec {
+    let mut s = ServiceSpec::new("api", "busybox");
+    s.ports = vec![
+        ServicePort {
+            target: 80,
+            published: Some(8080),
+            protocol: PortProtocol::Tcp,
+            mode: PortMode::Ingress,
+        },
+        ServicePort {
+            target: 9000,
+            published: Some(9000),
+            protocol: PortProtocol::Udp,
+            mode: PortMode::Host,
+        },
+    ];
+    s.endpoint_mode = EndpointMode::Dnsrr;
+    s.update.drain = Some("250ms".into());
+    s
+}
+
+/// A task taken out of its service's addresses (format 2).
+pub fn task_draining() -> Task {
+    Task {
+        drain_index: Some(61),
+        ..task()
+    }
+}
+
+/// Format 2's endpoints with a virtual IP and the ports.
+pub fn service_endpoints_vip() -> ServiceEndpoints {
+    let mut e = service_endpoints();
+    e.services[0].vip = Some("10.201.0.4".into());
+    e.services[0].ports = spec_full(2).ports;
+    e
 }
 
 pub fn responses(format: u32) -> Vec<(&'static str, Response)> {
@@ -402,6 +470,7 @@ pub fn heartbeat() -> Heartbeat {
     Heartbeat {
         node_id: "n1".into(),
         term_seen: 3,
+        endpoints_applied: 0,
     }
 }
 

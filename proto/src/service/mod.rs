@@ -58,6 +58,9 @@ pub struct ServiceSpec {
     /// How long a replica may take to stop before it is killed (`"30s"`); default 10s. Format 1.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub stop_grace_period: Option<String>,
+    /// `vip` (default): a stable virtual IP; `dnsrr`: DNS returns the replicas. Format 2.
+    #[serde(default)]
+    pub endpoint_mode: EndpointMode,
 }
 
 /// How many replicas a service runs.
@@ -109,6 +112,35 @@ pub struct ServicePort {
     pub published: Option<i64>,
     #[serde(default)]
     pub protocol: PortProtocol,
+    /// `ingress` (the default): the published port answers on every node and is balanced over
+    /// every replica; `host`: only on the nodes running a replica, to that replica. Format 2.
+    #[serde(default)]
+    pub mode: PortMode,
+}
+
+/// Where a published port answers.
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default, Serialize, Deserialize,
+)]
+#[serde(rename_all = "lowercase")]
+pub enum PortMode {
+    /// On every node (the routing mesh), balanced over every ready replica, local ones first;
+    /// the replica sees the client's address.
+    #[default]
+    Ingress,
+    /// Only on nodes running a replica, to that node's replica.
+    Host,
+}
+
+/// How clients find a service's replicas.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum EndpointMode {
+    /// One stable virtual IP, balanced over the ready replicas; `SERVICE` resolves to it.
+    #[default]
+    Vip,
+    /// No virtual IP: `SERVICE` resolves to the ready replicas' addresses (DNS round robin).
+    Dnsrr,
 }
 
 /// How a replica's health is checked. Exactly one of `command`, `http_path` or `tcp_port`.
@@ -231,6 +263,11 @@ pub struct UpdatePolicy {
     /// 0 to 1 (`0.2`); absent means 0: the first failure acts.
     #[serde(default)]
     pub max_failure_ratio: Option<Quantity>,
+    /// How long a replica taken out of the service's addresses keeps running before it is asked
+    /// to stop, once every node has stopped sending it new connections (`"1s"`, the default;
+    /// `"0s"` allowed). Format 2.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub drain: Option<String>,
 }
 
 fn default_parallelism() -> i64 {
@@ -249,6 +286,7 @@ impl Default for UpdatePolicy {
             monitor: default_monitor(),
             order: UpdateOrder::StopFirst,
             max_failure_ratio: None,
+            drain: None,
         }
     }
 }
@@ -310,17 +348,33 @@ impl ServiceSpec {
             mode: ServiceMode::Replicated,
             stop_signal: None,
             stop_grace_period: None,
+            endpoint_mode: EndpointMode::Vip,
         }
     }
 
     /// The oldest format that can carry this spec: an agent or member reading an older one would
     /// run something else than what was asked.
     pub fn format(&self) -> u32 {
-        if self.stop_signal.is_some() || self.stop_grace_period.is_some() {
+        if self.endpoint_mode != EndpointMode::Vip
+            || self.update.drain.is_some()
+            || self.ports.iter().any(|p| p.mode != PortMode::Ingress)
+        {
+            2
+        } else if self.stop_signal.is_some() || self.stop_grace_period.is_some() {
             1
         } else {
             0
         }
+    }
+
+    /// `update.drain` in milliseconds (default 1 s); an invalid value (refused at apply) is the
+    /// default.
+    pub fn drain_ms(&self) -> u64 {
+        self.update
+            .drain
+            .as_deref()
+            .and_then(crate::quantity::parse_duration_ms)
+            .unwrap_or(1_000)
     }
 }
 
@@ -349,11 +403,13 @@ mod tests {
             target: 70000,
             published: Some(80),
             protocol: PortProtocol::Tcp,
+            mode: Default::default(),
         });
         s.ports.push(ServicePort {
             target: 81,
             published: Some(80),
             protocol: PortProtocol::Tcp,
+            mode: Default::default(),
         });
         s.update.parallelism = 0;
         s.update.max_failure_ratio = Some("1.5".into());

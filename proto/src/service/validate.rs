@@ -223,6 +223,11 @@ impl ServiceSpec {
                 bad(&format!("update.{f}"), not_duration(v));
             }
         }
+        if let Some(d) = &self.update.drain {
+            if parse_duration_ms(d).is_none() {
+                bad("update.drain", not_duration(d));
+            }
+        }
         for (i, c) in self.placement.constraints.iter().enumerate() {
             if let Err(m) = validate_constraint(c) {
                 bad(&format!("placement.constraints[{i}]"), m);

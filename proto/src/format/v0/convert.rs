@@ -9,11 +9,11 @@ use crate::{mirror_v0, mirror_v0_enum};
 mirror_v0!(s::ServiceSpec => ServiceSpec {
     name, image, command, args, env, replicas, resources, ports, health_check, restart, update,
     placement, labels, autoscale, mode,
-} added { stop_signal: 1, stop_grace_period: 1 });
+} added { stop_signal: 1, stop_grace_period: 1, endpoint_mode: 2 });
 mirror_v0_enum!(s::ServiceMode => ServiceMode { Replicated, Global });
 mirror_v0!(s::ResourceSpec => ResourceSpec { cpu, memory });
 mirror_v0_enum!(s::PortProtocol => PortProtocol { Tcp, Udp });
-mirror_v0!(s::ServicePort => ServicePort { target, published, protocol });
+mirror_v0!(s::ServicePort => ServicePort { target, published, protocol } added { mode: 2 });
 mirror_v0!(s::HealthCheck => HealthCheck {
     command, http_path, tcp_port, interval, timeout, retries, start_period,
 });
@@ -23,11 +23,11 @@ mirror_v0_enum!(s::FailureAction => FailureAction { Pause, Rollback, Continue })
 mirror_v0_enum!(s::UpdateOrder => UpdateOrder { StopFirst, StartFirst });
 mirror_v0!(s::UpdatePolicy => UpdatePolicy {
     parallelism, delay, failure_action, monitor, order, max_failure_ratio,
-});
+} added { drain: 2 });
 mirror_v0!(s::Placement => Placement { constraints, max_per_node, spread });
 mirror_v0!(s::Autoscale => Autoscale { min, max });
 
-mirror_v0!(c::Service => Service { name, version, spec, created_ms, updated_ms });
+mirror_v0!(c::Service => Service { name, version, spec, created_ms, updated_ms } added { vip: 2 });
 mirror_v0!(c::ServiceVersion => ServiceVersion { version, origin, created_ms, spec });
 mirror_v0!(c::ServiceChange => ServiceChange { service, changed });
 mirror_v0_enum!(c::NodeStatus => NodeStatus { Ready, Down });
@@ -44,7 +44,7 @@ mirror_v0_enum!(c::TaskState => TaskState { Pending, Running, Shutdown, Failed, 
 mirror_v0!(c::Task => Task {
     id, service, service_version, slot, node, desired, state, health, address, container_id,
     exit_code, message, restarts, created_ms, updated_ms, ready_since_ms,
-});
+} added { drain_index: 2 });
 mirror_v0_enum!(c::RolloutState => RolloutState {
     Updating, Completed, Paused, RollingBack, RolledBack, Failed,
 });
@@ -78,7 +78,7 @@ mirror_v0!(n::RegisterRequest => RegisterRequest {
 mirror_v0!(n::RegisterResponse => RegisterResponse {
     node_id, term, heartbeat_interval_ms, grace_ms, cluster_id,
 });
-mirror_v0!(n::Heartbeat => Heartbeat { node_id, term_seen });
+mirror_v0!(n::Heartbeat => Heartbeat { node_id, term_seen } added { endpoints_applied: 2 });
 mirror_v0!(n::HeartbeatAck => HeartbeatAck { term, known });
 mirror_v0!(n::Assignment => Assignment { task_id, service, service_version, slot, spec, desired });
 mirror_v0!(n::Assignments => Assignments { index, term, tasks } added { overlay: 2 });
@@ -91,7 +91,7 @@ mirror_v0!(n::StatusAck => StatusAck { term });
 
 mirror_v0!(r::StallNotice => StallNotice { leader, term });
 mirror_v0!(r::Request => Request { time_ms, command });
-mirror_v0!(r::Plan => Plan { place, stop, remove, rollouts });
+mirror_v0!(r::Plan => Plan { place, stop, remove, rollouts } added { drain: 2 });
 mirror_v0!(r::PlanResult => PlanResult { placed, refused, stopped });
 mirror_v0_enum!(r::ErrorCode => ErrorCode { NotFound, Invalid, Conflict });
 mirror_v0!(r::CommandError => CommandError { code, message, field });

@@ -59,6 +59,8 @@ pub struct ClusterNetwork {
     pub cidr: String,
     #[prost(uint32, tag = "2")]
     pub subnet_prefix: u32,
+    #[prost(string, optional, tag = "3")]
+    pub vip_cidr: Option<String>,
 }
 
 #[derive(Clone, PartialEq, prost::Message)]
@@ -97,6 +99,9 @@ pub struct Task {
     pub updated_ms: u64,
     #[prost(uint64, optional, tag = "16")]
     pub ready_since_ms: Option<u64>,
+    /// Format 2.
+    #[prost(uint64, optional, tag = "17")]
+    pub drain_index: Option<u64>,
 }
 
 #[derive(Clone, PartialEq, prost::Message)]
@@ -169,6 +174,9 @@ pub struct Heartbeat {
     pub node_id: String,
     #[prost(uint64, tag = "2")]
     pub term_seen: u64,
+    /// Format 2.
+    #[prost(uint64, tag = "3")]
+    pub endpoints_applied: u64,
 }
 
 #[derive(Clone, PartialEq, prost::Message)]
@@ -254,6 +262,10 @@ pub struct ServiceAddresses {
     pub service: String,
     #[prost(message, repeated, tag = "2")]
     pub replicas: Vec<ReplicaAddress>,
+    #[prost(string, optional, tag = "3")]
+    pub vip: Option<String>,
+    #[prost(message, repeated, tag = "4")]
+    pub ports: Vec<super::service::ServicePort>,
 }
 
 /// Format 2.
@@ -337,4 +349,6 @@ pub struct OverlayReport {
     pub node_id: String,
     #[prost(message, repeated, tag = "2")]
     pub peers: Vec<PeerStatus>,
+    #[prost(string, optional, tag = "3")]
+    pub mesh_error: Option<String>,
 }

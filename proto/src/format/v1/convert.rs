@@ -8,12 +8,14 @@ use std::collections::{BTreeMap, VecDeque};
 
 mirror_v1!(s::ServiceSpec => ServiceSpec {
     name, image, command, args, env, replicas, resources, ports, health_check, restart, update,
-    placement, labels, autoscale, mode, stop_signal, stop_grace_period,
+    placement, labels, autoscale, mode, stop_signal, stop_grace_period, endpoint_mode,
 });
 mirror_v1_enum!(s::ServiceMode { Replicated = 0, Global = 1 });
 mirror_v1!(s::ResourceSpec => ResourceSpec { cpu, memory });
 mirror_v1_enum!(s::PortProtocol { Tcp = 0, Udp = 1 });
-mirror_v1!(s::ServicePort => ServicePort { target, published, protocol });
+mirror_v1_enum!(s::PortMode { Ingress = 0, Host = 1 });
+mirror_v1_enum!(s::EndpointMode { Vip = 0, Dnsrr = 1 });
+mirror_v1!(s::ServicePort => ServicePort { target, published, protocol, mode });
 mirror_v1!(s::HealthCheck => HealthCheck {
     command, http_path, tcp_port, interval, timeout, retries, start_period,
 });
@@ -22,12 +24,12 @@ mirror_v1!(s::RestartPolicy => RestartPolicy { condition, max_attempts, delay, w
 mirror_v1_enum!(s::FailureAction { Pause = 0, Rollback = 1, Continue = 2 });
 mirror_v1_enum!(s::UpdateOrder { StopFirst = 0, StartFirst = 1 });
 mirror_v1!(s::UpdatePolicy => UpdatePolicy {
-    parallelism, delay, failure_action, monitor, order, max_failure_ratio,
+    parallelism, delay, failure_action, monitor, order, max_failure_ratio, drain,
 });
 mirror_v1!(s::Placement => Placement { constraints, max_per_node, spread });
 mirror_v1!(s::Autoscale => Autoscale { min, max });
 
-mirror_v1!(c::Service => Service { name, version, spec, created_ms, updated_ms });
+mirror_v1!(c::Service => Service { name, version, spec, created_ms, updated_ms, vip });
 mirror_v1!(c::ServiceVersion => ServiceVersion { version, origin, created_ms, spec });
 mirror_v1!(c::ServiceChange => ServiceChange { service, changed });
 mirror_v1_enum!(c::NodeStatus { Ready = 0, Down = 1 });
@@ -38,11 +40,11 @@ mirror_v1!(c::Node => Node {
     registered_ms, updated_ms, agent_format, subnet, wg_public_key, wg_endpoint,
     overlay_generation, overlay_problem,
 });
-mirror_v1!(c::ClusterNetwork => ClusterNetwork { cidr, subnet_prefix });
+mirror_v1!(c::ClusterNetwork => ClusterNetwork { cidr, subnet_prefix, vip_cidr });
 mirror_v1_enum!(c::TaskState { Pending = 0, Running = 1, Shutdown = 2, Failed = 3, Complete = 4 });
 mirror_v1!(c::Task => Task {
     id, service, service_version, slot, node, desired, state, health, address, container_id,
-    exit_code, message, restarts, created_ms, updated_ms, ready_since_ms,
+    exit_code, message, restarts, created_ms, updated_ms, ready_since_ms, drain_index,
 });
 mirror_v1_enum!(c::RolloutState {
     Updating = 0, Completed = 1, Paused = 2, RollingBack = 3, RolledBack = 4, Failed = 5,
@@ -84,16 +86,16 @@ mirror_v1!(n::RegisterRequest => RegisterRequest {
 mirror_v1!(n::RegisterResponse => RegisterResponse {
     node_id, term, heartbeat_interval_ms, grace_ms, cluster_id,
 });
-mirror_v1!(n::Heartbeat => Heartbeat { node_id, term_seen });
+mirror_v1!(n::Heartbeat => Heartbeat { node_id, term_seen, endpoints_applied });
 mirror_v1!(n::HeartbeatAck => HeartbeatAck { term, known });
 mirror_v1!(n::Assignment => Assignment { task_id, service, service_version, slot, spec, desired });
 mirror_v1!(n::Assignments => Assignments { index, term, tasks, overlay });
 mirror_v1!(n::Overlay => Overlay { cluster_cidr, subnet, problem, peers });
 mirror_v1!(n::OverlayPeer => OverlayPeer { node, public_key, endpoint, subnet, generation });
 mirror_v1!(n::ServiceEndpoints => ServiceEndpoints { index, term, services });
-mirror_v1!(n::ServiceAddresses => ServiceAddresses { service, replicas });
+mirror_v1!(n::ServiceAddresses => ServiceAddresses { service, replicas, vip, ports });
 mirror_v1!(n::ReplicaAddress => ReplicaAddress { slot, task, node, address });
-mirror_v1!(n::OverlayReport => OverlayReport { node_id, peers });
+mirror_v1!(n::OverlayReport => OverlayReport { node_id, peers, mesh_error });
 mirror_v1!(crate::agent::PeerStatus => PeerStatus {
     node, endpoint, subnet, handshake_age_s, rx_bytes, tx_bytes, probes_sent, probes_lost,
     probes_lost_in_a_row, probe_rtt_ms,
@@ -107,7 +109,7 @@ mirror_v1!(n::StatusAck => StatusAck { term });
 
 mirror_v1!(r::StallNotice => StallNotice { leader, term });
 mirror_v1!(r::Request => Request { time_ms, command });
-mirror_v1!(r::Plan => Plan { place, stop, remove, rollouts });
+mirror_v1!(r::Plan => Plan { place, stop, remove, rollouts, drain });
 mirror_v1!(r::PlanResult => PlanResult { placed, refused, stopped });
 mirror_v1_enum!(r::ErrorCode { NotFound = 0, Invalid = 1, Conflict = 2 });
 mirror_v1!(r::CommandError => CommandError { code, message, field });

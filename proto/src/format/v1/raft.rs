@@ -211,6 +211,9 @@ pub struct Plan {
     pub remove: Vec<String>,
     #[prost(message, repeated, tag = "4")]
     pub rollouts: Vec<ServiceRollout>,
+    /// Format 2.
+    #[prost(message, repeated, tag = "5")]
+    pub drain: Vec<TaskReason>,
 }
 
 #[derive(Clone, PartialEq, prost::Message)]

@@ -40,6 +40,9 @@ pub struct ServiceSpec {
     pub stop_signal: Option<String>,
     #[prost(string, optional, tag = "17")]
     pub stop_grace_period: Option<String>,
+    /// `EndpointMode`: 0 vip, 1 dnsrr. Format 2.
+    #[prost(int32, tag = "18")]
+    pub endpoint_mode: i32,
 }
 
 #[derive(Clone, PartialEq, prost::Message)]
@@ -59,6 +62,9 @@ pub struct ServicePort {
     /// `PortProtocol`: 0 tcp, 1 udp.
     #[prost(int32, tag = "3")]
     pub protocol: i32,
+    /// `PortMode`: 0 ingress, 1 host. Format 2.
+    #[prost(int32, tag = "4")]
+    pub mode: i32,
 }
 
 #[derive(Clone, PartialEq, prost::Message)]
@@ -108,6 +114,9 @@ pub struct UpdatePolicy {
     pub order: i32,
     #[prost(string, optional, tag = "6")]
     pub max_failure_ratio: Option<String>,
+    /// Format 2.
+    #[prost(string, optional, tag = "7")]
+    pub drain: Option<String>,
 }
 
 #[derive(Clone, PartialEq, prost::Message)]
@@ -140,6 +149,9 @@ pub struct Service {
     pub created_ms: u64,
     #[prost(uint64, tag = "5")]
     pub updated_ms: u64,
+    /// Format 2.
+    #[prost(string, optional, tag = "6")]
+    pub vip: Option<String>,
 }
 
 /// Why a version was made: `kind` 0 apply, 1 scale, 2 rollback (from version `from`).

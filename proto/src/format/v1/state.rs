@@ -55,4 +55,7 @@ pub struct State {
     /// Format 2.
     #[prost(uint64, tag = "11")]
     pub overlay_index: u64,
+    /// Services' virtual IPs, by service. Format 2.
+    #[prost(btree_map = "string, string", tag = "12")]
+    pub vips: BTreeMap<String, String>,
 }
