@@ -97,7 +97,8 @@ up() {
   hoist service apply -f deploy/examples/hello.toml
   wait_for "2 replicas running" 60 sh -c 'hoist service ps hello -o json | grep -o "\"state\": *\"running\"" | wc -l | grep -qx 2'
   hoist service ps hello
-  say "the service answers on every agent host"
+  hoist service ls   # VIP: the service's stable virtual IP
+  say "the service answers on every agent host (the routing mesh; each replica sees the caller's address)"
   for i in 1 2; do
     curl -sS --max-time 2 "http://$(agent_ip "$i"):8080/" || true
   done
@@ -107,7 +108,7 @@ up() {
     printf '%s: ' "$ip"
     HOIST_AGENT="$RUN/a2.sock" hoist run --rm busybox sh -c "printf 'GET / HTTP/1.0\r\n\r\n' | nc -w 2 $ip 8080 | tail -n 1" || true
   done
-  say "and by name, through the cluster DNS (tasks.hello: every replica; hello: any of them)"
+  say "and by name, through the cluster DNS (tasks.hello: every replica; hello: its virtual IP)"
   HOIST_AGENT="$RUN/a2.sock" hoist run --rm --network cluster busybox sh -c \
     "nslookup tasks.hello | grep -A1 Name; printf 'GET / HTTP/1.0\r\n\r\n' | nc -w 2 hello 8080 | tail -n 1" || true
   echo "Done. export HOIST_CONTROLLER=$HOIST_CONTROLLER; then try: hoist service ls; hoist service scale hello 3 (the third replica stays pending: hoist service ps hello says why); hoist node drain NODE; $0 down"

@@ -22,6 +22,8 @@ fn main() -> anyhow::Result<()> {
                     address: format!("10.200.{}.{}", slot, 2 + i % 250),
                 })
                 .collect(),
+            vip: None,
+            ports: vec![],
         })
         .collect();
     let registry = hoist_agent::dns::Registry::from_endpoints(&ServiceEndpoints {

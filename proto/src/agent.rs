@@ -559,7 +559,19 @@ mod overlay_status_tests {
             cluster_cidr: Some("10.200.0.0/16".into()),
             problem: None,
             peers,
+            mesh: None,
         }
+    }
+
+    #[test]
+    fn a_mesh_that_does_not_apply_is_a_problem() {
+        let mut s = status(vec![]);
+        s.mesh = Some(MeshReport {
+            last_error: Some("nft: Error: No such file or directory".into()),
+            ..MeshReport::default()
+        });
+        assert_eq!(s.problems().len(), 1);
+        assert!(s.problems()[0].contains("not applied, retrying: nft: Error"));
     }
 
     #[test]

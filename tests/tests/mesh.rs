@@ -546,3 +546,50 @@ fn updates_scale_downs_and_drains_lose_no_request() -> Result<()> {
         .contains("hello from hoist"));
     Ok(())
 }
+
+/// `bench/mesh.sh`: requests lost during a rolling update of 3 replicas under a steady
+/// 2,000 requests/s (20 keep-alive clients × 100/s) through the ingress port of a host. Prints
+/// `hoist_lost=N hoist_total=M hoist_update_s=S`. Not part of the suite.
+#[test]
+#[ignore]
+fn bench_requests_lost_during_a_rolling_update() -> Result<()> {
+    let _g = serial();
+    let mut lab = ClusterLab::start(3, MEMBER_FLAGS)?;
+    lab.add_overlay_agent("a1", &[])?;
+    lab.add_overlay_agent("a2", &[])?;
+    lab.add_overlay_agent("a3", &[])?;
+    let client = Client::new(&mut lab)?;
+    let mut spec = service("web", 3, 8080, json!({"placement": {}}));
+    let (code, out, err) = lab.apply(&spec, &["-d"])?;
+    ensure!(code == 0, "apply: {out} {err}");
+    wait_ready(&lab, "web", 3)?;
+    meshes_follow(&lab, "web")?;
+    let a1 = lab.lab.ip(lab.agents[0].lab_index()).to_string();
+    let child = Command::new("ip")
+        .args([
+            "netns", "exec", &client.ns, "hey", "-z", "40s", "-c", "20", "-q", "100", "-t", "5",
+        ])
+        .arg(format!("http://{a1}:8080/"))
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()?;
+    let load = Load {
+        child: Some(child),
+        started: Instant::now(),
+    };
+    std::thread::sleep(Duration::from_secs(3));
+    spec["env"] = json!({"V": "2"});
+    let t = Instant::now();
+    let (code, out, err) = lab.apply(&spec, &["-d"])?;
+    ensure!(code == 0, "apply: {out} {err}");
+    rollout_done(&lab, "web", version_of(&lab, "web")?)?;
+    let update = t.elapsed();
+    let c = load.finish()?;
+    println!(
+        "hoist_lost={} hoist_total={} hoist_update_s={:.2}",
+        c.failed,
+        c.ok + c.failed,
+        update.as_secs_f64()
+    );
+    Ok(())
+}

@@ -100,8 +100,8 @@ fn replicas_spread_heal_wait_for_constraints_and_roll_back() -> Result<()> {
     );
     ensure!(
         first["ports"]
-            == json!([{"target": 80, "published": null, "protocol": "tcp"},
-                      {"target": 9090, "published": null, "protocol": "udp"}]),
+            == json!([{"target": 80, "published": null, "protocol": "tcp", "mode": "ingress"},
+                      {"target": 9090, "published": null, "protocol": "udp", "mode": "ingress"}]),
         "every port is listed: {first}"
     );
     let ep_index = ep["index"].as_u64().unwrap_or(0);

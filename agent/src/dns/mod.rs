@@ -3,8 +3,8 @@
 //!
 //! It listens on the node's gateway address (port 53, UDP and TCP), which every container on the
 //! node reaches over its bridge: no per-query round trip to another host, and no process per
-//! container. The names (`names.rs`, pure): `SERVICE` → its ready replicas (rotated per query;
-//! the service's virtual IP once that exists), `tasks.SERVICE` → every ready replica,
+//! container. The names (`names.rs`, pure): `SERVICE` → its virtual IP (or, with
+//! `endpoint_mode = "dnsrr"`, its ready replicas, rotated per query), `tasks.SERVICE` → every ready replica,
 //! `SLOT.SERVICE` → the replica of that slot; an unknown single-label name is NXDOMAIN at once;
 //! anything else goes to the host's resolvers (`--dns-upstream`), SERVFAIL at once when there are
 //! none or they cannot be reached. TTL 5 s.

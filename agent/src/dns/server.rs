@@ -307,6 +307,8 @@ mod tests {
                         address: "10.200.1.2".into(),
                     },
                 ],
+                vip: None,
+                ports: vec![],
             }],
         })
     }

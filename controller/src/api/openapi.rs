@@ -107,7 +107,11 @@ fn base() -> Value {
                 "ports": {"type": "array", "items": {"type": "object", "additionalProperties": false, "required": ["target"], "properties": {
                     "target": {"type": "integer", "minimum": 1, "maximum": 65535},
                     "published": {"type": ["integer", "null"], "minimum": 1, "maximum": 65535},
-                    "protocol": {"enum": ["tcp", "udp"]}}}},
+                    "protocol": {"enum": ["tcp", "udp"]},
+                    "mode": {"enum": ["ingress", "host"], "default": "ingress",
+                        "description": "ingress: on every node, balanced over every replica (the routing mesh); host: only where a replica runs (cluster format 2 for host)"}}}},
+                "endpoint_mode": {"enum": ["vip", "dnsrr"], "default": "vip",
+                    "description": "vip: a stable virtual IP that SERVICE resolves to; dnsrr: SERVICE resolves to the replicas (cluster format 2)"},
                 "health_check": {"type": ["object", "null"], "additionalProperties": false, "properties": {
                     "command": {"type": "array", "items": {"type": "string"}}, "http_path": {"type": ["string", "null"]},
                     "tcp_port": {"type": ["integer", "null"]}, "interval": duration, "timeout": duration,
@@ -120,7 +124,9 @@ fn base() -> Value {
                     "failure_action": {"enum": ["pause", "rollback", "continue"]}, "monitor": duration,
                     "order": {"enum": ["stop-first", "start-first"]},
                     "max_failure_ratio": {"type": ["number", "string", "null"], "minimum": 0, "maximum": 1,
-                        "description": "share of new replicas that may fail before failure_action; default 0"}}},
+                        "description": "share of new replicas that may fail before failure_action; default 0"},
+                    "drain": {"type": ["string", "null"], "examples": ["1s", "0s"],
+                        "description": "how long a replica out of every node's addresses keeps running before its stop signal; default 1s (cluster format 2)"}}},
                 "placement": {"type": "object", "additionalProperties": false, "properties": {
                     "constraints": {"type": "array", "items": {"type": "string", "examples": ["node.labels.zone==a"]}},
                     "max_per_node": {"type": "integer", "minimum": 0},
@@ -133,7 +139,7 @@ fn base() -> Value {
                     "description": "how a replica is asked to stop; default the image's STOPSIGNAL, else SIGTERM (cluster format 1)"},
                 "stop_grace_period": {"type": ["string", "null"], "examples": ["30s"],
                     "description": "how long a replica may take to stop before SIGKILL; default 10s (cluster format 1)"}}},
-            "Service": {"type": "object", "properties": {"name": {"type": "string"}, "version": {"type": "integer"}, "spec": schema_ref("ServiceSpec"), "created_ms": {"type": "integer"}, "updated_ms": {"type": "integer"}}},
+            "Service": {"type": "object", "properties": {"name": {"type": "string"}, "version": {"type": "integer"}, "spec": schema_ref("ServiceSpec"), "created_ms": {"type": "integer"}, "updated_ms": {"type": "integer"}, "vip": {"type": ["string", "null"], "description": "the service's stable virtual IP"}}},
             "ServiceChange": {"type": "object", "properties": {"service": schema_ref("Service"), "changed": {"type": "boolean"}}},
             "ServiceVersion": {"type": "object", "properties": {"version": {"type": "integer"}, "origin": {}, "created_ms": {"type": "integer"}, "spec": schema_ref("ServiceSpec")}},
             "ScaleRequest": {"type": "object", "additionalProperties": false, "required": ["replicas"], "properties": {"replicas": {"type": "integer", "minimum": 0}}},
@@ -242,7 +248,8 @@ fn orchestration(doc: &mut Value) {
         "health": {"enum": ["none", "starting", "healthy", "unhealthy"]},
         "address": {"type": ["string", "null"]}, "container_id": {"type": ["string", "null"]},
         "exit_code": {"type": ["integer", "null"]}, "message": {"type": "string"}, "restarts": {"type": "integer"},
-        "created_ms": {"type": "integer"}, "updated_ms": {"type": "integer"}, "ready_since_ms": {"type": ["integer", "null"]}}});
+        "created_ms": {"type": "integer"}, "updated_ms": {"type": "integer"}, "ready_since_ms": {"type": ["integer", "null"]},
+        "drain_index": {"type": ["integer", "null"], "description": "the Raft index at which it left its service's addresses, before stopping"}}});
     let schemas = [
         (
             "JoinToken",
@@ -287,7 +294,7 @@ fn orchestration(doc: &mut Value) {
         (
             "Endpoints",
             json!({"type": "object", "properties": {"index": {"type": "integer"}, "endpoints": {"type": "array", "items": {"type": "object", "properties": {
-            "address": {"type": "string"}, "port": {"type": ["integer", "null"]}, "ports": {"type": "array", "items": {"type": "object", "properties": {"target": {"type": "integer"}, "published": {"type": ["integer", "null"]}, "protocol": {"type": "string"}}}}, "node": {"type": "string"}, "node_address": {"type": "string"}, "task": {"type": "string"}}}}}}),
+            "address": {"type": "string"}, "port": {"type": ["integer", "null"]}, "ports": {"type": "array", "items": {"type": "object", "properties": {"target": {"type": "integer"}, "published": {"type": ["integer", "null"]}, "protocol": {"type": "string"}, "mode": {"type": "string"}}}}, "node": {"type": "string"}, "node_address": {"type": "string"}, "task": {"type": "string"}}}}}}),
         ),
     ];
     for (name, schema) in schemas {

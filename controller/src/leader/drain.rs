@@ -35,12 +35,12 @@ struct Inner {
     tasks: HashMap<String, (Instant, Option<Instant>)>,
 }
 
+/// A task id and why it stops.
+pub type TaskReason = (String, String);
+
 /// Splits the scheduler's stops: replicas that serve clients drain first, those already draining
 /// are left to [`Drains::due`], the rest stop at once. Pure.
-pub fn split_stops(
-    state: &State,
-    stops: Vec<(String, String)>,
-) -> (Vec<(String, String)>, Vec<(String, String)>) {
+pub fn split_stops(state: &State, stops: Vec<TaskReason>) -> (Vec<TaskReason>, Vec<TaskReason>) {
     let mut stop = Vec::new();
     let mut drain = Vec::new();
     for (id, why) in stops {
