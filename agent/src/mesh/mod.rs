@@ -18,7 +18,9 @@
 //! maps `vips` (`ipv4_addr . inet_proto . inet_service : verdict`) and `ingress`
 //! (`inet_proto . inet_service : verdict`) jump to one chain per service port
 //! (`svc_NAME_PROTO_PORT`, `ing_NAME_PROTO_PUBLISHED`; `plan::safe_name`) holding
-//! `dnat ip to numgen random mod N map { i : addr . port }` (or a reject); the nat `prerouting`
+//! one rule per endpoint, `numgen random mod (N-i) 0 dnat ip to ADDR:PORT` (the last one
+//! unconditional: each endpoint gets 1/N; no set per chain, which would make a table of 10,000
+//! services load quadratically), or a reject; the nat `prerouting`
 //! (dstnat − 5) and `output` (−105) chains dispatch through the maps. Text syntax (`nft -f -`):
 //! nft 1.0.6 cannot read concatenated map types from JSON. Changes are incremental: the last
 //! applied model is kept in memory (`plan.rs`, pure) and each apply sends one transaction with

@@ -142,22 +142,26 @@ fn chain_rules(
             Protocol::Udp => "reject".to_string(),
         }];
     }
-    let map = endpoints
-        .iter()
-        .enumerate()
-        .map(|(i, a)| format!("{i} : {a} . {target}"))
-        .collect::<Vec<_>>()
-        .join(", ");
-    vec![
-        format!(
-            "ip saddr != {} meta mark set {INGRESS_MARK:#010x} ct mark set {INGRESS_MARK:#010x}",
-            cfg.cluster_cidr
-        ),
-        format!(
-            "meta l4proto {p} dnat ip to numgen random mod {} map {{ {map} }}",
-            endpoints.len()
-        ),
-    ]
+    // One rule per endpoint, each taking its share of what the rules before it left: endpoint i
+    // of N matches with probability 1/(N-i), so every endpoint gets 1/N (kube-proxy's iptables
+    // chains do the same). No set per chain: a table of 10,000 services of anonymous maps loads
+    // quadratically in the kernel (21 s measured, against 3 s this way).
+    let n = endpoints.len();
+    let mut rules = vec![format!(
+        "ip saddr != {} meta mark set {INGRESS_MARK:#010x} ct mark set {INGRESS_MARK:#010x}",
+        cfg.cluster_cidr
+    )];
+    for (i, a) in endpoints.iter().enumerate() {
+        if i + 1 < n {
+            rules.push(format!(
+                "meta l4proto {p} numgen random mod {} 0 dnat ip to {a}:{target}",
+                n - i
+            ));
+        } else {
+            rules.push(format!("meta l4proto {p} dnat ip to {a}:{target}"));
+        }
+    }
+    rules
 }
 
 /// What our table should hold for `view`. Duplicates (a service name, a VIP key or a published

@@ -78,10 +78,11 @@ fn new_service_adds_chains_and_elements() {
     );
     let want = "add chain ip hoist_mesh ing_my_web_tcp_8080\n\
         add rule ip hoist_mesh ing_my_web_tcp_8080 ip saddr != 10.200.0.0/16 meta mark set 0x47000000 ct mark set 0x47000000\n\
-        add rule ip hoist_mesh ing_my_web_tcp_8080 meta l4proto tcp dnat ip to numgen random mod 1 map { 0 : 10.200.1.7 . 80 }\n\
+        add rule ip hoist_mesh ing_my_web_tcp_8080 meta l4proto tcp dnat ip to 10.200.1.7:80\n\
         add chain ip hoist_mesh svc_my_web_tcp_80\n\
         add rule ip hoist_mesh svc_my_web_tcp_80 ip saddr != 10.200.0.0/16 meta mark set 0x47000000 ct mark set 0x47000000\n\
-        add rule ip hoist_mesh svc_my_web_tcp_80 meta l4proto tcp dnat ip to numgen random mod 2 map { 0 : 10.200.1.7 . 80, 1 : 10.200.2.7 . 80 }\n\
+        add rule ip hoist_mesh svc_my_web_tcp_80 meta l4proto tcp numgen random mod 2 0 dnat ip to 10.200.1.7:80\n\
+        add rule ip hoist_mesh svc_my_web_tcp_80 meta l4proto tcp dnat ip to 10.200.2.7:80\n\
         add element ip hoist_mesh vips { 10.201.0.1 . tcp . 80 : goto svc_my_web_tcp_80 }\n\
         add element ip hoist_mesh ingress { tcp . 8080 : goto ing_my_web_tcp_8080 }\n";
     assert_eq!(s, want);
@@ -103,7 +104,12 @@ fn endpoint_removed_flushes_and_refills_only_that_chain() {
         s.contains("flush chain ip hoist_mesh svc_my_web_tcp_80\n"),
         "{s}"
     );
-    assert!(s.contains("add rule ip hoist_mesh svc_my_web_tcp_80 meta l4proto tcp dnat ip to numgen random mod 1 map { 0 : 10.200.2.8 . 80 }\n"), "{s}");
+    assert!(
+        s.contains(
+            "add rule ip hoist_mesh svc_my_web_tcp_80 meta l4proto tcp dnat ip to 10.200.2.8:80\n"
+        ),
+        "{s}"
+    );
     assert_eq!(s.matches("flush chain").count(), 2, "{s}"); // svc and ing chains
     assert!(!s.contains("table"), "never a rewrite: {s}");
 }
@@ -130,8 +136,19 @@ fn ingress_prefers_local_endpoints() {
             ep("10.200.2.7", false),
         ])]),
     );
-    assert!(m.chains["ing_my_web_tcp_8080"][1].contains("mod 1 map { 0 : 10.200.1.7 . 80 }"));
-    assert!(m.chains["svc_my_web_tcp_80"][1].contains("mod 2"));
+    let ing = &m.chains["ing_my_web_tcp_8080"];
+    assert_eq!(
+        ing.len(),
+        2,
+        "the mark, then the only local endpoint: {ing:?}"
+    );
+    assert!(ing[1].ends_with("dnat ip to 10.200.1.7:80"));
+    let svc = &m.chains["svc_my_web_tcp_80"];
+    assert!(
+        svc[1].contains("numgen random mod 2 0 dnat ip to 10.200.1.7:80"),
+        "{svc:?}"
+    );
+    assert!(svc[2].ends_with("dnat ip to 10.200.2.7:80"), "{svc:?}");
     let m = plan::build(
         &cfg(),
         &view(vec![web(vec![
@@ -139,8 +156,12 @@ fn ingress_prefers_local_endpoints() {
             ep("10.200.2.7", false),
         ])]),
     );
-    assert!(m.chains["ing_my_web_tcp_8080"][1]
-        .contains("mod 2 map { 0 : 10.200.2.7 . 80, 1 : 10.200.3.7 . 80 }"));
+    let ing = &m.chains["ing_my_web_tcp_8080"];
+    assert!(
+        ing[1].contains("numgen random mod 2 0 dnat ip to 10.200.2.7:80"),
+        "{ing:?}"
+    );
+    assert!(ing[2].ends_with("dnat ip to 10.200.3.7:80"), "{ing:?}");
     assert_eq!((m.services, m.endpoints), (1, 2));
 }
 
@@ -361,7 +382,7 @@ fn failed_transaction_keeps_the_model_and_resyncs_next_time() {
     let scripts = fake.scripts();
     assert_eq!(scripts.len(), 1);
     assert!(scripts[0].starts_with("add table ip hoist_mesh\ndelete table ip hoist_mesh\n"));
-    assert!(scripts[0].contains("10.200.2.8 . 80"));
+    assert!(scripts[0].contains("10.200.2.8:80"));
     assert!(matches!(fake.calls()[0], MeshCall::EnsureVxlan(_)));
     assert_eq!(mesh.status().last_error, None);
     // A failing route batch too.
