@@ -286,9 +286,10 @@ fn update(
                 "hoist_mesh",
                 &chain,
             ])?;
-            let needle = format!("{addr} . 80");
+            // One `dnat to ADDR:80` rule per endpoint.
+            let needle = format!("{addr}:80");
             let found = text.contains(&needle);
-            let dests = text.matches(" . 80").count();
+            let dests = text.matches(":80").count();
             anyhow::ensure!(
                 found == present && dests == eps[s].len(),
                 "{ns} {chain}: expected {addr} {} and {} endpoints:\n{text}",

@@ -80,7 +80,7 @@ fn describe(c: &ServiceChange, verb: &str) -> String {
         format!("{}: unchanged (version {})", s.name, s.version)
     } else if s.version == 1 && verb == "applied" {
         match &s.vip {
-            Some(vip) => format!("{}: created (version 1, virtual IP {vip})", s.name),
+            Some(vip) => format!("{}: created (version 1); virtual IP {vip}", s.name),
             None => format!("{}: created (version 1)", s.name),
         }
     } else {

@@ -173,6 +173,8 @@ fn hosts_are_linked_by_the_overlay() -> Result<()> {
         "image": "busybox",
         "command": ["httpd", "-f", "-p", "80", "-h", "/var/www"],
         "replicas": 2,
+        // Its virtual IP answers on its declared ports.
+        "ports": [{"target": 80}],
         "placement": {"constraints": ["node.labels.role==api"], "max_per_node": 1},
         "health_check": {"tcp_port": 80, "interval": "500ms", "timeout": "1s", "retries": 2},
     });

@@ -206,8 +206,15 @@ pub async fn ps(
         };
         for t in s.tasks.values().filter(|t| t.service == name) {
             let v = slots.entry(t.slot).or_insert_with(|| view(t.slot));
-            if t.desired == TaskState::Running && v.task.is_none() {
-                v.task = Some(t.clone());
+            // The slot's task is the one meant to run on: not one draining away.
+            let better = v
+                .task
+                .as_ref()
+                .is_none_or(|cur| cur.drain_index.is_some() && t.drain_index.is_none());
+            if t.desired == TaskState::Running && better {
+                if let Some(old) = v.task.replace(t.clone()) {
+                    v.history.push(old);
+                }
             } else {
                 v.history.push(t.clone());
             }

@@ -63,7 +63,14 @@ pub fn barrier_passed(
     state
         .nodes
         .values()
-        .filter(|n| n.status == NodeStatus::Ready && n.subnet.is_some() && n.agent_format >= 2)
+        // Overlay agents: they run the mesh and acknowledge (a node with a subnet of its own, or
+        // an older agent, has no maps to wait for).
+        .filter(|n| {
+            n.status == NodeStatus::Ready
+                && n.agent_format >= 2
+                && n.subnet.is_some()
+                && n.wg_public_key.is_some()
+        })
         .filter(|n| live(&n.id))
         .all(|n| applied(&n.id).is_some_and(|a| a >= index))
 }

@@ -266,6 +266,7 @@ pub(crate) fn cluster_with_nodes(n: usize) -> State {
         let mut node = test_node(&format!("n{i}"), 4_000, 4 << 30);
         node.agent_format = 2;
         node.subnet = Some(format!("10.200.{i}.0/24"));
+        node.wg_public_key = Some(format!("key{i}"));
         st.nodes.insert(node.id.clone(), node);
     }
     st
