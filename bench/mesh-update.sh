@@ -60,7 +60,7 @@ res = {
 }
 json.dump(res, open(out + ".json", "w"), indent=1)
 with open(out + ".md", "w") as f:
-    f.write("# Requests lost during a rolling update of 3 replicas at 2,000 requests/s\n\n")
+    f.write("# Requests lost during a rolling update of 3 replicas at an offered 2,000 requests/s\n\n")
     f.write("| system | lost per run | requests per run | update took (s) |\n| --- | --- | --- | --- |\n")
     for name, rs, p in (("Hoist (routing mesh, drain barrier)", hoist, "hoist_"), ("Docker Swarm mode", swarm, "swarm_")):
         if not rs:
