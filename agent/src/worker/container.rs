@@ -188,6 +188,24 @@ mod tests {
     }
 
     #[test]
+    fn on_the_mesh_a_replica_publishes_only_its_host_ports() {
+        let mut a = assignment();
+        assert_eq!(create_request(&a, &[], true).unwrap().ports, vec![]);
+        a.spec.ports[0].mode = PortMode::Host;
+        let r = create_request(&a, &[], true).unwrap();
+        assert_eq!(
+            r.ports.iter().map(|p| p.host_port).collect::<Vec<_>>(),
+            vec![8080]
+        );
+        a.spec.ports[0].mode = PortMode::Ingress;
+        assert_eq!(
+            create_request(&a, &[], false).unwrap().ports.len(),
+            1,
+            "no mesh: published here"
+        );
+    }
+
+    #[test]
     fn the_create_request_carries_the_spec_and_the_task_labels() {
         let r = create_request(&assignment(), &[5, 7], false).unwrap();
         assert_eq!(r.image, "busybox:latest");
