@@ -6,9 +6,7 @@
 use super::plan::mac_text;
 use super::routes::RuleEntry;
 use super::{MeshKernel, VxlanSpec};
-use std::io::Write;
 use std::path::PathBuf;
-use std::process::{Command, Stdio};
 
 /// The host's kernel, in the caller's network namespace or in a named one.
 #[derive(Debug, Default, Clone)]
@@ -48,36 +46,9 @@ impl HostMesh {
     }
 }
 
-/// Runs `prog args`, feeding `stdin`; the error is stderr (or the status).
+/// Runs `prog args`, feeding `stdin` (`network::tool`).
 fn exec(prog: &str, args: &[&str], stdin: Option<&str>) -> Result<String, String> {
-    let mut child = Command::new(prog)
-        .args(args)
-        .stdin(if stdin.is_some() {
-            Stdio::piped()
-        } else {
-            Stdio::null()
-        })
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .map_err(|e| format!("run {prog}: {e}"))?;
-    if let (Some(text), Some(mut pipe)) = (stdin, child.stdin.take()) {
-        pipe.write_all(text.as_bytes())
-            .map_err(|e| format!("write to {prog}: {e}"))?;
-    }
-    let out = child
-        .wait_with_output()
-        .map_err(|e| format!("wait for {prog}: {e}"))?;
-    if out.status.success() {
-        Ok(String::from_utf8_lossy(&out.stdout).into_owned())
-    } else {
-        let err = String::from_utf8_lossy(&out.stderr).trim().to_string();
-        Err(if err.is_empty() {
-            format!("{prog} {} exited with {}", args.join(" "), out.status)
-        } else {
-            err
-        })
-    }
+    crate::network::tool::run(prog, args, stdin.map(str::as_bytes))
 }
 
 fn sysctl_path(key: &str) -> PathBuf {

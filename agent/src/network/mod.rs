@@ -58,6 +58,7 @@ mod pool;
 mod portmap;
 pub(crate) mod state;
 mod subnet;
+pub mod tool;
 mod veth;
 
 #[cfg(test)]

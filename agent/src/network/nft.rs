@@ -39,9 +39,7 @@ use nftables::stmt::{Match, Operator, Statement, NAT};
 use nftables::types::{NfChainPolicy, NfChainType, NfFamily, NfHook};
 use std::borrow::Cow;
 use std::collections::BTreeSet;
-use std::io::Write;
 use std::net::Ipv4Addr;
-use std::process::{Command, Stdio};
 
 const FAMILY: NfFamily = NfFamily::IP;
 
@@ -393,43 +391,17 @@ pub fn apply(batch: &Nftables, op: &str) -> Result<(), NetworkError> {
     run_nft(&["-j", "-f", "-"], Some(&json), op).map(drop)
 }
 
-/// Runs `nft ARGS` with `stdin`, capturing stdout and stderr (nft's error becomes the message).
+/// Runs `nft ARGS` with `stdin`; nft's first error line becomes the message.
 fn run_nft(args: &[&str], stdin: Option<&[u8]>, op: &str) -> Result<String, NetworkError> {
-    let fail = |message: String| NetworkError::Nft {
+    super::tool::run("nft", args, stdin).map_err(|e| NetworkError::Nft {
         op: op.to_string(),
-        message,
-    };
-    let mut child = Command::new("nft")
-        .args(args)
-        .stdin(if stdin.is_some() {
-            Stdio::piped()
-        } else {
-            Stdio::null()
-        })
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .map_err(|e| fail(format!("cannot run nft: {e}")))?;
-    // Write, close stdin, then always reap the child, even if the write failed (nft exited early).
-    let written = match (stdin, child.stdin.take()) {
-        (Some(input), Some(mut pipe)) => pipe.write_all(input),
-        _ => Ok(()),
-    };
-    let out = child
-        .wait_with_output()
-        .map_err(|e| fail(format!("wait for nft: {e}")))?;
-    if out.status.success() {
-        written.map_err(|e| fail(format!("write to nft: {e}")))?;
-    } else {
-        let stderr = String::from_utf8_lossy(&out.stderr);
-        let first = stderr
+        message: e
             .lines()
             .map(str::trim)
             .find(|l| !l.is_empty())
-            .unwrap_or("failed without a message");
-        return Err(fail(first.to_string()));
-    }
-    Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+            .unwrap_or("failed without a message")
+            .to_string(),
+    })
 }
 
 /// The published ports currently in our maps: (protocol, host port, container id from the comment).
