@@ -444,8 +444,8 @@ fn a_cluster_of_0_1_0_upgrades_member_by_member_and_agent_by_agent_while_it_serv
 fn a_cluster_of_0_2_0_upgrades_and_gets_the_overlay() -> Result<()> {
     let _g = serial();
     // A known intermittent fault, seen with this build and the one before it on a loaded 2-core
-    // machine (about 1 run in 10 since appends are halved when openraft abandons them): after the
-    // leader of 0.2.0 is upgraded, the restarted member gets no append through for 30 s. Until
+    // machine (3 runs in about 12): after the leader of 0.2.0 is upgraded, the restarted member
+    // gets no append through for 30 s. Until
     // its cause is found, the scenario runs once more on that symptom only, saying so; a second
     // failure fails the test. UPGRADE_NO_RETRY=1 shows it as it is.
     match upgrade_from_0_2_0() {

@@ -58,7 +58,6 @@ impl RaftNetworkFactory<TypeConfig> for Network {
             peers: self.peers.clone(),
             target,
             addr: node.addr.clone(),
-            cancelled: Default::default(),
         }
     }
 }
@@ -71,22 +70,6 @@ pub struct Peer {
     peers: Arc<Peers>,
     target: u64,
     addr: String,
-    /// Entries of the last append that openraft gave up on (its timeout is the heartbeat
-    /// interval) before the answer came; 0 when it finished. See `append_entries`.
-    cancelled: std::sync::atomic::AtomicUsize,
-}
-
-/// Records, when dropped unfinished, how many entries an append carried.
-struct Unfinished<'a> {
-    slot: &'a std::sync::atomic::AtomicUsize,
-    entries: usize,
-}
-
-impl Drop for Unfinished<'_> {
-    fn drop(&mut self) {
-        self.slot
-            .store(self.entries, std::sync::atomic::Ordering::Relaxed);
-    }
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -234,22 +217,6 @@ impl RaftNetwork<TypeConfig> for Peer {
                 Err(e) => return Err(self.unsendable(e)),
             }
         };
-        // openraft abandons an append after one heartbeat interval. A batch the peer cannot take
-        // in that time (a member catching up after a restart, on a slow disk) would be resent
-        // whole forever: after one is abandoned, the next of at least its size asks openraft
-        // for half as many entries, down to one.
-        let n = rpc.entries.len();
-        let cancelled = self.cancelled.swap(0, std::sync::atomic::Ordering::Relaxed);
-        if cancelled > 1 && n >= cancelled {
-            tracing::debug!(
-                target = self.target,
-                entries = n,
-                "an append of this size was abandoned: halving"
-            );
-            return Err(RPCError::PayloadTooLarge(
-                PayloadTooLarge::new_entries_hint((cancelled / 2) as u64),
-            ));
-        }
         if body.len() > MAX_APPEND_BYTES && rpc.entries.len() > 1 {
             // openraft retries at once with at most this many entries (and keeps the hint for a
             // few RPCs): a catch-up of large entries (scheduler plans) goes in pieces.
@@ -258,15 +225,8 @@ impl RaftNetwork<TypeConfig> for Peer {
                 PayloadTooLarge::new_entries_hint(fit as u64),
             ));
         }
-        let guard = Unfinished {
-            slot: &self.cancelled,
-            entries: n,
-        };
-        let out = self
-            .send("append", body, format, &option, wire::decode_append_result)
-            .await;
-        std::mem::forget(guard);
-        out
+        self.send("append", body, format, &option, wire::decode_append_result)
+            .await
     }
 
     async fn install_snapshot(
@@ -334,7 +294,6 @@ mod tests {
             peers: Arc::default(),
             target: 2,
             addr: "127.0.0.1:1".into(),
-            cancelled: Default::default(),
         };
         let rpc = |entries| AppendEntriesRequest {
             vote: Vote::new_committed(1, 1),
@@ -350,51 +309,8 @@ mod tests {
         }
         let one = vec![big_entry(1)];
         assert!(matches!(
-            peer.append_entries(rpc(one), option.clone()).await,
+            peer.append_entries(rpc(one), option).await,
             Err(RPCError::Unreachable(_) | RPCError::Network(_))
         ));
-    }
-
-    /// An append openraft abandoned (its timeout) makes the next one of at least its size ask
-    /// for half as many entries: a catch-up too slow for one heartbeat gets through in pieces.
-    #[tokio::test]
-    async fn an_abandoned_append_halves_the_next() {
-        // A peer that takes connections and never answers.
-        let silent = std::net::TcpListener::bind("127.0.0.1:0").expect("listen");
-        let peer = Peer {
-            client: Network::new(1, Arc::default()).client,
-            me: 1,
-            peers: Arc::default(),
-            target: 2,
-            addr: silent.local_addr().expect("addr").to_string(),
-            cancelled: Default::default(),
-        };
-        let rpc = |n: u64| AppendEntriesRequest {
-            vote: Vote::new_committed(1, 1),
-            prev_log_id: None,
-            leader_commit: None,
-            entries: (1..=n)
-                .map(|i| Entry {
-                    log_id: LogId::new(CommittedLeaderId::new(1, 1), i),
-                    payload: EntryPayload::Blank,
-                })
-                .collect(),
-        };
-        let option = RPCOption::new(Duration::from_millis(200));
-        let mut peer = peer;
-        // An append of 8 abandoned before the peer answers, as openraft's timeout does.
-        let fut = peer.append_entries(rpc(8), option.clone());
-        assert!(tokio::time::timeout(Duration::from_millis(50), fut)
-            .await
-            .is_err());
-        match peer.append_entries(rpc(8), option.clone()).await {
-            Err(RPCError::PayloadTooLarge(p)) => assert_eq!(p.entries_hint(), 4),
-            other => panic!("expected PayloadTooLarge, got {other:?}"),
-        }
-        // The hint is taken once: the next goes out as it is (and is abandoned again here).
-        let fut = peer.append_entries(rpc(3), option);
-        assert!(tokio::time::timeout(Duration::from_millis(50), fut)
-            .await
-            .is_err());
     }
 }
