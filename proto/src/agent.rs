@@ -250,6 +250,36 @@ pub struct ImageConfig {
     pub exposed_ports: Vec<String>,
     #[serde(default)]
     pub labels: BTreeMap<String, String>,
+    /// `VOLUME` paths: each container gets an anonymous volume there (Docker's `Volumes`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub volumes: Vec<String>,
+    /// `HEALTHCHECK` (Docker's `Healthcheck`): the default check of a service whose spec has none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub healthcheck: Option<ImageHealthcheck>,
+    /// `SHELL`: the shell of shell-form RUN, CMD and ENTRYPOINT (Docker's `Shell`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub shell: Option<Vec<String>>,
+    /// `ONBUILD` instructions, run by a build that uses this image as its base (Docker's `OnBuild`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub on_build: Vec<String>,
+}
+
+/// An image's `HEALTHCHECK`, as Docker records it (durations in nanoseconds, 0 = the default).
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct ImageHealthcheck {
+    /// `["NONE"]` (checks disabled), `["CMD", argv...]` or `["CMD-SHELL", command]`.
+    pub test: Vec<String>,
+    #[serde(default)]
+    pub interval_ns: u64,
+    #[serde(default)]
+    pub timeout_ns: u64,
+    #[serde(default)]
+    pub start_period_ns: u64,
+    #[serde(default)]
+    pub start_interval_ns: u64,
+    /// Consecutive failures that make the container unhealthy (0 = the default, 3).
+    #[serde(default)]
+    pub retries: u32,
 }
 
 /// An image as `image ls` shows it.

@@ -197,7 +197,8 @@ impl ImageStore {
         let _content = self.content_shared();
         let index = Index::load(&self.index_path)?;
         let summary = self.summary(&index, &c.manifest_digest)?;
-        let config = oci::parse_image_config(&c.config, &c.config_digest)?;
+        let file = oci::parse_config_file(&c.config, &c.config_digest)?;
+        let config = &file.image;
         Ok(ImageInspect {
             id: c.config_digest,
             references: summary.references,
@@ -206,7 +207,7 @@ impl ImageStore {
             created_at: config.created().clone(),
             architecture: config.architecture().to_string(),
             os: config.os().to_string(),
-            config: oci::from_oci_config(config.config().as_ref()),
+            config: file.container_config(),
             diff_ids: c.diff_ids,
             layers: c
                 .layers

@@ -5,12 +5,12 @@
 
 use std::collections::HashMap;
 
-use hoist_proto::ImageConfig;
+use hoist_proto::{ImageConfig, ImageHealthcheck};
 use oci_spec::image::{
     Config, ConfigBuilder, Descriptor, Digest, ImageConfiguration, ImageConfigurationBuilder,
     ImageManifest, ImageManifestBuilder, MediaType, RootFsBuilder,
 };
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use super::ImageError;
 
@@ -37,9 +37,110 @@ pub fn with_import_defaults(config: Option<ImageConfig>) -> ImageConfig {
     config
 }
 
+/// The fields of Docker's image config (`config` object) that the OCI image spec does not define
+/// and `oci-spec` therefore drops: `HEALTHCHECK`, `ONBUILD`, `SHELL`. Docker, BuildKit and Podman
+/// write and read them under these names, so an image built here behaves the same there.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DockerExtensions {
+    #[serde(rename = "Healthcheck", default, skip_serializing_if = "Option::is_none")]
+    pub healthcheck: Option<DockerHealthcheck>,
+    #[serde(rename = "OnBuild", default, skip_serializing_if = "Option::is_none")]
+    pub on_build: Option<Vec<String>>,
+    #[serde(rename = "Shell", default, skip_serializing_if = "Option::is_none")]
+    pub shell: Option<Vec<String>>,
+}
+
+/// Docker's `HealthConfig`: durations in nanoseconds, omitted when zero (the default).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DockerHealthcheck {
+    #[serde(rename = "Test", default)]
+    pub test: Vec<String>,
+    #[serde(rename = "Interval", default, skip_serializing_if = "is_zero")]
+    pub interval: u64,
+    #[serde(rename = "Timeout", default, skip_serializing_if = "is_zero")]
+    pub timeout: u64,
+    #[serde(rename = "StartPeriod", default, skip_serializing_if = "is_zero")]
+    pub start_period: u64,
+    #[serde(rename = "StartInterval", default, skip_serializing_if = "is_zero")]
+    pub start_interval: u64,
+    #[serde(rename = "Retries", default, skip_serializing_if = "is_zero_u32")]
+    pub retries: u32,
+}
+
+fn is_zero(v: &u64) -> bool {
+    *v == 0
+}
+
+fn is_zero_u32(v: &u32) -> bool {
+    *v == 0
+}
+
+/// An image config file as stored: OCI's part and Docker's extensions.
+#[derive(Debug, Clone)]
+pub struct ConfigFile {
+    pub image: ImageConfiguration,
+    pub docker: DockerExtensions,
+}
+
+impl ConfigFile {
+    /// What containers get from this image.
+    pub fn container_config(&self) -> ImageConfig {
+        let mut c = from_oci_config(self.image.config().as_ref());
+        c.healthcheck = self.docker.healthcheck.as_ref().map(|h| ImageHealthcheck {
+            test: h.test.clone(),
+            interval_ns: h.interval,
+            timeout_ns: h.timeout,
+            start_period_ns: h.start_period,
+            start_interval_ns: h.start_interval,
+            retries: h.retries,
+        });
+        c.shell = self.docker.shell.clone();
+        c.on_build = self.docker.on_build.clone().unwrap_or_default();
+        c
+    }
+
+    /// Canonical JSON of the whole file: OCI's fields with Docker's merged into `config`.
+    pub fn to_json(&self) -> Result<Vec<u8>, ImageError> {
+        let mut value = serde_json::to_value(&self.image)
+            .map_err(|e| ImageError::Corrupt(format!("cannot encode image config: {e}")))?;
+        let ext = serde_json::to_value(&self.docker)
+            .map_err(|e| ImageError::Corrupt(format!("cannot encode image config: {e}")))?;
+        if let (Some(obj), serde_json::Value::Object(ext)) = (value.as_object_mut(), ext) {
+            if !ext.is_empty() {
+                let config = obj
+                    .entry("config")
+                    .or_insert_with(|| serde_json::Value::Object(Default::default()));
+                if let Some(config) = config.as_object_mut() {
+                    config.extend(ext);
+                }
+            }
+        }
+        canonical_json(&value)
+    }
+}
+
+/// Docker's extensions of our config (the inverse of [`ConfigFile::container_config`]).
+pub fn docker_extensions(c: &ImageConfig) -> DockerExtensions {
+    DockerExtensions {
+        healthcheck: c.healthcheck.as_ref().map(|h| DockerHealthcheck {
+            test: h.test.clone(),
+            interval: h.interval_ns,
+            timeout: h.timeout_ns,
+            start_period: h.start_period_ns,
+            start_interval: h.start_interval_ns,
+            retries: h.retries,
+        }),
+        on_build: (!c.on_build.is_empty()).then(|| c.on_build.clone()),
+        shell: c.shell.clone(),
+    }
+}
+
 /// Our config → the OCI `config` object.
 pub fn to_oci_config(c: &ImageConfig) -> Result<Config, ImageError> {
     let mut b = ConfigBuilder::default().env(c.env.clone());
+    if !c.volumes.is_empty() {
+        b = b.volumes(c.volumes.clone());
+    }
     if let Some(u) = &c.user {
         b = b.user(u.clone());
     }
@@ -86,6 +187,12 @@ pub fn from_oci_config(c: Option<&Config>) -> ImageConfig {
         stop_signal: c.stop_signal().clone(),
         exposed_ports,
         labels: c.labels().clone().unwrap_or_default().into_iter().collect(),
+        volumes: {
+            let mut v = c.volumes().clone().unwrap_or_default();
+            v.sort();
+            v
+        },
+        ..ImageConfig::default()
     }
 }
 
@@ -104,7 +211,11 @@ pub fn build_image_config(
         .rootfs(rootfs)
         .build()
         .map_err(|e| ImageError::Corrupt(format!("cannot build image config: {e}")))?;
-    canonical_json(&image)
+    ConfigFile {
+        image,
+        docker: docker_extensions(config),
+    }
+    .to_json()
 }
 
 /// An OCI image manifest for a config blob and layer blobs.
@@ -138,4 +249,20 @@ pub fn parse_manifest(bytes: &[u8], digest: &str) -> Result<ImageManifest, Image
 
 pub fn parse_image_config(bytes: &[u8], digest: &str) -> Result<ImageConfiguration, ImageError> {
     serde_json::from_slice(bytes).map_err(|e| ImageError::Corrupt(format!("config {digest}: {e}")))
+}
+
+/// The whole config file, Docker's extensions included (a malformed extension is ignored, as
+/// Docker ignores what it cannot use: the OCI part decides whether the image is usable).
+pub fn parse_config_file(bytes: &[u8], digest: &str) -> Result<ConfigFile, ImageError> {
+    #[derive(Deserialize)]
+    struct Outer {
+        #[serde(default)]
+        config: Option<DockerExtensions>,
+    }
+    let image = parse_image_config(bytes, digest)?;
+    let docker = serde_json::from_slice::<Outer>(bytes)
+        .ok()
+        .and_then(|o| o.config)
+        .unwrap_or_default();
+    Ok(ConfigFile { image, docker })
 }

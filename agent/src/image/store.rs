@@ -56,6 +56,8 @@ pub struct ResolvedImage {
 pub(super) struct Loaded {
     pub(super) manifest: ImageManifest,
     pub(super) config: ImageConfiguration,
+    /// Docker's extensions of the config (HEALTHCHECK, ONBUILD, SHELL).
+    pub(super) docker: oci::DockerExtensions,
     pub(super) config_digest: String,
 }
 
@@ -188,7 +190,11 @@ impl ImageStore {
         Ok(ResolvedImage {
             id: loaded.config_digest,
             reference: shown,
-            config: oci::from_oci_config(loaded.config.config().as_ref()),
+            config: oci::ConfigFile {
+                image: loaded.config,
+                docker: loaded.docker,
+            }
+            .container_config(),
             layers,
         })
     }
@@ -409,7 +415,8 @@ impl ImageStore {
                 descriptor.size()
             )));
         }
-        let config = oci::parse_image_config(&bytes, &config_digest)?;
+        let oci::ConfigFile { image: config, docker } =
+            oci::parse_config_file(&bytes, &config_digest)?;
         if config.rootfs().diff_ids().len() != manifest.layers().len() {
             return Err(ImageError::Corrupt(format!(
                 "manifest {manifest_digest} has {} layers but its config {} diff_ids",
@@ -420,6 +427,7 @@ impl ImageStore {
         Ok(Loaded {
             manifest,
             config,
+            docker,
             config_digest,
         })
     }

@@ -11,7 +11,7 @@ use super::dockerfile::Instruction;
 use super::{blocking, copy, layer, line_err, Builder, State, StepResult};
 use crate::containers::LogOptions;
 use crate::error::AgentError;
-use crate::image::{oci, BuiltLayer, ResolvedImage};
+use crate::image::{BuiltLayer, ResolvedImage};
 
 impl Builder {
     /// The snapshot directories of a state, lowest first (an empty dir for `FROM scratch`).
@@ -37,7 +37,7 @@ impl Builder {
         let image = ResolvedImage {
             id: "build".into(),
             reference: "<build>".into(),
-            config: oci::from_oci_config(state.config.config().as_ref()),
+            config: state.container_config(),
             layers: lowers.clone(),
         };
         let short: String = hoist_common::ids::new_id().chars().take(12).collect();

@@ -118,7 +118,36 @@ struct State {
     /// Cache key of the chain so far.
     key: String,
     config: ImageConfiguration,
+    /// Docker's config fields OCI lacks (HEALTHCHECK, ONBUILD, SHELL).
+    docker: oci::DockerExtensions,
     layers: Vec<Descriptor>,
+}
+
+impl State {
+    /// The config containers (and RUN steps) get from this state.
+    fn container_config(&self) -> ImageConfig {
+        oci::ConfigFile {
+            image: self.config.clone(),
+            docker: self.docker.clone(),
+        }
+        .container_config()
+    }
+
+    fn file(&self) -> oci::ConfigFile {
+        oci::ConfigFile {
+            image: self.config.clone(),
+            docker: self.docker.clone(),
+        }
+    }
+
+    fn from_loaded(key: String, m: oci_spec::image::ImageManifest, c: oci::ConfigFile) -> Self {
+        State {
+            key,
+            config: c.image,
+            docker: c.docker,
+            layers: m.layers().clone(),
+        }
+    }
 }
 
 struct Builder {
@@ -249,7 +278,7 @@ impl Builder {
         }
         let (store, st, tags) = (self.store.clone(), state.clone(), self.req.tags.clone());
         let (manifest, id) = blocking(move || -> StepResult<(String, String)> {
-            let manifest = store.write_built_image(&st.config, st.layers.clone())?;
+            let manifest = store.write_built_image(&st.file(), st.layers.clone())?;
             for tag in &tags {
                 store.name_built_image(tag, &manifest)?;
             }
@@ -353,6 +382,7 @@ impl Builder {
             return Ok(State {
                 key: cache::base_key(None),
                 config,
+                docker: Default::default(),
                 layers: Vec::new(),
             });
         }
@@ -386,14 +416,13 @@ impl Builder {
             Ok((manifest, m, c))
         })
         .await;
-        let (manifest, m, config) = found.map_err(|e| line_err(inst, e))?;
-        let mut config = config;
-        complete_history(&mut config)?;
-        Ok(State {
-            key: cache::base_key(Some(&manifest)),
+        let (manifest, m, mut config) = found.map_err(|e| line_err(inst, e))?;
+        complete_history(&mut config.image)?;
+        Ok(State::from_loaded(
+            cache::base_key(Some(&manifest)),
+            m,
             config,
-            layers: m.layers().clone(),
-        })
+        ))
     }
 
     /// One step after FROM: `(new state, came from cache, layer made)`.
@@ -402,7 +431,7 @@ impl Builder {
         state: &State,
         inst: &Instruction,
     ) -> StepResult<(State, bool, Option<String>)> {
-        let mut ours = oci::from_oci_config(state.config.config().as_ref());
+        let mut ours = state.container_config();
         // ARG changes the builder's scope, not the config; it still is a (cached) step with a
         // history entry, like Docker's classic builder.
         let arg_shown = match inst.cmd {
@@ -596,17 +625,7 @@ impl Builder {
             if let Some(manifest) = self.cache.get(&key) {
                 let store = self.store.clone();
                 match blocking(move || Ok(store.load_built_image(&manifest)?)).await {
-                    Ok((m, config)) => {
-                        return Ok((
-                            State {
-                                key,
-                                config,
-                                layers: m.layers().clone(),
-                            },
-                            true,
-                            None,
-                        ))
-                    }
+                    Ok((m, config)) => return Ok((State::from_loaded(key, m, config), true, None)),
                     Err(e) => tracing::info!(error = %e, "build cache entry unusable, rebuilding"),
                 }
             }
@@ -647,6 +666,7 @@ impl Builder {
         next.config.set_config(Some(
             oci::to_oci_config(&ours).map_err(|e| line_err(inst, e))?,
         ));
+        next.docker = oci::docker_extensions(&ours);
         let mut history = next.config.history().clone().unwrap_or_default();
         let mut entry = HistoryBuilder::default()
             .created(now.clone())
@@ -669,7 +689,7 @@ impl Builder {
         }
         let (store, cfg, layers, cache, k) = (
             self.store.clone(),
-            next.config.clone(),
+            next.file(),
             next.layers.clone(),
             self.cache.clone(),
             key,

@@ -9,7 +9,7 @@ use std::io::BufReader;
 use std::path::{Path, PathBuf};
 
 use hoist_proto::ImageSummary;
-use oci_spec::image::{Descriptor, ImageConfiguration, ImageManifest, MediaType};
+use oci_spec::image::{Descriptor, ImageManifest, MediaType};
 
 use super::super::digest::sha256_reader;
 use super::super::error::io_err;
@@ -52,11 +52,11 @@ impl ImageStore {
     /// Writes an image's config and manifest blobs (no reference): the manifest digest.
     pub fn write_built_image(
         &self,
-        config: &ImageConfiguration,
+        config: &oci::ConfigFile,
         layers: Vec<Descriptor>,
     ) -> Result<String, ImageError> {
         let _content = self.content_shared();
-        let config_bytes = oci::canonical_json(config)?;
+        let config_bytes = config.to_json()?;
         let config_digest = self.blobs.put_bytes(&config_bytes)?;
         let manifest = oci::build_manifest(
             oci::descriptor(
@@ -74,7 +74,7 @@ impl ImageStore {
     pub fn load_built_image(
         &self,
         manifest_digest: &str,
-    ) -> Result<(ImageManifest, ImageConfiguration), ImageError> {
+    ) -> Result<(ImageManifest, oci::ConfigFile), ImageError> {
         let _content = self.content_shared();
         let loaded = self.load(manifest_digest)?;
         for diff_id in loaded.config.rootfs().diff_ids() {
@@ -92,7 +92,13 @@ impl ImageStore {
                 )));
             }
         }
-        Ok((loaded.manifest, loaded.config))
+        Ok((
+            loaded.manifest,
+            oci::ConfigFile {
+                image: loaded.config,
+                docker: loaded.docker,
+            },
+        ))
     }
 
     /// The manifest digest `reference_or_id` names.
