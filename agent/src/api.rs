@@ -62,6 +62,7 @@ pub fn router(services: Services) -> Router {
         .route("/v1/images/{reference}", delete(remove_image))
         .route("/v1/build", post(build))
         .merge(crate::api_images::routes())
+        .merge(crate::api_commit::routes())
         .with_state(services)
 }
 

@@ -9,6 +9,7 @@
 //! manager runs in unit tests as a normal user.
 
 pub mod api;
+pub mod api_commit;
 pub mod api_images;
 pub mod config;
 pub mod containers;

@@ -50,6 +50,8 @@ struct Cli {
 enum Command {
     #[command(flatten)]
     Container(commands::containers::ContainerCmd),
+    #[command(flatten)]
+    Snapshot(commands::commit::SnapshotCmd),
     /// Manage images: pull, push, load, save, import, list, inspect, tag, remove, prune.
     #[command(subcommand)]
     Image(commands::images::ImageCmd),
@@ -77,7 +79,9 @@ enum Command {
 }
 
 fn main() {
-    let cli = Cli::parse();
+    let cli = Cli::parse_from(commands::commit::docker_export_args(
+        std::env::args_os().collect(),
+    ));
     let rt = match tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -93,6 +97,7 @@ fn main() {
         let client = Client::new(&cli.agent);
         let result = match cli.command {
             Command::Container(cmd) => commands::containers::run(cmd, &client, cli.output).await,
+            Command::Snapshot(cmd) => commands::commit::run(cmd, &client, cli.output).await,
             Command::Image(cmd) => commands::images::run(cmd, &client, cli.output).await,
             Command::Build(args) => commands::build::run(args, &client, cli.output).await,
             Command::Info => commands::info(&client, cli.output).await,

@@ -629,3 +629,63 @@ mod overlay_status_tests {
         assert_eq!(s.problems(), ["this node: no subnet"]);
     }
 }
+
+/// `POST /v1/containers/{id}/commit` (`hoist commit`): a container's writable layer becomes a new
+/// layer on top of its image, named `reference`.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CommitRequest {
+    /// `NAME[:TAG]` of the new image (tag defaults to latest).
+    pub reference: String,
+    /// Dockerfile instructions applied to the config, as `docker commit --change`: CMD,
+    /// ENTRYPOINT, ENV, EXPOSE, LABEL, ONBUILD, USER, VOLUME, WORKDIR, STOPSIGNAL.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub changes: Vec<String>,
+    /// The commit message: the comment of the new history entry.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub message: Option<String>,
+    /// The image's author (`-a "Jane <jane@example.com>"`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub author: Option<String>,
+}
+
+/// What a commit made.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CommitResult {
+    /// The new image's id (`sha256:` of its config).
+    pub id: String,
+    /// The reference it was named, normalised (`NAME:TAG`).
+    pub reference: String,
+    /// Whether the container had changes, i.e. whether a layer was added (`false`: only the config
+    /// and history changed, as Docker does for an empty diff).
+    pub layer_added: bool,
+}
+
+/// How a path differs from the container's image (`docker diff`'s letters).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub enum ChangeKind {
+    /// Added: not in the image.
+    A,
+    /// Changed: in the image, but modified (or a directory whose contents changed).
+    C,
+    /// Deleted: in the image, removed in the container.
+    D,
+}
+
+impl std::fmt::Display for ChangeKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            ChangeKind::A => "A",
+            ChangeKind::C => "C",
+            ChangeKind::D => "D",
+        })
+    }
+}
+
+/// One line of `hoist diff` (`GET /v1/containers/{id}/changes`): `{"kind":"A","path":"/x"}`.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct FileChange {
+    pub kind: ChangeKind,
+    /// Absolute path inside the container.
+    pub path: String,
+}

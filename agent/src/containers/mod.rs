@@ -11,6 +11,7 @@
 //! (`crate::testing`), so create, remove and restore run without root.
 
 mod create;
+pub mod diff;
 mod logs;
 pub mod prepare;
 pub mod record;

@@ -19,9 +19,11 @@
 pub mod archive;
 mod blobs;
 pub mod build;
+pub mod commit;
 pub mod content;
 mod digest;
 mod error;
+pub mod export;
 pub(crate) mod index;
 mod oci;
 pub mod platform;

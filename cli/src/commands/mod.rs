@@ -1,6 +1,7 @@
 //! One module per command group; each parses its flags with clap and calls the agent.
 
 pub mod build;
+pub mod commit;
 pub mod containers;
 pub mod image_transfer;
 pub mod images;

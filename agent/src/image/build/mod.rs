@@ -21,7 +21,7 @@ mod copy;
 pub mod dockerfile;
 mod execute;
 mod instruction;
-mod layer;
+pub(crate) mod layer;
 mod sources;
 mod vars;
 
