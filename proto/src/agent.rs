@@ -350,6 +350,13 @@ pub struct BuildRequest {
     /// Network of RUN steps: `none` (default) or `bridge`.
     #[serde(default = "none_network")]
     pub network: NetworkMode,
+    /// `--target STAGE`: build that stage and what it needs (default: the last stage).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub target: Option<String>,
+    /// `--secret id=ID,src=FILE`: files for `RUN --mount=type=secret`, base64 by id. Never
+    /// written to a layer, the cache or the history.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub secrets: BTreeMap<String, String>,
 }
 
 fn none_network() -> NetworkMode {
@@ -408,6 +415,7 @@ mod build_wire_tests {
             build_args: BTreeMap::from([("K".into(), "v".into())]),
             no_cache: true,
             network: NetworkMode::None,
+            ..Default::default()
         };
         let json = serde_json::to_string(&req).unwrap();
         assert_eq!(
@@ -419,6 +427,18 @@ mod build_wire_tests {
         let min: BuildRequest = serde_json::from_str(r#"{"dockerfile":"FROM x"}"#).unwrap();
         assert_eq!(min.network, NetworkMode::None);
         assert!(serde_json::from_str::<BuildRequest>(r#"{"dockerfile":"","bogus":1}"#).is_err());
+        // Added fields are omitted when unused (an older agent reads the line) and read back.
+        let staged = BuildRequest {
+            target: Some("build".into()),
+            secrets: BTreeMap::from([("token".into(), "c2VjcmV0".into())]),
+            ..req.clone()
+        };
+        let json = serde_json::to_string(&staged).unwrap();
+        assert!(
+            json.ends_with(r#""target":"build","secrets":{"token":"c2VjcmV0"}}"#),
+            "{json}"
+        );
+        assert_eq!(serde_json::from_str::<BuildRequest>(&json).unwrap(), staged);
 
         let events = [
             (

@@ -277,6 +277,14 @@ impl ImageStore {
                 return Ok((reference.to_string(), vec![m.clone()]));
             }
         }
+        // Docker's normalisation: `docker.io/library/busybox:latest`, `library/busybox` and
+        // `busybox` name the same local image (stored under the familiar name).
+        if let Ok(remote) = super::registry::name::RemoteRef::parse(s) {
+            let familiar = remote.local_name();
+            if let Some(m) = index.references.get(&familiar) {
+                return Ok((familiar, vec![m.clone()]));
+            }
+        }
         let hex = s.strip_prefix("sha256:").unwrap_or(s);
         let id_like = hex.len() >= MIN_ID_PREFIX
             && hex.len() <= digest::HEX_LEN
@@ -415,8 +423,10 @@ impl ImageStore {
                 descriptor.size()
             )));
         }
-        let oci::ConfigFile { image: config, docker } =
-            oci::parse_config_file(&bytes, &config_digest)?;
+        let oci::ConfigFile {
+            image: config,
+            docker,
+        } = oci::parse_config_file(&bytes, &config_digest)?;
         if config.rootfs().diff_ids().len() != manifest.layers().len() {
             return Err(ImageError::Corrupt(format!(
                 "manifest {manifest_digest} has {} layers but its config {} diff_ids",

@@ -202,6 +202,23 @@ pub fn mount_overlay(
     )
 }
 
+/// Mounts a read-only overlay of `layers` (lowest first; at least two: the kernel needs two
+/// lower directories when there is no upper one) on `target`.
+pub fn mount_overlay_ro(layers: &[impl AsRef<Path>], target: &Path) -> io::Result<()> {
+    let lower: Vec<String> = layers
+        .iter()
+        .rev()
+        .map(|l| l.as_ref().display().to_string())
+        .collect();
+    mnt(
+        Some("overlay"),
+        &target.display().to_string(),
+        Some("overlay"),
+        MsFlags::MS_RDONLY,
+        Some(&format!("lowerdir={}", lower.join(":"))),
+    )
+}
+
 const NOSUID_NODEV_NOEXEC: MsFlags = MsFlags::MS_NOSUID
     .union(MsFlags::MS_NODEV)
     .union(MsFlags::MS_NOEXEC);

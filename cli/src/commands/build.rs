@@ -18,9 +18,15 @@ Every instruction is a step (`Step 3/9 : RUN ...`); a step whose inputs did not 
 earlier build (same parent, same instruction after substitution, same copied files) comes from
 the cache (` ---> CACHED`). The last line names the image id. Ctrl-C cancels the build.
 
+Multi-stage Dockerfiles build only the stages the target needs (`--target` picks one);
+`RUN --mount=type=cache` directories are kept between builds; `--secret` files reach
+`RUN --mount=type=secret` only, never a layer, the cache or the history.
+
 Examples:
   hoist build -t web:1 .
   hoist build -f deploy/Dockerfile -t app:dev --build-arg VERSION=1.2 src/
+  hoist build --target test -t app:test .
+  hoist build --secret id=npmrc,src=$HOME/.npmrc -t web .
   hoist build -q --no-cache -t app .
   hoist build -o json -t app . | jq -r .id";
 
@@ -47,6 +53,46 @@ pub struct BuildArgs {
     /// Network of RUN steps.
     #[arg(long, value_enum, default_value = "none")]
     pub network: BuildNetwork,
+    /// Build this stage (`FROM ... AS STAGE`) and the stages it needs, not the last one.
+    #[arg(long, value_name = "STAGE")]
+    pub target: Option<String>,
+    /// A secret for `RUN --mount=type=secret,id=ID`: id=ID,src=FILE or id=ID,env=VAR (repeatable).
+    #[arg(long = "secret", value_name = "id=ID,src=FILE")]
+    pub secrets: Vec<String>,
+}
+
+/// `id=ID,src=FILE` / `id=ID,env=VAR` (BuildKit's forms; `source`, `type=file|env` accepted)
+/// → (id, bytes).
+fn read_secret(spec: &str) -> Result<(String, Vec<u8>), String> {
+    let (mut id, mut src, mut env) = (None, None, None);
+    for field in spec.split(',') {
+        match field.split_once('=') {
+            Some(("id", v)) => id = Some(v.to_owned()),
+            Some(("src" | "source", v)) => src = Some(v.to_owned()),
+            Some(("env", v)) => env = Some(v.to_owned()),
+            Some(("type", "file" | "env")) => {}
+            _ => {
+                return Err(format!(
+                    "--secret {spec}: expected id=ID,src=FILE or id=ID,env=VAR"
+                ))
+            }
+        }
+    }
+    let id = id
+        .or_else(|| env.clone())
+        .ok_or_else(|| format!("--secret {spec}: needs id=ID"))?;
+    let bytes = match (src, env) {
+        (Some(path), _) => {
+            std::fs::read(&path).map_err(|e| format!("--secret {id}: cannot read {path}: {e}"))?
+        }
+        (None, Some(var)) => std::env::var(&var)
+            .map_err(|_| format!("--secret {id}: environment variable {var} is not set"))?
+            .into_bytes(),
+        (None, None) => std::env::var(&id)
+            .map_err(|_| format!("--secret {id}: give src=FILE or env=VAR"))?
+            .into_bytes(),
+    };
+    Ok((id, bytes))
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -63,8 +109,25 @@ pub async fn run(args: BuildArgs, client: &Client, format: Format) -> Result<i32
         .file
         .clone()
         .unwrap_or_else(|| args.context.join("Dockerfile"));
+    let size = std::fs::metadata(&dockerfile_path)
+        .map_err(|e| fail(format!("cannot read {}: {e}", dockerfile_path.display())))?
+        .len();
+    // The agent refuses bigger ones too; saying so here avoids sending the context for nothing.
+    const MAX_DOCKERFILE_BYTES: u64 = 1 << 20;
+    if size > MAX_DOCKERFILE_BYTES {
+        return Err(fail(format!(
+            "{} is {size} bytes; a Dockerfile may have at most {MAX_DOCKERFILE_BYTES}",
+            dockerfile_path.display()
+        )));
+    }
     let dockerfile = std::fs::read_to_string(&dockerfile_path)
         .map_err(|e| fail(format!("cannot read {}: {e}", dockerfile_path.display())))?;
+    let mut secrets = BTreeMap::new();
+    for spec in &args.secrets {
+        use base64::Engine as _;
+        let (id, bytes) = read_secret(spec).map_err(fail)?;
+        secrets.insert(id, base64::engine::general_purpose::STANDARD.encode(bytes));
+    }
     if !args.context.is_dir() {
         return Err(fail(format!(
             "build context {} is not a directory",
@@ -90,6 +153,8 @@ pub async fn run(args: BuildArgs, client: &Client, format: Format) -> Result<i32
             BuildNetwork::None => NetworkMode::None,
             BuildNetwork::Bridge => NetworkMode::Bridge,
         },
+        target: args.target.clone(),
+        secrets,
     };
     let mut head = serde_json::to_vec(&req).map_err(|e| fail(e.to_string()))?;
     head.push(b'\n');

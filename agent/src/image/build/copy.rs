@@ -27,6 +27,21 @@ use nix::unistd::{fchown, fchownat, symlinkat, unlinkat, Gid, Uid, UnlinkatFlags
 
 use crate::image::unpack::{self, LayerLimits};
 use crate::runtime::{mounts, users};
+use hoist_common::dockerignore;
+
+/// Where a COPY reads its sources.
+#[derive(Debug, Clone)]
+pub enum CopyFrom {
+    /// The build context (or a directory of heredoc files): sources are already expanded,
+    /// relative, and known to exist without passing through a symlink.
+    Context(PathBuf),
+    /// A stage or an image: its layers (lowest first) are mounted read-only on `mountpoint`;
+    /// sources are resolved inside it (symlinks resolve inside that root, globs expand there).
+    Layers {
+        lowers: Vec<PathBuf>,
+        mountpoint: PathBuf,
+    },
+}
 
 /// One COPY/ADD step.
 #[derive(Debug, Clone)]
@@ -37,8 +52,8 @@ pub struct CopySpec {
     pub work: PathBuf,
     /// An empty directory to mount the overlay on.
     pub mountpoint: PathBuf,
-    pub context: PathBuf,
-    /// Source paths relative to the context, cleaned and known to exist.
+    pub from: CopyFrom,
+    /// Source paths relative to their root, cleaned.
     pub sources: Vec<String>,
     /// Absolute destination inside the image; a trailing `/` means "into this directory".
     pub dest: String,
@@ -48,6 +63,10 @@ pub struct CopySpec {
     pub chmod: Option<u32>,
     /// ADD: local tar archives (plain, gzip, zstd) are extracted into the destination.
     pub extract_archives: bool,
+    /// `--parents`: each source keeps its parent directories under the destination.
+    pub parents: bool,
+    /// `--exclude` patterns, matched against paths relative to the sources' root.
+    pub excludes: Vec<String>,
 }
 
 /// Runs the copy on a thread in its own mount namespace and waits for it.
@@ -62,37 +81,100 @@ pub fn run(spec: CopySpec) -> Result<(), String> {
 
 fn in_private_mount_ns(spec: &CopySpec) -> Result<(), String> {
     // This thread only: it leaves the tokio pool's shared filesystem context for good and ends
-    // right after, taking its mount namespace (and the overlay) with it.
+    // right after, taking its mount namespace (and the overlays) with it.
     nix::sched::unshare(nix::sched::CloneFlags::CLONE_NEWNS)
         .map_err(|e| format!("unshare mount namespace: {e}"))?;
     mounts::make_private().map_err(|e| e.to_string())?;
+    if let CopyFrom::Layers { lowers, mountpoint } = &spec.from {
+        mounts::mount_overlay_ro(lowers, mountpoint).map_err(|e| e.to_string())?;
+    }
     mounts::mount_overlay(&spec.lowers, &spec.upper, &spec.work, &spec.mountpoint)
         .map_err(|e| e.to_string())?;
     let result = copy_all(spec);
     if let Err(e) = nix::mount::umount2(&spec.mountpoint, nix::mount::MntFlags::MNT_DETACH) {
         tracing::warn!(error = %e, "unmount build overlay");
     }
+    if let CopyFrom::Layers { mountpoint, .. } = &spec.from {
+        let _ = nix::mount::umount2(mountpoint, nix::mount::MntFlags::MNT_DETACH);
+    }
     result
 }
 
-/// Owner and mode applied to what is copied.
+/// Owner and mode applied to what is copied, and what is left out.
 #[derive(Debug, Clone, Copy)]
-struct Owner {
+struct Owner<'a> {
     uid: u32,
     gid: u32,
     chmod: Option<u32>,
+    /// `--exclude` patterns, with `.dockerignore`'s rules (a match excludes what is beneath).
+    excludes: &'a dockerignore::IgnoreRules,
+}
+
+impl Owner<'_> {
+    fn excluded(&self, rel: &str) -> bool {
+        self.excludes.is_excluded(rel)
+    }
+}
+
+/// A source ready to copy: where it is now, its name, and its path relative to its root.
+struct Source {
+    path: PathBuf,
+    rel: String,
+}
+
+impl Source {
+    fn name(&self) -> String {
+        Path::new(&self.rel)
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default()
+    }
+}
+
+/// The sources of a stage or image: resolved inside its mounted root.
+fn resolve_in_layers(
+    root_dir: &Path,
+    spec: &CopySpec,
+    owner: Owner<'_>,
+) -> Result<Vec<Source>, String> {
+    let root: OwnedFd = File::open(root_dir)
+        .map_err(|e| format!("open source root: {e}"))?
+        .into();
+    let mut out = Vec::new();
+    for src in &spec.sources {
+        let clean = src.trim_matches('/');
+        if dockerignore::has_glob(clean) {
+            let all = super::sources::walk(root_dir, "").map_err(|e| e.to_string())?;
+            let matched: Vec<String> = all
+                .into_iter()
+                .filter(|p| dockerignore::glob_match(clean, p) && !owner.excluded(p))
+                .collect();
+            if matched.is_empty() {
+                return Err(format!("no file matches {src:?}"));
+            }
+            out.extend(matched.into_iter().map(|rel| Source {
+                path: root_dir.join(&rel),
+                rel,
+            }));
+            continue;
+        }
+        let fd = mounts::lookup_in_root(&root, clean).map_err(|e| format!("{src}: {e}"))?;
+        let real =
+            fs::read_link(mounts::fd_path(&fd)).map_err(|e| format!("resolve {src}: {e}"))?;
+        out.push(Source {
+            path: real,
+            rel: clean.to_owned(),
+        });
+    }
+    Ok(out)
 }
 
 fn copy_all(spec: &CopySpec) -> Result<(), String> {
     let root: OwnedFd = File::open(&spec.mountpoint)
         .map_err(|e| format!("open build root: {e}"))?
         .into();
-    let owner = match &spec.chown {
-        None => Owner {
-            uid: 0,
-            gid: 0,
-            chmod: spec.chmod,
-        },
+    let (uid, gid) = match &spec.chown {
+        None => (0, 0),
         Some(chown) => {
             let read = |p: &str| {
                 mounts::read_in_root(&spec.mountpoint, p, 1 << 20)
@@ -101,42 +183,61 @@ fn copy_all(spec: &CopySpec) -> Result<(), String> {
             };
             let id = users::resolve(Some(chown), &read("etc/passwd"), &read("etc/group"))
                 .map_err(|e| format!("--chown={chown}: {e}"))?;
-            Owner {
-                uid: id.uid,
-                gid: id.gid,
-                chmod: spec.chmod,
-            }
+            (id.uid, id.gid)
         }
     };
+    let excludes = dockerignore::IgnoreRules::parse(&spec.excludes.join("\n"));
+    let owner = Owner {
+        uid,
+        gid,
+        chmod: spec.chmod,
+        excludes: &excludes,
+    };
+    let sources = match &spec.from {
+        CopyFrom::Context(dir) => spec
+            .sources
+            .iter()
+            .map(|s| Source {
+                path: dir.join(s),
+                rel: s.clone(),
+            })
+            .collect(),
+        CopyFrom::Layers { mountpoint, .. } => resolve_in_layers(mountpoint, spec, owner)?,
+    };
     let into_dir = spec.dest.ends_with('/');
-    if spec.sources.len() > 1 && !into_dir {
+    if sources.len() > 1 && !into_dir {
         return Err(format!(
             "with more than one source the destination must be a directory ending in /: {}",
             spec.dest
         ));
     }
-    for src in &spec.sources {
-        let src_path = spec.context.join(src);
-        let meta = fs::symlink_metadata(&src_path).map_err(|e| format!("{src}: {e}"))?;
-        if meta.is_dir() {
-            let dir = mounts::open_in_root(&root, &spec.dest, mounts::Create::Dir)
-                .map_err(|e| format!("destination {}: {e}", spec.dest))?;
-            copy_dir_children(&src_path, &reopen_dir(&dir)?, owner)?;
-        } else if spec.extract_archives && is_archive(&src_path) {
-            extract(&root, &src_path, &spec.dest)?;
+    for src in &sources {
+        // `--parents`: the source's parent directories are kept under the destination.
+        let dest = match (spec.parents, Path::new(&src.rel).parent()) {
+            (true, Some(p)) if !p.as_os_str().is_empty() => {
+                format!("{}/{}/", spec.dest.trim_end_matches('/'), p.display())
+            }
+            _ => spec.dest.clone(),
+        };
+        let into_dir = into_dir || dest != spec.dest;
+        let meta = fs::symlink_metadata(&src.path).map_err(|e| format!("{}: {e}", src.rel))?;
+        let shown_rel = src.rel.trim_start_matches("./");
+        if meta.is_dir() && !(spec.parents && !src.name().is_empty() && src.rel != ".") {
+            let dir = mounts::open_in_root(&root, &dest, mounts::Create::Dir)
+                .map_err(|e| format!("destination {dest}: {e}"))?;
+            copy_dir_children(&src.path, &reopen_dir(&dir)?, owner, shown_rel)?;
+        } else if spec.extract_archives && is_archive(&src.path) {
+            extract(&root, &src.path, &dest)?;
         } else {
-            let base = Path::new(src)
-                .file_name()
-                .map(|n| n.to_string_lossy().into_owned())
-                .unwrap_or_default();
+            let base = src.name();
             let dest_is_dir = into_dir
-                || mounts::lookup_in_root(&root, &spec.dest)
+                || mounts::lookup_in_root(&root, &dest)
                     .ok()
                     .is_some_and(|fd| is_dir_fd(&fd));
             let target = if dest_is_dir {
-                format!("{}/{base}", spec.dest.trim_end_matches('/'))
+                format!("{}/{base}", dest.trim_end_matches('/'))
             } else {
-                spec.dest.clone()
+                dest.clone()
             };
             let (parent, name) = target
                 .rsplit_once('/')
@@ -148,11 +249,12 @@ fn copy_all(spec: &CopySpec) -> Result<(), String> {
             let parent = mounts::open_in_root(&root, parent, mounts::Create::Dir)
                 .map_err(|e| format!("destination {target}: {e}"))?;
             copy_entry(
-                &src_path,
+                &src.path,
                 &meta,
                 &reopen_dir(&parent)?,
                 OsStr::new(name),
                 owner,
+                shown_rel,
             )?;
         }
     }
@@ -176,7 +278,12 @@ fn reopen_dir(fd: &OwnedFd) -> Result<OwnedFd, String> {
     .map_err(|e| format!("destination is not a directory: {e}"))
 }
 
-fn copy_dir_children(src: &Path, dest: &OwnedFd, owner: Owner) -> Result<(), String> {
+fn copy_dir_children(
+    src: &Path,
+    dest: &OwnedFd,
+    owner: Owner<'_>,
+    rel: &str,
+) -> Result<(), String> {
     let mut names: Vec<_> = fs::read_dir(src)
         .map_err(|e| format!("{}: {e}", src.display()))?
         .map(|e| e.map(|e| e.file_name()))
@@ -184,9 +291,16 @@ fn copy_dir_children(src: &Path, dest: &OwnedFd, owner: Owner) -> Result<(), Str
         .map_err(|e| format!("{}: {e}", src.display()))?;
     names.sort();
     for name in names {
+        let child_rel = match rel {
+            "" | "." => name.to_string_lossy().into_owned(),
+            r => format!("{r}/{}", name.to_string_lossy()),
+        };
+        if owner.excluded(&child_rel) {
+            continue;
+        }
         let path = src.join(&name);
         let meta = fs::symlink_metadata(&path).map_err(|e| format!("{}: {e}", path.display()))?;
-        copy_entry(&path, &meta, dest, &name, owner)?;
+        copy_entry(&path, &meta, dest, &name, owner, &child_rel)?;
     }
     Ok(())
 }
@@ -196,7 +310,8 @@ fn copy_entry(
     meta: &fs::Metadata,
     parent: &OwnedFd,
     name: &OsStr,
-    owner: Owner,
+    owner: Owner<'_>,
+    rel: &str,
 ) -> Result<(), String> {
     let shown = || format!("{}", Path::new(name).display());
     let err = |what: &str, e: nix::errno::Errno| format!("{what} {}: {e}", shown());
@@ -226,7 +341,7 @@ fn copy_entry(
         )
         .map_err(|e| err("chown", e))?;
         fchmod(&dir, Mode::from_bits_truncate(mode)).map_err(|e| err("chmod", e))?;
-        copy_dir_children(src, &dir, owner)?;
+        copy_dir_children(src, &dir, owner, rel)?;
         futimens(&dir, &t, &t).map_err(|e| err("set mtime of", e))?;
         return Ok(());
     }

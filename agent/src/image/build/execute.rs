@@ -5,10 +5,11 @@ use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::time::Instant;
 
-use hoist_proto::{BuildEvent, CreateContainer};
+use hoist_proto::{BuildEvent, CreateContainer, ImageConfig, NetworkMode};
 
-use super::dockerfile::Instruction;
-use super::{blocking, copy, layer, line_err, Builder, State, StepResult};
+use super::dockerfile::{Dockerfile, Instruction};
+use super::run_mount::RunMount;
+use super::{blocking, copy, layer, line_err, run_mounts, Builder, State, StepResult};
 use crate::containers::LogOptions;
 use crate::error::AgentError;
 use crate::image::{BuiltLayer, ResolvedImage};
@@ -26,18 +27,30 @@ impl Builder {
         Ok(out)
     }
 
+    #[allow(clippy::too_many_arguments)]
     pub(super) async fn run_step(
-        &self,
+        &mut self,
+        df: &Dockerfile,
+        stage: usize,
         state: &State,
         inst: &Instruction,
         argv: Vec<String>,
         env: Vec<String>,
+        run_mounts: Vec<RunMount>,
+        network: NetworkMode,
+        config: &ImageConfig,
     ) -> StepResult<BuiltLayer> {
         let lowers = self.lowers(state)?;
+        let mut prepared = self.prepare_mounts(df, stage, inst, &run_mounts).await?;
+        let targets: Vec<String> = prepared
+            .volumes
+            .iter()
+            .map(|v| v.container_path.clone())
+            .collect();
         let image = ResolvedImage {
             id: "build".into(),
             reference: "<build>".into(),
-            config: state.container_config(),
+            config: config_for_run(state, config),
             layers: lowers.clone(),
         };
         let short: String = hoist_common::ids::new_id().chars().take(12).collect();
@@ -47,7 +60,8 @@ impl Builder {
             cmd: argv.clone(),
             entrypoint: Some(Vec::new()),
             env,
-            network: self.req.network,
+            network,
+            volumes: std::mem::take(&mut prepared.volumes),
             labels: BTreeMap::from([("hoist.build".to_owned(), "true".to_owned())]),
             ..Default::default()
         };
@@ -88,17 +102,25 @@ impl Builder {
                     ),
                 ));
             }
-            self.commit(c.dir.upper(), lowers).await
+            let upper = c.dir.upper();
+            let (u, l) = (upper.clone(), lowers.clone());
+            blocking(move || {
+                run_mounts::remove_mountpoints(&u, &l, &targets);
+                Ok(())
+            })
+            .await?;
+            self.commit(upper, lowers).await
         }
         .await;
         if let Err(e) = self.mgr.remove(&id, true).await {
             tracing::warn!(%id, error = %e, "remove build container");
         }
+        prepared.release();
         result
     }
 
     pub(super) async fn copy_step(
-        &self,
+        &mut self,
         state: &State,
         inst: &Instruction,
         mut spec: copy::CopySpec,
@@ -112,6 +134,12 @@ impl Builder {
                 .map_err(|e| AgentError::internal("create build temp dir", e))?;
         }
         spec.lowers = self.lowers(state)?;
+        if let copy::CopyFrom::Layers { mountpoint, .. } = &mut spec.from {
+            let src = scratch.path().join("src");
+            std::fs::create_dir(&src)
+                .map_err(|e| AgentError::internal("create build temp dir", e))?;
+            *mountpoint = src;
+        }
         spec.upper = scratch.path().join("upper");
         spec.work = scratch.path().join("work");
         spec.mountpoint = scratch.path().join("mnt");
@@ -150,4 +178,13 @@ impl Builder {
         })
         .await
     }
+}
+
+/// The config a RUN step's container gets: the state's, with the config changes of this build
+/// so far (the state's config is what the step starts from; `config` is the same unless the
+/// step itself changes it, which RUN does not).
+fn config_for_run(state: &State, config: &ImageConfig) -> ImageConfig {
+    let mut c = state.container_config();
+    c.shell = config.shell.clone();
+    c
 }

@@ -37,12 +37,22 @@ pub(super) fn complete_history(config: &mut ImageConfiguration) -> Result<(), Ag
     Ok(())
 }
 
-/// Exec form as is; shell form through `/bin/sh -c`.
-pub(super) fn exec_or_shell(args: &Args) -> Vec<String> {
+/// Exec form as is; shell form through the image's SHELL (default `/bin/sh -c`).
+pub(super) fn exec_or_shell(args: &Args, shell: Option<&[String]>) -> Vec<String> {
     match args {
         Args::Json(v) => v.clone(),
-        Args::Text(t) => vec!["/bin/sh".into(), "-c".into(), t.clone()],
+        Args::Text(t) => with_shell(t, shell),
     }
+}
+
+/// `command` run by `shell` (default `/bin/sh -c`).
+pub(super) fn with_shell(command: &str, shell: Option<&[String]>) -> Vec<String> {
+    let mut argv: Vec<String> = match shell {
+        Some(s) if !s.is_empty() => s.to_vec(),
+        _ => vec!["/bin/sh".into(), "-c".into()],
+    };
+    argv.push(command.to_owned());
+    argv
 }
 
 pub(super) fn quote_if_needed(v: &str) -> String {
@@ -105,9 +115,14 @@ mod tests {
     #[test]
     fn shell_and_exec_forms() {
         assert_eq!(
-            exec_or_shell(&Args::Text("echo $HOME".into())),
+            exec_or_shell(&Args::Text("echo $HOME".into()), None),
             ["/bin/sh", "-c", "echo $HOME"]
         );
-        assert_eq!(exec_or_shell(&Args::Json(vec!["a".into()])), ["a"]);
+        assert_eq!(exec_or_shell(&Args::Json(vec!["a".into()]), None), ["a"]);
+        let bash = ["/bin/bash".to_owned(), "-c".to_owned()];
+        assert_eq!(
+            exec_or_shell(&Args::Text("x".into()), Some(&bash)),
+            ["/bin/bash", "-c", "x"]
+        );
     }
 }

@@ -5,24 +5,39 @@
 //! everything that decides a step's result (`cache.rs`) to the state it produced. So a cached step
 //! costs a lookup and a verified read, and the result of a build is simply the last state, named.
 //!
-//! - `dockerfile.rs` parses (pure), `vars.rs` substitutes (pure), `cache.rs` keys (pure + a dir).
+//! - `dockerfile.rs` parses (pure) into stages; `stages.rs` plans which stages the target needs
+//!   (pure); `vars.rs` substitutes (pure); `metadata.rs` applies config-only instructions (pure);
+//!   `cache.rs` keys (pure + a dir).
+//! - A stage's result is a state like any other: `COPY --from` and `RUN --mount=from=` read its
+//!   layers through a read-only overlay, and its key (the whole chain that made it) is the
+//!   content part of the step key, so nothing of a stage is hashed twice.
+//! - `run_mount.rs` parses `RUN --mount` (pure), `run_mounts.rs` prepares them on the host (cache
+//!   directories kept between builds, secrets, binds) and removes their mountpoints from the
+//!   step's layer; `fetch.rs` downloads `ADD <URL>` sources (checksums verified) before any step.
 //! - RUN runs in a container of Hoist's own runtime (the container manager, network `none` unless
 //!   asked), on the state's layers, with the image config's env, user and workdir; the
 //!   container's overlay upper directory is the step's change.
 //! - COPY/ADD write through an overlay in a private mount namespace (`copy.rs`).
 //! - `layer.rs` turns an upper directory into an OCI layer tar; the store keeps it like a pulled
 //!   layer (gzip blob + unpacked snapshot).
-//! - Metadata steps (ENV, LABEL, WORKDIR, USER, EXPOSE, CMD, ENTRYPOINT, STOPSIGNAL) change only
-//!   the config and add an `empty_layer` history entry.
+//! - Metadata steps (ENV, LABEL, WORKDIR, USER, EXPOSE, CMD, ENTRYPOINT, STOPSIGNAL, VOLUME,
+//!   HEALTHCHECK, SHELL, ONBUILD, MAINTAINER) change only the config and add an `empty_layer`
+//!   history entry. An image's ONBUILD triggers run right after a FROM that uses it.
 
 mod cache;
 mod context;
 mod copy;
 pub mod dockerfile;
 mod execute;
+mod fetch;
 mod instruction;
 pub(crate) mod layer;
+pub mod metadata;
+mod run_mount;
+mod run_mounts;
 mod sources;
+mod stages;
+mod step;
 mod vars;
 
 use std::collections::BTreeMap;
@@ -30,26 +45,21 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Instant;
 
-use hoist_common::dockerignore;
 use hoist_proto::{ApiError, BuildEvent, BuildRequest, BuildResult, ImageConfig};
-use oci_spec::image::{
-    Descriptor, HistoryBuilder, ImageConfiguration, ImageConfigurationBuilder, RootFsBuilder,
-};
+use oci_spec::image::{Descriptor, ImageConfiguration, ImageConfigurationBuilder, RootFsBuilder};
 use tokio::sync::mpsc;
 
 use self::cache::Cache;
-use self::dockerfile::{Args, Cmd, Dockerfile, Instruction};
-use self::instruction::{
-    complete_history, exec_or_shell, normalize_port, quote_if_needed, resolve_dest,
-};
-use self::sources::expand_and_hash;
+use self::dockerfile::{Args, Dockerfile, Instruction, Stage};
+use self::instruction::complete_history;
+use super::platform::Platform;
 use super::pull;
 use super::{oci, ImageStore};
 use crate::containers::Manager;
 use crate::error::AgentError;
 
 pub use context::receive;
-pub use dockerfile::ParseError;
+pub use dockerfile::{ParseError, ParseErrors};
 
 /// Where the builder keeps its files under the agent's data dir.
 pub fn build_dir(data_dir: &Path) -> PathBuf {
@@ -76,7 +86,7 @@ pub fn clean_leftovers(data_dir: &Path) {
     }
 }
 
-/// Parses the Dockerfile of a request: errors name the line.
+/// Parses the Dockerfile of a request: errors name every bad line.
 pub fn parse(req: &BuildRequest) -> Result<Dockerfile, AgentError> {
     dockerfile::parse(&req.dockerfile).map_err(|e| AgentError::Invalid(e.to_string()))
 }
@@ -93,13 +103,17 @@ pub async fn run(
     let t0 = Instant::now();
     let dir = build_dir(&mgr.config.data_dir);
     let last = match Builder::new(mgr, store, &dir, req, &df, context.path(), tx.clone()) {
-        Ok(mut b) => match b.build(&df, t0).await {
-            Ok(result) => BuildEvent::Result(result),
-            Err(e) => BuildEvent::Error(ApiError {
-                code: e.code().into(),
-                message: e.to_string(),
-            }),
-        },
+        Ok(mut b) => {
+            let result = b.build(&df, t0).await;
+            b.scratch_cleanup().await;
+            match result {
+                Ok(result) => BuildEvent::Result(result),
+                Err(e) => BuildEvent::Error(ApiError {
+                    code: e.code().into(),
+                    message: e.to_string(),
+                }),
+            }
+        }
         Err(e) => BuildEvent::Error(ApiError {
             code: e.code().into(),
             message: e.to_string(),
@@ -126,11 +140,7 @@ struct State {
 impl State {
     /// The config containers (and RUN steps) get from this state.
     fn container_config(&self) -> ImageConfig {
-        oci::ConfigFile {
-            image: self.config.clone(),
-            docker: self.docker.clone(),
-        }
-        .container_config()
+        self.file().container_config()
     }
 
     fn file(&self) -> oci::ConfigFile {
@@ -156,16 +166,29 @@ struct Builder {
     cache: Cache,
     tmp: PathBuf,
     empty: PathBuf,
+    /// Cache mounts' directories (`RUN --mount=type=cache`), kept between builds.
+    cache_mounts: PathBuf,
     context: PathBuf,
     req: BuildRequest,
     escape: char,
     tx: mpsc::Sender<BuildEvent>,
-    /// ARGs declared so far → value (build arg, else default; `None`: declared without value).
+    /// ARGs of the current stage → value (build arg, else default; `None`: declared without value).
     args: BTreeMap<String, Option<String>>,
-    /// ARGs declared before FROM (usable in FROM, and as defaults when redeclared after it).
+    /// ARGs declared before the first FROM, and the predefined platform ARGs.
     meta_args: BTreeMap<String, Option<String>>,
-    /// Whether this Dockerfile has set CMD (ENTRYPOINT resets only an inherited CMD).
+    /// ARG names some ARG instruction declared (for the unused build-arg warning).
+    declared: std::collections::BTreeSet<String>,
+    /// Whether the current stage has set CMD (ENTRYPOINT resets only an inherited CMD).
     cmd_set: bool,
+    /// The result of each stage built so far, by index.
+    stages: BTreeMap<usize, State>,
+    /// `ADD <URL>` downloads, by URL.
+    downloads: BTreeMap<String, fetch::Download>,
+    /// Scratch directory of this build (downloads, secrets, heredocs); removed at the end.
+    scratch: Option<tempfile::TempDir>,
+    steps_done: usize,
+    steps_total: usize,
+    cached_steps: usize,
 }
 
 type StepResult<T> = Result<T, AgentError>;
@@ -173,6 +196,23 @@ type StepResult<T> = Result<T, AgentError>;
 /// `Dockerfile:N: message` as an invalid-request error.
 fn line_err(inst: &Instruction, message: impl std::fmt::Display) -> AgentError {
     AgentError::Invalid(format!("Dockerfile:{}: {message}", inst.line))
+}
+
+/// The platform ARGs BuildKit predefines in the global scope: the build and target platform are
+/// both this host's (a foreign `--platform` is refused).
+fn platform_args() -> BTreeMap<String, Option<String>> {
+    let host = Platform::default();
+    let mut out = BTreeMap::new();
+    for prefix in ["BUILD", "TARGET"] {
+        out.insert(format!("{prefix}PLATFORM"), Some(host.to_string()));
+        out.insert(format!("{prefix}OS"), Some(host.os.clone()));
+        out.insert(format!("{prefix}ARCH"), Some(host.architecture.clone()));
+        out.insert(
+            format!("{prefix}VARIANT"),
+            Some(host.variant.clone().unwrap_or_default()),
+        );
+    }
+    out
 }
 
 impl Builder {
@@ -189,7 +229,8 @@ impl Builder {
         let cache = Cache::open(&dir.join("cache")).map_err(|e| io("open build cache", e))?;
         let tmp = dir.join("tmp");
         let empty = dir.join("empty");
-        for d in [&tmp, &empty] {
+        let cache_mounts = dir.join("cache-mounts");
+        for d in [&tmp, &empty, &cache_mounts] {
             std::fs::create_dir_all(d).map_err(|e| io(&format!("create {}", d.display()), e))?;
         }
         Ok(Self {
@@ -198,13 +239,21 @@ impl Builder {
             cache,
             tmp,
             empty,
+            cache_mounts,
             context: context.to_path_buf(),
             req,
             escape: df.escape,
             tx,
             args: BTreeMap::new(),
-            meta_args: BTreeMap::new(),
+            meta_args: platform_args(),
+            declared: Default::default(),
             cmd_set: false,
+            stages: BTreeMap::new(),
+            downloads: BTreeMap::new(),
+            scratch: None,
+            steps_done: 0,
+            steps_total: 0,
+            cached_steps: 0,
         })
     }
 
@@ -223,56 +272,66 @@ impl Builder {
         Ok(())
     }
 
+    /// This build's scratch directory (created on first use, inside `build/tmp`).
+    fn scratch_dir(&mut self) -> StepResult<PathBuf> {
+        if self.scratch.is_none() {
+            let dir = tempfile::Builder::new()
+                .prefix("build-")
+                .tempdir_in(&self.tmp)
+                .map_err(|e| AgentError::internal("create build scratch dir", e))?;
+            self.scratch = Some(dir);
+        }
+        Ok(self
+            .scratch
+            .as_ref()
+            .map(|d| d.path().to_path_buf())
+            .unwrap_or_default())
+    }
+
+    async fn scratch_cleanup(&mut self) {
+        if let Some(dir) = self.scratch.take() {
+            let _ = tokio::task::spawn_blocking(move || dir.close()).await;
+        }
+    }
+
     async fn build(&mut self, df: &Dockerfile, t0: Instant) -> StepResult<BuildResult> {
-        let steps: Vec<&Instruction> = df
-            .instructions
-            .iter()
-            .skip_while(|i| i.cmd != Cmd::From)
-            .collect();
-        for inst in df.instructions.iter().take_while(|i| i.cmd != Cmd::From) {
+        for inst in &df.meta_args {
             self.declare_arg(inst, None)?;
         }
-        let total = steps.len();
-        let mut state: Option<State> = None;
-        let mut cached_steps = 0;
-        for (n, inst) in steps.iter().enumerate() {
-            self.check_cancelled()?;
-            let t = Instant::now();
-            self.emit(BuildEvent::Step {
-                number: n + 1,
-                total,
-                instruction: inst.text.clone(),
-            })
-            .await;
-            let (next, cached, layer) = match (&state, inst.cmd) {
-                (None, Cmd::From) => (self.from(inst).await?, false, None),
-                (Some(s), _) => self.step(s, inst).await?,
-                (None, _) => return Err(line_err(inst, "expected FROM")),
+        let target = stages::target(df, self.req.target.as_deref()).map_err(AgentError::Invalid)?;
+        let plan = {
+            let resolve = |inst: &Instruction, raw: &str| -> Result<String, String> {
+                let lookup = |name: &str| self.lookup(name, None);
+                vars::process_word(raw.trim(), &lookup, self.escape)
+                    .map_err(|e| format!("{}: {e}", inst.cmd.name()))
             };
-            if cached {
-                cached_steps += 1;
-                self.emit(BuildEvent::Cached).await;
-            } else {
-                self.emit(BuildEvent::Done {
-                    layer,
-                    seconds: t.elapsed().as_secs_f64(),
-                })
-                .await;
-            }
-            state = Some(next);
+            stages::plan(df, target, &resolve).map_err(|e| AgentError::Invalid(e.to_string()))?
+        };
+        self.steps_total = plan
+            .iter()
+            .map(|&i| 1 + df.stages[i].instructions.len())
+            .sum();
+        self.prefetch(df, &plan).await?;
+        for &i in &plan {
+            let state = self.build_stage(df, &df.stages[i]).await?;
+            self.stages.insert(i, state);
         }
-        let state = state.ok_or_else(|| AgentError::Invalid("Dockerfile: no FROM".into()))?;
-        let unused: Vec<&String> = self
+        let state = self
+            .stages
+            .get(&target)
+            .cloned()
+            .ok_or_else(|| AgentError::Invalid("Dockerfile: no FROM".into()))?;
+        let unused: Vec<&str> = self
             .req
             .build_args
             .keys()
-            .filter(|k| !self.args.contains_key(*k) && !self.meta_args.contains_key(*k))
+            .filter(|k| !self.declared.contains(*k))
+            .map(String::as_str)
             .collect();
         if !unused.is_empty() {
-            let names: Vec<&str> = unused.iter().map(|s| s.as_str()).collect();
             self.emit(BuildEvent::Warning(format!(
                 "build args not consumed by any ARG: {}",
-                names.join(", ")
+                unused.join(", ")
             )))
             .await;
         }
@@ -290,15 +349,71 @@ impl Builder {
             id,
             manifest_digest: manifest,
             tags: self.req.tags.clone(),
-            steps: total,
-            cached_steps,
+            steps: self.steps_done,
+            cached_steps: self.cached_steps,
             layers: state.layers.len(),
             seconds: t0.elapsed().as_secs_f64(),
         })
     }
 
-    /// Declares the ARGs of `inst`: before FROM (`config` None) into the meta scope, after it
-    /// into the build's, where defaults see the ENV of the state so far.
+    /// One stage: its FROM, the base image's ONBUILD triggers, then its instructions.
+    async fn build_stage(&mut self, df: &Dockerfile, stage: &Stage) -> StepResult<State> {
+        self.args.clear();
+        self.cmd_set = false;
+        self.announce(&stage.from).await?;
+        let t = Instant::now();
+        let mut state = self.from(df, stage).await?;
+        self.emit(BuildEvent::Done {
+            layer: None,
+            seconds: t.elapsed().as_secs_f64(),
+        })
+        .await;
+        let triggers = std::mem::take(&mut state.docker.on_build).unwrap_or_default();
+        let mut insts = Vec::new();
+        for trigger in &triggers {
+            let inst = dockerfile::parse_one(stage.from.line, trigger).map_err(|e| {
+                line_err(
+                    &stage.from,
+                    format!("ONBUILD trigger {trigger:?} of the base image: {e}"),
+                )
+            })?;
+            insts.push(inst);
+        }
+        self.steps_total += insts.len();
+        insts.extend(stage.instructions.iter().cloned());
+        for inst in &insts {
+            self.announce(inst).await?;
+            let t = Instant::now();
+            let (next, cached, layer) = self.step(df, stage.index, &state, inst).await?;
+            if cached {
+                self.cached_steps += 1;
+                self.emit(BuildEvent::Cached).await;
+            } else {
+                self.emit(BuildEvent::Done {
+                    layer,
+                    seconds: t.elapsed().as_secs_f64(),
+                })
+                .await;
+            }
+            state = next;
+        }
+        Ok(state)
+    }
+
+    async fn announce(&mut self, inst: &Instruction) -> StepResult<()> {
+        self.check_cancelled()?;
+        self.steps_done += 1;
+        self.emit(BuildEvent::Step {
+            number: self.steps_done,
+            total: self.steps_total,
+            instruction: inst.text.clone(),
+        })
+        .await;
+        Ok(())
+    }
+
+    /// Declares the ARGs of `inst`: before FROM (`config` None) into the meta scope, in a stage
+    /// into the stage's, where defaults see the ENV of the state so far.
     fn declare_arg(
         &mut self,
         inst: &Instruction,
@@ -321,6 +436,7 @@ impl Builder {
             if name.is_empty() || !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
                 return Err(line_err(inst, format!("invalid ARG name {name:?}")));
             }
+            self.declared.insert(name.clone());
             let inherited = if before_from {
                 None
             } else {
@@ -360,14 +476,39 @@ impl Builder {
         }
     }
 
-    async fn from(&mut self, inst: &Instruction) -> StepResult<State> {
-        let Args::Text(raw) = &inst.args else {
-            return Err(line_err(inst, "FROM takes an image name"));
-        };
+    /// The state a FROM starts from: an earlier stage, `scratch`, or an image (pulled if
+    /// missing, on this host's platform).
+    async fn from(&mut self, df: &Dockerfile, stage: &Stage) -> StepResult<State> {
+        let inst = &stage.from;
         let image = {
             let lookup = |name: &str| self.lookup(name, None);
-            vars::process_word(raw.trim(), &lookup, self.escape).map_err(|e| line_err(inst, e))?
+            vars::process_word(stage.base.trim(), &lookup, self.escape)
+                .map_err(|e| line_err(inst, e))?
         };
+        if let Some(p) = inst.flag("platform") {
+            let lookup = |name: &str| self.lookup(name, None);
+            let p = vars::process_word(p, &lookup, self.escape).map_err(|e| line_err(inst, e))?;
+            let want =
+                Platform::parse(&p).map_err(|e| line_err(inst, format!("--platform: {e}")))?;
+            let host = Platform::default();
+            if want.os != host.os || want.architecture != host.architecture {
+                return Err(line_err(
+                    inst,
+                    format!(
+                        "FROM --platform={want}: this host builds and runs {host} only (RUN steps of a {want} image cannot run here)"
+                    ),
+                ));
+            }
+        }
+        if let Ok(stages::Source::Stage(i)) = stages::resolve(df, stage.index, &image) {
+            let state = self.stages.get(&i).cloned().ok_or_else(|| {
+                line_err(
+                    inst,
+                    format!("stage {image:?} was not built (internal order error)"),
+                )
+            })?;
+            return Ok(state);
+        }
         if image == "scratch" {
             let config = ImageConfigurationBuilder::default()
                 .rootfs(
@@ -386,15 +527,18 @@ impl Builder {
                 layers: Vec::new(),
             });
         }
-        let store = self.store.clone();
-        let name = image.clone();
+        self.image_state(inst, &image).await
+    }
+
+    /// The state of image `image` (pulled if missing), e.g. for FROM or `COPY --from=image`.
+    async fn image_state(&self, inst: &Instruction, image: &str) -> StepResult<State> {
         let (progress, _ignored) = mpsc::unbounded_channel();
         let regs = self.mgr.config.registries();
-        match pull::pull_if_missing(self.store.clone(), &regs, &image, progress).await {
+        match pull::pull_if_missing(self.store.clone(), &regs, image, progress).await {
             Ok(true) => {
                 self.emit(BuildEvent::Output(hoist_proto::StreamChunk {
                     stream: Some("stdout".into()),
-                    data: Some(format!(" ---> pulled base image {image}\n")),
+                    data: Some(format!(" ---> pulled image {image}\n")),
                     time: None,
                     exit_code: None,
                 }))
@@ -404,12 +548,12 @@ impl Builder {
             Err(e) => {
                 return Err(line_err(
                     inst,
-                    format!(
-                        "base image {image:?} is not on this host and could not be pulled: {e}"
-                    ),
+                    format!("image {image:?} is not on this host and could not be pulled: {e}"),
                 ))
             }
         }
+        let store = self.store.clone();
+        let name = image.to_owned();
         let found = blocking(move || -> StepResult<_> {
             let manifest = store.manifest_digest_of(&name)?;
             let (m, c) = store.load_built_image(&manifest)?;
@@ -424,301 +568,6 @@ impl Builder {
             config,
         ))
     }
-
-    /// One step after FROM: `(new state, came from cache, layer made)`.
-    async fn step(
-        &mut self,
-        state: &State,
-        inst: &Instruction,
-    ) -> StepResult<(State, bool, Option<String>)> {
-        let mut ours = state.container_config();
-        // ARG changes the builder's scope, not the config; it still is a (cached) step with a
-        // history entry, like Docker's classic builder.
-        let arg_shown = match inst.cmd {
-            Cmd::Arg => self.declare_arg(inst, Some(&ours))?,
-            _ => Vec::new(),
-        };
-        let escape = self.escape;
-        let lookup_cfg = ours.clone();
-        let lookup = |name: &str| self.lookup(name, Some(&lookup_cfg));
-        let word = |raw: &str| vars::process_word(raw.trim(), &lookup, escape);
-        let text = |inst: &Instruction| match &inst.args {
-            Args::Text(t) => Ok(t.clone()),
-            Args::Json(_) => Err(line_err(
-                inst,
-                format!("{} does not take a JSON array", inst.cmd.name()),
-            )),
-        };
-        // The instruction after substitution (for the cache key and the history) and, for
-        // metadata steps, the config change.
-        let mut content = None;
-        let mut work = Work::Metadata;
-        let resolved: String = match inst.cmd {
-            Cmd::Env | Cmd::Label => {
-                let pairs = vars::key_values(&text(inst)?, &lookup, escape)
-                    .map_err(|e| line_err(inst, e))?;
-                for (k, v) in &pairs {
-                    if inst.cmd == Cmd::Env {
-                        let prefix = format!("{k}=");
-                        ours.env.retain(|e| !e.starts_with(&prefix));
-                        ours.env.push(format!("{k}={v}"));
-                    } else {
-                        ours.labels.insert(k.clone(), v.clone());
-                    }
-                }
-                let shown: Vec<String> = pairs
-                    .iter()
-                    .map(|(k, v)| format!("{k}={}", quote_if_needed(v)))
-                    .collect();
-                format!("{} {}", inst.cmd.name(), shown.join(" "))
-            }
-            Cmd::Workdir => {
-                let w = word(&text(inst)?).map_err(|e| line_err(inst, e))?;
-                let base = ours.working_dir.clone().unwrap_or_else(|| "/".into());
-                let joined = if w.starts_with('/') {
-                    w
-                } else {
-                    format!("{base}/{w}")
-                };
-                let clean = format!("/{}", dockerignore::clean(&joined).unwrap_or_default());
-                ours.working_dir = Some(clean.clone());
-                format!("WORKDIR {clean}")
-            }
-            Cmd::User => {
-                let u = word(&text(inst)?).map_err(|e| line_err(inst, e))?;
-                ours.user = Some(u.clone());
-                format!("USER {u}")
-            }
-            Cmd::StopSignal => {
-                let s = word(&text(inst)?).map_err(|e| line_err(inst, e))?;
-                crate::containers::prepare::parse_signal(&s).map_err(|e| line_err(inst, e))?;
-                ours.stop_signal = Some(s.clone());
-                format!("STOPSIGNAL {s}")
-            }
-            Cmd::Expose => {
-                let words = vars::process_words(&text(inst)?, &lookup, escape)
-                    .map_err(|e| line_err(inst, e))?;
-                let mut ports = Vec::new();
-                for w in words {
-                    let p = normalize_port(&w).map_err(|e| line_err(inst, e))?;
-                    if !ours.exposed_ports.contains(&p) {
-                        ours.exposed_ports.push(p.clone());
-                    }
-                    ports.push(p);
-                }
-                ours.exposed_ports.sort();
-                format!("EXPOSE {}", ports.join(" "))
-            }
-            Cmd::Cmd | Cmd::Entrypoint => {
-                let argv = exec_or_shell(&inst.args);
-                if inst.cmd == Cmd::Cmd {
-                    ours.cmd = Some(argv.clone());
-                    self.cmd_set = true;
-                } else {
-                    ours.entrypoint = Some(argv.clone());
-                    if !self.cmd_set {
-                        ours.cmd = None;
-                    }
-                }
-                format!(
-                    "{} {}",
-                    inst.cmd.name(),
-                    serde_json::to_string(&argv).unwrap_or_default()
-                )
-            }
-            Cmd::Run => {
-                let argv = exec_or_shell(&inst.args);
-                // Build args reach RUN as environment (not persisted in the image), so their
-                // values are part of the key.
-                let arg_env: Vec<String> = self
-                    .args
-                    .iter()
-                    .filter_map(|(k, v)| v.as_ref().map(|v| format!("{k}={v}")))
-                    .filter(|kv| {
-                        let key = kv.split('=').next().unwrap_or_default();
-                        !ours.env.iter().any(|e| e.split('=').next() == Some(key))
-                    })
-                    .collect();
-                let shown = format!(
-                    "RUN {}{}",
-                    if arg_env.is_empty() {
-                        String::new()
-                    } else {
-                        format!("|{} ", arg_env.join(" "))
-                    },
-                    serde_json::to_string(&argv).unwrap_or_default()
-                );
-                work = Work::Run { argv, env: arg_env };
-                shown
-            }
-            Cmd::Copy | Cmd::Add => {
-                let add = inst.cmd == Cmd::Add;
-                let mut words = match &inst.args {
-                    Args::Json(v) => v
-                        .iter()
-                        .map(|w| vars::process_word(w, &lookup, escape))
-                        .collect::<Result<Vec<_>, _>>(),
-                    Args::Text(t) => vars::process_words(t, &lookup, escape),
-                }
-                .map_err(|e| line_err(inst, e))?;
-                if words.len() < 2 {
-                    return Err(line_err(
-                        inst,
-                        format!("{} needs a source and a destination", inst.cmd.name()),
-                    ));
-                }
-                let dest_raw = words.pop().unwrap_or_default();
-                let workdir = ours.working_dir.clone().unwrap_or_else(|| "/".into());
-                let dest = resolve_dest(&dest_raw, &workdir);
-                let chown = inst
-                    .flag("chown")
-                    .map(&word)
-                    .transpose()
-                    .map_err(|e| line_err(inst, e))?;
-                let chmod = inst
-                    .flag("chmod")
-                    .map(|m| {
-                        u32::from_str_radix(m, 8)
-                            .ok()
-                            .filter(|m| *m <= 0o7777)
-                            .ok_or_else(|| {
-                                line_err(inst, format!("--chmod={m}: not an octal mode"))
-                            })
-                    })
-                    .transpose()?;
-                for w in &words {
-                    if w.starts_with("http://") || w.starts_with("https://") {
-                        return Err(line_err(inst, format!(
-                            "ADD of URLs is not supported ({w}): download it beforehand or in a RUN step"
-                        )));
-                    }
-                }
-                let ctx = self.context.clone();
-                let srcs = words.clone();
-                let (sources, hash) = blocking(move || expand_and_hash(&ctx, &srcs))
-                    .await
-                    .map_err(|e| line_err(inst, e))?;
-                content = Some(hash);
-                let mut shown = inst.cmd.name().to_owned();
-                if let Some(c) = &chown {
-                    shown.push_str(&format!(" --chown={c}"));
-                }
-                if let Some(m) = chmod {
-                    shown.push_str(&format!(" --chmod={m:o}"));
-                }
-                shown.push_str(&format!(" {} {dest}", words.join(" ")));
-                work = Work::Copy {
-                    sources,
-                    dest,
-                    chown,
-                    chmod,
-                    add,
-                };
-                shown
-            }
-            Cmd::Arg => format!("ARG {}", arg_shown.join(" ")),
-            Cmd::From => return Err(line_err(inst, "multi-stage builds are not supported")),
-        };
-
-        let key = cache::step_key(&state.key, &resolved, content.as_deref());
-        if !self.req.no_cache {
-            if let Some(manifest) = self.cache.get(&key) {
-                let store = self.store.clone();
-                match blocking(move || Ok(store.load_built_image(&manifest)?)).await {
-                    Ok((m, config)) => return Ok((State::from_loaded(key, m, config), true, None)),
-                    Err(e) => tracing::info!(error = %e, "build cache entry unusable, rebuilding"),
-                }
-            }
-        }
-
-        let mut next = state.clone();
-        next.key = key.clone();
-        let layer = match work {
-            Work::Metadata => None,
-            Work::Run { argv, env } => Some(self.run_step(state, inst, argv, env).await?),
-            Work::Copy {
-                sources,
-                dest,
-                chown,
-                chmod,
-                add,
-            } => Some(
-                self.copy_step(
-                    state,
-                    inst,
-                    copy::CopySpec {
-                        lowers: Vec::new(),
-                        upper: PathBuf::new(),
-                        work: PathBuf::new(),
-                        mountpoint: PathBuf::new(),
-                        context: self.context.clone(),
-                        sources,
-                        dest,
-                        chown,
-                        chmod,
-                        extract_archives: add,
-                    },
-                )
-                .await?,
-            ),
-        };
-        let now = crate::runtime::now_rfc3339();
-        next.config.set_config(Some(
-            oci::to_oci_config(&ours).map_err(|e| line_err(inst, e))?,
-        ));
-        next.docker = oci::docker_extensions(&ours);
-        let mut history = next.config.history().clone().unwrap_or_default();
-        let mut entry = HistoryBuilder::default()
-            .created(now.clone())
-            .created_by(resolved)
-            .comment("hoist build");
-        if layer.is_none() {
-            entry = entry.empty_layer(true);
-        }
-        history.push(
-            entry
-                .build()
-                .map_err(|e| AgentError::internal("history", e))?,
-        );
-        next.config.set_history(Some(history));
-        next.config.set_created(Some(now));
-        let made = layer.as_ref().map(|l| l.diff_id.clone());
-        if let Some(l) = layer {
-            next.config.rootfs_mut().diff_ids_mut().push(l.diff_id);
-            next.layers.push(l.descriptor);
-        }
-        let (store, cfg, layers, cache, k) = (
-            self.store.clone(),
-            next.file(),
-            next.layers.clone(),
-            self.cache.clone(),
-            key,
-        );
-        blocking(move || -> StepResult<()> {
-            let manifest = store.write_built_image(&cfg, layers)?;
-            cache
-                .put(&k, &manifest)
-                .map_err(|e| AgentError::internal("write build cache", e))
-        })
-        .await?;
-        Ok((next, false, made))
-    }
-}
-
-/// What a step does besides changing the config.
-enum Work {
-    Metadata,
-    Run {
-        argv: Vec<String>,
-        env: Vec<String>,
-    },
-    Copy {
-        sources: Vec<String>,
-        dest: String,
-        chown: Option<String>,
-        chmod: Option<u32>,
-        add: bool,
-    },
 }
 
 async fn blocking<T: Send + 'static>(

@@ -9,11 +9,14 @@ use crate::error::AgentError;
 use hoist_common::dockerignore;
 
 /// Expands COPY sources against the context (globs, `.`), checks they exist without passing
-/// through a symlink, and hashes what they hold: `(sources, content hash)`.
+/// through a symlink, and hashes what they hold, leaving out what `--exclude` patterns match:
+/// `(sources, content hash)`.
 pub(super) fn expand_and_hash(
     context: &Path,
     srcs: &[String],
+    excludes: &[String],
 ) -> Result<(Vec<String>, String), AgentError> {
+    let rules = dockerignore::IgnoreRules::parse(&excludes.join("\n"));
     let mut all: Option<Vec<String>> = None;
     let mut sources = Vec::new();
     for s in srcs {
@@ -27,7 +30,7 @@ pub(super) fn expand_and_hash(
             };
             let matched: Vec<String> = every
                 .iter()
-                .filter(|p| dockerignore::glob_match(&clean, p))
+                .filter(|p| dockerignore::glob_match(&clean, p) && !rules.is_excluded(p))
                 .cloned()
                 .collect();
             if matched.is_empty() {
@@ -45,6 +48,7 @@ pub(super) fn expand_and_hash(
     for src in &sources {
         hash_tree(context, src, &mut entries)?;
     }
+    entries.retain(|e| !rules.is_excluded(&e.name));
     Ok((sources.clone(), cache::content_hash(&entries)))
 }
 
@@ -72,7 +76,7 @@ fn check_in_context(context: &Path, clean: &str, shown: &str) -> Result<(), Agen
 }
 
 /// Every path under `rel` in the context (relative, sorted), directories included.
-fn walk(context: &Path, rel: &str) -> Result<Vec<String>, AgentError> {
+pub(super) fn walk(context: &Path, rel: &str) -> Result<Vec<String>, AgentError> {
     let mut out = Vec::new();
     let dir = context.join(rel);
     let mut names: Vec<String> = std::fs::read_dir(&dir)
@@ -145,17 +149,25 @@ mod tests {
         std::fs::write(t.path().join("src/a.rs"), "a").unwrap();
         std::fs::write(t.path().join("src/sub/b.rs"), "b").unwrap();
         std::fs::write(t.path().join("top.txt"), "t").unwrap();
-        let (s, h1) = expand_and_hash(t.path(), &["src/*.rs".into(), "top.txt".into()]).unwrap();
+        let (s, h1) =
+            expand_and_hash(t.path(), &["src/*.rs".into(), "top.txt".into()], &[]).unwrap();
         assert_eq!(s, ["src/a.rs", "top.txt"]);
-        let (s, hdir) = expand_and_hash(t.path(), &["src".into()]).unwrap();
+        let (s, hdir) = expand_and_hash(t.path(), &["src".into()], &[]).unwrap();
         assert_eq!(s, ["src"]);
         std::fs::write(t.path().join("src/sub/b.rs"), "B").unwrap();
-        let (_, hdir2) = expand_and_hash(t.path(), &["src".into()]).unwrap();
+        let (_, hdir2) = expand_and_hash(t.path(), &["src".into()], &[]).unwrap();
         assert_ne!(hdir, hdir2, "a nested change alters the directory's hash");
-        let (_, h2) = expand_and_hash(t.path(), &["src/*.rs".into(), "top.txt".into()]).unwrap();
+        let (_, h2) =
+            expand_and_hash(t.path(), &["src/*.rs".into(), "top.txt".into()], &[]).unwrap();
         assert_eq!(h1, h2, "unrelated files do not");
-        assert!(expand_and_hash(t.path(), &["missing".into()]).is_err());
-        assert!(expand_and_hash(t.path(), &["../etc".into()]).is_err());
-        assert!(expand_and_hash(t.path(), &["*.nope".into()]).is_err());
+        assert!(expand_and_hash(t.path(), &["missing".into()], &[]).is_err());
+        assert!(expand_and_hash(t.path(), &["../etc".into()], &[]).is_err());
+        assert!(expand_and_hash(t.path(), &["*.nope".into()], &[]).is_err());
+        // An excluded file changes nothing.
+        let excl = ["**/b.rs".to_owned()];
+        let (_, e1) = expand_and_hash(t.path(), &["src".into()], &excl).unwrap();
+        std::fs::write(t.path().join("src/sub/b.rs"), "changed again").unwrap();
+        let (_, e2) = expand_and_hash(t.path(), &["src".into()], &excl).unwrap();
+        assert_eq!(e1, e2);
     }
 }

@@ -21,6 +21,25 @@ pub fn process_words(s: &str, vars: Lookup<'_>, escape: char) -> Result<Vec<Stri
     Lexer::new(s, vars, escape, true).run()
 }
 
+/// Substitutes variables in free text (a heredoc's body) and nothing else: quotes and
+/// whitespace are kept; an escaped `$` stays a literal `$`.
+pub fn expand_text(s: &str, vars: Lookup<'_>, escape: char) -> Result<String, String> {
+    let mut lexer = Lexer::new(s, vars, escape, false);
+    let mut out = String::new();
+    while let Some(c) = lexer.peek() {
+        lexer.pos += 1;
+        match c {
+            '$' => out.push_str(&lexer.dollar()?),
+            c if c == escape && lexer.peek() == Some('$') => {
+                out.push('$');
+                lexer.pos += 1;
+            }
+            c => out.push(c),
+        }
+    }
+    Ok(out)
+}
+
 struct Lexer<'a> {
     chars: Vec<char>,
     pos: usize,
@@ -253,6 +272,15 @@ pub fn key_values(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn text_expansion_keeps_quotes_and_spaces() {
+        let vars = |n: &str| (n == "WHO").then(|| "world".to_owned());
+        assert_eq!(
+            expand_text("echo \"hi ${WHO}\"  '$WHO' \\$WHO\n", &vars, '\\').unwrap(),
+            "echo \"hi world\"  'world' $WHO\n"
+        );
+    }
 
     fn env(name: &str) -> Option<String> {
         match name {
