@@ -42,6 +42,11 @@ impl AgentConfig {
     pub fn images_dir(&self) -> PathBuf {
         self.data_dir.join("images")
     }
+    /// Anonymous volumes: `volumes/<id>/_data`, each belonging to one container
+    /// (`containers::volumes`).
+    pub fn volumes_dir(&self) -> PathBuf {
+        self.data_dir.join("volumes")
+    }
     pub fn network_dir(&self) -> PathBuf {
         self.data_dir.join("network")
     }

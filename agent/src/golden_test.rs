@@ -57,7 +57,12 @@ fn every_agent_record_of_every_format_read_loads() {
                 (r.spec.stop_signal.as_deref(), r.spec.stop_grace_ms),
                 (None, None)
             );
+            assert!(r.anonymous_volumes.is_empty() && r.healthcheck.is_none() && r.shell.is_none());
             write_json_atomic(&rec_path, &r).unwrap();
+            let written = std::fs::read_to_string(&rec_path).unwrap();
+            for added in ["anonymous_volumes", "healthcheck", "shell"] {
+                assert!(!written.contains(added), "{added} is left out when empty");
+            }
             write_current("container-record", &rec_path);
         }
 
@@ -116,6 +121,45 @@ fn every_agent_record_of_every_format_read_loads() {
         }
 
         if format >= 2 {
+            // A container record with the fields added after 0.3.0 (anonymous volumes, the
+            // image's check and shell): the first one is this build's own.
+            let path = t.join("volumes").join("container.json");
+            let name = "container-record-volumes";
+            if !dir(format).join(format!("agent-{name}.json")).exists() && writing() {
+                let mut r: ContainerRecord =
+                    read_json(&dir(format).join("agent-container-record.json"))
+                        .unwrap()
+                        .unwrap();
+                r.anonymous_volumes = vec![crate::containers::volumes::AnonymousVolume {
+                    id: "5f".repeat(32),
+                    target: "/data".into(),
+                }];
+                r.healthcheck = Some(hoist_proto::ImageHealthcheck {
+                    test: vec!["CMD-SHELL".into(), "test -e /data/ready".into()],
+                    interval_ns: 2_000_000_000,
+                    retries: 2,
+                    ..Default::default()
+                });
+                r.shell = Some(vec!["/bin/ash".into(), "-c".into()]);
+                std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+                write_json_atomic(&path, &r).unwrap();
+                write_current(name, &path);
+            }
+            if fetch(format, name, &path, &mut missing) {
+                let r: ContainerRecord = read_json(&path).unwrap().unwrap();
+                assert_eq!((r.version, r.name.as_str()), (1, "web"));
+                assert_eq!(r.anonymous_volumes[0].target, "/data");
+                assert_eq!(r.anonymous_volumes[0].id.len(), 64);
+                let h = r.healthcheck.as_ref().unwrap();
+                assert_eq!(
+                    (h.test.len(), h.interval_ns, h.retries),
+                    (2, 2_000_000_000, 2)
+                );
+                assert_eq!(r.shell.as_deref().unwrap()[0], "/bin/ash");
+                write_json_atomic(&path, &r).unwrap();
+                write_current(name, &path);
+            }
+
             // The overlay's record came with format 2; the first one is this build's own.
             let data = t.join("ov");
             let path = crate::overlay::state::path(&data);

@@ -171,6 +171,43 @@ pub struct ContainerInfo {
     pub exit: Option<ExitInfo>,
     pub ip_address: Option<String>,
     pub spec: CreateContainer,
+    /// What is mounted into the container: the requested bind mounts and the anonymous volumes
+    /// made for the image's `VOLUME` paths (Docker's `Mounts`), parents before children.
+    #[serde(default)]
+    pub mounts: Vec<MountInfo>,
+    /// The image's `HEALTHCHECK` when the container was created (Docker's `Config.Healthcheck`):
+    /// a service replica whose spec has no check is checked with it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub healthcheck: Option<ImageHealthcheck>,
+    /// The image's `SHELL` when the container was created: `CMD-SHELL` checks run in it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub shell: Option<Vec<String>>,
+}
+
+/// What a mount of a container is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum MountKind {
+    /// A host path the operator named (`-v HOSTPATH:PATH`).
+    Bind,
+    /// An anonymous volume the agent made for an image `VOLUME`; removed with the container.
+    Volume,
+}
+
+/// One mount of a container, as `inspect` shows it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MountInfo {
+    #[serde(rename = "type")]
+    pub kind: MountKind,
+    /// The volume's id (volumes only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    /// The host path mounted.
+    pub source: String,
+    /// Where it is mounted inside the container.
+    pub destination: String,
+    #[serde(default)]
+    pub read_only: bool,
 }
 
 /// Answer to a create or run.

@@ -269,23 +269,42 @@ fn bad_dockerfiles_fail_with_the_line() -> Result<()> {
     let c = ctx.path();
     write(c, "a.txt", "a\n");
     let cases = [
+        // A stage cycle: a stage copying from a later one.
         (
-            "FROM busybox\nRUN true\nCOPY --from=build /a /b\n",
-            "Dockerfile:3: COPY --from is not supported",
+            "FROM busybox AS a\nRUN true\nCOPY --from=b /x /x\nFROM busybox AS b\n",
+            "Dockerfile:3: stage cycle: \"b\" is the stage at line 4",
+        ),
+        // A --from naming no stage is an image, which does not exist.
+        (
+            "FROM busybox\nCOPY --from=127.0.0.1:9/nothing:1 /a /b\n",
+            "Dockerfile:2: image \"127.0.0.1:9/nothing:1\" is not on this host and could not be pulled",
         ),
         (
-            "FROM busybox\n\nHEALTHCHECK CMD true\n",
-            "Dockerfile:3: HEALTHCHECK is not supported",
+            "FROM busybox AS a\nFROM scratch\nCOPY --from=5 /a /b\n",
+            "Dockerfile:3: there is no stage 5 (the Dockerfile has 2)",
         ),
         (
-            "FROM busybox AS build\n",
-            "Dockerfile:1: FROM ... AS is not supported",
+            "FROM busybox\nWORKDIR /app\nRUN --mount=type=cache,target=../../../etc true\n",
+            "Dockerfile:3: --mount target=../../../etc: outside the container's root",
+        ),
+        (
+            "FROM busybox\nRUN <<EOF\necho never ends\n",
+            "Dockerfile:2: heredoc <<EOF has no terminating EOF line",
+        ),
+        // Every unsupported line at once.
+        (
+            "FROM busybox\nRUN --mount=type=ssh true\nADD --keep-git-dir https://x/y.git /y\nRUN --network=host true\nFROBNICATE\n",
+            "the Dockerfile has 4 problems:\nDockerfile:2: --mount type=ssh is not supported\nDockerfile:3: ADD --keep-git-dir is not supported (ADD of git repositories)\nDockerfile:4: RUN --network=host is not supported (steps run with none or the build's network)\nDockerfile:5: unknown instruction \"FROBNICATE\"",
+        ),
+        (
+            "FROM busybox AS a\nFROM scratch\n",
+            "--target \"nope\": no stage has that name (stages: a)",
         ),
         // Not local: the agent tries to pull it, from a registry on the test netns's loopback
         // where nothing listens, and the error names the line and the reason.
         (
             "FROM 127.0.0.1:9/not-here:1\n",
-            "Dockerfile:1: base image \"127.0.0.1:9/not-here:1\" is not on this host and could not be pulled",
+            "Dockerfile:1: image \"127.0.0.1:9/not-here:1\" is not on this host and could not be pulled",
         ),
         (
             "FROM busybox\nRUN exit 3\n",
@@ -295,14 +314,25 @@ fn bad_dockerfiles_fail_with_the_line() -> Result<()> {
             "FROM busybox\nCOPY missing.txt /\n",
             "Dockerfile:2: source \"missing.txt\" is not in the build context",
         ),
+        // A URL that does not answer (loopback of the test's namespace) fails before any step.
         (
-            "FROM busybox\nADD https://example.com/x.tgz /\n",
-            "Dockerfile:2: ADD of URLs is not supported",
+            "FROM busybox\nRUN echo must-not-run\nADD http://127.0.0.1:9/x.tgz /\n",
+            "Dockerfile:3: ADD http://127.0.0.1:9/x.tgz: ",
         ),
     ];
     for (df, want) in cases {
         write(c, "Dockerfile", df);
-        let out = h.hoist(&["build", "-t", "bad:1", c.to_str().unwrap()])?;
+        let mut args = vec!["build", "-t", "bad:1"];
+        if df.ends_with("FROM scratch\n") {
+            args.extend(["--target", "nope"]);
+        }
+        args.push(c.to_str().unwrap());
+        let out = h.hoist(&args)?;
+        assert!(
+            !text(&out.stdout).contains("must-not-run"),
+            "{df}: refused before its steps: {}",
+            text(&out.stdout)
+        );
         assert_eq!(code(&out), 1, "{df}: {}", text(&out.stdout));
         assert!(
             text(&out.stderr).contains(want),
@@ -310,13 +340,39 @@ fn bad_dockerfiles_fail_with_the_line() -> Result<()> {
             text(&out.stderr)
         );
     }
+    // A Dockerfile of 10 MB is refused naming its size, before the context is sent.
+    write(c, "Dockerfile", &format!("FROM busybox\n{}", "# padding\n".repeat(1 << 20)));
+    let out = h.hoist(&["build", "-t", "bad:1", c.to_str().unwrap()])?;
+    assert_eq!(code(&out), 1);
+    assert!(
+        text(&out.stderr).contains("a Dockerfile may have at most 1048576"),
+        "{}",
+        text(&out.stderr)
+    );
     let ps: Value = serde_json::from_str(&h.hoist_ok(&["ps", "-a", "-o", "json"])?)?;
     assert_eq!(
         ps.as_array().unwrap().len(),
         0,
         "failed RUN removed its container"
     );
+    assert_no_build_leftovers(&h);
     Ok(())
+}
+
+/// No mount of the build (overlays, tmpfs, secrets) and no scratch directory survive a build.
+fn assert_no_build_leftovers(h: &Host) {
+    let data = h.data_dir();
+    let mounts = std::fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
+    let build = data.join("build");
+    let leaked: Vec<&str> = mounts
+        .lines()
+        .filter(|l| l.contains(build.to_str().unwrap()))
+        .collect();
+    assert!(leaked.is_empty(), "build mounts left: {leaked:?}");
+    let tmp: Vec<_> = std::fs::read_dir(build.join("tmp"))
+        .map(|d| d.flatten().map(|e| e.path()).collect())
+        .unwrap_or_default();
+    assert!(tmp.is_empty(), "build scratch left: {tmp:?}");
 }
 
 #[test]

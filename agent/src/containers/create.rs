@@ -4,6 +4,7 @@
 
 use super::prepare;
 use super::record::{ContainerRecord, State, RECORD_VERSION};
+use super::volumes::{self, AnonymousVolume};
 use super::{Container, Manager};
 use crate::error::AgentError;
 use crate::runtime::{
@@ -35,17 +36,31 @@ impl Manager {
         let image = tokio::task::spawn_blocking(move || images.resolve(&image_ref))
             .await
             .map_err(|e| AgentError::internal("resolve image", e))??;
-        self.create_from(req, image, attached, t0).await
+        self.create_with(req, image, attached, t0, true).await
     }
 
     /// Creates and starts a container from an image the caller resolved (the builder runs RUN
-    /// steps on image states that have no name).
+    /// steps on image states that have no name). Without anonymous volumes for the image's
+    /// `VOLUME`s, as BuildKit runs RUN steps: what a step writes below one stays in its layer.
     pub async fn create_from(
         self: &Arc<Self>,
         req: CreateContainer,
         image: crate::image::ResolvedImage,
         attached: bool,
         t0: Instant,
+    ) -> Result<(Arc<Container>, Created), AgentError> {
+        self.create_with(req, image, attached, t0, false).await
+    }
+
+    /// `create` and `create_from`; `image_volumes` says whether the image's `VOLUME`s get
+    /// anonymous volumes ([`volumes`]).
+    async fn create_with(
+        self: &Arc<Self>,
+        req: CreateContainer,
+        image: crate::image::ResolvedImage,
+        attached: bool,
+        t0: Instant,
+        image_volumes: bool,
     ) -> Result<(Arc<Container>, Created), AgentError> {
         validate(&req)?;
         crate::network::kind::kind(req.network, self.config.cluster_dns.is_some())
@@ -88,6 +103,18 @@ impl Manager {
                 .or(image.config.stop_signal.as_deref()),
         )
         .map_err(AgentError::Invalid)?;
+        let anonymous_volumes: Vec<AnonymousVolume> = if image_volumes {
+            volumes::anonymous_targets(&image.config.volumes, &req.volumes)
+                .map_err(AgentError::Invalid)?
+                .into_iter()
+                .map(|target| AnonymousVolume {
+                    id: hoist_common::ids::new_id(),
+                    target,
+                })
+                .collect()
+        } else {
+            Vec::new()
+        };
 
         let dir = ContainerDir(self.config.containers_dir().join(&id));
         let cgroup = self.deps.cgroups.handle_for(&id);
@@ -102,6 +129,9 @@ impl Manager {
             ip_address: None,
             stop_signal,
             spec: req.clone(),
+            anonymous_volumes: anonymous_volumes.clone(),
+            healthcheck: image.config.healthcheck.clone(),
+            shell: image.config.shell.clone(),
         };
         // Reserve the name: the container is listed (as created) from here on.
         {
@@ -145,7 +175,7 @@ impl Manager {
             Ok(v) => v,
             Err(e) => {
                 self.index().remove(&id);
-                let _ = self.release(&id, &dir, &cgroup).await;
+                let _ = self.release(&id, &dir, &cgroup, &anonymous_volumes).await;
                 return Err(e);
             }
         };
@@ -240,18 +270,43 @@ impl Manager {
                 read_only: false,
             });
         }
+        let mut volume_binds = Vec::new();
         for v in &req.volumes {
             let host = Path::new(&v.host_path);
             if !host.exists() {
                 std::fs::create_dir_all(host)
                     .map_err(|e| AgentError::Invalid(format!("volume {}: {e}", v.host_path)))?;
             }
-            binds.push(Bind {
+            volume_binds.push(Bind {
                 source: host.to_path_buf(),
                 target: v.container_path.clone(),
                 read_only: v.read_only,
             });
         }
+        if !record.anonymous_volumes.is_empty() {
+            let t = Instant::now();
+            let (root, anonymous) = (self.config.volumes_dir(), record.anonymous_volumes.clone());
+            let (layers, mountpoint) = (layers.clone(), dir.rootfs());
+            let sources = tokio::task::spawn_blocking(move || {
+                volumes::create(&root, &anonymous, &layers, &mountpoint)
+            })
+            .await
+            .map_err(|e| AgentError::internal("volumes", e))?
+            .map_err(|e| match e.kind() {
+                std::io::ErrorKind::InvalidInput => AgentError::Invalid(e.to_string()),
+                _ => AgentError::internal("create the image's volumes", e),
+            })?;
+            for (v, source) in record.anonymous_volumes.iter().zip(sources) {
+                volume_binds.push(Bind {
+                    source,
+                    target: v.target.clone(),
+                    read_only: false,
+                });
+            }
+            tracing::debug!(id = %record.id, us = t.elapsed().as_micros(), "volumes made");
+        }
+        volumes::sort_binds(&mut volume_binds);
+        binds.extend(volume_binds);
         let spec = RuntimeSpec {
             id: record.id.clone(),
             layers,

@@ -20,6 +20,7 @@ mod spread;
 pub mod supervisor;
 #[cfg(test)]
 mod tests;
+pub mod volumes;
 
 use crate::config::AgentConfig;
 use crate::error::AgentError;
@@ -69,7 +70,11 @@ impl Container {
     }
 
     pub fn info(&self) -> ContainerInfo {
-        record::info(&self.record, &self.state.borrow())
+        record::info(
+            &self.record,
+            &self.state.borrow(),
+            &volumes::root_of(&self.dir),
+        )
     }
 
     /// Resolves once the container has exited.
@@ -192,8 +197,10 @@ impl Manager {
         Ok(c.wait_exit().await)
     }
 
-    /// Removes a container and everything it had: network, cgroup, files. A running container is
-    /// refused unless `force`, which kills it first.
+    /// Removes a container and everything it had: network, cgroup, files, and its anonymous
+    /// volumes (as Docker's `rm -v`: Hoist has no named volumes, and an anonymous one is of no
+    /// use without its container). A running container is refused unless `force`, which kills it
+    /// first.
     pub async fn remove(&self, key: &str, force: bool) -> Result<(), AgentError> {
         let c = self.get(key)?;
         if c.state().is_running() {
@@ -207,7 +214,8 @@ impl Manager {
             c.wait_exit().await;
         }
         self.index().remove(&c.record.id);
-        self.release(&c.record.id, &c.dir, &c.cgroup).await
+        self.release(&c.record.id, &c.dir, &c.cgroup, &c.record.anonymous_volumes)
+            .await
     }
 
     /// Frees what a container held. Used by remove, by failed creates, and for leftovers at start-up.
@@ -216,6 +224,7 @@ impl Manager {
         id: &str,
         dir: &ContainerDir,
         cgroup: &CgroupHandle,
+        anonymous_volumes: &[volumes::AnonymousVolume],
     ) -> Result<(), AgentError> {
         let mut first_err = None;
         let t = std::time::Instant::now();
@@ -223,10 +232,15 @@ impl Manager {
             first_err.get_or_insert(AgentError::internal("release network", e));
         }
         let network_us = t.elapsed().as_micros();
-        // The record's directory first: a crash in between leaves only volatile files, which the
-        // next `restore` sweeps, never a record that would come back as an exited container.
+        // The record's directory first: a crash in between leaves only volatile files and volumes
+        // no record names, which the next `restore` sweeps, never a record that would come back
+        // as an exited container.
         let (cgroups, cgroup) = (self.deps.cgroups.clone(), cgroup.clone());
         let paths = [dir.path().to_path_buf(), dir.run()];
+        let (volumes_root, volume_ids): (_, Vec<String>) = (
+            self.config.volumes_dir(),
+            anonymous_volumes.iter().map(|v| v.id.clone()).collect(),
+        );
         let res = tokio::task::spawn_blocking(move || -> Result<(), AgentError> {
             cgroups
                 .remove(&cgroup)
@@ -242,6 +256,10 @@ impl Manager {
                         ))
                     }
                 }
+            }
+            for id in volume_ids {
+                volumes::remove(&volumes_root, &id)
+                    .map_err(|e| AgentError::internal(format!("remove volume {id}"), e))?;
             }
             Ok(())
         })

@@ -1,10 +1,17 @@
 //! The agent's persisted record of a container (`container.json`) and its live state.
 
-use hoist_proto::{ContainerInfo, ContainerStatus, CreateContainer, ExitInfo};
+use super::volumes::{self, AnonymousVolume};
+use hoist_proto::{ContainerInfo, ContainerStatus, CreateContainer, ExitInfo, ImageHealthcheck};
 use serde::{Deserialize, Serialize};
+use std::path::Path;
 
 /// Written once at creation; everything else about a container is derived from the supervisor's
 /// files. Versioned so that later agents can read older records.
+///
+/// Fields added since version 1 have defaults and are left out when empty, so a record without
+/// them is byte for byte what an older agent wrote, and an older record reads with none (no
+/// volumes, no image check). The version stays 1: an older agent reading a newer record runs
+/// and removes the container as before, and only leaves its volumes' directories behind.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct ContainerRecord {
     pub version: u32,
@@ -17,6 +24,16 @@ pub struct ContainerRecord {
     pub ip_address: Option<String>,
     pub stop_signal: i32,
     pub spec: CreateContainer,
+    /// The anonymous volumes made for the image's `VOLUME`s ([`volumes`]); removed with the
+    /// container.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub anonymous_volumes: Vec<AnonymousVolume>,
+    /// The image's `HEALTHCHECK` at creation: a service replica whose spec has no check uses it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub healthcheck: Option<ImageHealthcheck>,
+    /// The image's `SHELL` at creation, for a `CMD-SHELL` check.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub shell: Option<Vec<String>>,
 }
 
 pub const RECORD_VERSION: u32 = 1;
@@ -48,8 +65,8 @@ impl State {
     }
 }
 
-/// The API view of a record in a state.
-pub fn info(r: &ContainerRecord, state: &State) -> ContainerInfo {
+/// The API view of a record in a state; `volumes_root` is `DATA/volumes`.
+pub fn info(r: &ContainerRecord, state: &State, volumes_root: &Path) -> ContainerInfo {
     let (status, pid, started_at, exit) = match state {
         State::Created => (ContainerStatus::Created, None, None, None),
         State::Running { pid, started_at } => (
@@ -78,5 +95,8 @@ pub fn info(r: &ContainerRecord, state: &State) -> ContainerInfo {
         exit,
         ip_address: r.ip_address.clone(),
         spec: r.spec.clone(),
+        mounts: volumes::mounts(&r.spec.volumes, &r.anonymous_volumes, volumes_root),
+        healthcheck: r.healthcheck.clone(),
+        shell: r.shell.clone(),
     }
 }

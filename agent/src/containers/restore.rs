@@ -9,8 +9,9 @@
 //! - anything else (no record, or a volatile half without a start record): a create that never
 //!   finished. Everything it may have made is released: network, cgroup, directories.
 //!
-//! Then volatile halves without a container are swept, and the network drops attachments,
-//! netns files and port rules of containers that are gone.
+//! Then volatile halves without a container are swept, so are anonymous volumes no record names
+//! (unless some record did not read: then no volume is removed on a guess), and the network drops
+//! attachments, netns files and port rules of containers that are gone.
 
 use super::record::{ContainerRecord, State, RECORD_VERSION};
 use super::{spread, Container, Manager};
@@ -88,7 +89,9 @@ impl Manager {
                 _ => {
                     tracing::warn!(%id, "removing a container whose creation never finished");
                     let cgroup = self.deps.cgroups.handle_for(&id);
-                    let _ = self.release(&id, &dir, &cgroup).await;
+                    // Its volumes, if it had come that far, are swept below with the others no
+                    // record names.
+                    let _ = self.release(&id, &dir, &cgroup, &[]).await;
                     continue;
                 }
             };
@@ -106,6 +109,7 @@ impl Manager {
             }
             restored += 1;
         }
+        self.sweep_volumes(&untouched);
         let mut live: Vec<String> = self.index().keys().cloned().collect();
         live.extend(untouched);
         self.sweep_volatile(&live);
@@ -115,6 +119,28 @@ impl Manager {
             .await
             .map_err(|e| AgentError::internal("clean up network", e))?;
         Ok(restored)
+    }
+
+    /// Removes the anonymous volumes no container's record names: made by a create that never
+    /// finished, or left by a removal cut short. Not when a record did not read (`untouched`):
+    /// its volumes are unknown, and nothing is removed on a guess.
+    fn sweep_volumes(&self, untouched: &[String]) {
+        let root = self.config.volumes_dir();
+        if !root.exists() {
+            return;
+        }
+        if !untouched.is_empty() {
+            tracing::warn!(containers = ?untouched, "some records do not read: keeping every volume");
+            return;
+        }
+        let keep: std::collections::BTreeSet<String> = self
+            .index()
+            .values()
+            .flat_map(|c| c.record.anonymous_volumes.iter().map(|v| v.id.clone()))
+            .collect();
+        for id in super::volumes::sweep(&root, &keep) {
+            tracing::warn!(volume = %id, "removed a volume that no container has");
+        }
     }
 
     /// Removes volatile halves (`DATA/run/ID`) whose container is gone: left by a crash in the

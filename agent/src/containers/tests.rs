@@ -6,7 +6,8 @@ use super::Manager;
 use crate::network::Network;
 use crate::testing::FakeHost;
 use hoist_proto::{
-    ContainerStatus, CreateContainer, NetworkMode, PortMapping, Protocol, Resources,
+    ContainerStatus, CreateContainer, ImageConfig, ImageHealthcheck, MountKind, NetworkMode,
+    PortMapping, Protocol, Resources, VolumeMount,
 };
 use std::future::Future;
 use std::sync::Arc;
@@ -135,6 +136,11 @@ fn assert_nothing_left(host: &FakeHost, mgr: &Manager, net: &Network, why: &str)
     );
     assert_eq!(entries(&config.run_dir()), vec!["netns"], "{why}");
     assert_eq!(entries(&config.netns_dir()), Vec::<String>::new(), "{why}");
+    assert_eq!(
+        entries(&config.volumes_dir()),
+        Vec::<String>::new(),
+        "{why}: volumes"
+    );
     let state =
         std::fs::read_to_string(config.network_dir().join("attachments.json")).unwrap_or_default();
     assert!(!state.contains("10.89.0."), "{why}: network state {state}");
@@ -377,4 +383,255 @@ fn a_container_whose_record_does_not_read_is_left_untouched() {
         assert!(dir.exists(), "the directory stays");
         assert!(net.attachment(&id).is_some(), "the network stays");
     });
+}
+
+/// An image with `VOLUME /data` (holding a file) and `/empty` (nothing there), and a check.
+fn add_volume_image(host: &FakeHost) {
+    host.add_image(
+        "vol",
+        ImageConfig {
+            cmd: Some(vec!["sh".into()]),
+            volumes: vec!["/data".into(), "/empty/".into()],
+            healthcheck: Some(ImageHealthcheck {
+                test: vec!["CMD".into(), "true".into()],
+                ..ImageHealthcheck::default()
+            }),
+            shell: Some(vec!["/bin/ash".into(), "-c".into()]),
+            ..ImageConfig::default()
+        },
+        &[
+            ("etc/passwd", "root:x:0:0:root:/root:/bin/sh\n"),
+            ("data/seed", "from the image\n"),
+        ],
+    );
+}
+
+fn volume_request() -> CreateContainer {
+    CreateContainer {
+        image: "vol".into(),
+        ..request(NetworkMode::Bridge)
+    }
+}
+
+#[test]
+fn image_volumes_get_anonymous_volumes_that_go_with_the_container() {
+    let host = FakeHost::new();
+    add_volume_image(&host);
+    let bound = tempfile::tempdir().unwrap();
+    run(async {
+        let (mgr, _net) = agent(&host).await;
+        let before = host.calls().len();
+        let (c, _) = mgr.create(volume_request(), false).await.expect("create");
+        assert_eq!(
+            host.ops_since(before),
+            cases()[0].1,
+            "volumes add no kernel call"
+        );
+        let vols = c.record.anonymous_volumes.clone();
+        let targets: Vec<&str> = vols.iter().map(|v| v.target.as_str()).collect();
+        assert_eq!(targets, ["/data", "/empty"]);
+        let root = host.config().volumes_dir();
+        let data = crate::containers::volumes::data_path(&root, &vols[0].id);
+        assert_eq!(
+            std::fs::read_to_string(data.join("seed")).unwrap(),
+            "from the image\n"
+        );
+        let empty = crate::containers::volumes::data_path(&root, &vols[1].id);
+        assert_eq!(std::fs::read_dir(&empty).unwrap().count(), 0);
+        // The supervisor is told to mount them.
+        let spec: crate::runtime::RuntimeSpec =
+            crate::runtime::read_json(&c.dir.spec()).unwrap().unwrap();
+        assert!(spec
+            .binds
+            .iter()
+            .any(|b| b.source == data && b.target == "/data" && !b.read_only));
+        // Inspect shows them, and the image's check and shell are kept for the worker.
+        let info = c.info();
+        assert_eq!(info.mounts.len(), 2);
+        assert!(info
+            .mounts
+            .iter()
+            .all(|m| m.kind == MountKind::Volume && m.name.is_some()));
+        assert_eq!(info.mounts[0].source, data.display().to_string());
+        assert_eq!(info.healthcheck.as_ref().unwrap().test, ["CMD", "true"]);
+        assert_eq!(info.shell.as_deref().unwrap()[0], "/bin/ash");
+
+        // They survive the exit and an agent restart, with what was written.
+        std::fs::write(data.join("written"), "by the container").unwrap();
+        host.exit_container(&c.record.id, 0);
+        c.wait_exit().await;
+        let id = c.record.id.clone();
+        drop(mgr);
+        let (mgr, net) = agent(&host).await;
+        let c = mgr.get(&id).expect("restored");
+        assert_eq!(c.record.anonymous_volumes, vols);
+        assert!(data.join("written").exists(), "kept across a restart");
+        mgr.remove(&id, false).await.expect("remove");
+        assert!(
+            !data.exists() && !empty.exists(),
+            "removed with the container"
+        );
+        assert_nothing_left(&host, &mgr, &net, "after rm");
+
+        // A bind mount at the exact path wins; it shows among the mounts.
+        let req = CreateContainer {
+            volumes: vec![VolumeMount {
+                host_path: bound.path().display().to_string(),
+                container_path: "/data/".into(),
+                read_only: true,
+            }],
+            ..volume_request()
+        };
+        let (c, _) = mgr.create(req, false).await.expect("create with a bind");
+        let targets: Vec<&str> = c
+            .record
+            .anonymous_volumes
+            .iter()
+            .map(|v| v.target.as_str())
+            .collect();
+        assert_eq!(targets, ["/empty"]);
+        let mounts: Vec<(MountKind, String, bool)> = c
+            .info()
+            .mounts
+            .into_iter()
+            .map(|m| (m.kind, m.destination, m.read_only))
+            .collect();
+        assert_eq!(
+            mounts,
+            [
+                (MountKind::Bind, "/data".to_string(), true),
+                (MountKind::Volume, "/empty".to_string(), false)
+            ]
+        );
+        assert_eq!(
+            entries(bound.path()),
+            Vec::<String>::new(),
+            "nothing copied into a bind"
+        );
+        mgr.remove("web", true).await.expect("remove");
+        assert_nothing_left(&host, &mgr, &net, "after rm of the bound one");
+    });
+}
+
+#[test]
+fn a_create_with_volumes_failing_at_any_step_leaves_nothing() {
+    let steps = &cases()[0].1;
+    for (k, op) in steps.iter().enumerate() {
+        let host = FakeHost::new();
+        add_volume_image(&host);
+        let why = format!("failing {op} (step {k})");
+        run(async {
+            let (mgr, net) = agent(&host).await;
+            host.fail_nth(k);
+            mgr.create(volume_request(), false)
+                .await
+                .map(|_| ())
+                .expect_err(&why);
+            assert_nothing_left(&host, &mgr, &net, &why);
+        });
+    }
+}
+
+#[test]
+fn a_volume_over_a_file_of_the_image_is_refused_and_leaves_nothing() {
+    let host = FakeHost::new();
+    host.add_image(
+        "bad",
+        ImageConfig {
+            cmd: Some(vec!["sh".into()]),
+            volumes: vec!["/ok".into(), "/etc/passwd".into()],
+            ..ImageConfig::default()
+        },
+        &[("etc/passwd", "root:x:0:0:root:/root:/bin/sh\n")],
+    );
+    run(async {
+        let (mgr, net) = agent(&host).await;
+        let req = CreateContainer {
+            image: "bad".into(),
+            ..request(NetworkMode::Bridge)
+        };
+        let err = mgr
+            .create(req, false)
+            .await
+            .map(|_| ())
+            .expect_err("refused");
+        assert_eq!(err.code(), "invalid", "{err}");
+        assert!(err.to_string().contains("/etc/passwd"), "{err}");
+        assert_nothing_left(&host, &mgr, &net, "refused volume");
+    });
+}
+
+/// Killed before each step of a create with volumes, and once after: the next agent removes the
+/// volumes of a create that never finished, and keeps those of a container it adopts.
+#[test]
+fn restore_removes_the_volumes_of_an_unfinished_create_and_keeps_the_others() {
+    let steps = &cases()[0].1;
+    for k in 0..=steps.len() {
+        let host = FakeHost::new();
+        add_volume_image(&host);
+        let why = format!("killed before step {k}");
+        let id = run(async {
+            let (mgr, _net) = agent(&host).await;
+            if k < steps.len() {
+                host.snapshot_before(k);
+            }
+            let (c, _) = mgr.create(volume_request(), false).await.expect(&why);
+            if k == steps.len() {
+                host.snapshot();
+            }
+            c.record.id.clone()
+        });
+        host.rewind();
+        run(async {
+            let (mgr, net) = agent(&host).await;
+            if k < steps.len() {
+                assert_nothing_left(&host, &mgr, &net, &why);
+                return;
+            }
+            let c = mgr.get(&id).expect(&why);
+            assert_eq!(
+                entries(&host.config().volumes_dir()).len(),
+                2,
+                "{why}: the adopted container keeps its volumes"
+            );
+            host.exit_container(&id, 0);
+            c.wait_exit().await;
+            mgr.remove(&id, false).await.expect(&why);
+            assert_nothing_left(&host, &mgr, &net, &why);
+        });
+    }
+}
+
+/// A volume no record names is removed at start, unless a record did not read: then every
+/// volume stays, as its owner cannot be known.
+#[test]
+fn orphaned_volumes_are_swept_unless_a_record_does_not_read() {
+    let host = FakeHost::new();
+    add_volume_image(&host);
+    let root = host.config().volumes_dir();
+    let orphan = "0f".repeat(32);
+    let id = run(async {
+        let (mgr, _net) = agent(&host).await;
+        let (c, _) = mgr.create(volume_request(), false).await.expect("create");
+        c.record.id.clone()
+    });
+    std::fs::create_dir_all(root.join(&orphan).join("_data")).unwrap();
+    let record = host
+        .data_dir()
+        .join("containers")
+        .join(&id)
+        .join("container.json");
+    let good = std::fs::read(&record).unwrap();
+    std::fs::write(&record, b"{\"version\": 9").unwrap();
+    run(async {
+        let _ = agent(&host).await;
+    });
+    assert_eq!(entries(&root).len(), 3, "nothing removed on a guess");
+    std::fs::write(&record, good).unwrap();
+    run(async {
+        let _ = agent(&host).await;
+    });
+    let left = entries(&root);
+    assert_eq!(left.len(), 2, "{left:?}");
+    assert!(!left.contains(&orphan));
 }

@@ -8,6 +8,7 @@
 
 pub mod cgroup;
 pub mod exec;
+pub mod image_copy;
 pub mod init;
 pub mod logfile;
 pub mod mounts;

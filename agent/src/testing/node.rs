@@ -121,6 +121,9 @@ impl Containers for FakeContainers {
                 exit: None,
                 ip_address: Some(format!("10.89.0.{}", 1 + node.seq)),
                 spec: req,
+                mounts: Vec::new(),
+                healthcheck: None,
+                shell: None,
             };
             node.containers.insert(id.clone(), info);
             Ok(Created {

@@ -139,6 +139,10 @@ pub fn observe(c: &ContainerInfo) -> Option<ObservedTask> {
         restarts_ms,
         created_ms: rfc3339_ms(&c.created_at).unwrap_or(0),
         address: c.ip_address.clone(),
+        image_check: c
+            .healthcheck
+            .as_ref()
+            .and_then(|h| super::health::Check::from_image(h, c.shell.as_deref())),
     })
 }
 
@@ -275,9 +279,13 @@ mod tests {
             }),
             ip_address: Some("10.89.1.7".into()),
             spec: req,
+            mounts: vec![],
+            healthcheck: None,
+            shell: None,
         };
         let o = observe(&info).unwrap();
         assert_eq!(o.task_id, "t-0123456789abcdef");
+        assert_eq!(o.image_check, None);
         assert_eq!(o.restarts_ms, [5, 7]);
         assert_eq!(o.address.as_deref(), Some("10.89.1.7"));
         let created = o.created_ms;
@@ -288,6 +296,25 @@ mod tests {
                 finished_ms: created + 750
             }
         );
+        // The image's HEALTHCHECK, recorded with the container, comes along (in its SHELL).
+        info.healthcheck = Some(hoist_proto::ImageHealthcheck {
+            test: vec!["CMD-SHELL".into(), "test -e /ready".into()],
+            retries: 1,
+            ..Default::default()
+        });
+        info.shell = Some(vec!["/bin/ash".into(), "-c".into()]);
+        let check = observe(&info).unwrap().image_check.unwrap();
+        assert_eq!(
+            check.probe,
+            super::super::probe::Probe::Exec(vec![
+                "/bin/ash".into(),
+                "-c".into(),
+                "test -e /ready".into()
+            ])
+        );
+        assert_eq!(check.timing.retries, 1);
+        info.healthcheck.as_mut().unwrap().test = vec!["NONE".into()];
+        assert_eq!(observe(&info).unwrap().image_check, None);
         info.spec.labels.clear();
         assert_eq!(observe(&info), None, "unlabelled containers are not ours");
     }

@@ -263,6 +263,7 @@ fn placeholder(task_id: String, phase: Phase) -> ObservedTask {
         restarts_ms: vec![],
         created_ms: u64::MAX,
         address: None,
+        image_check: None,
     }
 }
 

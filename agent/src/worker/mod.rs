@@ -31,7 +31,7 @@ use crate::containers::Manager;
 use crate::image::ImageStore;
 use client::ControllerClient;
 use executor::Executor;
-use health::{HealthState, Timing};
+use health::{Check, HealthState, Timing};
 use hoist_proto::node::{
     Assignment, Health, Heartbeat, RegisterRequest, ServiceEndpoints, StatusReport, TaskStatus,
 };
@@ -725,11 +725,8 @@ impl Node {
                 let monitor = obs
                     .and_then(|o| o.container_id.as_ref())
                     .and_then(|c| monitors.get(c));
-                let health = match (&a.spec.health_check, monitor) {
-                    (None, _) => Health::None,
-                    (Some(_), Some(m)) => m.health,
-                    (Some(_), None) => Health::Starting,
-                };
+                let check = health::check_for(a, obs);
+                let health = health::task_health(check.as_ref(), monitor.map(|m| m.health));
                 let mut st = status::task_status(a, obs, health, now);
                 if let (Health::Unhealthy, Some(m)) = (st.health, monitor) {
                     st.message = format!("unhealthy: {}", m.message);
@@ -745,37 +742,31 @@ impl Node {
         }
     }
 
-    /// One health monitor per running container whose task has a health check.
+    /// One health monitor per running container whose task has a health check: its spec's, or
+    /// else its image's ([`health::check_for`]).
     fn sync_monitors(&self, desired: &[Assignment], observed: &[ObservedTask]) {
-        let checks: BTreeMap<&str, &hoist_proto::service::HealthCheck> = desired
-            .iter()
-            .filter_map(|a| {
-                a.spec
-                    .health_check
-                    .as_ref()
-                    .map(|h| (a.task_id.as_str(), h))
-            })
-            .collect();
+        let assigned: BTreeMap<&str, &Assignment> =
+            desired.iter().map(|a| (a.task_id.as_str(), a)).collect();
         let mut monitors = lock(&self.monitors);
         let mut live = BTreeSet::new();
         for o in observed.iter().filter(|o| o.phase == Phase::Running) {
-            let (Some(c), Some(check)) = (&o.container_id, checks.get(o.task_id.as_str())) else {
+            let (Some(c), Some(a)) = (&o.container_id, assigned.get(o.task_id.as_str())) else {
+                continue;
+            };
+            let Some(Check { probe, timing }) = health::check_for(a, Some(o)) else {
                 continue;
             };
             live.insert(c.clone());
             if monitors.contains_key(c) {
                 continue;
             }
-            let Some(probe) = probe::Probe::from_spec(check) else {
-                continue;
-            };
             let task = tokio::spawn(monitor(
                 self.mgr.clone(),
                 self.monitors.clone(),
                 self.report_now.clone(),
                 c.clone(),
                 probe,
-                Timing::from_spec(check),
+                timing,
                 o.created_ms,
             ));
             monitors.insert(

@@ -44,6 +44,9 @@ pub struct ObservedTask {
     pub created_ms: u64,
     /// The container's address on the node's bridge.
     pub address: Option<String>,
+    /// The check its image's `HEALTHCHECK` makes, used when the spec has none
+    /// ([`super::health::effective`]).
+    pub image_check: Option<super::health::Check>,
 }
 
 /// What the executor must do.
@@ -166,6 +169,7 @@ mod tests {
             restarts_ms: vec![],
             created_ms,
             address: None,
+            image_check: None,
         }
     }
 

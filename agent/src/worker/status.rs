@@ -158,6 +158,7 @@ mod tests {
             restarts_ms: vec![1, 2],
             created_ms: 0,
             address: Some("10.89.1.5".into()),
+            image_check: None,
         }
     }
 

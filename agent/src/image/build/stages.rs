@@ -101,12 +101,12 @@ pub fn plan(
     let mut errors = Vec::new();
     let mut needed = vec![false; df.stages.len()];
     needed[target] = true;
-    // Walk back from the target: every reference points to an earlier stage.
-    for i in (0..=target).rev() {
-        if !needed[i] {
-            continue;
-        }
+    // Walk back from the last stage: every reference points to an earlier stage, so one pass
+    // marks what the target needs. Stages it does not need are checked too: a reference that
+    // cannot work is a mistake in the file whichever stage is built.
+    for i in (0..df.stages.len()).rev() {
         let stage = &df.stages[i];
+        let wanted = needed[i];
         let mut refs = Vec::new();
         match base(&stage.from, &stage.base) {
             // A FROM naming a later stage is an image reference in Docker; only earlier
@@ -115,7 +115,7 @@ pub fn plan(
                 if let Some(s) = df.stages.iter().find(|s| {
                     s.index < i && s.name.as_deref() == Some(b.to_ascii_lowercase().as_str())
                 }) {
-                    needed[s.index] = true;
+                    needed[s.index] |= wanted;
                 }
             }
             Err(e) => errors.push(ParseError {
@@ -130,7 +130,7 @@ pub fn plan(
         }
         for (line, from) in refs {
             match resolve(df, i, &from) {
-                Ok(Source::Stage(s)) => needed[s] = true,
+                Ok(Source::Stage(s)) => needed[s] |= wanted,
                 Ok(Source::Image(_)) => {}
                 Err(message) => errors.push(ParseError { line, message }),
             }
@@ -193,7 +193,9 @@ mod tests {
             "FROM busybox AS a\nCOPY --from=b /x /x\nFROM busybox AS b\nCOPY --from=a /y /y\n",
         )
         .unwrap();
-        let e = plan(&df, 1, &verbatim).unwrap_err().to_string();
-        assert!(e.starts_with("Dockerfile:2: stage cycle"), "{e}");
+        for target in [0, 1] {
+            let e = plan(&df, target, &verbatim).unwrap_err().to_string();
+            assert!(e.starts_with("Dockerfile:2: stage cycle"), "{e}");
+        }
     }
 }
