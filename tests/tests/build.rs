@@ -1,8 +1,15 @@
 //! `hoist build` end to end on one lab host: a Dockerfile with FROM, ARG, ENV, RUN, WORKDIR,
 //! COPY (--chown), USER, LABEL, EXPOSE, CMD builds; the image runs with the expected files, env,
 //! user and workdir; a rebuild is fully cached; a one-file change redoes only the steps from its
-//! COPY on; `--no-cache` redoes everything; bad Dockerfiles fail naming the line; nothing is left
-//! behind (no build containers, no mounts).
+//! COPY on; `--no-cache` redoes everything; bad Dockerfiles fail naming the line (every
+//! unsupported line at once); nothing is left behind (no build containers, no mounts).
+//!
+//! Then what real Dockerfiles use: multi-stage builds with `--target` (a stage the target does
+//! not need never runs, and a change to its files rebuilds nothing), `COPY --from` a stage, an
+//! index and an image, `RUN --mount` cache (kept between builds), tmpfs, bind (context and
+//! stage) and secret (in no layer blob, cache entry or history), heredocs, SHELL, VOLUME,
+//! HEALTHCHECK, ONBUILD and MAINTAINER in Docker's config fields, `ADD <URL>` with a checksum
+//! from a server on the lab's loopback, `COPY --parents`/`--exclude`, and normalised base names.
 
 use anyhow::{Context, Result};
 use hoist_tests::Host;
@@ -341,7 +348,11 @@ fn bad_dockerfiles_fail_with_the_line() -> Result<()> {
         );
     }
     // A Dockerfile of 10 MB is refused naming its size, before the context is sent.
-    write(c, "Dockerfile", &format!("FROM busybox\n{}", "# padding\n".repeat(1 << 20)));
+    write(
+        c,
+        "Dockerfile",
+        &format!("FROM busybox\n{}", "# padding\n".repeat(1 << 20)),
+    );
     let out = h.hoist(&["build", "-t", "bad:1", c.to_str().unwrap()])?;
     assert_eq!(code(&out), 1);
     assert!(
@@ -532,5 +543,453 @@ fn interrupting_the_client_cancels_the_build() -> Result<()> {
     h.kill_agent()?;
     h.start_agent()?;
     assert_eq!(std::fs::read_dir(&tmp)?.count(), 0, "leftovers cleaned");
+    Ok(())
+}
+
+/// `hoist build -t TAG [EXTRA] CTX`, required to succeed: stdout.
+fn build_tag(h: &Host, ctx: &Path, tag: &str, extra: &[&str]) -> Result<String> {
+    let mut args = vec!["build", "-t", tag];
+    args.extend_from_slice(extra);
+    args.push(ctx.to_str().unwrap());
+    let out = h.hoist(&args)?;
+    anyhow::ensure!(
+        code(&out) == 0,
+        "build of {tag} failed: {}\n{}\nagent log:\n{}",
+        text(&out.stdout),
+        text(&out.stderr),
+        hoist_tests::tail(&h.agent_log(), 30)
+    );
+    Ok(text(&out.stdout))
+}
+
+/// `hoist run --rm IMAGE [CMD...]`: stdout.
+fn run_rm(h: &Host, image: &str, cmd: &[&str]) -> Result<String> {
+    let mut args = vec!["run", "--rm", image];
+    args.extend_from_slice(cmd);
+    h.hoist_ok(&args)
+}
+
+const STAGES: &str = r#"FROM busybox AS base
+RUN echo base > /base.txt
+FROM busybox AS build
+WORKDIR /src
+COPY app.txt .
+RUN tr a-z A-Z < app.txt > /out.txt
+FROM base AS test
+COPY only-test.txt /t.txt
+RUN cat /t.txt > /test-ran
+RUN --mount=type=bind,from=build,source=/out.txt,target=/in.txt \
+    --mount=type=bind,source=only-test.txt,target=/m.txt \
+    cat /in.txt /m.txt > /binds
+FROM scratch
+COPY --from=build /out.txt /out.txt
+COPY --from=0 /base.txt /base.txt
+COPY --from=busybox /bin/busybox /bin/busybox
+CMD ["/bin/busybox", "cat", "/out.txt", "/base.txt"]
+"#;
+
+#[test]
+fn multi_stage_builds_what_the_target_needs() -> Result<()> {
+    let h = Host::start("b6")?;
+    let ctx = tempfile::tempdir()?;
+    let c = ctx.path();
+    write(c, "Dockerfile", STAGES);
+    write(c, "app.txt", "hello\n");
+    write(c, "only-test.txt", "test v1\n");
+
+    // The last stage needs `build` and stage 0, not `test`: its steps never run.
+    let out = build_tag(&h, c, "staged:1", &[])?;
+    let s = steps(&out);
+    assert!(!s.iter().any(|(i, _)| i.contains("only-test")), "{out}");
+    assert_eq!(s.len(), 11, "{out}");
+    assert_eq!(run_rm(&h, "staged:1", &[])?, "HELLO\nbase\n");
+    let (img, _) = image_config(&h, "staged:1")?;
+    assert_eq!(img["layers"], 3, "scratch + three COPY --from: {img}");
+
+    // A file only the unneeded stage uses: nothing rebuilds.
+    write(c, "only-test.txt", "test v2\n");
+    let out = build_tag(&h, c, "staged:1", &[])?;
+    assert!(
+        steps(&out)
+            .iter()
+            .all(|(i, cached)| *cached || i.starts_with("FROM")),
+        "{out}"
+    );
+
+    // --target builds `test` and the stages it uses (its base, and `build` for a bind mount).
+    let out = build_tag(&h, c, "staged:test", &["--target", "test"])?;
+    let s = steps(&out);
+    assert_eq!(s.len(), 10, "{out}");
+    assert!(s[1].1, "stage base is cached from the first build: {out}");
+    assert_eq!(
+        run_rm(
+            &h,
+            "staged:test",
+            &[
+                "sh",
+                "-c",
+                "cat /test-ran /base.txt /binds; ls -d /in.txt /m.txt 2>/dev/null | wc -l"
+            ]
+        )?,
+        "test v2\nbase\nHELLO\ntest v2\n0\n"
+    );
+
+    // A change to a file the target copies reruns the stage that reads it and what follows.
+    write(c, "app.txt", "changed\n");
+    let out = build_tag(&h, c, "staged:1", &[])?;
+    let rerun: Vec<String> = steps(&out)
+        .into_iter()
+        .filter(|(i, cached)| !cached && !i.starts_with("FROM"))
+        .map(|(i, _)| i.split_whitespace().next().unwrap_or("").to_owned())
+        .collect();
+    assert_eq!(
+        rerun,
+        ["COPY", "RUN", "COPY", "COPY", "COPY", "CMD"],
+        "{out}"
+    );
+    assert_eq!(run_rm(&h, "staged:1", &[])?, "CHANGED\nbase\n");
+    assert_no_build_leftovers(&h);
+    Ok(())
+}
+
+#[test]
+fn cache_and_tmpfs_mounts_persist_or_vanish_and_stay_out_of_layers() -> Result<()> {
+    let h = Host::start("b7")?;
+    let ctx = tempfile::tempdir()?;
+    let c = ctx.path();
+    write(
+        c,
+        "Dockerfile",
+        "FROM busybox\n\
+         RUN --mount=type=cache,target=/var/cache/app,id=counter \\\n\
+             --mount=type=tmpfs,target=/scratch,size=1Mi \\\n\
+             n=$(cat /var/cache/app/n 2>/dev/null || echo 0); echo $((n+1)) > /var/cache/app/n; \\\n\
+             cp /var/cache/app/n /seen; echo junk > /scratch/junk; \\\n\
+             grep -q ' /scratch tmpfs' /proc/mounts && echo tmpfs > /scratch-kind\n",
+    );
+    build_tag(&h, c, "cached:1", &[])?;
+    build_tag(&h, c, "cached:2", &["--no-cache"])?;
+    // The second build saw what the first left in the cache; neither mount is in the image.
+    assert_eq!(
+        run_rm(
+            &h,
+            "cached:2",
+            &[
+                "sh",
+                "-c",
+                "cat /seen /scratch-kind; ls -d /var/cache/app /scratch 2>/dev/null | wc -l"
+            ]
+        )?,
+        "2\ntmpfs\n0\n"
+    );
+    assert_eq!(run_rm(&h, "cached:1", &["cat", "/seen"])?, "1\n");
+    let caches: Vec<_> = std::fs::read_dir(h.data_dir().join("build/cache-mounts"))?
+        .flatten()
+        .collect();
+    assert_eq!(caches.len(), 1, "one cache directory, kept between builds");
+    assert_no_build_leftovers(&h);
+    Ok(())
+}
+
+/// Every byte of the host's image store and build cache, layer blobs decompressed.
+fn stored_bytes(h: &Host) -> Vec<(std::path::PathBuf, Vec<u8>)> {
+    fn walk(dir: &Path, out: &mut Vec<(std::path::PathBuf, Vec<u8>)>) {
+        for e in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+            let p = e.path();
+            let Ok(m) = std::fs::symlink_metadata(&p) else {
+                continue;
+            };
+            if m.is_dir() {
+                walk(&p, out);
+            } else if m.is_file() {
+                let bytes = std::fs::read(&p).unwrap_or_default();
+                if bytes.starts_with(&[0x1f, 0x8b]) {
+                    let mut plain = Vec::new();
+                    let _ = std::io::Read::read_to_end(
+                        &mut flate2::read::GzDecoder::new(&bytes[..]),
+                        &mut plain,
+                    );
+                    out.push((p.clone(), plain));
+                }
+                out.push((p, bytes));
+            }
+        }
+    }
+    let mut out = Vec::new();
+    walk(&h.data_dir().join("images"), &mut out);
+    walk(&h.data_dir().join("build"), &mut out);
+    out
+}
+
+#[test]
+fn secrets_reach_the_step_and_nothing_else() -> Result<()> {
+    let h = Host::start("b8")?;
+    let ctx = tempfile::tempdir()?;
+    let c = ctx.path();
+    let secret_dir = tempfile::tempdir()?;
+    let secret = secret_dir.path().join("token");
+    let value = "s3cr3t-Hoist-7f3a9c";
+    std::fs::write(&secret, value)?;
+    write(
+        c,
+        "Dockerfile",
+        "FROM busybox\n\
+         RUN --mount=type=secret,id=token,required \\\n\
+             sha256sum < /run/secrets/token | cut -c1-64 > /sum && wc -c < /run/secrets/token > /len \\\n\
+             && stat -c %a /run/secrets/token > /mode\n\
+         RUN --mount=type=secret,id=absent ls /run/secrets 2>/dev/null | wc -l > /absent\n",
+    );
+    let src = format!("id=token,src={}", secret.display());
+    let out = build_tag(&h, c, "secret:1", &["--secret", &src])?;
+    assert!(!out.contains(value), "not in the output: {out}");
+    let sum = {
+        use sha2::Digest;
+        hex::encode(sha2::Sha256::digest(value.as_bytes()))
+    };
+    assert_eq!(
+        run_rm(&h, "secret:1", &["cat", "/sum", "/len", "/mode", "/absent"])?,
+        format!("{sum}\n19\n400\n0\n")
+    );
+    let history = h
+        .hoist_ok(&["image", "history", "--no-trunc", "secret:1"])
+        .or_else(|_| h.hoist_ok(&["image", "history", "secret:1"]))?;
+    assert!(history.contains("type=secret,id=token"), "{history}");
+    assert!(!history.contains(value), "{history}");
+    for (path, bytes) in stored_bytes(&h) {
+        assert!(
+            !bytes.windows(value.len()).any(|w| w == value.as_bytes()),
+            "the secret is in {}",
+            path.display()
+        );
+    }
+    // Required and not given: the step fails naming the line and the flag to use.
+    let out = h.hoist(&["build", "--no-cache", "-t", "secret:2", c.to_str().unwrap()])?;
+    assert_eq!(code(&out), 1);
+    assert!(
+        text(&out.stderr).contains("Dockerfile:2: secret \"token\" is required: give it with hoist build --secret id=token,src=FILE"),
+        "{}",
+        text(&out.stderr)
+    );
+    assert_no_build_leftovers(&h);
+    Ok(())
+}
+
+#[test]
+fn heredocs_shell_volume_healthcheck_onbuild_and_maintainer() -> Result<()> {
+    let h = Host::start("b9")?;
+    let ctx = tempfile::tempdir()?;
+    let c = ctx.path();
+    write(
+        c,
+        "Dockerfile",
+        "# syntax=docker/dockerfile:1\n\
+         FROM docker.io/library/busybox:latest\n\
+         ARG GREETING=hello\n\
+         SHELL [\"/bin/sh\", \"-eu\", \"-c\"]\n\
+         RUN <<EOF\n\
+         echo one > /h1\n\
+         echo \"two $GREETING\" >> /h1\n\
+         EOF\n\
+         RUN <<EOF\n\
+         #!/bin/sh\n\
+         echo \"from a script: $0\" > /h2\n\
+         EOF\n\
+         COPY <<A <<\"B\" /etc/conf/\n\
+         greeting=$GREETING\n\
+         A\n\
+         literal=$GREETING\n\
+         B\n\
+         VOLUME /data\n\
+         HEALTHCHECK --interval=5s --retries=2 CMD test -e /h1\n\
+         ONBUILD RUN echo triggered > /onbuild.txt\n\
+         MAINTAINER Jo <jo@example.com>\n\
+         CMD cat /h1\n",
+    );
+    build_tag(&h, c, "parent:1", &[])?;
+    assert_eq!(run_rm(&h, "parent:1", &[])?, "one\ntwo hello\n");
+    assert_eq!(
+        run_rm(
+            &h,
+            "parent:1",
+            &["cat", "/h2", "/etc/conf/A", "/etc/conf/B"]
+        )?,
+        "from a script: /bin/sh\ngreeting=hello\nliteral=$GREETING\n"
+    );
+    // Docker's field names, so other tools read them too.
+    let (_, config) = image_config(&h, "parent:1")?;
+    let cfg = &config["config"];
+    assert_eq!(cfg["Volumes"], serde_json::json!({"/data": {}}), "{cfg}");
+    assert_eq!(
+        cfg["Healthcheck"]["Test"],
+        serde_json::json!(["CMD-SHELL", "test -e /h1"])
+    );
+    assert_eq!(cfg["Healthcheck"]["Interval"], 5_000_000_000u64);
+    assert_eq!(cfg["Healthcheck"]["Retries"], 2);
+    assert_eq!(cfg["Shell"], serde_json::json!(["/bin/sh", "-eu", "-c"]));
+    assert_eq!(
+        cfg["Cmd"],
+        serde_json::json!(["/bin/sh", "-eu", "-c", "cat /h1"])
+    );
+    assert_eq!(
+        cfg["OnBuild"],
+        serde_json::json!(["RUN echo triggered > /onbuild.txt"])
+    );
+    assert_eq!(cfg["Labels"]["maintainer"], "Jo <jo@example.com>");
+
+    // A container of it gets an anonymous volume at /data and the image's health check.
+    let id = h.hoist_ok(&["run", "-d", "parent:1", "sleep", "30"])?;
+    let id = id.trim();
+    let info: Value = serde_json::from_str(&h.hoist_ok(&["inspect", id])?)?;
+    let info = if info.is_array() {
+        info[0].clone()
+    } else {
+        info
+    };
+    let mounts = info["mounts"].as_array().cloned().unwrap_or_default();
+    assert!(
+        mounts
+            .iter()
+            .any(|m| m["type"] == "volume" && m["destination"] == "/data"),
+        "{info}"
+    );
+    assert_eq!(
+        info["healthcheck"]["test"],
+        serde_json::json!(["CMD-SHELL", "test -e /h1"])
+    );
+    h.hoist_ok(&["rm", "-f", id])?;
+
+    // The triggers run in a build FROM it, and are not inherited further.
+    let child = tempfile::tempdir()?;
+    write(
+        child.path(),
+        "Dockerfile",
+        "FROM parent:1\nRUN cat /onbuild.txt\n",
+    );
+    let out = build_tag(&h, child.path(), "child:1", &[])?;
+    assert!(out.contains("RUN echo triggered > /onbuild.txt"), "{out}");
+    assert_eq!(
+        run_rm(&h, "child:1", &["cat", "/onbuild.txt"])?,
+        "triggered\n"
+    );
+    let (_, config) = image_config(&h, "child:1")?;
+    assert!(config["config"]["OnBuild"].is_null(), "{config}");
+
+    // A foreign platform is refused, not silently built.
+    write(
+        child.path(),
+        "Dockerfile",
+        "FROM --platform=linux/s390x busybox\nRUN true\n",
+    );
+    let out = h.hoist(&["build", "-t", "foreign:1", child.path().to_str().unwrap()])?;
+    assert_eq!(code(&out), 1);
+    assert!(
+        text(&out.stderr).contains(
+            "Dockerfile:1: FROM --platform=linux/s390x: this host builds and runs linux/"
+        ),
+        "{}",
+        text(&out.stderr)
+    );
+    assert_no_build_leftovers(&h);
+    Ok(())
+}
+
+#[test]
+fn add_urls_with_checksums_and_copy_parents_and_exclude() -> Result<()> {
+    let h = Host::start("b10")?;
+    let www = tempfile::tempdir()?;
+    std::fs::write(www.path().join("tool.txt"), "remote tool\n")?;
+    // A web server on the loopback of the host's own network namespace.
+    /// Stops the server even when an assertion fails.
+    struct Server(std::process::Child);
+    impl Drop for Server {
+        fn drop(&mut self) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+    let _server = Server(
+        h.command(Path::new("/bin/busybox"))
+            .args(["httpd", "-f", "-p", "127.0.0.1:18080", "-h"])
+            .arg(www.path())
+            .spawn()?,
+    );
+    {
+        let mut up = false;
+        for _ in 0..100 {
+            let probe = h
+                .command(Path::new("/bin/busybox"))
+                .args([
+                    "wget",
+                    "-q",
+                    "-O",
+                    "/dev/null",
+                    "http://127.0.0.1:18080/tool.txt",
+                ])
+                .status()?;
+            if probe.success() {
+                up = true;
+                break;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+        anyhow::ensure!(up, "busybox httpd did not answer");
+        let sum = "sha256:2b1d5b7c0e2de4a9c6e2f9b4e6e5d1ab6a7a0b7b8f4b6cf3e1e1a2b3c4d5e6f7";
+        let real = {
+            use sha2::Digest;
+            format!(
+                "sha256:{}",
+                hex::encode(sha2::Sha256::digest(b"remote tool\n"))
+            )
+        };
+        let ctx = tempfile::tempdir()?;
+        let c = ctx.path();
+        write(c, "src/a/x.txt", "x\n");
+        write(c, "src/b/y.txt", "y\n");
+        write(c, "docs/guide.txt", "guide\n");
+        write(c, "docs/README.md", "skip me\n");
+        write(c, "docs/drafts/wip.txt", "skip me too\n");
+        write(
+            c,
+            "Dockerfile",
+            &format!(
+                "FROM library/busybox\n\
+                 ADD --checksum={real} http://127.0.0.1:18080/tool.txt /opt/\n\
+                 COPY --parents src/a/x.txt src/b/y.txt /out/\n\
+                 COPY --exclude=*.md --exclude=drafts docs/ /docs/\n"
+            ),
+        );
+        build_tag(&h, c, "fetched:1", &[])?;
+        assert_eq!(
+            run_rm(
+                &h,
+                "fetched:1",
+                &[
+                    "sh",
+                    "-c",
+                    "cat /opt/tool.txt; stat -c %a /opt/tool.txt; find /out /docs -type f | sort"
+                ]
+            )?,
+            "remote tool\n600\n/docs/guide.txt\n/out/src/a/x.txt\n/out/src/b/y.txt\n"
+        );
+        // A wrong checksum fails before any step runs.
+        write(
+            c,
+            "Dockerfile",
+            &format!("FROM busybox\nRUN echo must-not-run\nADD --checksum={sum} http://127.0.0.1:18080/tool.txt /opt/\n"),
+        );
+        let out = h.hoist(&["build", "-t", "fetched:2", c.to_str().unwrap()])?;
+        assert_eq!(code(&out), 1);
+        assert!(
+            !text(&out.stdout).contains("must-not-run"),
+            "{}",
+            text(&out.stdout)
+        );
+        assert!(
+            text(&out.stderr).contains(&format!("Dockerfile:3: ADD http://127.0.0.1:18080/tool.txt: --checksum={sum} does not match the downloaded file ({real})")),
+            "{}",
+            text(&out.stderr)
+        );
+        assert_no_build_leftovers(&h);
+    }
     Ok(())
 }

@@ -147,7 +147,12 @@ fn resolve_in_layers(
             let all = super::sources::walk(root_dir, "").map_err(|e| e.to_string())?;
             let matched: Vec<String> = all
                 .into_iter()
-                .filter(|p| dockerignore::glob_match(clean, p) && !owner.excluded(p))
+                .filter(|p| {
+                    let name = p.rsplit('/').next().unwrap_or(p);
+                    dockerignore::glob_match(clean, p)
+                        && !owner.excluded(p)
+                        && !owner.excluded(name)
+                })
                 .collect();
             if matched.is_empty() {
                 return Err(format!("no file matches {src:?}"));
@@ -221,11 +226,11 @@ fn copy_all(spec: &CopySpec) -> Result<(), String> {
         };
         let into_dir = into_dir || dest != spec.dest;
         let meta = fs::symlink_metadata(&src.path).map_err(|e| format!("{}: {e}", src.rel))?;
-        let shown_rel = src.rel.trim_start_matches("./");
         if meta.is_dir() && !(spec.parents && !src.name().is_empty() && src.rel != ".") {
             let dir = mounts::open_in_root(&root, &dest, mounts::Create::Dir)
                 .map_err(|e| format!("destination {dest}: {e}"))?;
-            copy_dir_children(&src.path, &reopen_dir(&dir)?, owner, shown_rel)?;
+            // `--exclude` patterns match paths below the copied directory.
+            copy_dir_children(&src.path, &reopen_dir(&dir)?, owner, "")?;
         } else if spec.extract_archives && is_archive(&src.path) {
             extract(&root, &src.path, &dest)?;
         } else {
@@ -254,7 +259,7 @@ fn copy_all(spec: &CopySpec) -> Result<(), String> {
                 &reopen_dir(&parent)?,
                 OsStr::new(name),
                 owner,
-                shown_rel,
+                "",
             )?;
         }
     }

@@ -30,7 +30,7 @@ pub(super) fn expand_and_hash(
             };
             let matched: Vec<String> = every
                 .iter()
-                .filter(|p| dockerignore::glob_match(&clean, p) && !rules.is_excluded(p))
+                .filter(|p| dockerignore::glob_match(&clean, p) && !excluded_name(&rules, p))
                 .cloned()
                 .collect();
             if matched.is_empty() {
@@ -46,10 +46,22 @@ pub(super) fn expand_and_hash(
     }
     let mut entries = Vec::new();
     for src in &sources {
-        hash_tree(context, src, &mut entries)?;
+        let mut tree = Vec::new();
+        hash_tree(context, src, &mut tree)?;
+        // Patterns apply to paths below each source, as BuildKit applies them.
+        tree.retain(|e| match e.name.strip_prefix(src.as_str()) {
+            Some(rest) if rest.starts_with('/') => !rules.is_excluded(&rest[1..]),
+            _ => true,
+        });
+        entries.extend(tree);
     }
-    entries.retain(|e| !rules.is_excluded(&e.name));
     Ok((sources.clone(), cache::content_hash(&entries)))
+}
+
+/// Whether a matched path is excluded: by its path or by its own name.
+fn excluded_name(rules: &dockerignore::IgnoreRules, path: &str) -> bool {
+    let name = path.rsplit('/').next().unwrap_or(path);
+    rules.is_excluded(path) || rules.is_excluded(name)
 }
 
 fn check_in_context(context: &Path, clean: &str, shown: &str) -> Result<(), AgentError> {
