@@ -20,10 +20,11 @@
 use std::path::Path;
 
 use hoist_proto::{CommitRequest, CommitResult, CreateContainer, ImageConfig};
-use oci_spec::image::{HistoryBuilder, ImageConfiguration};
+use oci_spec::image::HistoryBuilder;
 
-use super::build::dockerfile::{self, Args};
-use super::build::layer;
+use super::build::dockerfile;
+use super::build::instruction::complete_history;
+use super::build::{layer, metadata};
 use super::{oci, ImageError, ImageStore, Reference};
 use crate::error::AgentError;
 
@@ -137,8 +138,16 @@ pub fn container_config(image: &ImageConfig, spec: &CreateContainer) -> ImageCon
         c.cmd = Some(spec.cmd.clone());
     }
     for kv in &spec.env {
-        let (k, v) = kv.split_once('=').unwrap_or((kv, ""));
-        set_env(&mut c.env, k, v);
+        // Replaced in place, so the image's order stays.
+        let key = kv.split_once('=').map_or(kv.as_str(), |(k, _)| k);
+        match c
+            .env
+            .iter_mut()
+            .find(|e| e.split_once('=').map_or(e.as_str(), |(k, _)| k) == key)
+        {
+            Some(e) => *e = kv.clone(),
+            None => c.env.push(kv.clone()),
+        }
     }
     if let Some(w) = spec.workdir.as_ref().filter(|w| !w.is_empty()) {
         c.working_dir = Some(w.clone());
@@ -164,20 +173,11 @@ pub fn container_config(image: &ImageConfig, spec: &CreateContainer) -> ImageCon
     c
 }
 
-/// One `--change` instruction, parsed.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Change {
-    /// The keyword, upper case (`CMD`).
-    pub keyword: String,
-    pub args: Args,
-    /// The text after the keyword, as written.
-    pub rest: String,
-}
-
-/// Parses `--change` values with the Dockerfile parser (one value may hold several lines) and
-/// refuses what `docker commit` refuses.
-pub fn parse_changes(changes: &[String]) -> Result<Vec<Change>, String> {
-    let mut out = Vec::new();
+/// Applies `--change` values to a config, in order, with the builder's rules for each
+/// instruction ([`metadata::apply`]); one value may hold several lines. Refuses what
+/// `docker commit` refuses, naming the change.
+pub fn apply_changes(config: &mut ImageConfig, changes: &[String]) -> Result<(), String> {
+    let mut cmd_set = false;
     for change in changes {
         let bad = |m: &str| format!("invalid --change {change:?}: {m}");
         let df = dockerfile::parse(&format!("FROM scratch\n{change}")).map_err(|e| {
@@ -190,357 +190,30 @@ pub fn parse_changes(changes: &[String]) -> Result<Vec<Change>, String> {
                 CHANGE_INSTRUCTIONS.join(", ")
             )));
         }
-        let mut found = false;
-        for inst in &df.stages[0].instructions {
-            let keyword = inst.cmd.name().to_owned();
-            if !CHANGE_INSTRUCTIONS.contains(&keyword.as_str()) {
+        let instructions = &df.stages[0].instructions;
+        if instructions.is_empty() {
+            return Err(bad("no instruction"));
+        }
+        for inst in instructions {
+            let keyword = inst.cmd.name();
+            if !CHANGE_INSTRUCTIONS.contains(&keyword) {
                 return Err(bad(&format!(
                     "{keyword} cannot be changed by a commit (allowed: {})",
                     CHANGE_INSTRUCTIONS.join(", ")
                 )));
             }
-            let rest = inst
-                .text
-                .get(keyword.len()..)
-                .unwrap_or_default()
-                .trim()
-                .to_owned();
-            out.push(Change {
-                keyword,
-                args: inst.args.clone(),
-                rest,
-            });
-            found = true;
-        }
-        if !found {
-            return Err(bad("no instruction"));
-        }
-    }
-    Ok(out)
-}
-
-/// Applies `--change` values to a config, in order, as Docker's builder would.
-pub fn apply_changes(config: &mut ImageConfig, changes: &[String]) -> Result<(), String> {
-    let parsed = parse_changes(changes)?;
-    let mut cmd_set = false;
-    for c in &parsed {
-        apply_change(config, c, &mut cmd_set)
-            .map_err(|m| format!("invalid --change \"{} {}\": {m}", c.keyword, c.rest))?;
-    }
-    Ok(())
-}
-
-/// One change. `cmd_set` says whether a CMD came earlier (an ENTRYPOINT drops the image's CMD,
-/// not one set by the same commit).
-pub fn apply_change(c: &mut ImageConfig, ch: &Change, cmd_set: &mut bool) -> Result<(), String> {
-    let text = || match &ch.args {
-        Args::Text(t) => Ok(t.as_str()),
-        Args::Json(_) => Err(format!("{} does not take a JSON array", ch.keyword)),
-    };
-    let one_word = |t: &str, env: &[String]| -> Result<String, String> {
-        let w = words(t.trim(), env, false)?.pop().unwrap_or_default();
-        if w.is_empty() {
-            return Err(format!("{} needs an argument", ch.keyword));
-        }
-        Ok(w)
-    };
-    match ch.keyword.as_str() {
-        "CMD" | "ENTRYPOINT" => {
-            let argv = match &ch.args {
-                Args::Json(v) => v.clone(),
-                Args::Text(t) => {
-                    let mut sh = c
-                        .shell
-                        .clone()
-                        .unwrap_or_else(|| vec!["/bin/sh".into(), "-c".into()]);
-                    sh.push(t.clone());
-                    sh
-                }
+            // Variables resolve against the config's ENV so far, as in a Dockerfile.
+            let env = config.env.clone();
+            let lookup = |name: &str| {
+                let prefix = format!("{name}=");
+                env.iter()
+                    .rev()
+                    .find_map(|e| e.strip_prefix(&prefix).map(str::to_owned))
             };
-            if ch.keyword == "CMD" {
-                c.cmd = Some(argv);
-                *cmd_set = true;
-            } else {
-                c.entrypoint = Some(argv);
-                if !*cmd_set {
-                    c.cmd = None;
-                }
-            }
-        }
-        "ENV" => {
-            for (k, v) in key_values(text()?, &c.env)? {
-                set_env(&mut c.env, &k, &v);
-            }
-        }
-        "LABEL" => {
-            for (k, v) in key_values(text()?, &c.env)? {
-                c.labels.insert(k, v);
-            }
-        }
-        "EXPOSE" => {
-            let ports = words(text()?, &c.env, true)?;
-            if ports.is_empty() {
-                return Err("EXPOSE needs a port".into());
-            }
-            for p in ports {
-                let p = normalize_port(&p)?;
-                if !c.exposed_ports.contains(&p) {
-                    c.exposed_ports.push(p);
-                }
-            }
-            c.exposed_ports.sort();
-        }
-        "USER" => c.user = Some(one_word(text()?, &c.env)?),
-        "WORKDIR" => {
-            let w = one_word(text()?, &c.env)?;
-            let joined = if w.starts_with('/') {
-                w
-            } else {
-                format!("{}/{w}", c.working_dir.as_deref().unwrap_or("/"))
-            };
-            let clean = hoist_common::dockerignore::clean(&joined).unwrap_or_default();
-            c.working_dir = Some(format!("/{clean}"));
-        }
-        "STOPSIGNAL" => {
-            let s = one_word(text()?, &c.env)?;
-            hoist_proto::signal::parse_signal(&s)?;
-            c.stop_signal = Some(s);
-        }
-        "VOLUME" => {
-            let paths = match &ch.args {
-                Args::Json(v) => v.clone(),
-                Args::Text(t) => words(t, &c.env, true)?,
-            };
-            if paths.is_empty() || paths.iter().any(|p| p.trim().is_empty()) {
-                return Err("VOLUME needs paths".into());
-            }
-            for p in paths {
-                if !c.volumes.contains(&p) {
-                    c.volumes.push(p);
-                }
-            }
-            c.volumes.sort();
-        }
-        "ONBUILD" => {
-            let trigger = ch.rest.trim();
-            let first = trigger
-                .split_whitespace()
-                .next()
-                .unwrap_or_default()
-                .to_ascii_uppercase();
-            match first.as_str() {
-                "" => return Err("ONBUILD needs an instruction".into()),
-                "ONBUILD" | "FROM" | "MAINTAINER" => {
-                    return Err(format!("{first} is not allowed as an ONBUILD trigger"))
-                }
-                _ => c.on_build.push(trigger.to_owned()),
-            }
-        }
-        other => {
-            return Err(format!(
-                "{other} cannot be changed by a commit (allowed: {})",
-                CHANGE_INSTRUCTIONS.join(", ")
-            ))
+            metadata::apply(inst, config, &lookup, '\\', &mut cmd_set)
+                .map_err(|m| format!("invalid --change {:?}: {m}", inst.text))?;
         }
     }
-    Ok(())
-}
-
-/// Sets `key=value` in an env list, replacing an earlier value of `key`.
-fn set_env(env: &mut Vec<String>, key: &str, value: &str) {
-    let prefix = format!("{key}=");
-    env.retain(|e| !e.starts_with(&prefix) && e != key);
-    env.push(format!("{key}={value}"));
-}
-
-/// `80` → `80/tcp`; `53/udp` stays (the builder's rule).
-fn normalize_port(p: &str) -> Result<String, String> {
-    let (num, proto) = p.split_once('/').unwrap_or((p, "tcp"));
-    let proto = proto.to_ascii_lowercase();
-    if num.parse::<u16>().map_or(true, |n| n == 0)
-        || !matches!(proto.as_str(), "tcp" | "udp" | "sctp")
-    {
-        return Err(format!("invalid port {p:?}: use PORT or PORT/tcp|udp"));
-    }
-    Ok(format!("{num}/{proto}"))
-}
-
-/// `ENV`/`LABEL` arguments: `K=V K2="v 2"`, or the old `KEY value with spaces` form.
-fn key_values(s: &str, env: &[String]) -> Result<Vec<(String, String)>, String> {
-    let s = s.trim();
-    let first = s.split_whitespace().next().unwrap_or_default();
-    if first.is_empty() {
-        return Err("needs KEY=VALUE".into());
-    }
-    if !first.contains('=') {
-        let (key, rest) = s
-            .split_once(char::is_whitespace)
-            .ok_or_else(|| format!("{key:?} needs a value (KEY=VALUE or KEY VALUE)", key = s))?;
-        let value = words(rest.trim(), env, false)?.pop().unwrap_or_default();
-        return Ok(vec![(key.to_owned(), value)]);
-    }
-    words(s, env, true)?
-        .into_iter()
-        .map(|w| match w.split_once('=') {
-            Some((k, v)) if !k.is_empty() => Ok((k.to_owned(), v.to_owned())),
-            _ => Err(format!("{w:?} is not KEY=VALUE")),
-        })
-        .collect()
-}
-
-fn lookup(env: &[String], name: &str) -> Option<String> {
-    let prefix = format!("{name}=");
-    env.iter()
-        .rev()
-        .find_map(|e| e.strip_prefix(&prefix))
-        .map(str::to_owned)
-}
-
-type Chars<'a> = std::iter::Peekable<std::str::Chars<'a>>;
-
-/// Docker's word processing for the changes that take words: `'...'` literal, `"..."` with `\"`,
-/// `\\` and `\$`, a backslash escapes outside quotes, and `$VAR`, `${VAR}`, `${VAR:-default}`,
-/// `${VAR:+alternative}` from the config's env. `split`: whitespace outside quotes separates
-/// words (else the whole text is one word).
-fn words(s: &str, env: &[String], split: bool) -> Result<Vec<String>, String> {
-    let mut out = Vec::new();
-    let mut cur = String::new();
-    let mut in_word = false;
-    let mut chars = s.chars().peekable();
-    while let Some(c) = chars.next() {
-        match c {
-            c if split && c.is_whitespace() => {
-                if in_word {
-                    out.push(std::mem::take(&mut cur));
-                    in_word = false;
-                }
-            }
-            '\\' => {
-                in_word = true;
-                cur.push(chars.next().unwrap_or('\\'));
-            }
-            '\'' => {
-                in_word = true;
-                loop {
-                    match chars.next() {
-                        Some('\'') => break,
-                        Some(ch) => cur.push(ch),
-                        None => return Err(format!("unterminated quote in {s:?}")),
-                    }
-                }
-            }
-            '"' => {
-                in_word = true;
-                loop {
-                    match chars.next() {
-                        Some('"') => break,
-                        Some('\\') => match chars.peek() {
-                            Some(&n) if matches!(n, '"' | '\\' | '$') => {
-                                cur.push(n);
-                                chars.next();
-                            }
-                            _ => cur.push('\\'),
-                        },
-                        Some('$') => cur.push_str(&variable(&mut chars, env, s)?),
-                        Some(ch) => cur.push(ch),
-                        None => return Err(format!("unterminated quote in {s:?}")),
-                    }
-                }
-            }
-            '$' => {
-                let v = variable(&mut chars, env, s)?;
-                in_word |= !v.is_empty();
-                cur.push_str(&v);
-            }
-            c => {
-                in_word = true;
-                cur.push(c);
-            }
-        }
-    }
-    if in_word || !split {
-        out.push(cur);
-    }
-    Ok(out)
-}
-
-/// The value of the variable after a `$` (a lone `$` stays itself).
-fn variable(chars: &mut Chars<'_>, env: &[String], whole: &str) -> Result<String, String> {
-    let is_name = |c: char| c.is_ascii_alphanumeric() || c == '_';
-    match chars.peek().copied() {
-        Some('{') => {
-            chars.next();
-            let mut name = String::new();
-            loop {
-                match chars.next() {
-                    Some('}') if !name.is_empty() => {
-                        return Ok(lookup(env, &name).unwrap_or_default())
-                    }
-                    Some(':') if !name.is_empty() => {
-                        let op = chars.next();
-                        let mut word = String::new();
-                        loop {
-                            match chars.next() {
-                                Some('}') => break,
-                                Some(c) => word.push(c),
-                                None => return Err(format!("missing }} in {whole:?}")),
-                            }
-                        }
-                        let value = lookup(env, &name).filter(|v| !v.is_empty());
-                        return match op {
-                            Some('-') => Ok(value.unwrap_or(word)),
-                            Some('+') => Ok(value.map(|_| word).unwrap_or_default()),
-                            _ => Err(format!(
-                                "unsupported substitution in {whole:?}: use ${{VAR}}, ${{VAR:-x}} or ${{VAR:+x}}"
-                            )),
-                        };
-                    }
-                    Some(c) if is_name(c) => name.push(c),
-                    _ => return Err(format!("bad substitution in {whole:?}")),
-                }
-            }
-        }
-        Some(c) if c.is_ascii_alphabetic() || c == '_' => {
-            let mut name = String::new();
-            while let Some(&c) = chars.peek() {
-                if !is_name(c) {
-                    break;
-                }
-                name.push(c);
-                chars.next();
-            }
-            Ok(lookup(env, &name).unwrap_or_default())
-        }
-        _ => Ok("$".into()),
-    }
-}
-
-/// A base image without history for some of its layers (an imported rootfs has none) gets an
-/// entry per such layer first, so that the non-empty entries still match the layers.
-fn complete_history(config: &mut ImageConfiguration) -> Result<(), AgentError> {
-    let mut history = config.history().clone().unwrap_or_default();
-    let described = history
-        .iter()
-        .filter(|h| h.empty_layer() != Some(true))
-        .count();
-    let layers = config.rootfs().diff_ids().len();
-    if described >= layers {
-        return Ok(());
-    }
-    let mut missing = Vec::new();
-    for _ in described..layers {
-        let mut entry = HistoryBuilder::default().comment("base layer without history");
-        if let Some(created) = config.created() {
-            entry = entry.created(created.clone());
-        }
-        missing.push(
-            entry
-                .build()
-                .map_err(|e| AgentError::internal("history", e))?,
-        );
-    }
-    missing.append(&mut history);
-    config.set_history(Some(missing));
     Ok(())
 }
 
@@ -675,40 +348,6 @@ mod tests {
         assert_eq!(c.working_dir.as_deref(), Some("/abs"));
     }
 
-    /// VOLUME and ONBUILD through `apply_change` directly: whether the Dockerfile parser knows
-    /// them is the parser's business.
-    #[test]
-    fn volume_and_onbuild() {
-        let mut c = image();
-        let mut cmd_set = false;
-        let ch = |keyword: &str, args: Args, rest: &str| Change {
-            keyword: keyword.into(),
-            args,
-            rest: rest.into(),
-        };
-        for change in [
-            ch(
-                "VOLUME",
-                Args::Json(vec!["/data".into(), "/logs".into()]),
-                r#"["/data", "/logs"]"#,
-            ),
-            ch("VOLUME", Args::Text("/cache /data".into()), "/cache /data"),
-            ch(
-                "ONBUILD",
-                Args::Text("RUN echo built".into()),
-                "RUN echo built",
-            ),
-        ] {
-            apply_change(&mut c, &change, &mut cmd_set).unwrap();
-        }
-        assert_eq!(c.volumes, ["/cache", "/data", "/logs"]);
-        assert_eq!(c.on_build, ["RUN echo built"]);
-        let bad = ch("ONBUILD", Args::Text("FROM x".into()), "FROM x");
-        assert!(apply_change(&mut c, &bad, &mut cmd_set)
-            .unwrap_err()
-            .contains("FROM is not allowed"));
-    }
-
     #[test]
     fn refusals_say_which_change_and_why() {
         let e = changed(&["RUN rm -rf /"]).unwrap_err();
@@ -725,7 +364,7 @@ mod tests {
         let e = changed(&[r#"ENV ["A=1"]"#]).unwrap_err();
         assert!(e.contains("does not take a JSON array"), "{e}");
         let e = changed(&["ENV A=\"open"]).unwrap_err();
-        assert!(e.contains("unterminated quote"), "{e}");
+        assert!(e.contains("unterminated double quote"), "{e}");
         assert!(changed(&[""]).unwrap_err().contains("no instruction"));
     }
 

@@ -10,7 +10,7 @@ use hoist_common::dockerignore;
 /// A base image without history for some of its layers (an imported rootfs has none) gets an
 /// entry per such layer, so the built image's non-empty history entries match its layers, as
 /// OCI tools expect.
-pub(super) fn complete_history(config: &mut ImageConfiguration) -> Result<(), AgentError> {
+pub(crate) fn complete_history(config: &mut ImageConfiguration) -> Result<(), AgentError> {
     let mut history = config.history().clone().unwrap_or_default();
     let described = history
         .iter()

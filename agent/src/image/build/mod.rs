@@ -30,7 +30,7 @@ mod copy;
 pub mod dockerfile;
 mod execute;
 mod fetch;
-mod instruction;
+pub(crate) mod instruction;
 pub(crate) mod layer;
 pub mod metadata;
 mod run_mount;
