@@ -42,7 +42,11 @@ pub fn with_import_defaults(config: Option<ImageConfig>) -> ImageConfig {
 /// write and read them under these names, so an image built here behaves the same there.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct DockerExtensions {
-    #[serde(rename = "Healthcheck", default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        rename = "Healthcheck",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
     pub healthcheck: Option<DockerHealthcheck>,
     #[serde(rename = "OnBuild", default, skip_serializing_if = "Option::is_none")]
     pub on_build: Option<Vec<String>>,
@@ -265,4 +269,60 @@ pub fn parse_config_file(bytes: &[u8], digest: &str) -> Result<ConfigFile, Image
         .and_then(|o| o.config)
         .unwrap_or_default();
     Ok(ConfigFile { image, docker })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A config as Docker writes it: the extension fields read back, and written back in
+    /// Docker's names inside `config`.
+    #[test]
+    fn docker_extensions_round_trip_in_docker_names() {
+        let docker = br#"{"architecture":"amd64","os":"linux","config":{"Cmd":["sh"],"Volumes":{"/data":{}},"Healthcheck":{"Test":["CMD","/check"],"Interval":30000000000,"Retries":3},"OnBuild":["RUN make"],"Shell":["/bin/bash","-c"]},"rootfs":{"type":"layers","diff_ids":[]}}"#;
+        let file = parse_config_file(docker, "sha256:x").unwrap();
+        let c = file.container_config();
+        assert_eq!(c.volumes, ["/data"]);
+        let h = c.healthcheck.clone().unwrap();
+        assert_eq!(
+            (h.test, h.interval_ns, h.retries, h.timeout_ns),
+            (vec!["CMD".into(), "/check".into()], 30_000_000_000, 3, 0)
+        );
+        assert_eq!(c.on_build, ["RUN make"]);
+        assert_eq!(
+            c.shell.as_deref(),
+            Some(&["/bin/bash".to_owned(), "-c".to_owned()][..])
+        );
+        let json: serde_json::Value = serde_json::from_slice(&file.to_json().unwrap()).unwrap();
+        assert_eq!(
+            json["config"]["Healthcheck"]["Test"],
+            serde_json::json!(["CMD", "/check"])
+        );
+        assert!(
+            json["config"]["Healthcheck"].get("Timeout").is_none(),
+            "zero is omitted"
+        );
+        assert_eq!(json["config"]["OnBuild"], serde_json::json!(["RUN make"]));
+        assert_eq!(docker_extensions(&c), file.docker);
+    }
+
+    #[test]
+    fn configs_without_extensions_keep_their_bytes() {
+        let config = ImageConfig {
+            cmd: Some(vec!["sh".into()]),
+            ..ImageConfig::default()
+        };
+        let bytes = build_image_config(&config, vec![]).unwrap();
+        let text = String::from_utf8(bytes).unwrap();
+        assert!(
+            !text.contains("Healthcheck") && !text.contains("OnBuild") && !text.contains("Shell"),
+            "{text}"
+        );
+        // A malformed extension does not make the image unusable.
+        let odd = br#"{"architecture":"amd64","os":"linux","config":{"Healthcheck":"yes"},"rootfs":{"type":"layers","diff_ids":[]}}"#;
+        assert_eq!(
+            parse_config_file(odd, "sha256:y").unwrap().docker,
+            DockerExtensions::default()
+        );
+    }
 }

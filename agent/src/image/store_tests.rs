@@ -1,1 +1,68 @@
+//! Store behaviours that span its parts: Docker's config fields survive a store round trip, and
+//! Docker's name normalisation finds local images.
 
+use hoist_proto::{ImageConfig, ImageHealthcheck};
+
+use super::testutil::{layer, E};
+use super::ImageStore;
+
+fn store() -> (tempfile::TempDir, ImageStore) {
+    let dir = tempfile::tempdir().unwrap();
+    let store = ImageStore::open(&dir.path().join("images")).unwrap();
+    (dir, store)
+}
+
+fn one_file_layer() -> Vec<u8> {
+    layer(&[
+        E::Dir("etc".into()),
+        E::File("etc/motd".into(), b"hi\n".to_vec()),
+    ])
+}
+
+#[test]
+fn docker_names_find_the_same_local_image() {
+    let (_d, store) = store();
+    store
+        .import(&mut &one_file_layer()[..], "busybox", None)
+        .unwrap();
+    let id = store.resolve("busybox").unwrap().id;
+    for name in [
+        "busybox:latest",
+        "library/busybox",
+        "docker.io/library/busybox:latest",
+        "index.docker.io/library/busybox",
+    ] {
+        assert_eq!(store.resolve(name).unwrap().id, id, "{name}");
+    }
+    assert!(store.resolve("docker.io/other/busybox").is_err());
+}
+
+#[test]
+fn healthcheck_shell_onbuild_and_volumes_survive_the_store() {
+    let (_d, store) = store();
+    let config = ImageConfig {
+        cmd: Some(vec!["sh".into()]),
+        volumes: vec!["/data".into()],
+        healthcheck: Some(ImageHealthcheck {
+            test: vec!["CMD-SHELL".into(), "test -e /ready".into()],
+            interval_ns: 5_000_000_000,
+            retries: 2,
+            ..Default::default()
+        }),
+        shell: Some(vec!["/bin/ash".into(), "-c".into()]),
+        on_build: vec!["RUN echo child".into()],
+        ..ImageConfig::default()
+    };
+    store
+        .import(&mut &one_file_layer()[..], "full:1", Some(config.clone()))
+        .unwrap();
+    let got = store.resolve("full:1").unwrap().config;
+    assert_eq!(got.volumes, config.volumes);
+    assert_eq!(got.healthcheck, config.healthcheck);
+    assert_eq!(got.shell, config.shell);
+    assert_eq!(got.on_build, config.on_build);
+    assert_eq!(
+        store.inspect("full:1").unwrap().config.healthcheck,
+        config.healthcheck
+    );
+}
