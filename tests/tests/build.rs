@@ -569,7 +569,8 @@ fn run_rm(h: &Host, image: &str, cmd: &[&str]) -> Result<String> {
     h.hoist_ok(&args)
 }
 
-const STAGES: &str = r#"FROM busybox AS base
+const STAGES: &str = r#"ARG BASE=busybox
+FROM $BASE AS base
 RUN echo base > /base.txt
 FROM busybox AS build
 WORKDIR /src
@@ -581,6 +582,8 @@ RUN cat /t.txt > /test-ran
 RUN --mount=type=bind,from=build,source=/out.txt,target=/in.txt \
     --mount=type=bind,source=only-test.txt,target=/m.txt \
     cat /in.txt /m.txt > /binds
+ARG TARGETOS TARGETARCH
+RUN echo "$TARGETOS/$TARGETARCH" > /platform
 FROM scratch
 COPY --from=build /out.txt /out.txt
 COPY --from=0 /base.txt /base.txt
@@ -619,7 +622,7 @@ fn multi_stage_builds_what_the_target_needs() -> Result<()> {
     // --target builds `test` and the stages it uses (its base, and `build` for a bind mount).
     let out = build_tag(&h, c, "staged:test", &["--target", "test"])?;
     let s = steps(&out);
-    assert_eq!(s.len(), 10, "{out}");
+    assert_eq!(s.len(), 12, "{out}");
     assert!(s[1].1, "stage base is cached from the first build: {out}");
     assert_eq!(
         run_rm(
@@ -628,10 +631,10 @@ fn multi_stage_builds_what_the_target_needs() -> Result<()> {
             &[
                 "sh",
                 "-c",
-                "cat /test-ran /base.txt /binds; ls -d /in.txt /m.txt 2>/dev/null | wc -l"
+                "cat /test-ran /base.txt /binds /platform; ls -d /in.txt /m.txt 2>/dev/null | wc -l"
             ]
         )?,
-        "test v2\nbase\nHELLO\ntest v2\n0\n"
+        "test v2\nbase\nHELLO\ntest v2\nlinux/amd64\n0\n"
     );
 
     // A change to a file the target copies reruns the stage that reads it and what follows.

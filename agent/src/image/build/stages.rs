@@ -198,4 +198,39 @@ mod tests {
             assert!(e.starts_with("Dockerfile:2: stage cycle"), "{e}");
         }
     }
+
+    /// Dockerfiles written the way the well-known public projects write theirs (official
+    /// images, Docker's language guides): each parses, and each of its stages plans, without a
+    /// single refusal.
+    #[test]
+    fn real_world_dockerfiles_are_accepted() {
+        let files = [
+            ("go-service", include_str!("testdata/go-service.Dockerfile")),
+            (
+                "rust-service",
+                include_str!("testdata/rust-service.Dockerfile"),
+            ),
+            ("database", include_str!("testdata/database.Dockerfile")),
+            ("web-server", include_str!("testdata/web-server.Dockerfile")),
+            ("python-app", include_str!("testdata/python-app.Dockerfile")),
+            ("node-app", include_str!("testdata/node-app.Dockerfile")),
+            ("java-app", include_str!("testdata/java-app.Dockerfile")),
+            ("dotnet-app", include_str!("testdata/dotnet-app.Dockerfile")),
+            (
+                "cache-server",
+                include_str!("testdata/cache-server.Dockerfile"),
+            ),
+        ];
+        for (name, text) in files {
+            let df = parse(text).unwrap_or_else(|e| panic!("{name}: {e}"));
+            for stage in 0..df.stages.len() {
+                plan(&df, stage, &verbatim).unwrap_or_else(|e| panic!("{name} stage {stage}: {e}"));
+            }
+        }
+        let python = parse(include_str!("testdata/python-app.Dockerfile")).unwrap();
+        assert_eq!(
+            plan(&python, target(&python, Some("final")).unwrap(), &verbatim).unwrap(),
+            [0, 1, 3]
+        );
+    }
 }
