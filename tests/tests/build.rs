@@ -543,6 +543,52 @@ fn interrupting_the_client_cancels_the_build() -> Result<()> {
     h.kill_agent()?;
     h.start_agent()?;
     assert_eq!(std::fs::read_dir(&tmp)?.count(), 0, "leftovers cleaned");
+
+    // An agent killed during a step with host mounts (a tmpfs, a secret's tmpfs, a stage's
+    // overlay) leaves them mounted; the next start unmounts and removes them.
+    let secret = c.join("secret.txt");
+    std::fs::write(&secret, "x")?;
+    write(
+        c,
+        "Dockerfile",
+        "FROM busybox AS a\nFROM busybox\nRUN --mount=type=tmpfs,target=/t \\\n    --mount=type=secret,id=s \\\n    --mount=type=bind,from=a,target=/a sleep 60\n",
+    );
+    let src = format!("id=s,src={}", secret.display());
+    let mut cli = std::process::Command::new(hoist_tests::bin("hoist"))
+        .env("HOIST_AGENT", h.socket())
+        .args([
+            "build",
+            "--secret",
+            &src,
+            "-t",
+            "slow:2",
+            c.to_str().unwrap(),
+        ])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()?;
+    let build_mounts = |tmp: &Path| {
+        std::fs::read_to_string("/proc/self/mountinfo")
+            .unwrap_or_default()
+            .lines()
+            .filter(|l| l.contains(tmp.to_str().unwrap()))
+            .count()
+    };
+    hoist_tests::wait_for(
+        "the step's three host mounts",
+        std::time::Duration::from_secs(20),
+        || Ok((build_mounts(&tmp) == 3).then_some(())),
+    )?;
+    h.kill_agent()?;
+    let _ = cli.kill();
+    let _ = cli.wait();
+    h.start_agent()?;
+    assert_eq!(build_mounts(&tmp), 0, "mounts of the killed build");
+    assert_eq!(
+        std::fs::read_dir(&tmp)?.count(),
+        0,
+        "scratch of the killed build"
+    );
     Ok(())
 }
 

@@ -67,9 +67,24 @@ pub fn build_dir(data_dir: &Path) -> PathBuf {
 }
 
 /// Removes what builds interrupted by an agent crash left in `build/tmp` (contexts, layer tars,
-/// COPY scratch dirs). Called once at start-up, before any build can run.
+/// COPY scratch dirs, a step's mounts). Called once at start-up, before any build can run.
 pub fn clean_leftovers(data_dir: &Path) {
     let tmp = build_dir(data_dir).join("tmp");
+    // A step's host mounts (a stage's read-only overlay, a tmpfs, a secret's tmpfs) first,
+    // deepest first, so removing the directories below cannot reach into them.
+    let mountinfo = std::fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
+    let mut mounted: Vec<PathBuf> = mountinfo
+        .lines()
+        .filter_map(|l| l.split(' ').nth(4))
+        .map(PathBuf::from)
+        .filter(|p| p.starts_with(&tmp) && p != &tmp)
+        .collect();
+    mounted.sort_by_key(|p| std::cmp::Reverse(p.components().count()));
+    for m in mounted {
+        if let Err(e) = nix::mount::umount2(&m, nix::mount::MntFlags::MNT_DETACH) {
+            tracing::warn!(path = %m.display(), error = %e, "cannot unmount build leftover");
+        }
+    }
     let Ok(entries) = std::fs::read_dir(&tmp) else {
         return;
     };
