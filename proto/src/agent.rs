@@ -370,7 +370,7 @@ pub struct AgentInfo {
 
 /// `POST /v1/build`: the first line of the request body (JSON), followed by the build context as
 /// a tar stream.
-#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[derive(Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct BuildRequest {
     /// The Dockerfile's text.
@@ -394,6 +394,21 @@ pub struct BuildRequest {
     /// written to a layer, the cache or the history.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub secrets: BTreeMap<String, String>,
+}
+
+/// Secrets' values never reach a log through `{:?}`: only their ids are shown.
+impl std::fmt::Debug for BuildRequest {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("BuildRequest")
+            .field("dockerfile", &format_args!("<{} bytes>", self.dockerfile.len()))
+            .field("tags", &self.tags)
+            .field("build_args", &self.build_args)
+            .field("no_cache", &self.no_cache)
+            .field("network", &self.network)
+            .field("target", &self.target)
+            .field("secrets", &self.secrets.keys().collect::<Vec<_>>())
+            .finish()
+    }
 }
 
 fn none_network() -> NetworkMode {
@@ -476,6 +491,8 @@ mod build_wire_tests {
             "{json}"
         );
         assert_eq!(serde_json::from_str::<BuildRequest>(&json).unwrap(), staged);
+        let shown = format!("{staged:?}");
+        assert!(shown.contains("\"token\"") && !shown.contains("c2VjcmV0"), "{shown}");
 
         let events = [
             (
