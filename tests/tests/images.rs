@@ -161,6 +161,25 @@ fn pull_run_push_save_load_prune_with_an_anonymous_registry() -> Result<()> {
     assert_eq!(z["diff_ids"], ours["diff_ids"]);
     assert_eq!(run_cat_hello(&h, &zsrc)?, "hello-from-umoci\n");
 
+    // A Dockerfile may pin its base by digest (`FROM name@sha256:...`): pulled by digest, built on.
+    let digest = ours["manifest_digest"].as_str().unwrap();
+    let ctx = tempfile::tempdir()?;
+    std::fs::write(
+        ctx.path().join("Dockerfile"),
+        format!(
+            "FROM {}/test/busybox@{digest}\nRUN cp /hello.txt /pinned.txt\nCMD [\"cat\", \"/pinned.txt\"]\n",
+            reg.addr
+        ),
+    )?;
+    let built = h.hoist_ok(&["build", "-t", "pinned:1", ctx.path().to_str().unwrap()])?;
+    assert!(built.contains("Successfully tagged pinned:1"), "{built}");
+    assert_eq!(
+        h.hoist_ok(&["run", "--rm", "--network", "none", "pinned:1"])?,
+        "hello-from-umoci\n"
+    );
+    h.hoist_ok(&["image", "rm", "pinned:1"])?;
+    let pinned = format!("{}/test/busybox@{digest}", reg.addr);
+
     // Push under another name: the layers are mounted from test/busybox, digests preserved.
     let dst = format!("{}/other/copy:v2", reg.addr);
     h.hoist_ok(&["image", "tag", &src, &dst])?;
@@ -238,7 +257,7 @@ fn pull_run_push_save_load_prune_with_an_anonymous_registry() -> Result<()> {
     let before: Value = serde_json::from_str(&h.hoist_ok(&["-o", "json", "image", "prune"])?)?;
     assert_eq!(before["snapshots"], 0, "{before}");
     assert_eq!(run_cat_hello(&h, &src)?, "hello-from-umoci\n");
-    for image in [&src, &zsrc, &dst, &back] {
+    for image in [&src, &zsrc, &dst, &back, &pinned] {
         let _ = h.hoist(&["image", "rm", image]);
     }
     let pruned: Value = serde_json::from_str(&h.hoist_ok(&["-o", "json", "image", "prune"])?)?;

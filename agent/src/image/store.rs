@@ -205,11 +205,10 @@ impl ImageStore {
         let _content = self.content_exclusive();
         let _index = self.index_lock();
         let mut index = Index::load(&self.index_path)?;
-        let (_, manifests) = self.lookup(&index, reference_or_id)?;
-        let by_name = Reference::parse(reference_or_id)
-            .ok()
-            .map(|r| r.to_string())
-            .filter(|r| index.references.contains_key(r));
+        // A name (as given, normalised, or pinned by digest) untags that name only; an id
+        // untags every name of the image.
+        let (found, manifests) = self.lookup(&index, reference_or_id)?;
+        let by_name = Some(found).filter(|r| index.references.contains_key(r));
         match by_name {
             Some(name) => {
                 index.references.remove(&name);
@@ -279,7 +278,8 @@ impl ImageStore {
         }
         // Docker's normalisation: `docker.io/library/busybox:latest`, `library/busybox` and
         // `busybox` name the same local image (stored under the familiar name).
-        if let Ok(remote) = super::registry::name::RemoteRef::parse(s) {
+        let remote = super::registry::name::RemoteRef::parse(s);
+        if let Ok(remote) = &remote {
             let familiar = remote.local_name();
             if let Some(m) = index.references.get(&familiar) {
                 return Ok((familiar, vec![m.clone()]));
@@ -292,9 +292,11 @@ impl ImageStore {
                 .bytes()
                 .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b));
         if !id_like {
-            return match parsed {
-                Ok(reference) => Err(ImageError::NotFound(reference.to_string())),
-                Err(e) => Err(e),
+            return match (parsed, remote) {
+                (Ok(reference), _) => Err(ImageError::NotFound(reference.to_string())),
+                // `NAME@sha256:...`: a valid remote reference that is not here (yet).
+                (Err(_), Ok(remote)) => Err(ImageError::NotFound(remote.local_name())),
+                (Err(e), Err(_)) => Err(e),
             };
         }
         let mut by_id: BTreeMap<String, Vec<String>> = BTreeMap::new();

@@ -66,3 +66,15 @@ fn healthcheck_shell_onbuild_and_volumes_survive_the_store() {
         config.healthcheck
     );
 }
+
+#[test]
+fn removing_a_normalised_name_untags_only_that_name() {
+    let (_d, store) = store();
+    store
+        .import(&mut &one_file_layer()[..], "busybox", None)
+        .unwrap();
+    store.tag("busybox", "mine:1").unwrap();
+    store.remove("docker.io/library/busybox:latest").unwrap();
+    assert!(store.resolve("busybox").is_err());
+    assert!(store.resolve("mine:1").is_ok(), "the other name stays");
+}
