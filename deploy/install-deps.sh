@@ -4,9 +4,11 @@
 # test's loop-mounted member disks, curl for checks. Idempotent and
 # quick when everything is already there. Image tests use docker-registry, skopeo, umoci, htpasswd
 # (apache2-utils) and openssl as real peers; the routing-mesh test loads services with hey.
+# golang-go (Go 1.19) is the toolchain deploy/go-toolchain-image.sh packs into the golang:1.19
+# image of the Go multi-stage build test and benchmark.
 set -euo pipefail
 need=()
-for pkg in git busybox-static nftables iproute2 util-linux e2fsprogs procps curl tar docker-registry skopeo umoci apache2-utils openssl hey; do
+for pkg in git busybox-static nftables iproute2 util-linux e2fsprogs procps curl tar docker-registry skopeo umoci apache2-utils openssl hey golang-go; do
   dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || need+=("$pkg")
 done
 if [ ${#need[@]} -gt 0 ]; then

@@ -1,0 +1,3 @@
+module example.com/hoistdemo
+
+go 1.19
