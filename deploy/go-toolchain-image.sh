@@ -18,9 +18,8 @@
 # the tools a build never runs (pprof, trace, doc, fix, api, objdump, addr2line, nm, dist).
 # No C compiler: CGO_ENABLED=0.
 #
-# GOCACHE=/root/.cache/go-build is Go's default for root, spelled out because Hoist (unlike runc,
-# which Docker and podman use) does not yet set HOME from /etc/passwd when the image's env has
-# none, and without HOME or GOCACHE `go build` refuses to run. Drop it once Hoist sets HOME.
+# No GOCACHE: Go's default is $HOME/.cache/go-build, and HOME comes from /etc/passwd (root's is
+# /root) in Hoist as in runc.
 set -euo pipefail
 
 out=${1:?usage: go-toolchain-image.sh OUT.tar [NAME:TAG]}
@@ -72,7 +71,6 @@ path=/go/bin:/usr/local/go/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin
 config=$(printf '%s' \
   '{"architecture":"amd64","os":"linux","created":"2023-04-07T00:00:00Z",' \
   '"config":{"Env":["PATH='"$path"'","GOROOT='"$goroot"'","GOPATH=/go",' \
-  '"GOCACHE=/root/.cache/go-build",' \
   '"CGO_ENABLED=0","GOLANG_VERSION='"${version#go}"'"],"WorkingDir":"/go","Cmd":["sh"]},' \
   '"rootfs":{"type":"layers","diff_ids":["sha256:'"$diff_id"'"]},' \
   '"history":[{"created":"2023-04-07T00:00:00Z","created_by":"deploy/go-toolchain-image.sh: busybox-static and Debian golang-go ('"$version"')"}]}')

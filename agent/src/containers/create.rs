@@ -78,7 +78,7 @@ impl Manager {
                 .unwrap_or_else(|_| "localhost".into()),
             (None, _) => hoist_common::ids::short_id(&id).to_string(),
         };
-        let process =
+        let mut process =
             prepare::process(&req, &image.config, &hostname).map_err(AgentError::Invalid)?;
         let identity = {
             let read = |p: &str| {
@@ -90,12 +90,16 @@ impl Manager {
                     .map(|b| String::from_utf8_lossy(&b).into_owned())
                     .unwrap_or_default()
             };
-            users::resolve(
-                process.user.as_deref(),
-                &read("etc/passwd"),
-                &read("etc/group"),
-            )
-            .map_err(AgentError::Invalid)?
+            let passwd = read("etc/passwd");
+            let id = users::resolve(process.user.as_deref(), &passwd, &read("etc/group"))
+                .map_err(AgentError::Invalid)?;
+            // As runc does: a process without HOME gets its user's home directory.
+            if !process.env.iter().any(|e| e.starts_with("HOME=")) {
+                process
+                    .env
+                    .push(format!("HOME={}", users::home(id.uid, &passwd)));
+            }
+            id
         };
         let stop_signal = prepare::stop_signal(
             req.stop_signal

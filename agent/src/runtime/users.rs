@@ -15,6 +15,7 @@ struct PasswdEntry<'a> {
     name: &'a str,
     uid: u32,
     gid: u32,
+    home: &'a str,
 }
 
 fn passwd_entries(passwd: &str) -> impl Iterator<Item = PasswdEntry<'_>> {
@@ -25,6 +26,7 @@ fn passwd_entries(passwd: &str) -> impl Iterator<Item = PasswdEntry<'_>> {
                 name: f[0],
                 uid: f[2].parse().ok()?,
                 gid: f[3].parse().ok()?,
+                home: f.get(5).copied().unwrap_or(""),
             })
         })?
     })
@@ -97,6 +99,17 @@ pub fn resolve(user: Option<&str>, passwd: &str, group: &str) -> Result<Identity
     })
 }
 
+/// The `HOME` a process of `uid` gets when its environment has none, as runc sets it: the
+/// user's home directory in the image's `/etc/passwd`, else `/`.
+pub fn home(uid: u32, passwd: &str) -> String {
+    passwd_entries(passwd)
+        .find(|e| e.uid == uid)
+        .map(|e| e.home)
+        .filter(|h| !h.is_empty())
+        .unwrap_or("/")
+        .to_owned()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -104,6 +117,14 @@ mod tests {
     const PASSWD: &str = "root:x:0:0:root:/root:/bin/sh\nwww:x:33:33:www:/var/www:/bin/false\nbad line\nalice:x:1000:1000::/home/alice:/bin/sh\n";
     const GROUP: &str =
         "root:x:0:\nwww:x:33:\nstaff:x:50:alice,bob\nwheel:x:10:alice\nalice:x:1000:\n";
+
+    #[test]
+    fn home_comes_from_passwd_else_root_dir() {
+        assert_eq!(home(0, PASSWD), "/root");
+        assert_eq!(home(1000, PASSWD), "/home/alice");
+        assert_eq!(home(4242, PASSWD), "/");
+        assert_eq!(home(0, ""), "/");
+    }
 
     #[test]
     fn default_is_root() {
