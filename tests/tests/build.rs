@@ -1001,7 +1001,9 @@ fn add_urls_with_checksums_and_copy_parents_and_exclude() -> Result<()> {
             c,
             "Dockerfile",
             &format!(
-                "FROM library/busybox\n\
+                "FROM scratch AS nothing\n\
+                 FROM library/busybox\n\
+                 COPY --from=nothing / /empty/\n\
                  ADD --checksum={real} http://127.0.0.1:18080/tool.txt /opt/\n\
                  COPY --parents src/a/x.txt src/b/y.txt /out/\n\
                  COPY --exclude=*.md --exclude=drafts docs/ /docs/\n"
@@ -1015,7 +1017,7 @@ fn add_urls_with_checksums_and_copy_parents_and_exclude() -> Result<()> {
                 &[
                     "sh",
                     "-c",
-                    "cat /opt/tool.txt; stat -c %a /opt/tool.txt; find /out /docs -type f | sort"
+                    "cat /opt/tool.txt; stat -c %a /opt/tool.txt; find /out /docs /empty -type f | sort"
                 ]
             )?,
             "remote tool\n600\n/docs/guide.txt\n/out/src/a/x.txt\n/out/src/b/y.txt\n"

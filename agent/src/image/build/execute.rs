@@ -27,6 +27,24 @@ impl Builder {
         Ok(out)
     }
 
+    /// The layers of a state for a read-only overlay, which needs at least two lower
+    /// directories: padded with empty ones (distinct: the kernel refuses a directory twice).
+    pub(super) fn readonly_lowers(&self, state: &State) -> StepResult<Vec<PathBuf>> {
+        let mut lowers = self.lowers(state)?;
+        if lowers.len() < 2 {
+            let second = self.empty.with_file_name("empty-lower");
+            std::fs::create_dir_all(&second)
+                .map_err(|e| AgentError::internal("create empty lower dir", e))?;
+            let pad = if lowers.first() == Some(&self.empty) {
+                second
+            } else {
+                self.empty.clone()
+            };
+            lowers.insert(0, pad);
+        }
+        Ok(lowers)
+    }
+
     #[allow(clippy::too_many_arguments)]
     pub(super) async fn run_step(
         &mut self,

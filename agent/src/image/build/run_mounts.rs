@@ -130,10 +130,7 @@ impl Builder {
                         }
                         Some(from) => {
                             let state = self.state_named(df, stage, inst, from).await?;
-                            let mut lowers = self.lowers(&state)?;
-                            if lowers.len() < 2 {
-                                lowers.insert(0, self.empty.clone());
-                            }
+                            let lowers = self.readonly_lowers(&state)?;
                             let at = self.scratch_dir()?.join(format!("mount-{}-{n}", inst.line));
                             std::fs::create_dir_all(&at).map_err(io("create bind mountpoint"))?;
                             mounts::mount_overlay_ro(&lowers, &at)

@@ -412,10 +412,7 @@ impl Builder {
             (CopyFrom::Context(dir), names, digests.join("\n"), false)
         } else if let Some(from) = &from {
             let src = self.state_named(df, stage, inst, from).await?;
-            let mut lowers = self.lowers(&src)?;
-            if lowers.len() < 2 {
-                lowers.insert(0, self.empty.clone());
-            }
+            let lowers = self.readonly_lowers(&src)?;
             let mut sources = Vec::new();
             for w in &words {
                 sources.push(dockerignore::clean(w).ok_or_else(|| {
