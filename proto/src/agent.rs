@@ -400,7 +400,10 @@ pub struct BuildRequest {
 impl std::fmt::Debug for BuildRequest {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("BuildRequest")
-            .field("dockerfile", &format_args!("<{} bytes>", self.dockerfile.len()))
+            .field(
+                "dockerfile",
+                &format_args!("<{} bytes>", self.dockerfile.len()),
+            )
             .field("tags", &self.tags)
             .field("build_args", &self.build_args)
             .field("no_cache", &self.no_cache)
@@ -492,7 +495,10 @@ mod build_wire_tests {
         );
         assert_eq!(serde_json::from_str::<BuildRequest>(&json).unwrap(), staged);
         let shown = format!("{staged:?}");
-        assert!(shown.contains("\"token\"") && !shown.contains("c2VjcmV0"), "{shown}");
+        assert!(
+            shown.contains("\"token\"") && !shown.contains("c2VjcmV0"),
+            "{shown}"
+        );
 
         let events = [
             (
