@@ -163,20 +163,9 @@ pub fn absolute_target(target: &str, workdir: &str) -> Option<String> {
     } else {
         format!("{workdir}/{target}")
     };
-    let mut parts: Vec<&str> = Vec::new();
-    for p in joined.split('/') {
-        match p {
-            "" | "." => {}
-            ".." => {
-                parts.pop()?;
-            }
-            p => parts.push(p),
-        }
-    }
-    if parts.is_empty() {
-        return None;
-    }
-    Some(format!("/{}", parts.join("/")))
+    dockerignore::clean(&joined)
+        .filter(|c| !c.is_empty())
+        .map(|c| format!("/{c}"))
 }
 
 #[cfg(test)]
