@@ -134,7 +134,21 @@ pub async fn step(node: &RaftNode, leader: &Leader) -> Result<(), crate::raft::W
                 ..Default::default()
             }),
         ];
-        node.write(Command::Batch(cmds)).await?;
+        let answer = node.write(Command::Batch(cmds)).await?;
+        let refused: Vec<String> = match &answer {
+            Response::Error(e) => vec![e.message.clone()],
+            Response::Batch(all) => all
+                .iter()
+                .filter_map(|a| match a {
+                    Response::Error(e) => Some(e.message.clone()),
+                    _ => None,
+                })
+                .collect(),
+            _ => Vec::new(),
+        };
+        if !refused.is_empty() {
+            tracing::error!(?refused, "rollback refused");
+        }
     }
     let plan = r.plan;
     if plan == Plan::default() {

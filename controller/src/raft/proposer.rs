@@ -74,13 +74,68 @@ async fn run(
     }
 }
 
+/// Which commands of a proposed entry are one caller's.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Share {
+    /// One command, at this position.
+    One(usize),
+    /// A caller's own batch, flattened into these positions (the state machine refuses a batch
+    /// inside a batch): answered as one `Response::Batch`.
+    Many(std::ops::Range<usize>),
+}
+
+/// The commands of one entry, flattened, and each caller's share of them, in order.
+fn flatten(commands: Vec<Command>) -> (Vec<Command>, Vec<Share>) {
+    let mut flat = Vec::new();
+    let mut shares = Vec::new();
+    for c in commands {
+        match c {
+            Command::Batch(inner) => {
+                let start = flat.len();
+                flat.extend(inner);
+                shares.push(Share::Many(start..flat.len()));
+            }
+            c => {
+                shares.push(Share::One(flat.len()));
+                flat.push(c);
+            }
+        }
+    }
+    (flat, shares)
+}
+
+/// Each caller's answer out of the answers to a flattened entry (`None` when they do not match).
+fn regroup(answers: Vec<Response>, shares: &[Share], flat_len: usize) -> Option<Vec<Response>> {
+    if answers.len() != flat_len {
+        return None;
+    }
+    let mut answers: Vec<Option<Response>> = answers.into_iter().map(Some).collect();
+    shares
+        .iter()
+        .map(|share| match share {
+            Share::One(i) => answers.get_mut(*i)?.take(),
+            Share::Many(range) => range
+                .clone()
+                .map(|i| answers.get_mut(i).and_then(Option::take))
+                .collect::<Option<Vec<_>>>()
+                .map(Response::Batch),
+        })
+        .collect()
+}
+
 async fn propose_batch(raft: &Raft<TypeConfig>, batch: Vec<(Command, Reply)>, timeout: Duration) {
     let (commands, replies): (Vec<Command>, Vec<Reply>) = batch.into_iter().unzip();
     let single = commands.len() == 1;
-    let command = if single {
-        commands.into_iter().next().expect("one command")
+    let (command, shares, flat_len) = if single {
+        (
+            commands.into_iter().next().expect("one command"),
+            Vec::new(),
+            1,
+        )
     } else {
-        Command::Batch(commands)
+        let (flat, shares) = flatten(commands);
+        let n = flat.len();
+        (Command::Batch(flat), shares, n)
     };
     let req = Request {
         time_ms: now_ms(),
@@ -104,16 +159,25 @@ async fn propose_batch(raft: &Raft<TypeConfig>, batch: Vec<(Command, Reply)>, ti
         Ok(Err(RaftError::Fatal(f))) => Err(ConsensusError::Fatal(f.to_string())),
     };
     match result {
-        Ok(Response::Batch(answers)) if !single && answers.len() == replies.len() => {
-            for (reply, answer) in replies.into_iter().zip(answers) {
-                let _ = reply.send(Ok(answer));
-            }
-        }
         Ok(answer) if single => {
             if let Some(reply) = replies.into_iter().next() {
                 let _ = reply.send(Ok(answer));
             }
         }
+        Ok(Response::Batch(answers)) => match regroup(answers, &shares, flat_len) {
+            Some(answers) => {
+                for (reply, answer) in replies.into_iter().zip(answers) {
+                    let _ = reply.send(Ok(answer));
+                }
+            }
+            None => {
+                for reply in replies {
+                    let _ = reply.send(Err(ConsensusError::Fatal(
+                        "the answers to a batch do not match its commands".into(),
+                    )));
+                }
+            }
+        },
         Ok(other) => {
             for reply in replies {
                 let _ = reply.send(Err(ConsensusError::Fatal(format!(
@@ -126,5 +190,53 @@ async fn propose_batch(raft: &Raft<TypeConfig>, batch: Vec<(Command, Reply)>, ti
                 let _ = reply.send(Err(e.clone()));
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn delete(name: &str) -> Command {
+        Command::DeleteService { name: name.into() }
+    }
+
+    /// A caller's own batch joins the entry flat, and gets its answers back as one batch: a
+    /// nested batch would be refused whole by the state machine (seen as a lost rollback when a
+    /// leader's rollback batch met an agent's status write).
+    #[test]
+    fn callers_batches_are_flattened_and_their_answers_regrouped() {
+        let (flat, shares) = flatten(vec![
+            delete("a"),
+            Command::Batch(vec![delete("b"), delete("c")]),
+            delete("d"),
+            Command::Batch(vec![]),
+        ]);
+        assert_eq!(flat, [delete("a"), delete("b"), delete("c"), delete("d")]);
+        assert_eq!(
+            shares,
+            [
+                Share::One(0),
+                Share::Many(1..3),
+                Share::One(3),
+                Share::Many(4..4)
+            ]
+        );
+        let answers = vec![
+            Response::Tasks(0),
+            Response::Tasks(1),
+            Response::Tasks(2),
+            Response::Ok,
+        ];
+        assert_eq!(
+            regroup(answers, &shares, 4),
+            Some(vec![
+                Response::Tasks(0),
+                Response::Batch(vec![Response::Tasks(1), Response::Tasks(2)]),
+                Response::Ok,
+                Response::Batch(vec![]),
+            ])
+        );
+        assert_eq!(regroup(vec![Response::Ok], &shares, 4), None);
     }
 }
