@@ -714,9 +714,21 @@ fn cache_and_tmpfs_mounts_persist_or_vanish_and_stay_out_of_layers() -> Result<(
              --mount=type=tmpfs,target=/scratch,size=1Mi \\\n\
              n=$(cat /var/cache/app/n 2>/dev/null || echo 0); echo $((n+1)) > /var/cache/app/n; \\\n\
              cp /var/cache/app/n /seen; echo junk > /scratch/junk; \\\n\
-             grep -q ' /scratch tmpfs' /proc/mounts && echo tmpfs > /scratch-kind\n",
+             grep -q ' /scratch tmpfs' /proc/mounts && echo tmpfs > /scratch-kind\n\
+         WORKDIR /src\n\
+         RUN --mount=type=bind,rw echo written > new.txt && cat Dockerfile > /dev/null && ls /src > /listing\n",
     );
     build_tag(&h, c, "cached:1", &[])?;
+    // A bind without a target lands in the workdir; `rw` lets the step write, and keeps nothing.
+    assert_eq!(
+        run_rm(
+            &h,
+            "cached:1",
+            &["sh", "-c", "ls /src | wc -l; grep -c new.txt /listing"]
+        )?,
+        "0\n1\n"
+    );
+    assert!(!c.join("new.txt").exists(), "the context is untouched");
     build_tag(&h, c, "cached:2", &["--no-cache"])?;
     // The second build saw what the first left in the cache; neither mount is in the image.
     assert_eq!(

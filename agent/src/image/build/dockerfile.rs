@@ -342,21 +342,31 @@ pub fn parse(text: &str) -> Result<Dockerfile, ParseErrors> {
                 }
             }
         }
-        match parse_instruction(start, logical.trim()) {
-            Ok(mut inst) => {
-                if inst.cmd.takes_heredocs() {
-                    if let Args::Text(t) = &inst.args {
-                        for (name, strip_tabs, expand) in heredoc_markers(t) {
-                            match read_heredoc(&all, &mut i, &name, strip_tabs) {
-                                Some(body) => inst.heredocs.push(Heredoc { name, body, expand }),
-                                None => errors.push(err(
-                                    start,
-                                    &format!("heredoc <<{name} has no terminating {name} line"),
-                                )),
-                            }
-                        }
-                    }
+        // Heredoc bodies belong to their instruction even when it has a problem: read them
+        // first, so their lines are never taken for instructions.
+        let logical = logical.trim();
+        let keyword = logical.split_whitespace().next().unwrap_or_default();
+        let mut heredocs = Vec::new();
+        let rest = &logical[keyword.len()..];
+        // (The exec form, a JSON array after the flags, has no heredocs.)
+        let json_form = rest
+            .split_whitespace()
+            .find(|w| !w.starts_with("--"))
+            .is_some_and(|w| w.starts_with('['));
+        if Cmd::parse(keyword).is_ok_and(Cmd::takes_heredocs) && !json_form {
+            for (name, strip_tabs, expand) in heredoc_markers(rest) {
+                match read_heredoc(&all, &mut i, &name, strip_tabs) {
+                    Some(body) => heredocs.push(Heredoc { name, body, expand }),
+                    None => errors.push(err(
+                        start,
+                        &format!("heredoc <<{name} has no terminating {name} line"),
+                    )),
                 }
+            }
+        }
+        match parse_instruction(start, logical) {
+            Ok(mut inst) => {
+                inst.heredocs = heredocs;
                 instructions.push(inst)
             }
             Err(mut e) => errors.append(&mut e),
@@ -868,9 +878,16 @@ mod tests {
             fails("FROM x\nRUN <<EOF\necho never ends\n"),
             "Dockerfile:2: heredoc <<EOF has no terminating EOF line"
         );
+        // A problem in the instruction does not make its heredoc's lines instructions.
+        assert_eq!(
+            fails("FROM x\nRUN --bogus <<EOF\nset -e\nEOF\n"),
+            "Dockerfile:2: RUN --bogus is not supported"
+        );
         // Not heredocs: a here-string, and markers in other instructions.
         assert!(one("RUN cat <<<word").heredocs.is_empty());
         assert!(one("ENV A=<<EOF").heredocs.is_empty());
+        let df = parse("FROM x\nRUN [\"sh\", \"-c\", \"cat <<EOF\"]\nCMD [\"y\"]\n").unwrap();
+        assert_eq!(all(&df).len(), 3, "an exec form's << is not a heredoc");
     }
 
     #[test]

@@ -31,6 +31,8 @@ pub struct RunMount {
     pub from: Option<String>,
     /// Bind: the path in the context or in `from` (default: its root).
     pub source: String,
+    /// A bind with `rw` gets a writable layer of its own over its source, thrown away after
+    /// the step (BuildKit's semantics: the step may write, nothing is kept).
     pub read_only: bool,
     pub mode: Option<u32>,
     pub uid: Option<u32>,
@@ -98,6 +100,11 @@ pub fn parse(spec: &str) -> Result<RunMount, String> {
                 )
             }
             "required" => required = flag(value)?,
+            "env" => {
+                return Err(
+                    "--mount env= (a secret as an environment variable) is not supported: use the secret's file".into(),
+                )
+            }
             // Concurrency of cache users: every value is honoured as `shared`, which is safe
             // for the package caches it is used for.
             "sharing" => match need(value)?.as_str() {
@@ -117,7 +124,9 @@ pub fn parse(spec: &str) -> Result<RunMount, String> {
             Some(id) => format!("/run/secrets/{id}"),
             None => return Err("--mount type=secret needs id= or target=".into()),
         },
-        (_, None) => return Err("--mount needs target=PATH".into()),
+        // BuildKit's default for a bind or cache without a target: the working directory.
+        (MountKind::Bind | MountKind::Cache, None) => ".".to_owned(),
+        (MountKind::Tmpfs, None) => return Err("--mount type=tmpfs needs target=PATH".into()),
     };
     if target.contains('\0') {
         return Err("--mount target contains a NUL byte".into());
@@ -127,12 +136,6 @@ pub fn parse(spec: &str) -> Result<RunMount, String> {
         (MountKind::Secret, None) => target.rsplit('/').next().unwrap_or_default().to_owned(),
         (_, None) => target.clone(),
     };
-    if kind == MountKind::Bind && read_only == Some(false) {
-        return Err(
-            "--mount type=bind,rw is not supported (writes would be discarded): copy the files instead"
-                .into(),
-        );
-    }
     if from.is_some() && !matches!(kind, MountKind::Bind) {
         return Err("--mount from= is only supported with type=bind".into());
     }
@@ -207,14 +210,20 @@ mod tests {
         assert!(parse("type=ssh")
             .unwrap_err()
             .contains("ssh is not supported"));
-        assert!(parse("type=cache").unwrap_err().contains("needs target"));
+        assert!(parse("type=tmpfs").unwrap_err().contains("needs target"));
+        assert!(parse("type=secret,env=TOKEN,id=t")
+            .unwrap_err()
+            .contains("env="));
         assert!(parse("type=weird,target=/x")
             .unwrap_err()
             .contains("unknown type"));
         assert!(parse("type=cache,target=/x,bogus=1")
             .unwrap_err()
             .contains("bogus"));
-        assert!(parse("type=bind,target=/x,rw").unwrap_err().contains("rw"));
+        assert!(!parse("type=bind,target=/x,rw").unwrap().read_only);
+        // Without a target, a bind or cache lands in the working directory.
+        assert_eq!(parse("type=cache").unwrap().target, ".");
+        assert_eq!(parse("from=bin").unwrap().target, ".");
         assert!(parse("type=bind,target=/x,source=../../etc").is_err());
         assert!(parse("type=cache,target=/x,mode=9z").is_err());
     }

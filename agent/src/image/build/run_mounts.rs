@@ -152,7 +152,28 @@ impl Builder {
                             format!("--mount source={}: not found", m.source),
                         ));
                     }
-                    p.volumes.push(bind(host, true));
+                    if m.read_only {
+                        p.volumes.push(bind(host, true));
+                    } else {
+                        // `rw`: the step writes into a layer of its own, dropped after it.
+                        let at = self.scratch_dir()?.join(format!("rw-{}-{n}", inst.line));
+                        let (upper, work, merged) =
+                            (at.join("upper"), at.join("work"), at.join("mnt"));
+                        for d in [&upper, &work, &merged] {
+                            std::fs::create_dir_all(d).map_err(io("create rw bind dirs"))?;
+                        }
+                        if host.is_dir() {
+                            mounts::mount_overlay(&[&host], &upper, &work, &merged).map_err(
+                                |e| line_err(inst, format!("--mount source={},rw: {e}", m.source)),
+                            )?;
+                            p.host_mounts.push(merged.clone());
+                            p.volumes.push(bind(merged, false));
+                        } else {
+                            let copy = upper.join("file");
+                            std::fs::copy(&host, &copy).map_err(io("copy rw bind source"))?;
+                            p.volumes.push(bind(copy, false));
+                        }
+                    }
                 }
                 MountKind::Tmpfs => {
                     let at = self.scratch_dir()?.join(format!("tmpfs-{}-{n}", inst.line));

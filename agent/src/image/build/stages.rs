@@ -233,4 +233,29 @@ mod tests {
             [0, 1, 3]
         );
     }
+
+    /// A survey over a directory of Dockerfiles (`DOCKERFILES=DIR`), e.g. checked-out public
+    /// repositories: every file must parse and plan. Not in the default run: the files are not
+    /// ours to keep in the tree.
+    #[test]
+    #[ignore = "needs DOCKERFILES=DIR of Dockerfiles"]
+    fn survey_of_dockerfiles_in_a_directory() {
+        let dir = std::env::var("DOCKERFILES").expect("DOCKERFILES=DIR");
+        let mut refused = Vec::new();
+        let mut total = 0;
+        for entry in std::fs::read_dir(dir).unwrap().flatten() {
+            let text = std::fs::read_to_string(entry.path()).unwrap_or_default();
+            total += 1;
+            let result = parse(&text).map_err(|e| e.to_string()).and_then(|df| {
+                (0..df.stages.len())
+                    .try_for_each(|i| plan(&df, i, &verbatim).map(|_| ()))
+                    .map_err(|e| e.to_string())
+            });
+            if let Err(e) = result {
+                refused.push(format!("{}: {e}", entry.path().display()));
+            }
+        }
+        eprintln!("{} of {total} Dockerfiles accepted", total - refused.len());
+        assert!(refused.is_empty(), "refused:\n{}", refused.join("\n"));
+    }
 }

@@ -234,12 +234,17 @@ impl Builder {
             let spec =
                 vars::process_word(spec, &lookup, self.escape).map_err(|e| line_err(inst, e))?;
             let mut m = run_mount::parse(&spec).map_err(|e| line_err(inst, e))?;
+            let raw_target = m.target.clone();
             m.target = run_mount::absolute_target(&m.target, &workdir).ok_or_else(|| {
                 line_err(
                     inst,
                     format!("--mount target={}: outside the container's root", m.target),
                 )
             })?;
+            // A cache's id defaults to its target, as a path in the image.
+            if m.kind == run_mount::MountKind::Cache && m.id == raw_target {
+                m.id = m.target.clone();
+            }
             shown_mounts.push(format!("--mount={spec}"));
             match (m.kind, &m.from) {
                 (run_mount::MountKind::Bind, None) => {
