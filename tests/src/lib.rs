@@ -8,6 +8,7 @@
 //! - [`controller_lab`]: controller members in network namespaces, with kill/pause/partition.
 //! - [`linearizability`]: a per-key register linearizability checker for recorded histories.
 
+pub mod build_lab;
 pub mod cluster_lab;
 pub mod controller_lab;
 pub mod fake_agent;

@@ -11,17 +11,14 @@
 //! HEALTHCHECK, ONBUILD and MAINTAINER in Docker's config fields, `ADD <URL>` with a checksum
 //! from a server on the lab's loopback, `COPY --parents`/`--exclude`, and normalised base names.
 
-use anyhow::{Context, Result};
+use anyhow::Result;
+use hoist_tests::build_lab::{assert_no_build_leftovers, build_tag, image_config, text, write};
 use hoist_tests::Host;
 use serde_json::Value;
 use std::path::Path;
 
 fn code(out: &std::process::Output) -> i32 {
     out.status.code().unwrap_or(-1)
-}
-
-fn text(b: &[u8]) -> String {
-    String::from_utf8_lossy(b).into_owned()
 }
 
 const DOCKERFILE: &str = r#"# syntax=docker/dockerfile:1
@@ -63,12 +60,6 @@ fn steps(out: &str) -> Vec<(String, bool)> {
     v
 }
 
-fn write(dir: &Path, rel: &str, content: &str) {
-    let p = dir.join(rel);
-    std::fs::create_dir_all(p.parent().unwrap()).unwrap();
-    std::fs::write(p, content).unwrap();
-}
-
 fn build(h: &Host, ctx: &Path, extra: &[&str]) -> Result<(String, String)> {
     let mut args = vec!["build", "-t", "demo:1"];
     args.extend_from_slice(extra);
@@ -82,27 +73,6 @@ fn build(h: &Host, ctx: &Path, extra: &[&str]) -> Result<(String, String)> {
         hoist_tests::tail(&h.agent_log(), 30)
     );
     Ok((text(&out.stdout), text(&out.stderr)))
-}
-
-fn image_config(h: &Host, reference: &str) -> Result<(Value, Value)> {
-    let images: Value = serde_json::from_str(&h.hoist_ok(&["image", "ls", "-o", "json"])?)?;
-    let img = images
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|i| {
-            i["references"]
-                .as_array()
-                .unwrap()
-                .iter()
-                .any(|r| r == reference)
-        })
-        .cloned()
-        .context("built image not listed")?;
-    let hex = img["id"].as_str().unwrap().trim_start_matches("sha256:");
-    let path = h.data_dir().join("images/blobs/sha256").join(hex);
-    let config: Value = serde_json::from_slice(&std::fs::read(&path)?)?;
-    Ok((img, config))
 }
 
 #[test]
@@ -370,22 +340,6 @@ fn bad_dockerfiles_fail_with_the_line() -> Result<()> {
     Ok(())
 }
 
-/// No mount of the build (overlays, tmpfs, secrets) and no scratch directory survive a build.
-fn assert_no_build_leftovers(h: &Host) {
-    let data = h.data_dir();
-    let mounts = std::fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
-    let build = data.join("build");
-    let leaked: Vec<&str> = mounts
-        .lines()
-        .filter(|l| l.contains(build.to_str().unwrap()))
-        .collect();
-    assert!(leaked.is_empty(), "build mounts left: {leaked:?}");
-    let tmp: Vec<_> = std::fs::read_dir(build.join("tmp"))
-        .map(|d| d.flatten().map(|e| e.path()).collect())
-        .unwrap_or_default();
-    assert!(tmp.is_empty(), "build scratch left: {tmp:?}");
-}
-
 #[test]
 fn scratch_add_archive_and_exec_form() -> Result<()> {
     let h = Host::start("b3")?;
@@ -590,22 +544,6 @@ fn interrupting_the_client_cancels_the_build() -> Result<()> {
         "scratch of the killed build"
     );
     Ok(())
-}
-
-/// `hoist build -t TAG [EXTRA] CTX`, required to succeed: stdout.
-fn build_tag(h: &Host, ctx: &Path, tag: &str, extra: &[&str]) -> Result<String> {
-    let mut args = vec!["build", "-t", tag];
-    args.extend_from_slice(extra);
-    args.push(ctx.to_str().unwrap());
-    let out = h.hoist(&args)?;
-    anyhow::ensure!(
-        code(&out) == 0,
-        "build of {tag} failed: {}\n{}\nagent log:\n{}",
-        text(&out.stdout),
-        text(&out.stderr),
-        hoist_tests::tail(&h.agent_log(), 30)
-    );
-    Ok(text(&out.stdout))
 }
 
 /// `hoist run --rm IMAGE [CMD...]`: stdout.

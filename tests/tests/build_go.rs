@@ -18,21 +18,13 @@
 //! `cargo build --workspace --bins && cargo test -p hoist-tests --test build_go`.
 
 use anyhow::{Context, Result};
+use hoist_tests::build_lab::{
+    assert_no_build_leftovers, build_tag as build, image_config as image, text, write,
+};
 use hoist_tests::Host;
-use serde_json::Value;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::Instant;
-
-fn text(b: &[u8]) -> String {
-    String::from_utf8_lossy(b).into_owned()
-}
-
-fn write(dir: &Path, rel: &str, content: &str) {
-    let p = dir.join(rel);
-    std::fs::create_dir_all(p.parent().unwrap()).unwrap();
-    std::fs::write(p, content).unwrap();
-}
 
 /// The Go module and its Dockerfile (shared with `bench/build.sh`).
 fn sources() -> PathBuf {
@@ -108,44 +100,6 @@ fn steps(out: &str) -> Vec<(String, bool, f64)> {
     v
 }
 
-fn build(h: &Host, ctx: &Path, tag: &str, extra: &[&str]) -> Result<String> {
-    let mut args = vec!["build", "-t", tag];
-    args.extend_from_slice(extra);
-    args.push(ctx.to_str().unwrap());
-    let out = h.hoist(&args)?;
-    anyhow::ensure!(
-        out.status.success(),
-        "build of {tag} failed: {}\n{}\nagent log:\n{}",
-        text(&out.stdout),
-        text(&out.stderr),
-        hoist_tests::tail(&h.agent_log(), 30)
-    );
-    Ok(text(&out.stdout))
-}
-
-/// The image's `image ls` entry and its config blob.
-fn image(h: &Host, reference: &str) -> Result<(Value, Value)> {
-    let images: Value = serde_json::from_str(&h.hoist_ok(&["image", "ls", "-o", "json"])?)?;
-    let img = images
-        .as_array()
-        .context("image ls is not a list")?
-        .iter()
-        .find(|i| {
-            i["references"]
-                .as_array()
-                .is_some_and(|r| r.iter().any(|r| r == reference))
-        })
-        .cloned()
-        .with_context(|| format!("{reference} not listed: {images}"))?;
-    let hex = img["id"]
-        .as_str()
-        .context("no id")?
-        .trim_start_matches("sha256:");
-    let path = h.data_dir().join("images/blobs/sha256").join(hex);
-    let config: Value = serde_json::from_slice(&std::fs::read(&path)?)?;
-    Ok((img, config))
-}
-
 /// Files (not directories) below `dir`, recursively.
 fn count_files(dir: &Path) -> usize {
     let mut n = 0;
@@ -195,22 +149,6 @@ fn compiled(out: &str) -> Vec<&str> {
     out.lines()
         .filter(|l| l.starts_with("example.com/hoistdemo"))
         .collect()
-}
-
-fn assert_no_build_leftovers(h: &Host) {
-    let build = h.data_dir().join("build");
-    let mounts = std::fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
-    let leaked: Vec<&str> = mounts
-        .lines()
-        .filter(|l| l.contains(build.to_str().unwrap()))
-        .collect();
-    assert!(leaked.is_empty(), "build mounts left: {leaked:?}");
-    let tmp: Vec<_> = std::fs::read_dir(build.join("tmp"))
-        .map(|d| d.flatten().map(|e| e.path()).collect())
-        .unwrap_or_default();
-    assert!(tmp.is_empty(), "build scratch left: {tmp:?}");
-    let ps = h.hoist_ok(&["ps", "-a", "-q"]).unwrap_or_default();
-    assert!(ps.trim().is_empty(), "containers left: {ps}");
 }
 
 #[test]
