@@ -18,20 +18,14 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::fs;
 use std::io;
-use std::os::unix::fs::{FileTypeExt, MetadataExt};
+use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 
 use hoist_proto::{ChangeKind, FileChange};
 
-/// Paths the runtime creates as mount points when an image lacks them (as `build::layer`).
-pub const RUNTIME_MOUNT_POINTS: &[&str] = &[
-    "proc",
-    "sys",
-    "dev",
-    "etc/hosts",
-    "etc/hostname",
-    "etc/resolv.conf",
-];
+use crate::image::build::layer::{self, is_whiteout};
+
+pub(crate) use crate::image::build::layer::RUNTIME_MOUNT_POINTS;
 
 /// One entry of the upper directory (paths relative, `/`-separated, no leading `/`).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -169,16 +163,9 @@ pub fn classify(entries: &[UpperEntry], lower: &impl Lower) -> Vec<FileChange> {
         .collect()
 }
 
-fn is_whiteout(meta: &fs::Metadata) -> bool {
-    meta.file_type().is_char_device() && meta.rdev() == 0
-}
-
 /// `trusted.overlay.opaque=y` (only root reads `trusted.*`; others see no opaque directory).
 fn is_opaque(path: &Path) -> bool {
-    xattr::get(path, "trusted.overlay.opaque")
-        .ok()
-        .flatten()
-        .is_some_and(|v| v == b"y")
+    layer::is_opaque(path).unwrap_or(false)
 }
 
 /// The image's layers as overlayfs merges them: the topmost layer with a path wins; a whiteout,

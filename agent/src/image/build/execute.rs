@@ -9,7 +9,7 @@ use hoist_proto::{BuildEvent, CreateContainer, ImageConfig, NetworkMode};
 
 use super::dockerfile::{Dockerfile, Instruction};
 use super::run_mount::RunMount;
-use super::{blocking, copy, layer, line_err, run_mounts, Builder, State, StepResult};
+use super::{blocking, copy, layer, line_err, Builder, State, StepResult};
 use crate::containers::LogOptions;
 use crate::error::AgentError;
 use crate::image::{BuiltLayer, ResolvedImage};
@@ -60,10 +60,11 @@ impl Builder {
     ) -> StepResult<BuiltLayer> {
         let lowers = self.lowers(state)?;
         let mut prepared = self.prepare_mounts(df, stage, inst, &run_mounts).await?;
+        // The mounts' targets, which stay out of the step's layer.
         let targets: Vec<String> = prepared
             .volumes
             .iter()
-            .map(|v| v.container_path.clone())
+            .map(|v| v.container_path.trim_start_matches('/').to_owned())
             .collect();
         let image = ResolvedImage {
             id: "build".into(),
@@ -120,14 +121,7 @@ impl Builder {
                     ),
                 ));
             }
-            let upper = c.dir.upper();
-            let (u, l) = (upper.clone(), lowers.clone());
-            blocking(move || {
-                run_mounts::remove_mountpoints(&u, &l, &targets);
-                Ok(())
-            })
-            .await?;
-            self.commit(upper, lowers).await
+            self.commit(c.dir.upper(), lowers, targets).await
         }
         .await;
         if let Err(e) = self.mgr.remove(&id, true).await {
@@ -166,7 +160,7 @@ impl Builder {
         blocking(move || copy::run(spec).map_err(AgentError::Invalid))
             .await
             .map_err(|e| line_err(inst, format!("{} failed: {e}", inst.cmd.name())))?;
-        let layer = self.commit(upper, lowers).await;
+        let layer = self.commit(upper, lowers, Vec::new()).await;
         let _ = blocking(move || {
             scratch
                 .close()
@@ -176,11 +170,13 @@ impl Builder {
         layer
     }
 
-    /// Upper directory → layer tar → blob + snapshot in the store.
+    /// Upper directory → layer tar → blob + snapshot in the store; `mount_points` (a RUN
+    /// step's `--mount` targets) stay out of it.
     pub(super) async fn commit(
         &self,
         upper: PathBuf,
         lowers: Vec<PathBuf>,
+        mount_points: Vec<String>,
     ) -> StepResult<BuiltLayer> {
         let store = self.store.clone();
         let tmp = self.tmp.clone();
@@ -190,7 +186,7 @@ impl Builder {
                 .suffix(".tar")
                 .tempfile_in(&tmp)
                 .map_err(|e| AgentError::internal("create layer file", e))?;
-            layer::write_diff(&upper, &lowers, tar.path())
+            layer::write_diff_without(&upper, &lowers, &mount_points, tar.path())
                 .map_err(|e| AgentError::internal("write layer", e))?;
             Ok(store.add_built_layer(tar.path())?)
         })

@@ -18,8 +18,9 @@ use std::io::{self, BufWriter};
 use std::os::unix::fs::{FileTypeExt, MetadataExt};
 use std::path::{Path, PathBuf};
 
-/// Paths the runtime creates as mount points when an image lacks them.
-const RUNTIME_MOUNT_POINTS: &[&str] = &[
+/// Paths the runtime creates as mount points when an image lacks them (also what `hoist diff`
+/// leaves out).
+pub(crate) const RUNTIME_MOUNT_POINTS: &[&str] = &[
     "proc",
     "sys",
     "dev",
@@ -38,9 +39,27 @@ pub struct DiffStats {
 /// Writes the changes in `upper` as a layer tar at `out`. `lowers` are the layers below (lowest
 /// first), consulted to tell runtime mount points and bare copy-ups from real changes.
 pub fn write_diff(upper: &Path, lowers: &[PathBuf], out: &Path) -> io::Result<DiffStats> {
+    write_diff_without(upper, lowers, &[], out)
+}
+
+/// [`write_diff`], also leaving out `mount_points` (paths relative to the root: a RUN step's
+/// `--mount` targets) the lowers lack, with the directories created only to hold them.
+pub fn write_diff_without(
+    upper: &Path,
+    lowers: &[PathBuf],
+    mount_points: &[String],
+    out: &Path,
+) -> io::Result<DiffStats> {
     let mut items = Vec::new();
-    collect(upper, "", lowers, &mut items)?;
-    let keep = prune(&items, lowers);
+    let mut left_out = Vec::new();
+    let mut scan = Scan {
+        lowers,
+        mount_points,
+        items: &mut items,
+        left_out: &mut left_out,
+    };
+    scan.collect(upper, "")?;
+    let keep = prune(&items, lowers, &left_out);
     let file = File::create(out)?;
     let mut tar = tar::Builder::new(BufWriter::new(file));
     tar.mode(tar::HeaderMode::Complete);
@@ -71,60 +90,85 @@ enum ItemKind {
     Other,
 }
 
-fn collect(dir: &Path, rel: &str, lowers: &[PathBuf], out: &mut Vec<Item>) -> io::Result<()> {
-    let mut names: Vec<_> = fs::read_dir(dir)?
-        .map(|e| e.map(|e| e.file_name()))
-        .collect::<Result<_, _>>()?;
-    names.sort();
-    for name in names {
-        let Some(name) = name.to_str() else {
-            return Err(io::Error::other(format!(
-                "{rel}/{}: non-UTF-8 file names are not supported in build layers",
-                name.to_string_lossy()
-            )));
-        };
-        let path = dir.join(name);
-        let child = if rel.is_empty() {
-            name.to_owned()
-        } else {
-            format!("{rel}/{name}")
-        };
-        if RUNTIME_MOUNT_POINTS.contains(&child.as_str()) && lower_meta(lowers, &child).is_none() {
-            continue;
-        }
-        let meta = fs::symlink_metadata(&path)?;
-        let ft = meta.file_type();
-        let kind = if ft.is_char_device() && meta.rdev() == 0 {
-            ItemKind::Whiteout
-        } else if ft.is_dir() {
-            if xattr::get(&path, "trusted.overlay.redirect")?.is_some() {
+/// An overlayfs whiteout: a 0/0 character device.
+pub(crate) fn is_whiteout(meta: &fs::Metadata) -> bool {
+    meta.file_type().is_char_device() && meta.rdev() == 0
+}
+
+/// An overlayfs opaque directory (`trusted.overlay.opaque=y`; only root reads `trusted.*`).
+pub(crate) fn is_opaque(path: &Path) -> io::Result<bool> {
+    Ok(xattr::get(path, "trusted.overlay.opaque")?.as_deref() == Some(b"y"))
+}
+
+/// A walk of the upper directory.
+struct Scan<'a> {
+    lowers: &'a [PathBuf],
+    mount_points: &'a [String],
+    items: &'a mut Vec<Item>,
+    /// Mount points left out (the image lacks them).
+    left_out: &'a mut Vec<String>,
+}
+
+impl Scan<'_> {
+    fn collect(&mut self, dir: &Path, rel: &str) -> io::Result<()> {
+        let mut names: Vec<_> = fs::read_dir(dir)?
+            .map(|e| e.map(|e| e.file_name()))
+            .collect::<Result<_, _>>()?;
+        names.sort();
+        for name in names {
+            let Some(name) = name.to_str() else {
                 return Err(io::Error::other(format!(
+                    "{rel}/{}: non-UTF-8 file names are not supported in build layers",
+                    name.to_string_lossy()
+                )));
+            };
+            let path = dir.join(name);
+            let child = if rel.is_empty() {
+                name.to_owned()
+            } else {
+                format!("{rel}/{name}")
+            };
+            let mount_point = RUNTIME_MOUNT_POINTS.contains(&child.as_str())
+                || self.mount_points.contains(&child);
+            if mount_point && lower_meta(self.lowers, &child).is_none() {
+                self.left_out.push(child);
+                continue;
+            }
+            let meta = fs::symlink_metadata(&path)?;
+            let ft = meta.file_type();
+            let kind = if is_whiteout(&meta) {
+                ItemKind::Whiteout
+            } else if ft.is_dir() {
+                if xattr::get(&path, "trusted.overlay.redirect")?.is_some() {
+                    return Err(io::Error::other(format!(
                     "{child}: a renamed directory (overlayfs redirect) cannot be turned into a layer"
                 )));
+                }
+                ItemKind::Dir {
+                    opaque: xattr::get(&path, "trusted.overlay.opaque")?.as_deref() == Some(b"y"),
+                }
+            } else {
+                ItemKind::Other
+            };
+            self.items.push(Item {
+                rel: child.clone(),
+                path: path.clone(),
+                meta,
+                kind,
+            });
+            if matches!(kind, ItemKind::Dir { .. }) {
+                self.collect(&path, &child)?;
             }
-            ItemKind::Dir {
-                opaque: xattr::get(&path, "trusted.overlay.opaque")?.as_deref() == Some(b"y"),
-            }
-        } else {
-            ItemKind::Other
-        };
-        out.push(Item {
-            rel: child.clone(),
-            path: path.clone(),
-            meta,
-            kind,
-        });
-        if matches!(kind, ItemKind::Dir { .. }) {
-            collect(&path, &child, lowers, out)?;
         }
+        Ok(())
     }
-    Ok(())
 }
 
 /// Which items to write: all but directories that overlayfs only copied up (to hold a mount
 /// point or a change that was then undone) — not opaque, nothing kept beneath, and the same
-/// mode and owner as the directory below.
-fn prune(items: &[Item], lowers: &[PathBuf]) -> Vec<bool> {
+/// mode and owner as the directory below — and directories the image lacks that were made only
+/// to hold a left-out mount point.
+fn prune(items: &[Item], lowers: &[PathBuf], left_out: &[String]) -> Vec<bool> {
     let mut keep = vec![true; items.len()];
     for i in (0..items.len()).rev() {
         let item = &items[i];
@@ -138,13 +182,16 @@ fn prune(items: &[Item], lowers: &[PathBuf]) -> Vec<bool> {
         if kept_below {
             continue;
         }
-        let same = lower_meta(lowers, &item.rel).is_some_and(|m| {
-            m.is_dir()
-                && m.mode() == item.meta.mode()
-                && m.uid() == item.meta.uid()
-                && m.gid() == item.meta.gid()
-        });
-        keep[i] = !same;
+        let keep_it = match lower_meta(lowers, &item.rel) {
+            Some(m) => {
+                !(m.is_dir()
+                    && m.mode() == item.meta.mode()
+                    && m.uid() == item.meta.uid()
+                    && m.gid() == item.meta.gid())
+            }
+            None => !left_out.iter().any(|m| m.starts_with(&prefix)),
+        };
+        keep[i] = keep_it;
     }
     keep
 }
@@ -301,6 +348,25 @@ mod tests {
         write_diff(&upper, &[lower], &out).unwrap();
         let names: Vec<String> = entries(&out).into_iter().map(|(n, _)| n).collect();
         assert_eq!(names, ["etc/", "etc/hostname"]);
+    }
+
+    #[test]
+    fn step_mount_points_and_the_directories_made_for_them_are_left_out() {
+        let t = tempfile::tempdir().unwrap();
+        let (upper, lower) = (t.path().join("upper"), t.path().join("lower"));
+        fs::create_dir_all(lower.join("root")).unwrap();
+        fs::create_dir_all(upper.join("root/.cache/go")).unwrap();
+        fs::create_dir_all(upper.join("run/secrets")).unwrap();
+        fs::write(upper.join("run/secrets/token"), "").unwrap();
+        fs::create_dir_all(upper.join("work")).unwrap();
+        fs::write(upper.join("work/out.bin"), "built").unwrap();
+        let out = t.path().join("layer.tar");
+        let mounts = ["root/.cache/go", "run/secrets/token", "work/src"].map(String::from);
+        write_diff_without(&upper, &[lower], &mounts, &out).unwrap();
+        let names: Vec<String> = entries(&out).into_iter().map(|(n, _)| n).collect();
+        // `root` is the image's own (copied up unchanged), `run` was made for the secret;
+        // `work` holds a real change.
+        assert_eq!(names, ["work/", "work/out.bin"]);
     }
 
     #[test]

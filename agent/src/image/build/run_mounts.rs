@@ -9,9 +9,9 @@
 //! - `secret`: the secret's bytes written to a tmpfs of their own (never to disk), bound
 //!   read-only; not part of the cache key, as in BuildKit.
 //!
-//! A mount's target that did not exist in the image is created by the runtime to mount on; it is
-//! removed from the step's upper directory afterwards (with the parents it needed), so a mount
-//! leaves no trace in the layer.
+//! A mount's target that did not exist in the image is created by the runtime to mount on; the
+//! layer writer leaves it out, with the parents made for it (`layer::write_diff_without`), so a
+//! mount leaves no trace in the layer.
 
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
@@ -215,71 +215,9 @@ impl Builder {
     }
 }
 
-/// Whether `target` (absolute) exists in any of `lowers` (lowest first).
-fn in_lowers(lowers: &[PathBuf], rel: &str) -> bool {
-    lowers
-        .iter()
-        .any(|l| std::fs::symlink_metadata(l.join(rel)).is_ok())
-}
-
-/// Removes from `upper` the mountpoints the runtime created for `targets` (absolute paths) that
-/// the image did not have, and the parent directories created only for them, when empty.
-pub(super) fn remove_mountpoints(upper: &Path, lowers: &[PathBuf], targets: &[String]) {
-    for t in targets {
-        let mut rel = t.trim_start_matches('/').to_owned();
-        while !rel.is_empty() {
-            if in_lowers(lowers, &rel) {
-                break;
-            }
-            let path = upper.join(&rel);
-            let removed = match std::fs::symlink_metadata(&path) {
-                Ok(m) if m.is_dir() => std::fs::remove_dir(&path).is_ok(),
-                Ok(m) if m.is_file() && m.len() == 0 => std::fs::remove_file(&path).is_ok(),
-                _ => false,
-            };
-            if !removed {
-                break;
-            }
-            rel = match rel.rsplit_once('/') {
-                Some((parent, _)) => parent.to_owned(),
-                None => String::new(),
-            };
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn created_mountpoints_and_their_new_parents_leave_the_layer() {
-        let t = tempfile::tempdir().unwrap();
-        let lower = t.path().join("lower");
-        let upper = t.path().join("upper");
-        std::fs::create_dir_all(lower.join("root")).unwrap();
-        std::fs::create_dir_all(upper.join("root/.cache/go")).unwrap();
-        std::fs::create_dir_all(upper.join("run/secrets")).unwrap();
-        std::fs::write(upper.join("run/secrets/token"), "").unwrap();
-        std::fs::create_dir_all(upper.join("work")).unwrap();
-        std::fs::write(upper.join("work/out.bin"), "built").unwrap();
-        remove_mountpoints(
-            &upper,
-            &[lower],
-            &[
-                "/root/.cache/go".into(),
-                "/run/secrets/token".into(),
-                "/work".into(),
-            ],
-        );
-        assert!(!upper.join("root/.cache").exists());
-        assert!(upper.join("root").exists(), "existed in the image: kept");
-        assert!(!upper.join("run").exists());
-        assert!(
-            upper.join("work/out.bin").exists(),
-            "a non-empty target is kept"
-        );
-    }
 
     #[test]
     fn cache_dirs_are_named_by_id() {
