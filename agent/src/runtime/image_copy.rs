@@ -258,42 +258,35 @@ impl Copy<'_> {
             libc::S_IFLNK => {
                 let target = readlinkat(src, name).map_err(errno(&what))?;
                 symlinkat(target.as_os_str(), dst, name).map_err(errno(&what))?;
-                fchownat(
-                    dst,
-                    name,
-                    Some(Uid::from_raw(st.st_uid)),
-                    Some(Gid::from_raw(st.st_gid)),
-                    AtFlags::AT_SYMLINK_NOFOLLOW,
-                )
-                .map_err(errno(&what))?;
-                let (atime, mtime) = times(&st);
-                utimensat(dst, name, &atime, &mtime, UtimensatFlags::NoFollowSymlink)
-                    .map_err(errno(&what))?;
+                own_and_date(dst, name, &st).map_err(errno(&what))?;
             }
             // A 0/0 character device is an overlay whiteout: not a file of the image.
             libc::S_IFCHR if st.st_rdev == 0 => {}
             kind @ (libc::S_IFCHR | libc::S_IFBLK | libc::S_IFIFO) => {
                 mknodat(dst, name, SFlag::from_bits_truncate(kind), perm, st.st_rdev)
                     .map_err(errno(&what))?;
-                // Neither of these follows a link: the node was just made, by name, here.
-                fchownat(
-                    dst,
-                    name,
-                    Some(Uid::from_raw(st.st_uid)),
-                    Some(Gid::from_raw(st.st_gid)),
-                    AtFlags::AT_SYMLINK_NOFOLLOW,
-                )
-                .map_err(errno(&what))?;
+                // None of these follows a link: the node was just made, by name, here.
+                own_and_date(dst, name, &st).map_err(errno(&what))?;
                 fchmodat(dst, name, perm, FchmodatFlags::FollowSymlink).map_err(errno(&what))?;
-                let (atime, mtime) = times(&st);
-                utimensat(dst, name, &atime, &mtime, UtimensatFlags::NoFollowSymlink)
-                    .map_err(errno(&what))?;
             }
             // Sockets belong to a process that is not there.
             _ => {}
         }
         Ok(())
     }
+}
+
+/// The source's owner and times on `name` in `dir`, which is not followed if it is a link.
+fn own_and_date(dir: &OwnedFd, name: &std::ffi::CStr, st: &FileStat) -> nix::Result<()> {
+    fchownat(
+        dir,
+        name,
+        Some(Uid::from_raw(st.st_uid)),
+        Some(Gid::from_raw(st.st_gid)),
+        AtFlags::AT_SYMLINK_NOFOLLOW,
+    )?;
+    let (atime, mtime) = times(st);
+    utimensat(dir, name, &atime, &mtime, UtimensatFlags::NoFollowSymlink)
 }
 
 fn times(st: &FileStat) -> (TimeSpec, TimeSpec) {

@@ -69,7 +69,7 @@ impl Builder {
         let image = ResolvedImage {
             id: "build".into(),
             reference: "<build>".into(),
-            config: config_for_run(state, config),
+            config: config.clone(),
             layers: lowers.clone(),
         };
         let short: String = hoist_common::ids::new_id().chars().take(12).collect();
@@ -192,13 +192,4 @@ impl Builder {
         })
         .await
     }
-}
-
-/// The config a RUN step's container gets: the state's, with the config changes of this build
-/// so far (the state's config is what the step starts from; `config` is the same unless the
-/// step itself changes it, which RUN does not).
-fn config_for_run(state: &State, config: &ImageConfig) -> ImageConfig {
-    let mut c = state.container_config();
-    c.shell = config.shell.clone();
-    c
 }
