@@ -12,6 +12,7 @@ pub mod node;
 pub mod overlay;
 pub mod quantity;
 pub mod raft;
+pub mod rules;
 pub mod service;
 pub mod signal;
 

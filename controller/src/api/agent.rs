@@ -417,7 +417,12 @@ pub(crate) fn service_endpoints(s: &crate::state::State, term: u64) -> ServiceEn
 ///   than an old agent reads: it gets the spec without what it cannot read (the replica runs on;
 ///   only how it stops would differ).
 fn spec_for(spec: &ServiceSpec, format: u32, cluster_format: u32, task: &str) -> ServiceSpec {
-    let mut out = spec.clone();
+    let mut out = if spec.format() > format {
+        tracing::warn!(%task, format, "sending a spec without the fields this agent cannot read");
+        spec.for_format(format)
+    } else {
+        spec.clone()
+    };
     if cluster_format == 0 {
         if let Some(bytes) = spec
             .resources
@@ -427,11 +432,6 @@ fn spec_for(spec: &ServiceSpec, format: u32, cluster_format: u32, task: &str) ->
         {
             out.resources.memory = Some(Quantity(bytes.to_string()));
         }
-    }
-    if spec.format() > format {
-        tracing::warn!(%task, format, "sending a spec without the fields this agent cannot read");
-        out.stop_signal = None;
-        out.stop_grace_period = None;
     }
     out
 }

@@ -85,13 +85,11 @@ impl Demand {
         Demand {
             service: spec.name.clone(),
             cpu_millis: r
-                .cpu
-                .as_ref()
+                .reserved_cpu()
                 .and_then(|q| parse_cpu_millis(q.as_str()))
                 .unwrap_or(0),
             memory_bytes: r
-                .memory
-                .as_ref()
+                .reserved_memory()
                 .and_then(|q| size(q.as_str()))
                 .unwrap_or(0),
             ports: spec

@@ -16,6 +16,17 @@ impl State {
         if let Some(e) = spec.validate_in(self.cluster_format).into_iter().next() {
             return Err(invalid(&e.field, &e.message));
         }
+        // An apply without credentials keeps the ones the service has (as Swarm's update does).
+        let kept_auth;
+        let spec = match (&spec.registry_auth, self.services.get(&spec.name)) {
+            (None, Some(r)) if r.current().spec.registry_auth.is_some() => {
+                let mut s = spec.clone();
+                s.registry_auth = r.current().spec.registry_auth.clone();
+                kept_auth = s;
+                &kept_auth
+            }
+            _ => spec,
+        };
         // Checked before anything changes: a refused apply leaves the state as it was.
         self.check_published_ports(spec)?;
         let vip = self.vip_for(spec)?;
@@ -210,6 +221,16 @@ pub fn same_run_spec(a: &ServiceSpec, b: &ServiceSpec) -> bool {
         stop_grace_period,
         // How clients find the replicas, not what runs.
         endpoint_mode: _,
+        user,
+        workdir,
+        hostname,
+        init,
+        read_only,
+        ulimits,
+        mounts,
+        image_digest,
+        // How the image is fetched, not what runs.
+        registry_auth: _,
     } = a;
     *name == b.name
         && *image == b.image
@@ -227,6 +248,14 @@ pub fn same_run_spec(a: &ServiceSpec, b: &ServiceSpec) -> bool {
         && *mode == b.mode
         && *stop_signal == b.stop_signal
         && *stop_grace_period == b.stop_grace_period
+        && *user == b.user
+        && *workdir == b.workdir
+        && *hostname == b.hostname
+        && *init == b.init
+        && *read_only == b.read_only
+        && *ulimits == b.ulimits
+        && *mounts == b.mounts
+        && *image_digest == b.image_digest
 }
 
 fn no_service(name: &str) -> CommandError {

@@ -20,6 +20,7 @@ pub fn spec_full(format: u32) -> ServiceSpec {
     s.resources = ResourceSpec {
         cpu: Some("500m".into()),
         memory: Some("64Mi".into()),
+        ..ResourceSpec::default()
     };
     s.ports = vec![
         ServicePort {
@@ -346,6 +347,10 @@ pub fn commands(format: u32) -> Vec<(&'static str, Command)> {
             "register-node-without-subnet",
             Command::RegisterNode(node_without_subnet()),
         ));
+        v.push((
+            "apply-service-complete",
+            Command::ApplyService(Box::new(spec_complete())),
+        ));
     }
     v
 }
@@ -380,6 +385,74 @@ pub fn spec_mesh() -> ServiceSpec {
     ];
     s.endpoint_mode = EndpointMode::Dnsrr;
     s.update.drain = Some("250ms".into());
+    s
+}
+
+/// A spec with format 2's complete-spec fields: user, workdir, hostname, init, read-only root,
+/// ulimits, mounts of every type, limits apart from reservations, a pinned digest and registry
+/// credentials.
+pub fn spec_complete() -> ServiceSpec {
+    let mut s = ServiceSpec::new("db", "registry.example:5000/team/db:16");
+    s.user = Some("999:999".into());
+    s.workdir = Some("/var/lib/db".into());
+    s.hostname = Some("db-primary".into());
+    s.init = Some(false);
+    s.read_only = true;
+    s.ulimits = BTreeMap::from([
+        (
+            "nofile".into(),
+            Ulimit {
+                soft: 1024,
+                hard: 4096,
+            },
+        ),
+        ("core".into(), Ulimit { soft: 0, hard: 0 }),
+    ]);
+    s.mounts = vec![
+        Mount {
+            kind: MountType::Volume,
+            source: Some("db-data".into()),
+            target: "/var/lib/db".into(),
+            read_only: false,
+            size: None,
+            mode: None,
+        },
+        Mount {
+            kind: MountType::Bind,
+            source: Some("/etc/ssl/certs".into()),
+            target: "/certs".into(),
+            read_only: true,
+            size: None,
+            mode: None,
+        },
+        Mount {
+            kind: MountType::Tmpfs,
+            source: None,
+            target: "/run/db".into(),
+            read_only: false,
+            size: Some("16Mi".into()),
+            mode: Some("1770".into()),
+        },
+    ];
+    s.resources = ResourceSpec {
+        cpu: None,
+        memory: None,
+        limits: Some(ResourceLimits {
+            cpu: Some("2".into()),
+            memory: Some("1Gi".into()),
+            pids: Some(512),
+        }),
+        reservations: Some(ResourceReservations {
+            cpu: Some("250m".into()),
+            memory: Some("256Mi".into()),
+        }),
+    };
+    s.stop_signal = Some("SIGINT".into());
+    s.image_digest = Some(format!("sha256:{}", "ab".repeat(32)));
+    s.registry_auth = Some(crate::image::RegistryAuth {
+        username: "deploy".into(),
+        password: "s3cret".into(),
+    });
     s
 }
 

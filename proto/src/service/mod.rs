@@ -21,8 +21,9 @@ pub struct ServiceSpec {
     pub name: String,
     /// Image reference, `NAME[:TAG]` or `NAME@sha256:...`.
     pub image: String,
-    /// Replaces the image's ENTRYPOINT when not empty.
-    #[serde(default)]
+    /// Replaces the image's ENTRYPOINT when not empty (`entrypoint` is accepted as its other
+    /// name, as Docker and Compose call it).
+    #[serde(default, alias = "entrypoint")]
     pub command: Vec<String>,
     /// Replaces the image's CMD when not empty.
     #[serde(default)]
@@ -61,6 +62,101 @@ pub struct ServiceSpec {
     /// `vip` (default): a stable virtual IP; `dnsrr`: DNS returns the replicas. Format 2.
     #[serde(default)]
     pub endpoint_mode: EndpointMode,
+    /// `UID[:GID]` or a user name of the image's `/etc/passwd`; default: the image's USER.
+    /// Format 2 (as is every field below).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub user: Option<String>,
+    /// The working directory (absolute); default: the image's WORKDIR.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub workdir: Option<String>,
+    /// The container's hostname; default: the container's name.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hostname: Option<String>,
+    /// Run a minimal init as pid 1 that forwards signals and reaps orphans; default `true`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub init: Option<bool>,
+    /// Mount the root filesystem read-only.
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub read_only: bool,
+    /// Process limits by name (`nofile`, `nproc`, ...): `nofile = 1024` or
+    /// `nofile = { soft = 1024, hard = 4096 }`.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub ulimits: BTreeMap<String, Ulimit>,
+    /// Bind mounts, named volumes and tmpfs mounts.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub mounts: Vec<Mount>,
+    /// The manifest digest (`sha256:...`) `image` resolved to when the spec was applied: every
+    /// replica runs exactly that (`hoist service apply` pins it unless `--no-resolve-image`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub image_digest: Option<String>,
+    /// Credentials for the image's registry (`hoist service apply --with-registry-auth`). Never
+    /// shown: the API writes no JSON of it, and `Debug` hides the password. An apply without it
+    /// keeps the service's earlier credentials.
+    #[serde(default, skip_serializing)]
+    pub registry_auth: Option<crate::image::RegistryAuth>,
+}
+
+fn is_false(b: &bool) -> bool {
+    !*b
+}
+
+/// A process limit (`setrlimit`): soft and hard values; `-1` is unlimited.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct Ulimit {
+    pub soft: i64,
+    pub hard: i64,
+}
+
+impl<'de> Deserialize<'de> for Ulimit {
+    /// `1024` (soft and hard alike) or `{ soft = 1024, hard = 4096 }`.
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(untagged, expecting = "a number or { soft, hard }")]
+        enum Form {
+            One(i64),
+            Both { soft: i64, hard: i64 },
+        }
+        Ok(match Form::deserialize(d)? {
+            Form::One(v) => Ulimit { soft: v, hard: v },
+            Form::Both { soft, hard } => Ulimit { soft, hard },
+        })
+    }
+}
+
+/// What a mount brings into the container.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum MountType {
+    /// A path of the node (`source`), as it is.
+    Bind,
+    /// A named volume local to the node (`source`), created on first use with the content and
+    /// ownership of the image's directory at `target`, kept across the task's restarts and
+    /// updates on that node.
+    #[default]
+    Volume,
+    /// A fresh tmpfs (`size`, `mode`).
+    Tmpfs,
+}
+
+/// One mount of a replica's container.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Mount {
+    #[serde(rename = "type", default)]
+    pub kind: MountType,
+    /// The node's path (`bind`) or the volume's name (`volume`); none for `tmpfs`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub source: Option<String>,
+    /// Where it appears in the container (absolute).
+    pub target: String,
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub read_only: bool,
+    /// A tmpfs's size limit (`"64Mi"`); default: half the node's memory, as the kernel does.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub size: Option<Quantity>,
+    /// A tmpfs's permissions in octal (`"1777"`, the default).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mode: Option<String>,
 }
 
 /// How many replicas a service runs.
@@ -78,7 +174,9 @@ fn default_replicas() -> i64 {
     1
 }
 
-/// What each replica reserves on its node; absent means no reservation.
+/// What each replica may use and what it reserves on its node. `cpu` and `memory` at this level
+/// mean both a limit and a reservation; `limits` and `reservations` set them apart and win over
+/// them. Absent means unlimited and unreserved.
 #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ResourceSpec {
@@ -88,6 +186,66 @@ pub struct ResourceSpec {
     /// Bytes: `"512Mi"`, `"1G"`, `268435456`.
     #[serde(default)]
     pub memory: Option<Quantity>,
+    /// What caps the container (cgroup limits). Format 2.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub limits: Option<ResourceLimits>,
+    /// What the scheduler counts against the node's capacity. Format 2.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reservations: Option<ResourceReservations>,
+}
+
+/// `[resources.limits]`.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ResourceLimits {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cpu: Option<Quantity>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub memory: Option<Quantity>,
+    /// The most processes the container may have.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pids: Option<i64>,
+}
+
+/// `[resources.reservations]`.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ResourceReservations {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cpu: Option<Quantity>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub memory: Option<Quantity>,
+}
+
+impl ResourceSpec {
+    /// The CPU limit: `limits.cpu`, else `cpu`.
+    pub fn limit_cpu(&self) -> Option<&Quantity> {
+        self.limits
+            .as_ref()
+            .and_then(|l| l.cpu.as_ref())
+            .or(self.cpu.as_ref())
+    }
+    /// The memory limit: `limits.memory`, else `memory`.
+    pub fn limit_memory(&self) -> Option<&Quantity> {
+        self.limits
+            .as_ref()
+            .and_then(|l| l.memory.as_ref())
+            .or(self.memory.as_ref())
+    }
+    /// The CPU the scheduler reserves: `reservations.cpu`, else `cpu`.
+    pub fn reserved_cpu(&self) -> Option<&Quantity> {
+        self.reservations
+            .as_ref()
+            .and_then(|r| r.cpu.as_ref())
+            .or(self.cpu.as_ref())
+    }
+    /// The memory the scheduler reserves: `reservations.memory`, else `memory`.
+    pub fn reserved_memory(&self) -> Option<&Quantity> {
+        self.reservations
+            .as_ref()
+            .and_then(|r| r.memory.as_ref())
+            .or(self.memory.as_ref())
+    }
 }
 
 /// Transport protocol of a service port.
@@ -349,6 +507,69 @@ impl ServiceSpec {
             stop_signal: None,
             stop_grace_period: None,
             endpoint_mode: EndpointMode::Vip,
+            user: None,
+            workdir: None,
+            hostname: None,
+            init: None,
+            read_only: false,
+            ulimits: BTreeMap::new(),
+            mounts: vec![],
+            image_digest: None,
+            registry_auth: None,
+        }
+    }
+
+    /// Whether the spec uses a field of format 2's complete spec.
+    fn uses_complete_spec(&self) -> bool {
+        self.user.is_some()
+            || self.workdir.is_some()
+            || self.hostname.is_some()
+            || self.init.is_some()
+            || self.read_only
+            || !self.ulimits.is_empty()
+            || !self.mounts.is_empty()
+            || self.image_digest.is_some()
+            || self.registry_auth.is_some()
+            || self.resources.limits.is_some()
+            || self.resources.reservations.is_some()
+    }
+
+    /// The spec without what a reader of `format` cannot read (for an agent of an older
+    /// version running a task whose spec says more; only how it runs differs).
+    pub fn for_format(&self, format: u32) -> ServiceSpec {
+        let mut out = self.clone();
+        if format < 2 {
+            let complete = ServiceSpec::new(&self.name, &self.image);
+            out.user = None;
+            out.workdir = None;
+            out.hostname = None;
+            out.init = None;
+            out.read_only = false;
+            out.ulimits = complete.ulimits;
+            out.mounts = complete.mounts;
+            out.image_digest = None;
+            out.registry_auth = None;
+            out.resources.limits = None;
+            out.resources.reservations = None;
+            out.endpoint_mode = EndpointMode::Vip;
+            out.update.drain = None;
+            for p in &mut out.ports {
+                p.mode = PortMode::Ingress;
+            }
+        }
+        if format < 1 {
+            out.stop_signal = None;
+            out.stop_grace_period = None;
+        }
+        out
+    }
+
+    /// The image reference a node pulls and runs: `image` pinned to `image_digest` when there is
+    /// one (`NAME:TAG@sha256:...`, which names exactly those bits).
+    pub fn pinned_image(&self) -> String {
+        match &self.image_digest {
+            Some(d) if !self.image.contains('@') => format!("{}@{d}", self.image),
+            _ => self.image.clone(),
         }
     }
 
@@ -357,6 +578,7 @@ impl ServiceSpec {
     pub fn format(&self) -> u32 {
         if self.endpoint_mode != EndpointMode::Vip
             || self.update.drain.is_some()
+            || self.uses_complete_spec()
             || self.ports.iter().any(|p| p.mode != PortMode::Ingress)
         {
             2

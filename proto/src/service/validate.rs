@@ -1,8 +1,9 @@
 //! Checking a service spec: every problem with the dotted path of its field, so that the API, the
 //! CLI and the replicated `apply` refuse the same specs with the same words.
 
-use super::{Autoscale, FieldError, ServiceSpec};
+use super::{Autoscale, FieldError, MountType, ServiceSpec};
 use crate::quantity::{parse_cpu_millis, parse_duration_ms, parse_ratio_permille, parse_size};
+use crate::rules;
 
 /// Largest replica count accepted; keeps a typo from asking for billions of tasks.
 pub const MAX_REPLICAS: i64 = 100_000;
@@ -124,10 +125,18 @@ impl ServiceSpec {
             };
             match size {
                 Err(m) => bad("resources.memory", m),
+                // Before format 2 a cluster accepted what agents then refused; since, it refuses
+                // at apply what every agent would (a member of each version must agree).
+                Ok(n) if cluster_format >= 2 => {
+                    if let Err(m) = rules::check_memory(n) {
+                        bad("resources.memory", m);
+                    }
+                }
                 Ok(n) if n < (1 << 20) => bad("resources.memory", "must be ≥ 1Mi".into()),
                 Ok(_) => {}
             }
         }
+        self.validate_complete_spec(&mut bad);
         let mut published = std::collections::BTreeSet::new();
         for (i, p) in self.ports.iter().enumerate() {
             if !(1..=65535).contains(&p.target) {
@@ -277,6 +286,156 @@ impl ServiceSpec {
             }
         }
         errs
+    }
+}
+
+impl ServiceSpec {
+    /// Format 2's fields: limits and reservations, user, workdir, hostname, ulimits, mounts,
+    /// the pinned digest. The same rules as the agent's (`crate::rules`).
+    fn validate_complete_spec(&self, bad: &mut impl FnMut(&str, String)) {
+        let r = &self.resources;
+        let cpus = [
+            (
+                "resources.limits.cpu",
+                r.limits.as_ref().and_then(|l| l.cpu.as_ref()),
+            ),
+            (
+                "resources.reservations.cpu",
+                r.reservations.as_ref().and_then(|l| l.cpu.as_ref()),
+            ),
+        ];
+        for (field, cpu) in cpus {
+            if let Some(cpu) = cpu {
+                match parse_cpu_millis(cpu.as_str()) {
+                    None => bad(field, format!("{:?} is not a CPU amount", cpu.as_str())),
+                    Some(0) => bad(field, "must be > 0".into()),
+                    Some(_) => {}
+                }
+            }
+        }
+        let limit_memory = r.limits.as_ref().and_then(|l| l.memory.as_ref());
+        let mems = [
+            ("resources.limits.memory", limit_memory),
+            (
+                "resources.reservations.memory",
+                r.reservations.as_ref().and_then(|l| l.memory.as_ref()),
+            ),
+        ];
+        for (field, mem) in mems {
+            if let Some(mem) = mem {
+                match parse_size(mem.as_str()) {
+                    Err(m) => bad(field, m),
+                    Ok(n) if field.contains("limits") => {
+                        if let Err(m) = rules::check_memory(n) {
+                            bad(field, m);
+                        }
+                    }
+                    Ok(_) => {}
+                }
+            }
+        }
+        if let (Some(limit), Some(reserved)) = (r.limit_memory(), r.reserved_memory()) {
+            if let (Ok(l), Ok(res)) = (parse_size(limit.as_str()), parse_size(reserved.as_str())) {
+                if res > l {
+                    bad(
+                        "resources.reservations.memory",
+                        format!(
+                            "{:?} is more than the limit {:?}",
+                            reserved.as_str(),
+                            limit.as_str()
+                        ),
+                    );
+                }
+            }
+        }
+        if let Some(p) = r.limits.as_ref().and_then(|l| l.pids) {
+            if let Err(m) = rules::check_pids(p) {
+                bad("resources.limits.pids", m);
+            }
+        }
+        if let Some(u) = &self.user {
+            if let Err(m) = rules::check_user(u) {
+                bad("user", m);
+            }
+        }
+        if let Some(w) = &self.workdir {
+            if !w.starts_with('/') || w.contains('\0') {
+                bad("workdir", format!("{w:?} must be an absolute path"));
+            }
+        }
+        if let Some(h) = &self.hostname {
+            if let Err(m) = rules::check_hostname(h) {
+                bad("hostname", m);
+            }
+        }
+        for (name, u) in &self.ulimits {
+            if let Err(m) = rules::check_ulimit(name, u.soft, u.hard) {
+                bad(&format!("ulimits.{name}"), m);
+            }
+        }
+        let mut targets = std::collections::BTreeSet::new();
+        for (i, m) in self.mounts.iter().enumerate() {
+            let f = |k: &str| format!("mounts[{i}].{k}");
+            if let Err(e) = rules::check_container_path(&m.target) {
+                bad(&f("target"), e);
+            } else if !targets.insert(m.target.trim_end_matches('/')) {
+                bad(&f("target"), format!("{:?} is mounted twice", m.target));
+            }
+            match (m.kind, &m.source) {
+                (MountType::Bind, None) => bad(&f("source"), "a bind mount needs a source".into()),
+                (MountType::Bind, Some(s)) => {
+                    if let Err(e) = rules::check_host_path(s) {
+                        bad(&f("source"), e);
+                    }
+                }
+                (MountType::Volume, None) => bad(
+                    &f("source"),
+                    "a volume mount needs the volume's name".into(),
+                ),
+                (MountType::Volume, Some(s)) => {
+                    if let Err(e) = rules::check_volume_name(s) {
+                        bad(&f("source"), e);
+                    }
+                }
+                (MountType::Tmpfs, Some(_)) => bad(&f("source"), "a tmpfs has no source".into()),
+                (MountType::Tmpfs, None) => {}
+            }
+            if m.kind != MountType::Tmpfs {
+                if m.size.is_some() {
+                    bad(&f("size"), "is for tmpfs mounts only".into());
+                }
+                if m.mode.is_some() {
+                    bad(&f("mode"), "is for tmpfs mounts only".into());
+                }
+            }
+            if let Some(size) = &m.size {
+                match parse_size(size.as_str()) {
+                    Err(e) => bad(&f("size"), e),
+                    Ok(0) => bad(&f("size"), "must be > 0".into()),
+                    Ok(_) => {}
+                }
+            }
+            if let Some(mode) = &m.mode {
+                if let Err(e) = rules::parse_mode(mode) {
+                    bad(&f("mode"), e);
+                }
+            }
+        }
+        if let Some(d) = &self.image_digest {
+            let hex = d.strip_prefix("sha256:").unwrap_or("");
+            if hex.len() != 64
+                || !hex
+                    .bytes()
+                    .all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase())
+            {
+                bad(
+                    "image_digest",
+                    format!("{d:?} is not a sha256:<64 hex> digest"),
+                );
+            } else if self.image.contains('@') {
+                bad("image_digest", "the image already names a digest".into());
+            }
+        }
     }
 }
 

@@ -9,9 +9,12 @@ use crate::{mirror_v0, mirror_v0_enum};
 mirror_v0!(s::ServiceSpec => ServiceSpec {
     name, image, command, args, env, replicas, resources, ports, health_check, restart, update,
     placement, labels, autoscale, mode,
-} added { stop_signal: 1, stop_grace_period: 1, endpoint_mode: 2 });
+} added {
+    stop_signal: 1, stop_grace_period: 1, endpoint_mode: 2, user: 2, workdir: 2, hostname: 2,
+    init: 2, read_only: 2, ulimits: 2, mounts: 2, image_digest: 2, registry_auth: 2,
+});
 mirror_v0_enum!(s::ServiceMode => ServiceMode { Replicated, Global });
-mirror_v0!(s::ResourceSpec => ResourceSpec { cpu, memory });
+mirror_v0!(s::ResourceSpec => ResourceSpec { cpu, memory } added { limits: 2, reservations: 2 });
 mirror_v0_enum!(s::PortProtocol => PortProtocol { Tcp, Udp });
 mirror_v0!(s::ServicePort => ServicePort { target, published, protocol } added { mode: 2 });
 mirror_v0!(s::HealthCheck => HealthCheck {

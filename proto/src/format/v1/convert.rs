@@ -8,10 +8,17 @@ use std::collections::{BTreeMap, VecDeque};
 
 mirror_v1!(s::ServiceSpec => ServiceSpec {
     name, image, command, args, env, replicas, resources, ports, health_check, restart, update,
-    placement, labels, autoscale, mode, stop_signal, stop_grace_period, endpoint_mode,
+    placement, labels, autoscale, mode, stop_signal, stop_grace_period, endpoint_mode, user,
+    workdir, hostname, init, read_only, ulimits, mounts, image_digest, registry_auth,
 });
 mirror_v1_enum!(s::ServiceMode { Replicated = 0, Global = 1 });
-mirror_v1!(s::ResourceSpec => ResourceSpec { cpu, memory });
+mirror_v1!(s::ResourceSpec => ResourceSpec { cpu, memory, limits, reservations });
+mirror_v1!(s::ResourceLimits => ResourceLimits { cpu, memory, pids });
+mirror_v1!(s::ResourceReservations => ResourceReservations { cpu, memory });
+mirror_v1!(s::Ulimit => Ulimit { soft, hard });
+mirror_v1_enum!(s::MountType { Bind = 0, Volume = 1, Tmpfs = 2 });
+mirror_v1!(s::Mount => Mount { kind, source, target, read_only, size, mode });
+mirror_v1!(crate::image::RegistryAuth => RegistryAuth { username, password });
 mirror_v1_enum!(s::PortProtocol { Tcp = 0, Udp = 1 });
 mirror_v1_enum!(s::PortMode { Ingress = 0, Host = 1 });
 mirror_v1_enum!(s::EndpointMode { Vip = 0, Dnsrr = 1 });

@@ -43,10 +43,91 @@ pub struct ServiceSpec {
     /// `EndpointMode`: 0 vip, 1 dnsrr. Format 2.
     #[prost(int32, tag = "18")]
     pub endpoint_mode: i32,
+    /// Format 2, as every field below.
+    #[prost(string, optional, tag = "19")]
+    pub user: Option<String>,
+    #[prost(string, optional, tag = "20")]
+    pub workdir: Option<String>,
+    #[prost(string, optional, tag = "21")]
+    pub hostname: Option<String>,
+    #[prost(bool, optional, tag = "22")]
+    pub init: Option<bool>,
+    #[prost(bool, tag = "23")]
+    pub read_only: bool,
+    #[prost(btree_map = "string, message", tag = "24")]
+    pub ulimits: BTreeMap<String, Ulimit>,
+    #[prost(message, repeated, tag = "25")]
+    pub mounts: Vec<Mount>,
+    #[prost(string, optional, tag = "26")]
+    pub image_digest: Option<String>,
+    #[prost(message, optional, tag = "27")]
+    pub registry_auth: Option<RegistryAuth>,
+}
+
+/// Format 2.
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct Ulimit {
+    #[prost(sint64, tag = "1")]
+    pub soft: i64,
+    #[prost(sint64, tag = "2")]
+    pub hard: i64,
+}
+
+/// Format 2.
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct Mount {
+    /// `MountType`: 0 bind, 1 volume, 2 tmpfs.
+    #[prost(int32, tag = "1")]
+    pub kind: i32,
+    #[prost(string, optional, tag = "2")]
+    pub source: Option<String>,
+    #[prost(string, tag = "3")]
+    pub target: String,
+    #[prost(bool, tag = "4")]
+    pub read_only: bool,
+    #[prost(string, optional, tag = "5")]
+    pub size: Option<String>,
+    #[prost(string, optional, tag = "6")]
+    pub mode: Option<String>,
+}
+
+/// Format 2.
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct RegistryAuth {
+    #[prost(string, tag = "1")]
+    pub username: String,
+    #[prost(string, tag = "2")]
+    pub password: String,
 }
 
 #[derive(Clone, PartialEq, prost::Message)]
 pub struct ResourceSpec {
+    #[prost(string, optional, tag = "1")]
+    pub cpu: Option<String>,
+    #[prost(string, optional, tag = "2")]
+    pub memory: Option<String>,
+    /// Format 2.
+    #[prost(message, optional, tag = "3")]
+    pub limits: Option<ResourceLimits>,
+    /// Format 2.
+    #[prost(message, optional, tag = "4")]
+    pub reservations: Option<ResourceReservations>,
+}
+
+/// Format 2.
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct ResourceLimits {
+    #[prost(string, optional, tag = "1")]
+    pub cpu: Option<String>,
+    #[prost(string, optional, tag = "2")]
+    pub memory: Option<String>,
+    #[prost(sint64, optional, tag = "3")]
+    pub pids: Option<i64>,
+}
+
+/// Format 2.
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct ResourceReservations {
     #[prost(string, optional, tag = "1")]
     pub cpu: Option<String>,
     #[prost(string, optional, tag = "2")]
