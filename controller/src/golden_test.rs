@@ -182,6 +182,15 @@ fn every_golden_file_of_every_format_read_decodes() {
                 |s, f| encode_snapshot(s, f).unwrap(),
                 |b, _| decode_snapshot(b).map_err(e),
             );
+            // Stacks and their releases.
+            let mut st = state(format);
+            st.stacks.insert("shop".into(), samples::stack());
+            c.file(
+                "state-snapshot-stacks",
+                &st,
+                |s, f| encode_snapshot(s, f).unwrap(),
+                |b, _| decode_snapshot(b).map_err(e),
+            );
         }
         for (name, entry) in entries() {
             c.file(

@@ -488,3 +488,79 @@ mod tests {
         assert_eq!(back, v);
     }
 }
+
+/// A stack: services deployed together from Compose files and released as one (format 2).
+/// Its services are named `STACK_SERVICE`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Stack {
+    pub name: String,
+    pub created_ms: u64,
+    /// The services it has now (full names), sorted.
+    pub services: Vec<String>,
+    /// Its releases, oldest first; the last is the current one. At most the last 20 are kept.
+    pub releases: Vec<StackRelease>,
+}
+
+impl Stack {
+    /// The current release, if the stack has had one.
+    pub fn current(&self) -> Option<&StackRelease> {
+        self.releases.last()
+    }
+}
+
+/// One `hoist stack deploy`: every service it changed rolls out under this release, and the
+/// release ends with one verdict for all of them.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StackRelease {
+    /// 1, 2, ... per stack.
+    pub release: u64,
+    pub created_ms: u64,
+    pub updated_ms: u64,
+    pub state: ReleaseState,
+    /// Why it ended so (empty while deploying or when completed).
+    #[serde(default)]
+    pub message: String,
+    /// Each service the deploy named: its version in this release and the one before.
+    pub members: Vec<StackMember>,
+    /// Services the deploy removed (`--prune`); a rollback does not bring them back.
+    #[serde(default)]
+    pub removed: Vec<String>,
+}
+
+/// A service of a release.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StackMember {
+    pub service: String,
+    /// Its version in this release.
+    pub version: u64,
+    /// Its version before the release; 0 when the release created it.
+    pub previous: u64,
+    /// Whether the release changed it (an unchanged service keeps its version).
+    pub changed: bool,
+}
+
+/// Where a release stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum ReleaseState {
+    /// Its services are rolling out.
+    Deploying,
+    /// Every changed service runs its new version.
+    Completed,
+    /// A service failed its update: every changed service went back to its previous version,
+    /// and services the release created were removed.
+    RolledBack,
+    /// A later deploy, or a change to one of its services made outside the stack, took over
+    /// before it ended.
+    Superseded,
+}
+
+/// What a stack deploy or removal did.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StackChange {
+    pub stack: Stack,
+    /// False when the deploy changed nothing (no new release).
+    pub changed: bool,
+    /// Each service's outcome, in the order given (for a removal: the services removed).
+    pub services: Vec<ServiceChange>,
+}

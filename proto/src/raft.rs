@@ -2,7 +2,8 @@
 //! applying them answers. Postcard-encoded; variants are only ever appended.
 
 use crate::cluster::{
-    ClusterNetwork, Node, NodeAvailability, NodeStatus, Rollout, Service, ServiceChange, Task,
+    ClusterNetwork, Node, NodeAvailability, NodeStatus, ReleaseState, Rollout, Service,
+    ServiceChange, StackChange, Task,
 };
 use crate::node::TaskStatus;
 use crate::service::ServiceSpec;
@@ -98,6 +99,39 @@ pub enum Command {
     /// The leader, once the cluster is at format 2 and has no overlay address plan yet: from its
     /// `--cluster-cidr`. Set once; every node without a subnet gets one. Format 2.
     SetClusterNetwork(ClusterNetwork),
+    /// Operator: create or update every service of a stack as one release (format 2). All or
+    /// nothing: a spec that would be refused refuses the whole deploy.
+    DeployStack(Box<StackDeploy>),
+    /// The leader, when every changed service of a release has rolled out (or something else
+    /// took over): the release's verdict. Format 2.
+    SetReleaseState {
+        stack: String,
+        release: u64,
+        state: ReleaseState,
+        message: String,
+    },
+    /// The leader, when a service of a deploying release failed its update: every changed
+    /// service goes back to its previous version, services the release created are removed.
+    /// Format 2.
+    RollbackStack {
+        stack: String,
+        release: u64,
+        reason: String,
+    },
+    /// Operator: delete a stack and every service of it. Format 2.
+    RemoveStack {
+        name: String,
+    },
+}
+
+/// `hoist stack deploy`: the stack's services, named `STACK_SERVICE`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StackDeploy {
+    pub name: String,
+    pub services: Vec<ServiceSpec>,
+    /// Remove the stack's services that `services` no longer names.
+    #[serde(default)]
+    pub prune: bool,
 }
 
 impl Command {
@@ -109,7 +143,11 @@ impl Command {
             Command::RegisterNode(node) => node.format(),
             Command::Batch(commands) => commands.iter().map(Command::format).max().unwrap_or(0),
             Command::SetClusterFormat { .. } | Command::SetNodeVersion { .. } => 1,
-            Command::SetClusterNetwork(_) => 2,
+            Command::SetClusterNetwork(_)
+            | Command::DeployStack(_)
+            | Command::SetReleaseState { .. }
+            | Command::RollbackStack { .. }
+            | Command::RemoveStack { .. } => 2,
             Command::Plan(p) if !p.drain.is_empty() => 2,
             _ => 0,
         }
@@ -197,4 +235,6 @@ pub enum Response {
     /// One answer per command of a [`Command::Batch`], in order.
     Batch(Vec<Response>),
     Plan(PlanResult),
+    /// A stack deploy or removal. Format 2.
+    Stack(Box<StackChange>),
 }

@@ -11,6 +11,7 @@ mod forward;
 mod openapi;
 mod orchestration;
 mod services;
+mod stacks;
 
 pub use error::ApiError;
 
@@ -93,6 +94,8 @@ pub fn router(ctx: Ctx) -> Router {
             "/v1/services/{name}/endpoints",
             get(orchestration::endpoints),
         )
+        .route("/v1/stacks", get(stacks::list).post(stacks::deploy))
+        .route("/v1/stacks/{name}", get(stacks::get).delete(stacks::remove))
         .route("/v1/cluster/token", get(orchestration::token))
         .route("/v1/nodes", get(orchestration::list_nodes))
         .route(

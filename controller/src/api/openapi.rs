@@ -212,6 +212,17 @@ fn orchestration(doc: &mut Value) {
             "get": {"summary": "healthy running replicas (blocking watch with index)", "responses": ok(schema_ref("Endpoints"))}}),
         ),
         (
+            "/v1/stacks",
+            json!({"get": {"summary": "list stacks", "parameters": [stale_param()], "responses": ok(json!({"type": "array", "items": schema_ref("Stack")}))},
+            "post": {"summary": "deploy a stack: every service (named STACK_SERVICE) as one release, all or nothing; a release with no change makes none", "requestBody": body("StackDeploy"), "responses": ok(schema_ref("StackChange"))}}),
+        ),
+        (
+            "/v1/stacks/{name}",
+            json!({"parameters": [name_param()],
+            "get": {"summary": "a stack and its releases, the current one last", "parameters": [stale_param()], "responses": ok(schema_ref("Stack"))},
+            "delete": {"summary": "remove a stack and every service of it", "responses": ok(schema_ref("StackChange"))}}),
+        ),
+        (
             "/v1/agent/register",
             json!({"post": {"summary": "agent: join with a token (RegisterRequest → RegisterResponse)", "requestBody": postcard.clone(), "responses": {"200": postcard.clone()}}}),
         ),
@@ -290,6 +301,23 @@ fn orchestration(doc: &mut Value) {
             "updated": {"type": "integer"}, "total": {"type": "integer"}, "failures": {"type": "integer"}, "message": {"type": "string"},
             "started_ms": {"type": "integer"}, "updated_ms": {"type": "integer"}, "batch_started_ms": {"type": "integer"},
             "rollback_of": {"type": ["integer", "null"], "description": "set on an automatic rollback: the version that failed"}}}),
+        ),
+        (
+            "StackDeploy",
+            json!({"type": "object", "required": ["name", "services"], "properties": {"name": {"type": "string"}, "services": {"type": "array", "items": schema_ref("ServiceSpec")}, "prune": {"type": "boolean", "description": "remove the stack's services the deploy no longer names"}}}),
+        ),
+        (
+            "Stack",
+            json!({"type": "object", "properties": {"name": {"type": "string"}, "created_ms": {"type": "integer"}, "services": {"type": "array", "items": {"type": "string"}},
+            "releases": {"type": "array", "items": {"type": "object", "properties": {
+                "release": {"type": "integer"}, "created_ms": {"type": "integer"}, "updated_ms": {"type": "integer"},
+                "state": {"enum": ["deploying", "completed", "rolled-back", "superseded"]}, "message": {"type": "string"},
+                "members": {"type": "array", "items": {"type": "object", "properties": {"service": {"type": "string"}, "version": {"type": "integer"}, "previous": {"type": "integer", "description": "0: created by this release"}, "changed": {"type": "boolean"}}}},
+                "removed": {"type": "array", "items": {"type": "string"}}}}}}}),
+        ),
+        (
+            "StackChange",
+            json!({"type": "object", "properties": {"stack": schema_ref("Stack"), "changed": {"type": "boolean"}, "services": {"type": "array", "items": schema_ref("ServiceChange")}}}),
         ),
         (
             "Endpoints",

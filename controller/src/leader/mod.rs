@@ -5,6 +5,7 @@
 pub mod drain;
 mod liveness;
 mod run;
+mod stacks;
 pub mod versions;
 
 pub use liveness::Liveness;

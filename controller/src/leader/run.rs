@@ -1,6 +1,6 @@
 //! The loop: when this member leads, turn silence into "down", reconcile, and commit the plan.
 
-use super::{drain, versions, Leader};
+use super::{drain, stacks, versions, Leader};
 use crate::raft::RaftNode;
 use crate::scheduler::reconcile;
 use hoist_proto::raft::{Command, Plan, Response};
@@ -104,6 +104,32 @@ pub async fn step(node: &RaftNode, leader: &Leader) -> Result<(), crate::raft::W
             .map(|(id, status)| Command::SetNodeStatus { id, status })
             .collect();
         node.write(Command::Batch(cmds)).await?;
+    }
+    // Stack releases whose verdict is in: one command each (a rollback is one entry for every
+    // service of the release).
+    let verdicts = node.stale_read(stacks::verdicts);
+    for v in verdicts {
+        match &v {
+            Command::RollbackStack {
+                stack,
+                release,
+                reason,
+            } => {
+                tracing::warn!(%stack, release, %reason, "stack release failed: rolling it back")
+            }
+            Command::SetReleaseState {
+                stack,
+                release,
+                state,
+                ..
+            } => {
+                tracing::info!(%stack, release, ?state, "stack release ended")
+            }
+            _ => {}
+        }
+        if let Response::Error(e) = node.write(v).await? {
+            tracing::debug!(error = %e.message, "stack verdict refused");
+        }
     }
     let mut ids = new_task_id;
     let grace = leader.settings.grace;

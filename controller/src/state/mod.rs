@@ -8,6 +8,7 @@ mod nodes;
 mod overlay;
 mod services;
 mod snapshot;
+mod stacks;
 mod tasks;
 #[cfg(test)]
 pub(crate) mod tests;
@@ -16,7 +17,7 @@ mod vips;
 pub use services::same_run_spec;
 pub use snapshot::{decode_snapshot, encode_snapshot, snapshot_format, SnapshotError};
 
-use hoist_proto::cluster::{ClusterNetwork, Node, Rollout, Service, ServiceVersion, Task};
+use hoist_proto::cluster::{ClusterNetwork, Node, Rollout, Service, ServiceVersion, Stack, Task};
 use hoist_proto::raft::{Command, CommandError, ErrorCode, Request, Response};
 use hoist_proto::service::ServiceSpec;
 use sha2::{Digest, Sha256};
@@ -91,6 +92,8 @@ pub struct State {
     pub overlay_index: u64,
     /// Services' virtual IPs, by service name (format 2; `state/vips.rs`).
     pub vips: BTreeMap<String, String>,
+    /// Stacks and their releases, by name (format 2; `state/stacks.rs`).
+    pub stacks: BTreeMap<String, Stack>,
     /// Raft index of the entry being applied; set by the state machine before [`State::apply`].
     /// Not part of the state's encoding or hash: a refused command must change nothing.
     pub index: u64,
@@ -145,6 +148,19 @@ impl State {
                 agent_format,
             } => self.set_node_version(id, agent_version, *agent_format, now),
             Command::SetClusterNetwork(net) => self.set_cluster_network(net),
+            Command::DeployStack(d) => self.deploy_stack(d, now),
+            Command::SetReleaseState {
+                stack,
+                release,
+                state,
+                message,
+            } => self.set_release_state(stack, *release, *state, message, now),
+            Command::RollbackStack {
+                stack,
+                release,
+                reason,
+            } => self.rollback_stack(stack, *release, reason, now),
+            Command::RemoveStack { name } => self.remove_stack(name),
             Command::Batch(commands) => Ok(Response::Batch(
                 commands
                     .iter()

@@ -3,7 +3,7 @@
 use super::{invalid, not_found, ServiceRecord, State, HISTORY_LIMIT};
 use hoist_proto::cluster::{ServiceChange, ServiceVersion, TaskState, VersionOrigin};
 use hoist_proto::raft::{CommandError, ErrorCode, Response};
-use hoist_proto::service::{validate_name, ServiceSpec};
+use hoist_proto::service::{validate_name_in, ServiceSpec};
 use std::collections::VecDeque;
 use std::sync::Arc;
 
@@ -259,7 +259,7 @@ pub fn same_run_spec(a: &ServiceSpec, b: &ServiceSpec) -> bool {
 }
 
 fn no_service(name: &str) -> CommandError {
-    match validate_name(name) {
+    match validate_name_in(name, hoist_proto::format::CURRENT) {
         Ok(()) => not_found(format!("service {name:?} not found")),
         Err(m) => invalid("name", m),
     }

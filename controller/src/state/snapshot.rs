@@ -114,6 +114,9 @@ fn to_v0(s: &State) -> Result<v0::State, Unrepresentable> {
     if s.network.is_some() || s.overlay_index != 0 || !s.vips.is_empty() {
         return Err(Unrepresentable::new("State.network", 2, 0));
     }
+    if !s.stacks.is_empty() {
+        return Err(Unrepresentable::new("State.stacks", 2, 0));
+    }
     Ok(v0::State {
         services: s
             .services
@@ -170,6 +173,7 @@ fn from_v0(s: v0::State) -> State {
         network: None,
         overlay_index: 0,
         vips: BTreeMap::new(),
+        stacks: BTreeMap::new(),
         index: 0,
     }
 }
@@ -178,6 +182,9 @@ fn to_v1(s: &State, format: u32) -> Result<v1::State, Unrepresentable> {
     if format < 2 {
         if s.network.is_some() || s.overlay_index != 0 || !s.vips.is_empty() {
             return Err(Unrepresentable::new("State.network", 2, format));
+        }
+        if !s.stacks.is_empty() {
+            return Err(Unrepresentable::new("State.stacks", 2, format));
         }
         if let Some(n) = s.nodes.values().find(|n| n.format() >= 2) {
             return Err(Unrepresentable::new(
@@ -215,6 +222,7 @@ fn to_v1(s: &State, format: u32) -> Result<v1::State, Unrepresentable> {
         network: s.network.to_v1(),
         overlay_index: s.overlay_index,
         vips: s.vips.clone(),
+        stacks: s.stacks.to_v1(),
     })
 }
 
@@ -249,6 +257,7 @@ fn from_v1(s: v1::State) -> Result<State, String> {
         network: FromV1::from_v1(s.network).map_err(|e| format!("network: {e}"))?,
         overlay_index: s.overlay_index,
         vips: s.vips,
+        stacks: FromV1::from_v1(s.stacks).map_err(|e| format!("stacks: {e}"))?,
         index: 0,
     })
 }

@@ -60,6 +60,38 @@ impl State {
         }
     }
 
+    /// Refuses a set of specs applied at once (a stack) when the range cannot give each new
+    /// `vip` service its own address.
+    pub(super) fn check_vips_for(&self, specs: &[&ServiceSpec]) -> Result<(), CommandError> {
+        let Some(range) = self.vip_range() else {
+            return Ok(());
+        };
+        let mut used: BTreeSet<Ipv4Addr> =
+            self.vips.values().filter_map(|v| v.parse().ok()).collect();
+        for spec in specs {
+            if spec.endpoint_mode == EndpointMode::Dnsrr || self.vips.contains_key(&spec.name) {
+                continue;
+            }
+            match allocate_vip(range, &used) {
+                Some(a) => {
+                    used.insert(a);
+                }
+                None => {
+                    return Err(CommandError {
+                        code: ErrorCode::Conflict,
+                        message: format!(
+                            "{}: endpoint_mode: the virtual IP range {range} has no free address \
+                             left for every service of the stack",
+                            spec.name
+                        ),
+                        field: Some("endpoint_mode".into()),
+                    })
+                }
+            }
+        }
+        Ok(())
+    }
+
     /// Records `service`'s VIP; whether it changed.
     pub(super) fn set_vip(&mut self, service: &str, vip: Option<String>) -> bool {
         match vip {

@@ -351,6 +351,37 @@ pub fn commands(format: u32) -> Vec<(&'static str, Command)> {
             "apply-service-complete",
             Command::ApplyService(Box::new(spec_complete())),
         ));
+        v.push((
+            "deploy-stack",
+            Command::DeployStack(Box::new(StackDeploy {
+                name: "shop".into(),
+                services: vec![spec_complete(), ServiceSpec::new("shop_web", "nginx")],
+                prune: true,
+            })),
+        ));
+        v.push((
+            "set-release-state",
+            Command::SetReleaseState {
+                stack: "shop".into(),
+                release: 2,
+                state: ReleaseState::Completed,
+                message: String::new(),
+            },
+        ));
+        v.push((
+            "rollback-stack",
+            Command::RollbackStack {
+                stack: "shop".into(),
+                release: 2,
+                reason: "shop_db: paused: task t1 failed".into(),
+            },
+        ));
+        v.push((
+            "remove-stack",
+            Command::RemoveStack {
+                name: "shop".into(),
+            },
+        ));
     }
     v
 }
@@ -473,7 +504,7 @@ pub fn service_endpoints_vip() -> ServiceEndpoints {
 }
 
 pub fn responses(format: u32) -> Vec<(&'static str, Response)> {
-    vec![
+    let mut v = vec![
         (
             "service",
             Response::Service(ServiceChange {
@@ -509,7 +540,68 @@ pub fn responses(format: u32) -> Vec<(&'static str, Response)> {
                 stopped: 1,
             }),
         ),
-    ]
+    ];
+    if format >= 2 {
+        v.push((
+            "stack",
+            Response::Stack(Box::new(StackChange {
+                stack: stack(),
+                changed: true,
+                services: vec![ServiceChange {
+                    service: service(ServiceSpec::new("shop_web", "nginx:2")),
+                    changed: true,
+                }],
+            })),
+        ));
+    }
+    v
+}
+
+/// A stack with a rolled-back release and one deploying (format 2).
+pub fn stack() -> Stack {
+    Stack {
+        name: "shop".into(),
+        created_ms: 100,
+        services: vec!["shop_db".into(), "shop_web".into()],
+        releases: vec![
+            StackRelease {
+                release: 1,
+                created_ms: 100,
+                updated_ms: 150,
+                state: ReleaseState::RolledBack,
+                message: "shop_db: paused: task t1 failed".into(),
+                members: vec![
+                    StackMember {
+                        service: "shop_db".into(),
+                        version: 2,
+                        previous: 1,
+                        changed: true,
+                    },
+                    StackMember {
+                        service: "shop_web".into(),
+                        version: 4,
+                        previous: 4,
+                        changed: false,
+                    },
+                ],
+                removed: vec!["shop_old".into()],
+            },
+            StackRelease {
+                release: 2,
+                created_ms: 200,
+                updated_ms: 200,
+                state: ReleaseState::Deploying,
+                message: String::new(),
+                members: vec![StackMember {
+                    service: "shop_web".into(),
+                    version: 5,
+                    previous: 4,
+                    changed: true,
+                }],
+                removed: vec![],
+            },
+        ],
+    }
 }
 
 pub fn register_request(format: u32) -> RegisterRequest {

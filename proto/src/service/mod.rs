@@ -11,7 +11,10 @@ use std::collections::BTreeMap;
 
 mod validate;
 
-pub use validate::{validate_constraint, validate_name, validate_replicas, MAX_REPLICAS};
+pub use validate::{
+    validate_constraint, validate_name, validate_name_in, validate_replicas, validate_stack_name,
+    MAX_REPLICAS,
+};
 
 /// A service: `replicas` copies of one container, kept running by the controller.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -666,7 +669,7 @@ mod tests {
         s.autoscale = Some(Autoscale { min: 2, max: 1 });
         let e = errors_of(&s);
         assert!(
-            e[0].starts_with("name: \"Web_1\" is not a DNS label"),
+            e[0].starts_with("name: \"Web_1\" is not a service name"),
             "{e:?}"
         );
         assert_eq!(e[1], "image: must not be empty");
@@ -677,6 +680,105 @@ mod tests {
             .any(|m| m.starts_with("health_check.interval: \"10\" is not a duration")));
         assert!(e.contains(&"health_check.retries: must be ≥ 1".to_string()));
         assert!(e.contains(&"autoscale.max: must be ≥ autoscale.min (2)".to_string()));
+    }
+
+    #[test]
+    fn stack_service_names_hold_an_underscore_from_format_2() {
+        assert!(validate_name_in("shop_web", 2).is_ok());
+        assert!(validate_name_in("shop_web-1", 2).is_ok());
+        assert!(
+            validate_name_in("shop_web", 1).is_err(),
+            "a format-1 member refuses it"
+        );
+        for bad in ["_web", "shop_", "shop__web", "Shop_web"] {
+            assert!(validate_name_in(bad, 2).is_err(), "{bad}");
+        }
+        assert!(validate_stack_name("shop").is_ok());
+        assert!(validate_stack_name("my_shop").is_err());
+    }
+
+    #[test]
+    fn the_complete_spec_is_checked_with_the_agents_rules() {
+        let mut s: ServiceSpec = toml::from_str(
+            r#"
+            name = "db"
+            image = "postgres:16"
+            user = "999:999"
+            workdir = "/var/lib/postgresql"
+            ulimits = { nofile = { soft = 1024, hard = 4096 }, nproc = 512 }
+            [resources.limits]
+            memory = "4Mi"
+            pids = 0
+            [resources.reservations]
+            memory = "1Gi"
+            [[mounts]]
+            type = "volume"
+            source = "pg-data"
+            target = "/var/lib/postgresql/data"
+            [[mounts]]
+            type = "tmpfs"
+            target = "/run"
+            size = "64Mi"
+            mode = "1777"
+            [[mounts]]
+            type = "bind"
+            target = "/certs"
+            "#,
+        )
+        .unwrap();
+        assert_eq!(
+            s.ulimits["nproc"],
+            Ulimit {
+                soft: 512,
+                hard: 512
+            }
+        );
+        assert_eq!(s.format(), 2);
+        assert_eq!(
+            errors_of(&s),
+            vec![
+                "resources.limits.memory: 4MiB is below the minimum of 6MiB",
+                "resources.reservations.memory: \"1Gi\" is more than the limit \"4Mi\"",
+                "resources.limits.pids: 0 must be at least 1",
+                "mounts[2].source: a bind mount needs a source",
+            ]
+        );
+        // Before format 2 the cluster accepted a memory limit agents then refused; no longer.
+        s = ServiceSpec::new("web", "busybox");
+        s.resources.memory = Some("4Mi".into());
+        assert!(s.validate_in(1).is_empty());
+        assert_eq!(
+            errors_of(&s),
+            ["resources.memory: 4MiB is below the minimum of 6MiB"]
+        );
+        // `entrypoint` is the other name of `command`.
+        let s: ServiceSpec =
+            serde_json::from_str(r#"{"name":"a","image":"b","entrypoint":["/init"]}"#).unwrap();
+        assert_eq!(s.command, ["/init"]);
+    }
+
+    #[test]
+    fn registry_credentials_never_show() {
+        let mut s = ServiceSpec::new("web", "registry.example/web:1");
+        s.registry_auth = Some(crate::image::RegistryAuth {
+            username: "u".into(),
+            password: "hunter2".into(),
+        });
+        assert!(!serde_json::to_string(&s).unwrap().contains("hunter2"));
+        assert!(!format!("{s:?}").contains("hunter2"));
+        let back: ServiceSpec = serde_json::from_str(
+            r#"{"name":"web","image":"i","registry_auth":{"username":"u","password":"p"}}"#,
+        )
+        .unwrap();
+        assert_eq!(back.registry_auth.unwrap().password, "p");
+        assert_eq!(
+            ServiceSpec {
+                image_digest: Some("sha256:ab".into()),
+                ..ServiceSpec::new("web", "reg/web:1")
+            }
+            .pinned_image(),
+            "reg/web:1@sha256:ab"
+        );
     }
 
     #[test]

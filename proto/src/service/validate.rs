@@ -8,6 +8,37 @@ use crate::rules;
 /// Largest replica count accepted; keeps a typo from asking for billions of tasks.
 pub const MAX_REPLICAS: i64 = 100_000;
 
+/// Checks a service name as a cluster at `cluster_format` does: from format 2 a stack's services
+/// (`STACK_SERVICE`, Swarm's convention) may hold `_`; before, a DNS label.
+pub fn validate_name_in(name: &str, cluster_format: u32) -> Result<(), String> {
+    if cluster_format < 2 || !name.contains('_') {
+        return validate_name(name);
+    }
+    if name.len() > 63 {
+        return Err(format!("{name:?} must be 1 to 63 characters"));
+    }
+    for part in name.split('_') {
+        validate_name(part).map_err(|_| {
+            format!(
+                "{name:?} is not a service name (DNS labels joined by '_': lowercase letters, \
+                 digits and '-', not at either end of a label)"
+            )
+        })?;
+    }
+    Ok(())
+}
+
+/// Checks a stack name: a DNS label (no `_`, which separates it from its services' names).
+pub fn validate_stack_name(name: &str) -> Result<(), String> {
+    validate_name(name)?;
+    if name.len() > 40 {
+        return Err(format!(
+            "{name:?} is longer than 40 characters (its services are named STACK_SERVICE, at most 63)"
+        ));
+    }
+    Ok(())
+}
+
 /// Checks a service name: a DNS label.
 pub fn validate_name(name: &str) -> Result<(), String> {
     if name.is_empty() || name.len() > 63 {
@@ -72,7 +103,7 @@ impl ServiceSpec {
                 message,
             })
         };
-        if let Err(m) = validate_name(&self.name) {
+        if let Err(m) = validate_name_in(&self.name, cluster_format) {
             bad("name", m);
         }
         if self.image.trim().is_empty() {

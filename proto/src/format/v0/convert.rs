@@ -151,6 +151,10 @@ impl ToV0<Command> for r::Command {
             D::SetClusterNetwork(_) => {
                 return Err(Unrepresentable::new("command SetClusterNetwork", 2, 0))
             }
+            D::DeployStack(_)
+            | D::SetReleaseState { .. }
+            | D::RollbackStack { .. }
+            | D::RemoveStack { .. } => return Err(Unrepresentable::new("stack commands", 2, 0)),
         })
     }
 }
@@ -202,6 +206,7 @@ impl ToV0<Response> for r::Response {
             D::Error(e) => Response::Error(e.to_v0()?),
             D::Batch(responses) => Response::Batch(responses.to_v0()?),
             D::Plan(result) => Response::Plan(result.to_v0()?),
+            D::Stack(_) => return Err(Unrepresentable::new("response Stack", 2, 0)),
         })
     }
 }

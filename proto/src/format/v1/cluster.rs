@@ -352,3 +352,57 @@ pub struct OverlayReport {
     #[prost(string, optional, tag = "3")]
     pub mesh_error: Option<String>,
 }
+
+/// A stack (format 2).
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct Stack {
+    #[prost(string, tag = "1")]
+    pub name: String,
+    #[prost(uint64, tag = "2")]
+    pub created_ms: u64,
+    #[prost(string, repeated, tag = "3")]
+    pub services: Vec<String>,
+    #[prost(message, repeated, tag = "4")]
+    pub releases: Vec<StackRelease>,
+}
+
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct StackRelease {
+    #[prost(uint64, tag = "1")]
+    pub release: u64,
+    #[prost(uint64, tag = "2")]
+    pub created_ms: u64,
+    #[prost(uint64, tag = "3")]
+    pub updated_ms: u64,
+    /// `ReleaseState`: 0 deploying, 1 completed, 2 rolled back, 3 superseded.
+    #[prost(int32, tag = "4")]
+    pub state: i32,
+    #[prost(string, tag = "5")]
+    pub message: String,
+    #[prost(message, repeated, tag = "6")]
+    pub members: Vec<StackMember>,
+    #[prost(string, repeated, tag = "7")]
+    pub removed: Vec<String>,
+}
+
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct StackMember {
+    #[prost(string, tag = "1")]
+    pub service: String,
+    #[prost(uint64, tag = "2")]
+    pub version: u64,
+    #[prost(uint64, tag = "3")]
+    pub previous: u64,
+    #[prost(bool, tag = "4")]
+    pub changed: bool,
+}
+
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct StackChange {
+    #[prost(message, optional, tag = "1")]
+    pub stack: Option<Stack>,
+    #[prost(bool, tag = "2")]
+    pub changed: bool,
+    #[prost(message, repeated, tag = "3")]
+    pub services: Vec<super::service::ServiceChange>,
+}

@@ -39,6 +39,13 @@ mirror_v1!(s::Autoscale => Autoscale { min, max });
 mirror_v1!(c::Service => Service { name, version, spec, created_ms, updated_ms, vip });
 mirror_v1!(c::ServiceVersion => ServiceVersion { version, origin, created_ms, spec });
 mirror_v1!(c::ServiceChange => ServiceChange { service, changed });
+mirror_v1!(c::Stack => Stack { name, created_ms, services, releases });
+mirror_v1!(c::StackRelease => StackRelease {
+    release, created_ms, updated_ms, state, message, members, removed,
+});
+mirror_v1!(c::StackMember => StackMember { service, version, previous, changed });
+mirror_v1_enum!(c::ReleaseState { Deploying = 0, Completed = 1, RolledBack = 2, Superseded = 3 });
+mirror_v1!(c::StackChange => StackChange { stack, changed, services });
 mirror_v1_enum!(c::NodeStatus { Ready = 0, Down = 1 });
 mirror_v1_enum!(c::NodeAvailability { Active = 0, Paused = 1, Drained = 2 });
 mirror_v1!(c::NodeResources => NodeResources { cpu_millis, memory_bytes });
@@ -211,6 +218,32 @@ impl ToV1<Command> for r::Command {
                 agent_format: *agent_format,
             }),
             D::SetClusterNetwork(n) => K::SetClusterNetwork(n.to_v1()),
+            D::DeployStack(d) => K::DeployStack(StackDeploy {
+                name: d.name.clone(),
+                services: d.services.to_v1(),
+                prune: d.prune,
+            }),
+            D::SetReleaseState {
+                stack,
+                release,
+                state,
+                message,
+            } => K::SetReleaseState(ReleaseVerdict {
+                stack: stack.clone(),
+                release: *release,
+                state: state.to_v1(),
+                message: message.clone(),
+            }),
+            D::RollbackStack {
+                stack,
+                release,
+                reason,
+            } => K::RollbackStack(StackRollback {
+                stack: stack.clone(),
+                release: *release,
+                reason: reason.clone(),
+            }),
+            D::RemoveStack { name } => K::RemoveStack(Name { name: name.clone() }),
         };
         Command { kind: Some(kind) }
     }
@@ -272,6 +305,23 @@ impl FromV1<Command> for r::Command {
                 agent_format: v.agent_format,
             },
             K::SetClusterNetwork(n) => D::SetClusterNetwork(FromV1::from_v1(n)?),
+            K::DeployStack(d) => D::DeployStack(Box::new(r::StackDeploy {
+                name: d.name,
+                services: FromV1::from_v1(d.services)?,
+                prune: d.prune,
+            })),
+            K::SetReleaseState(v) => D::SetReleaseState {
+                stack: v.stack,
+                release: v.release,
+                state: FromV1::from_v1(v.state)?,
+                message: v.message,
+            },
+            K::RollbackStack(r) => D::RollbackStack {
+                stack: r.stack,
+                release: r.release,
+                reason: r.reason,
+            },
+            K::RemoveStack(n) => D::RemoveStack { name: n.name },
         })
     }
 }
@@ -297,6 +347,7 @@ impl ToV1<Response> for r::Response {
                 responses: responses.to_v1(),
             }),
             D::Plan(result) => K::Plan(result.to_v1()),
+            D::Stack(change) => K::Stack(change.to_v1()),
         };
         Response { kind: Some(kind) }
     }
@@ -316,6 +367,7 @@ impl FromV1<Response> for r::Response {
             K::Error(e) => D::Error(FromV1::from_v1(e)?),
             K::Batch(b) => D::Batch(FromV1::from_v1(b.responses)?),
             K::Plan(p) => D::Plan(FromV1::from_v1(p)?),
+            K::Stack(c) => D::Stack(Box::new(FromV1::from_v1(c)?)),
         })
     }
 }

@@ -1,6 +1,6 @@
 //! Format 1's Raft payload: commands, their answers, the outcome of a forwarded write.
 
-use super::cluster::{ClusterNetwork, Node, Rollout, Task, TaskStatus};
+use super::cluster::{ClusterNetwork, Node, Rollout, StackChange, Task, TaskStatus};
 use super::service::{Service, ServiceChange, ServiceSpec};
 use std::collections::BTreeMap;
 
@@ -25,7 +25,7 @@ pub struct Request {
 pub struct Command {
     #[prost(
         oneof = "command::Kind",
-        tags = "1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18, 19, 20"
+        tags = "1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18, 19, 20, 21, 22, 23, 24"
     )]
     pub kind: Option<command::Kind>,
 }
@@ -79,11 +79,59 @@ pub mod command {
         /// Format 2.
         #[prost(message, tag = "20")]
         SetClusterNetwork(ClusterNetwork),
+        /// Format 2.
+        #[prost(message, tag = "21")]
+        DeployStack(StackDeploy),
+        /// Format 2.
+        #[prost(message, tag = "22")]
+        SetReleaseState(ReleaseVerdict),
+        /// Format 2.
+        #[prost(message, tag = "23")]
+        RollbackStack(StackRollback),
+        /// Format 2.
+        #[prost(message, tag = "24")]
+        RemoveStack(Name),
     }
 }
 
 #[derive(Clone, Copy, PartialEq, prost::Message)]
 pub struct Empty {}
+
+/// Format 2.
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct StackDeploy {
+    #[prost(string, tag = "1")]
+    pub name: String,
+    #[prost(message, repeated, tag = "2")]
+    pub services: Vec<ServiceSpec>,
+    #[prost(bool, tag = "3")]
+    pub prune: bool,
+}
+
+/// Format 2.
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct ReleaseVerdict {
+    #[prost(string, tag = "1")]
+    pub stack: String,
+    #[prost(uint64, tag = "2")]
+    pub release: u64,
+    /// `ReleaseState`, as in `StackRelease.state`.
+    #[prost(int32, tag = "3")]
+    pub state: i32,
+    #[prost(string, tag = "4")]
+    pub message: String,
+}
+
+/// Format 2.
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct StackRollback {
+    #[prost(string, tag = "1")]
+    pub stack: String,
+    #[prost(uint64, tag = "2")]
+    pub release: u64,
+    #[prost(string, tag = "3")]
+    pub reason: String,
+}
 
 /// A name or id (`DeleteService`, `RemoveNode`).
 #[derive(Clone, PartialEq, prost::Message)]
@@ -239,7 +287,7 @@ pub struct CommandError {
 
 #[derive(Clone, PartialEq, prost::Message)]
 pub struct Response {
-    #[prost(oneof = "response::Kind", tags = "1, 2, 3, 4, 5, 6, 7, 8, 9")]
+    #[prost(oneof = "response::Kind", tags = "1, 2, 3, 4, 5, 6, 7, 8, 9, 10")]
     pub kind: Option<response::Kind>,
 }
 
@@ -268,6 +316,9 @@ pub mod response {
         Batch(Responses),
         #[prost(message, tag = "9")]
         Plan(PlanResult),
+        /// Format 2.
+        #[prost(message, tag = "10")]
+        Stack(StackChange),
     }
 }
 

@@ -58,4 +58,7 @@ pub struct State {
     /// Services' virtual IPs, by service. Format 2.
     #[prost(btree_map = "string, string", tag = "12")]
     pub vips: BTreeMap<String, String>,
+    /// Stacks, by name. Format 2.
+    #[prost(btree_map = "string, message", tag = "13")]
+    pub stacks: BTreeMap<String, super::cluster::Stack>,
 }
