@@ -8,6 +8,7 @@ mod controller_client;
 mod node;
 mod output;
 mod ps;
+mod resolve;
 mod rollout;
 mod service;
 mod spec_file;

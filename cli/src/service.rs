@@ -1,7 +1,7 @@
 //! `hoist service ...`: apply, list, inspect, remove, scale, history and rollback of services.
 
 use crate::controller_client::{report, ControllerClient};
-use crate::{ps, rollout, spec_file};
+use crate::{ps, resolve, rollout, spec_file};
 use comfy_table::Table;
 use hoist_proto::cluster::{Service, ServiceChange, ServiceVersion, VersionOrigin};
 use reqwest::Method;
@@ -24,6 +24,8 @@ pub enum ServiceCmd {
         /// Give up waiting after this long (`5m`, `90s`).
         #[arg(long, default_value = "5m", value_parser = duration)]
         timeout: Duration,
+        #[command(flatten)]
+        resolve: resolve::ResolveArgs,
     },
     /// List services.
     Ls,
@@ -96,17 +98,22 @@ pub async fn run(cmd: ServiceCmd, controllers: &[String], json: bool) -> anyhow:
             file,
             detach,
             timeout,
+            resolve,
         } => {
-            let specs = match spec_file::read(&file) {
+            let mut specs = match spec_file::read(&file) {
                 Ok(s) => s,
                 Err(e) => {
                     eprintln!("error: {e}");
                     return Ok(2);
                 }
             };
+            if let Err(e) = resolve::prepare(&mut specs, &resolve.into()).await {
+                eprintln!("error: {e}");
+                return Ok(1);
+            }
             let mut changes = Vec::new();
             for spec in specs {
-                let body = serde_json::to_value(&spec)?;
+                let body = resolve::apply_body(&spec)?;
                 match client
                     .json::<ServiceChange>(Method::POST, "/v1/services", Some(&body))
                     .await
@@ -152,7 +159,7 @@ pub async fn run(cmd: ServiceCmd, controllers: &[String], json: bool) -> anyhow:
                     t.add_row([
                         s.name,
                         s.version.to_string(),
-                        s.spec.image.clone(),
+                        resolve::shown_image(&s.spec),
                         s.spec.replicas.to_string(),
                         s.vip.unwrap_or_else(|| "-".into()),
                     ]);
@@ -228,7 +235,7 @@ pub async fn run(cmd: ServiceCmd, controllers: &[String], json: bool) -> anyhow:
                         t.add_row([
                             v.version.to_string(),
                             origin,
-                            v.spec.image.clone(),
+                            resolve::shown_image(&v.spec),
                             v.spec.replicas.to_string(),
                             mark.into(),
                         ]);

@@ -65,11 +65,17 @@ fn sh(cmd: &str) -> Result<String> {
 impl Registry {
     /// Starts a registry on `127.0.0.1:port` inside `host`'s namespace.
     pub fn start(host: &Host, port: u16, auth: RegistryAuthMode) -> Result<Self> {
+        Self::start_in(&host.netns, "127.0.0.1", port, auth)
+    }
+
+    /// Starts a registry on `ip:port` inside network namespace `netns` (a lab host's address,
+    /// for the agents of a cluster lab to reach it).
+    pub fn start_in(netns: &str, ip: &str, port: u16, auth: RegistryAuthMode) -> Result<Self> {
         let dir = tempfile::Builder::new()
             .prefix("hoist-registry-")
             .tempdir()?;
         let d = dir.path();
-        let addr = format!("127.0.0.1:{port}");
+        let addr = format!("{ip}:{port}");
         let mut children = Vec::new();
         let auth_yaml = match &auth {
             RegistryAuthMode::Anonymous => String::new(),
@@ -92,9 +98,9 @@ impl Registry {
                      openssl x509 -in cert.pem -outform DER -out cert.der",
                     d.display()
                 ))?;
-                let token_addr = format!("127.0.0.1:{}", port + 1);
+                let token_addr = format!("{ip}:{}", port + 1);
                 let child = Command::new("nsenter")
-                    .arg(format!("--net=/run/netns/{}", host.netns))
+                    .arg(format!("--net=/run/netns/{netns}"))
                     .arg(bin("hoist-token-server"))
                     .arg(&token_addr)
                     .arg(d.join("key.der"))
@@ -120,7 +126,7 @@ impl Registry {
         );
         std::fs::write(d.join("config.yml"), config)?;
         let child = Command::new("nsenter")
-            .arg(format!("--net=/run/netns/{}", host.netns))
+            .arg(format!("--net=/run/netns/{netns}"))
             .arg("/usr/bin/docker-registry")
             .arg("serve")
             .arg(d.join("config.yml"))
@@ -133,7 +139,7 @@ impl Registry {
             addr,
             dir,
             children,
-            netns: host.netns.clone(),
+            netns: netns.to_owned(),
         };
         let url = format!("http://{}/v2/", reg.addr);
         wait_for("the registry", Duration::from_secs(10), || {

@@ -9,7 +9,7 @@ use super::error::io_err;
 use super::ImageError;
 
 /// Largest manifest or config read into memory (hardening.md: ≤ 4 MiB).
-pub const MAX_METADATA_BYTES: u64 = 4 << 20;
+pub const MAX_METADATA_BYTES: u64 = hoist_registry::MAX_METADATA_BYTES;
 
 /// The blob directory of a store.
 #[derive(Debug, Clone)]

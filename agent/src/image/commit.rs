@@ -51,7 +51,7 @@ pub fn commit(
     spec: &CreateContainer,
     req: &CommitRequest,
 ) -> Result<CommitResult, AgentError> {
-    let reference = Reference::parse(&req.reference)?;
+    let reference = Reference::parse(&req.reference).map_err(ImageError::from)?;
     let manifest = store.manifest_digest_of(image_id).map_err(|e| match e {
         ImageError::NotFound(_) => AgentError::NotFound(format!(
             "the container's image {image_id} is no longer on this host"

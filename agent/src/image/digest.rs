@@ -12,26 +12,7 @@ use sha2::{Digest as _, Sha256};
 use super::error::io_err;
 use super::ImageError;
 
-/// Length of a sha256 digest in lowercase hex.
-pub const HEX_LEN: usize = 64;
-
-/// Returns the hex of a `sha256:<64 lowercase hex>` digest, or `None` when it is not one.
-pub fn parse_sha256(digest: &str) -> Option<&str> {
-    let hex = digest.strip_prefix("sha256:")?;
-    is_hex64(hex).then_some(hex)
-}
-
-/// Whether `s` is 64 lowercase hex characters.
-pub fn is_hex64(s: &str) -> bool {
-    s.len() == HEX_LEN
-        && s.bytes()
-            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
-}
-
-/// `sha256:<hex>` of a byte slice.
-pub fn sha256_of(bytes: &[u8]) -> String {
-    format!("sha256:{}", hex::encode(Sha256::digest(bytes)))
-}
+pub use hoist_registry::digest::{is_hex64, parse_sha256, sha256_of, HEX_LEN};
 
 /// A reader that hashes and counts everything read through it.
 #[derive(Debug)]

@@ -81,3 +81,27 @@ pub(crate) fn io_err<'p, E: Into<io::Error>>(
         source: e.into(),
     }
 }
+
+impl From<hoist_registry::RegistryError> for ImageError {
+    fn from(e: hoist_registry::RegistryError) -> Self {
+        use hoist_registry::RegistryError as R;
+        match e {
+            R::InvalidReference { reference, reason } => {
+                Self::InvalidReference { reference, reason }
+            }
+            R::Registry {
+                registry, message, ..
+            } => Self::Registry { registry, message },
+            R::DigestMismatch {
+                what,
+                expected,
+                actual,
+            } => Self::DigestMismatch {
+                what,
+                expected,
+                actual,
+            },
+            R::Io { op, path, source } => Self::Io { op, path, source },
+        }
+    }
+}

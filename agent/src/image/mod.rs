@@ -29,8 +29,10 @@ mod oci;
 pub mod platform;
 pub mod pull;
 pub mod push;
-mod reference;
-pub mod registry;
+/// The registry client, shared with the CLI (which resolves digests with it at apply).
+pub use hoist_registry as registry;
+/// Image references (`NAME[:TAG]`), in the shared registry crate.
+use hoist_registry::reference;
 pub mod stage;
 mod store;
 #[cfg(test)]

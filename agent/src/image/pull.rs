@@ -51,12 +51,15 @@ pub async fn is_present(store: &Arc<ImageStore>, reference: &str) -> Result<bool
     }
 }
 
-/// Pulls `reference` (anonymously) unless the store already has it; answers whether it pulled.
-/// Builds (`FROM`) and orchestrated replicas use it, as `docker run` and Swarm tasks do.
+/// Pulls `reference` (with `auth`, if any) unless the store already has it; answers whether it
+/// pulled. Builds (`FROM`, anonymously) and orchestrated replicas (with their service's
+/// credentials) use it, as `docker run` and Swarm tasks do. A reference with a digest
+/// (`NAME[:TAG]@sha256:...`) is present only when those bits are.
 pub async fn pull_if_missing(
     store: Arc<ImageStore>,
     registries: &RegistryConfig,
     reference: &str,
+    auth: Option<hoist_proto::RegistryAuth>,
     progress: Progress,
 ) -> Result<bool, ImageError> {
     if is_present(&store, reference).await? {
@@ -65,7 +68,7 @@ pub async fn pull_if_missing(
     let req = PullRequest {
         reference: reference.to_owned(),
         platform: None,
-        auth: None,
+        auth,
     };
     pull(store, registries, req, progress).await?;
     Ok(true)
@@ -206,11 +209,14 @@ pub async fn pull(
     }
 
     report(&progress, &digest, "manifest", 0, 0);
-    let local = remote.local_name();
+    // A pull by digest is also kept under `NAME@sha256:...` (the digest asked for: an index's
+    // when the image is multi-platform), the name a pinned reference is looked up by.
+    let mut names = vec![remote.local_name()];
+    names.extend(remote.pinned_name().filter(|p| *p != names[0]));
     let store2 = store.clone();
     let summary = tokio::task::spawn_blocking(move || {
         store2.commit_image(
-            &[local],
+            &names,
             &manifest,
             &config,
             staged.into_iter().flatten().collect(),
@@ -275,12 +281,10 @@ async fn download(
     let mut last_report = Instant::now();
     loop {
         let problem = match client.blob_from(digest, offset).await {
-            Err(e @ ImageError::Registry { .. }) if e.to_string().contains("request failed") => {
-                e.to_string()
-            }
+            Err(e) if e.failure() == super::registry::Failure::Unreachable => e.to_string(),
             Err(e) => {
                 let _ = tx.send(Err(std::io::Error::other(e.to_string()))).await;
-                return Err(e);
+                return Err(e.into());
             }
             Ok(mut resp) => {
                 let mut skip =

@@ -100,7 +100,7 @@ pub async fn push(
 }
 
 fn remote_of(local: &str) -> Result<RemoteRef, ImageError> {
-    RemoteRef::parse(local)
+    Ok(RemoteRef::parse(local)?)
 }
 
 /// For each blob of `content`, other repositories of the same registry that local images came

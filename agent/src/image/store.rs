@@ -270,6 +270,11 @@ impl ImageStore {
         if let Some(m) = index.references.get(s) {
             return Ok((s.to_owned(), vec![m.clone()]));
         }
+        // `NAME[:TAG]@sha256:...`: exactly those bits, by the name a pull by digest keeps them
+        // under, or a tag that names that very manifest; never the tag alone (it may have moved).
+        if let Some(pinned) = pinned_lookup(index, s) {
+            return pinned;
+        }
         let parsed = Reference::parse(s);
         if let Ok(reference) = &parsed {
             if let Some(m) = index.references.get(&reference.to_string()) {
@@ -296,7 +301,7 @@ impl ImageStore {
                 (Ok(reference), _) => Err(ImageError::NotFound(reference.to_string())),
                 // `NAME@sha256:...`: a valid remote reference that is not here (yet).
                 (Err(_), Ok(remote)) => Err(ImageError::NotFound(remote.local_name())),
-                (Err(e), Err(_)) => Err(e),
+                (Err(e), Err(_)) => Err(e.into()),
             };
         }
         let mut by_id: BTreeMap<String, Vec<String>> = BTreeMap::new();
@@ -496,4 +501,20 @@ pub(super) fn blob_digests(manifest_digest: &str, loaded: &Loaded) -> Vec<String
 pub(super) fn sync_filesystem(path: &Path) -> Result<(), ImageError> {
     let dir = File::open(path).map_err(io_err("open", path))?;
     nix::unistd::syncfs(&dir).map_err(io_err("syncfs", path))
+}
+
+/// The lookup of a reference with a digest (`None` when `s` has none): found under its pinned
+/// name, or under its tag when the tag names the pinned manifest itself; else not found.
+fn pinned_lookup(index: &Index, s: &str) -> Option<Result<(String, Vec<String>), ImageError>> {
+    let remote = super::registry::RemoteRef::parse(s).ok()?;
+    let digest = remote.digest.clone()?;
+    let pinned = remote.pinned_name()?;
+    if let Some(m) = index.references.get(&pinned) {
+        return Some(Ok((pinned, vec![m.clone()])));
+    }
+    let tagged = remote.local_name();
+    if index.references.get(&tagged) == Some(&digest) {
+        return Some(Ok((pinned, vec![digest])));
+    }
+    Some(Err(ImageError::NotFound(s.to_owned())))
 }

@@ -78,3 +78,27 @@ fn removing_a_normalised_name_untags_only_that_name() {
     assert!(store.resolve("busybox").is_err());
     assert!(store.resolve("mine:1").is_ok(), "the other name stays");
 }
+
+#[test]
+fn a_reference_with_tag_and_digest_finds_only_those_bits() {
+    let (_d, store) = store();
+    store
+        .import(&mut &one_file_layer()[..], "reg.example/app:v1", None)
+        .unwrap();
+    let first = store.manifest_digest_of("reg.example/app:v1").unwrap();
+    let id = store.resolve("reg.example/app:v1").unwrap().id;
+    let pinned = format!("reg.example/app:v1@{first}");
+    assert_eq!(store.resolve(&pinned).unwrap().id, id);
+    let other = format!("reg.example/app:v1@sha256:{}", "0".repeat(64));
+    assert!(matches!(
+        store.resolve(&other),
+        Err(super::ImageError::NotFound(_))
+    ));
+    // The tag moves to other bits: the pinned reference no longer finds it by the tag.
+    let second = layer(&[E::File("motd".into(), b"v2\n".to_vec())]);
+    store
+        .import(&mut &second[..], "reg.example/app:v1", None)
+        .unwrap();
+    assert_ne!(store.resolve("reg.example/app:v1").unwrap().id, id);
+    assert!(store.resolve(&pinned).is_err());
+}

@@ -6,7 +6,9 @@ use crate::error::AgentError;
 use crate::image::ImageError;
 use crate::worker::executor::Containers;
 use futures::future::BoxFuture;
-use hoist_proto::{ContainerInfo, ContainerStatus, CreateContainer, Created, ExitInfo};
+use hoist_proto::{
+    ContainerInfo, ContainerStatus, CreateContainer, Created, ExitInfo, RegistryAuth,
+};
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{Mutex, MutexGuard};
 
@@ -27,6 +29,8 @@ struct Node {
     images: BTreeSet<String>,
     /// Images a pull finds.
     in_registry: BTreeSet<String>,
+    /// Images a pull finds only with these credentials (user, password).
+    private: BTreeMap<String, (String, String)>,
     calls: Vec<NodeCall>,
     seq: u64,
 }
@@ -55,6 +59,14 @@ impl FakeContainers {
 
     fn node(&self) -> MutexGuard<'_, Node> {
         self.node.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Makes `image` in the registry private: a pull needs `user`/`password`.
+    pub fn private(&self, image: &str, user: &str, password: &str) {
+        let mut node = self.node();
+        node.in_registry.insert(image.to_string());
+        node.private
+            .insert(image.to_string(), (user.to_string(), password.to_string()));
     }
 
     /// Every call so far, in order.
@@ -160,7 +172,11 @@ impl Containers for FakeContainers {
         Box::pin(async move { Ok(self.node().images.contains(image)) })
     }
 
-    fn pull_if_missing<'a>(&'a self, image: &'a str) -> BoxFuture<'a, Result<bool, String>> {
+    fn pull_if_missing<'a>(
+        &'a self,
+        image: &'a str,
+        auth: Option<&'a RegistryAuth>,
+    ) -> BoxFuture<'a, Result<bool, String>> {
         Box::pin(async move {
             let mut node = self.node();
             if node.images.contains(image) {
@@ -169,6 +185,11 @@ impl Containers for FakeContainers {
             node.calls.push(NodeCall::Pull(image.to_string()));
             if !node.in_registry.contains(image) {
                 return Err(format!("registry: manifest unknown: {image}"));
+            }
+            if let Some((user, password)) = node.private.get(image) {
+                if auth.is_none_or(|a| (&a.username, &a.password) != (user, password)) {
+                    return Err("registry: authentication required".to_string());
+                }
             }
             node.images.insert(image.to_string());
             Ok(true)

@@ -13,7 +13,7 @@ use crate::error::{AgentError, ErrorKind};
 use crate::image::registry::RegistryConfig;
 use crate::image::{pull, ImageStore};
 use futures::future::BoxFuture;
-use hoist_proto::{ContainerInfo, CreateContainer, Created};
+use hoist_proto::{ContainerInfo, CreateContainer, Created, RegistryAuth};
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{Arc, Mutex};
 use tokio::sync::{Notify, Semaphore};
@@ -31,8 +31,13 @@ pub trait Containers: Send + Sync + std::fmt::Debug {
     fn remove<'a>(&'a self, id: &'a str) -> BoxFuture<'a, Result<(), AgentError>>;
     /// Whether the image is in the local store.
     fn has_image<'a>(&'a self, image: &'a str) -> BoxFuture<'a, Result<bool, String>>;
-    /// Pulls the image (anonymously) unless it is there; answers whether it pulled.
-    fn pull_if_missing<'a>(&'a self, image: &'a str) -> BoxFuture<'a, Result<bool, String>>;
+    /// Pulls the image (with `auth`, the service's credentials, when given) unless it is
+    /// there; answers whether it pulled.
+    fn pull_if_missing<'a>(
+        &'a self,
+        image: &'a str,
+        auth: Option<&'a RegistryAuth>,
+    ) -> BoxFuture<'a, Result<bool, String>>;
 }
 
 /// The node's own containers and images.
@@ -75,12 +80,22 @@ impl Containers for Local {
         })
     }
 
-    fn pull_if_missing<'a>(&'a self, image: &'a str) -> BoxFuture<'a, Result<bool, String>> {
+    fn pull_if_missing<'a>(
+        &'a self,
+        image: &'a str,
+        auth: Option<&'a RegistryAuth>,
+    ) -> BoxFuture<'a, Result<bool, String>> {
         Box::pin(async move {
             let (progress, _ignored) = tokio::sync::mpsc::unbounded_channel();
-            pull::pull_if_missing(self.images.clone(), &self.registries, image, progress)
-                .await
-                .map_err(|e| e.to_string())
+            pull::pull_if_missing(
+                self.images.clone(),
+                &self.registries,
+                image,
+                auth.cloned(),
+                progress,
+            )
+            .await
+            .map_err(|e| e.to_string())
         })
     }
 }
@@ -210,15 +225,16 @@ impl Executor {
         }
     }
 
-    /// Pulls the task's image when the node lacks it (anonymously; registries named with
-    /// `--insecure-registry` over plain HTTP), as a Swarm node does before starting a task.
-    async fn pull_image(&self, image: &str) -> Result<(), String> {
+    /// Pulls the task's image when the node lacks it, as a Swarm node does before starting a
+    /// task: with the service's registry credentials when it has some (`--with-registry-auth`),
+    /// else anonymously; registries named with `--insecure-registry` over plain HTTP.
+    async fn pull_image(&self, image: &str, auth: Option<&RegistryAuth>) -> Result<(), String> {
         // The common case, an image the node has, takes no lock.
         if let Ok(true) = self.node.has_image(image).await {
             return Ok(());
         }
         let _one = self.pulls.lock().await;
-        match self.node.pull_if_missing(image).await {
+        match self.node.pull_if_missing(image, auth).await {
             Ok(true) => {
                 tracing::info!(image, "pulled");
                 Ok(())
@@ -231,14 +247,21 @@ impl Executor {
     }
 
     async fn start(&self, task: &hoist_proto::node::Assignment, restarts_ms: &[u64]) {
-        let created = match self.pull_image(&task.spec.image).await {
+        // The replica runs exactly the bits pinned at apply: `NAME:TAG@sha256:...`, which is
+        // also the image its container shows.
+        let image = task.spec.pinned_image();
+        let auth = task.spec.registry_auth.as_ref();
+        let created = match self.pull_image(&image, auth).await {
             Err(e) => Err(e),
             Ok(()) => match create_request(
                 task,
                 restarts_ms,
                 self.mesh.load(std::sync::atomic::Ordering::Relaxed),
             ) {
-                Ok(req) => self.node.create(req).await.map_err(|e| e.to_string()),
+                Ok(mut req) => {
+                    req.image = image.clone();
+                    self.node.create(req).await.map_err(|e| e.to_string())
+                }
                 Err(e) => Err(e),
             },
         };
@@ -382,6 +405,43 @@ mod tests {
         );
         assert_eq!(phase_of(&ex, "t1"), Some(Phase::Running));
         assert_eq!(phase_of(&ex, "t2"), Some(Phase::Running));
+    }
+
+    #[tokio::test]
+    async fn a_pinned_private_image_is_pulled_with_the_services_credentials() {
+        let digest = format!("sha256:{}", "ab".repeat(32));
+        let pinned = format!("reg.example/app:v1@{digest}");
+        let node = Arc::new(FakeContainers::new(&[], &[]));
+        node.private(&pinned, "alice", "s3cret");
+        let ex = Executor::new(node.clone());
+        let mut with = task("t1", "reg.example/app:v1");
+        with.spec.image_digest = Some(digest.clone());
+        let mut without = with.clone();
+        without.task_id = "t2".into();
+        with.spec.registry_auth = Some(RegistryAuth {
+            username: "alice".into(),
+            password: "s3cret".into(),
+        });
+        // Without credentials first: the message says why.
+        ex.apply(vec![Action::Start { task: without }]);
+        settle(&ex).await;
+        let Some(Phase::CreateFailed { message }) = phase_of(&ex, "t2") else {
+            panic!("{:?}", ex.observed());
+        };
+        assert!(message.contains("authentication required"), "{message}");
+        // With them: the pinned reference is pulled and is the container's image.
+        ex.apply(vec![Action::Start { task: with }]);
+        settle(&ex).await;
+        assert_eq!(phase_of(&ex, "t1"), Some(Phase::Running));
+        assert_eq!(
+            node.calls(),
+            vec![
+                NodeCall::Pull(pinned.clone()),
+                NodeCall::Pull(pinned.clone()),
+                NodeCall::Create("web.1.t1".into())
+            ]
+        );
+        assert_eq!(node.list()[0].spec.image, pinned);
     }
 
     #[tokio::test]

@@ -93,17 +93,22 @@ fn write_file(file: &AuthFile) -> Result<(), ClientError> {
 }
 
 /// The registry part of an image reference, by Docker's rule (first component with `.` or `:`,
-/// or `localhost`; otherwise Docker Hub).
+/// or `localhost`; otherwise Docker Hub), the one the agent pulls by (`hoist-registry`).
 pub fn registry_of(reference: &str) -> String {
-    let name = reference.split('@').next().unwrap_or(reference);
-    match name.split_once('/') {
-        Some((first, _)) if first.contains('.') || first.contains(':') || first == "localhost" => {
-            match first {
-                "index.docker.io" | "registry-1.docker.io" => "docker.io".to_owned(),
-                other => other.to_owned(),
+    match hoist_registry::RemoteRef::parse(reference) {
+        Ok(r) => r.registry,
+        // Not a valid reference: the pull or push will say why; pick the registry by the rule.
+        Err(_) => {
+            let name = reference.split('@').next().unwrap_or(reference);
+            match name.split_once('/') {
+                Some((first, _))
+                    if first.contains('.') || first.contains(':') || first == "localhost" =>
+                {
+                    first.to_owned()
+                }
+                _ => hoist_registry::name::DOCKER_HUB.to_owned(),
             }
         }
-        _ => "docker.io".to_owned(),
     }
 }
 
@@ -188,6 +193,7 @@ mod tests {
         assert_eq!(registry_of("user/app:1"), "docker.io");
         assert_eq!(registry_of("127.0.0.1:5000/app"), "127.0.0.1:5000");
         assert_eq!(registry_of("localhost/app@sha256:00"), "localhost");
+        assert_eq!(registry_of("index.docker.io/library/busybox"), "docker.io");
         assert_eq!(registry_of("ghcr.io/o/r:t"), "ghcr.io");
     }
 }

@@ -549,7 +549,7 @@ impl Builder {
     async fn image_state(&self, inst: &Instruction, image: &str) -> StepResult<State> {
         let (progress, _ignored) = mpsc::unbounded_channel();
         let regs = self.mgr.config.registries();
-        match pull::pull_if_missing(self.store.clone(), &regs, image, progress).await {
+        match pull::pull_if_missing(self.store.clone(), &regs, image, None, progress).await {
             Ok(true) => {
                 self.emit(BuildEvent::Output(hoist_proto::StreamChunk {
                     stream: Some("stdout".into()),

@@ -14,11 +14,9 @@ use hoist_proto::RegistryAuth;
 use reqwest::header::{HeaderValue, ACCEPT, AUTHORIZATION, CONTENT_LENGTH, CONTENT_TYPE, LOCATION};
 use reqwest::{RequestBuilder, Response, StatusCode};
 
-use super::auth::{self, Challenge};
-use super::name::api_host;
-use super::RegistryConfig;
-use crate::image::blobs::MAX_METADATA_BYTES;
-use crate::image::ImageError;
+use crate::auth::{self, Challenge};
+use crate::name::api_host;
+use crate::{Failure, RegistryConfig, RegistryError, MAX_METADATA_BYTES};
 
 /// Largest token-server or error body read.
 pub const MAX_SMALL_BODY: u64 = 1 << 20;
@@ -52,14 +50,20 @@ pub enum Upload {
     Location(String),
 }
 
-fn http_client() -> Result<reqwest::Client, ImageError> {
+fn http_client() -> Result<reqwest::Client, RegistryError> {
     hoist_common::init_tls();
     reqwest::Client::builder()
         .connect_timeout(Duration::from_secs(10))
         .read_timeout(Duration::from_secs(60))
         .user_agent(concat!("hoist/", env!("CARGO_PKG_VERSION")))
         .build()
-        .map_err(|e| ImageError::registry("-", format!("cannot build http client: {e}")))
+        .map_err(|e| {
+            RegistryError::registry(
+                "-",
+                Failure::Other,
+                format!("cannot build http client: {e}"),
+            )
+        })
 }
 
 impl RegistryClient {
@@ -72,7 +76,7 @@ impl RegistryClient {
         credentials: Option<RegistryAuth>,
         actions: &str,
         mount_from: &[String],
-    ) -> Result<Self, ImageError> {
+    ) -> Result<Self, RegistryError> {
         let scheme = if config.is_insecure(registry) {
             "http"
         } else {
@@ -99,30 +103,36 @@ impl RegistryClient {
     }
 
     /// `GET /v2/`: authenticates when the registry challenges.
-    pub async fn ping(&self) -> Result<(), ImageError> {
+    pub async fn ping(&self) -> Result<(), RegistryError> {
         let url = format!("{}/v2/", self.base);
         let resp = self.send(|| Ok(self.http.get(&url))).await?;
         self.check(resp, "GET /v2/").await.map(drop)
     }
 
-    fn err(&self, message: impl Into<String>) -> ImageError {
-        ImageError::registry(&self.registry, message)
+    fn err(&self, message: impl Into<String>) -> RegistryError {
+        self.fail(Failure::Other, message)
+    }
+
+    fn fail(&self, failure: Failure, message: impl Into<String>) -> RegistryError {
+        RegistryError::registry(&self.registry, failure, message)
     }
 
     /// Sends a request (built anew for a retry), answering one 401 challenge with credentials.
     async fn send(
         &self,
-        make: impl Fn() -> Result<RequestBuilder, ImageError>,
-    ) -> Result<Response, ImageError> {
+        make: impl Fn() -> Result<RequestBuilder, RegistryError>,
+    ) -> Result<Response, RegistryError> {
         for attempt in 0..2 {
             let mut rb = make()?;
             if let Some(h) = self.current_authorization() {
                 rb = rb.header(AUTHORIZATION, h);
             }
-            let resp = rb
-                .send()
-                .await
-                .map_err(|e| self.err(format!("request failed: {}", error_chain(&e))))?;
+            let resp = rb.send().await.map_err(|e| {
+                self.fail(
+                    Failure::Unreachable,
+                    format!("request failed: {}", error_chain(&e)),
+                )
+            })?;
             if resp.status() != StatusCode::UNAUTHORIZED || attempt == 1 {
                 return Ok(resp);
             }
@@ -147,12 +157,16 @@ impl RegistryClient {
     }
 
     /// Answers a challenge: Basic with the credentials, Bearer through the token server.
-    async fn authenticate(&self, header: &str) -> Result<(), ImageError> {
+    async fn authenticate(&self, header: &str) -> Result<(), RegistryError> {
         let challenge = auth::parse_challenge(header).map_err(|e| self.err(e))?;
         let value = match challenge {
             Challenge::Basic => {
                 let c = self.credentials.as_ref().ok_or_else(|| {
-                    self.err("authentication required: run `hoist login` for this registry")
+                    self.fail(
+                        Failure::Unauthorized,
+                        "authentication required: no credentials given (`hoist login`; for a service, \
+                         `hoist service apply --with-registry-auth`)",
+                    )
                 })?;
                 basic_header(c)
             }
@@ -175,19 +189,28 @@ impl RegistryClient {
                 if let Some(c) = &self.credentials {
                     rb = rb.basic_auth(&c.username, Some(&c.password));
                 }
-                let resp = rb
-                    .send()
-                    .await
-                    .map_err(|e| self.err(format!("token server {realm}: {}", error_chain(&e))))?;
+                let resp = rb.send().await.map_err(|e| {
+                    self.fail(
+                        Failure::Unreachable,
+                        format!("token server {realm}: {}", error_chain(&e)),
+                    )
+                })?;
                 let status = resp.status();
                 let body = read_limited(resp, MAX_SMALL_BODY)
                     .await
                     .map_err(|e| self.err(format!("token server {realm}: {e}")))?;
                 if !status.is_success() {
-                    return Err(self.err(format!(
-                        "token server {realm} answered {status}: {}",
-                        error_message(&body)
-                    )));
+                    let failure = match status {
+                        StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN => Failure::Unauthorized,
+                        _ => Failure::Other,
+                    };
+                    return Err(self.fail(
+                        failure,
+                        format!(
+                            "token server {realm} answered {status}: {}",
+                            error_message(&body)
+                        ),
+                    ));
                 }
                 let token = auth::token_from_answer(&body).map_err(|e| self.err(e))?;
                 HeaderValue::from_str(&format!("Bearer {token}"))
@@ -199,7 +222,7 @@ impl RegistryClient {
     }
 
     /// Turns a non-success answer into an error naming the request and the registry's message.
-    async fn check(&self, resp: Response, what: &str) -> Result<Response, ImageError> {
+    async fn check(&self, resp: Response, what: &str) -> Result<Response, RegistryError> {
         let status = resp.status();
         if status.is_success() {
             return Ok(resp);
@@ -214,7 +237,15 @@ impl RegistryClient {
         } else {
             ""
         };
-        Err(self.err(format!("{what}: {status}{hint}: {}", error_message(&body))))
+        let failure = match status {
+            StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN => Failure::Unauthorized,
+            StatusCode::NOT_FOUND => Failure::NotFound,
+            _ => Failure::Other,
+        };
+        Err(self.fail(
+            failure,
+            format!("{what}: {status}{hint}: {}", error_message(&body)),
+        ))
     }
 
     fn url(&self, kind: &str, reference: &str) -> String {
@@ -225,7 +256,7 @@ impl RegistryClient {
     pub async fn manifest(
         &self,
         reference: &str,
-    ) -> Result<(Bytes, Option<String>, Option<String>), ImageError> {
+    ) -> Result<(Bytes, Option<String>, Option<String>), RegistryError> {
         let url = self.url("manifests", reference);
         let resp = self
             .send(|| Ok(self.http.get(&url).header(ACCEPT, MANIFEST_ACCEPT)))
@@ -248,7 +279,7 @@ impl RegistryClient {
     }
 
     /// A small blob (config) read whole, bounded by `MAX_METADATA_BYTES`; the caller verifies it.
-    pub async fn small_blob(&self, digest: &str) -> Result<Bytes, ImageError> {
+    pub async fn small_blob(&self, digest: &str) -> Result<Bytes, RegistryError> {
         let resp = self.blob_from(digest, 0).await?;
         read_limited(resp, MAX_METADATA_BYTES)
             .await
@@ -257,7 +288,7 @@ impl RegistryClient {
 
     /// Starts a blob download at `offset` (a `Range` request when > 0). A 200 answer to a
     /// ranged request means the registry ignored the range: the caller skips `offset` bytes.
-    pub async fn blob_from(&self, digest: &str, offset: u64) -> Result<Response, ImageError> {
+    pub async fn blob_from(&self, digest: &str, offset: u64) -> Result<Response, RegistryError> {
         let url = self.url("blobs", digest);
         let resp = self
             .send(|| {
@@ -273,7 +304,7 @@ impl RegistryClient {
     }
 
     /// `HEAD` a blob: whether the repository already has it.
-    pub async fn blob_exists(&self, digest: &str) -> Result<bool, ImageError> {
+    pub async fn blob_exists(&self, digest: &str) -> Result<bool, RegistryError> {
         let url = self.url("blobs", digest);
         let resp = self.send(|| Ok(self.http.head(&url))).await?;
         match resp.status() {
@@ -288,7 +319,7 @@ impl RegistryClient {
 
     /// Starts an upload; with `mount` = `(digest, from repository)` asks for a cross-repository
     /// mount first (201 = mounted, 202 = fell back to a normal upload session).
-    pub async fn start_upload(&self, mount: Option<(&str, &str)>) -> Result<Upload, ImageError> {
+    pub async fn start_upload(&self, mount: Option<(&str, &str)>) -> Result<Upload, RegistryError> {
         let mut url = format!("{}/v2/{}/blobs/uploads/", self.base, self.repository);
         if let Some((digest, from)) = mount {
             url.push_str(&format!("?mount={}&from={}", enc(digest), enc(from)));
@@ -324,12 +355,12 @@ impl RegistryClient {
         digest: &str,
         path: &Path,
         size: u64,
-    ) -> Result<(), ImageError> {
+    ) -> Result<(), RegistryError> {
         let sep = if location.contains('?') { '&' } else { '?' };
         let url = format!("{location}{sep}digest={}", enc(digest));
         let resp = self
             .send(|| {
-                let file = std::fs::File::open(path).map_err(|e| ImageError::Io {
+                let file = std::fs::File::open(path).map_err(|e| RegistryError::Io {
                     op: "open blob",
                     path: path.to_path_buf(),
                     source: e,
@@ -357,7 +388,7 @@ impl RegistryClient {
         reference: &str,
         media_type: &str,
         bytes: Bytes,
-    ) -> Result<Option<String>, ImageError> {
+    ) -> Result<Option<String>, RegistryError> {
         let url = self.url("manifests", reference);
         let resp = self
             .send(|| {

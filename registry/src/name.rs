@@ -8,8 +8,8 @@
 
 use std::fmt;
 
-use super::super::digest::parse_sha256;
-use super::super::{ImageError, Reference};
+use crate::digest::parse_sha256;
+use crate::{Reference, RegistryError};
 
 /// Docker Hub's name in references.
 pub const DOCKER_HUB: &str = "docker.io";
@@ -30,11 +30,11 @@ pub struct RemoteRef {
 }
 
 impl RemoteRef {
-    pub fn parse(s: &str) -> Result<Self, ImageError> {
+    pub fn parse(s: &str) -> Result<Self, RegistryError> {
         let (rest, digest) = match s.split_once('@') {
             Some((r, d)) => {
                 if parse_sha256(d).is_none() {
-                    return Err(ImageError::reference(
+                    return Err(RegistryError::reference(
                         s,
                         "digest must be sha256:<64 lowercase hex>",
                     ));
@@ -69,7 +69,7 @@ impl RemoteRef {
             repository
         };
         let tag = match (tag, &digest) {
-            (None, None) => Some(super::super::reference::DEFAULT_TAG.to_owned()),
+            (None, None) => Some(crate::reference::DEFAULT_TAG.to_owned()),
             (t, _) => t,
         };
         let parsed = Self {
@@ -85,7 +85,7 @@ impl RemoteRef {
             parsed.tag.as_deref().unwrap_or("latest")
         ))
         .map_err(|e| match e {
-            ImageError::InvalidReference { reason, .. } => ImageError::reference(s, reason),
+            RegistryError::InvalidReference { reason, .. } => RegistryError::reference(s, reason),
             other => other,
         })?;
         Ok(parsed)
@@ -111,6 +111,15 @@ impl RemoteRef {
             (None, Some(d)) => format!("{}@{d}", self.familiar_name()),
             (None, None) => format!("{}:latest", self.familiar_name()),
         }
+    }
+
+    /// The name a digest-pinned pull is also kept under locally, `NAME@sha256:...` (the tag
+    /// aside): what the store looks up for a reference with a digest, so that a tag moved
+    /// locally can never stand in for pinned bits.
+    pub fn pinned_name(&self) -> Option<String> {
+        self.digest
+            .as_ref()
+            .map(|d| format!("{}@{d}", self.familiar_name()))
     }
 
     /// What to ask the registry for: the digest when pinned, else the tag.
@@ -181,6 +190,15 @@ mod tests {
         assert_eq!(r.tag.as_deref(), Some("v1"));
         assert_eq!(r.manifest_reference(), d);
         assert_eq!(r.local_name(), "127.0.0.1:5000/team/app:v1");
+        assert_eq!(
+            r.pinned_name(),
+            Some(format!("127.0.0.1:5000/team/app@{d}"))
+        );
+        assert_eq!(
+            p(&format!("busybox:1@{d}")).pinned_name(),
+            Some(format!("busybox@{d}"))
+        );
+        assert_eq!(p("busybox:1").pinned_name(), None);
         let r = p(&format!("localhost/app@{d}"));
         assert_eq!(r.tag, None);
         assert_eq!(r.local_name(), format!("localhost/app@{d}"));

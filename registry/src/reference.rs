@@ -6,7 +6,7 @@
 
 use std::fmt;
 
-use super::ImageError;
+use crate::RegistryError;
 
 /// The tag a reference gets when it names none.
 pub const DEFAULT_TAG: &str = "latest";
@@ -22,12 +22,12 @@ pub struct Reference {
 
 impl Reference {
     /// Parses `NAME[:TAG]`; the tag defaults to `latest`.
-    pub fn parse(s: &str) -> Result<Self, ImageError> {
+    pub fn parse(s: &str) -> Result<Self, RegistryError> {
         if s.is_empty() {
-            return Err(ImageError::reference(s, "reference is empty"));
+            return Err(RegistryError::reference(s, "reference is empty"));
         }
         if s.contains('@') {
-            return Err(ImageError::reference(
+            return Err(RegistryError::reference(
                 s,
                 "digest references (NAME@sha256:...) are not supported",
             ));
@@ -66,12 +66,12 @@ impl fmt::Display for Reference {
     }
 }
 
-fn check_tag(reference: &str, tag: &str) -> Result<(), ImageError> {
+fn check_tag(reference: &str, tag: &str) -> Result<(), RegistryError> {
     if tag.is_empty() {
-        return Err(ImageError::reference(reference, "tag is empty"));
+        return Err(RegistryError::reference(reference, "tag is empty"));
     }
     if tag.len() > MAX_TAG_LEN {
-        return Err(ImageError::reference(
+        return Err(RegistryError::reference(
             reference,
             format!("tag is longer than {MAX_TAG_LEN} characters"),
         ));
@@ -81,7 +81,7 @@ fn check_tag(reference: &str, tag: &str) -> Result<(), ImageError> {
         .next()
         .is_some_and(|c| c.is_ascii_alphanumeric() || c == '_');
     if !first_ok || !chars.all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-')) {
-        return Err(ImageError::reference(
+        return Err(RegistryError::reference(
             reference,
             format!(
                 "tag {tag:?} may only contain [A-Za-z0-9_.-] and must not start with '.' or '-'"
@@ -91,18 +91,18 @@ fn check_tag(reference: &str, tag: &str) -> Result<(), ImageError> {
     Ok(())
 }
 
-fn check_name(reference: &str, name: &str) -> Result<(), ImageError> {
+fn check_name(reference: &str, name: &str) -> Result<(), RegistryError> {
     if name.is_empty() {
-        return Err(ImageError::reference(reference, "name is empty"));
+        return Err(RegistryError::reference(reference, "name is empty"));
     }
     if name.len() > MAX_NAME_LEN {
-        return Err(ImageError::reference(
+        return Err(RegistryError::reference(
             reference,
             format!("name is longer than {MAX_NAME_LEN} characters"),
         ));
     }
     if name.len() == 64 && name.bytes().all(|b| b.is_ascii_hexdigit()) {
-        return Err(ImageError::reference(
+        return Err(RegistryError::reference(
             reference,
             "name must not be a 64-character hex string (that is an image id)",
         ));
@@ -126,7 +126,7 @@ fn check_name(reference: &str, name: &str) -> Result<(), ImageError> {
     Ok(())
 }
 
-fn check_host(reference: &str, host: &str) -> Result<(), ImageError> {
+fn check_host(reference: &str, host: &str) -> Result<(), RegistryError> {
     let (hostname, port) = match host.split_once(':') {
         Some((h, p)) => (h, Some(p)),
         None => (host, None),
@@ -145,7 +145,7 @@ fn check_host(reference: &str, host: &str) -> Result<(), ImageError> {
     if host_ok && port_ok {
         Ok(())
     } else {
-        Err(ImageError::reference(
+        Err(RegistryError::reference(
             reference,
             format!("registry host {host:?} is not a valid HOST[:PORT]"),
         ))
@@ -153,15 +153,15 @@ fn check_host(reference: &str, host: &str) -> Result<(), ImageError> {
 }
 
 /// One path component: `[a-z0-9]+((\.|_|__|-+)[a-z0-9]+)*`.
-fn check_component(reference: &str, component: &str) -> Result<(), ImageError> {
+fn check_component(reference: &str, component: &str) -> Result<(), RegistryError> {
     if component.is_empty() {
-        return Err(ImageError::reference(
+        return Err(RegistryError::reference(
             reference,
             "name has an empty path component",
         ));
     }
     if component.bytes().any(|b| b.is_ascii_uppercase()) {
-        return Err(ImageError::reference(
+        return Err(RegistryError::reference(
             reference,
             "repository name must be lowercase",
         ));
@@ -200,7 +200,7 @@ fn check_component(reference: &str, component: &str) -> Result<(), ImageError> {
     if ok {
         Ok(())
     } else {
-        Err(ImageError::reference(
+        Err(RegistryError::reference(
             reference,
             format!(
                 "name component {component:?} may only contain [a-z0-9] separated by '.', '_', '__' or '-'"

@@ -1,19 +1,35 @@
-//! The registry client: the OCI distribution API (pull and push of manifests and blobs) with
-//! anonymous, Basic and Bearer-token authentication, over HTTPS with the system's roots
-//! (rustls + rustls-platform-verifier) or plain HTTP for registries named insecure.
+//! Hoist's registry client, shared by the agent (pull, push, login) and the CLI (resolving a
+//! service's image to a digest at `hoist service apply`): the OCI distribution API (manifests and
+//! blobs) with anonymous, Basic and Bearer-token authentication, over HTTPS with the system's roots
+//! (rustls + rustls-platform-verifier) or plain HTTP for registries named insecure; image
+//! references with Docker's defaults (`name.rs`, `reference.rs`).
 //!
 //! Choice: like Docker, loopback registries (`localhost`, `127.0.0.0/8`, `[::1]`) are insecure
-//! without being named; any other plain-HTTP registry must be passed to the agent with
-//! `--insecure-registry HOST[:PORT]`. An insecure registry is only spoken to over HTTP.
+//! without being named; any other plain-HTTP registry must be named with
+//! `--insecure-registry HOST[:PORT]` (the agent's flag, and `hoist service apply`'s). An insecure
+//! registry is only spoken to over HTTP.
+//!
+//! One copy for both: the CLI pins the digest the agent will pull, so both must read a reference
+//! and reach a registry by the same rules.
 
 pub mod auth;
 pub mod client;
+pub mod digest;
+mod error;
 pub mod name;
+pub mod reference;
+mod resolve;
 
 pub use client::RegistryClient;
+pub use error::{Failure, RegistryError};
 pub use name::RemoteRef;
+pub use reference::Reference;
+pub use resolve::resolve_digest;
 
-/// The agent's registry settings.
+/// Largest manifest, index or config read into memory (4 MiB, as containerd's limit).
+pub const MAX_METADATA_BYTES: u64 = 4 << 20;
+
+/// Registry settings (the agent's flags; the CLI's for resolution).
 #[derive(Debug, Clone, Default)]
 pub struct RegistryConfig {
     /// `HOST[:PORT]` of registries spoken to over plain HTTP.
