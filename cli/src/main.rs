@@ -4,6 +4,7 @@
 mod client;
 mod cluster;
 mod commands;
+mod compose;
 mod controller_client;
 mod node;
 mod output;
@@ -12,6 +13,7 @@ mod resolve;
 mod rollout;
 mod service;
 mod spec_file;
+mod stack;
 
 use clap::{Parser, Subcommand};
 use client::{Client, ClientError};
@@ -68,6 +70,9 @@ enum Command {
     /// Services on the cluster: apply specs, scale, roll back (talks to the controllers).
     #[command(subcommand)]
     Service(service::ServiceCmd),
+    /// Stacks: several services from Compose files.
+    #[command(subcommand)]
+    Stack(stack::StackCmd),
     /// The controller cluster: status, members, snapshots, join token.
     #[command(subcommand)]
     Cluster(cluster::ClusterCmd),
@@ -107,6 +112,9 @@ fn main() {
             Command::Logout(args) => commands::registry::logout(args),
             Command::Service(cmd) => {
                 return controller_result(service::run(cmd, &cli.controller, json).await)
+            }
+            Command::Stack(cmd) => {
+                return controller_result(stack::run(cmd, &cli.controller, cli.output).await)
             }
             Command::Cluster(cmd) => {
                 return controller_result(cluster::run(cmd, &cli.controller, json).await)
