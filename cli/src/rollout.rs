@@ -2,7 +2,7 @@
 //! fails or rolls back (exit 1). Used by `hoist service apply` and `hoist service rollout status`.
 
 use crate::controller_client::{report, ControllerClient};
-use hoist_proto::cluster::{Rollout, RolloutState};
+use hoist_proto::cluster::{Rollout, RolloutState, ServiceTasks, TaskState};
 use reqwest::Method;
 use std::time::{Duration, Instant};
 
@@ -62,20 +62,97 @@ fn line(name: &str, r: &Rollout) -> String {
     )
 }
 
-/// The longest one watch waits (below the client's 30 s request timeout).
-const WATCH_WAIT: Duration = Duration::from_secs(20);
+/// The replicas of `version` in a few words: `2/3 running; slot 2 pending: n1 needs ...`.
+/// Pure; empty when every slot runs it.
+pub fn replica_summary(ps: &ServiceTasks, version: u64) -> String {
+    let total = ps.replicas.len();
+    let running = ps
+        .replicas
+        .iter()
+        .filter(|r| {
+            r.task
+                .as_ref()
+                .is_some_and(|t| t.state == TaskState::Running && t.service_version >= version)
+        })
+        .count();
+    let mut parts = vec![format!("{running}/{total} running")];
+    for r in &ps.replicas {
+        match (&r.task, &r.pending) {
+            (None, Some(why)) => parts.push(format!("slot {} pending: {why}", r.slot)),
+            (Some(t), _) if t.state != TaskState::Running && !t.message.is_empty() => {
+                let state = serde_json::to_value(t.state)
+                    .ok()
+                    .and_then(|v| v.as_str().map(String::from))
+                    .unwrap_or_default();
+                parts.push(format!(
+                    "slot {} {state} on {}: {}",
+                    r.slot, t.node, t.message
+                ));
+            }
+            _ => {}
+        }
+    }
+    parts.join("; ")
+}
 
-/// Follows `name`'s rollout of `version` (the current one when `None`) until it ends or
-/// `timeout` passes; answers the exit code.
+/// The longest one watch waits: short enough that pending reasons show as they change.
+const WATCH_WAIT: Duration = Duration::from_secs(2);
+
+/// `--timeout` and `--progress-deadline`, for every command that follows a rollout.
+#[derive(Debug, Clone, clap::Args)]
+pub struct FollowArgs {
+    /// Give up waiting after this long in all (`30m`, `90s`); default: no limit.
+    #[arg(long, value_parser = parse_duration)]
+    pub timeout: Option<Duration>,
+    /// Fail when the rollout makes no progress for this long (no replica started, stopped or
+    /// changed its reason), naming what did not converge.
+    #[arg(long, default_value = "10m", value_parser = parse_duration)]
+    pub progress_deadline: Duration,
+}
+
+impl From<&FollowArgs> for Limits {
+    fn from(a: &FollowArgs) -> Self {
+        Limits {
+            timeout: a.timeout,
+            progress_deadline: a.progress_deadline,
+        }
+    }
+}
+
+/// A duration flag (`5m`, `90s`).
+pub fn parse_duration(text: &str) -> Result<Duration, String> {
+    hoist_proto::quantity::parse_duration_ms(text)
+        .map(Duration::from_millis)
+        .ok_or_else(|| format!("{text:?} is not a duration (e.g. 5m, 90s)"))
+}
+
+/// How long to follow a rollout.
+#[derive(Debug, Clone, Copy)]
+pub struct Limits {
+    /// Give up after this long in all (`--timeout`); `None`: no limit.
+    pub timeout: Option<Duration>,
+    /// Give up when nothing moved for this long (`--progress-deadline`, Kubernetes'
+    /// `progressDeadlineSeconds`): no replica started, stopped or changed its reason.
+    pub progress_deadline: Duration,
+}
+
+/// Follows `name`'s rollout of `version` (the current one when `None`) until it ends, stops
+/// making progress for `limits.progress_deadline`, or `limits.timeout` passes; answers the
+/// exit code. Shows each replica's pending reason as it changes.
 pub async fn follow(
     client: &ControllerClient,
     name: &str,
     version: Option<u64>,
-    timeout: Duration,
+    limits: Limits,
     json: bool,
 ) -> i32 {
     let path = format!("/v1/services/{name}/rollout");
-    let deadline = Instant::now() + timeout;
+    let started = Instant::now();
+    let far = Duration::from_secs(100 * 365 * 24 * 3600);
+    let deadline = started + limits.timeout.unwrap_or(far);
+    let mut progress_at = started;
+    let mut last_progress = String::new();
+    let mut last_summary = String::new();
     let mut last = String::new();
     let mut version = version;
     // Each answer carries an ETag; sending it back makes the controller answer only when the
@@ -86,7 +163,8 @@ pub async fn follow(
             Some(tag) => {
                 let wait = deadline
                     .saturating_duration_since(Instant::now())
-                    .min(WATCH_WAIT);
+                    .min(WATCH_WAIT)
+                    .max(Duration::from_millis(1));
                 (
                     format!("{path}?timeout_ms={}", wait.as_millis()),
                     vec![("if-none-match", tag.as_str())],
@@ -130,8 +208,42 @@ pub async fn follow(
                 }
             };
         }
-        if Instant::now() >= deadline {
-            eprintln!("error: {name}: still {last:?} after {timeout:?}");
+        // Why the replicas that do not run yet do not: shown as it changes, and what counts as
+        // progress for the deadline.
+        let summary = match client
+            .json::<ServiceTasks>(Method::GET, &format!("/v1/services/{name}/ps"), None)
+            .await
+        {
+            Ok(ps) => replica_summary(&ps, v),
+            Err(_) => String::new(),
+        };
+        if summary != last_summary && !summary.is_empty() && !json {
+            println!("{name}: {summary}");
+        }
+        let progress = format!("{} {:?} {} {summary}", r.updated, r.state, r.version);
+        if progress != last_progress {
+            last_progress = progress;
+            progress_at = Instant::now();
+        }
+        last_summary = summary;
+        let now = Instant::now();
+        if now.duration_since(progress_at) >= limits.progress_deadline {
+            eprintln!(
+                "error: {name}: no progress for {}: {}",
+                humantime::format_duration(limits.progress_deadline),
+                if last_summary.is_empty() {
+                    &last
+                } else {
+                    &last_summary
+                }
+            );
+            return 1;
+        }
+        if now >= deadline {
+            eprintln!(
+                "error: {name}: still {last:?} after {}",
+                humantime::format_duration(limits.timeout.unwrap_or_default())
+            );
             return 1;
         }
         if tag.is_none() {
@@ -160,6 +272,59 @@ mod tests {
             batch_started_ms: 0,
             rollback_of,
         }
+    }
+
+    #[test]
+    fn the_replica_summary_names_each_pending_slot() {
+        use hoist_proto::cluster::{ReplicaView, Task};
+        let task = |slot: u64, state: TaskState, message: &str| Task {
+            id: format!("t{slot}"),
+            service: "web".into(),
+            service_version: 2,
+            slot,
+            node: "n1".into(),
+            desired: TaskState::Running,
+            state,
+            health: hoist_proto::node::Health::None,
+            address: None,
+            container_id: None,
+            exit_code: None,
+            message: message.into(),
+            restarts: 0,
+            created_ms: 0,
+            updated_ms: 0,
+            ready_since_ms: None,
+            drain_index: None,
+        };
+        let ps = ServiceTasks {
+            service: "web".into(),
+            version: 2,
+            replicas: vec![
+                ReplicaView {
+                    slot: 1,
+                    task: Some(task(1, TaskState::Running, "")),
+                    pending: None,
+                    history: vec![],
+                },
+                ReplicaView {
+                    slot: 2,
+                    task: None,
+                    pending: Some("n1: needs 900 GiB memory, 23.5 GiB free".into()),
+                    history: vec![],
+                },
+                ReplicaView {
+                    slot: 3,
+                    task: Some(task(3, TaskState::Pending, "pulling image")),
+                    pending: None,
+                    history: vec![],
+                },
+            ],
+        };
+        assert_eq!(
+            replica_summary(&ps, 2),
+            "1/3 running; slot 2 pending: n1: needs 900 GiB memory, 23.5 GiB free; \
+             slot 3 pending on n1: pulling image"
+        );
     }
 
     #[test]

@@ -3,10 +3,9 @@
 use crate::controller_client::{report, ControllerClient};
 use crate::{ps, resolve, rollout, spec_file};
 use comfy_table::Table;
-use hoist_proto::cluster::{Service, ServiceChange, ServiceVersion, VersionOrigin};
+use hoist_proto::cluster::{Service, ServiceChange, ServiceSummary, ServiceVersion, VersionOrigin};
 use reqwest::Method;
 use std::path::PathBuf;
-use std::time::Duration;
 
 /// Service commands.
 #[derive(Debug, clap::Subcommand)]
@@ -21,9 +20,8 @@ pub enum ServiceCmd {
         /// Do not wait for the rollout.
         #[arg(short = 'd', long)]
         detach: bool,
-        /// Give up waiting after this long (`5m`, `90s`).
-        #[arg(long, default_value = "5m", value_parser = duration)]
-        timeout: Duration,
+        #[command(flatten)]
+        follow: rollout::FollowArgs,
         #[command(flatten)]
         resolve: resolve::ResolveArgs,
     },
@@ -56,15 +54,9 @@ pub enum RolloutCmd {
     /// rolls back.
     Status {
         name: String,
-        #[arg(long, default_value = "5m", value_parser = duration)]
-        timeout: Duration,
+        #[command(flatten)]
+        follow: rollout::FollowArgs,
     },
-}
-
-fn duration(text: &str) -> Result<Duration, String> {
-    hoist_proto::quantity::parse_duration_ms(text)
-        .map(Duration::from_millis)
-        .ok_or_else(|| format!("{text:?} is not a duration (e.g. 5m, 90s)"))
 }
 
 fn path_name(name: &str) -> String {
@@ -90,6 +82,29 @@ fn describe(c: &ServiceChange, verb: &str) -> String {
     }
 }
 
+/// The `hoist service ls` table: REPLICAS is running/desired, as `docker service ls` shows it.
+pub fn print_services(list: &[ServiceSummary]) {
+    let mut t = Table::new();
+    t.load_preset(comfy_table::presets::NOTHING);
+    t.set_header(["NAME", "MODE", "VERSION", "IMAGE", "REPLICAS", "VIP"]);
+    for s in list {
+        let svc = &s.service;
+        let mode = match svc.spec.mode {
+            hoist_proto::service::ServiceMode::Replicated => "replicated",
+            hoist_proto::service::ServiceMode::Global => "global",
+        };
+        t.add_row([
+            svc.name.clone(),
+            mode.into(),
+            svc.version.to_string(),
+            resolve::shown_image(&svc.spec),
+            format!("{}/{}", s.running, s.desired),
+            svc.vip.clone().unwrap_or_else(|| "-".into()),
+        ]);
+    }
+    println!("{t}");
+}
+
 /// Runs one service command; answers the exit code.
 pub async fn run(cmd: ServiceCmd, controllers: &[String], json: bool) -> anyhow::Result<i32> {
     let client = ControllerClient::new(controllers)?;
@@ -97,7 +112,7 @@ pub async fn run(cmd: ServiceCmd, controllers: &[String], json: bool) -> anyhow:
         ServiceCmd::Apply {
             file,
             detach,
-            timeout,
+            follow,
             resolve,
         } => {
             let mut specs = match spec_file::read(&file) {
@@ -133,8 +148,9 @@ pub async fn run(cmd: ServiceCmd, controllers: &[String], json: bool) -> anyhow:
             if !detach {
                 for c in changes.iter().filter(|c| c.changed) {
                     let name = path_name(&c.service.name);
+                    let limits = (&follow).into();
                     let code =
-                        rollout::follow(&client, &name, Some(c.service.version), timeout, json)
+                        rollout::follow(&client, &name, Some(c.service.version), limits, json)
                             .await;
                     if code != 0 {
                         return Ok(code);
@@ -143,29 +159,16 @@ pub async fn run(cmd: ServiceCmd, controllers: &[String], json: bool) -> anyhow:
             }
         }
         ServiceCmd::Ps { name } => return Ok(ps::run(&client, &path_name(&name), json).await),
-        ServiceCmd::Rollout(RolloutCmd::Status { name, timeout }) => {
-            return Ok(rollout::follow(&client, &path_name(&name), None, timeout, json).await)
+        ServiceCmd::Rollout(RolloutCmd::Status { name, follow }) => {
+            let limits = (&follow).into();
+            return Ok(rollout::follow(&client, &path_name(&name), None, limits, json).await);
         }
         ServiceCmd::Ls => match client
-            .json::<Vec<Service>>(Method::GET, "/v1/services", None)
+            .json::<Vec<ServiceSummary>>(Method::GET, "/v1/services", None)
             .await
         {
             Ok(list) if json => print_json(&list),
-            Ok(list) => {
-                let mut t = Table::new();
-                t.load_preset(comfy_table::presets::NOTHING);
-                t.set_header(["NAME", "VERSION", "IMAGE", "REPLICAS", "VIP"]);
-                for s in list {
-                    t.add_row([
-                        s.name,
-                        s.version.to_string(),
-                        resolve::shown_image(&s.spec),
-                        s.spec.replicas.to_string(),
-                        s.vip.unwrap_or_else(|| "-".into()),
-                    ]);
-                }
-                println!("{t}");
-            }
+            Ok(list) => print_services(&list),
             Err(e) => return Ok(report(&e)),
         },
         ServiceCmd::Inspect { name } => {

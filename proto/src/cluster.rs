@@ -26,6 +26,19 @@ pub struct Service {
     pub vip: Option<String>,
 }
 
+/// `GET /v1/services`: a service with how many of its replicas run (JSON only, never stored).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ServiceSummary {
+    #[serde(flatten)]
+    pub service: Service,
+    /// Replicas running now (any version), as `docker service ls` counts them.
+    #[serde(default)]
+    pub running: u64,
+    /// Replicas wanted: `replicas`, or for a global service one per eligible node.
+    #[serde(default)]
+    pub desired: u64,
+}
+
 /// Why a version was made.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]

@@ -76,6 +76,19 @@ impl Registry {
         if let Some(replicas) = self.services.get(&name) {
             return Lookup::Addresses(replicas.iter().map(|r| r.1).collect());
         }
+        // `web.shop`: service `web` of stack `shop` (`shop_web`). A stack's containers have
+        // `search shop` in their resolv.conf, so they reach each other by Compose's short names.
+        if let Some((short, stack)) = name.split_once('.') {
+            if !stack.contains('.') && !short.is_empty() {
+                let full = format!("{stack}_{short}");
+                if let Some(vip) = self.vips.get(&full) {
+                    return Lookup::Addresses(vec![*vip]);
+                }
+                if let Some(replicas) = self.services.get(&full) {
+                    return Lookup::Addresses(replicas.iter().map(|r| r.1).collect());
+                }
+            }
+        }
         match name.split_once('.') {
             None if !name.is_empty() => Lookup::NoSuchName,
             Some(("tasks", service)) if !service.contains('.') => {
@@ -128,6 +141,12 @@ mod tests {
                     ports: vec![],
                 },
                 ServiceAddresses {
+                    service: "shop_db".into(),
+                    replicas: vec![r(0, "10.200.2.4")],
+                    vip: Some("10.201.0.9".into()),
+                    ports: vec![],
+                },
+                ServiceAddresses {
                     service: "idle".into(),
                     replicas: vec![],
                     vip: None,
@@ -165,6 +184,20 @@ mod tests {
             r.lookup("idle"),
             Lookup::Addresses(vec![]),
             "known, nothing ready: no data"
+        );
+    }
+
+    #[test]
+    fn a_stack_service_answers_to_its_short_name_in_the_stack() {
+        let r = registry();
+        assert_eq!(r.lookup("shop_db"), ips(&["10.201.0.9"]));
+        assert_eq!(r.lookup("db.shop"), ips(&["10.201.0.9"]), "search shop");
+        assert_eq!(r.lookup("DB.Shop."), ips(&["10.201.0.9"]));
+        assert_eq!(r.lookup("db.other"), Lookup::NotOurs);
+        assert_eq!(
+            r.lookup("db"),
+            Lookup::NoSuchName,
+            "no stack, no short name"
         );
     }
 

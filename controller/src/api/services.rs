@@ -7,7 +7,9 @@ use axum::body::Bytes;
 use axum::extract::{Path, RawQuery, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::Json;
-use hoist_proto::cluster::{RollbackRequest, ScaleRequest, Service, ServiceChange, ServiceVersion};
+use hoist_proto::cluster::{
+    RollbackRequest, ScaleRequest, Service, ServiceChange, ServiceSummary, ServiceVersion,
+};
 use hoist_proto::raft::{Command, Response};
 use hoist_proto::service::ServiceSpec;
 
@@ -44,8 +46,8 @@ fn decode_spec(headers: &HeaderMap, body: &[u8]) -> Result<ServiceSpec, ApiError
 pub async fn list(
     State(ctx): State<Ctx>,
     RawQuery(q): RawQuery,
-) -> Result<Json<Vec<Service>>, ApiError> {
-    Ok(Json(read(&ctx, q, |s| s.list_services()).await?))
+) -> Result<Json<Vec<ServiceSummary>>, ApiError> {
+    Ok(Json(read(&ctx, q, |s| s.service_summaries()).await?))
 }
 
 /// `POST /v1/services`: create or update from the spec's name.

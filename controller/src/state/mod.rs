@@ -270,6 +270,37 @@ impl State {
         }
     }
 
+    /// Every service with its running and desired replica counts.
+    pub fn service_summaries(&self) -> Vec<hoist_proto::cluster::ServiceSummary> {
+        let mut counts: BTreeMap<&str, (u64, u64)> = BTreeMap::new();
+        for t in self.tasks.values() {
+            if t.desired != hoist_proto::cluster::TaskState::Running {
+                continue;
+            }
+            let c = counts.entry(t.service.as_str()).or_default();
+            c.1 += 1;
+            if t.state == hoist_proto::cluster::TaskState::Running {
+                c.0 += 1;
+            }
+        }
+        self.services
+            .iter()
+            .map(|(n, r)| {
+                let (running, placed) = counts.get(n.as_str()).copied().unwrap_or_default();
+                let spec = &r.current().spec;
+                let desired = match spec.mode {
+                    hoist_proto::service::ServiceMode::Replicated => spec.replicas.max(0) as u64,
+                    hoist_proto::service::ServiceMode::Global => placed,
+                };
+                hoist_proto::cluster::ServiceSummary {
+                    service: self.view_of(n, r),
+                    running,
+                    desired,
+                }
+            })
+            .collect()
+    }
+
     /// A service's kept versions, oldest first.
     pub fn history(&self, name: &str) -> Option<Vec<ServiceVersion>> {
         self.services
