@@ -7,7 +7,8 @@
 //! `POST /containers/{id}/wait`, `GET /containers/{id}/logs?follow=&tail=`, `POST /containers/{id}/exec`,
 //! `GET /containers/{id}/stats`, `GET /stats`, `GET /images`, `POST /images/import?reference=`,
 //! `DELETE /images/{ref}`, `POST /build` (body: a JSON request line, then the context tar;
-//! answer: newline-delimited [`hoist_proto::BuildEvent`]s).
+//! answer: newline-delimited [`hoist_proto::BuildEvent`]s), `GET /volumes`, `GET /volumes/{name}`,
+//! `DELETE /volumes/{name}` (409 while a container names it).
 
 use crate::containers::{LogOptions, Manager};
 use crate::error::AgentError;
@@ -61,6 +62,8 @@ pub fn router(services: Services) -> Router {
         .route("/v1/images/import", post(import))
         .route("/v1/images/{reference}", delete(remove_image))
         .route("/v1/build", post(build))
+        .route("/v1/volumes", get(volumes))
+        .route("/v1/volumes/{name}", get(volume).delete(remove_volume))
         .merge(crate::api_images::routes())
         .merge(crate::api_commit::routes())
         .with_state(services)
@@ -419,4 +422,31 @@ async fn build(State(s): Svc, body: Body) -> ApiResult<Response> {
         tx,
     ));
     Ok(ndjson(rx))
+}
+
+/// `GET /v1/volumes`: the named volumes of this node.
+async fn volumes(State(m): Mgr) -> ApiResult<Json<Vec<hoist_proto::VolumeInfo>>> {
+    let list = tokio::task::spawn_blocking(move || m.volumes())
+        .await
+        .map_err(|e| AgentError::internal("list volumes", e))?;
+    Ok(Json(list))
+}
+
+/// `GET /v1/volumes/{name}`: one named volume, with its size on disk.
+async fn volume(
+    State(m): Mgr,
+    Path(name): Path<String>,
+) -> ApiResult<Json<hoist_proto::VolumeInfo>> {
+    let info = tokio::task::spawn_blocking(move || m.volume(&name))
+        .await
+        .map_err(|e| AgentError::internal("inspect volume", e))??;
+    Ok(Json(info))
+}
+
+/// `DELETE /v1/volumes/{name}`: 409 while a container names it, 404 if there is none.
+async fn remove_volume(State(m): Mgr, Path(name): Path<String>) -> ApiResult<StatusCode> {
+    tokio::task::spawn_blocking(move || m.remove_volume(&name))
+        .await
+        .map_err(|e| AgentError::internal("remove volume", e))??;
+    Ok(StatusCode::NO_CONTENT)
 }

@@ -60,7 +60,14 @@ fn every_agent_record_of_every_format_read_loads() {
             assert!(r.anonymous_volumes.is_empty() && r.healthcheck.is_none() && r.shell.is_none());
             write_json_atomic(&rec_path, &r).unwrap();
             let written = std::fs::read_to_string(&rec_path).unwrap();
-            for added in ["anonymous_volumes", "healthcheck", "shell"] {
+            for added in [
+                "anonymous_volumes",
+                "healthcheck",
+                "shell",
+                "ulimits",
+                "tmpfs",
+                "named_volumes",
+            ] {
                 assert!(!written.contains(added), "{added} is left out when empty");
             }
             write_current("container-record", &rec_path);
@@ -156,6 +163,61 @@ fn every_agent_record_of_every_format_read_loads() {
                     (2, 2_000_000_000, 2)
                 );
                 assert_eq!(r.shell.as_deref().unwrap()[0], "/bin/ash");
+                write_json_atomic(&path, &r).unwrap();
+                write_current(name, &path);
+            }
+
+            // A container record using the complete spec's create fields (ulimits, tmpfs, named
+            // volumes): the first one is this build's own.
+            let path = t.join("spec-fields").join("container.json");
+            let name = "container-record-spec-fields";
+            if !dir(format).join(format!("agent-{name}.json")).exists() && writing() {
+                let mut r: ContainerRecord =
+                    read_json(&dir(format).join("agent-container-record.json"))
+                        .unwrap()
+                        .unwrap();
+                r.spec.ulimits.insert(
+                    "nofile".into(),
+                    hoist_proto::Ulimit {
+                        soft: 1024,
+                        hard: 4096,
+                    },
+                );
+                r.spec.tmpfs = vec![hoist_proto::TmpfsMount {
+                    target: "/run".into(),
+                    size_bytes: Some(64 << 20),
+                    mode: Some(0o1777),
+                    read_only: false,
+                }];
+                r.spec.named_volumes = vec![hoist_proto::NamedVolumeMount {
+                    name: "db-data".into(),
+                    target: "/var/lib/db".into(),
+                    read_only: true,
+                }];
+                std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+                write_json_atomic(&path, &r).unwrap();
+                write_current(name, &path);
+            }
+            if fetch(format, name, &path, &mut missing) {
+                let r: ContainerRecord = read_json(&path).unwrap().unwrap();
+                assert_eq!((r.version, r.name.as_str()), (1, "web"));
+                assert_eq!(
+                    (r.spec.ulimits["nofile"].soft, r.spec.ulimits["nofile"].hard),
+                    (1024, 4096)
+                );
+                assert_eq!(
+                    (
+                        r.spec.tmpfs[0].target.as_str(),
+                        r.spec.tmpfs[0].size_bytes,
+                        r.spec.tmpfs[0].mode
+                    ),
+                    ("/run", Some(64 << 20), Some(0o1777))
+                );
+                let v = &r.spec.named_volumes[0];
+                assert_eq!(
+                    (v.name.as_str(), v.target.as_str(), v.read_only),
+                    ("db-data", "/var/lib/db", true)
+                );
                 write_json_atomic(&path, &r).unwrap();
                 write_current(name, &path);
             }

@@ -58,6 +58,9 @@ enum Command {
     /// Manage images: pull, push, load, save, import, list, inspect, tag, remove, prune.
     #[command(subcommand)]
     Image(commands::images::ImageCmd),
+    /// Manage this node's named volumes: list, inspect, remove.
+    #[command(subcommand)]
+    Volume(commands::volumes::VolumeCmd),
     /// Build an image from a Dockerfile and a context directory.
     #[command(after_help = commands::build::EXAMPLES)]
     Build(commands::build::BuildArgs),
@@ -105,6 +108,7 @@ fn main() {
             Command::Container(cmd) => commands::containers::run(cmd, &client, cli.output).await,
             Command::Snapshot(cmd) => commands::commit::run(cmd, &client, cli.output).await,
             Command::Image(cmd) => commands::images::run(cmd, &client, cli.output).await,
+            Command::Volume(cmd) => commands::volumes::run(cmd, &client, cli.output).await,
             Command::Build(args) => commands::build::run(args, &client, cli.output).await,
             Command::Info => commands::info(&client, cli.output).await,
             Command::Login(args) => commands::registry::login(args, &client).await,

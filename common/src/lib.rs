@@ -4,6 +4,7 @@
 
 pub mod dockerignore;
 pub mod ids;
+pub mod mount_flags;
 pub mod parse;
 
 /// Installs ring as the process's rustls crypto provider; call it before building any `reqwest`

@@ -57,6 +57,46 @@ pub struct VolumeMount {
     pub read_only: bool,
 }
 
+/// `--tmpfs PATH[:size=64m,mode=1777]` or `--mount type=tmpfs`: a fresh tmpfs at `target`,
+/// mounted `nosuid,nodev` as Docker does; gone when the container stops. Docker's engine API
+/// names the same values `TmpfsOptions.SizeBytes` and `Mode` (an integer: `0o1777` is 1023).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TmpfsMount {
+    /// Where it is mounted inside the container (absolute).
+    pub target: String,
+    /// The most bytes it may hold; default: the kernel's (half the host's memory).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub size_bytes: Option<u64>,
+    /// Permission bits of its root; default `0o1777`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mode: Option<u32>,
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub read_only: bool,
+}
+
+/// `-v NAME:PATH[:ro]` or `--mount type=volume`: a named volume local to the node, created on
+/// first use with the content and ownership of the image's directory at `target` (as Docker
+/// does), and kept when the container is removed (`hoist volume rm` removes it).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NamedVolumeMount {
+    /// The volume's name (`[a-zA-Z0-9][a-zA-Z0-9_.-]*`, Docker's rule).
+    pub name: String,
+    /// Where it is mounted inside the container (absolute).
+    pub target: String,
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub read_only: bool,
+}
+
+fn is_false(b: &bool) -> bool {
+    !*b
+}
+
+/// A process limit (`setrlimit`) of a container, by name in [`CreateContainer::ulimits`]: the
+/// service spec's type, `-1` meaning unlimited.
+pub use crate::service::Ulimit;
+
 /// Resource limits of a container; `None` means unlimited.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
 pub struct Resources {
@@ -120,6 +160,17 @@ pub struct CreateContainer {
     /// `--stop-timeout`, Swarm's `--stop-grace-period`); default 10 s.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub stop_grace_ms: Option<u64>,
+    /// Process limits by name (`nofile`, `nproc`, ... as `hoist_proto::rules::ULIMITS` lists
+    /// them), set with `setrlimit` in the container's processes before `execve` (Docker's
+    /// `--ulimit`). Unset ones keep the runtime's defaults.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub ulimits: BTreeMap<String, Ulimit>,
+    /// Fresh tmpfs mounts (Docker's `--tmpfs`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub tmpfs: Vec<TmpfsMount>,
+    /// Named volumes of this node (Docker's `-v NAME:PATH`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub named_volumes: Vec<NamedVolumeMount>,
 }
 
 /// The lifecycle of a container.
@@ -190,8 +241,11 @@ pub struct ContainerInfo {
 pub enum MountKind {
     /// A host path the operator named (`-v HOSTPATH:PATH`).
     Bind,
-    /// An anonymous volume the agent made for an image `VOLUME`; removed with the container.
+    /// An anonymous volume the agent made for an image `VOLUME` (removed with the container), or
+    /// a named volume (`name` is its name; kept).
     Volume,
+    /// A tmpfs (`source` is `tmpfs`).
+    Tmpfs,
 }
 
 /// One mount of a container, as `inspect` shows it.
@@ -208,6 +262,23 @@ pub struct MountInfo {
     pub destination: String,
     #[serde(default)]
     pub read_only: bool,
+}
+
+/// A named volume of this node, as `GET /v1/volumes` and `GET /v1/volumes/NAME` show it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct VolumeInfo {
+    pub name: String,
+    /// When it was created (first used), RFC 3339.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub created_at: Option<String>,
+    /// The directory on the node that containers get mounted.
+    pub mountpoint: String,
+    /// Bytes its files take on disk; only `inspect` counts them (a walk of the volume).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub size_bytes: Option<u64>,
+    /// The containers (names) whose spec mounts it, running or not.
+    #[serde(default)]
+    pub used_by: Vec<String>,
 }
 
 /// Answer to a create or run.

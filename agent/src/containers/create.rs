@@ -10,14 +10,11 @@ use crate::error::AgentError;
 use crate::runtime::{
     mounts, now_rfc3339, users, write_json_atomic, Bind, ContainerDir, RuntimeSpec,
 };
-use hoist_proto::{CreateContainer, Created, NetworkMode};
+use hoist_proto::{rules, CreateContainer, Created, NetworkMode};
 use std::path::Path;
 use std::sync::Arc;
 use std::time::Instant;
 use tokio::sync::watch;
-
-/// Docker's floor for a memory limit: below this a container cannot even start reliably.
-const MIN_MEMORY: u64 = 6 << 20;
 
 impl Manager {
     /// Creates and starts a container. Returns once its command has been exec'd. An `attached`
@@ -108,7 +105,7 @@ impl Manager {
         )
         .map_err(AgentError::Invalid)?;
         let anonymous_volumes: Vec<AnonymousVolume> = if image_volumes {
-            volumes::anonymous_targets(&image.config.volumes, &req.volumes)
+            volumes::anonymous_targets(&image.config.volumes, &volumes::requested_targets(&req))
                 .map_err(AgentError::Invalid)?
                 .into_iter()
                 .map(|target| AnonymousVolume {
@@ -309,8 +306,22 @@ impl Manager {
             }
             tracing::debug!(id = %record.id, us = t.elapsed().as_micros(), "volumes made");
         }
+        if !req.named_volumes.is_empty() {
+            let t = Instant::now();
+            let sources = self.ensure_named_volumes(req, &layers, dir).await?;
+            for (v, source) in req.named_volumes.iter().zip(sources) {
+                volume_binds.push(Bind {
+                    source,
+                    target: v.target.clone(),
+                    read_only: v.read_only,
+                });
+            }
+            tracing::debug!(id = %record.id, us = t.elapsed().as_micros(), "named volumes ready");
+        }
         volumes::sort_binds(&mut volume_binds);
         binds.extend(volume_binds);
+        let rlimits =
+            crate::runtime::security::rlimits(&req.ulimits).map_err(AgentError::Invalid)?;
         let spec = RuntimeSpec {
             id: record.id.clone(),
             layers,
@@ -327,6 +338,8 @@ impl Manager {
             cgroup,
             log_max_bytes: self.config.log_max_bytes,
             init: req.init,
+            tmpfs: req.tmpfs.clone(),
+            rlimits,
         };
         write_json_atomic(&dir.spec(), &spec).map_err(|e| io("write spec".into(), e))?;
         write_json_atomic(&dir.record(), &record).map_err(|e| io("write record".into(), e))?;
@@ -334,6 +347,35 @@ impl Manager {
     }
 }
 
+impl Manager {
+    /// The named volumes of `req`, made (and filled from the image) if new, under the volume
+    /// lock; answers the directories to mount, in order.
+    async fn ensure_named_volumes(
+        &self,
+        req: &CreateContainer,
+        layers: &[std::path::PathBuf],
+        dir: &ContainerDir,
+    ) -> Result<Vec<std::path::PathBuf>, AgentError> {
+        let root = self.named_volumes_root();
+        let (mounts, layers, mountpoint) =
+            (req.named_volumes.clone(), layers.to_vec(), dir.rootfs());
+        // A std mutex held on the blocking thread: fills of one volume never overlap.
+        let lock = self.volume_lock.clone();
+        let result = tokio::task::spawn_blocking(move || {
+            let _guard = lock.lock().unwrap_or_else(|p| p.into_inner());
+            super::named_volumes::ensure(&root, &mounts, &layers, &mountpoint)
+        })
+        .await
+        .map_err(|e| AgentError::internal("named volumes", e))?;
+        result.map_err(|e| match e.kind() {
+            std::io::ErrorKind::InvalidInput => AgentError::Invalid(format!("named volume: {e}")),
+            _ => AgentError::internal("create named volumes", e),
+        })
+    }
+}
+
+/// Checks a create request with the rules the controller checks service specs with
+/// (`hoist_proto::rules`), each problem naming its field.
 fn validate(req: &CreateContainer) -> Result<(), AgentError> {
     let invalid = |m: String| Err(AgentError::Invalid(m));
     if req.image.is_empty() {
@@ -343,12 +385,7 @@ fn validate(req: &CreateContainer) -> Result<(), AgentError> {
         hoist_common::ids::validate_name(name).map_err(AgentError::Invalid)?;
     }
     if let Some(m) = req.resources.memory_bytes {
-        if m < MIN_MEMORY {
-            return invalid(format!(
-                "memory: {} is below the minimum of 6MiB",
-                hoist_common::parse::format_size(m)
-            ));
-        }
+        rules::check_memory(m).map_err(|e| AgentError::Invalid(format!("memory: {e}")))?;
     }
     if let Some(c) = req.resources.cpu_millis {
         let cpus = std::thread::available_parallelism().map_or(1, |n| n.get()) as u64;
@@ -359,8 +396,24 @@ fn validate(req: &CreateContainer) -> Result<(), AgentError> {
             ));
         }
     }
-    if req.resources.pids_limit == Some(0) {
-        return invalid("pids-limit: must be at least 1".into());
+    if let Some(p) = req.resources.pids_limit {
+        let p = i64::try_from(p).unwrap_or(i64::MAX);
+        rules::check_pids(p).map_err(|e| AgentError::Invalid(format!("pids-limit: {e}")))?;
+    }
+    if let Some(u) = req.user.as_deref().filter(|u| !u.is_empty()) {
+        rules::check_user(u).map_err(|e| AgentError::Invalid(format!("user: {e}")))?;
+    }
+    if let Some(h) = &req.hostname {
+        rules::check_hostname(h).map_err(|e| AgentError::Invalid(format!("hostname: {e}")))?;
+    }
+    if let Some(w) = req.workdir.as_deref().filter(|w| !w.is_empty()) {
+        if !w.starts_with('/') || w.contains('\0') {
+            return invalid(format!("workdir: {w:?} must be an absolute path"));
+        }
+    }
+    for (name, u) in &req.ulimits {
+        rules::check_ulimit(name, u.soft, u.hard)
+            .map_err(|e| AgentError::Invalid(format!("ulimit {name}: {e}")))?;
     }
     if !req.ports.is_empty() && !matches!(req.network, NetworkMode::Bridge | NetworkMode::Cluster) {
         return invalid(
@@ -381,11 +434,35 @@ fn validate(req: &CreateContainer) -> Result<(), AgentError> {
         }
     }
     for v in &req.volumes {
-        if !v.host_path.starts_with('/') || !v.container_path.starts_with('/') {
+        let at = format!("volume {}:{}", v.host_path, v.container_path);
+        rules::check_host_path(&v.host_path)
+            .and_then(|()| rules::check_container_path(&v.container_path))
+            .map_err(|e| AgentError::Invalid(format!("{at}: {e}")))?;
+    }
+    for v in &req.named_volumes {
+        let at = format!("volume {}:{}", v.name, v.target);
+        rules::check_volume_name(&v.name)
+            .and_then(|()| rules::check_container_path(&v.target))
+            .map_err(|e| AgentError::Invalid(format!("{at}: {e}")))?;
+    }
+    for t in &req.tmpfs {
+        let at = format!("tmpfs {}", t.target);
+        rules::check_container_path(&t.target)
+            .map_err(|e| AgentError::Invalid(format!("{at}: {e}")))?;
+        if t.size_bytes == Some(0) {
+            return invalid(format!("{at}: size must be more than 0"));
+        }
+        if let Some(m) = t.mode.filter(|m| *m > 0o7777) {
             return invalid(format!(
-                "volume {}:{}: paths must be absolute",
-                v.host_path, v.container_path
+                "{at}: mode {m:o} is not a permission mode (at most 7777)"
             ));
+        }
+    }
+    let mut targets = std::collections::BTreeSet::new();
+    for t in volumes::requested_targets(req) {
+        let clean = volumes::clean(t).unwrap_or_else(|| t.to_string());
+        if !targets.insert(clean.clone()) {
+            return invalid(format!("mounts: two mounts target {clean}"));
         }
     }
     Ok(())

@@ -13,6 +13,7 @@
 mod create;
 pub mod diff;
 mod logs;
+pub mod named_volumes;
 pub mod prepare;
 pub mod record;
 mod restore;
@@ -95,6 +96,8 @@ pub struct Manager {
     pub config: AgentConfig,
     deps: Deps,
     containers: Mutex<BTreeMap<String, Arc<Container>>>,
+    /// Held while named volumes are made or removed ([`named_volumes`]).
+    volume_lock: Arc<Mutex<()>>,
 }
 
 impl Manager {
@@ -103,6 +106,7 @@ impl Manager {
             config,
             deps,
             containers: Mutex::new(BTreeMap::new()),
+            volume_lock: Arc::new(Mutex::new(())),
         })
     }
 
@@ -198,9 +202,9 @@ impl Manager {
     }
 
     /// Removes a container and everything it had: network, cgroup, files, and its anonymous
-    /// volumes (as Docker's `rm -v`: Hoist has no named volumes, and an anonymous one is of no
-    /// use without its container). A running container is refused unless `force`, which kills it
-    /// first.
+    /// volumes (as Docker's `rm -v`: an anonymous one is of no use without its container). Its
+    /// named volumes stay ([`named_volumes`]). A running container is refused unless `force`,
+    /// which kills it first.
     pub async fn remove(&self, key: &str, force: bool) -> Result<(), AgentError> {
         let c = self.get(key)?;
         if c.state().is_running() {

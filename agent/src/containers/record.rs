@@ -95,7 +95,7 @@ pub fn info(r: &ContainerRecord, state: &State, volumes_root: &Path) -> Containe
         exit,
         ip_address: r.ip_address.clone(),
         spec: r.spec.clone(),
-        mounts: volumes::mounts(&r.spec.volumes, &r.anonymous_volumes, volumes_root),
+        mounts: volumes::mounts(&r.spec, &r.anonymous_volumes, volumes_root),
         healthcheck: r.healthcheck.clone(),
         shell: r.shell.clone(),
     }

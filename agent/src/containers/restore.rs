@@ -110,6 +110,7 @@ impl Manager {
             restored += 1;
         }
         self.sweep_volumes(&untouched);
+        super::named_volumes::sweep_tmp(&self.named_volumes_root());
         let mut live: Vec<String> = self.index().keys().cloned().collect();
         live.extend(untouched);
         self.sweep_volatile(&live);

@@ -635,3 +635,235 @@ fn orphaned_volumes_are_swept_unless_a_record_does_not_read() {
     assert_eq!(left.len(), 2, "{left:?}");
     assert!(!left.contains(&orphan));
 }
+
+/// The complete spec's fields reach the supervisor's spec (tmpfs, rlimits, named volumes as
+/// binds); a named volume starts with the image's content, outlives its container and the
+/// anonymous-volume sweep of a restart, is reused by the next container, and is removed only by
+/// `remove_volume` once no container names it.
+#[test]
+fn named_volumes_tmpfs_and_ulimits_reach_the_runtime_and_volumes_outlive_containers() {
+    use hoist_proto::{NamedVolumeMount, TmpfsMount, Ulimit};
+    let host = FakeHost::new();
+    add_volume_image(&host);
+    let req = || CreateContainer {
+        named_volumes: vec![NamedVolumeMount {
+            name: "db-data".into(),
+            target: "/data".into(),
+            read_only: false,
+        }],
+        tmpfs: vec![TmpfsMount {
+            target: "/run".into(),
+            size_bytes: Some(64 << 20),
+            mode: Some(0o1777),
+            read_only: false,
+        }],
+        ulimits: [(
+            "nofile".to_string(),
+            Ulimit {
+                soft: 1024,
+                hard: 4096,
+            },
+        )]
+        .into(),
+        user: Some("0:0".into()),
+        hostname: Some("db-1".into()),
+        ..volume_request()
+    };
+    run(async {
+        let (mgr, _net) = agent(&host).await;
+        let before = host.calls().len();
+        let (c, _) = mgr.create(req(), false).await.expect("create");
+        assert_eq!(host.ops_since(before), cases()[0].1, "no extra kernel call");
+        // /data has a named volume: only /empty gets an anonymous one.
+        let anon: Vec<&str> = c
+            .record
+            .anonymous_volumes
+            .iter()
+            .map(|v| v.target.as_str())
+            .collect();
+        assert_eq!(anon, ["/empty"]);
+        let root = mgr.named_volumes_root();
+        let data = super::named_volumes::data_path(&root, "db-data");
+        assert_eq!(
+            std::fs::read_to_string(data.join("seed")).unwrap(),
+            "from the image\n"
+        );
+        let spec: crate::runtime::RuntimeSpec =
+            crate::runtime::read_json(&c.dir.spec()).unwrap().unwrap();
+        assert!(spec
+            .binds
+            .iter()
+            .any(|b| b.source == data && b.target == "/data"));
+        assert_eq!(spec.tmpfs, req().tmpfs);
+        assert_eq!(
+            spec.rlimits,
+            [crate::runtime::security::Rlimit {
+                name: "nofile".into(),
+                resource: libc::RLIMIT_NOFILE as i32,
+                soft: 1024,
+                hard: 4096
+            }]
+        );
+        assert_eq!(spec.hostname, "db-1");
+        let kinds: Vec<(MountKind, Option<String>, String)> = c
+            .info()
+            .mounts
+            .into_iter()
+            .map(|m| (m.kind, m.name.filter(|n| n.len() < 64), m.destination))
+            .collect();
+        assert!(kinds.contains(&(MountKind::Volume, Some("db-data".into()), "/data".into())));
+        assert!(kinds.contains(&(MountKind::Tmpfs, None, "/run".into())));
+
+        // Listed, in use, not removable.
+        let vols = mgr.volumes();
+        assert_eq!(vols.len(), 1);
+        assert_eq!(
+            (vols[0].name.as_str(), vols[0].used_by.as_slice()),
+            ("db-data", &["web".to_string()][..])
+        );
+        let err = mgr.remove_volume("db-data").unwrap_err();
+        assert_eq!(err.code(), "conflict");
+        assert_eq!(
+            err.to_string(),
+            "volume db-data is in use by container(s) web: remove them first"
+        );
+        assert_eq!(mgr.remove_volume("nope").unwrap_err().code(), "not_found");
+        assert_eq!(mgr.volume("nope").unwrap_err().code(), "not_found");
+        assert_eq!(mgr.remove_volume("../x").unwrap_err().code(), "invalid");
+
+        // The container goes; the volume and what was written stay, through a restart too.
+        std::fs::write(data.join("written"), "kept").unwrap();
+        std::fs::remove_file(data.join("seed")).unwrap();
+        mgr.remove("web", true).await.expect("remove");
+        assert!(
+            data.join("written").exists(),
+            "kept when its container is removed"
+        );
+        drop(mgr);
+        let (mgr, _net) = agent(&host).await;
+        assert!(data.join("written").exists(), "kept across the start sweep");
+        // The next container (an update of the task) finds it as it was: nothing copied again.
+        let (c, _) = mgr.create(req(), false).await.expect("create again");
+        assert!(data.join("written").exists() && !data.join("seed").exists());
+        assert!(mgr.volume("db-data").unwrap().size_bytes.is_some());
+        mgr.remove(&c.record.id, true).await.expect("remove");
+        assert!(mgr.volume("db-data").unwrap().used_by.is_empty());
+        mgr.remove_volume("db-data").expect("removed once unused");
+        assert!(!data.exists() && mgr.volumes().is_empty());
+    });
+}
+
+/// Bad values of the complete spec are refused by name before anything is made.
+#[test]
+fn bad_spec_fields_are_refused_naming_the_field() {
+    use hoist_proto::{NamedVolumeMount, TmpfsMount, Ulimit};
+    let host = FakeHost::new();
+    add_volume_image(&host);
+    let tmpfs = |target: &str, size: Option<u64>, mode: Option<u32>| TmpfsMount {
+        target: target.into(),
+        size_bytes: size,
+        mode,
+        read_only: false,
+    };
+    let named = |name: &str, target: &str| NamedVolumeMount {
+        name: name.into(),
+        target: target.into(),
+        read_only: false,
+    };
+    let cases: Vec<(CreateContainer, &str)> = vec![
+        (
+            CreateContainer {
+                ulimits: [("nofile".to_string(), Ulimit { soft: 10, hard: 5 })].into(),
+                ..volume_request()
+            },
+            "ulimit nofile: soft 10 is above hard 5",
+        ),
+        (
+            CreateContainer {
+                ulimits: [("files".to_string(), Ulimit { soft: 1, hard: 1 })].into(),
+                ..volume_request()
+            },
+            "ulimit files: \"files\" is not a ulimit",
+        ),
+        (
+            CreateContainer {
+                tmpfs: vec![tmpfs("run", None, None)],
+                ..volume_request()
+            },
+            "tmpfs run: \"run\" must be an absolute path",
+        ),
+        (
+            CreateContainer {
+                tmpfs: vec![tmpfs("/run", Some(0), None)],
+                ..volume_request()
+            },
+            "tmpfs /run: size must be more than 0",
+        ),
+        (
+            CreateContainer {
+                tmpfs: vec![tmpfs("/run", None, Some(0o17777))],
+                ..volume_request()
+            },
+            "tmpfs /run: mode 17777 is not a permission mode",
+        ),
+        (
+            CreateContainer {
+                named_volumes: vec![named("_bad", "/data")],
+                ..volume_request()
+            },
+            "volume _bad:/data: \"_bad\" is not a volume name",
+        ),
+        (
+            CreateContainer {
+                named_volumes: vec![named("v", "/")],
+                ..volume_request()
+            },
+            "volume v:/: the root directory cannot be a mount point",
+        ),
+        (
+            CreateContainer {
+                named_volumes: vec![named("v", "/data")],
+                tmpfs: vec![tmpfs("/data/", None, None)],
+                ..volume_request()
+            },
+            "mounts: two mounts target /data",
+        ),
+        (
+            CreateContainer {
+                user: Some("a b".into()),
+                ..volume_request()
+            },
+            "user: \"a b\" is not a user",
+        ),
+        (
+            CreateContainer {
+                hostname: Some("-x".into()),
+                ..volume_request()
+            },
+            "hostname: \"-x\" is not a hostname",
+        ),
+        (
+            CreateContainer {
+                resources: Resources {
+                    memory_bytes: Some(4 << 20),
+                    ..Resources::default()
+                },
+                ..volume_request()
+            },
+            "memory: 4MiB is below the minimum of 6MiB",
+        ),
+    ];
+    run(async {
+        let (mgr, net) = agent(&host).await;
+        for (req, want) in cases {
+            let err = mgr.create(req, false).await.map(|_| ()).expect_err(want);
+            assert_eq!(err.code(), "invalid", "{err}");
+            assert!(err.to_string().starts_with(want), "{err} (wanted {want})");
+            assert_nothing_left(&host, &mgr, &net, want);
+        }
+        assert!(
+            mgr.volumes().is_empty(),
+            "no volume made for a refused create"
+        );
+    });
+}

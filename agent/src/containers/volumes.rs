@@ -8,8 +8,9 @@
 //! the container's exit, and `inspect` shows them among the mounts.
 //!
 //! A volume belongs to exactly one container and goes with it: removing the container removes its
-//! anonymous volumes (Docker does this for `--rm` and `rm -v`; Hoist has no named volumes to keep
-//! data beyond a container, so `rm` always does). Crash safety: volumes are made before the record
+//! anonymous volumes (Docker does this for `--rm` and `rm -v`; data meant to outlive a container
+//! goes in a named volume, [`super::named_volumes`], kept apart under `DATA/named-volumes`).
+//! An image volume path that any requested mount (bind, named volume, tmpfs) targets gets none. Crash safety: volumes are made before the record
 //! is written and removed after the record's directory, so a crash leaves at most volumes that no
 //! record names; the agent removes those at start (`Manager::restore`), unless some record could
 //! not be read, in which case nothing is removed on a guess.
@@ -18,7 +19,7 @@
 //! does: what a step writes below a `VOLUME` path stays in its layer.
 
 use crate::runtime::{Bind, ContainerDir};
-use hoist_proto::{MountInfo, MountKind, VolumeMount};
+use hoist_proto::{CreateContainer, MountInfo, MountKind};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeSet;
 use std::io;
@@ -55,17 +56,25 @@ pub fn clean(path: &str) -> Option<String> {
     Some(format!("/{}", parts.join("/")))
 }
 
+/// Where the request mounts something: its binds, named volumes and tmpfs mounts.
+pub fn requested_targets(req: &CreateContainer) -> Vec<&str> {
+    req.volumes
+        .iter()
+        .map(|v| v.container_path.as_str())
+        .chain(req.named_volumes.iter().map(|v| v.target.as_str()))
+        .chain(req.tmpfs.iter().map(|t| t.target.as_str()))
+        .collect()
+}
+
 /// The image volume paths that get an anonymous volume, cleaned, each once, in the image's order:
-/// those no requested bind mount has as its target (Docker's rule: only the exact path counts; a
-/// volume below a bind mount is mounted on top of it). Pure.
+/// those no requested mount (bind, named volume, tmpfs; [`requested_targets`]) has as its target
+/// (Docker's rule: only the exact path counts; a volume below a bind mount is mounted on top of
+/// it). Pure.
 pub fn anonymous_targets(
     image_volumes: &[String],
-    binds: &[VolumeMount],
+    requested: &[&str],
 ) -> Result<Vec<String>, String> {
-    let bound: BTreeSet<String> = binds
-        .iter()
-        .filter_map(|b| clean(&b.container_path))
-        .collect();
+    let bound: BTreeSet<String> = requested.iter().filter_map(|t| clean(t)).collect();
     let mut seen = BTreeSet::new();
     let mut out = Vec::new();
     for v in image_volumes {
@@ -110,10 +119,12 @@ fn depth(path: &str) -> usize {
     path.split('/').filter(|p| !p.is_empty()).count()
 }
 
-/// The mounts of a container as `inspect` shows them: its bind mounts and its anonymous volumes
-/// (under `root`, `DATA/volumes`), in the order they are made.
-pub fn mounts(binds: &[VolumeMount], volumes: &[AnonymousVolume], root: &Path) -> Vec<MountInfo> {
-    let mut v: Vec<MountInfo> = binds
+/// The mounts of a container as `inspect` shows them: its bind mounts, named volumes, tmpfs
+/// mounts and anonymous volumes (under `root`, `DATA/volumes`), parents before children.
+pub fn mounts(spec: &CreateContainer, volumes: &[AnonymousVolume], root: &Path) -> Vec<MountInfo> {
+    let named_root = super::named_volumes::root(root.parent().unwrap_or(root));
+    let mut v: Vec<MountInfo> = spec
+        .volumes
         .iter()
         .map(|b| MountInfo {
             kind: MountKind::Bind,
@@ -122,6 +133,24 @@ pub fn mounts(binds: &[VolumeMount], volumes: &[AnonymousVolume], root: &Path) -
             destination: clean(&b.container_path).unwrap_or_else(|| b.container_path.clone()),
             read_only: b.read_only,
         })
+        .chain(spec.named_volumes.iter().map(|n| {
+            MountInfo {
+                kind: MountKind::Volume,
+                name: Some(n.name.clone()),
+                source: super::named_volumes::data_path(&named_root, &n.name)
+                    .display()
+                    .to_string(),
+                destination: clean(&n.target).unwrap_or_else(|| n.target.clone()),
+                read_only: n.read_only,
+            }
+        }))
+        .chain(spec.tmpfs.iter().map(|t| MountInfo {
+            kind: MountKind::Tmpfs,
+            name: None,
+            source: "tmpfs".into(),
+            destination: clean(&t.target).unwrap_or_else(|| t.target.clone()),
+            read_only: t.read_only,
+        }))
         .chain(volumes.iter().map(|a| MountInfo {
             kind: MountKind::Volume,
             name: Some(a.id.clone()),
@@ -208,8 +237,8 @@ pub fn sweep(root: &Path, keep: &BTreeSet<String>) -> Vec<String> {
 mod tests {
     use super::*;
 
-    fn bind(host: &str, path: &str) -> VolumeMount {
-        VolumeMount {
+    fn bind(host: &str, path: &str) -> hoist_proto::VolumeMount {
+        hoist_proto::VolumeMount {
             host_path: host.into(),
             container_path: path.into(),
             read_only: false,
@@ -238,11 +267,26 @@ mod tests {
             anonymous_targets(&image, &[]).unwrap(),
             ["/data", "/logs", "/cache", "/data/sub"]
         );
-        // A bind mount at the exact path wins; one at a parent does not cover the child.
-        let binds = [bind("/srv/data", "/data/"), bind("/srv/c", "/cache")];
+        // A mount at the exact path wins (bind, named volume or tmpfs); one at a parent does
+        // not cover the child.
+        let req = CreateContainer {
+            volumes: vec![bind("/srv/data", "/data/")],
+            named_volumes: vec![hoist_proto::NamedVolumeMount {
+                name: "c".into(),
+                target: "/cache".into(),
+                read_only: false,
+            }],
+            tmpfs: vec![hoist_proto::TmpfsMount {
+                target: "/logs".into(),
+                size_bytes: None,
+                mode: None,
+                read_only: false,
+            }],
+            ..Default::default()
+        };
         assert_eq!(
-            anonymous_targets(&image, &binds).unwrap(),
-            ["/logs", "/data/sub"]
+            anonymous_targets(&image, &requested_targets(&req)).unwrap(),
+            ["/data/sub"]
         );
         assert!(anonymous_targets(&["rel".into()], &[])
             .unwrap_err()
@@ -260,14 +304,50 @@ mod tests {
             id: id.clone(),
             target: "/data".into(),
         }];
-        let m = mounts(&[bind("/srv/x", "/data/sub/x")], &vols, root);
-        assert_eq!(m[0].kind, MountKind::Volume);
-        assert_eq!(m[0].name.as_deref(), Some(id.as_str()));
-        assert_eq!(m[0].source, format!("/var/lib/hoist/volumes/{id}/_data"));
+        let spec = CreateContainer {
+            volumes: vec![bind("/srv/x", "/data/sub/x")],
+            named_volumes: vec![hoist_proto::NamedVolumeMount {
+                name: "db".into(),
+                target: "/var/lib/db/".into(),
+                read_only: true,
+            }],
+            tmpfs: vec![hoist_proto::TmpfsMount {
+                target: "/run".into(),
+                size_bytes: Some(1 << 20),
+                mode: None,
+                read_only: false,
+            }],
+            ..Default::default()
+        };
+        let m = mounts(&spec, &vols, root);
+        let shown: Vec<_> = m
+            .iter()
+            .map(|m| {
+                (
+                    m.kind,
+                    m.destination.as_str(),
+                    m.source.as_str(),
+                    m.read_only,
+                )
+            })
+            .collect();
+        let anonymous = format!("/var/lib/hoist/volumes/{id}/_data");
         assert_eq!(
-            (m[1].kind, m[1].destination.as_str()),
-            (MountKind::Bind, "/data/sub/x")
+            shown,
+            [
+                (MountKind::Tmpfs, "/run", "tmpfs", false),
+                (MountKind::Volume, "/data", anonymous.as_str(), false),
+                (MountKind::Bind, "/data/sub/x", "/srv/x", false),
+                (
+                    MountKind::Volume,
+                    "/var/lib/db",
+                    "/var/lib/hoist/named-volumes/db/_data",
+                    true
+                ),
+            ]
         );
+        assert_eq!(m[1].name.as_deref(), Some(id.as_str()));
+        assert_eq!(m[3].name.as_deref(), Some("db"));
         let mut binds = vec![
             Bind {
                 source: "/a".into(),

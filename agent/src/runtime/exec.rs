@@ -101,7 +101,14 @@ fn run(dir: &Path, request: &str) -> Result<i32, InitError> {
     // SAFETY: this helper is single-threaded; the child only runs the exec path.
     match unsafe { fork() }.map_err(|e| start_err(format!("fork: {e}")))? {
         ForkResult::Child => {
-            let e = match exec_prepared(&req.cmd, &env, &cwd, uid, gid, &groups, &seccomp) {
+            let e = match exec_prepared(
+                &req.cmd,
+                &env,
+                &cwd,
+                (uid, gid, &groups),
+                &spec.rlimits,
+                &seccomp,
+            ) {
                 Ok(never) => match never {},
                 Err(e) => e,
             };

@@ -87,9 +87,14 @@ fn setup(
         .map_err(|e| InitError::start(format!("open rootfs: {e}")))?
         .into();
     mounts::mount_kernel_filesystems(&root).map_err(InitError::start)?;
-    for bind in &spec.binds {
-        mounts::bind_into(&root, &bind.source, &bind.target, bind.read_only)
-            .map_err(InitError::start)?;
+    for step in super::mount_order(&spec.binds, &spec.tmpfs) {
+        match step {
+            super::MountStep::Bind(bind) => {
+                mounts::bind_into(&root, &bind.source, &bind.target, bind.read_only)
+            }
+            super::MountStep::Tmpfs(t) => mounts::tmpfs_into(&root, t),
+        }
+        .map_err(InitError::start)?;
     }
     mounts::open_in_root(&root, &spec.cwd, mounts::Create::Dir)
         .map_err(|e| InitError::start(format!("working directory {}: {e}", spec.cwd)))?;
@@ -130,9 +135,8 @@ fn setup(
         &spec.args,
         &spec.env,
         &spec.cwd,
-        spec.uid,
-        spec.gid,
-        &spec.additional_gids,
+        (spec.uid, spec.gid, &spec.additional_gids),
+        &spec.rlimits,
         seccomp,
     )
 }
@@ -154,12 +158,11 @@ pub fn exec_prepared(
     args: &[String],
     env: &[String],
     cwd: &str,
-    uid: u32,
-    gid: u32,
-    groups: &[u32],
+    (uid, gid, groups): (u32, u32, &[u32]),
+    rlimits: &[security::Rlimit],
     seccomp: &Seccomp,
 ) -> Result<std::convert::Infallible, InitError> {
-    security::set_rlimits().map_err(InitError::start)?;
+    security::set_rlimits(rlimits).map_err(InitError::start)?;
     security::drop_bounding().map_err(InitError::start)?;
     security::set_identity(uid, gid, groups).map_err(InitError::start)?;
     security::set_no_new_privs().map_err(InitError::start)?;

@@ -47,6 +47,50 @@ pub struct RuntimeSpec {
     /// Pid 1 is a minimal init (signal forwarding, zombie reaping) and the command its child.
     #[serde(default)]
     pub init: bool,
+    /// Fresh tmpfs mounts, made among the binds in [`mount_order`].
+    #[serde(default)]
+    pub tmpfs: Vec<hoist_proto::TmpfsMount>,
+    /// Process limits set before `execve`, over the runtime's defaults (also for `exec`).
+    #[serde(default)]
+    pub rlimits: Vec<security::Rlimit>,
+}
+
+/// One mount of the container's own, in the order [`mount_order`] gives.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MountStep<'a> {
+    Bind(&'a Bind),
+    Tmpfs(&'a hoist_proto::TmpfsMount),
+}
+
+/// The order the binds (already in theirs: the generated `/etc` files, then volumes parents
+/// first) and the tmpfs mounts are made in: each tmpfs (shallower ones first) just before the
+/// first bind below its target, else after every bind. So a tmpfs never hides a mount below it,
+/// and lands on top of any mount above it. Pure.
+pub fn mount_order<'a>(
+    binds: &'a [Bind],
+    tmpfs: &'a [hoist_proto::TmpfsMount],
+) -> Vec<MountStep<'a>> {
+    let depth = |p: &str| p.split('/').filter(|c| !c.is_empty()).count();
+    let mut fs: Vec<&hoist_proto::TmpfsMount> = tmpfs.iter().collect();
+    fs.sort_by_key(|t| depth(&t.target));
+    let below = |parent: &str, child: &str| {
+        let parent = parent.trim_end_matches('/');
+        child.len() > parent.len() + 1
+            && child.starts_with(parent)
+            && child.as_bytes()[parent.len()] == b'/'
+    };
+    let mut out: Vec<MountStep<'a>> = binds.iter().map(MountStep::Bind).collect();
+    for t in fs {
+        let at = out
+            .iter()
+            .position(|m| match m {
+                MountStep::Bind(b) => below(&t.target, &b.target),
+                MountStep::Tmpfs(_) => false,
+            })
+            .unwrap_or(out.len());
+        out.insert(at, MountStep::Tmpfs(t));
+    }
+    out
 }
 
 /// A bind mount of a host path (file or directory) onto a path inside the container.
@@ -170,4 +214,70 @@ pub fn read_json<T: for<'de> Deserialize<'de>>(path: &Path) -> std::io::Result<O
 /// Now, RFC 3339 with nanoseconds, UTC.
 pub fn now_rfc3339() -> String {
     humantime::format_rfc3339_nanos(std::time::SystemTime::now()).to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use hoist_proto::TmpfsMount;
+
+    fn bind(target: &str) -> Bind {
+        Bind {
+            source: "/x".into(),
+            target: target.into(),
+            read_only: false,
+        }
+    }
+
+    fn tmpfs(target: &str) -> TmpfsMount {
+        TmpfsMount {
+            target: target.into(),
+            size_bytes: None,
+            mode: None,
+            read_only: false,
+        }
+    }
+
+    #[test]
+    fn a_tmpfs_goes_before_the_mounts_below_it_and_after_those_above() {
+        let binds = [
+            bind("/etc/hosts"),
+            bind("/data"),
+            bind("/run/app/sock"),
+            bind("/data/cache/x"),
+        ];
+        let fs = [tmpfs("/data/cache"), tmpfs("/run"), tmpfs("/tmp")];
+        let order: Vec<String> = mount_order(&binds, &fs)
+            .into_iter()
+            .map(|m| match m {
+                MountStep::Bind(b) => format!("bind {}", b.target),
+                MountStep::Tmpfs(t) => format!("tmpfs {}", t.target),
+            })
+            .collect();
+        assert_eq!(
+            order,
+            [
+                "bind /etc/hosts",
+                "bind /data",
+                "tmpfs /run",
+                "bind /run/app/sock",
+                "tmpfs /data/cache",
+                "bind /data/cache/x",
+                "tmpfs /tmp",
+            ]
+        );
+        // `/runner` is not below `/run`.
+        let binds = [bind("/runner")];
+        let order = mount_order(&binds, &fs[1..2]);
+        assert!(matches!(order[1], MountStep::Tmpfs(_)));
+    }
+
+    #[test]
+    fn tmpfs_options_carry_mode_and_size() {
+        let mut t = tmpfs("/run");
+        assert_eq!(mounts::tmpfs_options(&t), "mode=1777");
+        t.mode = Some(0o700);
+        t.size_bytes = Some(64 << 20);
+        assert_eq!(mounts::tmpfs_options(&t), "mode=700,size=67108864");
+    }
 }

@@ -421,6 +421,33 @@ pub fn bind_into(root: &OwnedFd, source: &Path, target: &str, read_only: bool) -
     Ok(())
 }
 
+/// Mounts a fresh tmpfs on `target` inside the rootfs: `nosuid,nodev` (Docker's flags), with the
+/// size and mode asked (default mode `1777`, default size the kernel's).
+pub fn tmpfs_into(root: &OwnedFd, t: &hoist_proto::TmpfsMount) -> io::Result<()> {
+    let fd = open_in_root(root, &t.target, Create::Dir)?;
+    let mut flags = MsFlags::MS_NOSUID | MsFlags::MS_NODEV;
+    if t.read_only {
+        flags |= MsFlags::MS_RDONLY;
+    }
+    mnt(
+        Some("tmpfs"),
+        &fd_path(&fd),
+        Some("tmpfs"),
+        flags,
+        Some(&tmpfs_options(t)),
+    )
+    .map_err(|e| io::Error::other(format!("tmpfs {}: {e}", t.target)))
+}
+
+/// The tmpfs's mount data: `mode=1777[,size=BYTES]`. Pure.
+pub fn tmpfs_options(t: &hoist_proto::TmpfsMount) -> String {
+    let mut data = format!("mode={:o}", t.mode.unwrap_or(0o1777));
+    if let Some(size) = t.size_bytes {
+        data.push_str(&format!(",size={size}"));
+    }
+    data
+}
+
 /// Makes `rootfs` the process's `/` and detaches the old root.
 pub fn pivot_root(rootfs: &OwnedFd) -> io::Result<()> {
     nix::unistd::fchdir(rootfs).map_err(|e| io::Error::other(format!("chdir rootfs: {e}")))?;

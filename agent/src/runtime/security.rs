@@ -77,16 +77,69 @@ pub fn set_no_new_privs() -> Result<(), String> {
     Ok(())
 }
 
+/// One process limit as `setrlimit` takes it: the resource number and the soft and hard values
+/// (`u64::MAX` is `RLIM_INFINITY`).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Rlimit {
+    /// The name it was asked by (`nofile`), for messages.
+    pub name: String,
+    pub resource: i32,
+    pub soft: u64,
+    pub hard: u64,
+}
+
+/// The rlimits of a container's ulimits (names as Docker's `--ulimit`, `-1` unlimited), checked
+/// with the shared rules. Pure.
+pub fn rlimits(
+    ulimits: &std::collections::BTreeMap<String, hoist_proto::Ulimit>,
+) -> Result<Vec<Rlimit>, String> {
+    use hoist_proto::rules;
+    let value = |v: i64| if v == -1 { u64::MAX } else { v as u64 };
+    ulimits
+        .iter()
+        .map(|(name, u)| {
+            rules::check_ulimit(name, u.soft, u.hard).map_err(|e| format!("ulimit {name}: {e}"))?;
+            let resource = rules::ulimit_resource(name)
+                .ok_or_else(|| format!("ulimit {name}: not a ulimit"))?;
+            Ok(Rlimit {
+                name: name.clone(),
+                resource,
+                soft: value(u.soft),
+                hard: value(u.hard),
+            })
+        })
+        .collect()
+}
+
 /// Raises the open-files limit to what Docker containers get by default (1048576), or as far as
-/// this host lets us (without CAP_SYS_RESOURCE: the soft limit up to the inherited hard limit).
-pub fn set_rlimits() -> Result<(), String> {
+/// this host lets us (without CAP_SYS_RESOURCE: the soft limit up to the inherited hard limit);
+/// then sets the container's own limits (`--ulimit`), which win.
+pub fn set_rlimits(limits: &[Rlimit]) -> Result<(), String> {
     use nix::sys::resource::{getrlimit, setrlimit, Resource};
-    if setrlimit(Resource::RLIMIT_NOFILE, 1_048_576, 1_048_576).is_ok() {
-        return Ok(());
+    if setrlimit(Resource::RLIMIT_NOFILE, 1_048_576, 1_048_576).is_err() {
+        let (_, hard) =
+            getrlimit(Resource::RLIMIT_NOFILE).map_err(|e| format!("rlimit nofile: {e}"))?;
+        setrlimit(Resource::RLIMIT_NOFILE, hard, hard)
+            .map_err(|e| format!("rlimit nofile: {e}"))?;
     }
-    let (_, hard) =
-        getrlimit(Resource::RLIMIT_NOFILE).map_err(|e| format!("rlimit nofile: {e}"))?;
-    setrlimit(Resource::RLIMIT_NOFILE, hard, hard).map_err(|e| format!("rlimit nofile: {e}"))
+    for l in limits {
+        let value = libc::rlimit {
+            rlim_cur: l.soft,
+            rlim_max: l.hard,
+        };
+        // SAFETY: setrlimit reads the rlimit struct, which lives across the call; an unknown
+        // resource number is refused with EINVAL, never undefined behaviour.
+        if unsafe { libc::setrlimit(l.resource as _, &value) } != 0 {
+            return Err(format!(
+                "ulimit {}={}:{}: {}",
+                l.name,
+                l.soft as i64,
+                l.hard as i64,
+                std::io::Error::last_os_error()
+            ));
+        }
+    }
+    Ok(())
 }
 
 /// System calls a container never needs: loading kernel code, mounting, changing namespaces,
@@ -208,6 +261,34 @@ mod tests {
         let s = Seccomp::default_profile().unwrap();
         assert_eq!(s.programs.len(), 2);
         assert!(s.programs[0].len() > DENIED.len());
+    }
+
+    #[test]
+    fn ulimits_become_rlimits() {
+        use hoist_proto::Ulimit;
+        let u = |soft, hard| Ulimit { soft, hard };
+        let limits = rlimits(
+            &[
+                ("nofile".to_string(), u(1024, 4096)),
+                ("core".to_string(), u(0, -1)),
+            ]
+            .into(),
+        )
+        .unwrap();
+        assert_eq!(
+            limits
+                .iter()
+                .map(|l| (l.name.as_str(), l.resource, l.soft, l.hard))
+                .collect::<Vec<_>>(),
+            [
+                ("core", libc::RLIMIT_CORE as i32, 0, libc::RLIM_INFINITY),
+                ("nofile", libc::RLIMIT_NOFILE as i32, 1024, 4096),
+            ]
+        );
+        assert_eq!(
+            rlimits(&[("nofile".to_string(), u(5, 1))].into()).unwrap_err(),
+            "ulimit nofile: soft 5 is above hard 1"
+        );
     }
 
     #[test]

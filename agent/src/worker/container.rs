@@ -6,9 +6,10 @@
 use super::reconcile::{ObservedTask, Phase};
 use hoist_proto::node::Assignment;
 use hoist_proto::quantity::{parse_cpu_millis, parse_duration_ms, parse_size};
-use hoist_proto::service::{PortMode, PortProtocol};
+use hoist_proto::service::{Mount, MountType, PortMode, PortProtocol};
 use hoist_proto::{
-    ContainerInfo, ContainerStatus, CreateContainer, NetworkMode, PortMapping, Protocol, Resources,
+    ContainerInfo, ContainerStatus, CreateContainer, NamedVolumeMount, NetworkMode, PortMapping,
+    Protocol, Resources, TmpfsMount, VolumeMount,
 };
 
 /// The task a container runs. Containers without it are not the worker's and are never touched.
@@ -22,7 +23,10 @@ pub const RESTARTS: &str = "hoist.restarts";
 const KEPT_RESTARTS: usize = 100;
 
 /// The create request for a task: `<service>.<slot>.<task id>` named, bridge networked, with an
-/// init as pid 1 (so the stop signal reaches any command) and the task's labels. With the
+/// init as pid 1 unless the spec says `init = false` (so the stop signal reaches any command), the
+/// task's labels, and every field of the spec that says how its container runs: user, workdir,
+/// hostname, read-only root, ulimits, mounts (bind, named volume, tmpfs) and the limits (not the
+/// reservations, which are the scheduler's). With the
 /// routing `mesh` on this node, `ingress` ports are the mesh's (every node answers them); the
 /// replica publishes only its `host` ones.
 pub fn create_request(
@@ -31,17 +35,28 @@ pub fn create_request(
     mesh: bool,
 ) -> Result<CreateContainer, String> {
     let s = &a.spec;
-    let cpu_millis = match &s.resources.cpu {
+    // The limits cap the container; reservations are the scheduler's.
+    let cpu_millis = match s.resources.limit_cpu() {
         Some(q) => Some(
             parse_cpu_millis(q.as_str())
                 .ok_or_else(|| format!("resources.cpu: {:?} is not a CPU amount", q.as_str()))?,
         ),
         None => None,
     };
-    let memory_bytes = match &s.resources.memory {
+    let memory_bytes = match s.resources.limit_memory() {
         Some(q) => Some(parse_size(q.as_str()).map_err(|e| format!("resources.memory: {e}"))?),
         None => None,
     };
+    let pids_limit = match s.resources.limits.as_ref().and_then(|l| l.pids) {
+        Some(p) => Some(
+            u64::try_from(p)
+                .ok()
+                .filter(|&p| p > 0)
+                .ok_or_else(|| format!("resources.limits.pids: {p} must be at least 1"))?,
+        ),
+        None => None,
+    };
+    let (volumes, named_volumes, tmpfs) = mounts(&s.mounts)?;
     let mut ports = Vec::new();
     for (i, p) in s.ports.iter().enumerate() {
         let Some(published) = p.published else {
@@ -81,14 +96,23 @@ pub fn create_request(
         cmd: s.args.clone(),
         entrypoint: (!s.command.is_empty()).then(|| s.command.clone()),
         env: s.env.iter().map(|(k, v)| format!("{k}={v}")).collect(),
+        workdir: s.workdir.clone(),
+        user: s.user.clone(),
+        hostname: s.hostname.clone(),
         resources: Resources {
             memory_bytes,
             cpu_millis,
+            pids_limit,
             ..Resources::default()
         },
         network: NetworkMode::Bridge,
         ports,
-        init: true,
+        volumes,
+        named_volumes,
+        tmpfs,
+        read_only: s.read_only,
+        init: s.init.unwrap_or(true),
+        ulimits: s.ulimits.clone(),
         labels,
         stop_signal: s.stop_signal.clone(),
         stop_grace_ms: match &s.stop_grace_period {
@@ -100,6 +124,57 @@ pub fn create_request(
         },
         ..CreateContainer::default()
     })
+}
+
+/// A spec's mounts as the agent's three kinds.
+type Mounts = (Vec<VolumeMount>, Vec<NamedVolumeMount>, Vec<TmpfsMount>);
+
+/// A spec's `[[mounts]]` as the agent's three kinds: binds of a node path, named volumes of the
+/// node, fresh tmpfs mounts.
+fn mounts(mounts: &[Mount]) -> Result<Mounts, String> {
+    let (mut binds, mut named, mut tmpfs) = (Vec::new(), Vec::new(), Vec::new());
+    for (i, m) in mounts.iter().enumerate() {
+        let source = || {
+            m.source.clone().filter(|s| !s.is_empty()).ok_or_else(|| {
+                let kind = if m.kind == MountType::Bind {
+                    "bind"
+                } else {
+                    "volume"
+                };
+                format!("mounts[{i}].source: a {kind} mount needs one")
+            })
+        };
+        match m.kind {
+            MountType::Bind => binds.push(VolumeMount {
+                host_path: source()?,
+                container_path: m.target.clone(),
+                read_only: m.read_only,
+            }),
+            MountType::Volume => named.push(NamedVolumeMount {
+                name: source()?,
+                target: m.target.clone(),
+                read_only: m.read_only,
+            }),
+            MountType::Tmpfs => tmpfs.push(TmpfsMount {
+                target: m.target.clone(),
+                size_bytes: match &m.size {
+                    Some(q) => {
+                        Some(parse_size(q.as_str()).map_err(|e| format!("mounts[{i}].size: {e}"))?)
+                    }
+                    None => None,
+                },
+                mode: match &m.mode {
+                    Some(mode) => Some(
+                        hoist_proto::rules::parse_mode(mode)
+                            .map_err(|e| format!("mounts[{i}].mode: {e}"))?,
+                    ),
+                    None => None,
+                },
+                read_only: m.read_only,
+            }),
+        }
+    }
+    Ok((binds, named, tmpfs))
 }
 
 /// `web.3.<first 12 of the task id>`: unique per task, readable in `hoist ps`.
@@ -243,6 +318,146 @@ mod tests {
         assert_eq!(
             create_request(&a, &[], false).unwrap_err(),
             "resources.memory: \"lots\" is not a size (like 512k, 64m, 1.5g, 512Mi)"
+        );
+    }
+
+    #[test]
+    fn every_field_of_the_complete_spec_reaches_the_container() {
+        use hoist_proto::service::{ResourceLimits, ResourceReservations, Ulimit};
+        let mut a = assignment();
+        let r = create_request(&a, &[], false).unwrap();
+        assert!(r.init, "init by default");
+        assert_eq!(
+            (r.user.as_ref(), r.workdir.as_ref(), r.hostname.as_ref()),
+            (None, None, None)
+        );
+        assert!(!r.read_only && r.ulimits.is_empty() && r.tmpfs.is_empty());
+        assert!(r.volumes.is_empty() && r.named_volumes.is_empty());
+        assert_eq!(r.resources.pids_limit, None);
+
+        let s = &mut a.spec;
+        s.user = Some("999:999".into());
+        s.workdir = Some("/srv".into());
+        s.hostname = Some("db-1".into());
+        s.init = Some(false);
+        s.read_only = true;
+        s.ulimits.insert(
+            "nofile".into(),
+            Ulimit {
+                soft: 1024,
+                hard: 4096,
+            },
+        );
+        s.resources.limits = Some(ResourceLimits {
+            cpu: Some("1.5".into()),
+            memory: Some("256Mi".into()),
+            pids: Some(64),
+        });
+        s.resources.reservations = Some(ResourceReservations {
+            cpu: Some("100m".into()),
+            memory: Some("32Mi".into()),
+        });
+        let mount = |kind, source: Option<&str>, target: &str| Mount {
+            kind,
+            source: source.map(str::to_string),
+            target: target.into(),
+            read_only: false,
+            size: None,
+            mode: None,
+        };
+        s.mounts = vec![
+            Mount {
+                read_only: true,
+                ..mount(MountType::Bind, Some("/srv/conf"), "/etc/app")
+            },
+            mount(MountType::Volume, Some("db-data"), "/var/lib/db"),
+            Mount {
+                size: Some("64Mi".into()),
+                mode: Some("0700".into()),
+                ..mount(MountType::Tmpfs, None, "/run")
+            },
+        ];
+        let r = create_request(&a, &[], false).unwrap();
+        assert_eq!(r.user.as_deref(), Some("999:999"));
+        assert_eq!(r.workdir.as_deref(), Some("/srv"));
+        assert_eq!(r.hostname.as_deref(), Some("db-1"));
+        assert!(!r.init && r.read_only);
+        assert_eq!(
+            r.ulimits["nofile"],
+            Ulimit {
+                soft: 1024,
+                hard: 4096
+            }
+        );
+        // The limits, not the reservations, and not the plain values they win over.
+        assert_eq!(r.resources.cpu_millis, Some(1500));
+        assert_eq!(r.resources.memory_bytes, Some(256 << 20));
+        assert_eq!(r.resources.pids_limit, Some(64));
+        assert_eq!(
+            r.volumes,
+            [VolumeMount {
+                host_path: "/srv/conf".into(),
+                container_path: "/etc/app".into(),
+                read_only: true
+            }]
+        );
+        assert_eq!(
+            r.named_volumes,
+            [NamedVolumeMount {
+                name: "db-data".into(),
+                target: "/var/lib/db".into(),
+                read_only: false
+            }]
+        );
+        assert_eq!(
+            r.tmpfs,
+            [TmpfsMount {
+                target: "/run".into(),
+                size_bytes: Some(64 << 20),
+                mode: Some(0o700),
+                read_only: false
+            }]
+        );
+        // Limits without a cpu or memory of their own fall back to the plain values.
+        a.spec.resources.limits = Some(ResourceLimits {
+            pids: Some(10),
+            ..Default::default()
+        });
+        let r = create_request(&a, &[], false).unwrap();
+        assert_eq!(
+            (r.resources.cpu_millis, r.resources.memory_bytes),
+            (Some(500), Some(64 << 20))
+        );
+    }
+
+    #[test]
+    fn bad_mounts_and_limits_are_named() {
+        let mut a = assignment();
+        a.spec.mounts = vec![Mount {
+            kind: MountType::Volume,
+            source: None,
+            target: "/data".into(),
+            read_only: false,
+            size: None,
+            mode: None,
+        }];
+        assert_eq!(
+            create_request(&a, &[], false).unwrap_err(),
+            "mounts[0].source: a volume mount needs one"
+        );
+        a.spec.mounts[0].kind = MountType::Tmpfs;
+        a.spec.mounts[0].mode = Some("99".into());
+        assert!(create_request(&a, &[], false)
+            .unwrap_err()
+            .starts_with("mounts[0].mode: \"99\" is not an octal mode"));
+        a.spec.mounts.clear();
+        a.spec.resources.limits = Some(hoist_proto::service::ResourceLimits {
+            pids: Some(0),
+            ..Default::default()
+        });
+        assert_eq!(
+            create_request(&a, &[], false).unwrap_err(),
+            "resources.limits.pids: 0 must be at least 1"
         );
     }
 

@@ -3,6 +3,7 @@
 use crate::client::{enc, Client, ClientError};
 use crate::output::{self, ellipsize, Format};
 use clap::{Args, Subcommand};
+use hoist_common::mount_flags::{self, MountArg};
 use hoist_common::parse;
 use hoist_proto::{
     AttachEvent, ContainerInfo, ContainerStats, ContainerStatus, CreateContainer, Created,
@@ -134,9 +135,20 @@ pub struct RunArgs {
     /// Publish a port: HOSTPORT:PORT[/tcp|udp]; repeatable.
     #[arg(short, long = "publish", value_parser = |s: &str| parse::parse_port(s))]
     publish: Vec<hoist_proto::PortMapping>,
-    /// Bind-mount a host path: HOSTPATH:PATH[:ro]; repeatable.
-    #[arg(short, long = "volume", value_parser = |s: &str| parse::parse_volume(s))]
-    volume: Vec<hoist_proto::VolumeMount>,
+    /// Mount a host path (HOSTPATH:PATH[:ro]) or a named volume of this node (NAME:PATH[:ro],
+    /// made on first use with the image's content there); repeatable.
+    #[arg(short, long = "volume", value_parser = |s: &str| mount_flags::parse_volume_flag(s))]
+    volume: Vec<MountArg>,
+    /// Mount a bind, named volume or tmpfs: type=bind|volume|tmpfs,source=...,target=...
+    /// [,readonly][,tmpfs-size=64m][,tmpfs-mode=1777]; repeatable.
+    #[arg(long = "mount", value_parser = |s: &str| mount_flags::parse_mount(s))]
+    mount: Vec<MountArg>,
+    /// Mount a fresh tmpfs: PATH[:size=64m,mode=1777]; repeatable.
+    #[arg(long, value_parser = |s: &str| mount_flags::parse_tmpfs(s))]
+    tmpfs: Vec<hoist_proto::TmpfsMount>,
+    /// Set a process limit: NAME=SOFT[:HARD] (nofile=1024:4096; -1 is unlimited); repeatable.
+    #[arg(long, value_parser = |s: &str| mount_flags::parse_ulimit(s))]
+    ulimit: Vec<(String, hoist_proto::Ulimit)>,
     /// The signal that asks the command to stop (default: the image's STOPSIGNAL, else SIGTERM).
     #[arg(long, value_parser = check_signal)]
     stop_signal: Option<String>,
@@ -326,6 +338,14 @@ fn check_signal(text: &str) -> Result<String, String> {
 async fn run_container(args: RunArgs, client: &Client, format: Format) -> Result<i32, ClientError> {
     let mut rest = args.args.into_iter();
     let image = rest.next().unwrap_or_default();
+    let (mut volumes, mut named_volumes, mut tmpfs) = (Vec::new(), Vec::new(), args.tmpfs);
+    for m in args.volume.into_iter().chain(args.mount) {
+        match m {
+            MountArg::Bind(b) => volumes.push(b),
+            MountArg::Volume(v) => named_volumes.push(v),
+            MountArg::Tmpfs(t) => tmpfs.push(t),
+        }
+    }
     let req = CreateContainer {
         image,
         name: args.name,
@@ -343,13 +363,16 @@ async fn run_container(args: RunArgs, client: &Client, format: Format) -> Result
         },
         network: args.network,
         ports: args.publish,
-        volumes: args.volume,
+        volumes,
         read_only: args.read_only,
         auto_remove: args.rm,
         init: args.init,
         labels: args.label.into_iter().collect(),
         stop_signal: args.stop_signal,
         stop_grace_ms: args.stop_timeout.map(|s| s.saturating_mul(1000)),
+        ulimits: args.ulimit.into_iter().collect(),
+        tmpfs,
+        named_volumes,
     };
     if args.detach {
         let created: Created = client

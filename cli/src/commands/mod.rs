@@ -7,6 +7,7 @@ pub mod image_transfer;
 pub mod images;
 pub mod net;
 pub mod registry;
+pub mod volumes;
 
 use crate::client::{Client, ClientError};
 use crate::output::{self, Format};

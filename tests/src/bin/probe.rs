@@ -4,7 +4,9 @@
 //! `probe view` prints one JSON object: pid, hostname, uid/gid, capability sets, no_new_privs,
 //! seccomp mode, open fds, masked and read-only kernel paths, the memory limit, whether privileged
 //! syscalls are denied. `probe hog MIB` allocates and touches memory. `probe fork N` tries to start
-//! N processes and reports how many it got. Static, so it runs in a busybox image.
+//! N processes and reports how many it got. `probe spec PATH...` reports what a service spec's
+//! fields look like from inside (ids, cwd, hostname, nofile, read-only root, pids limit, and the
+//! filesystem, owner, mode and entries of each PATH). Static, so it runs in a busybox image.
 
 use serde_json::{json, Value};
 use std::fs;
@@ -177,14 +179,107 @@ fn fork(n: usize) {
     }
 }
 
+/// `probe spec PATH...`: what the complete spec's fields look like from inside: ids, cwd,
+/// hostname, `RLIMIT_NOFILE`, whether `/` is read-only, the pids limit (cgroup file, and how many
+/// of 64 forks succeed), and for each PATH its filesystem (statfs: tmpfs or not, size), owner,
+/// mode and entries.
+fn spec(paths: &[String]) -> Value {
+    use std::os::unix::fs::MetadataExt;
+    let mut nofile = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit writes into the struct we own.
+    unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut nofile) };
+    let as_i64 = |v: libc::rlim_t| {
+        if v == libc::RLIM_INFINITY {
+            -1
+        } else {
+            v as i64
+        }
+    };
+    let root_write = fs::write("/probe-write-test", b"x");
+    let pids_max = ["/sys/fs/cgroup/pids.max", "/sys/fs/cgroup/pids/pids.max"]
+        .iter()
+        .find_map(|p| fs::read_to_string(p).ok())
+        .map(|s| s.trim().to_string());
+    let mut paths_out = serde_json::Map::new();
+    for p in paths {
+        let c = std::ffi::CString::new(p.as_str()).unwrap_or_default();
+        // SAFETY: an all-zero statfs is a valid out-parameter.
+        let mut st: libc::statfs = unsafe { std::mem::zeroed() };
+        // SAFETY: a NUL-terminated path and a struct we own.
+        let rc = unsafe { libc::statfs(c.as_ptr(), &mut st) };
+        // SAFETY: an all-zero statvfs is a valid out-parameter.
+        let mut vfs: libc::statvfs = unsafe { std::mem::zeroed() };
+        // SAFETY: a NUL-terminated path and a struct we own.
+        let vrc = unsafe { libc::statvfs(c.as_ptr(), &mut vfs) };
+        let flag = |f: libc::c_ulong| vrc == 0 && (vfs.f_flag & f) != 0;
+        let meta = fs::metadata(p).ok();
+        let mut entries: Vec<String> = fs::read_dir(p)
+            .map(|d| {
+                d.filter_map(|e| e.ok()?.file_name().into_string().ok())
+                    .collect()
+            })
+            .unwrap_or_default();
+        entries.sort();
+        paths_out.insert(
+            p.clone(),
+            json!({
+                "tmpfs": rc == 0 && st.f_type == libc::TMPFS_MAGIC,
+                "size_bytes": if rc == 0 { st.f_blocks * st.f_bsize as u64 } else { 0 },
+                "read_only": flag(libc::ST_RDONLY),
+                "nosuid_nodev": flag(libc::ST_NOSUID) && flag(libc::ST_NODEV),
+                "uid": meta.as_ref().map(|m| m.uid()),
+                "mode": meta.as_ref().map(|m| format!("{:o}", m.mode() & 0o7777)),
+                "entries": entries,
+            }),
+        );
+    }
+    json!({
+        "uid": status_field("Uid"),
+        "gid": status_field("Gid"),
+        "cwd": std::env::current_dir().map(|p| p.display().to_string()).unwrap_or_default(),
+        "hostname": fs::read_to_string("/proc/sys/kernel/hostname").unwrap_or_default().trim(),
+        "nofile": [as_i64(nofile.rlim_cur), as_i64(nofile.rlim_max)],
+        "root_read_only": root_write.err().and_then(|e| e.raw_os_error()) == Some(libc::EROFS),
+        "pids_max": pids_max,
+        "forks_of_64": forks(64),
+        "paths": paths_out,
+    })
+}
+
+/// Starts up to `n` children that wait for the parent to finish, and answers how many started.
+fn forks(n: usize) -> usize {
+    let mut children = Vec::new();
+    for _ in 0..n {
+        // SAFETY: the child only sleeps briefly and exits.
+        match unsafe { libc::fork() } {
+            -1 => break,
+            0 => {
+                std::thread::sleep(std::time::Duration::from_millis(500));
+                // SAFETY: exit the child without running the parent's handlers.
+                unsafe { libc::_exit(0) }
+            }
+            pid => children.push(pid),
+        }
+    }
+    for pid in &children {
+        // SAFETY: waiting for our own children.
+        unsafe { libc::waitpid(*pid, std::ptr::null_mut(), 0) };
+    }
+    children.len()
+}
+
 fn main() {
     let args: Vec<String> = std::env::args().collect();
     match args.get(1).map(String::as_str) {
         Some("view") => println!("{}", view()),
         Some("hog") => hog(args.get(2).and_then(|s| s.parse().ok()).unwrap_or(256)),
         Some("fork") => fork(args.get(2).and_then(|s| s.parse().ok()).unwrap_or(100)),
+        Some("spec") => println!("{}", spec(&args[2..])),
         _ => {
-            eprintln!("usage: hoist-probe view | hog MIB | fork N");
+            eprintln!("usage: hoist-probe view | hog MIB | fork N | spec PATH...");
             std::process::exit(2);
         }
     }
