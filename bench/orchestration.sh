@@ -96,7 +96,7 @@ for r in $(seq "$runs"); do
   t0=$(date +%s.%N)
   # `hoist service apply` returns (exit 0) once every replica runs: that is the measure, as
   # `docker service create` until `docker service ps` shows them all Running is Swarm's.
-  "$bin/hoist" service apply -f "$work/$name.json" >/dev/null
+  "$bin/hoist" service apply --no-resolve-image -f "$work/$name.json" >/dev/null
   t1=$(date +%s.%N)
   # Then both the controller and the agent confirm it, outside the timing.
   n=$(running "$name")
@@ -117,9 +117,9 @@ spec_upd() { # VALUE
 update_secs="not run (UPDATE=0)"
 if [ "${UPDATE:-1}" = 1 ]; then
   spec_upd 1 >"$work/upd1.json"; spec_upd 2 >"$work/upd2.json"
-  "$bin/hoist" service apply --timeout 10m -f "$work/upd1.json" >/dev/null
+  "$bin/hoist" service apply --no-resolve-image --timeout 10m -f "$work/upd1.json" >/dev/null
   t0=$(date +%s.%N)
-  "$bin/hoist" service apply --timeout 10m -f "$work/upd2.json" >/dev/null
+  "$bin/hoist" service apply --no-resolve-image --timeout 10m -f "$work/upd2.json" >/dev/null
   t1=$(date +%s.%N)
   update_secs="$(python3 -c "print(f'{$t1-$t0:.2f}')") s"
   echo "rolling update of $replicas replicas (parallelism 10, monitor 5s): ${update_secs}"

@@ -94,7 +94,7 @@ up() {
   hoist node ls   # each node's SUBNET comes from the cluster CIDR; the hosts are linked by WireGuard
 
   say "applying the sample service (deploy/examples/hello.toml)"
-  hoist service apply -f deploy/examples/hello.toml
+  hoist service apply --no-resolve-image -f deploy/examples/hello.toml   # a local image: no registry digest to pin
   wait_for "2 replicas running" 60 sh -c 'hoist service ps hello -o json | grep -o "\"state\": *\"running\"" | wc -l | grep -qx 2'
   hoist service ps hello
   hoist service ls   # VIP: the service's stable virtual IP
@@ -111,13 +111,20 @@ up() {
   say "and by name, through the cluster DNS (tasks.hello: every replica; hello: its virtual IP)"
   HOIST_AGENT="$RUN/a2.sock" hoist run --rm --network cluster busybox sh -c \
     "nslookup tasks.hello | grep -A1 Name; printf 'GET / HTTP/1.0\r\n\r\n' | nc -w 2 hello 8080 | tail -n 1" || true
-  echo "Done. export HOIST_CONTROLLER=$HOIST_CONTROLLER; then try: hoist service ls; hoist service scale hello 3 (the third replica stays pending: hoist service ps hello says why); hoist node drain NODE; $0 down"
+  say "deploying a Compose stack as one release (deploy/examples/shop.yaml): web -> api -> db, by their short names"
+  hoist stack deploy -c deploy/examples/shop.yaml --no-resolve-image shop
+  hoist stack services shop
+  for i in 1 2; do
+    curl -sS --max-time 5 "http://$(agent_ip "$i"):8081/cgi-bin/index" || true
+  done
+  echo "Done. export HOIST_CONTROLLER=$HOIST_CONTROLLER; then try: hoist service ls; hoist stack ps shop; hoist stack history shop; hoist service scale hello 3 (the third replica stays pending: hoist service ps hello says why); hoist node drain NODE; $0 down"
 }
 
 status() {
   hoist cluster status
   hoist node ls
   hoist service ps hello || true
+  hoist stack ps shop || true
 }
 
 down() {

@@ -14,6 +14,7 @@ mod rollout;
 mod service;
 mod spec_file;
 mod stack;
+mod stack_ops;
 
 use clap::{Parser, Subcommand};
 use client::{Client, ClientError};

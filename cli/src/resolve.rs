@@ -59,6 +59,22 @@ impl From<ResolveArgs> for ResolveOptions {
     }
 }
 
+/// `opts` as a cluster at `cluster_format` can take them: pinned digests and credentials are
+/// format 2, which a cluster still being upgraded from 0.2.0 refuses; it gets the specs as 0.2.0
+/// took them, with a warning.
+pub fn for_cluster(mut opts: ResolveOptions, cluster_format: u32) -> ResolveOptions {
+    if cluster_format < 2 && (opts.resolve || opts.with_registry_auth) {
+        eprintln!(
+            "warning: the cluster is at format {cluster_format} (a member runs Hoist 0.2.0): \
+             images are not pinned to a digest and no credentials are sent until every member \
+             runs 0.3.0"
+        );
+        opts.resolve = false;
+        opts.with_registry_auth = false;
+    }
+    opts
+}
+
 /// Resolves (unless told not to) and attaches credentials (when told to) for every spec; the
 /// first failure is an error naming the service, the image and why. Nothing is sent here.
 pub async fn prepare(specs: &mut [ServiceSpec], opts: &ResolveOptions) -> Result<(), String> {

@@ -122,7 +122,16 @@ pub async fn run(cmd: ServiceCmd, controllers: &[String], json: bool) -> anyhow:
                     return Ok(2);
                 }
             };
-            if let Err(e) = resolve::prepare(&mut specs, &resolve.into()).await {
+            // 0.1.0's status has no format: it is format 0.
+            let cluster_format = match client
+                .json::<serde_json::Value>(Method::GET, "/v1/cluster/status", None)
+                .await
+            {
+                Ok(st) => st["cluster_format"].as_u64().unwrap_or(0) as u32,
+                Err(e) => return Ok(report(&e)),
+            };
+            let opts = resolve::for_cluster(resolve.into(), cluster_format);
+            if let Err(e) = resolve::prepare(&mut specs, &opts).await {
                 eprintln!("error: {e}");
                 return Ok(1);
             }

@@ -212,7 +212,7 @@ impl ClusterLab {
         let file = tempfile::Builder::new().suffix(".json").tempfile()?;
         std::fs::write(file.path(), serde_json::to_vec_pretty(spec)?)?;
         let path = file.path().to_str().unwrap_or_default().to_string();
-        let mut args = vec!["service", "apply", "-f", &path];
+        let mut args = vec!["service", "apply", "--no-resolve-image", "-f", &path];
         args.extend_from_slice(extra);
         self.hoist(&args)
     }

@@ -27,7 +27,14 @@ fn the_cli_manages_services_and_the_cluster() -> Result<()> {
 
     let (code, out, err) = hoist(
         &ctl,
-        &["service", "apply", "-d", "-f", web_toml.to_str().unwrap()],
+        &[
+            "service",
+            "apply",
+            "--no-resolve-image",
+            "-d",
+            "-f",
+            web_toml.to_str().unwrap(),
+        ],
     )?;
     ensure!(
         code == 0 && out.contains("web: created (version 1)"),
@@ -35,7 +42,14 @@ fn the_cli_manages_services_and_the_cluster() -> Result<()> {
     );
     let (code, out, _) = hoist(
         &ctl,
-        &["service", "apply", "-d", "-f", web_yaml.to_str().unwrap()],
+        &[
+            "service",
+            "apply",
+            "--no-resolve-image",
+            "-d",
+            "-f",
+            web_yaml.to_str().unwrap(),
+        ],
     )?;
     ensure!(
         code == 0 && out.contains("web: unchanged (version 1)"),
@@ -70,7 +84,14 @@ fn the_cli_manages_services_and_the_cluster() -> Result<()> {
     )?;
     let (code, _, err) = hoist(
         &ctl,
-        &["service", "apply", "-d", "-f", bad.to_str().unwrap()],
+        &[
+            "service",
+            "apply",
+            "--no-resolve-image",
+            "-d",
+            "-f",
+            bad.to_str().unwrap(),
+        ],
     )?;
     ensure!(code == 2, "an invalid file exits 2, got {code}");
     ensure!(

@@ -79,7 +79,16 @@ fn replicas_spread_heal_wait_for_constraints_and_roll_back() -> Result<()> {
         "ports": [{"target": 80}, {"target": 9090, "protocol": "udp"}],
         "update": {"parallelism": 5, "monitor": "0s", "failure_action": "rollback"}});
     let f = spec_file(&dir, "web", &web)?;
-    let (code, out, err) = hoist(&ctl, &["service", "apply", "-f", f.to_str().unwrap()])?;
+    let (code, out, err) = hoist(
+        &ctl,
+        &[
+            "service",
+            "apply",
+            "--no-resolve-image",
+            "-f",
+            f.to_str().unwrap(),
+        ],
+    )?;
     ensure!(code == 0, "apply waits and succeeds: {code} {out} {err}");
     ensure!(out.contains("completed 30/30"), "progress shown: {out}");
     let spread = ready_per_node(&lab, 0, "web")?;
@@ -146,7 +155,17 @@ fn replicas_spread_heal_wait_for_constraints_and_roll_back() -> Result<()> {
     let zoned = json!({"name": "zoned", "image": "img:1", "replicas": 2,
         "placement": {"constraints": ["node.labels.zone==b"]}});
     let f = spec_file(&dir, "zoned", &zoned)?;
-    let (code, _, err) = hoist(&ctl, &["service", "apply", "-d", "-f", f.to_str().unwrap()])?;
+    let (code, _, err) = hoist(
+        &ctl,
+        &[
+            "service",
+            "apply",
+            "--no-resolve-image",
+            "-d",
+            "-f",
+            f.to_str().unwrap(),
+        ],
+    )?;
     ensure!(code == 0, "{err}");
     wait_for("pending explanation", Duration::from_secs(5), || {
         let (_, out, _) = hoist(&ctl, &["service", "ps", "zoned"]).ok()?;
@@ -164,7 +183,16 @@ fn replicas_spread_heal_wait_for_constraints_and_roll_back() -> Result<()> {
     let mut bad = web.clone();
     bad["image"] = json!("img:bad");
     let f = spec_file(&dir, "web-bad", &bad)?;
-    let (code, out, err) = hoist(&ctl, &["service", "apply", "-f", f.to_str().unwrap()])?;
+    let (code, out, err) = hoist(
+        &ctl,
+        &[
+            "service",
+            "apply",
+            "--no-resolve-image",
+            "-f",
+            f.to_str().unwrap(),
+        ],
+    )?;
     ensure!(code != 0, "a failed update must exit non-zero: {out} {err}");
     ensure!(err.contains("rolled back"), "{out} {err}");
     let (_, svc) = lab.get(0, "/v1/services/web")?;
@@ -207,11 +235,30 @@ fn a_rolling_update_completes_under_a_new_leader() -> Result<()> {
     let mut web = json!({"name": "web", "image": "img:1", "replicas": 6,
         "update": {"parallelism": 1, "delay": "700ms", "monitor": "300ms"}});
     let f = spec_file(&dir, "web", &web)?;
-    let (code, out, err) = hoist(&ctl, &["service", "apply", "-f", f.to_str().unwrap()])?;
+    let (code, out, err) = hoist(
+        &ctl,
+        &[
+            "service",
+            "apply",
+            "--no-resolve-image",
+            "-f",
+            f.to_str().unwrap(),
+        ],
+    )?;
     ensure!(code == 0, "{out} {err}");
     web["image"] = json!("img:2");
     let f = spec_file(&dir, "web2", &web)?;
-    let (code, _, err) = hoist(&ctl, &["service", "apply", "-d", "-f", f.to_str().unwrap()])?;
+    let (code, _, err) = hoist(
+        &ctl,
+        &[
+            "service",
+            "apply",
+            "--no-resolve-image",
+            "-d",
+            "-f",
+            f.to_str().unwrap(),
+        ],
+    )?;
     ensure!(code == 0, "{err}");
     let leader = lab.wait_leader(Duration::from_secs(5))?;
     wait_for("update under way", Duration::from_secs(15), || {

@@ -102,7 +102,17 @@ fn simultaneous_registrations_never_share_a_subnet_and_exhaustion_is_said() -> R
         "{table}"
     );
     // Nothing is placed on a node without a subnet: 20 replicas, one per node, leave 4 pending.
-    let (code, _, err) = hoist(&ctl, &["service", "apply", "-f", &spec_file()?, "--detach"])?;
+    let (code, _, err) = hoist(
+        &ctl,
+        &[
+            "service",
+            "apply",
+            "--no-resolve-image",
+            "-f",
+            &spec_file()?,
+            "--detach",
+        ],
+    )?;
     ensure!(code == 0, "apply: {err}");
     let waiting_ids: BTreeSet<&str> = waiting.iter().map(|n| n.0.as_str()).collect();
     wait_for(

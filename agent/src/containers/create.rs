@@ -253,6 +253,7 @@ impl Manager {
                     (Some(dns), NetworkMode::Cluster) => prepare::cluster_resolv_conf(
                         dns,
                         &std::fs::read_to_string("/etc/resolv.conf").unwrap_or_default(),
+                        prepare::stack_of(&req.labels),
                     ),
                     _ => prepare::resolv_conf(
                         &std::fs::read_to_string("/etc/resolv.conf").unwrap_or_default(),

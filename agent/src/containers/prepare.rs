@@ -104,17 +104,32 @@ pub fn resolv_conf(host: &str) -> String {
 
 /// `/etc/resolv.conf` of a container on an overlay node: the cluster DNS on its gateway only
 /// (which forwards other names to the host's resolvers), keeping the host's search domains and
-/// options.
-pub fn cluster_resolv_conf(dns: std::net::Ipv4Addr, host: &str) -> String {
+/// options. A replica of a stack's service searches the stack first, so `db` finds `db.shop`,
+/// which the cluster DNS answers with `shop_db` (Compose's short names).
+pub fn cluster_resolv_conf(dns: std::net::Ipv4Addr, host: &str, stack: Option<&str>) -> String {
     let mut out = format!("nameserver {dns}\n");
+    let mut search: Vec<&str> = stack.into_iter().collect();
     for l in host.lines() {
-        let first = l.split_whitespace().next();
-        if matches!(first, Some("search" | "domain" | "options")) {
-            out.push_str(l);
-            out.push('\n');
+        let mut words = l.split_whitespace();
+        match words.next() {
+            Some("search" | "domain") => search.extend(words),
+            Some("options") => {
+                out.push_str(l);
+                out.push('\n');
+            }
+            _ => {}
         }
     }
+    if !search.is_empty() {
+        out.push_str(&format!("search {}\n", search.join(" ")));
+    }
     out
+}
+
+/// The stack a task's container belongs to: its service is named `STACK_SERVICE`.
+pub fn stack_of(labels: &std::collections::BTreeMap<String, String>) -> Option<&str> {
+    let service = labels.get("hoist.service")?;
+    service.split_once('_').map(|(stack, _)| stack)
 }
 
 /// Parses a stop signal as images give it (`SIGTERM`, `TERM`, `15`); default SIGTERM.
@@ -212,11 +227,17 @@ mod tests {
     #[test]
     fn generated_files() {
         assert!(hosts_file("web", Some("10.89.0.2".parse().unwrap())).contains("10.89.0.2\tweb\n"));
-        let c = cluster_resolv_conf(
-            "10.200.0.1".parse().unwrap(),
-            "nameserver 10.0.0.1\nsearch lan\noptions edns0\n",
-        );
-        assert_eq!(c, "nameserver 10.200.0.1\nsearch lan\noptions edns0\n");
+        let host = "nameserver 10.0.0.1\nsearch lan\noptions edns0\n";
+        let c = cluster_resolv_conf("10.200.0.1".parse().unwrap(), host, None);
+        assert_eq!(c, "nameserver 10.200.0.1\noptions edns0\nsearch lan\n");
+        let c = cluster_resolv_conf("10.200.0.1".parse().unwrap(), host, Some("shop"));
+        assert_eq!(c, "nameserver 10.200.0.1\noptions edns0\nsearch shop lan\n");
+        let labels = |s: &str| {
+            std::collections::BTreeMap::from([("hoist.service".to_string(), s.to_string())])
+        };
+        assert_eq!(stack_of(&labels("shop_web")), Some("shop"));
+        assert_eq!(stack_of(&labels("web")), None);
+        assert_eq!(stack_of(&Default::default()), None);
         let r = resolv_conf("nameserver 127.0.0.53\nnameserver 10.0.0.1\nsearch lan\n");
         assert_eq!(r, "nameserver 10.0.0.1\nsearch lan\n");
     }
