@@ -125,6 +125,33 @@ fn front(lab: &ClusterLab, client_ns: &str, i: usize) -> Result<String> {
     Ok(String::from_utf8_lossy(&out.stdout).trim().to_string())
 }
 
+/// `hoist stack ps`, and what an API replica sees of its names, for failure reports.
+fn stack_ps(lab: &ClusterLab, stack: &str) -> String {
+    let mut out = match lab.hoist(&["stack", "ps", stack]) {
+        Ok((_, out, err)) => format!("{out}{err}"),
+        Err(e) => e.to_string(),
+    };
+    for (i, a) in lab.agents.iter().enumerate() {
+        let Ok(list) = lab.running_on(i, &format!("{stack}_api")) else {
+            continue;
+        };
+        if let Some(id) = list.first().and_then(|c| c["id"].as_str()) {
+            if let Ok(o) =
+                a.host
+                    .hoist(&["exec", id, "sh", "-c", "cat /etc/resolv.conf; nslookup db"])
+            {
+                out.push_str(&format!(
+                    "api on a{}: {}{}\n",
+                    i + 1,
+                    String::from_utf8_lossy(&o.stdout),
+                    String::from_utf8_lossy(&o.stderr)
+                ));
+            }
+        }
+    }
+    out
+}
+
 fn service_version(lab: &ClusterLab, name: &str) -> Result<(u64, String)> {
     let s = lab.get(&format!("/v1/services/{name}"))?;
     Ok((
@@ -136,6 +163,10 @@ fn service_version(lab: &ClusterLab, name: &str) -> Result<(u64, String)> {
 #[test]
 fn a_compose_stack_deploys_answers_by_short_names_and_rolls_back_as_one() -> Result<()> {
     let _g = serial();
+    // Made before the lab, so that it goes after the lab's agents (no replica left to recreate
+    // the bind mount's source).
+    let run = hoist_tests::run_id();
+    let scratch = Scratch(std::env::temp_dir().join(format!("hoist-stack-{run}")));
     let mut lab = ClusterLab::start(3, MEMBER_FLAGS)?;
     lab.add_overlay_agent("a1", &[("db", "yes")])?;
     lab.add_overlay_agent("a2", &[])?;
@@ -143,8 +174,6 @@ fn a_compose_stack_deploys_answers_by_short_names_and_rolls_back_as_one() -> Res
         let i = lab.lab.add_host()?;
         lab.lab.netns(i).to_string()
     };
-    let run = hoist_tests::run_id();
-    let scratch = Scratch(std::env::temp_dir().join(format!("hoist-stack-{run}")));
     let scripts = scratch.0.join("scripts");
     std::fs::create_dir_all(&scripts)?;
     for (name, body) in [("db.sh", DB), ("api.sh", API), ("web.sh", WEB)] {
@@ -170,7 +199,7 @@ fn a_compose_stack_deploys_answers_by_short_names_and_rolls_back_as_one() -> Res
                 Ok((Some(a), String::new()))
             }
             Ok(a) => Ok((None, a)),
-            Err(e) => Ok((None, e.to_string())),
+            Err(e) => Ok((None, format!("{e}\n{}", stack_ps(&lab, &stack)))),
         },
     )?;
     let services = lab.hoist_ok(&["stack", "services", &stack])?;

@@ -5,7 +5,10 @@
 //!
 //! - a packet to `VIP:port` (tcp/udp) from a local container or the host is DNATed to one of the
 //!   service's endpoints, uniformly at random over all of them, local and remote (remote ones
-//!   are reached over the overlay as usual: no SNAT, replies come back directly);
+//!   are reached over the overlay as usual: no SNAT, replies come back directly); a port the
+//!   service does not declare goes to the same endpoint address and port (map `vip_all`, chain
+//!   `svc_NAME_all`), as Swarm's VIPs do: Compose services seldom declare the ports they use
+//!   among themselves;
 //! - a packet to a published port on any local address (`fib daddr type local`), or on another
 //!   node's underlay address (set `@nodes`, so that a local container reaching another node's
 //!   published port is balanced here and keeps its own address), is DNATed to a local endpoint if

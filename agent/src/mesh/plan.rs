@@ -27,6 +27,9 @@ pub struct NftModel {
     pub chains: BTreeMap<String, Vec<String>>,
     /// `vips` map: key → chain.
     pub vips: BTreeMap<VipKey, String>,
+    /// `vip_all` map: a VIP → the chain for any port its service declares none for (Swarm's
+    /// VIP forwards every port: Compose services seldom declare the ports they talk on).
+    pub vip_all: BTreeMap<Ipv4Addr, String>,
     /// `ingress` map: key → chain.
     pub ingress: BTreeMap<PortKey, String>,
     /// `nodes` set: peers' underlay addresses.
@@ -47,6 +50,8 @@ pub struct NftDiff {
     pub remove_chains: Vec<String>,
     pub del_vips: Vec<VipKey>,
     pub add_vips: Vec<(VipKey, String)>,
+    pub del_vip_all: Vec<Ipv4Addr>,
+    pub add_vip_all: Vec<(Ipv4Addr, String)>,
     pub del_ingress: Vec<PortKey>,
     pub add_ingress: Vec<(PortKey, String)>,
     pub del_nodes: Vec<Ipv4Addr>,
@@ -62,6 +67,7 @@ impl NftDiff {
 
     pub fn elements_added(&self) -> usize {
         self.add_vips.len()
+            + self.add_vip_all.len()
             + self.add_ingress.len()
             + self.add_nodes.len()
             + self.add_vx_peers.len()
@@ -69,6 +75,7 @@ impl NftDiff {
 
     pub fn elements_removed(&self) -> usize {
         self.del_vips.len()
+            + self.del_vip_all.len()
             + self.del_ingress.len()
             + self.del_nodes.len()
             + self.del_vx_peers.len()
@@ -164,6 +171,30 @@ fn chain_rules(
     rules
 }
 
+/// The rules of a VIP's any-port chain: balances over `endpoints` keeping the destination port,
+/// or rejects.
+fn any_port_rules(cfg: &MeshConfig, endpoints: &[Ipv4Addr]) -> Vec<String> {
+    if endpoints.is_empty() {
+        return vec![
+            "meta l4proto tcp reject with tcp reset".to_string(),
+            "reject".to_string(),
+        ];
+    }
+    let n = endpoints.len();
+    let mut rules = vec![format!(
+        "ip saddr != {} meta mark set {INGRESS_MARK:#010x} ct mark set {INGRESS_MARK:#010x}",
+        cfg.cluster_cidr
+    )];
+    for (i, a) in endpoints.iter().enumerate() {
+        if i + 1 < n {
+            rules.push(format!("numgen random mod {} 0 dnat ip to {a}", n - i));
+        } else {
+            rules.push(format!("dnat ip to {a}"));
+        }
+    }
+    rules
+}
+
 /// What our table should hold for `view`. Duplicates (a service name, a VIP key or a published
 /// port seen twice) keep the first one.
 pub fn build(cfg: &MeshConfig, view: &MeshView) -> NftModel {
@@ -190,6 +221,14 @@ pub fn build(cfg: &MeshConfig, view: &MeshView) -> NftModel {
         };
         let name = safe_name(&svc.name);
         let mut any = false;
+        if let Some(vip) = svc.vip {
+            if !m.vip_all.contains_key(&vip) {
+                let chain = format!("svc_{name}_all");
+                m.chains.insert(chain.clone(), any_port_rules(cfg, &all));
+                m.vip_all.insert(vip, chain);
+                any = true;
+            }
+        }
         for port in &svc.ports {
             let p = proto_name(port.protocol);
             if let Some(vip) = svc.vip {
@@ -281,6 +320,7 @@ pub fn diff(old: &NftModel, new: &NftModel) -> NftDiff {
         .cloned()
         .collect();
     (d.del_vips, d.add_vips) = diff_map(&old.vips, &new.vips);
+    (d.del_vip_all, d.add_vip_all) = diff_map(&old.vip_all, &new.vip_all);
     (d.del_ingress, d.add_ingress) = diff_map(&old.ingress, &new.ingress);
     (d.del_vx_peers, d.add_vx_peers) = diff_map(&old.vx_peers, &new.vx_peers);
     d.del_nodes = old.nodes.difference(&new.nodes).copied().collect();

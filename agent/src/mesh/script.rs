@@ -22,10 +22,12 @@ fn port_key((p, port): &PortKey) -> String {
 fn fixed(cfg: &MeshConfig) -> String {
     let (vx, br) = (&cfg.vx_iface, &cfg.bridge);
     let dispatch = "\t\tip daddr . meta l4proto . th dport vmap @vips\n\
+                    \t\tip daddr vmap @vip_all\n\
                     \t\tfib daddr type local meta l4proto . th dport vmap @ingress\n\
                     \t\tip daddr @nodes meta l4proto . th dport vmap @ingress\n";
     format!(
         "\tmap vips {{ type ipv4_addr . inet_proto . inet_service : verdict; }}\n\
+         \tmap vip_all {{ type ipv4_addr : verdict; }}\n\
          \tmap ingress {{ type inet_proto . inet_service : verdict; }}\n\
          \tset nodes {{ type ipv4_addr; }}\n\
          \tmap vx_peers {{ type ether_addr : mark; }}\n\
@@ -61,10 +63,12 @@ fn add_rules(out: &mut String, table: &str, chain: &str, rules: &[String]) {
     }
 }
 
+#[allow(clippy::too_many_arguments)]
 fn add_elements(
     out: &mut String,
     table: &str,
     vips: &[(VipKey, String)],
+    vip_all: &[(Ipv4Addr, String)],
     ingress: &[(PortKey, String)],
     nodes: &[Ipv4Addr],
     vx_peers: &[([u8; 6], u32)],
@@ -75,6 +79,9 @@ fn add_elements(
             "add element ip {table} vips {{ {} : goto {c} }}",
             vip_key(k)
         );
+    }
+    for (ip, c) in vip_all {
+        let _ = writeln!(out, "add element ip {table} vip_all {{ {ip} : goto {c} }}");
     }
     for (k, c) in ingress {
         let _ = writeln!(
@@ -110,10 +117,11 @@ pub fn full(cfg: &MeshConfig, m: &NftModel) -> String {
     }
     out.push_str("}\n");
     let vips: Vec<_> = m.vips.iter().map(|(k, v)| (*k, v.clone())).collect();
+    let vip_all: Vec<_> = m.vip_all.iter().map(|(k, v)| (*k, v.clone())).collect();
     let ingress: Vec<_> = m.ingress.iter().map(|(k, v)| (*k, v.clone())).collect();
     let nodes: Vec<_> = m.nodes.iter().copied().collect();
     let peers: Vec<_> = m.vx_peers.iter().map(|(k, v)| (*k, *v)).collect();
-    add_elements(&mut out, t, &vips, &ingress, &nodes, &peers);
+    add_elements(&mut out, t, &vips, &vip_all, &ingress, &nodes, &peers);
     out
 }
 
@@ -133,6 +141,9 @@ pub fn incremental(cfg: &MeshConfig, d: &NftDiff) -> String {
     for k in &d.del_vips {
         let _ = writeln!(out, "delete element ip {t} vips {{ {} }}", vip_key(k));
     }
+    for ip in &d.del_vip_all {
+        let _ = writeln!(out, "delete element ip {t} vip_all {{ {ip} }}");
+    }
     for k in &d.del_ingress {
         let _ = writeln!(out, "delete element ip {t} ingress {{ {} }}", port_key(k));
     }
@@ -150,6 +161,7 @@ pub fn incremental(cfg: &MeshConfig, d: &NftDiff) -> String {
         &mut out,
         t,
         &d.add_vips,
+        &d.add_vip_all,
         &d.add_ingress,
         &d.add_nodes,
         &d.add_vx_peers,

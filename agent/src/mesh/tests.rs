@@ -82,6 +82,11 @@ impl Lab {
 
     /// A busybox httpd in `ns` whose `/cgi-bin/id` prints `name REMOTE_ADDR`.
     fn httpd(&mut self, ns: &str, name: &str) {
+        self.httpd_on(ns, name, 80);
+    }
+
+    /// An HTTP server in `ns` on `port` whose `/cgi-bin/id` answers `NAME CLIENT_ADDRESS`.
+    fn httpd_on(&mut self, ns: &str, name: &str, port: u16) {
         let root = self.dir.path().join(name);
         std::fs::create_dir_all(root.join("cgi-bin")).expect("mkdir");
         let script = root.join("cgi-bin/id");
@@ -102,7 +107,7 @@ impl Lab {
                 "httpd",
                 "-f",
                 "-p",
-                "0.0.0.0:80",
+                &format!("0.0.0.0:{port}"),
                 "-h",
             ])
             .arg(&root)
@@ -250,6 +255,8 @@ fn vips_ingress_and_updates_on_a_real_kernel() {
     let b2 = lab.container(&h2, "b2", "10.230.2.2", "10.230.2.1");
     lab.httpd(&b1, "b1");
     lab.httpd(&b2, "b2");
+    // A port api-1 does not declare: its VIP forwards it all the same (as Swarm's does).
+    lab.httpd_on(&b2, "b2", 8000);
 
     let mesh1 = Mesh::new(
         cfg(1),
@@ -294,6 +301,18 @@ fn vips_ingress_and_updates_on_a_real_kernel() {
     assert_eq!(to_b1 + to_b2, 60, "{got:?}");
     assert!(to_b1 > 0 && to_b2 > 0, "b1 {to_b1}, b2 {to_b2}");
 
+    // (a') A port no service declares, on api-1's VIP: forwarded to its backend unchanged.
+    let got = fetch(&c1, "http://10.201.0.2:8000/cgi-bin/id", 3);
+    assert_eq!(got, vec!["b2 10.230.1.2"; 3], "any port of a VIP");
+    // A VIP without a ready backend refuses at once, on any port.
+    let t = std::time::Instant::now();
+    assert_eq!(fetch(&c1, "http://10.201.0.3:9999/", 1), ["ERR"]);
+    assert!(
+        t.elapsed() < std::time::Duration::from_secs(2),
+        "{:?}",
+        t.elapsed()
+    );
+
     // (b) An external client on host 1's published port, the only backend on host 2: the backend
     // sees the client's address, and the packets went through vxlan both ways.
     let (tx1, rx1) = (vx_packets(&h1, "tx"), vx_packets(&h1, "rx"));
@@ -333,7 +352,7 @@ fn vips_ingress_and_updates_on_a_real_kernel() {
         t.elapsed()
     );
 
-    // (c) b1 leaves: web's chains refilled (VIP tcp and udp, ingress), no resync; new connections go to b2 only.
+    // (c) b1 leaves: web's chains refilled (VIP tcp, udp and any port, ingress), no resync; new connections go to b2 only.
     let stats = mesh1
         .apply(&view(1, &["10.230.2.2"]))
         .expect("apply without b1");
@@ -344,7 +363,7 @@ fn vips_ingress_and_updates_on_a_real_kernel() {
             stats.chains_added,
             stats.chains_removed
         ),
-        (3, 0, 0)
+        (4, 0, 0)
     );
     let got = fetch(&c1, "http://10.201.0.1/cgi-bin/id", 20);
     assert_eq!(got, vec!["b2 10.230.1.2"; 20]);

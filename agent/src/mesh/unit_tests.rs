@@ -79,11 +79,16 @@ fn new_service_adds_chains_and_elements() {
     let want = "add chain ip hoist_mesh ing_my_web_tcp_8080\n\
         add rule ip hoist_mesh ing_my_web_tcp_8080 ip saddr != 10.200.0.0/16 meta mark set 0x47000000 ct mark set 0x47000000\n\
         add rule ip hoist_mesh ing_my_web_tcp_8080 meta l4proto tcp dnat ip to 10.200.1.7:80\n\
+        add chain ip hoist_mesh svc_my_web_all\n\
+        add rule ip hoist_mesh svc_my_web_all ip saddr != 10.200.0.0/16 meta mark set 0x47000000 ct mark set 0x47000000\n\
+        add rule ip hoist_mesh svc_my_web_all numgen random mod 2 0 dnat ip to 10.200.1.7\n\
+        add rule ip hoist_mesh svc_my_web_all dnat ip to 10.200.2.7\n\
         add chain ip hoist_mesh svc_my_web_tcp_80\n\
         add rule ip hoist_mesh svc_my_web_tcp_80 ip saddr != 10.200.0.0/16 meta mark set 0x47000000 ct mark set 0x47000000\n\
         add rule ip hoist_mesh svc_my_web_tcp_80 meta l4proto tcp numgen random mod 2 0 dnat ip to 10.200.1.7:80\n\
         add rule ip hoist_mesh svc_my_web_tcp_80 meta l4proto tcp dnat ip to 10.200.2.7:80\n\
         add element ip hoist_mesh vips { 10.201.0.1 . tcp . 80 : goto svc_my_web_tcp_80 }\n\
+        add element ip hoist_mesh vip_all { 10.201.0.1 : goto svc_my_web_all }\n\
         add element ip hoist_mesh ingress { tcp . 8080 : goto ing_my_web_tcp_8080 }\n";
     assert_eq!(s, want);
 }
@@ -110,7 +115,7 @@ fn endpoint_removed_flushes_and_refills_only_that_chain() {
         ),
         "{s}"
     );
-    assert_eq!(s.matches("flush chain").count(), 2, "{s}"); // svc and ing chains
+    assert_eq!(s.matches("flush chain").count(), 3, "{s}"); // svc, any-port and ing chains
     assert!(!s.contains("table"), "never a rewrite: {s}");
 }
 
@@ -121,8 +126,10 @@ fn service_gone_deletes_elements_then_chains() {
         &view(vec![]),
     );
     let want = "delete element ip hoist_mesh vips { 10.201.0.1 . tcp . 80 }\n\
+        delete element ip hoist_mesh vip_all { 10.201.0.1 }\n\
         delete element ip hoist_mesh ingress { tcp . 8080 }\n\
         delete chain ip hoist_mesh ing_my_web_tcp_8080\n\
+        delete chain ip hoist_mesh svc_my_web_all\n\
         delete chain ip hoist_mesh svc_my_web_tcp_80\n";
     assert_eq!(s, want);
 }
@@ -354,7 +361,7 @@ fn mesh_applies_incrementally_and_is_idempotent() {
             stats.chains_added,
             stats.elements_added
         ),
-        (2, 0, 0)
+        (3, 0, 0)
     );
     assert!(fake.scripts()[1].starts_with("flush chain"));
     let st = mesh.status();

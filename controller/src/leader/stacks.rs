@@ -146,7 +146,13 @@ fn progress_of_tasks(
         ServiceMode::Replicated => wanted.len() as i64 >= spec.replicas,
         ServiceMode::Global => !wanted.is_empty(),
     };
-    if enough && wanted.iter().all(|t| t.is_ready()) {
+    // With a health check, a replica counts once it passed it (before its first result it
+    // reports no health at all).
+    let ready = |t: &&hoist_proto::cluster::Task| match spec.health_check {
+        Some(_) => t.state == TaskState::Running && t.health == hoist_proto::node::Health::Healthy,
+        None => t.is_ready(),
+    };
+    if enough && wanted.iter().all(ready) {
         Progress::Done
     } else {
         Progress::Waiting
