@@ -13,8 +13,9 @@ fn word(s: impl serde::Serialize) -> String {
         .unwrap_or_default()
 }
 
-fn row(prefix: &str, slot: u64, t: &Task) -> Vec<String> {
-    vec![
+fn row(service: Option<&str>, prefix: &str, slot: u64, t: &Task) -> Vec<String> {
+    let mut r: Vec<String> = service.map(str::to_string).into_iter().collect();
+    r.extend([
         format!("{prefix}{slot}"),
         t.id.clone(),
         t.node.clone(),
@@ -22,7 +23,56 @@ fn row(prefix: &str, slot: u64, t: &Task) -> Vec<String> {
         format!("{} → {}", word(t.desired), word(t.state)),
         word(t.health),
         t.message.clone(),
-    ]
+    ]);
+    r
+}
+
+/// The replicas of `services` as a table: each slot's task, or why it is pending, then its
+/// recent tasks; with a SERVICE column first when `with_service` (`hoist stack ps`).
+pub fn replica_table(services: &[ServiceTasks], with_service: bool) -> Table {
+    let mut t = Table::new();
+    t.load_preset(comfy_table::presets::NOTHING);
+    let mut header = vec![
+        "SLOT",
+        "TASK",
+        "NODE",
+        "VERSION",
+        "DESIRED → STATE",
+        "HEALTH",
+        "MESSAGE",
+    ];
+    if with_service {
+        header.insert(0, "SERVICE");
+    }
+    t.set_header(header);
+    for st in services {
+        let service = with_service.then_some(st.service.as_str());
+        for r in &st.replicas {
+            match (&r.task, &r.pending) {
+                (Some(task), _) => {
+                    t.add_row(row(service, "", r.slot, task));
+                }
+                (None, Some(why)) => {
+                    let mut cells: Vec<String> = service.map(str::to_string).into_iter().collect();
+                    cells.extend([
+                        r.slot.to_string(),
+                        "-".into(),
+                        "-".into(),
+                        st.version.to_string(),
+                        "running → pending".into(),
+                        "-".into(),
+                        why.clone(),
+                    ]);
+                    t.add_row(cells);
+                }
+                (None, None) => {}
+            }
+            for h in r.history.iter().take(4) {
+                t.add_row(row(service, " \\_ ", r.slot, h));
+            }
+        }
+    }
+    t
 }
 
 /// Prints the replicas; answers the exit code.
@@ -41,39 +91,6 @@ pub async fn run(client: &ControllerClient, name: &str, json: bool) -> i32 {
         );
         return 0;
     }
-    let mut t = Table::new();
-    t.load_preset(comfy_table::presets::NOTHING);
-    t.set_header([
-        "SLOT",
-        "TASK",
-        "NODE",
-        "VERSION",
-        "DESIRED → STATE",
-        "HEALTH",
-        "MESSAGE",
-    ]);
-    for r in &st.replicas {
-        match (&r.task, &r.pending) {
-            (Some(task), _) => {
-                t.add_row(row("", r.slot, task));
-            }
-            (None, Some(why)) => {
-                t.add_row(vec![
-                    r.slot.to_string(),
-                    "-".into(),
-                    "-".into(),
-                    st.version.to_string(),
-                    "running → pending".into(),
-                    "-".into(),
-                    why.clone(),
-                ]);
-            }
-            (None, None) => {}
-        }
-        for h in r.history.iter().take(4) {
-            t.add_row(row(" \\_ ", r.slot, h));
-        }
-    }
-    println!("{t}");
+    println!("{}", replica_table(&[st], false));
     0
 }

@@ -283,50 +283,7 @@ pub async fn ps(client: &ControllerClient, name: &str, json: bool) -> i32 {
         print_json(&all);
         return 0;
     }
-    let mut t = Table::new();
-    t.load_preset(comfy_table::presets::NOTHING);
-    t.set_header([
-        "SERVICE",
-        "SLOT",
-        "TASK",
-        "NODE",
-        "VERSION",
-        "DESIRED → STATE",
-        "HEALTH",
-        "MESSAGE",
-    ]);
-    for ps in &all {
-        for r in &ps.replicas {
-            match (&r.task, &r.pending) {
-                (Some(task), _) => {
-                    t.add_row([
-                        ps.service.clone(),
-                        r.slot.to_string(),
-                        task.id.clone(),
-                        task.node.clone(),
-                        task.service_version.to_string(),
-                        format!("{} → {}", word(task.desired), word(task.state)),
-                        word(task.health),
-                        task.message.clone(),
-                    ]);
-                }
-                (None, Some(why)) => {
-                    t.add_row([
-                        ps.service.clone(),
-                        r.slot.to_string(),
-                        "-".into(),
-                        "-".into(),
-                        ps.version.to_string(),
-                        "running → pending".into(),
-                        "-".into(),
-                        why.clone(),
-                    ]);
-                }
-                (None, None) => {}
-            }
-        }
-    }
-    println!("{t}");
+    println!("{}", crate::ps::replica_table(&all, true));
     0
 }
 

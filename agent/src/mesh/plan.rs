@@ -135,19 +135,23 @@ pub fn subnet_index(
     (k <= 0x00ff_ffff).then_some(k)
 }
 
-/// The rules of a chain that balances over `endpoints` (address . `target`), or rejects.
+/// The rules of a chain that balances over `endpoints`, or rejects: to `address:target` for one
+/// declared port (`Some((protocol, target))`), or to the same port of `address` for any port of
+/// a VIP (`None`).
 fn chain_rules(
     cfg: &MeshConfig,
-    proto: Protocol,
-    target: u16,
+    port: Option<(Protocol, u16)>,
     endpoints: &[Ipv4Addr],
 ) -> Vec<String> {
-    let p = proto_name(proto);
     if endpoints.is_empty() {
-        return vec![match proto {
-            Protocol::Tcp => "meta l4proto tcp reject with tcp reset".to_string(),
-            Protocol::Udp => "reject".to_string(),
-        }];
+        return match port {
+            Some((Protocol::Tcp, _)) => vec!["meta l4proto tcp reject with tcp reset".into()],
+            Some((Protocol::Udp, _)) => vec!["reject".into()],
+            None => vec![
+                "meta l4proto tcp reject with tcp reset".into(),
+                "reject".into(),
+            ],
+        };
     }
     // One rule per endpoint, each taking its share of what the rules before it left: endpoint i
     // of N matches with probability 1/(N-i), so every endpoint gets 1/N (kube-proxy's iptables
@@ -158,38 +162,21 @@ fn chain_rules(
         "ip saddr != {} meta mark set {INGRESS_MARK:#010x} ct mark set {INGRESS_MARK:#010x}",
         cfg.cluster_cidr
     )];
+    let (proto, to_port) = match port {
+        Some((p, target)) => (
+            format!("meta l4proto {} ", proto_name(p)),
+            format!(":{target}"),
+        ),
+        None => (String::new(), String::new()),
+    };
     for (i, a) in endpoints.iter().enumerate() {
         if i + 1 < n {
             rules.push(format!(
-                "meta l4proto {p} numgen random mod {} 0 dnat ip to {a}:{target}",
+                "{proto}numgen random mod {} 0 dnat ip to {a}{to_port}",
                 n - i
             ));
         } else {
-            rules.push(format!("meta l4proto {p} dnat ip to {a}:{target}"));
-        }
-    }
-    rules
-}
-
-/// The rules of a VIP's any-port chain: balances over `endpoints` keeping the destination port,
-/// or rejects.
-fn any_port_rules(cfg: &MeshConfig, endpoints: &[Ipv4Addr]) -> Vec<String> {
-    if endpoints.is_empty() {
-        return vec![
-            "meta l4proto tcp reject with tcp reset".to_string(),
-            "reject".to_string(),
-        ];
-    }
-    let n = endpoints.len();
-    let mut rules = vec![format!(
-        "ip saddr != {} meta mark set {INGRESS_MARK:#010x} ct mark set {INGRESS_MARK:#010x}",
-        cfg.cluster_cidr
-    )];
-    for (i, a) in endpoints.iter().enumerate() {
-        if i + 1 < n {
-            rules.push(format!("numgen random mod {} 0 dnat ip to {a}", n - i));
-        } else {
-            rules.push(format!("dnat ip to {a}"));
+            rules.push(format!("{proto}dnat ip to {a}{to_port}"));
         }
     }
     rules
@@ -224,7 +211,7 @@ pub fn build(cfg: &MeshConfig, view: &MeshView) -> NftModel {
         if let Some(vip) = svc.vip {
             if !m.vip_all.contains_key(&vip) {
                 let chain = format!("svc_{name}_all");
-                m.chains.insert(chain.clone(), any_port_rules(cfg, &all));
+                m.chains.insert(chain.clone(), chain_rules(cfg, None, &all));
                 m.vip_all.insert(vip, chain);
                 any = true;
             }
@@ -237,7 +224,7 @@ pub fn build(cfg: &MeshConfig, view: &MeshView) -> NftModel {
                 if !m.vips.contains_key(&key) {
                     m.chains.insert(
                         chain.clone(),
-                        chain_rules(cfg, port.protocol, port.target, &all),
+                        chain_rules(cfg, Some((port.protocol, port.target)), &all),
                     );
                     m.vips.insert(key, chain);
                     any = true;
@@ -255,7 +242,7 @@ pub fn build(cfg: &MeshConfig, view: &MeshView) -> NftModel {
                 } else {
                     m.chains.insert(
                         chain.clone(),
-                        chain_rules(cfg, port.protocol, port.target, &ingress_eps),
+                        chain_rules(cfg, Some((port.protocol, port.target)), &ingress_eps),
                     );
                     m.ingress.insert(key, chain);
                     any = true;

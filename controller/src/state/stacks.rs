@@ -37,7 +37,6 @@ impl State {
         now: u64,
     ) -> Result<Response, CommandError> {
         self.check_deploy(d)?;
-        let prefix = format!("{}_", d.name);
         let mut members = Vec::new();
         let mut changes = Vec::new();
         for spec in &d.services {
@@ -65,28 +64,13 @@ impl State {
         let named: BTreeSet<&str> = d.services.iter().map(|s| s.name.as_str()).collect();
         let mut removed = Vec::new();
         if d.prune {
-            let gone: Vec<String> = self
-                .services
-                .keys()
-                .filter(|n| n.starts_with(&prefix) && !named.contains(n.as_str()))
-                .cloned()
-                .collect();
-            for name in gone {
-                if let Response::Deleted(service) = self.delete_service(&name)? {
-                    changes.push(ServiceChange {
-                        service,
-                        changed: true,
-                    });
-                }
+            let gone = self.services_of(&d.name);
+            for name in gone.into_iter().filter(|n| !named.contains(n.as_str())) {
+                self.delete_into(&name, &mut changes)?;
                 removed.push(name);
             }
         }
-        let services: Vec<String> = self
-            .services
-            .keys()
-            .filter(|n| n.starts_with(&prefix))
-            .cloned()
-            .collect();
+        let services = self.services_of(&d.name);
         let changed = members.iter().any(|m| m.changed) || !removed.is_empty();
         let stack = self.stacks.entry(d.name.clone()).or_insert_with(|| Stack {
             name: d.name.clone(),
@@ -220,25 +204,14 @@ impl State {
                 continue;
             }
             if m.previous == 0 {
-                if let Response::Deleted(service) = self.delete_service(&m.service)? {
-                    changes.push(ServiceChange {
-                        service,
-                        changed: true,
-                    });
-                }
+                self.delete_into(&m.service, &mut changes)?;
             } else if let Response::Service(c) =
                 self.rollback_service(&m.service, Some(m.previous), now)?
             {
                 changes.push(c);
             }
         }
-        let prefix = format!("{stack}_");
-        let services: Vec<String> = self
-            .services
-            .keys()
-            .filter(|n| n.starts_with(&prefix))
-            .cloned()
-            .collect();
+        let services = self.services_of(stack);
         let s = self.stacks.get_mut(stack).expect("checked above");
         s.services = services;
         let r = s.releases.last_mut().expect("checked above");
@@ -256,21 +229,9 @@ impl State {
         let Some(stack) = self.stacks.remove(name) else {
             return Err(not_found(format!("stack {name:?} not found")));
         };
-        let prefix = format!("{name}_");
-        let names: Vec<String> = self
-            .services
-            .keys()
-            .filter(|n| n.starts_with(&prefix))
-            .cloned()
-            .collect();
         let mut changes = Vec::new();
-        for n in names {
-            if let Response::Deleted(service) = self.delete_service(&n)? {
-                changes.push(ServiceChange {
-                    service,
-                    changed: true,
-                });
-            }
+        for n in self.services_of(name) {
+            self.delete_into(&n, &mut changes)?;
         }
         Ok(Response::Stack(Box::new(StackChange {
             stack,
@@ -301,5 +262,30 @@ impl State {
     /// A stack by name.
     pub fn stack(&self, name: &str) -> Option<Stack> {
         self.stacks.get(name).cloned()
+    }
+
+    /// The services of stack `stack` (named `STACK_...`), sorted.
+    fn services_of(&self, stack: &str) -> Vec<String> {
+        let prefix = format!("{stack}_");
+        self.services
+            .keys()
+            .filter(|n| n.starts_with(&prefix))
+            .cloned()
+            .collect()
+    }
+
+    /// Deletes service `name` and records it in `changes`.
+    fn delete_into(
+        &mut self,
+        name: &str,
+        changes: &mut Vec<ServiceChange>,
+    ) -> Result<(), CommandError> {
+        if let Response::Deleted(service) = self.delete_service(name)? {
+            changes.push(ServiceChange {
+                service,
+                changed: true,
+            });
+        }
+        Ok(())
     }
 }
