@@ -2,7 +2,7 @@
 
 use crate::controller_client::{report, ControllerClient};
 use comfy_table::Table;
-use hoist_proto::cluster::{Node, NodeAvailability, NodeView};
+use hoist_proto::cluster::{Node, NodeAvailability, NodeView, NodeVolumes};
 use reqwest::Method;
 use std::collections::BTreeMap;
 
@@ -30,6 +30,9 @@ pub enum NodeCmd {
     Activate { node: String },
     /// Forget a node (its agent must register again).
     Rm { node: String },
+    /// The node's named volumes, as its agent last reported them to the leader (on change and
+    /// every 30 s; sizes measured at most once a minute).
+    Volumes { node: String },
 }
 
 fn print_json<T: serde::Serialize>(v: &T) {
@@ -87,6 +90,43 @@ async fn availability(
         }
         Err(e) => report(&e),
     }
+}
+
+/// `hoist node volumes`'s table: NAME, SIZE (`-` before the agent first measured it), USED BY.
+fn volumes_table(v: &NodeVolumes) -> String {
+    let mut t = Table::new();
+    t.load_preset(comfy_table::presets::NOTHING);
+    t.set_header(["NAME", "SIZE", "USED BY"]);
+    for vol in &v.volumes {
+        t.add_row([
+            vol.name.clone(),
+            vol.size_bytes
+                .map_or_else(|| "-".into(), hoist_common::parse::format_size),
+            if vol.used_by.is_empty() {
+                "-".into()
+            } else {
+                vol.used_by.join(",")
+            },
+        ]);
+    }
+    t.to_string()
+}
+
+/// What goes to stderr under the table: how old the report is, and the controller's note.
+fn volumes_footer(v: &NodeVolumes) -> Vec<String> {
+    let mut out = Vec::new();
+    if let Some(ms) = v.reported_ms_ago {
+        out.push(format!(
+            "{} ({}): reported {} ago",
+            v.node,
+            v.hostname,
+            crate::output::human_duration(std::time::Duration::from_millis(ms)).to_lowercase()
+        ));
+    }
+    if let Some(n) = &v.note {
+        out.push(format!("note: {n}"));
+    }
+    out
 }
 
 /// Runs one node command; answers the exit code.
@@ -213,6 +253,25 @@ pub async fn run(cmd: NodeCmd, controllers: &[String], json: bool) -> anyhow::Re
         NodeCmd::Activate { node } => {
             availability(&client, &node, NodeAvailability::Active, json).await
         }
+        NodeCmd::Volumes { node } => {
+            match client
+                .json::<NodeVolumes>(Method::GET, &format!("/v1/nodes/{node}/volumes"), None)
+                .await
+            {
+                Ok(v) if json => {
+                    print_json(&v);
+                    0
+                }
+                Ok(v) => {
+                    println!("{}", volumes_table(&v));
+                    for line in volumes_footer(&v) {
+                        eprintln!("{line}");
+                    }
+                    0
+                }
+                Err(e) => report(&e),
+            }
+        }
         NodeCmd::Rm { node } => {
             match client
                 .json::<Node>(Method::DELETE, &format!("/v1/nodes/{node}"), None)
@@ -236,5 +295,50 @@ mod tests {
         assert_eq!(l["zone"], "a");
         assert_eq!(l["x"], "");
         assert!(super::parse_labels(&["zone".into()]).is_err());
+    }
+
+    #[test]
+    fn node_volumes_table() {
+        use hoist_proto::node::NodeVolume;
+        let v = super::NodeVolumes {
+            node: "n1".into(),
+            hostname: "h1".into(),
+            reported_ms_ago: Some(3_000),
+            volumes: vec![
+                NodeVolume {
+                    name: "pgdata".into(),
+                    size_bytes: Some(64 << 20),
+                    used_by: vec!["shop_db.1.ab".into(), "backup".into()],
+                    created_ms: None,
+                },
+                NodeVolume {
+                    name: "spare".into(),
+                    size_bytes: None,
+                    used_by: vec![],
+                    created_ms: None,
+                },
+            ],
+            note: None,
+        };
+        let t = super::volumes_table(&v);
+        let lines: Vec<Vec<&str>> = t.lines().map(|l| l.split_whitespace().collect()).collect();
+        assert_eq!(lines[0], ["NAME", "SIZE", "USED", "BY"]);
+        assert_eq!(lines[1], ["pgdata", "64MiB", "shop_db.1.ab,backup"]);
+        assert_eq!(lines[2], ["spare", "-", "-"]);
+        assert_eq!(
+            super::volumes_footer(&v),
+            ["n1 (h1): reported 3 seconds ago"]
+        );
+        let never = super::NodeVolumes {
+            reported_ms_ago: None,
+            volumes: vec![],
+            note: Some("node n1 has not reported".into()),
+            ..v
+        };
+        assert_eq!(super::volumes_table(&never).lines().count(), 1);
+        assert_eq!(
+            super::volumes_footer(&never),
+            ["note: node n1 has not reported"]
+        );
     }
 }

@@ -398,6 +398,22 @@ pub struct NodeView {
     pub mesh_error: Option<String>,
 }
 
+/// A node's named volumes as `hoist node volumes` shows them (`GET /v1/nodes/{id}/volumes`): its
+/// agent's latest report to the answering leader, kept in the leader's memory only.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NodeVolumes {
+    pub node: String,
+    pub hostname: String,
+    /// Milliseconds since the report arrived; absent when the node has not reported to this
+    /// leader (then `volumes` is empty and `note` says why).
+    #[serde(default)]
+    pub reported_ms_ago: Option<u64>,
+    #[serde(default)]
+    pub volumes: Vec<crate::node::NodeVolume>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub note: Option<String>,
+}
+
 /// A controller in the Raft group.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Member {

@@ -14,6 +14,7 @@
 //! | `POST /v1/agent/status` | [`StatusReport`] | [`StatusAck`] |
 //! | `GET /v1/agent/endpoints?index=N&wait_ms=M` | — | [`ServiceEndpoints`] (long poll, format 2) |
 //! | `POST /v1/agent/overlay` | [`OverlayReport`] | [`StatusAck`] (format 2) |
+//! | `POST /v1/agent/volumes` | [`VolumeReport`] | [`StatusAck`] (format 2) |
 //!
 //! Every answer from the controller carries the Raft `term` it was produced in. An agent keeps the
 //! newest term it has seen and ignores anything stamped with an older one: a deposed leader that
@@ -210,6 +211,33 @@ pub struct OverlayReport {
     pub mesh_error: Option<String>,
 }
 
+/// A node's named volumes, sent to `POST /v1/agent/volumes` when their names or users change and
+/// every 30 s otherwise; the leader keeps the latest in memory for `hoist node volumes` (answer:
+/// [`StatusAck`]). Format 2.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct VolumeReport {
+    pub node_id: String,
+    /// Sorted by name.
+    pub volumes: Vec<NodeVolume>,
+}
+
+/// One named volume of a node, as its agent reports it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NodeVolume {
+    pub name: String,
+    /// Bytes its files take on disk as the agent last measured them: every volume at most once
+    /// a minute, a new one with the first report that lists it (so up to a minute old).
+    /// Absent: not measured.
+    #[serde(default)]
+    pub size_bytes: Option<u64>,
+    /// The containers (names) whose spec mounts it, running or not.
+    #[serde(default)]
+    pub used_by: Vec<String>,
+    /// When it was made (first used), milliseconds since the Unix epoch.
+    #[serde(default)]
+    pub created_ms: Option<u64>,
+}
+
 /// A task's health as the agent's checks see it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -323,5 +351,16 @@ mod tests {
             .unwrap_err()
             .contains("cluster id"));
         assert!(parse_join_token("nope").is_err());
+    }
+
+    #[test]
+    fn a_volume_report_is_format_2_only() {
+        use crate::format::Codec;
+        let r = crate::format::samples::volume_report();
+        assert!(r.encode(1).is_err(), "never said to a format-1 leader");
+        assert!(r.encode(0).is_err());
+        let bytes = r.encode(2).unwrap();
+        assert_eq!(VolumeReport::decode(&bytes, 2).unwrap(), r);
+        assert!(VolumeReport::decode(&bytes, 1).is_err());
     }
 }

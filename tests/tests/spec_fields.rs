@@ -1,6 +1,7 @@
 //! The complete spec's container fields, seen from inside the container (the probe's `spec`
 //! report): first through `hoist run`'s Docker flags on one host, then as a one-node cluster
-//! service whose named volume keeps its data across a service update.
+//! service whose named volume keeps its data across a service update, and which the controllers
+//! list with their users (`hoist node volumes`).
 
 use anyhow::{ensure, Context, Result};
 use hoist_tests::cluster_lab::ClusterLab;
@@ -183,7 +184,7 @@ fn a_service_runs_every_field_and_its_volume_keeps_data_across_an_update() -> Re
         .join(&state)
         .join("_data");
     for version in ["1", "2"] {
-        let (code, out, err) = lab.apply(&spec(version), &["--no-resolve-image"])?;
+        let (code, out, err) = lab.apply(&spec(version), &[])?;
         ensure!(code == 0, "apply v{version}: {out} {err}");
         let report = data.join(format!("report-{version}.json"));
         // The report is complete once it parses (the shell makes the file before the probe
@@ -211,6 +212,47 @@ fn a_service_runs_every_field_and_its_volume_keeps_data_across_an_update() -> Re
             .hoist_ok(&["volume", "ls", "-o", "json"])?,
     )?;
     ensure!(vols.as_array().map(Vec::len) == Some(2), "{vols}");
+    // The controllers know them too: the agent reports its volumes to the leader when their
+    // users change, so `hoist node volumes` soon lists both with the v2 replica as a user.
+    let node = lab.node_id(0).context("a1's node id")?;
+    lab.wait_until(
+        "hoist node volumes to list both volumes used by the running replica",
+        Duration::from_secs(30),
+        || {
+            let running: Vec<String> = lab
+                .running_on(0, &name)?
+                .iter()
+                .filter_map(|c| c["name"].as_str().map(str::to_owned))
+                .collect();
+            let out = lab.hoist_ok(&["node", "volumes", &node, "-o", "json"])?;
+            let v: Value = serde_json::from_str(&out)?;
+            let listed = |vol: &str| {
+                let found = v["volumes"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .find(|x| x["name"] == vol);
+                found.is_some_and(|x| {
+                    let users: Vec<String> =
+                        serde_json::from_value(x["used_by"].clone()).unwrap_or_default();
+                    users.contains(&running[0]) && x["size_bytes"].is_u64()
+                })
+            };
+            let ok = running.len() == 1
+                && v["node"] == node.as_str()
+                && v["reported_ms_ago"].is_u64()
+                && [&state, &www].iter().all(|vol| listed(vol));
+            Ok((
+                ok.then_some(()),
+                format!("running {running:?}; node volumes {v}"),
+            ))
+        },
+    )?;
+    let (code, _, err) = lab.hoist(&["node", "volumes", "no-such-node"])?;
+    ensure!(
+        code != 0 && err.contains("not found"),
+        "an unknown node: {code} {err}"
+    );
     lab.hoist_ok(&["service", "rm", &name])?;
     Ok(())
 }

@@ -16,6 +16,7 @@
 
 use super::Manager;
 use crate::error::AgentError;
+use hoist_proto::node::NodeVolume;
 use hoist_proto::{NamedVolumeMount, VolumeInfo};
 use std::collections::BTreeSet;
 use std::io;
@@ -99,10 +100,15 @@ pub fn names(root: &Path) -> Vec<String> {
     v
 }
 
-/// When volume `name` was made, RFC 3339 (its directory's birth, else last change).
-fn created_at(root: &Path, name: &str) -> Option<String> {
+/// When volume `name` was made: its directory's birth, else last change.
+fn created_time(root: &Path, name: &str) -> Option<std::time::SystemTime> {
     let meta = std::fs::metadata(root.join(name)).ok()?;
-    let t = meta.created().or_else(|_| meta.modified()).ok()?;
+    meta.created().or_else(|_| meta.modified()).ok()
+}
+
+/// When volume `name` was made, RFC 3339.
+fn created_at(root: &Path, name: &str) -> Option<String> {
+    let t = created_time(root, name)?;
     Some(humantime::format_rfc3339_seconds(t).to_string())
 }
 
@@ -176,6 +182,29 @@ impl Manager {
             .iter()
             .map(|n| self.volume_info(n, false))
             .collect()
+    }
+
+    /// Every named volume with its users and creation time, for the worker's reports to the
+    /// leader. Sizes are left out: this is a directory read and the in-memory index, cheap
+    /// enough to compare every few seconds; [`Manager::volume_size`] walks a volume.
+    pub fn node_volumes(&self) -> Vec<NodeVolume> {
+        let root = self.named_volumes_root();
+        names(&root)
+            .into_iter()
+            .map(|name| NodeVolume {
+                created_ms: created_time(&root, &name)
+                    .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+                    .map(|d| d.as_millis() as u64),
+                used_by: self.volume_users(&name),
+                size_bytes: None,
+                name,
+            })
+            .collect()
+    }
+
+    /// Bytes volume `name` takes on disk (0 when it is gone). Blocking (walks the volume).
+    pub fn volume_size(&self, name: &str) -> u64 {
+        disk_usage(&data_path(&self.named_volumes_root(), name))
     }
 
     /// `GET /v1/volumes/NAME`, with its size on disk. Blocking (walks the volume).

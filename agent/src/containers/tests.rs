@@ -721,6 +721,15 @@ fn named_volumes_tmpfs_and_ulimits_reach_the_runtime_and_volumes_outlive_contain
             (vols[0].name.as_str(), vols[0].used_by.as_slice()),
             ("db-data", &["web".to_string()][..])
         );
+        // What the worker reports to the leader: the same, with a creation time, no walk.
+        let reported = mgr.node_volumes();
+        assert_eq!(reported.len(), 1);
+        assert_eq!(
+            (reported[0].name.as_str(), reported[0].used_by.as_slice()),
+            ("db-data", &["web".to_string()][..])
+        );
+        assert!(reported[0].created_ms.is_some() && reported[0].size_bytes.is_none());
+        assert!(mgr.volume_size("db-data") > 0);
         let err = mgr.remove_volume("db-data").unwrap_err();
         assert_eq!(err.code(), "conflict");
         assert_eq!(

@@ -176,6 +176,15 @@ impl ControllerClient {
             .await
     }
 
+    /// Sends this node's named volumes (format 2: refused before sending to an older leader).
+    pub async fn volume_report(
+        &self,
+        report: &hoist_proto::node::VolumeReport,
+    ) -> Result<StatusAck, ClientError> {
+        self.call("/v1/agent/volumes", Some(report), REQUEST_TIMEOUT)
+            .await
+    }
+
     /// Waits up to `wait` for any service's ready replicas to change past `index` (format 2).
     pub async fn endpoints(
         &self,

@@ -9,7 +9,8 @@
 //! - reconcile: every change of assignments, finished action or half second, compare assignments
 //!   with the labelled containers ([`reconcile::reconcile`], pure) and apply the actions
 //!   ([`executor`]); start and stop health monitors;
-//! - report: send the statuses that changed since the last acknowledgement.
+//! - report: send the statuses that changed since the last acknowledgement;
+//! - volumes: the node's named volumes to the leader, on change and every 30 s ([`volumes`]).
 //!
 //! The controller being unreachable changes nothing locally: containers keep running and exited
 //! ones are restarted per their policy. After an agent restart nothing is touched until the first
@@ -26,6 +27,7 @@ pub mod reconcile;
 pub mod restart;
 pub mod status;
 pub mod term;
+pub mod volumes;
 
 use crate::containers::Manager;
 use crate::image::ImageStore;
@@ -226,6 +228,8 @@ struct Node {
     /// heartbeat, and at once when it moves (a drain waits for it; `leader/drain.rs`).
     endpoints_applied: std::sync::atomic::AtomicU64,
     heartbeat_now: Notify,
+    /// A new leader: report the named volumes at once.
+    volumes_now: Notify,
 }
 
 type Monitors = Arc<Mutex<BTreeMap<String, Monitor>>>;
@@ -271,6 +275,7 @@ pub fn start(mgr: Arc<Manager>, images: Arc<ImageStore>, cfg: JoinConfig) -> any
         endpoints_seen: watch::channel(None).0,
         endpoints_applied: std::sync::atomic::AtomicU64::new(0),
         heartbeat_now: Notify::new(),
+        volumes_now: Notify::new(),
         cfg,
     });
     if node.cfg.mesh.is_some() {
@@ -287,6 +292,7 @@ pub fn start(mgr: Arc<Manager>, images: Arc<ImageStore>, cfg: JoinConfig) -> any
     if let Some(overlay) = node.cfg.overlay.clone() {
         tokio::spawn(node.clone().overlay_reports(overlay));
     }
+    tokio::spawn(node.clone().volume_reports());
     tokio::spawn(node.clone().reconcile_loop());
     tokio::spawn(node.report_loop());
     Ok(())
@@ -305,6 +311,7 @@ impl Node {
             Verdict::Newer => {
                 lock(&self.batcher).reset();
                 self.report_now.notify_one();
+                self.volumes_now.notify_one();
                 self.save_identity();
             }
             Verdict::Current => {}
@@ -678,6 +685,55 @@ impl Node {
             };
             if let Err(e) = self.client.overlay_report(&report).await {
                 tracing::debug!("overlay report: {e}");
+            }
+        }
+    }
+
+    /// This node's named volumes to the leader, for `hoist node volumes`: when their names or
+    /// users change, every 30 s otherwise; all sizes measured at most once a minute, a new
+    /// volume's with the report that first lists it ([`volumes`]).
+    async fn volume_reports(self: Arc<Self>) {
+        let mut session_rx = self.session.subscribe();
+        let mut reporter = volumes::Reporter::default();
+        loop {
+            tokio::select! {
+                _ = tokio::time::sleep(volumes::CHECK_EVERY) => {}
+                _ = self.volumes_now.notified() => reporter.forget_sent(),
+            }
+            let node_id = match session_rx.wait_for(Option::is_some).await {
+                Ok(s) => s.as_ref().map(|s| s.node_id.clone()).unwrap_or_default(),
+                Err(_) => return,
+            };
+            let mgr = self.mgr.clone();
+            let Ok(vols) = tokio::task::spawn_blocking(move || mgr.node_volumes()).await else {
+                continue;
+            };
+            if !reporter.due(&node_id, &vols, std::time::Instant::now()) {
+                continue;
+            }
+            let (names, all) = reporter.to_measure(&vols, std::time::Instant::now());
+            if !names.is_empty() || all {
+                let mgr = self.mgr.clone();
+                let walk = move || {
+                    names
+                        .into_iter()
+                        .map(|n| {
+                            let size = mgr.volume_size(&n);
+                            (n, size)
+                        })
+                        .collect()
+                };
+                if let Ok(sizes) = tokio::task::spawn_blocking(walk).await {
+                    reporter.measured(sizes, all, std::time::Instant::now());
+                }
+            }
+            let report = reporter.report(&node_id, &vols);
+            match self.client.volume_report(&report).await {
+                Ok(_) => reporter.sent(&node_id, &vols, std::time::Instant::now()),
+                Err(e) => {
+                    tracing::debug!("volume report: {e}");
+                    reporter.failed(std::time::Instant::now());
+                }
             }
         }
     }

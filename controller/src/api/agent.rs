@@ -469,6 +469,35 @@ pub async fn overlay(
     ))
 }
 
+/// `POST /v1/agent/volumes`: an agent's named volumes, kept in the leader's memory for `hoist node
+/// volumes`. Format 2.
+pub async fn volumes(
+    State(ctx): State<Ctx>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    agent_version(&headers)?;
+    let report: hoist_proto::node::VolumeReport = decode(&headers, &body)?;
+    ctx.node.ensure_leader()?;
+    if !ctx
+        .node
+        .stale_read(|s| s.nodes.contains_key(&report.node_id))
+    {
+        return Err(ApiError::not_found(format!(
+            "node {:?} is not registered",
+            report.node_id
+        )));
+    }
+    ctx.leader
+        .volumes_reported(&report.node_id, report.volumes, Instant::now());
+    Ok(encode(
+        &StatusAck {
+            term: ctx.node.term(),
+        },
+        body_format(&headers),
+    ))
+}
+
 /// `POST /v1/agent/status`
 pub async fn status(
     State(ctx): State<Ctx>,

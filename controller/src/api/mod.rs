@@ -103,6 +103,7 @@ pub fn router(ctx: Ctx) -> Router {
             get(orchestration::get_node).delete(orchestration::remove_node),
         )
         .route("/v1/nodes/{id}/labels", post(orchestration::label_node))
+        .route("/v1/nodes/{id}/volumes", get(orchestration::node_volumes))
         .route(
             "/v1/nodes/{id}/availability",
             post(orchestration::set_availability),
@@ -112,6 +113,7 @@ pub fn router(ctx: Ctx) -> Router {
         .route("/v1/agent/assignments", get(agent::assignments))
         .route("/v1/agent/endpoints", get(agent::endpoints))
         .route("/v1/agent/overlay", post(agent::overlay))
+        .route("/v1/agent/volumes", post(agent::volumes))
         .route("/v1/agent/status", post(agent::status))
         .route("/v1/cluster/status", get(cluster::status))
         .route(

@@ -188,6 +188,11 @@ fn orchestration(doc: &mut Value) {
             "post": {"summary": "set and remove labels", "requestBody": body("LabelRequest"), "responses": ok(schema_ref("Node"))}}),
         ),
         (
+            "/v1/nodes/{id}/volumes",
+            json!({"parameters": [node_param.clone()],
+            "get": {"summary": "the node's named volumes as its agent last reported them to the leader (in memory; every 30 s and on change); empty with a note when it never reported (an older agent)", "responses": ok(schema_ref("NodeVolumes"))}}),
+        ),
+        (
             "/v1/nodes/{id}/availability",
             json!({"parameters": [node_param],
             "post": {"summary": "active, paused (no new replicas) or drained (replicas move off)", "requestBody": body("AvailabilityRequest"), "responses": ok(schema_ref("Node"))}}),
@@ -243,6 +248,10 @@ fn orchestration(doc: &mut Value) {
             json!({"post": {"summary": "agent: its view of its overlay peers, for node inspect (OverlayReport → StatusAck; format 2)", "requestBody": postcard.clone(), "responses": {"200": postcard.clone()}}}),
         ),
         (
+            "/v1/agent/volumes",
+            json!({"post": {"summary": "agent: its named volumes, for node volumes (VolumeReport → StatusAck; format 2)", "requestBody": postcard.clone(), "responses": {"200": postcard.clone()}}}),
+        ),
+        (
             "/v1/agent/status",
             json!({"post": {"summary": "agent: batched task status (StatusReport → StatusAck)", "requestBody": postcard.clone(), "responses": {"200": postcard}}}),
         ),
@@ -277,6 +286,18 @@ fn orchestration(doc: &mut Value) {
         (
             "NodeView",
             json!({"type": "object", "properties": {"node": schema_ref("Node"), "tasks": {"type": "integer"}, "reserved": resources, "last_heartbeat_ms_ago": {"type": ["integer", "null"]}}}),
+        ),
+        (
+            "NodeVolumes",
+            json!({"type": "object", "properties": {
+            "node": {"type": "string"}, "hostname": {"type": "string"},
+            "reported_ms_ago": {"type": ["integer", "null"], "description": "age of the report; null when the node never reported to this leader"},
+            "volumes": {"type": "array", "items": {"type": "object", "properties": {
+                "name": {"type": "string"},
+                "size_bytes": {"type": ["integer", "null"], "description": "bytes on disk as the agent last measured them (every volume at most once a minute, a new one at once; up to a minute old); null: not measured"},
+                "used_by": {"type": "array", "items": {"type": "string"}, "description": "names of the containers whose spec mounts it, running or not"},
+                "created_ms": {"type": ["integer", "null"]}}}},
+            "note": {"type": "string", "description": "why the list is empty or may be out of date"}}}),
         ),
         (
             "LabelRequest",
@@ -342,6 +363,8 @@ mod tests {
         let doc = super::spec();
         for p in [
             "/v1/nodes/{id}/availability",
+            "/v1/nodes/{id}/volumes",
+            "/v1/agent/volumes",
             "/v1/services/{name}/endpoints",
             "/v1/services/{name}/rollout",
             "/v1/agent/assignments",
@@ -350,6 +373,7 @@ mod tests {
             assert!(doc["paths"][p].is_object(), "{p}");
         }
         assert!(doc["components"]["schemas"]["Rollout"].is_object());
+        assert!(doc["components"]["schemas"]["NodeVolumes"].is_object());
         assert!(doc["components"]["schemas"]["ServiceSpec"]["properties"]["mode"].is_object());
     }
 }

@@ -11,7 +11,7 @@ use axum::response::IntoResponse;
 use axum::Json;
 use hoist_proto::cluster::{
     AvailabilityRequest, Endpoint, Endpoints, JoinToken, LabelRequest, Node, NodeResources,
-    NodeView, ReplicaView, Rollout, RolloutState, ServiceTasks, TaskState,
+    NodeView, NodeVolumes, ReplicaView, Rollout, RolloutState, ServiceTasks, TaskState,
 };
 use hoist_proto::node::JoinTokenParts;
 use hoist_proto::raft::{Command, Response};
@@ -181,6 +181,55 @@ pub async fn remove_node(
 ) -> Result<Json<Node>, ApiError> {
     let id = resolve(&ctx, &id).await?;
     node_answer(write(&ctx, Command::RemoveNode { id }).await?)
+}
+
+/// How old a volume report may be before the answer says so: three of the agent's 30 s reports.
+const VOLUMES_STALE: Duration = Duration::from_secs(90);
+
+/// `GET /v1/nodes/{id}/volumes`: the node's named volumes, as its agent last reported them to
+/// this leader (in memory).
+pub async fn node_volumes(
+    State(ctx): State<Ctx>,
+    Path(id): Path<String>,
+    RawQuery(q): RawQuery,
+) -> Result<Json<NodeVolumes>, ApiError> {
+    let node = read(&ctx, q, |s| find_node(s, &id).cloned())
+        .await?
+        .ok_or_else(|| ApiError::not_found(format!("node {id:?} not found")))?;
+    let report = ctx.leader.volumes_of(&node.id, Instant::now());
+    Ok(Json(volumes_view(&node, report)))
+}
+
+/// The answer of `GET /v1/nodes/{id}/volumes` from the leader's latest report, if any.
+fn volumes_view(
+    node: &Node,
+    report: Option<(Duration, Vec<hoist_proto::node::NodeVolume>)>,
+) -> NodeVolumes {
+    let note = match &report {
+        None => Some(format!(
+            "node {} has not reported its volumes to this leader: its agent ({}) is older than \
+             the volume reports, or has not sent one since this leader took over (they come \
+             every 30 s)",
+            node.id, node.agent_version
+        )),
+        Some((age, _)) if node.status == hoist_proto::cluster::NodeStatus::Down => Some(format!(
+            "node {} is down: this is its last report, {}s old",
+            node.id,
+            age.as_secs()
+        )),
+        Some((age, _)) if *age > VOLUMES_STALE => Some(format!(
+            "this report is {}s old: the node has not reported since",
+            age.as_secs()
+        )),
+        Some(_) => None,
+    };
+    NodeVolumes {
+        node: node.id.clone(),
+        hostname: node.hostname.clone(),
+        reported_ms_ago: report.as_ref().map(|(age, _)| age.as_millis() as u64),
+        volumes: report.map(|(_, v)| v).unwrap_or_default(),
+        note,
+    }
 }
 
 fn no_service(name: &str) -> ApiError {
@@ -408,5 +457,39 @@ pub async fn endpoints(
             return Ok(Json(e)); // shutting down
         }
         ctx.node.ensure_leader()?;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use hoist_proto::cluster::NodeStatus;
+    use hoist_proto::format::samples;
+
+    #[test]
+    fn a_node_that_never_reported_its_volumes_has_none_and_a_note() {
+        let node = samples::node(2);
+        let v = volumes_view(&node, None);
+        assert_eq!(v.node, node.id);
+        assert!(v.volumes.is_empty() && v.reported_ms_ago.is_none());
+        let note = v.note.unwrap();
+        assert!(note.contains("has not reported its volumes"), "{note}");
+        assert!(note.contains(&node.agent_version), "{note}");
+    }
+
+    #[test]
+    fn a_volume_report_is_shown_with_its_age_and_a_note_once_old_or_down() {
+        let mut node = samples::node(2);
+        node.status = NodeStatus::Ready;
+        let vols = samples::volume_report().volumes;
+        let v = volumes_view(&node, Some((Duration::from_millis(1500), vols.clone())));
+        assert_eq!(v.volumes, vols);
+        assert_eq!(v.reported_ms_ago, Some(1500));
+        assert_eq!(v.note, None);
+        let old = volumes_view(&node, Some((Duration::from_secs(120), vols.clone())));
+        assert!(old.note.unwrap().contains("120s old"));
+        node.status = NodeStatus::Down;
+        let down = volumes_view(&node, Some((Duration::from_secs(5), vols)));
+        assert!(down.note.unwrap().contains("is down"));
     }
 }

@@ -57,6 +57,13 @@ struct OverlayReportSeen {
     mesh_error: Option<String>,
 }
 
+/// A node's latest volume report as the leader keeps it.
+#[derive(Debug, Clone)]
+struct VolumeReportSeen {
+    at: std::time::Instant,
+    volumes: Vec<hoist_proto::node::NodeVolume>,
+}
+
 /// What the API handlers share with the loop.
 #[derive(Debug)]
 pub struct Leader {
@@ -68,6 +75,8 @@ pub struct Leader {
     pending: RwLock<Pending>,
     /// Each node's latest overlay report (`POST /v1/agent/overlay`), in memory only.
     overlay: RwLock<std::collections::HashMap<String, OverlayReportSeen>>,
+    /// Each node's latest named-volume report (`POST /v1/agent/volumes`), in memory only.
+    volumes: RwLock<std::collections::HashMap<String, VolumeReportSeen>>,
 }
 
 impl Leader {
@@ -78,6 +87,7 @@ impl Leader {
             settings,
             pending: RwLock::default(),
             overlay: RwLock::default(),
+            volumes: RwLock::default(),
         })
     }
 
@@ -114,6 +124,31 @@ impl Leader {
     pub fn mesh_error_of(&self, node: &str) -> Option<String> {
         let map = self.overlay.read().expect("overlay lock");
         map.get(node).and_then(|r| r.mesh_error.clone())
+    }
+
+    /// Keeps `node`'s named-volume report.
+    pub fn volumes_reported(
+        &self,
+        node: &str,
+        volumes: Vec<hoist_proto::node::NodeVolume>,
+        now: std::time::Instant,
+    ) {
+        self.volumes
+            .write()
+            .expect("volumes lock")
+            .insert(node.to_string(), VolumeReportSeen { at: now, volumes });
+    }
+
+    /// `node`'s latest named-volume report and its age; `None` when it has not reported to this
+    /// leader.
+    pub fn volumes_of(
+        &self,
+        node: &str,
+        now: std::time::Instant,
+    ) -> Option<(std::time::Duration, Vec<hoist_proto::node::NodeVolume>)> {
+        let map = self.volumes.read().expect("volumes lock");
+        map.get(node)
+            .map(|r| (now.saturating_duration_since(r.at), r.volumes.clone()))
     }
 
     /// Unplaced slots of `service` and why, as of the last reconciliation on this leader.

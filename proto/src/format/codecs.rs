@@ -96,3 +96,4 @@ codec_since!(
     2
 );
 codec_since!(n::OverlayReport, "overlay-report", v1::OverlayReport, 2);
+codec_since!(n::VolumeReport, "volume-report", v1::VolumeReport, 2);

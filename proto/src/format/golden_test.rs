@@ -70,6 +70,7 @@ fn every_golden_file_of_every_format_read_decodes() {
                 ..samples::overlay_report()
             };
             check(format, "overlay-report-mesh-error", &report, m);
+            check(format, "volume-report", &samples::volume_report(), m);
             let mut service = samples::service(samples::spec_full(format));
             service.vip = Some("10.201.0.1".into());
             let change = Response::Service(ServiceChange {

@@ -147,6 +147,26 @@ pub fn overlay_report() -> OverlayReport {
     }
 }
 
+pub fn volume_report() -> VolumeReport {
+    VolumeReport {
+        node_id: "n1".into(),
+        volumes: vec![
+            NodeVolume {
+                name: "pgdata".into(),
+                size_bytes: Some(52_428_800),
+                used_by: vec!["shop_db.1.00000000000000ab".into()],
+                created_ms: Some(1_700_000_000_000),
+            },
+            NodeVolume {
+                name: "scratch".into(),
+                size_bytes: None,
+                used_by: vec![],
+                created_ms: None,
+            },
+        ],
+    }
+}
+
 pub fn service_endpoints() -> ServiceEndpoints {
     ServiceEndpoints {
         index: 52,

@@ -353,6 +353,28 @@ pub struct OverlayReport {
     pub mesh_error: Option<String>,
 }
 
+/// Format 2.
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct VolumeReport {
+    #[prost(string, tag = "1")]
+    pub node_id: String,
+    #[prost(message, repeated, tag = "2")]
+    pub volumes: Vec<NodeVolume>,
+}
+
+/// Format 2.
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct NodeVolume {
+    #[prost(string, tag = "1")]
+    pub name: String,
+    #[prost(uint64, optional, tag = "2")]
+    pub size_bytes: Option<u64>,
+    #[prost(string, repeated, tag = "3")]
+    pub used_by: Vec<String>,
+    #[prost(uint64, optional, tag = "4")]
+    pub created_ms: Option<u64>,
+}
+
 /// A stack (format 2).
 #[derive(Clone, PartialEq, prost::Message)]
 pub struct Stack {

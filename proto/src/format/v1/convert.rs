@@ -110,6 +110,8 @@ mirror_v1!(n::ServiceEndpoints => ServiceEndpoints { index, term, services });
 mirror_v1!(n::ServiceAddresses => ServiceAddresses { service, replicas, vip, ports });
 mirror_v1!(n::ReplicaAddress => ReplicaAddress { slot, task, node, address });
 mirror_v1!(n::OverlayReport => OverlayReport { node_id, peers, mesh_error });
+mirror_v1!(n::VolumeReport => VolumeReport { node_id, volumes });
+mirror_v1!(n::NodeVolume => NodeVolume { name, size_bytes, used_by, created_ms });
 mirror_v1!(crate::agent::PeerStatus => PeerStatus {
     node, endpoint, subnet, handshake_age_s, rx_bytes, tx_bytes, probes_sent, probes_lost,
     probes_lost_in_a_row, probe_rtt_ms,
