@@ -62,9 +62,12 @@ fn line(name: &str, r: &Rollout) -> String {
     )
 }
 
-/// The replicas of `version` in a few words: `2/3 running; slot 2 pending: n1 needs ...`.
-/// Pure; empty when every slot runs it.
-pub fn replica_summary(ps: &ServiceTasks, version: u64) -> String {
+/// How many replicas run `version` (or a later one), and the replicas in a few words: `2/3
+/// running; slot 2 pending: n1 needs ...`. Pure.
+pub fn replica_summary(ps: &ServiceTasks, version: u64) -> (usize, String) {
+    if ps.replicas.is_empty() {
+        return (0, "no replica scheduled yet".into());
+    }
     let total = ps.replicas.len();
     let running = ps
         .replicas
@@ -92,7 +95,7 @@ pub fn replica_summary(ps: &ServiceTasks, version: u64) -> String {
             _ => {}
         }
     }
-    parts.join("; ")
+    (running, parts.join("; "))
 }
 
 /// The longest one watch waits: short enough that pending reasons show as they change.
@@ -153,6 +156,7 @@ pub async fn follow(
     let mut progress_at = started;
     let mut last_progress = String::new();
     let mut last_summary = String::new();
+    let mut most_running = 0;
     let mut last = String::new();
     let mut version = version;
     // Each answer carries an ETag; sending it back makes the controller answer only when the
@@ -210,17 +214,20 @@ pub async fn follow(
         }
         // Why the replicas that do not run yet do not: shown as it changes, and what counts as
         // progress for the deadline.
-        let summary = match client
+        let (running, summary) = match client
             .json::<ServiceTasks>(Method::GET, &format!("/v1/services/{name}/ps"), None)
             .await
         {
             Ok(ps) => replica_summary(&ps, v),
-            Err(_) => String::new(),
+            Err(_) => (0, String::new()),
         };
         if summary != last_summary && !summary.is_empty() && !json {
             println!("{name}: {summary}");
         }
-        let progress = format!("{} {:?} {} {summary}", r.updated, r.state, r.version);
+        // Progress is more replicas running than ever before, or the rollout moving: a replica
+        // that keeps restarting changes the words but makes no progress.
+        most_running = most_running.max(running);
+        let progress = format!("{} {:?} {} {most_running}", r.updated, r.state, r.version);
         if progress != last_progress {
             last_progress = progress;
             progress_at = Instant::now();
@@ -321,7 +328,7 @@ mod tests {
             ],
         };
         assert_eq!(
-            replica_summary(&ps, 2),
+            replica_summary(&ps, 2).1,
             "1/3 running; slot 2 pending: n1: needs 900 GiB memory, 23.5 GiB free; \
              slot 3 pending on n1: pulling image"
         );

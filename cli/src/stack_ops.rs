@@ -119,6 +119,7 @@ pub async fn follow(
     let started = Instant::now();
     let mut progress_at = started;
     let mut shown: std::collections::BTreeMap<String, String> = Default::default();
+    let mut most_running: std::collections::BTreeMap<String, usize> = Default::default();
     loop {
         let stack = match client
             .json::<Stack>(Method::GET, &format!("/v1/stacks/{name}"), None)
@@ -163,18 +164,24 @@ pub async fn follow(
                 return 1;
             }
         }
-        // Each changed service's replicas, shown as they change; any change is progress.
+        // Each changed service's replicas, shown as they change; progress is a service with
+        // more replicas running than ever before (a crash loop changes the words only).
         for m in r.members.iter().filter(|m| m.changed) {
             let path = format!("/v1/services/{}/ps", m.service);
-            let summary = match client.json::<ServiceTasks>(Method::GET, &path, None).await {
-                Ok(ps) => replica_summary(&ps, m.version),
-                Err(e) => e.to_string(),
-            };
+            let (running, summary) =
+                match client.json::<ServiceTasks>(Method::GET, &path, None).await {
+                    Ok(ps) => replica_summary(&ps, m.version),
+                    Err(e) => (0, e.to_string()),
+                };
             if shown.get(&m.service) != Some(&summary) {
                 if !json {
                     println!("{}: {summary}", m.service);
                 }
                 shown.insert(m.service.clone(), summary);
+            }
+            let most = most_running.entry(m.service.clone()).or_insert(0);
+            if running > *most {
+                *most = running;
                 progress_at = Instant::now();
             }
         }

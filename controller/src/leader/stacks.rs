@@ -14,6 +14,9 @@ use hoist_proto::cluster::{ReleaseState, RolloutState, StackMember, StackRelease
 use hoist_proto::raft::Command;
 use hoist_proto::service::ServiceMode;
 
+/// Restarts in place after which a new service's replica is taken as failed.
+const CRASH_LOOP_RESTARTS: u64 = 3;
+
 /// Where one changed service of a release stands.
 #[derive(Debug, Clone, PartialEq, Eq)]
 enum Progress {
@@ -135,6 +138,19 @@ fn progress_of_tasks(
         .find(|t| t.state == TaskState::Failed && t.updated_ms >= release.created_ms)
     {
         return Progress::Failed(format!("replica {} failed: {}", t.slot, t.message));
+    }
+    // A replica its agent keeps restarting in place never "fails"; three exits are a crash loop
+    // (an update's rollout already counts the first one, before the monitor window passes).
+    if let Some(t) = state
+        .tasks
+        .values()
+        .filter(of_version)
+        .find(|t| t.desired == TaskState::Running && t.restarts >= CRASH_LOOP_RESTARTS)
+    {
+        return Progress::Failed(format!(
+            "replica {} keeps exiting ({} restarts): {}",
+            t.slot, t.restarts, t.message
+        ));
     }
     let wanted: Vec<_> = state
         .tasks
@@ -327,6 +343,24 @@ mod tests {
         assert!(
             matches!(&r, Response::Error(e) if e.message.contains("shop_SERVICE")),
             "{r:?}"
+        );
+    }
+
+    #[test]
+    fn a_crash_loop_of_a_new_service_fails_the_release() {
+        let mut st = state();
+        deploy(&mut st, &[("api", "busybox")]);
+        run_all(&mut st, "shop_api", 1, false);
+        let t = st.tasks.values_mut().next().unwrap();
+        t.restarts = 2;
+        assert_eq!(verdicts(&st), vec![], "two restarts are not a loop yet");
+        let t = st.tasks.values_mut().next().unwrap();
+        t.restarts = 3;
+        t.message = "exited with code 1; restarting in 4s".into();
+        let v = verdicts(&st);
+        assert!(
+            matches!(&v[..], [Command::RollbackStack { reason, .. }] if reason.contains("keeps exiting (3 restarts)")),
+            "{v:?}"
         );
     }
 

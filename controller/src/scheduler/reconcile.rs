@@ -196,6 +196,14 @@ impl ServiceRun<'_> {
         t.is_ready() && t.ready_since_ms.is_some_and(|s| self.now >= s + monitor)
     }
 
+    /// Whether `t` is a replica of the version a rollout in progress is bringing in.
+    fn updating(&self, rollout: Option<&Rollout>, t: &Task) -> bool {
+        rollout.is_some_and(|r| {
+            r.version == t.service_version
+                && matches!(r.state, RolloutState::Updating | RolloutState::RollingBack)
+        })
+    }
+
     /// When `t` passed (or will pass) its monitor window.
     fn monitor_passed_ms(&self, t: &Task) -> u64 {
         let monitor = ms(&self.spec.update.monitor, 5_000);
@@ -256,15 +264,20 @@ impl ServiceRun<'_> {
                 Some(format!("failed: {}", t.message))
             } else if t.state == TaskState::Running && t.health == Health::Unhealthy {
                 Some(format!("unhealthy: {}", t.message))
+            } else if t.restarts > 0 && self.updating(rollout.as_ref(), t) && !self.monitored(t) {
+                // A new replica that exited (and was restarted in place by its agent) before it
+                // passed its monitor window failed the update, as in Swarm: a crash loop must
+                // not stall a rollout forever.
+                Some(format!(
+                    "exited during the update ({} restart(s)): {}",
+                    t.restarts, t.message
+                ))
             } else {
                 None
             };
             match bad {
                 Some(why) => {
-                    let gated = rollout.as_ref().is_some_and(|r| {
-                        r.version == t.service_version
-                            && matches!(r.state, RolloutState::Updating | RolloutState::RollingBack)
-                    });
+                    let gated = self.updating(rollout.as_ref(), t);
                     if gated && up {
                         failed_now += 1;
                         if failure.is_none() {

@@ -16,6 +16,9 @@ struct Sim {
     unhealthy_version: Option<(String, u64)>,
     /// How many of those new tasks come up unhealthy (`None`: all of them).
     unhealthy_budget: Option<u64>,
+    /// New tasks of a service version whose container keeps exiting (restarted in place by the
+    /// agent: running, with restarts).
+    crashing_version: Option<(String, u64)>,
 }
 
 impl Sim {
@@ -27,6 +30,7 @@ impl Sim {
             ids: 0,
             unhealthy_version: None,
             unhealthy_budget: None,
+            crashing_version: None,
         }
     }
 
@@ -108,6 +112,10 @@ impl Sim {
             } else {
                 continue;
             };
+            let crashing = self
+                .crashing_version
+                .as_ref()
+                .is_some_and(|(s, v)| *s == t.service && *v == t.service_version);
             by_node.entry(t.node.clone()).or_default().push(TaskStatus {
                 task_id: t.id.clone(),
                 state,
@@ -115,8 +123,12 @@ impl Sim {
                 container_id: None,
                 address: Some(format!("10.89.0.{}", t.slot)),
                 exit_code: None,
-                message: String::new(),
-                restarts: 0,
+                message: if crashing {
+                    "exited with code 1; restarting in 1s".into()
+                } else {
+                    String::new()
+                },
+                restarts: u64::from(crashing),
             });
         }
         self.unhealthy_budget = budget;
@@ -448,6 +460,29 @@ fn unhealthy_update_pauses() {
     assert!(r.message.contains("unhealthy"), "{}", r.message);
     // Two old replicas keep running while paused.
     assert!(sim.total("web") >= 2);
+}
+
+#[test]
+fn a_crash_loop_fails_the_update_instead_of_stalling_it() {
+    let mut sim = Sim::new();
+    sim.node("n1", &[]);
+    let mut s = web(3);
+    s.update.monitor = "5s".into();
+    sim.service(s.clone());
+    sim.rounds(8);
+    s.image = "img:crashes".into();
+    sim.service(s);
+    sim.crashing_version = Some(("web".into(), 2));
+    for _ in 0..10 {
+        sim.round();
+    }
+    let r = &sim.st.rollouts["web"];
+    assert_eq!(r.state, RolloutState::Paused, "{r:?}");
+    assert!(
+        r.message.contains("exited during the update"),
+        "{}",
+        r.message
+    );
 }
 
 #[test]
