@@ -89,6 +89,13 @@ enum Command {
 }
 
 fn main() {
+    // A closed stdout (`hoist ps -q | head -1`) ends the CLI quietly, as it ends other Unix
+    // tools, instead of a panic in `println!`. Sockets are not affected: Rust writes them with
+    // MSG_NOSIGNAL and sees EPIPE as an error.
+    // SAFETY: called first thing in main, before any thread exists; SIG_DFL is a valid handler.
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+    }
     let cli = Cli::parse_from(commands::commit::docker_export_args(
         std::env::args_os().collect(),
     ));
