@@ -107,8 +107,9 @@ pub struct FollowArgs {
     /// Give up waiting after this long in all (`30m`, `90s`); default: no limit.
     #[arg(long, value_parser = parse_duration)]
     pub timeout: Option<Duration>,
-    /// Fail when the rollout makes no progress for this long (no replica started, stopped or
-    /// changed its reason), naming what did not converge.
+    /// Fail when the rollout makes no progress for this long (no more replicas running than
+    /// before, the update not moving), naming what did not converge. A spec whose
+    /// `update.delay` or `update.monitor` is longer needs a longer deadline.
     #[arg(long, default_value = "10m", value_parser = parse_duration)]
     pub progress_deadline: Duration,
 }

@@ -82,16 +82,28 @@ pub async fn deploy(
         return Ok(3);
     };
     if !change.changed {
-        if json {
-            print_json(&change);
-        } else {
+        if !json {
             println!(
                 "stack {name}: unchanged (release {}, {})",
                 release.release,
                 word(release.state)
             );
         }
-        return Ok(0);
+        // The same files again while their release is still deploying (an earlier deploy was
+        // interrupted): its verdict is this one's.
+        // (After a rolled-back or superseded release, unchanged means the services already run
+        // what the files say.)
+        return Ok(match (release.state, limits) {
+            (ReleaseState::Deploying, Some(limits)) => {
+                follow(client, name, release.release, limits, json).await
+            }
+            _ => {
+                if json {
+                    print_json(&change);
+                }
+                0
+            }
+        });
     }
     if !json {
         println!("stack {name}: release {}", release.release);
@@ -202,7 +214,7 @@ pub async fn follow(
             eprintln!("error: stack {name}: release {release} is still deploying");
             return 1;
         }
-        tokio::time::sleep(Duration::from_millis(500)).await;
+        tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }
 

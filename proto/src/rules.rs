@@ -7,6 +7,9 @@
 /// The smallest memory limit a container may have: below it the runtime itself does not fit.
 pub const MIN_MEMORY_BYTES: u64 = 6 << 20;
 
+/// The most open files a container may ask for: Linux's default `fs.nr_open`.
+pub const MAX_NOFILE: i64 = 1 << 20;
+
 /// The limits `setrlimit` knows, by the names Docker and Compose use, with their resource number.
 pub const ULIMITS: &[(&str, i32)] = &[
     ("cpu", 0),
@@ -65,6 +68,13 @@ pub fn check_ulimit(name: &str, soft: i64, hard: i64) -> Result<(), String> {
             return Err(format!("{v} must be ≥ 0, or -1 for unlimited"));
         }
     }
+    // The kernel caps open files at `fs.nr_open` (1048576 unless raised): beyond, setrlimit
+    // fails on every node, so it is refused here rather than on each replica.
+    if name == "nofile" && (soft == -1 || hard == -1 || hard > MAX_NOFILE) {
+        return Err(format!(
+            "{soft}:{hard}: open files cannot be unlimited or above {MAX_NOFILE}"
+        ));
+    }
     let unlimited = |v: i64| if v == -1 { u64::MAX } else { v as u64 };
     if unlimited(soft) > unlimited(hard) {
         return Err(format!("soft {soft} is above hard {hard}"));
@@ -82,6 +92,11 @@ pub fn check_container_path(path: &str) -> Result<(), String> {
     }
     if path.split('/').any(|c| c == "..") {
         return Err(format!("{path:?} must not contain '..'"));
+    }
+    // One spelling per path, so that two mounts of one target are seen as such on both sides.
+    let inner = path.trim_end_matches('/');
+    if inner.split('/').skip(1).any(|c| c.is_empty() || c == ".") {
+        return Err(format!("{path:?} must not contain '//' or '.' components"));
     }
     if path.split('/').all(str::is_empty) {
         return Err("the root directory cannot be a mount point".into());
@@ -190,7 +205,13 @@ mod tests {
     #[test]
     fn ulimits() {
         assert!(check_ulimit("nofile", 1024, 4096).is_ok());
-        assert!(check_ulimit("nofile", -1, -1).is_ok());
+        assert!(
+            check_ulimit("nofile", -1, -1).is_err(),
+            "above nr_open: every node refuses"
+        );
+        assert!(check_ulimit("nofile", 1024, 2_000_000).is_err());
+        assert!(check_ulimit("nofile", 1 << 20, 1 << 20).is_ok());
+        assert!(check_ulimit("core", -1, -1).is_ok());
         assert!(check_ulimit("core", 0, -1).is_ok());
         assert_eq!(
             check_ulimit("nofile", 4096, 1024).unwrap_err(),
@@ -209,6 +230,10 @@ mod tests {
         assert!(check_container_path("data").is_err());
         assert!(check_container_path("/").is_err());
         assert!(check_container_path("/a/../b").is_err());
+        assert!(
+            check_container_path("/data/.").is_err() && check_container_path("//data").is_err()
+        );
+        assert!(check_container_path("/data/").is_ok());
         assert!(check_host_path("/srv/x").is_ok() && check_host_path("srv").is_err());
         assert!(check_volume_name("db-data_1.v").is_ok());
         assert!(check_volume_name("_x").is_err() && check_volume_name("a/b").is_err());

@@ -112,26 +112,7 @@ fn created_at(root: &Path, name: &str) -> Option<String> {
     Some(humantime::format_rfc3339_seconds(t).to_string())
 }
 
-/// Bytes the files below `dir` take on disk (allocated blocks), links not followed, each inode
-/// once.
-pub fn disk_usage(dir: &Path) -> u64 {
-    use std::os::unix::fs::MetadataExt;
-    let mut seen = std::collections::HashSet::new();
-    let mut total = 0;
-    let mut stack = vec![dir.to_path_buf()];
-    while let Some(d) = stack.pop() {
-        for entry in std::fs::read_dir(&d).into_iter().flatten().flatten() {
-            let Ok(meta) = entry.metadata() else { continue };
-            if meta.is_dir() {
-                stack.push(entry.path());
-            }
-            if seen.insert((meta.dev(), meta.ino())) {
-                total += meta.blocks() * 512;
-            }
-        }
-    }
-    total
-}
+pub use crate::runtime::disk_usage::disk_usage;
 
 /// Removes what a create cut short left (`.tmp-*`).
 pub fn sweep_tmp(root: &Path) {

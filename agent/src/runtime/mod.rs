@@ -7,6 +7,7 @@
 //! and its children touch namespaces, mounts, cgroups and credentials.
 
 pub mod cgroup;
+pub mod disk_usage;
 pub mod exec;
 pub mod image_copy;
 pub mod init;

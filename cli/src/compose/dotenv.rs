@@ -16,6 +16,8 @@ pub fn parse(text: &str, env: &BTreeMap<String, String>) -> Result<Parsed, (usiz
     let mut out: Vec<(String, String)> = Vec::new();
     let mut seen: BTreeMap<String, String> = env.clone();
     let mut unset = Vec::new();
+    // One budget for the whole file: lines that repeat each other must not multiply.
+    let mut budget = super::interpolate::MAX_INTERPOLATED_BYTES;
     let lines: Vec<&str> = text.lines().collect();
     let mut i = 0;
     while i < lines.len() {
@@ -60,14 +62,14 @@ pub fn parse(text: &str, env: &BTreeMap<String, String>) -> Result<Parsed, (usiz
                 body.to_string()
             } else {
                 let unescaped = unescape(body);
-                interpolate(&unescaped, &seen, &mut unset).map_err(|m| (lineno, m))?
+                interpolate(&unescaped, &seen, &mut unset, &mut budget).map_err(|m| (lineno, m))?
             }
         } else {
             let value = match raw.find(" #") {
                 Some(c) => raw[..c].trim_end(),
                 None => raw.trim_end(),
             };
-            interpolate(value, &seen, &mut unset).map_err(|m| (lineno, m))?
+            interpolate(value, &seen, &mut unset, &mut budget).map_err(|m| (lineno, m))?
         };
         // Later lines see this one, unless the environment sets it (the environment wins).
         if !env.contains_key(key) {
@@ -82,9 +84,11 @@ fn interpolate(
     text: &str,
     vars: &BTreeMap<String, String>,
     unset: &mut Vec<String>,
+    budget: &mut usize,
 ) -> Result<String, String> {
-    let mut v = Vars::new(vars);
+    let mut v = Vars::with_budget(vars, *budget);
     let r = v.interpolate(text);
+    *budget = v.budget_left();
     unset.extend(v.unset);
     r
 }

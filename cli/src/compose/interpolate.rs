@@ -7,20 +7,53 @@
 use serde_yaml_ng::Value;
 use std::collections::BTreeMap;
 
+/// The most text interpolation may produce for one file (the YAML tree, or a `.env` file with
+/// its lines): `B=${A}${A}...` chained over ten lines of a `.env` would otherwise ask for
+/// gigabytes from a kilobyte of input.
+pub const MAX_INTERPOLATED_BYTES: usize = 32 << 20;
+/// How deeply `${A:-${B:-...}}` may nest.
+const MAX_DEPTH: usize = 32;
+
 /// The variables a file sees and what interpolation noticed.
 #[derive(Debug)]
 pub struct Vars<'a> {
     pub vars: &'a BTreeMap<String, String>,
     /// Variables that were unset and had no default (each once).
     pub unset: Vec<String>,
+    /// Bytes interpolation may still produce.
+    budget: usize,
+    depth: usize,
 }
 
 impl<'a> Vars<'a> {
     pub fn new(vars: &'a BTreeMap<String, String>) -> Self {
+        Self::with_budget(vars, MAX_INTERPOLATED_BYTES)
+    }
+
+    /// Interpolation that may produce at most `budget` bytes in all.
+    pub fn with_budget(vars: &'a BTreeMap<String, String>, budget: usize) -> Self {
         Vars {
             vars,
             unset: Vec::new(),
+            budget,
+            depth: 0,
         }
+    }
+
+    /// What is left of the budget.
+    pub fn budget_left(&self) -> usize {
+        self.budget
+    }
+
+    /// Counts `n` more bytes of output against the budget.
+    fn charge(&mut self, n: usize) -> Result<(), String> {
+        self.budget = self.budget.checked_sub(n).ok_or_else(|| {
+            format!(
+                "interpolation makes more than {} MiB of text (variables that repeat each other?)",
+                MAX_INTERPOLATED_BYTES >> 20
+            )
+        })?;
+        Ok(())
     }
 
     /// Interpolates `text`; the error says what is wrong (the caller says where).
@@ -28,6 +61,20 @@ impl<'a> Vars<'a> {
         if !text.contains('$') {
             return Ok(text.to_string());
         }
+        if self.depth >= MAX_DEPTH {
+            return Err(format!(
+                "variables nest more than {MAX_DEPTH} levels deep (${{A:-${{B:-...}}}})"
+            ));
+        }
+        self.depth += 1;
+        let r = self.interpolate_text(text);
+        self.depth -= 1;
+        let out = r?;
+        self.charge(out.len())?;
+        Ok(out)
+    }
+
+    fn interpolate_text(&mut self, text: &str) -> Result<String, String> {
         let mut out = String::with_capacity(text.len());
         let mut rest = text;
         while let Some(i) = rest.find('$') {
@@ -42,13 +89,17 @@ impl<'a> Vars<'a> {
                         "{text:?}: \"${{\" without its closing \"}}\" (write $$ for a literal $)"
                     )
                 })?;
-                out.push_str(&self.braced(&r[..end], text)?);
+                let v = self.braced(&r[..end], text)?;
+                self.charge(v.len())?;
+                out.push_str(&v);
                 rest = &r[end + 1..];
             } else if after.starts_with(|c: char| c == '_' || c.is_ascii_alphabetic()) {
                 let len = after
                     .find(|c: char| !(c == '_' || c.is_ascii_alphanumeric()))
                     .unwrap_or(after.len());
-                out.push_str(&self.get_or_warn(&after[..len]));
+                let v = self.get_or_warn(&after[..len]);
+                self.charge(v.len())?;
+                out.push_str(&v);
                 rest = &after[len..];
             } else {
                 return Err(format!(

@@ -347,6 +347,60 @@ mod tests {
     }
 
     #[test]
+    fn a_published_port_may_move_between_services_of_the_stack() {
+        use hoist_proto::service::ServicePort;
+        let mut st = state();
+        let port = |p: i64| ServicePort {
+            target: 80,
+            published: Some(p),
+            protocol: Default::default(),
+            mode: Default::default(),
+        };
+        let deploy_ports = |st: &mut State, specs: &[(&str, Option<i64>)], prune: bool| {
+            let services = specs
+                .iter()
+                .map(|(n, p)| {
+                    let mut s = ServiceSpec::new(&format!("shop_{n}"), "nginx");
+                    s.ports = p.iter().map(|p| port(*p)).collect();
+                    s
+                })
+                .collect();
+            st.apply(&req(
+                1,
+                Command::DeployStack(Box::new(StackDeploy {
+                    name: "shop".into(),
+                    services,
+                    prune,
+                })),
+            ))
+        };
+        assert!(matches!(
+            deploy_ports(&mut st, &[("web", Some(80)), ("api", None)], false),
+            Response::Stack(_)
+        ));
+        // Swapped between two services, and moved to a renamed one with --prune.
+        let r = deploy_ports(&mut st, &[("web", None), ("api", Some(80))], false);
+        assert!(matches!(r, Response::Stack(_)), "{r:?}");
+        let r = deploy_ports(&mut st, &[("front", Some(80)), ("web", None)], true);
+        assert!(matches!(r, Response::Stack(_)), "{r:?}");
+        assert_eq!(st.stacks["shop"].services, ["shop_front", "shop_web"]);
+        // Still one owner per port within the stack, and against other services.
+        let r = deploy_ports(&mut st, &[("front", Some(80)), ("web", Some(80))], false);
+        assert!(
+            matches!(&r, Response::Error(e) if e.message.contains("another service of the stack")),
+            "{r:?}"
+        );
+        let mut other = ServiceSpec::new("other", "nginx");
+        other.ports = vec![port(81)];
+        st.apply(&req(1, Command::ApplyService(Box::new(other))));
+        let r = deploy_ports(&mut st, &[("front", Some(81)), ("web", None)], true);
+        assert!(
+            matches!(&r, Response::Error(e) if e.message.contains("already published by service \"other\"")),
+            "{r:?}"
+        );
+    }
+
+    #[test]
     fn a_crash_loop_of_a_new_service_fails_the_release() {
         let mut st = state();
         deploy(&mut st, &[("api", "busybox")]);

@@ -13,13 +13,28 @@ impl State {
         spec: &ServiceSpec,
         now: u64,
     ) -> Result<Response, CommandError> {
+        self.apply_service_with(spec, now, true)
+    }
+
+    /// [`State::apply_service`]; a stack deploy, which checked the published ports of all its
+    /// services together (a port may move from one of them to another), skips that check.
+    pub(super) fn apply_service_with(
+        &mut self,
+        spec: &ServiceSpec,
+        now: u64,
+        check_ports: bool,
+    ) -> Result<Response, CommandError> {
         if let Some(e) = spec.validate_in(self.cluster_format).into_iter().next() {
             return Err(invalid(&e.field, &e.message));
         }
-        // An apply without credentials keeps the ones the service has (as Swarm's update does).
+        // An apply without credentials keeps the ones the service has (as Swarm's update does),
+        // as long as its image stays on the same registry: they are never sent to another one.
         let kept_auth;
         let spec = match (&spec.registry_auth, self.services.get(&spec.name)) {
-            (None, Some(r)) if r.current().spec.registry_auth.is_some() => {
+            (None, Some(r))
+                if r.current().spec.registry_auth.is_some()
+                    && image_registry(&r.current().spec.image) == image_registry(&spec.image) =>
+            {
                 let mut s = spec.clone();
                 s.registry_auth = r.current().spec.registry_auth.clone();
                 kept_auth = s;
@@ -28,7 +43,9 @@ impl State {
             _ => spec,
         };
         // Checked before anything changes: a refused apply leaves the state as it was.
-        self.check_published_ports(spec)?;
+        if check_ports {
+            self.check_published_ports(spec)?;
+        }
         let vip = self.vip_for(spec)?;
         let response = self.new_version(Arc::new(spec.clone()), VersionOrigin::Apply, now);
         if self.set_vip(&spec.name, vip) {
@@ -195,6 +212,15 @@ impl State {
                 r.version = to;
             }
         }
+    }
+}
+
+/// The registry an image reference names, by Docker's rule (pure, the same on every member): the
+/// first path component when it has a `.` or `:` or is `localhost`, else Docker Hub.
+pub fn image_registry(image: &str) -> &str {
+    match image.split_once('/') {
+        Some((first, _)) if first.contains(['.', ':']) || first == "localhost" => first,
+        _ => "docker.io",
     }
 }
 

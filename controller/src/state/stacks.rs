@@ -37,14 +37,26 @@ impl State {
         now: u64,
     ) -> Result<Response, CommandError> {
         self.check_deploy(d)?;
-        let mut members = Vec::new();
+        let named: BTreeSet<&str> = d.services.iter().map(|s| s.name.as_str()).collect();
         let mut changes = Vec::new();
+        // Pruned services go first: a port they held may be one the deploy gives another.
+        let mut removed = Vec::new();
+        if d.prune {
+            let gone = self.services_of(&d.name);
+            for name in gone.into_iter().filter(|n| !named.contains(n.as_str())) {
+                self.delete_into(&name, &mut changes)?;
+                removed.push(name);
+            }
+        }
+        let mut members = Vec::new();
         for spec in &d.services {
             let previous = self
                 .services
                 .get(&spec.name)
                 .map_or(0, |r| r.current().version);
-            let change = match self.apply_service(spec, now)? {
+            // `check_deploy` checked every port of the stack at once (and everything else
+            // `apply_service` could refuse): nothing below fails.
+            let change = match self.apply_service_with(spec, now, false)? {
                 Response::Service(c) => c,
                 other => {
                     return Err(conflict(format!(
@@ -60,15 +72,6 @@ impl State {
                 changed: change.changed,
             });
             changes.push(change);
-        }
-        let named: BTreeSet<&str> = d.services.iter().map(|s| s.name.as_str()).collect();
-        let mut removed = Vec::new();
-        if d.prune {
-            let gone = self.services_of(&d.name);
-            for name in gone.into_iter().filter(|n| !named.contains(n.as_str())) {
-                self.delete_into(&name, &mut changes)?;
-                removed.push(name);
-            }
         }
         let services = self.services_of(&d.name);
         let changed = members.iter().any(|m| m.changed) || !removed.is_empty();
@@ -122,6 +125,14 @@ impl State {
             return Err(invalid("services", "a stack needs at least one service"));
         }
         let prefix = format!("{}_", d.name);
+        // The stack's own services the deploy redefines or prunes: their current ports are
+        // about to change, and the stack's ports are checked among themselves below.
+        let redefined: BTreeSet<&str> = d.services.iter().map(|s| s.name.as_str()).collect();
+        let replaced: BTreeSet<String> = self
+            .services_of(&d.name)
+            .into_iter()
+            .filter(|n| d.prune || redefined.contains(n.as_str()))
+            .collect();
         let mut names = BTreeSet::new();
         let mut ports = Vec::new();
         for (i, spec) in d.services.iter().enumerate() {
@@ -144,10 +155,11 @@ impl State {
                     &e.message,
                 ));
             }
-            self.check_published_ports(spec).map_err(|mut e| {
-                e.message = format!("{}: {}", spec.name, e.message);
-                e
-            })?;
+            self.check_published_ports_except(spec, &replaced)
+                .map_err(|mut e| {
+                    e.message = format!("{}: {}", spec.name, e.message);
+                    e
+                })?;
             for p in &spec.ports {
                 let Some(published) = p.published else {
                     continue;

@@ -715,3 +715,35 @@ fn the_cluster_format_only_goes_up_and_gates_newer_commands() {
         other => panic!("{other:?}"),
     }
 }
+
+#[test]
+fn kept_registry_credentials_never_go_to_another_registry() {
+    let mut st = State {
+        cluster_format: 2,
+        ..State::default()
+    };
+    let mut s = spec("web", "corp.example/app:1", 1);
+    s.registry_auth = Some(hoist_proto::RegistryAuth {
+        username: "u".into(),
+        password: "p".into(),
+    });
+    st.apply(&req(1, Command::ApplyService(Box::new(s))));
+    let auth = |st: &State| st.services["web"].current().spec.registry_auth.clone();
+    // A later apply without credentials keeps them for the same registry...
+    st.apply(&req(
+        2,
+        Command::ApplyService(Box::new(spec("web", "corp.example/app:2", 1))),
+    ));
+    assert!(auth(&st).is_some());
+    // ...and drops them when the image moves to another one.
+    st.apply(&req(
+        3,
+        Command::ApplyService(Box::new(spec("web", "nginx:1", 1))),
+    ));
+    assert_eq!(auth(&st), None);
+    assert_eq!(
+        super::services::image_registry("localhost:5000/a"),
+        "localhost:5000"
+    );
+    assert_eq!(super::services::image_registry("team/app"), "docker.io");
+}

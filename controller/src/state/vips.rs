@@ -117,6 +117,15 @@ impl State {
     /// Refuses a published port another service already publishes, unless both use `host`
     /// mode. Only once the cluster has the routing mesh (format 2): older members accept it.
     pub(super) fn check_published_ports(&self, spec: &ServiceSpec) -> Result<(), CommandError> {
+        self.check_published_ports_except(spec, &BTreeSet::new())
+    }
+
+    /// [`State::check_published_ports`], not counting the services named in `except`.
+    pub(super) fn check_published_ports_except(
+        &self,
+        spec: &ServiceSpec,
+        except: &BTreeSet<String>,
+    ) -> Result<(), CommandError> {
         if self.cluster_format < 2 {
             return Ok(());
         }
@@ -125,7 +134,7 @@ impl State {
                 continue;
             };
             for (other, record) in &self.services {
-                if *other == spec.name {
+                if *other == spec.name || except.contains(other) {
                     continue;
                 }
                 let clash = record.current().spec.ports.iter().find(|q| {

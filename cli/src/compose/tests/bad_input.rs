@@ -207,3 +207,40 @@ fn every_problem_is_reported_at_once() {
     let e = Project::new("services:\n  a:\n    image: x\n    privileged: true\n    ports: [\"x\"]\n  b:\n    cap_add: [ALL]\n").err();
     assert_eq!(e.lines().count(), 3, "{e}");
 }
+
+#[test]
+fn variables_that_repeat_each_other_are_refused_quickly() {
+    // Ten `.env` lines, each ten copies of the one before: 10^11 bytes from 1 KB.
+    let mut env = String::from("A=xxxxxxxxxx\n");
+    let names = ["A", "B", "C", "D", "E", "F", "G", "H", "I", "J", "K"];
+    for w in names.windows(2) {
+        env.push_str(&format!(
+            "{}={}\n",
+            w[1],
+            format!("${{{}}}", w[0]).repeat(10)
+        ));
+    }
+    let p = Project::new("services:\n  web:\n    image: x\n    command: [\"$K\"]\n")
+        .other(".env", &env);
+    let e = bounded("a .env bomb", || p.err());
+    assert_contains(&e, "interpolation makes more than 32 MiB of text");
+    // One large variable repeated in the file itself.
+    let p = Project::new(&format!(
+        "services:\n  web:\n    image: x\n    command: [{}]\n",
+        vec!["\"$BIG\""; 40].join(",")
+    ))
+    .env("BIG", &"y".repeat(1 << 20));
+    let e = bounded("a repeated large variable", || p.err());
+    assert_contains(&e, "interpolation makes more than 32 MiB of text");
+}
+
+#[test]
+fn deeply_nested_defaults_are_refused() {
+    let deep = format!("{}x{}", "${A:-".repeat(50_000), "}".repeat(50_000));
+    let p = Project::new(&format!("services:\n  web:\n    image: \"{deep}\"\n"));
+    let e = bounded("nested defaults", || p.err());
+    assert_contains(&e, "variables nest more than 32 levels deep");
+    // A few levels are fine.
+    let p = Project::new("services:\n  web:\n    image: \"${A:-${B:-${C:-busybox}}}\"\n");
+    assert_eq!(svc(&p.ok(), "web").image, "busybox");
+}
