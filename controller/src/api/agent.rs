@@ -436,6 +436,27 @@ fn spec_for(spec: &ServiceSpec, format: u32, cluster_format: u32, task: &str) ->
     out
 }
 
+/// A report kept in the leader's memory must come to the leader from a registered node.
+fn check_reporter(ctx: &Ctx, node_id: &str) -> Result<(), ApiError> {
+    ctx.node.ensure_leader()?;
+    if !ctx.node.stale_read(|s| s.nodes.contains_key(node_id)) {
+        return Err(ApiError::not_found(format!(
+            "node {node_id:?} is not registered"
+        )));
+    }
+    Ok(())
+}
+
+/// The answer to a report: the leader's term.
+fn report_ack(ctx: &Ctx, headers: &HeaderMap) -> Response {
+    encode(
+        &StatusAck {
+            term: ctx.node.term(),
+        },
+        body_format(headers),
+    )
+}
+
 /// `POST /v1/agent/overlay`: an agent's view of its overlay peers, kept in the leader's memory for
 /// `hoist node inspect`. Format 2.
 pub async fn overlay(
@@ -445,28 +466,14 @@ pub async fn overlay(
 ) -> Result<Response, ApiError> {
     agent_version(&headers)?;
     let report: hoist_proto::node::OverlayReport = decode(&headers, &body)?;
-    ctx.node.ensure_leader()?;
-    if !ctx
-        .node
-        .stale_read(|s| s.nodes.contains_key(&report.node_id))
-    {
-        return Err(ApiError::not_found(format!(
-            "node {:?} is not registered",
-            report.node_id
-        )));
-    }
+    check_reporter(&ctx, &report.node_id)?;
     ctx.leader.overlay_reported(
         &report.node_id,
         report.peers,
         report.mesh_error,
         Instant::now(),
     );
-    Ok(encode(
-        &StatusAck {
-            term: ctx.node.term(),
-        },
-        body_format(&headers),
-    ))
+    Ok(report_ack(&ctx, &headers))
 }
 
 /// `POST /v1/agent/volumes`: an agent's named volumes, kept in the leader's memory for `hoist node
@@ -478,24 +485,10 @@ pub async fn volumes(
 ) -> Result<Response, ApiError> {
     agent_version(&headers)?;
     let report: hoist_proto::node::VolumeReport = decode(&headers, &body)?;
-    ctx.node.ensure_leader()?;
-    if !ctx
-        .node
-        .stale_read(|s| s.nodes.contains_key(&report.node_id))
-    {
-        return Err(ApiError::not_found(format!(
-            "node {:?} is not registered",
-            report.node_id
-        )));
-    }
+    check_reporter(&ctx, &report.node_id)?;
     ctx.leader
         .volumes_reported(&report.node_id, report.volumes, Instant::now());
-    Ok(encode(
-        &StatusAck {
-            term: ctx.node.term(),
-        },
-        body_format(&headers),
-    ))
+    Ok(report_ack(&ctx, &headers))
 }
 
 /// `POST /v1/agent/status`
