@@ -18,6 +18,9 @@ const RUN: Duration = Duration::from_secs(10);
 struct Shared {
     start: Instant,
     history: Mutex<Vec<Op>>,
+    /// Writes answered as refused (4xx, 503, no connection), left out of the history as never
+    /// applied: kept for the report of a failing history, to tell which answer was wrong.
+    refused: Mutex<Vec<serde_json::Value>>,
     next_value: AtomicI64,
     stop: AtomicBool,
 }
@@ -46,11 +49,21 @@ fn client(id: usize, addrs: Vec<String>, shared: Arc<Shared>) {
                 // 4xx and 503 (no leader, no quorum, leader unreachable) are refusals before
                 // anything was proposed: the write did not happen.
                 Ok(r) if r.status().is_client_error() || r.status().as_u16() == 503 => {
+                    let status = r.status().as_u16();
+                    let body = r.text().unwrap_or_default();
+                    shared.refused.lock().unwrap().push(json!({
+                        "key": key, "value": v, "addr": addr, "call": call, "status": status,
+                        "body": body,
+                    }));
                     std::thread::sleep(Duration::from_millis(20));
                     continue;
                 }
                 // The request never left this machine.
                 Err(e) if e.is_connect() => {
+                    shared.refused.lock().unwrap().push(json!({
+                        "key": key, "value": v, "addr": addr, "call": call,
+                        "error": format!("{e:#}"),
+                    }));
                     std::thread::sleep(Duration::from_millis(20));
                     continue;
                 }
@@ -151,6 +164,7 @@ fn api_is_linearizable_under_kill_pause_and_partition() -> Result<()> {
     let shared = Arc::new(Shared {
         start: Instant::now(),
         history: Mutex::new(Vec::new()),
+        refused: Mutex::new(Vec::new()),
         next_value: AtomicI64::new(1),
         stop: AtomicBool::new(false),
     });
@@ -193,7 +207,11 @@ fn api_is_linearizable_under_kill_pause_and_partition() -> Result<()> {
         let dir = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("linearizability");
         std::fs::create_dir_all(&dir)?;
         let file = dir.join(format!("history-{}.json", lab.run_id));
-        let doc = json!({ "faults": faults, "verdicts": format!("{bad:?}"), "history": history });
+        let refused = shared.refused.lock().unwrap().clone();
+        let doc = json!({
+            "faults": faults, "verdicts": format!("{bad:?}"), "history": history,
+            "refused": refused,
+        });
         std::fs::write(&file, serde_json::to_vec_pretty(&doc)?)?;
         anyhow::bail!(
             "not linearizable: {bad:?}; history kept at {}",
