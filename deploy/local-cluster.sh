@@ -141,6 +141,10 @@ down() {
     kill -9 "$(cat "$f")" 2>/dev/null || true
     rm -f "$f"
   done
+  # Containers outlive their agent by design, and a worker still connected to the controllers
+  # restarts a replica removed above: end every supervisor of this cluster and what it runs.
+  kill_tree() { local c; for c in $(pgrep -P "$1"); do kill_tree "$c"; done; kill -9 "$1" 2>/dev/null || true; }
+  for p in $(pgrep -f "__shim $STATE/" || true); do kill_tree "$p"; done
   for n in "${CONTROLLERS[@]}" "${AGENTS[@]}"; do ip netns del "hoist-qs-$n" 2>/dev/null || true; done
   ip link del "$BR" 2>/dev/null || true
   # Netns bind mounts of containers live under the agents' data dirs.
