@@ -20,61 +20,10 @@ profile=${BENCH_PROFILE:-release}
 deploy/install-deps.sh >/dev/null
 if [ "$profile" = release ]; then cargo build --release --workspace --bins -q; fi
 bin=$PWD/target/x86_64-unknown-linux-gnu/$profile
-id=$(printf '%06x' $((RANDOM * RANDOM % 16777216)))
-br=hb${id}b
 work=$(mktemp -d /tmp/hoist-orch-bench.XXXXXX)
-cleanup() {
-  set +e
-  for p in ${agent_pids[@]:-} ${ctl_pid:-}; do kill -9 "$p" 2>/dev/null; done
-  for d in /sys/fs/cgroup/*/hoist-ob-$id /sys/fs/cgroup/hoist-ob-$id; do
-    [ -d "$d" ] || continue
-    for c in "$d"/*/ "$d"/*/*/; do [ -f "$c/cgroup.procs" ] && xargs -r kill -9 <"$c/cgroup.procs" 2>/dev/null; done
-  done
-  pkill -9 -f "__shim $work" 2>/dev/null
-  sleep 0.3
-  for d in /sys/fs/cgroup/*/hoist-ob-$id /sys/fs/cgroup/hoist-ob-$id; do
-    [ -d "$d" ] && { rmdir "$d"/*/* 2>/dev/null; rmdir "$d"/* 2>/dev/null; rmdir "$d" 2>/dev/null; }
-  done
-  for f in "$work"/agent*/run/netns/*; do [ -e "$f" ] && umount -l "$f" 2>/dev/null; done
-  ip netns del "hob-$id-c" 2>/dev/null
-  for i in $(seq "$agents"); do ip netns del "hob-$id-a$i" 2>/dev/null; done
-  ip link del "$br" 2>/dev/null
-  # The logs outlive the run, for diagnosis.
-  rm -rf target/bench-logs/orchestration && mkdir -p target/bench-logs/orchestration && cp "$work"/*.log target/bench-logs/orchestration/
-  # Mounts left under the work dir (the agents' tmpfs of volatile container files), deepest first.
-  grep -o " $work/[^ ]*" /proc/self/mounts | sort -r | xargs -r -n1 umount -l 2>/dev/null
-  rm -rf "$work"
-}
-trap 'set +e; [ "$(type -t docker_down)" = function ] && docker_down; cleanup' EXIT
-
-net=10.79.$((RANDOM % 200 + 20))
-ip link add "$br" type bridge && ip addr add "$net.1/24" dev "$br" && ip link set "$br" up
-hosts=(c:11)
-for i in $(seq "$agents"); do hosts+=("a$i:$((20 + i))"); done
-for h in "${hosts[@]}"; do
-  n=${h%%:*}; last=${h##*:}
-  ip netns add "hob-$id-$n"
-  ip link add "hob${id}$n" type veth peer name eth0 netns "hob-$id-$n"
-  ip link set "hob${id}$n" master "$br" up
-  ip -n "hob-$id-$n" addr add "$net.$last/24" dev eth0
-  ip -n "hob-$id-$n" link set eth0 up; ip -n "hob-$id-$n" link set lo up
-done
-ctl=$net.11:7070
-export HOIST_CONTROLLER=$ctl
-nsenter --net=/run/netns/hob-$id-c "$bin/hoist-controller" --data-dir "$work/ctl" --listen "$ctl" --bootstrap 2>"$work/ctl.log" &
-ctl_pid=$!
-for _ in $(seq 200); do curl -sf "http://$ctl/v1/cluster/token" >/dev/null 2>&1 && break; sleep 0.1; done
-token=$(curl -sf "http://$ctl/v1/cluster/token" | python3 -c 'import json,sys; print(json.load(sys.stdin)["token"])')
-deploy/busybox-image.sh "$work/busybox.tar" >/dev/null
-agent_pids=()
-for i in $(seq "$agents"); do
-  sock=$work/agent$i.sock
-  nsenter --net=/run/netns/hob-$id-a$i "$bin/hoist-agent" --data-dir "$work/agent$i" --socket "$sock" \
-    --cgroup-parent "hoist-ob-$id/a$i" --subnet "10.90.$i.0/24" --join "$token" --controller "$ctl" 2>"$work/agent$i.log" &
-  agent_pids+=($!)
-  for _ in $(seq 100); do [ -S "$sock" ] && break; sleep 0.05; done
-  HOIST_AGENT=$sock "$bin/hoist" image import "$work/busybox.tar" busybox >/dev/null
-done
+. bench/lib/lab.sh
+trap 'set +e; [ "$(type -t docker_down)" = function ] && docker_down; lab_down orchestration' EXIT
+lab_up ob "$agents"
 on_agents() { # containers of service $1 on all agents ($2: -a to count exited ones too)
   local n=0
   for i in $(seq "$agents"); do
@@ -133,7 +82,7 @@ swarm_update="not measured (the issue's figure for this machine is ≈ 70 s)"
 if [ "${BENCH_DOCKER:-0}" = 1 ]; then
   . bench/lib/docker.sh
   docker_install
-  docker_up "hob-$id-d" "$work/docker" 10.99.$((RANDOM % 200 + 20)).1
+  docker_up "hob-$LAB_ID-d" "$work/docker" 10.99.$((RANDOM % 200 + 20)).1
   docker swarm init --advertise-addr d0 >/dev/null
   docker import "$work/busybox.tar" busybox >/dev/null
   swarm_running() { docker service ps "$1" --filter desired-state=running --format '{{.CurrentState}}' | grep -c '^Running' || true; }

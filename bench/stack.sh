@@ -24,54 +24,11 @@ profile=${BENCH_PROFILE:-release}
 deploy/install-deps.sh >/dev/null
 if [ "$profile" = release ]; then cargo build --release --workspace --bins -q; fi
 bin=$PWD/target/x86_64-unknown-linux-gnu/$profile
-id=$(printf '%06x' $((RANDOM * RANDOM % 16777216)))
-br=hs${id}b
 work=$(mktemp -d /tmp/hoist-stack-bench.XXXXXX)
-cleanup() {
-  set +e
-  for p in ${agent_pid:-} ${ctl_pid:-}; do kill -9 "$p" 2>/dev/null; done
-  for d in /sys/fs/cgroup/*/hoist-sb-$id /sys/fs/cgroup/hoist-sb-$id; do
-    [ -d "$d" ] || continue
-    for c in "$d"/*/ "$d"/*/*/; do [ -f "$c/cgroup.procs" ] && xargs -r kill -9 <"$c/cgroup.procs" 2>/dev/null; done
-  done
-  pkill -9 -f "__shim $work" 2>/dev/null
-  sleep 0.3
-  for d in /sys/fs/cgroup/*/hoist-sb-$id /sys/fs/cgroup/hoist-sb-$id; do
-    [ -d "$d" ] && { rmdir "$d"/*/* 2>/dev/null; rmdir "$d"/* 2>/dev/null; rmdir "$d" 2>/dev/null; }
-  done
-  for f in "$work"/agent/run/netns/*; do [ -e "$f" ] && umount -l "$f" 2>/dev/null; done
-  ip netns del "hsb-$id-c" 2>/dev/null
-  ip netns del "hsb-$id-a" 2>/dev/null
-  ip link del "$br" 2>/dev/null
-  grep -o " $work/[^ ]*" /proc/self/mounts | sort -r | xargs -r -n1 umount -l 2>/dev/null
-  rm -rf "$work"
-}
-trap 'set +e; [ "$(type -t docker_down)" = function ] && docker_down; cleanup' EXIT
-
-net=10.79.$((RANDOM % 200 + 20))
-ip link add "$br" type bridge && ip addr add "$net.1/24" dev "$br" && ip link set "$br" up
-for h in c:11 a:21; do
-  n=${h%%:*}; last=${h##*:}
-  ip netns add "hsb-$id-$n"
-  ip link add "hsb${id}$n" type veth peer name eth0 netns "hsb-$id-$n"
-  ip link set "hsb${id}$n" master "$br" up
-  ip -n "hsb-$id-$n" addr add "$net.$last/24" dev eth0
-  ip -n "hsb-$id-$n" link set eth0 up; ip -n "hsb-$id-$n" link set lo up
-done
-ctl=$net.11:7070
-export HOIST_CONTROLLER=$ctl
-nsenter --net=/run/netns/hsb-$id-c "$bin/hoist-controller" --data-dir "$work/ctl" --listen "$ctl" --bootstrap 2>"$work/ctl.log" &
-ctl_pid=$!
-for _ in $(seq 200); do curl -sf "http://$ctl/v1/cluster/token" >/dev/null 2>&1 && break; sleep 0.1; done
-token=$(curl -sf "http://$ctl/v1/cluster/token" | python3 -c 'import json,sys; print(json.load(sys.stdin)["token"])')
-deploy/busybox-image.sh "$work/busybox.tar" >/dev/null
-sock=$work/agent.sock
-nsenter --net=/run/netns/hsb-$id-a "$bin/hoist-agent" --data-dir "$work/agent" --socket "$sock" \
-  --cgroup-parent "hoist-sb-$id/a" --subnet "10.90.1.0/24" --join "$token" --controller "$ctl" 2>"$work/agent.log" &
-agent_pid=$!
-for _ in $(seq 100); do [ -S "$sock" ] && break; sleep 0.05; done
-HOIST_AGENT=$sock "$bin/hoist" image import "$work/busybox.tar" busybox >/dev/null
-for _ in $(seq 100); do "$bin/hoist" node ls -o json | grep -q '"ready"' && break; sleep 0.1; done
+. bench/lib/lab.sh
+trap 'set +e; [ "$(type -t docker_down)" = function ] && docker_down; lab_down' EXIT
+lab_up sb 1
+sock=$work/agent1.sock
 
 compose() { # API_IMAGE: the Compose file both systems deploy
   cat <<EOF
@@ -122,7 +79,7 @@ swarm_broken="not measured"
 if [ "${BENCH_DOCKER:-0}" = 1 ]; then
   . bench/lib/docker.sh
   docker_install
-  docker_up "hsb-$id-d" "$work/docker" 10.99.$((RANDOM % 200 + 20)).1
+  docker_up "hsb-$LAB_ID-d" "$work/docker" 10.99.$((RANDOM % 200 + 20)).1
   docker swarm init --advertise-addr d0 >/dev/null
   docker import "$work/busybox.tar" busybox >/dev/null
   converged() { # STACK: every service at n/n

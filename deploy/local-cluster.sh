@@ -9,6 +9,7 @@
 #
 # Needs root and hoist, hoist-agent, hoist-controller on PATH (deploy/quickstart.sh installs them).
 # Afterwards: export HOIST_CONTROLLER=10.79.0.11:7000,10.79.0.12:7000,10.79.0.13:7000
+#             export HOIST_TOKEN=$(cat /var/lib/hoist-local-cluster/c1/admin.token)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -19,6 +20,13 @@ RUN=/run/hoist-local-cluster
 CONTROLLERS=(c1 c2 c3)
 AGENTS=(a1 a2)
 export HOIST_CONTROLLER=$NET.11:7000,$NET.12:7000,$NET.13:7000
+
+# The first admin token: the first controller writes it when the cluster starts; every hoist
+# command below (and the other controllers' --join) sends it.
+use_admin_token() {
+  [ -s "$STATE/c1/admin.token" ] && HOIST_TOKEN=$(cat "$STATE/c1/admin.token") && export HOIST_TOKEN
+}
+use_admin_token || true
 
 ctl_ip() { echo "$NET.1$1"; }   # c1 → .11
 agent_ip() { echo "$NET.2$1"; } # a1 → .21
@@ -71,6 +79,10 @@ up() {
     [ -e "$STATE/c$i/raft" ] && join=()
     start_in "c$i" "hoist-qs-c$i" hoist-controller --data-dir "$STATE/c$i" \
       --listen "$(ctl_ip "$i"):7000" "${join[@]}"
+    if [ "$i" = 1 ]; then
+      wait_for "the first admin token" 30 test -s "$STATE/c1/admin.token"
+      use_admin_token
+    fi
     wait_for "controller c$i" 30 hoist cluster status
   done
   wait_for "3 voting members" 30 sh -c 'hoist cluster members -o json | grep -o "\"voter\": *true" | wc -l | grep -qx 3'
@@ -117,7 +129,22 @@ up() {
   for i in 1 2; do
     curl -sS --max-time 5 "http://$(agent_ip "$i"):8081/cgi-bin/index" || true
   done
-  echo "Done. export HOIST_CONTROLLER=$HOIST_CONTROLLER; then try: hoist service ls; hoist stack ps shop; hoist stack history shop; hoist service scale hello 3 (the third replica stays pending: hoist service ps hello says why); hoist node drain NODE; $0 down"
+  say "monitoring: /metrics on every member and agent, events, a scaling hook, the dashboard at http://$(ctl_ip 1):7000/ui"
+  curl -sS --max-time 2 -H "Authorization: Bearer $HOIST_TOKEN" "http://$(ctl_ip 1):7000/metrics" | grep '^hoist_service_replicas_running' || true
+  local hook
+  hook=$(hoist hook token create --service hello 2>/dev/null)
+  curl -sS --max-time 5 -H "Authorization: Bearer $hook" -H 'content-type: application/json' \
+    -d '{"direction": "up", "reason": "local-cluster demo"}' "http://$(ctl_ip 2):7000/v1/services/hello/scale-hook" >/dev/null || true
+  hoist service autoscale history hello || true
+  timeout 2 hoist events --since 10m --filter type=service 2>/dev/null | tail -n 5 || true   # it follows: cut after 2 s
+  say "operators: tokens with roles (admin, deployer, viewer) and the audit log of every write"
+  local viewer
+  if viewer=$(hoist token create dashboard --role viewer 2>/dev/null); then
+    echo "the dashboard, as a viewer: http://$(ctl_ip 1):7000/ui/#token=$viewer"
+  fi
+  hoist token ls
+  hoist cluster audit --limit 5
+  echo "Done. export HOIST_CONTROLLER=$HOIST_CONTROLLER HOIST_TOKEN=\$(cat $STATE/c1/admin.token) (or hoist cluster login); then try: hoist service ls; hoist stack ps shop; hoist stack history shop; hoist service scale hello 1 (within its autoscale bounds; a scale is no new version: hoist service history hello); hoist service autoscale history hello; hoist node drain NODE; hoist service logs -f hello; hoist service exec hello -- hostname; hoist events; $0 down"
 }
 
 status() {

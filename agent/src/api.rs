@@ -10,11 +10,13 @@
 //! answer: newline-delimited [`hoist_proto::BuildEvent`]s), `GET /volumes`, `GET /volumes/{name}`,
 //! `DELETE /volumes/{name}` (409 while a container names it).
 
+use crate::api_body::JsonBody;
+use crate::api_query::Query;
 use crate::containers::{LogOptions, Manager};
 use crate::error::AgentError;
 use crate::image::ImageStore;
 use axum::body::Body;
-use axum::extract::{FromRef, Path, Query, State};
+use axum::extract::{FromRef, Path, State};
 use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{delete, get, post};
@@ -47,6 +49,7 @@ type Svc = State<Services>;
 
 pub fn router(services: Services) -> Router {
     Router::new()
+        .route("/v1/openapi.json", get(crate::api_openapi::document))
         .route("/v1/info", get(info))
         .route("/v1/overlay", get(overlay))
         .route("/v1/containers", get(list).post(create))
@@ -66,6 +69,9 @@ pub fn router(services: Services) -> Router {
         .route("/v1/volumes/{name}", get(volume).delete(remove_volume))
         .merge(crate::api_images::routes())
         .merge(crate::api_commit::routes())
+        .layer(axum::middleware::from_fn(
+            crate::api_body::run_to_completion,
+        ))
         .with_state(services)
 }
 
@@ -86,11 +92,6 @@ impl IntoResponse for AgentError {
 }
 
 type ApiResult<T> = Result<T, AgentError>;
-
-/// A body rejected by axum's JSON extractor becomes our error shape too.
-fn bad_json(e: axum::extract::rejection::JsonRejection) -> AgentError {
-    AgentError::Invalid(e.body_text())
-}
 
 /// Newline-delimited JSON: one record per line, flushed as produced.
 fn ndjson<T: Serialize + Send + 'static>(rx: tokio::sync::mpsc::Receiver<T>) -> Response {
@@ -186,9 +187,8 @@ struct CreateQuery {
 async fn create(
     State(m): Mgr,
     Query(q): Query<CreateQuery>,
-    body: Result<Json<CreateContainer>, axum::extract::rejection::JsonRejection>,
+    JsonBody(req): JsonBody<CreateContainer>,
 ) -> ApiResult<Response> {
-    let Json(req) = body.map_err(bad_json)?;
     if !q.attach {
         let (_, created) = m.create(req, false).await?;
         return Ok((StatusCode::CREATED, Json(created)).into_response());
@@ -213,6 +213,7 @@ async fn create(
                 LogOptions {
                     follow: true,
                     tail: None,
+                    ..LogOptions::default()
                 },
             )?;
             tokio::spawn(async move {
@@ -310,6 +311,7 @@ async fn logs(
         LogOptions {
             follow: q.follow,
             tail: q.tail,
+            ..LogOptions::default()
         },
     )?))
 }
@@ -317,9 +319,9 @@ async fn logs(
 async fn exec(
     State(m): Mgr,
     Path(id): Path<String>,
-    body: Result<Json<ExecRequest>, axum::extract::rejection::JsonRejection>,
+    JsonBody(req): JsonBody<ExecRequest>,
 ) -> ApiResult<Response> {
-    let Json(req) = body.map_err(bad_json)?;
+    hoist_proto::limits::check_exec(&req).map_err(AgentError::Invalid)?;
     Ok(ndjson(m.exec(&id, req).await?))
 }
 

@@ -9,6 +9,7 @@
 use std::path::PathBuf;
 use std::sync::Arc;
 
+use crate::api_body::JsonBody;
 use axum::body::Body;
 use axum::extract::{Path, State};
 use axum::http::{header, StatusCode};
@@ -59,9 +60,8 @@ fn lowers(images: &ImageStore, c: &Container) -> ApiResult<Vec<PathBuf>> {
 async fn commit_container(
     State(s): Svc,
     Path(id): Path<String>,
-    body: Result<Json<CommitRequest>, axum::extract::rejection::JsonRejection>,
+    JsonBody(req): JsonBody<CommitRequest>,
 ) -> ApiResult<(StatusCode, Json<CommitResult>)> {
-    let Json(req) = body.map_err(|e| AgentError::Invalid(e.body_text()))?;
     if req.reference.trim().is_empty() {
         return Err(AgentError::Invalid(
             "a commit needs the new image's name: NAME[:TAG]".into(),
@@ -75,6 +75,7 @@ async fn commit_container(
             &c.dir.upper(),
             &c.record.image_id,
             &c.record.spec,
+            c.record.userns,
             &req,
         )
     })
@@ -88,7 +89,7 @@ async fn changes(State(s): Svc, Path(id): Path<String>) -> ApiResult<Json<Vec<Fi
     let images = s.images.clone();
     let list = blocking("diff", move || {
         let lowers = lowers(&images, &c)?;
-        diff::changes(&c.dir.upper(), &lowers)
+        diff::changes(&c.dir.upper(), &lowers, c.record.userns)
             .map_err(|e| AgentError::internal("read the container's changes", e))
     })
     .await?;
@@ -109,7 +110,7 @@ async fn export_container(State(s): Svc, Path(id): Path<String>) -> ApiResult<Re
             .filter(|p| diff::Lower::stat(&lower, p).is_none())
             .map(|p| p.to_string())
             .collect();
-        export::ExportSpec::new(&images, lowers, c.dir.upper(), skip)
+        export::ExportSpec::new(&images, lowers, c.dir.upper(), skip, c.record.userns)
             .map_err(|e| AgentError::internal("create export directory", e))
     })
     .await?;

@@ -10,8 +10,10 @@
 use std::collections::BTreeSet;
 use std::sync::Arc;
 
+use crate::api_body::JsonBody;
+use crate::api_query::Query;
 use axum::body::Body;
-use axum::extract::{Query, State};
+use axum::extract::State;
 use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
@@ -117,11 +119,7 @@ where
     progress_stream(rx)
 }
 
-async fn pull_image(
-    State(s): Svc,
-    body: Result<Json<PullRequest>, axum::extract::rejection::JsonRejection>,
-) -> ApiResult<Response> {
-    let Json(req) = body.map_err(|e| AgentError::Invalid(e.body_text()))?;
+async fn pull_image(State(s): Svc, JsonBody(req): JsonBody<PullRequest>) -> ApiResult<Response> {
     let (store, regs) = (s.images.clone(), s.containers.config.registries());
     Ok(with_progress(
         "pull",
@@ -135,11 +133,7 @@ async fn pull_image(
     ))
 }
 
-async fn push_image(
-    State(s): Svc,
-    body: Result<Json<PushRequest>, axum::extract::rejection::JsonRejection>,
-) -> ApiResult<Response> {
-    let Json(req) = body.map_err(|e| AgentError::Invalid(e.body_text()))?;
+async fn push_image(State(s): Svc, JsonBody(req): JsonBody<PushRequest>) -> ApiResult<Response> {
     let (store, regs) = (s.images.clone(), s.containers.config.registries());
     Ok(with_progress(
         "push",
@@ -228,9 +222,8 @@ async fn history(State(s): Svc, Query(q): Query<RefQuery>) -> ApiResult<Json<Vec
 
 async fn tag(
     State(s): Svc,
-    body: Result<Json<TagRequest>, axum::extract::rejection::JsonRejection>,
+    JsonBody(req): JsonBody<TagRequest>,
 ) -> ApiResult<(StatusCode, Json<ImageSummary>)> {
-    let Json(req) = body.map_err(|e| AgentError::Invalid(e.body_text()))?;
     let images = s.images.clone();
     let s = blocking("tag", move || images.tag(&req.source, &req.target)).await?;
     Ok((StatusCode::CREATED, Json(s)))
@@ -249,11 +242,7 @@ async fn prune(State(s): Svc) -> ApiResult<Json<PruneReport>> {
     ))
 }
 
-async fn login(
-    State(s): Svc,
-    body: Result<Json<LoginRequest>, axum::extract::rejection::JsonRejection>,
-) -> ApiResult<StatusCode> {
-    let Json(req) = body.map_err(|e| AgentError::Invalid(e.body_text()))?;
+async fn login(State(s): Svc, JsonBody(req): JsonBody<LoginRequest>) -> ApiResult<StatusCode> {
     RegistryClient::connect(
         &s.containers.config.registries(),
         &req.registry,

@@ -22,6 +22,8 @@ pub struct AgentConfig {
     pub insecure_registries: Vec<String>,
     /// The cluster DNS containers on the bridge use (the node's gateway), on an overlay node.
     pub cluster_dns: Option<std::net::Ipv4Addr>,
+    /// The host ids a user-namespaced container's ids map onto (`--userns-range`).
+    pub userns_range: crate::runtime::userns::IdRange,
 }
 
 impl AgentConfig {

@@ -37,6 +37,37 @@ fn write_current(name: &str, written: &Path) {
     }
 }
 
+/// A variant of the container record, `agent-container-record-NAME.json`, the first one this
+/// build's own (0.1.0's record with `change` applied): read, `check`ed (and its version and
+/// name), and written back to the same bytes.
+fn record_variant(
+    format: u32,
+    t: &Path,
+    name: &str,
+    change: impl FnOnce(&mut ContainerRecord),
+    missing: &mut Vec<PathBuf>,
+    check: impl FnOnce(&ContainerRecord),
+) {
+    let path = t.join(name).join("container.json");
+    let name = format!("container-record-{name}");
+    if !dir(format).join(format!("agent-{name}.json")).exists() && writing() {
+        let mut r: ContainerRecord = read_json(&dir(format).join("agent-container-record.json"))
+            .unwrap()
+            .unwrap();
+        change(&mut r);
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        write_json_atomic(&path, &r).unwrap();
+        write_current(&name, &path);
+    }
+    if fetch(format, &name, &path, missing) {
+        let r: ContainerRecord = read_json(&path).unwrap().unwrap();
+        assert_eq!((r.version, r.name.as_str()), (1, "web"));
+        check(&r);
+        write_json_atomic(&path, &r).unwrap();
+        write_current(&name, &path);
+    }
+}
+
 #[test]
 fn every_agent_record_of_every_format_read_loads() {
     let mut missing = Vec::new();
@@ -130,13 +161,7 @@ fn every_agent_record_of_every_format_read_loads() {
         if format >= 2 {
             // A container record with the fields added after 0.3.0 (anonymous volumes, the
             // image's check and shell): the first one is this build's own.
-            let path = t.join("volumes").join("container.json");
-            let name = "container-record-volumes";
-            if !dir(format).join(format!("agent-{name}.json")).exists() && writing() {
-                let mut r: ContainerRecord =
-                    read_json(&dir(format).join("agent-container-record.json"))
-                        .unwrap()
-                        .unwrap();
+            let volumes = |r: &mut ContainerRecord| {
                 r.anonymous_volumes = vec![crate::containers::volumes::AnonymousVolume {
                     id: "5f".repeat(32),
                     target: "/data".into(),
@@ -148,13 +173,8 @@ fn every_agent_record_of_every_format_read_loads() {
                     ..Default::default()
                 });
                 r.shell = Some(vec!["/bin/ash".into(), "-c".into()]);
-                std::fs::create_dir_all(path.parent().unwrap()).unwrap();
-                write_json_atomic(&path, &r).unwrap();
-                write_current(name, &path);
-            }
-            if fetch(format, name, &path, &mut missing) {
-                let r: ContainerRecord = read_json(&path).unwrap().unwrap();
-                assert_eq!((r.version, r.name.as_str()), (1, "web"));
+            };
+            record_variant(format, t, "volumes", volumes, &mut missing, |r| {
                 assert_eq!(r.anonymous_volumes[0].target, "/data");
                 assert_eq!(r.anonymous_volumes[0].id.len(), 64);
                 let h = r.healthcheck.as_ref().unwrap();
@@ -163,19 +183,11 @@ fn every_agent_record_of_every_format_read_loads() {
                     (2, 2_000_000_000, 2)
                 );
                 assert_eq!(r.shell.as_deref().unwrap()[0], "/bin/ash");
-                write_json_atomic(&path, &r).unwrap();
-                write_current(name, &path);
-            }
+            });
 
             // A container record using the complete spec's create fields (ulimits, tmpfs, named
             // volumes): the first one is this build's own.
-            let path = t.join("spec-fields").join("container.json");
-            let name = "container-record-spec-fields";
-            if !dir(format).join(format!("agent-{name}.json")).exists() && writing() {
-                let mut r: ContainerRecord =
-                    read_json(&dir(format).join("agent-container-record.json"))
-                        .unwrap()
-                        .unwrap();
+            let spec_fields = |r: &mut ContainerRecord| {
                 r.spec.ulimits.insert(
                     "nofile".into(),
                     hoist_proto::Ulimit {
@@ -194,13 +206,8 @@ fn every_agent_record_of_every_format_read_loads() {
                     target: "/var/lib/db".into(),
                     read_only: true,
                 }];
-                std::fs::create_dir_all(path.parent().unwrap()).unwrap();
-                write_json_atomic(&path, &r).unwrap();
-                write_current(name, &path);
-            }
-            if fetch(format, name, &path, &mut missing) {
-                let r: ContainerRecord = read_json(&path).unwrap().unwrap();
-                assert_eq!((r.version, r.name.as_str()), (1, "web"));
+            };
+            record_variant(format, t, "spec-fields", spec_fields, &mut missing, |r| {
                 assert_eq!(
                     (r.spec.ulimits["nofile"].soft, r.spec.ulimits["nofile"].hard),
                     (1024, 4096)
@@ -218,9 +225,36 @@ fn every_agent_record_of_every_format_read_loads() {
                     (v.name.as_str(), v.target.as_str(), v.read_only),
                     ("db-data", "/var/lib/db", true)
                 );
-                write_json_atomic(&path, &r).unwrap();
-                write_current(name, &path);
-            }
+            });
+
+            // Container hardening's create fields (capabilities, no_new_privileges, a user
+            // namespace), and the record of a user-namespaced container with its host id range.
+            let hardening = |r: &mut ContainerRecord| {
+                r.spec.cap_add = vec!["NET_ADMIN".into()];
+                r.spec.cap_drop = vec!["ALL".into()];
+                r.spec.no_new_privileges = Some(false);
+                r.spec.userns = true;
+            };
+            record_variant(format, t, "hardening", hardening, &mut missing, |r| {
+                assert_eq!(
+                    (r.spec.cap_add.len(), r.spec.cap_add[0].as_str()),
+                    (1, "NET_ADMIN")
+                );
+                assert_eq!(r.spec.cap_drop, ["ALL"]);
+                assert_eq!(
+                    (r.spec.no_new_privileges, r.spec.userns),
+                    (Some(false), true)
+                );
+            });
+            let range = crate::runtime::userns::IdRange::DEFAULT;
+            let userns = |r: &mut ContainerRecord| {
+                r.spec.userns = true;
+                r.userns = Some(range);
+            };
+            record_variant(format, t, "userns", userns, &mut missing, |r| {
+                assert!(r.spec.userns);
+                assert_eq!(r.userns, Some(range));
+            });
 
             // The overlay's record came with format 2; the first one is this build's own.
             let data = t.join("ov");

@@ -9,14 +9,18 @@
 //! manager runs in unit tests as a normal user.
 
 pub mod api;
+pub mod api_body;
 pub mod api_commit;
 pub mod api_images;
+pub mod api_openapi;
+pub mod api_query;
 pub mod config;
 pub mod containers;
 pub mod dns;
 pub mod error;
 pub mod image;
 pub mod mesh;
+pub mod metrics;
 pub mod network;
 pub mod overlay;
 pub mod runtime;

@@ -81,10 +81,51 @@ struct Args {
     /// Memory this node offers to replicas (default: the host's), e.g. 2g.
     #[arg(long, value_parser = |s: &str| hoist_common::parse::parse_size(s))]
     memory: Option<u64>,
+    /// Serve Prometheus metrics (`GET /metrics`: per-container CPU, memory, network, restarts,
+    /// OOM kills, health probes; image pulls) on this TCP address, `IP:PORT`. The default is
+    /// loopback on Docker's metrics port; `none` turns the listener off. Starting fails when
+    /// the address is taken.
+    #[arg(long, value_name = "IP:PORT|none", default_value = hoist_agent::metrics::DEFAULT_LISTEN)]
+    metrics_listen: String,
+    /// The host ids that `--userns` containers' ids map onto (container root is the first):
+    /// FIRST:COUNT, or a user name whose range /etc/subuid and /etc/subgid give (as Docker's
+    /// userns-remap). The default, 0x70000000 and up, is above the ranges useradd and
+    /// systemd-nspawn hand out. Every such container shares the range, so volumes keep their
+    /// owners between them.
+    #[arg(
+        long,
+        value_name = "FIRST:COUNT|USER",
+        default_value = "1879048192:65536"
+    )]
+    userns_range: String,
     /// A registry (`HOST[:PORT]`) to reach over plain HTTP instead of HTTPS; repeatable.
     /// Loopback registries (localhost, 127.0.0.0/8, [::1]) are always treated as insecure.
     #[arg(long = "insecure-registry", value_name = "HOST[:PORT]")]
     insecure_registry: Vec<String>,
+}
+
+/// `--userns-range`: `FIRST:COUNT`, or a user's range in `/etc/subuid` and `/etc/subgid` (which
+/// must be the same: one range serves for uids and gids).
+fn userns_range(flag: &str) -> anyhow::Result<hoist_agent::runtime::userns::IdRange> {
+    use hoist_agent::runtime::userns::IdRange;
+    if flag.contains(':') {
+        return IdRange::parse(flag).map_err(|e| anyhow::anyhow!("--userns-range: {e}"));
+    }
+    let lookup = |file: &str| -> anyhow::Result<IdRange> {
+        let text = std::fs::read_to_string(file)
+            .with_context(|| format!("--userns-range: read {file}"))?;
+        IdRange::from_subid(&text, flag)
+            .ok_or_else(|| anyhow::anyhow!("--userns-range: {file} has no range for {flag:?}"))?
+            .map_err(|e| anyhow::anyhow!("--userns-range: {file}: {flag}: {e}"))
+    };
+    let (uids, gids) = (lookup("/etc/subuid")?, lookup("/etc/subgid")?);
+    if uids != gids {
+        anyhow::bail!(
+            "--userns-range: {flag}'s ranges differ ({}:{} in /etc/subuid, {}:{} in /etc/subgid); give FIRST:COUNT",
+            uids.first, uids.count, gids.first, gids.count
+        );
+    }
+    Ok(uids)
 }
 
 fn parse_label(s: &str) -> Result<(String, String), String> {
@@ -124,9 +165,7 @@ fn main() -> anyhow::Result<()> {
     match argv.get(1).map(String::as_str) {
         Some("__shim") if argv.len() == 3 => hoist_agent::runtime::shim::main(argv[2].as_ref()),
         Some("__wg") if argv.len() == 3 => return hoist_agent::overlay::helper::main(&argv[2]),
-        Some("__exec") if argv.len() == 4 => {
-            hoist_agent::runtime::exec::main(argv[2].as_ref(), &argv[3])
-        }
+        Some("__exec") if argv.len() == 3 => hoist_agent::runtime::exec::main(argv[2].as_ref()),
         _ => {}
     }
     let args = Args::parse();
@@ -139,6 +178,16 @@ fn main() -> anyhow::Result<()> {
 }
 
 async fn run(args: Args) -> anyhow::Result<()> {
+    let userns_range = userns_range(&args.userns_range)?;
+    // Bound first, so that a taken address stops the agent before it touches anything.
+    let metrics = match hoist_agent::metrics::parse_listen(&args.metrics_listen)
+        .map_err(anyhow::Error::msg)?
+    {
+        Some(addr) => Some(tokio::net::TcpListener::bind(addr).await.with_context(|| {
+            format!("--metrics-listen {addr}: listen (give another address, or none)")
+        })?),
+        None => None,
+    };
     let mut join = args.join.map(|token| JoinConfig {
         token,
         controllers: args
@@ -210,9 +259,18 @@ async fn run(args: Args) -> anyhow::Result<()> {
         log_max_bytes: args.log_max_size,
         insecure_registries: args.insecure_registry,
         cluster_dns,
+        userns_range,
     };
     std::fs::create_dir_all(&config.data_dir)
         .with_context(|| format!("create {}", config.data_dir.display()))?;
+    // The agent's alone (as Docker keeps /var/lib/docker): image layers and containers' writable
+    // layers hold files as root made them, setuid bits included, which no other user of the host
+    // may reach. Containers see their files through mounts, never through these paths.
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&config.data_dir, std::fs::Permissions::from_mode(0o700))
+            .with_context(|| format!("chmod 700 {}", config.data_dir.display()))?;
+    }
     if let Err(e) = hoist_agent::runtime::selfexe::init() {
         tracing::warn!(
             "no sealed copy of the agent binary for helpers (CVE-2019-5736 hardening off): {e}"
@@ -290,6 +348,15 @@ async fn run(args: Args) -> anyhow::Result<()> {
         },
     );
     let restored = manager.restore().await.context("restore containers")?;
+    if let Some(listener) = metrics {
+        tracing::info!(address = %listener.local_addr()?, "serving metrics on /metrics");
+        let mgr = manager.clone();
+        tokio::spawn(async move {
+            if let Err(e) = hoist_agent::metrics::serve(listener, mgr).await {
+                tracing::error!("the metrics listener stopped: {e}");
+            }
+        });
+    }
     let overlay = join.as_ref().and_then(|j| j.overlay.clone());
     let mesh = join.as_ref().and_then(|j| j.mesh.clone());
     if let Some(join) = join {

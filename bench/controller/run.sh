@@ -12,6 +12,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 root=$PWD
+. bench/lib/auth.sh
 SECS=${SECS:-10}
 REPS=${REPS:-2}
 FAILOVERS=${FAILOVERS:-5}
@@ -76,6 +77,7 @@ all_up() { # sys eps
 echo "starting 3 Hoist members and 3 etcd members on loopback (work dir $work)" >&2
 start_hoist 1 --bootstrap
 wait_until "hoist member 1" 20 curl -sf http://127.0.0.1:27001/v1/health
+bench_admin_token "$work/h1" "$work"   # the others join with it; the load generator sends it
 start_hoist 2 --join 127.0.0.1:27001
 start_hoist 3 --join 127.0.0.1:27001
 for i in 1 2 3; do start_etcd $i; done

@@ -2,6 +2,7 @@
 #
 #   docker_install                 # docker.io from Debian, without starting the system's daemon
 #   docker_up NETNS WORKDIR ADDR   # dockerd in a network namespace of its own; exports DOCKER_HOST
+#                                  # (DOCKER_FLAGS: more dockerd flags, e.g. --metrics-addr)
 #   ...docker commands...
 #   docker_down                    # stops everything it started and removes what it made
 #
@@ -41,7 +42,7 @@ docker_up() { # NETNS WORKDIR ADDR
   export DOCKER_HOST=unix://$DOCKER_WORK/docker.sock
   # Not `ip netns exec`: it remounts /sys, which hides the cgroup mounts dockerd needs.
   unshare --mount --propagation slave nsenter --net="/run/netns/$DOCKER_NS" dockerd --data-root "$DOCKER_WORK/data" --exec-root "$DOCKER_WORK/exec" \
-    --pidfile "$DOCKER_WORK/docker.pid" -H "$DOCKER_HOST" >"$DOCKER_WORK/dockerd.log" 2>&1 &
+    --pidfile "$DOCKER_WORK/docker.pid" -H "$DOCKER_HOST" ${DOCKER_FLAGS:-} >"$DOCKER_WORK/dockerd.log" 2>&1 &
   DOCKER_PID=$!
   local i
   for i in $(seq 150); do docker info >/dev/null 2>&1 && return 0; sleep 0.2; done

@@ -1,4 +1,5 @@
-//! `hoist cluster ...`: status, members, member add/remove, snapshot save/restore.
+//! `hoist cluster ...`: status, members, member add/remove, snapshot save/restore; login, logout
+//! and the audit log are in `token.rs`.
 
 use crate::controller_client::{report, ControllerClient};
 use comfy_table::Table;
@@ -29,6 +30,17 @@ pub enum ClusterCmd {
     /// Save or restore the replicated state.
     #[command(subcommand)]
     Snapshot(SnapshotCmd),
+    /// Check an operator token with the controllers and keep it for later commands (mode 0600
+    /// file under ~/.config/hoist). The token comes from --token, HOIST_TOKEN, or standard input.
+    Login,
+    /// Forget the kept operator token.
+    Logout,
+    /// Operators' writes, newest last: who, when, what, and whether it was refused (admins).
+    Audit {
+        /// At most this many entries.
+        #[arg(long, default_value_t = 100)]
+        limit: usize,
+    },
 }
 
 /// `hoist cluster snapshot ...`
@@ -55,10 +67,19 @@ fn members_table(members: &[Member]) -> Table {
     t
 }
 
-/// Runs one cluster command; answers the exit code.
-pub async fn run(cmd: ClusterCmd, controllers: &[String], json: bool) -> anyhow::Result<i32> {
+/// Runs one cluster command; answers the exit code. `token` is the one given by `--token` or
+/// `HOIST_TOKEN` (for `login`).
+pub async fn run(
+    cmd: ClusterCmd,
+    controllers: &[String],
+    token: Option<String>,
+    json: bool,
+) -> anyhow::Result<i32> {
     let client = ControllerClient::new(controllers)?;
     match cmd {
+        ClusterCmd::Login => return crate::token::login(controllers, token, json).await,
+        ClusterCmd::Logout => return crate::token::logout(json),
+        ClusterCmd::Audit { limit } => return crate::token::audit(controllers, limit, json).await,
         ClusterCmd::Token => {
             match client
                 .json::<hoist_proto::cluster::JoinToken>(Method::GET, "/v1/cluster/token", None)

@@ -6,6 +6,24 @@ use reqwest::{Method, StatusCode};
 use serde::de::DeserializeOwned;
 use std::time::Duration;
 
+/// A client builder for the controllers: no proxy, and the operator's token on every request
+/// (`credentials.rs`).
+pub fn http_builder() -> reqwest::ClientBuilder {
+    builder_with(crate::credentials::token())
+}
+
+fn builder_with(token: Option<&str>) -> reqwest::ClientBuilder {
+    hoist_common::init_tls();
+    let mut b = reqwest::Client::builder().no_proxy();
+    if let Some(token) = token {
+        if let Ok(mut v) = reqwest::header::HeaderValue::from_str(&format!("Bearer {token}")) {
+            v.set_sensitive(true);
+            b = b.default_headers([(reqwest::header::AUTHORIZATION, v)].into_iter().collect());
+        }
+    }
+    b
+}
+
 /// Why a controller call failed.
 #[derive(Debug)]
 pub enum CallError {
@@ -63,13 +81,25 @@ impl ControllerClient {
                 "no controller address: pass --controller HOST:PORT or set HOIST_CONTROLLER"
             );
         }
-        hoist_common::init_tls();
-        let http = reqwest::Client::builder()
-            .no_proxy()
+        let http = http_builder()
             .connect_timeout(Duration::from_millis(700))
             .timeout(Duration::from_secs(30))
             .build()?;
         Ok(ControllerClient { bases, http })
+    }
+
+    /// The same client, sending `token` instead of the process's credentials.
+    pub fn with_token(self, token: &str) -> anyhow::Result<ControllerClient> {
+        let http = builder_with(Some(token))
+            .connect_timeout(Duration::from_millis(700))
+            .timeout(Duration::from_secs(30))
+            .build()?;
+        Ok(ControllerClient { http, ..self })
+    }
+
+    /// The base URLs (`http://HOST:PORT`), in the order given.
+    pub fn bases(&self) -> &[String] {
+        &self.bases
     }
 
     /// Sends a request, trying the next address on connection errors and 503s.
@@ -90,13 +120,34 @@ impl ControllerClient {
         body: Option<(&str, Vec<u8>)>,
         headers: &[(&str, &str)],
     ) -> Result<(Vec<u8>, reqwest::header::HeaderMap), CallError> {
+        let resp = self.open(&self.http, method, path, body, headers).await?;
+        let resp_headers = resp.headers().clone();
+        let base = resp.url().origin().ascii_serialization();
+        let bytes = resp
+            .bytes()
+            .await
+            .map_err(|e| CallError::Unreachable(format!("{base}: {e}")))?;
+        Ok((bytes.to_vec(), resp_headers))
+    }
+
+    /// Sends a request with `http`, trying the next address on connection errors and 503s;
+    /// answers the first successful response with its body unread (a streamed answer is read
+    /// as it comes, with a client without an overall timeout).
+    pub async fn open(
+        &self,
+        http: &reqwest::Client,
+        method: Method,
+        path: &str,
+        body: Option<(&str, Vec<u8>)>,
+        headers: &[(&str, &str)],
+    ) -> Result<reqwest::Response, CallError> {
         let mut last = String::new();
         for round in 0..ROUNDS {
             if round > 0 {
                 tokio::time::sleep(Duration::from_millis(250 * round as u64)).await;
             }
             for base in &self.bases {
-                let mut req = self.http.request(method.clone(), format!("{base}{path}"));
+                let mut req = http.request(method.clone(), format!("{base}{path}"));
                 if let Some((ct, bytes)) = &body {
                     req = req.header("content-type", *ct).body(bytes.clone());
                 }
@@ -111,24 +162,14 @@ impl ControllerClient {
                     }
                 };
                 let status = resp.status();
-                let resp_headers = resp.headers().clone();
+                if status.is_success() {
+                    return Ok(resp);
+                }
                 let bytes = resp
                     .bytes()
                     .await
                     .map_err(|e| CallError::Unreachable(format!("{base}: {e}")))?;
-                if status.is_success() {
-                    return Ok((bytes.to_vec(), resp_headers));
-                }
-                let body: ErrorBody =
-                    serde_json::from_slice(&bytes).unwrap_or_else(|_| ErrorBody {
-                        code: "http".into(),
-                        message: format!(
-                            "{base}: HTTP {status}: {}",
-                            String::from_utf8_lossy(&bytes)
-                        ),
-                        field: None,
-                        errors: vec![],
-                    });
+                let body = error_body(base, status, &bytes);
                 if status == StatusCode::SERVICE_UNAVAILABLE {
                     last = format!("{base}: {}", body.message);
                     continue;
@@ -169,6 +210,16 @@ impl ControllerClient {
             .ok()?;
         r.json().await.ok()
     }
+}
+
+/// The error body of an answer, or one made of its text when it has none.
+fn error_body(base: &str, status: StatusCode, bytes: &[u8]) -> ErrorBody {
+    serde_json::from_slice(bytes).unwrap_or_else(|_| ErrorBody {
+        code: "http".into(),
+        message: format!("{base}: HTTP {status}: {}", String::from_utf8_lossy(bytes)),
+        field: None,
+        errors: vec![],
+    })
 }
 
 /// Prints an error the way every command does and returns the exit code.

@@ -1,20 +1,29 @@
 //! `hoist`: the command-line client of Hoist. Container and image commands talk to a node agent
 //! over its unix socket, Docker-style; service and cluster commands talk to the controllers.
 
+mod autoscale;
 mod client;
 mod cluster;
 mod commands;
 mod compose;
 mod controller_client;
+mod credentials;
+mod events;
 mod node;
 mod output;
+mod private_file;
 mod ps;
 mod resolve;
 mod rollout;
 mod service;
+mod service_exec;
+mod service_logs;
+mod session_stream;
 mod spec_file;
+mod sse;
 mod stack;
 mod stack_ops;
+mod token;
 
 use clap::{Parser, Subcommand};
 use client::{Client, ClientError};
@@ -41,6 +50,9 @@ struct Cli {
         default_value = "127.0.0.1:7070"
     )]
     controller: Vec<String>,
+    /// An operator token for the controllers (default: the one `hoist cluster login` kept).
+    #[arg(long, global = true, env = "HOIST_TOKEN", hide_env_values = true)]
+    token: Option<String>,
     /// Output format: tables for people, JSON for scripts.
     #[arg(long, short = 'o', global = true, value_enum, default_value_t)]
     output: output::Format,
@@ -83,6 +95,15 @@ enum Command {
     /// Agent hosts in the cluster: list, inspect, label, drain, pause, activate.
     #[command(subcommand)]
     Node(node::NodeCmd),
+    /// Operators' tokens and their roles (admins): create, list, revoke.
+    #[command(subcommand, after_help = token::TOKEN_EXAMPLES)]
+    Token(token::TokenCmd),
+    /// Scaling hooks for monitors: their tokens.
+    #[command(subcommand)]
+    Hook(autoscale::HookCmd),
+    /// Follow the cluster's events: services, rollouts, replicas, nodes, stacks, autoscaling.
+    #[command(after_help = events::EXAMPLES)]
+    Events(events::EventsArgs),
     /// This node's network: `hoist net doctor` checks its end of the overlay (talks to the agent).
     #[command(subcommand)]
     Net(commands::net::NetCmd),
@@ -110,6 +131,7 @@ fn main() {
         }
     };
     let json = cli.output == output::Format::Json;
+    credentials::init(cli.token.clone());
     let code = rt.block_on(async {
         let client = Client::new(&cli.agent);
         let result = match cli.command {
@@ -129,10 +151,21 @@ fn main() {
                 return controller_result(stack::run(cmd, &cli.controller, cli.output).await)
             }
             Command::Cluster(cmd) => {
-                return controller_result(cluster::run(cmd, &cli.controller, json).await)
+                return controller_result(
+                    cluster::run(cmd, &cli.controller, cli.token.clone(), json).await,
+                )
             }
             Command::Node(cmd) => {
                 return controller_result(node::run(cmd, &cli.controller, json).await)
+            }
+            Command::Events(args) => {
+                return controller_result(events::run(args, &cli.controller, cli.output).await)
+            }
+            Command::Token(cmd) => {
+                return controller_result(token::run(cmd, &cli.controller, json).await)
+            }
+            Command::Hook(cmd) => {
+                return controller_result(autoscale::run_hook(cmd, &cli.controller, json).await)
             }
         };
         match result {

@@ -1,4 +1,5 @@
-//! `hoist service ...`: apply, list, inspect, remove, scale, history and rollback of services.
+//! `hoist service ...`: apply, list, inspect, remove, scale, history and rollback of services;
+//! their replicas' logs and exec (`service_logs.rs`, `service_exec.rs`).
 
 use crate::controller_client::{report, ControllerClient};
 use crate::{ps, resolve, rollout, spec_file};
@@ -40,11 +41,18 @@ pub enum ServiceCmd {
     History { name: String },
     /// Make a new version from an old one (default: the previous version).
     Rollback { name: String, version: Option<u64> },
+    /// Every replica's output, merged line by line, each line prefixed NAME.SLOT@NODE.
+    Logs(crate::service_logs::LogsArgs),
+    /// Run a command in a replica wherever it runs; its exit code becomes hoist's.
+    Exec(crate::service_exec::ExecArgs),
     /// Every replica: node, state, health, and its recent tasks with reasons.
     Ps { name: String },
     /// Rolling updates.
     #[command(subcommand)]
     Rollout(RolloutCmd),
+    /// Autoscaling: the decisions made and why.
+    #[command(subcommand)]
+    Autoscale(crate::autoscale::AutoscaleCmd),
 }
 
 /// `hoist service rollout ...`
@@ -59,7 +67,7 @@ pub enum RolloutCmd {
     },
 }
 
-fn path_name(name: &str) -> String {
+pub fn path_name(name: &str) -> String {
     // Names are DNS labels; anything else is refused by the server with a clear message.
     name.replace('/', "%2F")
 }
@@ -167,6 +175,11 @@ pub async fn run(cmd: ServiceCmd, controllers: &[String], json: bool) -> anyhow:
                 }
             }
         }
+        ServiceCmd::Autoscale(crate::autoscale::AutoscaleCmd::History { name }) => {
+            return crate::autoscale::history(&name, &client, json).await
+        }
+        ServiceCmd::Logs(args) => return Ok(crate::service_logs::run(&client, args, json).await),
+        ServiceCmd::Exec(args) => return Ok(crate::service_exec::run(&client, args, json).await),
         ServiceCmd::Ps { name } => return Ok(ps::run(&client, &path_name(&name), json).await),
         ServiceCmd::Rollout(RolloutCmd::Status { name, follow }) => {
             let limits = (&follow).into();

@@ -32,8 +32,15 @@ fn guess(path: &Path) -> Option<Format> {
 pub fn parse(text: &str, format: Format) -> Result<Vec<ServiceSpec>, String> {
     // A list is recognised by its top-level `services` key; otherwise the document is one spec.
     let value: serde_json::Value = match format {
-        Format::Json => serde_json::from_str(text).map_err(|e| e.to_string())?,
-        Format::Yaml => serde_yaml_ng::from_str(text).map_err(|e| e.to_string())?,
+        // The APIs' reader: a key given twice is an error, not last-wins (TOML and YAML refuse
+        // it themselves).
+        Format::Json => hoist_common::json_body::from_slice(text.as_bytes(), "the spec file")
+            .map_err(|e| e.to_string())?,
+        // Through YAML's own mapping, which refuses a key given twice (serde_json's keeps the
+        // last).
+        Format::Yaml => serde_yaml_ng::from_str::<serde_yaml_ng::Value>(text)
+            .and_then(serde_yaml_ng::from_value)
+            .map_err(|e| e.to_string())?,
         Format::Toml => toml::from_str(text).map_err(|e| e.to_string())?,
     };
     let many = value.get("services").is_some();
@@ -110,6 +117,26 @@ mod tests {
         assert_eq!(a, parse(yaml, Format::Yaml).unwrap());
         assert_eq!(a, parse(json, Format::Json).unwrap());
         assert_eq!(a[0].resources.cpu.as_ref().unwrap().as_str(), "0.5");
+    }
+
+    #[test]
+    fn duplicate_keys_are_refused_in_every_format() {
+        let e = |text: &str, f: Format| parse(text, f).unwrap_err();
+        let json = e(
+            r#"{"name":"web","image":"x","env":{"A":"1","A":"2"}}"#,
+            Format::Json,
+        );
+        assert!(json.contains("duplicate"), "{json}");
+        let yaml = e(
+            "name: web\nimage: x\nenv:\n  A: \"1\"\n  A: \"2\"\n",
+            Format::Yaml,
+        );
+        assert!(yaml.contains("duplicate"), "{yaml}");
+        let toml = e(
+            "name = \"web\"\nimage = \"x\"\n[env]\nA = \"1\"\nA = \"2\"\n",
+            Format::Toml,
+        );
+        assert!(toml.contains("duplicate"), "{toml}");
     }
 
     #[test]

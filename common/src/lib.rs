@@ -4,8 +4,12 @@
 
 pub mod dockerignore;
 pub mod ids;
+pub mod json_body;
+pub mod json_numbers;
+pub mod metrics;
 pub mod mount_flags;
 pub mod parse;
+pub mod query;
 
 /// Installs ring as the process's rustls crypto provider; call it before building any `reqwest`
 /// client. Why: the agent's registry client needs TLS, `reqwest` is built with `rustls-no-provider`

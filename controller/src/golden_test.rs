@@ -191,6 +191,28 @@ fn every_golden_file_of_every_format_read_decodes() {
                 |s, f| encode_snapshot(s, f).unwrap(),
                 |b, _| decode_snapshot(b).map_err(e),
             );
+            // Autoscaling histories and hook tokens.
+            let mut st = state(format);
+            st.autoscale.insert("api".into(), samples::autoscale_log());
+            let token = samples::hook_token();
+            st.hook_tokens.insert(token.id.clone(), token);
+            c.file(
+                "state-snapshot-autoscale",
+                &st,
+                |s, f| encode_snapshot(s, f).unwrap(),
+                |b, _| decode_snapshot(b).map_err(e),
+            );
+            // Operators' tokens and the audit log.
+            let mut st = state(format);
+            let token = samples::operator_token();
+            st.operator_tokens.insert(token.name.clone(), token);
+            st.audit.push_back(samples::audit_entry());
+            c.file(
+                "state-snapshot-operators",
+                &st,
+                |s, f| encode_snapshot(s, f).unwrap(),
+                |b, _| decode_snapshot(b).map_err(e),
+            );
         }
         for (name, entry) in entries() {
             c.file(

@@ -5,13 +5,23 @@
 //! - [`raft`]: consensus (the only module naming openraft): storage, network, a small facade.
 //! - [`api`]: the HTTP API (the only module naming axum).
 //! - [`member`]: starting a member: bootstrap, join, restart.
+//! - [`events`]: the recent events this member's applied entries told, for `GET /v1/events`.
+//! - [`sessions`]: logs and exec of replicas on any node, over the agents' own connections.
+//! - [`metrics`]: what `GET /metrics` answers.
+//! - [`ui`]: the web dashboard at `/ui`, files compiled into the binary.
 
 pub mod api;
+pub mod autoscale;
+pub mod credentials;
+pub mod events;
 pub mod leader;
 pub mod member;
+pub mod metrics;
 pub mod raft;
 pub mod scheduler;
+pub mod sessions;
 pub mod state;
+pub mod ui;
 
 #[cfg(test)]
 mod golden_test;

@@ -27,6 +27,10 @@ struct Args {
     /// Join the cluster through a member at ADDR (comma-separated list tried in turn).
     #[arg(long, value_delimiter = ',')]
     join: Vec<String>,
+    /// An admin's operator token, for --join on a cluster that has them (format 2): adding a
+    /// member is an admin's act.
+    #[arg(long, env = "HOIST_TOKEN", hide_env_values = true)]
+    token: Option<String>,
     /// Join as a non-voting learner.
     #[arg(long)]
     learner: bool,
@@ -75,6 +79,13 @@ struct Args {
     /// the requests an update loses without it. Never in production.
     #[arg(long, hide = true)]
     unsafe_no_drain: bool,
+    /// The Prometheus the leader asks for services' autoscaling queries (`[autoscale] query`),
+    /// e.g. `http://127.0.0.1:9090`. Without it such services record that nothing can be asked.
+    #[arg(long, value_name = "URL")]
+    prometheus: Option<String>,
+    /// The highest `[autoscale] max` a service may set: a bound above it is refused at apply.
+    #[arg(long, default_value_t = 1000, value_name = "N")]
+    autoscale_max_replicas: i64,
 }
 
 fn duration(text: &str) -> Result<Duration, String> {
@@ -113,7 +124,10 @@ fn main() -> anyhow::Result<()> {
     let mode = if args.bootstrap {
         StartMode::Bootstrap
     } else if !args.join.is_empty() {
-        StartMode::Join(args.join.clone())
+        StartMode::Join {
+            seeds: args.join.clone(),
+            token: args.token.clone(),
+        }
     } else {
         StartMode::Resume
     };
@@ -133,6 +147,8 @@ fn main() -> anyhow::Result<()> {
                 vip_cidr: Some(vips.trunc().to_string()),
             },
             drain_barrier: !args.unsafe_no_drain,
+            prometheus: args.prometheus.clone(),
+            autoscale_max_replicas: args.autoscale_max_replicas,
             ..LeaderSettings::default()
         },
         settings: RaftSettings {

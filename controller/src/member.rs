@@ -14,8 +14,12 @@ use std::time::{Duration, Instant};
 pub enum StartMode {
     /// Become a one-member cluster (no-op if the data dir already belongs to one).
     Bootstrap,
-    /// Ask a member at one of these addresses to add us (no-op if already a member).
-    Join(Vec<String>),
+    /// Ask a member at one of these addresses to add us (no-op if already a member), with an
+    /// admin's operator token if the cluster has them.
+    Join {
+        seeds: Vec<String>,
+        token: Option<String>,
+    },
     /// Resume from the data dir.
     Resume,
 }
@@ -73,8 +77,12 @@ pub async fn run(
             source,
         })?;
     tracing::info!(id = node.id(), address = node.address(), "member serving");
-    let leader = Leader::new(opts.leader.clone());
+    let leader = Leader::new(LeaderSettings {
+        data_dir: Some(opts.data_dir.clone()),
+        ..opts.leader.clone()
+    });
     tokio::spawn(leader::run(node.clone(), leader.clone()));
+    tokio::spawn(crate::autoscale::run_pull(node.clone(), leader.clone()));
     let (stop, stopping) = tokio::sync::watch::channel(false);
     let mut stopping_rx = stopping.clone();
     let mut server = tokio::spawn(api::serve(
@@ -86,10 +94,17 @@ pub async fn run(
     ));
     match &opts.mode {
         StartMode::Bootstrap => node.bootstrap().await.map_err(MemberError::Bootstrap)?,
-        StartMode::Join(seeds) if !node.is_initialized().await => {
-            join(seeds, node.id(), node.address(), opts.learner).await?;
+        StartMode::Join { seeds, token } if !node.is_initialized().await => {
+            join(
+                seeds,
+                token.as_deref(),
+                node.id(),
+                node.address(),
+                opts.learner,
+            )
+            .await?;
         }
-        StartMode::Join(_) | StartMode::Resume => {}
+        StartMode::Join { .. } | StartMode::Resume => {}
     }
     tokio::select! {
         _ = shutdown => {}
@@ -122,7 +137,13 @@ pub async fn run(
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(1);
 
 /// Asks the seeds, in turn, to add this member until one accepts (2 minutes at most).
-async fn join(seeds: &[String], id: u64, address: &str, learner: bool) -> Result<(), MemberError> {
+async fn join(
+    seeds: &[String],
+    token: Option<&str>,
+    id: u64,
+    address: &str,
+    learner: bool,
+) -> Result<(), MemberError> {
     hoist_common::init_tls();
     let client = reqwest::Client::builder()
         .no_proxy()
@@ -145,6 +166,9 @@ async fn join(seeds: &[String], id: u64, address: &str, learner: bool) -> Result
             for (k, v) in crate::raft::peers::version_headers() {
                 post = post.header(k, v);
             }
+            if let Some(t) = token.map(str::trim).filter(|t| !t.is_empty()) {
+                post = post.bearer_auth(t);
+            }
             match post.send().await {
                 Ok(r) if r.status().is_success() => {
                     tracing::info!(seed, "joined the cluster");
@@ -156,8 +180,15 @@ async fn join(seeds: &[String], id: u64, address: &str, learner: bool) -> Result
                 {
                     let status = r.status();
                     let body = r.text().await.unwrap_or_default();
+                    let hint = match status.as_u16() {
+                        401 if token.is_none() => {
+                            " (adding a member needs an admin's token: pass --token or set HOIST_TOKEN)"
+                        }
+                        401 | 403 => " (--token must be an admin's operator token)",
+                        _ => "",
+                    };
                     return Err(MemberError::Join(format!(
-                        "{seed} refused: {status} {body}"
+                        "{seed} refused: {status} {body}{hint}"
                     )));
                 }
                 Ok(r) => last = format!("{seed}: {}", r.status()),

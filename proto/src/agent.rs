@@ -171,6 +171,20 @@ pub struct CreateContainer {
     /// Named volumes of this node (Docker's `-v NAME:PATH`).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub named_volumes: Vec<NamedVolumeMount>,
+    /// Capabilities added to Docker's default set (Docker's `--cap-add`; names as
+    /// `hoist_proto::capabilities` reads them, `ALL` is every one).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub cap_add: Vec<String>,
+    /// Capabilities taken from the default set (Docker's `--cap-drop`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub cap_drop: Vec<String>,
+    /// `no_new_privs` for every process of the container; default `true`. `false` lets setuid
+    /// binaries and file capabilities raise privileges (Docker's default).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub no_new_privileges: Option<bool>,
+    /// Run in a user namespace whose root is the agent's unprivileged `--userns-range`.
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub userns: bool,
 }
 
 /// The lifecycle of a container.

@@ -37,6 +37,9 @@ pub struct ServiceSummary {
     /// Replicas wanted: `replicas`, or for a global service one per eligible node.
     #[serde(default)]
     pub desired: u64,
+    /// Of those running, the ones that passed their health check or have none.
+    #[serde(default)]
+    pub healthy: u64,
 }
 
 /// Why a version was made.
@@ -592,4 +595,198 @@ pub struct StackChange {
     pub changed: bool,
     /// Each service's outcome, in the order given (for a removal: the services removed).
     pub services: Vec<ServiceChange>,
+}
+
+/// Who asked for an autoscaling decision.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum AutoscaleSource {
+    /// `POST /v1/hooks/alertmanager`: a firing alert.
+    Alertmanager,
+    /// `POST /v1/services/NAME/scale-hook`: any other monitor.
+    Hook,
+    /// The leader's evaluation of the spec's PromQL `query`.
+    Query,
+    /// `hoist service scale`.
+    Operator,
+}
+
+impl AutoscaleSource {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AutoscaleSource::Alertmanager => "alertmanager",
+            AutoscaleSource::Hook => "hook",
+            AutoscaleSource::Query => "query",
+            AutoscaleSource::Operator => "operator",
+        }
+    }
+}
+
+/// One autoscaling decision, committed through Raft with its reason and kept in the service's
+/// autoscale history (format 2). `from == to` records a request that changed nothing (held by a
+/// bound, a cooldown or the stabilization window, or a failed query) and why.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AutoscaleDecision {
+    pub service: String,
+    pub source: AutoscaleSource,
+    /// The replicas the decision was made from; `apply` refuses it if the service has another
+    /// count by then (the leader decides again).
+    pub from: i64,
+    pub to: i64,
+    /// What asked: the alert, the hook's request, the query's value against its target.
+    pub reason: String,
+    /// What limited it (`clamped to max 5`, `cooldown_up: 12s left`, `held by
+    /// stabilization_down`), or the query's error; empty when nothing did.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub detail: String,
+    /// An alert's identity (group key, fingerprint, startsAt): a delivery seen before is not
+    /// applied again.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dedup: Option<String>,
+    /// The Raft index it was committed at (set by `apply`).
+    #[serde(default)]
+    pub index: u64,
+    /// Leader time it was committed at (set by `apply`).
+    #[serde(default)]
+    pub time_ms: u64,
+}
+
+/// A service's autoscale history in the replicated state (format 2).
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct AutoscaleLog {
+    /// The last [`AutoscaleLog::KEEP`] decisions, oldest first.
+    pub decisions: std::collections::VecDeque<AutoscaleDecision>,
+    /// The dedup keys of the last [`AutoscaleLog::KEEP_KEYS`] alerts applied.
+    pub seen: std::collections::VecDeque<String>,
+    /// Decisions ever committed for the service, and those that changed its replicas (the
+    /// metrics' counters).
+    pub total: u64,
+    pub scaled: u64,
+}
+
+impl AutoscaleLog {
+    pub const KEEP: usize = 100;
+    pub const KEEP_KEYS: usize = 512;
+
+    /// The last decision that scaled up, if one is still kept.
+    pub fn last_up(&self) -> Option<&AutoscaleDecision> {
+        self.decisions.iter().rev().find(|d| d.to > d.from)
+    }
+}
+
+/// `GET /v1/services/{name}/autoscale` (JSON only).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AutoscaleStatus {
+    pub service: String,
+    pub replicas: i64,
+    pub autoscale: Option<crate::service::Autoscale>,
+    /// Oldest first.
+    pub decisions: Vec<AutoscaleDecision>,
+    #[serde(default)]
+    pub total: u64,
+}
+
+/// What applying an autoscaling decision did (format 2).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AutoscaleOutcome {
+    /// The decision as recorded (with its index and time).
+    pub decision: AutoscaleDecision,
+    /// False when its alert had been applied before: nothing was recorded or changed.
+    pub applied: bool,
+}
+
+/// A token that lets a monitor call the scaling hooks (`hoist hook token create`), kept as the
+/// SHA-256 of its secret (format 2). Separate from operators' credentials.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HookToken {
+    /// Public part of the token (`HOISTHOOK-<id>-<secret>`).
+    pub id: String,
+    /// Only this service may be scaled with it; `None`: any autoscaled service.
+    #[serde(default)]
+    pub service: Option<String>,
+    /// Lowercase hex SHA-256 of the secret part.
+    #[serde(skip_serializing)]
+    #[serde(default)]
+    pub secret_sha256: String,
+    pub created_ms: u64,
+}
+
+/// What an operator's token may do (format 2). Ordered: each role may do what the ones before
+/// it may.
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default, Serialize, Deserialize,
+)]
+#[serde(rename_all = "lowercase")]
+pub enum Role {
+    /// Read only: services, stacks, nodes, tasks, events, logs, the cluster's status.
+    #[default]
+    Viewer,
+    /// A viewer who also changes services and stacks (apply, scale, rollback, remove), their
+    /// secrets and configs, and runs commands in replicas.
+    Deployer,
+    /// Everything: tokens, members, nodes, snapshots, join tokens, the audit log.
+    Admin,
+}
+
+impl Role {
+    pub const ALL: [Role; 3] = [Role::Viewer, Role::Deployer, Role::Admin];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::Viewer => "viewer",
+            Role::Deployer => "deployer",
+            Role::Admin => "admin",
+        }
+    }
+}
+
+impl std::fmt::Display for Role {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl std::str::FromStr for Role {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Role, String> {
+        Role::ALL
+            .into_iter()
+            .find(|r| r.as_str() == s)
+            .ok_or_else(|| format!("{s:?} is not a role: admin, deployer or viewer"))
+    }
+}
+
+/// An operator's credential (`hoist token create NAME --role ROLE`), kept as the SHA-256 of its
+/// secret (format 2): a snapshot or a Raft log never holds a usable token.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OperatorToken {
+    /// Unique; what `hoist token rm` and the audit log name.
+    pub name: String,
+    pub role: Role,
+    /// The token's public id (`HOISTOP1-<cluster>-<id>-<secret>`).
+    pub id: String,
+    /// Lowercase hex SHA-256 of the secret part.
+    #[serde(skip_serializing, default)]
+    pub secret_sha256: String,
+    pub created_ms: u64,
+    /// Who made it (a token's name; `bootstrap` for the first admin token).
+    pub created_by: String,
+    /// When it was last used, to the minute (0: never).
+    #[serde(default)]
+    pub last_used_ms: u64,
+}
+
+/// One write as the audit log keeps it (format 2): who, when, what, and whether it was refused.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AuditEntry {
+    /// The Raft index it was committed at.
+    pub index: u64,
+    pub time_ms: u64,
+    /// The operator token's name.
+    pub actor: String,
+    /// What was asked (`scale service web to 3`); never a secret's value.
+    pub action: String,
+    /// Why it was refused, if it was.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
 }

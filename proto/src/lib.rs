@@ -5,15 +5,19 @@
 //! What is persisted or sent between processes is versioned: see [`format`].
 
 pub mod agent;
+pub mod capabilities;
 pub mod cluster;
+pub mod events;
 pub mod format;
 pub mod image;
+pub mod limits;
 pub mod node;
 pub mod overlay;
 pub mod quantity;
 pub mod raft;
 pub mod rules;
 pub mod service;
+pub mod session;
 pub mod signal;
 
 pub use agent::*;

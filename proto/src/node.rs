@@ -15,6 +15,8 @@
 //! | `GET /v1/agent/endpoints?index=N&wait_ms=M` | — | [`ServiceEndpoints`] (long poll, format 2) |
 //! | `POST /v1/agent/overlay` | [`OverlayReport`] | [`StatusAck`] (format 2) |
 //! | `POST /v1/agent/volumes` | [`VolumeReport`] | [`StatusAck`] (format 2) |
+//! | `GET /v1/agent/sessions?node=ID&wait_ms=M` | — | [`crate::session::SessionRequests`] (long poll, format 2) |
+//! | `POST /v1/agent/sessions/{id}?node=ID` | [`crate::session::SessionFrame`]s | [`StatusAck`] (format 2; see [`crate::session`]) |
 //!
 //! Every answer from the controller carries the Raft `term` it was produced in. An agent keeps the
 //! newest term it has seen and ignores anything stamped with an older one: a deposed leader that

@@ -2,8 +2,8 @@
 //! applying them answers. Postcard-encoded; variants are only ever appended.
 
 use crate::cluster::{
-    ClusterNetwork, Node, NodeAvailability, NodeStatus, ReleaseState, Rollout, Service,
-    ServiceChange, StackChange, Task,
+    AutoscaleDecision, AutoscaleOutcome, ClusterNetwork, HookToken, Node, NodeAvailability,
+    NodeStatus, OperatorToken, ReleaseState, Rollout, Service, ServiceChange, StackChange, Task,
 };
 use crate::node::TaskStatus;
 use crate::service::ServiceSpec;
@@ -122,6 +122,33 @@ pub enum Command {
     RemoveStack {
         name: String,
     },
+    /// The leader: an autoscaling decision (from a hook, an alert or the query) with its
+    /// reason. Sets the service's replicas without making a new version. Format 2.
+    Autoscale(Box<AutoscaleDecision>),
+    /// Operator: a new hook token (only its secret's hash). Format 2.
+    CreateHookToken(HookToken),
+    /// Operator: revoke a hook token. Format 2.
+    RemoveHookToken {
+        id: String,
+    },
+    /// Admin (or the first leader, for the bootstrap admin token): a new operator token (only
+    /// its secret's hash). Format 2.
+    CreateOperatorToken(OperatorToken),
+    /// Admin: revoke an operator token. The last admin token cannot be removed. Format 2.
+    RemoveOperatorToken {
+        name: String,
+    },
+    /// A member: these tokens were used (at this entry's time). Sent at most once a minute per
+    /// token and member. Format 2.
+    TouchOperatorTokens {
+        names: Vec<String>,
+    },
+    /// An operator's write: `command`, recorded in the audit log under `actor` (a token's
+    /// name) with its outcome. Format 2.
+    Audited {
+        actor: String,
+        command: Box<Command>,
+    },
 }
 
 /// `hoist stack deploy`: the stack's services, named `STACK_SERVICE`.
@@ -147,7 +174,14 @@ impl Command {
             | Command::DeployStack(_)
             | Command::SetReleaseState { .. }
             | Command::RollbackStack { .. }
-            | Command::RemoveStack { .. } => 2,
+            | Command::RemoveStack { .. }
+            | Command::Autoscale(_)
+            | Command::CreateHookToken(_)
+            | Command::RemoveHookToken { .. }
+            | Command::CreateOperatorToken(_)
+            | Command::RemoveOperatorToken { .. }
+            | Command::TouchOperatorTokens { .. } => 2,
+            Command::Audited { command, .. } => command.format().max(2),
             Command::Plan(p) if !p.drain.is_empty() => 2,
             _ => 0,
         }
@@ -164,6 +198,7 @@ impl Command {
                 .map(Command::needs_cluster_format)
                 .max()
                 .unwrap_or(0),
+            Command::Audited { command, .. } => command.needs_cluster_format().max(2),
             c => c.format(),
         }
     }
@@ -237,4 +272,6 @@ pub enum Response {
     Plan(PlanResult),
     /// A stack deploy or removal. Format 2.
     Stack(Box<StackChange>),
+    /// An autoscaling decision applied (or seen before). Format 2.
+    Autoscale(Box<AutoscaleOutcome>),
 }

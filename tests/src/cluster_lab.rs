@@ -63,6 +63,14 @@ impl ClusterLab {
         Self::start_release(controllers, member_flags, None)
     }
 
+    /// As [`Self::start`], with member flags that name the lab's own addresses (a Prometheus
+    /// running on host 0, say): `flags` gets the lab before any member starts.
+    pub fn start_with(controllers: usize, flags: impl FnOnce(&Lab) -> Vec<String>) -> Result<Self> {
+        let lab = Lab::new(controllers)?;
+        let flags = flags(&lab);
+        Self::start_in(lab, controllers, flags, None)
+    }
+
     /// As [`Self::start`], with every process from the binaries in `bins` (a past release, see
     /// [`crate::release_bins`]) instead of this build's.
     pub fn start_release(
@@ -70,9 +78,18 @@ impl ClusterLab {
         member_flags: &[&str],
         bins: Option<&std::path::Path>,
     ) -> Result<Self> {
-        let mut lab = Lab::new(controllers)?;
-        lab.flags =
-            controller_lab::MemberFlags(member_flags.iter().map(|s| s.to_string()).collect());
+        let lab = Lab::new(controllers)?;
+        let flags = member_flags.iter().map(|s| s.to_string()).collect();
+        Self::start_in(lab, controllers, flags, bins)
+    }
+
+    fn start_in(
+        mut lab: Lab,
+        controllers: usize,
+        member_flags: Vec<String>,
+        bins: Option<&std::path::Path>,
+    ) -> Result<Self> {
+        lab.flags = controller_lab::MemberFlags(member_flags);
         if let Some(b) = bins {
             for i in 0..controllers {
                 lab.set_bin(i, b.join("hoist-controller"));
@@ -191,7 +208,12 @@ impl ClusterLab {
 
     /// Runs `hoist ARGS` against the controllers: exit code, stdout, stderr.
     pub fn hoist(&self, args: &[&str]) -> Result<(i32, String, String)> {
-        crate::hoist_cli(&self.controllers_arg(), args)
+        crate::hoist_cli_as(&self.controllers_arg(), self.lab.token().as_deref(), args)
+    }
+
+    /// The `hoist` CLI for this lab's controllers, with its admin token.
+    pub fn hoist_command(&self) -> std::process::Command {
+        crate::hoist_command(&self.controllers_arg(), self.lab.token().as_deref())
     }
 
     /// `hoist ARGS`, which must succeed; answers stdout.
@@ -225,7 +247,7 @@ impl ClusterLab {
                 continue;
             }
             match self.lab.post(i, path, body) {
-                Ok((200, v)) => return Ok(v),
+                Ok((code, v)) if (200..300).contains(&code) => return Ok(v),
                 Ok((code, v)) => last = Some(anyhow::anyhow!("POST {path}: HTTP {code}: {v}")),
                 Err(e) => last = Some(e),
             }

@@ -90,6 +90,8 @@ pub struct Lab {
     dir: tempfile::TempDir,
     pub flags: MemberFlags,
     http: reqwest::blocking::Client,
+    /// The first admin token, once a leader wrote it (see [`Lab::token`]).
+    token: std::sync::Mutex<Option<String>>,
 }
 
 fn free_subnet() -> Result<u8> {
@@ -127,6 +129,7 @@ impl Lab {
             dir: tempfile::tempdir()?,
             flags: MemberFlags::default(),
             http,
+            token: std::sync::Mutex::new(None),
         };
         for _ in 0..n {
             lab.add_host()?;
@@ -223,6 +226,8 @@ impl Lab {
             .args(&self.flags.0)
             .args(extra)
             .env("HOIST_LOG", "info,openraft=error")
+            // For --join: adding a member is an admin's act.
+            .env("HOIST_TOKEN", self.token().unwrap_or_default())
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(log);
@@ -232,9 +237,83 @@ impl Lab {
         wait_for(
             &format!("{addr} to answer"),
             Duration::from_secs(10),
-            || self.status(i).ok(),
+            || matches!(self.get(i, "/v1/health"), Ok((200, _))).then_some(()),
         )?;
+        if extra.contains(&"--bootstrap") && self.hosts[i].bin.is_none() {
+            // This build makes the first admin token: every other request needs it. A data dir
+            // bootstrapped anew (wiped) makes a new one.
+            self.forget_token();
+            self.wait_token(Duration::from_secs(15))?;
+        }
         Ok(())
+    }
+
+    /// The first admin token, once a leader has written it to its data dir (a cluster below
+    /// format 2 has none, and takes requests without it).
+    pub fn token(&self) -> Option<String> {
+        let mut cached = self.token.lock().unwrap_or_else(|e| e.into_inner());
+        if cached.is_none() {
+            *cached = self.hosts.iter().find_map(|h| {
+                let t = std::fs::read_to_string(h.data.join("admin.token")).ok()?;
+                Some(t.trim().to_string()).filter(|t| !t.is_empty())
+            });
+        }
+        cached.clone()
+    }
+
+    /// Reads the first admin token from the members' data dirs, from any thread: for a writer
+    /// that runs across an upgrade to format 2 (when the token appears).
+    pub fn token_source(&self) -> impl Fn() -> Option<String> + Send + Sync + 'static {
+        let dirs: Vec<PathBuf> = self.hosts.iter().map(|h| h.data.clone()).collect();
+        move || {
+            dirs.iter().find_map(|d| {
+                let t = std::fs::read_to_string(d.join("admin.token")).ok()?;
+                Some(t.trim().to_string()).filter(|t| !t.is_empty())
+            })
+        }
+    }
+
+    /// Uses `token` from now on (a restored snapshot brings its own tokens back).
+    pub fn set_token(&self, token: Option<String>) {
+        *self.token.lock().unwrap_or_else(|e| e.into_inner()) = token;
+    }
+
+    /// Forgets the token read so far (the cluster was made anew): the next request reads it
+    /// again.
+    pub fn forget_token(&self) {
+        *self.token.lock().unwrap_or_else(|e| e.into_inner()) = None;
+    }
+
+    /// A blocking client builder that sends the lab's admin token (when there is one) on every
+    /// request, for tests that make their own clients.
+    pub fn client_builder(&self) -> reqwest::blocking::ClientBuilder {
+        hoist_common::init_tls();
+        let b = reqwest::blocking::Client::builder().no_proxy();
+        match self.token() {
+            Some(t) => b.default_headers(auth_headers(&t)),
+            None => b,
+        }
+    }
+
+    /// Waits for the first admin token.
+    pub fn wait_token(&self, timeout: Duration) -> Result<String> {
+        wait_for("the first admin token", timeout, || self.token())
+    }
+
+    /// A request to host `i` with the lab's credentials.
+    fn request(
+        &self,
+        method: reqwest::Method,
+        i: usize,
+        path: &str,
+    ) -> reqwest::blocking::RequestBuilder {
+        let r = self
+            .http
+            .request(method, format!("http://{}{path}", self.addr(i)));
+        match self.token() {
+            Some(t) => r.bearer_auth(t),
+            None => r,
+        }
     }
 
     /// Starts a 3- (or n-) member cluster: host 0 bootstraps, the others join through it.
@@ -264,7 +343,32 @@ impl Lab {
             }
             Some(())
         })?;
-        self.wait_converged(timeout).map(|_| ())
+        self.wait_caught_up(timeout)
+    }
+
+    /// Waits until every running member has applied what the most advanced one had applied when
+    /// the wait began: the members caught up, even while writes go on (comparing state hashes
+    /// needs a quiet cluster, see [`Lab::wait_converged`]).
+    pub fn wait_caught_up(&self, timeout: Duration) -> Result<()> {
+        let applied = |i: usize| {
+            self.status(i)
+                .ok()
+                .and_then(|st| st["last_applied"].as_u64())
+        };
+        let running: Vec<usize> = (0..self.hosts.len())
+            .filter(|&i| self.is_running(i))
+            .collect();
+        let target = running.iter().filter_map(|&i| applied(i)).max().unwrap_or(0);
+        wait_for(
+            &format!("every member to apply index {target}"),
+            timeout,
+            || {
+                running
+                    .iter()
+                    .all(|&i| applied(i).is_some_and(|a| a >= target))
+                    .then_some(())
+            },
+        )
     }
 
     fn pid(&self, i: usize) -> Result<i32> {
@@ -454,10 +558,7 @@ impl Lab {
 
     /// A GET to host `i`: status code and JSON body (`Null` when not JSON).
     pub fn get(&self, i: usize, path: &str) -> Result<(u16, Value)> {
-        let r = self
-            .http
-            .get(format!("http://{}{path}", self.addr(i)))
-            .send()?;
+        let r = self.request(reqwest::Method::GET, i, path).send()?;
         let code = r.status().as_u16();
         let body = r.bytes()?;
         Ok((code, serde_json::from_slice(&body).unwrap_or(Value::Null)))
@@ -474,8 +575,7 @@ impl Lab {
     ) -> Result<(u16, Value)> {
         let m = reqwest::Method::from_bytes(method.as_bytes())?;
         let r = self
-            .http
-            .request(m, format!("http://{}{path}", self.addr(i)))
+            .request(m, i, path)
             .header("content-type", content_type)
             .body(body)
             .send()?;
@@ -523,6 +623,15 @@ impl Drop for Lab {
         }
         let _ = run(&format!("ip link del {}", self.bridge));
     }
+}
+
+/// `Authorization: Bearer TOKEN` as default headers for a client.
+pub fn auth_headers(token: &str) -> reqwest::header::HeaderMap {
+    let mut h = reqwest::header::HeaderMap::new();
+    if let Ok(v) = format!("Bearer {token}").parse() {
+        h.insert(reqwest::header::AUTHORIZATION, v);
+    }
+    h
 }
 
 /// Tests in one binary share the machine's 2 cores: run lab tests one at a time.

@@ -118,8 +118,10 @@ impl FakeAgent {
     /// Registers `node` with `token` through `controllers` and starts its loop.
     pub fn start(controllers: &[String], token: &str, node: FakeNode) -> Result<FakeAgent> {
         hoist_common::init_tls();
+        // Every agent request carries the join token, as the real agent's do.
         let http = reqwest::blocking::Client::builder()
             .no_proxy()
+            .default_headers(crate::controller_lab::auth_headers(token))
             .connect_timeout(Duration::from_millis(500))
             .timeout(Duration::from_secs(10))
             .build()?;

@@ -7,13 +7,17 @@
 //!
 //! - [`controller_lab`]: controller members in network namespaces, with kill/pause/partition.
 //! - [`linearizability`]: a per-key register linearizability checker for recorded histories.
+//! - [`browser`]: a headless Chromium driven over the DevTools protocol (the dashboard tests).
 
+pub mod browser;
 pub mod build_lab;
 pub mod cluster_lab;
 pub mod controller_lab;
+pub mod exposition;
 pub mod fake_agent;
 pub mod fake_controller;
 pub mod linearizability;
+pub mod raw_http;
 pub mod registry_lab;
 
 use anyhow::{bail, Context, Result};
@@ -47,8 +51,16 @@ pub fn bin(name: &str) -> PathBuf {
 /// Runs the `hoist` CLI with `HOIST_CONTROLLER=controllers`, as an operator would; answers exit
 /// code, stdout and stderr.
 pub fn hoist_cli(controllers: &str, args: &[&str]) -> Result<(i32, String, String)> {
-    let out = Command::new(bin("hoist"))
-        .env("HOIST_CONTROLLER", controllers)
+    hoist_cli_as(controllers, None, args)
+}
+
+/// [`hoist_cli`] with an operator token (`HOIST_TOKEN`).
+pub fn hoist_cli_as(
+    controllers: &str,
+    token: Option<&str>,
+    args: &[&str],
+) -> Result<(i32, String, String)> {
+    let out = hoist_command(controllers, token)
         .args(args)
         .stdin(Stdio::null())
         .output()
@@ -58,6 +70,28 @@ pub fn hoist_cli(controllers: &str, args: &[&str]) -> Result<(i32, String, Strin
         String::from_utf8_lossy(&out.stdout).into_owned(),
         String::from_utf8_lossy(&out.stderr).into_owned(),
     ))
+}
+
+/// The `hoist` CLI for `controllers`, with `token` as `HOIST_TOKEN` (none: no credentials but a
+/// kept login). The CLI's own files (a kept login) are looked for in a directory of this test
+/// process, never the user's.
+pub fn hoist_command(controllers: &str, token: Option<&str>) -> Command {
+    static CONFIG: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
+    let config = CONFIG.get_or_init(|| {
+        std::env::temp_dir().join(format!(
+            "hoist-cli-config-{}-{}",
+            std::process::id(),
+            run_id()
+        ))
+    });
+    let mut cmd = Command::new(bin("hoist"));
+    match token {
+        Some(t) => cmd.env("HOIST_TOKEN", t),
+        None => cmd.env_remove("HOIST_TOKEN"),
+    };
+    cmd.env("HOIST_CONFIG_DIR", config)
+        .env("HOIST_CONTROLLER", controllers);
+    cmd
 }
 
 /// A short random id for names (netns, bridges, cgroups) in this run.

@@ -1,7 +1,7 @@
 //! The `hoist` CLI against a 3-member controller cluster in the lab: spec files in TOML and YAML,
 //! service and cluster commands, `--output json`, and fail-over to the next `--controller` address.
 
-use anyhow::{ensure, Result};
+use anyhow::{ensure, Context, Result};
 use hoist_tests::controller_lab::{serial, Lab};
 use hoist_tests::hoist_cli as hoist;
 use std::path::{Path, PathBuf};
@@ -24,6 +24,20 @@ fn the_cli_manages_services_and_the_cluster() -> Result<()> {
     let ctl = format!("{dead},{},{}", lab.addr(1), lab.addr(2));
     let web_toml = example("web.toml");
     let web_yaml = example("web.yaml");
+
+    // Without credentials: refused, and the error says what to do.
+    let (code, _, err) = hoist(&ctl, &["service", "ls"])?;
+    ensure!(
+        code != 0 && err.contains("credentials required") && err.contains("hoist cluster login"),
+        "{code} {err}"
+    );
+    // Log in once with the first admin token; later commands use the kept credentials.
+    let admin = lab.token().context("the first admin token")?;
+    let (code, out, err) = hoist(&ctl, &["cluster", "login", "--token", &admin])?;
+    ensure!(
+        code == 0 && out.contains("as admin (admin)"),
+        "login: {code} {out} {err}"
+    );
 
     let (code, out, err) = hoist(
         &ctl,
@@ -55,13 +69,40 @@ fn the_cli_manages_services_and_the_cluster() -> Result<()> {
         code == 0 && out.contains("web: unchanged (version 1)"),
         "the YAML twin must be the same spec: {out}"
     );
+    // A scale is no version (cluster format 2): history keeps deploys.
     let (code, out, _) = hoist(&ctl, &["service", "scale", "web", "5"])?;
-    ensure!(code == 0 && out.contains("version 2"), "{out}");
+    ensure!(
+        code == 0 && out.contains("scaled to 5 (version 1)"),
+        "{out}"
+    );
     let (code, _, err) = hoist(&ctl, &["service", "scale", "web", "50"])?;
     ensure!(
         code != 0 && err.contains("replicas: 50 is outside autoscale bounds 2..=10"),
         "{err}"
     );
+    let (code, _, err) = hoist(&ctl, &["service", "rollback", "web"])?;
+    ensure!(
+        code != 0 && err.contains("no version before 1"),
+        "a scale is nothing to roll back: {err}"
+    );
+    // A real change, then back: the rollback keeps the autoscaled count.
+    let changed = lab.data_dir(0).with_file_name("web2.toml");
+    std::fs::write(
+        &changed,
+        std::fs::read_to_string(&web_toml)?.replace("GREETING = \"hello\"", "GREETING = \"hi\""),
+    )?;
+    let (code, out, err) = hoist(
+        &ctl,
+        &[
+            "service",
+            "apply",
+            "--no-resolve-image",
+            "-d",
+            "-f",
+            changed.to_str().unwrap(),
+        ],
+    )?;
+    ensure!(code == 0 && out.contains("version 2"), "{out}{err}");
     let (code, out, _) = hoist(&ctl, &["service", "rollback", "web"])?;
     ensure!(code == 0 && out.contains("version 3"), "{out}");
     let (code, out, _) = hoist(&ctl, &["--output", "json", "service", "history", "web"])?;
@@ -70,6 +111,10 @@ fn the_cli_manages_services_and_the_cluster() -> Result<()> {
     ensure!(
         h[2]["origin"] == serde_json::json!({"rollback": {"from": 1}}),
         "{out}"
+    );
+    ensure!(
+        h[2]["spec"]["replicas"] == 5,
+        "the autoscaled count stays: {out}"
     );
     let (code, out, _) = hoist(&ctl, &["service", "ls"])?;
     ensure!(
@@ -130,6 +175,71 @@ fn the_cli_manages_services_and_the_cluster() -> Result<()> {
     ensure!(
         code == 3 && err.contains("no controller answered"),
         "{code} {err}"
+    );
+    roles_and_tokens(&ctl)
+}
+
+/// Tokens with roles, made and revoked with the CLI: what each may do, and the audit log.
+fn roles_and_tokens(ctl: &str) -> Result<()> {
+    let create = |name: &str, role: &str| -> Result<String> {
+        let (code, out, err) = hoist(ctl, &["token", "create", name, "--role", role])?;
+        ensure!(
+            code == 0 && out.trim().starts_with("HOISTOP1-"),
+            "{out}{err}"
+        );
+        Ok(out.trim().to_string())
+    };
+    let viewer = create("ci-viewer", "viewer")?;
+    let deployer = create("ci-deployer", "deployer")?;
+    let as_ = |token: &str, args: &[&str]| {
+        let mut all = vec!["--token", token];
+        all.extend_from_slice(args);
+        hoist(ctl, &all)
+    };
+    let (code, out, _) = as_(&viewer, &["service", "ls"])?;
+    ensure!(
+        code == 0 && out.contains("web"),
+        "a viewer lists services: {out}"
+    );
+    let (code, _, err) = as_(&viewer, &["service", "scale", "web", "3"])?;
+    ensure!(
+        code != 0 && err.contains("has the viewer role") && err.contains("needs the deployer role"),
+        "a viewer cannot scale: {err}"
+    );
+    let (code, out, err) = as_(&deployer, &["service", "scale", "web", "3"])?;
+    ensure!(code == 0, "a deployer scales: {out}{err}");
+    let (code, _, err) = as_(&deployer, &["token", "ls"])?;
+    ensure!(
+        code != 0 && err.contains("needs the admin role"),
+        "a deployer cannot list tokens: {err}"
+    );
+    // The audit log names who did what, refused attempts too.
+    let (code, out, err) = hoist(ctl, &["-o", "json", "cluster", "audit", "--limit", "5"])?;
+    let log: Vec<serde_json::Value> = serde_json::from_str(&out).with_context(|| err.clone())?;
+    ensure!(
+        code == 0
+            && log.iter().any(|e| e["actor"] == "ci-deployer"
+                && e["action"] == "scale service web to 3"
+                && e["error"].is_null()),
+        "audit: {out}"
+    );
+    // A secret is never listed; a revoked token is refused at once.
+    let (code, out, _) = hoist(ctl, &["token", "ls"])?;
+    ensure!(
+        code == 0 && out.contains("ci-viewer") && !out.contains(&viewer[30..]),
+        "{out}"
+    );
+    let (code, _, err) = hoist(ctl, &["token", "rm", "ci-viewer"])?;
+    ensure!(code == 0, "{err}");
+    let (code, _, err) = as_(&viewer, &["service", "ls"])?;
+    ensure!(
+        code != 0 && err.contains("unknown or was revoked"),
+        "a revoked token: {err}"
+    );
+    let (code, _, err) = hoist(ctl, &["token", "rm", "admin"])?;
+    ensure!(
+        code != 0 && err.contains("last admin token"),
+        "the last admin stays: {err}"
     );
     Ok(())
 }

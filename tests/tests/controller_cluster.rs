@@ -16,15 +16,15 @@ fn service(name: &str, replicas: i64) -> Value {
 
 /// A writer thread applying `prefix-N` services to random members; answers acknowledged names.
 fn writer(
+    lab: &Lab,
     addrs: Vec<String>,
     prefix: String,
     stop: Arc<AtomicBool>,
     count: Arc<AtomicUsize>,
 ) -> std::thread::JoinHandle<(Vec<String>, usize)> {
+    let builder = lab.client_builder();
     std::thread::spawn(move || {
-        hoist_common::init_tls();
-        let http = reqwest::blocking::Client::builder()
-            .no_proxy()
+        let http = builder
             .connect_timeout(Duration::from_millis(300))
             .timeout(Duration::from_secs(5))
             .build()
@@ -141,7 +141,15 @@ fn acknowledged_writes_survive_kill9_of_every_member() -> Result<()> {
     let stop = Arc::new(AtomicBool::new(false));
     let count = Arc::new(AtomicUsize::new(0));
     let writers: Vec<_> = (0..3)
-        .map(|c| writer(addrs.clone(), format!("w{c}"), stop.clone(), count.clone()))
+        .map(|c| {
+            writer(
+                &lab,
+                addrs.clone(),
+                format!("w{c}"),
+                stop.clone(),
+                count.clone(),
+            )
+        })
         .collect();
     for round in 0..3 {
         // A random moment under load (a nemesis schedule, not a wait for a condition).
@@ -259,7 +267,7 @@ fn membership_grows_to_five_and_shrinks_to_three_under_load() -> Result<()> {
     let addrs: Vec<String> = (2..5).map(|i| lab.addr(i)).collect();
     let stop = Arc::new(AtomicBool::new(false));
     let count = Arc::new(AtomicUsize::new(0));
-    let w = writer(addrs, "m".into(), stop.clone(), count.clone());
+    let w = writer(&lab, addrs, "m".into(), stop.clone(), count.clone());
     twenty_more_writes(&count, "writes before the change")?;
     let seed = lab.addr(2);
     lab.start(3, &["--join", &seed])?;
@@ -346,8 +354,7 @@ fn snapshots_catch_up_a_far_follower_and_restore_a_wiped_cluster() -> Result<()>
     )
     .with_context(|| format!("{}", lab.status(leader).unwrap_or_default()))?;
     lab.start(lagging, &[])?;
-    let hash = lab
-        .wait_converged(Duration::from_secs(30))
+    lab.wait_converged(Duration::from_secs(30))
         .with_context(|| lab.logs_tail())?;
     // It caught up through an InstallSnapshot from the leader (the counter only moves when a
     // snapshot is received, never when a member builds its own).
@@ -359,14 +366,16 @@ fn snapshots_catch_up_a_far_follower_and_restore_a_wiped_cluster() -> Result<()>
     );
 
     // Backup, wipe everything, new cluster, restore: same state.
-    hoist_common::init_tls();
-    let r = reqwest::blocking::Client::builder()
-        .no_proxy()
+    let r = lab
+        .client_builder()
         .build()?
         .get(format!("http://{}/v1/cluster/snapshot", lab.addr(leader)))
         .send()?;
     ensure!(r.status().as_u16() == 200);
     let image = r.bytes()?.to_vec();
+    let (_, services) = lab.get(leader, "/v1/services")?;
+    // The state brings its tokens back with it: the old cluster's admin token works again.
+    let old_token = lab.token();
     for i in 0..3 {
         lab.kill9(i)?;
         lab.wipe(i)?;
@@ -385,10 +394,21 @@ fn snapshots_catch_up_a_far_follower_and_restore_a_wiped_cluster() -> Result<()>
         code == 200 && body["services"] == 120,
         "restore: {code} {body}"
     );
-    let restored = lab.wait_converged(Duration::from_secs(20))?;
+    lab.set_token(old_token);
+    lab.wait_converged(Duration::from_secs(20))?;
+    // The same state, plus the restore itself in its audit log: who replaced the state.
+    let leader = lab.wait_leader(Duration::from_secs(10))?;
     ensure!(
-        restored == hash,
-        "restored state hash {restored} differs from the saved {hash}"
+        lab.get(leader, "/v1/services")?.1 == services,
+        "restored services differ"
+    );
+    let (_, log) = lab.get(leader, "/v1/cluster/audit?limit=1")?;
+    ensure!(
+        log[0]["action"]
+            .as_str()
+            .is_some_and(|a| a.starts_with("restore a snapshot"))
+            && log[0]["actor"] == "admin",
+        "the restore should be the audit log's last entry: {log}"
     );
     Ok(())
 }
@@ -414,7 +434,20 @@ fn malformed_input_gets_a_clear_4xx_and_changes_nothing() -> Result<()> {
     wait_for("the cluster format", Duration::from_secs(5), || {
         (lab.status(0).ok()?["cluster_format"] == hoist_proto::format::CURRENT).then_some(())
     })?;
-    let before = lab.status(0)?["state_hash"].clone();
+    // The state an operator sees; the audit log and the tokens' last use change with every
+    // request, refused ones included, so the state hash cannot be compared.
+    let seen = |lab: &Lab| -> Result<Value> {
+        Ok(json!([
+            lab.get(0, "/v1/services")?,
+            lab.get(0, "/v1/cluster/members")?
+        ]))
+    };
+    let audit_len = |lab: &Lab| -> Result<usize> {
+        let (_, v) = lab.get(0, "/v1/cluster/audit")?;
+        Ok(v.as_array().context("audit log")?.len())
+    };
+    let before = seen(&lab)?;
+    let audited = audit_len(&lab)?;
     let big = format!("{{\"name\":\"web\",\"image\":\"{}\"}}", "x".repeat(2 << 20));
     let json_ct = "application/json";
     let cases: Vec<Case> = vec![
@@ -605,8 +638,14 @@ fn malformed_input_gets_a_clear_4xx_and_changes_nothing() -> Result<()> {
         }
     }
     ensure!(
-        lab.status(0)?["state_hash"] == before,
+        seen(&lab)? == before,
         "malformed requests changed the state"
+    );
+    let (_, log) = lab.get(0, "/v1/cluster/audit")?;
+    let new = &log.as_array().context("audit log")?[audited..];
+    ensure!(
+        !new.is_empty() && new.iter().all(|e| e["error"].is_string()),
+        "the audit log should hold the refused writes, and only them: {new:?}"
     );
     let (code, doc) = lab.get(0, "/v1/openapi.json")?;
     ensure!(
@@ -641,7 +680,7 @@ fn disk_stalls_cause_no_election_but_a_hung_leader_disk_is_replaced() -> Result<
     let addrs = (0..3).map(|i| lab.addr(i)).collect();
     let stop = Arc::new(AtomicBool::new(false));
     let count = Arc::new(AtomicUsize::new(0));
-    let w = writer(addrs, "stall".into(), stop.clone(), count.clone());
+    let w = writer(&lab, addrs, "stall".into(), stop.clone(), count.clone());
     twenty_more_writes(&count, "writes before the stalls")?;
     for (who, i) in [("leader", leader), ("follower", (leader + 1) % 3)] {
         disks[i].freeze()?;
@@ -691,8 +730,7 @@ fn disk_stalls_cause_no_election_but_a_hung_leader_disk_is_replaced() -> Result<
 fn rollout_watch_answers_on_a_change_or_at_the_timeout() -> Result<()> {
     let _g = serial();
     let (lab, leader) = three_members_with_web()?;
-    hoist_common::init_tls();
-    let http = reqwest::blocking::Client::builder().no_proxy().build()?;
+    let http = lab.client_builder().build()?;
     let url = format!(
         "http://{}/v1/services/web/rollout",
         lab.addr((leader + 1) % 3)
@@ -722,10 +760,10 @@ fn rollout_watch_answers_on_a_change_or_at_the_timeout() -> Result<()> {
     );
 
     let scale_url = format!("http://{}/v1/services/web/scale", lab.addr(leader));
+    let builder = lab.client_builder();
     let scaler = std::thread::spawn(move || {
         std::thread::sleep(Duration::from_millis(300));
-        reqwest::blocking::Client::builder()
-            .no_proxy()
+        builder
             .build()
             .and_then(|c| c.post(scale_url).json(&json!({"replicas": 3})).send())
             .map(|r| r.status().as_u16())

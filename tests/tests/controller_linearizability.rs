@@ -25,10 +25,11 @@ struct Shared {
     stop: AtomicBool,
 }
 
-fn client(id: usize, addrs: Vec<String>, shared: Arc<Shared>) {
+fn client(id: usize, addrs: Vec<String>, shared: Arc<Shared>, token: String) {
     hoist_common::init_tls();
     let http = reqwest::blocking::Client::builder()
         .no_proxy()
+        .default_headers(hoist_tests::controller_lab::auth_headers(&token))
         .connect_timeout(Duration::from_millis(300))
         .timeout(Duration::from_secs(4))
         .build()
@@ -169,10 +170,11 @@ fn api_is_linearizable_under_kill_pause_and_partition() -> Result<()> {
         stop: AtomicBool::new(false),
     });
     let addrs: Vec<String> = (0..lab.len()).map(|i| lab.addr(i)).collect();
+    let token = lab.token().context("the first admin token")?;
     let clients: Vec<_> = (0..CLIENTS)
         .map(|c| {
-            let (a, s) = (addrs.clone(), shared.clone());
-            std::thread::spawn(move || client(c, a, s))
+            let (a, s, t) = (addrs.clone(), shared.clone(), token.clone());
+            std::thread::spawn(move || client(c, a, s, t))
         })
         .collect();
     let faults = nemesis(&mut lab, Instant::now() + RUN);

@@ -7,7 +7,6 @@
 use anyhow::{ensure, Context, Result};
 use hoist_tests::controller_lab::{serial, Lab, MemberFlags};
 use hoist_tests::fake_agent::{FakeAgent, FakeNode};
-use hoist_tests::hoist_cli as hoist;
 use hoist_tests::wait_for;
 use std::collections::BTreeSet;
 use std::time::Duration;
@@ -51,6 +50,8 @@ fn simultaneous_registrations_never_share_a_subnet_and_exhaustion_is_said() -> R
     lab.start_cluster(3)?;
     lab.wait_leader(Duration::from_secs(15))?;
     let ctl = lab.addr(0);
+    let admin = lab.token();
+    let hoist = |ctl: &str, args: &[&str]| hoist_tests::hoist_cli_as(ctl, admin.as_deref(), args);
     let (code, out, err) = hoist(&ctl, &["cluster", "token"])?;
     ensure!(code == 0, "token: {err}");
     let token = out.trim().to_string();

@@ -17,8 +17,8 @@
 use anyhow::{bail, ensure, Context, Result};
 use hoist_tests::cluster_lab::ClusterLab;
 use hoist_tests::controller_lab::serial;
+use hoist_tests::probe_image_tar;
 use hoist_tests::registry_lab::{Registry, RegistryAuthMode};
-use hoist_tests::{bin, probe_image_tar};
 use serde_json::{json, Value};
 use std::io::Write;
 use std::path::Path;
@@ -38,9 +38,9 @@ fn operator(
     args: &[&str],
     stdin: Option<&str>,
 ) -> Result<(i32, String, String)> {
-    let mut child = Command::new(bin("hoist"))
+    let mut child = lab
+        .hoist_command()
         .args(args)
-        .env("HOIST_CONTROLLER", lab.controllers_arg())
         .env("HOIST_AGENT", lab.agents[agent].host.socket())
         .env("HOIST_CONFIG_DIR", config)
         .stdin(Stdio::piped())

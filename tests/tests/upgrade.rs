@@ -27,11 +27,16 @@ struct Writer {
 }
 
 impl Writer {
-    fn start(addrs: Vec<String>) -> Writer {
+    /// `token` gives the admin token once the cluster has one (from format 2 on).
+    fn start(
+        addrs: Vec<String>,
+        token: impl Fn() -> Option<String> + Send + Sync + 'static,
+    ) -> Writer {
         let stop = Arc::new(AtomicBool::new(false));
         let acked = Arc::new(Mutex::new(Vec::new()));
         let (s, a) = (stop.clone(), acked.clone());
         let thread = std::thread::spawn(move || {
+            let mut bearer: Option<String> = None;
             let http = reqwest::blocking::Client::builder()
                 .no_proxy()
                 .connect_timeout(Duration::from_millis(300))
@@ -44,11 +49,15 @@ impl Writer {
                 let name = format!("w-{n}");
                 let spec = json!({"name": name, "image": "probe", "replicas": 0});
                 let addr = &addrs[k % addrs.len()];
-                let ok = http
-                    .post(format!("http://{addr}/v1/services"))
-                    .json(&spec)
-                    .send()
-                    .is_ok_and(|r| r.status().is_success());
+                let mut req = http.post(format!("http://{addr}/v1/services")).json(&spec);
+                if let Some(t) = &bearer {
+                    req = req.bearer_auth(t);
+                }
+                let answer = req.send();
+                if answer.as_ref().is_ok_and(|r| r.status() == 401) {
+                    bearer = token();
+                }
+                let ok = answer.is_ok_and(|r| r.status().is_success());
                 if ok {
                     a.lock().unwrap().push((name, Instant::now()));
                     n += 1;
@@ -199,7 +208,10 @@ fn a_cluster_of_0_1_0_upgrades_member_by_member_and_agent_by_agent_while_it_serv
     }
     ensure!(before.len() >= 3, "containers before: {before:?}");
 
-    let writer = Writer::start((0..3).map(|i| lab.lab.addr(i)).collect());
+    let writer = Writer::start(
+        (0..3).map(|i| lab.lab.addr(i)).collect(),
+        lab.lab.token_source(),
+    );
     std::thread::sleep(Duration::from_secs(1));
 
     // Members one at a time, the leader last; each stopped as systemd does and started on the
@@ -319,7 +331,7 @@ fn a_cluster_of_0_1_0_upgrades_member_by_member_and_agent_by_agent_while_it_serv
         },
     )?;
 
-    // A member of 0.1.0 can no longer join: it is refused, naming both versions.
+    // A member of 0.1.0 can no longer join: it is refused (it brings no credentials).
     let h = lab.lab.add_host()?;
     lab.lab.set_bin(h, old.join("hoist-controller"));
     let seed = lab.lab.addr(leader);
@@ -329,12 +341,13 @@ fn a_cluster_of_0_1_0_upgrades_member_by_member_and_agent_by_agent_while_it_serv
         "a 0.1.0 member joined a cluster at format 1"
     );
     let log = std::fs::read_to_string(lab.lab.log_path(h))?;
+    // At format 2 every member that joins brings an admin's token, which 0.1.0 cannot.
     ensure!(
-        log.contains("426") && log.contains("too old") && log.contains("0.1.0"),
+        log.contains("401") && log.contains("credentials required"),
         "the refusal of a 0.1.0 member: {log}"
     );
     // Nor can a process that reads only formats this build does not write.
-    let http = reqwest::blocking::Client::new();
+    let http = reqwest::blocking::Client::builder().no_proxy().build()?;
     for (path, body) in [
         (
             "/v1/cluster/members",
@@ -485,7 +498,10 @@ fn upgrade_from_0_2_0() -> Result<()> {
     }
     ensure!(before.len() == 2, "containers before: {before:?}");
 
-    let writer = Writer::start((0..3).map(|i| lab.lab.addr(i)).collect());
+    let writer = Writer::start(
+        (0..3).map(|i| lab.lab.addr(i)).collect(),
+        lab.lab.token_source(),
+    );
     std::thread::sleep(Duration::from_secs(1));
     let leader = lab.lab.wait_leader(Duration::from_secs(10))?;
     let order: Vec<usize> = (0..3).filter(|&i| i != leader).chain([leader]).collect();

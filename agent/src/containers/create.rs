@@ -77,6 +77,8 @@ impl Manager {
         };
         let mut process =
             prepare::process(&req, &image.config, &hostname).map_err(AgentError::Invalid)?;
+        hoist_proto::limits::check_process(&process.args, &process.env)
+            .map_err(AgentError::Invalid)?;
         let identity = {
             let read = |p: &str| {
                 image
@@ -98,6 +100,12 @@ impl Manager {
             }
             id
         };
+        if req.userns {
+            self.config
+                .userns_range
+                .check_ids(identity.uid, identity.gid, &identity.additional_gids)
+                .map_err(AgentError::Invalid)?;
+        }
         let stop_signal = prepare::stop_signal(
             req.stop_signal
                 .as_deref()
@@ -133,6 +141,7 @@ impl Manager {
             anonymous_volumes: anonymous_volumes.clone(),
             healthcheck: image.config.healthcheck.clone(),
             shell: image.config.shell.clone(),
+            userns: req.userns.then_some(self.config.userns_range),
         };
         // Reserve the name: the container is listed (as created) from here on.
         {
@@ -218,10 +227,19 @@ impl Manager {
         layers: Vec<std::path::PathBuf>,
     ) -> Result<(ContainerRecord, RuntimeSpec), AgentError> {
         let io = |what: String, e: std::io::Error| AgentError::internal(what, e);
+        let userns = req.userns.then_some(self.config.userns_range);
+        // What the container's root owns on the host in a user namespace: its own id there.
+        let owner = |path: &Path| match userns {
+            Some(r) => std::os::unix::fs::chown(path, Some(r.first), Some(r.first))
+                .map_err(|e| io(format!("chown {}", path.display()), e)),
+            None => Ok(()),
+        };
         // `rootfs` is in the volatile half (`DATA/run/ID`), which this creates too.
         for d in [dir.upper(), dir.work(), dir.rootfs()] {
             std::fs::create_dir_all(&d).map_err(|e| io(format!("create {}", d.display()), e))?;
         }
+        // The writable layer's root is the root of what the container sees as `/`.
+        owner(&dir.upper())?;
         let cgroups = self.deps.cgroups.clone();
         let (id, res) = (record.id.clone(), req.resources);
         let t = Instant::now();
@@ -266,6 +284,7 @@ impl Manager {
             let path = dir.run().join(file);
             std::fs::write(&path, content)
                 .map_err(|e| io(format!("write {}", path.display()), e))?;
+            owner(&path)?;
             binds.push(Bind {
                 source: path,
                 target: target.into(),
@@ -276,7 +295,7 @@ impl Manager {
         for v in &req.volumes {
             let host = Path::new(&v.host_path);
             if !host.exists() {
-                std::fs::create_dir_all(host)
+                create_dirs(host, userns.map(|r| r.first))
                     .map_err(|e| AgentError::Invalid(format!("volume {}: {e}", v.host_path)))?;
             }
             volume_binds.push(Bind {
@@ -290,7 +309,7 @@ impl Manager {
             let (root, anonymous) = (self.config.volumes_dir(), record.anonymous_volumes.clone());
             let (layers, mountpoint) = (layers.clone(), dir.rootfs());
             let sources = tokio::task::spawn_blocking(move || {
-                volumes::create(&root, &anonymous, &layers, &mountpoint)
+                volumes::create(&root, &anonymous, &layers, &mountpoint, userns)
             })
             .await
             .map_err(|e| AgentError::internal("volumes", e))?
@@ -323,6 +342,8 @@ impl Manager {
         binds.extend(volume_binds);
         let rlimits =
             crate::runtime::security::rlimits(&req.ulimits).map_err(AgentError::Invalid)?;
+        let capabilities = hoist_proto::capabilities::effective(&req.cap_add, &req.cap_drop)
+            .map_err(AgentError::Invalid)?;
         let spec = RuntimeSpec {
             id: record.id.clone(),
             layers,
@@ -341,6 +362,9 @@ impl Manager {
             init: req.init,
             tmpfs: req.tmpfs.clone(),
             rlimits,
+            capabilities: Some(capabilities.into_iter().map(String::from).collect()),
+            no_new_privileges: req.no_new_privileges.unwrap_or(true),
+            userns,
         };
         write_json_atomic(&dir.spec(), &spec).map_err(|e| io("write spec".into(), e))?;
         write_json_atomic(&dir.record(), &record).map_err(|e| io("write record".into(), e))?;
@@ -360,11 +384,12 @@ impl Manager {
         let root = self.named_volumes_root();
         let (mounts, layers, mountpoint) =
             (req.named_volumes.clone(), layers.to_vec(), dir.rootfs());
+        let userns = req.userns.then_some(self.config.userns_range);
         // A std mutex held on the blocking thread: fills of one volume never overlap.
         let lock = self.volume_lock.clone();
         let result = tokio::task::spawn_blocking(move || {
             let _guard = lock.lock().unwrap_or_else(|p| p.into_inner());
-            super::named_volumes::ensure(&root, &mounts, &layers, &mountpoint)
+            super::named_volumes::ensure(&root, &mounts, &layers, &mountpoint, userns)
         })
         .await
         .map_err(|e| AgentError::internal("named volumes", e))?;
@@ -375,10 +400,25 @@ impl Manager {
     }
 }
 
+/// Creates `path` and its missing parents; with `owner`, the directories it made get that owner
+/// (Docker makes a missing bind source the remapped root's).
+fn create_dirs(path: &Path, owner: Option<u32>) -> std::io::Result<()> {
+    let missing: Vec<&Path> = path.ancestors().take_while(|p| !p.exists()).collect();
+    std::fs::create_dir_all(path)?;
+    if let Some(id) = owner {
+        for dir in missing {
+            std::os::unix::fs::chown(dir, Some(id), Some(id))?;
+        }
+    }
+    Ok(())
+}
+
 /// Checks a create request with the rules the controller checks service specs with
 /// (`hoist_proto::rules`), each problem naming its field.
 fn validate(req: &CreateContainer) -> Result<(), AgentError> {
     let invalid = |m: String| Err(AgentError::Invalid(m));
+    // Sizes first: everything after is linear in them, and a request beyond them would fail.
+    hoist_proto::limits::check_create(req).map_err(AgentError::Invalid)?;
     if req.image.is_empty() {
         return invalid("image: must not be empty".into());
     }
@@ -458,6 +498,19 @@ fn validate(req: &CreateContainer) -> Result<(), AgentError> {
                 "{at}: mode {m:o} is not a permission mode (at most 7777)"
             ));
         }
+    }
+    for (field, names) in [("cap_add", &req.cap_add), ("cap_drop", &req.cap_drop)] {
+        for name in names {
+            hoist_proto::capabilities::normalize(name)
+                .map_err(|e| AgentError::Invalid(format!("{field}: {e}")))?;
+        }
+    }
+    if req.userns && req.network == NetworkMode::Host {
+        return invalid(
+            "userns: a user-namespaced container cannot use the host's network: its root has \
+             no say over the host's namespace (as under Docker)"
+                .into(),
+        );
     }
     let mut targets = std::collections::BTreeSet::new();
     for t in volumes::requested_targets(req) {

@@ -64,10 +64,20 @@ pub trait Lower {
 }
 
 /// The changes of a container: `upper` its writable layer, `lowers` its image's layers (lowest
-/// first). Sorted by path.
-pub fn changes(upper: &Path, lowers: &[PathBuf]) -> io::Result<Vec<FileChange>> {
+/// first), `ids` the host ids of a user-namespaced container's layer (mapped back before owners
+/// are compared). Sorted by path.
+pub fn changes(
+    upper: &Path,
+    lowers: &[PathBuf],
+    ids: Option<crate::runtime::userns::IdRange>,
+) -> io::Result<Vec<FileChange>> {
     let lower = LowerDirs(lowers);
-    let entries = scan(upper, &lower)?;
+    let mut entries = scan(upper, &lower)?;
+    if let Some(r) = ids {
+        for e in &mut entries {
+            (e.uid, e.gid) = (r.unshift(e.uid), r.unshift(e.gid));
+        }
+    }
     Ok(classify(&entries, &lower))
 }
 
@@ -421,7 +431,7 @@ mod tests {
             .collect();
         assert_eq!(rels, ["dev", "etc", "etc/new.conf"]);
         assert_eq!(
-            lines(&changes(&upper, &lowers).unwrap()),
+            lines(&changes(&upper, &lowers, None).unwrap()),
             ["C /etc", "A /etc/new.conf"]
         );
     }

@@ -13,7 +13,24 @@ use tokio::sync::mpsc;
 #[derive(Debug, Clone, Copy, Default)]
 pub struct LogOptions {
     pub follow: bool,
+    /// The last N records (of those `since_ms` lets through).
     pub tail: Option<usize>,
+    /// Only records written at or after this time (ms since the Unix epoch).
+    pub since_ms: Option<u64>,
+}
+
+/// Whether a record written at `time` (RFC 3339) passes `since_ms`; one whose time does not
+/// parse is kept.
+fn written_since(time: &str, since_ms: Option<u64>) -> bool {
+    let Some(since) = since_ms else {
+        return true;
+    };
+    match humantime::parse_rfc3339_weak(time) {
+        Ok(t) => t
+            .duration_since(std::time::UNIX_EPOCH)
+            .is_ok_and(|d| d.as_millis() as u64 >= since),
+        Err(_) => true,
+    }
 }
 
 /// How often a follower looks for new output while the container runs. The exit wakes it at once.
@@ -48,16 +65,23 @@ impl Manager {
         let exe = crate::runtime::selfexe::helper_exe();
         let json =
             serde_json::to_string(&req).map_err(|e| AgentError::internal("encode exec", e))?;
+        // The request goes on the helper's stdin: an argument is at most 128 KiB.
         let mut child = tokio::process::Command::new(exe)
             .arg("__exec")
             .arg(c.dir.path())
-            .arg(json)
-            .stdin(std::process::Stdio::null())
+            .stdin(std::process::Stdio::piped())
             .stdout(std::process::Stdio::piped())
             .stderr(std::process::Stdio::piped())
             .kill_on_drop(true)
             .spawn()
             .map_err(|e| AgentError::internal("start exec helper", e))?;
+        if let Some(mut stdin) = child.stdin.take() {
+            use tokio::io::AsyncWriteExt;
+            // A helper that failed before reading says why on stderr and in its exit code.
+            tokio::spawn(async move {
+                let _ = stdin.write_all(json.as_bytes()).await;
+            });
+        }
         let (tx, rx) = mpsc::channel(64);
         let out = child
             .stdout
@@ -123,6 +147,7 @@ pub(super) fn stream_logs(c: Arc<Container>, opts: LogOptions) -> mpsc::Receiver
             return;
         };
         first.extend(follower.poll().unwrap_or_default());
+        first.retain(|r| written_since(&r.time, opts.since_ms));
         if let Some(n) = opts.tail {
             let skip = first.len().saturating_sub(n);
             first.drain(..skip);
@@ -147,6 +172,9 @@ pub(super) fn stream_logs(c: Arc<Container>, opts: LogOptions) -> mpsc::Receiver
                 }
             }
             for rec in follower.poll().unwrap_or_default() {
+                if !written_since(&rec.time, opts.since_ms) {
+                    continue;
+                }
                 if tx.send(rec.into()).await.is_err() {
                     return;
                 }
@@ -157,4 +185,22 @@ pub(super) fn stream_logs(c: Arc<Container>, opts: LogOptions) -> mpsc::Receiver
         }
     });
     rx
+}
+
+#[cfg(test)]
+mod tests {
+    use super::written_since;
+
+    #[test]
+    fn since_compares_the_record_time() {
+        let t = "2026-01-02T03:04:05.250000000Z";
+        let ms = 1_767_323_045_250;
+        assert!(written_since(t, None));
+        assert!(written_since(t, Some(ms)));
+        assert!(!written_since(t, Some(ms + 1)));
+        assert!(
+            written_since("garbled", Some(ms)),
+            "kept when the time does not parse"
+        );
+    }
 }

@@ -115,6 +115,16 @@ impl Manager {
         self.deps.cgroups.version()
     }
 
+    /// Every container the agent knows, running or not (for the metrics).
+    pub fn containers(&self) -> Vec<Arc<Container>> {
+        self.index().values().cloned().collect()
+    }
+
+    /// The cgroup driver the containers' usage is read through (for the metrics).
+    pub fn cgroups(&self) -> &Arc<dyn Cgroups> {
+        &self.deps.cgroups
+    }
+
     fn index(&self) -> std::sync::MutexGuard<'_, BTreeMap<String, Arc<Container>>> {
         self.containers.lock().unwrap_or_else(|p| p.into_inner())
     }
@@ -214,7 +224,14 @@ impl Manager {
                     c.record.name
                 )));
             }
-            self.signal(&c, libc::SIGKILL).await?;
+            if let Err(e) = self.signal(&c, libc::SIGKILL).await {
+                // Refused because the command exited between the look and the kill: its exit
+                // is being recorded, which is what force asked for. Any other refusal stands.
+                let exited = tokio::time::timeout(Duration::from_secs(2), c.wait_exit()).await;
+                if exited.is_err() {
+                    return Err(e);
+                }
+            }
             c.wait_exit().await;
         }
         self.index().remove(&c.record.id);

@@ -16,6 +16,7 @@
 
 use super::Manager;
 use crate::error::AgentError;
+use crate::runtime::userns::IdRange;
 use hoist_proto::node::NodeVolume;
 use hoist_proto::{NamedVolumeMount, VolumeInfo};
 use std::collections::BTreeSet;
@@ -38,13 +39,15 @@ pub fn data_path(root: &Path, name: &str) -> PathBuf {
 
 /// Makes each volume of `mounts` that does not exist yet, filled from the image (`layers` lowest
 /// first; `mountpoint` an empty directory for the image's overlay), and answers the directory to
-/// mount for each mount, in order. A volume mounted twice is filled from its first target.
-/// Blocking; call with the manager's volume lock held.
+/// mount for each mount, in order. A volume mounted twice is filled from its first target. A
+/// volume made for a user-namespaced container (`range`) is its root's, its content's owners
+/// shifted into the range. Blocking; call with the manager's volume lock held.
 pub fn ensure(
     root: &Path,
     mounts: &[NamedVolumeMount],
     layers: &[PathBuf],
     mountpoint: &Path,
+    range: Option<IdRange>,
 ) -> io::Result<Vec<PathBuf>> {
     use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
     if mounts.is_empty() {
@@ -71,9 +74,12 @@ pub fn ensure(
         fresh.push((m.name.clone(), tmp.clone()));
         let data = tmp.join(DATA);
         std::fs::DirBuilder::new().mode(0o755).create(&data)?;
+        if let Some(r) = range {
+            std::os::unix::fs::chown(&data, Some(r.first), Some(r.first))?;
+        }
         copies.push((m.target.clone(), data));
     }
-    let filled = crate::runtime::image_copy::copy_image_paths(layers, mountpoint, &copies);
+    let filled = crate::runtime::image_copy::copy_image_paths(layers, mountpoint, &copies, range);
     if let Err(e) = filled {
         for (_, tmp) in &fresh {
             let _ = std::fs::remove_dir_all(tmp);
@@ -245,7 +251,7 @@ mod tests {
         let root = tmp.path().join("named-volumes");
         let mp = Path::new("/nonexistent");
         let layers = [layer.clone()];
-        let made = ensure(&root, &[mount("db", "/var/lib/db")], &layers, mp).unwrap();
+        let made = ensure(&root, &[mount("db", "/var/lib/db")], &layers, mp, None).unwrap();
         assert_eq!(made, [data_path(&root, "db")]);
         assert_eq!(
             std::fs::read_to_string(made[0].join("seed")).unwrap(),
@@ -254,7 +260,7 @@ mod tests {
         // Data written later stays; a second use copies nothing over it.
         std::fs::write(made[0].join("mine"), "x").unwrap();
         std::fs::remove_file(made[0].join("seed")).unwrap();
-        let again = ensure(&root, &[mount("db", "/var/lib/db")], &layers, mp).unwrap();
+        let again = ensure(&root, &[mount("db", "/var/lib/db")], &layers, mp, None).unwrap();
         assert_eq!(again, made);
         assert!(made[0].join("mine").exists() && !made[0].join("seed").exists());
         // Two mounts of one new volume: filled from the first target, once.
@@ -263,6 +269,7 @@ mod tests {
             &[mount("pair", "/var/lib/db"), mount("pair", "/empty")],
             &layers,
             mp,
+            None,
         )
         .unwrap();
         assert_eq!(two[0], two[1]);
@@ -276,7 +283,40 @@ mod tests {
         sweep_tmp(&root);
         assert!(!root.join(".tmp-x-123").exists() && root.join("db").exists());
         // A bad name is refused before anything is made.
-        assert!(ensure(&root, &[mount("../x", "/a")], &layers, mp).is_err());
+        assert!(ensure(&root, &[mount("../x", "/a")], &layers, mp, None).is_err());
+    }
+
+    #[test]
+    fn a_user_namespaced_containers_volume_is_its_roots() {
+        use std::os::unix::fs::MetadataExt;
+        let tmp = tempfile::tempdir().unwrap();
+        let layer = tmp.path().join("layer");
+        std::fs::create_dir_all(layer.join("srv")).unwrap();
+        std::fs::write(layer.join("srv/page"), "p").unwrap();
+        let root = tmp.path().join("named-volumes");
+        let range = IdRange {
+            first: 2_000_000,
+            count: 65_536,
+        };
+        let made = ensure(
+            &root,
+            &[mount("site", "/srv"), mount("empty", "/not-in-image")],
+            &[layer],
+            Path::new("/x"),
+            Some(range),
+        )
+        .unwrap();
+        let owner = |p: &Path| {
+            let m = std::fs::metadata(p).unwrap();
+            (m.uid(), m.gid())
+        };
+        assert_eq!(owner(&made[0]), (2_000_000, 2_000_000));
+        assert_eq!(owner(&made[0].join("page")), (2_000_000, 2_000_000));
+        assert_eq!(
+            owner(&made[1]),
+            (2_000_000, 2_000_000),
+            "a volume the image has nothing for is the container root's too"
+        );
     }
 
     #[test]
@@ -287,7 +327,14 @@ mod tests {
         // The image has a file where the volume goes: it cannot be filled.
         std::fs::write(layer.join("data"), "not a dir").unwrap();
         let root = tmp.path().join("named-volumes");
-        assert!(ensure(&root, &[mount("v", "/data")], &[layer], Path::new("/x")).is_err());
+        assert!(ensure(
+            &root,
+            &[mount("v", "/data")],
+            &[layer],
+            Path::new("/x"),
+            None
+        )
+        .is_err());
         assert_eq!(std::fs::read_dir(&root).unwrap().count(), 0);
     }
 }

@@ -40,18 +40,14 @@ pub fn process(
     if args.is_empty() {
         return Err("no command given and the image has no CMD or ENTRYPOINT".into());
     }
-    let mut env: Vec<String> = Vec::new();
-    let mut set = |kv: &str| {
-        let key = kv.split('=').next().unwrap_or_default();
-        env.retain(|e| e.split('=').next() != Some(key));
-        env.push(kv.to_string());
-    };
-    set(&format!("HOSTNAME={hostname}"));
-    image.env.iter().for_each(|e| set(e));
     for e in &req.env {
         hoist_common::parse::parse_env(e).map_err(|m| format!("env: {m}"))?;
-        set(e);
     }
+    let mut env = hoist_common::parse::merge_env(
+        std::iter::once(format!("HOSTNAME={hostname}"))
+            .chain(image.env.iter().cloned())
+            .chain(req.env.iter().cloned()),
+    );
     if !env.iter().any(|e| e.starts_with("PATH=")) {
         env.insert(0, DEFAULT_PATH.to_string());
     }

@@ -34,6 +34,10 @@ pub struct ContainerRecord {
     /// The image's `SHELL` at creation, for a `CMD-SHELL` check.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub shell: Option<Vec<String>>,
+    /// The host ids of a user-namespaced container (`spec.userns`) at creation: its writable
+    /// layer holds them, and `commit`, `diff` and `export` map them back.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub userns: Option<crate::runtime::userns::IdRange>,
 }
 
 pub const RECORD_VERSION: u32 = 1;

@@ -165,6 +165,7 @@ pub fn mounts(spec: &CreateContainer, volumes: &[AnonymousVolume], root: &Path) 
 
 /// Makes the container's volumes under `root` and fills each with the image's content at its
 /// path (`layers` lowest first; `mountpoint` an empty directory to mount them on, privately).
+/// For a user-namespaced container (`range`) each is its root's, owners shifted into the range.
 /// Answers the directories to mount, in the order of `volumes`. Blocking. On failure, what was
 /// made stays for the caller's release (or the next start's sweep) to remove.
 pub fn create(
@@ -172,6 +173,7 @@ pub fn create(
     volumes: &[AnonymousVolume],
     layers: &[PathBuf],
     mountpoint: &Path,
+    range: Option<crate::runtime::userns::IdRange>,
 ) -> io::Result<Vec<PathBuf>> {
     use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
     if volumes.is_empty() {
@@ -193,9 +195,12 @@ pub fn create(
             .mode(0o711)
             .create(root.join(&v.id))?;
         std::fs::DirBuilder::new().mode(0o755).create(&data)?;
+        if let Some(r) = range {
+            std::os::unix::fs::chown(&data, Some(r.first), Some(r.first))?;
+        }
         copies.push((v.target.clone(), data));
     }
-    crate::runtime::image_copy::copy_image_paths(layers, mountpoint, &copies)?;
+    crate::runtime::image_copy::copy_image_paths(layers, mountpoint, &copies, range)?;
     Ok(copies.into_iter().map(|(_, data)| data).collect())
 }
 
@@ -382,7 +387,7 @@ mod tests {
                 target: "/empty".into(),
             },
         ];
-        let made = create(&root, &vols, &[layer], Path::new("/nonexistent")).unwrap();
+        let made = create(&root, &vols, &[layer], Path::new("/nonexistent"), None).unwrap();
         assert_eq!(made, [data_path(&root, &a), data_path(&root, &b)]);
         assert_eq!(
             std::fs::read_to_string(made[0].join("seed")).unwrap(),

@@ -43,12 +43,13 @@ pub const CHANGE_INSTRUCTIONS: &[&str] = &[
 ];
 
 /// Commits the container whose writable layer is `upper`, made from image `image_id` with the
-/// create request `spec`. Blocking.
+/// create request `spec` (in a user namespace of host ids `ids`, mapped back). Blocking.
 pub fn commit(
     store: &ImageStore,
     upper: &Path,
     image_id: &str,
     spec: &CreateContainer,
+    ids: Option<crate::runtime::userns::IdRange>,
     req: &CommitRequest,
 ) -> Result<CommitResult, AgentError> {
     let reference = Reference::parse(&req.reference).map_err(ImageError::from)?;
@@ -72,7 +73,7 @@ pub fn commit(
         .suffix(".tar")
         .tempfile_in(&store.tmp)
         .map_err(|e| AgentError::internal("create layer file", e))?;
-    let stats = layer::write_diff(upper, &lowers, tar.path())
+    let stats = layer::write_diff(upper, &lowers, ids, tar.path())
         .map_err(|e| AgentError::internal("write the container's layer", e))?;
     let added = if stats.entries + stats.whiteouts > 0 {
         Some(store.add_built_layer(tar.path())?)

@@ -23,6 +23,7 @@ use nix::mount::{MntFlags, MsFlags};
 
 use super::ImageStore;
 use crate::runtime::mounts;
+use crate::runtime::userns::IdRange;
 
 /// One export: what to merge, and a scratch directory of the store's for the mount point.
 #[derive(Debug)]
@@ -33,6 +34,8 @@ pub struct ExportSpec {
     pub upper: PathBuf,
     /// Relative paths (`etc/hosts`) to leave out, with what is beneath them.
     pub skip: Vec<String>,
+    /// The host ids of a user-namespaced container's writable layer, mapped back in the tar.
+    pub ids: Option<IdRange>,
     /// `mnt/` (the mount point) and `empty/` (a lower directory when there is only one layer),
     /// under the store's `tmp/`, which the agent clears when it starts.
     scratch: tempfile::TempDir,
@@ -44,6 +47,7 @@ impl ExportSpec {
         lowers: Vec<PathBuf>,
         upper: PathBuf,
         skip: Vec<String>,
+        ids: Option<IdRange>,
     ) -> io::Result<Self> {
         let scratch = tempfile::Builder::new()
             .prefix("export-")
@@ -55,6 +59,7 @@ impl ExportSpec {
             lowers,
             upper,
             skip,
+            ids,
             scratch,
         })
     }
@@ -107,7 +112,7 @@ fn in_private_mount_ns<W: Write>(spec: &ExportSpec, out: &mut W) -> Result<(), S
         Some(data.as_str()),
     )
     .map_err(|e| format!("mount the container's filesystem: {e}"))?;
-    let result = write_tar(&mountpoint, &spec.skip, out).map_err(|e| e.to_string());
+    let result = write_tar(&mountpoint, &spec.skip, spec.ids, out).map_err(|e| e.to_string());
     if let Err(e) = nix::mount::umount2(&mountpoint, MntFlags::MNT_DETACH) {
         tracing::warn!(error = %e, "unmount export overlay");
     }
@@ -116,12 +121,17 @@ fn in_private_mount_ns<W: Write>(spec: &ExportSpec, out: &mut W) -> Result<(), S
 
 /// Tars the tree at `root` (entries relative, no leading `./`, directories before their
 /// contents, names sorted).
-pub fn write_tar<W: Write>(root: &Path, skip: &[String], out: &mut W) -> io::Result<()> {
+pub fn write_tar<W: Write>(
+    root: &Path,
+    skip: &[String],
+    ids: Option<IdRange>,
+    out: &mut W,
+) -> io::Result<()> {
     let mut tar = tar::Builder::new(out);
     tar.mode(tar::HeaderMode::Complete);
     tar.follow_symlinks(false);
     let mut links = HashMap::new();
-    add_dir(&mut tar, root, "", skip, &mut links)?;
+    add_dir(&mut tar, root, "", skip, ids, &mut links)?;
     tar.finish()?;
     Ok(())
 }
@@ -131,6 +141,7 @@ fn add_dir<W: Write>(
     dir: &Path,
     rel: &str,
     skip: &[String],
+    ids: Option<IdRange>,
     links: &mut HashMap<(u64, u64), PathBuf>,
 ) -> io::Result<()> {
     let mut names: Vec<_> = fs::read_dir(dir)?
@@ -155,11 +166,15 @@ fn add_dir<W: Write>(
         }
         let mut header = tar::Header::new_gnu();
         header.set_metadata_in_mode(&meta, tar::HeaderMode::Complete);
+        if let Some(r) = ids {
+            header.set_uid(r.unshift(meta.uid()).into());
+            header.set_gid(r.unshift(meta.gid()).into());
+        }
         if ft.is_dir() {
             header.set_size(0);
             // `name/`, as tar writes directories.
             tar.append_data(&mut header, child.join(""), io::empty())?;
-            add_dir(tar, &path, &child_str, skip, links)?;
+            add_dir(tar, &path, &child_str, skip, ids, links)?;
         } else if ft.is_symlink() {
             header.set_size(0);
             tar.append_link(&mut header, &child, fs::read_link(&path)?)?;
@@ -230,7 +245,7 @@ mod tests {
         fs::hard_link(root.join("b/one"), root.join("b/two")).unwrap();
         symlink("/etc/shadow", root.join("b/link")).unwrap();
         let mut bytes = Vec::new();
-        write_tar(&root, &["etc/hosts".into()], &mut bytes).unwrap();
+        write_tar(&root, &["etc/hosts".into()], None, &mut bytes).unwrap();
         let got = listing(&bytes);
         let names: Vec<(&str, &str)> = got
             .iter()

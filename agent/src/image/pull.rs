@@ -74,8 +74,22 @@ pub async fn pull_if_missing(
     Ok(true)
 }
 
-/// Pulls `req.reference` into the store; returns the summary and the manifest digest.
+/// Pulls `req.reference` into the store; returns the summary and the manifest digest. Counted
+/// in the metrics with its duration.
 pub async fn pull(
+    store: Arc<ImageStore>,
+    registries: &RegistryConfig,
+    req: PullRequest,
+    progress: Progress,
+) -> Result<(ImageSummary, String), ImageError> {
+    let started = std::time::Instant::now();
+    let pulled = fetch(store, registries, req, progress).await;
+    crate::metrics::events().pull(pulled.is_ok(), started.elapsed());
+    pulled
+}
+
+/// [`pull`] without the metrics.
+async fn fetch(
     store: Arc<ImageStore>,
     registries: &RegistryConfig,
     req: PullRequest,

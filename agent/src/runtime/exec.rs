@@ -1,16 +1,19 @@
 //! `hoist exec`: runs another process inside a running container.
 //!
-//! Started as `hoist-agent __exec DIR REQUEST_JSON` by the agent with its stdout and stderr piped.
-//! The helper joins the container's cgroup and namespaces (cgroup, ipc, uts, net, pid, mount), forks
-//! so the child lands in the container's pid namespace, and the child drops privileges exactly as
-//! the container's first process did before `execve`. The helper exits with the child's exit code.
+//! Started as `hoist-agent __exec DIR` by the agent with the request's JSON on its stdin (an
+//! argument is at most 128 KiB, and an exec may carry 100,000 variables) and its stdout and
+//! stderr piped; the command's stdin is `/dev/null`.
+//! The helper joins the container's cgroup and namespaces (cgroup, ipc, uts, net, pid, mount, and
+//! last its user namespace if it has one, as its first process did), forks so the child lands in
+//! the container's pid namespace, and the child drops privileges exactly as the container's first
+//! process did before `execve`. The helper exits with the child's exit code.
 //!
 //! Before joining, the helper makes itself non-dumpable, so processes of the container cannot open
 //! `/proc/PID/exe` of it and overwrite the agent binary (CVE-2019-5736).
 
 use super::init::{exec_prepared, InitError, EXIT_START_FAILED};
-use super::security::Seccomp;
-use super::{read_json, users, ContainerDir, RuntimeSpec, Started};
+use super::security::{self, Privileges};
+use super::{read_json, userns, users, ContainerDir, RuntimeSpec, Started};
 use hoist_proto::ExecRequest;
 use nix::sched::CloneFlags;
 use nix::sys::wait::{waitpid, WaitStatus};
@@ -18,15 +21,28 @@ use nix::unistd::{fork, ForkResult};
 use std::os::fd::OwnedFd;
 use std::path::Path;
 
-/// Entry point of `hoist-agent __exec DIR REQUEST_JSON`. Never returns.
-pub fn main(dir: &Path, request: &str) -> ! {
-    match run(dir, request) {
+/// Entry point of `hoist-agent __exec DIR` (the request on stdin). Never returns.
+pub fn main(dir: &Path) -> ! {
+    match read_request().and_then(|request| run(dir, &request)) {
         Ok(code) => std::process::exit(code),
         Err(e) => {
             eprintln!("hoist exec: {}", e.message);
             std::process::exit(e.code)
         }
     }
+}
+
+/// The request from stdin, which then becomes `/dev/null` for the command.
+fn read_request() -> Result<String, InitError> {
+    use std::io::Read;
+    let mut request = String::new();
+    std::io::stdin()
+        .read_to_string(&mut request)
+        .map_err(|e| start_err(format!("read the exec request: {e}")))?;
+    let null =
+        std::fs::File::open("/dev/null").map_err(|e| start_err(format!("open /dev/null: {e}")))?;
+    nix::unistd::dup2_stdin(&null).map_err(|e| start_err(format!("stdin: {e}")))?;
+    Ok(request)
 }
 
 fn start_err(m: impl std::fmt::Display) -> InitError {
@@ -62,14 +78,14 @@ fn run(dir: &Path, request: &str) -> Result<i32, InitError> {
             (id.uid, id.gid, id.additional_gids)
         }
     };
-    let mut env = spec.env.clone();
-    for kv in &req.env {
-        let key = kv.split('=').next().unwrap_or_default();
-        env.retain(|e| e.split('=').next() != Some(key));
-        env.push(kv.clone());
-    }
+    // The container's environment with the request's entries over it (linear in both).
+    let env = hoist_common::parse::merge_env(spec.env.iter().chain(&req.env).cloned());
     let cwd = req.workdir.clone().unwrap_or_else(|| spec.cwd.clone());
-    let seccomp = Seccomp::default_profile().map_err(start_err)?;
+    if let Some(range) = spec.userns {
+        range.check_ids(uid, gid, &groups).map_err(start_err)?;
+    }
+    let privileges =
+        Privileges::new(spec.capabilities.as_deref(), spec.no_new_privileges).map_err(start_err)?;
 
     // Open every namespace first: once we are in the container's mount namespace, the host's /proc is gone.
     let namespaces: Vec<(OwnedFd, CloneFlags)> = [
@@ -87,6 +103,14 @@ fn run(dir: &Path, request: &str) -> Result<i32, InitError> {
             .map_err(|e| start_err(format!("container is not running ({name} namespace: {e})")))
     })
     .collect::<Result<_, _>>()?;
+    let user_ns = match spec.userns {
+        Some(_) => Some(OwnedFd::from(
+            std::fs::File::open(format!("/proc/{pid}/ns/user")).map_err(|e| {
+                start_err(format!("container is not running (user namespace: {e})"))
+            })?,
+        )),
+        None => None,
+    };
 
     // SAFETY: prctl with integer arguments.
     unsafe { libc::prctl(libc::PR_SET_DUMPABLE, 0, 0, 0, 0) };
@@ -97,6 +121,11 @@ fn run(dir: &Path, request: &str) -> Result<i32, InitError> {
         nix::sched::setns(fd, *flag).map_err(|e| start_err(format!("join {flag:?}: {e}")))?;
     }
     drop(namespaces);
+    if let Some(ns) = &user_ns {
+        // Limits first: raising one takes the host's CAP_SYS_RESOURCE, which stays outside.
+        security::set_rlimits(&spec.rlimits).map_err(start_err)?;
+        userns::enter(ns).map_err(start_err)?;
+    }
 
     // SAFETY: this helper is single-threaded; the child only runs the exec path.
     match unsafe { fork() }.map_err(|e| start_err(format!("fork: {e}")))? {
@@ -107,7 +136,7 @@ fn run(dir: &Path, request: &str) -> Result<i32, InitError> {
                 &cwd,
                 (uid, gid, &groups),
                 &spec.rlimits,
-                &seccomp,
+                &privileges,
             ) {
                 Ok(never) => match never {},
                 Err(e) => e,

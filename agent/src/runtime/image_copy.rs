@@ -13,9 +13,11 @@
 //!
 //! Kept: regular files (with hard links among the copied files), directories, symlinks, fifos and
 //! device nodes, each with owner, mode (set-id and sticky bits too) and times. Not kept: extended
-//! attributes (file capabilities, ACLs); sockets are skipped.
+//! attributes (file capabilities, ACLs); sockets are skipped. For a container in a user namespace
+//! the owners are shifted into its id range (`super::userns`), as the container sees them.
 
 use super::mounts;
+use super::userns::IdRange;
 use nix::dir::Dir;
 use nix::fcntl::{openat, readlinkat, AtFlags, OFlag};
 use nix::sys::stat::{
@@ -38,33 +40,38 @@ const MAX_DEPTH: usize = 256;
 /// Copies the content of each `path` in the image made of `layers` (lowest first) into its
 /// `dest`, an existing empty directory, and gives `dest` the owner, mode and times of the image's
 /// directory. `mountpoint` is an empty directory the overlay of several layers is mounted on, in a
-/// mount namespace of its own. Answers, for each path, false when the image has nothing there
-/// (nothing is copied); fails when what it has there is not a directory (a volume cannot be
-/// mounted over it).
+/// mount namespace of its own. With `range` (a user-namespaced container's), owners are shifted
+/// into it. Answers, for each path, false when the image has nothing there (nothing is copied);
+/// fails when what it has there is not a directory (a volume cannot be mounted over it).
 pub fn copy_image_paths(
     layers: &[PathBuf],
     mountpoint: &Path,
     copies: &[(String, PathBuf)],
+    range: Option<IdRange>,
 ) -> io::Result<Vec<bool>> {
     match layers {
         [] => Ok(vec![false; copies.len()]),
-        [one] => copy_all(one, copies),
+        [one] => copy_all(one, copies, range),
         _ => {
             let (layers, mountpoint, copies) =
                 (layers.to_vec(), mountpoint.to_owned(), copies.to_vec());
             std::thread::Builder::new()
                 .name("hoist-volume-copy".into())
-                .spawn(move || in_private_mount_ns(&layers, &mountpoint, &copies))?
+                .spawn(move || in_private_mount_ns(&layers, &mountpoint, &copies, range))?
                 .join()
                 .map_err(|_| io::Error::other("the volume copy thread panicked"))?
         }
     }
 }
 
-fn copy_all(root: &Path, copies: &[(String, PathBuf)]) -> io::Result<Vec<bool>> {
+fn copy_all(
+    root: &Path,
+    copies: &[(String, PathBuf)],
+    range: Option<IdRange>,
+) -> io::Result<Vec<bool>> {
     copies
         .iter()
-        .map(|(path, dest)| copy_from_root(root, path, dest))
+        .map(|(path, dest)| copy_from_root(root, path, dest, range))
         .collect()
 }
 
@@ -72,6 +79,7 @@ fn in_private_mount_ns(
     layers: &[PathBuf],
     mountpoint: &Path,
     copies: &[(String, PathBuf)],
+    range: Option<IdRange>,
 ) -> io::Result<Vec<bool>> {
     // This thread only: it leaves the shared filesystem context for good and ends right after,
     // taking its mount namespace (and the overlay) with it.
@@ -92,7 +100,7 @@ fn in_private_mount_ns(
         Some(format!("lowerdir={}", lower.join(":")).as_str()),
     )
     .map_err(|e| io::Error::other(format!("mount the image read-only: {e}")))?;
-    let result = copy_all(mountpoint, copies);
+    let result = copy_all(mountpoint, copies, range);
     if let Err(e) = nix::mount::umount2(mountpoint, nix::mount::MntFlags::MNT_DETACH) {
         tracing::warn!(error = %e, "unmount the image's overlay");
     }
@@ -104,7 +112,12 @@ fn errno(what: impl std::fmt::Display) -> impl FnOnce(nix::errno::Errno) -> io::
 }
 
 /// Copies `path` of the image whose merged view is the directory `root`.
-fn copy_from_root(root: &Path, path: &str, dest: &Path) -> io::Result<bool> {
+fn copy_from_root(
+    root: &Path,
+    path: &str,
+    dest: &Path,
+    range: Option<IdRange>,
+) -> io::Result<bool> {
     let root: OwnedFd = File::open(root)?.into();
     let src = match mounts::lookup_in_root(&root, path) {
         Ok(fd) => fd,
@@ -135,10 +148,25 @@ fn copy_from_root(root: &Path, path: &str, dest: &Path) -> io::Result<bool> {
     let mut copy = Copy {
         dest_root: &dest_fd,
         links: HashMap::new(),
+        range,
     };
     copy.children(&src, &dest_fd, Path::new(path), Path::new(""), 0)?;
-    set_owner_mode_times(&dest_fd, &st).map_err(errno(path))?;
+    let owner = owner(&st, range, Path::new(path))?;
+    set_owner_mode_times(&dest_fd, &st, owner).map_err(errno(path))?;
     Ok(true)
+}
+
+/// The owner a copy of a file with `st` gets: the same, or shifted into `range`.
+fn owner(st: &FileStat, range: Option<IdRange>, shown: &Path) -> io::Result<(u32, u32)> {
+    match range {
+        None => Ok((st.st_uid, st.st_gid)),
+        Some(r) => r.shift(st.st_uid, st.st_gid).map_err(|e| {
+            io::Error::new(
+                io::ErrorKind::InvalidInput,
+                format!("{}: {e}", shown.display()),
+            )
+        }),
+    }
 }
 
 struct Copy<'a> {
@@ -146,6 +174,8 @@ struct Copy<'a> {
     dest_root: &'a OwnedFd,
     /// Files with more than one link already copied: (device, inode) → path below the root.
     links: HashMap<(u64, u64), PathBuf>,
+    /// A user namespace's ids, which owners are shifted into.
+    range: Option<IdRange>,
 }
 
 impl Copy<'_> {
@@ -203,6 +233,7 @@ impl Copy<'_> {
     ) -> io::Result<()> {
         let what = shown.display();
         let st = fstatat(src, name, AtFlags::AT_SYMLINK_NOFOLLOW).map_err(errno(&what))?;
+        let owner = owner(&st, self.range, shown)?;
         let perm = Mode::from_bits_truncate(st.st_mode & 0o7777);
         match st.st_mode & libc::S_IFMT {
             libc::S_IFDIR => {
@@ -213,7 +244,7 @@ impl Copy<'_> {
                 let to = openat(dst, name, dir_flags, Mode::empty()).map_err(errno(&what))?;
                 self.children(&from, &to, shown, rel, depth + 1)?;
                 // Last, so that writing the children does not change the time.
-                set_owner_mode_times(&to, &st).map_err(errno(&what))?;
+                set_owner_mode_times(&to, &st, owner).map_err(errno(&what))?;
             }
             libc::S_IFREG => {
                 let key = (st.st_dev, st.st_ino);
@@ -250,7 +281,7 @@ impl Copy<'_> {
                 let (mut from, mut to) = (File::from(from), File::from(to));
                 io::copy(&mut from, &mut to)
                     .map_err(|e| io::Error::new(e.kind(), format!("{what}: {e}")))?;
-                set_owner_mode_times(&OwnedFd::from(to), &st).map_err(errno(&what))?;
+                set_owner_mode_times(&OwnedFd::from(to), &st, owner).map_err(errno(&what))?;
                 if st.st_nlink > 1 {
                     self.links.insert(key, rel.to_path_buf());
                 }
@@ -258,7 +289,7 @@ impl Copy<'_> {
             libc::S_IFLNK => {
                 let target = readlinkat(src, name).map_err(errno(&what))?;
                 symlinkat(target.as_os_str(), dst, name).map_err(errno(&what))?;
-                own_and_date(dst, name, &st).map_err(errno(&what))?;
+                own_and_date(dst, name, &st, owner).map_err(errno(&what))?;
             }
             // A 0/0 character device is an overlay whiteout: not a file of the image.
             libc::S_IFCHR if st.st_rdev == 0 => {}
@@ -266,7 +297,7 @@ impl Copy<'_> {
                 mknodat(dst, name, SFlag::from_bits_truncate(kind), perm, st.st_rdev)
                     .map_err(errno(&what))?;
                 // None of these follows a link: the node was just made, by name, here.
-                own_and_date(dst, name, &st).map_err(errno(&what))?;
+                own_and_date(dst, name, &st, owner).map_err(errno(&what))?;
                 fchmodat(dst, name, perm, FchmodatFlags::FollowSymlink).map_err(errno(&what))?;
             }
             // Sockets belong to a process that is not there.
@@ -276,13 +307,18 @@ impl Copy<'_> {
     }
 }
 
-/// The source's owner and times on `name` in `dir`, which is not followed if it is a link.
-fn own_and_date(dir: &OwnedFd, name: &std::ffi::CStr, st: &FileStat) -> nix::Result<()> {
+/// `owner` and the source's times on `name` in `dir`, which is not followed if it is a link.
+fn own_and_date(
+    dir: &OwnedFd,
+    name: &std::ffi::CStr,
+    st: &FileStat,
+    (uid, gid): (u32, u32),
+) -> nix::Result<()> {
     fchownat(
         dir,
         name,
-        Some(Uid::from_raw(st.st_uid)),
-        Some(Gid::from_raw(st.st_gid)),
+        Some(Uid::from_raw(uid)),
+        Some(Gid::from_raw(gid)),
         AtFlags::AT_SYMLINK_NOFOLLOW,
     )?;
     let (atime, mtime) = times(st);
@@ -296,13 +332,10 @@ fn times(st: &FileStat) -> (TimeSpec, TimeSpec) {
     )
 }
 
-/// Owner first: chown clears set-id bits, which chmod then sets again.
-fn set_owner_mode_times(fd: &OwnedFd, st: &FileStat) -> nix::Result<()> {
-    fchown(
-        fd,
-        Some(Uid::from_raw(st.st_uid)),
-        Some(Gid::from_raw(st.st_gid)),
-    )?;
+/// `owner`, then the source's mode and times. Owner first: chown clears set-id bits, which chmod
+/// then sets again.
+fn set_owner_mode_times(fd: &OwnedFd, st: &FileStat, (uid, gid): (u32, u32)) -> nix::Result<()> {
+    fchown(fd, Some(Uid::from_raw(uid)), Some(Gid::from_raw(gid)))?;
     fchmod(fd, Mode::from_bits_truncate(st.st_mode & 0o7777))?;
     let (atime, mtime) = times(st);
     futimens(fd, &atime, &mtime)
@@ -323,7 +356,12 @@ mod tests {
     /// One path of a one-layer image (no mount).
     fn copy_one(layer: &Path, path: &str, to: &Path) -> io::Result<bool> {
         let copies = [(path.to_string(), to.to_path_buf())];
-        let done = copy_image_paths(&[layer.to_path_buf()], Path::new("/nonexistent"), &copies)?;
+        let done = copy_image_paths(
+            &[layer.to_path_buf()],
+            Path::new("/nonexistent"),
+            &copies,
+            None,
+        )?;
         Ok(done[0])
     }
 
@@ -391,6 +429,51 @@ mod tests {
     }
 
     use std::os::unix::fs::FileTypeExt;
+
+    #[test]
+    fn owners_are_shifted_into_a_user_namespace_range() {
+        let (tmp, root) = layer();
+        let data = root.join("data");
+        std::fs::create_dir_all(data.join("www")).unwrap();
+        std::fs::write(data.join("www/index.html"), "hi").unwrap();
+        std::os::unix::fs::symlink("www", data.join("link")).unwrap();
+        std::os::unix::fs::lchown(&data, Some(0), Some(0)).unwrap();
+        std::os::unix::fs::lchown(data.join("www"), Some(33), Some(33)).unwrap();
+        std::os::unix::fs::lchown(data.join("www/index.html"), Some(33), Some(50)).unwrap();
+        std::os::unix::fs::lchown(data.join("link"), Some(0), Some(33)).unwrap();
+        let to = dest(&tmp);
+        let range = IdRange {
+            first: 1_000_000,
+            count: 65_536,
+        };
+        let copies = [("/data".to_string(), to.clone())];
+        let nowhere = Path::new("/nonexistent");
+        assert_eq!(
+            copy_image_paths(std::slice::from_ref(&root), nowhere, &copies, Some(range)).unwrap(),
+            [true]
+        );
+        let owner = |p: &Path| {
+            let m = std::fs::symlink_metadata(p).unwrap();
+            (m.uid(), m.gid())
+        };
+        assert_eq!(owner(&to), (1_000_000, 1_000_000));
+        assert_eq!(owner(&to.join("www")), (1_000_033, 1_000_033));
+        assert_eq!(owner(&to.join("www/index.html")), (1_000_033, 1_000_050));
+        assert_eq!(owner(&to.join("link")), (1_000_000, 1_000_033));
+
+        // An owner the range cannot hold is refused by name.
+        std::os::unix::fs::lchown(data.join("www/index.html"), Some(70_000), Some(0)).unwrap();
+        let again = tmp.path().join("again");
+        std::fs::create_dir(&again).unwrap();
+        let copies = [("/data".to_string(), again)];
+        let e = copy_image_paths(&[root], nowhere, &copies, Some(range)).unwrap_err();
+        assert_eq!(e.kind(), io::ErrorKind::InvalidInput);
+        assert!(
+            e.to_string()
+                .contains("/data/www/index.html: owner 70000:0"),
+            "{e}"
+        );
+    }
 
     #[test]
     fn a_missing_path_copies_nothing_and_a_file_is_refused() {
@@ -463,7 +546,7 @@ mod tests {
         std::fs::create_dir(&to).unwrap();
         let copies = [("/data".to_string(), to.clone())];
         assert_eq!(
-            copy_image_paths(&[lower, upper], &mnt, &copies).unwrap(),
+            copy_image_paths(&[lower, upper], &mnt, &copies, None).unwrap(),
             [true]
         );
         let mut names: Vec<String> = std::fs::read_dir(&to)

@@ -5,8 +5,8 @@
 //! failure it writes `CODE:message` to the status pipe and exits; on success the pipe (close-on-exec)
 //! closes at `execve`, which is how the supervisor knows the exact moment the command started.
 
-use super::security::{self, Seccomp};
-use super::{mounts, RuntimeSpec};
+use super::security::{self, Privileges};
+use super::{mounts, userns, RuntimeSpec};
 use nix::sched::CloneFlags;
 use std::ffi::CString;
 use std::io::Write;
@@ -45,11 +45,13 @@ pub struct InitFds {
     pub stderr: OwnedFd,
     /// The network namespace to join, opened before the fork.
     pub netns: Option<OwnedFd>,
+    /// The user namespace to enter last (`--userns`), made by the supervisor.
+    pub userns: Option<OwnedFd>,
 }
 
 /// Runs in the forked child; never returns.
-pub fn run(spec: &RuntimeSpec, dir: &Path, fds: InitFds, seccomp: &Seccomp) -> ! {
-    let err = match setup(spec, dir, &fds, seccomp) {
+pub fn run(spec: &RuntimeSpec, dir: &Path, fds: InitFds, privileges: &Privileges) -> ! {
+    let err = match setup(spec, dir, &fds, privileges) {
         Ok(never) => match never {},
         Err(e) => e,
     };
@@ -63,7 +65,7 @@ fn setup(
     spec: &RuntimeSpec,
     dir: &Path,
     fds: &InitFds,
-    seccomp: &Seccomp,
+    privileges: &Privileges,
 ) -> Result<std::convert::Infallible, InitError> {
     // Keep other container processes from opening /proc/1/exe (the agent binary) while we set up.
     // SAFETY: prctl with integer arguments.
@@ -73,6 +75,9 @@ fn setup(
     if let Some(netns) = &fds.netns {
         nix::sched::setns(netns, CloneFlags::CLONE_NEWNET)
             .map_err(|e| InitError::start(format!("join network namespace: {e}")))?;
+        if spec.userns.is_some() {
+            userns::open_network_to_root().map_err(InitError::start)?;
+        }
     }
     nix::sched::unshare(
         CloneFlags::CLONE_NEWNS | CloneFlags::CLONE_NEWUTS | CloneFlags::CLONE_NEWIPC,
@@ -81,18 +86,22 @@ fn setup(
 
     let cd = super::ContainerDir(dir.to_path_buf());
     mounts::make_private().map_err(InitError::start)?;
-    mounts::mount_overlay(&spec.layers, &cd.upper(), &cd.work(), &cd.rootfs())
+    let layers = match &fds.userns {
+        Some(ns) => idmapped_layers(&spec.layers, &cd.run().join("layers"), ns)?,
+        None => spec.layers.clone(),
+    };
+    mounts::mount_overlay(&layers, &cd.upper(), &cd.work(), &cd.rootfs())
         .map_err(InitError::start)?;
     let root: OwnedFd = std::fs::File::open(cd.rootfs())
         .map_err(|e| InitError::start(format!("open rootfs: {e}")))?
         .into();
-    mounts::mount_kernel_filesystems(&root).map_err(InitError::start)?;
+    mounts::mount_kernel_filesystems(&root, spec.userns).map_err(InitError::start)?;
     for step in super::mount_order(&spec.binds, &spec.tmpfs) {
         match step {
             super::MountStep::Bind(bind) => {
                 mounts::bind_into(&root, &bind.source, &bind.target, bind.read_only)
             }
-            super::MountStep::Tmpfs(t) => mounts::tmpfs_into(&root, t),
+            super::MountStep::Tmpfs(t) => mounts::tmpfs_into(&root, t, spec.userns),
         }
         .map_err(InitError::start)?;
     }
@@ -125,10 +134,15 @@ fn setup(
     dup_to(fds.stdout.as_raw_fd(), 1)?;
     dup_to(fds.stderr.as_raw_fd(), 2)?;
 
+    if let Some(ns) = &fds.userns {
+        // Limits first: raising one takes the host's CAP_SYS_RESOURCE, which stays outside.
+        security::set_rlimits(&spec.rlimits).map_err(InitError::start)?;
+        userns::enter(ns).map_err(InitError::start)?;
+    }
     if spec.init {
         // Pid 1 stays ours: it forwards signals and reaps; the command runs as its child.
         if let Some(child) = super::reaper::fork_command()? {
-            super::reaper::run(child, spec, seccomp);
+            super::reaper::run(child, spec, privileges);
         }
     }
     exec_prepared(
@@ -137,8 +151,28 @@ fn setup(
         &spec.cwd,
         (spec.uid, spec.gid, &spec.additional_gids),
         &spec.rlimits,
-        seccomp,
+        privileges,
     )
+}
+
+/// Mounts each of `layers` idmapped with the user namespace `ns` on `under/N` (in this
+/// process's mount namespace only), and answers those paths, lowest first.
+fn idmapped_layers(
+    layers: &[std::path::PathBuf],
+    under: &Path,
+    ns: &OwnedFd,
+) -> Result<Vec<std::path::PathBuf>, InitError> {
+    layers
+        .iter()
+        .enumerate()
+        .map(|(i, layer)| {
+            let target = under.join(i.to_string());
+            std::fs::create_dir_all(&target)
+                .map_err(|e| InitError::start(format!("create {}: {e}", target.display())))?;
+            userns::idmapped_bind(layer, &target, ns).map_err(InitError::start)?;
+            Ok(target)
+        })
+        .collect()
 }
 
 fn dup_to(fd: i32, target: i32) -> Result<(), InitError> {
@@ -152,20 +186,21 @@ fn dup_to(fd: i32, target: i32) -> Result<(), InitError> {
     Ok(())
 }
 
-/// The last steps shared by a container's first process and `exec`'d processes: rlimits, user,
-/// capabilities, `no_new_privs`, working directory, fd hygiene, seccomp, `execve`.
+/// The last steps shared by a container's first process and `exec`'d processes: rlimits, the
+/// privileges ([`Privileges::apply`]: capabilities, `no_new_privs`, seccomp, user), working
+/// directory, fd hygiene, `execve`.
 pub fn exec_prepared(
     args: &[String],
     env: &[String],
     cwd: &str,
     (uid, gid, groups): (u32, u32, &[u32]),
     rlimits: &[security::Rlimit],
-    seccomp: &Seccomp,
+    privileges: &Privileges,
 ) -> Result<std::convert::Infallible, InitError> {
     security::set_rlimits(rlimits).map_err(InitError::start)?;
-    security::drop_bounding().map_err(InitError::start)?;
-    security::set_identity(uid, gid, groups).map_err(InitError::start)?;
-    security::set_no_new_privs().map_err(InitError::start)?;
+    privileges
+        .apply(uid, gid, groups)
+        .map_err(InitError::start)?;
     nix::sys::stat::umask(nix::sys::stat::Mode::from_bits_truncate(0o022));
 
     nix::unistd::chdir(cwd)
@@ -199,7 +234,6 @@ pub fn exec_prepared(
     let program = find_program(args.first().map(String::as_str).unwrap_or(""), env)?;
     let argv = cstrings(args)?;
     let envp = cstrings(env)?;
-    seccomp.apply().map_err(InitError::start)?;
     let e = nix::unistd::execve(&program, &argv, &envp).unwrap_err();
     let code = if e == nix::errno::Errno::ENOENT {
         EXIT_NOT_FOUND

@@ -9,15 +9,18 @@
 pub mod cgroup;
 pub mod disk_usage;
 pub mod exec;
+pub mod fork;
 pub mod image_copy;
 pub mod init;
 pub mod logfile;
 pub mod mounts;
 mod reaper;
 pub mod run_dir;
+pub mod seccomp;
 pub mod security;
 pub mod selfexe;
 pub mod shim;
+pub mod userns;
 pub mod users;
 
 use serde::{Deserialize, Serialize};
@@ -54,6 +57,20 @@ pub struct RuntimeSpec {
     /// Process limits set before `execve`, over the runtime's defaults (also for `exec`).
     #[serde(default)]
     pub rlimits: Vec<security::Rlimit>,
+    /// The capabilities the container keeps (canonical names, `cap_add`/`cap_drop` applied);
+    /// `None` in a spec written before they could change: Docker's default set.
+    #[serde(default)]
+    pub capabilities: Option<Vec<String>>,
+    /// `no_new_privs` for every process (always set by agents before it could be turned off).
+    #[serde(default = "yes")]
+    pub no_new_privileges: bool,
+    /// Run in a user namespace mapping container ids onto this host range.
+    #[serde(default)]
+    pub userns: Option<userns::IdRange>,
+}
+
+fn yes() -> bool {
+    true
 }
 
 /// One mount of the container's own, in the order [`mount_order`] gives.

@@ -224,8 +224,13 @@ const NOSUID_NODEV_NOEXEC: MsFlags = MsFlags::MS_NOSUID
     .union(MsFlags::MS_NOEXEC);
 
 /// Mounts `/proc`, `/dev` (with its standard nodes, `pts`, `shm`, `mqueue`) and a read-only `/sys`
-/// into the rootfs.
-pub fn mount_kernel_filesystems(root: &OwnedFd) -> io::Result<()> {
+/// into the rootfs. With a user namespace's `range`, `/dev` and `/dev/shm` belong to the
+/// container's root and `/dev/pts`'s terminals to its `tty` group (5).
+pub fn mount_kernel_filesystems(
+    root: &OwnedFd,
+    range: Option<super::userns::IdRange>,
+) -> io::Result<()> {
+    let owner = owner_options(range);
     let proc_dir = open_in_root(root, "/proc", Create::Dir)?;
     mnt(
         Some("proc"),
@@ -250,7 +255,7 @@ pub fn mount_kernel_filesystems(root: &OwnedFd) -> io::Result<()> {
         &fd_path(&dev),
         Some("tmpfs"),
         MsFlags::MS_NOSUID | MsFlags::MS_STRICTATIME,
-        Some("mode=755,size=65536k"),
+        Some(&format!("mode=755,size=65536k{owner}")),
     )?;
     // Re-open: the fd above names the directory below the new tmpfs.
     let dev = open_in_root(root, "/dev", Create::Dir)?;
@@ -305,14 +310,17 @@ pub fn mount_kernel_filesystems(root: &OwnedFd) -> io::Result<()> {
         &fd_path(&sub("pts")?),
         Some("devpts"),
         MsFlags::MS_NOSUID | MsFlags::MS_NOEXEC,
-        Some("newinstance,ptmxmode=0666,mode=0620,gid=5"),
+        Some(&format!(
+            "newinstance,ptmxmode=0666,mode=0620,gid={}",
+            range.and_then(|r| r.to_host(5)).unwrap_or(5)
+        )),
     )?;
     mnt(
         Some("shm"),
         &fd_path(&sub("shm")?),
         Some("tmpfs"),
         NOSUID_NODEV_NOEXEC,
-        Some("mode=1777,size=65536k"),
+        Some(&format!("mode=1777,size=65536k{owner}")),
     )?;
     mnt(
         Some("mqueue"),
@@ -422,8 +430,13 @@ pub fn bind_into(root: &OwnedFd, source: &Path, target: &str, read_only: bool) -
 }
 
 /// Mounts a fresh tmpfs on `target` inside the rootfs: `nosuid,nodev` (Docker's flags), with the
-/// size and mode asked (default mode `1777`, default size the kernel's).
-pub fn tmpfs_into(root: &OwnedFd, t: &hoist_proto::TmpfsMount) -> io::Result<()> {
+/// size and mode asked (default mode `1777`, default size the kernel's), its root the
+/// container root's.
+pub fn tmpfs_into(
+    root: &OwnedFd,
+    t: &hoist_proto::TmpfsMount,
+    range: Option<super::userns::IdRange>,
+) -> io::Result<()> {
     let fd = open_in_root(root, &t.target, Create::Dir)?;
     let mut flags = MsFlags::MS_NOSUID | MsFlags::MS_NODEV;
     if t.read_only {
@@ -434,7 +447,7 @@ pub fn tmpfs_into(root: &OwnedFd, t: &hoist_proto::TmpfsMount) -> io::Result<()>
         &fd_path(&fd),
         Some("tmpfs"),
         flags,
-        Some(&tmpfs_options(t)),
+        Some(&format!("{}{}", tmpfs_options(t), owner_options(range))),
     )
     .map_err(|e| io::Error::other(format!("tmpfs {}: {e}", t.target)))
 }
@@ -446,6 +459,15 @@ pub fn tmpfs_options(t: &hoist_proto::TmpfsMount) -> String {
         data.push_str(&format!(",size={size}"));
     }
     data
+}
+
+/// `,uid=N,gid=N` making a tmpfs's root the container root's in a user namespace (`range`);
+/// nothing without one. Pure.
+pub fn owner_options(range: Option<super::userns::IdRange>) -> String {
+    match range {
+        Some(r) => format!(",uid={0},gid={0}", r.first),
+        None => String::new(),
+    }
 }
 
 /// Makes `rootfs` the process's `/` and detaches the old root.

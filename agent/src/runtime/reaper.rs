@@ -4,8 +4,7 @@
 //! children), and exits with the command's status.
 
 use super::init::{InitError, EXIT_START_FAILED};
-use super::security;
-use super::security::Seccomp;
+use super::security::Privileges;
 use super::RuntimeSpec;
 use nix::sys::signal::{SigSet, SigmaskHow, Signal};
 use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
@@ -57,16 +56,13 @@ fn start_err(m: String) -> InitError {
 }
 
 /// Pid 1's life: drop to the container's privileges, then forward and reap until the command exits.
-pub fn run(child: Pid, spec: &RuntimeSpec, seccomp: &Seccomp) -> ! {
+pub fn run(child: Pid, spec: &RuntimeSpec, privileges: &Privileges) -> ! {
     // Keep only stdio. Among the rest is the status pipe's write end, which must close in pid 1
     // too or the supervisor never sees the command's `execve`. Nothing here is used again, and
     // this function never returns to code that owns those descriptors.
     // SAFETY: close_range on this process's own descriptor table.
     unsafe { libc::syscall(libc::SYS_close_range, 3u32, u32::MAX, 0u32) };
-    let _ = security::drop_bounding()
-        .and_then(|()| security::set_identity(spec.uid, spec.gid, &spec.additional_gids))
-        .and_then(|()| security::set_no_new_privs())
-        .and_then(|()| seccomp.apply());
+    let _ = privileges.apply(spec.uid, spec.gid, &spec.additional_gids);
     let set = signals();
     loop {
         let Ok(sig) = set.wait() else { continue };

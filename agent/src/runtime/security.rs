@@ -1,41 +1,66 @@
-//! The privileges a container keeps: Docker's 14 default capabilities, `no_new_privs`, a seccomp
-//! filter that denies the kernel's administrative and escape-prone system calls, and rlimits.
+//! The privileges a container keeps: its capabilities (Docker's 14 by default, changed by
+//! `cap_add`/`cap_drop`), `no_new_privs` (on unless the spec turns it off), the seccomp
+//! allow-list of [`super::seccomp`], and rlimits.
 //!
-//! These run in the container's first process (and in exec'd processes) just before `execve`.
+//! These run in the container's first process (and in exec'd processes) just before `execve`,
+//! in one order ([`Privileges::apply`]): bounding set, `no_new_privs`, seccomp, then the user
+//! and capabilities. Seccomp goes in while the process still has `CAP_SYS_ADMIN`, so that a
+//! container without `no_new_privs` gets its filter too (as runc does); the steps after it
+//! (`setgroups`, `setresuid`, `capset`) are on every profile's list.
 
+use super::seccomp::{Profile, Seccomp};
 use caps::{CapSet, Capability, CapsHashSet};
-use seccompiler::{
-    BpfProgram, SeccompAction, SeccompCmpArgLen, SeccompCmpOp, SeccompCondition, SeccompFilter,
-    SeccompRule,
-};
-use std::collections::BTreeMap;
 
-/// Docker's default capability set.
-pub const DEFAULT_CAPS: [Capability; 14] = [
-    Capability::CAP_CHOWN,
-    Capability::CAP_DAC_OVERRIDE,
-    Capability::CAP_FSETID,
-    Capability::CAP_FOWNER,
-    Capability::CAP_MKNOD,
-    Capability::CAP_NET_RAW,
-    Capability::CAP_SETGID,
-    Capability::CAP_SETUID,
-    Capability::CAP_SETFCAP,
-    Capability::CAP_SETPCAP,
-    Capability::CAP_NET_BIND_SERVICE,
-    Capability::CAP_SYS_CHROOT,
-    Capability::CAP_KILL,
-    Capability::CAP_AUDIT_WRITE,
-];
-
-fn default_set() -> CapsHashSet {
-    DEFAULT_CAPS.iter().copied().collect()
+/// What a container's processes keep, prepared (the filter compiled) before the fork.
+#[derive(Debug, Clone)]
+pub struct Privileges {
+    /// The bounding set, and the effective/permitted sets of a root process.
+    capabilities: CapsHashSet,
+    no_new_privs: bool,
+    seccomp: Seccomp,
 }
 
-/// Drops every capability outside the default set from the bounding set. Call while still root with
-/// full capabilities, before changing user.
-pub fn drop_bounding() -> Result<(), String> {
-    let keep = default_set();
+impl Privileges {
+    /// The privileges of a container whose capabilities are `names` (canonical, as
+    /// `hoist_proto::capabilities::effective` gives them; `None`: Docker's default set, which is
+    /// what a spec written by an agent before `cap_add` existed means).
+    pub fn new(names: Option<&[String]>, no_new_privs: bool) -> Result<Self, String> {
+        let names: Vec<&str> = match names {
+            Some(n) => n.iter().map(String::as_str).collect(),
+            None => hoist_proto::capabilities::DEFAULT.to_vec(),
+        };
+        let capabilities = names
+            .iter()
+            .map(|n| {
+                n.parse::<Capability>()
+                    .map_err(|_| format!("capability {n}: not known to this agent"))
+            })
+            .collect::<Result<CapsHashSet, _>>()?;
+        let seccomp = Seccomp::compile(&Profile::docker_default(&names))?;
+        Ok(Self {
+            capabilities,
+            no_new_privs,
+            seccomp,
+        })
+    }
+
+    /// Drops the calling process to what the container keeps, running as `uid`/`gid` with
+    /// supplementary `groups`: every capability outside the set leaves the bounding set,
+    /// `no_new_privs` is set (unless turned off), the seccomp filter goes in, then the process
+    /// switches user and keeps the set if it is root, none otherwise (as Docker does for
+    /// non-root users). Call while still root with full capabilities.
+    pub fn apply(&self, uid: u32, gid: u32, groups: &[u32]) -> Result<(), String> {
+        drop_bounding(&self.capabilities)?;
+        if self.no_new_privs {
+            set_no_new_privs()?;
+        }
+        self.seccomp.apply()?;
+        set_identity(uid, gid, groups, &self.capabilities)
+    }
+}
+
+/// Drops every capability outside `keep` from the bounding set.
+fn drop_bounding(keep: &CapsHashSet) -> Result<(), String> {
     for cap in caps::all() {
         if !keep.contains(&cap) {
             caps::drop(None, CapSet::Bounding, cap)
@@ -45,9 +70,9 @@ pub fn drop_bounding() -> Result<(), String> {
     Ok(())
 }
 
-/// Switches to `uid`/`gid` with supplementary groups, then leaves the process with the default
-/// capabilities if it is root and with none otherwise (as Docker does for non-root users).
-pub fn set_identity(uid: u32, gid: u32, groups: &[u32]) -> Result<(), String> {
+/// Switches to `uid`/`gid` with supplementary groups, then leaves the process with `keep` if it
+/// is root and with no capabilities otherwise.
+fn set_identity(uid: u32, gid: u32, groups: &[u32], keep: &CapsHashSet) -> Result<(), String> {
     use nix::unistd::{setgroups, setresgid, setresuid, Gid, Uid};
     let gids: Vec<Gid> = groups.iter().map(|g| Gid::from_raw(*g)).collect();
     setgroups(&gids).map_err(|e| format!("setgroups: {e}"))?;
@@ -56,7 +81,7 @@ pub fn set_identity(uid: u32, gid: u32, groups: &[u32]) -> Result<(), String> {
     setresuid(Uid::from_raw(uid), Uid::from_raw(uid), Uid::from_raw(uid))
         .map_err(|e| format!("setuid {uid}: {e}"))?;
     let set = if uid == 0 {
-        default_set()
+        keep.clone()
     } else {
         CapsHashSet::new()
     };
@@ -68,7 +93,7 @@ pub fn set_identity(uid: u32, gid: u32, groups: &[u32]) -> Result<(), String> {
 }
 
 /// `prctl(PR_SET_NO_NEW_PRIVS)`: setuid binaries and file capabilities cannot raise privileges.
-pub fn set_no_new_privs() -> Result<(), String> {
+fn set_no_new_privs() -> Result<(), String> {
     // SAFETY: prctl with PR_SET_NO_NEW_PRIVS takes integer arguments only.
     let rc = unsafe { libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) };
     if rc != 0 {
@@ -142,125 +167,21 @@ pub fn set_rlimits(limits: &[Rlimit]) -> Result<(), String> {
     Ok(())
 }
 
-/// System calls a container never needs: loading kernel code, mounting, changing namespaces,
-/// tracing other processes, keyrings, clocks, swap, reboot. They fail with EPERM.
-const DENIED: &[i64] = &[
-    libc::SYS_acct,
-    libc::SYS_add_key,
-    libc::SYS_bpf,
-    libc::SYS_clock_adjtime,
-    libc::SYS_clock_settime,
-    libc::SYS_delete_module,
-    libc::SYS_finit_module,
-    libc::SYS_fsconfig,
-    libc::SYS_fsmount,
-    libc::SYS_fsopen,
-    libc::SYS_fspick,
-    libc::SYS_init_module,
-    libc::SYS_ioperm,
-    libc::SYS_iopl,
-    libc::SYS_kcmp,
-    libc::SYS_kexec_file_load,
-    libc::SYS_kexec_load,
-    libc::SYS_keyctl,
-    libc::SYS_lookup_dcookie,
-    libc::SYS_mount,
-    libc::SYS_mount_setattr,
-    libc::SYS_move_mount,
-    libc::SYS_name_to_handle_at,
-    libc::SYS_nfsservctl,
-    libc::SYS_open_by_handle_at,
-    libc::SYS_open_tree,
-    libc::SYS_perf_event_open,
-    libc::SYS_pivot_root,
-    libc::SYS_process_vm_readv,
-    libc::SYS_process_vm_writev,
-    libc::SYS_ptrace,
-    libc::SYS_quotactl,
-    libc::SYS_reboot,
-    libc::SYS_request_key,
-    libc::SYS_setns,
-    libc::SYS_settimeofday,
-    libc::SYS_swapoff,
-    libc::SYS_swapon,
-    libc::SYS_syslog,
-    libc::SYS__sysctl,
-    libc::SYS_umount2,
-    libc::SYS_unshare,
-    libc::SYS_uselib,
-    libc::SYS_userfaultfd,
-    libc::SYS_ustat,
-];
-
-/// The container's seccomp filters (x86-64): the calls above fail with EPERM, `clone` with
-/// `CLONE_NEWUSER` too, and `clone3` with ENOSYS so that libc falls back to `clone` (whose flags a
-/// classic BPF filter can inspect; `clone3` passes them in memory). Everything else is allowed.
-/// Two programs are installed; the kernel applies the most restrictive verdict of all.
-#[derive(Debug, Clone)]
-pub struct Seccomp {
-    programs: Vec<BpfProgram>,
-}
-
-impl Seccomp {
-    pub fn default_profile() -> Result<Self, String> {
-        let arch = || {
-            std::env::consts::ARCH
-                .try_into()
-                .map_err(|e| format!("seccomp arch: {e:?}"))
-        };
-        let mut deny: BTreeMap<i64, Vec<SeccompRule>> =
-            DENIED.iter().map(|nr| (*nr, Vec::new())).collect();
-        let new_user = libc::CLONE_NEWUSER as u64;
-        let cond = SeccompCondition::new(
-            0,
-            SeccompCmpArgLen::Qword,
-            SeccompCmpOp::MaskedEq(new_user),
-            new_user,
-        )
-        .map_err(|e| format!("seccomp condition: {e}"))?;
-        deny.insert(
-            libc::SYS_clone,
-            vec![SeccompRule::new(vec![cond]).map_err(|e| format!("seccomp rule: {e}"))?],
-        );
-        let eperm = SeccompFilter::new(
-            deny,
-            SeccompAction::Allow,
-            SeccompAction::Errno(libc::EPERM as u32),
-            arch()?,
-        )
-        .map_err(|e| format!("seccomp filter: {e}"))?;
-        let enosys = SeccompFilter::new(
-            BTreeMap::from([(libc::SYS_clone3, Vec::new())]),
-            SeccompAction::Allow,
-            SeccompAction::Errno(libc::ENOSYS as u32),
-            arch()?,
-        )
-        .map_err(|e| format!("seccomp filter: {e}"))?;
-        let programs = [eperm, enosys]
-            .into_iter()
-            .map(|f| f.try_into().map_err(|e| format!("seccomp compile: {e:?}")))
-            .collect::<Result<_, _>>()?;
-        Ok(Self { programs })
-    }
-
-    /// Installs the filters on the calling thread. Requires `no_new_privs` (or CAP_SYS_ADMIN).
-    pub fn apply(&self) -> Result<(), String> {
-        for prog in &self.programs {
-            seccompiler::apply_filter(prog).map_err(|e| format!("seccomp: {e}"))?;
-        }
-        Ok(())
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
-    fn filter_compiles() {
-        let s = Seccomp::default_profile().unwrap();
-        assert_eq!(s.programs.len(), 2);
-        assert!(s.programs[0].len() > DENIED.len());
+    fn privileges_are_built_from_capability_names() {
+        let p = Privileges::new(None, true).unwrap();
+        assert_eq!(p.capabilities.len(), 14);
+        assert!(p.capabilities.contains(&Capability::CAP_NET_BIND_SERVICE));
+        let names = vec!["CAP_NET_ADMIN".to_string(), "CAP_SYS_ADMIN".to_string()];
+        let p = Privileges::new(Some(&names), false).unwrap();
+        assert_eq!(p.capabilities.len(), 2);
+        assert!(!p.no_new_privs);
+        let e = Privileges::new(Some(&["CAP_FLY".to_string()]), true).unwrap_err();
+        assert_eq!(e, "capability CAP_FLY: not known to this agent");
     }
 
     #[test]
@@ -289,10 +210,5 @@ mod tests {
             rlimits(&[("nofile".to_string(), u(5, 1))].into()).unwrap_err(),
             "ulimit nofile: soft 5 is above hard 1"
         );
-    }
-
-    #[test]
-    fn default_caps_are_fourteen_distinct() {
-        assert_eq!(default_set().len(), 14);
     }
 }

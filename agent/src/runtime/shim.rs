@@ -15,7 +15,7 @@
 use super::cgroup::CgroupHandle;
 use super::init::{self, InitFds, EXIT_START_FAILED};
 use super::logfile::{LogWriter, MAX_LINE};
-use super::security::Seccomp;
+use super::security::Privileges;
 use super::{
     now_rfc3339, read_json, write_json_atomic, ContainerDir, RuntimeSpec, StartReport, Started,
 };
@@ -136,7 +136,12 @@ fn start(
     spec: &RuntimeSpec,
     cd: &ContainerDir,
 ) -> Result<(Pid, OwnedFd, OutputPipes), (String, i32)> {
-    let seccomp = Seccomp::default_profile().map_err(|e| (e, EXIT_START_FAILED))?;
+    let privileges = Privileges::new(spec.capabilities.as_deref(), spec.no_new_privileges)
+        .map_err(|e| (e, EXIT_START_FAILED))?;
+    let userns = match spec.userns {
+        Some(range) => Some(super::userns::create(range).map_err(|e| (e, EXIT_START_FAILED))?),
+        None => None,
+    };
     let netns = match &spec.netns {
         Some(p) => Some(OwnedFd::from(std::fs::File::open(p).map_err(|e| {
             (
@@ -151,7 +156,7 @@ fn start(
     let (out_r, out_w) = pipe()?;
     let (err_r, err_w) = pipe()?;
     // The child becomes pid 1 of a new pid namespace; we stay outside to supervise it.
-    match clone_into_new_pid_ns() {
+    match super::fork::clone_fork(libc::CLONE_NEWPID as u64) {
         Err(e) => Err((format!("clone: {e}"), EXIT_START_FAILED)),
         Ok(None) => {
             drop((go_w, status_r, out_r, err_r));
@@ -164,12 +169,13 @@ fn start(
                     stdout: out_w,
                     stderr: err_w,
                     netns,
+                    userns,
                 },
-                &seccomp,
+                &privileges,
             )
         }
         Ok(Some((child, pidfd))) => {
-            drop((go_r, status_w, out_w, err_w, netns));
+            drop((go_r, status_w, out_w, err_w, netns, userns));
             let fail = |message: String| {
                 let _ = nix::sys::signal::kill(child, nix::sys::signal::Signal::SIGKILL);
                 let _ = waitpid(child, None);
@@ -268,7 +274,7 @@ async fn serve(
 }
 
 /// Waits for the child to exit without blocking the runtime: its pidfd becomes readable at exit.
-/// (The supervisor has no blocking threads: it may not create any, see [`clone_into_new_pid_ns`].)
+/// (The supervisor has no blocking threads: it may not create any, see [`super::fork`].)
 async fn wait_exit(pid: Pid, pidfd: OwnedFd) -> WaitStatus {
     // SAFETY: `pidfd` is an open pidfd that the AsyncFd owns until it is dropped below.
     if let Ok(afd) = unsafe {
@@ -282,51 +288,6 @@ async fn wait_exit(pid: Pid, pidfd: OwnedFd) -> WaitStatus {
             Ok(_) | Err(nix::errno::Errno::EINTR) => continue,
             Err(_) => return WaitStatus::StillAlive,
         }
-    }
-}
-
-/// `clone3(CLONE_NEWPID | CLONE_PIDFD)` with fork semantics (no new stack): returns `None` in the
-/// child, which is pid 1 of a new pid namespace, and the child's pid and pidfd in the parent.
-/// Unlike `unshare(CLONE_NEWPID)` + `fork`, this leaves the supervisor able to create threads.
-fn clone_into_new_pid_ns() -> std::io::Result<Option<(Pid, OwnedFd)>> {
-    #[repr(C)]
-    struct CloneArgs {
-        flags: u64,
-        pidfd: u64,
-        child_tid: u64,
-        parent_tid: u64,
-        exit_signal: u64,
-        stack: u64,
-        stack_size: u64,
-        tls: u64,
-    }
-    let mut pidfd: libc::c_int = -1;
-    let args = CloneArgs {
-        flags: (libc::CLONE_NEWPID | libc::CLONE_PIDFD) as u64,
-        pidfd: &mut pidfd as *mut libc::c_int as u64,
-        child_tid: 0,
-        parent_tid: 0,
-        exit_signal: libc::SIGCHLD as u64,
-        stack: 0,
-        stack_size: 0,
-        tls: 0,
-    };
-    // SAFETY: clone3 without CLONE_VM and without a stack behaves like fork: the child gets a copy
-    // of this single-threaded process. `args` and `pidfd` outlive the call.
-    let rc = unsafe {
-        libc::syscall(
-            libc::SYS_clone3,
-            &args as *const CloneArgs,
-            std::mem::size_of::<CloneArgs>(),
-        )
-    };
-    match rc {
-        -1 => Err(std::io::Error::last_os_error()),
-        0 => Ok(None),
-        // SAFETY: the kernel stored a new pidfd owned by nothing else.
-        pid => Ok(Some((Pid::from_raw(pid as i32), unsafe {
-            <OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(pidfd)
-        }))),
     }
 }
 

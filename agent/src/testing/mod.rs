@@ -135,6 +135,7 @@ impl FakeHost {
             log_max_bytes: 1 << 20,
             insecure_registries: Vec::new(),
             cluster_dns: None,
+            userns_range: crate::runtime::userns::IdRange::DEFAULT,
         }
     }
 

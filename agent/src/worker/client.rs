@@ -72,11 +72,22 @@ fn media_type(format: u32) -> &'static str {
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(5);
 
 impl ControllerClient {
-    pub fn new(addrs: Vec<String>) -> anyhow::Result<Self> {
+    /// A client of the controllers at `addrs` that authenticates every request with the join
+    /// `token` (controllers of format 2 refuse agent requests without it).
+    pub fn new(addrs: Vec<String>, token: &str) -> anyhow::Result<Self> {
         hoist_common::init_tls();
+        let mut bearer =
+            reqwest::header::HeaderValue::from_str(&format!("Bearer {}", token.trim()))
+                .map_err(|_| anyhow::anyhow!("the join token holds characters a header cannot"))?;
+        bearer.set_sensitive(true);
         let http = reqwest::Client::builder()
             .no_proxy()
             .connect_timeout(Duration::from_secs(1))
+            .default_headers(
+                [(reqwest::header::AUTHORIZATION, bearer)]
+                    .into_iter()
+                    .collect(),
+            )
             .build()?;
         Ok(ControllerClient {
             addrs,
@@ -183,6 +194,59 @@ impl ControllerClient {
     ) -> Result<StatusAck, ClientError> {
         self.call("/v1/agent/volumes", Some(report), REQUEST_TIMEOUT)
             .await
+    }
+
+    /// Waits up to `wait` for the sessions asked of this node (format 2, `hoist_proto::session`).
+    pub async fn sessions(
+        &self,
+        node: &str,
+        wait: Duration,
+    ) -> Result<hoist_proto::session::SessionRequests, ClientError> {
+        let path = format!(
+            "/v1/agent/sessions?node={node}&wait_ms={}",
+            wait.as_millis()
+        );
+        self.call::<Heartbeat, _>(&path, None, wait + REQUEST_TIMEOUT)
+            .await
+    }
+
+    /// Streams a session's output (framed bytes as they come from `frames`) as the body of one
+    /// request to the member that answered last; returns when that member answers: the output
+    /// ended, or the leader no longer wants it (its operator left).
+    pub async fn session_output(
+        &self,
+        node: &str,
+        id: &str,
+        frames: tokio::sync::mpsc::Receiver<bytes::Bytes>,
+    ) -> Result<(), ClientError> {
+        let addr = self.preferred_addr();
+        let path = format!("/v1/agent/sessions/{id}?node={node}");
+        let body = futures::stream::unfold(frames, |mut rx| async move {
+            let b = rx.recv().await?;
+            Some((Ok::<_, std::io::Error>(b), rx))
+        });
+        let resp = self
+            .http
+            .post(format!("http://{addr}{path}"))
+            .header("content-type", PROTOBUF_MEDIA_TYPE)
+            .header(VERSION_HEADER, VERSION)
+            .header(FORMAT_HEADER, CURRENT)
+            .header(OLDEST_FORMAT_HEADER, OLDEST)
+            .body(reqwest::Body::wrap_stream(body))
+            .send()
+            .await
+            .map_err(|e| ClientError::Unreachable(format!("{addr}: {}", short(&e))))?;
+        let status = resp.status().as_u16();
+        if (200..300).contains(&status) {
+            return Ok(());
+        }
+        let body = resp.bytes().await.unwrap_or_default();
+        Err(ClientError::Refused {
+            addr,
+            path,
+            status,
+            message: message_of(&body),
+        })
     }
 
     /// Waits up to `wait` for any service's ready replicas to change past `index` (format 2).

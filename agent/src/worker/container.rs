@@ -25,8 +25,9 @@ const KEPT_RESTARTS: usize = 100;
 /// The create request for a task: `<service>.<slot>.<task id>` named, bridge networked, with an
 /// init as pid 1 unless the spec says `init = false` (so the stop signal reaches any command), the
 /// task's labels, and every field of the spec that says how its container runs: user, workdir,
-/// hostname, read-only root, ulimits, mounts (bind, named volume, tmpfs) and the limits (not the
-/// reservations, which are the scheduler's). With the
+/// hostname, read-only root, ulimits, mounts (bind, named volume, tmpfs), capabilities,
+/// `no_new_privileges`, the user namespace, and the limits (not the reservations, which are the
+/// scheduler's). With the
 /// routing `mesh` on this node, `ingress` ports are the mesh's (every node answers them); the
 /// replica publishes only its `host` ones.
 pub fn create_request(
@@ -122,6 +123,10 @@ pub fn create_request(
             ),
             None => None,
         },
+        cap_add: s.cap_add.clone(),
+        cap_drop: s.cap_drop.clone(),
+        no_new_privileges: s.no_new_privileges,
+        userns: s.userns,
         ..CreateContainer::default()
     })
 }
@@ -188,14 +193,19 @@ pub fn container_name(a: &Assignment) -> String {
     format!("{}.{}.{short}", a.service, a.slot)
 }
 
+/// The times the agent restarted a container's task, from its labels (none for other containers).
+pub fn restarts_ms(labels: &std::collections::BTreeMap<String, String>) -> Vec<u64> {
+    labels
+        .get(RESTARTS)
+        .map(|l| l.split(',').filter_map(|t| t.parse().ok()).collect())
+        .unwrap_or_default()
+}
+
 /// The task a container stands for, if it is an orchestrated one.
 pub fn observe(c: &ContainerInfo) -> Option<ObservedTask> {
     let labels = &c.spec.labels;
     let task_id = labels.get(TASK)?.clone();
-    let restarts_ms = labels
-        .get(RESTARTS)
-        .map(|l| l.split(',').filter_map(|t| t.parse().ok()).collect())
-        .unwrap_or_default();
+    let restarts_ms = restarts_ms(labels);
     let phase = match (c.status, &c.exit) {
         (ContainerStatus::Exited, Some(exit)) => Phase::Exited {
             code: exit.code,
@@ -428,6 +438,24 @@ mod tests {
             (r.resources.cpu_millis, r.resources.memory_bytes),
             (Some(500), Some(64 << 20))
         );
+    }
+
+    #[test]
+    fn hardening_reaches_the_container() {
+        let mut a = assignment();
+        let r = create_request(&a, &[], false).unwrap();
+        assert!(r.cap_add.is_empty() && r.cap_drop.is_empty());
+        assert_eq!((r.no_new_privileges, r.userns), (None, false));
+        a.spec.cap_add = vec!["NET_ADMIN".into()];
+        a.spec.cap_drop = vec!["ALL".into()];
+        a.spec.no_new_privileges = Some(false);
+        a.spec.userns = true;
+        let r = create_request(&a, &[], false).unwrap();
+        assert_eq!(
+            (r.cap_add, r.cap_drop),
+            (vec!["NET_ADMIN".to_string()], vec!["ALL".to_string()])
+        );
+        assert_eq!((r.no_new_privileges, r.userns), (Some(false), true));
     }
 
     #[test]

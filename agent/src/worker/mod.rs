@@ -10,7 +10,8 @@
 //!   with the labelled containers ([`reconcile::reconcile`], pure) and apply the actions
 //!   ([`executor`]); start and stop health monitors;
 //! - report: send the statuses that changed since the last acknowledgement;
-//! - volumes: the node's named volumes to the leader, on change and every 30 s ([`volumes`]).
+//! - volumes: the node's named volumes to the leader, on change and every 30 s ([`volumes`]);
+//! - sessions: logs and exec of its replicas asked through the controllers ([`sessions`]).
 //!
 //! The controller being unreachable changes nothing locally: containers keep running and exited
 //! ones are restarted per their policy. After an agent restart nothing is touched until the first
@@ -25,6 +26,7 @@ pub mod mesh_view;
 pub mod probe;
 pub mod reconcile;
 pub mod restart;
+pub mod sessions;
 pub mod status;
 pub mod term;
 pub mod volumes;
@@ -124,7 +126,7 @@ pub async fn wait_for_subnet(
             return Ok(s);
         }
     }
-    let client = ControllerClient::new(cfg.controllers.clone())?;
+    let client = ControllerClient::new(cfg.controllers.clone(), &cfg.token)?;
     let mut attempt = 0u32;
     loop {
         let r: anyhow::Result<Option<crate::overlay::state::OverlayState>> = async {
@@ -256,7 +258,7 @@ pub fn start(mgr: Arc<Manager>, images: Arc<ImageStore>, cfg: JoinConfig) -> any
     identity::save(&cfg.data_dir, &ident)?;
     let node = Arc::new(Node {
         cluster_id,
-        client: ControllerClient::new(cfg.controllers.clone())?,
+        client: ControllerClient::new(cfg.controllers.clone(), &cfg.token)?,
         executor: Executor::new(Arc::new(executor::Local {
             containers: mgr.clone(),
             images,
@@ -293,6 +295,7 @@ pub fn start(mgr: Arc<Manager>, images: Arc<ImageStore>, cfg: JoinConfig) -> any
         tokio::spawn(node.clone().overlay_reports(overlay));
     }
     tokio::spawn(node.clone().volume_reports());
+    tokio::spawn(node.clone().sessions());
     tokio::spawn(node.clone().reconcile_loop());
     tokio::spawn(node.report_loop());
     Ok(())
@@ -905,6 +908,7 @@ async fn monitor(
         tokio::time::sleep(Duration::from_millis(timing.interval_ms)).await;
         // Looked up every time: the address is recorded once the network is attached.
         let ip = mgr.get(&container).ok().and_then(|c| c.info().ip_address);
+        let started = std::time::Instant::now();
         let result = probe::run(
             &probe,
             &mgr,
@@ -914,8 +918,9 @@ async fn monitor(
             &http,
         )
         .await;
-        let before = state.health;
+        let (before, passed) = (state.health, result.is_ok());
         let health = state.record(&timing, result, now_ms());
+        crate::metrics::events().probe(&container, passed, started.elapsed(), health);
         if health != before {
             tracing::info!(%container, ?health, message = %state.last_message, "health changed");
         }

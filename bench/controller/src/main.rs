@@ -42,9 +42,18 @@ fn client() -> reqwest::Client {
     client_with_timeout(Duration::from_secs(5))
 }
 
+/// A client of the systems under test; Hoist's requests carry `HOIST_TOKEN` (an admin token).
 fn client_with_timeout(timeout: Duration) -> reqwest::Client {
+    let mut headers = reqwest::header::HeaderMap::new();
+    if let Some(v) = std::env::var("HOIST_TOKEN")
+        .ok()
+        .and_then(|t| format!("Bearer {t}").parse().ok())
+    {
+        headers.insert(reqwest::header::AUTHORIZATION, v);
+    }
     reqwest::Client::builder()
         .no_proxy()
+        .default_headers(headers)
         .connect_timeout(Duration::from_millis(200))
         .timeout(timeout)
         .tcp_nodelay(true)

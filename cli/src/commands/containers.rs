@@ -158,6 +158,28 @@ pub struct RunArgs {
     /// Mount the root filesystem read-only.
     #[arg(long)]
     read_only: bool,
+    /// Add a Linux capability to Docker's default set (NET_ADMIN or CAP_NET_ADMIN; ALL for
+    /// every one). CAP_SYS_ADMIN also opens the system calls it guards (mount, unshare, setns);
+    /// repeatable.
+    #[arg(long = "cap-add", value_name = "CAP", value_parser = check_capability)]
+    cap_add: Vec<String>,
+    /// Drop a capability of the default set (ALL drops every one but those added); repeatable.
+    #[arg(long = "cap-drop", value_name = "CAP", value_parser = check_capability)]
+    cap_drop: Vec<String>,
+    /// no_new_privs for every process (on by default): setuid binaries and file capabilities
+    /// cannot raise privileges. --no-new-privileges=false lets them (an image needing sudo or su).
+    #[arg(
+        long,
+        value_name = "BOOL",
+        num_args = 0..=1,
+        require_equals = true,
+        default_missing_value = "true"
+    )]
+    no_new_privileges: Option<bool>,
+    /// Run in a user namespace: the container's root is an unprivileged id range of the host
+    /// (the agent's --userns-range), so files it writes to volumes belong to that range.
+    #[arg(long)]
+    userns: bool,
     /// Override the image's entrypoint.
     #[arg(long)]
     entrypoint: Option<String>,
@@ -172,6 +194,10 @@ pub struct RunArgs {
         value_name = "IMAGE [COMMAND]"
     )]
     args: Vec<String>,
+}
+
+fn check_capability(s: &str) -> Result<String, String> {
+    hoist_proto::capabilities::normalize(s).map(|_| s.to_string())
 }
 
 fn check_env(s: &str) -> Result<String, String> {
@@ -373,6 +399,10 @@ async fn run_container(args: RunArgs, client: &Client, format: Format) -> Result
         ulimits: args.ulimit.into_iter().collect(),
         tmpfs,
         named_volumes,
+        cap_add: args.cap_add,
+        cap_drop: args.cap_drop,
+        no_new_privileges: args.no_new_privileges,
+        userns: args.userns,
     };
     if args.detach {
         let created: Created = client

@@ -6,7 +6,6 @@
 
 use std::collections::BTreeMap;
 use std::io::{Read, Write};
-use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::path::PathBuf;
 
 use clap::Args;
@@ -54,12 +53,7 @@ fn transport(e: impl std::fmt::Display) -> ClientError {
 
 /// Where the credentials file lives.
 pub fn auth_path() -> PathBuf {
-    let dir = std::env::var_os("HOIST_CONFIG_DIR")
-        .map(PathBuf::from)
-        .or_else(|| std::env::var_os("XDG_CONFIG_HOME").map(|x| PathBuf::from(x).join("hoist")))
-        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".config/hoist")))
-        .unwrap_or_else(|| PathBuf::from(".hoist"));
-    dir.join("auth.json")
+    crate::private_file::config_dir().join("auth.json")
 }
 
 fn read_file() -> Result<AuthFile, ClientError> {
@@ -73,23 +67,8 @@ fn read_file() -> Result<AuthFile, ClientError> {
 }
 
 fn write_file(file: &AuthFile) -> Result<(), ClientError> {
-    let path = auth_path();
-    let dir = path.parent().unwrap_or(std::path::Path::new("."));
-    std::fs::create_dir_all(dir).map_err(|e| transport(format!("{}: {e}", dir.display())))?;
-    let tmp = dir.join(format!(".auth.json.{}", std::process::id()));
     let bytes = serde_json::to_vec_pretty(file).map_err(transport)?;
-    let mut f = std::fs::OpenOptions::new()
-        .write(true)
-        .create(true)
-        .truncate(true)
-        .mode(0o600)
-        .open(&tmp)
-        .map_err(|e| transport(format!("{}: {e}", tmp.display())))?;
-    f.set_permissions(std::fs::Permissions::from_mode(0o600))
-        .and_then(|()| f.write_all(&bytes))
-        .and_then(|()| f.sync_all())
-        .map_err(|e| transport(format!("{}: {e}", tmp.display())))?;
-    std::fs::rename(&tmp, &path).map_err(|e| transport(format!("{}: {e}", path.display())))
+    crate::private_file::write(&auth_path(), &bytes).map_err(transport)
 }
 
 /// The registry part of an image reference, by Docker's rule (first component with `.` or `:`,

@@ -16,12 +16,6 @@ const UNSUPPORTED: &[(&str, &str)] = &[
         "privileged",
         "replicas run with Hoist's default capabilities",
     ),
-    ("cap_add", "replicas run with Hoist's default capabilities"),
-    ("cap_drop", "replicas run with Hoist's default capabilities"),
-    (
-        "security_opt",
-        "replicas run with Hoist's seccomp profile and no_new_privs",
-    ),
     ("devices", "replicas get no host devices"),
     ("device_cgroup_rules", "replicas get no host devices"),
     ("gpus", "replicas get no host devices"),
@@ -55,7 +49,6 @@ const UNSUPPORTED: &[(&str, &str)] = &[
     ("pid", "each replica has its own pid namespace"),
     ("ipc", "each replica has its own ipc namespace"),
     ("uts", "each replica has its own uts namespace"),
-    ("userns_mode", "replicas run without user namespaces"),
     ("cgroup", "replicas run in their own cgroup namespace"),
     ("cgroup_parent", "the agent places every replica's cgroup"),
     ("sysctls", "replicas cannot set kernel parameters"),
@@ -198,6 +191,24 @@ pub fn service(s: &mut Svc<'_, '_>, svc: &Mapping) -> Option<ServiceSpec> {
             "stop_signal" => spec.stop_signal = s.get(key, string(v)),
             "stop_grace_period" => spec.stop_grace_period = s.get(key, duration(v)),
             "ulimits" => ulimits(s, v, &mut spec.ulimits),
+            "cap_add" => spec.cap_add = strings(s, key, v),
+            "cap_drop" => spec.cap_drop = strings(s, key, v),
+            "security_opt" => security_opt(s, v, &mut spec),
+            "userns_mode" => {
+                if let Some(mode) = s.get(key, string(v)) {
+                    match mode.as_str() {
+                        "host" => spec.userns = false,
+                        "private" => spec.userns = true,
+                        other => s.err(
+                            key,
+                            format!(
+                                "{other:?}: use private (a user namespace mapping root to the \
+                                 node's --userns-range) or host"
+                            ),
+                        ),
+                    }
+                }
+            }
             "healthcheck" => spec.health_check = healthcheck(s, v),
             "labels" => service_labels = string_map(s, key, v).unwrap_or_default(),
             "deploy" => super::deploy::deploy(s, v, &mut spec),
@@ -349,6 +360,44 @@ fn environment_of(
         }
     }
     env
+}
+
+/// A list of strings (`cap_add: [NET_ADMIN]`).
+fn strings(s: &mut Svc<'_, '_>, key: &str, v: &Value) -> Vec<String> {
+    let items = s.get(key, list(v)).unwrap_or_default();
+    items
+        .iter()
+        .enumerate()
+        .filter_map(|(i, item)| s.get(&format!("{key}[{i}]"), string(item)))
+        .collect()
+}
+
+/// `security_opt`: `no-new-privileges[:true|false]` (also with `=`); the other options (a
+/// seccomp profile, AppArmor, SELinux labels) are refused: replicas run with Hoist's profile.
+fn security_opt(s: &mut Svc<'_, '_>, v: &Value, spec: &mut ServiceSpec) {
+    for (i, opt) in strings(s, "security_opt", v).into_iter().enumerate() {
+        let key = format!("security_opt[{i}]");
+        let (name, value) = match opt.split_once([':', '=']) {
+            Some((n, v)) => (n, Some(v)),
+            None => (opt.as_str(), None),
+        };
+        match (name, value) {
+            ("no-new-privileges", None | Some("true")) => spec.no_new_privileges = Some(true),
+            ("no-new-privileges", Some("false")) => spec.no_new_privileges = Some(false),
+            ("no-new-privileges", Some(other)) => s.err(
+                &key,
+                format!("no-new-privileges takes true or false, not {other:?}"),
+            ),
+            _ => s.err(
+                &key,
+                format!(
+                    "Hoist cannot honour {opt:?}: replicas run with Hoist's seccomp profile \
+                     (Docker's default) and no AppArmor or SELinux options; only \
+                     no-new-privileges[:true|false] is supported"
+                ),
+            ),
+        }
+    }
 }
 
 fn ulimits(s: &mut Svc<'_, '_>, v: &Value, out: &mut BTreeMap<String, Ulimit>) {

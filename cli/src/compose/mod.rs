@@ -49,6 +49,9 @@
 //! - `user`, `working_dir` → `workdir`, `hostname`, `init`, `read_only`, `stop_signal`,
 //!   `stop_grace_period`, `ulimits` (number or `{soft, hard}`), `labels` (map or list; put on
 //!   containers).
+//! - `cap_add`, `cap_drop`, `security_opt: [no-new-privileges[:true|false]]` (other options,
+//!   such as a seccomp profile or AppArmor, refused), `userns_mode: private` (→ `userns = true`)
+//!   or `host` (the default).
 //! - `healthcheck`: `test` (`["CMD", ...]`, `["CMD-SHELL", "..."]` and a string run by
 //!   `/bin/sh -c`), `interval`, `timeout`, `retries`, `start_period`, with Docker's defaults
 //!   (30s, 30s, 3, 0s) for what is left out. `disable: true` or `["NONE"]`, and a healthcheck
@@ -73,9 +76,9 @@
 //! local driver (another driver is refused), `networks` naming only `default`.
 //!
 //! Refused: `networks` naming another network, `secrets`, `configs` (not supported yet); and
-//! what Hoist cannot honour: `privileged`, `cap_add`, `cap_drop`, `security_opt`, `devices`,
+//! what Hoist cannot honour: `privileged`, `devices`,
 //! `device_cgroup_rules`, `gpus`, `network_mode`, `links`, `external_links`, `extra_hosts`, `dns`,
-//! `dns_opt`, `dns_search`, `domainname`, `mac_address`, `pid`, `ipc`, `uts`, `userns_mode`,
+//! `dns_opt`, `dns_search`, `domainname`, `mac_address`, `pid`, `ipc`, `uts`,
 //! `cgroup`, `cgroup_parent`, `sysctls`, `shm_size`, `volumes_from`, `runtime`, `isolation`,
 //! `group_add`, the `cpu_*`/`cpuset`/`mem_swappiness`/`memswap_limit`/`oom_*`/`blkio_config`/
 //! `storage_opt` tuning keys, `credential_spec`, `annotations`, `label_file`, `post_start`,

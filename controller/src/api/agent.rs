@@ -5,10 +5,11 @@
 //! version, which the leader keeps beside the node's heartbeat.
 
 use super::error::ApiError;
+use super::query::Query;
 use super::Ctx;
 use crate::raft::peers::{body_format, peer_version};
 use axum::body::Bytes;
-use axum::extract::{Query, State};
+use axum::extract::State;
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use hoist_proto::cluster::{Node, NodeAvailability, NodeStatus};
@@ -33,7 +34,7 @@ fn decode<T: Codec>(headers: &HeaderMap, body: &[u8]) -> Result<T, ApiError> {
     T::decode(body, body_format(headers)).map_err(|e| ApiError::bad_request(e.to_string()))
 }
 
-fn encode<T: Codec>(v: &T, format: u32) -> Response {
+pub(super) fn encode<T: Codec>(v: &T, format: u32) -> Response {
     let media = if format == 0 {
         POSTCARD_MEDIA_TYPE
     } else {
@@ -47,7 +48,7 @@ fn encode<T: Codec>(v: &T, format: u32) -> Response {
 }
 
 /// The agent's version, refused when this controller cannot talk with it.
-fn agent_version(headers: &HeaderMap) -> Result<PeerVersion, ApiError> {
+pub(super) fn agent_version(headers: &HeaderMap) -> Result<PeerVersion, ApiError> {
     let v = peer_version(headers);
     match v.incompatibility(OLDEST) {
         None => Ok(v),
@@ -169,6 +170,8 @@ pub async fn register(
         other => return Err(super::services::unexpected(&other)),
     }
     ctx.leader.liveness.beat(&id, Instant::now());
+    // Its agent starts afresh: the sessions it was answering are over.
+    ctx.sessions.node_registered(&id);
     tracing::info!(node = %id, version = %version.version, format = version.format, "node registered");
     ctx.leader.liveness.told_version(&id, version);
     Ok(encode(
@@ -437,7 +440,7 @@ fn spec_for(spec: &ServiceSpec, format: u32, cluster_format: u32, task: &str) ->
 }
 
 /// A report kept in the leader's memory must come to the leader from a registered node.
-fn check_reporter(ctx: &Ctx, node_id: &str) -> Result<(), ApiError> {
+pub(super) fn check_reporter(ctx: &Ctx, node_id: &str) -> Result<(), ApiError> {
     ctx.node.ensure_leader()?;
     if !ctx.node.stale_read(|s| s.nodes.contains_key(node_id)) {
         return Err(ApiError::not_found(format!(

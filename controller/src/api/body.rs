@@ -1,10 +1,13 @@
-//! Request bodies: JSON decoded with the path of the offending field in the message, unknown fields
-//! refused by the types themselves (`deny_unknown_fields`).
+//! Request bodies: read whole within a limit (413 beyond), and JSON decoded strictly by
+//! `hoist_common::json_body` (the agent's reader too): 415 for another media type, 400 for a key
+//! given twice, the path of the offending field in every message; unknown fields are refused by
+//! the types themselves (`deny_unknown_fields`).
 
 use super::error::ApiError;
 use axum::body::{Body, Bytes};
 use axum::http::{header, HeaderMap, StatusCode};
 use futures::StreamExt;
+use hoist_common::json_body::{self, BodyError};
 use serde::de::DeserializeOwned;
 
 /// Largest JSON body accepted (a service spec is a few KiB).
@@ -56,50 +59,31 @@ pub async fn buffer(headers: &HeaderMap, body: Body, limit: usize) -> Result<Byt
     Ok(Bytes::from(kept))
 }
 
-/// Decodes a JSON body; `what` names it in messages. An empty body decodes as `{}` when `T` allows it.
+/// Decodes a JSON body with the one strict reader both APIs share (`hoist_common::json_body`):
+/// `application/json` (at most `charset=utf-8`) or 415, no key twice in any object, errors
+/// naming the field; `what` names the body in messages. An empty body decodes as `{}` when `T`
+/// allows it. A number with an integral value (`3.0`) reads as an integer.
 pub fn json<T: DeserializeOwned>(
     headers: &HeaderMap,
     bytes: &[u8],
     what: &str,
 ) -> Result<T, ApiError> {
-    if let Some(ct) = headers.get(header::CONTENT_TYPE) {
-        let ct = ct.to_str().unwrap_or("");
-        // curl's `-d` sends a form type for what is JSON; accept it rather than surprise operators.
-        let ok = ct.starts_with("application/json")
-            || ct.contains("+json")
-            || ct.starts_with("application/x-www-form-urlencoded");
-        if !ok {
-            return Err(ApiError::new(
-                StatusCode::UNSUPPORTED_MEDIA_TYPE,
-                "unsupported_media_type",
-                format!("{what}: content-type must be application/json, not {ct:?}"),
-            ));
-        }
-    }
-    let bytes: &[u8] = if bytes.iter().all(u8::is_ascii_whitespace) {
-        b"{}"
-    } else {
-        bytes
-    };
-    let de = &mut serde_json::Deserializer::from_slice(bytes);
-    serde_path_to_error::deserialize(de).map_err(|e| {
-        let path = e.path().to_string();
-        let inner = e.into_inner();
-        let msg = strip_position(&inner.to_string());
-        if path.is_empty() || path == "." || path == "?" {
-            ApiError::bad_request(format!("{what}: {msg}"))
-        } else {
-            ApiError::field(StatusCode::BAD_REQUEST, &path, msg)
-        }
+    let content_type = headers.get(header::CONTENT_TYPE).map(|v| v.as_bytes());
+    json_body::decode(content_type, bytes, what).map_err(|e| match e {
+        BodyError::UnsupportedMediaType(m) => ApiError::new(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "unsupported_media_type",
+            m,
+        ),
+        BodyError::Invalid {
+            path: Some(path),
+            message,
+        } => ApiError::field(StatusCode::BAD_REQUEST, &path, message),
+        BodyError::Invalid {
+            path: None,
+            message,
+        } => ApiError::bad_request(message),
     })
-}
-
-/// serde_json appends " at line L column C"; the path already says where.
-fn strip_position(msg: &str) -> String {
-    match msg.rfind(" at line ") {
-        Some(i) => msg[..i].to_string(),
-        None => msg.to_string(),
-    }
 }
 
 #[cfg(test)]
@@ -107,9 +91,48 @@ mod tests {
     use super::*;
     use hoist_proto::service::ServiceSpec;
 
+    fn json_headers() -> HeaderMap {
+        let mut h = HeaderMap::new();
+        h.insert(header::CONTENT_TYPE, "application/json".parse().unwrap());
+        h
+    }
+
+    #[test]
+    fn strict_types_and_keys() {
+        let spec = br#"{"name":"a","image":"b"}"#;
+        let e = json::<ServiceSpec>(&HeaderMap::new(), spec, "spec").unwrap_err();
+        assert_eq!(e.status, StatusCode::UNSUPPORTED_MEDIA_TYPE);
+        assert_eq!(e.body.code, "unsupported_media_type");
+        let mut h = HeaderMap::new();
+        h.insert(
+            header::CONTENT_TYPE,
+            "application/x-www-form-urlencoded".parse().unwrap(),
+        );
+        assert_eq!(
+            json::<ServiceSpec>(&h, spec, "spec").unwrap_err().status,
+            StatusCode::UNSUPPORTED_MEDIA_TYPE
+        );
+        let e = json::<ServiceSpec>(
+            &json_headers(),
+            br#"{"name":"a","image":"b","env":{"A":"1","A":"2"}}"#,
+            "spec",
+        )
+        .unwrap_err();
+        assert_eq!(e.status, StatusCode::BAD_REQUEST);
+        assert_eq!(e.body.field.as_deref(), Some("env"));
+        assert_eq!(e.body.message, "env: duplicate key \"A\"");
+        let e = json::<ServiceSpec>(
+            &json_headers(),
+            br#"{"name":"a","name":"a","image":"b"}"#,
+            "spec",
+        )
+        .unwrap_err();
+        assert_eq!(e.body.message, "spec: duplicate key \"name\"");
+    }
+
     #[test]
     fn errors_name_the_field() {
-        let h = HeaderMap::new();
+        let h = json_headers();
         let e = json::<ServiceSpec>(
             &h,
             br#"{"name":"a","image":"b","resources":{"memroy":"1"}}"#,

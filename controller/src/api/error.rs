@@ -93,7 +93,7 @@ impl From<ConsensusError> for ApiError {
                 ApiError::new(StatusCode::CONFLICT, "needs_upgrade", e.to_string())
             }
             // Raft stopped: the member is shutting down (or its storage failed). Another member
-            // can serve; a write that was in flight may or may not have been applied.
+            // can serve; nothing was proposed (a write in flight is answered outcome_unknown).
             ConsensusError::Fatal(m) => ApiError::new(
                 StatusCode::SERVICE_UNAVAILABLE,
                 "raft_stopped",

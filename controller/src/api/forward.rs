@@ -1,6 +1,7 @@
 //! Leader forwarding: every `/v1` request is buffered; when its handler answers "not the leader,
 //! but X is", the same request is sent once to X and X's answer is returned. A forwarded request
-//! carries `x-hoist-forwarded` and is never forwarded again.
+//! carries `x-hoist-forwarded` and is never forwarded again. The streaming routes (logs, exec,
+//! session output) are not buffered but streamed both ways: `stream_forward.rs`.
 //!
 //! Version headers travel through: the leader sees the client's (an agent's format decides the
 //! body of the leader's answer), and the client sees the leader's, not this member's, so an agent
@@ -23,6 +24,9 @@ pub const FORWARDED: &str = "x-hoist-forwarded";
 
 /// The middleware (see the module doc).
 pub async fn forward_to_leader(State(ctx): State<Ctx>, req: Request, next: Next) -> Response {
+    if let Some(streams) = super::stream_forward::streaming(req.method(), req.uri().path()) {
+        return super::stream_forward::forward(ctx, req, next, streams).await;
+    }
     let method = req.method().clone();
     let uri = req.uri().clone();
     let headers = req.headers().clone();
@@ -75,9 +79,13 @@ pub async fn forward_to_leader(State(ctx): State<Ctx>, req: Request, next: Next)
     if is_long_poll(&uri, &headers) {
         out = out.timeout(std::time::Duration::from_secs(65));
     }
-    for h in [header::CONTENT_TYPE, header::IF_NONE_MATCH]
-        .into_iter()
-        .chain(version_headers())
+    for h in [
+        header::CONTENT_TYPE,
+        header::IF_NONE_MATCH,
+        header::AUTHORIZATION,
+    ]
+    .into_iter()
+    .chain(version_headers())
     {
         if let Some(v) = headers.get(&h) {
             out = out.header(h, v);
@@ -120,7 +128,7 @@ fn older_leader(
 }
 
 /// Said without version headers, so that the agent retries in format 0.
-fn older_leader_refusal(addr: &str) -> Response {
+pub(super) fn older_leader_refusal(addr: &str) -> Response {
     ApiError::new(
         StatusCode::SERVICE_UNAVAILABLE,
         "older_leader",
@@ -130,7 +138,7 @@ fn older_leader_refusal(addr: &str) -> Response {
 }
 
 /// The headers that say a process's version.
-fn version_headers() -> [header::HeaderName; 3] {
+pub(super) fn version_headers() -> [header::HeaderName; 3] {
     [VERSION_HEADER, FORMAT_HEADER, OLDEST_FORMAT_HEADER].map(header::HeaderName::from_static)
 }
 
@@ -156,7 +164,7 @@ fn outcome_unknown(leader: &str, e: &reqwest::Error) -> Response {
     )
 }
 
-fn leader_unreachable(leader: &str, e: &reqwest::Error) -> Response {
+pub(super) fn leader_unreachable(leader: &str, e: &reqwest::Error) -> Response {
     ours(
         ApiError::new(
             StatusCode::SERVICE_UNAVAILABLE,
@@ -171,6 +179,7 @@ fn leader_unreachable(leader: &str, e: &reqwest::Error) -> Response {
 fn is_long_poll(uri: &axum::http::Uri, headers: &axum::http::HeaderMap) -> bool {
     let path = uri.path();
     path == "/v1/agent/assignments"
+        || path == "/v1/agent/sessions"
         || (path.ends_with("/endpoints") && uri.query().is_some_and(|q| q.contains("index=")))
         || (path.ends_with("/rollout") && headers.contains_key(header::IF_NONE_MATCH))
 }
@@ -192,5 +201,7 @@ fn needs_leader(method: &axum::http::Method, uri: &axum::http::Uri) -> bool {
     // with others (the Raft layer's forwarder); only a "not the leader" answer forwards them whole.
     let service_write = path.starts_with("/v1/services") && !get;
     let member_change = path.starts_with("/v1/cluster/members") && !get;
-    (state_route && !(get && stale) && !service_write) || member_change
+    // Hooks decide with the leader's memory (the stabilization window).
+    let hook = path.starts_with("/v1/hooks") || path.ends_with("/scale-hook");
+    (state_route && !(get && stale) && !service_write) || member_change || (hook && !(get && stale))
 }

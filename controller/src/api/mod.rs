@@ -4,16 +4,28 @@
 //! version (`hoist-version`, `hoist-format`); answers forwarded from the leader name the leader's.
 
 mod agent;
+pub mod auth;
 mod body;
 mod cluster;
 mod error;
+mod events;
 mod forward;
+mod hooks;
+mod image_ref;
+mod metrics;
 mod openapi;
 mod orchestration;
+mod query;
 mod services;
+mod sessions;
 mod stacks;
+mod stream_forward;
+mod tokens;
 
 pub use error::ApiError;
+
+use auth::Access;
+use hoist_proto::cluster::Role;
 
 use crate::leader::Leader;
 use crate::raft::peers::{self, MEMBER_HEADER};
@@ -23,7 +35,7 @@ use axum::body::Bytes;
 use axum::extract::{DefaultBodyLimit, Path};
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::IntoResponse;
-use axum::routing::{get, post};
+use axum::routing::{on, MethodFilter};
 use axum::{Json, Router};
 use hoist_proto::raft::{Command, Response};
 use std::future::Future;
@@ -37,6 +49,10 @@ pub struct Ctx {
     pub leader: Arc<Leader>,
     /// For forwarding requests to the leader.
     pub http: reqwest::Client,
+    /// Logs and exec sessions (the leader's, in memory only).
+    pub sessions: Arc<crate::sessions::Sessions>,
+    /// When this member last recorded each operator token's use.
+    pub usage: Arc<auth::Usage>,
 }
 
 impl Ctx {
@@ -49,100 +65,170 @@ impl Ctx {
             .tcp_nodelay(true)
             .build()
             .expect("http client builds");
-        Ctx { node, leader, http }
+        Ctx {
+            node,
+            leader,
+            http,
+            sessions: Arc::default(),
+            usage: Arc::default(),
+        }
     }
 }
 
-/// Reads linearizably unless the query says `stale=true`.
+/// Reads linearizably unless the query says `stale=true` (`true` or `false`, else a 400).
 async fn read<T>(
     ctx: &Ctx,
     query: Option<String>,
     f: impl FnOnce(&State) -> T,
 ) -> Result<T, ApiError> {
-    let stale = query.as_deref().is_some_and(|q| {
-        q.split('&')
-            .any(|kv| kv == "stale=true" || kv == "stale=1" || kv == "stale")
-    });
-    if stale {
+    if query::stale(query.as_deref())? {
         Ok(ctx.node.stale_read(f))
     } else {
         Ok(ctx.node.read(f).await?)
     }
 }
 
-/// Proposes a command through Raft.
+/// Proposes a command through Raft; an operator's goes into the audit log under the token's
+/// name (from cluster format 2, which can carry it).
 async fn write(ctx: &Ctx, command: Command) -> Result<Response, ApiError> {
+    let command = match auth::principal() {
+        Some(p) if ctx.node.stale_read(|s| s.cluster_format) >= 2 => Command::Audited {
+            actor: p.name,
+            command: Box::new(command),
+        },
+        _ => command,
+    };
     Ok(ctx.node.write(command).await?)
 }
 
-/// The whole router: `/v1/...` behind leader forwarding, `/raft/...` for peers.
+/// Declares the route table and the routers made from it: `forwarded` routes sit behind leader
+/// forwarding, `local` ones are answered by this member itself. Each entry: method, path, who
+/// may call it (`auth.rs`), handler.
+macro_rules! route_table {
+    (
+        forwarded { $($m:ident $path:literal $access:expr => $handler:expr;)* }
+        local { $($lm:ident $lpath:literal $laccess:expr => $lhandler:expr;)* }
+    ) => {
+        /// Every route of the API with what it needs; the router is made from it.
+        pub fn routes() -> &'static [auth::Route] {
+            const ROUTES: &[auth::Route] = &[
+                $(auth::Route { method: stringify!($m), path: $path, access: $access },)*
+                $(auth::Route { method: stringify!($lm), path: $lpath, access: $laccess },)*
+            ];
+            ROUTES
+        }
+
+        fn forwarded_routes() -> Router<Ctx> {
+            Router::new()$(.route($path, on(MethodFilter::$m, $handler)))*
+        }
+
+        fn local_routes() -> Router<Ctx> {
+            Router::new()$(.route($lpath, on(MethodFilter::$lm, $lhandler)))*
+        }
+    };
+}
+
+const OPEN: Access = Access::Open;
+const VIEWER: Access = Access::Role(Role::Viewer);
+const DEPLOYER: Access = Access::Role(Role::Deployer);
+const ADMIN: Access = Access::Role(Role::Admin);
+const AGENT: Access = Access::Agent;
+const HOOK: Access = Access::Hook;
+const PEER: Access = Access::Peer;
+
+route_table! {
+    forwarded {
+        GET "/v1/services" VIEWER => services::list;
+        POST "/v1/services" DEPLOYER => services::apply;
+        GET "/v1/services/{name}" VIEWER => services::get;
+        PUT "/v1/services/{name}" DEPLOYER => services::put;
+        DELETE "/v1/services/{name}" DEPLOYER => services::delete;
+        POST "/v1/services/{name}/scale" DEPLOYER => services::scale;
+        POST "/v1/services/{name}/scale-hook" HOOK => hooks::scale_hook;
+        GET "/v1/services/{name}/autoscale" VIEWER => hooks::status;
+        POST "/v1/hooks/alertmanager" HOOK => hooks::alertmanager;
+        GET "/v1/hooks/tokens" ADMIN => hooks::list_tokens;
+        POST "/v1/hooks/tokens" ADMIN => hooks::create_token;
+        DELETE "/v1/hooks/tokens/{id}" ADMIN => hooks::remove_token;
+        GET "/v1/services/{name}/history" VIEWER => services::history;
+        POST "/v1/services/{name}/rollback" DEPLOYER => services::rollback;
+        GET "/v1/services/{name}/ps" VIEWER => orchestration::ps;
+        GET "/v1/services/{name}/logs" VIEWER => sessions::service_logs;
+        POST "/v1/services/{name}/exec" DEPLOYER => sessions::service_exec;
+        GET "/v1/services/{name}/rollout" VIEWER => orchestration::rollout;
+        GET "/v1/services/{name}/endpoints" VIEWER => orchestration::endpoints;
+        GET "/v1/stacks" VIEWER => stacks::list;
+        POST "/v1/stacks" DEPLOYER => stacks::deploy;
+        GET "/v1/stacks/{name}" VIEWER => stacks::get;
+        DELETE "/v1/stacks/{name}" DEPLOYER => stacks::remove;
+        GET "/v1/cluster/token" ADMIN => orchestration::token;
+        GET "/v1/nodes" VIEWER => orchestration::list_nodes;
+        GET "/v1/nodes/{id}" VIEWER => orchestration::get_node;
+        DELETE "/v1/nodes/{id}" ADMIN => orchestration::remove_node;
+        POST "/v1/nodes/{id}/labels" ADMIN => orchestration::label_node;
+        GET "/v1/nodes/{id}/volumes" VIEWER => orchestration::node_volumes;
+        POST "/v1/nodes/{id}/availability" ADMIN => orchestration::set_availability;
+        POST "/v1/agent/register" AGENT => agent::register;
+        POST "/v1/agent/heartbeat" AGENT => agent::heartbeat;
+        GET "/v1/agent/assignments" AGENT => agent::assignments;
+        GET "/v1/agent/endpoints" AGENT => agent::endpoints;
+        POST "/v1/agent/overlay" AGENT => agent::overlay;
+        POST "/v1/agent/volumes" AGENT => agent::volumes;
+        POST "/v1/agent/status" AGENT => agent::status;
+        GET "/v1/agent/sessions" AGENT => sessions::agent_poll;
+        POST "/v1/agent/sessions/{id}" AGENT => sessions::agent_output;
+        GET "/v1/cluster/status" VIEWER => cluster::status;
+        GET "/v1/cluster/members" VIEWER => cluster::members;
+        POST "/v1/cluster/members" ADMIN => cluster::add_member;
+        DELETE "/v1/cluster/members/{id}" ADMIN => cluster::remove_member;
+        GET "/v1/cluster/snapshot" ADMIN => cluster::download;
+        POST "/v1/cluster/snapshot" ADMIN => cluster::restore;
+        GET "/v1/cluster/audit" ADMIN => tokens::audit;
+        GET "/v1/tokens" ADMIN => tokens::list;
+        POST "/v1/tokens" ADMIN => tokens::create;
+        DELETE "/v1/tokens/{name}" ADMIN => tokens::remove;
+        GET "/v1/whoami" VIEWER => tokens::whoami;
+        GET "/v1/events" VIEWER => events::stream;
+        GET "/v1/health" OPEN => health;
+        GET "/v1/openapi.json" OPEN => openapi::document;
+    }
+    local {
+        POST "/raft/{kind}" PEER => raft_rpc;
+        GET "/metrics" VIEWER => metrics::scrape;
+        GET "/ui" OPEN => crate::ui::index;
+        GET "/ui/" OPEN => crate::ui::index;
+        GET "/ui/{*asset}" OPEN => crate::ui::asset;
+    }
+}
+
+/// The whole router: `/v1/...` behind leader forwarding, `/raft/...` for peers, every route
+/// behind the authorization layer (`auth.rs`).
 pub fn router(ctx: Ctx) -> Router {
-    let v1 = Router::new()
-        .route("/v1/services", get(services::list).post(services::apply))
-        .route(
-            "/v1/services/{name}",
-            get(services::get)
-                .put(services::put)
-                .delete(services::delete),
-        )
-        .route("/v1/services/{name}/scale", post(services::scale))
-        .route("/v1/services/{name}/history", get(services::history))
-        .route("/v1/services/{name}/rollback", post(services::rollback))
-        .route("/v1/services/{name}/ps", get(orchestration::ps))
-        .route("/v1/services/{name}/rollout", get(orchestration::rollout))
-        .route(
-            "/v1/services/{name}/endpoints",
-            get(orchestration::endpoints),
-        )
-        .route("/v1/stacks", get(stacks::list).post(stacks::deploy))
-        .route("/v1/stacks/{name}", get(stacks::get).delete(stacks::remove))
-        .route("/v1/cluster/token", get(orchestration::token))
-        .route("/v1/nodes", get(orchestration::list_nodes))
-        .route(
-            "/v1/nodes/{id}",
-            get(orchestration::get_node).delete(orchestration::remove_node),
-        )
-        .route("/v1/nodes/{id}/labels", post(orchestration::label_node))
-        .route("/v1/nodes/{id}/volumes", get(orchestration::node_volumes))
-        .route(
-            "/v1/nodes/{id}/availability",
-            post(orchestration::set_availability),
-        )
-        .route("/v1/agent/register", post(agent::register))
-        .route("/v1/agent/heartbeat", post(agent::heartbeat))
-        .route("/v1/agent/assignments", get(agent::assignments))
-        .route("/v1/agent/endpoints", get(agent::endpoints))
-        .route("/v1/agent/overlay", post(agent::overlay))
-        .route("/v1/agent/volumes", post(agent::volumes))
-        .route("/v1/agent/status", post(agent::status))
-        .route("/v1/cluster/status", get(cluster::status))
-        .route(
-            "/v1/cluster/members",
-            get(cluster::members).post(cluster::add_member),
-        )
-        .route(
-            "/v1/cluster/members/{id}",
-            axum::routing::delete(cluster::remove_member),
-        )
-        .route(
-            "/v1/cluster/snapshot",
-            get(cluster::download).post(cluster::restore),
-        )
-        .route("/v1/health", get(health))
-        .route("/v1/openapi.json", get(openapi::document))
+    let v1 = forwarded_routes()
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(axum::middleware::from_fn(with_version))
         .layer(axum::middleware::from_fn_with_state(
             ctx.clone(),
+            auth::authorize,
+        ))
+        .layer(axum::middleware::from_fn_with_state(
+            ctx.clone(),
             forward::forward_to_leader,
         ))
-        .layer(DefaultBodyLimit::disable());
-    let raft = Router::new()
-        .route("/raft/{kind}", post(raft_rpc))
+        .layer(DefaultBodyLimit::disable())
+        .layer(axum::middleware::from_fn(metrics::track));
+    // Answered by this member itself, never forwarded: peers' RPCs, its own `/metrics`, the
+    // dashboard's files.
+    let local = local_routes()
         .layer(axum::middleware::from_fn(with_version))
-        .layer(DefaultBodyLimit::max(body::BLOB_LIMIT));
-    v1.merge(raft).with_state(ctx)
+        .layer(axum::middleware::from_fn_with_state(
+            ctx.clone(),
+            auth::authorize,
+        ))
+        .layer(DefaultBodyLimit::max(body::BLOB_LIMIT))
+        .layer(axum::middleware::from_fn(metrics::track));
+    v1.merge(local).with_state(ctx)
 }
 
 async fn health(axum::extract::State(ctx): axum::extract::State<Ctx>) -> Json<serde_json::Value> {

@@ -3,9 +3,10 @@
 
 use super::body::json;
 use super::error::ApiError;
+use super::query::Query;
 use super::{read, write, Ctx};
 use axum::body::Bytes;
-use axum::extract::{Path, Query, RawQuery, State};
+use axum::extract::{Path, RawQuery, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::IntoResponse;
 use axum::Json;
@@ -354,7 +355,7 @@ pub async fn rollout(
         .get(axum::http::header::IF_NONE_MATCH)
         .and_then(|v| v.to_str().ok())
         .map(str::to_string);
-    let deadline = watch.deadline();
+    let deadline = watch.deadline()?;
     // Marked seen before each read, so a change between the read and the wait still wakes it.
     let mut applied = ctx.node.applied_watch();
     applied.mark_unchanged();
@@ -385,6 +386,9 @@ fn rollout_etag(r: &Rollout) -> String {
     format!("\"{:016x}\"", h.finish())
 }
 
+/// The longest a blocking watch waits (`timeout_ms`).
+pub const MAX_WATCH_MS: u64 = 60_000;
+
 /// The query of a blocking watch (endpoints, rollout).
 #[derive(Debug, Deserialize)]
 pub struct WatchQuery {
@@ -394,16 +398,25 @@ pub struct WatchQuery {
     /// 30 s, at most 60 s.
     #[serde(default)]
     timeout_ms: Option<u64>,
+    /// Read by `read` from the raw query; here so that a bad value is refused before a wait.
     #[serde(default)]
     #[allow(dead_code)]
-    stale: Option<String>,
+    stale: Option<bool>,
 }
 
 impl WatchQuery {
-    /// When the watch answers unchanged: `timeout_ms` from now, default 30 s, at most 60 s.
-    fn deadline(&self) -> tokio::time::Instant {
-        let wait = self.timeout_ms.unwrap_or(30_000).min(60_000);
-        tokio::time::Instant::now() + Duration::from_millis(wait)
+    /// When the watch answers unchanged: `timeout_ms` from now, default 30 s; more than
+    /// [`MAX_WATCH_MS`] is a 400.
+    fn deadline(&self) -> Result<tokio::time::Instant, ApiError> {
+        let wait = self.timeout_ms.unwrap_or(30_000);
+        if wait > MAX_WATCH_MS {
+            return Err(ApiError::field(
+                StatusCode::BAD_REQUEST,
+                "timeout_ms",
+                format!("{wait} is above the most a watch waits, {MAX_WATCH_MS}"),
+            ));
+        }
+        Ok(tokio::time::Instant::now() + Duration::from_millis(wait))
     }
 }
 
@@ -440,7 +453,7 @@ pub async fn endpoints(
     Query(q): Query<WatchQuery>,
 ) -> Result<Json<Endpoints>, ApiError> {
     ctx.node.read(|_| ()).await?;
-    let deadline = q.deadline();
+    let deadline = q.deadline()?;
     // Marked seen before each read (`changed` marks it as it returns), so a change between the
     // read and the wait still wakes it.
     let mut applied = ctx.node.applied_watch();

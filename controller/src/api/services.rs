@@ -33,13 +33,34 @@ fn not_found(name: &str) -> ApiError {
     ApiError::not_found(format!("service {name:?} not found"))
 }
 
-fn decode_spec(headers: &HeaderMap, body: &[u8]) -> Result<ServiceSpec, ApiError> {
+fn decode_spec(ctx: &Ctx, headers: &HeaderMap, body: &[u8]) -> Result<ServiceSpec, ApiError> {
     let spec: ServiceSpec = json(headers, body, "spec")?;
-    let errors = spec.validate();
-    if !errors.is_empty() {
-        return Err(ApiError::invalid_spec(errors));
-    }
+    check_spec(ctx, &spec)?;
     Ok(spec)
+}
+
+/// What the controller refuses in a spec: its own problems, what every agent would refuse (its
+/// sizes, `hoist_proto::limits`; an image reference they cannot read, `image_ref`), and this
+/// cluster's limits (`--autoscale-max-replicas`).
+pub(super) fn check_spec(ctx: &Ctx, spec: &ServiceSpec) -> Result<(), ApiError> {
+    let mut errors = spec.validate();
+    errors.extend(hoist_proto::limits::check_service(spec));
+    errors.extend(super::image_ref::check(spec));
+    let cap = ctx.leader.settings.autoscale_max_replicas;
+    if let Some(a) = spec.autoscale.as_ref().filter(|a| a.max > cap) {
+        errors.push(hoist_proto::service::FieldError {
+            field: "autoscale.max".into(),
+            message: format!(
+                "{} is above this cluster's cap of {cap} (--autoscale-max-replicas)",
+                a.max
+            ),
+        });
+    }
+    if errors.is_empty() {
+        Ok(())
+    } else {
+        Err(ApiError::invalid_spec(errors))
+    }
 }
 
 /// `GET /v1/services`
@@ -56,7 +77,7 @@ pub async fn apply(
     headers: HeaderMap,
     body: Bytes,
 ) -> Result<Json<ServiceChange>, ApiError> {
-    let spec = decode_spec(&headers, &body)?;
+    let spec = decode_spec(&ctx, &headers, &body)?;
     change(write(&ctx, Command::ApplyService(Box::new(spec))).await?)
 }
 
@@ -67,7 +88,7 @@ pub async fn put(
     headers: HeaderMap,
     body: Bytes,
 ) -> Result<Json<ServiceChange>, ApiError> {
-    let spec = decode_spec(&headers, &body)?;
+    let spec = decode_spec(&ctx, &headers, &body)?;
     if spec.name != name {
         return Err(ApiError::field(
             StatusCode::BAD_REQUEST,

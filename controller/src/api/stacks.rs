@@ -26,13 +26,24 @@ pub async fn deploy(
     body: Bytes,
 ) -> Result<Json<StackChange>, ApiError> {
     let d: StackDeploy = json(&headers, &body, "stack")?;
-    for spec in &d.services {
-        let errors = spec.validate();
-        if !errors.is_empty() {
-            return Err(ApiError::invalid_spec(errors));
-        }
+    for (i, spec) in d.services.iter().enumerate() {
+        super::services::check_spec(&ctx, spec).map_err(|e| in_service(e, i))?;
     }
     stack_change(write(&ctx, Command::DeployStack(Box::new(d))).await?)
+}
+
+/// A spec's problems named within the stack (`services[1].image`), as the state machine names
+/// the ones it finds.
+fn in_service(mut e: ApiError, i: usize) -> ApiError {
+    let within = |f: &str| format!("services[{i}].{f}");
+    if let Some(f) = e.body.field.as_mut() {
+        *f = within(f);
+        e.body.message = within(&e.body.message);
+    }
+    for fe in &mut e.body.errors {
+        fe.field = within(&fe.field);
+    }
+    e
 }
 
 /// `GET /v1/stacks`

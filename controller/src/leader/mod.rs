@@ -2,7 +2,8 @@
 //! the Raft log), the grace period that turns silence into "down" through Raft, and the pending
 //! explanations of the last reconciliation. Every member runs the loop; only the leader acts.
 
-pub mod drain;
+pub mod admin_token;
+mod drain;
 mod liveness;
 mod run;
 mod stacks;
@@ -31,6 +32,13 @@ pub struct LeaderSettings {
     /// Replicas serving clients leave every node's addresses before they stop
     /// (`leader/drain.rs`); off only to show what the barrier prevents (`--unsafe-no-drain`).
     pub drain_barrier: bool,
+    /// Where autoscaling queries are evaluated (`--prometheus`, `http://host:9090`).
+    pub prometheus: Option<String>,
+    /// The highest `autoscale.max` a spec may set (`--autoscale-max-replicas`).
+    pub autoscale_max_replicas: i64,
+    /// Where the first admin token is written (the member's data dir); `None`: nowhere, and
+    /// none is made.
+    pub data_dir: Option<std::path::PathBuf>,
 }
 
 impl Default for LeaderSettings {
@@ -45,6 +53,9 @@ impl Default for LeaderSettings {
                 vip_cidr: Some(hoist_proto::overlay::DEFAULT_VIP_CIDR.into()),
             },
             drain_barrier: true,
+            prometheus: None,
+            autoscale_max_replicas: 1000,
+            data_dir: None,
         }
     }
 }
@@ -77,6 +88,8 @@ pub struct Leader {
     overlay: RwLock<std::collections::HashMap<String, OverlayReportSeen>>,
     /// Each node's latest named-volume report (`POST /v1/agent/volumes`), in memory only.
     volumes: RwLock<std::collections::HashMap<String, VolumeReportSeen>>,
+    /// Autoscaling's memory: the stabilization window's recommendations.
+    pub autoscaler: crate::autoscale::Autoscaler,
 }
 
 impl Leader {
@@ -88,6 +101,7 @@ impl Leader {
             pending: RwLock::default(),
             overlay: RwLock::default(),
             volumes: RwLock::default(),
+            autoscaler: crate::autoscale::Autoscaler::default(),
         })
     }
 

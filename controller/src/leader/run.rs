@@ -1,6 +1,6 @@
 //! The loop: when this member leads, turn silence into "down", reconcile, and commit the plan.
 
-use super::{drain, stacks, versions, Leader};
+use super::{admin_token, drain, stacks, versions, Leader};
 use crate::raft::RaftNode;
 use crate::scheduler::reconcile;
 use hoist_proto::raft::{Command, Plan, Response};
@@ -38,6 +38,7 @@ pub async fn run(node: RaftNode, leader: Arc<Leader>) {
         let term = node.term();
         if leading_term != Some(term) {
             leading_term = Some(term);
+            leader.autoscaler.lead_started(now_ms());
             let now = Instant::now();
             node.stale_read(|s| {
                 leader
@@ -70,6 +71,11 @@ pub async fn step(node: &RaftNode, leader: &Leader) -> Result<(), crate::raft::W
                 "every member reads a newer format: the cluster moved to it"
             ),
             Err(e) => tracing::warn!(error = %e, format, "raising the cluster format"),
+        }
+    }
+    if let Some(dir) = &leader.settings.data_dir {
+        if let Err(e) = admin_token::ensure(node, dir, now_ms()).await {
+            tracing::warn!(error = %e, "making the first admin token");
         }
     }
     let plan_missing = node.stale_read(|s| {
@@ -183,7 +189,11 @@ pub async fn step(node: &RaftNode, leader: &Leader) -> Result<(), crate::raft::W
     for (id, why) in &plan.drain {
         tracing::info!(task = %id, %why, "draining: out of every node's addresses, then stopped");
     }
-    match node.write(Command::Plan(plan)).await? {
+    let answer = node.write(Command::Plan(plan)).await?;
+    if let Response::Plan(p) = &answer {
+        crate::metrics::recorders().placements(p.placed, p.refused.len() as u64);
+    }
+    match answer {
         Response::Plan(p) if !p.refused.is_empty() => {
             tracing::debug!(placed = p.placed, refused = ?p.refused.first(), "plan partly refused");
         }

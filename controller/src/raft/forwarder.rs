@@ -48,16 +48,19 @@ impl Forwarder {
     }
 
     /// Sends `command` to the leader at `leader` (in some group) and waits for its outcome.
-    /// `cluster_format` is the cluster's format as this member knows it: the leader reads at
-    /// least that, whatever it has said of itself so far.
-    pub async fn propose(&self, leader: String, cluster_format: u32, command: Command) -> Outcome {
+    /// `format` is one the leader is known to read (the cluster's, or what the leader said of
+    /// itself): the group travels in the newest of it and what the leader's address said.
+    pub async fn propose(&self, leader: String, format: u32, command: Command) -> Outcome {
         let (reply, answer) = oneshot::channel();
         self.tx
-            .send((leader, cluster_format, command, reply))
+            .send((leader, format, command, reply))
             .map_err(|_| ConsensusError::Fatal("the forwarder stopped".into()))?;
-        answer
-            .await
-            .map_err(|_| ConsensusError::Fatal("the forwarder stopped".into()))?
+        // Once queued, the command may have been sent: a lost answer is an unknown outcome.
+        answer.await.map_err(|_| {
+            ConsensusError::Unknown(
+                "the forwarder stopped; a write may or may not have been applied".into(),
+            )
+        })?
     }
 }
 

@@ -100,6 +100,10 @@ impl LogStore {
             .map(|b| wire::decode_log_id("committed", &b, format).map_err(bad))
             .transpose()?
             .flatten();
+        // The commit index gauge starts where the member left off, not at 0.
+        if let Some(c) = mirror.committed {
+            crate::metrics::recorders().committed(c.index);
+        }
         let purged = mirror.purged.map(|l| l.index);
         let (mut wal, records) = Wal::open(&store.dir.join("raft-log"), purged, format)
             .map_err(|e| StoreError::Log(e.to_string()))?;
@@ -372,6 +376,9 @@ impl RaftLogStorage<TypeConfig> for LogStore {
     async fn save_committed(&mut self, committed: Option<LogId<u64>>) -> SResult<()> {
         let value = wire::encode_log_id(committed.as_ref(), self.shared.format);
         self.shared.mirror.write().map_err(io_write)?.committed = committed;
+        if let Some(c) = committed {
+            crate::metrics::recorders().committed(c.index);
+        }
         self.send(WriteOp::Meta {
             key: KEY_COMMITTED,
             value,

@@ -74,6 +74,8 @@ pub enum ConsensusError {
     /// Raft refused the change (e.g. a membership change already in progress).
     #[error("{0}")]
     Rejected(String),
+    /// Raft (or the task in front of it) stopped before anything was proposed. A stop with a
+    /// write in flight is [`ConsensusError::Unknown`].
     #[error("raft stopped: {0}")]
     Fatal(String),
     /// Refused before anything was proposed: the command needs a newer cluster format than the
@@ -137,6 +139,7 @@ fn log_leadership_changes(id: u64, raft: &Raft<TypeConfig>) {
     let mut rx = raft.metrics();
     tokio::spawn(async move {
         let mut seen = None;
+        let mut last_leader = None;
         loop {
             let now = {
                 let m = rx.borrow_and_update();
@@ -144,6 +147,10 @@ fn log_leadership_changes(id: u64, raft: &Raft<TypeConfig>) {
             };
             if seen != Some(now) {
                 let (term, leader, state) = now;
+                if leader.is_some() && leader != last_leader {
+                    crate::metrics::recorders().leader_changed();
+                    last_leader = leader;
+                }
                 tracing::info!(term, leader = ?leader, role = ?state, member = id, "raft leadership");
                 seen = Some(now);
             }
@@ -341,6 +348,11 @@ impl RaftNode {
         self.inner.machine.applied.subscribe()
     }
 
+    /// The events this member's applied entries told (`crate::events`).
+    pub fn events(&self) -> &Arc<crate::events::EventLog> {
+        &self.inner.machine.events
+    }
+
     /// Proposes `command` (stamped with the leader's clock) and answers what applying it returned.
     /// On a follower that knows the leader, the command is forwarded there (grouped with others).
     /// A command that needs a newer format than the cluster's is refused here, before anything
@@ -352,11 +364,13 @@ impl RaftNode {
             Err(ConsensusError::NotLeader {
                 leader: Some((id, addr)),
             }) if id != self.inner.id => {
-                let cluster_format = self.stale_read(|s| s.cluster_format);
-                self.inner
-                    .forwarder
-                    .propose(addr, cluster_format, command)
-                    .await
+                // The leader's own word (its RPCs to this member) counts as well as the
+                // cluster's format: a member just restarted has applied nothing yet and would
+                // otherwise speak format 0, in which some answers cannot travel.
+                let format = self
+                    .stale_read(|s| s.cluster_format)
+                    .max(self.inner.peers.format_of(id));
+                self.inner.forwarder.propose(addr, format, command).await
             }
             Err(e) => Err(e),
         }
@@ -647,8 +661,9 @@ impl RaftNode {
             .map_err(|e| ConsensusError::Fatal(e.to_string()))
     }
 
-    /// Stops Raft.
+    /// Stops Raft (and the event streams, which nothing feeds any more).
     pub async fn shutdown(&self) {
+        self.inner.machine.events.close();
         let _ = self.inner.raft.shutdown().await;
     }
 }

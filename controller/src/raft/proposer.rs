@@ -50,9 +50,12 @@ impl Proposer {
         self.tx
             .send((command, reply))
             .map_err(|_| ConsensusError::Fatal("the proposer stopped".into()))?;
-        answer
-            .await
-            .map_err(|_| ConsensusError::Fatal("the proposer stopped".into()))?
+        // Once queued, the command may have been proposed: a lost answer is an unknown outcome.
+        answer.await.map_err(|_| {
+            ConsensusError::Unknown(
+                "the proposer stopped; a write may or may not have been applied".into(),
+            )
+        })?
     }
 }
 
@@ -156,7 +159,10 @@ async fn propose_batch(raft: &Raft<TypeConfig>, batch: Vec<(Command, Reply)>, ti
         Ok(Err(RaftError::APIError(ClientWriteError::ChangeMembershipError(e)))) => {
             Err(ConsensusError::Rejected(e.to_string()))
         }
-        Ok(Err(RaftError::Fatal(f))) => Err(ConsensusError::Fatal(f.to_string())),
+        // Raft stopped with the entry proposed: it may have been appended, even committed.
+        Ok(Err(RaftError::Fatal(f))) => Err(ConsensusError::Unknown(format!(
+            "{f} with the write proposed; it may or may not be applied"
+        ))),
     };
     match result {
         Ok(answer) if single => {
@@ -172,16 +178,16 @@ async fn propose_batch(raft: &Raft<TypeConfig>, batch: Vec<(Command, Reply)>, ti
             }
             None => {
                 for reply in replies {
-                    let _ = reply.send(Err(ConsensusError::Fatal(
-                        "the answers to a batch do not match its commands".into(),
+                    let _ = reply.send(Err(ConsensusError::Unknown(
+                        "applied, but the answers to a batch do not match its commands".into(),
                     )));
                 }
             }
         },
         Ok(other) => {
             for reply in replies {
-                let _ = reply.send(Err(ConsensusError::Fatal(format!(
-                    "unexpected answer to a batch: {other:?}"
+                let _ = reply.send(Err(ConsensusError::Unknown(format!(
+                    "applied, but the answer to a batch was unexpected: {other:?}"
                 ))));
             }
         }

@@ -6,6 +6,7 @@
 use super::store::{Store, StoreError, KEY_SNAPSHOT_DATA, KEY_SNAPSHOT_META};
 use super::wire;
 use super::TypeConfig;
+use crate::events::{EventLog, EVENTS_KEPT};
 use crate::state::{decode_snapshot, encode_snapshot, State};
 use hoist_proto::raft::Response;
 use openraft::storage::RaftStateMachine;
@@ -36,6 +37,8 @@ pub struct Machine {
     pub installed: Arc<std::sync::atomic::AtomicU64>,
     /// The applied state's cluster format, for the network's choice of format.
     pub cluster_format: Arc<std::sync::atomic::AtomicU32>,
+    /// The events the applied entries told (`crate::events`): in memory only.
+    pub events: Arc<EventLog>,
 }
 
 type SResult<T> = Result<T, StorageError<u64>>;
@@ -68,6 +71,7 @@ impl Machine {
         ));
         Ok(Machine {
             cluster_format,
+            events: Arc::new(EventLog::new(EVENTS_KEPT, index)),
             applied: Arc::new(tokio::sync::watch::Sender::new(index)),
             shared: Arc::new(RwLock::new(applied)),
             store,
@@ -154,11 +158,16 @@ impl RaftStateMachine<TypeConfig> for Machine {
     {
         let mut a = self.shared.write().expect("state lock");
         let mut out = Vec::new();
+        let mut told = Vec::new();
         for entry in entries {
             a.last_applied = Some(entry.log_id);
             out.push(match entry.payload {
                 EntryPayload::Blank => Response::Ok,
-                EntryPayload::Normal(req) => a.state.apply_at(entry.log_id.index, &req),
+                EntryPayload::Normal(req) => {
+                    let (response, events) = a.state.apply_at_telling(entry.log_id.index, &req);
+                    told.extend(events);
+                    response
+                }
                 EntryPayload::Membership(m) => {
                     a.membership = StoredMembership::new(Some(entry.log_id), m);
                     Response::Ok
@@ -169,6 +178,7 @@ impl RaftStateMachine<TypeConfig> for Machine {
         self.cluster_format
             .store(a.state.cluster_format, std::sync::atomic::Ordering::Relaxed);
         drop(a);
+        self.events.push(told);
         self.applied.send_replace(index);
         Ok(out)
     }
@@ -204,6 +214,7 @@ impl RaftStateMachine<TypeConfig> for Machine {
         self.cluster_format
             .store(a.state.cluster_format, std::sync::atomic::Ordering::Relaxed);
         drop(a);
+        self.events.reset(index);
         self.applied.send_replace(index);
         Ok(())
     }

@@ -575,6 +575,10 @@ impl Wal {
     /// Makes every append so far durable (`fdatasync` of the written segments, and of the
     /// directory when a segment was created).
     pub fn sync(&mut self) -> WResult<()> {
+        let (started, any) = (
+            std::time::Instant::now(),
+            !self.dirty.is_empty() || self.dir_dirty,
+        );
         for name in std::mem::take(&mut self.dirty) {
             if let Some(seg) = self.segments.get(&name) {
                 ctx(seg.file.sync_data(), &seg.path, "syncing")?;
@@ -583,6 +587,9 @@ impl Wal {
         if self.dir_dirty {
             sync_dir(&self.dir)?;
             self.dir_dirty = false;
+        }
+        if any {
+            crate::metrics::recorders().log_synced(started.elapsed());
         }
         Ok(())
     }

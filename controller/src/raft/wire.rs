@@ -709,12 +709,16 @@ fn consensus_error(e: v1::ConsensusError) -> std::result::Result<ConsensusError,
 pub fn encode_outcomes(outcomes: &[Outcome], format: u32) -> Vec<u8> {
     use v1::outcome::Kind;
     if format == 0 {
-        // A response a 0.1.0 member cannot read only answers a command it could not have sent.
+        // An answer format 0 cannot carry (a service with a VIP, say) is to a command that was
+        // applied: the sender learns that the outcome is unknown, never that nothing happened.
+        // Members pick the leader's format from what it told them, so this is rare.
         let old: Vec<v0::Outcome> = outcomes
             .iter()
             .map(|o| match o {
                 Ok(r) => r.to_v0().map_err(|e| {
-                    v0::ConsensusError::Fatal(format!("the answer cannot be sent: {e}"))
+                    v0::ConsensusError::Unknown(format!(
+                        "applied, but the answer cannot be sent in format 0 ({e}); read it back"
+                    ))
                 }),
                 Err(e) => Err(consensus_error_to_v0(e)),
             })
@@ -849,6 +853,37 @@ mod tests {
         );
         let back = decode_outcomes(&bytes, 0).unwrap();
         assert_eq!(format!("{back:?}"), format!("{outcomes:?}"));
+    }
+
+    /// An answer format 0 cannot carry is to a write that was applied: the sender must read
+    /// "outcome unknown", never a refusal (which says nothing happened).
+    #[test]
+    fn an_answer_format_0_cannot_carry_is_an_unknown_outcome() {
+        use hoist_proto::cluster::{AutoscaleDecision, AutoscaleOutcome, AutoscaleSource};
+        let decision = AutoscaleDecision {
+            service: "web".into(),
+            source: AutoscaleSource::Hook,
+            from: 1,
+            to: 2,
+            reason: "r".into(),
+            detail: String::new(),
+            dedup: None,
+            index: 9,
+            time_ms: 5,
+        };
+        let outcomes: Vec<Outcome> = vec![
+            Ok(Response::Autoscale(Box::new(AutoscaleOutcome {
+                decision,
+                applied: true,
+            }))),
+            Ok(Response::Ok),
+        ];
+        let back = decode_outcomes(&encode_outcomes(&outcomes, 0), 0).unwrap();
+        assert!(
+            matches!(&back[0], Err(ConsensusError::Unknown(m)) if m.starts_with("applied")),
+            "{back:?}"
+        );
+        assert!(matches!(back[1], Ok(Response::Ok)));
     }
 
     #[test]

@@ -4,7 +4,10 @@
 //! state, so nothing here reads a clock, a random source or the disk: time comes stamped on the
 //! [`Request`] by the leader. Raft, HTTP and storage live elsewhere and only call [`State::apply`].
 
+mod autoscale;
+pub mod events;
 mod nodes;
+mod operators;
 mod overlay;
 mod services;
 mod snapshot;
@@ -14,10 +17,15 @@ mod tasks;
 pub(crate) mod tests;
 mod vips;
 
+pub use operators::{describe as describe_command, valid_token_name, AUDIT_KEEP};
 pub use services::same_run_spec;
 pub use snapshot::{decode_snapshot, encode_snapshot, snapshot_format, SnapshotError};
 
-use hoist_proto::cluster::{ClusterNetwork, Node, Rollout, Service, ServiceVersion, Stack, Task};
+use hoist_proto::cluster::{
+    AuditEntry, AutoscaleLog, ClusterNetwork, HookToken, Node, OperatorToken, Rollout, Service,
+    ServiceVersion, Stack, Task,
+};
+use hoist_proto::events::{Event, EventId};
 use hoist_proto::raft::{Command, CommandError, ErrorCode, Request, Response};
 use hoist_proto::service::ServiceSpec;
 use sha2::{Digest, Sha256};
@@ -94,6 +102,14 @@ pub struct State {
     pub vips: BTreeMap<String, String>,
     /// Stacks and their releases, by name (format 2; `state/stacks.rs`).
     pub stacks: BTreeMap<String, Stack>,
+    /// Autoscaling decisions and applied alerts, by service (format 2; `state/autoscale.rs`).
+    pub autoscale: BTreeMap<String, AutoscaleLog>,
+    /// Tokens of the scaling hooks, by id (format 2).
+    pub hook_tokens: BTreeMap<String, HookToken>,
+    /// Operators' tokens, by name (format 2; `state/operators.rs`).
+    pub operator_tokens: BTreeMap<String, OperatorToken>,
+    /// Operators' writes, oldest first, at most [`AUDIT_KEEP`] (format 2).
+    pub audit: VecDeque<AuditEntry>,
     /// Raft index of the entry being applied; set by the state machine before [`State::apply`].
     /// Not part of the state's encoding or hash: a refused command must change nothing.
     pub index: u64,
@@ -103,6 +119,27 @@ impl State {
     /// Applies one committed command. Refused commands leave the state unchanged and answer
     /// [`Response::Error`]; nothing here panics on any input.
     pub fn apply(&mut self, req: &Request) -> Response {
+        self.apply_telling(req, None)
+    }
+
+    /// [`State::apply`], adding to `told` (when given) the events it tells (`events.rs`).
+    fn apply_telling(&mut self, req: &Request, told: Option<&mut Vec<Event>>) -> Response {
+        let Some(told) = told else {
+            return self.apply_command(req, None);
+        };
+        let before = events::Before::of(self, &req.command);
+        let response = self.apply_command(req, Some(told));
+        told.extend(events::derive(
+            &before,
+            self,
+            &req.command,
+            &response,
+            req.time_ms,
+        ));
+        response
+    }
+
+    fn apply_command(&mut self, req: &Request, mut told: Option<&mut Vec<Event>>) -> Response {
         let now = req.time_ms;
         if let Err(e) = self.check_format(&req.command) {
             return Response::Error(e);
@@ -161,10 +198,34 @@ impl State {
                 reason,
             } => self.rollback_stack(stack, *release, reason, now),
             Command::RemoveStack { name } => self.remove_stack(name),
+            Command::Autoscale(decision) => self.apply_autoscale(decision, now),
+            Command::CreateHookToken(token) => self.create_hook_token(token),
+            Command::RemoveHookToken { id } => self.remove_hook_token(id),
+            Command::CreateOperatorToken(token) => self.create_operator_token(token),
+            Command::RemoveOperatorToken { name } => self.remove_operator_token(name),
+            Command::TouchOperatorTokens { names } => Ok(self.touch_operator_tokens(names, now)),
+            Command::Audited { actor, command } => {
+                if matches!(**command, Command::Audited { .. }) {
+                    return Response::Error(CommandError {
+                        code: ErrorCode::Invalid,
+                        message: "an audited command cannot hold another".into(),
+                        field: None,
+                    });
+                }
+                let response = self.apply_telling(
+                    &Request {
+                        time_ms: now,
+                        command: (**command).clone(),
+                    },
+                    told,
+                );
+                self.record_audit(actor, command, &response, now);
+                Ok(response)
+            }
             Command::Batch(commands) => Ok(Response::Batch(
                 commands
                     .iter()
-                    .map(|c| self.apply_one_of_batch(c, now))
+                    .map(|c| self.apply_one_of_batch(c, now, told.as_deref_mut()))
                     .collect(),
             )),
         };
@@ -195,7 +256,12 @@ impl State {
     }
 
     /// Applies one command of a batch; nested batches are refused.
-    fn apply_one_of_batch(&mut self, command: &Command, now: u64) -> Response {
+    fn apply_one_of_batch(
+        &mut self,
+        command: &Command,
+        now: u64,
+        told: Option<&mut Vec<Event>>,
+    ) -> Response {
         if matches!(command, Command::Batch(_)) {
             return Response::Error(CommandError {
                 code: ErrorCode::Invalid,
@@ -203,16 +269,31 @@ impl State {
                 field: None,
             });
         }
-        self.apply(&Request {
-            time_ms: now,
-            command: command.clone(),
-        })
+        self.apply_telling(
+            &Request {
+                time_ms: now,
+                command: command.clone(),
+            },
+            told,
+        )
     }
 
     /// Applies a command committed at Raft log `index`.
     pub fn apply_at(&mut self, index: u64, req: &Request) -> Response {
         self.index = index;
         self.apply(req)
+    }
+
+    /// [`State::apply_at`], answering also the events it tells, numbered `INDEX.0`, `INDEX.1`...
+    pub fn apply_at_telling(&mut self, index: u64, req: &Request) -> (Response, Vec<Event>) {
+        self.index = index;
+        let mut told = Vec::new();
+        let response = self.apply_telling(req, Some(&mut told));
+        for (seq, e) in told.iter_mut().enumerate() {
+            e.index = index;
+            e.id = EventId::new(index, seq as u32);
+        }
+        (response, told)
     }
 
     /// The spec a task was made from: its version if still kept, else the current one.
@@ -270,9 +351,9 @@ impl State {
         }
     }
 
-    /// Every service with its running and desired replica counts.
+    /// Every service with its running, healthy and desired replica counts.
     pub fn service_summaries(&self) -> Vec<hoist_proto::cluster::ServiceSummary> {
-        let mut counts: BTreeMap<&str, (u64, u64)> = BTreeMap::new();
+        let mut counts: BTreeMap<&str, (u64, u64, u64)> = BTreeMap::new();
         for t in self.tasks.values() {
             if t.desired != hoist_proto::cluster::TaskState::Running {
                 continue;
@@ -282,11 +363,15 @@ impl State {
             if t.state == hoist_proto::cluster::TaskState::Running {
                 c.0 += 1;
             }
+            if t.is_ready() {
+                c.2 += 1;
+            }
         }
         self.services
             .iter()
             .map(|(n, r)| {
-                let (running, placed) = counts.get(n.as_str()).copied().unwrap_or_default();
+                let (running, placed, healthy) =
+                    counts.get(n.as_str()).copied().unwrap_or_default();
                 let spec = &r.current().spec;
                 let desired = match spec.mode {
                     hoist_proto::service::ServiceMode::Replicated => spec.replicas.max(0) as u64,
@@ -296,6 +381,7 @@ impl State {
                     service: self.view_of(n, r),
                     running,
                     desired,
+                    healthy,
                 }
             })
             .collect()
@@ -339,6 +425,17 @@ impl State {
         })?;
         state.cluster_format = state.cluster_format.max(self.cluster_format);
         state.index = self.index;
+        // An image from before operators had tokens (or a cluster identity) keeps the current
+        // ones, and the audit log goes on: restoring never locks the operators out.
+        if state.operator_tokens.is_empty() {
+            state.operator_tokens = std::mem::take(&mut self.operator_tokens);
+        }
+        if state.audit.is_empty() {
+            state.audit = std::mem::take(&mut self.audit);
+        }
+        if state.identity.is_none() {
+            state.identity = self.identity.take();
+        }
         *self = state;
         Ok(Response::Restored(self.services.len() as u64))
     }

@@ -42,6 +42,18 @@ impl State {
             }
             _ => spec,
         };
+        // Once a service autoscales, its replica count is the autoscaler's: an apply that keeps
+        // autoscaling keeps the count (within the new bounds), as Kubernetes' HPA does.
+        let kept_replicas;
+        let spec = match (self.autoscaled_replicas(spec), self.cluster_format >= 2) {
+            (Some(replicas), true) if replicas != spec.replicas => {
+                let mut s = spec.clone();
+                s.replicas = replicas;
+                kept_replicas = s;
+                &kept_replicas
+            }
+            _ => spec,
+        };
         // Checked before anything changes: a refused apply leaves the state as it was.
         if check_ports {
             self.check_published_ports(spec)?;
@@ -82,6 +94,7 @@ impl State {
             self.touch_node(&n);
         }
         self.rollouts.remove(name);
+        self.autoscale.remove(name);
         self.touch_endpoints(name);
         let mut view = record.view(name);
         view.vip = vip;
@@ -99,9 +112,41 @@ impl State {
         current
             .replicas_problem(replicas)
             .map_err(|m| invalid("replicas", m))?;
+        if self.cluster_format >= 2 {
+            // A scale is not a version: history keeps deploys, and rollback never undoes one.
+            let from = current.replicas;
+            let response = self.set_replicas(name, replicas);
+            if from != replicas {
+                self.record_operator_scale(name, from, replicas, now);
+            }
+            return Ok(response);
+        }
         let mut spec = ServiceSpec::clone(current);
         spec.replicas = replicas;
         Ok(self.new_version(Arc::new(spec), VersionOrigin::Scale, now))
+    }
+
+    /// Sets the current version's `replicas` in place (format 2): no new version, nothing
+    /// restarts; the scheduler places or stops replicas to match.
+    pub(super) fn set_replicas(&mut self, name: &str, replicas: i64) -> Response {
+        let vip = self.vips.get(name).cloned();
+        let Some(record) = self.services.get_mut(name) else {
+            return Response::Error(no_service(name));
+        };
+        let cur = record
+            .history
+            .back_mut()
+            .expect("a service record holds at least one version");
+        let changed = cur.spec.replicas != replicas;
+        if changed {
+            Arc::make_mut(&mut cur.spec).replicas = replicas;
+        }
+        let mut view = record.view(name);
+        view.vip = vip;
+        Response::Service(ServiceChange {
+            service: view,
+            changed,
+        })
     }
 
     pub(super) fn rollback_service(
@@ -142,7 +187,12 @@ impl State {
                 })?,
         };
         let from = target.version;
-        let spec = target.spec.clone();
+        let mut spec = target.spec.clone();
+        if self.cluster_format >= 2 {
+            if let Some(replicas) = self.autoscaled_replicas(&spec) {
+                Arc::make_mut(&mut spec).replicas = replicas;
+            }
+        }
         Ok(self.new_version(spec, VersionOrigin::Rollback { from }, now))
     }
 
@@ -193,7 +243,10 @@ impl State {
             return;
         }
         let (prev, cur) = (&record.history[n - 2], &record.history[n - 1]);
-        if !same_run_spec(&prev.spec, &cur.spec) {
+        // Before format 2, a change of the autoscale bounds made new tasks, as 0.2.0 does.
+        if !same_run_spec(&prev.spec, &cur.spec)
+            || (self.cluster_format < 2 && prev.spec.autoscale != cur.spec.autoscale)
+        {
             return;
         }
         let (from, to) = (prev.version, cur.version);
@@ -224,7 +277,8 @@ pub fn image_registry(image: &str) -> &str {
     }
 }
 
-/// Whether two specs run the same containers (they differ at most in `replicas`).
+/// Whether two specs run the same containers (they differ at most in `replicas`, how clients
+/// find them, or the autoscaling policy).
 pub fn same_run_spec(a: &ServiceSpec, b: &ServiceSpec) -> bool {
     // Destructured, so that a new field has to be placed on one side or the other here.
     let ServiceSpec {
@@ -241,7 +295,8 @@ pub fn same_run_spec(a: &ServiceSpec, b: &ServiceSpec) -> bool {
         update,
         placement,
         labels,
-        autoscale,
+        // How many replicas may run, not what runs.
+        autoscale: _,
         mode,
         stop_signal,
         stop_grace_period,
@@ -257,6 +312,10 @@ pub fn same_run_spec(a: &ServiceSpec, b: &ServiceSpec) -> bool {
         image_digest,
         // How the image is fetched, not what runs.
         registry_auth: _,
+        cap_add,
+        cap_drop,
+        no_new_privileges,
+        userns,
     } = a;
     *name == b.name
         && *image == b.image
@@ -270,7 +329,6 @@ pub fn same_run_spec(a: &ServiceSpec, b: &ServiceSpec) -> bool {
         && *update == b.update
         && *placement == b.placement
         && *labels == b.labels
-        && *autoscale == b.autoscale
         && *mode == b.mode
         && *stop_signal == b.stop_signal
         && *stop_grace_period == b.stop_grace_period
@@ -282,9 +340,13 @@ pub fn same_run_spec(a: &ServiceSpec, b: &ServiceSpec) -> bool {
         && *ulimits == b.ulimits
         && *mounts == b.mounts
         && *image_digest == b.image_digest
+        && *cap_add == b.cap_add
+        && *cap_drop == b.cap_drop
+        && *no_new_privileges == b.no_new_privileges
+        && *userns == b.userns
 }
 
-fn no_service(name: &str) -> CommandError {
+pub(super) fn no_service(name: &str) -> CommandError {
     match validate_name_in(name, hoist_proto::format::CURRENT) {
         Ok(()) => not_found(format!("service {name:?} not found")),
         Err(m) => invalid("name", m),

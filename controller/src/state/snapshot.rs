@@ -13,7 +13,7 @@ use hoist_proto::format::mirror::{FromV0, FromV1, ToV0, ToV1};
 use hoist_proto::format::{v0, v1, DecodeError, Unrepresentable, CURRENT, OLDEST};
 use prost::Message;
 use sha2::{Digest, Sha256};
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, VecDeque};
 
 const MAGIC: &[u8; 8] = b"HOISTSM\0";
 const HEADER: usize = 44;
@@ -117,6 +117,12 @@ fn to_v0(s: &State) -> Result<v0::State, Unrepresentable> {
     if !s.stacks.is_empty() {
         return Err(Unrepresentable::new("State.stacks", 2, 0));
     }
+    if !s.autoscale.is_empty() || !s.hook_tokens.is_empty() {
+        return Err(Unrepresentable::new("State.autoscale", 2, 0));
+    }
+    if !s.operator_tokens.is_empty() || !s.audit.is_empty() {
+        return Err(Unrepresentable::new("State.operator_tokens", 2, 0));
+    }
     Ok(v0::State {
         services: s
             .services
@@ -174,6 +180,10 @@ fn from_v0(s: v0::State) -> State {
         overlay_index: 0,
         vips: BTreeMap::new(),
         stacks: BTreeMap::new(),
+        autoscale: BTreeMap::new(),
+        hook_tokens: BTreeMap::new(),
+        operator_tokens: BTreeMap::new(),
+        audit: VecDeque::new(),
         index: 0,
     }
 }
@@ -185,6 +195,12 @@ fn to_v1(s: &State, format: u32) -> Result<v1::State, Unrepresentable> {
         }
         if !s.stacks.is_empty() {
             return Err(Unrepresentable::new("State.stacks", 2, format));
+        }
+        if !s.autoscale.is_empty() || !s.hook_tokens.is_empty() {
+            return Err(Unrepresentable::new("State.autoscale", 2, format));
+        }
+        if !s.operator_tokens.is_empty() || !s.audit.is_empty() {
+            return Err(Unrepresentable::new("State.operator_tokens", 2, format));
         }
         if let Some(n) = s.nodes.values().find(|n| n.format() >= 2) {
             return Err(Unrepresentable::new(
@@ -223,6 +239,10 @@ fn to_v1(s: &State, format: u32) -> Result<v1::State, Unrepresentable> {
         overlay_index: s.overlay_index,
         vips: s.vips.clone(),
         stacks: s.stacks.to_v1(),
+        autoscale: s.autoscale.to_v1(),
+        hook_tokens: s.hook_tokens.to_v1(),
+        operator_tokens: s.operator_tokens.to_v1(),
+        audit: s.audit.iter().map(ToV1::to_v1).collect(),
     })
 }
 
@@ -258,6 +278,16 @@ fn from_v1(s: v1::State) -> Result<State, String> {
         overlay_index: s.overlay_index,
         vips: s.vips,
         stacks: FromV1::from_v1(s.stacks).map_err(|e| format!("stacks: {e}"))?,
+        autoscale: FromV1::from_v1(s.autoscale).map_err(|e| format!("autoscale: {e}"))?,
+        hook_tokens: FromV1::from_v1(s.hook_tokens).map_err(|e| format!("hook_tokens: {e}"))?,
+        operator_tokens: FromV1::from_v1(s.operator_tokens)
+            .map_err(|e| format!("operator_tokens: {e}"))?,
+        audit: s
+            .audit
+            .into_iter()
+            .map(FromV1::from_v1)
+            .collect::<Result<_, String>>()
+            .map_err(|e| format!("audit: {e}"))?,
         index: 0,
     })
 }

@@ -747,3 +747,27 @@ fn kept_registry_credentials_never_go_to_another_registry() {
     );
     assert_eq!(super::services::image_registry("team/app"), "docker.io");
 }
+
+#[test]
+fn service_summaries_count_running_healthy_and_desired_replicas() {
+    let mut st = cluster_with_nodes(1);
+    st.apply(&req(
+        1,
+        Command::ApplyService(Box::new(spec("web", "img", 4))),
+    ));
+    let states = [
+        (TaskState::Running, TaskState::Running, Health::Healthy),
+        (TaskState::Running, TaskState::Running, Health::None),
+        (TaskState::Running, TaskState::Running, Health::Unhealthy),
+        (TaskState::Running, TaskState::Pending, Health::None),
+        // Stopping: not counted.
+        (TaskState::Shutdown, TaskState::Running, Health::Healthy),
+    ];
+    for (i, (desired, state, health)) in states.into_iter().enumerate() {
+        let mut t = test_task(&format!("t{i}"), "web", 1, i as u64, "n1");
+        (t.desired, t.state, t.health) = (desired, state, health);
+        st.tasks.insert(t.id.clone(), t);
+    }
+    let s = &st.service_summaries()[0];
+    assert_eq!((s.running, s.healthy, s.desired), (3, 2, 4));
+}

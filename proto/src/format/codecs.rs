@@ -97,3 +97,15 @@ codec_since!(
 );
 codec_since!(n::OverlayReport, "overlay-report", v1::OverlayReport, 2);
 codec_since!(n::VolumeReport, "volume-report", v1::VolumeReport, 2);
+codec_since!(
+    crate::session::SessionRequests,
+    "session-requests",
+    v1::SessionRequests,
+    2
+);
+codec_since!(
+    crate::session::SessionFrame,
+    "session-frame",
+    v1::SessionFrame,
+    2
+);

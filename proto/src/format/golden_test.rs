@@ -71,6 +71,9 @@ fn every_golden_file_of_every_format_read_decodes() {
             };
             check(format, "overlay-report-mesh-error", &report, m);
             check(format, "volume-report", &samples::volume_report(), m);
+            // Container hardening's fields, in a file of their own.
+            let hardened = samples::spec_hardened();
+            check(format, "service-spec-hardened", &hardened, m);
             let mut service = samples::service(samples::spec_full(format));
             service.vip = Some("10.201.0.1".into());
             let change = Response::Service(ServiceChange {

@@ -66,7 +66,11 @@ pub fn spec_full(format: u32) -> ServiceSpec {
         spread: Some("zone".into()),
     };
     s.labels = BTreeMap::from([("team".into(), "blue".into())]);
-    s.autoscale = Some(Autoscale { min: 1, max: 9 });
+    s.autoscale = Some(Autoscale {
+        min: 1,
+        max: 9,
+        ..Autoscale::default()
+    });
     s.mode = ServiceMode::Replicated;
     if format >= 1 {
         s.stop_signal = Some("SIGQUIT".into());
@@ -402,8 +406,137 @@ pub fn commands(format: u32) -> Vec<(&'static str, Command)> {
                 name: "shop".into(),
             },
         ));
+        v.push((
+            "apply-service-autoscale",
+            Command::ApplyService(Box::new(spec_autoscale())),
+        ));
+        v.push((
+            "autoscale",
+            Command::Autoscale(Box::new(autoscale_decision())),
+        ));
+        v.push(("create-hook-token", Command::CreateHookToken(hook_token())));
+        v.push((
+            "remove-hook-token",
+            Command::RemoveHookToken {
+                id: "0f1e2d3c".into(),
+            },
+        ));
+        v.push((
+            "create-operator-token",
+            Command::CreateOperatorToken(operator_token()),
+        ));
+        v.push((
+            "remove-operator-token",
+            Command::RemoveOperatorToken { name: "ci".into() },
+        ));
+        v.push((
+            "touch-operator-tokens",
+            Command::TouchOperatorTokens {
+                names: vec!["admin".into(), "ci".into()],
+            },
+        ));
+        v.push((
+            "audited-scale",
+            Command::Audited {
+                actor: "ci".into(),
+                command: Box::new(Command::ScaleService {
+                    name: "web".into(),
+                    replicas: 4,
+                }),
+            },
+        ));
     }
     v
+}
+
+/// A deployer's operator token (format 2).
+pub fn operator_token() -> OperatorToken {
+    OperatorToken {
+        name: "ci".into(),
+        role: Role::Deployer,
+        id: "9a8b7c6d".into(),
+        secret_sha256: "ef".repeat(32),
+        created_ms: 1_700_000_000_000,
+        created_by: "admin".into(),
+        last_used_ms: 1_700_000_060_000,
+    }
+}
+
+/// An audit log entry of a refused write (format 2).
+pub fn audit_entry() -> AuditEntry {
+    AuditEntry {
+        index: 913,
+        time_ms: 1_700_000_120_000,
+        actor: "ci".into(),
+        action: "scale service web to 4".into(),
+        error: Some("service \"web\" not found".into()),
+    }
+}
+
+/// A spec with format 2's autoscaling policy: steps, proportional target, cooldown,
+/// stabilization and a PromQL query.
+pub fn spec_autoscale() -> ServiceSpec {
+    let mut s = ServiceSpec::new("api", "busybox");
+    s.replicas = 2;
+    s.autoscale = Some(Autoscale {
+        min: 1,
+        max: 10,
+        step: Some(2),
+        target: Some(Number(100.0)),
+        cooldown_up: Some("0s".into()),
+        stabilization_down: Some("5m".into()),
+        query: Some(
+            "sum(rate(hoist_container_network_receive_bytes_total{service=\"api\"}[1m]))".into(),
+        ),
+        target_value: Some(Number(0.75)),
+        interval: Some("10s".into()),
+    });
+    s
+}
+
+/// An alert's decision, held by the bounds (format 2).
+pub fn autoscale_decision() -> AutoscaleDecision {
+    AutoscaleDecision {
+        service: "api".into(),
+        source: AutoscaleSource::Alertmanager,
+        from: 9,
+        to: 10,
+        reason: "alert HighLoad firing (hoist_scale=up)".into(),
+        detail: "clamped to max 10".into(),
+        dedup: Some("5f1c0a9e7d2b3c4a".into()),
+        index: 812,
+        time_ms: 1_700_000_000_000,
+    }
+}
+
+/// A hook token scoped to one service (format 2).
+pub fn hook_token() -> HookToken {
+    HookToken {
+        id: "0f1e2d3c".into(),
+        service: Some("api".into()),
+        secret_sha256: "cd".repeat(32),
+        created_ms: 1_700_000_000_000,
+    }
+}
+
+/// A service's autoscale history (format 2).
+pub fn autoscale_log() -> AutoscaleLog {
+    let query = AutoscaleDecision {
+        source: AutoscaleSource::Query,
+        from: 10,
+        to: 10,
+        reason: "query failed".into(),
+        detail: "prometheus: bad_data: parse error".into(),
+        dedup: None,
+        index: 830,
+        ..autoscale_decision()
+    };
+    AutoscaleLog {
+        decisions: [autoscale_decision(), query].into(),
+        seen: ["5f1c0a9e7d2b3c4a".to_string()].into(),
+        total: 2,
+        scaled: 1,
+    }
 }
 
 pub fn service(spec: ServiceSpec) -> Service {
@@ -507,6 +640,17 @@ pub fn spec_complete() -> ServiceSpec {
     s
 }
 
+/// A spec with container hardening (format 2): capabilities added and dropped, privileges
+/// that setuid binaries may raise, a user namespace.
+pub fn spec_hardened() -> ServiceSpec {
+    let mut s = ServiceSpec::new("edge", "registry.example:5000/team/edge:3");
+    s.cap_add = vec!["NET_ADMIN".into(), "CAP_SYS_PTRACE".into()];
+    s.cap_drop = vec!["ALL".into()];
+    s.no_new_privileges = Some(false);
+    s.userns = true;
+    s
+}
+
 /// A task taken out of its service's addresses (format 2).
 pub fn task_draining() -> Task {
     Task {
@@ -571,6 +715,13 @@ pub fn responses(format: u32) -> Vec<(&'static str, Response)> {
                     service: service(ServiceSpec::new("shop_web", "nginx:2")),
                     changed: true,
                 }],
+            })),
+        ));
+        v.push((
+            "autoscale",
+            Response::Autoscale(Box::new(AutoscaleOutcome {
+                decision: autoscale_decision(),
+                applied: true,
             })),
         ));
     }

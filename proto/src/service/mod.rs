@@ -97,6 +97,21 @@ pub struct ServiceSpec {
     /// keeps the service's earlier credentials.
     #[serde(default, skip_serializing)]
     pub registry_auth: Option<crate::image::RegistryAuth>,
+    /// Capabilities added to Docker's default set (`NET_ADMIN`, `CAP_SYS_PTRACE`; `ALL` is
+    /// every one). Format 2 (as are the three below).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub cap_add: Vec<String>,
+    /// Capabilities taken from the default set (`ALL` leaves only those added).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub cap_drop: Vec<String>,
+    /// `no_new_privs`: neither setuid binaries nor file capabilities can raise a process's
+    /// privileges; default `true`. `false` lets them (an image that needs `sudo` or `su`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub no_new_privileges: Option<bool>,
+    /// Run in a user namespace: the container's root is an unprivileged id range of the node
+    /// (the agent's `--userns-range`), not the node's root.
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub userns: bool,
 }
 
 fn is_false(b: &bool) -> bool {
@@ -467,13 +482,99 @@ pub struct Placement {
     pub spread: Option<String>,
 }
 
-/// Bounds within which a webhook may scale the service.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+/// How the controller scales the service by itself (`[autoscale]`): the bounds every decision
+/// keeps to, and the policy of the hooks (pushed: Alertmanager, `scale-hook`) and of the query
+/// (pulled from Prometheus). Everything but `min` and `max` is format 2.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Autoscale {
     pub min: i64,
     pub max: i64,
+    /// Replicas added or removed by a pushed `up` or `down` (default 1).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub step: Option<i64>,
+    /// Proportional scaling of pushed values: a hook carrying a value (`{"value": V}`, or an
+    /// alert's `hoist_value` annotation) scales to `ceil(replicas × V / target)`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub target: Option<Number>,
+    /// No scale-up sooner than this after the last one (a duration, default `"30s"`; `"0s"` allowed).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cooldown_up: Option<String>,
+    /// A scale-down goes only as low as the highest recommendation of this window (default
+    /// `"300s"`), as Kubernetes' HPA does: a load that dips for a moment scales nothing down.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stabilization_down: Option<String>,
+    /// Pull mode: a PromQL query answering one number, the load per replica, evaluated by the
+    /// leader against `--prometheus` every `interval`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub query: Option<String>,
+    /// The per-replica value the query is scaled toward: `ceil(replicas × value / target_value)`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub target_value: Option<Number>,
+    /// How often the query runs (default `"15s"`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub interval: Option<String>,
 }
+
+impl Autoscale {
+    /// Whether anything beyond format 1's bounds is set.
+    pub fn uses_policy(&self) -> bool {
+        self.step.is_some()
+            || self.target.is_some()
+            || self.cooldown_up.is_some()
+            || self.stabilization_down.is_some()
+            || self.query.is_some()
+            || self.target_value.is_some()
+            || self.interval.is_some()
+    }
+
+    /// The bounds alone (what a format-1 reader knows).
+    pub fn bounds_only(&self) -> Autoscale {
+        Autoscale {
+            min: self.min,
+            max: self.max,
+            ..Autoscale::default()
+        }
+    }
+
+    pub fn step_or_default(&self) -> i64 {
+        self.step.unwrap_or(1)
+    }
+
+    pub fn cooldown_up_ms(&self) -> u64 {
+        duration_or(&self.cooldown_up, 30_000)
+    }
+
+    pub fn stabilization_down_ms(&self) -> u64 {
+        duration_or(&self.stabilization_down, 300_000)
+    }
+
+    pub fn interval_ms(&self) -> u64 {
+        duration_or(&self.interval, 15_000)
+    }
+}
+
+/// A duration field's milliseconds; an invalid one (refused at apply) is the default.
+fn duration_or(field: &Option<String>, default_ms: u64) -> u64 {
+    field
+        .as_deref()
+        .and_then(crate::quantity::parse_duration_ms)
+        .unwrap_or(default_ms)
+}
+
+/// A number of a spec (`target_value = 0.5`, `target = 100`): an `f64` that compares by its
+/// bits, so that specs stay `Eq` (a spec's NaN is refused at apply).
+#[derive(Debug, Clone, Copy, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct Number(pub f64);
+
+impl PartialEq for Number {
+    fn eq(&self, other: &Self) -> bool {
+        self.0.to_bits() == other.0.to_bits()
+    }
+}
+
+impl Eq for Number {}
 
 /// One problem with a spec: the dotted path of the field and what is wrong with it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -519,7 +620,19 @@ impl ServiceSpec {
             mounts: vec![],
             image_digest: None,
             registry_auth: None,
+            cap_add: vec![],
+            cap_drop: vec![],
+            no_new_privileges: None,
+            userns: false,
         }
+    }
+
+    /// Whether the spec uses a field of container hardening (format 2).
+    fn uses_hardening(&self) -> bool {
+        !self.cap_add.is_empty()
+            || !self.cap_drop.is_empty()
+            || self.no_new_privileges.is_some()
+            || self.userns
     }
 
     /// Whether the spec uses a field of format 2's complete spec.
@@ -535,6 +648,7 @@ impl ServiceSpec {
             || self.registry_auth.is_some()
             || self.resources.limits.is_some()
             || self.resources.reservations.is_some()
+            || self.autoscale.as_ref().is_some_and(Autoscale::uses_policy)
     }
 
     /// The spec without what a reader of `format` cannot read (for an agent of an older
@@ -552,10 +666,15 @@ impl ServiceSpec {
             out.mounts = complete.mounts;
             out.image_digest = None;
             out.registry_auth = None;
+            out.cap_add = vec![];
+            out.cap_drop = vec![];
+            out.no_new_privileges = None;
+            out.userns = false;
             out.resources.limits = None;
             out.resources.reservations = None;
             out.endpoint_mode = EndpointMode::Vip;
             out.update.drain = None;
+            out.autoscale = out.autoscale.as_ref().map(Autoscale::bounds_only);
             for p in &mut out.ports {
                 p.mode = PortMode::Ingress;
             }
@@ -582,6 +701,7 @@ impl ServiceSpec {
         if self.endpoint_mode != EndpointMode::Vip
             || self.update.drain.is_some()
             || self.uses_complete_spec()
+            || self.uses_hardening()
             || self.ports.iter().any(|p| p.mode != PortMode::Ingress)
         {
             2
@@ -666,7 +786,11 @@ mod tests {
             retries: 0,
             start_period: "0s".into(),
         });
-        s.autoscale = Some(Autoscale { min: 2, max: 1 });
+        s.autoscale = Some(Autoscale {
+            min: 2,
+            max: 1,
+            ..Autoscale::default()
+        });
         let e = errors_of(&s);
         assert!(
             e[0].starts_with("name: \"Web_1\" is not a service name"),
@@ -779,6 +903,55 @@ mod tests {
             .pinned_image(),
             "reg/web:1@sha256:ab"
         );
+    }
+
+    #[test]
+    fn hardening_fields_are_format_2_and_name_real_capabilities() {
+        let s: ServiceSpec = toml::from_str(
+            r#"
+            name = "edge"
+            image = "nginx"
+            cap_add = ["NET_ADMIN", "cap_sys_ptrace"]
+            cap_drop = ["ALL"]
+            no_new_privileges = false
+            userns = true
+            "#,
+        )
+        .unwrap();
+        assert!(s.validate().is_empty(), "{:?}", s.validate());
+        assert_eq!(s.format(), 2);
+        for only in [
+            ServiceSpec {
+                userns: true,
+                ..ServiceSpec::new("a", "b")
+            },
+            ServiceSpec {
+                no_new_privileges: Some(true),
+                ..ServiceSpec::new("a", "b")
+            },
+            ServiceSpec {
+                cap_drop: vec!["NET_RAW".into()],
+                ..ServiceSpec::new("a", "b")
+            },
+        ] {
+            assert_eq!(only.format(), 2, "{only:?}");
+            let older = only.for_format(1);
+            assert_eq!(older, ServiceSpec::new("a", "b"));
+        }
+        // Defaults are left out of the JSON, so a spec without them reads as before.
+        let json = serde_json::to_value(ServiceSpec::new("a", "b")).unwrap();
+        for key in ["cap_add", "cap_drop", "no_new_privileges", "userns"] {
+            assert!(json.get(key).is_none(), "{key}");
+        }
+        let bad = ServiceSpec {
+            cap_add: vec!["NET_ADMIN".into(), "NET_ADMN".into()],
+            cap_drop: vec!["".into()],
+            ..ServiceSpec::new("a", "b")
+        };
+        let e = errors_of(&bad);
+        assert_eq!(e.len(), 2, "{e:?}");
+        assert!(e[0].starts_with("cap_add[1]: unknown capability \"NET_ADMN\""));
+        assert!(e[1].starts_with("cap_drop[0]: unknown capability \"\""));
     }
 
     #[test]

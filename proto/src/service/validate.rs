@@ -77,6 +77,50 @@ fn within_autoscale(replicas: i64, a: &Autoscale) -> Result<(), String> {
     ))
 }
 
+/// What is wrong with the policy fields of `[autoscale]`, by field.
+fn autoscale_policy_problems(a: &Autoscale) -> Vec<(&'static str, String)> {
+    let mut out = vec![];
+    if let Some(step) = a.step {
+        if !(1..=MAX_REPLICAS).contains(&step) {
+            out.push(("step", format!("must be 1 to {MAX_REPLICAS}")));
+        }
+    }
+    for (field, value) in [("target", a.target), ("target_value", a.target_value)] {
+        if let Some(v) = value {
+            if !(v.0.is_finite() && v.0 > 0.0) {
+                out.push((field, format!("{} must be a number above 0", v.0)));
+            }
+        }
+    }
+    for (field, value) in [
+        ("cooldown_up", &a.cooldown_up),
+        ("stabilization_down", &a.stabilization_down),
+        ("interval", &a.interval),
+    ] {
+        if let Some(d) = value {
+            match parse_duration_ms(d) {
+                None => out.push((field, not_duration(d))),
+                Some(ms) if field == "interval" && ms < 1_000 => {
+                    out.push((field, format!("{d:?} is shorter than the minimum of 1s")))
+                }
+                Some(_) => {}
+            }
+        }
+    }
+    match (&a.query, &a.target_value) {
+        (Some(q), _) if q.trim().is_empty() => out.push(("query", "must not be empty".into())),
+        (Some(_), None) => out.push((
+            "target_value",
+            "is required with query (the per-replica value to scale toward)".into(),
+        )),
+        (None, _) if a.interval.is_some() => {
+            out.push(("interval", "only applies to a query (set query)".into()))
+        }
+        _ => {}
+    }
+    out
+}
+
 impl ServiceSpec {
     /// What is wrong with `replicas` for this otherwise valid spec: what a scale request checks,
     /// without validating the rest again.
@@ -168,6 +212,7 @@ impl ServiceSpec {
             }
         }
         self.validate_complete_spec(&mut bad);
+        self.validate_hardening(&mut bad);
         let mut published = std::collections::BTreeSet::new();
         for (i, p) in self.ports.iter().enumerate() {
             if !(1..=65535).contains(&p.target) {
@@ -305,6 +350,9 @@ impl ServiceSpec {
                     bad("replicas", m);
                 }
             }
+            for (field, problem) in autoscale_policy_problems(a) {
+                bad(&format!("autoscale.{field}"), problem);
+            }
         }
         if let Some(sig) = &self.stop_signal {
             if let Err(m) = crate::signal::parse_signal(sig) {
@@ -321,6 +369,17 @@ impl ServiceSpec {
 }
 
 impl ServiceSpec {
+    /// Container hardening: capability names (`crate::capabilities`, as the agent reads them).
+    fn validate_hardening(&self, bad: &mut impl FnMut(&str, String)) {
+        for (field, names) in [("cap_add", &self.cap_add), ("cap_drop", &self.cap_drop)] {
+            for (i, name) in names.iter().enumerate() {
+                if let Err(m) = crate::capabilities::normalize(name) {
+                    bad(&format!("{field}[{i}]"), m);
+                }
+            }
+        }
+    }
+
     /// Format 2's fields: limits and reservations, user, workdir, hostname, ulimits, mounts,
     /// the pinned digest. The same rules as the agent's (`crate::rules`).
     fn validate_complete_spec(&self, bad: &mut impl FnMut(&str, String)) {

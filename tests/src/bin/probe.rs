@@ -6,7 +6,10 @@
 //! syscalls are denied. `probe hog MIB` allocates and touches memory. `probe fork N` tries to start
 //! N processes and reports how many it got. `probe spec PATH...` reports what a service spec's
 //! fields look like from inside (ids, cwd, hostname, nofile, read-only root, pids limit, and the
-//! filesystem, owner, mode and entries of each PATH). Static, so it runs in a busybox image.
+//! filesystem, owner, mode and entries of each PATH). `probe syscalls` reports the errno of
+//! system calls a seccomp profile decides about, each made in a child of its own (0: it ran).
+//! `probe threads N` starts N threads. `probe bind PORT` binds a TCP port. `probe bench N`
+//! times N calls of `getppid` and of `personality(query)`. Static, so it runs in a busybox image.
 
 use serde_json::{json, Value};
 use std::fs;
@@ -68,6 +71,17 @@ fn syscall_denied(what: &str) -> bool {
         },
         // SAFETY: keyctl(KEYCTL_GET_KEYRING_ID, KEY_SPEC_SESSION_KEYRING, 0); harmless.
         "keyctl" => unsafe { libc::syscall(libc::SYS_keyctl, 0, -3, 0) as i32 },
+        // SAFETY: add_key of an empty user key to the session keyring; harmless if allowed.
+        "add_key" => unsafe {
+            libc::syscall(
+                libc::SYS_add_key,
+                c"user".as_ptr(),
+                c"probe".as_ptr(),
+                std::ptr::null::<u8>(),
+                0,
+                -3,
+            ) as i32
+        },
         // SAFETY: unshare of a user namespace; harmless if allowed.
         "unshare_user" => unsafe { libc::unshare(libc::CLONE_NEWUSER) },
         _ => 0,
@@ -118,7 +132,10 @@ fn view() -> Value {
         ],
         read_only,
     );
-    let denied = flags(&["mount", "keyctl", "unshare_user"], syscall_denied);
+    let denied = flags(
+        &["mount", "keyctl", "add_key", "unshare_user"],
+        syscall_denied,
+    );
     json!({
         "pid": std::process::id(),
         "hostname": fs::read_to_string("/proc/sys/kernel/hostname").unwrap_or_default().trim(),
@@ -139,7 +156,161 @@ fn view() -> Value {
         "memory_limit": memory_limit(),
         "env": std::env::vars().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>(),
         "root_writable": fs::write("/probe-write-test", b"x").is_ok(),
+        "uid_map": fs::read_to_string("/proc/self/uid_map").unwrap_or_default(),
+        "gid_map": fs::read_to_string("/proc/self/gid_map").unwrap_or_default(),
     })
+}
+
+/// The calls `probe syscalls` makes, by name.
+const CALLS: [&str; 17] = [
+    "keyctl",
+    "add_key",
+    "request_key",
+    "unshare_user",
+    "unshare_mount",
+    "mount",
+    "setns",
+    "clone3",
+    "bpf",
+    "userfaultfd",
+    "io_uring_setup",
+    "socket_vsock",
+    "socket_inet",
+    "personality_query",
+    "chroot",
+    "ptrace_traceme",
+    "getppid",
+];
+
+/// Makes the call `name` of [`CALLS`]. Arguments are chosen so that an allowed call fails
+/// harmlessly or changes only the calling process (errno tells the filter's `EPERM`/`ENOSYS`
+/// from the kernel's own answer).
+fn raw_call(name: &str) -> libc::c_long {
+    let null = std::ptr::null::<u8>();
+    // SAFETY: raw system calls with constant arguments, NULL pointers or pointers to static C
+    // strings; made in a throwaway child (`errno_in_child`).
+    unsafe {
+        match name {
+            "keyctl" => libc::syscall(libc::SYS_keyctl, 0, -3, 0),
+            "add_key" => libc::syscall(
+                libc::SYS_add_key,
+                c"user".as_ptr(),
+                c"probe".as_ptr(),
+                null,
+                0,
+                -3,
+            ),
+            "request_key" => libc::syscall(
+                libc::SYS_request_key,
+                c"user".as_ptr(),
+                c"probe".as_ptr(),
+                null,
+                0,
+            ),
+            "unshare_user" => libc::syscall(libc::SYS_unshare, libc::CLONE_NEWUSER),
+            "unshare_mount" => libc::syscall(libc::SYS_unshare, libc::CLONE_NEWNS),
+            "mount" => libc::syscall(
+                libc::SYS_mount,
+                c"none".as_ptr(),
+                c"/tmp".as_ptr(),
+                c"tmpfs".as_ptr(),
+                0,
+                0,
+            ),
+            "setns" => libc::syscall(libc::SYS_setns, -1, 0),
+            "clone3" => libc::syscall(libc::SYS_clone3, null, 0),
+            "bpf" => libc::syscall(libc::SYS_bpf, 0, null, 0),
+            "userfaultfd" => libc::syscall(libc::SYS_userfaultfd, 0),
+            "io_uring_setup" => libc::syscall(libc::SYS_io_uring_setup, 0, null),
+            "socket_vsock" => libc::syscall(libc::SYS_socket, libc::AF_VSOCK, libc::SOCK_STREAM, 0),
+            "socket_inet" => libc::syscall(libc::SYS_socket, libc::AF_INET, libc::SOCK_STREAM, 0),
+            "personality_query" => libc::syscall(libc::SYS_personality, 0xffff_ffffu64),
+            "chroot" => libc::syscall(libc::SYS_chroot, c"/".as_ptr()),
+            "ptrace_traceme" => libc::syscall(libc::SYS_ptrace, libc::PTRACE_TRACEME, 0, 0, 0),
+            _ => libc::syscall(libc::SYS_getppid),
+        }
+    }
+}
+
+/// One call of `probe syscalls`, made in a child (so that one that succeeds, as `unshare` or
+/// `chroot` may, changes nothing here); answers its errno, 0 if it succeeded.
+fn errno_in_child(name: &str) -> i32 {
+    // SAFETY: the probe is single-threaded; the child makes one call and exits.
+    match unsafe { libc::fork() } {
+        -1 => -1,
+        0 => {
+            let rc = raw_call(name);
+            let errno = std::io::Error::last_os_error()
+                .raw_os_error()
+                .unwrap_or(255);
+            // SAFETY: leave the child without running the parent's handlers.
+            unsafe { libc::_exit(if rc == -1 { errno.min(255) } else { 0 }) }
+        }
+        pid => {
+            let mut status = 0;
+            // SAFETY: waiting for our own child.
+            unsafe { libc::waitpid(pid, &mut status, 0) };
+            if libc::WIFEXITED(status) {
+                libc::WEXITSTATUS(status)
+            } else {
+                -libc::WTERMSIG(status)
+            }
+        }
+    }
+}
+
+/// `probe syscalls`: `{call: errno}` for calls Docker's default profile refuses and some it
+/// allows.
+fn syscalls() -> Value {
+    Value::Object(
+        CALLS
+            .iter()
+            .map(|name| (name.to_string(), json!(errno_in_child(name))))
+            .collect(),
+    )
+}
+
+/// `probe threads N`: starts N threads (libc's `clone3` falling back to `clone`) and joins them.
+fn threads(n: usize) -> Value {
+    let started: Vec<_> = (0..n)
+        .map(|i| std::thread::Builder::new().spawn(move || i))
+        .collect();
+    let ok = started
+        .into_iter()
+        .filter_map(Result::ok)
+        .filter_map(|h| h.join().ok())
+        .count();
+    json!({"threads": ok})
+}
+
+/// `probe bind PORT`: whether a TCP listener can bind the port on every address.
+fn bind(port: u16) -> Value {
+    match std::net::TcpListener::bind(("0.0.0.0", port)) {
+        Ok(_) => json!({"bound": true}),
+        Err(e) => json!({"bound": false, "error": e.to_string()}),
+    }
+}
+
+/// `probe bench N`: nanoseconds per call of `getppid` (whose verdict the kernel can cache) and
+/// of `personality(0xffffffff)` (a query whose verdict depends on its argument, so the filter
+/// runs each time), the best of five runs of N calls each.
+fn bench(n: u64) -> Value {
+    let time = |f: fn() -> libc::c_long| {
+        (0..5)
+            .map(|_| {
+                let t = std::time::Instant::now();
+                for _ in 0..n {
+                    std::hint::black_box(f());
+                }
+                t.elapsed().as_nanos() as f64 / n as f64
+            })
+            .fold(f64::MAX, f64::min)
+    };
+    // SAFETY: calls without side effects.
+    let getppid = time(|| unsafe { libc::syscall(libc::SYS_getppid) });
+    // SAFETY: 0xffffffff only queries the personality.
+    let personality = time(|| unsafe { libc::syscall(libc::SYS_personality, 0xffff_ffffu64) });
+    json!({"calls": n, "getppid_ns": getppid, "personality_ns": personality})
 }
 
 fn hog(mib: usize) {
@@ -278,8 +449,28 @@ fn main() {
         Some("hog") => hog(args.get(2).and_then(|s| s.parse().ok()).unwrap_or(256)),
         Some("fork") => fork(args.get(2).and_then(|s| s.parse().ok()).unwrap_or(100)),
         Some("spec") => println!("{}", spec(&args[2..])),
+        Some("syscalls") => println!("{}", syscalls()),
+        Some("threads") => println!(
+            "{}",
+            threads(args.get(2).and_then(|s| s.parse().ok()).unwrap_or(8))
+        ),
+        Some("bind") => println!(
+            "{}",
+            bind(args.get(2).and_then(|s| s.parse().ok()).unwrap_or(80))
+        ),
+        Some("bench") => println!(
+            "{}",
+            bench(
+                args.get(2)
+                    .and_then(|s| s.parse().ok())
+                    .unwrap_or(1_000_000)
+            )
+        ),
         _ => {
-            eprintln!("usage: hoist-probe view | hog MIB | fork N | spec PATH...");
+            eprintln!(
+                "usage: hoist-probe view | hog MIB | fork N | spec PATH... | syscalls \
+                 | threads N | bind PORT | bench N"
+            );
             std::process::exit(2);
         }
     }

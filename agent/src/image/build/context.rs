@@ -36,11 +36,17 @@ pub fn receive(
     let drain = |mut r: BufReader<_>| {
         let _ = io::copy(&mut r, &mut io::sink());
     };
-    let req: BuildRequest = match serde_json::from_slice(&line) {
+    // Read as every JSON body is (no key twice, nothing after the value but the newline).
+    let req: BuildRequest = match hoist_common::json_body::from_slice(&line, "build request") {
         Ok(r) => r,
         Err(e) => {
             drain(reader);
-            return Err(AgentError::Invalid(format!("build request: {e}")));
+            return Err(AgentError::Invalid(match e {
+                hoist_common::json_body::BodyError::Invalid { path: Some(_), .. } => {
+                    format!("build request: {e}")
+                }
+                e => e.to_string(),
+            }));
         }
     };
     let df = match super::parse(&req) {

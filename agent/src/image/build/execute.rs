@@ -96,6 +96,7 @@ impl Builder {
                 LogOptions {
                     follow: true,
                     tail: None,
+                    ..LogOptions::default()
                 },
             )?;
             loop {

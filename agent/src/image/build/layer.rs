@@ -12,6 +12,7 @@
 //! The directory is walked without following symlinks: only entries whose `lstat` says
 //! "directory" are descended into.
 
+use crate::runtime::userns::IdRange;
 use std::collections::HashMap;
 use std::fs::{self, File};
 use std::io::{self, BufWriter};
@@ -37,9 +38,15 @@ pub struct DiffStats {
 }
 
 /// Writes the changes in `upper` as a layer tar at `out`. `lowers` are the layers below (lowest
-/// first), consulted to tell runtime mount points and bare copy-ups from real changes.
-pub fn write_diff(upper: &Path, lowers: &[PathBuf], out: &Path) -> io::Result<DiffStats> {
-    write_diff_without(upper, lowers, &[], out)
+/// first), consulted to tell runtime mount points and bare copy-ups from real changes. `ids`:
+/// the host ids of a user-namespaced container's writable layer, mapped back to its own.
+pub fn write_diff(
+    upper: &Path,
+    lowers: &[PathBuf],
+    ids: Option<IdRange>,
+    out: &Path,
+) -> io::Result<DiffStats> {
+    write_layer(upper, lowers, &[], ids, out)
 }
 
 /// [`write_diff`], also leaving out `mount_points` (paths relative to the root: a RUN step's
@@ -50,11 +57,22 @@ pub fn write_diff_without(
     mount_points: &[String],
     out: &Path,
 ) -> io::Result<DiffStats> {
+    write_layer(upper, lowers, mount_points, None, out)
+}
+
+fn write_layer(
+    upper: &Path,
+    lowers: &[PathBuf],
+    mount_points: &[String],
+    ids: Option<IdRange>,
+    out: &Path,
+) -> io::Result<DiffStats> {
     let mut items = Vec::new();
     let mut left_out = Vec::new();
     let mut scan = Scan {
         lowers,
         mount_points,
+        ids,
         items: &mut items,
         left_out: &mut left_out,
     };
@@ -81,6 +99,9 @@ struct Item {
     path: PathBuf,
     meta: fs::Metadata,
     kind: ItemKind,
+    /// The owner the layer gives it (the container's own ids).
+    uid: u32,
+    gid: u32,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -104,6 +125,7 @@ pub(crate) fn is_opaque(path: &Path) -> io::Result<bool> {
 struct Scan<'a> {
     lowers: &'a [PathBuf],
     mount_points: &'a [String],
+    ids: Option<IdRange>,
     items: &'a mut Vec<Item>,
     /// Mount points left out (the image lacks them).
     left_out: &'a mut Vec<String>,
@@ -150,9 +172,12 @@ impl Scan<'_> {
             } else {
                 ItemKind::Other
             };
+            let unshift = |id: u32| self.ids.map_or(id, |r| r.unshift(id));
             self.items.push(Item {
                 rel: child.clone(),
                 path: path.clone(),
+                uid: unshift(meta.uid()),
+                gid: unshift(meta.gid()),
                 meta,
                 kind,
             });
@@ -186,8 +211,8 @@ fn prune(items: &[Item], lowers: &[PathBuf], left_out: &[String]) -> Vec<bool> {
             Some(m) => {
                 !(m.is_dir()
                     && m.mode() == item.meta.mode()
-                    && m.uid() == item.meta.uid()
-                    && m.gid() == item.meta.gid())
+                    && m.uid() == item.uid
+                    && m.gid() == item.gid)
             }
             None => !left_out.iter().any(|m| m.starts_with(&prefix)),
         };
@@ -217,7 +242,7 @@ fn write_item<W: io::Write>(
             return empty_file(tar, &wh, meta);
         }
         ItemKind::Dir { opaque } => {
-            header.set_metadata_in_mode(meta, tar::HeaderMode::Complete);
+            set_metadata(&mut header, item);
             header.set_size(0);
             stats.entries += 1;
             tar.append_data(&mut header, format!("{rel}/"), io::empty())?;
@@ -229,7 +254,7 @@ fn write_item<W: io::Write>(
         }
         ItemKind::Other => {}
     }
-    header.set_metadata_in_mode(meta, tar::HeaderMode::Complete);
+    set_metadata(&mut header, item);
     stats.entries += 1;
     let ft = meta.file_type();
     if ft.is_symlink() {
@@ -253,6 +278,13 @@ fn write_item<W: io::Write>(
     // Fifos, sockets and device nodes: written as they are (the unpacker skips devices).
     header.set_size(0);
     tar.append_data(&mut header, rel, io::empty())
+}
+
+/// The item's mode, times and size, and the owner the layer gives it.
+fn set_metadata(header: &mut tar::Header, item: &Item) {
+    header.set_metadata_in_mode(&item.meta, tar::HeaderMode::Complete);
+    header.set_uid(item.uid.into());
+    header.set_gid(item.gid.into());
 }
 
 fn empty_file<W: io::Write>(
@@ -314,7 +346,7 @@ mod tests {
         fs::hard_link(upper.join("app/a.txt"), upper.join("app/sub/a2")).unwrap();
         symlink("/etc/passwd", upper.join("app/link")).unwrap();
         let out = t.path().join("layer.tar");
-        let stats = write_diff(&upper, &[], &out).unwrap();
+        let stats = write_diff(&upper, &[], None, &out).unwrap();
         assert_eq!(stats.whiteouts, 0);
         let got = entries(&out);
         let names: Vec<&str> = got.iter().map(|(n, _)| n.as_str()).collect();
@@ -334,6 +366,49 @@ mod tests {
     }
 
     #[test]
+    fn a_user_namespaced_layers_host_ids_are_mapped_back() {
+        use std::os::unix::fs::lchown;
+        let t = tempfile::tempdir().unwrap();
+        let (upper, lower) = (t.path().join("upper"), t.path().join("lower"));
+        let ids = IdRange {
+            first: 3_000_000,
+            count: 65_536,
+        };
+        for d in ["etc", "var"] {
+            fs::create_dir_all(lower.join(d)).unwrap();
+            fs::create_dir_all(upper.join(d)).unwrap();
+            // Copied up by overlayfs with the lower's owner, as the container sees it.
+            lchown(upper.join(d), Some(3_000_000), Some(3_000_000)).unwrap();
+        }
+        fs::write(upper.join("etc/app.conf"), "x").unwrap();
+        lchown(upper.join("etc/app.conf"), Some(3_000_033), Some(3_000_033)).unwrap();
+        let out = t.path().join("layer.tar");
+        write_diff(&upper, &[lower], Some(ids), &out).unwrap();
+        let mut a = tar::Archive::new(File::open(&out).unwrap());
+        let got: Vec<(String, u64, u64)> = a
+            .entries()
+            .unwrap()
+            .map(|e| {
+                let e = e.unwrap();
+                let h = e.header();
+                (
+                    e.path().unwrap().display().to_string(),
+                    h.uid().unwrap(),
+                    h.gid().unwrap(),
+                )
+            })
+            .collect();
+        // `var` is a bare copy-up once its owner is mapped back, and is left out.
+        assert_eq!(
+            got,
+            [
+                ("etc/".to_string(), 0, 0),
+                ("etc/app.conf".to_string(), 33, 33)
+            ]
+        );
+    }
+
+    #[test]
     fn runtime_mount_points_are_left_out_unless_the_lowers_have_them() {
         let t = tempfile::tempdir().unwrap();
         let upper = t.path().join("upper");
@@ -345,7 +420,7 @@ mod tests {
         fs::create_dir_all(lower.join("etc")).unwrap();
         fs::write(lower.join("etc/hostname"), "x").unwrap();
         let out = t.path().join("layer.tar");
-        write_diff(&upper, &[lower], &out).unwrap();
+        write_diff(&upper, &[lower], None, &out).unwrap();
         let names: Vec<String> = entries(&out).into_iter().map(|(n, _)| n).collect();
         assert_eq!(names, ["etc/", "etc/hostname"]);
     }
@@ -385,7 +460,7 @@ mod tests {
         use std::os::unix::fs::PermissionsExt;
         fs::set_permissions(upper.join("srv"), fs::Permissions::from_mode(0o700)).unwrap();
         let out = t.path().join("layer.tar");
-        write_diff(&upper, &[lower], &out).unwrap();
+        write_diff(&upper, &[lower], None, &out).unwrap();
         let names: Vec<String> = entries(&out).into_iter().map(|(n, _)| n).collect();
         assert_eq!(names, ["new/", "srv/"]);
     }
@@ -409,7 +484,7 @@ mod tests {
         .unwrap();
         xattr::set(upper.join("etc/opaque"), "trusted.overlay.opaque", b"y").unwrap();
         let out = t.path().join("layer.tar");
-        let stats = write_diff(&upper, &[], &out).unwrap();
+        let stats = write_diff(&upper, &[], None, &out).unwrap();
         assert_eq!(stats.whiteouts, 2);
         let names: Vec<String> = entries(&out).into_iter().map(|(n, _)| n).collect();
         assert_eq!(

@@ -51,12 +51,14 @@ pub fn apply(
     Ok(match inst.cmd {
         Cmd::Env | Cmd::Label => {
             let pairs = vars::key_values(&text()?, lookup, escape)?;
-            for (k, v) in &pairs {
-                if inst.cmd == Cmd::Env {
-                    let prefix = format!("{k}=");
-                    c.env.retain(|e| !e.starts_with(&prefix));
-                    c.env.push(format!("{k}={v}"));
-                } else {
+            if inst.cmd == Cmd::Env {
+                // Each pair replaces its key's earlier value, in one pass (linear in both).
+                let set = pairs.iter().map(|(k, v)| format!("{k}={v}"));
+                c.env = hoist_common::parse::merge_env(
+                    std::mem::take(&mut c.env).into_iter().chain(set),
+                );
+            } else {
+                for (k, v) in &pairs {
                     c.labels.insert(k.clone(), v.clone());
                 }
             }

@@ -60,6 +60,10 @@ pub trait Cgroups: Send + Sync + std::fmt::Debug {
     fn stats(&self, cgroup: &CgroupHandle) -> CgroupStats;
     /// Whether the kernel's OOM killer has killed a process in it.
     fn oom_killed(&self, cgroup: &CgroupHandle) -> bool;
+    /// How many processes the kernel's OOM killer has killed in it (for the metrics).
+    fn oom_kills(&self, cgroup: &CgroupHandle) -> u64 {
+        u64::from(self.oom_killed(cgroup))
+    }
     /// Host pids of every process in it.
     fn pids(&self, cgroup: &CgroupHandle) -> Vec<i32>;
     /// Sends `signal` to every process in it: the fallback when the supervisor is gone.
@@ -84,6 +88,9 @@ impl Cgroups for CgroupDriver {
     }
     fn oom_killed(&self, cgroup: &CgroupHandle) -> bool {
         cgroup.oom_killed()
+    }
+    fn oom_kills(&self, cgroup: &CgroupHandle) -> u64 {
+        cgroup.oom_kills()
     }
     fn pids(&self, cgroup: &CgroupHandle) -> Vec<i32> {
         cgroup.pids()
@@ -171,14 +178,20 @@ impl CgroupHandle {
 
     /// Whether the kernel's OOM killer has killed a process in this cgroup.
     pub fn oom_killed(&self) -> bool {
-        let (file, key) = match self {
+        self.oom_kills() > 0
+    }
+
+    /// How many processes the kernel's OOM killer has killed in this cgroup (`oom_kill` of
+    /// `memory.events`, v2, or of `memory.oom_control`, v1 since Linux 4.13).
+    pub fn oom_kills(&self) -> u64 {
+        let file = match self {
             CgroupHandle::V1 { dirs } => match dirs.get("memory") {
-                Some(d) => (d.join("memory.oom_control"), "oom_kill"),
-                None => return false,
+                Some(d) => d.join("memory.oom_control"),
+                None => return 0,
             },
-            CgroupHandle::V2 { dir } => (dir.join("memory.events"), "oom_kill"),
+            CgroupHandle::V2 { dir } => dir.join("memory.events"),
         };
-        read_keyed(&file, key).unwrap_or(0) > 0
+        read_keyed(&file, "oom_kill").unwrap_or(0)
     }
 
     pub fn stats(&self) -> CgroupStats {

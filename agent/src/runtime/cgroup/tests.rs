@@ -58,6 +58,7 @@ fn v2_reads_stats_and_oom() {
     )
     .unwrap();
     assert!(h.oom_killed());
+    assert_eq!(h.oom_kills(), 1);
 }
 
 #[test]
@@ -97,6 +98,7 @@ fn v1_writes_per_controller() {
     )
     .unwrap();
     assert!(h.oom_killed());
+    assert_eq!(h.oom_kills(), 2);
 }
 
 #[test]

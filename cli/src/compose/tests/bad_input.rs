@@ -204,7 +204,7 @@ fn deep_nesting_is_refused() {
 
 #[test]
 fn every_problem_is_reported_at_once() {
-    let e = Project::new("services:\n  a:\n    image: x\n    privileged: true\n    ports: [\"x\"]\n  b:\n    cap_add: [ALL]\n").err();
+    let e = Project::new("services:\n  a:\n    image: x\n    privileged: true\n    ports: [\"x\"]\n  b:\n    image: x\n    pid: host\n").err();
     assert_eq!(e.lines().count(), 3, "{e}");
 }
 

@@ -553,11 +553,51 @@ fn warned_keys() {
 }
 
 #[test]
+fn hardening_keys_convert() {
+    let l = one(
+        "cap_add: [NET_ADMIN, CAP_SYS_PTRACE]\ncap_drop: [ALL]\nread_only: true\n\
+         security_opt: [\"no-new-privileges:false\"]\nuserns_mode: private\n",
+    )
+    .ok();
+    let s = svc(&l, "web");
+    assert_eq!(s.cap_add, ["NET_ADMIN", "CAP_SYS_PTRACE"]);
+    assert_eq!(s.cap_drop, ["ALL"]);
+    assert!(s.read_only && s.userns);
+    assert_eq!(s.no_new_privileges, Some(false));
+    for (opt, nnp) in [
+        ("no-new-privileges", Some(true)),
+        ("no-new-privileges=true", Some(true)),
+        ("no-new-privileges:true", Some(true)),
+    ] {
+        let l = one(&format!("security_opt: [\"{opt}\"]\nuserns_mode: host\n")).ok();
+        let s = svc(&l, "web");
+        assert_eq!((s.no_new_privileges, s.userns), (nnp, false));
+    }
+    let e = one("cap_add: [NET_ADMN]\n").err();
+    assert_contains(
+        &e,
+        "service web: cap_add[0]: unknown capability \"NET_ADMN\"",
+    );
+    let e = one("security_opt: [\"apparmor:unconfined\", \"no-new-privileges:maybe\"]\n").err();
+    assert_contains(
+        &e,
+        "service web: security_opt[0]: Hoist cannot honour \"apparmor:unconfined\"",
+    );
+    assert_contains(
+        &e,
+        "service web: security_opt[1]: no-new-privileges takes true or false, not \"maybe\"",
+    );
+    let e = one("userns_mode: \"ns:/proc/1/ns/user\"\n").err();
+    assert_contains(
+        &e,
+        "service web: userns_mode: \"ns:/proc/1/ns/user\": use private",
+    );
+}
+
+#[test]
 fn refused_keys_name_the_key_and_the_service() {
     for key in [
         "privileged: true",
-        "cap_add: [NET_ADMIN]",
-        "cap_drop: [ALL]",
         "devices: [/dev/fuse]",
         "network_mode: host",
         "pid: host",
@@ -565,10 +605,8 @@ fn refused_keys_name_the_key_and_the_service() {
         "links: [db]",
         "extra_hosts: [\"a:1.2.3.4\"]",
         "dns: 8.8.8.8",
-        "security_opt: [seccomp:unconfined]",
         "sysctls: {net.core.somaxconn: 1024}",
         "shm_size: 1g",
-        "userns_mode: host",
         "volumes_from: [db]",
         "cpu_shares: 512",
         "tty: true",

@@ -11,7 +11,8 @@ mirror_v0!(s::ServiceSpec => ServiceSpec {
     placement, labels, autoscale, mode,
 } added {
     stop_signal: 1, stop_grace_period: 1, endpoint_mode: 2, user: 2, workdir: 2, hostname: 2,
-    init: 2, read_only: 2, ulimits: 2, mounts: 2, image_digest: 2, registry_auth: 2,
+    init: 2, read_only: 2, ulimits: 2, mounts: 2, image_digest: 2, registry_auth: 2, cap_add: 2,
+    cap_drop: 2, no_new_privileges: 2, userns: 2,
 });
 mirror_v0_enum!(s::ServiceMode => ServiceMode { Replicated, Global });
 mirror_v0!(s::ResourceSpec => ResourceSpec { cpu, memory } added { limits: 2, reservations: 2 });
@@ -28,7 +29,10 @@ mirror_v0!(s::UpdatePolicy => UpdatePolicy {
     parallelism, delay, failure_action, monitor, order, max_failure_ratio,
 } added { drain: 2 });
 mirror_v0!(s::Placement => Placement { constraints, max_per_node, spread });
-mirror_v0!(s::Autoscale => Autoscale { min, max });
+mirror_v0!(s::Autoscale => Autoscale { min, max } added {
+    step: 2, target: 2, cooldown_up: 2, stabilization_down: 2, query: 2, target_value: 2,
+    interval: 2,
+});
 
 mirror_v0!(c::Service => Service { name, version, spec, created_ms, updated_ms } added { vip: 2 });
 mirror_v0!(c::ServiceVersion => ServiceVersion { version, origin, created_ms, spec });
@@ -155,6 +159,15 @@ impl ToV0<Command> for r::Command {
             | D::SetReleaseState { .. }
             | D::RollbackStack { .. }
             | D::RemoveStack { .. } => return Err(Unrepresentable::new("stack commands", 2, 0)),
+            D::Autoscale(_) | D::CreateHookToken(_) | D::RemoveHookToken { .. } => {
+                return Err(Unrepresentable::new("autoscale commands", 2, 0))
+            }
+            D::CreateOperatorToken(_)
+            | D::RemoveOperatorToken { .. }
+            | D::TouchOperatorTokens { .. }
+            | D::Audited { .. } => {
+                return Err(Unrepresentable::new("operator token commands", 2, 0))
+            }
         })
     }
 }
@@ -207,6 +220,7 @@ impl ToV0<Response> for r::Response {
             D::Batch(responses) => Response::Batch(responses.to_v0()?),
             D::Plan(result) => Response::Plan(result.to_v0()?),
             D::Stack(_) => return Err(Unrepresentable::new("response Stack", 2, 0)),
+            D::Autoscale(_) => return Err(Unrepresentable::new("response Autoscale", 2, 0)),
         })
     }
 }

@@ -428,3 +428,97 @@ pub struct StackChange {
     #[prost(message, repeated, tag = "3")]
     pub services: Vec<super::service::ServiceChange>,
 }
+
+/// An autoscaling decision (format 2).
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct AutoscaleDecision {
+    #[prost(string, tag = "1")]
+    pub service: String,
+    /// `AutoscaleSource`: 0 alertmanager, 1 hook, 2 query, 3 operator.
+    #[prost(int32, tag = "2")]
+    pub source: i32,
+    #[prost(sint64, tag = "3")]
+    pub from: i64,
+    #[prost(sint64, tag = "4")]
+    pub to: i64,
+    #[prost(string, tag = "5")]
+    pub reason: String,
+    #[prost(string, tag = "6")]
+    pub detail: String,
+    #[prost(string, optional, tag = "7")]
+    pub dedup: Option<String>,
+    #[prost(uint64, tag = "8")]
+    pub index: u64,
+    #[prost(uint64, tag = "9")]
+    pub time_ms: u64,
+}
+
+/// A service's autoscale history (format 2).
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct AutoscaleLog {
+    #[prost(message, repeated, tag = "1")]
+    pub decisions: Vec<AutoscaleDecision>,
+    #[prost(string, repeated, tag = "2")]
+    pub seen: Vec<String>,
+    #[prost(uint64, tag = "3")]
+    pub total: u64,
+    #[prost(uint64, tag = "4")]
+    pub scaled: u64,
+}
+
+/// Format 2.
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct AutoscaleOutcome {
+    #[prost(message, optional, tag = "1")]
+    pub decision: Option<AutoscaleDecision>,
+    #[prost(bool, tag = "2")]
+    pub applied: bool,
+}
+
+/// A hook token: its id, scope and the SHA-256 of its secret (format 2).
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct HookToken {
+    #[prost(string, tag = "1")]
+    pub id: String,
+    #[prost(string, optional, tag = "2")]
+    pub service: Option<String>,
+    #[prost(string, tag = "3")]
+    pub secret_sha256: String,
+    #[prost(uint64, tag = "4")]
+    pub created_ms: u64,
+}
+
+/// An operator token: name, role, id and the SHA-256 of its secret (format 2).
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct OperatorToken {
+    #[prost(string, tag = "1")]
+    pub name: String,
+    /// `Role`: 0 viewer, 1 deployer, 2 admin.
+    #[prost(int32, tag = "2")]
+    pub role: i32,
+    #[prost(string, tag = "3")]
+    pub id: String,
+    #[prost(string, tag = "4")]
+    pub secret_sha256: String,
+    #[prost(uint64, tag = "5")]
+    pub created_ms: u64,
+    #[prost(string, tag = "6")]
+    pub created_by: String,
+    #[prost(uint64, tag = "7")]
+    pub last_used_ms: u64,
+}
+
+/// One write in the audit log (format 2).
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct AuditEntry {
+    #[prost(uint64, tag = "1")]
+    pub index: u64,
+    #[prost(uint64, tag = "2")]
+    pub time_ms: u64,
+    #[prost(string, tag = "3")]
+    pub actor: String,
+    #[prost(string, tag = "4")]
+    pub action: String,
+    #[prost(string, optional, tag = "5")]
+    pub error: Option<String>,
+}

@@ -9,7 +9,8 @@ use std::collections::{BTreeMap, VecDeque};
 mirror_v1!(s::ServiceSpec => ServiceSpec {
     name, image, command, args, env, replicas, resources, ports, health_check, restart, update,
     placement, labels, autoscale, mode, stop_signal, stop_grace_period, endpoint_mode, user,
-    workdir, hostname, init, read_only, ulimits, mounts, image_digest, registry_auth,
+    workdir, hostname, init, read_only, ulimits, mounts, image_digest, registry_auth, cap_add,
+    cap_drop, no_new_privileges, userns,
 });
 mirror_v1_enum!(s::ServiceMode { Replicated = 0, Global = 1 });
 mirror_v1!(s::ResourceSpec => ResourceSpec { cpu, memory, limits, reservations });
@@ -34,7 +35,20 @@ mirror_v1!(s::UpdatePolicy => UpdatePolicy {
     parallelism, delay, failure_action, monitor, order, max_failure_ratio, drain,
 });
 mirror_v1!(s::Placement => Placement { constraints, max_per_node, spread });
-mirror_v1!(s::Autoscale => Autoscale { min, max });
+mirror_v1!(s::Autoscale => Autoscale {
+    min, max, step, target, cooldown_up, stabilization_down, query, target_value, interval,
+});
+
+impl ToV1<f64> for s::Number {
+    fn to_v1(&self) -> f64 {
+        self.0
+    }
+}
+impl FromV1<f64> for s::Number {
+    fn from_v1(v: f64) -> Result<Self, String> {
+        Ok(s::Number(v))
+    }
+}
 
 mirror_v1!(c::Service => Service { name, version, spec, created_ms, updated_ms, vip });
 mirror_v1!(c::ServiceVersion => ServiceVersion { version, origin, created_ms, spec });
@@ -46,6 +60,18 @@ mirror_v1!(c::StackRelease => StackRelease {
 mirror_v1!(c::StackMember => StackMember { service, version, previous, changed });
 mirror_v1_enum!(c::ReleaseState { Deploying = 0, Completed = 1, RolledBack = 2, Superseded = 3 });
 mirror_v1!(c::StackChange => StackChange { stack, changed, services });
+mirror_v1_enum!(c::AutoscaleSource { Alertmanager = 0, Hook = 1, Query = 2, Operator = 3 });
+mirror_v1!(c::AutoscaleDecision => AutoscaleDecision {
+    service, source, from, to, reason, detail, dedup, index, time_ms,
+});
+mirror_v1!(c::AutoscaleLog => AutoscaleLog { decisions, seen, total, scaled });
+mirror_v1!(c::AutoscaleOutcome => AutoscaleOutcome { decision, applied });
+mirror_v1!(c::HookToken => HookToken { id, service, secret_sha256, created_ms });
+mirror_v1_enum!(c::Role { Viewer = 0, Deployer = 1, Admin = 2 });
+mirror_v1!(c::OperatorToken => OperatorToken {
+    name, role, id, secret_sha256, created_ms, created_by, last_used_ms,
+});
+mirror_v1!(c::AuditEntry => AuditEntry { index, time_ms, actor, action, error });
 mirror_v1_enum!(c::NodeStatus { Ready = 0, Down = 1 });
 mirror_v1_enum!(c::NodeAvailability { Active = 0, Paused = 1, Drained = 2 });
 mirror_v1!(c::NodeResources => NodeResources { cpu_millis, memory_bytes });
@@ -246,6 +272,18 @@ impl ToV1<Command> for r::Command {
                 reason: reason.clone(),
             }),
             D::RemoveStack { name } => K::RemoveStack(Name { name: name.clone() }),
+            D::Autoscale(d) => K::Autoscale(d.to_v1()),
+            D::CreateHookToken(t) => K::CreateHookToken(t.to_v1()),
+            D::RemoveHookToken { id } => K::RemoveHookToken(Name { name: id.clone() }),
+            D::CreateOperatorToken(t) => K::CreateOperatorToken(t.to_v1()),
+            D::RemoveOperatorToken { name } => K::RemoveOperatorToken(Name { name: name.clone() }),
+            D::TouchOperatorTokens { names } => K::TouchOperatorTokens(Names {
+                names: names.clone(),
+            }),
+            D::Audited { actor, command } => K::Audited(Box::new(Audited {
+                actor: actor.clone(),
+                command: Some(Box::new((**command).to_v1())),
+            })),
         };
         Command { kind: Some(kind) }
     }
@@ -324,6 +362,18 @@ impl FromV1<Command> for r::Command {
                 reason: r.reason,
             },
             K::RemoveStack(n) => D::RemoveStack { name: n.name },
+            K::Autoscale(d) => D::Autoscale(Box::new(FromV1::from_v1(d)?)),
+            K::CreateHookToken(t) => D::CreateHookToken(FromV1::from_v1(t)?),
+            K::RemoveHookToken(n) => D::RemoveHookToken { id: n.name },
+            K::CreateOperatorToken(t) => D::CreateOperatorToken(FromV1::from_v1(t)?),
+            K::RemoveOperatorToken(n) => D::RemoveOperatorToken { name: n.name },
+            K::TouchOperatorTokens(n) => D::TouchOperatorTokens { names: n.names },
+            K::Audited(a) => D::Audited {
+                actor: a.actor,
+                command: Box::new(FromV1::from_v1(
+                    *a.command.ok_or("an audited command without its command")?,
+                )?),
+            },
         })
     }
 }
@@ -350,6 +400,7 @@ impl ToV1<Response> for r::Response {
             }),
             D::Plan(result) => K::Plan(result.to_v1()),
             D::Stack(change) => K::Stack(change.to_v1()),
+            D::Autoscale(outcome) => K::Autoscale(outcome.to_v1()),
         };
         Response { kind: Some(kind) }
     }
@@ -370,6 +421,7 @@ impl FromV1<Response> for r::Response {
             K::Batch(b) => D::Batch(FromV1::from_v1(b.responses)?),
             K::Plan(p) => D::Plan(FromV1::from_v1(p)?),
             K::Stack(c) => D::Stack(Box::new(FromV1::from_v1(c)?)),
+            K::Autoscale(o) => D::Autoscale(Box::new(FromV1::from_v1(o)?)),
         })
     }
 }

@@ -9,9 +9,11 @@ pub mod consensus;
 mod convert;
 mod raft;
 mod service;
+mod session;
 mod state;
 
 pub use cluster::*;
 pub use raft::*;
 pub use service::*;
+pub use session::*;
 pub use state::*;

@@ -25,7 +25,7 @@ pub struct Request {
 pub struct Command {
     #[prost(
         oneof = "command::Kind",
-        tags = "1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18, 19, 20, 21, 22, 23, 24"
+        tags = "1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18, 19, 20, 21, 22, 23, 24, 25, 26, 27, 28, 29, 30, 31"
     )]
     pub kind: Option<command::Kind>,
 }
@@ -91,7 +91,37 @@ pub mod command {
         /// Format 2.
         #[prost(message, tag = "24")]
         RemoveStack(Name),
+        /// Format 2.
+        #[prost(message, tag = "25")]
+        Autoscale(super::super::cluster::AutoscaleDecision),
+        /// Format 2.
+        #[prost(message, tag = "26")]
+        CreateHookToken(super::super::cluster::HookToken),
+        /// Format 2.
+        #[prost(message, tag = "27")]
+        RemoveHookToken(Name),
+        /// Format 2.
+        #[prost(message, tag = "28")]
+        CreateOperatorToken(super::super::cluster::OperatorToken),
+        /// Format 2.
+        #[prost(message, tag = "29")]
+        RemoveOperatorToken(Name),
+        /// Format 2.
+        #[prost(message, tag = "30")]
+        TouchOperatorTokens(Names),
+        /// Format 2.
+        #[prost(message, tag = "31")]
+        Audited(Box<Audited>),
     }
+}
+
+/// An operator's write and who made it (format 2).
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct Audited {
+    #[prost(string, tag = "1")]
+    pub actor: String,
+    #[prost(message, optional, boxed, tag = "2")]
+    pub command: Option<Box<Command>>,
 }
 
 #[derive(Clone, Copy, PartialEq, prost::Message)]
@@ -287,7 +317,7 @@ pub struct CommandError {
 
 #[derive(Clone, PartialEq, prost::Message)]
 pub struct Response {
-    #[prost(oneof = "response::Kind", tags = "1, 2, 3, 4, 5, 6, 7, 8, 9, 10")]
+    #[prost(oneof = "response::Kind", tags = "1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11")]
     pub kind: Option<response::Kind>,
 }
 
@@ -319,6 +349,9 @@ pub mod response {
         /// Format 2.
         #[prost(message, tag = "10")]
         Stack(StackChange),
+        /// Format 2.
+        #[prost(message, tag = "11")]
+        Autoscale(super::super::cluster::AutoscaleOutcome),
     }
 }
 

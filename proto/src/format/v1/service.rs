@@ -62,6 +62,15 @@ pub struct ServiceSpec {
     pub image_digest: Option<String>,
     #[prost(message, optional, tag = "27")]
     pub registry_auth: Option<RegistryAuth>,
+    /// Container hardening, format 2.
+    #[prost(string, repeated, tag = "28")]
+    pub cap_add: Vec<String>,
+    #[prost(string, repeated, tag = "29")]
+    pub cap_drop: Vec<String>,
+    #[prost(bool, optional, tag = "30")]
+    pub no_new_privileges: Option<bool>,
+    #[prost(bool, tag = "31")]
+    pub userns: bool,
 }
 
 /// Format 2.
@@ -216,6 +225,21 @@ pub struct Autoscale {
     pub min: i64,
     #[prost(sint64, tag = "2")]
     pub max: i64,
+    /// Format 2, as every field below.
+    #[prost(sint64, optional, tag = "3")]
+    pub step: Option<i64>,
+    #[prost(double, optional, tag = "4")]
+    pub target: Option<f64>,
+    #[prost(string, optional, tag = "5")]
+    pub cooldown_up: Option<String>,
+    #[prost(string, optional, tag = "6")]
+    pub stabilization_down: Option<String>,
+    #[prost(string, optional, tag = "7")]
+    pub query: Option<String>,
+    #[prost(double, optional, tag = "8")]
+    pub target_value: Option<f64>,
+    #[prost(string, optional, tag = "9")]
+    pub interval: Option<String>,
 }
 
 #[derive(Clone, PartialEq, prost::Message)]

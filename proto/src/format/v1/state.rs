@@ -61,4 +61,16 @@ pub struct State {
     /// Stacks, by name. Format 2.
     #[prost(btree_map = "string, message", tag = "13")]
     pub stacks: BTreeMap<String, super::cluster::Stack>,
+    /// Autoscaling histories, by service. Format 2.
+    #[prost(btree_map = "string, message", tag = "14")]
+    pub autoscale: BTreeMap<String, super::cluster::AutoscaleLog>,
+    /// Hook tokens, by id. Format 2.
+    #[prost(btree_map = "string, message", tag = "15")]
+    pub hook_tokens: BTreeMap<String, super::cluster::HookToken>,
+    /// Operator tokens, by name. Format 2.
+    #[prost(btree_map = "string, message", tag = "16")]
+    pub operator_tokens: BTreeMap<String, super::cluster::OperatorToken>,
+    /// The audit log, oldest first. Format 2.
+    #[prost(message, repeated, tag = "17")]
+    pub audit: Vec<super::cluster::AuditEntry>,
 }

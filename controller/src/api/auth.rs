@@ -1,0 +1,415 @@
+//! Who may call what. Operator and agent routes pass here after the forwarding layer has sent
+//! what only the leader can answer to the leader (which checks it there); the member's own
+//! routes (`/metrics`, `/raft`, `/ui`) pass here first.
+//!
+//! The router is made from one table of routes, each with the [`Access`] it needs (`mod.rs`), and
+//! this layer reads the same table, so a route cannot exist without a rule. Default deny: a path
+//! the table does not know needs a viewer's token, and then answers 404.
+//!
+//! - Operators send `Authorization: Bearer HOISTOP1-...`; the token's role must be at least the
+//!   route's. The token's name then travels with the request (a task-local) so that a write is
+//!   proposed wrapped in `Command::Audited` under that name.
+//! - Agents send their join token as the bearer until node certificates replace it. Agents older
+//!   than 0.3.0 send none: they are let in while a node still runs one (a rolling upgrade).
+//! - The scaling hooks check their own tokens (`hooks.rs`); `GET /v1/health`,
+//!   `GET /v1/openapi.json` and the dashboard's static files are open (no data).
+//! - A cluster below format 2 cannot hold tokens: while a rolling upgrade is under way the API
+//!   stays as open as the older members' is, and this member says so in its log once.
+
+use super::error::ApiError;
+use super::Ctx;
+use axum::extract::{Request, State};
+use axum::http::{header, HeaderMap, Method, StatusCode};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use hoist_proto::cluster::Role;
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+/// What a route needs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Access {
+    /// Nothing: it tells nothing about the cluster.
+    Open,
+    /// An operator token with at least this role.
+    Role(Role),
+    /// An agent's credential (the join token).
+    Agent,
+    /// A hook token, checked by the handler.
+    Hook,
+    /// Another controller member (Raft RPCs, forwarded writes).
+    Peer,
+}
+
+/// One route of the table the router is made from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Route {
+    pub method: &'static str,
+    /// axum's pattern: `{name}` is one segment, `{*rest}` the rest of the path.
+    pub path: &'static str,
+    pub access: Access,
+}
+
+/// The operator a request was authenticated as.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Principal {
+    pub name: String,
+    pub role: Role,
+}
+
+tokio::task_local! {
+    /// The operator whose request the current task serves (see the module doc).
+    static PRINCIPAL: Principal;
+}
+
+/// The operator whose request is being served, if it was authenticated as one.
+pub fn principal() -> Option<Principal> {
+    PRINCIPAL.try_with(Clone::clone).ok()
+}
+
+/// Whether `pattern` (axum's syntax) matches `path`.
+fn matches(pattern: &str, path: &str) -> bool {
+    let mut want = pattern.split('/');
+    let mut got = path.split('/');
+    loop {
+        match (want.next(), got.next()) {
+            (None, None) => return true,
+            (Some(w), Some(g)) if w.starts_with("{*") => {
+                return !g.is_empty() || want.next().is_none()
+            }
+            (Some(w), Some(g)) if w.starts_with('{') => {
+                if g.is_empty() {
+                    return false;
+                }
+            }
+            (Some(w), Some(g)) if w == g => {}
+            _ => return false,
+        }
+    }
+}
+
+/// What `method` on `path` needs according to `routes`: default deny for what no route names.
+pub fn access_of(routes: &[Route], method: &Method, path: &str) -> Access {
+    let method = method.as_str();
+    // HEAD is answered by GET routes.
+    let same = |m: &str| m == method || (method == "HEAD" && m == "GET");
+    routes
+        .iter()
+        .filter(|r| same(r.method) && matches(r.path, path))
+        // A literal segment beats a parameter (`/v1/hooks/tokens` before `/v1/hooks/{x}`):
+        // the route with the fewest parameters is the one axum picks.
+        .min_by_key(|r| r.path.matches('{').count())
+        .map_or(Access::Role(Role::Viewer), |r| r.access)
+}
+
+/// When each token was last noted as used by this member (see [`Usage::note`]).
+#[derive(Debug, Default)]
+pub struct Usage {
+    last: Mutex<HashMap<String, Instant>>,
+    warned_open: AtomicBool,
+    warned_old_agents: AtomicBool,
+}
+
+/// A token's last use is replicated at most this often per member.
+const TOUCH_EVERY: Duration = Duration::from_secs(60);
+
+impl Usage {
+    /// Whether `name`'s use should be written now (not within the last minute).
+    fn note(&self, name: &str) -> bool {
+        let mut last = self.last.lock().expect("usage lock");
+        let now = Instant::now();
+        match last.get(name) {
+            Some(t) if now.duration_since(*t) < TOUCH_EVERY => false,
+            _ => {
+                last.insert(name.to_string(), now);
+                true
+            }
+        }
+    }
+}
+
+fn unauthorized(message: impl Into<String>) -> ApiError {
+    ApiError::new(StatusCode::UNAUTHORIZED, "unauthorized", message)
+}
+
+/// A token this member does not know. A follower may not have applied it yet (a token just
+/// made, a member catching up after a restart): the answer names the leader, and the
+/// forwarding layer asks the leader, whose word is final.
+fn unknown_here(ctx: &Ctx) -> ApiError {
+    let mut e = unauthorized("the token is unknown or was revoked");
+    if !ctx.node.is_leader() {
+        e.leader = ctx
+            .node
+            .leader()
+            .filter(|(id, _)| *id != ctx.node.id())
+            .map(|(_, addr)| addr);
+    }
+    e
+}
+
+fn bearer(headers: &HeaderMap) -> Option<&str> {
+    let v = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
+    let (scheme, token) = v.split_once(' ')?;
+    scheme.eq_ignore_ascii_case("bearer").then(|| token.trim())
+}
+
+/// What the state says about credentials, read once per request.
+enum Checked {
+    /// The cluster is below format 2: no credential can exist yet.
+    Open,
+    /// An operator, and when its token was last recorded as used.
+    Operator(Principal, u64),
+    Agent,
+    /// An agent older than 0.3.0, without credentials, while such nodes remain.
+    OldAgent,
+}
+
+fn check(ctx: &Ctx, headers: &HeaderMap, access: Access) -> Result<Checked, ApiError> {
+    let presented = bearer(headers);
+    let declared_format = crate::raft::peers::peer_version(headers).format;
+    ctx.node.stale_read(|s| {
+        if s.cluster_format < 2 {
+            return Ok(Checked::Open);
+        }
+        match access {
+            Access::Agent => {
+                let ok = presented
+                    .and_then(|t| hoist_proto::node::parse_join_token(t).ok())
+                    .zip(s.identity.as_ref())
+                    .is_some_and(|(p, id)| {
+                        p.cluster_id == id.cluster_id
+                            && crate::credentials::matches(
+                                &crate::credentials::digest(&id.secret),
+                                &p.secret,
+                            )
+                    });
+                // During a rolling upgrade, agents older than 0.3.0 send no credentials: they
+                // are let in while some node still runs one, so that upgrading the controllers
+                // first never cuts the cluster off its nodes. Once every node is upgraded, the
+                // door closes by itself.
+                let old_agent = presented.is_none()
+                    && declared_format < 2
+                    && s.nodes.values().any(|n| n.agent_format < 2);
+                if ok {
+                    Ok(Checked::Agent)
+                } else if old_agent {
+                    Ok(Checked::OldAgent)
+                } else {
+                    Err(unauthorized(
+                        "agent routes need the cluster's join token: `Authorization: Bearer HOIST1-...` \
+                         (agents of Hoist 0.3.0 and later send it)",
+                    ))
+                }
+            }
+            _ => {
+                let Some(text) = presented else {
+                    return Err(unauthorized(if s.operator_tokens.is_empty() {
+                        "credentials required, and no operator token exists yet: the leader writes \
+                         the first admin token to its DATA_DIR/admin.token"
+                    } else {
+                        "credentials required: `Authorization: Bearer TOKEN` (`hoist --token`, \
+                         HOIST_TOKEN, or `hoist cluster login`)"
+                    }));
+                };
+                let Some(parsed) = crate::credentials::parse_operator(text) else {
+                    return Err(unauthorized(
+                        "not an operator token (they look like HOISTOP1-<cluster>-<id>-<secret>)",
+                    ));
+                };
+                if let Some(id) = s.identity.as_ref().filter(|i| i.cluster_id != parsed.cluster_id)
+                {
+                    return Err(ApiError::new(
+                        StatusCode::UNAUTHORIZED,
+                        "wrong_cluster",
+                        format!(
+                            "the token is for cluster {}, this is cluster {}",
+                            parsed.cluster_id, id.cluster_id
+                        ),
+                    ));
+                }
+                crate::credentials::find_operator(s.operator_tokens.values(), &parsed)
+                    .map(|t| {
+                        let p = Principal {
+                            name: t.name.clone(),
+                            role: t.role,
+                        };
+                        Checked::Operator(p, t.last_used_ms)
+                    })
+                    .ok_or_else(|| unknown_here(ctx))
+            }
+        }
+    })
+}
+
+/// A member or agent that says its version and cannot work with this cluster learns so before
+/// anything else (426, as the handlers answer it): being told "too old" needs no credentials.
+/// Operators' tools say no version and pass.
+fn version_gate(ctx: &Ctx, req: &Request, access: Access) -> Option<ApiError> {
+    let headers = req.headers();
+    // A process that says nothing of itself (an operator's tool, or 0.1.0, which can bring no
+    // credentials either) is asked for credentials first.
+    if !headers.contains_key(hoist_proto::format::VERSION_HEADER) {
+        return None;
+    }
+    let v = crate::raft::peers::peer_version(headers);
+    let (floor, who) = match access {
+        Access::Agent => (hoist_proto::format::OLDEST, "this agent"),
+        // Members join and forward through operator routes: they must read the cluster's format.
+        Access::Role(_) => (ctx.node.stale_read(|s| s.cluster_format), "this member"),
+        _ => return None,
+    };
+    let why = v.incompatibility(floor)?;
+    Some(ApiError::new(
+        StatusCode::UPGRADE_REQUIRED,
+        "incompatible_version",
+        format!("{who} cannot be served: {why}"),
+    ))
+}
+
+/// The middleware (see the module doc).
+pub async fn authorize(State(ctx): State<Ctx>, req: Request, next: Next) -> Response {
+    let access = access_of(super::routes(), req.method(), req.uri().path());
+    let need = match access {
+        Access::Open | Access::Hook | Access::Peer => return next.run(req).await,
+        Access::Agent => None,
+        Access::Role(role) => Some(role),
+    };
+    if let Some(refused) = version_gate(&ctx, &req, access) {
+        return refused.into_response();
+    }
+    match check(&ctx, req.headers(), access) {
+        Err(e) => e.into_response(),
+        Ok(Checked::Agent) => next.run(req).await,
+        Ok(Checked::OldAgent) => {
+            if !ctx.usage.warned_old_agents.swap(true, Ordering::Relaxed) {
+                tracing::warn!(
+                    "agents older than Hoist 0.3.0 are let in without credentials until every \
+                     node runs 0.3.0 or later: upgrade them"
+                );
+            }
+            next.run(req).await
+        }
+        Ok(Checked::Open) => {
+            if !ctx.usage.warned_open.swap(true, Ordering::Relaxed) {
+                tracing::warn!(
+                    "the cluster is below format 2: the API takes requests without credentials \
+                     until every member runs Hoist 0.3.0 or later"
+                );
+            }
+            next.run(req).await
+        }
+        Ok(Checked::Operator(p, last_used_ms)) => {
+            let need = need.unwrap_or(Role::Admin);
+            if p.role < need {
+                return ApiError::new(
+                    StatusCode::FORBIDDEN,
+                    "forbidden",
+                    format!(
+                        "token {:?} has the {} role; {} {} needs the {need} role",
+                        p.name,
+                        p.role,
+                        req.method(),
+                        req.uri().path()
+                    ),
+                )
+                .into_response();
+            }
+            // Recorded at most once a minute per token: when the state's record is older than
+            // that, and this member has not just asked for it.
+            let recorded_long_ago = crate::autoscale::now_ms().saturating_sub(last_used_ms)
+                >= TOUCH_EVERY.as_millis() as u64;
+            if recorded_long_ago && ctx.usage.note(&p.name) {
+                let node = ctx.node.clone();
+                let names = vec![p.name.clone()];
+                tokio::spawn(async move {
+                    let touch = hoist_proto::raft::Command::TouchOperatorTokens { names };
+                    if let Err(e) = node.write(touch).await {
+                        tracing::debug!(error = %e, "recording a token's use");
+                    }
+                });
+            }
+            PRINCIPAL.scope(p, next.run(req)).await
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const TABLE: &[Route] = &[
+        Route {
+            method: "GET",
+            path: "/v1/services/{name}",
+            access: Access::Role(Role::Viewer),
+        },
+        Route {
+            method: "POST",
+            path: "/v1/services/{name}/scale",
+            access: Access::Role(Role::Deployer),
+        },
+        Route {
+            method: "GET",
+            path: "/v1/hooks/tokens",
+            access: Access::Role(Role::Admin),
+        },
+        Route {
+            method: "GET",
+            path: "/v1/hooks/{x}",
+            access: Access::Hook,
+        },
+        Route {
+            method: "GET",
+            path: "/ui/{*asset}",
+            access: Access::Open,
+        },
+    ];
+
+    #[test]
+    fn routes_are_matched_as_axum_does_and_the_rest_is_denied() {
+        let get = Method::GET;
+        let of = |m: &Method, p: &str| access_of(TABLE, m, p);
+        assert_eq!(of(&get, "/v1/services/web"), Access::Role(Role::Viewer));
+        assert_eq!(
+            of(&Method::HEAD, "/v1/services/web"),
+            Access::Role(Role::Viewer)
+        );
+        assert_eq!(
+            of(&Method::POST, "/v1/services/web/scale"),
+            Access::Role(Role::Deployer)
+        );
+        assert_eq!(of(&get, "/v1/hooks/tokens"), Access::Role(Role::Admin));
+        assert_eq!(of(&get, "/v1/hooks/alert"), Access::Hook);
+        assert_eq!(of(&get, "/ui/app.js"), Access::Open);
+        assert_eq!(of(&get, "/ui/a/b.css"), Access::Open);
+        // Unknown paths, methods and empty segments: default deny.
+        for (m, p) in [
+            (&Method::DELETE, "/v1/services/web"),
+            (&get, "/v1/services/"),
+            (&get, "/v1/services/web/scale"),
+            (&get, "/v1/nope"),
+            (&get, "/ui"),
+        ] {
+            assert_eq!(of(m, p), Access::Role(Role::Viewer), "{m} {p}");
+        }
+    }
+
+    #[test]
+    fn a_token_is_touched_once_a_minute() {
+        let u = Usage::default();
+        assert!(u.note("ci"));
+        assert!(!u.note("ci"));
+        assert!(u.note("admin"));
+    }
+
+    #[test]
+    fn bearer_is_read_case_insensitively() {
+        let mut h = HeaderMap::new();
+        h.insert(header::AUTHORIZATION, "bearer  T1 ".parse().unwrap());
+        assert_eq!(bearer(&h), Some("T1"));
+        h.insert(header::AUTHORIZATION, "Basic x".parse().unwrap());
+        assert_eq!(bearer(&h), None);
+    }
+}
