@@ -389,9 +389,13 @@ async fn run(args: Args) -> anyhow::Result<()> {
         overlay,
         mesh,
     };
-    axum::serve(listener, hoist_agent::api::router(services))
-        .with_graceful_shutdown(shutdown)
-        .await?;
+    hoist_transport::serve(
+        listener,
+        hoist_agent::api::router(services),
+        hoist_transport::Limits::default(),
+        shutdown,
+    )
+    .await?;
     let _ = std::fs::remove_file(&socket);
     Ok(())
 }

@@ -13,8 +13,7 @@ pub fn http_builder() -> reqwest::ClientBuilder {
 }
 
 fn builder_with(token: Option<&str>) -> reqwest::ClientBuilder {
-    hoist_common::init_tls();
-    let mut b = reqwest::Client::builder().no_proxy();
+    let mut b = hoist_transport::client::builder();
     if let Some(token) = token {
         if let Ok(mut v) = reqwest::header::HeaderValue::from_str(&format!("Bearer {token}")) {
             v.set_sensitive(true);

@@ -86,6 +86,13 @@ struct Args {
     /// The highest `[autoscale] max` a service may set: a bound above it is refused at apply.
     #[arg(long, default_value_t = 1000, value_name = "N")]
     autoscale_max_replicas: i64,
+    /// A connection must send a request's headers within this long of opening or of its
+    /// previous answer; idle connections are closed after it too.
+    #[arg(long, default_value = "30s", value_parser = duration)]
+    header_read_timeout: Duration,
+    /// Connections served at once on the listener; more wait until one closes.
+    #[arg(long, default_value_t = hoist_transport::server::MAX_CONNECTIONS, value_name = "N")]
+    max_connections: usize,
 }
 
 fn duration(text: &str) -> Result<Duration, String> {
@@ -134,6 +141,10 @@ fn main() -> anyhow::Result<()> {
     let opts = MemberOptions {
         data_dir: args.data_dir,
         listen: args.listen,
+        limits: hoist_transport::Limits {
+            header_read_timeout: args.header_read_timeout,
+            max_connections: args.max_connections,
+        },
         advertise: args.advertise,
         id: args.id,
         mode,

@@ -30,6 +30,8 @@ pub struct MemberOptions {
     pub data_dir: PathBuf,
     /// Where to listen, `HOST:PORT`.
     pub listen: String,
+    /// The listener's connection limits and timeouts.
+    pub limits: hoist_transport::Limits,
     /// The address peers and clients use; defaults to `listen`.
     pub advertise: Option<String>,
     /// The member id of a new member (random when absent).
@@ -87,6 +89,7 @@ pub async fn run(
     let mut stopping_rx = stopping.clone();
     let mut server = tokio::spawn(api::serve(
         listener,
+        opts.limits,
         Ctx::new(node.clone(), leader),
         async move {
             let _ = stopping_rx.wait_for(|s| *s).await;
@@ -144,9 +147,7 @@ async fn join(
     address: &str,
     learner: bool,
 ) -> Result<(), MemberError> {
-    hoist_common::init_tls();
-    let client = reqwest::Client::builder()
-        .no_proxy()
+    let client = hoist_transport::client::builder()
         .connect_timeout(Duration::from_millis(500))
         .timeout(Duration::from_secs(90))
         .build()

@@ -358,7 +358,11 @@ impl Lab {
         let running: Vec<usize> = (0..self.hosts.len())
             .filter(|&i| self.is_running(i))
             .collect();
-        let target = running.iter().filter_map(|&i| applied(i)).max().unwrap_or(0);
+        let target = running
+            .iter()
+            .filter_map(|&i| applied(i))
+            .max()
+            .unwrap_or(0);
         wait_for(
             &format!("every member to apply index {target}"),
             timeout,

@@ -68,7 +68,13 @@ pub async fn serve(listener: tokio::net::TcpListener, mgr: Arc<Manager>) -> std:
             )
         })
         .with_state(Ctx { mgr });
-    axum::serve(listener, app).await
+    hoist_transport::serve(
+        listener,
+        app,
+        hoist_transport::Limits::default(),
+        std::future::pending(),
+    )
+    .await
 }
 
 async fn scrape(State(ctx): State<Ctx>, headers: HeaderMap) -> Response {

@@ -75,13 +75,11 @@ impl ControllerClient {
     /// A client of the controllers at `addrs` that authenticates every request with the join
     /// `token` (controllers of format 2 refuse agent requests without it).
     pub fn new(addrs: Vec<String>, token: &str) -> anyhow::Result<Self> {
-        hoist_common::init_tls();
         let mut bearer =
             reqwest::header::HeaderValue::from_str(&format!("Bearer {}", token.trim()))
                 .map_err(|_| anyhow::anyhow!("the join token holds characters a header cannot"))?;
         bearer.set_sensitive(true);
-        let http = reqwest::Client::builder()
-            .no_proxy()
+        let http = hoist_transport::client::builder()
             .connect_timeout(Duration::from_secs(1))
             .default_headers(
                 [(reqwest::header::AUTHORIZATION, bearer)]

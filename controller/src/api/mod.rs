@@ -57,9 +57,7 @@ pub struct Ctx {
 
 impl Ctx {
     pub fn new(node: RaftNode, leader: Arc<Leader>) -> Ctx {
-        hoist_common::init_tls();
-        let http = reqwest::Client::builder()
-            .no_proxy()
+        let http = hoist_transport::client::builder()
             .connect_timeout(Duration::from_millis(500))
             .timeout(Duration::from_secs(10))
             .tcp_nodelay(true)
@@ -288,10 +286,9 @@ async fn raft_rpc(
 /// Serves the router on `listener` until `shutdown` completes.
 pub async fn serve(
     listener: tokio::net::TcpListener,
+    limits: hoist_transport::Limits,
     ctx: Ctx,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    axum::serve(listener, router(ctx))
-        .with_graceful_shutdown(shutdown)
-        .await
+    hoist_transport::serve(listener, router(ctx), limits, shutdown).await
 }

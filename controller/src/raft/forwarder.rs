@@ -35,9 +35,7 @@ impl Forwarder {
     /// Starts the forwarding task; a group not answered within `timeout` gets
     /// [`ConsensusError::Unknown`].
     pub fn start(timeout: Duration, peers: Arc<Peers>) -> Forwarder {
-        hoist_common::init_tls();
-        let http = reqwest::Client::builder()
-            .no_proxy()
+        let http = hoist_transport::client::builder()
             .connect_timeout(Duration::from_millis(500))
             .tcp_nodelay(true)
             .build()

@@ -36,11 +36,8 @@ pub struct Network {
 
 impl Network {
     pub fn new(me: u64, peers: Arc<Peers>) -> Self {
-        hoist_common::init_tls();
-        let client = reqwest::Client::builder()
-            .no_proxy()
+        let client = hoist_transport::client::builder()
             .connect_timeout(Duration::from_millis(500))
-            .pool_idle_timeout(Duration::from_secs(30))
             .tcp_nodelay(true)
             .build()
             .expect("http client builds");

@@ -145,8 +145,7 @@ impl StallGuard {
     /// Runs until Raft shuts down: every `tick`, holds elections while this member's own write is
     /// stalled, announces a leader's stall to its voters, and ends holds that are due.
     pub async fn watch(self: Arc<Self>, id: u64, tick: Duration, peers: Arc<Peers>) {
-        let client = reqwest::Client::builder()
-            .no_proxy()
+        let client = hoist_transport::client::builder()
             .timeout(tick)
             .tcp_nodelay(true)
             .build()

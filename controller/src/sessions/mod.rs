@@ -45,9 +45,7 @@ pub struct Sessions {
 
 impl Default for Sessions {
     fn default() -> Self {
-        hoist_common::init_tls();
-        let http = reqwest::Client::builder()
-            .no_proxy()
+        let http = hoist_transport::client::builder()
             .connect_timeout(Duration::from_millis(500))
             .tcp_nodelay(true)
             .build()
