@@ -133,7 +133,7 @@ async fn member(id: u64) -> Member {
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     // Only the API and Raft routes: no orchestration loop, so nothing else writes meanwhile.
     let ctx = Ctx::new(node.clone(), Leader::new(LeaderSettings::default()));
-    tokio::spawn(serve(listener, ctx, async {
+    tokio::spawn(serve(listener, Default::default(), ctx, async {
         let _ = stopped.await;
     }));
     Member {

@@ -27,6 +27,7 @@ impl State {
         if let Some(e) = spec.validate_in(self.cluster_format).into_iter().next() {
             return Err(invalid(&e.field, &e.message));
         }
+        self.check_file_references(spec)?;
         // An apply without credentials keeps the ones the service has (as Swarm's update does),
         // as long as its image stays on the same registry: they are never sent to another one.
         let kept_auth;
@@ -316,6 +317,9 @@ pub fn same_run_spec(a: &ServiceSpec, b: &ServiceSpec) -> bool {
         cap_drop,
         no_new_privileges,
         userns,
+        // Which files a replica mounts where (a new version of a file is not a new spec).
+        secrets,
+        configs,
     } = a;
     *name == b.name
         && *image == b.image
@@ -344,6 +348,8 @@ pub fn same_run_spec(a: &ServiceSpec, b: &ServiceSpec) -> bool {
         && *cap_drop == b.cap_drop
         && *no_new_privileges == b.no_new_privileges
         && *userns == b.userns
+        && *secrets == b.secrets
+        && *configs == b.configs
 }
 
 pub(super) fn no_service(name: &str) -> CommandError {

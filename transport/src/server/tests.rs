@@ -106,7 +106,8 @@ async fn shutdown_stops_accepting_and_returns_once_connections_end() {
     let mut idle = TcpStream::connect(addr).await.unwrap();
     idle.write_all(REQUEST).await.unwrap();
     let mut buf = [0u8; 64];
-    idle.read(&mut buf).await.unwrap();
+    let n = idle.read(&mut buf).await.unwrap();
+    assert!(buf[..n].starts_with(b"HTTP/1.1 200"));
     stop.send(()).unwrap();
     // The idle connection is closed gracefully, and the server returns.
     let (_, closed) = read_to_close(&mut idle, Duration::from_secs(5)).await;
