@@ -241,6 +241,23 @@ fn every_golden_file_of_every_format_read_decodes() {
                 |s, f| encode_snapshot(s, f).unwrap(),
                 |b, _| decode_snapshot(b).map_err(e),
             );
+            // A version made to restart replicas (`on_update = "restart"`).
+            let mut st = state(format);
+            if let Some(r) = st.services.get_mut("web") {
+                let cur = r.current().clone();
+                r.history.push_back(ServiceVersion {
+                    version: 3,
+                    origin: VersionOrigin::Restart { from: 2 },
+                    created_ms: 300,
+                    spec: cur.spec,
+                });
+            }
+            c.file(
+                "state-snapshot-restart",
+                &st,
+                |s, f| encode_snapshot(s, f).unwrap(),
+                |b, _| decode_snapshot(b).map_err(e),
+            );
         }
         for (name, entry) in entries() {
             c.file(

@@ -107,7 +107,8 @@ pub struct FileRef {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub gid: Option<u32>,
     /// What a new version does to running replicas: nothing more than replacing the file
-    /// (default, `"none"`), or replacing it and sending a signal (`"signal:SIGHUP"`).
+    /// (default, `"none"`), replacing it and sending a signal (`"signal:SIGHUP"`), or replacing
+    /// the replicas through the service's update policy (`"restart"`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub on_update: Option<String>,
 }
@@ -119,6 +120,9 @@ pub enum OnUpdate {
     Replace,
     /// The file is replaced, then the container's main process gets this signal.
     Signal(i32),
+    /// The replicas are replaced through the service's update policy (a new service version,
+    /// origin `restart`); running ones keep the version they started with.
+    Restart,
 }
 
 /// A reference with its defaults applied: what the agent mounts.
@@ -183,11 +187,13 @@ fn parse_mode(text: &str) -> Result<u32, String> {
 fn parse_on_update(text: &str) -> Result<OnUpdate, String> {
     match text {
         "none" => Ok(OnUpdate::Replace),
+        "restart" => Ok(OnUpdate::Restart),
         _ => match text.strip_prefix("signal:") {
             Some(sig) => crate::signal::parse_signal(sig).map(OnUpdate::Signal),
             None => Err(format!(
-                "{text:?} is not an update action: \"none\" (replace the file) or \
-                 \"signal:SIGNAL\" (replace it, then signal the replica, e.g. \"signal:SIGHUP\")"
+                "{text:?} is not an update action: \"none\" (replace the file), \
+                 \"signal:SIGNAL\" (replace it, then signal the replica, e.g. \"signal:SIGHUP\") \
+                 or \"restart\" (replace the replicas through the update policy)"
             )),
         },
     }
@@ -376,6 +382,11 @@ mod tests {
         x.mode = Some("0999".into());
         assert_eq!(x.resolve(FileKind::Secret).unwrap_err().0, "mode");
         x.mode = None;
+        x.on_update = Some("restart".into());
+        assert_eq!(
+            x.resolve(FileKind::Secret).unwrap().on_update,
+            OnUpdate::Restart
+        );
         x.on_update = Some("restart-please".into());
         assert_eq!(x.resolve(FileKind::Secret).unwrap_err().0, "on_update");
         x.on_update = None;

@@ -204,6 +204,60 @@ fn secrets_reach_replicas_as_files_rotate_live_and_rest_nowhere_in_the_clear() -
     }
     ensure!(tasks(&lab)? == before, "replicas were replaced: {before:?}");
 
+    // `on_update = "restart"`: a new version of the config replaces that service's replica
+    // through its update policy, while api's replicas see the new file in place.
+    let rolled = json!({
+        "name": "rolled",
+        "image": "busybox",
+        "command": ["sh", "-c", "while true; do sleep 0.2; done"],
+        "stop_grace_period": "1s",
+        "configs": [{"source": "app.conf", "on_update": "restart"}],
+    });
+    let (code, out, err) = lab.apply(&rolled, &[])?;
+    ensure!(code == 0, "apply rolled: {out}\n{err}");
+    let rolled_task = |lab: &ClusterLab| -> Result<Option<String>> {
+        let ps = lab.service_ps("rolled")?;
+        Ok(ps["replicas"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .find(|r| r["task"]["state"] == "running")
+            .and_then(|r| r["task"]["id"].as_str().map(String::from)))
+    };
+    let first = lab.wait_until("rolled to run", Duration::from_secs(60), || {
+        let t = rolled_task(&lab)?;
+        Ok((t.clone(), format!("{t:?}")))
+    })?;
+    std::fs::write(conf.path(), "port = 9090\n")?;
+    lab.hoist_ok(&["config", "create", "app.conf", "-f", conf_path])?;
+    lab.wait_until(
+        "rolled's replica to be replaced",
+        Duration::from_secs(60),
+        || {
+            let t = rolled_task(&lab)?;
+            Ok((t.clone().filter(|t| *t != first), format!("{t:?}")))
+        },
+    )?;
+    let got = lab.hoist_ok(&["service", "exec", "rolled", "--", "cat", "/app.conf"])?;
+    ensure!(got == "port = 9090\n", "rolled reads {got:?}");
+    let history = lab.hoist_ok(&["service", "history", "rolled"])?;
+    ensure!(history.contains("restart"), "{history}");
+    for (slot, _) in &before {
+        lab.wait_until(
+            &format!("api.{slot} to read config version 2"),
+            Duration::from_secs(20),
+            || {
+                let got = exec(&lab, *slot, &["cat", "/etc/app.conf"])?;
+                Ok(((got == "port = 9090\n").then_some(()), got))
+            },
+        )?;
+    }
+    ensure!(
+        tasks(&lab)? == before,
+        "api's replicas were replaced: {before:?}"
+    );
+    lab.hoist_ok(&["service", "rm", "rolled"])?;
+
     let inspect = lab.hoist_ok(&["secret", "inspect", "db-pass", "-o", "json"])?;
     let v: Value = serde_json::from_str(&inspect)?;
     ensure!(v["version"] == 2 && v["services"] == json!(["api"]), "{v}");

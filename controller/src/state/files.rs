@@ -14,6 +14,19 @@ use hoist_proto::files::{
 use hoist_proto::raft::{CommandError, ErrorCode, Response};
 use std::collections::BTreeMap;
 
+/// Whether `spec` references `kind` `name` with `on_update = "restart"`.
+fn restarts_on(spec: &hoist_proto::service::ServiceSpec, kind: FileKind, name: &str) -> bool {
+    let refs = match kind {
+        FileKind::Secret => &spec.secrets,
+        FileKind::Config => &spec.configs,
+    };
+    refs.iter().any(|r| {
+        r.source == name
+            && r.resolve(kind)
+                .is_ok_and(|x| x.on_update == hoist_proto::files::OnUpdate::Restart)
+    })
+}
+
 /// Room for the seal's header and tag over [`MAX_FILE_BYTES`].
 const SEAL_OVERHEAD: usize = 64;
 
@@ -144,6 +157,17 @@ impl State {
             .collect();
         for node in nodes {
             self.touch_node(&node);
+        }
+        // Services that restart on a new version get one of their own: the same spec again,
+        // which the reconciler rolls out through the update policy.
+        let restarting: Vec<String> = self
+            .services
+            .iter()
+            .filter(|(_, r)| restarts_on(&r.current().spec, w.kind, &w.name))
+            .map(|(s, _)| s.clone())
+            .collect();
+        for service in restarting {
+            self.restart_service(&service, now);
         }
         Ok(Response::File(Box::new(answer)))
     }
@@ -354,6 +378,35 @@ mod tests {
             panic!()
         };
         assert_eq!(e.code, ErrorCode::NotFound);
+    }
+
+    #[test]
+    fn a_new_version_restarts_the_services_that_ask_for_it_and_only_those() {
+        let mut st = format2();
+        apply(&mut st, secret("db-pass", b"v"));
+        let reference = |on_update: Option<&str>| hoist_proto::files::FileRef {
+            source: "db-pass".into(),
+            target: None,
+            mode: None,
+            uid: None,
+            gid: None,
+            on_update: on_update.map(String::from),
+        };
+        for (name, on_update) in [("live", None), ("rolled", Some("restart"))] {
+            let mut spec = hoist_proto::service::ServiceSpec::new(name, "busybox");
+            spec.secrets = vec![reference(on_update)];
+            apply(&mut st, Command::ApplyService(Box::new(spec)));
+        }
+        apply(&mut st, secret("db-pass", b"v2"));
+        let live = st.history("live").unwrap();
+        assert_eq!(live.len(), 1, "replaced in place: no new version");
+        let rolled = st.history("rolled").unwrap();
+        assert_eq!(rolled.len(), 2);
+        assert_eq!(
+            rolled[1].origin,
+            hoist_proto::cluster::VersionOrigin::Restart { from: 1 }
+        );
+        assert_eq!(rolled[1].spec, rolled[0].spec);
     }
 
     #[test]

@@ -198,6 +198,25 @@ impl State {
     }
 
     /// Records `spec` as the service's next version unless it equals the current one.
+    /// A new version of `name` with its current spec (origin `restart`): its replicas are
+    /// replaced through the update policy, as for any new version, since no task is carried
+    /// over to it.
+    pub(super) fn restart_service(&mut self, name: &str, now: u64) {
+        let Some(record) = self.services.get_mut(name) else {
+            return;
+        };
+        let cur = record.current().clone();
+        record.history.push_back(ServiceVersion {
+            version: cur.version + 1,
+            origin: VersionOrigin::Restart { from: cur.version },
+            created_ms: now,
+            spec: cur.spec,
+        });
+        if record.history.len() > HISTORY_LIMIT {
+            record.history.pop_front();
+        }
+    }
+
     fn new_version(&mut self, spec: Arc<ServiceSpec>, origin: VersionOrigin, now: u64) -> Response {
         let name = spec.name.clone();
         let record = self

@@ -70,7 +70,7 @@ fn file_refs(kind: &str, default_target: &str) -> Value {
         "mode": {"type": ["string", "null"], "pattern": "^(0o)?[0-7]{1,4}$", "description": "permissions in octal, at most 0777 (default 0444)"},
         "uid": {"type": ["integer", "null"], "minimum": 0, "maximum": u32::MAX, "description": "owner (default 0)"},
         "gid": {"type": ["integer", "null"], "minimum": 0, "maximum": u32::MAX, "description": "group (default 0)"},
-        "on_update": {"type": ["string", "null"], "examples": ["none", "signal:SIGHUP"], "description": "when a new version is created: replace the file in running replicas (none, the default), and signal them (signal:SIGNAL)"}}}})
+        "on_update": {"type": ["string", "null"], "examples": ["none", "signal:SIGHUP", "restart"], "description": "when a new version is created: replace the file in running replicas (none, the default), and signal them (signal:SIGNAL), or replace the replicas through the update policy (restart)"}}}})
 }
 
 pub fn name() -> Value {

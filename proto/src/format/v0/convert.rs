@@ -66,6 +66,9 @@ impl ToV0<VersionOrigin> for c::VersionOrigin {
             c::VersionOrigin::Apply => VersionOrigin::Apply,
             c::VersionOrigin::Scale => VersionOrigin::Scale,
             c::VersionOrigin::Rollback { from } => VersionOrigin::Rollback { from },
+            c::VersionOrigin::Restart { .. } => {
+                return Err(Unrepresentable::new("VersionOrigin::Restart", 2, 0))
+            }
         })
     }
 }

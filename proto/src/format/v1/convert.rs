@@ -111,6 +111,7 @@ impl ToV1<VersionOrigin> for c::VersionOrigin {
             c::VersionOrigin::Apply => VersionOrigin { kind: 0, from: 0 },
             c::VersionOrigin::Scale => VersionOrigin { kind: 1, from: 0 },
             c::VersionOrigin::Rollback { from } => VersionOrigin { kind: 2, from },
+            c::VersionOrigin::Restart { from } => VersionOrigin { kind: 3, from },
         }
     }
 }
@@ -126,6 +127,7 @@ impl FromV1<Option<VersionOrigin>> for c::VersionOrigin {
             0 => Ok(c::VersionOrigin::Apply),
             1 => Ok(c::VersionOrigin::Scale),
             2 => Ok(c::VersionOrigin::Rollback { from: v.from }),
+            3 => Ok(c::VersionOrigin::Restart { from: v.from }),
             k => Err(format!("{k} is not a version origin this build knows")),
         }
     }
