@@ -1,8 +1,8 @@
 //! Secrets and configs: named, versioned files that services' replicas see in their filesystem
 //! (format 2).
 //!
-//! Both are stored the same way (a secret's content sealed under the cluster's data key, a
-//! config's as it is) and reach a replica the same way: the agent that runs it fetches the
+//! Both are stored the same way (their content sealed under the cluster's data key) and reach a
+//! replica the same way: the agent that runs it fetches the
 //! current versions and writes them to a tmpfs of the container, never to its disk. A new
 //! version replaces the file in running replicas at once (`on_update`), which Swarm cannot do
 //! (its secrets are immutable).
@@ -59,8 +59,8 @@ pub struct StoredFile {
     pub updated_ms: u64,
     /// Bytes of the current version's content.
     pub size: u64,
-    /// The current version's content: for a secret, sealed under the cluster's data key. Only
-    /// the state and the Raft log hold it; the API never writes it.
+    /// The current version's content, sealed under the cluster's data key. Only the state and
+    /// the Raft log hold it; the API never writes it.
     #[serde(skip)]
     pub data: Vec<u8>,
 }
@@ -261,9 +261,8 @@ pub fn resolve_all(
     Ok(out)
 }
 
-/// `hoist secret create`: a new version of a secret or config (the first creates it). A
-/// secret's `data` is already sealed under the cluster's data key: the Raft log never holds its
-/// value.
+/// `hoist secret create`: a new version of a secret or config (the first creates it). `data`
+/// is already sealed under the cluster's data key: the Raft log never holds the content.
 #[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct FileWrite {
     pub kind: FileKind,

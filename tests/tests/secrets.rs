@@ -80,6 +80,23 @@ fn disk_holds(dir: &Path, needle: &[u8], skipped: &mut Vec<String>) -> Result<Op
     Ok(None)
 }
 
+/// Whether any regular file under `dir` (whatever its filesystem) holds `needle`.
+fn disk_holds_anywhere(dir: &Path, needle: &[u8]) -> bool {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return false;
+    };
+    entries.flatten().any(|entry| {
+        let p = entry.path();
+        match entry.file_type() {
+            Ok(t) if t.is_dir() => disk_holds_anywhere(&p, needle),
+            Ok(t) if t.is_file() => std::fs::read(&p)
+                .map(|b| b.windows(needle.len()).any(|w| w == needle))
+                .unwrap_or(false),
+            _ => false,
+        }
+    })
+}
+
 /// `hoist service exec api.SLOT -- ARGS`: stdout, which must succeed.
 fn exec(lab: &ClusterLab, slot: u64, args: &[&str]) -> Result<String> {
     let target = format!("api.{slot}");
@@ -311,10 +328,20 @@ fn secrets_reach_replicas_as_files_rotate_live_and_rest_nowhere_in_the_clear() -
             );
         }
         ensure!(
-            skipped.iter().all(|s| s.ends_with("/run")),
+            !skipped.is_empty() && skipped.iter().all(|s| s.ends_with("/run")),
             "only the agents' run dirs are memory: {skipped:?}"
         );
     }
+    // The search finds what is there: the current value is on the agents' tmpfs, where the
+    // replicas read it.
+    let on_tmpfs = lab.agents.iter().any(|a| {
+        let run = a.host.data_dir().join("run");
+        disk_holds_anywhere(&run, rotated.as_bytes())
+    });
+    ensure!(
+        on_tmpfs,
+        "the byte search does not find the value where it is"
+    );
 
     lab.hoist_ok(&["service", "rm", "api"])?;
     lab.wait_until("api's replicas gone", Duration::from_secs(30), || {

@@ -1,10 +1,10 @@
 //! `/v1/secrets` and `/v1/configs`: named, versioned files for services' replicas, and
 //! `/v1/agent/files`, where an agent fetches the content for a task it runs.
 //!
-//! A secret's value exists in the clear only in the request that creates it, in memory while it
-//! is sealed under the cluster's data key (`crate::keyring`), in the answer to the agent that runs
-//! a replica using it, and in that replica's tmpfs. No answer to an operator holds it, and no
-//! error message quotes it.
+//! A secret's (or config's) content exists in the clear only in the request that creates it, in
+//! memory while it is sealed under the cluster's data key (`crate::keyring`), in the answer to
+//! the agent that runs a replica using it, and in that replica's tmpfs. No answer to an operator
+//! holds it, and no error message quotes it.
 
 use super::agent::{agent_version, encode};
 use super::error::ApiError;
@@ -90,16 +90,12 @@ async fn put(ctx: Ctx, kind: FileKind, name: String, body: Bytes) -> Result<Resp
         };
         ApiError::field(status, "body", m)
     })?;
-    let data = match kind {
-        FileKind::Config => body.to_vec(),
-        FileKind::Secret => {
-            let key = ctx
-                .node
-                .stale_read(|s| ctx.keyring.data_key(s))
-                .ok_or_else(key_not_ready)?;
-            key.seal(&crate::keyring::file_aad(kind, &name), &body)
-        }
-    };
+    // Configs are sealed as secrets are: neither is in the Raft log or a snapshot in the clear.
+    let key = ctx
+        .node
+        .stale_read(|s| ctx.keyring.data_key(s))
+        .ok_or_else(key_not_ready)?;
+    let data = key.seal(&crate::keyring::file_aad(kind, &name), &body);
     let w = FileWrite {
         kind,
         name,
@@ -220,20 +216,16 @@ pub async fn agent_files(
                 .files(kind)
                 .get(name)
                 .ok_or_else(|| ApiError::not_found(format!("{kind} {name:?} no longer exists")))?;
-            let data = match kind {
-                FileKind::Config => stored.data.clone(),
-                FileKind::Secret => {
-                    let key = ctx.keyring.data_key(s).ok_or_else(key_not_ready)?;
-                    key.open(&crate::keyring::file_aad(kind, name), &stored.data)
-                        .map_err(|e| {
-                            ApiError::new(
-                                StatusCode::CONFLICT,
-                                "unreadable",
-                                format!("secret {name:?}: {e}"),
-                            )
-                        })?
-                }
-            };
+            let key = ctx.keyring.data_key(s).ok_or_else(key_not_ready)?;
+            let data = key
+                .open(&crate::keyring::file_aad(kind, name), &stored.data)
+                .map_err(|e| {
+                    ApiError::new(
+                        StatusCode::CONFLICT,
+                        "unreadable",
+                        format!("{kind} {name:?}: {e}"),
+                    )
+                })?;
             files.push(FileContent {
                 kind,
                 name: name.to_string(),

@@ -2,8 +2,9 @@
 //!
 //! The state keeps only the current version's content of each file: a new version reaches every
 //! running replica at once (the agents swap the file in place), so no task references an older
-//! one and it is dropped at once. A secret's content arrives sealed (`crate::keyring`): the state
-//! refuses one in the clear, so no bug upstream can put a value into the Raft log.
+//! one and it is dropped at once. Content arrives sealed (`crate::keyring`), a config's as a
+//! secret's: the state refuses it in the clear, so no bug upstream can put a value into the Raft
+//! log.
 
 use super::{invalid, not_found, State};
 use crate::keyring::is_sealed;
@@ -108,20 +109,17 @@ impl State {
                 ),
             ));
         }
-        match w.kind {
-            FileKind::Secret if !is_sealed(&w.data) => {
-                return Err(invalid(
-                    "data",
-                    "a secret's content must be sealed under the cluster's data key",
-                ))
-            }
-            FileKind::Secret if w.data.len() > MAX_FILE_BYTES + SEAL_OVERHEAD => {
-                return Err(invalid("data", "the sealed content is too large"))
-            }
-            FileKind::Config if w.data.len() != w.size as usize => {
-                return Err(invalid("size", "a config's size is its content's length"))
-            }
-            _ => {}
+        if !is_sealed(&w.data) {
+            return Err(invalid(
+                "data",
+                format!(
+                    "a {}'s content must be sealed under the cluster's data key",
+                    w.kind
+                ),
+            ));
+        }
+        if w.data.len() > MAX_FILE_BYTES + SEAL_OVERHEAD {
+            return Err(invalid("data", "the sealed content is too large"));
         }
         let files = self.files_mut(w.kind);
         let stored = match files.get(&w.name) {
@@ -329,7 +327,7 @@ mod tests {
         let big = Command::PutFile(Box::new(FileWrite {
             kind: FileKind::Config,
             name: "x".into(),
-            data: vec![1; MAX_FILE_BYTES + 1],
+            data: DataKey::generate().seal(b"config/x", &vec![1; MAX_FILE_BYTES + 1]),
             size: (MAX_FILE_BYTES + 1) as u64,
         }));
         assert!(matches!(apply(&mut st, big), Response::Error(_)));

@@ -198,6 +198,16 @@ impl State {
     }
 
     /// Records `spec` as the service's next version unless it equals the current one.
+    /// Whether a version after `version` of `service` was made to restart its replicas (a
+    /// replica of `version` is then outdated even if the spec is the same).
+    pub fn restarted_since(&self, service: &str, version: u64) -> bool {
+        self.services.get(service).is_some_and(|r| {
+            r.history
+                .iter()
+                .any(|v| v.version > version && matches!(v.origin, VersionOrigin::Restart { .. }))
+        })
+    }
+
     /// A new version of `name` with its current spec (origin `restart`): its replicas are
     /// replaced through the update policy, as for any new version, since no task is carried
     /// over to it.
