@@ -24,6 +24,9 @@ pub struct AgentConfig {
     pub cluster_dns: Option<std::net::Ipv4Addr>,
     /// The host ids a user-namespaced container's ids map onto (`--userns-range`).
     pub userns_range: crate::runtime::userns::IdRange,
+    /// Whether `DATA/run` is a tmpfs (`runtime::run_dir::ensure_tmpfs`): secrets are written
+    /// there only, so a node without one refuses containers that have any.
+    pub volatile_on_tmpfs: bool,
 }
 
 impl AgentConfig {

@@ -249,7 +249,7 @@ async fn run(args: Args) -> anyhow::Result<()> {
         }
         _ => None,
     };
-    let config = AgentConfig {
+    let mut config = AgentConfig {
         data_dir: args.data_dir,
         socket: args.socket,
         bridge: args.bridge,
@@ -260,6 +260,8 @@ async fn run(args: Args) -> anyhow::Result<()> {
         insecure_registries: args.insecure_registry,
         cluster_dns,
         userns_range,
+        // Known once the tmpfs is mounted, below.
+        volatile_on_tmpfs: false,
     };
     std::fs::create_dir_all(&config.data_dir)
         .with_context(|| format!("create {}", config.data_dir.display()))?;
@@ -276,15 +278,18 @@ async fn run(args: Args) -> anyhow::Result<()> {
             "no sealed copy of the agent binary for helpers (CVE-2019-5736 hardening off): {e}"
         );
     }
-    match hoist_agent::runtime::run_dir::ensure_tmpfs(&config.run_dir()) {
+    config.volatile_on_tmpfs = match hoist_agent::runtime::run_dir::ensure_tmpfs(&config.run_dir())
+    {
         Ok(true) => {
-            tracing::info!(dir = %config.run_dir().display(), "mounted a tmpfs for the containers' volatile files")
+            tracing::info!(dir = %config.run_dir().display(), "mounted a tmpfs for the containers' volatile files");
+            true
         }
-        Ok(false) => {}
+        Ok(false) => true,
         Err(e) => {
-            tracing::warn!(dir = %config.run_dir().display(), "no tmpfs for the containers' volatile files; they stay on disk: {e}")
+            tracing::warn!(dir = %config.run_dir().display(), "no tmpfs for the containers' volatile files; they stay on disk, and replicas with secrets are refused: {e}");
+            false
         }
-    }
+    };
     let images = Arc::new(ImageStore::open(&config.images_dir()).context("open image store")?);
     hoist_agent::image::build::clean_leftovers(&config.data_dir);
     let network = Arc::new(

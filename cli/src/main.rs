@@ -9,6 +9,7 @@ mod compose;
 mod controller_client;
 mod credentials;
 mod events;
+mod files;
 mod node;
 mod output;
 mod private_file;
@@ -27,6 +28,7 @@ mod token;
 
 use clap::{Parser, Subcommand};
 use client::{Client, ClientError};
+use hoist_proto::files::FileKind;
 use std::path::PathBuf;
 
 /// Hoist: run containers on this host (and, with a controller, services across many).
@@ -98,6 +100,12 @@ enum Command {
     /// Operators' tokens and their roles (admins): create, list, revoke.
     #[command(subcommand, after_help = token::TOKEN_EXAMPLES)]
     Token(token::TokenCmd),
+    /// Secrets for services' replicas: create (new versions rotate them live), list, inspect, rm.
+    #[command(subcommand, after_help = files::SECRET_EXAMPLES)]
+    Secret(files::FileCmd),
+    /// Configs for services' replicas: create, list, inspect, rm.
+    #[command(subcommand, after_help = files::CONFIG_EXAMPLES)]
+    Config(files::FileCmd),
     /// Scaling hooks for monitors: their tokens.
     #[command(subcommand)]
     Hook(autoscale::HookCmd),
@@ -163,6 +171,16 @@ fn main() {
             }
             Command::Token(cmd) => {
                 return controller_result(token::run(cmd, &cli.controller, json).await)
+            }
+            Command::Secret(cmd) => {
+                return controller_result(
+                    files::run(FileKind::Secret, cmd, &cli.controller, json).await,
+                )
+            }
+            Command::Config(cmd) => {
+                return controller_result(
+                    files::run(FileKind::Config, cmd, &cli.controller, json).await,
+                )
             }
             Command::Hook(cmd) => {
                 return controller_result(autoscale::run_hook(cmd, &cli.controller, json).await)

@@ -251,6 +251,9 @@ pub async fn run(cmd: ServiceCmd, controllers: &[String], json: bool) -> anyhow:
                             VersionOrigin::Apply => "apply".to_string(),
                             VersionOrigin::Scale => "scale".to_string(),
                             VersionOrigin::Rollback { from } => format!("rollback to {from}"),
+                            VersionOrigin::Restart { .. } => {
+                                "restart (a secret or config changed)".to_string()
+                            }
                         };
                         let mark = if Some(v.version) == current {
                             "current"

@@ -54,7 +54,7 @@ fn now_ms() -> u64 {
         .map_or(0, |d| d.as_millis() as u64)
 }
 
-fn ago(ms: u64, now: u64) -> String {
+pub(crate) fn ago(ms: u64, now: u64) -> String {
     if ms == 0 {
         return "never".into();
     }
@@ -216,7 +216,7 @@ pub async fn audit(controllers: &[String], limit: usize, json: bool) -> anyhow::
 }
 
 /// GETs the list at `path` and prints it: as JSON, or as a table of `row`s (given the time now).
-async fn list<T: serde::de::DeserializeOwned + serde::Serialize>(
+pub(crate) async fn list<T: serde::de::DeserializeOwned + serde::Serialize>(
     client: &ControllerClient,
     path: &str,
     json: bool,

@@ -213,6 +213,51 @@ fn every_golden_file_of_every_format_read_decodes() {
                 |s, f| encode_snapshot(s, f).unwrap(),
                 |b, _| decode_snapshot(b).map_err(e),
             );
+            // Secrets, configs and the data key's sealed copies.
+            let mut st = state(format);
+            let secret = samples::stored_secret();
+            st.secrets.insert(secret.name.clone(), secret);
+            let config = hoist_proto::files::StoredFile {
+                kind: hoist_proto::files::FileKind::Config,
+                name: "api.toml".into(),
+                version: 1,
+                created_ms: 1_700_000_000_000,
+                updated_ms: 1_700_000_000_000,
+                size: 12,
+                data: b"port = 8080\n".to_vec(),
+            };
+            st.configs.insert(config.name.clone(), config);
+            st.member_keys.insert(
+                2,
+                hoist_proto::files::MemberKey {
+                    public_key: vec![7; 32],
+                    sealed_data_key: vec![9; 80],
+                },
+            );
+            st.data_key_id = "3f2a9c0112345678".into();
+            c.file(
+                "state-snapshot-files",
+                &st,
+                |s, f| encode_snapshot(s, f).unwrap(),
+                |b, _| decode_snapshot(b).map_err(e),
+            );
+            // A version made to restart replicas (`on_update = "restart"`).
+            let mut st = state(format);
+            if let Some(r) = st.services.get_mut("web") {
+                let cur = r.current().clone();
+                r.history.push_back(ServiceVersion {
+                    version: 3,
+                    origin: VersionOrigin::Restart { from: 2 },
+                    created_ms: 300,
+                    spec: cur.spec,
+                });
+            }
+            c.file(
+                "state-snapshot-restart",
+                &st,
+                |s, f| encode_snapshot(s, f).unwrap(),
+                |b, _| decode_snapshot(b).map_err(e),
+            );
         }
         for (name, entry) in entries() {
             c.file(

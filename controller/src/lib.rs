@@ -14,6 +14,7 @@ pub mod api;
 pub mod autoscale;
 pub mod credentials;
 pub mod events;
+pub mod keyring;
 pub mod leader;
 pub mod member;
 pub mod metrics;

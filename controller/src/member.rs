@@ -60,6 +60,8 @@ pub enum MemberError {
     Join(String),
     #[error("serving: {0}")]
     Serve(std::io::Error),
+    #[error("member key: {0}")]
+    Keys(String),
 }
 
 /// Runs a member until `shutdown` completes.
@@ -85,12 +87,22 @@ pub async fn run(
     });
     tokio::spawn(leader::run(node.clone(), leader.clone()));
     tokio::spawn(crate::autoscale::run_pull(node.clone(), leader.clone()));
+    let member_key = crate::keyring::load_or_create_member_key(&opts.data_dir).map_err(|e| {
+        MemberError::Keys(format!(
+            "{}: {e}",
+            opts.data_dir
+                .join(crate::keyring::MEMBER_KEY_FILE)
+                .display()
+        ))
+    })?;
+    let keyring = std::sync::Arc::new(crate::keyring::Keyring::new(node.id(), member_key));
+    tokio::spawn(crate::keyring::run(node.clone(), keyring.clone()));
     let (stop, stopping) = tokio::sync::watch::channel(false);
     let mut stopping_rx = stopping.clone();
     let mut server = tokio::spawn(api::serve(
         listener,
         opts.limits,
-        Ctx::new(node.clone(), leader),
+        Ctx::new(node.clone(), leader).with_keyring(keyring),
         async move {
             let _ = stopping_rx.wait_for(|s| *s).await;
         },

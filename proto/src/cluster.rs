@@ -52,6 +52,12 @@ pub enum VersionOrigin {
     Rollback {
         from: u64,
     },
+    /// The spec of version `from` again, so that its replicas are replaced through the update
+    /// policy: a secret or config they use with `on_update = "restart"` has a new version.
+    /// Format 2.
+    Restart {
+        from: u64,
+    },
 }
 
 /// One entry of a service's version history.

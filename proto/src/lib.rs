@@ -8,6 +8,7 @@ pub mod agent;
 pub mod capabilities;
 pub mod cluster;
 pub mod events;
+pub mod files;
 pub mod format;
 pub mod image;
 pub mod limits;

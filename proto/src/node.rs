@@ -125,6 +125,10 @@ pub struct Assignment {
     pub spec: ServiceSpec,
     /// `Running` to run it, `Shutdown` to stop and remove it.
     pub desired: TaskState,
+    /// The current version of every secret and config the spec references: a new one is
+    /// fetched (`GET /v1/agent/files`) and replaces the file in the running replica. Format 2.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub files: Vec<crate::files::FileVersion>,
 }
 
 /// The node's full set of assignments as of Raft index `index`. Full state, never a delta:

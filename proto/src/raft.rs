@@ -149,6 +149,25 @@ pub enum Command {
         actor: String,
         command: Box<Command>,
     },
+    /// Deployer: a new version of a secret or config (the first creates it). Format 2.
+    PutFile(Box<crate::files::FileWrite>),
+    /// Deployer: remove a secret or config that no service references. Format 2.
+    RemoveFile {
+        kind: crate::files::FileKind,
+        name: String,
+    },
+    /// A member: its public key for the cluster's data key (a member whose key changed loses
+    /// its sealed copy until the leader seals a new one). Format 2.
+    SetMemberKey {
+        member: u64,
+        public_key: Vec<u8>,
+    },
+    /// The leader: the data key `key_id` sealed for these members. The first one names the
+    /// cluster's data key; a copy of another key is refused. Format 2.
+    SealDataKey {
+        key_id: String,
+        keys: Vec<crate::files::SealedKey>,
+    },
 }
 
 /// `hoist stack deploy`: the stack's services, named `STACK_SERVICE`.
@@ -180,7 +199,11 @@ impl Command {
             | Command::RemoveHookToken { .. }
             | Command::CreateOperatorToken(_)
             | Command::RemoveOperatorToken { .. }
-            | Command::TouchOperatorTokens { .. } => 2,
+            | Command::TouchOperatorTokens { .. }
+            | Command::PutFile(_)
+            | Command::RemoveFile { .. }
+            | Command::SetMemberKey { .. }
+            | Command::SealDataKey { .. } => 2,
             Command::Audited { command, .. } => command.format().max(2),
             Command::Plan(p) if !p.drain.is_empty() => 2,
             _ => 0,
@@ -274,4 +297,6 @@ pub enum Response {
     Stack(Box<StackChange>),
     /// An autoscaling decision applied (or seen before). Format 2.
     Autoscale(Box<AutoscaleOutcome>),
+    /// A secret or config after a write or removal, without its content. Format 2.
+    File(Box<crate::files::StoredFile>),
 }

@@ -205,6 +205,11 @@ impl Lab {
         &self.hosts[i].data
     }
 
+    /// The directory holding every member's data dir and log.
+    pub fn root(&self) -> &Path {
+        self.dir.path()
+    }
+
     /// Starts host `i`'s member with `extra` flags (`--bootstrap`, `--join ADDR`, or nothing to resume).
     pub fn start(&mut self, i: usize, extra: &[&str]) -> Result<()> {
         let log = std::fs::OpenOptions::new()

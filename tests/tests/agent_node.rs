@@ -25,6 +25,7 @@ fn task(id: &str, slot: u64, spec: &ServiceSpec) -> Assignment {
         slot,
         spec: spec.clone(),
         desired: TaskState::Running,
+        files: vec![],
     }
 }
 

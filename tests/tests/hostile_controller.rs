@@ -217,3 +217,64 @@ fn operator_api_refuses_hostile_bodies() -> Result<()> {
     );
     Ok(())
 }
+
+/// Reads until the server closes the connection; answers how long that took and what came.
+fn until_closed(s: &mut std::net::TcpStream, within: Duration) -> Result<(Duration, Vec<u8>)> {
+    use std::io::Read;
+    s.set_read_timeout(Some(within))?;
+    let start = std::time::Instant::now();
+    let mut got = Vec::new();
+    s.read_to_end(&mut got)
+        .with_context(|| format!("still open after {within:?}"))?;
+    Ok((start.elapsed(), got))
+}
+
+/// Slow and idle clients cannot hold the listener: a half-sent request and an idle connection
+/// are closed at `--header-read-timeout`, and past `--max-connections` a new client waits (in the
+/// kernel's queue) until one closes, then is served.
+#[test]
+fn half_sent_and_idle_connections_are_closed_and_the_connection_limit_holds() -> Result<()> {
+    use std::io::Write;
+    use std::net::TcpStream;
+    let mut lab = Lab::new(1)?;
+    lab.flags.0 = ["--header-read-timeout", "1s", "--max-connections", "32"]
+        .map(String::from)
+        .to_vec();
+    let api = Api::start(&mut lab)?;
+
+    let mut half = TcpStream::connect(&api.addr)?;
+    half.write_all(b"GET /v1/health HTTP/1.1\r\nHost: hoist\r\nX-Slow:")?;
+    let (took, _) = until_closed(&mut half, Duration::from_secs(10))?;
+    ensure!(
+        took >= Duration::from_millis(800) && took < Duration::from_secs(5),
+        "a half-sent request was closed after {took:?}"
+    );
+
+    // 32 connections that say nothing hold every slot; the 33rd is served once they time out.
+    let idle: Vec<TcpStream> = (0..32)
+        .map(|_| TcpStream::connect(&api.addr))
+        .collect::<std::io::Result<_>>()?;
+    let mut late = TcpStream::connect(&api.addr)?;
+    late.write_all(&raw_http::request_bytes(
+        "GET",
+        "/v1/health",
+        None,
+        b"",
+        &[],
+    ))?;
+    let (took, answer) = until_closed(&mut late, Duration::from_secs(10))?;
+    let answer = String::from_utf8_lossy(&answer);
+    ensure!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+    ensure!(
+        took >= Duration::from_millis(500),
+        "served past the limit at once ({took:?})"
+    );
+    for mut s in idle {
+        let (took, _) = until_closed(&mut s, Duration::from_secs(5))?;
+        ensure!(took < Duration::from_secs(5));
+    }
+    // And the listener serves as before.
+    let a = api.send("GET", "/v1/services", None, b"")?;
+    ensure!(a.status == 200, "{} {}", a.status, a.body);
+    Ok(())
+}

@@ -2,6 +2,7 @@
 //! cgroup, network and files before the supervisor starts it. Every step is undone if a later one
 //! fails, so a failed `run` leaves nothing behind.
 
+use super::files::{ContainerFiles, FilesState};
 use super::prepare;
 use super::record::{ContainerRecord, State, RECORD_VERSION};
 use super::volumes::{self, AnonymousVolume};
@@ -24,6 +25,18 @@ impl Manager {
         req: CreateContainer,
         attached: bool,
     ) -> Result<(Arc<Container>, Created), AgentError> {
+        self.create_with_files(req, attached, None).await
+    }
+
+    /// [`Manager::create`] with secrets and configs (`files`: a service replica's, fetched by
+    /// the worker), written to the container's volatile directory and linked at their targets
+    /// ([`super::files`]). Their content is in no record.
+    pub async fn create_with_files(
+        self: &Arc<Self>,
+        req: CreateContainer,
+        attached: bool,
+        files: Option<ContainerFiles>,
+    ) -> Result<(Arc<Container>, Created), AgentError> {
         let t0 = Instant::now();
         validate(&req)?;
         crate::network::kind::kind(req.network, self.config.cluster_dns.is_some())
@@ -33,7 +46,8 @@ impl Manager {
         let image = tokio::task::spawn_blocking(move || images.resolve(&image_ref))
             .await
             .map_err(|e| AgentError::internal("resolve image", e))??;
-        self.create_with(req, image, attached, t0, true).await
+        self.create_with(req, image, attached, t0, true, files)
+            .await
     }
 
     /// Creates and starts a container from an image the caller resolved (the builder runs RUN
@@ -46,11 +60,12 @@ impl Manager {
         attached: bool,
         t0: Instant,
     ) -> Result<(Arc<Container>, Created), AgentError> {
-        self.create_with(req, image, attached, t0, false).await
+        self.create_with(req, image, attached, t0, false, None)
+            .await
     }
 
     /// `create` and `create_from`; `image_volumes` says whether the image's `VOLUME`s get
-    /// anonymous volumes ([`volumes`]).
+    /// anonymous volumes ([`volumes`]), `files` are its secrets and configs.
     async fn create_with(
         self: &Arc<Self>,
         req: CreateContainer,
@@ -58,7 +73,9 @@ impl Manager {
         attached: bool,
         t0: Instant,
         image_volumes: bool,
+        files: Option<ContainerFiles>,
     ) -> Result<(Arc<Container>, Created), AgentError> {
+        let files = files.filter(|f| !f.refs.is_empty());
         validate(&req)?;
         crate::network::kind::kind(req.network, self.config.cluster_dns.is_some())
             .map_err(AgentError::Invalid)?;
@@ -125,6 +142,17 @@ impl Manager {
             Vec::new()
         };
 
+        if let Some(f) = &files {
+            let mut mounts = volumes::requested_targets(&req);
+            mounts.extend(anonymous_volumes.iter().map(|v| v.target.as_str()));
+            super::files::check_create(
+                f,
+                &mounts,
+                req.userns.then_some(self.config.userns_range),
+                self.config.volatile_on_tmpfs,
+            )?;
+        }
+
         let dir = ContainerDir(self.config.containers_dir().join(&id));
         let cgroup = self.deps.cgroups.handle_for(&id);
         let record = ContainerRecord {
@@ -156,6 +184,8 @@ impl Manager {
                 dir: dir.clone(),
                 cgroup: cgroup.clone(),
                 state: watch::channel(State::Created).0,
+                files: Default::default(),
+                files_lock: Default::default(),
             };
             index.insert(id.clone(), Arc::new(placeholder));
         }
@@ -170,8 +200,11 @@ impl Manager {
                 process,
                 identity,
                 image.layers,
+                files.as_ref(),
             )
             .await;
+        // The content is on the tmpfs now: none of it stays in this process's memory.
+        drop(files);
         let prepared_us = t0.elapsed().as_micros();
         // Any failure from here on undoes everything: nothing of the container is left behind.
         let started = match prepared {
@@ -181,7 +214,7 @@ impl Manager {
             },
             Err(e) => Err(e),
         };
-        let ((record, spec), started) = match started {
+        let ((record, spec, files), started) = match started {
             Ok(v) => v,
             Err(e) => {
                 self.index().remove(&id);
@@ -200,6 +233,8 @@ impl Manager {
                 started_at: started.started_at,
             })
             .0,
+            files: std::sync::Mutex::new(files),
+            files_lock: Default::default(),
         });
         self.insert(container.clone());
         tracing::info!(%id, %name, create_to_exec_us, "container started");
@@ -214,7 +249,8 @@ impl Manager {
         ))
     }
 
-    /// Everything before the supervisor starts: cgroup, network, generated files, the spec on disk.
+    /// Everything before the supervisor starts: cgroup, network, generated files, secrets and
+    /// configs, the spec on disk.
     #[allow(clippy::too_many_arguments)]
     async fn prepare(
         &self,
@@ -225,7 +261,8 @@ impl Manager {
         process: prepare::Process,
         identity: users::Identity,
         layers: Vec<std::path::PathBuf>,
-    ) -> Result<(ContainerRecord, RuntimeSpec), AgentError> {
+        task_files: Option<&ContainerFiles>,
+    ) -> Result<(ContainerRecord, RuntimeSpec, Option<FilesState>), AgentError> {
         let io = |what: String, e: std::io::Error| AgentError::internal(what, e);
         let userns = req.userns.then_some(self.config.userns_range);
         // What the container's root owns on the host in a user namespace: its own id there.
@@ -291,6 +328,15 @@ impl Manager {
                 read_only: false,
             });
         }
+        // Secrets and configs: beside the generated files, in the volatile directory only.
+        let (files_state, files_mount) = match task_files {
+            Some(f) => {
+                let (state, mount) = super::files::write_new(dir, f, userns)?;
+                tracing::info!(id = %record.id, files = %super::files::list(&state.versions()), "secrets and configs written");
+                (Some(state), Some(mount))
+            }
+            None => (None, None),
+        };
         let mut volume_binds = Vec::new();
         for v in &req.volumes {
             let host = Path::new(&v.host_path);
@@ -365,10 +411,11 @@ impl Manager {
             capabilities: Some(capabilities.into_iter().map(String::from).collect()),
             no_new_privileges: req.no_new_privileges.unwrap_or(true),
             userns,
+            files: files_mount,
         };
         write_json_atomic(&dir.spec(), &spec).map_err(|e| io("write spec".into(), e))?;
         write_json_atomic(&dir.record(), &record).map_err(|e| io("write record".into(), e))?;
-        Ok((record, spec))
+        Ok((record, spec, files_state))
     }
 }
 

@@ -12,6 +12,7 @@
 
 mod create;
 pub mod diff;
+pub mod files;
 mod logs;
 pub mod named_volumes;
 pub mod prepare;
@@ -63,6 +64,10 @@ pub struct Container {
     pub dir: ContainerDir,
     pub cgroup: CgroupHandle,
     state: watch::Sender<State>,
+    /// Its secrets and configs, as it has them ([`files`]; no content).
+    files: Mutex<Option<files::FilesState>>,
+    /// Held while its files are replaced or removed: one rotation at a time.
+    files_lock: tokio::sync::Mutex<()>,
 }
 
 impl Container {
@@ -327,6 +332,8 @@ impl Manager {
             };
             tracing::info!(id = %c.record.id, name = %c.record.name, code = exit.code, oom = exit.oom_killed, "container exited");
             c.state.send_replace(State::Exited { started_at, exit });
+            // Nothing reads an exited container's secrets: they go now, not at its removal.
+            mgr.discard_files(&c).await;
             if remove_on_exit {
                 if let Err(e) = mgr.remove(&c.record.id, false).await {
                     tracing::warn!(id = %c.record.id, "auto-remove: {e}");

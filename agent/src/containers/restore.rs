@@ -96,11 +96,20 @@ impl Manager {
                 }
             };
             let running = state.is_running();
+            // What secrets and configs a running container has; an exited one's go.
+            let files = if running {
+                super::files::load(&dir)
+            } else {
+                super::files::discard(&dir);
+                None
+            };
             let c = Arc::new(Container {
                 record,
                 dir,
                 cgroup,
                 state: watch::channel(state).0,
+                files: std::sync::Mutex::new(files),
+                files_lock: Default::default(),
             });
             self.insert(c.clone());
             if running {

@@ -876,3 +876,462 @@ fn bad_spec_fields_are_refused_naming_the_field() {
         );
     });
 }
+
+// Secrets and configs of a service replica (`containers::files`).
+
+use super::files::ContainerFiles;
+use hoist_proto::files::{FileContent, FileKind, FileVersion, OnUpdate, ResolvedRef};
+use std::os::unix::fs::MetadataExt;
+
+fn secret_value(version: u64) -> String {
+    format!("s3cret-value-{version}")
+}
+
+fn content(kind: FileKind, name: &str, version: u64, data: String) -> FileContent {
+    FileContent {
+        kind,
+        name: name.into(),
+        version,
+        data: data.into_bytes(),
+    }
+}
+
+fn fv(kind: FileKind, name: &str, version: u64) -> FileVersion {
+    FileVersion {
+        kind,
+        name: name.into(),
+        version,
+    }
+}
+
+/// Secret `db-pass` at `/run/secrets/db-pass` (0400, owner 1000:1000, SIGHUP on a new version)
+/// and config `app.conf` at `/etc/app.conf`, at versions 1.
+fn replica_files() -> ContainerFiles {
+    let r = |kind, source: &str, target: &str, mode, uid, on_update| ResolvedRef {
+        kind,
+        source: source.into(),
+        target: target.into(),
+        mode,
+        uid,
+        gid: uid,
+        on_update,
+    };
+    ContainerFiles {
+        refs: vec![
+            r(
+                FileKind::Secret,
+                "db-pass",
+                "/run/secrets/db-pass",
+                0o400,
+                1000,
+                OnUpdate::Signal(libc::SIGHUP),
+            ),
+            r(
+                FileKind::Config,
+                "app.conf",
+                "/etc/app.conf",
+                0o444,
+                0,
+                OnUpdate::Replace,
+            ),
+        ],
+        content: vec![
+            content(FileKind::Secret, "db-pass", 1, secret_value(1)),
+            content(FileKind::Config, "app.conf", 1, "workers = 4\n".into()),
+        ],
+    }
+}
+
+/// Every file below `dir` (links not followed) whose bytes hold `needle`, relative to `dir`.
+fn files_holding(dir: &std::path::Path, needle: &str) -> Vec<String> {
+    fn walk(root: &std::path::Path, dir: &std::path::Path, needle: &[u8], out: &mut Vec<String>) {
+        for e in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+            let path = e.path();
+            let Ok(meta) = std::fs::symlink_metadata(&path) else {
+                continue;
+            };
+            if meta.is_dir() {
+                walk(root, &path, needle, out);
+            } else if meta.is_file() {
+                let bytes = std::fs::read(&path).unwrap_or_default();
+                if bytes.windows(needle.len()).any(|w| w == needle) {
+                    out.push(path.strip_prefix(root).unwrap().display().to_string());
+                }
+            }
+        }
+    }
+    let mut out = Vec::new();
+    walk(dir, dir, needle.as_bytes(), &mut out);
+    out.sort();
+    out
+}
+
+/// Waits until `f` holds.
+async fn until(what: &str, f: impl Fn() -> bool) {
+    for _ in 0..5000 {
+        if f() {
+            return;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(1)).await;
+    }
+    panic!("{what}");
+}
+
+#[test]
+fn a_replicas_files_are_written_to_its_volatile_directory_only() {
+    let host = FakeHost::new();
+    run(async {
+        let (mgr, net) = agent(&host).await;
+        let (c, _) = mgr
+            .create_with_files(request(NetworkMode::None), false, Some(replica_files()))
+            .await
+            .expect("create");
+        let id = c.record.id.clone();
+        let files = c.dir.files();
+        assert_eq!(
+            std::fs::read_link(files.join("..data")).unwrap(),
+            std::path::Path::new("..v1")
+        );
+        assert_eq!(
+            std::fs::read_to_string(files.join("..data/0")).unwrap(),
+            secret_value(1)
+        );
+        let meta = std::fs::metadata(files.join("..v1/0")).unwrap();
+        assert_eq!(
+            (meta.mode() & 0o7777, meta.uid(), meta.gid()),
+            (0o400, 1000, 1000)
+        );
+        assert_eq!(
+            std::fs::read_to_string(files.join("..data/1")).unwrap(),
+            "workers = 4\n"
+        );
+        // The secret's value is in that one file of the data dir, nowhere else: not in the
+        // record, the runtime spec, files.json, nor anything on disk.
+        let at = format!("run/{id}/files/..v1/0");
+        assert_eq!(files_holding(&host.data_dir(), &secret_value(1)), [at]);
+        // The runtime mounts the directory and links the targets, in the references' order.
+        let spec: crate::runtime::RuntimeSpec =
+            crate::runtime::read_json(&c.dir.spec()).unwrap().unwrap();
+        let mount = spec.files.expect("files mounted");
+        assert_eq!(mount.source, files);
+        assert_eq!(mount.targets, ["/run/secrets/db-pass", "/etc/app.conf"]);
+        assert_eq!(mount.owner, None);
+        // The versions are known, in memory and in files.json.
+        let versions = [
+            fv(FileKind::Secret, "db-pass", 1),
+            fv(FileKind::Config, "app.conf", 1),
+        ];
+        assert_eq!(mgr.file_versions(&id), versions);
+        let state: super::files::FilesState = crate::runtime::read_json(&c.dir.files_state())
+            .unwrap()
+            .unwrap();
+        assert_eq!(state.versions(), versions);
+        // Removal takes them with the rest.
+        mgr.remove(&id, true).await.expect("remove");
+        assert_nothing_left(&host, &mgr, &net, "removed");
+    });
+}
+
+#[test]
+fn a_new_version_is_swapped_in_and_its_signal_sent() {
+    let host = FakeHost::new();
+    run(async {
+        let (mgr, _net) = agent(&host).await;
+        let (c, _) = mgr
+            .create_with_files(request(NetworkMode::None), false, Some(replica_files()))
+            .await
+            .expect("create");
+        let id = c.record.id.clone();
+        let files = c.dir.files();
+        let secret_inode = std::fs::metadata(files.join("..v1/0")).unwrap().ino();
+        // A new config: replaced, no signal (its reference asks for none).
+        let before = host.calls().len();
+        let rotated = mgr
+            .update_files(
+                &id,
+                vec![
+                    content(FileKind::Secret, "db-pass", 1, secret_value(1)),
+                    content(FileKind::Config, "app.conf", 2, "workers = 8\n".into()),
+                ],
+            )
+            .await
+            .expect("rotate");
+        assert_eq!(rotated.changed, [fv(FileKind::Config, "app.conf", 2)]);
+        assert!(rotated.signals.is_empty());
+        assert!(host.ops_since(before).is_empty(), "no signal");
+        assert_eq!(
+            std::fs::read_to_string(files.join("..data/1")).unwrap(),
+            "workers = 8\n"
+        );
+        assert_eq!(entries(&files), ["..data", "..v2"]);
+        // The unchanged secret is the same file, not written again.
+        assert_eq!(
+            std::fs::metadata(files.join("..v2/0")).unwrap().ino(),
+            secret_inode
+        );
+        assert_eq!(
+            mgr.file_versions(&id),
+            [
+                fv(FileKind::Secret, "db-pass", 1),
+                fv(FileKind::Config, "app.conf", 2)
+            ]
+        );
+        // The same versions again, or older ones: nothing happens.
+        let again = mgr
+            .update_files(
+                &id,
+                vec![content(FileKind::Config, "app.conf", 1, "old".into())],
+            )
+            .await
+            .expect("nothing to do");
+        assert_eq!(again, super::files::Rotated::default());
+        assert_eq!(entries(&files), ["..data", "..v2"]);
+        // A new secret: replaced, then SIGHUP to the main process.
+        let before = host.calls().len();
+        let rotated = mgr
+            .update_files(
+                &id,
+                vec![content(FileKind::Secret, "db-pass", 2, secret_value(2))],
+            )
+            .await
+            .expect("rotate");
+        assert_eq!(rotated.signals, [libc::SIGHUP]);
+        assert_eq!(
+            std::fs::read_to_string(files.join("..data/0")).unwrap(),
+            secret_value(2)
+        );
+        let kill = &host.calls()[before];
+        assert_eq!(
+            (kill.op, kill.subject.as_str()),
+            ("supervisor kill", format!("{id} {}", libc::SIGHUP).as_str())
+        );
+        assert_eq!(
+            files_holding(&host.data_dir(), &secret_value(1)),
+            Vec::<String>::new()
+        );
+        // The fake's container ends on any signal: an exited container's files go at once.
+        c.wait_exit().await;
+        until("the files of the exited container go", || {
+            !files.exists() && !c.dir.files_state().exists()
+        })
+        .await;
+        assert!(mgr.file_versions(&id).is_empty());
+        assert_eq!(
+            files_holding(&host.data_dir(), "s3cret-value"),
+            Vec::<String>::new()
+        );
+        let e = mgr
+            .update_files(
+                &id,
+                vec![content(FileKind::Secret, "db-pass", 3, secret_value(3))],
+            )
+            .await
+            .expect_err("exited");
+        assert_eq!(e.code(), "conflict");
+    });
+}
+
+#[test]
+fn a_restarted_agent_knows_the_versions_its_containers_have() {
+    let host = FakeHost::new();
+    let (id, first_state) = run(async {
+        let (mgr, _net) = agent(&host).await;
+        let (c, _) = mgr
+            .create_with_files(request(NetworkMode::None), false, Some(replica_files()))
+            .await
+            .expect("create");
+        let first = std::fs::read(c.dir.files_state()).unwrap();
+        mgr.update_files(
+            &c.record.id,
+            vec![content(
+                FileKind::Config,
+                "app.conf",
+                2,
+                "workers = 8\n".into(),
+            )],
+        )
+        .await
+        .expect("rotate");
+        (c.record.id.clone(), first)
+    });
+    let dir = run(async {
+        let (mgr, _net) = agent(&host).await;
+        assert_eq!(
+            mgr.file_versions(&id),
+            [
+                fv(FileKind::Secret, "db-pass", 1),
+                fv(FileKind::Config, "app.conf", 2)
+            ]
+        );
+        // And goes on rotating from there.
+        let rotated = mgr
+            .update_files(
+                &id,
+                vec![content(
+                    FileKind::Config,
+                    "app.conf",
+                    3,
+                    "workers = 9\n".into(),
+                )],
+            )
+            .await
+            .expect("rotate");
+        assert_eq!(rotated.changed, [fv(FileKind::Config, "app.conf", 3)]);
+        let c = mgr.get(&id).unwrap();
+        assert_eq!(entries(&c.dir.files()), ["..data", "..v3"]);
+        c.dir.clone()
+    });
+    // An agent killed between a rename and the state's write: files.json lags the files.
+    std::fs::write(dir.files_state(), first_state).unwrap();
+    run(async {
+        let (mgr, _net) = agent(&host).await;
+        assert_eq!(
+            mgr.file_versions(&id),
+            [
+                fv(FileKind::Secret, "db-pass", 0),
+                fv(FileKind::Config, "app.conf", 0)
+            ],
+            "unknown: fetched again"
+        );
+        let rotated = mgr
+            .update_files(
+                &id,
+                vec![
+                    content(FileKind::Secret, "db-pass", 1, secret_value(1)),
+                    content(FileKind::Config, "app.conf", 3, "workers = 9\n".into()),
+                ],
+            )
+            .await
+            .expect("rotate");
+        assert_eq!(rotated.changed.len(), 2);
+        assert_eq!(entries(&dir.files()), ["..data", "..v4"]);
+        assert_eq!(
+            std::fs::read_to_string(dir.files().join("..data/1")).unwrap(),
+            "workers = 9\n"
+        );
+    });
+}
+
+#[test]
+fn files_a_replica_cannot_have_are_refused_and_leave_nothing() {
+    let host = FakeHost::new();
+    run(async {
+        let (mgr, net) = agent(&host).await;
+        // A target where a mount goes.
+        let req = CreateContainer {
+            tmpfs: vec![hoist_proto::TmpfsMount {
+                target: "/etc/app.conf".into(),
+                size_bytes: None,
+                mode: None,
+                read_only: false,
+            }],
+            ..request(NetworkMode::None)
+        };
+        let err = mgr
+            .create_with_files(req, false, Some(replica_files()))
+            .await
+            .map(|_| ())
+            .expect_err("clash");
+        assert_eq!(err.code(), "invalid");
+        assert!(
+            err.to_string()
+                .starts_with("config \"app.conf\": target /etc/app.conf"),
+            "{err}"
+        );
+        assert_nothing_left(&host, &mgr, &net, "a clash");
+        // No content for a reference.
+        let mut missing = replica_files();
+        missing.content.pop();
+        let err = mgr
+            .create_with_files(request(NetworkMode::None), false, Some(missing))
+            .await
+            .map(|_| ())
+            .expect_err("no content");
+        assert!(err.to_string().contains("app.conf"), "{err}");
+        assert_nothing_left(&host, &mgr, &net, "no content");
+        // A start that fails after the files were written takes them away.
+        host.fail_op("supervisor start");
+        mgr.create_with_files(request(NetworkMode::None), false, Some(replica_files()))
+            .await
+            .map(|_| ())
+            .expect_err("start fails");
+        assert_nothing_left(&host, &mgr, &net, "a failed start");
+        assert_eq!(
+            files_holding(&host.data_dir(), "s3cret-value"),
+            Vec::<String>::new()
+        );
+    });
+    // A node whose volatile directory is not a tmpfs keeps no secret (configs it may).
+    let host = FakeHost::new();
+    run(async {
+        let network = host.network().await;
+        let config = crate::config::AgentConfig {
+            volatile_on_tmpfs: false,
+            ..host.config()
+        };
+        let mgr = Manager::new(config, host.deps(network.clone()));
+        mgr.restore().await.expect("restore");
+        let err = mgr
+            .create_with_files(request(NetworkMode::None), false, Some(replica_files()))
+            .await
+            .map(|_| ())
+            .expect_err("no tmpfs");
+        assert_eq!(err.code(), "conflict");
+        assert!(err.to_string().contains("not a tmpfs"), "{err}");
+        assert_nothing_left(&host, &mgr, &network, "no tmpfs");
+        let mut configs = replica_files();
+        configs.refs.remove(0);
+        mgr.create_with_files(request(NetworkMode::None), false, Some(configs))
+            .await
+            .expect("configs only");
+    });
+}
+
+#[test]
+fn a_user_namespaced_replicas_files_belong_to_its_ids() {
+    if !nix::unistd::getuid().is_root() {
+        // Giving files away takes root.
+        return;
+    }
+    let host = FakeHost::new();
+    run(async {
+        let (mgr, _net) = agent(&host).await;
+        let req = CreateContainer {
+            userns: true,
+            ..request(NetworkMode::None)
+        };
+        let (c, _) = mgr
+            .create_with_files(req, false, Some(replica_files()))
+            .await
+            .expect("create");
+        let range = host.config().userns_range;
+        let meta = std::fs::metadata(c.dir.files().join("..v1/0")).unwrap();
+        assert_eq!(
+            (meta.uid(), meta.gid()),
+            (range.first + 1000, range.first + 1000)
+        );
+        let meta = std::fs::metadata(c.dir.files().join("..v1/1")).unwrap();
+        assert_eq!(meta.uid(), range.first);
+        let spec: crate::runtime::RuntimeSpec =
+            crate::runtime::read_json(&c.dir.spec()).unwrap().unwrap();
+        assert_eq!(spec.files.unwrap().owner, Some(range.first));
+        // An owner outside the range is refused.
+        let mut far = replica_files();
+        far.refs[0].uid = range.count;
+        let req = CreateContainer {
+            userns: true,
+            name: Some("web2".into()),
+            ..request(NetworkMode::None)
+        };
+        let err = mgr
+            .create_with_files(req, false, Some(far))
+            .await
+            .map(|_| ())
+            .expect_err("outside");
+        assert!(
+            err.to_string()
+                .starts_with("secret \"db-pass\": owner 65536:1000"),
+            "{err}"
+        );
+    });
+}

@@ -105,6 +105,12 @@ fn setup(
         }
         .map_err(InitError::start)?;
     }
+    // Secrets and configs last: on top of any tmpfs or volume at `/run`, and their targets'
+    // links made wherever those paths lead now.
+    if let Some(files) = &spec.files {
+        super::secret_files::mount_into(&root, files)
+            .map_err(|e| InitError::start(format!("secrets and configs: {e}")))?;
+    }
     mounts::open_in_root(&root, &spec.cwd, mounts::Create::Dir)
         .map_err(|e| InitError::start(format!("working directory {}: {e}", spec.cwd)))?;
 

@@ -17,6 +17,7 @@ pub mod mounts;
 mod reaper;
 pub mod run_dir;
 pub mod seccomp;
+pub mod secret_files;
 pub mod security;
 pub mod selfexe;
 pub mod shim;
@@ -67,6 +68,10 @@ pub struct RuntimeSpec {
     /// Run in a user namespace mapping container ids onto this host range.
     #[serde(default)]
     pub userns: Option<userns::IdRange>,
+    /// The container's secrets and configs: their directory, mounted after every other mount,
+    /// and the targets linked into it ([`secret_files`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub files: Option<secret_files::FilesMount>,
 }
 
 fn yes() -> bool {
@@ -183,6 +188,14 @@ impl ContainerDir {
     }
     pub fn rootfs(&self) -> PathBuf {
         self.run().join("rootfs")
+    }
+    /// The content of the container's secrets and configs ([`secret_files`]): volatile only.
+    pub fn files(&self) -> PathBuf {
+        self.run().join("files")
+    }
+    /// Which secrets and configs the container has, at which versions (no content).
+    pub fn files_state(&self) -> PathBuf {
+        self.run().join("files.json")
     }
 }
 

@@ -24,7 +24,7 @@ mod process;
 
 pub use kernel::{FakeCgroups, FakeLinks, FakeNft};
 pub use mesh::{FakeMesh, MeshCall};
-pub use node::{FakeContainers, NodeCall};
+pub use node::{FakeContainers, FakeFiles, NodeCall};
 pub use process::{FakeImages, FakeSupervisor};
 
 use crate::config::AgentConfig;
@@ -136,6 +136,8 @@ impl FakeHost {
             insecure_registries: Vec::new(),
             cluster_dns: None,
             userns_range: crate::runtime::userns::IdRange::DEFAULT,
+            // The fake host's data dir stands in for the tmpfs a real agent mounts.
+            volatile_on_tmpfs: true,
         }
     }
 

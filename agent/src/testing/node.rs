@@ -1,15 +1,20 @@
-//! A fake node for the worker's executor: [`FakeContainers`] keeps containers as records and
-//! images as names, records every call ([`NodeCall`]), and can hold creates until a test lets
-//! them go, to look at the executor while an action is in flight.
+//! A fake node for the worker's executor: [`FakeContainers`] keeps containers as records,
+//! images as names and each container's secret and config versions, records every call
+//! ([`NodeCall`]), and can hold creates until a test lets them go, to look at the executor
+//! while an action is in flight. [`FakeFiles`] answers fetches of a task's secrets and configs
+//! from a script and records them.
 
+use crate::containers::files::{ContainerFiles, Rotated};
 use crate::error::AgentError;
 use crate::image::ImageError;
 use crate::worker::executor::Containers;
+use crate::worker::files::{FetchError, FileSource};
 use futures::future::BoxFuture;
+use hoist_proto::files::{FileContent, FileVersion, TaskFiles};
 use hoist_proto::{
     ContainerInfo, ContainerStatus, CreateContainer, Created, ExitInfo, RegistryAuth,
 };
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::sync::{Mutex, MutexGuard};
 
 /// A call the executor made.
@@ -21,6 +26,8 @@ pub enum NodeCall {
     Remove(String),
     /// A pull of an image the node did not have (whether or not the registry had it).
     Pull(String),
+    /// A replacement of a container's files, with the versions it changed.
+    UpdateFiles(String, Vec<FileVersion>),
 }
 
 #[derive(Debug, Default)]
@@ -33,6 +40,8 @@ struct Node {
     private: BTreeMap<String, (String, String)>,
     calls: Vec<NodeCall>,
     seq: u64,
+    /// Each container's secrets and configs: (version, content) by (kind, name).
+    files: BTreeMap<String, Vec<FileContent>>,
 }
 
 /// Containers and images of a node, in memory.
@@ -100,6 +109,19 @@ impl FakeContainers {
     fn not_found(id: &str) -> AgentError {
         AgentError::NotFound(format!("no such container: {id}"))
     }
+
+    /// The content of a container's secrets and configs, as it has them.
+    pub fn files_of(&self, id: &str) -> Vec<FileContent> {
+        self.node().files.get(id).cloned().unwrap_or_default()
+    }
+}
+
+fn version_of(f: &FileContent) -> FileVersion {
+    FileVersion {
+        kind: f.kind,
+        name: f.name.clone(),
+        version: f.version,
+    }
 }
 
 impl Containers for FakeContainers {
@@ -107,7 +129,11 @@ impl Containers for FakeContainers {
         self.node().containers.values().cloned().collect()
     }
 
-    fn create(&self, req: CreateContainer) -> BoxFuture<'_, Result<Created, AgentError>> {
+    fn create(
+        &self,
+        req: CreateContainer,
+        files: Option<ContainerFiles>,
+    ) -> BoxFuture<'_, Result<Created, AgentError>> {
         Box::pin(async move {
             let name = req.name.clone().unwrap_or_default();
             self.node().calls.push(NodeCall::Create(name.clone()));
@@ -116,6 +142,9 @@ impl Containers for FakeContainers {
             let mut node = self.node();
             if !node.images.contains(&req.image) {
                 return Err(ImageError::NotFound(req.image.clone()).into());
+            }
+            if let Some(f) = &files {
+                crate::containers::files::initial_state(f).map_err(AgentError::Invalid)?;
             }
             node.seq += 1;
             let id = format!("{:064x}", node.seq);
@@ -138,6 +167,9 @@ impl Containers for FakeContainers {
                 shell: None,
             };
             node.containers.insert(id.clone(), info);
+            if let Some(f) = files {
+                node.files.insert(id.clone(), f.content);
+            }
             Ok(Created {
                 id,
                 name,
@@ -193,6 +225,112 @@ impl Containers for FakeContainers {
             }
             node.images.insert(image.to_string());
             Ok(true)
+        })
+    }
+
+    fn file_versions(&self, id: &str) -> Vec<FileVersion> {
+        self.node()
+            .files
+            .get(id)
+            .map(|f| f.iter().map(version_of).collect())
+            .unwrap_or_default()
+    }
+
+    fn update_files<'a>(
+        &'a self,
+        id: &'a str,
+        content: Vec<FileContent>,
+    ) -> BoxFuture<'a, Result<Rotated, AgentError>> {
+        Box::pin(async move {
+            let mut node = self.node();
+            let Some(have) = node.files.get_mut(id) else {
+                return Err(Self::not_found(id));
+            };
+            let mut changed = Vec::new();
+            for f in have.iter_mut() {
+                let newer = content
+                    .iter()
+                    .filter(|c| c.kind == f.kind && c.name == f.name && c.version > f.version)
+                    .max_by_key(|c| c.version);
+                if let Some(c) = newer {
+                    *f = c.clone();
+                    changed.push(version_of(c));
+                }
+            }
+            node.calls
+                .push(NodeCall::UpdateFiles(id.to_string(), changed.clone()));
+            Ok(Rotated {
+                changed,
+                signals: vec![],
+            })
+        })
+    }
+}
+
+/// The controllers' answers to fetches of secrets and configs, scripted: queued answers first,
+/// then the standing one ([`FakeFiles::set`]), else a refusal. Records each fetch's task.
+#[derive(Debug)]
+pub struct FakeFiles {
+    queued: Mutex<VecDeque<Result<TaskFiles, FetchError>>>,
+    standing: Mutex<Option<TaskFiles>>,
+    fetched: Mutex<Vec<String>>,
+    /// Fetches wait while this is false.
+    open: tokio::sync::watch::Sender<bool>,
+}
+
+impl Default for FakeFiles {
+    fn default() -> Self {
+        FakeFiles {
+            queued: Mutex::default(),
+            standing: Mutex::default(),
+            fetched: Mutex::default(),
+            open: tokio::sync::watch::channel(true).0,
+        }
+    }
+}
+
+fn guard<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+impl FakeFiles {
+    /// The answer to the next fetch not answered yet.
+    pub fn push(&self, answer: Result<TaskFiles, FetchError>) {
+        guard(&self.queued).push_back(answer);
+    }
+
+    /// The answer to every fetch once the queued ones are used.
+    pub fn set(&self, files: TaskFiles) {
+        *guard(&self.standing) = Some(files);
+    }
+
+    /// The task of every fetch so far, in order.
+    pub fn fetched(&self) -> Vec<String> {
+        guard(&self.fetched).clone()
+    }
+
+    /// Fetches wait until [`FakeFiles::release`].
+    pub fn hold(&self) {
+        self.open.send_replace(false);
+    }
+
+    pub fn release(&self) {
+        self.open.send_replace(true);
+    }
+}
+
+impl FileSource for FakeFiles {
+    fn fetch<'a>(&'a self, task_id: &'a str) -> BoxFuture<'a, Result<TaskFiles, FetchError>> {
+        Box::pin(async move {
+            guard(&self.fetched).push(task_id.to_string());
+            let mut open = self.open.subscribe();
+            let _ = open.wait_for(|open| *open).await;
+            if let Some(answer) = guard(&self.queued).pop_front() {
+                return answer;
+            }
+            guard(&self.standing)
+                .clone()
+                .ok_or_else(|| FetchError::Refused(format!("no answer for task {task_id}")))
         })
     }
 }

@@ -247,6 +247,19 @@ impl ControllerClient {
         })
     }
 
+    /// The current content of every secret and config task `task` of this node references
+    /// (format 2; secrets decrypted by the controller). Refused with 404 when the task is not
+    /// this node's; a 503 (the controller cannot decrypt yet) is a failure to retry later.
+    pub async fn task_files(
+        &self,
+        node: &str,
+        task: &str,
+    ) -> Result<hoist_proto::files::TaskFiles, ClientError> {
+        let path = format!("/v1/agent/files?node={node}&task={task}");
+        self.call::<Heartbeat, _>(&path, None, REQUEST_TIMEOUT)
+            .await
+    }
+
     /// Waits up to `wait` for any service's ready replicas to change past `index` (format 2).
     pub async fn endpoints(
         &self,

@@ -228,6 +228,8 @@ pub fn observe(c: &ContainerInfo) -> Option<ObservedTask> {
             .healthcheck
             .as_ref()
             .and_then(|h| super::health::Check::from_image(h, c.shell.as_deref())),
+        // The manager knows them, not the container's API view (the executor fills them in).
+        files: vec![],
     })
 }
 
@@ -273,6 +275,7 @@ mod tests {
             slot: 2,
             spec,
             desired: TaskState::Running,
+            files: vec![],
         }
     }
 

@@ -13,6 +13,9 @@
 //! - volumes: the node's named volumes to the leader, on change and every 30 s ([`volumes`]);
 //! - sessions: logs and exec of its replicas asked through the controllers ([`sessions`]).
 //!
+//! The content of a replica's secrets and configs is fetched from the controllers when its
+//! container is made and when its assignment names a newer version ([`files`]).
+//!
 //! The controller being unreachable changes nothing locally: containers keep running and exited
 //! ones are restarted per their policy. After an agent restart nothing is touched until the first
 //! assignments arrive; the labelled containers are then adopted as the tasks they carry.
@@ -20,6 +23,7 @@
 pub mod client;
 pub mod container;
 pub mod executor;
+pub mod files;
 pub mod health;
 pub mod identity;
 pub mod mesh_view;
@@ -212,7 +216,7 @@ struct Node {
     cluster_id: String,
     mgr: Arc<Manager>,
     cfg: JoinConfig,
-    client: ControllerClient,
+    client: Arc<ControllerClient>,
     executor: Arc<Executor>,
     term: Mutex<TermGuard>,
     session: watch::Sender<Option<Session>>,
@@ -256,17 +260,25 @@ pub fn start(mgr: Arc<Manager>, images: Arc<ImageStore>, cfg: JoinConfig) -> any
         .cluster_id;
     let ident = identity::load(&cfg.data_dir)?.for_cluster(&cluster_id);
     identity::save(&cfg.data_dir, &ident)?;
+    let client = Arc::new(ControllerClient::new(cfg.controllers.clone(), &cfg.token)?);
+    let session = watch::channel(None).0;
     let node = Arc::new(Node {
         cluster_id,
-        client: ControllerClient::new(cfg.controllers.clone(), &cfg.token)?,
-        executor: Executor::new(Arc::new(executor::Local {
-            containers: mgr.clone(),
-            images,
-            registries: mgr.config.registries(),
-        })),
+        executor: Executor::new(
+            Arc::new(executor::Local {
+                containers: mgr.clone(),
+                images,
+                registries: mgr.config.registries(),
+            }),
+            Arc::new(files::ControllerFiles::new(
+                client.clone(),
+                session.subscribe(),
+            )),
+        ),
+        client,
         mgr,
         term: Mutex::new(TermGuard::new(ident.term_seen)),
-        session: watch::channel(None).0,
+        session,
         desired: watch::channel(None).0,
         statuses: Mutex::new(Vec::new()),
         batcher: Mutex::new(Batcher::default()),

@@ -6,6 +6,8 @@
 //! - a container whose task is assigned `Shutdown`, or no longer assigned at all, is stopped and removed;
 //! - an exited container is restarted per the task's restart policy (see [`super::restart`]);
 //! - of two containers for one task (a crash between create and remove), the running or newest stays;
+//! - a running container whose assignment names a newer version of a secret or config it has
+//!   gets the new version in place, without a restart (see [`super::files::stale`]);
 //! - a task with an action in flight is left alone until it completes;
 //! - containers without the `hoist.task` label are not the worker's and are never looked at
 //!   (the caller only passes labelled ones).
@@ -47,6 +49,8 @@ pub struct ObservedTask {
     /// The check its image's `HEALTHCHECK` makes, used when the spec has none
     /// ([`super::health::effective`]).
     pub image_check: Option<super::health::Check>,
+    /// The versions of the secrets and configs the container has (none without a container).
+    pub files: Vec<hoist_proto::files::FileVersion>,
 }
 
 /// What the executor must do.
@@ -65,6 +69,13 @@ pub enum Action {
         task_id: String,
         container_id: String,
         reason: String,
+    },
+    /// Fetch the secrets and configs the running container has an older version of and replace
+    /// its files in place (with the signal their references ask for); no restart. Not an action
+    /// that makes the task busy: the container keeps running and reporting as it is.
+    UpdateFiles {
+        task: Assignment,
+        container_id: String,
     },
 }
 
@@ -109,6 +120,17 @@ pub fn reconcile(desired: &[Assignment], observed: &[ObservedTask], now_ms: u64)
         for o in list.iter().filter(|o| !std::ptr::eq(**o, keep)) {
             if let Some(c) = &o.container_id {
                 actions.push(remove(task_id, c, "a newer container runs this task"));
+            }
+        }
+        if keep.phase == Phase::Running
+            && !task.files.is_empty()
+            && !super::files::stale(&super::files::followed(task), &keep.files).is_empty()
+        {
+            if let Some(c) = &keep.container_id {
+                actions.push(Action::UpdateFiles {
+                    task: (*task).clone(),
+                    container_id: c.clone(),
+                });
             }
         }
         if let Phase::Exited { code, finished_ms } = keep.phase {
@@ -158,6 +180,7 @@ mod tests {
             slot: 0,
             spec: ServiceSpec::new("web", "busybox"),
             desired,
+            files: vec![],
         }
     }
 
@@ -170,6 +193,7 @@ mod tests {
             created_ms,
             address: None,
             image_check: None,
+            files: vec![],
         }
     }
 
@@ -248,6 +272,60 @@ mod tests {
         assert_eq!(reconcile(&[t], std::slice::from_ref(&busy), 10), vec![]);
         // Busy even when no longer assigned: the removal is already under way.
         assert_eq!(reconcile(&[], &[busy], 10), vec![]);
+    }
+
+    #[test]
+    fn a_running_container_with_an_older_secret_gets_the_new_one_in_place() {
+        use hoist_proto::files::{FileKind, FileVersion};
+        let v = |version| FileVersion {
+            kind: FileKind::Secret,
+            name: "db-pass".into(),
+            version,
+        };
+        let mut t = task("a", TaskState::Running);
+        t.spec.secrets = vec![hoist_proto::files::FileRef {
+            source: "db-pass".into(),
+            target: None,
+            mode: None,
+            uid: None,
+            gid: None,
+            on_update: None,
+        }];
+        t.files = vec![v(4)];
+        let mut o = seen("a", "c1", Phase::Running, 1);
+        o.files = vec![v(3)];
+        assert_eq!(
+            reconcile(std::slice::from_ref(&t), std::slice::from_ref(&o), 10),
+            vec![Action::UpdateFiles {
+                task: t.clone(),
+                container_id: "c1".into()
+            }]
+        );
+        // A reference that restarts the service instead: the running replica keeps its own.
+        let mut restarts = t.clone();
+        restarts.spec.secrets[0].on_update = Some("restart".into());
+        assert_eq!(reconcile(&[restarts], std::slice::from_ref(&o), 10), vec![]);
+        // Up to date (or ahead): nothing.
+        o.files = vec![v(4)];
+        assert_eq!(
+            reconcile(std::slice::from_ref(&t), std::slice::from_ref(&o), 10),
+            vec![]
+        );
+        // An exited container gets the new version with its restart, not in place.
+        o.files = vec![v(3)];
+        o.phase = exited(1, 5);
+        let actions = reconcile(
+            std::slice::from_ref(&t),
+            std::slice::from_ref(&o),
+            10_000_000,
+        );
+        assert!(
+            matches!(actions.as_slice(), [Action::Restart { .. }]),
+            "{actions:?}"
+        );
+        // A busy task is left alone.
+        o.phase = Phase::Busy;
+        assert_eq!(reconcile(&[t], &[o], 10), vec![]);
     }
 
     #[test]

@@ -147,6 +147,7 @@ mod tests {
             slot: 0,
             spec: ServiceSpec::new("web", "busybox"),
             desired,
+            files: vec![],
         }
     }
 
@@ -159,6 +160,7 @@ mod tests {
             created_ms: 0,
             address: Some("10.89.1.5".into()),
             image_check: None,
+            files: vec![],
         }
     }
 

@@ -264,6 +264,10 @@ pub async fn assignments(
                     .map(|spec| spec_for(spec, format, s.cluster_format, &t.id))
                     .unwrap_or_else(|| ServiceSpec::new(&t.service, "")),
                 desired: t.desired,
+                files: match (format >= 2, s.spec_of(&t.service, t.service_version)) {
+                    (true, Some(spec)) => s.file_versions(spec),
+                    _ => vec![],
+                },
             })
             .collect();
         let overlay = (format >= 2).then(|| overlay_of(s, &q.node)).flatten();

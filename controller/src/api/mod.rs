@@ -9,6 +9,7 @@ mod body;
 mod cluster;
 mod error;
 mod events;
+mod files;
 mod forward;
 mod hooks;
 mod image_ref;
@@ -53,6 +54,8 @@ pub struct Ctx {
     pub sessions: Arc<crate::sessions::Sessions>,
     /// When this member last recorded each operator token's use.
     pub usage: Arc<auth::Usage>,
+    /// This member's keys and the cluster's data key (`crate::keyring`).
+    pub keyring: Arc<crate::keyring::Keyring>,
 }
 
 impl Ctx {
@@ -63,13 +66,20 @@ impl Ctx {
             .tcp_nodelay(true)
             .build()
             .expect("http client builds");
+        let keyring = Arc::new(crate::keyring::Keyring::ephemeral(node.id()));
         Ctx {
             node,
             leader,
             http,
             sessions: Arc::default(),
             usage: Arc::default(),
+            keyring,
         }
+    }
+
+    /// The same with this member's keyring (from its data dir).
+    pub fn with_keyring(self, keyring: Arc<crate::keyring::Keyring>) -> Ctx {
+        Ctx { keyring, ..self }
     }
 }
 
@@ -155,6 +165,14 @@ route_table! {
         POST "/v1/services/{name}/exec" DEPLOYER => sessions::service_exec;
         GET "/v1/services/{name}/rollout" VIEWER => orchestration::rollout;
         GET "/v1/services/{name}/endpoints" VIEWER => orchestration::endpoints;
+        GET "/v1/secrets" VIEWER => files::list_secrets;
+        GET "/v1/secrets/{name}" VIEWER => files::get_secret;
+        PUT "/v1/secrets/{name}" DEPLOYER => files::put_secret;
+        DELETE "/v1/secrets/{name}" DEPLOYER => files::remove_secret;
+        GET "/v1/configs" VIEWER => files::list_configs;
+        GET "/v1/configs/{name}" VIEWER => files::get_config;
+        PUT "/v1/configs/{name}" DEPLOYER => files::put_config;
+        DELETE "/v1/configs/{name}" DEPLOYER => files::remove_config;
         GET "/v1/stacks" VIEWER => stacks::list;
         POST "/v1/stacks" DEPLOYER => stacks::deploy;
         GET "/v1/stacks/{name}" VIEWER => stacks::get;
@@ -169,6 +187,7 @@ route_table! {
         POST "/v1/agent/register" AGENT => agent::register;
         POST "/v1/agent/heartbeat" AGENT => agent::heartbeat;
         GET "/v1/agent/assignments" AGENT => agent::assignments;
+        GET "/v1/agent/files" AGENT => files::agent_files;
         GET "/v1/agent/endpoints" AGENT => agent::endpoints;
         POST "/v1/agent/overlay" AGENT => agent::overlay;
         POST "/v1/agent/volumes" AGENT => agent::volumes;

@@ -185,10 +185,11 @@ struct ServiceRun<'a> {
 impl ServiceRun<'_> {
     fn is_current(&self, t: &Task) -> bool {
         t.service_version == self.version
-            || self
+            || (self
                 .state
                 .spec_of(&t.service, t.service_version)
                 .is_some_and(|s| same_run_spec(s, self.spec))
+                && !self.state.restarted_since(&t.service, t.service_version))
     }
 
     fn monitored(&self, t: &Task) -> bool {

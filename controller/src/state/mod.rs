@@ -6,6 +6,7 @@
 
 mod autoscale;
 pub mod events;
+mod files;
 mod nodes;
 mod operators;
 mod overlay;
@@ -26,6 +27,7 @@ use hoist_proto::cluster::{
     ServiceVersion, Stack, Task,
 };
 use hoist_proto::events::{Event, EventId};
+use hoist_proto::files::{MemberKey, StoredFile};
 use hoist_proto::raft::{Command, CommandError, ErrorCode, Request, Response};
 use hoist_proto::service::ServiceSpec;
 use sha2::{Digest, Sha256};
@@ -110,6 +112,15 @@ pub struct State {
     pub operator_tokens: BTreeMap<String, OperatorToken>,
     /// Operators' writes, oldest first, at most [`AUDIT_KEEP`] (format 2).
     pub audit: VecDeque<AuditEntry>,
+    /// Secrets, by name, their content sealed under the data key (format 2; `state/files.rs`).
+    pub secrets: BTreeMap<String, StoredFile>,
+    /// Configs, by name (format 2).
+    pub configs: BTreeMap<String, StoredFile>,
+    /// Members' public keys and sealed copies of the data key, by member id (format 2;
+    /// `crate::keyring`).
+    pub member_keys: BTreeMap<u64, MemberKey>,
+    /// The id of the cluster's data key; empty until the first leader of format 2 makes it.
+    pub data_key_id: String,
     /// Raft index of the entry being applied; set by the state machine before [`State::apply`].
     /// Not part of the state's encoding or hash: a refused command must change nothing.
     pub index: u64,
@@ -204,6 +215,12 @@ impl State {
             Command::CreateOperatorToken(token) => self.create_operator_token(token),
             Command::RemoveOperatorToken { name } => self.remove_operator_token(name),
             Command::TouchOperatorTokens { names } => Ok(self.touch_operator_tokens(names, now)),
+            Command::PutFile(write) => self.put_file(write, now),
+            Command::RemoveFile { kind, name } => self.remove_file(*kind, name),
+            Command::SetMemberKey { member, public_key } => {
+                self.set_member_key(*member, public_key)
+            }
+            Command::SealDataKey { key_id, keys } => self.seal_data_key(key_id, keys),
             Command::Audited { actor, command } => {
                 if matches!(**command, Command::Audited { .. }) {
                     return Response::Error(CommandError {
@@ -436,6 +453,11 @@ impl State {
         if state.identity.is_none() {
             state.identity = self.identity.take();
         }
+        // The members' keys belong to these members, not to the image's: the data key stays
+        // the running cluster's. Secrets sealed under another cluster's key then say so when an
+        // agent asks for them (create them again); a backup of this cluster opens as before.
+        state.member_keys = std::mem::take(&mut self.member_keys);
+        state.data_key_id = std::mem::take(&mut self.data_key_id);
         *self = state;
         Ok(Response::Restored(self.services.len() as u64))
     }

@@ -171,6 +171,9 @@ pub fn describe(command: &Command) -> String {
         Command::RemoveHookToken { id } => format!("remove hook token {id}"),
         Command::CreateOperatorToken(t) => format!("create token {} ({})", t.name, t.role),
         Command::RemoveOperatorToken { name } => format!("remove token {name}"),
+        // The name and size only: never the content.
+        Command::PutFile(w) => format!("create {} {} ({} bytes)", w.kind, w.name, w.size),
+        Command::RemoveFile { kind, name } => format!("remove {kind} {name}"),
         Command::Batch(commands) => commands.iter().map(describe).collect::<Vec<_>>().join("; "),
         Command::Audited { command, .. } => describe(command),
         // Not an operator's: the leader's and agents' own commands are not audited.

@@ -27,6 +27,7 @@ impl State {
         if let Some(e) = spec.validate_in(self.cluster_format).into_iter().next() {
             return Err(invalid(&e.field, &e.message));
         }
+        self.check_file_references(spec)?;
         // An apply without credentials keeps the ones the service has (as Swarm's update does),
         // as long as its image stays on the same registry: they are never sent to another one.
         let kept_auth;
@@ -197,6 +198,35 @@ impl State {
     }
 
     /// Records `spec` as the service's next version unless it equals the current one.
+    /// Whether a version after `version` of `service` was made to restart its replicas (a
+    /// replica of `version` is then outdated even if the spec is the same).
+    pub fn restarted_since(&self, service: &str, version: u64) -> bool {
+        self.services.get(service).is_some_and(|r| {
+            r.history
+                .iter()
+                .any(|v| v.version > version && matches!(v.origin, VersionOrigin::Restart { .. }))
+        })
+    }
+
+    /// A new version of `name` with its current spec (origin `restart`): its replicas are
+    /// replaced through the update policy, as for any new version, since no task is carried
+    /// over to it.
+    pub(super) fn restart_service(&mut self, name: &str, now: u64) {
+        let Some(record) = self.services.get_mut(name) else {
+            return;
+        };
+        let cur = record.current().clone();
+        record.history.push_back(ServiceVersion {
+            version: cur.version + 1,
+            origin: VersionOrigin::Restart { from: cur.version },
+            created_ms: now,
+            spec: cur.spec,
+        });
+        if record.history.len() > HISTORY_LIMIT {
+            record.history.pop_front();
+        }
+    }
+
     fn new_version(&mut self, spec: Arc<ServiceSpec>, origin: VersionOrigin, now: u64) -> Response {
         let name = spec.name.clone();
         let record = self
@@ -316,6 +346,9 @@ pub fn same_run_spec(a: &ServiceSpec, b: &ServiceSpec) -> bool {
         cap_drop,
         no_new_privileges,
         userns,
+        // Which files a replica mounts where (a new version of a file is not a new spec).
+        secrets,
+        configs,
     } = a;
     *name == b.name
         && *image == b.image
@@ -344,6 +377,8 @@ pub fn same_run_spec(a: &ServiceSpec, b: &ServiceSpec) -> bool {
         && *cap_drop == b.cap_drop
         && *no_new_privileges == b.no_new_privileges
         && *userns == b.userns
+        && *secrets == b.secrets
+        && *configs == b.configs
 }
 
 pub(super) fn no_service(name: &str) -> CommandError {

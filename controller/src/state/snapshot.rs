@@ -123,6 +123,9 @@ fn to_v0(s: &State) -> Result<v0::State, Unrepresentable> {
     if !s.operator_tokens.is_empty() || !s.audit.is_empty() {
         return Err(Unrepresentable::new("State.operator_tokens", 2, 0));
     }
+    if uses_files(s) {
+        return Err(Unrepresentable::new("State.secrets", 2, 0));
+    }
     Ok(v0::State {
         services: s
             .services
@@ -184,8 +187,20 @@ fn from_v0(s: v0::State) -> State {
         hook_tokens: BTreeMap::new(),
         operator_tokens: BTreeMap::new(),
         audit: VecDeque::new(),
+        secrets: BTreeMap::new(),
+        configs: BTreeMap::new(),
+        member_keys: BTreeMap::new(),
+        data_key_id: String::new(),
         index: 0,
     }
+}
+
+/// Whether the state holds secrets, configs or keys (format 2).
+fn uses_files(s: &State) -> bool {
+    !s.secrets.is_empty()
+        || !s.configs.is_empty()
+        || !s.member_keys.is_empty()
+        || !s.data_key_id.is_empty()
 }
 
 fn to_v1(s: &State, format: u32) -> Result<v1::State, Unrepresentable> {
@@ -201,6 +216,9 @@ fn to_v1(s: &State, format: u32) -> Result<v1::State, Unrepresentable> {
         }
         if !s.operator_tokens.is_empty() || !s.audit.is_empty() {
             return Err(Unrepresentable::new("State.operator_tokens", 2, format));
+        }
+        if uses_files(s) {
+            return Err(Unrepresentable::new("State.secrets", 2, format));
         }
         if let Some(n) = s.nodes.values().find(|n| n.format() >= 2) {
             return Err(Unrepresentable::new(
@@ -243,6 +261,10 @@ fn to_v1(s: &State, format: u32) -> Result<v1::State, Unrepresentable> {
         hook_tokens: s.hook_tokens.to_v1(),
         operator_tokens: s.operator_tokens.to_v1(),
         audit: s.audit.iter().map(ToV1::to_v1).collect(),
+        secrets: s.secrets.to_v1(),
+        configs: s.configs.to_v1(),
+        member_keys: s.member_keys.to_v1(),
+        data_key_id: s.data_key_id.clone(),
     })
 }
 
@@ -288,6 +310,10 @@ fn from_v1(s: v1::State) -> Result<State, String> {
             .map(FromV1::from_v1)
             .collect::<Result<_, String>>()
             .map_err(|e| format!("audit: {e}"))?,
+        secrets: FromV1::from_v1(s.secrets).map_err(|e| format!("secrets: {e}"))?,
+        configs: FromV1::from_v1(s.configs).map_err(|e| format!("configs: {e}"))?,
+        member_keys: FromV1::from_v1(s.member_keys).map_err(|e| format!("member_keys: {e}"))?,
+        data_key_id: s.data_key_id,
         index: 0,
     })
 }

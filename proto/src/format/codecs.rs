@@ -109,3 +109,4 @@ codec_since!(
     v1::SessionFrame,
     2
 );
+codec_since!(crate::files::TaskFiles, "task-files", v1::TaskFiles, 2);

@@ -81,6 +81,15 @@ fn every_golden_file_of_every_format_read_decodes() {
                 changed: true,
             });
             check(format, "response-service-vip", &change, m);
+            // Secrets and configs: references, assignments, an agent's fetch.
+            check(format, "service-spec-files", &samples::spec_files(), m);
+            check(
+                format,
+                "assignments-files",
+                &samples::assignments_files(),
+                m,
+            );
+            check(format, "task-files", &samples::task_files(), m);
         }
     }
     assert_none_missing(&missing);

@@ -436,6 +436,49 @@ pub fn commands(format: u32) -> Vec<(&'static str, Command)> {
             },
         ));
         v.push((
+            "put-secret",
+            Command::PutFile(Box::new(crate::files::FileWrite {
+                kind: crate::files::FileKind::Secret,
+                name: "db-pass".into(),
+                data: b"HSEAL1\0sealed-bytes".to_vec(),
+                size: 12,
+            })),
+        ));
+        v.push((
+            "put-config",
+            Command::PutFile(Box::new(crate::files::FileWrite {
+                kind: crate::files::FileKind::Config,
+                name: "api.toml".into(),
+                data: b"port = 8080\n".to_vec(),
+                size: 12,
+            })),
+        ));
+        v.push((
+            "remove-file",
+            Command::RemoveFile {
+                kind: crate::files::FileKind::Config,
+                name: "api.toml".into(),
+            },
+        ));
+        v.push((
+            "set-member-key",
+            Command::SetMemberKey {
+                member: 2,
+                public_key: vec![7; 32],
+            },
+        ));
+        v.push((
+            "seal-data-key",
+            Command::SealDataKey {
+                key_id: "3f2a9c01".into(),
+                keys: vec![crate::files::SealedKey {
+                    member: 2,
+                    public_key: vec![7; 32],
+                    sealed: vec![9; 80],
+                }],
+            },
+        ));
+        v.push((
             "audited-scale",
             Command::Audited {
                 actor: "ci".into(),
@@ -447,6 +490,90 @@ pub fn commands(format: u32) -> Vec<(&'static str, Command)> {
         ));
     }
     v
+}
+
+/// A spec that references a secret and a config (format 2).
+pub fn spec_files() -> ServiceSpec {
+    let mut s = ServiceSpec::new("api", "registry.example:5000/team/api:7");
+    s.secrets = vec![crate::files::FileRef {
+        source: "db-pass".into(),
+        target: Some("/run/secrets/db-pass".into()),
+        mode: Some("0400".into()),
+        uid: Some(0),
+        gid: None,
+        on_update: Some("signal:SIGHUP".into()),
+    }];
+    s.configs = vec![crate::files::FileRef {
+        source: "api.toml".into(),
+        target: None,
+        mode: None,
+        uid: Some(1000),
+        gid: Some(1000),
+        on_update: None,
+    }];
+    s
+}
+
+/// A secret as the state keeps it: sealed content (format 2).
+pub fn stored_secret() -> crate::files::StoredFile {
+    crate::files::StoredFile {
+        kind: crate::files::FileKind::Secret,
+        name: "db-pass".into(),
+        version: 3,
+        created_ms: 1_700_000_000_000,
+        updated_ms: 1_700_000_300_000,
+        size: 12,
+        data: b"HSEAL1\0sealed-bytes".to_vec(),
+    }
+}
+
+/// A task's assignment with the versions of the secret and config it references (format 2).
+pub fn assignments_files() -> Assignments {
+    Assignments {
+        index: 57,
+        term: 3,
+        tasks: vec![Assignment {
+            task_id: "00000000000000cc".into(),
+            service: "api".into(),
+            service_version: 1,
+            slot: 0,
+            spec: spec_files(),
+            desired: TaskState::Running,
+            files: vec![
+                crate::files::FileVersion {
+                    kind: crate::files::FileKind::Secret,
+                    name: "db-pass".into(),
+                    version: 3,
+                },
+                crate::files::FileVersion {
+                    kind: crate::files::FileKind::Config,
+                    name: "api.toml".into(),
+                    version: 1,
+                },
+            ],
+        }],
+        overlay: None,
+    }
+}
+
+/// What an agent fetches for that task (format 2).
+pub fn task_files() -> crate::files::TaskFiles {
+    crate::files::TaskFiles {
+        files: vec![
+            crate::files::FileContent {
+                kind: crate::files::FileKind::Secret,
+                name: "db-pass".into(),
+                version: 3,
+                data: b"s3cret\n".to_vec(),
+            },
+            crate::files::FileContent {
+                kind: crate::files::FileKind::Config,
+                name: "api.toml".into(),
+                version: 1,
+                data: b"port = 8080\n".to_vec(),
+            },
+        ],
+    }
 }
 
 /// A deployer's operator token (format 2).
@@ -829,6 +956,7 @@ pub fn assignments(format: u32) -> Assignments {
                 slot: 1,
                 spec: spec_full(format),
                 desired: TaskState::Running,
+                files: vec![],
             },
             Assignment {
                 task_id: "00000000000000bb".into(),
@@ -837,6 +965,7 @@ pub fn assignments(format: u32) -> Assignments {
                 slot: 0,
                 spec: ServiceSpec::new("old", ""),
                 desired: TaskState::Shutdown,
+                files: vec![],
             },
         ],
         overlay: (format >= 2).then(overlay),

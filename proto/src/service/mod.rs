@@ -112,6 +112,13 @@ pub struct ServiceSpec {
     /// (the agent's `--userns-range`), not the node's root.
     #[serde(default, skip_serializing_if = "is_false")]
     pub userns: bool,
+    /// Secrets the replicas see as files (`[{ source = "db-pass", mode = "0400" }]`), on a
+    /// tmpfs, replaced in place when a new version is created. Format 2 (as is `configs`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub secrets: Vec<crate::files::FileRef>,
+    /// Configs the replicas see as files, as `secrets` are.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub configs: Vec<crate::files::FileRef>,
 }
 
 fn is_false(b: &bool) -> bool {
@@ -624,15 +631,33 @@ impl ServiceSpec {
             cap_drop: vec![],
             no_new_privileges: None,
             userns: false,
+            secrets: vec![],
+            configs: vec![],
         }
     }
 
-    /// Whether the spec uses a field of container hardening (format 2).
+    /// The secrets and configs the spec references, as `(kind, name)`.
+    pub fn file_sources(&self) -> impl Iterator<Item = (crate::files::FileKind, &str)> {
+        use crate::files::FileKind;
+        let secrets = self
+            .secrets
+            .iter()
+            .map(|r| (FileKind::Secret, r.source.as_str()));
+        let configs = self
+            .configs
+            .iter()
+            .map(|r| (FileKind::Config, r.source.as_str()));
+        secrets.chain(configs)
+    }
+
+    /// Whether the spec uses a field of container hardening, secrets or configs (format 2).
     fn uses_hardening(&self) -> bool {
         !self.cap_add.is_empty()
             || !self.cap_drop.is_empty()
             || self.no_new_privileges.is_some()
             || self.userns
+            || !self.secrets.is_empty()
+            || !self.configs.is_empty()
     }
 
     /// Whether the spec uses a field of format 2's complete spec.
@@ -670,6 +695,8 @@ impl ServiceSpec {
             out.cap_drop = vec![];
             out.no_new_privileges = None;
             out.userns = false;
+            out.secrets = vec![];
+            out.configs = vec![];
             out.resources.limits = None;
             out.resources.reservations = None;
             out.endpoint_mode = EndpointMode::Vip;

@@ -213,6 +213,9 @@ impl ServiceSpec {
         }
         self.validate_complete_spec(&mut bad);
         self.validate_hardening(&mut bad);
+        if let Err((field, m)) = crate::files::resolve_all(&self.secrets, &self.configs) {
+            bad(&field, m);
+        }
         let mut published = std::collections::BTreeSet::new();
         for (i, p) in self.ports.iter().enumerate() {
             if !(1..=65535).contains(&p.target) {

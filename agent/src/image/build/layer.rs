@@ -28,6 +28,8 @@ pub(crate) const RUNTIME_MOUNT_POINTS: &[&str] = &[
     "etc/hosts",
     "etc/hostname",
     "etc/resolv.conf",
+    // Where a service replica's secrets and configs are mounted (`runtime::secret_files`).
+    "run/.hoist-files",
 ];
 
 /// What was written.

@@ -53,8 +53,44 @@ pub fn spec() -> Value {
     events(&mut doc);
     sessions(&mut doc);
     access::tokens(&mut doc);
+    files(&mut doc);
     access::secure(&mut doc, super::routes());
     doc
+}
+
+/// `/v1/secrets`, `/v1/configs` and the agents' `/v1/agent/files`.
+fn files(doc: &mut Value) {
+    let file_name = json!({"type": "string", "minLength": 1, "maxLength": 64, "pattern": "^[A-Za-z0-9][A-Za-z0-9._-]*$"});
+    for (kind, plural) in [("secret", "secrets"), ("config", "configs")] {
+        let param = json!({"name": "name", "in": "path", "required": true, "schema": file_name.clone(), "description": format!("the {kind}'s name")});
+        doc["paths"][format!("/v1/{plural}")] = json!({
+            "get": {"summary": format!("every {kind}: name, version, size, times (never the content)"), "parameters": [stale_param()], "responses": ok(list("StoredFile"), READ)}});
+        doc["paths"][format!("/v1/{plural}/{{name}}")] = json!({"parameters": [param],
+            "get": {"summary": format!("one {kind} (never its content) and the services that use it"), "parameters": [stale_param()], "responses": ok(schema_ref("StoredFileUse"), READ_ONE)},
+            "put": {"summary": format!("create the {kind} with the body as its content (201), or make a new version of it (200) that replaces the file in every running replica; at most 500 KiB"),
+                "requestBody": {"required": true, "content": {"application/octet-stream": {"schema": {"type": "string", "format": "binary", "maxLength": hoist_proto::files::MAX_FILE_BYTES}}}},
+                "responses": {
+                    "200": {"description": "a new version", "content": {"application/json": {"schema": schema_ref("StoredFile")}}},
+                    "201": {"description": "created", "content": {"application/json": {"schema": schema_ref("StoredFile")}}},
+                    "400": {"description": answers::describe(400), "content": {"application/json": {"schema": schema_ref("Error")}}},
+                    "409": {"description": answers::describe(409), "content": {"application/json": {"schema": schema_ref("Error")}}},
+                    "413": {"description": "the content is over 500 KiB", "content": {"application/json": {"schema": schema_ref("Error")}}},
+                    "422": {"description": answers::describe(422), "content": {"application/json": {"schema": schema_ref("Error")}}},
+                    "503": {"description": answers::describe(503), "content": {"application/json": {"schema": schema_ref("Error")}}},
+                    "504": {"description": answers::describe(504), "content": {"application/json": {"schema": schema_ref("Error")}}}}},
+            "delete": {"summary": format!("remove the {kind}; 409 while a service uses it"), "responses": ok(schema_ref("StoredFile"), WRITE)}});
+    }
+    doc["paths"]["/v1/agent/files"] = json!({"get": {"summary": "agent: the content of every secret and config a task on the node references (TaskFiles; format 2)", "parameters": [
+        {"name": "node", "in": "query", "required": true, "schema": {"type": "string"}},
+        {"name": "task", "in": "query", "required": true, "schema": {"type": "string"}}],
+        "responses": answers_with(200, json!({"description": "TaskFiles in the agent's format", "content": {"application/x-protobuf": {"schema": {"type": "string", "format": "binary"}}}}), AGENT)}});
+    let stored = json!({"type": "object", "required": ["kind", "name", "version", "created_ms", "updated_ms", "size"], "properties": {
+        "kind": {"enum": ["secret", "config"]}, "name": file_name, "version": {"type": "integer", "minimum": 1},
+        "created_ms": {"type": "integer"}, "updated_ms": {"type": "integer"}, "size": {"type": "integer", "description": "bytes of the current version"}}});
+    let mut with_use = stored.clone();
+    with_use["properties"]["services"] = json!({"type": "array", "items": {"type": "string"}, "description": "services whose current spec references it"});
+    doc["components"]["schemas"]["StoredFile"] = stored;
+    doc["components"]["schemas"]["StoredFileUse"] = with_use;
 }
 
 fn base() -> Value {

@@ -62,6 +62,17 @@ fn port() -> Value {
 }
 
 /// A service's name.
+/// `secrets` or `configs`: references to existing ones.
+fn file_refs(kind: &str, default_target: &str) -> Value {
+    json!({"type": "array", "items": {"type": "object", "additionalProperties": false, "required": ["source"], "properties": {
+        "source": {"type": "string", "pattern": "^[A-Za-z0-9][A-Za-z0-9._-]*$", "maxLength": 64, "description": format!("the {kind}'s name; it must exist at apply")},
+        "target": {"type": ["string", "null"], "pattern": "^/", "description": format!("the file's absolute path in the container (default {default_target}); one per spec")},
+        "mode": {"type": ["string", "null"], "pattern": "^(0o)?[0-7]{1,4}$", "description": "permissions in octal, at most 0777 (default 0444)"},
+        "uid": {"type": ["integer", "null"], "minimum": 0, "maximum": u32::MAX, "description": "owner (default 0)"},
+        "gid": {"type": ["integer", "null"], "minimum": 0, "maximum": u32::MAX, "description": "group (default 0)"},
+        "on_update": {"type": ["string", "null"], "examples": ["none", "signal:SIGHUP", "restart"], "description": "when a new version is created: replace the file in running replicas (none, the default), and signal them (signal:SIGNAL), or replace the replicas through the update policy (restart)"}}}})
+}
+
 pub fn name() -> Value {
     json!({"type": "string", "minLength": 1, "maxLength": 63,
         "pattern": "^[a-z0-9]([a-z0-9-]*[a-z0-9])?(_[a-z0-9]([a-z0-9-]*[a-z0-9])?)*$",
@@ -181,6 +192,8 @@ fn more_properties() -> Value {
         "cap_drop": {"type": "array", "items": {"type": "string"}, "description": "capabilities taken from the default set; ALL leaves only those added"},
         "no_new_privileges": {"type": ["boolean", "null"], "description": "setuid binaries and file capabilities cannot raise privileges; default true"},
         "userns": {"type": "boolean", "default": false, "description": "run in a user namespace: the container's root is an unprivileged id range of the node"},
+        "secrets": file_refs("secret", "/run/secrets/SOURCE"),
+        "configs": file_refs("config", "/SOURCE"),
         "registry_auth": {"type": ["object", "null"], "writeOnly": true, "required": ["username", "password"],
             "properties": {"username": {"type": "string"}, "password": {"type": "string"}},
             "description": "registry credentials for the agents' pulls (`--with-registry-auth`); never answered"}

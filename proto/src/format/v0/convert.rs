@@ -12,7 +12,7 @@ mirror_v0!(s::ServiceSpec => ServiceSpec {
 } added {
     stop_signal: 1, stop_grace_period: 1, endpoint_mode: 2, user: 2, workdir: 2, hostname: 2,
     init: 2, read_only: 2, ulimits: 2, mounts: 2, image_digest: 2, registry_auth: 2, cap_add: 2,
-    cap_drop: 2, no_new_privileges: 2, userns: 2,
+    cap_drop: 2, no_new_privileges: 2, userns: 2, secrets: 2, configs: 2,
 });
 mirror_v0_enum!(s::ServiceMode => ServiceMode { Replicated, Global });
 mirror_v0!(s::ResourceSpec => ResourceSpec { cpu, memory } added { limits: 2, reservations: 2 });
@@ -66,6 +66,9 @@ impl ToV0<VersionOrigin> for c::VersionOrigin {
             c::VersionOrigin::Apply => VersionOrigin::Apply,
             c::VersionOrigin::Scale => VersionOrigin::Scale,
             c::VersionOrigin::Rollback { from } => VersionOrigin::Rollback { from },
+            c::VersionOrigin::Restart { .. } => {
+                return Err(Unrepresentable::new("VersionOrigin::Restart", 2, 0))
+            }
         })
     }
 }
@@ -87,7 +90,9 @@ mirror_v0!(n::RegisterResponse => RegisterResponse {
 });
 mirror_v0!(n::Heartbeat => Heartbeat { node_id, term_seen } added { endpoints_applied: 2 });
 mirror_v0!(n::HeartbeatAck => HeartbeatAck { term, known });
-mirror_v0!(n::Assignment => Assignment { task_id, service, service_version, slot, spec, desired });
+mirror_v0!(n::Assignment => Assignment {
+    task_id, service, service_version, slot, spec, desired,
+} added { files: 2 });
 mirror_v0!(n::Assignments => Assignments { index, term, tasks } added { overlay: 2 });
 mirror_v0_enum!(n::Health => Health { None, Starting, Healthy, Unhealthy });
 mirror_v0!(n::TaskStatus => TaskStatus {
@@ -168,6 +173,12 @@ impl ToV0<Command> for r::Command {
             | D::Audited { .. } => {
                 return Err(Unrepresentable::new("operator token commands", 2, 0))
             }
+            D::PutFile(_)
+            | D::RemoveFile { .. }
+            | D::SetMemberKey { .. }
+            | D::SealDataKey { .. } => {
+                return Err(Unrepresentable::new("secret and config commands", 2, 0))
+            }
         })
     }
 }
@@ -221,6 +232,7 @@ impl ToV0<Response> for r::Response {
             D::Plan(result) => Response::Plan(result.to_v0()?),
             D::Stack(_) => return Err(Unrepresentable::new("response Stack", 2, 0)),
             D::Autoscale(_) => return Err(Unrepresentable::new("response Autoscale", 2, 0)),
+            D::File(_) => return Err(Unrepresentable::new("response File", 2, 0)),
         })
     }
 }

@@ -201,6 +201,9 @@ pub struct Assignment {
     pub spec: Option<ServiceSpec>,
     #[prost(int32, tag = "6")]
     pub desired: i32,
+    /// Format 2.
+    #[prost(message, repeated, tag = "7")]
+    pub files: Vec<FileVersion>,
 }
 
 #[derive(Clone, PartialEq, prost::Message)]
@@ -521,4 +524,115 @@ pub struct AuditEntry {
     pub action: String,
     #[prost(string, optional, tag = "5")]
     pub error: Option<String>,
+}
+
+/// A secret or config (format 2). `data` is a secret's sealed content or a config's content.
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct StoredFile {
+    /// `FileKind`: 0 secret, 1 config.
+    #[prost(int32, tag = "1")]
+    pub kind: i32,
+    #[prost(string, tag = "2")]
+    pub name: String,
+    #[prost(uint64, tag = "3")]
+    pub version: u64,
+    #[prost(uint64, tag = "4")]
+    pub created_ms: u64,
+    #[prost(uint64, tag = "5")]
+    pub updated_ms: u64,
+    #[prost(uint64, tag = "6")]
+    pub size: u64,
+    #[prost(bytes = "vec", tag = "7")]
+    pub data: Vec<u8>,
+}
+
+/// A new version of a secret or config (format 2).
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct FileWrite {
+    #[prost(int32, tag = "1")]
+    pub kind: i32,
+    #[prost(string, tag = "2")]
+    pub name: String,
+    #[prost(bytes = "vec", tag = "3")]
+    pub data: Vec<u8>,
+    #[prost(uint64, tag = "4")]
+    pub size: u64,
+}
+
+/// A secret or config by name (format 2).
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct FileName {
+    #[prost(int32, tag = "1")]
+    pub kind: i32,
+    #[prost(string, tag = "2")]
+    pub name: String,
+}
+
+/// The version of a secret or config a task needs (format 2).
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct FileVersion {
+    #[prost(int32, tag = "1")]
+    pub kind: i32,
+    #[prost(string, tag = "2")]
+    pub name: String,
+    #[prost(uint64, tag = "3")]
+    pub version: u64,
+}
+
+/// A version's content, for the agent running a task that references it (format 2).
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct FileContent {
+    #[prost(int32, tag = "1")]
+    pub kind: i32,
+    #[prost(string, tag = "2")]
+    pub name: String,
+    #[prost(uint64, tag = "3")]
+    pub version: u64,
+    #[prost(bytes = "vec", tag = "4")]
+    pub data: Vec<u8>,
+}
+
+/// `GET /v1/agent/files` (format 2).
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct TaskFiles {
+    #[prost(message, repeated, tag = "1")]
+    pub files: Vec<FileContent>,
+}
+
+/// A member's public key and its sealed copy of the data key (format 2).
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct MemberKey {
+    #[prost(bytes = "vec", tag = "1")]
+    pub public_key: Vec<u8>,
+    #[prost(bytes = "vec", tag = "2")]
+    pub sealed_data_key: Vec<u8>,
+}
+
+/// `SetMemberKey` (format 2).
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct MemberPublicKey {
+    #[prost(uint64, tag = "1")]
+    pub member: u64,
+    #[prost(bytes = "vec", tag = "2")]
+    pub public_key: Vec<u8>,
+}
+
+/// The data key sealed for one member (format 2).
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct SealedKey {
+    #[prost(uint64, tag = "1")]
+    pub member: u64,
+    #[prost(bytes = "vec", tag = "2")]
+    pub public_key: Vec<u8>,
+    #[prost(bytes = "vec", tag = "3")]
+    pub sealed: Vec<u8>,
+}
+
+/// `SealDataKey` (format 2).
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct SealDataKey {
+    #[prost(string, tag = "1")]
+    pub key_id: String,
+    #[prost(message, repeated, tag = "2")]
+    pub keys: Vec<SealedKey>,
 }

@@ -10,8 +10,9 @@ mirror_v1!(s::ServiceSpec => ServiceSpec {
     name, image, command, args, env, replicas, resources, ports, health_check, restart, update,
     placement, labels, autoscale, mode, stop_signal, stop_grace_period, endpoint_mode, user,
     workdir, hostname, init, read_only, ulimits, mounts, image_digest, registry_auth, cap_add,
-    cap_drop, no_new_privileges, userns,
+    cap_drop, no_new_privileges, userns, secrets, configs,
 });
+mirror_v1!(crate::files::FileRef => FileRef { source, target, mode, uid, gid, on_update });
 mirror_v1_enum!(s::ServiceMode { Replicated = 0, Global = 1 });
 mirror_v1!(s::ResourceSpec => ResourceSpec { cpu, memory, limits, reservations });
 mirror_v1!(s::ResourceLimits => ResourceLimits { cpu, memory, pids });
@@ -72,6 +73,16 @@ mirror_v1!(c::OperatorToken => OperatorToken {
     name, role, id, secret_sha256, created_ms, created_by, last_used_ms,
 });
 mirror_v1!(c::AuditEntry => AuditEntry { index, time_ms, actor, action, error });
+mirror_v1_enum!(crate::files::FileKind { Secret = 0, Config = 1 });
+mirror_v1!(crate::files::StoredFile => StoredFile {
+    kind, name, version, created_ms, updated_ms, size, data,
+});
+mirror_v1!(crate::files::FileWrite => FileWrite { kind, name, data, size });
+mirror_v1!(crate::files::FileVersion => FileVersion { kind, name, version });
+mirror_v1!(crate::files::FileContent => FileContent { kind, name, version, data });
+mirror_v1!(crate::files::TaskFiles => TaskFiles { files });
+mirror_v1!(crate::files::MemberKey => MemberKey { public_key, sealed_data_key });
+mirror_v1!(crate::files::SealedKey => SealedKey { member, public_key, sealed });
 mirror_v1_enum!(c::NodeStatus { Ready = 0, Down = 1 });
 mirror_v1_enum!(c::NodeAvailability { Active = 0, Paused = 1, Drained = 2 });
 mirror_v1!(c::NodeResources => NodeResources { cpu_millis, memory_bytes });
@@ -100,6 +111,7 @@ impl ToV1<VersionOrigin> for c::VersionOrigin {
             c::VersionOrigin::Apply => VersionOrigin { kind: 0, from: 0 },
             c::VersionOrigin::Scale => VersionOrigin { kind: 1, from: 0 },
             c::VersionOrigin::Rollback { from } => VersionOrigin { kind: 2, from },
+            c::VersionOrigin::Restart { from } => VersionOrigin { kind: 3, from },
         }
     }
 }
@@ -115,6 +127,7 @@ impl FromV1<Option<VersionOrigin>> for c::VersionOrigin {
             0 => Ok(c::VersionOrigin::Apply),
             1 => Ok(c::VersionOrigin::Scale),
             2 => Ok(c::VersionOrigin::Rollback { from: v.from }),
+            3 => Ok(c::VersionOrigin::Restart { from: v.from }),
             k => Err(format!("{k} is not a version origin this build knows")),
         }
     }
@@ -128,7 +141,9 @@ mirror_v1!(n::RegisterResponse => RegisterResponse {
 });
 mirror_v1!(n::Heartbeat => Heartbeat { node_id, term_seen, endpoints_applied });
 mirror_v1!(n::HeartbeatAck => HeartbeatAck { term, known });
-mirror_v1!(n::Assignment => Assignment { task_id, service, service_version, slot, spec, desired });
+mirror_v1!(n::Assignment => Assignment {
+    task_id, service, service_version, slot, spec, desired, files,
+});
 mirror_v1!(n::Assignments => Assignments { index, term, tasks, overlay });
 mirror_v1!(n::Overlay => Overlay { cluster_cidr, subnet, problem, peers });
 mirror_v1!(n::OverlayPeer => OverlayPeer { node, public_key, endpoint, subnet, generation });
@@ -284,6 +299,19 @@ impl ToV1<Command> for r::Command {
                 actor: actor.clone(),
                 command: Some(Box::new((**command).to_v1())),
             })),
+            D::PutFile(w) => K::PutFile((**w).to_v1()),
+            D::RemoveFile { kind, name } => K::RemoveFile(FileName {
+                kind: kind.to_v1(),
+                name: name.clone(),
+            }),
+            D::SetMemberKey { member, public_key } => K::SetMemberKey(MemberPublicKey {
+                member: *member,
+                public_key: public_key.clone(),
+            }),
+            D::SealDataKey { key_id, keys } => K::SealDataKey(SealDataKey {
+                key_id: key_id.clone(),
+                keys: keys.to_v1(),
+            }),
         };
         Command { kind: Some(kind) }
     }
@@ -374,6 +402,19 @@ impl FromV1<Command> for r::Command {
                     *a.command.ok_or("an audited command without its command")?,
                 )?),
             },
+            K::PutFile(w) => D::PutFile(Box::new(FromV1::from_v1(w)?)),
+            K::RemoveFile(n) => D::RemoveFile {
+                kind: FromV1::from_v1(n.kind)?,
+                name: n.name,
+            },
+            K::SetMemberKey(k) => D::SetMemberKey {
+                member: k.member,
+                public_key: k.public_key,
+            },
+            K::SealDataKey(k) => D::SealDataKey {
+                key_id: k.key_id,
+                keys: FromV1::from_v1(k.keys)?,
+            },
         })
     }
 }
@@ -401,6 +442,7 @@ impl ToV1<Response> for r::Response {
             D::Plan(result) => K::Plan(result.to_v1()),
             D::Stack(change) => K::Stack(change.to_v1()),
             D::Autoscale(outcome) => K::Autoscale(outcome.to_v1()),
+            D::File(f) => K::File((**f).to_v1()),
         };
         Response { kind: Some(kind) }
     }
@@ -422,6 +464,7 @@ impl FromV1<Response> for r::Response {
             K::Plan(p) => D::Plan(FromV1::from_v1(p)?),
             K::Stack(c) => D::Stack(Box::new(FromV1::from_v1(c)?)),
             K::Autoscale(o) => D::Autoscale(Box::new(FromV1::from_v1(o)?)),
+            K::File(f) => D::File(Box::new(FromV1::from_v1(f)?)),
         })
     }
 }

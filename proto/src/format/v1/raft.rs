@@ -25,7 +25,7 @@ pub struct Request {
 pub struct Command {
     #[prost(
         oneof = "command::Kind",
-        tags = "1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18, 19, 20, 21, 22, 23, 24, 25, 26, 27, 28, 29, 30, 31"
+        tags = "1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18, 19, 20, 21, 22, 23, 24, 25, 26, 27, 28, 29, 30, 31, 32, 33, 34, 35"
     )]
     pub kind: Option<command::Kind>,
 }
@@ -112,6 +112,18 @@ pub mod command {
         /// Format 2.
         #[prost(message, tag = "31")]
         Audited(Box<Audited>),
+        /// Format 2.
+        #[prost(message, tag = "32")]
+        PutFile(super::super::cluster::FileWrite),
+        /// Format 2.
+        #[prost(message, tag = "33")]
+        RemoveFile(super::super::cluster::FileName),
+        /// Format 2.
+        #[prost(message, tag = "34")]
+        SetMemberKey(super::super::cluster::MemberPublicKey),
+        /// Format 2.
+        #[prost(message, tag = "35")]
+        SealDataKey(super::super::cluster::SealDataKey),
     }
 }
 
@@ -317,7 +329,10 @@ pub struct CommandError {
 
 #[derive(Clone, PartialEq, prost::Message)]
 pub struct Response {
-    #[prost(oneof = "response::Kind", tags = "1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11")]
+    #[prost(
+        oneof = "response::Kind",
+        tags = "1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12"
+    )]
     pub kind: Option<response::Kind>,
 }
 
@@ -352,6 +367,9 @@ pub mod response {
         /// Format 2.
         #[prost(message, tag = "11")]
         Autoscale(super::super::cluster::AutoscaleOutcome),
+        /// Format 2.
+        #[prost(message, tag = "12")]
+        File(super::super::cluster::StoredFile),
     }
 }
 

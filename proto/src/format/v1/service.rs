@@ -71,6 +71,28 @@ pub struct ServiceSpec {
     pub no_new_privileges: Option<bool>,
     #[prost(bool, tag = "31")]
     pub userns: bool,
+    /// Secrets and configs, format 2.
+    #[prost(message, repeated, tag = "32")]
+    pub secrets: Vec<FileRef>,
+    #[prost(message, repeated, tag = "33")]
+    pub configs: Vec<FileRef>,
+}
+
+/// A reference to a secret or config. Format 2.
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct FileRef {
+    #[prost(string, tag = "1")]
+    pub source: String,
+    #[prost(string, optional, tag = "2")]
+    pub target: Option<String>,
+    #[prost(string, optional, tag = "3")]
+    pub mode: Option<String>,
+    #[prost(uint32, optional, tag = "4")]
+    pub uid: Option<u32>,
+    #[prost(uint32, optional, tag = "5")]
+    pub gid: Option<u32>,
+    #[prost(string, optional, tag = "6")]
+    pub on_update: Option<String>,
 }
 
 /// Format 2.

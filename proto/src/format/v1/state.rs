@@ -73,4 +73,16 @@ pub struct State {
     /// The audit log, oldest first. Format 2.
     #[prost(message, repeated, tag = "17")]
     pub audit: Vec<super::cluster::AuditEntry>,
+    /// Secrets, by name (their content sealed). Format 2.
+    #[prost(btree_map = "string, message", tag = "18")]
+    pub secrets: BTreeMap<String, super::cluster::StoredFile>,
+    /// Configs, by name. Format 2.
+    #[prost(btree_map = "string, message", tag = "19")]
+    pub configs: BTreeMap<String, super::cluster::StoredFile>,
+    /// Members' public keys and sealed copies of the data key, by member id. Format 2.
+    #[prost(btree_map = "uint64, message", tag = "20")]
+    pub member_keys: BTreeMap<u64, super::cluster::MemberKey>,
+    /// The id of the cluster's data key (empty: none yet). Format 2.
+    #[prost(string, tag = "21")]
+    pub data_key_id: String,
 }
