@@ -35,6 +35,19 @@ pub enum ClusterCmd {
     Login,
     /// Forget the kept operator token.
     Logout,
+    /// Autolock (admins): `on` keeps every member's private key encrypted with an unlock key,
+    /// printed once (a new one each time); after a restart a member opens no secret until
+    /// `hoist cluster unlock`. `off` keeps the keys in the clear again.
+    Autolock {
+        #[arg(value_parser = ["on", "off"])]
+        state: String,
+    },
+    /// Give locked members the unlock key: every member named by --controller is asked (those
+    /// not locked say so). The key comes from --key, HOIST_UNLOCK_KEY, or standard input.
+    Unlock {
+        #[arg(long, env = "HOIST_UNLOCK_KEY", hide_env_values = true)]
+        key: Option<String>,
+    },
     /// Operators' writes, newest last: who, when, what, and whether it was refused (admins).
     Audit {
         /// At most this many entries.
@@ -80,6 +93,27 @@ pub async fn run(
         ClusterCmd::Login => return crate::token::login(controllers, token, json).await,
         ClusterCmd::Logout => return crate::token::logout(json),
         ClusterCmd::Audit { limit } => return crate::token::audit(controllers, limit, json).await,
+        ClusterCmd::Autolock { state } => {
+            let body = serde_json::json!({ "enabled": state == "on" });
+            match client
+                .json::<serde_json::Value>(Method::POST, "/v1/cluster/autolock", Some(&body))
+                .await
+            {
+                Ok(v) if json => println!("{}", serde_json::to_string_pretty(&v)?),
+                Ok(v) => match v["unlock_key"].as_str() {
+                    Some(key) => {
+                        eprintln!(
+                            "autolock is on. The unlock key, shown once: keep it safe; every member \
+                             needs it after a restart (hoist cluster unlock)"
+                        );
+                        println!("{key}");
+                    }
+                    None => println!("autolock is off"),
+                },
+                Err(e) => return Ok(report(&e)),
+            }
+        }
+        ClusterCmd::Unlock { key } => return unlock(controllers, key, json).await,
         ClusterCmd::Token => {
             match client
                 .json::<hoist_proto::cluster::JoinToken>(Method::GET, "/v1/cluster/token", None)
@@ -232,4 +266,49 @@ pub async fn run(
         }
     }
     Ok(0)
+}
+
+/// `hoist cluster unlock`: each member is asked by itself (a member unlocks only its own key).
+async fn unlock(controllers: &[String], key: Option<String>, json: bool) -> anyhow::Result<i32> {
+    let key = match key {
+        Some(k) => k.trim().to_string(),
+        None => {
+            eprintln!("paste the unlock key (HOISTUK1-...), then Enter:");
+            let mut line = String::new();
+            std::io::stdin().read_line(&mut line)?;
+            line.trim().to_string()
+        }
+    };
+    if key.is_empty() {
+        anyhow::bail!("no unlock key given: pass --key, set HOIST_UNLOCK_KEY, or paste it");
+    }
+    let body = serde_json::json!({ "key": key });
+    let mut code = 0;
+    let mut results = Vec::new();
+    for addr in controllers {
+        let client = ControllerClient::new(std::slice::from_ref(addr))?;
+        let outcome = match client
+            .json::<serde_json::Value>(Method::POST, "/v1/cluster/unlock", Some(&body))
+            .await
+        {
+            Ok(_) => "unlocked".to_string(),
+            Err(crate::controller_client::CallError::Api { body, .. })
+                if body.code == "not_locked" =>
+            {
+                "not locked".to_string()
+            }
+            Err(e) => {
+                code = 1;
+                format!("error: {e}")
+            }
+        };
+        results.push(serde_json::json!({ "controller": addr, "result": outcome }));
+        if !json {
+            println!("{addr}: {outcome}");
+        }
+    }
+    if json {
+        println!("{}", serde_json::to_string_pretty(&results)?);
+    }
+    Ok(code)
 }

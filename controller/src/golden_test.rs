@@ -258,6 +258,16 @@ fn every_golden_file_of_every_format_read_decodes() {
                 |s, f| encode_snapshot(s, f).unwrap(),
                 |b, _| decode_snapshot(b).map_err(e),
             );
+            // Autolock on: the unlock key sealed under the data key.
+            let mut st = state(format);
+            st.data_key_id = "3f2a9c0112345678".into();
+            st.autolock = b"HSEAL1\0sealed-unlock-key".to_vec();
+            c.file(
+                "state-snapshot-autolock",
+                &st,
+                |s, f| encode_snapshot(s, f).unwrap(),
+                |b, _| decode_snapshot(b).map_err(e),
+            );
         }
         for (name, entry) in entries() {
             c.file(

@@ -31,6 +31,11 @@ struct Args {
     /// member is an admin's act.
     #[arg(long, env = "HOIST_TOKEN", hide_env_values = true)]
     token: Option<String>,
+    /// With --bootstrap: start the cluster with autolock on (Swarm's option). The unlock key is
+    /// printed once on standard output and never written to disk; every member needs it after
+    /// a restart (`hoist cluster unlock`) before it opens secrets again.
+    #[arg(long, requires = "bootstrap")]
+    autolock: bool,
     /// Join as a non-voting learner.
     #[arg(long)]
     learner: bool,
@@ -141,6 +146,7 @@ fn main() -> anyhow::Result<()> {
     let opts = MemberOptions {
         data_dir: args.data_dir,
         listen: args.listen,
+        autolock: args.autolock,
         limits: hoist_transport::Limits {
             header_read_timeout: args.header_read_timeout,
             max_connections: args.max_connections,

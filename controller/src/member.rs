@@ -30,6 +30,8 @@ pub struct MemberOptions {
     pub data_dir: PathBuf,
     /// Where to listen, `HOST:PORT`.
     pub listen: String,
+    /// Turn autolock on once the cluster has its data key (`--autolock`, with bootstrap).
+    pub autolock: bool,
     /// The listener's connection limits and timeouts.
     pub limits: hoist_transport::Limits,
     /// The address peers and clients use; defaults to `listen`.
@@ -87,16 +89,18 @@ pub async fn run(
     });
     tokio::spawn(leader::run(node.clone(), leader.clone()));
     tokio::spawn(crate::autoscale::run_pull(node.clone(), leader.clone()));
-    let member_key = crate::keyring::load_or_create_member_key(&opts.data_dir).map_err(|e| {
-        MemberError::Keys(format!(
-            "{}: {e}",
-            opts.data_dir
-                .join(crate::keyring::MEMBER_KEY_FILE)
-                .display()
-        ))
-    })?;
-    let keyring = std::sync::Arc::new(crate::keyring::Keyring::new(node.id(), member_key));
+    let keyring =
+        crate::keyring::Keyring::open(node.id(), &opts.data_dir).map_err(MemberError::Keys)?;
+    if keyring.is_locked() {
+        tracing::warn!(
+            "this member is locked (autolock): secrets and configs wait for `hoist cluster unlock`"
+        );
+    }
+    let keyring = std::sync::Arc::new(keyring);
     tokio::spawn(crate::keyring::run(node.clone(), keyring.clone()));
+    if opts.autolock {
+        tokio::spawn(turn_on_autolock(node.clone(), keyring.clone()));
+    }
     let (stop, stopping) = tokio::sync::watch::channel(false);
     let mut stopping_rx = stopping.clone();
     let mut server = tokio::spawn(api::serve(
@@ -146,6 +150,39 @@ pub async fn run(
             Ok(())
         }
     }
+}
+
+/// `--autolock`: once this member leads and holds the data key, turns autolock on (unless it is)
+/// and prints the unlock key, once.
+async fn turn_on_autolock(node: RaftNode, keyring: std::sync::Arc<crate::keyring::Keyring>) {
+    use crate::keyring::lock::{UnlockKey, AUTOLOCK_AAD};
+    for _ in 0..600 {
+        let ready = node.stale_read(|s| {
+            (s.cluster_format >= 2 && s.autolock.is_empty())
+                .then(|| keyring.data_key(s))
+                .map(|k| k.filter(|_| node.is_leader()))
+        });
+        match ready {
+            None => return, // on already, or a cluster below format 2
+            Some(Some(key)) => {
+                let unlock = UnlockKey::generate();
+                let command = hoist_proto::raft::Command::SetAutolock {
+                    sealed_unlock_key: key.seal(AUTOLOCK_AAD, unlock.as_bytes()),
+                };
+                if let Ok(hoist_proto::raft::Response::Ok) = node.write(command).await {
+                    println!(
+                        "autolock is on. The unlock key, shown once (every member needs it after a \
+                         restart: hoist cluster unlock):\n{}",
+                        unlock.text()
+                    );
+                    return;
+                }
+            }
+            Some(None) => {}
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    tracing::warn!("--autolock: the cluster's data key was not ready in a minute; use `hoist cluster autolock on`");
 }
 
 /// How long open requests may finish once a member stops.

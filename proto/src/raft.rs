@@ -168,6 +168,11 @@ pub enum Command {
         key_id: String,
         keys: Vec<crate::files::SealedKey>,
     },
+    /// Admin: turn autolock on (the unlock key, sealed under the data key: every member then
+    /// keeps its private key only encrypted with it) or off (empty). Format 2.
+    SetAutolock {
+        sealed_unlock_key: Vec<u8>,
+    },
 }
 
 /// `hoist stack deploy`: the stack's services, named `STACK_SERVICE`.
@@ -203,7 +208,8 @@ impl Command {
             | Command::PutFile(_)
             | Command::RemoveFile { .. }
             | Command::SetMemberKey { .. }
-            | Command::SealDataKey { .. } => 2,
+            | Command::SealDataKey { .. }
+            | Command::SetAutolock { .. } => 2,
             Command::Audited { command, .. } => command.format().max(2),
             Command::Plan(p) if !p.drain.is_empty() => 2,
             _ => 0,

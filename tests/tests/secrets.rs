@@ -352,3 +352,113 @@ fn secrets_reach_replicas_as_files_rotate_live_and_rest_nowhere_in_the_clear() -
     lab.hoist_ok(&["config", "rm", "app.conf"])?;
     Ok(())
 }
+
+/// The members' key files in each data dir: (clear, locked).
+fn key_files(lab: &ClusterLab) -> Vec<(bool, bool)> {
+    (0..3)
+        .map(|i| {
+            let d = lab.lab.data_dir(i);
+            (
+                d.join("member.key").exists(),
+                d.join("member.key.locked").exists(),
+            )
+        })
+        .collect()
+}
+
+/// `GET /v1/cluster/lock` of member `i`: whether it is locked.
+fn locked(lab: &ClusterLab, i: usize) -> Result<bool> {
+    let (code, v) = lab.lab.get(i, "/v1/cluster/lock")?;
+    ensure!(code == 200, "{code} {v}");
+    v["locked"].as_bool().context("locked")
+}
+
+#[test]
+fn autolock_keeps_member_keys_encrypted_and_a_restarted_member_opens_secrets_after_unlock(
+) -> Result<()> {
+    let _g = serial();
+    let mut lab = ClusterLab::start(3, MEMBER_FLAGS)?;
+    let (code, out, err) = create_secret(&lab, "api-key", "k3y-value")?;
+    ensure!(code == 0, "{out}\n{err}");
+    ensure!(
+        key_files(&lab) == vec![(true, false); 3],
+        "{:?}",
+        key_files(&lab)
+    );
+
+    let key = lab
+        .hoist_ok(&["cluster", "autolock", "on"])?
+        .trim()
+        .to_string();
+    ensure!(key.starts_with("HOISTUK1-"), "{key}");
+    lab.wait_until(
+        "every member's key encrypted",
+        Duration::from_secs(20),
+        || {
+            let files = key_files(&lab);
+            Ok((
+                (files == vec![(false, true); 3]).then_some(()),
+                format!("{files:?}"),
+            ))
+        },
+    )?;
+    for i in 0..3 {
+        let data = lab.lab.data_dir(i).to_path_buf();
+        let mut skipped = Vec::new();
+        ensure!(
+            disk_holds(&data, key.as_bytes(), &mut skipped)?.is_none(),
+            "the unlock key is on disk"
+        );
+    }
+
+    // A follower restarts locked: it cannot open secrets until it is given the key.
+    let leader = lab.lab.wait_leader(Duration::from_secs(10))?;
+    let follower = (0..3).find(|&i| i != leader).context("a follower")?;
+    lab.lab.kill9(follower)?;
+    lab.lab.start(follower, &[])?;
+    ensure!(locked(&lab, follower)?, "a restarted member is not locked");
+    let only = lab.lab.addr(follower);
+    let through_it =
+        |args: &[&str]| hoist_tests::hoist_cli_as(&only, lab.lab.token().as_deref(), args);
+    let value = tempfile::NamedTempFile::new()?;
+    std::fs::write(value.path(), "n3w-value")?;
+    let value_path = value.path().to_str().context("path")?;
+    let (code, _, err) = through_it(&["secret", "create", "api-key", "-f", value_path])?;
+    ensure!(
+        code != 0 && err.contains("data key"),
+        "a locked member sealed: {code} {err}"
+    );
+    let wrong = format!("HOISTUK1-{}", "00".repeat(32));
+    let (code, out, _) = through_it(&["cluster", "unlock", "--key", &wrong])?;
+    ensure!(
+        code != 0 && out.contains("does not open"),
+        "a wrong key: {code} {out}"
+    );
+    ensure!(locked(&lab, follower)?);
+    let out = lab.hoist_ok(&["cluster", "unlock", "--key", &key])?;
+    ensure!(
+        out.matches("not locked").count() == 2 && out.matches(": unlocked").count() == 1,
+        "{out}"
+    );
+    ensure!(!locked(&lab, follower)?);
+    let (code, out, err) = through_it(&["secret", "create", "api-key", "-f", value_path])?;
+    ensure!(
+        code == 0 && out.contains("version 2"),
+        "after unlock: {code} {out} {err}"
+    );
+
+    // Off: the keys are in the clear again.
+    lab.hoist_ok(&["cluster", "autolock", "off"])?;
+    lab.wait_until(
+        "every member's key in the clear",
+        Duration::from_secs(20),
+        || {
+            let files = key_files(&lab);
+            Ok((
+                (files == vec![(true, false); 3]).then_some(()),
+                format!("{files:?}"),
+            ))
+        },
+    )?;
+    Ok(())
+}

@@ -108,7 +108,7 @@ async fn put(ctx: Ctx, kind: FileKind, name: String, body: Bytes) -> Result<Resp
     )
 }
 
-fn key_not_ready() -> ApiError {
+pub(super) fn key_not_ready() -> ApiError {
     ApiError::new(
         StatusCode::SERVICE_UNAVAILABLE,
         "not_ready",

@@ -5,6 +5,7 @@
 
 mod agent;
 pub mod auth;
+mod autolock;
 mod body;
 mod cluster;
 mod error;
@@ -201,6 +202,7 @@ route_table! {
         GET "/v1/cluster/snapshot" ADMIN => cluster::download;
         POST "/v1/cluster/snapshot" ADMIN => cluster::restore;
         GET "/v1/cluster/audit" ADMIN => tokens::audit;
+        POST "/v1/cluster/autolock" ADMIN => autolock::set;
         GET "/v1/tokens" ADMIN => tokens::list;
         POST "/v1/tokens" ADMIN => tokens::create;
         DELETE "/v1/tokens/{name}" ADMIN => tokens::remove;
@@ -211,6 +213,8 @@ route_table! {
     }
     local {
         POST "/raft/{kind}" PEER => raft_rpc;
+        GET "/v1/cluster/lock" VIEWER => autolock::state;
+        POST "/v1/cluster/unlock" OPEN => autolock::unlock;
         GET "/metrics" VIEWER => metrics::scrape;
         GET "/ui" OPEN => crate::ui::index;
         GET "/ui/" OPEN => crate::ui::index;

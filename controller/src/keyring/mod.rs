@@ -17,6 +17,7 @@
 //!   HKDF-SHA256 over the shared secret (salt: both public keys), ChaCha20-Poly1305 with a zero
 //!   nonce (the derived key is used once): `ephemeral public (32) ‖ ciphertext+tag (48)`.
 
+pub mod lock;
 mod sync;
 
 pub use sync::run;
@@ -25,11 +26,8 @@ use chacha20poly1305::aead::{Aead, KeyInit, Payload};
 use chacha20poly1305::{ChaCha20Poly1305, Key, Nonce};
 use sha2::{Digest, Sha256};
 use std::path::Path;
-use std::sync::{Arc, RwLock};
+use std::sync::{Arc, Mutex, RwLock};
 use x25519_dalek::{PublicKey, StaticSecret};
-
-/// The file of a member's private key in its data dir.
-pub const MEMBER_KEY_FILE: &str = "member.key";
 
 /// What every sealed secret starts with.
 const SEAL_MAGIC: &[u8] = b"HSEAL1";
@@ -178,48 +176,24 @@ pub fn open_for_member(secret: &StaticSecret, sealed: &[u8]) -> Option<DataKey> 
     Some(DataKey::from_bytes(key.try_into().ok()?))
 }
 
-/// Reads this member's private key from `dir`, making it (0600) on first start.
-pub fn load_or_create_member_key(dir: &Path) -> std::io::Result<StaticSecret> {
-    let path = dir.join(MEMBER_KEY_FILE);
-    match std::fs::read(&path) {
-        Ok(bytes) => {
-            let bytes: [u8; 32] = bytes.as_slice().try_into().map_err(|_| {
-                std::io::Error::new(
-                    std::io::ErrorKind::InvalidData,
-                    format!("{}: not a 32-byte key", path.display()),
-                )
-            })?;
-            Ok(StaticSecret::from(bytes))
-        }
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            use std::io::Write;
-            use std::os::unix::fs::OpenOptionsExt;
-            let secret = StaticSecret::from(rand::random::<[u8; 32]>());
-            let mut f = std::fs::OpenOptions::new()
-                .write(true)
-                .create_new(true)
-                .mode(0o600)
-                .open(&path)?;
-            f.write_all(secret.as_bytes())?;
-            f.sync_all()?;
-            Ok(secret)
-        }
-        Err(e) => Err(e),
-    }
-}
-
 /// This member's keys and, once opened, the cluster's data key.
 pub struct Keyring {
     me: u64,
-    secret: StaticSecret,
     public: [u8; 32],
+    /// `None` while the member is locked (autolock, after a restart, before `unlock`).
+    secret: RwLock<Option<StaticSecret>>,
     data: RwLock<Option<Arc<DataKey>>>,
+    /// Where the private key is kept (`None`: only in memory, for tests).
+    dir: Option<std::path::PathBuf>,
+    /// The id of the unlock key the file on disk is encrypted with (`None`: in the clear).
+    locked_with: Mutex<Option<String>>,
 }
 
 impl std::fmt::Debug for Keyring {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Keyring")
             .field("me", &self.me)
+            .field("locked", &self.is_locked())
             .field(
                 "data_key",
                 &self.data.read().map(|d| d.is_some()).unwrap_or(false),
@@ -233,9 +207,39 @@ impl Keyring {
         let public = PublicKey::from(&secret).to_bytes();
         Keyring {
             me,
-            secret,
             public,
+            secret: RwLock::new(Some(secret)),
             data: RwLock::new(None),
+            dir: None,
+            locked_with: Mutex::new(None),
+        }
+    }
+
+    /// This member's keyring from its data dir: the private key in the clear (`member.key`),
+    /// or encrypted with the unlock key (`member.key.locked`: the keyring starts locked), or
+    /// a new one on a member's first start.
+    pub fn open(me: u64, dir: &Path) -> Result<Keyring, String> {
+        match lock::read(dir)? {
+            lock::OnDisk::Clear(secret) => Ok(Keyring {
+                dir: Some(dir.to_path_buf()),
+                ..Keyring::new(me, secret)
+            }),
+            lock::OnDisk::Locked { public, lock_id } => Ok(Keyring {
+                me,
+                public,
+                secret: RwLock::new(None),
+                data: RwLock::new(None),
+                dir: Some(dir.to_path_buf()),
+                locked_with: Mutex::new(Some(lock_id)),
+            }),
+            lock::OnDisk::None => {
+                let secret = StaticSecret::from(rand::random::<[u8; 32]>());
+                lock::write_clear(dir, &secret).map_err(|e| e.to_string())?;
+                Ok(Keyring {
+                    dir: Some(dir.to_path_buf()),
+                    ..Keyring::new(me, secret)
+                })
+            }
         }
     }
 
@@ -252,6 +256,62 @@ impl Keyring {
         &self.public
     }
 
+    /// Whether the private key is still encrypted (autolock, after a restart).
+    pub fn is_locked(&self) -> bool {
+        self.secret.read().map(|s| s.is_none()).unwrap_or(true)
+    }
+
+    /// Opens the private key with the unlock key (`HOISTUK1-...`).
+    pub fn unlock(&self, key_text: &str) -> Result<(), lock::UnlockError> {
+        if !self.is_locked() {
+            return Err(lock::UnlockError::NotLocked);
+        }
+        let key = lock::UnlockKey::parse(key_text)?;
+        let dir = self.dir.as_deref().ok_or(lock::UnlockError::NotLocked)?;
+        let secret = lock::open_locked(dir, &key)?;
+        if PublicKey::from(&secret).to_bytes() != self.public {
+            return Err(lock::UnlockError::WrongKey);
+        }
+        if let Ok(mut slot) = self.secret.write() {
+            *slot = Some(secret);
+        }
+        tracing::info!("unlocked: this member's key is open again");
+        Ok(())
+    }
+
+    /// Keeps the private key on disk as autolock says: encrypted with `unlock` (rewritten when
+    /// the unlock key changed), or in the clear when autolock is off. Does nothing while locked
+    /// or for an in-memory keyring.
+    pub fn keep_locked_with(&self, unlock: Option<&lock::UnlockKey>) -> std::io::Result<()> {
+        let Some(dir) = self.dir.as_deref() else {
+            return Ok(());
+        };
+        let secret = match self.secret.read() {
+            Ok(s) => match s.as_ref() {
+                Some(s) => s.clone(),
+                None => return Ok(()),
+            },
+            Err(_) => return Ok(()),
+        };
+        let mut locked_with = self.locked_with.lock().expect("lock state");
+        let want = unlock.map(lock::UnlockKey::id);
+        if *locked_with == want {
+            return Ok(());
+        }
+        match unlock {
+            Some(key) => {
+                lock::write_locked(dir, &secret, key)?;
+                tracing::info!("autolock: this member's key is kept encrypted with the unlock key");
+            }
+            None => {
+                lock::write_clear(dir, &secret)?;
+                tracing::info!("autolock is off: this member's key is kept in the clear");
+            }
+        }
+        *locked_with = want;
+        Ok(())
+    }
+
     /// The cluster's data key, opened from this member's sealed copy in `state` (and kept).
     pub fn data_key(&self, state: &crate::state::State) -> Option<Arc<DataKey>> {
         if state.data_key_id.is_empty() {
@@ -266,7 +326,10 @@ impl Keyring {
         if mine.public_key != self.public {
             return None;
         }
-        let key = open_for_member(&self.secret, &mine.sealed_data_key)?;
+        let key = {
+            let secret = self.secret.read().ok()?;
+            open_for_member(secret.as_ref()?, &mine.sealed_data_key)?
+        };
         if key.id_hex() != state.data_key_id {
             return None;
         }

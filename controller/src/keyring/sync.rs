@@ -1,6 +1,7 @@
 //! Keeping the data key where it must be: every member publishes its public key, and the leader
 //! seals the data key (making it first if the cluster has none) for every member without a
-//! copy. What to do is decided by [`plan`], a pure function of the state; [`run`] does it.
+//! copy. What to do is decided by [`plan`], a pure function of the state; [`run`] does it, and
+//! keeps the member's own key file as autolock says (`lock.rs`).
 
 use super::{seal_for_member, DataKey, Keyring};
 use crate::raft::RaftNode;
@@ -73,6 +74,28 @@ const RETRY: Duration = Duration::from_secs(2);
 pub async fn run(node: RaftNode, keyring: Arc<Keyring>) {
     let mut applied = node.applied_watch();
     loop {
+        if keyring.is_locked() {
+            // Nothing to publish or seal until an operator unlocks this member.
+            applied.mark_unchanged();
+            if let Ok(Err(_)) = tokio::time::timeout(RETRY, applied.changed()).await {
+                return;
+            }
+            continue;
+        }
+        // Autolock: keep the private key on disk as the state says (once the data key opens
+        // the unlock key).
+        let autolock = node.stale_read(|s| match s.autolock.is_empty() {
+            true => Some(None),
+            false => keyring.data_key(s).and_then(|k| {
+                let bytes = k.open(super::lock::AUTOLOCK_AAD, &s.autolock).ok()?;
+                super::lock::UnlockKey::from_bytes(&bytes).map(Some)
+            }),
+        });
+        if let Some(unlock) = autolock {
+            if let Err(e) = keyring.keep_locked_with(unlock.as_ref()) {
+                tracing::error!(error = %e, "autolock: cannot rewrite this member's key file");
+            }
+        }
         let next = node.stale_read(|s| {
             let key = keyring.data_key(s);
             let step = plan(

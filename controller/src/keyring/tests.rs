@@ -31,13 +31,14 @@ fn a_secret_opens_only_with_its_key_and_its_name() {
 #[test]
 fn the_data_key_sealed_for_a_member_opens_with_its_private_key_only() {
     let key = DataKey::generate();
-    let member = Keyring::ephemeral(2);
-    let sealed = seal_for_member(&key, member.public_key()).unwrap();
-    let opened = open_for_member(&member.secret, &sealed).unwrap();
+    let secret = StaticSecret::from(rand::random::<[u8; 32]>());
+    let public = PublicKey::from(&secret).to_bytes();
+    let sealed = seal_for_member(&key, &public).unwrap();
+    let opened = open_for_member(&secret, &sealed).unwrap();
     assert_eq!(opened.id_hex(), key.id_hex());
     assert_eq!(opened.key, key.key);
-    let stranger = Keyring::ephemeral(3);
-    assert!(open_for_member(&stranger.secret, &sealed).is_none());
+    let stranger = StaticSecret::from(rand::random::<[u8; 32]>());
+    assert!(open_for_member(&stranger, &sealed).is_none());
     assert!(
         seal_for_member(&key, &[1, 2, 3]).is_none(),
         "not a public key"
@@ -45,19 +46,17 @@ fn the_data_key_sealed_for_a_member_opens_with_its_private_key_only() {
 }
 
 #[test]
-fn a_member_key_file_is_made_once_and_private() {
+fn a_member_key_is_made_once_private_and_a_bad_file_is_an_error() {
     use std::os::unix::fs::PermissionsExt;
     let dir = tempfile::tempdir().unwrap();
-    let a = load_or_create_member_key(dir.path()).unwrap();
-    let b = load_or_create_member_key(dir.path()).unwrap();
-    assert_eq!(a.as_bytes(), b.as_bytes());
-    let mode = std::fs::metadata(dir.path().join(MEMBER_KEY_FILE))
-        .unwrap()
-        .permissions()
-        .mode();
+    let a = Keyring::open(1, dir.path()).unwrap();
+    let b = Keyring::open(1, dir.path()).unwrap();
+    assert_eq!(a.public_key(), b.public_key());
+    let file = dir.path().join(lock::MEMBER_KEY_FILE);
+    let mode = std::fs::metadata(&file).unwrap().permissions().mode();
     assert_eq!(mode & 0o777, 0o600);
-    std::fs::write(dir.path().join(MEMBER_KEY_FILE), b"short").unwrap();
-    assert!(load_or_create_member_key(dir.path()).is_err());
+    std::fs::write(&file, b"short").unwrap();
+    assert!(Keyring::open(1, dir.path()).is_err());
 }
 
 fn state_with(keys: &[(u64, &[u8], bool)], key_id: &str) -> State {

@@ -224,6 +224,24 @@ impl State {
         Ok(Response::Ok)
     }
 
+    pub(super) fn set_autolock(&mut self, sealed: &[u8]) -> Result<Response, CommandError> {
+        if !sealed.is_empty() && (!is_sealed(sealed) || sealed.len() > 256) {
+            return Err(invalid(
+                "sealed_unlock_key",
+                "must be the unlock key sealed under the data key",
+            ));
+        }
+        if !sealed.is_empty() && self.data_key_id.is_empty() {
+            return Err(CommandError {
+                code: ErrorCode::Conflict,
+                message: "the cluster has no data key yet".into(),
+                field: None,
+            });
+        }
+        self.autolock = sealed.to_vec();
+        Ok(Response::Ok)
+    }
+
     pub(super) fn seal_data_key(
         &mut self,
         key_id: &str,

@@ -121,6 +121,9 @@ pub struct State {
     pub member_keys: BTreeMap<u64, MemberKey>,
     /// The id of the cluster's data key; empty until the first leader of format 2 makes it.
     pub data_key_id: String,
+    /// The unlock key sealed under the data key while autolock is on; empty when off
+    /// (`crate::keyring::lock`).
+    pub autolock: Vec<u8>,
     /// Raft index of the entry being applied; set by the state machine before [`State::apply`].
     /// Not part of the state's encoding or hash: a refused command must change nothing.
     pub index: u64,
@@ -221,6 +224,7 @@ impl State {
                 self.set_member_key(*member, public_key)
             }
             Command::SealDataKey { key_id, keys } => self.seal_data_key(key_id, keys),
+            Command::SetAutolock { sealed_unlock_key } => self.set_autolock(sealed_unlock_key),
             Command::Audited { actor, command } => {
                 if matches!(**command, Command::Audited { .. }) {
                     return Response::Error(CommandError {
@@ -458,6 +462,7 @@ impl State {
         // agent asks for them (create them again); a backup of this cluster opens as before.
         state.member_keys = std::mem::take(&mut self.member_keys);
         state.data_key_id = std::mem::take(&mut self.data_key_id);
+        state.autolock = std::mem::take(&mut self.autolock);
         *self = state;
         Ok(Response::Restored(self.services.len() as u64))
     }

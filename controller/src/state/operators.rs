@@ -174,6 +174,10 @@ pub fn describe(command: &Command) -> String {
         // The name and size only: never the content.
         Command::PutFile(w) => format!("create {} {} ({} bytes)", w.kind, w.name, w.size),
         Command::RemoveFile { kind, name } => format!("remove {kind} {name}"),
+        Command::SetAutolock { sealed_unlock_key } if sealed_unlock_key.is_empty() => {
+            "turn autolock off".into()
+        }
+        Command::SetAutolock { .. } => "turn autolock on (a new unlock key)".into(),
         Command::Batch(commands) => commands.iter().map(describe).collect::<Vec<_>>().join("; "),
         Command::Audited { command, .. } => describe(command),
         // Not an operator's: the leader's and agents' own commands are not audited.

@@ -191,6 +191,7 @@ fn from_v0(s: v0::State) -> State {
         configs: BTreeMap::new(),
         member_keys: BTreeMap::new(),
         data_key_id: String::new(),
+        autolock: Vec::new(),
         index: 0,
     }
 }
@@ -201,6 +202,7 @@ fn uses_files(s: &State) -> bool {
         || !s.configs.is_empty()
         || !s.member_keys.is_empty()
         || !s.data_key_id.is_empty()
+        || !s.autolock.is_empty()
 }
 
 fn to_v1(s: &State, format: u32) -> Result<v1::State, Unrepresentable> {
@@ -265,6 +267,7 @@ fn to_v1(s: &State, format: u32) -> Result<v1::State, Unrepresentable> {
         configs: s.configs.to_v1(),
         member_keys: s.member_keys.to_v1(),
         data_key_id: s.data_key_id.clone(),
+        autolock: s.autolock.clone(),
     })
 }
 
@@ -314,6 +317,7 @@ fn from_v1(s: v1::State) -> Result<State, String> {
         configs: FromV1::from_v1(s.configs).map_err(|e| format!("configs: {e}"))?,
         member_keys: FromV1::from_v1(s.member_keys).map_err(|e| format!("member_keys: {e}"))?,
         data_key_id: s.data_key_id,
+        autolock: s.autolock,
         index: 0,
     })
 }

@@ -479,6 +479,12 @@ pub fn commands(format: u32) -> Vec<(&'static str, Command)> {
             },
         ));
         v.push((
+            "set-autolock",
+            Command::SetAutolock {
+                sealed_unlock_key: b"HSEAL1\0sealed-unlock-key".to_vec(),
+            },
+        ));
+        v.push((
             "audited-scale",
             Command::Audited {
                 actor: "ci".into(),

@@ -68,7 +68,7 @@ fn files(doc: &mut Value) {
         doc["paths"][format!("/v1/{plural}/{{name}}")] = json!({"parameters": [param],
             "get": {"summary": format!("one {kind} (never its content) and the services that use it"), "parameters": [stale_param()], "responses": ok(schema_ref("StoredFileUse"), READ_ONE)},
             "put": {"summary": format!("create the {kind} with the body as its content (201), or make a new version of it (200) that replaces the file in every running replica; at most 500 KiB"),
-                "requestBody": {"required": true, "content": {"application/octet-stream": {"schema": {"type": "string", "format": "binary", "maxLength": hoist_proto::files::MAX_FILE_BYTES}}}},
+                "requestBody": {"required": true, "content": {"application/octet-stream": {"schema": {"type": "string", "format": "binary", "minLength": 1, "maxLength": hoist_proto::files::MAX_FILE_BYTES}}}},
                 "responses": {
                     "200": {"description": "a new version", "content": {"application/json": {"schema": schema_ref("StoredFile")}}},
                     "201": {"description": "created", "content": {"application/json": {"schema": schema_ref("StoredFile")}}},
@@ -78,12 +78,22 @@ fn files(doc: &mut Value) {
                     "422": {"description": answers::describe(422), "content": {"application/json": {"schema": schema_ref("Error")}}},
                     "503": {"description": answers::describe(503), "content": {"application/json": {"schema": schema_ref("Error")}}},
                     "504": {"description": answers::describe(504), "content": {"application/json": {"schema": schema_ref("Error")}}}}},
-            "delete": {"summary": format!("remove the {kind}; 409 while a service uses it"), "responses": ok(schema_ref("StoredFile"), WRITE)}});
+            "delete": {"summary": format!("remove the {kind}; 409 while a service uses it; 400 for a name no {kind} can have"), "responses": ok(schema_ref("StoredFile"), &[400, 404, 409, 422, 503, 504])}});
     }
     doc["paths"]["/v1/agent/files"] = json!({"get": {"summary": "agent: the content of every secret and config a task on the node references (TaskFiles; format 2)", "parameters": [
         {"name": "node", "in": "query", "required": true, "schema": {"type": "string"}},
         {"name": "task", "in": "query", "required": true, "schema": {"type": "string"}}],
         "responses": answers_with(200, json!({"description": "TaskFiles in the agent's format", "content": {"application/x-protobuf": {"schema": {"type": "string", "format": "binary"}}}}), AGENT)}});
+    doc["paths"]["/v1/cluster/autolock"] = json!({"post": {"summary": "turn autolock on (answers a new unlock key, once: every member needs it after a restart) or off",
+        "requestBody": body("AutolockRequest"), "responses": ok(schema_ref("AutolockAnswer"), WRITE_BODY)}});
+    doc["paths"]["/v1/cluster/lock"] = json!({"get": {"summary": "whether this member is locked (autolock, after a restart), and whether the cluster has autolock on",
+        "responses": ok(schema_ref("LockState"), &[])}});
+    doc["paths"]["/v1/cluster/unlock"] = json!({"post": {"summary": "give this member the unlock key (the key is the credential): 401 for another key, 409 when not locked",
+        "requestBody": body("UnlockRequest"), "responses": ok(schema_ref("LockState"), &[400, 401, 409, 413, 415])}});
+    doc["components"]["schemas"]["AutolockRequest"] = json!({"type": "object", "additionalProperties": false, "required": ["enabled"], "properties": {"enabled": {"type": "boolean"}}});
+    doc["components"]["schemas"]["AutolockAnswer"] = json!({"type": "object", "required": ["autolock"], "properties": {"autolock": {"type": "boolean"}, "unlock_key": {"type": "string", "description": "HOISTUK1-...: shown once"}}});
+    doc["components"]["schemas"]["UnlockRequest"] = json!({"type": "object", "additionalProperties": false, "required": ["key"], "properties": {"key": {"type": "string", "pattern": "^HOISTUK1-[0-9a-f]{64}$"}}});
+    doc["components"]["schemas"]["LockState"] = json!({"type": "object", "required": ["member", "locked", "autolock"], "properties": {"member": {"type": "integer"}, "locked": {"type": "boolean"}, "autolock": {"type": "boolean"}}});
     let stored = json!({"type": "object", "required": ["kind", "name", "version", "created_ms", "updated_ms", "size"], "properties": {
         "kind": {"enum": ["secret", "config"]}, "name": file_name, "version": {"type": "integer", "minimum": 1},
         "created_ms": {"type": "integer"}, "updated_ms": {"type": "integer"}, "size": {"type": "integer", "description": "bytes of the current version"}}});

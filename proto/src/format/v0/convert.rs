@@ -176,7 +176,8 @@ impl ToV0<Command> for r::Command {
             D::PutFile(_)
             | D::RemoveFile { .. }
             | D::SetMemberKey { .. }
-            | D::SealDataKey { .. } => {
+            | D::SealDataKey { .. }
+            | D::SetAutolock { .. } => {
                 return Err(Unrepresentable::new("secret and config commands", 2, 0))
             }
         })

@@ -636,3 +636,10 @@ pub struct SealDataKey {
     #[prost(message, repeated, tag = "2")]
     pub keys: Vec<SealedKey>,
 }
+
+/// `SetAutolock` (format 2): the unlock key sealed under the data key; empty: off.
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct Autolock {
+    #[prost(bytes = "vec", tag = "1")]
+    pub sealed_unlock_key: Vec<u8>,
+}

@@ -312,6 +312,9 @@ impl ToV1<Command> for r::Command {
                 key_id: key_id.clone(),
                 keys: keys.to_v1(),
             }),
+            D::SetAutolock { sealed_unlock_key } => K::SetAutolock(Autolock {
+                sealed_unlock_key: sealed_unlock_key.clone(),
+            }),
         };
         Command { kind: Some(kind) }
     }
@@ -414,6 +417,9 @@ impl FromV1<Command> for r::Command {
             K::SealDataKey(k) => D::SealDataKey {
                 key_id: k.key_id,
                 keys: FromV1::from_v1(k.keys)?,
+            },
+            K::SetAutolock(a) => D::SetAutolock {
+                sealed_unlock_key: a.sealed_unlock_key,
             },
         })
     }

@@ -85,4 +85,7 @@ pub struct State {
     /// The id of the cluster's data key (empty: none yet). Format 2.
     #[prost(string, tag = "21")]
     pub data_key_id: String,
+    /// The unlock key sealed under the data key while autolock is on (empty: off). Format 2.
+    #[prost(bytes = "vec", tag = "22")]
+    pub autolock: Vec<u8>,
 }
