@@ -144,6 +144,15 @@ up() {
   fi
   hoist token ls
   hoist cluster audit --limit 5
+  say "a secret (deploy/examples/notes.toml): a file on a tmpfs in the replica, sealed in the controllers, rotated in place"
+  printf 'first-password' | hoist secret create notes-password -f -
+  hoist service apply --no-resolve-image -f deploy/examples/notes.toml
+  wait_for "notes running" 60 sh -c 'hoist service ps notes -o json | grep -q "\"state\": *\"running\""'
+  echo "notes reads: $(hoist service exec notes -- cat /run/secrets/notes-password)"
+  printf 'second-password' | hoist secret create notes-password -f -
+  wait_for "the new version in the running replica" 30 sh -c 'hoist service exec notes -- cat /run/secrets/notes-password | grep -qx second-password'
+  echo "notes reads: $(hoist service exec notes -- cat /run/secrets/notes-password) ($(hoist service exec notes -- cat /tmp/reloads 2>/dev/null | wc -l) SIGHUP)"
+  hoist secret inspect notes-password
   echo "Done. export HOIST_CONTROLLER=$HOIST_CONTROLLER HOIST_TOKEN=\$(cat $STATE/c1/admin.token) (or hoist cluster login); then try: hoist service ls; hoist stack ps shop; hoist stack history shop; hoist service scale hello 1 (within its autoscale bounds; a scale is no new version: hoist service history hello); hoist service autoscale history hello; hoist node drain NODE; hoist service logs -f hello; hoist service exec hello -- hostname; hoist events; $0 down"
 }
 
@@ -152,6 +161,7 @@ status() {
   hoist node ls
   hoist service ps hello || true
   hoist stack ps shop || true
+  hoist secret ls || true
 }
 
 down() {
