@@ -151,7 +151,8 @@ up() {
   echo "notes reads: $(hoist service exec notes -- cat /run/secrets/notes-password)"
   printf 'second-password' | hoist secret create notes-password -f -
   wait_for "the new version in the running replica" 30 sh -c 'hoist service exec notes -- cat /run/secrets/notes-password | grep -qx second-password'
-  echo "notes reads: $(hoist service exec notes -- cat /run/secrets/notes-password) ($(hoist service exec notes -- cat /tmp/reloads 2>/dev/null | wc -l) SIGHUP)"
+  wait_for "the replica's SIGHUP" 10 sh -c 'hoist service exec notes -- cat /tmp/reloads 2>/dev/null | grep -q reloaded'
+  echo "notes reads: $(hoist service exec notes -- cat /run/secrets/notes-password), and got SIGHUP; the same replica: $(hoist service ps notes -o json | grep -o '"restarts": *[0-9]*' | head -1)"
   hoist secret inspect notes-password
   echo "Done. export HOIST_CONTROLLER=$HOIST_CONTROLLER HOIST_TOKEN=\$(cat $STATE/c1/admin.token) (or hoist cluster login); then try: hoist service ls; hoist stack ps shop; hoist stack history shop; hoist service scale hello 1 (within its autoscale bounds; a scale is no new version: hoist service history hello); hoist service autoscale history hello; hoist node drain NODE; hoist service logs -f hello; hoist service exec hello -- hostname; hoist events; $0 down"
 }
