@@ -47,6 +47,7 @@ fn node(i: usize) -> Node {
         wg_endpoint: None,
         overlay_generation: 0,
         overlay_problem: None,
+        credential_sha256: String::new(),
     }
 }
 

@@ -268,6 +268,17 @@ fn every_golden_file_of_every_format_read_decodes() {
                 |s, f| encode_snapshot(s, f).unwrap(),
                 |b, _| decode_snapshot(b).map_err(e),
             );
+            // A node with its own credential (only the hash).
+            let mut st = state(format);
+            if let Some(n) = st.nodes.get_mut("n1") {
+                n.credential_sha256 = "cd".repeat(32);
+            }
+            c.file(
+                "state-snapshot-node-credential",
+                &st,
+                |s, f| encode_snapshot(s, f).unwrap(),
+                |b, _| decode_snapshot(b).map_err(e),
+            );
         }
         for (name, entry) in entries() {
             c.file(

@@ -168,6 +168,11 @@ pub struct Node {
     /// Format 2.
     #[serde(default)]
     pub overlay_problem: Option<String>,
+    /// Lowercase hex SHA-256 of the node's own credential (`HOISTNODE1-<node>-<secret>`),
+    /// issued when its agent registers: from then on only that credential may act for the
+    /// node. Empty for an agent older than format 2. Never in an API answer. Format 2.
+    #[serde(default, skip_serializing)]
+    pub credential_sha256: String,
 }
 
 impl Node {
@@ -178,6 +183,7 @@ impl Node {
             || self.wg_endpoint.is_some()
             || self.overlay_generation != 0
             || self.overlay_problem.is_some()
+            || !self.credential_sha256.is_empty()
         {
             2
         } else {

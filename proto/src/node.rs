@@ -81,7 +81,7 @@ pub struct RegisterRequest {
 }
 
 /// The controller's answer to a registration.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RegisterResponse {
     /// The node's id from now on; the agent stores it.
     pub node_id: String,
@@ -92,6 +92,44 @@ pub struct RegisterResponse {
     pub grace_ms: u64,
     /// The cluster the agent joined: equals the id inside its token (see [`parse_join_token`]).
     pub cluster_id: String,
+    /// The node's own credential (`HOISTNODE1-<node>-<secret>`): the agent sends it instead of
+    /// the join token from now on, and the controllers take no other for this node. Kept in
+    /// memory only; a restarted agent registers again and gets a new one. Format 2.
+    #[serde(default)]
+    pub node_credential: Option<String>,
+}
+
+impl std::fmt::Debug for RegisterResponse {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RegisterResponse")
+            .field("node_id", &self.node_id)
+            .field("term", &self.term)
+            .field("heartbeat_interval_ms", &self.heartbeat_interval_ms)
+            .field("grace_ms", &self.grace_ms)
+            .field("cluster_id", &self.cluster_id)
+            .field(
+                "node_credential",
+                &self.node_credential.as_ref().map(|_| "<hidden>"),
+            )
+            .finish()
+    }
+}
+
+/// The prefix of a node's credential.
+pub const NODE_CREDENTIAL_PREFIX: &str = "HOISTNODE1-";
+
+/// A node's credential as agents send it.
+pub fn node_credential(node: &str, secret: &str) -> String {
+    format!("{NODE_CREDENTIAL_PREFIX}{node}-{secret}")
+}
+
+/// `(node, secret)` of a node credential, or `None` for any other text.
+pub fn parse_node_credential(text: &str) -> Option<(&str, &str)> {
+    let rest = text.trim().strip_prefix(NODE_CREDENTIAL_PREFIX)?;
+    let (node, secret) = rest.rsplit_once('-')?;
+    let ok =
+        !node.is_empty() && secret.len() == 64 && secret.bytes().all(|b| b.is_ascii_hexdigit());
+    ok.then_some((node, secret))
 }
 
 /// "Still here." Sent every `heartbeat_interval_ms` to the leader.

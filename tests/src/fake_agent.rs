@@ -66,6 +66,11 @@ struct Conn {
     controllers: Vec<String>,
     next: usize,
     http: reqwest::blocking::Client,
+    /// The join token: what registers.
+    join: String,
+    /// The node's own credential once registered (format 2): what every other request carries,
+    /// as the real agent's do.
+    credential: Option<String>,
 }
 
 impl Conn {
@@ -81,6 +86,10 @@ impl Conn {
             let mut req = self
                 .http
                 .request(method.clone(), format!("http://{base}{path}"))
+                .bearer_auth(match &self.credential {
+                    Some(c) if path != "/v1/agent/register" => c,
+                    _ => &self.join,
+                })
                 .header(format::VERSION_HEADER, format::VERSION)
                 .header(format::FORMAT_HEADER, format::CURRENT)
                 .header(format::OLDEST_FORMAT_HEADER, format::OLDEST);
@@ -118,10 +127,8 @@ impl FakeAgent {
     /// Registers `node` with `token` through `controllers` and starts its loop.
     pub fn start(controllers: &[String], token: &str, node: FakeNode) -> Result<FakeAgent> {
         hoist_common::init_tls();
-        // Every agent request carries the join token, as the real agent's do.
         let http = reqwest::blocking::Client::builder()
             .no_proxy()
-            .default_headers(crate::controller_lab::auth_headers(token))
             .connect_timeout(Duration::from_millis(500))
             .timeout(Duration::from_secs(10))
             .build()?;
@@ -129,6 +136,8 @@ impl FakeAgent {
             controllers: controllers.to_vec(),
             next: 0,
             http,
+            join: token.to_string(),
+            credential: None,
         };
         let shared = Arc::new(Mutex::new(Shared::default()));
         let reg = register(&mut conn, token, &node, None)?;
@@ -209,7 +218,10 @@ fn register(
         wg_public_key: None,
         wg_endpoint: None,
     };
-    conn.call(reqwest::Method::POST, "/v1/agent/register", body(&req))
+    let resp: RegisterResponse =
+        conn.call(reqwest::Method::POST, "/v1/agent/register", body(&req))?;
+    conn.credential = resp.node_credential.clone();
+    Ok(resp)
 }
 
 #[allow(clippy::too_many_arguments)]

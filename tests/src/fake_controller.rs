@@ -163,6 +163,7 @@ async fn register(State(s): State<Shared>, body: Bytes) -> Response {
         heartbeat_interval_ms: 300,
         grace_ms: 3000,
         cluster_id: CLUSTER_ID.into(),
+        node_credential: None,
     })
 }
 

@@ -145,3 +145,104 @@ fn every_route_needs_the_right_credentials() -> Result<()> {
     ensure!(problems.is_empty(), "{}", problems.join("\n"));
     Ok(())
 }
+
+/// An agent request in the protocol's own encoding (format 2), as the agent sends it.
+fn agent_call<T: hoist_proto::format::Codec>(
+    lab: &Lab,
+    path: &str,
+    bearer: &str,
+    body: &T,
+) -> Result<(u16, Vec<u8>)> {
+    use hoist_proto::format::{
+        FORMAT_HEADER, OLDEST_FORMAT_HEADER, PROTOBUF_MEDIA_TYPE, VERSION, VERSION_HEADER,
+    };
+    let r = reqwest::blocking::Client::builder()
+        .no_proxy()
+        .timeout(Duration::from_secs(5))
+        .build()?
+        .post(format!("http://{}{path}", lab.addr(0)))
+        .bearer_auth(bearer)
+        .header("content-type", PROTOBUF_MEDIA_TYPE)
+        .header(VERSION_HEADER, VERSION)
+        .header(FORMAT_HEADER, hoist_proto::format::CURRENT)
+        .header(OLDEST_FORMAT_HEADER, hoist_proto::format::OLDEST)
+        .body(body.encode(hoist_proto::format::CURRENT)?)
+        .send()?;
+    Ok((r.status().as_u16(), r.bytes()?.to_vec()))
+}
+
+/// Each node gets a credential of its own when it registers: it acts for that node only, and
+/// once a node has one, the join token no longer acts for it (it still registers nodes).
+#[test]
+fn a_node_credential_acts_for_its_own_node_only() -> Result<()> {
+    use hoist_proto::format::Codec;
+    use hoist_proto::node::{Heartbeat, RegisterRequest, RegisterResponse, StatusReport};
+    let _g = serial();
+    let mut lab = Lab::new(1)?;
+    lab.start_cluster(1)?;
+    let join = lab.get(0, "/v1/cluster/token")?.1["token"]
+        .as_str()
+        .context("join token")?
+        .to_string();
+    let register = |id: &str| -> Result<String> {
+        let req = RegisterRequest {
+            token: join.clone(),
+            node_id: Some(id.into()),
+            hostname: id.into(),
+            address: "192.0.2.7".into(),
+            labels: Default::default(),
+            capacity: Default::default(),
+            agent_version: "test".into(),
+            wg_public_key: None,
+            wg_endpoint: None,
+        };
+        let (code, bytes) = agent_call(&lab, "/v1/agent/register", &join, &req)?;
+        ensure!(
+            code == 200,
+            "register {id}: {code} {}",
+            String::from_utf8_lossy(&bytes)
+        );
+        let resp = RegisterResponse::decode(&bytes, hoist_proto::format::CURRENT)?;
+        resp.node_credential.context("no node credential")
+    };
+    let x = register("x1")?;
+    let y = register("y1")?;
+    ensure!(x.starts_with("HOISTNODE1-x1-") && x != y);
+    let beat = |node: &str| Heartbeat {
+        node_id: node.into(),
+        term_seen: 0,
+        endpoints_applied: 0,
+    };
+    let report = |node: &str| StatusReport {
+        node_id: node.into(),
+        term_seen: 0,
+        tasks: vec![],
+    };
+    let (code, _) = agent_call(&lab, "/v1/agent/heartbeat", &x, &beat("x1"))?;
+    ensure!(code == 200, "x1 for itself: {code}");
+    let (code, body) = agent_call(&lab, "/v1/agent/status", &x, &report("y1"))?;
+    ensure!(
+        code == 403,
+        "x1 reported for y1: {code} {}",
+        String::from_utf8_lossy(&body)
+    );
+    let (code, _) = agent_call(&lab, "/v1/agent/heartbeat", &x, &beat("y1"))?;
+    ensure!(code == 403, "x1 beat for y1: {code}");
+    let (code, _) = agent_call(&lab, "/v1/agent/status", &join, &report("y1"))?;
+    ensure!(
+        code == 403,
+        "the join token reported for a node with a credential: {code}"
+    );
+    let (code, _) = agent_call(&lab, "/v1/agent/status", &y, &report("y1"))?;
+    ensure!(code == 200, "y1 for itself: {code}");
+    let forged = format!("HOISTNODE1-y1-{}", "0".repeat(64));
+    let (code, _) = agent_call(&lab, "/v1/agent/status", &forged, &report("y1"))?;
+    ensure!(code == 401, "a forged credential: {code}");
+    // A new registration replaces the credential: the old one stops acting at once.
+    let y2 = register("y1")?;
+    let (code, _) = agent_call(&lab, "/v1/agent/status", &y, &report("y1"))?;
+    ensure!(code == 401, "a replaced credential: {code}");
+    let (code, _) = agent_call(&lab, "/v1/agent/status", &y2, &report("y1"))?;
+    ensure!(code == 200, "the new one: {code}");
+    Ok(())
+}

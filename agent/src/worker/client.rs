@@ -46,8 +46,16 @@ pub enum ClientError {
 
 impl ClientError {
     /// The controller does not know this node (removed, or its state was reset).
+    /// Also when the node's credential is unknown or was replaced (401), or the request
+    /// lacked it (403): registering again gets a new one.
     pub fn is_unknown_node(&self) -> bool {
-        matches!(self, ClientError::Refused { status: 404, .. })
+        matches!(
+            self,
+            ClientError::Refused {
+                status: 401 | 403 | 404,
+                ..
+            }
+        )
     }
 }
 
@@ -58,6 +66,11 @@ pub struct ControllerClient {
     http: reqwest::Client,
     /// The format to speak to each address.
     formats: Mutex<HashMap<String, u32>>,
+    /// `Bearer <join token>`: what registers the node.
+    join: reqwest::header::HeaderValue,
+    /// `Bearer <the node's credential>`, once a registration answered one (format 2): what every
+    /// other request carries. In memory only: a restarted agent registers again.
+    node_credential: Mutex<Option<reqwest::header::HeaderValue>>,
 }
 
 fn media_type(format: u32) -> &'static str {
@@ -81,17 +94,14 @@ impl ControllerClient {
         bearer.set_sensitive(true);
         let http = hoist_transport::client::builder()
             .connect_timeout(Duration::from_secs(1))
-            .default_headers(
-                [(reqwest::header::AUTHORIZATION, bearer)]
-                    .into_iter()
-                    .collect(),
-            )
             .build()?;
         Ok(ControllerClient {
             addrs,
             preferred: AtomicUsize::new(0),
             http,
             formats: Mutex::default(),
+            join: bearer,
+            node_credential: Mutex::new(None),
         })
     }
 
@@ -126,6 +136,38 @@ impl ControllerClient {
     /// first registration goes without them, which teaches the controller's format, and is
     /// repeated with them at once when the controller reads format 2.
     pub async fn register(&self, req: &RegisterRequest) -> Result<RegisterResponse, ClientError> {
+        let mut resp = self.register_once(req).await?;
+        // A first registration in an older format (before this client knew the controller's)
+        // gets no credential: once the controller is known to read format 2, again.
+        if resp.node_credential.is_none() && self.format_of(&self.preferred_addr()) >= 2 {
+            let again = RegisterRequest {
+                node_id: Some(resp.node_id.clone()),
+                ..req.clone()
+            };
+            resp = self.register_once(&again).await?;
+        }
+        let credential = resp.node_credential.as_deref().and_then(|c| {
+            let mut v = reqwest::header::HeaderValue::from_str(&format!("Bearer {c}")).ok()?;
+            v.set_sensitive(true);
+            Some(v)
+        });
+        *self.node_credential.lock().expect("credential lock") = credential;
+        Ok(resp)
+    }
+
+    /// The `Authorization` a request to `path` carries.
+    fn bearer_for(&self, path: &str) -> reqwest::header::HeaderValue {
+        if path.starts_with("/v1/agent/register") {
+            return self.join.clone();
+        }
+        self.node_credential
+            .lock()
+            .expect("credential lock")
+            .clone()
+            .unwrap_or_else(|| self.join.clone())
+    }
+
+    async fn register_once(&self, req: &RegisterRequest) -> Result<RegisterResponse, ClientError> {
         let overlay = req.wg_public_key.is_some() || req.wg_endpoint.is_some();
         if !overlay || self.format_of(&self.preferred_addr()) >= 2 {
             return self
@@ -226,6 +268,7 @@ impl ControllerClient {
         let resp = self
             .http
             .post(format!("http://{addr}{path}"))
+            .header(reqwest::header::AUTHORIZATION, self.bearer_for(&path))
             .header("content-type", PROTOBUF_MEDIA_TYPE)
             .header(VERSION_HEADER, VERSION)
             .header(FORMAT_HEADER, CURRENT)
@@ -302,6 +345,7 @@ impl ControllerClient {
                 None => self.http.get(&url),
             }
             .header("accept", media_type(format))
+            .header(reqwest::header::AUTHORIZATION, self.bearer_for(path))
             .header(VERSION_HEADER, VERSION)
             .header(FORMAT_HEADER, CURRENT)
             .header(OLDEST_FORMAT_HEADER, OLDEST)

@@ -140,7 +140,17 @@ pub async fn register(
     } else {
         (None, None)
     };
+    // From format 2 on both sides (and in the answer's format), the node gets a credential of
+    // its own; only its hash is replicated, and only that credential may act for the node from
+    // now on. A registration in an older format (an agent's first, which learns the
+    // controller's format) gets none, and clears an earlier one.
+    let credential = (cluster_format >= 2 && format >= 2 && version.common_format() >= 2)
+        .then(|| hex::encode(rand::random::<[u8; 32]>()));
     let node = Node {
+        credential_sha256: credential
+            .as_deref()
+            .map(crate::credentials::digest)
+            .unwrap_or_default(),
         id: id.clone(),
         hostname: req.hostname,
         address: req.address,
@@ -174,6 +184,7 @@ pub async fn register(
     ctx.sessions.node_registered(&id);
     tracing::info!(node = %id, version = %version.version, format = version.format, "node registered");
     ctx.leader.liveness.told_version(&id, version);
+    let node_credential = credential.map(|c| hoist_proto::node::node_credential(&id, &c));
     Ok(encode(
         &RegisterResponse {
             node_id: id,
@@ -181,6 +192,7 @@ pub async fn register(
             heartbeat_interval_ms: ctx.leader.settings.heartbeat_interval.as_millis() as u64,
             grace_ms: ctx.leader.settings.grace.as_millis() as u64,
             cluster_id: identity.cluster_id,
+            node_credential,
         },
         format,
     ))
@@ -199,6 +211,7 @@ pub async fn heartbeat(
     let version = agent_version(&headers)?;
     let hb: Heartbeat = decode(&headers, &body)?;
     ctx.node.ensure_leader()?;
+    super::auth::check_acts_for(&ctx, &hb.node_id)?;
     let known = ctx.node.stale_read(|s| s.nodes.contains_key(&hb.node_id));
     if known {
         ctx.leader.liveness.beat(&hb.node_id, Instant::now());
@@ -237,6 +250,7 @@ pub async fn assignments(
     // it reads (format 0 for one that says nothing).
     let format = version.common_format();
     ctx.node.ensure_leader()?;
+    super::auth::check_acts_for(&ctx, &q.node)?;
     wait_for_change(&ctx, q.index, q.wait_ms, |s| {
         if !s.nodes.contains_key(&q.node) {
             return Err(ApiError::not_found(format!(
@@ -446,6 +460,7 @@ fn spec_for(spec: &ServiceSpec, format: u32, cluster_format: u32, task: &str) ->
 /// A report kept in the leader's memory must come to the leader from a registered node.
 pub(super) fn check_reporter(ctx: &Ctx, node_id: &str) -> Result<(), ApiError> {
     ctx.node.ensure_leader()?;
+    super::auth::check_acts_for(ctx, node_id)?;
     if !ctx.node.stale_read(|s| s.nodes.contains_key(node_id)) {
         return Err(ApiError::not_found(format!(
             "node {node_id:?} is not registered"
@@ -507,6 +522,7 @@ pub async fn status(
     agent_version(&headers)?;
     let report: StatusReport = decode(&headers, &body)?;
     ctx.node.ensure_leader()?;
+    super::auth::check_acts_for(&ctx, &report.node_id)?;
     let known = ctx
         .node
         .stale_read(|s| s.nodes.contains_key(&report.node_id));

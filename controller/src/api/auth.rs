@@ -62,6 +62,37 @@ pub struct Principal {
 tokio::task_local! {
     /// The operator whose request the current task serves (see the module doc).
     static PRINCIPAL: Principal;
+    /// The node whose own credential the current agent request carries.
+    static AGENT_NODE: String;
+}
+
+/// Refuses an agent request for `node` that does not carry that node's credential, once the
+/// node has one: a node's credential acts for it alone, and the join token only registers a
+/// node that has one (an agent older than 0.3.0 has none and keeps using the join token).
+pub fn check_acts_for(ctx: &Ctx, node: &str) -> Result<(), ApiError> {
+    let forbidden = |m: String| ApiError::new(StatusCode::FORBIDDEN, "wrong_node", m);
+    match AGENT_NODE.try_with(Clone::clone) {
+        Ok(me) if me == node => Ok(()),
+        Ok(me) => Err(forbidden(format!(
+            "this is node {me:?}'s credential: it cannot act for node {node:?}"
+        ))),
+        Err(_) => {
+            let has_own = ctx.node.stale_read(|s| {
+                s.cluster_format >= 2
+                    && s.nodes
+                        .get(node)
+                        .is_some_and(|n| !n.credential_sha256.is_empty())
+            });
+            if has_own {
+                Err(forbidden(format!(
+                    "node {node:?} has a credential of its own: requests for it must carry it \
+                     (the join token only registers a node)"
+                )))
+            } else {
+                Ok(())
+            }
+        }
+    }
 }
 
 /// The operator whose request is being served, if it was authenticated as one.
@@ -162,6 +193,8 @@ enum Checked {
     /// An operator, and when its token was last recorded as used.
     Operator(Principal, u64),
     Agent,
+    /// An agent with its node's own credential.
+    Node(String),
     /// An agent older than 0.3.0, without credentials, while such nodes remain.
     OldAgent,
 }
@@ -175,6 +208,26 @@ fn check(ctx: &Ctx, headers: &HeaderMap, access: Access) -> Result<Checked, ApiE
         }
         match access {
             Access::Agent => {
+                if let Some((node, secret)) =
+                    presented.and_then(hoist_proto::node::parse_node_credential)
+                {
+                    let known = s.nodes.get(node).is_some_and(|n| {
+                        !n.credential_sha256.is_empty()
+                            && crate::credentials::matches(&n.credential_sha256, secret)
+                    });
+                    return if known {
+                        Ok(Checked::Node(node.to_string()))
+                    } else {
+                        Err(ApiError::new(
+                            StatusCode::UNAUTHORIZED,
+                            "unknown_credential",
+                            format!(
+                                "node {node:?}'s credential is unknown or was replaced: the agent \
+                                 registers again with the join token"
+                            ),
+                        ))
+                    };
+                }
                 let ok = presented
                     .and_then(|t| hoist_proto::node::parse_join_token(t).ok())
                     .zip(s.identity.as_ref())
@@ -282,6 +335,7 @@ pub async fn authorize(State(ctx): State<Ctx>, req: Request, next: Next) -> Resp
     match check(&ctx, req.headers(), access) {
         Err(e) => e.into_response(),
         Ok(Checked::Agent) => next.run(req).await,
+        Ok(Checked::Node(node)) => AGENT_NODE.scope(node, next.run(req)).await,
         Ok(Checked::OldAgent) => {
             if !ctx.usage.warned_old_agents.swap(true, Ordering::Relaxed) {
                 tracing::warn!(

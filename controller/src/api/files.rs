@@ -199,6 +199,7 @@ pub async fn agent_files(
             "secrets and configs need an agent of format 2 or newer",
         ));
     }
+    super::auth::check_acts_for(&ctx, &q.node)?;
     let files = ctx.node.stale_read(|s| -> Result<TaskFiles, ApiError> {
         let task = s
             .tasks

@@ -312,6 +312,7 @@ pub async fn agent_output(
             "session output is sent in format 2 or newer",
         ));
     }
+    super::auth::check_acts_for(&ctx, &q.node)?;
     let attached = ctx.sessions.attach(&id, &q.node).map_err(|e| match e {
         AttachError::Unknown => {
             ApiError::not_found(format!("session {id} is over or was never asked"))

@@ -93,6 +93,7 @@ mod tests {
             wg_endpoint: None,
             overlay_generation: 0,
             overlay_problem: None,
+            credential_sha256: String::new(),
         }
     }
 

@@ -90,6 +90,12 @@ fn every_golden_file_of_every_format_read_decodes() {
                 m,
             );
             check(format, "task-files", &samples::task_files(), m);
+            check(
+                format,
+                "register-response-credential",
+                &samples::register_response_credential(),
+                m,
+            );
         }
     }
     assert_none_missing(&missing);

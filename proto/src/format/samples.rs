@@ -101,6 +101,7 @@ pub fn node(format: u32) -> Node {
         wg_endpoint: (format >= 2).then(|| "10.0.0.11:51820".into()),
         overlay_generation: if format >= 2 { 17 } else { 0 },
         overlay_problem: None,
+        credential_sha256: String::new(),
     }
 }
 
@@ -932,6 +933,15 @@ pub fn register_response() -> RegisterResponse {
         heartbeat_interval_ms: 1000,
         grace_ms: 15000,
         cluster_id: "0123456789abcdef".into(),
+        node_credential: None,
+    }
+}
+
+/// A registration's answer with the node's own credential (format 2).
+pub fn register_response_credential() -> RegisterResponse {
+    RegisterResponse {
+        node_credential: Some(crate::node::node_credential("n1", &"ab".repeat(32))),
+        ..register_response()
     }
 }
 

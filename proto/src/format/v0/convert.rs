@@ -45,7 +45,7 @@ mirror_v0!(c::Node => Node {
     registered_ms, updated_ms,
 } added {
     agent_format: 1, subnet: 2, wg_public_key: 2, wg_endpoint: 2, overlay_generation: 2,
-    overlay_problem: 2,
+    overlay_problem: 2, credential_sha256: 2,
 });
 mirror_v0_enum!(c::TaskState => TaskState { Pending, Running, Shutdown, Failed, Complete });
 mirror_v0!(c::Task => Task {
@@ -87,7 +87,7 @@ mirror_v0!(n::RegisterRequest => RegisterRequest {
 } added { wg_public_key: 2, wg_endpoint: 2 });
 mirror_v0!(n::RegisterResponse => RegisterResponse {
     node_id, term, heartbeat_interval_ms, grace_ms, cluster_id,
-});
+} added { node_credential: 2 });
 mirror_v0!(n::Heartbeat => Heartbeat { node_id, term_seen } added { endpoints_applied: 2 });
 mirror_v0!(n::HeartbeatAck => HeartbeatAck { term, known });
 mirror_v0!(n::Assignment => Assignment {

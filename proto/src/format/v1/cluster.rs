@@ -50,6 +50,9 @@ pub struct Node {
     pub overlay_generation: u64,
     #[prost(string, optional, tag = "17")]
     pub overlay_problem: Option<String>,
+    /// Format 2.
+    #[prost(string, tag = "18")]
+    pub credential_sha256: String,
 }
 
 /// Format 2.
@@ -166,6 +169,9 @@ pub struct RegisterResponse {
     pub grace_ms: u64,
     #[prost(string, tag = "5")]
     pub cluster_id: String,
+    /// Format 2.
+    #[prost(string, optional, tag = "6")]
+    pub node_credential: Option<String>,
 }
 
 #[derive(Clone, PartialEq, prost::Message)]

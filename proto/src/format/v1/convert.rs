@@ -89,7 +89,7 @@ mirror_v1!(c::NodeResources => NodeResources { cpu_millis, memory_bytes });
 mirror_v1!(c::Node => Node {
     id, hostname, address, labels, agent_labels, capacity, status, availability, agent_version,
     registered_ms, updated_ms, agent_format, subnet, wg_public_key, wg_endpoint,
-    overlay_generation, overlay_problem,
+    overlay_generation, overlay_problem, credential_sha256,
 });
 mirror_v1!(c::ClusterNetwork => ClusterNetwork { cidr, subnet_prefix, vip_cidr });
 mirror_v1_enum!(c::TaskState { Pending = 0, Running = 1, Shutdown = 2, Failed = 3, Complete = 4 });
@@ -137,7 +137,7 @@ mirror_v1!(n::RegisterRequest => RegisterRequest {
     token, node_id, hostname, address, labels, capacity, agent_version, wg_public_key, wg_endpoint,
 });
 mirror_v1!(n::RegisterResponse => RegisterResponse {
-    node_id, term, heartbeat_interval_ms, grace_ms, cluster_id,
+    node_id, term, heartbeat_interval_ms, grace_ms, cluster_id, node_credential,
 });
 mirror_v1!(n::Heartbeat => Heartbeat { node_id, term_seen, endpoints_applied });
 mirror_v1!(n::HeartbeatAck => HeartbeatAck { term, known });
