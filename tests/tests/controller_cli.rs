@@ -243,3 +243,25 @@ fn roles_and_tokens(ctl: &str) -> Result<()> {
     );
     Ok(())
 }
+
+/// `hoist cluster member-add` adds a member that already runs: the leader asks it its version
+/// (the CLI cannot say it), so an up-to-date member is added at any cluster format.
+#[test]
+fn cluster_member_add_adds_a_running_member() -> Result<()> {
+    let _g = serial();
+    let mut lab = Lab::new(2)?;
+    lab.start_cluster(1)?;
+    // A member that runs with an empty data dir, in no cluster yet.
+    lab.start(1, &[])?;
+    let id = lab.id(1).to_string();
+    let addr = lab.addr(1);
+    let (code, out, err) = hoist_tests::hoist_cli_as(
+        &lab.addr(0),
+        lab.token().as_deref(),
+        &["cluster", "member-add", &id, &addr],
+    )?;
+    ensure!(code == 0, "member-add: {code}\n{out}\n{err}");
+    lab.wait_voters(2, Duration::from_secs(30))
+        .context("the added member votes")?;
+    Ok(())
+}

@@ -45,8 +45,16 @@ pub async fn add_member(
             format!("{:?} is not HOST:PORT", req.address),
         ));
     }
-    // The new member must read everything the cluster writes, and the cluster what it writes.
-    let joiner = peer_version(&headers);
+    // The new member must read everything the cluster writes, and the cluster what it writes. A
+    // joining member says its version; an operator's `hoist cluster member-add` cannot, so the
+    // member itself is asked.
+    let joiner = if headers.contains_key(hoist_proto::format::VERSION_HEADER) {
+        peer_version(&headers)
+    } else {
+        version_of_member(&ctx, &req.address)
+            .await
+            .unwrap_or_else(|| peer_version(&headers))
+    };
     let refusal = |why: String| {
         ApiError::new(
             StatusCode::UPGRADE_REQUIRED,
@@ -72,6 +80,28 @@ pub async fn add_member(
         return Err(refusal(why));
     }
     Ok(Json(ctx.node.status().members))
+}
+
+/// The version a running member at `address` says in its answers (`GET /v1/health`).
+async fn version_of_member(
+    ctx: &Ctx,
+    address: &str,
+) -> Option<hoist_proto::format::PeerVersion> {
+    use hoist_proto::format::{FORMAT_HEADER, OLDEST_FORMAT_HEADER, VERSION_HEADER};
+    let resp = ctx
+        .http
+        .get(format!("http://{address}/v1/health"))
+        .timeout(std::time::Duration::from_secs(2))
+        .send()
+        .await
+        .ok()?;
+    let get = |name: &str| resp.headers().get(name).and_then(|v| v.to_str().ok());
+    get(VERSION_HEADER)?;
+    Some(hoist_proto::format::PeerVersion::from_headers(
+        get(VERSION_HEADER),
+        get(FORMAT_HEADER),
+        get(OLDEST_FORMAT_HEADER),
+    ))
 }
 
 /// `DELETE /v1/cluster/members/{id}`
