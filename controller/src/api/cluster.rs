@@ -83,10 +83,7 @@ pub async fn add_member(
 }
 
 /// The version a running member at `address` says in its answers (`GET /v1/health`).
-async fn version_of_member(
-    ctx: &Ctx,
-    address: &str,
-) -> Option<hoist_proto::format::PeerVersion> {
+async fn version_of_member(ctx: &Ctx, address: &str) -> Option<hoist_proto::format::PeerVersion> {
     use hoist_proto::format::{FORMAT_HEADER, OLDEST_FORMAT_HEADER, VERSION_HEADER};
     let resp = ctx
         .http

@@ -554,3 +554,83 @@ fn pending_slots_are_kept_as_runs_per_reason() {
     push_pending(&mut runs, 6, &Arc::from("n1: constraint"));
     assert_eq!(runs, vec![(0..3, a.clone()), (4..5, a), (5..7, b)]);
 }
+
+/// A new version of a secret that a service uses with `on_update = "restart"` makes a version
+/// of the same spec: the replicas are replaced through the update policy (not carried over as
+/// for an identical spec), two at a time here, and every running one ends on the new version.
+#[test]
+fn a_restart_version_replaces_replicas_through_the_update_policy() {
+    use hoist_proto::files::{FileKind, FileRef, FileWrite};
+    let mut sim = Sim::new();
+    sim.st.cluster_format = 2;
+    for n in ["n1", "n2", "n3"] {
+        let mut node = test_node(n, 4000, 8 << 30);
+        node.agent_format = 2;
+        sim.cmd(Command::RegisterNode(node));
+    }
+    let key = crate::keyring::DataKey::generate();
+    let put = |value: &[u8]| {
+        Command::PutFile(Box::new(FileWrite {
+            kind: FileKind::Secret,
+            name: "pw".into(),
+            data: key.seal(b"secret/pw", value),
+            size: value.len() as u64,
+        }))
+    };
+    sim.cmd(put(b"one"));
+    let mut s = web(6);
+    s.update.parallelism = 2;
+    s.secrets = vec![FileRef {
+        source: "pw".into(),
+        target: None,
+        mode: None,
+        uid: None,
+        gid: None,
+        on_update: Some("restart".into()),
+    }];
+    sim.service(s);
+    sim.rounds(2);
+    let before: Vec<String> = sim.st.tasks.keys().cloned().collect();
+    sim.cmd(put(b"two"));
+    let mut rounds = 0;
+    loop {
+        let plan = sim.round();
+        rounds += 1;
+        let states: Vec<String> = sim
+            .st
+            .tasks
+            .values()
+            .map(|t| {
+                format!(
+                    "{}:v{}:{:?}>{:?}",
+                    t.slot, t.service_version, t.desired, t.state
+                )
+            })
+            .collect();
+        assert!(
+            sim.total("web") >= 4,
+            "never more than 2 down at once: round {rounds}: {states:?}\n{plan:?}"
+        );
+        if sim
+            .st
+            .rollouts
+            .get("web")
+            .is_some_and(|r| r.version == 2 && r.state == RolloutState::Completed)
+        {
+            break;
+        }
+        assert!(rounds < 20, "{:?}", sim.st.rollouts.get("web"));
+    }
+    let running: Vec<&Task> = sim
+        .st
+        .tasks
+        .values()
+        .filter(|t| t.desired == TaskState::Running)
+        .collect();
+    assert_eq!(running.len(), 6);
+    assert!(running.iter().all(|t| t.service_version == 2));
+    assert!(
+        running.iter().all(|t| !before.contains(&t.id)),
+        "a replica was kept"
+    );
+}
