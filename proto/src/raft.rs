@@ -173,6 +173,11 @@ pub enum Command {
     SetAutolock {
         sealed_unlock_key: Vec<u8>,
     },
+    /// The leader: forget the public keys (and sealed copies of the data key) of these
+    /// members, which are no longer in the cluster. Format 2.
+    RemoveMemberKeys {
+        members: Vec<u64>,
+    },
 }
 
 /// `hoist stack deploy`: the stack's services, named `STACK_SERVICE`.
@@ -209,7 +214,8 @@ impl Command {
             | Command::RemoveFile { .. }
             | Command::SetMemberKey { .. }
             | Command::SealDataKey { .. }
-            | Command::SetAutolock { .. } => 2,
+            | Command::SetAutolock { .. }
+            | Command::RemoveMemberKeys { .. } => 2,
             Command::Audited { command, .. } => command.format().max(2),
             Command::Plan(p) if !p.drain.is_empty() => 2,
             _ => 0,

@@ -20,10 +20,19 @@ pub enum Step {
     Create { members: Vec<(u64, Vec<u8>)> },
     /// (Leader) seal the existing data key for these members.
     SealFor { members: Vec<(u64, Vec<u8>)> },
+    /// (Leader) forget the keys of members no longer in the cluster.
+    Forget { members: Vec<u64> },
 }
 
 /// The next step for member `me` with public key `public`, given the state.
-pub fn plan(state: &State, me: u64, public: &[u8], leader: bool, have_key: bool) -> Option<Step> {
+pub fn plan(
+    state: &State,
+    me: u64,
+    public: &[u8],
+    leader: bool,
+    have_key: bool,
+    members: &std::collections::BTreeSet<u64>,
+) -> Option<Step> {
     if state.cluster_format < 2 {
         return None;
     }
@@ -36,6 +45,17 @@ pub fn plan(state: &State, me: u64, public: &[u8], leader: bool, have_key: bool)
     }
     if !leader {
         return None;
+    }
+    // A removed member's key goes (its copy of the data key with it). An empty view of the
+    // membership (not known yet) removes nothing.
+    let gone: Vec<u64> = state
+        .member_keys
+        .keys()
+        .filter(|id| !members.is_empty() && !members.contains(id) && **id != me)
+        .copied()
+        .collect();
+    if !gone.is_empty() {
+        return Some(Step::Forget { members: gone });
     }
     let without: Vec<(u64, Vec<u8>)> = state
         .member_keys
@@ -96,6 +116,7 @@ pub async fn run(node: RaftNode, keyring: Arc<Keyring>) {
                 tracing::error!(error = %e, "autolock: cannot rewrite this member's key file");
             }
         }
+        let members = node.member_ids();
         let next = node.stale_read(|s| {
             let key = keyring.data_key(s);
             let step = plan(
@@ -104,6 +125,7 @@ pub async fn run(node: RaftNode, keyring: Arc<Keyring>) {
                 keyring.public_key(),
                 node.is_leader(),
                 key.is_some(),
+                &members,
             );
             step.map(|st| (st, key))
         });
@@ -126,6 +148,9 @@ pub async fn run(node: RaftNode, keyring: Arc<Keyring>) {
                 Step::SealFor { members } => key.map(|key| Command::SealDataKey {
                     key_id: key.id_hex(),
                     keys: sealed(&key, members),
+                }),
+                Step::Forget { members } => Some(Command::RemoveMemberKeys {
+                    members: members.clone(),
                 }),
             };
             if let Some(command) = command {

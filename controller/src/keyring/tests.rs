@@ -59,6 +59,30 @@ fn a_member_key_is_made_once_private_and_a_bad_file_is_an_error() {
     assert!(Keyring::open(1, dir.path()).is_err());
 }
 
+fn none() -> std::collections::BTreeSet<u64> {
+    std::collections::BTreeSet::new()
+}
+
+#[test]
+fn plan_forgets_the_keys_of_removed_members_on_the_leader_only() {
+    let s = state_with(
+        &[
+            (1, &[1; 32], true),
+            (2, &[2; 32], true),
+            (3, &[3; 32], true),
+        ],
+        "ab",
+    );
+    let members = std::collections::BTreeSet::from([1, 2]);
+    assert_eq!(
+        plan(&s, 1, &[1; 32], true, true, &members),
+        Some(Step::Forget { members: vec![3] })
+    );
+    assert_eq!(plan(&s, 2, &[2; 32], false, true, &members), None);
+    // Not knowing the membership removes nothing.
+    assert_eq!(plan(&s, 1, &[1; 32], true, true, &none()), None);
+}
+
 fn state_with(keys: &[(u64, &[u8], bool)], key_id: &str) -> State {
     let mut s = State {
         cluster_format: 2,
@@ -80,39 +104,50 @@ fn state_with(keys: &[(u64, &[u8], bool)], key_id: &str) -> State {
 #[test]
 fn plan_publishes_then_the_leader_makes_and_seals_the_key() {
     let below = State::default();
-    assert_eq!(plan(&below, 1, &[1; 32], true, false), None, "format < 2");
+    assert_eq!(
+        plan(&below, 1, &[1; 32], true, false, &none()),
+        None,
+        "format < 2"
+    );
     let s = state_with(&[], "");
-    assert_eq!(plan(&s, 1, &[1; 32], true, false), Some(Step::Publish));
+    assert_eq!(
+        plan(&s, 1, &[1; 32], true, false, &none()),
+        Some(Step::Publish)
+    );
     let s = state_with(&[(1, &[9; 32], false)], "");
     assert_eq!(
-        plan(&s, 1, &[1; 32], false, false),
+        plan(&s, 1, &[1; 32], false, false, &none()),
         Some(Step::Publish),
         "key changed"
     );
     let s = state_with(&[(1, &[1; 32], false), (2, &[2; 32], false)], "");
     assert_eq!(
-        plan(&s, 2, &[2; 32], false, false),
+        plan(&s, 2, &[2; 32], false, false, &none()),
         None,
         "a follower waits"
     );
     assert_eq!(
-        plan(&s, 1, &[1; 32], true, false),
+        plan(&s, 1, &[1; 32], true, false, &none()),
         Some(Step::Create {
             members: vec![(1, vec![1; 32]), (2, vec![2; 32])]
         })
     );
     let s = state_with(&[(1, &[1; 32], true), (2, &[2; 32], false)], "ab");
     assert_eq!(
-        plan(&s, 1, &[1; 32], true, true),
+        plan(&s, 1, &[1; 32], true, true, &none()),
         Some(Step::SealFor {
             members: vec![(2, vec![2; 32])]
         })
     );
     assert_eq!(
-        plan(&s, 1, &[1; 32], true, false),
+        plan(&s, 1, &[1; 32], true, false, &none()),
         None,
         "cannot open its own copy"
     );
     let s = state_with(&[(1, &[1; 32], true), (2, &[2; 32], true)], "ab");
-    assert_eq!(plan(&s, 1, &[1; 32], true, true), None, "all sealed");
+    assert_eq!(
+        plan(&s, 1, &[1; 32], true, true, &none()),
+        None,
+        "all sealed"
+    );
 }

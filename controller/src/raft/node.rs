@@ -475,6 +475,17 @@ impl RaftNode {
     }
 
     /// Members, leader, term, log positions and the state hash, as this member sees them.
+    /// The ids of every member (voters and learners) of the current membership, cheaply (no
+    /// state hash, unlike [`RaftNode::status`]).
+    pub fn member_ids(&self) -> BTreeSet<u64> {
+        self.metrics()
+            .membership_config
+            .membership()
+            .nodes()
+            .map(|(id, _)| *id)
+            .collect()
+    }
+
     pub fn status(&self) -> ClusterStatus {
         let m = self.metrics();
         let membership = m.membership_config.membership();

@@ -225,6 +225,12 @@ impl State {
             }
             Command::SealDataKey { key_id, keys } => self.seal_data_key(key_id, keys),
             Command::SetAutolock { sealed_unlock_key } => self.set_autolock(sealed_unlock_key),
+            Command::RemoveMemberKeys { members } => {
+                for m in members {
+                    self.member_keys.remove(m);
+                }
+                Ok(Response::Ok)
+            }
             Command::Audited { actor, command } => {
                 if matches!(**command, Command::Audited { .. }) {
                     return Response::Error(CommandError {

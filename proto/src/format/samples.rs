@@ -486,6 +486,12 @@ pub fn commands(format: u32) -> Vec<(&'static str, Command)> {
             },
         ));
         v.push((
+            "remove-member-keys",
+            Command::RemoveMemberKeys {
+                members: vec![4, 5],
+            },
+        ));
+        v.push((
             "audited-scale",
             Command::Audited {
                 actor: "ci".into(),

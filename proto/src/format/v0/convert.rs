@@ -177,7 +177,8 @@ impl ToV0<Command> for r::Command {
             | D::RemoveFile { .. }
             | D::SetMemberKey { .. }
             | D::SealDataKey { .. }
-            | D::SetAutolock { .. } => {
+            | D::SetAutolock { .. }
+            | D::RemoveMemberKeys { .. } => {
                 return Err(Unrepresentable::new("secret and config commands", 2, 0))
             }
         })

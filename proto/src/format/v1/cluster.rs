@@ -649,3 +649,10 @@ pub struct Autolock {
     #[prost(bytes = "vec", tag = "1")]
     pub sealed_unlock_key: Vec<u8>,
 }
+
+/// `RemoveMemberKeys` (format 2).
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct MemberIds {
+    #[prost(uint64, repeated, tag = "1")]
+    pub members: Vec<u64>,
+}

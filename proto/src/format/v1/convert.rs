@@ -315,6 +315,9 @@ impl ToV1<Command> for r::Command {
             D::SetAutolock { sealed_unlock_key } => K::SetAutolock(Autolock {
                 sealed_unlock_key: sealed_unlock_key.clone(),
             }),
+            D::RemoveMemberKeys { members } => K::RemoveMemberKeys(MemberIds {
+                members: members.clone(),
+            }),
         };
         Command { kind: Some(kind) }
     }
@@ -421,6 +424,7 @@ impl FromV1<Command> for r::Command {
             K::SetAutolock(a) => D::SetAutolock {
                 sealed_unlock_key: a.sealed_unlock_key,
             },
+            K::RemoveMemberKeys(m) => D::RemoveMemberKeys { members: m.members },
         })
     }
 }
