@@ -282,6 +282,43 @@ impl std::fmt::Debug for FileWrite {
     }
 }
 
+/// The signals the container's init (`init = true`, the default) forwards to the program, by
+/// number (`agent/src/runtime/reaper.rs` forwards exactly these; a test there checks it).
+pub const INIT_FORWARDS: [i32; 8] = [15, 2, 1, 3, 10, 12, 28, 18];
+
+/// Refuses an `on_update` signal the program would never get: with the init (`init` not
+/// `false`), only [`INIT_FORWARDS`] reach it. `(field, message)` as [`resolve_all`].
+pub fn check_update_signals(
+    secrets: &[FileRef],
+    configs: &[FileRef],
+    init: bool,
+) -> Result<(), (String, String)> {
+    if !init {
+        return Ok(());
+    }
+    for (kind, refs) in [(FileKind::Secret, secrets), (FileKind::Config, configs)] {
+        for (i, r) in refs.iter().enumerate() {
+            if let Ok(ResolvedRef {
+                on_update: OnUpdate::Signal(n),
+                ..
+            }) = r.resolve(kind)
+            {
+                if !INIT_FORWARDS.contains(&n) {
+                    return Err((
+                        format!("{}[{i}].on_update", kind.spec_key()),
+                        format!(
+                            "signal {n} would stop at the container's init, which forwards only \
+                             TERM, INT, HUP, QUIT, USR1, USR2, WINCH and CONT: use one of those, \
+                             or set init = false"
+                        ),
+                    ));
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
 /// The version of a secret or config a task's replica must have (in its assignment).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct FileVersion {
@@ -407,6 +444,18 @@ mod tests {
         let e = validate_content(FileKind::Secret, &vec![1; MAX_FILE_BYTES + 1]).unwrap_err();
         assert!(e.contains("500 KiB"), "{e}");
         assert!(validate_content(FileKind::Config, b"").is_err());
+    }
+
+    #[test]
+    fn a_signal_the_init_does_not_forward_is_refused_unless_there_is_no_init() {
+        let mut x = r("a");
+        x.on_update = Some("signal:SIGALRM".into());
+        let (field, m) = check_update_signals(&[x.clone()], &[], true).unwrap_err();
+        assert_eq!(field, "secrets[0].on_update");
+        assert!(m.contains("init = false"), "{m}");
+        check_update_signals(&[x.clone()], &[], false).unwrap();
+        x.on_update = Some("signal:SIGHUP".into());
+        check_update_signals(&[], &[x], true).unwrap();
     }
 
     #[test]

@@ -265,3 +265,25 @@ fn cluster_member_add_adds_a_running_member() -> Result<()> {
         .context("the added member votes")?;
     Ok(())
 }
+
+/// Adding a member at an address a member already has (the leader's own, say) is refused: the
+/// cluster would replicate to itself.
+#[test]
+fn cluster_member_add_refuses_another_members_address() -> Result<()> {
+    let _g = serial();
+    let mut lab = Lab::new(1)?;
+    lab.start_cluster(1)?;
+    let (code, out, err) = hoist_tests::hoist_cli_as(
+        &lab.addr(0),
+        lab.token().as_deref(),
+        &["cluster", "member-add", "634849", &lab.addr(0)],
+    )?;
+    ensure!(
+        code != 0 && err.contains("is the address of member"),
+        "{code}\n{out}\n{err}"
+    );
+    // The member still serves writes.
+    let (code, v) = lab.get(0, "/v1/cluster/status")?;
+    ensure!(code == 200 && v["leader"].is_u64(), "{code} {v}");
+    Ok(())
+}

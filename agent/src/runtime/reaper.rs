@@ -83,3 +83,14 @@ pub fn run(child: Pid, spec: &RuntimeSpec, privileges: &Privileges) -> ! {
         }
     }
 }
+
+#[cfg(test)]
+mod forwarded_tests {
+    /// The controllers refuse an `on_update` signal the init would not forward, from the same
+    /// list: it must be this one.
+    #[test]
+    fn the_controllers_know_what_the_init_forwards() {
+        let ours: Vec<i32> = super::FORWARDED.iter().map(|s| *s as i32).collect();
+        assert_eq!(ours, hoist_proto::files::INIT_FORWARDS);
+    }
+}

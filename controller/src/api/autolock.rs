@@ -41,7 +41,7 @@ pub async fn set(
         let key = ctx
             .node
             .stale_read(|s| ctx.keyring.data_key(s))
-            .ok_or_else(super::files::key_not_ready)?;
+            .ok_or_else(|| super::files::key_not_ready(&ctx))?;
         let unlock = UnlockKey::generate();
         (key.seal(AUTOLOCK_AAD, unlock.as_bytes()), Some(unlock))
     } else {

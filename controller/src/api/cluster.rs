@@ -45,6 +45,31 @@ pub async fn add_member(
             format!("{:?} is not HOST:PORT", req.address),
         ));
     }
+    // Another member's address (this one's, say) would make the cluster replicate to itself.
+    let members = ctx.node.status().members;
+    if let Some(m) = members
+        .iter()
+        .find(|m| m.address == req.address && m.id != req.id)
+    {
+        return Err(ApiError::new(
+            StatusCode::CONFLICT,
+            "conflict",
+            format!(
+                "{} is the address of member {}: a new member needs its own",
+                req.address, m.id
+            ),
+        ));
+    }
+    if let Some(m) = members
+        .iter()
+        .find(|m| m.id == req.id && m.address != req.address)
+    {
+        return Err(ApiError::new(
+            StatusCode::CONFLICT,
+            "conflict",
+            format!("member {} is at {}, not {}", m.id, m.address, req.address),
+        ));
+    }
     // The new member must read everything the cluster writes, and the cluster what it writes. A
     // joining member says its version; an operator's `hoist cluster member-add` cannot, so the
     // member itself is asked.

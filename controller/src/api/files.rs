@@ -94,7 +94,7 @@ async fn put(ctx: Ctx, kind: FileKind, name: String, body: Bytes) -> Result<Resp
     let key = ctx
         .node
         .stale_read(|s| ctx.keyring.data_key(s))
-        .ok_or_else(key_not_ready)?;
+        .ok_or_else(|| key_not_ready(&ctx))?;
     let data = key.seal(&crate::keyring::file_aad(kind, &name), &body);
     let w = FileWrite {
         kind,
@@ -108,13 +108,15 @@ async fn put(ctx: Ctx, kind: FileKind, name: String, body: Bytes) -> Result<Resp
     )
 }
 
-pub(super) fn key_not_ready() -> ApiError {
-    ApiError::new(
-        StatusCode::SERVICE_UNAVAILABLE,
-        "not_ready",
+pub(super) fn key_not_ready(ctx: &Ctx) -> ApiError {
+    let message = if ctx.keyring.is_locked() {
+        "this member is locked (autolock): it opens the cluster's data key once it is given the \
+         unlock key (`hoist cluster unlock`)"
+    } else {
         "this member does not hold the cluster's data key yet (the cluster is below format 2, or \
-         the leader has not sealed it for this member): retry in a moment",
-    )
+         the leader has not sealed it for this member): retry in a moment"
+    };
+    ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "not_ready", message)
 }
 
 async fn remove(ctx: Ctx, kind: FileKind, name: String) -> Result<Response, ApiError> {
@@ -217,7 +219,7 @@ pub async fn agent_files(
                 .files(kind)
                 .get(name)
                 .ok_or_else(|| ApiError::not_found(format!("{kind} {name:?} no longer exists")))?;
-            let key = ctx.keyring.data_key(s).ok_or_else(key_not_ready)?;
+            let key = ctx.keyring.data_key(s).ok_or_else(|| key_not_ready(&ctx))?;
             let data = key
                 .open(&crate::keyring::file_aad(kind, name), &stored.data)
                 .map_err(|e| {

@@ -215,6 +215,12 @@ impl ServiceSpec {
         self.validate_hardening(&mut bad);
         if let Err((field, m)) = crate::files::resolve_all(&self.secrets, &self.configs) {
             bad(&field, m);
+        } else if let Err((field, m)) = crate::files::check_update_signals(
+            &self.secrets,
+            &self.configs,
+            self.init != Some(false),
+        ) {
+            bad(&field, m);
         }
         let mut published = std::collections::BTreeSet::new();
         for (i, p) in self.ports.iter().enumerate() {

@@ -135,7 +135,7 @@ fn base() -> Value {
             "/v1/cluster/status": {"get": {"summary": "this member's view: role, leader, term, log, state hash (answered by the member itself)", "responses": ok(schema_ref("ClusterStatus"), &[])}},
             "/v1/cluster/members": {
                 "get": {"summary": "members, as this member knows them", "responses": ok(members.clone(), &[])},
-                "post": {"summary": "add a member (learner, then voter); the joining member's Hoist says its version and format in headers, their absence means 0.1.0", "requestBody": body("JoinRequest"), "responses": ok(members.clone(), &[400, 409, 413, 415, 422, 426, 503, 504])}
+                "post": {"summary": "add a member (learner, then voter); the joining member's Hoist says its version and format in headers (without them, from an operator's member-add, the leader asks the member; one that does not answer counts as 0.1.0); 409 for another member's id or address", "requestBody": body("JoinRequest"), "responses": ok(members.clone(), &[400, 409, 413, 415, 422, 426, 503, 504])}
             },
             "/v1/cluster/members/{id}": {
                 "parameters": [{"name": "id", "in": "path", "required": true, "schema": {"type": "integer", "minimum": 0, "maximum": u64::MAX}}],
