@@ -1,9 +1,6 @@
-//! Files only their owner may read (credentials): written with mode 0600 to a temporary name in
-//! the same directory, synced, then renamed over the old one, so a reader never sees half a file
-//! and no other user ever sees any of it.
+//! The CLI's own files: its config directory, and files only their owner may read
+//! (credentials), written as `hoist_common::private_file` writes them.
 
-use std::io::Write;
-use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
 /// The directory of the CLI's own files: `$HOIST_CONFIG_DIR`, else `$XDG_CONFIG_HOME/hoist`, else
@@ -16,31 +13,18 @@ pub fn config_dir() -> PathBuf {
         .unwrap_or_else(|| PathBuf::from(".hoist"))
 }
 
-/// Replaces `path` with `bytes`, mode 0600; the error names the file.
+/// Replaces `path` with `bytes`, mode 0600 (`hoist_common::private_file`), making its
+/// directory first; the error names the file.
 pub fn write(path: &Path, bytes: &[u8]) -> Result<(), String> {
     let dir = path.parent().unwrap_or(Path::new("."));
     std::fs::create_dir_all(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
-    let name = path
-        .file_name()
-        .map_or("file".into(), |n| n.to_string_lossy());
-    let tmp = dir.join(format!(".{name}.{}", std::process::id()));
-    let mut f = std::fs::OpenOptions::new()
-        .write(true)
-        .create(true)
-        .truncate(true)
-        .mode(0o600)
-        .open(&tmp)
-        .map_err(|e| format!("{}: {e}", tmp.display()))?;
-    f.set_permissions(std::fs::Permissions::from_mode(0o600))
-        .and_then(|()| f.write_all(bytes))
-        .and_then(|()| f.sync_all())
-        .map_err(|e| format!("{}: {e}", tmp.display()))?;
-    std::fs::rename(&tmp, path).map_err(|e| format!("{}: {e}", path.display()))
+    hoist_common::private_file::write(path, bytes).map_err(|e| format!("{}: {e}", path.display()))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::os::unix::fs::PermissionsExt;
 
     #[test]
     fn the_file_is_replaced_and_private() {

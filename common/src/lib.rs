@@ -9,6 +9,7 @@ pub mod json_numbers;
 pub mod metrics;
 pub mod mount_flags;
 pub mod parse;
+pub mod private_file;
 pub mod query;
 
 /// Installs ring as the process's rustls crypto provider; call it before building any `reqwest`

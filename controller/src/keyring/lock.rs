@@ -12,8 +12,6 @@
 use chacha20poly1305::aead::{Aead, KeyInit, Payload};
 use chacha20poly1305::{ChaCha20Poly1305, Key, Nonce};
 use sha2::{Digest, Sha256};
-use std::io::Write;
-use std::os::unix::fs::OpenOptionsExt;
 use std::path::Path;
 use x25519_dalek::{PublicKey, StaticSecret};
 
@@ -210,21 +208,6 @@ pub fn open_locked(dir: &Path, key: &UnlockKey) -> Result<StaticSecret, UnlockEr
     unlock_bytes(&bytes, key)
 }
 
-/// Writes `bytes` to `dir/name` atomically (temp file 0600, fsync, rename, fsync the dir).
-fn write_atomically(dir: &Path, name: &str, bytes: &[u8]) -> std::io::Result<()> {
-    let tmp = dir.join(format!(".{name}.tmp"));
-    let _ = std::fs::remove_file(&tmp);
-    let mut f = std::fs::OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(0o600)
-        .open(&tmp)?;
-    f.write_all(bytes)?;
-    f.sync_all()?;
-    std::fs::rename(&tmp, dir.join(name))?;
-    std::fs::File::open(dir)?.sync_all()
-}
-
 fn remove_if_there(path: &Path) -> std::io::Result<()> {
     match std::fs::remove_file(path) {
         Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(e),
@@ -234,13 +217,13 @@ fn remove_if_there(path: &Path) -> std::io::Result<()> {
 
 /// Keeps the key in the clear (autolock off, or a new member).
 pub fn write_clear(dir: &Path, secret: &StaticSecret) -> std::io::Result<()> {
-    write_atomically(dir, MEMBER_KEY_FILE, secret.as_bytes())?;
+    hoist_common::private_file::write(&dir.join(MEMBER_KEY_FILE), secret.as_bytes())?;
     remove_if_there(&dir.join(LOCKED_KEY_FILE))
 }
 
 /// Keeps the key only encrypted with `key`: the locked file first, then the clear one goes.
 pub fn write_locked(dir: &Path, secret: &StaticSecret, key: &UnlockKey) -> std::io::Result<()> {
-    write_atomically(dir, LOCKED_KEY_FILE, &lock_bytes(secret, key))?;
+    hoist_common::private_file::write(&dir.join(LOCKED_KEY_FILE), &lock_bytes(secret, key))?;
     remove_if_there(&dir.join(MEMBER_KEY_FILE))?;
     std::fs::File::open(dir)?.sync_all()
 }

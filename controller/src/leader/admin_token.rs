@@ -11,8 +11,6 @@ use crate::credentials::{digest, generate_operator, parse_operator};
 use crate::raft::RaftNode;
 use hoist_proto::cluster::{OperatorToken, Role};
 use hoist_proto::raft::{Command, Response};
-use std::io::Write;
-use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 
 /// The first admin token's name.
@@ -22,17 +20,10 @@ fn paths(dir: &Path) -> (PathBuf, PathBuf) {
     (dir.join("admin.token.pending"), dir.join("admin.token"))
 }
 
-/// Writes `text` to `path`, readable by its owner only, on disk before this returns.
+/// Writes `text` (and a newline) to `path`, readable by its owner only, on disk before this
+/// returns.
 fn write_private(path: &Path, text: &str) -> std::io::Result<()> {
-    let mut f = std::fs::OpenOptions::new()
-        .write(true)
-        .create(true)
-        .truncate(true)
-        .mode(0o600)
-        .open(path)?;
-    f.write_all(text.as_bytes())?;
-    f.write_all(b"\n")?;
-    f.sync_all()
+    hoist_common::private_file::write(path, format!("{text}\n").as_bytes())
 }
 
 /// The record a pending token's text stands for.
