@@ -591,3 +591,33 @@ fn curl_in(netns: &str, url: &str) -> Option<String> {
         .success()
         .then(|| String::from_utf8_lossy(&out.stdout).into_owned())
 }
+
+/// The first regular file under `dir` that holds `needle`, for the tests that check a value
+/// reaches no disk. Symlinks are not followed; a directory for which `skip` answers true is not
+/// entered (a tmpfs, say).
+pub fn file_holding(
+    dir: &Path,
+    needle: &[u8],
+    skip: &mut dyn FnMut(&Path) -> bool,
+) -> Result<Option<PathBuf>> {
+    if skip(dir) {
+        return Ok(None);
+    }
+    for entry in std::fs::read_dir(dir)? {
+        let entry = entry?;
+        let p = entry.path();
+        let kind = entry.file_type()?;
+        if kind.is_dir() {
+            if let Some(f) = file_holding(&p, needle, skip)? {
+                return Ok(Some(f));
+            }
+        } else if kind.is_file() {
+            if let Ok(bytes) = std::fs::read(&p) {
+                if bytes.windows(needle.len()).any(|w| w == needle) {
+                    return Ok(Some(p));
+                }
+            }
+        }
+    }
+    Ok(None)
+}

@@ -57,44 +57,22 @@ fn is_tmpfs(p: &Path) -> bool {
 /// The first file under `dir` (on disk: tmpfs mounts are skipped, and listed in `skipped`) that
 /// holds `needle`.
 fn disk_holds(dir: &Path, needle: &[u8], skipped: &mut Vec<String>) -> Result<Option<String>> {
-    if is_tmpfs(dir) {
-        skipped.push(dir.display().to_string());
-        return Ok(None);
-    }
-    for entry in std::fs::read_dir(dir)? {
-        let entry = entry?;
-        let p = entry.path();
-        let kind = entry.file_type()?;
-        if kind.is_dir() {
-            if let Some(f) = disk_holds(&p, needle, skipped)? {
-                return Ok(Some(f));
-            }
-        } else if kind.is_file() {
-            if let Ok(bytes) = std::fs::read(&p) {
-                if bytes.windows(needle.len()).any(|w| w == needle) {
-                    return Ok(Some(p.display().to_string()));
-                }
-            }
+    let mut skip = |d: &Path| {
+        let memory = is_tmpfs(d);
+        if memory {
+            skipped.push(d.display().to_string());
         }
-    }
-    Ok(None)
+        memory
+    };
+    Ok(hoist_tests::file_holding(dir, needle, &mut skip)?.map(|p| p.display().to_string()))
 }
 
 /// Whether any regular file under `dir` (whatever its filesystem) holds `needle`.
 fn disk_holds_anywhere(dir: &Path, needle: &[u8]) -> bool {
-    let Ok(entries) = std::fs::read_dir(dir) else {
-        return false;
-    };
-    entries.flatten().any(|entry| {
-        let p = entry.path();
-        match entry.file_type() {
-            Ok(t) if t.is_dir() => disk_holds_anywhere(&p, needle),
-            Ok(t) if t.is_file() => std::fs::read(&p)
-                .map(|b| b.windows(needle.len()).any(|w| w == needle))
-                .unwrap_or(false),
-            _ => false,
-        }
-    })
+    matches!(
+        hoist_tests::file_holding(dir, needle, &mut |_| false),
+        Ok(Some(_))
+    )
 }
 
 /// `hoist service exec api.SLOT -- ARGS`: stdout, which must succeed.

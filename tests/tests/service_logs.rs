@@ -131,23 +131,6 @@ impl Drop for Follower {
     }
 }
 
-/// Whether any file under `dir` holds `needle`.
-fn disk_holds(dir: &std::path::Path, needle: &[u8]) -> Result<Option<String>> {
-    for entry in std::fs::read_dir(dir)? {
-        let p = entry?.path();
-        if p.is_dir() {
-            if let Some(f) = disk_holds(&p, needle)? {
-                return Ok(Some(f));
-            }
-        } else if let Ok(bytes) = std::fs::read(&p) {
-            if bytes.windows(needle.len()).any(|w| w == needle) {
-                return Ok(Some(p.display().to_string()));
-            }
-        }
-    }
-    Ok(None)
-}
-
 /// Session starts and ends in an agent's log.
 fn sessions_in(log: &str) -> (usize, usize) {
     (
@@ -487,10 +470,13 @@ fn logs_and_exec_reach_every_replica_through_any_member() -> Result<()> {
             b"poked-x42y",
             b"ex42ec",
         ] {
-            if let Some(file) = disk_holds(lab.lab.data_dir(i), marker)? {
+            if let Some(file) =
+                hoist_tests::file_holding(lab.lab.data_dir(i), marker, &mut |_| false)?
+            {
                 bail!(
-                    "member {i} stored {:?} in {file}",
-                    String::from_utf8_lossy(marker)
+                    "member {i} stored {:?} in {}",
+                    String::from_utf8_lossy(marker),
+                    file.display()
                 );
             }
         }
