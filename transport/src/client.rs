@@ -15,3 +15,9 @@ pub fn builder() -> reqwest::ClientBuilder {
         .no_proxy()
         .pool_idle_timeout(POOL_IDLE)
 }
+
+/// A client builder as [`builder`], speaking TLS with `config` (see [`crate::tls::client_config`]):
+/// for `https://` URLs of members.
+pub fn builder_tls(config: rustls::ClientConfig) -> reqwest::ClientBuilder {
+    builder().tls_backend_preconfigured(config)
+}

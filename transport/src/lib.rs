@@ -4,9 +4,11 @@
 //!
 //! Why one place: a hostile client on the same network must not be able to hold connections
 //! forever on any listener, and a limit added to one server but forgotten on another is no
-//! limit. The cluster's TLS will be configured here too, for the same reason.
+//! limit. The cluster's TLS is configured here too, for the same reason (`tls`).
 
 pub mod client;
+pub mod pki;
 pub mod server;
+pub mod tls;
 
-pub use server::{serve, Limits};
+pub use server::{serve, serve_tls, Limits, TlsSource};

@@ -14,10 +14,15 @@
 
 use axum::serve::Listener;
 use axum::Router;
+use hyper::body::Incoming;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::service::TowerToHyperService;
 use std::future::Future;
+use std::pin::Pin;
 use std::sync::Arc;
+use std::task::{Context, Poll};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, ReadBuf};
+use tower::ServiceExt;
 use std::time::{Duration, Instant};
 use tokio::sync::{watch, Semaphore};
 
@@ -53,9 +58,48 @@ const FULL_WARN_EVERY: Duration = Duration::from_secs(60);
 /// Serves `router` on `listener` with `limits` until `shutdown` completes, then waits for the
 /// open connections to finish their requests.
 pub async fn serve<L>(
+    listener: L,
+    router: Router,
+    limits: Limits,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()>
+where
+    L: Listener,
+{
+    serve_inner(listener, router, limits, None, shutdown).await
+}
+
+/// The TLS configuration a listener serves with, or `None` while it has none (then it serves
+/// plain HTTP only). Replaced when the member's certificate is renewed or the cluster's roots
+/// change: each new connection takes the current one.
+pub type TlsSource = watch::Receiver<Option<Arc<rustls::ServerConfig>>>;
+
+/// As [`serve`], and TLS on the same listener: a connection whose first byte opens a TLS
+/// handshake (0x16) is served over TLS with `tls`'s current configuration, and its requests
+/// carry a [`TlsPeer`](crate::tls::TlsPeer) naming the client certificate's holder; any other
+/// connection is plain HTTP. One port, so that operators, agents and members reach a member at
+/// the address they always used, and a client upgrades to TLS without a new address.
+pub async fn serve_tls<L>(
+    listener: L,
+    router: Router,
+    limits: Limits,
+    tls: TlsSource,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()>
+where
+    L: Listener,
+{
+    serve_inner(listener, router, limits, Some(tls), shutdown).await
+}
+
+/// The first byte of a TLS connection (a handshake record).
+const TLS_HANDSHAKE: u8 = 0x16;
+
+async fn serve_inner<L>(
     mut listener: L,
     router: Router,
     limits: Limits,
+    tls: Option<TlsSource>,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()>
 where
@@ -95,30 +139,15 @@ where
             conn = listener.accept() => conn,
             _ = signal_tx.closed() => break,
         };
-        let service = TowerToHyperService::new(router.clone());
+        let router = router.clone();
         let signal_tx = signal_tx.clone();
         let close_rx = close_rx.clone();
+        let tls = tls.as_ref().and_then(|t| t.borrow().clone());
         tokio::spawn(async move {
-            let mut builder = hyper::server::conn::http1::Builder::new();
-            builder
-                .timer(TokioTimer::new())
-                .header_read_timeout(limits.header_read_timeout);
-            let conn = builder.serve_connection(TokioIo::new(io), service);
-            tokio::pin!(conn);
-            let mut stopping = std::pin::pin!(signal_tx.closed());
-            let mut stopped = false;
-            loop {
-                tokio::select! {
-                    served = conn.as_mut() => {
-                        if let Err(e) = served {
-                            tracing::trace!(error = %e, "connection ended");
-                        }
-                        break;
-                    }
-                    _ = &mut stopping, if !stopped => {
-                        stopped = true;
-                        conn.as_mut().graceful_shutdown();
-                    }
+            match tls {
+                None => connection(io, router, limits, &signal_tx).await,
+                Some(config) => {
+                    sniffed_connection(io, router, limits, config, &signal_tx).await
                 }
             }
             drop(permit);
@@ -129,6 +158,148 @@ where
     drop(listener);
     close_tx.closed().await;
     Ok(())
+}
+
+/// A connection of a listener that also speaks TLS: plain or TLS by its first byte.
+async fn sniffed_connection<I>(
+    mut io: I,
+    router: Router,
+    limits: Limits,
+    config: Arc<rustls::ServerConfig>,
+    stop: &watch::Sender<()>,
+) where
+    I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    // The first byte counts against the header-read timeout like the rest of the headers.
+    let mut first = [0u8; 1];
+    match tokio::time::timeout(limits.header_read_timeout, io.read(&mut first)).await {
+        Ok(Ok(1)) => {}
+        _ => return,
+    }
+    let io = Rewind {
+        first: Some(first[0]),
+        inner: io,
+    };
+    if first[0] != TLS_HANDSHAKE {
+        return connection(io, router, limits, stop).await;
+    }
+    let acceptor = tokio_rustls::TlsAcceptor::from(config);
+    let stream =
+        match tokio::time::timeout(limits.header_read_timeout, acceptor.accept(io)).await {
+            Ok(Ok(stream)) => stream,
+            Ok(Err(e)) => {
+                tracing::debug!(error = %e, "TLS handshake failed");
+                return;
+            }
+            Err(_) => return,
+        };
+    let peer = crate::tls::TlsPeer {
+        identity: stream
+            .get_ref()
+            .1
+            .peer_certificates()
+            .and_then(|chain| chain.first())
+            .and_then(|leaf| crate::tls::identity_of(leaf)),
+    };
+    let router = router.map_request(move |mut req: axum::extract::Request<Incoming>| {
+        req.extensions_mut().insert(peer.clone());
+        req
+    });
+    connection(stream, router, limits, stop).await
+}
+
+/// Serves one connection's requests until it closes, or until `stop` says so (then its current
+/// request finishes).
+async fn connection<I, S>(io: I, service: S, limits: Limits, stop: &watch::Sender<()>)
+where
+    I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+    S: tower::Service<
+            axum::extract::Request<Incoming>,
+            Response = axum::response::Response,
+            Error = std::convert::Infallible,
+        > + Clone
+        + Send
+        + 'static,
+    S::Future: Send + 'static,
+{
+    let service = TowerToHyperService::new(service);
+    let mut builder = hyper::server::conn::http1::Builder::new();
+    builder
+        .timer(TokioTimer::new())
+        .header_read_timeout(limits.header_read_timeout);
+    let conn = builder.serve_connection(TokioIo::new(io), service);
+    tokio::pin!(conn);
+    let mut stopping = std::pin::pin!(stop.closed());
+    let mut stopped = false;
+    loop {
+        tokio::select! {
+            served = conn.as_mut() => {
+                if let Err(e) = served {
+                    tracing::trace!(error = %e, "connection ended");
+                }
+                break;
+            }
+            _ = &mut stopping, if !stopped => {
+                stopped = true;
+                conn.as_mut().graceful_shutdown();
+            }
+        }
+    }
+}
+
+/// A stream with its first byte read already and given back to the next read.
+struct Rewind<I> {
+    first: Option<u8>,
+    inner: I,
+}
+
+impl<I: AsyncRead + Unpin> AsyncRead for Rewind<I> {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<std::io::Result<()>> {
+        if buf.remaining() > 0 {
+            if let Some(b) = self.first.take() {
+                buf.put_slice(&[b]);
+                return Poll::Ready(Ok(()));
+            }
+        }
+        Pin::new(&mut self.inner).poll_read(cx, buf)
+    }
+}
+
+impl<I: AsyncWrite + Unpin> AsyncWrite for Rewind<I> {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<std::io::Result<usize>> {
+        Pin::new(&mut self.inner).poll_write(cx, buf)
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.inner).poll_flush(cx)
+    }
+
+    fn poll_shutdown(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.inner).poll_shutdown(cx)
+    }
+
+    fn poll_write_vectored(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[std::io::IoSlice<'_>],
+    ) -> Poll<std::io::Result<usize>> {
+        Pin::new(&mut self.inner).poll_write_vectored(cx, bufs)
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.inner.is_write_vectored()
+    }
 }
 
 #[cfg(test)]
