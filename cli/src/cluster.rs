@@ -8,6 +8,13 @@ use reqwest::Method;
 use std::path::PathBuf;
 
 /// Cluster commands.
+/// Who a join token is for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum TokenRole {
+    Worker,
+    Manager,
+}
+
 #[derive(Debug, clap::Subcommand)]
 pub enum ClusterCmd {
     /// Leader, term and every member's role, log position and state hash.
@@ -25,8 +32,21 @@ pub enum ClusterCmd {
     /// Remove a member.
     MemberRm { id: u64 },
     /// Print the join token agents need (`hoist-agent --join TOKEN`); made once per cluster.
-    /// Format: `HOIST1-<cluster id, 16 hex>-<secret, 32 hex>`.
-    Token,
+    /// Format: `HOIST2-<cluster id, 16 hex>-<root CA digest, 64 hex>-<secret, 32 hex>`: an
+    /// agent checks that the controllers it reaches hold a certificate under the root with that
+    /// digest before it sends anything (no trust on first use). A cluster still being upgraded
+    /// (below format 2) hands out `HOIST1-<cluster id>-<secret>` tokens, without the digest.
+    Token {
+        /// The token for workers (agents). Members join with an admin's operator token
+        /// (`hoist-controller --join ADDR --token ...`).
+        #[arg(long, value_enum, default_value = "worker")]
+        role: TokenRole,
+        /// Make a new secret: the old token registers no node from now on (nodes already
+        /// joined keep working). After `hoist node rm` of a node whose host you no longer
+        /// trust, rotate the token so that its agent cannot join again.
+        #[arg(long)]
+        rotate: bool,
+    },
     /// Save or restore the replicated state.
     #[command(subcommand)]
     Snapshot(SnapshotCmd),
@@ -114,9 +134,20 @@ pub async fn run(
             }
         }
         ClusterCmd::Unlock { key } => return unlock(controllers, key, json).await,
-        ClusterCmd::Token => {
+        ClusterCmd::Token { role, rotate } => {
+            if role == TokenRole::Manager {
+                anyhow::bail!(
+                    "manager join tokens are not made yet: a member joins with an admin's \
+                     operator token (hoist-controller --join ADDR --token TOKEN)"
+                );
+            }
+            let (method, path) = if rotate {
+                (Method::POST, "/v1/cluster/token/rotate")
+            } else {
+                (Method::GET, "/v1/cluster/token")
+            };
             match client
-                .json::<hoist_proto::cluster::JoinToken>(Method::GET, "/v1/cluster/token", None)
+                .json::<hoist_proto::cluster::JoinToken>(method, path, None)
                 .await
             {
                 Ok(t) if json => println!("{}", serde_json::to_string_pretty(&t)?),

@@ -48,6 +48,7 @@ fn node(i: usize) -> Node {
         overlay_generation: 0,
         overlay_problem: None,
         credential_sha256: String::new(),
+        cert_key_sha256: String::new(),
     }
 }
 

@@ -279,6 +279,17 @@ fn every_golden_file_of_every_format_read_decodes() {
                 |s, f| encode_snapshot(s, f).unwrap(),
                 |b, _| decode_snapshot(b).map_err(e),
             );
+            // The cluster's root CA (its key sealed) and a node's certificate key hash.
+            let mut st = state(format);
+            st.data_key_id = "3f2a9c0112345678".into();
+            st.ca = Some(samples::cluster_ca());
+            st.nodes.insert("n1".into(), samples::node_cert_key());
+            c.file(
+                "state-snapshot-ca",
+                &st,
+                |s, f| encode_snapshot(s, f).unwrap(),
+                |b, _| decode_snapshot(b).map_err(e),
+            );
         }
         for (name, entry) in entries() {
             c.file(

@@ -18,6 +18,7 @@ pub mod keyring;
 pub mod leader;
 pub mod member;
 pub mod metrics;
+pub mod pki;
 pub mod raft;
 pub mod scheduler;
 pub mod sessions;

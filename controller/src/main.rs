@@ -84,6 +84,10 @@ struct Args {
     /// the requests an update loses without it. Never in production.
     #[arg(long, hide = true)]
     unsafe_no_drain: bool,
+    /// Members call each other over plain HTTP and take plain Raft RPCs even with certificates:
+    /// only to measure what mutual TLS costs (bench/controller). Never in production.
+    #[arg(long, hide = true)]
+    unsafe_plain_peers: bool,
     /// The Prometheus the leader asks for services' autoscaling queries (`[autoscale] query`),
     /// e.g. `http://127.0.0.1:9090`. Without it such services record that nothing can be asked.
     #[arg(long, value_name = "URL")]
@@ -95,6 +99,10 @@ struct Args {
     /// previous answer; idle connections are closed after it too.
     #[arg(long, default_value = "30s", value_parser = duration)]
     header_read_timeout: Duration,
+    /// How long the certificates this member signs live: nodes' (renewed by their agents at a
+    /// random point between half and four fifths of it) and its own (`24h`, `10m`).
+    #[arg(long, default_value = "24h", value_parser = duration)]
+    cert_lifetime: Duration,
     /// Connections served at once on the listener; more wait until one closes.
     #[arg(long, default_value_t = hoist_transport::server::MAX_CONNECTIONS, value_name = "N")]
     max_connections: usize,
@@ -114,6 +122,12 @@ static ALLOC: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 fn main() -> anyhow::Result<()> {
     let args = Args::parse();
+    if args.cert_lifetime < Duration::from_secs(10) {
+        anyhow::bail!(
+            "--cert-lifetime {:?} is too short: at least 10s",
+            args.cert_lifetime
+        );
+    }
     if let Err(e) = hoist_proto::overlay::parse_plan(&args.cluster_cidr, args.node_subnet_prefix) {
         anyhow::bail!("--cluster-cidr / --node-subnet-prefix: {e}");
     }
@@ -168,6 +182,8 @@ fn main() -> anyhow::Result<()> {
             autoscale_max_replicas: args.autoscale_max_replicas,
             ..LeaderSettings::default()
         },
+        cert_lifetime: args.cert_lifetime,
+        plain_peers: args.unsafe_plain_peers,
         settings: RaftSettings {
             heartbeat_ms: args.heartbeat_ms,
             election_min_ms: args.election_min_ms,

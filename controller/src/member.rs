@@ -44,6 +44,11 @@ pub struct MemberOptions {
     pub learner: bool,
     /// Node grace period, heartbeat interval, reconcile tick.
     pub leader: LeaderSettings,
+    /// How long the certificates this member signs live (nodes' and its own).
+    pub cert_lifetime: std::time::Duration,
+    /// Peers over plain HTTP although the member has a certificate (`--unsafe-plain-peers`,
+    /// for measuring what mutual TLS costs only).
+    pub plain_peers: bool,
 }
 
 /// Why a member stopped with an error.
@@ -101,12 +106,29 @@ pub async fn run(
     if opts.autolock {
         tokio::spawn(turn_on_autolock(node.clone(), keyring.clone()));
     }
+    let pki = crate::pki::Pki::open(
+        node.id(),
+        node.address(),
+        opts.cert_lifetime,
+        node.peer_clients().clone(),
+        &opts.data_dir.join("tls"),
+    )
+    .map_err(MemberError::Keys)?
+    .with_plain_peers(opts.plain_peers);
+    let pki = std::sync::Arc::new(pki);
+    tokio::spawn(crate::pki::sync::run(
+        node.clone(),
+        keyring.clone(),
+        pki.clone(),
+    ));
     let (stop, stopping) = tokio::sync::watch::channel(false);
     let mut stopping_rx = stopping.clone();
     let mut server = tokio::spawn(api::serve(
         listener,
         opts.limits,
-        Ctx::new(node.clone(), leader).with_keyring(keyring),
+        Ctx::new(node.clone(), leader)
+            .with_keyring(keyring)
+            .with_pki(pki.clone()),
         async move {
             let _ = stopping_rx.wait_for(|s| *s).await;
         },
@@ -120,6 +142,7 @@ pub async fn run(
                 node.id(),
                 node.address(),
                 opts.learner,
+                &pki,
             )
             .await?;
         }
@@ -185,22 +208,86 @@ async fn turn_on_autolock(node: RaftNode, keyring: std::sync::Arc<crate::keyring
     tracing::warn!("--autolock: the cluster's data key was not ready in a minute; use `hoist cluster autolock on`");
 }
 
+/// Asks a seed to sign this member's certificate, so that it serves and calls its peers over
+/// mutual TLS from its first Raft RPC. A cluster without a CA (below format 2) or a seed that
+/// does not know the route (older) makes none: the member then talks plain HTTP, as the
+/// cluster does, and signs its own once it has the data key.
+async fn member_certificate(
+    client: &reqwest::Client,
+    seeds: &[String],
+    token: Option<&str>,
+    id: u64,
+    address: &str,
+    pki: &crate::pki::Pki,
+) {
+    let csr = match pki.request() {
+        Ok(c) => c,
+        Err(e) => {
+            tracing::error!(error = %e, "cannot make a signing request for this member");
+            return;
+        }
+    };
+    let req = hoist_proto::cluster::MemberCertificateRequest {
+        address: address.to_string(),
+        csr,
+    };
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while Instant::now() < deadline {
+        for seed in seeds {
+            let mut post = client
+                .post(format!("http://{seed}/v1/cluster/members/{id}/certificate"))
+                .json(&req);
+            if let Some(t) = token.map(str::trim).filter(|t| !t.is_empty()) {
+                post = post.bearer_auth(t);
+            }
+            let answer = match post.send().await {
+                Ok(r) if r.status().is_success() => r
+                    .json::<hoist_proto::cluster::MemberCertificate>()
+                    .await
+                    .map_err(|e| e.to_string()),
+                // No CA, an older cluster, or no admin's token: the join says the rest.
+                Ok(r) if r.status().is_client_error() => return,
+                Ok(r) => Err(format!("{seed}: {}", r.status())),
+                Err(e) => Err(format!("{seed}: {e}")),
+            };
+            match answer
+                .and_then(|c| pki.install(&format!("{}{}", c.certificate, c.ca_certificate), true))
+            {
+                Ok(c) => {
+                    tracing::info!(root = %c.ca_digest, "this member has its certificate");
+                    return;
+                }
+                Err(e) => tracing::debug!(error = %e, "member certificate not signed yet"),
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+    tracing::warn!(
+        "no certificate for this member yet: it talks plain HTTP until it signs its own"
+    );
+}
+
 /// How long open requests may finish once a member stops.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(1);
 
-/// Asks the seeds, in turn, to add this member until one accepts (2 minutes at most).
+/// Asks the seeds, in turn, to add this member until one accepts (2 minutes at most). First,
+/// when the cluster has a CA, its certificate (see [`member_certificate`]).
 async fn join(
     seeds: &[String],
     token: Option<&str>,
     id: u64,
     address: &str,
     learner: bool,
+    pki: &crate::pki::Pki,
 ) -> Result<(), MemberError> {
     let client = hoist_transport::client::builder()
         .connect_timeout(Duration::from_millis(500))
         .timeout(Duration::from_secs(90))
         .build()
         .map_err(|e| MemberError::Join(e.to_string()))?;
+    if pki.current().is_none() {
+        member_certificate(&client, seeds, token, id, address, pki).await;
+    }
     let req = JoinRequest {
         id,
         address: address.to_string(),

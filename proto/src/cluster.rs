@@ -173,6 +173,11 @@ pub struct Node {
     /// node. Empty for an agent older than format 2. Never in an API answer. Format 2.
     #[serde(default, skip_serializing)]
     pub credential_sha256: String,
+    /// Lowercase hex SHA-256 of the SubjectPublicKeyInfo DER of the key its certificate was
+    /// issued for: only a client certificate for that key acts for the node. Empty for a node
+    /// without one. Never in an API answer. Format 2.
+    #[serde(default, skip_serializing)]
+    pub cert_key_sha256: String,
 }
 
 impl Node {
@@ -184,6 +189,7 @@ impl Node {
             || self.overlay_generation != 0
             || self.overlay_problem.is_some()
             || !self.credential_sha256.is_empty()
+            || !self.cert_key_sha256.is_empty()
         {
             2
         } else {
@@ -204,6 +210,31 @@ pub struct ClusterNetwork {
     /// absent in a plan set before virtual IPs existed, until the leader adds it.
     #[serde(default)]
     pub vip_cidr: Option<String>,
+}
+
+/// The cluster's root certificate authority (format 2): made once by the leader when the data key
+/// exists. Its private key is sealed under the data key (`HSEAL1...`, never in clear in the log).
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ClusterCa {
+    /// The root certificate, PEM.
+    pub cert_pem: String,
+    /// The CA's private key (PKCS#8 PEM) sealed under the data key.
+    pub sealed_key: Vec<u8>,
+    /// Lowercase hex SHA-256 of the root certificate's DER: what join tokens carry.
+    pub digest: String,
+    /// When it was made (ms since the epoch, the leader's clock).
+    pub created_ms: u64,
+}
+
+impl std::fmt::Debug for ClusterCa {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ClusterCa")
+            .field("cert_pem", &self.cert_pem)
+            .field("sealed_key", &"<sealed>")
+            .field("digest", &self.digest)
+            .field("created_ms", &self.created_ms)
+            .finish()
+    }
 }
 
 /// The lifecycle of a task (one replica of one service version on one node).
@@ -364,7 +395,8 @@ pub struct Endpoints {
 /// `GET /v1/cluster/token`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct JoinToken {
-    /// `HOIST1-<cluster id>-<secret>` (see [`crate::node::parse_join_token`]).
+    /// `HOIST2-<cluster id>-<root CA digest>-<secret>`, or `HOIST1-<cluster id>-<secret>` below
+    /// format 2 (see [`crate::node::parse_join_token`]).
     pub token: String,
     pub cluster_id: String,
 }
@@ -496,6 +528,24 @@ pub struct JoinRequest {
     pub address: String,
     #[serde(default)]
     pub learner: bool,
+}
+
+/// `POST /v1/cluster/members/{id}/certificate`: a joining member's signing request for its
+/// own key; answered with [`MemberCertificate`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MemberCertificateRequest {
+    /// Where the member is reached (`HOST:PORT`): its certificate names the address.
+    pub address: String,
+    /// PEM.
+    pub csr: String,
+}
+
+/// A member's certificate and the cluster's root, PEM.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MemberCertificate {
+    pub certificate: String,
+    pub ca_certificate: String,
 }
 
 /// Every non-2xx answer of the controller's API carries one.

@@ -9,6 +9,7 @@
 //! | route | body | answer |
 //! | --- | --- | --- |
 //! | `POST /v1/agent/register` | [`RegisterRequest`] | [`RegisterResponse`] |
+//! | `POST /v1/agent/certificate` | [`CertificateRequest`] | [`CertificateResponse`] (format 2) |
 //! | `POST /v1/agent/heartbeat` | [`Heartbeat`] | [`HeartbeatAck`] |
 //! | `GET /v1/agent/assignments?node=ID&index=N&wait_ms=M` | — | [`Assignments`] (long poll) |
 //! | `POST /v1/agent/status` | [`StatusReport`] | [`StatusAck`] |
@@ -24,7 +25,8 @@
 //!
 //! What the controller (leader) does with them:
 //!
-//! - **register**: checks the token (`HOIST1-<cluster id>-<secret>`, see [`parse_join_token`];
+//! - **register**: checks the token (`HOIST1-<cluster id>-<secret>` or
+//!   `HOIST2-<cluster id>-<CA digest>-<secret>`, see [`parse_join_token`];
 //!   401 `bad_token`/`wrong_cluster` otherwise), keeps `node_id` if given (lowercase letters,
 //!   digits, `-`) or assigns `n<8 hex>`, and commits the node (ready; operator availability and
 //!   labels the agent does not set are kept). Compare [`RegisterResponse::cluster_id`] with the
@@ -78,6 +80,10 @@ pub struct RegisterRequest {
     /// Where its tunnel listens, `IP:PORT` (`--advertise-addr`, `--wg-port`). Format 2.
     #[serde(default)]
     pub wg_endpoint: Option<String>,
+    /// A certificate signing request (PEM) for the node's own key: the controller answers with a
+    /// certificate naming the node. Format 2.
+    #[serde(default)]
+    pub csr: Option<String>,
 }
 
 /// The controller's answer to a registration.
@@ -97,6 +103,13 @@ pub struct RegisterResponse {
     /// memory only; a restarted agent registers again and gets a new one. Format 2.
     #[serde(default)]
     pub node_credential: Option<String>,
+    /// The node's certificate (PEM), issued for the key of [`RegisterRequest::csr`]. Format 2.
+    #[serde(default)]
+    pub certificate: Option<String>,
+    /// The cluster's root certificate(s) (PEM): what the agent trusts the controllers by.
+    /// Format 2.
+    #[serde(default)]
+    pub ca_certificate: Option<String>,
 }
 
 impl std::fmt::Debug for RegisterResponse {
@@ -111,8 +124,28 @@ impl std::fmt::Debug for RegisterResponse {
                 "node_credential",
                 &self.node_credential.as_ref().map(|_| "<hidden>"),
             )
+            .field("certificate", &self.certificate)
+            .field("ca_certificate", &self.ca_certificate)
             .finish()
     }
+}
+
+/// `POST /v1/agent/certificate`: an agent renews its node's certificate with a CSR for its own
+/// key (answer: [`CertificateResponse`]). Format 2.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CertificateRequest {
+    pub node_id: String,
+    /// A certificate signing request (PEM) for the node's key.
+    pub csr: String,
+}
+
+/// The answer to a [`CertificateRequest`]. Format 2.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CertificateResponse {
+    /// The node's new certificate, PEM.
+    pub certificate: String,
+    /// The cluster's root certificate(s), PEM.
+    pub ca_certificate: String,
 }
 
 /// The prefix of a node's credential.
@@ -326,20 +359,35 @@ pub struct StatusAck {
 
 /// The prefix of a join token; bumped if the format changes.
 pub const TOKEN_PREFIX: &str = "HOIST1";
+/// The prefix of a join token that also carries the digest of the cluster's root certificate
+/// (format 2).
+pub const TOKEN_PREFIX_CA: &str = "HOIST2";
 
-/// A join token's parts. The text form is `HOIST1-<cluster id>-<secret>`: the cluster id is 16
-/// lowercase hex digits (a random id made once per cluster), the secret 32 (128 random bits).
+/// A join token's parts. The text form is `HOIST1-<cluster id>-<secret>`, or
+/// `HOIST2-<cluster id>-<CA digest>-<secret>` for a token that also names the cluster's root
+/// certificate: the cluster id is 16 lowercase hex digits (a random id made once per cluster), the
+/// CA digest 64 (the SHA-256 of the root certificate's DER), the secret 32 (128 random bits).
 /// An agent compares the cluster id with [`RegisterResponse::cluster_id`] to know it reached the
-/// cluster the token was made for; the controller compares the whole token.
+/// cluster the token was made for (and, with a digest, trusts only a controller that proves it
+/// holds that CA); the controller compares the cluster id and the secret.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct JoinTokenParts {
     pub cluster_id: String,
+    /// Lowercase hex SHA-256 of the cluster's root certificate (DER); `None` in a `HOIST1` token.
+    pub ca_digest: Option<String>,
     pub secret: String,
 }
 
 impl JoinTokenParts {
+    /// The token's text: `HOIST2-...` when it carries a CA digest, `HOIST1-...` otherwise.
     pub fn encode(&self) -> String {
-        format!("{TOKEN_PREFIX}-{}-{}", self.cluster_id, self.secret)
+        match &self.ca_digest {
+            Some(digest) => format!(
+                "{TOKEN_PREFIX_CA}-{}-{digest}-{}",
+                self.cluster_id, self.secret
+            ),
+            None => format!("{TOKEN_PREFIX}-{}-{}", self.cluster_id, self.secret),
+        }
     }
 }
 
@@ -347,25 +395,42 @@ fn is_hex(s: &str, len: usize) -> bool {
     s.len() == len && s.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
 }
 
-/// Reads a token made by `hoist cluster token`; the error names what is wrong.
+/// Whether `secret` has the shape of a join token's secret: 32 lowercase hex digits.
+pub fn is_join_secret(secret: &str) -> bool {
+    is_hex(secret, 32)
+}
+
+/// Reads a token made by `hoist cluster token` (`HOIST1` or `HOIST2`); the error names what is
+/// wrong.
 pub fn parse_join_token(token: &str) -> Result<JoinTokenParts, String> {
-    let mut parts = token.trim().splitn(3, '-');
-    let (Some(prefix), Some(id), Some(secret)) = (parts.next(), parts.next(), parts.next()) else {
-        return Err("join token: expected HOIST1-<cluster id>-<secret>".into());
+    const SHAPES: &str = "HOIST1-<cluster id>-<secret> or HOIST2-<cluster id>-<CA digest>-<secret>";
+    let parts: Vec<&str> = token.trim().split('-').collect();
+    let (id, ca_digest, secret) = match parts.as_slice() {
+        [TOKEN_PREFIX, id, secret] => (*id, None, *secret),
+        [TOKEN_PREFIX_CA, id, digest, secret] => (*id, Some(*digest), *secret),
+        [prefix, _, ..] if *prefix != TOKEN_PREFIX && *prefix != TOKEN_PREFIX_CA => {
+            return Err(format!(
+                "join token: starts with {prefix:?}, expected {TOKEN_PREFIX:?} or {TOKEN_PREFIX_CA:?}"
+            ));
+        }
+        _ => return Err(format!("join token: expected {SHAPES}")),
     };
-    if prefix != TOKEN_PREFIX {
-        return Err(format!(
-            "join token: starts with {prefix:?}, expected {TOKEN_PREFIX:?}"
-        ));
-    }
     if !is_hex(id, 16) {
         return Err("join token: the cluster id must be 16 hex digits".into());
     }
-    if !is_hex(secret, 32) {
+    if let Some(digest) = ca_digest {
+        if !is_hex(digest, 64) {
+            return Err(
+                "join token: the CA digest must be 64 lowercase hex digits (a SHA-256)".into(),
+            );
+        }
+    }
+    if !is_join_secret(secret) {
         return Err("join token: the secret must be 32 hex digits".into());
     }
     Ok(JoinTokenParts {
         cluster_id: id.into(),
+        ca_digest: ca_digest.map(String::from),
         secret: secret.into(),
     })
 }
@@ -374,11 +439,15 @@ pub fn parse_join_token(token: &str) -> Result<JoinTokenParts, String> {
 mod tests {
     use super::*;
 
+    const ID: &str = "0123456789abcdef";
+    const SECRET: &str = "00112233445566778899aabbccddeeff";
+
     #[test]
     fn join_tokens() {
         let t = JoinTokenParts {
-            cluster_id: "0123456789abcdef".into(),
-            secret: "00112233445566778899aabbccddeeff".into(),
+            cluster_id: ID.into(),
+            ca_digest: None,
+            secret: SECRET.into(),
         };
         let text = t.encode();
         assert_eq!(
@@ -386,15 +455,90 @@ mod tests {
             "HOIST1-0123456789abcdef-00112233445566778899aabbccddeeff"
         );
         assert_eq!(parse_join_token(&text).unwrap(), t);
+        assert_eq!(parse_join_token(&format!(" {text}\n")).unwrap(), t);
+        // A HOIST2 token has four parts: three are not one.
+        let e = parse_join_token(&format!("HOIST2-{ID}-{SECRET}")).unwrap_err();
         assert!(
-            parse_join_token("HOIST2-0123456789abcdef-00112233445566778899aabbccddeeff")
-                .unwrap_err()
-                .contains("expected \"HOIST1\"")
+            e.contains("expected HOIST1-<cluster id>-<secret> or HOIST2-"),
+            "{e}"
         );
         assert!(parse_join_token("HOIST1-xyz-00")
             .unwrap_err()
             .contains("cluster id"));
+        assert!(parse_join_token(&format!("HOIST1-{ID}-0011"))
+            .unwrap_err()
+            .contains("secret"));
         assert!(parse_join_token("nope").is_err());
+        assert!(parse_join_token("").is_err());
+    }
+
+    #[test]
+    fn join_tokens_with_a_ca_digest() {
+        let digest = "ab".repeat(32);
+        let t = JoinTokenParts {
+            cluster_id: ID.into(),
+            ca_digest: Some(digest.clone()),
+            secret: SECRET.into(),
+        };
+        let text = t.encode();
+        assert_eq!(text, format!("HOIST2-{ID}-{digest}-{SECRET}"));
+        assert_eq!(parse_join_token(&text).unwrap(), t);
+        // The same cluster and secret as the HOIST1 token.
+        let old = parse_join_token(&format!("HOIST1-{ID}-{SECRET}")).unwrap();
+        assert_eq!((old.cluster_id, old.secret), (t.cluster_id, t.secret));
+        assert_eq!(old.ca_digest, None);
+    }
+
+    #[test]
+    fn join_tokens_that_are_refused() {
+        let digest = "ab".repeat(32);
+        let refused = |text: String, says: &str| {
+            let e = parse_join_token(&text).unwrap_err();
+            assert!(e.contains(says), "{text}: {e}");
+        };
+        // The digest: 64 lowercase hex digits.
+        refused(
+            format!("HOIST2-{ID}-{}-{SECRET}", "ab".repeat(31)),
+            "CA digest",
+        );
+        refused(
+            format!("HOIST2-{ID}-{}-{SECRET}", "ab".repeat(33)),
+            "CA digest",
+        );
+        refused(
+            format!("HOIST2-{ID}-{}-{SECRET}", "xy".repeat(32)),
+            "CA digest",
+        );
+        refused(
+            format!("HOIST2-{ID}-{}-{SECRET}", "AB".repeat(32)),
+            "CA digest",
+        );
+        refused(format!("HOIST2-{ID}--{SECRET}"), "CA digest");
+        // The other parts, as in HOIST1.
+        refused(
+            format!("HOIST2-{}-{digest}-{SECRET}", "0g".repeat(8)),
+            "cluster id",
+        );
+        refused(format!("HOIST2-{ID}-{digest}-{}", "0".repeat(31)), "secret");
+        // A digest in a HOIST1 token, or none in a HOIST2 one: the wrong shape.
+        refused(format!("HOIST1-{ID}-{digest}-{SECRET}"), "expected HOIST1-");
+        refused(
+            format!("HOIST2-{ID}-{digest}-{SECRET}-00"),
+            "expected HOIST1-",
+        );
+        // Another prefix.
+        refused(
+            format!("HOIST3-{ID}-{digest}-{SECRET}"),
+            "starts with \"HOIST3\"",
+        );
+        refused(
+            format!("hoist2-{ID}-{digest}-{SECRET}"),
+            "starts with \"hoist2\"",
+        );
+        refused(
+            format!("HOISTNODE1-{ID}-{SECRET}"),
+            "expected \"HOIST1\" or \"HOIST2\"",
+        );
     }
 
     #[test]
@@ -406,5 +550,56 @@ mod tests {
         let bytes = r.encode(2).unwrap();
         assert_eq!(VolumeReport::decode(&bytes, 2).unwrap(), r);
         assert!(VolumeReport::decode(&bytes, 1).is_err());
+    }
+
+    #[test]
+    fn certificate_messages_are_format_2_only() {
+        use crate::format::Codec;
+        let r = crate::format::samples::certificate_request();
+        assert!(r.encode(1).is_err() && r.encode(0).is_err());
+        assert_eq!(
+            CertificateRequest::decode(&r.encode(2).unwrap(), 2).unwrap(),
+            r
+        );
+        let a = crate::format::samples::certificate_response();
+        assert!(a.encode(1).is_err() && a.encode(0).is_err());
+        assert_eq!(
+            CertificateResponse::decode(&a.encode(2).unwrap(), 2).unwrap(),
+            a
+        );
+        // JSON too, as every agent body.
+        let json = serde_json::to_string(&r).unwrap();
+        assert_eq!(
+            serde_json::from_str::<CertificateRequest>(&json).unwrap(),
+            r
+        );
+    }
+
+    #[test]
+    fn a_csr_and_a_certificate_are_format_2_only() {
+        use crate::format::Codec;
+        let r = crate::format::samples::register_request_csr();
+        let csr_only = RegisterRequest {
+            csr: r.csr.clone(),
+            ..crate::format::samples::register_request(0)
+        };
+        assert_eq!(csr_only.encode(0).unwrap_err().what, "RegisterRequest.csr");
+        assert_eq!(
+            RegisterRequest::decode(&r.encode(2).unwrap(), 2).unwrap(),
+            r
+        );
+        let a = crate::format::samples::register_response_certificate();
+        assert_eq!(a.encode(0).unwrap_err().needs, 2);
+        assert_eq!(
+            RegisterResponse::decode(&a.encode(2).unwrap(), 2).unwrap(),
+            a
+        );
+        // Absent from an older agent's JSON: none.
+        let old: RegisterResponse = serde_json::from_value(serde_json::json!({
+            "node_id": "n1", "term": 1, "heartbeat_interval_ms": 1, "grace_ms": 1,
+            "cluster_id": "0123456789abcdef"
+        }))
+        .unwrap();
+        assert_eq!((old.certificate, old.ca_certificate), (None, None));
     }
 }

@@ -108,7 +108,7 @@ impl ClusterLab {
         let out = me.hoist_ok(&["cluster", "token"])?;
         me.token = out
             .split_whitespace()
-            .find(|w| w.starts_with("HOIST1-"))
+            .find(|w| w.starts_with("HOIST1-") || w.starts_with("HOIST2-"))
             .map(str::to_owned)
             .with_context(|| format!("`hoist cluster token` printed no token: {out}"))?;
         Ok(me)

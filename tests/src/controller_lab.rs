@@ -300,6 +300,31 @@ impl Lab {
         }
     }
 
+    /// Waits until member `i` serves TLS with a certificate under the cluster's root (it signs
+    /// its own once the cluster has a CA); answers the root's digest.
+    pub fn wait_tls(&self, i: usize, timeout: Duration) -> Result<String> {
+        wait_for(&format!("member {i} serving TLS"), timeout, || {
+            let (code, ca) = self.get(i, "/v1/cluster/ca").ok()?;
+            let digest = ca["digest"].as_str().filter(|_| code == 200)?.to_string();
+            let config = hoist_transport::tls::client_config(
+                hoist_transport::tls::Trust::Pinned(digest.clone()),
+                None,
+            )
+            .ok()?;
+            let http = reqwest::blocking::Client::builder()
+                .no_proxy()
+                .timeout(Duration::from_secs(2))
+                .tls_backend_preconfigured(config)
+                .build()
+                .ok()?;
+            let r = http
+                .get(format!("https://{}/v1/health", self.addr(i)))
+                .send()
+                .ok()?;
+            r.status().is_success().then_some(digest)
+        })
+    }
+
     /// Waits for the first admin token.
     pub fn wait_token(&self, timeout: Duration) -> Result<String> {
         wait_for("the first admin token", timeout, || self.token())

@@ -217,6 +217,7 @@ fn register(
         agent_version: "fake".into(),
         wg_public_key: None,
         wg_endpoint: None,
+        csr: None,
     };
     let resp: RegisterResponse =
         conn.call(reqwest::Method::POST, "/v1/agent/register", body(&req))?;

@@ -164,6 +164,8 @@ async fn register(State(s): State<Shared>, body: Bytes) -> Response {
         grace_ms: 3000,
         cluster_id: CLUSTER_ID.into(),
         node_credential: None,
+        certificate: None,
+        ca_certificate: None,
     })
 }
 

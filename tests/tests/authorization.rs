@@ -70,9 +70,12 @@ fn every_route_needs_the_right_credentials() -> Result<()> {
     };
     let viewer = make("matrix-viewer", "viewer")?;
     let deployer = make("matrix-deployer", "deployer")?;
-    let (code, join) = lab.get(0, "/v1/cluster/token")?;
-    ensure!(code == 200, "join token: {code}");
-    let join = join["token"].as_str().context("join token")?.to_string();
+    lab.wait_tls(0, Duration::from_secs(10))?;
+    let join_token = || -> Result<String> {
+        let (code, join) = lab.get(0, "/v1/cluster/token")?;
+        ensure!(code == 200, "join token: {code}");
+        Ok(join["token"].as_str().context("join token")?.to_string())
+    };
     // The right shape, a secret nobody has.
     let forged = {
         let mut parts: Vec<&str> = admin.rsplitn(2, '-').collect();
@@ -88,6 +91,8 @@ fn every_route_needs_the_right_credentials() -> Result<()> {
     let mut checked = 0;
     let mut problems = Vec::new();
     for route in routes() {
+        // Asked again for every route: `POST /v1/cluster/token/rotate` replaces it.
+        let join = join_token()?;
         let path = concrete(route.path);
         let m = route.method;
         let mut expect =
@@ -131,9 +136,13 @@ fn every_route_needs_the_right_credentials() -> Result<()> {
                 expect("nobody", None, &refused)?;
                 expect("an admin token", Some(&admin), &refused)?;
             }
-            // Raft RPCs move to a peer listener with mTLS (issue 15's PKI part): not yet
-            // authenticated on the shared listener.
-            Access::Peer => {}
+            // Raft RPCs need a member's certificate (mutual TLS) once the member has one: no
+            // token of any kind passes over plain HTTP.
+            Access::Peer => {
+                expect("nobody", None, &refused)?;
+                expect("an admin token", Some(&admin), &refused)?;
+                expect("the join token", Some(&join), &refused)?;
+            }
         }
     }
     // A path no route names: a token first, then 404.
@@ -195,6 +204,7 @@ fn a_node_credential_acts_for_its_own_node_only() -> Result<()> {
             agent_version: "test".into(),
             wg_public_key: None,
             wg_endpoint: None,
+            csr: None,
         };
         let (code, bytes) = agent_call(&lab, "/v1/agent/register", &join, &req)?;
         ensure!(

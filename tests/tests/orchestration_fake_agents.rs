@@ -64,7 +64,7 @@ fn replicas_spread_heal_wait_for_constraints_and_roll_back() -> Result<()> {
     *TOKEN.lock().unwrap_or_else(|e| e.into_inner()) = lab.token();
     let tok = token(&ctl)?;
     ensure!(
-        tok.starts_with("HOIST1-") && token(&ctl)? == tok,
+        tok.starts_with("HOIST2-") && token(&ctl)? == tok,
         "one token: {tok}"
     );
     let ctls = vec![ctl.clone()];

@@ -21,3 +21,66 @@ pub fn builder() -> reqwest::ClientBuilder {
 pub fn builder_tls(config: rustls::ClientConfig) -> reqwest::ClientBuilder {
     builder().tls_backend_preconfigured(config)
 }
+
+/// The clients a member calls its peers with: plain HTTP, and mutual TLS once the member has a
+/// certificate ([`PeerClients::set_tls`]). [`PeerClients::send`] prefers TLS and falls back to
+/// plain HTTP only when the TLS connection could not be made (nothing was sent): a peer that
+/// has no certificate yet (joining, or locked) serves plain HTTP only.
+#[derive(Debug)]
+pub struct PeerClients {
+    plain: reqwest::Client,
+    tls: std::sync::RwLock<Option<reqwest::Client>>,
+}
+
+impl PeerClients {
+    /// With `plain` as the plain-HTTP client.
+    pub fn new(plain: reqwest::Client) -> PeerClients {
+        PeerClients {
+            plain,
+            tls: std::sync::RwLock::new(None),
+        }
+    }
+
+    /// Calls peers over mutual TLS with `client` from now on.
+    pub fn set_tls(&self, client: reqwest::Client) {
+        if let Ok(mut slot) = self.tls.write() {
+            *slot = Some(client);
+        }
+    }
+
+    /// Calls peers over plain HTTP only from now on.
+    pub fn clear_tls(&self) {
+        if let Ok(mut slot) = self.tls.write() {
+            *slot = None;
+        }
+    }
+
+    /// The mutual-TLS client, once set.
+    pub fn tls(&self) -> Option<reqwest::Client> {
+        self.tls.read().ok()?.clone()
+    }
+
+    /// The plain-HTTP client.
+    pub fn plain(&self) -> &reqwest::Client {
+        &self.plain
+    }
+
+    /// Sends the request `build` makes for a client and a base URL (`https://ADDR` or
+    /// `http://ADDR`): over TLS when this member has a certificate, again over plain HTTP when
+    /// the TLS connection could not be made.
+    pub async fn send(
+        &self,
+        addr: &str,
+        build: impl Fn(&reqwest::Client, &str) -> reqwest::RequestBuilder,
+    ) -> reqwest::Result<reqwest::Response> {
+        if let Some(tls) = self.tls() {
+            match build(&tls, &format!("https://{addr}")).send().await {
+                Err(e) if e.is_connect() => {
+                    tracing::debug!(peer = addr, error = %e, "no TLS with this peer; plain HTTP");
+                }
+                other => return other,
+            }
+        }
+        build(&self.plain, &format!("http://{addr}")).send().await
+    }
+}

@@ -23,8 +23,11 @@ pub const CA_LIFETIME: Duration = Duration::from_secs(10 * 365 * 24 * 3600);
 /// one is worth a day, and renewal is automatic.
 pub const CERT_LIFETIME: Duration = Duration::from_secs(24 * 3600);
 
-/// How far back a certificate's validity starts, for clocks a little behind the issuer's.
-const BACKDATE: Duration = Duration::from_secs(300);
+/// How far back a certificate's validity starts, for clocks a little behind the issuer's: five
+/// minutes, or a tenth of a short lifetime (tests use seconds).
+fn backdate(lifetime: Duration) -> Duration {
+    (lifetime / 10).min(Duration::from_secs(300))
+}
 
 /// A root CA: its certificate and private key (PKCS#8), both PEM, and the certificate's digest.
 #[derive(Clone)]
@@ -63,14 +66,16 @@ pub fn make_ca(cluster_id: &str, now: SystemTime) -> Result<Ca, String> {
         DnType::CommonName,
         format!("Hoist cluster {cluster_id} root CA"),
     );
-    params.distinguished_name.push(DnType::OrganizationName, "Hoist");
+    params
+        .distinguished_name
+        .push(DnType::OrganizationName, "Hoist");
     params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
     params.key_usages = vec![
         KeyUsagePurpose::KeyCertSign,
         KeyUsagePurpose::CrlSign,
         KeyUsagePurpose::DigitalSignature,
     ];
-    params.not_before = (now - BACKDATE).into();
+    params.not_before = (now - backdate(CA_LIFETIME)).into();
     params.not_after = (now + CA_LIFETIME).into();
     params.serial_number = Some(serial());
     let cert = params.self_signed(&key).map_err(err("CA certificate"))?;
@@ -135,13 +140,16 @@ pub fn sign(
     let uri = identity_uri(subject.role, &subject.id);
     let mut params = CertificateParams::default();
     params.distinguished_name = rcgen::DistinguishedName::new();
-    params.distinguished_name.push(DnType::CommonName, uri.clone());
-    params.distinguished_name.push(DnType::OrganizationName, "Hoist");
-    params.subject_alt_names = vec![SanType::URI(
-        uri.as_str()
-            .try_into()
-            .map_err(|_| format!("{:?} cannot be named in a certificate", subject.id))?,
-    )];
+    params
+        .distinguished_name
+        .push(DnType::CommonName, uri.clone());
+    params
+        .distinguished_name
+        .push(DnType::OrganizationName, "Hoist");
+    params.subject_alt_names =
+        vec![SanType::URI(uri.as_str().try_into().map_err(|_| {
+            format!("{:?} cannot be named in a certificate", subject.id)
+        })?)];
     params.key_usages = vec![KeyUsagePurpose::DigitalSignature];
     params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ClientAuth];
     if subject.role == CertRole::Member {
@@ -155,7 +163,7 @@ pub fn sign(
             .extended_key_usages
             .push(ExtendedKeyUsagePurpose::ServerAuth);
     }
-    params.not_before = (now - BACKDATE).into();
+    params.not_before = (now - backdate(lifetime)).into();
     params.not_after = (now + lifetime).into();
     params.serial_number = Some(serial());
     params.use_authority_key_identifier_extension = true;

@@ -21,10 +21,10 @@ use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, ReadBuf};
-use tower::ServiceExt;
 use std::time::{Duration, Instant};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, ReadBuf};
 use tokio::sync::{watch, Semaphore};
+use tower::ServiceExt;
 
 /// The limits of one listener.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -146,9 +146,7 @@ where
         tokio::spawn(async move {
             match tls {
                 None => connection(io, router, limits, &signal_tx).await,
-                Some(config) => {
-                    sniffed_connection(io, router, limits, config, &signal_tx).await
-                }
+                Some(config) => sniffed_connection(io, router, limits, config, &signal_tx).await,
             }
             drop(permit);
             drop(close_rx);
@@ -184,15 +182,14 @@ async fn sniffed_connection<I>(
         return connection(io, router, limits, stop).await;
     }
     let acceptor = tokio_rustls::TlsAcceptor::from(config);
-    let stream =
-        match tokio::time::timeout(limits.header_read_timeout, acceptor.accept(io)).await {
-            Ok(Ok(stream)) => stream,
-            Ok(Err(e)) => {
-                tracing::debug!(error = %e, "TLS handshake failed");
-                return;
-            }
-            Err(_) => return,
-        };
+    let stream = match tokio::time::timeout(limits.header_read_timeout, acceptor.accept(io)).await {
+        Ok(Ok(stream)) => stream,
+        Ok(Err(e)) => {
+            tracing::debug!(error = %e, "TLS handshake failed");
+            return;
+        }
+        Err(_) => return,
+    };
     let peer = crate::tls::TlsPeer {
         identity: stream
             .get_ref()
@@ -282,10 +279,7 @@ impl<I: AsyncWrite + Unpin> AsyncWrite for Rewind<I> {
         Pin::new(&mut self.inner).poll_flush(cx)
     }
 
-    fn poll_shutdown(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-    ) -> Poll<std::io::Result<()>> {
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
         Pin::new(&mut self.inner).poll_shutdown(cx)
     }
 

@@ -180,10 +180,11 @@ pub fn server_config(
     identity: Identity,
     client_roots: &[CertificateDer<'static>],
 ) -> Result<Arc<ServerConfig>, String> {
-    let verifier = WebPkiClientVerifier::builder_with_provider(root_store(client_roots)?, provider())
-        .allow_unauthenticated()
-        .build()
-        .map_err(|e| format!("client verifier: {e}"))?;
+    let verifier =
+        WebPkiClientVerifier::builder_with_provider(root_store(client_roots)?, provider())
+            .allow_unauthenticated()
+            .build()
+            .map_err(|e| format!("client verifier: {e}"))?;
     let config = ServerConfig::builder_with_provider(provider())
         .with_protocol_versions(&[&rustls::version::TLS13])
         .map_err(|e| e.to_string())?

@@ -9,19 +9,28 @@
 //! version headers (0.1.0, or a member refusing to forward a newer body to an older leader) takes
 //! it back to format 0. Error answers otherwise teach nothing: a member that cannot serve may
 //! speak for no one but itself.
+//!
+//! With a join token that carries the cluster's CA digest (`HOIST2-...`), every request goes over
+//! TLS (`https://`) to members that prove they belong to that cluster, and registrations send a
+//! signing request for the node's key: the certificate they answer then acts for the node
+//! ([`super::tls`]). With a `HOIST1-...` token (an older cluster), plain HTTP and bearer
+//! credentials.
 
 use hoist_proto::format::{
     Codec, PeerVersion, CURRENT, FORMAT_HEADER, OLDEST, OLDEST_FORMAT_HEADER, PROTOBUF_MEDIA_TYPE,
     VERSION, VERSION_HEADER,
 };
 use hoist_proto::node::{
-    Assignments, Heartbeat, HeartbeatAck, RegisterRequest, RegisterResponse, StatusAck,
-    StatusReport, POSTCARD_MEDIA_TYPE,
+    Assignments, CertificateRequest, CertificateResponse, Heartbeat, HeartbeatAck, RegisterRequest,
+    RegisterResponse, StatusAck, StatusReport, POSTCARD_MEDIA_TYPE,
 };
 use std::collections::HashMap;
+use std::path::Path;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::Mutex;
+use std::sync::{Mutex, RwLock};
 use std::time::Duration;
+
+use super::tls::{Clients, NodeTls, Validity};
 
 #[derive(Debug, thiserror::Error)]
 pub enum ClientError {
@@ -46,8 +55,8 @@ pub enum ClientError {
 
 impl ClientError {
     /// The controller does not know this node (removed, or its state was reset).
-    /// Also when the node's credential is unknown or was replaced (401), or the request
-    /// lacked it (403): registering again gets a new one.
+    /// Also when the node's credential or certificate key is unknown or was replaced (401), or
+    /// the request lacked it or renewed another key (403): registering again gets a new one.
     pub fn is_unknown_node(&self) -> bool {
         matches!(
             self,
@@ -63,7 +72,13 @@ impl ClientError {
 pub struct ControllerClient {
     addrs: Vec<String>,
     preferred: AtomicUsize,
-    http: reqwest::Client,
+    /// The HTTP clients, replaced when a registration or renewal gives a new certificate (each
+    /// request clones the current one out; a `reqwest::Client` is shared inside).
+    http: RwLock<Clients>,
+    /// `https` with a join token that carries the cluster's CA digest, else `http`.
+    scheme: &'static str,
+    /// The node's key, certificate and trusted roots, with a `HOIST2` join token.
+    tls: Option<NodeTls>,
     /// The format to speak to each address.
     formats: Mutex<HashMap<String, u32>>,
     /// `Bearer <join token>`: what registers the node.
@@ -84,25 +99,123 @@ fn media_type(format: u32) -> &'static str {
 /// Time allowed for an ordinary request; a long poll gets its wait on top.
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(5);
 
+/// The route that registers (with the join token, presenting no certificate).
+const REGISTER: &str = "/v1/agent/register";
+
 impl ControllerClient {
-    /// A client of the controllers at `addrs` that authenticates every request with the join
-    /// `token` (controllers of format 2 refuse agent requests without it).
-    pub fn new(addrs: Vec<String>, token: &str) -> anyhow::Result<Self> {
+    /// A client of the controllers at `addrs` that registers with the join `token` (controllers
+    /// of format 2 refuse agent requests without it). A token with the cluster's CA digest
+    /// (`HOIST2`) makes it speak TLS, with the node's key kept in `data_dir` (made now if there
+    /// is none).
+    pub fn new(addrs: Vec<String>, token: &str, data_dir: &Path) -> anyhow::Result<Self> {
         let mut bearer =
             reqwest::header::HeaderValue::from_str(&format!("Bearer {}", token.trim()))
                 .map_err(|_| anyhow::anyhow!("the join token holds characters a header cannot"))?;
         bearer.set_sensitive(true);
-        let http = hoist_transport::client::builder()
-            .connect_timeout(Duration::from_secs(1))
-            .build()?;
+        let digest = hoist_proto::node::parse_join_token(token)
+            .map_err(|e| anyhow::anyhow!("--join: {e}"))?
+            .ca_digest;
+        let (tls, http) = match digest {
+            Some(digest) => {
+                let tls = NodeTls::new(data_dir, &digest)?;
+                let clients = tls.initial_clients()?;
+                (Some(tls), clients)
+            }
+            None => {
+                let http = hoist_transport::client::builder()
+                    .connect_timeout(super::tls::CONNECT_TIMEOUT)
+                    .build()?;
+                let clients = Clients {
+                    register: http.clone(),
+                    other: http,
+                };
+                (None, clients)
+            }
+        };
         Ok(ControllerClient {
             addrs,
             preferred: AtomicUsize::new(0),
-            http,
+            http: RwLock::new(http),
+            scheme: if tls.is_some() { "https" } else { "http" },
+            tls,
             formats: Mutex::default(),
             join: bearer,
             node_credential: Mutex::new(None),
         })
+    }
+
+    /// Whether the controllers are reached over TLS (a `HOIST2` join token).
+    pub fn uses_tls(&self) -> bool {
+        self.tls.is_some()
+    }
+
+    /// The node certificate in use and its replacements (TLS only).
+    pub fn certificate(&self) -> Option<tokio::sync::watch::Receiver<Option<Validity>>> {
+        self.tls.as_ref().map(NodeTls::held)
+    }
+
+    /// The HTTP client for a request to `path`.
+    fn http_for(&self, path: &str) -> reqwest::Client {
+        let clients = self.http.read().unwrap_or_else(|e| e.into_inner());
+        if path.starts_with(REGISTER) {
+            clients.register.clone()
+        } else {
+            clients.other.clone()
+        }
+    }
+
+    /// Takes the certificate and roots a controller at `addr` answered to `path`, and presents
+    /// that certificate from now on.
+    fn install(
+        &self,
+        addr: &str,
+        path: &str,
+        cert: &str,
+        ca: &str,
+    ) -> Result<Validity, ClientError> {
+        let tls = self.tls.as_ref().ok_or_else(|| ClientError::BadAnswer {
+            addr: addr.into(),
+            path: path.into(),
+            message: "a certificate for an agent that does not speak TLS".into(),
+        })?;
+        let (clients, validity) = tls.accept(cert, ca).map_err(|m| ClientError::BadAnswer {
+            addr: addr.into(),
+            path: path.into(),
+            message: format!("the node certificate: {m}"),
+        })?;
+        *self.http.write().unwrap_or_else(|e| e.into_inner()) = clients;
+        Ok(validity)
+    }
+
+    /// A new certificate for the node's key before the current one expires (TLS only). A
+    /// 401/403/404 ([`ClientError::is_unknown_node`]) means the node must register again.
+    pub async fn renew(&self, node_id: &str) -> Result<Validity, ClientError> {
+        const PATH: &str = "/v1/agent/certificate";
+        let csr = self
+            .tls
+            .as_ref()
+            .ok_or_else(|| ClientError::BadAnswer {
+                addr: self.preferred_addr(),
+                path: PATH.into(),
+                message: "no certificate to renew: the agent does not speak TLS".into(),
+            })?
+            .csr(node_id)
+            .map_err(|m| ClientError::BadAnswer {
+                addr: self.preferred_addr(),
+                path: PATH.into(),
+                message: format!("the signing request: {m}"),
+            })?;
+        let req = CertificateRequest {
+            node_id: node_id.to_string(),
+            csr,
+        };
+        let resp: CertificateResponse = self.call(PATH, Some(&req), REQUEST_TIMEOUT).await?;
+        self.install(
+            &self.preferred_addr(),
+            PATH,
+            &resp.certificate,
+            &resp.ca_certificate,
+        )
     }
 
     /// The address tried first.
@@ -135,16 +248,46 @@ impl ControllerClient {
     /// Registers. The overlay's fields (format 2) go only to a controller known to read them: a
     /// first registration goes without them, which teaches the controller's format, and is
     /// repeated with them at once when the controller reads format 2.
+    ///
+    /// Over TLS every registration sends a signing request for the node's key; the certificate
+    /// answered is kept and presented from then on (a registration itself presents none).
     pub async fn register(&self, req: &RegisterRequest) -> Result<RegisterResponse, ClientError> {
+        let req = &match &self.tls {
+            Some(tls) => {
+                let id = req.node_id.as_deref().unwrap_or("new");
+                let csr = tls.csr(id).map_err(|m| ClientError::BadAnswer {
+                    addr: self.preferred_addr(),
+                    path: REGISTER.into(),
+                    message: format!("the signing request: {m}"),
+                })?;
+                RegisterRequest {
+                    csr: Some(csr),
+                    ..req.clone()
+                }
+            }
+            None => req.clone(),
+        };
         let mut resp = self.register_once(req).await?;
         // A first registration in an older format (before this client knew the controller's)
-        // gets no credential: once the controller is known to read format 2, again.
-        if resp.node_credential.is_none() && self.format_of(&self.preferred_addr()) >= 2 {
+        // gets no credential: once the controller is known to read format 2, again (once).
+        // Over TLS the certificate acts for the node, and no credential comes with it.
+        let complete = resp.node_credential.is_some() || resp.certificate.is_some();
+        if !complete && self.format_of(&self.preferred_addr()) >= 2 {
             let again = RegisterRequest {
                 node_id: Some(resp.node_id.clone()),
                 ..req.clone()
             };
             resp = self.register_once(&again).await?;
+        }
+        match (&resp.certificate, &resp.ca_certificate) {
+            (Some(cert), Some(ca)) => {
+                self.install(&self.preferred_addr(), REGISTER, cert, ca)?;
+            }
+            _ if self.tls.is_some() => tracing::warn!(
+                controller = %self.preferred_addr(),
+                "the registration answered no node certificate: requests go without one"
+            ),
+            _ => {}
         }
         let credential = resp.node_credential.as_deref().and_then(|c| {
             let mut v = reqwest::header::HeaderValue::from_str(&format!("Bearer {c}")).ok()?;
@@ -155,33 +298,40 @@ impl ControllerClient {
         Ok(resp)
     }
 
-    /// The `Authorization` a request to `path` carries.
-    fn bearer_for(&self, path: &str) -> reqwest::header::HeaderValue {
-        if path.starts_with("/v1/agent/register") {
-            return self.join.clone();
+    /// The `Authorization` a request to `path` carries: the join token to register; then the
+    /// node's credential, or none once the node presents a certificate (which acts for it:
+    /// the join token is not sent where it is not needed).
+    fn bearer_for(&self, path: &str) -> Option<reqwest::header::HeaderValue> {
+        if path.starts_with(REGISTER) {
+            return Some(self.join.clone());
         }
-        self.node_credential
+        if let Some(credential) = self
+            .node_credential
             .lock()
             .expect("credential lock")
             .clone()
-            .unwrap_or_else(|| self.join.clone())
+        {
+            return Some(credential);
+        }
+        let certified = self.tls.as_ref().is_some_and(NodeTls::has_certificate);
+        (!certified).then(|| self.join.clone())
     }
 
+    /// One registration. Its format-2 fields (the overlay's, the signing request) go only to a
+    /// controller known to read them: without them first, then with them at once when the
+    /// answer says the controller reads format 2.
     async fn register_once(&self, req: &RegisterRequest) -> Result<RegisterResponse, ClientError> {
-        let overlay = req.wg_public_key.is_some() || req.wg_endpoint.is_some();
-        if !overlay || self.format_of(&self.preferred_addr()) >= 2 {
-            return self
-                .call("/v1/agent/register", Some(req), REQUEST_TIMEOUT)
-                .await;
+        let newer = req.wg_public_key.is_some() || req.wg_endpoint.is_some() || req.csr.is_some();
+        if !newer || self.format_of(&self.preferred_addr()) >= 2 {
+            return self.call(REGISTER, Some(req), REQUEST_TIMEOUT).await;
         }
         let bare = RegisterRequest {
             wg_public_key: None,
             wg_endpoint: None,
+            csr: None,
             ..req.clone()
         };
-        let resp: RegisterResponse = self
-            .call("/v1/agent/register", Some(&bare), REQUEST_TIMEOUT)
-            .await?;
+        let resp: RegisterResponse = self.call(REGISTER, Some(&bare), REQUEST_TIMEOUT).await?;
         if self.format_of(&self.preferred_addr()) < 2 {
             return Ok(resp);
         }
@@ -189,8 +339,7 @@ impl ControllerClient {
             node_id: Some(resp.node_id.clone()),
             ..req.clone()
         };
-        self.call("/v1/agent/register", Some(&full), REQUEST_TIMEOUT)
-            .await
+        self.call(REGISTER, Some(&full), REQUEST_TIMEOUT).await
     }
 
     pub async fn heartbeat(&self, hb: &Heartbeat) -> Result<HeartbeatAck, ClientError> {
@@ -265,18 +414,21 @@ impl ControllerClient {
             let b = rx.recv().await?;
             Some((Ok::<_, std::io::Error>(b), rx))
         });
-        let resp = self
-            .http
-            .post(format!("http://{addr}{path}"))
-            .header(reqwest::header::AUTHORIZATION, self.bearer_for(&path))
+        let mut req = self
+            .http_for(&path)
+            .post(format!("{}://{addr}{path}", self.scheme))
             .header("content-type", PROTOBUF_MEDIA_TYPE)
             .header(VERSION_HEADER, VERSION)
             .header(FORMAT_HEADER, CURRENT)
             .header(OLDEST_FORMAT_HEADER, OLDEST)
-            .body(reqwest::Body::wrap_stream(body))
+            .body(reqwest::Body::wrap_stream(body));
+        if let Some(bearer) = self.bearer_for(&path) {
+            req = req.header(reqwest::header::AUTHORIZATION, bearer);
+        }
+        let resp = req
             .send()
             .await
-            .map_err(|e| ClientError::Unreachable(format!("{addr}: {}", short(&e))))?;
+            .map_err(|e| ClientError::Unreachable(self.send_failure(&addr, &e)))?;
         let status = resp.status().as_u16();
         if (200..300).contains(&status) {
             return Ok(());
@@ -325,35 +477,38 @@ impl ControllerClient {
     ) -> Result<Resp, ClientError> {
         let start = self.preferred.load(Ordering::Relaxed);
         let mut failures = Vec::new();
+        let http = self.http_for(path);
+        let bearer = self.bearer_for(path);
         for k in 0..self.addrs.len() {
             let i = (start + k) % self.addrs.len();
             let addr = &self.addrs[i];
-            let url = format!("http://{addr}{path}");
+            let url = format!("{}://{addr}{path}", self.scheme);
             let format = self.format_of(addr);
-            let req = match body {
+            let mut req = match body {
                 Some(b) => {
                     let bytes = b.encode(format).map_err(|e| ClientError::BadAnswer {
                         addr: addr.clone(),
                         path: path.into(),
                         message: format!("cannot be said in format {format}: {e}"),
                     })?;
-                    self.http
-                        .post(&url)
+                    http.post(&url)
                         .header("content-type", media_type(format))
                         .body(bytes)
                 }
-                None => self.http.get(&url),
+                None => http.get(&url),
             }
             .header("accept", media_type(format))
-            .header(reqwest::header::AUTHORIZATION, self.bearer_for(path))
             .header(VERSION_HEADER, VERSION)
             .header(FORMAT_HEADER, CURRENT)
             .header(OLDEST_FORMAT_HEADER, OLDEST)
             .timeout(timeout);
+            if let Some(bearer) = &bearer {
+                req = req.header(reqwest::header::AUTHORIZATION, bearer.clone());
+            }
             let resp = match req.send().await {
                 Ok(r) => r,
                 Err(e) => {
-                    failures.push(format!("{addr}: {}", short(&e)));
+                    failures.push(self.send_failure(addr, &e));
                     continue;
                 }
             };
@@ -398,6 +553,28 @@ impl ControllerClient {
         }
         Err(ClientError::Unreachable(failures.join("; ")))
     }
+
+    /// What a request to `addr` that got no answer says: over TLS, why the handshake failed
+    /// (rustls' words, e.g. that the member's chain holds no root with the token's digest).
+    fn send_failure(&self, addr: &str, e: &reqwest::Error) -> String {
+        if let Some(tls) = &self.tls {
+            if let Some(m) = super::tls::tls_failure(addr, &causes(e), tls.pinned()) {
+                return m;
+            }
+        }
+        format!("{addr}: {}", short(e))
+    }
+}
+
+/// The messages of `e` and its causes, outermost first.
+fn causes(e: &(dyn std::error::Error + 'static)) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut next = Some(e);
+    while let Some(e) = next {
+        out.push(e.to_string());
+        next = e.source();
+    }
+    out
 }
 
 /// The `message` of a JSON error body, or the body's text.

@@ -11,7 +11,9 @@
 //!   ([`executor`]); start and stop health monitors;
 //! - report: send the statuses that changed since the last acknowledgement;
 //! - volumes: the node's named volumes to the leader, on change and every 30 s ([`volumes`]);
-//! - sessions: logs and exec of its replicas asked through the controllers ([`sessions`]).
+//! - sessions: logs and exec of its replicas asked through the controllers ([`sessions`]);
+//! - certificate (a `HOIST2` join token, [`tls`]): renews the node's certificate at 50–80 % of
+//!   its lifetime; registers again when the controllers no longer take its key.
 //!
 //! The content of a replica's secrets and configs is fetched from the controllers when its
 //! container is made and when its assignment names a newer version ([`files`]).
@@ -33,6 +35,7 @@ pub mod restart;
 pub mod sessions;
 pub mod status;
 pub mod term;
+pub mod tls;
 pub mod volumes;
 
 use crate::containers::Manager;
@@ -112,6 +115,8 @@ fn registration(cfg: &JoinConfig, node_id: Option<String>) -> anyhow::Result<Reg
         agent_version: env!("CARGO_PKG_VERSION").to_string(),
         wg_public_key,
         wg_endpoint,
+        // Made per registration by the client, over TLS (`client::ControllerClient::register`).
+        csr: None,
     })
 }
 
@@ -130,7 +135,7 @@ pub async fn wait_for_subnet(
             return Ok(s);
         }
     }
-    let client = ControllerClient::new(cfg.controllers.clone(), &cfg.token)?;
+    let client = ControllerClient::new(cfg.controllers.clone(), &cfg.token, &cfg.data_dir)?;
     let mut attempt = 0u32;
     loop {
         let r: anyhow::Result<Option<crate::overlay::state::OverlayState>> = async {
@@ -191,6 +196,8 @@ pub async fn wait_for_subnet(
 const POLL_WAIT: Duration = Duration::from_secs(25);
 const RECONCILE_EVERY: Duration = Duration::from_millis(500);
 const REPORT_EVERY: Duration = Duration::from_secs(1);
+/// The longest the renewal task sleeps before it looks at the clock again.
+const RENEWAL_LOOK_EVERY: Duration = Duration::from_secs(300);
 
 /// The back-off before registration attempt `attempt` (0-based): 200 ms doubling to 10 s.
 pub fn backoff(attempt: u32) -> Duration {
@@ -260,7 +267,11 @@ pub fn start(mgr: Arc<Manager>, images: Arc<ImageStore>, cfg: JoinConfig) -> any
         .cluster_id;
     let ident = identity::load(&cfg.data_dir)?.for_cluster(&cluster_id);
     identity::save(&cfg.data_dir, &ident)?;
-    let client = Arc::new(ControllerClient::new(cfg.controllers.clone(), &cfg.token)?);
+    let client = Arc::new(ControllerClient::new(
+        cfg.controllers.clone(),
+        &cfg.token,
+        &cfg.data_dir,
+    )?);
     let session = watch::channel(None).0;
     let node = Arc::new(Node {
         cluster_id,
@@ -308,6 +319,9 @@ pub fn start(mgr: Arc<Manager>, images: Arc<ImageStore>, cfg: JoinConfig) -> any
     }
     tokio::spawn(node.clone().volume_reports());
     tokio::spawn(node.clone().sessions());
+    if let Some(held) = node.client.certificate() {
+        tokio::spawn(node.clone().renewal(held));
+    }
     tokio::spawn(node.clone().reconcile_loop());
     tokio::spawn(node.report_loop());
     Ok(())
@@ -406,9 +420,101 @@ impl Node {
             node = %resp.node_id, address = %req.address, cpus = req.capacity.cpu_millis as f64 / 1000.0,
             memory = %hoist_common::parse::format_size(req.capacity.memory_bytes),
             labels = ?req.labels, term = resp.term, rejoined = ident.node_id.is_some(),
-            "joined the cluster"
+            tls = self.client.uses_tls(), "joined the cluster"
         );
         Ok(session)
+    }
+
+    /// Renews the node's certificate at a random 50–80 % of its lifetime, for the same key
+    /// (TLS only). A failure is retried from 5 s to 1 min apart; an answer that the controllers
+    /// no longer take the key (the node was removed, or registered another), or a certificate
+    /// that expired meanwhile, makes the node register again with its join token, which gives
+    /// it a new certificate.
+    async fn renewal(self: Arc<Self>, mut held: watch::Receiver<Option<tls::Validity>>) {
+        let mut session_rx = self.session.subscribe();
+        // The renewal point of the certificate in use, drawn once per certificate.
+        let mut drawn: Option<(tls::Validity, f64)> = None;
+        loop {
+            let Some(current) = *held.borrow_and_update() else {
+                if held.changed().await.is_err() {
+                    return;
+                }
+                continue;
+            };
+            let fraction = match drawn {
+                Some((v, f)) if v == current => f,
+                _ => {
+                    let f = hoist_transport::pki::renewal_fraction();
+                    drawn = Some((current, f));
+                    f
+                }
+            };
+            let due = current.renew_at(fraction);
+            let wait = due
+                .duration_since(std::time::SystemTime::now())
+                .unwrap_or(Duration::ZERO);
+            if !wait.is_zero() {
+                // Looked at again at least every few minutes: the wall clock may jump (a host
+                // that slept) while the monotonic one does not.
+                tokio::select! {
+                    _ = tokio::time::sleep(wait.min(RENEWAL_LOOK_EVERY)) => {}
+                    r = held.changed() => if r.is_err() { return },
+                }
+                continue;
+            }
+            let mut attempt = 0u32;
+            loop {
+                let node_id = match session_rx.wait_for(Option::is_some).await {
+                    Ok(s) => s.as_ref().map(|s| s.node_id.clone()).unwrap_or_default(),
+                    Err(_) => return,
+                };
+                if *held.borrow() != Some(current) {
+                    // A registration meanwhile gave a new certificate.
+                    break;
+                }
+                let register_again = match self.client.renew(&node_id).await {
+                    Ok(v) => {
+                        tracing::info!(
+                            node = %node_id,
+                            "certificate renewed, valid until {}",
+                            humantime::format_rfc3339_seconds(v.not_after)
+                        );
+                        break;
+                    }
+                    Err(e) if e.is_unknown_node() => {
+                        tracing::warn!("renewing the node certificate: {e}: registering again");
+                        true
+                    }
+                    Err(e) if current.expired(std::time::SystemTime::now()) => {
+                        tracing::warn!(
+                            "renewing the node certificate failed and it has expired ({e}): registering again with the join token"
+                        );
+                        true
+                    }
+                    Err(e) => {
+                        let wait = tls::renewal_backoff(attempt);
+                        tracing::warn!(
+                            attempt = attempt + 1,
+                            "renewing the node certificate failed: {e}; retrying in {wait:?}"
+                        );
+                        attempt = attempt.saturating_add(1);
+                        tokio::select! {
+                            _ = tokio::time::sleep(wait) => {}
+                            r = held.changed() => if r.is_err() { return },
+                        }
+                        false
+                    }
+                };
+                if register_again {
+                    self.reregister.notify_one();
+                    // The registration's certificate replaces this one.
+                    if held.changed().await.is_err() {
+                        return;
+                    }
+                    break;
+                }
+            }
+        }
     }
 
     async fn membership(self: Arc<Self>) {

@@ -16,9 +16,9 @@ use hoist_proto::cluster::{Node, NodeAvailability, NodeStatus};
 use hoist_proto::format::v0::memory_bytes;
 use hoist_proto::format::{Codec, PeerVersion, OLDEST, PROTOBUF_MEDIA_TYPE};
 use hoist_proto::node::{
-    parse_join_token, Assignment, Assignments, Heartbeat, HeartbeatAck, Overlay, OverlayPeer,
-    RegisterRequest, RegisterResponse, ReplicaAddress, ServiceAddresses, ServiceEndpoints,
-    StatusAck, StatusReport, POSTCARD_MEDIA_TYPE,
+    parse_join_token, Assignment, Assignments, CertificateRequest, CertificateResponse, Heartbeat,
+    HeartbeatAck, Overlay, OverlayPeer, RegisterRequest, RegisterResponse, ReplicaAddress,
+    ServiceAddresses, ServiceEndpoints, StatusAck, StatusReport, POSTCARD_MEDIA_TYPE,
 };
 use hoist_proto::quantity::Quantity;
 use hoist_proto::raft::{Command, Response as RaftResponse};
@@ -140,12 +140,18 @@ pub async fn register(
     } else {
         (None, None)
     };
-    // From format 2 on both sides (and in the answer's format), the node gets a credential of
-    // its own; only its hash is replicated, and only that credential may act for the node from
-    // now on. A registration in an older format (an agent's first, which learns the
-    // controller's format) gets none, and clears an earlier one.
-    let credential = (cluster_format >= 2 && format >= 2 && version.common_format() >= 2)
-        .then(|| hex::encode(rand::random::<[u8; 32]>()));
+    let format2 = cluster_format >= 2 && format >= 2 && version.common_format() >= 2;
+    // An agent that sends a signing request (one speaking TLS) gets a certificate naming the
+    // node, and from then on only a certificate for that key acts for the node.
+    let signed = match &req.csr {
+        Some(csr) if format2 => Some(sign_for(&ctx, &id, csr)?),
+        _ => None,
+    };
+    // Otherwise, from format 2 on both sides (and in the answer's format), the node gets a
+    // credential of its own; only its hash is replicated, and only that credential may act for
+    // the node from now on. A registration in an older format (an agent's first, which learns
+    // the controller's format) gets none, and clears an earlier one.
+    let credential = (format2 && signed.is_none()).then(|| hex::encode(rand::random::<[u8; 32]>()));
     let node = Node {
         credential_sha256: credential
             .as_deref()
@@ -173,6 +179,10 @@ pub async fn register(
         wg_endpoint,
         overlay_generation: 0,
         overlay_problem: None,
+        cert_key_sha256: signed
+            .as_ref()
+            .map(|s| s.key_sha256.clone())
+            .unwrap_or_default(),
     };
     match ctx.node.write(Command::RegisterNode(node)).await? {
         RaftResponse::Node(_) => {}
@@ -193,8 +203,98 @@ pub async fn register(
             grace_ms: ctx.leader.settings.grace.as_millis() as u64,
             cluster_id: identity.cluster_id,
             node_credential,
+            certificate: signed.as_ref().map(|s| s.certificate.clone()),
+            ca_certificate: signed.map(|s| s.ca_certificate),
         },
         format,
+    ))
+}
+
+/// A node certificate signed here, and the key it names.
+struct Signed {
+    key_sha256: String,
+    certificate: String,
+    ca_certificate: String,
+}
+
+/// Signs a certificate for node `node` from its agent's request.
+fn sign_for(ctx: &Ctx, node: &str, csr: &str) -> Result<Signed, ApiError> {
+    let key_sha256 = hoist_transport::pki::request_key_sha256(csr)
+        .map_err(|m| ApiError::field(StatusCode::BAD_REQUEST, "csr", m))?;
+    let ca = ctx
+        .node
+        .stale_read(|s| crate::pki::open_ca(s, &ctx.keyring))
+        .map_err(sign_error)?;
+    let certificate = ctx.pki.sign_node(&ca, node, csr).map_err(sign_error)?;
+    Ok(Signed {
+        key_sha256,
+        certificate,
+        ca_certificate: ca.cert_pem,
+    })
+}
+
+pub(super) fn sign_error(e: crate::pki::SignError) -> ApiError {
+    use crate::pki::SignError;
+    match e {
+        SignError::NoCa | SignError::Locked => {
+            ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "no_ca", e.to_string())
+        }
+        SignError::Request(m) => ApiError::field(StatusCode::BAD_REQUEST, "csr", m),
+        SignError::Corrupt(_) => {
+            ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", e.to_string())
+        }
+    }
+}
+
+/// `POST /v1/agent/certificate`: a new certificate for a node's key before its current one
+/// expires. Only for the key the node registered with (a new key registers again with the join
+/// token), and only by the node itself.
+pub async fn certificate(
+    State(ctx): State<Ctx>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    agent_version(&headers)?;
+    let req: CertificateRequest = decode(&headers, &body)?;
+    ctx.node.ensure_leader()?;
+    super::auth::check_acts_for(&ctx, &req.node_id)?;
+    let key = hoist_transport::pki::request_key_sha256(&req.csr)
+        .map_err(|m| ApiError::field(StatusCode::BAD_REQUEST, "csr", m))?;
+    let registered = ctx
+        .node
+        .stale_read(|s| s.nodes.get(&req.node_id).map(|n| n.cert_key_sha256.clone()));
+    match registered {
+        None => {
+            return Err(ApiError::new(
+                StatusCode::NOT_FOUND,
+                "unknown_node",
+                format!(
+                    "node {:?} is not in the cluster: register again with the join token",
+                    req.node_id
+                ),
+            ))
+        }
+        Some(k) if k.is_empty() || k != key => {
+            return Err(ApiError::new(
+                StatusCode::FORBIDDEN,
+                "other_key",
+                format!(
+                    "node {:?} registered another key: a certificate is renewed for the same key, \
+                     a new key registers again with the join token",
+                    req.node_id
+                ),
+            ))
+        }
+        Some(_) => {}
+    }
+    let signed = sign_for(&ctx, &req.node_id, &req.csr)?;
+    tracing::debug!(node = %req.node_id, "node certificate renewed");
+    Ok(encode(
+        &CertificateResponse {
+            certificate: signed.certificate,
+            ca_certificate: signed.ca_certificate,
+        },
+        body_format(&headers),
     ))
 }
 

@@ -9,8 +9,11 @@
 //! - Operators send `Authorization: Bearer HOISTOP1-...`; the token's role must be at least the
 //!   route's. The token's name then travels with the request (a task-local) so that a write is
 //!   proposed wrapped in `Command::Audited` under that name.
-//! - Agents send their join token as the bearer until node certificates replace it. Agents older
-//!   than 0.3.0 send none: they are let in while a node still runs one (a rolling upgrade).
+//! - Agents register with their join token. An agent speaking TLS then presents the node
+//!   certificate it was given (`crate::pki`): the certificate's key, which the state records per
+//!   node, is what acts for the node. Over plain HTTP an agent sends the bearer credential its
+//!   registration answered. Agents older than 0.3.0 send none: they are let in while a node
+//!   still runs one (a rolling upgrade).
 //! - The scaling hooks check their own tokens (`hooks.rs`); `GET /v1/health`,
 //!   `GET /v1/openapi.json` and the dashboard's static files are open (no data).
 //! - A cluster below format 2 cannot hold tokens: while a rolling upgrade is under way the API
@@ -23,6 +26,7 @@ use axum::http::{header, HeaderMap, Method, StatusCode};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use hoist_proto::cluster::Role;
+use hoist_transport::tls::{CertIdentity, CertRole, TlsPeer};
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Mutex;
@@ -79,14 +83,15 @@ pub fn check_acts_for(ctx: &Ctx, node: &str) -> Result<(), ApiError> {
         Err(_) => {
             let has_own = ctx.node.stale_read(|s| {
                 s.cluster_format >= 2
-                    && s.nodes
-                        .get(node)
-                        .is_some_and(|n| !n.credential_sha256.is_empty())
+                    && s.nodes.get(node).is_some_and(|n| {
+                        !n.credential_sha256.is_empty() || !n.cert_key_sha256.is_empty()
+                    })
             });
             if has_own {
                 Err(forbidden(format!(
-                    "node {node:?} has a credential of its own: requests for it must carry it \
-                     (the join token only registers a node)"
+                    "node {node:?} has a credential of its own (a certificate or a node \
+                     credential): requests for it must carry it (the join token only registers \
+                     a node)"
                 )))
             } else {
                 Ok(())
@@ -199,7 +204,12 @@ enum Checked {
     OldAgent,
 }
 
-fn check(ctx: &Ctx, headers: &HeaderMap, access: Access) -> Result<Checked, ApiError> {
+fn check(
+    ctx: &Ctx,
+    headers: &HeaderMap,
+    access: Access,
+    certificate: Option<&CertIdentity>,
+) -> Result<Checked, ApiError> {
     let presented = bearer(headers);
     let declared_format = crate::raft::peers::peer_version(headers).format;
     ctx.node.stale_read(|s| {
@@ -208,6 +218,29 @@ fn check(ctx: &Ctx, headers: &HeaderMap, access: Access) -> Result<Checked, ApiE
         }
         match access {
             Access::Agent => {
+                // A node certificate (verified by the TLS layer under the cluster's roots) acts
+                // for its node while its key is the one the node registered with: a removed
+                // node, or one registered again with another key, is refused here at once.
+                if let Some(cert) = certificate.filter(|c| c.role == CertRole::Node) {
+                    // (A public key's digest: no secret to compare in constant time.)
+                    let known = s.nodes.get(&cert.id).is_some_and(|n| {
+                        !n.cert_key_sha256.is_empty() && n.cert_key_sha256 == cert.key_sha256
+                    });
+                    return if known {
+                        Ok(Checked::Node(cert.id.clone()))
+                    } else {
+                        Err(ApiError::new(
+                            StatusCode::UNAUTHORIZED,
+                            "unknown_credential",
+                            format!(
+                                "node {:?}'s certificate is for a key the cluster does not know \
+                                 (the node was removed or registered again): the agent registers \
+                                 again with the join token",
+                                cert.id
+                            ),
+                        ))
+                    };
+                }
                 if let Some((node, secret)) =
                     presented.and_then(hoist_proto::node::parse_node_credential)
                 {
@@ -228,8 +261,9 @@ fn check(ctx: &Ctx, headers: &HeaderMap, access: Access) -> Result<Checked, ApiE
                         ))
                     };
                 }
-                let ok = presented
-                    .and_then(|t| hoist_proto::node::parse_join_token(t).ok())
+                let join = presented.and_then(|t| hoist_proto::node::parse_join_token(t).ok());
+                let ok = join
+                    .as_ref()
                     .zip(s.identity.as_ref())
                     .is_some_and(|(p, id)| {
                         p.cluster_id == id.cluster_id
@@ -249,9 +283,16 @@ fn check(ctx: &Ctx, headers: &HeaderMap, access: Access) -> Result<Checked, ApiE
                     Ok(Checked::Agent)
                 } else if old_agent {
                     Ok(Checked::OldAgent)
+                } else if join.is_some() {
+                    Err(ApiError::new(
+                        StatusCode::UNAUTHORIZED,
+                        "bad_token",
+                        "the join token's secret is wrong (rotated, or of another cluster): get \
+                         the current one with `hoist cluster token`",
+                    ))
                 } else {
                     Err(unauthorized(
-                        "agent routes need the cluster's join token: `Authorization: Bearer HOIST1-...` \
+                        "agent routes need the cluster's join token: `Authorization: Bearer HOIST2-...` \
                          (agents of Hoist 0.3.0 and later send it)",
                     ))
                 }
@@ -296,6 +337,43 @@ fn check(ctx: &Ctx, headers: &HeaderMap, access: Access) -> Result<Checked, ApiE
     })
 }
 
+/// Raft RPCs and proposals from another member. Once this member serves TLS (it holds a
+/// certificate of the cluster), only a member's certificate is let in, and only a current
+/// member's (a removed member's certificate stops at once; an empty view of the membership, a
+/// member that has not caught up yet, takes any member of the cluster). A member without a
+/// certificate (one joining, or below format 2 during an upgrade) takes plain RPCs as the
+/// cluster did before it had a CA.
+fn check_peer(ctx: &Ctx, certificate: Option<&CertIdentity>) -> Result<(), ApiError> {
+    if let Some(cert) = certificate {
+        let member = (cert.role == CertRole::Member)
+            .then(|| cert.id.parse::<u64>().ok())
+            .flatten();
+        let members = ctx.node.member_ids();
+        return match member {
+            Some(id) if members.is_empty() || members.contains(&id) => Ok(()),
+            Some(id) => Err(ApiError::new(
+                StatusCode::FORBIDDEN,
+                "not_a_member",
+                format!("member {id} is not a member of this cluster (removed)"),
+            )),
+            None => Err(ApiError::new(
+                StatusCode::FORBIDDEN,
+                "not_a_member",
+                format!(
+                    "a {} certificate cannot send Raft RPCs: only members' can",
+                    cert.role.as_str()
+                ),
+            )),
+        };
+    }
+    if ctx.pki.requires_peer_certificates() {
+        return Err(unauthorized(
+            "Raft RPCs need a member's certificate: members call each other over mutual TLS",
+        ));
+    }
+    Ok(())
+}
+
 /// A member or agent that says its version and cannot work with this cluster learns so before
 /// anything else (426, as the handlers answer it): being told "too old" needs no credentials.
 /// Operators' tools say no version and pass.
@@ -325,14 +403,28 @@ fn version_gate(ctx: &Ctx, req: &Request, access: Access) -> Option<ApiError> {
 pub async fn authorize(State(ctx): State<Ctx>, req: Request, next: Next) -> Response {
     let access = access_of(super::routes(), req.method(), req.uri().path());
     let need = match access {
-        Access::Open | Access::Hook | Access::Peer => return next.run(req).await,
+        Access::Open | Access::Hook => return next.run(req).await,
+        Access::Peer => {
+            let certificate = req
+                .extensions()
+                .get::<TlsPeer>()
+                .and_then(|p| p.identity.as_ref());
+            return match check_peer(&ctx, certificate) {
+                Ok(()) => next.run(req).await,
+                Err(e) => e.into_response(),
+            };
+        }
         Access::Agent => None,
         Access::Role(role) => Some(role),
     };
     if let Some(refused) = version_gate(&ctx, &req, access) {
         return refused.into_response();
     }
-    match check(&ctx, req.headers(), access) {
+    let certificate = req
+        .extensions()
+        .get::<TlsPeer>()
+        .and_then(|p| p.identity.as_ref());
+    match check(&ctx, req.headers(), access, certificate) {
         Err(e) => e.into_response(),
         Ok(Checked::Agent) => next.run(req).await,
         Ok(Checked::Node(node)) => AGENT_NODE.scope(node, next.run(req)).await,

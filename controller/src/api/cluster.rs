@@ -11,7 +11,9 @@ use axum::extract::{Path, RawQuery, State};
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::IntoResponse;
 use axum::Json;
-use hoist_proto::cluster::{ClusterStatus, JoinRequest, Member};
+use hoist_proto::cluster::{
+    ClusterStatus, JoinRequest, Member, MemberCertificate, MemberCertificateRequest,
+};
 use hoist_proto::raft::{Command, Response};
 
 /// `GET /v1/cluster/status`: as the answering member sees it (never forwarded).
@@ -105,6 +107,60 @@ pub async fn add_member(
         return Err(refusal(why));
     }
     Ok(Json(ctx.node.status().members))
+}
+
+/// `POST /v1/cluster/members/{id}/certificate`: signs a joining member's certificate (an
+/// admin's act, as adding it is). Its key stays on the member: only the request comes here.
+pub async fn member_certificate(
+    State(ctx): State<Ctx>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Json<MemberCertificate>, ApiError> {
+    let id: u64 = id.parse().ok().filter(|id| *id > 0).ok_or_else(|| {
+        ApiError::field(
+            StatusCode::BAD_REQUEST,
+            "id",
+            format!("{id:?} is not a member id"),
+        )
+    })?;
+    let req: MemberCertificateRequest = json(&headers, &body, "member certificate request")?;
+    if req.address.parse::<std::net::SocketAddr>().is_err() {
+        return Err(ApiError::field(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "address",
+            format!("{:?} is not HOST:PORT", req.address),
+        ));
+    }
+    hoist_transport::pki::request_key_sha256(&req.csr)
+        .map_err(|m| ApiError::field(StatusCode::UNPROCESSABLE_ENTITY, "csr", m))?;
+    if ctx.node.stale_read(|s| s.cluster_format) < 2 {
+        // A CA is made only at format 2: the member joins without a certificate, as the
+        // cluster talks, and signs its own later.
+        return Err(ApiError::new(
+            StatusCode::NOT_FOUND,
+            "no_ca",
+            "the cluster runs below format 2 and has no certificate authority yet",
+        ));
+    }
+    let ca = ctx
+        .node
+        .stale_read(|s| crate::pki::open_ca(s, &ctx.keyring))
+        .map_err(super::agent::sign_error)?;
+    let certificate = ctx
+        .pki
+        .sign_member(&ca, id, &req.address, &req.csr)
+        .map_err(|e| match e {
+            crate::pki::SignError::Request(m) => {
+                ApiError::field(StatusCode::UNPROCESSABLE_ENTITY, "csr", m)
+            }
+            e => super::agent::sign_error(e),
+        })?;
+    tracing::info!(member = id, address = %req.address, "signed a joining member's certificate");
+    Ok(Json(MemberCertificate {
+        certificate,
+        ca_certificate: ca.cert_pem,
+    }))
 }
 
 /// The version a running member at `address` says in its answers (`GET /v1/health`).

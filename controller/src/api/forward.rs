@@ -24,6 +24,9 @@ pub const FORWARDED: &str = "x-hoist-forwarded";
 
 /// The middleware (see the module doc).
 pub async fn forward_to_leader(State(ctx): State<Ctx>, req: Request, next: Next) -> Response {
+    if let Some(refused) = certificate_elsewhere(&ctx, &req) {
+        return refused;
+    }
     if let Some(streams) = super::stream_forward::streaming(req.method(), req.uri().path()) {
         return super::stream_forward::forward(ctx, req, next, streams).await;
     }
@@ -71,27 +74,30 @@ pub async fn forward_to_leader(State(ctx): State<Ctx>, req: Request, next: Next)
         }
     };
     let path = uri.path_and_query().map_or("/", |p| p.as_str());
-    let mut out = ctx
-        .http
-        .request(method, format!("http://{leader}{path}"))
-        .header(FORWARDED, "1")
-        .body(bytes);
-    if is_long_poll(&uri, &headers) {
-        out = out.timeout(std::time::Duration::from_secs(65));
-    }
-    for h in [
-        header::CONTENT_TYPE,
-        header::IF_NONE_MATCH,
-        header::AUTHORIZATION,
-    ]
-    .into_iter()
-    .chain(version_headers())
-    {
-        if let Some(v) = headers.get(&h) {
-            out = out.header(h, v);
+    let timeout =
+        std::time::Duration::from_secs(if is_long_poll(&uri, &headers) { 65 } else { 10 });
+    // Between members: over mutual TLS once this member has a certificate.
+    let sent = ctx.node.peer_clients().send(&leader, |client, base| {
+        let mut out = client
+            .request(method.clone(), format!("{base}{path}"))
+            .timeout(timeout)
+            .header(FORWARDED, "1")
+            .body(bytes.clone());
+        for h in [
+            header::CONTENT_TYPE,
+            header::IF_NONE_MATCH,
+            header::AUTHORIZATION,
+        ]
+        .into_iter()
+        .chain(version_headers())
+        {
+            if let Some(v) = headers.get(&h) {
+                out = out.header(h, v);
+            }
         }
-    }
-    match out.send().await {
+        out
+    });
+    match sent.await {
         Ok(r) => {
             let status = r.status();
             let kept: Vec<_> = [header::CONTENT_TYPE, header::ETAG]
@@ -115,6 +121,35 @@ pub async fn forward_to_leader(State(ctx): State<Ctx>, req: Request, next: Next)
         Err(e) if e.is_connect() => leader_unreachable(&leader, &e),
         Err(e) => outcome_unknown(&leader, &e),
     }
+}
+
+/// An agent request authenticated by its node certificate is not forwarded: the certificate
+/// was verified on this member's TLS connection and cannot travel with the request, so the
+/// agent is told where the leader is and goes there itself (its client moves on to the next
+/// member on a 503).
+fn certificate_elsewhere(ctx: &Ctx, req: &Request) -> Option<Response> {
+    let by_certificate = req
+        .extensions()
+        .get::<hoist_transport::tls::TlsPeer>()
+        .and_then(|p| p.identity.as_ref())
+        .is_some_and(|i| i.role == hoist_transport::tls::CertRole::Node);
+    if !by_certificate || !req.uri().path().starts_with("/v1/agent/") {
+        return None;
+    }
+    let (id, addr) = ctx.node.leader()?;
+    (id != ctx.node.id()).then(|| {
+        ours(
+            ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "not_leader",
+                format!(
+                    "this member is not the leader; the leader is at {addr}: agents with \
+                     certificates talk to it directly"
+                ),
+            )
+            .into_response(),
+        )
+    })
 }
 
 /// The refusal to forward a newer body than the leader `id` at `addr` reads, if it does not.
@@ -194,7 +229,7 @@ fn needs_leader(method: &axum::http::Method, uri: &axum::http::Uri) -> bool {
     let get = method == axum::http::Method::GET;
     let state_route = path.starts_with("/v1/services")
         || path == "/v1/cluster/snapshot"
-        || path == "/v1/cluster/token"
+        || path.starts_with("/v1/cluster/token")
         || path.starts_with("/v1/nodes")
         || path.starts_with("/v1/agent/");
     // Service writes are decoded and validated here and reach the leader as commands, grouped

@@ -57,6 +57,8 @@ pub struct Ctx {
     pub usage: Arc<auth::Usage>,
     /// This member's keys and the cluster's data key (`crate::keyring`).
     pub keyring: Arc<crate::keyring::Keyring>,
+    /// This member's certificate and the node certificates it signs (`crate::pki`).
+    pub pki: Arc<crate::pki::Pki>,
 }
 
 impl Ctx {
@@ -68,6 +70,13 @@ impl Ctx {
             .build()
             .expect("http client builds");
         let keyring = Arc::new(crate::keyring::Keyring::ephemeral(node.id()));
+        let pki = crate::pki::Pki::new(
+            node.id(),
+            node.address(),
+            hoist_transport::pki::CERT_LIFETIME,
+            node.peer_clients().clone(),
+        )
+        .expect("a member key");
         Ctx {
             node,
             leader,
@@ -75,12 +84,18 @@ impl Ctx {
             sessions: Arc::default(),
             usage: Arc::default(),
             keyring,
+            pki: Arc::new(pki),
         }
     }
 
     /// The same with this member's keyring (from its data dir).
     pub fn with_keyring(self, keyring: Arc<crate::keyring::Keyring>) -> Ctx {
         Ctx { keyring, ..self }
+    }
+
+    /// The same with this member's certificates.
+    pub fn with_pki(self, pki: Arc<crate::pki::Pki>) -> Ctx {
+        Ctx { pki, ..self }
     }
 }
 
@@ -179,6 +194,8 @@ route_table! {
         GET "/v1/stacks/{name}" VIEWER => stacks::get;
         DELETE "/v1/stacks/{name}" DEPLOYER => stacks::remove;
         GET "/v1/cluster/token" ADMIN => orchestration::token;
+        POST "/v1/cluster/token/rotate" ADMIN => orchestration::rotate_token;
+        GET "/v1/cluster/ca" VIEWER => orchestration::ca;
         GET "/v1/nodes" VIEWER => orchestration::list_nodes;
         GET "/v1/nodes/{id}" VIEWER => orchestration::get_node;
         DELETE "/v1/nodes/{id}" ADMIN => orchestration::remove_node;
@@ -186,6 +203,7 @@ route_table! {
         GET "/v1/nodes/{id}/volumes" VIEWER => orchestration::node_volumes;
         POST "/v1/nodes/{id}/availability" ADMIN => orchestration::set_availability;
         POST "/v1/agent/register" AGENT => agent::register;
+        POST "/v1/agent/certificate" AGENT => agent::certificate;
         POST "/v1/agent/heartbeat" AGENT => agent::heartbeat;
         GET "/v1/agent/assignments" AGENT => agent::assignments;
         GET "/v1/agent/files" AGENT => files::agent_files;
@@ -198,6 +216,7 @@ route_table! {
         GET "/v1/cluster/status" VIEWER => cluster::status;
         GET "/v1/cluster/members" VIEWER => cluster::members;
         POST "/v1/cluster/members" ADMIN => cluster::add_member;
+        POST "/v1/cluster/members/{id}/certificate" ADMIN => cluster::member_certificate;
         DELETE "/v1/cluster/members/{id}" ADMIN => cluster::remove_member;
         GET "/v1/cluster/snapshot" ADMIN => cluster::download;
         POST "/v1/cluster/snapshot" ADMIN => cluster::restore;
@@ -313,5 +332,6 @@ pub async fn serve(
     ctx: Ctx,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    hoist_transport::serve(listener, router(ctx), limits, shutdown).await
+    let tls = ctx.pki.tls_source();
+    hoist_transport::serve_tls(listener, router(ctx), limits, tls, shutdown).await
 }

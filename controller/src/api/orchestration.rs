@@ -40,14 +40,76 @@ pub async fn token(State(ctx): State<Ctx>) -> Result<Json<JoinToken>, ApiError> 
             "no cluster identity",
         )
     })?;
+    let ca_digest = cluster_ca_digest(&ctx).await?;
     Ok(Json(JoinToken {
         token: JoinTokenParts {
             cluster_id: id.cluster_id.clone(),
+            ca_digest,
             secret: id.secret,
         }
         .encode(),
         cluster_id: id.cluster_id,
     }))
+}
+
+/// How long a token request waits for a new cluster's data key before it answers a token
+/// without the CA digest (which agents then use over plain HTTP).
+const CA_WAIT: Duration = Duration::from_secs(3);
+
+/// The digest of the cluster's root certificate for a join token: from format 2 on, the CA is
+/// made here if no one made it yet, so that the first token a new cluster hands out already
+/// lets agents verify it (no trust on first use). `None` below format 2, or when the data key
+/// is still missing after [`CA_WAIT`] (a token without the digest still joins, over plain HTTP).
+async fn cluster_ca_digest(ctx: &Ctx) -> Result<Option<String>, ApiError> {
+    let deadline = Instant::now() + CA_WAIT;
+    loop {
+        let (format, digest) = ctx
+            .node
+            .read(|s| (s.cluster_format, s.ca.as_ref().map(|c| c.digest.clone())))
+            .await?;
+        if format < 2 || digest.is_some() {
+            return Ok(digest);
+        }
+        match crate::pki::sync::make_ca(&ctx.node, &ctx.keyring).await {
+            Ok(()) => continue,
+            Err(e) if Instant::now() >= deadline => {
+                tracing::warn!(error = %e, "handing out a join token without the CA digest");
+                return Ok(None);
+            }
+            Err(_) => tokio::time::sleep(Duration::from_millis(50)).await,
+        }
+    }
+}
+
+/// `GET /v1/cluster/ca`: the cluster's root certificate (PEM) and its digest, for tools that
+/// verify members themselves (`curl --cacert`). Public by nature, but like everything else
+/// behind a viewer's token.
+pub async fn ca(State(ctx): State<Ctx>) -> Result<Json<serde_json::Value>, ApiError> {
+    match ctx.node.stale_read(|s| s.ca.clone()) {
+        Some(ca) => Ok(Json(
+            serde_json::json!({"certificate": ca.cert_pem, "digest": ca.digest, "created_ms": ca.created_ms}),
+        )),
+        None => Err(ApiError::new(
+            StatusCode::NOT_FOUND,
+            "no_ca",
+            "the cluster has no certificate authority yet (made once it runs at format 2)",
+        )),
+    }
+}
+
+/// `POST /v1/cluster/token/rotate`: a new secret for the worker join token. Nodes already
+/// joined keep their certificates; the old token registers no one from now on.
+pub async fn rotate_token(State(ctx): State<Ctx>) -> Result<Json<JoinToken>, ApiError> {
+    // Make the identity first if the cluster never handed out a token.
+    let _ = token(State(ctx.clone())).await?;
+    let cmd = Command::RotateJoinSecret {
+        secret: format!("{:032x}", rand::random::<u128>()),
+    };
+    if let Response::Error(e) = write(&ctx, cmd).await? {
+        return Err(e.into());
+    }
+    tracing::info!("the worker join token was rotated");
+    token(State(ctx)).await
 }
 
 fn node_view(ctx: &Ctx, s: &Cluster, node: &Node) -> NodeView {

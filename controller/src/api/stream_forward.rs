@@ -59,10 +59,15 @@ pub async fn forward(ctx: Ctx, req: Request, next: Next, streams: Streams) -> Re
         },
     };
     let path = parts.uri.path_and_query().map_or("/", |p| p.as_str());
-    let mut out = ctx
-        .sessions
-        .http
-        .request(parts.method.clone(), format!("http://{addr}{path}"))
+    // Between members: over mutual TLS once this member has a certificate (a streamed body
+    // cannot be sent twice, so there is no plain retry here).
+    let clients = ctx.node.peer_clients();
+    let (client, base) = match clients.tls() {
+        Some(tls) => (tls, format!("https://{addr}")),
+        None => (clients.plain().clone(), format!("http://{addr}")),
+    };
+    let mut out = client
+        .request(parts.method.clone(), format!("{base}{path}"))
         .header(FORWARDED, "1")
         .body(body);
     for h in [header::CONTENT_TYPE, header::AUTHORIZATION]

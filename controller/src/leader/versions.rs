@@ -94,6 +94,7 @@ mod tests {
             overlay_generation: 0,
             overlay_problem: None,
             credential_sha256: String::new(),
+            cert_key_sha256: String::new(),
         }
     }
 

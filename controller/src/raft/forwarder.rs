@@ -12,6 +12,7 @@ use super::node::ConsensusError;
 use super::peers::{self, Peers};
 use super::wire::{self, Outcome};
 use hoist_proto::raft::Command;
+use hoist_transport::client::PeerClients;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::{mpsc, oneshot, Semaphore};
@@ -34,14 +35,9 @@ pub struct Forwarder {
 impl Forwarder {
     /// Starts the forwarding task; a group not answered within `timeout` gets
     /// [`ConsensusError::Unknown`].
-    pub fn start(timeout: Duration, peers: Arc<Peers>) -> Forwarder {
-        let http = hoist_transport::client::builder()
-            .connect_timeout(Duration::from_millis(500))
-            .tcp_nodelay(true)
-            .build()
-            .expect("http client builds");
+    pub fn start(timeout: Duration, peers: Arc<Peers>, clients: Arc<PeerClients>) -> Forwarder {
         let (tx, rx) = mpsc::unbounded_channel();
-        tokio::spawn(run(http, rx, timeout, peers));
+        tokio::spawn(run(clients, rx, timeout, peers));
         Forwarder { tx }
     }
 
@@ -63,7 +59,7 @@ impl Forwarder {
 }
 
 async fn run(
-    http: reqwest::Client,
+    http: Arc<PeerClients>,
     mut rx: mpsc::UnboundedReceiver<Item>,
     timeout: Duration,
     peers: Arc<Peers>,
@@ -109,7 +105,7 @@ async fn run(
 }
 
 async fn send(
-    http: &reqwest::Client,
+    http: &PeerClients,
     peers: &Peers,
     leader: &str,
     format: u32,
@@ -144,7 +140,7 @@ async fn send(
 }
 
 async fn call(
-    http: &reqwest::Client,
+    http: &PeerClients,
     peers: &Peers,
     leader: &str,
     format: u32,
@@ -162,8 +158,8 @@ async fn call(
             "the leader at {leader} did not answer ({what}); a write may or may not have been applied"
         ))
     };
-    let url = format!("http://{leader}/raft/propose");
-    let (status, headers, bytes) = post(http, url, timeout, peers::raft_media_type(format), body)
+    let media = peers::raft_media_type(format);
+    let (status, headers, bytes) = post(http, leader, "/raft/propose", timeout, media, body)
         .await
         .map_err(|e| {
             if e.is_connect() {

@@ -7,6 +7,7 @@ use super::peers::{self, Peers, MEMBER_HEADER};
 use super::wire;
 use super::TypeConfig;
 use hoist_proto::format::{DecodeError, Unrepresentable};
+use hoist_transport::client::PeerClients;
 use openraft::error::{
     InstallSnapshotError, NetworkError, PayloadTooLarge, RPCError, RaftError, RemoteError,
     Unreachable,
@@ -25,24 +26,29 @@ use std::time::Duration;
 /// many large entries in one body would time out again on every retry.
 const MAX_APPEND_BYTES: usize = 1 << 20;
 
-/// Makes one [`Peer`] per target; all share one HTTP connection pool and the version registry.
+/// Makes one [`Peer`] per target; all share the member's peer clients (connection pools, and
+/// mutual TLS once the member has a certificate) and the version registry.
 #[derive(Clone, Debug)]
 pub struct Network {
-    client: reqwest::Client,
+    clients: Arc<PeerClients>,
     /// This member's id, sent with every request.
     me: u64,
     peers: Arc<Peers>,
 }
 
 impl Network {
-    pub fn new(me: u64, peers: Arc<Peers>) -> Self {
-        let client = hoist_transport::client::builder()
-            .connect_timeout(Duration::from_millis(500))
-            .tcp_nodelay(true)
-            .build()
-            .expect("http client builds");
-        Network { client, me, peers }
+    pub fn new(me: u64, peers: Arc<Peers>, clients: Arc<PeerClients>) -> Self {
+        Network { clients, me, peers }
     }
+}
+
+/// The plain-HTTP client a member calls its peers with until it has a certificate.
+pub fn plain_peer_client() -> reqwest::Client {
+    hoist_transport::client::builder()
+        .connect_timeout(Duration::from_millis(500))
+        .tcp_nodelay(true)
+        .build()
+        .expect("http client builds")
 }
 
 impl RaftNetworkFactory<TypeConfig> for Network {
@@ -50,7 +56,7 @@ impl RaftNetworkFactory<TypeConfig> for Network {
 
     async fn new_client(&mut self, target: u64, node: &BasicNode) -> Peer {
         Peer {
-            client: self.client.clone(),
+            clients: self.clients.clone(),
             me: self.me,
             peers: self.peers.clone(),
             target,
@@ -62,7 +68,7 @@ impl RaftNetworkFactory<TypeConfig> for Network {
 /// The connection to one peer.
 #[derive(Debug)]
 pub struct Peer {
-    client: reqwest::Client,
+    clients: Arc<PeerClients>,
     me: u64,
     peers: Arc<Peers>,
     target: u64,
@@ -118,20 +124,22 @@ impl Peer {
     where
         E: std::error::Error,
     {
-        let url = format!("http://{}/raft/{path}", self.addr);
-        let mut req = self
-            .client
-            .post(url)
-            .timeout(option.hard_ttl())
-            .header(
-                reqwest::header::CONTENT_TYPE,
-                peers::raft_media_type(format),
-            )
-            .header(MEMBER_HEADER, self.me);
-        for (k, v) in peers::version_headers() {
-            req = req.header(k, v);
-        }
-        let resp = req.body(body).send().await.map_err(|e| {
+        let body = bytes::Bytes::from(body);
+        let send = self.clients.send(&self.addr, |client, base| {
+            let mut req = client
+                .post(format!("{base}/raft/{path}"))
+                .timeout(option.hard_ttl())
+                .header(
+                    reqwest::header::CONTENT_TYPE,
+                    peers::raft_media_type(format),
+                )
+                .header(MEMBER_HEADER, self.me);
+            for (k, v) in peers::version_headers() {
+                req = req.header(k, v);
+            }
+            req.body(body.clone())
+        });
+        let resp = send.await.map_err(|e| {
             if e.is_connect() {
                 RPCError::Unreachable(Unreachable::new(&e))
             } else {
@@ -164,8 +172,9 @@ impl Peer {
 /// POSTs a body to a member with this build's version headers; answers the status, the headers
 /// and the whole answer body.
 pub(super) async fn post(
-    client: &reqwest::Client,
-    url: String,
+    clients: &PeerClients,
+    addr: &str,
+    path: &str,
     timeout: Duration,
     media_type: &str,
     body: Vec<u8>,
@@ -177,14 +186,19 @@ pub(super) async fn post(
     ),
     reqwest::Error,
 > {
-    let mut req = client
-        .post(url)
-        .timeout(timeout)
-        .header(reqwest::header::CONTENT_TYPE, media_type);
-    for (k, v) in peers::version_headers() {
-        req = req.header(k, v);
-    }
-    let resp = req.body(body).send().await?;
+    let body = bytes::Bytes::from(body);
+    let resp = clients
+        .send(addr, |client, base| {
+            let mut req = client
+                .post(format!("{base}{path}"))
+                .timeout(timeout)
+                .header(reqwest::header::CONTENT_TYPE, media_type);
+            for (k, v) in peers::version_headers() {
+                req = req.header(k, v);
+            }
+            req.body(body.clone())
+        })
+        .await?;
     let status = resp.status();
     let headers = resp.headers().clone();
     Ok((status, headers, resp.bytes().await?))
@@ -286,7 +300,7 @@ mod tests {
     #[tokio::test]
     async fn large_appends_are_split_by_an_entries_hint() {
         let mut peer = Peer {
-            client: Network::new(1, Arc::default()).client,
+            clients: Arc::new(PeerClients::new(plain_peer_client())),
             me: 1,
             peers: Arc::default(),
             target: 2,

@@ -16,6 +16,7 @@ use crate::state::State;
 use hoist_proto::cluster::{ClusterStatus, Member};
 use hoist_proto::format::{Codec, PeerVersion};
 use hoist_proto::raft::{Command, Response, StallNotice};
+use hoist_transport::client::PeerClients;
 use openraft::error::{CheckIsLeaderError, ClientWriteError, RaftError};
 use openraft::{BasicNode, ChangeMembers, Config, Raft, RaftMetrics, ServerState, SnapshotPolicy};
 use std::collections::{BTreeMap, BTreeSet};
@@ -122,6 +123,8 @@ struct Inner {
     stall: Arc<StallGuard>,
     /// The versions other members said they run.
     peers: Arc<Peers>,
+    /// How this member calls the others (mutual TLS once it has a certificate).
+    clients: Arc<PeerClients>,
 }
 
 impl std::fmt::Debug for RaftNode {
@@ -227,10 +230,11 @@ impl RaftNode {
             settings.election_max_ms + settings.heartbeat_ms,
         ));
         let peers = Arc::new(Peers::new(machine.cluster_format.clone()));
+        let clients = Arc::new(PeerClients::new(super::network::plain_peer_client()));
         let raft = Raft::new(
             id,
             Arc::new(config),
-            Network::new(id, peers.clone()),
+            Network::new(id, peers.clone(), clients.clone()),
             LogStore::open(store, stall.clone())?,
             machine.clone(),
         )
@@ -241,11 +245,15 @@ impl RaftNode {
             id,
             Duration::from_millis(settings.heartbeat_ms),
             peers.clone(),
+            clients.clone(),
         ));
         log_leadership_changes(id, &raft);
         let proposer = Proposer::start(raft.clone(), settings.op_timeout);
-        let forwarder =
-            Forwarder::start(settings.op_timeout + Duration::from_secs(2), peers.clone());
+        let forwarder = Forwarder::start(
+            settings.op_timeout + Duration::from_secs(2),
+            peers.clone(),
+            clients.clone(),
+        );
         Ok(RaftNode {
             inner: Arc::new(Inner {
                 id,
@@ -258,12 +266,18 @@ impl RaftNode {
                 forwarder,
                 stall,
                 peers,
+                clients,
             }),
         })
     }
 
     pub fn id(&self) -> u64 {
         self.inner.id
+    }
+
+    /// How this member calls the others: Raft, forwarded writes and requests.
+    pub fn peer_clients(&self) -> &Arc<PeerClients> {
+        &self.inner.clients
     }
 
     pub fn address(&self) -> &str {

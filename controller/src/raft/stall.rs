@@ -21,6 +21,7 @@ use super::peers::{raft_media_type, Peers};
 use super::TypeConfig;
 use hoist_proto::format::Codec;
 use hoist_proto::raft::StallNotice;
+use hoist_transport::client::PeerClients;
 use openraft::Raft;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
@@ -144,12 +145,13 @@ impl StallGuard {
 
     /// Runs until Raft shuts down: every `tick`, holds elections while this member's own write is
     /// stalled, announces a leader's stall to its voters, and ends holds that are due.
-    pub async fn watch(self: Arc<Self>, id: u64, tick: Duration, peers: Arc<Peers>) {
-        let client = hoist_transport::client::builder()
-            .timeout(tick)
-            .tcp_nodelay(true)
-            .build()
-            .expect("http client builds");
+    pub async fn watch(
+        self: Arc<Self>,
+        id: u64,
+        tick: Duration,
+        peers: Arc<Peers>,
+        clients: Arc<PeerClients>,
+    ) {
         let mut ticker = tokio::time::interval(tick);
         ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let alive = self.raft.get().map(|r| r.metrics());
@@ -161,7 +163,7 @@ impl StallGuard {
             if let Some(d) = self.stalled_for().filter(|d| *d >= SLOW) {
                 self.hold();
                 if d <= MAX_STALL {
-                    self.announce(id, &client, &peers);
+                    self.announce(id, &clients, &peers);
                 }
             }
             self.release_if_due();
@@ -169,7 +171,7 @@ impl StallGuard {
     }
 
     /// Sends a stall notice to every other voter when this member leads.
-    fn announce(&self, id: u64, client: &reqwest::Client, peers: &Peers) {
+    fn announce(&self, id: u64, clients: &Arc<PeerClients>, peers: &Peers) {
         let Some(raft) = self.raft.get() else { return };
         let m = raft.metrics().borrow().clone();
         if m.current_leader != Some(id) {
@@ -188,10 +190,11 @@ impl StallGuard {
             let Ok(body) = notice.encode(format) else {
                 continue;
             };
-            let (client, url) = (client.clone(), format!("http://{}/raft/stall", node.addr));
+            let (clients, addr) = (clients.clone(), node.addr.clone());
             tokio::spawn(async move {
                 let timeout = Duration::from_secs(1);
-                let _ = post(&client, url, timeout, raft_media_type(format), body).await;
+                let media = raft_media_type(format);
+                let _ = post(&clients, &addr, "/raft/stall", timeout, media, body).await;
             });
         }
     }

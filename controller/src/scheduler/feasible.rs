@@ -371,6 +371,7 @@ pub(crate) mod tests {
             overlay_generation: 0,
             overlay_problem: None,
             credential_sha256: String::new(),
+            cert_key_sha256: String::new(),
         }
     }
 

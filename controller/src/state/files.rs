@@ -8,6 +8,7 @@
 
 use super::{invalid, not_found, State};
 use crate::keyring::is_sealed;
+use hoist_proto::cluster::ClusterCa;
 use hoist_proto::files::{
     validate_file_name, FileKind, FileVersion, FileWrite, MemberKey, SealedKey, StoredFile,
     MAX_FILE_BYTES,
@@ -30,6 +31,9 @@ fn restarts_on(spec: &hoist_proto::service::ServiceSpec, kind: FileKind, name: &
 
 /// Room for the seal's header and tag over [`MAX_FILE_BYTES`].
 const SEAL_OVERHEAD: usize = 64;
+
+/// The largest root certificate (PEM) and sealed CA key the state takes.
+const MAX_CA_PEM_BYTES: usize = 16 * 1024;
 
 impl State {
     /// The secrets or the configs.
@@ -239,6 +243,57 @@ impl State {
             });
         }
         self.autolock = sealed.to_vec();
+        Ok(Response::Ok)
+    }
+
+    /// The cluster's root CA, once: the same CA again changes nothing, another is refused.
+    pub(super) fn set_cluster_ca(&mut self, ca: &ClusterCa) -> Result<Response, CommandError> {
+        let hex64 = ca.digest.len() == 64
+            && ca
+                .digest
+                .bytes()
+                .all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'));
+        if !hex64 {
+            return Err(invalid(
+                "digest",
+                "must be the SHA-256 of the root certificate: 64 lowercase hex digits",
+            ));
+        }
+        if !ca
+            .cert_pem
+            .trim_start()
+            .starts_with("-----BEGIN CERTIFICATE-----")
+            || ca.cert_pem.len() > MAX_CA_PEM_BYTES
+        {
+            return Err(invalid(
+                "cert_pem",
+                format!("must be a PEM certificate of at most {MAX_CA_PEM_BYTES} bytes"),
+            ));
+        }
+        if !is_sealed(&ca.sealed_key) || ca.sealed_key.len() > MAX_CA_PEM_BYTES + SEAL_OVERHEAD {
+            return Err(invalid(
+                "sealed_key",
+                "must be the CA's private key sealed under the data key",
+            ));
+        }
+        if self.data_key_id.is_empty() {
+            return Err(CommandError {
+                code: ErrorCode::Conflict,
+                message: "the cluster has no data key yet".into(),
+                field: None,
+            });
+        }
+        match &self.ca {
+            Some(current) if current.digest == ca.digest => {}
+            Some(current) => {
+                return Err(CommandError {
+                    code: ErrorCode::Conflict,
+                    message: format!("the cluster already has a CA (sha256 {})", current.digest),
+                    field: None,
+                })
+            }
+            None => self.ca = Some(ca.clone()),
+        }
         Ok(Response::Ok)
     }
 
@@ -461,5 +516,153 @@ mod tests {
             public_key: vec![1; 5],
         };
         assert!(matches!(apply(&mut st, short), Response::Error(_)));
+    }
+
+    fn ca(digest: &str) -> ClusterCa {
+        ClusterCa {
+            cert_pem: hoist_proto::format::samples::CA_CERT_PEM.into(),
+            sealed_key: DataKey::generate().seal(b"cluster-ca", b"-----BEGIN PRIVATE KEY-----"),
+            digest: digest.into(),
+            created_ms: 1_000,
+        }
+    }
+
+    fn with_data_key() -> State {
+        State {
+            data_key_id: "3f2a9c01".into(),
+            ..format2()
+        }
+    }
+
+    #[test]
+    fn the_cluster_ca_is_set_once() {
+        let mut st = with_data_key();
+        let first = ca(&"3c".repeat(32));
+        let set = |c: &ClusterCa| Command::SetClusterCa(Box::new(c.clone()));
+        assert_eq!(apply(&mut st, set(&first)), Response::Ok);
+        assert_eq!(st.ca.as_ref(), Some(&first));
+        // The same CA again (another leader's proposal, say): nothing changes.
+        let again = ClusterCa {
+            created_ms: 2_000,
+            ..ca(&"3c".repeat(32))
+        };
+        assert_eq!(apply(&mut st, set(&again)), Response::Ok);
+        assert_eq!(st.ca.as_ref(), Some(&first));
+        // Another one: refused, naming the cluster's.
+        let Response::Error(e) = apply(&mut st, set(&ca(&"4d".repeat(32)))) else {
+            panic!()
+        };
+        assert_eq!(e.code, ErrorCode::Conflict);
+        assert_eq!(
+            e.message,
+            format!("the cluster already has a CA (sha256 {})", "3c".repeat(32))
+        );
+        assert_eq!(st.ca.as_ref(), Some(&first));
+    }
+
+    #[test]
+    fn a_cluster_ca_needs_its_key_sealed_a_digest_and_the_data_key() {
+        let digest = "3c".repeat(32);
+        let refused = |mut st: State, c: ClusterCa, field: Option<&str>| {
+            let Response::Error(e) = apply(&mut st, Command::SetClusterCa(Box::new(c))) else {
+                panic!("taken")
+            };
+            assert_eq!(e.field.as_deref(), field, "{}", e.message);
+            assert!(st.ca.is_none());
+        };
+        let clear = ClusterCa {
+            sealed_key: b"-----BEGIN PRIVATE KEY-----\nMC4CAQAw".to_vec(),
+            ..ca(&digest)
+        };
+        refused(with_data_key(), clear, Some("sealed_key"));
+        refused(with_data_key(), ca(&"3C".repeat(32)), Some("digest"));
+        refused(with_data_key(), ca("3c3c"), Some("digest"));
+        let not_pem = ClusterCa {
+            cert_pem: "MIIB".into(),
+            ..ca(&digest)
+        };
+        refused(with_data_key(), not_pem, Some("cert_pem"));
+        refused(format2(), ca(&digest), None);
+        // Format 2 only.
+        let mut old = State {
+            cluster_format: 1,
+            data_key_id: "3f2a9c01".into(),
+            ..State::default()
+        };
+        let r = apply(&mut old, Command::SetClusterCa(Box::new(ca(&digest))));
+        assert!(matches!(r, Response::Error(ref e) if e.code == ErrorCode::Conflict));
+        assert!(old.ca.is_none());
+    }
+
+    #[test]
+    fn a_restore_keeps_the_running_clusters_ca() {
+        let mut st = with_data_key();
+        let first = ca(&"3c".repeat(32));
+        apply(&mut st, Command::SetClusterCa(Box::new(first.clone())));
+        let image = crate::state::encode_snapshot(&format2(), 2).unwrap();
+        assert!(matches!(
+            apply(&mut st, Command::Restore(image)),
+            Response::Restored(0)
+        ));
+        assert_eq!(st.ca.as_ref(), Some(&first));
+        // An image with another CA (another cluster's, sealed under a data key this cluster
+        // does not have) does not replace it; the snapshot carries a CA both ways, and a
+        // cluster without one takes the image's.
+        let other = ClusterCa {
+            digest: "4d".repeat(32),
+            ..first.clone()
+        };
+        let with_ca = State {
+            ca: Some(other.clone()),
+            ..format2()
+        };
+        let image = crate::state::encode_snapshot(&with_ca, 2).unwrap();
+        assert_eq!(
+            crate::state::decode_snapshot(&image).unwrap().ca.as_ref(),
+            Some(&other)
+        );
+        apply(&mut st, Command::Restore(image.clone()));
+        assert_eq!(st.ca.as_ref(), Some(&first));
+        let mut fresh = with_data_key();
+        apply(&mut fresh, Command::Restore(image));
+        assert_eq!(fresh.ca.as_ref(), Some(&other));
+    }
+
+    #[test]
+    fn the_join_secret_rotates() {
+        let mut st = format2();
+        let rotate = |secret: &str| Command::RotateJoinSecret {
+            secret: secret.into(),
+        };
+        let new = "ffeeddccbbaa99887766554433221100";
+        let Response::Error(e) = apply(&mut st, rotate(new)) else {
+            panic!()
+        };
+        assert!(e.message.contains("no join token yet"), "{}", e.message);
+        apply(
+            &mut st,
+            Command::InitCluster {
+                cluster_id: "0123456789abcdef".into(),
+                secret: "00112233445566778899aabbccddeeff".into(),
+            },
+        );
+        for bad in [
+            "",
+            "ffeeddccbbaa9988776655443322110",
+            "ffeeddccbbaa998877665544332211000",
+            "FFEEDDCCBBAA99887766554433221100",
+            "ffeeddccbbaa99887766554433221g00",
+        ] {
+            let Response::Error(e) = apply(&mut st, rotate(bad)) else {
+                panic!("{bad:?} taken")
+            };
+            assert_eq!(e.field.as_deref(), Some("secret"), "{bad:?}");
+        }
+        let identity = st.identity.clone().unwrap();
+        assert_eq!(identity.secret, "00112233445566778899aabbccddeeff");
+        assert_eq!(apply(&mut st, rotate(new)), Response::Ok);
+        let rotated = st.identity.clone().unwrap();
+        assert_eq!(rotated.secret, new);
+        assert_eq!(rotated.cluster_id, identity.cluster_id);
     }
 }

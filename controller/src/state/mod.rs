@@ -23,8 +23,8 @@ pub use services::same_run_spec;
 pub use snapshot::{decode_snapshot, encode_snapshot, snapshot_format, SnapshotError};
 
 use hoist_proto::cluster::{
-    AuditEntry, AutoscaleLog, ClusterNetwork, HookToken, Node, OperatorToken, Rollout, Service,
-    ServiceVersion, Stack, Task,
+    AuditEntry, AutoscaleLog, ClusterCa, ClusterNetwork, HookToken, Node, OperatorToken, Rollout,
+    Service, ServiceVersion, Stack, Task,
 };
 use hoist_proto::events::{Event, EventId};
 use hoist_proto::files::{MemberKey, StoredFile};
@@ -124,6 +124,9 @@ pub struct State {
     /// The unlock key sealed under the data key while autolock is on; empty when off
     /// (`crate::keyring::lock`).
     pub autolock: Vec<u8>,
+    /// The cluster's root CA, its key sealed under the data key; `None` until the first leader
+    /// with a data key makes it (format 2; `state/files.rs`).
+    pub ca: Option<ClusterCa>,
     /// Raft index of the entry being applied; set by the state machine before [`State::apply`].
     /// Not part of the state's encoding or hash: a refused command must change nothing.
     pub index: u64,
@@ -231,6 +234,8 @@ impl State {
                 }
                 Ok(Response::Ok)
             }
+            Command::SetClusterCa(ca) => self.set_cluster_ca(ca),
+            Command::RotateJoinSecret { secret } => self.rotate_join_secret(secret),
             Command::Audited { actor, command } => {
                 if matches!(**command, Command::Audited { .. }) {
                     return Response::Error(CommandError {
@@ -431,6 +436,23 @@ impl State {
         hex::encode(Sha256::digest(bytes))
     }
 
+    /// Gives the worker join token a new secret: tokens with the old one no longer register
+    /// nodes (nodes already registered keep their own credentials).
+    fn rotate_join_secret(&mut self, secret: &str) -> Result<Response, CommandError> {
+        if !hoist_proto::node::is_join_secret(secret) {
+            return Err(invalid("secret", "must be 32 lowercase hex digits"));
+        }
+        let Some(identity) = self.identity.as_mut() else {
+            return Err(CommandError {
+                code: ErrorCode::Conflict,
+                message: "the cluster has no join token yet: run `hoist cluster token`".into(),
+                field: None,
+            });
+        };
+        identity.secret = secret.to_string();
+        Ok(Response::Ok)
+    }
+
     /// Replaces the state with a snapshot; the cluster format stays at least what it was (a
     /// restored 0.1.0 snapshot does not take an upgraded cluster back to format 0).
     fn restore(&mut self, bytes: &[u8]) -> Result<Response, CommandError> {
@@ -462,6 +484,12 @@ impl State {
         }
         if state.identity.is_none() {
             state.identity = self.identity.take();
+        }
+        // The CA follows the data key it is sealed under: the running cluster's, when it has
+        // one (the nodes' certificates chain to it, and another cluster's CA key would not open
+        // here); the image's only when this cluster has none yet.
+        if self.ca.is_some() {
+            state.ca = self.ca.take();
         }
         // The members' keys belong to these members, not to the image's: the data key stays
         // the running cluster's. Secrets sealed under another cluster's key then say so when an

@@ -178,6 +178,9 @@ pub fn describe(command: &Command) -> String {
             "turn autolock off".into()
         }
         Command::SetAutolock { .. } => "turn autolock on (a new unlock key)".into(),
+        // Never the key, nor the secret.
+        Command::SetClusterCa(_) => "make the cluster CA".into(),
+        Command::RotateJoinSecret { .. } => "rotate the worker join token".into(),
         Command::Batch(commands) => commands.iter().map(describe).collect::<Vec<_>>().join("; "),
         Command::Audited { command, .. } => describe(command),
         // Not an operator's: the leader's and agents' own commands are not audited.
@@ -363,5 +366,12 @@ mod tests {
         )));
         assert!(!d.contains(&"ab".repeat(32)), "{d}");
         assert_eq!(describe(&Command::Noop), "Noop (internal)");
+        let d = describe(&Command::RotateJoinSecret {
+            secret: "ffeeddccbbaa99887766554433221100".into(),
+        });
+        assert_eq!(d, "rotate the worker join token");
+        let ca = hoist_proto::format::samples::cluster_ca();
+        let d = describe(&Command::SetClusterCa(Box::new(ca)));
+        assert_eq!(d, "make the cluster CA");
     }
 }

@@ -192,17 +192,19 @@ fn from_v0(s: v0::State) -> State {
         member_keys: BTreeMap::new(),
         data_key_id: String::new(),
         autolock: Vec::new(),
+        ca: None,
         index: 0,
     }
 }
 
-/// Whether the state holds secrets, configs or keys (format 2).
+/// Whether the state holds secrets, configs, keys or a CA (format 2).
 fn uses_files(s: &State) -> bool {
     !s.secrets.is_empty()
         || !s.configs.is_empty()
         || !s.member_keys.is_empty()
         || !s.data_key_id.is_empty()
         || !s.autolock.is_empty()
+        || s.ca.is_some()
 }
 
 fn to_v1(s: &State, format: u32) -> Result<v1::State, Unrepresentable> {
@@ -268,6 +270,7 @@ fn to_v1(s: &State, format: u32) -> Result<v1::State, Unrepresentable> {
         member_keys: s.member_keys.to_v1(),
         data_key_id: s.data_key_id.clone(),
         autolock: s.autolock.clone(),
+        ca: s.ca.to_v1(),
     })
 }
 
@@ -318,6 +321,7 @@ fn from_v1(s: v1::State) -> Result<State, String> {
         member_keys: FromV1::from_v1(s.member_keys).map_err(|e| format!("member_keys: {e}"))?,
         data_key_id: s.data_key_id,
         autolock: s.autolock,
+        ca: FromV1::from_v1(s.ca).map_err(|e| format!("ca: {e}"))?,
         index: 0,
     })
 }

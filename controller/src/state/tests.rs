@@ -232,6 +232,7 @@ pub(crate) fn test_node(id: &str, cpu_millis: u64, memory_bytes: u64) -> Node {
         overlay_generation: 0,
         overlay_problem: None,
         credential_sha256: String::new(),
+        cert_key_sha256: String::new(),
     }
 }
 

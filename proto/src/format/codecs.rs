@@ -110,3 +110,15 @@ codec_since!(
     2
 );
 codec_since!(crate::files::TaskFiles, "task-files", v1::TaskFiles, 2);
+codec_since!(
+    n::CertificateRequest,
+    "certificate-request",
+    v1::CertificateRequest,
+    2
+);
+codec_since!(
+    n::CertificateResponse,
+    "certificate-response",
+    v1::CertificateResponse,
+    2
+);

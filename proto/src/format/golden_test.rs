@@ -96,6 +96,32 @@ fn every_golden_file_of_every_format_read_decodes() {
                 &samples::register_response_credential(),
                 m,
             );
+            // The cluster PKI: a node's key hash, CSRs, certificates and their renewal.
+            check(format, "node-cert-key", &samples::node_cert_key(), m);
+            check(
+                format,
+                "register-request-csr",
+                &samples::register_request_csr(),
+                m,
+            );
+            check(
+                format,
+                "register-response-certificate",
+                &samples::register_response_certificate(),
+                m,
+            );
+            check(
+                format,
+                "certificate-request",
+                &samples::certificate_request(),
+                m,
+            );
+            check(
+                format,
+                "certificate-response",
+                &samples::certificate_response(),
+                m,
+            );
         }
     }
     assert_none_missing(&missing);

@@ -102,6 +102,16 @@ pub fn node(format: u32) -> Node {
         overlay_generation: if format >= 2 { 17 } else { 0 },
         overlay_problem: None,
         credential_sha256: String::new(),
+        cert_key_sha256: String::new(),
+    }
+}
+
+/// A node whose agent holds a certificate: the hash of its key (format 2).
+pub fn node_cert_key() -> Node {
+    Node {
+        credential_sha256: "cd".repeat(32),
+        cert_key_sha256: "5e".repeat(32),
+        ..node(2)
     }
 }
 
@@ -501,8 +511,50 @@ pub fn commands(format: u32) -> Vec<(&'static str, Command)> {
                 }),
             },
         ));
+        v.push((
+            "set-cluster-ca",
+            Command::SetClusterCa(Box::new(cluster_ca())),
+        ));
+        v.push((
+            "rotate-join-secret",
+            Command::RotateJoinSecret {
+                secret: "ffeeddccbbaa99887766554433221100".into(),
+            },
+        ));
+        v.push((
+            "register-node-cert-key",
+            Command::RegisterNode(node_cert_key()),
+        ));
     }
     v
+}
+
+/// A root certificate, PEM (a sample's text: not a certificate that parses).
+pub const CA_CERT_PEM: &str = "-----BEGIN CERTIFICATE-----\n\
+    MIIBfTCCASOgAwIBAgIUSG9pc3QgY2x1c3RlciBDQSBzYW1wbGUwCgYIKoZIzj0E\n\
+    AwIwFDESMBAGA1UEAwwJaG9pc3QtY2EwHhcNMjYwMTAxMDAwMDAwWhcNMzYwMTAx\n\
+    -----END CERTIFICATE-----\n";
+
+/// A node's certificate, PEM (a sample's text: not a certificate that parses).
+pub const NODE_CERT_PEM: &str = "-----BEGIN CERTIFICATE-----\n\
+    MIIBgjCCASigAwIBAgIUbjEgbm9kZSBjZXJ0aWZpY2F0ZSBzYW1wbGUwCgYIKoZI\n\
+    zj0EAwIwFDESMBAGA1UEAwwJaG9pc3QtY2EwHhcNMjYwMTAxMDAwMDAwWhcNMjYw\n\
+    -----END CERTIFICATE-----\n";
+
+/// A certificate signing request, PEM (a sample's text: not a CSR that parses).
+pub const CSR_PEM: &str = "-----BEGIN CERTIFICATE REQUEST-----\n\
+    MIHHMG8CAQAwDTELMAkGA1UEAwwCbjEwWTATBgcqhkjOPQIBBggqhkjOPQMBBwNC\n\
+    AARob2lzdCBub2RlIGtleSBzYW1wbGUgZm9yIHRoZSBnb2xkZW4gZmlsZXMgb2Yg\n\
+    -----END CERTIFICATE REQUEST-----\n";
+
+/// The cluster's root CA as the state keeps it: its key sealed (format 2).
+pub fn cluster_ca() -> ClusterCa {
+    ClusterCa {
+        cert_pem: CA_CERT_PEM.into(),
+        sealed_key: b"HSEAL1\0sealed-ca-key".to_vec(),
+        digest: "3c".repeat(32),
+        created_ms: 1_700_000_000_000,
+    }
 }
 
 /// A spec that references a secret and a config (format 2).
@@ -929,6 +981,7 @@ pub fn register_request(format: u32) -> RegisterRequest {
         agent_version: "0.1.0".into(),
         wg_public_key: (format >= 2).then(|| WG_KEY.into()),
         wg_endpoint: (format >= 2).then(|| "10.0.0.11:51820".into()),
+        csr: None,
     }
 }
 
@@ -940,6 +993,8 @@ pub fn register_response() -> RegisterResponse {
         grace_ms: 15000,
         cluster_id: "0123456789abcdef".into(),
         node_credential: None,
+        certificate: None,
+        ca_certificate: None,
     }
 }
 
@@ -948,6 +1003,43 @@ pub fn register_response_credential() -> RegisterResponse {
     RegisterResponse {
         node_credential: Some(crate::node::node_credential("n1", &"ab".repeat(32))),
         ..register_response()
+    }
+}
+
+/// A registration with a CSR for the node's key (format 2).
+pub fn register_request_csr() -> RegisterRequest {
+    RegisterRequest {
+        token: format!(
+            "HOIST2-0123456789abcdef-{}-00112233445566778899aabbccddeeff",
+            "3c".repeat(32)
+        ),
+        csr: Some(CSR_PEM.into()),
+        ..register_request(2)
+    }
+}
+
+/// A registration's answer with the node's certificate and the cluster's root (format 2).
+pub fn register_response_certificate() -> RegisterResponse {
+    RegisterResponse {
+        certificate: Some(NODE_CERT_PEM.into()),
+        ca_certificate: Some(CA_CERT_PEM.into()),
+        ..register_response_credential()
+    }
+}
+
+/// `POST /v1/agent/certificate`: a renewal (format 2).
+pub fn certificate_request() -> CertificateRequest {
+    CertificateRequest {
+        node_id: "n1".into(),
+        csr: CSR_PEM.into(),
+    }
+}
+
+/// Its answer (format 2).
+pub fn certificate_response() -> CertificateResponse {
+    CertificateResponse {
+        certificate: NODE_CERT_PEM.into(),
+        ca_certificate: CA_CERT_PEM.into(),
     }
 }
 

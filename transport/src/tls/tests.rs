@@ -58,7 +58,14 @@ async fn start(member: Identity, roots: Vec<CertificateDer<'static>>) -> SocketA
     let (_tx, rx) = tokio::sync::watch::channel(Some(config));
     tokio::spawn(async move {
         let _keep = _tx;
-        serve_tls(listener, router, Limits::default(), rx, std::future::pending()).await
+        serve_tls(
+            listener,
+            router,
+            Limits::default(),
+            rx,
+            std::future::pending(),
+        )
+        .await
     });
     addr
 }

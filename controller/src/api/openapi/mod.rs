@@ -84,6 +84,19 @@ fn files(doc: &mut Value) {
         {"name": "node", "in": "query", "required": true, "schema": {"type": "string"}},
         {"name": "task", "in": "query", "required": true, "schema": {"type": "string"}}],
         "responses": answers_with(200, json!({"description": "TaskFiles in the agent's format", "content": {"application/x-protobuf": {"schema": {"type": "string", "format": "binary"}}}}), AGENT)}});
+    doc["paths"]["/v1/cluster/ca"] = json!({"get": {"summary": "the cluster's root certificate (PEM) and the digest join tokens carry",
+        "responses": ok(schema_ref("ClusterCa"), &[404])}});
+    doc["components"]["schemas"]["ClusterCa"] = json!({"type": "object", "required": ["certificate", "digest", "created_ms"], "properties": {"certificate": {"type": "string"}, "digest": {"type": "string", "pattern": "^[0-9a-f]{64}$"}, "created_ms": {"type": "integer"}}});
+    doc["paths"]["/v1/cluster/members/{id}/certificate"] = json!({"post": {"summary": "sign a joining member's certificate from its signing request (its key stays on the member)",
+        "parameters": [{"name": "id", "in": "path", "required": true, "schema": {"type": "integer", "minimum": 1}}],
+        "requestBody": body("MemberCertificateRequest"), "responses": ok(schema_ref("MemberCertificate"), &[400, 413, 415, 422, 503, 504])}});
+    doc["components"]["schemas"]["MemberCertificateRequest"] = json!({"type": "object", "additionalProperties": false, "required": ["address", "csr"], "properties": {"address": {"type": "string"}, "csr": {"type": "string"}}});
+    doc["components"]["schemas"]["MemberCertificate"] = json!({"type": "object", "required": ["certificate", "ca_certificate"], "properties": {"certificate": {"type": "string"}, "ca_certificate": {"type": "string"}}});
+    doc["paths"]["/v1/cluster/token/rotate"] = json!({"post": {"summary": "a new secret for the worker join token (the old one registers no node from now on)",
+        "responses": ok(schema_ref("JoinToken"), &[503, 504])}});
+    doc["paths"]["/v1/agent/certificate"] = json!({"post": {"summary": "agent: renew the node's certificate for the same key (CertificateRequest → CertificateResponse; format 2)",
+        "requestBody": {"required": true, "content": {"application/x-protobuf": {"schema": {"type": "string", "format": "binary"}}}},
+        "responses": answers_with(200, json!({"description": "CertificateResponse in the agent's format", "content": {"application/x-protobuf": {"schema": {"type": "string", "format": "binary"}}}}), AGENT)}});
     doc["paths"]["/v1/cluster/autolock"] = json!({"post": {"summary": "turn autolock on (answers a new unlock key, once: every member needs it after a restart) or off",
         "requestBody": body("AutolockRequest"), "responses": ok(schema_ref("AutolockAnswer"), WRITE_BODY)}});
     doc["paths"]["/v1/cluster/lock"] = json!({"get": {"summary": "whether this member is locked (autolock, after a restart), and whether the cluster has autolock on",
@@ -190,7 +203,7 @@ fn orchestration(doc: &mut Value) {
     let paths = [
         (
             "/v1/cluster/token",
-            json!({"get": {"summary": "the join token (made once through Raft): HOIST1-<cluster id>-<secret>", "responses": ok(schema_ref("JoinToken"), &[503, 504])}}),
+            json!({"get": {"summary": "the worker join token (made once through Raft): HOIST2-<cluster id>-<root CA digest>-<secret> (HOIST1-<cluster id>-<secret> below format 2)", "responses": ok(schema_ref("JoinToken"), &[503, 504])}}),
         ),
         (
             "/v1/nodes",

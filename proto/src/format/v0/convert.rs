@@ -45,7 +45,7 @@ mirror_v0!(c::Node => Node {
     registered_ms, updated_ms,
 } added {
     agent_format: 1, subnet: 2, wg_public_key: 2, wg_endpoint: 2, overlay_generation: 2,
-    overlay_problem: 2, credential_sha256: 2,
+    overlay_problem: 2, credential_sha256: 2, cert_key_sha256: 2,
 });
 mirror_v0_enum!(c::TaskState => TaskState { Pending, Running, Shutdown, Failed, Complete });
 mirror_v0!(c::Task => Task {
@@ -84,10 +84,10 @@ impl FromV0<VersionOrigin> for c::VersionOrigin {
 
 mirror_v0!(n::RegisterRequest => RegisterRequest {
     token, node_id, hostname, address, labels, capacity, agent_version,
-} added { wg_public_key: 2, wg_endpoint: 2 });
+} added { wg_public_key: 2, wg_endpoint: 2, csr: 2 });
 mirror_v0!(n::RegisterResponse => RegisterResponse {
     node_id, term, heartbeat_interval_ms, grace_ms, cluster_id,
-} added { node_credential: 2 });
+} added { node_credential: 2, certificate: 2, ca_certificate: 2 });
 mirror_v0!(n::Heartbeat => Heartbeat { node_id, term_seen } added { endpoints_applied: 2 });
 mirror_v0!(n::HeartbeatAck => HeartbeatAck { term, known });
 mirror_v0!(n::Assignment => Assignment {
@@ -180,6 +180,9 @@ impl ToV0<Command> for r::Command {
             | D::SetAutolock { .. }
             | D::RemoveMemberKeys { .. } => {
                 return Err(Unrepresentable::new("secret and config commands", 2, 0))
+            }
+            D::SetClusterCa(_) | D::RotateJoinSecret { .. } => {
+                return Err(Unrepresentable::new("cluster CA commands", 2, 0))
             }
         })
     }

@@ -53,6 +53,9 @@ pub struct Node {
     /// Format 2.
     #[prost(string, tag = "18")]
     pub credential_sha256: String,
+    /// Format 2.
+    #[prost(string, tag = "19")]
+    pub cert_key_sha256: String,
 }
 
 /// Format 2.
@@ -155,6 +158,9 @@ pub struct RegisterRequest {
     pub wg_public_key: Option<String>,
     #[prost(string, optional, tag = "9")]
     pub wg_endpoint: Option<String>,
+    /// Format 2.
+    #[prost(string, optional, tag = "10")]
+    pub csr: Option<String>,
 }
 
 #[derive(Clone, PartialEq, prost::Message)]
@@ -172,6 +178,30 @@ pub struct RegisterResponse {
     /// Format 2.
     #[prost(string, optional, tag = "6")]
     pub node_credential: Option<String>,
+    /// Format 2.
+    #[prost(string, optional, tag = "7")]
+    pub certificate: Option<String>,
+    /// Format 2.
+    #[prost(string, optional, tag = "8")]
+    pub ca_certificate: Option<String>,
+}
+
+/// `POST /v1/agent/certificate` (format 2).
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct CertificateRequest {
+    #[prost(string, tag = "1")]
+    pub node_id: String,
+    #[prost(string, tag = "2")]
+    pub csr: String,
+}
+
+/// The answer to `POST /v1/agent/certificate` (format 2).
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct CertificateResponse {
+    #[prost(string, tag = "1")]
+    pub certificate: String,
+    #[prost(string, tag = "2")]
+    pub ca_certificate: String,
 }
 
 #[derive(Clone, PartialEq, prost::Message)]
@@ -655,4 +685,24 @@ pub struct Autolock {
 pub struct MemberIds {
     #[prost(uint64, repeated, tag = "1")]
     pub members: Vec<u64>,
+}
+
+/// The cluster's root CA, its key sealed under the data key (format 2).
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct ClusterCa {
+    #[prost(string, tag = "1")]
+    pub cert_pem: String,
+    #[prost(bytes = "vec", tag = "2")]
+    pub sealed_key: Vec<u8>,
+    #[prost(string, tag = "3")]
+    pub digest: String,
+    #[prost(uint64, tag = "4")]
+    pub created_ms: u64,
+}
+
+/// `RotateJoinSecret` (format 2).
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct JoinSecret {
+    #[prost(string, tag = "1")]
+    pub secret: String,
 }

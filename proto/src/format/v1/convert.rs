@@ -89,9 +89,10 @@ mirror_v1!(c::NodeResources => NodeResources { cpu_millis, memory_bytes });
 mirror_v1!(c::Node => Node {
     id, hostname, address, labels, agent_labels, capacity, status, availability, agent_version,
     registered_ms, updated_ms, agent_format, subnet, wg_public_key, wg_endpoint,
-    overlay_generation, overlay_problem, credential_sha256,
+    overlay_generation, overlay_problem, credential_sha256, cert_key_sha256,
 });
 mirror_v1!(c::ClusterNetwork => ClusterNetwork { cidr, subnet_prefix, vip_cidr });
+mirror_v1!(c::ClusterCa => ClusterCa { cert_pem, sealed_key, digest, created_ms });
 mirror_v1_enum!(c::TaskState { Pending = 0, Running = 1, Shutdown = 2, Failed = 3, Complete = 4 });
 mirror_v1!(c::Task => Task {
     id, service, service_version, slot, node, desired, state, health, address, container_id,
@@ -135,10 +136,14 @@ impl FromV1<Option<VersionOrigin>> for c::VersionOrigin {
 
 mirror_v1!(n::RegisterRequest => RegisterRequest {
     token, node_id, hostname, address, labels, capacity, agent_version, wg_public_key, wg_endpoint,
+    csr,
 });
 mirror_v1!(n::RegisterResponse => RegisterResponse {
-    node_id, term, heartbeat_interval_ms, grace_ms, cluster_id, node_credential,
+    node_id, term, heartbeat_interval_ms, grace_ms, cluster_id, node_credential, certificate,
+    ca_certificate,
 });
+mirror_v1!(n::CertificateRequest => CertificateRequest { node_id, csr });
+mirror_v1!(n::CertificateResponse => CertificateResponse { certificate, ca_certificate });
 mirror_v1!(n::Heartbeat => Heartbeat { node_id, term_seen, endpoints_applied });
 mirror_v1!(n::HeartbeatAck => HeartbeatAck { term, known });
 mirror_v1!(n::Assignment => Assignment {
@@ -318,6 +323,10 @@ impl ToV1<Command> for r::Command {
             D::RemoveMemberKeys { members } => K::RemoveMemberKeys(MemberIds {
                 members: members.clone(),
             }),
+            D::SetClusterCa(ca) => K::SetClusterCa((**ca).to_v1()),
+            D::RotateJoinSecret { secret } => K::RotateJoinSecret(JoinSecret {
+                secret: secret.clone(),
+            }),
         };
         Command { kind: Some(kind) }
     }
@@ -425,6 +434,8 @@ impl FromV1<Command> for r::Command {
                 sealed_unlock_key: a.sealed_unlock_key,
             },
             K::RemoveMemberKeys(m) => D::RemoveMemberKeys { members: m.members },
+            K::SetClusterCa(ca) => D::SetClusterCa(Box::new(FromV1::from_v1(ca)?)),
+            K::RotateJoinSecret(j) => D::RotateJoinSecret { secret: j.secret },
         })
     }
 }

@@ -88,4 +88,7 @@ pub struct State {
     /// The unlock key sealed under the data key while autolock is on (empty: off). Format 2.
     #[prost(bytes = "vec", tag = "22")]
     pub autolock: Vec<u8>,
+    /// The cluster's root CA, its key sealed under the data key. Format 2.
+    #[prost(message, optional, tag = "23")]
+    pub ca: Option<super::cluster::ClusterCa>,
 }

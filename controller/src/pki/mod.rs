@@ -1,0 +1,327 @@
+//! The cluster's certificate authority on the controllers: the root made once by a leader, its
+//! key sealed under the data key in the replicated state, node certificates signed from the
+//! agents' requests, and each member's own certificate for its listener.
+//!
+//! Why the CA key lives in the replicated state, sealed: any member may become leader and must
+//! then sign registrations, so every member needs the key; the data key (`crate::keyring`)
+//! already reaches every member and only members, and keeps the log, snapshots and backups free
+//! of the key in clear. A member that cannot open it (locked by autolock) signs nothing and
+//! serves plain HTTP only until it is unlocked.
+//!
+//! Why members sign their own listener certificate: it needs nothing from the leader (no round
+//! trip, no Raft write) and its private key never leaves the member's memory; a restart makes a
+//! new one.
+
+pub mod sync;
+
+use crate::keyring::Keyring;
+use crate::state::State;
+use hoist_transport::client::PeerClients;
+use hoist_transport::pki::{self, Ca, Subject};
+use hoist_transport::tls::{self, CertRole};
+use std::net::IpAddr;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, SystemTime};
+use tokio::sync::watch;
+
+/// The associated data the CA's private key is sealed with.
+pub const CA_KEY_AAD: &[u8] = b"hoist cluster CA key";
+
+/// Why a certificate could not be signed here.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum SignError {
+    #[error("the cluster has no certificate authority yet (it is made once the cluster runs at format 2 and has its data key): retry shortly")]
+    NoCa,
+    #[error("this member cannot open the cluster CA's key: it is locked (`hoist cluster unlock`) or has no copy of the data key yet")]
+    Locked,
+    #[error("the cluster CA's key does not open: {0}")]
+    Corrupt(String),
+    #[error("{0}")]
+    Request(String),
+}
+
+/// The CA of `state`, with its private key opened with this member's copy of the data key.
+pub fn open_ca(state: &State, keyring: &Keyring) -> Result<Ca, SignError> {
+    let ca = state.ca.as_ref().ok_or(SignError::NoCa)?;
+    let key = keyring.data_key(state).ok_or(SignError::Locked)?;
+    let key_pem = key
+        .open(CA_KEY_AAD, &ca.sealed_key)
+        .map_err(|e| SignError::Corrupt(e.to_string()))?;
+    Ok(Ca {
+        cert_pem: ca.cert_pem.clone(),
+        key_pem: String::from_utf8(key_pem)
+            .map_err(|_| SignError::Corrupt("not a PEM text".into()))?,
+        digest: ca.digest.clone(),
+    })
+}
+
+/// This member's TLS: its private key, its certificate, the listener's current configuration,
+/// the client its peers are called with, and the lifetime of the certificates it signs.
+#[derive(Debug)]
+pub struct Pki {
+    member: u64,
+    key_pem: String,
+    /// Where the key and certificate are kept (`DATA_DIR/tls`); none in tests.
+    dir: Option<PathBuf>,
+    /// How this member calls the others: given the mutual-TLS client at every new certificate.
+    peers: Arc<PeerClients>,
+    /// The addresses this member's certificate names besides [`tls::MEMBER_NAME`].
+    addresses: Vec<IpAddr>,
+    /// How long node certificates live (`--cert-lifetime`).
+    pub cert_lifetime: Duration,
+    tls: watch::Sender<Option<Arc<rustls::ServerConfig>>>,
+    current: Mutex<Option<MemberCert>>,
+    /// `--unsafe-plain-peers`: peers are called, and taken, over plain HTTP.
+    plain_peers: bool,
+}
+
+/// The certificate this member serves with.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MemberCert {
+    /// The digest of the root it was signed under.
+    pub ca_digest: String,
+    /// When to sign a new one.
+    pub renew_at: SystemTime,
+    pub not_after: SystemTime,
+}
+
+impl Pki {
+    /// `member` reached at `advertise` (`HOST:PORT`), with a key in memory only; `peers` gets
+    /// the mutual-TLS client at every new certificate.
+    pub fn new(
+        member: u64,
+        advertise: &str,
+        cert_lifetime: Duration,
+        peers: Arc<PeerClients>,
+    ) -> Result<Pki, String> {
+        let host = advertise
+            .rsplit_once(':')
+            .map_or(advertise, |(h, _)| h)
+            .trim_matches(['[', ']']);
+        let addresses = host.parse::<IpAddr>().into_iter().collect();
+        Ok(Pki {
+            member,
+            key_pem: pki::new_key()?,
+            dir: None,
+            peers,
+            addresses,
+            cert_lifetime,
+            tls: watch::channel(None).0,
+            current: Mutex::new(None),
+            plain_peers: false,
+        })
+    }
+
+    /// With `plain`, peers are called over plain HTTP and plain Raft RPCs are taken although
+    /// this member has a certificate: only to measure what mutual TLS costs.
+    pub fn with_plain_peers(self, plain: bool) -> Pki {
+        if plain {
+            tracing::warn!("--unsafe-plain-peers: Raft between members is not authenticated");
+            self.peers.clear_tls();
+        }
+        Pki {
+            plain_peers: plain,
+            ..self
+        }
+    }
+
+    /// Whether peers must present a member's certificate (this member has one, and plain peers
+    /// were not asked for).
+    pub fn requires_peer_certificates(&self) -> bool {
+        !self.plain_peers && self.current().is_some()
+    }
+
+    /// As [`Pki::new`], keeping the key (made once, 0600) and the certificate in `dir`: a
+    /// restarted member serves TLS with its certificate at once, before it can sign (a locked
+    /// member cannot until it is unlocked).
+    pub fn open(
+        member: u64,
+        advertise: &str,
+        cert_lifetime: Duration,
+        peers: Arc<PeerClients>,
+        dir: &Path,
+    ) -> Result<Pki, String> {
+        let key_path = dir.join(KEY_FILE);
+        let key_pem = match std::fs::read_to_string(&key_path) {
+            Ok(k) => k,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                let k = pki::new_key()?;
+                std::fs::create_dir_all(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+                hoist_common::private_file::write(&key_path, k.as_bytes())
+                    .map_err(|e| format!("{}: {e}", key_path.display()))?;
+                k
+            }
+            Err(e) => return Err(format!("{}: {e}", key_path.display())),
+        };
+        let me = Pki {
+            key_pem,
+            dir: Some(dir.to_path_buf()),
+            ..Pki::new(member, advertise, cert_lifetime, peers)?
+        };
+        if let Ok(chain) = std::fs::read_to_string(dir.join(CERT_FILE)) {
+            match me.install(&chain, false) {
+                Ok(c) => tracing::info!(
+                    root = %c.ca_digest,
+                    valid_until = %humantime::format_rfc3339_seconds(c.not_after),
+                    "serving TLS with this member's certificate"
+                ),
+                Err(e) => {
+                    tracing::warn!(error = %e, "this member's certificate is not usable; a new one is signed once the CA opens")
+                }
+            }
+        }
+        Ok(me)
+    }
+
+    /// The listener's TLS configurations as they change (`hoist_transport::serve_tls`).
+    pub fn tls_source(&self) -> hoist_transport::TlsSource {
+        self.tls.subscribe()
+    }
+
+    /// The certificate served now, if any.
+    pub fn current(&self) -> Option<MemberCert> {
+        self.current.lock().ok()?.clone()
+    }
+
+    /// A signing request for this member's key (a joining member sends it to the cluster).
+    pub fn request(&self) -> Result<String, String> {
+        pki::request(&self.key_pem, CertRole::Member, &self.member.to_string())
+    }
+
+    /// Signs a new certificate for this member's listener under `ca` and serves with it.
+    pub fn renew_own(&self, ca: &Ca, now: SystemTime) -> Result<MemberCert, String> {
+        let csr = self.request()?;
+        let cert = sign_member(
+            ca,
+            &csr,
+            self.member,
+            &self.addresses,
+            now,
+            self.cert_lifetime,
+        )?;
+        self.install(&format!("{cert}{}", ca.cert_pem), true)
+    }
+
+    /// Serves with `chain` (this member's certificate, then the root) from now on, and calls
+    /// peers with it; kept in the data dir when `keep`.
+    pub fn install(&self, chain: &str, keep: bool) -> Result<MemberCert, String> {
+        let identity = tls::Identity::from_pem(chain, &self.key_pem)?;
+        if identity.chain.len() < 2 {
+            return Err("the certificate file holds no root after the certificate".into());
+        }
+        let leaf = tls::identity_of(&identity.chain[0]).ok_or("the certificate names no one")?;
+        if leaf.role != CertRole::Member || leaf.id != self.member.to_string() {
+            return Err(format!(
+                "the certificate is for {} {}, not member {}",
+                leaf.role.as_str(),
+                leaf.id,
+                self.member
+            ));
+        }
+        let at = |secs: i64| SystemTime::UNIX_EPOCH + Duration::from_secs(secs.max(0) as u64);
+        let not_after = at(leaf.not_after);
+        if not_after <= SystemTime::now() {
+            return Err(format!(
+                "the certificate expired at {}",
+                humantime::format_rfc3339_seconds(not_after)
+            ));
+        }
+        let root = identity.chain[identity.chain.len() - 1].clone();
+        let roots = vec![root.clone()];
+        let config = tls::server_config(identity.clone(), &roots)?;
+        let client_config = tls::client_config(tls::Trust::Roots(roots), Some(identity))?;
+        let client = hoist_transport::client::builder_tls(client_config)
+            .connect_timeout(Duration::from_millis(500))
+            .tcp_nodelay(true)
+            .build()
+            .map_err(|e| format!("peer client: {e}"))?;
+        let made = MemberCert {
+            ca_digest: tls::ca_digest(&root),
+            renew_at: pki::renew_at(at(leaf.not_before), not_after, pki::renewal_fraction()),
+            not_after,
+        };
+        if keep {
+            if let Some(dir) = &self.dir {
+                let path = dir.join(CERT_FILE);
+                hoist_common::private_file::write(&path, chain.as_bytes())
+                    .map_err(|e| format!("{}: {e}", path.display()))?;
+            }
+        }
+        self.tls.send_replace(Some(config));
+        if !self.plain_peers {
+            self.peers.set_tls(client);
+        }
+        if let Ok(mut slot) = self.current.lock() {
+            *slot = Some(made.clone());
+        }
+        Ok(made)
+    }
+
+    /// A certificate for member `member` (a joining one) from its request, signed under `ca`.
+    pub fn sign_member(
+        &self,
+        ca: &Ca,
+        member: u64,
+        address: &str,
+        csr: &str,
+    ) -> Result<String, SignError> {
+        let addresses: Vec<IpAddr> = address
+            .parse::<std::net::SocketAddr>()
+            .map(|a| vec![a.ip()])
+            .unwrap_or_default();
+        sign_member(
+            ca,
+            csr,
+            member,
+            &addresses,
+            SystemTime::now(),
+            self.cert_lifetime,
+        )
+        .map_err(SignError::Request)
+    }
+
+    /// A certificate for node `node` from the agent's request, signed under `ca`.
+    pub fn sign_node(&self, ca: &Ca, node: &str, csr: &str) -> Result<String, SignError> {
+        let subject = Subject {
+            role: CertRole::Node,
+            id: node.to_string(),
+            addresses: Vec::new(),
+        };
+        pki::sign(ca, csr, &subject, SystemTime::now(), self.cert_lifetime)
+            .map_err(SignError::Request)
+    }
+}
+
+/// The key's file in `DATA_DIR/tls`.
+const KEY_FILE: &str = "member.key";
+/// The certificate's file (the member's certificate, then the root).
+const CERT_FILE: &str = "member.crt";
+
+fn sign_member(
+    ca: &Ca,
+    csr: &str,
+    member: u64,
+    addresses: &[IpAddr],
+    now: SystemTime,
+    lifetime: Duration,
+) -> Result<String, String> {
+    let subject = Subject {
+        role: CertRole::Member,
+        id: member.to_string(),
+        addresses: addresses.to_vec(),
+    };
+    pki::sign(ca, csr, &subject, now, lifetime)
+}
+
+/// Whether this member must sign a new certificate for itself: none yet, one under another
+/// root, or one past its renewal point.
+pub fn needs_renewal(current: Option<&MemberCert>, ca_digest: &str, now: SystemTime) -> bool {
+    match current {
+        None => true,
+        Some(c) => c.ca_digest != ca_digest || now >= c.renew_at,
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,468 @@
+//! The cluster PKI as an agent and an attacker on the network see it: join tokens carry the
+//! root's digest, members serve TLS under that root on their usual port, a node's certificate
+//! (for a key that never left it) acts for that node only, renewals keep the key, and a removed
+//! node's certificate stops working at once.
+
+use anyhow::{ensure, Context, Result};
+use hoist_proto::format::{
+    Codec, FORMAT_HEADER, OLDEST_FORMAT_HEADER, PROTOBUF_MEDIA_TYPE, VERSION, VERSION_HEADER,
+};
+use hoist_proto::node::{
+    parse_join_token, CertificateRequest, CertificateResponse, Heartbeat, RegisterRequest,
+    RegisterResponse, StatusReport,
+};
+use hoist_tests::controller_lab::{serial, Lab};
+use hoist_transport::pki;
+use hoist_transport::tls::{self, CertRole, Identity, Trust};
+use std::time::Duration;
+
+/// A client of the lab's member 0 over TLS with `trust`, presenting `identity`.
+fn client(trust: Trust, identity: Option<Identity>) -> Result<reqwest::blocking::Client> {
+    hoist_common::init_tls();
+    let config = tls::client_config(trust, identity).map_err(anyhow::Error::msg)?;
+    Ok(reqwest::blocking::Client::builder()
+        .no_proxy()
+        .timeout(Duration::from_secs(5))
+        .tls_backend_preconfigured(config)
+        .build()?)
+}
+
+/// POSTs an agent message; answers the status and body.
+fn call<T: Codec>(
+    http: &reqwest::blocking::Client,
+    url: &str,
+    bearer: Option<&str>,
+    body: &T,
+) -> Result<(u16, Vec<u8>)> {
+    let mut r = http
+        .post(url)
+        .header("content-type", PROTOBUF_MEDIA_TYPE)
+        .header(VERSION_HEADER, VERSION)
+        .header(FORMAT_HEADER, hoist_proto::format::CURRENT)
+        .header(OLDEST_FORMAT_HEADER, hoist_proto::format::OLDEST)
+        .body(body.encode(hoist_proto::format::CURRENT)?);
+    if let Some(b) = bearer {
+        r = r.bearer_auth(b);
+    }
+    let r = r.send()?;
+    Ok((r.status().as_u16(), r.bytes()?.to_vec()))
+}
+
+fn register_request(token: &str, id: &str, csr: Option<String>) -> RegisterRequest {
+    RegisterRequest {
+        token: token.into(),
+        node_id: Some(id.into()),
+        hostname: id.into(),
+        address: "192.0.2.9".into(),
+        labels: Default::default(),
+        capacity: Default::default(),
+        agent_version: "test".into(),
+        wg_public_key: None,
+        wg_endpoint: None,
+        csr,
+    }
+}
+
+fn beat(node: &str) -> Heartbeat {
+    Heartbeat {
+        node_id: node.into(),
+        term_seen: 0,
+        endpoints_applied: 0,
+    }
+}
+
+fn report(node: &str) -> StatusReport {
+    StatusReport {
+        node_id: node.into(),
+        term_seen: 0,
+        tasks: vec![],
+    }
+}
+
+#[test]
+fn a_node_certificate_acts_for_its_own_node_only_and_stops_with_the_node() -> Result<()> {
+    let _g = serial();
+    let mut lab = Lab::new(1)?;
+    lab.start_cluster(1)?;
+    let token = lab.get(0, "/v1/cluster/token")?.1["token"]
+        .as_str()
+        .context("join token")?
+        .to_string();
+    let parts = parse_join_token(&token).map_err(anyhow::Error::msg)?;
+    let digest = parts
+        .ca_digest
+        .clone()
+        .context("a HOIST2 token with the CA digest")?;
+    let (code, ca) = lab.get(0, "/v1/cluster/ca")?;
+    ensure!(code == 200, "GET /v1/cluster/ca: {code} {ca}");
+    ensure!(
+        ca["digest"] == digest.as_str(),
+        "the token's digest is the root's: {ca}"
+    );
+    let root_pem = ca["certificate"]
+        .as_str()
+        .context("certificate")?
+        .to_string();
+    let root = tls::certs_from_pem(&root_pem).map_err(anyhow::Error::msg)?;
+    ensure!(tls::ca_digest(&root[0]) == digest);
+    let base = format!("https://{}", lab.addr(0));
+    // The member signs its own certificate once the CA exists: it serves TLS from then on.
+    let pinned = client(Trust::Pinned(digest.clone()), None)?;
+    hoist_tests::controller_lab::wait_for("member 0 serving TLS", Duration::from_secs(10), || {
+        pinned
+            .get(format!("{base}/v1/health"))
+            .send()
+            .ok()
+            .filter(|r| r.status().is_success())
+    })?;
+
+    // First contact: only the digest. A wrong one refuses the member before anything is sent.
+    let wrong = client(Trust::Pinned("0".repeat(64)), None)?;
+    let e = call(
+        &wrong,
+        &format!("{base}/v1/agent/register"),
+        Some(&token),
+        &register_request(&token, "x1", None),
+    )
+    .unwrap_err();
+    let e = format!("{e:#}");
+    ensure!(
+        e.contains("no root with the digest"),
+        "a member under another root is refused: {e}"
+    );
+    let register = |id: &str, key: &str| -> Result<RegisterResponse> {
+        let csr = pki::request(key, CertRole::Node, id).map_err(anyhow::Error::msg)?;
+        let (code, body) = call(
+            &pinned,
+            &format!("{base}/v1/agent/register"),
+            Some(&token),
+            &register_request(&token, id, Some(csr)),
+        )?;
+        ensure!(
+            code == 200,
+            "register {id}: {code} {}",
+            String::from_utf8_lossy(&body)
+        );
+        Ok(RegisterResponse::decode(
+            &body,
+            hoist_proto::format::CURRENT,
+        )?)
+    };
+    let x_key = pki::new_key().map_err(anyhow::Error::msg)?;
+    let y_key = pki::new_key().map_err(anyhow::Error::msg)?;
+    let x = register("x1", &x_key)?;
+    let y = register("y1", &y_key)?;
+    ensure!(
+        x.node_credential.is_none(),
+        "a certificate, not a bearer credential"
+    );
+    let x_cert = x.certificate.context("x1's certificate")?;
+    ensure!(x.ca_certificate.as_deref() == Some(root_pem.as_str()));
+    let x_der = tls::certs_from_pem(&x_cert).map_err(anyhow::Error::msg)?;
+    let named = tls::identity_of(&x_der[0]).context("the certificate names its node")?;
+    ensure!(
+        named.role == CertRole::Node && named.id == "x1",
+        "{named:?}"
+    );
+    let life = named.not_after - named.not_before;
+    ensure!(
+        (24 * 3600..=24 * 3600 + 300).contains(&life),
+        "24 h by default (plus 5 minutes back-dated): {life} s"
+    );
+    let as_node = |cert: &str, key: &str| -> Result<reqwest::blocking::Client> {
+        let id =
+            Identity::from_pem(&format!("{cert}{root_pem}"), key).map_err(anyhow::Error::msg)?;
+        client(Trust::Roots(root.clone()), Some(id))
+    };
+    let xc = as_node(&x_cert, &x_key)?;
+    let yc = as_node(&y.certificate.context("y1's certificate")?, &y_key)?;
+    let url = |p: &str| format!("{base}{p}");
+
+    let (code, _) = call(&xc, &url("/v1/agent/heartbeat"), None, &beat("x1"))?;
+    ensure!(code == 200, "x1 for itself: {code}");
+    let (code, body) = call(&xc, &url("/v1/agent/status"), None, &report("y1"))?;
+    ensure!(
+        code == 403,
+        "x1's certificate reported for y1: {code} {}",
+        String::from_utf8_lossy(&body)
+    );
+    let (code, _) = call(&yc, &url("/v1/agent/status"), None, &report("y1"))?;
+    ensure!(code == 200, "y1 for itself: {code}");
+    // The join token registers nodes; it does not act for a node that has a certificate,
+    // over TLS or not.
+    let (code, _) = call(
+        &pinned,
+        &url("/v1/agent/status"),
+        Some(&token),
+        &report("x1"),
+    )?;
+    ensure!(code == 403, "the join token acted for x1: {code}");
+
+    // Renewal: for the same key only.
+    let renew = |c: &reqwest::blocking::Client, node: &str, key: &str| -> Result<(u16, Vec<u8>)> {
+        let csr = pki::request(key, CertRole::Node, node).map_err(anyhow::Error::msg)?;
+        call(
+            c,
+            &url("/v1/agent/certificate"),
+            None,
+            &CertificateRequest {
+                node_id: node.into(),
+                csr,
+            },
+        )
+    };
+    let (code, body) = renew(&xc, "x1", &x_key)?;
+    ensure!(
+        code == 200,
+        "renewal: {code} {}",
+        String::from_utf8_lossy(&body)
+    );
+    let renewed = CertificateResponse::decode(&body, hoist_proto::format::CURRENT)?;
+    let der = tls::certs_from_pem(&renewed.certificate).map_err(anyhow::Error::msg)?;
+    let again = tls::identity_of(&der[0]).context("renewed names")?;
+    ensure!(again.id == "x1" && again.key_sha256 == named.key_sha256);
+    let (code, _) = renew(&xc, "x1", &pki::new_key().map_err(anyhow::Error::msg)?)?;
+    ensure!(code == 403, "a renewal for another key: {code}");
+    let (code, _) = renew(&xc, "y1", &y_key)?;
+    ensure!(code == 403, "x1 renewing y1's certificate: {code}");
+
+    // Removing the node revokes its certificate: refused at once.
+    let (code, v) = lab.send(0, "DELETE", "/v1/nodes/x1", Vec::new(), "application/json")?;
+    ensure!(code == 200, "node rm: {code} {v}");
+    let (code, body) = call(&xc, &url("/v1/agent/heartbeat"), None, &beat("x1"))?;
+    ensure!(
+        code == 401,
+        "a removed node's certificate: {code} {}",
+        String::from_utf8_lossy(&body)
+    );
+    // Registering again (with the join token) under a new key replaces the old key: the old
+    // certificate stays refused, the new one works.
+    let x2_key = pki::new_key().map_err(anyhow::Error::msg)?;
+    let x2 = register("x1", &x2_key)?;
+    let (code, _) = call(&xc, &url("/v1/agent/heartbeat"), None, &beat("x1"))?;
+    ensure!(code == 401, "the replaced certificate: {code}");
+    let x2c = as_node(&x2.certificate.context("new certificate")?, &x2_key)?;
+    let (code, _) = call(&x2c, &url("/v1/agent/heartbeat"), None, &beat("x1"))?;
+    ensure!(code == 200, "the new certificate: {code}");
+
+    // A rotated join token: the old one registers no one, the new one does.
+    let (code, v) = lab.post(0, "/v1/cluster/token/rotate", &serde_json::json!({}))?;
+    ensure!(code == 200, "rotate: {code} {v}");
+    let new_token = v["token"].as_str().context("new token")?.to_string();
+    ensure!(new_token != token && new_token.contains(&digest));
+    let csr = pki::request(&x2_key, CertRole::Node, "z1").map_err(anyhow::Error::msg)?;
+    let (code, _) = call(
+        &pinned,
+        &url("/v1/agent/register"),
+        Some(&token),
+        &register_request(&token, "z1", Some(csr)),
+    )?;
+    ensure!(code == 401, "the old token registered a node: {code}");
+    Ok(())
+}
+
+/// Members call each other over mutual TLS: every member of a 3-member cluster (two joined
+/// with `--join`) serves under the cluster's root and keeps its certificate in its data dir;
+/// Raft RPCs over plain HTTP, or with a node's certificate, are refused by every member, while
+/// writes commit.
+#[test]
+fn members_talk_raft_over_mutual_tls_only() -> Result<()> {
+    let _g = serial();
+    let mut lab = Lab::new(3)?;
+    lab.start_cluster(3)?;
+    lab.wait_voters(3, Duration::from_secs(30))?;
+    let digest = lab.wait_tls(0, Duration::from_secs(10))?;
+    for i in 0..3 {
+        ensure!(
+            lab.wait_tls(i, Duration::from_secs(20))? == digest,
+            "member {i}'s root"
+        );
+        let chain = std::fs::read_to_string(lab.data_dir(i).join("tls/member.crt"))
+            .with_context(|| format!("member {i}'s certificate file"))?;
+        let der = tls::certs_from_pem(&chain).map_err(anyhow::Error::msg)?;
+        let who = tls::identity_of(&der[0]).context("names a member")?;
+        ensure!(
+            who.role == CertRole::Member && who.id == lab.id(i).to_string(),
+            "member {i}: {who:?}"
+        );
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(lab.data_dir(i).join("tls/member.key"))?
+            .permissions()
+            .mode();
+        ensure!(mode & 0o077 == 0, "member {i}'s key is private: {mode:o}");
+    }
+    // Writes commit (through every member: forwarded ones too).
+    for i in 0..3 {
+        let (code, v) = lab.post(
+            i,
+            "/v1/services",
+            &serde_json::json!({"name": format!("tls-{i}"), "image": "busybox", "replicas": 0}),
+        )?;
+        ensure!(
+            (200..300).contains(&code),
+            "apply through member {i}: {code} {v}"
+        );
+    }
+    // An attacker on the network: plain Raft RPCs are refused everywhere, and so is a node's
+    // certificate of this very cluster.
+    let token = lab.get(0, "/v1/cluster/token")?.1["token"]
+        .as_str()
+        .context("join token")?
+        .to_string();
+    let key = pki::new_key().map_err(anyhow::Error::msg)?;
+    let csr = pki::request(&key, CertRole::Node, "evil").map_err(anyhow::Error::msg)?;
+    let root_pem = lab.get(0, "/v1/cluster/ca")?.1["certificate"]
+        .as_str()
+        .context("root")?
+        .to_string();
+    let pinned = client(Trust::Pinned(digest.clone()), None)?;
+    let leader = lab.leader().context("a leader")?;
+    let (code, body) = call(
+        &pinned,
+        &format!("https://{}/v1/agent/register", lab.addr(leader)),
+        Some(&token),
+        &register_request(&token, "evil", Some(csr)),
+    )?;
+    ensure!(
+        code == 200,
+        "register: {code} {}",
+        String::from_utf8_lossy(&body)
+    );
+    let cert = RegisterResponse::decode(&body, hoist_proto::format::CURRENT)?
+        .certificate
+        .context("a node certificate")?;
+    let id = Identity::from_pem(&format!("{cert}{root_pem}"), &key).map_err(anyhow::Error::msg)?;
+    let as_node = client(
+        Trust::Roots(tls::certs_from_pem(&root_pem).map_err(anyhow::Error::msg)?),
+        Some(id),
+    )?;
+    let plain = reqwest::blocking::Client::builder()
+        .no_proxy()
+        .timeout(Duration::from_secs(5))
+        .build()?;
+    for i in 0..3 {
+        for path in ["/raft/propose", "/raft/vote", "/raft/append", "/raft/stall"] {
+            let code = plain
+                .post(format!("http://{}{path}", lab.addr(i)))
+                .body(vec![0u8; 16])
+                .send()?
+                .status()
+                .as_u16();
+            ensure!(code == 401, "plain {path} on member {i}: {code}");
+            let code = as_node
+                .post(format!("https://{}{path}", lab.addr(i)))
+                .body(vec![0u8; 16])
+                .send()?
+                .status()
+                .as_u16();
+            ensure!(
+                code == 403,
+                "{path} with a node certificate on member {i}: {code}"
+            );
+        }
+    }
+    Ok(())
+}
+
+/// The node certificate of a real agent (its key never left its host) over its life: made at
+/// join, renewed before it ends while the node stays ready, and after the agent was off past its
+/// end, the agent rejoins with its token and keeps its node id. `hoist node rm` revokes it;
+/// with the join token rotated, the removed agent cannot come back.
+#[test]
+fn an_agent_renews_its_certificate_rejoins_after_expiry_and_stays_out_once_revoked() -> Result<()> {
+    use hoist_tests::cluster_lab::ClusterLab;
+    use std::os::unix::fs::PermissionsExt;
+    use std::time::{SystemTime, UNIX_EPOCH};
+    let _g = serial();
+    // Short certificates: renewed at 50–80 % of 12 s.
+    let mut lab = ClusterLab::start(1, &["--cert-lifetime", "12s"])?;
+    ensure!(
+        lab.token.starts_with("HOIST2-"),
+        "a token with the CA digest: {}",
+        lab.token
+    );
+    let a = lab.add_agent("pki1", &[])?;
+    let node = lab.node_id(a).context("node id")?;
+    let tls_dir = lab.agents[a].host.data_dir().join("tls");
+    let mode = std::fs::metadata(tls_dir.join("node.key"))?
+        .permissions()
+        .mode();
+    ensure!(mode & 0o077 == 0, "the node's key is private: {mode:o}");
+    let held = || -> Option<tls::CertIdentity> {
+        let chain = std::fs::read_to_string(tls_dir.join("node.crt")).ok()?;
+        tls::identity_of(&tls::certs_from_pem(&chain).ok()?[0])
+    };
+    let first = lab.wait_until(
+        "the agent holds its certificate",
+        Duration::from_secs(10),
+        || Ok((held(), format!("{:?}", held()))),
+    )?;
+    ensure!(
+        first.role == CertRole::Node && first.id == node,
+        "{first:?}"
+    );
+    let now = || {
+        SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .unwrap_or_default()
+            .as_secs() as i64
+    };
+    let ready = |lab: &ClusterLab| -> Result<bool> {
+        Ok(lab.nodes()?.get(&node).is_some_and(|(s, _)| s == "ready"))
+    };
+
+    // Renewal: a new certificate for the same key, before the old one ends.
+    let renewed = lab.wait_until("a renewed certificate", Duration::from_secs(20), || {
+        let h = held().filter(|h| h.not_after > first.not_after);
+        Ok((h.clone(), format!("{h:?}")))
+    })?;
+    ensure!(
+        renewed.key_sha256 == first.key_sha256,
+        "renewal keeps the key"
+    );
+    ensure!(now() < first.not_after, "renewed before the end");
+    ensure!(ready(&lab)?, "the node stays ready through renewal");
+
+    // Off past the end of its certificate: it rejoins with its token, same id.
+    lab.kill_agent(a)?;
+    let ended = held().context("certificate")?.not_after;
+    lab.wait_until(
+        "the stopped agent's certificate ends",
+        Duration::from_secs(20),
+        || {
+            Ok((
+                (now() > ended).then_some(()),
+                format!("now {} end {ended}", now()),
+            ))
+        },
+    )?;
+    lab.restart_agent(a)?;
+    lab.wait_until(
+        "the agent rejoined with a new certificate",
+        Duration::from_secs(20),
+        || {
+            let h = held().filter(|h| h.not_after > now());
+            let back =
+                h.is_some() && ready(&lab)? && lab.node_id(a).as_deref() == Some(node.as_str());
+            Ok((back.then_some(()), format!("{h:?}")))
+        },
+    )?;
+
+    // Revoked, with the token rotated: the agent is refused and stays out.
+    lab.hoist_ok(&["cluster", "token", "--rotate"])?;
+    lab.hoist_ok(&["node", "rm", &node])?;
+    lab.wait_until(
+        "the removed agent is refused",
+        Duration::from_secs(20),
+        || {
+            let log = lab.agents[a].host.agent_log();
+            let refused = log.contains("join token's secret is wrong");
+            Ok((refused.then_some(()), hoist_tests::tail(&log, 5)))
+        },
+    )?;
+    ensure!(
+        !lab.nodes()?.contains_key(&node),
+        "a revoked node with a stale token came back"
+    );
+    Ok(())
+}
