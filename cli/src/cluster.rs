@@ -37,16 +37,22 @@ pub enum ClusterCmd {
     /// digest before it sends anything (no trust on first use). A cluster still being upgraded
     /// (below format 2) hands out `HOIST1-<cluster id>-<secret>` tokens, without the digest.
     Token {
-        /// The token for workers (agents). Members join with an admin's operator token
-        /// (`hoist-controller --join ADDR --token ...`).
+        /// `worker`: for agents (`hoist-agent --join TOKEN`). `manager`: for controller members
+        /// (`hoist-controller --join ADDR --token TOKEN`), which it lets add themselves and
+        /// nothing else; it carries the root's digest too, and is made at its first request.
         #[arg(long, value_enum, default_value = "worker")]
         role: TokenRole,
-        /// Make a new secret: the old token registers no node from now on (nodes already
-        /// joined keep working). After `hoist node rm` of a node whose host you no longer
-        /// trust, rotate the token so that its agent cannot join again.
+        /// Make a new secret: the old token registers no node (adds no member) from now on;
+        /// nodes and members already joined keep working. After `hoist node rm` of a node whose
+        /// host you no longer trust, rotate the worker token so that its agent cannot join
+        /// again.
         #[arg(long)]
         rotate: bool,
     },
+    /// Print the cluster's root certificate (PEM; with `-o json` also its digest, the one join
+    /// tokens carry), e.g. for `curl --cacert`: members' certificates name `hoist-controller`
+    /// and their address.
+    Ca,
     /// Save or restore the replicated state.
     #[command(subcommand)]
     Snapshot(SnapshotCmd),
@@ -134,20 +140,29 @@ pub async fn run(
             }
         }
         ClusterCmd::Unlock { key } => return unlock(controllers, key, json).await,
-        ClusterCmd::Token { role, rotate } => {
-            if role == TokenRole::Manager {
-                anyhow::bail!(
-                    "manager join tokens are not made yet: a member joins with an admin's \
-                     operator token (hoist-controller --join ADDR --token TOKEN)"
-                );
-            }
-            let (method, path) = if rotate {
-                (Method::POST, "/v1/cluster/token/rotate")
-            } else {
-                (Method::GET, "/v1/cluster/token")
-            };
+        ClusterCmd::Ca => {
             match client
-                .json::<hoist_proto::cluster::JoinToken>(method, path, None)
+                .json::<serde_json::Value>(Method::GET, "/v1/cluster/ca", None)
+                .await
+            {
+                Ok(ca) if json => println!("{}", serde_json::to_string_pretty(&ca)?),
+                Ok(ca) => print!("{}", ca["certificate"].as_str().unwrap_or_default()),
+                Err(e) => return Ok(report(&e)),
+            }
+        }
+        ClusterCmd::Token { role, rotate } => {
+            let route = if rotate {
+                "/v1/cluster/token/rotate"
+            } else {
+                "/v1/cluster/token"
+            };
+            let path = match role {
+                TokenRole::Worker => route.to_string(),
+                TokenRole::Manager => format!("{route}?role=manager"),
+            };
+            let method = if rotate { Method::POST } else { Method::GET };
+            match client
+                .json::<hoist_proto::cluster::JoinToken>(method, &path, None)
                 .await
             {
                 Ok(t) if json => println!("{}", serde_json::to_string_pretty(&t)?),

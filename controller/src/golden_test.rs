@@ -49,6 +49,7 @@ fn state(format: u32) -> State {
     st.identity = Some(ClusterIdentity {
         cluster_id: "0123456789abcdef".into(),
         secret: "00112233445566778899aabbccddeeff".into(),
+        manager_secret: String::new(),
     });
     st.rollouts.insert("web".into(), samples::rollout());
     let mut ended = samples::task();
@@ -286,6 +287,17 @@ fn every_golden_file_of_every_format_read_decodes() {
             st.nodes.insert("n1".into(), samples::node_cert_key());
             c.file(
                 "state-snapshot-ca",
+                &st,
+                |s, f| encode_snapshot(s, f).unwrap(),
+                |b, _| decode_snapshot(b).map_err(e),
+            );
+            // A manager join token's secret beside the worker's.
+            let mut st = state(format);
+            if let Some(i) = st.identity.as_mut() {
+                i.manager_secret = "ffeeddccbbaa99887766554433221100".into();
+            }
+            c.file(
+                "state-snapshot-manager-token",
                 &st,
                 |s, f| encode_snapshot(s, f).unwrap(),
                 |b, _| decode_snapshot(b).map_err(e),

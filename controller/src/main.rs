@@ -27,8 +27,9 @@ struct Args {
     /// Join the cluster through a member at ADDR (comma-separated list tried in turn).
     #[arg(long, value_delimiter = ',')]
     join: Vec<String>,
-    /// An admin's operator token, for --join on a cluster that has them (format 2): adding a
-    /// member is an admin's act.
+    /// For --join: the manager join token (`hoist cluster token --role manager`: the member
+    /// checks the cluster by the root's digest in it before it sends anything), or an admin's
+    /// operator token.
     #[arg(long, env = "HOIST_TOKEN", hide_env_values = true)]
     token: Option<String>,
     /// With --bootstrap: start the cluster with autolock on (Swarm's option). The unlock key is

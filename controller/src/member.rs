@@ -214,17 +214,18 @@ async fn turn_on_autolock(node: RaftNode, keyring: std::sync::Arc<crate::keyring
 /// cluster does, and signs its own once it has the data key.
 async fn member_certificate(
     client: &reqwest::Client,
+    scheme: &str,
     seeds: &[String],
     token: Option<&str>,
     id: u64,
     address: &str,
     pki: &crate::pki::Pki,
-) {
+) -> Result<(), MemberError> {
     let csr = match pki.request() {
         Ok(c) => c,
         Err(e) => {
             tracing::error!(error = %e, "cannot make a signing request for this member");
-            return;
+            return Ok(());
         }
     };
     let req = hoist_proto::cluster::MemberCertificateRequest {
@@ -235,7 +236,9 @@ async fn member_certificate(
     while Instant::now() < deadline {
         for seed in seeds {
             let mut post = client
-                .post(format!("http://{seed}/v1/cluster/members/{id}/certificate"))
+                .post(format!(
+                    "{scheme}://{seed}/v1/cluster/members/{id}/certificate"
+                ))
                 .json(&req);
             if let Some(t) = token.map(str::trim).filter(|t| !t.is_empty()) {
                 post = post.bearer_auth(t);
@@ -246,16 +249,16 @@ async fn member_certificate(
                     .await
                     .map_err(|e| e.to_string()),
                 // No CA, an older cluster, or no admin's token: the join says the rest.
-                Ok(r) if r.status().is_client_error() => return,
+                Ok(r) if r.status().is_client_error() => return Ok(()),
                 Ok(r) => Err(format!("{seed}: {}", r.status())),
-                Err(e) => Err(format!("{seed}: {e}")),
+                Err(e) => Err(not_this_cluster(seed, &e)?),
             };
             match answer
                 .and_then(|c| pki.install(&format!("{}{}", c.certificate, c.ca_certificate), true))
             {
                 Ok(c) => {
                     tracing::info!(root = %c.ca_digest, "this member has its certificate");
-                    return;
+                    return Ok(());
                 }
                 Err(e) => tracing::debug!(error = %e, "member certificate not signed yet"),
             }
@@ -265,6 +268,31 @@ async fn member_certificate(
     tracing::warn!(
         "no certificate for this member yet: it talks plain HTTP until it signs its own"
     );
+    Ok(())
+}
+
+/// What a failed request to `seed` says; an error when the seed is not under the root the
+/// token pins (the member must stop: nothing it sends there is safe).
+fn not_this_cluster(seed: &str, e: &reqwest::Error) -> Result<String, MemberError> {
+    let why = error_chain(e);
+    if why.contains(hoist_transport::tls::WRONG_ROOT) {
+        return Err(MemberError::Join(format!(
+            "{seed} is not a member of the cluster the token is for: {why}"
+        )));
+    }
+    Ok(format!("{seed}: {why}"))
+}
+
+/// An error with its sources (a TLS refusal says why only in them).
+fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut text = e.to_string();
+    let mut source = e.source();
+    while let Some(s) = source {
+        text.push_str(": ");
+        text.push_str(&s.to_string());
+        source = s.source();
+    }
+    text
 }
 
 /// How long open requests may finish once a member stops.
@@ -280,13 +308,27 @@ async fn join(
     learner: bool,
     pki: &crate::pki::Pki,
 ) -> Result<(), MemberError> {
-    let client = hoist_transport::client::builder()
+    // With the manager join token (it carries the root's digest), the seeds are spoken to over
+    // TLS and must prove they belong to that cluster before anything is sent.
+    let pinned = token
+        .and_then(|t| hoist_proto::node::parse_join_token(t).ok())
+        .and_then(|p| p.ca_digest);
+    let (builder, scheme) = match &pinned {
+        Some(digest) => {
+            let trust = hoist_transport::tls::Trust::Pinned(digest.clone());
+            let config = hoist_transport::tls::client_config(trust, None)
+                .map_err(|e| MemberError::Join(format!("--token: {e}")))?;
+            (hoist_transport::client::builder_tls(config), "https")
+        }
+        None => (hoist_transport::client::builder(), "http"),
+    };
+    let client = builder
         .connect_timeout(Duration::from_millis(500))
         .timeout(Duration::from_secs(90))
         .build()
         .map_err(|e| MemberError::Join(e.to_string()))?;
     if pki.current().is_none() {
-        member_certificate(&client, seeds, token, id, address, pki).await;
+        member_certificate(&client, scheme, seeds, token, id, address, pki).await?;
     }
     let req = JoinRequest {
         id,
@@ -298,7 +340,7 @@ async fn join(
     while Instant::now() < deadline {
         for seed in seeds {
             let mut post = client
-                .post(format!("http://{seed}/v1/cluster/members"))
+                .post(format!("{scheme}://{seed}/v1/cluster/members"))
                 .json(&req);
             for (k, v) in crate::raft::peers::version_headers() {
                 post = post.header(k, v);
@@ -319,9 +361,13 @@ async fn join(
                     let body = r.text().await.unwrap_or_default();
                     let hint = match status.as_u16() {
                         401 if token.is_none() => {
-                            " (adding a member needs an admin's token: pass --token or set HOIST_TOKEN)"
+                            " (adding a member needs the manager join token or an admin's token: \
+                             pass --token or set HOIST_TOKEN)"
                         }
-                        401 | 403 => " (--token must be an admin's operator token)",
+                        401 | 403 => {
+                            " (--token must be the manager join token (`hoist cluster token --role \
+                             manager`) or an admin's operator token)"
+                        }
                         _ => "",
                     };
                     return Err(MemberError::Join(format!(
@@ -329,7 +375,7 @@ async fn join(
                     )));
                 }
                 Ok(r) => last = format!("{seed}: {}", r.status()),
-                Err(e) => last = format!("{seed}: {e}"),
+                Err(e) => last = not_this_cluster(seed, &e)?,
             }
         }
         tokio::time::sleep(Duration::from_millis(300)).await;

@@ -187,9 +187,12 @@ pub enum Command {
     /// data key). Set once: the same CA again changes nothing, another one is refused. Format 2.
     SetClusterCa(Box<ClusterCa>),
     /// Admin: a new secret for the worker join token (32 lowercase hex digits); tokens with the
-    /// old one no longer register nodes. Format 2.
+    /// old one no longer register nodes. With `manager`, the manager join token's secret (made
+    /// by the first one): tokens with the old one no longer add members. Format 2.
     RotateJoinSecret {
         secret: String,
+        #[serde(default)]
+        manager: bool,
     },
 }
 

@@ -381,6 +381,17 @@ fn an_agent_renews_its_certificate_rejoins_after_expiry_and_stays_out_once_revok
         "a token with the CA digest: {}",
         lab.token
     );
+    // `hoist cluster ca` prints the root the token's digest is of.
+    let pem = lab.hoist_ok(&["cluster", "ca"])?;
+    let root = tls::certs_from_pem(&pem).map_err(anyhow::Error::msg)?;
+    let digest = tls::ca_digest(&root[0]);
+    ensure!(
+        lab.token.contains(&digest),
+        "the token pins the printed root"
+    );
+    let json: serde_json::Value =
+        serde_json::from_str(&lab.hoist_ok(&["-o", "json", "cluster", "ca"])?)?;
+    ensure!(json["digest"] == digest.as_str(), "{json}");
     let a = lab.add_agent("pki1", &[])?;
     let node = lab.node_id(a).context("node id")?;
     let tls_dir = lab.agents[a].host.data_dir().join("tls");
@@ -463,6 +474,107 @@ fn an_agent_renews_its_certificate_rejoins_after_expiry_and_stays_out_once_revok
     ensure!(
         !lab.nodes()?.contains_key(&node),
         "a revoked node with a stale token came back"
+    );
+    Ok(())
+}
+
+/// A member joins with the manager join token alone (no operator token): it checks the cluster
+/// by the root's digest in the token before it sends anything, gets its certificate and votes.
+/// The manager token adds members and does nothing else; a token whose digest is not this
+/// cluster's root makes the joining member stop at once, having sent nothing.
+#[test]
+fn a_member_joins_with_the_manager_token_after_checking_the_cluster() -> Result<()> {
+    let _g = serial();
+    let mut lab = Lab::new(3)?;
+    lab.start_cluster(1)?;
+    let digest = lab.wait_tls(0, Duration::from_secs(10))?;
+    let (code, v) = lab.get(0, "/v1/cluster/token?role=manager")?;
+    ensure!(code == 200, "manager token: {code} {v}");
+    let manager = v["token"].as_str().context("token")?.to_string();
+    let worker = lab.get(0, "/v1/cluster/token")?.1["token"]
+        .as_str()
+        .context("token")?
+        .to_string();
+    let parts = parse_join_token(&manager).map_err(anyhow::Error::msg)?;
+    ensure!(parts.ca_digest.as_deref() == Some(digest.as_str()) && manager != worker);
+    let (code, again) = lab.get(0, "/v1/cluster/token?role=manager")?;
+    ensure!(
+        code == 200 && again["token"] == manager.as_str(),
+        "made once: {again}"
+    );
+
+    // Nothing but joining: no operator route, no node registration.
+    let plain = reqwest::blocking::Client::builder()
+        .no_proxy()
+        .timeout(Duration::from_secs(5))
+        .build()?;
+    let code = plain
+        .get(format!("http://{}/v1/services", lab.addr(0)))
+        .bearer_auth(&manager)
+        .send()?
+        .status()
+        .as_u16();
+    ensure!(code == 401, "the manager token read services: {code}");
+    let (code, _) = call(
+        &plain,
+        &format!("http://{}/v1/agent/register", lab.addr(0)),
+        Some(&manager),
+        &register_request(&manager, "m1", None),
+    )?;
+    ensure!(code == 401, "the manager token registered a node: {code}");
+    // The worker token adds no member.
+    let code = plain
+        .post(format!("http://{}/v1/cluster/members", lab.addr(0)))
+        .bearer_auth(&worker)
+        .header("content-type", "application/json")
+        .body(format!(
+            r#"{{"id": {}, "address": "{}"}}"#,
+            lab.id(1),
+            lab.addr(1)
+        ))
+        .send()?
+        .status()
+        .as_u16();
+    ensure!(code == 401, "the worker token added a member: {code}");
+
+    // A token whose digest is another root: the member stops before sending anything.
+    let wrong = hoist_proto::node::JoinTokenParts {
+        ca_digest: Some("ab".repeat(32)),
+        ..parts.clone()
+    }
+    .encode();
+    let seed = lab.addr(0);
+    // (It may stop before it answers its first health check: only its exit counts.)
+    let _ = lab.start(2, &["--join", &seed, "--token", &wrong]);
+    // (`wait_exit` fails if it still runs, and answers whether it exited successfully.)
+    ensure!(
+        !lab.wait_exit(2, Duration::from_secs(20))?,
+        "a member with another cluster's digest must stop with an error"
+    );
+    let log = std::fs::read_to_string(lab.log_path(2))?;
+    ensure!(
+        log.contains("not a member of the cluster the token is for"),
+        "{}",
+        hoist_tests::tail(&log, 5)
+    );
+    ensure!(
+        !lab.status(0)?["members"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .any(|m| m["id"] == lab.id(2)),
+        "the member was added"
+    );
+
+    // The right one: the member joins, with its certificate from the cluster.
+    lab.start(1, &["--join", &seed, "--token", &manager])?;
+    lab.wait_voters(2, Duration::from_secs(30))?;
+    ensure!(lab.wait_tls(1, Duration::from_secs(10))? == digest);
+    let log = std::fs::read_to_string(lab.log_path(1))?;
+    ensure!(
+        log.contains("this member has its certificate"),
+        "{}",
+        hoist_tests::tail(&log, 10)
     );
     Ok(())
 }

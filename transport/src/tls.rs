@@ -30,6 +30,10 @@ use std::sync::Arc;
 /// The DNS name every member's certificate carries, and the name clients verify members by.
 pub const MEMBER_NAME: &str = "hoist-controller";
 
+/// What a client's TLS error says when the server's chain holds no root with the pinned digest:
+/// callers that must stop rather than retry (the address is not the cluster's) look for it.
+pub const WRONG_ROOT: &str = "holds no root with the digest in the token";
+
 /// The prefix of the URI that names a certificate's holder.
 const URN_PREFIX: &str = "urn:hoist:";
 
@@ -277,8 +281,8 @@ impl ServerCertVerifier for MemberVerifier {
                     .find(|c| ca_digest(c) == *digest)
                     .ok_or_else(|| {
                         rustls::Error::General(format!(
-                            "this server's certificate chain holds no root with the digest in the \
-                             token (sha256 {digest}): it is not a member of that cluster"
+                            "this server's certificate chain {WRONG_ROOT} (sha256 {digest}): it is \
+                             not a member of that cluster"
                         ))
                     })?;
                 pinned = webpki_verifier(&[root.clone().into_owned()])

@@ -206,6 +206,7 @@ enum Checked {
 
 fn check(
     ctx: &Ctx,
+    (method, path): (&Method, &str),
     headers: &HeaderMap,
     access: Access,
     certificate: Option<&CertIdentity>,
@@ -308,6 +309,9 @@ fn check(
                     }));
                 };
                 let Some(parsed) = crate::credentials::parse_operator(text) else {
+                    if let Some(p) = manager_join(s, method, path, text) {
+                        return p;
+                    }
                     return Err(unauthorized(
                         "not an operator token (they look like HOISTOP1-<cluster>-<id>-<secret>)",
                     ));
@@ -334,6 +338,54 @@ fn check(
                     .ok_or_else(|| unknown_here(ctx))
             }
         }
+    })
+}
+
+/// The name a manager join token acts under (in the audit log and errors).
+pub const MANAGER_TOKEN_ACTOR: &str = "(manager join token)";
+
+/// A member joining with the manager join token: it acts as an admin for the two requests of a
+/// join (its certificate, then adding it), and for nothing else. `None` when `text` is not a
+/// join token or the route is not one of those.
+fn manager_join(
+    s: &crate::state::State,
+    method: &Method,
+    path: &str,
+    text: &str,
+) -> Option<Result<Checked, ApiError>> {
+    let joins = method == Method::POST
+        && (path == "/v1/cluster/members"
+            || (path.starts_with("/v1/cluster/members/") && path.ends_with("/certificate")));
+    let parts = hoist_proto::node::parse_join_token(text).ok()?;
+    if !joins {
+        return Some(Err(unauthorized(
+            "a join token only registers nodes (worker) or adds members (manager): this route \
+             needs an operator token",
+        )));
+    }
+    let id = s.identity.as_ref()?;
+    let ok = parts.cluster_id == id.cluster_id
+        && !id.manager_secret.is_empty()
+        && crate::credentials::matches(
+            &crate::credentials::digest(&id.manager_secret),
+            &parts.secret,
+        );
+    Some(if ok {
+        Ok(Checked::Operator(
+            Principal {
+                name: MANAGER_TOKEN_ACTOR.into(),
+                role: Role::Admin,
+            },
+            // Not an operator token: nothing to record as used.
+            u64::MAX,
+        ))
+    } else {
+        Err(ApiError::new(
+            StatusCode::UNAUTHORIZED,
+            "bad_token",
+            "not the cluster's manager join token (rotated, a worker's, or of another cluster): \
+             get it with `hoist cluster token --role manager`",
+        ))
     })
 }
 
@@ -424,7 +476,8 @@ pub async fn authorize(State(ctx): State<Ctx>, req: Request, next: Next) -> Resp
         .extensions()
         .get::<TlsPeer>()
         .and_then(|p| p.identity.as_ref());
-    match check(&ctx, req.headers(), access, certificate) {
+    let route = (req.method(), req.uri().path());
+    match check(&ctx, route, req.headers(), access, certificate) {
         Err(e) => e.into_response(),
         Ok(Checked::Agent) => next.run(req).await,
         Ok(Checked::Node(node)) => AGENT_NODE.scope(node, next.run(req)).await,

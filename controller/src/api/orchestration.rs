@@ -22,34 +22,79 @@ use std::time::{Duration, Instant};
 
 use crate::state::State as Cluster;
 
-/// `GET /v1/cluster/token`: made once through Raft, then always the same.
-pub async fn token(State(ctx): State<Ctx>) -> Result<Json<JoinToken>, ApiError> {
+/// Which join token: `?role=worker` (the default: agents) or `?role=manager` (members).
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TokenQuery {
+    #[serde(default)]
+    pub role: TokenRole,
+}
+
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum TokenRole {
+    #[default]
+    Worker,
+    Manager,
+}
+
+/// `GET /v1/cluster/token[?role=manager]`: made once through Raft, then always the same. The
+/// manager token needs the cluster's CA (format 2): a member joining with it verifies the
+/// cluster by the root's digest before it sends anything.
+pub async fn token(
+    State(ctx): State<Ctx>,
+    Query(q): Query<TokenQuery>,
+) -> Result<Json<JoinToken>, ApiError> {
+    let id = identity(&ctx).await?;
+    let ca_digest = cluster_ca_digest(&ctx).await?;
+    let secret = match q.role {
+        TokenRole::Worker => id.secret,
+        TokenRole::Manager => {
+            if ca_digest.is_none() {
+                return Err(ApiError::new(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "no_ca",
+                    "a manager join token carries the cluster CA's digest, and the cluster has no \
+                     CA yet (made once it runs at format 2): retry shortly",
+                ));
+            }
+            if id.manager_secret.is_empty() {
+                rotate(&ctx, true).await?;
+                identity(&ctx).await?.manager_secret
+            } else {
+                id.manager_secret
+            }
+        }
+    };
+    Ok(Json(JoinToken {
+        token: JoinTokenParts {
+            cluster_id: id.cluster_id.clone(),
+            ca_digest,
+            secret,
+        }
+        .encode(),
+        cluster_id: id.cluster_id,
+    }))
+}
+
+/// The cluster's identity, made through Raft the first time.
+async fn identity(ctx: &Ctx) -> Result<crate::state::ClusterIdentity, ApiError> {
     let mut identity = ctx.node.read(|s| s.identity.clone()).await?;
     if identity.is_none() {
         let cmd = Command::InitCluster {
             cluster_id: format!("{:016x}", rand::random::<u64>()),
             secret: format!("{:032x}", rand::random::<u128>()),
         };
-        write(&ctx, cmd).await?;
+        write(ctx, cmd).await?;
         identity = ctx.node.read(|s| s.identity.clone()).await?;
     }
-    let id = identity.ok_or_else(|| {
+    identity.ok_or_else(|| {
         ApiError::new(
             StatusCode::INTERNAL_SERVER_ERROR,
             "internal",
             "no cluster identity",
         )
-    })?;
-    let ca_digest = cluster_ca_digest(&ctx).await?;
-    Ok(Json(JoinToken {
-        token: JoinTokenParts {
-            cluster_id: id.cluster_id.clone(),
-            ca_digest,
-            secret: id.secret,
-        }
-        .encode(),
-        cluster_id: id.cluster_id,
-    }))
+    })
 }
 
 /// How long a token request waits for a new cluster's data key before it answers a token
@@ -97,19 +142,30 @@ pub async fn ca(State(ctx): State<Ctx>) -> Result<Json<serde_json::Value>, ApiEr
     }
 }
 
-/// `POST /v1/cluster/token/rotate`: a new secret for the worker join token. Nodes already
-/// joined keep their certificates; the old token registers no one from now on.
-pub async fn rotate_token(State(ctx): State<Ctx>) -> Result<Json<JoinToken>, ApiError> {
+/// `POST /v1/cluster/token/rotate[?role=manager]`: a new secret for the worker (or manager)
+/// join token. Nodes and members already joined keep their certificates; the old token
+/// registers no node (adds no member) from now on.
+pub async fn rotate_token(
+    State(ctx): State<Ctx>,
+    Query(q): Query<TokenQuery>,
+) -> Result<Json<JoinToken>, ApiError> {
     // Make the identity first if the cluster never handed out a token.
-    let _ = token(State(ctx.clone())).await?;
+    identity(&ctx).await?;
+    rotate(&ctx, q.role == TokenRole::Manager).await?;
+    token(State(ctx), Query(q)).await
+}
+
+async fn rotate(ctx: &Ctx, manager: bool) -> Result<(), ApiError> {
     let cmd = Command::RotateJoinSecret {
         secret: format!("{:032x}", rand::random::<u128>()),
+        manager,
     };
-    if let Response::Error(e) = write(&ctx, cmd).await? {
+    if let Response::Error(e) = write(ctx, cmd).await? {
         return Err(e.into());
     }
-    tracing::info!("the worker join token was rotated");
-    token(State(ctx)).await
+    let which = if manager { "manager" } else { "worker" };
+    tracing::info!("a new {which} join token");
+    Ok(())
 }
 
 fn node_view(ctx: &Ctx, s: &Cluster, node: &Node) -> NodeView {

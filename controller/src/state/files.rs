@@ -633,6 +633,7 @@ mod tests {
         let mut st = format2();
         let rotate = |secret: &str| Command::RotateJoinSecret {
             secret: secret.into(),
+            manager: false,
         };
         let new = "ffeeddccbbaa99887766554433221100";
         let Response::Error(e) = apply(&mut st, rotate(new)) else {
@@ -664,5 +665,18 @@ mod tests {
         let rotated = st.identity.clone().unwrap();
         assert_eq!(rotated.secret, new);
         assert_eq!(rotated.cluster_id, identity.cluster_id);
+        assert_eq!(
+            rotated.manager_secret, "",
+            "no manager token until one is asked for"
+        );
+        // The manager token's secret is made and rotated on its own.
+        let manager = Command::RotateJoinSecret {
+            secret: "0123456789abcdef0123456789abcdef".into(),
+            manager: true,
+        };
+        assert_eq!(apply(&mut st, manager), Response::Ok);
+        let both = st.identity.clone().unwrap();
+        assert_eq!(both.secret, new);
+        assert_eq!(both.manager_secret, "0123456789abcdef0123456789abcdef");
     }
 }

@@ -42,7 +42,11 @@ pub const SLOT_HISTORY_LIMIT: usize = 5;
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ClusterIdentity {
     pub cluster_id: String,
+    /// The worker join token's secret.
     pub secret: String,
+    /// The manager join token's secret: empty until the first `hoist cluster token --role
+    /// manager` makes it. Format 2.
+    pub manager_secret: String,
 }
 
 /// A service's versions, oldest first; the last one is current.
@@ -188,6 +192,7 @@ impl State {
                     self.identity = Some(ClusterIdentity {
                         cluster_id: cluster_id.clone(),
                         secret: secret.clone(),
+                        manager_secret: String::new(),
                     });
                 }
                 Ok(Response::Ok)
@@ -235,7 +240,9 @@ impl State {
                 Ok(Response::Ok)
             }
             Command::SetClusterCa(ca) => self.set_cluster_ca(ca),
-            Command::RotateJoinSecret { secret } => self.rotate_join_secret(secret),
+            Command::RotateJoinSecret { secret, manager } => {
+                self.rotate_join_secret(secret, *manager)
+            }
             Command::Audited { actor, command } => {
                 if matches!(**command, Command::Audited { .. }) {
                     return Response::Error(CommandError {
@@ -438,7 +445,11 @@ impl State {
 
     /// Gives the worker join token a new secret: tokens with the old one no longer register
     /// nodes (nodes already registered keep their own credentials).
-    fn rotate_join_secret(&mut self, secret: &str) -> Result<Response, CommandError> {
+    fn rotate_join_secret(
+        &mut self,
+        secret: &str,
+        manager: bool,
+    ) -> Result<Response, CommandError> {
         if !hoist_proto::node::is_join_secret(secret) {
             return Err(invalid("secret", "must be 32 lowercase hex digits"));
         }
@@ -449,7 +460,11 @@ impl State {
                 field: None,
             });
         };
-        identity.secret = secret.to_string();
+        if manager {
+            identity.manager_secret = secret.to_string();
+        } else {
+            identity.secret = secret.to_string();
+        }
         Ok(Response::Ok)
     }
 

@@ -180,7 +180,8 @@ pub fn describe(command: &Command) -> String {
         Command::SetAutolock { .. } => "turn autolock on (a new unlock key)".into(),
         // Never the key, nor the secret.
         Command::SetClusterCa(_) => "make the cluster CA".into(),
-        Command::RotateJoinSecret { .. } => "rotate the worker join token".into(),
+        Command::RotateJoinSecret { manager: false, .. } => "rotate the worker join token".into(),
+        Command::RotateJoinSecret { manager: true, .. } => "rotate the manager join token".into(),
         Command::Batch(commands) => commands.iter().map(describe).collect::<Vec<_>>().join("; "),
         Command::Audited { command, .. } => describe(command),
         // Not an operator's: the leader's and agents' own commands are not audited.
@@ -368,6 +369,7 @@ mod tests {
         assert_eq!(describe(&Command::Noop), "Noop (internal)");
         let d = describe(&Command::RotateJoinSecret {
             secret: "ffeeddccbbaa99887766554433221100".into(),
+            manager: false,
         });
         assert_eq!(d, "rotate the worker join token");
         let ca = hoist_proto::format::samples::cluster_ca();

@@ -173,6 +173,7 @@ fn from_v0(s: v0::State) -> State {
         identity: s.identity.map(|i| ClusterIdentity {
             cluster_id: i.cluster_id,
             secret: i.secret,
+            manager_secret: String::new(),
         }),
         rollouts: FromV0::from_v0(s.rollouts),
         slot_history: FromV0::from_v0(s.slot_history),
@@ -205,6 +206,9 @@ fn uses_files(s: &State) -> bool {
         || !s.data_key_id.is_empty()
         || !s.autolock.is_empty()
         || s.ca.is_some()
+        || s.identity
+            .as_ref()
+            .is_some_and(|i| !i.manager_secret.is_empty())
 }
 
 fn to_v1(s: &State, format: u32) -> Result<v1::State, Unrepresentable> {
@@ -251,6 +255,7 @@ fn to_v1(s: &State, format: u32) -> Result<v1::State, Unrepresentable> {
         identity: s.identity.as_ref().map(|i| v1::ClusterIdentity {
             cluster_id: i.cluster_id.clone(),
             secret: i.secret.clone(),
+            manager_secret: i.manager_secret.clone(),
         }),
         rollouts: s.rollouts.to_v1(),
         slot_history: s.slot_history.to_v1(),
@@ -296,6 +301,7 @@ fn from_v1(s: v1::State) -> Result<State, String> {
         identity: s.identity.map(|i| ClusterIdentity {
             cluster_id: i.cluster_id,
             secret: i.secret,
+            manager_secret: i.manager_secret,
         }),
         rollouts: FromV1::from_v1(s.rollouts).map_err(|e| format!("rollouts: {e}"))?,
         slot_history: FromV1::from_v1(s.slot_history).map_err(|e| format!("slot_history: {e}"))?,

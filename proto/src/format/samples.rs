@@ -519,6 +519,14 @@ pub fn commands(format: u32) -> Vec<(&'static str, Command)> {
             "rotate-join-secret",
             Command::RotateJoinSecret {
                 secret: "ffeeddccbbaa99887766554433221100".into(),
+                manager: false,
+            },
+        ));
+        v.push((
+            "rotate-manager-join-secret",
+            Command::RotateJoinSecret {
+                secret: "00112233445566778899aabbccddeeff".into(),
+                manager: true,
             },
         ));
         v.push((

@@ -92,8 +92,9 @@ fn files(doc: &mut Value) {
         "requestBody": body("MemberCertificateRequest"), "responses": ok(schema_ref("MemberCertificate"), &[400, 413, 415, 422, 503, 504])}});
     doc["components"]["schemas"]["MemberCertificateRequest"] = json!({"type": "object", "additionalProperties": false, "required": ["address", "csr"], "properties": {"address": {"type": "string"}, "csr": {"type": "string"}}});
     doc["components"]["schemas"]["MemberCertificate"] = json!({"type": "object", "required": ["certificate", "ca_certificate"], "properties": {"certificate": {"type": "string"}, "ca_certificate": {"type": "string"}}});
-    doc["paths"]["/v1/cluster/token/rotate"] = json!({"post": {"summary": "a new secret for the worker join token (the old one registers no node from now on)",
-        "responses": ok(schema_ref("JoinToken"), &[503, 504])}});
+    doc["paths"]["/v1/cluster/token/rotate"] = json!({"post": {"summary": "a new secret for the worker (or, role=manager, the manager) join token: the old one registers no node (adds no member) from now on",
+        "parameters": [{"name": "role", "in": "query", "required": false, "schema": {"enum": ["worker", "manager"]}}],
+        "responses": ok(schema_ref("JoinToken"), &[400, 503, 504])}});
     doc["paths"]["/v1/agent/certificate"] = json!({"post": {"summary": "agent: renew the node's certificate for the same key (CertificateRequest → CertificateResponse; format 2)",
         "requestBody": {"required": true, "content": {"application/x-protobuf": {"schema": {"type": "string", "format": "binary"}}}},
         "responses": answers_with(200, json!({"description": "CertificateResponse in the agent's format", "content": {"application/x-protobuf": {"schema": {"type": "string", "format": "binary"}}}}), AGENT)}});
@@ -203,7 +204,7 @@ fn orchestration(doc: &mut Value) {
     let paths = [
         (
             "/v1/cluster/token",
-            json!({"get": {"summary": "the worker join token (made once through Raft): HOIST2-<cluster id>-<root CA digest>-<secret> (HOIST1-<cluster id>-<secret> below format 2)", "responses": ok(schema_ref("JoinToken"), &[503, 504])}}),
+            json!({"get": {"summary": "a join token (made once through Raft): HOIST2-<cluster id>-<root CA digest>-<secret> (HOIST1-<cluster id>-<secret> below format 2); role=manager: the members' token", "parameters": [{"name": "role", "in": "query", "required": false, "schema": {"enum": ["worker", "manager"]}}], "responses": ok(schema_ref("JoinToken"), &[400, 503, 504])}}),
         ),
         (
             "/v1/nodes",

@@ -705,4 +705,7 @@ pub struct ClusterCa {
 pub struct JoinSecret {
     #[prost(string, tag = "1")]
     pub secret: String,
+    /// The manager join token's secret rather than the worker's.
+    #[prost(bool, tag = "2")]
+    pub manager: bool,
 }

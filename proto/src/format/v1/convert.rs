@@ -324,8 +324,9 @@ impl ToV1<Command> for r::Command {
                 members: members.clone(),
             }),
             D::SetClusterCa(ca) => K::SetClusterCa((**ca).to_v1()),
-            D::RotateJoinSecret { secret } => K::RotateJoinSecret(JoinSecret {
+            D::RotateJoinSecret { secret, manager } => K::RotateJoinSecret(JoinSecret {
                 secret: secret.clone(),
+                manager: *manager,
             }),
         };
         Command { kind: Some(kind) }
@@ -435,7 +436,10 @@ impl FromV1<Command> for r::Command {
             },
             K::RemoveMemberKeys(m) => D::RemoveMemberKeys { members: m.members },
             K::SetClusterCa(ca) => D::SetClusterCa(Box::new(FromV1::from_v1(ca)?)),
-            K::RotateJoinSecret(j) => D::RotateJoinSecret { secret: j.secret },
+            K::RotateJoinSecret(j) => D::RotateJoinSecret {
+                secret: j.secret,
+                manager: j.manager,
+            },
         })
     }
 }

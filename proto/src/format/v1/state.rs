@@ -12,6 +12,9 @@ pub struct ClusterIdentity {
     pub cluster_id: String,
     #[prost(string, tag = "2")]
     pub secret: String,
+    /// The manager join token's secret (empty: none made yet). Format 2.
+    #[prost(string, tag = "3")]
+    pub manager_secret: String,
 }
 
 #[derive(Clone, PartialEq, prost::Message)]
