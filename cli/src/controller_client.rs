@@ -12,8 +12,19 @@ pub fn http_builder() -> reqwest::ClientBuilder {
     builder_with(crate::credentials::token())
 }
 
+/// A builder for `token`: over TLS verified by the root's digest a `HOISTOP2` token carries
+/// (no trust on first use), else plain HTTP.
 fn builder_with(token: Option<&str>) -> reqwest::ClientBuilder {
-    let mut b = hoist_transport::client::builder();
+    let tls = token
+        .and_then(crate::credentials::ca_digest_of)
+        .and_then(|digest| {
+            let trust = hoist_transport::tls::Trust::Pinned(digest.to_string());
+            hoist_transport::tls::client_config(trust, None).ok()
+        });
+    let mut b = match tls {
+        Some(config) => hoist_transport::client::builder_tls(config),
+        None => hoist_transport::client::builder(),
+    };
     if let Some(token) = token {
         if let Ok(mut v) = reqwest::header::HeaderValue::from_str(&format!("Bearer {token}")) {
             v.set_sensitive(true);
@@ -52,29 +63,52 @@ impl std::error::Error for CallError {}
 /// The addresses to try and a connection pool.
 #[derive(Debug, Clone)]
 pub struct ControllerClient {
+    /// The addresses as given (`HOST:PORT`, or with a scheme).
+    addrs: Vec<String>,
     bases: Vec<String>,
     http: reqwest::Client,
+}
+
+/// The scheme for `token`'s requests: `https` when it carries the root's digest.
+pub fn scheme_for(token: Option<&str>) -> &'static str {
+    if token.and_then(crate::credentials::ca_digest_of).is_some() {
+        "https"
+    } else {
+        "http"
+    }
+}
+
+/// Base URLs of `addrs` for `token`: an address without a scheme gets [`scheme_for`]'s.
+fn bases_of(addrs: &[String], token: Option<&str>) -> Vec<String> {
+    let scheme = scheme_for(token);
+    addrs
+        .iter()
+        .map(|a| {
+            if a.contains("://") {
+                a.trim_end_matches('/').to_string()
+            } else {
+                format!("{scheme}://{a}")
+            }
+        })
+        .collect()
 }
 
 /// How many passes over the address list before giving up on 503s (elections take < 1 s).
 const ROUNDS: usize = 4;
 
 impl ControllerClient {
-    /// `addrs` are `HOST:PORT` or `http://HOST:PORT`; an entry may hold several, comma-separated.
+    /// `addrs` are `HOST:PORT` or `http(s)://HOST:PORT`; an entry may hold several,
+    /// comma-separated. Without a scheme, `https` with a token that carries the cluster's root
+    /// digest, else `http`.
     pub fn new(addrs: &[String]) -> anyhow::Result<ControllerClient> {
-        let bases: Vec<String> = addrs
+        let addrs: Vec<String> = addrs
             .iter()
             .flat_map(|a| a.split(','))
             .map(str::trim)
             .filter(|a| !a.is_empty())
-            .map(|a| {
-                if a.contains("://") {
-                    a.trim_end_matches('/').to_string()
-                } else {
-                    format!("http://{a}")
-                }
-            })
+            .map(str::to_string)
             .collect();
+        let bases = bases_of(&addrs, crate::credentials::token());
         if bases.is_empty() {
             anyhow::bail!(
                 "no controller address: pass --controller HOST:PORT or set HOIST_CONTROLLER"
@@ -84,7 +118,7 @@ impl ControllerClient {
             .connect_timeout(Duration::from_millis(700))
             .timeout(Duration::from_secs(30))
             .build()?;
-        Ok(ControllerClient { bases, http })
+        Ok(ControllerClient { addrs, bases, http })
     }
 
     /// The same client, sending `token` instead of the process's credentials.
@@ -93,10 +127,15 @@ impl ControllerClient {
             .connect_timeout(Duration::from_millis(700))
             .timeout(Duration::from_secs(30))
             .build()?;
-        Ok(ControllerClient { http, ..self })
+        let bases = bases_of(&self.addrs, Some(token));
+        Ok(ControllerClient {
+            http,
+            bases,
+            ..self
+        })
     }
 
-    /// The base URLs (`http://HOST:PORT`), in the order given.
+    /// The base URLs (`http(s)://HOST:PORT`), in the order given.
     pub fn bases(&self) -> &[String] {
         &self.bases
     }
@@ -156,7 +195,15 @@ impl ControllerClient {
                 let resp = match req.send().await {
                     Ok(r) => r,
                     Err(e) => {
-                        last = format!("{base}: {e}");
+                        let why = hoist_transport::client::error_chain(&e);
+                        // A member under another root than the token's: nothing goes there,
+                        // and the others are no more this cluster's.
+                        if why.contains(hoist_transport::tls::WRONG_ROOT) {
+                            return Err(CallError::Unreachable(format!(
+                                "{base} is not a member of the cluster the token is for: {why}"
+                            )));
+                        }
+                        last = format!("{base}: {why}");
                         continue;
                     }
                 };
@@ -199,7 +246,13 @@ impl ControllerClient {
 
     /// The status of the member at exactly `address` (no fail-over), for per-member views.
     pub async fn status_of(&self, address: &str) -> Option<hoist_proto::cluster::ClusterStatus> {
-        let url = format!("http://{address}/v1/cluster/status");
+        // The scheme this client's token speaks (see `bases_of`).
+        let scheme = self
+            .bases
+            .first()
+            .and_then(|b| b.split_once("://"))
+            .map_or("http", |(s, _)| s);
+        let url = format!("{scheme}://{address}/v1/cluster/status");
         let r = self
             .http
             .get(url)

@@ -18,6 +18,10 @@ pub struct Saved {
     /// The controllers logged in through.
     #[serde(default)]
     pub controllers: Vec<String>,
+    /// The cluster's root certificate (PEM), as the controllers gave it over a connection
+    /// verified with the token's digest.
+    #[serde(default)]
+    pub ca_certificate: Option<String>,
 }
 
 static TOKEN: OnceLock<Option<String>> = OnceLock::new();
@@ -73,10 +77,23 @@ pub fn token() -> Option<&'static str> {
     TOKEN.get().and_then(|t| t.as_deref())
 }
 
-/// The cluster id an operator token names (`HOISTOP1-<cluster>-<id>-<secret>`).
+/// The cluster id an operator token names (`HOISTOP2-<cluster>-<CA digest>-<id>-<secret>` or
+/// `HOISTOP1-<cluster>-<id>-<secret>`).
 pub fn cluster_of(token: &str) -> Option<&str> {
-    let rest = token.trim().strip_prefix("HOISTOP1-")?;
+    let token = token.trim();
+    let rest = token
+        .strip_prefix("HOISTOP2-")
+        .or_else(|| token.strip_prefix("HOISTOP1-"))?;
     rest.split('-').next().filter(|c| !c.is_empty())
+}
+
+/// The digest of the cluster's root an operator token carries (`HOISTOP2`): the CLI then talks
+/// TLS to members whose certificate chain holds that root.
+pub fn ca_digest_of(token: &str) -> Option<&str> {
+    let rest = token.trim().strip_prefix("HOISTOP2-")?;
+    rest.split('-')
+        .nth(1)
+        .filter(|d| d.len() == 64 && d.bytes().all(|b| b.is_ascii_hexdigit()))
 }
 
 #[cfg(test)]
@@ -85,5 +102,10 @@ mod tests {
     fn the_cluster_is_read_from_a_token() {
         assert_eq!(super::cluster_of("HOISTOP1-00aa-11bb-22cc"), Some("00aa"));
         assert_eq!(super::cluster_of("HOIST1-00aa-11"), None);
+        let digest = "ab".repeat(32);
+        let two = format!("HOISTOP2-00aa-{digest}-11-22");
+        assert_eq!(super::cluster_of(&two), Some("00aa"));
+        assert_eq!(super::ca_digest_of(&two), Some(digest.as_str()));
+        assert_eq!(super::ca_digest_of("HOISTOP1-00aa-11-22"), None);
     }
 }

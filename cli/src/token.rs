@@ -17,7 +17,7 @@ Roles:
 
 Examples:
   hoist token create ci --role deployer     # prints the token once
-  HOIST_TOKEN=HOISTOP1-... hoist service ls
+  HOIST_TOKEN=HOISTOP2-... hoist service ls
   hoist token ls
   hoist token rm ci";
 
@@ -128,7 +128,7 @@ pub async fn login(
     let token = match given {
         Some(t) => t.trim().to_string(),
         None => {
-            eprintln!("paste the operator token (HOISTOP1-...), then Enter:");
+            eprintln!("paste the operator token (HOISTOP2-... or HOISTOP1-...), then Enter:");
             let mut line = String::new();
             std::io::stdin().read_line(&mut line)?;
             line.trim().to_string()
@@ -138,7 +138,9 @@ pub async fn login(
         anyhow::bail!("no token given: pass --token, set HOIST_TOKEN, or paste one");
     }
     let Some(cluster) = credentials::cluster_of(&token).map(str::to_string) else {
-        anyhow::bail!("not an operator token: they look like HOISTOP1-<cluster>-<id>-<secret>");
+        anyhow::bail!(
+            "not an operator token: they look like HOISTOP2-<cluster>-<CA digest>-<id>-<secret>"
+        );
     };
     let client = ControllerClient::new(controllers)?.with_token(&token)?;
     let who = match client.json::<WhoAmI>(Method::GET, "/v1/whoami", None).await {
@@ -148,12 +150,22 @@ pub async fn login(
     if let Some(id) = who.cluster_id.as_deref().filter(|id| *id != cluster) {
         anyhow::bail!("the controllers belong to cluster {id}, the token to cluster {cluster}");
     }
+    // The root, fetched over the connection the token's digest verified: kept with the token.
+    let ca_certificate = match credentials::ca_digest_of(&token) {
+        Some(_) => client
+            .json::<serde_json::Value>(Method::GET, "/v1/cluster/ca", None)
+            .await
+            .ok()
+            .and_then(|ca| ca["certificate"].as_str().map(str::to_string)),
+        None => None,
+    };
     let saved = Saved {
         token,
         cluster_id: who.cluster_id.clone(),
         name: who.name.clone(),
         role: who.role.clone(),
         controllers: controllers.to_vec(),
+        ca_certificate,
     };
     credentials::save(&saved).map_err(anyhow::Error::msg)?;
     if json {

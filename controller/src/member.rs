@@ -274,25 +274,13 @@ async fn member_certificate(
 /// What a failed request to `seed` says; an error when the seed is not under the root the
 /// token pins (the member must stop: nothing it sends there is safe).
 fn not_this_cluster(seed: &str, e: &reqwest::Error) -> Result<String, MemberError> {
-    let why = error_chain(e);
+    let why = hoist_transport::client::error_chain(e);
     if why.contains(hoist_transport::tls::WRONG_ROOT) {
         return Err(MemberError::Join(format!(
             "{seed} is not a member of the cluster the token is for: {why}"
         )));
     }
     Ok(format!("{seed}: {why}"))
-}
-
-/// An error with its sources (a TLS refusal says why only in them).
-fn error_chain(e: &dyn std::error::Error) -> String {
-    let mut text = e.to_string();
-    let mut source = e.source();
-    while let Some(s) = source {
-        text.push_str(": ");
-        text.push_str(&s.to_string());
-        source = s.source();
-    }
-    text
 }
 
 /// How long open requests may finish once a member stops.

@@ -184,7 +184,7 @@ fn roles_and_tokens(ctl: &str) -> Result<()> {
     let create = |name: &str, role: &str| -> Result<String> {
         let (code, out, err) = hoist(ctl, &["token", "create", name, "--role", role])?;
         ensure!(
-            code == 0 && out.trim().starts_with("HOISTOP1-"),
+            code == 0 && out.trim().starts_with("HOISTOP2-"),
             "{out}{err}"
         );
         Ok(out.trim().to_string())

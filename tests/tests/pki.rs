@@ -578,3 +578,53 @@ fn a_member_joins_with_the_manager_token_after_checking_the_cluster() -> Result<
     );
     Ok(())
 }
+
+/// An operator token carries the root's digest (the first admin token too): the CLI talks TLS
+/// to members it verified by it (no trust on first use) and keeps the root at login; a token
+/// whose digest is not this cluster's root makes the CLI stop before it sends the token.
+#[test]
+fn the_cli_verifies_the_cluster_by_the_digest_in_an_operator_token() -> Result<()> {
+    let _g = serial();
+    let mut lab = Lab::new(1)?;
+    lab.start_cluster(1)?;
+    let digest = lab.wait_tls(0, Duration::from_secs(10))?;
+    let admin = lab.token().context("the first admin token")?;
+    ensure!(
+        admin.starts_with("HOISTOP2-") && admin.contains(&digest),
+        "the first admin token pins the root: {admin}"
+    );
+    let addr = lab.addr(0);
+    let (code, out, err) = hoist_tests::hoist_cli_as(&addr, Some(&admin), &["service", "ls"])?;
+    ensure!(code == 0, "service ls: {code}\n{out}\n{err}");
+    // A token made by an admin carries it too.
+    let (code, v) = lab.post(
+        0,
+        "/v1/tokens",
+        &serde_json::json!({"name": "pki-viewer", "role": "viewer"}),
+    )?;
+    ensure!(code == 201, "token create: {code} {v}");
+    let viewer = v["token"].as_str().context("token")?.to_string();
+    ensure!(viewer.starts_with("HOISTOP2-") && viewer.contains(&digest));
+    // The same token with another digest: refused by the CLI itself, at the handshake.
+    let forged = admin.replacen(&digest, &"cd".repeat(32), 1);
+    let (code, out, err) = hoist_tests::hoist_cli_as(&addr, Some(&forged), &["service", "ls"])?;
+    ensure!(code != 0, "a token for another root was sent: {out}");
+    ensure!(err.contains(tls::WRONG_ROOT), "the CLI says why: {err}");
+    // Login keeps the root, fetched over the verified connection.
+    let (code, out, err) =
+        hoist_tests::hoist_cli_as(&addr, Some(&viewer), &["-o", "json", "cluster", "login"])?;
+    ensure!(code == 0, "login: {code}\n{out}\n{err}");
+    let file: serde_json::Value = serde_json::from_str(&out)?;
+    let kept: serde_json::Value = serde_json::from_slice(&std::fs::read(
+        file["file"].as_str().context("credentials file")?,
+    )?)?;
+    let pem = kept["ca_certificate"].as_str().context("the kept root")?;
+    let root = tls::certs_from_pem(pem).map_err(anyhow::Error::msg)?;
+    ensure!(
+        tls::ca_digest(&root[0]) == digest,
+        "the kept root is the token's"
+    );
+    let (code, _, err) = hoist_tests::hoist_cli_as(&addr, None, &["cluster", "logout"])?;
+    ensure!(code == 0, "logout: {err}");
+    Ok(())
+}

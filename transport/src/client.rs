@@ -16,6 +16,22 @@ pub fn builder() -> reqwest::ClientBuilder {
         .pool_idle_timeout(POOL_IDLE)
 }
 
+/// An error with its causes, joined by ": " (a TLS refusal says why only in them, e.g. that a
+/// server's chain [`holds no root with the pinned digest`](crate::tls::WRONG_ROOT)).
+pub fn error_chain(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut text = e.to_string();
+    let mut source = e.source();
+    while let Some(cause) = source {
+        let said = cause.to_string();
+        if !text.ends_with(&said) {
+            text.push_str(": ");
+            text.push_str(&said);
+        }
+        source = cause.source();
+    }
+    text
+}
+
 /// A client builder as [`builder`], speaking TLS with `config` (see [`crate::tls::client_config`]):
 /// for `https://` URLs of members.
 pub fn builder_tls(config: rustls::ClientConfig) -> reqwest::ClientBuilder {

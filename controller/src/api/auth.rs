@@ -6,7 +6,7 @@
 //! this layer reads the same table, so a route cannot exist without a rule. Default deny: a path
 //! the table does not know needs a viewer's token, and then answers 404.
 //!
-//! - Operators send `Authorization: Bearer HOISTOP1-...`; the token's role must be at least the
+//! - Operators send `Authorization: Bearer HOISTOP2-...`; the token's role must be at least the
 //!   route's. The token's name then travels with the request (a task-local) so that a write is
 //!   proposed wrapped in `Command::Audited` under that name.
 //! - Agents register with their join token. An agent speaking TLS then presents the node
@@ -313,7 +313,8 @@ fn check(
                         return p;
                     }
                     return Err(unauthorized(
-                        "not an operator token (they look like HOISTOP1-<cluster>-<id>-<secret>)",
+                        "not an operator token (they look like \
+                         HOISTOP2-<cluster>-<CA digest>-<id>-<secret>)",
                     ));
                 };
                 if let Some(id) = s.identity.as_ref().filter(|i| i.cluster_id != parsed.cluster_id)

@@ -75,19 +75,23 @@ pub async fn create(
     let req: CreateRequest = json(&headers, &body, "token request")?;
     crate::state::valid_token_name(&req.name)
         .map_err(|m| ApiError::field(StatusCode::UNPROCESSABLE_ENTITY, "name", m))?;
-    let cluster_id = ctx
-        .node
-        .stale_read(|s| s.identity.as_ref().map(|i| i.cluster_id.clone()))
-        .ok_or_else(|| {
-            ApiError::new(
-                StatusCode::CONFLICT,
-                "not_ready",
-                "the cluster has no identity yet; retry in a moment",
-            )
-        })?;
+    let (cluster_id, ca_digest) = ctx.node.stale_read(|s| {
+        (
+            s.identity.as_ref().map(|i| i.cluster_id.clone()),
+            s.ca.as_ref().map(|c| c.digest.clone()),
+        )
+    });
+    let cluster_id = cluster_id.ok_or_else(|| {
+        ApiError::new(
+            StatusCode::CONFLICT,
+            "not_ready",
+            "the cluster has no identity yet; retry in a moment",
+        )
+    })?;
     let by = principal().map_or_else(|| "anonymous".to_string(), |p| p.name);
     let (token, record) = crate::credentials::generate_operator(
         &cluster_id,
+        ca_digest.as_deref(),
         &req.name,
         req.role,
         &by,

@@ -90,9 +90,18 @@ fn sealed(key: &DataKey, members: &[(u64, Vec<u8>)]) -> Vec<SealedKey> {
 /// How often the keyring looks again without a change (a lost proposal is retried).
 const RETRY: Duration = Duration::from_secs(2);
 
+/// The least time between two looks that found nothing to do: under a stream of writes, the
+/// keyring looks a few times a second, not once per applied entry. A look that acted is
+/// followed at once by the next (a new cluster's member key, then its data key, are never
+/// delayed).
+const MIN_PAUSE: Duration = Duration::from_millis(200);
+
 /// Runs until Raft shuts down.
 pub async fn run(node: RaftNode, keyring: Arc<Keyring>) {
     let mut applied = node.applied_watch();
+    // The sealed unlock key the key file was last made to follow: opened again only when it
+    // changes.
+    let mut followed: Option<Vec<u8>> = None;
     loop {
         if keyring.is_locked() {
             // Nothing to publish or seal until an operator unlocks this member.
@@ -104,16 +113,28 @@ pub async fn run(node: RaftNode, keyring: Arc<Keyring>) {
         }
         // Autolock: keep the private key on disk as the state says (once the data key opens
         // the unlock key).
-        let autolock = node.stale_read(|s| match s.autolock.is_empty() {
-            true => Some(None),
-            false => keyring.data_key(s).and_then(|k| {
-                let bytes = k.open(super::lock::AUTOLOCK_AAD, &s.autolock).ok()?;
-                super::lock::UnlockKey::from_bytes(&bytes).map(Some)
-            }),
+        let autolock = node.stale_read(|s| {
+            if followed.as_ref() == Some(&s.autolock) {
+                return None;
+            }
+            let unlock = match s.autolock.is_empty() {
+                true => None,
+                false => {
+                    let bytes = keyring
+                        .data_key(s)?
+                        .open(super::lock::AUTOLOCK_AAD, &s.autolock)
+                        .ok()?;
+                    Some(super::lock::UnlockKey::from_bytes(&bytes)?)
+                }
+            };
+            Some((s.autolock.clone(), unlock))
         });
-        if let Some(unlock) = autolock {
-            if let Err(e) = keyring.keep_locked_with(unlock.as_ref()) {
-                tracing::error!(error = %e, "autolock: cannot rewrite this member's key file");
+        if let Some((sealed, unlock)) = autolock {
+            match keyring.keep_locked_with(unlock.as_ref()) {
+                Ok(()) => followed = Some(sealed),
+                Err(e) => {
+                    tracing::error!(error = %e, "autolock: cannot rewrite this member's key file")
+                }
             }
         }
         let members = node.member_ids();
@@ -129,6 +150,7 @@ pub async fn run(node: RaftNode, keyring: Arc<Keyring>) {
             );
             step.map(|st| (st, key))
         });
+        let acted = next.is_some();
         if let Some((step, key)) = next {
             let command = match &step {
                 Step::Publish => Some(Command::SetMemberKey {
@@ -162,6 +184,9 @@ pub async fn run(node: RaftNode, keyring: Arc<Keyring>) {
         applied.mark_unchanged();
         if let Ok(Err(_)) = tokio::time::timeout(RETRY, applied.changed()).await {
             return;
+        }
+        if !acted {
+            tokio::time::sleep(MIN_PAUSE).await;
         }
     }
 }

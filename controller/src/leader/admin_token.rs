@@ -26,6 +26,16 @@ fn write_private(path: &Path, text: &str) -> std::io::Result<()> {
     hoist_common::private_file::write(path, format!("{text}\n").as_bytes())
 }
 
+/// How long the first admin token waits for the cluster's CA before it is made without its
+/// digest.
+const CA_WAIT: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// When this process first looked.
+fn started() -> std::time::Instant {
+    static STARTED: std::sync::OnceLock<std::time::Instant> = std::sync::OnceLock::new();
+    *STARTED.get_or_init(std::time::Instant::now)
+}
+
 /// The record a pending token's text stands for.
 fn record_of(text: &str, now_ms: u64) -> Option<OperatorToken> {
     let t = parse_operator(text)?;
@@ -43,11 +53,12 @@ fn record_of(text: &str, now_ms: u64) -> Option<OperatorToken> {
 /// One round: makes the first admin token if the cluster needs one, and finishes a pending one.
 pub async fn ensure(node: &RaftNode, dir: &Path, now_ms: u64) -> Result<(), String> {
     let (pending, done) = paths(dir);
-    let (format, tokens_exist, cluster_id) = node.stale_read(|s| {
+    let (format, tokens_exist, cluster_id, ca_digest) = node.stale_read(|s| {
         (
             s.cluster_format,
             !s.operator_tokens.is_empty(),
             s.identity.as_ref().map(|i| i.cluster_id.clone()),
+            s.ca.as_ref().map(|c| c.digest.clone()),
         )
     });
     let pending_text = std::fs::read_to_string(&pending)
@@ -77,13 +88,24 @@ pub async fn ensure(node: &RaftNode, dir: &Path, now_ms: u64) -> Result<(), Stri
         node.write(init).await.map_err(|e| e.to_string())?;
         return Ok(());
     };
+    // The token carries the root's digest, so that the CLI verifies the cluster from its first
+    // request: made once the CA is (moments after the data key), unless that takes long.
+    if ca_digest.is_none() && started().elapsed() < CA_WAIT {
+        return Ok(());
+    }
     let reusable =
         pending_text.filter(|t| parse_operator(t).is_some_and(|p| p.cluster_id == cluster_id));
     let (text, record) = match reusable.and_then(|t| Some((record_of(&t, now_ms)?, t))) {
         Some((record, text)) => (text, record),
         None => {
-            let (text, record) =
-                generate_operator(&cluster_id, NAME, Role::Admin, "bootstrap", now_ms);
+            let (text, record) = generate_operator(
+                &cluster_id,
+                ca_digest.as_deref(),
+                NAME,
+                Role::Admin,
+                "bootstrap",
+                now_ms,
+            );
             write_private(&pending, &text)
                 .map_err(|e| format!("writing {}: {e}", pending.display()))?;
             (text, record)
@@ -114,7 +136,8 @@ mod tests {
 
     #[test]
     fn a_pending_token_stands_for_one_admin_record() {
-        let (text, made) = generate_operator("00112233aabbccdd", NAME, Role::Admin, "bootstrap", 7);
+        let (text, made) =
+            generate_operator("00112233aabbccdd", None, NAME, Role::Admin, "bootstrap", 7);
         let again = record_of(&text, 7).unwrap();
         assert_eq!(again, made);
         assert_eq!(record_of("not a token", 7), None);

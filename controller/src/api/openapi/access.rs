@@ -28,7 +28,7 @@ pub fn tokens(doc: &mut Value) {
         ),
         (
             "CreatedOperatorToken",
-            json!({"type": "object", "required": ["name", "role", "token"], "properties": {"name": name.clone(), "role": role.clone(), "token": {"type": "string", "description": "HOISTOP1-...: send as `Authorization: Bearer`"}}}),
+            json!({"type": "object", "required": ["name", "role", "token"], "properties": {"name": name.clone(), "role": role.clone(), "token": {"type": "string", "description": "HOISTOP2-... (HOISTOP1-... when made before the cluster had its CA): send as `Authorization: Bearer`"}}}),
         ),
         (
             "OperatorToken",
