@@ -325,6 +325,28 @@ impl Lab {
         })
     }
 
+    /// A client that speaks for member `i`: its own certificate and key from its data dir
+    /// (`tls/member.{crt,key}`), trusting the root at the end of that chain.
+    pub fn member_client(&self, i: usize) -> Result<reqwest::blocking::Client> {
+        let dir = self.data_dir(i).join("tls");
+        let chain = std::fs::read_to_string(dir.join("member.crt"))?;
+        let key = std::fs::read_to_string(dir.join("member.key"))?;
+        let certs = hoist_transport::tls::certs_from_pem(&chain).map_err(anyhow::Error::msg)?;
+        let root = certs.last().context("no root in the chain")?.clone();
+        let identity =
+            hoist_transport::tls::Identity::from_pem(&chain, &key).map_err(anyhow::Error::msg)?;
+        let config = hoist_transport::tls::client_config(
+            hoist_transport::tls::Trust::Roots(vec![root]),
+            Some(identity),
+        )
+        .map_err(anyhow::Error::msg)?;
+        Ok(reqwest::blocking::Client::builder()
+            .no_proxy()
+            .timeout(Duration::from_secs(5))
+            .tls_backend_preconfigured(config)
+            .build()?)
+    }
+
     /// Waits for the first admin token.
     pub fn wait_token(&self, timeout: Duration) -> Result<String> {
         wait_for("the first admin token", timeout, || self.token())

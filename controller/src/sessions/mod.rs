@@ -33,27 +33,21 @@ pub const ATTACH_TIMEOUT: Duration = Duration::from_secs(5);
 /// Longest session poll; agents behind a forwarding member stay under its 65 s timeout.
 pub const MAX_POLL: Duration = Duration::from_secs(30);
 
-/// The leader's sessions, and a client for streams (forwarding them to the leader).
+/// The leader's sessions. (Streams forwarded to the leader go through the member's peer
+/// clients, `RaftNode::peer_clients`, which set no overall timeout: a followed log may last for
+/// days.)
 #[derive(Debug)]
 pub struct Sessions {
     table: Mutex<Table>,
     /// Bumped when sessions are queued: waiting polls look again.
     queued: watch::Sender<u64>,
-    /// Without an overall timeout: a followed log may last for days.
-    pub http: reqwest::Client,
 }
 
 impl Default for Sessions {
     fn default() -> Self {
-        let http = hoist_transport::client::builder()
-            .connect_timeout(Duration::from_millis(500))
-            .tcp_nodelay(true)
-            .build()
-            .expect("http client builds");
         Sessions {
             table: Mutex::default(),
             queued: watch::channel(0).0,
-            http,
         }
     }
 }
