@@ -154,6 +154,13 @@ up() {
   wait_for "the replica's SIGHUP" 10 sh -c 'hoist service exec notes -- cat /tmp/reloads 2>/dev/null | grep -q reloaded'
   echo "notes reads: $(hoist service exec notes -- cat /run/secrets/notes-password), and got SIGHUP; the same replica: $(hoist service ps notes -o json | grep -o '"restarts": *[0-9]*' | head -1)"
   hoist secret inspect notes-password
+  say "the cluster's certificates: join and operator tokens pin the root; nodes and members talk mutual TLS"
+  hoist cluster ca >"$STATE/ca.pem"
+  echo "root CA: sha256 $(openssl x509 -in "$STATE/ca.pem" -outform der 2>/dev/null | sha256sum | cut -c1-64) (the digest in $(hoist cluster token | cut -c1-6)... tokens)"
+  for i in 1 2; do
+    echo "agent $i holds $(openssl x509 -in "$STATE/a$i/tls/node.crt" -noout -ext subjectAltName 2>/dev/null | grep -o 'urn:hoist:node:[a-z0-9-]*'), valid until $(openssl x509 -in "$STATE/a$i/tls/node.crt" -noout -enddate 2>/dev/null | cut -d= -f2)"
+  done
+  curl -sS --max-time 2 --cacert "$STATE/ca.pem" "https://$(ctl_ip 1):7000/v1/health" && echo "  <- member 1 over TLS, verified with the root"
   echo "Done. export HOIST_CONTROLLER=$HOIST_CONTROLLER HOIST_TOKEN=\$(cat $STATE/c1/admin.token) (or hoist cluster login); then try: hoist service ls; hoist stack ps shop; hoist stack history shop; hoist service scale hello 1 (within its autoscale bounds; a scale is no new version: hoist service history hello); hoist service autoscale history hello; hoist node drain NODE; hoist service logs -f hello; hoist service exec hello -- hostname; hoist events; $0 down"
 }
 

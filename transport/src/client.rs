@@ -40,12 +40,16 @@ pub fn builder_tls(config: rustls::ClientConfig) -> reqwest::ClientBuilder {
 
 /// The clients a member calls its peers with: plain HTTP, and mutual TLS once the member has a
 /// certificate ([`PeerClients::set_tls`]). [`PeerClients::send`] prefers TLS and falls back to
-/// plain HTTP only when the TLS connection could not be made (nothing was sent): a peer that
-/// has no certificate yet (joining, or locked) serves plain HTTP only.
+/// plain HTTP only when the TLS connection could not be made (nothing was sent), and only to a
+/// peer that never spoke TLS with this member: a peer without a certificate yet (joining)
+/// serves plain HTTP only, while one that has spoken TLS is never downgraded (someone on the
+/// network who breaks its handshakes gets no plain request instead).
 #[derive(Debug)]
 pub struct PeerClients {
     plain: reqwest::Client,
     tls: std::sync::RwLock<Option<reqwest::Client>>,
+    /// The addresses that answered over TLS at least once.
+    spoke_tls: std::sync::Mutex<std::collections::HashSet<String>>,
 }
 
 impl PeerClients {
@@ -54,6 +58,7 @@ impl PeerClients {
         PeerClients {
             plain,
             tls: std::sync::RwLock::new(None),
+            spoke_tls: std::sync::Mutex::default(),
         }
     }
 
@@ -91,12 +96,31 @@ impl PeerClients {
     ) -> reqwest::Result<reqwest::Response> {
         if let Some(tls) = self.tls() {
             match build(&tls, &format!("https://{addr}")).send().await {
-                Err(e) if e.is_connect() => {
+                Err(e) if e.is_connect() && !self.spoke_tls(addr) => {
                     tracing::debug!(peer = addr, error = %e, "no TLS with this peer; plain HTTP");
+                }
+                Ok(answer) => {
+                    self.note_tls(addr);
+                    return Ok(answer);
                 }
                 other => return other,
             }
         }
         build(&self.plain, &format!("http://{addr}")).send().await
+    }
+
+    fn spoke_tls(&self, addr: &str) -> bool {
+        self.spoke_tls
+            .lock()
+            .map(|s| s.contains(addr))
+            .unwrap_or(true)
+    }
+
+    fn note_tls(&self, addr: &str) {
+        if let Ok(mut s) = self.spoke_tls.lock() {
+            if !s.contains(addr) {
+                s.insert(addr.to_string());
+            }
+        }
     }
 }

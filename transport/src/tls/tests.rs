@@ -179,3 +179,67 @@ async fn a_silent_connection_is_closed_before_its_first_byte_counts() {
         .expect("closed within 5 s");
     assert_eq!(closed.unwrap(), 0);
 }
+
+#[tokio::test]
+async fn a_peer_that_spoke_tls_is_never_downgraded_to_plain_http() {
+    install();
+    let ours = Cluster::new();
+    let theirs = Cluster::new();
+    let now = SystemTime::now();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap().to_string();
+    let router = Router::new().route(
+        "/who",
+        get(|peer: Option<Extension<TlsPeer>>| async move {
+            if peer.is_some() {
+                "tls"
+            } else {
+                "plain"
+            }
+        }),
+    );
+    let member = ours.issue(CertRole::Member, "1", pki::CERT_LIFETIME, now);
+    let (config_tx, config_rx) =
+        tokio::sync::watch::channel(Some(server_config(member, &ours.roots()).unwrap()));
+    tokio::spawn(async move {
+        serve_tls(
+            listener,
+            router,
+            Limits::default(),
+            config_rx,
+            std::future::pending(),
+        )
+        .await
+    });
+    let me = ours.issue(CertRole::Member, "2", pki::CERT_LIFETIME, now);
+    let tls_client = |identity: Identity| {
+        let config = client_config(Trust::Roots(ours.roots()), Some(identity)).unwrap();
+        // A new connection per request: a kept one was made with the genuine member.
+        crate::client::builder_tls(config)
+            .pool_max_idle_per_host(0)
+            .build()
+            .unwrap()
+    };
+    async fn who(clients: &crate::client::PeerClients, addr: &str) -> String {
+        match clients
+            .send(addr, |c, base| c.get(format!("{base}/who")))
+            .await
+        {
+            Ok(r) => r.text().await.unwrap(),
+            Err(_) => "refused".to_string(),
+        }
+    }
+    let peers = crate::client::PeerClients::new(crate::client::builder().build().unwrap());
+    peers.set_tls(tls_client(me.clone()));
+    assert_eq!(who(&peers, &addr).await, "tls");
+    // Someone on the network answers in the member's place with another root: the request
+    // fails; it is not sent again over plain HTTP.
+    let impostor = theirs.issue(CertRole::Member, "1", pki::CERT_LIFETIME, now);
+    config_tx.send_replace(Some(server_config(impostor, &theirs.roots()).unwrap()));
+    assert_eq!(who(&peers, &addr).await, "refused");
+    // A peer never heard over TLS (joining, without a certificate): plain HTTP.
+    config_tx.send_replace(None);
+    let fresh = crate::client::PeerClients::new(crate::client::builder().build().unwrap());
+    fresh.set_tls(tls_client(me));
+    assert_eq!(who(&fresh, &addr).await, "plain");
+}
