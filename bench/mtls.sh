@@ -11,6 +11,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$PWD
+. bench/lib/wait.sh
 SECS=${SECS:-10}
 REPS=${REPS:-3}
 command -v curl >/dev/null || apt-get install -y -qq curl >/dev/null
@@ -31,13 +32,6 @@ cleanup() {
   rm -rf "$work"
 }
 trap cleanup EXIT
-wait_until() { # what deadline_s command...
-  local what=$1 deadline=$(( $(date +%s) + $2 )); shift 2
-  until "$@" >/dev/null 2>&1; do
-    [ "$(date +%s)" -lt "$deadline" ] || { echo "timed out waiting for $what" >&2; exit 1; }
-    sleep 0.1
-  done
-}
 voters() { # port tok
   curl -sf -H "Authorization: Bearer $2" "http://127.0.0.1:${1}/v1/cluster/status" | python3 -c 'import json,sys; d=json.load(sys.stdin); sys.exit(0 if sum(m["voter"] for m in d["members"])==3 and d["leader"] else 1)'
 }

@@ -13,6 +13,7 @@ set -euo pipefail
 cd "$(dirname "$0")/../.."
 root=$PWD
 . bench/lib/auth.sh
+. bench/lib/wait.sh
 SECS=${SECS:-10}
 REPS=${REPS:-2}
 FAILOVERS=${FAILOVERS:-5}
@@ -57,13 +58,6 @@ start_etcd() { # i
     --initial-cluster e1=http://127.0.0.1:23801,e2=http://127.0.0.1:23802,e3=http://127.0.0.1:23803 \
     --initial-cluster-state new --initial-cluster-token hoist-bench 2>>"$work/e$i.log" &
   epid[$i]=$!
-}
-wait_until() { # what deadline_s command...
-  local what=$1 deadline=$(( $(date +%s) + $2 )); shift 2
-  until "$@" >/dev/null 2>&1; do
-    [ "$(date +%s)" -lt "$deadline" ] || { echo "timed out waiting for $what" >&2; exit 1; }
-    sleep 0.1
-  done
 }
 hoist_voters() { curl -sf "http://127.0.0.1:27001/v1/cluster/status" | python3 -c 'import json,sys; d=json.load(sys.stdin); sys.exit(0 if sum(m["voter"] for m in d["members"])==3 and d["leader"] else 1)'; }
 all_up() { # sys eps

@@ -395,6 +395,12 @@ fn is_hex(s: &str, len: usize) -> bool {
     s.len() == len && s.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
 }
 
+/// Whether `digest` has the shape of a root certificate's digest (as join tokens carry it):
+/// a SHA-256, 64 lowercase hex digits.
+pub fn is_ca_digest(digest: &str) -> bool {
+    is_hex(digest, 64)
+}
+
 /// Whether `secret` has the shape of a join token's secret: 32 lowercase hex digits.
 pub fn is_join_secret(secret: &str) -> bool {
     is_hex(secret, 32)
@@ -419,7 +425,7 @@ pub fn parse_join_token(token: &str) -> Result<JoinTokenParts, String> {
         return Err("join token: the cluster id must be 16 hex digits".into());
     }
     if let Some(digest) = ca_digest {
-        if !is_hex(digest, 64) {
+        if !is_ca_digest(digest) {
             return Err(
                 "join token: the CA digest must be 64 lowercase hex digits (a SHA-256)".into(),
             );

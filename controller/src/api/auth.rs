@@ -401,9 +401,8 @@ fn check_peer(ctx: &Ctx, certificate: Option<&CertIdentity>) -> Result<(), ApiEr
         let member = (cert.role == CertRole::Member)
             .then(|| cert.id.parse::<u64>().ok())
             .flatten();
-        let members = ctx.node.member_ids();
         return match member {
-            Some(id) if members.is_empty() || members.contains(&id) => Ok(()),
+            Some(id) if ctx.node.admits_member(id) => Ok(()),
             Some(id) => Err(ApiError::new(
                 StatusCode::FORBIDDEN,
                 "not_a_member",

@@ -492,12 +492,23 @@ impl RaftNode {
     /// The ids of every member (voters and learners) of the current membership, cheaply (no
     /// state hash, unlike [`RaftNode::status`]).
     pub fn member_ids(&self) -> BTreeSet<u64> {
-        self.metrics()
-            .membership_config
-            .membership()
-            .nodes()
-            .map(|(id, _)| *id)
-            .collect()
+        self.with_metrics(|m| {
+            m.membership_config
+                .membership()
+                .nodes()
+                .map(|(id, _)| *id)
+                .collect()
+        })
+    }
+
+    /// Whether `id` is in this member's view of the membership (voter or learner), or that view
+    /// is still empty (a member that has not caught up). Asked on every Raft RPC: reads the
+    /// membership in place.
+    pub fn admits_member(&self, id: u64) -> bool {
+        self.with_metrics(|m| {
+            let membership = m.membership_config.membership();
+            membership.nodes().next().is_none() || membership.nodes().any(|(n, _)| *n == id)
+        })
     }
 
     pub fn status(&self) -> ClusterStatus {

@@ -248,12 +248,7 @@ impl State {
 
     /// The cluster's root CA, once: the same CA again changes nothing, another is refused.
     pub(super) fn set_cluster_ca(&mut self, ca: &ClusterCa) -> Result<Response, CommandError> {
-        let hex64 = ca.digest.len() == 64
-            && ca
-                .digest
-                .bytes()
-                .all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'));
-        if !hex64 {
+        if !hoist_proto::node::is_ca_digest(&ca.digest) {
             return Err(invalid(
                 "digest",
                 "must be the SHA-256 of the root certificate: 64 lowercase hex digits",
