@@ -50,9 +50,13 @@ pub enum ClusterCmd {
         rotate: bool,
     },
     /// Print the cluster's root certificate (PEM; with `-o json` also its digest, the one join
-    /// tokens carry), e.g. for `curl --cacert`: members' certificates name `hoist-controller`
-    /// and their address.
-    Ca,
+    /// tokens carry, the roots trusted now and how far a rotation is), e.g. for `curl
+    /// --cacert`: members' certificates name `hoist-controller` and their address. `rotate`
+    /// replaces the root.
+    Ca {
+        #[command(subcommand)]
+        cmd: Option<crate::ca::CaCmd>,
+    },
     /// Save or restore the replicated state.
     #[command(subcommand)]
     Snapshot(SnapshotCmd),
@@ -140,16 +144,10 @@ pub async fn run(
             }
         }
         ClusterCmd::Unlock { key } => return unlock(controllers, key, json).await,
-        ClusterCmd::Ca => {
-            match client
-                .json::<serde_json::Value>(Method::GET, "/v1/cluster/ca", None)
-                .await
-            {
-                Ok(ca) if json => println!("{}", serde_json::to_string_pretty(&ca)?),
-                Ok(ca) => print!("{}", ca["certificate"].as_str().unwrap_or_default()),
-                Err(e) => return Ok(report(&e)),
-            }
-        }
+        ClusterCmd::Ca { cmd: None } => return crate::ca::show(&client, json).await,
+        ClusterCmd::Ca {
+            cmd: Some(crate::ca::CaCmd::Rotate { detach, timeout }),
+        } => return crate::ca::rotate(client, detach, timeout, json).await,
         ClusterCmd::Token { role, rotate } => {
             let route = if rotate {
                 "/v1/cluster/token/rotate"

@@ -96,6 +96,18 @@ pub fn ca_digest_of(token: &str) -> Option<&str> {
         .filter(|d| d.len() == 64 && d.bytes().all(|b| b.is_ascii_hexdigit()))
 }
 
+/// `token` (a `HOISTOP2` operator token) carrying `digest` instead of its root's digest: after a
+/// rotation of the root the same secret is verified against the new root.
+pub fn with_ca_digest(token: &str, digest: &str) -> Option<String> {
+    let old = ca_digest_of(token)?;
+    let ok = digest.len() == 64 && digest.bytes().all(|b| b.is_ascii_hexdigit());
+    ok.then(|| {
+        token
+            .trim()
+            .replacen(&format!("-{old}-"), &format!("-{digest}-"), 1)
+    })
+}
+
 #[cfg(test)]
 mod tests {
     #[test]
@@ -105,6 +117,13 @@ mod tests {
         let digest = "ab".repeat(32);
         let two = format!("HOISTOP2-00aa-{digest}-11-22");
         assert_eq!(super::cluster_of(&two), Some("00aa"));
+        let next = "cd".repeat(32);
+        assert_eq!(
+            super::with_ca_digest(&two, &next).unwrap(),
+            format!("HOISTOP2-00aa-{next}-11-22")
+        );
+        assert_eq!(super::with_ca_digest(&two, "cd"), None);
+        assert_eq!(super::with_ca_digest("HOISTOP1-00aa-11-22", &next), None);
         assert_eq!(super::ca_digest_of(&two), Some(digest.as_str()));
         assert_eq!(super::ca_digest_of("HOISTOP1-00aa-11-22"), None);
     }

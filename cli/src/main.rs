@@ -2,6 +2,7 @@
 //! over its unix socket, Docker-style; service and cluster commands talk to the controllers.
 
 mod autoscale;
+mod ca;
 mod client;
 mod cluster;
 mod commands;

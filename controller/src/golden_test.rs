@@ -302,6 +302,16 @@ fn every_golden_file_of_every_format_read_decodes() {
                 |s, f| encode_snapshot(s, f).unwrap(),
                 |b, _| decode_snapshot(b).map_err(e),
             );
+            // A rotation of the root going on: the previous root and the cross-signed new one.
+            let mut st = state(format);
+            st.data_key_id = "3f2a9c0112345678".into();
+            st.ca = Some(samples::cluster_ca_rotating());
+            c.file(
+                "state-snapshot-ca-rotating",
+                &st,
+                |s, f| encode_snapshot(s, f).unwrap(),
+                |b, _| decode_snapshot(b).map_err(e),
+            );
         }
         for (name, entry) in entries() {
             c.file(

@@ -224,6 +224,39 @@ pub struct ClusterCa {
     pub digest: String,
     /// When it was made (ms since the epoch, the leader's clock).
     pub created_ms: u64,
+    /// While a rotation is going on (`hoist cluster ca rotate`): the root this one replaces,
+    /// PEM, still trusted until every member and node holds a certificate under this one.
+    /// Empty otherwise.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub previous_pem: String,
+    /// While a rotation is going on: this root's certificate cross-signed by the previous root
+    /// (PEM), which chains under this root carry so that the previous root verifies them.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub cross_pem: String,
+}
+
+impl ClusterCa {
+    /// Whether a rotation to this root is still going on.
+    pub fn rotating(&self) -> bool {
+        !self.previous_pem.is_empty()
+    }
+
+    /// The roots members and nodes trust now (PEM): this one first, then the previous one
+    /// during a rotation.
+    pub fn trusted_pem(&self) -> String {
+        let mut text = self.cert_pem.clone();
+        if !text.is_empty() && !text.ends_with('\n') {
+            text.push('\n');
+        }
+        text.push_str(&self.previous_pem);
+        text
+    }
+
+    /// What a certificate signed under this root is presented with besides the roots: the
+    /// cross-signed root during a rotation, nothing otherwise (PEM).
+    pub fn intermediates_pem(&self) -> &str {
+        &self.cross_pem
+    }
 }
 
 impl std::fmt::Debug for ClusterCa {
@@ -233,6 +266,7 @@ impl std::fmt::Debug for ClusterCa {
             .field("sealed_key", &"<sealed>")
             .field("digest", &self.digest)
             .field("created_ms", &self.created_ms)
+            .field("rotating", &self.rotating())
             .finish()
     }
 }

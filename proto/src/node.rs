@@ -183,6 +183,10 @@ pub struct HeartbeatAck {
     pub term: u64,
     /// False when the controller no longer knows the node (removed): the agent must register again.
     pub known: bool,
+    /// The digest of the cluster's current root: an agent whose certificate is under another
+    /// (the root was rotated) renews it at once. Format 2; empty when the cluster has no CA.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub ca_digest: String,
 }
 
 /// One replica the node must run (or stop), with everything needed to run it.

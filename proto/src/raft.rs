@@ -194,6 +194,15 @@ pub enum Command {
         #[serde(default)]
         manager: bool,
     },
+    /// Admin (`hoist cluster ca rotate`): a new root replaces the cluster's, with the old one
+    /// as `previous_pem` and the new one cross-signed by it; both are trusted until
+    /// [`Command::FinishCaRotation`]. Refused while a rotation is going on. Format 2.
+    RotateClusterCa(Box<ClusterCa>),
+    /// The leader, once every member and live node holds a certificate under the root with
+    /// `digest`: the previous root is no longer trusted. Format 2.
+    FinishCaRotation {
+        digest: String,
+    },
 }
 
 /// `hoist stack deploy`: the stack's services, named `STACK_SERVICE`.
@@ -233,7 +242,9 @@ impl Command {
             | Command::SetAutolock { .. }
             | Command::RemoveMemberKeys { .. }
             | Command::SetClusterCa(_)
-            | Command::RotateJoinSecret { .. } => 2,
+            | Command::RotateJoinSecret { .. }
+            | Command::RotateClusterCa(_)
+            | Command::FinishCaRotation { .. } => 2,
             Command::Audited { command, .. } => command.format().max(2),
             Command::Plan(p) if !p.drain.is_empty() => 2,
             _ => 0,

@@ -178,6 +178,7 @@ async fn heartbeat(State(s): State<Shared>, body: Bytes) -> Response {
     postcard(&HeartbeatAck {
         term: st.term,
         known: st.nodes.contains(&hb.node_id),
+        ca_digest: String::new(),
     })
 }
 

@@ -478,6 +478,191 @@ fn an_agent_renews_its_certificate_rejoins_after_expiry_and_stays_out_once_revok
     Ok(())
 }
 
+/// `hoist cluster ca rotate` on a 3-member cluster with a real agent, under a continuous write
+/// load through every member (forwarded writes cross member to member over mutual TLS) and
+/// with certificates short enough to be renewed meanwhile: no write fails, the node stays
+/// ready, and at the end every member's and the node's certificate is under the new root, the
+/// old root is trusted by no one, and join and operator tokens carry the new digest.
+#[test]
+fn the_root_rotates_under_continuous_writes_with_no_failed_write() -> Result<()> {
+    use hoist_tests::cluster_lab::ClusterLab;
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::sync::Arc;
+    let _g = serial();
+    let mut lab = ClusterLab::start(3, &["--cert-lifetime", "20s"])?;
+    let old: serde_json::Value =
+        serde_json::from_str(&lab.hoist_ok(&["-o", "json", "cluster", "ca"])?)?;
+    let old_digest = old["digest"].as_str().context("digest")?.to_string();
+    let old_root = tls::certs_from_pem(old["certificate"].as_str().context("root")?)
+        .map_err(anyhow::Error::msg)?;
+    ensure!(old["rotation"].is_null(), "no rotation yet: {old}");
+    let a = lab.add_agent("rot1", &[])?;
+    let node = lab.node_id(a).context("node id")?;
+    let tls_dir = lab.agents[a].host.data_dir().join("tls");
+    let held = || -> Option<tls::CertIdentity> {
+        let chain = std::fs::read_to_string(tls_dir.join("node.crt")).ok()?;
+        tls::identity_of(&tls::certs_from_pem(&chain).ok()?[0])
+    };
+    lab.wait_until(
+        "the agent holds its certificate",
+        Duration::from_secs(10),
+        || Ok((held(), String::new())),
+    )?;
+
+    // The load: applies through each member in turn, counting every write that fails.
+    let addrs: Vec<String> = (0..3).map(|i| lab.lab.addr(i)).collect();
+    let token = lab.lab.token().context("admin token")?;
+    let stop = Arc::new(AtomicBool::new(false));
+    let writer = {
+        let stop = stop.clone();
+        std::thread::spawn(move || -> (u64, Vec<String>) {
+            let http = reqwest::blocking::Client::builder()
+                .no_proxy()
+                .timeout(Duration::from_secs(10))
+                .build()
+                .expect("a client");
+            let (mut done, mut failed) = (0u64, Vec::new());
+            while !stop.load(Ordering::Relaxed) {
+                let addr = &addrs[done as usize % addrs.len()];
+                let spec = serde_json::json!({"name": "rot-load", "image": "busybox",
+                    "replicas": 0, "env": {"N": done.to_string()}});
+                match http
+                    .post(format!("http://{addr}/v1/services"))
+                    .bearer_auth(&token)
+                    .json(&spec)
+                    .send()
+                {
+                    Ok(r) if r.status().is_success() => {}
+                    Ok(r) => failed.push(format!(
+                        "{addr}: {} {}",
+                        r.status(),
+                        r.text().unwrap_or_default()
+                    )),
+                    Err(e) => failed.push(format!("{addr}: {e}")),
+                }
+                done += 1;
+            }
+            (done, failed)
+        })
+    };
+    std::thread::sleep(Duration::from_secs(1));
+
+    // The rotation, followed by the CLI to its end.
+    let started = std::time::Instant::now();
+    let (code, out, err) =
+        lab.hoist(&["-o", "json", "cluster", "ca", "rotate", "--timeout", "90s"])?;
+    let took = started.elapsed();
+    stop.store(true, Ordering::Relaxed);
+    let (writes, failed) = writer
+        .join()
+        .map_err(|_| anyhow::anyhow!("the writer panicked"))?;
+    ensure!(
+        code == 0,
+        "rotate: {code}\n{out}\n{err}\n{}",
+        lab.lab.logs_tail()
+    );
+    let done: serde_json::Value = serde_json::from_str(&out)?;
+    let new_digest = done["digest"].as_str().context("new digest")?.to_string();
+    ensure!(
+        done["previous_digest"] == old_digest.as_str() && new_digest != old_digest,
+        "{done}"
+    );
+    eprintln!(
+        "[lab] rotation ended after {took:?}; {writes} writes meanwhile, {} failed",
+        failed.len()
+    );
+    ensure!(writes >= 20, "the load kept writing: {writes} writes");
+    ensure!(
+        failed.is_empty(),
+        "{} of {writes} writes failed during the rotation: {:?}",
+        failed.len(),
+        &failed[..failed.len().min(5)]
+    );
+
+    // Everyone is under the new root, which alone is trusted.
+    let new_token = token_with(
+        &lab.lab.token().context("admin token")?,
+        &old_digest,
+        &new_digest,
+    );
+    let cli = |args: &[&str]| -> Result<String> {
+        let (code, out, err) =
+            hoist_tests::hoist_cli_as(&lab.controllers_arg(), Some(&new_token), args)?;
+        ensure!(code == 0, "hoist {}: {code}\n{out}\n{err}", args.join(" "));
+        Ok(out)
+    };
+    let now: serde_json::Value = serde_json::from_str(&cli(&["-o", "json", "cluster", "ca"])?)?;
+    ensure!(
+        now["digest"] == new_digest.as_str()
+            && now["rotation"].is_null()
+            && now["trusted"] == serde_json::json!([new_digest]),
+        "{now}"
+    );
+    let new_root = tls::certs_from_pem(now["certificate"].as_str().context("root")?)
+        .map_err(anyhow::Error::msg)?;
+    let new_key_id = tls::key_id(&new_root[0]).context("the new root's key id")?;
+    for i in 0..3 {
+        let chain = std::fs::read_to_string(lab.lab.data_dir(i).join("tls/member.crt"))?;
+        let certs = tls::certs_from_pem(&chain).map_err(anyhow::Error::msg)?;
+        let leaf = tls::identity_of(&certs[0]).context("member certificate")?;
+        ensure!(
+            leaf.issuer_key_id == new_key_id,
+            "member {i} is under the new root"
+        );
+        ensure!(
+            certs.iter().all(|c| tls::ca_digest(c) != old_digest),
+            "member {i} no longer presents the old root"
+        );
+    }
+    let leaf = held().context("the node's certificate")?;
+    ensure!(
+        leaf.issuer_key_id == new_key_id,
+        "the node is under the new root: {leaf:?}"
+    );
+    let ca_kept = std::fs::read_to_string(tls_dir.join("ca.crt"))?;
+    let kept = tls::certs_from_pem(&ca_kept).map_err(anyhow::Error::msg)?;
+    ensure!(
+        tls::ca_digest(&kept[0]) == new_digest,
+        "the agent keeps the new root first"
+    );
+    ensure!(
+        lab.nodes()?.get(&node).is_some_and(|(s, _)| s == "ready"),
+        "the node stayed ready"
+    );
+    // The node keeps renewing under the new root (20 s certificates) and stays ready.
+    let renewed = lab.wait_until(
+        "the node renews again under the new root",
+        Duration::from_secs(30),
+        || {
+            let h = held().filter(|h| h.not_after > leaf.not_after);
+            Ok((h.clone(), format!("{h:?}")))
+        },
+    )?;
+    ensure!(renewed.issuer_key_id == new_key_id);
+    ensure!(lab.nodes()?.get(&node).is_some_and(|(s, _)| s == "ready"));
+    // A client that trusts only the old root no longer verifies the members; join tokens carry
+    // the new digest.
+    let stale = client(Trust::Roots(old_root), None)?;
+    ensure!(
+        stale
+            .get(format!("https://{}/v1/health", lab.lab.addr(0)))
+            .send()
+            .is_err(),
+        "a member still verifies under the old root"
+    );
+    let join = cli(&["cluster", "token"])?;
+    ensure!(
+        join.contains(&new_digest),
+        "the join token carries the new digest: {join}"
+    );
+    Ok(())
+}
+
+/// `token` (an operator token) with `new` in place of the root digest `old`.
+fn token_with(token: &str, old: &str, new: &str) -> String {
+    token.replacen(old, new, 1)
+}
+
 /// A member joins with the manager join token alone (no operator token): it checks the cluster
 /// by the root's digest in the token before it sends anything, gets its certificate and votes.
 /// The manager token adds members and does nothing else; a token whose digest is not this

@@ -124,3 +124,33 @@ impl PeerClients {
         }
     }
 }
+
+/// The certificate a member at `addr` (`HOST:PORT`) serves now, verified with `config`: one TLS
+/// handshake, no request. The leader asks every member this way which root its certificate is
+/// under while a rotation of the cluster's root is going on.
+pub async fn served_certificate(
+    addr: &str,
+    config: std::sync::Arc<rustls::ClientConfig>,
+    timeout: Duration,
+) -> Result<rustls::pki_types::CertificateDer<'static>, String> {
+    let name = rustls::pki_types::ServerName::try_from(crate::tls::MEMBER_NAME)
+        .map_err(|e| e.to_string())?;
+    let handshake = async {
+        let tcp = tokio::net::TcpStream::connect(addr)
+            .await
+            .map_err(|e| format!("connect {addr}: {e}"))?;
+        let tls = tokio_rustls::TlsConnector::from(config)
+            .connect(name, tcp)
+            .await
+            .map_err(|e| format!("TLS with {addr}: {e}"))?;
+        let (_, session) = tls.get_ref();
+        session
+            .peer_certificates()
+            .and_then(|c| c.first())
+            .map(|c| c.clone().into_owned())
+            .ok_or_else(|| format!("{addr} presented no certificate"))
+    };
+    tokio::time::timeout(timeout, handshake)
+        .await
+        .map_err(|_| format!("TLS with {addr}: no answer in {timeout:?}"))?
+}

@@ -60,12 +60,57 @@ fn serial() -> SerialNumber {
 /// A new root CA for the cluster `cluster_id`, valid from `now` for [`CA_LIFETIME`].
 pub fn make_ca(cluster_id: &str, now: SystemTime) -> Result<Ca, String> {
     let key = KeyPair::generate().map_err(err("CA key"))?;
+    let cert = root_params(&format!("Hoist cluster {cluster_id} root CA"), now)
+        .self_signed(&key)
+        .map_err(err("CA certificate"))?;
+    Ok(Ca {
+        digest: crate::tls::ca_digest(cert.der()),
+        cert_pem: cert.pem(),
+        key_pem: key.serialize_pem(),
+    })
+}
+
+/// A root to replace `old` (`hoist cluster ca rotate`), and its certificate cross-signed by
+/// `old`. The new root has a key and a name of its own (the old root's with the time of the
+/// rotation), so that chains under either root are told apart by name as well as by key.
+///
+/// The cross-signed certificate has the new root's name and key and `old` as issuer, valid until
+/// the first of the two roots expires. During a rotation, chains under the new root carry it,
+/// so that whoever still trusts only `old` verifies them: leaf → cross-signed → `old`.
+pub fn make_next_ca(cluster_id: &str, old: &Ca, now: SystemTime) -> Result<(Ca, String), String> {
+    let key = KeyPair::generate().map_err(err("CA key"))?;
+    let since = humantime::format_rfc3339_seconds(now);
+    let params = root_params(
+        &format!("Hoist cluster {cluster_id} root CA since {since}"),
+        now,
+    );
+    let cert = params.self_signed(&key).map_err(err("CA certificate"))?;
+    let next = Ca {
+        digest: crate::tls::ca_digest(cert.der()),
+        cert_pem: cert.pem(),
+        key_pem: key.serialize_pem(),
+    };
+    let old_key = KeyPair::from_pem(&old.key_pem).map_err(err("old CA key"))?;
+    let old_until = crate::tls::certs_from_pem(&old.cert_pem)?
+        .first()
+        .and_then(|c| x509_parser::parse_x509_certificate(c).ok())
+        .map(|(_, c)| c.validity().not_after.to_datetime())
+        .ok_or("the old root certificate does not parse")?;
+    let issuer = Issuer::from_ca_cert_pem(&old.cert_pem, old_key).map_err(err("old CA"))?;
+    let mut cross = params;
+    cross.not_after = cross.not_after.min(old_until);
+    cross.serial_number = Some(serial());
+    cross.use_authority_key_identifier_extension = true;
+    let cross = cross
+        .signed_by(&key, &issuer)
+        .map_err(err("cross-signed certificate"))?;
+    Ok((next, cross.pem()))
+}
+
+fn root_params(name: &str, now: SystemTime) -> CertificateParams {
     let mut params = CertificateParams::default();
     params.distinguished_name = rcgen::DistinguishedName::new();
-    params.distinguished_name.push(
-        DnType::CommonName,
-        format!("Hoist cluster {cluster_id} root CA"),
-    );
+    params.distinguished_name.push(DnType::CommonName, name);
     params
         .distinguished_name
         .push(DnType::OrganizationName, "Hoist");
@@ -78,12 +123,7 @@ pub fn make_ca(cluster_id: &str, now: SystemTime) -> Result<Ca, String> {
     params.not_before = (now - backdate(CA_LIFETIME)).into();
     params.not_after = (now + CA_LIFETIME).into();
     params.serial_number = Some(serial());
-    let cert = params.self_signed(&key).map_err(err("CA certificate"))?;
-    Ok(Ca {
-        digest: crate::tls::ca_digest(cert.der()),
-        cert_pem: cert.pem(),
-        key_pem: key.serialize_pem(),
-    })
+    params
 }
 
 /// A new private key (PKCS#8 PEM) for a holder to keep.

@@ -26,6 +26,7 @@ use rustls::server::WebPkiClientVerifier;
 use rustls::{ClientConfig, DigitallySignedStruct, RootCertStore, ServerConfig, SignatureScheme};
 use sha2::{Digest, Sha256};
 use std::sync::Arc;
+use x509_parser::extensions::ParsedExtension;
 
 /// The DNS name every member's certificate carries, and the name clients verify members by.
 pub const MEMBER_NAME: &str = "hoist-controller";
@@ -79,6 +80,9 @@ pub struct CertIdentity {
     /// When it became valid and when it expires (seconds since the epoch).
     pub not_before: i64,
     pub not_after: i64,
+    /// Lowercase hex of its authority key identifier: which root signed it ([`key_id`] of that
+    /// root); empty when it names none.
+    pub issuer_key_id: String,
 }
 
 /// The URI a certificate of `role` for `id` carries.
@@ -109,13 +113,51 @@ pub fn identity_of(der: &[u8]) -> Option<CertIdentity> {
         }
         _ => None,
     })?;
+    let issuer_key_id = cert
+        .extensions()
+        .iter()
+        .find_map(|e| match e.parsed_extension() {
+            ParsedExtension::AuthorityKeyIdentifier(aki) => {
+                aki.key_identifier.as_ref().map(|k| hex::encode(k.0))
+            }
+            _ => None,
+        })
+        .unwrap_or_default();
     Some(CertIdentity {
         role,
         id,
         key_sha256: sha256_hex(cert.tbs_certificate.subject_pki.raw),
         not_before: cert.validity().not_before.timestamp(),
         not_after: cert.validity().not_after.timestamp(),
+        issuer_key_id,
     })
+}
+
+/// Lowercase hex of a CA certificate's subject key identifier: what the certificates it signs
+/// name as their issuer ([`CertIdentity::issuer_key_id`]). `None` for a certificate without one.
+pub fn key_id(der: &[u8]) -> Option<String> {
+    let (_, cert) = x509_parser::parse_x509_certificate(der).ok()?;
+    cert.extensions()
+        .iter()
+        .find_map(|e| match e.parsed_extension() {
+            ParsedExtension::SubjectKeyIdentifier(k) => Some(hex::encode(k.0)),
+            _ => None,
+        })
+}
+
+/// Whether `der` is a root: issued by itself (a cross-signed root's certificate is not: another
+/// root issued it).
+pub fn is_root(der: &[u8]) -> bool {
+    x509_parser::parse_x509_certificate(der)
+        .is_ok_and(|(_, c)| c.tbs_certificate.subject.as_raw() == c.tbs_certificate.issuer.as_raw())
+}
+
+/// A chain's certificates split into what a holder presents before the roots (its certificate
+/// and any cross-signed one) and the roots it trusts (self-issued), both in their order.
+pub fn split_roots(
+    certs: Vec<CertificateDer<'static>>,
+) -> (Vec<CertificateDer<'static>>, Vec<CertificateDer<'static>>) {
+    certs.into_iter().partition(|c| !is_root(c))
 }
 
 /// The certificates in a PEM text (a chain, or a bundle of roots).

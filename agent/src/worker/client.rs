@@ -187,6 +187,11 @@ impl ControllerClient {
         Ok(validity)
     }
 
+    /// The digest of the root the node's certificate was answered with (TLS only).
+    pub fn root_digest(&self) -> Option<String> {
+        self.tls.as_ref()?.root_digest()
+    }
+
     /// A new certificate for the node's key before the current one expires (TLS only). A
     /// 401/403/404 ([`ClientError::is_unknown_node`]) means the node must register again.
     pub async fn renew(&self, node_id: &str) -> Result<Validity, ClientError> {

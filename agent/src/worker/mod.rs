@@ -232,6 +232,9 @@ struct Node {
     batcher: Mutex<Batcher>,
     monitors: Monitors,
     reregister: Notify,
+    /// The cluster's current root as heartbeat answers name it: a certificate under another
+    /// one (the root was rotated) is renewed at once.
+    cluster_root: watch::Sender<String>,
     report_now: Arc<Notify>,
     /// The DNS table must catch up with assignments at this Raft index (see `endpoints`).
     dns_at_least: watch::Sender<u64>,
@@ -295,6 +298,7 @@ pub fn start(mgr: Arc<Manager>, images: Arc<ImageStore>, cfg: JoinConfig) -> any
         batcher: Mutex::new(Batcher::default()),
         monitors: Arc::new(Mutex::new(BTreeMap::new())),
         reregister: Notify::new(),
+        cluster_root: watch::channel(String::new()).0,
         report_now: Arc::new(Notify::new()),
         dns_at_least: watch::channel(0).0,
         endpoints_seen: watch::channel(None).0,
@@ -432,6 +436,7 @@ impl Node {
     /// it a new certificate.
     async fn renewal(self: Arc<Self>, mut held: watch::Receiver<Option<tls::Validity>>) {
         let mut session_rx = self.session.subscribe();
+        let mut cluster_root = self.cluster_root.subscribe();
         // The renewal point of the certificate in use, drawn once per certificate.
         let mut drawn: Option<(tls::Validity, f64)> = None;
         loop {
@@ -453,12 +458,19 @@ impl Node {
             let wait = due
                 .duration_since(std::time::SystemTime::now())
                 .unwrap_or(Duration::ZERO);
-            if !wait.is_zero() {
+            let rotated = {
+                let root = cluster_root.borrow_and_update();
+                !root.is_empty() && self.client.root_digest().is_some_and(|ours| ours != *root)
+            };
+            if rotated {
+                tracing::info!("the cluster's root was rotated: renewing the node certificate under the new one");
+            } else if !wait.is_zero() {
                 // Looked at again at least every few minutes: the wall clock may jump (a host
                 // that slept) while the monotonic one does not.
                 tokio::select! {
                     _ = tokio::time::sleep(wait.min(RENEWAL_LOOK_EVERY)) => {}
                     r = held.changed() => if r.is_err() { return },
+                    r = cluster_root.changed() => if r.is_err() { return },
                 }
                 continue;
             }
@@ -550,6 +562,13 @@ impl Node {
                             tracing::warn!(node = %session.node_id, "the controller no longer knows this node: registering again");
                             break;
                         }
+                        self.cluster_root.send_if_modified(|root| {
+                            let changed = !ack.ca_digest.is_empty() && *root != ack.ca_digest;
+                            if changed {
+                                root.clone_from(&ack.ca_digest);
+                            }
+                            changed
+                        });
                     }
                     Err(e) if e.is_unknown_node() => {
                         tracing::warn!("heartbeat: {e}: registering again");

@@ -7,12 +7,16 @@
 //!   it never leaves the host; the controllers see only signing requests for it.
 //! - `node.crt`: the node's certificate followed by the cluster's root(s): the chain the agent
 //!   presents.
-//! - `ca.crt`: the cluster's root certificate(s), as the last registration or renewal answered.
+//! - `ca.crt`: the cluster's root certificate(s), as the last registration or renewal answered
+//!   (the current root first; during a rotation of the root, the previous one after it).
+//! - `ca.anchor`: the digest of the join token through which `ca.crt` was obtained.
 //!
-//! Trust: once `ca.crt` holds the root whose digest the join token carries, the controllers
-//! must verify under the roots of `ca.crt` ([`Trust::Roots`]); before that (first contact, or a
-//! token for another cluster or CA) under the root with the token's digest only
-//! ([`Trust::Pinned`]): no trust on first use.
+//! Trust: once `ca.crt` holds the root whose digest the join token carries, or was obtained
+//! through that token (`ca.anchor`: after a rotation of the root the token's digest names a
+//! root the cluster dropped, but the roots kept descend from it), the controllers must verify
+//! under the roots of `ca.crt` ([`Trust::Roots`]); before that (first contact, or a token for
+//! another cluster or CA) under the root with the token's digest only ([`Trust::Pinned`]): no
+//! trust on first use.
 //!
 //! Registration always goes through a client that presents no certificate (the join token is
 //! what registers, and a certificate that expired while the agent was off would fail the
@@ -44,6 +48,11 @@ pub fn cert_path(dir: &Path) -> PathBuf {
 /// The cluster's root certificate(s).
 pub fn ca_path(dir: &Path) -> PathBuf {
     dir.join("ca.crt")
+}
+
+/// The digest of the join token `ca.crt` was obtained through.
+pub fn anchor_path(dir: &Path) -> PathBuf {
+    dir.join("ca.anchor")
 }
 
 /// Makes `dir` (0700) if it is missing.
@@ -81,23 +90,34 @@ pub fn load_or_make_key(dir: &Path) -> anyhow::Result<String> {
     }
 }
 
-/// How to trust the controllers, given the roots kept (`ca_pem`, the text of `ca.crt`) and the
-/// digest of the join token: the kept roots when one of them is the token's, else only the
-/// token's digest. Pure.
-pub fn trust_from(ca_pem: Option<&str>, token_digest: &str) -> Trust {
+/// How to trust the controllers, given the roots kept (`ca_pem`, the text of `ca.crt`), the
+/// token they were obtained through (`anchor`, the text of `ca.anchor`) and the digest of the
+/// join token: the kept roots when one of them is the token's or they were obtained through
+/// it, else only the token's digest. Pure.
+pub fn trust_from(ca_pem: Option<&str>, anchor: Option<&str>, token_digest: &str) -> Trust {
     let kept = ca_pem.and_then(|pem| tls::certs_from_pem(pem).ok());
+    let through_token = anchor.is_some_and(|a| a.trim() == token_digest);
     match kept {
-        Some(roots) if roots.iter().any(|r| tls::ca_digest(r) == token_digest) => {
+        Some(roots) if through_token || roots.iter().any(|r| tls::ca_digest(r) == token_digest) => {
             Trust::Roots(roots)
         }
         _ => Trust::Pinned(token_digest.to_string()),
     }
 }
 
-/// [`trust_from`] with the `ca.crt` kept in `dir`.
+/// [`trust_from`] with the `ca.crt` and `ca.anchor` kept in `dir`.
 pub fn trust(dir: &Path, token_digest: &str) -> Trust {
     let kept = std::fs::read_to_string(ca_path(dir)).ok();
-    trust_from(kept.as_deref(), token_digest)
+    let anchor = std::fs::read_to_string(anchor_path(dir)).ok();
+    trust_from(kept.as_deref(), anchor.as_deref(), token_digest)
+}
+
+/// The digest of the first root of `ca_pem` (the cluster's current one when it was answered).
+pub fn first_root_digest(ca_pem: &str) -> Option<String> {
+    tls::certs_from_pem(ca_pem)
+        .ok()?
+        .first()
+        .map(|r| tls::ca_digest(r))
 }
 
 /// The chain a node presents: its certificate, then the roots. Pure.
@@ -158,6 +178,9 @@ pub struct NodeTls {
     held: watch::Sender<Option<Validity>>,
     /// Whether [`Trust::Pinned`] is in use (no root of the cluster kept yet).
     pinned: AtomicBool,
+    /// The digest of the root the certificate in use was answered with (the cluster's current
+    /// root then).
+    root: std::sync::Mutex<Option<String>>,
 }
 
 impl std::fmt::Debug for NodeTls {
@@ -206,6 +229,7 @@ impl NodeTls {
             key_sha256,
             held: watch::channel(None).0,
             pinned: AtomicBool::new(true),
+            root: std::sync::Mutex::new(None),
         })
     }
 
@@ -239,6 +263,11 @@ impl NodeTls {
         pki::request(&self.key_pem, CertRole::Node, id)
     }
 
+    /// The digest of the root the certificate in use was answered with, once there is one.
+    pub fn root_digest(&self) -> Option<String> {
+        self.root.lock().ok()?.clone()
+    }
+
     /// Whether a registration gave the node a certificate (presented since).
     pub fn has_certificate(&self) -> bool {
         self.held.borrow().is_some()
@@ -268,19 +297,24 @@ impl NodeTls {
         let identity = Identity::from_pem(&chain, &self.key_pem)?;
         let register = http_client(Trust::Roots(roots.clone()), None)?;
         let other = http_client(Trust::Roots(roots), Some(identity))?;
-        save(&self.dir, cert_pem, ca_pem).map_err(|e| format!("keep it: {e}"))?;
+        save(&self.dir, cert_pem, ca_pem, &self.digest).map_err(|e| format!("keep it: {e}"))?;
         self.set_pinned(false);
+        if let Ok(mut root) = self.root.lock() {
+            *root = first_root_digest(ca_pem);
+        }
         self.held.send_replace(Some(validity));
         tracing::debug!(node = %id.id, not_after = %humantime::format_rfc3339_seconds(validity.not_after), "node certificate in use");
         Ok((Clients { register, other }, validity))
     }
 }
 
-/// Keeps a certificate and the roots in `dir`: `node.crt` (the chain, [`chain`]) and `ca.crt`.
-pub fn save(dir: &Path, cert_pem: &str, ca_pem: &str) -> std::io::Result<()> {
+/// Keeps a certificate and the roots in `dir`: `node.crt` (the chain, [`chain`]), `ca.crt`, and
+/// the digest of the join token they were obtained through (`ca.anchor`).
+pub fn save(dir: &Path, cert_pem: &str, ca_pem: &str, token_digest: &str) -> std::io::Result<()> {
     make_dir(dir)?;
     hoist_common::private_file::write(&cert_path(dir), chain(cert_pem, ca_pem).as_bytes())?;
-    hoist_common::private_file::write(&ca_path(dir), ca_pem.as_bytes())
+    hoist_common::private_file::write(&ca_path(dir), ca_pem.as_bytes())?;
+    hoist_common::private_file::write(&anchor_path(dir), token_digest.as_bytes())
 }
 
 /// What a failure to reach a member over TLS means, if it was TLS that failed: the messages of

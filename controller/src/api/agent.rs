@@ -12,6 +12,7 @@ use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
+use axum::Extension;
 use hoist_proto::cluster::{Node, NodeAvailability, NodeStatus};
 use hoist_proto::format::v0::memory_bytes;
 use hoist_proto::format::{Codec, PeerVersion, OLDEST, PROTOBUF_MEDIA_TYPE};
@@ -23,6 +24,7 @@ use hoist_proto::node::{
 use hoist_proto::quantity::Quantity;
 use hoist_proto::raft::{Command, Response as RaftResponse};
 use hoist_proto::service::ServiceSpec;
+use hoist_transport::tls::{CertRole, TlsPeer};
 use serde::Deserialize;
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
@@ -221,15 +223,18 @@ struct Signed {
 fn sign_for(ctx: &Ctx, node: &str, csr: &str) -> Result<Signed, ApiError> {
     let key_sha256 = hoist_transport::pki::request_key_sha256(csr)
         .map_err(|m| ApiError::field(StatusCode::BAD_REQUEST, "csr", m))?;
-    let ca = ctx
+    let signer = ctx
         .node
-        .stale_read(|s| crate::pki::open_ca(s, &ctx.keyring))
+        .stale_read(|s| crate::pki::open_signer(s, &ctx.keyring))
         .map_err(sign_error)?;
-    let certificate = ctx.pki.sign_node(&ca, node, csr).map_err(sign_error)?;
+    let certificate = ctx
+        .pki
+        .sign_node(&signer.ca, node, csr)
+        .map_err(sign_error)?;
     Ok(Signed {
         key_sha256,
-        certificate,
-        ca_certificate: ca.cert_pem,
+        certificate: signer.with_intermediates(&certificate),
+        ca_certificate: signer.roots,
     })
 }
 
@@ -305,6 +310,7 @@ fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
 /// `POST /v1/agent/heartbeat`
 pub async fn heartbeat(
     State(ctx): State<Ctx>,
+    peer: Option<Extension<TlsPeer>>,
     headers: HeaderMap,
     body: Bytes,
 ) -> Result<Response, ApiError> {
@@ -319,11 +325,27 @@ pub async fn heartbeat(
             ctx.leader.drains.applied(&hb.node_id, hb.endpoints_applied);
         }
         ctx.leader.liveness.told_version(&hb.node_id, version);
+        // Which root the node's certificate is under, for the end of a rotation.
+        if let Some(cert) = peer.as_ref().and_then(|p| p.identity.as_ref()) {
+            if cert.role == CertRole::Node && cert.id == hb.node_id {
+                ctx.pki
+                    .rotation
+                    .node_presented(&hb.node_id, &cert.issuer_key_id);
+            }
+        }
     }
+    let ca_digest = if body_format(&headers) >= 2 {
+        ctx.node
+            .stale_read(|s| s.ca.as_ref().map(|c| c.digest.clone()))
+            .unwrap_or_default()
+    } else {
+        String::new()
+    };
     Ok(encode(
         &HeartbeatAck {
             term: ctx.node.term(),
             known,
+            ca_digest,
         },
         body_format(&headers),
     ))

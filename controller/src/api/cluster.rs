@@ -143,13 +143,13 @@ pub async fn member_certificate(
             "the cluster runs below format 2 and has no certificate authority yet",
         ));
     }
-    let ca = ctx
+    let signer = ctx
         .node
-        .stale_read(|s| crate::pki::open_ca(s, &ctx.keyring))
+        .stale_read(|s| crate::pki::open_signer(s, &ctx.keyring))
         .map_err(super::agent::sign_error)?;
     let certificate = ctx
         .pki
-        .sign_member(&ca, id, &req.address, &req.csr)
+        .sign_member(&signer.ca, id, &req.address, &req.csr)
         .map_err(|e| match e {
             crate::pki::SignError::Request(m) => {
                 ApiError::field(StatusCode::UNPROCESSABLE_ENTITY, "csr", m)
@@ -158,8 +158,8 @@ pub async fn member_certificate(
         })?;
     tracing::info!(member = id, address = %req.address, "signed a joining member's certificate");
     Ok(Json(MemberCertificate {
-        certificate,
-        ca_certificate: ca.cert_pem,
+        certificate: signer.with_intermediates(&certificate),
+        ca_certificate: signer.roots,
     }))
 }
 

@@ -7,6 +7,7 @@ mod agent;
 pub mod auth;
 mod autolock;
 mod body;
+mod ca;
 mod cluster;
 mod error;
 mod events;
@@ -195,7 +196,8 @@ route_table! {
         DELETE "/v1/stacks/{name}" DEPLOYER => stacks::remove;
         GET "/v1/cluster/token" ADMIN => orchestration::token;
         POST "/v1/cluster/token/rotate" ADMIN => orchestration::rotate_token;
-        GET "/v1/cluster/ca" VIEWER => orchestration::ca;
+        GET "/v1/cluster/ca" VIEWER => ca::get;
+        POST "/v1/cluster/ca/rotate" ADMIN => ca::rotate;
         GET "/v1/nodes" VIEWER => orchestration::list_nodes;
         GET "/v1/nodes/{id}" VIEWER => orchestration::get_node;
         DELETE "/v1/nodes/{id}" ADMIN => orchestration::remove_node;

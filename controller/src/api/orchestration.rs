@@ -126,22 +126,6 @@ async fn cluster_ca_digest(ctx: &Ctx) -> Result<Option<String>, ApiError> {
     }
 }
 
-/// `GET /v1/cluster/ca`: the cluster's root certificate (PEM) and its digest, for tools that
-/// verify members themselves (`curl --cacert`). Public by nature, but like everything else
-/// behind a viewer's token.
-pub async fn ca(State(ctx): State<Ctx>) -> Result<Json<serde_json::Value>, ApiError> {
-    match ctx.node.stale_read(|s| s.ca.clone()) {
-        Some(ca) => Ok(Json(
-            serde_json::json!({"certificate": ca.cert_pem, "digest": ca.digest, "created_ms": ca.created_ms}),
-        )),
-        None => Err(ApiError::new(
-            StatusCode::NOT_FOUND,
-            "no_ca",
-            "the cluster has no certificate authority yet (made once it runs at format 2)",
-        )),
-    }
-}
-
 /// `POST /v1/cluster/token/rotate[?role=manager]`: a new secret for the worker (or manager)
 /// join token. Nodes and members already joined keep their certificates; the old token
 /// registers no node (adds no member) from now on.

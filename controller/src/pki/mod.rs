@@ -12,6 +12,7 @@
 //! trip, no Raft write) and its private key never leaves the member's memory; a restart makes a
 //! new one.
 
+pub mod rotation;
 pub mod sync;
 
 use crate::keyring::Keyring;
@@ -43,17 +44,56 @@ pub enum SignError {
 
 /// The CA of `state`, with its private key opened with this member's copy of the data key.
 pub fn open_ca(state: &State, keyring: &Keyring) -> Result<Ca, SignError> {
+    open_signer(state, keyring).map(|s| s.ca)
+}
+
+/// The CA of `state` opened ([`open_ca`]), with what a certificate it signs is handed out with.
+pub fn open_signer(state: &State, keyring: &Keyring) -> Result<Signer, SignError> {
     let ca = state.ca.as_ref().ok_or(SignError::NoCa)?;
     let key = keyring.data_key(state).ok_or(SignError::Locked)?;
     let key_pem = key
         .open(CA_KEY_AAD, &ca.sealed_key)
         .map_err(|e| SignError::Corrupt(e.to_string()))?;
-    Ok(Ca {
-        cert_pem: ca.cert_pem.clone(),
-        key_pem: String::from_utf8(key_pem)
-            .map_err(|_| SignError::Corrupt("not a PEM text".into()))?,
-        digest: ca.digest.clone(),
+    Ok(Signer {
+        ca: Ca {
+            cert_pem: ca.cert_pem.clone(),
+            key_pem: String::from_utf8(key_pem)
+                .map_err(|_| SignError::Corrupt("not a PEM text".into()))?,
+            digest: ca.digest.clone(),
+        },
+        intermediates: ca.intermediates_pem().to_string(),
+        roots: ca.trusted_pem(),
     })
+}
+
+/// The cluster's CA, opened, and what the certificates it signs are handed out with.
+#[derive(Debug, Clone)]
+pub struct Signer {
+    pub ca: Ca,
+    /// PEM to present after a certificate it signs: the root cross-signed by the previous one
+    /// during a rotation, nothing otherwise.
+    pub intermediates: String,
+    /// PEM: the roots to trust now, the current one first (and the previous one during a
+    /// rotation).
+    pub roots: String,
+}
+
+impl Signer {
+    /// A certificate signed here, with what it is presented with (PEM): the certificate, then
+    /// the intermediates.
+    pub fn with_intermediates(&self, cert_pem: &str) -> String {
+        join_pem(&[cert_pem, &self.intermediates])
+    }
+}
+
+/// PEM texts one after the other, each ending with a newline.
+pub fn join_pem(texts: &[&str]) -> String {
+    let mut out = String::new();
+    for t in texts.iter().map(|t| t.trim()).filter(|t| !t.is_empty()) {
+        out.push_str(t);
+        out.push('\n');
+    }
+    out
 }
 
 /// This member's TLS: its private key, its certificate, the listener's current configuration,
@@ -72,6 +112,11 @@ pub struct Pki {
     pub cert_lifetime: Duration,
     tls: watch::Sender<Option<Arc<rustls::ServerConfig>>>,
     current: Mutex<Option<MemberCert>>,
+    /// The mutual-TLS client configuration of the certificate served now: the leader asks
+    /// other members which certificate they serve with it during a rotation.
+    client: Mutex<Option<Arc<rustls::ClientConfig>>>,
+    /// How a rotation of the root is going, as the leader last saw it.
+    pub rotation: rotation::Tracker,
     /// `--unsafe-plain-peers`: peers are called, and taken, over plain HTTP.
     plain_peers: bool,
 }
@@ -81,6 +126,8 @@ pub struct Pki {
 pub struct MemberCert {
     /// The digest of the root it was signed under.
     pub ca_digest: String,
+    /// The digests of the roots this member trusts with it (the current one first).
+    pub trusted: Vec<String>,
     /// When to sign a new one.
     pub renew_at: SystemTime,
     pub not_after: SystemTime,
@@ -109,6 +156,8 @@ impl Pki {
             cert_lifetime,
             tls: watch::channel(None).0,
             current: Mutex::new(None),
+            client: Mutex::new(None),
+            rotation: rotation::Tracker::default(),
             plain_peers: false,
         })
     }
@@ -189,28 +238,39 @@ impl Pki {
         pki::request(&self.key_pem, CertRole::Member, &self.member.to_string())
     }
 
-    /// Signs a new certificate for this member's listener under `ca` and serves with it.
-    pub fn renew_own(&self, ca: &Ca, now: SystemTime) -> Result<MemberCert, String> {
+    /// Signs a new certificate for this member's listener with `signer` and serves with it.
+    pub fn renew_own(&self, signer: &Signer, now: SystemTime) -> Result<MemberCert, String> {
         let csr = self.request()?;
         let cert = sign_member(
-            ca,
+            &signer.ca,
             &csr,
             self.member,
             &self.addresses,
             now,
             self.cert_lifetime,
         )?;
-        self.install(&format!("{cert}{}", ca.cert_pem), true)
+        self.install(
+            &join_pem(&[&signer.with_intermediates(&cert), &signer.roots]),
+            true,
+        )
     }
 
-    /// Serves with `chain` (this member's certificate, then the root) from now on, and calls
-    /// peers with it; kept in the data dir when `keep`.
+    /// The mutual-TLS client configuration of the certificate served now.
+    pub fn client_config(&self) -> Option<Arc<rustls::ClientConfig>> {
+        self.client.lock().ok()?.clone()
+    }
+
+    /// Serves with `chain` from now on, and calls peers with it; kept in the data dir when
+    /// `keep`. The chain is this member's certificate, any intermediates (the cross-signed root
+    /// during a rotation), then the roots to trust (self-issued; the current one first). All
+    /// of it is presented: a client pinned to a root's digest finds that root in it.
     pub fn install(&self, chain: &str, keep: bool) -> Result<MemberCert, String> {
         let identity = tls::Identity::from_pem(chain, &self.key_pem)?;
-        if identity.chain.len() < 2 {
-            return Err("the certificate file holds no root after the certificate".into());
+        let (presented, roots) = tls::split_roots(identity.chain.clone());
+        if presented.is_empty() || roots.is_empty() {
+            return Err("the certificate file holds no certificate, or no root after it".into());
         }
-        let leaf = tls::identity_of(&identity.chain[0]).ok_or("the certificate names no one")?;
+        let leaf = tls::identity_of(&presented[0]).ok_or("the certificate names no one")?;
         if leaf.role != CertRole::Member || leaf.id != self.member.to_string() {
             return Err(format!(
                 "the certificate is for {} {}, not member {}",
@@ -227,17 +287,17 @@ impl Pki {
                 humantime::format_rfc3339_seconds(not_after)
             ));
         }
-        let root = identity.chain[identity.chain.len() - 1].clone();
-        let roots = vec![root.clone()];
         let config = tls::server_config(identity.clone(), &roots)?;
+        let trusted = roots.iter().map(|r| tls::ca_digest(r)).collect::<Vec<_>>();
         let client_config = tls::client_config(tls::Trust::Roots(roots), Some(identity))?;
-        let client = hoist_transport::client::builder_tls(client_config)
+        let client = hoist_transport::client::builder_tls(client_config.clone())
             .connect_timeout(Duration::from_millis(500))
             .tcp_nodelay(true)
             .build()
             .map_err(|e| format!("peer client: {e}"))?;
         let made = MemberCert {
-            ca_digest: tls::ca_digest(&root),
+            ca_digest: trusted[0].clone(),
+            trusted,
             renew_at: pki::renew_at(at(leaf.not_before), not_after, pki::renewal_fraction()),
             not_after,
         };
@@ -251,6 +311,9 @@ impl Pki {
         self.tls.send_replace(Some(config));
         if !self.plain_peers {
             self.peers.set_tls(client);
+        }
+        if let Ok(mut slot) = self.client.lock() {
+            *slot = Some(Arc::new(client_config));
         }
         if let Ok(mut slot) = self.current.lock() {
             *slot = Some(made.clone());
@@ -315,12 +378,22 @@ fn sign_member(
 }
 
 /// Whether this member must sign a new certificate for itself: none yet, one under another
-/// root, or one past its renewal point.
-pub fn needs_renewal(current: Option<&MemberCert>, ca_digest: &str, now: SystemTime) -> bool {
+/// root, one served with other roots than `trusted` (a rotation started or ended: the digests
+/// of the roots to trust, the current one first), or one past its renewal point.
+pub fn needs_renewal(current: Option<&MemberCert>, trusted: &[String], now: SystemTime) -> bool {
     match current {
         None => true,
-        Some(c) => c.ca_digest != ca_digest || now >= c.renew_at,
+        Some(c) => c.trusted != trusted || now >= c.renew_at,
     }
+}
+
+/// The digests of the roots `ca` says to trust now, the current one first.
+pub fn trusted_digests(ca: &hoist_proto::cluster::ClusterCa) -> Vec<String> {
+    let mut digests = vec![ca.digest.clone()];
+    if let Ok(previous) = tls::certs_from_pem(&ca.previous_pem) {
+        digests.extend(previous.iter().map(|c| tls::ca_digest(c)));
+    }
+    digests
 }
 
 #[cfg(test)]

@@ -1,9 +1,11 @@
 //! Keeping the certificates where they must be: the leader makes the cluster's CA once the
 //! cluster has its data key, and every member keeps a current certificate for its listener
 //! (signed when the CA appears, renewed at a random point between half and four fifths of its
-//! lifetime, and again at once when the root changes).
+//! lifetime, and again at once when the roots to trust change: a rotation started or ended).
+//! During a rotation the leader also watches who is under the new root and ends the rotation
+//! when everyone is (`super::rotation`).
 
-use super::{needs_renewal, open_ca, Pki, SignError, CA_KEY_AAD};
+use super::{needs_renewal, open_signer, rotation, trusted_digests, Pki, SignError, CA_KEY_AAD};
 use crate::keyring::Keyring;
 use crate::raft::RaftNode;
 use hoist_proto::cluster::ClusterCa;
@@ -42,6 +44,8 @@ pub async fn make_ca(node: &RaftNode, keyring: &Keyring) -> Result<(), String> {
         created_ms: now
             .duration_since(SystemTime::UNIX_EPOCH)
             .map_or(0, |d| d.as_millis() as u64),
+        previous_pem: String::new(),
+        cross_pem: String::new(),
     };
     match node.write(Command::SetClusterCa(Box::new(record))).await {
         Ok(Response::Error(e)) if node.stale_read(|s| s.ca.is_none()) => Err(e.message),
@@ -55,10 +59,78 @@ pub async fn make_ca(node: &RaftNode, keyring: &Keyring) -> Result<(), String> {
     }
 }
 
+/// How often the leader looks at who is under a new root during a rotation.
+const ROTATION_LOOK: Duration = Duration::from_secs(1);
+
+/// The leader, during a rotation: sees which root every member's and node's certificate is
+/// under, and ends the rotation once they are all under the new one.
+async fn watch_rotation(node: &RaftNode, pki: &Pki) {
+    let ca = node.stale_read(|s| s.ca.clone().filter(|c| c.rotating()));
+    let Some(ca) = ca else {
+        pki.rotation.set_progress(None);
+        return;
+    };
+    let Some(root_key_id) = hoist_transport::tls::certs_from_pem(&ca.cert_pem)
+        .ok()
+        .and_then(|c| hoist_transport::tls::key_id(&c[0]))
+    else {
+        tracing::error!(root = %ca.digest, "the new root has no key identifier: its rotation cannot be followed");
+        return;
+    };
+    let mut members = std::collections::BTreeMap::new();
+    for (id, addr) in node.member_addresses() {
+        let served = if id == node.id() {
+            match pki.current() {
+                Some(c) if c.ca_digest == ca.digest => Ok(root_key_id.clone()),
+                Some(_) => Ok(String::new()),
+                None => Err("this member serves no certificate".into()),
+            }
+        } else {
+            match pki.client_config() {
+                Some(config) => hoist_transport::client::served_certificate(&addr, config, RETRY)
+                    .await
+                    .and_then(|der| {
+                        hoist_transport::tls::identity_of(&der)
+                            .map(|i| i.issuer_key_id)
+                            .ok_or_else(|| "its certificate names no member".into())
+                    }),
+                None => Err("this member serves no certificate".into()),
+            }
+        };
+        members.insert(id, served);
+    }
+    let presented = pki.rotation.nodes();
+    let progress = node.stale_read(|s| {
+        rotation::progress(
+            &ca.digest,
+            &root_key_id,
+            &members,
+            s.nodes.values(),
+            &presented,
+        )
+    });
+    let complete = progress.complete();
+    pki.rotation.set_progress(Some(progress));
+    if complete {
+        let digest = ca.digest.clone();
+        match node.write(Command::FinishCaRotation { digest }).await {
+            Ok(Response::Ok) => {
+                pki.rotation.set_progress(None);
+                tracing::info!(root = %ca.digest, "every member and node is under the new root: the previous root is no longer trusted");
+            }
+            Ok(other) => {
+                tracing::warn!(response = ?other, "the rotation of the root could not end")
+            }
+            Err(e) => tracing::debug!(error = %e, "the rotation of the root could not end yet"),
+        }
+    }
+}
+
 /// Runs until Raft shuts down.
 pub async fn run(node: RaftNode, keyring: Arc<Keyring>, pki: Arc<Pki>) {
     let mut applied = node.applied_watch();
     let mut said_locked = false;
+    let mut last_look = std::time::Instant::now() - ROTATION_LOOK;
     loop {
         let make = node.is_leader()
             && node.stale_read(|s| {
@@ -72,8 +144,8 @@ pub async fn run(node: RaftNode, keyring: Arc<Keyring>, pki: Arc<Pki>) {
         let now = SystemTime::now();
         let current = pki.current();
         let ca = node.stale_read(|s| match &s.ca {
-            Some(ca) if needs_renewal(current.as_ref(), &ca.digest, now) => {
-                Some(open_ca(s, &keyring))
+            Some(ca) if needs_renewal(current.as_ref(), &trusted_digests(ca), now) => {
+                Some(open_signer(s, &keyring))
             }
             _ => None,
         });
@@ -97,6 +169,12 @@ pub async fn run(node: RaftNode, keyring: Arc<Keyring>, pki: Arc<Pki>) {
                 tracing::error!(error = %e, "cannot sign this member's certificate")
             }
             _ => {}
+        }
+        if node.is_leader() && last_look.elapsed() >= ROTATION_LOOK {
+            last_look = std::time::Instant::now();
+            watch_rotation(&node, &pki).await;
+        } else if !node.is_leader() {
+            pki.rotation.set_progress(None);
         }
         let wait = pki
             .current()

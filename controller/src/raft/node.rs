@@ -501,6 +501,17 @@ impl RaftNode {
         })
     }
 
+    /// Every member (voters and learners) of the current membership, with its address.
+    pub fn member_addresses(&self) -> BTreeMap<u64, String> {
+        self.with_metrics(|m| {
+            m.membership_config
+                .membership()
+                .nodes()
+                .map(|(id, n)| (*id, n.addr.clone()))
+                .collect()
+        })
+    }
+
     /// Whether `id` is in this member's view of the membership (voter or learner), or that view
     /// is still empty (a member that has not caught up). Asked on every Raft RPC: reads the
     /// membership in place.

@@ -248,21 +248,51 @@ impl State {
 
     /// The cluster's root CA, once: the same CA again changes nothing, another is refused.
     pub(super) fn set_cluster_ca(&mut self, ca: &ClusterCa) -> Result<Response, CommandError> {
+        self.check_cluster_ca(ca)?;
+        match &self.ca {
+            Some(current) if current.digest == ca.digest => {}
+            Some(current) => {
+                return Err(CommandError {
+                    code: ErrorCode::Conflict,
+                    message: format!("the cluster already has a CA (sha256 {})", current.digest),
+                    field: None,
+                })
+            }
+            None => self.ca = Some(ca.clone()),
+        }
+        Ok(Response::Ok)
+    }
+
+    /// What every root the state takes must be: a digest, a PEM certificate, a sealed key, and
+    /// a data key to have sealed it under.
+    fn check_cluster_ca(&self, ca: &ClusterCa) -> Result<(), CommandError> {
         if !hoist_proto::node::is_ca_digest(&ca.digest) {
             return Err(invalid(
                 "digest",
                 "must be the SHA-256 of the root certificate: 64 lowercase hex digits",
             ));
         }
-        if !ca
-            .cert_pem
-            .trim_start()
-            .starts_with("-----BEGIN CERTIFICATE-----")
-            || ca.cert_pem.len() > MAX_CA_PEM_BYTES
-        {
+        let pem_ok = |text: &str, empty_ok: bool| {
+            (empty_ok && text.is_empty())
+                || (text.trim_start().starts_with("-----BEGIN CERTIFICATE-----")
+                    && text.len() <= MAX_CA_PEM_BYTES)
+        };
+        for (field, text, empty_ok) in [
+            ("cert_pem", &ca.cert_pem, false),
+            ("previous_pem", &ca.previous_pem, true),
+            ("cross_pem", &ca.cross_pem, true),
+        ] {
+            if !pem_ok(text, empty_ok) {
+                return Err(invalid(
+                    field,
+                    format!("must be a PEM certificate of at most {MAX_CA_PEM_BYTES} bytes"),
+                ));
+            }
+        }
+        if ca.previous_pem.is_empty() != ca.cross_pem.is_empty() {
             return Err(invalid(
-                "cert_pem",
-                format!("must be a PEM certificate of at most {MAX_CA_PEM_BYTES} bytes"),
+                "cross_pem",
+                "a rotated root comes with both the previous root and its cross-signed certificate",
             ));
         }
         if !is_sealed(&ca.sealed_key) || ca.sealed_key.len() > MAX_CA_PEM_BYTES + SEAL_OVERHEAD {
@@ -278,18 +308,65 @@ impl State {
                 field: None,
             });
         }
-        match &self.ca {
-            Some(current) if current.digest == ca.digest => {}
-            Some(current) => {
-                return Err(CommandError {
-                    code: ErrorCode::Conflict,
-                    message: format!("the cluster already has a CA (sha256 {})", current.digest),
-                    field: None,
-                })
-            }
-            None => self.ca = Some(ca.clone()),
+        Ok(())
+    }
+
+    /// `hoist cluster ca rotate`: `next` replaces the current root, which it names as its
+    /// previous one (so that a rotation computed against a root that has changed since is
+    /// refused). Both stay trusted until [`State::finish_ca_rotation`]. The same rotation again
+    /// changes nothing; another one while a rotation is going on is refused.
+    pub(super) fn rotate_cluster_ca(&mut self, next: &ClusterCa) -> Result<Response, CommandError> {
+        self.check_cluster_ca(next)?;
+        let conflict = |message: String| CommandError {
+            code: ErrorCode::Conflict,
+            message,
+            field: None,
+        };
+        let Some(current) = &self.ca else {
+            return Err(conflict(
+                "the cluster has no CA to rotate yet (it is made once the cluster runs at \
+                 format 2 and has its data key)"
+                    .into(),
+            ));
+        };
+        if current.digest == next.digest {
+            return Ok(Response::Ok);
         }
+        if current.rotating() {
+            return Err(conflict(format!(
+                "a rotation to the root sha256 {} is going on: it ends by itself once every \
+                 member and node holds a certificate under it (`hoist cluster ca`)",
+                current.digest
+            )));
+        }
+        if next.previous_pem.is_empty() || next.previous_pem != current.cert_pem {
+            return Err(conflict(format!(
+                "the new root must name the current one (sha256 {}) as its previous root",
+                current.digest
+            )));
+        }
+        self.ca = Some(next.clone());
         Ok(Response::Ok)
+    }
+
+    /// The end of a rotation to the root `digest`: the previous root is no longer trusted.
+    /// Again, or once it is over, changes nothing; for another root it is refused.
+    pub(super) fn finish_ca_rotation(&mut self, digest: &str) -> Result<Response, CommandError> {
+        match self.ca.as_mut() {
+            Some(ca) if ca.digest == digest => {
+                ca.previous_pem.clear();
+                ca.cross_pem.clear();
+                Ok(Response::Ok)
+            }
+            other => Err(CommandError {
+                code: ErrorCode::Conflict,
+                message: format!(
+                    "the cluster's root is {}, not sha256 {digest}",
+                    other.map_or("missing".to_string(), |c| format!("sha256 {}", c.digest))
+                ),
+                field: None,
+            }),
+        }
     }
 
     pub(super) fn seal_data_key(
@@ -519,7 +596,82 @@ mod tests {
             sealed_key: DataKey::generate().seal(b"cluster-ca", b"-----BEGIN PRIVATE KEY-----"),
             digest: digest.into(),
             created_ms: 1_000,
+            previous_pem: String::new(),
+            cross_pem: String::new(),
         }
+    }
+
+    #[test]
+    fn a_root_rotates_once_at_a_time_and_its_end_drops_the_previous_root() {
+        let mut st = with_data_key();
+        let first = ca(&"3c".repeat(32));
+        let rotate = |c: &ClusterCa| Command::RotateClusterCa(Box::new(c.clone()));
+        // Nothing to rotate yet.
+        let next = ClusterCa {
+            cert_pem: first.cert_pem.replace("MIIBfT", "MIIBgT"),
+            previous_pem: first.cert_pem.clone(),
+            cross_pem: first.cert_pem.replace("MIIBfT", "MIIBhT"),
+            ..ca(&"4d".repeat(32))
+        };
+        assert!(
+            matches!(apply(&mut st, rotate(&next)), Response::Error(e) if e.code == ErrorCode::Conflict)
+        );
+        apply(&mut st, Command::SetClusterCa(Box::new(first.clone())));
+        // A rotated root without its cross-signed certificate is invalid.
+        let bare = ClusterCa {
+            cross_pem: String::new(),
+            ..next.clone()
+        };
+        assert!(
+            matches!(apply(&mut st, rotate(&bare)), Response::Error(e) if e.field.as_deref() == Some("cross_pem"))
+        );
+        // One that does not name the current root as previous: refused (a stale rotation).
+        let stale = ClusterCa {
+            previous_pem: next.cross_pem.clone(),
+            ..next.clone()
+        };
+        assert!(
+            matches!(apply(&mut st, rotate(&stale)), Response::Error(e) if e.code == ErrorCode::Conflict)
+        );
+        assert_eq!(st.ca.as_ref(), Some(&first));
+        assert_eq!(apply(&mut st, rotate(&next)), Response::Ok);
+        let now = st.ca.clone().unwrap();
+        assert!(now.rotating());
+        assert_eq!(now.digest, next.digest);
+        assert!(now.trusted_pem().contains(&first.cert_pem));
+        // The same rotation again changes nothing; another during it is refused.
+        assert_eq!(apply(&mut st, rotate(&next)), Response::Ok);
+        let third = ClusterCa {
+            previous_pem: next.cert_pem.clone(),
+            ..ca(&"5e".repeat(32))
+        };
+        let third = ClusterCa {
+            cross_pem: third.cert_pem.clone(),
+            ..third
+        };
+        let Response::Error(e) = apply(&mut st, rotate(&third)) else {
+            panic!("a second rotation was taken")
+        };
+        assert!(e.message.contains("is going on"), "{}", e.message);
+        // SetClusterCa cannot replace it either.
+        assert!(matches!(
+            apply(&mut st, Command::SetClusterCa(Box::new(third.clone()))),
+            Response::Error(_)
+        ));
+        // The end of another root's rotation is refused; this one's drops the previous root.
+        let finish = |d: &str| Command::FinishCaRotation { digest: d.into() };
+        assert!(matches!(
+            apply(&mut st, finish(&"3c".repeat(32))),
+            Response::Error(_)
+        ));
+        assert_eq!(apply(&mut st, finish(&"4d".repeat(32))), Response::Ok);
+        let done = st.ca.clone().unwrap();
+        assert!(!done.rotating());
+        assert_eq!(done.trusted_pem(), next.cert_pem);
+        assert!(done.cross_pem.is_empty());
+        assert_eq!(apply(&mut st, finish(&"4d".repeat(32))), Response::Ok);
+        // And the next rotation may start.
+        assert_eq!(apply(&mut st, rotate(&third)), Response::Ok);
     }
 
     fn with_data_key() -> State {

@@ -240,6 +240,8 @@ impl State {
                 Ok(Response::Ok)
             }
             Command::SetClusterCa(ca) => self.set_cluster_ca(ca),
+            Command::RotateClusterCa(ca) => self.rotate_cluster_ca(ca),
+            Command::FinishCaRotation { digest } => self.finish_ca_rotation(digest),
             Command::RotateJoinSecret { secret, manager } => {
                 self.rotate_join_secret(secret, *manager)
             }

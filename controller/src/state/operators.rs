@@ -180,6 +180,7 @@ pub fn describe(command: &Command) -> String {
         Command::SetAutolock { .. } => "turn autolock on (a new unlock key)".into(),
         // Never the key, nor the secret.
         Command::SetClusterCa(_) => "make the cluster CA".into(),
+        Command::RotateClusterCa(ca) => format!("rotate the cluster CA to sha256 {}", ca.digest),
         Command::RotateJoinSecret { manager: false, .. } => "rotate the worker join token".into(),
         Command::RotateJoinSecret { manager: true, .. } => "rotate the manager join token".into(),
         Command::Batch(commands) => commands.iter().map(describe).collect::<Vec<_>>().join("; "),

@@ -3,7 +3,7 @@
 use super::golden::{assert_none_missing, check, root};
 use super::{samples, CURRENT, OLDEST};
 use crate::cluster::ServiceChange;
-use crate::node::{Heartbeat, OverlayReport};
+use crate::node::{Heartbeat, HeartbeatAck, OverlayReport};
 use crate::raft::Response;
 use sha2::{Digest, Sha256};
 use std::collections::BTreeMap;
@@ -54,6 +54,12 @@ fn every_golden_file_of_every_format_read_decodes() {
             // The routing mesh's fields, in files of their own (format 2's first files are fixed).
             check(format, "service-spec-mesh", &samples::spec_mesh(), m);
             check(format, "task-draining", &samples::task_draining(), m);
+            // The root an agent's certificate should be under (after a rotation).
+            let ack = HeartbeatAck {
+                ca_digest: "4d".repeat(32),
+                ..samples::heartbeat_ack()
+            };
+            check(format, "heartbeat-ack-ca-digest", &ack, m);
             let hb = Heartbeat {
                 endpoints_applied: 61,
                 ..samples::heartbeat()

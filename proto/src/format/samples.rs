@@ -533,6 +533,16 @@ pub fn commands(format: u32) -> Vec<(&'static str, Command)> {
             "register-node-cert-key",
             Command::RegisterNode(node_cert_key()),
         ));
+        v.push((
+            "rotate-cluster-ca",
+            Command::RotateClusterCa(Box::new(cluster_ca_rotating())),
+        ));
+        v.push((
+            "finish-ca-rotation",
+            Command::FinishCaRotation {
+                digest: "4d".repeat(32),
+            },
+        ));
     }
     v
 }
@@ -562,6 +572,20 @@ pub fn cluster_ca() -> ClusterCa {
         sealed_key: b"HSEAL1\0sealed-ca-key".to_vec(),
         digest: "3c".repeat(32),
         created_ms: 1_700_000_000_000,
+        previous_pem: String::new(),
+        cross_pem: String::new(),
+    }
+}
+
+/// A root that replaces [`cluster_ca`], during its rotation (format 2).
+pub fn cluster_ca_rotating() -> ClusterCa {
+    ClusterCa {
+        cert_pem: CA_CERT_PEM.replace("MIIBfT", "MIIBgT"),
+        sealed_key: b"HSEAL1\0sealed-next-ca-key".to_vec(),
+        digest: "4d".repeat(32),
+        created_ms: 1_700_000_600_000,
+        previous_pem: CA_CERT_PEM.into(),
+        cross_pem: CA_CERT_PEM.replace("MIIBfT", "MIIBhT"),
     }
 }
 
@@ -1063,6 +1087,7 @@ pub fn heartbeat_ack() -> HeartbeatAck {
     HeartbeatAck {
         term: 3,
         known: true,
+        ca_digest: String::new(),
     }
 }
 

@@ -243,3 +243,133 @@ async fn a_peer_that_spoke_tls_is_never_downgraded_to_plain_http() {
     fresh.set_tls(tls_client(me));
     assert_eq!(who(&fresh, &addr).await, "plain");
 }
+
+/// A rotation of the root, as the cluster rolls it out: certificates under the new root carry the
+/// old root's cross-signature, so that everyone still trusting only the old root verifies them,
+/// and everyone trusting both takes certificates under either; once the old root is dropped,
+/// certificates under it are refused.
+#[tokio::test]
+async fn a_rotated_root_is_trusted_through_its_cross_signature_until_the_old_one_is_dropped() {
+    let old = Cluster::new();
+    let now = SystemTime::now();
+    let (next, cross) = pki::make_next_ca("test", &old.ca, now).unwrap();
+    assert_ne!(next.digest, old.ca.digest);
+    let cross_der = certs_from_pem(&cross).unwrap();
+    assert!(
+        !is_root(&cross_der[0]),
+        "a cross-signed root is not self-issued"
+    );
+    assert!(is_root(&old.roots()[0]));
+    // Same key as the new root: the same key id, so certificates it signs name it either way.
+    let next_root = certs_from_pem(&next.cert_pem).unwrap();
+    assert_eq!(key_id(&cross_der[0]), key_id(&next_root[0]));
+    assert_ne!(key_id(&next_root[0]), key_id(&old.roots()[0]));
+
+    // A member under the new root presents [leaf, cross, new root, old root].
+    let issue_next = |role, id: &str| {
+        let key = pki::new_key().unwrap();
+        let csr = pki::request(&key, role, id).unwrap();
+        let subject = Subject {
+            role,
+            id: id.into(),
+            addresses: vec![],
+        };
+        let cert = pki::sign(&next, &csr, &subject, now, pki::CERT_LIFETIME).unwrap();
+        let chain = format!("{cert}{cross}{}{}", next.cert_pem, old.ca.cert_pem);
+        Identity::from_pem(&chain, &key).unwrap()
+    };
+    let member = issue_next(CertRole::Member, "1");
+    let leaf = identity_of(&member.chain[0]).unwrap();
+    assert_eq!(Some(leaf.issuer_key_id.clone()), key_id(&next_root[0]));
+    let (presented, roots) = split_roots(member.chain.clone());
+    assert_eq!((presented.len(), roots.len()), (2, 2));
+    let both: Vec<_> = next_root
+        .iter()
+        .chain(old.roots().iter())
+        .cloned()
+        .collect();
+    let addr = start(member, both.clone()).await;
+
+    // Clients trusting only the old root, pinned to its digest (an old join token), or trusting
+    // only the new root all verify the member.
+    for trust in [
+        Trust::Roots(old.roots()),
+        Trust::Pinned(old.ca.digest.clone()),
+        Trust::Roots(next_root.clone()),
+        Trust::Pinned(next.digest.clone()),
+    ] {
+        let config = client_config(trust.clone(), None).unwrap();
+        assert_eq!(
+            who(addr, Some(config)).await.unwrap(),
+            "anonymous",
+            "{trust:?}"
+        );
+    }
+    // During the rotation the member takes a node certificate under either root.
+    let old_node = old.issue(CertRole::Node, "n-old", pki::CERT_LIFETIME, now);
+    let new_node = issue_next(CertRole::Node, "n-new");
+    let config = client_config(Trust::Roots(old.roots()), Some(old_node.clone())).unwrap();
+    assert_eq!(who(addr, Some(config)).await.unwrap(), "node:n-old");
+    let config = client_config(Trust::Roots(both.clone()), Some(new_node.clone())).unwrap();
+    assert_eq!(who(addr, Some(config)).await.unwrap(), "node:n-new");
+
+    // A member that still trusts only the old root takes the new node certificate too (through
+    // the cross-signature it carries).
+    let lagging = start(
+        old.issue(CertRole::Member, "2", pki::CERT_LIFETIME, now),
+        old.roots(),
+    )
+    .await;
+    let config = client_config(Trust::Roots(both), Some(new_node.clone())).unwrap();
+    assert_eq!(who(lagging, Some(config)).await.unwrap(), "node:n-new");
+
+    // Once the old root is dropped, a certificate under it fails the handshake.
+    let finished = {
+        let key = pki::new_key().unwrap();
+        let csr = pki::request(&key, CertRole::Member, "3").unwrap();
+        let subject = Subject {
+            role: CertRole::Member,
+            id: "3".into(),
+            addresses: vec![],
+        };
+        let cert = pki::sign(&next, &csr, &subject, now, pki::CERT_LIFETIME).unwrap();
+        start(
+            Identity::from_pem(&format!("{cert}{}", next.cert_pem), &key).unwrap(),
+            next_root.clone(),
+        )
+        .await
+    };
+    let config = client_config(Trust::Roots(next_root.clone()), Some(old_node)).unwrap();
+    assert!(who(finished, Some(config)).await.is_err());
+    let config = client_config(Trust::Roots(next_root), Some(new_node)).unwrap();
+    assert_eq!(who(finished, Some(config)).await.unwrap(), "node:n-new");
+}
+
+/// The leader asks a member which certificate it serves with one handshake.
+#[tokio::test]
+async fn the_served_certificate_is_read_from_a_handshake() {
+    let cluster = Cluster::new();
+    let member = cluster.issue(CertRole::Member, "7", pki::CERT_LIFETIME, SystemTime::now());
+    let addr = start(member, cluster.roots()).await;
+    let config = client_config(Trust::Roots(cluster.roots()), None).unwrap();
+    let served = crate::client::served_certificate(
+        &addr.to_string(),
+        std::sync::Arc::new(config),
+        Duration::from_secs(5),
+    )
+    .await
+    .unwrap();
+    let who = identity_of(&served).unwrap();
+    assert_eq!((who.role, who.id.as_str()), (CertRole::Member, "7"));
+    assert_eq!(Some(who.issuer_key_id), key_id(&cluster.roots()[0]));
+    let other = Cluster::new();
+    let config = client_config(Trust::Roots(other.roots()), None).unwrap();
+    let e = crate::client::served_certificate(
+        &addr.to_string(),
+        std::sync::Arc::new(config),
+        Duration::from_secs(5),
+    )
+    .await
+    .unwrap_err();
+    assert!(e.contains("TLS with"), "{e}");
+}

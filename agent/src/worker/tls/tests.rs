@@ -48,27 +48,41 @@ fn trust_is_the_kept_roots_only_when_they_hold_the_tokens_root() {
     let ours = ca();
     let other = ca();
     // First contact: nothing kept.
-    assert!(matches!(trust_from(None, &ours.digest), Trust::Pinned(d) if d == ours.digest));
+    assert!(matches!(trust_from(None, None, &ours.digest), Trust::Pinned(d) if d == ours.digest));
     // The root the token names: trusted, with the other roots kept beside it (a rotation).
-    match trust_from(Some(&ours.cert_pem), &ours.digest) {
+    match trust_from(Some(&ours.cert_pem), None, &ours.digest) {
         Trust::Roots(r) => assert_eq!(r.len(), 1),
         t => panic!("{t:?}"),
     }
     let both = format!("{}{}", other.cert_pem, ours.cert_pem);
-    match trust_from(Some(&both), &ours.digest) {
+    match trust_from(Some(&both), None, &ours.digest) {
         Trust::Roots(r) => assert_eq!(r.len(), 2),
         t => panic!("{t:?}"),
     }
-    // Roots of another cluster (or CA), or a file that holds no certificate: only the token.
-    assert!(
-        matches!(trust_from(Some(&other.cert_pem), &ours.digest), Trust::Pinned(d) if d == ours.digest)
-    );
+    // After a rotation of the root, the kept roots no longer hold the token's, but were
+    // obtained through it: still trusted. Obtained through another token: only the token.
+    match trust_from(Some(&other.cert_pem), Some(&ours.digest), &ours.digest) {
+        Trust::Roots(r) => assert_eq!(r.len(), 1),
+        t => panic!("{t:?}"),
+    }
     assert!(matches!(
-        trust_from(Some("garbage"), &ours.digest),
+        trust_from(Some(&other.cert_pem), Some(&other.digest), &ours.digest),
         Trust::Pinned(_)
     ));
     assert!(matches!(
-        trust_from(Some(""), &ours.digest),
+        trust_from(Some("garbage"), Some(&ours.digest), &ours.digest),
+        Trust::Pinned(_)
+    ));
+    // Roots of another cluster (or CA), or a file that holds no certificate: only the token.
+    assert!(
+        matches!(trust_from(Some(&other.cert_pem), None, &ours.digest), Trust::Pinned(d) if d == ours.digest)
+    );
+    assert!(matches!(
+        trust_from(Some("garbage"), None, &ours.digest),
+        Trust::Pinned(_)
+    ));
+    assert!(matches!(
+        trust_from(Some(""), None, &ours.digest),
         Trust::Pinned(_)
     ));
 
@@ -122,7 +136,7 @@ fn the_chain_file_is_the_certificate_then_the_roots() {
 
     let data = tempfile::tempdir().unwrap();
     let d = dir(data.path());
-    save(&d, &cert, &ca.cert_pem).unwrap();
+    save(&d, &cert, &ca.cert_pem, &ca.digest).unwrap();
     let kept = std::fs::read_to_string(cert_path(&d)).unwrap();
     assert_eq!(kept, text);
     let certs = tls::certs_from_pem(&kept).unwrap();
@@ -368,6 +382,7 @@ async fn fake_handler(
                 &HeartbeatAck {
                     term: 1,
                     known: true,
+                    ca_digest: fake.ca.digest.clone(),
                 },
                 format,
             )

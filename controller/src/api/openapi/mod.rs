@@ -84,9 +84,23 @@ fn files(doc: &mut Value) {
         {"name": "node", "in": "query", "required": true, "schema": {"type": "string"}},
         {"name": "task", "in": "query", "required": true, "schema": {"type": "string"}}],
         "responses": answers_with(200, json!({"description": "TaskFiles in the agent's format", "content": {"application/x-protobuf": {"schema": {"type": "string", "format": "binary"}}}}), AGENT)}});
-    doc["paths"]["/v1/cluster/ca"] = json!({"get": {"summary": "the cluster's root certificate (PEM) and the digest join tokens carry",
-        "responses": ok(schema_ref("ClusterCa"), &[404])}});
-    doc["components"]["schemas"]["ClusterCa"] = json!({"type": "object", "required": ["certificate", "digest", "created_ms"], "properties": {"certificate": {"type": "string"}, "digest": {"type": "string", "pattern": "^[0-9a-f]{64}$"}, "created_ms": {"type": "integer"}}});
+    doc["paths"]["/v1/cluster/ca"] = json!({"get": {"summary": "the cluster's root certificate (PEM), the digest join tokens carry, the roots trusted now and, during a rotation, who is under the new root yet (answered by the leader then)",
+        "responses": ok(schema_ref("ClusterCa"), &[404, 503, 504])}});
+    let digest = json!({"type": "string", "pattern": "^[0-9a-f]{64}$"});
+    let count = |key: Value| {
+        json!({"type": ["object", "null"], "required": ["done", "total", "waiting"], "properties": {
+        "done": {"type": "integer", "minimum": 0}, "total": {"type": "integer", "minimum": 0},
+        "waiting": {"type": "object", "description": "who is still waited for, and what was seen of it", "propertyNames": key, "additionalProperties": {"type": "string"}}}})
+    };
+    doc["components"]["schemas"]["ClusterCa"] = json!({"type": "object", "required": ["certificate", "digest", "created_ms", "trusted", "rotation"], "properties": {
+        "certificate": {"type": "string"}, "digest": digest.clone(), "created_ms": {"type": "integer"},
+        "trusted": {"type": "array", "items": digest.clone(), "minItems": 1, "description": "the digests of the roots members and nodes trust now, the current one first"},
+        "rotation": {"description": "null unless a rotation (`POST /v1/cluster/ca/rotate`) is going on", "oneOf": [{"type": "null"}, {"type": "object", "required": ["previous_digest", "members", "nodes"], "properties": {
+            "previous_digest": {"type": ["string", "null"]},
+            "members": count(json!({"pattern": "^[0-9]+$"})),
+            "nodes": count(json!({"type": "string"}))}}]}}});
+    doc["paths"]["/v1/cluster/ca/rotate"] = json!({"post": {"summary": "rotate the cluster's root: a new root, cross-signed by the current one, both trusted until every member and live node holds a certificate under the new one (then the rotation ends by itself); 409 while a rotation is going on",
+        "responses": ok(json!({"type": "object", "required": ["digest", "previous_digest"], "properties": {"digest": digest.clone(), "previous_digest": digest}}), &[404, 409, 503, 504])}});
     doc["paths"]["/v1/cluster/members/{id}/certificate"] = json!({"post": {"summary": "sign a joining member's certificate from its signing request (its key stays on the member)",
         "parameters": [{"name": "id", "in": "path", "required": true, "schema": {"type": "integer", "minimum": 1}}],
         "requestBody": body("MemberCertificateRequest"), "responses": ok(schema_ref("MemberCertificate"), &[400, 413, 415, 422, 503, 504])}});

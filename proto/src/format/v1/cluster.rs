@@ -221,6 +221,8 @@ pub struct HeartbeatAck {
     pub term: u64,
     #[prost(bool, tag = "2")]
     pub known: bool,
+    #[prost(string, tag = "3")]
+    pub ca_digest: String,
 }
 
 #[derive(Clone, PartialEq, prost::Message)]
@@ -698,6 +700,17 @@ pub struct ClusterCa {
     pub digest: String,
     #[prost(uint64, tag = "4")]
     pub created_ms: u64,
+    #[prost(string, tag = "5")]
+    pub previous_pem: String,
+    #[prost(string, tag = "6")]
+    pub cross_pem: String,
+}
+
+/// `FinishCaRotation` (format 2): the root whose rotation is over.
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct CaDigest {
+    #[prost(string, tag = "1")]
+    pub digest: String,
 }
 
 /// `RotateJoinSecret` (format 2).

@@ -92,7 +92,9 @@ mirror_v1!(c::Node => Node {
     overlay_generation, overlay_problem, credential_sha256, cert_key_sha256,
 });
 mirror_v1!(c::ClusterNetwork => ClusterNetwork { cidr, subnet_prefix, vip_cidr });
-mirror_v1!(c::ClusterCa => ClusterCa { cert_pem, sealed_key, digest, created_ms });
+mirror_v1!(c::ClusterCa => ClusterCa {
+    cert_pem, sealed_key, digest, created_ms, previous_pem, cross_pem,
+});
 mirror_v1_enum!(c::TaskState { Pending = 0, Running = 1, Shutdown = 2, Failed = 3, Complete = 4 });
 mirror_v1!(c::Task => Task {
     id, service, service_version, slot, node, desired, state, health, address, container_id,
@@ -145,7 +147,7 @@ mirror_v1!(n::RegisterResponse => RegisterResponse {
 mirror_v1!(n::CertificateRequest => CertificateRequest { node_id, csr });
 mirror_v1!(n::CertificateResponse => CertificateResponse { certificate, ca_certificate });
 mirror_v1!(n::Heartbeat => Heartbeat { node_id, term_seen, endpoints_applied });
-mirror_v1!(n::HeartbeatAck => HeartbeatAck { term, known });
+mirror_v1!(n::HeartbeatAck => HeartbeatAck { term, known, ca_digest });
 mirror_v1!(n::Assignment => Assignment {
     task_id, service, service_version, slot, spec, desired, files,
 });
@@ -328,6 +330,10 @@ impl ToV1<Command> for r::Command {
                 secret: secret.clone(),
                 manager: *manager,
             }),
+            D::RotateClusterCa(ca) => K::RotateClusterCa((**ca).to_v1()),
+            D::FinishCaRotation { digest } => K::FinishCaRotation(CaDigest {
+                digest: digest.clone(),
+            }),
         };
         Command { kind: Some(kind) }
     }
@@ -440,6 +446,8 @@ impl FromV1<Command> for r::Command {
                 secret: j.secret,
                 manager: j.manager,
             },
+            K::RotateClusterCa(ca) => D::RotateClusterCa(Box::new(FromV1::from_v1(ca)?)),
+            K::FinishCaRotation(f) => D::FinishCaRotation { digest: f.digest },
         })
     }
 }

@@ -25,7 +25,7 @@ pub struct Request {
 pub struct Command {
     #[prost(
         oneof = "command::Kind",
-        tags = "1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18, 19, 20, 21, 22, 23, 24, 25, 26, 27, 28, 29, 30, 31, 32, 33, 34, 35, 36, 37, 38, 39"
+        tags = "1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18, 19, 20, 21, 22, 23, 24, 25, 26, 27, 28, 29, 30, 31, 32, 33, 34, 35, 36, 37, 38, 39, 40, 41"
     )]
     pub kind: Option<command::Kind>,
 }
@@ -136,6 +136,12 @@ pub mod command {
         /// Format 2.
         #[prost(message, tag = "39")]
         RotateJoinSecret(super::super::cluster::JoinSecret),
+        /// Format 2.
+        #[prost(message, tag = "40")]
+        RotateClusterCa(super::super::cluster::ClusterCa),
+        /// Format 2.
+        #[prost(message, tag = "41")]
+        FinishCaRotation(super::super::cluster::CaDigest),
     }
 }
 
