@@ -324,7 +324,9 @@ impl ServerCertVerifier for MemberVerifier {
                     .ok_or_else(|| {
                         rustls::Error::General(format!(
                             "this server's certificate chain {WRONG_ROOT} (sha256 {digest}): it is \
-                             not a member of that cluster"
+                             not a member of that cluster, or the cluster's root was rotated since \
+                             the token was made (then the token's digest part must be the new \
+                             root's, as `hoist cluster ca -o json` shows)"
                         ))
                     })?;
                 pinned = webpki_verifier(&[root.clone().into_owned()])
