@@ -130,7 +130,9 @@ async fn watch_rotation(node: &RaftNode, pki: &Pki) {
 pub async fn run(node: RaftNode, keyring: Arc<Keyring>, pki: Arc<Pki>) {
     let mut applied = node.applied_watch();
     let mut said_locked = false;
-    let mut last_look = std::time::Instant::now() - ROTATION_LOOK;
+    let mut last_look = std::time::Instant::now()
+        .checked_sub(ROTATION_LOOK)
+        .unwrap_or_else(std::time::Instant::now);
     loop {
         let make = node.is_leader()
             && node.stale_read(|s| {
