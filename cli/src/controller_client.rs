@@ -1,25 +1,34 @@
 //! A small HTTP client for the controller API: tries each `--controller` address in turn, moves on
 //! when one is down or has no leader, and turns error bodies into readable errors.
 
+use crate::credentials::ClientCert;
 use hoist_proto::cluster::ErrorBody;
 use reqwest::{Method, StatusCode};
 use serde::de::DeserializeOwned;
 use std::time::Duration;
 
-/// A client builder for the controllers: no proxy, and the operator's token on every request
-/// (`credentials.rs`).
+/// A client builder for the controllers: no proxy, and the operator's credentials on every
+/// request (`credentials.rs`).
 pub fn http_builder() -> reqwest::ClientBuilder {
-    builder_with(crate::credentials::token())
+    builder_with(crate::credentials::token(), certificate())
 }
 
-/// A builder for `token`: over TLS verified by the root's digest a `HOISTOP2` token carries
-/// (no trust on first use), else plain HTTP.
-fn builder_with(token: Option<&str>) -> reqwest::ClientBuilder {
-    let tls = token
+/// The client certificate to present; an unusable one was said by [`ControllerClient::new`].
+fn certificate() -> Option<&'static ClientCert> {
+    crate::credentials::certificate().ok().flatten()
+}
+
+/// A builder for `token` and `cert`: over TLS verified by the root's digest a `HOISTOP2` token
+/// carries (no trust on first use), else by the root kept with the certificate; plain HTTP
+/// with neither. The certificate, when there is one, is presented.
+fn builder_with(token: Option<&str>, cert: Option<&ClientCert>) -> reqwest::ClientBuilder {
+    let pinned = token
         .and_then(crate::credentials::ca_digest_of)
-        .and_then(|digest| {
-            let trust = hoist_transport::tls::Trust::Pinned(digest.to_string());
-            hoist_transport::tls::client_config(trust, None).ok()
+        .map(|digest| hoist_transport::tls::Trust::Pinned(digest.to_string()));
+    let tls = pinned
+        .or_else(|| cert.map(|c| c.trust.clone()))
+        .and_then(|trust| {
+            hoist_transport::tls::client_config(trust, cert.map(|c| c.identity.clone())).ok()
         });
     let mut b = match tls {
         Some(config) => hoist_transport::client::builder_tls(config),
@@ -69,18 +78,20 @@ pub struct ControllerClient {
     http: reqwest::Client,
 }
 
-/// The scheme for `token`'s requests: `https` when it carries the root's digest.
-pub fn scheme_for(token: Option<&str>) -> &'static str {
-    if token.and_then(crate::credentials::ca_digest_of).is_some() {
+/// The scheme for requests with `token` and `cert`: `https` when the token carries the root's
+/// digest or a client certificate is presented.
+pub fn scheme_for(token: Option<&str>, cert: Option<&ClientCert>) -> &'static str {
+    if token.and_then(crate::credentials::ca_digest_of).is_some() || cert.is_some() {
         "https"
     } else {
         "http"
     }
 }
 
-/// Base URLs of `addrs` for `token`: an address without a scheme gets [`scheme_for`]'s.
-fn bases_of(addrs: &[String], token: Option<&str>) -> Vec<String> {
-    let scheme = scheme_for(token);
+/// Base URLs of `addrs` for `token` and `cert`: an address without a scheme gets
+/// [`scheme_for`]'s.
+fn bases_of(addrs: &[String], token: Option<&str>, cert: Option<&ClientCert>) -> Vec<String> {
+    let scheme = scheme_for(token, cert);
     addrs
         .iter()
         .map(|a| {
@@ -99,8 +110,9 @@ const ROUNDS: usize = 4;
 impl ControllerClient {
     /// `addrs` are `HOST:PORT` or `http(s)://HOST:PORT`; an entry may hold several,
     /// comma-separated. Without a scheme, `https` with a token that carries the cluster's root
-    /// digest, else `http`.
+    /// digest or with a client certificate, else `http`.
     pub fn new(addrs: &[String]) -> anyhow::Result<ControllerClient> {
+        let cert = crate::credentials::certificate().map_err(anyhow::Error::msg)?;
         let addrs: Vec<String> = addrs
             .iter()
             .flat_map(|a| a.split(','))
@@ -108,7 +120,7 @@ impl ControllerClient {
             .filter(|a| !a.is_empty())
             .map(str::to_string)
             .collect();
-        let bases = bases_of(&addrs, crate::credentials::token());
+        let bases = bases_of(&addrs, crate::credentials::token(), cert);
         if bases.is_empty() {
             anyhow::bail!(
                 "no controller address: pass --controller HOST:PORT or set HOIST_CONTROLLER"
@@ -123,11 +135,11 @@ impl ControllerClient {
 
     /// The same client, sending `token` instead of the process's credentials.
     pub fn with_token(self, token: &str) -> anyhow::Result<ControllerClient> {
-        let http = builder_with(Some(token))
+        let http = builder_with(Some(token), None)
             .connect_timeout(Duration::from_millis(700))
             .timeout(Duration::from_secs(30))
             .build()?;
-        let bases = bases_of(&self.addrs, Some(token));
+        let bases = bases_of(&self.addrs, Some(token), None);
         Ok(ControllerClient {
             http,
             bases,
@@ -203,7 +215,7 @@ impl ControllerClient {
                                 "{base} is not a member of the cluster the token is for: {why}"
                             )));
                         }
-                        last = format!("{base}: {why}");
+                        last = format!("{base}: {why}{}", certificate_hint(&why));
                         continue;
                     }
                 };
@@ -261,6 +273,18 @@ impl ControllerClient {
             .await
             .ok()?;
         r.json().await.ok()
+    }
+}
+
+/// What to check when a TLS connection made with a client certificate failed (`why`).
+fn certificate_hint(why: &str) -> String {
+    match certificate() {
+        Some(c) if why.contains("alert") || why.contains("certificate") => format!(
+            " (with the client certificate {}: is it of this cluster and current, and is the \
+             ca.crt beside it the cluster's root? `hoist token cert` with a token makes new ones)",
+            c.path.display()
+        ),
+        _ => String::new(),
     }
 }
 

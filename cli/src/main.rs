@@ -56,6 +56,17 @@ struct Cli {
     /// An operator token for the controllers (default: the one `hoist cluster login` kept).
     #[arg(long, global = true, env = "HOIST_TOKEN", hide_env_values = true)]
     token: Option<String>,
+    /// An operator's client certificate instead of a token, with --key; before the command.
+    ///
+    /// `hoist token cert` writes one. The CLI then talks TLS to the controllers, verifying
+    /// them under the ca.crt beside the certificate (else the root after it in the file), and
+    /// presents the certificate instead of a token. Without a token or this, operator.crt and
+    /// operator.key in the config dir are used when they are there.
+    #[arg(long, env = "HOIST_CERT", value_name = "FILE")]
+    cert: Option<PathBuf>,
+    /// The private key of --cert (operator.key); before the command.
+    #[arg(long = "key", env = "HOIST_KEY", value_name = "FILE")]
+    client_key: Option<PathBuf>,
     /// Output format: tables for people, JSON for scripts.
     #[arg(long, short = 'o', global = true, value_enum, default_value_t)]
     output: output::Format,
@@ -98,7 +109,8 @@ enum Command {
     /// Agent hosts in the cluster: list, inspect, label, drain, pause, activate.
     #[command(subcommand)]
     Node(node::NodeCmd),
-    /// Operators' tokens and their roles (admins): create, list, revoke.
+    /// Operators' tokens and their roles: create, list, revoke (admins); `cert` gets a client
+    /// certificate of your own token (any role).
     #[command(subcommand, after_help = token::TOKEN_EXAMPLES)]
     Token(token::TokenCmd),
     /// Secrets for services' replicas: create (new versions rotate them live), list, inspect, rm.
@@ -140,7 +152,7 @@ fn main() {
         }
     };
     let json = cli.output == output::Format::Json;
-    credentials::init(cli.token.clone());
+    credentials::init(cli.token.clone(), cli.cert.clone(), cli.client_key.clone());
     let code = rt.block_on(async {
         let client = Client::new(&cli.agent);
         let result = match cli.command {

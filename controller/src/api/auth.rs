@@ -8,7 +8,10 @@
 //!
 //! - Operators send `Authorization: Bearer HOISTOP2-...`; the token's role must be at least the
 //!   route's. The token's name then travels with the request (a task-local) so that a write is
-//!   proposed wrapped in `Command::Audited` under that name.
+//!   proposed wrapped in `Command::Audited` under that name. Instead of the token, an operator
+//!   may present a client certificate of it over mutual TLS (`operator_certs.rs`): it acts as
+//!   the token it names, while that token exists; a bearer token sent as well wins. Operator
+//!   certificates get nothing on the agents' routes nor on the members' `/raft` (401).
 //! - Agents register with their join token. An agent speaking TLS then presents the node
 //!   certificate it was given (`crate::pki`): the certificate's key, which the state records per
 //!   node, is what acts for the node. Over plain HTTP an agent sends the bearer credential its
@@ -61,6 +64,8 @@ pub struct Route {
 pub struct Principal {
     pub name: String,
     pub role: Role,
+    /// The operator token's public id (`None` for the manager join token, which is none).
+    pub token_id: Option<String>,
 }
 
 tokio::task_local! {
@@ -213,12 +218,22 @@ fn check(
 ) -> Result<Checked, ApiError> {
     let presented = bearer(headers);
     let declared_format = crate::raft::peers::peer_version(headers).format;
+    // (Read before the state: the membership is not the state's lock.)
+    let certificate_token =
+        super::operator_certs::token_id_of(certificate, headers, |m| ctx.node.admits_member(m));
     ctx.node.stale_read(|s| {
         if s.cluster_format < 2 {
             return Ok(Checked::Open);
         }
         match access {
             Access::Agent => {
+                // (Also when a member forwarded the request for one.)
+                if let Some(id) = certificate_token {
+                    return Err(unauthorized(format!(
+                        "an operator's certificate (token {id}) does not act for nodes: agents \
+                         present their node certificate or the join token"
+                    )));
+                }
                 // A node certificate (verified by the TLS layer under the cluster's roots) acts
                 // for its node while its key is the one the node registered with: a removed
                 // node, or one registered again with another key, is refused here at once.
@@ -300,12 +315,16 @@ fn check(
             }
             _ => {
                 let Some(text) = presented else {
+                    if let Some(id) = certificate_token {
+                        return by_certificate(ctx, s, id);
+                    }
                     return Err(unauthorized(if s.operator_tokens.is_empty() {
                         "credentials required, and no operator token exists yet: the leader writes \
                          the first admin token to its DATA_DIR/admin.token"
                     } else {
                         "credentials required: `Authorization: Bearer TOKEN` (`hoist --token`, \
-                         HOIST_TOKEN, or `hoist cluster login`)"
+                         HOIST_TOKEN, or `hoist cluster login`), or a client certificate of a \
+                         token over TLS (`hoist token cert`)"
                     }));
                 };
                 let Some(parsed) = crate::credentials::parse_operator(text) else {
@@ -333,6 +352,7 @@ fn check(
                         let p = Principal {
                             name: t.name.clone(),
                             role: t.role,
+                            token_id: Some(t.id.clone()),
                         };
                         Checked::Operator(p, t.last_used_ms)
                     })
@@ -340,6 +360,27 @@ fn check(
             }
         }
     })
+}
+
+/// A request with a client certificate of the operator token `token_id` (and no bearer token):
+/// it acts as that token while the token exists. A follower that does not know the token may
+/// not have applied it yet: as for a token, the leader is named and has the final word.
+fn by_certificate(ctx: &Ctx, s: &crate::state::State, token_id: &str) -> Result<Checked, ApiError> {
+    match super::operator_certs::token_for(s.operator_tokens.values(), token_id) {
+        Ok(t) => Ok(Checked::Operator(
+            Principal {
+                name: t.name.clone(),
+                role: t.role,
+                token_id: Some(t.id.clone()),
+            },
+            t.last_used_ms,
+        )),
+        Err(message) => {
+            let mut e = ApiError::new(StatusCode::UNAUTHORIZED, "unknown_credential", message);
+            e.leader = unknown_here(ctx).leader;
+            Err(e)
+        }
+    }
 }
 
 /// The name a manager join token acts under (in the audit log and errors).
@@ -376,6 +417,7 @@ fn manager_join(
             Principal {
                 name: MANAGER_TOKEN_ACTOR.into(),
                 role: Role::Admin,
+                token_id: None,
             },
             // Not an operator token: nothing to record as used.
             u64::MAX,
@@ -397,6 +439,12 @@ fn manager_join(
 /// certificate (one joining, or below format 2 during an upgrade) takes plain RPCs as the
 /// cluster did before it had a CA.
 fn check_peer(ctx: &Ctx, certificate: Option<&CertIdentity>) -> Result<(), ApiError> {
+    if let Some(cert) = certificate.filter(|c| c.role == CertRole::Operator) {
+        return Err(unauthorized(format!(
+            "an operator's certificate (token {}) cannot send Raft RPCs: only members' can",
+            cert.id
+        )));
+    }
     if let Some(cert) = certificate {
         let member = (cert.role == CertRole::Member)
             .then(|| cert.id.parse::<u64>().ok())

@@ -33,6 +33,7 @@ pub async fn forward_to_leader(State(ctx): State<Ctx>, req: Request, next: Next)
     let method = req.method().clone();
     let uri = req.uri().clone();
     let headers = req.headers().clone();
+    let operator_certificate = operator_certificate(&req);
     let forwarded = headers.contains_key(FORWARDED);
     let limit = if uri.path() == "/v1/cluster/snapshot" {
         BLOB_LIMIT
@@ -95,6 +96,9 @@ pub async fn forward_to_leader(State(ctx): State<Ctx>, req: Request, next: Next)
                 out = out.header(h, v);
             }
         }
+        if let Some((k, v)) = &operator_certificate {
+            out = out.header(k, v);
+        }
         out
     });
     match sent.await {
@@ -121,6 +125,18 @@ pub async fn forward_to_leader(State(ctx): State<Ctx>, req: Request, next: Next)
         Err(e) if e.is_connect() => leader_unreachable(&leader, &e),
         Err(e) => outcome_unknown(&leader, &e),
     }
+}
+
+/// What a member forwarding `req` says of the operator certificate it came with, if any
+/// (`operator_certs.rs`): the certificate cannot travel with the request.
+pub(super) fn operator_certificate(
+    req: &Request,
+) -> Option<(header::HeaderName, header::HeaderValue)> {
+    let certificate = req
+        .extensions()
+        .get::<hoist_transport::tls::TlsPeer>()
+        .and_then(|p| p.identity.as_ref());
+    super::operator_certs::forwarded_header(certificate, req.headers())
 }
 
 /// An agent request authenticated by its node certificate is not forwarded: the certificate

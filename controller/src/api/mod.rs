@@ -17,6 +17,7 @@ mod hooks;
 mod image_ref;
 mod metrics;
 mod openapi;
+mod operator_certs;
 mod orchestration;
 mod query;
 mod services;
@@ -227,6 +228,8 @@ route_table! {
         GET "/v1/tokens" ADMIN => tokens::list;
         POST "/v1/tokens" ADMIN => tokens::create;
         DELETE "/v1/tokens/{name}" ADMIN => tokens::remove;
+        POST "/v1/tokens/certificate" VIEWER => operator_certs::sign;
+        DELETE "/v1/tokens/certificate" ADMIN => tokens::remove_named_certificate;
         GET "/v1/whoami" VIEWER => tokens::whoami;
         GET "/v1/events" VIEWER => events::stream;
         GET "/v1/health" OPEN => health;

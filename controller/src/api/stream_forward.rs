@@ -10,7 +10,9 @@
 
 use super::body::{buffer, JSON_LIMIT};
 use super::error::ApiError;
-use super::forward::{leader_unreachable, older_leader_refusal, version_headers, FORWARDED};
+use super::forward::{
+    leader_unreachable, older_leader_refusal, operator_certificate, version_headers, FORWARDED,
+};
 use super::Ctx;
 use crate::raft::peers::body_format;
 use axum::body::Body;
@@ -50,6 +52,7 @@ pub async fn forward(ctx: Ctx, req: Request, next: Next, streams: Streams) -> Re
     if body_format(req.headers()) > ctx.node.peers().format_of(id) {
         return older_leader_refusal(&addr);
     }
+    let operator_certificate = operator_certificate(&req);
     let (parts, body) = req.into_parts();
     let body = match streams {
         Streams::Request => reqwest::Body::wrap_stream(body.into_data_stream()),
@@ -77,6 +80,9 @@ pub async fn forward(ctx: Ctx, req: Request, next: Next, streams: Streams) -> Re
         if let Some(v) = parts.headers.get(&h) {
             out = out.header(h, v);
         }
+    }
+    if let Some((k, v)) = operator_certificate {
+        out = out.header(k, v);
     }
     match out.send().await {
         Ok(r) => {

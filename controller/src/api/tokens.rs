@@ -123,6 +123,13 @@ pub async fn remove(
     }
 }
 
+/// `DELETE /v1/tokens/certificate`: [`remove`] for a token named `certificate`. The router
+/// matches a path before its method, so the literal `POST /v1/tokens/certificate`
+/// (`operator_certs.rs`) would otherwise leave such a token without a way to be revoked.
+pub async fn remove_named_certificate(ctx: State<Ctx>) -> Result<StatusCode, ApiError> {
+    remove(ctx, Path("certificate".to_string())).await
+}
+
 /// `GET /v1/whoami`: the token's name and role, and the cluster's id.
 #[derive(Debug, Serialize)]
 pub struct WhoAmI {

@@ -354,6 +354,25 @@ impl Pki {
         pki::sign(ca, csr, &subject, SystemTime::now(), self.cert_lifetime)
             .map_err(SignError::Request)
     }
+
+    /// A certificate for the operator token whose public id is `token_id`, from the operator's
+    /// request, signed under `ca` for `lifetime`. It names the token's id, not its name: a
+    /// token removed and made again under the same name has a new id, so the old token's
+    /// certificates stay refused (`api/auth.rs`).
+    pub fn sign_operator(
+        &self,
+        ca: &Ca,
+        token_id: &str,
+        csr: &str,
+        lifetime: Duration,
+    ) -> Result<String, SignError> {
+        let subject = Subject {
+            role: CertRole::Operator,
+            id: token_id.to_string(),
+            addresses: Vec::new(),
+        };
+        pki::sign(ca, csr, &subject, SystemTime::now(), lifetime).map_err(SignError::Request)
+    }
 }
 
 /// The key's file in `DATA_DIR/tls`.

@@ -622,6 +622,16 @@ mod tests {
         fits("Node", samples::node(hoist_proto::format::CURRENT));
         fits("AutoscaleDecision", samples::autoscale_decision());
         fits("HookToken", samples::hook_token());
+        fits(
+            "OperatorCertificate",
+            crate::api::operator_certs::OperatorCertificate {
+                certificate: "-----BEGIN CERTIFICATE-----".into(),
+                ca_certificate: "-----BEGIN CERTIFICATE-----".into(),
+                name: "ci".into(),
+                role: hoist_proto::cluster::Role::Deployer,
+                not_after_ms: 1,
+            },
+        );
     }
 
     /// Requests the document allows are read by the types the handlers decode.
@@ -645,6 +655,20 @@ mod tests {
             &json!({"name": "db", "image": "busybox", "replicas": 100_001}),
         );
         assert_eq!(found.len(), 1, "{found:?}");
+        for body in [
+            json!({"csr": "PEM"}),
+            json!({"csr": "PEM", "lifetime_s": null}),
+            json!({"csr": "PEM", "lifetime_s": 7_776_000}),
+        ] {
+            let found = problems(
+                &doc,
+                &super::schema_ref("OperatorCertificateRequest"),
+                &body,
+            );
+            assert!(found.is_empty(), "{body}: {found:?}");
+            let _: crate::api::operator_certs::CertificateRequest =
+                serde_json::from_value(body).unwrap();
+        }
     }
 
     /// Every operation names its success and error answers, every error as an `Error` body.
