@@ -109,13 +109,14 @@ pub async fn sign(
             ),
         ));
     };
-    let ca = ctx
+    // During a rotation of the root: under the new root, with its cross-signature and both roots.
+    let signer = ctx
         .node
-        .stale_read(|s| crate::pki::open_ca(s, &ctx.keyring))
+        .stale_read(|s| crate::pki::open_signer(s, &ctx.keyring))
         .map_err(sign_error)?;
     let certificate = ctx
         .pki
-        .sign_operator(&ca, &token_id, &req.csr, lifetime)
+        .sign_operator(&signer.ca, &token_id, &req.csr, lifetime)
         .map_err(sign_error)?;
     let not_after_ms = hoist_transport::tls::certs_from_pem(&certificate)
         .ok()
@@ -132,8 +133,8 @@ pub async fn sign(
         "signed an operator certificate"
     );
     Ok(Json(OperatorCertificate {
-        certificate,
-        ca_certificate: ca.cert_pem,
+        certificate: signer.with_intermediates(&certificate),
+        ca_certificate: signer.roots,
         name: caller.name,
         role: caller.role,
         not_after_ms,
