@@ -223,10 +223,7 @@ struct Signed {
 fn sign_for(ctx: &Ctx, node: &str, csr: &str) -> Result<Signed, ApiError> {
     let key_sha256 = hoist_transport::pki::request_key_sha256(csr)
         .map_err(|m| ApiError::field(StatusCode::BAD_REQUEST, "csr", m))?;
-    let signer = ctx
-        .node
-        .stale_read(|s| crate::pki::open_signer(s, &ctx.keyring))
-        .map_err(sign_error)?;
+    let signer = signer(ctx)?;
     let certificate = ctx
         .pki
         .sign_node(&signer.ca, node, csr)
@@ -236,6 +233,13 @@ fn sign_for(ctx: &Ctx, node: &str, csr: &str) -> Result<Signed, ApiError> {
         certificate: signer.with_intermediates(&certificate),
         ca_certificate: signer.roots,
     })
+}
+
+/// The cluster's CA, opened here (`crate::pki::open_signer`), or why it cannot sign.
+pub(super) fn signer(ctx: &Ctx) -> Result<crate::pki::Signer, ApiError> {
+    ctx.node
+        .stale_read(|s| crate::pki::open_signer(s, &ctx.keyring))
+        .map_err(sign_error)
 }
 
 pub(super) fn sign_error(e: crate::pki::SignError) -> ApiError {

@@ -8,11 +8,10 @@
 
 use super::error::ApiError;
 use super::{write, Ctx};
-use crate::pki::{open_signer, CA_KEY_AAD};
+use crate::pki::{open_signer, sealed_record};
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::Json;
-use hoist_proto::cluster::ClusterCa;
 use hoist_proto::raft::{Command, Response};
 use serde_json::{json, Value};
 use std::time::SystemTime;
@@ -96,16 +95,7 @@ pub async fn rotate(State(ctx): State<Ctx>) -> Result<Json<Value>, ApiError> {
         now,
     )
     .map_err(|m| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", m))?;
-    let record = ClusterCa {
-        cert_pem: next.cert_pem,
-        sealed_key: data_key.seal(CA_KEY_AAD, next.key_pem.as_bytes()),
-        digest: next.digest.clone(),
-        created_ms: now
-            .duration_since(SystemTime::UNIX_EPOCH)
-            .map_or(0, |d| d.as_millis() as u64),
-        previous_pem: current.cert_pem.clone(),
-        cross_pem: cross,
-    };
+    let record = sealed_record(&next, &data_key, now, current.cert_pem.clone(), cross);
     if let Response::Error(e) = write(&ctx, Command::RotateClusterCa(Box::new(record))).await? {
         return Err(e.into());
     }

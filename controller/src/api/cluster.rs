@@ -143,10 +143,7 @@ pub async fn member_certificate(
             "the cluster runs below format 2 and has no certificate authority yet",
         ));
     }
-    let signer = ctx
-        .node
-        .stale_read(|s| crate::pki::open_signer(s, &ctx.keyring))
-        .map_err(super::agent::sign_error)?;
+    let signer = super::agent::signer(&ctx)?;
     let certificate = ctx
         .pki
         .sign_member(&signer.ca, id, &req.address, &req.csr)

@@ -110,10 +110,7 @@ pub async fn sign(
         ));
     };
     // During a rotation of the root: under the new root, with its cross-signature and both roots.
-    let signer = ctx
-        .node
-        .stale_read(|s| crate::pki::open_signer(s, &ctx.keyring))
-        .map_err(sign_error)?;
+    let signer = super::agent::signer(&ctx)?;
     let certificate = ctx
         .pki
         .sign_operator(&signer.ca, &token_id, &req.csr, lifetime)
@@ -224,6 +221,7 @@ mod tests {
             key_sha256: String::new(),
             not_before: 0,
             not_after: 1,
+            issuer_key_id: String::new(),
         }
     }
 

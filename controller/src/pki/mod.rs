@@ -42,6 +42,27 @@ pub enum SignError {
     Request(String),
 }
 
+/// `ca` as the state keeps it: its key sealed under `data_key`, made at `now`, with the root it
+/// replaces and its cross-signature by that root during a rotation (empty otherwise).
+pub fn sealed_record(
+    ca: &Ca,
+    data_key: &crate::keyring::DataKey,
+    now: SystemTime,
+    previous_pem: String,
+    cross_pem: String,
+) -> hoist_proto::cluster::ClusterCa {
+    hoist_proto::cluster::ClusterCa {
+        cert_pem: ca.cert_pem.clone(),
+        sealed_key: data_key.seal(CA_KEY_AAD, ca.key_pem.as_bytes()),
+        digest: ca.digest.clone(),
+        created_ms: now
+            .duration_since(SystemTime::UNIX_EPOCH)
+            .map_or(0, |d| d.as_millis() as u64),
+        previous_pem,
+        cross_pem,
+    }
+}
+
 /// The CA of `state`, with its private key opened with this member's copy of the data key.
 pub fn open_ca(state: &State, keyring: &Keyring) -> Result<Ca, SignError> {
     open_signer(state, keyring).map(|s| s.ca)

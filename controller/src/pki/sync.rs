@@ -5,10 +5,9 @@
 //! During a rotation the leader also watches who is under the new root and ends the rotation
 //! when everyone is (`super::rotation`).
 
-use super::{needs_renewal, open_signer, rotation, trusted_digests, Pki, SignError, CA_KEY_AAD};
+use super::{needs_renewal, open_signer, rotation, trusted_digests, Pki, SignError};
 use crate::keyring::Keyring;
 use crate::raft::RaftNode;
-use hoist_proto::cluster::ClusterCa;
 use hoist_proto::raft::{Command, Response};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
@@ -37,16 +36,7 @@ pub async fn make_ca(node: &RaftNode, keyring: &Keyring) -> Result<(), String> {
     let key = key.ok_or("the cluster has no data key yet")?;
     let now = SystemTime::now();
     let ca = hoist_transport::pki::make_ca(cluster_id.as_deref().unwrap_or("unnamed"), now)?;
-    let record = ClusterCa {
-        cert_pem: ca.cert_pem,
-        sealed_key: key.seal(CA_KEY_AAD, ca.key_pem.as_bytes()),
-        digest: ca.digest.clone(),
-        created_ms: now
-            .duration_since(SystemTime::UNIX_EPOCH)
-            .map_or(0, |d| d.as_millis() as u64),
-        previous_pem: String::new(),
-        cross_pem: String::new(),
-    };
+    let record = super::sealed_record(&ca, &key, now, String::new(), String::new());
     match node.write(Command::SetClusterCa(Box::new(record))).await {
         Ok(Response::Error(e)) if node.stale_read(|s| s.ca.is_none()) => Err(e.message),
         Ok(_) => {
