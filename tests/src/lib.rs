@@ -60,7 +60,13 @@ pub fn hoist_cli_as(
     token: Option<&str>,
     args: &[&str],
 ) -> Result<(i32, String, String)> {
-    let out = hoist_command(controllers, token)
+    run_hoist(hoist_command(controllers, token), args)
+}
+
+/// Runs `cmd` (a `hoist` command) with `args` and no standard input: its exit code, stdout and
+/// stderr.
+pub fn run_hoist(mut cmd: Command, args: &[&str]) -> Result<(i32, String, String)> {
+    let out = cmd
         .args(args)
         .stdin(Stdio::null())
         .output()
@@ -70,6 +76,21 @@ pub fn hoist_cli_as(
         String::from_utf8_lossy(&out.stdout).into_owned(),
         String::from_utf8_lossy(&out.stderr).into_owned(),
     ))
+}
+
+/// A concrete path for a controller route's pattern (axum's syntax): unknown names for path
+/// parameters, `raft_kind` for the Raft RPC's kind, a file for the dashboard's assets.
+pub fn concrete_path(pattern: &str, raft_kind: &str) -> String {
+    pattern
+        .split('/')
+        .map(|seg| match seg {
+            "{*asset}" => "app.js",
+            "{kind}" => raft_kind,
+            s if s.starts_with('{') => "nosuch",
+            s => s,
+        })
+        .collect::<Vec<_>>()
+        .join("/")
 }
 
 /// The `hoist` CLI for `controllers`, with `token` as `HOIST_TOKEN` (none: no credentials but a

@@ -13,16 +13,7 @@ use std::time::Duration;
 
 /// A concrete path for a route's pattern.
 fn concrete(pattern: &str) -> String {
-    pattern
-        .split('/')
-        .map(|seg| match seg {
-            "{*asset}" => "app.js",
-            "{kind}" => "stall",
-            s if s.starts_with('{') => "nosuch",
-            s => s,
-        })
-        .collect::<Vec<_>>()
-        .join("/")
+    hoist_tests::concrete_path(pattern, "stall")
 }
 
 /// Status and JSON body of `method path` on member 0 with `token` as the bearer.

@@ -14,7 +14,6 @@ use hoist_tests::controller_lab::{serial, Lab};
 use hoist_transport::tls::{self, CertRole, Identity, Trust};
 use serde_json::{json, Value};
 use std::path::Path;
-use std::process::Stdio;
 use std::time::Duration;
 
 /// Runs `hoist` against `controllers` with the config dir `config`, no credentials from the
@@ -29,16 +28,7 @@ fn hoist(
     cmd.env("HOIST_CONFIG_DIR", config)
         .env_remove("HOIST_CERT")
         .env_remove("HOIST_KEY");
-    let out = cmd
-        .args(args)
-        .stdin(Stdio::null())
-        .output()
-        .context("run hoist")?;
-    Ok((
-        out.status.code().unwrap_or(-1),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    ))
+    hoist_tests::run_hoist(cmd, args)
 }
 
 /// A client presenting the certificate in `dir` (as `hoist token cert` wrote it), trusting the
@@ -106,16 +96,7 @@ fn named(dir: &Path) -> Result<tls::CertIdentity> {
 
 /// A concrete path for a route's pattern (as the authorization matrix makes them).
 fn concrete(pattern: &str) -> String {
-    pattern
-        .split('/')
-        .map(|seg| match seg {
-            "{*asset}" => "app.js",
-            "{kind}" => "append",
-            s if s.starts_with('{') => "nosuch",
-            s => s,
-        })
-        .collect::<Vec<_>>()
-        .join("/")
+    hoist_tests::concrete_path(pattern, "append")
 }
 
 /// A signing request whose self-signature does not verify: one made for `key`, with the last
