@@ -655,6 +655,16 @@ fn the_root_rotates_under_continuous_writes_with_no_failed_write() -> Result<()>
         join.contains(&new_digest),
         "the join token carries the new digest: {join}"
     );
+    // The first admin token's file follows the root (same secret, new digest).
+    let file = lab.lab.token_source();
+    lab.wait_until(
+        "admin.token carries the new digest",
+        Duration::from_secs(10),
+        || {
+            let t = file();
+            Ok((t.clone().filter(|t| *t == new_token), format!("{t:?}")))
+        },
+    )?;
     Ok(())
 }
 

@@ -119,6 +119,28 @@ pub async fn ensure(node: &RaftNode, dir: &Path, now_ms: u64) -> Result<(), Stri
     }
 }
 
+/// After a rotation of the cluster's root, `DATA_DIR/admin.token` (in `data_dir`, if this member
+/// wrote one) carries the new root's `digest`: the token's secret is unchanged and the
+/// controllers do not read its digest part, but the CLI verifies members by it, and a file
+/// that operators `cat` into `HOIST_TOKEN` should keep working. Answers whether it rewrote it.
+pub fn follow_root(data_dir: &Path, digest: &str) -> Result<bool, String> {
+    let (_, done) = paths(data_dir);
+    let text = match std::fs::read_to_string(&done) {
+        Ok(t) => t.trim().to_string(),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(false),
+        Err(e) => return Err(format!("reading {}: {e}", done.display())),
+    };
+    let Some(old) = parse_operator(&text).and_then(|t| t.ca_digest) else {
+        return Ok(false);
+    };
+    if old == digest || !hoist_proto::node::is_ca_digest(digest) {
+        return Ok(false);
+    }
+    let new = text.replacen(&format!("-{old}-"), &format!("-{digest}-"), 1);
+    write_private(&done, &new).map_err(|e| format!("writing {}: {e}", done.display()))?;
+    Ok(true)
+}
+
 /// Moves the committed token into `admin.token` and prints it once.
 fn publish(pending: &Path, done: &Path, text: &str) -> Result<(), String> {
     std::fs::rename(pending, done).map_err(|e| format!("renaming to {}: {e}", done.display()))?;
@@ -133,6 +155,42 @@ fn publish(pending: &Path, done: &Path, text: &str) -> Result<(), String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_admin_token_file_follows_a_rotated_root() {
+        let dir = tempfile::tempdir().unwrap();
+        assert!(
+            !follow_root(dir.path(), &"4d".repeat(32)).unwrap(),
+            "no file"
+        );
+        let old = "3c".repeat(32);
+        let (text, _) = generate_operator(
+            "00112233aabbccdd",
+            Some(old.as_str()),
+            NAME,
+            Role::Admin,
+            "bootstrap",
+            7,
+        );
+        let file = dir.path().join("admin.token");
+        write_private(&file, &text).unwrap();
+        let new = "4d".repeat(32);
+        assert!(follow_root(dir.path(), &new).unwrap());
+        let now = std::fs::read_to_string(&file).unwrap();
+        assert_eq!(now.trim(), text.replacen(&old, &new, 1));
+        let (a, b) = (
+            parse_operator(&text).unwrap(),
+            parse_operator(now.trim()).unwrap(),
+        );
+        assert_eq!((a.id, a.secret), (b.id, b.secret), "the same token");
+        assert!(!follow_root(dir.path(), &new).unwrap(), "already");
+        assert!(!follow_root(dir.path(), "not a digest").unwrap());
+        // A token without a digest (made before the CA) is left alone.
+        let (plain, _) =
+            generate_operator("00112233aabbccdd", None, NAME, Role::Admin, "bootstrap", 7);
+        write_private(&file, &plain).unwrap();
+        assert!(!follow_root(dir.path(), &new).unwrap());
+    }
 
     #[test]
     fn a_pending_token_stands_for_one_admin_record() {

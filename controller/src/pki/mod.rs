@@ -276,6 +276,11 @@ impl Pki {
         )
     }
 
+    /// The member's data dir (the parent of `DATA_DIR/tls`), when it keeps its files.
+    pub fn data_dir(&self) -> Option<&Path> {
+        self.dir.as_deref().and_then(Path::parent)
+    }
+
     /// The mutual-TLS client configuration of the certificate served now.
     pub fn client_config(&self) -> Option<Arc<rustls::ClientConfig>> {
         self.client.lock().ok()?.clone()

@@ -145,6 +145,17 @@ pub async fn run(node: RaftNode, keyring: Arc<Keyring>, pki: Arc<Pki>) {
             Some(Ok(ca)) => match pki.renew_own(&ca, now) {
                 Ok(cert) => {
                     said_locked = false;
+                    if let Some(dir) = pki.data_dir() {
+                        match crate::leader::admin_token::follow_root(dir, &cert.ca_digest) {
+                            Ok(true) => {
+                                tracing::info!(root = %cert.ca_digest, "DATA_DIR/admin.token now carries the new root's digest")
+                            }
+                            Ok(false) => {}
+                            Err(e) => {
+                                tracing::warn!(error = %e, "updating DATA_DIR/admin.token for the new root")
+                            }
+                        }
+                    }
                     tracing::info!(
                         root = %cert.ca_digest,
                         valid_until = %humantime::format_rfc3339_seconds(cert.not_after),
