@@ -48,6 +48,9 @@ pub async fn show(client: &ControllerClient, json: bool) -> anyhow::Result<i32> 
     Ok(0)
 }
 
+/// How many failed looks in a row end the following of a rotation.
+const MAX_FAILURES: u32 = 10;
+
 /// `hoist cluster ca rotate`.
 pub async fn rotate(
     client: ControllerClient,
@@ -90,6 +93,7 @@ pub async fn rotate(
     }
     let deadline = Instant::now() + timeout;
     let mut said = String::new();
+    let mut failures = 0u32;
     let root = loop {
         match client
             .json::<Value>(Method::GET, "/v1/cluster/ca", None)
@@ -104,6 +108,7 @@ pub async fn rotate(
                 return Ok(1);
             }
             Ok(ca) => {
+                failures = 0;
                 if let Some(line) = progress_line(&ca).filter(|l| *l != said) {
                     if !json {
                         eprintln!("{line}");
@@ -111,9 +116,18 @@ pub async fn rotate(
                     said = line;
                 }
             }
-            // A leader change or a member restarting: asked again.
-            Err(_) if Instant::now() < deadline => {}
-            Err(e) => return Ok(report(&e)),
+            // A leader change or a member restarting: asked again, a few times.
+            Err(_) if Instant::now() < deadline && failures < MAX_FAILURES => failures += 1,
+            Err(e) => {
+                if token.is_none() {
+                    eprintln!(
+                        "note: without an operator token, credentials under the previous root \
+                         (a client certificate and its ca.crt) stop verifying once the rotation \
+                         ends: make new ones with a token (`hoist token cert`)"
+                    );
+                }
+                return Ok(report(&e));
+            }
         }
         if Instant::now() >= deadline {
             eprintln!(
