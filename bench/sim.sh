@@ -35,14 +35,17 @@ for size in $SMALL $LARGE; do
   # Exit 1 means a phase did not finish in time: the report says which, and is kept.
   "$sim" --nodes "$nodes" --tasks "$tasks" --kill-nodes "$KILL" --timeout "$TIMEOUT" --json \
     --controller-bin "$HOIST_BIN_DIR/hoist-controller" >"$work/$size.json" || [ $? = 1 ]
-  echo "{\"nodes\":$nodes,\"tasks\":$tasks,\"wall_seconds\":$(( $(date +%s) - start )),\"report\":$(cat "$work/$size.json")}" >>"$work/runs.jsonl"
+  echo "$nodes $tasks $(( $(date +%s) - start )) $work/$size.json" >>"$work/runs"
 done
 
 mkdir -p bench/results
 day=$(date -u +%F)
-python3 - "$work/runs.jsonl" "bench/results/sim-$day" <<'PY'
+python3 - "$work/runs" "bench/results/sim-$day" <<'PY'
 import json, os, platform, sys
-runs = [json.loads(l) for l in open(sys.argv[1])]
+runs = []
+for line in open(sys.argv[1]):
+    nodes, tasks, wall, path = line.split()
+    runs.append({"nodes": int(nodes), "tasks": int(tasks), "wall_seconds": int(wall), "report": json.load(open(path))})
 out = sys.argv[2]
 def f(v, d=0): return "-" if v is None else f"{v:.{d}f}"
 lines = [

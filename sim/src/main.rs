@@ -282,10 +282,15 @@ async fn measure(
     let before: Vec<Option<(u64, u64)>> =
         members.iter().map(|(_, p)| cluster::rss_kib(*p)).collect();
 
+    // The fill is watched from the first apply on: a large apply overlaps the placements.
     let t0 = Instant::now();
-    apply_services(args, report, &api).await;
-    let sampler = ApiSampler::start(api.clone(), args.services_count());
-    fill(args, report, &fleet, t0).await;
+    let applied = Arc::new(AtomicU64::new(0));
+    let sampler = ApiSampler::start(api.clone(), applied.clone());
+    let ((samples, done), ()) = tokio::join!(
+        sample_fill(args, &fleet, t0),
+        apply_services(args, report, &api, &applied)
+    );
+    rate_fill(args, report, &samples, done);
     let (node_ls, ps) = sampler.stop().await;
     report.api = node_ls_ps(node_ls, ps);
 
@@ -383,15 +388,18 @@ async fn join_nodes(
     report.errors.join_failed = args.nodes - report.nodes.joined;
 }
 
-/// Applies the services, each retried with backoff.
-async fn apply_services(args: &Args, report: &mut Report, api: &Api) {
+/// Applies the services, each retried with backoff; counts them in `applied`.
+async fn apply_services(args: &Args, report: &mut Report, api: &Api, applied: &AtomicU64) {
     let start = Instant::now();
     let services = args.services_count();
     for (i, replicas) in stats::split(args.tasks, services).into_iter().enumerate() {
         let spec = api::service_spec(&api::service_name(i as u64), replicas);
         for attempt in 0..8 {
             match api.post_json("/v1/services", &spec).await {
-                Ok(_) => break,
+                Ok(_) => {
+                    applied.fetch_add(1, Ordering::SeqCst);
+                    break;
+                }
                 Err(e) => {
                     report.errors.apply += 1;
                     tracing::warn!("applying {}: {e:#}", spec["name"]);
@@ -406,10 +414,11 @@ async fn apply_services(args: &Args, report: &mut Report, api: &Api) {
     report.tasks.fail_percent = args.fail_percent;
 }
 
-/// Samples the running count until every replica runs (or the timeout), and rates the fill.
-async fn fill(args: &Args, report: &mut Report, fleet: &Fleet, t0: Instant) {
+/// Samples the running count from `t0` until every replica runs (or the timeout): the samples
+/// `(seconds, running)` and when all ran.
+async fn sample_fill(args: &Args, fleet: &Fleet, t0: Instant) -> (Vec<(f64, u64)>, Option<f64>) {
     let period = Duration::from_millis(args.sample_ms.max(10));
-    let mut samples = vec![(0.0, 0)];
+    let mut samples = vec![(0.0, fleet.running())];
     let mut done = None;
     while t0.elapsed() < args.timeout {
         tokio::time::sleep(period).await;
@@ -421,15 +430,20 @@ async fn fill(args: &Args, report: &mut Report, fleet: &Fleet, t0: Instant) {
             break;
         }
     }
+    (samples, done)
+}
+
+/// Rates the fill from its samples.
+fn rate_fill(args: &Args, report: &mut Report, samples: &[(f64, u64)], done: Option<f64>) {
     let running = samples.last().map_or(0, |s| s.1);
     report.tasks.running = running;
     report.tasks.all_running = done.is_some();
     report.tasks.seconds_to_all_running = done;
     let p = &mut report.placements;
     p.per_second_overall = done.filter(|t| *t > 0.0).map(|t| args.tasks as f64 / t);
-    p.per_second_by_decile = stats::decile_rates(&samples, args.tasks);
+    p.per_second_by_decile = stats::decile_rates(samples, args.tasks);
     p.flatness = stats::flatness(&p.per_second_by_decile);
-    p.sample_period_ms = period.as_millis() as u64;
+    p.sample_period_ms = args.sample_ms.max(10);
     p.samples = samples.len();
 }
 
@@ -525,8 +539,8 @@ impl Timings {
     }
 }
 
-/// An operator during the fill: `node ls` and `service ps` (of each service in turn), one
-/// request at a time, every 250 ms.
+/// An operator during the fill: `node ls` and `service ps` (of each service applied so far, in
+/// turn), one request at a time, every 100 ms.
 struct ApiSampler {
     stop: Arc<AtomicBool>,
     task: tokio::task::JoinHandle<()>,
@@ -534,7 +548,7 @@ struct ApiSampler {
 }
 
 impl ApiSampler {
-    fn start(api: Api, services: u64) -> ApiSampler {
+    fn start(api: Api, applied: Arc<AtomicU64>) -> ApiSampler {
         let stop = Arc::new(AtomicBool::new(false));
         let timings = Arc::new(Mutex::new((Timings::default(), Timings::default())));
         let (s, t) = (stop.clone(), timings.clone());
@@ -542,15 +556,15 @@ impl ApiSampler {
             let mut i = 0u64;
             while !s.load(Ordering::SeqCst) {
                 let nodes = api.timed_get("/v1/nodes").await;
-                let path = format!("/v1/services/{}/ps", api::service_name(i % services));
-                let ps = api.timed_get(&path).await;
-                {
-                    let mut t = t.lock().unwrap_or_else(|e| e.into_inner());
-                    t.0.record(nodes);
-                    t.1.record(ps);
+                t.lock().unwrap_or_else(|e| e.into_inner()).0.record(nodes);
+                let services = applied.load(Ordering::SeqCst);
+                if services > 0 {
+                    let path = format!("/v1/services/{}/ps", api::service_name(i % services));
+                    let ps = api.timed_get(&path).await;
+                    t.lock().unwrap_or_else(|e| e.into_inner()).1.record(ps);
                 }
                 i += 1;
-                tokio::time::sleep(Duration::from_millis(250)).await;
+                tokio::time::sleep(Duration::from_millis(100)).await;
             }
         });
         ApiSampler {
