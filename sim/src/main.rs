@@ -296,9 +296,17 @@ async fn measure(
 
     let leader = api.leader().await;
     memory(report, &members, &before, leader, args.tasks);
+    // A cluster given with --controller has its own settings, which no API answers.
     report.controllers.own = own.is_some();
-    report.controllers.heartbeat_interval = args.heartbeat_interval.clone();
-    report.controllers.node_grace = args.node_grace.clone();
+    let ours = |v: &String| {
+        if own.is_some() {
+            v.clone()
+        } else {
+            "unknown".into()
+        }
+    };
+    report.controllers.heartbeat_interval = ours(&args.heartbeat_interval);
+    report.controllers.node_grace = ours(&args.node_grace);
 
     if args.kill_nodes > 0 && report.tasks.all_running {
         report.kill = Some(kill(args, &fleet).await);

@@ -144,7 +144,13 @@ impl Report {
         let (n, t, p) = (&self.nodes, &self.tasks, &self.placements);
         line(
             "nodes joined",
-            format!("{}/{} in {:.1} s", n.joined, n.requested, n.join_seconds),
+            format!(
+                "{}/{} in {:.1} s ({})",
+                n.joined,
+                n.requested,
+                n.join_seconds,
+                if n.tls { "TLS" } else { "plain HTTP" }
+            ),
         );
         line(
             "services applied",
