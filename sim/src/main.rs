@@ -122,13 +122,23 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    // The nodes' keys outlive the runtime: a node still running (re-registering, say) when the
+    // run ends must not make its directory again after it was removed.
+    let keys = match node_key_dir(args.data_dir.as_deref()) {
+        Ok(k) => k,
+        Err(e) => {
+            eprintln!("hoist-sim: the nodes' key dir: {e:#}");
+            return ExitCode::from(2);
+        }
+    };
     let result = rt.block_on(async {
         tokio::select! {
-            r = run(&args) => r,
+            r = run(&args, keys.path()) => r,
             s = shutdown_signal() => Err(anyhow!("interrupted by {s}")),
         }
     });
     rt.shutdown_timeout(Duration::from_secs(1));
+    drop(keys);
     match result {
         Ok(report) => {
             if args.json {
@@ -215,7 +225,7 @@ impl Fleet {
     }
 }
 
-async fn run(args: &Args) -> Result<Report> {
+async fn run(args: &Args, keys: &std::path::Path) -> Result<Report> {
     let mut report = Report::default();
     let settings = MemberSettings {
         node_grace: args.node_grace.clone(),
@@ -237,7 +247,7 @@ async fn run(args: &Args) -> Result<Report> {
             .context("--controller needs --admin-token (or HOIST_TOKEN)")?;
         (args.controller.clone(), token)
     };
-    let result = measure(args, &mut report, own.as_ref(), addrs, &admin).await;
+    let result = measure(args, &mut report, own.as_ref(), addrs, &admin, keys).await;
     if let Some(c) = own.as_mut().filter(|_| settings.keep) {
         if let Some(dir) = c.keep() {
             eprintln!(
@@ -256,6 +266,7 @@ async fn measure(
     own: Option<&OwnCluster>,
     addrs: Vec<String>,
     admin: &str,
+    keys: &std::path::Path,
 ) -> Result<()> {
     let api = Api::new(addrs.clone(), admin)?;
     let join_token = match &args.token {
@@ -269,14 +280,13 @@ async fn measure(
     let fleet = Arc::new(Fleet {
         views: (0..args.nodes).map(|_| Arc::default()).collect(),
     });
-    let keys = node_key_dir(args.data_dir.as_deref())?;
     let config = Arc::new(NodeConfig {
         addrs,
         join_token,
         fail_percent: args.fail_percent,
         start_ms: args.start_ms,
     });
-    join_nodes(args, report, &fleet, &config, &counters, keys.path()).await;
+    join_nodes(args, report, &fleet, &config, &counters, keys).await;
 
     let members = own.map(OwnCluster::pids).unwrap_or_default();
     let before: Vec<Option<(u64, u64)>> =
