@@ -1,0 +1,73 @@
+#!/usr/bin/env bash
+# The controller at scale (issue 18): hoist-sim joins simulated nodes (the real agent client, TLS,
+# thousands per process) to a 3-member controller cluster it starts on loopback, applies services
+# totalling TASKS replicas, and measures the fill (placements/s per tenth), the members' RSS per
+# task, `node ls`/`service ps` latency during the fill, and the time to move the replicas of
+# KILL nodes that go silent at once. Two runs: a small one, then the largest that fitted in ~5 min
+# on the 2-core VM (2,000 × 50,000 and 2,000 × 35,000 did not: bench/README.md).
+# Writes bench/results/sim-<date>.{json,md}. Not part of the test suite. No peer runs beside it:
+# no other orchestrator has a simulator of this protocol.
+#
+#   bench/sim.sh    SIZES="1000x10000 2000x20000" KILL=20 TIMEOUT=5m SUFFIX= (env overrides; SUFFIX
+#                   names the results sim-<date>-SUFFIX)
+#   HOIST_BIN_DIR=DIR uses hoist-sim and hoist-controller from DIR instead of a release build.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+root=$PWD
+SIZES=${SIZES:-1000x10000 2000x20000}
+KILL=${KILL:-20}
+TIMEOUT=${TIMEOUT:-5m}
+if [ -z "${HOIST_BIN_DIR:-}" ]; then
+  [ -f "$HOME/.cargo/env" ] && . "$HOME/.cargo/env"
+  export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$root/target}
+  cargo build --release -q -p hoist-controller -p hoist-sim
+  HOIST_BIN_DIR=$CARGO_TARGET_DIR/x86_64-unknown-linux-gnu/release
+fi
+sim=$HOIST_BIN_DIR/hoist-sim
+work=$(mktemp -d /tmp/hoist-sim-bench.XXXXXX)
+trap 'rm -rf "$work"' EXIT
+# A node's registration, its heartbeats and its long poll each hold a connection on both sides.
+ulimit -n 65536 2>/dev/null || ulimit -n "$(ulimit -Hn)"
+
+for size in $SIZES; do
+  nodes=${size%x*} tasks=${size#*x}
+  echo "hoist-sim: $nodes nodes, $tasks tasks, $KILL killed" >&2
+  start=$(date +%s)
+  # Exit 1 means a phase did not finish in time: the report says which, and is kept.
+  "$sim" --nodes "$nodes" --tasks "$tasks" --kill-nodes "$KILL" --timeout "$TIMEOUT" --json \
+    --controller-bin "$HOIST_BIN_DIR/hoist-controller" >"$work/$size.json" || [ $? = 1 ]
+  echo "$nodes $tasks $(( $(date +%s) - start )) $work/$size.json" >>"$work/runs"
+done
+
+mkdir -p bench/results
+day=$(date -u +%F)
+python3 - "$work/runs" "bench/results/sim-$day${SUFFIX:+-$SUFFIX}" <<'PY'
+import json, os, platform, sys
+runs = []
+for line in open(sys.argv[1]):
+    nodes, tasks, wall, path = line.split()
+    runs.append({"nodes": int(nodes), "tasks": int(tasks), "wall_seconds": int(wall), "report": json.load(open(path))})
+out = sys.argv[2]
+def f(v, d=0): return "-" if v is None else f"{v:.{d}f}"
+lines = [
+    "| nodes × tasks | joined (s) | all running (s) | placements/s overall | per tenth of the fill (placements/s) | flatness | leader RSS after (MiB) | leader RSS per task (B) | `node ls` p50/p99 (ms) | `service ps` p50/p99 (ms) | killed nodes → tasks moved (s) | errors |",
+    "| --- | ---: | ---: | ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: | --- |",
+]
+for r in runs:
+    rep = r["report"]
+    n, t, p, c, a, k, e = (rep[x] for x in ("nodes", "tasks", "placements", "controllers", "api", "kill", "errors"))
+    leader = next((m for m in c["members"] if m["leader"]), None)
+    rss = leader["rss_kib_after_fill"] / 1024 if leader and leader["rss_kib_after_fill"] else None
+    deciles = " ".join(f(x) for x in p["per_second_by_decile"])
+    killed = f"{k['nodes']} nodes, {k['tasks_on_them']} tasks → {f(k['seconds'], 1)}" if k else "-"
+    errs = ", ".join(f"{key} {v}" for key, v in e.items() if v and key != "status_batches") or "none"
+    lines.append(
+        f"| {r['nodes']} × {r['tasks']} | {f(n['join_seconds'], 1)} ({n['joined']}) | {f(t['seconds_to_all_running'], 1)} ({t['running']}) "
+        f"| {f(p['per_second_overall'])} | {deciles} | {f(p['flatness'], 2)} | {f(rss, 1)} | {f(c['leader_rss_bytes_per_task'])} "
+        f"| {f(a['node_ls']['p50_ms'], 1)}/{f(a['node_ls']['p99_ms'], 1)} | {f(a['service_ps']['p50_ms'], 1)}/{f(a['service_ps']['p99_ms'], 1)} "
+        f"| {killed} | {errs} |")
+md = "\n".join(lines)
+json.dump({"machine": f"{platform.node()} {os.cpu_count()} cpus", "runs": runs}, open(out + ".json", "w"), indent=1)
+open(out + ".md", "w").write(md + "\n")
+print(md)
+PY

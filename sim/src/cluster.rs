@@ -1,0 +1,274 @@
+//! The simulator's own controller cluster: three `hoist-controller` processes on loopback, as
+//! `bench/controller/run.sh` starts them, so that a run needs nothing but the binaries. The
+//! processes belong to the run: [`OwnCluster`]'s `Drop` kills them and removes their data dirs,
+//! whichever way the run ends (its end, an error, ctrl-c).
+//!
+//! Being their parent also gives what no API answers: their pids, hence their resident memory.
+
+use anyhow::{bail, Context, Result};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use crate::api::Api;
+
+/// How the simulator starts its members (the flags a run changes).
+#[derive(Debug, Clone)]
+pub struct MemberSettings {
+    /// `--node-grace`: how long a silent node has before its replicas move.
+    pub node_grace: String,
+    /// `--heartbeat-interval`: what the members tell agents.
+    pub heartbeat_interval: String,
+    /// Where the temp dir with the data dirs and logs goes.
+    pub parent: Option<PathBuf>,
+    /// Keep the data dirs and logs after the run (their path is printed).
+    pub keep: bool,
+}
+
+#[derive(Debug)]
+struct Member {
+    id: u64,
+    addr: String,
+    data: PathBuf,
+    child: Child,
+}
+
+/// Three members the simulator started (killed and removed on drop).
+#[derive(Debug)]
+pub struct OwnCluster {
+    members: Vec<Member>,
+    dir: Option<tempfile::TempDir>,
+    /// The first admin token, which the first member wrote to its data dir.
+    pub admin_token: String,
+}
+
+/// `hoist-controller`: `--controller-bin`, else next to this executable, else on `PATH`.
+pub fn find_controller(given: Option<&Path>) -> Result<PathBuf> {
+    if let Some(p) = given {
+        return Ok(p.to_path_buf());
+    }
+    let exe = std::env::current_exe()?;
+    // Next to us; a test binary (in deps/) finds it one level up.
+    for dir in exe.ancestors().skip(1).take(2) {
+        let p = dir.join("hoist-controller");
+        if p.is_file() {
+            return Ok(p);
+        }
+    }
+    std::env::var_os("PATH")
+        .into_iter()
+        .flat_map(|p| std::env::split_paths(&p).collect::<Vec<_>>())
+        .map(|d| d.join("hoist-controller"))
+        .find(|p| p.is_file())
+        .context("no hoist-controller next to hoist-sim nor on PATH: build it (cargo build -p hoist-controller) or give --controller-bin")
+}
+
+/// Ports free on loopback now (bound then released: a tiny race with other programs, as every
+/// test harness that picks ports has).
+fn free_ports(n: usize) -> Result<Vec<u16>> {
+    let listeners = (0..n)
+        .map(|_| std::net::TcpListener::bind("127.0.0.1:0"))
+        .collect::<std::io::Result<Vec<_>>>()?;
+    listeners
+        .iter()
+        .map(|l| Ok(l.local_addr()?.port()))
+        .collect()
+}
+
+impl OwnCluster {
+    /// Starts three members and waits until they are three voters with a leader.
+    pub async fn start(bin: &Path, settings: &MemberSettings) -> Result<OwnCluster> {
+        let mut builder = tempfile::Builder::new();
+        builder.prefix("hoist-sim-cluster.");
+        let dir = match &settings.parent {
+            Some(p) => builder.tempdir_in(p)?,
+            None => builder.tempdir()?,
+        };
+        let ports = free_ports(3)?;
+        let mut cluster = OwnCluster {
+            members: Vec::new(),
+            dir: Some(dir),
+            admin_token: String::new(),
+        };
+        let first = format!("127.0.0.1:{}", ports[0]);
+        cluster.spawn(bin, settings, 1, ports[0], &["--bootstrap"], None)?;
+        cluster.wait_health(0).await?;
+        cluster.admin_token = cluster.wait_admin_token().await?;
+        for (i, port) in ports.iter().enumerate().skip(1) {
+            let token = cluster.admin_token.clone();
+            cluster.spawn(
+                bin,
+                settings,
+                i as u64 + 1,
+                *port,
+                &["--join", first.as_str()],
+                Some(&token),
+            )?;
+        }
+        let api = Api::new(cluster.addrs(), &cluster.admin_token)?;
+        wait_voters(&api, 3, Duration::from_secs(60)).await?;
+        Ok(cluster)
+    }
+
+    fn spawn(
+        &mut self,
+        bin: &Path,
+        settings: &MemberSettings,
+        id: u64,
+        port: u16,
+        extra: &[&str],
+        token: Option<&str>,
+    ) -> Result<()> {
+        let root = self.root().to_path_buf();
+        let data = root.join(format!("c{id}"));
+        let log = std::fs::File::create(root.join(format!("c{id}.log")))?;
+        let addr = format!("127.0.0.1:{port}");
+        let mut cmd = Command::new(bin);
+        cmd.arg("--data-dir")
+            .arg(&data)
+            .args(["--listen", &addr, "--id", &id.to_string()])
+            .args(["--node-grace", &settings.node_grace])
+            .args(["--heartbeat-interval", &settings.heartbeat_interval])
+            // Room for a subnet per simulated node (the default /16 holds 256 of /24).
+            .args(["--cluster-cidr", "100.64.0.0/10"])
+            .args(extra)
+            .env("HOIST_LOG", "warn,openraft=error")
+            .env_remove("HOIST_TOKEN")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(log);
+        if let Some(t) = token {
+            cmd.env("HOIST_TOKEN", t);
+        }
+        let child = cmd
+            .spawn()
+            .with_context(|| format!("starting {}", bin.display()))?;
+        self.members.push(Member {
+            id,
+            addr,
+            data,
+            child,
+        });
+        Ok(())
+    }
+
+    async fn wait_health(&self, i: usize) -> Result<()> {
+        let url = format!("http://{}/v1/health", self.members[i].addr);
+        let http = reqwest::Client::builder()
+            .timeout(Duration::from_secs(2))
+            .build()?;
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while Instant::now() < deadline {
+            if let Ok(r) = http.get(&url).send().await {
+                if r.status().is_success() {
+                    return Ok(());
+                }
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        bail!(
+            "member {} did not answer within 20 s (log: {})",
+            self.members[i].id,
+            self.root()
+                .join(format!("c{}.log", self.members[i].id))
+                .display()
+        )
+    }
+
+    async fn wait_admin_token(&self) -> Result<String> {
+        let path = self.members[0].data.join("admin.token");
+        for _ in 0..300 {
+            if let Ok(t) = std::fs::read_to_string(&path) {
+                if !t.trim().is_empty() {
+                    return Ok(t.trim().to_string());
+                }
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        bail!("no admin token in {} after 30 s", path.display())
+    }
+
+    /// `HOST:PORT` of every member, in id order.
+    pub fn addrs(&self) -> Vec<String> {
+        self.members.iter().map(|m| m.addr.clone()).collect()
+    }
+
+    /// `(member id, pid)` of every member.
+    pub fn pids(&self) -> Vec<(u64, u32)> {
+        self.members.iter().map(|m| (m.id, m.child.id())).collect()
+    }
+
+    /// The directory with the members' data dirs and logs.
+    pub fn root(&self) -> &Path {
+        self.dir.as_ref().map_or(Path::new("/"), |d| d.path())
+    }
+
+    /// Keeps the data dirs and logs after the run.
+    pub fn keep(&mut self) -> Option<PathBuf> {
+        self.dir.take().map(tempfile::TempDir::keep)
+    }
+}
+
+impl Drop for OwnCluster {
+    fn drop(&mut self) {
+        for m in &mut self.members {
+            let _ = m.child.kill();
+            let _ = m.child.wait();
+        }
+    }
+}
+
+/// Waits until the cluster has `n` voters and a leader.
+pub async fn wait_voters(api: &Api, n: usize, timeout: Duration) -> Result<()> {
+    let deadline = Instant::now() + timeout;
+    let mut last = String::new();
+    while Instant::now() < deadline {
+        match api.get_json("/v1/cluster/status").await {
+            Ok(v) => {
+                let voters = v["members"]
+                    .as_array()
+                    .map_or(0, |m| m.iter().filter(|m| m["voter"] == true).count());
+                if voters >= n && !v["leader"].is_null() {
+                    return Ok(());
+                }
+                last = format!("{voters} voters, leader {}", v["leader"]);
+            }
+            Err(e) => last = format!("{e:#}"),
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    bail!("the cluster did not get {n} voters and a leader within {timeout:?} ({last})")
+}
+
+/// Resident memory of `pid` in KiB (`VmRSS`), and its peak (`VmHWM`).
+pub fn rss_kib(pid: u32) -> Option<(u64, u64)> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    Some((field_kib(&status, "VmRSS:")?, field_kib(&status, "VmHWM:")?))
+}
+
+/// The KiB value of a `/proc/PID/status` line such as `VmRSS:   1234 kB`.
+fn field_kib(status: &str, name: &str) -> Option<u64> {
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix(name))?
+        .split_whitespace()
+        .next()?
+        .parse()
+        .ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reads_kib_fields_of_proc_status() {
+        let s = "Name:\thoist\nVmHWM:\t  20480 kB\nVmRSS:\t   10240 kB\n";
+        assert_eq!(field_kib(s, "VmRSS:"), Some(10240));
+        assert_eq!(field_kib(s, "VmHWM:"), Some(20480));
+        assert_eq!(field_kib(s, "VmSwap:"), None);
+        // Our own process has both.
+        let (rss, hwm) = rss_kib(std::process::id()).unwrap();
+        assert!(rss > 0 && hwm >= rss);
+    }
+}

@@ -1,0 +1,443 @@
+//! One simulated node: the real agent's client of the controllers
+//! ([`hoist_agent::worker::client::ControllerClient`]: join token, signing request and TLS with a
+//! `HOIST2` token, formats, failover between members) driven by a small async loop instead of a
+//! container runtime. It is `tests/src/fake_agent.rs` made async so that thousands fit in one
+//! process: it heartbeats at the interval the controller gave, long-polls its assignments, reports
+//! a new task Running (or Failed, for the run's failure share) after a simulated start time, and
+//! Shutdown when told; reports due together go in one status batch.
+//!
+//! Killing a node ends its loop and drops its client (its connections close): to the controller
+//! it went silent, as a crashed host does.
+
+use hoist_agent::worker::backoff;
+use hoist_agent::worker::client::{ClientError, ControllerClient};
+use hoist_proto::cluster::{NodeResources, TaskState};
+use hoist_proto::node::{
+    Assignments, Health, Heartbeat, RegisterRequest, StatusReport, TaskStatus,
+};
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::future::Future;
+use std::path::PathBuf;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::Notify;
+use tokio::time::Instant;
+
+use crate::stats;
+
+/// How long an assignments poll waits (the real agent's `POLL_WAIT`).
+const POLL_WAIT: Duration = Duration::from_secs(25);
+
+/// What a run tells every node.
+#[derive(Debug, Clone)]
+pub struct NodeConfig {
+    pub addrs: Vec<String>,
+    pub join_token: String,
+    pub fail_percent: u8,
+    /// Simulated container start time bounds (ms).
+    pub start_ms: (u64, u64),
+}
+
+/// What the run and a node share: the node's own view, read by the samplers.
+#[derive(Debug, Default)]
+pub struct NodeView {
+    /// Tasks this node reported Running (acknowledged) and has not stopped.
+    pub running: AtomicU64,
+    pub registered: AtomicBool,
+    pub killed: AtomicBool,
+    /// Set with [`NodeView::killed`]: wakes the loop to end it.
+    pub kill: Notify,
+}
+
+/// Errors and events of all nodes, counted.
+#[derive(Debug, Default)]
+pub struct Counters {
+    pub register_errors: AtomicU64,
+    pub heartbeat_errors: AtomicU64,
+    pub poll_errors: AtomicU64,
+    pub status_errors: AtomicU64,
+    pub reregistrations: AtomicU64,
+    pub reported_running: AtomicU64,
+    pub reported_failed: AtomicU64,
+    pub reported_shutdown: AtomicU64,
+    pub status_batches: AtomicU64,
+}
+
+impl Counters {
+    fn add(c: &AtomicU64, n: u64) {
+        c.fetch_add(n, Ordering::Relaxed);
+    }
+}
+
+/// What the node did with a task so far.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Local {
+    /// Assigned to run; its Running (or Failed) report is due later.
+    Starting,
+    Running,
+    Failed,
+    /// Told to stop; its Shutdown report is due.
+    Stopping,
+    Stopped,
+}
+
+/// A report waiting for its time.
+#[derive(Debug, Clone)]
+struct Due {
+    at: Instant,
+    task_id: String,
+    state: TaskState,
+}
+
+type Poll = Pin<Box<dyn Future<Output = Result<Assignments, ClientError>> + Send>>;
+
+/// A registered simulated node.
+pub struct Node {
+    index: usize,
+    config: Arc<NodeConfig>,
+    client: Arc<ControllerClient>,
+    id: String,
+    term: u64,
+    heartbeat: Duration,
+    tasks: HashMap<String, (Local, u64)>,
+    due: Vec<Due>,
+    view: Arc<NodeView>,
+    counters: Arc<Counters>,
+}
+
+impl std::fmt::Debug for Node {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Node").field("id", &self.id).finish()
+    }
+}
+
+/// The registration of simulated node `index`.
+fn register_request(index: usize, join_token: &str, node_id: Option<String>) -> RegisterRequest {
+    RegisterRequest {
+        token: join_token.to_string(),
+        node_id,
+        hostname: format!("sim-{index:05}"),
+        // TEST-NET-2/benchmark range: no one routes to it.
+        address: format!("198.18.{}.{}", index / 250, index % 250 + 1),
+        labels: BTreeMap::from([("hoist-sim".to_string(), "1".to_string())]),
+        capacity: NodeResources {
+            cpu_millis: 64_000,
+            memory_bytes: 256 << 30,
+        },
+        agent_version: format!("hoist-sim {}", env!("CARGO_PKG_VERSION")),
+        wg_public_key: None,
+        wg_endpoint: None,
+        csr: None,
+    }
+}
+
+impl Node {
+    /// Makes node `index`'s client (its key goes to `dir`) and registers it, retrying with
+    /// backoff until `deadline`.
+    pub async fn join(
+        index: usize,
+        dir: PathBuf,
+        config: Arc<NodeConfig>,
+        view: Arc<NodeView>,
+        counters: Arc<Counters>,
+        deadline: Instant,
+    ) -> anyhow::Result<Node> {
+        std::fs::create_dir_all(&dir)?;
+        let client = ControllerClient::new(config.addrs.clone(), &config.join_token, &dir)?;
+        let mut node = Node {
+            index,
+            config,
+            client: Arc::new(client),
+            id: String::new(),
+            term: 0,
+            heartbeat: Duration::from_secs(1),
+            tasks: HashMap::new(),
+            due: Vec::new(),
+            view,
+            counters,
+        };
+        let mut attempt = 0;
+        loop {
+            match node.register().await {
+                Ok(()) => break,
+                Err(e) if Instant::now() + backoff(attempt) < deadline => {
+                    tracing::debug!(node = index, "register: {e}");
+                    tokio::time::sleep(backoff(attempt)).await;
+                    attempt += 1;
+                }
+                Err(e) => return Err(e.into()),
+            }
+        }
+        node.view.registered.store(true, Ordering::SeqCst);
+        Ok(node)
+    }
+
+    async fn register(&mut self) -> Result<(), ClientError> {
+        let id = (!self.id.is_empty()).then(|| self.id.clone());
+        let req = register_request(self.index, &self.config.join_token, id);
+        match self.client.register(&req).await {
+            Ok(r) => {
+                self.id = r.node_id;
+                self.term = self.term.max(r.term);
+                self.heartbeat = Duration::from_millis(r.heartbeat_interval_ms.max(50));
+                Ok(())
+            }
+            Err(e) => {
+                Counters::add(&self.counters.register_errors, 1);
+                Err(e)
+            }
+        }
+    }
+
+    /// Registers again after the controller forgot the node; counts it.
+    async fn reregister(&mut self) {
+        Counters::add(&self.counters.reregistrations, 1);
+        let mut attempt = 0;
+        while self.register().await.is_err() && !self.view.killed.load(Ordering::SeqCst) {
+            tokio::time::sleep(backoff(attempt)).await;
+            attempt += 1;
+        }
+    }
+
+    fn poll(&self, index: u64, delay: Duration) -> Poll {
+        let (client, id) = (self.client.clone(), self.id.clone());
+        Box::pin(async move {
+            if !delay.is_zero() {
+                tokio::time::sleep(delay).await;
+            }
+            client.assignments(&id, index, POLL_WAIT).await
+        })
+    }
+
+    /// The node's life until it is killed.
+    pub async fn run(mut self) {
+        let mut beat = tokio::time::interval(self.heartbeat);
+        beat.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut index = 0u64;
+        let mut failures = 0u32;
+        let mut poll = self.poll(index, Duration::ZERO);
+        let mut polled_at = Instant::now();
+        let view = self.view.clone();
+        loop {
+            if view.killed.load(Ordering::SeqCst) {
+                return;
+            }
+            let next_due = self.due.iter().map(|d| d.at).min();
+            tokio::select! {
+                _ = view.kill.notified() => return,
+                _ = beat.tick() => self.beat().await,
+                r = &mut poll => {
+                    let delay = match r {
+                        Ok(a) => {
+                            failures = 0;
+                            let same = a.index == index;
+                            let delay = if a.term < self.term {
+                                Duration::from_millis(200) // a deposed leader's answer
+                            } else {
+                                index = a.index;
+                                self.assigned(a);
+                                Duration::ZERO
+                            };
+                            // A controller that does not block: do not spin.
+                            if same && polled_at.elapsed() < Duration::from_millis(100) {
+                                Duration::from_millis(500)
+                            } else {
+                                delay
+                            }
+                        }
+                        Err(e) => {
+                            Counters::add(&self.counters.poll_errors, 1);
+                            failures += 1;
+                            if e.is_unknown_node() {
+                                self.reregister().await;
+                                index = 0;
+                            }
+                            backoff(failures)
+                        }
+                    };
+                    polled_at = Instant::now() + delay;
+                    poll = self.poll(index, delay);
+                }
+                _ = sleep_until_opt(next_due) => self.report_due().await,
+            }
+        }
+    }
+
+    async fn beat(&mut self) {
+        let hb = Heartbeat {
+            node_id: self.id.clone(),
+            term_seen: self.term,
+            endpoints_applied: 0,
+        };
+        match self.client.heartbeat(&hb).await {
+            Ok(ack) if !ack.known => self.reregister().await,
+            Ok(ack) => self.term = self.term.max(ack.term),
+            Err(e) => {
+                Counters::add(&self.counters.heartbeat_errors, 1);
+                if e.is_unknown_node() {
+                    self.reregister().await;
+                }
+            }
+        }
+    }
+
+    /// Takes a new list of assignments: starts what is new, stops what is told to stop, forgets
+    /// what is gone.
+    fn assigned(&mut self, a: Assignments) {
+        self.term = self.term.max(a.term);
+        let listed: HashSet<&str> = a.tasks.iter().map(|t| t.task_id.as_str()).collect();
+        let gone: Vec<String> = self
+            .tasks
+            .keys()
+            .filter(|id| !listed.contains(id.as_str()))
+            .cloned()
+            .collect();
+        for id in gone {
+            if let Some((Local::Running, _)) = self.tasks.remove(&id) {
+                self.view.running.fetch_sub(1, Ordering::Relaxed);
+            }
+        }
+        let now = Instant::now();
+        for t in &a.tasks {
+            let local = self.tasks.get(&t.task_id).map(|(l, _)| *l);
+            match (t.desired, local) {
+                (TaskState::Running, None) => {
+                    let (lo, hi) = self.config.start_ms;
+                    let delay = stats::start_delay_ms(&t.task_id, lo, hi);
+                    let state = if stats::fails(&t.task_id, self.config.fail_percent) {
+                        TaskState::Failed
+                    } else {
+                        TaskState::Running
+                    };
+                    self.tasks
+                        .insert(t.task_id.clone(), (Local::Starting, t.slot));
+                    self.due.push(Due {
+                        at: now + Duration::from_millis(delay),
+                        task_id: t.task_id.clone(),
+                        state,
+                    });
+                }
+                (TaskState::Shutdown, l)
+                    if l != Some(Local::Stopping) && l != Some(Local::Stopped) =>
+                {
+                    if l == Some(Local::Running) {
+                        self.view.running.fetch_sub(1, Ordering::Relaxed);
+                    }
+                    self.tasks
+                        .insert(t.task_id.clone(), (Local::Stopping, t.slot));
+                    self.due.push(Due {
+                        at: now,
+                        task_id: t.task_id.clone(),
+                        state: TaskState::Shutdown,
+                    });
+                }
+                _ => {}
+            }
+        }
+    }
+
+    /// Sends every report that is due, in one batch; on failure they are due again later.
+    async fn report_due(&mut self) {
+        let now = Instant::now();
+        let (ready, later): (Vec<Due>, Vec<Due>) = std::mem::take(&mut self.due)
+            .into_iter()
+            .partition(|d| d.at <= now);
+        self.due = later;
+        let ready: Vec<Due> = ready
+            .into_iter()
+            .filter(|d| {
+                let want = if d.state == TaskState::Shutdown {
+                    Local::Stopping
+                } else {
+                    Local::Starting
+                };
+                self.tasks.get(&d.task_id).is_some_and(|(l, _)| *l == want)
+            })
+            .collect();
+        if ready.is_empty() {
+            return;
+        }
+        let report = StatusReport {
+            node_id: self.id.clone(),
+            term_seen: self.term,
+            tasks: ready.iter().map(|d| self.status_of(d)).collect(),
+        };
+        match self.client.status(&report).await {
+            Ok(ack) => {
+                self.term = self.term.max(ack.term);
+                Counters::add(&self.counters.status_batches, 1);
+                for d in ready {
+                    self.reported(&d);
+                }
+            }
+            Err(e) => {
+                Counters::add(&self.counters.status_errors, 1);
+                if e.is_unknown_node() {
+                    self.reregister().await;
+                }
+                let again = Instant::now() + Duration::from_millis(500);
+                self.due
+                    .extend(ready.into_iter().map(|d| Due { at: again, ..d }));
+            }
+        }
+    }
+
+    fn status_of(&self, d: &Due) -> TaskStatus {
+        let slot = self.tasks.get(&d.task_id).map_or(0, |(_, s)| *s);
+        TaskStatus {
+            task_id: d.task_id.clone(),
+            state: d.state,
+            health: Health::None,
+            container_id: Some(format!("sim-{}", d.task_id)),
+            address: Some(format!("100.64.{}.{}", self.index % 250, slot % 250 + 2)),
+            exit_code: (d.state == TaskState::Failed).then_some(1),
+            message: if d.state == TaskState::Failed {
+                "hoist-sim: simulated failure".into()
+            } else {
+                String::new()
+            },
+            restarts: 0,
+        }
+    }
+
+    /// A report of `d` was acknowledged.
+    fn reported(&mut self, d: &Due) {
+        let Some(entry) = self.tasks.get_mut(&d.task_id) else {
+            return;
+        };
+        let (local, counter) = match d.state {
+            TaskState::Running => {
+                self.view.running.fetch_add(1, Ordering::Relaxed);
+                (Local::Running, &self.counters.reported_running)
+            }
+            TaskState::Failed => (Local::Failed, &self.counters.reported_failed),
+            _ => (Local::Stopped, &self.counters.reported_shutdown),
+        };
+        entry.0 = local;
+        Counters::add(counter, 1);
+    }
+}
+
+async fn sleep_until_opt(at: Option<Instant>) {
+    match at {
+        Some(at) => tokio::time::sleep_until(at).await,
+        None => std::future::pending().await,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn registrations_differ_per_node() {
+        let a = register_request(1, "HOIST1-x-y", None);
+        let b = register_request(251, "HOIST1-x-y", Some("n".into()));
+        assert_ne!(a.hostname, b.hostname);
+        assert_ne!(a.address, b.address);
+        assert_eq!(b.node_id.as_deref(), Some("n"));
+        assert_eq!(a.address, "198.18.0.2");
+    }
+}

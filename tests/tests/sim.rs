@@ -1,0 +1,53 @@
+//! `hoist-sim` end to end, small: 20 simulated nodes join a 3-member cluster the simulator starts
+//! itself, 200 replicas run, 2 nodes go silent and their replicas run elsewhere, and the JSON
+//! report says so. This keeps the simulator (and the real agent client it drives) working; the
+//! measurements at scale are `bench/sim.sh`'s.
+
+use anyhow::{ensure, Context, Result};
+use serde_json::Value;
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+#[test]
+fn sim_fills_a_small_cluster_and_reschedules_killed_nodes() -> Result<()> {
+    let start = Instant::now();
+    let out = Command::new(hoist_tests::bin("hoist-sim"))
+        .args([
+            "--nodes",
+            "20",
+            "--tasks",
+            "200",
+            "--kill-nodes",
+            "2",
+            "--json",
+        ])
+        .args(["--node-grace", "3s", "--timeout", "40s"])
+        .output()
+        .context("running hoist-sim")?;
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let v: Value = serde_json::from_slice(&out.stdout)
+        .with_context(|| format!("hoist-sim's JSON (stderr: {stderr})"))?;
+    ensure!(out.status.success(), "hoist-sim failed: {v:#}\n{stderr}");
+    ensure!(v["nodes"]["joined"] == 20, "{v:#}");
+    ensure!(
+        v["tasks"]["all_running"] == true && v["tasks"]["running"] == 200,
+        "{v:#}"
+    );
+    ensure!(
+        v["placements"]["per_second_overall"].as_f64() > Some(0.0),
+        "{v:#}"
+    );
+    let kill = &v["kill"];
+    ensure!(kill["nodes"] == 2 && kill["rescheduled"] == true, "{v:#}");
+    ensure!(kill["tasks_on_them"].as_u64() > Some(0), "{v:#}");
+    ensure!(
+        v["controllers"]["members"].as_array().map(Vec::len) == Some(3),
+        "{v:#}"
+    );
+    ensure!(
+        start.elapsed() < Duration::from_secs(60),
+        "took {:?}",
+        start.elapsed()
+    );
+    Ok(())
+}
