@@ -96,6 +96,15 @@ fn media_type(format: u32) -> &'static str {
     }
 }
 
+/// The format to write to `addr` given the formats members answered in (see
+/// [`ControllerClient::format_for`]). Pure.
+fn format_to_write(known: &HashMap<String, u32>, addr: &str) -> u32 {
+    known
+        .get(addr)
+        .copied()
+        .unwrap_or_else(|| known.values().copied().max().unwrap_or(0))
+}
+
 /// Time allowed for an ordinary request; a long poll gets its wait on top.
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(5);
 
@@ -233,6 +242,15 @@ impl ControllerClient {
     pub fn format_of(&self, addr: &str) -> u32 {
         let formats = self.formats.lock().unwrap_or_else(|e| e.into_inner());
         formats.get(addr).copied().unwrap_or(0)
+    }
+
+    /// The format to write a request to `addr` in: the one it answered in, else (an address
+    /// not reached yet, e.g. the next member when the usual one is down) the newest any member
+    /// answered in, since members of one cluster share a format outside an upgrade. A member
+    /// that turns out older says so in its answer, which teaches its format for the next try.
+    fn format_for(&self, addr: &str) -> u32 {
+        let formats = self.formats.lock().unwrap_or_else(|e| e.into_inner());
+        format_to_write(&formats, addr)
     }
 
     /// Learns `addr`'s format from an answer (see the module doc).
@@ -488,14 +506,19 @@ impl ControllerClient {
             let i = (start + k) % self.addrs.len();
             let addr = &self.addrs[i];
             let url = format!("{}://{addr}{path}", self.scheme);
-            let format = self.format_of(addr);
+            let format = self.format_for(addr);
             let mut req = match body {
                 Some(b) => {
-                    let bytes = b.encode(format).map_err(|e| ClientError::BadAnswer {
-                        addr: addr.clone(),
-                        path: path.into(),
-                        message: format!("cannot be said in format {format}: {e}"),
-                    })?;
+                    let bytes = match b.encode(format) {
+                        Ok(bytes) => bytes,
+                        // Another member may read it.
+                        Err(e) => {
+                            failures.push(format!(
+                                "{addr}: the request cannot be said in format {format}: {e}"
+                            ));
+                            continue;
+                        }
+                    };
                     http.post(&url)
                         .header("content-type", media_type(format))
                         .body(bytes)
@@ -598,5 +621,25 @@ fn short(e: &reqwest::Error) -> String {
         "connection failed".into()
     } else {
         e.to_string()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_member_not_reached_yet_is_written_to_in_the_newest_format_members_answered_in() {
+        let mut known = HashMap::new();
+        // Nothing known: format 0, which every controller reads (0.1.0 sent no version).
+        assert_eq!(format_to_write(&known, "a:7000"), 0);
+        known.insert("a:7000".to_string(), 2);
+        // The usual member is down: the next one gets format 2 (a registration's signing
+        // request cannot be said in format 0), not a refusal to try it.
+        assert_eq!(format_to_write(&known, "b:7000"), 2);
+        // A member that answered in an older format is written to in it.
+        known.insert("b:7000".to_string(), 0);
+        assert_eq!(format_to_write(&known, "b:7000"), 0);
+        assert_eq!(format_to_write(&known, "a:7000"), 2);
     }
 }
