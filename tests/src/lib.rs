@@ -78,6 +78,28 @@ pub fn run_hoist(mut cmd: Command, args: &[&str]) -> Result<(i32, String, String
     ))
 }
 
+/// The status and JSON body (`null` when it is none) of a request sent to walk the route table:
+/// a stream's 200 (`/v1/events`) is taken at its headers, and a long poll that waits past the
+/// client's timeout is status 0 (it got past authorization).
+pub fn route_answer(
+    sent: reqwest::Result<reqwest::blocking::Response>,
+) -> Result<(u16, serde_json::Value)> {
+    match sent {
+        Ok(r) => {
+            let code = r.status().as_u16();
+            let body = if code == 200 && r.url().path() == "/v1/events" {
+                serde_json::Value::Null
+            } else {
+                serde_json::from_slice(&r.bytes().unwrap_or_default())
+                    .unwrap_or(serde_json::Value::Null)
+            };
+            Ok((code, body))
+        }
+        Err(e) if e.is_timeout() => Ok((0, serde_json::Value::Null)),
+        Err(e) => Err(e.into()),
+    }
+}
+
 /// A concrete path for a controller route's pattern (axum's syntax): unknown names for path
 /// parameters, `raft_kind` for the Raft RPC's kind, a file for the dashboard's assets.
 pub fn concrete_path(pattern: &str, raft_kind: &str) -> String {

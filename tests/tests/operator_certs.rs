@@ -66,20 +66,7 @@ fn call(
         Some(b) => req.json(b),
         None => req.header("content-type", "application/json").body("{}"),
     };
-    match req.send() {
-        Ok(r) => {
-            let code = r.status().as_u16();
-            // A stream (events) answers its headers and goes on: its status is enough.
-            let body = if code == 200 && url.ends_with("/v1/events") {
-                Value::Null
-            } else {
-                serde_json::from_slice(&r.bytes().unwrap_or_default()).unwrap_or(Value::Null)
-            };
-            Ok((code, body))
-        }
-        Err(e) if e.is_timeout() => Ok((0, Value::Null)),
-        Err(e) => Err(e.into()),
-    }
+    hoist_tests::route_answer(req.send())
 }
 
 /// Who the certificate in `dir` names.
