@@ -322,16 +322,23 @@ pub async fn heartbeat(
     let hb: Heartbeat = decode(&headers, &body)?;
     ctx.node.ensure_leader()?;
     super::auth::check_acts_for(&ctx, &hb.node_id)?;
-    let known = ctx.node.stale_read(|s| s.nodes.contains_key(&hb.node_id));
+    let (known, root, rotating) = ctx.node.stale_read(|s| {
+        let ca = s.ca.as_ref();
+        (
+            s.nodes.contains_key(&hb.node_id),
+            ca.map(|c| c.digest.clone()).unwrap_or_default(),
+            ca.is_some_and(|c| c.rotating()),
+        )
+    });
     if known {
         ctx.leader.liveness.beat(&hb.node_id, Instant::now());
         if hb.endpoints_applied > 0 {
             ctx.leader.drains.applied(&hb.node_id, hb.endpoints_applied);
         }
         ctx.leader.liveness.told_version(&hb.node_id, version);
-        // Which root the node's certificate is under, for the end of a rotation.
+        // During a rotation: which root the node's certificate is under, for its end.
         if let Some(cert) = peer.as_ref().and_then(|p| p.identity.as_ref()) {
-            if cert.role == CertRole::Node && cert.id == hb.node_id {
+            if rotating && cert.role == CertRole::Node && cert.id == hb.node_id {
                 ctx.pki
                     .rotation
                     .node_presented(&hb.node_id, &cert.issuer_key_id);
@@ -339,9 +346,7 @@ pub async fn heartbeat(
         }
     }
     let ca_digest = if body_format(&headers) >= 2 {
-        ctx.node
-            .stale_read(|s| s.ca.as_ref().map(|c| c.digest.clone()))
-            .unwrap_or_default()
+        root
     } else {
         String::new()
     };

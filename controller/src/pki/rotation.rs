@@ -25,7 +25,7 @@ use std::sync::Mutex;
 #[derive(Debug, Default)]
 pub struct Tracker {
     /// For each node, the key id of the root its agent's certificate was under at its last
-    /// heartbeat over mutual TLS.
+    /// heartbeat over mutual TLS during a rotation (nothing is noted outside one).
     nodes: Mutex<HashMap<String, String>>,
     /// The last progress the leader computed; `None` when no rotation is going on.
     progress: Mutex<Option<Progress>>,
@@ -44,6 +44,14 @@ impl Tracker {
     /// What each node presented last.
     pub fn nodes(&self) -> HashMap<String, String> {
         self.nodes.lock().map(|n| n.clone()).unwrap_or_default()
+    }
+
+    /// No rotation is going on (any more): forgets what was seen.
+    pub fn reset(&self) {
+        if let Ok(mut nodes) = self.nodes.lock() {
+            nodes.clear();
+        }
+        self.set_progress(None);
     }
 
     pub fn set_progress(&self, progress: Option<Progress>) {
@@ -208,5 +216,10 @@ mod tests {
         assert_eq!(seen["a"], "new");
         assert_eq!(seen["b"], "old");
         assert!(t.progress().is_none());
+        t.reset();
+        assert!(
+            t.nodes().is_empty(),
+            "a finished rotation forgets what it saw"
+        );
     }
 }

@@ -57,7 +57,7 @@ const ROTATION_LOOK: Duration = Duration::from_secs(1);
 async fn watch_rotation(node: &RaftNode, pki: &Pki) {
     let ca = node.stale_read(|s| s.ca.clone().filter(|c| c.rotating()));
     let Some(ca) = ca else {
-        pki.rotation.set_progress(None);
+        pki.rotation.reset();
         return;
     };
     let Some(root_key_id) = hoist_transport::tls::certs_from_pem(&ca.cert_pem)
@@ -105,7 +105,7 @@ async fn watch_rotation(node: &RaftNode, pki: &Pki) {
         let digest = ca.digest.clone();
         match node.write(Command::FinishCaRotation { digest }).await {
             Ok(Response::Ok) => {
-                pki.rotation.set_progress(None);
+                pki.rotation.reset();
                 tracing::info!(root = %ca.digest, "every member and node is under the new root: the previous root is no longer trusted");
             }
             Ok(other) => {
@@ -177,7 +177,7 @@ pub async fn run(node: RaftNode, keyring: Arc<Keyring>, pki: Arc<Pki>) {
             last_look = std::time::Instant::now();
             watch_rotation(&node, &pki).await;
         } else if !node.is_leader() {
-            pki.rotation.set_progress(None);
+            pki.rotation.reset();
         }
         let wait = pki
             .current()
