@@ -55,8 +55,10 @@ fn state(format: u32) -> State {
     let mut ended = samples::task();
     ended.id = "00000000000000bb".into();
     ended.state = TaskState::Shutdown;
-    st.slot_history
-        .insert("web".into(), BTreeMap::from([(1, VecDeque::from([ended]))]));
+    st.slot_history.insert(
+        "web".into(),
+        [(1u64, VecDeque::from([ended]))].into_iter().collect(),
+    );
     st.node_index.insert("n1".into(), 41);
     st.endpoints_index.insert("web".into(), 42);
     st.cluster_format = format;

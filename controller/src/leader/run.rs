@@ -137,19 +137,35 @@ pub async fn step(node: &RaftNode, leader: &Leader) -> Result<(), crate::raft::W
             tracing::debug!(error = %e.message, "stack verdict refused");
         }
     }
-    let mut ids = new_task_id;
-    let grace = leader.settings.grace;
-    let live = |n: &str| leader.liveness.since(n, now).is_some_and(|d| d < grace);
-    let mut r = node.stale_read(|s| {
-        let mut r = reconcile(s, now_ms(), &mut ids);
-        if leader.settings.drain_barrier {
-            let (stop, drain) = drain::split_stops(s, std::mem::take(&mut r.plan.stop));
+    // Reconcile on a copy of the state, off the runtime's threads: commits (and so the agents'
+    // reports and the API's writes) go on meanwhile. The plan is checked against the state it
+    // is applied to (`State::apply` of `Plan` refuses what no longer holds).
+    let view = node.view();
+    let drain_barrier = leader.settings.drain_barrier;
+    let reconciled = tokio::task::spawn_blocking(move || {
+        let mut ids = new_task_id;
+        let mut r = reconcile(&view, now_ms(), &mut ids);
+        if drain_barrier {
+            let (stop, drain) = drain::split_stops(&view, std::mem::take(&mut r.plan.stop));
             r.plan.stop = stop;
             r.plan.drain = drain;
         }
-        r.plan.stop.extend(leader.drains.due(s, now, grace, live));
-        r
-    });
+        (view, r)
+    })
+    .await;
+    let (view, mut r) = match reconciled {
+        Ok(done) => done,
+        Err(e) => {
+            tracing::error!(error = %e, "reconciliation failed: nothing planned this round");
+            return Ok(());
+        }
+    };
+    let grace = leader.settings.grace;
+    let live = |n: &str| leader.liveness.since(n, now).is_some_and(|d| d < grace);
+    r.plan
+        .stop
+        .extend(leader.drains.due(&view, now, grace, live));
+    drop(view);
     leader.set_pending(std::mem::take(&mut r.pending));
     if r.is_empty() {
         return Ok(());

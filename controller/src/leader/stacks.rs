@@ -201,13 +201,24 @@ mod tests {
         cluster_with_nodes(1)
     }
 
+    /// The state's first task, to change it.
+    fn first_task(st: &mut State) -> &mut hoist_proto::cluster::Task {
+        let id = st.tasks.keys().next().expect("a task").clone();
+        st.tasks.get_mut(&id).expect("a task")
+    }
+
     /// Puts one replica of `service` at `version` in the state, ready or still pending.
     fn run_all(st: &mut State, service: &str, version: u64, ready: bool) {
         let mut t = test_task(&format!("{service}-{version}"), service, version, 1, "n1");
         if ready {
             t.state = TaskState::Running;
         }
-        st.tasks.retain(|_, t| t.service != service);
+        st.tasks = st
+            .tasks
+            .iter()
+            .filter(|(_, t)| t.service != service)
+            .map(|(k, t)| (k.clone(), t.clone()))
+            .collect();
         st.tasks.insert(t.id.clone(), t);
     }
 
@@ -405,10 +416,10 @@ mod tests {
         let mut st = state();
         deploy(&mut st, &[("api", "busybox")]);
         run_all(&mut st, "shop_api", 1, false);
-        let t = st.tasks.values_mut().next().unwrap();
+        let t = first_task(&mut st);
         t.restarts = 2;
         assert_eq!(verdicts(&st), vec![], "two restarts are not a loop yet");
-        let t = st.tasks.values_mut().next().unwrap();
+        let t = first_task(&mut st);
         t.restarts = 3;
         t.message = "exited with code 1; restarting in 4s".into();
         let v = verdicts(&st);
@@ -423,7 +434,7 @@ mod tests {
         let mut st = state();
         deploy(&mut st, &[("web", "nope")]);
         run_all(&mut st, "shop_web", 1, false);
-        let t = st.tasks.values_mut().next().unwrap();
+        let t = first_task(&mut st);
         t.state = TaskState::Failed;
         t.updated_ms = 5;
         t.message = "image \"nope\" could not be pulled".into();

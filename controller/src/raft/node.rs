@@ -483,9 +483,17 @@ impl RaftNode {
         Ok(self.stale_read(f))
     }
 
-    /// Reads this member's applied state without asking anyone: may lag the leader.
+    /// Reads this member's applied state without asking anyone: may lag the leader. `f` runs
+    /// under the lock `apply` needs: keep it short, and take a [`RaftNode::view`] for a long read.
     pub fn stale_read<T>(&self, f: impl FnOnce(&State) -> T) -> T {
         f(&self.inner.machine.shared.read().expect("state lock").state)
+    }
+
+    /// A copy of this member's applied state (like [`RaftNode::stale_read`], may lag the
+    /// leader), to read for as long as needed while commits go on. Cheap: the big maps are
+    /// persistent, so the copy shares them and the lock is held for a few pointer copies.
+    pub fn view(&self) -> State {
+        self.stale_read(State::clone)
     }
 
     /// Members, leader, term, log positions and the state hash, as this member sees them.

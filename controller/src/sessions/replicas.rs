@@ -1,8 +1,8 @@
 //! Which replicas a session reaches: every running replica of a service for its logs, one for an
 //! exec (the slot asked for, or the lowest running one). Pure, over the replicated tasks and nodes.
 
+use crate::state::Map;
 use hoist_proto::cluster::{Node, NodeStatus, Task, TaskState};
-use std::collections::BTreeMap;
 
 /// A running replica and where it runs.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -30,7 +30,7 @@ impl Replica {
 /// stay first (not draining, newest version), then by node.
 pub fn running<'a>(
     tasks: impl IntoIterator<Item = &'a Task>,
-    nodes: &BTreeMap<String, Node>,
+    nodes: &Map<String, Node>,
     service: &str,
 ) -> Vec<Replica> {
     let mut out: Vec<Replica> = tasks
@@ -135,7 +135,7 @@ mod tests {
         }
     }
 
-    fn nodes(down: &[&str]) -> BTreeMap<String, Node> {
+    fn nodes(down: &[&str]) -> Map<String, Node> {
         ["n1", "n2"]
             .iter()
             .map(|id| {

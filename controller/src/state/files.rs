@@ -6,7 +6,7 @@
 //! secret's: the state refuses it in the clear, so no bug upstream can put a value into the Raft
 //! log.
 
-use super::{invalid, not_found, State};
+use super::{invalid, not_found, Map, State};
 use crate::keyring::is_sealed;
 use hoist_proto::cluster::ClusterCa;
 use hoist_proto::files::{
@@ -14,7 +14,6 @@ use hoist_proto::files::{
     MAX_FILE_BYTES,
 };
 use hoist_proto::raft::{CommandError, ErrorCode, Response};
-use std::collections::BTreeMap;
 
 /// Whether `spec` references `kind` `name` with `on_update = "restart"`.
 fn restarts_on(spec: &hoist_proto::service::ServiceSpec, kind: FileKind, name: &str) -> bool {
@@ -37,14 +36,14 @@ const MAX_CA_PEM_BYTES: usize = 16 * 1024;
 
 impl State {
     /// The secrets or the configs.
-    pub fn files(&self, kind: FileKind) -> &BTreeMap<String, StoredFile> {
+    pub fn files(&self, kind: FileKind) -> &Map<String, StoredFile> {
         match kind {
             FileKind::Secret => &self.secrets,
             FileKind::Config => &self.configs,
         }
     }
 
-    fn files_mut(&mut self, kind: FileKind) -> &mut BTreeMap<String, StoredFile> {
+    fn files_mut(&mut self, kind: FileKind) -> &mut Map<String, StoredFile> {
         match kind {
             FileKind::Secret => &mut self.secrets,
             FileKind::Config => &mut self.configs,

@@ -80,22 +80,27 @@ impl ServiceRecord {
     }
 }
 
-/// Everything the controllers agree on. Plain data, `BTreeMap`s for a deterministic encoding
+/// An ordered map whose copies share their structure: cloning the state costs O(1) per map, and a
+/// change after a copy copies only the path to the changed entry (16-entry leaves). The leader
+/// reconciles on such a copy while commits go on (`leader/run.rs`); snapshots are built from one.
+pub type Map<K, V> = imbl::OrdMap<K, V>;
+
+/// Everything the controllers agree on. Plain data, ordered maps for a deterministic encoding
 /// (see [`snapshot`] for how it is stored).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct State {
-    pub services: BTreeMap<String, ServiceRecord>,
-    pub nodes: BTreeMap<String, Node>,
-    pub tasks: BTreeMap<String, Task>,
+    pub services: Map<String, ServiceRecord>,
+    pub nodes: Map<String, Node>,
+    pub tasks: Map<String, Task>,
     pub identity: Option<ClusterIdentity>,
     /// Rolling updates, by service.
-    pub rollouts: BTreeMap<String, Rollout>,
+    pub rollouts: Map<String, Rollout>,
     /// Ended tasks per service and slot, newest last, at most [`SLOT_HISTORY_LIMIT`] each.
-    pub slot_history: BTreeMap<String, BTreeMap<u64, VecDeque<Task>>>,
+    pub slot_history: Map<String, Map<u64, VecDeque<Task>>>,
     /// Raft index of the last change to each node's assignments (for the agents' long poll).
-    pub node_index: BTreeMap<String, u64>,
+    pub node_index: Map<String, u64>,
     /// Raft index of the last change to each service's endpoints (for the registry's watch).
-    pub endpoints_index: BTreeMap<String, u64>,
+    pub endpoints_index: Map<String, u64>,
     /// The format every member reads (`hoist_proto::format`): what the cluster writes. Raised by
     /// the leader once the last member has been upgraded; never lowered. 0 in a state from 0.1.0.
     pub cluster_format: u32,
@@ -105,24 +110,24 @@ pub struct State {
     /// node removed): every agent's assignments poll wakes on it. Format 2.
     pub overlay_index: u64,
     /// Services' virtual IPs, by service name (format 2; `state/vips.rs`).
-    pub vips: BTreeMap<String, String>,
+    pub vips: Map<String, String>,
     /// Stacks and their releases, by name (format 2; `state/stacks.rs`).
-    pub stacks: BTreeMap<String, Stack>,
+    pub stacks: Map<String, Stack>,
     /// Autoscaling decisions and applied alerts, by service (format 2; `state/autoscale.rs`).
-    pub autoscale: BTreeMap<String, AutoscaleLog>,
+    pub autoscale: Map<String, AutoscaleLog>,
     /// Tokens of the scaling hooks, by id (format 2).
-    pub hook_tokens: BTreeMap<String, HookToken>,
+    pub hook_tokens: Map<String, HookToken>,
     /// Operators' tokens, by name (format 2; `state/operators.rs`).
-    pub operator_tokens: BTreeMap<String, OperatorToken>,
+    pub operator_tokens: Map<String, OperatorToken>,
     /// Operators' writes, oldest first, at most [`AUDIT_KEEP`] (format 2).
-    pub audit: VecDeque<AuditEntry>,
+    pub audit: imbl::Vector<AuditEntry>,
     /// Secrets, by name, their content sealed under the data key (format 2; `state/files.rs`).
-    pub secrets: BTreeMap<String, StoredFile>,
+    pub secrets: Map<String, StoredFile>,
     /// Configs, by name (format 2).
-    pub configs: BTreeMap<String, StoredFile>,
+    pub configs: Map<String, StoredFile>,
     /// Members' public keys and sealed copies of the data key, by member id (format 2;
     /// `crate::keyring`).
-    pub member_keys: BTreeMap<u64, MemberKey>,
+    pub member_keys: Map<u64, MemberKey>,
     /// The id of the cluster's data key; empty until the first leader of format 2 makes it.
     pub data_key_id: String,
     /// The unlock key sealed under the data key while autolock is on; empty when off
@@ -348,6 +353,16 @@ impl State {
                 .unwrap_or_else(|| r.current())
                 .spec,
         )
+    }
+
+    /// The ids of the tasks `pick` selects, to change them one by one (a persistent map lends
+    /// no iterator of mutable entries).
+    fn task_ids(&self, pick: impl Fn(&Task) -> bool) -> Vec<String> {
+        self.tasks
+            .values()
+            .filter(|t| pick(t))
+            .map(|t| t.id.clone())
+            .collect()
     }
 
     /// Marks `node`'s assignments as changed at this index.

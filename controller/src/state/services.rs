@@ -81,7 +81,10 @@ impl State {
         let drain = self.cluster_format >= 2;
         let index = self.index;
         let mut nodes = Vec::new();
-        for task in self.tasks.values_mut().filter(|t| t.service == name) {
+        for id in self.task_ids(|t| t.service == name) {
+            let Some(task) = self.tasks.get_mut(&id) else {
+                continue;
+            };
             if drain && task.is_endpoint() {
                 task.drain_index = Some(index);
                 task.message = "service deleted".into();
@@ -281,8 +284,8 @@ impl State {
         }
         let (from, to) = (prev.version, cur.version);
         let mut nodes = Vec::new();
-        for t in self.tasks.values_mut() {
-            if t.service == name && t.service_version == from {
+        for id in self.task_ids(|t| t.service == name && t.service_version == from) {
+            if let Some(t) = self.tasks.get_mut(&id) {
                 t.service_version = to;
                 nodes.push(t.node.clone());
             }

@@ -8,12 +8,11 @@
 //! format 2 (protobuf with the overlay). A cluster writes the image of its own format, so every
 //! member can read every snapshot it is sent; this build reads every format it reads.
 
-use super::{ClusterIdentity, ServiceRecord, State};
+use super::{ClusterIdentity, Map, ServiceRecord, State};
 use hoist_proto::format::mirror::{FromV0, FromV1, ToV0, ToV1};
 use hoist_proto::format::{v0, v1, DecodeError, Unrepresentable, CURRENT, OLDEST};
 use prost::Message;
 use sha2::{Digest, Sha256};
-use std::collections::{BTreeMap, VecDeque};
 
 const MAGIC: &[u8; 8] = b"HOISTSM\0";
 const HEADER: usize = 44;
@@ -148,8 +147,8 @@ fn to_v0(s: &State) -> Result<v0::State, Unrepresentable> {
         }),
         rollouts: s.rollouts.to_v0()?,
         slot_history: s.slot_history.to_v0()?,
-        node_index: s.node_index.clone(),
-        endpoints_index: s.endpoints_index.clone(),
+        node_index: s.node_index.to_v0()?,
+        endpoints_index: s.endpoints_index.to_v0()?,
     })
 }
 
@@ -177,20 +176,20 @@ fn from_v0(s: v0::State) -> State {
         }),
         rollouts: FromV0::from_v0(s.rollouts),
         slot_history: FromV0::from_v0(s.slot_history),
-        node_index: s.node_index,
-        endpoints_index: s.endpoints_index,
+        node_index: s.node_index.into_iter().collect(),
+        endpoints_index: s.endpoints_index.into_iter().collect(),
         cluster_format: 0,
         network: None,
         overlay_index: 0,
-        vips: BTreeMap::new(),
-        stacks: BTreeMap::new(),
-        autoscale: BTreeMap::new(),
-        hook_tokens: BTreeMap::new(),
-        operator_tokens: BTreeMap::new(),
-        audit: VecDeque::new(),
-        secrets: BTreeMap::new(),
-        configs: BTreeMap::new(),
-        member_keys: BTreeMap::new(),
+        vips: Map::new(),
+        stacks: Map::new(),
+        autoscale: Map::new(),
+        hook_tokens: Map::new(),
+        operator_tokens: Map::new(),
+        audit: imbl::Vector::new(),
+        secrets: Map::new(),
+        configs: Map::new(),
+        member_keys: Map::new(),
         data_key_id: String::new(),
         autolock: Vec::new(),
         ca: None,
@@ -259,12 +258,12 @@ fn to_v1(s: &State, format: u32) -> Result<v1::State, Unrepresentable> {
         }),
         rollouts: s.rollouts.to_v1(),
         slot_history: s.slot_history.to_v1(),
-        node_index: s.node_index.clone(),
-        endpoints_index: s.endpoints_index.clone(),
+        node_index: s.node_index.to_v1(),
+        endpoints_index: s.endpoints_index.to_v1(),
         cluster_format: s.cluster_format,
         network: s.network.to_v1(),
         overlay_index: s.overlay_index,
-        vips: s.vips.clone(),
+        vips: s.vips.to_v1(),
         stacks: s.stacks.to_v1(),
         autoscale: s.autoscale.to_v1(),
         hook_tokens: s.hook_tokens.to_v1(),
@@ -305,12 +304,12 @@ fn from_v1(s: v1::State) -> Result<State, String> {
         }),
         rollouts: FromV1::from_v1(s.rollouts).map_err(|e| format!("rollouts: {e}"))?,
         slot_history: FromV1::from_v1(s.slot_history).map_err(|e| format!("slot_history: {e}"))?,
-        node_index: s.node_index,
-        endpoints_index: s.endpoints_index,
+        node_index: s.node_index.into_iter().collect(),
+        endpoints_index: s.endpoints_index.into_iter().collect(),
         cluster_format: s.cluster_format,
         network: FromV1::from_v1(s.network).map_err(|e| format!("network: {e}"))?,
         overlay_index: s.overlay_index,
-        vips: s.vips,
+        vips: s.vips.into_iter().collect(),
         stacks: FromV1::from_v1(s.stacks).map_err(|e| format!("stacks: {e}"))?,
         autoscale: FromV1::from_v1(s.autoscale).map_err(|e| format!("autoscale: {e}"))?,
         hook_tokens: FromV1::from_v1(s.hook_tokens).map_err(|e| format!("hook_tokens: {e}"))?,

@@ -773,3 +773,22 @@ fn service_summaries_count_running_healthy_and_desired_replicas() {
     let s = &st.service_summaries()[0];
     assert_eq!((s.running, s.healthy, s.desired), (3, 2, 4));
 }
+
+#[test]
+fn a_view_shares_the_maps_and_keeps_what_it_saw_while_the_state_moves_on() {
+    let mut st = cluster_with_nodes(3);
+    for i in 0..100 {
+        ready_task(&mut st, &format!("t{i:03}"), "n1");
+    }
+    let view = st.clone();
+    assert!(view.tasks.ptr_eq(&st.tasks) && view.nodes.ptr_eq(&st.nodes));
+    st.tasks.get_mut("t007").unwrap().state = TaskState::Failed;
+    st.tasks.remove("t008");
+    assert_eq!(view.tasks["t007"].state, TaskState::Running);
+    assert!(view.tasks.contains_key("t008"));
+    assert_eq!((view.tasks.len(), st.tasks.len()), (100, 99));
+    assert!(
+        view.nodes.ptr_eq(&st.nodes),
+        "an untouched map stays shared"
+    );
+}

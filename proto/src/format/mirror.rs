@@ -134,6 +134,32 @@ impl<K: Ord, A: FromV1<B>, B> FromV1<BTreeMap<K, B>> for BTreeMap<K, A> {
     }
 }
 
+// The controller keeps its big maps persistent (`imbl::OrdMap`); their twins are plain maps.
+impl<K: Ord + Clone, A: ToV0<B> + Clone, B> ToV0<BTreeMap<K, B>> for imbl::OrdMap<K, A> {
+    fn to_v0(&self) -> Result<BTreeMap<K, B>, Unrepresentable> {
+        self.iter()
+            .map(|(k, v)| Ok((k.clone(), v.to_v0()?)))
+            .collect()
+    }
+}
+impl<K: Ord + Clone, A: FromV0<B> + Clone, B> FromV0<BTreeMap<K, B>> for imbl::OrdMap<K, A> {
+    fn from_v0(v: BTreeMap<K, B>) -> Self {
+        v.into_iter().map(|(k, v)| (k, A::from_v0(v))).collect()
+    }
+}
+impl<K: Ord + Clone, A: ToV1<B> + Clone, B> ToV1<BTreeMap<K, B>> for imbl::OrdMap<K, A> {
+    fn to_v1(&self) -> BTreeMap<K, B> {
+        self.iter().map(|(k, v)| (k.clone(), v.to_v1())).collect()
+    }
+}
+impl<K: Ord + Clone, A: FromV1<B> + Clone, B> FromV1<BTreeMap<K, B>> for imbl::OrdMap<K, A> {
+    fn from_v1(v: BTreeMap<K, B>) -> Result<Self, String> {
+        v.into_iter()
+            .map(|(k, v)| Ok((k, A::from_v1(v)?)))
+            .collect()
+    }
+}
+
 impl<A: ToV0<B>, B> ToV0<Box<B>> for Box<A> {
     fn to_v0(&self) -> Result<Box<B>, Unrepresentable> {
         Ok(Box::new((**self).to_v0()?))

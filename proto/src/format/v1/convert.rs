@@ -4,7 +4,7 @@ use super::*;
 use crate::format::mirror::{FromV1, ToV1};
 use crate::{cluster as c, node as n, raft as r, service as s};
 use crate::{mirror_v1, mirror_v1_enum};
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::VecDeque;
 
 mirror_v1!(s::ServiceSpec => ServiceSpec {
     name, image, command, args, env, replicas, resources, ports, health_check, restart, update,
@@ -514,14 +514,14 @@ impl FromV1<Tasks> for VecDeque<c::Task> {
         FromV1::from_v1(v.tasks)
     }
 }
-impl ToV1<SlotHistory> for BTreeMap<u64, VecDeque<c::Task>> {
+impl ToV1<SlotHistory> for imbl::OrdMap<u64, VecDeque<c::Task>> {
     fn to_v1(&self) -> SlotHistory {
         SlotHistory {
             slots: self.to_v1(),
         }
     }
 }
-impl FromV1<SlotHistory> for BTreeMap<u64, VecDeque<c::Task>> {
+impl FromV1<SlotHistory> for imbl::OrdMap<u64, VecDeque<c::Task>> {
     fn from_v1(v: SlotHistory) -> Result<Self, String> {
         FromV1::from_v1(v.slots)
     }
