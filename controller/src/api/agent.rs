@@ -382,7 +382,13 @@ pub async fn assignments(
     let format = version.common_format();
     ctx.node.ensure_leader()?;
     super::auth::check_acts_for(&ctx, &q.node)?;
-    wait_for_change(&ctx, q.index, q.wait_ms, |s| {
+    // Woken only by a change to this node's assignments (or to the overlay, for an agent that
+    // wires it), not by every commit: thousands of idle polls cost nothing.
+    let mut wakes = vec![ctx.node.node_watch(&q.node)];
+    if format >= 2 {
+        wakes.push(ctx.node.overlay_watch());
+    }
+    wait_for_change(&ctx, q.index, q.wait_ms, wakes, |s| {
         if !s.nodes.contains_key(&q.node) {
             return Err(ApiError::not_found(format!(
                 "node {:?} is not registered",
@@ -397,8 +403,7 @@ pub async fn assignments(
         let index = poll_index(s, &q.node, format).max(1);
         let tasks = s
             .tasks
-            .values()
-            .filter(|t| t.node == q.node)
+            .on_node(&q.node)
             .map(|t| Assignment {
                 task_id: t.id.clone(),
                 service: t.service.clone(),
@@ -427,22 +432,37 @@ pub async fn assignments(
 }
 
 /// A long poll's wait: returns once `current` passes `index` (at once when `index` is 0), or
-/// after `wait_ms` (at most 30 s) unchanged; `current`'s error ends it.
+/// after `wait_ms` (at most 30 s) unchanged; `current`'s error ends it. Woken only by `wakes`
+/// (the changes that concern this poll) and by a change of leadership, not by every commit.
 async fn wait_for_change(
     ctx: &Ctx,
     index: u64,
     wait_ms: u64,
+    mut wakes: Vec<tokio::sync::watch::Receiver<u64>>,
     current: impl Fn(&crate::state::State) -> Result<u64, ApiError>,
 ) -> Result<(), ApiError> {
     let deadline = tokio::time::Instant::now() + Duration::from_millis(wait_ms).min(MAX_WAIT);
-    let mut applied = ctx.node.applied_watch();
+    let mut leadership = ctx.node.leadership_watch();
     loop {
+        // Marked seen before the state is read: a change applied after the read wakes us.
+        for w in &mut wakes {
+            w.mark_unchanged();
+        }
+        leadership.mark_unchanged();
         let now_at = ctx.node.stale_read(&current)?;
         if index == 0 || now_at > index || tokio::time::Instant::now() >= deadline {
             return Ok(());
         }
-        applied.mark_unchanged();
-        let _ = tokio::time::timeout_at(deadline, applied.changed()).await;
+        let changed = futures::future::select_all(wakes.iter_mut().map(|w| Box::pin(w.changed())));
+        let closed = tokio::select! {
+            _ = tokio::time::sleep_until(deadline) => false,
+            (r, _, _) = changed => r.is_err(),
+            r = leadership.changed() => r.is_err(),
+        };
+        if closed {
+            // The member is shutting down: nothing will wake us again.
+            tokio::time::sleep_until(deadline).await;
+        }
         ctx.node.ensure_leader()?;
     }
 }
@@ -500,7 +520,8 @@ pub async fn endpoints(
         ));
     }
     ctx.node.ensure_leader()?;
-    wait_for_change(&ctx, q.index, q.wait_ms, |s| Ok(endpoints_index(s))).await?;
+    let wakes = vec![ctx.node.endpoints_watch()];
+    wait_for_change(&ctx, q.index, q.wait_ms, wakes, |s| Ok(endpoints_index(s))).await?;
     let term = ctx.node.term();
     let out = ctx.node.stale_read(|s| service_endpoints(s, term));
     Ok(encode(&out, format))

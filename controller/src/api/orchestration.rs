@@ -155,7 +155,7 @@ async fn rotate(ctx: &Ctx, manager: bool) -> Result<(), ApiError> {
 fn node_view(ctx: &Ctx, s: &Cluster, node: &Node) -> NodeView {
     let mut reserved = NodeResources::default();
     let mut tasks = 0;
-    for t in s.tasks.values().filter(|t| t.node == node.id) {
+    for t in s.tasks.on_node(&node.id) {
         if t.desired == TaskState::Running {
             tasks += 1;
         }
@@ -356,7 +356,7 @@ pub async fn ps(
             pending: None,
             history: vec![],
         };
-        for t in s.tasks.values().filter(|t| t.service == name) {
+        for t in s.tasks.of_service(&name) {
             let v = slots.entry(t.slot).or_insert_with(|| view(t.slot));
             // The slot's task is the one meant to run on: not one draining away.
             let better = v
@@ -409,12 +409,9 @@ pub fn rollout_view(s: &Cluster, name: &str) -> Option<Rollout> {
     let global = cur.spec.mode == hoist_proto::service::ServiceMode::Global;
     let ready = s
         .tasks
-        .values()
+        .of_service(name)
         .filter(|t| {
-            t.service == name
-                && t.desired == TaskState::Running
-                && t.service_version == cur.version
-                && t.is_ready()
+            t.desired == TaskState::Running && t.service_version == cur.version && t.is_ready()
         })
         .count() as u64;
     let total = if global {
@@ -528,8 +525,8 @@ fn endpoints_of(s: &Cluster, name: &str) -> Option<Endpoints> {
     let port = ports.first().and_then(|p| u16::try_from(p.target).ok());
     let endpoints = s
         .tasks
-        .values()
-        .filter(|t| t.service == name && t.is_endpoint())
+        .of_service(name)
+        .filter(|t| t.is_endpoint())
         .filter_map(|t| {
             Some(Endpoint {
                 address: t.address.clone()?,

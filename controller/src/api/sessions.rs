@@ -45,7 +45,7 @@ fn no_service(name: &str) -> ApiError {
 /// The running replicas of `name` (`None`: no such service), as `s` has them.
 fn scan(s: &crate::state::State, name: &str) -> Option<Vec<Replica>> {
     s.services.get(name)?;
-    Some(replicas::running(s.tasks.values(), &s.nodes, name))
+    Some(replicas::running(s.tasks.of_service(name), &s.nodes, name))
 }
 
 /// The running replicas of `name` now, from the leader (a linearizable read).

@@ -132,7 +132,7 @@ fn progress_of_tasks(
         .flat_map(|slots| slots.values().flatten());
     if let Some(t) = state
         .tasks
-        .values()
+        .of_service(service)
         .chain(ended)
         .filter(of_version)
         .find(|t| t.state == TaskState::Failed && t.updated_ms >= release.created_ms)
@@ -143,7 +143,7 @@ fn progress_of_tasks(
     // (an update's rollout already counts the first one, before the monitor window passes).
     if let Some(t) = state
         .tasks
-        .values()
+        .of_service(service)
         .filter(of_version)
         .find(|t| t.desired == TaskState::Running && t.restarts >= CRASH_LOOP_RESTARTS)
     {
@@ -154,7 +154,7 @@ fn progress_of_tasks(
     }
     let wanted: Vec<_> = state
         .tasks
-        .values()
+        .of_service(service)
         .filter(of_version)
         .filter(|t| t.desired == TaskState::Running)
         .collect();

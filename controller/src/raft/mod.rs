@@ -17,6 +17,7 @@ mod store;
 #[cfg(test)]
 mod suite_test;
 mod wal;
+pub mod watches;
 pub mod wire;
 
 pub use node::{ConsensusError, RaftNode, RaftSettings, ReadError, StartError, WriteError};

@@ -362,6 +362,29 @@ impl RaftNode {
         self.inner.machine.applied.subscribe()
     }
 
+    /// Changes when `node`'s assignments change (`super::watches`).
+    pub fn node_watch(&self, node: &str) -> tokio::sync::watch::Receiver<u64> {
+        self.inner.machine.watches.node(node)
+    }
+
+    /// Changes when any service's endpoints change.
+    pub fn endpoints_watch(&self) -> tokio::sync::watch::Receiver<u64> {
+        self.inner.machine.watches.endpoints()
+    }
+
+    /// Changes when any node's overlay record changes.
+    pub fn overlay_watch(&self) -> tokio::sync::watch::Receiver<u64> {
+        self.inner.machine.watches.overlay()
+    }
+
+    /// Changes when this member's vote, role, leader or membership changes (not on every
+    /// commit, unlike the full metrics).
+    pub fn leadership_watch(
+        &self,
+    ) -> tokio::sync::watch::Receiver<openraft::metrics::RaftServerMetrics<u64, BasicNode>> {
+        self.inner.raft.server_metrics()
+    }
+
     /// The events this member's applied entries told (`crate::events`).
     pub fn events(&self) -> &Arc<crate::events::EventLog> {
         &self.inner.machine.events

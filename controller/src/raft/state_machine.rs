@@ -39,6 +39,8 @@ pub struct Machine {
     pub cluster_format: Arc<std::sync::atomic::AtomicU32>,
     /// The events the applied entries told (`crate::events`): in memory only.
     pub events: Arc<EventLog>,
+    /// The agents' polls to wake after an apply (`super::watches`).
+    pub watches: Arc<super::watches::Watches>,
 }
 
 type SResult<T> = Result<T, StorageError<u64>>;
@@ -72,6 +74,7 @@ impl Machine {
         Ok(Machine {
             cluster_format,
             events: Arc::new(EventLog::new(EVENTS_KEPT, index)),
+            watches: Arc::default(),
             applied: Arc::new(tokio::sync::watch::Sender::new(index)),
             shared: Arc::new(RwLock::new(applied)),
             store,
@@ -157,6 +160,7 @@ impl RaftStateMachine<TypeConfig> for Machine {
         I::IntoIter: OptionalSend,
     {
         let mut a = self.shared.write().expect("state lock");
+        let overlay_before = a.state.overlay_index;
         let mut out = Vec::new();
         let mut told = Vec::new();
         for entry in entries {
@@ -177,8 +181,11 @@ impl RaftStateMachine<TypeConfig> for Machine {
         let index = a.last_applied.map_or(0, |l| l.index);
         self.cluster_format
             .store(a.state.cluster_format, std::sync::atomic::Ordering::Relaxed);
+        let touched = a.state.touched.take();
+        let overlay_changed = a.state.overlay_index != overlay_before;
         drop(a);
         self.events.push(told);
+        self.watches.applied(index, touched, overlay_changed);
         self.applied.send_replace(index);
         Ok(out)
     }
@@ -215,6 +222,7 @@ impl RaftStateMachine<TypeConfig> for Machine {
             .store(a.state.cluster_format, std::sync::atomic::Ordering::Relaxed);
         drop(a);
         self.events.reset(index);
+        self.watches.everything_changed(index);
         self.applied.send_replace(index);
         Ok(())
     }

@@ -13,6 +13,7 @@ mod overlay;
 mod services;
 mod snapshot;
 mod stacks;
+mod task_table;
 mod tasks;
 #[cfg(test)]
 pub(crate) mod tests;
@@ -21,6 +22,7 @@ mod vips;
 pub use operators::{describe as describe_command, valid_token_name, AUDIT_KEEP};
 pub use services::same_run_spec;
 pub use snapshot::{decode_snapshot, encode_snapshot, snapshot_format, SnapshotError};
+pub use task_table::TaskTable;
 
 use hoist_proto::cluster::{
     AuditEntry, AutoscaleLog, ClusterCa, ClusterNetwork, HookToken, Node, OperatorToken, Rollout,
@@ -91,7 +93,7 @@ pub type Map<K, V> = imbl::OrdMap<K, V>;
 pub struct State {
     pub services: Map<String, ServiceRecord>,
     pub nodes: Map<String, Node>,
-    pub tasks: Map<String, Task>,
+    pub tasks: TaskTable,
     pub identity: Option<ClusterIdentity>,
     /// Rolling updates, by service.
     pub rollouts: Map<String, Rollout>,
@@ -139,7 +141,35 @@ pub struct State {
     /// Raft index of the entry being applied; set by the state machine before [`State::apply`].
     /// Not part of the state's encoding or hash: a refused command must change nothing.
     pub index: u64,
+    /// The nodes whose assignments changed, and whether any endpoints did, since the state
+    /// machine last took them, to wake only the polls concerned (`crate::raft::watches`). Not
+    /// part of the state.
+    pub touched: Touched,
 }
+
+/// What [`State::touch_node`] and [`State::touch_endpoints`] noted until taken. Not part of the
+/// state: two states are equal whatever their notes (a refused command may leave one, which only
+/// wakes a poll that then finds nothing new).
+#[derive(Debug, Clone, Default)]
+pub struct Touched {
+    pub nodes: Vec<String>,
+    pub endpoints: bool,
+}
+
+impl Touched {
+    /// What was noted since the last take.
+    pub fn take(&mut self) -> Touched {
+        std::mem::take(self)
+    }
+}
+
+impl PartialEq for Touched {
+    fn eq(&self, _: &Self) -> bool {
+        true
+    }
+}
+
+impl Eq for Touched {}
 
 impl State {
     /// Applies one committed command. Refused commands leave the state unchanged and answer
@@ -355,11 +385,11 @@ impl State {
         )
     }
 
-    /// The ids of the tasks `pick` selects, to change them one by one (a persistent map lends
-    /// no iterator of mutable entries).
-    fn task_ids(&self, pick: impl Fn(&Task) -> bool) -> Vec<String> {
+    /// The ids of `service`'s tasks that `pick` selects, to change them one by one (a
+    /// persistent map lends no iterator of mutable entries).
+    fn task_ids(&self, service: &str, pick: impl Fn(&Task) -> bool) -> Vec<String> {
         self.tasks
-            .values()
+            .of_service(service)
             .filter(|t| pick(t))
             .map(|t| t.id.clone())
             .collect()
@@ -367,6 +397,7 @@ impl State {
 
     /// Marks `node`'s assignments as changed at this index.
     pub(crate) fn touch_node(&mut self, node: &str) {
+        self.touched.nodes.push(node.to_string());
         let index = self.index;
         match self.node_index.get_mut(node) {
             Some(i) => *i = index,
@@ -378,6 +409,7 @@ impl State {
 
     /// Marks `service`'s endpoints as changed at this index.
     pub(crate) fn touch_endpoints(&mut self, service: &str) {
+        self.touched.endpoints = true;
         let index = self.index;
         match self.endpoints_index.get_mut(service) {
             Some(i) => *i = index,

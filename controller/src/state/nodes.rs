@@ -119,6 +119,8 @@ impl State {
             .nodes
             .remove(id)
             .ok_or_else(|| not_found(format!("node {id:?} not found")))?;
+        // Its agent's poll, if one is open, wakes to learn it is no longer registered.
+        self.touched.nodes.push(id.to_string());
         if node.subnet.is_some() || node.wg_public_key.is_some() {
             self.overlay_index = self.index;
         }

@@ -81,7 +81,7 @@ impl State {
         let drain = self.cluster_format >= 2;
         let index = self.index;
         let mut nodes = Vec::new();
-        for id in self.task_ids(|t| t.service == name) {
+        for id in self.task_ids(name, |_| true) {
             let Some(task) = self.tasks.get_mut(&id) else {
                 continue;
             };
@@ -284,7 +284,7 @@ impl State {
         }
         let (from, to) = (prev.version, cur.version);
         let mut nodes = Vec::new();
-        for id in self.task_ids(|t| t.service == name && t.service_version == from) {
+        for id in self.task_ids(name, |t| t.service_version == from) {
             if let Some(t) = self.tasks.get_mut(&id) {
                 t.service_version = to;
                 nodes.push(t.node.clone());

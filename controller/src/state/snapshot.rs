@@ -8,7 +8,7 @@
 //! format 2 (protobuf with the overlay). A cluster writes the image of its own format, so every
 //! member can read every snapshot it is sent; this build reads every format it reads.
 
-use super::{ClusterIdentity, Map, ServiceRecord, State};
+use super::{ClusterIdentity, Map, ServiceRecord, State, TaskTable};
 use hoist_proto::format::mirror::{FromV0, FromV1, ToV0, ToV1};
 use hoist_proto::format::{v0, v1, DecodeError, Unrepresentable, CURRENT, OLDEST};
 use prost::Message;
@@ -140,7 +140,7 @@ fn to_v0(s: &State) -> Result<v0::State, Unrepresentable> {
             })
             .collect::<Result<_, Unrepresentable>>()?,
         nodes: s.nodes.to_v0()?,
-        tasks: s.tasks.to_v0()?,
+        tasks: s.tasks.as_map().to_v0()?,
         identity: s.identity.as_ref().map(|i| v0::ClusterIdentity {
             cluster_id: i.cluster_id.clone(),
             secret: i.secret.clone(),
@@ -168,7 +168,7 @@ fn from_v0(s: v0::State) -> State {
             })
             .collect(),
         nodes: FromV0::from_v0(s.nodes),
-        tasks: FromV0::from_v0(s.tasks),
+        tasks: TaskTable::from_map(FromV0::from_v0(s.tasks)),
         identity: s.identity.map(|i| ClusterIdentity {
             cluster_id: i.cluster_id,
             secret: i.secret,
@@ -194,6 +194,7 @@ fn from_v0(s: v0::State) -> State {
         autolock: Vec::new(),
         ca: None,
         index: 0,
+        touched: Default::default(),
     }
 }
 
@@ -250,7 +251,7 @@ fn to_v1(s: &State, format: u32) -> Result<v1::State, Unrepresentable> {
             })
             .collect(),
         nodes: s.nodes.to_v1(),
-        tasks: s.tasks.to_v1(),
+        tasks: s.tasks.as_map().to_v1(),
         identity: s.identity.as_ref().map(|i| v1::ClusterIdentity {
             cluster_id: i.cluster_id.clone(),
             secret: i.secret.clone(),
@@ -296,7 +297,7 @@ fn from_v1(s: v1::State) -> Result<State, String> {
             })
             .collect::<Result<_, String>>()?,
         nodes: FromV1::from_v1(s.nodes).map_err(|e| format!("nodes: {e}"))?,
-        tasks: FromV1::from_v1(s.tasks).map_err(|e| format!("tasks: {e}"))?,
+        tasks: TaskTable::from_map(FromV1::from_v1(s.tasks).map_err(|e| format!("tasks: {e}"))?),
         identity: s.identity.map(|i| ClusterIdentity {
             cluster_id: i.cluster_id,
             secret: i.secret,
@@ -328,6 +329,7 @@ fn from_v1(s: v1::State) -> Result<State, String> {
         autolock: s.autolock,
         ca: FromV1::from_v1(s.ca).map_err(|e| format!("ca: {e}"))?,
         index: 0,
+        touched: Default::default(),
     })
 }
 

@@ -17,12 +17,9 @@ impl State {
 
     /// Usage of the nodes in `nodes` by the tasks holding resources there.
     fn usage_on(&self, nodes: &BTreeSet<&str>) -> BTreeMap<String, NodeUsage> {
-        usage_of(
-            self.tasks
-                .values()
-                .filter(|t| nodes.contains(t.node.as_str())),
-            |t| self.demand_of(t),
-        )
+        usage_of(nodes.iter().flat_map(|n| self.tasks.on_node(n)), |t| {
+            self.demand_of(t)
+        })
     }
 
     /// Why `t` cannot be placed now, given `usage`; `None` when it can.

@@ -1,0 +1,215 @@
+//! The tasks, by id, with an index of which tasks each node and each service holds.
+//!
+//! The questions asked most at scale are about one node or one service: an agent's assignments
+//! (answered on every change to that node), the capacity a plan uses on its nodes (checked by
+//! every member applying it), a node's line in `node ls`, a service's replicas in `service ps`,
+//! its endpoints and its rollout. Without the indexes each was a scan of every task in the
+//! cluster. The indexes are derived: neither encoded nor compared, and kept by the only two ways
+//! a task enters or leaves the table, [`TaskTable::insert`] and [`TaskTable::remove`]. A task's
+//! node and service never change once it is placed (a move is a new task), which is what lets
+//! [`TaskTable::get_mut`] hand out the task itself.
+
+use super::Map;
+use hoist_proto::cluster::Task;
+
+/// The ids of one node's or one service's tasks.
+type Ids = imbl::OrdSet<String>;
+
+#[derive(Debug, Clone, Default)]
+pub struct TaskTable {
+    by_id: Map<String, Task>,
+    by_node: Map<String, Ids>,
+    by_service: Map<String, Ids>,
+}
+
+impl PartialEq for TaskTable {
+    /// Two tables are equal when they hold the same tasks (the index follows from them).
+    fn eq(&self, other: &Self) -> bool {
+        self.by_id == other.by_id
+    }
+}
+
+impl Eq for TaskTable {}
+
+impl TaskTable {
+    /// The tasks by id, for the encodings and for reading in order.
+    pub fn as_map(&self) -> &Map<String, Task> {
+        &self.by_id
+    }
+
+    /// Builds the table and its index from tasks by id.
+    pub fn from_map(by_id: Map<String, Task>) -> TaskTable {
+        let mut by_node: Map<String, Ids> = Map::new();
+        let mut by_service: Map<String, Ids> = Map::new();
+        for (id, t) in &by_id {
+            by_node
+                .entry(t.node.clone())
+                .or_default()
+                .insert(id.clone());
+            by_service
+                .entry(t.service.clone())
+                .or_default()
+                .insert(id.clone());
+        }
+        TaskTable {
+            by_id,
+            by_node,
+            by_service,
+        }
+    }
+
+    pub fn get(&self, id: &str) -> Option<&Task> {
+        self.by_id.get(id)
+    }
+
+    /// The task, to change anything but its node (see the module's doc).
+    pub fn get_mut(&mut self, id: &str) -> Option<&mut Task> {
+        self.by_id.get_mut(id)
+    }
+
+    pub fn contains_key(&self, id: &str) -> bool {
+        self.by_id.contains_key(id)
+    }
+
+    /// Puts `task` under `id`, replacing (and answering) the one there.
+    pub fn insert(&mut self, id: String, task: Task) -> Option<Task> {
+        let (node, service) = (task.node.clone(), task.service.clone());
+        let old = self.by_id.insert(id.clone(), task);
+        if let Some(old) = &old {
+            if old.node != node {
+                unindex(&mut self.by_node, &old.node, &id);
+            }
+            if old.service != service {
+                unindex(&mut self.by_service, &old.service, &id);
+            }
+        }
+        self.by_node.entry(node).or_default().insert(id.clone());
+        self.by_service.entry(service).or_default().insert(id);
+        old
+    }
+
+    pub fn remove(&mut self, id: &str) -> Option<Task> {
+        let t = self.by_id.remove(id)?;
+        unindex(&mut self.by_node, &t.node, id);
+        unindex(&mut self.by_service, &t.service, id);
+        Some(t)
+    }
+
+    /// The tasks on `node`, by id: as many steps as it holds tasks.
+    pub fn on_node<'a>(&'a self, node: &str) -> impl Iterator<Item = &'a Task> + 'a {
+        self.indexed(&self.by_node, node)
+    }
+
+    /// The tasks of `service`, by id: as many steps as it has tasks.
+    pub fn of_service<'a>(&'a self, service: &str) -> impl Iterator<Item = &'a Task> + 'a {
+        self.indexed(&self.by_service, service)
+    }
+
+    fn indexed<'a>(
+        &'a self,
+        index: &'a Map<String, Ids>,
+        key: &str,
+    ) -> impl Iterator<Item = &'a Task> + 'a {
+        index
+            .get(key)
+            .into_iter()
+            .flat_map(|ids| ids.iter())
+            .filter_map(|id| self.by_id.get(id))
+    }
+
+    pub fn len(&self) -> usize {
+        self.by_id.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.by_id.is_empty()
+    }
+
+    pub fn values(&self) -> impl Iterator<Item = &Task> {
+        self.by_id.values()
+    }
+
+    pub fn keys(&self) -> impl Iterator<Item = &String> {
+        self.by_id.keys()
+    }
+
+    pub fn iter(&self) -> impl Iterator<Item = (&String, &Task)> {
+        self.by_id.iter()
+    }
+
+    /// Whether both tables share their storage (a copy not changed since).
+    pub fn ptr_eq(&self, other: &TaskTable) -> bool {
+        self.by_id.ptr_eq(&other.by_id)
+    }
+}
+
+/// Takes `id` out of `key`'s entry of `index`, and the entry out once empty.
+fn unindex(index: &mut Map<String, Ids>, key: &str, id: &str) {
+    if let Some(ids) = index.get_mut(key) {
+        ids.remove(id);
+        if ids.is_empty() {
+            index.remove(key);
+        }
+    }
+}
+
+impl std::ops::Index<&str> for TaskTable {
+    type Output = Task;
+    fn index(&self, id: &str) -> &Task {
+        &self.by_id[id]
+    }
+}
+
+impl FromIterator<(String, Task)> for TaskTable {
+    fn from_iter<I: IntoIterator<Item = (String, Task)>>(iter: I) -> Self {
+        TaskTable::from_map(iter.into_iter().collect())
+    }
+}
+
+impl<'a> IntoIterator for &'a TaskTable {
+    type Item = (&'a String, &'a Task);
+    type IntoIter = imbl::ordmap::Iter<'a, String, Task, imbl::shared_ptr::DefaultSharedPtr>;
+    fn into_iter(self) -> Self::IntoIter {
+        self.by_id.iter()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::state::tests::test_task;
+
+    fn ids<'a>(t: impl Iterator<Item = &'a Task>) -> Vec<&'a str> {
+        t.map(|t| t.id.as_str()).collect()
+    }
+
+    #[test]
+    fn the_indexes_follow_inserts_replacements_and_removals() {
+        let mut table = TaskTable::default();
+        for (id, service, node) in [("a", "web", "n1"), ("b", "api", "n2"), ("c", "web", "n1")] {
+            table.insert(id.into(), test_task(id, service, 1, 0, node));
+        }
+        assert_eq!(ids(table.on_node("n1")), ["a", "c"]);
+        assert_eq!(ids(table.on_node("n2")), ["b"]);
+        assert_eq!(ids(table.of_service("web")), ["a", "c"]);
+        // A replacement under the same id elsewhere moves it in both indexes.
+        table.insert("c".into(), test_task("c", "api", 1, 0, "n2"));
+        assert_eq!(ids(table.on_node("n1")), ["a"]);
+        assert_eq!(ids(table.on_node("n2")), ["b", "c"]);
+        assert_eq!(ids(table.of_service("web")), ["a"]);
+        assert_eq!(ids(table.of_service("api")), ["b", "c"]);
+        assert_eq!(table.remove("a").map(|t| t.id), Some("a".into()));
+        assert_eq!(ids(table.on_node("n1")), Vec::<&str>::new());
+        assert_eq!(ids(table.of_service("web")), Vec::<&str>::new());
+        assert!(table.remove("a").is_none());
+        assert!(
+            table.by_node.get("n1").is_none(),
+            "an empty node leaves the index"
+        );
+        assert!(table.by_service.get("web").is_none());
+        let rebuilt = TaskTable::from_map(table.as_map().clone());
+        assert_eq!(rebuilt.by_node, table.by_node);
+        assert_eq!(rebuilt.by_service, table.by_service);
+        assert_eq!(rebuilt, table);
+    }
+}
