@@ -149,6 +149,7 @@ sleep 2
 agent_after=$(agent_mem)
 hoist_shims=$(mem shim "$work")
 agent_fds=$(ls "/proc/$agent_pid/fd" | wc -l)
+run_tmpfs_kib=$(df -k --output=used "$work/data/run" | tail -1 | tr -d ' ')
 echo "dense: hoist ps latency" >&2
 hyperfine -N --warmup 3 --runs "$ps_runs" --export-json "$work/ps.json" \
   -n "hoist ps -q" "$bin/hoist ps -q" -n "hoist ps -o json" "$bin/hoist ps -o json" >&2
@@ -326,10 +327,10 @@ jq_in=$(python3 -c 'import json,sys; a=sys.argv; print(json.dumps({
   "n": int(a[1]), "par": int(a[2]), "hoist": {"start_s": float(a[3]), "agent_before": json.loads(a[4]),
   "agent_after": json.loads(a[5]), "shims": json.loads(a[6]), "restart_term_s": float(a[7]),
   "restart_kill_s": float(a[8]), "survived_restarts": a[9] == "true", "agent_restored": json.loads(a[10]),
-  "restore_log": json.loads(a[11]), "rm_s": float(a[12]), "agent_fds": int(a[17])}, "bridge": json.loads(a[13]),
+  "restore_log": json.loads(a[11]), "rm_s": float(a[12]), "agent_fds": int(a[17]), "run_tmpfs_kib": int(a[18])}, "bridge": json.loads(a[13]),
   "conmon": json.loads(a[14]), "containerd": json.loads(a[15]), "raised": a[16]}))' \
   "$n" "$par" "$hoist_start_s" "$agent_before" "$agent_after" "$hoist_shims" "$restart_term_s" \
   "$restart_kill_s" "$survived" "$agent_restored" "$restore_log" "$hoist_rm_s" "$bridge" "$conmon" \
-  "$containerd" "$(IFS=';'; echo "${raised[*]:-}")" "$agent_fds")
+  "$containerd" "$(IFS=';'; echo "${raised[*]:-}")" "$agent_fds" "$run_tmpfs_kib")
 echo "$jq_in" >"$work/raw.json"
 python3 bench/lib/dense_report.py "$work/raw.json" "$work" "$out"

@@ -68,6 +68,7 @@ hoist["agent_rss_kib"] = {"before": h["agent_before"]["rss_kb"], "after": h["age
 hoist["agent_threads"] = {"before": h["agent_before"]["threads"], "after": h["agent_after"]["threads"]}
 hoist["remove_per_s"] = n / h["rm_s"]
 hoist["agent_fds"] = h["agent_fds"]
+hoist["run_tmpfs_kib"] = h["run_tmpfs_kib"]
 result["systems"]["hoist"] = hoist
 b = raw.get("bridge") or {}
 if b:
@@ -157,7 +158,7 @@ lines.append(f"Re-adoption of {n} ≤ 2 s: SIGTERM {ho['restart_sigterm_s']:.2f}
 lines.append("")
 lines.append(f"Agent RSS: {ho['agent_rss_kib']['before']} KiB before, {ho['agent_rss_kib']['after']} KiB with {n} running, "
              f"{ho['agent_rss_kib']['after_restart']} KiB after restoring them; threads {ho['agent_threads']['before']} → {ho['agent_threads']['after']}; "
-             f"open files with {n} running: {ho['agent_fds']}. "
+             f"open files with {n} running: {ho['agent_fds']}; the agent's tmpfs of volatile files: {ho['run_tmpfs_kib']} KiB used (of 256 MiB). "
              f"Agent start to its `hoist-agent ready` log line (restore done, socket bound): "
              + ", ".join(f"{sig} {v['start_to_ready_ms']:.0f} ms ({v['restored']} restored)" for sig, v in ho["restore_log"].items())
              + f". Supervisors survived both restarts: {ho['survived_restarts']}. Removal: {ho['remove_per_s']:.0f} containers/s.")
