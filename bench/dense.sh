@@ -14,7 +14,7 @@
 #
 #   bench/dense.sh [N]     (default 1000)
 #   HOIST_BIN_DIR=DIR      use these hoist/hoist-agent binaries instead of a release build
-#   PAR=8 BRIDGE_N=200 PEER_CONMON=1 PEER_CONTAINERD=1 PS_RUNS=30
+#   PAR=8 BRIDGE_N=200 PEER_CONMON=1 PEER_CONTAINERD=1 PS_RUNS=30 SUFFIX= (results/dense-<date>-SUFFIX.*)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 n=${1:-1000}
@@ -322,7 +322,7 @@ EOF
 fi
 
 date=$(date -u +%Y-%m-%d)
-out=bench/results/dense-$date
+out=bench/results/dense-$date${SUFFIX:+-$SUFFIX}
 jq_in=$(python3 -c 'import json,sys; a=sys.argv; print(json.dumps({
   "n": int(a[1]), "par": int(a[2]), "hoist": {"start_s": float(a[3]), "agent_before": json.loads(a[4]),
   "agent_after": json.loads(a[5]), "shims": json.loads(a[6]), "restart_term_s": float(a[7]),
