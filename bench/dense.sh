@@ -87,6 +87,8 @@ cleanup() {
   cp "$work/agent.log" target/bench-logs/dense-agent.log 2>/dev/null
   cp "$ctrd/log" target/bench-logs/dense-containerd.log 2>/dev/null
   rm -rf "$work" "/run/containerd/runc/hd$id"
+  # ctr and the shims make these by default; removed only when empty (another containerd's stay).
+  rmdir /run/containerd/fifo /run/containerd/s /run/containerd/runc /run/containerd 2>/dev/null
   echo "$pid_max_was" > /proc/sys/kernel/pid_max
   echo "$inotify_was" > /proc/sys/fs/inotify/max_user_instances
 }
