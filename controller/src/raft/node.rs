@@ -484,7 +484,7 @@ impl RaftNode {
     }
 
     /// Reads the state after confirming leadership with a quorum and applying everything committed
-    /// before the read began (linearizable).
+    /// before the read began (linearizable). `f` reads a [`RaftNode::view`], off the lock.
     pub async fn read<T>(&self, f: impl FnOnce(&State) -> T) -> Result<T, ConsensusError> {
         self.check_leader()?;
         let timeout = self.inner.settings.op_timeout;
@@ -503,7 +503,7 @@ impl RaftNode {
             Ok(Err(RaftError::Fatal(e))) => return Err(ConsensusError::Fatal(e.to_string())),
             Ok(Ok(_)) => {}
         }
-        Ok(self.stale_read(f))
+        Ok(f(&self.view()))
     }
 
     /// Reads this member's applied state without asking anyone: may lag the leader. `f` runs

@@ -144,21 +144,9 @@ impl RaftSnapshotBuilder<TypeConfig> for Machine {
     }
 }
 
-impl RaftStateMachine<TypeConfig> for Machine {
-    type SnapshotBuilder = Self;
-
-    async fn applied_state(
-        &mut self,
-    ) -> SResult<(Option<LogId<u64>>, StoredMembership<u64, BasicNode>)> {
-        let a = self.shared.read().expect("state lock");
-        Ok((a.last_applied, a.membership.clone()))
-    }
-
-    async fn apply<I>(&mut self, entries: I) -> SResult<Vec<Response>>
-    where
-        I: IntoIterator<Item = Entry<TypeConfig>> + OptionalSend,
-        I::IntoIter: OptionalSend,
-    {
+impl Machine {
+    /// Applies committed entries to the state, then wakes who waits on them.
+    fn apply_now(&self, entries: Vec<Entry<TypeConfig>>) -> SResult<Vec<Response>> {
         let mut a = self.shared.write().expect("state lock");
         let overlay_before = a.state.overlay_index;
         let mut out = Vec::new();
@@ -188,6 +176,38 @@ impl RaftStateMachine<TypeConfig> for Machine {
         self.watches.applied(index, touched, overlay_changed);
         self.applied.send_replace(index);
         Ok(out)
+    }
+}
+
+/// Runs `f` where a long computation does not hold up the runtime's other tasks: in place, but
+/// with the worker's queue handed to another thread (on the multi-threaded runtime the
+/// controller runs on; a test's single-threaded runtime just runs it).
+fn off_the_runtime<T>(f: impl FnOnce() -> T) -> T {
+    match tokio::runtime::Handle::try_current().map(|h| h.runtime_flavor()) {
+        Ok(tokio::runtime::RuntimeFlavor::MultiThread) => tokio::task::block_in_place(f),
+        _ => f(),
+    }
+}
+
+impl RaftStateMachine<TypeConfig> for Machine {
+    type SnapshotBuilder = Self;
+
+    async fn applied_state(
+        &mut self,
+    ) -> SResult<(Option<LogId<u64>>, StoredMembership<u64, BasicNode>)> {
+        let a = self.shared.read().expect("state lock");
+        Ok((a.last_applied, a.membership.clone()))
+    }
+
+    async fn apply<I>(&mut self, entries: I) -> SResult<Vec<Response>>
+    where
+        I: IntoIterator<Item = Entry<TypeConfig>> + OptionalSend,
+        I::IntoIter: OptionalSend,
+    {
+        let entries: Vec<_> = entries.into_iter().collect();
+        // A batch of large plans is milliseconds of CPU: off the runtime's worker, so Raft's
+        // own tasks (heartbeats, votes) keep running beside it.
+        off_the_runtime(|| self.apply_now(entries))
     }
 
     async fn get_snapshot_builder(&mut self) -> Self::SnapshotBuilder {
