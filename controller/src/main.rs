@@ -67,9 +67,15 @@ struct Args {
     /// A node silent for this long is marked down and its replicas move (`15s`, `500ms`).
     #[arg(long, default_value = "15s", value_parser = duration)]
     node_grace: Duration,
-    /// How often agents heartbeat (told to them when they register).
+    /// How often agents heartbeat, at least (told to them when they register and in every
+    /// heartbeat's answer).
     #[arg(long, default_value = "1s", value_parser = duration)]
     heartbeat_interval: Duration,
+    /// The most heartbeats per second the leader asks of all nodes together: past
+    /// N × --heartbeat-interval nodes, each heartbeats less often (and the node grace grows to
+    /// three intervals). 0: no limit.
+    #[arg(long, default_value_t = 500, value_name = "N")]
+    max_heartbeats_per_second: u32,
     /// The overlay's address range: every node gets a subnet of it for its containers (set once,
     /// when the cluster first runs at format 2; later values are ignored).
     #[arg(long, default_value = hoist_proto::overlay::DEFAULT_CLUSTER_CIDR, value_name = "CIDR")]
@@ -173,6 +179,7 @@ fn main() -> anyhow::Result<()> {
         leader: LeaderSettings {
             grace: args.node_grace,
             heartbeat_interval: args.heartbeat_interval,
+            max_heartbeats_per_second: args.max_heartbeats_per_second,
             network: hoist_proto::cluster::ClusterNetwork {
                 cidr: args.cluster_cidr.trim().to_string(),
                 subnet_prefix: args.node_subnet_prefix,

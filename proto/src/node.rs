@@ -187,6 +187,10 @@ pub struct HeartbeatAck {
     /// (the root was rotated) renews it at once. Format 2; empty when the cluster has no CA.
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub ca_digest: String,
+    /// How often to heartbeat from now on: the leader spreads heartbeats as the cluster grows
+    /// (`--max-heartbeats-per-second`). Format 2; 0 when not said (keep the current interval).
+    #[serde(default)]
+    pub heartbeat_interval_ms: u64,
 }
 
 /// One replica the node must run (or stop), with everything needed to run it.

@@ -227,7 +227,16 @@ impl Node {
             let next_due = self.due.iter().map(|d| d.at).min();
             tokio::select! {
                 _ = view.kill.notified() => return,
-                _ = beat.tick() => self.beat().await,
+                _ = beat.tick() => {
+                    self.beat().await;
+                    if beat.period() != self.heartbeat {
+                        beat = tokio::time::interval_at(
+                            tokio::time::Instant::now() + self.heartbeat,
+                            self.heartbeat,
+                        );
+                        beat.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+                    }
+                }
                 r = &mut poll => {
                     let delay = match r {
                         Ok(a) => {
@@ -273,7 +282,13 @@ impl Node {
         };
         match self.client.heartbeat(&hb).await {
             Ok(ack) if !ack.known => self.reregister().await,
-            Ok(ack) => self.term = self.term.max(ack.term),
+            Ok(ack) => {
+                self.term = self.term.max(ack.term);
+                // As the agent: the leader spreads heartbeats as the cluster grows.
+                if ack.heartbeat_interval_ms > 0 {
+                    self.heartbeat = Duration::from_millis(ack.heartbeat_interval_ms.max(50));
+                }
+            }
             Err(e) => {
                 Counters::add(&self.counters.heartbeat_errors, 1);
                 if e.is_unknown_node() {

@@ -179,6 +179,7 @@ async fn heartbeat(State(s): State<Shared>, body: Bytes) -> Response {
         term: st.term,
         known: st.nodes.contains(&hb.node_id),
         ca_digest: String::new(),
+        heartbeat_interval_ms: 0,
     })
 }
 

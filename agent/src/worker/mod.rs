@@ -531,7 +531,7 @@ impl Node {
 
     async fn membership(self: Arc<Self>) {
         loop {
-            let session = self.register().await;
+            let mut session = self.register().await;
             lock(&self.batcher).reset();
             self.session.send_replace(Some(session.clone()));
             self.report_now.notify_one();
@@ -561,6 +561,15 @@ impl Node {
                         if !ack.known {
                             tracing::warn!(node = %session.node_id, "the controller no longer knows this node: registering again");
                             break;
+                        }
+                        // The leader spreads heartbeats as the cluster grows.
+                        if ack.heartbeat_interval_ms > 0 {
+                            let pace =
+                                Duration::from_millis(ack.heartbeat_interval_ms.clamp(100, 60_000));
+                            if pace != session.heartbeat {
+                                tracing::info!(from = ?session.heartbeat, to = ?pace, "heartbeat interval changed by the leader");
+                                session.heartbeat = pace;
+                            }
                         }
                         self.cluster_root.send_if_modified(|root| {
                             let changed = !ack.ca_digest.is_empty() && *root != ack.ca_digest;

@@ -197,12 +197,13 @@ pub async fn register(
     tracing::info!(node = %id, version = %version.version, format = version.format, "node registered");
     ctx.leader.liveness.told_version(&id, version);
     let node_credential = credential.map(|c| hoist_proto::node::node_credential(&id, &c));
+    let pace = ctx.leader.pace(ctx.node.stale_read(|s| s.nodes.len()));
     Ok(encode(
         &RegisterResponse {
             node_id: id,
             term: ctx.node.term(),
-            heartbeat_interval_ms: ctx.leader.settings.heartbeat_interval.as_millis() as u64,
-            grace_ms: ctx.leader.settings.grace.as_millis() as u64,
+            heartbeat_interval_ms: pace.interval.as_millis() as u64,
+            grace_ms: pace.grace.as_millis() as u64,
             cluster_id: identity.cluster_id,
             node_credential,
             certificate: signed.as_ref().map(|s| s.certificate.clone()),
@@ -322,12 +323,13 @@ pub async fn heartbeat(
     let hb: Heartbeat = decode(&headers, &body)?;
     ctx.node.ensure_leader()?;
     super::auth::check_acts_for(&ctx, &hb.node_id)?;
-    let (known, root, rotating) = ctx.node.stale_read(|s| {
+    let (known, root, rotating, nodes) = ctx.node.stale_read(|s| {
         let ca = s.ca.as_ref();
         (
             s.nodes.contains_key(&hb.node_id),
             ca.map(|c| c.digest.clone()).unwrap_or_default(),
             ca.is_some_and(|c| c.rotating()),
+            s.nodes.len(),
         )
     });
     if known {
@@ -345,16 +347,18 @@ pub async fn heartbeat(
             }
         }
     }
-    let ca_digest = if body_format(&headers) >= 2 {
-        root
+    // Format 2: the root to be under, and the pace as the cluster grew since registration.
+    let (ca_digest, heartbeat_interval_ms) = if body_format(&headers) >= 2 {
+        (root, ctx.leader.pace(nodes).interval.as_millis() as u64)
     } else {
-        String::new()
+        (String::new(), 0)
     };
     Ok(encode(
         &HeartbeatAck {
             term: ctx.node.term(),
             known,
             ca_digest,
+            heartbeat_interval_ms,
         },
         body_format(&headers),
     ))

@@ -1,5 +1,11 @@
 //! Heartbeats in the leader's memory, and the pure decision of which nodes changed liveness.
 //! Each request from an agent also tells its version, kept here beside its last heartbeat.
+//!
+//! The leader also paces the heartbeats: every node at the configured interval would be
+//! thousands of TLS requests a second at thousands of nodes, on the member that also leads Raft.
+//! As Nomad does (`max_heartbeats_per_second`), the interval grows with the cluster so that the
+//! leader receives at most a set rate, and the grace before a node is marked down grows with it
+//! ([`pace`]).
 
 use hoist_proto::cluster::{Node, NodeStatus};
 use hoist_proto::format::PeerVersion;
@@ -7,10 +13,35 @@ use std::collections::HashMap;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
+/// How often agents heartbeat and how long a silent node stays ready, for a cluster's size.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Pace {
+    pub interval: Duration,
+    pub grace: Duration,
+}
+
+/// The heartbeat pace for `nodes` nodes: the configured `interval`, or longer so that all of them
+/// together send at most `max_per_second` heartbeats (0: no limit); the grace is the configured
+/// one, or three intervals when that is longer (a node is never marked down for missing fewer
+/// than three heartbeats).
+pub fn pace(nodes: usize, interval: Duration, grace: Duration, max_per_second: u32) -> Pace {
+    let spread = if max_per_second == 0 {
+        Duration::ZERO
+    } else {
+        Duration::from_millis((nodes as u64).saturating_mul(1000) / u64::from(max_per_second))
+    };
+    let interval = interval.max(spread);
+    Pace {
+        interval,
+        grace: grace.max(interval * 3),
+    }
+}
+
 /// The last heartbeat of every node, as this member received them.
 #[derive(Debug)]
 pub struct Liveness {
-    grace: Duration,
+    /// The grace in force ([`Pace::grace`]), set by the leader's loop as the cluster grows.
+    grace: Mutex<Duration>,
     seen: Mutex<HashMap<String, Instant>>,
     versions: Mutex<HashMap<String, PeerVersion>>,
 }
@@ -18,10 +49,20 @@ pub struct Liveness {
 impl Liveness {
     pub fn new(grace: Duration) -> Liveness {
         Liveness {
-            grace,
+            grace: Mutex::new(grace),
             seen: Mutex::default(),
             versions: Mutex::default(),
         }
+    }
+
+    /// Sets the grace in force (see [`pace`]).
+    pub fn set_grace(&self, grace: Duration) {
+        *self.grace.lock().expect("liveness lock") = grace;
+    }
+
+    /// The grace in force.
+    pub fn grace(&self) -> Duration {
+        *self.grace.lock().expect("liveness lock")
     }
 
     /// Records the version `node`'s agent told with its last request.
@@ -74,11 +115,12 @@ impl Liveness {
         nodes: impl IntoIterator<Item = &'a Node>,
         now: Instant,
     ) -> Vec<(String, NodeStatus)> {
+        let grace = self.grace();
         let mut seen = self.seen.lock().expect("liveness lock");
         let mut out = Vec::new();
         for n in nodes {
             let last = *seen.entry(n.id.clone()).or_insert(now);
-            let silent = now.saturating_duration_since(last) > self.grace;
+            let silent = now.saturating_duration_since(last) > grace;
             match (n.status, silent) {
                 (NodeStatus::Ready, true) => out.push((n.id.clone(), NodeStatus::Down)),
                 (NodeStatus::Down, false) => out.push((n.id.clone(), NodeStatus::Ready)),
@@ -93,6 +135,34 @@ impl Liveness {
 mod tests {
     use super::*;
     use crate::state::tests::test_node;
+
+    #[test]
+    fn the_pace_spreads_heartbeats_as_the_cluster_grows() {
+        let (s, ms) = (Duration::from_secs, Duration::from_millis);
+        // Small clusters keep the configured pace.
+        assert_eq!(
+            pace(100, s(1), s(15), 500),
+            Pace {
+                interval: s(1),
+                grace: s(15)
+            }
+        );
+        // 2,000 nodes at 500/s: every 4 s, and 15 s of grace still covers three.
+        assert_eq!(pace(2_000, s(1), s(15), 500).interval, s(4));
+        assert_eq!(pace(2_000, s(1), s(15), 500).grace, s(15));
+        // 10,000 nodes: every 20 s, down after a minute of silence.
+        assert_eq!(
+            pace(10_000, s(1), s(15), 500),
+            Pace {
+                interval: s(20),
+                grace: s(60)
+            }
+        );
+        // 0 turns the limit off; a short grace still covers three intervals.
+        assert_eq!(pace(10_000, ms(500), s(1), 0).interval, ms(500));
+        assert_eq!(pace(10_000, ms(500), s(1), 0).grace, ms(1500));
+        assert_eq!(pace(3, s(1), s(1), 1).interval, s(3));
+    }
 
     #[test]
     fn grace_flap_and_return() {

@@ -22,8 +22,12 @@ use std::time::Duration;
 pub struct LeaderSettings {
     /// Silence after which a node is marked down (`--node-grace`).
     pub grace: Duration,
-    /// How often agents are told to heartbeat.
+    /// How often agents are told to heartbeat, at least (`--heartbeat-interval`).
     pub heartbeat_interval: Duration,
+    /// The most heartbeats per second the leader asks of all nodes together: the interval
+    /// grows past `heartbeat_interval` to keep under it (`--max-heartbeats-per-second`; 0: no
+    /// limit; `liveness::pace`).
+    pub max_heartbeats_per_second: u32,
     /// How often the leader reconciles when nothing changes.
     pub tick: Duration,
     /// The overlay's address plan it sets once the cluster is at format 2 and has none
@@ -46,6 +50,7 @@ impl Default for LeaderSettings {
         LeaderSettings {
             grace: Duration::from_secs(15),
             heartbeat_interval: Duration::from_secs(1),
+            max_heartbeats_per_second: 500,
             tick: Duration::from_millis(250),
             network: ClusterNetwork {
                 cidr: hoist_proto::overlay::DEFAULT_CLUSTER_CIDR.into(),
@@ -93,6 +98,16 @@ pub struct Leader {
 }
 
 impl Leader {
+    /// The heartbeat pace for a cluster of `nodes` nodes (`liveness::pace`).
+    pub fn pace(&self, nodes: usize) -> liveness::Pace {
+        liveness::pace(
+            nodes,
+            self.settings.heartbeat_interval,
+            self.settings.grace,
+            self.settings.max_heartbeats_per_second,
+        )
+    }
+
     pub fn new(settings: LeaderSettings) -> Arc<Leader> {
         Arc::new(Leader {
             liveness: Liveness::new(settings.grace),

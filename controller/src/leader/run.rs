@@ -100,6 +100,8 @@ pub async fn step(node: &RaftNode, leader: &Leader) -> Result<(), crate::raft::W
             tracing::warn!(error = %e, "recording node versions");
         }
     }
+    let pace = leader.pace(node.stale_read(|s| s.nodes.len()));
+    leader.liveness.set_grace(pace.grace);
     let changes = node.stale_read(|s| leader.liveness.changes(s.nodes.values(), now));
     if !changes.is_empty() {
         for (id, status) in &changes {
@@ -160,7 +162,7 @@ pub async fn step(node: &RaftNode, leader: &Leader) -> Result<(), crate::raft::W
             return Ok(());
         }
     };
-    let grace = leader.settings.grace;
+    let grace = pace.grace;
     let live = |n: &str| leader.liveness.since(n, now).is_some_and(|d| d < grace);
     r.plan
         .stop

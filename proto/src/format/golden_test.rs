@@ -60,6 +60,12 @@ fn every_golden_file_of_every_format_read_decodes() {
                 ..samples::heartbeat_ack()
             };
             check(format, "heartbeat-ack-ca-digest", &ack, m);
+            // The heartbeat pace the leader sets as the cluster grows.
+            let ack = HeartbeatAck {
+                heartbeat_interval_ms: 4_000,
+                ..samples::heartbeat_ack()
+            };
+            check(format, "heartbeat-ack-pace", &ack, m);
             let hb = Heartbeat {
                 endpoints_applied: 61,
                 ..samples::heartbeat()

@@ -1088,6 +1088,7 @@ pub fn heartbeat_ack() -> HeartbeatAck {
         term: 3,
         known: true,
         ca_digest: String::new(),
+        heartbeat_interval_ms: 0,
     }
 }
 

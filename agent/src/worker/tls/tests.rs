@@ -383,6 +383,7 @@ async fn fake_handler(
                     term: 1,
                     known: true,
                     ca_digest: fake.ca.digest.clone(),
+                    heartbeat_interval_ms: 0,
                 },
                 format,
             )

@@ -89,7 +89,7 @@ mirror_v0!(n::RegisterResponse => RegisterResponse {
     node_id, term, heartbeat_interval_ms, grace_ms, cluster_id,
 } added { node_credential: 2, certificate: 2, ca_certificate: 2 });
 mirror_v0!(n::Heartbeat => Heartbeat { node_id, term_seen } added { endpoints_applied: 2 });
-mirror_v0!(n::HeartbeatAck => HeartbeatAck { term, known } added { ca_digest: 2 });
+mirror_v0!(n::HeartbeatAck => HeartbeatAck { term, known } added { ca_digest: 2, heartbeat_interval_ms: 2 });
 mirror_v0!(n::Assignment => Assignment {
     task_id, service, service_version, slot, spec, desired,
 } added { files: 2 });

@@ -223,6 +223,8 @@ pub struct HeartbeatAck {
     pub known: bool,
     #[prost(string, tag = "3")]
     pub ca_digest: String,
+    #[prost(uint64, tag = "4")]
+    pub heartbeat_interval_ms: u64,
 }
 
 #[derive(Clone, PartialEq, prost::Message)]

@@ -147,7 +147,7 @@ mirror_v1!(n::RegisterResponse => RegisterResponse {
 mirror_v1!(n::CertificateRequest => CertificateRequest { node_id, csr });
 mirror_v1!(n::CertificateResponse => CertificateResponse { certificate, ca_certificate });
 mirror_v1!(n::Heartbeat => Heartbeat { node_id, term_seen, endpoints_applied });
-mirror_v1!(n::HeartbeatAck => HeartbeatAck { term, known, ca_digest });
+mirror_v1!(n::HeartbeatAck => HeartbeatAck { term, known, ca_digest, heartbeat_interval_ms });
 mirror_v1!(n::Assignment => Assignment {
     task_id, service, service_version, slot, spec, desired, files,
 });
