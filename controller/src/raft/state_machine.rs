@@ -146,7 +146,7 @@ impl RaftSnapshotBuilder<TypeConfig> for Machine {
 
 impl Machine {
     /// Applies committed entries to the state, then wakes who waits on them.
-    fn apply_now(&self, entries: Vec<Entry<TypeConfig>>) -> SResult<Vec<Response>> {
+    fn apply_now(&self, entries: Vec<Entry<TypeConfig>>) -> Vec<Response> {
         let mut a = self.shared.write().expect("state lock");
         let overlay_before = a.state.overlay_index;
         let mut out = Vec::new();
@@ -175,7 +175,7 @@ impl Machine {
         self.events.push(told);
         self.watches.applied(index, touched, overlay_changed);
         self.applied.send_replace(index);
-        Ok(out)
+        out
     }
 }
 
@@ -207,7 +207,7 @@ impl RaftStateMachine<TypeConfig> for Machine {
         let entries: Vec<_> = entries.into_iter().collect();
         // A batch of large plans is milliseconds of CPU: off the runtime's worker, so Raft's
         // own tasks (heartbeats, votes) keep running beside it.
-        off_the_runtime(|| self.apply_now(entries))
+        Ok(off_the_runtime(|| self.apply_now(entries)))
     }
 
     async fn get_snapshot_builder(&mut self) -> Self::SnapshotBuilder {
