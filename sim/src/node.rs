@@ -96,6 +96,9 @@ pub struct NodeView {
     pub kill: Notify,
     /// When a long poll was last answered, in ms since [`NodeConfig::epoch`] plus one (0: never).
     pub last_poll_ok_ms: AtomicU64,
+    /// When the poll in flight was sent, likewise (0: none in flight). A poll a controller
+    /// holds (no change yet) stays in flight for up to 25 s; one it refuses ends at once.
+    pub poll_sent_ms: AtomicU64,
     /// Running tasks by service and the service version of their assignment.
     versions: Mutex<HashMap<String, BTreeMap<u64, u64>>>,
 }
@@ -284,11 +287,16 @@ impl Node {
 
     fn poll(&self, index: u64, delay: Duration) -> Poll {
         let (client, id) = (self.client.clone(), self.id.clone());
+        let (view, epoch) = (self.view.clone(), self.config.epoch);
         Box::pin(async move {
             if !delay.is_zero() {
                 tokio::time::sleep(delay).await;
             }
-            client.assignments(&id, index, POLL_WAIT).await
+            let sent = epoch.elapsed().as_millis() as u64 + 1;
+            view.poll_sent_ms.store(sent, Ordering::Relaxed);
+            let r = client.assignments(&id, index, POLL_WAIT).await;
+            view.poll_sent_ms.store(0, Ordering::Relaxed);
+            r
         })
     }
 

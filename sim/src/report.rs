@@ -156,8 +156,15 @@ pub struct KillLeader {
     pub term_after: Option<u64>,
     /// Terms that passed: elections, counting any that did not elect.
     pub elections: Option<u64>,
-    /// From the SIGKILL until every live node had a long poll answered.
-    pub polls_answered_seconds: Option<f64>,
+    /// From the SIGKILL until every live node's long poll was back: answered, or sent after the
+    /// kill and held by a leader (in flight ≥ 1 s; the time is its sending). `None` if some
+    /// node never was within `--timeout`.
+    pub polls_back_seconds: Option<f64>,
+    /// The median of the same over the nodes.
+    pub polls_back_p50_seconds: Option<f64>,
+    /// Live nodes, and how many were back.
+    pub nodes: u64,
+    pub nodes_back: u64,
     /// Fewest tasks running (by the agents' account) from the kill to the end of the phase.
     pub min_running: u64,
     pub expected_running: u64,
@@ -454,13 +461,14 @@ impl Report {
             line(
                 "leader killed",
                 format!(
-                    "member {}: write after {} s ({} tries), {} elections, new leader {}, polls answered after {} s, tasks {}/{} at least{}",
+                    "member {}: write after {} s ({} tries), {} elections, new leader {}, nodes' polls back after {} s (p50 {} s), tasks {}/{} at least{}",
                     k.member.map_or("-".into(), |m| m.to_string()),
                     num(k.write_seconds, 2),
                     k.writes_tried,
                     k.elections.map_or("-".into(), |n| n.to_string()),
                     k.new_leader.map_or("-".into(), |m| m.to_string()),
-                    num(k.polls_answered_seconds, 2),
+                    num(k.polls_back_seconds, 2),
+                    num(k.polls_back_p50_seconds, 2),
                     k.min_running,
                     k.expected_running,
                     k.outcome.render()
