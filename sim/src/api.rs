@@ -1,6 +1,8 @@
 //! The operator's side: the controllers' HTTP API with the admin token, as `hoist` and `curl`
 //! use it (plain HTTP, JSON). It applies the services, reads the join token, and is what the
-//! latency samples time: an operator's `node ls` and `service ps` while the cluster fills.
+//! latency samples time: an operator's `node ls` and `service ps` while the cluster fills. The
+//! phases after the fill update and scale a service, write a probe service, read one member's
+//! own status and download a snapshot through it too.
 
 use anyhow::{anyhow, bail, Result};
 use serde_json::Value;
@@ -71,6 +73,41 @@ impl Api {
         bail!("{path}: {last}")
     }
 
+    /// `GET /v1/cluster/status` of the member at `addr` itself (no failover: its own view).
+    pub async fn member_status(&self, addr: &str) -> Result<Value> {
+        let resp = self
+            .http
+            .get(format!("http://{addr}/v1/cluster/status"))
+            .header(reqwest::header::AUTHORIZATION, &self.bearer)
+            .timeout(Duration::from_secs(2))
+            .send()
+            .await?;
+        let status = resp.status();
+        if !status.is_success() {
+            bail!("{addr}/v1/cluster/status: HTTP {status}");
+        }
+        Ok(resp.json().await?)
+    }
+
+    /// The size of the body a GET of `path` answers, from the first member that answers 2xx.
+    pub async fn get_len(&self, path: &str) -> Result<u64> {
+        let mut last = String::from("no controller address");
+        for addr in &self.addrs {
+            let resp = self
+                .http
+                .get(format!("http://{addr}{path}"))
+                .header(reqwest::header::AUTHORIZATION, &self.bearer)
+                .send()
+                .await;
+            match resp {
+                Ok(r) if r.status().is_success() => return Ok(r.bytes().await?.len() as u64),
+                Ok(r) => last = format!("{addr}: HTTP {}", r.status()),
+                Err(e) => last = format!("{addr}: {e}"),
+            }
+        }
+        bail!("{path}: {last}")
+    }
+
     pub async fn get_json(&self, path: &str) -> Result<Value> {
         self.call(reqwest::Method::GET, path, None).await
     }
@@ -122,6 +159,28 @@ pub fn service_spec(name: &str, replicas: u64) -> Value {
     })
 }
 
+/// The spec of service `name` updated as an operator would (`hoist service update --image
+/// --env`): a new image tag and an env var, replacing `parallelism` replicas at a time with no
+/// monitor period (the simulated replicas have no health check to wait for).
+pub fn updated_spec(name: &str, replicas: u64, parallelism: u64) -> Value {
+    let mut v = service_spec(name, replicas);
+    v["image"] = "registry.example/hoist-sim:2".into();
+    v["env"] = serde_json::json!({ "HOIST_SIM_UPDATE": "2" });
+    v["update"] = serde_json::json!({ "parallelism": parallelism, "monitor": "0s" });
+    v
+}
+
+/// The probe service written during `--kill-leader`: no replicas, a new label value per write,
+/// so that every write is a real change committed through Raft.
+pub fn probe_spec(n: u64) -> Value {
+    let mut v = service_spec(PROBE, 0);
+    v["labels"]["probe"] = n.to_string().into();
+    v
+}
+
+/// The name of the probe service.
+pub const PROBE: &str = "hoist-sim-probe";
+
 /// The name of service `i` of a run.
 pub fn service_name(i: u64) -> String {
     format!("sim-{i:04}")
@@ -138,5 +197,9 @@ mod tests {
         assert_eq!(spec.name, "sim-0007");
         assert_eq!(spec.replicas, 250);
         assert!(spec.validate().is_empty(), "{:?}", spec.validate());
+        for v in [updated_spec("sim-0001", 1000, 1000), probe_spec(3)] {
+            let spec: hoist_proto::service::ServiceSpec = serde_json::from_value(v).unwrap();
+            assert!(spec.validate().is_empty(), "{:?}", spec.validate());
+        }
     }
 }

@@ -3,7 +3,9 @@
 //! processes belong to the run: [`OwnCluster`]'s `Drop` kills them and removes their data dirs,
 //! whichever way the run ends (its end, an error, ctrl-c).
 //!
-//! Being their parent also gives what no API answers: their pids, hence their resident memory.
+//! Being their parent also gives what no API answers: their pids, hence their resident memory
+//! and CPU time, and the power to kill one (`--kill-leader`) or stop and start it again on the
+//! same data dir (`--restart-member`).
 
 use anyhow::{bail, Context, Result};
 use std::path::{Path, PathBuf};
@@ -36,6 +38,8 @@ struct Member {
 /// Three members the simulator started (killed and removed on drop).
 #[derive(Debug)]
 pub struct OwnCluster {
+    bin: PathBuf,
+    settings: MemberSettings,
     members: Vec<Member>,
     dir: Option<tempfile::TempDir>,
     /// The first admin token, which the first member wrote to its data dir.
@@ -86,19 +90,19 @@ impl OwnCluster {
         };
         let ports = free_ports(3)?;
         let mut cluster = OwnCluster {
+            bin: bin.to_path_buf(),
+            settings: settings.clone(),
             members: Vec::new(),
             dir: Some(dir),
             admin_token: String::new(),
         };
         let first = format!("127.0.0.1:{}", ports[0]);
-        cluster.spawn(bin, settings, 1, ports[0], &["--bootstrap"], None)?;
+        cluster.spawn(1, ports[0], &["--bootstrap"], None)?;
         cluster.wait_health(0).await?;
         cluster.admin_token = cluster.wait_admin_token().await?;
         for (i, port) in ports.iter().enumerate().skip(1) {
             let token = cluster.admin_token.clone();
             cluster.spawn(
-                bin,
-                settings,
                 i as u64 + 1,
                 *port,
                 &["--join", first.as_str()],
@@ -110,19 +114,35 @@ impl OwnCluster {
         Ok(cluster)
     }
 
-    fn spawn(
-        &mut self,
-        bin: &Path,
-        settings: &MemberSettings,
+    fn spawn(&mut self, id: u64, port: u16, extra: &[&str], token: Option<&str>) -> Result<()> {
+        let addr = format!("127.0.0.1:{port}");
+        let (data, child) = self.start_process(id, &addr, extra, token)?;
+        self.members.push(Member {
+            id,
+            addr,
+            data,
+            child,
+        });
+        Ok(())
+    }
+
+    /// Starts member `id`'s process on `addr`; its log is appended to (a restart keeps the
+    /// first run's lines).
+    fn start_process(
+        &self,
         id: u64,
-        port: u16,
+        addr: &str,
         extra: &[&str],
         token: Option<&str>,
-    ) -> Result<()> {
+    ) -> Result<(PathBuf, Child)> {
+        let (bin, settings) = (&self.bin, &self.settings);
         let root = self.root().to_path_buf();
         let data = root.join(format!("c{id}"));
-        let log = std::fs::File::create(root.join(format!("c{id}.log")))?;
-        let addr = format!("127.0.0.1:{port}");
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(root.join(format!("c{id}.log")))?;
+        let addr = addr.to_string();
         let mut cmd = Command::new(bin);
         cmd.arg("--data-dir")
             .arg(&data)
@@ -143,12 +163,73 @@ impl OwnCluster {
         let child = cmd
             .spawn()
             .with_context(|| format!("starting {}", bin.display()))?;
-        self.members.push(Member {
-            id,
-            addr,
-            data,
-            child,
-        });
+        Ok((data, child))
+    }
+
+    fn member(&mut self, id: u64) -> Result<&mut Member> {
+        self.members
+            .iter_mut()
+            .find(|m| m.id == id)
+            .with_context(|| format!("no member {id}"))
+    }
+
+    /// Member `id`'s `HOST:PORT`.
+    pub fn addr(&self, id: u64) -> Option<String> {
+        self.members
+            .iter()
+            .find(|m| m.id == id)
+            .map(|m| m.addr.clone())
+    }
+
+    /// Member `id`'s data dir.
+    pub fn data_dir(&self, id: u64) -> Option<PathBuf> {
+        self.members
+            .iter()
+            .find(|m| m.id == id)
+            .map(|m| m.data.clone())
+    }
+
+    /// Kills member `id` with SIGKILL, as a crash would, and reaps it.
+    pub fn kill(&mut self, id: u64) -> Result<()> {
+        let m = self.member(id)?;
+        m.child
+            .kill()
+            .with_context(|| format!("killing member {id}"))?;
+        m.child.wait()?;
+        Ok(())
+    }
+
+    /// Stops member `id` with SIGTERM, as an operator would, and waits up to `wait` for it to
+    /// exit (then kills it: the run must go on). Answers whether it exited by itself.
+    pub async fn stop(&mut self, id: u64, wait: Duration) -> Result<bool> {
+        let m = self.member(id)?;
+        let pid = i32::try_from(m.child.id()).context("a pid beyond i32")?;
+        // SAFETY: kill(2) with a pid of our own child (not yet reaped, so not reused) and a
+        // valid signal number; it touches no memory of ours.
+        if unsafe { libc::kill(pid, libc::SIGTERM) } != 0 {
+            bail!(
+                "SIGTERM to member {id}: {}",
+                std::io::Error::last_os_error()
+            );
+        }
+        let deadline = Instant::now() + wait;
+        while Instant::now() < deadline {
+            if m.child.try_wait()?.is_some() {
+                return Ok(true);
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        m.child.kill()?;
+        m.child.wait()?;
+        Ok(false)
+    }
+
+    /// Starts member `id` again on its data dir and address, with the flags it had but neither
+    /// `--bootstrap` nor `--join`: it resumes from what it stored.
+    pub fn restart(&mut self, id: u64) -> Result<()> {
+        let addr = self.member(id)?.addr.clone();
+        let (_, child) = self.start_process(id, &addr, &[], None)?;
+        self.member(id)?.child = child;
         Ok(())
     }
 
@@ -198,6 +279,14 @@ impl OwnCluster {
         self.members.iter().map(|m| (m.id, m.child.id())).collect()
     }
 
+    /// `(member id, pid)` of the members whose process still runs.
+    pub fn live_pids(&mut self) -> Vec<(u64, u32)> {
+        self.members
+            .iter_mut()
+            .filter_map(|m| matches!(m.child.try_wait(), Ok(None)).then(|| (m.id, m.child.id())))
+            .collect()
+    }
+
     /// The directory with the members' data dirs and logs.
     pub fn root(&self) -> &Path {
         self.dir.as_ref().map_or(Path::new("/"), |d| d.path())
@@ -238,6 +327,33 @@ pub async fn wait_voters(api: &Api, n: usize, timeout: Duration) -> Result<()> {
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
     bail!("the cluster did not get {n} voters and a leader within {timeout:?} ({last})")
+}
+
+/// CPU time (user + system, clock ticks) `pid` used so far.
+pub fn cpu_ticks(pid: u32) -> Option<u64> {
+    crate::stats::stat_cpu_ticks(&std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?)
+}
+
+/// Clock ticks per second (`CLK_TCK`), 100 if the system does not say.
+pub fn ticks_per_second() -> u64 {
+    // SAFETY: sysconf(3) reads a constant of the system; no pointers.
+    let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) };
+    u64::try_from(hz).ok().filter(|h| *h > 0).unwrap_or(100)
+}
+
+/// The size in bytes of every file under `dir`, summed; 0 for a dir that cannot be read.
+pub fn dir_bytes(dir: &Path) -> u64 {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return 0;
+    };
+    entries
+        .flatten()
+        .map(|e| match e.file_type() {
+            Ok(t) if t.is_dir() => dir_bytes(&e.path()),
+            Ok(_) => e.metadata().map_or(0, |m| m.len()),
+            Err(_) => 0,
+        })
+        .sum()
 }
 
 /// Resident memory of `pid` in KiB (`VmRSS`), and its peak (`VmHWM`).

@@ -6,8 +6,10 @@
 //!
 //! A run: the nodes join; services totalling `--tasks` replicas are applied; the simulator watches
 //! the cluster fill from the agents' side and times the operator API meanwhile; then
-//! `--kill-nodes` nodes go silent at once and it times until their replicas run elsewhere. What it
-//! measured is printed as a table or JSON (`--json`); see `bench/README.md` and `bench/sim.sh`.
+//! `--kill-nodes` nodes go silent at once and it times until their replicas run elsewhere. Opt-in
+//! phases follow (`phases.rs`): idle CPU, assignment latency, a rolling update, a member restart
+//! and a leader kill. What it measured is printed as a table or JSON (`--json`); see
+//! `bench/README.md` and `bench/sim.sh`.
 //!
 //! It never gives up on the first controller error: every request is retried with backoff and
 //! counted, and a phase that does not finish within `--timeout` is reported as such.
@@ -15,6 +17,7 @@
 mod api;
 mod cluster;
 mod node;
+mod phases;
 mod report;
 mod stats;
 
@@ -29,8 +32,8 @@ use tokio::time::Instant;
 
 use api::Api;
 use cluster::{MemberSettings, OwnCluster};
-use node::{Counters, Node, NodeConfig, NodeView};
-use report::Report;
+use node::{Counters, Node, NodeConfig, NodeView, Trace};
+use report::{Outcome, Report};
 
 #[derive(Debug, Parser)]
 #[command(
@@ -95,6 +98,31 @@ struct Args {
     /// Keep the members' data dirs and logs (their path is printed).
     #[arg(long)]
     keep: bool,
+    /// After the fill: measure the members' and the simulator's CPU for this many seconds with
+    /// everything running and nothing written (0: skip).
+    #[arg(long, default_value_t = 0)]
+    idle_secs: u64,
+    /// After the fill: scale the last service up by --assignment-replicas and time each new task
+    /// from the scale's answer to its node's poll answer.
+    #[arg(long)]
+    assignment_latency: bool,
+    /// Replicas added for --assignment-latency.
+    #[arg(long, default_value_t = 100)]
+    assignment_replicas: u64,
+    /// After the fill: a rolling update (new image and env) of the largest service, timed until
+    /// all its replicas run the new version.
+    #[arg(long)]
+    update_service: bool,
+    /// `update.parallelism` of --update-service (0: the whole service at once).
+    #[arg(long, default_value_t = 0)]
+    update_parallelism: u64,
+    /// After the fill: stop a follower (SIGTERM), start it again 2 s later on its data dir, and
+    /// time its catch-up (own cluster only).
+    #[arg(long)]
+    restart_member: bool,
+    /// Last: kill the leader (SIGKILL) and time until a write succeeds again (own cluster only).
+    #[arg(long)]
+    kill_leader: bool,
 }
 
 fn parse_range(s: &str) -> Result<(u64, u64), String> {
@@ -247,7 +275,7 @@ async fn run(args: &Args, keys: &std::path::Path) -> Result<Report> {
             .context("--controller needs --admin-token (or HOIST_TOKEN)")?;
         (args.controller.clone(), token)
     };
-    let result = measure(args, &mut report, own.as_ref(), addrs, &admin, keys).await;
+    let result = measure(args, &mut report, own.as_mut(), addrs, &admin, keys).await;
     if let Some(c) = own.as_mut().filter(|_| settings.keep) {
         if let Some(dir) = c.keep() {
             eprintln!(
@@ -263,7 +291,7 @@ async fn run(args: &Args, keys: &std::path::Path) -> Result<Report> {
 async fn measure(
     args: &Args,
     report: &mut Report,
-    own: Option<&OwnCluster>,
+    mut own: Option<&mut OwnCluster>,
     addrs: Vec<String>,
     admin: &str,
     keys: &std::path::Path,
@@ -280,15 +308,19 @@ async fn measure(
     let fleet = Arc::new(Fleet {
         views: (0..args.nodes).map(|_| Arc::default()).collect(),
     });
+    let trace = Arc::new(Trace::default());
+    let epoch = Instant::now();
     let config = Arc::new(NodeConfig {
         addrs,
         join_token,
         fail_percent: args.fail_percent,
         start_ms: args.start_ms,
+        epoch,
+        trace: trace.clone(),
     });
     join_nodes(args, report, &fleet, &config, &counters, keys).await;
 
-    let members = own.map(OwnCluster::pids).unwrap_or_default();
+    let members = own.as_deref().map(OwnCluster::pids).unwrap_or_default();
     let before: Vec<Option<(u64, u64)>> =
         members.iter().map(|(_, p)| cluster::rss_kib(*p)).collect();
 
@@ -318,14 +350,83 @@ async fn measure(
     report.controllers.heartbeat_interval = ours(&args.heartbeat_interval);
     report.controllers.node_grace = ours(&args.node_grace);
 
-    if args.kill_nodes > 0 && report.tasks.all_running {
+    let mut ctx = phases::Ctx {
+        args,
+        api: &api,
+        fleet: &fleet,
+        trace: &trace,
+        replicas: stats::split(args.tasks, args.services_count()),
+        target: args.tasks,
+        epoch,
+    };
+    let filled = report.tasks.all_running;
+    let skip = || Outcome::failed("not run: the fill did not finish");
+    let not_own = || Outcome::failed("not run: needs the simulator's own cluster");
+    if args.idle_secs > 0 {
+        report.idle = Some(if filled {
+            phases::idle(&ctx, own.as_deref_mut(), args.idle_secs).await
+        } else {
+            report::Idle {
+                outcome: skip(),
+                ..Default::default()
+            }
+        });
+    }
+    if args.kill_nodes > 0 && filled {
         report.kill = Some(kill(args, &fleet).await);
     }
+    // The kill's replicas are back (or not: the phases below then wait for them in vain).
+    if args.assignment_latency {
+        let last = ctx.replicas.len().saturating_sub(1);
+        report.assignment_latency = Some(if filled {
+            phases::assignment_latency(&mut ctx, last, args.assignment_replicas).await
+        } else {
+            report::AssignmentLatency {
+                outcome: skip(),
+                ..Default::default()
+            }
+        });
+    }
+    if args.update_service {
+        // Service 0 is the largest: the split gives the first ones the remainder.
+        report.update = Some(if filled {
+            phases::update(&ctx, 0, args.update_parallelism).await
+        } else {
+            report::Update {
+                outcome: skip(),
+                ..Default::default()
+            }
+        });
+    }
+    if args.restart_member {
+        report.restart_member = Some(match own.as_deref_mut() {
+            Some(c) if filled => phases::restart_member(&ctx, c).await,
+            c => report::RestartMember {
+                outcome: if c.is_some() { skip() } else { not_own() },
+                ..Default::default()
+            },
+        });
+    }
+    if args.kill_leader {
+        report.kill_leader = Some(match own {
+            Some(c) if filled => phases::kill_leader(&ctx, c).await,
+            c => report::KillLeader {
+                outcome: if c.is_some() { skip() } else { not_own() },
+                ..Default::default()
+            },
+        });
+    }
     count_errors(report, &counters);
+    let ok = |o: Option<&Outcome>| o.is_none_or(|o| o.finished);
     report.complete = report.nodes.joined == args.nodes
         && report.tasks.all_running
         && report.kill.as_ref().is_none_or(|k| k.rescheduled)
-        && (args.kill_nodes == 0 || report.kill.is_some());
+        && (args.kill_nodes == 0 || report.kill.is_some())
+        && ok(report.idle.as_ref().map(|p| &p.outcome))
+        && ok(report.assignment_latency.as_ref().map(|p| &p.outcome))
+        && ok(report.update.as_ref().map(|p| &p.outcome))
+        && ok(report.restart_member.as_ref().map(|p| &p.outcome))
+        && ok(report.kill_leader.as_ref().map(|p| &p.outcome));
     Ok(())
 }
 

@@ -8,6 +8,13 @@
 //!
 //! Killing a node ends its loop and drops its client (its connections close): to the controller
 //! it went silent, as a crashed host does.
+//!
+//! For the phases after the fill, a node also keeps what only the agent side knows: how many of
+//! its running tasks run which version of which service (a rolling update is done when all run
+//! the new one), when it last had a long poll answered (a leader kill is over for the agents when
+//! every node has had one since), and, while a [`Trace`] is armed, when each new task of the
+//! traced service first appeared in a poll answer (the time an assignment takes to reach its
+//! agent).
 
 use hoist_agent::worker::backoff;
 use hoist_agent::worker::client::{ClientError, ControllerClient};
@@ -20,7 +27,7 @@ use std::future::Future;
 use std::path::PathBuf;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::sync::Notify;
 use tokio::time::Instant;
@@ -38,6 +45,44 @@ pub struct NodeConfig {
     pub fail_percent: u8,
     /// Simulated container start time bounds (ms).
     pub start_ms: (u64, u64),
+    /// The run's clock origin: [`NodeView::last_poll_ok_ms`] counts from it.
+    pub epoch: Instant,
+    pub trace: Arc<Trace>,
+}
+
+/// When new tasks of one service first appear in the nodes' poll answers, while armed.
+#[derive(Debug, Default)]
+pub struct Trace {
+    armed: Mutex<Option<(String, Vec<Instant>)>>,
+}
+
+impl Trace {
+    /// Records from now on the first appearance of every new task of `service`.
+    pub fn arm(&self, service: &str) {
+        *self.lock() = Some((service.to_string(), Vec::new()));
+    }
+
+    /// How many appearances were recorded so far.
+    pub fn count(&self) -> usize {
+        self.lock().as_ref().map_or(0, |(_, v)| v.len())
+    }
+
+    /// Stops recording; answers what was recorded.
+    pub fn take(&self) -> Vec<Instant> {
+        self.lock().take().map(|(_, v)| v).unwrap_or_default()
+    }
+
+    fn seen(&self, service: &str, at: Instant) {
+        if let Some((s, v)) = self.lock().as_mut() {
+            if s == service {
+                v.push(at);
+            }
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Option<(String, Vec<Instant>)>> {
+        self.armed.lock().unwrap_or_else(|e| e.into_inner())
+    }
 }
 
 /// What the run and a node share: the node's own view, read by the samplers.
@@ -49,6 +94,45 @@ pub struct NodeView {
     pub killed: AtomicBool,
     /// Set with [`NodeView::killed`]: wakes the loop to end it.
     pub kill: Notify,
+    /// When a long poll was last answered, in ms since [`NodeConfig::epoch`] plus one (0: never).
+    pub last_poll_ok_ms: AtomicU64,
+    /// When the poll in flight was sent, likewise (0: none in flight). A poll a controller
+    /// holds (no change yet) stays in flight for up to 25 s; one it refuses ends at once.
+    pub poll_sent_ms: AtomicU64,
+    /// Running tasks by service and the service version of their assignment.
+    versions: Mutex<HashMap<String, BTreeMap<u64, u64>>>,
+}
+
+impl NodeView {
+    /// Running tasks of `service` at version `version` or newer.
+    pub fn running_at_least(&self, service: &str, version: u64) -> u64 {
+        let v = self.versions.lock().unwrap_or_else(|e| e.into_inner());
+        v.get(service)
+            .map_or(0, |by| by.range(version..).map(|(_, n)| n).sum())
+    }
+
+    fn count_version(&self, service: &str, version: u64, up: bool) {
+        let mut v = self.versions.lock().unwrap_or_else(|e| e.into_inner());
+        let by = v.entry(service.to_string()).or_default();
+        let n = by.entry(version).or_default();
+        if up {
+            *n += 1;
+        } else {
+            *n = n.saturating_sub(1);
+            if *n == 0 {
+                by.remove(&version);
+            }
+        }
+    }
+}
+
+/// What a node knows of one of its tasks.
+#[derive(Debug, Clone)]
+struct TaskInfo {
+    local: Local,
+    slot: u64,
+    service: String,
+    version: u64,
 }
 
 /// Errors and events of all nodes, counted.
@@ -101,7 +185,7 @@ pub struct Node {
     id: String,
     term: u64,
     heartbeat: Duration,
-    tasks: HashMap<String, (Local, u64)>,
+    tasks: HashMap<String, TaskInfo>,
     due: Vec<Due>,
     view: Arc<NodeView>,
     counters: Arc<Counters>,
@@ -203,11 +287,16 @@ impl Node {
 
     fn poll(&self, index: u64, delay: Duration) -> Poll {
         let (client, id) = (self.client.clone(), self.id.clone());
+        let (view, epoch) = (self.view.clone(), self.config.epoch);
         Box::pin(async move {
             if !delay.is_zero() {
                 tokio::time::sleep(delay).await;
             }
-            client.assignments(&id, index, POLL_WAIT).await
+            let sent = epoch.elapsed().as_millis() as u64 + 1;
+            view.poll_sent_ms.store(sent, Ordering::Relaxed);
+            let r = client.assignments(&id, index, POLL_WAIT).await;
+            view.poll_sent_ms.store(0, Ordering::Relaxed);
+            r
         })
     }
 
@@ -241,6 +330,8 @@ impl Node {
                     let delay = match r {
                         Ok(a) => {
                             failures = 0;
+                            let since = self.config.epoch.elapsed().as_millis() as u64 + 1;
+                            view.last_poll_ok_ms.store(since, Ordering::Relaxed);
                             let same = a.index == index;
                             let delay = if a.term < self.term {
                                 Duration::from_millis(200) // a deposed leader's answer
@@ -310,13 +401,33 @@ impl Node {
             .cloned()
             .collect();
         for id in gone {
-            if let Some((Local::Running, _)) = self.tasks.remove(&id) {
-                self.view.running.fetch_sub(1, Ordering::Relaxed);
+            if let Some(info) = self.tasks.remove(&id) {
+                if info.local == Local::Running {
+                    self.view.running.fetch_sub(1, Ordering::Relaxed);
+                    self.view.count_version(&info.service, info.version, false);
+                }
             }
         }
         let now = Instant::now();
         for t in &a.tasks {
-            let local = self.tasks.get(&t.task_id).map(|(l, _)| *l);
+            // A scale makes a new version of the running tasks under the same ids.
+            if let Some(info) = self.tasks.get_mut(&t.task_id) {
+                if info.version != t.service_version {
+                    if info.local == Local::Running {
+                        self.view.count_version(&info.service, info.version, false);
+                        self.view
+                            .count_version(&info.service, t.service_version, true);
+                    }
+                    info.version = t.service_version;
+                }
+            }
+            let local = self.tasks.get(&t.task_id).map(|i| i.local);
+            let info = |local| TaskInfo {
+                local,
+                slot: t.slot,
+                service: t.service.clone(),
+                version: t.service_version,
+            };
             match (t.desired, local) {
                 (TaskState::Running, None) => {
                     let (lo, hi) = self.config.start_ms;
@@ -326,8 +437,8 @@ impl Node {
                     } else {
                         TaskState::Running
                     };
-                    self.tasks
-                        .insert(t.task_id.clone(), (Local::Starting, t.slot));
+                    self.config.trace.seen(&t.service, now);
+                    self.tasks.insert(t.task_id.clone(), info(Local::Starting));
                     self.due.push(Due {
                         at: now + Duration::from_millis(delay),
                         task_id: t.task_id.clone(),
@@ -339,9 +450,10 @@ impl Node {
                 {
                     if l == Some(Local::Running) {
                         self.view.running.fetch_sub(1, Ordering::Relaxed);
+                        self.view
+                            .count_version(&t.service, t.service_version, false);
                     }
-                    self.tasks
-                        .insert(t.task_id.clone(), (Local::Stopping, t.slot));
+                    self.tasks.insert(t.task_id.clone(), info(Local::Stopping));
                     self.due.push(Due {
                         at: now,
                         task_id: t.task_id.clone(),
@@ -368,7 +480,7 @@ impl Node {
                 } else {
                     Local::Starting
                 };
-                self.tasks.get(&d.task_id).is_some_and(|(l, _)| *l == want)
+                self.tasks.get(&d.task_id).is_some_and(|i| i.local == want)
             })
             .collect();
         if ready.is_empty() {
@@ -400,7 +512,7 @@ impl Node {
     }
 
     fn status_of(&self, d: &Due) -> TaskStatus {
-        let slot = self.tasks.get(&d.task_id).map_or(0, |(_, s)| *s);
+        let slot = self.tasks.get(&d.task_id).map_or(0, |i| i.slot);
         TaskStatus {
             task_id: d.task_id.clone(),
             state: d.state,
@@ -425,12 +537,13 @@ impl Node {
         let (local, counter) = match d.state {
             TaskState::Running => {
                 self.view.running.fetch_add(1, Ordering::Relaxed);
+                self.view.count_version(&entry.service, entry.version, true);
                 (Local::Running, &self.counters.reported_running)
             }
             TaskState::Failed => (Local::Failed, &self.counters.reported_failed),
             _ => (Local::Stopped, &self.counters.reported_shutdown),
         };
-        entry.0 = local;
+        entry.local = local;
         Counters::add(counter, 1);
     }
 }
@@ -454,5 +567,34 @@ mod tests {
         assert_ne!(a.address, b.address);
         assert_eq!(b.node_id.as_deref(), Some("n"));
         assert_eq!(a.address, "198.18.0.2");
+    }
+
+    #[test]
+    fn running_tasks_are_counted_by_version() {
+        let v = NodeView::default();
+        v.count_version("s", 1, true);
+        v.count_version("s", 1, true);
+        v.count_version("s", 2, true);
+        assert_eq!(v.running_at_least("s", 1), 3);
+        assert_eq!(v.running_at_least("s", 2), 1);
+        v.count_version("s", 1, false);
+        v.count_version("s", 1, false);
+        v.count_version("s", 1, false);
+        assert_eq!(v.running_at_least("s", 1), 1);
+        assert_eq!(v.running_at_least("t", 1), 0);
+    }
+
+    #[test]
+    fn a_trace_records_only_its_service_while_armed() {
+        let t = Trace::default();
+        t.seen("a", Instant::now());
+        assert_eq!(t.count(), 0);
+        t.arm("a");
+        t.seen("a", Instant::now());
+        t.seen("b", Instant::now());
+        assert_eq!(t.count(), 1);
+        assert_eq!(t.take().len(), 1);
+        t.seen("a", Instant::now());
+        assert_eq!(t.count(), 0);
     }
 }

@@ -12,9 +12,163 @@ pub struct Report {
     pub controllers: Controllers,
     pub api: ApiLatency,
     pub kill: Option<Kill>,
+    /// `--idle-secs`: the members' CPU with everything running and no writes.
+    pub idle: Option<Idle>,
+    /// `--assignment-latency`: a scale-up's new tasks reaching their agents.
+    pub assignment_latency: Option<AssignmentLatency>,
+    /// `--update-service`: a rolling update of the largest service.
+    pub update: Option<Update>,
+    /// `--restart-member`: a follower stopped and started again on its data dir.
+    pub restart_member: Option<RestartMember>,
+    /// `--kill-leader`: the leader killed with SIGKILL.
+    pub kill_leader: Option<KillLeader>,
     pub errors: Errors,
-    /// Whether every phase finished (all joined, all tasks ran, killed nodes' tasks moved).
+    /// Whether every phase finished (all joined, all tasks ran, killed nodes' tasks moved, and
+    /// each phase asked for finished).
     pub complete: bool,
+}
+
+/// How a phase after the fill ended: `finished` false with `error` saying why (not run, a
+/// request failed, or it did not finish within `--timeout`).
+#[derive(Debug, Default, Serialize)]
+pub struct Outcome {
+    pub finished: bool,
+    pub error: Option<String>,
+}
+
+impl Outcome {
+    pub fn done() -> Outcome {
+        Outcome {
+            finished: true,
+            error: None,
+        }
+    }
+
+    pub fn failed(why: impl Into<String>) -> Outcome {
+        Outcome {
+            finished: false,
+            error: Some(why.into()),
+        }
+    }
+
+    fn render(&self) -> String {
+        match &self.error {
+            None if self.finished => String::new(),
+            None => " — NOT finished".into(),
+            Some(e) => format!(" — NOT finished: {e}"),
+        }
+    }
+}
+
+#[derive(Debug, Default, Serialize)]
+pub struct MemberCpu {
+    pub id: u64,
+    pub pid: u32,
+    pub leader: bool,
+    /// utime + stime over the window, in percent of one core.
+    pub cpu_percent: Option<f64>,
+}
+
+#[derive(Debug, Default, Serialize)]
+pub struct Idle {
+    #[serde(flatten)]
+    pub outcome: Outcome,
+    pub seconds: f64,
+    /// Live nodes heartbeating and long-polling meanwhile.
+    pub nodes: u64,
+    pub members: Vec<MemberCpu>,
+    pub leader_cpu_percent: Option<f64>,
+    /// The simulator itself (all nodes' heartbeats, polls and TLS), in percent of one core.
+    pub simulator_cpu_percent: Option<f64>,
+}
+
+#[derive(Debug, Default, Serialize)]
+pub struct AssignmentLatency {
+    #[serde(flatten)]
+    pub outcome: Outcome,
+    pub service: String,
+    /// Replicas added by the scale.
+    pub replicas_added: u64,
+    /// How long the scale request took to answer.
+    pub scale_answer_ms: Option<f64>,
+    /// New tasks seen in the nodes' poll answers.
+    pub seen: usize,
+    /// From the scale's answer to a new task's first appearance in its node's poll answer, both
+    /// on the simulator's monotonic clock; negative when a node saw it before the API answered.
+    pub p50_ms: Option<f64>,
+    pub p99_ms: Option<f64>,
+    pub max_ms: Option<f64>,
+    pub min_ms: Option<f64>,
+}
+
+#[derive(Debug, Default, Serialize)]
+pub struct Update {
+    #[serde(flatten)]
+    pub outcome: Outcome,
+    pub service: String,
+    pub replicas: u64,
+    pub from_version: u64,
+    pub to_version: u64,
+    /// `update.parallelism` used (the replicas replaced at once).
+    pub parallelism: u64,
+    /// `update.monitor` used.
+    pub monitor: String,
+    pub apply_ms: Option<f64>,
+    /// From the update's answer until every replica ran the new version, by the agents' account.
+    pub seconds: Option<f64>,
+    /// Replicas running the new version at the end.
+    pub running_new: u64,
+}
+
+#[derive(Debug, Default, Serialize)]
+pub struct RestartMember {
+    #[serde(flatten)]
+    pub outcome: Outcome,
+    pub member: u64,
+    /// It exited on SIGTERM within 10 s (else it was killed).
+    pub stopped_cleanly: bool,
+    pub down_seconds: f64,
+    /// From its start until it answered its status.
+    pub answer_seconds: Option<f64>,
+    /// From its start until its applied index reached the leader's.
+    pub catch_up_seconds: Option<f64>,
+    pub applied_at_start: Option<u64>,
+    pub leader_applied_at_start: Option<u64>,
+    /// Snapshots it installed from the leader since its start (0: the log sufficed).
+    pub snapshots_installed: Option<u64>,
+    pub snapshot_index: Option<u64>,
+    /// Its data dir on disk after the catch-up (the redb file with log, state and snapshot).
+    pub data_dir_bytes: u64,
+    /// The size of a snapshot as `GET /v1/cluster/snapshot` answers it.
+    pub snapshot_bytes: Option<u64>,
+}
+
+#[derive(Debug, Default, Serialize)]
+pub struct KillLeader {
+    #[serde(flatten)]
+    pub outcome: Outcome,
+    pub member: Option<u64>,
+    /// From the SIGKILL until a write through the API succeeded (tried every 20 ms).
+    pub write_seconds: Option<f64>,
+    pub writes_tried: u64,
+    pub new_leader: Option<u64>,
+    pub term_before: Option<u64>,
+    pub term_after: Option<u64>,
+    /// Terms that passed: elections, counting any that did not elect.
+    pub elections: Option<u64>,
+    /// From the SIGKILL until every live node's long poll was back: answered, or sent after the
+    /// kill and held by a leader (in flight ≥ 1 s; the time is its sending). `None` if some
+    /// node never was within `--timeout`.
+    pub polls_back_seconds: Option<f64>,
+    /// The median of the same over the nodes.
+    pub polls_back_p50_seconds: Option<f64>,
+    /// Live nodes, and how many were back.
+    pub nodes: u64,
+    pub nodes_back: u64,
+    /// Fewest tasks running (by the agents' account) from the kill to the end of the phase.
+    pub min_running: u64,
+    pub expected_running: u64,
+    pub all_running_after: bool,
 }
 
 #[derive(Debug, Default, Serialize)]
@@ -226,6 +380,98 @@ impl Report {
                         "NOT all rescheduled"
                     },
                     num(k.seconds, 1)
+                ),
+            );
+        }
+        if let Some(i) = &self.idle {
+            for m in &i.members {
+                line(
+                    &format!(
+                        "member {}{} CPU idle",
+                        m.id,
+                        if m.leader { " (leader)" } else { "" }
+                    ),
+                    format!(
+                        "{} % of a core over {:.0} s, {} nodes",
+                        num(m.cpu_percent, 1),
+                        i.seconds,
+                        i.nodes
+                    ),
+                );
+            }
+            line(
+                "simulator CPU idle",
+                format!(
+                    "{} % of a core{}",
+                    num(i.simulator_cpu_percent, 1),
+                    i.outcome.render()
+                ),
+            );
+        }
+        if let Some(a) = &self.assignment_latency {
+            line(
+                "assignment → agent",
+                format!(
+                    "p50 {} ms, p99 {} ms, max {} ms ({} of {} new in {}, scale answered in {} ms){}",
+                    num(a.p50_ms, 1),
+                    num(a.p99_ms, 1),
+                    num(a.max_ms, 1),
+                    a.seen,
+                    a.replicas_added,
+                    a.service,
+                    num(a.scale_answer_ms, 1),
+                    a.outcome.render()
+                ),
+            );
+        }
+        if let Some(u) = &self.update {
+            line(
+                "rolling update",
+                format!(
+                    "{} ({} replicas, v{} → v{}, parallelism {}, monitor {}): all new after {} s{}",
+                    u.service,
+                    u.replicas,
+                    u.from_version,
+                    u.to_version,
+                    u.parallelism,
+                    u.monitor,
+                    num(u.seconds, 1),
+                    u.outcome.render()
+                ),
+            );
+        }
+        if let Some(r) = &self.restart_member {
+            line(
+                "member restart",
+                format!(
+                    "member {} down {:.0} s: answered after {} s, caught up after {} s, {} snapshots installed, data dir {:.1} MiB, snapshot {}{}",
+                    r.member,
+                    r.down_seconds,
+                    num(r.answer_seconds, 2),
+                    num(r.catch_up_seconds, 2),
+                    r.snapshots_installed.map_or("-".into(), |n| n.to_string()),
+                    r.data_dir_bytes as f64 / 1048576.0,
+                    r.snapshot_bytes
+                        .map_or("-".into(), |b| format!("{:.1} MiB", b as f64 / 1048576.0)),
+                    r.outcome.render()
+                ),
+            );
+        }
+        if let Some(k) = &self.kill_leader {
+            line(
+                "leader killed",
+                format!(
+                    "member {}: write after {} s ({} tries), {} elections, new leader {}, nodes' polls back after {} s (p50 {} s), tasks {}/{} at least{}",
+                    k.member.map_or("-".into(), |m| m.to_string()),
+                    num(k.write_seconds, 2),
+                    k.writes_tried,
+                    k.elections.map_or("-".into(), |n| n.to_string()),
+                    k.new_leader.map_or("-".into(), |m| m.to_string()),
+                    num(k.polls_back_seconds, 2),
+                    num(k.polls_back_p50_seconds, 2),
+                    k.min_running,
+                    k.expected_running,
+                    k.outcome.render()
                 ),
             );
         }

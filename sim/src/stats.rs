@@ -1,6 +1,7 @@
 //! The arithmetic of the measurements, kept apart from the I/O so that it can be tested on its
 //! own: percentiles of latencies, when a sampled count first reached a level, the placement rate
-//! per tenth of the fill, and how replicas are split over services.
+//! per tenth of the fill, how replicas are split over services, and a process's CPU share from
+//! two readings of `/proc/PID/stat`.
 //!
 //! The fill is observed from the simulated agents' side (how many tasks they have reported
 //! Running and had acknowledged), sampled at a fixed period: a placement counts once the
@@ -97,9 +98,53 @@ pub fn start_delay_ms(key: &str, min_ms: u64, max_ms: u64) -> u64 {
     min_ms + h % (max_ms.saturating_sub(min_ms) + 1)
 }
 
+/// User plus system CPU time (clock ticks) from the text of `/proc/PID/stat`: fields 14 and 15.
+/// The command name (field 2) is in parentheses and may hold spaces or parentheses itself, so
+/// the fields are counted from the last `)`.
+pub fn stat_cpu_ticks(stat: &str) -> Option<u64> {
+    let rest = &stat[stat.rfind(')')? + 1..];
+    // After the name: state (field 3) is the first; utime and stime are fields 14 and 15.
+    let mut fields = rest.split_whitespace().skip(11);
+    let utime: u64 = fields.next()?.parse().ok()?;
+    let stime: u64 = fields.next()?.parse().ok()?;
+    Some(utime + stime)
+}
+
+/// The CPU a process used between two readings, in percent of one core: `ticks` of CPU time at
+/// `hz` ticks per second over `seconds` of wall time. `None` for no time or a counter that went
+/// back (another process with the same pid).
+pub fn cpu_percent(before: u64, after: u64, hz: u64, seconds: f64) -> Option<f64> {
+    (after >= before && seconds > 0.0 && hz > 0)
+        .then(|| (after - before) as f64 / hz as f64 / seconds * 100.0)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn cpu_ticks_of_proc_stat() {
+        // A name with a space and a parenthesis; utime 1234, stime 56.
+        let s = "4242 (hoist (x) c) S 1 4242 4242 0 -1 4194560 100 0 0 0 1234 56 0 0 20 0 9 0 \
+                 100 2000000 500 18446744073709551615";
+        assert_eq!(stat_cpu_ticks(s), Some(1290));
+        assert_eq!(stat_cpu_ticks("1 (x) S 1 2"), None);
+        assert_eq!(stat_cpu_ticks("garbage"), None);
+        // Our own process has one.
+        let own = std::fs::read_to_string("/proc/self/stat").unwrap();
+        assert!(stat_cpu_ticks(&own).is_some());
+    }
+
+    #[test]
+    fn cpu_percent_of_two_readings() {
+        // 50 ticks at 100 Hz over 2 s: a quarter of a core.
+        assert_eq!(cpu_percent(100, 150, 100, 2.0), Some(25.0));
+        // Two cores busy for the whole second.
+        assert_eq!(cpu_percent(0, 200, 100, 1.0), Some(200.0));
+        assert_eq!(cpu_percent(150, 100, 100, 2.0), None);
+        assert_eq!(cpu_percent(0, 10, 100, 0.0), None);
+        assert_eq!(cpu_percent(0, 10, 0, 1.0), None);
+    }
 
     #[test]
     fn percentile_by_nearest_rank() {

@@ -1,6 +1,7 @@
 //! `hoist-sim` end to end, small: 20 simulated nodes join a 3-member cluster the simulator starts
-//! itself, 200 replicas run, 2 nodes go silent and their replicas run elsewhere, and the JSON
-//! report says so. This keeps the simulator (and the real agent client it drives) working; the
+//! itself, 200 replicas run, 2 nodes go silent and their replicas run elsewhere, 20 more
+//! replicas reach their agents (timed), the leader is killed and writes succeed again, and the
+//! JSON report says so. This keeps the simulator (and the real agent client it drives) working; the
 //! measurements at scale are `bench/sim.sh`'s.
 
 use anyhow::{ensure, Context, Result};
@@ -22,6 +23,12 @@ fn sim_fills_a_small_cluster_and_reschedules_killed_nodes() -> Result<()> {
             "--json",
         ])
         .args(["--node-grace", "3s", "--timeout", "40s"])
+        .args([
+            "--assignment-latency",
+            "--assignment-replicas",
+            "20",
+            "--kill-leader",
+        ])
         .output()
         .context("running hoist-sim")?;
     let stderr = String::from_utf8_lossy(&out.stderr);
@@ -44,6 +51,17 @@ fn sim_fills_a_small_cluster_and_reschedules_killed_nodes() -> Result<()> {
         v["controllers"]["members"].as_array().map(Vec::len) == Some(3),
         "{v:#}"
     );
+    let lat = &v["assignment_latency"];
+    ensure!(lat["finished"] == true && lat["seen"] == 20, "{v:#}");
+    ensure!(lat["p99_ms"].as_f64().is_some(), "{v:#}");
+    let kl = &v["kill_leader"];
+    ensure!(kl["finished"] == true, "{v:#}");
+    ensure!(kl["write_seconds"].as_f64().is_some(), "{v:#}");
+    ensure!(
+        kl["new_leader"].as_u64().is_some() && kl["new_leader"] != kl["member"],
+        "{v:#}"
+    );
+    ensure!(kl["all_running_after"] == true, "{v:#}");
     ensure!(
         start.elapsed() < Duration::from_secs(60),
         "took {:?}",
