@@ -139,29 +139,28 @@ mod tests {
     #[test]
     fn the_pace_spreads_heartbeats_as_the_cluster_grows() {
         let (s, ms) = (Duration::from_secs, Duration::from_millis);
-        // Small clusters keep the configured pace.
-        assert_eq!(
-            pace(100, s(1), s(15), 500),
-            Pace {
-                interval: s(1),
-                grace: s(15)
-            }
-        );
-        // 2,000 nodes at 500/s: every 4 s, and 15 s of grace still covers three.
-        assert_eq!(pace(2_000, s(1), s(15), 500).interval, s(4));
-        assert_eq!(pace(2_000, s(1), s(15), 500).grace, s(15));
-        // 10,000 nodes: every 20 s, down after a minute of silence.
-        assert_eq!(
-            pace(10_000, s(1), s(15), 500),
-            Pace {
-                interval: s(20),
-                grace: s(60)
-            }
-        );
-        // 0 turns the limit off; a short grace still covers three intervals.
-        assert_eq!(pace(10_000, ms(500), s(1), 0).interval, ms(500));
-        assert_eq!(pace(10_000, ms(500), s(1), 0).grace, ms(1500));
-        assert_eq!(pace(3, s(1), s(1), 1).interval, s(3));
+        // (nodes, interval, grace, max per second) → (interval, grace)
+        let cases = [
+            // Small clusters keep the configured pace.
+            ((100, s(1), s(15), 500), (s(1), s(15))),
+            // 2,000 nodes at 500/s: every 4 s; 15 s of grace still covers three.
+            ((2_000, s(1), s(15), 500), (s(4), s(15))),
+            // 10,000 nodes: every 20 s, down after a minute of silence.
+            ((10_000, s(1), s(15), 500), (s(20), s(60))),
+            // 0 turns the limit off; a short grace still covers three intervals.
+            ((10_000, ms(500), s(1), 0), (ms(500), ms(1500))),
+            ((3, s(1), s(1), 1), (s(3), s(9))),
+        ];
+        for ((nodes, interval, grace, max), (want_interval, want_grace)) in cases {
+            assert_eq!(
+                pace(nodes, interval, grace, max),
+                Pace {
+                    interval: want_interval,
+                    grace: want_grace
+                },
+                "{nodes} nodes, {max}/s"
+            );
+        }
     }
 
     #[test]
