@@ -204,6 +204,11 @@ pub fn backoff(attempt: u32) -> Duration {
     Duration::from_millis((200u64 << attempt.min(16)).min(10_000))
 }
 
+/// The heartbeat period a controller asked for, within 100 ms and a minute.
+fn heartbeat_period(ms: u64) -> Duration {
+    Duration::from_millis(ms.clamp(100, 60_000))
+}
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 struct Session {
     node_id: String,
@@ -407,7 +412,7 @@ impl Node {
         }
         let session = Session {
             node_id: resp.node_id.clone(),
-            heartbeat: Duration::from_millis(resp.heartbeat_interval_ms.clamp(100, 60_000)),
+            heartbeat: heartbeat_period(resp.heartbeat_interval_ms),
         };
         if ident.node_id.as_deref() != Some(&resp.node_id) {
             identity::save(
@@ -564,8 +569,7 @@ impl Node {
                         }
                         // The leader spreads heartbeats as the cluster grows.
                         if ack.heartbeat_interval_ms > 0 {
-                            let pace =
-                                Duration::from_millis(ack.heartbeat_interval_ms.clamp(100, 60_000));
+                            let pace = heartbeat_period(ack.heartbeat_interval_ms);
                             if pace != session.heartbeat {
                                 tracing::info!(from = ?session.heartbeat, to = ?pace, "heartbeat interval changed by the leader");
                                 session.heartbeat = pace;

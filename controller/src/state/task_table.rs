@@ -37,32 +37,24 @@ impl TaskTable {
         &self.by_id
     }
 
-    /// Builds the table and its index from tasks by id.
+    /// Builds the table and its indexes from tasks by id.
     pub fn from_map(by_id: Map<String, Task>) -> TaskTable {
-        let mut by_node: Map<String, Ids> = Map::new();
-        let mut by_service: Map<String, Ids> = Map::new();
-        for (id, t) in &by_id {
-            by_node
-                .entry(t.node.clone())
-                .or_default()
-                .insert(id.clone());
-            by_service
-                .entry(t.service.clone())
-                .or_default()
-                .insert(id.clone());
-        }
-        TaskTable {
+        let mut table = TaskTable {
             by_id,
-            by_node,
-            by_service,
+            ..TaskTable::default()
+        };
+        for (id, t) in &table.by_id {
+            index(&mut table.by_node, &t.node, id);
+            index(&mut table.by_service, &t.service, id);
         }
+        table
     }
 
     pub fn get(&self, id: &str) -> Option<&Task> {
         self.by_id.get(id)
     }
 
-    /// The task, to change anything but its node (see the module's doc).
+    /// The task, to change anything but its node and service (see the module's doc).
     pub fn get_mut(&mut self, id: &str) -> Option<&mut Task> {
         self.by_id.get_mut(id)
     }
@@ -83,8 +75,8 @@ impl TaskTable {
                 unindex(&mut self.by_service, &old.service, &id);
             }
         }
-        self.by_node.entry(node).or_default().insert(id.clone());
-        self.by_service.entry(service).or_default().insert(id);
+        index(&mut self.by_node, &node, &id);
+        index(&mut self.by_service, &service, &id);
         old
     }
 
@@ -140,6 +132,18 @@ impl TaskTable {
     /// Whether both tables share their storage (a copy not changed since).
     pub fn ptr_eq(&self, other: &TaskTable) -> bool {
         self.by_id.ptr_eq(&other.by_id)
+    }
+}
+
+/// Puts `id` in `key`'s entry of `index`.
+fn index(index: &mut Map<String, Ids>, key: &str, id: &str) {
+    match index.get_mut(key) {
+        Some(ids) => {
+            ids.insert(id.to_string());
+        }
+        None => {
+            index.insert(key.to_string(), Ids::unit(id.to_string()));
+        }
     }
 }
 
