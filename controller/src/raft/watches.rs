@@ -91,8 +91,9 @@ impl Watches {
         self.endpoints.send_replace(index);
     }
 
-    /// How many nodes' channels are kept (for tests and metrics).
-    pub fn watched_nodes(&self) -> usize {
+    /// How many nodes' channels are kept.
+    #[cfg(test)]
+    fn watched_nodes(&self) -> usize {
         self.nodes.lock().unwrap_or_else(|p| p.into_inner()).len()
     }
 }
