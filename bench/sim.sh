@@ -78,7 +78,7 @@ def phase(rep, key, text):
     return text(p) + ("" if p["finished"] else f" (NOT finished: {p.get('error')})")
 lines += [
     "",
-    "| nodes × tasks | idle CPU, % of a core (members; leader*) / simulator | assignment → agent p50/p99/max (ms, K) | rolling update (replicas, parallelism → s) | member restart: catch-up (s), snapshots installed, data dir / snapshot (MiB) | leader kill: write after (s), elections, nodes' polls back p50/all (s), min running |",
+    "| nodes × tasks | idle CPU, % of a core (members; leader*) / simulator | assignment → agent p50/p99/max (ms, K) | rolling update (replicas, parallelism → s) | member restart: catch-up (s), snapshots installed, data dir / snapshot (MiB) | leader kill: write after (s), elections, then assignment → agent p50/p99 (ms), nodes' polls back p50/all (s, an upper bound), min running |",
     "| --- | --- | --- | --- | --- | --- |",
 ]
 for r in runs:
@@ -88,7 +88,8 @@ for r in runs:
     upd = phase(rep, "update", lambda p: f"{p['replicas']}, {p['parallelism']} → {f(p['seconds'], 1)}")
     mib = lambda b: "-" if b is None else f"{b / 1048576:.1f}"
     rst = phase(rep, "restart_member", lambda p: f"{f(p['catch_up_seconds'], 2)}, {p['snapshots_installed']}, {mib(p['data_dir_bytes'])} / {mib(p['snapshot_bytes'])}")
-    kl = phase(rep, "kill_leader", lambda p: f"{f(p['write_seconds'], 2)}, {p['elections']}, {f(p['polls_back_p50_seconds'], 2)}/{f(p['polls_back_seconds'], 2)}, {p['min_running']}/{p['expected_running']}")
+    after = lambda a: "-" if not a else f"{f(a['p50_ms'], 1)}/{f(a['p99_ms'], 1)}"
+    kl = phase(rep, "kill_leader", lambda p: f"{f(p['write_seconds'], 2)}, {p['elections']}, {after(p.get('assignment_after'))}, {f(p['polls_back_p50_seconds'], 2)}/{f(p['polls_back_seconds'], 2)}, {p['min_running']}/{p['expected_running']}")
     lines.append(f"| {r['nodes']} × {r['tasks']} | {idle} | {lat} | {upd} | {rst} | {kl} |")
 md = "\n".join(lines)
 json.dump({"machine": f"{platform.node()} {os.cpu_count()} cpus", "runs": runs}, open(out + ".json", "w"), indent=1)

@@ -106,7 +106,7 @@ struct Args {
     /// from the scale's answer to its node's poll answer.
     #[arg(long)]
     assignment_latency: bool,
-    /// Replicas added for --assignment-latency.
+    /// Replicas added for --assignment-latency, and by --kill-leader after the failover.
     #[arg(long, default_value_t = 100)]
     assignment_replicas: u64,
     /// After the fill: a rolling update (new image and env) of the largest service, timed until
@@ -120,7 +120,8 @@ struct Args {
     /// time its catch-up (own cluster only).
     #[arg(long)]
     restart_member: bool,
-    /// Last: kill the leader (SIGKILL) and time until a write succeeds again (own cluster only).
+    /// Last: kill the leader (SIGKILL), time until a write succeeds again, then an assignment
+    /// change under the new leader as --assignment-latency does (own cluster only).
     #[arg(long)]
     kill_leader: bool,
 }
@@ -409,7 +410,10 @@ async fn measure(
     }
     if args.kill_leader {
         report.kill_leader = Some(match own {
-            Some(c) if filled => phases::kill_leader(&ctx, c).await,
+            Some(c) if filled => {
+                let last = ctx.replicas.len().saturating_sub(1);
+                phases::kill_leader(&mut ctx, c, last, args.assignment_replicas).await
+            }
             c => report::KillLeader {
                 outcome: if c.is_some() { skip() } else { not_own() },
                 ..Default::default()

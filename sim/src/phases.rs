@@ -308,9 +308,16 @@ pub async fn restart_member(ctx: &Ctx<'_>, own: &mut OwnCluster) -> RestartMembe
 }
 
 /// `--kill-leader`: SIGKILL to the leader; times until a write through the API succeeds again
-/// (a probe service rewritten every 20 ms) and until every live node had a poll answered, and
-/// watches that the running tasks stay running.
-pub async fn kill_leader(ctx: &Ctx<'_>, own: &mut OwnCluster) -> KillLeader {
+/// (a probe service rewritten every 20 ms), then how long an assignment change takes to reach
+/// the nodes under the new leader (service `index` scaled up by `k`, as `--assignment-latency`),
+/// then until every live node had a poll answered, and watches that the running tasks stay
+/// running.
+pub async fn kill_leader(
+    ctx: &mut Ctx<'_>,
+    own: &mut OwnCluster,
+    index: usize,
+    k_added: u64,
+) -> KillLeader {
     let mut k = KillLeader {
         expected_running: ctx.target,
         ..Default::default()
@@ -357,6 +364,10 @@ pub async fn kill_leader(ctx: &Ctx<'_>, own: &mut OwnCluster) -> KillLeader {
         k.term_after = status_u64(&v, "term");
     }
     k.elections = k.term_before.zip(k.term_after).map(|(b, a)| a - b.min(a));
+    if k.write_seconds.is_some() {
+        // What matters to the agents: a change made under the new leader reaches them at once.
+        k.assignment_after = Some(assignment_latency(ctx, index, k_added).await);
+    }
     // A node is back once a poll was answered after the kill, or once a poll it sent after the
     // kill has been held for a second (a controller that is not the leader refuses at once).
     let views = ctx.fleet.live_views();
@@ -394,9 +405,16 @@ pub async fn kill_leader(ctx: &Ctx<'_>, own: &mut OwnCluster) -> KillLeader {
     }
     k.min_running = k.min_running.min(ctx.fleet.running());
     k.all_running_after = ctx.fleet.running() >= ctx.target;
-    k.outcome = match (k.write_seconds, k.polls_back_seconds) {
-        (None, _) => Outcome::failed(format!("no write succeeded within {:?}", ctx.args.timeout)),
-        (_, None) => Outcome::failed(format!(
+    let assigned = k.assignment_after.as_ref().map(|a| a.outcome.clone());
+    k.outcome = match (k.write_seconds, assigned, k.polls_back_seconds) {
+        (None, _, _) => {
+            Outcome::failed(format!("no write succeeded within {:?}", ctx.args.timeout))
+        }
+        (_, Some(a), _) if !a.finished => Outcome::failed(format!(
+            "after the failover: {}",
+            a.error.unwrap_or_default()
+        )),
+        (_, _, None) => Outcome::failed(format!(
             "{} of {} nodes had their polls answered or held within {:?}",
             k.nodes_back, k.nodes, ctx.args.timeout
         )),

@@ -30,7 +30,7 @@ pub struct Report {
 
 /// How a phase after the fill ended: `finished` false with `error` saying why (not run, a
 /// request failed, or it did not finish within `--timeout`).
-#[derive(Debug, Default, Serialize)]
+#[derive(Debug, Default, Clone, Serialize)]
 pub struct Outcome {
     pub finished: bool,
     pub error: Option<String>,
@@ -156,9 +156,14 @@ pub struct KillLeader {
     pub term_after: Option<u64>,
     /// Terms that passed: elections, counting any that did not elect.
     pub elections: Option<u64>,
+    /// Once a write succeeded: service scaled up under the new leader, each new task timed from
+    /// the scale's answer to its node's poll answer (what an agent waits for after a failover).
+    pub assignment_after: Option<AssignmentLatency>,
     /// From the SIGKILL until every live node's long poll was back: answered, or sent after the
     /// kill and held by a leader (in flight ≥ 1 s; the time is its sending). `None` if some
-    /// node never was within `--timeout`.
+    /// node never was within `--timeout`. An upper bound: a poll the client retried on the next
+    /// member inside one call (a follower's forward to the dead leader failed) is held by the
+    /// new leader unseen, and counts only when answered, up to its 25 s wait later.
     pub polls_back_seconds: Option<f64>,
     /// The median of the same over the nodes.
     pub polls_back_p50_seconds: Option<f64>,
@@ -461,12 +466,15 @@ impl Report {
             line(
                 "leader killed",
                 format!(
-                    "member {}: write after {} s ({} tries), {} elections, new leader {}, nodes' polls back after {} s (p50 {} s), tasks {}/{} at least{}",
+                    "member {}: write after {} s ({} tries), {} elections, new leader {}, then assignment → agent p50 {} ms, p99 {} ms ({} new), nodes' polls back after {} s (p50 {} s), tasks {}/{} at least{}",
                     k.member.map_or("-".into(), |m| m.to_string()),
                     num(k.write_seconds, 2),
                     k.writes_tried,
                     k.elections.map_or("-".into(), |n| n.to_string()),
                     k.new_leader.map_or("-".into(), |m| m.to_string()),
+                    num(k.assignment_after.as_ref().and_then(|a| a.p50_ms), 1),
+                    num(k.assignment_after.as_ref().and_then(|a| a.p99_ms), 1),
+                    k.assignment_after.as_ref().map_or(0, |a| a.seen),
                     num(k.polls_back_seconds, 2),
                     num(k.polls_back_p50_seconds, 2),
                     k.min_running,

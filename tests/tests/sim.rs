@@ -62,6 +62,9 @@ fn sim_fills_a_small_cluster_and_reschedules_killed_nodes() -> Result<()> {
         "{v:#}"
     );
     ensure!(kl["all_running_after"] == true, "{v:#}");
+    // Under the new leader, an assignment change reaches its nodes as before the kill.
+    let after = &kl["assignment_after"];
+    ensure!(after["finished"] == true && after["seen"] == 20, "{v:#}");
     ensure!(
         start.elapsed() < Duration::from_secs(60),
         "took {:?}",
