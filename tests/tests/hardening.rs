@@ -398,6 +398,19 @@ fn a_user_namespaced_containers_root_is_unprivileged_on_the_host() -> Result<()>
     // The network still works for root: a port below 1024 on the bridge, read-only roots too.
     let b = json_of(&h.hoist_ok(&["run", "--rm", "--userns", "probe", "probe", "bind", "80"])?)?;
     ensure!(b["bound"] == true, "{b}");
+    // And in the namespace a `--network none` container makes for itself.
+    let b = json_of(&h.hoist_ok(&[
+        "run",
+        "--rm",
+        "--userns",
+        "--network",
+        "none",
+        "probe",
+        "probe",
+        "bind",
+        "80",
+    ])?)?;
+    ensure!(b["bound"] == true, "{b}");
     let out = h.hoist(&[
         "run",
         "--rm",

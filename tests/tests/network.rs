@@ -132,6 +132,6 @@ fn host_and_none_networks() -> Result<()> {
         "link",
     ])?;
     assert_eq!(out.lines().count(), 1, "{out}");
-    assert!(out.contains("lo:"), "{out}");
+    assert!(out.contains("lo:") && out.contains("UP"), "{out}");
     Ok(())
 }

@@ -403,6 +403,8 @@ impl Manager {
             read_only: req.read_only,
             binds,
             netns: attachment.netns,
+            own_netns: crate::network::kind::kind(req.network, self.config.cluster_dns.is_some())
+                .is_ok_and(|k| k.netns == crate::network::kind::Netns::Own),
             cgroup,
             log_max_bytes: self.config.log_max_bytes,
             init: req.init,

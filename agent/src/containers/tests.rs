@@ -60,13 +60,7 @@ fn cases() -> Vec<(NetworkMode, Vec<&'static str>)> {
         ),
         (
             NetworkMode::None,
-            vec![
-                "image resolve",
-                "cgroup create",
-                "netns remove",
-                "netns isolated",
-                "supervisor start",
-            ],
+            vec!["image resolve", "cgroup create", "supervisor start"],
         ),
         (
             NetworkMode::Host,
@@ -164,11 +158,15 @@ fn create_makes_the_kernel_calls_in_order() {
                 Some(64 << 20)
             );
             let info = c.info();
+            let spec: crate::runtime::RuntimeSpec =
+                serde_json::from_slice(&std::fs::read(c.dir.spec()).expect("spec"))
+                    .expect("spec json");
             match mode {
                 NetworkMode::Bridge | NetworkMode::Cluster => {
+                    assert!(spec.netns.is_some() && !spec.own_netns);
                     assert_eq!(info.ip_address.as_deref(), Some("10.89.0.2"));
                     let ns = world.namespaces.get(&c.record.id).expect("netns");
-                    assert_eq!(ns.map(|a| a.ip.to_string()).as_deref(), Some("10.89.0.2"));
+                    assert_eq!(ns.ip.to_string(), "10.89.0.2");
                     let port = (Protocol::Tcp, 8080, c.record.id.clone());
                     assert_eq!(host.published().into_iter().collect::<Vec<_>>(), vec![port]);
                     assert_eq!(
@@ -177,10 +175,15 @@ fn create_makes_the_kernel_calls_in_order() {
                     );
                 }
                 NetworkMode::None => {
-                    assert_eq!(world.namespaces.get(&c.record.id), Some(&None));
+                    // Its first process makes the namespace: the agent pins none.
+                    assert!(world.namespaces.is_empty());
                     assert!(net.addresses().is_empty());
+                    assert!(spec.own_netns && spec.netns.is_none());
                 }
-                NetworkMode::Host => assert!(world.namespaces.is_empty()),
+                NetworkMode::Host => {
+                    assert!(world.namespaces.is_empty());
+                    assert!(!spec.own_netns && spec.netns.is_none());
+                }
             }
         });
     }

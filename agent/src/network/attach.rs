@@ -34,7 +34,8 @@ impl Network {
                 mode,
             });
         }
-        if !k.netns {
+        // Only a wired namespace is the agent's to make (`kind::Netns`).
+        if k.netns != super::kind::Netns::Wired {
             return Ok(Attachment {
                 netns: None,
                 ip: None,
@@ -106,17 +107,17 @@ impl Network {
         // A file without a record is a leftover of a crash mid-attach: it is ours to replace.
         self.links.remove(&path)?;
         let links = async {
-            match rec.attachment.ip {
-                Some(ip) => {
-                    let addr = Address {
-                        ip,
-                        prefix_len: self.cfg.subnet.prefix_len(),
-                        gateway: self.cfg.subnet.gateway(),
-                    };
-                    self.links.bridged(&path, addr).await
-                }
-                None => self.links.isolated(&path).await,
-            }
+            // Every wired kind has an address (`kind`).
+            let ip = rec.attachment.ip.ok_or_else(|| NetworkError::Link {
+                name: id.to_string(),
+                problem: "a wired namespace without an address".into(),
+            })?;
+            let addr = Address {
+                ip,
+                prefix_len: self.cfg.subnet.prefix_len(),
+                gateway: self.cfg.subnet.gateway(),
+            };
+            self.links.bridged(&path, addr).await
         };
         let ports = async {
             match rec.attachment.ip {

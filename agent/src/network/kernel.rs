@@ -43,9 +43,6 @@ pub trait Links: Send + Sync + std::fmt::Debug {
         path: &'a Path,
         addr: Address,
     ) -> BoxFuture<'a, Result<(), NetworkError>>;
-    /// Pins a new namespace with only `lo` up at `path` (`--network none`). On failure nothing
-    /// is left behind.
-    fn isolated<'a>(&'a self, path: &'a Path) -> BoxFuture<'a, Result<(), NetworkError>>;
     /// Unmounts and deletes a netns file; the namespace, and its veth, go once nothing uses it.
     /// Missing or unmounted files are fine (idempotent). Blocking but fast.
     fn remove(&self, path: &Path) -> Result<(), NetworkError>;
@@ -107,7 +104,6 @@ impl Sysctl {
 #[derive(Debug)]
 pub struct HostLinks {
     pub(super) pool: Arc<pool::Pool>,
-    bare_pool: Arc<pool::BarePool>,
 }
 
 impl HostLinks {
@@ -126,7 +122,6 @@ impl HostLinks {
         let bridge_index = bridge::ensure(&host, bridge, subnet, mtu).await?;
         Ok(HostLinks {
             pool: pool::Pool::new(host, bridge_index, mtu, warm),
-            bare_pool: pool::BarePool::new(warm),
         })
     }
 }
@@ -164,22 +159,12 @@ impl Links for HostLinks {
         })
     }
 
-    fn isolated<'a>(&'a self, path: &'a Path) -> BoxFuture<'a, Result<(), NetworkError>> {
-        Box::pin(async move {
-            match self.bare_pool.take() {
-                Some(fd) => netns::adopt(&fd, path),
-                None => netns::create(Some(path), None).await.map(drop),
-            }
-        })
-    }
-
     fn remove(&self, path: &Path) -> Result<(), NetworkError> {
         netns::remove(path)
     }
 
     fn refill(&self) {
         self.pool.refill();
-        self.bare_pool.refill();
     }
 }
 

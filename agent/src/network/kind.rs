@@ -5,7 +5,10 @@
 //! - `cluster`: the same attachment on a node of the overlay (whose bridge *is* its share of the
 //!   cluster CIDR, reachable from every node), with the cluster DNS: Swarm's attachable overlay.
 //!   Service replicas on an overlay node use it.
-//! - `host`: the host's namespace; `none`: a namespace with only loopback.
+//! - `host`: the host's namespace; `none`: a namespace with only loopback, which the container's
+//!   first process makes for itself (as runc's default spec does): there is nothing in it to
+//!   wire from outside, so the agent neither makes, pins, records nor removes it, and it goes
+//!   with the container.
 
 use hoist_proto::agent::NetworkMode;
 
@@ -18,11 +21,21 @@ pub enum Resolvers {
     Cluster,
 }
 
+/// Whose network namespace a container runs in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Netns {
+    /// The host's.
+    Host,
+    /// Its own, made by its first process with only `lo` up (`RuntimeSpec::own_netns`).
+    Own,
+    /// Its own, made by the agent, pinned at a file and wired with a veth into the bridge.
+    Wired,
+}
+
 /// What attaching a container of a kind involves.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Kind {
-    /// Its own network namespace.
-    pub netns: bool,
+    pub netns: Netns,
     /// An address from the host's subnet (a veth into the bridge).
     pub address: bool,
     /// Whether it may publish ports.
@@ -35,13 +48,13 @@ pub struct Kind {
 pub fn kind(mode: NetworkMode, on_overlay: bool) -> Result<Kind, String> {
     Ok(match mode {
         NetworkMode::Bridge => Kind {
-            netns: true,
+            netns: Netns::Wired,
             address: true,
             ports: true,
             resolvers: Resolvers::Host,
         },
         NetworkMode::Cluster if on_overlay => Kind {
-            netns: true,
+            netns: Netns::Wired,
             address: true,
             ports: true,
             resolvers: Resolvers::Cluster,
@@ -54,13 +67,13 @@ pub fn kind(mode: NetworkMode, on_overlay: bool) -> Result<Kind, String> {
             )
         }
         NetworkMode::Host => Kind {
-            netns: false,
+            netns: Netns::Host,
             address: false,
             ports: false,
             resolvers: Resolvers::Host,
         },
         NetworkMode::None => Kind {
-            netns: true,
+            netns: Netns::Own,
             address: false,
             ports: false,
             resolvers: Resolvers::Host,
@@ -75,15 +88,15 @@ mod tests {
     #[test]
     fn kinds() {
         let b = kind(NetworkMode::Bridge, true).unwrap();
-        assert!(b.netns && b.address && b.ports && b.resolvers == Resolvers::Host);
+        assert!(b.netns == Netns::Wired && b.address && b.ports && b.resolvers == Resolvers::Host);
         let c = kind(NetworkMode::Cluster, true).unwrap();
         assert!(c.address && c.resolvers == Resolvers::Cluster);
         assert!(kind(NetworkMode::Cluster, false)
             .unwrap_err()
             .contains("--network bridge"));
         let h = kind(NetworkMode::Host, false).unwrap();
-        assert!(!h.netns && !h.ports);
+        assert!(h.netns == Netns::Host && !h.ports);
         let n = kind(NetworkMode::None, false).unwrap();
-        assert!(n.netns && !n.address);
+        assert!(n.netns == Netns::Own && !n.address && !n.ports);
     }
 }

@@ -67,6 +67,7 @@ mod tests;
 pub use error::NetworkError;
 pub use ipam::Ipam;
 pub use kernel::{Address, HostLinks, HostNft, Links, Nft, PortElement, Sysctl};
+pub use netns::set_loopback_up;
 pub use portmap::PortTable;
 pub use subnet::Ipv4Subnet;
 

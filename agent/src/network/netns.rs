@@ -165,7 +165,8 @@ fn enter_new_netns(
 }
 
 /// `ip link set lo up` in the calling thread's namespace, by ioctl (no netlink round trip needed).
-fn set_loopback_up() -> Result<(), Errno> {
+/// Also what a `--network none` container's first process does in the namespace it makes.
+pub fn set_loopback_up() -> Result<(), Errno> {
     // SAFETY: plain socket(2) call; the result is checked and wrapped in an OwnedFd right away.
     let raw = unsafe { libc::socket(libc::AF_INET, libc::SOCK_DGRAM | libc::SOCK_CLOEXEC, 0) };
     if raw < 0 {

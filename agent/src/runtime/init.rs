@@ -72,12 +72,21 @@ fn setup(
     unsafe { libc::prctl(libc::PR_SET_DUMPABLE, 0, 0, 0, 0) };
     nix::sys::stat::umask(nix::sys::stat::Mode::empty());
 
-    if let Some(netns) = &fds.netns {
-        nix::sched::setns(netns, CloneFlags::CLONE_NEWNET)
-            .map_err(|e| InitError::start(format!("join network namespace: {e}")))?;
-        if spec.userns.is_some() {
-            userns::open_network_to_root().map_err(InitError::start)?;
+    let own_netns = match &fds.netns {
+        Some(netns) => nix::sched::setns(netns, CloneFlags::CLONE_NEWNET)
+            .map_err(|e| InitError::start(format!("join network namespace: {e}")))
+            .map(|()| true)?,
+        None if spec.own_netns => {
+            nix::sched::unshare(CloneFlags::CLONE_NEWNET)
+                .map_err(|e| InitError::start(format!("unshare network namespace: {e}")))?;
+            crate::network::set_loopback_up()
+                .map_err(|e| InitError::start(format!("bring up lo: {e}")))?;
+            true
         }
+        None => false,
+    };
+    if own_netns && spec.userns.is_some() {
+        userns::open_network_to_root().map_err(InitError::start)?;
     }
     nix::sched::unshare(
         CloneFlags::CLONE_NEWNS | CloneFlags::CLONE_NEWUTS | CloneFlags::CLONE_NEWIPC,

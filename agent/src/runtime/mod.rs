@@ -44,8 +44,15 @@ pub struct RuntimeSpec {
     pub read_only: bool,
     /// Bind mounts into the rootfs: volumes and the generated `/etc/hosts`, `/etc/hostname`, `/etc/resolv.conf`.
     pub binds: Vec<Bind>,
-    /// The network namespace to join; `None` keeps the host's.
+    /// The network namespace to join; `None` keeps the host's unless `own_netns`.
     pub netns: Option<PathBuf>,
+    /// The first process makes a network namespace of its own with only `lo` up (`--network
+    /// none`, as runc's default spec does): there is nothing in it to wire from outside, so the
+    /// agent neither makes, pins nor removes it, and it goes with the container. Read only with
+    /// `netns` unset. (`spec.json` passes only from an agent to the supervisor it starts from
+    /// its own binary, so no older reader meets this field.)
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub own_netns: bool,
     pub cgroup: cgroup::CgroupHandle,
     /// Rotate the log file when it passes this size.
     pub log_max_bytes: u64,

@@ -99,7 +99,7 @@ impl Cgroups for FakeCgroups {
 }
 
 /// Namespaces in memory, pinned by plain files in the netns dir: ops `netns bridged`,
-/// `netns isolated`, `netns remove`.
+/// `netns remove`.
 #[derive(Debug)]
 pub struct FakeLinks {
     host: Arc<FakeHost>,
@@ -111,7 +111,7 @@ impl FakeLinks {
     }
 
     /// Creates the pinning file (which must not exist) and the namespace.
-    fn pin(&self, path: &Path, addr: Option<Address>) -> Result<(), NetworkError> {
+    fn pin(&self, path: &Path, addr: Address) -> Result<(), NetworkError> {
         std::fs::OpenOptions::new()
             .write(true)
             .create_new(true)
@@ -141,18 +141,9 @@ impl Links for FakeLinks {
     ) -> BoxFuture<'a, Result<(), NetworkError>> {
         Box::pin(async move {
             let fault = self.host.call("netns bridged", file_name(path));
-            self.pin(path, Some(addr))?;
+            self.pin(path, addr)?;
             // Failing after the bind mount, the worst case: the caller must remove the file.
             fault.map_err(injected(path))
-        })
-    }
-
-    fn isolated<'a>(&'a self, path: &'a Path) -> BoxFuture<'a, Result<(), NetworkError>> {
-        Box::pin(async move {
-            self.host
-                .call("netns isolated", file_name(path))
-                .map_err(injected(path))?;
-            self.pin(path, None)
         })
     }
 

@@ -56,8 +56,8 @@ pub struct Supervised {
 pub struct World {
     /// Container cgroups by id, with their limits.
     pub cgroups: BTreeMap<String, Resources>,
-    /// Network namespaces by netns file name, with `eth0`'s address (bridge mode).
-    pub namespaces: BTreeMap<String, Option<Address>>,
+    /// Network namespaces the agent pinned, by netns file name, with `eth0`'s address.
+    pub namespaces: BTreeMap<String, Address>,
     /// nftables tables by name.
     pub tables: BTreeSet<String>,
     /// Map elements: (table, map, host port) → comment (the owning container).
