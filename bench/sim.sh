@@ -12,7 +12,9 @@
 #   bench/sim.sh    SIZES="1000x10000 2000x20000" KILL=20 TIMEOUT=5m SUFFIX= (env overrides; SUFFIX
 #                   names the results sim-<date>-SUFFIX)
 #                   PHASES="--idle-secs 10 --update-service --assignment-latency --kill-leader
-#                   --restart-member" (the default; PHASES= for the fill and the node kill only)
+#                   --restart-member --add-member" (the default; PHASES= for the fill and the node
+#                   kill only); SNAPSHOTS=N,M passes --member-snapshots (the members'
+#                   --snapshot-every and --keep-logs; default: the controller's)
 #   HOIST_BIN_DIR=DIR uses hoist-sim and hoist-controller from DIR instead of a release build.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -20,7 +22,8 @@ root=$PWD
 SIZES=${SIZES:-1000x10000 2000x20000}
 KILL=${KILL:-20}
 TIMEOUT=${TIMEOUT:-5m}
-PHASES=${PHASES---idle-secs 10 --update-service --assignment-latency --kill-leader --restart-member}
+PHASES=${PHASES---idle-secs 10 --update-service --assignment-latency --kill-leader --restart-member --add-member}
+SNAPSHOTS=${SNAPSHOTS:-}
 if [ -z "${HOIST_BIN_DIR:-}" ]; then
   [ -f "$HOME/.cargo/env" ] && . "$HOME/.cargo/env"
   export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$root/target}
@@ -40,6 +43,7 @@ for size in $SIZES; do
   # Exit 1 means a phase did not finish in time: the report says which, and is kept.
   # shellcheck disable=SC2086 # PHASES is a list of flags
   "$sim" --nodes "$nodes" --tasks "$tasks" --kill-nodes "$KILL" --timeout "$TIMEOUT" --json $PHASES \
+    ${SNAPSHOTS:+--member-snapshots "$SNAPSHOTS"} \
     --controller-bin "$HOIST_BIN_DIR/hoist-controller" >"$work/$size.json" || [ $? = 1 ]
   echo "$nodes $tasks $(( $(date +%s) - start )) $work/$size.json" >>"$work/runs"
 done
@@ -78,8 +82,8 @@ def phase(rep, key, text):
     return text(p) + ("" if p["finished"] else f" (NOT finished: {p.get('error')})")
 lines += [
     "",
-    "| nodes × tasks | idle CPU, % of a core (members; leader*) / simulator | assignment → agent p50/p99/max (ms, K) | rolling update (replicas, parallelism → s) | member restart: catch-up (s), snapshots installed, data dir / snapshot (MiB) | leader kill: write after (s), elections, then assignment → agent p50/p99 (ms), nodes' polls back p50/all (s, an upper bound), min running |",
-    "| --- | --- | --- | --- | --- | --- |",
+    "| nodes × tasks | idle CPU, % of a core (members; leader*) / simulator | assignment → agent p50/p99/max (ms, K) | rolling update (replicas, parallelism → s) | member restart: catch-up (s), snapshots installed, data dir / snapshot (MiB) | member added: voter / caught up (s), snapshots installed, snapshot (MiB) | leader kill: write after (s), elections, then assignment → agent p50/p99 (ms), nodes' polls back p50/all (s, an upper bound), min running |",
+    "| --- | --- | --- | --- | --- | --- | --- |",
 ]
 for r in runs:
     rep = r["report"]
@@ -89,8 +93,9 @@ for r in runs:
     mib = lambda b: "-" if b is None else f"{b / 1048576:.1f}"
     rst = phase(rep, "restart_member", lambda p: f"{f(p['catch_up_seconds'], 2)}, {p['snapshots_installed']}, {mib(p['data_dir_bytes'])} / {mib(p['snapshot_bytes'])}")
     after = lambda a: "-" if not a else f"{f(a['p50_ms'], 1)}/{f(a['p99_ms'], 1)}"
+    add = phase(rep, "add_member", lambda p: f"{f(p['voter_seconds'], 2)} / {f(p['catch_up_seconds'], 2)}, {p['snapshots_installed']}, {mib(p['snapshot_bytes'])}")
     kl = phase(rep, "kill_leader", lambda p: f"{f(p['write_seconds'], 2)}, {p['elections']}, {after(p.get('assignment_after'))}, {f(p['polls_back_p50_seconds'], 2)}/{f(p['polls_back_seconds'], 2)}, {p['min_running']}/{p['expected_running']}")
-    lines.append(f"| {r['nodes']} × {r['tasks']} | {idle} | {lat} | {upd} | {rst} | {kl} |")
+    lines.append(f"| {r['nodes']} × {r['tasks']} | {idle} | {lat} | {upd} | {rst} | {add} | {kl} |")
 md = "\n".join(lines)
 json.dump({"machine": f"{platform.node()} {os.cpu_count()} cpus", "runs": runs}, open(out + ".json", "w"), indent=1)
 open(out + ".md", "w").write(md + "\n")

@@ -58,6 +58,12 @@ use std::collections::BTreeMap;
 /// The media type of every body on `/v1/agent/...`.
 pub const POSTCARD_MEDIA_TYPE: &str = "application/x-postcard";
 
+/// HTTP header on a member's "not the leader" answer (503): the leader's `HOST:PORT`. An agent
+/// tries it next, also when its `--join` list does not name it (a member added later): agents
+/// with node certificates are not forwarded, so without it they could not reach such a leader.
+/// Older members send no such header; older agents ignore it.
+pub const LEADER_HEADER: &str = "hoist-leader";
+
 /// An agent asks to join (or, restarted, to re-join) the cluster.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RegisterRequest {

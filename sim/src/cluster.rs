@@ -21,6 +21,8 @@ pub struct MemberSettings {
     pub node_grace: String,
     /// `--heartbeat-interval`: what the members tell agents.
     pub heartbeat_interval: String,
+    /// `--snapshot-every` and `--keep-logs`, if not the controller's defaults.
+    pub snapshots: Option<(u64, u64)>,
     /// Where the temp dir with the data dirs and logs goes.
     pub parent: Option<PathBuf>,
     /// Keep the data dirs and logs after the run (their path is printed).
@@ -152,6 +154,14 @@ impl OwnCluster {
             // Room for a subnet per simulated node (the default /16 holds 256 of /24).
             .args(["--cluster-cidr", "100.64.0.0/10"])
             .args(extra)
+            .args(settings.snapshots.iter().flat_map(|(every, keep)| {
+                [
+                    "--snapshot-every".to_string(),
+                    every.to_string(),
+                    "--keep-logs".to_string(),
+                    keep.to_string(),
+                ]
+            }))
             .env("HOIST_LOG", "warn,openraft=error")
             .env_remove("HOIST_TOKEN")
             .stdin(Stdio::null())
@@ -164,6 +174,20 @@ impl OwnCluster {
             .spawn()
             .with_context(|| format!("starting {}", bin.display()))?;
         Ok((data, child))
+    }
+
+    /// Starts a new member `id` that joins through the member at `join` with the admin token,
+    /// as an operator adds one. Answers its address.
+    pub fn add(&mut self, id: u64, join: &str) -> Result<String> {
+        let port = free_ports(1)?[0];
+        let token = self.admin_token.clone();
+        self.spawn(id, port, &["--join", join], Some(&token))?;
+        Ok(format!("127.0.0.1:{port}"))
+    }
+
+    /// The id a new member would take.
+    pub fn next_id(&self) -> u64 {
+        self.members.iter().map(|m| m.id).max().unwrap_or(0) + 1
     }
 
     fn member(&mut self, id: u64) -> Result<&mut Member> {

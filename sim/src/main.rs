@@ -83,6 +83,10 @@ struct Args {
     /// `--heartbeat-interval` of the members the simulator starts.
     #[arg(long, default_value = "1s")]
     heartbeat_interval: String,
+    /// `--snapshot-every` and `--keep-logs` of the members the simulator starts (`N,M`; empty:
+    /// the controller's defaults). Small values make --add-member install a snapshot.
+    #[arg(long, value_parser = parse_snapshots)]
+    member_snapshots: Option<(u64, u64)>,
     /// Registrations in flight at once.
     #[arg(long, default_value_t = 64)]
     join_concurrency: usize,
@@ -120,10 +124,21 @@ struct Args {
     /// time its catch-up (own cluster only).
     #[arg(long)]
     restart_member: bool,
+    /// After the fill: a fourth member joins through the leader, timed until it is a voter and
+    /// has caught up (snapshots installed, their size), as an operator adds one (own cluster
+    /// only). It stays: a leader kill afterwards leaves three of four.
+    #[arg(long)]
+    add_member: bool,
     /// Last: kill the leader (SIGKILL), time until a write succeeds again, then an assignment
     /// change under the new leader as --assignment-latency does (own cluster only).
     #[arg(long)]
     kill_leader: bool,
+}
+
+fn parse_snapshots(s: &str) -> Result<(u64, u64), String> {
+    let (a, b) = s.split_once(',').ok_or("SNAPSHOT_EVERY,KEEP_LOGS")?;
+    let n = |v: &str| v.trim().parse::<u64>().map_err(|e| format!("{v:?}: {e}"));
+    Ok((n(a)?, n(b)?))
 }
 
 fn parse_range(s: &str) -> Result<(u64, u64), String> {
@@ -259,6 +274,7 @@ async fn run(args: &Args, keys: &std::path::Path) -> Result<Report> {
     let settings = MemberSettings {
         node_grace: args.node_grace.clone(),
         heartbeat_interval: args.heartbeat_interval.clone(),
+        snapshots: args.member_snapshots,
         parent: None,
         keep: args.keep,
     };
@@ -408,6 +424,15 @@ async fn measure(
             },
         });
     }
+    if args.add_member {
+        report.add_member = Some(match own.as_deref_mut() {
+            Some(c) if filled => phases::add_member(&ctx, c).await,
+            c => report::AddMember {
+                outcome: if c.is_some() { skip() } else { not_own() },
+                ..Default::default()
+            },
+        });
+    }
     if args.kill_leader {
         report.kill_leader = Some(match own {
             Some(c) if filled => {
@@ -430,6 +455,7 @@ async fn measure(
         && ok(report.assignment_latency.as_ref().map(|p| &p.outcome))
         && ok(report.update.as_ref().map(|p| &p.outcome))
         && ok(report.restart_member.as_ref().map(|p| &p.outcome))
+        && ok(report.add_member.as_ref().map(|p| &p.outcome))
         && ok(report.kill_leader.as_ref().map(|p| &p.outcome));
     Ok(())
 }

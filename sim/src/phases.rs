@@ -17,7 +17,7 @@ use crate::api::{self, Api};
 use crate::cluster::{self, OwnCluster};
 use crate::node::Trace;
 use crate::report::{
-    AssignmentLatency, Idle, KillLeader, MemberCpu, Outcome, RestartMember, Update,
+    AddMember, AssignmentLatency, Idle, KillLeader, MemberCpu, Outcome, RestartMember, Update,
 };
 use crate::{stats, Args, Fleet};
 
@@ -303,6 +303,91 @@ pub async fn restart_member(ctx: &Ctx<'_>, own: &mut OwnCluster) -> RestartMembe
             "member {id} did not catch up within {:?} ({last})",
             ctx.args.timeout
         ))
+    };
+    r
+}
+
+/// `--add-member`: a new member joins through the leader (`--join`, the admin token), as an
+/// operator adds one; times until it answers, until it is a voter, and until its applied index
+/// reaches the leader's, and says how many snapshots it installed and their size.
+pub async fn add_member(ctx: &Ctx<'_>, own: &mut OwnCluster) -> AddMember {
+    let mut r = AddMember::default();
+    let Some(leader) = ctx.api.leader().await else {
+        r.outcome = Outcome::failed("no leader to join");
+        return r;
+    };
+    let Some(leader_addr) = own.addr(leader) else {
+        r.outcome = Outcome::failed("the leader's address is unknown");
+        return r;
+    };
+    let id = own.next_id();
+    r.member = id;
+    r.leader_applied_at_start = ctx
+        .api
+        .member_status(&leader_addr)
+        .await
+        .ok()
+        .and_then(|v| status_u64(&v, "last_applied"));
+    let start = Instant::now();
+    let addr = match own.add(id, &leader_addr) {
+        Ok(a) => a,
+        Err(e) => {
+            r.outcome = Outcome::failed(format!("starting member {id}: {e:#}"));
+            return r;
+        }
+    };
+    let deadline = ctx.deadline();
+    let mut last = String::from("no answer");
+    while Instant::now() < deadline {
+        if r.voter_seconds.is_none() {
+            if let Ok(v) = ctx.api.get_json("/v1/cluster/status").await {
+                let voter = v["members"].as_array().is_some_and(|m| {
+                    m.iter()
+                        .any(|m| m["id"].as_u64() == Some(id) && m["voter"] == true)
+                });
+                if voter {
+                    r.voter_seconds = Some(start.elapsed().as_secs_f64());
+                }
+            }
+        }
+        let leader_status = ctx.api.member_status(&leader_addr).await;
+        match (leader_status, ctx.api.member_status(&addr).await) {
+            (Ok(l), Ok(m)) => {
+                r.answer_seconds
+                    .get_or_insert(start.elapsed().as_secs_f64());
+                let (la, ma) = (
+                    status_u64(&l, "last_applied"),
+                    status_u64(&m, "last_applied"),
+                );
+                r.snapshots_installed = status_u64(&m, "snapshots_installed");
+                r.snapshot_index = status_u64(&m, "snapshot_index");
+                if r.catch_up_seconds.is_none() && la.is_some() && ma >= la {
+                    r.catch_up_seconds = Some(start.elapsed().as_secs_f64());
+                }
+                last = format!("applied {ma:?}, the leader's {la:?}");
+            }
+            (Err(e), _) => last = format!("the leader's status: {e:#}"),
+            (_, Err(e)) => last = format!("its status: {e:#}"),
+        }
+        if r.catch_up_seconds.is_some() && r.voter_seconds.is_some() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    if let Some(data) = own.data_dir(id) {
+        r.data_dir_bytes = cluster::dir_bytes(&data);
+    }
+    r.snapshot_bytes = ctx.api.get_len("/v1/cluster/snapshot").await.ok();
+    r.outcome = match (r.voter_seconds, r.catch_up_seconds) {
+        (Some(_), Some(_)) => Outcome::done(),
+        (None, _) => Outcome::failed(format!(
+            "member {id} was not a voter within {:?} ({last})",
+            ctx.args.timeout
+        )),
+        (_, None) => Outcome::failed(format!(
+            "member {id} did not catch up within {:?} ({last})",
+            ctx.args.timeout
+        )),
     };
     r
 }

@@ -20,6 +20,7 @@ pub struct Report {
     pub update: Option<Update>,
     /// `--restart-member`: a follower stopped and started again on its data dir.
     pub restart_member: Option<RestartMember>,
+    pub add_member: Option<AddMember>,
     /// `--kill-leader`: the leader killed with SIGKILL.
     pub kill_leader: Option<KillLeader>,
     pub errors: Errors,
@@ -141,6 +142,28 @@ pub struct RestartMember {
     pub data_dir_bytes: u64,
     /// The size of a snapshot as `GET /v1/cluster/snapshot` answers it.
     pub snapshot_bytes: Option<u64>,
+}
+
+#[derive(Debug, Default, Serialize)]
+pub struct AddMember {
+    #[serde(flatten)]
+    pub outcome: Outcome,
+    pub member: u64,
+    /// From its start until it answered its status.
+    pub answer_seconds: Option<f64>,
+    /// From its start until the cluster listed it as a voter.
+    pub voter_seconds: Option<f64>,
+    /// From its start until its applied index reached the leader's.
+    pub catch_up_seconds: Option<f64>,
+    /// The leader's applied index when it started.
+    pub leader_applied_at_start: Option<u64>,
+    /// Snapshots it installed from the leader (0: the leader's log reached back far enough).
+    pub snapshots_installed: Option<u64>,
+    pub snapshot_index: Option<u64>,
+    /// The size of a snapshot as `GET /v1/cluster/snapshot` answers it.
+    pub snapshot_bytes: Option<u64>,
+    /// Its data dir on disk after the catch-up.
+    pub data_dir_bytes: u64,
 }
 
 #[derive(Debug, Default, Serialize)]
@@ -459,6 +482,25 @@ impl Report {
                     r.snapshot_bytes
                         .map_or("-".into(), |b| format!("{:.1} MiB", b as f64 / 1048576.0)),
                     r.outcome.render()
+                ),
+            );
+        }
+        if let Some(a) = &self.add_member {
+            line(
+                "member added",
+                format!(
+                    "member {}: answered after {} s, voter after {} s, caught up after {} s (leader at {}), {} snapshots installed (index {}), snapshot {}, data dir {:.1} MiB{}",
+                    a.member,
+                    num(a.answer_seconds, 2),
+                    num(a.voter_seconds, 2),
+                    num(a.catch_up_seconds, 2),
+                    a.leader_applied_at_start.map_or("-".into(), |n| n.to_string()),
+                    a.snapshots_installed.map_or("-".into(), |n| n.to_string()),
+                    a.snapshot_index.map_or("-".into(), |n| n.to_string()),
+                    a.snapshot_bytes
+                        .map_or("-".into(), |b| format!("{:.1} MiB", b as f64 / 1048576.0)),
+                    a.data_dir_bytes as f64 / 1048576.0,
+                    a.outcome.render()
                 ),
             );
         }

@@ -1,7 +1,7 @@
 //! `hoist-sim` end to end, small: 20 simulated nodes join a 3-member cluster the simulator starts
 //! itself, 200 replicas run, 2 nodes go silent and their replicas run elsewhere, 20 more
-//! replicas reach their agents (timed), the leader is killed and writes succeed again, and the
-//! JSON report says so. This keeps the simulator (and the real agent client it drives) working; the
+//! replicas reach their agents (timed), a fourth member joins and installs a snapshot, the
+//! leader is killed and writes succeed again, and the JSON report says so. This keeps the simulator (and the real agent client it drives) working; the
 //! measurements at scale are `bench/sim.sh`'s.
 
 use anyhow::{ensure, Context, Result};
@@ -27,6 +27,9 @@ fn sim_fills_a_small_cluster_and_reschedules_killed_nodes() -> Result<()> {
             "--assignment-latency",
             "--assignment-replicas",
             "20",
+            "--member-snapshots",
+            "50,5",
+            "--add-member",
             "--kill-leader",
         ])
         .output()
@@ -54,6 +57,10 @@ fn sim_fills_a_small_cluster_and_reschedules_killed_nodes() -> Result<()> {
     let lat = &v["assignment_latency"];
     ensure!(lat["finished"] == true && lat["seen"] == 20, "{v:#}");
     ensure!(lat["p99_ms"].as_f64().is_some(), "{v:#}");
+    // Its log compacted early, the leader sends the new member a snapshot.
+    let add = &v["add_member"];
+    ensure!(add["finished"] == true && add["member"] == 4, "{v:#}");
+    ensure!(add["snapshots_installed"].as_u64() >= Some(1), "{v:#}");
     let kl = &v["kill_leader"];
     ensure!(kl["finished"] == true, "{v:#}");
     ensure!(kl["write_seconds"].as_f64().is_some(), "{v:#}");

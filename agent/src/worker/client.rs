@@ -22,7 +22,7 @@ use hoist_proto::format::{
 };
 use hoist_proto::node::{
     Assignments, CertificateRequest, CertificateResponse, Heartbeat, HeartbeatAck, RegisterRequest,
-    RegisterResponse, StatusAck, StatusReport, POSTCARD_MEDIA_TYPE,
+    RegisterResponse, StatusAck, StatusReport, LEADER_HEADER, POSTCARD_MEDIA_TYPE,
 };
 use std::collections::HashMap;
 use std::path::Path;
@@ -70,7 +70,11 @@ impl ClientError {
 
 #[derive(Debug)]
 pub struct ControllerClient {
-    addrs: Vec<String>,
+    /// The `--join` addresses, then leaders that members named and the list did not
+    /// ([`with_leader`]).
+    addrs: RwLock<Vec<String>>,
+    /// How many of `addrs` the agent was started with.
+    given: usize,
     preferred: AtomicUsize,
     /// The HTTP clients, replaced when a registration or renewal gives a new certificate (each
     /// request clones the current one out; a `reqwest::Client` is shared inside).
@@ -142,7 +146,8 @@ impl ControllerClient {
             }
         };
         Ok(ControllerClient {
-            addrs,
+            given: addrs.len(),
+            addrs: RwLock::new(addrs),
             preferred: AtomicUsize::new(0),
             http: RwLock::new(http),
             scheme: if tls.is_some() { "https" } else { "http" },
@@ -235,7 +240,23 @@ impl ControllerClient {
     /// The address tried first.
     fn preferred_addr(&self) -> String {
         let i = self.preferred.load(Ordering::Relaxed);
-        self.addrs.get(i).cloned().unwrap_or_default()
+        self.addrs_now().get(i).cloned().unwrap_or_default()
+    }
+
+    /// The addresses to try, as now known.
+    fn addrs_now(&self) -> Vec<String> {
+        self.addrs.read().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    /// Where the leader a member named sits in the list, added if new ([`with_leader`]).
+    fn learn_leader(&self, hint: &str) -> Option<usize> {
+        let mut addrs = self.addrs.write().unwrap_or_else(|e| e.into_inner());
+        let known = addrs.len();
+        let i = with_leader(&mut addrs, self.given, hint)?;
+        if addrs.len() > known {
+            tracing::info!(leader = %hint, "a member named a leader outside --join; trying it too");
+        }
+        Some(i)
     }
 
     /// The format to speak to `addr` now.
@@ -498,13 +519,19 @@ impl ControllerClient {
         body: Option<&Req>,
         timeout: Duration,
     ) -> Result<Resp, ClientError> {
+        let mut addrs = self.addrs_now();
         let start = self.preferred.load(Ordering::Relaxed);
+        // Each address once, the preferred one first; a leader a member names comes next.
+        let mut order: Vec<usize> = (0..addrs.len())
+            .map(|k| (start + k) % addrs.len())
+            .collect();
         let mut failures = Vec::new();
         let http = self.http_for(path);
         let bearer = self.bearer_for(path);
-        for k in 0..self.addrs.len() {
-            let i = (start + k) % self.addrs.len();
-            let addr = &self.addrs[i];
+        let mut next = 0;
+        while let Some(&i) = order.get(next) {
+            next += 1;
+            let addr = &addrs[i].clone();
             let url = format!("{}://{addr}{path}", self.scheme);
             let format = self.format_for(addr);
             let mut req = match body {
@@ -551,6 +578,7 @@ impl ControllerClient {
                 _ => 0,
             };
             let said_anything = get(FORMAT_HEADER).is_some();
+            let leader = get(LEADER_HEADER).map(str::to_owned);
             let status = resp.status().as_u16();
             self.learn(addr, &told, said_anything, (200..300).contains(&status));
             let body = match resp.bytes().await {
@@ -562,6 +590,12 @@ impl ControllerClient {
             };
             if status >= 500 || status == 421 || status == 429 {
                 failures.push(format!("{addr}: HTTP {status}: {}", message_of(&body)));
+                if let Some(j) = leader.as_deref().and_then(|l| self.learn_leader(l)) {
+                    addrs = self.addrs_now();
+                    if !order[next..].contains(&j) && !order[..next].contains(&j) {
+                        order.insert(next, j);
+                    }
+                }
                 continue;
             }
             self.preferred.store(i, Ordering::Relaxed);
@@ -605,6 +639,31 @@ fn causes(e: &(dyn std::error::Error + 'static)) -> Vec<String> {
     out
 }
 
+/// How many leaders outside `--join` an agent remembers (members added later).
+const MAX_LEARNED: usize = 8;
+
+/// Where `hint`, a leader a member named, sits in `addrs`: its index, appended if the list
+/// lacks it and holds fewer than [`MAX_LEARNED`] learned ones past the `given`. `None` for a
+/// hint that is not `HOST:PORT`. Pure.
+fn with_leader(addrs: &mut Vec<String>, given: usize, hint: &str) -> Option<usize> {
+    let (host, port) = hint.rsplit_once(':')?;
+    let host_ok = !host.is_empty()
+        && host
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '[' | ']' | ':'));
+    if !host_ok || port.parse::<u16>().is_err() {
+        return None;
+    }
+    if let Some(i) = addrs.iter().position(|a| a == hint) {
+        return Some(i);
+    }
+    if addrs.len() >= given + MAX_LEARNED {
+        return None;
+    }
+    addrs.push(hint.to_string());
+    Some(addrs.len() - 1)
+}
+
 /// The `message` of a JSON error body, or the body's text.
 fn message_of(body: &[u8]) -> String {
     let text = String::from_utf8_lossy(body);
@@ -627,6 +686,39 @@ fn short(e: &reqwest::Error) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_leader_outside_the_join_list_is_learned_once_and_bounded() {
+        let mut addrs = vec!["a:7000".to_string(), "b:7000".to_string()];
+        // Named in the list: its index.
+        assert_eq!(with_leader(&mut addrs, 2, "b:7000"), Some(1));
+        // A member added later: appended, then found again.
+        assert_eq!(with_leader(&mut addrs, 2, "10.0.0.4:7000"), Some(2));
+        assert_eq!(with_leader(&mut addrs, 2, "10.0.0.4:7000"), Some(2));
+        assert_eq!(with_leader(&mut addrs, 2, "[fd00::4]:7000"), Some(3));
+        // Not HOST:PORT: ignored.
+        for bad in [
+            "",
+            "c",
+            "c:",
+            "c:x",
+            "c:70000",
+            "http://c:1",
+            "c/x:1",
+            "c d:1",
+            ":1",
+        ] {
+            assert_eq!(with_leader(&mut addrs, 2, bad), None, "{bad:?}");
+        }
+        assert_eq!(addrs.len(), 4);
+        // At most MAX_LEARNED past the given ones.
+        for n in 0..20 {
+            with_leader(&mut addrs, 2, &format!("m{n}:7000"));
+        }
+        assert_eq!(addrs.len(), 2 + MAX_LEARNED);
+        assert_eq!(with_leader(&mut addrs, 2, "m99:7000"), None);
+        assert_eq!(with_leader(&mut addrs, 2, "a:7000"), Some(0));
+    }
 
     #[test]
     fn a_member_not_reached_yet_is_written_to_in_the_newest_format_members_answered_in() {

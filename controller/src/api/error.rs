@@ -116,6 +116,15 @@ impl From<CommandError> for ApiError {
     }
 }
 
+/// Names the leader at `addr` in a "not the leader" answer, for clients that go there
+/// themselves (`hoist_proto::node::LEADER_HEADER`).
+pub fn leader_header(resp: &mut Response, addr: &str) {
+    if let Ok(v) = axum::http::HeaderValue::from_str(addr) {
+        resp.headers_mut()
+            .insert(hoist_proto::node::LEADER_HEADER, v);
+    }
+}
+
 /// Where a not-leader answer should be forwarded to (read by the forwarding layer).
 #[derive(Debug, Clone)]
 pub struct LeaderHint(pub String);
@@ -124,6 +133,7 @@ impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let mut resp = (self.status, Json(*self.body)).into_response();
         if let Some(addr) = self.leader {
+            leader_header(&mut resp, &addr);
             resp.extensions_mut().insert(LeaderHint(addr));
         }
         resp

@@ -154,17 +154,17 @@ fn certificate_elsewhere(ctx: &Ctx, req: &Request) -> Option<Response> {
     }
     let (id, addr) = ctx.node.leader()?;
     (id != ctx.node.id()).then(|| {
-        ours(
-            ApiError::new(
-                StatusCode::SERVICE_UNAVAILABLE,
-                "not_leader",
-                format!(
-                    "this member is not the leader; the leader is at {addr}: agents with \
-                     certificates talk to it directly"
-                ),
-            )
-            .into_response(),
+        let mut resp = ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "not_leader",
+            format!(
+                "this member is not the leader; the leader is at {addr}: agents with \
+                 certificates talk to it directly"
+            ),
         )
+        .into_response();
+        super::error::leader_header(&mut resp, &addr);
+        ours(resp)
     })
 }
 
