@@ -23,6 +23,8 @@ pub struct MemberSettings {
     pub heartbeat_interval: String,
     /// `--snapshot-every` and `--keep-logs`, if not the controller's defaults.
     pub snapshots: Option<(u64, u64)>,
+    /// `HOIST_LOG` of the members.
+    pub log: String,
     /// Where the temp dir with the data dirs and logs goes.
     pub parent: Option<PathBuf>,
     /// Keep the data dirs and logs after the run (their path is printed).
@@ -162,7 +164,7 @@ impl OwnCluster {
                     keep.to_string(),
                 ]
             }))
-            .env("HOIST_LOG", "warn,openraft=error")
+            .env("HOIST_LOG", &settings.log)
             .env_remove("HOIST_TOKEN")
             .stdin(Stdio::null())
             .stdout(Stdio::null())

@@ -87,6 +87,10 @@ struct Args {
     /// the controller's defaults). Small values make --add-member install a snapshot.
     #[arg(long, value_parser = parse_snapshots)]
     member_snapshots: Option<(u64, u64)>,
+    /// `HOIST_LOG` of the members the simulator starts (their logs are in the cluster dir that
+    /// --keep keeps).
+    #[arg(long, default_value = "warn,openraft=error")]
+    member_log: String,
     /// Registrations in flight at once.
     #[arg(long, default_value_t = 64)]
     join_concurrency: usize,
@@ -275,6 +279,7 @@ async fn run(args: &Args, keys: &std::path::Path) -> Result<Report> {
         node_grace: args.node_grace.clone(),
         heartbeat_interval: args.heartbeat_interval.clone(),
         snapshots: args.member_snapshots,
+        log: args.member_log.clone(),
         parent: None,
         keep: args.keep,
     };

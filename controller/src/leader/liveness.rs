@@ -99,17 +99,23 @@ impl Liveness {
             .map(|t| now.saturating_duration_since(*t))
     }
 
-    /// A new leader gives every node a fresh grace period: its heartbeats went to the old one.
-    pub fn fresh_grace<'a>(&self, nodes: impl IntoIterator<Item = &'a str>, now: Instant) {
+    /// A new leader gives every ready node a fresh grace period: its heartbeats went to the old
+    /// one. Down nodes get none: they stay down until they are heard from (else a leader change
+    /// would revive every dead node for a grace period, and the scheduler, which prefers empty
+    /// nodes, would send new replicas to them first).
+    pub fn fresh_grace<'a>(&self, nodes: impl IntoIterator<Item = &'a Node>, now: Instant) {
         let mut seen = self.seen.lock().expect("liveness lock");
         seen.clear();
         for n in nodes {
-            seen.insert(n.to_string(), now);
+            if n.status == NodeStatus::Ready {
+                seen.insert(n.id.clone(), now);
+            }
         }
     }
 
     /// Nodes whose liveness must change: ready ones silent for longer than the grace period go
-    /// down; down ones heard from within it come back. Never-heard-of nodes start their grace now.
+    /// down; down ones heard from within it come back. Ready nodes never heard of start their
+    /// grace now; down ones stay down until heard from.
     pub fn changes<'a>(
         &self,
         nodes: impl IntoIterator<Item = &'a Node>,
@@ -118,13 +124,19 @@ impl Liveness {
         let grace = self.grace();
         let mut seen = self.seen.lock().expect("liveness lock");
         let mut out = Vec::new();
+        let silent = |last: Instant| now.saturating_duration_since(last) > grace;
         for n in nodes {
-            let last = *seen.entry(n.id.clone()).or_insert(now);
-            let silent = now.saturating_duration_since(last) > grace;
-            match (n.status, silent) {
-                (NodeStatus::Ready, true) => out.push((n.id.clone(), NodeStatus::Down)),
-                (NodeStatus::Down, false) => out.push((n.id.clone(), NodeStatus::Ready)),
-                _ => {}
+            match n.status {
+                NodeStatus::Ready => {
+                    if silent(*seen.entry(n.id.clone()).or_insert(now)) {
+                        out.push((n.id.clone(), NodeStatus::Down));
+                    }
+                }
+                NodeStatus::Down => {
+                    if seen.get(&n.id).is_some_and(|last| !silent(*last)) {
+                        out.push((n.id.clone(), NodeStatus::Ready));
+                    }
+                }
             }
         }
         out
@@ -188,9 +200,41 @@ mod tests {
             l.changes([&n], t0 + Duration::from_secs(28)),
             vec![("n1".to_string(), NodeStatus::Ready)]
         );
-        // A new leader: fresh grace for everyone.
+        // A new leader: fresh grace for everyone ready.
         n.status = NodeStatus::Ready;
-        l.fresh_grace(["n1"], t0 + Duration::from_secs(100));
+        l.fresh_grace([&n], t0 + Duration::from_secs(100));
         assert!(l.changes([&n], t0 + Duration::from_secs(110)).is_empty());
+    }
+
+    #[test]
+    fn a_new_leader_does_not_revive_down_nodes() {
+        let l = Liveness::new(Duration::from_secs(15));
+        let t0 = Instant::now();
+        let ready = test_node("alive", 1000, 1 << 30);
+        let mut dead = test_node("dead", 1000, 1 << 30);
+        dead.status = NodeStatus::Down;
+        // This member starts leading: the ready node gets its grace, the down one none.
+        l.fresh_grace([&ready, &dead], t0);
+        assert!(l.changes([&ready, &dead], t0).is_empty());
+        assert!(l
+            .changes([&ready, &dead], t0 + Duration::from_secs(5))
+            .is_empty());
+        // A down node this member has never heard of stays down...
+        let mut unknown = test_node("unknown", 1000, 1 << 30);
+        unknown.status = NodeStatus::Down;
+        assert!(l
+            .changes([&unknown], t0 + Duration::from_secs(6))
+            .is_empty());
+        // ...until it is heard from.
+        l.beat("dead", t0 + Duration::from_secs(7));
+        assert_eq!(
+            l.changes([&ready, &dead], t0 + Duration::from_secs(7)),
+            vec![("dead".to_string(), NodeStatus::Ready)]
+        );
+        // The ready one, silent past its fresh grace, goes down as before.
+        assert_eq!(
+            l.changes([&ready], t0 + Duration::from_secs(16)),
+            vec![("alive".to_string(), NodeStatus::Down)]
+        );
     }
 }

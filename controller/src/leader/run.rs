@@ -40,11 +40,7 @@ pub async fn run(node: RaftNode, leader: Arc<Leader>) {
             leading_term = Some(term);
             leader.autoscaler.lead_started(now_ms());
             let now = Instant::now();
-            node.stale_read(|s| {
-                leader
-                    .liveness
-                    .fresh_grace(s.nodes.keys().map(String::as_str), now)
-            });
+            node.stale_read(|s| leader.liveness.fresh_grace(s.nodes.values(), now));
         }
         if let Err(e) = step(&node, &leader).await {
             tracing::debug!(error = %e, "orchestration step");
