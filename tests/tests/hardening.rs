@@ -245,16 +245,21 @@ fn a_user_namespaced_containers_root_is_unprivileged_on_the_host() -> Result<()>
 
     // From inside: root, with Docker's capabilities and filter, in a namespace mapping 0 to
     // the range.
-    let v = json_of(&h.hoist_ok(&[
-        "run",
-        "--rm",
-        "--userns",
-        "--network",
-        "none",
-        "probe",
-        "probe",
-        "view",
-    ])?)?;
+    // The probe in a `--userns --network none` container, its JSON answer.
+    let probe_userns_none = |args: &[&str]| -> Result<Value> {
+        let mut run = vec![
+            "run",
+            "--rm",
+            "--userns",
+            "--network",
+            "none",
+            "probe",
+            "probe",
+        ];
+        run.extend_from_slice(args);
+        json_of(&h.hoist_ok(&run)?)
+    };
+    let v = probe_userns_none(&["view"])?;
     let squeeze = |s: &Value| {
         s.as_str()
             .unwrap_or_default()
@@ -399,17 +404,7 @@ fn a_user_namespaced_containers_root_is_unprivileged_on_the_host() -> Result<()>
     let b = json_of(&h.hoist_ok(&["run", "--rm", "--userns", "probe", "probe", "bind", "80"])?)?;
     ensure!(b["bound"] == true, "{b}");
     // And in the namespace a `--network none` container makes for itself.
-    let b = json_of(&h.hoist_ok(&[
-        "run",
-        "--rm",
-        "--userns",
-        "--network",
-        "none",
-        "probe",
-        "probe",
-        "bind",
-        "80",
-    ])?)?;
+    let b = probe_userns_none(&["bind", "80"])?;
     ensure!(b["bound"] == true, "{b}");
     let out = h.hoist(&[
         "run",

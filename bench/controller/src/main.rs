@@ -38,15 +38,17 @@ fn b64(data: &[u8]) -> String {
     out
 }
 
-fn client() -> reqwest::Client {
-    client_with_timeout(Duration::from_secs(5))
+fn client(sys: System) -> reqwest::Client {
+    client_with_timeout(sys, Duration::from_secs(5))
 }
 
-/// A client of the systems under test; Hoist's requests carry `HOIST_TOKEN` (an admin token).
-fn client_with_timeout(timeout: Duration) -> reqwest::Client {
+/// A client of the system under test; only Hoist's requests carry `HOIST_TOKEN` (an admin
+/// token): etcd refuses a request with a bearer token it did not issue.
+fn client_with_timeout(sys: System, timeout: Duration) -> reqwest::Client {
     let mut headers = reqwest::header::HeaderMap::new();
     if let Some(v) = std::env::var("HOIST_TOKEN")
         .ok()
+        .filter(|_| sys == System::Hoist)
         .and_then(|t| format!("Bearer {t}").parse().ok())
     {
         headers.insert(reqwest::header::AUTHORIZATION, v);
@@ -93,7 +95,7 @@ fn percentile_ms(sorted: &[Duration], p: f64) -> f64 {
 }
 
 async fn load(sys: System, eps: Vec<String>, clients: usize, secs: f64) -> Result<Value> {
-    let http = client();
+    let http = client(sys);
     let warmup = Duration::from_millis(1000);
     let run = Duration::from_secs_f64(secs);
     let start = Instant::now();
@@ -138,7 +140,7 @@ async fn load(sys: System, eps: Vec<String>, clients: usize, secs: f64) -> Resul
 }
 
 async fn steady(sys: System, eps: Vec<String>, rate: f64, secs: f64) -> Result<Value> {
-    let http = client();
+    let http = client(sys);
     let mut tick = tokio::time::interval(Duration::from_secs_f64(1.0 / rate));
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let end = Instant::now() + Duration::from_secs_f64(secs);
@@ -166,7 +168,7 @@ async fn steady(sys: System, eps: Vec<String>, rate: f64, secs: f64) -> Result<V
 }
 
 async fn leader_index(sys: System, eps: &[String]) -> Result<usize> {
-    let http = client();
+    let http = client(sys);
     for ep in eps {
         match sys {
             System::Hoist => {
@@ -216,7 +218,7 @@ async fn leader_index(sys: System, eps: &[String]) -> Result<usize> {
 }
 
 async fn term(sys: System, eps: &[String]) -> Result<u64> {
-    let http = client();
+    let http = client(sys);
     let mut best = 0;
     for ep in eps {
         let v: Value = match sys {
@@ -250,7 +252,7 @@ async fn term(sys: System, eps: &[String]) -> Result<u64> {
 async fn failover(sys: System, eps: Vec<String>, pids: Vec<i32>) -> Result<Value> {
     // A write stuck on a dead leader is abandoned after 100 ms and retried, for both systems alike
     // (healthy writes take 1–3 ms), so the measure resolves to ~0.1 s rather than to the timeout.
-    let http = client_with_timeout(Duration::from_millis(100));
+    let http = client_with_timeout(sys, Duration::from_millis(100));
     let leader = leader_index(sys, &eps).await?;
     let survivors: Vec<&String> = eps
         .iter()
@@ -282,7 +284,7 @@ async fn failover(sys: System, eps: Vec<String>, pids: Vec<i32>) -> Result<Value
 }
 
 async fn setup(eps: Vec<String>, keys: usize) -> Result<()> {
-    let http = client();
+    let http = client(System::Hoist);
     for k in ["failover".to_string()]
         .into_iter()
         .chain((0..keys).map(|c| format!("k{c}")))
