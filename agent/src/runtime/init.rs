@@ -72,7 +72,8 @@ fn setup(
     unsafe { libc::prctl(libc::PR_SET_DUMPABLE, 0, 0, 0, 0) };
     nix::sys::stat::umask(nix::sys::stat::Mode::empty());
 
-    let own_netns = match &fds.netns {
+    // A network namespace of its own, joined or made here (else the host's).
+    let private_netns = match &fds.netns {
         Some(netns) => nix::sched::setns(netns, CloneFlags::CLONE_NEWNET)
             .map_err(|e| InitError::start(format!("join network namespace: {e}")))
             .map(|()| true)?,
@@ -85,7 +86,7 @@ fn setup(
         }
         None => false,
     };
-    if own_netns && spec.userns.is_some() {
+    if private_netns && spec.userns.is_some() {
         userns::open_network_to_root().map_err(InitError::start)?;
     }
     nix::sched::unshare(

@@ -5,6 +5,7 @@
 pub mod admin_token;
 mod drain;
 mod liveness;
+mod plan_split;
 mod run;
 mod stacks;
 pub mod versions;

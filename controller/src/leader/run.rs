@@ -203,15 +203,18 @@ pub async fn step(node: &RaftNode, leader: &Leader) -> Result<(), crate::raft::W
     for (id, why) in &plan.drain {
         tracing::info!(task = %id, %why, "draining: out of every node's addresses, then stopped");
     }
-    let answer = node.write(Command::Plan(plan)).await?;
-    if let Response::Plan(p) = &answer {
-        crate::metrics::recorders().placements(p.placed, p.refused.len() as u64);
-    }
-    match answer {
-        Response::Plan(p) if !p.refused.is_empty() => {
-            tracing::debug!(placed = p.placed, refused = ?p.refused.first(), "plan partly refused");
+    // One Raft entry per part: a whole service placed at once would not fit in one.
+    for part in super::plan_split::split(plan, super::plan_split::PLACEMENTS_PER_ENTRY) {
+        let answer = node.write(Command::Plan(part)).await?;
+        if let Response::Plan(p) = &answer {
+            crate::metrics::recorders().placements(p.placed, p.refused.len() as u64);
         }
-        _ => {}
+        match answer {
+            Response::Plan(p) if !p.refused.is_empty() => {
+                tracing::debug!(placed = p.placed, refused = ?p.refused.first(), "plan partly refused");
+            }
+            _ => {}
+        }
     }
     Ok(())
 }
