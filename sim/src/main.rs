@@ -139,18 +139,19 @@ struct Args {
     kill_leader: bool,
 }
 
-fn parse_snapshots(s: &str) -> Result<(u64, u64), String> {
-    let (a, b) = s.split_once(',').ok_or("SNAPSHOT_EVERY,KEEP_LOGS")?;
+/// `A,B` as two numbers; `names` says what they are, for the error.
+fn parse_pair(s: &str, names: &str) -> Result<(u64, u64), String> {
+    let (a, b) = s.split_once(',').ok_or_else(|| names.to_string())?;
     let n = |v: &str| v.trim().parse::<u64>().map_err(|e| format!("{v:?}: {e}"));
     Ok((n(a)?, n(b)?))
 }
 
+fn parse_snapshots(s: &str) -> Result<(u64, u64), String> {
+    parse_pair(s, "SNAPSHOT_EVERY,KEEP_LOGS")
+}
+
 fn parse_range(s: &str) -> Result<(u64, u64), String> {
-    let (a, b) = s.split_once(',').ok_or("MIN_MS,MAX_MS")?;
-    let (a, b) = (
-        a.trim().parse::<u64>().map_err(|e| e.to_string())?,
-        b.trim().parse::<u64>().map_err(|e| e.to_string())?,
-    );
+    let (a, b) = parse_pair(s, "MIN_MS,MAX_MS")?;
     (a <= b)
         .then_some((a, b))
         .ok_or_else(|| "MIN_MS must be ≤ MAX_MS".into())

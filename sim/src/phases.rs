@@ -225,6 +225,46 @@ fn status_u64(v: &serde_json::Value, key: &str) -> Option<u64> {
     v[key].as_u64()
 }
 
+/// A member's progress against the leader's, from both `GET /v1/cluster/status`.
+struct Progress {
+    leader_applied: Option<u64>,
+    applied: Option<u64>,
+    snapshots_installed: Option<u64>,
+    snapshot_index: Option<u64>,
+}
+
+impl Progress {
+    /// Asks the leader at `leader_addr` and the member at `addr`; the error says which failed.
+    async fn read(api: &Api, leader_addr: &str, addr: &str) -> Result<Progress, String> {
+        let l = api
+            .member_status(leader_addr)
+            .await
+            .map_err(|e| format!("the leader's status: {e:#}"))?;
+        let m = api
+            .member_status(addr)
+            .await
+            .map_err(|e| format!("its status: {e:#}"))?;
+        Ok(Progress {
+            leader_applied: status_u64(&l, "last_applied"),
+            applied: status_u64(&m, "last_applied"),
+            snapshots_installed: status_u64(&m, "snapshots_installed"),
+            snapshot_index: status_u64(&m, "snapshot_index"),
+        })
+    }
+
+    /// Its applied index has reached the leader's.
+    fn caught_up(&self) -> bool {
+        self.leader_applied.is_some() && self.applied >= self.leader_applied
+    }
+
+    fn describe(&self) -> String {
+        format!(
+            "applied {:?}, the leader's {:?}",
+            self.applied, self.leader_applied
+        )
+    }
+}
+
 /// `--restart-member`: a follower stopped with SIGTERM, down 2 s, started again on its data dir;
 /// times until its applied index reaches the leader's.
 pub async fn restart_member(ctx: &Ctx<'_>, own: &mut OwnCluster) -> RestartMember {
@@ -268,29 +308,22 @@ pub async fn restart_member(ctx: &Ctx<'_>, own: &mut OwnCluster) -> RestartMembe
     let deadline = ctx.deadline();
     let mut last = String::from("no answer");
     while Instant::now() < deadline {
-        let leader_status = ctx.api.member_status(&leader_addr).await;
-        let status = ctx.api.member_status(&addr).await;
-        match (leader_status, status) {
-            (Ok(l), Ok(m)) => {
-                let (la, ma) = (
-                    status_u64(&l, "last_applied"),
-                    status_u64(&m, "last_applied"),
-                );
+        match Progress::read(ctx.api, &leader_addr, &addr).await {
+            Ok(p) => {
                 if r.answer_seconds.is_none() {
                     r.answer_seconds = Some(start.elapsed().as_secs_f64());
-                    r.applied_at_start = ma;
-                    r.leader_applied_at_start = la;
+                    r.applied_at_start = p.applied;
+                    r.leader_applied_at_start = p.leader_applied;
                 }
-                r.snapshots_installed = status_u64(&m, "snapshots_installed");
-                r.snapshot_index = status_u64(&m, "snapshot_index");
-                if la.is_some() && ma >= la {
+                r.snapshots_installed = p.snapshots_installed;
+                r.snapshot_index = p.snapshot_index;
+                if p.caught_up() {
                     r.catch_up_seconds = Some(start.elapsed().as_secs_f64());
                     break;
                 }
-                last = format!("applied {ma:?}, the leader's {la:?}");
+                last = p.describe();
             }
-            (Err(e), _) => last = format!("the leader's status: {e:#}"),
-            (_, Err(e)) => last = format!("its status: {e:#}"),
+            Err(e) => last = e,
         }
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
@@ -350,24 +383,18 @@ pub async fn add_member(ctx: &Ctx<'_>, own: &mut OwnCluster) -> AddMember {
                 }
             }
         }
-        let leader_status = ctx.api.member_status(&leader_addr).await;
-        match (leader_status, ctx.api.member_status(&addr).await) {
-            (Ok(l), Ok(m)) => {
+        match Progress::read(ctx.api, &leader_addr, &addr).await {
+            Ok(p) => {
                 r.answer_seconds
                     .get_or_insert(start.elapsed().as_secs_f64());
-                let (la, ma) = (
-                    status_u64(&l, "last_applied"),
-                    status_u64(&m, "last_applied"),
-                );
-                r.snapshots_installed = status_u64(&m, "snapshots_installed");
-                r.snapshot_index = status_u64(&m, "snapshot_index");
-                if r.catch_up_seconds.is_none() && la.is_some() && ma >= la {
+                r.snapshots_installed = p.snapshots_installed;
+                r.snapshot_index = p.snapshot_index;
+                if r.catch_up_seconds.is_none() && p.caught_up() {
                     r.catch_up_seconds = Some(start.elapsed().as_secs_f64());
                 }
-                last = format!("applied {ma:?}, the leader's {la:?}");
+                last = p.describe();
             }
-            (Err(e), _) => last = format!("the leader's status: {e:#}"),
-            (_, Err(e)) => last = format!("its status: {e:#}"),
+            Err(e) => last = e,
         }
         if r.catch_up_seconds.is_some() && r.voter_seconds.is_some() {
             break;
@@ -490,14 +517,14 @@ pub async fn kill_leader(
     }
     k.min_running = k.min_running.min(ctx.fleet.running());
     k.all_running_after = ctx.fleet.running() >= ctx.target;
-    let assigned = k.assignment_after.as_ref().map(|a| a.outcome.clone());
+    let assigned = k.assignment_after.as_ref().map(|a| &a.outcome);
     k.outcome = match (k.write_seconds, assigned, k.polls_back_seconds) {
         (None, _, _) => {
             Outcome::failed(format!("no write succeeded within {:?}", ctx.args.timeout))
         }
         (_, Some(a), _) if !a.finished => Outcome::failed(format!(
             "after the failover: {}",
-            a.error.unwrap_or_default()
+            a.error.as_deref().unwrap_or_default()
         )),
         (_, _, None) => Outcome::failed(format!(
             "{} of {} nodes had their polls answered or held within {:?}",

@@ -31,7 +31,7 @@ pub struct Report {
 
 /// How a phase after the fill ended: `finished` false with `error` saying why (not run, a
 /// request failed, or it did not finish within `--timeout`).
-#[derive(Debug, Default, Clone, Serialize)]
+#[derive(Debug, Default, Serialize)]
 pub struct Outcome {
     pub finished: bool,
     pub error: Option<String>,
