@@ -123,7 +123,9 @@ fn duration(text: &str) -> Result<Duration, String> {
 
 /// mimalloc rather than glibc's allocator: under write load the API and Raft paths allocate and
 /// free many small buffers on every request, and glibc's malloc/free took about a third of the
-/// member's own CPU in a profile of 64 concurrent writers.
+/// member's own CPU in a profile of 64 concurrent writers. The `system-allocator` feature keeps
+/// glibc's, for heap profilers that hook malloc (heaptrack: `bench/heap-profile.sh`).
+#[cfg(not(feature = "system-allocator"))]
 #[global_allocator]
 static ALLOC: mimalloc::MiMalloc = mimalloc::MiMalloc;
 

@@ -1,0 +1,88 @@
+#!/usr/bin/env bash
+# Where the controller's memory per task goes: a 3-member cluster on loopback whose first member
+# (the leader) runs under heaptrack, filled by hoist-sim with NODES nodes and TASKS replicas, then
+# stopped with SIGTERM so that heaptrack sees what the full cluster state holds. Prints the members'
+# RSS before and after the fill, and heaptrack's largest live allocation sites at the end.
+# The controller is built with glibc's allocator (feature `system-allocator`, dynamically linked)
+# in its own target dir, since heaptrack hooks malloc. Not part of the test suite.
+#
+#   bench/heap-profile.sh         NODES=1000 TASKS=10000 (env overrides); keeps the data in OUT
+set -euo pipefail
+cd "$(dirname "$0")/.."
+root=$PWD
+NODES=${NODES:-1000}
+TASKS=${TASKS:-10000}
+OUT=${OUT:-/tmp/hoist-heap-profile}
+command -v heaptrack >/dev/null || { apt-get update -qq && apt-get install -y -qq heaptrack >/dev/null; }
+[ -f "$HOME/.cargo/env" ] && . "$HOME/.cargo/env"
+export CARGO_TARGET_DIR=${HEAP_TARGET_DIR:-$root/target/heap-profile}
+RUSTFLAGS="-C target-feature=-crt-static" CARGO_PROFILE_RELEASE_DEBUG=line-tables-only \
+  CARGO_PROFILE_RELEASE_STRIP=none cargo build --release -q -p hoist-controller --features system-allocator
+CARGO_TARGET_DIR=$root/target cargo build --release -q -p hoist-sim
+ctl=$CARGO_TARGET_DIR/x86_64-unknown-linux-gnu/release/hoist-controller
+sim=$root/target/x86_64-unknown-linux-gnu/release/hoist-sim
+
+rm -rf "$OUT" && mkdir -p "$OUT"
+flags=(--node-grace 5s --heartbeat-interval 1s --cluster-cidr 100.64.0.0/10)
+pids=()
+member_pid() { pgrep -f -- "--data-dir $OUT/c$1 " | while read -r p; do [ "$(readlink /proc/"$p"/exe)" = "$ctl" ] && echo "$p"; done; }
+cleanup() { # heaptrack runs the member as its child: both go
+  for i in 1 2 3; do kill -9 $(member_pid "$i") 2>/dev/null || true; done
+  for p in "${pids[@]}"; do kill -9 "$p" 2>/dev/null || true; done
+  wait 2>/dev/null || true
+}
+trap cleanup EXIT
+export HOIST_LOG=warn,openraft=error
+heaptrack -o "$OUT/leader" "$ctl" --data-dir "$OUT/c1" --listen 127.0.0.1:28001 --id 1 "${flags[@]}" \
+  --bootstrap >"$OUT/c1.log" 2>&1 &
+pids+=($!)
+for _ in $(seq 300); do [ -s "$OUT/c1/admin.token" ] && break; sleep 0.1; done
+HOIST_TOKEN=$(cat "$OUT/c1/admin.token")
+export HOIST_TOKEN
+for i in 2 3; do
+  "$ctl" --data-dir "$OUT/c$i" --listen "127.0.0.1:2800$i" --id "$i" "${flags[@]}" \
+    --join 127.0.0.1:28001 >"$OUT/c$i.log" 2>&1 &
+  pids+=($!)
+done
+status() { curl -sf -H "Authorization: Bearer $HOIST_TOKEN" http://127.0.0.1:28001/v1/cluster/status; }
+for _ in $(seq 300); do
+  status | python3 -c 'import json,sys; d=json.load(sys.stdin); sys.exit(0 if d["role"]=="leader" and sum(m["voter"] for m in d["members"])==3 else 1)' 2>/dev/null && break
+  sleep 0.2
+done
+rss() { for i in 1 2 3; do printf 'c%s %s ' "$i" "$(awk '/VmRSS/ {print $2 " kB"}' /proc/"$(member_pid "$i")"/status)"; done; echo; }
+echo "before: $(rss)" | tee "$OUT/rss"
+"$sim" --nodes "$NODES" --tasks "$TASKS" --json --timeout 5m --kill-nodes 0 \
+  --controller 127.0.0.1:28001,127.0.0.1:28002,127.0.0.1:28003 >"$OUT/sim.json"
+echo "after the fill of $TASKS tasks on $NODES nodes: $(rss)" | tee -a "$OUT/rss"
+kill -TERM "$(member_pid 1)"
+for _ in $(seq 600); do grep -q "Heaptrack finished" "$OUT/c1.log" && break; sleep 0.1; done
+# The peak's stacks, flamegraph style ("frame;frame;... bytes"), then summed by the innermost frame
+# in one of Hoist's own source files.
+heaptrack_print -f "$OUT/leader.zst" --print-peaks 0 --print-leaks 0 --print-allocators 0 \
+  --print-temporary 0 --print-histogram 0 -F "$OUT/peak.stacks" --flamegraph-cost-type peak >"$OUT/summary.txt"
+grep -E "^(total|peak|calls)" "$OUT/summary.txt" || true
+git ls-files '*.rs' | xargs -n1 basename | sort -u >"$OUT/ours.txt"
+find "${CARGO_HOME:-$HOME/.cargo}/registry/src" -name '*.rs' -printf '%f\n' | sort -u >"$OUT/theirs.txt"
+python3 - "$OUT/peak.stacks" "$OUT/ours.txt" "$OUT/theirs.txt" <<'PY'
+import collections, re, sys
+# Frames name only a file: count those whose name no dependency's source file has.
+ours = set(open(sys.argv[2]).read().split()) - set(open(sys.argv[3]).read().split())
+by_site, total = collections.Counter(), 0
+for line in open(sys.argv[1]):
+    stack, cost = line.rstrip().rsplit(" ", 1)
+    total += int(cost)
+    site = "outside Hoist's files (buffers of hyper, rustls, tokio)"
+    for frame in stack.split(";"):
+        m = re.search(r"\((\w+\.rs)\)", frame)
+        path = re.search(r"hoist_\w+(::\w+)+", frame)
+        if path:  # a generic frame names its Hoist type parameters: the nearest function of ours
+            site = path.group(0)
+        elif m and m.group(1) in ours:
+            name = re.sub(r"<.*| \(.*", "", frame)[:50]
+            site = f"{m.group(1)} {name}"
+    by_site[site] += int(cost)
+print(f"peak heap {total / 2**20:.1f} MiB, by the innermost frame in Hoist's files:")
+for site, cost in by_site.most_common(15):
+    print(f"{cost / 2**20:9.2f} MiB  {site}")
+PY
+echo "heaptrack data: $OUT/leader.zst (heaptrack --analyze for the GUI); stacks at the peak: $OUT/peak.stacks"
