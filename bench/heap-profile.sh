@@ -1,18 +1,21 @@
 #!/usr/bin/env bash
 # Where the controller's memory per task goes: a 3-member cluster on loopback whose first member
-# (the leader) runs under heaptrack, filled by hoist-sim with NODES nodes and TASKS replicas, then
-# stopped with SIGTERM so that heaptrack sees what the full cluster state holds. Prints the members'
-# RSS before and after the fill, and heaptrack's largest live allocation sites at the end.
+# runs under heaptrack, filled by hoist-sim with NODES nodes and TASKS replicas. COST=leaked
+# (default): the member is then killed, so that heaptrack's "leaked" is what it held after the
+# fill; COST=peak: stopped with SIGTERM, the heap at its peak. Prints the members' RSS before and
+# after the fill and the heap by Hoist's allocation sites.
 # The controller is built with glibc's allocator (feature `system-allocator`, dynamically linked)
 # in its own target dir, since heaptrack hooks malloc. Not part of the test suite.
 #
-#   bench/heap-profile.sh         NODES=1000 TASKS=10000 (env overrides); keeps the data in OUT
+#   bench/heap-profile.sh         NODES=1000 TASKS=10000 COST=leaked OUT=/tmp/hoist-heap-profile
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$PWD
 NODES=${NODES:-1000}
 TASKS=${TASKS:-10000}
 OUT=${OUT:-/tmp/hoist-heap-profile}
+COST=${COST:-leaked}
+case $COST in leaked | peak) ;; *) echo "COST=$COST: leaked or peak" >&2; exit 2 ;; esac
 command -v heaptrack >/dev/null || { apt-get update -qq && apt-get install -y -qq heaptrack >/dev/null; }
 [ -f "$HOME/.cargo/env" ] && . "$HOME/.cargo/env"
 export CARGO_TARGET_DIR=${HEAP_TARGET_DIR:-$root/target/heap-profile}
@@ -33,37 +36,50 @@ cleanup() { # heaptrack runs the member as its child: both go
 }
 trap cleanup EXIT
 export HOIST_LOG=warn,openraft=error
-heaptrack -o "$OUT/leader" "$ctl" --data-dir "$OUT/c1" --listen 127.0.0.1:28001 --id 1 "${flags[@]}" \
-  --bootstrap >"$OUT/c1.log" 2>&1 &
-pids+=($!)
+start_member() { # i [flags...]
+  local i=$1; shift
+  local run=("$ctl")
+  [ "$i" = 1 ] && run=(heaptrack -o "$OUT/member1" "$ctl")
+  "${run[@]}" --data-dir "$OUT/c$i" --listen "127.0.0.1:2800$i" --id "$i" "${flags[@]}" "$@" \
+    >"$OUT/c$i.log" 2>&1 &
+  pids+=($!)
+}
+# Member 1 bootstraps, so it leads first; heaptrack's slowdown may cost it the leadership (the
+# script says whether it still leads: a follower's heap is then what is profiled).
+start_member 1 --bootstrap
 for _ in $(seq 300); do [ -s "$OUT/c1/admin.token" ] && break; sleep 0.1; done
 HOIST_TOKEN=$(cat "$OUT/c1/admin.token")
 export HOIST_TOKEN
-for i in 2 3; do
-  "$ctl" --data-dir "$OUT/c$i" --listen "127.0.0.1:2800$i" --id "$i" "${flags[@]}" \
-    --join 127.0.0.1:28001 >"$OUT/c$i.log" 2>&1 &
-  pids+=($!)
-done
+start_member 2 --join 127.0.0.1:28001
+start_member 3 --join 127.0.0.1:28001
 status() { curl -sf -H "Authorization: Bearer $HOIST_TOKEN" http://127.0.0.1:28001/v1/cluster/status; }
 for _ in $(seq 300); do
-  status | python3 -c 'import json,sys; d=json.load(sys.stdin); sys.exit(0 if d["role"]=="leader" and sum(m["voter"] for m in d["members"])==3 else 1)' 2>/dev/null && break
+  status | python3 -c 'import json,sys; d=json.load(sys.stdin); sys.exit(0 if d["leader"] and sum(m["voter"] for m in d["members"])==3 else 1)' 2>/dev/null && break
   sleep 0.2
 done
 rss() { for i in 1 2 3; do printf 'c%s %s ' "$i" "$(awk '/VmRSS/ {print $2 " kB"}' /proc/"$(member_pid "$i")"/status)"; done; echo; }
-echo "before: $(rss)" | tee "$OUT/rss"
+echo "before (member 1's RSS includes heaptrack's own): $(rss)" | tee "$OUT/rss"
 "$sim" --nodes "$NODES" --tasks "$TASKS" --json --timeout 5m --kill-nodes 0 \
   --controller 127.0.0.1:28001,127.0.0.1:28002,127.0.0.1:28003 >"$OUT/sim.json"
 echo "after the fill of $TASKS tasks on $NODES nodes: $(rss)" | tee -a "$OUT/rss"
-kill -TERM "$(member_pid 1)"
-for _ in $(seq 600); do grep -q "Heaptrack finished" "$OUT/c1.log" && break; sleep 0.1; done
-# The peak's stacks, flamegraph style ("frame;frame;... bytes"), then summed by the innermost frame
-# in one of Hoist's own source files.
-heaptrack_print -f "$OUT/leader.zst" --print-peaks 0 --print-leaks 0 --print-allocators 0 \
-  --print-temporary 0 --print-histogram 0 -F "$OUT/peak.stacks" --flamegraph-cost-type peak >"$OUT/summary.txt"
+leader=$(status | python3 -c 'import json,sys; print(json.load(sys.stdin)["leader"])')
+echo "profiled: member 1 (the leader is member $leader)"
+m=1
+if [ "$COST" = leaked ]; then
+  # Killed, it frees nothing: what heaptrack counts as leaked is what it held after the fill.
+  kill -KILL "$(member_pid "$m")"
+else
+  kill -TERM "$(member_pid "$m")"
+fi
+for _ in $(seq 600); do grep -q "Heaptrack finished" "$OUT/c$m.log" && break; sleep 0.1; done
+# The stacks, flamegraph style ("frame;frame;... bytes"), then summed by the innermost frame of
+# Hoist's own.
+heaptrack_print -f "$OUT/member$m.zst" --print-peaks 0 --print-leaks 0 --print-allocators 0 \
+  --print-temporary 0 -F "$OUT/$COST.stacks" --flamegraph-cost-type "$COST" >"$OUT/summary.txt"
 grep -E "^(total|peak|calls)" "$OUT/summary.txt" || true
 git ls-files '*.rs' | xargs -n1 basename | sort -u >"$OUT/ours.txt"
 find "${CARGO_HOME:-$HOME/.cargo}/registry/src" -name '*.rs' -printf '%f\n' | sort -u >"$OUT/theirs.txt"
-python3 - "$OUT/peak.stacks" "$OUT/ours.txt" "$OUT/theirs.txt" <<'PY'
+python3 - "$OUT/$COST.stacks" "$OUT/ours.txt" "$OUT/theirs.txt" "$COST" <<'PY'
 import collections, re, sys
 # Frames name only a file: count those whose name no dependency's source file has.
 ours = set(open(sys.argv[2]).read().split()) - set(open(sys.argv[3]).read().split())
@@ -81,8 +97,9 @@ for line in open(sys.argv[1]):
             name = re.sub(r"<.*| \(.*", "", frame)[:50]
             site = f"{m.group(1)} {name}"
     by_site[site] += int(cost)
-print(f"peak heap {total / 2**20:.1f} MiB, by the innermost frame in Hoist's files:")
+what = "live after the fill" if sys.argv[4] == "leaked" else "at the peak"
+print(f"heap {what}: {total / 2**20:.1f} MiB, by the innermost frame of Hoist's:")
 for site, cost in by_site.most_common(15):
     print(f"{cost / 2**20:9.2f} MiB  {site}")
 PY
-echo "heaptrack data: $OUT/leader.zst (heaptrack --analyze for the GUI); stacks at the peak: $OUT/peak.stacks"
+echo "heaptrack data: $OUT/member$m.zst (heaptrack --analyze for the GUI); stacks: $OUT/$COST.stacks"
