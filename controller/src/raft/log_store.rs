@@ -64,8 +64,9 @@ enum WriteOp {
     },
 }
 
-/// One entry of the mirror: its id, and its bytes in the format they were written in (shared, so
-/// that a read takes them under the lock and decodes after releasing it).
+/// One entry of the mirror: its id, and its bytes in the format they were written in (the same
+/// allocation as the record written to the segment file; shared, so that a read takes them under
+/// the lock and decodes after releasing it).
 #[derive(Debug, Clone)]
 struct Held {
     log_id: LogId<u64>,
@@ -140,7 +141,7 @@ impl LogStore {
             let held = Held {
                 log_id: entry.log_id,
                 format: l.format,
-                bytes: l.record.bytes.into(),
+                bytes: l.record.bytes,
             };
             mirror.entries.insert(l.record.index, held);
         }
@@ -188,12 +189,13 @@ fn migrate_redb_log(store: &Store, wal: &mut Wal, mirror: &mut Mirror) -> Result
                 continue;
             }
             let e = wire::decode_entry(v.value(), 0).map_err(|e| store.decode_error(e))?;
-            let bytes =
-                wire::encode_entry(&e, store.format).map_err(|e| StoreError::Log(e.to_string()))?;
+            let bytes: Arc<[u8]> = wire::encode_entry(&e, store.format)
+                .map_err(|e| StoreError::Log(e.to_string()))?
+                .into();
             let held = Held {
                 log_id: e.log_id,
                 format: store.format,
-                bytes: bytes.as_slice().into(),
+                bytes: bytes.clone(),
             };
             rows.push(Record {
                 index: e.log_id.index,
@@ -447,11 +449,11 @@ impl RaftLogStorage<TypeConfig> for LogStore {
         let mut rows = Vec::new();
         let mut held = Vec::new();
         for e in entries {
-            let bytes = wire::encode_entry(&e, format).map_err(io_write)?;
+            let bytes: Arc<[u8]> = wire::encode_entry(&e, format).map_err(io_write)?.into();
             held.push(Held {
                 log_id: e.log_id,
                 format,
-                bytes: bytes.as_slice().into(),
+                bytes: bytes.clone(),
             });
             rows.push(Record {
                 index: e.log_id.index,

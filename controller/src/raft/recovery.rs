@@ -91,7 +91,9 @@ pub fn force_new_cluster(store: &Store, id: u64, address: &str) -> Result<Forced
             BTreeMap::from([(id, BasicNode::new(address))]),
         )),
     };
-    let bytes = wire::encode_entry(&entry, format).map_err(|e| StoreError::Log(e.to_string()))?;
+    let bytes = wire::encode_entry(&entry, format)
+        .map_err(|e| StoreError::Log(e.to_string()))?
+        .into();
     wal.append(&[Record { index, term, bytes }])
         .map_err(log_err)?;
     wal.sync().map_err(log_err)?;
@@ -156,7 +158,7 @@ mod tests {
                 .map(|e| Record {
                     index: e.log_id.index,
                     term: e.log_id.leader_id.term,
-                    bytes: wire::encode_entry(e, store.format).unwrap(),
+                    bytes: wire::encode_entry(e, store.format).unwrap().into(),
                 })
                 .collect();
             wal.append(&rows).unwrap();
@@ -203,7 +205,7 @@ mod tests {
                 log_id: LogId::new(CommittedLeaderId::new(1, 1), 1),
                 payload: EntryPayload::Blank,
             };
-            let bytes = wire::encode_entry(&e, store.format).unwrap();
+            let bytes = wire::encode_entry(&e, store.format).unwrap().into();
             wal.append(&[Record {
                 index: 1,
                 term: 1,

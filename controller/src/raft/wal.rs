@@ -85,12 +85,13 @@ fn ctx<T>(r: std::io::Result<T>, path: &Path, what: &'static str) -> WResult<T> 
     })
 }
 
-/// One record to append: index, term, encoded entry.
+/// One record to append: index, term, encoded entry (shared with the log store's in-memory
+/// mirror, which keeps the same bytes).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Record {
     pub index: u64,
     pub term: u64,
-    pub bytes: Vec<u8>,
+    pub bytes: std::sync::Arc<[u8]>,
 }
 
 /// A record read back at open, with where it was and the format of its entry.
@@ -251,7 +252,7 @@ fn decode_all(
             Record {
                 index,
                 term,
-                bytes: bytes.to_vec(),
+                bytes: bytes.into(),
             },
         ));
         at = end;
@@ -687,7 +688,7 @@ mod tests {
         Record {
             index,
             term,
-            bytes: vec![index as u8; size],
+            bytes: vec![index as u8; size].into(),
         }
     }
 
