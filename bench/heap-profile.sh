@@ -64,17 +64,16 @@ echo "before (member 1's RSS includes heaptrack's own): $(rss)" | tee "$OUT/rss"
 echo "after the fill of $TASKS tasks on $NODES nodes: $(rss)" | tee -a "$OUT/rss"
 leader=$(status | python3 -c 'import json,sys; print(json.load(sys.stdin)["leader"])')
 echo "profiled: member 1 (the leader is member $leader)"
-m=1
 if [ "$COST" = leaked ]; then
   # Killed, it frees nothing: what heaptrack counts as leaked is what it held after the fill.
-  kill -KILL "$(member_pid "$m")"
+  kill -KILL "$(member_pid 1)"
 else
-  kill -TERM "$(member_pid "$m")"
+  kill -TERM "$(member_pid 1)"
 fi
-for _ in $(seq 600); do grep -q "Heaptrack finished" "$OUT/c$m.log" && break; sleep 0.1; done
+for _ in $(seq 600); do grep -q "Heaptrack finished" "$OUT/c1.log" && break; sleep 0.1; done
 # The stacks, flamegraph style ("frame;frame;... bytes"), then summed by the innermost frame of
 # Hoist's own.
-heaptrack_print -f "$OUT/member$m.zst" --print-peaks 0 --print-leaks 0 --print-allocators 0 \
+heaptrack_print -f "$OUT/member1.zst" --print-peaks 0 --print-leaks 0 --print-allocators 0 \
   --print-temporary 0 -F "$OUT/$COST.stacks" --flamegraph-cost-type "$COST" >"$OUT/summary.txt"
 grep -E "^(total|peak|calls)" "$OUT/summary.txt" || true
 git ls-files '*.rs' | xargs -n1 basename | sort -u >"$OUT/ours.txt"
@@ -102,4 +101,4 @@ print(f"heap {what}: {total / 2**20:.1f} MiB, by the innermost frame of Hoist's:
 for site, cost in by_site.most_common(15):
     print(f"{cost / 2**20:9.2f} MiB  {site}")
 PY
-echo "heaptrack data: $OUT/member$m.zst (heaptrack --analyze for the GUI); stacks: $OUT/$COST.stacks"
+echo "heaptrack data: $OUT/member1.zst (heaptrack --analyze for the GUI); stacks: $OUT/$COST.stacks"
