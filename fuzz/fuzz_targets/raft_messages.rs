@@ -1,7 +1,8 @@
 //! Every Raft message and record as a member decodes it (`controller/src/raft/wire.rs`: entries,
 //! votes, log ids, snapshot metadata, identity, AppendEntries, Vote and InstallSnapshot requests
 //! and results, proposals and their outcomes; the state machine's commands through their codec;
-//! whole snapshot files), in each format (the first byte picks message and format). A value that
+//! whole snapshot files; the member link's frames and hello, `hoist_proto::peer_link`), in each
+//! format (the first byte picks message and format). A value that
 //! decodes must encode to bytes that decode to a value encoding to the same bytes, with one
 //! exception: a peer's storage error is read as a local one saying "on the peer: ..." (so that
 //! it is never taken for this member's own), whose text therefore grows on each round trip.
@@ -72,7 +73,7 @@ fuzz_target!(|data: &[u8]| {
         return;
     };
     let f = u32::from(which) % (CURRENT + 1);
-    match (which / 3) % 18 {
+    match (which / 3) % 19 {
         0 => roundtrip("entry", bytes, f, wire::decode_entry, |v, f| {
             wire::encode_entry(v, f).ok()
         }),
@@ -146,6 +147,7 @@ fuzz_target!(|data: &[u8]| {
         14 => codec::<hoist_proto::raft::Request>(bytes, f),
         15 => codec::<hoist_proto::raft::Response>(bytes, f),
         16 => codec::<hoist_proto::raft::StallNotice>(bytes, f),
+        17 => peer_link_frame(bytes),
         _ => {
             // A whole snapshot file (header, format, checksum, body): the checksum makes random
             // bodies fail early, so the body is also tried behind a header made for it.
@@ -160,6 +162,28 @@ fuzz_target!(|data: &[u8]| {
         }
     }
 });
+
+/// A member link frame's payload, read as a request and as an answer: what reads encodes back
+/// to the same bytes, and a hello reads back.
+fn peer_link_frame(bytes: &[u8]) {
+    use hoist_proto::peer_link::{self as link, Hello, Kind};
+    if let Some(prefix) = bytes.first_chunk::<4>() {
+        let _ = link::payload_len(*prefix);
+    }
+    if let Ok((kind, f, body)) = link::decode_request(bytes) {
+        if let Ok(kind) = kind {
+            assert_eq!(&link::encode_request(kind, f, body)[4..], bytes);
+        }
+        if kind == Ok(Kind::Hello) {
+            if let Ok(hello) = Hello::from_bytes(body) {
+                assert_eq!(Hello::from_bytes(&hello.to_bytes()).ok(), Some(hello));
+            }
+        }
+    }
+    if let Ok((status, f, body)) = link::decode_answer(bytes) {
+        assert_eq!(&link::encode_answer(status, f, body)[4..], bytes);
+    }
+}
 
 /// `body` behind a valid snapshot header of state format `f`, as `state/snapshot.rs` documents
 /// it: `HOISTSM\0`, image format `f + 2` (u32 LE), SHA-256 of the body.

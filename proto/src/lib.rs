@@ -14,6 +14,7 @@ pub mod image;
 pub mod limits;
 pub mod node;
 pub mod overlay;
+pub mod peer_link;
 pub mod quantity;
 pub mod raft;
 pub mod rules;

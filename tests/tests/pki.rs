@@ -263,8 +263,9 @@ fn a_node_certificate_acts_for_its_own_node_only_and_stops_with_the_node() -> Re
 
 /// Members call each other over mutual TLS: every member of a 3-member cluster (two joined
 /// with `--join`) serves under the cluster's root and keeps its certificate in its data dir;
-/// Raft RPCs over plain HTTP, or with a node's certificate, are refused by every member, while
-/// writes commit.
+/// Raft RPCs over plain HTTP, or with a node's certificate (over HTTP or the member link), are
+/// refused by every member, while writes commit, with Raft and the forwarded writes on the
+/// member link.
 #[test]
 fn members_talk_raft_over_mutual_tls_only() -> Result<()> {
     let _g = serial();
@@ -332,10 +333,8 @@ fn members_talk_raft_over_mutual_tls_only() -> Result<()> {
         .certificate
         .context("a node certificate")?;
     let id = Identity::from_pem(&format!("{cert}{root_pem}"), &key).map_err(anyhow::Error::msg)?;
-    let as_node = client(
-        Trust::Roots(tls::certs_from_pem(&root_pem).map_err(anyhow::Error::msg)?),
-        Some(id),
-    )?;
+    let roots = tls::certs_from_pem(&root_pem).map_err(anyhow::Error::msg)?;
+    let as_node = client(Trust::Roots(roots.clone()), Some(id.clone()))?;
     let plain = reqwest::blocking::Client::builder()
         .no_proxy()
         .timeout(Duration::from_secs(5))
@@ -360,8 +359,112 @@ fn members_talk_raft_over_mutual_tls_only() -> Result<()> {
                 "{path} with a node certificate on member {i}: {code}"
             );
         }
+        // Nor does a node's certificate open a member link.
+        let refused = link_hello(&lab.addr(i), roots.clone(), id.clone(), 9)?;
+        ensure!(
+            refused.contains("a node certificate cannot open a member link"),
+            "member link with a node certificate on member {i}: {refused}"
+        );
     }
+    // The members' Raft RPCs and the forwarded writes went over the member link: a persistent
+    // connection per peer, not an HTTP request each.
+    let leader = lab.leader().context("a leader")?;
+    for i in 0..3 {
+        let sent = peer_requests(&lab, i)?;
+        let link = |kind: &str| sent.get(&(kind.to_string(), "link".into())).copied();
+        if i == leader {
+            ensure!(
+                link("append").unwrap_or(0.0) > 0.0,
+                "the leader (member {i}) sent no append on a member link: {sent:?}"
+            );
+        }
+    }
+    let forwarded: f64 = (0..3)
+        .filter(|&i| i != leader)
+        .map(|i| peer_requests(&lab, i))
+        .collect::<Result<Vec<_>>>()?
+        .iter()
+        .filter_map(|sent| sent.get(&("propose".to_string(), "link".to_string())))
+        .sum();
+    ensure!(
+        forwarded > 0.0,
+        "the followers forwarded no write on a member link"
+    );
     Ok(())
+}
+
+/// `hoist_peer_requests_total` of member `i` by (kind, transport).
+fn peer_requests(lab: &Lab, i: usize) -> Result<std::collections::BTreeMap<(String, String), f64>> {
+    let resp = lab
+        .client_builder()
+        .timeout(Duration::from_secs(5))
+        .build()?
+        .get(format!("http://{}/metrics", lab.addr(i)))
+        .send()?;
+    ensure!(
+        resp.status() == 200,
+        "metrics of member {i}: {}",
+        resp.status()
+    );
+    let text = resp.text()?;
+    let mut out = std::collections::BTreeMap::new();
+    for line in text.lines() {
+        let Some(rest) = line.strip_prefix("hoist_peer_requests_total{") else {
+            continue;
+        };
+        let (labels, value) = rest.split_once("} ").context("a sample")?;
+        let label = |name: &str| {
+            labels
+                .split(',')
+                .find_map(|l| l.strip_prefix(&format!("{name}=\"")))
+                .map(|v| v.trim_end_matches('"').to_string())
+                .unwrap_or_default()
+        };
+        out.insert((label("kind"), label("transport")), value.trim().parse()?);
+    }
+    Ok(out)
+}
+
+/// Opens a member link (TLS with the link's ALPN name) to `addr` presenting `identity`, says
+/// hello as member `member`, and answers the reason of the refusal (an error if it was taken).
+fn link_hello(
+    addr: &str,
+    roots: Vec<rustls::pki_types::CertificateDer<'static>>,
+    identity: Identity,
+    member: u64,
+) -> Result<String> {
+    use hoist_proto::peer_link::{self, Hello, Kind, Status};
+    use std::io::{Read, Write};
+    hoist_common::init_tls();
+    let mut config =
+        tls::client_config(Trust::Roots(roots), Some(identity)).map_err(anyhow::Error::msg)?;
+    config.alpn_protocols = vec![peer_link::ALPN.to_vec()];
+    let name = rustls::pki_types::ServerName::try_from(tls::MEMBER_NAME)?;
+    let conn = rustls::ClientConnection::new(std::sync::Arc::new(config), name)?;
+    let tcp = std::net::TcpStream::connect(addr)?;
+    tcp.set_read_timeout(Some(Duration::from_secs(5)))?;
+    let mut tls = rustls::StreamOwned::new(conn, tcp);
+    let hello = Hello {
+        member,
+        ..Hello::this_build(member)
+    };
+    tls.write_all(&peer_link::encode_request(
+        Kind::Hello,
+        hoist_proto::format::CURRENT,
+        &hello.to_bytes(),
+    ))?;
+    tls.flush()?;
+    ensure!(
+        tls.conn.alpn_protocol() == Some(peer_link::ALPN),
+        "the member does not offer the member link"
+    );
+    let mut prefix = [0u8; 4];
+    tls.read_exact(&mut prefix)?;
+    let mut payload = vec![0u8; peer_link::payload_len(prefix)?];
+    tls.read_exact(&mut payload)?;
+    let (status, _, body) = peer_link::decode_answer(&payload)?;
+    ensure!(status == Status::Refused, "the hello was taken");
+    Ok(String::from_utf8_lossy(body).into_owned())
 }
 
 /// The node certificate of a real agent (its key never left its host) over its life: made at

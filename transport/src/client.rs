@@ -48,6 +48,8 @@ pub fn builder_tls(config: rustls::ClientConfig) -> reqwest::ClientBuilder {
 pub struct PeerClients {
     plain: reqwest::Client,
     tls: std::sync::RwLock<Option<reqwest::Client>>,
+    /// The TLS configuration of stream protocols (with their ALPN name), set with the client.
+    stream: std::sync::RwLock<Option<std::sync::Arc<rustls::ClientConfig>>>,
     /// The addresses that answered over TLS at least once.
     spoke_tls: std::sync::Mutex<std::collections::HashSet<String>>,
 }
@@ -58,6 +60,7 @@ impl PeerClients {
         PeerClients {
             plain,
             tls: std::sync::RwLock::new(None),
+            stream: std::sync::RwLock::new(None),
             spoke_tls: std::sync::Mutex::default(),
         }
     }
@@ -69,9 +72,25 @@ impl PeerClients {
         }
     }
 
+    /// Calls peers over a stream protocol with `config` from now on (see
+    /// [`crate::server::StreamService`]); `config` offers that protocol's ALPN name.
+    pub fn set_stream_tls(&self, config: std::sync::Arc<rustls::ClientConfig>) {
+        if let Ok(mut slot) = self.stream.write() {
+            *slot = Some(config);
+        }
+    }
+
+    /// The stream protocol's TLS configuration, once set.
+    pub fn stream_tls(&self) -> Option<std::sync::Arc<rustls::ClientConfig>> {
+        self.stream.read().ok()?.clone()
+    }
+
     /// Calls peers over plain HTTP only from now on.
     pub fn clear_tls(&self) {
         if let Ok(mut slot) = self.tls.write() {
+            *slot = None;
+        }
+        if let Ok(mut slot) = self.stream.write() {
             *slot = None;
         }
     }

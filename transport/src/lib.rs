@@ -11,4 +11,6 @@ pub mod pki;
 pub mod server;
 pub mod tls;
 
-pub use server::{serve, serve_tls, Limits, TlsSource};
+pub use server::{
+    serve, serve_tls, serve_tls_with, Limits, StreamIo, StreamService, Streams, TlsSource,
+};

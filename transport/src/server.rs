@@ -66,7 +66,7 @@ pub async fn serve<L>(
 where
     L: Listener,
 {
-    serve_inner(listener, router, limits, None, shutdown).await
+    serve_inner(listener, router, limits, None, Streams::new(), shutdown).await
 }
 
 /// The TLS configuration a listener serves with, or `None` while it has none (then it serves
@@ -89,7 +89,50 @@ pub async fn serve_tls<L>(
 where
     L: Listener,
 {
-    serve_inner(listener, router, limits, Some(tls), shutdown).await
+    serve_inner(
+        listener,
+        router,
+        limits,
+        Some(tls),
+        Streams::new(),
+        shutdown,
+    )
+    .await
+}
+
+/// A TLS connection handed to a [`StreamService`].
+pub trait StreamIo: AsyncRead + AsyncWrite + Unpin + Send {}
+impl<T: AsyncRead + AsyncWrite + Unpin + Send> StreamIo for T {}
+
+/// A protocol other than HTTP, served on the TLS connections that negotiate its ALPN name (see
+/// [`serve_tls_with`]). It gets the connection after the handshake and the client certificate's
+/// holder, and serves it until it closes; the listener's shutdown drops it.
+pub trait StreamService: Send + Sync + 'static {
+    fn serve(
+        &self,
+        io: Box<dyn StreamIo>,
+        peer: crate::tls::TlsPeer,
+    ) -> Pin<Box<dyn Future<Output = ()> + Send>>;
+}
+
+/// Stream protocols by ALPN name.
+pub type Streams = Vec<(&'static [u8], Arc<dyn StreamService>)>;
+
+/// As [`serve_tls`], and a TLS connection that negotiates one of `streams`' ALPN names goes to
+/// that protocol instead of HTTP. The TLS configuration must offer those names (see
+/// [`crate::tls::server_config_alpn`]); a client that asks for none gets HTTP as always.
+pub async fn serve_tls_with<L>(
+    listener: L,
+    router: Router,
+    limits: Limits,
+    tls: TlsSource,
+    streams: Streams,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()>
+where
+    L: Listener,
+{
+    serve_inner(listener, router, limits, Some(tls), streams, shutdown).await
 }
 
 /// The first byte of a TLS connection (a handshake record).
@@ -100,11 +143,13 @@ async fn serve_inner<L>(
     router: Router,
     limits: Limits,
     tls: Option<TlsSource>,
+    streams: Streams,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()>
 where
     L: Listener,
 {
+    let streams = Arc::new(streams);
     let permits = Arc::new(Semaphore::new(limits.max_connections.max(1)));
     let mut warned_full: Option<Instant> = None;
     // Dropping the receiver tells the accept loop and every connection to stop.
@@ -143,10 +188,13 @@ where
         let signal_tx = signal_tx.clone();
         let close_rx = close_rx.clone();
         let tls = tls.as_ref().and_then(|t| t.borrow().clone());
+        let streams = streams.clone();
         tokio::spawn(async move {
             match tls {
                 None => connection(io, router, limits, &signal_tx).await,
-                Some(config) => sniffed_connection(io, router, limits, config, &signal_tx).await,
+                Some(config) => {
+                    sniffed_connection(io, router, limits, config, &streams, &signal_tx).await
+                }
             }
             drop(permit);
             drop(close_rx);
@@ -164,6 +212,7 @@ async fn sniffed_connection<I>(
     router: Router,
     limits: Limits,
     config: Arc<rustls::ServerConfig>,
+    streams: &Streams,
     stop: &watch::Sender<()>,
 ) where
     I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
@@ -198,6 +247,15 @@ async fn sniffed_connection<I>(
             .and_then(|chain| chain.first())
             .and_then(|leaf| crate::tls::identity_of(leaf)),
     };
+    let alpn = stream.get_ref().1.alpn_protocol();
+    if let Some((_, service)) = streams.iter().find(|(name, _)| Some(*name) == alpn) {
+        let serving = service.serve(Box::new(stream), peer);
+        tokio::select! {
+            _ = serving => {}
+            _ = stop.closed() => {}
+        }
+        return;
+    }
     let router = router.map_request(move |mut req: axum::extract::Request<Incoming>| {
         req.extensions_mut().insert(peer.clone());
         req

@@ -226,17 +226,32 @@ pub fn server_config(
     identity: Identity,
     client_roots: &[CertificateDer<'static>],
 ) -> Result<Arc<ServerConfig>, String> {
+    server_config_alpn(identity, client_roots, &[])
+}
+
+/// As [`server_config`], also offering the stream protocols `protocols` by ALPN (see
+/// [`crate::server::serve_tls_with`]); HTTP/1.1 is offered after them, so that clients asking
+/// for it (or for nothing) are served as before.
+pub fn server_config_alpn(
+    identity: Identity,
+    client_roots: &[CertificateDer<'static>],
+    protocols: &[&[u8]],
+) -> Result<Arc<ServerConfig>, String> {
     let verifier =
         WebPkiClientVerifier::builder_with_provider(root_store(client_roots)?, provider())
             .allow_unauthenticated()
             .build()
             .map_err(|e| format!("client verifier: {e}"))?;
-    let config = ServerConfig::builder_with_provider(provider())
+    let mut config = ServerConfig::builder_with_provider(provider())
         .with_protocol_versions(&[&rustls::version::TLS13])
         .map_err(|e| e.to_string())?
         .with_client_cert_verifier(verifier)
         .with_single_cert(identity.chain, identity.key)
         .map_err(|e| format!("this member's certificate: {e}"))?;
+    if !protocols.is_empty() {
+        config.alpn_protocols = protocols.iter().map(|p| p.to_vec()).collect();
+        config.alpn_protocols.push(b"http/1.1".to_vec());
+    }
     Ok(Arc::new(config))
 }
 

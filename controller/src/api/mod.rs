@@ -339,5 +339,8 @@ pub async fn serve(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
     let tls = ctx.pki.tls_source();
-    hoist_transport::serve_tls(listener, router(ctx), limits, tls, shutdown).await
+    let link: Arc<dyn hoist_transport::StreamService> =
+        Arc::new(crate::raft::link::Server::new(ctx.node.clone()));
+    let streams = vec![(hoist_proto::peer_link::ALPN, link)];
+    hoist_transport::serve_tls_with(listener, router(ctx), limits, tls, streams, shutdown).await
 }

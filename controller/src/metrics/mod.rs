@@ -55,6 +55,14 @@ pub struct ResultLabel {
     pub result: &'static str,
 }
 
+/// Labels of a request to another member: what it asks (`append`, `vote`, `snapshot`,
+/// `propose`) and how it travelled (`link`, or `http` when the member link could not be used).
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct PeerRequestLabels {
+    pub kind: &'static str,
+    pub transport: &'static str,
+}
+
 /// Log fsync buckets in seconds: 100 µs to 5 s (a stalled disk shows in the last ones).
 const FSYNC_BUCKETS: [f64; 15] = [
     0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0,
@@ -74,6 +82,7 @@ pub struct Recorders {
     requests: Family<RequestLabels, Counter>,
     request_seconds: Family<RouteLabels, Histogram, fn() -> Histogram>,
     placements: Family<ResultLabel, Counter>,
+    peer_requests: Family<PeerRequestLabels, Counter>,
 }
 
 impl Default for Recorders {
@@ -85,6 +94,7 @@ impl Default for Recorders {
             requests: Family::default(),
             request_seconds: Family::new_with_constructor(latency_histogram),
             placements: Family::default(),
+            peer_requests: Family::default(),
         }
     }
 }
@@ -134,6 +144,13 @@ impl Recorders {
         }
     }
 
+    /// One request sent to another member, over `transport`.
+    pub fn peer_request(&self, kind: &'static str, transport: &'static str) {
+        self.peer_requests
+            .get_or_create(&PeerRequestLabels { kind, transport })
+            .inc();
+    }
+
     /// Registers clones (they share the values) in a scrape's registry.
     fn register(&self, r: &mut Registry) {
         r.register_with_unit(
@@ -167,6 +184,11 @@ impl Recorders {
             "hoist_scheduler_placements",
             "Replicas the leader placed on nodes (placed), or dropped when the plan's re-check found they no longer fit (refused), while this member led",
             self.placements.clone(),
+        );
+        r.register(
+            "hoist_peer_requests",
+            "Requests this member sent to other members (Raft RPCs and forwarded writes), by kind and by transport: the member link, or HTTP when this member or the peer cannot use it",
+            self.peer_requests.clone(),
         );
     }
 }

@@ -313,7 +313,8 @@ impl Pki {
                 humantime::format_rfc3339_seconds(not_after)
             ));
         }
-        let config = tls::server_config(identity.clone(), &roots)?;
+        let config =
+            tls::server_config_alpn(identity.clone(), &roots, &[hoist_proto::peer_link::ALPN])?;
         let trusted = roots.iter().map(|r| tls::ca_digest(r)).collect::<Vec<_>>();
         let client_config = tls::client_config(tls::Trust::Roots(roots), Some(identity))?;
         let client = hoist_transport::client::builder_tls(client_config.clone())
@@ -337,6 +338,9 @@ impl Pki {
         self.tls.send_replace(Some(config));
         if !self.plain_peers {
             self.peers.set_tls(client);
+            let mut link = client_config.clone();
+            link.alpn_protocols = vec![hoist_proto::peer_link::ALPN.to_vec()];
+            self.peers.set_stream_tls(Arc::new(link));
         }
         if let Ok(mut slot) = self.client.lock() {
             *slot = Some(Arc::new(client_config));

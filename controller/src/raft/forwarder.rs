@@ -1,16 +1,19 @@
 //! Writes that reach a member which is not the leader go to the leader grouped: every command
-//! waiting for the same leader travels in one `POST /raft/propose`, and the leader answers one
-//! outcome per command, in order (see [`super::wire`] for the bodies in each format).
+//! waiting for the same leader travels in one proposal (on the member link, or else as a `POST
+//! /raft/propose`), and the leader answers one outcome per command, in order (see
+//! [`super::wire`] for the bodies in each format).
 //!
 //! Forwarding each API request on its own costed the leader a full HTTP request per write; as a
 //! group it is one request per batch, and the leader's proposer puts the whole group into one log
 //! entry. The leader never forwards a proposal further: a member that lost leadership answers
 //! "not the leader", and the API layer's request forwarding takes over from there.
 
+use super::link::Links;
 use super::network::post;
 use super::node::ConsensusError;
 use super::peers::{self, Peers};
 use super::wire::{self, Outcome};
+use hoist_proto::peer_link::Kind;
 use hoist_proto::raft::Command;
 use hoist_transport::client::PeerClients;
 use std::sync::Arc;
@@ -35,9 +38,14 @@ pub struct Forwarder {
 impl Forwarder {
     /// Starts the forwarding task; a group not answered within `timeout` gets
     /// [`ConsensusError::Unknown`].
-    pub fn start(timeout: Duration, peers: Arc<Peers>, clients: Arc<PeerClients>) -> Forwarder {
+    pub fn start(
+        timeout: Duration,
+        peers: Arc<Peers>,
+        clients: Arc<PeerClients>,
+        links: Arc<Links>,
+    ) -> Forwarder {
         let (tx, rx) = mpsc::unbounded_channel();
-        tokio::spawn(run(clients, rx, timeout, peers));
+        tokio::spawn(run(clients, links, rx, timeout, peers));
         Forwarder { tx }
     }
 
@@ -60,6 +68,7 @@ impl Forwarder {
 
 async fn run(
     http: Arc<PeerClients>,
+    links: Arc<Links>,
     mut rx: mpsc::UnboundedReceiver<Item>,
     timeout: Duration,
     peers: Arc<Peers>,
@@ -90,6 +99,7 @@ async fn run(
             }
         }
         let http = http.clone();
+        let links = links.clone();
         let format = batch
             .iter()
             .map(|i| i.1)
@@ -98,7 +108,7 @@ async fn run(
             .max(peers.format_at(&leader));
         let peers = peers.clone();
         tokio::spawn(async move {
-            send(&http, &peers, &leader, format, batch, timeout).await;
+            send(&http, &links, &peers, &leader, format, batch, timeout).await;
             drop(permit);
         });
     }
@@ -106,6 +116,7 @@ async fn run(
 
 async fn send(
     http: &PeerClients,
+    links: &Links,
     peers: &Peers,
     leader: &str,
     format: u32,
@@ -114,7 +125,7 @@ async fn send(
 ) {
     let (commands, replies): (Vec<Command>, Vec<oneshot::Sender<Outcome>>) =
         batch.into_iter().map(|(_, _, c, r)| (c, r)).unzip();
-    let outcomes = call(http, peers, leader, format, &commands, timeout).await;
+    let outcomes = call(http, links, peers, leader, format, &commands, timeout).await;
     match outcomes {
         Ok(outcomes) if outcomes.len() == replies.len() => {
             for (reply, outcome) in replies.into_iter().zip(outcomes) {
@@ -141,6 +152,7 @@ async fn send(
 
 async fn call(
     http: &PeerClients,
+    links: &Links,
     peers: &Peers,
     leader: &str,
     format: u32,
@@ -158,6 +170,17 @@ async fn call(
             "the leader at {leader} did not answer ({what}); a write may or may not have been applied"
         ))
     };
+    match links
+        .call(None, leader, Kind::Propose, format, &body, timeout)
+        .await
+    {
+        Ok(Some((answered_in, bytes))) => {
+            return wire::decode_outcomes(&bytes, answered_in)
+                .map_err(|e| unknown(format!("undecodable answer: {e}")))
+        }
+        Ok(None) => {}
+        Err(e) => return Err(unknown(e.to_string())),
+    }
     let media = peers::raft_media_type(format);
     let (status, headers, bytes) = post(http, leader, "/raft/propose", timeout, media, body)
         .await

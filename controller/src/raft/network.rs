@@ -1,12 +1,15 @@
-//! The Raft RPC client: each RPC is an HTTP POST to the peer's `/raft/{append,vote,snapshot}`; the
-//! answer is the peer's `Result` of its Raft call. The body is in the newest format both members
+//! The Raft RPC client: each RPC is a request on the member link ([`super::link`]) when both
+//! members speak it, else an HTTP POST to the peer's `/raft/{append,vote,snapshot}`; the answer
+//! is the peer's `Result` of its Raft call. The body is in the newest format both members
 //! read (see [`super::peers`]): postcard for a 0.1.0 member or one not heard from yet, protobuf
 //! otherwise. Every request names this member and its version; every answer tells the peer's.
 
+use super::link::Links;
 use super::peers::{self, Peers, MEMBER_HEADER};
 use super::wire;
 use super::TypeConfig;
 use hoist_proto::format::{DecodeError, Unrepresentable};
+use hoist_proto::peer_link::Kind;
 use hoist_transport::client::PeerClients;
 use openraft::error::{
     InstallSnapshotError, NetworkError, PayloadTooLarge, RPCError, RaftError, RemoteError,
@@ -31,14 +34,20 @@ const MAX_APPEND_BYTES: usize = 1 << 20;
 #[derive(Clone, Debug)]
 pub struct Network {
     clients: Arc<PeerClients>,
+    links: Arc<Links>,
     /// This member's id, sent with every request.
     me: u64,
     peers: Arc<Peers>,
 }
 
 impl Network {
-    pub fn new(me: u64, peers: Arc<Peers>, clients: Arc<PeerClients>) -> Self {
-        Network { clients, me, peers }
+    pub fn new(me: u64, peers: Arc<Peers>, clients: Arc<PeerClients>, links: Arc<Links>) -> Self {
+        Network {
+            clients,
+            links,
+            me,
+            peers,
+        }
     }
 }
 
@@ -57,6 +66,7 @@ impl RaftNetworkFactory<TypeConfig> for Network {
     async fn new_client(&mut self, target: u64, node: &BasicNode) -> Peer {
         Peer {
             clients: self.clients.clone(),
+            links: self.links.clone(),
             me: self.me,
             peers: self.peers.clone(),
             target,
@@ -69,6 +79,7 @@ impl RaftNetworkFactory<TypeConfig> for Network {
 #[derive(Debug)]
 pub struct Peer {
     clients: Arc<PeerClients>,
+    links: Arc<Links>,
     me: u64,
     peers: Arc<Peers>,
     target: u64,
@@ -112,10 +123,11 @@ impl Peer {
         ))
     }
 
-    /// POSTs an encoded request in `format` and decodes the peer's `Result` with `decode`.
+    /// Sends an encoded `kind` request in `format`, on the member link or else as an HTTP POST,
+    /// and decodes the peer's `Result` with `decode`.
     async fn send<T, E>(
         &self,
-        path: &str,
+        kind: Kind,
         body: Vec<u8>,
         format: u32,
         option: &RPCOption,
@@ -124,6 +136,35 @@ impl Peer {
     where
         E: std::error::Error,
     {
+        let linked = self
+            .links
+            .call(
+                Some(self.target),
+                &self.addr,
+                kind,
+                format,
+                &body,
+                option.hard_ttl(),
+            )
+            .await;
+        let (answered_in, bytes) = match linked {
+            Ok(Some(answer)) => answer,
+            Ok(None) => self.post(kind.name(), body, format, option).await?,
+            Err(e) => return Err(network_error(e)),
+        };
+        let result = decode(&bytes, answered_in).map_err(network_error)?;
+        result.map_err(|e| RPCError::RemoteError(RemoteError::new(self.target, e)))
+    }
+
+    /// POSTs an encoded request in `format` to `/raft/{path}`; answers the body that came back
+    /// and its format.
+    async fn post<E: std::error::Error>(
+        &self,
+        path: &str,
+        body: Vec<u8>,
+        format: u32,
+        option: &RPCOption,
+    ) -> Result<(u32, bytes::Bytes), RPCError<u64, BasicNode, RaftError<u64, E>>> {
         let body = bytes::Bytes::from(body);
         let send = self.clients.send(&self.addr, |client, base| {
             let mut req = client
@@ -164,8 +205,7 @@ impl Peer {
                 String::from_utf8_lossy(&bytes)
             )));
         }
-        let result = decode(&bytes, answered_in).map_err(network_error)?;
-        result.map_err(|e| RPCError::RemoteError(RemoteError::new(self.target, e)))
+        Ok((answered_in, bytes))
     }
 }
 
@@ -236,8 +276,14 @@ impl RaftNetwork<TypeConfig> for Peer {
                 PayloadTooLarge::new_entries_hint(fit as u64),
             ));
         }
-        self.send("append", body, format, &option, wire::decode_append_result)
-            .await
+        self.send(
+            Kind::Append,
+            body,
+            format,
+            &option,
+            wire::decode_append_result,
+        )
+        .await
     }
 
     async fn install_snapshot(
@@ -251,7 +297,7 @@ impl RaftNetwork<TypeConfig> for Peer {
         let format = self.format();
         let body = wire::encode_snapshot_request(&rpc, format);
         self.send(
-            "snapshot",
+            Kind::Snapshot,
             body,
             format,
             &option,
@@ -267,7 +313,7 @@ impl RaftNetwork<TypeConfig> for Peer {
     ) -> Result<VoteResponse<u64>, RPCError<u64, BasicNode, RaftError<u64>>> {
         let format = self.format();
         let body = wire::encode_vote_request(&rpc, format);
-        self.send("vote", body, format, &option, wire::decode_vote_result)
+        self.send(Kind::Vote, body, format, &option, wire::decode_vote_result)
             .await
     }
 
@@ -299,8 +345,10 @@ mod tests {
     /// address is unreachable: reaching it would be a different error); one entry goes whole.
     #[tokio::test]
     async fn large_appends_are_split_by_an_entries_hint() {
+        let clients = Arc::new(PeerClients::new(plain_peer_client()));
         let mut peer = Peer {
-            clients: Arc::new(PeerClients::new(plain_peer_client())),
+            links: Arc::new(Links::new(1, Arc::default(), clients.clone())),
+            clients,
             me: 1,
             peers: Arc::default(),
             target: 2,

@@ -2,6 +2,7 @@
 //! write a command, read linearizably, report status, change membership, serve RPC bodies.
 
 use super::forwarder::Forwarder;
+use super::link::Links;
 use super::log_store::LogStore;
 use super::network::Network;
 use super::peers::Peers;
@@ -231,10 +232,11 @@ impl RaftNode {
         ));
         let peers = Arc::new(Peers::new(machine.cluster_format.clone()));
         let clients = Arc::new(PeerClients::new(super::network::plain_peer_client()));
+        let links = Arc::new(Links::new(id, peers.clone(), clients.clone()));
         let raft = Raft::new(
             id,
             Arc::new(config),
-            Network::new(id, peers.clone(), clients.clone()),
+            Network::new(id, peers.clone(), clients.clone(), links.clone()),
             LogStore::open(store, stall.clone())?,
             machine.clone(),
         )
@@ -253,6 +255,7 @@ impl RaftNode {
             settings.op_timeout + Duration::from_secs(2),
             peers.clone(),
             clients.clone(),
+            links,
         );
         Ok(RaftNode {
             inner: Arc::new(Inner {

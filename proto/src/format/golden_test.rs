@@ -134,9 +134,61 @@ fn every_golden_file_of_every_format_read_decodes() {
                 &samples::certificate_response(),
                 m,
             );
+            peer_link_frames(format, m);
         }
     }
     assert_none_missing(&missing);
+}
+
+/// The member link's framing (`crate::peer_link`): a hello, a request and a refusal, whole
+/// frames as they travel. The framing is named by its ALPN protocol, not by the format; its files
+/// live with the format that introduced it.
+fn peer_link_frames(format: u32, m: &mut Vec<std::path::PathBuf>) {
+    use crate::peer_link::{self as link, Hello, Kind, Status};
+    let hello = Hello {
+        member: 2,
+        version: "0.3.0".into(),
+        format: 2,
+        oldest_format: 0,
+    };
+    super::golden::check_bytes(
+        format,
+        "peer-hello.bin",
+        &hello,
+        |h| link::encode_request(Kind::Hello, 2, &h.to_bytes()),
+        |b| {
+            let (kind, f, body) = link::decode_request(&b[4..]).map_err(|e| e.to_string())?;
+            assert_eq!((kind, f), (Ok(Kind::Hello), 2));
+            Hello::from_bytes(body).map_err(|e| e.to_string())
+        },
+        m,
+    );
+    let body = b"protobuf AppendEntries".to_vec();
+    super::golden::check_bytes(
+        format,
+        "peer-request-append.bin",
+        &body,
+        |b| link::encode_request(Kind::Append, 2, b),
+        |b| {
+            let (kind, f, body) = link::decode_request(&b[4..]).map_err(|e| e.to_string())?;
+            assert_eq!((kind, f), (Ok(Kind::Append), 2));
+            Ok(body.to_vec())
+        },
+        m,
+    );
+    let reason = b"member 4 is not a member of this cluster (removed)".to_vec();
+    super::golden::check_bytes(
+        format,
+        "peer-answer-refused.bin",
+        &reason,
+        |b| link::encode_answer(Status::Refused, 2, b),
+        |b| {
+            let (status, f, body) = link::decode_answer(&b[4..]).map_err(|e| e.to_string())?;
+            assert_eq!((status, f), (Status::Refused, 2));
+            Ok(body.to_vec())
+        },
+        m,
+    );
 }
 
 /// Every file under `golden/vN/` (the generators' sources aside).

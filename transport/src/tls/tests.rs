@@ -373,3 +373,91 @@ async fn the_served_certificate_is_read_from_a_handshake() {
     .unwrap_err();
     assert!(e.contains("TLS with"), "{e}");
 }
+
+/// Echoes one line back with the client certificate's holder in front.
+struct Echo;
+
+impl crate::server::StreamService for Echo {
+    fn serve(
+        &self,
+        mut io: Box<dyn crate::server::StreamIo>,
+        peer: TlsPeer,
+    ) -> std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>> {
+        Box::pin(async move {
+            use tokio::io::{AsyncReadExt, AsyncWriteExt};
+            let who = peer.identity.map_or("anonymous".into(), |i| i.id);
+            let mut buf = [0u8; 64];
+            let n = io.read(&mut buf).await.unwrap_or(0);
+            let mut out = format!("{who}:").into_bytes();
+            out.extend_from_slice(&buf[..n]);
+            let _ = io.write_all(&out).await;
+            let _ = io.shutdown().await;
+        })
+    }
+}
+
+/// A client that asks for a stream protocol by ALPN gets it, with its certificate's holder;
+/// HTTP clients on the same port are served as before, and a server that offers no stream
+/// protocol negotiates none (the client then knows to use HTTP).
+#[tokio::test]
+async fn a_stream_protocol_is_served_beside_http_when_its_alpn_is_asked_for() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    install();
+    let cluster = Cluster::new();
+    let now = SystemTime::now();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let router = Router::new().route("/who", get(|| async { "http" }));
+    let member = cluster.issue(CertRole::Member, "1", pki::CERT_LIFETIME, now);
+    let config = server_config_alpn(member, &cluster.roots(), &[b"echo/1"]).unwrap();
+    let (_tx, rx) = tokio::sync::watch::channel(Some(config));
+    let streams: crate::server::Streams = vec![(b"echo/1", Arc::new(Echo))];
+    tokio::spawn(async move {
+        let _keep = _tx;
+        crate::server::serve_tls_with(
+            listener,
+            router,
+            Limits::default(),
+            rx,
+            streams,
+            std::future::pending(),
+        )
+        .await
+    });
+    let me = cluster.issue(CertRole::Member, "2", pki::CERT_LIFETIME, now);
+    let plain = client_config(Trust::Roots(cluster.roots()), Some(me.clone())).unwrap();
+    assert_eq!(who(addr, Some(plain.clone())).await.unwrap(), "http");
+    assert_eq!(who(addr, None).await.unwrap(), "http");
+
+    let stream = |alpn: &[u8]| {
+        let mut config = plain.clone();
+        config.alpn_protocols = vec![alpn.to_vec()];
+        Arc::new(config)
+    };
+    let name = ServerName::try_from(MEMBER_NAME).unwrap();
+    let tcp = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let mut tls = tokio_rustls::TlsConnector::from(stream(b"echo/1"))
+        .connect(name.clone(), tcp)
+        .await
+        .unwrap();
+    assert_eq!(tls.get_ref().1.alpn_protocol(), Some(&b"echo/1"[..]));
+    tls.write_all(b"hello").await.unwrap();
+    tls.flush().await.unwrap();
+    let mut got = String::new();
+    tls.read_to_string(&mut got).await.unwrap();
+    assert_eq!(got, "2:hello");
+
+    // Another member's listener without stream protocols: the handshake succeeds and names
+    // no protocol.
+    let old = start(
+        cluster.issue(CertRole::Member, "3", pki::CERT_LIFETIME, now),
+        cluster.roots(),
+    )
+    .await;
+    let tcp = tokio::net::TcpStream::connect(old).await.unwrap();
+    let tls = tokio_rustls::TlsConnector::from(stream(b"echo/1"))
+        .connect(name, tcp)
+        .await
+        .unwrap();
+    assert_eq!(tls.get_ref().1.alpn_protocol(), None);
+}

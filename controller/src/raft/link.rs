@@ -1,0 +1,510 @@
+//! The member link ([`hoist_proto::peer_link`]): Raft RPCs and forwarded writes as frames on one
+//! persistent mutual-TLS connection per peer, both ends.
+//!
+//! [`Links`] is the calling side: a pool of open links by address, used by the Raft network
+//! ([`super::network`]) and the forwarder ([`super::forwarder`]). A call that cannot use a
+//! link answers `Ok(None)` and the caller sends the same body over HTTP, as it always could:
+//! this member has no certificate yet (or peers are plain), the peer does not offer the link
+//! (an older build, or it has no certificate), the body is too large for a frame, or no link
+//! could be opened (then the HTTP path reports why). A peer that did not offer the link is
+//! asked again after [`RETRY_UNSUPPORTED`], so that an upgraded member is used at once.
+//!
+//! [`Server`] is the answering side, handed the TLS connections that negotiated the link by the
+//! listener. It serves only a member certificate of a member of this cluster (checked again for
+//! every request, so that a removed member loses its link), and answers each request with the
+//! same [`RaftNode::handle_rpc`] as the `/raft/{kind}` routes.
+//!
+//! A link carries one request at a time: a caller takes a link from the pool, sends, waits for
+//! the answer and puts it back, so concurrent calls to one peer open more links (as an HTTP
+//! pool opens more connections). A call that fails or times out after its request was sent
+//! drops its link: the answer may still come, and it would be taken for the next one's.
+
+use super::node::RaftNode;
+use super::peers::Peers;
+use hoist_proto::format::PeerVersion;
+use hoist_proto::peer_link::{self, FrameError, Hello, Kind, Status};
+use hoist_transport::client::PeerClients;
+use hoist_transport::tls::{CertRole, TlsPeer, MEMBER_NAME};
+use hoist_transport::{StreamIo, StreamService};
+use std::collections::HashMap;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::net::TcpStream;
+
+/// How long a link may sit unused in the pool: below the server's [`IDLE`], so that a caller
+/// never sends on a link the server is closing.
+const POOL_IDLE: Duration = Duration::from_secs(20);
+/// How long a server keeps a link that carries no request.
+const IDLE: Duration = Duration::from_secs(30);
+/// How long opening a link may take (TCP, TLS, hello).
+const OPEN_TIMEOUT: Duration = Duration::from_millis(500);
+/// How long a peer that did not offer the link is called over HTTP before it is asked again.
+pub const RETRY_UNSUPPORTED: Duration = Duration::from_secs(30);
+/// How long a peer that could not be reached or refused the link is called over HTTP.
+const RETRY_FAILED: Duration = Duration::from_secs(1);
+/// Most idle links kept per peer.
+const MAX_IDLE: usize = 8;
+
+type Io = tokio_rustls::client::TlsStream<TcpStream>;
+
+/// One open link.
+struct Conn {
+    io: Io,
+    /// What the peer said of itself when the link opened.
+    version: PeerVersion,
+    /// When it was last put back in the pool.
+    idle_since: Instant,
+}
+
+/// Why a call on a link failed after it started: the request may have been delivered.
+#[derive(Debug, thiserror::Error)]
+pub enum LinkError {
+    /// The peer answered, and refused the request (as an HTTP error status would).
+    #[error("{addr} refused: {reason}")]
+    Refused { addr: String, reason: String },
+    /// No answer: the link broke or the time ran out.
+    #[error("{addr}: no answer on the member link: {why}")]
+    Lost { addr: String, why: String },
+}
+
+/// Why a link could not be opened.
+enum Open {
+    /// The peer does not offer the link (ALPN).
+    Unsupported,
+    Failed(String),
+}
+
+/// The calling side (see the module doc).
+pub struct Links {
+    clients: Arc<PeerClients>,
+    me: u64,
+    peers: Arc<Peers>,
+    idle: Mutex<HashMap<String, Vec<Conn>>>,
+    /// Peers to call over HTTP until an instant.
+    avoid: Mutex<HashMap<String, Instant>>,
+}
+
+impl std::fmt::Debug for Links {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Links").field("me", &self.me).finish()
+    }
+}
+
+impl Links {
+    pub fn new(me: u64, peers: Arc<Peers>, clients: Arc<PeerClients>) -> Links {
+        Links {
+            clients,
+            me,
+            peers,
+            idle: Mutex::default(),
+            avoid: Mutex::default(),
+        }
+    }
+
+    /// Sends a `kind` request with `body` in `format` to the member at `addr` (member `target`
+    /// when known) and answers the peer's answer body and its format; `Ok(None)` when no link
+    /// can be used (send it over HTTP; see the module doc).
+    pub async fn call(
+        &self,
+        target: Option<u64>,
+        addr: &str,
+        kind: Kind,
+        format: u32,
+        body: &[u8],
+        timeout: Duration,
+    ) -> Result<Option<(u32, bytes::Bytes)>, LinkError> {
+        let answer = self
+            .try_call(target, addr, kind, format, body, timeout)
+            .await;
+        let transport = if matches!(answer, Ok(None)) {
+            "http"
+        } else {
+            "link"
+        };
+        crate::metrics::recorders().peer_request(kind.name(), transport);
+        answer
+    }
+
+    async fn try_call(
+        &self,
+        target: Option<u64>,
+        addr: &str,
+        kind: Kind,
+        format: u32,
+        body: &[u8],
+        timeout: Duration,
+    ) -> Result<Option<(u32, bytes::Bytes)>, LinkError> {
+        let Some(config) = self.clients.stream_tls() else {
+            return Ok(None);
+        };
+        if !peer_link::fits(body.len()) || self.avoided(addr) {
+            return Ok(None);
+        }
+        let started = Instant::now();
+        let mut conn = match self.take_open(addr) {
+            Some(conn) => conn,
+            None => match self.open(addr, config).await {
+                Ok(conn) => conn,
+                Err(Open::Unsupported) => {
+                    tracing::debug!(peer = addr, "the member link is not offered; HTTP");
+                    self.avoid(addr, RETRY_UNSUPPORTED);
+                    return Ok(None);
+                }
+                Err(Open::Failed(why)) => {
+                    tracing::debug!(peer = addr, error = %why, "no member link; HTTP");
+                    self.avoid(addr, RETRY_FAILED);
+                    return Ok(None);
+                }
+            },
+        };
+        let left = timeout.saturating_sub(started.elapsed());
+        let lost = |why: String| LinkError::Lost {
+            addr: addr.to_string(),
+            why,
+        };
+        let frame = peer_link::encode_request(kind, format, body);
+        let exchange = async {
+            conn.io.write_all(&frame).await?;
+            conn.io.flush().await?;
+            read_frame(&mut conn.io).await
+        };
+        let payload = match tokio::time::timeout(left, exchange).await {
+            Ok(Ok(payload)) => payload,
+            Ok(Err(e)) => return Err(lost(e.to_string())),
+            Err(_) => return Err(lost(format!("no answer in {timeout:?}"))),
+        };
+        let (status, answered_in, _) =
+            peer_link::decode_answer(&payload).map_err(|e| lost(e.to_string()))?;
+        // The body without a copy: what follows the status and format bytes.
+        let answer = bytes::Bytes::from(payload).slice(peer_link::HEAD - 4..);
+        self.peers.record(target, Some(addr), conn.version.clone());
+        if status == Status::Refused {
+            // A refusal is an answer: the link stays good.
+            self.put(addr, conn);
+            return Err(LinkError::Refused {
+                addr: addr.to_string(),
+                reason: String::from_utf8_lossy(&answer).into_owned(),
+            });
+        }
+        self.put(addr, conn);
+        Ok(Some((answered_in, answer)))
+    }
+
+    fn avoided(&self, addr: &str) -> bool {
+        let mut avoid = self.avoid.lock().expect("links lock");
+        match avoid.get(addr) {
+            Some(until) if *until > Instant::now() => true,
+            Some(_) => {
+                avoid.remove(addr);
+                false
+            }
+            None => false,
+        }
+    }
+
+    fn avoid(&self, addr: &str, for_: Duration) {
+        self.avoid
+            .lock()
+            .expect("links lock")
+            .insert(addr.to_string(), Instant::now() + for_);
+    }
+
+    /// The most recently used idle link to `addr` that is not too old.
+    fn take(&self, addr: &str) -> Option<Conn> {
+        let mut idle = self.idle.lock().expect("links lock");
+        let pool = idle.get_mut(addr)?;
+        while let Some(conn) = pool.pop() {
+            if conn.idle_since.elapsed() < POOL_IDLE {
+                return Some(conn);
+            }
+        }
+        None
+    }
+
+    /// An idle link to `addr` that the peer has not closed. A link whose peer went away while
+    /// it sat in the pool has its end of stream waiting: it is dropped here, before a request
+    /// is written to it, so that the request goes on a new link (or over HTTP, which then says
+    /// whether the peer can be reached) instead of being lost with an unknown outcome.
+    fn take_open(&self, addr: &str) -> Option<Conn> {
+        use futures::FutureExt;
+        while let Some(mut conn) = self.take(addr) {
+            let mut byte = [0u8; 1];
+            match conn.io.read(&mut byte).now_or_never() {
+                // Nothing to read: open. (A peer sends nothing unasked.)
+                None => return Some(conn),
+                Some(_) => tracing::debug!(peer = addr, "a pooled member link was closed"),
+            }
+        }
+        None
+    }
+
+    fn put(&self, addr: &str, mut conn: Conn) {
+        conn.idle_since = Instant::now();
+        let mut idle = self.idle.lock().expect("links lock");
+        let pool = idle.entry(addr.to_string()).or_default();
+        if pool.len() < MAX_IDLE {
+            pool.push(conn);
+        }
+    }
+
+    async fn open(&self, addr: &str, config: Arc<rustls::ClientConfig>) -> Result<Conn, Open> {
+        let failed = |what: &str, e: &dyn std::fmt::Display| Open::Failed(format!("{what}: {e}"));
+        let opening = async {
+            let tcp = TcpStream::connect(addr)
+                .await
+                .map_err(|e| failed("connect", &e))?;
+            tcp.set_nodelay(true).map_err(|e| failed("nodelay", &e))?;
+            let name = rustls::pki_types::ServerName::try_from(MEMBER_NAME)
+                .map_err(|e| failed("name", &e))?;
+            let mut io = tokio_rustls::TlsConnector::from(config)
+                .connect(name, tcp)
+                .await
+                .map_err(|e| failed("TLS", &e))?;
+            if io.get_ref().1.alpn_protocol() != Some(peer_link::ALPN) {
+                return Err(Open::Unsupported);
+            }
+            let hello = Hello::this_build(self.me).to_bytes();
+            let frame =
+                peer_link::encode_request(Kind::Hello, hoist_proto::format::CURRENT, &hello);
+            io.write_all(&frame)
+                .await
+                .map_err(|e| failed("hello", &e))?;
+            io.flush().await.map_err(|e| failed("hello", &e))?;
+            let payload = read_frame(&mut io).await.map_err(|e| failed("hello", &e))?;
+            let (status, _, body) =
+                peer_link::decode_answer(&payload).map_err(|e| failed("hello", &e))?;
+            if status == Status::Refused {
+                let reason = String::from_utf8_lossy(body);
+                tracing::warn!(peer = addr, reason = %reason, "a member refused this member's link");
+                return Err(Open::Failed(format!("refused: {reason}")));
+            }
+            let hello = Hello::from_bytes(body).map_err(|e| failed("hello", &e))?;
+            Ok(Conn {
+                io,
+                version: hello.peer_version(),
+                idle_since: Instant::now(),
+            })
+        };
+        match tokio::time::timeout(OPEN_TIMEOUT, opening).await {
+            Ok(result) => result,
+            Err(_) => Err(Open::Failed(format!("not open in {OPEN_TIMEOUT:?}"))),
+        }
+    }
+}
+
+/// Reads one frame's payload (after its length).
+async fn read_frame(io: &mut (impl AsyncRead + Unpin)) -> std::io::Result<Vec<u8>> {
+    let mut prefix = [0u8; 4];
+    io.read_exact(&mut prefix).await?;
+    let len = peer_link::payload_len(prefix).map_err(invalid)?;
+    let mut payload = vec![0u8; len];
+    io.read_exact(&mut payload).await?;
+    Ok(payload)
+}
+
+fn invalid(e: FrameError) -> std::io::Error {
+    std::io::Error::new(std::io::ErrorKind::InvalidData, e)
+}
+
+/// The answering side (see the module doc).
+#[derive(Debug)]
+pub struct Server {
+    node: RaftNode,
+}
+
+impl Server {
+    pub fn new(node: RaftNode) -> Server {
+        Server { node }
+    }
+}
+
+impl StreamService for Server {
+    fn serve(
+        &self,
+        io: Box<dyn StreamIo>,
+        peer: TlsPeer,
+    ) -> Pin<Box<dyn Future<Output = ()> + Send>> {
+        let node = self.node.clone();
+        Box::pin(async move {
+            if let Err(e) = serve(&node, io, peer).await {
+                tracing::debug!(error = %e, "member link closed");
+            }
+        })
+    }
+}
+
+/// The member a link's client certificate names, if it is one of this cluster's members.
+fn admitted(node: &RaftNode, peer: &TlsPeer) -> Result<u64, String> {
+    let Some(cert) = &peer.identity else {
+        return Err("the member link needs a member's certificate".into());
+    };
+    let id = (cert.role == CertRole::Member)
+        .then(|| cert.id.parse::<u64>().ok())
+        .flatten()
+        .ok_or_else(|| {
+            format!(
+                "a {} certificate cannot open a member link: only members' can",
+                cert.role.as_str()
+            )
+        })?;
+    if !node.admits_member(id) {
+        return Err(format!(
+            "member {id} is not a member of this cluster (removed)"
+        ));
+    }
+    Ok(id)
+}
+
+async fn answer(
+    io: &mut (impl AsyncWrite + Unpin),
+    status: Status,
+    format: u32,
+    body: &[u8],
+) -> std::io::Result<()> {
+    let frame = if peer_link::fits(body.len()) {
+        peer_link::encode_answer(status, format, body)
+    } else {
+        let why = format!("an answer of {} bytes does not fit in a frame", body.len());
+        peer_link::encode_answer(Status::Refused, format, why.as_bytes())
+    };
+    io.write_all(&frame).await?;
+    io.flush().await
+}
+
+async fn serve(node: &RaftNode, mut io: Box<dyn StreamIo>, peer: TlsPeer) -> std::io::Result<()> {
+    let format = hoist_proto::format::CURRENT;
+    let payload = tokio::time::timeout(OPEN_TIMEOUT, read_frame(&mut io))
+        .await
+        .map_err(|_| std::io::Error::new(std::io::ErrorKind::TimedOut, "no hello"))??;
+    let (kind, _, body) = peer_link::decode_request(&payload).map_err(invalid)?;
+    let hello = match (kind, admitted(node, &peer)) {
+        (Ok(Kind::Hello), Ok(id)) => match Hello::from_bytes(body) {
+            Ok(hello) if hello.member == id => hello,
+            Ok(hello) => {
+                let why = format!(
+                    "the hello names member {} and the certificate member {id}",
+                    hello.member
+                );
+                return answer(&mut io, Status::Refused, format, why.as_bytes()).await;
+            }
+            Err(e) => {
+                return answer(&mut io, Status::Refused, format, e.to_string().as_bytes()).await
+            }
+        },
+        (Ok(Kind::Hello), Err(why)) => {
+            tracing::warn!(reason = %why, "member link refused");
+            return answer(&mut io, Status::Refused, format, why.as_bytes()).await;
+        }
+        _ => {
+            let why = "a member link starts with a hello";
+            return answer(&mut io, Status::Refused, format, why.as_bytes()).await;
+        }
+    };
+    let member = hello.member;
+    let version = hello.peer_version();
+    answer(
+        &mut io,
+        Status::Ok,
+        format,
+        &Hello::this_build(node.id()).to_bytes(),
+    )
+    .await?;
+    loop {
+        let payload = match tokio::time::timeout(IDLE, read_frame(&mut io)).await {
+            Ok(Ok(payload)) => payload,
+            Ok(Err(e)) if e.kind() == std::io::ErrorKind::UnexpectedEof => return Ok(()),
+            Ok(Err(e)) => return Err(e),
+            Err(_) => return Ok(()),
+        };
+        let (kind, format, body) = peer_link::decode_request(&payload).map_err(invalid)?;
+        if let Err(why) = admitted(node, &peer) {
+            return answer(&mut io, Status::Refused, format, why.as_bytes()).await;
+        }
+        let out = match kind {
+            Ok(Kind::Hello) => Err("a member link says hello once".to_string()),
+            Ok(kind) => node
+                .handle_rpc(kind.name(), body, format, Some(member), version.clone())
+                .await
+                .map_err(|e| e.to_string()),
+            Err(code) => Err(format!("no member link request with code {code}")),
+        };
+        match out {
+            Ok(body) => answer(&mut io, Status::Ok, format, &body).await?,
+            Err(why) => answer(&mut io, Status::Refused, format, why.as_bytes()).await?,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use hoist_transport::pki::{self, Subject};
+    use hoist_transport::tls::{self, Identity, Trust};
+    use std::time::SystemTime;
+
+    fn issue(ca: &pki::Ca, id: &str) -> Identity {
+        let key = pki::new_key().unwrap();
+        let csr = pki::request(&key, CertRole::Member, id).unwrap();
+        let subject = Subject {
+            role: CertRole::Member,
+            id: id.into(),
+            addresses: vec!["127.0.0.1".parse().unwrap()],
+        };
+        let cert = pki::sign(ca, &csr, &subject, SystemTime::now(), pki::CERT_LIFETIME).unwrap();
+        Identity::from_pem(&format!("{cert}{}", ca.cert_pem), &key).unwrap()
+    }
+
+    /// Links of member 2, with a certificate of `ca` when `tls`.
+    fn links(ca: &pki::Ca, tls: bool) -> Links {
+        let clients = Arc::new(PeerClients::new(super::super::network::plain_peer_client()));
+        if tls {
+            let roots = tls::certs_from_pem(&ca.cert_pem).unwrap();
+            let mut config = tls::client_config(Trust::Roots(roots), Some(issue(ca, "2"))).unwrap();
+            config.alpn_protocols = vec![peer_link::ALPN.to_vec()];
+            clients.set_stream_tls(Arc::new(config));
+        }
+        Links::new(2, Arc::default(), clients)
+    }
+
+    /// A member that serves TLS but not the link (an older build): the call is left to HTTP,
+    /// and the link is not asked for again until [`RETRY_UNSUPPORTED`] has passed. Without a
+    /// certificate, or to a member that cannot be reached, the call is left to HTTP too.
+    #[tokio::test]
+    async fn a_call_the_link_cannot_carry_is_left_to_http() {
+        hoist_common::init_tls();
+        let ca = pki::make_ca("test", SystemTime::now()).unwrap();
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap().to_string();
+        let roots = tls::certs_from_pem(&ca.cert_pem).unwrap();
+        let config = tls::server_config(issue(&ca, "1"), &roots).unwrap();
+        let (keep, rx) = tokio::sync::watch::channel(Some(config));
+        tokio::spawn(async move {
+            let _keep = keep;
+            hoist_transport::serve_tls(
+                listener,
+                axum::Router::new(),
+                hoist_transport::Limits::default(),
+                rx,
+                std::future::pending(),
+            )
+            .await
+        });
+        let second = Duration::from_secs(1);
+        let with_tls = links(&ca, true);
+        let call = with_tls.call(Some(1), &addr, Kind::Vote, 2, b"vote", second);
+        assert!(matches!(call.await, Ok(None)));
+        assert!(with_tls.avoided(&addr), "asked again at once");
+
+        let without = links(&ca, false);
+        let call = without.call(Some(1), &addr, Kind::Vote, 2, b"vote", second);
+        assert!(matches!(call.await, Ok(None)));
+
+        let nobody = "127.0.0.1:1";
+        let call = with_tls.call(Some(3), nobody, Kind::Append, 2, b"append", second);
+        assert!(matches!(call.await, Ok(None)));
+        assert!(with_tls.avoided(nobody));
+    }
+}
