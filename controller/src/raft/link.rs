@@ -116,32 +116,11 @@ impl Links {
         body: &[u8],
         timeout: Duration,
     ) -> Result<Option<(u32, bytes::Bytes)>, LinkError> {
-        let answer = self
-            .try_call(target, addr, kind, format, body, timeout)
-            .await;
-        let transport = if matches!(answer, Ok(None)) {
-            "http"
-        } else {
-            "link"
-        };
-        crate::metrics::recorders().peer_request(kind.name(), transport);
-        answer
-    }
-
-    async fn try_call(
-        &self,
-        target: Option<u64>,
-        addr: &str,
-        kind: Kind,
-        format: u32,
-        body: &[u8],
-        timeout: Duration,
-    ) -> Result<Option<(u32, bytes::Bytes)>, LinkError> {
         let Some(config) = self.clients.stream_tls() else {
-            return Ok(None);
+            return over_http(kind);
         };
         if !peer_link::fits(body.len()) || self.avoided(addr) {
-            return Ok(None);
+            return over_http(kind);
         }
         let started = Instant::now();
         let mut conn = match self.take_open(addr) {
@@ -151,15 +130,16 @@ impl Links {
                 Err(Open::Unsupported) => {
                     tracing::debug!(peer = addr, "the member link is not offered; HTTP");
                     self.avoid(addr, RETRY_UNSUPPORTED);
-                    return Ok(None);
+                    return over_http(kind);
                 }
                 Err(Open::Failed(why)) => {
                     tracing::debug!(peer = addr, error = %why, "no member link; HTTP");
                     self.avoid(addr, RETRY_FAILED);
-                    return Ok(None);
+                    return over_http(kind);
                 }
             },
         };
+        crate::metrics::recorders().peer_request(kind.name(), "link");
         let left = timeout.saturating_sub(started.elapsed());
         let lost = |why: String| LinkError::Lost {
             addr: addr.to_string(),
@@ -293,6 +273,12 @@ impl Links {
             Err(_) => Err(Open::Failed(format!("not open in {OPEN_TIMEOUT:?}"))),
         }
     }
+}
+
+/// What [`Links::call`] answers for a request it leaves to HTTP (counted as such).
+fn over_http(kind: Kind) -> Result<Option<(u32, bytes::Bytes)>, LinkError> {
+    crate::metrics::recorders().peer_request(kind.name(), "http");
+    Ok(None)
 }
 
 /// Reads one frame's payload (after its length).
