@@ -4,6 +4,7 @@
 //! node's certificate stops working at once.
 
 use anyhow::{ensure, Context, Result};
+use hoist_proto::format::CURRENT;
 use hoist_proto::format::{
     Codec, FORMAT_HEADER, OLDEST_FORMAT_HEADER, PROTOBUF_MEDIA_TYPE, VERSION, VERSION_HEADER,
 };
@@ -11,6 +12,7 @@ use hoist_proto::node::{
     parse_join_token, CertificateRequest, CertificateResponse, Heartbeat, RegisterRequest,
     RegisterResponse, StatusReport,
 };
+use hoist_proto::peer_link::{self, Hello, Kind, Status};
 use hoist_tests::controller_lab::{serial, Lab};
 use hoist_transport::pki;
 use hoist_transport::tls::{self, CertRole, Identity, Trust};
@@ -359,11 +361,28 @@ fn members_talk_raft_over_mutual_tls_only() -> Result<()> {
                 "{path} with a node certificate on member {i}: {code}"
             );
         }
-        // Nor does a node's certificate open a member link.
-        let refused = link_hello(&lab.addr(i), roots.clone(), id.clone(), 9)?;
+        // Nor does a node's certificate open a member link; and before the caller is known,
+        // a frame larger than a hello is not even read.
+        let hello = Hello {
+            member: 9,
+            ..Hello::this_build(9)
+        };
+        let frame = peer_link::encode_request(Kind::Hello, CURRENT, &hello.to_bytes());
+        let refused = link_hello(&lab.addr(i), roots.clone(), id.clone(), &frame)?;
         ensure!(
-            refused.contains("a node certificate cannot open a member link"),
-            "member link with a node certificate on member {i}: {refused}"
+            refused
+                .as_deref()
+                .is_some_and(|r| r.contains("a node certificate cannot open a member link")),
+            "member link with a node certificate on member {i}: {refused:?}"
+        );
+        let huge = ((peer_link::MAX_FRAME as u32).to_be_bytes(), [0u8, 2]);
+        let frame = [&huge.0[..], &huge.1[..]].concat();
+        let refused = link_hello(&lab.addr(i), roots.clone(), id.clone(), &frame)?;
+        ensure!(
+            refused
+                .as_deref()
+                .is_some_and(|r| r.contains("over the limit of 4096")),
+            "a 64 MiB hello on member {i}: {refused:?}"
         );
     }
     // The members' Raft RPCs and the forwarded writes went over the member link: a persistent
@@ -425,16 +444,16 @@ fn peer_requests(lab: &Lab, i: usize) -> Result<std::collections::BTreeMap<(Stri
     Ok(out)
 }
 
-/// Opens a member link (TLS with the link's ALPN name) to `addr` presenting `identity`, says
-/// hello as member `member`, and answers the reason of the refusal (an error if it was taken).
+/// Opens a member link (TLS with the link's ALPN name) to `addr` presenting `identity`, sends
+/// `frame` (a hello), and answers the reason of the refusal, or `None` when the member closed
+/// the link without an answer (an error if the hello was taken).
 fn link_hello(
     addr: &str,
     roots: Vec<rustls::pki_types::CertificateDer<'static>>,
     identity: Identity,
-    member: u64,
-) -> Result<String> {
-    use hoist_proto::peer_link::{self, Hello, Kind, Status};
-    use std::io::{Read, Write};
+    frame: &[u8],
+) -> Result<Option<String>> {
+    use std::io::{ErrorKind, Read, Write};
     hoist_common::init_tls();
     let mut config =
         tls::client_config(Trust::Roots(roots), Some(identity)).map_err(anyhow::Error::msg)?;
@@ -444,27 +463,25 @@ fn link_hello(
     let tcp = std::net::TcpStream::connect(addr)?;
     tcp.set_read_timeout(Some(Duration::from_secs(5)))?;
     let mut tls = rustls::StreamOwned::new(conn, tcp);
-    let hello = Hello {
-        member,
-        ..Hello::this_build(member)
-    };
-    tls.write_all(&peer_link::encode_request(
-        Kind::Hello,
-        hoist_proto::format::CURRENT,
-        &hello.to_bytes(),
-    ))?;
+    tls.write_all(frame)?;
     tls.flush()?;
     ensure!(
         tls.conn.alpn_protocol() == Some(peer_link::ALPN),
         "the member does not offer the member link"
     );
     let mut prefix = [0u8; 4];
-    tls.read_exact(&mut prefix)?;
+    match tls.read_exact(&mut prefix) {
+        Ok(()) => {}
+        Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => {
+            anyhow::bail!("the member neither answered nor closed the link in 5 s")
+        }
+        Err(_) => return Ok(None),
+    }
     let mut payload = vec![0u8; peer_link::payload_len(prefix)?];
     tls.read_exact(&mut payload)?;
     let (status, _, body) = peer_link::decode_answer(&payload)?;
     ensure!(status == Status::Refused, "the hello was taken");
-    Ok(String::from_utf8_lossy(body).into_owned())
+    Ok(Some(String::from_utf8_lossy(body).into_owned()))
 }
 
 /// The node certificate of a real agent (its key never left its host) over its life: made at

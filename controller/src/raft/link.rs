@@ -12,7 +12,9 @@
 //! [`Server`] is the answering side, handed the TLS connections that negotiated the link by the
 //! listener. It serves only a member certificate of a member of this cluster (checked again for
 //! every request, so that a removed member loses its link), and answers each request with the
-//! same [`RaftNode::handle_rpc`] as the `/raft/{kind}` routes.
+//! same [`RaftNode::handle_rpc`] as the `/raft/{kind}` routes. Until its hello is read, a client
+//! is not known to be anyone: the hello is read up to 4 KiB and within 500 ms, so that no one
+//! makes a member allocate a frame's 64 MiB or hold a connection by saying nothing.
 //!
 //! A link carries one request at a time: a caller takes a link from the pool, sends, waits for
 //! the answer and puts it back, so concurrent calls to one peer open more links (as an HTTP
@@ -45,6 +47,8 @@ const OPEN_TIMEOUT: Duration = Duration::from_millis(500);
 pub const RETRY_UNSUPPORTED: Duration = Duration::from_secs(30);
 /// How long a peer that could not be reached or refused the link is called over HTTP.
 const RETRY_FAILED: Duration = Duration::from_secs(1);
+/// The largest hello read: before it, the caller is not known to be a member.
+const HELLO_MAX: usize = 4096;
 /// Most idle links kept per peer.
 const MAX_IDLE: usize = 8;
 
@@ -149,7 +153,7 @@ impl Links {
         let exchange = async {
             conn.io.write_all(&frame).await?;
             conn.io.flush().await?;
-            read_frame(&mut conn.io).await
+            read_frame(&mut conn.io, peer_link::MAX_FRAME).await
         };
         let payload = match tokio::time::timeout(left, exchange).await {
             Ok(Ok(payload)) => payload,
@@ -253,7 +257,9 @@ impl Links {
                 .await
                 .map_err(|e| failed("hello", &e))?;
             io.flush().await.map_err(|e| failed("hello", &e))?;
-            let payload = read_frame(&mut io).await.map_err(|e| failed("hello", &e))?;
+            let payload = read_frame(&mut io, HELLO_MAX)
+                .await
+                .map_err(|e| failed("hello", &e))?;
             let (status, _, body) =
                 peer_link::decode_answer(&payload).map_err(|e| failed("hello", &e))?;
             if status == Status::Refused {
@@ -281,11 +287,17 @@ fn over_http(kind: Kind) -> Result<Option<(u32, bytes::Bytes)>, LinkError> {
     Ok(None)
 }
 
-/// Reads one frame's payload (after its length).
-async fn read_frame(io: &mut (impl AsyncRead + Unpin)) -> std::io::Result<Vec<u8>> {
+/// Reads one frame's payload (after its length), of at most `max` bytes.
+async fn read_frame(io: &mut (impl AsyncRead + Unpin), max: usize) -> std::io::Result<Vec<u8>> {
     let mut prefix = [0u8; 4];
     io.read_exact(&mut prefix).await?;
     let len = peer_link::payload_len(prefix).map_err(invalid)?;
+    if len > max {
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::InvalidData,
+            format!("a frame of {len} bytes is over the limit of {max}"),
+        ));
+    }
     let mut payload = vec![0u8; len];
     io.read_exact(&mut payload).await?;
     Ok(payload)
@@ -344,6 +356,12 @@ fn admitted(node: &RaftNode, peer: &TlsPeer) -> Result<u64, String> {
     Ok(id)
 }
 
+/// Answers a refusal and closes the link.
+async fn refuse(io: &mut (impl AsyncWrite + Unpin), format: u32, why: &str) -> std::io::Result<()> {
+    answer(io, Status::Refused, format, why.as_bytes()).await?;
+    io.shutdown().await
+}
+
 async fn answer(
     io: &mut (impl AsyncWrite + Unpin),
     status: Status,
@@ -362,9 +380,20 @@ async fn answer(
 
 async fn serve(node: &RaftNode, mut io: Box<dyn StreamIo>, peer: TlsPeer) -> std::io::Result<()> {
     let format = hoist_proto::format::CURRENT;
-    let payload = tokio::time::timeout(OPEN_TIMEOUT, read_frame(&mut io))
-        .await
-        .map_err(|_| std::io::Error::new(std::io::ErrorKind::TimedOut, "no hello"))??;
+    // Read before the client is known to be a member: a hello's size, never a frame's.
+    let payload = match tokio::time::timeout(OPEN_TIMEOUT, read_frame(&mut io, HELLO_MAX)).await {
+        Ok(Ok(payload)) => payload,
+        Ok(Err(e)) if e.kind() == std::io::ErrorKind::InvalidData => {
+            return refuse(&mut io, format, &format!("not a hello: {e}")).await;
+        }
+        Ok(Err(e)) => return Err(e),
+        Err(_) => {
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::TimedOut,
+                "no hello",
+            ))
+        }
+    };
     let (kind, _, body) = peer_link::decode_request(&payload).map_err(invalid)?;
     let hello = match (kind, admitted(node, &peer)) {
         (Ok(Kind::Hello), Ok(id)) => match Hello::from_bytes(body) {
@@ -374,19 +403,16 @@ async fn serve(node: &RaftNode, mut io: Box<dyn StreamIo>, peer: TlsPeer) -> std
                     "the hello names member {} and the certificate member {id}",
                     hello.member
                 );
-                return answer(&mut io, Status::Refused, format, why.as_bytes()).await;
+                return refuse(&mut io, format, &why).await;
             }
-            Err(e) => {
-                return answer(&mut io, Status::Refused, format, e.to_string().as_bytes()).await
-            }
+            Err(e) => return refuse(&mut io, format, &e.to_string()).await,
         },
         (Ok(Kind::Hello), Err(why)) => {
             tracing::warn!(reason = %why, "member link refused");
-            return answer(&mut io, Status::Refused, format, why.as_bytes()).await;
+            return refuse(&mut io, format, &why).await;
         }
         _ => {
-            let why = "a member link starts with a hello";
-            return answer(&mut io, Status::Refused, format, why.as_bytes()).await;
+            return refuse(&mut io, format, "a member link starts with a hello").await;
         }
     };
     let member = hello.member;
@@ -399,15 +425,16 @@ async fn serve(node: &RaftNode, mut io: Box<dyn StreamIo>, peer: TlsPeer) -> std
     )
     .await?;
     loop {
-        let payload = match tokio::time::timeout(IDLE, read_frame(&mut io)).await {
-            Ok(Ok(payload)) => payload,
-            Ok(Err(e)) if e.kind() == std::io::ErrorKind::UnexpectedEof => return Ok(()),
-            Ok(Err(e)) => return Err(e),
-            Err(_) => return Ok(()),
-        };
+        let payload =
+            match tokio::time::timeout(IDLE, read_frame(&mut io, peer_link::MAX_FRAME)).await {
+                Ok(Ok(payload)) => payload,
+                Ok(Err(e)) if e.kind() == std::io::ErrorKind::UnexpectedEof => return Ok(()),
+                Ok(Err(e)) => return Err(e),
+                Err(_) => return Ok(()),
+            };
         let (kind, format, body) = peer_link::decode_request(&payload).map_err(invalid)?;
         if let Err(why) = admitted(node, &peer) {
-            return answer(&mut io, Status::Refused, format, why.as_bytes()).await;
+            return refuse(&mut io, format, &why).await;
         }
         let out = match kind {
             Ok(Kind::Hello) => Err("a member link says hello once".to_string()),
