@@ -130,6 +130,17 @@ impl Links {
         let mut conn = match self.take_open(addr) {
             Some(conn) => conn,
             None => match self.open(addr, config).await {
+                // Opened after this call's time ran out (a slow handshake under load): kept for
+                // the next call, so that a link gets made even when every call is short (a
+                // heartbeat has 50 ms).
+                Ok(conn) if started.elapsed() >= timeout => {
+                    self.put(addr, conn);
+                    crate::metrics::recorders().peer_request(kind.name(), "link");
+                    return Err(LinkError::Lost {
+                        addr: addr.to_string(),
+                        why: format!("the link opened after this call's {timeout:?}"),
+                    });
+                }
                 Ok(conn) => conn,
                 Err(Open::Unsupported) => {
                     tracing::debug!(peer = addr, "the member link is not offered; HTTP");
@@ -480,6 +491,69 @@ mod tests {
             clients.set_stream_tls(Arc::new(config));
         }
         Links::new(2, Arc::default(), clients)
+    }
+
+    /// A peer that speaks the link: answers the hello after `delay`, then echoes each body.
+    struct SlowEcho {
+        delay: Duration,
+    }
+
+    impl StreamService for SlowEcho {
+        fn serve(
+            &self,
+            mut io: Box<dyn StreamIo>,
+            _peer: TlsPeer,
+        ) -> Pin<Box<dyn Future<Output = ()> + Send>> {
+            let delay = self.delay;
+            Box::pin(async move {
+                let _hello = read_frame(&mut io, HELLO_MAX).await;
+                tokio::time::sleep(delay).await;
+                let hello = Hello::this_build(1).to_bytes();
+                let _ = answer(&mut io, Status::Ok, 2, &hello).await;
+                while let Ok(payload) = read_frame(&mut io, peer_link::MAX_FRAME).await {
+                    let (_, format, body) = peer_link::decode_request(&payload).unwrap();
+                    let _ = answer(&mut io, Status::Ok, format, body).await;
+                }
+            })
+        }
+    }
+
+    /// A link that opens after a call's time has run out (a slow handshake under load) fails
+    /// that call and is kept: the next call uses it. Answers come back with their format.
+    #[tokio::test]
+    async fn a_link_opened_too_late_for_its_call_serves_the_next() {
+        hoist_common::init_tls();
+        let ca = pki::make_ca("test", SystemTime::now()).unwrap();
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap().to_string();
+        let roots = tls::certs_from_pem(&ca.cert_pem).unwrap();
+        let config = tls::server_config_alpn(issue(&ca, "1"), &roots, &[peer_link::ALPN]).unwrap();
+        let (keep, rx) = tokio::sync::watch::channel(Some(config));
+        let slow: Arc<dyn StreamService> = Arc::new(SlowEcho {
+            delay: Duration::from_millis(150),
+        });
+        tokio::spawn(async move {
+            let _keep = keep;
+            hoist_transport::serve_tls_with(
+                listener,
+                axum::Router::new(),
+                hoist_transport::Limits::default(),
+                rx,
+                vec![(peer_link::ALPN, slow)],
+                std::future::pending(),
+            )
+            .await
+        });
+        let links = links(&ca, true);
+        let short = Duration::from_millis(50);
+        let call = links.call(Some(1), &addr, Kind::Append, 2, b"first", short);
+        match call.await {
+            Err(LinkError::Lost { why, .. }) => assert!(why.contains("opened after"), "{why}"),
+            other => panic!("expected a late link, got {other:?}"),
+        }
+        let call = links.call(Some(1), &addr, Kind::Append, 2, b"second", short);
+        let (format, body) = call.await.unwrap().expect("the pooled link");
+        assert_eq!((format, &body[..]), (2, &b"second"[..]));
     }
 
     /// A member that serves TLS but not the link (an older build): the call is left to HTTP,
