@@ -493,6 +493,35 @@ mod tests {
         Links::new(2, Arc::default(), clients)
     }
 
+    /// Member 1 of `ca` listening on loopback, serving `link` when given (offered by ALPN) and
+    /// HTTP; answers its address.
+    async fn member(ca: &pki::Ca, link: Option<Arc<dyn StreamService>>) -> String {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap().to_string();
+        let roots = tls::certs_from_pem(&ca.cert_pem).unwrap();
+        let offered: &[&[u8]] = if link.is_some() {
+            &[peer_link::ALPN]
+        } else {
+            &[]
+        };
+        let config = tls::server_config_alpn(issue(ca, "1"), &roots, offered).unwrap();
+        let (keep, rx) = tokio::sync::watch::channel(Some(config));
+        let streams = link.map(|l| (peer_link::ALPN, l)).into_iter().collect();
+        tokio::spawn(async move {
+            let _keep = keep;
+            hoist_transport::serve_tls_with(
+                listener,
+                axum::Router::new(),
+                hoist_transport::Limits::default(),
+                rx,
+                streams,
+                std::future::pending(),
+            )
+            .await
+        });
+        addr
+    }
+
     /// A peer that speaks the link: answers the hello after `delay`, then echoes each body.
     struct SlowEcho {
         delay: Duration,
@@ -524,26 +553,10 @@ mod tests {
     async fn a_link_opened_too_late_for_its_call_serves_the_next() {
         hoist_common::init_tls();
         let ca = pki::make_ca("test", SystemTime::now()).unwrap();
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = listener.local_addr().unwrap().to_string();
-        let roots = tls::certs_from_pem(&ca.cert_pem).unwrap();
-        let config = tls::server_config_alpn(issue(&ca, "1"), &roots, &[peer_link::ALPN]).unwrap();
-        let (keep, rx) = tokio::sync::watch::channel(Some(config));
         let slow: Arc<dyn StreamService> = Arc::new(SlowEcho {
             delay: Duration::from_millis(150),
         });
-        tokio::spawn(async move {
-            let _keep = keep;
-            hoist_transport::serve_tls_with(
-                listener,
-                axum::Router::new(),
-                hoist_transport::Limits::default(),
-                rx,
-                vec![(peer_link::ALPN, slow)],
-                std::future::pending(),
-            )
-            .await
-        });
+        let addr = member(&ca, Some(slow)).await;
         let links = links(&ca, true);
         let short = Duration::from_millis(50);
         let call = links.call(Some(1), &addr, Kind::Append, 2, b"first", short);
@@ -563,22 +576,7 @@ mod tests {
     async fn a_call_the_link_cannot_carry_is_left_to_http() {
         hoist_common::init_tls();
         let ca = pki::make_ca("test", SystemTime::now()).unwrap();
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = listener.local_addr().unwrap().to_string();
-        let roots = tls::certs_from_pem(&ca.cert_pem).unwrap();
-        let config = tls::server_config(issue(&ca, "1"), &roots).unwrap();
-        let (keep, rx) = tokio::sync::watch::channel(Some(config));
-        tokio::spawn(async move {
-            let _keep = keep;
-            hoist_transport::serve_tls(
-                listener,
-                axum::Router::new(),
-                hoist_transport::Limits::default(),
-                rx,
-                std::future::pending(),
-            )
-            .await
-        });
+        let addr = member(&ca, None).await;
         let second = Duration::from_secs(1);
         let with_tls = links(&ca, true);
         let call = with_tls.call(Some(1), &addr, Kind::Vote, 2, b"vote", second);
