@@ -117,6 +117,15 @@ fn containers(lab: &ClusterLab, i: usize) -> Result<BTreeMap<String, (String, St
 }
 
 /// The highest Raft term a running member reports.
+/// The longest a member's restart may leave the cluster without an acknowledged write. Usually
+/// an election timeout or the restart itself (0.4–0.5 s measured for the leader). But a member
+/// whose own log write stalls holds its elections until it could have heard the leader again
+/// (`controller/src/raft/stall.rs`), and a restart fsyncs as it opens its data dir: on this VM's
+/// shared disk under other writes, a leader's restart left 2.0–2.4 s without a write and no
+/// election (a CI run on 2026-12-05, and the test with `dd` writing beside it). The bound stays
+/// above that and far below an outage.
+const MOST_WITHOUT_WRITES: Duration = Duration::from_secs(3);
+
 fn term(lab: &ClusterLab) -> u64 {
     (0..3)
         .filter(|&i| lab.lab.is_running(i))
@@ -278,7 +287,7 @@ fn a_cluster_of_0_1_0_upgrades_member_by_member_and_agent_by_agent_while_it_serv
     }
     for (i, gap, elections) in &report {
         ensure!(
-            *gap <= Duration::from_secs(2) && *elections <= 1,
+            *gap <= MOST_WITHOUT_WRITES && *elections <= 1,
             "member {}: {gap:?} without an acknowledged write, {elections} elections",
             i + 1
         );
@@ -560,7 +569,7 @@ fn upgrade_from_0_2_0() -> Result<()> {
         // same counts for the previous build). What clients see is the gap in writes.
         let most = if i == leader { 4 } else { 1 };
         ensure!(
-            gap <= Duration::from_secs(2) && elections <= most,
+            gap <= MOST_WITHOUT_WRITES && elections <= most,
             "member {}: {gap:?}, {elections} elections",
             i + 1
         );
