@@ -667,10 +667,36 @@ impl Lab {
         }
         out
     }
+
+    /// Every member's last warnings and errors, for a failed test's output (the harness shows
+    /// what a test printed only when it fails): a flake in CI is explained by its own run.
+    fn warnings_tail(&self) -> String {
+        let mut out = String::new();
+        for i in 0..self.hosts.len() {
+            let text = std::fs::read_to_string(self.log_path(i)).unwrap_or_default();
+            let lines: Vec<&str> = text
+                .lines()
+                .filter(|l| l.contains("WARN") || l.contains("ERROR"))
+                .collect();
+            if !lines.is_empty() {
+                let start = lines.len().saturating_sub(20);
+                out.push_str(&format!(
+                    "--- h{} warnings\n{}\n",
+                    i + 1,
+                    lines[start..].join("\n")
+                ));
+            }
+        }
+        out
+    }
 }
 
 impl Drop for Lab {
     fn drop(&mut self) {
+        let warnings = self.warnings_tail();
+        if !warnings.is_empty() {
+            eprintln!("[lab {}] members' last warnings:\n{warnings}", self.run_id);
+        }
         for i in 0..self.hosts.len() {
             let _ = self.kill9(i);
         }

@@ -35,14 +35,31 @@ fn replicas_cell(service: &str) -> String {
     )
 }
 
-/// Fails with the page's problems (console errors, exceptions, error log entries), if any.
-fn no_problems(browser: &Browser) -> Result<()> {
-    let problems = browser.problems();
+/// A failed load the page is built to ride out: a member answering "unavailable" for a moment
+/// (no quorum acknowledged within a second, which a stalled disk on a loaded machine can cause;
+/// seen once in CI). The page says "Retrying…" and its next poll goes on.
+const RETRYABLE: &str = "status of 503 (Service Unavailable)";
+
+/// Fails with the page's problems (console errors, exceptions, error log entries), if any. A
+/// retryable failed load is not one if the page came back from it: its problem banner is gone.
+fn no_problems(browser: &mut Browser) -> Result<()> {
+    let (retried, problems): (Vec<String>, Vec<String>) = browser
+        .problems()
+        .into_iter()
+        .partition(|p| p.starts_with("log network:") && p.contains(RETRYABLE));
     ensure!(
         problems.is_empty(),
         "the page logged problems:\n{}",
         problems.join("\n")
     );
+    if !retried.is_empty() {
+        eprintln!("[dashboard] retried: {}", retried.join("; "));
+        browser.wait_js(
+            "the page back from a 503 (its problem banner hidden)",
+            "document.getElementById('problem').hidden",
+            Duration::from_secs(5),
+        )?;
+    }
     Ok(())
 }
 
@@ -223,7 +240,7 @@ fn the_dashboard_lists_a_service_and_shows_a_scale_up_live() -> Result<()> {
         browser.eval("window.hoistTestMark")? == json!("no reload"),
         "the page reloaded while moving between views"
     );
-    no_problems(&browser)?;
+    no_problems(&mut browser)?;
     ensure!(
         shown < Duration::from_secs(2),
         "scale-up shown after {shown:?}"
@@ -343,7 +360,7 @@ fn a_thousand_services_render_and_update_within_the_poll() -> Result<()> {
         scaled.elapsed()
     );
     browser.screenshot_window(&shots.join("5-thousand-services.png"))?;
-    no_problems(&browser)?;
+    no_problems(&mut browser)?;
     let render = stats["lastRenderMs"].as_f64().unwrap_or(f64::MAX);
     ensure!(
         render < 100.0,
