@@ -18,8 +18,11 @@
 //!
 //! A link carries one request at a time: a caller takes a link from the pool, sends, waits for
 //! the answer and puts it back, so concurrent calls to one peer open more links (as an HTTP
-//! pool opens more connections). A call that fails or times out after its request was sent
-//! drops its link: the answer may still come, and it would be taken for the next one's.
+//! pool opens more connections). A call whose time runs out after its request was sent leaves
+//! the link to a task that reads the late answer and then puts the link back (for up to
+//! [`LATE_ANSWER`]): a Raft append has only the heartbeat interval (50 ms), and a loaded
+//! follower's fsync often takes longer, so dropping the link would cost a new TLS handshake
+//! just when the peers are busiest. A link that fails is dropped.
 
 use super::node::RaftNode;
 use super::peers::Peers;
@@ -51,6 +54,8 @@ const RETRY_FAILED: Duration = Duration::from_secs(1);
 const HELLO_MAX: usize = 4096;
 /// Most idle links kept per peer.
 const MAX_IDLE: usize = 8;
+/// How long a late answer is waited for before its link is dropped.
+const LATE_ANSWER: Duration = Duration::from_secs(10);
 
 type Io = tokio_rustls::client::TlsStream<TcpStream>;
 
@@ -86,7 +91,7 @@ pub struct Links {
     clients: Arc<PeerClients>,
     me: u64,
     peers: Arc<Peers>,
-    idle: Mutex<HashMap<String, Vec<Conn>>>,
+    idle: Arc<Pool>,
     /// Peers to call over HTTP until an instant.
     avoid: Mutex<HashMap<String, Instant>>,
 }
@@ -103,7 +108,7 @@ impl Links {
             clients,
             me,
             peers,
-            idle: Mutex::default(),
+            idle: Arc::default(),
             avoid: Mutex::default(),
         }
     }
@@ -127,7 +132,7 @@ impl Links {
             return over_http(kind);
         }
         let started = Instant::now();
-        let mut conn = match self.take_open(addr) {
+        let conn = match self.take_open(addr) {
             Some(conn) => conn,
             None => match self.open(addr, config).await {
                 // Opened after this call's time ran out (a slow handshake under load): kept for
@@ -160,31 +165,31 @@ impl Links {
             addr: addr.to_string(),
             why,
         };
-        let frame = peer_link::encode_request(kind, format, body);
-        let exchange = async {
-            conn.io.write_all(&frame).await?;
-            conn.io.flush().await?;
-            read_frame(&mut conn.io, peer_link::MAX_FRAME).await
-        };
+        let version = conn.version.clone();
+        let exchange = exchange(
+            conn,
+            peer_link::encode_request(kind, format, body),
+            addr.to_string(),
+            self.idle.clone(),
+        );
         let payload = match tokio::time::timeout(left, exchange).await {
-            Ok(Ok(payload)) => payload,
-            Ok(Err(e)) => return Err(lost(e.to_string())),
+            Ok(Ok(Ok(payload))) => payload,
+            Ok(Ok(Err(e))) => return Err(lost(e.to_string())),
+            Ok(Err(_)) => return Err(lost("the link's task ended".into())),
             Err(_) => return Err(lost(format!("no answer in {timeout:?}"))),
         };
         let (status, answered_in, _) =
             peer_link::decode_answer(&payload).map_err(|e| lost(e.to_string()))?;
         // The body without a copy: what follows the status and format bytes.
         let answer = bytes::Bytes::from(payload).slice(peer_link::HEAD - 4..);
-        self.peers.record(target, Some(addr), conn.version.clone());
+        self.peers.record(target, Some(addr), version);
         if status == Status::Refused {
-            // A refusal is an answer: the link stays good.
-            self.put(addr, conn);
+            // A refusal is an answer (the link went back to the pool).
             return Err(LinkError::Refused {
                 addr: addr.to_string(),
                 reason: String::from_utf8_lossy(&answer).into_owned(),
             });
         }
-        self.put(addr, conn);
         Ok(Some((answered_in, answer)))
     }
 
@@ -207,25 +212,13 @@ impl Links {
             .insert(addr.to_string(), Instant::now() + for_);
     }
 
-    /// The most recently used idle link to `addr` that is not too old.
-    fn take(&self, addr: &str) -> Option<Conn> {
-        let mut idle = self.idle.lock().expect("links lock");
-        let pool = idle.get_mut(addr)?;
-        while let Some(conn) = pool.pop() {
-            if conn.idle_since.elapsed() < POOL_IDLE {
-                return Some(conn);
-            }
-        }
-        None
-    }
-
     /// An idle link to `addr` that the peer has not closed. A link whose peer went away while
     /// it sat in the pool has its end of stream waiting: it is dropped here, before a request
     /// is written to it, so that the request goes on a new link (or over HTTP, which then says
     /// whether the peer can be reached) instead of being lost with an unknown outcome.
     fn take_open(&self, addr: &str) -> Option<Conn> {
         use futures::FutureExt;
-        while let Some(mut conn) = self.take(addr) {
+        while let Some(mut conn) = self.idle.take(addr) {
             let mut byte = [0u8; 1];
             match conn.io.read(&mut byte).now_or_never() {
                 // Nothing to read: open. (A peer sends nothing unasked.)
@@ -236,13 +229,8 @@ impl Links {
         None
     }
 
-    fn put(&self, addr: &str, mut conn: Conn) {
-        conn.idle_since = Instant::now();
-        let mut idle = self.idle.lock().expect("links lock");
-        let pool = idle.entry(addr.to_string()).or_default();
-        if pool.len() < MAX_IDLE {
-            pool.push(conn);
-        }
+    fn put(&self, addr: &str, conn: Conn) {
+        self.idle.put(addr, conn);
     }
 
     async fn open(&self, addr: &str, config: Arc<rustls::ClientConfig>) -> Result<Conn, Open> {
@@ -288,6 +276,57 @@ impl Links {
         match tokio::time::timeout(OPEN_TIMEOUT, opening).await {
             Ok(result) => result,
             Err(_) => Err(Open::Failed(format!("not open in {OPEN_TIMEOUT:?}"))),
+        }
+    }
+}
+
+/// Sends `frame` on `conn` and reads the answer in a task of its own, which puts the link back
+/// in `pool` once the answer is read: also when the caller stopped waiting (its time ran out,
+/// or it was dropped), so that a late answer does not cost the link.
+fn exchange(
+    mut conn: Conn,
+    frame: Vec<u8>,
+    addr: String,
+    pool: Arc<Pool>,
+) -> tokio::task::JoinHandle<std::io::Result<Vec<u8>>> {
+    tokio::spawn(async move {
+        let io = async {
+            conn.io.write_all(&frame).await?;
+            conn.io.flush().await?;
+            read_frame(&mut conn.io, peer_link::MAX_FRAME).await
+        };
+        let payload = match tokio::time::timeout(LATE_ANSWER, io).await {
+            Ok(result) => result?,
+            Err(_) => return Err(std::io::ErrorKind::TimedOut.into()),
+        };
+        pool.put(&addr, conn);
+        Ok(payload)
+    })
+}
+
+/// Idle links by peer address.
+#[derive(Default)]
+struct Pool(Mutex<HashMap<String, Vec<Conn>>>);
+
+impl Pool {
+    /// The most recently used idle link to `addr` that is not too old.
+    fn take(&self, addr: &str) -> Option<Conn> {
+        let mut idle = self.0.lock().expect("links lock");
+        let pool = idle.get_mut(addr)?;
+        while let Some(conn) = pool.pop() {
+            if conn.idle_since.elapsed() < POOL_IDLE {
+                return Some(conn);
+            }
+        }
+        None
+    }
+
+    fn put(&self, addr: &str, mut conn: Conn) {
+        conn.idle_since = Instant::now();
+        let mut idle = self.0.lock().expect("links lock");
+        let pool = idle.entry(addr.to_string()).or_default();
+        if pool.len() < MAX_IDLE {
+            pool.push(conn);
         }
     }
 }
@@ -522,9 +561,20 @@ mod tests {
         addr
     }
 
-    /// A peer that speaks the link: answers the hello after `delay`, then echoes each body.
+    /// A peer that speaks the link: answers the hello after `delay`, then echoes each body (a
+    /// body that starts with "slow" after `delay` too), and counts the links it serves.
     struct SlowEcho {
         delay: Duration,
+        links: Arc<std::sync::atomic::AtomicUsize>,
+    }
+
+    impl SlowEcho {
+        fn new(delay: Duration) -> SlowEcho {
+            SlowEcho {
+                delay,
+                links: Arc::default(),
+            }
+        }
     }
 
     impl StreamService for SlowEcho {
@@ -534,6 +584,7 @@ mod tests {
             _peer: TlsPeer,
         ) -> Pin<Box<dyn Future<Output = ()> + Send>> {
             let delay = self.delay;
+            self.links.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
             Box::pin(async move {
                 let _hello = read_frame(&mut io, HELLO_MAX).await;
                 tokio::time::sleep(delay).await;
@@ -541,6 +592,9 @@ mod tests {
                 let _ = answer(&mut io, Status::Ok, 2, &hello).await;
                 while let Ok(payload) = read_frame(&mut io, peer_link::MAX_FRAME).await {
                     let (_, format, body) = peer_link::decode_request(&payload).unwrap();
+                    if body.starts_with(b"slow") {
+                        tokio::time::sleep(delay).await;
+                    }
                     let _ = answer(&mut io, Status::Ok, format, body).await;
                 }
             })
@@ -553,9 +607,7 @@ mod tests {
     async fn a_link_opened_too_late_for_its_call_serves_the_next() {
         hoist_common::init_tls();
         let ca = pki::make_ca("test", SystemTime::now()).unwrap();
-        let slow: Arc<dyn StreamService> = Arc::new(SlowEcho {
-            delay: Duration::from_millis(150),
-        });
+        let slow: Arc<dyn StreamService> = Arc::new(SlowEcho::new(Duration::from_millis(150)));
         let addr = member(&ca, Some(slow)).await;
         let links = links(&ca, true);
         let short = Duration::from_millis(50);
@@ -567,6 +619,45 @@ mod tests {
         let call = links.call(Some(1), &addr, Kind::Append, 2, b"second", short);
         let (format, body) = call.await.unwrap().expect("the pooled link");
         assert_eq!((format, &body[..]), (2, &b"second"[..]));
+    }
+
+    /// A call whose answer comes after its time ran out leaves the link to be drained: the late
+    /// answer is not taken for the next call's, and the next call after it uses the same link.
+    #[tokio::test]
+    async fn a_late_answer_keeps_its_link() {
+        hoist_common::init_tls();
+        let ca = pki::make_ca("test", SystemTime::now()).unwrap();
+        let echo = SlowEcho::new(Duration::from_millis(150));
+        let served = echo.links.clone();
+        let addr = member(&ca, Some(Arc::new(echo))).await;
+        let links = links(&ca, true);
+        let (short, long) = (Duration::from_millis(50), Duration::from_secs(2));
+        links
+            .call(Some(1), &addr, Kind::Append, 2, b"open", long)
+            .await
+            .unwrap()
+            .unwrap();
+        let call = links.call(Some(1), &addr, Kind::Append, 2, b"slow answer", short);
+        match call.await {
+            Err(LinkError::Lost { why, .. }) => assert!(why.contains("no answer"), "{why}"),
+            other => panic!("expected no answer in time, got {other:?}"),
+        }
+        let back = Instant::now();
+        while links.idle.0.lock().unwrap().get(&addr).map_or(0, Vec::len) == 0 {
+            assert!(back.elapsed() < long, "the drained link never came back");
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        let (_, body) = links
+            .call(Some(1), &addr, Kind::Append, 2, b"next", long)
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(&body[..], b"next");
+        assert_eq!(
+            served.load(std::sync::atomic::Ordering::SeqCst),
+            1,
+            "links opened"
+        );
     }
 
     /// A member that serves TLS but not the link (an older build): the call is left to HTTP,
