@@ -147,3 +147,47 @@ fn real_cgroupfs_create_join_remove() {
         std::fs::remove_dir(&p).unwrap();
     }
 }
+
+#[test]
+fn the_move_is_primed_in_the_threads_own_cgroup() {
+    let root = Path::new("/sys/fs/cgroup");
+    // This machine's hybrid layout: the v1 hierarchies and the unified one.
+    let hybrid = "9:name=systemd:/\n8:pids:/\n4:memory:/box/1b41\n2:cpuacct:/\n1:cpu:/\n0::/\n";
+    assert_eq!(
+        own_cgroup_file(hybrid, root, CgroupVersion::V1),
+        Some(root.join("memory/box/1b41/tasks"))
+    );
+    // cpu and cpuacct mounted together, as on most distributions.
+    let joint = "3:cpu,cpuacct:/system.slice/hoist-agent.service\n";
+    assert_eq!(
+        own_cgroup_file(joint, root, CgroupVersion::V1),
+        Some(root.join("cpu/system.slice/hoist-agent.service/tasks"))
+    );
+    let unified = "0::/system.slice/hoist-agent.service\n";
+    assert_eq!(
+        own_cgroup_file(unified, root, CgroupVersion::V2),
+        Some(root.join("system.slice/hoist-agent.service/cgroup.procs"))
+    );
+    assert_eq!(
+        own_cgroup_file("0::/\n", root, CgroupVersion::V2),
+        Some(root.join("cgroup.procs"))
+    );
+    assert_eq!(own_cgroup_file(unified, root, CgroupVersion::V1), None);
+    assert_eq!(own_cgroup_file("", root, CgroupVersion::V2), None);
+}
+
+/// On this host: the priming write succeeds, and leaves the thread where it was.
+#[test]
+fn real_cgroupfs_priming_moves_nothing() {
+    if !nix::unistd::Uid::effective().is_root() {
+        eprintln!("skipped: needs root");
+        return;
+    }
+    let driver = CgroupDriver::detect("hoist-test").unwrap();
+    let before = std::fs::read_to_string("/proc/self/cgroup").unwrap();
+    driver.prime_move().join().unwrap().unwrap();
+    assert_eq!(
+        std::fs::read_to_string("/proc/self/cgroup").unwrap(),
+        before
+    );
+}
