@@ -41,8 +41,6 @@ impl Manager {
         validate(&req)?;
         crate::network::kind::kind(req.network, self.config.cluster_dns.is_some())
             .map_err(AgentError::Invalid)?;
-        // First: the kernel's wait for the cgroup move runs while everything else is prepared.
-        self.deps.cgroups.prime_move();
         let images = self.deps.images.clone();
         let image_ref = req.image.clone();
         let image = tokio::task::spawn_blocking(move || images.resolve(&image_ref))
@@ -62,7 +60,6 @@ impl Manager {
         attached: bool,
         t0: Instant,
     ) -> Result<(Arc<Container>, Created), AgentError> {
-        self.deps.cgroups.prime_move();
         self.create_with(req, image, attached, t0, false, None)
             .await
     }

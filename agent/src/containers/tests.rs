@@ -45,16 +45,11 @@ fn request(network: NetworkMode) -> CreateContainer {
 }
 
 /// Each network mode with the kernel-facing calls its create makes, in order.
-/// The first call of a create: it starts the kernel's wait for the cgroup move. A failure of it
-/// costs only time, so the create goes on.
-const PRIME: &str = "cgroup prime";
-
 fn cases() -> Vec<(NetworkMode, Vec<&'static str>)> {
     vec![
         (
             NetworkMode::Bridge,
             vec![
-                PRIME,
                 "image resolve",
                 "cgroup create",
                 "netns remove",
@@ -65,11 +60,11 @@ fn cases() -> Vec<(NetworkMode, Vec<&'static str>)> {
         ),
         (
             NetworkMode::None,
-            vec![PRIME, "image resolve", "cgroup create", "supervisor start"],
+            vec!["image resolve", "cgroup create", "supervisor start"],
         ),
         (
             NetworkMode::Host,
-            vec![PRIME, "image resolve", "cgroup create", "supervisor start"],
+            vec!["image resolve", "cgroup create", "supervisor start"],
         ),
     ]
 }
@@ -204,10 +199,6 @@ fn a_create_failing_at_any_step_leaves_nothing() {
                 let (mgr, net) = agent(&host).await;
                 let before = host.calls().len();
                 host.fail_nth(k);
-                if *op == PRIME {
-                    mgr.create(request(mode), false).await.expect(&why);
-                    return;
-                }
                 let err = mgr
                     .create(request(mode), false)
                     .await
@@ -535,10 +526,6 @@ fn a_create_with_volumes_failing_at_any_step_leaves_nothing() {
         run(async {
             let (mgr, net) = agent(&host).await;
             host.fail_nth(k);
-            if *op == PRIME {
-                mgr.create(volume_request(), false).await.expect(&why);
-                return;
-            }
             mgr.create(volume_request(), false)
                 .await
                 .map(|_| ())

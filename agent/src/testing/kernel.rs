@@ -22,7 +22,7 @@ use std::sync::Arc;
 /// Where fake cgroups seem to live.
 const CGROUP_ROOT: &str = "/sys/fs/cgroup/hoist";
 
-/// Cgroups in memory: ops `cgroup create`, `cgroup remove`, `cgroup kill`, `cgroup prime`.
+/// Cgroups in memory: ops `cgroup create`, `cgroup remove`, `cgroup kill`.
 #[derive(Debug)]
 pub struct FakeCgroups {
     host: Arc<FakeHost>,
@@ -95,10 +95,6 @@ impl Cgroups for FakeCgroups {
         let _ = self
             .host
             .call("cgroup kill", format!("{} {signal}", cgroup_id(cgroup)));
-    }
-
-    fn prime_move(&self) {
-        let _ = self.host.call("cgroup prime", "");
     }
 }
 

@@ -5,13 +5,6 @@
 //! controller, as on this machine's hybrid layout). The driver only writes files below a root
 //! directory it is given, so unit tests run it against a plain temp directory standing in for
 //! cgroupfs; integration tests use the real one. Nothing outside the agent's parent is touched.
-//!
-//! Moving a container's first process into its cgroup is the slowest step of a start on a quiet
-//! host: every write to `cgroup.procs` takes the kernel's global `cgroup_threadgroup_rwsem` for
-//! writing, and that percpu rwsem, when idle, first waits for an RCU grace period (6.5 ms here,
-//! `bench/cgroup-move.py`); a write while it is still in its slow mode is fast. So a create
-//! starts that wait at once, on a thread of its own ([`Cgroups::prime_move`]), while the
-//! image, cgroup, network and supervisor are prepared.
 
 mod v1;
 mod v2;
@@ -75,9 +68,6 @@ pub trait Cgroups: Send + Sync + std::fmt::Debug {
     fn pids(&self, cgroup: &CgroupHandle) -> Vec<i32>;
     /// Sends `signal` to every process in it: the fallback when the supervisor is gone.
     fn signal_all(&self, cgroup: &CgroupHandle, signal: nix::sys::signal::Signal);
-    /// Starts the kernel's wait that a container's first move into its cgroup would otherwise
-    /// sit in (see the module doc), on a thread of its own; returns at once.
-    fn prime_move(&self);
 }
 
 impl Cgroups for CgroupDriver {
@@ -107,9 +97,6 @@ impl Cgroups for CgroupDriver {
     }
     fn signal_all(&self, cgroup: &CgroupHandle, signal: nix::sys::signal::Signal) {
         cgroup.signal_all(signal)
-    }
-    fn prime_move(&self) {
-        drop(CgroupDriver::prime_move(self));
     }
 }
 
@@ -147,22 +134,6 @@ impl CgroupDriver {
 
     pub fn version(&self) -> CgroupVersion {
         self.version
-    }
-
-    /// A thread that moves itself into the cgroup it is already in: a move that changes
-    /// nothing, but takes the lock every move takes, so that the container's move right after
-    /// finds it ready. A failed write (even one refused after the lock) primes as well; the
-    /// result is for tests.
-    pub fn prime_move(&self) -> std::thread::JoinHandle<io::Result<()>> {
-        let (root, version) = (self.root.clone(), self.version);
-        std::thread::spawn(move || {
-            let mine = std::fs::read_to_string("/proc/thread-self/cgroup")?;
-            let file = own_cgroup_file(&mine, &root, version).ok_or_else(|| {
-                io::Error::new(io::ErrorKind::NotFound, "no cgroup of this thread")
-            })?;
-            // "0": the writing thread (v1 `tasks`), or its process (v2 `cgroup.procs`).
-            write(&file, "0")
-        })
     }
 
     /// Creates the container's cgroup and applies `res`. On failure nothing is left behind.
@@ -285,32 +256,6 @@ impl CgroupHandle {
             }
             CgroupHandle::V2 { dir } => vec![dir],
         }
-    }
-}
-
-/// The file that moves the calling thread (v1) or its process (v2) into the cgroup it is in,
-/// from `/proc/thread-self/cgroup`: v2's `0::PATH`, or in v1 the hierarchy of the first of
-/// the controllers the driver uses that the thread is placed in.
-fn own_cgroup_file(proc_cgroup: &str, root: &Path, version: CgroupVersion) -> Option<PathBuf> {
-    let entries: Vec<(&str, &str)> = proc_cgroup
-        .lines()
-        .filter_map(|l| {
-            let (_, rest) = l.split_once(':')?;
-            rest.split_once(':')
-        })
-        .collect();
-    let under = |dir: PathBuf, path: &str| dir.join(path.trim_start_matches('/'));
-    match version {
-        CgroupVersion::V2 => entries
-            .iter()
-            .find(|(controllers, _)| controllers.is_empty())
-            .map(|(_, path)| under(root.to_path_buf(), path).join("cgroup.procs")),
-        CgroupVersion::V1 => v1::CONTROLLERS.iter().find_map(|c| {
-            entries
-                .iter()
-                .find(|(controllers, _)| controllers.split(',').any(|x| x == *c))
-                .map(|(_, path)| under(root.join(c), path).join("tasks"))
-        }),
     }
 }
 
