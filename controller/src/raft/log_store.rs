@@ -359,6 +359,17 @@ fn commit(
     Ok(())
 }
 
+impl LogStore {
+    /// Entry `log_id` as this store wrote it, if it holds it in format 1 or later (where an
+    /// entry is encoded alike in every format): for the leader's AppendEntries
+    /// ([`wire::encode_append_reusing`]).
+    pub fn stored_entry(&self, log_id: &LogId<u64>) -> Option<Arc<[u8]>> {
+        let m = self.shared.mirror.read().ok()?;
+        let held = m.entries.get(&log_id.index)?;
+        (held.log_id == *log_id && held.format >= 1).then(|| held.bytes.clone())
+    }
+}
+
 impl RaftLogReader<TypeConfig> for LogStore {
     async fn try_get_log_entries<RB: RangeBounds<u64> + Clone + Debug + OptionalSend>(
         &mut self,
@@ -558,5 +569,18 @@ mod tests {
         );
         let state = logs.get_log_state().await.unwrap();
         assert_eq!(state.last_log_id.map(|l| l.leader_id.term), Some(2));
+        // What the leader sends (format 1 on): the stored bytes of that very entry, by log id.
+        let format = logs.shared.format;
+        assert!(format >= 1, "a new data dir's format is {format}");
+        let bytes = logs.stored_entry(&blank(3, 2).log_id).expect("held");
+        assert_eq!(wire::decode_entry(&bytes, format).unwrap(), blank(3, 2));
+        assert!(
+            logs.stored_entry(&blank(3, 1).log_id).is_none(),
+            "another term's entry 3"
+        );
+        assert!(
+            logs.stored_entry(&blank(4, 2).log_id).is_none(),
+            "past the end"
+        );
     }
 }

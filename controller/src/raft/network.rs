@@ -5,6 +5,7 @@
 //! otherwise. Every request names this member and its version; every answer tells the peer's.
 
 use super::link::Links;
+use super::log_store::LogStore;
 use super::peers::{self, Peers, MEMBER_HEADER};
 use super::wire;
 use super::TypeConfig;
@@ -35,6 +36,8 @@ const MAX_APPEND_BYTES: usize = 1 << 20;
 pub struct Network {
     clients: Arc<PeerClients>,
     links: Arc<Links>,
+    /// The member's log: AppendEntries carry the entries' bytes as it stored them.
+    log: Option<LogStore>,
     /// This member's id, sent with every request.
     me: u64,
     peers: Arc<Peers>,
@@ -45,6 +48,7 @@ impl Network {
         Network {
             clients,
             links,
+            log: None,
             me,
             peers,
         }
@@ -60,6 +64,14 @@ pub fn plain_peer_client() -> reqwest::Client {
         .expect("http client builds")
 }
 
+impl Network {
+    /// Entries go out as `log` stored them instead of encoded again for each follower.
+    pub fn with_log(mut self, log: LogStore) -> Self {
+        self.log = Some(log);
+        self
+    }
+}
+
 impl RaftNetworkFactory<TypeConfig> for Network {
     type Network = Peer;
 
@@ -67,6 +79,7 @@ impl RaftNetworkFactory<TypeConfig> for Network {
         Peer {
             clients: self.clients.clone(),
             links: self.links.clone(),
+            log: self.log.clone(),
             me: self.me,
             peers: self.peers.clone(),
             target,
@@ -80,6 +93,7 @@ impl RaftNetworkFactory<TypeConfig> for Network {
 pub struct Peer {
     clients: Arc<PeerClients>,
     links: Arc<Links>,
+    log: Option<LogStore>,
     me: u64,
     peers: Arc<Peers>,
     target: u64,
@@ -252,7 +266,8 @@ impl RaftNetwork<TypeConfig> for Peer {
     ) -> Result<AppendEntriesResponse<u64>, RPCError<u64, BasicNode, RaftError<u64>>> {
         let mut format = self.format();
         let body = loop {
-            match wire::encode_append(&rpc, format) {
+            let stored = |id: &openraft::LogId<u64>| self.log.as_ref()?.stored_entry(id);
+            match wire::encode_append_reusing(&rpc, format, stored) {
                 Ok(b) => break b,
                 // An entry of a newer format proves the cluster was at that format when it was
                 // written, so every member read it then (one that could not was refused). A
@@ -349,6 +364,7 @@ mod tests {
         let mut peer = Peer {
             links: Arc::new(Links::new(1, Arc::default(), clients.clone())),
             clients,
+            log: None,
             me: 1,
             peers: Arc::default(),
             target: 2,

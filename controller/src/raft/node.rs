@@ -233,11 +233,12 @@ impl RaftNode {
         let peers = Arc::new(Peers::new(machine.cluster_format.clone()));
         let clients = Arc::new(PeerClients::new(super::network::plain_peer_client()));
         let links = Arc::new(Links::new(id, peers.clone(), clients.clone()));
+        let log = LogStore::open(store, stall.clone())?;
         let raft = Raft::new(
             id,
             Arc::new(config),
-            Network::new(id, peers.clone(), clients.clone(), links.clone()),
-            LogStore::open(store, stall.clone())?,
+            Network::new(id, peers.clone(), clients.clone(), links.clone()).with_log(log.clone()),
+            log,
             machine.clone(),
         )
         .await
