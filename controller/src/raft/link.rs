@@ -22,7 +22,9 @@
 //! the link to a task that reads the late answer and then puts the link back (for up to
 //! [`LATE_ANSWER`]): a Raft append has only the heartbeat interval (50 ms), and a loaded
 //! follower's fsync often takes longer, so dropping the link would cost a new TLS handshake
-//! just when the peers are busiest. A link that fails is dropped.
+//! just when the peers are busiest. A link that fails is dropped. A peer holds at most
+//! [`MAX_LINKS`] links open from this member: past that (a peer that takes requests but answers
+//! none, as one whose disk stalls), calls go over HTTP instead of opening more.
 
 use super::node::RaftNode;
 use super::peers::Peers;
@@ -34,6 +36,7 @@ use hoist_transport::{StreamIo, StreamService};
 use std::collections::HashMap;
 use std::future::Future;
 use std::pin::Pin;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
@@ -56,6 +59,8 @@ const HELLO_MAX: usize = 4096;
 const MAX_IDLE: usize = 8;
 /// How long a late answer is waited for before its link is dropped.
 const LATE_ANSWER: Duration = Duration::from_secs(10);
+/// Most links open to one peer: idle, carrying a call, or waiting for a late answer.
+const MAX_LINKS: usize = 16;
 
 type Io = tokio_rustls::client::TlsStream<TcpStream>;
 
@@ -66,6 +71,24 @@ struct Conn {
     version: PeerVersion,
     /// When it was last put back in the pool.
     idle_since: Instant,
+    /// Counts the link among its peer's open ones while it lives.
+    _open: OpenLink,
+}
+
+/// One link counted as open to its peer, from its opening to its drop.
+struct OpenLink(Arc<AtomicUsize>);
+
+impl OpenLink {
+    fn new(count: Arc<AtomicUsize>) -> OpenLink {
+        count.fetch_add(1, Ordering::SeqCst);
+        OpenLink(count)
+    }
+}
+
+impl Drop for OpenLink {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::SeqCst);
+    }
 }
 
 /// Why a call on a link failed after it started: the request may have been delivered.
@@ -134,6 +157,10 @@ impl Links {
         let started = Instant::now();
         let conn = match self.take_open(addr) {
             Some(conn) => conn,
+            None if self.idle.open_count(addr).load(Ordering::SeqCst) >= MAX_LINKS => {
+                tracing::debug!(peer = addr, "{MAX_LINKS} member links busy; HTTP");
+                return over_http(kind);
+            }
             None => match self.open(addr, config).await {
                 // Opened after this call's time ran out (a slow handshake under load): kept for
                 // the next call, so that a link gets made even when every call is short (a
@@ -271,6 +298,7 @@ impl Links {
                 io,
                 version: hello.peer_version(),
                 idle_since: Instant::now(),
+                _open: OpenLink::new(self.idle.open_count(addr)),
             })
         };
         match tokio::time::timeout(OPEN_TIMEOUT, opening).await {
@@ -304,15 +332,27 @@ fn exchange(
     })
 }
 
-/// Idle links by peer address.
+/// Links by peer address: the idle ones, and how many are open.
 #[derive(Default)]
-struct Pool(Mutex<HashMap<String, Vec<Conn>>>);
+struct Pool(Mutex<HashMap<String, PeerLinks>>);
+
+#[derive(Default)]
+struct PeerLinks {
+    idle: Vec<Conn>,
+    open: Arc<AtomicUsize>,
+}
 
 impl Pool {
+    /// How many links to `addr` are open (a count that each link keeps while it lives).
+    fn open_count(&self, addr: &str) -> Arc<AtomicUsize> {
+        let mut links = self.0.lock().expect("links lock");
+        links.entry(addr.to_string()).or_default().open.clone()
+    }
+
     /// The most recently used idle link to `addr` that is not too old.
     fn take(&self, addr: &str) -> Option<Conn> {
-        let mut idle = self.0.lock().expect("links lock");
-        let pool = idle.get_mut(addr)?;
+        let mut links = self.0.lock().expect("links lock");
+        let pool = &mut links.get_mut(addr)?.idle;
         while let Some(conn) = pool.pop() {
             if conn.idle_since.elapsed() < POOL_IDLE {
                 return Some(conn);
@@ -323,8 +363,8 @@ impl Pool {
 
     fn put(&self, addr: &str, mut conn: Conn) {
         conn.idle_since = Instant::now();
-        let mut idle = self.0.lock().expect("links lock");
-        let pool = idle.entry(addr.to_string()).or_default();
+        let mut links = self.0.lock().expect("links lock");
+        let pool = &mut links.entry(addr.to_string()).or_default().idle;
         if pool.len() < MAX_IDLE {
             pool.push(conn);
         }
@@ -643,7 +683,15 @@ mod tests {
             other => panic!("expected no answer in time, got {other:?}"),
         }
         let back = Instant::now();
-        while links.idle.0.lock().unwrap().get(&addr).map_or(0, Vec::len) == 0 {
+        while links
+            .idle
+            .0
+            .lock()
+            .unwrap()
+            .get(&addr)
+            .map_or(0, |p| p.idle.len())
+            == 0
+        {
             assert!(back.elapsed() < long, "the drained link never came back");
             tokio::time::sleep(Duration::from_millis(5)).await;
         }
@@ -658,6 +706,59 @@ mod tests {
             1,
             "links opened"
         );
+    }
+
+    /// A peer that takes requests and answers none (as one whose disk stalls): answers the hello,
+    /// then reads on. Counts the links it serves.
+    struct Mute {
+        links: Arc<AtomicUsize>,
+    }
+
+    impl StreamService for Mute {
+        fn serve(
+            &self,
+            mut io: Box<dyn StreamIo>,
+            _peer: TlsPeer,
+        ) -> Pin<Box<dyn Future<Output = ()> + Send>> {
+            self.links.fetch_add(1, Ordering::SeqCst);
+            Box::pin(async move {
+                let _hello = read_frame(&mut io, HELLO_MAX).await;
+                let hello = Hello::this_build(1).to_bytes();
+                let _ = answer(&mut io, Status::Ok, 2, &hello).await;
+                while read_frame(&mut io, peer_link::MAX_FRAME).await.is_ok() {}
+            })
+        }
+    }
+
+    /// Calls to a peer that answers none wait for their late answers on at most [`MAX_LINKS`]
+    /// links; the calls after that go over HTTP instead of opening more.
+    #[tokio::test]
+    async fn a_peer_that_answers_nothing_gets_a_bounded_number_of_links() {
+        hoist_common::init_tls();
+        let ca = pki::make_ca("test", SystemTime::now()).unwrap();
+        let served = Arc::new(AtomicUsize::new(0));
+        let addr = member(
+            &ca,
+            Some(Arc::new(Mute {
+                links: served.clone(),
+            })),
+        )
+        .await;
+        let links = links(&ca, true);
+        let short = Duration::from_millis(100);
+        let mut over_http = 0;
+        for _ in 0..MAX_LINKS + 4 {
+            match links
+                .call(Some(1), &addr, Kind::Append, 2, b"append", short)
+                .await
+            {
+                Err(LinkError::Lost { .. }) => {}
+                Ok(None) => over_http += 1,
+                other => panic!("expected no answer, or HTTP, got {other:?}"),
+            }
+        }
+        assert_eq!(served.load(Ordering::SeqCst), MAX_LINKS, "links opened");
+        assert_eq!(over_http, 4, "calls past the limit");
     }
 
     /// A member that serves TLS but not the link (an older build): the call is left to HTTP,
