@@ -3,7 +3,8 @@
 //! follower (any member serves it; its API calls are forwarded like any client's); it must list a
 //! service applied by the test, show a scale-up made with the CLI within 2 s without a reload,
 //! show the service's replicas, and log no console error, warning or uncaught exception on the
-//! way (a Content-Security-Policy violation is one). Screenshots are kept under
+//! way (a Content-Security-Policy violation is one; a 503 the page recovers from is not, see
+//! `RETRYABLE`). Screenshots are kept under
 //! `target/.../debug/ui-screenshots/RUN/`.
 
 use anyhow::{ensure, Context, Result};
