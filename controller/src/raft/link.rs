@@ -605,7 +605,7 @@ mod tests {
     /// body that starts with "slow" after `delay` too), and counts the links it serves.
     struct SlowEcho {
         delay: Duration,
-        links: Arc<std::sync::atomic::AtomicUsize>,
+        links: Arc<AtomicUsize>,
     }
 
     impl SlowEcho {
@@ -624,7 +624,7 @@ mod tests {
             _peer: TlsPeer,
         ) -> Pin<Box<dyn Future<Output = ()> + Send>> {
             let delay = self.delay;
-            self.links.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            self.links.fetch_add(1, Ordering::SeqCst);
             Box::pin(async move {
                 let _hello = read_frame(&mut io, HELLO_MAX).await;
                 tokio::time::sleep(delay).await;
@@ -701,11 +701,7 @@ mod tests {
             .unwrap()
             .unwrap();
         assert_eq!(&body[..], b"next");
-        assert_eq!(
-            served.load(std::sync::atomic::Ordering::SeqCst),
-            1,
-            "links opened"
-        );
+        assert_eq!(served.load(Ordering::SeqCst), 1, "links opened");
     }
 
     /// A peer that takes requests and answers none (as one whose disk stalls): answers the hello,

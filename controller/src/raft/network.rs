@@ -53,6 +53,12 @@ impl Network {
             peers,
         }
     }
+
+    /// Entries go out as `log` stored them instead of encoded again for each follower.
+    pub fn with_log(mut self, log: LogStore) -> Self {
+        self.log = Some(log);
+        self
+    }
 }
 
 /// The plain-HTTP client a member calls its peers with until it has a certificate.
@@ -62,14 +68,6 @@ pub fn plain_peer_client() -> reqwest::Client {
         .tcp_nodelay(true)
         .build()
         .expect("http client builds")
-}
-
-impl Network {
-    /// Entries go out as `log` stored them instead of encoded again for each follower.
-    pub fn with_log(mut self, log: LogStore) -> Self {
-        self.log = Some(log);
-        self
-    }
 }
 
 impl RaftNetworkFactory<TypeConfig> for Network {
