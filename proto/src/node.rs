@@ -225,9 +225,15 @@ pub struct Assignments {
     pub term: u64,
     pub tasks: Vec<Assignment>,
     /// The overlay as this node must wire it: its own subnet and every peer. Sent to agents of
-    /// format 2 once the cluster has an overlay; a change of any peer wakes every poll. Format 2.
+    /// format 2 once the cluster has an overlay; a change of any peer wakes every poll. When the
+    /// poll named the overlay it holds (`overlay_index`): left out while that is current, and
+    /// otherwise only what changed since ([`Overlay::changed_since`]). Format 2.
     #[serde(default)]
     pub overlay: Option<Overlay>,
+    /// The cluster's overlay index this answer is as of; the agent passes it back as the poll's
+    /// `overlay_index`. 0 from a controller that always sends the overlay. Format 2.
+    #[serde(default)]
+    pub overlay_index: u64,
 }
 
 /// The overlay seen from one node (see [`Assignments::overlay`]).
@@ -238,8 +244,46 @@ pub struct Overlay {
     /// This node's subnet; `None` when none could be allocated (`problem` says why).
     pub subnet: Option<String>,
     pub problem: Option<String>,
-    /// Every other node that has a subnet and a key, by node id.
+    /// Every other node that has a subnet and a key, by node id; in an answer with
+    /// `changed_since`, only those whose record changed after it.
     pub peers: Vec<OverlayPeer>,
+    /// Not 0: this answers a poll that held the overlay as of this overlay index, and `peers`
+    /// holds only the peers whose `generation` is newer; every other peer is as held. Sent only
+    /// to a poll that named the index it holds. Format 2.
+    #[serde(default)]
+    pub changed_since: u64,
+    /// With `changed_since`: how many peers the whole overlay has. A held peer that is gone (its
+    /// node removed) leaves the merged list longer than this (see [`Overlay::merge`]). Format 2.
+    #[serde(default)]
+    pub peer_count: u64,
+}
+
+impl Overlay {
+    /// The whole overlay from `held` (the one as of `changed_since`) and `self`, an answer with
+    /// `changed_since`; `self` when it is whole already. `None` when the two do not add up: a
+    /// held peer was removed since, and the whole overlay must be asked for (a poll naming no
+    /// index).
+    pub fn merge(self, held: Option<&Overlay>) -> Option<Overlay> {
+        if self.changed_since == 0 {
+            return Some(self);
+        }
+        let held = held?;
+        let mut peers: std::collections::BTreeMap<&str, &OverlayPeer> =
+            held.peers.iter().map(|p| (p.node.as_str(), p)).collect();
+        for p in &self.peers {
+            peers.insert(&p.node, p);
+        }
+        if peers.len() as u64 != self.peer_count {
+            return None;
+        }
+        let peers = peers.into_values().cloned().collect();
+        Some(Overlay {
+            peers,
+            changed_since: 0,
+            peer_count: 0,
+            ..self
+        })
+    }
 }
 
 /// Another node on the overlay.
@@ -621,5 +665,51 @@ mod tests {
         }))
         .unwrap();
         assert_eq!((old.certificate, old.ca_certificate), (None, None));
+    }
+
+    fn peer(node: &str, generation: u64) -> OverlayPeer {
+        OverlayPeer {
+            node: node.into(),
+            public_key: format!("key-{node}-{generation}"),
+            endpoint: "192.0.2.1:51820".into(),
+            subnet: format!("10.200.{generation}.0/24"),
+            generation,
+        }
+    }
+
+    fn overlay(peers: Vec<OverlayPeer>, changed_since: u64, peer_count: u64) -> Overlay {
+        Overlay {
+            cluster_cidr: "10.200.0.0/16".into(),
+            subnet: Some("10.200.0.0/24".into()),
+            problem: None,
+            peers,
+            changed_since,
+            peer_count,
+        }
+    }
+
+    #[test]
+    fn changed_peers_merge_into_the_held_overlay_in_node_order() {
+        let held = overlay(vec![peer("a", 3), peer("c", 4)], 0, 0);
+        // Whole answers replace what is held.
+        let whole = overlay(vec![peer("b", 9)], 0, 0);
+        assert_eq!(whole.clone().merge(Some(&held)), Some(whole.clone()));
+        assert_eq!(whole.clone().merge(None), Some(whole));
+        // "b" is new and "c" changed: merged in node order, the rest as held.
+        let changes = overlay(vec![peer("b", 7), peer("c", 8)], 4, 3);
+        let merged = changes.merge(Some(&held)).expect("adds up");
+        assert_eq!(
+            merged,
+            overlay(vec![peer("a", 3), peer("b", 7), peer("c", 8)], 0, 0)
+        );
+    }
+
+    #[test]
+    fn changes_that_do_not_add_up_ask_for_the_whole_overlay() {
+        let held = overlay(vec![peer("a", 3), peer("c", 4)], 0, 0);
+        // "a" was removed: the whole overlay has 2 peers, held plus changes make 3.
+        assert_eq!(overlay(vec![peer("b", 7)], 4, 2).merge(Some(&held)), None);
+        // Changes with nothing held to apply them to.
+        assert_eq!(overlay(vec![peer("b", 7)], 4, 1).merge(None), None);
     }
 }

@@ -68,6 +68,14 @@ struct Args {
     /// Nodes that go silent at once after the fill.
     #[arg(long, default_value_t = 0)]
     kill_nodes: u64,
+    /// Register the nodes without WireGuard keys, as agents on a `--subnet` of their own: the
+    /// assignments answers then carry no overlay peers.
+    #[arg(long)]
+    no_overlay: bool,
+    /// Poll without naming the overlay the node holds, as agents before the overlay index did:
+    /// every answer carries every peer (to measure what the index saves).
+    #[arg(long)]
+    full_overlay: bool,
     /// Print the report as JSON.
     #[arg(long)]
     json: bool,
@@ -340,6 +348,8 @@ async fn measure(
         start_ms: args.start_ms,
         epoch,
         trace: trace.clone(),
+        overlay: !args.no_overlay,
+        full_overlay: args.full_overlay,
     });
     join_nodes(args, report, &fleet, &config, &counters, keys).await;
 

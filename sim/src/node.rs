@@ -16,6 +16,7 @@
 //! traced service first appeared in a poll answer (the time an assignment takes to reach its
 //! agent).
 
+use base64::Engine as _;
 use hoist_agent::worker::backoff;
 use hoist_agent::worker::client::{ClientError, ControllerClient};
 use hoist_proto::cluster::{NodeResources, TaskState};
@@ -48,6 +49,11 @@ pub struct NodeConfig {
     /// The run's clock origin: [`NodeView::last_poll_ok_ms`] counts from it.
     pub epoch: Instant,
     pub trace: Arc<Trace>,
+    /// Register with a WireGuard key and endpoint, as an agent on the overlay does: every
+    /// node is then every other node's peer, and the assignments answers carry them.
+    pub overlay: bool,
+    /// Never name the overlay held: every answer carries it (agents before the overlay index).
+    pub full_overlay: bool,
 }
 
 /// When new tasks of one service first appear in the nodes' poll answers, while armed.
@@ -197,22 +203,31 @@ impl std::fmt::Debug for Node {
     }
 }
 
-/// The registration of simulated node `index`.
-fn register_request(index: usize, join_token: &str, node_id: Option<String>) -> RegisterRequest {
+/// The registration of simulated node `index`; with `overlay`, a WireGuard key (no one holds its
+/// private half) and an endpoint in the benchmark range.
+fn register_request(
+    index: usize,
+    join_token: &str,
+    node_id: Option<String>,
+    overlay: bool,
+) -> RegisterRequest {
+    let mut key = [0x5au8; 32];
+    key[..8].copy_from_slice(&(index as u64).to_le_bytes());
+    let address = format!("198.18.{}.{}", index / 250, index % 250 + 1);
     RegisterRequest {
         token: join_token.to_string(),
         node_id,
         hostname: format!("sim-{index:05}"),
         // TEST-NET-2/benchmark range: no one routes to it.
-        address: format!("198.18.{}.{}", index / 250, index % 250 + 1),
+        wg_public_key: overlay.then(|| base64::engine::general_purpose::STANDARD.encode(key)),
+        wg_endpoint: overlay.then(|| format!("{address}:51820")),
+        address,
         labels: BTreeMap::from([("hoist-sim".to_string(), "1".to_string())]),
         capacity: NodeResources {
             cpu_millis: 64_000,
             memory_bytes: 256 << 30,
         },
         agent_version: format!("hoist-sim {}", env!("CARGO_PKG_VERSION")),
-        wg_public_key: None,
-        wg_endpoint: None,
         csr: None,
     }
 }
@@ -260,7 +275,7 @@ impl Node {
 
     async fn register(&mut self) -> Result<(), ClientError> {
         let id = (!self.id.is_empty()).then(|| self.id.clone());
-        let req = register_request(self.index, &self.config.join_token, id);
+        let req = register_request(self.index, &self.config.join_token, id, self.config.overlay);
         match self.client.register(&req).await {
             Ok(r) => {
                 self.id = r.node_id;
@@ -285,7 +300,7 @@ impl Node {
         }
     }
 
-    fn poll(&self, index: u64, delay: Duration) -> Poll {
+    fn poll(&self, index: u64, overlay_index: u64, delay: Duration) -> Poll {
         let (client, id) = (self.client.clone(), self.id.clone());
         let (view, epoch) = (self.view.clone(), self.config.epoch);
         Box::pin(async move {
@@ -294,7 +309,9 @@ impl Node {
             }
             let sent = epoch.elapsed().as_millis() as u64 + 1;
             view.poll_sent_ms.store(sent, Ordering::Relaxed);
-            let r = client.assignments(&id, index, POLL_WAIT).await;
+            let r = client
+                .assignments(&id, index, overlay_index, POLL_WAIT)
+                .await;
             view.poll_sent_ms.store(0, Ordering::Relaxed);
             r
         })
@@ -304,9 +321,9 @@ impl Node {
     pub async fn run(mut self) {
         let mut beat = tokio::time::interval(self.heartbeat);
         beat.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        let mut index = 0u64;
+        let (mut index, mut overlay_index) = (0u64, 0u64);
         let mut failures = 0u32;
-        let mut poll = self.poll(index, Duration::ZERO);
+        let mut poll = self.poll(index, overlay_index, Duration::ZERO);
         let mut polled_at = Instant::now();
         let view = self.view.clone();
         loop {
@@ -337,6 +354,12 @@ impl Node {
                                 Duration::from_millis(200) // a deposed leader's answer
                             } else {
                                 index = a.index;
+                                // Named from the first overlay on, as the agent does (which
+                                // also merges the changed peers; a simulated node keeps none).
+                                let holds = a.overlay.is_some() || overlay_index != 0;
+                                if holds && !self.config.full_overlay {
+                                    overlay_index = a.overlay_index;
+                                }
                                 self.assigned(a);
                                 Duration::ZERO
                             };
@@ -352,13 +375,13 @@ impl Node {
                             failures += 1;
                             if e.is_unknown_node() {
                                 self.reregister().await;
-                                index = 0;
+                                (index, overlay_index) = (0, 0);
                             }
                             backoff(failures)
                         }
                     };
                     polled_at = Instant::now() + delay;
-                    poll = self.poll(index, delay);
+                    poll = self.poll(index, overlay_index, delay);
                 }
                 _ = sleep_until_opt(next_due) => self.report_due().await,
             }
@@ -561,12 +584,20 @@ mod tests {
 
     #[test]
     fn registrations_differ_per_node() {
-        let a = register_request(1, "HOIST1-x-y", None);
-        let b = register_request(251, "HOIST1-x-y", Some("n".into()));
+        let a = register_request(1, "HOIST1-x-y", None, true);
+        let b = register_request(251, "HOIST1-x-y", Some("n".into()), true);
         assert_ne!(a.hostname, b.hostname);
         assert_ne!(a.address, b.address);
         assert_eq!(b.node_id.as_deref(), Some("n"));
         assert_eq!(a.address, "198.18.0.2");
+        assert_eq!(a.wg_endpoint.as_deref(), Some("198.18.0.2:51820"));
+        assert_ne!(a.wg_public_key, b.wg_public_key);
+        for r in [&a, &b] {
+            let key = r.wg_public_key.as_deref().expect("a key");
+            hoist_proto::overlay::check_public_key(key).expect("a WireGuard key");
+        }
+        let plain = register_request(1, "HOIST1-x-y", None, false);
+        assert_eq!((plain.wg_public_key, plain.wg_endpoint), (None, None));
     }
 
     #[test]

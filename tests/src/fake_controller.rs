@@ -210,6 +210,7 @@ async fn assignments(State(s): State<Shared>, Query(q): Query<Poll>) -> Response
                     term,
                     tasks: st.tasks.clone(),
                     overlay: None,
+                    overlay_index: 0,
                 });
             }
         }

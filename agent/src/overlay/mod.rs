@@ -3,9 +3,10 @@
 //! Every node gets a subnet of the cluster CIDR from the controller; its bridge and containers
 //! use it, and one route sends the rest of the CIDR into the tunnel device, where WireGuard's
 //! cryptokey routing picks the peer whose subnet holds the destination. The controller hands
-//! every agent the full peer list (key, endpoint, subnet, generation) with its assignments, so
-//! peers converge without gossip; the agent applies the difference (never a full replace, which
-//! would reset every session).
+//! every agent the peer list (key, endpoint, subnet, generation) with its assignments, so peers
+//! converge without gossip: whole once, then only the peers changed since the one the agent
+//! holds (`worker/held_overlay.rs`). The agent applies the difference to its device (never a
+//! full replace, which would reset every session).
 //!
 //! Why it looks like this:
 //! - The private key is made here and never leaves the host (`keys.rs`, `DATA_DIR/overlay/`,

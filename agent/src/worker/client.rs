@@ -396,17 +396,23 @@ impl ControllerClient {
             .await
     }
 
-    /// Waits up to `wait` for the node's assignments to change past `index`.
+    /// Waits up to `wait` for the node's assignments to change past `index`. `overlay_index` is
+    /// the [`Assignments::overlay_index`] of the overlay this node holds (0: none): the answer
+    /// leaves the overlay out while that is current.
     pub async fn assignments(
         &self,
         node: &str,
         index: u64,
+        overlay_index: u64,
         wait: Duration,
     ) -> Result<Assignments, ClientError> {
-        let path = format!(
+        let mut path = format!(
             "/v1/agent/assignments?node={node}&index={index}&wait_ms={}",
             wait.as_millis()
         );
+        if overlay_index != 0 {
+            path.push_str(&format!("&overlay_index={overlay_index}"));
+        }
         self.call::<Heartbeat, _>(&path, None, wait + REQUEST_TIMEOUT)
             .await
     }

@@ -117,6 +117,8 @@ mod tests {
                 subnet: "10.200.1.0/24".into(),
                 generation: 1,
             }],
+            changed_since: 0,
+            peer_count: 0,
         };
         let v = of(&e, Some(&overlay), "n1");
         let s = &v.services[0];

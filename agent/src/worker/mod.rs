@@ -27,6 +27,7 @@ pub mod container;
 pub mod executor;
 pub mod files;
 pub mod health;
+pub mod held_overlay;
 pub mod identity;
 pub mod mesh_view;
 pub mod probe;
@@ -153,7 +154,9 @@ pub async fn wait_for_subnet(
                 ident.node_id = Some(resp.node_id.clone());
                 identity::save(&cfg.data_dir, &ident)?;
             }
-            let a = client.assignments(&resp.node_id, 0, Duration::ZERO).await?;
+            let a = client
+                .assignments(&resp.node_id, 0, 0, Duration::ZERO)
+                .await?;
             match a.overlay {
                 Some(o) => match o.subnet {
                     Some(subnet) => Ok(Some(crate::overlay::state::OverlayState {
@@ -604,6 +607,7 @@ impl Node {
 
     async fn assignments(self: Arc<Self>) {
         let mut index = 0u64;
+        let mut held = held_overlay::HeldOverlay::default();
         let mut failures = 0u32;
         let mut session_rx = self.session.subscribe();
         loop {
@@ -612,7 +616,10 @@ impl Node {
                 Err(_) => return,
             };
             let t = std::time::Instant::now();
-            match self.client.assignments(&node_id, index, POLL_WAIT).await {
+            let poll = self
+                .client
+                .assignments(&node_id, index, held.index(), POLL_WAIT);
+            match poll.await {
                 Ok(a) => {
                     failures = 0;
                     if self.check_term(a.term, "assignments") == Verdict::Stale {
@@ -630,7 +637,9 @@ impl Node {
                         *at = (*at).max(a.index);
                         newer
                     });
-                    if let (Some(o), Some(view)) = (&self.cfg.overlay, &a.overlay) {
+                    let taken = held.take(a.overlay, a.overlay_index);
+                    let ask_whole = taken == held_overlay::Taken::AskWhole;
+                    if let (Some(o), held_overlay::Taken::New(view)) = (&self.cfg.overlay, taken) {
                         if let Some(s) = view
                             .subnet
                             .as_deref()
@@ -665,12 +674,14 @@ impl Node {
                         // A controller that does not block: do not spin.
                         tokio::time::sleep(Duration::from_millis(500)).await;
                     }
-                    index = a.index;
+                    // The whole overlay is asked for at once, not at the next change.
+                    index = if ask_whole { 0 } else { a.index };
                 }
                 Err(e) if e.is_unknown_node() => {
                     tracing::warn!("assignments: {e}: registering again");
                     self.reregister.notify_one();
                     index = 0;
+                    held.forget();
                     tokio::time::sleep(Duration::from_millis(500)).await;
                 }
                 Err(e) => {

@@ -371,10 +371,16 @@ pub struct PollQuery {
     index: u64,
     #[serde(default)]
     wait_ms: u64,
+    /// The overlay index of the overlay the agent holds (format 2): the answer leaves the
+    /// overlay out while it is unchanged. 0 (or absent, as from an older agent): always sent.
+    #[serde(default)]
+    overlay_index: u64,
 }
 
-/// `GET /v1/agent/assignments?node=ID&index=N&wait_ms=M`: answers when the node's assignments
-/// changed after `index` (at once when `index` is 0), or after `wait_ms` (≤ 30 s) with the same.
+/// `GET /v1/agent/assignments?node=ID&index=N&wait_ms=M[&overlay_index=O]`: answers when the
+/// node's assignments changed after `index` (at once when `index` is 0), or after `wait_ms`
+/// (≤ 30 s) with the same. The overlay (every peer: O(nodes)) is sent only when it changed since
+/// `overlay_index`, so a poll woken by its own assignments costs O(its tasks).
 pub async fn assignments(
     State(ctx): State<Ctx>,
     headers: HeaderMap,
@@ -424,12 +430,16 @@ pub async fn assignments(
                 },
             })
             .collect();
-        let overlay = (format >= 2).then(|| overlay_of(s, &q.node)).flatten();
+        let (overlay, overlay_index) = match format {
+            0 | 1 => (None, 0),
+            _ => overlay_for_poll(s, &q.node, q.overlay_index),
+        };
         Assignments {
             index,
             term,
             tasks,
             overlay,
+            overlay_index,
         }
     });
     Ok(encode(&out, format))
@@ -482,29 +492,54 @@ fn poll_index(s: &crate::state::State, node: &str, format: u32) -> u64 {
     }
 }
 
-/// The overlay as `node` must wire it, once the cluster has an address plan.
-fn overlay_of(s: &crate::state::State, node: &str) -> Option<Overlay> {
+/// The overlay for a poll from `node` that holds the overlay as of overlay index `held` (0:
+/// none), and the index it is as of. Every peer of a large cluster is most of an answer's size
+/// and of the leader's time to make it, so a poll that holds one gets it only when it changed,
+/// and then only the peers changed since `held` (a node's `overlay_generation` is the index of
+/// its record's last change).
+fn overlay_for_poll(s: &crate::state::State, node: &str, held: u64) -> (Option<Overlay>, u64) {
+    let at = s.overlay_index;
+    let overlay = match held {
+        0 => overlay_of(s, node, 0),
+        // A member behind the one that answered before: the whole overlay.
+        h if h > at => overlay_of(s, node, 0),
+        h if h == at => None,
+        h => overlay_of(s, node, h),
+    };
+    (overlay, at)
+}
+
+/// The overlay as `node` must wire it, once the cluster has an address plan: every peer, or
+/// with `changed_since` those whose record changed after it.
+fn overlay_of(s: &crate::state::State, node: &str, changed_since: u64) -> Option<Overlay> {
     let net = s.network.as_ref()?;
     let me = s.nodes.get(node)?;
-    let peers = s
-        .nodes
-        .values()
-        .filter(|n| n.id != node)
-        .filter_map(|n| {
-            Some(OverlayPeer {
+    let mut peer_count = 0;
+    let mut peers = Vec::new();
+    for n in s.nodes.values().filter(|n| n.id != node) {
+        let (Some(key), Some(endpoint), Some(subnet)) =
+            (&n.wg_public_key, &n.wg_endpoint, &n.subnet)
+        else {
+            continue;
+        };
+        peer_count += 1;
+        if n.overlay_generation > changed_since {
+            peers.push(OverlayPeer {
                 node: n.id.clone(),
-                public_key: n.wg_public_key.clone()?,
-                endpoint: n.wg_endpoint.clone()?,
-                subnet: n.subnet.clone()?,
+                public_key: key.clone(),
+                endpoint: endpoint.clone(),
+                subnet: subnet.clone(),
                 generation: n.overlay_generation,
-            })
-        })
-        .collect();
+            });
+        }
+    }
     Some(Overlay {
         cluster_cidr: net.cidr.clone(),
         subnet: me.subnet.clone(),
         problem: me.overlay_problem.clone(),
         peers,
+        changed_since,
+        peer_count: if changed_since == 0 { 0 } else { peer_count },
     })
 }
 
@@ -707,4 +742,81 @@ pub async fn status(
         },
         body_format(&headers),
     ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::overlay_for_poll;
+    use crate::state::tests::{req, test_node};
+    use crate::state::State;
+    use hoist_proto::cluster::ClusterNetwork;
+    use hoist_proto::raft::Command;
+
+    fn register(st: &mut State, at: u64, id: &str, key_byte: u8) {
+        let mut n = test_node(id, 1000, 1 << 30);
+        let c = char::from(b'A' + key_byte).to_string();
+        n.wg_public_key = Some(format!("{}A=", c.repeat(42)));
+        n.wg_endpoint = Some(format!("192.0.2.{key_byte}:51820"));
+        st.apply_at(at, &req(at, Command::RegisterNode(n)));
+    }
+
+    #[test]
+    fn the_overlay_is_sent_only_when_it_changed_since_the_index_the_agent_holds() {
+        let mut st = State::default();
+        st.apply_at(1, &req(1, Command::SetClusterFormat { format: 2 }));
+        let plan = ClusterNetwork {
+            cidr: "10.200.0.0/16".into(),
+            subnet_prefix: 24,
+            vip_cidr: None,
+        };
+        st.apply_at(2, &req(2, Command::SetClusterNetwork(plan)));
+        register(&mut st, 3, "a", 1);
+        register(&mut st, 4, "b", 2);
+
+        // An agent that holds none (or an older agent, which never says) gets it all.
+        let (full, at) = overlay_for_poll(&st, "a", 0);
+        let full = full.expect("the overlay");
+        assert_eq!(at, 4);
+        assert_eq!(full.subnet.as_deref(), Some("10.200.0.0/24"));
+        let peers: Vec<&str> = full.peers.iter().map(|p| p.node.as_str()).collect();
+        assert_eq!(peers, ["b"]);
+        // Holding the current one: left out, at the same index.
+        assert_eq!(overlay_for_poll(&st, "a", 4), (None, 4));
+        // Holding an index this member has not reached (a leader behind): sent.
+        assert!(overlay_for_poll(&st, "a", 9).0.is_some());
+
+        // A change no peer sees (a label) keeps it left out; a new peer sends it again.
+        st.apply_at(
+            5,
+            &req(
+                5,
+                Command::SetNodeLabels {
+                    id: "b".into(),
+                    set: [("zone".to_string(), "x".to_string())].into(),
+                    remove: vec![],
+                },
+            ),
+        );
+        assert_eq!(overlay_for_poll(&st, "a", 4), (None, 4));
+        register(&mut st, 6, "c", 3);
+        let (changes, at) = overlay_for_poll(&st, "a", 4);
+        let changes = changes.expect("the changes");
+        assert_eq!(at, 6);
+        let peers: Vec<&str> = changes.peers.iter().map(|p| p.node.as_str()).collect();
+        assert_eq!(peers, ["c"], "only the new peer");
+        assert_eq!((changes.changed_since, changes.peer_count), (4, 2));
+        let merged = changes.merge(Some(&full)).expect("adds up");
+        assert_eq!(Some(merged.clone()), overlay_for_poll(&st, "a", 0).0);
+
+        // A removed peer: the changes do not add up with what is held, and the agent then asks
+        // for the whole overlay.
+        st.apply_at(7, &req(7, Command::RemoveNode { id: "b".into() }));
+        let (changes, at) = overlay_for_poll(&st, "a", 6);
+        assert_eq!(at, 7);
+        assert_eq!(changes.clone().unwrap().peer_count, 1);
+        assert_eq!(changes.unwrap().merge(Some(&merged)), None);
+        let whole = overlay_for_poll(&st, "a", 0).0.unwrap();
+        let peers: Vec<String> = whole.peers.into_iter().map(|p| p.node).collect();
+        assert_eq!(peers, ["c"]);
+    }
 }

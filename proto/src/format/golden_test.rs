@@ -102,6 +102,11 @@ fn every_golden_file_of_every_format_read_decodes() {
                 m,
             );
             check(format, "task-files", &samples::task_files(), m);
+            // The overlay sent only when it changed since the index the agent holds.
+            let [full, unchanged, changed] = samples::assignments_overlay_index();
+            check(format, "assignments-overlay-index", &full, m);
+            check(format, "assignments-overlay-unchanged", &unchanged, m);
+            check(format, "assignments-overlay-changed", &changed, m);
             check(
                 format,
                 "register-response-credential",

@@ -140,6 +140,8 @@ pub fn overlay() -> Overlay {
             subnet: "10.200.4.0/24".into(),
             generation: 18,
         }],
+        changed_since: 0,
+        peer_count: 0,
     }
 }
 
@@ -650,6 +652,7 @@ pub fn assignments_files() -> Assignments {
             ],
         }],
         overlay: None,
+        overlay_index: 0,
     }
 }
 
@@ -1117,7 +1120,33 @@ pub fn assignments(format: u32) -> Assignments {
             },
         ],
         overlay: (format >= 2).then(overlay),
+        overlay_index: 0,
     }
+}
+
+/// An answer that carries the overlay's index, one that leaves the overlay out because the poll
+/// named that index, and one with only the peers changed since the index named (format 2).
+pub fn assignments_overlay_index() -> [Assignments; 3] {
+    let full = Assignments {
+        overlay_index: 40,
+        ..assignments(2)
+    };
+    let unchanged = Assignments {
+        index: 44,
+        overlay: None,
+        ..full.clone()
+    };
+    let mut changes = overlay();
+    changes.peers[0].generation = 45;
+    changes.changed_since = 40;
+    changes.peer_count = 2;
+    let changed = Assignments {
+        index: 45,
+        overlay: Some(changes),
+        overlay_index: 45,
+        ..full.clone()
+    };
+    [full, unchanged, changed]
 }
 
 pub fn status_report() -> StatusReport {

@@ -257,6 +257,9 @@ pub struct Assignments {
     /// Format 2.
     #[prost(message, optional, tag = "4")]
     pub overlay: Option<Overlay>,
+    /// Format 2.
+    #[prost(uint64, tag = "5")]
+    pub overlay_index: u64,
 }
 
 /// Format 2.
@@ -270,6 +273,12 @@ pub struct Overlay {
     pub problem: Option<String>,
     #[prost(message, repeated, tag = "4")]
     pub peers: Vec<OverlayPeer>,
+    /// Format 2.
+    #[prost(uint64, tag = "5")]
+    pub changed_since: u64,
+    /// Format 2.
+    #[prost(uint64, tag = "6")]
+    pub peer_count: u64,
 }
 
 /// Format 2.

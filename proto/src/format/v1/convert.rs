@@ -151,8 +151,10 @@ mirror_v1!(n::HeartbeatAck => HeartbeatAck { term, known, ca_digest, heartbeat_i
 mirror_v1!(n::Assignment => Assignment {
     task_id, service, service_version, slot, spec, desired, files,
 });
-mirror_v1!(n::Assignments => Assignments { index, term, tasks, overlay });
-mirror_v1!(n::Overlay => Overlay { cluster_cidr, subnet, problem, peers });
+mirror_v1!(n::Assignments => Assignments { index, term, tasks, overlay, overlay_index });
+mirror_v1!(n::Overlay => Overlay {
+    cluster_cidr, subnet, problem, peers, changed_since, peer_count,
+});
 mirror_v1!(n::OverlayPeer => OverlayPeer { node, public_key, endpoint, subnet, generation });
 mirror_v1!(n::ServiceEndpoints => ServiceEndpoints { index, term, services });
 mirror_v1!(n::ServiceAddresses => ServiceAddresses { service, replicas, vip, ports });
