@@ -1,0 +1,63 @@
+#!/usr/bin/env bash
+# What the overlay costs the controller at scale (issue 18), three hoist-sim runs of one size in
+# one go: nodes without WireGuard keys (no overlay peers at all), nodes with keys whose polls never
+# name the overlay they hold (every answer carries every peer: agents before the overlay index),
+# and nodes with keys as the agent polls (the overlay only when it changed, then only the changed
+# peers). Writes bench/results/sim-overlay-<date>.md. Not part of the test suite.
+#
+#   bench/sim-overlay.sh    NODES=2000 TASKS=20000 TIMEOUT=4m (env overrides)
+#   HOIST_BIN_DIR=DIR uses hoist-sim and hoist-controller from DIR instead of a release build.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+root=$PWD
+NODES=${NODES:-2000}
+TASKS=${TASKS:-20000}
+TIMEOUT=${TIMEOUT:-4m}
+if [ -z "${HOIST_BIN_DIR:-}" ]; then
+  [ -f "$HOME/.cargo/env" ] && . "$HOME/.cargo/env"
+  export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$root/target}
+  cargo build --release -q -p hoist-controller -p hoist-sim
+  HOIST_BIN_DIR=$CARGO_TARGET_DIR/x86_64-unknown-linux-gnu/release
+fi
+sim=$HOIST_BIN_DIR/hoist-sim
+work=$(mktemp -d /tmp/hoist-sim-overlay.XXXXXX)
+trap 'rm -rf "$work"' EXIT
+ulimit -n 65536 2>/dev/null || ulimit -n "$(ulimit -Hn)"
+out=bench/results/sim-overlay-$(date -u +%F).md
+{
+  echo "# hoist-sim: what the overlay costs, $NODES nodes × $TASKS tasks ($(date -u +'%F %H:%M') UTC)"
+  echo
+  echo "\`NODES=$NODES TASKS=$TASKS bench/sim-overlay.sh\`, one run each, in this order, on $(nproc) cores."
+  echo
+  echo "| nodes register | polls name the overlay held | join | fill | placements/s | per tenth | errors |"
+  echo "| --- | --- | ---: | ---: | ---: | --- | --- |"
+} > "$out"
+for mode in no-keys full changes; do
+  case $mode in
+    no-keys) flags=(--no-overlay); keys=no; named=- ;;
+    full) flags=(--full-overlay); keys=yes; named=no ;;
+    changes) flags=(); keys=yes; named=yes ;;
+  esac
+  echo "sim-overlay: $mode" >&2
+  "$sim" --nodes "$NODES" --tasks "$TASKS" --timeout "$TIMEOUT" --json --data-dir "$work/$mode" \
+    "${flags[@]}" > "$work/$mode.json" 2> "$work/$mode.log" || true
+  python3 - "$work/$mode.json" "$keys" "$named" >> "$out" <<'PY'
+import json, sys
+path, keys, named = sys.argv[1:4]
+who = "with keys" if keys == "yes" else "without keys"
+try:
+    r = json.load(open(path))
+except Exception as e:
+    print(f"| {who} | {named} | no report ({e}) | | | | |")
+    sys.exit(0)
+def f(v, unit=""):
+    return "-" if v is None else f"{v:,.1f}{unit}" if unit else f"{v:,.0f}"
+p = r["placements"]
+tenths = " ".join(f(x) for x in p["per_second_by_decile"])
+errs = ", ".join(f"{k} {v}" for k, v in r["errors"].items() if v and k != "status_batches")
+print(f"| {who} | {named} | {f(r['nodes']['join_seconds'], ' s')} "
+      f"| {f(r['tasks']['seconds_to_all_running'], ' s')} | {f(p['per_second_overall'])} "
+      f"| {tenths} | {errs or 'none'} |")
+PY
+done
+cat "$out"
