@@ -9,20 +9,12 @@
 #   HOIST_BIN_DIR=DIR uses hoist-sim and hoist-controller from DIR instead of a release build.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-root=$PWD
 NODES=${NODES:-2000}
 TASKS=${TASKS:-20000}
 TIMEOUT=${TIMEOUT:-4m}
-if [ -z "${HOIST_BIN_DIR:-}" ]; then
-  [ -f "$HOME/.cargo/env" ] && . "$HOME/.cargo/env"
-  export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$root/target}
-  cargo build --release -q -p hoist-controller -p hoist-sim
-  HOIST_BIN_DIR=$CARGO_TARGET_DIR/x86_64-unknown-linux-gnu/release
-fi
-sim=$HOIST_BIN_DIR/hoist-sim
+. bench/lib/sim.sh
 work=$(mktemp -d /tmp/hoist-sim-overlay.XXXXXX)
 trap 'rm -rf "$work"' EXIT
-ulimit -n 65536 2>/dev/null || ulimit -n "$(ulimit -Hn)"
 out=bench/results/sim-overlay-$(date -u +%F).md
 {
   echo "# hoist-sim: what the overlay costs, $NODES nodes × $TASKS tasks ($(date -u +'%F %H:%M') UTC)"

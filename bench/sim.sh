@@ -18,23 +18,14 @@
 #   HOIST_BIN_DIR=DIR uses hoist-sim and hoist-controller from DIR instead of a release build.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-root=$PWD
 SIZES=${SIZES:-1000x10000 2000x20000}
 KILL=${KILL:-20}
 TIMEOUT=${TIMEOUT:-5m}
 PHASES=${PHASES---idle-secs 10 --update-service --assignment-latency --kill-leader --restart-member --add-member}
 SNAPSHOTS=${SNAPSHOTS:-}
-if [ -z "${HOIST_BIN_DIR:-}" ]; then
-  [ -f "$HOME/.cargo/env" ] && . "$HOME/.cargo/env"
-  export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$root/target}
-  cargo build --release -q -p hoist-controller -p hoist-sim
-  HOIST_BIN_DIR=$CARGO_TARGET_DIR/x86_64-unknown-linux-gnu/release
-fi
-sim=$HOIST_BIN_DIR/hoist-sim
+. bench/lib/sim.sh
 work=$(mktemp -d /tmp/hoist-sim-bench.XXXXXX)
 trap 'rm -rf "$work"' EXIT
-# A node's registration, its heartbeats and its long poll each hold a connection on both sides.
-ulimit -n 65536 2>/dev/null || ulimit -n "$(ulimit -Hn)"
 
 for size in $SIZES; do
   nodes=${size%x*} tasks=${size#*x}

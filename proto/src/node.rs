@@ -667,26 +667,7 @@ mod tests {
         assert_eq!((old.certificate, old.ca_certificate), (None, None));
     }
 
-    fn peer(node: &str, generation: u64) -> OverlayPeer {
-        OverlayPeer {
-            node: node.into(),
-            public_key: format!("key-{node}-{generation}"),
-            endpoint: "192.0.2.1:51820".into(),
-            subnet: format!("10.200.{generation}.0/24"),
-            generation,
-        }
-    }
-
-    fn overlay(peers: Vec<OverlayPeer>, changed_since: u64, peer_count: u64) -> Overlay {
-        Overlay {
-            cluster_cidr: "10.200.0.0/16".into(),
-            subnet: Some("10.200.0.0/24".into()),
-            problem: None,
-            peers,
-            changed_since,
-            peer_count,
-        }
-    }
+    use crate::format::samples::{overlay_peer as peer, overlay_with as overlay};
 
     #[test]
     fn changed_peers_merge_into_the_held_overlay_in_node_order() {

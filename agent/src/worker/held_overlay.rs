@@ -60,28 +60,7 @@ impl HeldOverlay {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use hoist_proto::node::OverlayPeer;
-
-    fn peer(node: &str, generation: u64) -> OverlayPeer {
-        OverlayPeer {
-            node: node.into(),
-            public_key: format!("key-{node}"),
-            endpoint: "192.0.2.1:51820".into(),
-            subnet: format!("10.200.{generation}.0/24"),
-            generation,
-        }
-    }
-
-    fn overlay(peers: Vec<OverlayPeer>, changed_since: u64, peer_count: u64) -> Overlay {
-        Overlay {
-            cluster_cidr: "10.200.0.0/16".into(),
-            subnet: Some("10.200.0.0/24".into()),
-            problem: None,
-            peers,
-            changed_since,
-            peer_count,
-        }
-    }
+    use hoist_proto::format::samples::{overlay_peer as peer, overlay_with as overlay};
 
     #[test]
     fn the_poll_names_the_index_of_the_overlay_held() {

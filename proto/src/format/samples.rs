@@ -145,6 +145,28 @@ pub fn overlay() -> Overlay {
     }
 }
 
+/// The sample overlay's peer as `node` at `generation`, with a subnet of its own (tests of
+/// merging overlays).
+pub fn overlay_peer(node: &str, generation: u64) -> OverlayPeer {
+    OverlayPeer {
+        node: node.into(),
+        subnet: format!("10.200.{generation}.0/24"),
+        generation,
+        ..overlay().peers.remove(0)
+    }
+}
+
+/// The sample overlay with these peers, as a whole overlay (`changed_since` 0) or as the changes
+/// since an overlay index.
+pub fn overlay_with(peers: Vec<OverlayPeer>, changed_since: u64, peer_count: u64) -> Overlay {
+    Overlay {
+        peers,
+        changed_since,
+        peer_count,
+        ..overlay()
+    }
+}
+
 pub fn overlay_report() -> OverlayReport {
     OverlayReport {
         node_id: "n1".into(),
