@@ -502,6 +502,7 @@ pub fn parse_join_token(token: &str) -> Result<JoinTokenParts, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::format::samples::{overlay_peer as peer, overlay_with as overlay};
 
     const ID: &str = "0123456789abcdef";
     const SECRET: &str = "00112233445566778899aabbccddeeff";
@@ -666,8 +667,6 @@ mod tests {
         .unwrap();
         assert_eq!((old.certificate, old.ca_certificate), (None, None));
     }
-
-    use crate::format::samples::{overlay_peer as peer, overlay_with as overlay};
 
     #[test]
     fn changed_peers_merge_into_the_held_overlay_in_node_order() {

@@ -213,12 +213,12 @@ fn register_request(
 ) -> RegisterRequest {
     let mut key = [0x5au8; 32];
     key[..8].copy_from_slice(&(index as u64).to_le_bytes());
+    // The benchmark range (198.18.0.0/15): no one routes to it.
     let address = format!("198.18.{}.{}", index / 250, index % 250 + 1);
     RegisterRequest {
         token: join_token.to_string(),
         node_id,
         hostname: format!("sim-{index:05}"),
-        // TEST-NET-2/benchmark range: no one routes to it.
         wg_public_key: overlay.then(|| base64::engine::general_purpose::STANDARD.encode(key)),
         wg_endpoint: overlay.then(|| format!("{address}:51820")),
         address,
