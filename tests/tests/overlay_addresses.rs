@@ -11,14 +11,17 @@ use hoist_tests::wait_for;
 use std::collections::BTreeSet;
 use std::time::Duration;
 
-/// 20 replicas, at most one per node, as a spec file.
-fn spec_file() -> Result<String> {
-    let path = std::env::temp_dir().join(format!("hoist-wide-{}.json", std::process::id()));
+/// 20 replicas, at most one per node, as a spec file (removed when dropped, even on failure).
+fn spec_file() -> Result<tempfile::NamedTempFile> {
+    let file = tempfile::Builder::new()
+        .prefix("hoist-wide-")
+        .suffix(".json")
+        .tempfile()?;
     std::fs::write(
-        &path,
+        file.path(),
         r#"{"name": "wide", "image": "busybox", "replicas": 20, "placement": {"max_per_node": 1}}"#,
     )?;
-    Ok(path.display().to_string())
+    Ok(file)
 }
 
 /// A node's id, subnet and why it has none.
@@ -103,6 +106,7 @@ fn simultaneous_registrations_never_share_a_subnet_and_exhaustion_is_said() -> R
         "{table}"
     );
     // Nothing is placed on a node without a subnet: 20 replicas, one per node, leave 4 pending.
+    let spec = spec_file()?;
     let (code, _, err) = hoist(
         &ctl,
         &[
@@ -110,7 +114,7 @@ fn simultaneous_registrations_never_share_a_subnet_and_exhaustion_is_said() -> R
             "apply",
             "--no-resolve-image",
             "-f",
-            &spec_file()?,
+            &spec.path().display().to_string(),
             "--detach",
         ],
     )?;
