@@ -153,19 +153,20 @@ async fn rotate(ctx: &Ctx, manager: bool) -> Result<(), ApiError> {
 }
 
 fn node_view(ctx: &Ctx, s: &Cluster, node: &Node) -> NodeView {
-    let mut reserved = NodeResources::default();
-    let mut tasks = 0;
-    for t in s.tasks.on_node(&node.id) {
-        if t.desired == TaskState::Running {
-            tasks += 1;
-        }
-        if !t.state.is_terminal() {
-            if let Some(d) = s.demand_of(t) {
-                reserved.cpu_millis += d.cpu_millis;
-                reserved.memory_bytes += d.memory_bytes;
-            }
-        }
-    }
+    let tasks = s
+        .tasks
+        .on_node(&node.id)
+        .filter(|t| t.desired == TaskState::Running)
+        .count() as u64;
+    // What its tasks hold until they are known to have stopped, as the scheduler counts it.
+    let reserved = s
+        .node_usage()
+        .get(&node.id)
+        .map(|u| NodeResources {
+            cpu_millis: u.cpu_millis,
+            memory_bytes: u.memory_bytes,
+        })
+        .unwrap_or_default();
     let overlay = ctx.leader.overlay_of(&node.id, Instant::now());
     NodeView {
         subnet: node.subnet.clone(),

@@ -220,6 +220,7 @@ mod tests {
             .map(|(k, t)| (k.clone(), t.clone()))
             .collect();
         st.tasks.insert(t.id.clone(), t);
+        st.rebuild_usage();
     }
 
     #[test]

@@ -7,6 +7,7 @@
 //! a batch of `k` placements over `n` nodes costs about `(n + k) log n`.
 
 use super::feasible::{check, explain, Demand, Misfit, NodeUsage};
+use crate::state::Map;
 use hoist_proto::cluster::Node;
 use std::cmp::Reverse;
 use std::collections::{BTreeMap, BinaryHeap};
@@ -55,7 +56,7 @@ struct Group {
 /// node label key to spread over first (`zone`); nodes without the label form one more group.
 pub fn place(
     nodes: &[Node],
-    usage: &mut BTreeMap<String, NodeUsage>,
+    usage: &mut Map<String, NodeUsage>,
     demand: &Demand,
     spread: Option<&str>,
     count: usize,
@@ -159,7 +160,7 @@ mod tests {
             node("n3", 4096, &[]),
         ];
         let d = Demand::of(&ServiceSpec::new("web", "img"), 1);
-        let p = place(&nodes, &mut BTreeMap::new(), &d, None, 30);
+        let p = place(&nodes, &mut Map::new(), &d, None, 30);
         assert_eq!(p.unplaced, None);
         assert!(counts(&p).values().all(|&c| c == 10), "{p:?}");
     }
@@ -173,7 +174,7 @@ mod tests {
             node("b1", 4096, &[("zone", "b")]),
         ];
         let d = Demand::of(&ServiceSpec::new("web", "img"), 1);
-        let p = place(&nodes, &mut BTreeMap::new(), &d, Some("zone"), 4);
+        let p = place(&nodes, &mut Map::new(), &d, Some("zone"), 4);
         let c = counts(&p);
         assert_eq!(c["b1"], 2);
         assert_eq!(c["a1"] + c["a2"], 2);
@@ -182,7 +183,7 @@ mod tests {
     #[test]
     fn least_loaded_first_and_explains_the_rest() {
         let nodes = vec![node("n1", 1024, &[]), node("n2", 1024, &[])];
-        let mut usage = BTreeMap::new();
+        let mut usage = Map::new();
         let mut other = ServiceSpec::new("db", "img");
         other.resources.memory = Some("768Mi".into());
         usage
@@ -214,9 +215,9 @@ mod tests {
             let mut spec = ServiceSpec::new("web", "img");
             spec.resources.memory = Some(format!("{need}Mi").as_str().into());
             let d = Demand::of(&spec, 1);
-            let mut usage = BTreeMap::new();
+            let mut usage = Map::new();
             let p = place(&nodes, &mut usage, &d, None, count);
-            let mut usage2 = BTreeMap::new();
+            let mut usage2 = Map::new();
             prop_assert_eq!(&p, &place(&nodes, &mut usage2, &d, None, count));
             for n in &nodes {
                 let used = usage.get(&n.id).map_or(0, |u| u.memory_bytes);

@@ -3,9 +3,9 @@
 //! a rolling update), ended tasks to file away, new tasks to place, and rollout progress. Pure:
 //! the leader calls it on a snapshot with its clock and an id source, and commits the plan.
 
-use super::feasible::{check, usage_of, Demand, NodeUsage};
+use super::feasible::{check, Demand, NodeUsage};
 use super::rank::place;
-use crate::state::{same_run_spec, State};
+use crate::state::{same_run_spec, Map, State};
 use hoist_proto::cluster::{
     Node, NodeAvailability, NodeStatus, Rollout, RolloutState, Task, TaskState,
 };
@@ -137,7 +137,13 @@ impl<'n> Wanted<'n> {
 pub fn reconcile(state: &State, now: u64, new_id: &mut dyn FnMut() -> String) -> Reconciled {
     let mut out = Reconciled::default();
     let nodes: Vec<Node> = state.nodes.values().cloned().collect();
-    let mut usage = usage_of(state.tasks.values(), |t| state.demand_of(t));
+    // The state keeps each node's usage as its tasks change (`state/usage.rs`): a copy costs
+    // O(1), and placing below copies only the paths to the nodes it fills.
+    let mut usage = state.node_usage().clone();
+    #[cfg(test)]
+    if let Err(e) = state.usage_is_exact() {
+        panic!("a test changed tasks without State::rebuild_usage: {e}");
+    }
     let mut by_service: BTreeMap<&str, Vec<&Task>> = BTreeMap::new();
     for t in state.tasks.values() {
         by_service.entry(t.service.as_str()).or_default().push(t);
@@ -179,7 +185,7 @@ struct ServiceRun<'a> {
     now: u64,
     out: &'a mut Reconciled,
     nodes: &'a [Node],
-    usage: &'a mut BTreeMap<String, NodeUsage>,
+    usage: &'a mut Map<String, NodeUsage>,
 }
 
 impl ServiceRun<'_> {

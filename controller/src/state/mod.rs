@@ -17,12 +17,14 @@ mod task_table;
 mod tasks;
 #[cfg(test)]
 pub(crate) mod tests;
+mod usage;
 mod vips;
 
 pub use operators::{describe as describe_command, valid_token_name, AUDIT_KEEP};
 pub use services::same_run_spec;
 pub use snapshot::{decode_snapshot, encode_snapshot, snapshot_format, SnapshotError};
 pub use task_table::TaskTable;
+pub use usage::NodeUsages;
 
 use hoist_proto::cluster::{
     AuditEntry, AutoscaleLog, ClusterCa, ClusterNetwork, HookToken, Node, OperatorToken, Rollout,
@@ -145,6 +147,9 @@ pub struct State {
     /// machine last took them, to wake only the polls concerned (`crate::raft::watches`). Not
     /// part of the state.
     pub touched: Touched,
+    /// Each node's usage by its tasks, kept as they change (`state/usage.rs`). Derived: not part
+    /// of the state's encoding or comparison.
+    pub usage: NodeUsages,
 }
 
 /// What [`State::touch_node`] and [`State::touch_endpoints`] noted until taken. Not part of the
@@ -175,7 +180,12 @@ impl State {
     /// Applies one committed command. Refused commands leave the state unchanged and answer
     /// [`Response::Error`]; nothing here panics on any input.
     pub fn apply(&mut self, req: &Request) -> Response {
-        self.apply_telling(req, None)
+        let response = self.apply_telling(req, None);
+        #[cfg(test)]
+        if let Err(e) = self.usage_is_exact() {
+            panic!("after {:?}: {e}", req.command);
+        }
+        response
     }
 
     /// [`State::apply`], adding to `told` (when given) the events it tells (`events.rs`).
@@ -195,7 +205,14 @@ impl State {
         response
     }
 
-    fn apply_command(&mut self, req: &Request, mut told: Option<&mut Vec<Event>>) -> Response {
+    fn apply_command(&mut self, req: &Request, told: Option<&mut Vec<Event>>) -> Response {
+        let (services_before, format_before) = (self.services.clone(), self.cluster_format);
+        let response = self.apply_checked(req, told);
+        self.settle_usage(&services_before, format_before);
+        response
+    }
+
+    fn apply_checked(&mut self, req: &Request, mut told: Option<&mut Vec<Event>>) -> Response {
         let now = req.time_ms;
         if let Err(e) = self.check_format(&req.command) {
             return Response::Error(e);

@@ -96,13 +96,14 @@ pub(super) fn canonical_bytes(state: &State, format: u32) -> Result<Vec<u8>, Unr
 
 fn from_canonical_bytes(body: &[u8], format: u32) -> Result<State, DecodeError> {
     let err = |e: &dyn std::fmt::Display| DecodeError::new("state", format, e);
-    let state = match format {
+    let mut state = match format {
         0 => from_v0(postcard::from_bytes(body).map_err(|e| err(&e))?),
         _ => from_v1(v1::State::decode(body).map_err(|e| err(&e))?).map_err(|e| err(&e))?,
     };
     if let Some((name, _)) = state.services.iter().find(|(_, r)| r.history.is_empty()) {
         return Err(err(&format!("service {name:?} has no version")));
     }
+    state.rebuild_usage();
     Ok(state)
 }
 
@@ -195,6 +196,7 @@ fn from_v0(s: v0::State) -> State {
         ca: None,
         index: 0,
         touched: Default::default(),
+        usage: Default::default(),
     }
 }
 
@@ -330,6 +332,7 @@ fn from_v1(s: v1::State) -> Result<State, String> {
         ca: FromV1::from_v1(s.ca).map_err(|e| format!("ca: {e}"))?,
         index: 0,
         touched: Default::default(),
+        usage: Default::default(),
     })
 }
 

@@ -2,7 +2,7 @@
 //! agents' status reports, and the bounded per-slot history of ended tasks.
 
 use super::{State, SLOT_HISTORY_LIMIT};
-use crate::scheduler::feasible::{check, usage_of, Demand, NodeUsage};
+use crate::scheduler::feasible::{check, holds_resources, Demand, NodeUsage};
 use hoist_proto::cluster::{Task, TaskState};
 use hoist_proto::node::{Health, TaskStatus};
 use hoist_proto::raft::{CommandError, ErrorCode, Plan, PlanResult, Response};
@@ -15,18 +15,11 @@ impl State {
             .map(|spec| Demand::of(spec, self.cluster_format))
     }
 
-    /// Usage of the nodes in `nodes` by the tasks holding resources there.
-    fn usage_on(&self, nodes: &BTreeSet<&str>) -> BTreeMap<String, NodeUsage> {
-        usage_of(nodes.iter().flat_map(|n| self.tasks.on_node(n)), |t| {
-            self.demand_of(t)
-        })
-    }
-
-    /// Why `t` cannot be placed now, given `usage`; `None` when it can.
+    /// Why `t` cannot be placed now, given its node's `usage`; `None` when it can.
     fn refuse(
         &self,
         t: &Task,
-        usage: &BTreeMap<String, NodeUsage>,
+        usage: Option<&NodeUsage>,
         demands: &mut BTreeMap<String, Demand>,
     ) -> Option<String> {
         if self.tasks.contains_key(&t.id) {
@@ -48,12 +41,13 @@ impl State {
         let demand = demands
             .entry(t.service.clone())
             .or_insert_with(|| Demand::of(&current.spec, self.cluster_format));
-        check(node, usage.get(&t.node), demand)
+        check(node, usage, demand)
             .err()
             .map(|m| format!("{}: {m}", t.node))
     }
 
-    fn insert_placed(&mut self, t: &Task, now: u64) {
+    /// Stores a placement `refuse` accepted, its demand counted on its node.
+    fn insert_placed(&mut self, t: &Task, demand: &Demand, now: u64) {
         let has_check = self
             .spec_of(&t.service, t.service_version)
             .is_some_and(|s| s.health_check.is_some());
@@ -69,16 +63,21 @@ impl State {
         t.updated_ms = now;
         t.ready_since_ms = None;
         self.touch_node(&t.node);
+        self.usage_add(&t.node, demand);
         self.tasks.insert(t.id.clone(), t);
     }
 
     /// Takes every task of a plan or none of them (the older, all-or-nothing command).
     pub(super) fn put_tasks(&mut self, tasks: &[Task], now: u64) -> Result<Response, CommandError> {
-        let nodes: BTreeSet<&str> = tasks.iter().map(|t| t.node.as_str()).collect();
-        let mut usage = self.usage_on(&nodes);
+        let mut usage: BTreeMap<&str, NodeUsage> = BTreeMap::new();
         let mut demands = BTreeMap::new();
         for t in tasks {
-            if let Some(why) = self.refuse(t, &usage, &mut demands) {
+            let node = t.node.as_str();
+            if !usage.contains_key(node) {
+                let kept = self.node_usage().get(node).cloned().unwrap_or_default();
+                usage.insert(node, kept);
+            }
+            if let Some(why) = self.refuse(t, usage.get(node), &mut demands) {
                 return Err(CommandError {
                     code: ErrorCode::Conflict,
                     message: format!("task {:?}: {why}", t.id),
@@ -86,11 +85,11 @@ impl State {
                 });
             }
             if let Some(d) = demands.get(&t.service) {
-                usage.entry(t.node.clone()).or_default().add(d);
+                usage.entry(node).or_default().add(d);
             }
         }
         for t in tasks {
-            self.insert_placed(t, now);
+            self.insert_placed(t, &demands[&t.service], now);
         }
         Ok(Response::Tasks(tasks.len() as u64))
     }
@@ -102,6 +101,9 @@ impl State {
             if let Some(t) = self.tasks.remove(id.as_str()) {
                 removed += 1;
                 self.touch_node(&t.node);
+                if holds_resources(&t) {
+                    self.usage_stale(&t.node);
+                }
                 self.remember(t);
             }
         }
@@ -158,35 +160,36 @@ impl State {
                 self.remove_tasks(std::slice::from_ref(id));
             }
         }
-        let nodes: BTreeSet<&str> = plan.place.iter().map(|t| t.node.as_str()).collect();
-        let mut usage = self.usage_on(&nodes);
+        // The removals above may have freed room on their nodes.
+        self.refresh_usage();
         let mut demands = BTreeMap::new();
-        let services: BTreeSet<&str> = plan.place.iter().map(|t| t.service.as_str()).collect();
         // A slot takes one task per version: a plan made before another plan for the same slot
-        // was applied must not double it.
-        let mut filled: BTreeSet<(String, u64, u64)> = self
+        // was applied must not double it. Each (service, slot, version) the plan places is
+        // named by the position of its first placement (no copy of a name per task).
+        let mut wanted: BTreeMap<(&str, u64, u64), usize> = BTreeMap::new();
+        for (i, t) in plan.place.iter().enumerate() {
+            wanted.entry(slot_key(t)).or_insert(i);
+        }
+        let mut filled: BTreeSet<usize> = self
             .tasks
             .values()
-            .filter(|t| t.desired == TaskState::Running && services.contains(t.service.as_str()))
-            .map(|t| (t.service.clone(), t.slot, t.service_version))
+            .filter(|t| t.desired == TaskState::Running)
+            .filter_map(|t| wanted.get(&slot_key(t)).copied())
             .collect();
         for t in &plan.place {
-            let key = (t.service.clone(), t.slot, t.service_version);
+            let key = wanted[&slot_key(t)];
             if filled.contains(&key) {
                 result
                     .refused
                     .push((t.id.clone(), format!("slot {} is already filled", t.slot)));
                 continue;
             }
-            if let Some(why) = self.refuse(t, &usage, &mut demands) {
+            if let Some(why) = self.refuse(t, self.node_usage().get(&t.node), &mut demands) {
                 result.refused.push((t.id.clone(), why));
                 continue;
             }
             filled.insert(key);
-            if let Some(d) = demands.get(&t.service) {
-                usage.entry(t.node.clone()).or_default().add(d);
-            }
-            self.insert_placed(t, now);
+            self.insert_placed(t, &demands[&t.service], now);
             result.placed += 1;
         }
         for (service, rollout) in &plan.rollouts {
@@ -218,6 +221,7 @@ impl State {
                 continue;
             }
             let before = (t.is_ready(), t.address.clone());
+            let ended = s.state.is_terminal().then(|| t.node.clone());
             t.state = s.state;
             t.health = s.health;
             t.container_id = s.container_id.clone();
@@ -242,7 +246,16 @@ impl State {
                 let service = t.service.clone();
                 self.touch_endpoints(&service);
             }
+            // It no longer holds its node's resources.
+            if let Some(node) = ended {
+                self.usage_stale(&node);
+            }
         }
         Response::Tasks(applied)
     }
+}
+
+/// What a slot holds one task of at a time: its service, slot and version.
+fn slot_key(t: &Task) -> (&str, u64, u64) {
+    (t.service.as_str(), t.slot, t.service_version)
 }
