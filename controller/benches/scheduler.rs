@@ -7,13 +7,18 @@
 //!   re-checking every placement), in plans of `CHUNK` tasks proposed concurrently (placements/s
 //!   committed).
 //!
+//! - `apply`: one committed plan of 5,000 placements (one per node) applied into a state that
+//!   already holds the 100,000 tasks, as every member applies each entry; beside it, the sum of
+//!   the usage of those 5,000 nodes' tasks, which each entry cost before the state kept each
+//!   node's usage (`state/usage.rs`).
+//!
 //! `cargo bench -p hoist-controller --bench scheduler`; each iteration prints placements/s.
 
 use criterion::{criterion_group, criterion_main, Criterion};
 use hoist_controller::api::{serve, Ctx};
 use hoist_controller::leader::{Leader, LeaderSettings};
 use hoist_controller::raft::{RaftNode, RaftSettings};
-use hoist_controller::scheduler::reconcile;
+use hoist_controller::scheduler::{reconcile, usage_of};
 use hoist_controller::state::State;
 use hoist_proto::cluster::{Node, NodeAvailability, NodeResources, NodeStatus};
 use hoist_proto::raft::{Command, Plan, Request, Response};
@@ -105,6 +110,74 @@ fn decide(c: &mut Criterion) {
                 total += d;
             }
             total
+        })
+    });
+    g.finish();
+}
+
+/// The cluster filled with the 100,000 tasks, and a plan placing one more service's 5,000
+/// replicas, one per node.
+fn full_cluster_and_next_plan() -> (State, Plan) {
+    let mut st = State::default();
+    let apply = |st: &mut State, command| {
+        st.apply(&Request {
+            time_ms: 1,
+            command,
+        })
+    };
+    for cmd in setup_commands() {
+        apply(&mut st, cmd);
+    }
+    let mut new_id = ids();
+    let plan = reconcile(&st, 2, &mut new_id).plan;
+    for part in plan.place.chunks(CHUNK) {
+        let p = Plan {
+            place: part.to_vec(),
+            ..Default::default()
+        };
+        assert!(
+            matches!(apply(&mut st, Command::Plan(p)), Response::Plan(r) if r.refused.is_empty())
+        );
+    }
+    let mut extra = service(SERVICES);
+    extra.replicas = NODES as i64;
+    extra.placement.max_per_node = 1;
+    apply(&mut st, Command::ApplyService(Box::new(extra)));
+    let next = reconcile(&st, 2, &mut new_id).plan;
+    assert_eq!(next.place.len(), NODES);
+    (st, next)
+}
+
+fn apply(c: &mut Criterion) {
+    let (full, plan) = full_cluster_and_next_plan();
+    let mut g = c.benchmark_group("scheduler");
+    g.sample_size(20);
+    g.bench_function("apply_5k_placements_into_100k", |b| {
+        b.iter_custom(|iters| {
+            let mut total = Duration::ZERO;
+            for _ in 0..iters {
+                let mut st = full.clone();
+                let command = Command::Plan(plan.clone());
+                let t = Instant::now();
+                let r = st.apply(&Request {
+                    time_ms: 3,
+                    command,
+                });
+                total += t.elapsed();
+                assert!(matches!(r, Response::Plan(p) if p.placed as usize == NODES));
+            }
+            total
+        })
+    });
+    // What each entry's re-check summed before the state kept each node's usage.
+    g.bench_function("sum_usage_of_5k_nodes_of_100k", |b| {
+        b.iter(|| {
+            let u = usage_of(
+                plan.place.iter().flat_map(|t| full.tasks.on_node(&t.node)),
+                |t| full.demand_of(t),
+            );
+            assert_eq!(u.len(), NODES);
+            u
         })
     });
     g.finish();
@@ -229,5 +302,5 @@ fn commit(c: &mut Criterion) {
     g.finish();
 }
 
-criterion_group!(benches, decide, commit);
+criterion_group!(benches, decide, apply, commit);
 criterion_main!(benches);

@@ -1,0 +1,75 @@
+#!/usr/bin/env bash
+# The controller at scale before and after a change (issue 18): hoist-sim runs of the same sizes
+# against this checkout's build and a base revision's, alternating (base, head, base, head...) so
+# that both see the same machine. Writes bench/results/sim-compare-<date>.md. Not part of the test
+# suite.
+#
+#   BASE=<revision> bench/sim-compare.sh    SIZES="2000x20000 2000x60000" RUNS=2 TIMEOUT=4m
+#   BASE_BIN_DIR=DIR   hoist-sim and hoist-controller of the base, already built (else BASE is
+#                      built in a worktree, in its own target dir: sharing this checkout's would
+#                      mix the two builds' artifacts)
+#   HOIST_BIN_DIR=DIR  this checkout's, already built (else a release build)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+SIZES=${SIZES:-2000x20000 2000x60000}
+RUNS=${RUNS:-2}
+TIMEOUT=${TIMEOUT:-4m}
+work=$(mktemp -d /tmp/hoist-sim-compare.XXXXXX)
+cleanup() {
+  [ -d "$work/base-src" ] && git worktree remove --force "$work/base-src" || true
+  rm -rf "$work"
+}
+trap cleanup EXIT
+
+if [ -z "${BASE_BIN_DIR:-}" ]; then
+  base=${BASE:?"BASE=<git revision> or BASE_BIN_DIR=<dir> to compare with"}
+  git worktree add -q --detach "$work/base-src" "$base"
+  target=${BASE_TARGET:-$PWD/target/sim-compare-base}
+  (cd "$work/base-src" && CARGO_TARGET_DIR=$target cargo build --release -q -p hoist-controller -p hoist-sim)
+  BASE_BIN_DIR=$(dirname "$(find "$target" -path '*release/hoist-sim' -type f | head -1)")
+fi
+base_label=${BASE:-$BASE_BIN_DIR}
+. bench/lib/sim.sh
+head_label=$(git rev-parse --short HEAD)$(git diff --quiet HEAD -- . || echo "+changes")
+
+out=bench/results/sim-compare-$(date -u +%F).md
+{
+  echo "# hoist-sim before and after: base $base_label, head $head_label ($(date -u +'%F %H:%M') UTC)"
+  echo
+  echo "\`BASE=$base_label SIZES=\"$SIZES\" RUNS=$RUNS bench/sim-compare.sh\`: runs alternate base and head, on $(nproc) cores."
+  echo
+  echo "| nodes × tasks | build | join | fill | placements/s | per tenth of the fill | flatness | leader RSS per task | \`node ls\` p99 | errors |"
+  echo "| --- | --- | ---: | ---: | ---: | --- | ---: | ---: | ---: | --- |"
+} >"$out"
+for size in $SIZES; do
+  nodes=${size%x*} tasks=${size#*x}
+  for run in $(seq "$RUNS"); do
+    for which in base head; do
+      dir=$HOIST_BIN_DIR label=$head_label
+      [ "$which" = base ] && dir=$BASE_BIN_DIR label=$base_label
+      echo "sim-compare: $size, run $run, $which" >&2
+      "$dir/hoist-sim" --nodes "$nodes" --tasks "$tasks" --timeout "$TIMEOUT" --json \
+        --controller-bin "$dir/hoist-controller" >"$work/r.json" 2>"$work/r.log" || true
+      python3 - "$work/r.json" "$size" "$which ($label)" >>"$out" <<'PY'
+import json, sys
+path, size, which = sys.argv[1:4]
+size = size.replace("x", " × ")
+try:
+    r = json.load(open(path))
+except Exception as e:
+    print(f"| {size} | {which} | no report ({e}) | | | | | | | |")
+    sys.exit(0)
+def f(v, unit=""):
+    return "-" if v is None else f"{v:,.1f}{unit}" if unit else f"{v:,.0f}"
+p, c, a = r["placements"], r["controllers"], r["api"]
+tenths = " ".join(f(x) for x in p["per_second_by_decile"])
+errs = ", ".join(f"{k} {v}" for k, v in r["errors"].items() if v and k != "status_batches") or "none"
+flat = "-" if p["flatness"] is None else f"{p['flatness']:.2f}"
+print(f"| {size} | {which} | {f(r['nodes']['join_seconds'], ' s')} | {f(r['tasks']['seconds_to_all_running'], ' s')} "
+      f"| {f(p['per_second_overall'])} | {tenths} | {flat} | {f(c['leader_rss_bytes_per_task'])} B "
+      f"| {f(a['node_ls']['p99_ms'], ' ms')} | {errs} |")
+PY
+    done
+  done
+done
+cat "$out"
