@@ -50,25 +50,8 @@ for size in $SIZES; do
       echo "sim-compare: $size, run $run, $which" >&2
       "$dir/hoist-sim" --nodes "$nodes" --tasks "$tasks" --timeout "$TIMEOUT" --json \
         --controller-bin "$dir/hoist-controller" >"$work/r.json" 2>"$work/r.log" || true
-      python3 - "$work/r.json" "$size" "$which ($label)" >>"$out" <<'PY'
-import json, sys
-path, size, which = sys.argv[1:4]
-size = size.replace("x", " × ")
-try:
-    r = json.load(open(path))
-except Exception as e:
-    print(f"| {size} | {which} | no report ({e}) | | | | | | | |")
-    sys.exit(0)
-def f(v, unit=""):
-    return "-" if v is None else f"{v:,.1f}{unit}" if unit else f"{v:,.0f}"
-p, c, a = r["placements"], r["controllers"], r["api"]
-tenths = " ".join(f(x) for x in p["per_second_by_decile"])
-errs = ", ".join(f"{k} {v}" for k, v in r["errors"].items() if v and k != "status_batches") or "none"
-flat = "-" if p["flatness"] is None else f"{p['flatness']:.2f}"
-print(f"| {size} | {which} | {f(r['nodes']['join_seconds'], ' s')} | {f(r['tasks']['seconds_to_all_running'], ' s')} "
-      f"| {f(p['per_second_overall'])} | {tenths} | {flat} | {f(c['leader_rss_bytes_per_task'])} B "
-      f"| {f(a['node_ls']['p99_ms'], ' ms')} | {errs} |")
-PY
+      python3 bench/lib/sim_row.py "$work/r.json" "${size/x/ × }" "$which ($label)" \
+        --cells join,fill,rate,tenths,flatness,rss,node_ls_p99,errors >>"$out"
     done
   done
 done

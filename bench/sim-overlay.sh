@@ -33,23 +33,9 @@ for mode in no-keys full changes; do
   echo "sim-overlay: $mode" >&2
   "$sim" --nodes "$NODES" --tasks "$TASKS" --timeout "$TIMEOUT" --json --data-dir "$work/$mode" \
     "${flags[@]}" > "$work/$mode.json" 2> "$work/$mode.log" || true
-  python3 - "$work/$mode.json" "$keys" "$named" >> "$out" <<'PY'
-import json, sys
-path, keys, named = sys.argv[1:4]
-who = "with keys" if keys == "yes" else "without keys"
-try:
-    r = json.load(open(path))
-except Exception as e:
-    print(f"| {who} | {named} | no report ({e}) | | | | |")
-    sys.exit(0)
-def f(v, unit=""):
-    return "-" if v is None else f"{v:,.1f}{unit}" if unit else f"{v:,.0f}"
-p = r["placements"]
-tenths = " ".join(f(x) for x in p["per_second_by_decile"])
-errs = ", ".join(f"{k} {v}" for k, v in r["errors"].items() if v and k != "status_batches")
-print(f"| {who} | {named} | {f(r['nodes']['join_seconds'], ' s')} "
-      f"| {f(r['tasks']['seconds_to_all_running'], ' s')} | {f(p['per_second_overall'])} "
-      f"| {tenths} | {errs or 'none'} |")
-PY
+  who="without keys"
+  [ "$keys" = yes ] && who="with keys"
+  python3 bench/lib/sim_row.py "$work/$mode.json" "$who" "$named" \
+    --cells join,fill,rate,tenths,errors >>"$out"
 done
 cat "$out"

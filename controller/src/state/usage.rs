@@ -15,6 +15,8 @@
 
 use super::{Map, ServiceRecord, State};
 use crate::scheduler::feasible::{usage_of, Demand, NodeUsage};
+use hoist_proto::service::PortProtocol;
+use imbl::ordmap::DiffItem;
 use std::collections::BTreeSet;
 
 /// Each node's usage, and the nodes to sum again before it is read.
@@ -94,9 +96,10 @@ impl State {
         };
     }
 
-    /// After a command: the nodes of every service whose versions changed (their tasks' demands
-    /// may have: a spec edited or deleted), or every node when the cluster format changed (sizes
-    /// read differently); then the stale nodes summed again.
+    /// After a command: the nodes of every service added, deleted, or changed so that one of its
+    /// tasks may hold something else (see [`holdings_moved`]), or every node when the cluster
+    /// format changed (sizes read differently); then the stale nodes summed again. A scale or an
+    /// edit of what the replicas hold nothing of costs no sum.
     pub(super) fn settle_usage(
         &mut self,
         services_before: &Map<String, ServiceRecord>,
@@ -107,15 +110,18 @@ impl State {
             return;
         }
         if !self.services.ptr_eq(services_before) {
-            let changed: BTreeSet<String> = services_before
+            let format = self.cluster_format;
+            let moved: Vec<String> = services_before
                 .diff(&self.services)
-                .map(|d| match d {
-                    imbl::ordmap::DiffItem::Add(k, _)
-                    | imbl::ordmap::DiffItem::Update { new: (k, _), .. }
-                    | imbl::ordmap::DiffItem::Remove(k, _) => k.clone(),
+                .filter_map(|d| match d {
+                    DiffItem::Add(k, _) | DiffItem::Remove(k, _) => Some(k.clone()),
+                    DiffItem::Update {
+                        old: (k, old),
+                        new: (_, new),
+                    } => holdings_moved(old, new, format).then(|| k.clone()),
                 })
                 .collect();
-            let nodes: BTreeSet<String> = changed
+            let nodes: BTreeSet<String> = moved
                 .iter()
                 .flat_map(|s| self.tasks.of_service(s).map(|t| t.node.clone()))
                 .collect();
@@ -142,10 +148,37 @@ impl State {
     }
 }
 
+/// What a replica with `demand` adds to its node beyond being counted.
+fn held(demand: &Demand) -> (u64, u64, &[(u16, PortProtocol)]) {
+    (demand.cpu_millis, demand.memory_bytes, &demand.ports)
+}
+
+/// Whether a task of the service may hold something else under `new` than under `old`. A
+/// task's demand is its version's spec's, or the current one's when its version left the
+/// history ([`State::spec_of`]); so the holdings stay put when every version in either history,
+/// and the current spec, hold the same under both. (Tasks moved to a new version in place have a
+/// spec that runs the same: `same_run_spec` compares resources, ports and placement.)
+fn holdings_moved(old: &ServiceRecord, new: &ServiceRecord, format: u32) -> bool {
+    let at = |r: &ServiceRecord, v: Option<u64>| {
+        let spec = v
+            .and_then(|v| r.history.iter().rev().find(|x| x.version == v))
+            .unwrap_or_else(|| r.current());
+        Demand::of(&spec.spec, format)
+    };
+    let versions = old
+        .history
+        .iter()
+        .chain(&new.history)
+        .map(|x| Some(x.version));
+    versions
+        .chain([None])
+        .any(|v| held(&at(old, v)) != held(&at(new, v)))
+}
+
 #[cfg(test)]
 mod tests {
     use crate::state::tests::{req, test_node, test_task};
-    use crate::state::State;
+    use crate::state::{State, HISTORY_LIMIT};
     use hoist_proto::cluster::TaskState;
     use hoist_proto::node::{Health, TaskStatus};
     use hoist_proto::raft::{Command, Plan};
@@ -159,6 +192,10 @@ mod tests {
         Apply(usize, u64, Option<u16>),
         Delete(usize),
         Rollback(usize),
+        Scale(usize, i64),
+        /// As many new versions (new images) as the history keeps, the last with this memory:
+        /// the replicas of older versions then read the current spec.
+        Churn(usize, u64),
         /// A placement of (task, service, node) at the service's current version.
         Place(usize, usize, usize),
         Report(usize, TaskState),
@@ -180,6 +217,8 @@ mod tests {
                 .prop_map(|(s, m, p)| Step::Apply(s, m, p)),
             (0..2usize).prop_map(Step::Delete),
             (0..2usize).prop_map(Step::Rollback),
+            (0..2usize, 0..4i64).prop_map(|(s, n)| Step::Scale(s, n)),
+            (0..2usize, 0..3u64).prop_map(|(s, m)| Step::Churn(s, m)),
             (0..12usize, 0..2usize, 0..3usize).prop_map(|(t, s, n)| Step::Place(t, s, n)),
             (0..12usize, state).prop_map(|(t, s)| Step::Report(t, s)),
             (0..12usize).prop_map(Step::Stop),
@@ -211,6 +250,19 @@ mod tests {
             Step::Rollback(s) => Command::RollbackService {
                 name: SERVICES[*s].into(),
                 version: None,
+            },
+            Step::Churn(s, mib) => Command::Batch(
+                (0..HISTORY_LIMIT)
+                    .map(|i| {
+                        let mut spec = ServiceSpec::new(SERVICES[*s], &format!("img:{i}"));
+                        spec.resources.memory = Some(format!("{mib}Mi").as_str().into());
+                        Command::ApplyService(Box::new(spec))
+                    })
+                    .collect(),
+            ),
+            Step::Scale(s, replicas) => Command::ScaleService {
+                name: SERVICES[*s].into(),
+                replicas: *replicas,
             },
             Step::Place(t, s, n) => {
                 let service = SERVICES[*s];
@@ -264,6 +316,46 @@ mod tests {
             let placed = st.tasks.len();
             prop_assert!(placed <= 12);
         }
+    }
+
+    #[test]
+    fn only_a_change_of_what_replicas_hold_moves_the_holdings() {
+        use super::holdings_moved;
+        use crate::state::ServiceRecord;
+        use hoist_proto::cluster::{ServiceVersion, VersionOrigin};
+        let version = |v: u64, mib: u64, replicas: i64| {
+            let mut spec = ServiceSpec::new("web", "img");
+            spec.resources.memory = Some(format!("{mib}Mi").as_str().into());
+            spec.replicas = replicas;
+            ServiceVersion {
+                version: v,
+                spec: spec.into(),
+                created_ms: 0,
+                origin: VersionOrigin::Apply,
+            }
+        };
+        let record = |versions: Vec<ServiceVersion>| ServiceRecord {
+            created_ms: 0,
+            history: versions.into(),
+        };
+        let v1 = record(vec![version(1, 64, 1)]);
+        let scaled = record(vec![version(1, 64, 1), version(2, 64, 5)]);
+        assert!(!holdings_moved(&v1, &scaled, 2), "a scale holds the same");
+        let bigger = record(vec![version(1, 64, 1), version(2, 128, 1)]);
+        assert!(
+            holdings_moved(&v1, &bigger, 2),
+            "a task of a version older than both histories reads the current spec"
+        );
+        // Version 1 leaves the history: its tasks now read version 3's spec.
+        let kept = record(vec![version(1, 64, 1), version(2, 128, 1)]);
+        let pruned = record(vec![version(2, 128, 1), version(3, 128, 2)]);
+        assert!(holdings_moved(&kept, &pruned, 2));
+        let same = record(vec![
+            version(1, 64, 1),
+            version(2, 128, 1),
+            version(3, 128, 2),
+        ]);
+        assert!(!holdings_moved(&kept, &same, 2));
     }
 
     #[test]
