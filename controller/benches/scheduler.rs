@@ -10,7 +10,8 @@
 //! - `apply`: one committed plan of 5,000 placements (one per node) applied into a state that
 //!   already holds the 100,000 tasks, as every member applies each entry; beside it, the sum of
 //!   the usage of those 5,000 nodes' tasks, which each entry cost before the state kept each
-//!   node's usage (`state/usage.rs`).
+//!   node's usage (`state/usage.rs`); and a reconcile pass over the 100,000 once converged,
+//!   beside the sum of every task's usage each pass also cost before.
 //!
 //! `cargo bench -p hoist-controller --bench scheduler`; each iteration prints placements/s.
 
@@ -168,6 +169,25 @@ fn apply(c: &mut Criterion) {
             }
             total
         })
+    });
+    // A pass over the converged cluster (the 100,000 running as planned: nothing to do), and the
+    // sum of every task's usage that each pass also cost before the state kept it.
+    let mut converged = full.clone();
+    converged.apply(&Request {
+        time_ms: 3,
+        command: Command::DeleteService {
+            name: service(SERVICES).name,
+        },
+    });
+    g.bench_function("reconcile_pass_converged_100k", |b| {
+        b.iter(|| {
+            let r = reconcile(&converged, 4, &mut ids());
+            assert!(r.plan.place.is_empty() && r.plan.stop.is_empty());
+            r
+        })
+    });
+    g.bench_function("sum_usage_of_all_100k", |b| {
+        b.iter(|| usage_of(converged.tasks.values(), |t| converged.demand_of(t)))
     });
     // What each entry's re-check summed before the state kept each node's usage.
     g.bench_function("sum_usage_of_5k_nodes_of_100k", |b| {
