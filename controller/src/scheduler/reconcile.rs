@@ -15,7 +15,7 @@ use hoist_proto::raft::Plan;
 use hoist_proto::service::{
     FailureAction, RestartCondition, ServiceMode, ServiceSpec, UpdateOrder,
 };
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::ops::Range;
 use std::sync::Arc;
 
@@ -84,12 +84,13 @@ fn ms(text: &str, default: u64) -> u64 {
     parse_duration_ms(text).unwrap_or(default)
 }
 
+/// The nodes by id, for the lookups a pass makes per task: hashing an id costs less than walking
+/// the state's B-tree comparing ids (the pass's largest cost at 100,000 tasks).
+type NodesById<'a> = HashMap<&'a str, &'a Node>;
+
 /// A node that is up.
-fn is_up(state: &State, id: &str) -> bool {
-    state
-        .nodes
-        .get(id)
-        .is_some_and(|n| n.status == NodeStatus::Ready)
+fn is_up(nodes: &NodesById, id: &str) -> bool {
+    nodes.get(id).is_some_and(|n| n.status == NodeStatus::Ready)
 }
 
 /// The slots a service should fill: `0..replicas` for a replicated service (kept as a count, so a
@@ -137,6 +138,7 @@ impl<'n> Wanted<'n> {
 pub fn reconcile(state: &State, now: u64, new_id: &mut dyn FnMut() -> String) -> Reconciled {
     let mut out = Reconciled::default();
     let nodes: Vec<Node> = state.nodes.values().cloned().collect();
+    let nodes_by_id: NodesById = state.nodes.iter().map(|(id, n)| (id.as_str(), n)).collect();
     // The state keeps each node's usage as its tasks change (`state/usage.rs`): a copy costs
     // O(1), and placing below copies only the paths to the nodes it fills.
     let mut usage = state.node_usage().clone();
@@ -144,24 +146,27 @@ pub fn reconcile(state: &State, now: u64, new_id: &mut dyn FnMut() -> String) ->
     if let Err(e) = state.usage_is_exact() {
         panic!("a test changed tasks without State::rebuild_usage: {e}");
     }
-    let mut by_service: BTreeMap<&str, Vec<&Task>> = BTreeMap::new();
+    // Hashed, like the nodes: one entry per task.
+    let mut by_service: HashMap<&str, Vec<&Task>> = HashMap::new();
     for t in state.tasks.values() {
         by_service.entry(t.service.as_str()).or_default().push(t);
     }
-    for (service, tasks) in &by_service {
-        if !state.services.contains_key(*service) {
-            for t in tasks {
-                if t.desired == TaskState::Running {
-                    out.plan.stop.push((t.id.clone(), "service deleted".into()));
-                } else if t.state.is_terminal() || !is_up(state, &t.node) {
-                    out.plan.remove.push(t.id.clone());
-                }
-            }
+    let mut deleted: Vec<(&str, &Vec<&Task>)> = by_service
+        .iter()
+        .filter(|(service, _)| !state.services.contains_key(**service))
+        .map(|(service, tasks)| (*service, tasks))
+        .collect();
+    deleted.sort_unstable_by_key(|(service, _)| *service);
+    for t in deleted.into_iter().flat_map(|(_, tasks)| tasks) {
+        if t.desired == TaskState::Running {
+            out.plan.stop.push((t.id.clone(), "service deleted".into()));
+        } else if t.state.is_terminal() || !is_up(&nodes_by_id, &t.node) {
+            out.plan.remove.push(t.id.clone());
         }
     }
     for (name, record) in &state.services {
         let cur = record.current();
-        let tasks = by_service.get(name.as_str()).cloned().unwrap_or_default();
+        let tasks = by_service.get(name.as_str()).map_or(&[][..], Vec::as_slice);
         let mut svc = ServiceRun {
             state,
             name,
@@ -170,9 +175,11 @@ pub fn reconcile(state: &State, now: u64, new_id: &mut dyn FnMut() -> String) ->
             now,
             out: &mut out,
             nodes: &nodes,
+            nodes_by_id: &nodes_by_id,
+            monitor_ms: ms(&cur.spec.update.monitor, 5_000),
             usage: &mut usage,
         };
-        svc.run(&tasks, new_id);
+        svc.run(tasks, new_id);
     }
     out
 }
@@ -185,6 +192,9 @@ struct ServiceRun<'a> {
     now: u64,
     out: &'a mut Reconciled,
     nodes: &'a [Node],
+    nodes_by_id: &'a NodesById<'a>,
+    /// `update.monitor`, parsed once per pass.
+    monitor_ms: u64,
     usage: &'a mut Map<String, NodeUsage>,
 }
 
@@ -199,8 +209,9 @@ impl ServiceRun<'_> {
     }
 
     fn monitored(&self, t: &Task) -> bool {
-        let monitor = ms(&self.spec.update.monitor, 5_000);
-        t.is_ready() && t.ready_since_ms.is_some_and(|s| self.now >= s + monitor)
+        t.is_ready()
+            && t.ready_since_ms
+                .is_some_and(|s| self.now >= s + self.monitor_ms)
     }
 
     /// Whether `t` is a replica of the version a rollout in progress is bringing in.
@@ -213,8 +224,7 @@ impl ServiceRun<'_> {
 
     /// When `t` passed (or will pass) its monitor window.
     fn monitor_passed_ms(&self, t: &Task) -> u64 {
-        let monitor = ms(&self.spec.update.monitor, 5_000);
-        t.ready_since_ms.map_or(0, |s| s + monitor)
+        t.ready_since_ms.map_or(0, |s| s + self.monitor_ms)
     }
 
     fn stop(&mut self, t: &Task, why: String) {
@@ -246,7 +256,7 @@ impl ServiceRun<'_> {
         // `update.parallelism` until their new replica passes its gate.
         let mut draining: BTreeSet<u64> = BTreeSet::new();
         for &t in tasks {
-            let up = is_up(self.state, &t.node);
+            let up = is_up(self.nodes_by_id, &t.node);
             if t.drain_index.is_some() && t.desired == TaskState::Running {
                 // Leaving: the leader stops it once every node stopped sending it clients
                 // (`leader/drain.rs`).
@@ -429,9 +439,8 @@ impl ServiceRun<'_> {
                 ts.iter().copied().filter(|t| self.is_current(t)).collect();
             current.sort_by_key(|t| (!t.is_ready(), t.created_ms, t.id.clone()));
             let drained = |t: &Task| {
-                self.state
-                    .nodes
-                    .get(&t.node)
+                self.nodes_by_id
+                    .get(t.node.as_str())
                     .is_some_and(|n| n.availability == NodeAvailability::Drained)
             };
             for extra in current.iter().skip(1) {

@@ -91,7 +91,12 @@ impl Sim {
         let mut by_node: BTreeMap<String, Vec<TaskStatus>> = BTreeMap::new();
         let mut budget = self.unhealthy_budget;
         for t in self.st.tasks.values() {
-            if !is_up(&self.st, &t.node) || t.state.is_terminal() {
+            let up = self
+                .st
+                .nodes
+                .get(&t.node)
+                .is_some_and(|n| n.status == NodeStatus::Ready);
+            if !up || t.state.is_terminal() {
                 continue;
             }
             let (state, health) = if t.desired == TaskState::Shutdown {
