@@ -4,7 +4,8 @@
 # that both see the same machine. Writes bench/results/sim-compare-<date>.md. Not part of the test
 # suite.
 #
-#   BASE=<revision> bench/sim-compare.sh    SIZES="2000x20000 2000x60000" RUNS=2 TIMEOUT=4m
+#   BASE=<revision> bench/sim-compare.sh    SIZES="2000x20000 2000x60000" RUNS=2 TIMEOUT=4m SUFFIX=
+#                                           (SUFFIX names the results sim-compare-<date>-SUFFIX)
 #   BASE_BIN_DIR=DIR   hoist-sim and hoist-controller of the base, already built (else BASE is
 #                      built in a worktree, in its own target dir: sharing this checkout's would
 #                      mix the two builds' artifacts)
@@ -32,7 +33,7 @@ base_label=${BASE:-$BASE_BIN_DIR}
 . bench/lib/sim.sh
 head_label=$(git rev-parse --short HEAD)$(git diff --quiet HEAD -- . || echo "+changes")
 
-out=bench/results/sim-compare-$(date -u +%F).md
+out=bench/results/sim-compare-$(date -u +%F)${SUFFIX:+-$SUFFIX}.md
 {
   echo "# hoist-sim before and after: base $base_label, head $head_label ($(date -u +'%F %H:%M') UTC)"
   echo
