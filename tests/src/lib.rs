@@ -115,12 +115,23 @@ pub fn concrete_path(pattern: &str, raft_kind: &str) -> String {
         .join("/")
 }
 
+/// The CLI's own files for this test process (see [`hoist_command`]).
+static CLI_CONFIG: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
+
+/// Removes [`CLI_CONFIG`] when the test process exits, whatever its tests did.
+extern "C" fn remove_cli_config() {
+    if let Some(dir) = CLI_CONFIG.get() {
+        let _ = std::fs::remove_dir_all(dir);
+    }
+}
+
 /// The `hoist` CLI for `controllers`, with `token` as `HOIST_TOKEN` (none: no credentials but a
 /// kept login). The CLI's own files (a kept login) are looked for in a directory of this test
-/// process, never the user's.
+/// process, never the user's, removed when the process exits.
 pub fn hoist_command(controllers: &str, token: Option<&str>) -> Command {
-    static CONFIG: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
-    let config = CONFIG.get_or_init(|| {
+    let config = CLI_CONFIG.get_or_init(|| {
+        // SAFETY: registers a plain function with no arguments, as atexit(3) asks.
+        unsafe { libc::atexit(remove_cli_config) };
         std::env::temp_dir().join(format!(
             "hoist-cli-config-{}-{}",
             std::process::id(),
