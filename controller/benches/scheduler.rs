@@ -11,7 +11,9 @@
 //!   already holds the 100,000 tasks, as every member applies each entry; beside it, the sum of
 //!   the usage of those 5,000 nodes' tasks, which each entry cost before the state kept each
 //!   node's usage (`state/usage.rs`); and a reconcile pass over the 100,000 once converged,
-//!   beside the sum of every task's usage each pass also cost before.
+//!   beside the sum of every task's usage each pass also cost before. The same pass by the
+//!   leader's reconciler, which remembers the services it found with nothing to do: with nothing
+//!   changed, and after one task's status report (its service, 5,000 tasks, runs again).
 //!
 //! `cargo bench -p hoist-controller --bench scheduler`; each iteration prints placements/s.
 
@@ -19,9 +21,11 @@ use criterion::{criterion_group, criterion_main, Criterion};
 use hoist_controller::api::{serve, Ctx};
 use hoist_controller::leader::{Leader, LeaderSettings};
 use hoist_controller::raft::{RaftNode, RaftSettings};
+use hoist_controller::scheduler::reconcile::Reconciler;
 use hoist_controller::scheduler::{reconcile, usage_of};
 use hoist_controller::state::State;
-use hoist_proto::cluster::{Node, NodeAvailability, NodeResources, NodeStatus};
+use hoist_proto::cluster::{Node, NodeAvailability, NodeResources, NodeStatus, TaskState};
+use hoist_proto::node::{Health, TaskStatus};
 use hoist_proto::raft::{Command, Plan, Request, Response};
 use hoist_proto::service::ServiceSpec;
 use std::time::{Duration, Instant};
@@ -184,6 +188,46 @@ fn apply(c: &mut Criterion) {
             let r = reconcile(&converged, 4, &mut ids());
             assert!(r.plan.place.is_empty() && r.plan.stop.is_empty());
             r
+        })
+    });
+    let mut reconciler = Reconciler::default();
+    reconciler.pass(&converged, 4, &mut ids());
+    g.bench_function("reconcile_pass_remembered_converged_100k", |b| {
+        b.iter(|| {
+            let r = reconciler.pass(&converged, 4, &mut ids());
+            assert!(r.plan.place.is_empty() && r.plan.stop.is_empty());
+            r
+        })
+    });
+    let first = converged.tasks.values().next().expect("a task").clone();
+    let report = Command::ReportStatus {
+        node: first.node.clone(),
+        tasks: vec![TaskStatus {
+            task_id: first.id.clone(),
+            state: TaskState::Running,
+            health: Health::None,
+            container_id: None,
+            address: None,
+            exit_code: None,
+            message: String::new(),
+            restarts: 0,
+        }],
+    };
+    g.bench_function("reconcile_pass_remembered_after_one_report_100k", |b| {
+        b.iter_custom(|iters| {
+            let mut total = Duration::ZERO;
+            for _ in 0..iters {
+                let mut st = converged.clone();
+                st.apply(&Request {
+                    time_ms: 4,
+                    command: report.clone(),
+                });
+                let t = Instant::now();
+                let r = reconciler.pass(&st, 4, &mut ids());
+                total += t.elapsed();
+                assert!(r.plan.place.is_empty() && r.plan.stop.is_empty());
+            }
+            total
         })
     });
     g.bench_function("sum_usage_of_all_100k", |b| {

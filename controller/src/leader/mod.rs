@@ -13,7 +13,7 @@ pub mod versions;
 pub use liveness::Liveness;
 pub use run::run;
 
-use crate::scheduler::reconcile::Pending;
+use crate::scheduler::reconcile::{Pending, Reconciler};
 use hoist_proto::cluster::ClusterNetwork;
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
@@ -96,6 +96,9 @@ pub struct Leader {
     volumes: RwLock<std::collections::HashMap<String, VolumeReportSeen>>,
     /// Autoscaling's memory: the stabilization window's recommendations.
     pub autoscaler: crate::autoscale::Autoscaler,
+    /// The reconciliation's memory of the services it found with nothing to do; taken by the
+    /// pass in progress (only the loop reconciles).
+    reconciler: std::sync::Mutex<Reconciler>,
 }
 
 impl Leader {
@@ -118,6 +121,7 @@ impl Leader {
             overlay: RwLock::default(),
             volumes: RwLock::default(),
             autoscaler: crate::autoscale::Autoscaler::default(),
+            reconciler: std::sync::Mutex::default(),
         })
     }
 

@@ -2,7 +2,6 @@
 
 use super::{admin_token, drain, stacks, versions, Leader};
 use crate::raft::RaftNode;
-use crate::scheduler::reconcile;
 use hoist_proto::raft::{Command, Plan, Response};
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
@@ -11,6 +10,11 @@ fn now_ms() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| d.as_millis() as u64)
+}
+
+/// The lock, even if a holder panicked (what it guards is only ever swapped whole).
+fn lock<T>(m: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
 /// A new task id: 16 hex digits.
@@ -137,22 +141,28 @@ pub async fn step(node: &RaftNode, leader: &Leader) -> Result<(), crate::raft::W
     }
     // Reconcile on a copy of the state, off the runtime's threads: commits (and so the agents'
     // reports and the API's writes) go on meanwhile. The plan is checked against the state it
-    // is applied to (`State::apply` of `Plan` refuses what no longer holds).
+    // is applied to (`State::apply` of `Plan` refuses what no longer holds). The reconciler
+    // comes back with what it remembers for the next pass; if the pass panics it is lost, and
+    // the next pass runs whole.
     let view = node.view();
     let drain_barrier = leader.settings.drain_barrier;
+    let mut reconciler = std::mem::take(&mut *lock(&leader.reconciler));
     let reconciled = tokio::task::spawn_blocking(move || {
         let mut ids = new_task_id;
-        let mut r = reconcile(&view, now_ms(), &mut ids);
+        let mut r = reconciler.pass(&view, now_ms(), &mut ids);
         if drain_barrier {
             let (stop, drain) = drain::split_stops(&view, std::mem::take(&mut r.plan.stop));
             r.plan.stop = stop;
             r.plan.drain = drain;
         }
-        (view, r)
+        (view, r, reconciler)
     })
     .await;
     let (view, mut r) = match reconciled {
-        Ok(done) => done,
+        Ok((view, r, reconciler)) => {
+            *lock(&leader.reconciler) = reconciler;
+            (view, r)
+        }
         Err(e) => {
             tracing::error!(error = %e, "reconciliation failed: nothing planned this round");
             return Ok(());

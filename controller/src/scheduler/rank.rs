@@ -9,6 +9,7 @@
 use super::feasible::{check, explain, Demand, Misfit, NodeUsage};
 use crate::state::Map;
 use hoist_proto::cluster::Node;
+use std::borrow::Borrow;
 use std::cmp::Reverse;
 use std::collections::{BTreeMap, BinaryHeap};
 
@@ -54,8 +55,9 @@ struct Group {
 
 /// Places `count` replicas with `demand` on `nodes`, updating `usage` as it goes. `spread` is a
 /// node label key to spread over first (`zone`); nodes without the label form one more group.
-pub fn place(
-    nodes: &[Node],
+/// The nodes may be owned or borrowed (the reconciliation ranks the state's own, uncopied).
+pub fn place<N: Borrow<Node>>(
+    nodes: &[N],
     usage: &mut Map<String, NodeUsage>,
     demand: &Demand,
     spread: Option<&str>,
@@ -65,7 +67,7 @@ pub fn place(
     let mut group_ids: BTreeMap<Option<&str>, usize> = BTreeMap::new();
     let mut groups: Vec<Group> = Vec::new();
     let mut misfits: BTreeMap<usize, Misfit> = BTreeMap::new();
-    for (i, n) in nodes.iter().enumerate() {
+    for (i, n) in nodes.iter().map(Borrow::borrow).enumerate() {
         let label = spread.and_then(|k| n.labels.get(k).map(String::as_str));
         let g = *group_ids.entry(label).or_insert_with(|| {
             groups.push(Group {
@@ -106,7 +108,7 @@ pub fn place(
             continue;
         };
         let i = k.3;
-        let n = &nodes[i];
+        let n: &Node = nodes[i].borrow();
         match check(n, usage.get(&n.id), demand) {
             Ok(()) => {
                 let u = usage.entry(n.id.clone()).or_default();
@@ -127,7 +129,7 @@ pub fn place(
     let unplaced = (chosen.len() < count).then(|| {
         let list: Vec<(String, Misfit)> = misfits
             .into_iter()
-            .map(|(i, m)| (nodes[i].id.clone(), m))
+            .map(|(i, m)| (nodes[i].borrow().id.clone(), m))
             .collect();
         explain(&list)
     });

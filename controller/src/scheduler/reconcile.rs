@@ -2,6 +2,12 @@
 //! [`Plan`]: tasks to stop (on down or drained nodes, failed, unhealthy, scaled away, replaced by
 //! a rolling update), ended tasks to file away, new tasks to place, and rollout progress. Pure:
 //! the leader calls it on a snapshot with its clock and an id source, and commits the plan.
+//!
+//! The leader keeps a [`Reconciler`] across passes: it remembers which services a pass left with
+//! nothing to do, and skips them in the next while nothing they depend on changed (`memo.rs`).
+//! So a pass over a converged cluster costs a few steps per service, not per task.
+
+mod memo;
 
 use super::feasible::{check, Demand, NodeUsage};
 use super::rank::place;
@@ -15,6 +21,8 @@ use hoist_proto::raft::Plan;
 use hoist_proto::service::{
     FailureAction, RestartCondition, ServiceMode, ServiceSpec, UpdateOrder,
 };
+use memo::{Memo, Quiet};
+use std::cell::{Cell, OnceCell};
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::ops::Range;
 use std::sync::Arc;
@@ -22,10 +30,13 @@ use std::sync::Arc;
 /// Per service: unplaced slots and why, as runs of consecutive slots with one shared reason (a
 /// service of a thousand replicas that fit nowhere is one run, not a thousand entries, on every
 /// reconciliation).
-pub type Pending = BTreeMap<String, Vec<(Range<u64>, Arc<str>)>>;
+pub type Pending = BTreeMap<String, Runs>;
+
+/// One service's unplaced slots: runs of consecutive slots and their reason.
+pub type Runs = Vec<(Range<u64>, Arc<str>)>;
 
 /// Adds `slot` to `runs`, extending the last run when it is the next slot for the same reason.
-fn push_pending(runs: &mut Vec<(Range<u64>, Arc<str>)>, slot: u64, why: &Arc<str>) {
+fn push_pending(runs: &mut Runs, slot: u64, why: &Arc<str>) {
     if let Some((r, w)) = runs.last_mut() {
         if r.end == slot && (Arc::ptr_eq(w, why) || **w == **why) {
             r.end += 1;
@@ -47,6 +58,18 @@ pub struct Reconciled {
 }
 
 impl Reconciled {
+    /// How many entries the plan and the rollbacks hold (a service that adds none found
+    /// nothing to do).
+    fn planned(&self) -> usize {
+        let p = &self.plan;
+        p.place.len()
+            + p.stop.len()
+            + p.drain.len()
+            + p.remove.len()
+            + p.rollouts.len()
+            + self.rollbacks.len()
+    }
+
     /// Whether there is anything to commit.
     pub fn is_empty(&self) -> bool {
         let p = &self.plan;
@@ -84,13 +107,43 @@ fn ms(text: &str, default: u64) -> u64 {
     parse_duration_ms(text).unwrap_or(default)
 }
 
-/// The nodes by id, for the lookups a pass makes per task: hashing an id costs less than walking
-/// the state's B-tree comparing ids (the pass's largest cost at 100,000 tasks).
-type NodesById<'a> = HashMap<&'a str, &'a Node>;
+/// The state's nodes as a pass reads them, each form built on first use: a pass that skips every
+/// service reads none.
+struct Nodes<'a> {
+    state: &'a State,
+    /// In id order, for ranking and for global services.
+    list: OnceCell<Vec<&'a Node>>,
+    /// By id, for the lookups a pass makes per task: hashing an id costs less than walking the
+    /// state's B-tree comparing ids (the pass's largest cost at 100,000 tasks).
+    by_id: OnceCell<HashMap<&'a str, &'a Node>>,
+}
 
-/// A node that is up.
-fn is_up(nodes: &NodesById, id: &str) -> bool {
-    nodes.get(id).is_some_and(|n| n.status == NodeStatus::Ready)
+impl<'a> Nodes<'a> {
+    fn new(state: &'a State) -> Nodes<'a> {
+        Nodes {
+            state,
+            list: OnceCell::new(),
+            by_id: OnceCell::new(),
+        }
+    }
+
+    fn list(&self) -> &[&'a Node] {
+        self.list
+            .get_or_init(|| self.state.nodes.values().collect())
+    }
+
+    fn get(&self, id: &str) -> Option<&'a Node> {
+        let by_id = self.by_id.get_or_init(|| {
+            let nodes = &self.state.nodes;
+            nodes.iter().map(|(id, n)| (id.as_str(), n)).collect()
+        });
+        by_id.get(id).copied()
+    }
+
+    /// A node that is up.
+    fn is_up(&self, id: &str) -> bool {
+        self.get(id).is_some_and(|n| n.status == NodeStatus::Ready)
+    }
 }
 
 /// The slots a service should fill: `0..replicas` for a replicated service (kept as a count, so a
@@ -134,71 +187,144 @@ impl<'n> Wanted<'n> {
     }
 }
 
-/// Reconciles every service; `new_id` names new tasks.
+/// Reconciles every service; `new_id` names new tasks. A whole pass, remembering nothing: the
+/// leader keeps a [`Reconciler`] instead.
 pub fn reconcile(state: &State, now: u64, new_id: &mut dyn FnMut() -> String) -> Reconciled {
-    let mut out = Reconciled::default();
-    let nodes: Vec<Node> = state.nodes.values().cloned().collect();
-    let nodes_by_id: NodesById = state.nodes.iter().map(|(id, n)| (id.as_str(), n)).collect();
-    // The state keeps each node's usage as its tasks change (`state/usage.rs`): a copy costs
-    // O(1), and placing below copies only the paths to the nodes it fills.
-    let mut usage = state.node_usage().clone();
-    #[cfg(test)]
-    if let Err(e) = state.usage_is_exact() {
-        panic!("a test changed tasks without State::rebuild_usage: {e}");
-    }
-    // Hashed, like the nodes: one entry per task.
-    let mut by_service: HashMap<&str, Vec<&Task>> = HashMap::new();
-    for t in state.tasks.values() {
-        by_service.entry(t.service.as_str()).or_default().push(t);
-    }
-    let mut deleted: Vec<(&str, &Vec<&Task>)> = by_service
-        .iter()
-        .filter(|(service, _)| !state.services.contains_key(**service))
-        .map(|(service, tasks)| (*service, tasks))
-        .collect();
-    deleted.sort_unstable_by_key(|(service, _)| *service);
-    for t in deleted.into_iter().flat_map(|(_, tasks)| tasks) {
-        if t.desired == TaskState::Running {
-            out.plan.stop.push((t.id.clone(), "service deleted".into()));
-        } else if t.state.is_terminal() || !is_up(&nodes_by_id, &t.node) {
-            out.plan.remove.push(t.id.clone());
-        }
-    }
-    for (name, record) in &state.services {
-        let cur = record.current();
-        let tasks = by_service.get(name.as_str()).map_or(&[][..], Vec::as_slice);
-        let mut svc = ServiceRun {
-            state,
-            name,
-            spec: &cur.spec,
-            version: cur.version,
-            now,
-            out: &mut out,
-            nodes: &nodes,
-            nodes_by_id: &nodes_by_id,
-            monitor_ms: ms(&cur.spec.update.monitor, 5_000),
-            usage: &mut usage,
-        };
-        svc.run(tasks, new_id);
-    }
-    out
+    Reconciler::default().pass(state, now, new_id)
 }
 
-struct ServiceRun<'a> {
+/// Reconciliation that remembers, between passes, the services it left with nothing to do. A
+/// pass answers what [`reconcile`] answers on the same state at the same time; it only skips
+/// the services whose answer it already knows.
+#[derive(Debug, Default)]
+pub struct Reconciler {
+    memo: Memo,
+}
+
+impl Reconciler {
+    /// Reconciles every service that may have something to do; `new_id` names new tasks.
+    pub fn pass(
+        &mut self,
+        state: &State,
+        now: u64,
+        new_id: &mut dyn FnMut() -> String,
+    ) -> Reconciled {
+        let mut out = Reconciled::default();
+        let nodes = Nodes::new(state);
+        // The state keeps each node's usage as its tasks change (`state/usage.rs`): a copy costs
+        // O(1), and placing below copies only the paths to the nodes it fills.
+        let mut usage = state.node_usage().clone();
+        #[cfg(test)]
+        if let Err(e) = state.usage_is_exact() {
+            panic!("a test changed tasks without State::rebuild_usage: {e}");
+        }
+        self.memo.begin(state);
+        // Tasks whose service is gone, found through the index of services holding tasks.
+        let deleted = state
+            .tasks
+            .services()
+            .filter(|s| !state.services.contains_key(*s));
+        for t in deleted.flat_map(|s| state.tasks.of_service(s)) {
+            if t.desired == TaskState::Running {
+                out.plan.stop.push((t.id.clone(), "service deleted".into()));
+            } else if t.state.is_terminal() || !nodes.is_up(&t.node) {
+                out.plan.remove.push(t.id.clone());
+            }
+        }
+        // When most of the cluster's tasks belong to services that run again (the first pass,
+        // or after a node changed), one scan grouping every task costs less than a lookup by id
+        // per task.
+        let quiet = |name: &str, record| {
+            let rollout = state.rollouts.get(name);
+            let stamp = state.tasks.stamp_of(name);
+            self.memo.quiet(name, record, rollout, stamp, now).is_some()
+        };
+        let to_run: usize = (state.services.iter())
+            .filter(|(name, record)| !quiet(name, record))
+            .map(|(name, _)| state.tasks.count_of(name))
+            .sum();
+        let grouped = (to_run * 2 > state.tasks.len()).then(|| {
+            let mut by_service: HashMap<&str, Vec<&Task>> = HashMap::new();
+            for t in state.tasks.values() {
+                by_service.entry(t.service.as_str()).or_default().push(t);
+            }
+            by_service
+        });
+        for (name, record) in &state.services {
+            let rollout = state.rollouts.get(name);
+            let tasks_stamp = state.tasks.stamp_of(name);
+            let quiet = self.memo.quiet(name, record, rollout, tasks_stamp, now);
+            if let Some(q) = quiet.filter(|q| q.holds_with(&usage)) {
+                if let Some(runs) = &q.pending {
+                    out.pending.insert(name.clone(), runs.clone());
+                }
+                continue;
+            }
+            let planned = out.planned();
+            let usage_before = usage.clone();
+            let cur = record.current();
+            let looked_up: Vec<&Task>;
+            let tasks: &[&Task] = match &grouped {
+                Some(g) => g.get(name.as_str()).map_or(&[], Vec::as_slice),
+                None => {
+                    looked_up = state.tasks.of_service(name).collect();
+                    &looked_up
+                }
+            };
+            let mut svc = ServiceRun {
+                state,
+                name,
+                spec: &cur.spec,
+                version: cur.version,
+                now,
+                out: &mut out,
+                nodes: &nodes,
+                monitor_ms: ms(&cur.spec.update.monitor, 5_000),
+                usage: &mut usage,
+                wake_ms: Cell::new(u64::MAX),
+            };
+            svc.run(tasks, new_id);
+            let wake_ms = svc.wake_ms.get();
+            if out.planned() == planned {
+                let pending = out.pending.get(name.as_str()).cloned();
+                self.memo.note(
+                    name,
+                    Quiet {
+                        record: record.clone(),
+                        rollout: rollout.cloned(),
+                        tasks: tasks_stamp,
+                        until_ms: wake_ms,
+                        usage: pending.is_some().then_some(usage_before),
+                        pending,
+                    },
+                );
+            } else {
+                self.memo.forget(name);
+            }
+        }
+        self.memo.end(state);
+        out
+    }
+}
+
+struct ServiceRun<'a, 's> {
     state: &'a State,
     name: &'a str,
     spec: &'a ServiceSpec,
     version: u64,
     now: u64,
     out: &'a mut Reconciled,
-    nodes: &'a [Node],
-    nodes_by_id: &'a NodesById<'a>,
+    nodes: &'a Nodes<'s>,
     /// `update.monitor`, parsed once per pass.
     monitor_ms: u64,
     usage: &'a mut Map<String, NodeUsage>,
+    /// The earliest time at which the passing of time alone could change this service's answer
+    /// (a monitor window, a restart delay or an update delay ending): until then, unchanged
+    /// inputs give the same answer.
+    wake_ms: Cell<u64>,
 }
 
-impl ServiceRun<'_> {
+impl ServiceRun<'_, '_> {
     fn is_current(&self, t: &Task) -> bool {
         t.service_version == self.version
             || (self
@@ -208,10 +334,20 @@ impl ServiceRun<'_> {
                 && !self.state.restarted_since(&t.service, t.service_version))
     }
 
+    /// Notes a time at which this service's answer may change.
+    fn wake_at(&self, ms: u64) {
+        self.wake_ms.set(self.wake_ms.get().min(ms));
+    }
+
     fn monitored(&self, t: &Task) -> bool {
-        t.is_ready()
-            && t.ready_since_ms
-                .is_some_and(|s| self.now >= s + self.monitor_ms)
+        let Some(since) = t.ready_since_ms.filter(|_| t.is_ready()) else {
+            return false;
+        };
+        let passed = since + self.monitor_ms;
+        if self.now < passed {
+            self.wake_at(passed);
+        }
+        self.now >= passed
     }
 
     /// Whether `t` is a replica of the version a rollout in progress is bringing in.
@@ -256,7 +392,7 @@ impl ServiceRun<'_> {
         // `update.parallelism` until their new replica passes its gate.
         let mut draining: BTreeSet<u64> = BTreeSet::new();
         for &t in tasks {
-            let up = is_up(self.nodes_by_id, &t.node);
+            let up = self.nodes.is_up(&t.node);
             if t.drain_index.is_some() && t.desired == TaskState::Running {
                 // Leaving: the leader stops it once every node stopped sending it clients
                 // (`leader/drain.rs`).
@@ -264,11 +400,14 @@ impl ServiceRun<'_> {
                 continue;
             }
             if t.desired == TaskState::Shutdown {
-                if t.state.is_terminal() || !up {
-                    self.out.plan.remove.push(t.id.clone());
-                }
-                if t.state == TaskState::Failed && t.updated_ms + restart_delay > self.now {
+                // A failed replica stays in its slot until its restart delay has passed: the
+                // slot waits that long (filed away at once, it would be refilled at once).
+                let retry_ms = t.updated_ms + restart_delay;
+                if t.state == TaskState::Failed && retry_ms > self.now {
                     backoff.insert(t.slot);
+                    self.wake_at(retry_ms);
+                } else if t.state.is_terminal() || !up {
+                    self.out.plan.remove.push(t.id.clone());
                 }
                 continue;
             }
@@ -315,7 +454,9 @@ impl ServiceRun<'_> {
         let wanted = if global {
             Wanted::Global(
                 self.nodes
+                    .list()
                     .iter()
+                    .copied()
                     .filter(|n| {
                         n.status == NodeStatus::Ready
                             && n.availability == NodeAvailability::Active
@@ -439,8 +580,8 @@ impl ServiceRun<'_> {
                 ts.iter().copied().filter(|t| self.is_current(t)).collect();
             current.sort_by_key(|t| (!t.is_ready(), t.created_ms, t.id.clone()));
             let drained = |t: &Task| {
-                self.nodes_by_id
-                    .get(t.node.as_str())
+                self.nodes
+                    .get(&t.node)
                     .is_some_and(|n| n.availability == NodeAvailability::Drained)
             };
             for extra in current.iter().skip(1) {
@@ -487,6 +628,7 @@ impl ServiceRun<'_> {
         let mut budget = parallelism.saturating_sub(inflight);
         if rolling && last_done_ms > 0 && self.now < last_done_ms + delay {
             budget = 0;
+            self.wake_at(last_done_ms + delay);
         }
         let mut started_batch = false;
         for t in movable.into_iter().take(budget as usize) {
@@ -593,7 +735,7 @@ impl ServiceRun<'_> {
             return;
         }
         let p = place(
-            self.nodes,
+            self.nodes.list(),
             self.usage,
             demand,
             self.spec.placement.spread.as_deref(),

@@ -8,9 +8,14 @@
 //! a task enters or leaves the table, [`TaskTable::insert`] and [`TaskTable::remove`]. A task's
 //! node and service never change once it is placed (a move is a new task), which is what lets
 //! [`TaskTable::get_mut`] hand out the task itself.
+//!
+//! The table also stamps each service whenever one of its tasks may have changed, so that the
+//! leader's reconciliation can tell, by comparing a stamp with the one it saw, which services'
+//! tasks changed since its last pass (`scheduler/reconcile/memo.rs`) without reading them.
 
 use super::Map;
 use hoist_proto::cluster::Task;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 /// The ids of one node's or one service's tasks.
 type Ids = imbl::OrdSet<String>;
@@ -20,6 +25,27 @@ pub struct TaskTable {
     by_id: Map<String, Task>,
     by_node: Map<String, Ids>,
     by_service: Map<String, Ids>,
+    /// Per service holding tasks: a stamp taken at the last change to any of them.
+    stamps: Map<String, u64>,
+}
+
+/// A stamp no other change in this process has: taken from one counter, so equal stamps in a
+/// table and its copy mean that service's tasks did not change between them, and a table built
+/// anew (a snapshot decoded) cannot repeat one a copy of an older table holds. Stamps never
+/// reach the encoding, the comparison or any answer of `apply`, so members stay alike.
+fn next_stamp() -> u64 {
+    static NEXT: AtomicU64 = AtomicU64::new(1);
+    NEXT.fetch_add(1, Ordering::Relaxed)
+}
+
+/// Stamps `service` as changed.
+fn stamp(stamps: &mut Map<String, u64>, service: &str) {
+    match stamps.get_mut(service) {
+        Some(s) => *s = next_stamp(),
+        None => {
+            stamps.insert(service.to_string(), next_stamp());
+        }
+    }
 }
 
 impl PartialEq for TaskTable {
@@ -47,6 +73,9 @@ impl TaskTable {
             index(&mut table.by_node, &t.node, id);
             index(&mut table.by_service, &t.service, id);
         }
+        for service in table.by_service.keys() {
+            table.stamps.insert(service.clone(), next_stamp());
+        }
         table
     }
 
@@ -54,9 +83,12 @@ impl TaskTable {
         self.by_id.get(id)
     }
 
-    /// The task, to change anything but its node and service (see the module's doc).
+    /// The task, to change anything but its node and service (see the module's doc). Its
+    /// service is stamped as changed, whether or not the caller then changes it.
     pub fn get_mut(&mut self, id: &str) -> Option<&mut Task> {
-        self.by_id.get_mut(id)
+        let t = self.by_id.get_mut(id)?;
+        stamp(&mut self.stamps, &t.service);
+        Some(t)
     }
 
     pub fn contains_key(&self, id: &str) -> bool {
@@ -73,10 +105,12 @@ impl TaskTable {
             }
             if old.service != service {
                 unindex(&mut self.by_service, &old.service, &id);
+                self.restamp(&old.service);
             }
         }
         index(&mut self.by_node, &node, &id);
         index(&mut self.by_service, &service, &id);
+        stamp(&mut self.stamps, &service);
         old
     }
 
@@ -84,7 +118,33 @@ impl TaskTable {
         let t = self.by_id.remove(id)?;
         unindex(&mut self.by_node, &t.node, id);
         unindex(&mut self.by_service, &t.service, id);
+        self.restamp(&t.service);
         Some(t)
+    }
+
+    /// Stamps `service` after a task left it, or forgets its stamp once it holds none.
+    fn restamp(&mut self, service: &str) {
+        if self.by_service.contains_key(service) {
+            stamp(&mut self.stamps, service);
+        } else {
+            self.stamps.remove(service);
+        }
+    }
+
+    /// The stamp of the last change to `service`'s tasks; `None` while it has none. Equal stamps
+    /// in two copies of a table mean that the service's tasks are the same in both.
+    pub fn stamp_of(&self, service: &str) -> Option<u64> {
+        self.stamps.get(service).copied()
+    }
+
+    /// How many tasks `service` holds, in one step.
+    pub fn count_of(&self, service: &str) -> usize {
+        self.by_service.get(service).map_or(0, |ids| ids.len())
+    }
+
+    /// The services holding tasks, in order.
+    pub fn services(&self) -> impl Iterator<Item = &String> {
+        self.by_service.keys()
     }
 
     /// The tasks on `node`, by id: as many steps as it holds tasks.
@@ -215,5 +275,42 @@ mod tests {
         assert_eq!(rebuilt.by_node, table.by_node);
         assert_eq!(rebuilt.by_service, table.by_service);
         assert_eq!(rebuilt, table);
+    }
+
+    #[test]
+    fn a_service_is_stamped_by_any_change_to_its_tasks_and_only_then() {
+        let mut table = TaskTable::default();
+        assert_eq!(table.stamp_of("web"), None);
+        for (id, service) in [("a", "web"), ("b", "api"), ("c", "web")] {
+            table.insert(id.into(), test_task(id, service, 1, 0, "n1"));
+        }
+        let copy = table.clone();
+        let (web, api) = (table.stamp_of("web"), table.stamp_of("api"));
+        assert!(web.is_some() && api.is_some() && web != api);
+        // Reading changes nothing; a task handed out to change stamps its service alone.
+        assert_eq!(table.get("a").map(|t| t.slot), Some(0));
+        assert_eq!((table.stamp_of("web"), table.stamp_of("api")), (web, api));
+        table.get_mut("a").expect("a").restarts += 1;
+        assert_ne!(table.stamp_of("web"), web);
+        assert_eq!(table.stamp_of("api"), api);
+        // The copy taken before keeps what it saw.
+        assert_eq!((copy.stamp_of("web"), copy.stamp_of("api")), (web, api));
+        let web = table.stamp_of("web");
+        table.remove("c");
+        assert_ne!(
+            table.stamp_of("web"),
+            web,
+            "a task leaving stamps its service"
+        );
+        table.remove("b");
+        assert_eq!(
+            table.stamp_of("api"),
+            None,
+            "a service without tasks has no stamp"
+        );
+        // A table built anew repeats no stamp of the one it was built from.
+        let rebuilt = TaskTable::from_map(table.as_map().clone());
+        assert_ne!(rebuilt.stamp_of("web"), table.stamp_of("web"));
+        assert_eq!(rebuilt.services().collect::<Vec<_>>(), ["web"]);
     }
 }

@@ -19,6 +19,8 @@ struct Sim {
     /// New tasks of a service version whose container keeps exiting (restarted in place by the
     /// agent: running, with restarts).
     crashing_version: Option<(String, u64)>,
+    /// The leader's kind of reconciliation, which remembers between passes.
+    reconciler: Reconciler,
 }
 
 impl Sim {
@@ -31,6 +33,7 @@ impl Sim {
             unhealthy_version: None,
             unhealthy_budget: None,
             crashing_version: None,
+            reconciler: Reconciler::default(),
         }
     }
 
@@ -60,14 +63,23 @@ impl Sim {
         self.cmd(Command::ApplyService(Box::new(spec)));
     }
 
+    /// A pass of the kept reconciler, checked against a whole pass on the same state: the
+    /// services it skips must be exactly those with nothing new to do.
     fn reconcile(&mut self) -> Reconciled {
         let mut ids = self.ids;
-        let r = reconcile(&self.st, self.now, &mut || {
+        let mut named = Vec::new();
+        let whole = reconcile(&self.st, self.now, &mut || {
             ids += 1;
+            named.push(format!("t{ids:04}"));
             format!("t{ids:04}")
         });
         self.ids = ids;
-        r
+        let mut again = named.into_iter();
+        let kept = self.reconciler.pass(&self.st, self.now, &mut || {
+            again.next().expect("no more new tasks than a whole pass")
+        });
+        assert_eq!(kept, whole, "a pass that remembers, at {}", self.now);
+        kept
     }
 
     fn commit(&mut self, r: Reconciled) {
@@ -637,5 +649,294 @@ fn a_restart_version_replaces_replicas_through_the_update_policy() {
     assert!(
         running.iter().all(|t| !before.contains(&t.id)),
         "a replica was kept"
+    );
+}
+
+/// What a random run does between passes.
+#[derive(Debug, Clone)]
+enum Step {
+    /// A round: reconcile, commit, and the agents act.
+    Round,
+    /// Time passes (ms) and the leader reconciles without committing.
+    Wait(u64),
+    Down(usize),
+    Up(usize),
+    Drain(usize),
+    Activate(usize),
+    Scale(usize, i64),
+    /// A new image for a service: a rolling update.
+    Update(usize),
+    Delete(usize),
+    Create(usize),
+    /// A running task (the k-th) fails or turns unhealthy.
+    Fail(usize),
+    Unhealthy(usize),
+    Join,
+    /// A plan made elsewhere (an earlier leader's, committed late) records a rollout in
+    /// progress at a service's current version.
+    LateRollout(usize),
+}
+
+fn step() -> impl proptest::strategy::Strategy<Value = Step> {
+    use proptest::prelude::*;
+    prop_oneof![
+        6 => Just(Step::Round),
+        3 => (0u64..7_000).prop_map(Step::Wait),
+        1 => (0usize..4).prop_map(Step::Down),
+        1 => (0usize..4).prop_map(Step::Up),
+        1 => (0usize..4).prop_map(Step::Drain),
+        1 => (0usize..4).prop_map(Step::Activate),
+        1 => (0usize..3, 0i64..8).prop_map(|(s, n)| Step::Scale(s, n)),
+        1 => (0usize..3).prop_map(Step::Update),
+        1 => (0usize..3).prop_map(Step::Delete),
+        1 => (0usize..3).prop_map(Step::Create),
+        1 => (0usize..40).prop_map(Step::Fail),
+        1 => (0usize..40).prop_map(Step::Unhealthy),
+        1 => Just(Step::Join),
+        1 => (0usize..3).prop_map(Step::LateRollout),
+    ]
+}
+
+/// The services of a random run: a rolling one with monitor, delay and restart delays, one whose
+/// replicas do not all fit (pending; the first one's memory decides how many), and a global one
+/// with a constraint.
+fn random_service(i: usize, image: u32) -> ServiceSpec {
+    let mut s = ServiceSpec::new(["roll", "big", "glob"][i], &format!("img:{image}"));
+    s.replicas = 3;
+    s.update.monitor = "2s".into();
+    s.update.delay = "1s".into();
+    s.restart.delay = "3s".into();
+    match i {
+        0 => {
+            s.update.failure_action = FailureAction::Rollback;
+            s.resources.memory = Some("1Gi".into());
+        }
+        1 => s.resources.memory = Some("3Gi".into()),
+        _ => {
+            s.mode = ServiceMode::Global;
+            s.placement.constraints = vec!["node.labels.zone==a".into()];
+        }
+    }
+    s
+}
+
+proptest::proptest! {
+    #![proptest_config(proptest::test_runner::Config::with_cases(64))]
+
+    /// Through random runs of joins, failures, drains, scales, updates, deletions and waits, a
+    /// reconciler that remembers between passes answers what a whole pass does at every pass
+    /// (`Sim::reconcile` checks each one).
+    #[test]
+    fn a_pass_that_remembers_answers_what_a_whole_pass_does(
+        steps in proptest::collection::vec(step(), 1..60)
+    ) {
+        let mut sim = Sim::new();
+        let mut nodes = 0;
+        let join = |sim: &mut Sim, nodes: &mut usize| {
+            let zone = if nodes.is_multiple_of(2) { "a" } else { "b" };
+            sim.node(&format!("n{nodes}"), &[("zone", zone)]);
+            *nodes += 1;
+        };
+        for _ in 0..3 {
+            join(&mut sim, &mut nodes);
+        }
+        let mut images = [1u32; 3];
+        for i in 0..3 {
+            sim.service(random_service(i, 1));
+        }
+        let node = |nodes: usize, i: usize| format!("n{}", i % nodes);
+        for step in steps {
+            match step {
+                Step::Round => {
+                    sim.round();
+                }
+                Step::Wait(ms) => sim.now += ms,
+                Step::Down(i) => sim.set_status(&node(nodes, i), NodeStatus::Down),
+                Step::Up(i) => sim.set_status(&node(nodes, i), NodeStatus::Ready),
+                Step::Drain(i) | Step::Activate(i) => {
+                    let availability = match step {
+                        Step::Drain(_) => NodeAvailability::Drained,
+                        _ => NodeAvailability::Active,
+                    };
+                    sim.cmd(Command::SetNodeAvailability { id: node(nodes, i), availability });
+                }
+                Step::Scale(i, replicas) => {
+                    let name = random_service(i, 1).name;
+                    if sim.st.services.contains_key(&name) {
+                        sim.cmd(Command::ScaleService { name, replicas });
+                    }
+                }
+                Step::Update(i) => {
+                    images[i] += 1;
+                    let mut s = random_service(i, images[i]);
+                    if let Some(r) = sim.st.services.get(&s.name) {
+                        s.replicas = r.current().spec.replicas;
+                    }
+                    sim.service(s);
+                }
+                Step::Delete(i) => {
+                    let name = random_service(i, 1).name;
+                    if sim.st.services.contains_key(&name) {
+                        sim.cmd(Command::DeleteService { name });
+                    }
+                }
+                Step::Create(i) => {
+                    if !sim.st.services.contains_key(&random_service(i, 1).name) {
+                        sim.service(random_service(i, images[i]));
+                    }
+                }
+                Step::Fail(k) | Step::Unhealthy(k) => {
+                    let running: Vec<Task> = sim
+                        .st
+                        .tasks
+                        .values()
+                        .filter(|t| t.state == TaskState::Running)
+                        .cloned()
+                        .collect();
+                    if let Some(t) = running.get(k % running.len().max(1)) {
+                        let failed = matches!(step, Step::Fail(_));
+                        sim.cmd(Command::ReportStatus {
+                            node: t.node.clone(),
+                            tasks: vec![TaskStatus {
+                                task_id: t.id.clone(),
+                                state: if failed { TaskState::Failed } else { TaskState::Running },
+                                health: if failed { t.health } else { Health::Unhealthy },
+                                container_id: None,
+                                address: t.address.clone(),
+                                exit_code: failed.then_some(1),
+                                message: "random".into(),
+                                restarts: t.restarts,
+                            }],
+                        });
+                    }
+                }
+                Step::Join => join(&mut sim, &mut nodes),
+                Step::LateRollout(i) => {
+                    let name = random_service(i, 1).name;
+                    if let Some(r) = sim.st.services.get(&name) {
+                        let version = r.current().version;
+                        let rollout = Rollout {
+                            version,
+                            from_version: version.saturating_sub(1),
+                            state: RolloutState::Updating,
+                            updated: 0,
+                            total: 1,
+                            failures: 0,
+                            message: "late".into(),
+                            started_ms: sim.now,
+                            updated_ms: sim.now,
+                            batch_started_ms: 0,
+                            rollback_of: None,
+                        };
+                        sim.cmd(Command::Plan(Plan {
+                            rollouts: vec![(name, rollout)],
+                            ..Default::default()
+                        }));
+                    }
+                }
+            }
+            sim.reconcile();
+        }
+    }
+}
+
+/// A converged service is skipped until something it depends on changes: the pass then answers
+/// again, and the skipped service's "pending" is still told on every pass.
+#[test]
+fn a_converged_service_is_skipped_and_its_pending_still_told() {
+    let mut sim = Sim::new();
+    for n in ["n1", "n2"] {
+        sim.node(n, &[]);
+    }
+    let mut big = web(5);
+    big.name = "big".into();
+    big.resources.memory = Some("3Gi".into());
+    sim.service(big);
+    sim.service(web(4));
+    sim.rounds(3);
+    // Converged, with one of big's replicas pending (two per node fit).
+    let r = sim.reconcile();
+    assert!(r.is_empty(), "{r:?}");
+    assert_eq!(r.pending.keys().collect::<Vec<_>>(), ["big"]);
+    assert_eq!(sim.reconciler.memo.quiet_services(), ["big", "web"]);
+    // A task of web fails: web runs again (and replaces it), big stays skipped.
+    let t = sim
+        .st
+        .tasks
+        .values()
+        .find(|t| t.service == "web")
+        .cloned()
+        .expect("a task");
+    sim.cmd(Command::ReportStatus {
+        node: t.node.clone(),
+        tasks: vec![TaskStatus {
+            task_id: t.id.clone(),
+            state: TaskState::Failed,
+            health: Health::None,
+            container_id: None,
+            address: None,
+            exit_code: Some(1),
+            message: "boom".into(),
+            restarts: 0,
+        }],
+    });
+    let r = sim.reconcile();
+    assert_eq!(r.plan.stop.len(), 1, "{r:?}");
+    assert_eq!(sim.reconciler.memo.quiet_services(), ["big"], "{r:?}");
+    // Its slot waits the restart delay; big's pending is told although big was skipped.
+    assert_eq!(r.pending.keys().collect::<Vec<_>>(), ["big", "web"]);
+    assert_eq!(
+        r.pending["big"],
+        vec![(4..5, r.pending["big"][0].1.clone())]
+    );
+}
+
+/// A replica that failed is replaced only once `restart.delay` has passed; until then its slot
+/// is pending with the reason, and the failed task stays in it. (Filed away at once, as before,
+/// it was replaced on the next pass whatever the delay.)
+#[test]
+fn a_failed_replica_is_replaced_after_its_restart_delay() {
+    let mut sim = Sim::new();
+    sim.node("n1", &[]);
+    let mut s = web(1);
+    s.restart.delay = "5s".into();
+    sim.service(s);
+    sim.rounds(2);
+    let t = sim.st.tasks.values().next().cloned().expect("a task");
+    sim.cmd(Command::ReportStatus {
+        node: t.node.clone(),
+        tasks: vec![TaskStatus {
+            task_id: t.id.clone(),
+            state: TaskState::Failed,
+            health: Health::None,
+            container_id: None,
+            address: None,
+            exit_code: Some(1),
+            message: "boom".into(),
+            restarts: 0,
+        }],
+    });
+    let failed_at = sim.now;
+    let mut replaced_after = None;
+    for _ in 0..10 {
+        let r = sim.round();
+        if !r.plan.place.is_empty() {
+            replaced_after = Some(sim.now - failed_at);
+            break;
+        }
+        assert_eq!(
+            r.pending["web"],
+            vec![(0..1, "waiting restart delay after a failure".into())]
+        );
+        assert!(
+            sim.st.tasks.contains_key(&t.id),
+            "the failed task stays meanwhile"
+        );
+    }
+    // The delay counts from the pass that stopped it, the first after the failure.
+    assert_eq!(replaced_after, Some(1_000 + 5_000));
+    assert!(
+        !sim.st.tasks.contains_key(&t.id),
+        "filed away once replaced"
     );
 }
