@@ -201,10 +201,10 @@ mod tests {
         cluster_with_nodes(1)
     }
 
-    /// The state's first task, to change it.
-    fn first_task(st: &mut State) -> &mut hoist_proto::cluster::Task {
+    /// Changes the state's first task.
+    fn change_first_task(st: &mut State, change: impl FnOnce(&mut hoist_proto::cluster::Task)) {
         let id = st.tasks.keys().next().expect("a task").clone();
-        st.tasks.get_mut(&id).expect("a task")
+        change(&mut st.tasks.get_mut(&id).expect("a task"));
     }
 
     /// Puts one replica of `service` at `version` in the state, ready or still pending.
@@ -417,12 +417,12 @@ mod tests {
         let mut st = state();
         deploy(&mut st, &[("api", "busybox")]);
         run_all(&mut st, "shop_api", 1, false);
-        let t = first_task(&mut st);
-        t.restarts = 2;
+        change_first_task(&mut st, |t| t.restarts = 2);
         assert_eq!(verdicts(&st), vec![], "two restarts are not a loop yet");
-        let t = first_task(&mut st);
-        t.restarts = 3;
-        t.message = "exited with code 1; restarting in 4s".into();
+        change_first_task(&mut st, |t| {
+            t.restarts = 3;
+            t.message = "exited with code 1; restarting in 4s".into();
+        });
         let v = verdicts(&st);
         assert!(
             matches!(&v[..], [Command::RollbackStack { reason, .. }] if reason.contains("keeps exiting (3 restarts)")),
@@ -435,10 +435,11 @@ mod tests {
         let mut st = state();
         deploy(&mut st, &[("web", "nope")]);
         run_all(&mut st, "shop_web", 1, false);
-        let t = first_task(&mut st);
-        t.state = TaskState::Failed;
-        t.updated_ms = 5;
-        t.message = "image \"nope\" could not be pulled".into();
+        change_first_task(&mut st, |t| {
+            t.state = TaskState::Failed;
+            t.updated_ms = 5;
+            t.message = "image \"nope\" could not be pulled".into();
+        });
         let v = verdicts(&st);
         assert!(
             matches!(&v[..], [Command::RollbackStack { reason, .. }] if reason.contains("could not be pulled")),

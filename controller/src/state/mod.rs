@@ -23,7 +23,7 @@ mod vips;
 pub use operators::{describe as describe_command, valid_token_name, AUDIT_KEEP};
 pub use services::same_run_spec;
 pub use snapshot::{decode_snapshot, encode_snapshot, snapshot_format, SnapshotError};
-pub use task_table::TaskTable;
+pub use task_table::{TaskMut, TaskTable};
 pub use usage::NodeUsages;
 
 use hoist_proto::cluster::{
@@ -182,7 +182,7 @@ impl State {
     pub fn apply(&mut self, req: &Request) -> Response {
         let response = self.apply_telling(req, None);
         #[cfg(test)]
-        if let Err(e) = self.usage_is_exact() {
+        if let Err(e) = (self.usage_is_exact()).and_then(|()| self.tasks.counts_are_exact()) {
             panic!("after {:?}: {e}", req.command);
         }
         response

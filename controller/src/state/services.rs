@@ -82,7 +82,7 @@ impl State {
         let index = self.index;
         let mut nodes = Vec::new();
         for id in self.task_ids(name, |_| true) {
-            let Some(task) = self.tasks.get_mut(&id) else {
+            let Some(mut task) = self.tasks.get_mut(&id) else {
                 continue;
             };
             if drain && task.is_endpoint() {
@@ -285,7 +285,7 @@ impl State {
         let (from, to) = (prev.version, cur.version);
         let mut nodes = Vec::new();
         for id in self.task_ids(name, |t| t.service_version == from) {
-            if let Some(t) = self.tasks.get_mut(&id) {
+            if let Some(mut t) = self.tasks.get_mut(&id) {
                 t.service_version = to;
                 nodes.push(t.node.clone());
             }

@@ -11,10 +11,13 @@
 //!
 //! The table also stamps each service whenever one of its tasks may have changed, so that the
 //! leader's reconciliation can tell, by comparing a stamp with the one it saw, which services'
-//! tasks changed since its last pass (`scheduler/reconcile/memo.rs`) without reading them.
+//! tasks changed since its last pass (`scheduler/reconcile/memo.rs`) without reading them; and it
+//! counts each node's tasks meant to run, which `node ls` shows for every node. `get_mut` hands
+//! out a [`TaskMut`], which keeps the count when it is dropped.
 
 use super::Map;
-use hoist_proto::cluster::Task;
+use hoist_proto::cluster::{Task, TaskState};
+use std::ops::{Deref, DerefMut};
 use std::sync::atomic::{AtomicU64, Ordering};
 
 /// The ids of one node's or one service's tasks.
@@ -27,6 +30,58 @@ pub struct TaskTable {
     by_service: Map<String, Ids>,
     /// Per service holding tasks: a stamp taken at the last change to any of them.
     stamps: Map<String, u64>,
+    /// Per node: how many of its tasks are meant to run (nodes with none are absent).
+    running: Map<String, u64>,
+}
+
+fn meant_to_run(t: &Task) -> bool {
+    t.desired == TaskState::Running
+}
+
+/// Adds one to (or takes one from) `node`'s count of tasks meant to run.
+fn count(running: &mut Map<String, u64>, node: &str, up: bool) {
+    match running.get_mut(node) {
+        Some(n) if up => *n += 1,
+        Some(n) if *n > 1 => *n -= 1,
+        Some(_) => {
+            running.remove(node);
+        }
+        None if up => {
+            running.insert(node.to_string(), 1);
+        }
+        None => {}
+    }
+}
+
+/// A task handed out to change (anything but its node and service): when dropped, it counts its
+/// node's tasks meant to run again if its `desired` changed.
+#[derive(Debug)]
+pub struct TaskMut<'a> {
+    task: &'a mut Task,
+    running: &'a mut Map<String, u64>,
+    ran: bool,
+}
+
+impl Deref for TaskMut<'_> {
+    type Target = Task;
+    fn deref(&self) -> &Task {
+        self.task
+    }
+}
+
+impl DerefMut for TaskMut<'_> {
+    fn deref_mut(&mut self) -> &mut Task {
+        self.task
+    }
+}
+
+impl Drop for TaskMut<'_> {
+    fn drop(&mut self) {
+        let runs = meant_to_run(self.task);
+        if runs != self.ran {
+            count(self.running, &self.task.node, runs);
+        }
+    }
 }
 
 /// A stamp no other change in this process has: taken from one counter, so equal stamps in a
@@ -76,6 +131,9 @@ impl TaskTable {
         for service in table.by_service.keys() {
             table.stamps.insert(service.clone(), next_stamp());
         }
+        for t in table.by_id.values().filter(|t| meant_to_run(t)) {
+            count(&mut table.running, &t.node, true);
+        }
         table
     }
 
@@ -85,10 +143,14 @@ impl TaskTable {
 
     /// The task, to change anything but its node and service (see the module's doc). Its
     /// service is stamped as changed, whether or not the caller then changes it.
-    pub fn get_mut(&mut self, id: &str) -> Option<&mut Task> {
-        let t = self.by_id.get_mut(id)?;
-        stamp(&mut self.stamps, &t.service);
-        Some(t)
+    pub fn get_mut(&mut self, id: &str) -> Option<TaskMut<'_>> {
+        let task = self.by_id.get_mut(id)?;
+        stamp(&mut self.stamps, &task.service);
+        Some(TaskMut {
+            ran: meant_to_run(task),
+            task,
+            running: &mut self.running,
+        })
     }
 
     pub fn contains_key(&self, id: &str) -> bool {
@@ -98,8 +160,14 @@ impl TaskTable {
     /// Puts `task` under `id`, replacing (and answering) the one there.
     pub fn insert(&mut self, id: String, task: Task) -> Option<Task> {
         let (node, service) = (task.node.clone(), task.service.clone());
+        if meant_to_run(&task) {
+            count(&mut self.running, &node, true);
+        }
         let old = self.by_id.insert(id.clone(), task);
         if let Some(old) = &old {
+            if meant_to_run(old) {
+                count(&mut self.running, &old.node, false);
+            }
             if old.node != node {
                 unindex(&mut self.by_node, &old.node, &id);
             }
@@ -116,6 +184,9 @@ impl TaskTable {
 
     pub fn remove(&mut self, id: &str) -> Option<Task> {
         let t = self.by_id.remove(id)?;
+        if meant_to_run(&t) {
+            count(&mut self.running, &t.node, false);
+        }
         unindex(&mut self.by_node, &t.node, id);
         unindex(&mut self.by_service, &t.service, id);
         self.restamp(&t.service);
@@ -135,6 +206,24 @@ impl TaskTable {
     /// in two copies of a table mean that the service's tasks are the same in both.
     pub fn stamp_of(&self, service: &str) -> Option<u64> {
         self.stamps.get(service).copied()
+    }
+
+    /// How many of `node`'s tasks are meant to run (`desired` running), in one step.
+    pub fn running_on(&self, node: &str) -> u64 {
+        self.running.get(node).copied().unwrap_or(0)
+    }
+
+    /// Whether the counts of tasks meant to run are what counting the tasks gives (for tests).
+    #[cfg(test)]
+    pub(crate) fn counts_are_exact(&self) -> Result<(), String> {
+        let counted = TaskTable::from_map(self.by_id.clone()).running;
+        if counted == self.running {
+            return Ok(());
+        }
+        Err(format!(
+            "tasks meant to run per node: kept {:?}, counted {counted:?}",
+            self.running
+        ))
     }
 
     /// How many tasks `service` holds, in one step.
@@ -312,5 +401,35 @@ mod tests {
         let rebuilt = TaskTable::from_map(table.as_map().clone());
         assert_ne!(rebuilt.stamp_of("web"), table.stamp_of("web"));
         assert_eq!(rebuilt.services().collect::<Vec<_>>(), ["web"]);
+    }
+
+    #[test]
+    fn each_node_counts_its_tasks_meant_to_run_through_every_change() {
+        let mut table = TaskTable::default();
+        for (id, node) in [("a", "n1"), ("b", "n1"), ("c", "n2")] {
+            let mut t = test_task(id, "web", 1, 0, node);
+            t.desired = TaskState::Running;
+            table.insert(id.into(), t);
+        }
+        assert_eq!((table.running_on("n1"), table.running_on("n2")), (2, 1));
+        // A stop through get_mut counts when the handle is dropped; other changes do not.
+        table.get_mut("a").expect("a").desired = TaskState::Shutdown;
+        table.get_mut("b").expect("b").restarts += 1;
+        assert_eq!(table.running_on("n1"), 1);
+        // A replacement under the same id on another node moves the count.
+        let mut moved = test_task("b", "web", 1, 0, "n2");
+        moved.desired = TaskState::Running;
+        table.insert("b".into(), moved);
+        assert_eq!((table.running_on("n1"), table.running_on("n2")), (0, 2));
+        table.remove("c");
+        table.remove("a");
+        assert_eq!((table.running_on("n1"), table.running_on("n2")), (0, 1));
+        assert!(
+            table.running.get("n1").is_none(),
+            "a node with none leaves the map"
+        );
+        assert_eq!(table.counts_are_exact(), Ok(()));
+        table.running.insert("n3".into(), 1);
+        assert!(table.counts_are_exact().is_err(), "the check can fail");
     }
 }

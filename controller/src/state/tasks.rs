@@ -123,7 +123,7 @@ impl State {
     pub(super) fn apply_plan(&mut self, plan: &Plan, now: u64) -> PlanResult {
         let mut result = PlanResult::default();
         for (id, reason) in &plan.stop {
-            let Some(t) = self.tasks.get_mut(id) else {
+            let Some(mut t) = self.tasks.get_mut(id) else {
                 continue;
             };
             if t.desired == TaskState::Shutdown {
@@ -133,13 +133,14 @@ impl State {
             t.message = reason.clone();
             t.updated_ms = now;
             let (node, service) = (t.node.clone(), t.service.clone());
+            drop(t);
             self.touch_node(&node);
             self.touch_endpoints(&service);
             result.stopped += 1;
         }
         for (id, reason) in &plan.drain {
             let index = self.index;
-            let Some(t) = self.tasks.get_mut(id) else {
+            let Some(mut t) = self.tasks.get_mut(id) else {
                 continue;
             };
             if t.desired != TaskState::Running || t.drain_index.is_some() {
@@ -149,6 +150,7 @@ impl State {
             t.message = reason.clone();
             t.updated_ms = now;
             let service = t.service.clone();
+            drop(t);
             self.touch_endpoints(&service);
         }
         for id in &plan.remove {
@@ -214,7 +216,7 @@ impl State {
     ) -> Response {
         let mut applied = 0;
         for s in statuses {
-            let Some(t) = self.tasks.get_mut(&s.task_id) else {
+            let Some(mut t) = self.tasks.get_mut(&s.task_id) else {
                 continue;
             };
             if t.node != node || t.state.is_terminal() {
@@ -242,8 +244,10 @@ impl State {
                 t.ready_since_ms = None;
             }
             applied += 1;
-            if before != (t.is_ready(), t.address.clone()) {
-                let service = t.service.clone();
+            let moved = before != (t.is_ready(), t.address.clone());
+            let service = t.service.clone();
+            drop(t);
+            if moved {
                 self.touch_endpoints(&service);
             }
             // It no longer holds its node's resources.
