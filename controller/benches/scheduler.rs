@@ -13,7 +13,10 @@
 //!   node's usage (`state/usage.rs`); and a reconcile pass over the 100,000 once converged,
 //!   beside the sum of every task's usage each pass also cost before. The same pass by the
 //!   leader's reconciler, which remembers the services it found with nothing to do: with nothing
-//!   changed, and after one task's status report (its service, 5,000 tasks, runs again).
+//!   changed, after one task's status report (its service, 5,000 tasks, runs again), and after
+//!   one node is paused (every service has tasks on every node here, so all run again); and
+//!   after one node is paused in a cluster of 1,000 services × 100 replicas on the 5,000 nodes,
+//!   where a node holds a few services' replicas and only those run again.
 //!
 //! `cargo bench -p hoist-controller --bench scheduler`; each iteration prints placements/s.
 
@@ -229,6 +232,90 @@ fn apply(c: &mut Criterion) {
             }
             total
         })
+    });
+    let pause = Command::SetNodeAvailability {
+        id: first.node.clone(),
+        availability: NodeAvailability::Paused,
+    };
+    g.bench_function(
+        "reconcile_pass_remembered_after_one_node_paused_100k",
+        |b| {
+            b.iter_custom(|iters| {
+                let mut total = Duration::ZERO;
+                for _ in 0..iters {
+                    // Remembered as converged first, then the node changes.
+                    reconciler.pass(&converged, 4, &mut ids());
+                    let mut st = converged.clone();
+                    st.apply(&Request {
+                        time_ms: 4,
+                        command: pause.clone(),
+                    });
+                    let t = Instant::now();
+                    let r = reconciler.pass(&st, 4, &mut ids());
+                    total += t.elapsed();
+                    assert!(r.plan.place.is_empty() && r.plan.stop.is_empty());
+                }
+                total
+            })
+        },
+    );
+    // 1,000 services of 100 replicas: a node holds about 20 replicas of about 20 services.
+    let mut small = State::default();
+    let mut new_id = ids();
+    let setup = (0..NODES)
+        .map(|i| Command::RegisterNode(node(i)))
+        .chain((0..1_000).map(|i| {
+            let mut s = service(i);
+            s.name = format!("small{i:04}");
+            s.replicas = 100;
+            Command::ApplyService(Box::new(s))
+        }));
+    for command in setup {
+        small.apply(&Request {
+            time_ms: 1,
+            command,
+        });
+    }
+    let plan = reconcile(&small, 2, &mut new_id).plan;
+    for part in plan.place.chunks(CHUNK) {
+        let command = Command::Plan(Plan {
+            place: part.to_vec(),
+            ..Default::default()
+        });
+        small.apply(&Request {
+            time_ms: 3,
+            command,
+        });
+    }
+    assert_eq!(small.tasks.len(), 100_000);
+    let pause_small = Command::SetNodeAvailability {
+        id: small.tasks.values().next().expect("a task").node.clone(),
+        availability: NodeAvailability::Paused,
+    };
+    let mut reconciler = Reconciler::default();
+    g.bench_function(
+        "reconcile_pass_remembered_after_one_node_paused_1k_services",
+        |b| {
+            b.iter_custom(|iters| {
+                let mut total = Duration::ZERO;
+                for _ in 0..iters {
+                    reconciler.pass(&small, 4, &mut ids());
+                    let mut st = small.clone();
+                    st.apply(&Request {
+                        time_ms: 4,
+                        command: pause_small.clone(),
+                    });
+                    let t = Instant::now();
+                    let r = reconciler.pass(&st, 4, &mut ids());
+                    total += t.elapsed();
+                    assert!(r.plan.place.is_empty() && r.plan.stop.is_empty());
+                }
+                total
+            })
+        },
+    );
+    g.bench_function("reconcile_pass_converged_100k_in_1k_services", |b| {
+        b.iter(|| reconcile(&small, 4, &mut ids()))
     });
     g.bench_function("sum_usage_of_all_100k", |b| {
         b.iter(|| usage_of(converged.tasks.values(), |t| converged.demand_of(t)))

@@ -199,6 +199,9 @@ pub fn reconcile(state: &State, now: u64, new_id: &mut dyn FnMut() -> String) ->
 #[derive(Debug, Default)]
 pub struct Reconciler {
     memo: Memo,
+    /// The services the last pass ran (for tests).
+    #[cfg(test)]
+    ran: Vec<String>,
 }
 
 impl Reconciler {
@@ -219,6 +222,8 @@ impl Reconciler {
             panic!("a test changed tasks without State::rebuild_usage: {e}");
         }
         self.memo.begin(state);
+        #[cfg(test)]
+        self.ran.clear();
         // Tasks whose service is gone, found through the index of services holding tasks.
         let deleted = state
             .tasks
@@ -260,6 +265,8 @@ impl Reconciler {
                 }
                 continue;
             }
+            #[cfg(test)]
+            self.ran.push(name.clone());
             let planned = out.planned();
             let usage_before = usage.clone();
             let cur = record.current();

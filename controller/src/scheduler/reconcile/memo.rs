@@ -12,8 +12,10 @@
 //!   compare by pointer first);
 //! - its tasks, by the stamp the task table puts on a service at any change to them
 //!   (`state/task_table.rs`);
-//! - the nodes, by pointer (the state's map shares its structure with the copy kept here until
-//!   either changes), and the cluster format; a change to either forgets everything;
+//! - the nodes: a replicated service with nothing to place reads only the nodes its tasks are
+//!   on, so a change to some nodes (found by diffing the state's map against the copy kept here,
+//!   which costs what changed) forgets the services with tasks on them, every global service
+//!   and every service with pending slots; a change of the cluster format forgets everything;
 //! - the clock, below the earliest time the pass noted at which time alone changes the answer (a
 //!   monitor window, a restart delay or an update delay ending);
 //! - for a service with slots it could not place: the usage its placement saw, by pointer.
@@ -25,7 +27,9 @@ use super::Runs;
 use crate::scheduler::feasible::NodeUsage;
 use crate::state::{Map, ServiceRecord, State};
 use hoist_proto::cluster::{Node, Rollout};
-use std::collections::HashMap;
+use hoist_proto::service::ServiceMode;
+use imbl::ordmap::DiffItem;
+use std::collections::{HashMap, HashSet};
 
 /// A service the last pass that ran it left with nothing to plan.
 #[derive(Debug)]
@@ -59,13 +63,26 @@ pub(super) struct Memo {
 }
 
 impl Memo {
-    /// Starts a pass on `state`: everything is forgotten if the nodes or the format changed.
+    /// Starts a pass on `state`: forgets what a change of nodes or of the format may concern.
     pub fn begin(&mut self, state: &State) {
-        if !self.nodes.ptr_eq(&state.nodes) || self.format != state.cluster_format {
+        if self.format != state.cluster_format {
             self.quiet.clear();
-            self.nodes = state.nodes.clone();
-            self.format = state.cluster_format;
+        } else if !self.quiet.is_empty() && !self.nodes.ptr_eq(&state.nodes) {
+            let mut concerned: HashSet<&str> = HashSet::new();
+            for d in self.nodes.diff(&state.nodes) {
+                let node = match d {
+                    DiffItem::Add(id, _) | DiffItem::Remove(id, _) => id,
+                    DiffItem::Update { new: (id, _), .. } => id,
+                };
+                concerned.extend(state.tasks.on_node(node).map(|t| t.service.as_str()));
+            }
+            self.quiet.retain(|service, q| {
+                let global = q.record.current().spec.mode == ServiceMode::Global;
+                !global && q.pending.is_none() && !concerned.contains(service.as_str())
+            });
         }
+        self.nodes = state.nodes.clone();
+        self.format = state.cluster_format;
     }
 
     /// `service` as the last pass that ran it left it, if none of its inputs changed since but

@@ -940,3 +940,30 @@ fn a_failed_replica_is_replaced_after_its_restart_delay() {
         "filed away once replaced"
     );
 }
+
+/// A change to a node makes a pass run again only the services with tasks on it (and global
+/// services, and services with pending slots): the others did not read it.
+#[test]
+fn a_node_change_runs_again_only_the_services_on_that_node() {
+    let mut sim = Sim::new();
+    sim.node("n1", &[("zone", "a")]);
+    sim.node("n2", &[("zone", "b")]);
+    for (name, zone) in [("api", "b"), ("web", "a")] {
+        let mut s = web(2);
+        s.name = name.into();
+        s.placement.constraints = vec![format!("node.labels.zone=={zone}")];
+        sim.service(s);
+    }
+    sim.rounds(3);
+    sim.reconcile();
+    assert!(sim.reconcile().is_empty());
+    assert!(sim.reconciler.ran.is_empty(), "{:?}", sim.reconciler.ran);
+    sim.cmd(Command::SetNodeAvailability {
+        id: "n2".into(),
+        availability: NodeAvailability::Paused,
+    });
+    assert!(sim.reconcile().is_empty());
+    assert_eq!(sim.reconciler.ran, ["api"]);
+    assert!(sim.reconcile().is_empty());
+    assert!(sim.reconciler.ran.is_empty(), "{:?}", sim.reconciler.ran);
+}
