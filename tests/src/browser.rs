@@ -112,6 +112,9 @@ impl Browser {
         ])
         .arg(format!("--user-data-dir={}", profile.path().display()))
         .arg("about:blank")
+        // Its singleton socket's directory (`org.chromium.Chromium.*`) goes into the profile,
+        // which is removed with it: in /tmp, a killed browser left one behind per run.
+        .env("TMPDIR", profile.path())
         .stdin(Stdio::null())
         .stdout(Stdio::from(log_file.try_clone()?))
         .stderr(Stdio::from(log_file))
