@@ -39,14 +39,21 @@ struct Inner {
 pub type TaskReason = (String, String);
 
 /// Splits the scheduler's stops: replicas that serve clients drain first, those already draining
-/// are left to [`Drains::due`], the rest stop at once. Pure.
+/// are left to [`Drains::due`], the rest stop at once. A replica on a node that is down stops at
+/// once too: its agent is out of reach, so the stop only takes it out of the endpoints, as a
+/// drain would, and the barrier would hold its slot (and so its replacement, which a plan may
+/// not place beside it) for up to a grace period more. Pure.
 pub fn split_stops(state: &State, stops: Vec<TaskReason>) -> (Vec<TaskReason>, Vec<TaskReason>) {
     let mut stop = Vec::new();
     let mut drain = Vec::new();
+    let node_up =
+        |node: &str| (state.nodes.get(node)).is_some_and(|n| n.status == NodeStatus::Ready);
     for (id, why) in stops {
         match state.tasks.get(&id) {
             Some(t) if t.drain_index.is_some() && t.desired == TaskState::Running => {}
-            Some(t) if state.cluster_format >= 2 && t.is_endpoint() => drain.push((id, why)),
+            Some(t) if state.cluster_format >= 2 && t.is_endpoint() && node_up(&t.node) => {
+                drain.push((id, why))
+            }
             _ => stop.push((id, why)),
         }
     }
@@ -159,6 +166,15 @@ mod tests {
         let (stop, drain) = split_stops(&s, stops.clone());
         assert_eq!(stop, vec![(b.id.clone(), "y".into())]);
         assert_eq!(drain, vec![(a.id.clone(), "x".into())]);
+        // On a node that is down, a serving replica stops at once.
+        s.nodes.get_mut("n1").expect("n1").status = NodeStatus::Down;
+        let (stop, drain) = split_stops(&s, stops.clone());
+        assert_eq!(
+            stop,
+            vec![(a.id.clone(), "x".into()), (b.id.clone(), "y".into())]
+        );
+        assert_eq!(drain, vec![]);
+        s.nodes.get_mut("n1").expect("n1").status = NodeStatus::Ready;
         // Before the routing mesh (format < 2) nothing drains.
         s.cluster_format = 1;
         let (stop, drain) = split_stops(&s, stops);

@@ -172,9 +172,11 @@ impl State {
         for (i, t) in plan.place.iter().enumerate() {
             wanted.entry(slot_key(t)).or_insert(i);
         }
-        let mut filled: BTreeSet<usize> = self
-            .tasks
-            .values()
+        // Only the plan's services can hold those slots: their tasks, through the index, not
+        // every task in the cluster on every member for every entry.
+        let services: BTreeSet<&str> = plan.place.iter().map(|t| t.service.as_str()).collect();
+        let mut filled: BTreeSet<usize> = (services.into_iter())
+            .flat_map(|s| self.tasks.of_service(s))
             .filter(|t| t.desired == TaskState::Running)
             .filter_map(|t| wanted.get(&slot_key(t)).copied())
             .collect();

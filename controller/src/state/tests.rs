@@ -401,6 +401,55 @@ fn stale_plans_never_overcommit() {
     );
 }
 
+/// Two plans made from the same snapshot place the same slot (the second leader pass ran before
+/// the first plan was applied): the slot takes the first, and the second is refused, also when
+/// the same plan places the slot twice; a stopped replica no longer holds its slot.
+#[test]
+fn stale_plans_never_double_a_slot() {
+    let mut st = State::default();
+    st.apply(&req(
+        1,
+        Command::ApplyService(Box::new(spec("web", "img", 2))),
+    ));
+    for n in ["n1", "n2"] {
+        st.apply(&req(2, Command::RegisterNode(test_node(n, 4000, 1 << 30))));
+    }
+    let place = |tasks: &[(&str, u64, &str)]| {
+        let place = (tasks.iter())
+            .map(|(id, slot, node)| test_task(id, "web", 1, *slot, node))
+            .collect();
+        Command::Plan(Plan {
+            place,
+            ..Default::default()
+        })
+    };
+    let placed = |r: Response| match r {
+        Response::Plan(p) => (p.placed, p.refused),
+        other => panic!("{other:?}"),
+    };
+    let (n, refused) = placed(st.apply(&req(3, place(&[("a", 0, "n1")]))));
+    assert_eq!((n, refused), (1, vec![]));
+    let (n, refused) = placed(st.apply(&req(
+        4,
+        place(&[("b", 0, "n2"), ("c", 1, "n2"), ("d", 1, "n1")]),
+    )));
+    assert_eq!(n, 1, "only slot 1, once");
+    assert_eq!(
+        refused,
+        vec![
+            ("b".into(), "slot 0 is already filled".into()),
+            ("d".into(), "slot 1 is already filled".into())
+        ]
+    );
+    let stop = Command::Plan(Plan {
+        stop: vec![("a".into(), "replaced".into())],
+        ..Default::default()
+    });
+    st.apply(&req(5, stop));
+    let (n, _) = placed(st.apply(&req(6, place(&[("e", 0, "n2")]))));
+    assert_eq!(n, 1, "a stopped replica's slot takes a new one");
+}
+
 #[test]
 fn status_reports_and_history() {
     let mut st = State::default();

@@ -3,8 +3,9 @@
 //!
 //! A service's answer is a function of its record (spec and history), its rollout, its tasks,
 //! the nodes, the cluster format, the clock, and — only when it has slots to place — the usage of
-//! the nodes. Most passes at scale find most services converged, and reading a large service's
-//! tasks to find that again was the pass's whole cost (44 ms at 100,000 tasks). So a service
+//! the nodes. Most passes at scale find most services converged, and reading every service's
+//! tasks to find that again was the pass's whole cost (35–40 ms at 100,000 tasks, so about
+//! 0.4 s at 1,000,000, on every pass). So a service
 //! whose last answer was empty (or only "pending") is skipped while all of these are as they
 //! were:
 //!
