@@ -156,6 +156,30 @@ fn full_cluster_and_next_plan() -> (State, Plan) {
     (st, next)
 }
 
+/// The time of `iters` remembered passes, each after `change`: the reconciler first passes over
+/// `base` (so it remembers it converged), then over a copy of it with `change` applied.
+fn time_pass_after(
+    reconciler: &mut Reconciler,
+    base: &State,
+    change: &Command,
+    iters: u64,
+) -> Duration {
+    let mut total = Duration::ZERO;
+    for _ in 0..iters {
+        reconciler.pass(base, 4, &mut ids());
+        let mut st = base.clone();
+        st.apply(&Request {
+            time_ms: 4,
+            command: change.clone(),
+        });
+        let t = Instant::now();
+        let r = reconciler.pass(&st, 4, &mut ids());
+        total += t.elapsed();
+        assert!(r.plan.place.is_empty() && r.plan.stop.is_empty());
+    }
+    total
+}
+
 fn apply(c: &mut Criterion) {
     let (full, plan) = full_cluster_and_next_plan();
     let mut g = c.benchmark_group("scheduler");
@@ -217,21 +241,7 @@ fn apply(c: &mut Criterion) {
         }],
     };
     g.bench_function("reconcile_pass_remembered_after_one_report_100k", |b| {
-        b.iter_custom(|iters| {
-            let mut total = Duration::ZERO;
-            for _ in 0..iters {
-                let mut st = converged.clone();
-                st.apply(&Request {
-                    time_ms: 4,
-                    command: report.clone(),
-                });
-                let t = Instant::now();
-                let r = reconciler.pass(&st, 4, &mut ids());
-                total += t.elapsed();
-                assert!(r.plan.place.is_empty() && r.plan.stop.is_empty());
-            }
-            total
-        })
+        b.iter_custom(|iters| time_pass_after(&mut reconciler, &converged, &report, iters))
     });
     let pause = Command::SetNodeAvailability {
         id: first.node.clone(),
@@ -239,25 +249,7 @@ fn apply(c: &mut Criterion) {
     };
     g.bench_function(
         "reconcile_pass_remembered_after_one_node_paused_100k",
-        |b| {
-            b.iter_custom(|iters| {
-                let mut total = Duration::ZERO;
-                for _ in 0..iters {
-                    // Remembered as converged first, then the node changes.
-                    reconciler.pass(&converged, 4, &mut ids());
-                    let mut st = converged.clone();
-                    st.apply(&Request {
-                        time_ms: 4,
-                        command: pause.clone(),
-                    });
-                    let t = Instant::now();
-                    let r = reconciler.pass(&st, 4, &mut ids());
-                    total += t.elapsed();
-                    assert!(r.plan.place.is_empty() && r.plan.stop.is_empty());
-                }
-                total
-            })
-        },
+        |b| b.iter_custom(|iters| time_pass_after(&mut reconciler, &converged, &pause, iters)),
     );
     // 1,000 services of 100 replicas: a node holds about 20 replicas of about 20 services.
     let mut small = State::default();
@@ -295,24 +287,7 @@ fn apply(c: &mut Criterion) {
     let mut reconciler = Reconciler::default();
     g.bench_function(
         "reconcile_pass_remembered_after_one_node_paused_1k_services",
-        |b| {
-            b.iter_custom(|iters| {
-                let mut total = Duration::ZERO;
-                for _ in 0..iters {
-                    reconciler.pass(&small, 4, &mut ids());
-                    let mut st = small.clone();
-                    st.apply(&Request {
-                        time_ms: 4,
-                        command: pause_small.clone(),
-                    });
-                    let t = Instant::now();
-                    let r = reconciler.pass(&st, 4, &mut ids());
-                    total += t.elapsed();
-                    assert!(r.plan.place.is_empty() && r.plan.stop.is_empty());
-                }
-                total
-            })
-        },
+        |b| b.iter_custom(|iters| time_pass_after(&mut reconciler, &small, &pause_small, iters)),
     );
     g.bench_function("reconcile_pass_converged_100k_in_1k_services", |b| {
         b.iter(|| reconcile(&small, 4, &mut ids()))

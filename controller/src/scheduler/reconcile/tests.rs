@@ -168,6 +168,24 @@ impl Sim {
         }
     }
 
+    /// `t`'s agent reports it in `state`, with `health`.
+    fn report(&mut self, t: &Task, state: TaskState, health: Health) {
+        let failed = state == TaskState::Failed;
+        self.cmd(Command::ReportStatus {
+            node: t.node.clone(),
+            tasks: vec![TaskStatus {
+                task_id: t.id.clone(),
+                state,
+                health,
+                container_id: None,
+                address: t.address.clone(),
+                exit_code: failed.then_some(1),
+                message: if failed { "boom" } else { "" }.into(),
+                restarts: t.restarts,
+            }],
+        });
+    }
+
     fn running(&self, service: &str) -> BTreeMap<String, usize> {
         let mut m = BTreeMap::new();
         for t in self.st.tasks.values() {
@@ -794,20 +812,10 @@ proptest::proptest! {
                         .cloned()
                         .collect();
                     if let Some(t) = running.get(k % running.len().max(1)) {
-                        let failed = matches!(step, Step::Fail(_));
-                        sim.cmd(Command::ReportStatus {
-                            node: t.node.clone(),
-                            tasks: vec![TaskStatus {
-                                task_id: t.id.clone(),
-                                state: if failed { TaskState::Failed } else { TaskState::Running },
-                                health: if failed { t.health } else { Health::Unhealthy },
-                                container_id: None,
-                                address: t.address.clone(),
-                                exit_code: failed.then_some(1),
-                                message: "random".into(),
-                                restarts: t.restarts,
-                            }],
-                        });
+                        match step {
+                            Step::Fail(_) => sim.report(t, TaskState::Failed, t.health),
+                            _ => sim.report(t, TaskState::Running, Health::Unhealthy),
+                        }
                     }
                 }
                 Step::Join => join(&mut sim, &mut nodes),
@@ -867,19 +875,7 @@ fn a_converged_service_is_skipped_and_its_pending_still_told() {
         .find(|t| t.service == "web")
         .cloned()
         .expect("a task");
-    sim.cmd(Command::ReportStatus {
-        node: t.node.clone(),
-        tasks: vec![TaskStatus {
-            task_id: t.id.clone(),
-            state: TaskState::Failed,
-            health: Health::None,
-            container_id: None,
-            address: None,
-            exit_code: Some(1),
-            message: "boom".into(),
-            restarts: 0,
-        }],
-    });
+    sim.report(&t, TaskState::Failed, Health::None);
     let r = sim.reconcile();
     assert_eq!(r.plan.stop.len(), 1, "{r:?}");
     assert_eq!(sim.reconciler.memo.quiet_services(), ["big"], "{r:?}");
@@ -903,19 +899,7 @@ fn a_failed_replica_is_replaced_after_its_restart_delay() {
     sim.service(s);
     sim.rounds(2);
     let t = sim.st.tasks.values().next().cloned().expect("a task");
-    sim.cmd(Command::ReportStatus {
-        node: t.node.clone(),
-        tasks: vec![TaskStatus {
-            task_id: t.id.clone(),
-            state: TaskState::Failed,
-            health: Health::None,
-            container_id: None,
-            address: None,
-            exit_code: Some(1),
-            message: "boom".into(),
-            restarts: 0,
-        }],
-    });
+    sim.report(&t, TaskState::Failed, Health::None);
     let failed_at = sim.now;
     let mut replaced_after = None;
     for _ in 0..10 {
