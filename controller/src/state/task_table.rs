@@ -7,13 +7,14 @@
 //! cluster. The indexes are derived: neither encoded nor compared, and kept by the only two ways
 //! a task enters or leaves the table, [`TaskTable::insert`] and [`TaskTable::remove`]. A task's
 //! node and service never change once it is placed (a move is a new task), which is what lets
-//! [`TaskTable::get_mut`] hand out the task itself.
+//! [`TaskTable::get_mut`] hand out the task itself, through a [`TaskMut`].
 //!
 //! The table also stamps each service whenever one of its tasks may have changed, so that the
 //! leader's reconciliation can tell, by comparing a stamp with the one it saw, which services'
 //! tasks changed since its last pass (`scheduler/reconcile/memo.rs`) without reading them; and it
-//! counts each node's tasks meant to run, which `node ls` shows for every node. `get_mut` hands
-//! out a [`TaskMut`], which keeps the count when it is dropped.
+//! keeps a tally of what `node ls` and the leader's loop ask of every node or every task: each
+//! node's tasks meant to run, and the tasks draining. A [`TaskMut`] tallies its task again when
+//! it is dropped, so no change through it escapes the tally.
 
 use super::Map;
 use hoist_proto::cluster::{Task, TaskState};
@@ -30,36 +31,66 @@ pub struct TaskTable {
     by_service: Map<String, Ids>,
     /// Per service holding tasks: a stamp taken at the last change to any of them.
     stamps: Map<String, u64>,
+    tally: Tally,
+}
+
+/// What the table tallies from fields of its tasks that `get_mut` may change.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+struct Tally {
     /// Per node: how many of its tasks are meant to run (nodes with none are absent).
     running: Map<String, u64>,
+    /// The tasks draining (meant to run, leaving every node's endpoints first), whose barrier
+    /// the leader checks on every round (`leader/drain.rs`).
+    draining: Ids,
 }
 
 fn meant_to_run(t: &Task) -> bool {
     t.desired == TaskState::Running
 }
 
-/// Adds one to (or takes one from) `node`'s count of tasks meant to run.
-fn count(running: &mut Map<String, u64>, node: &str, up: bool) {
+fn draining(t: &Task) -> bool {
+    meant_to_run(t) && t.drain_index.is_some()
+}
+
+impl Tally {
+    /// Counts `t` in (`add`) or out.
+    fn count(&mut self, t: &Task, add: bool) {
+        if meant_to_run(t) {
+            count(&mut self.running, &t.node, add);
+        }
+        if draining(t) {
+            if add {
+                self.draining.insert(t.id.clone());
+            } else {
+                self.draining.remove(&t.id);
+            }
+        }
+    }
+}
+
+/// Adds one to (`add`) or takes one from `node`'s count of tasks meant to run.
+fn count(running: &mut Map<String, u64>, node: &str, add: bool) {
     match running.get_mut(node) {
-        Some(n) if up => *n += 1,
+        Some(n) if add => *n += 1,
         Some(n) if *n > 1 => *n -= 1,
         Some(_) => {
             running.remove(node);
         }
-        None if up => {
+        None if add => {
             running.insert(node.to_string(), 1);
         }
         None => {}
     }
 }
 
-/// A task handed out to change (anything but its node and service): when dropped, it counts its
-/// node's tasks meant to run again if its `desired` changed.
+/// A task handed out to change (anything but its node and service): when dropped, it is
+/// tallied again if what the tally reads of it changed.
 #[derive(Debug)]
 pub struct TaskMut<'a> {
     task: &'a mut Task,
-    running: &'a mut Map<String, u64>,
-    ran: bool,
+    tally: &'a mut Tally,
+    /// What the tally read of it when handed out: meant to run, draining.
+    was: (bool, bool),
 }
 
 impl Deref for TaskMut<'_> {
@@ -77,9 +108,18 @@ impl DerefMut for TaskMut<'_> {
 
 impl Drop for TaskMut<'_> {
     fn drop(&mut self) {
+        let (ran, drained) = self.was;
         let runs = meant_to_run(self.task);
-        if runs != self.ran {
-            count(self.running, &self.task.node, runs);
+        if runs != ran {
+            count(&mut self.tally.running, &self.task.node, runs);
+        }
+        let drains = draining(self.task);
+        if drains != drained {
+            if drains {
+                self.tally.draining.insert(self.task.id.clone());
+            } else {
+                self.tally.draining.remove(&self.task.id);
+            }
         }
     }
 }
@@ -131,8 +171,8 @@ impl TaskTable {
         for service in table.by_service.keys() {
             table.stamps.insert(service.clone(), next_stamp());
         }
-        for t in table.by_id.values().filter(|t| meant_to_run(t)) {
-            count(&mut table.running, &t.node, true);
+        for t in table.by_id.values() {
+            table.tally.count(t, true);
         }
         table
     }
@@ -147,9 +187,9 @@ impl TaskTable {
         let task = self.by_id.get_mut(id)?;
         stamp(&mut self.stamps, &task.service);
         Some(TaskMut {
-            ran: meant_to_run(task),
+            was: (meant_to_run(task), draining(task)),
             task,
-            running: &mut self.running,
+            tally: &mut self.tally,
         })
     }
 
@@ -160,14 +200,12 @@ impl TaskTable {
     /// Puts `task` under `id`, replacing (and answering) the one there.
     pub fn insert(&mut self, id: String, task: Task) -> Option<Task> {
         let (node, service) = (task.node.clone(), task.service.clone());
-        if meant_to_run(&task) {
-            count(&mut self.running, &node, true);
+        if let Some(old) = self.by_id.get(&id) {
+            self.tally.count(old, false);
         }
+        self.tally.count(&task, true);
         let old = self.by_id.insert(id.clone(), task);
         if let Some(old) = &old {
-            if meant_to_run(old) {
-                count(&mut self.running, &old.node, false);
-            }
             if old.node != node {
                 unindex(&mut self.by_node, &old.node, &id);
             }
@@ -184,9 +222,7 @@ impl TaskTable {
 
     pub fn remove(&mut self, id: &str) -> Option<Task> {
         let t = self.by_id.remove(id)?;
-        if meant_to_run(&t) {
-            count(&mut self.running, &t.node, false);
-        }
+        self.tally.count(&t, false);
         unindex(&mut self.by_node, &t.node, id);
         unindex(&mut self.by_service, &t.service, id);
         self.restamp(&t.service);
@@ -210,19 +246,25 @@ impl TaskTable {
 
     /// How many of `node`'s tasks are meant to run (`desired` running), in one step.
     pub fn running_on(&self, node: &str) -> u64 {
-        self.running.get(node).copied().unwrap_or(0)
+        self.tally.running.get(node).copied().unwrap_or(0)
     }
 
-    /// Whether the counts of tasks meant to run are what counting the tasks gives (for tests).
+    /// The tasks draining (meant to run, with a `drain_index`), by id: as many steps as there
+    /// are.
+    pub fn draining(&self) -> impl Iterator<Item = &Task> + '_ {
+        (self.tally.draining.iter()).filter_map(|id| self.by_id.get(id))
+    }
+
+    /// Whether the tally is what tallying the tasks again gives (for tests).
     #[cfg(test)]
     pub(crate) fn counts_are_exact(&self) -> Result<(), String> {
-        let counted = TaskTable::from_map(self.by_id.clone()).running;
-        if counted == self.running {
+        let counted = TaskTable::from_map(self.by_id.clone()).tally;
+        if counted == self.tally {
             return Ok(());
         }
         Err(format!(
-            "tasks meant to run per node: kept {:?}, counted {counted:?}",
-            self.running
+            "the tally of the tasks: kept {:?}, counted {counted:?}",
+            self.tally
         ))
     }
 
@@ -425,11 +467,30 @@ mod tests {
         table.remove("a");
         assert_eq!((table.running_on("n1"), table.running_on("n2")), (0, 1));
         assert!(
-            table.running.get("n1").is_none(),
+            table.tally.running.get("n1").is_none(),
             "a node with none leaves the map"
         );
         assert_eq!(table.counts_are_exact(), Ok(()));
-        table.running.insert("n3".into(), 1);
+        table.tally.running.insert("n3".into(), 1);
         assert!(table.counts_are_exact().is_err(), "the check can fail");
+    }
+
+    #[test]
+    fn the_draining_tasks_are_tallied_through_every_change() {
+        let mut table = TaskTable::default();
+        let ids = |t: &TaskTable| t.draining().map(|t| t.id.clone()).collect::<Vec<_>>();
+        let mut a = test_task("a", "web", 1, 0, "n1");
+        a.drain_index = Some(3);
+        table.insert("a".into(), a);
+        table.insert("b".into(), test_task("b", "web", 1, 1, "n1"));
+        assert_eq!(ids(&table), ["a"]);
+        table.get_mut("b").expect("b").drain_index = Some(4);
+        assert_eq!(ids(&table), ["a", "b"]);
+        // Stopped: no longer draining.
+        table.get_mut("a").expect("a").desired = TaskState::Shutdown;
+        assert_eq!(ids(&table), ["b"]);
+        table.remove("b");
+        assert!(ids(&table).is_empty());
+        assert_eq!(table.counts_are_exact(), Ok(()));
     }
 }
