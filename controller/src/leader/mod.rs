@@ -102,6 +102,11 @@ pub struct Leader {
 }
 
 impl Leader {
+    /// The reconciler, even if a pass panicked while holding it (it is only ever swapped whole).
+    fn reconciler(&self) -> std::sync::MutexGuard<'_, Reconciler> {
+        self.reconciler.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
     /// The heartbeat pace for a cluster of `nodes` nodes (`liveness::pace`).
     pub fn pace(&self, nodes: usize) -> liveness::Pace {
         liveness::pace(

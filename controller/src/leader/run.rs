@@ -12,11 +12,6 @@ fn now_ms() -> u64 {
         .map_or(0, |d| d.as_millis() as u64)
 }
 
-/// The lock, even if a holder panicked (what it guards is only ever swapped whole).
-fn lock<T>(m: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
-}
-
 /// A new task id: 16 hex digits.
 pub fn new_task_id() -> String {
     format!("{:016x}", rand::random::<u64>())
@@ -146,7 +141,7 @@ pub async fn step(node: &RaftNode, leader: &Leader) -> Result<(), crate::raft::W
     // the next pass runs whole.
     let view = node.view();
     let drain_barrier = leader.settings.drain_barrier;
-    let mut reconciler = std::mem::take(&mut *lock(&leader.reconciler));
+    let mut reconciler = std::mem::take(&mut *leader.reconciler());
     let reconciled = tokio::task::spawn_blocking(move || {
         let mut ids = new_task_id;
         let mut r = reconciler.pass(&view, now_ms(), &mut ids);
@@ -160,7 +155,7 @@ pub async fn step(node: &RaftNode, leader: &Leader) -> Result<(), crate::raft::W
     .await;
     let (view, mut r) = match reconciled {
         Ok((view, r, reconciler)) => {
-            *lock(&leader.reconciler) = reconciler;
+            *leader.reconciler() = reconciler;
             (view, r)
         }
         Err(e) => {

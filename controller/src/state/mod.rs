@@ -182,7 +182,7 @@ impl State {
     pub fn apply(&mut self, req: &Request) -> Response {
         let response = self.apply_telling(req, None);
         #[cfg(test)]
-        if let Err(e) = (self.usage_is_exact()).and_then(|()| self.tasks.counts_are_exact()) {
+        if let Err(e) = (self.usage_is_exact()).and_then(|()| self.tasks.tally_is_exact()) {
             panic!("after {:?}: {e}", req.command);
         }
         response

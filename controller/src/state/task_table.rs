@@ -257,7 +257,7 @@ impl TaskTable {
 
     /// Whether the tally is what tallying the tasks again gives (for tests).
     #[cfg(test)]
-    pub(crate) fn counts_are_exact(&self) -> Result<(), String> {
+    pub(crate) fn tally_is_exact(&self) -> Result<(), String> {
         let counted = TaskTable::from_map(self.by_id.clone()).tally;
         if counted == self.tally {
             return Ok(());
@@ -470,9 +470,9 @@ mod tests {
             table.tally.running.get("n1").is_none(),
             "a node with none leaves the map"
         );
-        assert_eq!(table.counts_are_exact(), Ok(()));
+        assert_eq!(table.tally_is_exact(), Ok(()));
         table.tally.running.insert("n3".into(), 1);
-        assert!(table.counts_are_exact().is_err(), "the check can fail");
+        assert!(table.tally_is_exact().is_err(), "the check can fail");
     }
 
     #[test]
@@ -491,6 +491,6 @@ mod tests {
         assert_eq!(ids(&table), ["b"]);
         table.remove("b");
         assert!(ids(&table).is_empty());
-        assert_eq!(table.counts_are_exact(), Ok(()));
+        assert_eq!(table.tally_is_exact(), Ok(()));
     }
 }
