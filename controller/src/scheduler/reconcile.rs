@@ -260,7 +260,7 @@ impl Reconciler {
             let tasks_stamp = state.tasks.stamp_of(name);
             let quiet = self.memo.quiet(name, record, rollout, tasks_stamp, now);
             if let Some(q) = quiet.filter(|q| q.holds_with(&usage)) {
-                if let Some(runs) = &q.pending {
+                if let Some((runs, _)) = &q.pending {
                     out.pending.insert(name.clone(), runs.clone());
                 }
                 continue;
@@ -301,8 +301,7 @@ impl Reconciler {
                         rollout: rollout.cloned(),
                         tasks: tasks_stamp,
                         until_ms: wake_ms,
-                        usage: pending.is_some().then_some(usage_before),
-                        pending,
+                        pending: pending.map(|runs| (runs, usage_before)),
                     },
                 );
             } else {

@@ -41,17 +41,15 @@ pub(super) struct Quiet {
     pub tasks: Option<u64>,
     /// Until when time alone does not change its answer.
     pub until_ms: u64,
-    /// The slots it could not place, and why.
-    pub pending: Option<Runs>,
-    /// The nodes' usage its placement saw, when it had slots to place.
-    pub usage: Option<Map<String, NodeUsage>>,
+    /// The slots it could not place, and why, with the nodes' usage its placement saw.
+    pub pending: Option<(Runs, Map<String, NodeUsage>)>,
 }
 
 impl Quiet {
     /// Whether its answer holds with `usage` as the pass has it now: always for a service with
     /// nothing to place; for one with pending slots, only with the usage its placement saw.
     pub fn holds_with(&self, usage: &Map<String, NodeUsage>) -> bool {
-        self.usage.as_ref().is_none_or(|u| u.ptr_eq(usage))
+        self.pending.as_ref().is_none_or(|(_, u)| u.ptr_eq(usage))
     }
 }
 
