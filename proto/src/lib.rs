@@ -10,6 +10,7 @@ pub mod cluster;
 pub mod events;
 pub mod files;
 pub mod format;
+pub mod held_specs;
 pub mod image;
 pub mod limits;
 pub mod node;

@@ -11,7 +11,7 @@
 //! | `POST /v1/agent/register` | [`RegisterRequest`] | [`RegisterResponse`] |
 //! | `POST /v1/agent/certificate` | [`CertificateRequest`] | [`CertificateResponse`] (format 2) |
 //! | `POST /v1/agent/heartbeat` | [`Heartbeat`] | [`HeartbeatAck`] |
-//! | `GET /v1/agent/assignments?node=ID&index=N&wait_ms=M` | — | [`Assignments`] (long poll) |
+//! | `GET /v1/agent/assignments?node=ID&index=N&wait_ms=M` | — | [`Assignments`] (long poll; `&overlay_index=O`, `&specs=...&specs_term=T` format 2) |
 //! | `POST /v1/agent/status` | [`StatusReport`] | [`StatusAck`] |
 //! | `GET /v1/agent/endpoints?index=N&wait_ms=M` | — | [`ServiceEndpoints`] (long poll, format 2) |
 //! | `POST /v1/agent/overlay` | [`OverlayReport`] | [`StatusAck`] (format 2) |
@@ -37,7 +37,9 @@
 //!   list is the node's whole truth: a task not listed must be stopped and removed. A task whose
 //!   `service_version` changes with the same `task_id` (a scale made a new version) keeps
 //!   running untouched. For a deleted service, `spec` has only the name and `desired` is
-//!   `Shutdown`. 404 when the node is unknown (register again).
+//!   `Shutdown`. A poll that names the specs it holds (`specs`, `specs_term`: see
+//!   [`crate::held_specs`]) gets those left out while unchanged. 404 when the node is unknown
+//!   (register again).
 //! - **status**: only tasks assigned to that node are taken; a task that reached `Shutdown`,
 //!   `Failed` or `Complete` never changes again. Report `Running` + `Healthy` (or `Health::None`
 //!   without a check) for a replica to count as ready; `Failed` means "for good" (restart policy
@@ -214,10 +216,16 @@ pub struct Assignment {
     /// fetched (`GET /v1/agent/files`) and replaces the file in the running replica. Format 2.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub files: Vec<crate::files::FileVersion>,
+    /// The spec is left out (`spec` holds only the service's name): the poll said it holds the
+    /// spec of this `service_version` ([`crate::held_specs::HeldSpecs`]), unchanged since. The
+    /// agent fills it in from what it holds ([`crate::held_specs::fill`]). Format 2.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub spec_held: bool,
 }
 
 /// The node's full set of assignments as of Raft index `index`. Full state, never a delta:
-/// an agent that missed answers loses nothing.
+/// an agent that missed answers loses nothing. (Specs the poll said it holds may be left out,
+/// see [`Assignment::spec_held`]: every task is still listed.)
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Assignments {
     /// Pass it back as `index` to wait for the next change.

@@ -76,6 +76,10 @@ struct Args {
     /// every answer carries every peer (to measure what the index saves).
     #[arg(long)]
     full_overlay: bool,
+    /// Poll without naming the specs the node holds, as agents before `specs` did: every answer
+    /// carries the spec of every task (to measure what leaving them out saves).
+    #[arg(long)]
+    full_specs: bool,
     /// Print the report as JSON.
     #[arg(long)]
     json: bool,
@@ -350,6 +354,7 @@ async fn measure(
         trace: trace.clone(),
         overlay: !args.no_overlay,
         full_overlay: args.full_overlay,
+        full_specs: args.full_specs,
     });
     join_nodes(args, report, &fleet, &config, &counters, keys).await;
 
@@ -675,6 +680,9 @@ fn count_errors(report: &mut Report, c: &Counters) {
     e.status = get(&c.status_errors);
     e.reregistrations = get(&c.reregistrations);
     e.status_batches = get(&c.status_batches);
+    e.specs = get(&c.spec_errors);
+    report.specs.sent = get(&c.specs_sent);
+    report.specs.left_out = get(&c.specs_left_out);
     report.tasks.reported_failed = get(&c.reported_failed);
 }
 

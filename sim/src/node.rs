@@ -20,6 +20,7 @@ use base64::Engine as _;
 use hoist_agent::worker::backoff;
 use hoist_agent::worker::client::{ClientError, ControllerClient};
 use hoist_proto::cluster::{NodeResources, TaskState};
+use hoist_proto::held_specs::HeldSpecs;
 use hoist_proto::node::{
     Assignments, Health, Heartbeat, RegisterRequest, StatusReport, TaskStatus,
 };
@@ -54,6 +55,9 @@ pub struct NodeConfig {
     pub overlay: bool,
     /// Never name the overlay held: every answer carries it (agents before the overlay index).
     pub full_overlay: bool,
+    /// Never name the specs held: every answer carries every task's spec (agents before
+    /// `specs`).
+    pub full_specs: bool,
 }
 
 /// When new tasks of one service first appear in the nodes' poll answers, while armed.
@@ -132,6 +136,15 @@ impl NodeView {
     }
 }
 
+/// Whether every spec `a` left out is one the poll said it held (what the agent checks as it
+/// fills them in).
+fn holds_left_out(specs: Option<&HeldSpecs>, a: &Assignments) -> bool {
+    a.tasks
+        .iter()
+        .filter(|t| t.spec_held)
+        .all(|t| specs.is_some_and(|h| h.holds(&t.service, t.service_version)))
+}
+
 /// What a node knows of one of its tasks.
 #[derive(Debug, Clone)]
 struct TaskInfo {
@@ -153,6 +166,11 @@ pub struct Counters {
     pub reported_failed: AtomicU64,
     pub reported_shutdown: AtomicU64,
     pub status_batches: AtomicU64,
+    /// Answers that left out a spec the poll did not say it held.
+    pub spec_errors: AtomicU64,
+    /// Specs in answers, and specs left out of them as held.
+    pub specs_sent: AtomicU64,
+    pub specs_left_out: AtomicU64,
 }
 
 impl Counters {
@@ -300,7 +318,13 @@ impl Node {
         }
     }
 
-    fn poll(&self, index: u64, overlay_index: u64, delay: Duration) -> Poll {
+    fn poll(
+        &self,
+        index: u64,
+        overlay_index: u64,
+        specs: Option<HeldSpecs>,
+        delay: Duration,
+    ) -> Poll {
         let (client, id) = (self.client.clone(), self.id.clone());
         let (view, epoch) = (self.view.clone(), self.config.epoch);
         Box::pin(async move {
@@ -310,7 +334,7 @@ impl Node {
             let sent = epoch.elapsed().as_millis() as u64 + 1;
             view.poll_sent_ms.store(sent, Ordering::Relaxed);
             let r = client
-                .assignments(&id, index, overlay_index, POLL_WAIT)
+                .assignments(&id, index, overlay_index, specs.as_ref(), POLL_WAIT)
                 .await;
             view.poll_sent_ms.store(0, Ordering::Relaxed);
             r
@@ -322,8 +346,11 @@ impl Node {
         let mut beat = tokio::time::interval(self.heartbeat);
         beat.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let (mut index, mut overlay_index) = (0u64, 0u64);
+        // The specs of the answer taken last, named as the agent names them (a simulated node
+        // keeps only which ones: it runs nothing).
+        let mut specs: Option<HeldSpecs> = None;
         let mut failures = 0u32;
-        let mut poll = self.poll(index, overlay_index, Duration::ZERO);
+        let mut poll = self.poll(index, overlay_index, None, Duration::ZERO);
         let mut polled_at = Instant::now();
         let view = self.view.clone();
         loop {
@@ -350,8 +377,16 @@ impl Node {
                             let since = self.config.epoch.elapsed().as_millis() as u64 + 1;
                             view.last_poll_ok_ms.store(since, Ordering::Relaxed);
                             let same = a.index == index;
+                            let left_out = a.tasks.iter().filter(|t| t.spec_held).count() as u64;
+                            Counters::add(&self.counters.specs_left_out, left_out);
+                            Counters::add(&self.counters.specs_sent, a.tasks.len() as u64 - left_out);
                             let delay = if a.term < self.term {
                                 Duration::from_millis(200) // a deposed leader's answer
+                            } else if !holds_left_out(specs.as_ref(), &a) {
+                                // As the agent does: ask for the whole answer.
+                                Counters::add(&self.counters.spec_errors, 1);
+                                (index, specs) = (0, None);
+                                Duration::ZERO
                             } else {
                                 index = a.index;
                                 // Named from the first overlay on, as the agent does (which
@@ -359,6 +394,9 @@ impl Node {
                                 let holds = a.overlay.is_some() || overlay_index != 0;
                                 if holds && !self.config.full_overlay {
                                     overlay_index = a.overlay_index;
+                                }
+                                if !self.config.full_specs {
+                                    specs = Some(HeldSpecs::of(a.term, &a.tasks));
                                 }
                                 self.assigned(a);
                                 Duration::ZERO
@@ -375,13 +413,13 @@ impl Node {
                             failures += 1;
                             if e.is_unknown_node() {
                                 self.reregister().await;
-                                (index, overlay_index) = (0, 0);
+                                (index, overlay_index, specs) = (0, 0, None);
                             }
                             backoff(failures)
                         }
                     };
                     polled_at = Instant::now() + delay;
-                    poll = self.poll(index, overlay_index, delay);
+                    poll = self.poll(index, overlay_index, specs.clone(), delay);
                 }
                 _ = sleep_until_opt(next_due) => self.report_due().await,
             }

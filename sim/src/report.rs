@@ -23,6 +23,8 @@ pub struct Report {
     pub add_member: Option<AddMember>,
     /// `--kill-leader`: the leader killed with SIGKILL.
     pub kill_leader: Option<KillLeader>,
+    /// The specs in the nodes' assignments answers, over the whole run.
+    pub specs: Specs,
     pub errors: Errors,
     /// Whether every phase finished (all joined, all tasks ran, killed nodes' tasks moved, and
     /// each phase asked for finished).
@@ -298,6 +300,13 @@ pub struct Kill {
     pub seconds: Option<f64>,
 }
 
+/// Specs sent in assignments answers, and left out because the poll held them.
+#[derive(Debug, Default, Serialize)]
+pub struct Specs {
+    pub sent: u64,
+    pub left_out: u64,
+}
+
 #[derive(Debug, Default, Serialize)]
 pub struct Errors {
     pub register: u64,
@@ -308,6 +317,8 @@ pub struct Errors {
     pub join_failed: u64,
     pub apply: u64,
     pub status_batches: u64,
+    /// Answers that left out a spec the poll had not said it held (a controller bug).
+    pub specs: u64,
 }
 
 fn num(v: Option<f64>, digits: usize) -> String {
@@ -525,12 +536,21 @@ impl Report {
                 ),
             );
         }
+        let sp = &self.specs;
+        let share = 100.0 * sp.left_out as f64 / (sp.sent + sp.left_out).max(1) as f64;
+        line(
+            "specs in answers",
+            format!(
+                "{} sent, {} left out as held ({share:.0} %)",
+                sp.sent, sp.left_out
+            ),
+        );
         let e = &self.errors;
         line(
             "errors",
             format!(
-                "register {}, heartbeat {}, poll {}, status {}, re-registrations {}, joins failed {}, apply {}",
-                e.register, e.heartbeat, e.poll, e.status, e.reregistrations, e.join_failed, e.apply
+                "register {}, heartbeat {}, poll {}, status {}, re-registrations {}, joins failed {}, apply {}, specs left out unheld {}",
+                e.register, e.heartbeat, e.poll, e.status, e.reregistrations, e.join_failed, e.apply, e.specs
             ),
         );
         line("complete", self.complete.to_string());

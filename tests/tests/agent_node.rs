@@ -26,6 +26,7 @@ fn task(id: &str, slot: u64, spec: &ServiceSpec) -> Assignment {
         spec: spec.clone(),
         desired: TaskState::Running,
         files: vec![],
+        spec_held: false,
     }
 }
 

@@ -20,6 +20,7 @@ use hoist_proto::format::{
     Codec, PeerVersion, CURRENT, FORMAT_HEADER, OLDEST, OLDEST_FORMAT_HEADER, PROTOBUF_MEDIA_TYPE,
     VERSION, VERSION_HEADER,
 };
+use hoist_proto::held_specs::HeldSpecs;
 use hoist_proto::node::{
     Assignments, CertificateRequest, CertificateResponse, Heartbeat, HeartbeatAck, RegisterRequest,
     RegisterResponse, StatusAck, StatusReport, LEADER_HEADER, POSTCARD_MEDIA_TYPE,
@@ -398,12 +399,16 @@ impl ControllerClient {
 
     /// Waits up to `wait` for the node's assignments to change past `index`. `overlay_index` is
     /// the [`Assignments::overlay_index`] of the overlay this node holds (0: none): the answer
-    /// leaves the overlay out while that is current.
+    /// leaves the overlay out while that is current. `specs`: the specs of the answer at `index`
+    /// that this node holds; the answer leaves out those unchanged
+    /// ([`hoist_proto::node::Assignment::spec_held`]: fill them in with
+    /// [`hoist_proto::held_specs::fill`]).
     pub async fn assignments(
         &self,
         node: &str,
         index: u64,
         overlay_index: u64,
+        specs: Option<&HeldSpecs>,
         wait: Duration,
     ) -> Result<Assignments, ClientError> {
         let mut path = format!(
@@ -412,6 +417,9 @@ impl ControllerClient {
         );
         if overlay_index != 0 {
             path.push_str(&format!("&overlay_index={overlay_index}"));
+        }
+        if let Some(h) = specs.filter(|h| index != 0 && !h.is_empty()) {
+            path.push_str(&format!("&specs={}&specs_term={}", h.query(), h.term));
         }
         self.call::<Heartbeat, _>(&path, None, wait + REQUEST_TIMEOUT)
             .await

@@ -276,6 +276,7 @@ mod tests {
             spec,
             desired: TaskState::Running,
             files: vec![],
+            spec_held: false,
         }
     }
 

@@ -495,6 +495,7 @@ mod tests {
             spec: ServiceSpec::new("web", image),
             desired: TaskState::Running,
             files: vec![],
+            spec_held: false,
         }
     }
 

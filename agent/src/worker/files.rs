@@ -290,6 +290,7 @@ mod tests {
                 fv(FileKind::Secret, "db-pass", 3),
                 fv(FileKind::Config, "app.conf", 1),
             ],
+            spec_held: false,
         }
     }
 

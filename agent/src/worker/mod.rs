@@ -44,6 +44,7 @@ use crate::image::ImageStore;
 use client::ControllerClient;
 use executor::Executor;
 use health::{Check, HealthState, Timing};
+use hoist_proto::held_specs::HeldSpecs;
 use hoist_proto::node::{
     Assignment, Health, Heartbeat, RegisterRequest, ServiceEndpoints, StatusReport, TaskStatus,
 };
@@ -155,7 +156,7 @@ pub async fn wait_for_subnet(
                 identity::save(&cfg.data_dir, &ident)?;
             }
             let a = client
-                .assignments(&resp.node_id, 0, 0, Duration::ZERO)
+                .assignments(&resp.node_id, 0, 0, None, Duration::ZERO)
                 .await?;
             match a.overlay {
                 Some(o) => match o.subnet {
@@ -607,6 +608,8 @@ impl Node {
 
     async fn assignments(self: Arc<Self>) {
         let mut index = 0u64;
+        // The term of the answer whose specs `desired` holds.
+        let mut specs_term = 0u64;
         let mut held = held_overlay::HeldOverlay::default();
         let mut failures = 0u32;
         let mut session_rx = self.session.subscribe();
@@ -616,16 +619,28 @@ impl Node {
                 Err(_) => return,
             };
             let t = std::time::Instant::now();
-            let poll = self
-                .client
-                .assignments(&node_id, index, held.index(), POLL_WAIT);
+            // The specs of the answer taken last (at `index`): the controller leaves them out
+            // while they are unchanged.
+            let desired = self.desired.borrow().clone();
+            let specs = desired.as_deref().map(|d| HeldSpecs::of(specs_term, d));
+            let poll =
+                self.client
+                    .assignments(&node_id, index, held.index(), specs.as_ref(), POLL_WAIT);
             match poll.await {
-                Ok(a) => {
+                Ok(mut a) => {
                     failures = 0;
                     if self.check_term(a.term, "assignments") == Verdict::Stale {
                         tokio::time::sleep(Duration::from_millis(200)).await;
                         continue;
                     }
+                    let none = [];
+                    let holds = desired.as_deref().map_or(&none[..], |d| &d[..]);
+                    if let Err(e) = hoist_proto::held_specs::fill(holds, &mut a.tasks) {
+                        tracing::warn!("assignments: {e}: asking for all of them");
+                        index = 0;
+                        continue;
+                    }
+                    specs_term = a.term;
                     let changed = self
                         .desired
                         .borrow()

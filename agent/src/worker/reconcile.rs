@@ -181,6 +181,7 @@ mod tests {
             spec: ServiceSpec::new("web", "busybox"),
             desired,
             files: vec![],
+            spec_held: false,
         }
     }
 

@@ -13,9 +13,10 @@ use axum::extract::State;
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Extension;
-use hoist_proto::cluster::{Node, NodeAvailability, NodeStatus};
+use hoist_proto::cluster::{Node, NodeAvailability, NodeStatus, Task};
 use hoist_proto::format::v0::memory_bytes;
 use hoist_proto::format::{Codec, PeerVersion, OLDEST, PROTOBUF_MEDIA_TYPE};
+use hoist_proto::held_specs::HeldSpecs;
 use hoist_proto::node::{
     parse_join_token, Assignment, Assignments, CertificateRequest, CertificateResponse, Heartbeat,
     HeartbeatAck, Overlay, OverlayPeer, RegisterRequest, RegisterResponse, ReplicaAddress,
@@ -375,12 +376,20 @@ pub struct PollQuery {
     /// overlay out while it is unchanged. 0 (or absent, as from an older agent): always sent.
     #[serde(default)]
     overlay_index: u64,
+    /// The specs the agent holds, `NAME@VERSION,...`, from its answer of term `specs_term`
+    /// (format 2, `hoist_proto::held_specs`): the answer leaves out those unchanged since
+    /// `index`. Absent (as from an older agent): every spec is sent.
+    #[serde(default)]
+    specs: Option<String>,
+    #[serde(default)]
+    specs_term: u64,
 }
 
-/// `GET /v1/agent/assignments?node=ID&index=N&wait_ms=M[&overlay_index=O]`: answers when the
-/// node's assignments changed after `index` (at once when `index` is 0), or after `wait_ms`
-/// (≤ 30 s) with the same. The overlay (every peer: O(nodes)) is sent only when it changed since
-/// `overlay_index`, so a poll woken by its own assignments costs O(its tasks).
+/// `GET /v1/agent/assignments?node=ID&index=N&wait_ms=M[&overlay_index=O][&specs=S&specs_term=T]`:
+/// answers when the node's assignments changed after `index` (at once when `index` is 0), or
+/// after `wait_ms` (≤ 30 s) with the same. The overlay (every peer: O(nodes)) is sent only when
+/// it changed since `overlay_index`, and the specs the poll holds only when they changed since
+/// `index`, so a poll woken by one new task costs one spec and O(its tasks) of the rest.
 pub async fn assignments(
     State(ctx): State<Ctx>,
     headers: HeaderMap,
@@ -392,6 +401,12 @@ pub async fn assignments(
     let format = version.common_format();
     ctx.node.ensure_leader()?;
     super::auth::check_acts_for(&ctx, &q.node)?;
+    let held = match (&q.specs, format >= 2 && q.index > 0) {
+        (Some(text), true) => {
+            Some(HeldSpecs::parse(q.specs_term, text).map_err(ApiError::bad_request)?)
+        }
+        _ => None,
+    };
     // Woken only by a change to this node's assignments (or to the overlay, for an agent that
     // wires it), not by every commit: thousands of idle polls cost nothing.
     let mut wakes = vec![ctx.node.node_watch(&q.node)];
@@ -409,27 +424,11 @@ pub async fn assignments(
     })
     .await?;
     let term = ctx.node.term();
+    // Only this leader's own answers (this term) are known to hold specs as its state has them.
+    let held = held.filter(|h| h.term == term);
     let out = ctx.node.stale_read(|s| {
         let index = poll_index(s, &q.node, format).max(1);
-        let tasks = s
-            .tasks
-            .on_node(&q.node)
-            .map(|t| Assignment {
-                task_id: t.id.clone(),
-                service: t.service.clone(),
-                service_version: t.service_version,
-                slot: t.slot,
-                spec: s
-                    .spec_of(&t.service, t.service_version)
-                    .map(|spec| spec_for(spec, format, s.cluster_format, &t.id))
-                    .unwrap_or_else(|| ServiceSpec::new(&t.service, "")),
-                desired: t.desired,
-                files: match (format >= 2, s.spec_of(&t.service, t.service_version)) {
-                    (true, Some(spec)) => s.file_versions(spec),
-                    _ => vec![],
-                },
-            })
-            .collect();
+        let tasks = tasks_for(s, &q.node, format, held.as_ref().map(|h| (h, q.index)));
         let (overlay, overlay_index) = match format {
             0 | 1 => (None, 0),
             _ => overlay_for_poll(s, &q.node, q.overlay_index),
@@ -443,6 +442,50 @@ pub async fn assignments(
         }
     });
     Ok(encode(&out, format))
+}
+
+/// The assignments of `node` in `format`. With `held` (what the poll holds, and its `index`),
+/// the specs it holds are left out where [`leave_out_spec`] allows. Pure.
+fn tasks_for(
+    s: &crate::state::State,
+    node: &str,
+    format: u32,
+    held: Option<(&HeldSpecs, u64)>,
+) -> Vec<Assignment> {
+    s.tasks
+        .on_node(node)
+        .map(|t| {
+            let spec = s.spec_of(&t.service, t.service_version);
+            let spec_held = spec.is_some()
+                && held.is_some_and(|(h, index)| {
+                    leave_out_spec(h, index, t, s.spec_changes.last(&t.service))
+                });
+            Assignment {
+                task_id: t.id.clone(),
+                service: t.service.clone(),
+                service_version: t.service_version,
+                slot: t.slot,
+                spec: match spec {
+                    Some(spec) if !spec_held => spec_for(spec, format, s.cluster_format, &t.id),
+                    _ => ServiceSpec::new(&t.service, ""),
+                },
+                desired: t.desired,
+                files: match (format >= 2, spec) {
+                    (true, Some(spec)) => s.file_versions(spec),
+                    _ => vec![],
+                },
+                spec_held,
+            }
+        })
+        .collect()
+}
+
+/// Whether the spec of `task` can be left out of the answer to a poll at `index` that holds
+/// `held` (of this leader's term), its service's specs last changed at `changed`: the poll holds
+/// the spec of that version as an answer at `index` or later had it, and nothing changed it
+/// since. Pure.
+fn leave_out_spec(held: &HeldSpecs, index: u64, task: &Task, changed: u64) -> bool {
+    index > 0 && changed <= index && held.holds(&task.service, task.service_version)
 }
 
 /// A long poll's wait: returns once `current` passes `index` (at once when `index` is 0), or
@@ -746,11 +789,180 @@ pub async fn status(
 
 #[cfg(test)]
 mod tests {
-    use super::overlay_for_poll;
-    use crate::state::tests::{req, test_node};
-    use crate::state::State;
+    use super::{overlay_for_poll, poll_index, tasks_for};
+    use crate::state::tests::{req, spec, test_node, test_task};
+    use crate::state::{encode_snapshot, State};
     use hoist_proto::cluster::ClusterNetwork;
+    use hoist_proto::held_specs::{self, HeldSpecs};
+    use hoist_proto::node::Assignment;
+    use hoist_proto::quantity::Quantity;
     use hoist_proto::raft::Command;
+    use proptest::prelude::*;
+
+    /// What happens to the cluster (or the agent of node `a`) between two of its polls.
+    #[derive(Debug, Clone)]
+    enum Step {
+        Apply {
+            service: usize,
+            image: usize,
+            replicas: i64,
+            memory: bool,
+        },
+        Scale {
+            service: usize,
+            replicas: i64,
+        },
+        Delete {
+            service: usize,
+        },
+        /// A replica of the service's current version on `a` in `slot`.
+        Place {
+            service: usize,
+            slot: u64,
+        },
+        Remove {
+            service: usize,
+            slot: u64,
+        },
+        Format(u32),
+        /// An image of the state as it was (a backup) restored.
+        Restore,
+        /// The agent polls and takes the answer.
+        Poll,
+        /// The agent restarts: it holds nothing and asks from index 0.
+        Restart,
+    }
+
+    const SERVICES: [&str; 2] = ["web", "db"];
+
+    fn step() -> impl Strategy<Value = Step> {
+        prop_oneof![
+            3 => (0..2usize, 0..3usize, 1..4i64, any::<bool>()).prop_map(|(service, image, replicas, memory)| Step::Apply { service, image, replicas, memory }),
+            2 => (0..2usize, 1..5i64).prop_map(|(service, replicas)| Step::Scale { service, replicas }),
+            1 => (0..2usize).prop_map(|service| Step::Delete { service }),
+            4 => (0..2usize, 0..3u64).prop_map(|(service, slot)| Step::Place { service, slot }),
+            2 => (0..2usize, 0..3u64).prop_map(|(service, slot)| Step::Remove { service, slot }),
+            1 => (1..3u32).prop_map(Step::Format),
+            1 => Just(Step::Restore),
+            6 => Just(Step::Poll),
+            1 => Just(Step::Restart),
+        ]
+    }
+
+    #[test]
+    fn a_poll_that_holds_the_specs_is_sent_only_new_ones() {
+        let mut st = State::default();
+        st.apply_at(
+            1,
+            &req(1, Command::RegisterNode(test_node("a", 64_000, 64 << 30))),
+        );
+        st.apply_at(
+            2,
+            &req(2, Command::ApplyService(Box::new(spec("web", "nginx", 3)))),
+        );
+        st.apply_at(
+            3,
+            &req(3, Command::ApplyService(Box::new(spec("db", "pg", 1)))),
+        );
+        let web: Vec<_> = (0..3)
+            .map(|i| test_task(&format!("w{i}"), "web", 1, i, "a"))
+            .collect();
+        st.apply_at(4, &req(4, Command::PutTasks(web)));
+        let first = tasks_for(&st, "a", 2, None);
+        let index = poll_index(&st, "a", 2);
+        let db = test_task("d0", "db", 1, 0, "a");
+        st.apply_at(5, &req(5, Command::PutTasks(vec![db])));
+
+        let holds = HeldSpecs::of(7, &first);
+        assert_eq!(holds.query(), "web@1");
+        let answer = tasks_for(&st, "a", 2, Some((&holds, index)));
+        let sent: Vec<(&str, bool, &str)> = answer
+            .iter()
+            .map(|t| (t.task_id.as_str(), t.spec_held, t.spec.image.as_str()))
+            .collect();
+        assert_eq!(
+            sent,
+            [
+                ("d0", false, "pg"),
+                ("w0", true, ""),
+                ("w1", true, ""),
+                ("w2", true, "")
+            ]
+        );
+        // Asked from index 0 (the whole truth), or holding an answer older than a change: sent.
+        assert!(tasks_for(&st, "a", 2, Some((&holds, 0)))
+            .iter()
+            .all(|t| !t.spec_held));
+        st.apply_at(
+            6,
+            &req(6, Command::ApplyService(Box::new(spec("web", "nginx", 4)))),
+        );
+        let answer = tasks_for(&st, "a", 2, Some((&holds, index)));
+        assert!(
+            answer.iter().all(|t| !t.spec_held),
+            "a new replica count is a change"
+        );
+    }
+
+    proptest! {
+        /// An agent that names the specs it holds and fills in what is left out ends up with
+        /// exactly the answer a poll naming nothing gets, whatever changed in between: new
+        /// versions, scales in place, a service deleted and created again (its versions start
+        /// again from 1), a new cluster format, a restored image.
+        #[test]
+        fn specs_left_out_are_the_ones_the_agent_holds(steps in prop::collection::vec(step(), 1..60)) {
+            let mut st = State::default();
+            st.apply_at(1, &req(1, Command::RegisterNode(test_node("a", 64_000, 64 << 30))));
+            let mut at = 1;
+            let mut backup = encode_snapshot(&st, 2).unwrap();
+            let term = 4;
+            let (mut held, mut held_index): (Vec<Assignment>, u64) = (vec![], 0);
+            for step in steps {
+                at += 1;
+                let command = match step {
+                    Step::Apply { service, image, replicas, memory } => {
+                        let mut s = spec(SERVICES[service], ["i1", "i2", "i3"][image], replicas);
+                        if memory {
+                            s.resources.memory = Some(Quantity("64Mi".into()));
+                        }
+                        Command::ApplyService(Box::new(s))
+                    }
+                    Step::Scale { service, replicas } => Command::ScaleService { name: SERVICES[service].into(), replicas },
+                    Step::Delete { service } => Command::DeleteService { name: SERVICES[service].into() },
+                    Step::Place { service, slot } => {
+                        let name = SERVICES[service];
+                        let Some(r) = st.services.get(name) else { continue };
+                        let id = format!("{name}-{slot}-{at}");
+                        let t = test_task(&id, name, r.current().version, slot, "a");
+                        Command::PutTasks(vec![t])
+                    }
+                    Step::Remove { service, slot } => {
+                        let ids: Vec<String> = st.tasks.on_node("a")
+                            .filter(|t| t.service == SERVICES[service] && t.slot == slot)
+                            .map(|t| t.id.clone())
+                            .collect();
+                        Command::RemoveTasks(ids)
+                    }
+                    Step::Format(f) => Command::SetClusterFormat { format: f },
+                    Step::Restore => Command::Restore(std::mem::replace(&mut backup, encode_snapshot(&st, 2).unwrap())),
+                    Step::Poll => {
+                        let whole = tasks_for(&st, "a", 2, None);
+                        let holds = HeldSpecs::of(term, &held);
+                        let mut answer = tasks_for(&st, "a", 2, Some((&holds, held_index)));
+                        held_specs::fill(&held, &mut answer).map_err(TestCaseError::fail)?;
+                        prop_assert_eq!(&answer, &whole);
+                        (held, held_index) = (answer, poll_index(&st, "a", 2).max(1));
+                        continue;
+                    }
+                    Step::Restart => {
+                        (held, held_index) = (vec![], 0);
+                        continue;
+                    }
+                };
+                st.apply_at(at, &req(at, command));
+            }
+        }
+    }
 
     fn register(st: &mut State, at: u64, id: &str, key_byte: u8) {
         let mut n = test_node(id, 1000, 1 << 30);

@@ -12,6 +12,7 @@ mod operators;
 mod overlay;
 mod services;
 mod snapshot;
+mod spec_changes;
 mod stacks;
 mod task_table;
 mod tasks;
@@ -23,6 +24,7 @@ mod vips;
 pub use operators::{describe as describe_command, valid_token_name, AUDIT_KEEP};
 pub use services::same_run_spec;
 pub use snapshot::{decode_snapshot, encode_snapshot, snapshot_format, SnapshotError};
+pub use spec_changes::SpecChanges;
 pub use task_table::{TaskMut, TaskTable};
 pub use usage::NodeUsages;
 
@@ -150,6 +152,10 @@ pub struct State {
     /// Each node's usage by its tasks, kept as they change (`state/usage.rs`). Derived: not part
     /// of the state's encoding or comparison.
     pub usage: NodeUsages,
+    /// The index of each service's last change to what its agents are sent
+    /// (`state/spec_changes.rs`). Derived per process: not part of the state's encoding or
+    /// comparison.
+    pub spec_changes: SpecChanges,
 }
 
 /// What [`State::touch_node`] and [`State::touch_endpoints`] noted until taken. Not part of the
@@ -209,6 +215,11 @@ impl State {
         let (services_before, format_before) = (self.services.clone(), self.cluster_format);
         let response = self.apply_checked(req, told);
         self.settle_usage(&services_before, format_before);
+        if self.cluster_format != format_before {
+            self.spec_changes.everything(self.index);
+        }
+        self.spec_changes
+            .note(&services_before, &self.services, self.index);
         response
     }
 
@@ -578,6 +589,7 @@ impl State {
         state.member_keys = std::mem::take(&mut self.member_keys);
         state.data_key_id = std::mem::take(&mut self.data_key_id);
         state.autolock = std::mem::take(&mut self.autolock);
+        state.spec_changes.everything(self.index);
         *self = state;
         Ok(Response::Restored(self.services.len() as u64))
     }

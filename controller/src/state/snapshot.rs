@@ -197,6 +197,7 @@ fn from_v0(s: v0::State) -> State {
         index: 0,
         touched: Default::default(),
         usage: Default::default(),
+        spec_changes: Default::default(),
     }
 }
 
@@ -333,6 +334,7 @@ fn from_v1(s: v1::State) -> Result<State, String> {
         index: 0,
         touched: Default::default(),
         usage: Default::default(),
+        spec_changes: Default::default(),
     })
 }
 

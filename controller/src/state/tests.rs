@@ -11,7 +11,7 @@ pub(crate) fn req(time_ms: u64, command: Command) -> Request {
     Request { time_ms, command }
 }
 
-fn spec(name: &str, image: &str, replicas: i64) -> ServiceSpec {
+pub(crate) fn spec(name: &str, image: &str, replicas: i64) -> ServiceSpec {
     let mut s = ServiceSpec::new(name, image);
     s.replicas = replicas;
     s

@@ -107,6 +107,9 @@ fn every_golden_file_of_every_format_read_decodes() {
             check(format, "assignments-overlay-index", &full, m);
             check(format, "assignments-overlay-unchanged", &unchanged, m);
             check(format, "assignments-overlay-changed", &changed, m);
+            // A spec the poll holds left out.
+            let held = samples::assignments_spec_held();
+            check(format, "assignments-spec-held", &held, m);
             check(
                 format,
                 "register-response-credential",

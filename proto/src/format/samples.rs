@@ -672,6 +672,7 @@ pub fn assignments_files() -> Assignments {
                     version: 1,
                 },
             ],
+            spec_held: false,
         }],
         overlay: None,
         overlay_index: 0,
@@ -1130,6 +1131,7 @@ pub fn assignments(format: u32) -> Assignments {
                 spec: spec_full(format),
                 desired: TaskState::Running,
                 files: vec![],
+                spec_held: false,
             },
             Assignment {
                 task_id: "00000000000000bb".into(),
@@ -1139,11 +1141,25 @@ pub fn assignments(format: u32) -> Assignments {
                 spec: ServiceSpec::new("old", ""),
                 desired: TaskState::Shutdown,
                 files: vec![],
+                spec_held: false,
             },
         ],
         overlay: (format >= 2).then(overlay),
         overlay_index: 0,
     }
+}
+
+/// An answer to a poll that named the specs it holds: the first task's spec left out (format 2).
+pub fn assignments_spec_held() -> Assignments {
+    let mut a = Assignments {
+        index: 46,
+        overlay: None,
+        overlay_index: 40,
+        ..assignments(2)
+    };
+    a.tasks[0].spec = ServiceSpec::new("web", "");
+    a.tasks[0].spec_held = true;
+    a
 }
 
 /// An answer that carries the overlay's index, one that leaves the overlay out because the poll

@@ -285,7 +285,7 @@ fn orchestration(doc: &mut Value) {
         ),
         (
             "/v1/agent/assignments",
-            json!({"get": {"summary": "agent: long poll of the node's assignments (Assignments)", "parameters": [q("node", true), q("index", false), q("wait_ms", false), q("overlay_index", false)], "responses": answers_with(200, answer.clone(), AGENT)}}),
+            json!({"get": {"summary": "agent: long poll of the node's assignments (Assignments)", "parameters": [q("node", true), q("index", false), q("wait_ms", false), q("overlay_index", false), q("specs", false), q("specs_term", false)], "responses": answers_with(200, answer.clone(), AGENT)}}),
         ),
         (
             "/v1/agent/endpoints",

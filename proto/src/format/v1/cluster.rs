@@ -244,6 +244,9 @@ pub struct Assignment {
     /// Format 2.
     #[prost(message, repeated, tag = "7")]
     pub files: Vec<FileVersion>,
+    /// Format 2.
+    #[prost(bool, tag = "8")]
+    pub spec_held: bool,
 }
 
 #[derive(Clone, PartialEq, prost::Message)]

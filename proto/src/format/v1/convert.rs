@@ -149,7 +149,7 @@ mirror_v1!(n::CertificateResponse => CertificateResponse { certificate, ca_certi
 mirror_v1!(n::Heartbeat => Heartbeat { node_id, term_seen, endpoints_applied });
 mirror_v1!(n::HeartbeatAck => HeartbeatAck { term, known, ca_digest, heartbeat_interval_ms });
 mirror_v1!(n::Assignment => Assignment {
-    task_id, service, service_version, slot, spec, desired, files,
+    task_id, service, service_version, slot, spec, desired, files, spec_held,
 });
 mirror_v1!(n::Assignments => Assignments { index, term, tasks, overlay, overlay_index });
 mirror_v1!(n::Overlay => Overlay {
