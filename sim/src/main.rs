@@ -363,6 +363,7 @@ async fn measure(
         members.iter().map(|(_, p)| cluster::rss_kib(*p)).collect();
 
     // The fill is watched from the first apply on: a large apply overlaps the placements.
+    let cpu_before = fill_cpu_ticks(&members);
     let t0 = Instant::now();
     let applied = Arc::new(AtomicU64::new(0));
     let sampler = ApiSampler::start(api.clone(), applied.clone());
@@ -371,11 +372,13 @@ async fn measure(
         apply_services(args, report, &api, &applied)
     );
     rate_fill(args, report, &samples, done);
+    let cpu_after = fill_cpu_ticks(&members);
     let (node_ls, ps) = sampler.stop().await;
     report.api = node_ls_ps(node_ls, ps);
 
     let leader = api.leader().await;
     memory(report, &members, &before, leader, args.tasks);
+    fill_cpu(report, &cpu_before, &cpu_after);
     // A cluster given with --controller has its own settings, which no API answers.
     report.controllers.own = own.is_some();
     let ours = |v: &String| {
@@ -637,6 +640,27 @@ async fn kill(args: &Args, fleet: &Fleet) -> report::Kill {
     }
 }
 
+/// The CPU time used so far by each member, then by the simulator itself (clock ticks).
+fn fill_cpu_ticks(members: &[(u64, u32)]) -> Vec<Option<u64>> {
+    let pids = members.iter().map(|(_, p)| *p);
+    pids.chain([std::process::id()])
+        .map(cluster::cpu_ticks)
+        .collect()
+}
+
+/// Each member's and the simulator's CPU time over the fill, from the ticks before and after.
+fn fill_cpu(report: &mut Report, before: &[Option<u64>], after: &[Option<u64>]) {
+    let hz = cluster::ticks_per_second() as f64;
+    let mut used = before.iter().zip(after).map(|(b, a)| match (b, a) {
+        (Some(b), Some(a)) if a >= b => Some((a - b) as f64 / hz),
+        _ => None,
+    });
+    for m in &mut report.controllers.members {
+        m.cpu_seconds_fill = used.next().flatten();
+    }
+    report.controllers.simulator_cpu_seconds_fill = used.next().flatten();
+}
+
 /// The members' RSS before the services and after the fill, and what that is per task.
 fn memory(
     report: &mut Report,
@@ -655,6 +679,7 @@ fn memory(
             rss_kib_before_services: before.map(|b| b.0),
             rss_kib_after_fill: after.map(|a| a.0),
             peak_rss_kib: after.map(|a| a.1),
+            cpu_seconds_fill: None,
         };
         if let (Some(b), Some(a)) = (m.rss_kib_before_services, m.rss_kib_after_fill) {
             let per_task = (a as f64 - b as f64) * 1024.0 / tasks.max(1) as f64;

@@ -245,6 +245,8 @@ pub struct Member {
     pub rss_kib_before_services: Option<u64>,
     pub rss_kib_after_fill: Option<u64>,
     pub peak_rss_kib: Option<u64>,
+    /// CPU time (user + system) from the first apply until all ran.
+    pub cpu_seconds_fill: Option<f64>,
 }
 
 #[derive(Debug, Default, Serialize)]
@@ -258,6 +260,8 @@ pub struct Controllers {
     pub leader_rss_bytes_per_task: Option<f64>,
     /// The same, averaged over the members.
     pub mean_rss_bytes_per_task: Option<f64>,
+    /// The simulator's own CPU time over the fill (every node's polls, reports and TLS).
+    pub simulator_cpu_seconds_fill: Option<f64>,
 }
 
 #[derive(Debug, Default, Serialize)]
@@ -378,13 +382,18 @@ impl Report {
                     if m.leader { " (leader)" } else { "" }
                 ),
                 format!(
-                    "{} before, {} after, peak {}",
+                    "{} before, {} after, peak {}; CPU {} s over the fill",
                     kib(m.rss_kib_before_services),
                     kib(m.rss_kib_after_fill),
-                    kib(m.peak_rss_kib)
+                    kib(m.peak_rss_kib),
+                    num(m.cpu_seconds_fill, 2)
                 ),
             );
         }
+        line(
+            "simulator CPU over the fill",
+            format!("{} s", num(c.simulator_cpu_seconds_fill, 2)),
+        );
         line(
             "leader RSS per task",
             format!("{} B", num(c.leader_rss_bytes_per_task, 0)),

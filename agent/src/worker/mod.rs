@@ -635,6 +635,7 @@ impl Node {
                     }
                     let none = [];
                     let holds = desired.as_deref().map_or(&none[..], |d| &d[..]);
+                    let specs_held = a.tasks.iter().filter(|t| t.spec_held).count();
                     if let Err(e) = hoist_proto::held_specs::fill(holds, &mut a.tasks) {
                         tracing::warn!("assignments: {e}: asking for all of them");
                         index = 0;
@@ -681,6 +682,7 @@ impl Node {
                             term = a.term,
                             tasks = a.tasks.len(),
                             running,
+                            specs_held,
                             "new assignments"
                         );
                         self.desired.send_replace(Some(Arc::new(a.tasks)));
