@@ -10,6 +10,8 @@
 #                      built in a worktree, in its own target dir: sharing this checkout's would
 #                      mix the two builds' artifacts)
 #   HOIST_BIN_DIR=DIR  this checkout's, already built (else a release build)
+#   BASE_ARGS=, HEAD_ARGS=  more hoist-sim arguments for each side: with BASE_BIN_DIR=HOIST_BIN_DIR,
+#                      an A/B of one build (BASE_ARGS=--full-specs: what leaving specs out saves)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 SIZES=${SIZES:-2000x20000 2000x60000}
@@ -29,30 +31,31 @@ if [ -z "${BASE_BIN_DIR:-}" ]; then
   (cd "$work/base-src" && CARGO_TARGET_DIR=$target cargo build --release -q -p hoist-controller -p hoist-sim)
   BASE_BIN_DIR=$(dirname "$(find "$target" -path '*release/hoist-sim' -type f | head -1)")
 fi
-base_label=${BASE:-$BASE_BIN_DIR}
+base_label=${BASE:-$BASE_BIN_DIR}${BASE_ARGS:+ $BASE_ARGS}
 . bench/lib/sim.sh
-head_label=$(git rev-parse --short HEAD)$(git diff --quiet HEAD -- . || echo "+changes")
+head_label=$(git rev-parse --short HEAD)$(git diff --quiet HEAD -- . || echo "+changes")${HEAD_ARGS:+ $HEAD_ARGS}
 
 out=bench/results/sim-compare-$(date -u +%F)${SUFFIX:+-$SUFFIX}.md
 {
   echo "# hoist-sim before and after: base $base_label, head $head_label ($(date -u +'%F %H:%M') UTC)"
   echo
-  echo "\`BASE=$base_label SIZES=\"$SIZES\" RUNS=$RUNS bench/sim-compare.sh\`: runs alternate base and head, on $(nproc) cores."
+  echo "\`BASE=$base_label SIZES=\"$SIZES\" RUNS=$RUNS${BASE_ARGS:+ BASE_ARGS=$BASE_ARGS}${HEAD_ARGS:+ HEAD_ARGS=$HEAD_ARGS} bench/sim-compare.sh\`: runs alternate base and head, on $(nproc) cores. CPU: seconds of CPU time from the first apply until all ran."
   echo
-  echo "| nodes × tasks | build | join | fill | placements/s | per tenth of the fill | flatness | leader RSS per task | \`node ls\` p99 | errors |"
-  echo "| --- | --- | ---: | ---: | ---: | --- | ---: | ---: | ---: | --- |"
+  echo "| nodes × tasks | build | join | fill | placements/s | per tenth of the fill | flatness | leader RSS per task | \`node ls\` p99 | leader CPU | 3 members' CPU | simulator CPU | specs left out | errors |"
+  echo "| --- | --- | ---: | ---: | ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- |"
 } >"$out"
 for size in $SIZES; do
   nodes=${size%x*} tasks=${size#*x}
   for run in $(seq "$RUNS"); do
     for which in base head; do
-      dir=$HOIST_BIN_DIR label=$head_label
-      [ "$which" = base ] && dir=$BASE_BIN_DIR label=$base_label
+      dir=$HOIST_BIN_DIR label=$head_label extra=${HEAD_ARGS:-}
+      [ "$which" = base ] && dir=$BASE_BIN_DIR label=$base_label extra=${BASE_ARGS:-}
       echo "sim-compare: $size, run $run, $which" >&2
-      "$dir/hoist-sim" --nodes "$nodes" --tasks "$tasks" --timeout "$TIMEOUT" --json \
+      # shellcheck disable=SC2086 # the extra arguments split on spaces
+      "$dir/hoist-sim" --nodes "$nodes" --tasks "$tasks" --timeout "$TIMEOUT" --json $extra \
         --controller-bin "$dir/hoist-controller" >"$work/r.json" 2>"$work/r.log" || true
       python3 bench/lib/sim_row.py "$work/r.json" "${size/x/ × }" "$which ($label)" \
-        --cells join,fill,rate,tenths,flatness,rss,node_ls_p99,errors >>"$out"
+        --cells join,fill,rate,tenths,flatness,rss,node_ls_p99,leader_cpu,members_cpu,sim_cpu,specs_left_out,errors >>"$out"
     done
   done
 done

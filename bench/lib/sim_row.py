@@ -15,9 +15,21 @@ CELLS = {
     "flatness": lambda r: "-" if r["placements"]["flatness"] is None else f"{r['placements']['flatness']:.2f}",
     "rss": lambda r: fmt(r["controllers"]["leader_rss_bytes_per_task"]) + " B",
     "node_ls_p99": lambda r: fmt(r["api"]["node_ls"]["p99_ms"], " ms"),
+    "leader_cpu": lambda r: fmt(next((m.get("cpu_seconds_fill") for m in r["controllers"]["members"]
+                                      if m["leader"]), None), " s"),
+    "members_cpu": lambda r: fmt(sum(m.get("cpu_seconds_fill") or 0 for m in r["controllers"]["members"]), " s"),
+    "sim_cpu": lambda r: fmt(r["controllers"].get("simulator_cpu_seconds_fill"), " s"),
+    "specs_left_out": lambda r: specs_left_out(r.get("specs")),
     "errors": lambda r: ", ".join(
         f"{k} {v}" for k, v in r["errors"].items() if v and k != "status_batches") or "none",
 }
+
+
+def specs_left_out(specs):
+    if not specs:
+        return "-"
+    total = specs["sent"] + specs["left_out"]
+    return f"{100 * specs['left_out'] / max(total, 1):.0f} % of {total:,}"
 
 
 def fmt(v, unit=""):

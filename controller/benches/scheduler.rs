@@ -21,14 +21,16 @@
 //! `cargo bench -p hoist-controller --bench scheduler`; each iteration prints placements/s.
 
 use criterion::{criterion_group, criterion_main, Criterion};
-use hoist_controller::api::{serve, Ctx};
+use hoist_controller::api::{serve, tasks_for, Ctx};
 use hoist_controller::leader::{Leader, LeaderSettings};
 use hoist_controller::raft::{RaftNode, RaftSettings};
 use hoist_controller::scheduler::reconcile::Reconciler;
 use hoist_controller::scheduler::{reconcile, usage_of};
 use hoist_controller::state::State;
-use hoist_proto::cluster::{Node, NodeAvailability, NodeResources, NodeStatus, TaskState};
-use hoist_proto::node::{Health, TaskStatus};
+use hoist_proto::cluster::{Node, NodeAvailability, NodeResources, NodeStatus, Task, TaskState};
+use hoist_proto::format::Codec;
+use hoist_proto::held_specs::HeldSpecs;
+use hoist_proto::node::{Assignments, Health, TaskStatus};
 use hoist_proto::raft::{Command, Plan, Request, Response};
 use hoist_proto::service::ServiceSpec;
 use std::time::{Duration, Instant};
@@ -309,6 +311,108 @@ fn apply(c: &mut Criterion) {
     g.finish();
 }
 
+/// Replica 0 of version 1 of `service`, on `node`.
+fn task(id: &str, service: &str, node: &str) -> Task {
+    Task {
+        id: id.into(),
+        service: service.into(),
+        service_version: 1,
+        slot: 0,
+        node: node.into(),
+        desired: TaskState::Running,
+        state: TaskState::Pending,
+        health: Health::None,
+        address: None,
+        container_id: None,
+        exit_code: None,
+        message: String::new(),
+        restarts: 0,
+        created_ms: 0,
+        updated_ms: 0,
+        ready_since_ms: None,
+        drain_index: None,
+    }
+}
+
+/// One node running one replica of each of `n` services with a full spec (the format's sample:
+/// command, env, ports, health check, restart and update policies...), and the index of the
+/// last change.
+fn node_running_services(n: usize) -> (State, u64) {
+    let mut st = State::default();
+    let mut at = 0;
+    let mut apply = |st: &mut State, command| {
+        at += 1;
+        st.apply_at(
+            at,
+            &Request {
+                time_ms: 1,
+                command,
+            },
+        )
+    };
+    apply(&mut st, Command::SetClusterFormat { format: 2 });
+    let mut agent = node(0);
+    agent.agent_format = 2;
+    apply(&mut st, Command::RegisterNode(agent));
+    for i in 0..n {
+        let mut s = hoist_proto::format::samples::spec_full(2);
+        s.name = format!("svc{i:02}");
+        s.ports.iter_mut().for_each(|p| p.published = None);
+        s.placement = Default::default();
+        s.replicas = 1;
+        let r = apply(&mut st, Command::ApplyService(Box::new(s)));
+        assert!(matches!(r, Response::Service(_)), "{r:?}");
+    }
+    let tasks: Vec<_> = (0..n)
+        .map(|i| {
+            let mut t = task(&format!("{i:016x}"), &format!("svc{i:02}"), &node(0).id);
+            t.state = TaskState::Running;
+            t
+        })
+        .collect();
+    let r = apply(&mut st, Command::PutTasks(tasks));
+    assert!(matches!(r, Response::Tasks(20)), "{r:?}");
+    (st, at)
+}
+
+/// An agent's poll answer for a node running 20 services, encoded: every spec, and with the
+/// specs the poll holds left out (its `specs` parameter read as the controller reads it).
+fn answers(c: &mut Criterion) {
+    let (st, index) = node_running_services(20);
+    let n = node(0).id;
+    let answer = |tasks| Assignments {
+        index,
+        term: 1,
+        tasks,
+        overlay: None,
+        overlay_index: 0,
+    };
+    let full = tasks_for(&st, &n, 2, None);
+    let query = HeldSpecs::of(1, &full).query();
+    let mut g = c.benchmark_group("assignments");
+    let sizes = [None, Some(&query)].map(|q| {
+        let held = q.map(|q| HeldSpecs::parse(1, q).unwrap());
+        let a = answer(tasks_for(&st, &n, 2, held.as_ref().map(|h| (h, index))));
+        a.encode(2).unwrap().len()
+    });
+    eprintln!(
+        "assignments: answer of 20 tasks: {} B with every spec, {} B with them held",
+        sizes[0], sizes[1]
+    );
+    g.bench_function("answer_20_tasks_every_spec", |b| {
+        b.iter(|| answer(tasks_for(&st, &n, 2, None)).encode(2).unwrap())
+    });
+    g.bench_function("answer_20_tasks_specs_held", |b| {
+        b.iter(|| {
+            let held = HeldSpecs::parse(1, &query).unwrap();
+            let a = answer(tasks_for(&st, &n, 2, Some((&held, index))));
+            assert!(a.tasks.iter().all(|t| t.spec_held));
+            a.encode(2).unwrap()
+        })
+    });
+    g.finish();
+}
+
 /// A member serving the API and Raft RPCs on a loopback port of its own.
 struct Member {
     node: RaftNode,
@@ -428,5 +532,5 @@ fn commit(c: &mut Criterion) {
     g.finish();
 }
 
-criterion_group!(benches, decide, apply, commit);
+criterion_group!(benches, decide, apply, commit, answers);
 criterion_main!(benches);

@@ -445,8 +445,9 @@ pub async fn assignments(
 }
 
 /// The assignments of `node` in `format`. With `held` (what the poll holds, and its `index`),
-/// the specs it holds are left out where [`leave_out_spec`] allows. Pure.
-fn tasks_for(
+/// the specs it holds are left out where [`leave_out_spec`] allows. Pure (public for the
+/// scheduler bench).
+pub fn tasks_for(
     s: &crate::state::State,
     node: &str,
     format: u32,

@@ -4,6 +4,7 @@
 //! version (`hoist-version`, `hoist-format`); answers forwarded from the leader name the leader's.
 
 mod agent;
+pub use agent::tasks_for;
 pub mod auth;
 mod autolock;
 mod body;
