@@ -159,6 +159,40 @@ pub fn service_spec(name: &str, replicas: u64) -> Value {
     })
 }
 
+/// [`service_spec`] the size of an operator's (`--rich-specs`), the shape of
+/// `deploy/examples/web.toml`: a command and args, env, ports, restart and update policies,
+/// labels. Without resources, health check or placement rules, which would change where
+/// replicas go or when they count as ready.
+pub fn rich_service_spec(name: &str, replicas: u64) -> Value {
+    let mut v = service_spec(name, replicas);
+    let extra = serde_json::json!({
+        "command": ["/usr/local/bin/server"],
+        "args": ["--listen", ":8080", "--log-format", "json", "--cache-dir", "/var/cache/app"],
+        "env": {
+            "APP_ENV": "production",
+            "DATABASE_URL": "postgres://app@db.internal:5432/app",
+            "LOG_LEVEL": "info",
+            "REDIS_ADDR": "cache.internal:6379",
+            "TZ": "UTC",
+        },
+        "ports": [{ "target": 8080 }, { "target": 9090 }],
+        "labels": { "hoist-sim": "1", "team": "payments", "tier": "backend" },
+        "restart": { "condition": "any", "delay": "100ms", "window": "5m" },
+        "update": {
+            "parallelism": 2,
+            "delay": "5s",
+            "failure_action": "rollback",
+            "monitor": "10s",
+            "order": "start-first",
+        },
+        "stop_grace_period": "30s",
+    });
+    for (k, e) in extra.as_object().into_iter().flatten() {
+        v[k] = e.clone();
+    }
+    v
+}
+
 /// The spec of service `name` updated as an operator would (`hoist service update --image
 /// --env`): a new image tag and an env var, replacing `parallelism` replicas at a time with no
 /// monitor period (the simulated replicas have no health check to wait for).
@@ -192,11 +226,18 @@ mod tests {
 
     #[test]
     fn specs_are_what_the_api_reads() {
-        let v = service_spec(&service_name(7), 250);
-        let spec: hoist_proto::service::ServiceSpec = serde_json::from_value(v).unwrap();
-        assert_eq!(spec.name, "sim-0007");
-        assert_eq!(spec.replicas, 250);
-        assert!(spec.validate().is_empty(), "{:?}", spec.validate());
+        for v in [
+            service_spec(&service_name(7), 250),
+            rich_service_spec(&service_name(7), 250),
+        ] {
+            let spec: hoist_proto::service::ServiceSpec = serde_json::from_value(v).unwrap();
+            assert_eq!(spec.name, "sim-0007");
+            assert_eq!(spec.replicas, 250);
+            assert!(spec.validate().is_empty(), "{:?}", spec.validate());
+        }
+        let rich: hoist_proto::service::ServiceSpec =
+            serde_json::from_value(rich_service_spec("sim-0001", 1)).unwrap();
+        assert_eq!((rich.env.len(), rich.ports.len()), (5, 2));
         for v in [updated_spec("sim-0001", 1000, 1000), probe_spec(3)] {
             let spec: hoist_proto::service::ServiceSpec = serde_json::from_value(v).unwrap();
             assert!(spec.validate().is_empty(), "{:?}", spec.validate());
