@@ -47,9 +47,22 @@ use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
-/// What every handler gets.
+/// What every handler gets: one pointer, since every request clones it once per layer it
+/// passes (an atomic increment and decrement each, where the parts would take one per part).
 #[derive(Clone, Debug)]
-pub struct Ctx {
+pub struct Ctx(Arc<CtxParts>);
+
+impl std::ops::Deref for Ctx {
+    type Target = CtxParts;
+
+    fn deref(&self) -> &CtxParts {
+        &self.0
+    }
+}
+
+/// What a [`Ctx`] holds.
+#[derive(Clone, Debug)]
+pub struct CtxParts {
     pub node: RaftNode,
     pub leader: Arc<Leader>,
     /// For forwarding requests to the leader.
@@ -80,7 +93,7 @@ impl Ctx {
             node.peer_clients().clone(),
         )
         .expect("a member key");
-        Ctx {
+        Ctx(Arc::new(CtxParts {
             node,
             leader,
             http,
@@ -88,17 +101,28 @@ impl Ctx {
             usage: Arc::default(),
             keyring,
             pki: Arc::new(pki),
-        }
+        }))
+    }
+
+    /// The parts, to make another [`Ctx`] from.
+    fn parts(self) -> CtxParts {
+        Arc::unwrap_or_clone(self.0)
     }
 
     /// The same with this member's keyring (from its data dir).
     pub fn with_keyring(self, keyring: Arc<crate::keyring::Keyring>) -> Ctx {
-        Ctx { keyring, ..self }
+        Ctx(Arc::new(CtxParts {
+            keyring,
+            ..self.parts()
+        }))
     }
 
     /// The same with this member's certificates.
     pub fn with_pki(self, pki: Arc<crate::pki::Pki>) -> Ctx {
-        Ctx { pki, ..self }
+        Ctx(Arc::new(CtxParts {
+            pki,
+            ..self.parts()
+        }))
     }
 }
 
