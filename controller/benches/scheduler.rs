@@ -27,7 +27,7 @@ use hoist_controller::raft::{RaftNode, RaftSettings};
 use hoist_controller::scheduler::reconcile::Reconciler;
 use hoist_controller::scheduler::{reconcile, usage_of};
 use hoist_controller::state::State;
-use hoist_proto::cluster::{Node, NodeAvailability, NodeResources, NodeStatus, Task, TaskState};
+use hoist_proto::cluster::{Node, NodeAvailability, NodeResources, NodeStatus, TaskState};
 use hoist_proto::format::Codec;
 use hoist_proto::held_specs::HeldSpecs;
 use hoist_proto::node::{Assignments, Health, TaskStatus};
@@ -311,29 +311,6 @@ fn apply(c: &mut Criterion) {
     g.finish();
 }
 
-/// Replica 0 of version 1 of `service`, on `node`.
-fn task(id: &str, service: &str, node: &str) -> Task {
-    Task {
-        id: id.into(),
-        service: service.into(),
-        service_version: 1,
-        slot: 0,
-        node: node.into(),
-        desired: TaskState::Running,
-        state: TaskState::Pending,
-        health: Health::None,
-        address: None,
-        container_id: None,
-        exit_code: None,
-        message: String::new(),
-        restarts: 0,
-        created_ms: 0,
-        updated_ms: 0,
-        ready_since_ms: None,
-        drain_index: None,
-    }
-}
-
 /// One node running one replica of each of `n` services with a full spec (the format's sample:
 /// command, env, ports, health check, restart and update policies...), and the index of the
 /// last change.
@@ -363,15 +340,13 @@ fn node_running_services(n: usize) -> (State, u64) {
         let r = apply(&mut st, Command::ApplyService(Box::new(s)));
         assert!(matches!(r, Response::Service(_)), "{r:?}");
     }
-    let tasks: Vec<_> = (0..n)
-        .map(|i| {
-            let mut t = task(&format!("{i:016x}"), &format!("svc{i:02}"), &node(0).id);
-            t.state = TaskState::Running;
-            t
-        })
-        .collect();
-    let r = apply(&mut st, Command::PutTasks(tasks));
-    assert!(matches!(r, Response::Tasks(20)), "{r:?}");
+    let plan = reconcile(&st, 2, &mut ids()).plan;
+    assert_eq!(plan.place.len(), n);
+    let r = apply(&mut st, Command::Plan(plan));
+    assert!(
+        matches!(&r, Response::Plan(p) if p.placed as usize == n),
+        "{r:?}"
+    );
     (st, at)
 }
 
