@@ -82,9 +82,9 @@ mod tests {
     use crate::state::State;
     use hoist_proto::raft::Command;
 
+    /// Applies `command` at Raft index `index`.
     fn apply(st: &mut State, index: u64, command: Command) {
-        st.index = index;
-        st.apply(&req(index, command));
+        st.apply_at(index, &req(index, command));
     }
 
     #[test]
