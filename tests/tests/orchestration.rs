@@ -233,6 +233,69 @@ fn hoist_service_apply_exits_non_zero_when_the_update_rolls_back() -> Result<()>
     Ok(())
 }
 
+/// The env of the replicas of `service` agent `i` runs.
+fn env_on(lab: &ClusterLab, i: usize, service: &str) -> Result<Vec<Vec<String>>> {
+    Ok(lab
+        .running_on(i, service)?
+        .iter()
+        .map(|c| serde_json::from_value(c["spec"]["env"].clone()).unwrap_or_default())
+        .collect())
+}
+
+/// Agents hold the specs of their replicas and are sent them only when they changed. A service
+/// deleted and created again has versions from 1 again: its new replicas on a node that still
+/// runs (or stops) the old ones must run the new spec, not the one the agent holds for the same
+/// name and version.
+#[test]
+fn a_service_deleted_and_created_again_runs_its_new_spec() -> Result<()> {
+    let _g = serial();
+    let lab = lab_with_agents(&[&[]])?;
+    let mut spec = web("again", 2);
+    spec["env"] = json!({"GENERATION": "1"});
+    let (code, out, err) = lab.apply(&spec, &[])?;
+    ensure!(code == 0, "apply: {out} {err}");
+    wait_replicas(
+        &lab,
+        "again",
+        2,
+        "2 replicas",
+        Duration::from_secs(60),
+        |_| true,
+    )?;
+    // A scale in place: the agent's next answers leave out the spec it holds.
+    lab.hoist_ok(&["service", "scale", "again", "3"])?;
+    wait_replicas(
+        &lab,
+        "again",
+        3,
+        "3 replicas",
+        Duration::from_secs(60),
+        |_| true,
+    )?;
+
+    lab.hoist_ok(&["service", "rm", "again"])?;
+    spec["env"] = json!({"GENERATION": "2"});
+    spec["replicas"] = json!(3);
+    let (code, out, err) = lab.apply(&spec, &[])?;
+    ensure!(code == 0, "apply again: {out} {err}");
+    lab.wait_until(
+        "3 replicas of the new spec and none of the old",
+        Duration::from_secs(60),
+        || {
+            let env = env_on(&lab, 0, "again")?;
+            let new = env
+                .iter()
+                .filter(|e| e.contains(&"GENERATION=2".to_string()));
+            let ok = env.len() == 3 && new.count() == 3 && lab.ready_replicas("again")? == 3;
+            Ok((
+                ok.then_some(()),
+                format!("the agent runs replicas with env {env:?}"),
+            ))
+        },
+    )?;
+    Ok(())
+}
+
 #[test]
 fn draining_a_node_moves_its_replicas() -> Result<()> {
     let _g = serial();
