@@ -158,6 +158,20 @@ fn full_cluster_and_next_plan() -> (State, Plan) {
     (st, next)
 }
 
+/// A report that task `id` runs.
+fn running(id: &str) -> TaskStatus {
+    TaskStatus {
+        task_id: id.into(),
+        state: TaskState::Running,
+        health: Health::None,
+        container_id: None,
+        address: None,
+        exit_code: None,
+        message: String::new(),
+        restarts: 0,
+    }
+}
+
 /// The time of `iters` remembered passes, each after `change`: the reconciler first passes over
 /// `base` (so it remembers it converged), then over a copy of it with `change` applied.
 fn time_pass_after(
@@ -203,6 +217,36 @@ fn apply(c: &mut Criterion) {
             total
         })
     });
+    // Status reports as agents send them while a cluster fills: one task from each of 2,000
+    // nodes, spread over the id space, applied while a copy of the state is held (as the
+    // leader's reconcile and snapshots hold one), so every change copies what it touches.
+    let reports = Command::Batch(
+        (0..2_000)
+            .map(|i| {
+                let n = node(i).id;
+                let t = full.tasks.on_node(&n).nth(i % SERVICES).expect("a task");
+                Command::ReportStatus {
+                    node: n,
+                    tasks: vec![running(&t.id)],
+                }
+            })
+            .collect(),
+    );
+    g.bench_function("apply_2k_status_reports_into_100k", |b| {
+        b.iter_custom(|iters| {
+            let mut total = Duration::ZERO;
+            for _ in 0..iters {
+                let mut st = full.clone();
+                let t = Instant::now();
+                st.apply(&Request {
+                    time_ms: 3,
+                    command: reports.clone(),
+                });
+                total += t.elapsed();
+            }
+            total
+        })
+    });
     // A pass over the converged cluster (the 100,000 running as planned: nothing to do), and the
     // sum of every task's usage that each pass also cost before the state kept it.
     let mut converged = full.clone();
@@ -231,16 +275,7 @@ fn apply(c: &mut Criterion) {
     let first = converged.tasks.values().next().expect("a task").clone();
     let report = Command::ReportStatus {
         node: first.node.clone(),
-        tasks: vec![TaskStatus {
-            task_id: first.id.clone(),
-            state: TaskState::Running,
-            health: Health::None,
-            container_id: None,
-            address: None,
-            exit_code: None,
-            message: String::new(),
-            restarts: 0,
-        }],
+        tasks: vec![running(&first.id)],
     };
     g.bench_function("reconcile_pass_remembered_after_one_report_100k", |b| {
         b.iter_custom(|iters| time_pass_after(&mut reconciler, &converged, &report, iters))
