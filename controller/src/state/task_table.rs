@@ -7,7 +7,8 @@
 //! cluster. The indexes are derived: neither encoded nor compared, and kept by the only two ways
 //! a task enters or leaves the table, [`TaskTable::insert`] and [`TaskTable::remove`]. A task's
 //! node and service never change once it is placed (a move is a new task), which is what lets
-//! [`TaskTable::get_mut`] hand out the task itself, through a [`TaskMut`].
+//! [`TaskTable::get_mut`] hand out the task itself, through a [`TaskMut`]. Each task is behind
+//! its own pointer, so that a change to a table shared with a copy copies pointers, not tasks.
 //!
 //! The table also stamps each service whenever one of its tasks may have changed, so that the
 //! leader's reconciliation can tell, by comparing a stamp with the one it saw, which services'
@@ -20,13 +21,17 @@ use super::Map;
 use hoist_proto::cluster::{Task, TaskState};
 use std::ops::{Deref, DerefMut};
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 
 /// The ids of one node's or one service's tasks.
 type Ids = imbl::OrdSet<String>;
 
 #[derive(Debug, Clone, Default)]
 pub struct TaskTable {
-    by_id: Map<String, Task>,
+    /// Each task behind its own pointer: a change to a table shared with a copy (the leader's
+    /// reconcile view, a snapshot) copies the map's nodes it touches, and a node holds up to 64
+    /// entries; pointers make that copy 64 counts, not 64 tasks with their strings.
+    by_id: Map<String, Arc<Task>>,
     by_node: Map<String, Ids>,
     by_service: Map<String, Ids>,
     /// Per service holding tasks: a stamp taken at the last change to any of them.
@@ -154,12 +159,12 @@ impl Eq for TaskTable {}
 
 impl TaskTable {
     /// The tasks by id, for the encodings and for reading in order.
-    pub fn as_map(&self) -> &Map<String, Task> {
+    pub fn as_map(&self) -> &Map<String, Arc<Task>> {
         &self.by_id
     }
 
     /// Builds the table and its indexes from tasks by id.
-    pub fn from_map(by_id: Map<String, Task>) -> TaskTable {
+    pub fn from_map(by_id: Map<String, Arc<Task>>) -> TaskTable {
         let mut table = TaskTable {
             by_id,
             ..TaskTable::default()
@@ -178,13 +183,14 @@ impl TaskTable {
     }
 
     pub fn get(&self, id: &str) -> Option<&Task> {
-        self.by_id.get(id)
+        self.by_id.get(id).map(|t| &**t)
     }
 
     /// The task, to change anything but its node and service (see the module's doc). Its
     /// service is stamped as changed, whether or not the caller then changes it.
     pub fn get_mut(&mut self, id: &str) -> Option<TaskMut<'_>> {
-        let task = self.by_id.get_mut(id)?;
+        // Copied only when a copy of the table still holds it.
+        let task = Arc::make_mut(self.by_id.get_mut(id)?);
         stamp(&mut self.stamps, &task.service);
         Some(TaskMut {
             was: (meant_to_run(task), draining(task)),
@@ -204,7 +210,10 @@ impl TaskTable {
             self.tally.count(old, false);
         }
         self.tally.count(&task, true);
-        let old = self.by_id.insert(id.clone(), task);
+        let old = self
+            .by_id
+            .insert(id.clone(), Arc::new(task))
+            .map(Arc::unwrap_or_clone);
         if let Some(old) = &old {
             if old.node != node {
                 unindex(&mut self.by_node, &old.node, &id);
@@ -221,7 +230,7 @@ impl TaskTable {
     }
 
     pub fn remove(&mut self, id: &str) -> Option<Task> {
-        let t = self.by_id.remove(id)?;
+        let t = Arc::unwrap_or_clone(self.by_id.remove(id)?);
         self.tally.count(&t, false);
         unindex(&mut self.by_node, &t.node, id);
         unindex(&mut self.by_service, &t.service, id);
@@ -252,7 +261,7 @@ impl TaskTable {
     /// The tasks draining (meant to run, with a `drain_index`), by id: as many steps as there
     /// are.
     pub fn draining(&self) -> impl Iterator<Item = &Task> + '_ {
-        (self.tally.draining.iter()).filter_map(|id| self.by_id.get(id))
+        (self.tally.draining.iter()).filter_map(|id| self.get(id))
     }
 
     /// Whether the tally is what tallying the tasks again gives (for tests).
@@ -297,7 +306,7 @@ impl TaskTable {
             .get(key)
             .into_iter()
             .flat_map(|ids| ids.iter())
-            .filter_map(|id| self.by_id.get(id))
+            .filter_map(|id| self.get(id))
     }
 
     pub fn len(&self) -> usize {
@@ -309,7 +318,7 @@ impl TaskTable {
     }
 
     pub fn values(&self) -> impl Iterator<Item = &Task> {
-        self.by_id.values()
+        self.by_id.values().map(|t| &**t)
     }
 
     pub fn keys(&self) -> impl Iterator<Item = &String> {
@@ -317,7 +326,7 @@ impl TaskTable {
     }
 
     pub fn iter(&self) -> impl Iterator<Item = (&String, &Task)> {
-        self.by_id.iter()
+        self.by_id.iter().map(|(id, t)| (id, &**t))
     }
 
     /// Whether both tables share their storage (a copy not changed since).
@@ -357,15 +366,21 @@ impl std::ops::Index<&str> for TaskTable {
 
 impl FromIterator<(String, Task)> for TaskTable {
     fn from_iter<I: IntoIterator<Item = (String, Task)>>(iter: I) -> Self {
-        TaskTable::from_map(iter.into_iter().collect())
+        TaskTable::from_map(iter.into_iter().map(|(id, t)| (id, Arc::new(t))).collect())
     }
 }
 
+/// A task by id, as the table's iterators hand it out.
+type Entry<'a> = (&'a String, &'a Task);
+
 impl<'a> IntoIterator for &'a TaskTable {
-    type Item = (&'a String, &'a Task);
-    type IntoIter = imbl::ordmap::Iter<'a, String, Task, imbl::shared_ptr::DefaultSharedPtr>;
+    type Item = Entry<'a>;
+    type IntoIter = std::iter::Map<
+        imbl::ordmap::Iter<'a, String, Arc<Task>, imbl::shared_ptr::DefaultSharedPtr>,
+        fn((&'a String, &'a Arc<Task>)) -> Entry<'a>,
+    >;
     fn into_iter(self) -> Self::IntoIter {
-        self.by_id.iter()
+        self.by_id.iter().map(|(id, t)| (id, &**t))
     }
 }
 
