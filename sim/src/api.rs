@@ -238,6 +238,15 @@ mod tests {
         let rich: hoist_proto::service::ServiceSpec =
             serde_json::from_value(rich_service_spec("sim-0001", 1)).unwrap();
         assert_eq!((rich.env.len(), rich.ports.len()), (5, 2));
+        use hoist_proto::format::Codec;
+        let plain: hoist_proto::service::ServiceSpec =
+            serde_json::from_value(service_spec("sim-0001", 1)).unwrap();
+        // 374 and 87 bytes (the sizes `--rich-specs` and `bench/README.md` quote).
+        let sizes = (
+            rich.encode(2).unwrap().len(),
+            plain.encode(2).unwrap().len(),
+        );
+        assert_eq!(sizes, (374, 87));
         for v in [updated_spec("sim-0001", 1000, 1000), probe_spec(3)] {
             let spec: hoist_proto::service::ServiceSpec = serde_json::from_value(v).unwrap();
             assert!(spec.validate().is_empty(), "{:?}", spec.validate());
