@@ -721,19 +721,29 @@ fn the_root_rotates_under_continuous_writes_with_no_failed_write() -> Result<()>
     let new_root = tls::certs_from_pem(now["certificate"].as_str().context("root")?)
         .map_err(anyhow::Error::msg)?;
     let new_key_id = tls::key_id(&new_root[0]).context("the new root's key id")?;
-    for i in 0..3 {
-        let chain = std::fs::read_to_string(lab.lab.data_dir(i).join("tls/member.crt"))?;
-        let certs = tls::certs_from_pem(&chain).map_err(anyhow::Error::msg)?;
-        let leaf = tls::identity_of(&certs[0]).context("member certificate")?;
-        ensure!(
-            leaf.issuer_key_id == new_key_id,
-            "member {i} is under the new root"
-        );
-        ensure!(
-            certs.iter().all(|c| tls::ca_digest(c) != old_digest),
-            "member {i} no longer presents the old root"
-        );
-    }
+    // Each member writes its certificate once it has applied the end of the rotation, which
+    // the API may answer a moment before.
+    let members_under_new_root = || -> Result<Option<()>> {
+        for i in 0..3 {
+            let chain = std::fs::read_to_string(lab.lab.data_dir(i).join("tls/member.crt"))?;
+            let certs = tls::certs_from_pem(&chain).map_err(anyhow::Error::msg)?;
+            let leaf = tls::identity_of(&certs[0]).context("member certificate")?;
+            ensure!(
+                leaf.issuer_key_id == new_key_id,
+                "member {i} is under the new root"
+            );
+            ensure!(
+                certs.iter().all(|c| tls::ca_digest(c) != old_digest),
+                "member {i} no longer presents the old root"
+            );
+        }
+        Ok(Some(()))
+    };
+    hoist_tests::wait_for(
+        "every member's certificate under the new root alone",
+        Duration::from_secs(10),
+        members_under_new_root,
+    )?;
     let leaf = held().context("the node's certificate")?;
     ensure!(
         leaf.issuer_key_id == new_key_id,
