@@ -38,16 +38,19 @@ impl HeldSpecs {
     /// The most versions a poll names (at most ~20 KiB of query with 63-byte names).
     pub const MAX: usize = 256;
 
-    /// The specs of `tasks`, the answer of term `term` an agent took.
-    pub fn of(term: u64, tasks: &[Assignment]) -> HeldSpecs {
-        let mut versions: Vec<(String, u64)> = tasks
-            .iter()
-            .map(|t| (t.service.clone(), t.service_version))
-            .collect();
+    /// `versions` sorted and without repeats.
+    fn new(term: u64, mut versions: Vec<(String, u64)>) -> HeldSpecs {
         versions.sort_unstable();
         versions.dedup();
-        versions.truncate(Self::MAX);
         HeldSpecs { term, versions }
+    }
+
+    /// The specs of `tasks`, the answer of term `term` an agent took.
+    pub fn of(term: u64, tasks: &[Assignment]) -> HeldSpecs {
+        let versions = tasks.iter().map(|t| (t.service.clone(), t.service_version));
+        let mut held = HeldSpecs::new(term, versions.collect());
+        held.versions.truncate(Self::MAX);
+        held
     }
 
     pub fn is_empty(&self) -> bool {
@@ -97,9 +100,7 @@ impl HeldSpecs {
                 Self::MAX
             ));
         }
-        versions.sort_unstable();
-        versions.dedup();
-        Ok(HeldSpecs { term, versions })
+        Ok(HeldSpecs::new(term, versions))
     }
 }
 

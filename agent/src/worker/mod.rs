@@ -633,8 +633,7 @@ impl Node {
                         tokio::time::sleep(Duration::from_millis(200)).await;
                         continue;
                     }
-                    let none = [];
-                    let holds = desired.as_deref().map_or(&none[..], |d| &d[..]);
+                    let holds = desired.as_deref().map_or(&[][..], Vec::as_slice);
                     let specs_held = a.tasks.iter().filter(|t| t.spec_held).count();
                     if let Err(e) = hoist_proto::held_specs::fill(holds, &mut a.tasks) {
                         tracing::warn!("assignments: {e}: asking for all of them");
