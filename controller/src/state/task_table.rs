@@ -424,6 +424,28 @@ mod tests {
     }
 
     #[test]
+    fn the_indexes_read_the_task_as_changed_and_a_copy_keeps_the_old() {
+        let mut table = TaskTable::default();
+        for (id, node) in [("a", "n1"), ("b", "n1"), ("c", "n2")] {
+            table.insert(id.into(), test_task(id, "web", 1, 0, node));
+        }
+        let copy = table.clone();
+        table.get_mut("a").expect("a").restarts = 7;
+        let restarts = |t: &TaskTable| {
+            let by_node: Vec<u64> = t.on_node("n1").map(|t| t.restarts).collect();
+            let by_service: Vec<u64> = t.of_service("web").map(|t| t.restarts).collect();
+            (by_node, by_service)
+        };
+        assert_eq!(restarts(&table), (vec![7, 0], vec![7, 0, 0]));
+        assert_eq!(restarts(&copy), (vec![0, 0], vec![0, 0, 0]));
+        // Unshared now: a second change is made in place.
+        let before = Arc::as_ptr(&table.by_id["a"]);
+        table.get_mut("a").expect("a").restarts = 8;
+        assert_eq!(Arc::as_ptr(&table.by_id["a"]), before);
+        assert_eq!(restarts(&table), (vec![8, 0], vec![8, 0, 0]));
+    }
+
+    #[test]
     fn a_service_is_stamped_by_any_change_to_its_tasks_and_only_then() {
         let mut table = TaskTable::default();
         assert_eq!(table.stamp_of("web"), None);
