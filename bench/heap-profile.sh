@@ -5,9 +5,12 @@
 # fill; COST=peak: stopped with SIGTERM, the heap at its peak. Prints the members' RSS before and
 # after the fill and the heap by Hoist's allocation sites.
 # The controller is built with glibc's allocator (feature `system-allocator`, dynamically linked)
-# in its own target dir, since heaptrack hooks malloc. Not part of the test suite.
+# in its own target dir, since heaptrack hooks malloc. ROLE=leader (default) starts the other two
+# members with election timeouts of a minute, so that the profiled member, slowed by heaptrack,
+# keeps leading; ROLE=any leaves them at the defaults (the profiled member then often ends a
+# follower). Not part of the test suite.
 #
-#   bench/heap-profile.sh         NODES=1000 TASKS=10000 COST=leaked OUT=/tmp/hoist-heap-profile
+#   bench/heap-profile.sh         NODES=1000 TASKS=10000 COST=leaked ROLE=leader OUT=/tmp/hoist-heap-profile
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$PWD
@@ -16,6 +19,8 @@ TASKS=${TASKS:-10000}
 OUT=${OUT:-/tmp/hoist-heap-profile}
 COST=${COST:-leaked}
 case $COST in leaked | peak) ;; *) echo "COST=$COST: leaked or peak" >&2; exit 2 ;; esac
+ROLE=${ROLE:-leader}
+case $ROLE in leader | any) ;; *) echo "ROLE=$ROLE: leader or any" >&2; exit 2 ;; esac
 command -v heaptrack >/dev/null || { apt-get update -qq && apt-get install -y -qq heaptrack >/dev/null; }
 [ -f "$HOME/.cargo/env" ] && . "$HOME/.cargo/env"
 export CARGO_TARGET_DIR=${HEAP_TARGET_DIR:-$root/target/heap-profile}
@@ -44,14 +49,16 @@ start_member() { # i [flags...]
     >"$OUT/c$i.log" 2>&1 &
   pids+=($!)
 }
-# Member 1 bootstraps, so it leads first; heaptrack's slowdown may cost it the leadership (the
-# script says whether it still leads: a follower's heap is then what is profiled).
+# Member 1 bootstraps, so it leads first; with ROLE=any, heaptrack's slowdown may cost it the
+# leadership (the script says whether it still leads: a follower's heap is then what is profiled).
 start_member 1 --bootstrap
 for _ in $(seq 300); do [ -s "$OUT/c1/admin.token" ] && break; sleep 0.1; done
 HOIST_TOKEN=$(cat "$OUT/c1/admin.token")
 export HOIST_TOKEN
-start_member 2 --join 127.0.0.1:28001
-start_member 3 --join 127.0.0.1:28001
+patient=()
+[ "$ROLE" = leader ] && patient=(--election-min-ms 60000 --election-max-ms 61000)
+start_member 2 --join 127.0.0.1:28001 "${patient[@]}"
+start_member 3 --join 127.0.0.1:28001 "${patient[@]}"
 status() { curl -sf -H "Authorization: Bearer $HOIST_TOKEN" http://127.0.0.1:28001/v1/cluster/status; }
 for _ in $(seq 300); do
   status | python3 -c 'import json,sys; d=json.load(sys.stdin); sys.exit(0 if d["leader"] and sum(m["voter"] for m in d["members"])==3 else 1)' 2>/dev/null && break
