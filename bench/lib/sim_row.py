@@ -15,6 +15,7 @@ CELLS = {
     "flatness": lambda r: "-" if r["placements"]["flatness"] is None else f"{r['placements']['flatness']:.2f}",
     "rss": lambda r: fmt(r["controllers"]["leader_rss_bytes_per_task"]) + " B",
     "node_ls_p99": lambda r: fmt(r["api"]["node_ls"]["p99_ms"], " ms"),
+    "status_p99": lambda r: fmt(r["api"].get("cluster_status", {}).get("p99_ms"), " ms"),
     "leader_cpu": lambda r: fmt(next((m.get("cpu_seconds_fill") for m in r["controllers"]["members"]
                                       if m["leader"]), None), " s"),
     "members_cpu": lambda r: fmt(sum(m.get("cpu_seconds_fill") or 0 for m in r["controllers"]["members"]), " s"),

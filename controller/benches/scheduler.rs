@@ -280,6 +280,8 @@ fn apply(c: &mut Criterion) {
     g.bench_function("reconcile_pass_remembered_after_one_report_100k", |b| {
         b.iter_custom(|iters| time_pass_after(&mut reconciler, &converged, &report, iters))
     });
+    // What `GET /v1/cluster/status` reports as `state_hash`: the whole state encoded and hashed.
+    g.bench_function("state_hash_100k", |b| b.iter(|| converged.hash()));
     let pause = Command::SetNodeAvailability {
         id: first.node.clone(),
         availability: NodeAvailability::Paused,

@@ -377,8 +377,7 @@ async fn measure(
     );
     rate_fill(args, report, &samples, done);
     let cpu_after = fill_cpu_ticks(&members);
-    let (node_ls, ps) = sampler.stop().await;
-    report.api = node_ls_ps(node_ls, ps);
+    report.api = sampler.stop().await;
 
     let leader = api.leader().await;
     memory(report, &members, &before, leader, args.tasks);
@@ -720,13 +719,6 @@ fn count_errors(report: &mut Report, c: &Counters) {
     report.tasks.reported_failed = get(&c.reported_failed);
 }
 
-fn node_ls_ps(node_ls: Timings, ps: Timings) -> report::ApiLatency {
-    report::ApiLatency {
-        node_ls: report::Latency::of("/v1/nodes", &node_ls.ms, node_ls.errors),
-        service_ps: report::Latency::of("/v1/services/{name}/ps", &ps.ms, ps.errors),
-    }
-}
-
 /// Latencies of one request, in ms, and its failures.
 #[derive(Debug, Default)]
 struct Timings {
@@ -751,25 +743,44 @@ impl Timings {
 struct ApiSampler {
     stop: Arc<AtomicBool>,
     task: tokio::task::JoinHandle<()>,
-    timings: Arc<Mutex<(Timings, Timings)>>,
+    timings: Arc<Mutex<ApiTimings>>,
+}
+
+/// What [`ApiSampler`] measured, by request.
+#[derive(Default)]
+struct ApiTimings {
+    node_ls: Timings,
+    service_ps: Timings,
+    cluster_status: Timings,
 }
 
 impl ApiSampler {
     fn start(api: Api, applied: Arc<AtomicU64>) -> ApiSampler {
         let stop = Arc::new(AtomicBool::new(false));
-        let timings = Arc::new(Mutex::new((Timings::default(), Timings::default())));
+        let timings = Arc::new(Mutex::new(ApiTimings::default()));
         let (s, t) = (stop.clone(), timings.clone());
         let task = tokio::spawn(async move {
             let mut i = 0u64;
             while !s.load(Ordering::SeqCst) {
                 let nodes = api.timed_get("/v1/nodes").await;
-                t.lock().unwrap_or_else(|e| e.into_inner()).0.record(nodes);
+                t.lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .node_ls
+                    .record(nodes);
                 let services = applied.load(Ordering::SeqCst);
                 if services > 0 {
                     let path = format!("/v1/services/{}/ps", api::service_name(i % services));
                     let ps = api.timed_get(&path).await;
-                    t.lock().unwrap_or_else(|e| e.into_inner()).1.record(ps);
+                    t.lock()
+                        .unwrap_or_else(|e| e.into_inner())
+                        .service_ps
+                        .record(ps);
                 }
+                let status = api.timed_get("/v1/cluster/status").await;
+                t.lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .cluster_status
+                    .record(status);
                 i += 1;
                 tokio::time::sleep(Duration::from_millis(100)).await;
             }
@@ -781,10 +792,15 @@ impl ApiSampler {
         }
     }
 
-    async fn stop(self) -> (Timings, Timings) {
+    async fn stop(self) -> report::ApiLatency {
         self.stop.store(true, Ordering::SeqCst);
         let _ = self.task.await;
-        let mut t = self.timings.lock().unwrap_or_else(|e| e.into_inner());
-        std::mem::take(&mut *t)
+        let t = std::mem::take(&mut *self.timings.lock().unwrap_or_else(|e| e.into_inner()));
+        let of = |path, t: Timings| report::Latency::of(path, &t.ms, t.errors);
+        report::ApiLatency {
+            node_ls: of("/v1/nodes", t.node_ls),
+            service_ps: of("/v1/services/{name}/ps", t.service_ps),
+            cluster_status: of("/v1/cluster/status", t.cluster_status),
+        }
     }
 }

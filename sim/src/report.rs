@@ -291,6 +291,8 @@ impl Latency {
 pub struct ApiLatency {
     pub node_ls: Latency,
     pub service_ps: Latency,
+    /// `hoist cluster status`, whose state hash encodes the whole state.
+    pub cluster_status: Latency,
 }
 
 #[derive(Debug, Default, Serialize)]
@@ -402,7 +404,11 @@ impl Report {
             "mean member RSS per task",
             format!("{} B", num(c.mean_rss_bytes_per_task, 0)),
         );
-        for l in [&self.api.node_ls, &self.api.service_ps] {
+        for l in [
+            &self.api.node_ls,
+            &self.api.service_ps,
+            &self.api.cluster_status,
+        ] {
             line(
                 &format!("GET {}", l.path),
                 format!(

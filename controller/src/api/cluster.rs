@@ -16,14 +16,18 @@ use hoist_proto::cluster::{
 };
 use hoist_proto::raft::{Command, Response};
 
-/// `GET /v1/cluster/status`: as the answering member sees it (never forwarded).
-pub async fn status(State(ctx): State<Ctx>) -> Json<ClusterStatus> {
-    Json(ctx.node.status())
+/// `GET /v1/cluster/status`: as the answering member sees it (never forwarded). On a blocking
+/// thread: the state hash in it encodes the whole state once per applied entry.
+pub async fn status(State(ctx): State<Ctx>) -> Result<Json<ClusterStatus>, ApiError> {
+    let status = tokio::task::spawn_blocking(move || ctx.node.status()).await;
+    let status = status
+        .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", e.to_string()))?;
+    Ok(Json(status))
 }
 
 /// `GET /v1/cluster/members`
 pub async fn members(State(ctx): State<Ctx>) -> Json<Vec<Member>> {
-    Json(ctx.node.status().members)
+    Json(ctx.node.members())
 }
 
 /// `POST /v1/cluster/members`: add a member; answers the new member list.
@@ -48,7 +52,7 @@ pub async fn add_member(
         ));
     }
     // Another member's address (this one's, say) would make the cluster replicate to itself.
-    let members = ctx.node.status().members;
+    let members = ctx.node.members();
     if let Some(m) = members
         .iter()
         .find(|m| m.address == req.address && m.id != req.id)
@@ -106,7 +110,7 @@ pub async fn add_member(
         ctx.node.remove_member(req.id).await?;
         return Err(refusal(why));
     }
-    Ok(Json(ctx.node.status().members))
+    Ok(Json(ctx.node.members()))
 }
 
 /// `POST /v1/cluster/members/{id}/certificate`: signs a joining member's certificate (an
@@ -194,7 +198,7 @@ pub async fn remove_member(
     if !ctx.node.remove_member(id).await? {
         return Err(ApiError::not_found(format!("member {id} not found")));
     }
-    Ok(Json(ctx.node.status().members))
+    Ok(Json(ctx.node.members()))
 }
 
 /// `GET /v1/cluster/snapshot`: the replicated state as a checksummed image, in the cluster's

@@ -225,12 +225,13 @@ impl Snapshot {
             leader: is_leader,
             ..Snapshot::default()
         };
-        node.stale_read(|s: &State| {
-            snap.services = cluster::replicas(s).into_iter().collect();
-            snap.nodes = cluster::nodes_by_status(s).into_iter().collect();
-            snap.cluster_format = s.cluster_format;
-            snap.autoscale = cluster::autoscale_decisions(s);
-        });
+        // Counted on a copy: a count goes over every task, and the state lock held meanwhile
+        // would keep entries from being applied.
+        let s: State = node.view();
+        snap.services = cluster::replicas(&s).into_iter().collect();
+        snap.nodes = cluster::nodes_by_status(&s).into_iter().collect();
+        snap.cluster_format = s.cluster_format;
+        snap.autoscale = cluster::autoscale_decisions(&s);
         for (service, r) in &snap.services {
             if r.starting > 0 {
                 snap.pending
