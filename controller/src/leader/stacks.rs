@@ -203,7 +203,7 @@ mod tests {
 
     /// Changes the state's first task.
     fn change_first_task(st: &mut State, change: impl FnOnce(&mut hoist_proto::cluster::Task)) {
-        let id = st.tasks.keys().next().expect("a task").clone();
+        let id = st.tasks.keys().next().expect("a task").to_string();
         change(&mut st.tasks.get_mut(&id).expect("a task"));
     }
 
@@ -217,7 +217,7 @@ mod tests {
             .tasks
             .iter()
             .filter(|(_, t)| t.service != service)
-            .map(|(k, t)| (k.clone(), t.clone()))
+            .map(|(k, t)| (k.to_string(), t.clone()))
             .collect();
         st.tasks.insert(t.id.clone(), t);
         st.rebuild_usage();

@@ -141,7 +141,9 @@ fn to_v0(s: &State) -> Result<v0::State, Unrepresentable> {
             })
             .collect::<Result<_, Unrepresentable>>()?,
         nodes: s.nodes.to_v0()?,
-        tasks: s.tasks.as_map().to_v0()?,
+        tasks: (s.tasks.iter())
+            .map(|(id, t)| Ok((id.to_string(), t.to_v0()?)))
+            .collect::<Result<_, Unrepresentable>>()?,
         identity: s.identity.as_ref().map(|i| v0::ClusterIdentity {
             cluster_id: i.cluster_id.clone(),
             secret: i.secret.clone(),
@@ -254,7 +256,9 @@ fn to_v1(s: &State, format: u32) -> Result<v1::State, Unrepresentable> {
             })
             .collect(),
         nodes: s.nodes.to_v1(),
-        tasks: s.tasks.as_map().to_v1(),
+        tasks: (s.tasks.iter())
+            .map(|(id, t)| (id.to_string(), t.to_v1()))
+            .collect(),
         identity: s.identity.as_ref().map(|i| v1::ClusterIdentity {
             cluster_id: i.cluster_id.clone(),
             secret: i.secret.clone(),

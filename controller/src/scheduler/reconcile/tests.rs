@@ -296,7 +296,7 @@ fn scale_down_and_up_and_delete() {
     sim.node("n2", &[]);
     sim.service(web(4));
     sim.rounds(2);
-    let before: BTreeSet<String> = sim.st.tasks.keys().cloned().collect();
+    let before: BTreeSet<String> = sim.st.tasks.keys().map(String::from).collect();
     sim.cmd(Command::ScaleService {
         name: "web".into(),
         replicas: 2,
@@ -625,7 +625,7 @@ fn a_restart_version_replaces_replicas_through_the_update_policy() {
     }];
     sim.service(s);
     sim.rounds(2);
-    let before: Vec<String> = sim.st.tasks.keys().cloned().collect();
+    let before: Vec<String> = sim.st.tasks.keys().map(String::from).collect();
     sim.cmd(put(b"two"));
     let mut rounds = 0;
     loop {
