@@ -6,11 +6,13 @@ use hoist_proto::format::v0::memory_bytes;
 use hoist_proto::quantity::parse_cpu_millis;
 use hoist_proto::service::{PortMode, PortProtocol, ServiceSpec};
 use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::sync::Arc;
 
 /// What one replica of a service asks of a node.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Demand {
-    pub service: String,
+    /// Shared by every node's count of the service's replicas that this demand adds to.
+    pub service: Arc<str>,
     pub cpu_millis: u64,
     pub memory_bytes: u64,
     /// Host ports it publishes.
@@ -83,7 +85,7 @@ impl Demand {
         let size = |text: &str| memory_bytes(text, cluster_format);
         let r = &spec.resources;
         Demand {
-            service: spec.name.clone(),
+            service: Arc::from(spec.name.as_str()),
             cpu_millis: r
                 .reserved_cpu()
                 .and_then(|q| parse_cpu_millis(q.as_str()))
@@ -121,8 +123,9 @@ pub struct NodeUsage {
     pub cpu_millis: u64,
     pub memory_bytes: u64,
     pub ports: BTreeSet<(u16, PortProtocol)>,
-    /// Replicas per service.
-    pub per_service: BTreeMap<String, u64>,
+    /// Replicas per service, under the name its demand holds (one allocation for every node
+    /// that a plan's replicas of the service land on, not one per node).
+    pub per_service: BTreeMap<Arc<str>, u64>,
     pub tasks: u64,
 }
 
@@ -163,7 +166,7 @@ pub fn usage_of<'a>(
             .entry((t.service.as_str(), t.service_version))
             .or_insert_with(|| {
                 demand_of(t).unwrap_or_else(|| Demand {
-                    service: t.service.clone(),
+                    service: Arc::from(t.service.as_str()),
                     cpu_millis: 0,
                     memory_bytes: 0,
                     ports: vec![],
