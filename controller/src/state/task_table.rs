@@ -24,7 +24,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
 /// A task's id as the table keeps it: one allocation, shared by the id map and the indexes
-/// (three `String` copies before: about 100 bytes per task).
+/// (three `String` copies before; about 60 bytes per task less in a heap profile,
+/// `bench/results/task-index-2026-12-06.md`).
 type Id = Arc<str>;
 
 /// The ids of one node's or one service's tasks.
