@@ -21,7 +21,7 @@
 //! `cargo bench -p hoist-controller --bench scheduler`; each iteration prints placements/s.
 
 use criterion::{criterion_group, criterion_main, Criterion};
-use hoist_controller::api::{serve, tasks_for, Ctx};
+use hoist_controller::api::{serve, tasks_for, Ctx, Holds, NodeTasks};
 use hoist_controller::leader::{Leader, LeaderSettings};
 use hoist_controller::raft::{RaftNode, RaftSettings};
 use hoist_controller::scheduler::reconcile::Reconciler;
@@ -387,38 +387,89 @@ fn node_running_services(n: usize) -> (State, u64) {
     (st, at)
 }
 
-/// An agent's poll answer for a node running 20 services, encoded: every spec, and with the
-/// specs the poll holds left out (its `specs` parameter read as the controller reads it).
+/// An agent's poll answer for a node running 20 services, encoded: every spec, with the specs
+/// the poll holds left out (its `specs` parameter read as the controller reads it), and, after
+/// a 21st task was placed, with the 20 tasks the poll holds named only (`tasks_term`).
 fn answers(c: &mut Criterion) {
     let (st, index) = node_running_services(20);
     let n = node(0).id;
-    let answer = |tasks| Assignments {
+    let answer = |t: NodeTasks| Assignments {
         index,
         term: 1,
-        tasks,
+        tasks: t.tasks,
         overlay: None,
         overlay_index: 0,
+        changed_since: t.changed_since,
+        unchanged: t.unchanged,
     };
-    let full = tasks_for(&st, &n, 2, None);
+    let full = tasks_for(&st, &n, 2, Holds::default()).tasks;
     let query = HeldSpecs::of(1, &full).query();
+    fn holding(held: &HeldSpecs, index: u64) -> Holds<'_> {
+        Holds {
+            index,
+            specs: Some(held),
+            tasks: false,
+        }
+    }
+    // One more service, its replica placed on the node: the change a poll wakes for.
+    let mut one_more = st.clone();
+    let mut s = hoist_proto::format::samples::spec_full(2);
+    s.name = "svc20".into();
+    s.ports.iter_mut().for_each(|p| p.published = None);
+    s.placement = Default::default();
+    s.replicas = 1;
+    let req = |command| Request {
+        time_ms: 1,
+        command,
+    };
+    one_more.apply_at(index + 1, &req(Command::ApplyService(Box::new(s))));
+    let plan = reconcile(&one_more, 2, &mut ids()).plan;
+    one_more.apply_at(index + 2, &req(Command::Plan(plan)));
     let mut g = c.benchmark_group("assignments");
-    let sizes = [None, Some(&query)].map(|q| {
-        let held = q.map(|q| HeldSpecs::parse(1, q).unwrap());
-        let a = answer(tasks_for(&st, &n, 2, held.as_ref().map(|h| (h, index))));
-        a.encode(2).unwrap().len()
-    });
+    let held = HeldSpecs::parse(1, &query).unwrap();
+    let sizes = [
+        answer(tasks_for(&st, &n, 2, Holds::default())),
+        answer(tasks_for(&st, &n, 2, holding(&held, index))),
+        answer(tasks_for(
+            &one_more,
+            &n,
+            2,
+            Holds {
+                tasks: true,
+                ..holding(&held, index)
+            },
+        )),
+    ]
+    .map(|a| a.encode(2).unwrap().len());
     eprintln!(
-        "assignments: answer of 20 tasks: {} B with every spec, {} B with them held",
-        sizes[0], sizes[1]
+        "assignments: answer of 20 tasks: {} B with every spec, {} B with them held; \
+         of 21 tasks, 20 held: {} B",
+        sizes[0], sizes[1], sizes[2]
     );
     g.bench_function("answer_20_tasks_every_spec", |b| {
-        b.iter(|| answer(tasks_for(&st, &n, 2, None)).encode(2).unwrap())
+        b.iter(|| {
+            answer(tasks_for(&st, &n, 2, Holds::default()))
+                .encode(2)
+                .unwrap()
+        })
     });
     g.bench_function("answer_20_tasks_specs_held", |b| {
         b.iter(|| {
             let held = HeldSpecs::parse(1, &query).unwrap();
-            let a = answer(tasks_for(&st, &n, 2, Some((&held, index))));
+            let a = answer(tasks_for(&st, &n, 2, holding(&held, index)));
             assert!(a.tasks.iter().all(|t| t.spec_held));
+            a.encode(2).unwrap()
+        })
+    });
+    g.bench_function("answer_21_tasks_20_held", |b| {
+        b.iter(|| {
+            let held = HeldSpecs::parse(1, &query).unwrap();
+            let holds = Holds {
+                tasks: true,
+                ..holding(&held, index)
+            };
+            let a = answer(tasks_for(&one_more, &n, 2, holds));
+            assert_eq!((a.tasks.len(), a.unchanged.len()), (1, 20));
             a.encode(2).unwrap()
         })
     });

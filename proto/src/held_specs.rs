@@ -48,7 +48,16 @@ impl HeldSpecs {
     /// The specs of `tasks`, the answer of term `term` an agent took.
     pub fn of(term: u64, tasks: &[Assignment]) -> HeldSpecs {
         let versions = tasks.iter().map(|t| (t.service.clone(), t.service_version));
-        let mut held = HeldSpecs::new(term, versions.collect());
+        HeldSpecs::from_versions(term, versions)
+    }
+
+    /// The specs of these service versions, from the answer of term `term` an agent took (one
+    /// that keeps only which versions it holds, as the simulator's nodes do).
+    pub fn from_versions(
+        term: u64,
+        versions: impl IntoIterator<Item = (String, u64)>,
+    ) -> HeldSpecs {
+        let mut held = HeldSpecs::new(term, versions.into_iter().collect());
         held.versions.truncate(Self::MAX);
         held
     }

@@ -11,6 +11,7 @@ pub mod events;
 pub mod files;
 pub mod format;
 pub mod held_specs;
+pub mod held_tasks;
 pub mod image;
 pub mod limits;
 pub mod node;

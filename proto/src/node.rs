@@ -11,7 +11,7 @@
 //! | `POST /v1/agent/register` | [`RegisterRequest`] | [`RegisterResponse`] |
 //! | `POST /v1/agent/certificate` | [`CertificateRequest`] | [`CertificateResponse`] (format 2) |
 //! | `POST /v1/agent/heartbeat` | [`Heartbeat`] | [`HeartbeatAck`] |
-//! | `GET /v1/agent/assignments?node=ID&index=N&wait_ms=M` | — | [`Assignments`] (long poll; `&overlay_index=O`, `&specs=...&specs_term=T` format 2) |
+//! | `GET /v1/agent/assignments?node=ID&index=N&wait_ms=M` | — | [`Assignments`] (long poll; `&overlay_index=O`, `&specs=...&specs_term=T`, `&tasks_term=T` format 2) |
 //! | `POST /v1/agent/status` | [`StatusReport`] | [`StatusAck`] |
 //! | `GET /v1/agent/endpoints?index=N&wait_ms=M` | — | [`ServiceEndpoints`] (long poll, format 2) |
 //! | `POST /v1/agent/overlay` | [`OverlayReport`] | [`StatusAck`] (format 2) |
@@ -38,8 +38,9 @@
 //!   `service_version` changes with the same `task_id` (a scale made a new version) keeps
 //!   running untouched. For a deleted service, `spec` has only the name and `desired` is
 //!   `Shutdown`. A poll that names the specs it holds (`specs`, `specs_term`: see
-//!   [`crate::held_specs`]) gets those left out while unchanged. 404 when the node is unknown
-//!   (register again).
+//!   [`crate::held_specs`]) gets those left out while unchanged; one that names the term of
+//!   the answer whose tasks it holds (`tasks_term`: see [`crate::held_tasks`]) gets in full
+//!   only the tasks changed since `index`. 404 when the node is unknown (register again).
 //! - **status**: only tasks assigned to that node are taken; a task that reached `Shutdown`,
 //!   `Failed` or `Complete` never changes again. Report `Running` + `Healthy` (or `Health::None`
 //!   without a check) for a replica to count as ready; `Failed` means "for good" (restart policy
@@ -223,9 +224,11 @@ pub struct Assignment {
     pub spec_held: bool,
 }
 
-/// The node's full set of assignments as of Raft index `index`. Full state, never a delta:
-/// an agent that missed answers loses nothing. (Specs the poll said it holds may be left out,
-/// see [`Assignment::spec_held`]: every task is still listed.)
+/// The node's full set of assignments as of Raft index `index`: every task of the node, so an
+/// agent that missed answers loses nothing. Specs the poll said it holds may be left out (see
+/// [`Assignment::spec_held`]), and, when the poll said it holds the tasks of its answer at
+/// `index` (`tasks_term`), the tasks unchanged since are named only, in
+/// [`Assignments::unchanged`] ([`crate::held_tasks`]).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Assignments {
     /// Pass it back as `index` to wait for the next change.
@@ -242,6 +245,15 @@ pub struct Assignments {
     /// `overlay_index`. 0 from a controller that always sends the overlay. Format 2.
     #[serde(default)]
     pub overlay_index: u64,
+    /// Not 0: `tasks` holds only the tasks changed since this index (the poll's `index`), and
+    /// [`Assignments::unchanged`] the ids of the others, as the agent holds them from its answer
+    /// at that index. A held task named in neither is gone: stop and remove it. Sent only to a
+    /// poll that named the term of the answer it holds (`tasks_term`). Format 2.
+    #[serde(default)]
+    pub changed_since: u64,
+    /// With `changed_since`: the ids of the node's tasks unchanged since, in no order. Format 2.
+    #[serde(default)]
+    pub unchanged: Vec<String>,
 }
 
 /// The overlay seen from one node (see [`Assignments::overlay`]).

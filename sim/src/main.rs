@@ -80,6 +80,11 @@ struct Args {
     /// carries the spec of every task (to measure what leaving them out saves).
     #[arg(long)]
     full_specs: bool,
+    /// Poll without naming the term of the answer whose tasks the node holds, as agents before
+    /// `tasks_term` did: every answer lists every task in full (to measure what naming the
+    /// unchanged ones saves).
+    #[arg(long)]
+    full_tasks: bool,
     /// Apply specs the size of an operator's (command, env, ports, restart and update policies,
     /// labels: 374 bytes encoded) instead of the minimal ones (image, replicas, a label: 87).
     #[arg(long)]
@@ -359,6 +364,7 @@ async fn measure(
         overlay: !args.no_overlay,
         full_overlay: args.full_overlay,
         full_specs: args.full_specs,
+        full_tasks: args.full_tasks,
     });
     join_nodes(args, report, &fleet, &config, &counters, keys).await;
 
@@ -714,8 +720,11 @@ fn count_errors(report: &mut Report, c: &Counters) {
     e.reregistrations = get(&c.reregistrations);
     e.status_batches = get(&c.status_batches);
     e.specs = get(&c.spec_errors);
+    e.tasks_unheld = get(&c.task_errors);
     report.specs.sent = get(&c.specs_sent);
     report.specs.left_out = get(&c.specs_left_out);
+    report.task_entries.sent = get(&c.tasks_sent);
+    report.task_entries.unchanged = get(&c.tasks_unchanged);
     report.tasks.reported_failed = get(&c.reported_failed);
 }
 

@@ -58,6 +58,9 @@ pub struct NodeConfig {
     /// Never name the specs held: every answer carries every task's spec (agents before
     /// `specs`).
     pub full_specs: bool,
+    /// Never name the term of the answer whose tasks the node holds: every answer lists every
+    /// task in full (agents before `tasks_term`).
+    pub full_tasks: bool,
 }
 
 /// When new tasks of one service first appear in the nodes' poll answers, while armed.
@@ -171,6 +174,11 @@ pub struct Counters {
     /// Specs in answers, and specs left out of them as held.
     pub specs_sent: AtomicU64,
     pub specs_left_out: AtomicU64,
+    /// Answers that named as unchanged a task the node did not hold.
+    pub task_errors: AtomicU64,
+    /// Tasks listed in full in answers, and named only as unchanged.
+    pub tasks_sent: AtomicU64,
+    pub tasks_unchanged: AtomicU64,
 }
 
 impl Counters {
@@ -323,6 +331,7 @@ impl Node {
         index: u64,
         overlay_index: u64,
         specs: Option<HeldSpecs>,
+        tasks_term: Option<u64>,
         delay: Duration,
     ) -> Poll {
         let (client, id) = (self.client.clone(), self.id.clone());
@@ -334,7 +343,14 @@ impl Node {
             let sent = epoch.elapsed().as_millis() as u64 + 1;
             view.poll_sent_ms.store(sent, Ordering::Relaxed);
             let r = client
-                .assignments(&id, index, overlay_index, specs.as_ref(), POLL_WAIT)
+                .assignments(
+                    &id,
+                    index,
+                    overlay_index,
+                    specs.as_ref(),
+                    tasks_term,
+                    POLL_WAIT,
+                )
                 .await;
             view.poll_sent_ms.store(0, Ordering::Relaxed);
             r
@@ -349,8 +365,10 @@ impl Node {
         // The specs of the answer taken last, named as the agent names them (a simulated node
         // keeps only which ones: it runs nothing).
         let mut specs: Option<HeldSpecs> = None;
+        // The term of the answer whose tasks the node holds, named as the agent names it.
+        let mut tasks_term: Option<u64> = None;
         let mut failures = 0u32;
-        let mut poll = self.poll(index, overlay_index, None, Duration::ZERO);
+        let mut poll = self.poll(index, overlay_index, None, None, Duration::ZERO);
         let mut polled_at = Instant::now();
         let view = self.view.clone();
         loop {
@@ -380,12 +398,18 @@ impl Node {
                             let left_out = a.tasks.iter().filter(|t| t.spec_held).count() as u64;
                             Counters::add(&self.counters.specs_left_out, left_out);
                             Counters::add(&self.counters.specs_sent, a.tasks.len() as u64 - left_out);
+                            Counters::add(&self.counters.tasks_sent, a.tasks.len() as u64);
+                            Counters::add(&self.counters.tasks_unchanged, a.unchanged.len() as u64);
                             let delay = if a.term < self.term {
                                 Duration::from_millis(200) // a deposed leader's answer
                             } else if !holds_left_out(specs.as_ref(), &a) {
                                 // As the agent does: ask for the whole answer.
                                 Counters::add(&self.counters.spec_errors, 1);
-                                (index, specs) = (0, None);
+                                (index, specs, tasks_term) = (0, None, None);
+                                Duration::ZERO
+                            } else if !self.holds_unchanged(&a) {
+                                Counters::add(&self.counters.task_errors, 1);
+                                (index, specs, tasks_term) = (0, None, None);
                                 Duration::ZERO
                             } else {
                                 index = a.index;
@@ -395,10 +419,18 @@ impl Node {
                                 if holds && !self.config.full_overlay {
                                     overlay_index = a.overlay_index;
                                 }
-                                if !self.config.full_specs {
-                                    specs = Some(HeldSpecs::of(a.term, &a.tasks));
-                                }
+                                let term = a.term;
                                 self.assigned(a);
+                                // What the node holds now: every task of the answer, merged.
+                                if !self.config.full_specs {
+                                    let versions = self.tasks.values();
+                                    let versions =
+                                        versions.map(|t| (t.service.clone(), t.version));
+                                    specs = Some(HeldSpecs::from_versions(term, versions));
+                                }
+                                if !self.config.full_tasks {
+                                    tasks_term = Some(term);
+                                }
                                 Duration::ZERO
                             };
                             // A controller that does not block: do not spin.
@@ -413,13 +445,13 @@ impl Node {
                             failures += 1;
                             if e.is_unknown_node() {
                                 self.reregister().await;
-                                (index, overlay_index, specs) = (0, 0, None);
+                                (index, overlay_index, specs, tasks_term) = (0, 0, None, None);
                             }
                             backoff(failures)
                         }
                     };
                     polled_at = Instant::now() + delay;
-                    poll = self.poll(index, overlay_index, specs.clone(), delay);
+                    poll = self.poll(index, overlay_index, specs.clone(), tasks_term, delay);
                 }
                 _ = sleep_until_opt(next_due) => self.report_due().await,
             }
@@ -450,11 +482,20 @@ impl Node {
         }
     }
 
+    /// Whether every task `a` names as unchanged is one this node holds (what the agent checks
+    /// as it merges the answer).
+    fn holds_unchanged(&self, a: &Assignments) -> bool {
+        a.unchanged.iter().all(|id| self.tasks.contains_key(id))
+    }
+
     /// Takes a new list of assignments: starts what is new, stops what is told to stop, forgets
-    /// what is gone.
+    /// what is gone (named neither in full nor as unchanged).
     fn assigned(&mut self, a: Assignments) {
         self.term = self.term.max(a.term);
-        let listed: HashSet<&str> = a.tasks.iter().map(|t| t.task_id.as_str()).collect();
+        let listed = a.tasks.iter().map(|t| t.task_id.as_str());
+        let listed: HashSet<&str> = listed
+            .chain(a.unchanged.iter().map(String::as_str))
+            .collect();
         let gone: Vec<String> = self
             .tasks
             .keys()

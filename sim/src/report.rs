@@ -25,6 +25,8 @@ pub struct Report {
     pub kill_leader: Option<KillLeader>,
     /// The specs in the nodes' assignments answers, over the whole run.
     pub specs: Specs,
+    /// The tasks in the nodes' assignments answers, over the whole run.
+    pub task_entries: TaskEntries,
     pub errors: Errors,
     /// Whether every phase finished (all joined, all tasks ran, killed nodes' tasks moved, and
     /// each phase asked for finished).
@@ -313,6 +315,14 @@ pub struct Specs {
     pub left_out: u64,
 }
 
+/// Tasks listed in full in assignments answers, and named only because the poll held them
+/// unchanged (`tasks_term`).
+#[derive(Debug, Default, Serialize)]
+pub struct TaskEntries {
+    pub sent: u64,
+    pub unchanged: u64,
+}
+
 #[derive(Debug, Default, Serialize)]
 pub struct Errors {
     pub register: u64,
@@ -325,6 +335,8 @@ pub struct Errors {
     pub status_batches: u64,
     /// Answers that left out a spec the poll had not said it held (a controller bug).
     pub specs: u64,
+    /// Answers that named as unchanged a task the node did not hold (a controller bug).
+    pub tasks_unheld: u64,
 }
 
 fn num(v: Option<f64>, digits: usize) -> String {
@@ -560,12 +572,21 @@ impl Report {
                 sp.sent, sp.left_out
             ),
         );
+        let te = &self.task_entries;
+        let share = 100.0 * te.unchanged as f64 / (te.sent + te.unchanged).max(1) as f64;
+        line(
+            "tasks in answers",
+            format!(
+                "{} in full, {} named as held unchanged ({share:.0} %)",
+                te.sent, te.unchanged
+            ),
+        );
         let e = &self.errors;
         line(
             "errors",
             format!(
-                "register {}, heartbeat {}, poll {}, status {}, re-registrations {}, joins failed {}, apply {}, specs left out unheld {}",
-                e.register, e.heartbeat, e.poll, e.status, e.reregistrations, e.join_failed, e.apply, e.specs
+                "register {}, heartbeat {}, poll {}, status {}, re-registrations {}, joins failed {}, apply {}, specs left out unheld {}, tasks named unheld {}",
+                e.register, e.heartbeat, e.poll, e.status, e.reregistrations, e.join_failed, e.apply, e.specs, e.tasks_unheld
             ),
         );
         line("complete", self.complete.to_string());

@@ -211,6 +211,8 @@ async fn assignments(State(s): State<Shared>, Query(q): Query<Poll>) -> Response
                     tasks: st.tasks.clone(),
                     overlay: None,
                     overlay_index: 0,
+                    changed_since: 0,
+                    unchanged: vec![],
                 });
             }
         }

@@ -50,6 +50,9 @@ fn sim_fills_a_small_cluster_and_reschedules_killed_nodes() -> Result<()> {
     // The nodes name the specs they hold: answers leave those out, and never one not held.
     ensure!(v["specs"]["left_out"].as_u64() > Some(0), "{v:#}");
     ensure!(v["errors"]["specs"] == 0, "{v:#}");
+    // And the tasks they hold: answers name the unchanged ones only, and never one not held.
+    ensure!(v["task_entries"]["unchanged"].as_u64() > Some(0), "{v:#}");
+    ensure!(v["errors"]["tasks_unheld"] == 0, "{v:#}");
     let kill = &v["kill"];
     ensure!(kill["nodes"] == 2 && kill["rescheduled"] == true, "{v:#}");
     ensure!(kill["tasks_on_them"].as_u64() > Some(0), "{v:#}");

@@ -401,14 +401,16 @@ impl ControllerClient {
     /// the [`Assignments::overlay_index`] of the overlay this node holds (0: none): the answer
     /// leaves the overlay out while that is current. `specs`: the specs of the answer at `index`
     /// that this node holds; the answer leaves out those unchanged
-    /// ([`hoist_proto::node::Assignment::spec_held`]: fill them in with
-    /// [`hoist_proto::held_specs::fill`]).
+    /// ([`hoist_proto::node::Assignment::spec_held`]). `tasks_term`: the term of that answer,
+    /// whose tasks this node holds; an answer of that term names only those unchanged
+    /// ([`Assignments::unchanged`]). Make an answer whole with [`hoist_proto::held_tasks::merge`].
     pub async fn assignments(
         &self,
         node: &str,
         index: u64,
         overlay_index: u64,
         specs: Option<&HeldSpecs>,
+        tasks_term: Option<u64>,
         wait: Duration,
     ) -> Result<Assignments, ClientError> {
         let mut path = format!(
@@ -420,6 +422,9 @@ impl ControllerClient {
         }
         if let Some(h) = specs.filter(|h| index != 0 && !h.is_empty()) {
             path.push_str(&format!("&specs={}&specs_term={}", h.query(), h.term));
+        }
+        if let Some(term) = tasks_term.filter(|_| index != 0) {
+            path.push_str(&format!("&tasks_term={term}"));
         }
         self.call::<Heartbeat, _>(&path, None, wait + REQUEST_TIMEOUT)
             .await

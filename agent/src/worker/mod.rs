@@ -156,7 +156,7 @@ pub async fn wait_for_subnet(
                 identity::save(&cfg.data_dir, &ident)?;
             }
             let a = client
-                .assignments(&resp.node_id, 0, 0, None, Duration::ZERO)
+                .assignments(&resp.node_id, 0, 0, None, None, Duration::ZERO)
                 .await?;
             match a.overlay {
                 Some(o) => match o.subnet {
@@ -619,13 +619,19 @@ impl Node {
                 Err(_) => return,
             };
             let t = std::time::Instant::now();
-            // The specs of the answer taken last (at `index`): the controller leaves them out
-            // while they are unchanged.
+            // The tasks and specs of the answer taken last (at `index`): the controller names
+            // the tasks and leaves out the specs that are unchanged.
             let desired = self.desired.borrow().clone();
             let specs = desired.as_deref().map(|d| HeldSpecs::of(specs_term, d));
-            let poll =
-                self.client
-                    .assignments(&node_id, index, held.index(), specs.as_ref(), POLL_WAIT);
+            let tasks_term = desired.is_some().then_some(specs_term);
+            let poll = self.client.assignments(
+                &node_id,
+                index,
+                held.index(),
+                specs.as_ref(),
+                tasks_term,
+                POLL_WAIT,
+            );
             match poll.await {
                 Ok(mut a) => {
                     failures = 0;
@@ -635,7 +641,8 @@ impl Node {
                     }
                     let holds = desired.as_deref().map_or(&[][..], Vec::as_slice);
                     let specs_held = a.tasks.iter().filter(|t| t.spec_held).count();
-                    if let Err(e) = hoist_proto::held_specs::fill(holds, &mut a.tasks) {
+                    let unchanged = a.unchanged.len();
+                    if let Err(e) = hoist_proto::held_tasks::merge(holds, &mut a) {
                         tracing::warn!("assignments: {e}: asking for all of them");
                         index = 0;
                         continue;
@@ -682,6 +689,7 @@ impl Node {
                             tasks = a.tasks.len(),
                             running,
                             specs_held,
+                            unchanged,
                             "new assignments"
                         );
                         self.desired.send_replace(Some(Arc::new(a.tasks)));

@@ -8,6 +8,7 @@ use super::error::ApiError;
 use super::query::Query;
 use super::Ctx;
 use crate::raft::peers::{body_format, peer_version};
+use crate::state::Changed;
 use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::{header, HeaderMap, StatusCode};
@@ -383,13 +384,20 @@ pub struct PollQuery {
     specs: Option<String>,
     #[serde(default)]
     specs_term: u64,
+    /// The term of the answer at `index` whose tasks the agent holds (format 2,
+    /// `hoist_proto::held_tasks`): an answer of the same term lists in full only the tasks
+    /// changed since `index`, and names the others. Absent (as from an older agent): every task
+    /// is listed in full.
+    #[serde(default)]
+    tasks_term: u64,
 }
 
-/// `GET /v1/agent/assignments?node=ID&index=N&wait_ms=M[&overlay_index=O][&specs=S&specs_term=T]`:
+/// `GET /v1/agent/assignments?node=ID&index=N&wait_ms=M[&overlay_index=O][&specs=S&specs_term=T][&tasks_term=T]`:
 /// answers when the node's assignments changed after `index` (at once when `index` is 0), or
 /// after `wait_ms` (≤ 30 s) with the same. The overlay (every peer: O(nodes)) is sent only when
-/// it changed since `overlay_index`, and the specs the poll holds only when they changed since
-/// `index`, so a poll woken by one new task costs one spec and O(its tasks) of the rest.
+/// it changed since `overlay_index`, the specs the poll holds only when they changed since
+/// `index`, and the tasks it holds only when they changed since `index` (the others by id), so
+/// a poll woken by one new task costs one entry and an id per other task.
 pub async fn assignments(
     State(ctx): State<Ctx>,
     headers: HeaderMap,
@@ -424,11 +432,17 @@ pub async fn assignments(
     })
     .await?;
     let term = ctx.node.term();
-    // Only this leader's own answers (this term) are known to hold specs as its state has them.
+    // Only this leader's own answers (this term) are known to hold specs and tasks as its state
+    // has them.
     let held = held.filter(|h| h.term == term);
+    let holds = Holds {
+        index: q.index,
+        specs: held.as_ref(),
+        tasks: q.index > 0 && q.tasks_term == term,
+    };
     let out = ctx.node.stale_read(|s| {
         let index = poll_index(s, &q.node, format).max(1);
-        let tasks = tasks_for(s, &q.node, format, held.as_ref().map(|h| (h, q.index)));
+        let tasks = tasks_for(s, &q.node, format, holds);
         let (overlay, overlay_index) = match format {
             0 | 1 => (None, 0),
             _ => overlay_for_poll(s, &q.node, q.overlay_index),
@@ -436,49 +450,82 @@ pub async fn assignments(
         Assignments {
             index,
             term,
-            tasks,
+            tasks: tasks.tasks,
             overlay,
             overlay_index,
+            changed_since: tasks.changed_since,
+            unchanged: tasks.unchanged,
         }
     });
     Ok(encode(&out, format))
 }
 
-/// The assignments of `node` in `format`. With `held` (what the poll holds, and its `index`),
-/// the specs it holds are left out where [`leave_out_spec`] allows. Pure (public for the
-/// scheduler bench).
-pub fn tasks_for(
-    s: &crate::state::State,
-    node: &str,
-    format: u32,
-    held: Option<(&HeldSpecs, u64)>,
-) -> Vec<Assignment> {
-    s.tasks
-        .on_node(node)
-        .map(|t| {
-            let spec = s.spec_of(&t.service, t.service_version);
-            let spec_held = spec.is_some()
-                && held.is_some_and(|(h, index)| {
-                    leave_out_spec(h, index, t, s.spec_changes.last(&t.service))
-                });
-            Assignment {
-                task_id: t.id.clone(),
-                service: t.service.clone(),
-                service_version: t.service_version,
-                slot: t.slot,
-                spec: match spec {
-                    Some(spec) if !spec_held => spec_for(spec, format, s.cluster_format, &t.id),
-                    _ => ServiceSpec::new(&t.service, ""),
-                },
-                desired: t.desired,
-                files: match (format >= 2, spec) {
-                    (true, Some(spec)) => s.file_versions(spec),
-                    _ => vec![],
-                },
-                spec_held,
+/// What a poll holds, from this leader's answers of its current term.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Holds<'a> {
+    /// The index of the answer the poll holds (its `index`; 0: none).
+    pub index: u64,
+    /// The specs of that answer, as the poll named them (`specs`).
+    pub specs: Option<&'a HeldSpecs>,
+    /// The poll holds that answer's tasks and takes an answer listing only the changed ones
+    /// (`tasks_term`, `hoist_proto::held_tasks`).
+    pub tasks: bool,
+}
+
+/// A node's tasks as an answer lists them ([`Assignments::tasks`], [`Assignments::unchanged`],
+/// [`Assignments::changed_since`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NodeTasks {
+    pub tasks: Vec<Assignment>,
+    pub unchanged: Vec<String>,
+    pub changed_since: u64,
+}
+
+/// The assignments of `node` in `format`, for a poll that holds `holds`: the specs it holds are
+/// left out where [`leave_out_spec`] allows, and, when it holds the tasks too, the tasks
+/// [`leave_out_task`] allows are named in `unchanged` only. Pure (public for the scheduler
+/// bench).
+pub fn tasks_for(s: &crate::state::State, node: &str, format: u32, holds: Holds) -> NodeTasks {
+    let changed = match holds.tasks && format >= 2 {
+        true => s.assignment_changes.after(node, holds.index),
+        false => None,
+    };
+    let mut out = NodeTasks {
+        tasks: Vec::new(),
+        unchanged: Vec::new(),
+        changed_since: if changed.is_some() { holds.index } else { 0 },
+    };
+    for t in s.tasks.on_node(node) {
+        let spec = s.spec_of(&t.service, t.service_version);
+        let spec_changed = s.spec_changes.last(&t.service);
+        if let (Some(changed), Some(spec)) = (&changed, spec) {
+            if leave_out_task(changed, holds.index, t, spec, spec_changed) {
+                out.unchanged.push(t.id.clone());
+                continue;
             }
-        })
-        .collect()
+        }
+        let spec_held = spec.is_some()
+            && holds
+                .specs
+                .is_some_and(|h| leave_out_spec(h, holds.index, t, spec_changed));
+        out.tasks.push(Assignment {
+            task_id: t.id.clone(),
+            service: t.service.clone(),
+            service_version: t.service_version,
+            slot: t.slot,
+            spec: match spec {
+                Some(spec) if !spec_held => spec_for(spec, format, s.cluster_format, &t.id),
+                _ => ServiceSpec::new(&t.service, ""),
+            },
+            desired: t.desired,
+            files: match (format >= 2, spec) {
+                (true, Some(spec)) => s.file_versions(spec),
+                _ => vec![],
+            },
+            spec_held,
+        });
+    }
+    out
 }
 
 /// Whether the spec of `task` can be left out of the answer to a poll at `index` that holds
@@ -487,6 +534,23 @@ pub fn tasks_for(
 /// since. Pure.
 fn leave_out_spec(held: &HeldSpecs, index: u64, task: &Task, changed: u64) -> bool {
     index > 0 && changed <= index && held.holds(&task.service, task.service_version)
+}
+
+/// Whether `task` can be named only, as unchanged, in the answer to a poll that holds the tasks
+/// of this leader's answer at `index`: nothing changed the task after `index` (`changed`, its
+/// node's changes since), nor its service's specs (last changed at `spec_changed`), and it
+/// reads no secret or config (whose versions are not noted per task: always sent). Pure.
+fn leave_out_task(
+    changed: &Changed,
+    index: u64,
+    task: &Task,
+    spec: &ServiceSpec,
+    spec_changed: u64,
+) -> bool {
+    index > 0
+        && spec_changed <= index
+        && spec.file_sources().next().is_none()
+        && !changed.contains(&task.id)
 }
 
 /// A long poll's wait: returns once `current` passes `index` (at once when `index` is 0), or
@@ -790,14 +854,16 @@ pub async fn status(
 
 #[cfg(test)]
 mod tests {
-    use super::{overlay_for_poll, poll_index, tasks_for};
+    use super::{overlay_for_poll, poll_index, tasks_for, Holds};
     use crate::state::tests::{req, spec, test_node, test_task};
     use crate::state::{encode_snapshot, State};
     use hoist_proto::cluster::ClusterNetwork;
-    use hoist_proto::held_specs::{self, HeldSpecs};
-    use hoist_proto::node::Assignment;
+    use hoist_proto::cluster::TaskState;
+    use hoist_proto::held_specs::HeldSpecs;
+    use hoist_proto::held_tasks;
+    use hoist_proto::node::{Assignment, Assignments, Health, TaskStatus};
     use hoist_proto::quantity::Quantity;
-    use hoist_proto::raft::Command;
+    use hoist_proto::raft::{Command, Plan};
     use proptest::prelude::*;
 
     /// What happens to the cluster (or the agent of node `a`) between two of its polls.
@@ -825,6 +891,17 @@ mod tests {
             service: usize,
             slot: u64,
         },
+        /// The leader stops the service's replicas in `slot` (desired `Shutdown`).
+        Stop {
+            service: usize,
+            slot: u64,
+        },
+        /// The agent reports every task ended or running (no change to what it is sent).
+        Report {
+            ended: bool,
+        },
+        /// The node registers again (its agent restarted, or it was removed).
+        Register,
         Format(u32),
         /// An image of the state as it was (a backup) restored.
         Restore,
@@ -843,6 +920,9 @@ mod tests {
             1 => (0..2usize).prop_map(|service| Step::Delete { service }),
             4 => (0..2usize, 0..3u64).prop_map(|(service, slot)| Step::Place { service, slot }),
             2 => (0..2usize, 0..3u64).prop_map(|(service, slot)| Step::Remove { service, slot }),
+            2 => (0..2usize, 0..3u64).prop_map(|(service, slot)| Step::Stop { service, slot }),
+            1 => any::<bool>().prop_map(|ended| Step::Report { ended }),
+            1 => Just(Step::Register),
             1 => (1..3u32).prop_map(Step::Format),
             1 => Just(Step::Restore),
             6 => Just(Step::Poll),
@@ -869,14 +949,14 @@ mod tests {
             .map(|i| test_task(&format!("w{i}"), "web", 1, i, "a"))
             .collect();
         st.apply_at(4, &req(4, Command::PutTasks(web)));
-        let first = tasks_for(&st, "a", 2, None);
+        let first = tasks_for(&st, "a", 2, Holds::default()).tasks;
         let index = poll_index(&st, "a", 2);
         let db = test_task("d0", "db", 1, 0, "a");
         st.apply_at(5, &req(5, Command::PutTasks(vec![db])));
 
         let holds = HeldSpecs::of(7, &first);
         assert_eq!(holds.query(), "web@1");
-        let answer = tasks_for(&st, "a", 2, Some((&holds, index)));
+        let answer = tasks_for(&st, "a", 2, specs_held(&holds, index)).tasks;
         let sent: Vec<(&str, bool, &str)> = answer
             .iter()
             .map(|t| (t.task_id.as_str(), t.spec_held, t.spec.image.as_str()))
@@ -891,27 +971,126 @@ mod tests {
             ]
         );
         // Asked from index 0 (the whole truth), or holding an answer older than a change: sent.
-        assert!(tasks_for(&st, "a", 2, Some((&holds, 0)))
+        assert!(tasks_for(&st, "a", 2, specs_held(&holds, 0))
+            .tasks
             .iter()
             .all(|t| !t.spec_held));
         st.apply_at(
             6,
             &req(6, Command::ApplyService(Box::new(spec("web", "nginx", 4)))),
         );
-        let answer = tasks_for(&st, "a", 2, Some((&holds, index)));
+        let answer = tasks_for(&st, "a", 2, specs_held(&holds, index)).tasks;
         assert!(
             answer.iter().all(|t| !t.spec_held),
             "a new replica count is a change"
         );
     }
 
+    /// Node `a`'s agent reports `tasks` in `state`.
+    fn report_on_a(tasks: Vec<String>, state: TaskState) -> Command {
+        let status = |task_id| TaskStatus {
+            task_id,
+            state,
+            health: Health::None,
+            container_id: Some("c".into()),
+            address: None,
+            exit_code: None,
+            message: String::new(),
+            restarts: 0,
+        };
+        Command::ReportStatus {
+            node: "a".into(),
+            tasks: tasks.into_iter().map(status).collect(),
+        }
+    }
+
+    fn specs_held(held: &HeldSpecs, index: u64) -> Holds<'_> {
+        Holds {
+            index,
+            specs: Some(held),
+            tasks: false,
+        }
+    }
+
+    #[test]
+    fn a_poll_that_holds_the_tasks_is_sent_only_the_changed_ones() {
+        let mut st = State::default();
+        let node = test_node("a", 64_000, 64 << 30);
+        st.apply_at(1, &req(1, Command::RegisterNode(node.clone())));
+        let web = spec("web", "nginx", 3);
+        st.apply_at(2, &req(2, Command::ApplyService(Box::new(web))));
+        let web: Vec<_> = (0..3)
+            .map(|i| test_task(&format!("w{i}"), "web", 1, i, "a"))
+            .collect();
+        st.apply_at(3, &req(3, Command::PutTasks(web)));
+        let index = poll_index(&st, "a", 2);
+        let holds = |index| Holds {
+            index,
+            specs: None,
+            tasks: true,
+        };
+        let ids = |t: &super::NodeTasks| -> (Vec<String>, Vec<String>, u64) {
+            let sent = t.tasks.iter().map(|t| t.task_id.clone()).collect();
+            (sent, t.unchanged.clone(), t.changed_since)
+        };
+        let strings = |v: &[&str]| v.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+
+        // One replica stopped, one placed: those two in full, the others by id.
+        let stop = Plan {
+            stop: vec![("w1".into(), "replaced".into())],
+            ..Default::default()
+        };
+        st.apply_at(4, &req(4, Command::Plan(stop)));
+        let w3 = test_task("w3", "web", 1, 1, "a");
+        st.apply_at(5, &req(5, Command::PutTasks(vec![w3])));
+        let answer = tasks_for(&st, "a", 2, holds(index));
+        assert_eq!(
+            ids(&answer),
+            (strings(&["w1", "w3"]), strings(&["w0", "w2"]), index)
+        );
+        // A status report changes nothing the agent is sent.
+        let at = poll_index(&st, "a", 2);
+        let report = report_on_a(vec!["w0".into()], TaskState::Running);
+        st.apply_at(6, &req(6, report));
+        let answer = tasks_for(&st, "a", 2, holds(at));
+        assert_eq!(answer.tasks, vec![]);
+        assert_eq!(answer.unchanged.len(), 4);
+        // Whole: a poll that holds nothing, one that does not take a part, and any poll older
+        // than a change to the service's specs or the node registered again.
+        for (held, why) in [
+            (Holds::default(), "holds nothing"),
+            (
+                specs_held(&HeldSpecs::default(), at),
+                "does not name the tasks",
+            ),
+        ] {
+            assert_eq!(tasks_for(&st, "a", 2, held).tasks.len(), 4, "{why}");
+        }
+        st.apply_at(
+            7,
+            &req(
+                7,
+                Command::ScaleService {
+                    name: "web".into(),
+                    replicas: 4,
+                },
+            ),
+        );
+        assert_eq!(ids(&tasks_for(&st, "a", 2, holds(at))).1, strings(&[]));
+        let at = poll_index(&st, "a", 2);
+        st.apply_at(8, &req(8, Command::RegisterNode(node)));
+        let answer = tasks_for(&st, "a", 2, holds(at));
+        assert_eq!((answer.tasks.len(), answer.changed_since), (4, 0));
+    }
+
     proptest! {
-        /// An agent that names the specs it holds and fills in what is left out ends up with
-        /// exactly the answer a poll naming nothing gets, whatever changed in between: new
-        /// versions, scales in place, a service deleted and created again (its versions start
-        /// again from 1), a new cluster format, a restored image.
+        /// An agent that names the specs and the tasks it holds, and fills in what is left out,
+        /// ends up with exactly the answer a poll naming nothing gets, whatever changed in
+        /// between: new versions, scales in place, a service deleted and created again (its
+        /// versions start again from 1), replicas placed, stopped and removed, status reports,
+        /// the node registered again, a new cluster format, a restored image.
         #[test]
-        fn specs_left_out_are_the_ones_the_agent_holds(steps in prop::collection::vec(step(), 1..60)) {
+        fn what_is_left_out_is_what_the_agent_holds(steps in prop::collection::vec(step(), 1..60)) {
             let mut st = State::default();
             st.apply_at(1, &req(1, Command::RegisterNode(test_node("a", 64_000, 64 << 30))));
             let mut at = 1;
@@ -944,15 +1123,38 @@ mod tests {
                             .collect();
                         Command::RemoveTasks(ids)
                     }
+                    Step::Stop { service, slot } => {
+                        let stop = st.tasks.on_node("a")
+                            .filter(|t| t.service == SERVICES[service] && t.slot == slot)
+                            .map(|t| (t.id.clone(), "replaced".to_string()))
+                            .collect();
+                        Command::Plan(Plan { stop, ..Default::default() })
+                    }
+                    Step::Report { ended } => {
+                        let state = if ended { TaskState::Shutdown } else { TaskState::Running };
+                        report_on_a(st.tasks.on_node("a").map(|t| t.id.clone()).collect(), state)
+                    }
+                    Step::Register => Command::RegisterNode(test_node("a", 64_000, 64 << 30)),
                     Step::Format(f) => Command::SetClusterFormat { format: f },
                     Step::Restore => Command::Restore(std::mem::replace(&mut backup, encode_snapshot(&st, 2).unwrap())),
                     Step::Poll => {
-                        let whole = tasks_for(&st, "a", 2, None);
+                        let whole = tasks_for(&st, "a", 2, Holds::default());
+                        prop_assert_eq!((whole.changed_since, whole.unchanged.len()), (0, 0));
                         let holds = HeldSpecs::of(term, &held);
-                        let mut answer = tasks_for(&st, "a", 2, Some((&holds, held_index)));
-                        held_specs::fill(&held, &mut answer).map_err(TestCaseError::fail)?;
-                        prop_assert_eq!(&answer, &whole);
-                        (held, held_index) = (answer, poll_index(&st, "a", 2).max(1));
+                        let holding = Holds { index: held_index, specs: Some(&holds), tasks: true };
+                        let part = tasks_for(&st, "a", 2, holding);
+                        let mut answer = Assignments {
+                            index: poll_index(&st, "a", 2).max(1),
+                            term,
+                            tasks: part.tasks,
+                            overlay: None,
+                            overlay_index: 0,
+                            changed_since: part.changed_since,
+                            unchanged: part.unchanged,
+                        };
+                        held_tasks::merge(&held, &mut answer).map_err(TestCaseError::fail)?;
+                        prop_assert_eq!(&answer.tasks, &whole.tasks);
+                        (held, held_index) = (answer.tasks, answer.index);
                         continue;
                     }
                     Step::Restart => {

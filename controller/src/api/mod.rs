@@ -4,7 +4,7 @@
 //! version (`hoist-version`, `hoist-format`); answers forwarded from the leader name the leader's.
 
 mod agent;
-pub use agent::tasks_for;
+pub use agent::{tasks_for, Holds, NodeTasks};
 pub mod auth;
 mod autolock;
 mod body;

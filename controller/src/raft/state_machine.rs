@@ -227,7 +227,7 @@ impl RaftStateMachine<TypeConfig> for Machine {
         let mut state = decode_snapshot(&data).map_err(snap_err)?;
         // What the image holds changed at some index up to its last one.
         let last = meta.last_log_id.map_or(0, |l| l.index);
-        state.spec_changes.everything(last);
+        state.everything_changed(last);
         let this = self.clone();
         let m = meta.clone();
         tokio::task::spawn_blocking(move || this.persist(&m, &data))

@@ -147,17 +147,17 @@ impl State {
         files.insert(w.name.clone(), stored);
         // Every node running a replica that references it learns of the new version through
         // its assignments' long poll.
-        let nodes: Vec<String> = self
+        let tasks: Vec<(String, String)> = self
             .tasks
             .values()
             .filter(|t| {
                 self.spec_of(&t.service, t.service_version)
                     .is_some_and(|s| s.file_sources().any(|(k, n)| k == w.kind && n == w.name))
             })
-            .map(|t| t.node.clone())
+            .map(|t| (t.node.clone(), t.id.clone()))
             .collect();
-        for node in nodes {
-            self.touch_node(&node);
+        for (node, task) in tasks {
+            self.touch_task(&node, &task);
         }
         // Services that restart on a new version get one of their own: the same spec again,
         // which the reconciler rolls out through the update policy.

@@ -4,6 +4,7 @@
 //! state, so nothing here reads a clock, a random source or the disk: time comes stamped on the
 //! [`Request`] by the leader. Raft, HTTP and storage live elsewhere and only call [`State::apply`].
 
+mod assignment_changes;
 mod autoscale;
 pub mod events;
 mod files;
@@ -21,6 +22,7 @@ pub(crate) mod tests;
 mod usage;
 mod vips;
 
+pub use assignment_changes::{AssignmentChanges, Changed};
 pub use operators::{describe as describe_command, valid_token_name, AUDIT_KEEP};
 pub use services::same_run_spec;
 pub use snapshot::{decode_snapshot, encode_snapshot, snapshot_format, SnapshotError};
@@ -156,6 +158,10 @@ pub struct State {
     /// (`state/spec_changes.rs`). Derived per process: not part of the state's encoding or
     /// comparison.
     pub spec_changes: SpecChanges,
+    /// The index of each node's newest changes to its tasks' assignments
+    /// (`state/assignment_changes.rs`). Derived per process: not part of the state's encoding or
+    /// comparison.
+    pub assignment_changes: AssignmentChanges,
 }
 
 /// What [`State::touch_node`] and [`State::touch_endpoints`] noted until taken. Not part of the
@@ -216,7 +222,7 @@ impl State {
         let response = self.apply_checked(req, told);
         self.settle_usage(&services_before, format_before);
         if self.cluster_format != format_before {
-            self.spec_changes.everything(self.index);
+            self.everything_changed(self.index);
         }
         self.spec_changes
             .note(&services_before, &self.services, self.index);
@@ -423,8 +429,27 @@ impl State {
             .collect()
     }
 
-    /// Marks `node`'s assignments as changed at this index.
+    /// What every agent is sent may have changed at `index`: a new format, a restored image, an
+    /// installed snapshot. Only whole answers are given to polls older than it.
+    pub fn everything_changed(&mut self, index: u64) {
+        self.spec_changes.everything(index);
+        self.assignment_changes.everything(index);
+    }
+
+    /// Marks `task`'s assignment on `node` as changed at this index.
+    pub(crate) fn touch_task(&mut self, node: &str, task: &str) {
+        self.assignment_changes.task(node, task, self.index);
+        self.wake_node(node);
+    }
+
+    /// Marks all of `node`'s assignments as changed at this index.
     pub(crate) fn touch_node(&mut self, node: &str) {
+        self.assignment_changes.node(node, self.index);
+        self.wake_node(node);
+    }
+
+    /// Wakes `node`'s poll: something it is sent changed at this index.
+    fn wake_node(&mut self, node: &str) {
         self.touched.nodes.push(node.to_string());
         let index = self.index;
         match self.node_index.get_mut(node) {
@@ -589,7 +614,7 @@ impl State {
         state.member_keys = std::mem::take(&mut self.member_keys);
         state.data_key_id = std::mem::take(&mut self.data_key_id);
         state.autolock = std::mem::take(&mut self.autolock);
-        state.spec_changes.everything(self.index);
+        state.everything_changed(self.index);
         *self = state;
         Ok(Response::Restored(self.services.len() as u64))
     }

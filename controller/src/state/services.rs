@@ -91,11 +91,11 @@ impl State {
             } else if task.desired != TaskState::Shutdown && task.drain_index.is_none() {
                 task.desired = TaskState::Shutdown;
                 task.message = "service deleted".into();
-                nodes.push(task.node.clone());
+                nodes.push((task.node.clone(), id));
             }
         }
-        for n in nodes {
-            self.touch_node(&n);
+        for (node, task) in nodes {
+            self.touch_task(&node, &task);
         }
         self.rollouts.remove(name);
         self.autoscale.remove(name);
@@ -287,11 +287,11 @@ impl State {
         for id in self.task_ids(name, |t| t.service_version == from) {
             if let Some(mut t) = self.tasks.get_mut(&id) {
                 t.service_version = to;
-                nodes.push(t.node.clone());
+                nodes.push((t.node.clone(), id));
             }
         }
-        for node in nodes {
-            self.touch_node(&node);
+        for (node, task) in nodes {
+            self.touch_task(&node, &task);
         }
         if let Some(r) = self.rollouts.get_mut(name) {
             if r.version == from {

@@ -200,6 +200,7 @@ fn from_v0(s: v0::State) -> State {
         touched: Default::default(),
         usage: Default::default(),
         spec_changes: Default::default(),
+        assignment_changes: Default::default(),
     }
 }
 
@@ -339,6 +340,7 @@ fn from_v1(s: v1::State) -> Result<State, String> {
         touched: Default::default(),
         usage: Default::default(),
         spec_changes: Default::default(),
+        assignment_changes: Default::default(),
     })
 }
 

@@ -62,7 +62,7 @@ impl State {
         t.created_ms = now;
         t.updated_ms = now;
         t.ready_since_ms = None;
-        self.touch_node(&t.node);
+        self.touch_task(&t.node, &t.id);
         self.usage_add(&t.node, demand);
         self.tasks.insert(t.id.clone(), t);
     }
@@ -100,7 +100,7 @@ impl State {
         for id in ids {
             if let Some(t) = self.tasks.remove(id.as_str()) {
                 removed += 1;
-                self.touch_node(&t.node);
+                self.touch_task(&t.node, &t.id);
                 if holds_resources(&t) {
                     self.usage_stale(&t.node);
                 }
@@ -134,7 +134,7 @@ impl State {
             t.updated_ms = now;
             let (node, service) = (t.node.clone(), t.service.clone());
             drop(t);
-            self.touch_node(&node);
+            self.touch_task(&node, id);
             self.touch_endpoints(&service);
             result.stopped += 1;
         }

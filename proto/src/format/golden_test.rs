@@ -110,6 +110,9 @@ fn every_golden_file_of_every_format_read_decodes() {
             // A spec the poll holds left out.
             let held = samples::assignments_spec_held();
             check(format, "assignments-spec-held", &held, m);
+            // Tasks the poll holds named only.
+            let changed = samples::assignments_changed();
+            check(format, "assignments-changed", &changed, m);
             check(
                 format,
                 "register-response-credential",

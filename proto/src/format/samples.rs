@@ -676,6 +676,8 @@ pub fn assignments_files() -> Assignments {
         }],
         overlay: None,
         overlay_index: 0,
+        changed_since: 0,
+        unchanged: vec![],
     }
 }
 
@@ -1146,6 +1148,8 @@ pub fn assignments(format: u32) -> Assignments {
         ],
         overlay: (format >= 2).then(overlay),
         overlay_index: 0,
+        changed_since: 0,
+        unchanged: vec![],
     }
 }
 
@@ -1159,6 +1163,21 @@ pub fn assignments_spec_held() -> Assignments {
     };
     a.tasks[0].spec = ServiceSpec::new("web", "");
     a.tasks[0].spec_held = true;
+    a
+}
+
+/// An answer to a poll that named the term of the answer whose tasks it holds: the first task
+/// changed since, and another named as unchanged (format 2).
+pub fn assignments_changed() -> Assignments {
+    let mut a = Assignments {
+        index: 47,
+        overlay: None,
+        overlay_index: 40,
+        changed_since: 46,
+        unchanged: vec!["00000000000000cc".into()],
+        ..assignments(2)
+    };
+    a.tasks.truncate(1);
     a
 }
 

@@ -93,7 +93,9 @@ mirror_v0!(n::HeartbeatAck => HeartbeatAck { term, known } added { ca_digest: 2,
 mirror_v0!(n::Assignment => Assignment {
     task_id, service, service_version, slot, spec, desired,
 } added { files: 2, spec_held: 2 });
-mirror_v0!(n::Assignments => Assignments { index, term, tasks } added { overlay: 2, overlay_index: 2 });
+mirror_v0!(n::Assignments => Assignments { index, term, tasks } added {
+    overlay: 2, overlay_index: 2, changed_since: 2, unchanged: 2,
+});
 mirror_v0_enum!(n::Health => Health { None, Starting, Healthy, Unhealthy });
 mirror_v0!(n::TaskStatus => TaskStatus {
     task_id, state, health, container_id, address, exit_code, message, restarts,

@@ -263,6 +263,12 @@ pub struct Assignments {
     /// Format 2.
     #[prost(uint64, tag = "5")]
     pub overlay_index: u64,
+    /// Format 2.
+    #[prost(uint64, tag = "6")]
+    pub changed_since: u64,
+    /// Format 2.
+    #[prost(string, repeated, tag = "7")]
+    pub unchanged: Vec<String>,
 }
 
 /// Format 2.

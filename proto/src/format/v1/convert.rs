@@ -151,7 +151,9 @@ mirror_v1!(n::HeartbeatAck => HeartbeatAck { term, known, ca_digest, heartbeat_i
 mirror_v1!(n::Assignment => Assignment {
     task_id, service, service_version, slot, spec, desired, files, spec_held,
 });
-mirror_v1!(n::Assignments => Assignments { index, term, tasks, overlay, overlay_index });
+mirror_v1!(n::Assignments => Assignments {
+    index, term, tasks, overlay, overlay_index, changed_since, unchanged,
+});
 mirror_v1!(n::Overlay => Overlay {
     cluster_cidr, subnet, problem, peers, changed_since, peer_count,
 });
