@@ -66,8 +66,17 @@ for _ in $(seq 300); do
 done
 rss() { for i in 1 2 3; do printf 'c%s %s ' "$i" "$(awk '/VmRSS/ {print $2 " kB"}' /proc/"$(member_pid "$i")"/status)"; done; echo; }
 echo "before (member 1's RSS includes heaptrack's own): $(rss)" | tee "$OUT/rss"
+# The most connections member 1 served at once during the fill (each costs buffers per
+# connection, whatever the tasks).
+( most=0; while sleep 1; do
+    n=$(ss -Htn state established '( sport = :28001 )' | wc -l)
+    [ "$n" -gt "$most" ] && most=$n && echo "$most" >"$OUT/connections"
+  done ) &
+sampler=$!
 "$sim" --nodes "$NODES" --tasks "$TASKS" --json --timeout 5m --kill-nodes 0 \
   --controller 127.0.0.1:28001,127.0.0.1:28002,127.0.0.1:28003 >"$OUT/sim.json"
+kill "$sampler" 2>/dev/null || true
+echo "connections to member 1 during the fill, at most: $(cat "$OUT/connections" 2>/dev/null || echo 0)" | tee -a "$OUT/rss"
 echo "after the fill of $TASKS tasks on $NODES nodes: $(rss)" | tee -a "$OUT/rss"
 leader=$(status | python3 -c 'import json,sys; print(json.load(sys.stdin)["leader"])')
 echo "profiled: member 1 (the leader is member $leader)"

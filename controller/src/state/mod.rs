@@ -38,7 +38,6 @@ use hoist_proto::events::{Event, EventId};
 use hoist_proto::files::{MemberKey, StoredFile};
 use hoist_proto::raft::{Command, CommandError, ErrorCode, Request, Response};
 use hoist_proto::service::ServiceSpec;
-use sha2::{Digest, Sha256};
 use std::collections::{BTreeMap, VecDeque};
 
 /// How many versions of a service are kept; older ones are dropped from the history.
@@ -539,10 +538,10 @@ impl State {
     /// equal hashes, and a format-0 state hashes as 0.1.0 hashed it, so members of both versions
     /// can be compared during an upgrade.
     pub fn hash(&self) -> String {
-        let bytes = snapshot::canonical_bytes(self, self.cluster_format)
-            .or_else(|_| snapshot::canonical_bytes(self, hoist_proto::format::CURRENT))
+        let digest = snapshot::canonical_digest(self, self.cluster_format)
+            .or_else(|_| snapshot::canonical_digest(self, hoist_proto::format::CURRENT))
             .expect("the current format says everything");
-        hex::encode(Sha256::digest(bytes))
+        hex::encode(digest)
     }
 
     /// Gives the worker join token a new secret: tokens with the old one no longer register

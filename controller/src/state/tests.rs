@@ -576,6 +576,9 @@ proptest! {
             }
         }
         prop_assert_eq!(a.hash(), b.hash());
+        if let Ok(image) = encode_snapshot(&a, a.cluster_format) {
+            prop_assert_eq!(a.hash(), hex::encode(&image[12..44]), "the hash is the image's checksum");
+        }
         for format in [0, 1] {
             prop_assert_eq!(decode_snapshot(&encode_snapshot(&a, format).unwrap()).unwrap(), a.clone());
         }
