@@ -423,7 +423,9 @@ fn answers(c: &mut Criterion) {
         command,
     };
     one_more.apply_at(index + 1, &req(Command::ApplyService(Box::new(s))));
-    let plan = reconcile(&one_more, 2, &mut ids()).plan;
+    let mut new_id = || "new-task".to_string();
+    let plan = reconcile(&one_more, 2, &mut new_id).plan;
+    assert_eq!(plan.place.len(), 1);
     one_more.apply_at(index + 2, &req(Command::Plan(plan)));
     let mut g = c.benchmark_group("assignments");
     let held = HeldSpecs::parse(1, &query).unwrap();
