@@ -65,9 +65,9 @@ pub fn encode_snapshot(state: &State, format: u32) -> Result<Vec<u8>, Unrepresen
             out.extend_from_slice(&body);
         }
         _ => {
-            let v = to_v1(state, format)?;
-            header(&mut out, v.encoded_len());
-            v.encode(&mut out).expect("a Vec grows");
+            let parts = V1Parts::of(state, format)?;
+            header(&mut out, parts.encoded_len(state));
+            parts.encode(state, &mut out);
         }
     }
     let digest = Sha256::digest(&out[HEADER..]);
@@ -84,11 +84,70 @@ pub(super) fn canonical_digest(state: &State, format: u32) -> Result<[u8; 32], U
         0 => {
             postcard::to_io(&to_v0(state)?, &mut sink.hasher).expect("plain data encodes");
         }
-        _ => to_v1(state, format)?
-            .encode(&mut sink)
-            .expect("a digest takes any length"),
+        _ => V1Parts::of(state, format)?.encode(state, &mut sink),
     }
     Ok(sink.finish())
+}
+
+/// How many tasks [`V1Parts`] converts at a time.
+const TASK_CHUNK: usize = 1024;
+
+/// A state's format-1+ encoding in three parts, the tasks converted [`TASK_CHUNK`] at a time:
+/// the same bytes as `v1::State::encode` of the whole state converted at once, without that
+/// copy of every task (the largest part of the state) in memory. Prost writes a message's
+/// fields in tag order and a map's entries in key order, each entry on its own, so the fields
+/// before the tasks' (tag 3), the tasks' entries chunk by chunk, then the fields after them
+/// add up to the whole.
+struct V1Parts {
+    /// `services` (1) and `nodes` (2).
+    before: v1::State,
+    /// Tags 4 and up.
+    after: v1::State,
+}
+
+/// The tasks' field of `v1::State` alone, for some of the tasks.
+#[derive(Clone, PartialEq, prost::Message)]
+struct V1Tasks {
+    #[prost(btree_map = "string, message", tag = "3")]
+    tasks: std::collections::BTreeMap<String, v1::Task>,
+}
+
+impl V1Parts {
+    fn of(s: &State, format: u32) -> Result<V1Parts, Unrepresentable> {
+        let mut after = to_v1_but_tasks(s, format)?;
+        let before = v1::State {
+            services: std::mem::take(&mut after.services),
+            nodes: std::mem::take(&mut after.nodes),
+            ..Default::default()
+        };
+        Ok(V1Parts { before, after })
+    }
+
+    /// The tasks of `s`, converted a chunk at a time.
+    fn tasks(s: &State) -> impl Iterator<Item = V1Tasks> + '_ {
+        let mut all = s.tasks.iter();
+        std::iter::from_fn(move || {
+            let tasks: std::collections::BTreeMap<_, _> = (all.by_ref().take(TASK_CHUNK))
+                .map(|(id, t)| (id.to_string(), t.to_v1()))
+                .collect();
+            (!tasks.is_empty()).then_some(V1Tasks { tasks })
+        })
+    }
+
+    fn encoded_len(&self, s: &State) -> usize {
+        let tasks: usize = Self::tasks(s).map(|c| c.encoded_len()).sum();
+        self.before.encoded_len() + tasks + self.after.encoded_len()
+    }
+
+    /// Writes the whole encoding of `s` (the state these parts are of) to `buf`.
+    fn encode(&self, s: &State, buf: &mut impl bytes::BufMut) {
+        let grows = "the buffer takes the whole encoding";
+        self.before.encode(buf).expect(grows);
+        for chunk in Self::tasks(s) {
+            chunk.encode(buf).expect(grows);
+        }
+        self.after.encode(buf).expect(grows);
+    }
 }
 
 /// A [`bytes::BufMut`] that hashes what is written to it, through a buffer of
@@ -283,7 +342,20 @@ fn uses_files(s: &State) -> bool {
             .is_some_and(|i| !i.manager_secret.is_empty())
 }
 
-fn to_v1(s: &State, format: u32) -> Result<v1::State, Unrepresentable> {
+/// The state in format `format` (1 or later) as one message. Only tests build it whole; the
+/// encodings go through [`V1Parts`].
+#[cfg(test)]
+pub(super) fn to_v1(s: &State, format: u32) -> Result<v1::State, Unrepresentable> {
+    Ok(v1::State {
+        tasks: (s.tasks.iter())
+            .map(|(id, t)| (id.to_string(), t.to_v1()))
+            .collect(),
+        ..to_v1_but_tasks(s, format)?
+    })
+}
+
+/// The state in format `format` (1 or later) as one message, but for its tasks.
+fn to_v1_but_tasks(s: &State, format: u32) -> Result<v1::State, Unrepresentable> {
     if format < 2 {
         if s.network.is_some() || s.overlay_index != 0 || !s.vips.is_empty() {
             return Err(Unrepresentable::new("State.network", 2, format));
@@ -323,9 +395,7 @@ fn to_v1(s: &State, format: u32) -> Result<v1::State, Unrepresentable> {
             })
             .collect(),
         nodes: s.nodes.to_v1(),
-        tasks: (s.tasks.iter())
-            .map(|(id, t)| (id.to_string(), t.to_v1()))
-            .collect(),
+        tasks: Default::default(),
         identity: s.identity.as_ref().map(|i| v1::ClusterIdentity {
             cluster_id: i.cluster_id.clone(),
             secret: i.secret.clone(),
@@ -441,7 +511,7 @@ mod tests {
     }
 
     #[test]
-    fn the_digest_is_the_images_checksum_of_a_body_many_buffers_long() {
+    fn the_image_is_the_whole_message_and_the_digest_its_checksum_over_many_buffers() {
         use crate::state::tests::{req, spec, test_node, test_task};
         use hoist_proto::raft::Command;
         let mut st = State::default();
@@ -456,6 +526,15 @@ mod tests {
         assert_eq!(st.tasks.len(), 6000);
         let image = encode_snapshot(&st, CURRENT).unwrap();
         assert!(image.len() > 2 * DigestSink::BUFFER, "{}", image.len());
+        let whole = to_v1(&st, CURRENT).unwrap().encode_to_vec();
+        assert!(
+            st.tasks.len() > 4 * TASK_CHUNK,
+            "the tasks span several chunks"
+        );
+        assert!(
+            image[HEADER..] == whole[..],
+            "the parts add up to the whole message"
+        );
         let checksum = &image[HEADER - 32..HEADER];
         assert_eq!(Sha256::digest(&image[HEADER..])[..], *checksum);
         assert_eq!(canonical_digest(&st, CURRENT).unwrap()[..], *checksum);

@@ -578,6 +578,10 @@ proptest! {
         prop_assert_eq!(a.hash(), b.hash());
         if let Ok(image) = encode_snapshot(&a, a.cluster_format) {
             prop_assert_eq!(a.hash(), hex::encode(&image[12..44]), "the hash is the image's checksum");
+            if a.cluster_format >= 1 {
+                let whole = prost::Message::encode_to_vec(&snapshot::to_v1(&a, a.cluster_format).unwrap());
+                prop_assert!(image[44..] == whole[..], "the image's body is the whole message");
+            }
         }
         for format in [0, 1] {
             prop_assert_eq!(decode_snapshot(&encode_snapshot(&a, format).unwrap()).unwrap(), a.clone());
