@@ -179,6 +179,19 @@ unsafe impl bytes::BufMut for DigestSink {
         unsafe { bytes::BufMut::advance_mut(&mut self.buf, cnt) }
     }
 
+    fn put_slice(&mut self, src: &[u8]) {
+        // What prost writes most: small slices and single bytes, appended without a chunk.
+        if self.buf.len() + src.len() > Self::BUFFER {
+            self.hasher.update(&self.buf);
+            self.buf.clear();
+        }
+        if src.len() >= Self::BUFFER {
+            self.hasher.update(src);
+        } else {
+            self.buf.extend_from_slice(src);
+        }
+    }
+
     fn chunk_mut(&mut self) -> &mut bytes::buf::UninitSlice {
         if self.buf.len() >= Self::BUFFER {
             self.hasher.update(&self.buf);
