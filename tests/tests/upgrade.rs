@@ -240,14 +240,7 @@ fn a_cluster_of_0_1_0_upgrades_member_by_member_and_agent_by_agent_while_it_serv
         lab.wait_until(
             &format!("member {} back and caught up", i + 1),
             Duration::from_secs(30),
-            || {
-                let me = lab.lab.status(i)?;
-                let lead = lab.lab.leader().map(|l| lab.lab.status(l)).transpose()?;
-                let caught_up = lead.as_ref().is_some_and(|l| {
-                    me["last_applied"].as_u64() >= l["last_applied"].as_u64().map(|a| a - 5)
-                });
-                Ok((caught_up.then_some(()), format!("{me}")))
-            },
+            || caught_up(&lab.lab, i),
         )?;
         let t1 = Instant::now();
         // The acknowledged writes of the next second show any gap the restart left.
@@ -286,8 +279,13 @@ fn a_cluster_of_0_1_0_upgrades_member_by_member_and_agent_by_agent_while_it_serv
         }
     }
     for (i, gap, elections) in &report {
+        // The leader is killed: its two followers time out together (election timeouts
+        // 150-200 ms) and may split their votes before one wins (measured on a loaded 2-core
+        // machine: 1 or 2 elections, as in the 0.2.0 upgrade below). What clients see is the
+        // gap in writes.
+        let most = if *i == leader { 4 } else { 1 };
         ensure!(
-            *gap <= MOST_WITHOUT_WRITES && *elections <= 1,
+            *gap <= MOST_WITHOUT_WRITES && *elections <= most,
             "member {}: {gap:?} without an acknowledged write, {elections} elections",
             i + 1
         );
@@ -527,14 +525,7 @@ fn upgrade_from_0_2_0() -> Result<()> {
         let back = lab.wait_until(
             &format!("member {} back", i + 1),
             Duration::from_secs(30),
-            || {
-                let me = lab.lab.status(i)?;
-                let lead = lab.lab.leader().map(|l| lab.lab.status(l)).transpose()?;
-                let caught_up = lead.as_ref().is_some_and(|l| {
-                    me["last_applied"].as_u64() >= l["last_applied"].as_u64().map(|a| a - 5)
-                });
-                Ok((caught_up.then_some(()), format!("{me}")))
-            },
+            || caught_up(&lab.lab, i),
         );
         if back.is_err() && std::env::var_os("UPGRADE_KEEP_LOGS").is_some() {
             let _ = std::fs::create_dir_all("/tmp/upglogs");
@@ -639,4 +630,21 @@ fn upgrade_from_0_2_0() -> Result<()> {
     ensure!(service_names(&lab)? == BTreeSet::from(["web".to_string()]));
     ensure!(lab.lab.status(leader)?["cluster_format"] == CURRENT);
     Ok(())
+}
+
+/// Whether member `i` has applied what the leader had applied just before (within 5 entries),
+/// and what was seen. The leader is read first: with writes going on, a leader read after the
+/// member has moved on meanwhile, by more entries the longer a status takes to answer.
+fn caught_up(lab: &hoist_tests::controller_lab::Lab, i: usize) -> Result<(Option<()>, String)> {
+    let lead = lab.leader().map(|l| lab.status(l)).transpose()?;
+    let me = lab.status(i)?;
+    let applied = |v: &Value| v["last_applied"].as_u64().unwrap_or(0);
+    let ok = lead
+        .as_ref()
+        .is_some_and(|l| applied(&me) + 5 >= applied(l));
+    let led = lead.as_ref().map_or(0, applied);
+    Ok((
+        ok.then_some(()),
+        format!("{me} (the leader had applied {led})"),
+    ))
 }
