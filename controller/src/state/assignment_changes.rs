@@ -7,9 +7,9 @@
 //! encode and send, and every overlay change (a node joining) as much on every node. An agent
 //! that holds the answer at index `I` holds each task as it was then; a task is the same now
 //! when nothing changed it after `I`. What changes a task's entry: its placement, its desired
-//! state, its service version (a scale in place), its removal; the node registered again changes
-//! all of them. Each is noted here at its index; what changes a spec is in
-//! [`super::SpecChanges`].
+//! state, its service version (a scale in place), a new version of a secret or config it reads,
+//! its removal; the node registered again changes all of them. Each is noted here at its index;
+//! what changes a spec is in [`super::SpecChanges`].
 //!
 //! Each node keeps its newest [`AssignmentChanges::KEEP`] changes, the task ids hashed (a
 //! collision only sends a task that did not change). An answer to a poll older than what a node
@@ -50,8 +50,9 @@ impl Changed {
 }
 
 impl AssignmentChanges {
-    /// How many changes each node keeps. A poll is answered at most one change behind while
-    /// the cluster fills; a plan that moves more of one node's tasks at once gets a whole answer.
+    /// How many changes each node keeps. A poll is usually answered a change or a few after the
+    /// answer it holds; more changes to one node between two of its polls (a large plan) get a
+    /// whole answer.
     pub const KEEP: usize = 64;
 
     /// `task` on `node` changed at `index`.
