@@ -167,8 +167,9 @@ impl DigestSink {
     }
 }
 
-// SAFETY: every method hands on to the `Vec<u8>`'s own implementation; bytes are only hashed
-// and dropped from the front between calls, never while a chunk is lent.
+// SAFETY: `chunk_mut` and `advance_mut` hand on to the `Vec<u8>`'s own implementation. The
+// buffer is hashed and cleared only at the start of a call, never while a chunk it lent is
+// being written.
 unsafe impl bytes::BufMut for DigestSink {
     fn remaining_mut(&self) -> usize {
         usize::MAX - self.buf.len()
