@@ -73,6 +73,7 @@ echo "before (member 1's RSS includes heaptrack's own): $(rss)" | tee "$OUT/rss"
     [ "$n" -gt "$most" ] && most=$n && echo "$most" >"$OUT/connections"
   done ) &
 sampler=$!
+pids+=("$sampler") # stopped by the cleanup too, should the fill fail
 "$sim" --nodes "$NODES" --tasks "$TASKS" --json --timeout 5m --kill-nodes 0 \
   --controller 127.0.0.1:28001,127.0.0.1:28002,127.0.0.1:28003 >"$OUT/sim.json"
 kill "$sampler" 2>/dev/null || true
