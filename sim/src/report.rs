@@ -339,6 +339,11 @@ pub struct Errors {
     pub tasks_unheld: u64,
 }
 
+/// `held` in percent of `held` and `sent` together (0 when both are 0).
+fn held_percent(held: u64, sent: u64) -> f64 {
+    100.0 * held as f64 / (held + sent).max(1) as f64
+}
+
 fn num(v: Option<f64>, digits: usize) -> String {
     v.map_or_else(|| "-".into(), |v| format!("{v:.digits$}"))
 }
@@ -564,7 +569,7 @@ impl Report {
             );
         }
         let sp = &self.specs;
-        let share = 100.0 * sp.left_out as f64 / (sp.sent + sp.left_out).max(1) as f64;
+        let share = held_percent(sp.left_out, sp.sent);
         line(
             "specs in answers",
             format!(
@@ -573,7 +578,7 @@ impl Report {
             ),
         );
         let te = &self.task_entries;
-        let share = 100.0 * te.unchanged as f64 / (te.sent + te.unchanged).max(1) as f64;
+        let share = held_percent(te.unchanged, te.sent);
         line(
             "tasks in answers",
             format!(
