@@ -11,11 +11,21 @@
 //! - at most [`Limits::max_connections`] connections are served at once; the next ones wait in
 //!   the kernel's accept queue until one closes (back-pressure, not errors);
 //! - on shutdown, no new connection is accepted and open ones finish their current request.
+//!
+//! A TLS client that asks for HTTP/2 by ALPN (`h2`) gets it: all its requests share one
+//! connection, however many wait at once (an agent's long polls, its heartbeats and its
+//! reports), so a large cluster's members hold one connection per agent rather than one per
+//! request in flight. HTTP/2 has no header-read timer, so the same limit is kept another way:
+//! such a connection is closed once no request has been in flight on it for
+//! [`Limits::header_read_timeout`] (which also bounds a stream whose headers never end: it is
+//! not in flight until they have), and pinged after that long without a frame from the client,
+//! to drop one whose client is gone.
 
 use axum::serve::Listener;
 use axum::Router;
 use hyper::body::Incoming;
-use hyper_util::rt::{TokioIo, TokioTimer};
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use hyper_util::server::graceful::GracefulConnection;
 use hyper_util::service::TowerToHyperService;
 use std::future::Future;
 use std::pin::Pin;
@@ -39,8 +49,9 @@ pub struct Limits {
 /// Default of [`Limits::header_read_timeout`] (hyper's own default once a timer is set).
 pub const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(30);
 
-/// Default of [`Limits::max_connections`]: every agent of a large cluster may hold a long poll
-/// to one member, and each connection costs a few KiB.
+/// Default of [`Limits::max_connections`]: every agent of a large cluster may hold its
+/// connection to one member (one over HTTP/2; five over HTTP/1.1, one per request in flight:
+/// three long polls, heartbeats and reports), and each costs some tens of KiB.
 pub const MAX_CONNECTIONS: usize = 16_384;
 
 impl Default for Limits {
@@ -135,6 +146,10 @@ where
     serve_inner(listener, router, limits, Some(tls), streams, shutdown).await
 }
 
+/// How many requests one HTTP/2 connection may have in flight at once (RFC 9113 advises no
+/// fewer than 100; an agent has a handful).
+const HTTP2_MAX_STREAMS: u32 = 100;
+
 /// The first byte of a TLS connection (a handshake record).
 const TLS_HANDSHAKE: u8 = 0x16;
 
@@ -191,7 +206,7 @@ where
         let streams = streams.clone();
         tokio::spawn(async move {
             match tls {
-                None => connection(io, router, limits, &signal_tx).await,
+                None => connection(io, router, limits, &signal_tx, false).await,
                 Some(config) => {
                     sniffed_connection(io, router, limits, config, &streams, &signal_tx).await
                 }
@@ -228,7 +243,7 @@ async fn sniffed_connection<I>(
         inner: io,
     };
     if first[0] != TLS_HANDSHAKE {
-        return connection(io, router, limits, stop).await;
+        return connection(io, router, limits, stop, false).await;
     }
     let acceptor = tokio_rustls::TlsAcceptor::from(config);
     let stream = match tokio::time::timeout(limits.header_read_timeout, acceptor.accept(io)).await {
@@ -248,6 +263,7 @@ async fn sniffed_connection<I>(
             .and_then(|leaf| crate::tls::identity_of(leaf)),
     };
     let alpn = stream.get_ref().1.alpn_protocol();
+    let http2 = alpn == Some(crate::tls::ALPN_HTTP2);
     if let Some((_, service)) = streams.iter().find(|(name, _)| Some(*name) == alpn) {
         let serving = service.serve(Box::new(stream), peer);
         tokio::select! {
@@ -260,12 +276,14 @@ async fn sniffed_connection<I>(
         req.extensions_mut().insert(peer.clone());
         req
     });
-    connection(stream, router, limits, stop).await
+    connection(stream, router, limits, stop, http2).await
 }
 
 /// Serves one connection's requests until it closes, or until `stop` says so (then its current
-/// request finishes).
-async fn connection<I, S>(io: I, service: S, limits: Limits, stop: &watch::Sender<()>)
+/// request finishes). Over HTTP/2 when it negotiated it (`http2`): then also closed gracefully
+/// once no request has been in flight for [`Limits::header_read_timeout`], and pinged when the
+/// client sent nothing for that long (no answer within it closes the connection).
+async fn connection<I, S>(io: I, service: S, limits: Limits, stop: &watch::Sender<()>, http2: bool)
 where
     I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
     S: tower::Service<
@@ -278,15 +296,60 @@ where
     S::Future: Send + 'static,
 {
     let service = TowerToHyperService::new(service);
-    let mut builder = hyper::server::conn::http1::Builder::new();
+    if !http2 {
+        let mut builder = hyper::server::conn::http1::Builder::new();
+        builder
+            .timer(TokioTimer::new())
+            .header_read_timeout(limits.header_read_timeout);
+        let conn = builder.serve_connection(TokioIo::new(io), service);
+        return drive(conn, stop, None).await;
+    }
+    let (in_flight, in_flight_rx) = watch::channel(0usize);
+    let service = Counted {
+        inner: service,
+        in_flight: Arc::new(in_flight),
+    };
+    let mut builder = hyper::server::conn::http2::Builder::new(TokioExecutor::new());
     builder
         .timer(TokioTimer::new())
-        .header_read_timeout(limits.header_read_timeout);
+        .max_concurrent_streams(HTTP2_MAX_STREAMS)
+        .keep_alive_interval(limits.header_read_timeout)
+        .keep_alive_timeout(limits.header_read_timeout);
     let conn = builder.serve_connection(TokioIo::new(io), service);
+    drive(conn, stop, Some((in_flight_rx, limits.header_read_timeout))).await
+}
+
+/// Serves `conn` until it ends; shuts it down gracefully (its requests in flight finish) when
+/// `stop` says so, or, given `idle`, once the count of requests in flight has stayed 0 for
+/// that long.
+async fn drive<C>(
+    conn: C,
+    stop: &watch::Sender<()>,
+    mut idle: Option<(watch::Receiver<usize>, Duration)>,
+) where
+    C: GracefulConnection,
+    C::Error: std::fmt::Display,
+{
     tokio::pin!(conn);
     let mut stopping = std::pin::pin!(stop.closed());
     let mut stopped = false;
     loop {
+        let idle_for = match &mut idle {
+            Some((in_flight, limit)) => (*in_flight.borrow_and_update() == 0).then_some(*limit),
+            None => None,
+        };
+        let changed = async {
+            match &mut idle {
+                // The connection holds the sender, so it outlives this loop; were it gone,
+                // nothing would change any more.
+                Some((in_flight, _)) => {
+                    if in_flight.changed().await.is_err() {
+                        std::future::pending::<()>().await
+                    }
+                }
+                None => std::future::pending().await,
+            }
+        };
         tokio::select! {
             served = conn.as_mut() => {
                 if let Err(e) = served {
@@ -298,7 +361,56 @@ where
                 stopped = true;
                 conn.as_mut().graceful_shutdown();
             }
+            _ = changed => {}
+            _ = tokio::time::sleep(idle_for.unwrap_or_default()), if idle_for.is_some() && !stopped => {
+                stopped = true;
+                conn.as_mut().graceful_shutdown();
+            }
         }
+    }
+}
+
+/// A service that counts its requests in flight in `in_flight`: from when their headers are
+/// complete until their response is ready (or the request is dropped).
+#[derive(Clone)]
+struct Counted<S> {
+    inner: S,
+    in_flight: Arc<watch::Sender<usize>>,
+}
+
+/// One request counted in flight, until dropped.
+struct InFlight(Arc<watch::Sender<usize>>);
+
+impl InFlight {
+    fn new(count: &Arc<watch::Sender<usize>>) -> InFlight {
+        count.send_modify(|n| *n += 1);
+        InFlight(count.clone())
+    }
+}
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        self.0.send_modify(|n| *n = n.saturating_sub(1));
+    }
+}
+
+impl<S, R> hyper::service::Service<R> for Counted<S>
+where
+    S: hyper::service::Service<R>,
+    S::Future: Send + 'static,
+{
+    type Response = S::Response;
+    type Error = S::Error;
+    type Future = Pin<Box<dyn Future<Output = Result<S::Response, S::Error>> + Send>>;
+
+    fn call(&self, req: R) -> Self::Future {
+        let counted = InFlight::new(&self.in_flight);
+        let answer = self.inner.call(req);
+        Box::pin(async move {
+            let answer = answer.await;
+            drop(counted);
+            answer
+        })
     }
 }
 

@@ -218,6 +218,12 @@ fn root_store(roots: &[CertificateDer<'static>]) -> Result<Arc<RootCertStore>, S
     Ok(Arc::new(store))
 }
 
+/// HTTP/2's ALPN name.
+pub const ALPN_HTTP2: &[u8] = b"h2";
+
+/// HTTP/1.1's ALPN name.
+pub const ALPN_HTTP1: &[u8] = b"http/1.1";
+
 /// The configuration of a member's listeners: its own chain, and client certificates checked
 /// against `client_roots` when a client sends one. Clients without a certificate are served
 /// too (an operator with a bearer token, an agent registering with its join token): what each
@@ -230,8 +236,8 @@ pub fn server_config(
 }
 
 /// As [`server_config`], also offering the stream protocols `protocols` by ALPN (see
-/// [`crate::server::serve_tls_with`]); HTTP/1.1 is offered after them, so that clients asking
-/// for it (or for nothing) are served as before.
+/// [`crate::server::serve_tls_with`]). HTTP/2 and HTTP/1.1 are offered after them: a client
+/// that asks for `h2` gets HTTP/2, one that asks for nothing HTTP/1.1 as before.
 pub fn server_config_alpn(
     identity: Identity,
     client_roots: &[CertificateDer<'static>],
@@ -248,10 +254,9 @@ pub fn server_config_alpn(
         .with_client_cert_verifier(verifier)
         .with_single_cert(identity.chain, identity.key)
         .map_err(|e| format!("this member's certificate: {e}"))?;
-    if !protocols.is_empty() {
-        config.alpn_protocols = protocols.iter().map(|p| p.to_vec()).collect();
-        config.alpn_protocols.push(b"http/1.1".to_vec());
-    }
+    config.alpn_protocols = protocols.iter().map(|p| p.to_vec()).collect();
+    config.alpn_protocols.push(ALPN_HTTP2.to_vec());
+    config.alpn_protocols.push(ALPN_HTTP1.to_vec());
     Ok(Arc::new(config))
 }
 

@@ -204,10 +204,12 @@ pub struct Clients {
 /// Time allowed to connect (and shake hands) with a member.
 pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(1);
 
-/// A client speaking TLS with `trust`, presenting `identity` when given.
+/// A client speaking TLS with `trust`, presenting `identity` when given: over HTTP/2 with the
+/// members that offer it, so that the node's long polls, heartbeats and reports share one
+/// connection to its member.
 pub fn http_client(trust: Trust, identity: Option<Identity>) -> Result<reqwest::Client, String> {
     let config = tls::client_config(trust, identity)?;
-    hoist_transport::client::builder_tls(config)
+    hoist_transport::client::builder_tls_http2(config)
         .connect_timeout(CONNECT_TIMEOUT)
         .build()
         .map_err(|e| format!("HTTP client: {e}"))

@@ -39,7 +39,7 @@ pub async fn run(node: RaftNode, leader: Arc<Leader>) {
             leading_term = Some(term);
             leader.autoscaler.lead_started(now_ms());
             let now = Instant::now();
-            node.stale_read(|s| leader.liveness.fresh_grace(s.nodes.values(), now));
+            leader.liveness.fresh_grace(node.view().nodes.values(), now);
         }
         if let Err(e) = step(&node, &leader).await {
             tracing::debug!(error = %e, "orchestration step");
@@ -85,19 +85,24 @@ pub async fn step(node: &RaftNode, leader: &Leader) -> Result<(), crate::raft::W
             Err(e) => tracing::warn!(error = %e, "setting the overlay address plan"),
         }
     }
-    let updates = node.stale_read(|s| {
-        versions::node_version_updates(s.cluster_format, s.nodes.values(), |id| {
+    // The passes over every node read a copy of the state (a few pointer copies): at thousands
+    // of nodes they would otherwise hold the lock `apply` needs at each step.
+    let state = node.view();
+    let updates =
+        versions::node_version_updates(state.cluster_format, state.nodes.values(), |id| {
             leader.liveness.version_of(id)
-        })
-    });
+        });
+    drop(state);
     if !updates.is_empty() {
         if let Err(e) = node.write(Command::Batch(updates)).await {
             tracing::warn!(error = %e, "recording node versions");
         }
     }
-    let pace = leader.pace(node.stale_read(|s| s.nodes.len()));
+    let state = node.view();
+    let pace = leader.pace(state.nodes.len());
     leader.liveness.set_grace(pace.grace);
-    let changes = node.stale_read(|s| leader.liveness.changes(s.nodes.values(), now));
+    let changes = leader.liveness.changes(state.nodes.values(), now);
+    drop(state);
     if !changes.is_empty() {
         for (id, status) in &changes {
             tracing::info!(node = %id, ?status, "node liveness changed");

@@ -39,6 +39,15 @@ impl Cluster {
 
 /// A listener whose `/who` answers who the client certificate names ("plain" without TLS).
 async fn start(member: Identity, roots: Vec<CertificateDer<'static>>) -> SocketAddr {
+    start_with(member, roots, |_| {}).await
+}
+
+/// As [`start`], with `change` made to the TLS configuration.
+async fn start_with(
+    member: Identity,
+    roots: Vec<CertificateDer<'static>>,
+    change: impl FnOnce(&mut rustls::ServerConfig),
+) -> SocketAddr {
     crate::tls::tests::install();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
@@ -54,8 +63,9 @@ async fn start(member: Identity, roots: Vec<CertificateDer<'static>>) -> SocketA
             }
         }),
     );
-    let config = server_config(member, &roots).unwrap();
-    let (_tx, rx) = tokio::sync::watch::channel(Some(config));
+    let mut config = (*server_config(member, &roots).unwrap()).clone();
+    change(&mut config);
+    let (_tx, rx) = tokio::sync::watch::channel(Some(Arc::new(config)));
     tokio::spawn(async move {
         let _keep = _tx;
         serve_tls(
@@ -447,11 +457,12 @@ async fn a_stream_protocol_is_served_beside_http_when_its_alpn_is_asked_for() {
     tls.read_to_string(&mut got).await.unwrap();
     assert_eq!(got, "2:hello");
 
-    // Another member's listener without stream protocols: the handshake succeeds and names
-    // no protocol.
-    let old = start(
+    // An older member's listener, which offered no ALPN name at all: the handshake succeeds
+    // and names no protocol.
+    let old = start_with(
         cluster.issue(CertRole::Member, "3", pki::CERT_LIFETIME, now),
         cluster.roots(),
+        |config| config.alpn_protocols.clear(),
     )
     .await;
     let tcp = tokio::net::TcpStream::connect(old).await.unwrap();
@@ -460,4 +471,149 @@ async fn a_stream_protocol_is_served_beside_http_when_its_alpn_is_asked_for() {
         .await
         .unwrap();
     assert_eq!(tls.get_ref().1.alpn_protocol(), None);
+}
+
+/// A listener that counts the connections it accepted and those it has dropped since.
+struct Counting {
+    inner: tokio::net::TcpListener,
+    accepted: Arc<std::sync::atomic::AtomicUsize>,
+    dropped: Arc<std::sync::atomic::AtomicUsize>,
+}
+
+/// A connection that counts itself dropped.
+struct Tracked {
+    inner: tokio::net::TcpStream,
+    dropped: Arc<std::sync::atomic::AtomicUsize>,
+}
+
+impl Drop for Tracked {
+    fn drop(&mut self) {
+        self.dropped
+            .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+    }
+}
+
+impl tokio::io::AsyncRead for Tracked {
+    fn poll_read(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &mut tokio::io::ReadBuf<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::pin::Pin::new(&mut self.inner).poll_read(cx, buf)
+    }
+}
+
+impl tokio::io::AsyncWrite for Tracked {
+    fn poll_write(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &[u8],
+    ) -> std::task::Poll<std::io::Result<usize>> {
+        std::pin::Pin::new(&mut self.inner).poll_write(cx, buf)
+    }
+
+    fn poll_flush(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::pin::Pin::new(&mut self.inner).poll_flush(cx)
+    }
+
+    fn poll_shutdown(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::pin::Pin::new(&mut self.inner).poll_shutdown(cx)
+    }
+}
+
+impl axum::serve::Listener for Counting {
+    type Io = Tracked;
+    type Addr = SocketAddr;
+
+    async fn accept(&mut self) -> (Tracked, SocketAddr) {
+        let (io, addr) = axum::serve::Listener::accept(&mut self.inner).await;
+        self.accepted
+            .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        let dropped = self.dropped.clone();
+        (Tracked { inner: io, dropped }, addr)
+    }
+
+    fn local_addr(&self) -> std::io::Result<SocketAddr> {
+        self.inner.local_addr()
+    }
+}
+
+/// A client that asks for HTTP/2 sends its requests over its connection, however many wait at
+/// once and for longer than the listener's idle limit; the listener closes that connection
+/// once it has had no request in flight for the limit. A client that asks for nothing still
+/// gets HTTP/1.1.
+#[tokio::test]
+async fn http2_clients_share_one_connection_closed_once_idle() {
+    use std::sync::atomic::Ordering::SeqCst;
+    install();
+    let cluster = Cluster::new();
+    let now = SystemTime::now();
+    let idle_limit = Duration::from_millis(300);
+    let inner = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = inner.local_addr().unwrap();
+    let accepted = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let dropped = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let listener = Counting {
+        inner,
+        accepted: accepted.clone(),
+        dropped: dropped.clone(),
+    };
+    let router = Router::new().route(
+        "/slow",
+        get(move |peer: Option<Extension<TlsPeer>>| async move {
+            tokio::time::sleep(idle_limit * 2).await;
+            let id = peer.and_then(|Extension(p)| p.identity).map(|i| i.id);
+            id.unwrap_or_default()
+        }),
+    );
+    let member = cluster.issue(CertRole::Member, "1", pki::CERT_LIFETIME, now);
+    let config = server_config(member, &cluster.roots()).unwrap();
+    let (_tx, rx) = tokio::sync::watch::channel(Some(config));
+    let limits = Limits {
+        header_read_timeout: idle_limit,
+        ..Limits::default()
+    };
+    tokio::spawn(async move {
+        let _keep = _tx;
+        serve_tls(listener, router, limits, rx, std::future::pending()).await
+    });
+    let node = cluster.issue(CertRole::Node, "n1", pki::CERT_LIFETIME, now);
+    let tls = client_config(Trust::Roots(cluster.roots()), Some(node)).unwrap();
+    let client = crate::client::builder_tls_http2(tls.clone())
+        .build()
+        .unwrap();
+    let url = format!("https://{addr}/slow");
+    // The first request makes the connection (requests that start together before one is made
+    // each make their own), then three wait at once on it.
+    client.get(&url).send().await.unwrap();
+    let answers = futures::future::join_all((0..3).map(|_| client.get(&url).send())).await;
+    for answer in answers {
+        let answer = answer.unwrap();
+        assert_eq!(answer.version(), reqwest::Version::HTTP_2);
+        assert_eq!(answer.text().await.unwrap(), "n1");
+    }
+    assert_eq!(
+        accepted.load(SeqCst),
+        1,
+        "one connection for all the requests"
+    );
+
+    let closed_by = std::time::Instant::now() + Duration::from_secs(5);
+    while dropped.load(SeqCst) == 0 {
+        assert!(
+            std::time::Instant::now() < closed_by,
+            "an idle HTTP/2 connection stays open"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+
+    let plain = crate::client::builder_tls(tls).build().unwrap();
+    let answer = plain.get(&url).send().await.unwrap();
+    assert_eq!(answer.version(), reqwest::Version::HTTP_11);
 }
