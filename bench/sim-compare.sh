@@ -41,8 +41,8 @@ out=bench/results/sim-compare-$(date -u +%F)${SUFFIX:+-$SUFFIX}.md
   echo
   echo "\`BASE=$base_label SIZES=\"$SIZES\" RUNS=$RUNS${BASE_ARGS:+ BASE_ARGS=$BASE_ARGS}${HEAD_ARGS:+ HEAD_ARGS=$HEAD_ARGS} bench/sim-compare.sh\`: runs alternate base and head, on $(nproc) cores. CPU: seconds of CPU time from the first apply until all ran."
   echo
-  echo "| nodes × tasks | build | join | fill | placements/s | per tenth of the fill | flatness | leader RSS per task | \`node ls\` p99 | \`cluster status\` p99 | leader CPU | 3 members' CPU | simulator CPU | specs left out | errors |"
-  echo "| --- | --- | ---: | ---: | ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- |"
+  echo "| nodes × tasks | build | join | fill | placements/s | per tenth of the fill | flatness | leader RSS per task | members' RSS once joined | members' connections once joined | \`node ls\` p99 | \`cluster status\` p99 | leader CPU | 3 members' CPU | simulator CPU | specs left out | errors |"
+  echo "| --- | --- | ---: | ---: | ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- |"
 } >"$out"
 for size in $SIZES; do
   nodes=${size%x*} tasks=${size#*x}
@@ -55,7 +55,7 @@ for size in $SIZES; do
       "$dir/hoist-sim" --nodes "$nodes" --tasks "$tasks" --timeout "$TIMEOUT" --json $extra \
         --controller-bin "$dir/hoist-controller" >"$work/r.json" 2>"$work/r.log" || true
       python3 bench/lib/sim_row.py "$work/r.json" "${size/x/ × }" "$which ($label)" \
-        --cells join,fill,rate,tenths,flatness,rss,node_ls_p99,status_p99,leader_cpu,members_cpu,sim_cpu,specs_left_out,errors >>"$out"
+        --cells join,fill,rate,tenths,flatness,rss,rss_joined,conns_joined,node_ls_p99,status_p99,leader_cpu,members_cpu,sim_cpu,specs_left_out,errors >>"$out"
     done
   done
 done

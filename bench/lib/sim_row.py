@@ -14,6 +14,11 @@ CELLS = {
     "tenths": lambda r: " ".join(fmt(x) for x in r["placements"]["per_second_by_decile"]),
     "flatness": lambda r: "-" if r["placements"]["flatness"] is None else f"{r['placements']['flatness']:.2f}",
     "rss": lambda r: fmt(r["controllers"]["leader_rss_bytes_per_task"]) + " B",
+    "rss_joined": lambda r: ", ".join(fmt(None if m["rss_kib_before_services"] is None
+                                          else m["rss_kib_before_services"] / 1024, " MiB")
+                                      for m in r["controllers"]["members"]),
+    "conns_joined": lambda r: ", ".join(fmt(m.get("connections_before_services"))
+                                        for m in r["controllers"]["members"]),
     "node_ls_p99": lambda r: fmt(r["api"]["node_ls"]["p99_ms"], " ms"),
     "status_p99": lambda r: fmt(r["api"].get("cluster_status", {}).get("p99_ms"), " ms"),
     "leader_cpu": lambda r: fmt(next((m.get("cpu_seconds_fill") for m in r["controllers"]["members"]

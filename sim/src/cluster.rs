@@ -360,6 +360,26 @@ pub fn cpu_ticks(pid: u32) -> Option<u64> {
     crate::stats::stat_cpu_ticks(&std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?)
 }
 
+/// How many established TCP connections `pid` holds: its socket descriptors found established
+/// in this network namespace's tables.
+pub fn tcp_connections(pid: u32) -> Option<u64> {
+    let fds = std::fs::read_dir(format!("/proc/{pid}/fd")).ok()?;
+    let sockets: std::collections::HashSet<u64> = fds
+        .filter_map(|e| std::fs::read_link(e.ok()?.path()).ok())
+        .filter_map(|target| {
+            let t = target.to_str()?;
+            t.strip_prefix("socket:[")?.strip_suffix(']')?.parse().ok()
+        })
+        .collect();
+    let mut n = 0;
+    for table in ["/proc/net/tcp", "/proc/net/tcp6"] {
+        let table = std::fs::read_to_string(table).unwrap_or_default();
+        let held = crate::stats::established_inodes(&table).filter(|i| sockets.contains(i));
+        n += held.count() as u64;
+    }
+    Some(n)
+}
+
 /// Clock ticks per second (`CLK_TCK`), 100 if the system does not say.
 pub fn ticks_per_second() -> u64 {
     // SAFETY: sysconf(3) reads a constant of the system; no pointers.

@@ -85,6 +85,15 @@ struct Args {
     /// unchanged ones saves).
     #[arg(long)]
     full_tasks: bool,
+    /// Ask the members for HTTP/1.1 only, as agents before HTTP/2 did: one connection per
+    /// request in flight instead of one per node (to measure what multiplexing saves).
+    #[arg(long)]
+    http1: bool,
+    /// Also hold the endpoints and sessions long polls an agent holds beside its assignments
+    /// poll (the service registry for its DNS, and `hoist exec` requests), each node on its
+    /// own, as agents do.
+    #[arg(long)]
+    watches: bool,
     /// Apply specs the size of an operator's (command, env, ports, restart and update policies,
     /// labels: 374 bytes encoded) instead of the minimal ones (image, replicas, a label: 87).
     #[arg(long)]
@@ -365,12 +374,18 @@ async fn measure(
         full_overlay: args.full_overlay,
         full_specs: args.full_specs,
         full_tasks: args.full_tasks,
+        http1: args.http1,
+        watches: args.watches,
     });
     join_nodes(args, report, &fleet, &config, &counters, keys).await;
 
     let members = own.as_deref().map(OwnCluster::pids).unwrap_or_default();
     let before: Vec<Option<(u64, u64)>> =
         members.iter().map(|(_, p)| cluster::rss_kib(*p)).collect();
+    let connections: Vec<Option<u64>> = members
+        .iter()
+        .map(|(_, p)| cluster::tcp_connections(*p))
+        .collect();
 
     // The fill is watched from the first apply on: a large apply overlaps the placements.
     let cpu_before = fill_cpu_ticks(&members);
@@ -387,6 +402,9 @@ async fn measure(
 
     let leader = api.leader().await;
     memory(report, &members, &before, leader, args.tasks);
+    for (m, n) in report.controllers.members.iter_mut().zip(connections) {
+        m.connections_before_services = n;
+    }
     fill_cpu(report, &cpu_before, &cpu_after);
     // A cluster given with --controller has its own settings, which no API answers.
     report.controllers.own = own.is_some();
@@ -691,6 +709,7 @@ fn memory(
             pid: *pid,
             leader: leader == Some(*id),
             rss_kib_before_services: before.map(|b| b.0),
+            connections_before_services: None,
             rss_kib_after_fill: after.map(|a| a.0),
             peak_rss_kib: after.map(|a| a.1),
             cpu_seconds_fill: None,
@@ -721,6 +740,7 @@ fn count_errors(report: &mut Report, c: &Counters) {
     e.status_batches = get(&c.status_batches);
     e.specs = get(&c.spec_errors);
     e.tasks_unheld = get(&c.task_errors);
+    e.watches = get(&c.watch_errors);
     report.specs.sent = get(&c.specs_sent);
     report.specs.left_out = get(&c.specs_left_out);
     report.task_entries.sent = get(&c.tasks_sent);

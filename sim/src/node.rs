@@ -61,6 +61,10 @@ pub struct NodeConfig {
     /// Never name the term of the answer whose tasks the node holds: every answer lists every
     /// task in full (agents before `tasks_term`).
     pub full_tasks: bool,
+    /// Ask for HTTP/1.1 only (agents before HTTP/2).
+    pub http1: bool,
+    /// Hold the endpoints and sessions long polls too, as agents do.
+    pub watches: bool,
 }
 
 /// When new tasks of one service first appear in the nodes' poll answers, while armed.
@@ -179,6 +183,8 @@ pub struct Counters {
     /// Tasks listed in full in answers, and named only as unchanged.
     pub tasks_sent: AtomicU64,
     pub tasks_unchanged: AtomicU64,
+    /// Failed endpoints and sessions polls.
+    pub watch_errors: AtomicU64,
 }
 
 impl Counters {
@@ -270,7 +276,10 @@ impl Node {
         deadline: Instant,
     ) -> anyhow::Result<Node> {
         std::fs::create_dir_all(&dir)?;
-        let client = ControllerClient::new(config.addrs.clone(), &config.join_token, &dir)?;
+        let mut client = ControllerClient::new(config.addrs.clone(), &config.join_token, &dir)?;
+        if config.http1 {
+            client = client.http1_only()?;
+        }
         let mut node = Node {
             index,
             config,
@@ -371,6 +380,8 @@ impl Node {
         let mut poll = self.poll(index, overlay_index, None, None, Duration::ZERO);
         let mut polled_at = Instant::now();
         let view = self.view.clone();
+        // Dropped, so aborted, when the node ends.
+        let _watches = self.config.watches.then(|| self.watch());
         loop {
             if view.killed.load(Ordering::SeqCst) {
                 return;
@@ -456,6 +467,55 @@ impl Node {
                 _ = sleep_until_opt(next_due) => self.report_due().await,
             }
         }
+    }
+
+    /// The endpoints and sessions long polls, each in a loop of its own as the agent's are:
+    /// answers are taken (the endpoints' index named in the next poll) and nothing is done
+    /// with them. Stopped when the set is dropped.
+    fn watch(&self) -> tokio::task::JoinSet<()> {
+        let mut set = tokio::task::JoinSet::new();
+        let (client, counters) = (self.client.clone(), self.counters.clone());
+        set.spawn(async move {
+            let (mut index, mut failures) = (0u64, 0u32);
+            loop {
+                let asked = Instant::now();
+                match client.endpoints(index, POLL_WAIT).await {
+                    Ok(e) => {
+                        failures = 0;
+                        // A controller that does not block: do not spin.
+                        if e.index == index && asked.elapsed() < Duration::from_millis(100) {
+                            tokio::time::sleep(Duration::from_millis(500)).await;
+                        }
+                        index = e.index;
+                    }
+                    Err(_) => {
+                        Counters::add(&counters.watch_errors, 1);
+                        failures += 1;
+                        tokio::time::sleep(backoff(failures)).await;
+                    }
+                }
+            }
+        });
+        let (client, counters, id) = (self.client.clone(), self.counters.clone(), self.id.clone());
+        set.spawn(async move {
+            let mut failures = 0u32;
+            loop {
+                let asked = Instant::now();
+                match client.sessions(&id, POLL_WAIT).await {
+                    Ok(_) if asked.elapsed() < Duration::from_millis(100) => {
+                        failures = 0;
+                        tokio::time::sleep(Duration::from_millis(500)).await;
+                    }
+                    Ok(_) => failures = 0,
+                    Err(_) => {
+                        Counters::add(&counters.watch_errors, 1);
+                        failures += 1;
+                        tokio::time::sleep(backoff(failures)).await;
+                    }
+                }
+            }
+        });
+        set
     }
 
     async fn beat(&mut self) {

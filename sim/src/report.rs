@@ -245,6 +245,8 @@ pub struct Member {
     pub pid: u32,
     pub leader: bool,
     pub rss_kib_before_services: Option<u64>,
+    /// The TCP connections it held once the nodes had joined (the agents', its peers').
+    pub connections_before_services: Option<u64>,
     pub rss_kib_after_fill: Option<u64>,
     pub peak_rss_kib: Option<u64>,
     /// CPU time (user + system) from the first apply until all ran.
@@ -337,6 +339,8 @@ pub struct Errors {
     pub specs: u64,
     /// Answers that named as unchanged a task the node did not hold (a controller bug).
     pub tasks_unheld: u64,
+    /// Failed endpoints and sessions polls (`--watches`).
+    pub watches: u64,
 }
 
 /// `held` in percent of `held` and `sent` together (0 when both are 0).
@@ -401,11 +405,13 @@ impl Report {
                     if m.leader { " (leader)" } else { "" }
                 ),
                 format!(
-                    "{} before, {} after, peak {}; CPU {} s over the fill",
+                    "{} before, {} after, peak {}; CPU {} s over the fill; {} connections before",
                     kib(m.rss_kib_before_services),
                     kib(m.rss_kib_after_fill),
                     kib(m.peak_rss_kib),
-                    num(m.cpu_seconds_fill, 2)
+                    num(m.cpu_seconds_fill, 2),
+                    m.connections_before_services
+                        .map_or("?".to_string(), |n| n.to_string())
                 ),
             );
         }
@@ -590,8 +596,8 @@ impl Report {
         line(
             "errors",
             format!(
-                "register {}, heartbeat {}, poll {}, status {}, re-registrations {}, joins failed {}, apply {}, specs left out unheld {}, tasks named unheld {}",
-                e.register, e.heartbeat, e.poll, e.status, e.reregistrations, e.join_failed, e.apply, e.specs, e.tasks_unheld
+                "register {}, heartbeat {}, poll {}, status {}, re-registrations {}, joins failed {}, apply {}, specs left out unheld {}, tasks named unheld {}, watches {}",
+                e.register, e.heartbeat, e.poll, e.status, e.reregistrations, e.join_failed, e.apply, e.specs, e.tasks_unheld, e.watches
             ),
         );
         line("complete", self.complete.to_string());

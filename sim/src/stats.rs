@@ -110,6 +110,15 @@ pub fn stat_cpu_ticks(stat: &str) -> Option<u64> {
     Some(utime + stime)
 }
 
+/// The socket inodes of the established connections in a `/proc/net/tcp` (or `tcp6`) table:
+/// state `01`, the inode in the tenth column.
+pub fn established_inodes(table: &str) -> impl Iterator<Item = u64> + '_ {
+    table.lines().skip(1).filter_map(|l| {
+        let f: Vec<&str> = l.split_whitespace().collect();
+        (f.get(3) == Some(&"01")).then(|| f.get(9)?.parse().ok())?
+    })
+}
+
 /// The CPU a process used between two readings, in percent of one core: `ticks` of CPU time at
 /// `hz` ticks per second over `seconds` of wall time. `None` for no time or a counter that went
 /// back (another process with the same pid).
@@ -133,6 +142,18 @@ mod tests {
         // Our own process has one.
         let own = std::fs::read_to_string("/proc/self/stat").unwrap();
         assert!(stat_cpu_ticks(&own).is_some());
+    }
+
+    #[test]
+    fn established_connections_of_proc_net_tcp() {
+        let table = "  sl  local_address rem_address   st tx_queue rx_queue tr tm->when retrnsmt   uid  timeout inode\n\
+            0: 0100007F:6D61 00000000:0000 0A 00000000:00000000 00:00000000 00000000     0        0 1001 1 0 100 0 0 10 0\n\
+            1: 0100007F:6D61 0100007F:D2F0 01 00000000:00000000 00:00000000 00000000     0        0 1002 1 0 20 4 30 10 -1\n\
+            2: 0100007F:D2F0 0100007F:6D61 01 00000000:00000000 00:00000000 00000000     0        0 1003 1 0 20 4 30 10 -1\n\
+            3: 0100007F:D2F2 0100007F:6D61 06 00000000:00000000 03:00000A4B 00000000     0        0 0 3 0\n";
+        // The listener (0A) and the one in TIME_WAIT (06) are not established.
+        assert_eq!(established_inodes(table).collect::<Vec<_>>(), [1002, 1003]);
+        assert_eq!(established_inodes("").count(), 0);
     }
 
     #[test]

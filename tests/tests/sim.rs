@@ -1,5 +1,5 @@
 //! `hoist-sim` end to end, small: 20 simulated nodes join a 3-member cluster the simulator starts
-//! itself, 200 replicas run, 2 nodes go silent and their replicas run elsewhere, 20 more
+//! itself, each on one connection however many polls it holds, 200 replicas run, 2 nodes go silent and their replicas run elsewhere, 20 more
 //! replicas reach their agents (timed), a fourth member joins and installs a snapshot, the
 //! leader is killed and writes succeed again, and the JSON report says so. This keeps the simulator (and the real agent client it drives) working; the
 //! measurements at scale are `bench/sim.sh`'s.
@@ -31,6 +31,7 @@ fn sim_fills_a_small_cluster_and_reschedules_killed_nodes() -> Result<()> {
             "50,5",
             "--add-member",
             "--kill-leader",
+            "--watches",
         ])
         .output()
         .context("running hoist-sim")?;
@@ -59,6 +60,18 @@ fn sim_fills_a_small_cluster_and_reschedules_killed_nodes() -> Result<()> {
     ensure!(
         v["controllers"]["members"].as_array().map(Vec::len) == Some(3),
         "{v:#}"
+    );
+    // Each node holds its three long polls, heartbeats and reports on one connection (HTTP/2):
+    // five per node over HTTP/1.1. The members' links and the operator's make the rest.
+    let connections: u64 = v["controllers"]["members"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|m| m["connections_before_services"].as_u64())
+        .sum();
+    ensure!(
+        connections > 20 && connections <= 40,
+        "{connections} connections: {v:#}"
     );
     let lat = &v["assignment_latency"];
     ensure!(lat["finished"] == true && lat["seen"] == 20, "{v:#}");

@@ -159,6 +159,17 @@ impl ControllerClient {
         })
     }
 
+    /// Asks the members for HTTP/1.1 only, one connection per request in flight, as agents
+    /// before HTTP/2 did: for hoist-sim's `--http1`, which measures what one connection per
+    /// agent saves. Without TLS the clients speak HTTP/1.1 anyway.
+    pub fn http1_only(mut self) -> anyhow::Result<Self> {
+        if let Some(tls) = &mut self.tls {
+            tls.set_http1_only();
+            *self.http.get_mut().unwrap_or_else(|e| e.into_inner()) = tls.initial_clients()?;
+        }
+        Ok(self)
+    }
+
     /// Whether the controllers are reached over TLS (a `HOIST2` join token).
     pub fn uses_tls(&self) -> bool {
         self.tls.is_some()

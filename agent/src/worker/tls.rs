@@ -181,6 +181,8 @@ pub struct NodeTls {
     /// The digest of the root the certificate in use was answered with (the cluster's current
     /// root then).
     root: std::sync::Mutex<Option<String>>,
+    /// Whether the clients ask members for HTTP/2 (see [`http_client`]).
+    http2: bool,
 }
 
 impl std::fmt::Debug for NodeTls {
@@ -204,12 +206,21 @@ pub struct Clients {
 /// Time allowed to connect (and shake hands) with a member.
 pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(1);
 
-/// A client speaking TLS with `trust`, presenting `identity` when given: over HTTP/2 with the
-/// members that offer it, so that the node's long polls, heartbeats and reports share one
-/// connection to its member.
-pub fn http_client(trust: Trust, identity: Option<Identity>) -> Result<reqwest::Client, String> {
+/// A client speaking TLS with `trust`, presenting `identity` when given. With `http2`, over
+/// HTTP/2 with the members that offer it, so that the node's long polls, heartbeats and reports
+/// share one connection to its member; else over HTTP/1.1, one connection per request in flight.
+pub fn http_client(
+    trust: Trust,
+    identity: Option<Identity>,
+    http2: bool,
+) -> Result<reqwest::Client, String> {
     let config = tls::client_config(trust, identity)?;
-    hoist_transport::client::builder_tls_http2(config)
+    let builder = if http2 {
+        hoist_transport::client::builder_tls_http2(config)
+    } else {
+        hoist_transport::client::builder_tls(config)
+    };
+    builder
         .connect_timeout(CONNECT_TIMEOUT)
         .build()
         .map_err(|e| format!("HTTP client: {e}"))
@@ -232,14 +243,21 @@ impl NodeTls {
             held: watch::channel(None).0,
             pinned: AtomicBool::new(true),
             root: std::sync::Mutex::new(None),
+            http2: true,
         })
+    }
+
+    /// Makes the clients ask for HTTP/1.1 only, as agents before HTTP/2 did (for hoist-sim's
+    /// `--http1`, which measures what one connection per agent saves).
+    pub fn set_http1_only(&mut self) {
+        self.http2 = false;
     }
 
     /// The clients to start with: trusting [`trust`], presenting no certificate.
     pub fn initial_clients(&self) -> anyhow::Result<Clients> {
         let trust = trust(&self.dir, &self.digest);
         self.set_pinned(matches!(trust, Trust::Pinned(_)));
-        let c = http_client(trust, None).map_err(anyhow::Error::msg)?;
+        let c = http_client(trust, None, self.http2).map_err(anyhow::Error::msg)?;
         Ok(Clients {
             register: c.clone(),
             other: c,
@@ -297,8 +315,8 @@ impl NodeTls {
         let roots = tls::certs_from_pem(ca_pem).map_err(|e| format!("the roots: {e}"))?;
         let chain = chain(cert_pem, ca_pem);
         let identity = Identity::from_pem(&chain, &self.key_pem)?;
-        let register = http_client(Trust::Roots(roots.clone()), None)?;
-        let other = http_client(Trust::Roots(roots), Some(identity))?;
+        let register = http_client(Trust::Roots(roots.clone()), None, self.http2)?;
+        let other = http_client(Trust::Roots(roots), Some(identity), self.http2)?;
         save(&self.dir, cert_pem, ca_pem, &self.digest).map_err(|e| format!("keep it: {e}"))?;
         self.set_pinned(false);
         if let Ok(mut root) = self.root.lock() {
