@@ -30,6 +30,7 @@ fn main() -> anyhow::Result<()> {
         index: 1,
         term: 1,
         services,
+        ..Default::default()
     });
     let table = Arc::new(RwLock::new(Arc::new(registry)));
     tokio::runtime::Builder::new_multi_thread()

@@ -322,7 +322,8 @@ pub struct OverlayPeer {
 
 /// Every service's ready replicas (running, healthy or without a check, not stopping), for the
 /// agents' DNS: one cluster-wide watch per agent instead of one per service. Full state as of
-/// Raft index `index`. Format 2.
+/// Raft index `index`, or only what changed since the index the agent holds
+/// ([`ServiceEndpoints::changed_since`]). Format 2.
 #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
 pub struct ServiceEndpoints {
     /// Pass it back as `index` to wait for the next change.
@@ -330,6 +331,46 @@ pub struct ServiceEndpoints {
     pub term: u64,
     /// By service name.
     pub services: Vec<ServiceAddresses>,
+    /// Not 0: `services` holds only the services whose endpoints changed after this index (the
+    /// poll's), and [`ServiceEndpoints::unchanged`] names the others, as the agent holds them
+    /// from its answer at that index. A held service named in neither is gone. Sent only to a
+    /// poll that said it merges (`changed=1`). Format 2.
+    #[serde(default)]
+    pub changed_since: u64,
+    /// With `changed_since`: the services unchanged since, by name, in no order. Format 2.
+    #[serde(default)]
+    pub unchanged: Vec<String>,
+}
+
+impl ServiceEndpoints {
+    /// The whole table from `held` (the answer as of `changed_since`) and `self`, an answer
+    /// with `changed_since`; `self` when it is whole already. `None` when the two do not add up
+    /// (`held` is of another index, or lacks a service named unchanged): the whole table must be
+    /// asked for (a poll at index 0).
+    pub fn merge(self, held: Option<&ServiceEndpoints>) -> Option<ServiceEndpoints> {
+        if self.changed_since == 0 {
+            return Some(self);
+        }
+        let held = held.filter(|h| h.index == self.changed_since)?;
+        let by_name: std::collections::HashMap<&str, &ServiceAddresses> = held
+            .services
+            .iter()
+            .map(|s| (s.service.as_str(), s))
+            .collect();
+        let mut services = self.services;
+        for name in &self.unchanged {
+            services.push((*by_name.get(name.as_str())?).clone());
+        }
+        services.sort_by(|a, b| a.service.cmp(&b.service));
+        services.dedup_by(|a, b| a.service == b.service);
+        Some(ServiceEndpoints {
+            index: self.index,
+            term: self.term,
+            services,
+            changed_since: 0,
+            unchanged: Vec::new(),
+        })
+    }
 }
 
 /// One service's ready replicas.
@@ -711,5 +752,82 @@ mod tests {
         assert_eq!(overlay(vec![peer("b", 7)], 4, 2).merge(Some(&held)), None);
         // Changes with nothing held to apply them to.
         assert_eq!(overlay(vec![peer("b", 7)], 4, 1).merge(None), None);
+    }
+
+    fn addresses(service: &str, slots: &[u64]) -> ServiceAddresses {
+        ServiceAddresses {
+            service: service.into(),
+            replicas: slots
+                .iter()
+                .map(|&slot| ReplicaAddress {
+                    slot,
+                    task: format!("{service}-{slot}"),
+                    node: "n1".into(),
+                    address: format!("10.200.0.{slot}"),
+                })
+                .collect(),
+            vip: None,
+            ports: vec![],
+        }
+    }
+
+    fn endpoints(index: u64, services: Vec<ServiceAddresses>) -> ServiceEndpoints {
+        ServiceEndpoints {
+            index,
+            term: 2,
+            services,
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn changed_services_merge_into_the_held_endpoints_by_name() {
+        let held = endpoints(
+            40,
+            vec![
+                addresses("api", &[0]),
+                addresses("db", &[0]),
+                addresses("web", &[0, 1]),
+            ],
+        );
+        // Whole answers replace what is held.
+        let whole = endpoints(41, vec![addresses("api", &[0])]);
+        assert_eq!(whole.clone().merge(Some(&held)), Some(whole.clone()));
+        assert_eq!(whole.clone().merge(None), Some(whole));
+        // "web" lost a replica and "cache" is new; "api" is as held; "db" was removed.
+        let changes = ServiceEndpoints {
+            services: vec![addresses("web", &[0]), addresses("cache", &[3])],
+            changed_since: 40,
+            unchanged: vec!["api".into()],
+            ..endpoints(45, vec![])
+        };
+        assert_eq!(
+            changes.merge(Some(&held)),
+            Some(endpoints(
+                45,
+                vec![
+                    addresses("api", &[0]),
+                    addresses("cache", &[3]),
+                    addresses("web", &[0])
+                ]
+            ))
+        );
+    }
+
+    #[test]
+    fn endpoint_changes_that_do_not_add_up_ask_for_the_whole_table() {
+        let held = endpoints(40, vec![addresses("api", &[0])]);
+        let changes = |since: u64, unchanged: &[&str]| ServiceEndpoints {
+            changed_since: since,
+            unchanged: unchanged.iter().map(|s| s.to_string()).collect(),
+            ..endpoints(45, vec![addresses("web", &[1])])
+        };
+        assert!(changes(40, &["api"]).merge(Some(&held)).is_some());
+        // Changes since another index than the one held.
+        assert_eq!(changes(39, &["api"]).merge(Some(&held)), None);
+        // A service named unchanged that is not held.
+        assert_eq!(changes(40, &["api", "db"]).merge(Some(&held)), None);
+        // Nothing held to apply them to.
+        assert_eq!(changes(40, &[]).merge(None), None);
     }
 }

@@ -159,6 +159,7 @@ mod tests {
                     ports: vec![],
                 },
             ],
+            ..Default::default()
         })
     }
 

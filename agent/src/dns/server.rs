@@ -310,6 +310,7 @@ mod tests {
                 vip: None,
                 ports: vec![],
             }],
+            ..Default::default()
         })
     }
 

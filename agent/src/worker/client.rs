@@ -535,8 +535,11 @@ impl ControllerClient {
         index: u64,
         wait: Duration,
     ) -> Result<hoist_proto::node::ServiceEndpoints, ClientError> {
+        // `changed=1`: this agent merges an answer of the services changed since `index` into
+        // the table it holds at that index (`ServiceEndpoints::merge`); an older controller
+        // ignores it and answers the whole table.
         let path = format!(
-            "/v1/agent/endpoints?index={index}&wait_ms={}",
+            "/v1/agent/endpoints?index={index}&wait_ms={}&changed=1",
             wait.as_millis()
         );
         self.call::<Heartbeat, _>(&path, None, wait + REQUEST_TIMEOUT)

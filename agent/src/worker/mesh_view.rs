@@ -105,6 +105,7 @@ mod tests {
                     port(0, None, PortMode::Ingress),
                 ],
             }],
+            ..Default::default()
         };
         let overlay = Overlay {
             cluster_cidr: "10.200.0.0/16".into(),

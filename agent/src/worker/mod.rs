@@ -720,7 +720,8 @@ impl Node {
     }
 
     /// The cluster-wide endpoints watch that feeds the DNS table: one long poll for every
-    /// service, full state at each answer.
+    /// service, whose answers list the services changed since the table held (merged into it),
+    /// or the whole table at first and from an older controller.
     async fn endpoints(self: Arc<Self>, table: crate::dns::server::Table) {
         let mut index = 0u64;
         let mut failures = 0u32;
@@ -745,6 +746,15 @@ impl Node {
                         tokio::time::sleep(Duration::from_millis(200)).await;
                         continue;
                     }
+                    let held = self.endpoints_seen.borrow().clone();
+                    let Some(e) = e.merge(held.as_deref()) else {
+                        tracing::debug!(
+                            index,
+                            "endpoints changes that do not add up to the table held: asking for the whole table"
+                        );
+                        index = 0;
+                        continue;
+                    };
                     let at = e.index;
                     if e.index != index {
                         let reg = crate::dns::Registry::from_endpoints(&e);

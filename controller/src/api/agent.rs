@@ -651,9 +651,12 @@ fn overlay_of(s: &crate::state::State, node: &str, changed_since: u64) -> Option
     })
 }
 
-/// `GET /v1/agent/endpoints?index=N&wait_ms=M`: every service's ready replicas, for the agents'
-/// DNS; answers when any changed after `index` (at once when `index` is 0), or after `wait_ms`
-/// (≤ 30 s) unchanged. Format 2.
+/// `GET /v1/agent/endpoints?index=N&wait_ms=M[&changed=1]`: every service's ready replicas, for
+/// the agents' DNS; answers when any changed after `index` (at once when `index` is 0), or after
+/// `wait_ms` (≤ 30 s) unchanged. With `changed=1` the agent says it holds the answer at `index`
+/// and merges: only the services changed since are listed, the others named
+/// ([`ServiceEndpoints::changed_since`]), so that an answer costs what changed rather than every
+/// replica of the cluster, for every agent at every change. Format 2.
 pub async fn endpoints(
     State(ctx): State<Ctx>,
     headers: HeaderMap,
@@ -670,8 +673,22 @@ pub async fn endpoints(
     let wakes = vec![ctx.node.endpoints_watch()];
     wait_for_change(&ctx, q.index, q.wait_ms, wakes, |s| Ok(endpoints_index(s))).await?;
     let term = ctx.node.term();
-    let out = ctx.node.stale_read(|s| service_endpoints(s, term));
-    Ok(encode(&out, format))
+    // On a copy: the answer is built without holding the lock `apply` needs.
+    let state = ctx.node.view();
+    let since = changes_since(&state, q.index, q.changed != 0);
+    Ok(encode(&service_endpoints(&state, term, since), format))
+}
+
+/// The index an endpoints answer can list the changes since: the poll's, when the agent merges
+/// and this process knows every change after it; else 0 (the whole table).
+fn changes_since(s: &crate::state::State, index: u64, merges: bool) -> u64 {
+    let known =
+        merges && index > 0 && index <= endpoints_index(s) && s.endpoint_changes.known_since(index);
+    if known {
+        index
+    } else {
+        0
+    }
 }
 
 #[derive(Debug, Deserialize)]
@@ -680,6 +697,9 @@ pub struct EndpointsQuery {
     index: u64,
     #[serde(default)]
     wait_ms: u64,
+    /// 1: the poll holds the answer at `index` and merges an answer of changes.
+    #[serde(default)]
+    changed: u8,
 }
 
 /// The newest change to any service's endpoints.
@@ -687,44 +707,50 @@ fn endpoints_index(s: &crate::state::State) -> u64 {
     s.endpoints_index.values().copied().max().unwrap_or(0)
 }
 
-/// Every service's ready replicas (running, ready, still wanted), slots in order.
-pub(crate) fn service_endpoints(s: &crate::state::State, term: u64) -> ServiceEndpoints {
-    let mut by_service: BTreeMap<&str, Vec<ReplicaAddress>> = s
-        .services
-        .keys()
-        .map(|n| (n.as_str(), Vec::new()))
-        .collect();
-    for t in s.tasks.values() {
-        if !t.is_endpoint() {
+/// Every service's ready replicas (running, ready, still wanted), slots in order; with `since`
+/// not 0, only those of the services whose endpoints changed after it, the others named. Costs
+/// the listed services' tasks (the task table's index by service), not the cluster's.
+pub(crate) fn service_endpoints(
+    s: &crate::state::State,
+    term: u64,
+    since: u64,
+) -> ServiceEndpoints {
+    let changed = |name: &str| since == 0 || s.endpoints_index.get(name).is_none_or(|i| *i > since);
+    let mut services = Vec::new();
+    let mut unchanged = Vec::new();
+    for name in s.services.keys() {
+        if !changed(name) {
+            unchanged.push(name.clone());
             continue;
         }
-        let (Some(address), Some(list)) = (&t.address, by_service.get_mut(t.service.as_str()))
-        else {
-            continue;
-        };
-        list.push(ReplicaAddress {
-            slot: t.slot,
-            task: t.id.clone(),
-            node: t.node.clone(),
-            address: address.clone(),
+        let mut replicas: Vec<ReplicaAddress> = s
+            .tasks
+            .of_service(name)
+            .filter(|t| t.is_endpoint())
+            .filter_map(|t| {
+                Some(ReplicaAddress {
+                    slot: t.slot,
+                    task: t.id.clone(),
+                    node: t.node.clone(),
+                    address: t.address.clone()?,
+                })
+            })
+            .collect();
+        replicas.sort_by_key(|r| r.slot);
+        let spec = s.services.get(name).map(|r| &r.current().spec);
+        services.push(ServiceAddresses {
+            service: name.to_string(),
+            replicas,
+            vip: s.vips.get(name).cloned(),
+            ports: spec.map(|s| s.ports.clone()).unwrap_or_default(),
         });
     }
     ServiceEndpoints {
         index: endpoints_index(s).max(1),
         term,
-        services: by_service
-            .into_iter()
-            .map(|(name, mut replicas)| {
-                replicas.sort_by_key(|r| r.slot);
-                let spec = s.services.get(name).map(|r| &r.current().spec);
-                ServiceAddresses {
-                    service: name.to_string(),
-                    replicas,
-                    vip: s.vips.get(name).cloned(),
-                    ports: spec.map(|s| s.ports.clone()).unwrap_or_default(),
-                }
-            })
-            .collect(),
+        services,
+        changed_since: since,
+        unchanged,
     }
 }
 
@@ -854,14 +880,17 @@ pub async fn status(
 
 #[cfg(test)]
 mod tests {
-    use super::{overlay_for_poll, poll_index, tasks_for, Holds};
+    use super::{
+        changes_since, endpoints_index, overlay_for_poll, poll_index, service_endpoints, tasks_for,
+        Holds,
+    };
     use crate::state::tests::{req, spec, test_node, test_task};
     use crate::state::{encode_snapshot, State};
     use hoist_proto::cluster::ClusterNetwork;
     use hoist_proto::cluster::TaskState;
     use hoist_proto::held_specs::HeldSpecs;
     use hoist_proto::held_tasks;
-    use hoist_proto::node::{Assignment, Assignments, Health, TaskStatus};
+    use hoist_proto::node::{Assignment, Assignments, Health, ServiceEndpoints, TaskStatus};
     use hoist_proto::quantity::Quantity;
     use hoist_proto::raft::{Command, Plan};
     use proptest::prelude::*;
@@ -1010,6 +1039,89 @@ mod tests {
             specs: Some(held),
             tasks: false,
         }
+    }
+
+    /// A cluster of node "a" running web (2 replicas), api and db (1 each), all ready with an
+    /// address.
+    fn endpoints_cluster() -> State {
+        let mut st = State::default();
+        st.apply_at(
+            1,
+            &req(1, Command::RegisterNode(test_node("a", 64_000, 64 << 30))),
+        );
+        let mut tasks = Vec::new();
+        for (i, (name, n)) in [("web", 2), ("api", 1), ("db", 1)].into_iter().enumerate() {
+            let at = 2 + i as u64;
+            st.apply_at(
+                at,
+                &req(at, Command::ApplyService(Box::new(spec(name, "nginx", n)))),
+            );
+            tasks.extend((0..n).map(|k| test_task(&format!("{name}{k}"), name, 1, k as u64, "a")));
+        }
+        let ids: Vec<String> = tasks.iter().map(|t| t.id.clone()).collect();
+        st.apply_at(5, &req(5, Command::PutTasks(tasks)));
+        let ready = |task_id: String| TaskStatus {
+            address: Some(format!("10.200.0.{}", task_id.len())),
+            ..report_status(task_id)
+        };
+        let report = Command::ReportStatus {
+            node: "a".into(),
+            tasks: ids.into_iter().map(ready).collect(),
+        };
+        st.apply_at(6, &req(6, report));
+        st
+    }
+
+    fn report_status(task_id: String) -> TaskStatus {
+        TaskStatus {
+            task_id,
+            state: TaskState::Running,
+            health: Health::None,
+            container_id: Some("c".into()),
+            address: None,
+            exit_code: None,
+            message: String::new(),
+            restarts: 0,
+        }
+    }
+
+    #[test]
+    fn an_endpoints_watch_that_merges_is_sent_the_changed_services_only() {
+        let mut st = endpoints_cluster();
+        let whole = service_endpoints(&st, 1, 0);
+        let names = |e: &ServiceEndpoints| -> Vec<String> {
+            e.services.iter().map(|s| s.service.clone()).collect()
+        };
+        assert_eq!(names(&whole), ["api", "db", "web"]);
+        assert_eq!(whole.services[2].replicas.len(), 2);
+        let at = whole.index;
+        // web loses a replica and db is deleted: web in full, api named, db in neither.
+        let stop = Plan {
+            stop: vec![("web1".into(), "replaced".into())],
+            ..Default::default()
+        };
+        st.apply_at(7, &req(7, Command::Plan(stop)));
+        st.apply_at(8, &req(8, Command::DeleteService { name: "db".into() }));
+        let since = changes_since(&st, at, true);
+        assert_eq!(since, at);
+        let answer = service_endpoints(&st, 1, since);
+        assert_eq!(names(&answer), ["web"]);
+        assert_eq!(answer.services[0].replicas.len(), 1);
+        assert_eq!(answer.unchanged, ["api"]);
+        let merged = answer.merge(Some(&whole)).expect("adds up");
+        assert_eq!(merged, service_endpoints(&st, 1, 0));
+        // Nothing changed since the newest: every service named.
+        let now = endpoints_index(&st);
+        let quiet = service_endpoints(&st, 1, changes_since(&st, now, true));
+        assert_eq!((quiet.services.len(), quiet.unchanged.len()), (0, 2));
+        // The whole table for a poll that does not merge, holds nothing, holds an answer newer
+        // than this state, or one at or below a restore, snapshot or new format.
+        assert_eq!(changes_since(&st, at, false), 0);
+        assert_eq!(changes_since(&st, 0, true), 0);
+        assert_eq!(changes_since(&st, now + 1, true), 0);
+        st.everything_changed(at);
+        assert_eq!(changes_since(&st, at, true), 0);
+        assert_eq!(changes_since(&st, now, true), now);
     }
 
     #[test]

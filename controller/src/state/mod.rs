@@ -6,6 +6,7 @@
 
 mod assignment_changes;
 mod autoscale;
+mod endpoint_changes;
 pub mod events;
 mod files;
 mod nodes;
@@ -23,6 +24,7 @@ mod usage;
 mod vips;
 
 pub use assignment_changes::{AssignmentChanges, Changed};
+pub use endpoint_changes::EndpointChanges;
 pub use operators::{describe as describe_command, valid_token_name, AUDIT_KEEP};
 pub use services::same_run_spec;
 pub use snapshot::{decode_snapshot, encode_snapshot, snapshot_format, SnapshotError};
@@ -157,6 +159,9 @@ pub struct State {
     /// (`state/spec_changes.rs`). Derived per process: not part of the state's encoding or
     /// comparison.
     pub spec_changes: SpecChanges,
+    /// Below which index the endpoints' changes are not known (`state/endpoint_changes.rs`).
+    /// Derived per process: not part of the state's encoding or comparison.
+    pub endpoint_changes: EndpointChanges,
     /// The index of each node's newest changes to its tasks' assignments
     /// (`state/assignment_changes.rs`). Derived per process: not part of the state's encoding or
     /// comparison.
@@ -433,6 +438,7 @@ impl State {
     pub fn everything_changed(&mut self, index: u64) {
         self.spec_changes.everything(index);
         self.assignment_changes.everything(index);
+        self.endpoint_changes.everything(index);
     }
 
     /// Marks `task`'s assignment on `node` as changed at this index.

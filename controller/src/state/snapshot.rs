@@ -340,6 +340,7 @@ fn from_v0(s: v0::State) -> State {
         usage: Default::default(),
         spec_changes: Default::default(),
         assignment_changes: Default::default(),
+        endpoint_changes: Default::default(),
     }
 }
 
@@ -491,6 +492,7 @@ fn from_v1(s: v1::State) -> Result<State, String> {
         usage: Default::default(),
         spec_changes: Default::default(),
         assignment_changes: Default::default(),
+        endpoint_changes: Default::default(),
     })
 }
 

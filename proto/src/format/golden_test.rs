@@ -113,6 +113,9 @@ fn every_golden_file_of_every_format_read_decodes() {
             // Tasks the poll holds named only.
             let changed = samples::assignments_changed();
             check(format, "assignments-changed", &changed, m);
+            // Endpoints: the services changed since the index the agent holds, the others named.
+            let changed = samples::service_endpoints_changed();
+            check(format, "service-endpoints-changed", &changed, m);
             check(
                 format,
                 "register-response-credential",

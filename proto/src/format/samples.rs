@@ -221,6 +221,7 @@ pub fn service_endpoints() -> ServiceEndpoints {
             vip: None,
             ports: vec![],
         }],
+        ..Default::default()
     }
 }
 
@@ -909,6 +910,17 @@ pub fn task_draining() -> Task {
         drain_index: Some(61),
         ..task()
     }
+}
+
+/// Format 2's endpoints as changed since the index the agent holds: `web` in full, `api` named
+/// as unchanged.
+pub fn service_endpoints_changed() -> ServiceEndpoints {
+    let mut e = service_endpoints();
+    e.index = 60;
+    e.services[0].service = "web".into();
+    e.changed_since = 52;
+    e.unchanged = vec!["api".into()];
+    e
 }
 
 /// Format 2's endpoints with a virtual IP and the ports.

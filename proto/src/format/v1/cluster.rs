@@ -314,6 +314,12 @@ pub struct ServiceEndpoints {
     pub term: u64,
     #[prost(message, repeated, tag = "3")]
     pub services: Vec<ServiceAddresses>,
+    /// Format 2.
+    #[prost(uint64, tag = "4")]
+    pub changed_since: u64,
+    /// Format 2.
+    #[prost(string, repeated, tag = "5")]
+    pub unchanged: Vec<String>,
 }
 
 /// Format 2.

@@ -158,7 +158,9 @@ mirror_v1!(n::Overlay => Overlay {
     cluster_cidr, subnet, problem, peers, changed_since, peer_count,
 });
 mirror_v1!(n::OverlayPeer => OverlayPeer { node, public_key, endpoint, subnet, generation });
-mirror_v1!(n::ServiceEndpoints => ServiceEndpoints { index, term, services });
+mirror_v1!(n::ServiceEndpoints => ServiceEndpoints {
+    index, term, services, changed_since, unchanged,
+});
 mirror_v1!(n::ServiceAddresses => ServiceAddresses { service, replicas, vip, ports });
 mirror_v1!(n::ReplicaAddress => ReplicaAddress { slot, task, node, address });
 mirror_v1!(n::OverlayReport => OverlayReport { node_id, peers, mesh_error });
