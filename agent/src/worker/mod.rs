@@ -731,13 +731,18 @@ impl Node {
                 return;
             }
             let t = std::time::Instant::now();
-            // A new assignments index wakes the watch: the next answer is as of the leader's
-            // applied index, which is at least the assignments'.
+            // A new assignments index wakes the watch: the next answer, asked not to wait, is as
+            // of the leader's applied index, which is at least the assignments'. It lists what
+            // changed since the table held (a controller that cannot sends the whole table).
             let mut fresh = self.dns_at_least.subscribe();
             fresh.mark_unchanged();
+            let mut at_once = false;
             let answer = tokio::select! {
                 r = self.client.endpoints(index, POLL_WAIT) => r,
-                _ = fresh.changed() => self.client.endpoints(0, POLL_WAIT).await,
+                _ = fresh.changed() => {
+                    at_once = true;
+                    self.client.endpoints(index, Duration::ZERO).await
+                }
             };
             match answer {
                 Ok(e) => {
@@ -764,7 +769,8 @@ impl Node {
                         if self.cfg.mesh.is_none() {
                             self.acknowledge_endpoints(at);
                         }
-                    } else if t.elapsed() < Duration::from_millis(100) {
+                    } else if !at_once && t.elapsed() < Duration::from_millis(100) {
+                        // A controller that answers at once, unasked: do not spin.
                         tokio::time::sleep(Duration::from_millis(500)).await;
                     }
                     index = at;
