@@ -241,12 +241,25 @@ impl ControllerClient {
             csr,
         };
         let resp: CertificateResponse = self.call(PATH, Some(&req), REQUEST_TIMEOUT).await?;
-        self.install(
-            &self.preferred_addr(),
-            PATH,
-            &resp.certificate,
-            &resp.ca_certificate,
-        )
+        let addr = self.preferred_addr();
+        let validity = self.install(&addr, PATH, &resp.certificate, &resp.ca_certificate)?;
+        self.open_connection(&addr).await;
+        Ok(validity)
+    }
+
+    /// Opens the new clients' connection to `addr` with one cheap request (`GET /v1/health`),
+    /// so that the requests the node then makes at once (its long polls, heartbeats and
+    /// reports) find it in the pool and share it over HTTP/2: started together on an empty
+    /// pool, each would open a connection of its own. A failure only leaves that to them.
+    async fn open_connection(&self, addr: &str) {
+        let url = format!("{}://{addr}/v1/health", self.scheme);
+        let opened = self
+            .http_for("/v1/health")
+            .get(url)
+            .timeout(REQUEST_TIMEOUT);
+        if let Err(e) = opened.send().await {
+            tracing::debug!(controller = %addr, error = %e, "opening the connection");
+        }
     }
 
     /// The address tried first.
@@ -337,7 +350,9 @@ impl ControllerClient {
         }
         match (&resp.certificate, &resp.ca_certificate) {
             (Some(cert), Some(ca)) => {
-                self.install(&self.preferred_addr(), REGISTER, cert, ca)?;
+                let addr = self.preferred_addr();
+                self.install(&addr, REGISTER, cert, ca)?;
+                self.open_connection(&addr).await;
             }
             _ if self.tls.is_some() => tracing::warn!(
                 controller = %self.preferred_addr(),

@@ -1018,14 +1018,8 @@ mod tests {
     /// Node `a`'s agent reports `tasks` in `state`.
     fn report_on_a(tasks: Vec<String>, state: TaskState) -> Command {
         let status = |task_id| TaskStatus {
-            task_id,
             state,
-            health: Health::None,
-            container_id: Some("c".into()),
-            address: None,
-            exit_code: None,
-            message: String::new(),
-            restarts: 0,
+            ..report_status(task_id)
         };
         Command::ReportStatus {
             node: "a".into(),
@@ -1072,6 +1066,7 @@ mod tests {
         st
     }
 
+    /// A status report of `task_id` running, without an address.
     fn report_status(task_id: String) -> TaskStatus {
         TaskStatus {
             task_id,

@@ -496,10 +496,12 @@ async fn over_tls_the_agent_registers_with_a_csr_and_then_presents_its_certifica
     assert_eq!(resp.node_id, "n1");
     assert!(resp.certificate.is_some() && resp.node_credential.is_none());
     // The first registration, in format 0, cannot carry the CSR; the second, in format 2,
-    // does; a certificate ends it (no node credential is looked for).
+    // does; a certificate ends it (no node credential is looked for). Then the connection the
+    // node's requests will share is opened, presenting the certificate.
     let seen = fake.seen();
     let registrations: Vec<(u32, bool, &str)> = seen
         .iter()
+        .filter(|s| s.path == "/v1/agent/register")
         .map(|s| (s.format, s.csr, s.peer.as_str()))
         .collect();
     assert_eq!(
@@ -508,7 +510,13 @@ async fn over_tls_the_agent_registers_with_a_csr_and_then_presents_its_certifica
     );
     assert!(seen
         .iter()
+        .filter(|s| s.path == "/v1/agent/register")
         .all(|s| s.bearer.as_deref() == Some(&*format!("Bearer {}", token(&digest)))));
+    let opened = seen.last().unwrap();
+    assert_eq!(
+        (opened.path.as_str(), opened.peer.as_str(), opened.bearer.as_deref()),
+        ("/v1/health", "node:n1", None)
+    );
     let d = dir(data.path());
     assert_eq!(mode(&key_path(&d)), 0o600);
     assert_eq!(std::fs::read_to_string(ca_path(&d)).unwrap(), ca.cert_pem);
@@ -529,7 +537,11 @@ async fn over_tls_the_agent_registers_with_a_csr_and_then_presents_its_certifica
     // Registering again (as after a 401) still presents no certificate, and asks once.
     let before = fake.seen().len();
     client.register(&registration(Some("n1"))).await.unwrap();
-    let again: Vec<Seen> = fake.seen()[before..].to_vec();
+    let again: Vec<Seen> = fake.seen()[before..]
+        .iter()
+        .filter(|s| s.path == "/v1/agent/register")
+        .cloned()
+        .collect();
     assert_eq!(again.len(), 1, "{again:?}");
     assert_eq!(
         (again[0].format, again[0].csr, again[0].peer.as_str()),
@@ -539,7 +551,8 @@ async fn over_tls_the_agent_registers_with_a_csr_and_then_presents_its_certifica
     // Renewal: a CSR for the same key, over the certificate.
     tokio::time::sleep(Duration::from_millis(1100)).await;
     let renewed = client.renew("n1").await.unwrap();
-    let r = fake.seen().pop().unwrap();
+    let seen = fake.seen();
+    let r = seen.iter().rfind(|s| s.path != "/v1/health").unwrap().clone();
     assert_eq!(
         (r.path.as_str(), r.peer.as_str(), r.bearer),
         ("/v1/agent/certificate", "node:n1", None)
@@ -558,7 +571,8 @@ async fn over_tls_the_agent_registers_with_a_csr_and_then_presents_its_certifica
     let restarted = ControllerClient::new(vec![addr], &token(&digest), data.path()).unwrap();
     client_trusts_roots(data.path(), &digest);
     restarted.register(&registration(Some("n1"))).await.unwrap();
-    let last = fake.seen().pop().unwrap();
+    let seen = fake.seen();
+    let last = seen.iter().rfind(|s| s.path != "/v1/health").unwrap();
     assert_eq!((last.csr, last.peer.as_str()), (true, "anonymous"));
     let (id, _) = read_certificate(&std::fs::read_to_string(cert_path(&d)).unwrap()).unwrap();
     let (first_id, _) = read_certificate(&kept).unwrap();
