@@ -514,7 +514,11 @@ async fn over_tls_the_agent_registers_with_a_csr_and_then_presents_its_certifica
         .all(|s| s.bearer.as_deref() == Some(&*format!("Bearer {}", token(&digest)))));
     let opened = seen.last().unwrap();
     assert_eq!(
-        (opened.path.as_str(), opened.peer.as_str(), opened.bearer.as_deref()),
+        (
+            opened.path.as_str(),
+            opened.peer.as_str(),
+            opened.bearer.as_deref()
+        ),
         ("/v1/health", "node:n1", None)
     );
     let d = dir(data.path());
@@ -552,7 +556,11 @@ async fn over_tls_the_agent_registers_with_a_csr_and_then_presents_its_certifica
     tokio::time::sleep(Duration::from_millis(1100)).await;
     let renewed = client.renew("n1").await.unwrap();
     let seen = fake.seen();
-    let r = seen.iter().rfind(|s| s.path != "/v1/health").unwrap().clone();
+    let r = seen
+        .iter()
+        .rfind(|s| s.path != "/v1/health")
+        .unwrap()
+        .clone();
     assert_eq!(
         (r.path.as_str(), r.peer.as_str(), r.bearer),
         ("/v1/agent/certificate", "node:n1", None)
