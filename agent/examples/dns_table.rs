@@ -24,6 +24,7 @@ fn main() -> anyhow::Result<()> {
                 .collect(),
             vip: None,
             ports: vec![],
+            ..Default::default()
         })
         .collect();
     let registry = hoist_agent::dns::Registry::from_endpoints(&ServiceEndpoints {

@@ -13,7 +13,7 @@
 //! | `POST /v1/agent/heartbeat` | [`Heartbeat`] | [`HeartbeatAck`] |
 //! | `GET /v1/agent/assignments?node=ID&index=N&wait_ms=M` | — | [`Assignments`] (long poll; `&overlay_index=O`, `&specs=...&specs_term=T`, `&tasks_term=T` format 2) |
 //! | `POST /v1/agent/status` | [`StatusReport`] | [`StatusAck`] |
-//! | `GET /v1/agent/endpoints?index=N&wait_ms=M` | — | [`ServiceEndpoints`] (long poll, format 2) |
+//! | `GET /v1/agent/endpoints?index=N&wait_ms=M` | — | [`ServiceEndpoints`] (long poll, format 2; `&changed=1` or `2` to be sent changes) |
 //! | `POST /v1/agent/overlay` | [`OverlayReport`] | [`StatusAck`] (format 2) |
 //! | `POST /v1/agent/volumes` | [`VolumeReport`] | [`StatusAck`] (format 2) |
 //! | `GET /v1/agent/sessions?node=ID&wait_ms=M` | — | [`crate::session::SessionRequests`] (long poll, format 2) |
@@ -334,19 +334,28 @@ pub struct ServiceEndpoints {
     /// Not 0: `services` holds only the services whose endpoints changed after this index (the
     /// poll's), and [`ServiceEndpoints::unchanged`] names the others, as the agent holds them
     /// from its answer at that index. A held service named in neither is gone. Sent only to a
-    /// poll that said it merges (`changed=1`). Format 2.
+    /// poll that said it merges (`changed=1`, or `changed=2` for entries of changed replicas,
+    /// [`ServiceAddresses::partial`]). Format 2.
     #[serde(default)]
     pub changed_since: u64,
     /// With `changed_since`: the services unchanged since, by name, in no order. Format 2.
     #[serde(default)]
     pub unchanged: Vec<String>,
+    /// How long after this answer the agent waits before it polls again (0: at once), set by
+    /// the leader from the cluster's size so that the answers it gives stay within a rate: in a
+    /// large cluster that changes all the time, each agent takes the changes of the last
+    /// moment together, as kube-proxy's `minSyncPeriod` does. A poll woken by the agent's own
+    /// assignments does not wait. Format 2.
+    #[serde(default)]
+    pub pace_ms: u64,
 }
 
 impl ServiceEndpoints {
     /// The whole table from `held` (the answer as of `changed_since`) and `self`, an answer
     /// with `changed_since`; `self` when it is whole already. `None` when the two do not add up
-    /// (`held` is of another index, or lacks a service named unchanged): the whole table must be
-    /// asked for (a poll at index 0).
+    /// (`held` is of another index, lacks a service named unchanged or sent in part, or a
+    /// service's replicas do not come to the count sent): the whole table must be asked for (a
+    /// poll at index 0).
     pub fn merge(self, held: Option<&ServiceEndpoints>) -> Option<ServiceEndpoints> {
         if self.changed_since == 0 {
             return Some(self);
@@ -357,7 +366,15 @@ impl ServiceEndpoints {
             .iter()
             .map(|s| (s.service.as_str(), s))
             .collect();
-        let mut services = self.services;
+        let mut services = Vec::with_capacity(self.services.len() + self.unchanged.len());
+        for s in self.services {
+            services.push(if s.partial {
+                let held = by_name.get(s.service.as_str())?;
+                s.merge(held)?
+            } else {
+                s
+            });
+        }
         for name in &self.unchanged {
             services.push((*by_name.get(name.as_str())?).clone());
         }
@@ -369,12 +386,14 @@ impl ServiceEndpoints {
             services,
             changed_since: 0,
             unchanged: Vec::new(),
+            pace_ms: self.pace_ms,
         })
     }
 }
 
-/// One service's ready replicas.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+/// One service's ready replicas: all of them, sorted by slot then task; or, in an answer of
+/// changes to a poll that merges replicas ([`ServiceAddresses::partial`]), those changed since.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
 pub struct ServiceAddresses {
     pub service: String,
     pub replicas: Vec<ReplicaAddress>,
@@ -384,6 +403,50 @@ pub struct ServiceAddresses {
     /// The ports of its current spec (VIP ports, and ingress ports published on every node).
     #[serde(default)]
     pub ports: Vec<crate::service::ServicePort>,
+    /// In an answer with [`ServiceEndpoints::changed_since`], to a poll that said `changed=2`:
+    /// `replicas` lists only the replicas that are ready and changed after that index,
+    /// [`ServiceAddresses::removed`] the tasks that are not ready any more, and
+    /// [`ServiceAddresses::replica_count`] how many ready replicas there are in all; `vip` and
+    /// `ports` are whole. What a rollout or a fill sends each agent is then what changed, not
+    /// every replica of the services it touches. Format 2.
+    #[serde(default)]
+    pub partial: bool,
+    /// With `partial`: tasks no longer among the ready replicas, by id, some perhaps never
+    /// held (ready and gone again between two answers). Format 2.
+    #[serde(default)]
+    pub removed: Vec<String>,
+    /// With `partial`: the ready replicas in all, once merged. Format 2.
+    #[serde(default)]
+    pub replica_count: u64,
+}
+
+impl ServiceAddresses {
+    /// `held` (this service as the agent holds it) with this entry's changed replicas; `None`
+    /// when they do not come to [`ServiceAddresses::replica_count`].
+    fn merge(self, held: &ServiceAddresses) -> Option<ServiceAddresses> {
+        let mut replicas: std::collections::HashMap<&str, &ReplicaAddress> =
+            held.replicas.iter().map(|r| (r.task.as_str(), r)).collect();
+        for task in &self.removed {
+            replicas.remove(task.as_str());
+        }
+        for r in &self.replicas {
+            replicas.insert(&r.task, r);
+        }
+        if replicas.len() as u64 != self.replica_count {
+            return None;
+        }
+        let mut replicas: Vec<ReplicaAddress> = replicas.into_values().cloned().collect();
+        replicas.sort_by(ReplicaAddress::order);
+        Some(ServiceAddresses {
+            service: self.service,
+            replicas,
+            vip: self.vip,
+            ports: self.ports,
+            partial: false,
+            removed: Vec::new(),
+            replica_count: 0,
+        })
+    }
 }
 
 /// One ready replica of a service.
@@ -394,6 +457,14 @@ pub struct ReplicaAddress {
     pub node: String,
     /// Its address on the overlay.
     pub address: String,
+}
+
+impl ReplicaAddress {
+    /// The order of a whole entry's replicas: by slot, then task (two tasks share a slot while
+    /// one replaces the other).
+    pub fn order(a: &ReplicaAddress, b: &ReplicaAddress) -> std::cmp::Ordering {
+        (a.slot, &a.task).cmp(&(b.slot, &b.task))
+    }
 }
 
 /// An overlay agent's view of its peers, sent every few seconds to `POST /v1/agent/overlay`; the
@@ -766,8 +837,7 @@ mod tests {
                     address: format!("10.200.0.{slot}"),
                 })
                 .collect(),
-            vip: None,
-            ports: vec![],
+            ..Default::default()
         }
     }
 
@@ -812,6 +882,60 @@ mod tests {
                 ]
             ))
         );
+    }
+
+    #[test]
+    fn changed_replicas_merge_into_the_held_service_by_task() {
+        let held = endpoints(
+            40,
+            vec![addresses("api", &[0]), addresses("web", &[0, 1, 2])],
+        );
+        // web-1 is gone, web-2 moved, web-5 is new, and "gone" was never held.
+        let mut moved = addresses("web", &[2, 5]);
+        moved.replicas[0].address = "10.200.9.2".into();
+        let web = ServiceAddresses {
+            partial: true,
+            removed: vec!["web-1".into(), "gone".into()],
+            replica_count: 3,
+            vip: Some("10.201.0.7".into()),
+            ..moved.clone()
+        };
+        let changes = ServiceEndpoints {
+            changed_since: 40,
+            unchanged: vec!["api".into()],
+            ..endpoints(45, vec![web.clone()])
+        };
+        let mut whole = addresses("web", &[0, 2, 5]);
+        whole.replicas[1] = moved.replicas[0].clone();
+        whole.vip = Some("10.201.0.7".into());
+        assert_eq!(
+            changes.merge(Some(&held)),
+            Some(endpoints(45, vec![addresses("api", &[0]), whole]))
+        );
+        // A count the merge does not come to, and a service sent in part that is not held.
+        let miscounted = ServiceEndpoints {
+            changed_since: 40,
+            unchanged: vec!["api".into()],
+            ..endpoints(
+                45,
+                vec![ServiceAddresses {
+                    replica_count: 4,
+                    ..web.clone()
+                }],
+            )
+        };
+        assert_eq!(miscounted.merge(Some(&held)), None);
+        let unheld = ServiceEndpoints {
+            changed_since: 40,
+            ..endpoints(
+                45,
+                vec![ServiceAddresses {
+                    service: "db".into(),
+                    ..web
+                }],
+            )
+        };
+        assert_eq!(unheld.merge(Some(&held)), None);
     }
 
     #[test]

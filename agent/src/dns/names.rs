@@ -139,24 +139,28 @@ mod tests {
                     replicas: vec![r(1, "10.200.1.3"), r(0, "10.200.0.2"), r(2, "not an ip")],
                     vip: None,
                     ports: vec![],
+                    ..Default::default()
                 },
                 ServiceAddresses {
                     service: "shop_db".into(),
                     replicas: vec![r(0, "10.200.2.4")],
                     vip: Some("10.201.0.9".into()),
                     ports: vec![],
+                    ..Default::default()
                 },
                 ServiceAddresses {
                     service: "idle".into(),
                     replicas: vec![],
                     vip: None,
                     ports: vec![],
+                    ..Default::default()
                 },
                 ServiceAddresses {
                     service: "web".into(),
                     replicas: vec![r(0, "10.200.0.7")],
                     vip: Some("10.201.0.3".into()),
                     ports: vec![],
+                    ..Default::default()
                 },
             ],
             ..Default::default()

@@ -307,8 +307,7 @@ mod tests {
                         address: "10.200.1.2".into(),
                     },
                 ],
-                vip: None,
-                ports: vec![],
+                ..Default::default()
             }],
             ..Default::default()
         })

@@ -550,11 +550,12 @@ impl ControllerClient {
         index: u64,
         wait: Duration,
     ) -> Result<hoist_proto::node::ServiceEndpoints, ClientError> {
-        // `changed=1`: this agent merges an answer of the services changed since `index` into
-        // the table it holds at that index (`ServiceEndpoints::merge`); an older controller
-        // ignores it and answers the whole table.
+        // `changed=2`: this agent merges an answer of the services, and the replicas, changed
+        // since `index` into the table it holds at that index (`ServiceEndpoints::merge`). A
+        // controller of the first changes answers services only; an older one ignores it and
+        // answers the whole table.
         let path = format!(
-            "/v1/agent/endpoints?index={index}&wait_ms={}&changed=1",
+            "/v1/agent/endpoints?index={index}&wait_ms={}&changed=2",
             wait.as_millis()
         );
         self.call::<Heartbeat, _>(&path, None, wait + REQUEST_TIMEOUT)

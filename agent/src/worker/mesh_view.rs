@@ -104,6 +104,7 @@ mod tests {
                     port(81, Some(8081), PortMode::Host),
                     port(0, None, PortMode::Ingress),
                 ],
+                ..Default::default()
             }],
             ..Default::default()
         };

@@ -720,33 +720,43 @@ impl Node {
     }
 
     /// The cluster-wide endpoints watch that feeds the DNS table: one long poll for every
-    /// service, whose answers list the services changed since the table held (merged into it),
-    /// or the whole table at first and from an older controller.
+    /// service, whose answers list the services and replicas changed since the table held
+    /// (merged into it), or the whole table at first and from an older controller. Polls are
+    /// paced as the leader asks ([`ServiceEndpoints::pace_ms`]).
+    ///
+    /// [`ServiceEndpoints::pace_ms`]: hoist_proto::node::ServiceEndpoints::pace_ms
     async fn endpoints(self: Arc<Self>, table: crate::dns::server::Table) {
         let mut index = 0u64;
         let mut failures = 0u32;
         let mut session_rx = self.session.subscribe();
+        let mut next_poll = tokio::time::Instant::now();
         loop {
             if session_rx.wait_for(Option::is_some).await.is_err() {
                 return;
             }
-            let t = std::time::Instant::now();
             // A new assignments index wakes the watch: the next answer, asked not to wait, is as
             // of the leader's applied index, which is at least the assignments'. It lists what
             // changed since the table held (a controller that cannot sends the whole table).
             let mut fresh = self.dns_at_least.subscribe();
             fresh.mark_unchanged();
             let mut at_once = false;
-            let answer = tokio::select! {
-                r = self.client.endpoints(index, POLL_WAIT) => r,
+            let paced = async {
+                tokio::time::sleep_until(next_poll).await;
+                let t = std::time::Instant::now();
+                (self.client.endpoints(index, POLL_WAIT).await, t)
+            };
+            let (answer, t) = tokio::select! {
+                r = paced => r,
                 _ = fresh.changed() => {
                     at_once = true;
-                    self.client.endpoints(index, Duration::ZERO).await
+                    let t = std::time::Instant::now();
+                    (self.client.endpoints(index, Duration::ZERO).await, t)
                 }
             };
             match answer {
                 Ok(e) => {
                     failures = 0;
+                    next_poll = tokio::time::Instant::now() + Duration::from_millis(e.pace_ms);
                     if self.check_term(e.term, "endpoints") == Verdict::Stale {
                         tokio::time::sleep(Duration::from_millis(200)).await;
                         continue;

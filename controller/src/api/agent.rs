@@ -651,12 +651,14 @@ fn overlay_of(s: &crate::state::State, node: &str, changed_since: u64) -> Option
     })
 }
 
-/// `GET /v1/agent/endpoints?index=N&wait_ms=M[&changed=1]`: every service's ready replicas, for
-/// the agents' DNS; answers when any changed after `index` (at once when `index` is 0), or after
-/// `wait_ms` (≤ 30 s) unchanged. With `changed=1` the agent says it holds the answer at `index`
-/// and merges: only the services changed since are listed, the others named
+/// `GET /v1/agent/endpoints?index=N&wait_ms=M[&changed=1|2]`: every service's ready replicas,
+/// for the agents' DNS; answers when any changed after `index` (at once when `index` is 0), or
+/// after `wait_ms` (≤ 30 s) unchanged. With `changed=1` the agent says it holds the answer at
+/// `index` and merges: only the services changed since are listed, the others named
 /// ([`ServiceEndpoints::changed_since`]), so that an answer costs what changed rather than every
-/// replica of the cluster, for every agent at every change. Format 2.
+/// replica of the cluster, for every agent at every change. With `changed=2` it also merges a
+/// service's changed replicas ([`ServiceAddresses::partial`]): a change to one replica of a
+/// large service costs one replica. Format 2.
 pub async fn endpoints(
     State(ctx): State<Ctx>,
     headers: HeaderMap,
@@ -675,19 +677,61 @@ pub async fn endpoints(
     let term = ctx.node.term();
     // On a copy: the answer is built without holding the lock `apply` needs.
     let state = ctx.node.view();
-    let since = changes_since(&state, q.index, q.changed != 0);
-    Ok(encode(&service_endpoints(&state, term, since), format))
+    let since = changes_since(&state, q.index, q.changed);
+    let mut answer = service_endpoints(&state, term, &since);
+    answer.pace_ms = endpoints_pace(state.nodes.len()).as_millis() as u64;
+    Ok(encode(&answer, format))
 }
 
-/// The index an endpoints answer can list the changes since: the poll's, when the agent merges
-/// and this process knows every change after it; else 0 (the whole table).
-fn changes_since(s: &crate::state::State, index: u64, merges: bool) -> u64 {
-    let known =
-        merges && index > 0 && index <= endpoints_index(s) && s.endpoint_changes.known_since(index);
-    if known {
-        index
-    } else {
-        0
+/// How many endpoints answers the leader gives in a second, across agents, once the cluster is
+/// large enough that its agents are paced: each change wakes every agent's poll, and a cluster
+/// of thousands of nodes changes all the time while it fills or rolls out.
+const ENDPOINTS_ANSWERS_PER_SECOND: u64 = 2_000;
+
+/// The longest an agent is asked to wait between two endpoints answers: how stale its DNS and
+/// service addresses may be while changes keep coming (kube-proxy's `minSyncPeriod` is 1 s).
+const ENDPOINTS_PACE_MAX: Duration = Duration::from_secs(2);
+
+/// How long each agent waits after an endpoints answer before it polls again
+/// ([`ServiceEndpoints::pace_ms`]) in a cluster of `nodes`: not at all in a small one, and so
+/// that all of them together ask [`ENDPOINTS_ANSWERS_PER_SECOND`] at most in a large one.
+fn endpoints_pace(nodes: usize) -> Duration {
+    let ms = (nodes as u64).saturating_mul(1000) / ENDPOINTS_ANSWERS_PER_SECOND;
+    Duration::from_millis(ms).min(ENDPOINTS_PACE_MAX)
+}
+
+/// What an endpoints answer lists.
+#[derive(Debug, PartialEq)]
+pub(crate) enum Since<'a> {
+    /// Every ready replica of every service.
+    Whole,
+    /// What changed after `index`, the others named: the services whose replicated
+    /// `endpoints_index` is newer, those created since (which the agent does not hold), and
+    /// those this process noted changes of (`kept`, when it still holds every change since).
+    /// With `replicas`, a service whose kept changes name tasks is sent as those.
+    Changes {
+        index: u64,
+        kept: Option<crate::state::ChangedReplicas<'a>>,
+        replicas: bool,
+    },
+}
+
+/// What an endpoints answer can list to a poll at `index`: changes since it when the agent
+/// merges them (`changed`: 1 services, 2 replicas too) and this process knows every change
+/// after it; else the whole table. Replicas fall back to whole services once the changes since
+/// the poll are no longer all kept.
+fn changes_since(s: &crate::state::State, index: u64, changed: u8) -> Since<'_> {
+    let known = changed > 0
+        && index > 0
+        && index <= endpoints_index(s)
+        && s.endpoint_changes.known_since(index);
+    if !known {
+        return Since::Whole;
+    }
+    Since::Changes {
+        index,
+        kept: s.endpoint_changes.after(index),
+        replicas: changed >= 2,
     }
 }
 
@@ -697,7 +741,8 @@ pub struct EndpointsQuery {
     index: u64,
     #[serde(default)]
     wait_ms: u64,
-    /// 1: the poll holds the answer at `index` and merges an answer of changes.
+    /// 1: the poll holds the answer at `index` and merges an answer of changed services; 2: of
+    /// changed replicas too.
     #[serde(default)]
     changed: u8,
 }
@@ -707,15 +752,28 @@ fn endpoints_index(s: &crate::state::State) -> u64 {
     s.endpoints_index.values().copied().max().unwrap_or(0)
 }
 
-/// Every service's ready replicas (running, ready, still wanted), slots in order; with `since`
-/// not 0, only those of the services whose endpoints changed after it, the others named. Costs
-/// the listed services' tasks (the task table's index by service), not the cluster's.
+/// Every service's ready replicas (running, ready, still wanted), by slot then task; or what
+/// changed `since`, the unchanged services named. Costs the tasks of the services listed in
+/// full (the task table's index by service) and the replicas listed in part, not the cluster's.
 pub(crate) fn service_endpoints(
     s: &crate::state::State,
     term: u64,
-    since: u64,
+    since: &Since<'_>,
 ) -> ServiceEndpoints {
-    let changed = |name: &str| since == 0 || s.endpoints_index.get(name).is_none_or(|i| *i > since);
+    let (index, kept, replicas) = match since {
+        Since::Whole => (0, None, false),
+        Since::Changes {
+            index,
+            kept,
+            replicas,
+        } => (*index, kept.as_ref(), *replicas),
+    };
+    let changed = |name: &str| {
+        index == 0
+            || s.endpoints_index.get(name).is_none_or(|i| *i > index)
+            || s.endpoint_changes.created_after(name, index)
+            || kept.is_some_and(|k| k.contains_key(name))
+    };
     let mut services = Vec::new();
     let mut unchanged = Vec::new();
     for name in s.services.keys() {
@@ -723,35 +781,82 @@ pub(crate) fn service_endpoints(
             unchanged.push(name.clone());
             continue;
         }
-        let mut replicas: Vec<ReplicaAddress> = s
-            .tasks
-            .of_service(name)
-            .filter(|t| t.is_endpoint())
-            .filter_map(|t| {
-                Some(ReplicaAddress {
-                    slot: t.slot,
-                    task: t.id.clone(),
-                    node: t.node.clone(),
-                    address: t.address.clone()?,
-                })
-            })
-            .collect();
-        replicas.sort_by_key(|r| r.slot);
         let spec = s.services.get(name).map(|r| &r.current().spec);
-        services.push(ServiceAddresses {
+        let entry = ServiceAddresses {
             service: name.to_string(),
-            replicas,
             vip: s.vips.get(name).cloned(),
             ports: spec.map(|s| s.ports.clone()).unwrap_or_default(),
+            ..Default::default()
+        };
+        let tasks = match kept {
+            Some(k) if replicas => k.get(name.as_str()).cloned().flatten(),
+            _ => None,
+        };
+        services.push(match tasks {
+            Some(tasks) => changed_replicas(s, entry, tasks),
+            None => ServiceAddresses {
+                replicas: ready_replicas(s, name),
+                ..entry
+            },
         });
     }
     ServiceEndpoints {
         index: endpoints_index(s).max(1),
         term,
         services,
-        changed_since: since,
+        changed_since: index,
         unchanged,
+        pace_ms: 0,
     }
+}
+
+/// `service`'s ready replicas, by slot then task.
+fn ready_replicas(s: &crate::state::State, service: &str) -> Vec<ReplicaAddress> {
+    let mut replicas: Vec<ReplicaAddress> = s
+        .tasks
+        .of_service(service)
+        .filter_map(replica_address)
+        .collect();
+    replicas.sort_by(ReplicaAddress::order);
+    replicas
+}
+
+/// `entry` as the changes to `tasks`: those that are ready replicas of its service now, and
+/// the others as removed.
+fn changed_replicas(
+    s: &crate::state::State,
+    entry: ServiceAddresses,
+    tasks: std::collections::BTreeSet<&str>,
+) -> ServiceAddresses {
+    let (mut replicas, mut removed) = (Vec::new(), Vec::new());
+    for id in tasks {
+        let ready = s.tasks.get(id).filter(|t| t.service == entry.service);
+        match ready.and_then(replica_address) {
+            Some(r) => replicas.push(r),
+            None => removed.push(id.to_string()),
+        }
+    }
+    replicas.sort_by(ReplicaAddress::order);
+    ServiceAddresses {
+        replicas,
+        partial: true,
+        removed,
+        replica_count: s.tasks.endpoints_of(&entry.service),
+        ..entry
+    }
+}
+
+/// `t` as a ready replica, if it is one.
+fn replica_address(t: &Task) -> Option<ReplicaAddress> {
+    if !t.is_endpoint() {
+        return None;
+    }
+    Some(ReplicaAddress {
+        slot: t.slot,
+        task: t.id.clone(),
+        node: t.node.clone(),
+        address: t.address.clone()?,
+    })
 }
 
 /// `spec` as an agent reading `format` can take it, in a cluster at `cluster_format`.
@@ -881,8 +986,8 @@ pub async fn status(
 #[cfg(test)]
 mod tests {
     use super::{
-        changes_since, endpoints_index, overlay_for_poll, poll_index, service_endpoints, tasks_for,
-        Holds,
+        changes_since, endpoints_index, endpoints_pace, overlay_for_poll, poll_index,
+        service_endpoints, tasks_for, Holds, Since, ENDPOINTS_PACE_MAX,
     };
     use crate::state::tests::{req, spec, test_node, test_task};
     use crate::state::{encode_snapshot, State};
@@ -1083,7 +1188,7 @@ mod tests {
     #[test]
     fn an_endpoints_watch_that_merges_is_sent_the_changed_services_only() {
         let mut st = endpoints_cluster();
-        let whole = service_endpoints(&st, 1, 0);
+        let whole = service_endpoints(&st, 1, &Since::Whole);
         let names = |e: &ServiceEndpoints| -> Vec<String> {
             e.services.iter().map(|s| s.service.clone()).collect()
         };
@@ -1097,26 +1202,252 @@ mod tests {
         };
         st.apply_at(7, &req(7, Command::Plan(stop)));
         st.apply_at(8, &req(8, Command::DeleteService { name: "db".into() }));
-        let since = changes_since(&st, at, true);
-        assert_eq!(since, at);
-        let answer = service_endpoints(&st, 1, since);
+        let since = changes_since(&st, at, 1);
+        assert!(matches!(since, Since::Changes { index, replicas: false, .. } if index == at));
+        let answer = service_endpoints(&st, 1, &since);
         assert_eq!(names(&answer), ["web"]);
         assert_eq!(answer.services[0].replicas.len(), 1);
+        assert!(!answer.services[0].partial);
         assert_eq!(answer.unchanged, ["api"]);
         let merged = answer.merge(Some(&whole)).expect("adds up");
-        assert_eq!(merged, service_endpoints(&st, 1, 0));
+        assert_eq!(merged, service_endpoints(&st, 1, &Since::Whole));
         // Nothing changed since the newest: every service named.
         let now = endpoints_index(&st);
-        let quiet = service_endpoints(&st, 1, changes_since(&st, now, true));
+        let quiet = service_endpoints(&st, 1, &changes_since(&st, now, 1));
         assert_eq!((quiet.services.len(), quiet.unchanged.len()), (0, 2));
         // The whole table for a poll that does not merge, holds nothing, holds an answer newer
         // than this state, or one at or below a restore, snapshot or new format.
-        assert_eq!(changes_since(&st, at, false), 0);
-        assert_eq!(changes_since(&st, 0, true), 0);
-        assert_eq!(changes_since(&st, now + 1, true), 0);
+        assert_eq!(changes_since(&st, at, 0), Since::Whole);
+        assert_eq!(changes_since(&st, 0, 1), Since::Whole);
+        assert_eq!(changes_since(&st, now + 1, 1), Since::Whole);
         st.everything_changed(at);
-        assert_eq!(changes_since(&st, at, true), 0);
-        assert_eq!(changes_since(&st, now, true), now);
+        assert_eq!(changes_since(&st, at, 1), Since::Whole);
+        assert!(matches!(changes_since(&st, now, 1), Since::Changes { index, .. } if index == now));
+    }
+
+    #[test]
+    fn an_endpoints_watch_that_merges_replicas_is_sent_the_changed_replicas_only() {
+        let mut st = endpoints_cluster();
+        let whole = service_endpoints(&st, 1, &Since::Whole);
+        let at = whole.index;
+        // web1 stops, api0 moves to another address: each sent alone, with the count.
+        let stop = Plan {
+            stop: vec![("web1".into(), "replaced".into())],
+            ..Default::default()
+        };
+        st.apply_at(7, &req(7, Command::Plan(stop)));
+        let moved = Command::ReportStatus {
+            node: "a".into(),
+            tasks: vec![TaskStatus {
+                address: Some("10.200.0.99".into()),
+                ..report_status("api0".into())
+            }],
+        };
+        st.apply_at(8, &req(8, moved));
+        let since = changes_since(&st, at, 2);
+        assert!(
+            matches!(since, Since::Changes { index, kept: Some(_), replicas: true } if index == at)
+        );
+        let answer = service_endpoints(&st, 1, &since);
+        let parts: Vec<_> = answer
+            .services
+            .iter()
+            .map(|s| {
+                let sent: Vec<&str> = s.replicas.iter().map(|r| r.task.as_str()).collect();
+                (
+                    s.service.as_str(),
+                    s.partial,
+                    sent,
+                    s.removed.clone(),
+                    s.replica_count,
+                )
+            })
+            .collect();
+        assert_eq!(
+            parts,
+            [
+                ("api", true, vec!["api0"], vec![], 1),
+                ("web", true, vec![], vec!["web1".to_string()], 1),
+            ]
+        );
+        assert_eq!(answer.unchanged, ["db"]);
+        let merged = answer.merge(Some(&whole)).expect("adds up");
+        assert_eq!(merged, service_endpoints(&st, 1, &Since::Whole));
+        // A service changed as a whole (deleted and applied again) is sent in full.
+        st.apply_at(9, &req(9, Command::DeleteService { name: "db".into() }));
+        let db = spec("db", "nginx", 1);
+        st.apply_at(10, &req(10, Command::ApplyService(Box::new(db))));
+        let answer = service_endpoints(&st, 1, &changes_since(&st, 8, 2));
+        assert_eq!(answer.services.len(), 1);
+        assert!(!answer.services[0].partial && answer.services[0].replicas.is_empty());
+        // Changes no longer kept: whole services, as for a poll that merges services only.
+        for i in 0..crate::state::EndpointChanges::KEEP as u64 {
+            st.endpoint_changes.replica("web", "web0", 11 + i);
+        }
+        let since = changes_since(&st, 8, 2);
+        assert!(matches!(
+            since,
+            Since::Changes {
+                index: 8,
+                kept: None,
+                replicas: true
+            }
+        ));
+        let answer = service_endpoints(&st, 1, &since);
+        assert!(answer.services.iter().all(|s| !s.partial));
+    }
+
+    #[test]
+    fn agents_are_paced_only_in_a_large_cluster() {
+        assert_eq!(endpoints_pace(5), std::time::Duration::from_millis(2));
+        assert_eq!(endpoints_pace(200), std::time::Duration::from_millis(100));
+        assert_eq!(endpoints_pace(2_000), std::time::Duration::from_secs(1));
+        assert_eq!(endpoints_pace(10_000), ENDPOINTS_PACE_MAX);
+    }
+
+    /// Steps of the endpoints property test.
+    #[derive(Debug, Clone)]
+    enum EndpointStep {
+        Apply {
+            service: usize,
+        },
+        Delete {
+            service: usize,
+        },
+        Place {
+            service: usize,
+            slot: u64,
+        },
+        Stop {
+            service: usize,
+            slot: u64,
+        },
+        Drain {
+            service: usize,
+            slot: u64,
+        },
+        Remove {
+            service: usize,
+            slot: u64,
+        },
+        /// The tasks picked by the mask report running at address `address`, or failed.
+        Report {
+            mask: u8,
+            address: u8,
+            failed: bool,
+        },
+        Restore,
+        /// More changes came than the leader keeps.
+        Forget,
+        /// The agent polls, merging services (1) or replicas too (2).
+        Poll {
+            changed: u8,
+        },
+        Restart,
+    }
+
+    fn endpoint_step() -> impl Strategy<Value = EndpointStep> {
+        use EndpointStep::*;
+        prop_oneof![
+            2 => (0..2usize).prop_map(|service| Apply { service }),
+            1 => (0..2usize).prop_map(|service| Delete { service }),
+            4 => (0..2usize, 0..3u64).prop_map(|(service, slot)| Place { service, slot }),
+            2 => (0..2usize, 0..3u64).prop_map(|(service, slot)| Stop { service, slot }),
+            2 => (0..2usize, 0..3u64).prop_map(|(service, slot)| Drain { service, slot }),
+            1 => (0..2usize, 0..3u64).prop_map(|(service, slot)| Remove { service, slot }),
+            5 => (any::<u8>(), 1..4u8, prop::bool::weighted(0.2))
+                .prop_map(|(mask, address, failed)| Report { mask, address, failed }),
+            1 => Just(Restore),
+            1 => Just(Forget),
+            6 => (1..3u8).prop_map(|changed| Poll { changed }),
+            1 => Just(Restart),
+        ]
+    }
+
+    proptest! {
+        /// An agent that merges the endpoints answers of changes into the table it holds ends
+        /// up with exactly the whole table, whatever changed in between: services applied and
+        /// deleted, replicas placed, made ready, moved, failed, drained, stopped and removed, a
+        /// restored image, more changes than are kept; and every answer of changes adds up
+        /// (none makes it ask again).
+        #[test]
+        fn merged_endpoints_are_the_whole_table(steps in prop::collection::vec(endpoint_step(), 1..80)) {
+            let mut st = State { cluster_format: 2, ..State::default() };
+            st.apply_at(1, &req(1, Command::RegisterNode(test_node("a", 64_000, 64 << 30))));
+            let mut at = 1;
+            let mut backup = encode_snapshot(&st, 2).unwrap();
+            let mut held: Option<ServiceEndpoints> = None;
+            let ids = |st: &State, service: usize, slot: u64| -> Vec<String> {
+                st.tasks.of_service(SERVICES[service])
+                    .filter(|t| t.slot == slot)
+                    .map(|t| t.id.clone())
+                    .collect()
+            };
+            for step in steps {
+                at += 1;
+                let command = match step {
+                    EndpointStep::Apply { service } => {
+                        Command::ApplyService(Box::new(spec(SERVICES[service], "nginx", 3)))
+                    }
+                    EndpointStep::Delete { service } => Command::DeleteService { name: SERVICES[service].into() },
+                    EndpointStep::Place { service, slot } => {
+                        let name = SERVICES[service];
+                        let Some(r) = st.services.get(name) else { continue };
+                        let id = format!("{name}-{slot}-{at}");
+                        Command::PutTasks(vec![test_task(&id, name, r.current().version, slot, "a")])
+                    }
+                    EndpointStep::Stop { service, slot } => {
+                        let stop = ids(&st, service, slot).into_iter().map(|id| (id, "replaced".into())).collect();
+                        Command::Plan(Plan { stop, ..Default::default() })
+                    }
+                    EndpointStep::Drain { service, slot } => {
+                        let drain = ids(&st, service, slot).into_iter().map(|id| (id, "draining".into())).collect();
+                        Command::Plan(Plan { drain, ..Default::default() })
+                    }
+                    EndpointStep::Remove { service, slot } => {
+                        let remove = ids(&st, service, slot)
+                            .into_iter()
+                            .filter(|id| st.tasks.get(id).is_some_and(|t| t.desired == TaskState::Shutdown))
+                            .collect();
+                        Command::Plan(Plan { remove, ..Default::default() })
+                    }
+                    EndpointStep::Report { mask, address, failed } => {
+                        let tasks = st.tasks.on_node("a")
+                            .enumerate()
+                            .filter(|(k, _)| mask & (1 << (k % 8)) != 0)
+                            .map(|(k, t)| TaskStatus {
+                                state: if failed { TaskState::Failed } else { TaskState::Running },
+                                address: Some(format!("10.200.{address}.{k}")),
+                                ..report_status(t.id.clone())
+                            })
+                            .collect();
+                        Command::ReportStatus { node: "a".into(), tasks }
+                    }
+                    EndpointStep::Restore => Command::Restore(std::mem::replace(&mut backup, encode_snapshot(&st, 2).unwrap())),
+                    EndpointStep::Poll { changed } => {
+                        let whole = service_endpoints(&st, 4, &Since::Whole);
+                        let held_index = held.as_ref().map_or(0, |h| h.index);
+                        let answer = service_endpoints(&st, 4, &changes_since(&st, held_index, changed));
+                        if changed < 2 {
+                            prop_assert!(answer.services.iter().all(|s| !s.partial));
+                        }
+                        let merged = answer.merge(held.as_ref());
+                        prop_assert_eq!(merged.as_ref(), Some(&whole));
+                        held = merged;
+                        continue;
+                    }
+                    EndpointStep::Restart => {
+                        held = None;
+                        continue;
+                    }
+                    EndpointStep::Forget => {
+                        st.endpoint_changes.forget();
+                        continue;
+                    }
+                };
+                st.apply_at(at, &req(at, command));
+            }
+        }
     }
 
     #[test]

@@ -24,7 +24,7 @@ mod usage;
 mod vips;
 
 pub use assignment_changes::{AssignmentChanges, Changed};
-pub use endpoint_changes::EndpointChanges;
+pub use endpoint_changes::{ChangedReplicas, EndpointChanges};
 pub use operators::{describe as describe_command, valid_token_name, AUDIT_KEEP};
 pub use services::same_run_spec;
 pub use snapshot::{decode_snapshot, encode_snapshot, snapshot_format, SnapshotError};
@@ -465,8 +465,21 @@ impl State {
         }
     }
 
-    /// Marks `service`'s endpoints as changed at this index.
+    /// Marks `service`'s endpoints as changed at this index, all of them (its virtual IP, its
+    /// ports, its removal).
     pub(crate) fn touch_endpoints(&mut self, service: &str) {
+        self.endpoint_changes.service(service, self.index);
+        self.bump_endpoints(service);
+    }
+
+    /// Marks `task` of `service` as having entered, left or moved among the service's ready
+    /// replicas at this index.
+    pub(crate) fn touch_endpoint(&mut self, service: &str, task: &str) {
+        self.endpoint_changes.replica(service, task, self.index);
+        self.bump_endpoints(service);
+    }
+
+    fn bump_endpoints(&mut self, service: &str) {
         self.touched.endpoints = true;
         let index = self.index;
         match self.endpoints_index.get_mut(service) {

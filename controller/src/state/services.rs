@@ -232,6 +232,11 @@ impl State {
 
     fn new_version(&mut self, spec: Arc<ServiceSpec>, origin: VersionOrigin, now: u64) -> Response {
         let name = spec.name.clone();
+        if !self.services.contains_key(&name) {
+            // An agent holds none of a new service's replicas: its first entry is whole. Noted
+            // for this process's answers only (`endpoints_index` is replicated and unchanged).
+            self.endpoint_changes.created(&name, self.index);
+        }
         let record = self
             .services
             .entry(name.clone())

@@ -13,8 +13,9 @@
 //! The table also stamps each service whenever one of its tasks may have changed, so that the
 //! leader's reconciliation can tell, by comparing a stamp with the one it saw, which services'
 //! tasks changed since its last pass (`scheduler/reconcile/memo.rs`) without reading them; and it
-//! keeps a tally of what `node ls` and the leader's loop ask of every node or every task: each
-//! node's tasks meant to run, and the tasks draining. A [`TaskMut`] tallies its task again when
+//! keeps a tally of what `node ls`, the leader's loop and the endpoints watch ask of every node,
+//! task or service: each node's tasks meant to run, the tasks draining, and each service's ready
+//! replicas (the count an answer of changed replicas carries, `api/agent.rs`). A [`TaskMut`] tallies its task again when
 //! it is dropped, so no change through it escapes the tally.
 
 use super::Map;
@@ -52,6 +53,9 @@ struct Tally {
     /// The tasks draining (meant to run, leaving every node's endpoints first), whose barrier
     /// the leader checks on every round (`leader/drain.rs`).
     draining: Ids,
+    /// Per service: how many of its tasks are endpoints ([`Task::is_endpoint`]; services with
+    /// none are absent).
+    endpoints: Map<String, u64>,
 }
 
 fn meant_to_run(t: &Task) -> bool {
@@ -75,19 +79,22 @@ impl Tally {
                 self.draining.remove(t.id.as_str());
             }
         }
+        if t.is_endpoint() {
+            count(&mut self.endpoints, &t.service, add);
+        }
     }
 }
 
-/// Adds one to (`add`) or takes one from `node`'s count of tasks meant to run.
-fn count(running: &mut Map<String, u64>, node: &str, add: bool) {
-    match running.get_mut(node) {
+/// Adds one to (`add`) or takes one from `key`'s count (a node's or a service's).
+fn count(counts: &mut Map<String, u64>, key: &str, add: bool) {
+    match counts.get_mut(key) {
         Some(n) if add => *n += 1,
         Some(n) if *n > 1 => *n -= 1,
         Some(_) => {
-            running.remove(node);
+            counts.remove(key);
         }
         None if add => {
-            running.insert(node.to_string(), 1);
+            counts.insert(key.to_string(), 1);
         }
         None => {}
     }
@@ -99,8 +106,8 @@ fn count(running: &mut Map<String, u64>, node: &str, add: bool) {
 pub struct TaskMut<'a> {
     task: &'a mut Task,
     tally: &'a mut Tally,
-    /// What the tally read of it when handed out: meant to run, draining.
-    was: (bool, bool),
+    /// What the tally read of it when handed out: meant to run, draining, an endpoint.
+    was: (bool, bool, bool),
 }
 
 impl Deref for TaskMut<'_> {
@@ -118,7 +125,7 @@ impl DerefMut for TaskMut<'_> {
 
 impl Drop for TaskMut<'_> {
     fn drop(&mut self) {
-        let (ran, drained) = self.was;
+        let (ran, drained, served) = self.was;
         let runs = meant_to_run(self.task);
         if runs != ran {
             count(&mut self.tally.running, &self.task.node, runs);
@@ -130,6 +137,10 @@ impl Drop for TaskMut<'_> {
             } else {
                 self.tally.draining.remove(self.task.id.as_str());
             }
+        }
+        let serves = self.task.is_endpoint();
+        if serves != served {
+            count(&mut self.tally.endpoints, &self.task.service, serves);
         }
     }
 }
@@ -197,7 +208,7 @@ impl TaskTable {
         let task = Arc::make_mut(self.by_id.get_mut(id)?);
         stamp(&mut self.stamps, &task.service);
         Some(TaskMut {
-            was: (meant_to_run(task), draining(task)),
+            was: (meant_to_run(task), draining(task), task.is_endpoint()),
             task,
             tally: &mut self.tally,
         })
@@ -261,6 +272,11 @@ impl TaskTable {
     /// How many of `node`'s tasks are meant to run (`desired` running), in one step.
     pub fn running_on(&self, node: &str) -> u64 {
         self.tally.running.get(node).copied().unwrap_or(0)
+    }
+
+    /// How many of `service`'s tasks are endpoints (ready replicas), in one step.
+    pub fn endpoints_of(&self, service: &str) -> u64 {
+        self.tally.endpoints.get(service).copied().unwrap_or(0)
     }
 
     /// The tasks draining (meant to run, with a `drain_index`), by id: as many steps as there
@@ -554,5 +570,51 @@ mod tests {
         table.remove("b");
         assert!(ids(&table).is_empty());
         assert_eq!(table.tally_is_exact(), Ok(()));
+    }
+
+    #[test]
+    fn each_service_counts_its_ready_replicas_through_every_change() {
+        let mut table = TaskTable::default();
+        let ready = |id: &str, service: &str| {
+            let mut t = test_task(id, service, 1, 0, "n1");
+            t.state = TaskState::Running;
+            t.address = Some("10.200.0.2".into());
+            t
+        };
+        table.insert("a".into(), ready("a", "web"));
+        table.insert("b".into(), ready("b", "web"));
+        table.insert("c".into(), test_task("c", "web", 1, 2, "n1"));
+        table.insert("d".into(), ready("d", "api"));
+        assert_eq!(
+            (table.endpoints_of("web"), table.endpoints_of("api")),
+            (2, 1)
+        );
+        // Ready through get_mut, then drained, stopped, failed: each counted once dropped.
+        let mut c = table.get_mut("c").expect("c");
+        c.state = TaskState::Running;
+        c.address = Some("10.200.0.3".into());
+        drop(c);
+        assert_eq!(table.endpoints_of("web"), 3);
+        table.get_mut("a").expect("a").drain_index = Some(4);
+        table.get_mut("b").expect("b").desired = TaskState::Shutdown;
+        table.get_mut("c").expect("c").restarts += 1;
+        assert_eq!(table.endpoints_of("web"), 1);
+        table.get_mut("c").expect("c").state = TaskState::Failed;
+        assert_eq!(table.endpoints_of("web"), 0);
+        // Replaced by a task of another service, then removed.
+        table.insert("d".into(), ready("d", "web"));
+        assert_eq!(
+            (table.endpoints_of("web"), table.endpoints_of("api")),
+            (1, 0)
+        );
+        table.remove("d");
+        assert_eq!(table.endpoints_of("web"), 0);
+        assert!(
+            table.tally.endpoints.is_empty(),
+            "services with none leave the map"
+        );
+        assert_eq!(table.tally_is_exact(), Ok(()));
+        table.tally.endpoints.insert("web".into(), 1);
+        assert!(table.tally_is_exact().is_err(), "the check can fail");
     }
 }

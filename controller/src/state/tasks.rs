@@ -135,7 +135,7 @@ impl State {
             let (node, service) = (t.node.clone(), t.service.clone());
             drop(t);
             self.touch_task(&node, id);
-            self.touch_endpoints(&service);
+            self.touch_endpoint(&service, id);
             result.stopped += 1;
         }
         for (id, reason) in &plan.drain {
@@ -151,7 +151,7 @@ impl State {
             t.updated_ms = now;
             let service = t.service.clone();
             drop(t);
-            self.touch_endpoints(&service);
+            self.touch_endpoint(&service, id);
         }
         for id in &plan.remove {
             if self
@@ -250,7 +250,7 @@ impl State {
             let service = t.service.clone();
             drop(t);
             if moved {
-                self.touch_endpoints(&service);
+                self.touch_endpoint(&service, &s.task_id);
             }
             // It no longer holds its node's resources.
             if let Some(node) = ended {

@@ -116,6 +116,9 @@ fn every_golden_file_of_every_format_read_decodes() {
             // Endpoints: the services changed since the index the agent holds, the others named.
             let changed = samples::service_endpoints_changed();
             check(format, "service-endpoints-changed", &changed, m);
+            // Endpoints: a service's changed replicas, the removed ones named, and the count.
+            let changed = samples::service_endpoints_replicas_changed();
+            check(format, "service-endpoints-replicas-changed", &changed, m);
             check(
                 format,
                 "register-response-credential",

@@ -218,8 +218,7 @@ pub fn service_endpoints() -> ServiceEndpoints {
                 node: "n2".into(),
                 address: "10.200.4.7".into(),
             }],
-            vip: None,
-            ports: vec![],
+            ..Default::default()
         }],
         ..Default::default()
     }
@@ -920,6 +919,20 @@ pub fn service_endpoints_changed() -> ServiceEndpoints {
     e.services[0].service = "web".into();
     e.changed_since = 52;
     e.unchanged = vec!["api".into()];
+    e
+}
+
+/// Format 2's endpoints as changed since the index the agent holds, to a poll that merges
+/// replicas: `web`'s changed replica, one removed, and the count; with the pace of polls.
+pub fn service_endpoints_replicas_changed() -> ServiceEndpoints {
+    let mut e = service_endpoints_changed();
+    let web = &mut e.services[0];
+    web.replicas[0].slot = 3;
+    web.replicas[0].task = "00000000000000dd".into();
+    web.partial = true;
+    web.removed = vec!["00000000000000bb".into()];
+    web.replica_count = 4;
+    e.pace_ms = 250;
     e
 }
 

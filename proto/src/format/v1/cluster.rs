@@ -320,6 +320,9 @@ pub struct ServiceEndpoints {
     /// Format 2.
     #[prost(string, repeated, tag = "5")]
     pub unchanged: Vec<String>,
+    /// Format 2.
+    #[prost(uint64, tag = "6")]
+    pub pace_ms: u64,
 }
 
 /// Format 2.
@@ -333,6 +336,15 @@ pub struct ServiceAddresses {
     pub vip: Option<String>,
     #[prost(message, repeated, tag = "4")]
     pub ports: Vec<super::service::ServicePort>,
+    /// Format 2.
+    #[prost(bool, tag = "5")]
+    pub partial: bool,
+    /// Format 2.
+    #[prost(string, repeated, tag = "6")]
+    pub removed: Vec<String>,
+    /// Format 2.
+    #[prost(uint64, tag = "7")]
+    pub replica_count: u64,
 }
 
 /// Format 2.

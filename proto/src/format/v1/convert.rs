@@ -159,9 +159,11 @@ mirror_v1!(n::Overlay => Overlay {
 });
 mirror_v1!(n::OverlayPeer => OverlayPeer { node, public_key, endpoint, subnet, generation });
 mirror_v1!(n::ServiceEndpoints => ServiceEndpoints {
-    index, term, services, changed_since, unchanged,
+    index, term, services, changed_since, unchanged, pace_ms,
 });
-mirror_v1!(n::ServiceAddresses => ServiceAddresses { service, replicas, vip, ports });
+mirror_v1!(n::ServiceAddresses => ServiceAddresses {
+    service, replicas, vip, ports, partial, removed, replica_count,
+});
 mirror_v1!(n::ReplicaAddress => ReplicaAddress { slot, task, node, address });
 mirror_v1!(n::OverlayReport => OverlayReport { node_id, peers, mesh_error });
 mirror_v1!(n::VolumeReport => VolumeReport { node_id, volumes });
