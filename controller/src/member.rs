@@ -80,7 +80,14 @@ pub async fn run(
         .advertise
         .clone()
         .unwrap_or_else(|| opts.listen.clone());
-    let node = RaftNode::open(&opts.data_dir, &advertise, opts.id, opts.settings.clone()).await?;
+    // Raft's core, replication and state machine run on threads of their own
+    // (`raft/runtime.rs`), so that a saturated API does not delay its heartbeats.
+    let (data_dir, id, settings) = (opts.data_dir.clone(), opts.id, opts.settings.clone());
+    let address = advertise.clone();
+    let node = crate::raft::runtime::run(async move {
+        RaftNode::open(&data_dir, &address, id, settings).await
+    })
+    .await?;
     let listener = tokio::net::TcpListener::bind(&opts.listen)
         .await
         .map_err(|source| MemberError::Listen {

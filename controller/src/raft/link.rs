@@ -260,7 +260,20 @@ impl Links {
         self.idle.put(addr, conn);
     }
 
+    /// Opens a link on Raft's runtime (`raft/runtime.rs`), whoever asks: its socket is then
+    /// polled by Raft's threads, not by the API's.
     async fn open(&self, addr: &str, config: Arc<rustls::ClientConfig>) -> Result<Conn, Open> {
+        let (me, idle, addr) = (self.me, self.idle.clone(), addr.to_string());
+        super::runtime::run(Self::opening(me, idle, addr, config)).await
+    }
+
+    async fn opening(
+        me: u64,
+        idle: Arc<Pool>,
+        addr: String,
+        config: Arc<rustls::ClientConfig>,
+    ) -> Result<Conn, Open> {
+        let addr = addr.as_str();
         let failed = |what: &str, e: &dyn std::fmt::Display| Open::Failed(format!("{what}: {e}"));
         let opening = async {
             let tcp = TcpStream::connect(addr)
@@ -276,7 +289,7 @@ impl Links {
             if io.get_ref().1.alpn_protocol() != Some(peer_link::ALPN) {
                 return Err(Open::Unsupported);
             }
-            let hello = Hello::this_build(self.me).to_bytes();
+            let hello = Hello::this_build(me).to_bytes();
             let frame =
                 peer_link::encode_request(Kind::Hello, hoist_proto::format::CURRENT, &hello);
             io.write_all(&frame)
@@ -298,7 +311,7 @@ impl Links {
                 io,
                 version: hello.peer_version(),
                 idle_since: Instant::now(),
-                _open: OpenLink::new(self.idle.open_count(addr)),
+                _open: OpenLink::new(idle.open_count(addr)),
             })
         };
         match tokio::time::timeout(OPEN_TIMEOUT, opening).await {
@@ -416,11 +429,13 @@ impl StreamService for Server {
         peer: TlsPeer,
     ) -> Pin<Box<dyn Future<Output = ()> + Send>> {
         let node = self.node.clone();
-        Box::pin(async move {
+        // On Raft's own runtime (`raft/runtime.rs`): a follower's answers do not wait behind
+        // the API's.
+        Box::pin(super::runtime::run(async move {
             if let Err(e) = serve(&node, io, peer).await {
                 tracing::debug!(error = %e, "member link closed");
             }
-        })
+        }))
     }
 }
 

@@ -12,6 +12,7 @@ pub mod peers;
 mod proposer;
 mod recovery;
 mod rpc;
+pub mod runtime;
 mod stall;
 mod state_machine;
 mod store;
