@@ -342,6 +342,19 @@ impl Task {
             && self.is_ready()
             && self.address.is_some()
     }
+
+    /// The task as one of its service's ready replicas, if it is one ([`Task::is_endpoint`]).
+    pub fn as_replica(&self) -> Option<crate::node::ReplicaAddress> {
+        if !self.is_endpoint() {
+            return None;
+        }
+        Some(crate::node::ReplicaAddress {
+            slot: self.slot,
+            task: self.id.clone(),
+            node: self.node.clone(),
+            address: self.address.clone()?,
+        })
+    }
 }
 
 /// Where a rolling update is.

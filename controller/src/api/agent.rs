@@ -678,9 +678,28 @@ pub async fn endpoints(
     // On a copy: the answer is built without holding the lock `apply` needs.
     let state = ctx.node.view();
     let since = changes_since(&state, q.index, q.changed);
+    let key = super::endpoint_answers::Key {
+        since: match since {
+            Since::Whole => 0,
+            Since::Changes { index, .. } => index,
+        },
+        replicas: matches!(since, Since::Changes { replicas: true, .. }),
+        index: endpoints_index(&state).max(1),
+        term,
+        format,
+        pace_ms: endpoints_pace(state.nodes.len()).as_millis() as u64,
+    };
+    let media = [(header::CONTENT_TYPE, PROTOBUF_MEDIA_TYPE)];
+    if let Some(bytes) = ctx.endpoint_answers.get(&key) {
+        return Ok((media, bytes).into_response());
+    }
     let mut answer = service_endpoints(&state, term, &since);
-    answer.pace_ms = endpoints_pace(state.nodes.len()).as_millis() as u64;
-    Ok(encode(&answer, format))
+    answer.pace_ms = key.pace_ms;
+    let bytes = Bytes::from(answer.encode(format).map_err(|e| {
+        ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", e.to_string())
+    })?);
+    ctx.endpoint_answers.put(key, bytes.clone());
+    Ok((media, bytes).into_response())
 }
 
 /// How many endpoints answers the leader gives in a second, across agents, once the cluster is
@@ -789,7 +808,7 @@ pub(crate) fn service_endpoints(
             ..Default::default()
         };
         let tasks = match kept {
-            Some(k) if replicas => k.get(name.as_str()).cloned().flatten(),
+            Some(k) if replicas => k.get(name.as_str()).and_then(Option::as_ref),
             _ => None,
         };
         services.push(match tasks {
@@ -812,31 +831,26 @@ pub(crate) fn service_endpoints(
 
 /// `service`'s ready replicas, by slot then task.
 fn ready_replicas(s: &crate::state::State, service: &str) -> Vec<ReplicaAddress> {
-    let mut replicas: Vec<ReplicaAddress> = s
-        .tasks
-        .of_service(service)
-        .filter_map(replica_address)
-        .collect();
+    let tasks = s.tasks.of_service(service);
+    let mut replicas: Vec<ReplicaAddress> = tasks.filter_map(Task::as_replica).collect();
     replicas.sort_by(ReplicaAddress::order);
     replicas
 }
 
-/// `entry` as the changes to `tasks`: those that are ready replicas of its service now, and
+/// `entry` as the changes to `tasks`, each as it is now: the ready replicas (in no order), and
 /// the others as removed.
 fn changed_replicas(
     s: &crate::state::State,
     entry: ServiceAddresses,
-    tasks: std::collections::BTreeSet<&str>,
+    tasks: &std::collections::HashMap<&str, Option<&ReplicaAddress>>,
 ) -> ServiceAddresses {
     let (mut replicas, mut removed) = (Vec::new(), Vec::new());
-    for id in tasks {
-        let ready = s.tasks.get(id).filter(|t| t.service == entry.service);
-        match ready.and_then(replica_address) {
-            Some(r) => replicas.push(r),
-            None => removed.push(id.to_string()),
+    for (task, now) in tasks {
+        match now {
+            Some(r) => replicas.push((*r).clone()),
+            None => removed.push(task.to_string()),
         }
     }
-    replicas.sort_by(ReplicaAddress::order);
     ServiceAddresses {
         replicas,
         partial: true,
@@ -844,19 +858,6 @@ fn changed_replicas(
         replica_count: s.tasks.endpoints_of(&entry.service),
         ..entry
     }
-}
-
-/// `t` as a ready replica, if it is one.
-fn replica_address(t: &Task) -> Option<ReplicaAddress> {
-    if !t.is_endpoint() {
-        return None;
-    }
-    Some(ReplicaAddress {
-        slot: t.slot,
-        task: t.id.clone(),
-        node: t.node.clone(),
-        address: t.address.clone()?,
-    })
 }
 
 /// `spec` as an agent reading `format` can take it, in a cluster at `cluster_format`.
@@ -1282,7 +1283,7 @@ mod tests {
         assert!(!answer.services[0].partial && answer.services[0].replicas.is_empty());
         // Changes no longer kept: whole services, as for a poll that merges services only.
         for i in 0..crate::state::EndpointChanges::KEEP as u64 {
-            st.endpoint_changes.replica("web", "web0", 11 + i);
+            st.endpoint_changes.replica("web", "web0", None, 11 + i);
         }
         let since = changes_since(&st, 8, 2);
         assert!(matches!(

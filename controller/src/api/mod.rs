@@ -10,6 +10,7 @@ mod autolock;
 mod body;
 mod ca;
 mod cluster;
+mod endpoint_answers;
 mod error;
 mod events;
 mod files;
@@ -75,6 +76,8 @@ pub struct CtxParts {
     pub keyring: Arc<crate::keyring::Keyring>,
     /// This member's certificate and the node certificates it signs (`crate::pki`).
     pub pki: Arc<crate::pki::Pki>,
+    /// The endpoints answers given lately (`api/endpoint_answers.rs`).
+    pub endpoint_answers: Arc<endpoint_answers::Answers>,
 }
 
 impl Ctx {
@@ -99,6 +102,7 @@ impl Ctx {
             http,
             sessions: Arc::default(),
             usage: Arc::default(),
+            endpoint_answers: Arc::default(),
             keyring,
             pki: Arc::new(pki),
         }))

@@ -472,11 +472,16 @@ impl State {
         self.bump_endpoints(service);
     }
 
-    /// Marks `task` of `service` as having entered, left or moved among the service's ready
-    /// replicas at this index.
-    pub(crate) fn touch_endpoint(&mut self, service: &str, task: &str) {
-        self.endpoint_changes.replica(service, task, self.index);
-        self.bump_endpoints(service);
+    /// Marks `task` as having entered, left or moved among its service's ready replicas at
+    /// this index, as it is now.
+    pub(crate) fn touch_endpoint(&mut self, task: &str) {
+        let Some(t) = self.tasks.get(task) else {
+            return;
+        };
+        let (service, now) = (t.service.clone(), t.as_replica());
+        self.endpoint_changes
+            .replica(&service, task, now, self.index);
+        self.bump_endpoints(&service);
     }
 
     fn bump_endpoints(&mut self, service: &str) {

@@ -132,10 +132,10 @@ impl State {
             t.desired = TaskState::Shutdown;
             t.message = reason.clone();
             t.updated_ms = now;
-            let (node, service) = (t.node.clone(), t.service.clone());
+            let node = t.node.clone();
             drop(t);
             self.touch_task(&node, id);
-            self.touch_endpoint(&service, id);
+            self.touch_endpoint(id);
             result.stopped += 1;
         }
         for (id, reason) in &plan.drain {
@@ -149,9 +149,8 @@ impl State {
             t.drain_index = Some(index);
             t.message = reason.clone();
             t.updated_ms = now;
-            let service = t.service.clone();
             drop(t);
-            self.touch_endpoint(&service, id);
+            self.touch_endpoint(id);
         }
         for id in &plan.remove {
             if self
@@ -247,10 +246,9 @@ impl State {
             }
             applied += 1;
             let moved = before != (t.is_ready(), t.address.clone());
-            let service = t.service.clone();
             drop(t);
             if moved {
-                self.touch_endpoint(&service, &s.task_id);
+                self.touch_endpoint(&s.task_id);
             }
             // It no longer holds its node's resources.
             if let Some(node) = ended {
