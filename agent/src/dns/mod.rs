@@ -9,8 +9,9 @@
 //! anything else goes to the host's resolvers (`--dns-upstream`), SERVFAIL at once when there are
 //! none or they cannot be reached. TTL 5 s.
 //!
-//! The table is fed by one cluster-wide watch per agent (`GET /v1/agent/endpoints`, full state
-//! at a Raft index), not one long poll per service. Malformed, oversized (over 4 KiB) or
+//! The table is fed by one cluster-wide watch per agent (`GET /v1/agent/endpoints`: the whole
+//! table at a Raft index, then the services and replicas changed since, merged into it, at the
+//! pace the leader sets), not one long poll per service. Malformed, oversized (over 4 KiB) or
 //! truncated queries get FORMERR or are dropped; they never reach the table or another client's
 //! answer.
 

@@ -685,6 +685,7 @@ pub async fn endpoints(
         },
         replicas: matches!(since, Since::Changes { replicas: true, .. }),
         index: endpoints_index(&state).max(1),
+        floor: state.endpoint_changes.floor(),
         term,
         format,
         pace_ms: endpoints_pace(state.nodes.len()).as_millis() as u64,

@@ -6,7 +6,7 @@
 //! leader's time, for the same answer built over and over.
 //!
 //! An answer depends on the table's index (`endpoints_index`, replicated: equal indexes mean the
-//! same replicas) and on the poll; a service created since without a change to its replicas may
+//! same replicas, between two restores) and on the poll; a service created since without a change to its replicas may
 //! be missing from an answer taken from here, which is then what an agent that asked a moment
 //! earlier holds, and the next change lists it.
 
@@ -23,6 +23,9 @@ pub struct Key {
     pub replicas: bool,
     /// The table's index (the answer's).
     pub index: u64,
+    /// The state's endpoints floor (`state/endpoint_changes.rs`): a restored image brings
+    /// indexes of another time, and an index then no longer names the same table.
+    pub floor: u64,
     pub term: u64,
     pub format: u32,
     pub pace_ms: u64,
@@ -67,6 +70,7 @@ mod tests {
             since,
             replicas: true,
             index: 90,
+            floor: 0,
             term: 3,
             format: 2,
             pace_ms: 500,

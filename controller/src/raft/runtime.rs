@@ -34,15 +34,46 @@ fn runtime() -> &'static tokio::runtime::Runtime {
 }
 
 /// Runs `fut` on Raft's runtime (tasks it spawns run there too) and waits for it. A panic in it
-/// is raised here.
+/// is raised here; dropping the wait stops it, as dropping `fut` itself would (a link served for
+/// a connection the listener closes).
 pub async fn run<F>(fut: F) -> F::Output
 where
     F: Future + Send + 'static,
     F::Output: Send + 'static,
 {
-    match runtime().spawn(fut).await {
+    let mut task = AbortOnDrop(runtime().spawn(fut));
+    match (&mut task.0).await {
         Ok(out) => out,
         Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
         Err(e) => panic!("a task on the Raft runtime was cancelled: {e}"),
+    }
+}
+
+struct AbortOnDrop<T>(tokio::task::JoinHandle<T>);
+
+impl<T> Drop for AbortOnDrop<T> {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    #[tokio::test]
+    async fn work_runs_on_the_raft_threads_and_stops_when_no_longer_awaited() {
+        let name = run(async { std::thread::current().name().map(str::to_string) }).await;
+        assert_eq!(name.as_deref(), Some("hoist-raft"));
+        let (tx, mut rx) = tokio::sync::mpsc::channel::<()>(1);
+        let waiting = run(async move {
+            let _tx = tx;
+            std::future::pending::<()>().await
+        });
+        // Dropped after a moment: the task ends, and with it its sender.
+        let _ = tokio::time::timeout(Duration::from_millis(20), waiting).await;
+        let closed = tokio::time::timeout(Duration::from_secs(5), rx.recv()).await;
+        assert_eq!(closed, Ok(None), "the task was stopped");
     }
 }

@@ -128,6 +128,12 @@ impl EndpointChanges {
         self.recent.clear();
     }
 
+    /// At or below which index changes may be unknown: raised by a restore, an installed
+    /// snapshot or a new format, after which an index no longer names the same table.
+    pub fn floor(&self) -> u64 {
+        self.floor
+    }
+
     /// Whether an answer at `index` can be brought up to date with the services whose
     /// `endpoints_index` is newer than it.
     pub fn known_since(&self, index: u64) -> bool {
