@@ -67,10 +67,10 @@ pub type ChangedReplicas<'a> =
     BTreeMap<&'a str, Option<HashMap<&'a str, Option<&'a ReplicaAddress>>>>;
 
 impl EndpointChanges {
-    /// How many changes are kept, across services: about 1.3 MB at most. An agent asks at
-    /// most once a second (`hoist_agent`'s endpoints watch), and a fill makes a few thousand
-    /// replicas ready each second on this VM; an answer older than what is kept gets whole
-    /// services.
+    /// How many changes are kept, across services: about 3.4 MB at most (estimated from an
+    /// entry's size with its replica's strings, not profiled). An agent asks at most every
+    /// `pace_ms` (1 s at 2,000 nodes), and a fill makes a few thousand replicas ready each
+    /// second on this VM; an answer older than what is kept gets whole services.
     pub const KEEP: usize = 16_384;
 
     /// Everything may have changed at `index`.
