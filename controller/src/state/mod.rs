@@ -466,7 +466,7 @@ impl State {
     }
 
     /// Marks `service`'s endpoints as changed at this index, all of them (its virtual IP, its
-    /// ports, its removal).
+    /// removal).
     pub(crate) fn touch_endpoints(&mut self, service: &str) {
         self.endpoint_changes.service(service, self.index);
         self.bump_endpoints(service);
