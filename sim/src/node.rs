@@ -484,7 +484,8 @@ impl Node {
                 match client.endpoints(index, POLL_WAIT).await {
                     Ok(e) => {
                         failures = 0;
-                        tokio::time::sleep(Duration::from_millis(e.pace_ms)).await;
+                        let pace = Duration::from_millis(e.pace_ms).min(POLL_WAIT);
+                        tokio::time::sleep(pace).await;
                         // A controller that does not block: do not spin.
                         if e.index == index && asked.elapsed() < Duration::from_millis(100) {
                             tokio::time::sleep(Duration::from_millis(500)).await;

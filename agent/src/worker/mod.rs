@@ -756,7 +756,9 @@ impl Node {
             match answer {
                 Ok(e) => {
                     failures = 0;
-                    next_poll = tokio::time::Instant::now() + Duration::from_millis(e.pace_ms);
+                    // Bounded: a pace past the poll's own wait is not a pace.
+                    let pace = Duration::from_millis(e.pace_ms).min(POLL_WAIT);
+                    next_poll = tokio::time::Instant::now() + pace;
                     if self.check_term(e.term, "endpoints") == Verdict::Stale {
                         tokio::time::sleep(Duration::from_millis(200)).await;
                         continue;
