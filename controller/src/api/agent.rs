@@ -726,9 +726,9 @@ pub(crate) enum Since<'a> {
     /// Every ready replica of every service.
     Whole,
     /// What changed after `index`, the others named: the services whose replicated
-    /// `endpoints_index` is newer, those created since (which the agent does not hold), and
-    /// those this process noted changes of (`kept`, when it still holds every change since).
-    /// With `replicas`, a service whose kept changes name tasks is sent as those.
+    /// `endpoints_index` is newer and those created since (which the agent does not hold).
+    /// With `replicas`, a service whose changes this process still keeps (`kept`, when it
+    /// holds every change since) and which name tasks is sent as those.
     Changes {
         index: u64,
         kept: Option<crate::state::ChangedReplicas<'a>>,
@@ -788,11 +788,11 @@ pub(crate) fn service_endpoints(
             replicas,
         } => (*index, kept.as_ref(), *replicas),
     };
+    // Every change kept bumps `endpoints_index` too, but a creation: those two say it all.
     let changed = |name: &str| {
         index == 0
             || s.endpoints_index.get(name).is_none_or(|i| *i > index)
             || s.endpoint_changes.created_after(name, index)
-            || kept.is_some_and(|k| k.contains_key(name))
     };
     let mut services = Vec::new();
     let mut unchanged = Vec::new();
