@@ -126,12 +126,22 @@ fn containers(lab: &ClusterLab, i: usize) -> Result<BTreeMap<String, (String, St
 /// above that and far below an outage.
 const MOST_WITHOUT_WRITES: Duration = Duration::from_secs(3);
 
+/// The newest Raft term any running member reports. Right after the leader restarts every
+/// member may be busy electing and answer no status for a moment: it waits (up to 10 s) for one
+/// that answers rather than reading 0.
 fn term(lab: &ClusterLab) -> u64 {
-    (0..3)
-        .filter(|&i| lab.lab.is_running(i))
-        .filter_map(|i| lab.lab.status(i).ok()?["term"].as_u64())
-        .max()
-        .unwrap_or(0)
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let newest = (0..3)
+            .filter(|&i| lab.lab.is_running(i))
+            .filter_map(|i| lab.lab.status(i).ok()?["term"].as_u64())
+            .max();
+        match newest {
+            Some(t) => return t,
+            None if Instant::now() >= deadline => return 0,
+            None => std::thread::sleep(Duration::from_millis(100)),
+        }
+    }
 }
 
 /// The names of every service.
