@@ -247,6 +247,51 @@ fn apply(c: &mut Criterion) {
             total
         })
     });
+    // Operators' scales as `bench/controller` sends them: one entry of 64, one per service, each
+    // service with the most versions its history keeps, applied while a copy of the state is held
+    // (as a member's read view holds one). Every command copies the services map to see what it
+    // changed, so each scale copies the records that share the scaled one's leaf.
+    let mut histories = State::default();
+    let format = Command::SetClusterFormat { format: 2 };
+    histories.apply(&Request {
+        time_ms: 1,
+        command: format,
+    });
+    for v in 0..hoist_controller::state::HISTORY_LIMIT {
+        for i in 0..64 {
+            let mut spec = ServiceSpec::new(&format!("k{i:02}"), &format!("img:{v}"));
+            spec.replicas = 1;
+            histories.apply(&Request {
+                time_ms: 2,
+                command: Command::ApplyService(Box::new(spec)),
+            });
+        }
+    }
+    let scales = Command::Batch(
+        (0..64)
+            .map(|i| Command::ScaleService {
+                name: format!("k{i:02}"),
+                replicas: 2,
+            })
+            .collect(),
+    );
+    g.bench_function("apply_64_scales_of_long_histories", |b| {
+        b.iter_custom(|iters| {
+            let mut total = Duration::ZERO;
+            for _ in 0..iters {
+                let mut st = histories.clone();
+                let held = st.clone();
+                let t = Instant::now();
+                st.apply(&Request {
+                    time_ms: 3,
+                    command: scales.clone(),
+                });
+                total += t.elapsed();
+                drop(held);
+            }
+            total
+        })
+    });
     // A pass over the converged cluster (the 100,000 running as planned: nothing to do), and the
     // sum of every task's usage that each pass also cost before the state kept it.
     let mut converged = full.clone();

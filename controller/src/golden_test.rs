@@ -41,7 +41,7 @@ fn state(format: u32) -> State {
         "web".into(),
         ServiceRecord {
             created_ms: 100,
-            history: VecDeque::from([v1, v2]),
+            history: VecDeque::from([v1, v2]).into(),
         },
     );
     st.nodes.insert("n1".into(), samples::node(format));
@@ -248,7 +248,7 @@ fn every_golden_file_of_every_format_read_decodes() {
             let mut st = state(format);
             if let Some(r) = st.services.get_mut("web") {
                 let cur = r.current().clone();
-                r.history.push_back(ServiceVersion {
+                std::sync::Arc::make_mut(&mut r.history).push_back(ServiceVersion {
                     version: 3,
                     origin: VersionOrigin::Restart { from: 2 },
                     created_ms: 300,

@@ -63,8 +63,10 @@ pub struct ClusterIdentity {
 pub struct ServiceRecord {
     pub created_ms: u64,
     /// A deque: dropping the oldest version must not shift the others. Never empty (decoding
-    /// refuses a snapshot with an empty one).
-    pub history: VecDeque<ServiceVersion>,
+    /// refuses a snapshot with an empty one). Shared: every command copies the services map to
+    /// see what it changed, and a change then copies the records of the changed entry's leaf;
+    /// each of those copies is a count, not up to [`HISTORY_LIMIT`] versions.
+    pub history: std::sync::Arc<VecDeque<ServiceVersion>>,
 }
 
 impl ServiceRecord {

@@ -4,7 +4,6 @@ use super::{invalid, not_found, ServiceRecord, State, HISTORY_LIMIT};
 use hoist_proto::cluster::{ServiceChange, ServiceVersion, TaskState, VersionOrigin};
 use hoist_proto::raft::{CommandError, ErrorCode, Response};
 use hoist_proto::service::{validate_name_in, ServiceSpec};
-use std::collections::VecDeque;
 use std::sync::Arc;
 
 impl State {
@@ -137,12 +136,11 @@ impl State {
         let Some(record) = self.services.get_mut(name) else {
             return Response::Error(no_service(name));
         };
-        let cur = record
-            .history
-            .back_mut()
-            .expect("a service record holds at least one version");
-        let changed = cur.spec.replicas != replicas;
+        let changed = record.current().spec.replicas != replicas;
         if changed {
+            let cur = Arc::make_mut(&mut record.history)
+                .back_mut()
+                .expect("a service record holds at least one version");
             Arc::make_mut(&mut cur.spec).replicas = replicas;
         }
         let mut view = record.view(name);
@@ -219,14 +217,15 @@ impl State {
             return;
         };
         let cur = record.current().clone();
-        record.history.push_back(ServiceVersion {
+        let history = Arc::make_mut(&mut record.history);
+        history.push_back(ServiceVersion {
             version: cur.version + 1,
             origin: VersionOrigin::Restart { from: cur.version },
             created_ms: now,
             spec: cur.spec,
         });
-        if record.history.len() > HISTORY_LIMIT {
-            record.history.pop_front();
+        if history.len() > HISTORY_LIMIT {
+            history.pop_front();
         }
     }
 
@@ -242,19 +241,20 @@ impl State {
             .entry(name.clone())
             .or_insert_with(|| ServiceRecord {
                 created_ms: now,
-                history: VecDeque::new(),
+                history: Default::default(),
             });
         let changed = record.history.back().is_none_or(|cur| cur.spec != spec);
         if changed {
             let version = record.history.back().map_or(1, |cur| cur.version + 1);
-            record.history.push_back(ServiceVersion {
+            let history = Arc::make_mut(&mut record.history);
+            history.push_back(ServiceVersion {
                 version,
                 origin,
                 created_ms: now,
                 spec,
             });
-            if record.history.len() > HISTORY_LIMIT {
-                record.history.pop_front();
+            if history.len() > HISTORY_LIMIT {
+                history.pop_front();
             }
         }
         let mut view = record.view(&name);
