@@ -53,7 +53,7 @@ trap cleanup EXIT
 
 start_hoist() { # i [flags...]
   local i=$1; shift
-  "$ctl" --data-dir "$work/h$i" --listen "127.0.0.1:2700$i" --id "$i" "$@" 2>>"$work/h$i.log" &
+  "$ctl" --data-dir "$work/h$i" --listen "127.0.0.1:2700$i" --id "$i" "$@" >>"$work/h$i.log" 2>&1 &
   hpid[$i]=$!
 }
 peer=http tls=()
