@@ -292,6 +292,40 @@ fn apply(c: &mut Criterion) {
             total
         })
     });
+    // The same scales once every service's autoscale log is full (the last 100 decisions: every
+    // operator's scale is one), as it is a few seconds into `bench/controller`. A log copied to
+    // record one decision shares the other decisions.
+    let mut full_logs = histories.clone();
+    for round in 0..hoist_proto::cluster::AutoscaleLog::KEEP as i64 {
+        full_logs.apply(&Request {
+            time_ms: 3,
+            command: Command::Batch(
+                (0..64)
+                    .map(|i| Command::ScaleService {
+                        name: format!("k{i:02}"),
+                        replicas: 3 + round % 2,
+                    })
+                    .collect(),
+            ),
+        });
+    }
+    g.bench_function("apply_64_scales_with_full_autoscale_logs", |b| {
+        b.iter_custom(|iters| {
+            let mut total = Duration::ZERO;
+            for _ in 0..iters {
+                let mut st = full_logs.clone();
+                let held = st.clone();
+                let t = Instant::now();
+                st.apply(&Request {
+                    time_ms: 4,
+                    command: scales.clone(),
+                });
+                total += t.elapsed();
+                drop(held);
+            }
+            total
+        })
+    });
     // A pass over the converged cluster (the 100,000 running as planned: nothing to do), and the
     // sum of every task's usage that each pass also cost before the state kept it.
     let mut converged = full.clone();

@@ -763,8 +763,9 @@ pub struct AutoscaleDecision {
 /// A service's autoscale history in the replicated state (format 2).
 #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
 pub struct AutoscaleLog {
-    /// The last [`AutoscaleLog::KEEP`] decisions, oldest first.
-    pub decisions: std::collections::VecDeque<AutoscaleDecision>,
+    /// The last [`AutoscaleLog::KEEP`] decisions, oldest first. Shared: the replicated state is
+    /// copied on write, and a log copied to record one decision shares the other 99.
+    pub decisions: std::collections::VecDeque<std::sync::Arc<AutoscaleDecision>>,
     /// The dedup keys of the last [`AutoscaleLog::KEEP_KEYS`] alerts applied.
     pub seen: std::collections::VecDeque<String>,
     /// Decisions ever committed for the service, and those that changed its replicas (the
@@ -779,7 +780,11 @@ impl AutoscaleLog {
 
     /// The last decision that scaled up, if one is still kept.
     pub fn last_up(&self) -> Option<&AutoscaleDecision> {
-        self.decisions.iter().rev().find(|d| d.to > d.from)
+        self.decisions
+            .iter()
+            .rev()
+            .find(|d| d.to > d.from)
+            .map(|d| &**d)
     }
 }
 

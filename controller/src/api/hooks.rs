@@ -181,7 +181,7 @@ pub async fn status(
             replicas: spec.replicas,
             autoscale: spec.autoscale.clone(),
             decisions: log
-                .map(|l| l.decisions.iter().cloned().collect())
+                .map(|l| l.decisions.iter().map(|d| (**d).clone()).collect())
                 .unwrap_or_default(),
             total: log.map_or(0, |l| l.total),
         })

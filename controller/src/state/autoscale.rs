@@ -12,6 +12,7 @@ use hoist_proto::cluster::{
 };
 use hoist_proto::raft::{CommandError, ErrorCode, Response};
 use hoist_proto::service::ServiceSpec;
+use std::sync::Arc;
 
 impl State {
     pub(super) fn apply_autoscale(
@@ -36,8 +37,7 @@ impl State {
                     .iter()
                     .rev()
                     .find(|d| d.dedup.as_ref() == Some(key))
-                    .cloned()
-                    .unwrap_or_else(|| decision.clone());
+                    .map_or_else(|| decision.clone(), |d| (**d).clone());
                 return Ok(Response::Autoscale(Box::new(AutoscaleOutcome {
                     decision: recorded,
                     applied: false,
@@ -68,7 +68,7 @@ impl State {
         }
         let recorded = self.record_decision(decision.clone(), now);
         Ok(Response::Autoscale(Box::new(AutoscaleOutcome {
-            decision: recorded,
+            decision: AutoscaleDecision::clone(&recorded),
             applied: true,
         })))
     }
@@ -91,10 +91,21 @@ impl State {
         );
     }
 
-    fn record_decision(&mut self, mut decision: AutoscaleDecision, now: u64) -> AutoscaleDecision {
+    fn record_decision(
+        &mut self,
+        mut decision: AutoscaleDecision,
+        now: u64,
+    ) -> Arc<AutoscaleDecision> {
         decision.index = self.index;
         decision.time_ms = now;
-        let log = self.autoscale.entry(decision.service.clone()).or_default();
+        if !self.autoscale.contains_key(&decision.service) {
+            self.autoscale
+                .insert(decision.service.clone(), AutoscaleLog::default());
+        }
+        let log = self
+            .autoscale
+            .get_mut(&decision.service)
+            .expect("inserted above");
         if let Some(key) = &decision.dedup {
             log.seen.push_back(key.clone());
             if log.seen.len() > AutoscaleLog::KEEP_KEYS {
@@ -105,6 +116,7 @@ impl State {
         if decision.to != decision.from {
             log.scaled += 1;
         }
+        let decision = Arc::new(decision);
         log.decisions.push_back(decision.clone());
         if log.decisions.len() > AutoscaleLog::KEEP {
             log.decisions.pop_front();

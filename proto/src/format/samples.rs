@@ -784,7 +784,7 @@ pub fn autoscale_log() -> AutoscaleLog {
         ..autoscale_decision()
     };
     AutoscaleLog {
-        decisions: [autoscale_decision(), query].into(),
+        decisions: [autoscale_decision(), query].map(Arc::new).into(),
         seen: ["5f1c0a9e7d2b3c4a".to_string()].into(),
         total: 2,
         scaled: 1,
