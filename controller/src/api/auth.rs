@@ -110,39 +110,56 @@ pub fn principal() -> Option<Principal> {
     PRINCIPAL.try_with(Clone::clone).ok()
 }
 
-/// Whether `pattern` (axum's syntax) matches `path`.
-fn matches(pattern: &str, path: &str) -> bool {
-    let mut want = pattern.split('/');
-    let mut got = path.split('/');
-    loop {
-        match (want.next(), got.next()) {
-            (None, None) => return true,
-            (Some(w), Some(g)) if w.starts_with("{*") => {
-                return !g.is_empty() || want.next().is_none()
-            }
-            (Some(w), Some(g)) if w.starts_with('{') => {
-                if g.is_empty() {
-                    return false;
-                }
-            }
-            (Some(w), Some(g)) if w == g => {}
-            _ => return false,
+/// The route table made into one matcher per method (matchit, the one axum routes with), so
+/// that a request's rule is found in one walk of its path, not in a scan of every route (it runs
+/// on every request, writes included).
+pub struct RouteIndex {
+    by_method: HashMap<&'static str, matchit::Router<Access>>,
+}
+
+impl RouteIndex {
+    /// Panics on a table axum itself would refuse (two patterns that conflict): a build error.
+    pub fn new(routes: &[Route]) -> RouteIndex {
+        let mut by_method: HashMap<&'static str, matchit::Router<Access>> = HashMap::new();
+        for r in routes {
+            by_method
+                .entry(r.method)
+                .or_default()
+                .insert(r.path, r.access)
+                .unwrap_or_else(|e| panic!("route {} {}: {e}", r.method, r.path));
         }
+        RouteIndex { by_method }
+    }
+
+    /// What `method` on `path` needs: default deny for what no route names. A literal segment
+    /// beats a parameter (`/v1/hooks/tokens` before `/v1/hooks/{x}`), as in axum.
+    pub fn access_of(&self, method: &Method, path: &str) -> Access {
+        // HEAD is answered by GET routes.
+        let method = match method.as_str() {
+            "HEAD" => "GET",
+            m => m,
+        };
+        self.by_method
+            .get(method)
+            .and_then(|router| router.at(path).ok())
+            .map_or(Access::Role(Role::Viewer), |m| *m.value)
     }
 }
 
-/// What `method` on `path` needs according to `routes`: default deny for what no route names.
-pub fn access_of(routes: &[Route], method: &Method, path: &str) -> Access {
-    let method = method.as_str();
-    // HEAD is answered by GET routes.
-    let same = |m: &str| m == method || (method == "HEAD" && m == "GET");
-    routes
-        .iter()
-        .filter(|r| same(r.method) && matches(r.path, path))
-        // A literal segment beats a parameter (`/v1/hooks/tokens` before `/v1/hooks/{x}`):
-        // the route with the fewest parameters is the one axum picks.
-        .min_by_key(|r| r.path.matches('{').count())
-        .map_or(Access::Role(Role::Viewer), |r| r.access)
+impl std::fmt::Debug for RouteIndex {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let mut methods: Vec<_> = self.by_method.keys().collect();
+        methods.sort();
+        f.debug_struct("RouteIndex")
+            .field("methods", &methods)
+            .finish_non_exhaustive()
+    }
+}
+
+/// The API's route table, compiled once.
+fn route_index() -> &'static RouteIndex {
+    static INDEX: std::sync::OnceLock<RouteIndex> = std::sync::OnceLock::new();
+    INDEX.get_or_init(|| RouteIndex::new(super::routes()))
 }
 
 /// When each token was last noted as used by this member (see [`Usage::note`]).
@@ -501,7 +518,7 @@ fn version_gate(ctx: &Ctx, req: &Request, access: Access) -> Option<ApiError> {
 
 /// The middleware (see the module doc).
 pub async fn authorize(State(ctx): State<Ctx>, req: Request, next: Next) -> Response {
-    let access = access_of(super::routes(), req.method(), req.uri().path());
+    let access = route_index().access_of(req.method(), req.uri().path());
     let need = match access {
         Access::Open | Access::Hook => return next.run(req).await,
         Access::Peer => {
@@ -617,7 +634,8 @@ mod tests {
     #[test]
     fn routes_are_matched_as_axum_does_and_the_rest_is_denied() {
         let get = Method::GET;
-        let of = |m: &Method, p: &str| access_of(TABLE, m, p);
+        let index = RouteIndex::new(TABLE);
+        let of = |m: &Method, p: &str| index.access_of(m, p);
         assert_eq!(of(&get, "/v1/services/web"), Access::Role(Role::Viewer));
         assert_eq!(
             of(&Method::HEAD, "/v1/services/web"),
@@ -640,6 +658,83 @@ mod tests {
             (&get, "/ui"),
         ] {
             assert_eq!(of(m, p), Access::Role(Role::Viewer), "{m} {p}");
+        }
+    }
+
+    /// The rule axum's matching amounts to, written out: one route after another, a pattern
+    /// segment by segment, the route with the fewest parameters first.
+    fn scanned(routes: &[Route], method: &Method, path: &str) -> Access {
+        fn matches(pattern: &str, path: &str) -> bool {
+            let mut want = pattern.split('/');
+            let mut got = path.split('/');
+            loop {
+                match (want.next(), got.next()) {
+                    (None, None) => return true,
+                    (Some(w), Some(g)) if w.starts_with("{*") => {
+                        return !g.is_empty() || want.next().is_none()
+                    }
+                    (Some(w), Some(g)) if w.starts_with('{') && !g.is_empty() => {}
+                    (Some(w), Some(g)) if w == g => {}
+                    _ => return false,
+                }
+            }
+        }
+        let method = method.as_str();
+        let same = |m: &str| m == method || (method == "HEAD" && m == "GET");
+        routes
+            .iter()
+            .filter(|r| same(r.method) && matches(r.path, path))
+            .min_by_key(|r| r.path.matches('{').count())
+            .map_or(Access::Role(Role::Viewer), |r| r.access)
+    }
+
+    #[test]
+    fn the_compiled_table_finds_what_a_scan_of_the_api_routes_finds() {
+        let routes = super::super::routes();
+        let index = RouteIndex::new(routes);
+        // Every route's own path with its parameters filled in several ways (literal words of
+        // other routes among them), then near misses: one segment more, one less, a trailing
+        // slash, an empty parameter.
+        let fills = ["web", "tokens", "a.b-c_1", "ps"];
+        let mut paths = Vec::new();
+        for r in routes {
+            for fill in fills {
+                let concrete: Vec<String> = r
+                    .path
+                    .split('/')
+                    .map(|seg| match seg {
+                        s if s.starts_with("{*") => format!("{fill}/x.js"),
+                        s if s.starts_with('{') => fill.to_string(),
+                        s => s.to_string(),
+                    })
+                    .collect();
+                let p = concrete.join("/");
+                paths.push(format!("{p}/extra"));
+                paths.push(format!("{p}/"));
+                if let Some((head, _)) = p.rsplit_once('/') {
+                    paths.push(head.to_string());
+                    paths.push(format!("{head}/"));
+                }
+                paths.push(p);
+            }
+        }
+        assert!(paths.len() > 400, "{} paths", paths.len());
+        let methods = [
+            Method::GET,
+            Method::HEAD,
+            Method::POST,
+            Method::PUT,
+            Method::PATCH,
+            Method::DELETE,
+        ];
+        for path in &paths {
+            for m in &methods {
+                assert_eq!(
+                    index.access_of(m, path),
+                    scanned(routes, m, path),
+                    "{m} {path}"
+                );
+            }
         }
     }
 
