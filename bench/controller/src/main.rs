@@ -12,7 +12,7 @@
 
 use anyhow::{bail, Context, Result};
 use serde_json::{json, Value};
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime};
 
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum System {
@@ -270,6 +270,10 @@ async fn failover(sys: System, eps: Vec<String>, pids: Vec<i32>) -> Result<Value
         bail!("kill {}: {}", pids[leader], std::io::Error::last_os_error());
     }
     let t0 = Instant::now();
+    // The kill's wall-clock time, to line up the failover with the members' logs.
+    let killed_unix_ms = SystemTime::now()
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64);
     let mut n = 100u64;
     loop {
         n += 1;
@@ -280,7 +284,12 @@ async fn failover(sys: System, eps: Vec<String>, pids: Vec<i32>) -> Result<Value
             bail!("no write succeeded within 30 s of the leader's kill");
         }
     }
-    Ok(json!({ "killed": leader, "failover_ms": t0.elapsed().as_secs_f64() * 1e3 }))
+    Ok(json!({
+        "killed": leader,
+        "killed_unix_ms": killed_unix_ms,
+        "attempts": n - 100,
+        "failover_ms": t0.elapsed().as_secs_f64() * 1e3,
+    }))
 }
 
 async fn setup(eps: Vec<String>, keys: usize) -> Result<()> {
