@@ -196,6 +196,25 @@ fn time_pass_after(
     total
 }
 
+/// The time `iters` applies of `command` take, each to a fresh copy of `state` while another
+/// copy is held (as a member's read view holds one): every map the command changes is copied
+/// on write.
+fn time_apply_while_held(state: &State, command: &Command, iters: u64) -> Duration {
+    let mut total = Duration::ZERO;
+    for _ in 0..iters {
+        let mut st = state.clone();
+        let held = st.clone();
+        let t = Instant::now();
+        st.apply(&Request {
+            time_ms: 4,
+            command: command.clone(),
+        });
+        total += t.elapsed();
+        drop(held);
+    }
+    total
+}
+
 fn apply(c: &mut Criterion) {
     let (full, plan) = full_cluster_and_next_plan();
     let mut g = c.benchmark_group("scheduler");
@@ -276,21 +295,7 @@ fn apply(c: &mut Criterion) {
             .collect(),
     );
     g.bench_function("apply_64_scales_of_long_histories", |b| {
-        b.iter_custom(|iters| {
-            let mut total = Duration::ZERO;
-            for _ in 0..iters {
-                let mut st = histories.clone();
-                let held = st.clone();
-                let t = Instant::now();
-                st.apply(&Request {
-                    time_ms: 3,
-                    command: scales.clone(),
-                });
-                total += t.elapsed();
-                drop(held);
-            }
-            total
-        })
+        b.iter_custom(|iters| time_apply_while_held(&histories, &scales, iters))
     });
     // The same scales once every service's autoscale log is full (the last 100 decisions: every
     // operator's scale is one), as it is a few seconds into `bench/controller`. A log copied to
@@ -310,21 +315,7 @@ fn apply(c: &mut Criterion) {
         });
     }
     g.bench_function("apply_64_scales_with_full_autoscale_logs", |b| {
-        b.iter_custom(|iters| {
-            let mut total = Duration::ZERO;
-            for _ in 0..iters {
-                let mut st = full_logs.clone();
-                let held = st.clone();
-                let t = Instant::now();
-                st.apply(&Request {
-                    time_ms: 4,
-                    command: scales.clone(),
-                });
-                total += t.elapsed();
-                drop(held);
-            }
-            total
-        })
+        b.iter_custom(|iters| time_apply_while_held(&full_logs, &scales, iters))
     });
     // A pass over the converged cluster (the 100,000 running as planned: nothing to do), and the
     // sum of every task's usage that each pass also cost before the state kept it.
