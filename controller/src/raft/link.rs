@@ -107,6 +107,8 @@ enum Open {
     /// The peer does not offer the link (ALPN).
     Unsupported,
     Failed(String),
+    /// Not open yet when the caller's time ran out (it will be pooled once open).
+    Late,
 }
 
 /// The calling side (see the module doc).
@@ -161,19 +163,20 @@ impl Links {
                 tracing::debug!(peer = addr, "{MAX_LINKS} member links busy; HTTP");
                 return over_http(kind);
             }
-            None => match self.open(addr, config).await {
-                // Opened after this call's time ran out (a slow handshake under load): kept for
-                // the next call, so that a link gets made even when every call is short (a
-                // heartbeat has 50 ms).
-                Ok(conn) if started.elapsed() >= timeout => {
-                    self.put(addr, conn);
+            None => match self.open(addr, config, timeout).await {
+                Ok(conn) => conn,
+                // Not open within this call's time (a slow handshake under load): the link goes
+                // to the pool when it opens, for the next call.
+                Err(Open::Late) => {
                     crate::metrics::recorders().peer_request(kind.name(), "link");
                     return Err(LinkError::Lost {
                         addr: addr.to_string(),
-                        why: format!("the link opened after this call's {timeout:?}"),
+                        why: format!(
+                            "the link was not open within this call's {timeout:?}; \
+                             it is kept for the next call once it opens"
+                        ),
                     });
                 }
-                Ok(conn) => conn,
                 Err(Open::Unsupported) => {
                     tracing::debug!(peer = addr, "the member link is not offered; HTTP");
                     self.avoid(addr, RETRY_UNSUPPORTED);
@@ -260,11 +263,38 @@ impl Links {
         self.idle.put(addr, conn);
     }
 
-    /// Opens a link on Raft's runtime (`raft/runtime.rs`), whoever asks: its socket is then
-    /// polled by Raft's threads, not by the API's.
-    async fn open(&self, addr: &str, config: Arc<rustls::ClientConfig>) -> Result<Conn, Open> {
-        let (me, idle, addr) = (self.me, self.idle.clone(), addr.to_string());
-        super::runtime::run(Self::opening(me, idle, addr, config)).await
+    /// Opens a link in a task of its own on Raft's runtime (`raft/runtime.rs`), whoever asks:
+    /// its socket is then polled by Raft's threads, not by the API's. The caller waits up to
+    /// `timeout`. A link that opens later, or after the caller was dropped, goes to the pool
+    /// for the next call: openraft drops an append after the heartbeat interval (50 ms), and a
+    /// handshake on a loaded host can take longer, so a new leader's first appends would
+    /// otherwise abort every opening and never get a link.
+    async fn open(
+        &self,
+        addr: &str,
+        config: Arc<rustls::ClientConfig>,
+        timeout: Duration,
+    ) -> Result<Conn, Open> {
+        let (tx, mut rx) = tokio::sync::oneshot::channel();
+        let (me, idle, owned) = (self.me, self.idle.clone(), addr.to_string());
+        super::runtime::spawn(async move {
+            let opened = Self::opening(me, idle.clone(), owned.clone(), config).await;
+            if let Err(Ok(conn)) = tx.send(opened) {
+                idle.put(&owned, conn);
+            }
+        });
+        match tokio::time::timeout(timeout, &mut rx).await {
+            Ok(Ok(opened)) => opened,
+            Ok(Err(_)) => Err(Open::Failed("the opening task ended".into())),
+            Err(_) => {
+                // Opened just as the time ran out: sent, not received.
+                rx.close();
+                if let Ok(Ok(conn)) = rx.try_recv() {
+                    self.put(addr, conn);
+                }
+                Err(Open::Late)
+            }
+        }
     }
 
     async fn opening(
@@ -668,12 +698,35 @@ mod tests {
         let short = Duration::from_millis(50);
         let call = links.call(Some(1), &addr, Kind::Append, 2, b"first", short);
         match call.await {
-            Err(LinkError::Lost { why, .. }) => assert!(why.contains("opened after"), "{why}"),
+            Err(LinkError::Lost { why, .. }) => assert!(why.contains("not open within"), "{why}"),
             other => panic!("expected a late link, got {other:?}"),
         }
+        tokio::time::sleep(Duration::from_millis(300)).await;
         let call = links.call(Some(1), &addr, Kind::Append, 2, b"second", short);
         let (format, body) = call.await.unwrap().expect("the pooled link");
         assert_eq!((format, &body[..]), (2, &b"second"[..]));
+    }
+
+    /// openraft does not wait for an append's answer past its time: it drops the call. A link
+    /// still opening then is not dropped with it, and serves the next call: a new leader whose
+    /// handshakes take longer than the heartbeat interval still gets its links.
+    #[tokio::test]
+    async fn a_link_opening_when_its_call_is_dropped_serves_the_next() {
+        hoist_common::init_tls();
+        let ca = pki::make_ca("test", SystemTime::now()).unwrap();
+        let slow = SlowEcho::new(Duration::from_millis(150));
+        let served = slow.links.clone();
+        let addr = member(&ca, Some(Arc::new(slow))).await;
+        let links = links(&ca, true);
+        let (short, long) = (Duration::from_millis(50), Duration::from_secs(2));
+        // Dropped as openraft drops it, before the call's own time runs out.
+        let call = links.call(Some(1), &addr, Kind::Append, 2, b"first", long);
+        assert!(tokio::time::timeout(short, call).await.is_err());
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        let call = links.call(Some(1), &addr, Kind::Append, 2, b"second", short);
+        let (format, body) = call.await.unwrap().expect("the pooled link");
+        assert_eq!((format, &body[..]), (2, &b"second"[..]));
+        assert_eq!(served.load(Ordering::SeqCst), 1, "one link opened");
     }
 
     /// A call whose answer comes after its time ran out leaves the link to be drained: the late

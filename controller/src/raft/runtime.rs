@@ -49,6 +49,16 @@ where
     }
 }
 
+/// Starts `fut` on Raft's runtime on its own: it runs to its end whether anyone waits for it or
+/// not.
+pub fn spawn<F>(fut: F) -> tokio::task::JoinHandle<F::Output>
+where
+    F: Future + Send + 'static,
+    F::Output: Send + 'static,
+{
+    runtime().spawn(fut)
+}
+
 struct AbortOnDrop<T>(tokio::task::JoinHandle<T>);
 
 impl<T> Drop for AbortOnDrop<T> {
