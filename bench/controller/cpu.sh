@@ -13,6 +13,7 @@ cd "$(dirname "$0")/../.."
 root=$PWD
 . bench/lib/auth.sh
 . bench/lib/wait.sh
+. bench/lib/members.sh
 SECS=${SECS:-10}
 RUNS=${RUNS:-2}
 CLIENTS=${CLIENTS:-64}
@@ -23,42 +24,32 @@ export CARGO_TARGET_DIR=$root/target
 bin=$root/target/x86_64-unknown-linux-gnu/release
 [ -n "${HOIST_CONTROLLER_BIN:-}" ] || cargo build --release -q -p hoist-controller
 cargo build --release -q --manifest-path bench/controller/Cargo.toml
-ctl=${HOIST_CONTROLLER_BIN:-$bin/hoist-controller}
+CTL=${HOIST_CONTROLLER_BIN:-$bin/hoist-controller}
 load=$bin/hoist-bench-load
 [ -x /usr/bin/time ] || { apt-get update -qq && apt-get install -y -qq time >/dev/null; }
 [ -z "$PERF" ] || command -v perf >/dev/null || { echo "PERF=$PERF needs perf (linux-perf)" >&2; exit 2; }
-work=$(mktemp -d /tmp/hoist-cpu.XXXXXX)
-declare -A pid
+WORK=$(mktemp -d /tmp/hoist-cpu.XXXXXX)
+work=$WORK
 eps=127.0.0.1:27001,127.0.0.1:27002,127.0.0.1:27003
 cleanup() {
   set +e
-  for p in "${pid[@]}"; do kill -9 "$p" 2>/dev/null; done
-  for p in "${pid[@]}"; do wait "$p" 2>/dev/null; done
+  for p in "${HOIST_PID[@]}"; do kill -9 "$p" 2>/dev/null; done
+  for p in "${HOIST_PID[@]}"; do wait "$p" 2>/dev/null; done
   rm -rf "$work"
 }
 trap cleanup EXIT
-start() { # i [flags...]
-  local i=$1; shift
-  "$ctl" --data-dir "$work/h$i" --listen "127.0.0.1:2700$i" --id "$i" "$@" >>"$work/h$i.log" 2>&1 &
-  pid[$i]=$!
-}
-voters() { curl -sf "http://127.0.0.1:27001/v1/cluster/status" | python3 -c 'import json,sys; d=json.load(sys.stdin); sys.exit(0 if sum(m["voter"] for m in d["members"])==3 and d["leader"] else 1)'; }
-start 1 --bootstrap
-wait_until "member 1" 20 curl -sf http://127.0.0.1:27001/v1/health
-bench_admin_token "$work/h1" "$work" >/dev/null
-start 2 --join 127.0.0.1:27001
-start 3 --join 127.0.0.1:27001
-wait_until "3 voters" 60 voters
+hoist_start_members
+wait_until "3 voters" 60 hoist_three_voters
 "$load" setup hoist "$eps" "$CLIENTS" >/dev/null
 "$load" load hoist "$eps" "$CLIENTS" 3 >/dev/null # warm up
 ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; } # utime + stime, in clock ticks
 hz=$(getconf CLK_TCK)
 for run in $(seq "$RUNS"); do
   declare -A before=()
-  for i in 1 2 3; do before[$i]=$(ticks "${pid[$i]}"); done
+  for i in 1 2 3; do before[$i]=$(ticks "${HOIST_PID[$i]}"); done
   perf_pid=
   if [ -n "$PERF" ] && [ "$run" = "$RUNS" ]; then
-    perf record -q -F 999 --call-graph dwarf,16384 -o "$OUT" -p "${pid[$PERF]}" -- sleep "$SECS" 2>/dev/null &
+    perf record -q -F 999 --call-graph dwarf,16384 -o "$OUT" -p "${HOIST_PID[$PERF]}" -- sleep "$SECS" 2>/dev/null &
     perf_pid=$!
   fi
   /usr/bin/time -f '%U %S' -o "$work/time" "$load" load hoist "$eps" "$CLIENTS" "$SECS" >"$work/out"
@@ -66,7 +57,7 @@ for run in $(seq "$RUNS"); do
   line="run $run: $(python3 -c 'import json,sys; d=json.load(open(sys.argv[1])); print("%.0f writes/s, %d errors," % (d["ops_per_sec"], d["errors"]))' "$work/out")"
   ops=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["ops"])' "$work/out")
   for i in 1 2 3; do
-    line+=$(awk -v a="${before[$i]}" -v b="$(ticks "${pid[$i]}")" -v hz="$hz" -v n="$ops" -v i="$i" \
+    line+=$(awk -v a="${before[$i]}" -v b="$(ticks "${HOIST_PID[$i]}")" -v hz="$hz" -v n="$ops" -v i="$i" \
       'BEGIN { printf " member %d %.1f", i, (b - a) / hz * 1e6 / n }')
   done
   line+=$(awk -v n="$ops" '{ printf " load %.1f", ($1 + $2) * 1e6 / n }' "$work/time")

@@ -19,6 +19,7 @@ cd "$(dirname "$0")/../.."
 root=$PWD
 . bench/lib/auth.sh
 . bench/lib/wait.sh
+. bench/lib/members.sh
 SECS=${SECS:-10}
 REPS=${REPS:-2}
 FAILOVERS=${FAILOVERS:-5}
@@ -34,15 +35,16 @@ cargo build --release -q --manifest-path bench/controller/Cargo.toml
 bin=$root/target/x86_64-unknown-linux-gnu/release
 load=$bin/hoist-bench-load
 # Another build of the controller (a past release, for a before/after): HOIST_CONTROLLER_BIN=PATH.
-ctl=${HOIST_CONTROLLER_BIN:-$bin/hoist-controller}
-work=$(mktemp -d /tmp/hoist-ctl-bench.XXXXXX)
-declare -A hpid epid
+CTL=${HOIST_CONTROLLER_BIN:-$bin/hoist-controller}
+WORK=$(mktemp -d /tmp/hoist-ctl-bench.XXXXXX)
+work=$WORK
+declare -A epid
 heps=127.0.0.1:27001,127.0.0.1:27002,127.0.0.1:27003
 eeps=127.0.0.1:23791,127.0.0.1:23792,127.0.0.1:23793
 
 cleanup() {
   set +e
-  for p in "${hpid[@]}" "${epid[@]}"; do kill -9 "$p" 2>/dev/null; done
+  for p in "${HOIST_PID[@]}" "${epid[@]}"; do kill -9 "$p" 2>/dev/null; done
   wait 2>/dev/null
   # The members' logs outlive the run (elections and RPC timeouts are diagnosed from them).
   rm -rf "$root/target/bench-logs" && mkdir -p "$root/target/bench-logs" && cp "$work"/*.log "$root/target/bench-logs/"
@@ -51,11 +53,6 @@ cleanup() {
 }
 trap cleanup EXIT
 
-start_hoist() { # i [flags...]
-  local i=$1; shift
-  "$ctl" --data-dir "$work/h$i" --listen "127.0.0.1:2700$i" --id "$i" "$@" >>"$work/h$i.log" 2>&1 &
-  hpid[$i]=$!
-}
 peer=http tls=()
 etcd_pki() { # a CA and one certificate per etcd member, for 127.0.0.1, usable as server and client
   local d=$work/etcd-pki
@@ -85,7 +82,6 @@ start_etcd() { # i
     --initial-cluster-state new --initial-cluster-token hoist-bench 2>>"$work/e$i.log" &
   epid[$i]=$!
 }
-hoist_voters() { curl -sf "http://127.0.0.1:27001/v1/cluster/status" | python3 -c 'import json,sys; d=json.load(sys.stdin); sys.exit(0 if sum(m["voter"] for m in d["members"])==3 and d["leader"] else 1)'; }
 all_up() { # sys eps
   local sys=$1 eps=$2
   for ep in ${eps//,/ }; do
@@ -95,13 +91,9 @@ all_up() { # sys eps
 }
 
 echo "starting 3 Hoist members and 3 etcd members on loopback (work dir $work)" >&2
-start_hoist 1 --bootstrap
-wait_until "hoist member 1" 20 curl -sf http://127.0.0.1:27001/v1/health
-bench_admin_token "$work/h1" "$work"   # the others join with it; the load generator sends it
-start_hoist 2 --join 127.0.0.1:27001
-start_hoist 3 --join 127.0.0.1:27001
+hoist_start_members   # the admin token they join with is the load generator's too
 for i in 1 2 3; do start_etcd $i; done
-wait_until "3 hoist voters" 60 hoist_voters
+wait_until "3 hoist voters" 60 hoist_three_voters
 wait_until "etcd cluster" 60 all_up etcd "$eeps"
 "$load" setup hoist "$heps" 64
 
@@ -136,14 +128,14 @@ done
 
 for k in $(seq "$FAILOVERS"); do
   for sys in hoist etcd; do
-    if [ $sys = hoist ]; then eps=$heps; pids="${hpid[1]},${hpid[2]},${hpid[3]}"; else eps=$eeps; pids="${epid[1]},${epid[2]},${epid[3]}"; fi
+    if [ $sys = hoist ]; then eps=$heps; pids="${HOIST_PID[1]},${HOIST_PID[2]},${HOIST_PID[3]}"; else eps=$eeps; pids="${epid[1]},${epid[2]},${epid[3]}"; fi
     out=$("$load" failover $sys "$eps" "$pids")
     echo "{\"system\":\"$sys\",\"failover\":$out}" >>"$runs"
     echo "$sys failover $k: $out" >&2
     killed=$(( $(echo "$out" | python3 -c 'import json,sys; print(json.load(sys.stdin)["killed"])') + 1 ))
     if [ $sys = hoist ]; then
-      wait "${hpid[$killed]}" 2>/dev/null || true
-      start_hoist $killed
+      wait "${HOIST_PID[$killed]}" 2>/dev/null || true
+      hoist_member $killed
     else
       wait "${epid[$killed]}" 2>/dev/null || true
       start_etcd $killed
