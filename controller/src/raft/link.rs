@@ -686,25 +686,39 @@ mod tests {
         }
     }
 
+    /// Member 2's links to a member 1 that answers a hello (and a body that starts with "slow")
+    /// after 150 ms, its address, and its count of links served.
+    async fn slow_member() -> (Links, String, Arc<AtomicUsize>) {
+        hoist_common::init_tls();
+        let ca = pki::make_ca("test", SystemTime::now()).unwrap();
+        let echo = SlowEcho::new(Duration::from_millis(150));
+        let served = echo.links.clone();
+        let addr = member(&ca, Some(Arc::new(echo))).await;
+        (links(&ca, true), addr, served)
+    }
+
+    /// Once the slow hello is answered, a short call finds the link in the pool.
+    async fn the_next_call_uses_the_pooled_link(links: &Links, addr: &str) {
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        let short = Duration::from_millis(50);
+        let call = links.call(Some(1), addr, Kind::Append, 2, b"second", short);
+        let (format, body) = call.await.unwrap().expect("the pooled link");
+        assert_eq!((format, &body[..]), (2, &b"second"[..]));
+    }
+
     /// A link that opens after a call's time has run out (a slow handshake under load) fails
     /// that call and is kept: the next call uses it. Answers come back with their format.
     #[tokio::test]
     async fn a_link_opened_too_late_for_its_call_serves_the_next() {
-        hoist_common::init_tls();
-        let ca = pki::make_ca("test", SystemTime::now()).unwrap();
-        let slow: Arc<dyn StreamService> = Arc::new(SlowEcho::new(Duration::from_millis(150)));
-        let addr = member(&ca, Some(slow)).await;
-        let links = links(&ca, true);
+        let (links, addr, served) = slow_member().await;
         let short = Duration::from_millis(50);
         let call = links.call(Some(1), &addr, Kind::Append, 2, b"first", short);
         match call.await {
             Err(LinkError::Lost { why, .. }) => assert!(why.contains("not open within"), "{why}"),
             other => panic!("expected a late link, got {other:?}"),
         }
-        tokio::time::sleep(Duration::from_millis(300)).await;
-        let call = links.call(Some(1), &addr, Kind::Append, 2, b"second", short);
-        let (format, body) = call.await.unwrap().expect("the pooled link");
-        assert_eq!((format, &body[..]), (2, &b"second"[..]));
+        the_next_call_uses_the_pooled_link(&links, &addr).await;
+        assert_eq!(served.load(Ordering::SeqCst), 1, "one link opened");
     }
 
     /// openraft does not wait for an append's answer past its time: it drops the call. A link
@@ -712,20 +726,19 @@ mod tests {
     /// handshakes take longer than the heartbeat interval still gets its links.
     #[tokio::test]
     async fn a_link_opening_when_its_call_is_dropped_serves_the_next() {
-        hoist_common::init_tls();
-        let ca = pki::make_ca("test", SystemTime::now()).unwrap();
-        let slow = SlowEcho::new(Duration::from_millis(150));
-        let served = slow.links.clone();
-        let addr = member(&ca, Some(Arc::new(slow))).await;
-        let links = links(&ca, true);
-        let (short, long) = (Duration::from_millis(50), Duration::from_secs(2));
+        let (links, addr, served) = slow_member().await;
         // Dropped as openraft drops it, before the call's own time runs out.
-        let call = links.call(Some(1), &addr, Kind::Append, 2, b"first", long);
-        assert!(tokio::time::timeout(short, call).await.is_err());
-        tokio::time::sleep(Duration::from_millis(300)).await;
-        let call = links.call(Some(1), &addr, Kind::Append, 2, b"second", short);
-        let (format, body) = call.await.unwrap().expect("the pooled link");
-        assert_eq!((format, &body[..]), (2, &b"second"[..]));
+        let call = links.call(
+            Some(1),
+            &addr,
+            Kind::Append,
+            2,
+            b"first",
+            Duration::from_secs(2),
+        );
+        let dropped = tokio::time::timeout(Duration::from_millis(50), call).await;
+        assert!(dropped.is_err(), "{dropped:?}");
+        the_next_call_uses_the_pooled_link(&links, &addr).await;
         assert_eq!(served.load(Ordering::SeqCst), 1, "one link opened");
     }
 
@@ -733,12 +746,7 @@ mod tests {
     /// answer is not taken for the next call's, and the next call after it uses the same link.
     #[tokio::test]
     async fn a_late_answer_keeps_its_link() {
-        hoist_common::init_tls();
-        let ca = pki::make_ca("test", SystemTime::now()).unwrap();
-        let echo = SlowEcho::new(Duration::from_millis(150));
-        let served = echo.links.clone();
-        let addr = member(&ca, Some(Arc::new(echo))).await;
-        let links = links(&ca, true);
+        let (links, addr, served) = slow_member().await;
         let (short, long) = (Duration::from_millis(50), Duration::from_secs(2));
         links
             .call(Some(1), &addr, Kind::Append, 2, b"open", long)
