@@ -11,9 +11,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 root=$PWD
-. bench/lib/auth.sh
-. bench/lib/wait.sh
-. bench/lib/members.sh
+. bench/lib/members.sh # and auth.sh, wait.sh
 SECS=${SECS:-10}
 RUNS=${RUNS:-2}
 CLIENTS=${CLIENTS:-64}

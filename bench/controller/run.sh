@@ -17,9 +17,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 root=$PWD
-. bench/lib/auth.sh
-. bench/lib/wait.sh
-. bench/lib/members.sh
+. bench/lib/members.sh # and auth.sh, wait.sh
 SECS=${SECS:-10}
 REPS=${REPS:-2}
 FAILOVERS=${FAILOVERS:-5}

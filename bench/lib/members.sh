@@ -1,8 +1,11 @@
 # A 3-member Hoist controller cluster on loopback, as the controller benchmarks run it (source it
-# after auth.sh and wait.sh). Set CTL (the controller binary) and WORK (the run's directory)
-# first. Member i keeps its data in WORK/hI, writes its log (standard output included: the
-# bootstrap prints the admin token) to WORK/hI.log and listens on 127.0.0.1:2700I;
-# HOIST_PID[i] is its process.
+# from the repository's root; it sources auth.sh and wait.sh, which it uses). Set CTL (the
+# controller binary) and WORK (the run's directory) first. Member i keeps its data in WORK/hI,
+# writes its log (standard output included: the bootstrap prints the admin token) to
+# WORK/hI.log and listens on 127.0.0.1:2700I; HOIST_PID[i] is its process.
+
+. bench/lib/auth.sh
+. bench/lib/wait.sh
 
 declare -A HOIST_PID
 
