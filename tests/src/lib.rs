@@ -382,6 +382,11 @@ impl Host {
         Ok(())
     }
 
+    /// The running agent's process id.
+    pub fn agent_pid(&self) -> Option<u32> {
+        self.agent.as_ref().map(Child::id)
+    }
+
     /// `kill -9` the agent (containers must survive).
     pub fn kill_agent(&mut self) -> Result<()> {
         if let Some(mut c) = self.agent.take() {

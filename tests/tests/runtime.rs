@@ -23,6 +23,22 @@ fn assert_clean(h: &Host, id: &str) {
     assert!(left.is_empty(), "container {id} left behind: {left:#?}");
 }
 
+/// `hoist run -d --name NAME --network none busybox sleep 1000`: the container's id.
+fn sleeper(h: &Host, name: &str) -> Result<String> {
+    let out = h.hoist_ok(&[
+        "run",
+        "-d",
+        "--name",
+        name,
+        "--network",
+        "none",
+        "busybox",
+        "sleep",
+        "1000",
+    ])?;
+    Ok(out.trim().to_string())
+}
+
 fn all_ids(h: &Host) -> Vec<String> {
     let v: Value = serde_json::from_str(&h.hoist_ok(&["ps", "-a", "-o", "json"]).unwrap()).unwrap();
     v.as_array()
@@ -140,17 +156,7 @@ fn detached_logs_stop_and_rm() -> Result<()> {
 fn stop_kills_after_grace_period_and_rm_force() -> Result<()> {
     let h = Host::start("h1")?;
     // pid 1 without a TERM handler ignores SIGTERM: stop must fall back to SIGKILL.
-    h.hoist_ok(&[
-        "run",
-        "-d",
-        "--name",
-        "stubborn",
-        "--network",
-        "none",
-        "busybox",
-        "sleep",
-        "1000",
-    ])?;
+    sleeper(&h, "stubborn")?;
     let t = Instant::now();
     h.hoist_ok(&["stop", "-t", "1", "stubborn"])?;
     let took = t.elapsed();
@@ -606,6 +612,73 @@ fn containers_of_a_rebooted_host_are_kept_as_exited() -> Result<()> {
     assert_eq!(v["exit"]["code"], 255, "the end was not seen: {v}");
     h.hoist_ok(&["rm", "lost"])?;
     assert_clean(&h, &id);
+    Ok(())
+}
+
+/// `/proc/PID/cmdline`, split at its NULs (empty when the process is gone).
+fn cmdline(pid: u32) -> Vec<String> {
+    std::fs::read(format!("/proc/{pid}/cmdline"))
+        .unwrap_or_default()
+        .split(|b| *b == 0)
+        .filter(|a| !a.is_empty())
+        .map(|a| String::from_utf8_lossy(a).into_owned())
+        .collect()
+}
+
+/// The parent of `pid`, from `/proc/PID/stat` (field 4, past the command name).
+fn parent(pid: u32) -> Option<u32> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    stat[stat.rfind(')')? + 2..].split(' ').nth(1)?.parse().ok()
+}
+
+/// The supervisor of container `id`, found as an operator would: by `__shim DIR` in `ps`.
+fn supervisor_of(id: &str) -> Result<u32> {
+    std::fs::read_dir("/proc")?
+        .filter_map(|e| e.ok()?.file_name().to_str()?.parse::<u32>().ok())
+        .find(|pid| {
+            let argv = cmdline(*pid);
+            argv.len() == 3 && argv[1] == "__shim" && argv[2].ends_with(id)
+        })
+        .ok_or_else(|| anyhow::anyhow!("no `__shim .../{id}` process"))
+}
+
+/// Supervisors are forked by the agent's one forker, not exec'd: a supervisor's parent is the
+/// forker (the agent's child), and its command line reads `__shim DIR` as an exec'd one's. A
+/// forker killed takes no container with it and is replaced at the next start. With
+/// `--supervisor-start exec` the agent execs each supervisor itself.
+#[test]
+fn supervisors_are_forked_and_listed_as_exec_d_ones() -> Result<()> {
+    let mut h = Host::start("h1")?;
+    let agent = h.agent_pid().expect("an agent");
+    let first = sleeper(&h, "first")?;
+    let shim = supervisor_of(&first)?;
+    let forker = parent(shim).expect("the supervisor's parent");
+    assert_eq!(
+        cmdline(forker).get(1).map(String::as_str),
+        Some("__shim-forker"),
+        "the supervisor's parent {forker}: {:?}",
+        cmdline(forker)
+    );
+    assert_eq!(parent(forker), Some(agent));
+    sh(&format!("kill -9 {forker}"))?;
+    wait_for("the forker to be gone", Duration::from_secs(5), || {
+        Ok(cmdline(forker).is_empty().then_some(()))
+    })?;
+    h.hoist_ok(&["exec", "first", "true"])?;
+    let second = sleeper(&h, "second")?;
+    let replaced = parent(supervisor_of(&second)?).expect("a parent");
+    assert_ne!(replaced, forker);
+    assert_eq!(parent(replaced), Some(agent));
+
+    h.stop_agent()?;
+    h.agent_args = vec!["--supervisor-start".into(), "exec".into()];
+    h.start_agent()?;
+    let third = sleeper(&h, "third")?;
+    assert_eq!(parent(supervisor_of(&third)?), h.agent_pid());
+    for (name, id) in [("first", &first), ("second", &second), ("third", &third)] {
+        h.hoist_ok(&["rm", "-f", name])?;
+        assert_clean(&h, id);
+    }
     Ok(())
 }
 

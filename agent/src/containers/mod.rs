@@ -38,7 +38,7 @@ use std::time::Duration;
 use tokio::sync::watch;
 
 pub use logs::LogOptions;
-pub use supervisor::{Shim, Supervisor, SupervisorError};
+pub use supervisor::{Shim, StartMode, Supervisor, SupervisorError};
 
 /// What the manager works through, passed in at construction: the host's in the daemon
 /// (`main.rs`), recording fakes in tests (`crate::testing`). Never chosen by `cfg!(test)`.

@@ -2,13 +2,16 @@
 //! directory and hear whether the command was exec'd; ask a live one to `kill` or `wait`.
 //!
 //! [`Supervisor`] is the seam: [`Shim`] is the real one (`hoist-agent __shim DIR`, see
-//! [`crate::runtime::shim`], spoken to over its socket); tests pass a recording fake
+//! [`crate::runtime::shim`], forked by [`crate::runtime::forker`] or exec'd, spoken to over its
+//! socket); tests pass a recording fake
 //! (`crate::testing`) so that the manager runs without spawning anything.
 
+use crate::runtime::forker::Forker;
 use crate::runtime::{ContainerDir, StartReport, Started};
 use futures::future::BoxFuture;
 use hoist_proto::ExitInfo;
 use std::io;
+use std::os::fd::OwnedFd;
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 use tokio::net::UnixStream;
 
@@ -60,16 +63,79 @@ pub trait Supervisor: Send + Sync + std::fmt::Debug {
     ) -> BoxFuture<'a, Result<ExitInfo, SupervisorError>>;
 }
 
-/// The real supervisor: `hoist-agent __shim DIR` in its own process group, one per container.
-#[derive(Debug, Clone, Copy, Default)]
-pub struct Shim;
+/// How supervisors are started (`hoist-agent --supervisor-start`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
+pub enum StartMode {
+    /// Forked by the agent's supervisor forker ([`crate::runtime::forker`]): a supervisor
+    /// shares the agent binary's relocated pages and starts without an exec. Falls back to
+    /// `exec` when the forker cannot be started.
+    #[default]
+    Fork,
+    /// Each supervisor a new `hoist-agent __shim DIR` process.
+    Exec,
+}
+
+/// The real supervisor: `hoist-agent __shim DIR` in its own process group, one per container,
+/// forked by the agent's forker or exec'd ([`StartMode`]).
+#[derive(Debug, Default)]
+pub struct Shim {
+    mode: StartMode,
+    /// The forker, once started; replaced when it is found gone.
+    forker: std::sync::Mutex<Option<Forker>>,
+}
+
+impl Shim {
+    pub fn new(mode: StartMode) -> Shim {
+        Shim {
+            mode,
+            forker: Default::default(),
+        }
+    }
+
+    /// The report socket of a supervisor the forker forked for `dir`; `None` when the forker
+    /// cannot be had (the caller execs one instead). A forker found gone is started again once.
+    fn forked(&self, dir: &ContainerDir) -> Option<OwnedFd> {
+        if self.mode != StartMode::Fork {
+            return None;
+        }
+        let mut forker = self.forker.lock().unwrap_or_else(|e| e.into_inner());
+        for _ in 0..2 {
+            if forker.is_none() {
+                match Forker::spawn(&crate::runtime::selfexe::helper_exe()) {
+                    Ok(f) => {
+                        tracing::debug!(pid = f.pid(), "started the supervisor forker");
+                        *forker = Some(f);
+                    }
+                    Err(e) => {
+                        tracing::warn!(error = %e, "cannot start the supervisor forker; exec'ing supervisors");
+                        return None;
+                    }
+                }
+            }
+            match forker.as_ref().map(|f| f.fork_supervisor(dir.path())) {
+                Some(Ok(report)) => return Some(report),
+                Some(Err(e)) => {
+                    tracing::debug!(error = %e, "the supervisor forker is gone; starting another");
+                    *forker = None;
+                }
+                None => return None,
+            }
+        }
+        None
+    }
+}
 
 impl Supervisor for Shim {
     fn start<'a>(
         &'a self,
         dir: &'a ContainerDir,
     ) -> BoxFuture<'a, Result<Started, SupervisorError>> {
-        Box::pin(start(dir))
+        Box::pin(async move {
+            match self.forked(dir) {
+                Some(report) => read_report(forked_report(report)?).await,
+                None => read_report(exec(dir)?).await,
+            }
+        })
     }
 
     fn kill<'a>(
@@ -98,8 +164,16 @@ impl Supervisor for Shim {
     }
 }
 
-/// Starts `hoist-agent __shim DIR` and returns once the container has exec'd (or failed to).
-async fn start(dir: &ContainerDir) -> Result<Started, SupervisorError> {
+/// The agent's end of a forked supervisor's report socket, to read asynchronously.
+fn forked_report(report: OwnedFd) -> Result<UnixStream, SupervisorError> {
+    let std = std::os::unix::net::UnixStream::from(report);
+    std.set_nonblocking(true)
+        .and_then(|()| UnixStream::from_std(std))
+        .map_err(SupervisorError::io("read supervisor report"))
+}
+
+/// Execs `hoist-agent __shim DIR`; returns the pipe its report comes on.
+fn exec(dir: &ContainerDir) -> Result<tokio::process::ChildStdout, SupervisorError> {
     let exe = crate::runtime::selfexe::helper_exe();
     let mut child = tokio::process::Command::new(exe)
         .process_group(0)
@@ -117,8 +191,15 @@ async fn start(dir: &ContainerDir) -> Result<Started, SupervisorError> {
     tokio::spawn(async move {
         let _ = child.wait().await;
     });
+    Ok(stdout)
+}
+
+/// Reads a supervisor's one report line: the container's command was exec'd, or why not.
+async fn read_report(
+    report: impl tokio::io::AsyncRead + Unpin,
+) -> Result<Started, SupervisorError> {
     let mut line = String::new();
-    BufReader::new(stdout)
+    BufReader::new(report)
         .read_line(&mut line)
         .await
         .map_err(SupervisorError::io("read supervisor report"))?;

@@ -2,7 +2,7 @@
 //! isolated in it".
 //!
 //! The agent writes a [`RuntimeSpec`] into the container's directory and starts the supervisor
-//! (`hoist-agent __shim DIR`, see [`shim`]). The supervisor forks the container's first process, which
+//! (`hoist-agent __shim DIR`, see [`shim`], forked by [`forker`]). The supervisor forks the container's first process, which
 //! sets up its namespaces, mounts and privileges ([`init`]) and `execve`s the command. Only this module
 //! and its children touch namespaces, mounts, cgroups and credentials.
 
@@ -10,6 +10,7 @@ pub mod cgroup;
 pub mod disk_usage;
 pub mod exec;
 pub mod fork;
+pub mod forker;
 pub mod image_copy;
 pub mod init;
 pub mod logfile;

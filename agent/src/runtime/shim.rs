@@ -3,8 +3,9 @@
 //! `kill` and `wait` on a unix socket, and records the exit status, so that containers outlive an
 //! agent restart (even `kill -9`) and the agent re-attaches from the container's directory.
 //!
-//! Started as `hoist-agent __shim DIR` (a re-exec of the agent binary, chosen before any runtime
-//! starts, so it is single-threaded when it forks) in a process group of its own, so that signals
+//! Started as `hoist-agent __shim DIR` (forked by the agent's single-threaded supervisor forker,
+//! [`super::forker`], or a re-exec of the agent binary, chosen before any runtime starts: either
+//! way single-threaded when it forks) in a process group of its own, so that signals
 //! meant for the agent's terminal or group never reach it. It reports one JSON [`StartReport`] line
 //! on its stdout, then serves until the container exits. When the agent goes away the kernel
 //! re-parents it to init, which reaps it.
@@ -62,14 +63,21 @@ pub fn main(dir: &Path) -> ! {
     };
     report(&StartReport::Started(started));
     detach_stdio(&cd.shim_log());
+    // What serving needs of the spec; the rest, and what starting allocated, is given back:
+    // a supervisor lives as long as its container, and a host runs hundreds of them.
+    let (cgroup, log_max_bytes) = what_serving_needs(spec);
+    give_back_memory();
+    // A supervisor watches a handful of descriptors (two pipes, a pidfd, its socket and its
+    // clients): a small event buffer instead of tokio's 1,024 events (12 KiB).
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
+        .max_io_events_per_tick(32)
         .build();
     let code = match rt {
         Ok(rt) => rt.block_on(serve(
             cd,
-            spec.cgroup,
-            spec.log_max_bytes,
+            cgroup,
+            log_max_bytes,
             pid,
             pidfd,
             pipes,
@@ -78,6 +86,17 @@ pub fn main(dir: &Path) -> ! {
         Err(_) => 1,
     };
     std::process::exit(code)
+}
+
+/// The parts of the spec the supervisor keeps after the start; the rest is dropped here.
+fn what_serving_needs(spec: RuntimeSpec) -> (CgroupHandle, u64) {
+    (spec.cgroup, spec.log_max_bytes)
+}
+
+/// Returns the heap's free pages to the kernel (glibc keeps them otherwise).
+fn give_back_memory() {
+    // SAFETY: malloc_trim only releases free memory of this process's allocator.
+    unsafe { libc::malloc_trim(0) };
 }
 
 fn fail(message: String) -> ! {
@@ -303,18 +322,25 @@ async fn copy_lines(
     stream: &'static str,
     tx: tokio::sync::mpsc::Sender<(&'static str, Vec<u8>)>,
 ) {
-    use tokio::io::AsyncReadExt;
-    let Ok(mut rx) = tokio::net::unix::pipe::Receiver::from_owned_fd(fd) else {
+    let Ok(rx) = tokio::net::unix::pipe::Receiver::from_owned_fd(fd) else {
         return;
     };
-    let mut buf: Vec<u8> = Vec::with_capacity(READ_CHUNK);
+    // Allocated at the first output: a quiet container's supervisor holds no buffer at all (even
+    // untouched, one costs the pages its allocator writes its bookkeeping into).
+    let mut buf: Vec<u8> = Vec::new();
     let mut line: Vec<u8> = Vec::new();
     loop {
+        if rx.readable().await.is_err() {
+            break;
+        }
         buf.clear();
-        // `read_buf` fills the spare capacity (READ_CHUNK bytes) without growing the vector.
-        let n = match rx.read_buf(&mut buf).await {
-            Ok(0) | Err(_) => break,
+        buf.reserve_exact(READ_CHUNK);
+        // `try_read_buf` fills the spare capacity (READ_CHUNK bytes) without growing the vector.
+        let n = match rx.try_read_buf(&mut buf) {
+            Ok(0) => break,
             Ok(n) => n,
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => continue,
+            Err(_) => break,
         };
         for &b in &buf[..n] {
             line.push(b);
