@@ -14,6 +14,7 @@
 #
 #   bench/dense.sh [N]     (default 1000)
 #   HOIST_BIN_DIR=DIR      use these hoist/hoist-agent binaries instead of a release build
+#   AGENT_ARGS="--supervisor-start exec"   more arguments for the agent
 #   PAR=8 BRIDGE_N=200 PEER_CONMON=1 PEER_CONTAINERD=1 PS_RUNS=30 SUFFIX= (results/dense-<date>-SUFFIX.*)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -118,11 +119,14 @@ now() { date +%s.%N; }
 since() { awk -v a="$1" -v b="$(now)" 'BEGIN { printf "%.3f\n", b - a }'; }
 mem() { python3 "$procmem" "$@"; }
 agent_mem() { mem pid "$agent_pid"; }
+# The agent's supervisor forker (none with --supervisor-start exec): counted with the supervisors,
+# since forked supervisors share its pages and PSS splits them between all of them.
+forker_pids() { pgrep -P "$agent_pid" -f -- "__shim-forker" || true; }
 
 ip netns add "$ns"
 ip -n "$ns" link set lo up
 start_agent() {
-  nsenter --net=/run/netns/$ns "$bin/hoist-agent" --data-dir "$work/data" --socket "$sock" --cgroup-parent "hoist-dense-$id" >>"$work/agent.log" 2>&1 &
+  nsenter --net=/run/netns/$ns "$bin/hoist-agent" --data-dir "$work/data" --socket "$sock" --cgroup-parent "hoist-dense-$id" ${AGENT_ARGS:-} >>"$work/agent.log" 2>&1 &
   agent_pid=$!
 }
 start_agent
@@ -149,7 +153,7 @@ hoist_start_s=$(timed_starts "$n" none)
 [ "$(count_running)" = "$n" ] || { echo "dense: only $(count_running) of $n running" >&2; exit 1; }
 sleep 2
 agent_after=$(agent_mem)
-hoist_shims=$(mem shim "$work")
+hoist_shims=$(mem shim "$work" $(forker_pids))
 agent_fds=$(ls "/proc/$agent_pid/fd" | wc -l)
 run_tmpfs_kib=$(df -k --output=used "$work/data/run" | tail -1 | tr -d ' ')
 echo "dense: hoist ps latency" >&2
@@ -217,7 +221,7 @@ if [ "$bridge_n" -gt 0 ]; then
   b_start_s=$(timed_starts "$bridge_n" bridge)
   sleep 2
   bridge=$(python3 -c 'import json,sys; print(json.dumps({"n": int(sys.argv[1]), "start_s": float(sys.argv[2]), "agent_before": json.loads(sys.argv[3]), "agent_after": json.loads(sys.argv[4]), "shims": json.loads(sys.argv[5])}))' \
-    "$bridge_n" "$b_start_s" "$b_before" "$(agent_mem)" "$(mem shim "$work")")
+    "$bridge_n" "$b_start_s" "$b_before" "$(agent_mem)" "$(mem shim "$work" $(forker_pids))")
   "$bin/hoist" ps -aq | xargs -r -n 50 -P 2 "$bin/hoist" rm -f >/dev/null
 fi
 

@@ -17,6 +17,7 @@ if [ "${BENCH_DOCKER:-0}" = 1 ] && ! command -v dockerd >/dev/null; then apt-get
 
 cargo build --release --workspace --bins -q
 # Another build (a past release, for a before/after): HOIST_BIN_DIR=DIR.
+# More arguments for the agent (e.g. AGENT_ARGS="--supervisor-start exec" for the exec path): AGENT_ARGS=.
 bin=${HOIST_BIN_DIR:-$PWD/target/x86_64-unknown-linux-gnu/release}
 id=$(printf '%06x' $((RANDOM * RANDOM % 16777216)))
 ns=hoist-bench-$id
@@ -41,7 +42,7 @@ trap cleanup EXIT
 
 ip netns add "$ns"
 ip -n "$ns" link set lo up
-nsenter --net=/run/netns/$ns "$bin/hoist-agent" --data-dir "$work/data" --socket "$sock" --cgroup-parent "hoist-bench-$id" 2>"$work/agent.log" &
+nsenter --net=/run/netns/$ns "$bin/hoist-agent" --data-dir "$work/data" --socket "$sock" --cgroup-parent "hoist-bench-$id" ${AGENT_ARGS:-} 2>"$work/agent.log" &
 agent_pid=$!
 for _ in $(seq 100); do [ -S "$sock" ] && break; sleep 0.05; done
 export HOIST_AGENT=$sock

@@ -36,8 +36,10 @@ def per(kb, count):
 
 def side(shims, count, daemon_before=None, daemon_after=None):
     """Per-container numbers of one system, KiB."""
+    forker = shims.get("forker", {}).get("procs", 0)
     d = {
-        "supervisors": shims["procs"],
+        "supervisors": shims["procs"] - forker,
+        "forker_pss_kib": shims["forker"]["pss_kb"] if forker else None,
         "supervisor_pss_kib": per(shims["pss_kb"], count),
         "supervisor_pss_anon_kib": per(shims["pss_anon_kb"], count),
         "supervisor_rss_kib": per(shims["rss_kb"], count),
@@ -124,6 +126,7 @@ rows = [
     ("supervisor PSS per container, KiB", lambda s: cell(s, "supervisor_pss_kib")),
     ("  of which private (PSS_Anon), KiB", lambda s: cell(s, "supervisor_pss_anon_kib")),
     ("supervisor RSS per container, KiB", lambda s: cell(s, "supervisor_rss_kib")),
+    ("  supervisor forker's PSS (one process, in the PSS above), KiB", lambda s: cell(s, "forker_pss_kib")),
     ("daemon RSS growth per container, KiB", lambda s: cell(s, "daemon_rss_growth_kib")),
     ("**overhead per container (PSS + daemon growth), KiB**", lambda s: "**" + cell(s, "overhead_kib") + "**"),
     ("overhead counting RSS instead of PSS, KiB", lambda s: cell(s, "overhead_rss_kib")),

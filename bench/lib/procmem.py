@@ -1,7 +1,9 @@
 #!/usr/bin/env python3
 """Memory of a set of processes, read from /proc (used by bench/dense.sh).
 
-    procmem.py shim WORK      hoist supervisors: argv `... __shim WORK/...`
+    procmem.py shim WORK [PID...]  hoist supervisors: argv `... __shim WORK/...`; the PIDs (the
+                              agents' supervisor forkers, whose pages forked supervisors
+                              share) count with them, and alone under "forker"
     procmem.py conmon WORK    conmon processes with WORK in their arguments
     procmem.py ctrshim ADDR   containerd-shim-* processes started for the containerd at ADDR
     procmem.py pid PID...     the given processes
@@ -80,9 +82,11 @@ def main():
         match = matcher(mode, args[0])
         me = os.getpid()
         pids = [int(p) for p in os.listdir("/proc") if p.isdigit() and int(p) != me and match(argv(p))]
+    extra = [int(p) for p in args[1:]] if mode == "shim" else []
     kids = [k for p in pids for k in children(p)]
-    result = total(pids)
+    result = total(pids + extra)
     result["children"] = total(kids)
+    result["forker"] = total(extra)
     print(json.dumps(result))
 
 
