@@ -94,11 +94,13 @@ impl Forker {
             SockFlag::SOCK_CLOEXEC,
         )?;
         let fds = [theirs.as_raw_fd()];
+        // Never waits: a forker whose queue is full (stopped, or stuck) counts as gone, and the
+        // caller holds a lock while it asks.
         sendmsg::<()>(
             self.control.as_raw_fd(),
             &[IoSlice::new(path)],
             &[ControlMessage::ScmRights(&fds)],
-            MsgFlags::MSG_NOSIGNAL,
+            MsgFlags::MSG_NOSIGNAL | MsgFlags::MSG_DONTWAIT,
             None,
         )?;
         Ok(ours)
