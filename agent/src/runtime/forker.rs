@@ -112,6 +112,10 @@ impl Forker {
 pub fn main() -> ! {
     // SAFETY: setting a signal's disposition to "ignore" in a single-threaded process.
     unsafe { libc::signal(libc::SIGCHLD, libc::SIG_IGN) };
+    // Where this process's arguments are: the same in every child, so looked up once.
+    let arguments = std::fs::read_to_string("/proc/self/stat")
+        .ok()
+        .and_then(|stat| argument_area(&stat));
     let mut buf = vec![0u8; MAX_REQUEST + 1];
     loop {
         let (len, report) = match receive(0, &mut buf) {
@@ -135,7 +139,7 @@ pub fn main() -> ! {
         let dir = Path::new(std::ffi::OsStr::from_bytes(&buf[..len])).to_path_buf();
         // SAFETY: fork in a single-threaded process (see the module doc).
         match unsafe { libc::fork() } {
-            0 => become_supervisor(&dir, report),
+            0 => become_supervisor(&dir, report, arguments),
             -1 => refuse(
                 report,
                 &format!("fork the supervisor: {}", io::Error::last_os_error()),
@@ -182,7 +186,7 @@ fn refuse(report: OwnedFd, why: &str) {
 
 /// In the forked child: takes the place an exec'd `hoist-agent __shim DIR` would have, then runs
 /// the supervisor. Never returns.
-fn become_supervisor(dir: &Path, report: OwnedFd) -> ! {
+fn become_supervisor(dir: &Path, report: OwnedFd, arguments: Option<(usize, usize)>) -> ! {
     // SAFETY: plain syscalls on this process's own dispositions and descriptors.
     unsafe {
         // The supervisor waits for its container's first process.
@@ -195,24 +199,20 @@ fn become_supervisor(dir: &Path, report: OwnedFd) -> ! {
         // SAFETY: replaces stdin (the forker's control socket) with /dev/null.
         unsafe { libc::dup2(null.as_raw_fd(), 0) };
     }
-    name_as_shim(dir);
+    if let Some(area) = arguments {
+        name_as_shim(dir, area);
+    }
     super::shim::main(dir)
 }
 
 /// Makes this process's command line read `ARGV0 __shim DIR`, as an exec'd supervisor's does,
 /// so that operators and scripts find it the same way: written over the forker's own arguments
 /// in place, which [`PADDING`] made long enough (moving them elsewhere with `PR_SET_MM` would
-/// need CAP_SYS_RESOURCE, which a container host's root may not have). Left as it is if the
-/// path does not fit.
-fn name_as_shim(dir: &Path) {
+/// need CAP_SYS_RESOURCE, which a container host's root may not have). `(start, len)` is the
+/// argument area ([`argument_area`]). Left as it is if the path does not fit.
+fn name_as_shim(dir: &Path, (start, len): (usize, usize)) {
     let argv0 = std::env::args_os().next().unwrap_or_default();
     let line = command_line(argv0.as_bytes(), dir);
-    let Some((start, len)) = std::fs::read_to_string("/proc/self/stat")
-        .ok()
-        .and_then(|stat| argument_area(&stat))
-    else {
-        return;
-    };
     if line.len() > len {
         return;
     }
