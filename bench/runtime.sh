@@ -3,7 +3,7 @@
 #   hoist run --rm (CLI -> agent -> supervisor -> exec -> exit -> cleanup), with and without a bridge network;
 #   the agent's own create-to-exec time (request arrival to execve, reported by the agent);
 #   runc run of the same rootfs; docker run --rm when a Docker engine is available (BENCH_DOCKER=1 installs docker.io).
-# Writes bench/results/runtime-<date>.{md,json}. Run as root. Not part of the test suite.
+# Writes bench/results/runtime-<date>[-SUFFIX].{md,json}. Run as root. Not part of the test suite.
 #
 #   bench/runtime.sh [RUNS]     (default 100)
 set -euo pipefail
@@ -92,7 +92,7 @@ c2e_none=$(c2e none)
 c2e_bridge=$(c2e bridge)
 
 date=$(date -u +%Y-%m-%d)
-out=bench/results/runtime-$date
+out=bench/results/runtime-$date${SUFFIX:+-$SUFFIX}
 python3 - "$work/hyperfine.json" "$c2e_none" "$c2e_bridge" "$out" "$runs" <<'PY'
 import json, sys, platform, os
 hf, c2e_none, c2e_bridge, out, runs = sys.argv[1], float(sys.argv[2]), float(sys.argv[3]), sys.argv[4], sys.argv[5]

@@ -385,6 +385,14 @@ fn exec_runs_inside_the_container() -> Result<()> {
         "12\nsleep 1000 ",
         "sees the container's env and pid namespace"
     );
+    // In the container's cgroups, where its cgroup namespace is rooted: every hierarchy reads
+    // `/` as for pid 1 (a process left outside would read a path up from the root, `/..`).
+    let cgroups = h.hoist_ok(&["exec", "box", "cat", "/proc/self/cgroup", "/proc/1/cgroup"])?;
+    let lines: Vec<&str> = cgroups.lines().collect();
+    assert!(
+        !lines.is_empty() && lines.iter().all(|l| l.ends_with(":/")),
+        "exec and pid 1 both in the container's cgroups:\n{cgroups}"
+    );
     assert_eq!(
         h.hoist_ok(&[
             "exec",

@@ -114,8 +114,9 @@ fn run(dir: &Path, request: &str) -> Result<i32, InitError> {
 
     // SAFETY: prctl with integer arguments.
     unsafe { libc::prctl(libc::PR_SET_DUMPABLE, 0, 0, 0, 0) };
+    // Single-threaded here: the helper starts no thread before it forks the command.
     spec.cgroup
-        .add_process(std::process::id() as i32)
+        .add_current_process()
         .map_err(|e| start_err(format!("join cgroup: {e}")))?;
     for (fd, flag) in &namespaces {
         nix::sched::setns(fd, *flag).map_err(|e| start_err(format!("join {flag:?}: {e}")))?;

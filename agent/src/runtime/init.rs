@@ -37,7 +37,8 @@ impl InitError {
 /// File descriptors the child receives from the supervisor.
 #[derive(Debug)]
 pub struct InitFds {
-    /// Readable once the supervisor has put the child into its cgroup.
+    /// Readable once the child is in its cgroup: at once when it was born there (v2) or moves
+    /// itself (v1); after the supervisor moved it otherwise (a v2 kernel before 5.7).
     pub go: OwnedFd,
     /// Close-on-exec; receives `CODE:message` on failure.
     pub status: OwnedFd,
@@ -71,6 +72,14 @@ fn setup(
     // SAFETY: prctl with integer arguments.
     unsafe { libc::prctl(libc::PR_SET_DUMPABLE, 0, 0, 0, 0) };
     nix::sys::stat::umask(nix::sys::stat::Mode::empty());
+    // First, so that what the setup allocates is the container's: on cgroup v1 we move
+    // ourselves in (no lock that waits, see `add_current_process`); on v2 we were born in it
+    // (`CLONE_INTO_CGROUP`), or the supervisor moves us while we set up.
+    if spec.cgroup.joined_from_inside() {
+        spec.cgroup
+            .add_current_process()
+            .map_err(|e| InitError::start(format!("join cgroup: {e}")))?;
+    }
 
     // A network namespace of its own, joined or made here (else the host's).
     let private_netns = match &fds.netns {
@@ -124,10 +133,11 @@ fn setup(
     mounts::open_in_root(&root, &spec.cwd, mounts::Create::Dir)
         .map_err(|e| InitError::start(format!("working directory {}: {e}", spec.cwd)))?;
 
-    // The supervisor moves us into the container's cgroup while we build the mounts above (on
-    // cgroup v1 a move waits for an RCU grace period, milliseconds). Wait for it to finish before
-    // the cgroup namespace is made, so that it roots at the container's cgroup, and before any of
-    // the container's own code runs.
+    // Where the supervisor moves us into the container's cgroup (v2 without
+    // `CLONE_INTO_CGROUP`), it does so while we build the mounts above (the move may wait for an
+    // RCU grace period, milliseconds). Wait for it to finish before the cgroup namespace is
+    // made, so that it roots at the container's cgroup, and before any of the container's own
+    // code runs. Otherwise we are in already and this does not wait.
     let mut byte = [0u8; 1];
     nix::unistd::read(&fds.go, &mut byte)
         .map_err(|e| InitError::start(format!("sync with supervisor: {e}")))?;

@@ -24,7 +24,7 @@ use hoist_proto::ExitInfo;
 use nix::sys::wait::{waitpid, WaitStatus};
 use nix::unistd::Pid;
 use std::io::Write;
-use std::os::fd::{AsRawFd, OwnedFd};
+use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 use std::path::Path;
 
 /// Entry point of `hoist-agent __shim DIR`. Never returns.
@@ -174,8 +174,18 @@ fn start(
     let (status_r, status_w) = pipe()?;
     let (out_r, out_w) = pipe()?;
     let (err_r, err_w) = pipe()?;
-    // The child becomes pid 1 of a new pid namespace; we stay outside to supervise it.
-    match super::fork::clone_fork(libc::CLONE_NEWPID as u64) {
+    // The child becomes pid 1 of a new pid namespace; we stay outside to supervise it. On
+    // cgroup v2 it is born in its cgroup.
+    let flags = libc::CLONE_NEWPID as u64;
+    let into = spec.cgroup.open_for_clone();
+    let (forked, born_inside) =
+        match super::fork::clone_fork_into(flags, into.as_ref().map(|f| f.as_fd())) {
+            // A kernel before 5.7, or a cgroup that takes no process this way: fork, then move.
+            Err(_) if into.is_some() => (super::fork::clone_fork(flags), false),
+            forked => (forked, into.is_some()),
+        };
+    drop(into);
+    match forked {
         Err(e) => Err((format!("clone: {e}"), EXIT_START_FAILED)),
         Ok(None) => {
             drop((go_w, status_r, out_r, err_r));
@@ -200,9 +210,12 @@ fn start(
                 let _ = waitpid(child, None);
                 (message, EXIT_START_FAILED)
             };
-            spec.cgroup
-                .add_process(child.as_raw())
-                .map_err(|e| fail(format!("join cgroup: {e}")))?;
+            // On v1 the child moves itself, without the wait a move from here takes.
+            if !born_inside && !spec.cgroup.joined_from_inside() {
+                spec.cgroup
+                    .add_process(child.as_raw())
+                    .map_err(|e| fail(format!("join cgroup: {e}")))?;
+            }
             // If the child already failed (and closed its end), its reason is in the status pipe.
             let _ = nix::unistd::write(&go_w, b"g");
             let mut msg = Vec::new();

@@ -176,6 +176,46 @@ impl CgroupHandle {
         Ok(())
     }
 
+    /// Whether a process that is to run in this cgroup should move itself in
+    /// ([`CgroupHandle::add_current_process`]) rather than be moved by its parent
+    /// ([`CgroupHandle::add_process`]): on v1, where a process moving itself takes no lock
+    /// that waits.
+    pub fn joined_from_inside(&self) -> bool {
+        matches!(self, CgroupHandle::V1 { .. })
+    }
+
+    /// The v2 directory, open, for the container's first process to be born in
+    /// (`CLONE_INTO_CGROUP`: no move, no lock); `None` on v1, or when it cannot be opened (the
+    /// process is then moved).
+    pub fn open_for_clone(&self) -> Option<std::os::fd::OwnedFd> {
+        match self {
+            CgroupHandle::V2 { dir } => std::fs::File::open(dir).ok().map(Into::into),
+            CgroupHandle::V1 { .. } => None,
+        }
+    }
+
+    /// Moves the calling process, which must be single-threaded (a child just forked, before it
+    /// starts a thread), into this cgroup.
+    ///
+    /// Why: a write of a pid to `cgroup.procs` takes the kernel's global
+    /// `cgroup_threadgroup_rwsem` for writing, and that percpu rwsem, idle, first waits for an
+    /// RCU grace period: 6.5 ms on this host, most of a container's start (`bench/README.md`,
+    /// "Container start"). On v1, a thread that moves only itself (`0` written to `tasks`) takes
+    /// no such lock: it cannot exit or exec while it writes, so the kernel skips it. For a
+    /// single-threaded process, its one thread is the whole process, and its children are born
+    /// where it is. v2 has no move of one thread between domain cgroups, so there the process
+    /// moves as a whole (`0` to `cgroup.procs`, lock and all).
+    pub fn add_current_process(&self) -> io::Result<()> {
+        let file = match self {
+            CgroupHandle::V1 { .. } => "tasks",
+            CgroupHandle::V2 { .. } => "cgroup.procs",
+        };
+        for dir in self.dirs() {
+            write(&dir.join(file), "0")?;
+        }
+        Ok(())
+    }
+
     /// Whether the kernel's OOM killer has killed a process in this cgroup.
     pub fn oom_killed(&self) -> bool {
         self.oom_kills() > 0

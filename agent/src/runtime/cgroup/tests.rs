@@ -147,3 +147,32 @@ fn real_cgroupfs_create_join_remove() {
         std::fs::remove_dir(&p).unwrap();
     }
 }
+
+#[test]
+fn a_process_moves_itself_by_thread_on_v1_and_whole_on_v2() {
+    let root = tempfile::tempdir().unwrap();
+    for c in v1::CONTROLLERS {
+        std::fs::create_dir(root.path().join(c)).unwrap();
+    }
+    let v1 = CgroupDriver::new(root.path().into(), "hoist", CgroupVersion::V1)
+        .create("c1", &Resources::default())
+        .unwrap();
+    assert!(v1.joined_from_inside());
+    v1.add_current_process().unwrap();
+    for c in v1::CONTROLLERS {
+        let dir = root.path().join(c).join("hoist/c1");
+        assert_eq!(read(&dir.join("tasks")), "0", "{c}: the calling thread");
+        assert!(!dir.join("cgroup.procs").exists(), "{c}: no process move");
+    }
+
+    let root = tempfile::tempdir().unwrap();
+    let v2 = CgroupDriver::new(root.path().into(), "hoist", CgroupVersion::V2)
+        .create("c1", &Resources::default())
+        .unwrap();
+    assert!(
+        !v2.joined_from_inside(),
+        "moved by the supervisor, overlapping the setup"
+    );
+    v2.add_current_process().unwrap();
+    assert_eq!(read(&root.path().join("hoist/c1/cgroup.procs")), "0");
+}
