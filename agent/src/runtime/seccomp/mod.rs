@@ -11,16 +11,15 @@
 //! `CAP_SYS_ADMIN`: its flags are in memory, where a classic BPF filter cannot look, and libc
 //! falls back to `clone` on `ENOSYS`.
 //!
-//! One difference from Docker: the filter is x86-64 only (seccompiler builds one architecture
-//! per filter), so a 32-bit (`int 0x80`) system call kills the process, as it did before.
+//! One difference from Docker: the filter is x86-64 only, so a 32-bit (`int 0x80`) system
+//! call kills the process, as it did before.
 //!
 //! [`Profile`] is pure (what is allowed, with an evaluator for tests); [`Seccomp`] is its
-//! compiled form, installed just before the container's process drops to its user.
+//! compiled form (`bpf.rs`: one program, a binary search over the call numbers), installed
+//! just before the container's process drops to its user.
 
-use seccompiler::{
-    BpfProgram, SeccompAction, SeccompCmpArgLen, SeccompCmpOp, SeccompCondition, SeccompFilter,
-    SeccompRule,
-};
+mod bpf;
+
 use std::collections::{BTreeMap, BTreeSet};
 
 /// x86-64 numbers of calls newer than the libc crate's table
@@ -198,17 +197,6 @@ impl ArgCheck {
             ArgCheck::NoneOf(mask) => arg & mask == 0,
         }
     }
-
-    fn condition(self) -> Result<SeccompCondition, String> {
-        let (op, value) = match self {
-            ArgCheck::Eq(v) => (SeccompCmpOp::Eq, v),
-            ArgCheck::Lt(v) => (SeccompCmpOp::Lt, v),
-            ArgCheck::Gt(v) => (SeccompCmpOp::Gt, v),
-            ArgCheck::NoneOf(mask) => (SeccompCmpOp::MaskedEq(mask), 0),
-        };
-        SeccompCondition::new(0, SeccompCmpArgLen::Qword, op, value)
-            .map_err(|e| format!("seccomp condition: {e}"))
-    }
 }
 
 /// What a container's processes may call. Pure.
@@ -274,87 +262,40 @@ impl Profile {
     }
 }
 
-// `Seccomp::apply` hands seccompiler's instructions to the kernel as libc's.
-const _: () = assert!(
-    std::mem::size_of::<seccompiler::sock_filter>() == std::mem::size_of::<libc::sock_filter>()
-);
-
-/// A [`Profile`] compiled to BPF: the allow-list (default `EPERM`), then, when the profile
-/// says so, a filter answering `clone3` with `ENOSYS`. The kernel runs every filter installed
-/// and takes the strictest verdict; of two `ERRNO` verdicts the newest filter's wins, so the
-/// `clone3` filter goes second.
+/// A [`Profile`] compiled to one BPF program (`bpf.rs`: a binary search over the call
+/// numbers; `clone3`'s `ENOSYS`, when the profile says so, is one of its answers).
 #[derive(Debug, Clone)]
 pub struct Seccomp {
-    programs: Vec<BpfProgram>,
+    program: Vec<bpf::Insn>,
 }
 
 impl Seccomp {
     pub fn compile(profile: &Profile) -> Result<Self, String> {
-        let arch = || {
-            std::env::consts::ARCH
-                .try_into()
-                .map_err(|e| format!("seccomp arch: {e:?}"))
-        };
-        let mut rules: BTreeMap<i64, Vec<SeccompRule>> =
-            profile.allowed.iter().map(|nr| (*nr, Vec::new())).collect();
-        for (nr, checks) in &profile.allowed_if {
-            let chain = checks
-                .iter()
-                .map(|c| {
-                    SeccompRule::new(vec![c.condition()?]).map_err(|e| format!("seccomp rule: {e}"))
-                })
-                .collect::<Result<Vec<_>, String>>()?;
-            rules.insert(*nr, chain);
-        }
-        let mut filters = vec![SeccompFilter::new(
-            rules,
-            SeccompAction::Errno(libc::EPERM as u32),
-            SeccompAction::Allow,
-            arch()?,
-        )
-        .map_err(|e| format!("seccomp filter: {e}"))?];
-        if profile.clone3_enosys {
-            filters.push(
-                SeccompFilter::new(
-                    BTreeMap::from([(libc::SYS_clone3, Vec::new())]),
-                    SeccompAction::Allow,
-                    SeccompAction::Errno(libc::ENOSYS as u32),
-                    arch()?,
-                )
-                .map_err(|e| format!("seccomp filter: {e}"))?,
-            );
-        }
-        let programs = filters
-            .into_iter()
-            .map(|f| f.try_into().map_err(|e| format!("seccomp compile: {e:?}")))
-            .collect::<Result<_, _>>()?;
-        Ok(Self { programs })
+        Ok(Self {
+            program: bpf::program(profile)?,
+        })
     }
 
-    /// Installs the filters on the calling thread. Requires `no_new_privs` or `CAP_SYS_ADMIN`;
-    /// sets neither (seccompiler's own `apply_filter` would set `no_new_privs`, which a
-    /// container may ask to go without).
+    /// Installs the filter on the calling thread. Requires `no_new_privs` or `CAP_SYS_ADMIN`;
+    /// sets neither (a container may ask to go without `no_new_privs`).
     pub fn apply(&self) -> Result<(), String> {
-        for prog in &self.programs {
-            let fprog = libc::sock_fprog {
-                len: u16::try_from(prog.len()).map_err(|_| "seccomp: filter too long")?,
-                // seccompiler's `sock_filter` is the kernel's struct (u16, u8, u8, u32), as
-                // libc's is.
-                filter: prog.as_ptr() as *mut libc::sock_filter,
-            };
-            // SAFETY: the kernel copies the program in during the call; `fprog` and `prog`
-            // outlive it.
-            let rc = unsafe {
-                libc::syscall(
-                    libc::SYS_seccomp,
-                    libc::SECCOMP_SET_MODE_FILTER,
-                    0,
-                    &fprog as *const libc::sock_fprog,
-                )
-            };
-            if rc != 0 {
-                return Err(format!("seccomp: {}", std::io::Error::last_os_error()));
-            }
+        let fprog = libc::sock_fprog {
+            len: u16::try_from(self.program.len()).map_err(|_| "seccomp: filter too long")?,
+            // `bpf::Insn` is the kernel's `struct sock_filter` (u16, u8, u8, u32), as libc's is.
+            filter: self.program.as_ptr() as *mut libc::sock_filter,
+        };
+        // SAFETY: the kernel copies the program in during the call; `fprog` and the program
+        // outlive it.
+        let rc = unsafe {
+            libc::syscall(
+                libc::SYS_seccomp,
+                libc::SECCOMP_SET_MODE_FILTER,
+                0,
+                &fprog as *const libc::sock_fprog,
+            )
+        };
+        if rc != 0 {
+            return Err(format!("seccomp: {}", std::io::Error::last_os_error()));
         }
         Ok(())
     }
