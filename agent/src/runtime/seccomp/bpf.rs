@@ -4,10 +4,10 @@
 //! Why not seccompiler's compiler: it checks the allowed calls one after the other, so Docker's
 //! profile became 1,608 instructions. The kernel translates and JITs every one of them when pid 1
 //! installs the filter (0.75 ms of a start, `bench/README.md`), and a call late in the list runs
-//! hundreds of comparisons each time a container makes it. Docker's ~370 allowed calls fall
+//! hundreds of comparisons each time a container makes it. Docker's ~300 allowed calls fall
 //! into a few dozen runs of consecutive numbers, so here each run is a leaf of a balanced tree
-//! of `jge` tests: ~150 instructions, and about 7 comparisons for any call. The `clone3`
-//! `ENOSYS` answer is a leaf of the same tree, not a second filter.
+//! of `jge` tests: 182 instructions for Docker's profile, and about 7 comparisons for any call.
+//! The `clone3` `ENOSYS` answer is a leaf of the same tree, not a second filter.
 //!
 //! Pure: [`program`] returns the instructions; [`run`] is an interpreter of the subset it uses,
 //! so tests compare the program with [`Profile::verdict`] for every call number.
@@ -168,40 +168,26 @@ fn emit_check(e: &mut Emitter, check: ArgCheck, pass: Label, fail: Label) {
     let (hi, lo) = ((v >> 32) as u32, v as u32);
     let low_half = e.label();
     e.stmt(LD_W_ABS, ARG0_HI);
-    match check {
-        ArgCheck::Eq(_) => {
-            e.jump(JMP_JEQ_K, hi, low_half, fail);
-            e.bind(low_half);
-            e.stmt(LD_W_ABS, ARG0_LO);
-            e.jump(JMP_JEQ_K, lo, pass, fail);
-        }
-        ArgCheck::Lt(_) => {
-            // hi > H: fail; hi == H: decided by lo < L; hi < H: pass.
-            let not_above = e.label();
-            e.jump(JMP_JGT_K, hi, fail, not_above);
-            e.bind(not_above);
-            e.jump(JMP_JEQ_K, hi, low_half, pass);
-            e.bind(low_half);
-            e.stmt(LD_W_ABS, ARG0_LO);
-            e.jump(JMP_JGE_K, lo, fail, pass);
-        }
-        ArgCheck::Gt(_) => {
-            // hi > H: pass; hi == H: decided by lo > L; hi < H: fail.
-            let not_above = e.label();
-            e.jump(JMP_JGT_K, hi, pass, not_above);
-            e.bind(not_above);
-            e.jump(JMP_JEQ_K, hi, low_half, fail);
-            e.bind(low_half);
-            e.stmt(LD_W_ABS, ARG0_LO);
-            e.jump(JMP_JGT_K, lo, pass, fail);
-        }
-        ArgCheck::NoneOf(_) => {
-            e.jump(JMP_JSET_K, hi, fail, low_half);
-            e.bind(low_half);
-            e.stmt(LD_W_ABS, ARG0_LO);
-            e.jump(JMP_JSET_K, lo, fail, pass);
-        }
+    if let ArgCheck::NoneOf(_) = check {
+        e.jump(JMP_JSET_K, hi, fail, low_half);
+        e.bind(low_half);
+        e.stmt(LD_W_ABS, ARG0_LO);
+        return e.jump(JMP_JSET_K, lo, fail, pass);
     }
+    // The high halves decide unless they are equal; then the low halves' test does.
+    let (above, below, low_test, low_true, low_false) = match check {
+        ArgCheck::Eq(_) => (fail, fail, JMP_JEQ_K, pass, fail),
+        ArgCheck::Lt(_) => (fail, pass, JMP_JGE_K, fail, pass),
+        ArgCheck::Gt(_) => (pass, fail, JMP_JGT_K, pass, fail),
+        ArgCheck::NoneOf(_) => unreachable!("handled above"),
+    };
+    let not_above = e.label();
+    e.jump(JMP_JGT_K, hi, above, not_above);
+    e.bind(not_above);
+    e.jump(JMP_JEQ_K, hi, low_half, below);
+    e.bind(low_half);
+    e.stmt(LD_W_ABS, ARG0_LO);
+    e.jump(low_test, lo, low_true, low_false);
 }
 
 /// A place in the program, bound to an instruction index once emitted.
