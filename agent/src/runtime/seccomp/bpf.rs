@@ -320,10 +320,14 @@ mod tests {
 
     /// The program's answer is the profile's for every call number up to past the last one
     /// (and x32's and negative ones), with every argument near a checked value, for the default
-    /// capabilities and for each capability added alone.
+    /// capabilities, all of them, none, and each capability added alone.
     #[test]
     fn the_program_answers_as_the_profile_for_every_call() {
-        let mut sets: Vec<Vec<&str>> = vec![capabilities::effective(&[], &[]).unwrap()];
+        let mut sets: Vec<Vec<&str>> = vec![
+            capabilities::effective(&[], &[]).unwrap(),
+            capabilities::effective(&[capabilities::EVERY.to_string()], &[]).unwrap(),
+            capabilities::effective(&[], &[capabilities::EVERY.to_string()]).unwrap(),
+        ];
         for cap in capabilities::ALL {
             sets.push(
                 capabilities::effective(&[cap.trim_start_matches("CAP_").to_string()], &[])
