@@ -652,7 +652,8 @@ fn supervisor_of(id: &str) -> Result<u32> {
 
 /// Supervisors are forked by the agent's one forker, not exec'd: a supervisor's parent is the
 /// forker (the agent's child), and its command line reads `__shim DIR` as an exec'd one's. A
-/// forker killed takes no container with it and is replaced at the next start. With
+/// forker killed takes no container with it and is replaced at the next start; a stopped one
+/// is replaced rather than waited for. With
 /// `--supervisor-start exec` the agent execs each supervisor itself.
 #[test]
 fn supervisors_are_forked_and_listed_as_exec_d_ones() -> Result<()> {
@@ -678,12 +679,40 @@ fn supervisors_are_forked_and_listed_as_exec_d_ones() -> Result<()> {
     assert_ne!(replaced, forker);
     assert_eq!(parent(replaced), Some(agent));
 
+    // A stopped forker would take the request and answer none: it is replaced, not waited for.
+    sh(&format!("kill -STOP {replaced}"))?;
+    let start = sh(&format!(
+        "HOIST_AGENT={} timeout 20 {} run -d --name fourth --network none busybox sleep 1000",
+        h.socket().display(),
+        hoist_tests::bin("hoist").display()
+    ));
+    sh(&format!("kill -9 {replaced}"))?;
+    let start = start?;
+    assert!(
+        start.status.success(),
+        "a start past a stopped forker: {:?} {}",
+        start.status,
+        stderr(&start)
+    );
+    let fourth = stdout(&start).trim().to_string();
+    let newer = parent(supervisor_of(&fourth)?).expect("a parent");
+    assert!(
+        newer != replaced && newer != forker,
+        "a new forker: {newer}"
+    );
+    assert_eq!(parent(newer), Some(agent));
+
     h.stop_agent()?;
     h.agent_args = vec!["--supervisor-start".into(), "exec".into()];
     h.start_agent()?;
     let third = sleeper(&h, "third")?;
     assert_eq!(parent(supervisor_of(&third)?), h.agent_pid());
-    for (name, id) in [("first", &first), ("second", &second), ("third", &third)] {
+    for (name, id) in [
+        ("first", &first),
+        ("second", &second),
+        ("third", &third),
+        ("fourth", &fourth),
+    ] {
         h.hoist_ok(&["rm", "-f", name])?;
         assert_clean(&h, id);
     }

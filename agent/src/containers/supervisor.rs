@@ -93,12 +93,23 @@ impl Shim {
     }
 
     /// The report socket of a supervisor the forker forked for `dir`; `None` when the forker
-    /// cannot be had (the caller execs one instead). A forker found gone is started again once.
+    /// cannot be had (the caller execs one instead). A forker found gone is started again once;
+    /// one found stopped is killed and replaced first.
     fn forked(&self, dir: &ContainerDir) -> Option<OwnedFd> {
         if self.mode != StartMode::Fork {
             return None;
         }
         let mut forker = self.forker.lock().unwrap_or_else(|e| e.into_inner());
+        // A stopped forker would queue the request and answer none: replaced, not waited for.
+        if forker.as_ref().is_some_and(Forker::is_stopped) {
+            if let Some(stopped) = forker.take() {
+                tracing::warn!(
+                    pid = stopped.pid(),
+                    "the supervisor forker is stopped; replacing it"
+                );
+                stopped.kill();
+            }
+        }
         for _ in 0..2 {
             if forker.is_none() {
                 match Forker::spawn(&crate::runtime::selfexe::helper_exe()) {

@@ -43,6 +43,8 @@ const MAX_REQUEST: usize = 4096;
 pub struct Forker {
     control: OwnedFd,
     pid: u32,
+    /// To signal it without a race with its pid's reuse; `None` if it could not be opened.
+    pidfd: Option<OwnedFd>,
 }
 
 impl Forker {
@@ -64,17 +66,50 @@ impl Forker {
             .stderr(std::process::Stdio::inherit())
             .spawn()?;
         let pid = child.id();
+        // SAFETY: pidfd_open of our own child, not reaped yet (its reaper starts below).
+        let raw = unsafe { libc::syscall(libc::SYS_pidfd_open, pid as libc::pid_t, 0) };
+        // SAFETY: a new descriptor owned by nothing else.
+        let pidfd = (raw >= 0).then(|| unsafe { OwnedFd::from_raw_fd(raw as RawFd) });
         std::thread::Builder::new()
             .name("shim-forker-reaper".into())
             .spawn(move || {
                 let _ = child.wait();
             })?;
-        Ok(Forker { control: ours, pid })
+        Ok(Forker {
+            control: ours,
+            pid,
+            pidfd,
+        })
     }
 
     /// The forker's process id.
     pub fn pid(&self) -> u32 {
         self.pid
+    }
+
+    /// Whether the forker is stopped (`SIGSTOP`, `SIGTSTP`): it would take requests into its
+    /// queue and answer none, and each start would wait for it.
+    pub fn is_stopped(&self) -> bool {
+        std::fs::read_to_string(format!("/proc/{}/stat", self.pid))
+            .is_ok_and(|stat| process_state(&stat) == Some('T'))
+    }
+
+    /// Kills the forker (stopped or not), through its pidfd, so never another process that
+    /// took its pid after it was reaped. Requests in its queue die with it: the report sockets
+    /// they carried close, and their starts fail instead of waiting.
+    pub fn kill(&self) {
+        if let Some(pidfd) = &self.pidfd {
+            // SAFETY: pidfd_send_signal with a pidfd we own and no siginfo.
+            unsafe {
+                libc::syscall(
+                    libc::SYS_pidfd_send_signal,
+                    pidfd.as_raw_fd(),
+                    libc::SIGKILL,
+                    std::ptr::null::<libc::siginfo_t>(),
+                    0,
+                )
+            };
+        }
     }
 
     /// Asks for a supervisor of the container in `dir`; returns the socket its report comes on.
@@ -173,6 +208,12 @@ fn receive(fd: RawFd, buf: &mut [u8]) -> io::Result<Option<(usize, Option<OwnedF
     Ok(Some((if truncated { usize::MAX } else { len }, report)))
 }
 
+/// The state letter of `/proc/PID/stat` (`R`, `S`, `T`...): the field after the command name,
+/// which is in parentheses and may itself hold spaces and parentheses.
+fn process_state(stat: &str) -> Option<char> {
+    stat[stat.rfind(')')? + 1..].trim_start().chars().next()
+}
+
 /// Answers a request that started nothing: a failed start report on its socket.
 fn refuse(report: OwnedFd, why: &str) {
     let line = serde_json::to_string(&StartReport::Failed {
@@ -263,6 +304,19 @@ mod tests {
     }
 
     #[test]
+    fn the_state_is_read_past_the_command_name() {
+        assert_eq!(process_state("42 (hoist-agent) S 1 42 42 0"), Some('S'));
+        assert_eq!(process_state("42 (a) T (b) R 1 42) T 1 42"), Some('T'));
+        assert_eq!(process_state("42 (x"), None);
+        let own = std::fs::read_to_string("/proc/thread-self/stat").unwrap();
+        assert_eq!(
+            process_state(&own),
+            Some('R'),
+            "this thread, running: {own}"
+        );
+    }
+
+    #[test]
     fn the_argument_area_is_read_past_the_command_name() {
         // A command name with a space and a parenthesis, then fields 3 to 52.
         let fields: Vec<String> = (3..=52).map(|f| f.to_string()).collect();
@@ -286,6 +340,7 @@ mod tests {
         let f = Forker {
             control: agent,
             pid: 0,
+            pidfd: None,
         };
         let ours = f
             .fork_supervisor(Path::new("/data/containers/abc"))
