@@ -208,10 +208,15 @@ fn receive(fd: RawFd, buf: &mut [u8]) -> io::Result<Option<(usize, Option<OwnedF
     Ok(Some((if truncated { usize::MAX } else { len }, report)))
 }
 
-/// The state letter of `/proc/PID/stat` (`R`, `S`, `T`...): the field after the command name,
+/// The fields of a `/proc/PID/stat` line from the third (the state) on: past the command name,
 /// which is in parentheses and may itself hold spaces and parentheses.
+fn stat_fields(stat: &str) -> Option<std::str::Split<'_, char>> {
+    Some(stat.get(stat.rfind(')')? + 2..)?.split(' '))
+}
+
+/// The state letter of `/proc/PID/stat` (`R`, `S`, `T`...).
 fn process_state(stat: &str) -> Option<char> {
-    stat[stat.rfind(')')? + 1..].trim_start().chars().next()
+    stat_fields(stat)?.next()?.chars().next()
 }
 
 /// Answers a request that started nothing: a failed start report on its socket.
@@ -270,9 +275,8 @@ fn name_as_shim(dir: &Path, (start, len): (usize, usize)) {
 /// Where the argument strings are, from `/proc/self/stat`: its fields 48 and 49
 /// (`arg_start`, `arg_end`), counted past the parenthesized command name.
 fn argument_area(stat: &str) -> Option<(usize, usize)> {
-    let rest = stat.get(stat.rfind(')')? + 2..)?;
-    let fields: Vec<&str> = rest.split(' ').collect();
-    // `rest` begins at field 3.
+    let fields: Vec<&str> = stat_fields(stat)?.collect();
+    // `fields` begins at field 3.
     let start: usize = fields.get(48 - 3)?.parse().ok()?;
     let end: usize = fields.get(49 - 3)?.parse().ok()?;
     (end > start).then_some((start, end - start))
