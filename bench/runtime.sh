@@ -18,6 +18,9 @@ if [ "${BENCH_DOCKER:-0}" = 1 ] && ! command -v dockerd >/dev/null; then apt-get
 cargo build --release --workspace --bins -q
 # Another build (a past release, for a before/after): HOIST_BIN_DIR=DIR.
 # More arguments for the agent (e.g. AGENT_ARGS="--supervisor-start exec" for the exec path): AGENT_ARGS=.
+# An idle gap before each start, as a single command after a quiet spell sees it (the kernel's cgroup
+# lock has gone back to its fast mode, so a start that moves a process into a cgroup waits first):
+# GAP=SECONDS, e.g. GAP=0.3. Without it the starts come back to back.
 bin=${HOIST_BIN_DIR:-$PWD/target/x86_64-unknown-linux-gnu/release}
 id=$(printf '%06x' $((RANDOM * RANDOM % 16777216)))
 ns=hoist-bench-$id
@@ -71,12 +74,15 @@ if command -v docker >/dev/null && docker info >/dev/null 2>&1; then
   cmds+=(-n "docker run --rm (network none)" "docker run --rm --network none hoist-bench-busybox true")
   cmds+=(-n "docker run --rm (bridge)" "docker run --rm hoist-bench-busybox true")
 fi
-hyperfine -N --warmup 5 --runs "$runs" --export-json "$work/hyperfine.json" "${cmds[@]}" >&2
+gap=()
+[ -n "${GAP:-}" ] && gap=(--prepare "sleep $GAP")
+hyperfine -N --warmup 5 --runs "$runs" "${gap[@]}" --export-json "$work/hyperfine.json" "${cmds[@]}" >&2
 
 # The agent's own create-to-exec, as it reports it for each container.
 c2e() {
   local net=$1
   for _ in $(seq "$runs"); do
+    [ -n "${GAP:-}" ] && sleep "$GAP"
     "$bin/hoist" run -d --rm -o json --network "$net" busybox true
   done | python3 -c '
 import sys, json, statistics
@@ -93,9 +99,9 @@ c2e_bridge=$(c2e bridge)
 
 date=$(date -u +%Y-%m-%d)
 out=bench/results/runtime-$date${SUFFIX:+-$SUFFIX}
-python3 - "$work/hyperfine.json" "$c2e_none" "$c2e_bridge" "$out" "$runs" <<'PY'
+python3 - "$work/hyperfine.json" "$c2e_none" "$c2e_bridge" "$out" "$runs" "${GAP:-}" <<'PY'
 import json, sys, platform, os
-hf, c2e_none, c2e_bridge, out, runs = sys.argv[1], float(sys.argv[2]), float(sys.argv[3]), sys.argv[4], sys.argv[5]
+hf, c2e_none, c2e_bridge, out, runs, gap = sys.argv[1], float(sys.argv[2]), float(sys.argv[3]), sys.argv[4], sys.argv[5], sys.argv[6]
 res = {r["command"]: r for r in json.load(open(hf))["results"]}
 med = {k: r["median"] * 1000 for k, r in res.items()}
 runc = med.get("runc run (new netns, no network)")
@@ -104,7 +110,8 @@ rows += [("agent create-to-exec (network none)", c2e_none), ("agent create-to-ex
 lines = [
     f"# Container start latency, {os.uname().nodename}, {platform.machine()}, {os.cpu_count()} CPUs",
     "",
-    f"Medians of {runs} runs each in one run of `bench/runtime.sh`; ratio = runc median / this median (higher is faster).",
+    f"Medians of {runs} runs each in one run of `bench/runtime.sh`; ratio = runc median / this median (higher is faster)."
+    + (f" An idle gap of {gap} s before each start (GAP={gap})." if gap else ""),
     "",
     "| what | median ms | vs runc run |",
     "| --- | ---: | ---: |",
@@ -113,6 +120,6 @@ for k, v in rows:
     ratio = f"{runc / v:.1f}x" if runc else "-"
     lines.append(f"| {k} | {v:.2f} | {ratio} |")
 open(out + ".md", "w").write("\n".join(lines) + "\n")
-json.dump({"medians_ms": dict(rows), "runs": int(runs)}, open(out + ".json", "w"), indent=2)
+json.dump({"medians_ms": dict(rows), "runs": int(runs), "gap_s": float(gap) if gap else None}, open(out + ".json", "w"), indent=2)
 print("\n".join(lines))
 PY
