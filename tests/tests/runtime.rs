@@ -557,7 +557,37 @@ fn containers_outlive_an_agent_kill() -> Result<()> {
         .trim()
         .to_string();
     let pid_before = h.inspect("survivor")?["pid"].clone();
+    // Started with --rm, and ends while the agent is away: removed when it comes back.
+    let ephemeral = h
+        .hoist_ok(&[
+            "run",
+            "-d",
+            "--rm",
+            "--name",
+            "ephemeral",
+            "--network",
+            "none",
+            "busybox",
+            "sleep",
+            "1000",
+        ])?
+        .trim()
+        .to_string();
+    let ephemeral_pid = h.inspect("ephemeral")?["pid"].as_i64().unwrap();
     h.kill_agent()?;
+    sh(&format!("kill -9 {ephemeral_pid}"))?;
+    wait_for(
+        "the --rm container's end to be recorded",
+        Duration::from_secs(5),
+        || {
+            Ok(h.data_dir()
+                .join("containers")
+                .join(&ephemeral)
+                .join("exit.json")
+                .is_file()
+                .then_some(()))
+        },
+    )?;
     // What a crash in the middle of a removal leaves: volatile files without a container.
     let stray = h.data_dir().join("run").join("ab".repeat(32));
     std::fs::create_dir_all(stray.join("rootfs"))?;
@@ -568,6 +598,13 @@ fn containers_outlive_an_agent_kill() -> Result<()> {
     let v = h.inspect("survivor")?;
     assert_eq!(v["status"], "running", "re-attached after kill -9");
     assert_eq!(v["pid"], pid_before, "the same process, not a restart");
+    let out = h.hoist(&["inspect", "ephemeral"])?;
+    assert!(
+        stderr(&out).contains("no such container"),
+        "{}",
+        stderr(&out)
+    );
+    assert_clean(&h, &ephemeral);
     // Output kept flowing into the log while the agent was away.
     let logs = h.hoist_ok(&["logs", "survivor"])?;
     assert!(logs.lines().count() >= 3, "{logs}");

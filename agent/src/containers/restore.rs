@@ -8,6 +8,8 @@
 //!   and the container ended with it. Kept as exited, with 255 if its end was not seen.
 //! - anything else (no record, or a volatile half without a start record): a create that never
 //!   finished. Everything it may have made is released: network, cgroup, directories.
+//! - a container started with `--rm` that is found ended, either way above, is removed: the
+//!   agent would have removed it at its end.
 //!
 //! Then volatile halves without a container are swept, so are anonymous volumes no record names
 //! (unless some record did not read: then no volume is removed on a guess), and the network drops
@@ -37,6 +39,9 @@ impl Manager {
         // Containers whose record does not read (corrupt, or of a newer agent): left exactly as
         // they are, network included, for the operator to look at. Never removed on a guess.
         let mut untouched = Vec::new();
+        // Started with `--rm` and ended without the agent there to remove them: removed below,
+        // as they would have been (and as Docker does at its start).
+        let mut ended_while_away = Vec::new();
         for entry in entries.flatten() {
             let dir = ContainerDir(entry.path());
             let id = entry.file_name().to_string_lossy().into_owned();
@@ -112,11 +117,20 @@ impl Manager {
                 files_lock: Default::default(),
             });
             self.insert(c.clone());
+            let remove = c.record.spec.auto_remove;
             if running {
-                let remove = c.record.spec.auto_remove;
                 self.monitor(c, remove);
+            } else if remove {
+                ended_while_away.push(id);
+                continue;
             }
             restored += 1;
+        }
+        for id in ended_while_away {
+            tracing::info!(%id, "removing a container started with --rm that ended while the agent was away");
+            if let Err(e) = self.remove(&id, false).await {
+                tracing::warn!(%id, "auto-remove: {e}");
+            }
         }
         self.sweep_volumes(&untouched);
         super::named_volumes::sweep_tmp(&self.named_volumes_root());
