@@ -48,6 +48,19 @@ fn all_ids(h: &Host) -> Vec<String> {
         .collect()
 }
 
+/// The superblock options of the overlay mounted on `/`, from a `/proc/self/mountinfo`.
+fn root_overlay_options(mountinfo: &str) -> String {
+    mountinfo
+        .lines()
+        .find_map(|l| {
+            let (mount, fs) = l.split_once(" - ")?;
+            let mut fs = fs.split(' ');
+            (mount.split(' ').nth(4) == Some("/") && fs.next() == Some("overlay"))
+                .then(|| fs.nth(1).unwrap_or_default().to_string())
+        })
+        .unwrap_or_default()
+}
+
 #[test]
 fn run_streams_output_and_exit_codes() -> Result<()> {
     let h = Host::start("h1")?;
@@ -65,6 +78,20 @@ fn run_streams_output_and_exit_codes() -> Result<()> {
     assert_eq!(stdout(&out), "out\n");
     assert_eq!(stderr(&out), "err\n");
     assert!(all_ids(&h).is_empty(), "--rm removed the container");
+    // A container removed at exit never syncs its layer; one that stays does.
+    let mountinfo = h.hoist_ok(&[
+        "run",
+        "--rm",
+        "--network",
+        "none",
+        "busybox",
+        "cat",
+        "/proc/self/mountinfo",
+    ])?;
+    assert!(
+        root_overlay_options(&mountinfo).contains("volatile"),
+        "{mountinfo}"
+    );
 
     // Without --rm the container stays, exited, with its code and signal. (pid 1 ignores signals it
     // has no handler for, except SIGKILL from outside, exactly as under Docker.)
@@ -79,6 +106,12 @@ fn run_streams_output_and_exit_codes() -> Result<()> {
         "sleep",
         "100",
     ])?;
+    let mountinfo = h.hoist_ok(&["exec", "sig", "cat", "/proc/self/mountinfo"])?;
+    let root = root_overlay_options(&mountinfo);
+    assert!(
+        root.contains("upperdir=") && !root.contains("volatile"),
+        "{mountinfo}"
+    );
     h.hoist_ok(&["kill", "sig"])?;
     let v = h.wait_exited("sig", Duration::from_secs(5))?;
     assert_eq!(v["exit"]["code"], 137, "killed by SIGKILL reads as 128+9");

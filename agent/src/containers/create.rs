@@ -401,6 +401,7 @@ impl Manager {
             additional_gids: identity.additional_gids,
             hostname: hostname.to_string(),
             read_only: req.read_only,
+            volatile_rootfs: req.auto_remove,
             binds,
             netns: attachment.netns,
             own_netns: crate::network::kind::kind(req.network, self.config.cluster_dns.is_some())

@@ -109,8 +109,14 @@ fn setup(
         Some(ns) => idmapped_layers(&spec.layers, &cd.run().join("layers"), ns)?,
         None => spec.layers.clone(),
     };
-    mounts::mount_overlay(&layers, &cd.upper(), &cd.work(), &cd.rootfs())
-        .map_err(InitError::start)?;
+    mounts::mount_overlay(
+        &layers,
+        &cd.upper(),
+        &cd.work(),
+        &cd.rootfs(),
+        spec.volatile_rootfs,
+    )
+    .map_err(InitError::start)?;
     let root: OwnedFd = std::fs::File::open(cd.rootfs())
         .map_err(|e| InitError::start(format!("open rootfs: {e}")))?
         .into();

@@ -43,6 +43,11 @@ pub struct RuntimeSpec {
     pub additional_gids: Vec<u32>,
     pub hostname: String,
     pub read_only: bool,
+    /// The container is removed when it exits (`--rm`): its overlay is mounted `volatile`, never
+    /// synced to disk ([`mounts::mount_overlay`]). A spec written before this field reads as
+    /// `false`: the durable overlay every container had then.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub volatile_rootfs: bool,
     /// Bind mounts into the rootfs: volumes and the generated `/etc/hosts`, `/etc/hostname`, `/etc/resolv.conf`.
     pub binds: Vec<Bind>,
     /// The network namespace to join; `None` keeps the host's unless `own_netns`.

@@ -88,8 +88,15 @@ fn in_private_mount_ns(spec: &CopySpec) -> Result<(), String> {
     if let CopyFrom::Layers { lowers, mountpoint } = &spec.from {
         mounts::mount_overlay_ro(lowers, mountpoint).map_err(|e| e.to_string())?;
     }
-    mounts::mount_overlay(&spec.lowers, &spec.upper, &spec.work, &spec.mountpoint)
-        .map_err(|e| e.to_string())?;
+    // The upper becomes a layer: not volatile.
+    mounts::mount_overlay(
+        &spec.lowers,
+        &spec.upper,
+        &spec.work,
+        &spec.mountpoint,
+        false,
+    )
+    .map_err(|e| e.to_string())?;
     let result = copy_all(spec);
     if let Err(e) = nix::mount::umount2(&spec.mountpoint, nix::mount::MntFlags::MNT_DETACH) {
         tracing::warn!(error = %e, "unmount build overlay");

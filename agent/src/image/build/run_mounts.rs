@@ -163,7 +163,8 @@ impl Builder {
                             std::fs::create_dir_all(d).map_err(io("create rw bind dirs"))?;
                         }
                         if host.is_dir() {
-                            mounts::mount_overlay(&[&host], &upper, &work, &merged).map_err(
+                            // Writes to an `rw` bind are discarded after the step: volatile.
+                            mounts::mount_overlay(&[&host], &upper, &work, &merged, true).map_err(
                                 |e| line_err(inst, format!("--mount source={},rw: {e}", m.source)),
                             )?;
                             p.host_mounts.push(merged.clone());
