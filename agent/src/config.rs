@@ -40,6 +40,12 @@ impl AgentConfig {
     pub fn containers_dir(&self) -> PathBuf {
         self.data_dir.join("containers")
     }
+    /// Removed containers' directories, moved out of [`Self::containers_dir`] by one rename and
+    /// deleted after the removal has answered (`containers::release`); what a crash leaves here
+    /// is deleted at the next start.
+    pub fn trash_dir(&self) -> PathBuf {
+        self.data_dir.join("trash")
+    }
     /// The volatile half of the containers' files, on a tmpfs (`runtime::run_dir`).
     pub fn run_dir(&self) -> PathBuf {
         self.data_dir.join(crate::runtime::run_dir::NAME)

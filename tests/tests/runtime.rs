@@ -119,6 +119,11 @@ fn run_streams_output_and_exit_codes() -> Result<()> {
     let id = v["id"].as_str().unwrap().to_string();
     h.hoist_ok(&["rm", "sig"])?;
     assert_clean(&h, &id);
+    // Its files went into the trash with the removal, and are deleted right after.
+    let trash = h.data_dir().join("trash");
+    wait_for("the trash to be emptied", Duration::from_secs(5), || {
+        Ok((std::fs::read_dir(&trash)?.count() == 0).then_some(()))
+    })?;
     Ok(())
 }
 
@@ -625,9 +630,16 @@ fn containers_outlive_an_agent_kill() -> Result<()> {
     let stray = h.data_dir().join("run").join("ab".repeat(32));
     std::fs::create_dir_all(stray.join("rootfs"))?;
     std::fs::write(stray.join("spec.json"), "{}")?;
+    // And what one leaves that had answered: a container directory in the trash.
+    let trashed = h.data_dir().join("trash").join("cd".repeat(32));
+    std::fs::create_dir_all(trashed.join("upper/etc"))?;
+    std::fs::write(trashed.join("container.json"), "{}")?;
     std::thread::sleep(Duration::from_millis(300));
     h.start_agent()?;
     assert!(!stray.exists(), "stray volatile files are swept on restart");
+    wait_for("the trash to be emptied", Duration::from_secs(5), || {
+        Ok((!trashed.exists()).then_some(()))
+    })?;
     let v = h.inspect("survivor")?;
     assert_eq!(v["status"], "running", "re-attached after kill -9");
     assert_eq!(v["pid"], pid_before, "the same process, not a restart");

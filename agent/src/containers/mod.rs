@@ -33,6 +33,7 @@ use crate::runtime::{now_rfc3339, read_json, write_json_atomic, ContainerDir};
 use hoist_proto::{ContainerInfo, ContainerStats, ExitInfo};
 use record::{ContainerRecord, State};
 use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::sync::watch;
@@ -260,17 +261,26 @@ impl Manager {
         let network_us = t.elapsed().as_micros();
         // The record's directory first: a crash in between leaves only volatile files and volumes
         // no record names, which the next `restore` sweeps, never a record that would come back
-        // as an exited container.
+        // as an exited container. It goes by one rename into the trash, deleted after the
+        // removal has answered: deleting its files (the writable layer's among them) is most
+        // of a removal's time.
         let (cgroups, cgroup) = (self.deps.cgroups.clone(), cgroup.clone());
-        let paths = [dir.path().to_path_buf(), dir.run()];
+        let record_dir = dir.path().to_path_buf();
+        let trashed = self.config.trash_dir().join(id);
         let (volumes_root, volume_ids): (_, Vec<String>) = (
             self.config.volumes_dir(),
             anonymous_volumes.iter().map(|v| v.id.clone()).collect(),
         );
-        let res = tokio::task::spawn_blocking(move || -> Result<(), AgentError> {
+        let run = dir.run();
+        let res = tokio::task::spawn_blocking(move || -> Result<Option<PathBuf>, AgentError> {
             cgroups
                 .remove(&cgroup)
                 .map_err(|e| AgentError::internal("remove cgroup", e))?;
+            let in_trash = trash(&record_dir, &trashed);
+            let mut paths = vec![run];
+            if !in_trash {
+                paths.insert(0, record_dir);
+            }
             for path in paths {
                 match std::fs::remove_dir_all(&path) {
                     Ok(()) => {}
@@ -287,12 +297,16 @@ impl Manager {
                 volumes::remove(&volumes_root, &id)
                     .map_err(|e| AgentError::internal(format!("remove volume {id}"), e))?;
             }
-            Ok(())
+            Ok(in_trash.then_some(trashed))
         })
         .await
         .map_err(|e| AgentError::internal("remove", e))?;
-        if let Err(e) = res {
-            first_err.get_or_insert(e);
+        match res {
+            Ok(Some(trashed)) => empty_trash(vec![trashed]),
+            Ok(None) => {}
+            Err(e) => {
+                first_err.get_or_insert(e);
+            }
         }
         tracing::debug!(%id, network_us, total_us = t.elapsed().as_micros(), "released");
         first_err.map_or(Ok(()), Err)
@@ -406,4 +420,34 @@ impl Manager {
             pids_limit: res.pids_limit,
         }
     }
+}
+
+/// Moves a removed container's directory into the trash (`AgentConfig::trash_dir`): one rename,
+/// after which the container is gone from the containers directory. False if it could not be
+/// moved (then the caller deletes it in place), or was not there.
+fn trash(dir: &Path, trashed: &Path) -> bool {
+    if let Some(parent) = trashed.parent() {
+        let _ = std::fs::create_dir_all(parent);
+    }
+    match std::fs::rename(dir, trashed) {
+        Ok(()) => true,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => false,
+        Err(e) => {
+            tracing::debug!(dir = %dir.display(), "could not move into the trash ({e}): deleting in place");
+            false
+        }
+    }
+}
+
+/// Deletes `paths` (trashed directories) on a blocking thread, after the caller has answered.
+pub(crate) fn empty_trash(paths: Vec<PathBuf>) {
+    tokio::task::spawn_blocking(move || {
+        for path in paths {
+            if let Err(e) = std::fs::remove_dir_all(&path) {
+                if e.kind() != std::io::ErrorKind::NotFound {
+                    tracing::warn!(dir = %path.display(), "could not empty the trash: {e}");
+                }
+            }
+        }
+    });
 }

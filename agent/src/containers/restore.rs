@@ -13,7 +13,9 @@
 //!
 //! Then volatile halves without a container are swept, so are anonymous volumes no record names
 //! (unless some record did not read: then no volume is removed on a guess), and the network drops
-//! attachments, netns files and port rules of containers that are gone.
+//! attachments, netns files and port rules of containers that are gone. The trash
+//! (`DATA/trash`: directories of removals that answered before their files were deleted) is
+//! emptied in the background.
 
 use super::record::{ContainerRecord, State, RECORD_VERSION};
 use super::{spread, Container, Manager};
@@ -137,6 +139,14 @@ impl Manager {
         let mut live: Vec<String> = self.index().keys().cloned().collect();
         live.extend(untouched);
         self.sweep_volatile(&live);
+        // Directories of removals that had answered when the agent stopped.
+        let trash: Vec<_> = std::fs::read_dir(self.config.trash_dir())
+            .into_iter()
+            .flatten()
+            .flatten()
+            .map(|e| e.path())
+            .collect();
+        super::empty_trash(trash);
         self.deps
             .network
             .retain(&live)
