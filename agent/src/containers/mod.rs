@@ -422,13 +422,11 @@ impl Manager {
     }
 }
 
-/// Moves a removed container's directory into the trash (`AgentConfig::trash_dir`): one rename,
-/// after which the container is gone from the containers directory. False if it could not be
-/// moved (then the caller deletes it in place), or was not there.
+/// Moves a removed container's directory into the trash (`AgentConfig::trash_dir`, made once by
+/// `restore` at the agent's start): one rename, after which the container is gone from the
+/// containers directory. False if it was not moved (no directory, no trash, another
+/// filesystem...): the caller then deletes it in place.
 fn trash(dir: &Path, trashed: &Path) -> bool {
-    if let Some(parent) = trashed.parent() {
-        let _ = std::fs::create_dir_all(parent);
-    }
     match std::fs::rename(dir, trashed) {
         Ok(()) => true,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => false,

@@ -30,8 +30,10 @@ impl Manager {
     /// left half-made.
     pub async fn restore(self: &Arc<Self>) -> Result<usize, AgentError> {
         let root = self.config.containers_dir();
-        std::fs::create_dir_all(&root)
-            .map_err(|e| AgentError::internal(format!("create {}", root.display()), e))?;
+        for dir in [&root, &self.config.trash_dir()] {
+            std::fs::create_dir_all(dir)
+                .map_err(|e| AgentError::internal(format!("create {}", dir.display()), e))?;
+        }
         if let Err(e) = spread::spread_subdirectories(&root) {
             tracing::warn!(dir = %root.display(), "could not ask the filesystem to spread container directories: {e}");
         }

@@ -162,12 +162,13 @@ fn mnt(
     flags: MsFlags,
     data: Option<&str>,
 ) -> io::Result<()> {
-    mount(source, target, fstype, flags, data).map_err(|e| {
-        io::Error::other(format!(
-            "mount {} on {target}: {e}",
-            fstype.or(source).unwrap_or("")
-        ))
-    })
+    mount(source, target, fstype, flags, data)
+        .map_err(|e| mount_error(fstype.or(source).unwrap_or(""), target, e))
+}
+
+/// What a failed mount says: what was mounted, where, and why.
+fn mount_error(what: &str, target: &str, e: nix::errno::Errno) -> io::Error {
+    io::Error::other(format!("mount {what} on {target}: {e}"))
 }
 
 /// Makes every mount in the new namespace private, so nothing the container mounts reaches the host.
@@ -201,11 +202,9 @@ pub fn mount_overlay(
             MsFlags::empty(),
             Some(data.as_str()),
         ) {
+            // A kernel without `volatile`.
             Err(nix::errno::Errno::EINVAL) => {}
-            other => {
-                return other
-                    .map_err(|e| io::Error::other(format!("mount overlay on {target}: {e}")))
-            }
+            other => return other.map_err(|e| mount_error("overlay", &target, e)),
         }
     }
     let data = overlay_options(layers, upper, work, false);
