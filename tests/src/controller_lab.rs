@@ -435,6 +435,18 @@ impl Lab {
         Ok(c.id() as i32)
     }
 
+    /// Whether member `i`'s process may have transparent huge pages (`THP_enabled` in its
+    /// `/proc/PID/status`).
+    pub fn huge_pages(&self, i: usize) -> Result<bool> {
+        let pid = self.pid(i)?;
+        let status = std::fs::read_to_string(format!("/proc/{pid}/status"))?;
+        let line = status
+            .lines()
+            .find_map(|l| l.strip_prefix("THP_enabled:"))
+            .ok_or_else(|| anyhow!("no THP_enabled in /proc/{pid}/status"))?;
+        Ok(line.trim() == "1")
+    }
+
     fn signal(&self, i: usize, sig: i32) -> Result<()> {
         let pid = self.pid(i)?;
         // SAFETY: kill(2) with a pid of a child we started and have not reaped.
