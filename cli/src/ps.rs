@@ -17,12 +17,12 @@ fn row(service: Option<&str>, prefix: &str, slot: u64, t: &Task) -> Vec<String> 
     let mut r: Vec<String> = service.map(str::to_string).into_iter().collect();
     r.extend([
         format!("{prefix}{slot}"),
-        t.id.clone(),
-        t.node.clone(),
+        t.id.to_string(),
+        t.node.to_string(),
         t.service_version.to_string(),
         format!("{} → {}", word(t.desired), word(t.state)),
         word(t.health),
-        t.message.clone(),
+        t.message.to_string(),
     ]);
     r
 }

@@ -286,7 +286,7 @@ mod tests {
     fn the_replica_summary_names_each_pending_slot() {
         use hoist_proto::cluster::{ReplicaView, Task};
         let task = |slot: u64, state: TaskState, message: &str| Task {
-            id: format!("t{slot}"),
+            id: format!("t{slot}").into(),
             service: "web".into(),
             service_version: 2,
             slot,

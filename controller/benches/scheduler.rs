@@ -344,7 +344,7 @@ fn apply(c: &mut Criterion) {
     });
     let first = converged.tasks.values().next().expect("a task").clone();
     let report = Command::ReportStatus {
-        node: first.node.clone(),
+        node: first.node.to_string(),
         tasks: vec![running(&first.id)],
     };
     g.bench_function("reconcile_pass_remembered_after_one_report_100k", |b| {
@@ -353,7 +353,7 @@ fn apply(c: &mut Criterion) {
     // What `GET /v1/cluster/status` reports as `state_hash`: the whole state encoded and hashed.
     g.bench_function("state_hash_100k", |b| b.iter(|| converged.hash()));
     let pause = Command::SetNodeAvailability {
-        id: first.node.clone(),
+        id: first.node.to_string(),
         availability: NodeAvailability::Paused,
     };
     g.bench_function(
@@ -390,7 +390,13 @@ fn apply(c: &mut Criterion) {
     }
     assert_eq!(small.tasks.len(), 100_000);
     let pause_small = Command::SetNodeAvailability {
-        id: small.tasks.values().next().expect("a task").node.clone(),
+        id: small
+            .tasks
+            .values()
+            .next()
+            .expect("a task")
+            .node
+            .to_string(),
         availability: NodeAvailability::Paused,
     };
     let mut reconciler = Reconciler::default();

@@ -4,6 +4,7 @@
 
 use crate::node::Health;
 use crate::service::{FieldError, ServicePort, ServiceSpec};
+pub use compact_str::CompactString;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -298,25 +299,30 @@ impl TaskState {
 }
 
 /// A replica placed by the scheduler on a node, with what its agent last reported.
+///
+/// Its strings are [`CompactString`]s: ids, names, addresses and short messages (up to 24 bytes)
+/// are kept inside the task instead of behind a pointer of their own each. The controller holds
+/// every task of the cluster, and five such allocations were about 75 bytes of each task's
+/// 830 on the heap (`bench/README.md`, "Controller at scale"). They encode as strings.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Task {
-    pub id: String,
-    pub service: String,
+    pub id: CompactString,
+    pub service: CompactString,
     pub service_version: u64,
     /// Replica slot, 0-based; stable across updates. Global services use one slot per node.
     pub slot: u64,
-    pub node: String,
+    pub node: CompactString,
     /// `Running` to run it, `Shutdown` to stop it.
     pub desired: TaskState,
     /// As the agent last reported it.
     pub state: TaskState,
     pub health: Health,
     /// The replica's IP on its node's network.
-    pub address: Option<String>,
-    pub container_id: Option<String>,
+    pub address: Option<CompactString>,
+    pub container_id: Option<CompactString>,
     pub exit_code: Option<i32>,
     /// One line: why it is pending, failed, stopped, replaced...
-    pub message: String,
+    pub message: CompactString,
     pub restarts: u64,
     /// Leader time when it was placed.
     pub created_ms: u64,
@@ -350,9 +356,9 @@ impl Task {
         }
         Some(crate::node::ReplicaAddress {
             slot: self.slot,
-            task: self.id.clone(),
-            node: self.node.clone(),
-            address: self.address.clone()?,
+            task: self.id.to_string(),
+            node: self.node.to_string(),
+            address: self.address.as_deref()?.to_string(),
         })
     }
 }

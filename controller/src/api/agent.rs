@@ -500,7 +500,7 @@ pub fn tasks_for(s: &crate::state::State, node: &str, format: u32, holds: Holds)
         let spec_changed = s.spec_changes.last(&t.service);
         if let (Some(changed), Some(spec)) = (&changed, spec) {
             if leave_out_task(changed, holds.index, t, spec, spec_changed) {
-                out.unchanged.push(t.id.clone());
+                out.unchanged.push(t.id.to_string());
                 continue;
             }
         }
@@ -509,8 +509,8 @@ pub fn tasks_for(s: &crate::state::State, node: &str, format: u32, holds: Holds)
                 .specs
                 .is_some_and(|h| leave_out_spec(h, holds.index, t, spec_changed));
         out.tasks.push(Assignment {
-            task_id: t.id.clone(),
-            service: t.service.clone(),
+            task_id: t.id.to_string(),
+            service: t.service.to_string(),
             service_version: t.service_version,
             slot: t.slot,
             spec: match spec {
@@ -1159,7 +1159,7 @@ mod tests {
             );
             tasks.extend((0..n).map(|k| test_task(&format!("{name}{k}"), name, 1, k as u64, "a")));
         }
-        let ids: Vec<String> = tasks.iter().map(|t| t.id.clone()).collect();
+        let ids: Vec<String> = tasks.iter().map(|t| t.id.to_string()).collect();
         st.apply_at(5, &req(5, Command::PutTasks(tasks)));
         let ready = |task_id: String| TaskStatus {
             address: Some(format!("10.200.0.{}", task_id.len())),
@@ -1382,7 +1382,7 @@ mod tests {
             let ids = |st: &State, service: usize, slot: u64| -> Vec<String> {
                 st.tasks.of_service(SERVICES[service])
                     .filter(|t| t.slot == slot)
-                    .map(|t| t.id.clone())
+                    .map(|t| t.id.to_string())
                     .collect()
             };
             for step in steps {
@@ -1420,7 +1420,7 @@ mod tests {
                             .map(|(k, t)| TaskStatus {
                                 state: if failed { TaskState::Failed } else { TaskState::Running },
                                 address: Some(format!("10.200.{address}.{k}")),
-                                ..report_status(t.id.clone())
+                                ..report_status(t.id.to_string())
                             })
                             .collect();
                         Command::ReportStatus { node: "a".into(), tasks }
@@ -1559,20 +1559,20 @@ mod tests {
                     Step::Remove { service, slot } => {
                         let ids: Vec<String> = st.tasks.on_node("a")
                             .filter(|t| t.service == SERVICES[service] && t.slot == slot)
-                            .map(|t| t.id.clone())
+                            .map(|t| t.id.to_string())
                             .collect();
                         Command::RemoveTasks(ids)
                     }
                     Step::Stop { service, slot } => {
                         let stop = st.tasks.on_node("a")
                             .filter(|t| t.service == SERVICES[service] && t.slot == slot)
-                            .map(|t| (t.id.clone(), "replaced".to_string()))
+                            .map(|t| (t.id.to_string(), "replaced".to_string()))
                             .collect();
                         Command::Plan(Plan { stop, ..Default::default() })
                     }
                     Step::Report { ended } => {
                         let state = if ended { TaskState::Shutdown } else { TaskState::Running };
-                        report_on_a(st.tasks.on_node("a").map(|t| t.id.clone()).collect(), state)
+                        report_on_a(st.tasks.on_node("a").map(|t| t.id.to_string()).collect(), state)
                     }
                     Step::Register => Command::RegisterNode(test_node("a", 64_000, 64 << 30)),
                     Step::Format(f) => Command::SetClusterFormat { format: f },

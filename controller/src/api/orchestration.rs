@@ -527,12 +527,12 @@ fn endpoints_of(s: &Cluster, name: &str) -> Option<Endpoints> {
         .filter(|t| t.is_endpoint())
         .filter_map(|t| {
             Some(Endpoint {
-                address: t.address.clone()?,
+                address: t.address.as_deref()?.to_string(),
                 port,
                 ports: ports.clone(),
-                node: t.node.clone(),
-                node_address: s.nodes.get(&t.node).map(|n| n.address.clone())?,
-                task: t.id.clone(),
+                node: t.node.to_string(),
+                node_address: s.nodes.get(t.node.as_str()).map(|n| n.address.clone())?,
+                task: t.id.to_string(),
             })
         })
         .collect();

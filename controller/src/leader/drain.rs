@@ -114,8 +114,8 @@ impl Drains {
             let (Some(index), TaskState::Running) = (t.drain_index, t.desired) else {
                 continue;
             };
-            seen.push(t.id.clone());
-            let (started, cleared) = tasks.entry(t.id.clone()).or_insert((now, None));
+            seen.push(t.id.to_string());
+            let (started, cleared) = tasks.entry(t.id.to_string()).or_insert((now, None));
             if cleared.is_none() {
                 let passed = barrier_passed(state, index, |n| applied.get(n).copied(), &live);
                 if passed || now.duration_since(*started) >= grace {
@@ -133,9 +133,9 @@ impl Drains {
                 let why = if t.message.is_empty() {
                     "drained".to_string()
                 } else {
-                    t.message.clone()
+                    t.message.to_string()
                 };
-                due.push((t.id.clone(), why));
+                due.push((t.id.to_string(), why));
             }
         }
         tasks.retain(|id, _| seen.contains(id));
@@ -155,24 +155,27 @@ mod tests {
         let a = ready_task(&mut s, "a", "n1");
         let mut b = ready_task(&mut s, "b", "n2");
         b.state = TaskState::Pending;
-        s.tasks.insert(b.id.clone(), b.clone());
+        s.tasks.insert(b.id.to_string(), b.clone());
         let mut c = ready_task(&mut s, "c", "n2");
         c.drain_index = Some(7);
-        s.tasks.insert(c.id.clone(), c.clone());
+        s.tasks.insert(c.id.to_string(), c.clone());
         let stops = vec![
-            (a.id.clone(), "x".to_string()),
-            (b.id.clone(), "y".to_string()),
-            (c.id.clone(), "z".to_string()),
+            (a.id.to_string(), "x".to_string()),
+            (b.id.to_string(), "y".to_string()),
+            (c.id.to_string(), "z".to_string()),
         ];
         let (stop, drain) = split_stops(&s, stops.clone());
-        assert_eq!(stop, vec![(b.id.clone(), "y".into())]);
-        assert_eq!(drain, vec![(a.id.clone(), "x".into())]);
+        assert_eq!(stop, vec![(b.id.to_string(), "y".into())]);
+        assert_eq!(drain, vec![(a.id.to_string(), "x".into())]);
         // On a node that is down, a serving replica stops at once.
         s.nodes.get_mut("n1").expect("n1").status = NodeStatus::Down;
         let (stop, drain) = split_stops(&s, stops.clone());
         assert_eq!(
             stop,
-            vec![(a.id.clone(), "x".into()), (b.id.clone(), "y".into())]
+            vec![
+                (a.id.to_string(), "x".into()),
+                (b.id.to_string(), "y".into())
+            ]
         );
         assert_eq!(drain, vec![]);
         s.nodes.get_mut("n1").expect("n1").status = NodeStatus::Ready;
@@ -203,7 +206,7 @@ mod tests {
         let mut t = ready_task(&mut s, "a", "n1");
         t.drain_index = Some(5);
         t.message = "scaled down".into();
-        s.tasks.insert(t.id.clone(), t.clone());
+        s.tasks.insert(t.id.to_string(), t.clone());
         let d = Drains::default();
         let t0 = Instant::now();
         let grace = Duration::from_secs(15);
@@ -216,7 +219,7 @@ mod tests {
         let later = t0 + Duration::from_millis(1_000);
         assert_eq!(
             d.due(&s, later, grace, |_| true),
-            vec![(t.id.clone(), "scaled down".to_string())]
+            vec![(t.id.to_string(), "scaled down".to_string())]
         );
     }
 
@@ -226,7 +229,7 @@ mod tests {
         s.cluster_format = 2;
         let mut t = ready_task(&mut s, "a", "n1");
         t.drain_index = Some(5);
-        s.tasks.insert(t.id.clone(), t.clone());
+        s.tasks.insert(t.id.to_string(), t.clone());
         let d = Drains::default();
         let t0 = Instant::now();
         let grace = Duration::from_secs(2);

@@ -34,7 +34,7 @@ pub fn replicas(state: &State) -> BTreeMap<String, Replicas> {
         .values()
         .filter(|t| t.desired == TaskState::Running)
     {
-        let Some(r) = out.get_mut(&t.service) else {
+        let Some(r) = out.get_mut(t.service.as_str()) else {
             continue;
         };
         *placed.entry(&t.service).or_default() += 1;
@@ -131,7 +131,7 @@ mod tests {
             // A task of a service that is gone counts nowhere.
             task("gone", 0, Running, Running, Health::None),
         ] {
-            s.tasks.insert(t.id.clone(), t);
+            s.tasks.insert(t.id.to_string(), t);
         }
         let r = replicas(&s);
         assert_eq!(r.len(), 1, "{r:?}");

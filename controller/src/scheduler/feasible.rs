@@ -176,9 +176,9 @@ pub fn usage_of<'a>(
                     agent_format: 0,
                 })
             });
-        match out.get_mut(&t.node) {
+        match out.get_mut(t.node.as_str()) {
             Some(u) => u.add(d),
-            None => out.entry(t.node.clone()).or_default().add(d),
+            None => out.entry(t.node.to_string()).or_default().add(d),
         }
     }
     out

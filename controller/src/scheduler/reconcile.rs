@@ -13,7 +13,7 @@ use super::feasible::{check, Demand, NodeUsage};
 use super::rank::place;
 use crate::state::{same_run_spec, Map, State};
 use hoist_proto::cluster::{
-    Node, NodeAvailability, NodeStatus, Rollout, RolloutState, Task, TaskState,
+    CompactString, Node, NodeAvailability, NodeStatus, Rollout, RolloutState, Task, TaskState,
 };
 use hoist_proto::node::Health;
 use hoist_proto::quantity::{parse_duration_ms, parse_ratio_permille, Quantity};
@@ -231,9 +231,11 @@ impl Reconciler {
             .filter(|s| !state.services.contains_key(*s));
         for t in deleted.flat_map(|s| state.tasks.of_service(s)) {
             if t.desired == TaskState::Running {
-                out.plan.stop.push((t.id.clone(), "service deleted".into()));
+                out.plan
+                    .stop
+                    .push((t.id.to_string(), "service deleted".into()));
             } else if t.state.is_terminal() || !nodes.is_up(&t.node) {
-                out.plan.remove.push(t.id.clone());
+                out.plan.remove.push(t.id.to_string());
             }
         }
         // When most of the cluster's tasks belong to services that run again (the first pass,
@@ -370,7 +372,7 @@ impl ServiceRun<'_, '_> {
     }
 
     fn stop(&mut self, t: &Task, why: String) {
-        self.out.plan.stop.push((t.id.clone(), why));
+        self.out.plan.stop.push((t.id.to_string(), why));
     }
 
     /// An empty slot gets a new task, unless its last one failed within the restart delay.
@@ -413,7 +415,7 @@ impl ServiceRun<'_, '_> {
                     backoff.insert(t.slot);
                     self.wake_at(retry_ms);
                 } else if t.state.is_terminal() || !up {
-                    self.out.plan.remove.push(t.id.clone());
+                    self.out.plan.remove.push(t.id.to_string());
                 }
                 continue;
             }
@@ -702,18 +704,18 @@ impl ServiceRun<'_, '_> {
             return;
         }
         let task = |slot: u64, node: &str, id: String| Task {
-            id,
-            service: self.name.to_string(),
+            id: id.into(),
+            service: CompactString::new(self.name),
             service_version: self.version,
             slot,
-            node: node.to_string(),
+            node: node.into(),
             desired: TaskState::Running,
             state: TaskState::Pending,
             health: Health::None,
             address: None,
             container_id: None,
             exit_code: None,
-            message: String::new(),
+            message: CompactString::default(),
             restarts: 0,
             created_ms: self.now,
             updated_ms: self.now,

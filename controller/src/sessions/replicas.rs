@@ -43,11 +43,11 @@ pub fn running<'a>(
         })
         .map(|t| Replica {
             slot: t.slot,
-            node: t.node.clone(),
-            task: t.id.clone(),
-            container: t.container_id.clone(),
+            node: t.node.to_string(),
+            task: t.id.to_string(),
+            container: t.container_id.as_deref().map(str::to_string),
             node_down: nodes
-                .get(&t.node)
+                .get(t.node.as_str())
                 .is_none_or(|n| n.status == NodeStatus::Down),
             draining: t.drain_index.is_some(),
             version: t.service_version,

@@ -76,7 +76,12 @@ impl Before {
                 tasks.iter().for_each(|t| b.task(state, &t.task_id))
             }
             Command::Plan(plan) => {
-                for id in plan.place.iter().map(|t| &t.id).chain(&plan.remove) {
+                for id in plan
+                    .place
+                    .iter()
+                    .map(|t| t.id.as_str())
+                    .chain(plan.remove.iter().map(String::as_str))
+                {
                     b.task(state, id);
                 }
                 for (service, _) in &plan.rollouts {
@@ -573,9 +578,9 @@ impl Teller<'_> {
         to: Option<String>,
     ) {
         let mut e = self.event(kind, format!("{} on {}{said}", replica(t), t.node));
-        e.service = Some(t.service.clone());
-        e.node = Some(t.node.clone());
-        e.task = Some(t.id.clone());
+        e.service = Some(t.service.to_string());
+        e.node = Some(t.node.to_string());
+        e.task = Some(t.id.to_string());
         e.slot = Some(t.slot);
         e.version = Some(t.service_version);
         e.from = from;

@@ -154,7 +154,7 @@ impl State {
                 self.spec_of(&t.service, t.service_version)
                     .is_some_and(|s| s.file_sources().any(|(k, n)| k == w.kind && n == w.name))
             })
-            .map(|t| (t.node.clone(), t.id.clone()))
+            .map(|t| (t.node.to_string(), t.id.to_string()))
             .collect();
         for (node, task) in tasks {
             self.touch_task(&node, &task);

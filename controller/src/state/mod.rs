@@ -431,7 +431,7 @@ impl State {
         self.tasks
             .of_service(service)
             .filter(|t| pick(t))
-            .map(|t| t.id.clone())
+            .map(|t| t.id.to_string())
             .collect()
     }
 

@@ -25,7 +25,7 @@ impl State {
         if self.tasks.contains_key(&t.id) {
             return Some(format!("task {:?} already exists", t.id));
         }
-        let Some(record) = self.services.get(&t.service) else {
+        let Some(record) = self.services.get(t.service.as_str()) else {
             return Some(format!("service {:?} no longer exists", t.service));
         };
         let current = record.current();
@@ -35,11 +35,11 @@ impl State {
                 t.service, current.version, t.service_version
             ));
         }
-        let Some(node) = self.nodes.get(&t.node) else {
+        let Some(node) = self.nodes.get(t.node.as_str()) else {
             return Some(format!("node {:?} does not exist", t.node));
         };
         let demand = demands
-            .entry(t.service.clone())
+            .entry(t.service.to_string())
             .or_insert_with(|| Demand::of(&current.spec, self.cluster_format));
         check(node, usage, demand)
             .err()
@@ -64,7 +64,7 @@ impl State {
         t.ready_since_ms = None;
         self.touch_task(&t.node, &t.id);
         self.usage_add(&t.node, demand);
-        self.tasks.insert(t.id.clone(), t);
+        self.tasks.insert(t.id.to_string(), t);
     }
 
     /// Takes every task of a plan or none of them (the older, all-or-nothing command).
@@ -84,12 +84,12 @@ impl State {
                     field: None,
                 });
             }
-            if let Some(d) = demands.get(&t.service) {
+            if let Some(d) = demands.get(t.service.as_str()) {
                 usage.entry(node).or_default().add(d);
             }
         }
         for t in tasks {
-            self.insert_placed(t, &demands[&t.service], now);
+            self.insert_placed(t, &demands[t.service.as_str()], now);
         }
         Ok(Response::Tasks(tasks.len() as u64))
     }
@@ -111,7 +111,7 @@ impl State {
     }
 
     fn remember(&mut self, t: Task) {
-        let slots = self.slot_history.entry(t.service.clone()).or_default();
+        let slots = self.slot_history.entry(t.service.to_string()).or_default();
         let h = slots.entry(t.slot).or_default();
         h.push_back(t);
         while h.len() > SLOT_HISTORY_LIMIT {
@@ -130,7 +130,7 @@ impl State {
                 continue;
             }
             t.desired = TaskState::Shutdown;
-            t.message = reason.clone();
+            t.message = reason.as_str().into();
             t.updated_ms = now;
             let node = t.node.clone();
             drop(t);
@@ -147,7 +147,7 @@ impl State {
                 continue;
             }
             t.drain_index = Some(index);
-            t.message = reason.clone();
+            t.message = reason.as_str().into();
             t.updated_ms = now;
             drop(t);
             self.touch_endpoint(id);
@@ -182,17 +182,19 @@ impl State {
         for t in &plan.place {
             let key = wanted[&slot_key(t)];
             if filled.contains(&key) {
-                result
-                    .refused
-                    .push((t.id.clone(), format!("slot {} is already filled", t.slot)));
+                result.refused.push((
+                    t.id.to_string(),
+                    format!("slot {} is already filled", t.slot),
+                ));
                 continue;
             }
-            if let Some(why) = self.refuse(t, self.node_usage().get(&t.node), &mut demands) {
-                result.refused.push((t.id.clone(), why));
+            if let Some(why) = self.refuse(t, self.node_usage().get(t.node.as_str()), &mut demands)
+            {
+                result.refused.push((t.id.to_string(), why));
                 continue;
             }
             filled.insert(key);
-            self.insert_placed(t, &demands[&t.service], now);
+            self.insert_placed(t, &demands[t.service.as_str()], now);
             result.placed += 1;
         }
         for (service, rollout) in &plan.rollouts {
@@ -227,15 +229,15 @@ impl State {
             let ended = s.state.is_terminal().then(|| t.node.clone());
             t.state = s.state;
             t.health = s.health;
-            t.container_id = s.container_id.clone();
-            if s.address.is_some() {
-                t.address = s.address.clone();
+            t.container_id = s.container_id.as_deref().map(Into::into);
+            if let Some(address) = &s.address {
+                t.address = Some(address.as_str().into());
             }
             t.exit_code = s.exit_code;
             // The controller's reason for a stop ("node n3 is down") outlives an agent's
             // empty "stopped as asked".
             if !s.message.is_empty() || t.desired == TaskState::Running {
-                t.message = s.message.clone();
+                t.message = s.message.as_str().into();
             }
             t.restarts = s.restarts;
             t.updated_ms = now;

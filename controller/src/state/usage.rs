@@ -124,7 +124,7 @@ impl State {
                 .collect();
             let nodes: BTreeSet<String> = moved
                 .iter()
-                .flat_map(|s| self.tasks.of_service(s).map(|t| t.node.clone()))
+                .flat_map(|s| self.tasks.of_service(s).map(|t| t.node.to_string()))
                 .collect();
             for n in nodes {
                 self.usage_stale(&n);
@@ -294,7 +294,7 @@ mod tests {
                 node: st
                     .tasks
                     .get(&task(*t))
-                    .map_or("n0".into(), |t| t.node.clone()),
+                    .map_or("n0".into(), |t| t.node.to_string()),
                 tasks: vec![TaskStatus {
                     task_id: task(*t),
                     state: *state,

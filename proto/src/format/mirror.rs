@@ -46,6 +46,28 @@ macro_rules! identity {
 }
 identity!(String, u64, i64, u32, i32, bool, f64, Vec<u8>);
 
+/// A string kept inline today ([`crate::cluster::Task`]'s) is a plain string in every format.
+impl ToV0<String> for compact_str::CompactString {
+    fn to_v0(&self) -> Result<String, Unrepresentable> {
+        Ok(self.to_string())
+    }
+}
+impl FromV0<String> for compact_str::CompactString {
+    fn from_v0(v: String) -> Self {
+        v.into()
+    }
+}
+impl ToV1<String> for compact_str::CompactString {
+    fn to_v1(&self) -> String {
+        self.to_string()
+    }
+}
+impl FromV1<String> for compact_str::CompactString {
+    fn from_v1(v: String) -> Result<Self, String> {
+        Ok(v.into())
+    }
+}
+
 impl<A: ToV0<B>, B> ToV0<Vec<B>> for Vec<A> {
     fn to_v0(&self) -> Result<Vec<B>, Unrepresentable> {
         self.iter().map(ToV0::to_v0).collect()

@@ -106,7 +106,7 @@ impl Sim {
             let up = self
                 .st
                 .nodes
-                .get(&t.node)
+                .get(t.node.as_str())
                 .is_some_and(|n| n.status == NodeStatus::Ready);
             if !up || t.state.is_terminal() {
                 continue;
@@ -133,20 +133,23 @@ impl Sim {
                 .crashing_version
                 .as_ref()
                 .is_some_and(|(s, v)| *s == t.service && *v == t.service_version);
-            by_node.entry(t.node.clone()).or_default().push(TaskStatus {
-                task_id: t.id.clone(),
-                state,
-                health,
-                container_id: None,
-                address: Some(format!("10.89.0.{}", t.slot)),
-                exit_code: None,
-                message: if crashing {
-                    "exited with code 1; restarting in 1s".into()
-                } else {
-                    String::new()
-                },
-                restarts: u64::from(crashing),
-            });
+            by_node
+                .entry(t.node.to_string())
+                .or_default()
+                .push(TaskStatus {
+                    task_id: t.id.to_string(),
+                    state,
+                    health,
+                    container_id: None,
+                    address: Some(format!("10.89.0.{}", t.slot)),
+                    exit_code: None,
+                    message: if crashing {
+                        "exited with code 1; restarting in 1s".into()
+                    } else {
+                        String::new()
+                    },
+                    restarts: u64::from(crashing),
+                });
         }
         self.unhealthy_budget = budget;
         for (node, tasks) in by_node {
@@ -172,13 +175,13 @@ impl Sim {
     fn report(&mut self, t: &Task, state: TaskState, health: Health) {
         let failed = state == TaskState::Failed;
         self.cmd(Command::ReportStatus {
-            node: t.node.clone(),
+            node: t.node.to_string(),
             tasks: vec![TaskStatus {
-                task_id: t.id.clone(),
+                task_id: t.id.to_string(),
                 state,
                 health,
                 container_id: None,
-                address: t.address.clone(),
+                address: t.address.as_deref().map(str::to_string),
                 exit_code: failed.then_some(1),
                 message: if failed { "boom" } else { "" }.into(),
                 restarts: t.restarts,
@@ -190,7 +193,7 @@ impl Sim {
         let mut m = BTreeMap::new();
         for t in self.st.tasks.values() {
             if t.service == service && t.desired == TaskState::Running && t.is_ready() {
-                *m.entry(t.node.clone()).or_default() += 1;
+                *m.entry(t.node.to_string()).or_default() += 1;
             }
         }
         m
@@ -665,7 +668,7 @@ fn a_restart_version_replaces_replicas_through_the_update_policy() {
     assert_eq!(running.len(), 6);
     assert!(running.iter().all(|t| t.service_version == 2));
     assert!(
-        running.iter().all(|t| !before.contains(&t.id)),
+        running.iter().all(|t| !before.iter().any(|b| *b == t.id)),
         "a replica was kept"
     );
 }
