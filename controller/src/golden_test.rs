@@ -45,8 +45,7 @@ fn state(format: u32) -> State {
         },
     );
     st.nodes.insert("n1".into(), samples::node(format));
-    st.tasks
-        .insert(samples::task().id.to_string(), samples::task());
+    st.tasks.insert(samples::task());
     st.identity = Some(ClusterIdentity {
         cluster_id: "0123456789abcdef".into(),
         secret: "00112233445566778899aabbccddeeff".into(),
@@ -179,7 +178,7 @@ fn every_golden_file_of_every_format_read_decodes() {
             }
             st.vips.insert("web".into(), "10.201.0.1".into());
             let t = samples::task_draining();
-            st.tasks.insert(t.id.to_string(), t);
+            st.tasks.insert(t);
             c.file(
                 "state-snapshot-vips",
                 &st,

@@ -155,10 +155,10 @@ mod tests {
         let a = ready_task(&mut s, "a", "n1");
         let mut b = ready_task(&mut s, "b", "n2");
         b.state = TaskState::Pending;
-        s.tasks.insert(b.id.to_string(), b.clone());
+        s.tasks.insert(b.clone());
         let mut c = ready_task(&mut s, "c", "n2");
         c.drain_index = Some(7);
-        s.tasks.insert(c.id.to_string(), c.clone());
+        s.tasks.insert(c.clone());
         let stops = vec![
             (a.id.to_string(), "x".to_string()),
             (b.id.to_string(), "y".to_string()),
@@ -206,7 +206,7 @@ mod tests {
         let mut t = ready_task(&mut s, "a", "n1");
         t.drain_index = Some(5);
         t.message = "scaled down".into();
-        s.tasks.insert(t.id.to_string(), t.clone());
+        s.tasks.insert(t.clone());
         let d = Drains::default();
         let t0 = Instant::now();
         let grace = Duration::from_secs(15);
@@ -229,7 +229,7 @@ mod tests {
         s.cluster_format = 2;
         let mut t = ready_task(&mut s, "a", "n1");
         t.drain_index = Some(5);
-        s.tasks.insert(t.id.to_string(), t.clone());
+        s.tasks.insert(t.clone());
         let d = Drains::default();
         let t0 = Instant::now();
         let grace = Duration::from_secs(2);

@@ -219,7 +219,7 @@ mod tests {
             .filter(|(_, t)| t.service != service)
             .map(|(k, t)| (k.to_string(), t.clone()))
             .collect();
-        st.tasks.insert(t.id.to_string(), t);
+        st.tasks.insert(t);
         st.rebuild_usage();
     }
 

@@ -131,7 +131,7 @@ mod tests {
             // A task of a service that is gone counts nowhere.
             task("gone", 0, Running, Running, Health::None),
         ] {
-            s.tasks.insert(t.id.to_string(), t);
+            s.tasks.insert(t);
         }
         let r = replicas(&s);
         assert_eq!(r.len(), 1, "{r:?}");

@@ -218,9 +218,9 @@ impl TaskTable {
         self.by_id.contains_key(id)
     }
 
-    /// Puts `task` under `id`, replacing (and answering) the one there.
-    pub fn insert(&mut self, id: String, task: Task) -> Option<Task> {
-        let id = Id::from(id);
+    /// Puts `task` under its id, replacing (and answering) the one there.
+    pub fn insert(&mut self, task: Task) -> Option<Task> {
+        let id = Id::from(task.id.as_str());
         let (node, service) = (task.node.clone(), task.service.clone());
         if let Some(old) = self.by_id.get(&id) {
             self.tally.count(old, false);
@@ -422,13 +422,13 @@ mod tests {
     fn the_indexes_follow_inserts_replacements_and_removals() {
         let mut table = TaskTable::default();
         for (id, service, node) in [("a", "web", "n1"), ("b", "api", "n2"), ("c", "web", "n1")] {
-            table.insert(id.into(), test_task(id, service, 1, 0, node));
+            table.insert(test_task(id, service, 1, 0, node));
         }
         assert_eq!(ids(table.on_node("n1")), ["a", "c"]);
         assert_eq!(ids(table.on_node("n2")), ["b"]);
         assert_eq!(ids(table.of_service("web")), ["a", "c"]);
         // A replacement under the same id elsewhere moves it in both indexes.
-        table.insert("c".into(), test_task("c", "api", 1, 0, "n2"));
+        table.insert(test_task("c", "api", 1, 0, "n2"));
         assert_eq!(ids(table.on_node("n1")), ["a"]);
         assert_eq!(ids(table.on_node("n2")), ["b", "c"]);
         assert_eq!(ids(table.of_service("web")), ["a"]);
@@ -452,7 +452,7 @@ mod tests {
     fn the_indexes_read_the_task_as_changed_and_a_copy_keeps_the_old() {
         let mut table = TaskTable::default();
         for (id, node) in [("a", "n1"), ("b", "n1"), ("c", "n2")] {
-            table.insert(id.into(), test_task(id, "web", 1, 0, node));
+            table.insert(test_task(id, "web", 1, 0, node));
         }
         let copy = table.clone();
         table.get_mut("a").expect("a").restarts = 7;
@@ -473,7 +473,7 @@ mod tests {
     #[test]
     fn a_task_id_is_kept_once_for_the_map_and_both_indexes() {
         let mut table = TaskTable::default();
-        table.insert("a".into(), test_task("a", "web", 1, 0, "n1"));
+        table.insert(test_task("a", "web", 1, 0, "n1"));
         let (key, _) = table.by_id.get_key_value("a").expect("a");
         for ids in [&table.by_node["n1"], &table.by_service["web"]] {
             assert!(Arc::ptr_eq(ids.get("a").expect("indexed"), key));
@@ -491,7 +491,7 @@ mod tests {
         let mut table = TaskTable::default();
         assert_eq!(table.stamp_of("web"), None);
         for (id, service) in [("a", "web"), ("b", "api"), ("c", "web")] {
-            table.insert(id.into(), test_task(id, service, 1, 0, "n1"));
+            table.insert(test_task(id, service, 1, 0, "n1"));
         }
         let copy = table.clone();
         let (web, api) = (table.stamp_of("web"), table.stamp_of("api"));
@@ -529,7 +529,7 @@ mod tests {
         for (id, node) in [("a", "n1"), ("b", "n1"), ("c", "n2")] {
             let mut t = test_task(id, "web", 1, 0, node);
             t.desired = TaskState::Running;
-            table.insert(id.into(), t);
+            table.insert(t);
         }
         assert_eq!((table.running_on("n1"), table.running_on("n2")), (2, 1));
         // A stop through get_mut counts when the handle is dropped; other changes do not.
@@ -539,7 +539,7 @@ mod tests {
         // A replacement under the same id on another node moves the count.
         let mut moved = test_task("b", "web", 1, 0, "n2");
         moved.desired = TaskState::Running;
-        table.insert("b".into(), moved);
+        table.insert(moved);
         assert_eq!((table.running_on("n1"), table.running_on("n2")), (0, 2));
         table.remove("c");
         table.remove("a");
@@ -559,8 +559,8 @@ mod tests {
         let ids = |t: &TaskTable| t.draining().map(|t| t.id.clone()).collect::<Vec<_>>();
         let mut a = test_task("a", "web", 1, 0, "n1");
         a.drain_index = Some(3);
-        table.insert("a".into(), a);
-        table.insert("b".into(), test_task("b", "web", 1, 1, "n1"));
+        table.insert(a);
+        table.insert(test_task("b", "web", 1, 1, "n1"));
         assert_eq!(ids(&table), ["a"]);
         table.get_mut("b").expect("b").drain_index = Some(4);
         assert_eq!(ids(&table), ["a", "b"]);
@@ -581,10 +581,10 @@ mod tests {
             t.address = Some("10.200.0.2".into());
             t
         };
-        table.insert("a".into(), ready("a", "web"));
-        table.insert("b".into(), ready("b", "web"));
-        table.insert("c".into(), test_task("c", "web", 1, 2, "n1"));
-        table.insert("d".into(), ready("d", "api"));
+        table.insert(ready("a", "web"));
+        table.insert(ready("b", "web"));
+        table.insert(test_task("c", "web", 1, 2, "n1"));
+        table.insert(ready("d", "api"));
         assert_eq!(
             (table.endpoints_of("web"), table.endpoints_of("api")),
             (2, 1)
@@ -602,7 +602,7 @@ mod tests {
         table.get_mut("c").expect("c").state = TaskState::Failed;
         assert_eq!(table.endpoints_of("web"), 0);
         // Replaced by a task of another service, then removed.
-        table.insert("d".into(), ready("d", "web"));
+        table.insert(ready("d", "web"));
         assert_eq!(
             (table.endpoints_of("web"), table.endpoints_of("api")),
             (1, 0)

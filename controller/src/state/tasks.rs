@@ -64,7 +64,7 @@ impl State {
         t.ready_since_ms = None;
         self.touch_task(&t.node, &t.id);
         self.usage_add(&t.node, demand);
-        self.tasks.insert(t.id.to_string(), t);
+        self.tasks.insert(t);
     }
 
     /// Takes every task of a plan or none of them (the older, all-or-nothing command).

@@ -279,7 +279,7 @@ pub(crate) fn ready_task(st: &mut State, id: &str, node: &str) -> Task {
     let mut t = test_task(id, "web", 1, 0, node);
     t.state = TaskState::Running;
     t.address = Some("10.200.1.9".into());
-    st.tasks.insert(t.id.to_string(), t.clone());
+    st.tasks.insert(t.clone());
     t
 }
 
@@ -824,7 +824,7 @@ fn service_summaries_count_running_healthy_and_desired_replicas() {
     for (i, (desired, state, health)) in states.into_iter().enumerate() {
         let mut t = test_task(&format!("t{i}"), "web", 1, i as u64, "n1");
         (t.desired, t.state, t.health) = (desired, state, health);
-        st.tasks.insert(t.id.to_string(), t);
+        st.tasks.insert(t);
     }
     let s = &st.service_summaries()[0];
     assert_eq!((s.running, s.healthy, s.desired), (3, 2, 4));
