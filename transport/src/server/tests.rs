@@ -119,3 +119,16 @@ async fn shutdown_stops_accepting_and_returns_once_connections_end() {
         .unwrap();
     assert!(TcpStream::connect(addr).await.is_err(), "still accepting");
 }
+
+/// An HTTP/2 answer's date is never indexed by HPACK (its value changes every second), and it is
+/// the same value within a second.
+#[test]
+fn the_date_of_an_answer_is_sensitive_and_current() {
+    let date = super::date_header().expect("a date after 1970");
+    assert!(date.is_sensitive());
+    let when = httpdate::parse_http_date(date.to_str().unwrap()).unwrap();
+    let off = when
+        .duration_since(std::time::SystemTime::now())
+        .unwrap_or_else(|e| e.duration());
+    assert!(off <= Duration::from_secs(2), "{date:?}");
+}
