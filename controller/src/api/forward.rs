@@ -28,7 +28,9 @@ pub async fn forward_to_leader(State(ctx): State<Ctx>, req: Request, next: Next)
         return refused;
     }
     if let Some(streams) = super::stream_forward::streaming(req.method(), req.uri().path()) {
-        return super::stream_forward::forward(ctx, req, next, streams).await;
+        // Boxed, as is the forwarding below: a request answered here (every long poll on the
+        // leader) then holds a small future while it waits, not room for both paths.
+        return Box::pin(super::stream_forward::forward(ctx, req, next, streams)).await;
     }
     let method = req.method().clone();
     let uri = req.uri().clone();
@@ -74,11 +76,33 @@ pub async fn forward_to_leader(State(ctx): State<Ctx>, req: Request, next: Next)
             leader
         }
     };
+    Box::pin(send_to_leader(
+        &ctx,
+        &leader,
+        method,
+        &uri,
+        &headers,
+        bytes,
+        operator_certificate,
+    ))
+    .await
+}
+
+/// Sends the buffered request to the leader at `leader` and answers with what it answered.
+async fn send_to_leader(
+    ctx: &Ctx,
+    leader: &str,
+    method: axum::http::Method,
+    uri: &axum::http::Uri,
+    headers: &axum::http::HeaderMap,
+    bytes: axum::body::Bytes,
+    operator_certificate: Option<(header::HeaderName, header::HeaderValue)>,
+) -> Response {
     let path = uri.path_and_query().map_or("/", |p| p.as_str());
     let timeout =
         std::time::Duration::from_secs(if is_long_poll(&uri, &headers) { 65 } else { 10 });
     // Between members: over mutual TLS once this member has a certificate.
-    let sent = ctx.node.peer_clients().send(&leader, |client, base| {
+    let sent = ctx.node.peer_clients().send(leader, |client, base| {
         let mut out = client
             .request(method.clone(), format!("{base}{path}"))
             .timeout(timeout)
@@ -119,11 +143,11 @@ pub async fn forward_to_leader(State(ctx): State<Ctx>, req: Request, next: Next)
                     }
                     resp
                 }
-                Err(e) => outcome_unknown(&leader, &e),
+                Err(e) => outcome_unknown(leader, &e),
             }
         }
-        Err(e) if e.is_connect() => leader_unreachable(&leader, &e),
-        Err(e) => outcome_unknown(&leader, &e),
+        Err(e) if e.is_connect() => leader_unreachable(leader, &e),
+        Err(e) => outcome_unknown(leader, &e),
     }
 }
 
