@@ -64,6 +64,22 @@ pub(super) fn agent_version(headers: &HeaderMap) -> Result<PeerVersion, ApiError
     }
 }
 
+/// The version an agent's request names, refused as [`agent_version`] refuses it; read from
+/// the headers without copying them (a `HeaderMap` argument is a copy of them all, which a long
+/// poll would hold through its whole wait).
+pub(super) struct AgentVersion(pub PeerVersion);
+
+impl<S: Send + Sync> axum::extract::FromRequestParts<S> for AgentVersion {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(
+        parts: &mut axum::http::request::Parts,
+        _: &S,
+    ) -> Result<Self, ApiError> {
+        agent_version(&parts.headers).map(AgentVersion)
+    }
+}
+
 fn valid_node_id(id: &str) -> bool {
     !id.is_empty()
         && id.len() <= 63
@@ -400,10 +416,9 @@ pub struct PollQuery {
 /// a poll woken by one new task costs one entry and an id per other task.
 pub async fn assignments(
     State(ctx): State<Ctx>,
-    headers: HeaderMap,
+    AgentVersion(version): AgentVersion,
     Query(q): Query<PollQuery>,
 ) -> Result<Response, ApiError> {
-    let version = agent_version(&headers)?;
     // A GET has no body to tell its format: the answer is in the newest format the agent says
     // it reads (format 0 for one that says nothing).
     let format = version.common_format();
@@ -661,10 +676,9 @@ fn overlay_of(s: &crate::state::State, node: &str, changed_since: u64) -> Option
 /// large service costs one replica. Format 2.
 pub async fn endpoints(
     State(ctx): State<Ctx>,
-    headers: HeaderMap,
+    AgentVersion(version): AgentVersion,
     Query(q): Query<EndpointsQuery>,
 ) -> Result<Response, ApiError> {
-    let version = agent_version(&headers)?;
     let format = version.common_format();
     if format < 2 {
         return Err(ApiError::bad_request(

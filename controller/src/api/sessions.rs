@@ -3,7 +3,7 @@
 //! answers, streamed as they come), and the agents' session poll and output. Only the leader
 //! holds sessions; other members stream these routes to it both ways (`stream_forward.rs`).
 
-use super::agent::{agent_version, check_reporter, encode};
+use super::agent::{agent_version, check_reporter, encode, AgentVersion};
 use super::body::{buffer, json, JSON_LIMIT};
 use super::error::ApiError;
 use super::query::Query;
@@ -249,10 +249,10 @@ pub struct PollQuery {
 /// are some (format 2).
 pub async fn agent_poll(
     State(ctx): State<Ctx>,
-    headers: HeaderMap,
+    AgentVersion(version): AgentVersion,
     Query(q): Query<PollQuery>,
 ) -> Result<Response, ApiError> {
-    let format = agent_version(&headers)?.common_format();
+    let format = version.common_format();
     if format < 2 {
         return Err(ApiError::bad_request(
             "sessions need an agent of format 2 or newer",
