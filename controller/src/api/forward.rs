@@ -99,8 +99,7 @@ async fn send_to_leader(
     operator_certificate: Option<(header::HeaderName, header::HeaderValue)>,
 ) -> Response {
     let path = uri.path_and_query().map_or("/", |p| p.as_str());
-    let timeout =
-        std::time::Duration::from_secs(if is_long_poll(&uri, &headers) { 65 } else { 10 });
+    let timeout = std::time::Duration::from_secs(if is_long_poll(uri, headers) { 65 } else { 10 });
     // Between members: over mutual TLS once this member has a certificate.
     let sent = ctx.node.peer_clients().send(leader, |client, base| {
         let mut out = client

@@ -598,7 +598,10 @@ async fn http2_clients_share_one_connection_closed_once_idle() {
         let answer = answer.unwrap();
         assert_eq!(answer.version(), reqwest::Version::HTTP_2);
         // Dated by the listener (hyper's own date is off for HTTP/2: `server::date_header`).
-        let date = answer.headers().get("date").expect("an HTTP/2 answer has a date");
+        let date = answer
+            .headers()
+            .get("date")
+            .expect("an HTTP/2 answer has a date");
         let date = httpdate::parse_http_date(date.to_str().unwrap()).unwrap();
         let off = date.duration_since(now).unwrap_or_else(|e| e.duration());
         assert!(off < Duration::from_secs(30), "date {date:?}, now {now:?}");
