@@ -120,8 +120,8 @@ async fn shutdown_stops_accepting_and_returns_once_connections_end() {
     assert!(TcpStream::connect(addr).await.is_err(), "still accepting");
 }
 
-/// An HTTP/2 answer's date is never indexed by HPACK (its value changes every second), and it is
-/// the same value within a second.
+/// An HTTP/2 answer's date is marked sensitive, so that HPACK never indexes it (its value
+/// changes every second), and it is the current time.
 #[test]
 fn the_date_of_an_answer_is_sensitive_and_current() {
     let date = super::date_header().expect("a date after 1970");

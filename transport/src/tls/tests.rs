@@ -546,9 +546,8 @@ impl axum::serve::Listener for Counting {
 
 /// A client that asks for HTTP/2 sends its requests over its connection, however many wait at
 /// once and for longer than the listener's idle limit, and each answer is dated; the listener
-/// closes that connection
-/// once it has had no request in flight for the limit. A client that asks for nothing still
-/// gets HTTP/1.1.
+/// closes that connection once it has had no request in flight for the limit. A client that
+/// asks for nothing still gets HTTP/1.1.
 #[tokio::test]
 async fn http2_clients_share_one_connection_closed_once_idle() {
     use std::sync::atomic::Ordering::SeqCst;
