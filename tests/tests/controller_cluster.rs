@@ -124,6 +124,17 @@ fn leader_kill9_fails_over_quickly_and_the_old_leader_catches_up() -> Result<()>
         "failover took {failover:?}\n{}",
         lab.logs_tail()
     );
+    // The kernel closed the dead leader's member links: a survivor stood once the voters'
+    // leases were over, without the random election timeout after them.
+    let stood = survivors.iter().any(|&i| {
+        std::fs::read_to_string(lab.log_path(i))
+            .is_ok_and(|log| log.contains("the leader's links closed"))
+    });
+    ensure!(
+        stood,
+        "no survivor stood early after the leader's links closed\n{}",
+        lab.logs_tail()
+    );
     for k in 0..20 {
         let (code, v) = lab.post(
             survivors[k % 2],

@@ -559,17 +559,45 @@ async fn serve(node: &RaftNode, mut io: Box<dyn StreamIo>, peer: TlsPeer) -> std
         &Hello::this_build(node.id()).to_bytes(),
     )
     .await?;
+    match requests(node, &mut io, &peer, member, version).await {
+        Err(e) if closed_by_peer(&e) => {
+            node.member_link_closed(member);
+            match e.kind() {
+                std::io::ErrorKind::UnexpectedEof => Ok(()),
+                _ => Err(e),
+            }
+        }
+        end => end,
+    }
+}
+
+/// Whether a link ended because its other end went away (closed, or its process died), rather
+/// than by this member's choice.
+fn closed_by_peer(e: &std::io::Error) -> bool {
+    use std::io::ErrorKind::*;
+    matches!(
+        e.kind(),
+        UnexpectedEof | ConnectionReset | ConnectionAborted | BrokenPipe
+    )
+}
+
+/// Answers `member`'s requests on an open link until it closes (an error) or stays idle for
+/// [`IDLE`].
+async fn requests(
+    node: &RaftNode,
+    io: &mut Box<dyn StreamIo>,
+    peer: &TlsPeer,
+    member: u64,
+    version: PeerVersion,
+) -> std::io::Result<()> {
     loop {
-        let payload =
-            match tokio::time::timeout(IDLE, read_frame(&mut io, peer_link::MAX_FRAME)).await {
-                Ok(Ok(payload)) => payload,
-                Ok(Err(e)) if e.kind() == std::io::ErrorKind::UnexpectedEof => return Ok(()),
-                Ok(Err(e)) => return Err(e),
-                Err(_) => return Ok(()),
-            };
+        let payload = match tokio::time::timeout(IDLE, read_frame(io, peer_link::MAX_FRAME)).await {
+            Ok(result) => result?,
+            Err(_) => return Ok(()),
+        };
         let (kind, format, body) = peer_link::decode_request(&payload).map_err(invalid)?;
-        if let Err(why) = admitted(node, &peer) {
-            return refuse(&mut io, format, &why).await;
+        if let Err(why) = admitted(node, peer) {
+            return refuse(io, format, &why).await;
         }
         let out = match kind {
             Ok(Kind::Hello) => Err("a member link says hello once".to_string()),
@@ -580,8 +608,8 @@ async fn serve(node: &RaftNode, mut io: Box<dyn StreamIo>, peer: TlsPeer) -> std
             Err(code) => Err(format!("no member link request with code {code}")),
         };
         match out {
-            Ok(body) => answer(&mut io, Status::Ok, format, &body).await?,
-            Err(why) => answer(&mut io, Status::Refused, format, why.as_bytes()).await?,
+            Ok(body) => answer(io, Status::Ok, format, &body).await?,
+            Err(why) => answer(io, Status::Refused, format, why.as_bytes()).await?,
         }
     }
 }

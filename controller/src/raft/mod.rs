@@ -4,6 +4,7 @@
 //! controller a small facade ([`RaftNode`]) in Hoist's own terms.
 
 mod forwarder;
+mod leader_loss;
 pub mod link;
 mod log_store;
 mod network;

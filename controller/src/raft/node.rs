@@ -2,6 +2,7 @@
 //! write a command, read linearizably, report status, change membership, serve RPC bodies.
 
 use super::forwarder::Forwarder;
+use super::leader_loss::LeaderLoss;
 use super::link::Links;
 use super::log_store::LogStore;
 use super::network::Network;
@@ -124,6 +125,8 @@ struct Inner {
     forwarder: Forwarder,
     /// Keeps disk stalls from causing elections.
     stall: Arc<StallGuard>,
+    /// Stands early when the leader's process is gone.
+    leader_loss: Arc<LeaderLoss>,
     /// The versions other members said they run.
     peers: Arc<Peers>,
     /// How this member calls the others (mutual TLS once it has a certificate).
@@ -263,6 +266,9 @@ impl RaftNode {
             clients.clone(),
             links,
         );
+        // openraft's leader lease is the longest election timeout.
+        let lease = Duration::from_millis(settings.election_max_ms);
+        let leader_loss = LeaderLoss::new(lease, stall.clone());
         Ok(RaftNode {
             inner: Arc::new(Inner {
                 id,
@@ -273,6 +279,7 @@ impl RaftNode {
                 membership_lock: Default::default(),
                 proposer,
                 forwarder,
+                leader_loss,
                 stall,
                 peers,
                 clients,
@@ -745,8 +752,10 @@ impl RaftNode {
         sender: Option<u64>,
         version: PeerVersion,
     ) -> Result<Vec<u8>, RpcError> {
-        if sender.is_some() {
+        if let Some(member) = sender {
             self.inner.peers.record(sender, None, version.clone());
+            // On arrival: the voters' leases run from when they handled the same word.
+            self.inner.leader_loss.heard(member);
         }
         if kind == "stall" {
             let notice = StallNotice::decode(body, format)?;
@@ -761,9 +770,17 @@ impl RaftNode {
         let kind = RpcKind::from_path(kind).ok_or_else(|| RpcError::UnknownKind(kind.into()))?;
         let (out, from) = rpc::handle(&self.inner.raft, kind, body, format).await?;
         if sender.is_none() {
+            self.inner.leader_loss.heard(from);
             self.inner.peers.record(Some(from), None, version);
         }
         Ok(out)
+    }
+
+    /// A member link from `member` closed from its end: when `member` is the leader, its
+    /// process may be gone (`raft/leader_loss.rs`).
+    pub fn member_link_closed(&self, member: u64) {
+        let inner = &self.inner;
+        inner.leader_loss.link_closed(member, &inner.raft, inner.id);
     }
 
     /// Asks Raft to build a snapshot now (compacting the log).

@@ -112,8 +112,8 @@ impl StallGuard {
         }
     }
 
-    #[cfg(test)]
-    fn is_holding(&self) -> bool {
+    /// Whether elections are held now.
+    pub fn is_holding(&self) -> bool {
         self.holding.lock().expect("stall lock").is_some()
     }
 
