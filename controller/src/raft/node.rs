@@ -127,6 +127,8 @@ struct Inner {
     stall: Arc<StallGuard>,
     /// Stands early when the leader's process is gone.
     leader_loss: Arc<LeaderLoss>,
+    /// The member links this member opens (Raft's and the forwarder's).
+    links: Arc<Links>,
     /// The versions other members said they run.
     peers: Arc<Peers>,
     /// How this member calls the others (mutual TLS once it has a certificate).
@@ -264,7 +266,7 @@ impl RaftNode {
             settings.op_timeout + Duration::from_secs(2),
             peers.clone(),
             clients.clone(),
-            links,
+            links.clone(),
         );
         // openraft's leader lease is the longest election timeout.
         let lease = Duration::from_millis(settings.election_max_ms);
@@ -280,6 +282,7 @@ impl RaftNode {
                 proposer,
                 forwarder,
                 leader_loss,
+                links,
                 stall,
                 peers,
                 clients,
@@ -780,7 +783,21 @@ impl RaftNode {
     /// process may be gone (`raft/leader_loss.rs`).
     pub fn member_link_closed(&self, member: u64) {
         let inner = &self.inner;
-        inner.leader_loss.link_closed(member, &inner.raft, inner.id);
+        if !inner.leader_loss.link_closed(member, &inner.raft, inner.id) {
+            return;
+        }
+        // This member may stand soon: its vote requests then go over links already open (the
+        // followers of a leader never called one another, so none is).
+        let m = inner.raft.metrics().borrow().clone();
+        let membership = m.membership_config.membership();
+        for voter in membership.voter_ids() {
+            if voter == inner.id || voter == member {
+                continue;
+            }
+            if let Some(node) = membership.get_node(&voter) {
+                inner.links.warm(&node.addr);
+            }
+        }
     }
 
     /// Asks Raft to build a snapshot now (compacting the log).
