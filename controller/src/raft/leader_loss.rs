@@ -44,7 +44,7 @@ pub const MARGIN: Duration = Duration::from_millis(25);
 pub const STAGGER: Duration = Duration::from_millis(40);
 
 /// What this member last heard from a member, and when that member's link last closed (ms since
-/// [`LeaderLoss::epoch`]).
+/// the [`LeaderLoss`] was made).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 struct Word {
     heard_ms: u64,
@@ -103,7 +103,8 @@ impl LeaderLoss {
         words.get(&member).copied()
     }
 
-    /// `member` sent a Raft request that this member handled.
+    /// `member` sent this member a Raft request (noted when it arrives, when the sender is known
+    /// then: the other voters' leases run from when they handled the same word).
     pub fn heard(&self, member: u64) {
         let now = self.now_ms();
         let mut words = self.words.lock().unwrap_or_else(|p| p.into_inner());
@@ -178,7 +179,8 @@ impl LeaderLoss {
             let Some(at) = self.due(&raft, me, leader) else {
                 tracing::debug!(
                     leader,
-                    "raft: the leader spoke after its link closed: no early stand"
+                    "raft: no early stand: the leader spoke after its link closed, or this member \
+                     does not vote"
                 );
                 return;
             };
