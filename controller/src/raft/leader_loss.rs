@@ -15,9 +15,10 @@
 //! its own last word from the leader, and [`MARGIN`] for the others, who heard that word a little
 //! later), each follower [`STAGGER`] after the one before it in the order of member ids, so that
 //! the first one alive is elected before the next stands. The followers of a leader never called
-//! one another, so a follower that may stand opens links to the other voters while it waits
-//! ([`super::link::Links::warm`]): opening one when the vote is asked took 40–45 ms on a loaded
-//! host, and the next follower had stood by then.
+//! one another, so a follower that may stand opens links to the other voters while it waits, once
+//! the leader has missed two heartbeats ([`WARM_AFTER`], [`super::link::Links::warm`]): opening
+//! one when the vote is asked took 40–45 ms on a loaded host, and the next follower had stood by
+//! then. A leader that lives speaks before that, so a link it closes costs no link opened.
 //!
 //! Nothing else changes:
 //! - a link that closes while the leader lives (an idle link, a dropped call) is followed by the
@@ -39,6 +40,9 @@ use std::time::{Duration, Instant};
 /// Past the lease on this member, for the other voters, whose lease began when they handled the
 /// leader's last word to them: a few milliseconds after this member, more on a loaded host.
 pub const MARGIN: Duration = Duration::from_millis(25);
+/// How many heartbeat intervals of silence after a leader's link closed before this member opens
+/// links to the other voters for its vote requests.
+pub const WARM_AFTER: u32 = 2;
 /// Between two followers' early stands: more than a vote takes on a loaded host (2–23 ms
 /// measured), so that the first is elected, or has asked, before the next stands.
 pub const STAGGER: Duration = Duration::from_millis(40);
@@ -76,6 +80,7 @@ fn rank(me: u64, leader: u64, voters: impl IntoIterator<Item = u64>) -> Option<u
 pub struct LeaderLoss {
     epoch: Instant,
     lease: Duration,
+    heartbeat: Duration,
     stall: Arc<StallGuard>,
     words: Mutex<HashMap<u64, Word>>,
     /// Whether a task waits to stand.
@@ -83,11 +88,13 @@ pub struct LeaderLoss {
 }
 
 impl LeaderLoss {
-    /// `lease`: openraft's leader lease, which is `--election-max-ms`.
-    pub fn new(lease: Duration, stall: Arc<StallGuard>) -> Arc<LeaderLoss> {
+    /// `lease`: openraft's leader lease, which is `--election-max-ms`; `heartbeat`:
+    /// `--heartbeat-ms`.
+    pub fn new(lease: Duration, heartbeat: Duration, stall: Arc<StallGuard>) -> Arc<LeaderLoss> {
         Arc::new(LeaderLoss {
             epoch: Instant::now(),
             lease,
+            heartbeat,
             stall,
             words: Mutex::default(),
             waiting: AtomicBool::new(false),
@@ -113,8 +120,15 @@ impl LeaderLoss {
 
     /// A link from `member` closed (its end went away, not this member's idle timeout). When
     /// `member` leads the term this member follows in, this member may stand early: a task waits
-    /// for the time (see the module doc). Answers whether that wait began now.
-    pub fn link_closed(self: &Arc<Self>, member: u64, raft: &Raft<TypeConfig>, me: u64) -> bool {
+    /// for the time (see the module doc), and calls `warm` if the leader stays silent for
+    /// [`WARM_AFTER`] heartbeats.
+    pub fn link_closed(
+        self: &Arc<Self>,
+        member: u64,
+        raft: &Raft<TypeConfig>,
+        me: u64,
+        warm: impl FnOnce() + Send + 'static,
+    ) {
         {
             let now = self.now_ms();
             let mut words = self.words.lock().unwrap_or_else(|p| p.into_inner());
@@ -124,12 +138,12 @@ impl LeaderLoss {
             let m = raft.metrics();
             let m = m.borrow();
             if m.current_leader != Some(member) || m.state != ServerState::Follower {
-                return false;
+                return;
             }
             m.current_term
         };
         if self.waiting.swap(true, Ordering::AcqRel) {
-            return false;
+            return;
         }
         tracing::debug!(
             leader = member,
@@ -138,10 +152,9 @@ impl LeaderLoss {
         );
         let (this, raft) = (self.clone(), raft.clone());
         tokio::spawn(async move {
-            this.stand_when_due(raft, me, member, term).await;
+            this.stand_when_due(raft, me, member, term, warm).await;
             this.waiting.store(false, Ordering::Release);
         });
-        true
     }
 
     /// When this member should stand for `leader`'s succession, from what it heard and the
@@ -162,7 +175,15 @@ impl LeaderLoss {
         )
     }
 
-    async fn stand_when_due(&self, raft: Raft<TypeConfig>, me: u64, leader: u64, term: u64) {
+    async fn stand_when_due(
+        &self,
+        raft: Raft<TypeConfig>,
+        me: u64,
+        leader: u64,
+        term: u64,
+        warm: impl FnOnce(),
+    ) {
+        let mut warm = Some(warm);
         loop {
             let still_follows = {
                 let m = raft.metrics();
@@ -196,7 +217,21 @@ impl LeaderLoss {
                 let _ = raft.trigger().elect().await;
                 return;
             }
-            tokio::time::sleep(Duration::from_millis(at - now)).await;
+            let warm_at = self.word(leader).map_or(now, |w| {
+                w.heard_ms + (self.heartbeat * WARM_AFTER).as_millis() as u64
+            });
+            let next = match warm.take() {
+                Some(w) if now >= warm_at => {
+                    w();
+                    at
+                }
+                Some(w) => {
+                    warm = Some(w);
+                    warm_at.min(at)
+                }
+                None => at,
+            };
+            tokio::time::sleep(Duration::from_millis(next - now)).await;
         }
     }
 }
@@ -232,7 +267,7 @@ mod tests {
 
     #[test]
     fn words_are_kept_by_member() {
-        let loss = LeaderLoss::new(LEASE, StallGuard::new(LEASE));
+        let loss = LeaderLoss::new(LEASE, LEASE / 4, StallGuard::new(LEASE));
         assert_eq!(loss.word(2), None);
         loss.heard(2);
         let w = loss.word(2).unwrap();

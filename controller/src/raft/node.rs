@@ -270,7 +270,8 @@ impl RaftNode {
         );
         // openraft's leader lease is the longest election timeout.
         let lease = Duration::from_millis(settings.election_max_ms);
-        let leader_loss = LeaderLoss::new(lease, stall.clone());
+        let heartbeat = Duration::from_millis(settings.heartbeat_ms);
+        let leader_loss = LeaderLoss::new(lease, heartbeat, stall.clone());
         Ok(RaftNode {
             inner: Arc::new(Inner {
                 id,
@@ -783,21 +784,25 @@ impl RaftNode {
     /// process may be gone (`raft/leader_loss.rs`).
     pub fn member_link_closed(&self, member: u64) {
         let inner = &self.inner;
-        if !inner.leader_loss.link_closed(member, &inner.raft, inner.id) {
-            return;
-        }
-        // This member may stand soon: its vote requests then go over links already open (the
+        // If this member may stand soon, its vote requests go over links already open (the
         // followers of a leader never called one another, so none is).
-        let m = inner.raft.metrics().borrow().clone();
-        let membership = m.membership_config.membership();
-        for voter in membership.voter_ids() {
-            if voter == inner.id || voter == member {
-                continue;
+        let node = self.clone();
+        let warm = move || {
+            let inner = &node.inner;
+            let m = inner.raft.metrics().borrow().clone();
+            let membership = m.membership_config.membership();
+            for voter in membership.voter_ids() {
+                if voter == inner.id || voter == member {
+                    continue;
+                }
+                if let Some(peer) = membership.get_node(&voter) {
+                    inner.links.warm(&peer.addr);
+                }
             }
-            if let Some(node) = membership.get_node(&voter) {
-                inner.links.warm(&node.addr);
-            }
-        }
+        };
+        inner
+            .leader_loss
+            .link_closed(member, &inner.raft, inner.id, warm);
     }
 
     /// Asks Raft to build a snapshot now (compacting the log).
