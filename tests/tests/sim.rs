@@ -61,17 +61,20 @@ fn sim_fills_a_small_cluster_and_reschedules_killed_nodes() -> Result<()> {
         v["controllers"]["members"].as_array().map(Vec::len) == Some(3),
         "{v:#}"
     );
-    // Each node holds its three long polls, heartbeats and reports on one connection (HTTP/2):
-    // five per node over HTTP/1.1. The members' links and the operator's make the rest.
-    let connections: u64 = v["controllers"]["members"]
+    // Each node holds its three long polls, heartbeats and reports on one connection (HTTP/2) to
+    // the leader: five per node over HTTP/1.1. The leader's member links and the operator's make
+    // the rest, fewer than one per node; how many links the members hold varies with the load
+    // (a CI run counted 32 on the leader and 11 on its followers, 28-29 and 7-8 in others).
+    let leader_connections = v["controllers"]["members"]
         .as_array()
         .into_iter()
         .flatten()
-        .filter_map(|m| m["connections_before_services"].as_u64())
-        .sum();
+        .find(|m| m["leader"] == true)
+        .and_then(|m| m["connections_before_services"].as_u64())
+        .context("no leader among the members")?;
     ensure!(
-        connections > 20 && connections <= 40,
-        "{connections} connections: {v:#}"
+        leader_connections > 20 && leader_connections < 40,
+        "{leader_connections} connections on the leader (20 nodes): {v:#}"
     );
     let lat = &v["assignment_latency"];
     ensure!(lat["finished"] == true && lat["seen"] == 20, "{v:#}");
