@@ -17,7 +17,7 @@
 //! the first one alive is elected before the next stands. The followers of a leader never called
 //! one another, so a follower that may stand opens links to the other voters while it waits, once
 //! the leader has missed two heartbeats ([`WARM_AFTER`], [`super::link::Links::warm`]): opening
-//! one when the vote is asked took 40–45 ms on a loaded host, and the next follower had stood by
+//! one when the vote is asked took about 44 ms on a loaded host, and the next follower had stood by
 //! then. A leader that lives speaks before that, so a link it closes costs no link opened.
 //!
 //! Nothing else changes:

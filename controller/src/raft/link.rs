@@ -265,7 +265,7 @@ impl Links {
 
     /// Opens a link to `addr` for a call about to come, unless one is idle there: a follower
     /// that may soon stand for election asks its votes over links already open, where opening
-    /// one first took 40–45 ms on a loaded host (`raft/leader_loss.rs`). The link waits in the
+    /// one first took about 44 ms on a loaded host (`raft/leader_loss.rs`). The link waits in the
     /// pool like any other.
     pub fn warm(&self, addr: &str) {
         let Some(config) = self.clients.stream_tls() else {
