@@ -8,6 +8,10 @@
 //! those parts as traits at construction; [`testing`] has a recording fake of each, so that the
 //! manager runs in unit tests as a normal user.
 
+// The docs are read with private items (`cargo doc --document-private-items`, as CI builds
+// them), where a module's doc may point at the private helpers it explains.
+#![allow(rustdoc::private_intra_doc_links)]
+
 pub mod api;
 pub mod api_body;
 pub mod api_commit;

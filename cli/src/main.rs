@@ -1,6 +1,10 @@
 //! `hoist`: the command-line client of Hoist. Container and image commands talk to a node agent
 //! over its unix socket, Docker-style; service and cluster commands talk to the controllers.
 
+// Doc comments here are also clap's `--help` text, which writes optional parts in brackets
+// (`IMAGE[:TAG]`, `USER[:GROUP]`): rustdoc would take them for links.
+#![allow(rustdoc::broken_intra_doc_links)]
+
 mod autoscale;
 mod ca;
 mod client;

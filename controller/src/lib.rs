@@ -10,6 +10,10 @@
 //! - [`metrics`]: what `GET /metrics` answers.
 //! - [`ui`]: the web dashboard at `/ui`, files compiled into the binary.
 
+// The docs are read with private items (`cargo doc --document-private-items`, as CI builds
+// them), where a module's doc may point at the private helpers it explains.
+#![allow(rustdoc::private_intra_doc_links)]
+
 pub mod api;
 pub mod autoscale;
 pub mod credentials;

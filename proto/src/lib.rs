@@ -2,7 +2,7 @@
 //!
 //! This crate depends on nothing of ours so that every part can speak it. The agent's local API is
 //! JSON over HTTP on a unix socket; these types are its request and response bodies.
-//! What is persisted or sent between processes is versioned: see [`format`].
+//! What is persisted or sent between processes is versioned: see [`mod@format`].
 
 pub mod agent;
 pub mod capabilities;

@@ -8,7 +8,7 @@
 //! read at scrape time straight from the files the kernel keeps (cgroup v1 or v2 and
 //! `/proc/PID/net/dev`, [`sample`]) on two threads, no process started, so a scrape of 200
 //! containers stays well under the 50 ms a 15 s scrape interval can afford; probes and pulls
-//! are recorded as they happen ([`events`]).
+//! are recorded as they happen ([`mod@events`]).
 //!
 //! Separate from the local API's unix socket on purpose: a scraper gets numbers, never the
 //! container API. The default listens on loopback only; `--metrics-listen none` turns it off.

@@ -20,7 +20,7 @@
 //! - MTU: the tunnel's is the underlay's minus WireGuard's 80 bytes, and the bridge and every
 //!   container interface get the same, so no TCP flow black-holes on a full-size segment.
 //! - Seam: everything that touches the kernel or the device is the [`Tunnel`] trait; the diff
-//!   of peers ([`plan`]) is pure.
+//!   of peers ([`mod@plan`]) is pure.
 
 pub mod helper;
 pub mod keys;

@@ -1,7 +1,7 @@
 //! Compose files → Hoist service specs, without contacting anyone: what `hoist stack config`
 //! prints and what `hoist stack deploy` will apply.
 //!
-//! [`load`] is the pure core (files come in as bytes, other files through a [`FileSource`]);
+//! [`load`](fn@load) is the pure core (files come in as bytes, other files through a [`FileSource`]);
 //! [`load_from_disk`] is the thin I/O wrapper reading the `-c` files, the `.env` next to the
 //! first one, `env_file`s and `extends` files from the disk.
 //!
@@ -198,7 +198,7 @@ pub fn load(
     load_shown(stack, files, env, dotenv_dir, source, None)
 }
 
-/// [`load`], naming files in errors relative to `shown_from` when they are below it.
+/// [`load`](fn@load), naming files in errors relative to `shown_from` when they are below it.
 pub fn load_shown(
     stack: &str,
     files: &[(PathBuf, Vec<u8>)],
@@ -254,7 +254,7 @@ pub fn load_shown(
     loader.finish(stack, roots)
 }
 
-/// [`load`] from the disk: reads `paths` (made absolute, so relative bind mounts become absolute
+/// [`load`](fn@load) from the disk: reads `paths` (made absolute, so relative bind mounts become absolute
 /// paths), with `.env` from the first file's directory.
 pub fn load_from_disk(
     stack: &str,

@@ -4,7 +4,7 @@
 //! - [`feasible`]: can this node take one more replica of this service? If not, why not.
 //! - [`rank`]: among the nodes that can, which one: spread over a label, then over nodes, least
 //!   loaded first, node id as the final tie-break (deterministic).
-//! - [`reconcile`]: desired state vs tasks → a [`hoist_proto::raft::Plan`] (placements, stops,
+//! - [`reconcile`](fn@reconcile): desired state vs tasks → a [`hoist_proto::raft::Plan`] (placements, stops,
 //!   rolling-update steps) and, for what cannot be placed, an explanation per node.
 
 pub mod feasible;

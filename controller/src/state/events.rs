@@ -8,7 +8,7 @@
 //! keeps `apply` as it is and tells the same thing whichever path changed a record (a plan, a
 //! stack rollback, a batch).
 //!
-//! Pure: [`Before::of`] notes those records before the command is applied, [`derive`] compares
+//! Pure: [`Before::of`] notes those records before the command is applied, [`derive`](fn@derive) compares
 //! them with the state after it. The events are not part of the state (not in snapshots, not
 //! hashed): a member keeps the recent ones in memory (`crate::events`).
 

@@ -9,7 +9,7 @@
 //! of `jge` tests: 182 instructions for Docker's profile, and about 7 comparisons for any call.
 //! The `clone3` `ENOSYS` answer is a leaf of the same tree, not a second filter.
 //!
-//! Pure: [`program`] returns the instructions; [`run`] is an interpreter of the subset it uses,
+//! Pure: [`program`] returns the instructions; `run` (in tests) is an interpreter of the subset it uses,
 //! so tests compare the program with [`Profile::verdict`] for every call number.
 
 use super::{ArgCheck, Profile};
