@@ -8,9 +8,11 @@
 # in its own target dir, since heaptrack hooks malloc. ROLE=leader (default) starts the other two
 # members with election timeouts of a minute, so that the profiled member, slowed by heaptrack,
 # keeps leading; ROLE=any leaves them at the defaults (the profiled member then often ends a
-# follower). Not part of the test suite.
+# follower). HOLD=1 (with COST=leaked) kills the member while the simulated nodes are still
+# connected, 10 s after the fill: "leaked" then includes what their connections hold. Not part of
+# the test suite.
 #
-#   bench/heap-profile.sh         NODES=1000 TASKS=10000 COST=leaked ROLE=leader OUT=/tmp/hoist-heap-profile
+#   bench/heap-profile.sh         NODES=1000 TASKS=10000 COST=leaked ROLE=leader HOLD=0 OUT=/tmp/hoist-heap-profile
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$PWD
@@ -21,6 +23,8 @@ COST=${COST:-leaked}
 case $COST in leaked | peak) ;; *) echo "COST=$COST: leaked or peak" >&2; exit 2 ;; esac
 ROLE=${ROLE:-leader}
 case $ROLE in leader | any) ;; *) echo "ROLE=$ROLE: leader or any" >&2; exit 2 ;; esac
+HOLD=${HOLD:-0}
+case $HOLD in 0) ;; 1) [ "$COST" = leaked ] || { echo "HOLD=1 needs COST=leaked" >&2; exit 2; } ;; *) echo "HOLD=$HOLD: 0 or 1" >&2; exit 2 ;; esac
 command -v heaptrack >/dev/null || { apt-get update -qq && apt-get install -y -qq heaptrack >/dev/null; }
 [ -f "$HOME/.cargo/env" ] && . "$HOME/.cargo/env"
 export CARGO_TARGET_DIR=${HEAP_TARGET_DIR:-$root/target/heap-profile}
@@ -74,8 +78,21 @@ echo "before (member 1's RSS includes heaptrack's own): $(rss)" | tee "$OUT/rss"
   done ) &
 sampler=$!
 pids+=("$sampler") # stopped by the cleanup too, should the fill fail
-"$sim" --nodes "$NODES" --tasks "$TASKS" --json --timeout 5m --kill-nodes 0 \
-  --controller 127.0.0.1:28001,127.0.0.1:28002,127.0.0.1:28003 >"$OUT/sim.json"
+sim_args=(--nodes "$NODES" --tasks "$TASKS" --json --timeout 5m --kill-nodes 0
+  --controller 127.0.0.1:28001,127.0.0.1:28002,127.0.0.1:28003)
+if [ "$HOLD" = 1 ]; then
+  # The nodes stay connected through the idle phase; the member is looked at 10 s into it.
+  "$sim" "${sim_args[@]}" --idle-secs 60 >"$OUT/sim.json" 2>"$OUT/sim.log" &
+  sim_pid=$!
+  pids+=("$sim_pid")
+  until grep -q "all running; idle" "$OUT/sim.log"; do
+    kill -0 "$sim_pid" 2>/dev/null || { echo "hoist-sim ended before the fill did:" >&2; cat "$OUT/sim.log" >&2; exit 1; }
+    sleep 0.5
+  done
+  sleep 10
+else
+  "$sim" "${sim_args[@]}" >"$OUT/sim.json"
+fi
 kill "$sampler" 2>/dev/null || true
 echo "connections to member 1 during the fill, at most: $(cat "$OUT/connections" 2>/dev/null || echo 0)" | tee -a "$OUT/rss"
 echo "after the fill of $TASKS tasks on $NODES nodes: $(rss)" | tee -a "$OUT/rss"

@@ -431,6 +431,13 @@ async fn measure(
     let skip = || Outcome::failed("not run: the fill did not finish");
     let not_own = || Outcome::failed("not run: needs the simulator's own cluster");
     if args.idle_secs > 0 {
+        if filled {
+            // Scripts wait for this line to look at the members while the nodes stay connected.
+            eprintln!(
+                "hoist-sim: all running; idle for {} s with every node connected",
+                args.idle_secs
+            );
+        }
         report.idle = Some(if filled {
             phases::idle(&ctx, own.as_deref_mut(), args.idle_secs).await
         } else {
