@@ -20,8 +20,8 @@ use hoist_proto::format::{Codec, PeerVersion, OLDEST, PROTOBUF_MEDIA_TYPE};
 use hoist_proto::held_specs::HeldSpecs;
 use hoist_proto::node::{
     parse_join_token, Assignment, Assignments, CertificateRequest, CertificateResponse, Heartbeat,
-    HeartbeatAck, Overlay, OverlayPeer, RegisterRequest, RegisterResponse, ReplicaAddress,
-    ServiceAddresses, ServiceEndpoints, StatusAck, StatusReport, POSTCARD_MEDIA_TYPE,
+    HeartbeatAck, Overlay, RegisterRequest, RegisterResponse, ReplicaAddress, ServiceAddresses,
+    ServiceEndpoints, StatusAck, StatusReport, POSTCARD_MEDIA_TYPE,
 };
 use hoist_proto::quantity::Quantity;
 use hoist_proto::raft::{Command, Response as RaftResponse};
@@ -460,7 +460,7 @@ pub async fn assignments(
         let tasks = tasks_for(s, &q.node, format, holds);
         let (overlay, overlay_index) = match format {
             0 | 1 => (None, 0),
-            _ => overlay_for_poll(s, &q.node, q.overlay_index),
+            _ => overlay_for_poll(s, &q.node, q.overlay_index, &ctx.overlay_peers),
         };
         Assignments {
             index,
@@ -619,51 +619,22 @@ fn poll_index(s: &crate::state::State, node: &str, format: u32) -> u64 {
 /// none), and the index it is as of. Every peer of a large cluster is most of an answer's size
 /// and of the leader's time to make it, so a poll that holds one gets it only when it changed,
 /// and then only the peers changed since `held` (a node's `overlay_generation` is the index of
-/// its record's last change).
-fn overlay_for_poll(s: &crate::state::State, node: &str, held: u64) -> (Option<Overlay>, u64) {
+/// its record's last change), found in `peers` without a walk of every node.
+fn overlay_for_poll(
+    s: &crate::state::State,
+    node: &str,
+    held: u64,
+    peers: &super::overlay_peers::Cache,
+) -> (Option<Overlay>, u64) {
     let at = s.overlay_index;
-    let overlay = match held {
-        0 => overlay_of(s, node, 0),
+    let since = match held {
+        0 => 0,
         // A member behind the one that answered before: the whole overlay.
-        h if h > at => overlay_of(s, node, 0),
-        h if h == at => None,
-        h => overlay_of(s, node, h),
+        h if h > at => 0,
+        h if h == at => return (None, at),
+        h => h,
     };
-    (overlay, at)
-}
-
-/// The overlay as `node` must wire it, once the cluster has an address plan: every peer, or
-/// with `changed_since` those whose record changed after it.
-fn overlay_of(s: &crate::state::State, node: &str, changed_since: u64) -> Option<Overlay> {
-    let net = s.network.as_ref()?;
-    let me = s.nodes.get(node)?;
-    let mut peer_count = 0;
-    let mut peers = Vec::new();
-    for n in s.nodes.values().filter(|n| n.id != node) {
-        let (Some(key), Some(endpoint), Some(subnet)) =
-            (&n.wg_public_key, &n.wg_endpoint, &n.subnet)
-        else {
-            continue;
-        };
-        peer_count += 1;
-        if n.overlay_generation > changed_since {
-            peers.push(OverlayPeer {
-                node: n.id.clone(),
-                public_key: key.clone(),
-                endpoint: endpoint.clone(),
-                subnet: subnet.clone(),
-                generation: n.overlay_generation,
-            });
-        }
-    }
-    Some(Overlay {
-        cluster_cidr: net.cidr.clone(),
-        subnet: me.subnet.clone(),
-        problem: me.overlay_problem.clone(),
-        peers,
-        changed_since,
-        peer_count: if changed_since == 0 { 0 } else { peer_count },
-    })
+    (peers.peers(s).overlay(s, node, since), at)
 }
 
 /// `GET /v1/agent/endpoints?index=N&wait_ms=M[&changed=1|2]`: every service's ready replicas,
@@ -1632,6 +1603,8 @@ mod tests {
     #[test]
     fn the_overlay_is_sent_only_when_it_changed_since_the_index_the_agent_holds() {
         let mut st = State::default();
+        // One cache through every change, as the leader keeps one.
+        let cache = crate::api::overlay_peers::Cache::default();
         st.apply_at(1, &req(1, Command::SetClusterFormat { format: 2 }));
         let plan = ClusterNetwork {
             cidr: "10.200.0.0/16".into(),
@@ -1643,16 +1616,16 @@ mod tests {
         register(&mut st, 4, "b", 2);
 
         // An agent that holds none (or an older agent, which never says) gets it all.
-        let (full, at) = overlay_for_poll(&st, "a", 0);
+        let (full, at) = overlay_for_poll(&st, "a", 0, &cache);
         let full = full.expect("the overlay");
         assert_eq!(at, 4);
         assert_eq!(full.subnet.as_deref(), Some("10.200.0.0/24"));
         let peers: Vec<&str> = full.peers.iter().map(|p| p.node.as_str()).collect();
         assert_eq!(peers, ["b"]);
         // Holding the current one: left out, at the same index.
-        assert_eq!(overlay_for_poll(&st, "a", 4), (None, 4));
+        assert_eq!(overlay_for_poll(&st, "a", 4, &cache), (None, 4));
         // Holding an index this member has not reached (a leader behind): sent.
-        assert!(overlay_for_poll(&st, "a", 9).0.is_some());
+        assert!(overlay_for_poll(&st, "a", 9, &cache).0.is_some());
 
         // A change no peer sees (a label) keeps it left out; a new peer sends it again.
         st.apply_at(
@@ -1666,25 +1639,28 @@ mod tests {
                 },
             ),
         );
-        assert_eq!(overlay_for_poll(&st, "a", 4), (None, 4));
+        assert_eq!(overlay_for_poll(&st, "a", 4, &cache), (None, 4));
         register(&mut st, 6, "c", 3);
-        let (changes, at) = overlay_for_poll(&st, "a", 4);
+        let (changes, at) = overlay_for_poll(&st, "a", 4, &cache);
         let changes = changes.expect("the changes");
         assert_eq!(at, 6);
         let peers: Vec<&str> = changes.peers.iter().map(|p| p.node.as_str()).collect();
         assert_eq!(peers, ["c"], "only the new peer");
         assert_eq!((changes.changed_since, changes.peer_count), (4, 2));
         let merged = changes.merge(Some(&full)).expect("adds up");
-        assert_eq!(Some(merged.clone()), overlay_for_poll(&st, "a", 0).0);
+        assert_eq!(
+            Some(merged.clone()),
+            overlay_for_poll(&st, "a", 0, &cache).0
+        );
 
         // A removed peer: the changes do not add up with what is held, and the agent then asks
         // for the whole overlay.
         st.apply_at(7, &req(7, Command::RemoveNode { id: "b".into() }));
-        let (changes, at) = overlay_for_poll(&st, "a", 6);
+        let (changes, at) = overlay_for_poll(&st, "a", 6, &cache);
         assert_eq!(at, 7);
         assert_eq!(changes.clone().unwrap().peer_count, 1);
         assert_eq!(changes.unwrap().merge(Some(&merged)), None);
-        let whole = overlay_for_poll(&st, "a", 0).0.unwrap();
+        let whole = overlay_for_poll(&st, "a", 0, &cache).0.unwrap();
         let peers: Vec<String> = whole.peers.into_iter().map(|p| p.node).collect();
         assert_eq!(peers, ["c"]);
     }

@@ -21,6 +21,7 @@ mod metrics;
 mod openapi;
 mod operator_certs;
 mod orchestration;
+mod overlay_peers;
 mod query;
 mod services;
 mod sessions;
@@ -78,6 +79,8 @@ pub struct CtxParts {
     pub pki: Arc<crate::pki::Pki>,
     /// The endpoints answers given lately (`api/endpoint_answers.rs`).
     pub endpoint_answers: Arc<endpoint_answers::Answers>,
+    /// The overlay's peers at the newest overlay index answered from (`api/overlay_peers.rs`).
+    pub overlay_peers: Arc<overlay_peers::Cache>,
 }
 
 impl Ctx {
@@ -103,6 +106,7 @@ impl Ctx {
             sessions: Arc::default(),
             usage: Arc::default(),
             endpoint_answers: Arc::default(),
+            overlay_peers: Arc::default(),
             keyring,
             pki: Arc::new(pki),
         }))
