@@ -94,18 +94,26 @@ impl Peers {
             changed.into_iter().map(|i| self.by_id[i].clone()).collect()
         };
         let peer_count = self.by_id.len() - usize::from(mine.is_some());
-        Some(Overlay {
-            cluster_cidr: net.cidr.clone(),
-            subnet: me.subnet.clone(),
-            problem: me.overlay_problem.clone(),
-            peers,
-            changed_since,
-            peer_count: if changed_since == 0 {
-                0
-            } else {
-                peer_count as u64
-            },
-        })
+        Some(answer(net, me, peers, changed_since, peer_count as u64))
+    }
+}
+
+/// The overlay answer of node `me` listing `peers`, out of `peer_count` in all.
+fn answer(
+    net: &hoist_proto::cluster::ClusterNetwork,
+    me: &hoist_proto::cluster::Node,
+    peers: Vec<OverlayPeer>,
+    changed_since: u64,
+    peer_count: u64,
+) -> Overlay {
+    Overlay {
+        cluster_cidr: net.cidr.clone(),
+        subnet: me.subnet.clone(),
+        problem: me.overlay_problem.clone(),
+        peers,
+        changed_since,
+        // Said only with `changed_since`, for the agent's merge.
+        peer_count: if changed_since == 0 { 0 } else { peer_count },
     }
 }
 
@@ -139,7 +147,8 @@ mod tests {
     use hoist_proto::raft::Command;
     use proptest::prelude::*;
 
-    /// What every answer did before this module: a walk of every node.
+    /// What every answer did before this module: a walk of every node (the answer's other
+    /// fields are filled alike).
     fn walk(s: &State, node: &str, changed_since: u64) -> Option<Overlay> {
         let net = s.network.as_ref()?;
         let me = s.nodes.get(node)?;
@@ -162,14 +171,7 @@ mod tests {
                 });
             }
         }
-        Some(Overlay {
-            cluster_cidr: net.cidr.clone(),
-            subnet: me.subnet.clone(),
-            problem: me.overlay_problem.clone(),
-            peers,
-            changed_since,
-            peer_count: if changed_since == 0 { 0 } else { peer_count },
-        })
+        Some(answer(net, me, peers, changed_since, peer_count))
     }
 
     /// A change to the nodes: (what, which node, which endpoint).
