@@ -9,12 +9,14 @@
 //! (`bench/results/overlay-peers-2026-12-08.md`).
 //!
 //! Here the peers are listed once per overlay index, in node id order and by generation, so an
-//! answer costs a binary search and the changed peers it lists. The overlay index alone says
-//! which list is right: it is the Raft index of the last change to any peer's record, so two
-//! states at the same overlay index have the same peers (the same argument lets a poll that
-//! holds the current index be answered without any). The parts of an answer that are the
-//! polling node's own (its subnet, its problem) and the cluster's plan are read from the state
-//! of each answer, not from here.
+//! answer costs a binary search and the changed peers it lists. The overlay index says which list
+//! is right: it is the Raft index of the last change to any peer's record, so two states at the
+//! same overlay index have the same peers (the same argument lets a poll that holds the current
+//! index be answered without any). That holds between two restores only: a restored image brings
+//! the overlay index of its own time. So the list is keyed by the state's floor too
+//! (`state/endpoint_changes.rs`), which a restore or an installed snapshot raises. The parts of
+//! an answer that are the polling node's own (its subnet, its problem) and the cluster's plan
+//! are read from the state of each answer, not from here.
 
 use crate::state::State;
 use hoist_proto::node::{Overlay, OverlayPeer};
@@ -26,6 +28,8 @@ use std::sync::{Arc, Mutex};
 pub struct Peers {
     /// The overlay index these are the peers of.
     at: u64,
+    /// The state's floor then (raised by a restore or an installed snapshot).
+    floor: u64,
     /// In node id order, the order answers list them in.
     by_id: Vec<OverlayPeer>,
     /// Positions in `by_id`, by the peer's generation (the index of its record's last change).
@@ -60,6 +64,7 @@ impl Peers {
         by_generation.sort_by_key(|&i| by_id[i].generation);
         Peers {
             at: s.overlay_index,
+            floor: s.endpoint_changes.floor(),
             by_id,
             by_generation,
         }
@@ -127,9 +132,10 @@ impl Cache {
     /// others woken by the same change wait for it rather than list them again.
     pub fn peers(&self, s: &State) -> Arc<Peers> {
         let mut held = self.0.lock().expect("overlay peers lock");
+        let of_s = (s.endpoint_changes.floor(), s.overlay_index);
         match &*held {
-            Some(p) if p.at == s.overlay_index => p.clone(),
-            Some(p) if p.at > s.overlay_index => Arc::new(Peers::of(s)),
+            Some(p) if (p.floor, p.at) == of_s => p.clone(),
+            Some(p) if (p.floor, p.at) > of_s => Arc::new(Peers::of(s)),
             _ => {
                 let p = Arc::new(Peers::of(s));
                 *held = Some(p.clone());
@@ -283,5 +289,27 @@ mod tests {
         let after = cache.peers(&st);
         assert!(!Arc::ptr_eq(&new, &after));
         assert_eq!(after.by_id.len(), 1);
+    }
+
+    #[test]
+    fn a_restored_image_at_the_same_overlay_index_gets_its_own_peers() {
+        // Two histories whose overlays last changed at the same index, with other peers.
+        let mut st = planned(28);
+        apply(&mut st, 3, &Op::Register(1, 1));
+        let mut image = planned(28);
+        apply(&mut image, 3, &Op::Register(2, 1));
+        assert_eq!(st.overlay_index, image.overlay_index);
+        let cache = Cache::default();
+        assert_eq!(cache.peers(&st).by_id[0].node, "n01");
+        let bytes = crate::state::encode_snapshot(&image, 2).unwrap();
+        st.apply_at(4, &req(4, Command::Restore(bytes)));
+        assert_eq!(st.overlay_index, 3, "the image's own");
+        let restored = cache.peers(&st);
+        assert_eq!(restored.by_id[0].node, "n02");
+        assert_eq!(
+            restored.overlay(&st, "n01", 0),
+            walk(&st, "n01", 0),
+            "n01 is no longer registered"
+        );
     }
 }
