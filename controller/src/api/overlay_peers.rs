@@ -72,7 +72,7 @@ impl Peers {
 
     /// The overlay as `node` must wire it, once the cluster has an address plan: every peer, or
     /// with `changed_since` those whose record changed after it. `s` is the state these peers
-    /// were listed from, or one at the same overlay index.
+    /// were listed from, or one at the same overlay index and floor.
     pub fn overlay(&self, s: &State, node: &str, changed_since: u64) -> Option<Overlay> {
         let net = s.network.as_ref()?;
         let me = s.nodes.get(node)?;
